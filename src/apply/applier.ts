@@ -1,0 +1,192 @@
+import type { Logger } from 'pino';
+import type { Batch, BatchPlan } from '../capture/plan.js';
+import type { EnvironmentConfig, Settings } from '../config/schema.js';
+import type { ExecutionRecord, SourceStore } from '../source/store.js';
+import { admit, type CompiledRule } from './rules.js';
+import { Target } from './target.js';
+
+const FETCH_LIMIT = 200;
+
+export interface ApplierDeps {
+  environment: EnvironmentConfig;
+  settings: Settings;
+  store: SourceStore;
+  target: Target;
+  plan: (batch: Batch) => Promise<BatchPlan>;
+  isExcludedRole: (role: string) => boolean;
+  logger: Logger;
+}
+
+type Outcome = 'next' | 'wait';
+
+/**
+ * Carries batches to one environment, strictly in source commit order. It waits (and
+ * retries) on a failure rather than skip ahead, so order is never broken; other
+ * environments have their own applier and never wait for this one.
+ */
+export class EnvironmentApplier {
+  /** Last commit_seq carried; undefined until start() has read where to resume. */
+  private cursor: bigint | undefined;
+  private running: Promise<void> | undefined;
+  private rerun = false;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private attempts = 0;
+  /** Set while the environment holds on a permanent failure. */
+  private heldOn: string | undefined;
+  private readonly rules: CompiledRule[];
+  private readonly log: Logger;
+
+  constructor(private readonly deps: ApplierDeps) {
+    this.rules = deps.environment.rules.map((r) => ({
+      action: r.action,
+      ...(r.commandTag !== undefined && { commandTag: r.commandTag }),
+      ...(r.rolePattern !== undefined && { rolePattern: new RegExp(r.rolePattern) }),
+      ...(r.schemaPattern !== undefined && { schemaPattern: new RegExp(r.schemaPattern) }),
+    }));
+    this.log = deps.logger.child({ environment: deps.environment.name });
+  }
+
+  get name(): string {
+    return this.deps.environment.name;
+  }
+
+  async start(): Promise<void> {
+    this.cursor = await this.deps.store.resumePoint(this.name);
+    this.log.info({ resumeAfterCommitSeq: this.cursor.toString() }, 'applier started');
+    this.wake();
+  }
+
+  /** Look for new batches now (a notification, a poll, a reconnect). */
+  wake(): void {
+    if (this.cursor === undefined || this.stopped || this.retryTimer || this.heldOn) return;
+    if (this.running) {
+      this.rerun = true;
+      return;
+    }
+    this.running = this.drain().finally(() => {
+      this.running = undefined;
+      if (this.rerun) {
+        this.rerun = false;
+        this.wake();
+      }
+    });
+  }
+
+  /** Stops after the batch in flight; resolves when it is recorded. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    await this.running;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (!this.stopped) {
+        const batches = await this.deps.store.batchesAfter(this.cursor ?? 0n, this.name, FETCH_LIMIT);
+        if (batches.length === 0) return;
+        for (const batch of batches) {
+          if (this.stopped) return;
+          if ((await this.carry(batch)) === 'wait') return;
+          this.cursor = BigInt(batch.commitSeq);
+          this.attempts = 0;
+        }
+      }
+    } catch (error) {
+      // The source itself failed (reading batches or writing the log): try again later
+      // from the same place; re-applying a batch whose outcome was not recorded is harmless.
+      this.log.error({ err: error }, 'source unavailable while applying; will retry');
+      this.retryLater();
+    }
+  }
+
+  private async carry(batch: Batch): Promise<Outcome> {
+    const log = this.log.child({ batchId: batch.id, commitSeq: batch.commitSeq });
+    const plan = await this.deps.plan(batch);
+    const now = new Date();
+    const record = (fields: Partial<ExecutionRecord> & Pick<ExecutionRecord, 'status'>): Promise<void> =>
+      this.deps.store.recordExecution({
+        batch, environment: this.name, appliedSql: null, startedAt: now, finishedAt: new Date(),
+        durationMs: 0, resultMessage: null, ...fields,
+      });
+
+    if (plan.unreplayable) {
+      log.warn({ reason: plan.unreplayable }, 'batch cannot be replayed as statements');
+      await record({ status: 'skipped', resultMessage: `not replayable: ${plan.unreplayable}` });
+      return 'next';
+    }
+    const admitted: string[] = [];
+    const notes = plan.skipped.map((s) => `statement ${s.ordinal} (${s.tag}) skipped: ${s.reason}`);
+    for (const statement of plan.replay) {
+      const admission = admit(statement, this.rules, this.deps.isExcludedRole);
+      if (admission.admitted) admitted.push(statement.sql);
+      else notes.push(`statement ${statement.ordinal} (${statement.kind}) not carried: ${admission.reason}`);
+    }
+    if (admitted.length === 0) {
+      log.info({ notes }, 'nothing to carry for this environment');
+      await record({ status: 'skipped', resultMessage: notes.join('; ') || 'no permission statement' });
+      return 'next';
+    }
+    // A non-superuser's statement runs as that role, so grantor and permission checks
+    // are the ones it had on the source; a superuser's runs as the sync user.
+    const identity = {
+      searchPath: batch.searchPath,
+      ...(!batch.currentUserIsSuperuser && batch.origin === 'event_trigger' && { runAs: batch.currentUser }),
+    };
+    if (this.deps.settings.dryRun) {
+      const appliedSql = Target.sessionSql(identity, admitted).map((s) => `${s};`).join('\n');
+      log.info({ sql: appliedSql }, 'dry run: would apply');
+      await record({ status: 'dry_run', appliedSql, resultMessage: ['dry run: nothing executed', ...notes].join('; ') });
+      return 'next';
+    }
+
+    const result = await this.deps.target.execute(identity, admitted);
+    const base = {
+      appliedSql: result.appliedSql, startedAt: result.startedAt, finishedAt: result.finishedAt,
+      durationMs: result.durationMs,
+      ...(result.serverVersion !== undefined && { serverVersion: result.serverVersion }),
+      ...(result.connectionTimeMs !== undefined && { connectionTimeMs: result.connectionTimeMs }),
+    };
+    if (!result.error) {
+      log.info({ statements: admitted.length, durationMs: Math.round(result.durationMs) }, 'applied');
+      await record({ ...base, status: 'success', resultMessage: notes.length ? notes.join('; ') : null });
+      if (this.attempts > 0) await this.deps.store.clearRetry(batch, this.name);
+      return 'next';
+    }
+
+    const error = result.error;
+    const where = error.failedSql !== undefined ? `failed at "${error.failedSql}": ` : '';
+    await record({
+      ...base, status: 'failed', resultMessage: where + error.message, failureKind: error.kind,
+      ...(error.code !== undefined && { errorCode: error.code }),
+      ...(error.detail !== undefined && { errorDetail: error.detail }),
+      ...(error.hint !== undefined && { errorHint: error.hint }),
+    });
+    log.error({ sqlstate: error.code, kind: error.kind, detail: error.detail, hint: error.hint, err: error.message }, 'apply failed');
+    if (error.kind === 'permanent') {
+      if (this.deps.environment.onPermanentFailure === 'continue') return 'next';
+      this.heldOn = batch.id;
+      log.error('environment held on a permanent failure: later batches wait until it is resolved and the daemon restarted');
+      return 'wait';
+    }
+    const at = this.retryLater();
+    await this.deps.store.scheduleRetry(batch, this.name, at, error.code, error.message);
+    return 'wait';
+  }
+
+  /**
+   * Exponential backoff from retry_delay_seconds for max_retries attempts; after that
+   * the environment keeps trying at the last interval, since skipping would break order.
+   */
+  private retryLater(): Date {
+    const { retryDelaySeconds, maxRetries } = this.deps.settings;
+    const delay = retryDelaySeconds * 1000 * 2 ** Math.min(this.attempts, maxRetries);
+    this.attempts++;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.wake();
+    }, delay);
+    return new Date(Date.now() + delay);
+  }
+}

@@ -1,0 +1,78 @@
+import { analyzeQuery, UnparsableQueryError, type ReplayStatement, type SkippedStatement } from './statements.js';
+
+/** What the daemon knows of a batch from the source. */
+export interface Batch {
+  id: string;
+  commitSeq: string;
+  origin: 'event_trigger' | 'role_watcher' | 'manual' | 'reconcile';
+  sessionUser: string;
+  currentUser: string;
+  currentUserIsSuperuser: boolean;
+  searchPath: string;
+  backendPid: number;
+  statementStartedAt: Date;
+  committedAt: Date | null;
+  queryText: string;
+  queryMasked: boolean;
+  targetEnvironment: string | null;
+  /** Tags the event trigger recorded, one per permission command, in order. */
+  commandTags: string[];
+}
+
+export interface BatchPlan {
+  batch: Batch;
+  replay: ReplayStatement[];
+  skipped: SkippedStatement[];
+  /** Set when the batch cannot be carried by statement replay; says why. */
+  unreplayable?: string;
+}
+
+/**
+ * Decides what of a batch's query string to replay. The event trigger recorded one tag
+ * per permission command that committed; the parser must account for exactly those, or
+ * the batch is declared unreplayable: better flagged for drift than replayed wrongly.
+ *
+ * @param siblingIds ids of batches written by the same client string, in transaction
+ *   order, when the string committed more than one transaction.
+ */
+export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]>): Promise<BatchPlan> {
+  const plan = (fields: Partial<BatchPlan>): BatchPlan => ({ batch, replay: [], skipped: [], ...fields });
+  let groups;
+  try {
+    groups = analyzeQuery(batch.queryText, {
+      currentUser: batch.currentUser,
+      sessionUser: batch.sessionUser,
+      searchPath: batch.searchPath,
+    });
+  } catch (error) {
+    if (error instanceof UnparsableQueryError) return plan({ unreplayable: error.message });
+    throw error;
+  }
+  if (batch.origin !== 'event_trigger') {
+    // Manual and generated batches carry every statement they hold, in one transaction.
+    return plan({ replay: groups.flatMap((g) => g.replay), skipped: groups.flatMap((g) => g.skipped) });
+  }
+  let index = 0;
+  if (groups.length > 1) {
+    index = (await siblingIds()).indexOf(batch.id);
+  }
+  const group = index >= 0 ? groups[index] : undefined;
+  const expected = group?.firingTags ?? [];
+  if (!sameTags(expected, batch.commandTags)) {
+    return plan({
+      unreplayable:
+        `the trigger saw ${describe(batch.commandTags)} but the statements of the query string account for ${describe(expected)}` +
+        ' (permission commands run inside a DO block, a function or dynamic SQL cannot be replayed as statements);' +
+        ' the next drift check shows what differs',
+    });
+  }
+  return plan({ replay: group?.replay ?? [], skipped: group?.skipped ?? [] });
+}
+
+function sameTags(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((tag, i) => tag === b[i]);
+}
+
+function describe(tags: string[]): string {
+  return tags.length === 0 ? 'no permission command' : `[${tags.join(', ')}]`;
+}

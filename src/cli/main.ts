@@ -1,0 +1,127 @@
+import { Command, CommanderError } from 'commander';
+import pg from 'pg';
+import { ConfigError } from '../config/errors.js';
+import { DEFAULT_CONFIG_PATH, loadConfig, redactUrl } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { startDaemon } from '../daemon.js';
+import { PermsyncError } from '../errors.js';
+import { install, uninstall } from '../install/migrate.js';
+import { createLogger } from '../log.js';
+
+/** Runs the CLI and returns the exit code: 0 ok, 1 a check found a problem, 2 bad usage or configuration. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    return report(error);
+  }
+}
+
+function report(error: unknown): number {
+  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+  if (error instanceof ConfigError) {
+    process.stderr.write(`permsync: invalid configuration:\n${error.issues.map((i) => `  ${i}`).join('\n')}\n`);
+    return 2;
+  }
+  if (error instanceof PermsyncError) {
+    process.stderr.write(`permsync: ${error.message}\n`);
+    return error.exitCode;
+  }
+  const e = error as { message?: string; code?: string };
+  process.stderr.write(`permsync: ${e.message ?? String(error)}${e.code ? ` (SQLSTATE ${e.code})` : ''}\n`);
+  return 1;
+}
+
+function buildProgram(): Command {
+  const program = new Command('permsync')
+    .description('Keeps PostgreSQL roles and privileges the same across environments')
+    .exitOverride()
+    .showHelpAfterError();
+  const withConfig = (command: Command) =>
+    command.option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_PATH);
+
+  withConfig(program.command('install'))
+    .description('install or upgrade permsync on the source database (safe to run again)')
+    .action(async (options: { config: string }) => {
+      const config = await loadConfig(options.config);
+      await withSourceClient(config, async (client) => {
+        const result = await install(client);
+        const applied = result.applied.map((m) => `${m.version} ${m.name}`);
+        process.stdout.write(
+          applied.length
+            ? `installed on ${redactUrl(config.source.url)}: ${applied.join(', ')}\n`
+            : `already up to date on ${redactUrl(config.source.url)}\n`,
+        );
+      });
+    });
+
+  withConfig(program.command('uninstall'))
+    .description('remove every permsync object from the source database, the event trigger included')
+    .action(async (options: { config: string }) => {
+      const config = await loadConfig(options.config);
+      await withSourceClient(config, uninstall);
+      process.stdout.write(`uninstalled from ${redactUrl(config.source.url)}\n`);
+    });
+
+  withConfig(program.command('run'))
+    .description('run the daemon: carry every captured change to every environment')
+    .action(async (options: { config: string }) => {
+      const config = await loadConfig(options.config);
+      const logger = createLogger(config.log.level);
+      const daemon = await startDaemon(config, logger);
+      await new Promise<void>((resolve) => {
+        const shutdown = (signal: string) => {
+          logger.info({ signal }, 'stopping');
+          daemon.stop().then(resolve, (error) => {
+            logger.error({ err: error }, 'error while stopping');
+            resolve();
+          });
+        };
+        process.once('SIGTERM', () => shutdown('SIGTERM'));
+        process.once('SIGINT', () => shutdown('SIGINT'));
+      });
+    });
+
+  withConfig(program.command('test-connection'))
+    .description('check that the source and each environment (or one) accept a connection')
+    .argument('[environment]', 'only this environment')
+    .action(async (only: string | undefined, options: { config: string }) => {
+      const config = await loadConfig(options.config);
+      const envs = config.environments.filter((e) => only === undefined || e.name === only);
+      if (only !== undefined && envs.length === 0) throw new PermsyncError(`no environment named "${only}" in the configuration`, { exitCode: 2 });
+      let failures = 0;
+      for (const [name, url] of [['source', config.source.url] as const, ...envs.map((e) => [e.name, e.url] as const)]) {
+        const started = performance.now();
+        const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: config.settings.connectionTimeoutMs });
+        try {
+          await client.connect();
+          const { rows } = await client.query<{ v: string }>('SHOW server_version');
+          process.stdout.write(`${name.padEnd(12)} ok      ${rows[0]?.v}  ${Math.round(performance.now() - started)} ms\n`);
+        } catch (error) {
+          failures++;
+          process.stdout.write(`${name.padEnd(12)} FAILED  ${(error as Error).message}\n`);
+        } finally {
+          await client.end().catch(() => {});
+        }
+      }
+      process.exitCode = failures ? 1 : 0;
+    });
+
+  return program;
+}
+
+async function withSourceClient<T>(config: Config, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({
+    connectionString: config.source.url,
+    application_name: config.source.applicationName,
+    connectionTimeoutMillis: config.settings.connectionTimeoutMs,
+  });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}

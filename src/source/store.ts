@@ -1,0 +1,132 @@
+import type pg from 'pg';
+import type { Batch } from '../capture/plan.js';
+import type { Config, EnvironmentConfig } from '../config/schema.js';
+import * as Q from './queries.js';
+
+interface BatchRow {
+  id: string;
+  commit_seq: string;
+  origin: Batch['origin'];
+  session_user_name: string;
+  current_user_name: string;
+  current_user_is_superuser: boolean;
+  search_path: string;
+  backend_pid: number;
+  statement_started_at: Date;
+  committed_at: Date | null;
+  query_text: string;
+  query_masked: boolean;
+  target_environment: string | null;
+  command_tags: string[];
+}
+
+function toBatch(row: BatchRow): Batch {
+  return {
+    id: row.id,
+    commitSeq: row.commit_seq,
+    origin: row.origin,
+    sessionUser: row.session_user_name,
+    currentUser: row.current_user_name,
+    currentUserIsSuperuser: row.current_user_is_superuser,
+    searchPath: row.search_path,
+    backendPid: row.backend_pid,
+    statementStartedAt: row.statement_started_at,
+    committedAt: row.committed_at,
+    queryText: row.query_text,
+    queryMasked: row.query_masked,
+    targetEnvironment: row.target_environment,
+    commandTags: row.command_tags,
+  };
+}
+
+export interface ExecutionRecord {
+  batch: Batch;
+  environment: string;
+  appliedSql: string | null;
+  status: 'success' | 'failed' | 'skipped' | 'dry_run';
+  startedAt: Date;
+  finishedAt: Date;
+  durationMs: number;
+  resultMessage: string | null;
+  errorCode?: string;
+  errorDetail?: string;
+  errorHint?: string;
+  failureKind?: 'transient' | 'permanent';
+  serverVersion?: string;
+  connectionTimeMs?: number;
+}
+
+/** The daemon's reads and writes on the source's permsync schema. */
+export class SourceStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async assertInstalled(): Promise<void> {
+    const { rows } = await this.pool.query<{ installed: boolean }>(
+      `SELECT to_regclass('permsync.schema_migrations') IS NOT NULL AS installed`,
+    );
+    if (!rows[0]?.installed) {
+      throw new Error('permsync is not installed on the source database: run `permsync install --config <file>` first');
+    }
+  }
+
+  /** Mirrors the configuration into permsync.environments, sync_rules and config. */
+  async registerConfiguration(config: Config): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      for (const env of config.environments) await this.registerEnvironment(client, env);
+      for (const [key, value] of Object.entries(config.settings)) {
+        await client.query(Q.UPSERT_CONFIG, [key, Array.isArray(value) ? value.join(',') : String(value)]);
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  private async registerEnvironment(client: pg.PoolClient, env: EnvironmentConfig): Promise<void> {
+    await client.query(Q.UPSERT_ENVIRONMENT, [env.name, env.label ?? null, env.priority, env.enabled, env.onPermanentFailure]);
+    await client.query(Q.DELETE_RULES, [env.name]);
+    for (const [position, rule] of env.rules.entries()) {
+      await client.query(Q.INSERT_RULE, [
+        env.name, position + 1, rule.action, rule.commandTag ?? null, rule.rolePattern ?? null, rule.schemaPattern ?? null,
+      ]);
+    }
+  }
+
+  async resumePoint(environment: string): Promise<bigint> {
+    const { rows } = await this.pool.query<{ seq: string }>(Q.RESUME_POINT, [environment]);
+    return BigInt(rows[0]?.seq ?? '0');
+  }
+
+  async batchesAfter(commitSeq: bigint, environment: string, limit: number): Promise<Batch[]> {
+    const { rows } = await this.pool.query<BatchRow>(Q.FETCH_BATCHES_AFTER, [commitSeq.toString(), environment, limit]);
+    return rows.map(toBatch);
+  }
+
+  async siblingBatchIds(batch: Batch): Promise<string[]> {
+    const { rows } = await this.pool.query<{ id: string }>(Q.FETCH_SIBLING_BATCH_IDS, [
+      batch.backendPid, batch.statementStartedAt, batch.queryText,
+    ]);
+    return rows.map((r) => r.id);
+  }
+
+  async recordExecution(r: ExecutionRecord): Promise<void> {
+    await this.pool.query(Q.RECORD_EXECUTION, [
+      r.batch.id, r.environment, r.batch.commitSeq, r.appliedSql, r.status, r.startedAt, r.finishedAt,
+      r.durationMs.toFixed(3), r.resultMessage, r.errorCode ?? null, r.errorDetail ?? null, r.errorHint ?? null,
+      r.failureKind ?? null, r.serverVersion ?? null, r.connectionTimeMs?.toFixed(3) ?? null,
+    ]);
+  }
+
+  async scheduleRetry(batch: Batch, environment: string, at: Date, errorCode: string | undefined, message: string): Promise<void> {
+    await this.pool.query(Q.UPSERT_RETRY, [batch.id, environment, at, errorCode ?? null, message]);
+  }
+
+  async clearRetry(batch: Batch, environment: string): Promise<void> {
+    await this.pool.query(Q.DELETE_RETRY, [batch.id, environment]);
+  }
+}

@@ -1,0 +1,184 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { install, listMigrations, uninstall } from '../src/install/migrate.js';
+import { CAPTURED_TAGS } from '../src/capture/statements.js';
+import { startServer, type TestServer } from './support/servers.js';
+
+let server: TestServer;
+let dba: pg.Client;
+
+interface BatchRow {
+  id: string;
+  query_text: string;
+  query_masked: boolean;
+  current_user_name: string;
+  current_user_is_superuser: boolean;
+  search_path: string;
+  tags: string[];
+  commit_seq: string;
+}
+
+async function batches(): Promise<BatchRow[]> {
+  const { rows } = await dba.query<BatchRow>(`
+    SELECT b.id::text, b.query_text, b.query_masked, b.current_user_name, b.current_user_is_superuser,
+           b.search_path, b.commit_seq::text,
+           (SELECT array_agg(a.command_tag ORDER BY a.id) FROM permsync.audit_log a WHERE a.batch_id = b.id) AS tags
+      FROM permsync.batches b ORDER BY b.commit_seq`);
+  return rows;
+}
+
+async function fresh(): Promise<void> {
+  await dba.query(`SET permsync.capture = 'off';
+    TRUNCATE permsync.audit_log, permsync.execution_log, permsync.retry_queue, permsync.batches;
+    RESET permsync.capture`);
+}
+
+beforeAll(async () => {
+  server = await startServer('capture');
+  dba = new pg.Client(server.url);
+  await dba.connect();
+  await install(dba);
+  await dba.query(`SET permsync.capture = 'off';
+    CREATE ROLE app; CREATE ROLE owner_dba LOGIN PASSWORD 'owner-pw';
+    CREATE SCHEMA sales; CREATE TABLE sales.orders (id int); CREATE TABLE sales.lines (id int);
+    ALTER TABLE sales.lines OWNER TO owner_dba; GRANT USAGE ON SCHEMA sales TO owner_dba;
+    RESET permsync.capture`);
+});
+
+afterAll(async () => {
+  await dba?.end();
+  await server?.destroy();
+});
+
+describe('install', () => {
+  it('records every migration and is harmless to run again', async () => {
+    const second = await install(dba);
+    expect(second.applied).toEqual([]);
+    const { rows } = await dba.query<{ version: number }>('SELECT version FROM permsync.schema_migrations ORDER BY 1');
+    expect(rows.map((r) => r.version)).toEqual((await listMigrations()).map((m) => m.version));
+  });
+
+  it('listens for exactly the tags the statement planner predicts', async () => {
+    const { rows } = await dba.query<{ tags: string[] }>(`SELECT evttags AS tags FROM pg_event_trigger WHERE evtname = 'permsync_capture'`);
+    expect([...(rows[0]?.tags ?? [])].sort()).toEqual([...CAPTURED_TAGS].sort());
+  });
+
+  it('gives PUBLIC nothing in schema permsync', async () => {
+    const { rows } = await dba.query<{ ok: boolean }>(
+      `SELECT has_schema_privilege('public', 'permsync', 'USAGE') AS ok`,
+    );
+    expect(rows[0]?.ok).toBe(false);
+  });
+});
+
+describe('capture', () => {
+  it('writes one batch per client string, with a tag per permission command', async () => {
+    await fresh();
+    await dba.query(`CREATE TABLE sales.tmp (a int); GRANT SELECT ON sales.orders TO app;
+                     REVOKE SELECT ON sales.orders FROM app; ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO app`);
+    const [batch, ...rest] = await batches();
+    expect(rest).toEqual([]);
+    expect(batch?.tags).toEqual(['GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES']);
+    expect(batch).toMatchObject({ current_user_name: 'postgres', current_user_is_superuser: true, search_path: '"$user", public' });
+    await dba.query('DROP TABLE sales.tmp');
+  });
+
+  it('leaves nothing behind for a rolled-back transaction', async () => {
+    await fresh();
+    await dba.query('BEGIN');
+    await dba.query('GRANT SELECT ON sales.orders TO app');
+    await dba.query('ROLLBACK');
+    expect(await batches()).toEqual([]);
+  });
+
+  it('writes a batch per committed transaction when a string holds several', async () => {
+    await fresh();
+    await dba.query(`BEGIN; GRANT SELECT ON sales.orders TO app; COMMIT;
+                     BEGIN; GRANT INSERT ON sales.orders TO app; ROLLBACK;
+                     GRANT UPDATE ON sales.orders TO app`);
+    const rows = await batches();
+    expect(rows.map((b) => b.tags)).toEqual([['GRANT'], ['GRANT']]);
+  });
+
+  it('orders batches by commit, not by when they were written', async () => {
+    await fresh();
+    const other = new pg.Client(server.url);
+    await other.connect();
+    try {
+      await dba.query('BEGIN');
+      await dba.query('GRANT SELECT ON sales.orders TO app'); // written first, committed second
+      await other.query('GRANT INSERT ON sales.lines TO app'); // written and committed second... first
+      await dba.query('COMMIT');
+    } finally {
+      await other.end();
+    }
+    const rows = await batches();
+    expect(rows.map((b) => b.query_text)).toEqual(['GRANT INSERT ON sales.lines TO app', 'GRANT SELECT ON sales.orders TO app']);
+  });
+
+  it('captures ALTER only when it changes an owner', async () => {
+    await fresh();
+    await dba.query('ALTER TABLE sales.orders ADD COLUMN note text');
+    expect(await batches()).toEqual([]);
+    await dba.query('ALTER TABLE sales.orders OWNER TO app');
+    expect((await batches()).map((b) => b.tags)).toEqual([['ALTER TABLE']]);
+    await dba.query('ALTER TABLE sales.orders OWNER TO postgres; ALTER TABLE sales.orders DROP COLUMN note');
+  });
+
+  it("captures a non-superuser's grant, who has no privilege on schema permsync", async () => {
+    await fresh();
+    const owner = new pg.Client(server.urlFor('postgres', 'owner_dba', 'owner-pw'));
+    await owner.connect();
+    try {
+      await owner.query('SET search_path = sales, public');
+      await owner.query('GRANT SELECT ON lines TO app');
+    } finally {
+      await owner.end();
+    }
+    const [batch] = await batches();
+    expect(batch).toMatchObject({ current_user_name: 'owner_dba', current_user_is_superuser: false, search_path: 'sales, public' });
+  });
+
+  it('never stores a password typed in the same string', async () => {
+    await fresh();
+    await dba.query(`CREATE ROLE temp_login LOGIN PASSWORD 'hunter2-secret'; GRANT SELECT ON sales.orders TO temp_login;
+                     -- it's a comment with a quote
+                     ALTER ROLE temp_login PASSWORD E'more\\'secret'`);
+    const [batch] = await batches();
+    expect(batch?.query_masked).toBe(true);
+    expect(batch?.query_text).not.toMatch(/hunter2|more|secret/);
+    expect(batch?.query_text).toContain('GRANT SELECT ON sales.orders TO temp_login');
+    await dba.query(`REVOKE ALL ON sales.orders FROM temp_login; DROP ROLE temp_login`);
+  });
+
+  it('does not let a fault in capture pass silently: the statement fails and changes nothing', async () => {
+    await fresh();
+    await dba.query(`SET permsync.capture = 'off';
+      ALTER TABLE permsync.audit_log ADD CONSTRAINT broken CHECK (false) NOT VALID; RESET permsync.capture`);
+    try {
+      await expect(dba.query('GRANT DELETE ON sales.orders TO app')).rejects.toMatchObject({ code: '23514' });
+      const { rows } = await dba.query<{ ok: boolean }>(`SELECT has_table_privilege('app', 'sales.orders', 'DELETE') AS ok`);
+      expect(rows[0]?.ok).toBe(false);
+    } finally {
+      await dba.query('ALTER TABLE permsync.audit_log DROP CONSTRAINT broken');
+    }
+  });
+
+  it('cannot be used to forge a batch outside an event trigger', async () => {
+    await expect(dba.query(`SELECT permsync_capture.record_command('GRANT', 'postgres', 'public')`)).rejects.toThrow(
+      /event trigger/,
+    );
+  });
+});
+
+describe('uninstall', () => {
+  it('removes every object, the event trigger included', async () => {
+    await uninstall(dba);
+    const { rows } = await dba.query<{ n: string }>(`
+      SELECT (SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'permsync%')
+           + (SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'permsync%') AS n`);
+    expect(rows[0]?.n).toBe('0');
+    await dba.query('GRANT SELECT ON sales.orders TO app'); // no trigger left to fail
+    await install(dba);
+  });
+});

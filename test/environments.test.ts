@@ -1,0 +1,165 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Daemon } from '../src/daemon.js';
+import { relationPrivileges } from './support/catalog.js';
+import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+
+let p: Pipeline;
+let daemon: Daemon | undefined;
+
+const FIXTURES = `
+  CREATE ROLE app; CREATE ROLE reader; CREATE ROLE tmp_contractor;
+  CREATE SCHEMA sales; CREATE SCHEMA audit;
+  CREATE TABLE sales.orders (id int); CREATE TABLE sales.refunds (id int); CREATE TABLE audit.events (id int)`;
+
+async function dba(sql: string): Promise<void> {
+  await p.sourceClient.query(sql);
+}
+
+function env(name: string) {
+  const found = p.environments.find((e) => e.name === name);
+  if (!found) throw new Error(`no environment ${name}`);
+  return found;
+}
+
+interface ExecutionRow {
+  execution_status: string;
+  error_code: string | null;
+  error_detail: string | null;
+  error_hint: string | null;
+  failure_kind: string | null;
+  result_message: string | null;
+  applied_sql: string | null;
+  retry_count: number;
+}
+
+async function execution(text: string, environment: string): Promise<ExecutionRow | undefined> {
+  const { rows } = await p.sourceClient.query<ExecutionRow>(
+    `SELECT x.* FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+      WHERE b.query_text = $1 AND x.environment_name = $2`,
+    [text, environment],
+  );
+  return rows[0];
+}
+
+beforeAll(async () => {
+  p = await startPipeline(['dev', 'prod']);
+  await p.everywhere(FIXTURES);
+});
+
+afterEach(async () => {
+  await daemon?.stop();
+  daemon = undefined;
+});
+
+afterAll(async () => {
+  await p?.close();
+});
+
+describe('per-environment rules', () => {
+  it('exclude by command tag and by role pattern, for that environment only', async () => {
+    daemon = await p.startDaemon(
+      p.config({
+        environments: [
+          {},
+          {
+            rules: [
+              { action: 'exclude', commandTag: 'REVOKE' },
+              { action: 'exclude', rolePattern: '^tmp_' },
+            ],
+          },
+        ],
+      }),
+    );
+    await dba('GRANT SELECT ON sales.orders TO app');
+    await dba('GRANT SELECT ON sales.orders TO tmp_contractor');
+    await dba('REVOKE SELECT ON sales.orders FROM app');
+    await p.settle();
+    const dev = await relationPrivileges(env('dev').client, 'sales.orders');
+    expect(dev).toContain('tmp_contractor SELECT by postgres');
+    expect(dev).not.toContain('app SELECT by postgres');
+    expect(await relationPrivileges(env('prod').client, 'sales.orders')).toContain('app SELECT by postgres');
+    expect(await relationPrivileges(env('prod').client, 'sales.orders')).not.toContain('tmp_contractor SELECT by postgres');
+    expect(await execution('REVOKE SELECT ON sales.orders FROM app', 'prod')).toMatchObject({
+      execution_status: 'skipped',
+      result_message: expect.stringContaining('exclude rule (command_tag REVOKE)'),
+    });
+    expect(await execution('GRANT SELECT ON sales.orders TO tmp_contractor', 'prod')).toMatchObject({
+      execution_status: 'skipped',
+      result_message: expect.stringContaining('role_pattern ^tmp_'),
+    });
+  });
+
+  it('include rules admit only what they name (here: one schema)', async () => {
+    daemon = await p.startDaemon(p.config({ environments: [{}, { rules: [{ action: 'include', schemaPattern: '^sales$' }] }] }));
+    await dba('GRANT SELECT ON audit.events TO reader');
+    await dba('GRANT SELECT ON sales.refunds TO reader');
+    await p.settle();
+    expect(await relationPrivileges(env('prod').client, 'audit.events')).toEqual([]);
+    expect(await relationPrivileges(env('prod').client, 'sales.refunds')).toContain('reader SELECT by postgres');
+    expect(await relationPrivileges(env('dev').client, 'audit.events')).toContain('reader SELECT by postgres');
+  });
+});
+
+describe('dry run', () => {
+  it('logs what would run and runs nothing', async () => {
+    daemon = await p.startDaemon(p.config({ settings: { dryRun: true } }));
+    const text = 'GRANT UPDATE ON sales.refunds TO app';
+    await dba(text);
+    await p.settle();
+    for (const e of p.environments) {
+      expect(await relationPrivileges(e.client, 'sales.refunds')).not.toContain('app UPDATE by postgres');
+      expect(await execution(text, e.name)).toMatchObject({ execution_status: 'dry_run', applied_sql: expect.stringContaining(text) });
+    }
+    await p.sourceClient.query(`SET permsync.capture = 'off'; REVOKE UPDATE ON sales.refunds FROM app; RESET permsync.capture`);
+  });
+});
+
+describe('an environment that fails', () => {
+  it('is down at start: the others proceed, and it catches up in order when it returns', async () => {
+    await env('prod').proxy.cut();
+    daemon = await p.startDaemon();
+    const texts = ['GRANT INSERT ON sales.orders TO reader', 'REVOKE INSERT ON sales.orders FROM reader', 'GRANT DELETE ON sales.orders TO reader'];
+    for (const text of texts) await dba(text);
+    await waitFor(async () => (await execution(texts[2] as string, 'dev'))?.execution_status === 'success', 10_000, 'dev to apply');
+    await waitFor(async () => (await execution(texts[0] as string, 'prod'))?.execution_status === 'failed', 10_000, 'prod to fail');
+    const failed = await execution(texts[0] as string, 'prod');
+    expect(failed).toMatchObject({ failure_kind: 'transient', error_code: 'ECONNREFUSED' });
+    expect(await execution(texts[1] as string, 'prod')).toBeUndefined(); // waits behind the first: order is kept
+
+    await env('prod').proxy.open();
+    await p.settle();
+    const prod = await relationPrivileges(env('prod').client, 'sales.orders');
+    expect(prod).toContain('reader DELETE by postgres');
+    expect(prod).not.toContain('reader INSERT by postgres');
+    const recovered = await execution(texts[0] as string, 'prod');
+    expect(recovered?.execution_status).toBe('success');
+    expect(recovered?.retry_count).toBeGreaterThan(0);
+  });
+
+  it('fails one statement that only it cannot run: SQLSTATE logged, it holds, the others go on', async () => {
+    await dba(`SET permsync.capture = 'off'; CREATE TABLE sales.new_table (id int); RESET permsync.capture`);
+    await env('dev').client.query('CREATE TABLE sales.new_table (id int)'); // prod never got it
+    daemon = await p.startDaemon();
+    const failing = 'GRANT SELECT ON sales.new_table TO reader';
+    const later = 'GRANT SELECT ON audit.events TO app';
+    await dba(failing);
+    await dba(later);
+    await waitFor(async () => (await execution(later, 'dev'))?.execution_status === 'success', 10_000, 'dev to apply');
+    await waitFor(async () => (await execution(failing, 'prod'))?.execution_status === 'failed', 10_000, 'prod to fail');
+    expect(await execution(failing, 'prod')).toMatchObject({
+      error_code: '42P01',
+      failure_kind: 'permanent',
+      result_message: expect.stringContaining('relation "sales.new_table" does not exist'),
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await execution(later, 'prod')).toBeUndefined();
+  });
+
+  it('set to continue, it moves past a permanent failure', async () => {
+    daemon = await p.startDaemon(p.config({ environments: [{}, { onPermanentFailure: 'continue' }] }));
+    await p.settle();
+    expect(await execution('GRANT SELECT ON audit.events TO app', 'prod')).toMatchObject({ execution_status: 'success' });
+    expect(await relationPrivileges(env('prod').client, 'audit.events')).toContain('app SELECT by postgres');
+  });
+});
+

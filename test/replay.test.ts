@@ -1,0 +1,195 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { permissionSnapshot, relationPrivileges } from './support/catalog.js';
+import { startPipeline, type Pipeline } from './support/pipeline.js';
+
+let p: Pipeline;
+
+/** The same roles and objects on every server: permsync carries permissions, not schema. */
+const FIXTURES = `
+  CREATE ROLE app; CREATE ROLE reader; CREATE ROLE "Mixed Case Role"; CREATE ROLE "Ünïcode ""Quoted""";
+  CREATE ROLE team_owner LOGIN PASSWORD 'team-owner-pw'; CREATE ROLE app_writer;
+  CREATE SCHEMA sales; CREATE SCHEMA "Reporting Schema";
+  CREATE TABLE sales.orders (id int, amount numeric, "Secret Note" text);
+  CREATE TABLE sales.refunds (id int);
+  CREATE TABLE "Reporting Schema"."Monthly ""Totals""" (month date);
+  CREATE VIEW sales.order_view AS SELECT id FROM sales.orders;
+  CREATE SEQUENCE sales.order_seq;
+  CREATE FUNCTION sales.total(int) RETURNS int LANGUAGE sql AS 'SELECT $1';
+  CREATE TABLE sales.team_table (id int);
+  ALTER TABLE sales.team_table OWNER TO team_owner;
+  GRANT USAGE ON SCHEMA sales TO team_owner;
+  GRANT app TO team_owner`;
+
+async function dba(sql: string): Promise<void> {
+  await p.sourceClient.query(sql);
+}
+
+async function expectEveryTargetEqualsSource(): Promise<void> {
+  await p.settle();
+  const expected = await permissionSnapshot(p.sourceClient);
+  for (const env of p.environments) {
+    expect({ env: env.name, lines: await permissionSnapshot(env.client) }).toEqual({ env: env.name, lines: expected });
+  }
+}
+
+async function executions(batchText: string): Promise<{ environment_name: string; execution_status: string; error_code: string | null; result_message: string | null; applied_sql: string | null }[]> {
+  const { rows } = await p.sourceClient.query(
+    `SELECT x.environment_name, x.execution_status, x.error_code, x.result_message, x.applied_sql
+       FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+      WHERE b.query_text = $1 ORDER BY x.environment_name`,
+    [batchText],
+  );
+  return rows;
+}
+
+beforeAll(async () => {
+  p = await startPipeline(['dev', 'prod']);
+  await p.everywhere(FIXTURES);
+  await p.startDaemon();
+});
+
+afterAll(async () => {
+  await p?.close();
+});
+
+describe('each kind of permission statement reaches every environment', () => {
+  it('GRANT and REVOKE on tables, columns, views, sequences, functions and schemas', async () => {
+    await dba(`GRANT SELECT, INSERT ON sales.orders TO app WITH GRANT OPTION`);
+    await dba(`GRANT SELECT ("Secret Note"), UPDATE (amount) ON sales.orders TO reader`);
+    await dba(`GRANT SELECT ON sales.order_view TO reader`);
+    await dba(`GRANT USAGE, SELECT ON SEQUENCE sales.order_seq TO app`);
+    await dba(`REVOKE EXECUTE ON FUNCTION sales.total(int) FROM PUBLIC`);
+    await dba(`GRANT EXECUTE ON FUNCTION sales.total(int) TO app`);
+    await dba(`GRANT USAGE ON SCHEMA sales TO reader`);
+    await dba(`GRANT SELECT ON ALL TABLES IN SCHEMA sales TO reader`);
+    await dba(`REVOKE INSERT ON sales.orders FROM app`);
+    await expectEveryTargetEqualsSource();
+    expect(await relationPrivileges(p.environments[1]!.client, 'sales.orders')).toContain('app SELECT* by postgres');
+  });
+
+  it('ALTER DEFAULT PRIVILEGES, with and without FOR ROLE, as the user who ran it', async () => {
+    await dba(`ALTER DEFAULT PRIVILEGES IN SCHEMA sales GRANT SELECT ON TABLES TO reader`);
+    await dba(`ALTER DEFAULT PRIVILEGES FOR ROLE team_owner GRANT USAGE ON SEQUENCES TO app`);
+    await dba(`ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC`);
+    await expectEveryTargetEqualsSource();
+    const { rows } = await p.environments[0]!.client.query<{ role: string }>(
+      `SELECT pg_get_userbyid(defaclrole) AS role FROM pg_default_acl ORDER BY 1`,
+    );
+    // Without FOR ROLE the source's current user (postgres), never the sync user by accident.
+    expect(rows.map((r) => r.role)).toEqual(['postgres', 'postgres', 'team_owner']);
+  });
+
+  it('ownership changes of tables, views, sequences, functions and schemas', async () => {
+    await dba(`ALTER TABLE sales.refunds OWNER TO app`);
+    await dba(`ALTER VIEW sales.order_view OWNER TO app`);
+    await dba(`ALTER SEQUENCE sales.order_seq OWNER TO app`);
+    await dba(`ALTER FUNCTION sales.total(int) OWNER TO app`);
+    await dba(`ALTER SCHEMA "Reporting Schema" OWNER TO app`);
+    await expectEveryTargetEqualsSource();
+  });
+
+  it('quoted, mixed-case and non-ASCII names', async () => {
+    await dba(`GRANT SELECT ON "Reporting Schema"."Monthly ""Totals""" TO "Mixed Case Role", "Ünïcode ""Quoted"""`);
+    await dba(`GRANT USAGE ON SCHEMA "Reporting Schema" TO "Ünïcode ""Quoted"""`);
+    await expectEveryTargetEqualsSource();
+    expect(await relationPrivileges(p.environments[0]!.client, '"Reporting Schema"."Monthly ""Totals"""')).toContain(
+      'Ünïcode "Quoted" SELECT by postgres',
+    );
+  });
+
+  it("a non-superuser's grant is replayed as that user, with the same grantor", async () => {
+    const owner = new pg.Client(p.source.urlFor('postgres', 'team_owner', 'team-owner-pw'));
+    await owner.connect();
+    try {
+      await owner.query(`SET search_path = sales; GRANT SELECT ON team_table TO reader WITH GRANT OPTION`);
+    } finally {
+      await owner.end();
+    }
+    await expectEveryTargetEqualsSource();
+    expect(await relationPrivileges(p.environments[0]!.client, 'sales.team_table')).toContain('reader SELECT* by team_owner');
+  });
+});
+
+describe('what is never carried', () => {
+  it('the non-permission parts of a mixed string', async () => {
+    const text = `CREATE TABLE sales.only_on_source (id int); GRANT SELECT ON sales.refunds TO reader;
+                  ALTER TABLE sales.orders ADD COLUMN only_on_source int, OWNER TO app_writer`;
+    await dba(text);
+    await expectEveryTargetEqualsSource().catch(() => {}); // the new table exists on the source only
+    for (const env of p.environments) {
+      const { rows } = await env.client.query<{ t: string | null; c: string }>(
+        `SELECT to_regclass('sales.only_on_source')::text AS t,
+                (SELECT count(*) FROM pg_attribute WHERE attrelid = 'sales.orders'::regclass AND attname = 'only_on_source')::text AS c`,
+      );
+      expect(rows[0]).toEqual({ t: null, c: '0' });
+      expect(await relationPrivileges(env.client, 'sales.refunds')).toContain('reader SELECT by app');
+      const { rows: owner } = await env.client.query<{ o: string }>(`SELECT relowner::regrole::text AS o FROM pg_class WHERE oid = 'sales.orders'::regclass`);
+      expect(owner[0]?.o).toBe('app_writer');
+    }
+    expect((await executions(text)).map((x) => x.applied_sql)).toEqual([
+      expect.stringContaining('ALTER TABLE "sales"."orders" OWNER TO "app_writer"'),
+      expect.stringContaining('ALTER TABLE "sales"."orders" OWNER TO "app_writer"'),
+    ]);
+    await p.sourceClient.query(`SET permsync.capture = 'off'; DROP TABLE sales.only_on_source;
+      ALTER TABLE sales.orders DROP COLUMN only_on_source; RESET permsync.capture`);
+    await expectEveryTargetEqualsSource();
+  });
+
+  it('a transaction rolled back on the source', async () => {
+    await dba('BEGIN');
+    await dba('GRANT DELETE ON sales.orders TO reader');
+    await dba('ROLLBACK');
+    await dba('GRANT TRUNCATE ON sales.refunds TO reader'); // a later change, so we know the daemon moved on
+    await expectEveryTargetEqualsSource();
+    for (const env of p.environments) {
+      expect(await relationPrivileges(env.client, 'sales.orders')).not.toContain('reader DELETE by postgres');
+    }
+  });
+
+  it('grants inside a DO block: logged as skipped with the reason, never guessed', async () => {
+    const text = `DO $$ BEGIN EXECUTE 'GRANT DELETE ON sales.refunds TO reader'; END $$`;
+    await dba(text);
+    await p.settle();
+    const rows = await executions(text);
+    expect(rows.map((r) => r.execution_status)).toEqual(['skipped', 'skipped']);
+    expect(rows[0]?.result_message).toMatch(/not replayable: the trigger saw \[GRANT\]/);
+    for (const env of p.environments) {
+      expect(await relationPrivileges(env.client, 'sales.refunds')).not.toContain('reader DELETE by app');
+    }
+    await dba('REVOKE DELETE ON sales.refunds FROM reader');
+    await expectEveryTargetEqualsSource();
+  });
+});
+
+describe('the execution log', () => {
+  it('holds one row per batch and environment, in commit order', async () => {
+    await p.settle();
+    const { rows } = await p.sourceClient.query<{ missing: string; duplicated: string; unordered: string }>(`
+      SELECT (SELECT count(*) FROM permsync.batches b CROSS JOIN permsync.environments e
+               WHERE b.commit_seq > e.start_after_seq
+                 AND NOT EXISTS (SELECT 1 FROM permsync.execution_log x WHERE x.batch_id = b.id AND x.environment_name = e.name))::text AS missing,
+             (SELECT count(*) FROM (SELECT 1 FROM permsync.execution_log GROUP BY batch_id, environment_name HAVING count(*) > 1) d)::text AS duplicated,
+             (SELECT count(*) FROM (
+                SELECT commit_seq < lag(commit_seq) OVER (PARTITION BY environment_name ORDER BY started_at, id) AS back
+                  FROM permsync.execution_log) o WHERE back)::text AS unordered`);
+    expect(rows[0]).toEqual({ missing: '0', duplicated: '0', unordered: '0' });
+  });
+
+  it('records server version, timings and the exact SQL sent', async () => {
+    const text = 'GRANT SELECT ON sales.refunds TO app';
+    await dba(text);
+    await p.settle();
+    const { rows } = await p.sourceClient.query(
+      `SELECT x.* FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id WHERE b.query_text = $1`,
+      [text],
+    );
+    expect(rows).toHaveLength(2);
+    for (const row of rows) {
+      expect(row).toMatchObject({ execution_status: 'success', error_code: null });
+      expect(row.server_version).toMatch(/^\d+/);
+      expect(Number(row.duration_ms)).toBeGreaterThan(0);
+      expect(row.applied_sql).toBe(`SELECT pg_catalog.set_config('search_path', '"$user", public', true);\n${text};`);
+    }
+  });
+});

@@ -1,0 +1,94 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { analyzeQuery, loadParser, searchPathSchemas, UnparsableQueryError } from '../src/capture/statements.js';
+
+const context = { currentUser: 'Dba Lead', sessionUser: 'alice', searchPath: '"$user", public' };
+const analyze = (query: string) => analyzeQuery(query, context);
+const replayed = (query: string) => analyze(query).flatMap((g) => g.replay.map((s) => s.sql));
+
+beforeAll(loadParser);
+
+describe('cutting permission statements out of a client string', () => {
+  it('keeps only the permission statements of a mixed string, in order', () => {
+    const query = `CREATE TABLE t (a int); GRANT SELECT ON t TO app; ALTER TABLE t ADD COLUMN b int;
+                   REVOKE INSERT ON t FROM PUBLIC; INSERT INTO t VALUES (1)`;
+    expect(replayed(query)).toEqual(['GRANT SELECT ON t TO app', 'REVOKE INSERT ON t FROM PUBLIC']);
+  });
+
+  it('predicts the tags the event trigger records, ALTER only when the string mentions an owner', () => {
+    expect(analyze('GRANT SELECT ON t TO a; ALTER TABLE t ADD COLUMN b int').map((g) => g.firingTags)).toEqual([['GRANT']]);
+    expect(analyze('ALTER TABLE t OWNER TO a; ALTER TABLE u ADD COLUMN b int').map((g) => g.firingTags)).toEqual([
+      ['ALTER TABLE', 'ALTER TABLE'],
+    ]);
+  });
+
+  it('leaves out shared-object statements, for which no event trigger fires', () => {
+    const groups = analyze('GRANT CONNECT ON DATABASE app TO a; GRANT r1 TO r2; ALTER DATABASE app OWNER TO a; GRANT USAGE ON SCHEMA s TO a');
+    expect(groups.map((g) => g.firingTags)).toEqual([['GRANT']]);
+  });
+
+  it('keeps quoted, mixed-case and non-ASCII identifiers byte for byte', () => {
+    const sql = `GRANT SELECT, UPDATE ("Größe") ON "Äpp Schema"."Mixed""Case" TO "Reader Role"`;
+    expect(replayed(`SELECT 1; ${sql}; SELECT 'ü'`)).toEqual([sql]);
+  });
+
+  it('follows transaction control: rolled-back statements and savepoints are dropped', () => {
+    const groups = analyze(`BEGIN; GRANT SELECT ON t TO a; ROLLBACK;
+      GRANT INSERT ON t TO b; BEGIN; SAVEPOINT s; GRANT UPDATE ON t TO c; ROLLBACK TO SAVEPOINT s;
+      GRANT DELETE ON t TO d; COMMIT; GRANT TRUNCATE ON t TO e`);
+    expect(groups.map((g) => g.replay.map((s) => s.sql))).toEqual([
+      ['GRANT INSERT ON t TO b', 'GRANT DELETE ON t TO d'],
+      ['GRANT TRUNCATE ON t TO e'],
+    ]);
+  });
+
+  it('refuses two-phase commit rather than guess', () => {
+    expect(() => analyze("BEGIN; GRANT SELECT ON t TO a; PREPARE TRANSACTION 'x'")).toThrow(UnparsableQueryError);
+  });
+
+  it('finds nothing to replay inside a DO block (the planner flags the mismatch)', () => {
+    expect(analyze('DO $$ BEGIN GRANT SELECT ON t TO a; END $$')).toEqual([]);
+  });
+});
+
+describe('making session-dependent statements mean the same on the target', () => {
+  it('names the source user where ALTER DEFAULT PRIVILEGES has no FOR ROLE', () => {
+    expect(replayed('ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO reader')).toEqual([
+      'ALTER DEFAULT PRIVILEGES FOR ROLE "Dba Lead" IN SCHEMA app GRANT SELECT ON TABLES TO reader',
+    ]);
+    expect(replayed('alter default privileges for role owner1 grant usage on types to reader')).toEqual([
+      'alter default privileges for role owner1 grant usage on types to reader',
+    ]);
+  });
+
+  it('replaces CURRENT_USER, CURRENT_ROLE and SESSION_USER with the names they had', () => {
+    expect(replayed('GRANT SELECT ON t TO CURRENT_USER, session_user; ALTER FUNCTION f(int) OWNER TO current_role')).toEqual([
+      'GRANT SELECT ON t TO "Dba Lead", "alice"',
+      'ALTER FUNCTION f(int) OWNER TO "Dba Lead"',
+    ]);
+  });
+
+  it('carries only the owner change of an ALTER TABLE that also changes the schema', () => {
+    const [group] = analyze('ALTER TABLE IF EXISTS "S"."T" ADD COLUMN c int, OWNER TO "New Owner"');
+    expect(group?.replay.map((s) => s.sql)).toEqual(['ALTER TABLE IF EXISTS "S"."T" OWNER TO "New Owner"']);
+  });
+
+  it('skips DROP OWNED with a reason, since it drops objects', () => {
+    const [group] = analyze('DROP OWNED BY old_role');
+    expect(group?.replay).toEqual([]);
+    expect(group?.skipped[0]?.reason).toMatch(/drops objects/);
+  });
+});
+
+describe('what rules see of a statement', () => {
+  it('lists roles, grantees and schemas', () => {
+    const [group] = analyze('GRANT SELECT ON ALL TABLES IN SCHEMA sales, hr TO analyst WITH GRANT OPTION; GRANT USAGE ON SCHEMA "Fin" TO PUBLIC; GRANT SELECT ON t TO x');
+    const [all, usage, unqualified] = group?.replay ?? [];
+    expect(all).toMatchObject({ kind: 'GRANT', roles: ['analyst'], grantees: ['analyst'], schemas: ['sales', 'hr'] });
+    expect(usage).toMatchObject({ grantees: [], schemas: ['Fin'] });
+    expect(unqualified?.schemas).toEqual(['Dba Lead', 'public']);
+  });
+
+  it('reads search_path settings with quoted names', () => {
+    expect(searchPathSchemas({ ...context, searchPath: '"My, Schema", "$user",public' })).toEqual(['My, Schema', 'Dba Lead', 'public']);
+  });
+});

@@ -1,0 +1,57 @@
+import type pg from 'pg';
+
+/**
+ * Every privilege, owner and default privilege on the user objects of a database, as
+ * sorted lines: two databases hold the same permissions when their snapshots are equal.
+ */
+const SNAPSHOT = `
+WITH user_ns AS (
+  SELECT oid, nspname, nspowner, nspacl FROM pg_namespace
+   WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'permsync', 'permsync_capture')
+     AND nspname NOT LIKE 'pg\\_%'
+),
+acl AS (
+  SELECT 'schema ' || quote_ident(n.nspname) AS object, n.nspowner AS owner, n.nspacl AS acl FROM user_ns n
+  UNION ALL
+  SELECT c.relkind::text || ' ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relowner, c.relacl
+    FROM pg_class c JOIN user_ns n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'v', 'm', 'S', 'f', 'p')
+  UNION ALL
+  SELECT 'column ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname), NULL, a.attacl
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN user_ns n ON n.oid = c.relnamespace
+   WHERE a.attacl IS NOT NULL AND a.attnum > 0
+  UNION ALL
+  SELECT 'function ' || p.oid::regprocedure::text, p.proowner, p.proacl
+    FROM pg_proc p JOIN user_ns n ON n.oid = p.pronamespace
+  UNION ALL
+  SELECT 'type ' || t.oid::regtype::text, t.typowner, t.typacl
+    FROM pg_type t JOIN user_ns n ON n.oid = t.typnamespace WHERE t.typtype IN ('d', 'e')
+  UNION ALL
+  SELECT 'default ' || pg_get_userbyid(d.defaclrole) || ' in ' || coalesce(d.defaclnamespace::regnamespace::text, '*')
+         || ' on ' || d.defaclobjtype::text, NULL, d.defaclacl
+    FROM pg_default_acl d
+)
+SELECT line FROM (
+  SELECT object || ' owner ' || pg_get_userbyid(owner) AS line FROM acl WHERE owner IS NOT NULL
+  UNION ALL
+  SELECT object || ' ' || CASE x.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END
+         || ' ' || x.privilege_type || CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
+         || ' by ' || pg_get_userbyid(x.grantor)
+    FROM acl CROSS JOIN LATERAL aclexplode(acl.acl) x
+) lines ORDER BY line`;
+
+export async function permissionSnapshot(client: pg.ClientBase | pg.Pool): Promise<string[]> {
+  const { rows } = await client.query<{ line: string }>(SNAPSHOT);
+  return rows.map((r) => r.line);
+}
+
+/** Privileges on one relation as `grantee privilege by grantor` lines. */
+export async function relationPrivileges(client: pg.ClientBase | pg.Pool, relation: string): Promise<string[]> {
+  const { rows } = await client.query<{ line: string }>(
+    `SELECT CASE x.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END || ' ' || x.privilege_type
+            || CASE WHEN x.is_grantable THEN '*' ELSE '' END || ' by ' || pg_get_userbyid(x.grantor) AS line
+       FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) x
+      WHERE c.oid = $1::regclass ORDER BY 1`,
+    [relation],
+  );
+  return rows.map((r) => r.line);
+}

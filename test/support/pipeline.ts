@@ -1,0 +1,127 @@
+import pg from 'pg';
+import { Writable } from 'node:stream';
+import type { Config, EnvironmentConfig, Settings } from '../../src/config/schema.js';
+import { startDaemon, type Daemon } from '../../src/daemon.js';
+import { install } from '../../src/install/migrate.js';
+import { createLogger } from '../../src/log.js';
+import { startServers, type TestServer } from './servers.js';
+import { TcpProxy } from './proxy.js';
+
+export interface Environment {
+  name: string;
+  server: TestServer;
+  /** Every connection the daemon makes to this environment goes through the proxy. */
+  proxy: TcpProxy;
+  client: pg.Client;
+}
+
+export interface Pipeline {
+  source: TestServer;
+  sourceClient: pg.Client;
+  environments: Environment[];
+  /** Runs the same SQL on the source and every environment (schema set-up is not permsync's job). */
+  everywhere(sql: string): Promise<void>;
+  config(overrides?: { settings?: Partial<Settings>; environments?: Partial<EnvironmentConfig>[] }): Config;
+  startDaemon(config?: Config): Promise<Daemon>;
+  /** Waits until every environment has a final outcome for every batch committed so far. */
+  settle(timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const quietSettings: Settings = {
+  dryRun: false,
+  maxRetries: 3,
+  retryDelaySeconds: 0.2,
+  connectionTimeoutMs: 2000,
+  statementTimeoutMs: 5000,
+  logRetentionDays: 90,
+  auditRetentionDays: 365,
+  notifyOnFailure: true,
+  excludedRoles: ['postgres', 'pg_*'],
+  pollIntervalMs: 500,
+  roleWatchIntervalMs: 500,
+};
+
+/** A log sink for tests: the tests assert on catalogs, not on log lines. */
+const discard = new Writable({ write: (_chunk, _enc, done) => done() });
+
+export async function startPipeline(targetNames: string[]): Promise<Pipeline> {
+  const [source, ...targets] = await startServers(['source', ...targetNames]);
+  if (!source) throw new Error('no source server');
+  const sourceClient = new pg.Client(source.url);
+  await sourceClient.connect();
+  await install(sourceClient);
+  const environments: Environment[] = [];
+  for (const [i, server] of targets.entries()) {
+    const client = new pg.Client(server.url);
+    await client.connect();
+    environments.push({ name: targetNames[i] as string, server, proxy: await TcpProxy.start(server.url), client });
+  }
+  const daemons: Daemon[] = [];
+
+  const pipeline: Pipeline = {
+    source,
+    sourceClient,
+    environments,
+    async everywhere(sql) {
+      await sourceClient.query(`SET permsync.capture = 'off'; ${sql}; RESET permsync.capture`);
+      await Promise.all(environments.map((e) => e.client.query(sql)));
+    },
+    config(overrides = {}) {
+      return {
+        source: { url: source.url, applicationName: 'permsync-test' },
+        environments: environments.map((e, i) => ({
+          name: e.name,
+          url: e.proxy.rewrite(e.server.url),
+          priority: (i + 1) * 10,
+          enabled: true,
+          rules: [],
+          onPermanentFailure: 'hold' as const,
+          ...overrides.environments?.[i],
+        })),
+        settings: { ...quietSettings, ...overrides.settings },
+        http: { port: 0, host: '127.0.0.1' },
+        log: { level: 'warn' },
+      };
+    },
+    async startDaemon(config = pipeline.config()) {
+      // PERMSYNC_TEST_LOG=debug shows the daemon's log on stderr when a test needs explaining.
+      const level = process.env.PERMSYNC_TEST_LOG ?? config.log.level;
+      const daemon = await startDaemon(config, createLogger(level, process.env.PERMSYNC_TEST_LOG ? process.stderr : discard));
+      daemons.push(daemon);
+      return daemon;
+    },
+    async settle(timeoutMs = 15_000) {
+      await waitFor(async () => {
+        const { rows } = await sourceClient.query<{ pending: string }>(
+          `SELECT count(*) AS pending
+             FROM permsync.batches b CROSS JOIN permsync.environments e
+            WHERE b.commit_seq > e.start_after_seq AND e.enabled
+              AND (b.target_environment IS NULL OR b.target_environment = e.name)
+              AND NOT EXISTS (SELECT 1 FROM permsync.execution_log x
+                               WHERE x.batch_id = b.id AND x.environment_name = e.name
+                                 AND (x.execution_status <> 'failed' OR x.failure_kind = 'permanent'))`,
+        );
+        return rows[0]?.pending === '0';
+      }, timeoutMs, 'every environment to carry every batch');
+    },
+    async close() {
+      await Promise.all(daemons.map((d) => d.stop()));
+      await sourceClient.end();
+      for (const e of environments) {
+        await e.client.end();
+        await e.proxy.cut();
+      }
+      await Promise.all([source, ...targets].map((s) => s.destroy()));
+    },
+  };
+  return pipeline;
+}
+
+export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

