@@ -1,26 +1,35 @@
 import pg from 'pg';
 import pgListen, { type Subscriber } from 'pg-listen';
+import cron from 'node-cron';
 import type { Logger } from 'pino';
 import { EnvironmentApplier } from './apply/applier.js';
+import type { RoleScope } from './apply/rules.js';
 import { Target } from './apply/target.js';
 import { planBatch, type Batch, type BatchPlan } from './capture/plan.js';
 import { loadParser } from './capture/statements.js';
 import { excludedRoleMatcher, type Config } from './config/schema.js';
+import { LeaderLock } from './source/leader-lock.js';
 import { SourceStore } from './source/store.js';
+import { RoleWatcher } from './watch/role-watcher.js';
 
 /** The channel the source's capture trigger notifies on commit. */
 export const CAPTURE_CHANNEL = 'permsync';
 const PLAN_CACHE_SIZE = 2000;
+/** How often a standby daemon tries for the leader lock. */
+const LEADER_INTERVAL_MS = 1000;
+
+/** permsync's own roles on the source (sql/0003_operator.sql): not the DBAs' to carry. */
+export const PERMSYNC_ROLES = ['permsync_admin', 'permsync_operator', 'permsync_reader', 'permsync_daemon'];
 
 export interface Daemon {
-  /** Resolves once every applier has caught up with what it could find (tests, demo). */
-  readonly appliers: readonly EnvironmentApplier[];
+  /** Whether this daemon holds the leader lock and applies (others stand by). */
+  isLeader(): boolean;
   stop(): Promise<void>;
 }
 
 /**
- * Wires the flow: source notifications and a safety-net poll wake one applier per
- * environment; each applier reads batches from the source in commit order and carries them.
+ * Starts the daemon: it applies while it holds the source's leader lock (one daemon at a
+ * time per source), and stands by otherwise.
  */
 export async function startDaemon(config: Config, logger: Logger): Promise<Daemon> {
   await loadParser();
@@ -33,8 +42,58 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   });
   source.on('error', (error) => logger.warn({ err: error }, 'idle source connection failed'));
   const store = new SourceStore(source);
-  await store.assertInstalled();
+  try {
+    await store.assertInstalled();
+  } catch (error) {
+    await source.end();
+    throw error;
+  }
+
+  let runtime: Runtime | undefined;
+  const lock = new LeaderLock({
+    connectionString: config.source.url,
+    applicationName: config.source.applicationName,
+    connectionTimeoutMs: config.settings.connectionTimeoutMs,
+    intervalMs: LEADER_INTERVAL_MS,
+    logger,
+    onAcquired: async () => {
+      runtime = await startRuntime(config, logger, source, store);
+    },
+    onLost: async () => {
+      await runtime?.stop();
+      runtime = undefined;
+    },
+  });
+  await lock.start();
+
+  let stopping: Promise<void> | undefined;
+  return {
+    isLeader: () => lock.isLeader,
+    stop: () =>
+      (stopping ??= (async () => {
+        await lock.stop();
+        await source.end();
+        logger.info('permsync daemon stopped');
+      })()),
+  };
+}
+
+interface Runtime {
+  stop(): Promise<void>;
+}
+
+/**
+ * The applying side, wired as the flow goes: source notifications and a safety-net poll
+ * wake one applier per environment; each applier reads batches from the source in commit
+ * order and carries them; the role watcher turns role changes into batches.
+ */
+async function startRuntime(config: Config, logger: Logger, source: pg.Pool, store: SourceStore): Promise<Runtime> {
   await store.registerConfiguration(config);
+  const passwords = await store.passwordTracking();
+  if (!passwords.wanted) logger.info('password verifiers are not carried: settings.sync_passwords is false');
+  else if (!passwords.tracked) {
+    logger.warn('settings.sync_passwords is on but the role that installed permsync cannot read pg_authid: password verifiers are not carried');
+  }
 
   const plans = new Map<string, Promise<BatchPlan>>();
   const plan = (batch: Batch): Promise<BatchPlan> => {
@@ -48,7 +107,12 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     return cached;
   };
 
-  const isExcludedRole = excludedRoleMatcher(config.settings.excludedRoles);
+  const internal = new Set([...syncUsers(config), ...PERMSYNC_ROLES]);
+  const configured = excludedRoleMatcher(config.settings.excludedRoles);
+  const roles: RoleScope = {
+    excluded: (role) => configured(role) || internal.has(role),
+    internal: (role) => internal.has(role),
+  };
   const targets: Target[] = [];
   const appliers = config.environments
     .filter((env) => env.enabled)
@@ -57,7 +121,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
         logger.warn({ environment: environment.name, err: error }, 'idle target connection failed'),
       );
       targets.push(target);
-      return new EnvironmentApplier({ environment, settings: config.settings, store, target, plan, isExcludedRole, logger });
+      return new EnvironmentApplier({ environment, settings: config.settings, store, target, plan, roles, logger });
     });
   const wakeAll = () => appliers.forEach((a) => a.wake());
 
@@ -85,19 +149,28 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
 
   for (const applier of appliers) await applier.start();
   const poll = setInterval(wakeAll, config.settings.pollIntervalMs);
+  // Retries come due on a one-second tick rather than one timer per failure.
+  const retries = cron.schedule('* * * * * *', () => appliers.forEach((a) => a.retryIfDue()), { name: 'permsync-retries' });
+  const watcher = new RoleWatcher(source, config.settings.roleWatchIntervalMs, logger);
+  watcher.start();
   logger.info({ environments: appliers.map((a) => a.name), dryRun: config.settings.dryRun }, 'permsync daemon running');
 
-  let stopping: Promise<void> | undefined;
-  const stop = async () => {
+  return {
+    async stop() {
       clearInterval(poll);
+      await retries.stop();
+      await watcher.stop();
       await Promise.all(appliers.map((a) => a.stop()));
       await subscriber.close().catch(() => {});
       await Promise.all(targets.map((t) => t.close()));
-      await source.end();
-      logger.info('permsync daemon stopped');
-  };
-  return {
-    appliers,
-    stop: () => (stopping ??= stop()),
+    },
   };
 }
+
+/** The users permsync connects as: never created, altered or dropped by it. */
+function syncUsers(config: Config): string[] {
+  return [config.source.url, ...config.environments.map((e) => e.url)]
+    .map((url) => decodeURIComponent(new URL(url).username))
+    .filter((user) => user !== '');
+}
+

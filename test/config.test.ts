@@ -78,6 +78,7 @@ settings:
   audit_retention_days: 30
   notify_on_failure: false
   excluded_roles: [admin, "svc_*"]
+  sync_passwords: true
   poll_interval_ms: 100
   role_watch_interval_ms: 250
 http:
@@ -117,6 +118,7 @@ log:
         auditRetentionDays: 30,
         notifyOnFailure: false,
         excludedRoles: ['admin', 'svc_*'],
+        syncPasswords: true,
         pollIntervalMs: 100,
         roleWatchIntervalMs: 250,
       },
@@ -146,6 +148,7 @@ log:
       auditRetentionDays: 365,
       notifyOnFailure: true,
       excludedRoles: ['postgres', 'pg_*'],
+      syncPasswords: false,
       pollIntervalMs: 5000,
       roleWatchIntervalMs: 500,
     });
@@ -259,7 +262,7 @@ ${MINIMAL}
     expect(error.issues.slice(2)).toEqual([
       'environments[0].rules[3].action: expected one of "include", "exclude"',
       'environments[0].rules[3]: a rule needs at least one of command_tag, role_pattern, schema_pattern',
-      'environments[0].rules[4].command_tag: expected one of "GRANT", "REVOKE", "ALTER DEFAULT PRIVILEGES", "ALTER OWNER"',
+      'environments[0].rules[4].command_tag: expected one of "GRANT", "REVOKE", "ALTER DEFAULT PRIVILEGES", "ALTER OWNER", "CREATE ROLE", "ALTER ROLE", "DROP ROLE", "COMMENT ON ROLE", "GRANT ROLE", "REVOKE ROLE", "ALTER ROLE SET", "GRANT ON DATABASE", "REVOKE ON DATABASE"',
     ]);
 
     const config = await load(`

@@ -11,15 +11,9 @@ const FIXTURES = `
   CREATE SCHEMA sales; CREATE SCHEMA audit;
   CREATE TABLE sales.orders (id int); CREATE TABLE sales.refunds (id int); CREATE TABLE audit.events (id int)`;
 
-async function dba(sql: string): Promise<void> {
-  await p.sourceClient.query(sql);
-}
+const dba = (sql: string) => p.dba(sql);
 
-function env(name: string) {
-  const found = p.environments.find((e) => e.name === name);
-  if (!found) throw new Error(`no environment ${name}`);
-  return found;
-}
+const env = (name: string) => p.env(name);
 
 interface ExecutionRow {
   execution_status: string;

@@ -21,9 +21,7 @@ const FIXTURES = `
   GRANT USAGE ON SCHEMA sales TO team_owner;
   GRANT app TO team_owner`;
 
-async function dba(sql: string): Promise<void> {
-  await p.sourceClient.query(sql);
-}
+const dba = (sql: string) => p.dba(sql);
 
 async function expectEveryTargetEqualsSource(): Promise<void> {
   await p.settle();

@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import type { Batch, BatchPlan } from '../capture/plan.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
-import type { ExecutionRecord, SourceStore } from '../source/store.js';
-import { admit, type CompiledRule } from './rules.js';
-import { Target } from './target.js';
+import type { ExecutionRecord, FailureNotice, SourceStore } from '../source/store.js';
+import { admit, type CompiledRule, type RoleScope } from './rules.js';
+import type { Target } from './target.js';
+import type { ReplayStatement } from '../capture/statements.js';
 
 const FETCH_LIMIT = 200;
 
@@ -13,7 +14,7 @@ export interface ApplierDeps {
   store: SourceStore;
   target: Target;
   plan: (batch: Batch) => Promise<BatchPlan>;
-  isExcludedRole: (role: string) => boolean;
+  roles: RoleScope;
   logger: Logger;
 }
 
@@ -30,7 +31,8 @@ export class EnvironmentApplier {
   private running: Promise<void> | undefined;
   private rerun = false;
   private stopped = false;
-  private retryTimer: NodeJS.Timeout | undefined;
+  /** When set, the environment waits for a retry at this time (ms since epoch). */
+  private retryAt: number | undefined;
   private attempts = 0;
   /** Set while the environment holds on a permanent failure. */
   private heldOn: string | undefined;
@@ -59,7 +61,7 @@ export class EnvironmentApplier {
 
   /** Look for new batches now (a notification, a poll, a reconnect). */
   wake(): void {
-    if (this.cursor === undefined || this.stopped || this.retryTimer || this.heldOn) return;
+    if (this.cursor === undefined || this.stopped || this.retryAt !== undefined || this.heldOn) return;
     if (this.running) {
       this.rerun = true;
       return;
@@ -73,10 +75,16 @@ export class EnvironmentApplier {
     });
   }
 
+  /** Called every second: an environment waiting for a retry tries again when it is due. */
+  retryIfDue(now = Date.now()): void {
+    if (this.retryAt === undefined || now < this.retryAt) return;
+    this.retryAt = undefined;
+    this.wake();
+  }
+
   /** Stops after the batch in flight; resolves when it is recorded. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.retryTimer);
     await this.running;
   }
 
@@ -115,11 +123,11 @@ export class EnvironmentApplier {
       await record({ status: 'skipped', resultMessage: `not replayable: ${plan.unreplayable}` });
       return 'next';
     }
-    const admitted: string[] = [];
+    const admitted: ReplayStatement[] = [];
     const notes = plan.skipped.map((s) => `statement ${s.ordinal} (${s.tag}) skipped: ${s.reason}`);
     for (const statement of plan.replay) {
-      const admission = admit(statement, this.rules, this.deps.isExcludedRole);
-      if (admission.admitted) admitted.push(statement.sql);
+      const admission = admit(statement, this.rules, this.deps.roles);
+      if (admission.admitted) admitted.push(statement);
       else notes.push(`statement ${statement.ordinal} (${statement.kind}) not carried: ${admission.reason}`);
     }
     if (admitted.length === 0) {
@@ -134,7 +142,7 @@ export class EnvironmentApplier {
       ...(!batch.currentUserIsSuperuser && batch.origin === 'event_trigger' && { runAs: batch.currentUser }),
     };
     if (this.deps.settings.dryRun) {
-      const appliedSql = Target.sessionSql(identity, admitted).map((s) => `${s};`).join('\n');
+      const { appliedSql } = this.deps.target.plan(identity, admitted);
       log.info({ sql: appliedSql }, 'dry run: would apply');
       await record({ status: 'dry_run', appliedSql, resultMessage: ['dry run: nothing executed', ...notes].join('; ') });
       return 'next';
@@ -147,6 +155,7 @@ export class EnvironmentApplier {
       ...(result.serverVersion !== undefined && { serverVersion: result.serverVersion }),
       ...(result.connectionTimeMs !== undefined && { connectionTimeMs: result.connectionTimeMs }),
     };
+    notes.push(...result.notes);
     if (!result.error) {
       log.info({ statements: admitted.length, durationMs: Math.round(result.durationMs) }, 'applied');
       await record({ ...base, status: 'success', resultMessage: notes.length ? notes.join('; ') : null });
@@ -163,30 +172,40 @@ export class EnvironmentApplier {
       ...(error.hint !== undefined && { errorHint: error.hint }),
     });
     log.error({ sqlstate: error.code, kind: error.kind, detail: error.detail, hint: error.hint, err: error.message }, 'apply failed');
+    const announce = (action: FailureNotice['action']) =>
+      this.deps.settings.notifyOnFailure
+        ? this.deps.store.notifyFailure({
+            environment: this.name, batch_id: batch.id, commit_seq: batch.commitSeq, failure_kind: error.kind,
+            sqlstate: error.code ?? null, message: error.message, attempts: this.attempts + 1, action,
+          })
+        : Promise.resolve();
     if (error.kind === 'permanent') {
-      if (this.deps.environment.onPermanentFailure === 'continue') return 'next';
+      const action = this.deps.environment.onPermanentFailure;
+      await announce(action);
+      if (action === 'continue') return 'next';
       this.heldOn = batch.id;
       log.error('environment held on a permanent failure: later batches wait until it is resolved and the daemon restarted');
       return 'wait';
     }
     const at = this.retryLater();
     await this.deps.store.scheduleRetry(batch, this.name, at, error.code, error.message);
+    if (this.attempts === this.deps.settings.maxRetries) {
+      log.error({ attempts: this.attempts }, 'still failing after max_retries attempts; will keep trying in order');
+      await announce('retrying');
+    }
     return 'wait';
   }
 
   /**
    * Exponential backoff from retry_delay_seconds for max_retries attempts; after that
-   * the environment keeps trying at the last interval, since skipping would break order.
+   * the environment keeps trying at the last interval (capped at a minute), since
+   * skipping a batch would break order. Reaching max_retries is announced once.
    */
   private retryLater(): Date {
     const { retryDelaySeconds, maxRetries } = this.deps.settings;
-    const delay = retryDelaySeconds * 1000 * 2 ** Math.min(this.attempts, maxRetries);
+    const delay = Math.min(retryDelaySeconds * 1000 * 2 ** Math.min(this.attempts, maxRetries), 60_000);
     this.attempts++;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.wake();
-    }, delay);
-    return new Date(Date.now() + delay);
+    this.retryAt = Date.now() + delay;
+    return new Date(this.retryAt);
   }
 }

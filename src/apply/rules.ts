@@ -9,6 +9,14 @@ export interface CompiledRule {
 
 export type Admission = { admitted: true } | { admitted: false; reason: string };
 
+/** Which roles permsync leaves alone. */
+export interface RoleScope {
+  /** Never changed, never granted anything: excluded_roles, the sync users, permsync's own roles. */
+  excluded(role: string): boolean;
+  /** Exist on the source only (the sync users, permsync's own roles): never granted to anyone either. */
+  internal(role: string): boolean;
+}
+
 /** Whether every criterion a rule names holds for the statement. */
 function matches(rule: CompiledRule, statement: ReplayStatement): boolean {
   if (rule.commandTag !== undefined && rule.commandTag !== statement.kind) return false;
@@ -28,17 +36,15 @@ function describe(rule: CompiledRule): string {
 
 /**
  * An environment's rules: a statement is carried when it matches an include rule (or
- * there are none) and no exclude rule. Grants to an excluded role (postgres, pg_*, ...)
- * are never carried.
+ * there are none) and no exclude rule. An excluded role (postgres, pg_*, the sync users)
+ * is never changed and never granted anything.
  */
-export function admit(
-  statement: ReplayStatement,
-  rules: readonly CompiledRule[],
-  isExcludedRole: (role: string) => boolean,
-): Admission {
-  if (statement.kind === 'GRANT' || statement.kind === 'REVOKE' || statement.kind === 'ALTER DEFAULT PRIVILEGES') {
-    const excluded = statement.grantees.find(isExcludedRole);
-    if (excluded !== undefined) return { admitted: false, reason: `names excluded role "${excluded}"` };
+export function admit(statement: ReplayStatement, rules: readonly CompiledRule[], roles: RoleScope): Admission {
+  const excluded = statement.grantees.find((r) => roles.excluded(r));
+  if (excluded !== undefined) return { admitted: false, reason: `names excluded role "${excluded}"` };
+  // Granting a built-in role such as pg_monitor is carried; granting permsync's own is not.
+  if (statement.granted !== undefined && roles.internal(statement.granted)) {
+    return { admitted: false, reason: `grants role "${statement.granted}", which exists on the source only` };
   }
   const exclude = rules.find((r) => r.action === 'exclude' && matches(r, statement));
   if (exclude) return { admitted: false, reason: `matches ${describe(exclude)}` };

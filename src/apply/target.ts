@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { classifyError, type ClassifiedError } from '../errors.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
+import type { ReplayStatement } from '../capture/statements.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 
 export interface SessionIdentity {
@@ -10,8 +11,13 @@ export interface SessionIdentity {
   runAs?: string;
 }
 
+export type TargetStatement = Pick<ReplayStatement, 'kind' | 'sql' | 'display' | 'ignoreCodes' | 'privileged' | 'onTargetDatabase'>;
+
 export interface ExecutionResult {
+  /** What was sent, with secrets masked: the execution log's applied_sql. */
   appliedSql: string;
+  /** Statements left out here, with the reason (a non-superuser sync user and SUPERUSER, say). */
+  notes: string[];
   startedAt: Date;
   finishedAt: Date;
   durationMs: number;
@@ -20,13 +26,19 @@ export interface ExecutionResult {
   error?: ClassifiedError & { failedSql?: string };
 }
 
+interface SessionFacts {
+  serverVersion: string;
+  database: string;
+  superuser: boolean;
+}
+
 /**
  * One environment's database: a small pool with connect and statement timeouts and an
  * application_name that names it in pg_stat_activity.
  */
 export class Target {
   private readonly pool: pg.Pool;
-  private serverVersion: string | undefined;
+  private facts: SessionFacts | undefined;
 
   constructor(
     readonly environment: EnvironmentConfig,
@@ -47,47 +59,66 @@ export class Target {
     this.pool.on('error', onIdleError);
   }
 
-  /** The exact text sent for a batch: the session set-up, then its statements. */
-  static sessionSql(identity: SessionIdentity, statements: string[]): string[] {
-    return [
+  /** The database a statement's {database} means when there is no session to ask (dry run). */
+  private databaseFromUrl(): string {
+    const url = new URL(this.environment.url);
+    return decodeURIComponent(url.pathname.slice(1)) || decodeURIComponent(url.username);
+  }
+
+  /** The session set-up, then the statements, as text: what runs, and what the log shows. */
+  plan(identity: SessionIdentity, statements: TargetStatement[], database = this.databaseFromUrl()) {
+    const setup = [
       `SELECT pg_catalog.set_config('search_path', ${quoteLiteral(identity.searchPath)}, true)`,
       ...(identity.runAs !== undefined ? [`SET LOCAL ROLE ${quoteIdent(identity.runAs)}`] : []),
-      ...statements,
     ];
+    const fill = (sql: string, s: TargetStatement) => (s.onTargetDatabase ? sql.replaceAll('{database}', quoteIdent(database)) : sql);
+    const steps = statements.map((s) => ({ statement: s, sql: fill(s.sql, s), display: fill(s.display ?? s.sql, s) }));
+    const appliedSql = [...setup, ...steps.map((s) => s.display)].map((s) => `${s};`).join('\n');
+    return { setup, steps, appliedSql };
   }
 
   /** Runs a batch's statements in one transaction, as the source ran them. */
-  async execute(identity: SessionIdentity, statements: string[]): Promise<ExecutionResult> {
-    const sql = Target.sessionSql(identity, statements);
-    const appliedSql = sql.map((s) => `${s};`).join('\n');
+  async execute(identity: SessionIdentity, statements: TargetStatement[]): Promise<ExecutionResult> {
     const startedAt = new Date();
     const t0 = performance.now();
+    const notes: string[] = [];
+    let appliedSql = this.plan(identity, statements).appliedSql;
     const done = (fields: Partial<ExecutionResult>): ExecutionResult => ({
       appliedSql,
+      notes,
       startedAt,
       finishedAt: new Date(),
       durationMs: performance.now() - t0,
       connectionTimeMs: undefined,
-      serverVersion: this.serverVersion,
+      serverVersion: this.facts?.serverVersion,
       ...fields,
     });
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
     } catch (error) {
-      return done({ error: classifyError(error) });
+      // Not reaching the environment (refused, TLS, authentication) is never the batch's
+      // fault: it is retried in order, so fixing the connection is all it takes.
+      return done({ error: { ...classifyError(error), kind: 'transient' } });
     }
     const connectionTimeMs = performance.now() - t0;
-    let statementIndex = -1;
+    let current: string | undefined;
     try {
-      if (this.serverVersion === undefined) {
-        this.serverVersion = (await client.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version;
-      }
+      const facts = (this.facts ??= await readFacts(client));
+      const runnable = statements.filter((s) => {
+        if (!s.privileged || facts.superuser) return true;
+        notes.push(`skipped "${s.display ?? s.sql}": only a superuser may do this, and the sync user is not one`);
+        return false;
+      });
+      const { setup, steps, appliedSql: sent } = this.plan(identity, runnable, facts.database);
+      appliedSql = sent;
       await client.query('BEGIN');
-      for (statementIndex = 0; statementIndex < sql.length; statementIndex++) {
-        await client.query(sql[statementIndex] as string);
+      for (const sql of setup) await client.query((current = sql));
+      for (const step of steps) {
+        current = step.display;
+        await runStep(client, step.sql, step.statement.ignoreCodes, () => notes.push(`"${step.display}": already so`));
       }
-      statementIndex = -1;
+      current = undefined;
       await client.query('COMMIT');
       client.release();
       return done({ connectionTimeMs });
@@ -103,12 +134,38 @@ export class Target {
       }
       // A connection that failed mid-transaction is discarded, not reused.
       client.release(broken ? (error as Error) : undefined);
-      const failedSql = statementIndex >= 0 ? sql[statementIndex] : undefined;
-      return done({ connectionTimeMs, error: { ...classified, ...(failedSql !== undefined && { failedSql }) } });
+      return done({ connectionTimeMs, error: { ...classified, ...(current !== undefined && { failedSql: current }) } });
     }
   }
 
   async close(): Promise<void> {
     await this.pool.end();
+  }
+}
+
+async function readFacts(client: pg.PoolClient): Promise<SessionFacts> {
+  const { rows } = await client.query<{ server_version: string; database: string; superuser: boolean }>(
+    `SELECT current_setting('server_version') AS server_version, current_database() AS database,
+            (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) AS superuser`,
+  );
+  const row = rows[0];
+  if (!row) throw new Error('the target did not describe its session');
+  return { serverVersion: row.server_version, database: row.database, superuser: row.superuser };
+}
+
+/** Runs one statement; where some SQLSTATEs mean "already so", inside a savepoint that absorbs them. */
+async function runStep(client: pg.PoolClient, sql: string, ignoreCodes: string[] | undefined, onIgnored: () => void): Promise<void> {
+  if (!ignoreCodes?.length) {
+    await client.query(sql);
+    return;
+  }
+  await client.query('SAVEPOINT permsync_step');
+  try {
+    await client.query(sql);
+    await client.query('RELEASE SAVEPOINT permsync_step');
+  } catch (error) {
+    if (!ignoreCodes.includes((error as { code?: string }).code ?? '')) throw error;
+    await client.query('ROLLBACK TO SAVEPOINT permsync_step');
+    onIgnored();
   }
 }

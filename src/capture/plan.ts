@@ -1,4 +1,16 @@
-import { analyzeQuery, UnparsableQueryError, type ReplayStatement, type SkippedStatement } from './statements.js';
+import { analyzeQuery, UnparsableQueryError, type ReplayStatement, type SkippedStatement, type StatementKind } from './statements.js';
+
+/** A statement the role watcher generated (sql/0001_core.sql, permsync.role_statement). */
+export interface GeneratedStatement {
+  kind: StatementKind;
+  role: string;
+  granted?: string;
+  sql: string;
+  display: string;
+  privileged?: boolean;
+  ignore_codes?: string[];
+  on_target_database?: boolean;
+}
 
 /** What the daemon knows of a batch from the source. */
 export interface Batch {
@@ -17,6 +29,8 @@ export interface Batch {
   targetEnvironment: string | null;
   /** Tags the event trigger recorded, one per permission command, in order. */
   commandTags: string[];
+  /** Statements of a generated batch (role watcher); null for captured query strings. */
+  statements: GeneratedStatement[] | null;
 }
 
 export interface BatchPlan {
@@ -37,6 +51,7 @@ export interface BatchPlan {
  */
 export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]>): Promise<BatchPlan> {
   const plan = (fields: Partial<BatchPlan>): BatchPlan => ({ batch, replay: [], skipped: [], ...fields });
+  if (batch.statements) return plan({ replay: batch.statements.map(fromGenerated) });
   let groups;
   try {
     groups = analyzeQuery(batch.queryText, {
@@ -67,6 +82,23 @@ export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]
     });
   }
   return plan({ replay: group?.replay ?? [], skipped: group?.skipped ?? [] });
+}
+
+function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {
+  return {
+    ordinal: index + 1,
+    kind: s.kind,
+    sourceText: s.display,
+    sql: s.sql,
+    display: s.display,
+    roles: s.granted ? [s.role, s.granted] : [s.role],
+    grantees: [s.role],
+    schemas: [],
+    ...(s.granted !== undefined && { granted: s.granted }),
+    ...(s.ignore_codes && { ignoreCodes: s.ignore_codes }),
+    ...(s.privileged && { privileged: true }),
+    ...(s.on_target_database && { onTargetDatabase: true }),
+  };
 }
 
 function sameTags(a: string[], b: string[]): boolean {

@@ -1,5 +1,6 @@
 import { loadModule, parseSync, scanSync } from 'libpg-query';
 import type { AlterTableStmt, Node, RangeVar, RoleSpec, TransactionStmt } from 'libpg-query';
+import type { CommandTag } from '../config/schema.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 
 /**
@@ -18,8 +19,9 @@ export const CAPTURED_TAGS: readonly string[] = [
 ];
 const CAPTURED = new Set(CAPTURED_TAGS);
 
-/** What a statement does, for rules: the tag a DBA would name. */
+/** What a statement does, for rules: the tag a DBA would name (config's command_tag). */
 export type PermissionKind = 'GRANT' | 'REVOKE' | 'ALTER DEFAULT PRIVILEGES' | 'ALTER OWNER';
+export type StatementKind = CommandTag;
 
 export interface SessionContext {
   /** current_user on the source when the statement ran. */
@@ -30,17 +32,27 @@ export interface SessionContext {
 }
 
 export interface ReplayStatement {
-  /** 1-based position of the statement in the client string. */
+  /** 1-based position of the statement in the client string (or the generated batch). */
   ordinal: number;
-  kind: PermissionKind;
+  kind: StatementKind;
   /** The statement as the DBA typed it. */
   sourceText: string;
   /** The statement to run on a target: session-dependent parts made explicit. */
   sql: string;
   /** Roles the statement names (grantees, new owners, FOR ROLE), resolved to names. */
   roles: string[];
-  /** The roles privileges are granted to or revoked from (not PUBLIC). */
+  /** The roles privileges are granted to or revoked from (not PUBLIC), or the role a role statement changes. */
   grantees: string[];
+  /** For GRANT/REVOKE of a role: the role granted or revoked. */
+  granted?: string;
+  /** The statement as logs and the execution log show it (a password verifier masked). */
+  display?: string;
+  /** SQLSTATEs that mean "already so" (CREATE ROLE of an existing role): tolerated. */
+  ignoreCodes?: string[];
+  /** Only a superuser may run it (SUPERUSER, REPLICATION, BYPASSRLS). */
+  privileged?: boolean;
+  /** Holds {database}, to be replaced by the target's database name. */
+  onTargetDatabase?: boolean;
   /** Schemas of the objects it touches; unqualified names give the search_path's schemas. */
   schemas: string[];
 }

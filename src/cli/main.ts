@@ -7,6 +7,7 @@ import { startDaemon } from '../daemon.js';
 import { PermsyncError } from '../errors.js';
 import { install, uninstall } from '../install/migrate.js';
 import { createLogger } from '../log.js';
+import { registerOperatorCommands } from './operator.js';
 
 /** Runs the CLI and returns the exit code: 0 ok, 1 a check found a problem, 2 bad usage or configuration. */
 export async function main(argv: string[]): Promise<number> {
@@ -30,7 +31,8 @@ function report(error: unknown): number {
     return error.exitCode;
   }
   const e = error as { message?: string; code?: string };
-  process.stderr.write(`permsync: ${e.message ?? String(error)}${e.code ? ` (SQLSTATE ${e.code})` : ''}\n`);
+  const sqlstate = e.code && /^[0-9A-Z]{5}$/.test(e.code) ? ` (SQLSTATE ${e.code})` : e.code ? ` (${e.code})` : '';
+  process.stderr.write(`permsync: ${e.message ?? String(error)}${sqlstate}\n`);
   return 1;
 }
 
@@ -94,21 +96,24 @@ function buildProgram(): Command {
       let failures = 0;
       for (const [name, url] of [['source', config.source.url] as const, ...envs.map((e) => [e.name, e.url] as const)]) {
         const started = performance.now();
-        const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: config.settings.connectionTimeoutMs });
+        let client: pg.Client | undefined;
         try {
+          // The constructor reads sslrootcert, sslcert and sslkey: a missing file fails this database only.
+          client = new pg.Client({ connectionString: url, connectionTimeoutMillis: config.settings.connectionTimeoutMs });
           await client.connect();
-          const { rows } = await client.query<{ v: string }>('SHOW server_version');
-          process.stdout.write(`${name.padEnd(12)} ok      ${rows[0]?.v}  ${Math.round(performance.now() - started)} ms\n`);
+          const { rows } = await client.query<{ server_version: string }>('SHOW server_version');
+          process.stdout.write(`${name.padEnd(12)} ok      ${rows[0]?.server_version}  ${Math.round(performance.now() - started)} ms\n`);
         } catch (error) {
           failures++;
           process.stdout.write(`${name.padEnd(12)} FAILED  ${(error as Error).message}\n`);
         } finally {
-          await client.end().catch(() => {});
+          await client?.end().catch(() => {});
         }
       }
       process.exitCode = failures ? 1 : 0;
     });
 
+  registerOperatorCommands(program, withConfig, withSourceClient);
   return program;
 }
 

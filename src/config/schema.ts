@@ -1,6 +1,11 @@
 import * as z from 'zod';
 
-export const COMMAND_TAGS = ['GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES', 'ALTER OWNER'] as const;
+/** What rules can name: the permission statements, and the kinds of role statement the watcher writes. */
+export const COMMAND_TAGS = [
+  'GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES', 'ALTER OWNER',
+  'CREATE ROLE', 'ALTER ROLE', 'DROP ROLE', 'COMMENT ON ROLE', 'GRANT ROLE', 'REVOKE ROLE', 'ALTER ROLE SET',
+  'GRANT ON DATABASE', 'REVOKE ON DATABASE',
+] as const;
 export type CommandTag = (typeof COMMAND_TAGS)[number];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
@@ -37,6 +42,8 @@ export interface Settings {
   notifyOnFailure: boolean;
   /** Glob patterns (`*` only); see excludedRoleMatcher. */
   excludedRoles: string[];
+  /** Carry password verifiers (reading them needs the right to read pg_authid on the source). */
+  syncPasswords: boolean;
   pollIntervalMs: number;
   roleWatchIntervalMs: number;
 }
@@ -165,6 +172,7 @@ const settingsSchema = z
     audit_retention_days: intAtLeast(1).default(365),
     notify_on_failure: z.boolean().default(true),
     excluded_roles: z.array(nonEmptyString).default(() => ['postgres', 'pg_*']),
+    sync_passwords: z.boolean().default(false),
     poll_interval_ms: intAtLeast(100).default(5000),
     role_watch_interval_ms: intAtLeast(1).default(500),
   })
@@ -179,10 +187,16 @@ const settingsSchema = z
       auditRetentionDays: s.audit_retention_days,
       notifyOnFailure: s.notify_on_failure,
       excludedRoles: s.excluded_roles,
+      syncPasswords: s.sync_passwords,
       pollIntervalMs: s.poll_interval_ms,
       roleWatchIntervalMs: s.role_watch_interval_ms,
     }),
   );
+
+/** Every setting at its default, for callers that build a Config in code (demo, tests). */
+export function defaultSettings(): Settings {
+  return settingsSchema.parse({});
+}
 
 const portError = 'expected an integer between 1 and 65535';
 

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { Writable } from 'node:stream';
-import type { Config } from '../config/schema.js';
+import { defaultSettings, type Config } from '../config/schema.js';
 import { startDaemon, type Daemon } from '../daemon.js';
 import { startLocalCluster, type LocalCluster } from '../embedded/cluster.js';
 import { install } from '../install/migrate.js';
@@ -101,11 +101,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         rules: name === 'prod' ? [{ action: 'exclude' as const, rolePattern: '^tmp_' }] : [],
         onPermanentFailure: 'hold' as const,
       })),
-      settings: {
-        dryRun: false, maxRetries: 3, retryDelaySeconds: 1, connectionTimeoutMs: 5000, statementTimeoutMs: 30000,
-        logRetentionDays: 90, auditRetentionDays: 365, notifyOnFailure: true, excludedRoles: ['postgres', 'pg_*'],
-        pollIntervalMs: 5000, roleWatchIntervalMs: 500,
-      },
+      settings: { ...defaultSettings(), retryDelaySeconds: 1 },
       http: { port: 9187, host: '127.0.0.1' },
       log: { level: 'warn' },
     };

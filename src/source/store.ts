@@ -18,6 +18,7 @@ interface BatchRow {
   query_masked: boolean;
   target_environment: string | null;
   command_tags: string[];
+  statements: Batch['statements'];
 }
 
 function toBatch(row: BatchRow): Batch {
@@ -36,6 +37,7 @@ function toBatch(row: BatchRow): Batch {
     queryMasked: row.query_masked,
     targetEnvironment: row.target_environment,
     commandTags: row.command_tags,
+    statements: row.statements,
   };
 }
 
@@ -54,6 +56,20 @@ export interface ExecutionRecord {
   failureKind?: 'transient' | 'permanent';
   serverVersion?: string;
   connectionTimeMs?: number;
+}
+
+/** The payload of a permsync_failure notification. */
+export interface FailureNotice {
+  environment: string;
+  batch_id: string;
+  commit_seq: string;
+  /** 'permanent', or 'transient' once max_retries attempts have failed. */
+  failure_kind: 'transient' | 'permanent';
+  sqlstate: string | null;
+  message: string;
+  attempts: number;
+  /** 'hold' (later batches wait) or 'continue'. */
+  action: 'hold' | 'continue' | 'retrying';
 }
 
 /** The daemon's reads and writes on the source's permsync schema. */
@@ -76,7 +92,9 @@ export class SourceStore {
       await client.query('BEGIN');
       for (const env of config.environments) await this.registerEnvironment(client, env);
       for (const [key, value] of Object.entries(config.settings)) {
-        await client.query(Q.UPSERT_CONFIG, [key, Array.isArray(value) ? value.join(',') : String(value)]);
+        // The configuration file's own key names (dry_run, max_retries, ...), as operators know them.
+        const name = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+        await client.query(Q.UPSERT_CONFIG, [name, Array.isArray(value) ? value.join(',') : String(value)]);
       }
       await client.query('COMMIT');
     } catch (error) {
@@ -95,6 +113,11 @@ export class SourceStore {
         env.name, position + 1, rule.action, rule.commandTag ?? null, rule.rolePattern ?? null, rule.schemaPattern ?? null,
       ]);
     }
+  }
+
+  async passwordTracking(): Promise<{ wanted: boolean; tracked: boolean }> {
+    const { rows } = await this.pool.query<{ wanted: boolean; tracked: boolean }>(Q.PASSWORDS_TRACKED);
+    return { wanted: rows[0]?.wanted ?? false, tracked: rows[0]?.tracked ?? false };
   }
 
   async resumePoint(environment: string): Promise<bigint> {
@@ -124,6 +147,11 @@ export class SourceStore {
 
   async scheduleRetry(batch: Batch, environment: string, at: Date, errorCode: string | undefined, message: string): Promise<void> {
     await this.pool.query(Q.UPSERT_RETRY, [batch.id, environment, at, errorCode ?? null, message]);
+  }
+
+  /** Announces a failure on the permsync_failure channel (see FailureNotice). */
+  async notifyFailure(notice: FailureNotice): Promise<void> {
+    await this.pool.query(Q.NOTIFY_FAILURE, [JSON.stringify(notice)]);
   }
 
   async clearRetry(batch: Batch, environment: string): Promise<void> {

@@ -1,10 +1,10 @@
 import pg from 'pg';
 import { Writable } from 'node:stream';
-import type { Config, EnvironmentConfig, Settings } from '../../src/config/schema.js';
+import { defaultSettings, type Config, type EnvironmentConfig, type Settings } from '../../src/config/schema.js';
 import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { install } from '../../src/install/migrate.js';
 import { createLogger } from '../../src/log.js';
-import { startServers, type TestServer } from './servers.js';
+import { startServers, type ServerOptions, type TestServer } from './servers.js';
 import { TcpProxy } from './proxy.js';
 
 export interface Environment {
@@ -12,48 +12,53 @@ export interface Environment {
   server: TestServer;
   /** Every connection the daemon makes to this environment goes through the proxy. */
   proxy: TcpProxy;
+  /** The test's own session (a test that restarts the server replaces it). */
   client: pg.Client;
 }
 
 export interface Pipeline {
   source: TestServer;
+  /** The DBA's session on the source (a test that restarts the source replaces it). */
   sourceClient: pg.Client;
   environments: Environment[];
+  /** A DBA's command on the source, as psql sends it. */
+  dba(sql: string): Promise<void>;
+  env(name: string): Environment;
   /** Runs the same SQL on the source and every environment (schema set-up is not permsync's job). */
   everywhere(sql: string): Promise<void>;
   config(overrides?: { settings?: Partial<Settings>; environments?: Partial<EnvironmentConfig>[] }): Config;
-  startDaemon(config?: Config): Promise<Daemon>;
+  /** Starts a daemon; `logSink` receives its log lines (at debug level) when given. */
+  startDaemon(config?: Config, logSink?: string[]): Promise<Daemon>;
   /** Waits until every environment has a final outcome for every batch committed so far. */
   settle(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
-export const quietSettings: Settings = {
-  dryRun: false,
-  maxRetries: 3,
+/** Short delays so that tests run fast. */
+export const testSettings: Settings = {
+  ...defaultSettings(),
   retryDelaySeconds: 0.2,
   connectionTimeoutMs: 2000,
   statementTimeoutMs: 5000,
-  logRetentionDays: 90,
-  auditRetentionDays: 365,
-  notifyOnFailure: true,
-  excludedRoles: ['postgres', 'pg_*'],
   pollIntervalMs: 500,
-  roleWatchIntervalMs: 500,
+  roleWatchIntervalMs: 100,
 };
 
 /** A log sink for tests: the tests assert on catalogs, not on log lines. */
 const discard = new Writable({ write: (_chunk, _enc, done) => done() });
 
-export async function startPipeline(targetNames: string[]): Promise<Pipeline> {
-  const [source, ...targets] = await startServers(['source', ...targetNames]);
+export async function startPipeline(targetNames: string[], options: ServerOptions = {}): Promise<Pipeline> {
+  const [source, ...targets] = await startServers(['source', ...targetNames], options);
   if (!source) throw new Error('no source server');
   const sourceClient = new pg.Client(source.url);
+  // A test that stops a server expects its sessions to die; the next query says so.
+  sourceClient.on('error', () => {});
   await sourceClient.connect();
   await install(sourceClient);
   const environments: Environment[] = [];
   for (const [i, server] of targets.entries()) {
     const client = new pg.Client(server.url);
+    client.on('error', () => {});
     await client.connect();
     environments.push({ name: targetNames[i] as string, server, proxy: await TcpProxy.start(server.url), client });
   }
@@ -63,8 +68,16 @@ export async function startPipeline(targetNames: string[]): Promise<Pipeline> {
     source,
     sourceClient,
     environments,
+    async dba(sql) {
+      await pipeline.sourceClient.query(sql);
+    },
+    env(name) {
+      const found = environments.find((e) => e.name === name);
+      if (!found) throw new Error(`no environment ${name}`);
+      return found;
+    },
     async everywhere(sql) {
-      await sourceClient.query(`SET permsync.capture = 'off'; ${sql}; RESET permsync.capture`);
+      await pipeline.sourceClient.query(`SET permsync.capture = 'off'; ${sql}; RESET permsync.capture`);
       await Promise.all(environments.map((e) => e.client.query(sql)));
     },
     config(overrides = {}) {
@@ -79,21 +92,24 @@ export async function startPipeline(targetNames: string[]): Promise<Pipeline> {
           onPermanentFailure: 'hold' as const,
           ...overrides.environments?.[i],
         })),
-        settings: { ...quietSettings, ...overrides.settings },
+        settings: { ...testSettings, ...overrides.settings },
         http: { port: 0, host: '127.0.0.1' },
         log: { level: 'warn' },
       };
     },
-    async startDaemon(config = pipeline.config()) {
+    async startDaemon(config = pipeline.config(), logSink) {
       // PERMSYNC_TEST_LOG=debug shows the daemon's log on stderr when a test needs explaining.
-      const level = process.env.PERMSYNC_TEST_LOG ?? config.log.level;
-      const daemon = await startDaemon(config, createLogger(level, process.env.PERMSYNC_TEST_LOG ? process.stderr : discard));
+      const level = logSink ? 'debug' : (process.env.PERMSYNC_TEST_LOG ?? config.log.level);
+      const sink = logSink
+        ? new Writable({ write: (chunk, _enc, done) => (logSink.push(String(chunk)), done()) })
+        : process.env.PERMSYNC_TEST_LOG ? process.stderr : discard;
+      const daemon = await startDaemon(config, createLogger(level, sink));
       daemons.push(daemon);
       return daemon;
     },
     async settle(timeoutMs = 15_000) {
       await waitFor(async () => {
-        const { rows } = await sourceClient.query<{ pending: string }>(
+        const { rows } = await pipeline.sourceClient.query<{ pending: string }>(
           `SELECT count(*) AS pending
              FROM permsync.batches b CROSS JOIN permsync.environments e
             WHERE b.commit_seq > e.start_after_seq AND e.enabled
@@ -107,9 +123,9 @@ export async function startPipeline(targetNames: string[]): Promise<Pipeline> {
     },
     async close() {
       await Promise.all(daemons.map((d) => d.stop()));
-      await sourceClient.end();
+      await pipeline.sourceClient.end().catch(() => {});
       for (const e of environments) {
-        await e.client.end();
+        await e.client.end().catch(() => {});
         await e.proxy.cut();
       }
       await Promise.all([source, ...targets].map((s) => s.destroy()));

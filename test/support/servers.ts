@@ -1,5 +1,5 @@
 import { GenericContainer, Wait, getContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
-import { startLocalCluster } from '../../src/embedded/cluster.js';
+import { startLocalCluster, type LocalCluster } from '../../src/embedded/cluster.js';
 
 /**
  * A real PostgreSQL server for a test: a container when a Docker engine answers,
@@ -10,6 +10,8 @@ export interface TestServer {
   readonly url: string;
   urlFor(database: string, user?: string, password?: string): string;
   destroy(): Promise<void>;
+  /** The embedded server, when it is one: fault tests stop, restart and pause it. */
+  cluster?: LocalCluster;
 }
 
 const POSTGRES_IMAGE = 'postgres:17-alpine';
@@ -23,12 +25,19 @@ function useDocker(): Promise<boolean> {
   return dockerAvailable;
 }
 
-export async function startServer(name: string): Promise<TestServer> {
-  return (await useDocker()) ? startContainer(name) : startLocalCluster({ name });
+export interface ServerOptions {
+  /** Fault tests need an embedded server, whose processes they can stop and pause. */
+  embedded?: boolean;
 }
 
-export async function startServers(names: string[]): Promise<TestServer[]> {
-  return Promise.all(names.map(startServer));
+export async function startServer(name: string, options: ServerOptions = {}): Promise<TestServer> {
+  if (!options.embedded && (await useDocker())) return startContainer(name);
+  const cluster = await startLocalCluster({ name });
+  return { name, url: cluster.url, urlFor: cluster.urlFor, destroy: cluster.destroy, cluster };
+}
+
+export async function startServers(names: string[], options: ServerOptions = {}): Promise<TestServer[]> {
+  return Promise.all(names.map((name) => startServer(name, options)));
 }
 
 async function startContainer(name: string): Promise<TestServer> {

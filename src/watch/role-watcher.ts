@@ -1,0 +1,54 @@
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { CAPTURE_ROLE_CHANGES } from '../source/queries.js';
+
+/**
+ * Notices changes to roles, memberships, role settings and database privileges, for
+ * which PostgreSQL fires no event trigger. Each tick asks the source to compare a cheap
+ * fingerprint of the role catalogs with its snapshot; only a change costs a diff, which
+ * the source writes as a batch (in the same transaction as the new snapshot).
+ */
+export class RoleWatcher {
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+  private failing = false;
+
+  constructor(
+    private readonly source: pg.Pool,
+    private readonly intervalMs: number,
+    private readonly logger: Logger,
+    private readonly onCheck?: (durationMs: number, batchId: string | null) => void,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.check(), this.intervalMs);
+    void this.check();
+  }
+
+  /** One check now (also run at start, so changes made while the daemon was down are found). */
+  check(): Promise<void> {
+    this.inFlight ??= this.run().finally(() => (this.inFlight = undefined));
+    return this.inFlight;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.inFlight;
+  }
+
+  private async run(): Promise<void> {
+    const started = performance.now();
+    try {
+      const { rows } = await this.source.query<{ batch: string | null }>(CAPTURE_ROLE_CHANGES);
+      const batchId = rows[0]?.batch ?? null;
+      if (batchId) this.logger.info({ batchId }, 'role changes captured');
+      if (this.failing) this.logger.info('role watcher recovered');
+      this.failing = false;
+      this.onCheck?.(performance.now() - started, batchId);
+    } catch (error) {
+      // Log once per outage, not every few hundred milliseconds.
+      if (!this.failing) this.logger.error({ err: error }, 'role watcher check failed; will keep trying');
+      this.failing = true;
+    }
+  }
+}

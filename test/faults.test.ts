@@ -1,0 +1,221 @@
+import pg from 'pg';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalCluster } from '../src/embedded/cluster.js';
+import { FAILURE_CHANNEL } from '../src/source/queries.js';
+import { permissionSnapshot } from './support/catalog.js';
+import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+
+let p: Pipeline;
+let configFile: string;
+const children: ChildProcess[] = [];
+
+const TABLES = Array.from({ length: 10 }, (_, i) => `t${i}`);
+
+/** Stops and starts a server, and gives the test fresh sessions to it. */
+async function restart(name: string, between?: () => Promise<void>): Promise<void> {
+  const server = cluster(name);
+  const env = p.environments.find((e) => e.name === name);
+  await server.stop();
+  await between?.();
+  await server.start();
+  if (env) {
+    env.client = await connect(env.server.url);
+  } else {
+    p.sourceClient = await connect(p.source.url);
+  }
+}
+
+async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client(url);
+  client.on('error', () => {}); // a test that stops its server expects the session to die
+  await client.connect();
+  return client;
+}
+
+function cluster(name: string): LocalCluster {
+  const server = name === 'source' ? p.source : p.environments.find((e) => e.name === name)?.server;
+  if (!server?.cluster) throw new Error(`no embedded server ${name}`);
+  return server.cluster;
+}
+
+/** A stream of grants and revokes whose final state depends on their order. */
+async function churn(count: number, offset = 0): Promise<void> {
+  for (let i = offset; i < offset + count; i++) {
+    const table = TABLES[i % TABLES.length];
+    const privilege = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'][i % 4];
+    await p.sourceClient.query(i % 3 === 2 ? `REVOKE ${privilege} ON ${table} FROM app` : `GRANT ${privilege} ON ${table} TO app`);
+  }
+}
+
+async function expectConverged(): Promise<void> {
+  await p.settle(60_000);
+  const expected = await permissionSnapshot(p.sourceClient);
+  for (const env of p.environments) {
+    expect({ env: env.name, lines: await permissionSnapshot(env.client) }).toEqual({ env: env.name, lines: expected });
+  }
+  // Every batch has exactly one outcome per environment, applied in commit order.
+  const { rows } = await p.sourceClient.query<{ missing: string; unordered: string }>(`
+    SELECT (SELECT count(*) FROM permsync.batches b CROSS JOIN permsync.environments e
+             WHERE b.commit_seq > e.start_after_seq AND e.enabled
+               AND NOT EXISTS (SELECT 1 FROM permsync.execution_log x WHERE x.batch_id = b.id AND x.environment_name = e.name))::text AS missing,
+           (SELECT count(*) FROM (
+              SELECT commit_seq < lag(commit_seq) OVER (PARTITION BY environment_name ORDER BY finished_at, id) AS back
+                FROM permsync.execution_log WHERE execution_status = 'success') o WHERE back)::text AS unordered`);
+  expect(rows[0]).toEqual({ missing: '0', unordered: '0' });
+}
+
+async function pendingFor(environment: string): Promise<number> {
+  const { rows } = await p.sourceClient.query<{ pending: string }>(
+    `SELECT count(*)::text AS pending FROM permsync.batches b
+      WHERE b.commit_seq > (SELECT start_after_seq FROM permsync.environments WHERE name = $1)
+        AND NOT EXISTS (SELECT 1 FROM permsync.execution_log x
+                         WHERE x.batch_id = b.id AND x.environment_name = $1 AND x.execution_status = 'success')`,
+    [environment],
+  );
+  return Number(rows[0]?.pending);
+}
+
+async function lastExecutionId(): Promise<string> {
+  const { rows } = await p.sourceClient.query<{ id: string }>(`SELECT coalesce(max(id), 0)::text AS id FROM permsync.execution_log`);
+  return rows[0]?.id ?? '0';
+}
+
+/** The daemon as operators run it: a separate process, `permsync run`. */
+function spawnDaemon(): ChildProcess {
+  const child = spawn(process.execPath, ['bin/permsync.js', 'run', '--config', configFile], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, PERMSYNC_LOG_FORMAT: 'json' },
+  });
+  children.push(child);
+  return child;
+}
+
+async function leaderPid(): Promise<number | undefined> {
+  const { rows } = await p.sourceClient.query<{ pid: number }>(
+    `SELECT a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 'permsync-test:lock'`,
+  );
+  return rows[0]?.pid;
+}
+
+beforeAll(async () => {
+  p = await startPipeline(['dev', 'prod'], { embedded: true });
+  await p.everywhere(`CREATE ROLE app; ${TABLES.map((t) => `CREATE TABLE ${t} (id int)`).join('; ')}`);
+  const config = p.config();
+  const dir = await mkdtemp(join(tmpdir(), 'permsync-faults-'));
+  configFile = join(dir, 'permsync.yaml');
+  await writeFile(
+    configFile,
+    `source:\n  url: ${config.source.url}\n  application_name: permsync-test\n` +
+      `environments:\n${config.environments.map((e) => `  - name: ${e.name}\n    url: ${e.url}\n`).join('')}` +
+      `settings:\n  retry_delay_seconds: 0.2\n  connection_timeout_ms: 2000\n  statement_timeout_ms: 3000\n  poll_interval_ms: 500\n` +
+      `http:\n  port: 19187\nlog:\n  level: warn\n`,
+  );
+});
+
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await p?.close();
+});
+
+describe('faults', () => {
+  it('a target stopped and restarted while changes flow catches up in order', async () => {
+    const daemon = await p.startDaemon();
+    await churn(30);
+    await restart('prod', () => churn(30, 30));
+    await churn(30, 60);
+    await expectConverged();
+    await daemon.stop();
+  });
+
+  it('a hung target (its processes stopped) is cut off by timeouts; the others do not wait', async () => {
+    const daemon = await p.startDaemon(p.config({ settings: { statementTimeoutMs: 1000, connectionTimeoutMs: 1000 } }));
+    await p.settle();
+    const before = await lastExecutionId();
+    cluster('prod').signal('SIGSTOP');
+    try {
+      await churn(20, 100);
+      // dev carries everything while prod is still frozen...
+      await waitFor(async () => (await pendingFor('dev')) === 0, 10_000, 'dev to carry everything while prod hangs');
+      // ...and prod's attempt is cut off by the client-side timeout, recorded as transient.
+      await waitFor(async () => {
+        const { rows } = await p.sourceClient.query<{ n: string }>(
+          `SELECT count(*)::text AS n FROM permsync.execution_log
+            WHERE environment_name = 'prod' AND id > $1 AND failure_kind = 'transient' AND result_message ~* 'timeout'`,
+          [before],
+        );
+        return rows[0]?.n !== '0';
+      }, 15_000, 'prod to time out');
+    } finally {
+      cluster('prod').signal('SIGCONT');
+    }
+    await expectConverged();
+    await daemon.stop();
+  });
+
+  it('the source restarting: the daemon reconnects and catches up from the batch table', async () => {
+    const daemon = await p.startDaemon();
+    await churn(10, 200);
+    await restart('source');
+    await churn(20, 210);
+    await expectConverged();
+    await daemon.stop();
+  });
+
+  it('a failure is announced on the permsync_failure channel', async () => {
+    const listener = new pg.Client(p.source.url);
+    await listener.connect();
+    const notices: string[] = [];
+    listener.on('notification', (n) => n.channel === FAILURE_CHANNEL && notices.push(n.payload ?? ''));
+    await listener.query(`LISTEN ${FAILURE_CHANNEL}`);
+    // A table prod lacks: the grant on it fails there, permanently.
+    await p.sourceClient.query(`SET permsync.capture = 'off'; CREATE TABLE only_here (id int); RESET permsync.capture`);
+    await p.environments[0]!.client.query('CREATE TABLE only_here (id int)');
+    const daemon = await p.startDaemon(p.config({ environments: [{}, { onPermanentFailure: 'continue' }] }));
+    await p.sourceClient.query('GRANT SELECT ON only_here TO app');
+    await waitFor(async () => notices.length > 0, 10_000, 'a failure notice');
+    expect(JSON.parse(notices[0] as string)).toMatchObject({
+      environment: 'prod', failure_kind: 'permanent', sqlstate: '42P01', action: 'continue',
+    });
+    await listener.end();
+    await daemon.stop();
+    // Bring prod level by hand, as a DBA would, for the tests that follow.
+    await p.environments[1]!.client.query('CREATE TABLE only_here (id int); GRANT SELECT ON only_here TO app');
+  });
+
+  it('the daemon killed (SIGKILL) mid-stream: after a restart every batch reaches every environment', async () => {
+    const first = spawnDaemon();
+    await waitFor(async () => (await leaderPid()) !== undefined, 15_000, 'the daemon to start');
+    const stream = churn(150, 300);
+    await new Promise((r) => setTimeout(r, 300));
+    first.kill('SIGKILL');
+    await stream;
+    const second = spawnDaemon();
+    await expectConverged();
+    second.kill('SIGTERM');
+    const code = await new Promise((resolve) => second.once('exit', (c) => resolve(c)));
+    expect(code).toBe(0);
+  });
+
+  it('two daemons: one applies; kill it and the other takes over within seconds', async () => {
+    const a = spawnDaemon();
+    await waitFor(async () => (await leaderPid()) !== undefined, 15_000, 'a leader');
+    const b = spawnDaemon();
+    await new Promise((r) => setTimeout(r, 1500));
+    const { rows } = await p.sourceClient.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM pg_stat_activity WHERE application_name = 'permsync-test:lock'`,
+    );
+    expect(rows[0]?.n).toBe('2'); // both are connected; one holds the lock
+    await churn(20, 500);
+    await p.settle();
+    a.kill('SIGKILL');
+    await churn(20, 520);
+    await expectConverged(); // b carried the rest
+    b.kill('SIGTERM');
+    await new Promise((resolve) => b.once('exit', resolve));
+  });
+});

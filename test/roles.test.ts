@@ -1,0 +1,213 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PERMSYNC_ROLES, type Daemon } from '../src/daemon.js';
+import { relationPrivileges } from './support/catalog.js';
+import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { roleCatalog } from './support/roles.js';
+
+let p: Pipeline;
+let daemon: Daemon;
+const logLines: string[] = [];
+
+/** A target where permsync connects as a CREATEROLE user, as on managed PostgreSQL. */
+const MANAGED_USER = 'permsync_sync';
+const PLAINTEXT = 'Plain-Text-Pa55word';
+
+const dba = (sql: string) => p.dba(sql);
+
+const env = (name: string) => p.env(name);
+
+/** Waits for the role watcher and the appliers, then compares the full role catalogs. */
+async function expectRolesEqual(names = ['dev', 'prod']): Promise<void> {
+  await waitFor(async () => {
+    const { rows } = await p.sourceClient.query<{ same: boolean }>(
+      `SELECT fingerprint = permsync.role_fingerprint() AS same FROM permsync.role_snapshot`,
+    );
+    return rows[0]?.same === true;
+  }, 10_000, 'the role watcher to see the change');
+  await p.settle();
+  const outOfScope = ['postgres', MANAGED_USER, ...PERMSYNC_ROLES];
+  const expected = await roleCatalog(p.sourceClient, outOfScope);
+  for (const name of names) {
+    expect({ env: name, roles: await roleCatalog(env(name).client, outOfScope) }).toEqual({ env: name, roles: expected });
+  }
+}
+
+async function lastRoleExecution(environment: string) {
+  const { rows } = await p.sourceClient.query<{ execution_status: string; result_message: string | null; error_code: string | null; applied_sql: string }>(
+    `SELECT x.execution_status, x.result_message, x.error_code, x.applied_sql
+       FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+      WHERE b.origin = 'role_watcher' AND x.environment_name = $1 ORDER BY b.commit_seq DESC LIMIT 1`,
+    [environment],
+  );
+  return rows[0];
+}
+
+beforeAll(async () => {
+  p = await startPipeline(['dev', 'prod', 'managed']);
+  await p.everywhere(`CREATE SCHEMA app; CREATE TABLE app.orders (id int)`);
+  await env('managed').client.query(
+    `CREATE ROLE ${MANAGED_USER} LOGIN CREATEROLE PASSWORD 'sync-pw';
+     GRANT ALL ON DATABASE postgres TO ${MANAGED_USER} WITH GRANT OPTION;
+     GRANT USAGE ON SCHEMA app TO ${MANAGED_USER}`,
+  );
+  const managed = env('managed');
+  const config = p.config({
+    settings: { syncPasswords: true },
+    environments: [{}, {}, { url: managed.proxy.rewrite(managed.server.urlFor('postgres', MANAGED_USER, 'sync-pw')), onPermanentFailure: 'continue' }],
+  });
+  daemon = await p.startDaemon(config, logLines);
+});
+
+afterAll(async () => {
+  await p?.close();
+});
+
+describe('roles reach every environment', () => {
+  it('creation with every attribute, comment and password verifier', async () => {
+    await dba(`CREATE ROLE app_login LOGIN CREATEDB CREATEROLE NOINHERIT CONNECTION LIMIT 7
+                 VALID UNTIL '2031-06-30 12:00:00+00' PASSWORD '${PLAINTEXT}'`);
+    await dba(`CREATE ROLE "Ops Admin" SUPERUSER REPLICATION BYPASSRLS`);
+    await dba(`COMMENT ON ROLE app_login IS 'the application''s login'`);
+    await expectRolesEqual();
+    // The verifier travelled: the same password logs in on a target.
+    const login = new pg.Client(env('dev').server.urlFor('postgres', 'app_login', PLAINTEXT));
+    await login.connect();
+    await login.end();
+  });
+
+  it('a rename is a rename (the target keeps the same role), then attribute changes', async () => {
+    const oidBefore = await roleOid(env('prod').client, 'app_login');
+    await dba(`ALTER ROLE app_login RENAME TO "App Login ""2"""`);
+    await dba(`ALTER ROLE "App Login ""2""" NOCREATEDB INHERIT CONNECTION LIMIT -1 VALID UNTIL 'infinity'`);
+    await expectRolesEqual();
+    expect(await roleOid(env('prod').client, 'App Login "2"')).toBe(oidBefore);
+  });
+
+  it('memberships with ADMIN, INHERIT and SET options, granted and revoked', async () => {
+    await dba(`CREATE ROLE readers; CREATE ROLE writers; CREATE ROLE "Mixed.Case"`);
+    await dba(`GRANT readers TO writers WITH ADMIN OPTION`);
+    await dba(`GRANT writers TO "Mixed.Case" WITH INHERIT FALSE, SET FALSE`);
+    await dba(`GRANT pg_read_all_settings TO readers`);
+    await expectRolesEqual();
+    await dba(`REVOKE ADMIN OPTION FOR readers FROM writers`);
+    await dba(`REVOKE writers FROM "Mixed.Case"`);
+    await expectRolesEqual();
+  });
+
+  it('ALTER ROLE SET, IN DATABASE SET, and RESET', async () => {
+    await dba(`ALTER ROLE readers SET search_path = app, "$user", public`);
+    await dba(`ALTER ROLE readers SET statement_timeout = '5s'`);
+    await dba(`ALTER ROLE writers IN DATABASE postgres SET work_mem = '16MB'`);
+    await expectRolesEqual();
+    await dba(`ALTER ROLE readers RESET statement_timeout`);
+    await expectRolesEqual();
+  });
+
+  it('privileges on the database: CONNECT, CREATE, TEMPORARY, and revoking from PUBLIC', async () => {
+    await dba(`GRANT CONNECT, TEMPORARY ON DATABASE postgres TO readers`);
+    await dba(`GRANT CREATE ON DATABASE postgres TO writers WITH GRANT OPTION`);
+    await dba(`REVOKE TEMPORARY ON DATABASE postgres FROM PUBLIC`);
+    await expectRolesEqual();
+  });
+
+  it('a role created and granted to in quick succession arrives before the grant', async () => {
+    await dba(`CREATE ROLE quick_role`);
+    await dba(`GRANT SELECT ON app.orders TO quick_role`);
+    await expectRolesEqual();
+    for (const name of ['dev', 'prod']) {
+      expect(await relationPrivileges(env(name).client, 'app.orders')).toContain('quick_role SELECT by postgres');
+    }
+  });
+
+  it('a dropped role is dropped', async () => {
+    await dba(`REVOKE ALL ON app.orders FROM quick_role; DROP ROLE quick_role`);
+    await expectRolesEqual();
+  });
+});
+
+describe('what permsync never does', () => {
+  it('never stores or logs the plaintext, and masks verifiers in logs, query text and applied SQL', async () => {
+    await dba(`ALTER ROLE readers LOGIN PASSWORD '${PLAINTEXT}-again'`);
+    await expectRolesEqual();
+    const { rows } = await p.sourceClient.query<{ verifier: string }>(`SELECT rolpassword AS verifier FROM pg_authid WHERE rolname = 'readers'`);
+    const verifier = rows[0]?.verifier as string;
+    expect(verifier).toMatch(/^SCRAM-SHA-256\$/);
+    const everything = await p.sourceClient.query<{ text: string }>(
+      `SELECT concat_ws(' ', b.query_text, a.object_identity, x.applied_sql, x.result_message) AS text
+         FROM permsync.batches b LEFT JOIN permsync.audit_log a ON a.batch_id = b.id
+         LEFT JOIN permsync.execution_log x ON x.batch_id = b.id`,
+    );
+    const stored = everything.rows.map((r) => r.text).join('\n');
+    expect(stored).toContain(`ALTER ROLE readers WITH PASSWORD '********'`);
+    expect(stored).not.toContain(PLAINTEXT);
+    expect(stored).not.toContain(verifier);
+    const logs = logLines.join('');
+    expect(logs).toContain('role changes captured');
+    expect(logs).not.toContain(PLAINTEXT);
+    expect(logs).not.toContain(verifier.slice(0, 40));
+  });
+
+  it('leaves excluded roles and the sync users alone', async () => {
+    await dba(`ALTER ROLE postgres SET work_mem = '3MB'`);
+    await dba(`CREATE ROLE ${MANAGED_USER}`); // a role named like a target's sync user
+    await expectRolesEqual(['dev', 'prod']);
+    const managed = await env('managed').client.query<{ super: boolean; login: boolean }>(
+      `SELECT rolcreaterole AS super, rolcanlogin AS login FROM pg_roles WHERE rolname = $1`,
+      [MANAGED_USER],
+    );
+    expect(managed.rows[0]).toEqual({ super: true, login: true }); // untouched: still its own attributes
+    const { rows } = await env('dev').client.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM pg_db_role_setting WHERE setrole = 'postgres'::regrole`,
+    );
+    expect(rows[0]?.n).toBe('0');
+    await dba(`ALTER ROLE postgres RESET work_mem; DROP ROLE ${MANAGED_USER}`);
+  });
+});
+
+describe('a sync user without SUPERUSER (CREATEROLE only)', () => {
+  it('creates and alters what it may, and logs the rest as skipped with the reason', async () => {
+    await dba(`CREATE ROLE managed_app LOGIN CONNECTION LIMIT 3`);
+    await dba(`CREATE ROLE managed_super SUPERUSER`);
+    await expectRolesEqual();
+    const { rows } = await env('managed').client.query<{ rolname: string; rolsuper: boolean; rolconnlimit: number }>(
+      `SELECT rolname, rolsuper, rolconnlimit FROM pg_roles WHERE rolname IN ('managed_app', 'managed_super') ORDER BY 1`,
+    );
+    expect(rows).toEqual([
+      { rolname: 'managed_app', rolsuper: false, rolconnlimit: 3 },
+      { rolname: 'managed_super', rolsuper: false, rolconnlimit: -1 },
+    ]);
+    expect(await lastRoleExecution('managed')).toMatchObject({
+      execution_status: 'success',
+      result_message: expect.stringContaining('skipped "ALTER ROLE managed_super WITH SUPERUSER": only a superuser may do this'),
+    });
+  });
+});
+
+describe('changes made while the daemon is down', () => {
+  it('are found at its next start', async () => {
+    await daemon.stop();
+    await dba(`CREATE ROLE created_while_down LOGIN; GRANT readers TO created_while_down`);
+    daemon = await p.startDaemon(p.config({ settings: { syncPasswords: true }, environments: [{}, {}, { enabled: false }] }));
+    await expectRolesEqual();
+  });
+});
+
+describe('DROP ROLE of a role that still owns objects on a target', () => {
+  it('fails there with its SQLSTATE, and nothing is reassigned or dropped behind the DBA', async () => {
+    await dba(`CREATE ROLE owner_elsewhere`);
+    await expectRolesEqual();
+    await env('prod').client.query(`CREATE TABLE app.prod_only (id int); ALTER TABLE app.prod_only OWNER TO owner_elsewhere`);
+    await dba(`DROP ROLE owner_elsewhere`);
+    await waitFor(async () => (await lastRoleExecution('prod'))?.execution_status === 'failed', 10_000, 'prod to refuse the drop');
+    expect(await lastRoleExecution('prod')).toMatchObject({ error_code: '2BP01' });
+    const { rows } = await env('prod').client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.prod_only'::regclass`);
+    expect(rows[0]?.owner).toBe('owner_elsewhere');
+    await waitFor(async () => (await lastRoleExecution('dev'))?.execution_status === 'success', 10_000, 'dev to drop it');
+  });
+});
+
+async function roleOid(client: pg.Client, name: string): Promise<string | undefined> {
+  const { rows } = await client.query<{ oid: string }>(`SELECT oid::text FROM pg_roles WHERE rolname = $1`, [name]);
+  return rows[0]?.oid;
+}
