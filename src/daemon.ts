@@ -9,6 +9,7 @@ import { planBatch, type Batch, type BatchPlan } from './capture/plan.js';
 import { loadParser } from './capture/statements.js';
 import { excludedRoleMatcher, type Config } from './config/schema.js';
 import { LeaderLock } from './source/leader-lock.js';
+import { CONTROL_CHANNEL } from './source/queries.js';
 import { SourceStore } from './source/store.js';
 import { RoleWatcher } from './watch/role-watcher.js';
 
@@ -24,6 +25,12 @@ export const PERMSYNC_ROLES = ['permsync_admin', 'permsync_operator', 'permsync_
 export interface Daemon {
   /** Whether this daemon holds the leader lock and applies (others stand by). */
   isLeader(): boolean;
+  /**
+   * Takes a new configuration (SIGHUP): environments added or removed, rules changed.
+   * The applying side restarts from the batch table, so no work is lost; source.url
+   * and the source's application_name need a restart.
+   */
+  reload(config: Config): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,6 +56,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     throw error;
   }
 
+  let current = config;
   let runtime: Runtime | undefined;
   const lock = new LeaderLock({
     connectionString: config.source.url,
@@ -57,7 +65,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     intervalMs: LEADER_INTERVAL_MS,
     logger,
     onAcquired: async () => {
-      runtime = await startRuntime(config, logger, source, store);
+      runtime = await startRuntime(current, logger, source, store);
     },
     onLost: async () => {
       await runtime?.stop();
@@ -69,6 +77,17 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   let stopping: Promise<void> | undefined;
   return {
     isLeader: () => lock.isLeader,
+    async reload(next) {
+      if (next.source.url !== current.source.url || next.source.applicationName !== current.source.applicationName) {
+        logger.warn('source settings changed: they take effect at the next restart');
+      }
+      current = { ...next, source: current.source };
+      await lock.whileLeading(async () => {
+        await runtime?.stop();
+        runtime = await startRuntime(current, logger, source, store);
+      });
+      logger.info({ environments: current.environments.map((e) => e.name) }, 'configuration reloaded');
+    },
     stop: () =>
       (stopping ??= (async () => {
         await lock.stop();
@@ -94,6 +113,15 @@ async function startRuntime(config: Config, logger: Logger, source: pg.Pool, sto
   else if (!passwords.tracked) {
     logger.warn('settings.sync_passwords is on but the role that installed permsync cannot read pg_authid: password verifiers are not carried');
   }
+
+  let switches = await store.readSwitches();
+  const refreshSwitches = async () => {
+    try {
+      switches = await store.readSwitches();
+    } catch (error) {
+      logger.warn({ err: error }, 'could not read the operators\' switches; keeping the last ones');
+    }
+  };
 
   const plans = new Map<string, Promise<BatchPlan>>();
   const plan = (batch: Batch): Promise<BatchPlan> => {
@@ -121,7 +149,9 @@ async function startRuntime(config: Config, logger: Logger, source: pg.Pool, sto
         logger.warn({ environment: environment.name, err: error }, 'idle target connection failed'),
       );
       targets.push(target);
-      return new EnvironmentApplier({ environment, settings: config.settings, store, target, plan, roles, logger });
+      return new EnvironmentApplier({
+        environment, settings: config.settings, switches: () => switches, store, target, plan, roles, logger,
+      });
     });
   const wakeAll = () => appliers.forEach((a) => a.wake());
 
@@ -136,7 +166,26 @@ async function startRuntime(config: Config, logger: Logger, source: pg.Pool, sto
       parse: (payload: string) => payload,
     },
   );
-  subscriber.notifications.on(CAPTURE_CHANNEL, wakeAll);
+  // Notifications are handled one after another, in the order the source committed them:
+  // a batch committed after disable_sync() must not slip through before the switch is read.
+  let handling: Promise<void> = Promise.resolve();
+  const inTurn = (step: () => Promise<void> | void) => {
+    handling = handling.then(step).catch((error) => logger.error({ err: error }, 'notification handling failed'));
+  };
+  subscriber.notifications.on(CAPTURE_CHANNEL, () => inTurn(wakeAll));
+  // Operators' functions (pause, resume, retry, enable/disable sync or dry run) act within a
+  // second: the state is in the source's tables; the notification says to look now.
+  subscriber.notifications.on(CONTROL_CHANNEL, (payload: string) =>
+    inTurn(async () => {
+      const control = parseControl(payload);
+      await refreshSwitches();
+      logger.info({ control }, 'operator control received');
+      for (const applier of appliers) {
+        if (control?.action === 'retry' && (control.environment == null || control.environment === applier.name)) applier.retryNow();
+      }
+      wakeAll();
+    }),
+  );
   // After a reconnect, notifications sent while it was down are lost: catch up from the table.
   subscriber.events.on('connected', () => {
     logger.info('listening on the source');
@@ -146,9 +195,10 @@ async function startRuntime(config: Config, logger: Logger, source: pg.Pool, sto
   subscriber.events.on('error', (error) => logger.error({ err: error }, 'source listener failed'));
   await subscriber.connect();
   await subscriber.listenTo(CAPTURE_CHANNEL);
+  await subscriber.listenTo(CONTROL_CHANNEL);
 
   for (const applier of appliers) await applier.start();
-  const poll = setInterval(wakeAll, config.settings.pollIntervalMs);
+  const poll = setInterval(() => void refreshSwitches().then(wakeAll), config.settings.pollIntervalMs);
   // Retries come due on a one-second tick rather than one timer per failure.
   const retries = cron.schedule('* * * * * *', () => appliers.forEach((a) => a.retryIfDue()), { name: 'permsync-retries' });
   const watcher = new RoleWatcher(source, config.settings.roleWatchIntervalMs, logger);
@@ -174,3 +224,17 @@ function syncUsers(config: Config): string[] {
     .filter((user) => user !== '');
 }
 
+
+interface Control {
+  action: string;
+  environment: string | null;
+}
+
+function parseControl(payload: string): Control | undefined {
+  try {
+    const value = JSON.parse(payload) as Partial<Control>;
+    return typeof value.action === 'string' ? { action: value.action, environment: value.environment ?? null } : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Batch, BatchPlan } from '../capture/plan.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
-import type { ExecutionRecord, FailureNotice, SourceStore } from '../source/store.js';
+import type { ExecutionRecord, FailureNotice, SourceStore, Switches } from '../source/store.js';
 import { admit, type CompiledRule, type RoleScope } from './rules.js';
 import type { Target } from './target.js';
 import type { ReplayStatement } from '../capture/statements.js';
@@ -9,6 +9,8 @@ import type { ReplayStatement } from '../capture/statements.js';
 const FETCH_LIMIT = 200;
 
 export interface ApplierDeps {
+  /** The operators' switches, kept current by the daemon. */
+  switches: () => Switches;
   environment: EnvironmentConfig;
   settings: Settings;
   store: SourceStore;
@@ -62,6 +64,7 @@ export class EnvironmentApplier {
   /** Look for new batches now (a notification, a poll, a reconnect). */
   wake(): void {
     if (this.cursor === undefined || this.stopped || this.retryAt !== undefined || this.heldOn) return;
+    if (!this.allowed()) return;
     if (this.running) {
       this.rerun = true;
       return;
@@ -82,6 +85,21 @@ export class EnvironmentApplier {
     this.wake();
   }
 
+  /** Disabled or paused: batches wait in the table, in order, until sync resumes. */
+  private allowed(): boolean {
+    const switches = this.deps.switches();
+    return switches.syncEnabled && !switches.paused.has(this.name);
+  }
+
+  /** An operator's retry (permsync.retry_failed()): try the held or waiting batch again now. */
+  retryNow(): void {
+    if (this.heldOn) this.log.info({ batchId: this.heldOn }, 'retrying the batch this environment held on');
+    this.heldOn = undefined;
+    this.retryAt = undefined;
+    this.attempts = 0;
+    this.wake();
+  }
+
   /** Stops after the batch in flight; resolves when it is recorded. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -94,7 +112,7 @@ export class EnvironmentApplier {
         const batches = await this.deps.store.batchesAfter(this.cursor ?? 0n, this.name, FETCH_LIMIT);
         if (batches.length === 0) return;
         for (const batch of batches) {
-          if (this.stopped) return;
+          if (this.stopped || !this.allowed()) return;
           if ((await this.carry(batch)) === 'wait') return;
           this.cursor = BigInt(batch.commitSeq);
           this.attempts = 0;
@@ -141,7 +159,7 @@ export class EnvironmentApplier {
       searchPath: batch.searchPath,
       ...(!batch.currentUserIsSuperuser && batch.origin === 'event_trigger' && { runAs: batch.currentUser }),
     };
-    if (this.deps.settings.dryRun) {
+    if (this.deps.settings.dryRun || this.deps.switches().dryRun) {
       const { appliedSql } = this.deps.target.plan(identity, admitted);
       log.info({ sql: appliedSql }, 'dry run: would apply');
       await record({ status: 'dry_run', appliedSql, resultMessage: ['dry run: nothing executed', ...notes].join('; ') });
@@ -184,7 +202,7 @@ export class EnvironmentApplier {
       await announce(action);
       if (action === 'continue') return 'next';
       this.heldOn = batch.id;
-      log.error('environment held on a permanent failure: later batches wait until it is resolved and the daemon restarted');
+      log.error('environment held on a permanent failure: later batches wait; fix the cause, then `permsync retry --env` (or restart)');
       return 'wait';
     }
     const at = this.retryLater();

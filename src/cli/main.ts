@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.js';
 import { startDaemon } from '../daemon.js';
 import { PermsyncError } from '../errors.js';
 import { install, uninstall } from '../install/migrate.js';
+import { registerConfiguration } from '../source/store.js';
 import { createLogger } from '../log.js';
 import { registerOperatorCommands } from './operator.js';
 
@@ -50,6 +51,8 @@ function buildProgram(): Command {
       const config = await loadConfig(options.config);
       await withSourceClient(config, async (client) => {
         const result = await install(client);
+        // Environments are known from now on: changes made before the daemon first runs still reach them.
+        await registerConfiguration(client, config);
         const applied = result.applied.map((m) => `${m.version} ${m.name}`);
         process.stdout.write(
           applied.length
@@ -73,6 +76,15 @@ function buildProgram(): Command {
       const config = await loadConfig(options.config);
       const logger = createLogger(config.log.level);
       const daemon = await startDaemon(config, logger);
+      // SIGHUP (systemctl reload) re-reads the file; a bad one is refused and the old one kept.
+      process.on('SIGHUP', () => {
+        loadConfig(options.config)
+          .then((next) => daemon.reload(next))
+          .catch((error) => {
+            const why = error instanceof ConfigError ? error.issues : [(error as Error).message];
+            logger.error({ issues: why }, 'new configuration refused; keeping the running one');
+          });
+      });
       await new Promise<void>((resolve) => {
         const shutdown = (signal: string) => {
           logger.info({ signal }, 'stopping');

@@ -119,6 +119,13 @@ export class LeaderLock {
     await client?.end().catch(() => {});
   }
 
+  /** Runs `step` in turn with starts and stops, if (still) leading. */
+  whileLeading(step: () => Promise<void>): Promise<void> {
+    return this.run(async () => {
+      if (this.leading) await step();
+    });
+  }
+
   private lose(reason: string): Promise<void> {
     return this.run(async () => {
       if (!this.leading) return;

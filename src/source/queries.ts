@@ -107,3 +107,12 @@ export const PASSWORDS_TRACKED = `
 /** Failures are announced on this channel when settings.notify_on_failure is on (payload: JSON). */
 export const FAILURE_CHANNEL = 'permsync_failure';
 export const NOTIFY_FAILURE = `SELECT pg_notify('${FAILURE_CHANNEL}', $1)`;
+
+/** Operators' switches (sql/0003_operator.sql): set by enable_sync(), enable_dry_run(), pause_environment() ... */
+export const READ_SWITCHES = `
+  SELECT coalesce((SELECT value FROM permsync.config WHERE key = 'sync_enabled'), 'true') = 'true' AS sync_enabled,
+         coalesce((SELECT value FROM permsync.config WHERE key = 'dry_run'), 'false') = 'true' AS dry_run,
+         coalesce((SELECT array_agg(name) FROM permsync.environments WHERE paused), '{}') AS paused`;
+
+/** The channel the control functions notify on; payload {"action", "environment", "by"}. */
+export const CONTROL_CHANNEL = 'permsync_control';

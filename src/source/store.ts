@@ -58,6 +58,13 @@ export interface ExecutionRecord {
   connectionTimeMs?: number;
 }
 
+/** The operators' runtime switches, as the source holds them. */
+export interface Switches {
+  syncEnabled: boolean;
+  dryRun: boolean;
+  paused: Set<string>;
+}
+
 /** The payload of a permsync_failure notification. */
 export interface FailureNotice {
   environment: string;
@@ -89,30 +96,16 @@ export class SourceStore {
   async registerConfiguration(config: Config): Promise<void> {
     const client = await this.pool.connect();
     try {
-      await client.query('BEGIN');
-      for (const env of config.environments) await this.registerEnvironment(client, env);
-      for (const [key, value] of Object.entries(config.settings)) {
-        // The configuration file's own key names (dry_run, max_retries, ...), as operators know them.
-        const name = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-        await client.query(Q.UPSERT_CONFIG, [name, Array.isArray(value) ? value.join(',') : String(value)]);
-      }
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw error;
+      await registerConfiguration(client, config);
     } finally {
       client.release();
     }
   }
 
-  private async registerEnvironment(client: pg.PoolClient, env: EnvironmentConfig): Promise<void> {
-    await client.query(Q.UPSERT_ENVIRONMENT, [env.name, env.label ?? null, env.priority, env.enabled, env.onPermanentFailure]);
-    await client.query(Q.DELETE_RULES, [env.name]);
-    for (const [position, rule] of env.rules.entries()) {
-      await client.query(Q.INSERT_RULE, [
-        env.name, position + 1, rule.action, rule.commandTag ?? null, rule.rolePattern ?? null, rule.schemaPattern ?? null,
-      ]);
-    }
+  async readSwitches(): Promise<Switches> {
+    const { rows } = await this.pool.query<{ sync_enabled: boolean; dry_run: boolean; paused: string[] }>(Q.READ_SWITCHES);
+    const row = rows[0];
+    return { syncEnabled: row?.sync_enabled ?? true, dryRun: row?.dry_run ?? false, paused: new Set(row?.paused ?? []) };
   }
 
   async passwordTracking(): Promise<{ wanted: boolean; tracked: boolean }> {
@@ -156,5 +149,37 @@ export class SourceStore {
 
   async clearRetry(batch: Batch, environment: string): Promise<void> {
     await this.pool.query(Q.DELETE_RETRY, [batch.id, environment]);
+  }
+}
+
+/**
+ * Mirrors the configuration into permsync.environments, sync_rules and config, in one
+ * transaction. An environment seen for the first time starts after the newest batch:
+ * history before it is reconcile's job, not replay's.
+ */
+export async function registerConfiguration(client: pg.ClientBase, config: Config): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    for (const env of config.environments) {
+      await client.query(Q.UPSERT_ENVIRONMENT, [env.name, env.label ?? null, env.priority, env.enabled, env.onPermanentFailure]);
+      await client.query(Q.DELETE_RULES, [env.name]);
+      for (const [position, rule] of env.rules.entries()) {
+        await client.query(Q.INSERT_RULE, [
+          env.name, position + 1, rule.action, rule.commandTag ?? null, rule.rolePattern ?? null, rule.schemaPattern ?? null,
+        ]);
+      }
+    }
+    for (const [key, value] of Object.entries(config.settings)) {
+      // dry_run in the table is the operators' runtime switch (enable_dry_run()); the file's
+      // own dry_run applies on top of it and is not mirrored, so a restart cannot undo it.
+      if (key === 'dryRun') continue;
+      // The configuration file's own key names (max_retries, ...), as operators know them.
+      const name = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+      await client.query(Q.UPSERT_CONFIG, [name, Array.isArray(value) ? value.join(',') : String(value)]);
+    }
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
   }
 }
