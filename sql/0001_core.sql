@@ -16,6 +16,10 @@ CREATE TABLE IF NOT EXISTS permsync.environments (
     -- Batches up to this commit_seq predate the environment: it is brought up to date
     -- by reconcile, not by replaying history.
     start_after_seq bigint NOT NULL DEFAULT 0,
+    -- The daemon writes here how far it is about to apply before it starts a run of
+    -- batches; after a crash, batches up to it may have applied without their outcome
+    -- being logged, and are logged as re-applied when they are run again.
+    in_flight_through bigint NOT NULL DEFAULT 0,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
@@ -427,10 +431,11 @@ BEGIN
               WHERE n.value IS NULL OR ((o.value ->> 'grantable')::boolean AND NOT (n.value ->> 'grantable')::boolean)
               ORDER BY key LOOP
         grantee := CASE WHEN r.o ->> 'grantee' = 'PUBLIC' THEN 'PUBLIC' ELSE quote_ident(r.o ->> 'grantee') END;
+        -- Revoking from a role that no longer exists is already so (42704).
         out := out || permsync.role_statement('REVOKE ON DATABASE', r.o ->> 'grantee',
                    format('REVOKE %s%s ON DATABASE {database} FROM %s',
                           CASE WHEN r.n IS NULL THEN '' ELSE 'GRANT OPTION FOR ' END, r.o ->> 'privilege', grantee),
-                   on_target_database => true);
+                   ignore_codes => ARRAY['42704'], on_target_database => true);
     END LOOP;
 
     -- Drops. IF EXISTS keeps them idempotent; a role that still owns objects or holds
@@ -443,8 +448,9 @@ BEGIN
     FOR r IN SELECT o.value ->> 'name' AS old_name, n.value ->> 'name' AS new_name
                FROM jsonb_each(old -> 'roles') o JOIN jsonb_each(new -> 'roles') n USING (key)
               WHERE o.value ->> 'name' <> n.value ->> 'name' ORDER BY key::bigint LOOP
+        -- 42704: the old name is gone already (this batch ran before an interrupted log write).
         out := out || permsync.role_statement('ALTER ROLE', r.new_name,
-                   format('ALTER ROLE %I RENAME TO %I', r.old_name, r.new_name));
+                   format('ALTER ROLE %I RENAME TO %I', r.old_name, r.new_name), ignore_codes => ARRAY['42704']);
     END LOOP;
 
     -- Creations. CREATE ROLE may meet a role that already exists on a target: the error is
@@ -479,7 +485,8 @@ BEGIN
         role := permsync.role_name(old, new, split_part(r.key, '/', 1));
         member := permsync.role_name(old, new, split_part(r.key, '/', 2));
         IF r.n IS NULL THEN
-            out := out || permsync.role_statement('REVOKE ROLE', member, format('REVOKE %I FROM %I', role, member), granted => role);
+            out := out || permsync.role_statement('REVOKE ROLE', member, format('REVOKE %I FROM %I', role, member),
+                       granted => role, ignore_codes => ARRAY['42704']);
         ELSIF pg16 THEN
             out := out || permsync.role_statement('GRANT ROLE', member,
                        format('GRANT %I TO %I WITH ADMIN %s, INHERIT %s, SET %s', role, member,

@@ -3,11 +3,14 @@ import pgListen, { type Subscriber } from 'pg-listen';
 import cron from 'node-cron';
 import type { Logger } from 'pino';
 import { EnvironmentApplier } from './apply/applier.js';
-import type { RoleScope } from './apply/rules.js';
+import { roleScope } from './apply/rules.js';
 import { Target } from './apply/target.js';
 import { planBatch, type Batch, type BatchPlan } from './capture/plan.js';
 import { loadParser } from './capture/statements.js';
-import { excludedRoleMatcher, type Config } from './config/schema.js';
+import { runDriftCheck } from './drift/scheduled.js';
+import type { Config } from './config/schema.js';
+import { startHttpServer, type HttpServer } from './http/server.js';
+import { DaemonMetrics } from './metrics.js';
 import { LeaderLock } from './source/leader-lock.js';
 import { CONTROL_CHANNEL } from './source/queries.js';
 import { SourceStore } from './source/store.js';
@@ -19,12 +22,12 @@ const PLAN_CACHE_SIZE = 2000;
 /** How often a standby daemon tries for the leader lock. */
 const LEADER_INTERVAL_MS = 1000;
 
-/** permsync's own roles on the source (sql/0003_operator.sql): not the DBAs' to carry. */
-export const PERMSYNC_ROLES = ['permsync_admin', 'permsync_operator', 'permsync_reader', 'permsync_daemon'];
 
 export interface Daemon {
   /** Whether this daemon holds the leader lock and applies (others stand by). */
   isLeader(): boolean;
+  /** Where /healthz, /readyz and /metrics answer (the bound port, when configured as 0). */
+  readonly http: { host: string; port: number };
   /**
    * Takes a new configuration (SIGHUP): environments added or removed, rules changed.
    * The applying side restarts from the batch table, so no work is lost; source.url
@@ -58,25 +61,56 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
 
   let current = config;
   let runtime: Runtime | undefined;
-  const lock = new LeaderLock({
+  const metrics = new DaemonMetrics({
+    source,
+    logger,
+    environments: () => current.environments.filter((e) => e.enabled).map((e) => e.name),
+  });
+  const lock: LeaderLock = new LeaderLock({
     connectionString: config.source.url,
     applicationName: config.source.applicationName,
     connectionTimeoutMs: config.settings.connectionTimeoutMs,
     intervalMs: LEADER_INTERVAL_MS,
     logger,
     onAcquired: async () => {
-      runtime = await startRuntime(current, logger, source, store);
+      metrics.setLeader(true);
+      runtime = await startRuntime(current, logger, source, store, metrics);
     },
     onLost: async () => {
+      metrics.setLeader(false);
       await runtime?.stop();
       runtime = undefined;
     },
   });
+  // The HTTP settings, like the source's, take effect at a restart.
+  let http: HttpServer;
+  try {
+    http = await startHttpServer({
+      ...config.http,
+      registry: metrics.registry,
+      logger,
+      readiness: async () => {
+        const role = lock.isLeader ? 'leader' : 'standby';
+        try {
+          await source.query('SELECT 1');
+        } catch (error) {
+          return { ready: false, role, reason: `source unreachable: ${(error as Error).message}` };
+        }
+        if (role === 'standby') return { ready: true, role };
+        if (!runtime) return { ready: false, role, reason: 'starting to apply' };
+        return runtime.listening ? { ready: true, role } : { ready: false, role, reason: 'not listening on the source: reconnecting' };
+      },
+    });
+  } catch (error) {
+    await source.end();
+    throw error;
+  }
   await lock.start();
 
   let stopping: Promise<void> | undefined;
   return {
     isLeader: () => lock.isLeader,
+    http: { host: http.host, port: http.port },
     async reload(next) {
       if (next.source.url !== current.source.url || next.source.applicationName !== current.source.applicationName) {
         logger.warn('source settings changed: they take effect at the next restart');
@@ -84,12 +118,13 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       current = { ...next, source: current.source };
       await lock.whileLeading(async () => {
         await runtime?.stop();
-        runtime = await startRuntime(current, logger, source, store);
+        runtime = await startRuntime(current, logger, source, store, metrics);
       });
       logger.info({ environments: current.environments.map((e) => e.name) }, 'configuration reloaded');
     },
     stop: () =>
       (stopping ??= (async () => {
+        await http.close();
         await lock.stop();
         await source.end();
         logger.info('permsync daemon stopped');
@@ -98,6 +133,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
 }
 
 interface Runtime {
+  /** Whether the source listener is connected (readiness). */
+  readonly listening: boolean;
   stop(): Promise<void>;
 }
 
@@ -106,7 +143,13 @@ interface Runtime {
  * wake one applier per environment; each applier reads batches from the source in commit
  * order and carries them; the role watcher turns role changes into batches.
  */
-async function startRuntime(config: Config, logger: Logger, source: pg.Pool, store: SourceStore): Promise<Runtime> {
+async function startRuntime(
+  config: Config,
+  logger: Logger,
+  source: pg.Pool,
+  store: SourceStore,
+  metrics: DaemonMetrics,
+): Promise<Runtime> {
   await store.registerConfiguration(config);
   const passwords = await store.passwordTracking();
   if (!passwords.wanted) logger.info('password verifiers are not carried: settings.sync_passwords is false');
@@ -135,12 +178,7 @@ async function startRuntime(config: Config, logger: Logger, source: pg.Pool, sto
     return cached;
   };
 
-  const internal = new Set([...syncUsers(config), ...PERMSYNC_ROLES]);
-  const configured = excludedRoleMatcher(config.settings.excludedRoles);
-  const roles: RoleScope = {
-    excluded: (role) => configured(role) || internal.has(role),
-    internal: (role) => internal.has(role),
-  };
+  const roles = roleScope(config);
   const targets: Target[] = [];
   const appliers = config.environments
     .filter((env) => env.enabled)
@@ -150,7 +188,7 @@ async function startRuntime(config: Config, logger: Logger, source: pg.Pool, sto
       );
       targets.push(target);
       return new EnvironmentApplier({
-        environment, settings: config.settings, switches: () => switches, store, target, plan, roles, logger,
+        environment, settings: config.settings, switches: () => switches, store, target, plan, roles, metrics, logger,
       });
     });
   const wakeAll = () => appliers.forEach((a) => a.wake());
@@ -187,11 +225,16 @@ async function startRuntime(config: Config, logger: Logger, source: pg.Pool, sto
     }),
   );
   // After a reconnect, notifications sent while it was down are lost: catch up from the table.
+  let listening = false;
   subscriber.events.on('connected', () => {
+    listening = true;
     logger.info('listening on the source');
     wakeAll();
   });
-  subscriber.events.on('reconnect', (attempt) => logger.warn({ attempt }, 'reconnecting to the source'));
+  subscriber.events.on('reconnect', (attempt) => {
+    listening = false;
+    logger.warn({ attempt }, 'reconnecting to the source');
+  });
   subscriber.events.on('error', (error) => logger.error({ err: error }, 'source listener failed'));
   await subscriber.connect();
   await subscriber.listenTo(CAPTURE_CHANNEL);
@@ -201,14 +244,33 @@ async function startRuntime(config: Config, logger: Logger, source: pg.Pool, sto
   const poll = setInterval(() => void refreshSwitches().then(wakeAll), config.settings.pollIntervalMs);
   // Retries come due on a one-second tick rather than one timer per failure.
   const retries = cron.schedule('* * * * * *', () => appliers.forEach((a) => a.retryIfDue()), { name: 'permsync-retries' });
-  const watcher = new RoleWatcher(source, config.settings.roleWatchIntervalMs, logger);
+  const watcher = new RoleWatcher(source, config.settings.roleWatchIntervalMs, logger, (ms, batchId) =>
+    metrics.roleCheck(ms, batchId !== null),
+  );
   watcher.start();
+  const driftCheck = config.settings.driftCheckCron
+    ? cron.schedule(
+        config.settings.driftCheckCron,
+        async () => {
+          try {
+            metrics.driftChecked(await runDriftCheck({ config, source, logger }));
+          } catch (error) {
+            logger.error({ err: error }, 'drift check could not read or write the source');
+          }
+        },
+        { name: 'permsync-drift-check', noOverlap: true },
+      )
+    : undefined;
   logger.info({ environments: appliers.map((a) => a.name), dryRun: config.settings.dryRun }, 'permsync daemon running');
 
   return {
+    get listening() {
+      return listening;
+    },
     async stop() {
       clearInterval(poll);
-      await retries.stop();
+      await retries.destroy();
+      await driftCheck?.destroy();
       await watcher.stop();
       await Promise.all(appliers.map((a) => a.stop()));
       await subscriber.close().catch(() => {});
@@ -216,14 +278,6 @@ async function startRuntime(config: Config, logger: Logger, source: pg.Pool, sto
     },
   };
 }
-
-/** The users permsync connects as: never created, altered or dropped by it. */
-function syncUsers(config: Config): string[] {
-  return [config.source.url, ...config.environments.map((e) => e.url)]
-    .map((url) => decodeURIComponent(new URL(url).username))
-    .filter((user) => user !== '');
-}
-
 
 interface Control {
   action: string;

@@ -81,6 +81,7 @@ settings:
   sync_passwords: true
   poll_interval_ms: 100
   role_watch_interval_ms: 250
+  drift_check_cron: "0 * * * *"
 http:
   port: 8080
   host: 0.0.0.0
@@ -121,6 +122,7 @@ log:
         syncPasswords: true,
         pollIntervalMs: 100,
         roleWatchIntervalMs: 250,
+        driftCheckCron: '0 * * * *',
       },
       http: { port: 8080, host: '0.0.0.0' },
       log: { level: 'debug' },
@@ -151,9 +153,17 @@ log:
       syncPasswords: false,
       pollIntervalMs: 5000,
       roleWatchIntervalMs: 500,
+      driftCheckCron: '*/15 * * * *',
     });
     expect(config.http).toEqual({ port: 9187, host: '127.0.0.1' });
     expect(config.log).toEqual({ level: 'info' });
+  });
+
+  it('turns the scheduled drift check off with null or an empty expression', async () => {
+    for (const value of ['null', '""', '"  "']) {
+      const config = await load(`${MINIMAL}settings:\n  drift_check_cron: ${value}\n`);
+      expect(config.settings.driftCheckCron).toBeNull();
+    }
   });
 
   it('loads the annotated example', async () => {
@@ -324,6 +334,7 @@ settings:
   connection_timeout_ms: 1.5
   poll_interval_ms: 99
   excluded_roles: postgres
+  drift_check_cron: every five minutes
 http:
   port: 70000
 log:
@@ -341,7 +352,8 @@ log:
       'settings.connection_timeout_ms: expected an integer >= 1',
       'settings.excluded_roles: expected a list',
       'settings.poll_interval_ms: expected an integer >= 100',
-      'http.port: expected an integer between 1 and 65535',
+      'settings.drift_check_cron: not a valid cron expression',
+      'http.port: expected an integer between 0 (any free port) and 65535',
       'log.level: expected one of "trace", "debug", "info", "warn", "error", "fatal"',
     ]);
     expect(error.message.split('\n')).toEqual(error.issues);

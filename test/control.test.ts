@@ -90,7 +90,7 @@ describe('SIGHUP', () => {
     const yaml = (extra: string) =>
       `source:\n  url: ${config.source.url}\n  application_name: permsync-test\n` +
       `environments:\n${config.environments.map((e) => `  - name: ${e.name}\n    url: ${e.url}\n${e.name === 'prod' ? extra : ''}`).join('')}` +
-      `settings:\n  poll_interval_ms: 500\nhttp:\n  port: 19188\nlog:\n  level: info\n`;
+      `settings:\n  poll_interval_ms: 500\nhttp:\n  port: 0\nlog:\n  level: info\n`;
     await writeFile(file, yaml(''));
     const child = spawn(process.execPath, ['bin/permsync.js', 'run', '--config', file], {
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import type { LocalCluster } from '../src/embedded/cluster.js';
 import { FAILURE_CHANNEL } from '../src/source/queries.js';
 import { permissionSnapshot } from './support/catalog.js';
@@ -11,6 +11,8 @@ import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 
 let p: Pipeline;
 let configFile: string;
+/** The in-process daemons' log for the running test, shown if it fails. */
+let logLines: string[] = [];
 const children: ChildProcess[] = [];
 
 const TABLES = Array.from({ length: 10 }, (_, i) => `t${i}`);
@@ -87,9 +89,12 @@ async function lastExecutionId(): Promise<string> {
 /** The daemon as operators run it: a separate process, `permsync run`. */
 function spawnDaemon(): ChildProcess {
   const child = spawn(process.execPath, ['bin/permsync.js', 'run', '--config', configFile], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, PERMSYNC_LOG_FORMAT: 'json' },
   });
+  const tag = `[daemon ${child.pid}] `;
+  child.stdout?.on('data', (d) => logLines.push(tag + String(d)));
+  child.stderr?.on('data', (d) => logLines.push(tag + String(d)));
   children.push(child);
   return child;
 }
@@ -113,7 +118,7 @@ beforeAll(async () => {
     `source:\n  url: ${config.source.url}\n  application_name: permsync-test\n` +
       `environments:\n${config.environments.map((e) => `  - name: ${e.name}\n    url: ${e.url}\n`).join('')}` +
       `settings:\n  retry_delay_seconds: 0.2\n  connection_timeout_ms: 2000\n  statement_timeout_ms: 3000\n  poll_interval_ms: 500\n` +
-      `http:\n  port: 19187\nlog:\n  level: warn\n`,
+      `http:\n  port: 0\nlog:\n  level: info\n`,
   );
 });
 
@@ -122,9 +127,14 @@ afterAll(async () => {
   await p?.close();
 });
 
+beforeEach(() => {
+  logLines = [];
+  onTestFailed(() => console.log(`daemon log of the failed test:\n${logLines.join('')}`));
+});
+
 describe('faults', () => {
   it('a target stopped and restarted while changes flow catches up in order', async () => {
-    const daemon = await p.startDaemon();
+    const daemon = await p.startDaemon(p.config(), logLines);
     await churn(30);
     await restart('prod', () => churn(30, 30));
     await churn(30, 60);
@@ -133,7 +143,7 @@ describe('faults', () => {
   });
 
   it('a hung target (its processes stopped) is cut off by timeouts; the others do not wait', async () => {
-    const daemon = await p.startDaemon(p.config({ settings: { statementTimeoutMs: 1000, connectionTimeoutMs: 1000 } }));
+    const daemon = await p.startDaemon(p.config({ settings: { statementTimeoutMs: 1000, connectionTimeoutMs: 1000 } }), logLines);
     await p.settle();
     const before = await lastExecutionId();
     cluster('prod').signal('SIGSTOP');
@@ -158,7 +168,7 @@ describe('faults', () => {
   });
 
   it('the source restarting: the daemon reconnects and catches up from the batch table', async () => {
-    const daemon = await p.startDaemon();
+    const daemon = await p.startDaemon(p.config(), logLines);
     await churn(10, 200);
     await restart('source');
     await churn(20, 210);
@@ -175,7 +185,7 @@ describe('faults', () => {
     // A table prod lacks: the grant on it fails there, permanently.
     await p.sourceClient.query(`SET permsync.capture = 'off'; CREATE TABLE only_here (id int); RESET permsync.capture`);
     await p.environments[0]!.client.query('CREATE TABLE only_here (id int)');
-    const daemon = await p.startDaemon(p.config({ environments: [{}, { onPermanentFailure: 'continue' }] }));
+    const daemon = await p.startDaemon(p.config({ environments: [{}, { onPermanentFailure: 'continue' }] }), logLines);
     await p.sourceClient.query('GRANT SELECT ON only_here TO app');
     await waitFor(async () => notices.length > 0, 10_000, 'a failure notice');
     expect(JSON.parse(notices[0] as string)).toMatchObject({
@@ -185,6 +195,33 @@ describe('faults', () => {
     await daemon.stop();
     // Bring prod level by hand, as a DBA would, for the tests that follow.
     await p.environments[1]!.client.query('CREATE TABLE only_here (id int); GRANT SELECT ON only_here TO app');
+  });
+
+  it('a batch applied but not logged before a crash is re-applied at restart, harmlessly, and logged as such', async () => {
+    let daemon = await p.startDaemon(p.config(), logLines);
+    await p.dba('GRANT TRUNCATE ON t3 TO app');
+    await p.dba('REVOKE TRUNCATE ON t3 FROM app');
+    await p.settle();
+    await daemon.stop();
+    // What a crash between the target's commit and the log write leaves behind.
+    const { rows } = await p.sourceClient.query<{ seq: string }>(
+      `DELETE FROM permsync.execution_log x USING permsync.batches b
+        WHERE b.id = x.batch_id AND x.environment_name = 'prod' AND b.query_text LIKE '% TRUNCATE ON t3 %'
+        RETURNING b.commit_seq::text AS seq`,
+    );
+    const through = rows.map((r) => BigInt(r.seq)).reduce((a, b) => (a > b ? a : b)).toString();
+    await p.sourceClient.query(`UPDATE permsync.environments SET in_flight_through = $1 WHERE name = 'prod'`, [through]);
+    daemon = await p.startDaemon(p.config(), logLines);
+    await expectConverged();
+    const { rows: logged } = await p.sourceClient.query<{ execution_status: string; result_message: string }>(
+      `SELECT x.execution_status, x.result_message FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+        WHERE x.environment_name = 'prod' AND b.query_text LIKE '% TRUNCATE ON t3 %' ORDER BY b.commit_seq`,
+    );
+    expect(logged).toEqual([
+      { execution_status: 'success', result_message: expect.stringContaining('re-applied after an interrupted run') },
+      { execution_status: 'success', result_message: expect.stringContaining('re-applied after an interrupted run') },
+    ]);
+    await daemon.stop();
   });
 
   it('the daemon killed (SIGKILL) mid-stream: after a restart every batch reaches every environment', async () => {
@@ -205,16 +242,20 @@ describe('faults', () => {
     const a = spawnDaemon();
     await waitFor(async () => (await leaderPid()) !== undefined, 15_000, 'a leader');
     const b = spawnDaemon();
-    await new Promise((r) => setTimeout(r, 1500));
-    const { rows } = await p.sourceClient.query<{ n: string }>(
-      `SELECT count(*)::text AS n FROM pg_stat_activity WHERE application_name = 'permsync-test:lock'`,
-    );
-    expect(rows[0]?.n).toBe('2'); // both are connected; one holds the lock
+    // Both connect for the lock; one holds it, the other stands by.
+    await waitFor(async () => {
+      const { rows } = await p.sourceClient.query<{ n: string }>(
+        `SELECT count(*)::text AS n FROM pg_stat_activity WHERE application_name = 'permsync-test:lock'`,
+      );
+      return rows[0]?.n === '2';
+    }, 15_000, 'the second daemon to stand by');
+    const leader = await leaderPid();
     await churn(20, 500);
     await p.settle();
     a.kill('SIGKILL');
     await churn(20, 520);
     await expectConverged(); // b carried the rest
+    expect(await leaderPid()).not.toBe(leader);
     b.kill('SIGTERM');
     await new Promise((resolve) => b.once('exit', resolve));
   });

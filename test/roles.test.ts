@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PERMSYNC_ROLES, type Daemon } from '../src/daemon.js';
+import { PERMSYNC_ROLES } from '../src/apply/rules.js';
+import type { Daemon } from '../src/daemon.js';
 import { relationPrivileges } from './support/catalog.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 import { roleCatalog } from './support/roles.js';

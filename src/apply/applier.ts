@@ -2,11 +2,15 @@ import type { Logger } from 'pino';
 import type { Batch, BatchPlan } from '../capture/plan.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { ExecutionRecord, FailureNotice, SourceStore, Switches } from '../source/store.js';
-import { admit, type CompiledRule, type RoleScope } from './rules.js';
+import { admit, compileRules, type CompiledRule, type RoleScope } from './rules.js';
 import type { Target } from './target.js';
+import type { DaemonMetrics } from '../metrics.js';
 import type { ReplayStatement } from '../capture/statements.js';
 
 const FETCH_LIMIT = 200;
+const REAPPLIED = 're-applied after an interrupted run: it may have applied before, and replaying it is harmless';
+/** undefined_object, undefined_table, undefined_function, undefined_schema. */
+const UNDEFINED_OBJECT_CODES = new Set(['42704', '42P01', '42883', '3F000']);
 
 export interface ApplierDeps {
   /** The operators' switches, kept current by the daemon. */
@@ -17,6 +21,7 @@ export interface ApplierDeps {
   target: Target;
   plan: (batch: Batch) => Promise<BatchPlan>;
   roles: RoleScope;
+  metrics: Pick<DaemonMetrics, 'batchSeen' | 'execution'>;
   logger: Logger;
 }
 
@@ -36,18 +41,17 @@ export class EnvironmentApplier {
   /** When set, the environment waits for a retry at this time (ms since epoch). */
   private retryAt: number | undefined;
   private attempts = 0;
+  /** Batches up to here may have applied in a run that was cut off before logging them. */
+  private interruptedThrough = 0n;
+  /** How far this run has said it is about to apply. */
+  private markedThrough = 0n;
   /** Set while the environment holds on a permanent failure. */
   private heldOn: string | undefined;
   private readonly rules: CompiledRule[];
   private readonly log: Logger;
 
   constructor(private readonly deps: ApplierDeps) {
-    this.rules = deps.environment.rules.map((r) => ({
-      action: r.action,
-      ...(r.commandTag !== undefined && { commandTag: r.commandTag }),
-      ...(r.rolePattern !== undefined && { rolePattern: new RegExp(r.rolePattern) }),
-      ...(r.schemaPattern !== undefined && { schemaPattern: new RegExp(r.schemaPattern) }),
-    }));
+    this.rules = compileRules(deps.environment.rules);
     this.log = deps.logger.child({ environment: deps.environment.name });
   }
 
@@ -56,8 +60,11 @@ export class EnvironmentApplier {
   }
 
   async start(): Promise<void> {
-    this.cursor = await this.deps.store.resumePoint(this.name);
-    this.log.info({ resumeAfterCommitSeq: this.cursor.toString() }, 'applier started');
+    const { after, inFlightThrough } = await this.deps.store.resumePoint(this.name);
+    this.cursor = after;
+    this.interruptedThrough = inFlightThrough;
+    this.markedThrough = inFlightThrough;
+    this.log.info({ resumeAfterCommitSeq: after.toString() }, 'applier started');
     this.wake();
   }
 
@@ -111,6 +118,12 @@ export class EnvironmentApplier {
       while (!this.stopped) {
         const batches = await this.deps.store.batchesAfter(this.cursor ?? 0n, this.name, FETCH_LIMIT);
         if (batches.length === 0) return;
+        for (const b of batches) this.deps.metrics.batchSeen(b.id, b.origin);
+        const through = BigInt((batches[batches.length - 1] as Batch).commitSeq);
+        if (through > this.markedThrough) {
+          await this.deps.store.markInFlight(this.name, through.toString());
+          this.markedThrough = through;
+        }
         for (const batch of batches) {
           if (this.stopped || !this.allowed()) return;
           if ((await this.carry(batch)) === 'wait') return;
@@ -130,11 +143,14 @@ export class EnvironmentApplier {
     const log = this.log.child({ batchId: batch.id, commitSeq: batch.commitSeq });
     const plan = await this.deps.plan(batch);
     const now = new Date();
-    const record = (fields: Partial<ExecutionRecord> & Pick<ExecutionRecord, 'status'>): Promise<void> =>
-      this.deps.store.recordExecution({
+    const record = async (fields: Partial<ExecutionRecord> & Pick<ExecutionRecord, 'status'>): Promise<void> => {
+      await this.deps.store.recordExecution({
         batch, environment: this.name, appliedSql: null, startedAt: now, finishedAt: new Date(),
         durationMs: 0, resultMessage: null, ...fields,
       });
+      // Counted once the source holds it, so the counters agree with execution_log.
+      this.deps.metrics.execution(this.name, fields.status, fields.durationMs ?? 0);
+    };
 
     if (plan.unreplayable) {
       log.warn({ reason: plan.unreplayable }, 'batch cannot be replayed as statements');
@@ -143,6 +159,8 @@ export class EnvironmentApplier {
     }
     const admitted: ReplayStatement[] = [];
     const notes = plan.skipped.map((s) => `statement ${s.ordinal} (${s.tag}) skipped: ${s.reason}`);
+    const reapplying = BigInt(batch.commitSeq) <= this.interruptedThrough;
+    if (reapplying) notes.unshift(REAPPLIED);
     for (const statement of plan.replay) {
       const admission = admit(statement, this.rules, this.deps.roles);
       if (admission.admitted) admitted.push(statement);
@@ -182,6 +200,12 @@ export class EnvironmentApplier {
     }
 
     const error = result.error;
+    if (reapplying && UNDEFINED_OBJECT_CODES.has(error.code ?? '')) {
+      // Its first run applied it, and a later batch (also applied then) removed what it names.
+      log.warn({ sqlstate: error.code, err: error.message }, 're-applied batch names an object that is gone: already applied');
+      await record({ ...base, status: 'skipped', resultMessage: [...notes, `already applied: ${error.message}`].join('; ') });
+      return 'next';
+    }
     const where = error.failedSql !== undefined ? `failed at "${error.failedSql}": ` : '';
     await record({
       ...base, status: 'failed', resultMessage: where + error.message, failureKind: error.kind,

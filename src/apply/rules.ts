@@ -1,4 +1,8 @@
 import type { ReplayStatement } from '../capture/statements.js';
+import { excludedRoleMatcher, type Config, type SyncRule } from '../config/schema.js';
+
+/** permsync's own roles on the source (sql/0003_operator.sql): not the DBAs' to carry. */
+export const PERMSYNC_ROLES = ['permsync_admin', 'permsync_operator', 'permsync_reader', 'permsync_daemon'];
 
 export interface CompiledRule {
   action: 'include' | 'exclude';
@@ -15,6 +19,32 @@ export interface RoleScope {
   excluded(role: string): boolean;
   /** Exist on the source only (the sync users, permsync's own roles): never granted to anyone either. */
   internal(role: string): boolean;
+}
+
+export function compileRules(rules: readonly SyncRule[]): CompiledRule[] {
+  return rules.map((r) => ({
+    action: r.action,
+    ...(r.commandTag !== undefined && { commandTag: r.commandTag }),
+    ...(r.rolePattern !== undefined && { rolePattern: new RegExp(r.rolePattern) }),
+    ...(r.schemaPattern !== undefined && { schemaPattern: new RegExp(r.schemaPattern) }),
+  }));
+}
+
+/** The users permsync connects as (user names of the source and environment URLs). */
+function syncUsers(config: Config): string[] {
+  return [config.source.url, ...config.environments.map((e) => e.url)]
+    .map((url) => decodeURIComponent(new URL(url).username))
+    .filter((user) => user !== '');
+}
+
+/** The roles permsync leaves alone: excluded_roles, the sync users, its own roles. */
+export function roleScope(config: Config): RoleScope {
+  const internal = new Set([...syncUsers(config), ...PERMSYNC_ROLES]);
+  const configured = excludedRoleMatcher(config.settings.excludedRoles);
+  return {
+    excluded: (role) => configured(role) || internal.has(role),
+    internal: (role) => internal.has(role),
+  };
 }
 
 /** Whether every criterion a rule names holds for the statement. */

@@ -8,6 +8,7 @@ import { PermsyncError } from '../errors.js';
 import { install, uninstall } from '../install/migrate.js';
 import { registerConfiguration } from '../source/store.js';
 import { createLogger } from '../log.js';
+import { registerDriftCommands } from './drift.js';
 import { registerOperatorCommands } from './operator.js';
 
 /** Runs the CLI and returns the exit code: 0 ok, 1 a check found a problem, 2 bad usage or configuration. */
@@ -126,6 +127,7 @@ function buildProgram(): Command {
     });
 
   registerOperatorCommands(program, withConfig, withSourceClient);
+  registerDriftCommands(program, withConfig);
   return program;
 }
 

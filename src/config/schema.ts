@@ -1,3 +1,4 @@
+import cron from 'node-cron';
 import * as z from 'zod';
 
 /** What rules can name: the permission statements, and the kinds of role statement the watcher writes. */
@@ -46,6 +47,8 @@ export interface Settings {
   syncPasswords: boolean;
   pollIntervalMs: number;
   roleWatchIntervalMs: number;
+  /** When the daemon compares every environment with the source (cron expression); null: never. */
+  driftCheckCron: string | null;
 }
 
 export interface Config {
@@ -175,6 +178,12 @@ const settingsSchema = z
     sync_passwords: z.boolean().default(false),
     poll_interval_ms: intAtLeast(100).default(5000),
     role_watch_interval_ms: intAtLeast(1).default(500),
+    // null or empty turns the scheduled check off.
+    drift_check_cron: z
+      .string({ error: 'expected a cron expression, or null' })
+      .refine((expression) => expression.trim() === '' || cron.validate(expression), { error: 'not a valid cron expression' })
+      .nullable()
+      .default('*/15 * * * *'),
   })
   .transform(
     (s): Settings => ({
@@ -190,6 +199,7 @@ const settingsSchema = z
       syncPasswords: s.sync_passwords,
       pollIntervalMs: s.poll_interval_ms,
       roleWatchIntervalMs: s.role_watch_interval_ms,
+      driftCheckCron: s.drift_check_cron?.trim() ? s.drift_check_cron.trim() : null,
     }),
   );
 
@@ -198,7 +208,7 @@ export function defaultSettings(): Settings {
   return settingsSchema.parse({});
 }
 
-const portError = 'expected an integer between 1 and 65535';
+const portError = 'expected an integer between 0 (any free port) and 65535';
 
 /**
  * The YAML file's shape (snake_case keys, all objects strict) parsed into `Config`
@@ -216,7 +226,7 @@ export const configSchema: z.ZodType<Config> = z.strictObject({
   settings: settingsSchema.prefault({}),
   http: z
     .strictObject({
-      port: z.int({ error: portError }).min(1, { error: portError }).max(65535, { error: portError }).default(9187),
+      port: z.int({ error: portError }).min(0, { error: portError }).max(65535, { error: portError }).default(9187),
       host: nonEmptyString.default('127.0.0.1'),
     })
     .prefault({}),

@@ -15,6 +15,8 @@ export const FETCH_BATCHES_AFTER = `
     FROM permsync.batches b
    WHERE b.commit_seq > $1
      AND (b.target_environment IS NULL OR b.target_environment = $2)
+     -- A reconcile batch is applied by reconcile itself, and logged with it: only a record here.
+     AND b.origin <> 'reconcile'
    ORDER BY b.commit_seq
    LIMIT $3`;
 
@@ -29,22 +31,28 @@ export const FETCH_SIBLING_BATCH_IDS = `
 export const MAX_COMMIT_SEQ = `SELECT coalesce(max(commit_seq), 0)::text AS seq FROM permsync.batches`;
 
 /**
- * Where an environment resumes: the last commit_seq before its first batch that is not
- * finished. 'failed' counts as finished only for environments that continue past failures.
+ * Batch b (permsync.batches) is one environment e (permsync.environments) has yet to
+ * finish. Finished: success, skipped, dry_run; a permanent failure only where the
+ * environment continues past them. (sql/0003_operator.sql's v_batch_outcomes says the same.)
  */
+export const UNFINISHED_BY_ENVIRONMENT = `
+  b.commit_seq > e.start_after_seq
+  AND (b.target_environment IS NULL OR b.target_environment = e.name)
+  AND NOT EXISTS (
+        SELECT 1 FROM permsync.execution_log x
+         WHERE x.batch_id = b.id AND x.environment_name = e.name
+           AND (x.execution_status IN ('success', 'skipped', 'dry_run')
+                OR (x.execution_status = 'failed' AND x.failure_kind = 'permanent'
+                    AND e.on_permanent_failure = 'continue')))`;
+
+/** Where an environment resumes: the last commit_seq before its first unfinished batch. */
 export const RESUME_POINT = `
   SELECT coalesce((
            SELECT min(b.commit_seq) - 1
              FROM permsync.batches b
-            WHERE b.commit_seq > e.start_after_seq
-              AND (b.target_environment IS NULL OR b.target_environment = e.name)
-              AND NOT EXISTS (
-                    SELECT 1 FROM permsync.execution_log x
-                     WHERE x.batch_id = b.id AND x.environment_name = e.name
-                       AND (x.execution_status IN ('success', 'skipped', 'dry_run')
-                            OR (x.execution_status = 'failed' AND x.failure_kind = 'permanent'
-                                AND e.on_permanent_failure = 'continue')))
-         ), (SELECT coalesce(max(commit_seq), e.start_after_seq) FROM permsync.batches))::text AS seq
+            WHERE ${UNFINISHED_BY_ENVIRONMENT}
+         ), (SELECT coalesce(max(commit_seq), e.start_after_seq) FROM permsync.batches))::text AS seq,
+         e.in_flight_through::text AS in_flight_through
     FROM permsync.environments e
    WHERE e.name = $1`;
 
@@ -116,3 +124,6 @@ export const READ_SWITCHES = `
 
 /** The channel the control functions notify on; payload {"action", "environment", "by"}. */
 export const CONTROL_CHANNEL = 'permsync_control';
+
+/** Written before a run of batches: after a crash, these may have applied unlogged. */
+export const MARK_IN_FLIGHT = `UPDATE permsync.environments SET in_flight_through = $2 WHERE name = $1 AND in_flight_through < $2`;

@@ -113,9 +113,14 @@ export class SourceStore {
     return { wanted: rows[0]?.wanted ?? false, tracked: rows[0]?.tracked ?? false };
   }
 
-  async resumePoint(environment: string): Promise<bigint> {
-    const { rows } = await this.pool.query<{ seq: string }>(Q.RESUME_POINT, [environment]);
-    return BigInt(rows[0]?.seq ?? '0');
+  /** Where an environment resumes, and how far its last run may have got unlogged. */
+  async resumePoint(environment: string): Promise<{ after: bigint; inFlightThrough: bigint }> {
+    const { rows } = await this.pool.query<{ seq: string; in_flight_through: string }>(Q.RESUME_POINT, [environment]);
+    return { after: BigInt(rows[0]?.seq ?? '0'), inFlightThrough: BigInt(rows[0]?.in_flight_through ?? '0') };
+  }
+
+  async markInFlight(environment: string, throughSeq: string): Promise<void> {
+    await this.pool.query(Q.MARK_IN_FLIGHT, [environment, throughSeq]);
   }
 
   async batchesAfter(commitSeq: bigint, environment: string, limit: number): Promise<Batch[]> {
@@ -175,7 +180,8 @@ export async function registerConfiguration(client: pg.ClientBase, config: Confi
       if (key === 'dryRun') continue;
       // The configuration file's own key names (max_retries, ...), as operators know them.
       const name = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-      await client.query(Q.UPSERT_CONFIG, [name, Array.isArray(value) ? value.join(',') : String(value)]);
+      const text = value === null ? '' : Array.isArray(value) ? value.join(',') : String(value);
+      await client.query(Q.UPSERT_CONFIG, [name, text]);
     }
     await client.query('COMMIT');
   } catch (error) {

@@ -1,0 +1,164 @@
+/**
+ * The catalog reads behind drift: one database's roles and permission state, each kind in
+ * one query so that a cluster with 10,000 roles and 100,000 grants is read in seconds.
+ * They run in one read-only repeatable-read transaction (CATALOG_SESSION), so the kinds
+ * agree with one another, with search_path = pg_catalog so that every type name PostgreSQL
+ * renders (function signatures) is schema-qualified the same way on both sides.
+ *
+ * Names come back raw; TypeScript quotes them (src/sql/quote.ts). PUBLIC is ''.
+ * Built-in roles (oid below 16384) are not read as roles, but can be grantees and owners.
+ */
+
+export const CATALOG_SESSION = [
+  'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+  "SET LOCAL search_path = pg_catalog",
+  // VALID UNTIL is compared as text: the same instant must print the same on both sides.
+  "SET LOCAL TimeZone = 'UTC'",
+  "SET LOCAL DateStyle = 'ISO, YMD'",
+];
+
+export const SESSION_FACTS = `
+  SELECT current_setting('server_version_num')::int AS server_version_num,
+         current_database() AS database,
+         current_user AS user_name,
+         (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
+         has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS can_read_verifiers,
+         CASE WHEN to_regprocedure('permsync.role_state()') IS NULL THEN false
+              ELSE has_function_privilege('permsync.role_state()', 'EXECUTE') END AS has_role_state`;
+
+export const ROLES = `
+  SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolinherit AS inherit, r.rolcreaterole AS createrole,
+         r.rolcreatedb AS createdb, r.rolcanlogin AS login, r.rolreplication AS replication,
+         r.rolbypassrls AS bypassrls, r.rolconnlimit AS connlimit, r.rolvaliduntil::text AS valid_until,
+         shobj_description(r.oid, 'pg_authid') AS comment
+    FROM pg_roles r
+   WHERE r.oid >= 16384`;
+
+/** Password verifiers, for a session that may read pg_authid. */
+export const VERIFIERS = `SELECT rolname AS name, rolpassword AS password FROM pg_authid WHERE oid >= 16384`;
+
+/**
+ * Password verifiers through permsync's own function on the source, for a source user
+ * who may not read pg_authid: role_state() runs as the installing superuser and includes
+ * them only when permsync.config says sync_passwords is on.
+ */
+export const VERIFIERS_FROM_ROLE_STATE = `
+  SELECT r.value ->> 'name' AS name, r.value ->> 'password' AS password
+    FROM (SELECT permsync.role_state() AS state) s
+   CROSS JOIN LATERAL jsonb_each(s.state -> 'roles') r
+   WHERE (s.state ->> 'passwords')::boolean`;
+
+/** One row per (role, member): a membership granted by several grantors counts once, as role_state() does. */
+export const MEMBERSHIPS = `
+  SELECT pg_get_userbyid(m.roleid) AS role, pg_get_userbyid(m.member) AS member,
+         bool_or(m.admin_option) AS admin,
+         bool_or((to_jsonb(m) ->> 'inherit_option')::boolean) AS inherit,
+         bool_or((to_jsonb(m) ->> 'set_option')::boolean) AS set
+    FROM pg_auth_members m
+   WHERE m.member >= 16384
+   GROUP BY m.roleid, m.member`;
+
+/** ALTER ROLE [IN DATABASE] SET; \`here\` marks the current database, which maps to the other side's. */
+export const ROLE_SETTINGS = `
+  SELECT pg_get_userbyid(s.setrole) AS role,
+         d.datname AS database,
+         d.datname IS NOT DISTINCT FROM current_database() AS here,
+         split_part(c, '=', 1) AS key,
+         substr(c, length(split_part(c, '=', 1)) + 2) AS value
+    FROM pg_db_role_setting s
+    LEFT JOIN pg_database d ON d.oid = s.setdatabase
+   CROSS JOIN LATERAL unnest(s.setconfig) c
+   WHERE s.setrole >= 16384`;
+
+/** The current database's owner and effective privileges (the defaults when datacl is NULL). */
+export const DATABASE = `
+  SELECT pg_get_userbyid(d.datdba) AS owner,
+         (SELECT coalesce(json_agg(json_build_array(
+                   CASE x.grantee WHEN 0 THEN '' ELSE pg_get_userbyid(x.grantee) END, x.privilege_type, x.is_grantable)), '[]')
+            FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) x) AS grants
+    FROM pg_database d
+   WHERE d.datname = current_database()`;
+
+/**
+ * Every object permsync compares, with its owner and effective privileges (the defaults
+ * when the ACL is NULL, so that NULL and an explicit ACL equal to it compare equal).
+ * owner is NULL where ownership is not the object's own: columns, and sequences owned by
+ * a table column (serial, identity), whose owner follows the table's. Relations that
+ * can hold column privileges list their columns, so that a column missing on one side is
+ * seen as such rather than granted on. Schemas pg_* (pg_catalog, pg_toast*, temporary
+ * ones), information_schema and permsync's own are out of scope.
+ */
+export const OBJECTS = `
+  WITH ns AS (
+    SELECT oid, nspname, nspowner, nspacl FROM pg_namespace
+     WHERE nspname NOT LIKE 'pg\\_%' AND nspname NOT IN ('information_schema', 'permsync', 'permsync_capture')
+  ),
+  objects AS (
+    SELECT 'schema' AS kind, n.nspname AS schema, NULL::name AS name, NULL::text AS args, n.nspowner AS owner,
+           coalesce(n.nspacl, acldefault('n', n.nspowner)) AS acl, NULL::name[] AS columns
+      FROM ns n
+    UNION ALL
+    SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
+                          WHEN 'f' THEN 'foreign table' ELSE 'table' END,
+           n.nspname, c.relname, NULL,
+           CASE WHEN c.relkind = 'S' AND EXISTS (
+                       SELECT 1 FROM pg_depend d
+                        WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                          AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+                THEN NULL ELSE c.relowner END,
+           coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner)),
+           CASE WHEN c.relkind <> 'S' THEN
+             (SELECT array_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
+               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) END
+      FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+    UNION ALL
+    SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
+           n.nspname, p.proname, oidvectortypes(p.proargtypes), p.proowner,
+           coalesce(p.proacl, acldefault('f', p.proowner)), NULL
+      FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace
+    UNION ALL
+    -- Types that are objects of their own: not array types, not the row types of tables,
+    -- not multiranges (their privileges and owner follow their range type).
+    SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END, n.nspname, t.typname, NULL, t.typowner,
+           coalesce(t.typacl, acldefault('T', t.typowner)), NULL
+      FROM pg_type t JOIN ns n ON n.oid = t.typnamespace
+     WHERE t.typtype IN ('b', 'c', 'd', 'e', 'r')
+       AND (t.typtype <> 'c' OR EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c'))
+       AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid)
+    UNION ALL
+    SELECT 'column', n.nspname, c.relname, a.attname, NULL, a.attacl, NULL
+      FROM pg_attribute a
+      JOIN pg_class c ON c.oid = a.attrelid
+      JOIN ns n ON n.oid = c.relnamespace
+     WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  )
+  SELECT o.kind, o.schema, o.name, o.args, pg_get_userbyid(o.owner) AS owner, o.columns,
+         (SELECT json_agg(json_build_array(
+                   CASE x.grantee WHEN 0 THEN '' ELSE pg_get_userbyid(x.grantee) END, x.privilege_type, x.is_grantable))
+            FROM aclexplode(o.acl) x) AS grants
+    FROM objects o`;
+
+/**
+ * Default privileges as differences from what PostgreSQL would do without them. A global
+ * entry (no schema) replaces the built-in defaults (owner has everything, PUBLIC may
+ * execute functions and use types), so it is compared with them: a privilege the entry
+ * takes away is 'absent' where the built-in default is 'granted'. A per-schema entry only
+ * adds. Rows equal to the built-in default are left out: a side without the row has it.
+ */
+export const DEFAULT_PRIVILEGES = `
+  SELECT pg_get_userbyid(d.defaclrole) AS role, n.nspname AS schema, d.defaclobjtype::text AS object_type,
+         CASE x.grantee WHEN 0 THEN '' ELSE pg_get_userbyid(x.grantee) END AS grantee,
+         x.privilege, x.state, x.default_state
+    FROM pg_default_acl d
+    LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+   CROSS JOIN LATERAL (
+         SELECT coalesce(a.grantee, z.grantee) AS grantee, coalesce(a.privilege_type, z.privilege_type) AS privilege,
+                CASE WHEN a.grantee IS NULL THEN 'absent' WHEN a.is_grantable THEN 'grantable' ELSE 'granted' END AS state,
+                CASE WHEN z.grantee IS NULL THEN 'absent' WHEN z.is_grantable THEN 'grantable' ELSE 'granted' END AS default_state
+           FROM aclexplode(d.defaclacl) a
+           FULL JOIN (SELECT * FROM aclexplode(acldefault(CASE d.defaclobjtype WHEN 'S' THEN 's' ELSE d.defaclobjtype END::"char",
+                                                          d.defaclrole))
+                       WHERE d.defaclnamespace = 0) z
+             ON z.grantee = a.grantee AND z.privilege_type = a.privilege_type) x
+   WHERE x.state <> x.default_state`;

@@ -1,0 +1,213 @@
+import type pg from 'pg';
+import * as Q from './catalog-queries.js';
+
+/** PUBLIC, as a grantee name: no role can be named with the empty string. */
+export const PUBLIC = '';
+
+export interface RoleState {
+  name: string;
+  superuser: boolean;
+  inherit: boolean;
+  createrole: boolean;
+  createdb: boolean;
+  login: boolean;
+  replication: boolean;
+  bypassrls: boolean;
+  connlimit: number;
+  validUntil: string | null;
+  comment: string | null;
+  /** The verifier (null: no password); undefined when it could not be read. */
+  password?: string | null;
+}
+
+export interface Membership {
+  role: string;
+  member: string;
+  admin: boolean;
+  /** PostgreSQL 16 and later. */
+  inherit: boolean | null;
+  set: boolean | null;
+}
+
+export interface RoleSetting {
+  role: string;
+  /** null: every database. */
+  database: string | null;
+  /** The setting is for the current database (which maps to the other side's). */
+  here: boolean;
+  key: string;
+  value: string;
+}
+
+export interface Grant {
+  grantee: string;
+  privilege: string;
+  grantable: boolean;
+}
+
+export type ObjectKind =
+  | 'schema' | 'table' | 'view' | 'materialized view' | 'sequence' | 'foreign table'
+  | 'function' | 'procedure' | 'aggregate' | 'type' | 'domain' | 'column';
+
+export interface CatalogObject {
+  kind: ObjectKind;
+  schema: string;
+  /** The relation's name for a column; null for a schema. */
+  name: string | null;
+  /** Argument types of a routine; the column's name for a column. */
+  args: string | null;
+  /** null where ownership is not the object's own (columns, sequences owned by a column). */
+  owner: string | null;
+  /** Columns of a relation that can hold column privileges. */
+  columns: string[] | null;
+  /** Effective privileges: the defaults when the ACL is NULL. */
+  grants: Grant[];
+}
+
+export type GrantState = 'absent' | 'granted' | 'grantable';
+
+export interface DefaultPrivilege {
+  role: string;
+  /** null: the global entry (every schema). */
+  schema: string | null;
+  /** pg_default_acl.defaclobjtype: r, S, f, T or n. */
+  objectType: string;
+  grantee: string;
+  privilege: string;
+  state: GrantState;
+  /** What holds without the entry. */
+  defaultState: GrantState;
+}
+
+/** One database's permission state, by name. */
+export interface Catalog {
+  serverVersionNum: number;
+  database: string;
+  user: string;
+  superuser: boolean;
+  /** Whether roles carry their password verifiers. */
+  verifiersRead: boolean;
+  roles: Map<string, RoleState>;
+  memberships: Membership[];
+  settings: RoleSetting[];
+  databaseOwner: string;
+  databaseGrants: Grant[];
+  objects: CatalogObject[];
+  defaultPrivileges: DefaultPrivilege[];
+}
+
+export interface ReadOptions {
+  /** Read password verifiers, where this session may. */
+  verifiers: boolean;
+  /** On the source, a user who may not read pg_authid may get them from permsync.role_state(). */
+  viaRoleState?: boolean;
+}
+
+interface SessionRow {
+  server_version_num: number;
+  database: string;
+  user_name: string;
+  superuser: boolean;
+  can_read_verifiers: boolean;
+  has_role_state: boolean;
+}
+
+interface RoleRow {
+  name: string;
+  superuser: boolean;
+  inherit: boolean;
+  createrole: boolean;
+  createdb: boolean;
+  login: boolean;
+  replication: boolean;
+  bypassrls: boolean;
+  connlimit: number;
+  valid_until: string | null;
+  comment: string | null;
+}
+
+type GrantTuple = [string, string, boolean];
+
+interface ObjectRow {
+  kind: ObjectKind;
+  schema: string;
+  name: string | null;
+  args: string | null;
+  owner: string | null;
+  columns: string[] | null;
+  grants: GrantTuple[] | null;
+}
+
+interface DefaultPrivilegeRow {
+  role: string;
+  schema: string | null;
+  object_type: string;
+  grantee: string;
+  privilege: string;
+  state: GrantState;
+  default_state: GrantState;
+}
+
+/** Reads one database's permission state in one read-only snapshot. */
+export async function readCatalog(client: pg.ClientBase, options: ReadOptions): Promise<Catalog> {
+  for (const sql of Q.CATALOG_SESSION) await client.query(sql);
+  try {
+    const session = (await client.query<SessionRow>(Q.SESSION_FACTS)).rows[0];
+    if (!session) throw new Error('the database did not describe its session');
+    const roles = new Map<string, RoleState>();
+    for (const r of (await client.query<RoleRow>(Q.ROLES)).rows) {
+      roles.set(r.name, {
+        name: r.name, superuser: r.superuser, inherit: r.inherit, createrole: r.createrole, createdb: r.createdb,
+        login: r.login, replication: r.replication, bypassrls: r.bypassrls, connlimit: r.connlimit,
+        validUntil: r.valid_until, comment: r.comment,
+      });
+    }
+    const verifierQuery = !options.verifiers ? undefined
+      : session.can_read_verifiers ? Q.VERIFIERS
+      : options.viaRoleState && session.has_role_state ? Q.VERIFIERS_FROM_ROLE_STATE
+      : undefined;
+    let verifiersRead = false;
+    if (verifierQuery) {
+      const { rows } = await client.query<{ name: string; password: string | null }>(verifierQuery);
+      // role_state() returns nothing when sync_passwords is off in permsync.config.
+      verifiersRead = verifierQuery === Q.VERIFIERS || rows.length > 0;
+      for (const row of rows) {
+        const role = roles.get(row.name);
+        if (role) role.password = row.password;
+      }
+    }
+    const memberships = (await client.query<Membership>(Q.MEMBERSHIPS)).rows;
+    const settings = (await client.query<RoleSetting>(Q.ROLE_SETTINGS)).rows;
+    const database = (await client.query<{ owner: string; grants: GrantTuple[] }>(Q.DATABASE)).rows[0];
+    if (!database) throw new Error('the current database is not in pg_database');
+    const objects = (await client.query<ObjectRow>(Q.OBJECTS)).rows.map((o): CatalogObject => ({
+      kind: o.kind, schema: o.schema, name: o.name, args: o.args, owner: o.owner, columns: o.columns,
+      grants: (o.grants ?? []).map(toGrant),
+    }));
+    const defaultPrivileges = (await client.query<DefaultPrivilegeRow>(Q.DEFAULT_PRIVILEGES)).rows.map((d) => ({
+      role: d.role, schema: d.schema, objectType: d.object_type, grantee: d.grantee, privilege: d.privilege,
+      state: d.state, defaultState: d.default_state,
+    }));
+    return {
+      serverVersionNum: session.server_version_num,
+      database: session.database,
+      user: session.user_name,
+      superuser: session.superuser,
+      verifiersRead,
+      roles,
+      memberships,
+      settings,
+      databaseOwner: database.owner,
+      databaseGrants: database.grants.map(toGrant),
+      objects,
+      defaultPrivileges,
+    };
+  } finally {
+    // Only a broken connection fails to roll back, and its owner discards it.
+    await client.query('ROLLBACK').catch(() => {});
+  }
+}
+
+function toGrant([grantee, privilege, grantable]: GrantTuple): Grant {
+  return { grantee, privilege, grantable };
+}

@@ -1,0 +1,87 @@
+import pg from 'pg';
+import { redactUrl } from '../config/load.js';
+import type { Config, EnvironmentConfig, Settings } from '../config/schema.js';
+import { PermsyncError } from '../errors.js';
+import { readCatalog, type Catalog } from './catalog.js';
+import type { EnvironmentResult } from './format.js';
+import { unreplayableHints } from './history.js';
+import { buildReport, type DriftReport } from './report.js';
+import { roleScope } from '../apply/rules.js';
+
+/**
+ * A session for catalog reads. A failure to connect names the database (password
+ * redacted) and the cause; the exit code is 2, as for any error.
+ */
+export async function openSession(url: string, label: string, settings: Settings): Promise<pg.Client> {
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: `permsync:drift:${label}`,
+    connectionTimeoutMillis: settings.connectionTimeoutMs,
+    statement_timeout: settings.statementTimeoutMs,
+  });
+  // A session that dies says so at its next query; an unhandled 'error' event would end the process.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new PermsyncError(`${label}: cannot connect to ${redactUrl(url)}: ${describeError(error)}`, { exitCode: 2, cause: error });
+  }
+  return client;
+}
+
+export function describeError(error: unknown): string {
+  const e = error as { message?: string; code?: string };
+  const code = e.code ? ` (${/^[0-9A-Z]{5}$/.test(e.code) ? 'SQLSTATE ' : ''}${e.code})` : '';
+  return `${e.message ?? String(error)}${code}`;
+}
+
+export function readSourceCatalog(client: pg.ClientBase, settings: Settings): Promise<Catalog> {
+  return readCatalog(client, { verifiers: settings.syncPasswords, viaRoleState: true });
+}
+
+export function readTargetCatalog(client: pg.ClientBase, settings: Settings): Promise<Catalog> {
+  return readCatalog(client, { verifiers: settings.syncPasswords });
+}
+
+export interface CheckOptions {
+  dropExtraRoles: boolean;
+}
+
+/** Reads one environment and compares it with the source's catalog. */
+async function checkEnvironment(config: Config, environment: EnvironmentConfig, source: Catalog, options: CheckOptions): Promise<DriftReport> {
+  const client = await openSession(environment.url, environment.name, config.settings);
+  try {
+    const target = await readTargetCatalog(client, config.settings);
+    return buildReport(environment, config.settings, roleScope(config), source, target, options);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * Compares each environment with the source, one after another. An environment that
+ * cannot be read is reported with the cause; the others are compared all the same.
+ */
+export async function checkEnvironments(
+  config: Config,
+  source: pg.ClientBase,
+  environments: EnvironmentConfig[],
+  options: CheckOptions,
+): Promise<EnvironmentResult[]> {
+  const catalog = await readSourceCatalog(source, config.settings);
+  const results: EnvironmentResult[] = [];
+  for (const environment of environments) {
+    let report: DriftReport;
+    try {
+      report = await checkEnvironment(config, environment, catalog, options);
+    } catch (error) {
+      const message = error instanceof PermsyncError ? error.message.replace(`${environment.name}: `, '') : describeError(error);
+      results.push({ environment: environment.name, hints: [], error: message });
+      continue;
+    }
+    // A failure here is the source's, not the environment's: it ends the check.
+    const hints = report.differences.length > 0 ? await unreplayableHints(source, environment.name) : [];
+    results.push({ environment: environment.name, report, hints });
+  }
+  return results;
+}

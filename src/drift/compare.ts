@@ -1,0 +1,275 @@
+import type { Catalog, CatalogObject, DefaultPrivilege, Grant, GrantState, Membership, ObjectKind, RoleSetting, RoleState } from './catalog.js';
+
+/** An object by name: a column is its relation's schema and name, and the column's name in args. */
+export interface ObjectRef {
+  kind: ObjectKind;
+  schema: string;
+  name: string | null;
+  args: string | null;
+}
+
+/** What privileges are on: the current database, an object (or column), or a default privilege entry. */
+export type PrivilegeTarget =
+  | { on: 'database' }
+  | { on: 'object'; object: ObjectRef }
+  | { on: 'default'; role: string; schema: string | null; objectType: string };
+
+export interface PrivilegeChange {
+  privilege: string;
+  /** The target's state. */
+  from: GrantState;
+  /** The source's state: what the target must come to. */
+  to: GrantState;
+}
+
+/**
+ * One difference between the source and a target, by name. `from` is the target's state,
+ * `to` the source's; changes that cannot be made (objects, which permsync never creates)
+ * are reported as such.
+ */
+export type Change =
+  | { type: 'role missing'; role: RoleState }
+  | { type: 'role attributes'; from: RoleState; to: RoleState }
+  | { type: 'role extra'; name: string }
+  | { type: 'membership'; role: string; member: string; from: Membership | null; to: Membership | null }
+  | { type: 'setting'; role: string; database: string | null; here: boolean; key: string; from: string | null; to: string | null }
+  | { type: 'owner'; object: ObjectRef; from: string; to: string }
+  | { type: 'privileges'; target: PrivilegeTarget; grantee: string; changes: PrivilegeChange[] }
+  | { type: 'object missing'; object: ObjectRef }
+  | { type: 'object extra'; object: ObjectRef };
+
+export interface CompareOptions {
+  /**
+   * Compare the facts of roles that exist on the target only (their privileges and
+   * default privileges), so that they can be revoked before the roles are dropped.
+   * Otherwise such a role is one difference, and everything about it is left alone.
+   */
+  includeExtraRoles: boolean;
+}
+
+/** The differences that take `target` to `source`, in a stable order. Pure. */
+export function compare(source: Catalog, target: Catalog, options: CompareOptions): Change[] {
+  const extra = new Set([...target.roles.keys()].filter((name) => !source.roles.has(name)));
+  const aboutExtra = (...roles: string[]) => roles.some((r) => extra.has(r));
+  const keepGrantee = (grantee: string) => options.includeExtraRoles || !extra.has(grantee);
+  return [
+    ...compareRoles(source, target, extra),
+    ...compareMemberships(source.memberships, target.memberships).filter((c) => !aboutExtra(c.role, c.member)),
+    ...compareSettings(source.settings, target.settings).filter((c) => !aboutExtra(c.role)),
+    ...compareDatabase(source, target).filter((c) => keepGrantee(c.grantee)),
+    ...compareObjects(source.objects, target.objects, keepGrantee),
+    ...compareDefaultPrivileges(source.defaultPrivileges, target.defaultPrivileges)
+      .filter((c) => c.target.on !== 'default' || options.includeExtraRoles || !aboutExtra(c.target.role, c.grantee)),
+  ];
+}
+
+function compareRoles(source: Catalog, target: Catalog, extra: Set<string>): Change[] {
+  // Verifiers are compared only when both sides could read them.
+  const withPasswords = source.verifiersRead && target.verifiersRead;
+  const out: Change[] = [];
+  for (const name of sorted(source.roles.keys())) {
+    const to = source.roles.get(name) as RoleState;
+    const from = target.roles.get(name);
+    if (!from) out.push({ type: 'role missing', role: to });
+    else if (!sameAttributes(from, to, withPasswords)) out.push({ type: 'role attributes', from, to });
+  }
+  for (const name of sorted(extra)) out.push({ type: 'role extra', name });
+  return out;
+}
+
+/** The attributes compared for a role; a role without VALID UNTIL never expires, as 'infinity'. */
+function sameAttributes(a: RoleState, b: RoleState, withPasswords: boolean): boolean {
+  const expiry = (r: RoleState) => r.validUntil ?? 'infinity';
+  return a.superuser === b.superuser && a.inherit === b.inherit && a.createrole === b.createrole
+    && a.createdb === b.createdb && a.login === b.login && a.replication === b.replication
+    && a.bypassrls === b.bypassrls && a.connlimit === b.connlimit && expiry(a) === expiry(b)
+    && a.comment === b.comment && (!withPasswords || a.password === b.password);
+}
+
+function compareMemberships(source: Membership[], target: Membership[]): Extract<Change, { type: 'membership' }>[] {
+  const key = (m: Membership) => `${m.role}\0${m.member}`;
+  const out: Extract<Change, { type: 'membership' }>[] = [];
+  const theirs = new Map(target.map((m) => [key(m), m]));
+  const ours = new Map(source.map((m) => [key(m), m]));
+  for (const k of sorted(new Set([...ours.keys(), ...theirs.keys()]))) {
+    const to = ours.get(k) ?? null;
+    const from = theirs.get(k) ?? null;
+    const member = (to ?? from) as Membership;
+    if (to && from && sameMembership(from, to)) continue;
+    out.push({ type: 'membership', role: member.role, member: member.member, from, to });
+  }
+  return out;
+}
+
+/** INHERIT and SET options are compared where both servers have them (PostgreSQL 16 and later). */
+function sameMembership(a: Membership, b: Membership): boolean {
+  const both = (x: boolean | null, y: boolean | null) => x === null || y === null || x === y;
+  return a.admin === b.admin && both(a.inherit, b.inherit) && both(a.set, b.set);
+}
+
+function compareSettings(source: RoleSetting[], target: RoleSetting[]): Extract<Change, { type: 'setting' }>[] {
+  // The current database is the same on both sides whatever its name.
+  const key = (s: RoleSetting) => `${s.role}\0${s.here ? '.' : s.database === null ? '*' : `db:${s.database}`}\0${s.key}`;
+  const theirs = new Map(target.map((s) => [key(s), s]));
+  const ours = new Map(source.map((s) => [key(s), s]));
+  const out: Extract<Change, { type: 'setting' }>[] = [];
+  for (const k of sorted(new Set([...ours.keys(), ...theirs.keys()]))) {
+    const to = ours.get(k);
+    const from = theirs.get(k);
+    if (to && from && to.value === from.value) continue;
+    const s = (to ?? from) as RoleSetting;
+    out.push({
+      type: 'setting', role: s.role, database: s.here ? null : s.database, here: s.here, key: s.key,
+      from: from?.value ?? null, to: to?.value ?? null,
+    });
+  }
+  return out;
+}
+
+/**
+ * Privileges on the current database. Its owner is not compared (each environment's
+ * database is its own), nor the privileges of either side's owner, which follow from it.
+ */
+function compareDatabase(source: Catalog, target: Catalog): Extract<Change, { type: 'privileges' }>[] {
+  const owners = new Set([source.databaseOwner, target.databaseOwner]);
+  const keep = (grants: Grant[]) => grants.filter((g) => !owners.has(g.grantee));
+  return comparePrivileges({ on: 'database' }, keep(source.databaseGrants), keep(target.databaseGrants));
+}
+
+function objectKey(o: ObjectRef): string {
+  return `${o.kind}\0${o.schema}\0${o.name ?? ''}\0${o.args ?? ''}`;
+}
+
+function refOf(o: CatalogObject): ObjectRef {
+  return { kind: o.kind, schema: o.schema, name: o.name, args: o.args };
+}
+
+function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGrantee: (grantee: string) => boolean): Change[] {
+  const ours = new Map(source.map((o) => [objectKey(o), o]));
+  const theirs = new Map(target.map((o) => [objectKey(o), o]));
+  const keys = sorted(new Set([...ours.keys(), ...theirs.keys()]));
+  const out: Change[] = [];
+  // Revoking a privilege on a table revokes it on every column too: remembered, so that
+  // the columns are compared with what they will hold after the revoke.
+  const revokedOnRelation = new Set<string>();
+  for (const k of keys.filter((key) => !key.startsWith('column\0'))) {
+    const to = ours.get(k);
+    const from = theirs.get(k);
+    const ref = refOf((to ?? from) as CatalogObject);
+    if (!from) {
+      out.push({ type: 'object missing', object: ref });
+      continue;
+    }
+    if (!to) {
+      out.push({ type: 'object extra', object: ref });
+      continue;
+    }
+    let theirGrants = from.grants;
+    if (to.owner !== null && from.owner !== null && to.owner !== from.owner) {
+      out.push({ type: 'owner', object: ref, from: from.owner, to: to.owner });
+      // A new owner takes over the old owner's privileges (as PostgreSQL's aclnewowner
+      // does): compare what the target will hold after the change, not before it.
+      theirGrants = transferOwnership(from.grants, from.owner, to.owner);
+    }
+    for (const change of comparePrivileges({ on: 'object', object: ref }, to.grants, theirGrants.filter((g) => keepGrantee(g.grantee)))) {
+      out.push(change);
+      for (const c of change.changes) {
+        if (c.to === 'absent') revokedOnRelation.add(`${ref.schema}\0${ref.name}\0${change.grantee}\0${c.privilege}`);
+      }
+    }
+  }
+  const relations = (objects: CatalogObject[]) =>
+    new Map(objects.filter((o) => o.columns !== null).map((o) => [`${o.schema}\0${o.name}`, o]));
+  const ourRelations = relations(source);
+  const theirRelations = relations(target);
+  for (const k of keys.filter((key) => key.startsWith('column\0'))) {
+    // A column is listed where it holds privileges; one not listed on a side holds none there.
+    const to = ours.get(k);
+    const from = theirs.get(k);
+    const ref = refOf((to ?? from) as CatalogObject);
+    const relation = `${ref.schema}\0${ref.name}`;
+    const ourRelation = ourRelations.get(relation);
+    const theirRelation = theirRelations.get(relation);
+    if (!ourRelation || !theirRelation) continue; // the relation itself is reported missing or extra
+    if (!theirRelation.columns?.includes(ref.args as string)) {
+      out.push({ type: 'object missing', object: ref });
+    } else if (!ourRelation.columns?.includes(ref.args as string)) {
+      out.push({ type: 'object extra', object: ref });
+    } else {
+      const theirGrants = (from?.grants ?? [])
+        .filter((g) => keepGrantee(g.grantee) && !revokedOnRelation.has(`${relation}\0${g.grantee}\0${g.privilege}`));
+      out.push(...comparePrivileges({ on: 'object', object: ref }, to?.grants ?? [], theirGrants));
+    }
+  }
+  return out;
+}
+
+function transferOwnership(grants: Grant[], from: string, to: string): Grant[] {
+  const merged = new Map<string, Grant>();
+  for (const g of grants) {
+    const grantee = g.grantee === from ? to : g.grantee;
+    const k = `${grantee}\0${g.privilege}`;
+    const seen = merged.get(k);
+    merged.set(k, { grantee, privilege: g.privilege, grantable: g.grantable || (seen?.grantable ?? false) });
+  }
+  return [...merged.values()];
+}
+
+function stateOf(grant: Grant | undefined): GrantState {
+  return !grant ? 'absent' : grant.grantable ? 'grantable' : 'granted';
+}
+
+/** Per grantee, the privileges whose state differs. Several grantors of one privilege count once. */
+function comparePrivileges(target: PrivilegeTarget, source: Grant[], current: Grant[]): Extract<Change, { type: 'privileges' }>[] {
+  const byGrantee = (grants: Grant[]) => {
+    const out = new Map<string, Map<string, Grant>>();
+    for (const g of grants) {
+      const privileges = out.get(g.grantee) ?? new Map<string, Grant>();
+      const seen = privileges.get(g.privilege);
+      privileges.set(g.privilege, seen && seen.grantable ? seen : g);
+      out.set(g.grantee, privileges);
+    }
+    return out;
+  };
+  const ours = byGrantee(source);
+  const theirs = byGrantee(current);
+  const out: Extract<Change, { type: 'privileges' }>[] = [];
+  for (const grantee of sorted(new Set([...ours.keys(), ...theirs.keys()]))) {
+    const to = ours.get(grantee) ?? new Map<string, Grant>();
+    const from = theirs.get(grantee) ?? new Map<string, Grant>();
+    const changes = sorted(new Set([...to.keys(), ...from.keys()]))
+      .map((privilege) => ({ privilege, from: stateOf(from.get(privilege)), to: stateOf(to.get(privilege)) }))
+      .filter((c) => c.from !== c.to);
+    if (changes.length > 0) out.push({ type: 'privileges', target, grantee, changes });
+  }
+  return out;
+}
+
+/** A side without an entry's row holds the built-in default there. */
+function compareDefaultPrivileges(source: DefaultPrivilege[], target: DefaultPrivilege[]): Extract<Change, { type: 'privileges' }>[] {
+  const group = (d: DefaultPrivilege) => `${d.role}\0${d.schema ?? ''}\0${d.schema === null ? 'g' : 's'}\0${d.objectType}\0${d.grantee}`;
+  const ours = new Map(source.map((d) => [`${group(d)}\0${d.privilege}`, d]));
+  const theirs = new Map(target.map((d) => [`${group(d)}\0${d.privilege}`, d]));
+  const changes = new Map<string, { entry: DefaultPrivilege; changes: PrivilegeChange[] }>();
+  for (const k of sorted(new Set([...ours.keys(), ...theirs.keys()]))) {
+    const to = ours.get(k);
+    const from = theirs.get(k);
+    const entry = (to ?? from) as DefaultPrivilege;
+    const wanted = to?.state ?? entry.defaultState;
+    const current = from?.state ?? entry.defaultState;
+    if (wanted === current) continue;
+    const g = changes.get(group(entry)) ?? { entry, changes: [] };
+    g.changes.push({ privilege: entry.privilege, from: current, to: wanted });
+    changes.set(group(entry), g);
+  }
+  return [...changes.values()].map(({ entry, changes: list }) => ({
+    type: 'privileges',
+    target: { on: 'default', role: entry.role, schema: entry.schema, objectType: entry.objectType },
+    grantee: entry.grantee,
+    changes: list,
+  }));
+}
+
+function sorted<T extends string>(values: Iterable<T>): T[] {
+  return [...values].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}

@@ -1,0 +1,72 @@
+import type pg from 'pg';
+import type { ExecutionResult } from '../apply/target.js';
+import type { PlannedStatement } from './plan.js';
+import type { DriftReport } from './report.js';
+import * as Q from './source-queries.js';
+import { describeReport } from './format.js';
+
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
+/** What permsync.drift_checks keeps of a check: NULL differences and the error when it could not run. */
+export function summarize(report: DriftReport | undefined, error?: string): { differences: number | null; summary: Record<string, unknown> } {
+  if (!report) return { differences: null, summary: { error: error ?? 'unknown error' } };
+  const byCategory: Record<string, number> = {};
+  for (const d of describeReport(report)) byCategory[d.category] = (byCategory[d.category] ?? 0) + 1;
+  return { differences: report.differences.length, summary: { ...byCategory, left_out_by_rules: report.leftOutByRules, statements: report.plan.length } };
+}
+
+export async function recordCheck(source: Queryable, environment: string, report: DriftReport | undefined, error?: string): Promise<void> {
+  const { differences, summary } = summarize(report, error);
+  await source.query(Q.INSERT_DRIFT_CHECK, [environment, differences, JSON.stringify(summary)]);
+}
+
+/** A hint line when batches for the environment could not be replayed since it last matched the source. */
+export async function unreplayableHints(source: Queryable, environment: string): Promise<string[]> {
+  const { rows } = await source.query<{ batch_id: string; finished_at: Date }>(Q.UNREPLAYABLE_SINCE_MATCH, [environment]);
+  if (rows.length === 0) return [];
+  const shown = rows.slice(0, 10).map((r) => r.batch_id).join(', ');
+  return [
+    `${rows.length} batch(es) for ${environment} could not be replayed since it last matched the source ` +
+    `(batch ${shown}${rows.length > 10 ? ', ...' : ''}): permission commands run in a DO block, a function or dynamic SQL. ` +
+    'Their effect is among the differences above; see permsync.v_execution_details for what they were',
+  ];
+}
+
+/** Whether the source user may record a reconcile (permsync_daemon or permsync_admin). */
+export async function mayRecordReconcile(source: Queryable): Promise<boolean> {
+  const { rows } = await source.query<{ ok: boolean }>(Q.MAY_RECORD_RECONCILE);
+  return rows[0]?.ok === true;
+}
+
+/**
+ * Records a reconcile that committed on the environment: the batch, with the statements
+ * in the shape permsync.role_statement() gives them, and its success in execution_log.
+ */
+export async function recordReconcile(source: Queryable, environment: string, plan: PlannedStatement[], result: ExecutionResult): Promise<string> {
+  const statements = plan.map((s) => ({
+    kind: s.kind,
+    role: s.grantees[0] ?? s.roles[0] ?? 'PUBLIC',
+    granted: s.granted,
+    sql: s.sql,
+    display: s.display,
+    privileged: s.privileged,
+    ignore_codes: s.ignoreCodes,
+    on_target_database: s.onTargetDatabase,
+  }));
+  const { rows } = await source.query<{ batch_id: string }>(Q.RECORD_RECONCILE, [
+    environment,
+    plan.map((s) => `${s.display};`).join('\n'),
+    plan.some((s) => s.display !== s.sql),
+    JSON.stringify(statements),
+    result.appliedSql,
+    result.startedAt,
+    result.finishedAt,
+    result.durationMs.toFixed(3),
+    result.notes.length > 0 ? result.notes.join('; ') : null,
+    result.serverVersion ?? null,
+    result.connectionTimeMs?.toFixed(3) ?? null,
+  ]);
+  const batchId = rows[0]?.batch_id;
+  if (batchId === undefined) throw new Error('permsync.record_reconcile() returned no batch');
+  return batchId;
+}

@@ -1,0 +1,269 @@
+import type { StatementKind } from '../capture/statements.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js';
+import { PUBLIC, type GrantState, type RoleState } from './catalog.js';
+import type { Change, ObjectRef, PrivilegeChange, PrivilegeTarget } from './compare.js';
+
+/**
+ * Where a statement goes in the plan. Roles exist before anything is granted to them or
+ * owned by them; owners change before privileges (a new owner takes over the old one's);
+ * revokes come before grants (revoking a table privilege also revokes it on every column);
+ * roles are dropped last, once they hold nothing here.
+ */
+export enum Phase {
+  CreateRole,
+  AlterRole,
+  RevokeMembership,
+  GrantMembership,
+  RoleSetting,
+  RevokeOnDatabase,
+  GrantOnDatabase,
+  Owner,
+  Revoke,
+  Grant,
+  RevokeDefault,
+  GrantDefault,
+  DropRole,
+}
+
+/** A statement of the plan, with what environment rules and excluded roles look at. */
+export interface PlannedStatement {
+  phase: Phase;
+  kind: StatementKind;
+  sql: string;
+  /** The statement as printed and recorded: a password verifier masked. */
+  display: string;
+  /** Roles the statement names (role_pattern rules). */
+  roles: string[];
+  /** Roles it changes or grants to (excluded roles are never among them). */
+  grantees: string[];
+  schemas: string[];
+  /** For GRANT/REVOKE of a role: the role granted. */
+  granted?: string;
+  /** Needs a superuser on the target (SUPERUSER, REPLICATION, BYPASSRLS). */
+  privileged?: boolean;
+  ignoreCodes?: string[];
+  /** Says {database} for the target's current database. */
+  onTargetDatabase?: boolean;
+}
+
+export interface PlanContext {
+  /** server_version_num of the target: membership options are PostgreSQL 16 syntax. */
+  targetVersionNum: number;
+}
+
+/** The statements that make one difference go away on the target (none for objects: never created). */
+export function planChange(change: Change, context: PlanContext): PlannedStatement[] {
+  switch (change.type) {
+    case 'role missing': {
+      const name = change.role.name;
+      return [
+        // Created meanwhile by someone else is as good: the attributes follow.
+        role(Phase.CreateRole, 'CREATE ROLE', name, `CREATE ROLE ${quoteIdent(name)}`, { ignoreCodes: ['42710'] }),
+        ...attributeStatements(Phase.CreateRole, newRole(name), change.role),
+      ];
+    }
+    case 'role attributes':
+      return attributeStatements(Phase.AlterRole, change.from, change.to);
+    case 'role extra':
+      return [role(Phase.DropRole, 'DROP ROLE', change.name, `DROP ROLE ${quoteIdent(change.name)}`)];
+    case 'membership':
+      return membershipStatements(change, context);
+    case 'setting':
+      return [settingStatement(change)];
+    case 'owner':
+      return [{
+        phase: Phase.Owner, kind: 'ALTER OWNER',
+        ...same(`ALTER ${alterKeyword(change.object)} ${objectName(change.object)} OWNER TO ${quoteIdent(change.to)}`),
+        roles: [change.to], grantees: [], schemas: [change.object.schema],
+      }];
+    case 'privileges':
+      return privilegeStatements(change.target, change.grantee, change.changes);
+    case 'object missing':
+    case 'object extra':
+      return [];
+  }
+}
+
+function same(sql: string): { sql: string; display: string } {
+  return { sql, display: sql };
+}
+
+function role(phase: Phase, kind: StatementKind, name: string, sql: string, extra: Partial<PlannedStatement> = {}): PlannedStatement {
+  return { phase, kind, ...same(sql), roles: [name], grantees: [name], schemas: [], ...extra };
+}
+
+/** What CREATE ROLE gives a role: what a new role's attributes are compared with. */
+function newRole(name: string): RoleState {
+  return {
+    name, superuser: false, inherit: true, createrole: false, createdb: false, login: false, replication: false,
+    bypassrls: false, connlimit: -1, validUntil: null, comment: null, password: null,
+  };
+}
+
+/**
+ * ALTER ROLE for what differs, as permsync.role_attribute_statements() writes it:
+ * SUPERUSER, REPLICATION and BYPASSRLS apart (only a superuser may set them), the rest in
+ * one statement, then the password verifier (masked in `display`), then the comment.
+ */
+function attributeStatements(phase: Phase, from: RoleState, to: RoleState): PlannedStatement[] {
+  const name = quoteIdent(to.name);
+  const out: PlannedStatement[] = [];
+  const flag = (on: boolean, word: string) => `${on ? '' : 'NO'}${word}`;
+  for (const [attr, word] of [['superuser', 'SUPERUSER'], ['replication', 'REPLICATION'], ['bypassrls', 'BYPASSRLS']] as const) {
+    if (from[attr] !== to[attr]) {
+      out.push(role(phase, 'ALTER ROLE', to.name, `ALTER ROLE ${name} WITH ${flag(to[attr], word)}`, { privileged: true }));
+    }
+  }
+  const clauses: string[] = [];
+  for (const [attr, word] of [['login', 'LOGIN'], ['inherit', 'INHERIT'], ['createrole', 'CREATEROLE'], ['createdb', 'CREATEDB']] as const) {
+    if (from[attr] !== to[attr]) clauses.push(flag(to[attr], word));
+  }
+  if (from.connlimit !== to.connlimit) clauses.push(`CONNECTION LIMIT ${to.connlimit}`);
+  // No expiry cannot be set back to NULL; 'infinity' means the same.
+  if ((from.validUntil ?? 'infinity') !== (to.validUntil ?? 'infinity')) clauses.push(`VALID UNTIL ${quoteLiteral(to.validUntil ?? 'infinity')}`);
+  if (clauses.length > 0) out.push(role(phase, 'ALTER ROLE', to.name, `ALTER ROLE ${name} WITH ${clauses.join(' ')}`));
+  if (to.password !== undefined && from.password !== undefined && from.password !== to.password) {
+    const masked = to.password === null ? 'NULL' : "'********'";
+    out.push(role(phase, 'ALTER ROLE', to.name, `ALTER ROLE ${name} WITH PASSWORD ${to.password === null ? 'NULL' : quoteLiteral(to.password)}`, {
+      display: `ALTER ROLE ${name} WITH PASSWORD ${masked}`,
+    }));
+  }
+  if (from.comment !== to.comment) {
+    out.push(role(phase, 'COMMENT ON ROLE', to.name, `COMMENT ON ROLE ${name} IS ${to.comment === null ? 'NULL' : quoteLiteral(to.comment)}`));
+  }
+  return out;
+}
+
+function membershipStatements(change: Extract<Change, { type: 'membership' }>, context: PlanContext): PlannedStatement[] {
+  const granted = quoteIdent(change.role);
+  const member = quoteIdent(change.member);
+  const statement = (phase: Phase, kind: StatementKind, sql: string): PlannedStatement => ({
+    phase, kind, ...same(sql), roles: [change.member, change.role], grantees: [change.member], schemas: [], granted: change.role,
+  });
+  const { from, to } = change;
+  if (!to) return [statement(Phase.RevokeMembership, 'REVOKE ROLE', `REVOKE ${granted} FROM ${member}`)];
+  if (context.targetVersionNum >= 160000) {
+    // GRANT sets the options of an existing membership too (PostgreSQL 16 and later).
+    const options = [`ADMIN ${upper(to.admin)}`];
+    if (to.inherit !== null) options.push(`INHERIT ${upper(to.inherit)}`);
+    if (to.set !== null) options.push(`SET ${upper(to.set)}`);
+    return [statement(Phase.GrantMembership, 'GRANT ROLE', `GRANT ${granted} TO ${member} WITH ${options.join(', ')}`)];
+  }
+  if (from?.admin && !to.admin) {
+    return [statement(Phase.RevokeMembership, 'REVOKE ROLE', `REVOKE ADMIN OPTION FOR ${granted} FROM ${member}`)];
+  }
+  return [statement(Phase.GrantMembership, 'GRANT ROLE', `GRANT ${granted} TO ${member}${to.admin ? ' WITH ADMIN OPTION' : ''}`)];
+}
+
+function upper(value: boolean): string {
+  return value ? 'TRUE' : 'FALSE';
+}
+
+/** GUCs whose stored value is already a list in SQL syntax: written back as is (permsync.setting_value_sql). */
+const LIST_SETTINGS = new Set(['search_path', 'temp_tablespaces', 'session_preload_libraries', 'local_preload_libraries',
+  'shared_preload_libraries', 'unix_socket_directories']);
+
+function settingStatement(change: Extract<Change, { type: 'setting' }>): PlannedStatement {
+  const scope = change.here ? ' IN DATABASE {database}' : change.database === null ? '' : ` IN DATABASE ${quoteIdent(change.database)}`;
+  const head = `ALTER ROLE ${quoteIdent(change.role)}${scope}`;
+  const value = change.to === null ? null
+    : LIST_SETTINGS.has(change.key.toLowerCase()) ? change.to : quoteLiteral(change.to);
+  return role(Phase.RoleSetting, 'ALTER ROLE SET', change.role,
+    value === null ? `${head} RESET ${quoteIdent(change.key)}` : `${head} SET ${quoteIdent(change.key)} TO ${value}`,
+    { onTargetDatabase: change.here });
+}
+
+const ALTER_KEYWORDS: Record<ObjectRef['kind'], string> = {
+  schema: 'SCHEMA', table: 'TABLE', view: 'VIEW', 'materialized view': 'MATERIALIZED VIEW', sequence: 'SEQUENCE',
+  'foreign table': 'FOREIGN TABLE', function: 'FUNCTION', procedure: 'PROCEDURE', aggregate: 'AGGREGATE',
+  type: 'TYPE', domain: 'DOMAIN', column: 'TABLE',
+};
+
+function alterKeyword(object: ObjectRef): string {
+  return ALTER_KEYWORDS[object.kind];
+}
+
+/** The object's name as SQL: routines with their argument types (PostgreSQL's own rendering). */
+export function objectName(object: ObjectRef): string {
+  if (object.kind === 'schema') return quoteIdent(object.schema);
+  const name = quoteQualified(object.schema, object.name as string);
+  switch (object.kind) {
+    case 'function':
+    case 'procedure':
+      return `${name}(${object.args ?? ''})`;
+    case 'aggregate':
+      return `${name}(${object.args || '*'})`;
+    default:
+      return name;
+  }
+}
+
+/** The ON clause of GRANT and REVOKE. Aggregates are granted on as functions. */
+function onClause(object: ObjectRef): string {
+  switch (object.kind) {
+    case 'schema': return `SCHEMA ${objectName(object)}`;
+    case 'sequence': return `SEQUENCE ${objectName(object)}`;
+    case 'function': return `FUNCTION ${objectName(object)}`;
+    case 'aggregate': return `FUNCTION ${quoteQualified(object.schema, object.name as string)}(${object.args ?? ''})`;
+    case 'procedure': return `PROCEDURE ${objectName(object)}`;
+    case 'type': return `TYPE ${objectName(object)}`;
+    case 'domain': return `DOMAIN ${objectName(object)}`;
+    default: return `TABLE ${objectName(object)}`;
+  }
+}
+
+const DEFAULT_OBJECTS: Record<string, string> = { r: 'TABLES', S: 'SEQUENCES', f: 'FUNCTIONS', T: 'TYPES', n: 'SCHEMAS' };
+
+export function defaultObjects(objectType: string): string {
+  return DEFAULT_OBJECTS[objectType] ?? objectType;
+}
+
+/**
+ * GRANT and REVOKE for one grantee on one target, one statement per kind of change:
+ * revoked, grant option taken away, granted, granted with grant option.
+ */
+function privilegeStatements(target: PrivilegeTarget, grantee: string, changes: PrivilegeChange[]): PlannedStatement[] {
+  const who = grantee === PUBLIC ? 'PUBLIC' : quoteIdent(grantee);
+  const pick = (test: (from: GrantState, to: GrantState) => boolean) => changes.filter((c) => test(c.from, c.to)).map((c) => c.privilege);
+  const column = target.on === 'object' && target.object.kind === 'column' ? ` (${quoteIdent(target.object.args as string)})` : '';
+  const list = (privileges: string[]) => privileges.map((p) => `${p}${column}`).join(', ');
+  const revokePhase = target.on === 'database' ? Phase.RevokeOnDatabase : target.on === 'default' ? Phase.RevokeDefault : Phase.Revoke;
+  const grantPhase = target.on === 'database' ? Phase.GrantOnDatabase : target.on === 'default' ? Phase.GrantDefault : Phase.Grant;
+  const steps: [Phase, 'GRANT' | 'REVOKE', string[], string][] = [
+    [revokePhase, 'REVOKE', pick((from, to) => to === 'absent' && from !== 'absent'), ''],
+    [revokePhase, 'REVOKE', pick((from, to) => from === 'grantable' && to === 'granted'), 'GRANT OPTION FOR '],
+    [grantPhase, 'GRANT', pick((from, to) => from === 'absent' && to === 'granted'), ''],
+    [grantPhase, 'GRANT', pick((from, to) => from !== 'grantable' && to === 'grantable'), ' WITH GRANT OPTION'],
+  ];
+  const grantees = grantee === PUBLIC ? [] : [grantee];
+  return steps.filter(([, , privileges]) => privileges.length > 0).map(([phase, verb, privileges, option]) => {
+    const action = verb === 'GRANT'
+      ? `GRANT ${list(privileges)} ON %s TO ${who}${option}`
+      : `REVOKE ${option}${list(privileges)} ON %s FROM ${who}`;
+    switch (target.on) {
+      case 'database':
+        return {
+          phase, kind: verb === 'GRANT' ? 'GRANT ON DATABASE' : 'REVOKE ON DATABASE', ...same(action.replace('%s', 'DATABASE {database}')),
+          roles: grantees, grantees, schemas: [], onTargetDatabase: true,
+        };
+      case 'object':
+        return {
+          phase, kind: verb, ...same(action.replace('%s', onClause(target.object))),
+          roles: grantees, grantees, schemas: [target.object.schema],
+        };
+      case 'default': {
+        const scope = target.schema === null ? '' : ` IN SCHEMA ${quoteIdent(target.schema)}`;
+        const sql = `ALTER DEFAULT PRIVILEGES FOR ROLE ${quoteIdent(target.role)}${scope} ${action.replace('%s', defaultObjects(target.objectType))}`;
+        return {
+          phase, kind: 'ALTER DEFAULT PRIVILEGES', ...same(sql),
+          roles: [target.role, ...grantees], grantees, schemas: target.schema === null ? [] : [target.schema],
+        };
+      }
+    }
+  });
+}
+
+/** The plan: every statement in phase order, each difference's own order kept within a phase. */
+export function orderPlan(statements: PlannedStatement[]): PlannedStatement[] {
+  return statements.map((s, i) => ({ s, i })).sort((a, b) => a.s.phase - b.s.phase || a.i - b.i).map(({ s }) => s);
+}

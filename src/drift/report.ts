@@ -1,0 +1,82 @@
+import type { RoleScope } from '../apply/rules.js';
+import type { EnvironmentConfig, Settings } from '../config/schema.js';
+import type { Catalog } from './catalog.js';
+import { compare, type Change } from './compare.js';
+import { orderPlan, Phase, planChange, type PlannedStatement } from './plan.js';
+import { admitter } from './scope.js';
+
+export interface Difference {
+  change: Change;
+  /** What converges it (admitted by the environment's rules); empty for objects, which are never created. */
+  statements: PlannedStatement[];
+  /** Set when its statements are left out of the plan on purpose. */
+  held?: string;
+}
+
+export interface DriftReport {
+  environment: string;
+  differences: Difference[];
+  /** Every statement that converges the environment, in an order that works. */
+  plan: PlannedStatement[];
+  /**
+   * Differences the environment's rules leave out (the daemon does not carry them there).
+   * Those about roles permsync leaves alone (excluded_roles, sync users, its own) are not counted.
+   */
+  leftOutByRules: number;
+  notes: string[];
+}
+
+export interface ReportOptions {
+  dropExtraRoles: boolean;
+}
+
+/** Compares a target with the source and plans what converges it, within what the daemon carries there. */
+export function buildReport(
+  environment: EnvironmentConfig,
+  settings: Settings,
+  roles: RoleScope,
+  source: Catalog,
+  target: Catalog,
+  options: ReportOptions,
+): DriftReport {
+  const admission = admitter(environment, roles);
+  const differences: Difference[] = [];
+  let leftOutByRules = 0;
+  for (const change of compare(source, target, { includeExtraRoles: options.dropExtraRoles })) {
+    const planned = planChange(change, { targetVersionNum: target.serverVersionNum });
+    // An object on one side only has no statement: its schema decides whether it is in scope.
+    const verdicts = (planned.length > 0 ? planned : [objectProbe(change)]).map(admission);
+    const statements = planned.filter((_, i) => verdicts[i] === 'admitted');
+    if (!verdicts.includes('admitted')) {
+      if (!verdicts.includes('excluded role')) leftOutByRules++;
+      continue;
+    }
+    differences.push({
+      change,
+      statements,
+      ...(change.type === 'role extra' && !options.dropExtraRoles && { held: 'left alone: `reconcile --drop-extra-roles` drops it' }),
+    });
+  }
+  const plan = orderPlan(differences.filter((d) => !d.held).flatMap((d) => d.statements));
+  return { environment: environment.name, differences, plan, leftOutByRules, notes: notes(environment, settings, source, target, plan) };
+}
+
+/** What the rules see of an object on one side only: a statement on its schema, naming no role. */
+function objectProbe(change: Change): PlannedStatement {
+  const schemas = change.type === 'object missing' || change.type === 'object extra' ? [change.object.schema] : [];
+  return { phase: Phase.Grant, kind: 'GRANT', sql: '', display: '', roles: [], grantees: [], schemas };
+}
+
+function notes(environment: EnvironmentConfig, settings: Settings, source: Catalog, target: Catalog, plan: PlannedStatement[]): string[] {
+  const out: string[] = [];
+  if (settings.syncPasswords && !(source.verifiersRead && target.verifiersRead)) {
+    const sides = [!source.verifiersRead && 'the source', !target.verifiersRead && environment.name].filter(Boolean).join(' and ');
+    out.push(`password verifiers are not compared: they cannot be read on ${sides} (reading pg_authid needs a superuser; on the source, sync_passwords on in permsync.config also does)`);
+  }
+  const privileged = plan.filter((s) => s.privileged).length;
+  if (privileged > 0 && !target.superuser) {
+    out.push(`${privileged} statement(s) set SUPERUSER, REPLICATION or BYPASSRLS, which only a superuser may do; ` +
+      `${target.user} is not one on ${environment.name}, so they are skipped there`);
+  }
+  return out;
+}

@@ -1,0 +1,528 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../src/cli/main.js';
+import { PERMSYNC_ROLES } from '../src/apply/rules.js';
+import { runDriftCheck } from '../src/drift/scheduled.js';
+import { createLogger } from '../src/log.js';
+import { permissionSnapshot } from './support/catalog.js';
+import { startPipeline, type Pipeline } from './support/pipeline.js';
+import { roleCatalog } from './support/roles.js';
+
+let p: Pipeline;
+let dir: string;
+let configFile: string;
+
+const OUT_OF_SCOPE = ['postgres', ...PERMSYNC_ROLES];
+const PASSWORD = 'Reporting-Pa55word';
+
+/** Schema objects: the same everywhere (creating them is not permsync's job). */
+const OBJECTS = `
+  CREATE SCHEMA app;
+  CREATE TABLE app.orders (id serial PRIMARY KEY, amount int, note text);
+  CREATE VIEW app.v AS SELECT id FROM app.orders;
+  CREATE MATERIALIZED VIEW app.mv AS SELECT id FROM app.orders;
+  CREATE SEQUENCE app.seq;
+  CREATE FOREIGN DATA WRAPPER dummy;
+  CREATE SERVER nowhere FOREIGN DATA WRAPPER dummy;
+  CREATE FOREIGN TABLE app.ft (id int) SERVER nowhere;
+  CREATE FUNCTION app.f(n int) RETURNS int LANGUAGE sql AS 'SELECT n';
+  CREATE PROCEDURE app.p() LANGUAGE sql AS 'SELECT 1';
+  CREATE TYPE app.mood AS ENUM ('ok', 'not ok');
+  CREATE DOMAIN app.posint AS int CHECK (VALUE > 0)`;
+
+/** The declared permission state: the source's, and dev's too until a test makes dev differ. */
+const DECLARED = `
+  CREATE ROLE reporting LOGIN CONNECTION LIMIT 5 VALID UNTIL '2030-01-01 00:00:00+00';
+  COMMENT ON ROLE reporting IS 'the reports';
+  CREATE ROLE readers;
+  CREATE ROLE writers;
+  GRANT readers TO reporting WITH ADMIN OPTION;
+  GRANT readers TO writers WITH INHERIT FALSE;
+  ALTER ROLE reporting SET statement_timeout = '10s';
+  ALTER ROLE reporting IN DATABASE postgres SET work_mem = '8MB';
+  GRANT CONNECT, TEMPORARY ON DATABASE postgres TO readers;
+  GRANT CREATE ON DATABASE postgres TO writers WITH GRANT OPTION;
+  ALTER SCHEMA app OWNER TO writers;
+  GRANT USAGE ON SCHEMA app TO readers;
+  GRANT SELECT ON app.orders TO readers;
+  GRANT SELECT, INSERT ON app.orders TO writers WITH GRANT OPTION;
+  GRANT UPDATE (amount) ON app.orders TO reporting;
+  GRANT SELECT ON app.v TO readers;
+  ALTER MATERIALIZED VIEW app.mv OWNER TO writers;
+  GRANT USAGE ON SEQUENCE app.seq TO writers;
+  GRANT SELECT ON app.ft TO readers;
+  REVOKE EXECUTE ON FUNCTION app.f(int) FROM PUBLIC;
+  GRANT EXECUTE ON FUNCTION app.f(int) TO readers;
+  GRANT EXECUTE ON PROCEDURE app.p() TO writers;
+  REVOKE USAGE ON TYPE app.mood FROM PUBLIC;
+  ALTER DOMAIN app.posint OWNER TO writers;
+  ALTER DEFAULT PRIVILEGES FOR ROLE writers IN SCHEMA app GRANT SELECT ON TABLES TO readers;
+  ALTER DEFAULT PRIVILEGES FOR ROLE writers REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC`;
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** Runs the CLI in this process, as bin/permsync.js does, capturing what it prints. */
+async function cli(...args: string[]): Promise<Run> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
+  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => (err.push(String(chunk)), true));
+  try {
+    const code = await main(['node', 'permsync', ...args, ...(args.includes('--config') ? [] : ['--config', configFile])]);
+    return { code, out: out.join(''), err: err.join('') };
+  } finally {
+    stdout.mockRestore();
+    stderr.mockRestore();
+    process.exitCode = undefined;
+  }
+}
+
+async function json(...args: string[]) {
+  const run = await cli(...args, '--json');
+  return { code: run.code, body: JSON.parse(run.out) as Record<string, unknown>, err: run.err };
+}
+
+interface Item {
+  category: string;
+  subject: string;
+  detail: string;
+  sql: string[];
+}
+
+async function driftItems(env: string): Promise<Item[]> {
+  const { body } = await json('drift', '--env', env);
+  return ((body.environments as { items?: Item[] }[])[0]?.items ?? []);
+}
+
+const dev = (sql: string) => p.env('dev').client.query(sql);
+
+/** Every privilege, owner and role fact of the user objects; grantors aside (drift ignores them). */
+async function state(client: pg.Client): Promise<string[]> {
+  const lines = (await permissionSnapshot(client)).map((line) => line.replace(/ by \S+$/, ''));
+  return [...new Set([...lines, ...(await roleCatalog(client, OUT_OF_SCOPE))])].sort();
+}
+
+async function writeConfig(name: string, environments: { name: string; url: string; rules?: string }[], sourceUrl = p.source.url): Promise<string> {
+  const file = join(dir, `${name}.yaml`);
+  await writeFile(file, [
+    'source:',
+    `  url: "${sourceUrl}"`,
+    'environments:',
+    ...environments.flatMap((e) => [`  - name: ${e.name}`, `    url: "${e.url}"`, ...(e.rules ? [`    rules: ${e.rules}`] : [])]),
+    'settings:',
+    '  sync_passwords: true',
+    '  drift_check_cron: null',
+  ].join('\n'));
+  return file;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'permsync-drift-'));
+  p = await startPipeline(['dev', 'fresh']);
+  await p.everywhere(OBJECTS);
+  // The declared state on the source and dev; fresh has the objects and no role at all.
+  await p.sourceClient.query(`SET permsync.capture = 'off'; ${DECLARED}; ALTER ROLE reporting PASSWORD '${PASSWORD}'; RESET permsync.capture`);
+  await dev(DECLARED);
+  const { rows } = await p.sourceClient.query<{ v: string }>(`SELECT rolpassword AS v FROM pg_authid WHERE rolname = 'reporting'`);
+  // The same verifier (not just the same password: a new salt makes another one).
+  await dev(`ALTER ROLE reporting PASSWORD '${rows[0]?.v}'`);
+  configFile = await writeConfig('permsync', [
+    { name: 'dev', url: p.env('dev').server.url },
+    { name: 'fresh', url: p.env('fresh').server.url },
+  ]);
+});
+
+afterAll(async () => {
+  await p?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('drift', () => {
+  it('finds nothing where the environment holds what the source declares, and exits 0', async () => {
+    const run = await cli('drift', '--env', 'dev');
+    expect(run).toMatchObject({ code: 0, err: '' });
+    expect(run.out).toMatch(/^dev: matches the source$/m);
+  });
+
+  it('reports every kind of difference by name, with the SQL that converges it, verifiers masked', async () => {
+    // The source declares more ...
+    await p.dba(`CREATE ROLE auditors; GRANT SELECT ON app.orders TO auditors`);
+    await p.dba(`DO $$ BEGIN EXECUTE 'GRANT SELECT ON app.v TO writers'; END $$`);
+    // ... and dev was changed by hand.
+    await dev(`
+      ALTER ROLE reporting NOLOGIN CONNECTION LIMIT 1 PASSWORD 'changed-by-hand';
+      COMMENT ON ROLE reporting IS 'changed';
+      REVOKE readers FROM reporting;
+      GRANT writers TO reporting;
+      GRANT readers TO writers WITH INHERIT TRUE;
+      ALTER ROLE reporting SET statement_timeout = '99s';
+      ALTER ROLE reporting IN DATABASE postgres RESET work_mem;
+      ALTER ROLE readers SET search_path = app, public;
+      ALTER ROLE postgres SET work_mem = '3MB';
+      REVOKE CONNECT ON DATABASE postgres FROM readers;
+      GRANT CREATE ON DATABASE postgres TO reporting;
+      REVOKE GRANT OPTION FOR CREATE ON DATABASE postgres FROM writers;
+      REVOKE USAGE ON SCHEMA app FROM readers;
+      ALTER SCHEMA app OWNER TO postgres;
+      GRANT DELETE ON app.orders TO readers;
+      REVOKE GRANT OPTION FOR INSERT ON app.orders FROM writers;
+      REVOKE UPDATE (amount) ON app.orders FROM reporting;
+      GRANT SELECT (note) ON app.orders TO reporting;
+      REVOKE SELECT ON app.v FROM readers;
+      ALTER MATERIALIZED VIEW app.mv OWNER TO postgres;
+      REVOKE USAGE ON SEQUENCE app.seq FROM writers;
+      GRANT INSERT ON app.ft TO readers;
+      GRANT EXECUTE ON FUNCTION app.f(int) TO PUBLIC;
+      ALTER FUNCTION app.f(int) OWNER TO readers;
+      REVOKE EXECUTE ON PROCEDURE app.p() FROM writers;
+      GRANT USAGE ON TYPE app.mood TO PUBLIC;
+      ALTER DOMAIN app.posint OWNER TO postgres;
+      ALTER DEFAULT PRIVILEGES FOR ROLE writers IN SCHEMA app REVOKE SELECT ON TABLES FROM readers;
+      ALTER DEFAULT PRIVILEGES FOR ROLE writers GRANT EXECUTE ON FUNCTIONS TO PUBLIC;
+      ALTER DEFAULT PRIVILEGES FOR ROLE reporting GRANT USAGE ON SEQUENCES TO readers`);
+
+    const items = await driftItems('dev');
+    const find = (subject: string) => items.find((i) => i.subject === subject);
+    expect(find('role "auditors"')).toMatchObject({ detail: 'missing on dev', sql: ['CREATE ROLE "auditors";'] });
+    expect(find('role "reporting"')?.detail).toBe(
+      'login true on the source, false on dev; connlimit 5 on the source, 1 on dev; comment differs; password differs',
+    );
+    expect(find('role "reporting"')?.sql).toEqual([
+      'ALTER ROLE "reporting" WITH LOGIN CONNECTION LIMIT 5;',
+      `ALTER ROLE "reporting" WITH PASSWORD '********';`,
+      `COMMENT ON ROLE "reporting" IS 'the reports';`,
+    ]);
+    expect(find('membership of "reporting" in "readers"')?.sql).toEqual(['GRANT "readers" TO "reporting" WITH ADMIN TRUE, INHERIT TRUE, SET TRUE;']);
+    expect(find('membership of "reporting" in "writers"')?.sql).toEqual(['REVOKE "writers" FROM "reporting";']);
+    expect(find('membership of "writers" in "readers"')).toMatchObject({
+      detail: 'inherit option false on the source, true on dev',
+      sql: ['GRANT "readers" TO "writers" WITH ADMIN FALSE, INHERIT FALSE, SET TRUE;'],
+    });
+    expect(find('setting statement_timeout of role "reporting"')?.sql).toEqual([`ALTER ROLE "reporting" SET "statement_timeout" TO '10s';`]);
+    expect(find('setting work_mem of role "reporting" in this database')?.sql).toEqual([
+      `ALTER ROLE "reporting" IN DATABASE {database} SET "work_mem" TO '8MB';`,
+    ]);
+    expect(find('setting search_path of role "readers"')?.sql).toEqual(['ALTER ROLE "readers" RESET "search_path";']);
+    expect(find('database, "readers"')?.sql).toEqual(['GRANT CONNECT ON DATABASE {database} TO "readers";']);
+    expect(find('database, "reporting"')?.sql).toEqual(['REVOKE CREATE ON DATABASE {database} FROM "reporting";']);
+    expect(find('database, "writers"')?.sql).toEqual(['GRANT CREATE ON DATABASE {database} TO "writers" WITH GRANT OPTION;']);
+    expect(find('schema "app"')?.sql).toEqual(['ALTER SCHEMA "app" OWNER TO "writers";']);
+    expect(find('schema "app", "readers"')?.sql).toEqual(['GRANT USAGE ON SCHEMA "app" TO "readers";']);
+    expect(find('table "app"."orders", "readers"')?.sql).toEqual(['REVOKE DELETE ON TABLE "app"."orders" FROM "readers";']);
+    expect(find('table "app"."orders", "writers"')?.sql).toEqual(['GRANT INSERT ON TABLE "app"."orders" TO "writers" WITH GRANT OPTION;']);
+    expect(find('table "app"."orders", "auditors"')?.sql).toEqual(['GRANT SELECT ON TABLE "app"."orders" TO "auditors";']);
+    expect(find('column "amount" of "app"."orders", "reporting"')?.sql).toEqual(['GRANT UPDATE ("amount") ON TABLE "app"."orders" TO "reporting";']);
+    expect(find('column "note" of "app"."orders", "reporting"')?.sql).toEqual(['REVOKE SELECT ("note") ON TABLE "app"."orders" FROM "reporting";']);
+    expect(find('view "app"."v", "readers"')?.sql).toEqual(['GRANT SELECT ON TABLE "app"."v" TO "readers";']);
+    expect(find('view "app"."v", "writers"')?.sql).toEqual(['GRANT SELECT ON TABLE "app"."v" TO "writers";']);
+    expect(find('materialized view "app"."mv"')?.sql).toEqual(['ALTER MATERIALIZED VIEW "app"."mv" OWNER TO "writers";']);
+    expect(find('sequence "app"."seq", "writers"')?.sql).toEqual(['GRANT USAGE ON SEQUENCE "app"."seq" TO "writers";']);
+    expect(find('foreign table "app"."ft", "readers"')?.sql).toEqual(['REVOKE INSERT ON TABLE "app"."ft" FROM "readers";']);
+    expect(find('function "app"."f"(integer)')?.sql).toEqual(['ALTER FUNCTION "app"."f"(integer) OWNER TO "postgres";']);
+    expect(find('function "app"."f"(integer), PUBLIC')?.sql).toEqual(['REVOKE EXECUTE ON FUNCTION "app"."f"(integer) FROM PUBLIC;']);
+    expect(find('procedure "app"."p"(), "writers"')?.sql).toEqual(['GRANT EXECUTE ON PROCEDURE "app"."p"() TO "writers";']);
+    expect(find('type "app"."mood", PUBLIC')?.sql).toEqual(['REVOKE USAGE ON TYPE "app"."mood" FROM PUBLIC;']);
+    expect(find('domain "app"."posint"')?.sql).toEqual(['ALTER DOMAIN "app"."posint" OWNER TO "writers";']);
+    expect(find('default privileges of "writers" in schema "app" on tables, "readers"')?.sql).toEqual([
+      'ALTER DEFAULT PRIVILEGES FOR ROLE "writers" IN SCHEMA "app" GRANT SELECT ON TABLES TO "readers";',
+    ]);
+    expect(find('default privileges of "writers" on functions, PUBLIC')?.sql).toEqual([
+      'ALTER DEFAULT PRIVILEGES FOR ROLE "writers" REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;',
+    ]);
+    expect(find('default privileges of "reporting" on sequences, "readers"')?.sql).toEqual([
+      'ALTER DEFAULT PRIVILEGES FOR ROLE "reporting" REVOKE USAGE ON SEQUENCES FROM "readers";',
+    ]);
+    // The new owner takes over the old one's privileges: one difference, not three.
+    expect(items.filter((i) => i.subject.startsWith('schema "app"'))).toHaveLength(2);
+    // Excluded roles (postgres) are never compared.
+    expect(items.some((i) => i.subject.includes('"postgres"') && i.category !== 'owner')).toBe(false);
+    expect(items).toHaveLength(32);
+  });
+
+  it('never prints a password verifier, and exits 1', async () => {
+    const { rows } = await p.sourceClient.query<{ v: string }>(`SELECT rolpassword AS v FROM pg_authid WHERE rolname = 'reporting'`);
+    const run = await cli('drift');
+    expect(run.code).toBe(1);
+    expect(run.out).toMatch(/^dev: 32 difference\(s\) from the source$/m);
+    expect(run.out).toContain(`ALTER ROLE "reporting" WITH PASSWORD '********';`);
+    expect(run.out).not.toContain(rows[0]?.v.slice(0, 30));
+    expect(run.out).not.toContain('SCRAM-SHA-256$');
+  });
+
+  it('points out batches that could not be replayed since the environment last matched', async () => {
+    const { rows } = await p.sourceClient.query<{ id: string; seq: string }>(
+      `SELECT id::text, commit_seq::text AS seq FROM permsync.batches WHERE query_text LIKE 'DO %' ORDER BY id DESC LIMIT 1`,
+    );
+    const batch = rows[0];
+    // As the daemon records it (src/apply/applier.ts).
+    await p.sourceClient.query(
+      `INSERT INTO permsync.execution_log (batch_id, environment_name, commit_seq, execution_status, started_at, finished_at,
+                                           duration_ms, result_message)
+       VALUES ($1, 'dev', $2, 'skipped', now(), now(), 0, 'not replayable: the trigger saw [GRANT] but ...')`,
+      [batch?.id, batch?.seq],
+    );
+    const run = await cli('drift', '--env', 'dev');
+    expect(run.out).toMatch(new RegExp(`^  hint: 1 batch\\(es\\) for dev could not be replayed since it last matched the source \\(batch ${batch?.id}\\)`, 'm'));
+  });
+
+  it('leaves out what the environment\'s rules do not carry there', async () => {
+    const file = await writeConfig('rules', [{ name: 'dev', url: p.env('dev').server.url, rules: '[{ action: exclude, role_pattern: "^auditors$" }]' }]);
+    const { body } = await json('drift', '--config', file);
+    const [env] = body.environments as { differences: number; left_out_by_rules: number; items: Item[] }[];
+    expect(env?.differences).toBe(30);
+    expect(env?.left_out_by_rules).toBe(2);
+    expect(env?.items.some((i) => i.subject.includes('auditors'))).toBe(false);
+  });
+});
+
+describe('reconcile', () => {
+  it('without --apply prints the plan and changes nothing', async () => {
+    const before = await state(p.env('dev').client);
+    const run = await cli('reconcile', '--env', 'dev');
+    expect(run.code).toBe(1);
+    expect(run.out).toContain('nothing applied: run again with --apply');
+    // Roles come first, memberships after them, revokes before grants, default privileges last.
+    const plan = run.out.split('\n').filter((l) => /^ {2}[A-Z]/.test(l) && l.endsWith(';')).map((l) => l.trim());
+    const at = (prefix: string) => plan.findIndex((l) => l.startsWith(prefix));
+    expect(at('CREATE ROLE "auditors"')).toBe(0);
+    expect(at('GRANT "readers" TO "reporting"')).toBeGreaterThan(at('REVOKE "writers" FROM "reporting"'));
+    expect(at('GRANT SELECT ON TABLE "app"."orders" TO "auditors"')).toBeGreaterThan(at('REVOKE DELETE ON TABLE "app"."orders"'));
+    expect(at('ALTER DEFAULT PRIVILEGES')).toBeGreaterThan(at('GRANT SELECT ON TABLE "app"."orders" TO "auditors"'));
+    expect(await state(p.env('dev').client)).toEqual(before);
+  });
+
+  it('--apply converges the environment in one transaction, recorded as a batch the logs show', async () => {
+    const run = await cli('reconcile', '--env', 'dev', '--apply');
+    expect(run.err).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.out).toMatch(/^applied \d+ statement\(s\) to dev in one transaction in \d+ ms; recorded as batch \d+$/m);
+    expect(run.out).toMatch(/^after reconcile: dev: matches the source$/m);
+    expect(await state(p.env('dev').client)).toEqual(await state(p.sourceClient));
+    expect((await cli('drift', '--env', 'dev')).code).toBe(0);
+
+    const { rows } = await p.sourceClient.query<{
+      id: string; query_text: string; query_masked: boolean; statements: { kind: string; role: string; sql: string; display: string }[];
+      execution_status: string; same_seq: boolean; finished: boolean;
+    }>(
+      `SELECT b.id::text, b.query_text, b.query_masked, b.statements, x.execution_status, x.commit_seq = b.commit_seq AS same_seq,
+              o.finished
+         FROM permsync.batches b
+         JOIN permsync.execution_log x ON x.batch_id = b.id AND x.environment_name = 'dev'
+         LEFT JOIN permsync.v_batch_outcomes o ON o.batch_id = b.id AND o.environment_name = 'dev'
+        WHERE b.origin = 'reconcile' AND b.target_environment = 'dev'`,
+    );
+    expect(rows).toHaveLength(1);
+    const batch = rows[0];
+    expect(batch).toMatchObject({ execution_status: 'success', same_seq: true, query_masked: true });
+    expect(run.out).toContain(`recorded as batch ${batch?.id}`);
+    expect(batch?.query_text).toContain(`ALTER ROLE "reporting" WITH PASSWORD '********';`);
+    expect(batch?.query_text).not.toContain('SCRAM-SHA-256$');
+    expect(batch?.statements[0]).toEqual({ kind: 'CREATE ROLE', role: 'auditors', sql: 'CREATE ROLE "auditors"', display: 'CREATE ROLE "auditors"', ignore_codes: ['42710'] });
+    // The verifier travels in `sql` (as the role watcher's batches carry it), never in `display`.
+    const password = batch?.statements.find((s) => s.display.includes('PASSWORD'));
+    expect(password?.sql).toMatch(/^ALTER ROLE "reporting" WITH PASSWORD 'SCRAM-SHA-256\$/);
+  });
+
+  it('reports objects on one side only, and never creates them', async () => {
+    await p.dba(`SET permsync.capture = 'off'; CREATE TABLE app.source_only (id int); GRANT SELECT ON app.source_only TO readers`);
+    await dev(`CREATE TABLE app.dev_only (id int); GRANT SELECT ON app.dev_only TO readers`);
+    const items = await driftItems('dev');
+    expect(items).toEqual([
+      { category: 'object', subject: 'table "app"."dev_only"', detail: 'exists only on dev', sql: [] },
+      { category: 'object', subject: 'table "app"."source_only"', detail: 'missing on dev (permsync never creates objects)', sql: [] },
+    ]);
+    const run = await cli('reconcile', '--env', 'dev', '--apply');
+    expect(run.code).toBe(1);
+    expect(run.out).not.toContain('applied');
+    const { rows } = await dev(`SELECT to_regclass('app.source_only') AS missing, has_table_privilege('readers', 'app.dev_only', 'SELECT') AS kept`);
+    expect(rows[0]).toEqual({ missing: null, kept: true });
+    await p.dba(`SET permsync.capture = 'off'; DROP TABLE app.source_only`);
+    await dev(`DROP TABLE app.dev_only`);
+  });
+
+  it('leaves roles that exist only on the environment alone, unless --drop-extra-roles', async () => {
+    await dev(`CREATE ROLE dev_only LOGIN; GRANT SELECT ON app.orders TO dev_only; GRANT readers TO dev_only;
+               ALTER DEFAULT PRIVILEGES FOR ROLE dev_only GRANT SELECT ON TABLES TO readers`);
+    expect(await driftItems('dev')).toEqual([{
+      category: 'role', subject: 'role "dev_only"',
+      detail: 'exists only on dev; left alone: `reconcile --drop-extra-roles` drops it', sql: [],
+    }]);
+    expect((await cli('reconcile', '--env', 'dev', '--apply')).code).toBe(1);
+    const kept = await dev(`SELECT has_table_privilege('dev_only', 'app.orders', 'SELECT') AS kept`);
+    expect(kept.rows[0]).toEqual({ kept: true });
+
+    const run = await cli('reconcile', '--env', 'dev', '--apply', '--drop-extra-roles');
+    expect(run.code).toBe(0);
+    expect(run.out).toMatch(/REVOKE SELECT ON TABLE "app"."orders" FROM "dev_only";\n(.*\n)*.*DROP ROLE "dev_only";/);
+    const { rows } = await dev(`SELECT count(*)::int AS n FROM pg_roles WHERE rolname = 'dev_only'`);
+    expect(rows[0]).toEqual({ n: 0 });
+  });
+
+  it('a role that still owns objects is not dropped: the whole plan rolls back, nothing is reassigned', async () => {
+    await p.dba(`SET permsync.capture = 'off'; GRANT SELECT ON app.v TO auditors`);
+    await dev(`CREATE ROLE owner_only; CREATE TABLE app.owned (id int); ALTER TABLE app.owned OWNER TO owner_only`);
+    const run = await cli('reconcile', '--env', 'dev', '--apply', '--drop-extra-roles');
+    expect(run.code).toBe(1);
+    expect(run.out).toMatch(/^reconcile failed on dev: role "owner_only" cannot be dropped because some objects depend on it \(SQLSTATE 2BP01\) at "DROP ROLE "owner_only"": owner of table app.owned/m);
+    expect(run.out).toContain('nothing was changed, nothing recorded');
+    const { rows } = await dev(`SELECT has_table_privilege('auditors', 'app.v', 'SELECT') AS granted,
+                                       (SELECT relowner::regrole::text FROM pg_class WHERE oid = 'app.owned'::regclass) AS owner`);
+    expect(rows[0]).toEqual({ granted: false, owner: 'owner_only' });
+    expect((await cli('reconcile', '--env', 'dev', '--apply')).out).toMatch(/^after reconcile: dev: 2 difference/m);
+    await dev(`DROP TABLE app.owned; DROP ROLE owner_only`);
+    expect((await cli('drift', '--env', 'dev')).code).toBe(0);
+  });
+
+  it('brings a new, empty environment to the source\'s state in one run (bootstrap)', async () => {
+    const before = await driftItems('fresh');
+    expect(before.filter((i) => i.detail === 'missing on fresh' && i.category === 'role').map((i) => i.subject).sort())
+      .toEqual(['role "auditors"', 'role "readers"', 'role "reporting"', 'role "writers"']);
+    const run = await cli('reconcile', '--env', 'fresh', '--apply');
+    expect(run.code).toBe(0);
+    expect(await state(p.env('fresh').client)).toEqual(await state(p.sourceClient));
+    // The password verifier came along: the same password logs in.
+    const login = new pg.Client(p.env('fresh').server.urlFor('postgres', 'reporting', PASSWORD));
+    await login.connect();
+    await login.end();
+  });
+});
+
+describe('errors', () => {
+  it('exit 2, naming the cause, never a password', async () => {
+    const broken = await writeConfig('broken', [
+      { name: 'dev', url: p.env('dev').server.url },
+      { name: 'gone', url: 'postgres://someone:secret-pw@127.0.0.1:1/app' },
+    ]);
+    const run = await cli('drift', '--config', broken);
+    expect(run.code).toBe(2);
+    expect(run.out).toMatch(/^gone: ERROR cannot connect to postgres:\/\/someone:\*\*\*@127\.0\.0\.1:1\/app: .*ECONNREFUSED/m);
+    expect(run.out).toMatch(/^dev: matches the source$/m);
+    expect(run.out).not.toContain('secret-pw');
+
+    const badSource = join(dir, 'bad-source.yaml');
+    await writeFile(badSource, `source:\n  url: "postgres://me:secret-pw@127.0.0.1:1/src"\nenvironments:\n  - { name: dev, url: "${p.env('dev').server.url}" }\n`);
+    const source = await cli('drift', '--config', badSource);
+    expect(source.code).toBe(2);
+    expect(source.err).toMatch(/^permsync: source: cannot connect to postgres:\/\/me:\*\*\*@127\.0\.0\.1:1\/src: /);
+    expect(source.err).not.toContain('secret-pw');
+
+    expect((await cli('reconcile', '--env', 'nope')).code).toBe(2);
+    expect((await cli('drift', '--config', join(dir, 'missing.yaml'))).code).toBe(2);
+  });
+});
+
+describe('as the logins permsync\'s roles are granted to', () => {
+  /** Runs work with a configuration whose source user is a new login holding `role`. */
+  async function asLogin(role: string, work: (config: string) => Promise<void>): Promise<void> {
+    await p.dba(`SET permsync.capture = 'off'; CREATE ROLE drift_login LOGIN PASSWORD 'pw' IN ROLE ${role}`);
+    try {
+      // The source user is a sync user: never compared, so it makes no difference on dev.
+      await work(await writeConfig(role, [{ name: 'dev', url: p.env('dev').server.url }], p.source.urlFor('postgres', 'drift_login', 'pw')));
+    } finally {
+      await p.dba(`SET permsync.capture = 'off'; DROP ROLE drift_login`);
+    }
+  }
+
+  it('permsync_daemon: drift and reconcile --apply, both recorded', async () => {
+    await dev(`GRANT TRUNCATE ON app.orders TO readers`);
+    await asLogin('permsync_daemon', async (config) => {
+      const drift = await cli('drift', '--config', config);
+      expect(drift).toMatchObject({ code: 1, err: '' });
+      // It may not read pg_authid, and no daemon has told permsync.config that sync_passwords is on.
+      expect(drift.out).toContain('note: password verifiers are not compared: they cannot be read on the source');
+      const run = await cli('reconcile', '--env', 'dev', '--apply', '--config', config);
+      expect(run).toMatchObject({ code: 0, err: '' });
+    });
+    const { rows } = await p.sourceClient.query(
+      `SELECT b.session_user_name, x.execution_status FROM permsync.batches b JOIN permsync.execution_log x ON x.batch_id = b.id
+        WHERE b.origin = 'reconcile' ORDER BY b.id DESC LIMIT 1`,
+    );
+    expect(rows[0]).toEqual({ session_user_name: 'drift_login', execution_status: 'success' });
+  });
+
+  it('permsync_reader: drift reports (unrecorded); reconcile --apply refuses before changing anything', async () => {
+    await dev(`GRANT TRUNCATE ON app.orders TO readers`);
+    await asLogin('permsync_reader', async (config) => {
+      const drift = await cli('drift', '--config', config);
+      expect(drift.code).toBe(1);
+      expect(drift.err).toMatch(/^permsync: this check of dev was not recorded: permission denied for table drift_checks/);
+      const run = await cli('reconcile', '--env', 'dev', '--apply', '--config', config);
+      expect(run.code).toBe(2);
+      expect(run.err).toContain('may not record a reconcile (it needs permsync_daemon or permsync_admin): nothing was applied');
+    });
+    const { rows } = await dev(`SELECT has_table_privilege('readers', 'app.orders', 'TRUNCATE') AS still`);
+    expect(rows[0]).toEqual({ still: true });
+    await dev(`REVOKE TRUNCATE ON app.orders FROM readers`);
+  });
+});
+
+describe('the scheduled check', () => {
+  it('records each environment\'s result, and v_drift_status says when each last matched', async () => {
+    await dev(`GRANT TRUNCATE ON app.orders TO readers`);
+    const pool = new pg.Pool({ connectionString: p.source.url, max: 2 });
+    const logger = createLogger('info', new Writable({ write: (_c, _e, done) => done() }));
+    const config = {
+      source: { url: p.source.url, applicationName: 'permsync-test' },
+      environments: [
+        { name: 'dev', url: p.env('dev').server.url, priority: 1, enabled: true, rules: [], onPermanentFailure: 'hold' as const },
+        { name: 'fresh', url: p.env('fresh').server.url, priority: 2, enabled: true, rules: [], onPermanentFailure: 'hold' as const },
+      ],
+      settings: p.config().settings,
+      http: { port: 0, host: '127.0.0.1' },
+      log: { level: 'info' as const },
+    };
+    try {
+      const results = await runDriftCheck({ config, source: pool, logger });
+      expect(results.map((r) => [r.environment, r.differences])).toEqual([['dev', 1], ['fresh', 0]]);
+      expect(results[0]?.summary).toMatchObject({ privileges: 1, statements: 1 });
+    } finally {
+      await pool.end();
+    }
+    const { rows } = await p.sourceClient.query<{ environment: string; state: string; matched_now: boolean; last_differences: number }>(
+      `SELECT environment, state, last_differences, last_matched_at > now() - interval '1 minute' AS matched_now
+         FROM permsync.v_drift_status WHERE environment IN ('dev', 'fresh') ORDER BY environment`,
+    );
+    expect(rows).toEqual([
+      { environment: 'dev', state: 'drifted', last_differences: 1, matched_now: true },
+      { environment: 'fresh', state: 'matches', last_differences: 0, matched_now: true },
+    ]);
+    await dev(`REVOKE TRUNCATE ON app.orders FROM readers`);
+  });
+});
+
+describe('at scale', () => {
+  it('2,000 roles and 20,000 grants: bootstrapped in one run, then compared in seconds', async () => {
+    await p.sourceClient.query(`SET permsync.capture = 'off';
+      CREATE SCHEMA bulk;
+      DO $$ BEGIN
+        FOR t IN 1..200 LOOP EXECUTE format('CREATE TABLE bulk.t%s (id int)', t); END LOOP;
+        FOR r IN 1..2000 LOOP
+          EXECUTE format('CREATE ROLE bulk_role_%s', r);
+          FOR g IN 0..9 LOOP EXECUTE format('GRANT SELECT ON bulk.t%s TO bulk_role_%s', (r + g * 17) % 200 + 1, r); END LOOP;
+        END LOOP;
+      END $$;
+      RESET permsync.capture`);
+    await p.env('fresh').client.query(`CREATE SCHEMA bulk;
+      DO $$ BEGIN FOR t IN 1..200 LOOP EXECUTE format('CREATE TABLE bulk.t%s (id int)', t); END LOOP; END $$`);
+    // Changes on the source are not captured here: the role snapshot must not mind.
+    let started = performance.now();
+    const run = await cli('reconcile', '--env', 'fresh', '--apply');
+    const reconcileMs = performance.now() - started;
+    expect(run.code).toBe(0);
+    expect(run.out).toMatch(/^applied 22000 statement\(s\) to fresh/m);
+    started = performance.now();
+    const drift = await cli('drift', '--env', 'fresh');
+    const driftMs = performance.now() - started;
+    expect(drift.code).toBe(0);
+    process.stderr.write(`drift at scale: reconcile (bootstrap) ${Math.round(reconcileMs)} ms, drift ${Math.round(driftMs)} ms\n`);
+    expect(driftMs).toBeLessThan(10_000);
+  });
+});

@@ -1,0 +1,399 @@
+import http from 'node:http';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import pg from 'pg';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Daemon } from '../src/daemon.js';
+import { startHttpServer, type HttpServer, type Readiness } from '../src/http/server.js';
+import { DaemonMetrics, type DaemonMetricsOptions } from '../src/metrics.js';
+import { ENVIRONMENT_BACKLOG } from '../src/source/metrics-queries.js';
+import { RoleWatcher } from '../src/watch/role-watcher.js';
+import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { Exposition } from './support/prometheus.js';
+import { TcpProxy } from './support/proxy.js';
+
+const ENVIRONMENTS = ['dev', 'prod'];
+const silent = pino({ level: 'silent' });
+
+let p: Pipeline;
+/** The source, as the daemon's own pool reaches it. */
+let source: pg.Pool;
+let servers: HttpServer[] = [];
+let daemons: Daemon[] = [];
+
+beforeAll(async () => {
+  p = await startPipeline(ENVIRONMENTS);
+  await p.everywhere(`
+    CREATE ROLE app; CREATE ROLE reader;
+    CREATE SCHEMA sales; CREATE TABLE sales.orders (id int); CREATE TABLE sales.refunds (id int)`);
+  source = new pg.Pool({ connectionString: p.source.url, max: 2 });
+});
+
+afterEach(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+  await Promise.all(daemons.map((d) => d.stop()));
+  servers = [];
+  daemons = [];
+});
+
+afterAll(async () => {
+  await source?.end();
+  await p?.close();
+});
+
+function newMetrics(overrides: Partial<DaemonMetricsOptions> = {}): DaemonMetrics {
+  return new DaemonMetrics({ source, environments: () => ENVIRONMENTS, logger: silent, ...overrides });
+}
+
+async function serve(metrics: DaemonMetrics, readiness: () => Promise<Readiness>, readinessTimeoutMs?: number): Promise<HttpServer> {
+  const server = await startHttpServer({
+    host: '127.0.0.1', port: 0, registry: metrics.registry, readiness, logger: silent,
+    ...(readinessTimeoutMs !== undefined && { readinessTimeoutMs }),
+  });
+  servers.push(server);
+  return server;
+}
+
+const url = (server: { port: number }, path: string) => `http://127.0.0.1:${server.port}${path}`;
+const readyAs = (role: Readiness['role']) => async (): Promise<Readiness> => ({ ready: true, role });
+
+async function scrape(server: { port: number }): Promise<Exposition> {
+  const res = await fetch(url(server, '/metrics'));
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+  return new Exposition(await res.text());
+}
+
+async function startDaemon(): Promise<Daemon> {
+  const daemon = await p.startDaemon();
+  daemons.push(daemon);
+  return daemon;
+}
+
+async function outcome(queryText: string, environment: string): Promise<string | undefined> {
+  const { rows } = await p.sourceClient.query<{ execution_status: string }>(
+    `SELECT x.execution_status FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+      WHERE b.query_text = $1 AND x.environment_name = $2`,
+    [queryText, environment],
+  );
+  return rows[0]?.execution_status;
+}
+
+async function count(sql: string): Promise<number> {
+  const { rows } = await p.sourceClient.query<{ n: number }>(`SELECT (${sql})::int AS n`);
+  return rows[0]?.n ?? NaN;
+}
+
+/** Waits until the leader registered the environments, captured every role change and carried every batch. */
+async function quiesce(): Promise<void> {
+  await waitFor(async () => (await count('SELECT count(*) FROM permsync.environments')) === ENVIRONMENTS.length, 10_000, 'registration');
+  await waitFor(
+    async () => (await count('SELECT count(*) FROM permsync.role_snapshot WHERE fingerprint = permsync.role_fingerprint()')) === 1,
+    10_000,
+    'the role watcher to catch up',
+  );
+  await p.settle();
+}
+
+describe('the HTTP surface', () => {
+  it('answers /healthz on the port it bound, 404 elsewhere, 405 to other methods than GET and HEAD', async () => {
+    const server = await serve(newMetrics(), readyAs('leader'));
+    expect(server.port).toBeGreaterThan(0);
+    const health = await fetch(url(server, '/healthz?from=docker'));
+    expect(health.status).toBe(200);
+    expect(health.headers.get('content-type')).toBe('application/json');
+    expect(await health.json()).toEqual({ status: 'ok' });
+    expect((await fetch(url(server, '/healthz'), { method: 'HEAD' })).status).toBe(200);
+    for (const path of ['/', '/health', '/metrics/x', '/readyz/']) {
+      const res = await fetch(url(server, path));
+      expect(res.status, path).toBe(404);
+      expect(await res.json()).toEqual({ status: 'not_found' });
+    }
+    const post = await fetch(url(server, '/healthz'), { method: 'POST' });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET, HEAD');
+  });
+
+  it('answers /readyz 200 with the role when ready, 503 with the reason otherwise', async () => {
+    let state: Readiness = { ready: true, role: 'leader' };
+    const server = await serve(newMetrics(), async () => state);
+    const readyz = async (s = server) => {
+      const res = await fetch(url(s, '/readyz'));
+      return { status: res.status, body: await res.json() };
+    };
+    expect(await readyz()).toEqual({ status: 200, body: { status: 'ready', role: 'leader' } });
+    state = { ready: true, role: 'standby' };
+    expect(await readyz()).toEqual({ status: 200, body: { status: 'ready', role: 'standby' } });
+    state = { ready: false, role: 'leader', reason: 'not listening on the source: reconnecting' };
+    expect(await readyz()).toEqual({
+      status: 503, body: { status: 'not_ready', role: 'leader', reason: 'not listening on the source: reconnecting' },
+    });
+
+    const failing = await serve(newMetrics(), () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:5432')));
+    expect(await readyz(failing)).toEqual({ status: 503, body: { status: 'not_ready', reason: 'connect ECONNREFUSED 127.0.0.1:5432' } });
+
+    const hanging = await serve(newMetrics(), () => new Promise<Readiness>(() => {}), 200);
+    const started = Date.now();
+    expect(await readyz(hanging)).toEqual({ status: 503, body: { status: 'not_ready', reason: 'readiness check took over 200 ms' } });
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('serves a registry of its own, with the standard Node and process metrics', async () => {
+    const [a, b] = [newMetrics(), newMetrics()]; // two daemons in one process do not collide
+    a.setLeader(true);
+    const [scrapeA, scrapeB] = [await scrape(await serve(a, readyAs('leader'))), await scrape(await serve(b, readyAs('standby')))];
+    expect(scrapeA.value('permsync_leader')).toBe(1);
+    expect(scrapeB.value('permsync_leader')).toBe(0);
+    expect(scrapeA.types.get('process_cpu_user_seconds_total')).toBe('counter');
+    expect(scrapeA.types.get('nodejs_eventloop_lag_seconds')).toBe('gauge');
+    expect(scrapeA.types.get('process_resident_memory_bytes')).toBe('gauge');
+  });
+
+  it('closes at once: stops accepting, ends idle and in-flight keep-alive connections', async () => {
+    const server = await serve(newMetrics(), () => new Promise((resolve) => setTimeout(() => resolve({ ready: true, role: 'leader' }), 300)));
+    const agent = new http.Agent({ keepAlive: true });
+    const get = (path: string) =>
+      new Promise<{ status: number | undefined; connection: string | undefined }>((resolve, reject) => {
+        http.get(url(server, path), { agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode, connection: res.headers.connection }));
+        }).on('error', reject);
+      });
+    expect(await get('/healthz')).toEqual({ status: 200, connection: 'keep-alive' }); // leaves an idle socket
+    const inFlight = get('/readyz');
+    await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    await server.close();
+    // Not the 5 s keep-alive timeout: the in-flight response is sent, then its connection ends.
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(await inFlight).toEqual({ status: 200, connection: 'close' });
+    await expect(fetch(url(server, '/healthz'))).rejects.toThrow();
+    agent.destroy();
+  });
+});
+
+describe('metrics of a daemon at work', () => {
+  it('count what it read and recorded, and show the backlog the source holds', async () => {
+    // The daemon's own /metrics: what it counts is what it did.
+    const daemon = await startDaemon();
+    await waitFor(async () => daemon.isLeader(), 10_000, 'the daemon to lead');
+    const server = daemon.http;
+    await quiesce();
+    const before = await scrape(server);
+    const executions = (m: Exposition, environment: string, status: string) =>
+      m.value('permsync_executions_total', { environment, status }) ?? 0;
+
+    await p.dba('GRANT SELECT ON sales.orders TO app');
+    await p.settle();
+    await expect.poll(async () => executions(await scrape(server), 'prod', 'success')).toBe(executions(before, 'prod', 'success') + 1);
+    const carried = await scrape(server);
+    // Both environments read the batch: it is counted once.
+    expect(carried.value('permsync_batches_captured_total', { origin: 'event_trigger' })).toBe(
+      (before.value('permsync_batches_captured_total', { origin: 'event_trigger' }) ?? 0) + 1,
+    );
+    for (const environment of ENVIRONMENTS) {
+      expect(executions(carried, environment, 'success')).toBe(executions(before, environment, 'success') + 1);
+      const observed = (m: Exposition) => m.value('permsync_apply_duration_seconds_count', { environment }) ?? 0;
+      expect(observed(carried)).toBe(observed(before) + 1);
+      expect(carried.value('permsync_apply_duration_seconds_bucket', { environment, le: '30' })).toBe(observed(carried));
+      expect(carried.value('permsync_environment_pending_batches', { environment })).toBe(0);
+      expect(carried.value('permsync_environment_lag_seconds', { environment })).toBe(0);
+    }
+    expect(carried.types.get('permsync_apply_duration_seconds')).toBe('histogram');
+    expect(carried.value('permsync_retry_queue_depth')).toBe(0);
+    expect(carried.value('permsync_leader')).toBe(1);
+    expect(carried.value('permsync_metrics_collect_errors_total')).toBe(0);
+
+    // prod goes down: dev carries the next batch, prod fails it and waits to retry.
+    await p.env('prod').proxy.cut();
+    const text = 'GRANT SELECT ON sales.refunds TO reader';
+    await p.dba(text);
+    await waitFor(
+      async () => (await outcome(text, 'dev')) === 'success' && (await outcome(text, 'prod')) === 'failed'
+        && (await count('SELECT count(*) FROM permsync.retry_queue')) === 1,
+      10_000,
+      'prod to fail and queue a retry',
+    );
+    const failing = await scrape(server);
+    expect(failing.value('permsync_environment_pending_batches', { environment: 'prod' })).toBe(1);
+    expect(failing.value('permsync_environment_pending_batches', { environment: 'dev' })).toBe(0);
+    expect(failing.value('permsync_environment_lag_seconds', { environment: 'prod' })).toBeGreaterThan(0);
+    expect(failing.value('permsync_environment_lag_seconds', { environment: 'prod' })).toBeLessThan(60);
+    expect(failing.value('permsync_environment_lag_seconds', { environment: 'dev' })).toBe(0);
+    expect(failing.value('permsync_retry_queue_depth')).toBe(1);
+    expect(executions(failing, 'prod', 'failed')).toBeGreaterThanOrEqual(1);
+
+    await p.env('prod').proxy.open();
+    await p.settle();
+    await expect.poll(async () => (await scrape(server)).value('permsync_retry_queue_depth')).toBe(0);
+    const recovered = await scrape(server);
+    expect(recovered.value('permsync_environment_pending_batches', { environment: 'prod' })).toBe(0);
+
+    // Every outcome the source holds is counted, each attempt of a retried batch included...
+    const { rows } = await p.sourceClient.query<{ environment_name: string; execution_status: string; n: number; retries: number }>(
+      `SELECT environment_name, execution_status, count(*)::int AS n, sum(retry_count)::int AS retries
+         FROM permsync.execution_log GROUP BY 1, 2`,
+    );
+    for (const environment of ENVIRONMENTS) {
+      const of = (status: string) => rows.find((r) => r.environment_name === environment && r.execution_status === status);
+      // A batch tried n + 1 times failed the first n (it would not have been tried again otherwise).
+      const earlierAttempts = rows.filter((r) => r.environment_name === environment).reduce((sum, r) => sum + r.retries, 0);
+      expect(executions(recovered, environment, 'success')).toBe(of('success')?.n ?? 0);
+      expect(executions(recovered, environment, 'skipped')).toBe(of('skipped')?.n ?? 0);
+      expect(executions(recovered, environment, 'failed')).toBe((of('failed')?.n ?? 0) + earlierAttempts);
+    }
+    // ... and every batch, by origin, once.
+    const { rows: origins } = await p.sourceClient.query<{ origin: string; n: number }>(
+      `SELECT origin, count(*)::int AS n FROM permsync.batches
+        WHERE commit_seq > (SELECT min(start_after_seq) FROM permsync.environments) GROUP BY origin`,
+    );
+    expect(origins.length).toBeGreaterThan(0);
+    for (const origin of ['event_trigger', 'role_watcher', 'manual', 'reconcile']) {
+      expect(recovered.value('permsync_batches_captured_total', { origin }), origin).toBe(origins.find((o) => o.origin === origin)?.n ?? 0);
+    }
+  });
+
+  it('count role watcher checks, changed or not, with their duration', async () => {
+    const metrics = newMetrics();
+    // The daemon's own watcher, fed to the metrics through its onCheck hook; checked by hand here.
+    const watcher = new RoleWatcher(source, 60_000, silent, (durationMs, batchId) => metrics.roleCheck(durationMs, batchId !== null));
+    await p.dba('CREATE ROLE metrics_probe');
+    await watcher.check();
+    await watcher.check();
+    const m = await scrape(await serve(metrics, readyAs('leader')));
+    expect(m.value('permsync_role_watcher_checks_total', { result: 'changed' })).toBe(1);
+    expect(m.value('permsync_role_watcher_checks_total', { result: 'unchanged' })).toBe(1);
+    expect(m.types.get('permsync_role_watcher_check_duration_seconds')).toBe('histogram');
+    expect(m.value('permsync_role_watcher_check_duration_seconds_count')).toBe(2);
+    expect(m.value('permsync_role_watcher_check_duration_seconds_sum')).toBeGreaterThan(0);
+  });
+});
+
+describe('leader and standby', () => {
+  it('each report their role; one that cannot reach the source is not ready', async () => {
+    const leader = await startDaemon();
+    await waitFor(async () => leader.isLeader(), 10_000, 'the first daemon to lead');
+    // The standby reaches the source through a proxy, to be cut off from it.
+    const sourceProxy = await TcpProxy.start(p.source.url);
+    const config = p.config();
+    const standby = await p.startDaemon({ ...config, source: { ...config.source, url: sourceProxy.rewrite(p.source.url) } });
+    daemons.push(standby);
+    const readyz = async (daemon: Daemon) => {
+      const res = await fetch(url(daemon.http, '/readyz'));
+      return { status: res.status, body: await res.json() };
+    };
+    await expect.poll(() => readyz(leader)).toEqual({ status: 200, body: { status: 'ready', role: 'leader' } });
+    expect(await readyz(standby)).toEqual({ status: 200, body: { status: 'ready', role: 'standby' } });
+    expect((await scrape(leader.http)).value('permsync_leader')).toBe(1);
+    expect((await scrape(standby.http)).value('permsync_leader')).toBe(0);
+
+    await sourceProxy.cut();
+    expect(await readyz(standby)).toEqual({
+      status: 503, body: { status: 'not_ready', role: 'standby', reason: expect.stringContaining('source unreachable') },
+    });
+    await p.settle(); // what the leader carried is behind the next test
+  });
+});
+
+describe('collecting from the source', () => {
+  it('a source that fails: /metrics still answers with the last values, and counts the error', async () => {
+    const proxy = await TcpProxy.start(p.source.url);
+    const viaProxy = new pg.Pool({ connectionString: proxy.rewrite(p.source.url), connectionTimeoutMillis: 5000 });
+    viaProxy.on('error', () => {});
+    const server = await serve(newMetrics({ source: viaProxy }), readyAs('leader'));
+    await p.dba('GRANT INSERT ON sales.orders TO app'); // no daemon runs: pending everywhere
+    const up = await scrape(server);
+    expect(up.value('permsync_environment_pending_batches', { environment: 'dev' })).toBe(1);
+    expect(up.value('permsync_metrics_collect_errors_total')).toBe(0);
+
+    await proxy.cut();
+    const down = await scrape(server);
+    expect(down.labelSets('permsync_environment_lag_seconds')).toEqual(up.labelSets('permsync_environment_lag_seconds'));
+    expect(down.value('permsync_environment_pending_batches', { environment: 'dev' })).toBe(1);
+    expect(down.value('permsync_metrics_collect_errors_total')).toBe(1);
+    await viaProxy.end();
+  });
+
+  it('a source that hangs: each scrape gives up in time, and the query is not started twice', async () => {
+    const sockets: Socket[] = [];
+    const hung = createServer((socket) => sockets.push(socket)); // accepts, never answers
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+    const pool = new pg.Pool({ connectionString: `postgres://postgres@127.0.0.1:${(hung.address() as AddressInfo).port}/postgres`, connectionTimeoutMillis: 20_000 });
+    pool.on('error', () => {});
+    const server = await serve(newMetrics({ source: pool, collectTimeoutMs: 300 }), readyAs('leader'));
+    for (const scrapes of [1, 2]) {
+      const started = Date.now();
+      const m = await scrape(server);
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(m.value('permsync_metrics_collect_errors_total')).toBe(scrapes);
+      expect(m.labelSets('permsync_environment_pending_batches')).toEqual([]);
+    }
+    expect(sockets).toHaveLength(1);
+    sockets.forEach((s) => s.destroy());
+    await new Promise((resolve) => hung.close(resolve));
+    await pool.end();
+  });
+
+  it("counts as unfinished what v_batch_outcomes does, with only permsync_daemon's grants", async () => {
+    // No daemon runs: realistic rows are written by hand, each case of the "finished" rule once.
+    const manual = async (sql: string, env: string | null) =>
+      (await p.sourceClient.query<{ id: string }>('SELECT permsync.manual_sync($1, $2)::text AS id', [sql, env])).rows[0]?.id;
+    const everywhere = await manual('GRANT SELECT ON sales.orders TO reader', null);
+    const prodOnly = await manual('GRANT SELECT ON sales.refunds TO app', 'prod');
+    await manual('GRANT UPDATE ON sales.orders TO reader', null);
+    const record = (batch: string | undefined, environment: string, status: string, kind: string | null) =>
+      p.sourceClient.query(
+        `INSERT INTO permsync.execution_log (batch_id, environment_name, commit_seq, execution_status, failure_kind,
+                                             started_at, finished_at, duration_ms)
+         SELECT id, $2, commit_seq, $3, $4, now(), now(), 1 FROM permsync.batches WHERE id = $1`,
+        [batch, environment, status, kind],
+      );
+    await p.sourceClient.query("UPDATE permsync.environments SET on_permanent_failure = 'hold' WHERE name = 'dev'");
+    await p.sourceClient.query("UPDATE permsync.environments SET on_permanent_failure = 'continue' WHERE name = 'prod'");
+    await record(everywhere, 'dev', 'failed', 'permanent'); // held: unfinished
+    await record(everywhere, 'prod', 'failed', 'permanent'); // passed: finished
+    await record(prodOnly, 'prod', 'failed', 'transient'); // unfinished, and not dev's at all
+
+    const backlog = async (client: pg.Pool | pg.Client = p.sourceClient) =>
+      Object.fromEntries(
+        (await client.query<{ environment: string; pending_batches: number; lag_seconds: number }>(ENVIRONMENT_BACKLOG, [ENVIRONMENTS])).rows
+          .map((r) => [r.environment, { pending: r.pending_batches, lag: r.lag_seconds }]),
+      );
+    const fromView = async () =>
+      Object.fromEntries(
+        (await p.sourceClient.query<{ environment_name: string; pending: number; lag: number }>(
+          `SELECT environment_name, count(*) FILTER (WHERE NOT finished)::int AS pending,
+                  coalesce(extract(epoch FROM now() - min(committed_at) FILTER (WHERE NOT finished)), 0)::float8 AS lag
+             FROM permsync.v_batch_outcomes GROUP BY environment_name`,
+        )).rows.map((r) => [r.environment_name, { pending: r.pending, lag: r.lag }]),
+      );
+    const agree = async (expected: Record<string, number>) => {
+      const [ours, view] = [await backlog(), await fromView()];
+      for (const environment of ENVIRONMENTS) {
+        expect(ours[environment]?.pending, environment).toBe(expected[environment]);
+        expect(ours[environment]?.pending, environment).toBe(view[environment]?.pending ?? 0);
+        expect(ours[environment]?.lag).toBeCloseTo(view[environment]?.lag ?? 0, 0);
+      }
+    };
+    // An earlier test left one batch pending (GRANT INSERT) in both environments.
+    await agree({ dev: 3, prod: 3 });
+    // Batches at or before start_after_seq are behind the environment.
+    await p.sourceClient.query(
+      'UPDATE permsync.environments SET start_after_seq = (SELECT commit_seq FROM permsync.batches WHERE id = $1) WHERE name = $2',
+      [everywhere, 'dev'],
+    );
+    await agree({ dev: 1, prod: 3 });
+
+    const password = 'metrics-test-pw';
+    await p.sourceClient.query(`CREATE ROLE metrics_daemon LOGIN PASSWORD '${password}' IN ROLE permsync_daemon`);
+    const asDaemon = new pg.Pool({ connectionString: p.source.urlFor('postgres', 'metrics_daemon', password) });
+    try {
+      const [ours, theirs] = [await backlog(asDaemon), await backlog()];
+      for (const environment of ENVIRONMENTS) expect(ours[environment]?.pending).toBe(theirs[environment]?.pending);
+      // Why the query restates the view rather than reads it.
+      await expect(asDaemon.query('SELECT 1 FROM permsync.v_batch_outcomes')).rejects.toMatchObject({ code: '42501' });
+    } finally {
+      await asDaemon.end();
+    }
+  });
+});
