@@ -701,9 +701,19 @@ CREATE CONSTRAINT TRIGGER zz_assign_commit_seq
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION permsync.assign_commit_seq();
 
--- The baseline: roles that exist at install are the starting point, not changes.
--- (Bringing an environment to the source's roles is reconcile's job.)
-SELECT permsync.capture_role_changes();
+-- The baseline: roles that exist at install are the starting point, not changes
+-- (bringing an environment to the source's roles is reconcile's job). A fresh install
+-- takes it after its last migration, so that permsync's own roles are part of it.
+CREATE OR REPLACE FUNCTION permsync.take_role_baseline()
+RETURNS void
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog
+AS $fn$
+    DELETE FROM permsync.role_snapshot;
+    SELECT permsync.capture_role_changes();
+$fn$;
+REVOKE ALL ON FUNCTION permsync.take_role_baseline() FROM PUBLIC;
 
 DROP EVENT TRIGGER IF EXISTS permsync_capture;
 CREATE EVENT TRIGGER permsync_capture ON ddl_command_end

@@ -10,7 +10,6 @@ const ENVIRONMENTS = ['dev', 'test', 'preprod', 'prod'] as const;
 
 /** Objects every environment has: schema migrations are not permsync's job. */
 const SCHEMA = `
-  CREATE ROLE app_owner; CREATE ROLE app_rw; CREATE ROLE reporting; CREATE ROLE tmp_contractor;
   CREATE SCHEMA shop;
   CREATE TABLE shop.orders (id int PRIMARY KEY, customer text, card_number text, total numeric);
   CREATE TABLE shop.customers (id int PRIMARY KEY, name text);
@@ -25,6 +24,16 @@ interface Step {
 
 /** A short DBA session on the source: each step is one psql command. */
 const SESSION: Step[] = [
+  {
+    say: 'create roles (no event trigger fires for these: the role watcher finds them)',
+    sql: "CREATE ROLE app_owner; CREATE ROLE reporting; CREATE ROLE tmp_contractor; CREATE ROLE app_rw LOGIN PASSWORD 'demo-Passw0rd' CONNECTION LIMIT 20",
+    check: `SELECT string_agg(rolname || CASE WHEN rolcanlogin THEN ' (login)' ELSE '' END, ', ' ORDER BY rolname) FROM pg_roles WHERE rolname IN ('app_owner', 'app_rw', 'reporting', 'tmp_contractor')`,
+  },
+  {
+    say: 'a membership, and a grant to a role created in the same command',
+    sql: 'CREATE ROLE auditor; GRANT reporting TO app_rw; GRANT SELECT ON shop.customers TO auditor',
+    check: `SELECT pg_has_role('app_rw', 'reporting', 'MEMBER')::text || ', auditor reads customers: ' || has_table_privilege('auditor', 'shop.customers', 'SELECT')::text`,
+  },
   {
     say: 'grant a role read access to a table',
     sql: 'GRANT SELECT ON shop.orders TO reporting',
@@ -51,9 +60,10 @@ const SESSION: Step[] = [
     check: `SELECT has_sequence_privilege('app_rw', 'shop.invoice_no', 'USAGE')::text || ', scratch table: ' || coalesce(to_regclass('shop.scratch')::text, 'absent')`,
   },
   {
-    say: 'a grant that prod excludes by rule (role_pattern ^tmp_)',
+    say: 'a grant that prod excludes by rule (role_pattern ^tmp_: it never got the role either)',
     sql: 'GRANT SELECT ON shop.customers TO tmp_contractor',
-    check: `SELECT has_table_privilege('tmp_contractor', 'shop.customers', 'SELECT')::text`,
+    check: `SELECT CASE WHEN to_regrole('tmp_contractor') IS NULL THEN 'false (no such role here either)'
+                   ELSE has_table_privilege('tmp_contractor', 'shop.customers', 'SELECT')::text END`,
   },
 ];
 
@@ -101,20 +111,22 @@ export async function runDemo(options: DemoOptions): Promise<void> {
         rules: name === 'prod' ? [{ action: 'exclude' as const, rolePattern: '^tmp_' }] : [],
         onPermanentFailure: 'hold' as const,
       })),
-      settings: { ...defaultSettings(), retryDelaySeconds: 1 },
-      http: { port: 9187, host: '127.0.0.1' },
+      settings: { ...defaultSettings(), retryDelaySeconds: 1, syncPasswords: true },
+      http: { port: 0, host: '127.0.0.1' },
       log: { level: 'warn' },
     };
     const quiet = new Writable({ write: (_c, _e, done) => done() });
     daemon = await startDaemon(config, createLogger('warn', options.once ? quiet : process.stderr));
-    out('The daemon is running: listening on the source, one applier per environment.\n');
+    out('The daemon is running: listening on the source, one applier per environment.');
+    out(`Health and metrics: http://127.0.0.1:${daemon.http.port}/metrics\n`);
 
     for (const step of SESSION) {
       out(`-- ${step.say}`);
       out(`source=# ${step.sql};`);
+      const before = await latestBatchId(dba);
       const started = performance.now();
       await dba.query(step.sql);
-      const batchId = await latestBatchId(dba);
+      const batchId = await waitForNewBatches(dba, before);
       const outcomes = await waitForOutcomes(dba, batchId);
       for (const [i, name] of ENVIRONMENTS.entries()) {
         const outcome = outcomes.get(name);
@@ -132,8 +144,9 @@ export async function runDemo(options: DemoOptions): Promise<void> {
 
     out('Every execution is in permsync.execution_log on the source:');
     const { rows } = await dba.query<{ environment_name: string; n: string; statuses: string }>(
-      `SELECT environment_name, count(*)::text AS n, string_agg(DISTINCT execution_status, ', ') AS statuses
-         FROM permsync.execution_log GROUP BY 1 ORDER BY min(id)`,
+      `SELECT x.environment_name, count(*)::text AS n, string_agg(DISTINCT x.execution_status, ', ') AS statuses
+         FROM permsync.execution_log x JOIN permsync.environments e ON e.name = x.environment_name
+        GROUP BY x.environment_name, e.priority ORDER BY e.priority`,
     );
     for (const r of rows) out(`   ${r.environment_name.padEnd(8)} ${r.n} batches: ${r.statuses}`);
 
@@ -154,6 +167,30 @@ export async function runDemo(options: DemoOptions): Promise<void> {
 async function latestBatchId(client: pg.Client): Promise<string> {
   const { rows } = await client.query<{ id: string }>('SELECT max(id)::text AS id FROM permsync.batches');
   return rows[0]?.id ?? '0';
+}
+
+/**
+ * The last batch the step produced. A role change is found by the role watcher within
+ * half a second, so its batch may come a moment after the command returns.
+ */
+async function waitForNewBatches(client: pg.Client, before: string): Promise<string> {
+  const deadline = Date.now() + 5000;
+  let last = before;
+  let quietSince = Date.now();
+  while (Date.now() < deadline) {
+    const { rows } = await client.query<{ id: string; settled: boolean }>(
+      `SELECT (SELECT max(id)::text FROM permsync.batches) AS id,
+              (SELECT fingerprint = permsync.role_fingerprint() FROM permsync.role_snapshot) AS settled`,
+    );
+    const id = rows[0]?.id ?? before;
+    if (id !== last) {
+      last = id;
+      quietSince = Date.now();
+    }
+    if (last !== before && rows[0]?.settled && Date.now() - quietSince > 50) return last;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return last;
 }
 
 async function batchCount(client: pg.Client): Promise<string> {

@@ -47,6 +47,9 @@ export async function install(client: pg.ClientBase): Promise<InstallResult> {
       });
       applied.push(migration);
     }
+    if (!done.has(1) && applied.some((m) => m.version === 1)) {
+      await runInTransaction(client, 'SELECT permsync.take_role_baseline()');
+    }
     return { applied, alreadyApplied: [...done].sort((a, b) => a - b) };
   } finally {
     await client.query('SELECT pg_advisory_unlock(hashtext($1))', ['permsync.install']);
