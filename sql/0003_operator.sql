@@ -504,6 +504,8 @@ GRANT SELECT ON permsync.environments, permsync.sync_rules, permsync.config, per
                 permsync.audit_log, permsync.execution_log, permsync.retry_queue, permsync.schema_migrations
    TO permsync_daemon;
 GRANT EXECUTE ON FUNCTION permsync.capture_role_changes(), permsync.role_state() TO permsync_daemon;
+-- Retention runs on the daemon's schedule (settings.cleanup_cron).
+GRANT EXECUTE ON FUNCTION permsync.cleanup_old_logs() TO permsync_daemon;
 GRANT INSERT, UPDATE (label, priority, enabled, on_permanent_failure, in_flight_through, updated_at) ON permsync.environments TO permsync_daemon;
 GRANT INSERT, DELETE ON permsync.sync_rules TO permsync_daemon;
 GRANT INSERT, UPDATE ON permsync.config, permsync.execution_log TO permsync_daemon;

@@ -12,7 +12,7 @@ import type { Config } from './config/schema.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { DaemonMetrics } from './metrics.js';
 import { LeaderLock } from './source/leader-lock.js';
-import { CONTROL_CHANNEL } from './source/queries.js';
+import { CLEANUP_OLD_LOGS, CONTROL_CHANNEL } from './source/queries.js';
 import { SourceStore } from './source/store.js';
 import { RoleWatcher } from './watch/role-watcher.js';
 
@@ -261,6 +261,20 @@ async function startRuntime(
         { name: 'permsync-drift-check', noOverlap: true },
       )
     : undefined;
+  const cleanup = config.settings.cleanupCron
+    ? cron.schedule(
+        config.settings.cleanupCron,
+        async () => {
+          try {
+            const { rows } = await source.query(CLEANUP_OLD_LOGS);
+            logger.info({ deleted: rows }, 'old logs cleaned up');
+          } catch (error) {
+            logger.error({ err: error }, 'cleanup_old_logs failed');
+          }
+        },
+        { name: 'permsync-cleanup', noOverlap: true },
+      )
+    : undefined;
   logger.info({ environments: appliers.map((a) => a.name), dryRun: config.settings.dryRun }, 'permsync daemon running');
 
   return {
@@ -271,6 +285,7 @@ async function startRuntime(
       clearInterval(poll);
       await retries.destroy();
       await driftCheck?.destroy();
+      await cleanup?.destroy();
       await watcher.stop();
       await Promise.all(appliers.map((a) => a.stop()));
       await subscriber.close().catch(() => {});

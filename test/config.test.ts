@@ -82,6 +82,7 @@ settings:
   poll_interval_ms: 100
   role_watch_interval_ms: 250
   drift_check_cron: "0 * * * *"
+  cleanup_cron: "30 2 * * 0"
 http:
   port: 8080
   host: 0.0.0.0
@@ -123,6 +124,7 @@ log:
         pollIntervalMs: 100,
         roleWatchIntervalMs: 250,
         driftCheckCron: '0 * * * *',
+        cleanupCron: '30 2 * * 0',
       },
       http: { port: 8080, host: '0.0.0.0' },
       log: { level: 'debug' },
@@ -154,15 +156,17 @@ log:
       pollIntervalMs: 5000,
       roleWatchIntervalMs: 500,
       driftCheckCron: '*/15 * * * *',
+      cleanupCron: '0 3 * * *',
     });
     expect(config.http).toEqual({ port: 9187, host: '127.0.0.1' });
     expect(config.log).toEqual({ level: 'info' });
   });
 
-  it('turns the scheduled drift check off with null or an empty expression', async () => {
+  it('turns the scheduled drift check and cleanup off with null or an empty expression', async () => {
     for (const value of ['null', '""', '"  "']) {
-      const config = await load(`${MINIMAL}settings:\n  drift_check_cron: ${value}\n`);
+      const config = await load(`${MINIMAL}settings:\n  drift_check_cron: ${value}\n  cleanup_cron: ${value}\n`);
       expect(config.settings.driftCheckCron).toBeNull();
+      expect(config.settings.cleanupCron).toBeNull();
     }
   });
 

@@ -81,6 +81,26 @@ describe('operators steer the running daemon from the source', () => {
   });
 });
 
+describe('retention', () => {
+  it('runs cleanup_old_logs on its schedule (settings.cleanup_cron)', async () => {
+    await p.dba('GRANT SELECT ON t3 TO app');
+    await p.settle();
+    await daemon.stop();
+    // Age what is there past log_retention_days (90 by default).
+    const { rows } = await p.sourceClient.query<{ n: string }>(
+      `UPDATE permsync.execution_log SET finished_at = now() - interval '100 days' RETURNING 1 AS n`,
+    );
+    expect(rows.length).toBeGreaterThan(0);
+    daemon = await p.startDaemon(p.config({ settings: { cleanupCron: '* * * * * *' } }));
+    await waitFor(async () => {
+      const { rows: left } = await p.sourceClient.query<{ n: string }>(
+        `SELECT count(*)::text AS n FROM permsync.execution_log WHERE finished_at < now() - interval '90 days'`,
+      );
+      return left[0]?.n === '0';
+    }, 10_000, 'the scheduled cleanup');
+  });
+});
+
 describe('SIGHUP', () => {
   it('takes a good new file (a new rule applies) and refuses a bad one, keeping the old', async () => {
     await daemon.stop();

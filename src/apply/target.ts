@@ -23,7 +23,14 @@ export interface ExecutionResult {
   durationMs: number;
   connectionTimeMs: number | undefined;
   serverVersion: string | undefined;
-  error?: ClassifiedError & { failedSql?: string };
+  /** `unreachable`: no connection could be had, so nothing was tried (see probe()). */
+  error?: ClassifiedError & { failedSql?: string; unreachable?: true };
+}
+
+/** Several batches run in one transaction (executeTogether): one outcome for all of them. */
+export interface GroupResult extends Omit<ExecutionResult, 'appliedSql' | 'notes'> {
+  /** Per batch, in order: what it sent, and its notes. */
+  batches: { appliedSql: string; notes: string[] }[];
 }
 
 interface SessionFacts {
@@ -77,6 +84,31 @@ export class Target {
     return { setup, steps, appliedSql };
   }
 
+  /**
+   * Whether batches can share one round trip (executeTogether): not when a statement
+   * tolerates some SQLSTATEs, since that needs a savepoint and a look at each error.
+   */
+  static canRunTogether(statements: TargetStatement[]): boolean {
+    return statements.every((s) => !s.ignoreCodes?.length);
+  }
+
+  /** Whether the environment accepts a connection again (cheap: the applier asks once a second while it is unreachable). */
+  async probe(): Promise<boolean> {
+    try {
+      const client = await this.pool.connect();
+      try {
+        await client.query('SELECT 1');
+        client.release();
+        return true;
+      } catch (error) {
+        client.release(error as Error);
+        return false;
+      }
+    } catch {
+      return false;
+    }
+  }
+
   /** Runs a batch's statements in one transaction, as the source ran them. */
   async execute(identity: SessionIdentity, statements: TargetStatement[]): Promise<ExecutionResult> {
     const startedAt = new Date();
@@ -99,18 +131,13 @@ export class Target {
     } catch (error) {
       // Not reaching the environment (refused, TLS, authentication) is never the batch's
       // fault: it is retried in order, so fixing the connection is all it takes.
-      return done({ error: { ...classifyError(error), kind: 'transient' } });
+      return done({ error: { ...classifyError(error), kind: 'transient', unreachable: true } });
     }
     const connectionTimeMs = performance.now() - t0;
     let current: string | undefined;
     try {
       const facts = (this.facts ??= await readFacts(client));
-      const runnable = statements.filter((s) => {
-        if (!s.privileged || facts.superuser) return true;
-        notes.push(`skipped "${s.display ?? s.sql}": only a superuser may do this, and the sync user is not one`);
-        return false;
-      });
-      const { setup, steps, appliedSql: sent } = this.plan(identity, runnable, facts.database);
+      const { setup, steps, appliedSql: sent } = this.plan(identity, runnable(statements, facts, notes), facts.database);
       appliedSql = sent;
       await client.query('BEGIN');
       for (const sql of setup) await client.query((current = sql));
@@ -123,24 +150,83 @@ export class Target {
       client.release();
       return done({ connectionTimeMs });
     } catch (error) {
-      const classified = classifyError(error);
-      let broken = classified.kind === 'transient';
-      if (!broken) {
-        try {
-          await client.query('ROLLBACK');
-        } catch {
-          broken = true;
-        }
-      }
-      // A connection that failed mid-transaction is discarded, not reused.
-      client.release(broken ? (error as Error) : undefined);
+      const classified = await endFailed(client, error);
       return done({ connectionTimeMs, error: { ...classified, ...(current !== undefined && { failedSql: current }) } });
+    }
+  }
+
+  /**
+   * Runs several batches, in order, in one transaction sent as one string: one round trip
+   * instead of four per batch, for an environment with a backlog. Each batch keeps its own
+   * session set-up (search_path, role). All or nothing: on any error the transaction is
+   * rolled back and the error returned without saying which batch caused it; the caller
+   * then runs the batches one by one (execute) to find out. Statements must pass
+   * canRunTogether.
+   */
+  async executeTogether(batches: { identity: SessionIdentity; statements: TargetStatement[] }[]): Promise<GroupResult> {
+    const startedAt = new Date();
+    const t0 = performance.now();
+    const done = (fields: Partial<GroupResult>): GroupResult => ({
+      batches: [], startedAt, finishedAt: new Date(), durationMs: performance.now() - t0,
+      connectionTimeMs: undefined, serverVersion: this.facts?.serverVersion, ...fields,
+    });
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      return done({ error: { ...classifyError(error), kind: 'transient', unreachable: true } });
+    }
+    const connectionTimeMs = performance.now() - t0;
+    try {
+      const facts = (this.facts ??= await readFacts(client));
+      const script = ['BEGIN'];
+      let roleSet = false;
+      const planned = batches.map(({ identity, statements }) => {
+        const notes: string[] = [];
+        const { setup, steps, appliedSql } = this.plan(identity, runnable(statements, facts, notes), facts.database);
+        // SET LOCAL ROLE lasts to the end of the transaction: undo the previous batch's.
+        if (roleSet && identity.runAs === undefined) script.push('SET LOCAL ROLE NONE');
+        roleSet = identity.runAs !== undefined;
+        script.push(...setup, ...steps.map((s) => s.sql));
+        return { appliedSql, notes };
+      });
+      script.push('COMMIT');
+      await client.query(script.join(';\n'));
+      client.release();
+      return done({ batches: planned, connectionTimeMs });
+    } catch (error) {
+      return done({ connectionTimeMs, error: await endFailed(client, error) });
     }
   }
 
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/** After a failed transaction: roll it back, or discard the connection when it is broken. */
+async function endFailed(client: pg.PoolClient, error: unknown): Promise<ClassifiedError> {
+  const classified = classifyError(error);
+  let broken = classified.kind === 'transient';
+  if (!broken) {
+    try {
+      await client.query('ROLLBACK');
+    } catch {
+      broken = true;
+    }
+  }
+  // A connection that failed mid-transaction is discarded, not reused.
+  client.release(broken ? (error as Error) : undefined);
+  return classified;
+}
+
+/** The statements this sync user may run; the others are noted as skipped. */
+function runnable(statements: TargetStatement[], facts: SessionFacts, notes: string[]): TargetStatement[] {
+  return statements.filter((s) => {
+    if (!s.privileged || facts.superuser) return true;
+    notes.push(`skipped "${s.display ?? s.sql}": only a superuser may do this, and the sync user is not one`);
+    return false;
+  });
 }
 
 async function readFacts(client: pg.PoolClient): Promise<SessionFacts> {

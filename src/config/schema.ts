@@ -49,6 +49,8 @@ export interface Settings {
   roleWatchIntervalMs: number;
   /** When the daemon compares every environment with the source (cron expression); null: never. */
   driftCheckCron: string | null;
+  /** When the daemon runs cleanup_old_logs() (cron expression); null: never. */
+  cleanupCron: string | null;
 }
 
 export interface Config {
@@ -164,6 +166,11 @@ const environmentsSchema = z
     { when: (payload) => Array.isArray(payload.value) },
   );
 
+const cronExpression = z
+  .string({ error: 'expected a cron expression, or null' })
+  .refine((expression) => expression.trim() === '' || cron.validate(expression), { error: 'not a valid cron expression' })
+  .nullable();
+
 const settingsSchema = z
   .strictObject({
     dry_run: z.boolean().default(false),
@@ -178,12 +185,9 @@ const settingsSchema = z
     sync_passwords: z.boolean().default(false),
     poll_interval_ms: intAtLeast(100).default(5000),
     role_watch_interval_ms: intAtLeast(1).default(500),
-    // null or empty turns the scheduled check off.
-    drift_check_cron: z
-      .string({ error: 'expected a cron expression, or null' })
-      .refine((expression) => expression.trim() === '' || cron.validate(expression), { error: 'not a valid cron expression' })
-      .nullable()
-      .default('*/15 * * * *'),
+    // null or empty turns the scheduled job off.
+    drift_check_cron: cronExpression.default('*/15 * * * *'),
+    cleanup_cron: cronExpression.default('0 3 * * *'),
   })
   .transform(
     (s): Settings => ({
@@ -200,6 +204,7 @@ const settingsSchema = z
       pollIntervalMs: s.poll_interval_ms,
       roleWatchIntervalMs: s.role_watch_interval_ms,
       driftCheckCron: s.drift_check_cron?.trim() ? s.drift_check_cron.trim() : null,
+      cleanupCron: s.cleanup_cron?.trim() ? s.cleanup_cron.trim() : null,
     }),
   );
 

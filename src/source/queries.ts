@@ -127,3 +127,6 @@ export const CONTROL_CHANNEL = 'permsync_control';
 
 /** Written before a run of batches: after a crash, these may have applied unlogged. */
 export const MARK_IN_FLIGHT = `UPDATE permsync.environments SET in_flight_through = $2 WHERE name = $1 AND in_flight_through < $2`;
+
+/** Retention (sql/0003_operator.sql): what it deleted, per table. */
+export const CLEANUP_OLD_LOGS = `SELECT * FROM permsync.cleanup_old_logs()`;
