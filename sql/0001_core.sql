@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS permsync.audit_log (
     in_extension     boolean,
     session_user_name name NOT NULL DEFAULT session_user,
     current_user_name name NOT NULL DEFAULT current_user,
+    search_path      text,
     logged_at        timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX IF NOT EXISTS audit_log_batch_idx ON permsync.audit_log (batch_id);
@@ -132,10 +133,10 @@ CREATE TABLE IF NOT EXISTS permsync.retry_queue (
 -- quotes inside comments, doubled quotes, E'' escapes and dollar quotes must all be
 -- recognised for the mask to be complete. Permission statements carry no literals,
 -- so a masked text still replays them.
-CREATE OR REPLACE FUNCTION permsync.mask_string_literals(sql text)
+CREATE OR REPLACE FUNCTION permsync.mask_string_literals(sql text, backslash_escapes boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE STRICT
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     out   text := '';
@@ -174,8 +175,9 @@ BEGIN
             out := out || substr(sql, i, j - i + 1);
             i := j + 1;
         ELSIF c = '''' THEN
-            esc := i > 1 AND upper(substr(sql, i - 1, 1)) = 'E'
-                   AND (i = 2 OR substr(sql, i - 2, 1) !~ '[[:alnum:]_$]');
+            -- Backslash escapes: an E'' string, or any string where standard_conforming_strings is off.
+            esc := backslash_escapes OR (i > 1 AND upper(substr(sql, i - 1, 1)) = 'E'
+                   AND (i = 2 OR substr(sql, i - 2, 1) !~ '[[:alnum:]_$]'));
             j := i + 1;
             LOOP
                 EXIT WHEN j > n;
@@ -223,7 +225,7 @@ CREATE OR REPLACE FUNCTION permsync.role_fingerprint()
 RETURNS text
 LANGUAGE plpgsql STABLE
 SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     result text;
@@ -258,7 +260,10 @@ CREATE OR REPLACE FUNCTION permsync.role_state()
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
+-- VALID UNTIL is written as text: the same text whatever the calling session's settings.
+SET datestyle = 'ISO, YMD'
+SET timezone = 'UTC'
 AS $fn$
 DECLARE
     with_passwords boolean :=
@@ -316,7 +321,7 @@ CREATE OR REPLACE FUNCTION permsync.role_statement(
     privileged boolean DEFAULT false, ignore_codes text[] DEFAULT NULL, on_target_database boolean DEFAULT false)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $fn$
     SELECT jsonb_strip_nulls(jsonb_build_object(
         'kind', kind, 'role', role, 'granted', granted, 'sql', sql, 'display', coalesce(display, sql),
@@ -329,7 +334,7 @@ $fn$;
 CREATE OR REPLACE FUNCTION permsync.role_attribute_statements(old jsonb, new jsonb)
 RETURNS SETOF jsonb
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     name    text := new ->> 'name';
@@ -386,11 +391,13 @@ $fn$;
 CREATE OR REPLACE FUNCTION permsync.setting_value_sql(key text, value text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $fn$
     SELECT CASE WHEN lower(key) IN ('search_path', 'temp_tablespaces', 'session_preload_libraries',
                                     'local_preload_libraries', 'shared_preload_libraries', 'unix_socket_directories')
-                THEN value ELSE quote_literal(value) END
+                -- An empty list is stored as "", which SET does not take back: '' it is.
+                THEN CASE WHEN value = '""' THEN '''''' ELSE value END
+                ELSE quote_literal(value) END
 $fn$;
 
 -- The current name of a role by oid: the new state's, else the old one's (a role that
@@ -398,7 +405,7 @@ $fn$;
 CREATE OR REPLACE FUNCTION permsync.role_name(old jsonb, new jsonb, oid text)
 RETURNS text
 LANGUAGE sql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $fn$
     SELECT coalesce(new -> 'roles' -> oid ->> 'name', old -> 'roles' -> oid ->> 'name', pg_get_userbyid(oid::oid))
 $fn$;
@@ -411,7 +418,7 @@ $fn$;
 CREATE OR REPLACE FUNCTION permsync.role_changes(old jsonb, new jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     out     jsonb := '[]';
@@ -433,7 +440,7 @@ BEGIN
         grantee := CASE WHEN r.o ->> 'grantee' = 'PUBLIC' THEN 'PUBLIC' ELSE quote_ident(r.o ->> 'grantee') END;
         -- Revoking from a role that no longer exists is already so (42704).
         out := out || permsync.role_statement('REVOKE ON DATABASE', r.o ->> 'grantee',
-                   format('REVOKE %s%s ON DATABASE {database} FROM %s',
+                   format('REVOKE %s%s ON DATABASE {"database"} FROM %s',
                           CASE WHEN r.n IS NULL THEN '' ELSE 'GRANT OPTION FOR ' END, r.o ->> 'privilege', grantee),
                    ignore_codes => ARRAY['42704'], on_target_database => true);
     END LOOP;
@@ -487,11 +494,17 @@ BEGIN
         IF r.n IS NULL THEN
             out := out || permsync.role_statement('REVOKE ROLE', member, format('REVOKE %I FROM %I', role, member),
                        granted => role, ignore_codes => ARRAY['42704']);
-        ELSIF pg16 THEN
+        ELSIF pg16 AND NOT (coalesce((r.n ->> 'inherit')::boolean, true) AND coalesce((r.n ->> 'set')::boolean, true)) THEN
+            -- INHERIT FALSE or SET FALSE: only PostgreSQL 16+ has them, and says so.
             out := out || permsync.role_statement('GRANT ROLE', member,
                        format('GRANT %I TO %I WITH ADMIN %s, INHERIT %s, SET %s', role, member,
                               upper(r.n ->> 'admin'), upper(r.n ->> 'inherit'), upper(r.n ->> 'set')), granted => role);
         ELSE
+            -- The syntax every supported version takes (INHERIT and SET are then their defaults).
+            IF pg16 AND r.o IS NOT NULL AND NOT (coalesce((r.o ->> 'inherit')::boolean, true) AND coalesce((r.o ->> 'set')::boolean, true)) THEN
+                out := out || permsync.role_statement('GRANT ROLE', member,
+                           format('GRANT %I TO %I WITH INHERIT TRUE, SET TRUE', role, member), granted => role);
+            END IF;
             IF r.o IS NOT NULL AND (r.o ->> 'admin')::boolean AND NOT (r.n ->> 'admin')::boolean THEN
                 out := out || permsync.role_statement('REVOKE ROLE', member,
                            format('REVOKE ADMIN OPTION FOR %I FROM %I', role, member), granted => role);
@@ -503,7 +516,7 @@ BEGIN
     END LOOP;
 
     -- ALTER ROLE ... [IN DATABASE ...] SET / RESET. The source's own database maps to
-    -- the target's: the applier puts the target's database name where {database} stands.
+    -- the target's: the applier puts the target's database name where {"database"} stands.
     FOR r IN SELECT key, o.value AS o, n.value AS n
                FROM jsonb_each(old -> 'settings') o FULL JOIN jsonb_each(new -> 'settings') n USING (key)
               WHERE (o.value - 'role') IS DISTINCT FROM (n.value - 'role') ORDER BY key LOOP
@@ -512,7 +525,7 @@ BEGIN
         DECLARE
             s jsonb := coalesce(r.n, r.o);
             scope text := CASE WHEN s ->> 'database' IS NULL THEN ''
-                               WHEN (s ->> 'here')::boolean THEN ' IN DATABASE {database}'
+                               WHEN (s ->> 'here')::boolean THEN ' IN DATABASE {"database"}'
                                ELSE format(' IN DATABASE %I', s ->> 'database') END;
         BEGIN
             out := out || permsync.role_statement('ALTER ROLE SET', role,
@@ -531,7 +544,7 @@ BEGIN
         grantee := CASE WHEN r.n ->> 'grantee' = 'PUBLIC' THEN 'PUBLIC'
                         ELSE quote_ident(permsync.role_name(old, new, split_part(r.key, '/', 1))) END;
         out := out || permsync.role_statement('GRANT ON DATABASE', r.n ->> 'grantee',
-                   format('GRANT %s ON DATABASE {database} TO %s%s', r.n ->> 'privilege', grantee,
+                   format('GRANT %s ON DATABASE {"database"} TO %s%s', r.n ->> 'privilege', grantee,
                           CASE WHEN (r.n ->> 'grantable')::boolean THEN ' WITH GRANT OPTION' ELSE '' END),
                    on_target_database => true);
     END LOOP;
@@ -547,7 +560,7 @@ CREATE OR REPLACE FUNCTION permsync.capture_role_changes()
 RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     current_fp text := permsync.role_fingerprint();
@@ -607,49 +620,53 @@ CREATE OR REPLACE FUNCTION permsync_capture.record_command(
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     query  text := current_query();
-    key    text;
-    memo   text;
     batch  bigint;
     cmd    record;
     masked boolean := false;
     first  boolean := true;
 BEGIN
-    -- statement_timestamp() is fixed for one client message, so (xid, timestamp)
-    -- tells this string's later commands from a new string in the same transaction.
-    -- The memo is transaction-local and rolled back with a savepoint, like the row.
-    key := pg_current_xact_id()::text || '/' || statement_timestamp()::text;
-    memo := current_setting('permsync.current_batch', true);
-    IF memo IS NOT NULL AND split_part(memo, '=', 1) = key THEN
-        batch := split_part(memo, '=', 2)::bigint;
+    IF query ~* 'password' THEN
+        query := permsync.mask_string_literals(query, current_setting('standard_conforming_strings') = 'off');
+        masked := true;
     END IF;
+    -- An ALTER counts only when the text holds the word OWNER outside string literals:
+    -- the same text, and so the same answer, the daemon's planner gets.
+    IF command_tag LIKE 'ALTER %' AND command_tag <> 'ALTER DEFAULT PRIVILEGES' AND query !~* 'owner' THEN
+        RETURN;
+    END IF;
+    -- statement_timestamp() is fixed for one client message, so (xid, backend, timestamp)
+    -- tells this string's later commands from a new string in the same transaction. The
+    -- batch is looked up in the table, which a savepoint rolls back with the row and which
+    -- no session can write to but this function.
+    SELECT b.id INTO batch
+      FROM permsync.batches b
+     WHERE b.backend_pid = pg_backend_pid() AND b.statement_started_at = statement_timestamp()
+       AND b.source_xid = pg_current_xact_id() AND b.origin = 'event_trigger';
 
     FOR cmd IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
         IF batch IS NULL THEN
             -- Role changes made earlier in this transaction go first (CREATE ROLE, then GRANT).
             PERFORM permsync.capture_role_changes();
-            IF query ~* 'password' THEN
-                query := permsync.mask_string_literals(query);
-                masked := true;
-            END IF;
             INSERT INTO permsync.batches (query_text, query_masked, current_user_name,
                                           current_user_is_superuser, search_path)
             VALUES (query, masked, invoker,
-                    coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = invoker), false),
+                    coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = invoker), false),
                     invoker_search_path)
             RETURNING id INTO batch;
-            PERFORM set_config('permsync.current_batch', key || '=' || batch, true);
             PERFORM pg_notify('permsync', batch::text);
         END IF;
-        -- One audit row per command: the command's first object stands for it.
+        -- One audit row per command: the command's first object stands for it. Each row
+        -- keeps the identity it ran with, so the daemon can tell when a string changed
+        -- role or search_path between its permission commands.
         IF first THEN
             INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity,
-                                            schema_name, in_extension, current_user_name)
+                                            schema_name, in_extension, current_user_name, search_path)
             VALUES (batch, command_tag, cmd.object_type, cmd.object_identity, cmd.schema_name,
-                    cmd.in_extension, invoker);
+                    cmd.in_extension, invoker, invoker_search_path);
             first := false;
         END IF;
     END LOOP;
@@ -667,7 +684,8 @@ BEGIN
         RETURN;
     END IF;
     -- ALTER ... is captured only when it changes an owner. OWNER is a keyword and
-    -- cannot be quoted or escaped, so a string without the word holds no owner change.
+    -- cannot be quoted or escaped, so a string without the word holds no owner change
+    -- (record_command looks again, outside string literals).
     IF tg_tag OPERATOR(pg_catalog.~~) 'ALTER %' AND tg_tag OPERATOR(pg_catalog.<>) 'ALTER DEFAULT PRIVILEGES'
        AND pg_catalog.current_query() OPERATOR(pg_catalog.!~*) 'owner' THEN
         RETURN;
@@ -684,7 +702,7 @@ CREATE OR REPLACE FUNCTION permsync.assign_commit_seq()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('permsync.commit_seq'));
@@ -708,7 +726,7 @@ CREATE OR REPLACE FUNCTION permsync.take_role_baseline()
 RETURNS void
 LANGUAGE sql
 SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $fn$
     DELETE FROM permsync.role_snapshot;
     SELECT permsync.capture_role_changes();

@@ -63,7 +63,7 @@ ON CONFLICT (key) DO NOTHING;
 CREATE OR REPLACE FUNCTION permsync.notify_control(action text, env text)
 RETURNS void
 LANGUAGE sql
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $fn$
     SELECT pg_notify('permsync_control',
                      json_build_object('action', action, 'environment', env, 'by', session_user)::text);
@@ -72,7 +72,7 @@ $fn$;
 CREATE OR REPLACE FUNCTION permsync.set_switch(switch text, turn_on boolean, action text)
 RETURNS void
 LANGUAGE sql
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $fn$
     INSERT INTO permsync.config (key, value, updated_at) VALUES (switch, turn_on::text, now())
     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now();
@@ -83,7 +83,7 @@ $fn$;
 CREATE OR REPLACE FUNCTION permsync.require_environment(env text)
 RETURNS void
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     IF env IS NULL THEN
@@ -100,24 +100,24 @@ END
 $fn$;
 
 CREATE OR REPLACE FUNCTION permsync.enable_sync() RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$ SELECT permsync.set_switch('sync_enabled', true, 'enable_sync') $fn$;
 
 CREATE OR REPLACE FUNCTION permsync.disable_sync() RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$ SELECT permsync.set_switch('sync_enabled', false, 'disable_sync') $fn$;
 
 CREATE OR REPLACE FUNCTION permsync.enable_dry_run() RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$ SELECT permsync.set_switch('dry_run', true, 'enable_dry_run') $fn$;
 
 CREATE OR REPLACE FUNCTION permsync.disable_dry_run() RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$ SELECT permsync.set_switch('dry_run', false, 'disable_dry_run') $fn$;
 
 -- paused survives daemon restarts: the daemon's mirror of its configuration never writes it.
 CREATE OR REPLACE FUNCTION permsync.pause_environment(env text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     PERFORM permsync.require_environment(env);
@@ -127,7 +127,7 @@ END
 $fn$;
 
 CREATE OR REPLACE FUNCTION permsync.resume_environment(env text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     PERFORM permsync.require_environment(env);
@@ -137,19 +137,17 @@ END
 $fn$;
 
 -- Queues SQL for every environment, or only env, as a batch like the captured ones: it is
--- ordered at commit and carried by the same pipeline. invoker and invoker_search_path say
--- how to read the SQL (what CURRENT_USER and unqualified names mean); their defaults are
--- evaluated in the caller's session, before this function switches user and search_path.
--- A caller may pass others, as they could write the SQL differently; who queued the batch
--- is session_user_name, which the caller cannot choose. As in capture, a text mentioning a
+-- ordered at commit and carried by the same pipeline. On each target it runs as the
+-- caller's login (session_user), as a captured statement runs as its author: an operator
+-- cannot get there what it may not do itself. invoker_search_path says how to read
+-- unqualified names; its default is the caller's. As in capture, a text mentioning a
 -- password is stored with its string literals masked.
 CREATE OR REPLACE FUNCTION permsync.manual_sync(
     sql text,
     env text DEFAULT NULL,
-    invoker name DEFAULT CURRENT_USER,
     invoker_search_path text DEFAULT pg_catalog.current_setting('search_path'))
 RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     masked boolean := sql ~* 'password';
@@ -163,8 +161,8 @@ BEGIN
     END IF;
     INSERT INTO permsync.batches (origin, query_text, query_masked, current_user_name,
                                   current_user_is_superuser, search_path, target_environment)
-    VALUES ('manual', CASE WHEN masked THEN permsync.mask_string_literals(sql) ELSE sql END, masked, invoker,
-            coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = invoker), false),
+    VALUES ('manual', CASE WHEN masked THEN permsync.mask_string_literals(sql) ELSE sql END, masked, session_user,
+            coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user), false),
             invoker_search_path, env)
     RETURNING id INTO batch;
     PERFORM pg_notify('permsync', batch::text);
@@ -176,7 +174,7 @@ $fn$;
 CREATE OR REPLACE FUNCTION permsync.retry_failed(env text DEFAULT NULL)
 RETURNS TABLE (environment_name text, batch_id bigint, commit_seq bigint, failure_kind text,
                error_code text, error_message text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     IF env IS NOT NULL THEN
@@ -208,7 +206,7 @@ RETURNS TABLE (environment text, label text, priority integer, enabled boolean, 
                success_count bigint, failed_count bigint, skipped_count bigint, dry_run_count bigint,
                pending_batches bigint, oldest_pending_batch_id bigint, oldest_pending_age_seconds double precision,
                blocking_error_code text, blocking_error text)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
     WITH switches AS (
         SELECT coalesce((SELECT c.value FROM permsync.config c WHERE c.key = 'sync_enabled'), 'true')::boolean AS sync_enabled,
@@ -352,7 +350,7 @@ SELECT x.finished_at::date AS day, x.environment_name,
 CREATE OR REPLACE FUNCTION permsync.cleanup_old_logs()
 RETURNS TABLE (execution_log_deleted bigint, audit_log_deleted bigint, batches_deleted bigint)
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 SET permsync.retention = 'on'
 AS $fn$
 DECLARE
@@ -411,7 +409,7 @@ $fn$;
 CREATE OR REPLACE FUNCTION permsync.audit_log_guard()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     IF tg_op = 'DELETE'
@@ -484,7 +482,7 @@ GRANT SELECT (id, commit_seq, origin, source_xid, statement_started_at, captured
               session_user_name, current_user_name, current_user_is_superuser, search_path, backend_pid,
               client_addr, application_name, query_text, query_masked, target_environment)
    ON permsync.batches TO permsync_operator;
-GRANT EXECUTE ON FUNCTION permsync.manual_sync(text, text, name, text), permsync.retry_failed(text),
+GRANT EXECUTE ON FUNCTION permsync.manual_sync(text, text, text), permsync.retry_failed(text),
                           permsync.pause_environment(text), permsync.resume_environment(text)
    TO permsync_operator;
 

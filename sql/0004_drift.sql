@@ -48,7 +48,7 @@ SELECT e.environment,
 -- permsync_reader, who reads views only, may run drift.
 CREATE OR REPLACE FUNCTION permsync.unreplayable_since_match(env text)
 RETURNS TABLE (batch_id bigint, commit_seq bigint, finished_at timestamptz)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
     SELECT x.batch_id, x.commit_seq, x.finished_at
       FROM permsync.execution_log x
@@ -75,7 +75,7 @@ CREATE OR REPLACE FUNCTION permsync.record_reconcile(
     started_at timestamptz, finished_at timestamptz, duration_ms numeric, result_message text,
     server_version text, connection_time_ms numeric)
 RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     batch bigint;

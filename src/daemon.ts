@@ -48,9 +48,11 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     application_name: config.source.applicationName,
     connectionTimeoutMillis: config.settings.connectionTimeoutMs,
     statement_timeout: config.settings.statementTimeoutMs,
+    query_timeout: config.settings.statementTimeoutMs + config.settings.connectionTimeoutMs,
     max: 4,
   });
   source.on('error', (error) => logger.warn({ err: error }, 'idle source connection failed'));
+  // (The pool's query_timeout, below, keeps a source that stops answering from hanging the daemon.)
   const store = new SourceStore(source);
   try {
     await store.assertInstalled();
@@ -118,7 +120,13 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       current = { ...next, source: current.source };
       await lock.whileLeading(async () => {
         await runtime?.stop();
+        runtime = undefined;
         runtime = await startRuntime(current, logger, source, store, metrics);
+      }).catch(async (error) => {
+        // Not applying while holding the lock would stall every standby too: let go of it.
+        logger.error({ err: error }, 'could not start applying with the new configuration; releasing the leader lock');
+        await lock.release();
+        throw error;
       });
       logger.info({ environments: current.environments.map((e) => e.name) }, 'configuration reloaded');
     },
@@ -236,11 +244,21 @@ async function startRuntime(
     logger.warn({ attempt }, 'reconnecting to the source');
   });
   subscriber.events.on('error', (error) => logger.error({ err: error }, 'source listener failed'));
-  await subscriber.connect();
-  await subscriber.listenTo(CAPTURE_CHANNEL);
-  await subscriber.listenTo(CONTROL_CHANNEL);
-
-  for (const applier of appliers) await applier.start();
+  const closeAll = async () => {
+    await Promise.all(appliers.map((a) => a.stop()));
+    await subscriber.close().catch(() => {});
+    await Promise.all(targets.map((t) => t.close()));
+  };
+  try {
+    await subscriber.connect();
+    await subscriber.listenTo(CAPTURE_CHANNEL);
+    await subscriber.listenTo(CONTROL_CHANNEL);
+    for (const applier of appliers) await applier.start();
+  } catch (error) {
+    // Half started is not started: nothing of it may go on applying.
+    await closeAll();
+    throw error;
+  }
   const poll = setInterval(() => void refreshSwitches().then(wakeAll), config.settings.pollIntervalMs);
   // Retries come due on a one-second tick rather than one timer per failure.
   const retries = cron.schedule('* * * * * *', () => appliers.forEach((a) => a.retryIfDue()), { name: 'permsync-retries' });
@@ -287,9 +305,7 @@ async function startRuntime(
       await driftCheck?.destroy();
       await cleanup?.destroy();
       await watcher.stop();
-      await Promise.all(appliers.map((a) => a.stop()));
-      await subscriber.close().catch(() => {});
-      await Promise.all(targets.map((t) => t.close()));
+      await closeAll();
     },
   };
 }

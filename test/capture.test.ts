@@ -165,6 +165,27 @@ describe('capture', () => {
     }
   });
 
+  it("cannot be fooled by a user's temporary tables standing in for the catalogs", async () => {
+    await fresh();
+    await dba.query(`SET permsync.capture = 'off'; CREATE ROLE mallory LOGIN PASSWORD 'mallory-pw';
+      GRANT USAGE, CREATE ON SCHEMA sales TO mallory; RESET permsync.capture`);
+    const mallory = new pg.Client(server.urlFor('postgres', 'mallory', 'mallory-pw'));
+    await mallory.connect();
+    try {
+      await mallory.query(`CREATE TEMP TABLE pg_roles AS SELECT * FROM pg_catalog.pg_roles;
+        INSERT INTO pg_roles (rolname, rolsuper, rolcanlogin, oid) VALUES ('backdoor', true, true, 99999);
+        UPDATE pg_roles SET rolsuper = true WHERE rolname = 'mallory';
+        CREATE TABLE sales.mine (id int); GRANT SELECT ON sales.mine TO app`);
+    } finally {
+      await mallory.end();
+    }
+    const { rows } = await dba.query<{ text: string }>(`SELECT query_text AS text FROM permsync.batches WHERE origin = 'role_watcher'`);
+    expect(rows.map((r) => r.text).join('\n')).not.toContain('backdoor');
+    const [batch] = await batches();
+    expect(batch).toMatchObject({ current_user_name: 'mallory', current_user_is_superuser: false });
+    await dba.query(`SET permsync.capture = 'off'; DROP TABLE sales.mine; REVOKE ALL ON SCHEMA sales FROM mallory; DROP ROLE mallory; RESET permsync.capture`);
+  });
+
   it('cannot be used to forge a batch outside an event trigger', async () => {
     await expect(dba.query(`SELECT permsync_capture.record_command('GRANT', 'postgres', 'public')`)).rejects.toThrow(
       /event trigger/,

@@ -208,12 +208,12 @@ describe('drift', () => {
     });
     expect(find('setting statement_timeout of role "reporting"')?.sql).toEqual([`ALTER ROLE "reporting" SET "statement_timeout" TO '10s';`]);
     expect(find('setting work_mem of role "reporting" in this database')?.sql).toEqual([
-      `ALTER ROLE "reporting" IN DATABASE {database} SET "work_mem" TO '8MB';`,
+      `ALTER ROLE "reporting" IN DATABASE {"database"} SET "work_mem" TO '8MB';`,
     ]);
     expect(find('setting search_path of role "readers"')?.sql).toEqual(['ALTER ROLE "readers" RESET "search_path";']);
-    expect(find('database, "readers"')?.sql).toEqual(['GRANT CONNECT ON DATABASE {database} TO "readers";']);
-    expect(find('database, "reporting"')?.sql).toEqual(['REVOKE CREATE ON DATABASE {database} FROM "reporting";']);
-    expect(find('database, "writers"')?.sql).toEqual(['GRANT CREATE ON DATABASE {database} TO "writers" WITH GRANT OPTION;']);
+    expect(find('database, "readers"')?.sql).toEqual(['GRANT CONNECT ON DATABASE {"database"} TO "readers";']);
+    expect(find('database, "reporting"')?.sql).toEqual(['REVOKE CREATE ON DATABASE {"database"} FROM "reporting";']);
+    expect(find('database, "writers"')?.sql).toEqual(['GRANT CREATE ON DATABASE {"database"} TO "writers" WITH GRANT OPTION;']);
     expect(find('schema "app"')?.sql).toEqual(['ALTER SCHEMA "app" OWNER TO "writers";']);
     expect(find('schema "app", "readers"')?.sql).toEqual(['GRANT USAGE ON SCHEMA "app" TO "readers";']);
     expect(find('table "app"."orders", "readers"')?.sql).toEqual(['REVOKE DELETE ON TABLE "app"."orders" FROM "readers";']);

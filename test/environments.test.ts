@@ -149,11 +149,41 @@ describe('an environment that fails', () => {
     expect(await execution(later, 'prod')).toBeUndefined();
   });
 
+  it('holds across a restart: the failed batch is tried again, never taken for applied', async () => {
+    const failing = 'GRANT SELECT ON sales.new_table TO reader';
+    const before = await execution(failing, 'prod');
+    daemon = await p.startDaemon();
+    await waitFor(async () => ((await execution(failing, 'prod'))?.retry_count ?? 0) > (before?.retry_count ?? 0), 10_000, 'prod to try again');
+    expect(await execution(failing, 'prod')).toMatchObject({ execution_status: 'failed', error_code: '42P01' });
+    expect(await execution('GRANT SELECT ON audit.events TO app', 'prod')).toBeUndefined();
+  });
+
   it('set to continue, it moves past a permanent failure', async () => {
     daemon = await p.startDaemon(p.config({ environments: [{}, { onPermanentFailure: 'continue' }] }));
     await p.settle();
     expect(await execution('GRANT SELECT ON audit.events TO app', 'prod')).toMatchObject({ execution_status: 'success' });
     expect(await relationPrivileges(env('prod').client, 'audit.events')).toContain('app SELECT by postgres');
+  });
+
+  it('carries a backlog in one transaction; a batch in it that fails is found and fails alone', async () => {
+    // The earlier failure's cause, fixed: prod holds on it otherwise, as it should.
+    await env('prod').client.query('CREATE TABLE sales.new_table (id int)');
+    await dba(`SET permsync.capture = 'off'; CREATE TABLE sales.dev_only (id int); RESET permsync.capture`);
+    await env('dev').client.query('CREATE TABLE sales.dev_only (id int)');
+    const before = ['GRANT TRUNCATE ON sales.orders TO app', 'GRANT TRUNCATE ON sales.refunds TO app'];
+    const failing = 'GRANT SELECT ON sales.dev_only TO app';
+    const after = 'GRANT TRUNCATE ON audit.events TO app';
+    for (const text of [...before, failing, after]) await dba(text); // no daemon yet: a backlog
+    daemon = await p.startDaemon();
+    await waitFor(async () => (await execution(after, 'dev'))?.execution_status === 'success', 10_000, 'dev to apply');
+    await waitFor(async () => (await execution(failing, 'prod'))?.execution_status === 'failed', 10_000, 'prod to fail');
+    for (const text of [...before, failing, after]) {
+      expect(await execution(text, 'dev')).toMatchObject({ execution_status: 'success', result_message: expect.stringContaining('in one transaction') });
+    }
+    for (const text of before) expect(await execution(text, 'prod')).toMatchObject({ execution_status: 'success' });
+    expect(await execution(failing, 'prod')).toMatchObject({ error_code: '42P01', failure_kind: 'permanent' });
+    expect(await execution(after, 'prod')).toBeUndefined(); // held behind it, in order
+    expect(await relationPrivileges(env('prod').client, 'sales.refunds')).toContain('app TRUNCATE by postgres');
   });
 });
 

@@ -160,6 +160,29 @@ describe('what is never carried', () => {
   });
 });
 
+describe('client strings that do more than one thing', () => {
+  it('a string that commits several transactions: each batch carries its own transaction', async () => {
+    await dba('BEGIN; GRANT SELECT ON sales.refunds TO "Mixed Case Role"; COMMIT; BEGIN; GRANT INSERT ON sales.refunds TO "Mixed Case Role"; COMMIT;');
+    await expectEveryTargetEqualsSource();
+    for (const env of p.environments) {
+      const privileges = await relationPrivileges(env.client, 'sales.refunds');
+      expect(privileges).toContain('Mixed Case Role SELECT by app');
+      expect(privileges).toContain('Mixed Case Role INSERT by app');
+    }
+  });
+
+  it('a string that changes search_path between its grants is flagged, never replayed under the wrong one', async () => {
+    await p.everywhere(`CREATE TABLE "Reporting Schema".refunds (id int)`);
+    const text = `SET search_path = sales; REVOKE ALL ON refunds FROM reader; SET search_path = "Reporting Schema"; GRANT SELECT ON refunds TO reader`;
+    await dba(text);
+    await p.settle();
+    const rows = await executions(text);
+    expect(rows.map((r) => r.execution_status)).toEqual(['skipped', 'skipped']);
+    expect(rows[0]?.result_message).toMatch(/changes role or search_path/);
+    await dba('RESET search_path');
+  });
+});
+
 describe('the execution log', () => {
   it('holds one row per batch and environment, in commit order', async () => {
     await p.settle();

@@ -3,7 +3,7 @@ import type { Batch, BatchPlan } from '../capture/plan.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { ExecutionRecord, FailureNotice, SourceStore, Switches } from '../source/store.js';
 import { admit, compileRules, type CompiledRule, type RoleScope } from './rules.js';
-import type { Target } from './target.js';
+import { canRunTogether, type GroupResult, type SessionIdentity, type Target } from './target.js';
 import type { DaemonMetrics } from '../metrics.js';
 import type { ReplayStatement } from '../capture/statements.js';
 
@@ -26,6 +26,17 @@ export interface ApplierDeps {
 }
 
 type Outcome = 'next' | 'wait';
+type Fields = Partial<ExecutionRecord> & Pick<ExecutionRecord, 'status'>;
+
+/** A batch as worked out for this environment, before anything runs on the target. */
+type Prepared =
+  | {
+      batch: Batch;
+      /** Nothing runs (not replayable, nothing admitted, dry run): the outcome to record, and its log line. */
+      settled: { fields: Fields; say: (log: Logger) => void };
+    }
+  | { batch: Batch; settled?: undefined; identity: SessionIdentity; statements: ReplayStatement[]; notes: string[]; reapplying: boolean };
+type Run = Extract<Prepared, { identity: SessionIdentity }>;
 
 /**
  * Carries batches to one environment, strictly in source commit order. It waits (and
@@ -47,6 +58,9 @@ export class EnvironmentApplier {
   private markedThrough = 0n;
   /** Set while the environment holds on a permanent failure. */
   private heldOn: string | undefined;
+  /** The last attempt could not connect: the retry tick probes the environment (see retryIfDue). */
+  private unreachable = false;
+  private probing = false;
   private readonly rules: CompiledRule[];
   private readonly log: Logger;
 
@@ -85,11 +99,25 @@ export class EnvironmentApplier {
     });
   }
 
-  /** Called every second: an environment waiting for a retry tries again when it is due. */
+  /**
+   * Called every second: an environment waiting for a retry tries again when it is due,
+   * or, when it could not be reached, as soon as it accepts a connection again: the backoff
+   * spares a target that fails statements, and waiting it out after an outage only delays
+   * the catch-up.
+   */
   retryIfDue(now = Date.now()): void {
-    if (this.retryAt === undefined || now < this.retryAt) return;
-    this.retryAt = undefined;
-    this.wake();
+    if (this.retryAt === undefined) return;
+    if (now >= this.retryAt) {
+      this.retryAt = undefined;
+      this.wake();
+      return;
+    }
+    if (!this.unreachable || this.probing) return;
+    this.probing = true;
+    void this.deps.target.probe().then((answers) => {
+      this.probing = false;
+      if (answers && this.retryAt !== undefined) this.retryIfDue(this.retryAt);
+    });
   }
 
   /** Disabled or paused: batches wait in the table, in order, until sync resumes. */
@@ -119,15 +147,14 @@ export class EnvironmentApplier {
         const batches = await this.deps.store.batchesAfter(this.cursor ?? 0n, this.name, FETCH_LIMIT);
         if (batches.length === 0) return;
         for (const b of batches) this.deps.metrics.batchSeen(b.id, b.origin);
-        const through = BigInt((batches[batches.length - 1] as Batch).commitSeq);
-        if (through > this.markedThrough) {
-          await this.deps.store.markInFlight(this.name, through.toString());
-          this.markedThrough = through;
-        }
-        for (const batch of batches) {
+        for (let i = 0; i < batches.length; ) {
           if (this.stopped || !this.allowed()) return;
-          if ((await this.carry(batch)) === 'wait') return;
-          this.cursor = BigInt(batch.commitSeq);
+          const { carried, outcome } = await this.carryNext(batches.slice(i));
+          if (carried > 0) {
+            i += carried;
+            this.cursor = BigInt((batches[i - 1] as Batch).commitSeq);
+          }
+          if (outcome === 'wait') return;
           this.attempts = 0;
         }
       }
@@ -139,27 +166,111 @@ export class EnvironmentApplier {
     }
   }
 
-  private async carry(batch: Batch): Promise<Outcome> {
-    const log = this.log.child({ batchId: batch.id, commitSeq: batch.commitSeq });
-    const plan = await this.deps.plan(batch);
-    const now = new Date();
-    const record = async (fields: Partial<ExecutionRecord> & Pick<ExecutionRecord, 'status'>): Promise<void> => {
-      await this.deps.store.recordExecution({
-        batch, environment: this.name, appliedSql: null, startedAt: now, finishedAt: new Date(),
-        durationMs: 0, resultMessage: null, ...fields,
-      });
-      // Counted once the source holds it, so the counters agree with execution_log.
-      this.deps.metrics.execution(this.name, fields.status, fields.durationMs ?? 0);
-    };
+  /**
+   * Carries the next batches: several together when there is a backlog (carryTogether),
+   * else the first alone, which is also how the batch an environment retries goes.
+   */
+  private async carryNext(pending: Batch[]): Promise<{ carried: number; outcome: Outcome }> {
+    if (this.attempts === 0 && pending.length > 1) {
+      const together = await this.carryTogether(pending);
+      if (together) return together;
+    }
+    const outcome = await this.carry(pending[0] as Batch);
+    return { carried: outcome === 'next' ? 1 : 0, outcome };
+  }
 
+  /**
+   * A backlog's next batches that can share a transaction on the target, run in one round
+   * trip and logged in one statement, each with its own execution_log row. Undefined when
+   * fewer than two can go together. If the transaction fails, nothing of it applied: the
+   * batches are carried one by one instead, which applies those before the one at fault and
+   * gives that one its own failure, with the usual retry or hold.
+   */
+  private async carryTogether(pending: Batch[]): Promise<{ carried: number; outcome: Outcome } | undefined> {
+    const group: Prepared[] = [];
+    for (const batch of pending) {
+      const prepared = await this.prepare(batch);
+      if (!prepared.settled && !canRunTogether(prepared.statements)) break;
+      group.push(prepared);
+    }
+    if (group.length < 2) return undefined;
+    const now = new Date();
+    const runs = group.flatMap((p): Run[] => (p.settled ? [] : [p]));
+    if (runs.length) await this.markInFlight(group[group.length - 1]?.batch as Batch);
+    const result = runs.length ? await this.deps.target.executeTogether(runs) : undefined;
+    if (result?.error) {
+      this.log.warn({ batches: runs.length, sqlstate: result.error.code, err: result.error.message }, 'batches run together failed: carrying them one by one');
+      let carried = 0;
+      for (const { batch } of group) {
+        if (this.stopped || !this.allowed() || (await this.carry(batch)) === 'wait') return { carried, outcome: 'wait' };
+        carried++;
+      }
+      return { carried, outcome: 'next' };
+    }
+    const range = `${group[0]?.batch.commitSeq}..${group[group.length - 1]?.batch.commitSeq}`;
+    let next = 0;
+    const ranFields = (p: Run): Fields => {
+      const ran = result as GroupResult; // set whenever a batch of the group ran
+      const { appliedSql, notes } = ran.batches[next++] as GroupResult['batches'][number];
+      const together = `applied in one transaction with the other batches of commit_seq ${range} (${runs.length} batches, ${Math.round(ran.durationMs)} ms in all)`;
+      return {
+        status: 'success', appliedSql, resultMessage: [...p.notes, ...notes, together].join('; '),
+        startedAt: ran.startedAt, finishedAt: ran.finishedAt,
+        // Each row's share, so that durations still add up to the time the environment spent.
+        durationMs: ran.durationMs / runs.length,
+        ...(ran.serverVersion !== undefined && { serverVersion: ran.serverVersion }),
+        ...(ran.connectionTimeMs !== undefined && { connectionTimeMs: ran.connectionTimeMs }),
+      };
+    };
+    await this.record(group.map((p) => this.recordFor(p.batch, p.settled ? p.settled.fields : ranFields(p), now)));
+    for (const p of group) if (p.batch.previousStatus === 'failed') await this.deps.store.clearRetry(p.batch, this.name);
+    for (const p of group) p.settled?.say(this.log.child({ batchId: p.batch.id, commitSeq: p.batch.commitSeq }));
+    if (result) this.log.info({ batches: runs.length, commitSeqs: range, durationMs: Math.round(result.durationMs) }, 'applied together');
+    this.unreachable = false;
+    return { carried: group.length, outcome: 'next' };
+  }
+
+  /**
+   * Says on the source, before the target sees it, how far this environment is about to
+   * apply: after a crash, batches up to there may have applied without a logged outcome.
+   */
+  private async markInFlight(last: Batch): Promise<void> {
+    const through = BigInt(last.commitSeq);
+    if (through <= this.markedThrough) return;
+    await this.deps.store.markInFlight(this.name, through.toString());
+    this.markedThrough = through;
+  }
+
+  private recordFor(batch: Batch, fields: Fields, now: Date): ExecutionRecord {
+    return {
+      batch, environment: this.name, appliedSql: null, startedAt: now, finishedAt: new Date(),
+      durationMs: 0, resultMessage: null, ...fields,
+    };
+  }
+
+  private async record(records: ExecutionRecord[]): Promise<void> {
+    await this.deps.store.recordExecutions(records);
+    // Counted once the source holds them, so the counters agree with execution_log.
+    for (const r of records) this.deps.metrics.execution(this.name, r.status, r.durationMs);
+  }
+
+  /** What the batch comes to here: rules, dry run, as whom it runs. */
+  private async prepare(batch: Batch): Promise<Prepared> {
+    const plan = await this.deps.plan(batch);
     if (plan.unreplayable) {
-      log.warn({ reason: plan.unreplayable }, 'batch cannot be replayed as statements');
-      await record({ status: 'skipped', resultMessage: `not replayable: ${plan.unreplayable}` });
-      return 'next';
+      return {
+        batch,
+        settled: {
+          fields: { status: 'skipped', resultMessage: `not replayable: ${plan.unreplayable}` },
+          say: (log) => log.warn({ reason: plan.unreplayable }, 'batch cannot be replayed as statements'),
+        },
+      };
     }
     const admitted: ReplayStatement[] = [];
     const notes = plan.skipped.map((s) => `statement ${s.ordinal} (${s.tag}) skipped: ${s.reason}`);
-    const reapplying = BigInt(batch.commitSeq) <= this.interruptedThrough;
+    // Reached the target in a run cut off before its outcome was logged: it may have applied.
+    // A batch with a logged outcome (a failure, say) did not, and is no re-application.
+    const reapplying = BigInt(batch.commitSeq) <= this.interruptedThrough && !batch.previousStatus;
     if (reapplying) notes.unshift(REAPPLIED);
     for (const statement of plan.replay) {
       const admission = admit(statement, this.rules, this.deps.roles);
@@ -167,24 +278,49 @@ export class EnvironmentApplier {
       else notes.push(`statement ${statement.ordinal} (${statement.kind}) not carried: ${admission.reason}`);
     }
     if (admitted.length === 0) {
-      log.info({ notes }, 'nothing to carry for this environment');
-      await record({ status: 'skipped', resultMessage: notes.join('; ') || 'no permission statement' });
-      return 'next';
+      return {
+        batch,
+        settled: {
+          fields: { status: 'skipped', resultMessage: notes.join('; ') || 'no permission statement' },
+          say: (log) => log.info({ notes }, 'nothing to carry for this environment'),
+        },
+      };
     }
     // A non-superuser's statement runs as that role, so grantor and permission checks
     // are the ones it had on the source; a superuser's runs as the sync user.
     const identity = {
       searchPath: batch.searchPath,
-      ...(!batch.currentUserIsSuperuser && batch.origin === 'event_trigger' && { runAs: batch.currentUser }),
+      ...(!batch.currentUserIsSuperuser && (batch.origin === 'event_trigger' || batch.origin === 'manual') && {
+        runAs: batch.currentUser,
+      }),
     };
     if (this.deps.settings.dryRun || this.deps.switches().dryRun) {
       const { appliedSql } = this.deps.target.plan(identity, admitted);
-      log.info({ sql: appliedSql }, 'dry run: would apply');
-      await record({ status: 'dry_run', appliedSql, resultMessage: ['dry run: nothing executed', ...notes].join('; ') });
+      return {
+        batch,
+        settled: {
+          fields: { status: 'dry_run', appliedSql, resultMessage: ['dry run: nothing executed', ...notes].join('; ') },
+          say: (log) => log.info({ sql: appliedSql }, 'dry run: would apply'),
+        },
+      };
+    }
+    return { batch, identity, statements: admitted, notes, reapplying };
+  }
+
+  private async carry(batch: Batch): Promise<Outcome> {
+    const log = this.log.child({ batchId: batch.id, commitSeq: batch.commitSeq });
+    const now = new Date();
+    const prepared = await this.prepare(batch);
+    const record = (fields: Fields) => this.record([this.recordFor(batch, fields, now)]);
+    if (prepared.settled) {
+      prepared.settled.say(log);
+      await record(prepared.settled.fields);
       return 'next';
     }
-
+    const { identity, statements: admitted, notes, reapplying } = prepared;
+    await this.markInFlight(batch);
     const result = await this.deps.target.execute(identity, admitted);
+    this.unreachable = result.error?.unreachable === true;
     const base = {
       appliedSql: result.appliedSql, startedAt: result.startedAt, finishedAt: result.finishedAt,
       durationMs: result.durationMs,
@@ -195,7 +331,7 @@ export class EnvironmentApplier {
     if (!result.error) {
       log.info({ statements: admitted.length, durationMs: Math.round(result.durationMs) }, 'applied');
       await record({ ...base, status: 'success', resultMessage: notes.length ? notes.join('; ') : null });
-      if (this.attempts > 0) await this.deps.store.clearRetry(batch, this.name);
+      if (this.attempts > 0 || batch.previousStatus === 'failed') await this.deps.store.clearRetry(batch, this.name);
       return 'next';
     }
 

@@ -23,8 +23,8 @@ export interface ExecutionResult {
   durationMs: number;
   connectionTimeMs: number | undefined;
   serverVersion: string | undefined;
-  /** `unreachable`: no connection could be had, so nothing was tried (see probe()). */
-  error?: ClassifiedError & { failedSql?: string; unreachable?: true };
+  /** `unreachable`: the server is down or out of reach, so nothing was tried (see probe()). */
+  error?: ClassifiedError & { failedSql?: string; unreachable?: boolean };
 }
 
 /** Several batches run in one transaction (executeTogether): one outcome for all of them. */
@@ -37,6 +37,26 @@ interface SessionFacts {
   serverVersion: string;
   database: string;
   superuser: boolean;
+}
+
+/**
+ * Stands for the target's own database in generated statements. A quoted identifier
+ * cannot hold it (its " would be doubled), and it comes before any string literal in
+ * the statements that use it, so its first occurrence is the placeholder.
+ */
+export const TARGET_DATABASE = '{"database"}';
+
+export function withTargetDatabase(sql: string, database: string): string {
+  const at = sql.indexOf(TARGET_DATABASE);
+  return at < 0 ? sql : sql.slice(0, at) + quoteIdent(database) + sql.slice(at + TARGET_DATABASE.length);
+}
+
+/**
+ * Whether a batch can share one round trip with others (Target.executeTogether): not when
+ * a statement tolerates some SQLSTATEs, since that needs a savepoint and a look at each error.
+ */
+export function canRunTogether(statements: TargetStatement[]): boolean {
+  return statements.every((s) => !s.ignoreCodes?.length);
 }
 
 /**
@@ -66,7 +86,7 @@ export class Target {
     this.pool.on('error', onIdleError);
   }
 
-  /** The database a statement's {database} means when there is no session to ask (dry run). */
+  /** The database a statement's TARGET_DATABASE means when there is no session to ask (dry run). */
   private databaseFromUrl(): string {
     const url = new URL(this.environment.url);
     return decodeURIComponent(url.pathname.slice(1)) || decodeURIComponent(url.username);
@@ -78,18 +98,10 @@ export class Target {
       `SELECT pg_catalog.set_config('search_path', ${quoteLiteral(identity.searchPath)}, true)`,
       ...(identity.runAs !== undefined ? [`SET LOCAL ROLE ${quoteIdent(identity.runAs)}`] : []),
     ];
-    const fill = (sql: string, s: TargetStatement) => (s.onTargetDatabase ? sql.replaceAll('{database}', quoteIdent(database)) : sql);
+    const fill = (sql: string, s: TargetStatement) => (s.onTargetDatabase ? withTargetDatabase(sql, database) : sql);
     const steps = statements.map((s) => ({ statement: s, sql: fill(s.sql, s), display: fill(s.display ?? s.sql, s) }));
     const appliedSql = [...setup, ...steps.map((s) => s.display)].map((s) => `${s};`).join('\n');
     return { setup, steps, appliedSql };
-  }
-
-  /**
-   * Whether batches can share one round trip (executeTogether): not when a statement
-   * tolerates some SQLSTATEs, since that needs a savepoint and a look at each error.
-   */
-  static canRunTogether(statements: TargetStatement[]): boolean {
-    return statements.every((s) => !s.ignoreCodes?.length);
   }
 
   /** Whether the environment accepts a connection again (cheap: the applier asks once a second while it is unreachable). */
@@ -129,9 +141,7 @@ export class Target {
     try {
       client = await this.pool.connect();
     } catch (error) {
-      // Not reaching the environment (refused, TLS, authentication) is never the batch's
-      // fault: it is retried in order, so fixing the connection is all it takes.
-      return done({ error: { ...classifyError(error), kind: 'transient', unreachable: true } });
+      return done({ error: connectFailed(error) });
     }
     const connectionTimeMs = performance.now() - t0;
     let current: string | undefined;
@@ -161,7 +171,7 @@ export class Target {
    * session set-up (search_path, role). All or nothing: on any error the transaction is
    * rolled back and the error returned without saying which batch caused it; the caller
    * then runs the batches one by one (execute) to find out. Statements must pass
-   * canRunTogether.
+   * canRunTogether().
    */
   async executeTogether(batches: { identity: SessionIdentity; statements: TargetStatement[] }[]): Promise<GroupResult> {
     const startedAt = new Date();
@@ -174,7 +184,7 @@ export class Target {
     try {
       client = await this.pool.connect();
     } catch (error) {
-      return done({ error: { ...classifyError(error), kind: 'transient', unreachable: true } });
+      return done({ error: connectFailed(error) });
     }
     const connectionTimeMs = performance.now() - t0;
     try {
@@ -202,6 +212,21 @@ export class Target {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/** Connection failures that say the server is down, starting or out of reach (not that it refuses us). */
+const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', '57P01', '57P02', '57P03']);
+
+/**
+ * Not reaching the environment (refused, TLS, authentication) is never the batch's fault:
+ * it is retried in order, so fixing the connection is all it takes. A server that is down
+ * is `unreachable`: the applier probes it often (see probe()), which a server that refuses
+ * our credentials or certificate would only see as a stream of failed logins.
+ */
+function connectFailed(error: unknown): ClassifiedError & { unreachable: boolean } {
+  const classified = classifyError(error);
+  const down = classified.code === undefined ? /timeout/i.test(classified.message) : DOWN_CODES.has(classified.code);
+  return { ...classified, kind: 'transient', unreachable: down };
 }
 
 /** After a failed transaction: roll it back, or discard the connection when it is broken. */

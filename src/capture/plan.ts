@@ -29,8 +29,12 @@ export interface Batch {
   targetEnvironment: string | null;
   /** Tags the event trigger recorded, one per permission command, in order. */
   commandTags: string[];
+  /** How many (current user, search_path) pairs those commands ran with. */
+  identities: number;
   /** Statements of a generated batch (role watcher); null for captured query strings. */
   statements: GeneratedStatement[] | null;
+  /** The outcome an earlier attempt logged for this batch in the environment reading it, if any. */
+  previousStatus?: string | null;
 }
 
 export interface BatchPlan {
@@ -67,9 +71,19 @@ export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]
     // Manual and generated batches carry every statement they hold, in one transaction.
     return plan({ replay: groups.flatMap((g) => g.replay), skipped: groups.flatMap((g) => g.skipped) });
   }
+  // A string that changed role or search_path between its permission commands would
+  // replay them all with the first command's: not the same meaning, so not replayed.
+  if (batch.identities > 1) {
+    return plan({
+      unreplayable: 'the string changes role or search_path between its permission commands; the next drift check shows what differs',
+    });
+  }
+  // A string that committed several transactions wrote a batch for each: the n-th batch
+  // is the n-th transaction, when there are as many of one as of the other.
   let index = 0;
   if (groups.length > 1) {
-    index = (await siblingIds()).indexOf(batch.id);
+    const siblings = await siblingIds();
+    index = siblings.length === groups.length ? siblings.indexOf(batch.id) : -1;
   }
   const group = index >= 0 ? groups[index] : undefined;
   const expected = group?.firingTags ?? [];

@@ -51,7 +51,7 @@ export interface ReplayStatement {
   ignoreCodes?: string[];
   /** Only a superuser may run it (SUPERUSER, REPLICATION, BYPASSRLS). */
   privileged?: boolean;
-  /** Holds {database}, to be replaced by the target's database name. */
+  /** Holds TARGET_DATABASE (apply/target.ts), to be replaced by the target's database name. */
   onTargetDatabase?: boolean;
   /** Schemas of the objects it touches; unqualified names give the search_path's schemas. */
   schemas: string[];

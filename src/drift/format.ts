@@ -128,7 +128,7 @@ export function formatText(result: EnvironmentResult): string {
   for (const note of report.notes) lines.push(`  note: ${note}`);
   for (const hint of result.hints) lines.push(`  hint: ${hint}`);
   if (report.plan.length > 0) {
-    lines.push(`  -- SQL that converges ${environment} (${report.plan.length} statement(s)); {database} is its current database:`);
+    lines.push(`  -- SQL that converges ${environment} (${report.plan.length} statement(s)); {"database"} is its current database:`);
     for (const s of report.plan) lines.push(`  ${s.display};`);
   }
   return `${lines.join('\n')}\n`;

@@ -1,3 +1,4 @@
+import { TARGET_DATABASE } from '../apply/target.js';
 import type { StatementKind } from '../capture/statements.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js';
 import { PUBLIC, type GrantState, type RoleState } from './catalog.js';
@@ -42,7 +43,7 @@ export interface PlannedStatement {
   /** Needs a superuser on the target (SUPERUSER, REPLICATION, BYPASSRLS). */
   privileged?: boolean;
   ignoreCodes?: string[];
-  /** Says {database} for the target's current database. */
+  /** Says TARGET_DATABASE for the target's current database. */
   onTargetDatabase?: boolean;
 }
 
@@ -164,10 +165,11 @@ const LIST_SETTINGS = new Set(['search_path', 'temp_tablespaces', 'session_prelo
   'shared_preload_libraries', 'unix_socket_directories']);
 
 function settingStatement(change: Extract<Change, { type: 'setting' }>): PlannedStatement {
-  const scope = change.here ? ' IN DATABASE {database}' : change.database === null ? '' : ` IN DATABASE ${quoteIdent(change.database)}`;
+  const scope = change.here ? ` IN DATABASE ${TARGET_DATABASE}` : change.database === null ? '' : ` IN DATABASE ${quoteIdent(change.database)}`;
   const head = `ALTER ROLE ${quoteIdent(change.role)}${scope}`;
   const value = change.to === null ? null
-    : LIST_SETTINGS.has(change.key.toLowerCase()) ? change.to : quoteLiteral(change.to);
+    // An empty list is stored as "", which SET does not take back: '' it is.
+    : LIST_SETTINGS.has(change.key.toLowerCase()) ? (change.to === '""' ? "''" : change.to) : quoteLiteral(change.to);
   return role(Phase.RoleSetting, 'ALTER ROLE SET', change.role,
     value === null ? `${head} RESET ${quoteIdent(change.key)}` : `${head} SET ${quoteIdent(change.key)} TO ${value}`,
     { onTargetDatabase: change.here });
@@ -237,23 +239,22 @@ function privilegeStatements(target: PrivilegeTarget, grantee: string, changes: 
   ];
   const grantees = grantee === PUBLIC ? [] : [grantee];
   return steps.filter(([, , privileges]) => privileges.length > 0).map(([phase, verb, privileges, option]) => {
-    const action = verb === 'GRANT'
-      ? `GRANT ${list(privileges)} ON %s TO ${who}${option}`
-      : `REVOKE ${option}${list(privileges)} ON %s FROM ${who}`;
+    const action = (on: string) =>
+      verb === 'GRANT' ? `GRANT ${list(privileges)} ON ${on} TO ${who}${option}` : `REVOKE ${option}${list(privileges)} ON ${on} FROM ${who}`;
     switch (target.on) {
       case 'database':
         return {
-          phase, kind: verb === 'GRANT' ? 'GRANT ON DATABASE' : 'REVOKE ON DATABASE', ...same(action.replace('%s', 'DATABASE {database}')),
+          phase, kind: verb === 'GRANT' ? 'GRANT ON DATABASE' : 'REVOKE ON DATABASE', ...same(action(`DATABASE ${TARGET_DATABASE}`)),
           roles: grantees, grantees, schemas: [], onTargetDatabase: true,
         };
       case 'object':
         return {
-          phase, kind: verb, ...same(action.replace('%s', onClause(target.object))),
+          phase, kind: verb, ...same(action(onClause(target.object))),
           roles: grantees, grantees, schemas: [target.object.schema],
         };
       case 'default': {
         const scope = target.schema === null ? '' : ` IN SCHEMA ${quoteIdent(target.schema)}`;
-        const sql = `ALTER DEFAULT PRIVILEGES FOR ROLE ${quoteIdent(target.role)}${scope} ${action.replace('%s', defaultObjects(target.objectType))}`;
+        const sql = `ALTER DEFAULT PRIVILEGES FOR ROLE ${quoteIdent(target.role)}${scope} ${action(defaultObjects(target.objectType))}`;
         return {
           phase, kind: 'ALTER DEFAULT PRIVILEGES', ...same(sql),
           roles: [target.role, ...grantees], grantees, schemas: target.schema === null ? [] : [target.schema],

@@ -21,8 +21,9 @@ export interface LeaderLockOptions {
  * Two or more daemons may run against one source for availability: the one holding a
  * session-level advisory lock applies, the others wait. The lock lives exactly as long
  * as its connection, so a daemon that dies (even by SIGKILL) frees it for a standby
- * within one interval, and a leader that loses its connection stops applying at once,
- * before a standby can have taken over.
+ * within one interval. A leader that loses the lock's connection stops applying as soon
+ * as it notices (an error, or a check every interval bounded by a query timeout); the
+ * batch in flight may still finish, which is harmless, since replay is idempotent.
  */
 export class LeaderLock {
   private client: pg.Client | undefined;
@@ -53,6 +54,12 @@ export class LeaderLock {
       await client.query('SELECT pg_advisory_unlock(hashtext($1))', [LEADER_LOCK_KEY]).catch(() => {});
       await client.end().catch(() => {});
     }
+  }
+
+  /** Lets go of the lock (a leader that cannot apply), to try for it again later. */
+  async release(): Promise<void> {
+    await this.lose('released');
+    await this.client?.query('SELECT pg_advisory_unlock(hashtext($1))', [LEADER_LOCK_KEY]).catch(() => {});
   }
 
   private schedule(): void {
@@ -101,7 +108,10 @@ export class LeaderLock {
       connectionString: this.options.connectionString,
       application_name: `${this.options.applicationName}:lock`,
       connectionTimeoutMillis: this.options.connectionTimeoutMs,
+      // A half-open connection must surface as an error, not a query that never returns.
+      query_timeout: Math.max(this.options.intervalMs * 5, this.options.connectionTimeoutMs),
       keepAlive: true,
+      keepAliveInitialDelayMillis: 1000,
     });
     client.on('error', (error) => {
       this.options.logger.warn({ err: error }, 'leader lock session lost');

@@ -7,11 +7,14 @@ export const BATCH_COLUMNS = `
   b.id::text, b.commit_seq::text, b.origin, b.source_xid::text, b.statement_started_at,
   b.committed_at, b.session_user_name, b.current_user_name, b.current_user_is_superuser,
   b.search_path, b.backend_pid, b.query_text, b.query_masked, b.target_environment, b.statements,
-  coalesce((SELECT array_agg(a.command_tag ORDER BY a.id) FROM permsync.audit_log a WHERE a.batch_id = b.id), '{}') AS command_tags`;
+  coalesce((SELECT array_agg(a.command_tag ORDER BY a.id) FROM permsync.audit_log a WHERE a.batch_id = b.id), '{}') AS command_tags,
+  (SELECT count(DISTINCT (a.current_user_name, a.search_path)) FROM permsync.audit_log a WHERE a.batch_id = b.id)::int AS identities`;
 
 /** The batches an environment has yet to carry, in commit order. */
 export const FETCH_BATCHES_AFTER = `
-  SELECT ${BATCH_COLUMNS}
+  SELECT ${BATCH_COLUMNS},
+         (SELECT x.execution_status FROM permsync.execution_log x
+           WHERE x.batch_id = b.id AND x.environment_name = $2) AS previous_status
     FROM permsync.batches b
    WHERE b.commit_seq > $1
      AND (b.target_environment IS NULL OR b.target_environment = $2)
@@ -20,13 +23,15 @@ export const FETCH_BATCHES_AFTER = `
    ORDER BY b.commit_seq
    LIMIT $3`;
 
-/** Other batches written by the same client string (a string may commit several transactions). */
+/** The batches written by the same client string as batch $1 (it may commit several transactions), in transaction order. */
 export const FETCH_SIBLING_BATCH_IDS = `
-  SELECT b.id::text
+  SELECT s.id::text
     FROM permsync.batches b
-   WHERE b.backend_pid = $1 AND b.statement_started_at = $2 AND b.query_text = $3
-     AND b.commit_seq IS NOT NULL
-   ORDER BY b.source_xid`;
+    JOIN permsync.batches s
+      ON s.backend_pid = b.backend_pid AND s.statement_started_at = b.statement_started_at
+     AND s.query_text = b.query_text AND s.origin = b.origin
+   WHERE b.id = $1 AND s.commit_seq IS NOT NULL
+   ORDER BY s.source_xid`;
 
 export const MAX_COMMIT_SEQ = `SELECT coalesce(max(commit_seq), 0)::text AS seq FROM permsync.batches`;
 
@@ -76,14 +81,24 @@ export const UPSERT_CONFIG = `
 
 /**
  * One row per batch and environment. A later attempt at the same batch updates the
- * row and counts the retry; started_at keeps the first attempt.
+ * row and counts the retry; started_at keeps the first attempt. Many rows in one
+ * statement ($n are arrays, one element per row): an applier that carried a run of
+ * batches together logs them in one round trip, in commit order (ids follow it).
  */
-export const RECORD_EXECUTION = `
+export const RECORD_EXECUTIONS = `
   INSERT INTO permsync.execution_log
          (batch_id, environment_name, commit_seq, applied_sql, execution_status, started_at, finished_at,
           duration_ms, result_message, error_code, error_detail, error_hint, failure_kind, server_version,
           connection_time_ms)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+  SELECT batch_id, environment_name, commit_seq, applied_sql, execution_status, started_at, finished_at,
+         duration_ms, result_message, error_code, error_detail, error_hint, failure_kind, server_version,
+         connection_time_ms
+    FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[],
+                $8::numeric[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::numeric[])
+         WITH ORDINALITY AS r (batch_id, environment_name, commit_seq, applied_sql, execution_status, started_at,
+                               finished_at, duration_ms, result_message, error_code, error_detail, error_hint,
+                               failure_kind, server_version, connection_time_ms, position)
+   ORDER BY position
   ON CONFLICT (batch_id, environment_name) DO UPDATE
      SET applied_sql = EXCLUDED.applied_sql, execution_status = EXCLUDED.execution_status,
          finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms,
@@ -130,3 +145,8 @@ export const MARK_IN_FLIGHT = `UPDATE permsync.environments SET in_flight_throug
 
 /** Retention (sql/0003_operator.sql): what it deleted, per table. */
 export const CLEANUP_OLD_LOGS = `SELECT * FROM permsync.cleanup_old_logs()`;
+
+/** Environments no longer in the configuration stop counting (lag, retention) until they return. */
+export const RETIRE_ENVIRONMENTS = `
+  UPDATE permsync.environments SET enabled = false, updated_at = now()
+   WHERE enabled AND NOT (name = ANY ($1::text[]))`;

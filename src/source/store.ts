@@ -18,7 +18,9 @@ interface BatchRow {
   query_masked: boolean;
   target_environment: string | null;
   command_tags: string[];
+  identities: number;
   statements: Batch['statements'];
+  previous_status: string | null;
 }
 
 function toBatch(row: BatchRow): Batch {
@@ -37,7 +39,9 @@ function toBatch(row: BatchRow): Batch {
     queryMasked: row.query_masked,
     targetEnvironment: row.target_environment,
     commandTags: row.command_tags,
+    identities: row.identities,
     statements: row.statements,
+    previousStatus: row.previous_status,
   };
 }
 
@@ -78,6 +82,14 @@ export interface FailureNotice {
   /** 'hold' (later batches wait) or 'continue'. */
   action: 'hold' | 'continue' | 'retrying';
 }
+
+/** RECORD_EXECUTIONS's parameters, in order: each is one column, an array of one value per record. */
+const EXECUTION_COLUMNS: ((r: ExecutionRecord) => unknown)[] = [
+  (r) => r.batch.id, (r) => r.environment, (r) => r.batch.commitSeq, (r) => r.appliedSql, (r) => r.status,
+  (r) => r.startedAt, (r) => r.finishedAt, (r) => r.durationMs.toFixed(3), (r) => r.resultMessage,
+  (r) => r.errorCode ?? null, (r) => r.errorDetail ?? null, (r) => r.errorHint ?? null, (r) => r.failureKind ?? null,
+  (r) => r.serverVersion ?? null, (r) => r.connectionTimeMs?.toFixed(3) ?? null,
+];
 
 /** The daemon's reads and writes on the source's permsync schema. */
 export class SourceStore {
@@ -129,18 +141,17 @@ export class SourceStore {
   }
 
   async siblingBatchIds(batch: Batch): Promise<string[]> {
-    const { rows } = await this.pool.query<{ id: string }>(Q.FETCH_SIBLING_BATCH_IDS, [
-      batch.backendPid, batch.statementStartedAt, batch.queryText,
-    ]);
+    const { rows } = await this.pool.query<{ id: string }>(Q.FETCH_SIBLING_BATCH_IDS, [batch.id]);
     return rows.map((r) => r.id);
   }
 
   async recordExecution(r: ExecutionRecord): Promise<void> {
-    await this.pool.query(Q.RECORD_EXECUTION, [
-      r.batch.id, r.environment, r.batch.commitSeq, r.appliedSql, r.status, r.startedAt, r.finishedAt,
-      r.durationMs.toFixed(3), r.resultMessage, r.errorCode ?? null, r.errorDetail ?? null, r.errorHint ?? null,
-      r.failureKind ?? null, r.serverVersion ?? null, r.connectionTimeMs?.toFixed(3) ?? null,
-    ]);
+    await this.recordExecutions([r]);
+  }
+
+  /** Several outcomes in one statement, in order (see RECORD_EXECUTIONS). */
+  async recordExecutions(records: ExecutionRecord[]): Promise<void> {
+    await this.pool.query(Q.RECORD_EXECUTIONS, EXECUTION_COLUMNS.map((column) => records.map(column)));
   }
 
   async scheduleRetry(batch: Batch, environment: string, at: Date, errorCode: string | undefined, message: string): Promise<void> {
@@ -174,6 +185,7 @@ export async function registerConfiguration(client: pg.ClientBase, config: Confi
         ]);
       }
     }
+    await client.query(Q.RETIRE_ENVIRONMENTS, [config.environments.map((e) => e.name)]);
     for (const [key, value] of Object.entries(config.settings)) {
       // dry_run in the table is the operators' runtime switch (enable_dry_run()); the file's
       // own dry_run applies on top of it and is not mirrored, so a restart cannot undo it.
