@@ -78,12 +78,16 @@ export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]
       unreplayable: 'the string changes role or search_path between its permission commands; the next drift check shows what differs',
     });
   }
-  // A string that committed several transactions wrote a batch for each: the n-th batch
-  // is the n-th transaction, when there are as many of one as of the other.
+  // A string that committed several transactions wrote a batch for each, one after the
+  // other in one session: the n-th batch is the n-th transaction. (Earlier ones are always
+  // visible; later ones may still be committing.) Not when the string turns capture off
+  // for some of them: then batches and transactions no longer pair up.
   let index = 0;
   if (groups.length > 1) {
-    const siblings = await siblingIds();
-    index = siblings.length === groups.length ? siblings.indexOf(batch.id) : -1;
+    if (mentionsCaptureSwitch(batch.queryText)) {
+      return plan({ unreplayable: 'the string commits several transactions and sets permsync.capture; which batch is which cannot be told' });
+    }
+    index = (await siblingIds()).indexOf(batch.id);
   }
   const group = index >= 0 ? groups[index] : undefined;
   const expected = group?.firingTags ?? [];
@@ -113,6 +117,10 @@ function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {
     ...(s.privileged && { privileged: true }),
     ...(s.on_target_database && { onTargetDatabase: true }),
   };
+}
+
+function mentionsCaptureSwitch(query: string): boolean {
+  return /permsync\.capture/i.test(query);
 }
 
 function sameTags(a: string[], b: string[]): boolean {

@@ -1,0 +1,47 @@
+import type pg from 'pg';
+import { alternating } from './servers.js';
+import { distribution, now, type Distribution } from './stats.js';
+
+/** One way of running the DBA's statements: a session on one of the sources. */
+export interface Side {
+  name: string;
+  client: pg.Client;
+  /** Runs after each of this side's rounds, untimed (letting the daemon finish its work, so it does not run into another side's round). */
+  afterRound?: () => Promise<void>;
+}
+
+export interface CostOptions {
+  /** Timed statements per side. */
+  perSide: number;
+  /** Statements in one round; sides take turns round by round. */
+  roundSize: number;
+  /** Untimed statements per side first (plans, caches, connections). */
+  warmup: number;
+}
+
+/**
+ * Latency of single GRANT/REVOKE statements, each its own transaction as psql sends
+ * them, on every side in turn: short alternating rounds, the order of sides rotating
+ * each round, so that drift in the machine's load falls on every side alike.
+ */
+export async function measureStatementLatency(sides: Side[], options: CostOptions): Promise<Map<string, Distribution>> {
+  const samples = new Map(sides.map((s) => [s.name, [] as number[]]));
+  let counter = 0;
+  const run = async (side: Side, count: number, timed: boolean) => {
+    for (let i = 0; i < count; i++) {
+      const sql = alternating(counter++);
+      const started = now();
+      await side.client.query(sql);
+      if (timed) samples.get(side.name)?.push(now() - started);
+    }
+    await side.afterRound?.();
+  };
+  for (const side of sides) await run(side, options.warmup, false);
+  const rounds = Math.ceil(options.perSide / options.roundSize);
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < sides.length; k++) {
+      await run(sides[(round + k) % sides.length] as Side, options.roundSize, true);
+    }
+  }
+  return new Map([...samples].map(([name, values]) => [name, distribution(values)]));
+}

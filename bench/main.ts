@@ -1,0 +1,220 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { PACKAGE_ROOT } from '../src/paths.js';
+import { measureBurst, measureCatchUp } from './burst.js';
+import { spawnDaemon, type DaemonProcess } from './daemon-process.js';
+import { measureStatementLatency, type Side } from './dba-cost.js';
+import { createGrants, runDrift } from './drift.js';
+import { lastCommitSeq, waitApplied } from './progress.js';
+import { measurePropagation } from './propagation.js';
+import { mb, ms, printTable, rate, seconds, stamp, writeResults, type Row } from './report.js';
+import { burstRows, catchUpRows, costRows, get, roleRows } from './rows.js';
+import { createBaselineRoles, createRoles, measureCheck, measureDetection } from './roles.js';
+import { connect, ENVIRONMENTS, startBenchServers, type BenchServers } from './servers.js';
+import { loadAverage } from './stats.js';
+
+/** The sizes the goals are stated for (bench/README.md). */
+const SIZES = {
+  costPerSide: 2000,
+  durableCostPerSide: 1000,
+  costRound: 100,
+  costWarmup: 200,
+  propagationPerSecond: 50,
+  propagationSeconds: 20,
+  burst: 10_000,
+  catchUp: 10_000,
+  catchUpEnvironment: 'prod',
+  roles: 10_000,
+  checks: 200,
+  detections: 20,
+  costAtRolesPerSide: 500,
+  driftTables: 1000,
+  driftRolesPerTable: 100,
+  driftEnvironment: 'dev',
+} as const;
+/** The daemon's role_watch_interval_ms: the default, which the detection goal is stated for. */
+const ROLE_WATCH_INTERVAL_MS = 500;
+
+/** Measurements by number; --only=3,6 runs some (1 and 2 run together, so do 4, 5 and 8). */
+const STEPS = { cost: ['1', '2'], propagation: ['3'], burst: ['4', '5', '8'], roles: ['6'], drift: ['7'] } as const;
+type Step = keyof typeof STEPS;
+
+const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+async function main(argv: string[]): Promise<void> {
+  const only = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+  const wanted = (step: Step) => !only || STEPS[step].some((id) => only.includes(id));
+  const profile = argv.includes('--profile');
+  const startedAt = new Date();
+  const loadAtStart = await loadAverage();
+  say(`load average at start: ${loadAtStart} (${cpus().length} cores)`);
+
+  const dir = await mkdtemp(join(tmpdir(), 'permsync-bench-'));
+  say('starting seven embedded PostgreSQL servers: three sources (permsync, plain, synchronous dblink), four targets');
+  const servers = await startBenchServers();
+  const clients: pg.Client[] = [];
+  let daemon: DaemonProcess | undefined;
+  let finished = false;
+  try {
+    const open = async (url: string) => {
+      const client = await connect(url);
+      clients.push(client);
+      return client;
+    };
+    const [dba, plain, monitor] = await Promise.all([open(servers.source.url), open(servers.plain.url), open(servers.source.url)]);
+    const profileDir = profile ? join(PACKAGE_ROOT, 'bench', 'results', `profile-${stamp(startedAt)}`) : undefined;
+    daemon = await spawnDaemon({ config: daemonConfig(servers), dir, ...(profileDir && { profileDir }) });
+    say(`daemon running (pid ${daemon.pid}, log ${daemon.logFile})${profileDir ? `, CPU profile to ${profileDir}` : ''}`);
+
+    const rows: Row[] = [];
+    const results: Record<string, unknown> = {};
+    const settle = settler(monitor);
+
+    if (wanted('cost')) {
+      // Twice: commits that do not wait for the disk (the CPU and round trips alone: the
+      // worst case for a ratio), then durable ones, as a production server's DBA sees them.
+      const dbaCost: Record<string, unknown> = (results.dbaCost = {});
+      for (const durable of [false, true]) {
+        const perSide = durable ? SIZES.durableCostPerSide : SIZES.costPerSide;
+        const mode = durable ? 'durable commit' : 'no disk wait';
+        say(`1-2: ${perSide} GRANT/REVOKE per side, ${mode}, in rounds of ${SIZES.costRound}, sides alternating`);
+        // Fresh sessions: the synchronous design's dblink connections take the session's setting.
+        const sides: Side[] = [
+          { name: 'permsync', client: await open(servers.source.url), afterRound: await settle() },
+          { name: 'plain', client: await open(servers.plain.url) },
+          { name: 'sync', client: await open(servers.sync.url) },
+        ];
+        if (durable) for (const side of sides) await side.client.query('SET synchronous_commit = on');
+        const cost = await measureStatementLatency(sides, { perSide, roundSize: SIZES.costRound, warmup: SIZES.costWarmup });
+        dbaCost[durable ? 'durable' : 'noDiskWait'] = Object.fromEntries(cost);
+        rows.push(...costRows('1', `DBA cost, permsync, ${mode}`, get(cost, 'permsync'), get(cost, 'plain'), 1.2));
+        rows.push(...costRows('2', `DBA cost, synchronous dblink design, ${mode}`, get(cost, 'sync'), get(cost, 'plain')));
+      }
+    }
+
+    if (wanted('propagation')) {
+      say(`3: propagation at ${SIZES.propagationPerSecond} statements/s for ${SIZES.propagationSeconds} s`);
+      const propagation = await measurePropagation(dba, monitor, ENVIRONMENTS, {
+        perSecond: SIZES.propagationPerSecond, seconds: SIZES.propagationSeconds,
+      });
+      results.propagation = propagation;
+      const d = propagation.allEnvironments;
+      rows.push({ id: '3', measurement: `propagation to all 4, p50 (sent ${rate(propagation.sentPerSecond)})`, figure: ms(d.p50), goal: '', met: null });
+      rows.push({ id: '3', measurement: 'propagation to all 4, p99', figure: `${ms(d.p99)} (max ${ms(d.max)})`, goal: '< 100 ms', met: d.p99 < 100 });
+    }
+
+    if (wanted('burst')) {
+      const stopSampling = daemon.sampleRss();
+      say(`4: burst of ${SIZES.burst} statements`);
+      const burst = await measureBurst(dba, monitor, servers.targets, SIZES.burst);
+      say(`5: ${SIZES.catchUpEnvironment} down while ${SIZES.catchUp} statements commit, then back`);
+      const catchUp = await measureCatchUp(dba, monitor, servers.targets, SIZES.catchUpEnvironment, SIZES.catchUp);
+      const peakRss = stopSampling();
+      results.burst = burst;
+      results.catchUp = catchUp;
+      results.daemonRss = { peakDuringBurstAndCatchUpMb: peakRss, highWaterMarkMb: daemon.peakRssMb() };
+      rows.push(...burstRows(burst), ...catchUpRows(catchUp));
+      rows.push({ id: '8', measurement: 'daemon peak RSS during 4 and 5', figure: mb(peakRss), goal: '< 150 MB', met: peakRss < 150 });
+    }
+
+    if (wanted('roles') || wanted('drift')) {
+      say(`6: ${SIZES.roles} roles on the source (as its baseline) and on the plain source`);
+      const fewRoles = wanted('roles') ? await measureCheck(monitor, SIZES.checks) : undefined;
+      await createBaselineRoles(monitor, SIZES.roles);
+      await createRoles(plain, SIZES.roles);
+      if (fewRoles) {
+        const check = await measureCheck(monitor, SIZES.checks);
+        say(`6: ${SIZES.detections} role changes, each at a random moment of the watcher's interval`);
+        const detection = await measureDetection(dba, monitor, SIZES.detections, ROLE_WATCH_INTERVAL_MS);
+        say(`6: DBA cost again with ${SIZES.roles} roles (every captured command checks the roles first)`);
+        const cost = await measureStatementLatency(
+          [{ name: 'permsync', client: dba, afterRound: await settle() }, { name: 'plain', client: plain }],
+          { perSide: SIZES.costAtRolesPerSide, roundSize: SIZES.costRound, warmup: SIZES.costRound },
+        );
+        results.roleWatcher = { checkWithFewRoles: fewRoles, check, detection, dbaCost: Object.fromEntries(cost) };
+        rows.push(...roleRows(SIZES.roles, fewRoles, check, detection));
+        rows.push(...costRows('6', `DBA cost, permsync, ${SIZES.roles} roles`, get(cost, 'permsync'), get(cost, 'plain'), 1.2));
+      }
+    }
+
+    if (wanted('drift')) {
+      say(`7: drift, ${SIZES.roles} roles and ${SIZES.driftTables * SIZES.driftRolesPerTable} grants, against ${SIZES.driftEnvironment}`);
+      const target = await open(servers.target(SIZES.driftEnvironment).url);
+      await createRoles(target, SIZES.roles);
+      const grants = { tables: SIZES.driftTables, rolesPerTable: SIZES.driftRolesPerTable, roles: SIZES.roles };
+      await Promise.all([createGrants(monitor, grants), createGrants(target, grants)]);
+      const drift = await runDrift(daemon.configFile, SIZES.driftEnvironment, dir, monitor);
+      results.drift = drift;
+      rows.push(
+        drift.measured
+          ? { id: '7', measurement: `drift --env ${SIZES.driftEnvironment} (${drift.differences ?? '?'} differences), time`, figure: seconds(drift.seconds), goal: '', met: null }
+          : { id: '7', measurement: 'drift', figure: `not measured: ${drift.reason}`, goal: '', met: null },
+      );
+      if (drift.measured) rows.push({ id: '7', measurement: 'drift, peak RSS of the process', figure: mb(drift.peakRssMb), goal: '', met: null });
+    }
+
+    const loadAtEnd = await loadAverage();
+    process.stdout.write('\n');
+    printTable(rows, (line) => process.stdout.write(`${line}\n`));
+    process.stdout.write(`\nload average (1, 5, 15 min): ${loadAtStart} at start, ${loadAtEnd} at end, ${cpus().length} cores\n`);
+    const postgres = await serverVersion(monitor);
+    process.stdout.write(`servers: embedded PostgreSQL ${postgres} for all seven (the synchronous design uses its contrib dblink)\n`);
+    const file = await writeResults(startedAt, {
+      startedAt, version: gitVersion(), node: process.version, postgres,
+      load: { atStart: loadAtStart, atEnd: loadAtEnd, cores: cpus().length }, sizes: SIZES, table: rows, results,
+    });
+    process.stdout.write(`results: ${file}\n`);
+    finished = true;
+  } finally {
+    await daemon?.stop();
+    await Promise.all(clients.map((c) => c.end().catch(() => {})));
+    await servers.destroy();
+    // After a failure the daemon's log stays, for a look.
+    if (finished) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The daemon's configuration: defaults, but no scheduled drift check in the middle of a measurement. */
+function daemonConfig(servers: BenchServers): Record<string, unknown> {
+  return {
+    source: { url: servers.source.url, application_name: 'permsync-bench' },
+    environments: [...servers.targets].map(([name, cluster]) => ({ name, url: cluster.url })),
+    settings: { drift_check_cron: null },
+    log: { level: 'info' },
+  };
+}
+
+/** After the permsync side's round: wait (untimed) until the daemon has applied it everywhere. */
+function settler(monitor: pg.Client) {
+  return async (): Promise<Side['afterRound']> => {
+    let mark = await lastCommitSeq(monitor);
+    return async () => {
+      await waitApplied(monitor, mark, ENVIRONMENTS, 60_000);
+      mark = await lastCommitSeq(monitor);
+    };
+  };
+}
+
+function gitVersion(): string | null {
+  try {
+    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: PACKAGE_ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    return null;
+  }
+}
+
+async function serverVersion(client: pg.Client): Promise<string> {
+  const { rows } = await client.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
+  return rows[0]?.v ?? 'unknown';
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (error) => {
+    process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,105 @@
+import pg from 'pg';
+import { startLocalCluster, type LocalCluster } from '../src/embedded/cluster.js';
+import { install } from '../src/install/migrate.js';
+import { syncTriggerSql } from './sync-trigger.js';
+
+export const ENVIRONMENTS = ['dev', 'test', 'preprod', 'prod'] as const;
+export const TABLES = 10;
+
+/** Objects every server has: the statements the measurements send name them. */
+const SCHEMA = `
+  CREATE ROLE bench_app;
+  CREATE SCHEMA bench;
+  ${Array.from({ length: TABLES }, (_, i) => `CREATE TABLE bench.t${i} (id int);`).join('\n  ')}`;
+
+/**
+ * Every server of a run: three sources that differ only in what they do on a GRANT
+ * (permsync's capture, nothing, the synchronous dblink design), and four targets.
+ * All are the same embedded PostgreSQL build with the same settings.
+ */
+export interface BenchServers {
+  /** permsync installed: the daemon's source. */
+  source: LocalCluster;
+  /** No capture at all: the baseline a DBA compares with. */
+  plain: LocalCluster;
+  /** The synchronous design (bench/sync-trigger.ts). */
+  sync: LocalCluster;
+  targets: Map<string, LocalCluster>;
+  target(name: string): LocalCluster;
+  destroy(): Promise<void>;
+}
+
+/**
+ * fsync on, as on any real server, but commits do not wait for the disk unless a session
+ * asks (synchronous_commit): measurements of CPU and round trips are not drowned by this
+ * machine's disk, and the DBA-cost measurement can also show a durable commit's latency.
+ */
+const SERVER_SETTINGS = { fsync: 'on', synchronous_commit: 'off' };
+
+export async function startBenchServers(): Promise<BenchServers> {
+  const names = ['source', 'plain', 'sync', ...ENVIRONMENTS];
+  const clusters = await Promise.all(names.map((name) => startLocalCluster({ name: `bench-${name}`, settings: SERVER_SETTINGS })));
+  const [source, plain, sync, ...targets] = clusters as [LocalCluster, LocalCluster, LocalCluster, ...LocalCluster[]];
+  const servers: BenchServers = {
+    source,
+    plain,
+    sync,
+    targets: new Map(ENVIRONMENTS.map((name, i) => [name, targets[i] as LocalCluster])),
+    target(name) {
+      const found = servers.targets.get(name);
+      if (!found) throw new Error(`no target ${name}`);
+      return found;
+    },
+    destroy: async () => {
+      await Promise.all(clusters.map((c) => c.destroy()));
+    },
+  };
+  try {
+    await Promise.all(clusters.map((c) => withClient(c.url, (client) => client.query(SCHEMA))));
+    await withClient(source.url, (client) => install(client));
+    await withClient(sync.url, (client) => client.query(syncTriggerSql(targets.map((t, i) => ({ name: ENVIRONMENTS[i] as string, port: t.port })))));
+  } catch (error) {
+    await servers.destroy();
+    throw error;
+  }
+  return servers;
+}
+
+export async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connect(url);
+  try {
+    return await use(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client(url);
+  // A measurement that stops a server expects its sessions there to die.
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+/** The i-th of a stream of strictly alternating GRANTs and REVOKEs (the DBA-cost measurements). */
+export function alternating(i: number): string {
+  const table = `bench.t${Math.floor(i / 2) % TABLES}`;
+  return i % 2 === 0 ? `GRANT SELECT ON ${table} TO bench_app` : `REVOKE SELECT ON ${table} FROM bench_app`;
+}
+
+/** The i-th of a stream of grants and revokes whose final state depends on their order. */
+export function churn(i: number): string {
+  const table = `bench.t${i % TABLES}`;
+  const privilege = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'][i % 4];
+  return i % 3 === 2 ? `REVOKE ${privilege} ON ${table} FROM bench_app` : `GRANT ${privilege} ON ${table} TO bench_app`;
+}
+
+/** The bench tables' ACLs: equal on source and target when every change arrived in order. */
+export async function benchAcls(client: pg.ClientBase): Promise<string> {
+  const { rows } = await client.query<{ acl: string }>(
+    `SELECT string_agg(relname || '=' || coalesce(relacl::text, ''), ' ' ORDER BY relname) AS acl
+       FROM pg_class WHERE relnamespace = 'bench'::regnamespace AND relkind = 'r'`,
+  );
+  return rows[0]?.acl ?? '';
+}
