@@ -126,9 +126,10 @@ export class Target {
     const startedAt = new Date();
     const t0 = performance.now();
     const notes: string[] = [];
-    let appliedSql = this.plan(identity, statements).appliedSql;
+    // What was sent, once the session is known; before that (a failed connect), what would have been.
+    let appliedSql: string | undefined;
     const done = (fields: Partial<ExecutionResult>): ExecutionResult => ({
-      appliedSql,
+      appliedSql: appliedSql ?? this.plan(identity, statements).appliedSql,
       notes,
       startedAt,
       finishedAt: new Date(),
@@ -137,13 +138,9 @@ export class Target {
       serverVersion: this.facts?.serverVersion,
       ...fields,
     });
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (error) {
-      return done({ error: connectFailed(error) });
-    }
-    const connectionTimeMs = performance.now() - t0;
+    const connected = await this.connect(t0);
+    if ('error' in connected) return done({ error: connected.error });
+    const { client, connectionTimeMs } = connected;
     let current: string | undefined;
     try {
       const facts = (this.facts ??= await readFacts(client));
@@ -180,13 +177,9 @@ export class Target {
       batches: [], startedAt, finishedAt: new Date(), durationMs: performance.now() - t0,
       connectionTimeMs: undefined, serverVersion: this.facts?.serverVersion, ...fields,
     });
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (error) {
-      return done({ error: connectFailed(error) });
-    }
-    const connectionTimeMs = performance.now() - t0;
+    const connected = await this.connect(t0);
+    if ('error' in connected) return done({ error: connected.error });
+    const { client, connectionTimeMs } = connected;
     try {
       const facts = (this.facts ??= await readFacts(client));
       const script = ['BEGIN'];
@@ -206,6 +199,18 @@ export class Target {
       return done({ batches: planned, connectionTimeMs });
     } catch (error) {
       return done({ connectionTimeMs, error: await endFailed(client, error) });
+    }
+  }
+
+  /** A session from the pool, and how long getting it took since `t0`. */
+  private async connect(
+    t0: number,
+  ): Promise<{ client: pg.PoolClient; connectionTimeMs: number } | { error: ReturnType<typeof connectFailed> }> {
+    try {
+      const client = await this.pool.connect();
+      return { client, connectionTimeMs: performance.now() - t0 };
+    } catch (error) {
+      return { error: connectFailed(error) };
     }
   }
 

@@ -128,15 +128,8 @@ interface RoleRow {
 
 type GrantTuple = [string, string, boolean];
 
-interface ObjectRow {
-  kind: ObjectKind;
-  schema: string;
-  name: string | null;
-  args: string | null;
-  owner: string | null;
-  columns: string[] | null;
-  grants: GrantTuple[] | null;
-}
+/** A CatalogObject as the catalog query returns it: grants as tuples, NULL for none. */
+type ObjectRow = Omit<CatalogObject, 'grants'> & { grants: GrantTuple[] | null };
 
 interface DefaultPrivilegeRow {
   role: string;
