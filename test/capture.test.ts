@@ -193,6 +193,61 @@ describe('capture', () => {
   });
 });
 
+describe('role changes seen by capture', () => {
+  const fingerprints = async () =>
+    (await dba.query<{ full: string; roles: string }>(`SELECT permsync.role_fingerprint() AS full, permsync.roles_fingerprint() AS roles`)).rows[0];
+
+  it('a role another session created goes before the grant that names it', async () => {
+    await fresh();
+    const other = new pg.Client(server.url);
+    await other.connect();
+    try {
+      // No role watcher runs here: only capture can have seen it.
+      await other.query('CREATE ROLE made_elsewhere');
+    } finally {
+      await other.end();
+    }
+    await dba.query('GRANT SELECT ON sales.orders TO made_elsewhere');
+    const { rows } = await dba.query<{ origin: string; query_text: string }>(
+      `SELECT origin, query_text FROM permsync.batches ORDER BY commit_seq`,
+    );
+    expect(rows.map((r) => r.origin)).toEqual(['role_watcher', 'event_trigger']);
+    expect(rows[0]?.query_text).toMatch(/CREATE ROLE made_elsewhere\b/);
+    await dba.query(`SET permsync.capture = 'off'; REVOKE ALL ON sales.orders FROM made_elsewhere; DROP ROLE made_elsewhere;
+      RESET permsync.capture; SELECT permsync.capture_role_changes()`);
+  });
+
+  it('fingerprints move with every kind of role change, not with time or VACUUM FREEZE', async () => {
+    const before = await fingerprints();
+    // New transaction ids, then frozen catalog rows: xmin stays as it was.
+    for (let i = 0; i < 5; i++) await dba.query('SELECT pg_current_xact_id()');
+    await dba.query('VACUUM (FREEZE) pg_authid, pg_auth_members, pg_db_role_setting, pg_shdescription');
+    expect(await fingerprints()).toEqual(before);
+
+    const after = async (sql: string) => {
+      const was = await fingerprints();
+      await dba.query(`SET permsync.capture = 'off'; ${sql}; RESET permsync.capture`);
+      return { was, now: await fingerprints() };
+    };
+    // What a permission statement can depend on: capture's cheaper check sees it.
+    for (const sql of ['ALTER ROLE app CONNECTION LIMIT 5', 'GRANT app TO owner_dba', 'REVOKE app FROM owner_dba',
+      'ALTER ROLE app RENAME TO app2', 'ALTER ROLE app2 RENAME TO app', 'ALTER ROLE app CONNECTION LIMIT -1']) {
+      const { was, now } = await after(sql);
+      expect(now?.roles, sql).not.toEqual(was?.roles);
+      expect(now?.full, sql).not.toEqual(was?.full);
+    }
+    // The rest only the role watcher's full check needs to see.
+    for (const sql of [`COMMENT ON ROLE app IS 'readers'`, `ALTER ROLE app SET work_mem = '8MB'`,
+      'GRANT CONNECT ON DATABASE postgres TO app', 'REVOKE CONNECT ON DATABASE postgres FROM app',
+      'ALTER ROLE app RESET work_mem', 'COMMENT ON ROLE app IS NULL']) {
+      const { was, now } = await after(sql);
+      expect(now?.roles, sql).toEqual(was?.roles);
+      expect(now?.full, sql).not.toEqual(was?.full);
+    }
+    await dba.query('SELECT permsync.capture_role_changes()');
+  });
+});
+
 describe('uninstall', () => {
   it('removes every object, the event trigger included', async () => {
     await uninstall(dba);
