@@ -81,6 +81,7 @@ settings:
   sync_passwords: true
   poll_interval_ms: 100
   role_watch_interval_ms: 250
+  group_window_ms: 0
   drift_check_cron: "0 * * * *"
   cleanup_cron: "30 2 * * 0"
 http:
@@ -123,6 +124,7 @@ log:
         syncPasswords: true,
         pollIntervalMs: 100,
         roleWatchIntervalMs: 250,
+        groupWindowMs: 0,
         driftCheckCron: '0 * * * *',
         cleanupCron: '30 2 * * 0',
       },
@@ -155,6 +157,7 @@ log:
       syncPasswords: false,
       pollIntervalMs: 5000,
       roleWatchIntervalMs: 500,
+      groupWindowMs: 10,
       driftCheckCron: '*/15 * * * *',
       cleanupCron: '0 3 * * *',
     });
@@ -361,6 +364,13 @@ log:
       'log.level: expected one of "trace", "debug", "info", "warn", "error", "fatal"',
     ]);
     expect(error.message.split('\n')).toEqual(error.issues);
+  });
+
+  it('refuses a group window that is not an integer >= 0, naming the field', async () => {
+    for (const value of ['-1', '2.5', '"10"']) {
+      const error = await loadError(`${MINIMAL}settings:\n  group_window_ms: ${value}\n`);
+      expect(error.issues).toEqual(['settings.group_window_ms: expected an integer >= 0']);
+    }
   });
 
   it('reports missing top-level blocks and an empty environment list', async () => {

@@ -48,6 +48,10 @@ export class EnvironmentApplier {
   private cursor: bigint | undefined;
   private running: Promise<void> | undefined;
   private rerun = false;
+  /** When the last drain started (performance.now()); -Infinity once one found nothing. */
+  private drainedAt = -Infinity;
+  /** A wake that came within the group window, put off to its end. */
+  private windowTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** When set, the environment waits for a retry at this time (ms since epoch). */
   private retryAt: number | undefined;
@@ -82,7 +86,12 @@ export class EnvironmentApplier {
     this.wake();
   }
 
-  /** Look for new batches now (a notification, a poll, a reconnect). */
+  /**
+   * Look for new batches (a notification, a poll, a reconnect). A drain starts no sooner
+   * than group_window_ms after the previous one started: during a burst the batches that
+   * commit meanwhile go in one target transaction (carryTogether) instead of one or two
+   * each, while the first batch after a quiet spell still goes at once.
+   */
   wake(): void {
     if (this.cursor === undefined || this.stopped || this.retryAt !== undefined || this.heldOn) return;
     if (!this.allowed()) return;
@@ -90,6 +99,17 @@ export class EnvironmentApplier {
       this.rerun = true;
       return;
     }
+    const wait = this.drainedAt + this.deps.settings.groupWindowMs - performance.now();
+    if (wait > 0) {
+      this.windowTimer ??= setTimeout(() => {
+        this.windowTimer = undefined;
+        this.wake();
+      }, wait);
+      return;
+    }
+    clearTimeout(this.windowTimer);
+    this.windowTimer = undefined;
+    this.drainedAt = performance.now();
     this.running = this.drain().finally(() => {
       this.running = undefined;
       if (this.rerun) {
@@ -109,7 +129,7 @@ export class EnvironmentApplier {
     if (this.retryAt === undefined) return;
     if (now >= this.retryAt) {
       this.retryAt = undefined;
-      this.wake();
+      this.wakeAtOnce();
       return;
     }
     if (!this.unreachable || this.probing) return;
@@ -132,12 +152,20 @@ export class EnvironmentApplier {
     this.heldOn = undefined;
     this.retryAt = undefined;
     this.attempts = 0;
+    this.wakeAtOnce();
+  }
+
+  /** The environment has been waiting (a retry, an operator): its backlog has formed already. */
+  private wakeAtOnce(): void {
+    this.drainedAt = -Infinity;
     this.wake();
   }
 
   /** Stops after the batch in flight; resolves when it is recorded. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.windowTimer);
+    this.windowTimer = undefined;
     await this.running;
   }
 
@@ -145,7 +173,11 @@ export class EnvironmentApplier {
     try {
       while (!this.stopped) {
         const batches = await this.deps.store.batchesAfter(this.cursor ?? 0n, this.name, FETCH_LIMIT);
-        if (batches.length === 0) return;
+        if (batches.length === 0) {
+          // All quiet (a poll, say, found nothing): the next batch goes at once.
+          this.drainedAt = -Infinity;
+          return;
+        }
         for (const b of batches) this.deps.metrics.batchSeen(b.id, b.origin);
         for (let i = 0; i < batches.length; ) {
           if (this.stopped || !this.allowed()) return;
@@ -157,6 +189,9 @@ export class EnvironmentApplier {
           if (outcome === 'wait') return;
           this.attempts = 0;
         }
+        // A short page was all there was: what commits from now on wakes the applier, and
+        // waits for the group window rather than go off one batch at a time.
+        if (batches.length < FETCH_LIMIT) return;
       }
     } catch (error) {
       // The source itself failed (reading batches or writing the log): try again later

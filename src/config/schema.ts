@@ -47,6 +47,8 @@ export interface Settings {
   syncPasswords: boolean;
   pollIntervalMs: number;
   roleWatchIntervalMs: number;
+  /** An applier's drains start at least this far apart (ms), so that a burst goes in grouped transactions; 0: off. */
+  groupWindowMs: number;
   /** When the daemon compares every environment with the source (cron expression); null: never. */
   driftCheckCron: string | null;
   /** When the daemon runs cleanup_old_logs() (cron expression); null: never. */
@@ -185,6 +187,7 @@ const settingsSchema = z
     sync_passwords: z.boolean().default(false),
     poll_interval_ms: intAtLeast(100).default(5000),
     role_watch_interval_ms: intAtLeast(1).default(500),
+    group_window_ms: intAtLeast(0).default(10),
     // null or empty turns the scheduled job off.
     drift_check_cron: cronExpression.default('*/15 * * * *'),
     cleanup_cron: cronExpression.default('0 3 * * *'),
@@ -203,6 +206,7 @@ const settingsSchema = z
       syncPasswords: s.sync_passwords,
       pollIntervalMs: s.poll_interval_ms,
       roleWatchIntervalMs: s.role_watch_interval_ms,
+      groupWindowMs: s.group_window_ms,
       driftCheckCron: s.drift_check_cron?.trim() ? s.drift_check_cron.trim() : null,
       cleanupCron: s.cleanup_cron?.trim() ? s.cleanup_cron.trim() : null,
     }),
