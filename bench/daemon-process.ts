@@ -61,13 +61,15 @@ export async function spawnDaemon(options: DaemonOptions): Promise<DaemonProcess
     async () => {
       if (gone) throw new Error(`the daemon exited at start; see ${logFile}`);
       try {
-        return (await fetch(`http://127.0.0.1:${port}/readyz`)).ok;
+        // Ready as a standby is not enough: measurements start once it applies.
+        const response = await fetch(`http://127.0.0.1:${port}/readyz`);
+        return response.ok && ((await response.json()) as { role?: string }).role === 'leader';
       } catch {
         return false;
       }
     },
     30_000,
-    'the daemon to be ready',
+    'the daemon to be ready as the leader',
     100,
   );
 

@@ -24,6 +24,7 @@ const SIZES = {
   costWarmup: 200,
   propagationPerSecond: 50,
   propagationSeconds: 20,
+  propagationWarmupSeconds: 2,
   burst: 10_000,
   catchUp: 10_000,
   catchUpEnvironment: 'prod',
@@ -98,7 +99,7 @@ async function main(argv: string[]): Promise<void> {
     if (wanted('propagation')) {
       say(`3: propagation at ${SIZES.propagationPerSecond} statements/s for ${SIZES.propagationSeconds} s`);
       const propagation = await measurePropagation(dba, monitor, ENVIRONMENTS, {
-        perSecond: SIZES.propagationPerSecond, seconds: SIZES.propagationSeconds,
+        perSecond: SIZES.propagationPerSecond, seconds: SIZES.propagationSeconds, warmupSeconds: SIZES.propagationWarmupSeconds,
       });
       results.propagation = propagation;
       const d = propagation.allEnvironments;

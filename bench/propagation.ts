@@ -20,18 +20,24 @@ export async function measurePropagation(
   dba: pg.Client,
   monitor: pg.Client,
   environments: readonly string[],
-  options: { perSecond: number; seconds: number },
+  options: { perSecond: number; seconds: number; warmupSeconds: number },
 ): Promise<PropagationResult> {
-  const after = await lastCommitSeq(monitor);
-  const count = options.perSecond * options.seconds;
   const interval = 1000 / options.perSecond;
-  const started = now();
-  for (let i = 0; i < count; i++) {
-    const due = started + i * interval;
-    if (due > now()) await sleep(due - now());
-    await dba.query(alternating(i));
-  }
-  const sentPerSecond = count / ((now() - started) / 1000);
+  const send = async (count: number) => {
+    const started = now();
+    for (let i = 0; i < count; i++) {
+      const due = started + i * interval;
+      if (due > now()) await sleep(due - now());
+      await dba.query(alternating(i));
+    }
+    return count / ((now() - started) / 1000);
+  };
+  // Untimed first: a daemon that has just started compiles its code paths on the first batches.
+  const warm = await lastCommitSeq(monitor);
+  await send(options.perSecond * options.warmupSeconds);
+  await waitApplied(monitor, warm, environments, 60_000);
+  const after = await lastCommitSeq(monitor);
+  const sentPerSecond = await send(options.perSecond * options.seconds);
   await waitApplied(monitor, after, environments, 60_000);
   const { rows } = await monitor.query<{ ms: number }>(
     `SELECT max(extract(epoch FROM x.finished_at - b.committed_at) * 1000)::float8 AS ms
