@@ -6,6 +6,7 @@ import { EnvironmentApplier } from './apply/applier.js';
 import { roleScope } from './apply/rules.js';
 import { Target } from './apply/target.js';
 import { planBatch, type Batch, type BatchPlan } from './capture/plan.js';
+import { BatchFeed } from './apply/feed.js';
 import { loadParser } from './capture/statements.js';
 import { runDriftCheck } from './drift/scheduled.js';
 import type { Config } from './config/schema.js';
@@ -186,6 +187,7 @@ async function startRuntime(
     return cached;
   };
 
+  const feed = new BatchFeed((after, limit) => store.newBatchesAfter(after, limit));
   const roles = roleScope(config);
   const targets: Target[] = [];
   const appliers = config.environments
@@ -196,7 +198,7 @@ async function startRuntime(
       );
       targets.push(target);
       return new EnvironmentApplier({
-        environment, settings: config.settings, switches: () => switches, store, target, plan, roles, metrics, logger,
+        environment, settings: config.settings, switches: () => switches, store, feed, target, plan, roles, metrics, logger,
       });
     });
   const wakeAll = () => appliers.forEach((a) => a.wake());

@@ -2,12 +2,12 @@ import type { Logger } from 'pino';
 import type { Batch, BatchPlan } from '../capture/plan.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { ExecutionRecord, FailureNotice, SourceStore, Switches } from '../source/store.js';
+import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
 import { admit, compileRules, type CompiledRule, type RoleScope } from './rules.js';
 import { canRunTogether, type GroupResult, type SessionIdentity, type Target } from './target.js';
 import type { DaemonMetrics } from '../metrics.js';
 import type { ReplayStatement } from '../capture/statements.js';
 
-const FETCH_LIMIT = 200;
 const REAPPLIED = 're-applied after an interrupted run: it may have applied before, and replaying it is harmless';
 /** undefined_object, undefined_table, undefined_function, undefined_schema. */
 const UNDEFINED_OBJECT_CODES = new Set(['42704', '42P01', '42883', '3F000']);
@@ -18,6 +18,8 @@ export interface ApplierDeps {
   environment: EnvironmentConfig;
   settings: Settings;
   store: SourceStore;
+  /** New batches, read once for every environment. */
+  feed: BatchFeed;
   target: Target;
   plan: (batch: Batch) => Promise<BatchPlan>;
   roles: RoleScope;
@@ -172,7 +174,12 @@ export class EnvironmentApplier {
   private async drain(): Promise<void> {
     try {
       while (!this.stopped) {
-        const batches = await this.deps.store.batchesAfter(this.cursor ?? 0n, this.name, FETCH_LIMIT);
+        const cursor = this.cursor ?? 0n;
+        // Past what it has marked in flight, no batch has been tried here: the shared feed
+        // serves it. Before that, a batch's logged outcome (a failure, say) matters.
+        const { batches, more } = cursor < this.markedThrough
+          ? await this.readOwn(cursor)
+          : await this.deps.feed.after(cursor, this.name);
         if (batches.length === 0) {
           // All quiet (a poll, say, found nothing): the next batch goes at once.
           this.drainedAt = -Infinity;
@@ -191,7 +198,7 @@ export class EnvironmentApplier {
         }
         // A short page was all there was: what commits from now on wakes the applier, and
         // waits for the group window rather than go off one batch at a time.
-        if (batches.length < FETCH_LIMIT) return;
+        if (!more) return;
       }
     } catch (error) {
       // The source itself failed (reading batches or writing the log): try again later
@@ -199,6 +206,11 @@ export class EnvironmentApplier {
       this.log.error({ err: error }, 'source unavailable while applying; will retry');
       this.retryLater();
     }
+  }
+
+  private async readOwn(cursor: bigint): Promise<BatchRead> {
+    const batches = await this.deps.store.batchesAfter(cursor, this.name, BATCH_PAGE);
+    return { batches, more: batches.length === BATCH_PAGE };
   }
 
   /**

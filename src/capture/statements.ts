@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import { loadModule, parseSync, scanSync } from 'libpg-query';
 import type { AlterTableStmt, Node, RangeVar, RoleSpec, TransactionStmt } from 'libpg-query';
 import type { CommandTag } from '../config/schema.js';
@@ -75,9 +76,17 @@ export interface TransactionGroup {
 export class UnparsableQueryError extends Error {}
 
 let loaded: Promise<void> | undefined;
-/** The parser is WASM: load it once before the first analyzeQuery call. */
+/**
+ * The parser is WASM: load it once before the first analyzeQuery call. Its code is
+ * compiled by the baseline compiler only: V8's tier-up would keep a second, optimised copy
+ * of the hot parser functions, about 25 MB of the daemon's memory, for a parse that is
+ * 20 µs instead of 16.
+ */
 export function loadParser(): Promise<void> {
-  loaded ??= loadModule();
+  if (!loaded) {
+    setFlagsFromString('--liftoff-only');
+    loaded = loadModule();
+  }
   return loaded;
 }
 

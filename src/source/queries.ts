@@ -23,6 +23,18 @@ export const FETCH_BATCHES_AFTER = `
    ORDER BY b.commit_seq
    LIMIT $3`;
 
+/**
+ * The batches committed after $1 for every environment, as the shared feed reads them
+ * (apply/feed.ts): no environment has tried them yet, so none has an outcome.
+ */
+export const FETCH_NEW_BATCHES_AFTER = `
+  SELECT ${BATCH_COLUMNS}, NULL::text AS previous_status
+    FROM permsync.batches b
+   WHERE b.commit_seq > $1
+     AND b.origin <> 'reconcile'
+   ORDER BY b.commit_seq
+   LIMIT $2`;
+
 /** The batches written by the same client string as batch $1 (it may commit several transactions), in transaction order. */
 export const FETCH_SIBLING_BATCH_IDS = `
   SELECT s.id::text

@@ -140,6 +140,11 @@ export class SourceStore {
     return rows.map(toBatch);
   }
 
+  async newBatchesAfter(commitSeq: bigint, limit: number): Promise<Batch[]> {
+    const { rows } = await this.pool.query<BatchRow>(Q.FETCH_NEW_BATCHES_AFTER, [commitSeq.toString(), limit]);
+    return rows.map(toBatch);
+  }
+
   async siblingBatchIds(batch: Batch): Promise<string[]> {
     const { rows } = await this.pool.query<{ id: string }>(Q.FETCH_SIBLING_BATCH_IDS, [batch.id]);
     return rows.map((r) => r.id);

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import type { Batch } from '../src/capture/plan.js';
+import { BatchFeed } from '../src/apply/feed.js';
+
+// The feed's own bookkeeping, over an in-memory list of committed batches: what reaches
+// PostgreSQL (and what the appliers do with it) is covered by the pipeline tests.
+
+function batch(seq: number, targetEnvironment: string | null = null): Batch {
+  return {
+    id: `b${seq}`, commitSeq: String(seq), origin: 'event_trigger', sessionUser: 'dba', currentUser: 'dba',
+    currentUserIsSuperuser: true, searchPath: 'public', backendPid: 1, statementStartedAt: new Date(0),
+    committedAt: new Date(0), queryText: `GRANT SELECT ON t${seq} TO app`, queryMasked: false, targetEnvironment,
+    commandTags: ['GRANT'], identities: 1, statements: null, previousStatus: null,
+  };
+}
+
+/** The source: committed batches, and the reads made of them. */
+function source(committed: Batch[]) {
+  const reads: bigint[] = [];
+  const read = async (after: bigint, limit: number) => {
+    reads.push(after);
+    await Promise.resolve();
+    return committed.filter((b) => BigInt(b.commitSeq) > after).slice(0, limit);
+  };
+  return { committed, reads, read };
+}
+
+const seqs = (r: { batches: Batch[] }) => r.batches.map((b) => Number(b.commitSeq));
+
+describe('the shared batch feed', () => {
+  it('reads once for every environment standing at the same place, at once or one after another', async () => {
+    const src = source([1, 2, 3].map((n) => batch(n)));
+    const feed = new BatchFeed(src.read, 10);
+    const [dev, prod] = await Promise.all([feed.after(0n, 'dev'), feed.after(0n, 'prod')]);
+    expect([seqs(dev), seqs(prod)]).toEqual([[1, 2, 3], [1, 2, 3]]);
+    expect(seqs(await feed.after(1n, 'test'))).toEqual([2, 3]);
+    expect(src.reads).toEqual([0n]);
+  });
+
+  it('reads what committed since, once an environment has reached the end of what it read', async () => {
+    const src = source([1, 2].map((n) => batch(n)));
+    const feed = new BatchFeed(src.read, 10);
+    expect(seqs(await feed.after(0n, 'dev'))).toEqual([1, 2]);
+    src.committed.push(batch(3), batch(4));
+    expect(seqs(await feed.after(2n, 'dev'))).toEqual([3, 4]);
+    expect(seqs(await feed.after(2n, 'prod'))).toEqual([3, 4]);
+    expect(await feed.after(4n, 'dev')).toEqual({ batches: [], more: false });
+    expect(src.reads).toEqual([0n, 2n, 4n]);
+  });
+
+  it('leaves out batches aimed at another environment, and looks past a page that holds only those', async () => {
+    const src = source([batch(1, 'prod'), batch(2, 'prod'), batch(3), batch(4, 'dev')]);
+    const feed = new BatchFeed(src.read, 2);
+    const dev = await feed.after(0n, 'dev');
+    expect(seqs(dev)).toEqual([3, 4]);
+    expect(seqs(await feed.after(0n, 'prod'))).toEqual([1, 2]);
+    expect(seqs(await feed.after(2n, 'prod'))).toEqual([3]);
+  });
+
+  it('says when the source held more than a page', async () => {
+    const src = source([1, 2, 3, 4, 5].map((n) => batch(n)));
+    const feed = new BatchFeed(src.read, 2);
+    expect(await feed.after(0n, 'dev')).toMatchObject({ more: true });
+    expect(seqs(await feed.after(4n, 'dev'))).toEqual([5]);
+    expect(await feed.after(4n, 'dev')).toMatchObject({ more: false });
+  });
+});
