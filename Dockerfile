@@ -33,6 +33,10 @@ EXPOSE 9187
 # (127.0.0.1:9187); a configuration that moves the port needs a matching --health-cmd.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9187/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# The daemon's heap limits, as in deploy/permsync.service (see there); set here, after
+# npm ci, which needs more. `permsync drift` run in the container gets them too: 128 MB
+# covers about 100,000 grants; for more, docker exec -e NODE_OPTIONS=... .
+ENV NODE_OPTIONS="--max-old-space-size=128 --max-semi-space-size=2"
 # Exec form: node is PID 1 and receives SIGTERM itself, no shell in between.
 ENTRYPOINT ["node", "bin/permsync.js"]
 CMD ["run", "--config", "/etc/permsync/permsync.yaml"]

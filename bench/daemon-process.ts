@@ -4,11 +4,13 @@ import { open, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../src/paths.js';
+import { unitNodeOptions } from './service-options.js';
 import { sleep, waitUntil } from './stats.js';
 
 /**
- * The daemon as operators run it, `permsync run --config FILE`, in a process of its own so
- * that its memory is its own to measure.
+ * The daemon as operators run it, `permsync run --config FILE` with the service's node
+ * options (deploy/permsync.service), in a process of its own so that its memory is its own
+ * to measure.
  */
 export interface DaemonProcess {
   readonly pid: number;
@@ -43,7 +45,8 @@ export async function spawnDaemon(options: DaemonOptions): Promise<DaemonProcess
   const profile = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [];
   const child = spawn(process.execPath, [...profile, join(PACKAGE_ROOT, 'bin/permsync.js'), 'run', '--config', configFile], {
     stdio: ['ignore', log.fd, log.fd],
-    env: { ...process.env, PERMSYNC_LOG_FORMAT: 'json' },
+    // With the node options the systemd unit and the image give it.
+    env: { ...process.env, PERMSYNC_LOG_FORMAT: 'json', NODE_OPTIONS: await unitNodeOptions() },
   });
   await log.close();
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -7,8 +7,9 @@ import { roleScope } from './apply/rules.js';
 import { Target } from './apply/target.js';
 import { planBatch, type Batch, type BatchPlan } from './capture/plan.js';
 import { BatchFeed } from './apply/feed.js';
+import { openSourcePool } from './source/pool.js';
+import { DriftCheckProcess } from './drift/check-process.js';
 import { loadParser } from './capture/statements.js';
-import { runDriftCheck } from './drift/scheduled.js';
 import type { Config } from './config/schema.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { DaemonMetrics } from './metrics.js';
@@ -44,16 +45,8 @@ export interface Daemon {
  */
 export async function startDaemon(config: Config, logger: Logger): Promise<Daemon> {
   await loadParser();
-  const source = new pg.Pool({
-    connectionString: config.source.url,
-    application_name: config.source.applicationName,
-    connectionTimeoutMillis: config.settings.connectionTimeoutMs,
-    statement_timeout: config.settings.statementTimeoutMs,
-    query_timeout: config.settings.statementTimeoutMs + config.settings.connectionTimeoutMs,
-    max: 4,
-  });
+  const source = openSourcePool(config, { applicationName: config.source.applicationName, max: 4 });
   source.on('error', (error) => logger.warn({ err: error }, 'idle source connection failed'));
-  // (The pool's query_timeout, below, keeps a source that stops answering from hanging the daemon.)
   const store = new SourceStore(source);
   try {
     await store.assertInstalled();
@@ -268,12 +261,13 @@ async function startRuntime(
     metrics.roleCheck(ms, batchId !== null),
   );
   watcher.start();
+  const driftProcess = new DriftCheckProcess();
   const driftCheck = config.settings.driftCheckCron
     ? cron.schedule(
         config.settings.driftCheckCron,
         async () => {
           try {
-            metrics.driftChecked(await runDriftCheck({ config, source, logger }));
+            metrics.driftChecked(await driftProcess.run(config));
           } catch (error) {
             logger.error({ err: error }, 'drift check could not read or write the source');
           }
@@ -305,6 +299,7 @@ async function startRuntime(
       clearInterval(poll);
       await retries.destroy();
       await driftCheck?.destroy();
+      driftProcess.stop();
       await cleanup?.destroy();
       await watcher.stop();
       await closeAll();

@@ -8,6 +8,7 @@ import { parse } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
+import { unitNodeOptions } from '../bench/service-options.js';
 import { dockerignoreFilter, execForm, parseDockerfile, replayDockerfile, type Stage } from './support/dockerfile.js';
 
 const run = promisify(execFile);
@@ -138,6 +139,13 @@ describe('Dockerfile', async () => {
     expect(execForm(instruction('CMD')[0]!)).toEqual(['run', '--config', CONFIG_IN_CONTAINER]);
   });
 
+  it('limits the heap as the systemd unit does, after npm ci', async () => {
+    const env = instruction('ENV').filter((e) => e.startsWith('NODE_OPTIONS='));
+    expect(env).toEqual([`NODE_OPTIONS="${await unitNodeOptions()}"`]);
+    const keywords = runtime.instructions.map((i) => `${i.keyword} ${i.args}`);
+    expect(keywords.findIndex((k) => k.startsWith('ENV NODE_OPTIONS='))).toBeGreaterThan(keywords.findIndex((k) => k.includes('npm ci')));
+  });
+
   it('keeps secrets and local state out of the build context', async () => {
     const inContext = dockerignoreFilter(await read('.dockerignore'));
     for (const path of ['.env', 'config/permsync.yaml', 'node_modules/pg/package.json', 'dist/src/cli/main.js', '.git/config', 'scratch/x', 'server.key']) {
@@ -217,6 +225,10 @@ describe('deploy/permsync.service', async () => {
   const service = unit.get('Service')!;
   const value = (key: string) => service.get(key)?.at(-1);
   const systemdAnalyze = await run('systemd-analyze', ['--version']).then(() => true, () => false);
+
+  it('limits the daemon\'s heap', async () => {
+    expect(await unitNodeOptions()).toMatch(/^--max-old-space-size=\d+ --max-semi-space-size=\d+$/);
+  });
 
   it('runs the installed CLI as its own user, secrets from an environment file', () => {
     expect(value('Type')).toBe('exec');

@@ -102,7 +102,8 @@ export async function replayDockerfile(stages: Stage[], context: string, into: s
         workdir = posix.resolve(workdir, args);
         await mkdir(map('.'), { recursive: true });
       } else if (keyword === 'ENV') {
-        const [, name = '', value = ''] = /^(\w+)=(\S*)$/.exec(args) ?? [];
+        const [, name = '', quoted, bare] = /^(\w+)=(?:"([^"]*)"|(\S*))$/.exec(args) ?? [];
+        const value = quoted ?? bare ?? '';
         if (!name) throw new Error(`ENV not in NAME=value form: ${args}`);
         env[name] = value;
       } else if (keyword === 'COPY') {
