@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { LocalCluster } from '../src/embedded/cluster.js';
+import { cpuPerStatement, cpuSnapshot, type CpuGroup } from './cpu.js';
 import { lastCommitSeq, waitApplied } from './progress.js';
 import { benchAcls, churn, connect } from './servers.js';
 
@@ -25,6 +26,8 @@ export interface BurstResult {
   /** From the last commit until every environment had applied everything (ms). */
   drainAfterLastCommitMs: number;
   order: OrderCheck;
+  /** CPU microseconds per statement, by who spent them, from the first statement to applied everywhere. */
+  cpuPerStatement: Map<string, number>;
 }
 
 /** Commits `count` statements, each its own transaction, as fast as one session can. */
@@ -54,11 +57,14 @@ export async function measureBurst(
   monitor: pg.Client,
   targets: Map<string, LocalCluster>,
   count: number,
+  cpuGroups: CpuGroup[],
 ): Promise<BurstResult> {
   const environments = [...targets.keys()];
   const after = await lastCommitSeq(monitor);
+  const cpuBefore = cpuSnapshot();
   const { startedAt, sentAt } = await send(dba, count);
   await waitApplied(monitor, after, environments, 180_000);
+  const cpu = cpuPerStatement(cpuBefore, cpuSnapshot(), cpuGroups, count);
   const last = await lastFinished(monitor, after, environments);
   const throughput = environments.map((environment) => {
     const seconds = ((last.get(environment) ?? Number.NaN) - startedAt) / 1000;
@@ -71,6 +77,7 @@ export async function measureBurst(
     environments: throughput,
     drainAfterLastCommitMs: Math.max(...last.values()) - sentAt,
     order: await checkOrder(monitor, after, count, targets),
+    cpuPerStatement: cpu,
   };
 }
 

@@ -14,6 +14,7 @@ import { mb, ms, printTable, rate, seconds, stamp, writeResults, type Row } from
 import { burstRows, catchUpRows, costRows, get, roleRows } from './rows.js';
 import { createBaselineRoles, createRoles, measureCheck, measureDetection } from './roles.js';
 import { connect, ENVIRONMENTS, startBenchServers, type BenchServers } from './servers.js';
+import type { LocalCluster } from '../src/embedded/cluster.js';
 import { loadAverage } from './stats.js';
 
 /** The sizes the goals are stated for (bench/README.md). */
@@ -110,7 +111,16 @@ async function main(argv: string[]): Promise<void> {
     if (wanted('burst')) {
       const stopSampling = daemon.sampleRss();
       say(`4: burst of ${SIZES.burst} statements`);
-      const burst = await measureBurst(dba, monitor, servers.targets, SIZES.burst);
+      const backendPid = async (client: pg.Client) => (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid as number;
+      const [dbaPid, monitorPid] = [await backendPid(dba), await backendPid(monitor)];
+      const postmaster = (cluster: LocalCluster) => cluster.pid() as number;
+      const burst = await measureBurst(dba, monitor, servers.targets, SIZES.burst, [
+        { name: 'sending client', pids: [process.pid] },
+        { name: "DBA's session (capture)", pids: [dbaPid] },
+        { name: 'daemon', pids: [daemon.pid] },
+        { name: "source for the daemon (its sessions, WAL writer, ...)", childrenOf: [postmaster(servers.source)], except: [dbaPid, monitorPid] },
+        { name: 'four targets', childrenOf: [...servers.targets.values()].map(postmaster) },
+      ]);
       say(`5: ${SIZES.catchUpEnvironment} down while ${SIZES.catchUp} statements commit, then back`);
       const catchUp = await measureCatchUp(dba, monitor, servers.targets, SIZES.catchUpEnvironment, SIZES.catchUp);
       const peakRss = stopSampling();

@@ -1,3 +1,4 @@
+import { cpus } from 'node:os';
 import type { BurstResult, CatchUpResult } from './burst.js';
 import { ms, rate, ratio, seconds, type Row } from './report.js';
 import type { Distribution } from './stats.js';
@@ -35,7 +36,18 @@ export function burstRows(b: BurstResult): Row[] {
     },
     { id: '4', measurement: 'burst: last commit to applied everywhere', figure: ms(b.drainAfterLastCommitMs), goal: '', met: null },
     { id: '4', measurement: 'burst: order kept (execution_log, final ACLs)', figure: b.order.kept ? 'yes' : b.order.problems.join('; '), goal: 'yes', met: b.order.kept },
+    cpuRow(b.cpuPerStatement),
   ];
+}
+
+/** Where the burst's CPU went, and the rate those costs allow on this machine's cores. */
+function cpuRow(perStatement: Map<string, number>): Row {
+  const total = [...perStatement.values()].reduce((a, b) => a + b, 0);
+  const parts = [...perStatement].map(([who, us]) => `${who} ${Math.round(us)}`).join(', ');
+  return {
+    id: '4', measurement: `burst: CPU µs per statement, all on this machine (${parts}; total ${Math.round(total)}): the most its ${cpus().length} cores allow`,
+    figure: rate((cpus().length * 1e6) / total), goal: '', met: null,
+  };
 }
 
 export function catchUpRows(c: CatchUpResult): Row[] {
