@@ -527,3 +527,20 @@ describe('at scale', () => {
     expect(driftMs).toBeLessThan(10_000);
   });
 });
+
+describe("the daemon's schedule", () => {
+  it('runs the check on drift_check_cron, in its own process, and exports each result', async () => {
+    const since = new Date();
+    const daemon = await p.startDaemon(p.config({ settings: { driftCheckCron: '* * * * * *' } }));
+    const recorded = async () =>
+      (await p.sourceClient.query<{ environment: string }>(
+        `SELECT DISTINCT environment FROM permsync.drift_checks WHERE checked_at >= $1 ORDER BY 1`, [since],
+      )).rows.map((r) => r.environment);
+    const deadline = Date.now() + 20_000;
+    while ((await recorded()).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(await recorded()).toEqual(['dev', 'fresh']);
+    const metrics = await (await fetch(`http://${daemon.http.host}:${daemon.http.port}/metrics`)).text();
+    expect(metrics).toMatch(/^permsync_drift_differences\{environment="dev"\} \d+$/m);
+    expect(metrics).toMatch(/^permsync_drift_differences\{environment="fresh"\} \d+$/m);
+  });
+});
