@@ -217,6 +217,35 @@ describe('role changes seen by capture', () => {
       RESET permsync.capture; SELECT permsync.capture_role_changes()`);
   });
 
+  it('a role written again in the transaction that took the snapshot is captured again', async () => {
+    await fresh();
+    // Separate client strings of one transaction: each GRANT compares the roles with the
+    // snapshot the previous one took, and the second ALTER leaves the row's xmin as it was.
+    for (const sql of ['BEGIN', 'CREATE ROLE twice', `ALTER ROLE twice SET work_mem = '1MB'`,
+      'GRANT SELECT ON sales.orders TO twice', 'ALTER ROLE twice CREATEDB', `ALTER ROLE twice SET work_mem = '2MB'`,
+      'GRANT SELECT ON sales.lines TO twice', `ALTER ROLE twice SET work_mem = '3MB'`, 'COMMIT']) {
+      await dba.query(sql);
+    }
+    const watched = await dba.query<{ batch: string | null }>('SELECT permsync.capture_role_changes()::text AS batch');
+    const { rows } = await dba.query<{ origin: string; query_text: string }>(
+      `SELECT origin, query_text FROM permsync.batches ORDER BY commit_seq`,
+    );
+    expect(rows.map((r) => r.origin)).toEqual(['role_watcher', 'event_trigger', 'role_watcher', 'event_trigger', 'role_watcher']);
+    expect(rows[0]?.query_text).toMatch(/CREATE ROLE twice\b/);
+    expect(rows[2]?.query_text).toMatch(/ALTER ROLE twice .*CREATEDB/);
+    expect(rows[2]?.query_text).toMatch(/ALTER ROLE twice SET work_mem (=|TO) '2MB'/);
+    // The last change, after the last GRANT: only the role watcher, after COMMIT, sees it.
+    expect(rows[4]?.query_text).toMatch(/ALTER ROLE twice SET work_mem (=|TO) '3MB'/);
+    expect(watched.rows[0]?.batch).not.toBeNull();
+    // Once captured, the committed rows match the snapshot: the watcher's check is cheap again.
+    const settled = await dba.query<{ same: boolean }>(
+      'SELECT fingerprint = permsync.role_fingerprint() AND roles_fingerprint = permsync.roles_fingerprint() AS same FROM permsync.role_snapshot',
+    );
+    expect(settled.rows[0]?.same).toBe(true);
+    await dba.query(`SET permsync.capture = 'off'; REVOKE ALL ON sales.orders, sales.lines FROM twice; DROP ROLE twice;
+      RESET permsync.capture; SELECT permsync.capture_role_changes()`);
+  });
+
   it('fingerprints move with every kind of role change, not with time or VACUUM FREEZE', async () => {
     const before = await fingerprints();
     // New transaction ids, then frozen catalog rows: xmin stays as it was.
