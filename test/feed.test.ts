@@ -61,7 +61,19 @@ describe('the shared batch feed', () => {
     const src = source([1, 2, 3, 4, 5].map((n) => batch(n)));
     const feed = new BatchFeed(src.read, 2);
     expect(await feed.after(0n, 'dev')).toMatchObject({ more: true });
-    expect(seqs(await feed.after(4n, 'dev'))).toEqual([5]);
-    expect(await feed.after(4n, 'dev')).toMatchObject({ more: false });
+    expect(await feed.after(4n, 'dev')).toEqual({ batches: [batch(5)], more: false });
+    expect(await feed.after(5n, 'dev')).toEqual({ batches: [], more: false });
+  });
+
+  it('sends an environment served from a page read earlier to look again past its end', async () => {
+    // dev read 1..2 and moved on; prod was paused meanwhile, and 3 committed while it could
+    // not take the notification. Served 1..2 from memory, prod must not stop there.
+    const src = source([1, 2].map((n) => batch(n)));
+    const feed = new BatchFeed(src.read, 10);
+    expect(await feed.after(0n, 'dev')).toMatchObject({ more: false });
+    src.committed.push(batch(3));
+    expect(await feed.after(0n, 'prod')).toEqual({ batches: [batch(1), batch(2)], more: true });
+    expect(await feed.after(2n, 'prod')).toEqual({ batches: [batch(3)], more: false });
+    expect(src.reads).toEqual([0n, 2n]);
   });
 });

@@ -40,12 +40,16 @@ export class BatchFeed {
     let from = cursor;
     for (;;) {
       const held = this.page;
-      const page = held && held.after <= from && from < held.through ? held : await this.readAfter(from);
+      const fromMemory = held !== undefined && held.after <= from && from < held.through;
+      const page = fromMemory ? held : await this.readAfter(from);
       const mine = page.batches.filter(
         (b) => BigInt(b.commitSeq) > cursor && (b.targetEnvironment === null || b.targetEnvironment === environment),
       );
+      // A page read earlier may end before batches committed since, whose notification the
+      // applier may have let pass (it was paused or backing off): it must look again.
+      const more = fromMemory || page.batches.length === this.limit;
       // Nothing for this environment up to the page's end (a manual sync aimed elsewhere): look past it.
-      if (mine.length > 0 || page.through === from) return { batches: mine, more: page.batches.length === this.limit };
+      if (mine.length > 0 || page.through === from) return { batches: mine, more };
       from = page.through;
     }
   }

@@ -40,7 +40,8 @@ export const testSettings: Settings = {
   retryDelaySeconds: 0.2,
   connectionTimeoutMs: 2000,
   statementTimeoutMs: 5000,
-  pollIntervalMs: 500,
+  // Notifications alone must carry every change: a poll this long would show a stall as a timeout.
+  pollIntervalMs: 60_000,
   roleWatchIntervalMs: 100,
   // Scheduled jobs firing at a quarter past would make tests depend on the clock; the
   // tests that need them run them directly.
