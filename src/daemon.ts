@@ -267,7 +267,8 @@ async function startRuntime(
         config.settings.driftCheckCron,
         async () => {
           try {
-            metrics.driftChecked(await driftProcess.run(config));
+            const results = await driftProcess.run(config);
+            if (results) metrics.driftChecked(results);
           } catch (error) {
             logger.error({ err: error }, 'drift check could not read or write the source');
           }

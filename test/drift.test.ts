@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -463,9 +463,7 @@ describe('as the logins permsync\'s roles are granted to', () => {
 });
 
 describe('the scheduled check', () => {
-  it('records each environment\'s result, in a process of its own, and v_drift_status says when each last matched', async () => {
-    await dev(`GRANT TRUNCATE ON app.orders TO readers`);
-    const config = {
+  const checkConfig = () => ({
       source: { url: p.source.url, applicationName: 'permsync-test' },
       environments: [
         { name: 'dev', url: p.env('dev').server.url, priority: 1, enabled: true, rules: [], onPermanentFailure: 'hold' as const },
@@ -475,7 +473,11 @@ describe('the scheduled check', () => {
       http: { port: 0, host: '127.0.0.1' },
       // The child logs to this process's output: only what would need a person.
       log: { level: 'error' as const },
-    };
+  });
+
+  it('records each environment\'s result, in a process of its own, and v_drift_status says when each last matched', async () => {
+    await dev(`GRANT TRUNCATE ON app.orders TO readers`);
+    const config = checkConfig();
     // A heap limit meant for the daemon (4 MB here: too small for node to load the check)
     // is not passed on to the check's process.
     const nodeOptions = process.env.NODE_OPTIONS;
@@ -484,9 +486,9 @@ describe('the scheduled check', () => {
       if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
       else process.env.NODE_OPTIONS = nodeOptions;
     });
-    expect(results.map((r) => [r.environment, r.differences])).toEqual([['dev', 1], ['fresh', 0]]);
-    expect(results[0]?.summary).toMatchObject({ privileges: 1, statements: 1 });
-    expect(results[0]?.checkedAt).toBeInstanceOf(Date);
+    expect(results?.map((r) => [r.environment, r.differences])).toEqual([['dev', 1], ['fresh', 0]]);
+    expect(results?.[0]?.summary).toMatchObject({ privileges: 1, statements: 1 });
+    expect(results?.[0]?.checkedAt).toBeInstanceOf(Date);
     const { rows } = await p.sourceClient.query<{ environment: string; state: string; matched_now: boolean; last_differences: number }>(
       `SELECT environment, state, last_differences, last_matched_at > now() - interval '1 minute' AS matched_now
          FROM permsync.v_drift_status WHERE environment IN ('dev', 'fresh') ORDER BY environment`,
@@ -497,10 +499,47 @@ describe('the scheduled check', () => {
     ]);
     await dev(`REVOKE TRUNCATE ON app.orders FROM readers`);
   });
+
+  it('starts its process without the daemon\'s secrets in its environment, and ends quietly when stopped', async () => {
+    // As if loaded from .env: readable in /proc/<pid>/environ had the child inherited them.
+    process.env.PERMSYNC_TEST_SECRET = 'env-secret-value';
+    process.env.PGPASSWORD = 'libpq-secret-value';
+    const check = new DriftCheckProcess();
+    let running: Promise<unknown>;
+    let environ: string;
+    try {
+      running = check.run(checkConfig());
+      const child = await vi.waitFor(
+        async () => (await childProcessRunning('check-child.js')) ?? Promise.reject(new Error('no drift check process yet')),
+        { timeout: 10_000, interval: 20 },
+      );
+      environ = await readFile(`/proc/${child}/environ`, 'utf8');
+    } finally {
+      delete process.env.PERMSYNC_TEST_SECRET;
+      delete process.env.PGPASSWORD;
+    }
+    expect(environ).toContain('PATH=');
+    expect(environ).not.toContain('secret-value');
+    check.stop();
+    await expect(running).resolves.toBeNull();
+  });
 });
 
+/** The pid of this process's child whose command line holds `script`, once there is one. */
+async function childProcessRunning(script: string): Promise<number | undefined> {
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (parent !== process.pid) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(script)) return Number(entry);
+  }
+  return undefined;
+}
+
 describe('at scale', () => {
-  it('2,000 roles and 20,000 grants: bootstrapped in one run, then compared in seconds', async () => {
+  it('2,000 roles and 20,000 grants: bootstrapped in one run, then matching', async () => {
     await p.sourceClient.query(`SET permsync.capture = 'off';
       CREATE SCHEMA bulk;
       DO $$ BEGIN
@@ -523,8 +562,9 @@ describe('at scale', () => {
     const drift = await cli('drift', '--env', 'fresh');
     const driftMs = performance.now() - started;
     expect(drift.code).toBe(0);
+    expect(drift.out).toMatch(/^fresh: matches the source$/m);
+    // Timings are the benchmark's (npm run bench, measurement 7); this only shows them.
     process.stderr.write(`drift at scale: reconcile (bootstrap) ${Math.round(reconcileMs)} ms, drift ${Math.round(driftMs)} ms\n`);
-    expect(driftMs).toBeLessThan(10_000);
   });
 });
 

@@ -2,7 +2,7 @@
 import type { Config } from '../config/schema.js';
 import { createLogger } from '../log.js';
 import { openSourcePool } from '../source/pool.js';
-import type { DriftCheckReply } from './check-process.js';
+import type { DriftCheckReply, DriftCheckRequest } from './check-process.js';
 import { runDriftCheck } from './scheduled.js';
 
 async function check(config: Config): Promise<void> {
@@ -20,4 +20,7 @@ async function check(config: Config): Promise<void> {
   process.send?.(reply, () => process.disconnect?.());
 }
 
-process.once('message', (config: Config) => void check(config));
+process.once('message', ({ config, libpqEnv }: DriftCheckRequest) => {
+  Object.assign(process.env, libpqEnv);
+  void check(config);
+});

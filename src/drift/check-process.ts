@@ -12,10 +12,26 @@ function childEntry(): string {
 }
 
 /** Heap limits meant for the daemon (deploy/permsync.service), not for a comparison. */
-const HEAP_LIMIT = /^--max-(old|semi)-space-size(=.*)?$/;
+const HEAP_LIMIT = /^--max[-_](old|semi)[-_]space[-_]size(=.*)?$/;
 const withoutHeapLimits = (options: string[]) => options.filter((o) => !HEAP_LIMIT.test(o));
 
-/** What the child sends back (check-child.ts). */
+/** What the child's process starts with: nothing that may hold a secret (a .env file's). */
+const INHERITED = /^(PATH|HOME|TZ|LANG|LC_[A-Z]+|NODE_EXTRA_CA_CERTS|PERMSYNC_LOG_FORMAT)$/;
+
+/** libpq's variables (PGPASSWORD, PGSSLMODE, ...), which pg reads too: sent, not inherited. */
+const LIBPQ = /^PG[A-Z]+$/;
+
+function pick(env: NodeJS.ProcessEnv, names: RegExp): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => names.test(e[0]) && e[1] !== undefined));
+}
+
+/** What the daemon sends the child (check-child.ts). */
+export interface DriftCheckRequest {
+  config: Config;
+  libpqEnv: Record<string, string>;
+}
+
+/** What the child sends back. */
 export type DriftCheckReply = { results: DriftCheckResult[] } | { error: string };
 
 /**
@@ -26,31 +42,37 @@ export type DriftCheckReply = { results: DriftCheckResult[] } | { error: string 
  */
 export class DriftCheckProcess {
   private child: ChildProcess | undefined;
+  private stopping = false;
 
-  run(config: Config): Promise<DriftCheckResult[]> {
+  /** The check's results, or null when the daemon stopped it. */
+  run(config: Config): Promise<DriftCheckResult[] | null> {
     const nodeOptions = withoutHeapLimits((process.env.NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean)).join(' ');
     const child = fork(childEntry(), [], {
       execArgv: withoutHeapLimits(process.execArgv),
-      env: { ...process.env, NODE_OPTIONS: nodeOptions },
+      env: { ...pick(process.env, INHERITED), NODE_OPTIONS: nodeOptions },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',
     });
     this.child = child;
-    return new Promise<DriftCheckResult[]>((resolve, reject) => {
+    return new Promise<DriftCheckResult[] | null>((resolve, reject) => {
       child.once('message', (reply: DriftCheckReply) => ('results' in reply ? resolve(reply.results) : reject(new Error(reply.error))));
-      child.once('error', reject);
+      // A process that cannot start reports it here, and again when it is written to.
+      child.on('error', reject);
       child.once('exit', (code, signal) => {
         if (this.child === child) this.child = undefined;
+        if (this.stopping) resolve(null);
         reject(new Error(`the drift check process ended (${signal ?? `exit code ${code}`}) before it answered`));
       });
-      // The configuration goes over the IPC channel: its URLs may hold passwords, which
-      // must not appear in a command line or an environment.
-      child.send(config);
+      // Passwords (in the URLs, in PGPASSWORD) go over the IPC channel: never in a command
+      // line or an environment another process can read.
+      const request: DriftCheckRequest = { config, libpqEnv: pick(process.env, LIBPQ) };
+      child.send(request, (error) => error && reject(error));
     });
   }
 
   /** Ends a check that is still running (the daemon is stopping). */
   stop(): void {
+    this.stopping = true;
     this.child?.kill('SIGTERM');
   }
 }
