@@ -366,10 +366,10 @@ log:
     expect(error.message.split('\n')).toEqual(error.issues);
   });
 
-  it('refuses a group window that is not an integer >= 0, naming the field', async () => {
-    for (const value of ['-1', '2.5', '"10"']) {
+  it('refuses a group window that is not an integer from 0 to 1000, naming the field', async () => {
+    for (const value of ['-1', '2.5', '"10"', '1001']) {
       const error = await loadError(`${MINIMAL}settings:\n  group_window_ms: ${value}\n`);
-      expect(error.issues).toEqual(['settings.group_window_ms: expected an integer >= 0']);
+      expect(error.issues).toEqual(['settings.group_window_ms: expected an integer between 0 and 1000']);
     }
   });
 

@@ -91,6 +91,11 @@ function intAtLeast(min: number) {
   return z.int({ error }).min(min, { error });
 }
 
+function intBetween(min: number, max: number) {
+  const error = `expected an integer between ${min} and ${max}`;
+  return z.int({ error }).min(min, { error }).max(max, { error });
+}
+
 const regexSource = z.string().superRefine((source, ctx) => {
   try {
     new RegExp(source);
@@ -187,7 +192,8 @@ const settingsSchema = z
     sync_passwords: z.boolean().default(false),
     poll_interval_ms: intAtLeast(100).default(5000),
     role_watch_interval_ms: intAtLeast(1).default(500),
-    group_window_ms: intAtLeast(0).default(10),
+    // Beyond a second it only delays every change; a typo in minutes would stall the sync.
+    group_window_ms: intBetween(0, 1000).default(10),
     // null or empty turns the scheduled job off.
     drift_check_cron: cronExpression.default('*/15 * * * *'),
     cleanup_cron: cronExpression.default('0 3 * * *'),
