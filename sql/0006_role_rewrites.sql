@@ -1,108 +1,58 @@
--- permsync 0006: role changes that (rows, xmin sum) cannot see. Idempotent: safe to run again.
+-- permsync 0006: role changes the fingerprints could not see. Idempotent: safe to run again.
 --
---   * A transaction that writes a catalog row twice (ALTER ROLE a CREATEDB after CREATE
---     ROLE a, with a GRANT between them that took the snapshot) leaves the row's xmin and
---     the count as they were: the second change was never captured. A rewritten row moves,
---     though, so the fingerprints now also list where the rows stand that the snapshot's
---     own transaction, or a later one, wrote (role_snapshot.written_from).
+--   * A transaction that writes a catalog row twice, with a GRANT between the writes that
+--     took the snapshot (CREATE ROLE a; GRANT ... TO a; ALTER ROLE a CREATEDB), leaves the
+--     row's xmin and the count as they were: the second write was never captured, not even
+--     by the watcher after COMMIT. A rewritten row moves, though: the snapshot now keeps
+--     where the rows stand that its own transaction wrote, and each check compares them
+--     until the watcher, after that transaction has committed, finds them unchanged (from
+--     then on any write gives a row a new xmin).
 --   * capture_role_changes stored a roles fingerprint taken after role_state(): a role
---     committed in between was counted as captured while missing from the snapshot, and a
---     GRANT to it could reach the targets before it. Both fingerprints are now taken in one
+--     committed in between counted as captured while missing from the snapshot, and a
+--     GRANT to it could reach the targets first. The fingerprints are now taken in one
 --     statement (one snapshot) before the state.
 
-ALTER TABLE permsync.role_snapshot ADD COLUMN IF NOT EXISTS written_from xid;
+ALTER TABLE permsync.role_snapshot ADD COLUMN IF NOT EXISTS written_by xid8;
+ALTER TABLE permsync.role_snapshot ADD COLUMN IF NOT EXISTS rows_written text;
 
--- Roles and memberships, as in 0005, and the places of the rows written from transaction
--- `since` on. Few rows qualify; the frozen and bootstrap rows (age 2^31 - 1) never do.
-CREATE OR REPLACE FUNCTION permsync.roles_fingerprint(since xid)
-RETURNS text
-LANGUAGE plpgsql STABLE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    now_xid   bigint := age('3'::xid)::bigint + 3;
-    since_age integer := age(since);
-    result    text;
-BEGIN
-    IF has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
-        SELECT r.digest || '/' || m.digest INTO result
-          FROM (SELECT count(*) || ':' || (count(nullif(a, 2147483647)) * now_xid - coalesce(sum(nullif(a, 2147483647)), 0)) % 4294967296
-                       || ':' || coalesce(string_agg(ctid::text, ',' ORDER BY ctid) FILTER (WHERE a <= since_age), '')
-                  FROM (SELECT age(xmin) AS a, ctid FROM pg_authid) t) r(digest),
-               (SELECT count(*) || ':' || (count(nullif(a, 2147483647)) * now_xid - coalesce(sum(nullif(a, 2147483647)), 0)) % 4294967296
-                       || ':' || coalesce(string_agg(ctid::text, ',' ORDER BY ctid) FILTER (WHERE a <= since_age), '')
-                  FROM (SELECT age(xmin) AS a, ctid FROM pg_auth_members) t) m(digest);
-    ELSE
-        -- A hash of the rows' content: a row written twice shows its last content.
-        SELECT md5(concat_ws('/',
-                 (SELECT string_agg(r::text, ',' ORDER BY r.oid) FROM pg_roles r),
-                 (SELECT string_agg(m::text, ',' ORDER BY m.roleid, m.member) FROM pg_auth_members m)))
-          INTO result;
-    END IF;
-    RETURN result;
-END
-$fn$;
-REVOKE ALL ON FUNCTION permsync.roles_fingerprint(xid) FROM PUBLIC;
-
--- Everything the snapshot keeps, as in 0005, with the same places of recent rows.
-CREATE OR REPLACE FUNCTION permsync.role_fingerprint(since xid)
-RETURNS text
-LANGUAGE plpgsql STABLE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    now_xid   bigint := age('3'::xid)::bigint + 3;
-    since_age integer := age(since);
-    rest      text;
-BEGIN
-    IF has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
-        SELECT s.digest || '/' || d.digest || '/' || b.place INTO rest
-          FROM (SELECT count(*) || ':' || (count(nullif(a, 2147483647)) * now_xid - coalesce(sum(nullif(a, 2147483647)), 0)) % 4294967296
-                       || ':' || coalesce(string_agg(ctid::text, ',' ORDER BY ctid) FILTER (WHERE a <= since_age), '')
-                  FROM (SELECT age(xmin) AS a, ctid FROM pg_db_role_setting) t) s(digest),
-               (SELECT count(*) || ':' || (count(nullif(a, 2147483647)) * now_xid - coalesce(sum(nullif(a, 2147483647)), 0)) % 4294967296
-                       || ':' || coalesce(string_agg(ctid::text, ',' ORDER BY ctid) FILTER (WHERE a <= since_age), '')
-                  FROM (SELECT age(xmin) AS a, ctid FROM pg_shdescription) t) d(digest),
-               (SELECT xmin::text || ctid::text FROM pg_database WHERE datname = current_database()) b(place);
-    ELSE
-        SELECT md5(concat_ws('/',
-                 (SELECT string_agg(s::text, ',' ORDER BY s.setrole, s.setdatabase) FROM pg_db_role_setting s),
-                 (SELECT string_agg(d.description, ',' ORDER BY d.objoid) FROM pg_shdescription d
-                   WHERE d.classoid = 'pg_authid'::regclass),
-                 (SELECT datacl::text FROM pg_database WHERE datname = current_database())))
-          INTO rest;
-    END IF;
-    RETURN concat_ws('/', (SELECT value FROM permsync.config WHERE key = 'sync_passwords'),
-                     permsync.roles_fingerprint(since), rest);
-END
-$fn$;
-REVOKE ALL ON FUNCTION permsync.role_fingerprint(xid) FROM PUBLIC;
-
--- The fingerprints to compare with the snapshot's: taken from the rows its transaction wrote.
-CREATE OR REPLACE FUNCTION permsync.roles_fingerprint()
+-- Where the role catalogs' rows written from transaction `since` on stand (their ctids,
+-- hashed and summed: no order to sort by). Compared only until the watcher has seen them
+-- committed and unchanged.
+CREATE OR REPLACE FUNCTION permsync.rows_written_since(since xid)
 RETURNS text
 LANGUAGE sql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT permsync.roles_fingerprint((SELECT s.written_from FROM permsync.role_snapshot s WHERE s.id = 1))
+    SELECT concat_ws('/',
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_authid WHERE age(xmin) <= age(since)),
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_auth_members WHERE age(xmin) <= age(since)),
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_db_role_setting WHERE age(xmin) <= age(since)),
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_shdescription WHERE age(xmin) <= age(since)),
+             (SELECT ctid::text FROM pg_database WHERE datname = current_database()))
 $fn$;
-REVOKE ALL ON FUNCTION permsync.roles_fingerprint() FROM PUBLIC;
+REVOKE ALL ON FUNCTION permsync.rows_written_since(xid) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION permsync.role_fingerprint()
-RETURNS text
-LANGUAGE sql STABLE
+-- Whether the role catalogs still match the snapshot: roles and memberships only (what
+-- capture needs before a GRANT), or everything it keeps (the watcher). False when there
+-- is no snapshot yet. PL/pgSQL, not SQL, for its cached plan: the DBA's path calls it.
+CREATE OR REPLACE FUNCTION permsync.role_snapshot_matches(roles_only boolean)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT permsync.role_fingerprint((SELECT s.written_from FROM permsync.role_snapshot s WHERE s.id = 1))
+BEGIN
+    RETURN coalesce((
+        SELECT CASE WHEN roles_only THEN s.roles_fingerprint = permsync.roles_fingerprint()
+                    ELSE s.fingerprint = permsync.role_fingerprint() AND s.roles_fingerprint IS NOT NULL END
+               AND (s.written_by IS NULL OR s.rows_written = permsync.rows_written_since(s.written_by::xid))
+          FROM permsync.role_snapshot s WHERE s.id = 1), false);
+END
 $fn$;
-REVOKE ALL ON FUNCTION permsync.role_fingerprint() FROM PUBLIC;
+REVOKE ALL ON FUNCTION permsync.role_snapshot_matches(boolean) FROM PUBLIC;
 
--- As in 0005, with both fingerprints taken at once, before the state, and counted from
--- this transaction's rows on: what commits after them is a difference next time.
+-- As in 0005, with the check above, and the fingerprints taken at once, before the state.
 CREATE OR REPLACE FUNCTION permsync.capture_role_changes()
 RETURNS bigint
 LANGUAGE plpgsql
@@ -110,34 +60,47 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    written_from xid;
+    writer       xid8;
     current_fp   text;
     roles_fp     text;
+    rows_written text;
     old_state    jsonb;
     state        jsonb;
     changes      jsonb;
     batch        bigint;
 BEGIN
-    IF (SELECT fingerprint = permsync.role_fingerprint() AND roles_fingerprint IS NOT NULL FROM permsync.role_snapshot WHERE id = 1) THEN
+    IF permsync.role_snapshot_matches(false) THEN
+        -- The snapshot's transaction has committed with its rows where it left them: stop
+        -- comparing their places. Not while a capturer holds the lock (its transaction is
+        -- writing a newer snapshot), nor from inside that transaction itself.
+        SELECT s.written_by INTO writer FROM permsync.role_snapshot s WHERE s.id = 1;
+        IF writer IS DISTINCT FROM pg_current_xact_id_if_assigned() AND writer IS NOT NULL
+           AND pg_try_advisory_xact_lock(hashtext('permsync.role_snapshot')) THEN
+            UPDATE permsync.role_snapshot s SET written_by = NULL, rows_written = NULL
+             WHERE s.id = 1 AND s.written_by = writer;
+        END IF;
         RETURN NULL;
     END IF;
     -- Serialise capturers so two sessions do not both write the same change.
     PERFORM pg_advisory_xact_lock(hashtext('permsync.role_snapshot'));
-    IF (SELECT fingerprint = permsync.role_fingerprint() AND roles_fingerprint IS NOT NULL FROM permsync.role_snapshot WHERE id = 1) THEN
+    IF permsync.role_snapshot_matches(false) THEN
         RETURN NULL;
     END IF;
-    written_from := pg_current_xact_id()::xid;
-    SELECT permsync.role_fingerprint(written_from), permsync.roles_fingerprint(written_from)
-      INTO current_fp, roles_fp;
+    writer := pg_current_xact_id();
+    -- One statement, one catalog snapshot, taken before role_state(): what commits in
+    -- between is in the state but not in the fingerprints, and is compared again next time.
+    SELECT permsync.role_fingerprint(), permsync.roles_fingerprint(), permsync.rows_written_since(writer::xid)
+      INTO current_fp, roles_fp, rows_written;
     SELECT s.state INTO old_state FROM permsync.role_snapshot s WHERE s.id = 1;
     state := permsync.role_state();
     IF old_state IS NOT NULL THEN
         changes := permsync.role_changes(old_state, state);
     END IF;
-    INSERT INTO permsync.role_snapshot (id, fingerprint, roles_fingerprint, written_from, state, taken_at)
-    VALUES (1, current_fp, roles_fp, written_from, state, clock_timestamp())
+    INSERT INTO permsync.role_snapshot (id, fingerprint, roles_fingerprint, written_by, rows_written, state, taken_at)
+    VALUES (1, current_fp, roles_fp, writer, rows_written, state, clock_timestamp())
     ON CONFLICT (id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, roles_fingerprint = EXCLUDED.roles_fingerprint,
-                                   written_from = EXCLUDED.written_from, state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
+                                   written_by = EXCLUDED.written_by, rows_written = EXCLUDED.rows_written,
+                                   state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
     END IF;
@@ -153,3 +116,60 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION permsync.capture_role_changes() FROM PUBLIC;
+
+-- As in 0005, with the check above.
+CREATE OR REPLACE FUNCTION permsync_capture.record_command(
+    command_tag text, invoker name, invoker_search_path text)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    query  text := current_query();
+    batch  bigint;
+    cmd    record;
+    masked boolean := false;
+BEGIN
+    -- Raises outside an event trigger: nobody can call this to forge a batch.
+    SELECT * INTO cmd FROM pg_event_trigger_ddl_commands() LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF query ~* 'password' THEN
+        query := permsync.mask_string_literals(query, current_setting('standard_conforming_strings') = 'off');
+        masked := true;
+    END IF;
+    -- An ALTER counts only when the text holds the word OWNER outside string literals:
+    -- the same text, and so the same answer, the daemon's planner gets.
+    IF command_tag LIKE 'ALTER %' AND command_tag <> 'ALTER DEFAULT PRIVILEGES' AND query !~* 'owner' THEN
+        RETURN;
+    END IF;
+    SELECT b.id INTO batch
+      FROM permsync.batches b
+     WHERE b.backend_pid = pg_backend_pid() AND b.statement_started_at = statement_timestamp()
+       AND b.source_xid = pg_current_xact_id() AND b.origin = 'event_trigger';
+    IF batch IS NULL THEN
+        -- Role changes made before this string go first (CREATE ROLE, then GRANT).
+        IF NOT permsync.role_snapshot_matches(true) THEN
+            PERFORM permsync.capture_role_changes();
+        END IF;
+        INSERT INTO permsync.batches (query_text, query_masked, current_user_name,
+                                      current_user_is_superuser, search_path)
+        VALUES (query, masked, invoker,
+                coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = invoker), false),
+                invoker_search_path)
+        RETURNING id INTO batch;
+        PERFORM pg_notify('permsync', batch::text);
+    END IF;
+    -- One audit row per command: the command's first object stands for it. Each row keeps
+    -- the identity it ran with, so the daemon can tell when a string changed role or
+    -- search_path between its permission commands.
+    INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity,
+                                    schema_name, in_extension, current_user_name, search_path)
+    VALUES (batch, command_tag, cmd.object_type, cmd.object_identity, cmd.schema_name,
+            cmd.in_extension, invoker, invoker_search_path);
+END
+$fn$;
+REVOKE ALL ON FUNCTION permsync_capture.record_command(text, name, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION permsync_capture.record_command(text, name, text) TO PUBLIC;
