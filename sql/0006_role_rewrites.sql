@@ -20,16 +20,21 @@ ALTER TABLE permsync.role_snapshot ADD COLUMN IF NOT EXISTS rows_written text;
 -- committed and unchanged.
 CREATE OR REPLACE FUNCTION permsync.rows_written_since(since xid)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT concat_ws('/',
-             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_authid WHERE age(xmin) <= age(since)),
-             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_auth_members WHERE age(xmin) <= age(since)),
-             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_db_role_setting WHERE age(xmin) <= age(since)),
-             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_shdescription WHERE age(xmin) <= age(since)),
-             (SELECT ctid::text FROM pg_database WHERE datname = current_database()))
+DECLARE
+    since_age integer := age(since);
+BEGIN
+    -- PL/pgSQL for its cached plan: every string of the snapshot's transaction compares these.
+    RETURN concat_ws('/',
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_authid WHERE age(xmin) <= since_age),
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_auth_members WHERE age(xmin) <= since_age),
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_db_role_setting WHERE age(xmin) <= since_age),
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_shdescription WHERE age(xmin) <= since_age),
+             (SELECT ctid::text FROM pg_database WHERE datname = current_database()));
+END
 $fn$;
 REVOKE ALL ON FUNCTION permsync.rows_written_since(xid) FROM PUBLIC;
 
