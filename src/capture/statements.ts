@@ -297,19 +297,21 @@ function prepare(type: string, rawBody: unknown, site: StatementSite): PendingSt
 
 function replayAs(tag: string, kind: PermissionKind, body: Fields, site: StatementSite): PendingStatement {
   const edits: Edit[] = [];
-  const tokens = scanSync(site.bytes.subarray(site.start, site.end).toString('utf8')).tokens;
+  // Scanned only when a statement needs an edit: most need none, and the scan costs as much as the parse.
+  let scanned: Token[] | undefined;
+  const tokens = () => (scanned ??= scanSync(site.bytes.subarray(site.start, site.end).toString('utf8')).tokens);
   // Session-dependent role names (CURRENT_USER, SESSION_USER, CURRENT_ROLE) become explicit.
   walk(body, (value) => {
     if (!isRoleSpec(value)) return;
     const name = sessionRoleName(value, site.context);
     if (name === undefined || value.location === undefined) return;
-    const token = tokens.find((t) => t.start === (value.location as number) - site.start);
+    const token = tokens().find((t) => t.start === (value.location as number) - site.start);
     if (token) edits.push({ start: value.location, end: value.location + (token.end - token.start), text: quoteIdent(name) });
   });
   // Without FOR ROLE, ALTER DEFAULT PRIVILEGES applies to the current user, which on
   // the target would be the sync user: name the source's current user instead.
   if (kind === 'ALTER DEFAULT PRIVILEGES' && !hasOption(body, 'roles')) {
-    const third = firstNonCommentTokens(tokens, 3)[2];
+    const third = firstNonCommentTokens(tokens(), 3)[2];
     if (!third) throw new UnparsableQueryError('ALTER DEFAULT PRIVILEGES without its keywords');
     edits.push({ start: site.start + third.end, end: site.start + third.end, text: ` FOR ROLE ${quoteIdent(site.context.currentUser)}` });
   }
@@ -340,7 +342,9 @@ function applyEdits(site: StatementSite, edits: Edit[]): string {
   return result + site.bytes.subarray(cursor, site.textEnd).toString('utf8');
 }
 
-function firstNonCommentTokens(tokens: { start: number; end: number; tokenName: string }[], n: number) {
+type Token = { start: number; end: number; tokenName: string };
+
+function firstNonCommentTokens(tokens: Token[], n: number) {
   return tokens.filter((t) => t.tokenName !== 'SQL_COMMENT' && t.tokenName !== 'C_COMMENT').slice(0, n);
 }
 

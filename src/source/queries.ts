@@ -94,7 +94,7 @@ export const UPSERT_CONFIG = `
 /**
  * One row per batch and environment. A later attempt at the same batch updates the
  * row and counts the retry; started_at keeps the first attempt. Many rows in one
- * statement ($n are arrays, one element per row): an applier that carried a run of
+ * statement ($1 is a JSON array, one object per row): an applier that carried a run of
  * batches together logs them in one round trip, in commit order (ids follow it).
  */
 export const RECORD_EXECUTIONS = `
@@ -105,11 +105,14 @@ export const RECORD_EXECUTIONS = `
   SELECT batch_id, environment_name, commit_seq, applied_sql, execution_status, started_at, finished_at,
          duration_ms, result_message, error_code, error_detail, error_hint, failure_kind, server_version,
          connection_time_ms
-    FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[],
-                $8::numeric[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::numeric[])
-         WITH ORDINALITY AS r (batch_id, environment_name, commit_seq, applied_sql, execution_status, started_at,
-                               finished_at, duration_ms, result_message, error_code, error_detail, error_hint,
-                               failure_kind, server_version, connection_time_ms, position)
+    FROM ROWS FROM (jsonb_to_recordset($1::jsonb)
+           AS (batch_id bigint, environment_name text, commit_seq bigint, applied_sql text, execution_status text,
+               started_at timestamptz, finished_at timestamptz, duration_ms numeric, result_message text,
+               error_code text, error_detail text, error_hint text, failure_kind text, server_version text,
+               connection_time_ms numeric)) WITH ORDINALITY
+         AS r (batch_id, environment_name, commit_seq, applied_sql, execution_status, started_at, finished_at,
+               duration_ms, result_message, error_code, error_detail, error_hint, failure_kind, server_version,
+               connection_time_ms, position)
    ORDER BY position
   ON CONFLICT (batch_id, environment_name) DO UPDATE
      SET applied_sql = EXCLUDED.applied_sql, execution_status = EXCLUDED.execution_status,
