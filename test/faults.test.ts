@@ -227,11 +227,22 @@ describe('faults', () => {
   it('the daemon killed (SIGKILL) mid-stream: after a restart every batch reaches every environment', async () => {
     const first = spawnDaemon();
     await waitFor(async () => (await leaderPid()) !== undefined, 15_000, 'the daemon to start');
-    const stream = churn(150, 300);
-    await new Promise((r) => setTimeout(r, 300));
+    const applied = async () => Number((await p.sourceClient.query<{ n: string }>('SELECT count(*) AS n FROM permsync.execution_log')).rows[0]?.n);
+    const before = await applied();
+    const stream = churn(300, 300);
+    // Killed once it has applied some of the stream, while the rest is still being sent.
+    await waitFor(async () => (await applied()) > before, 15_000, 'the first batches of the stream applied');
     first.kill('SIGKILL');
     await stream;
+    await waitFor(async () => (await leaderPid()) === undefined, 15_000, 'the killed daemon\'s lock to go');
+    const { rows: [left] } = await p.sourceClient.query<{ n: string }>(
+      `SELECT count(*) AS n FROM permsync.batches b CROSS JOIN permsync.environments e
+        WHERE b.commit_seq > e.start_after_seq AND e.enabled
+          AND NOT EXISTS (SELECT 1 FROM permsync.execution_log x WHERE x.batch_id = b.id AND x.environment_name = e.name)`,
+    );
+    expect(Number(left?.n)).toBeGreaterThan(0); // the restarted daemon has work left
     const second = spawnDaemon();
+    await waitFor(async () => (await leaderPid()) !== undefined, 15_000, 'the restarted daemon to lead');
     await expectConverged();
     second.kill('SIGTERM');
     const code = await new Promise((resolve) => second.once('exit', (c) => resolve(c)));

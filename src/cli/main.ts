@@ -76,6 +76,14 @@ function buildProgram(): Command {
     .action(async (options: { config: string }) => {
       const config = await loadConfig(options.config);
       const logger = createLogger(config.log.level);
+      // A stop asked for while the daemon starts (systemctl stop right after start) is
+      // carried out once it has started, not by the signal's default action.
+      let stopAskedBy: string | undefined;
+      let stop = (signal: string) => {
+        stopAskedBy = signal;
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
       const daemon = await startDaemon(config, logger);
       // SIGHUP (systemctl reload) re-reads the file; a bad one is refused and the old one kept.
       process.on('SIGHUP', () => {
@@ -87,15 +95,14 @@ function buildProgram(): Command {
           });
       });
       await new Promise<void>((resolve) => {
-        const shutdown = (signal: string) => {
+        stop = (signal: string) => {
           logger.info({ signal }, 'stopping');
           daemon.stop().then(resolve, (error) => {
             logger.error({ err: error }, 'error while stopping');
             resolve();
           });
         };
-        process.once('SIGTERM', () => shutdown('SIGTERM'));
-        process.once('SIGINT', () => shutdown('SIGINT'));
+        if (stopAskedBy) stop(stopAskedBy);
       });
     });
 
