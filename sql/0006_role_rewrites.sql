@@ -14,11 +14,14 @@
 
 ALTER TABLE permsync.role_snapshot ADD COLUMN IF NOT EXISTS written_by xid8;
 ALTER TABLE permsync.role_snapshot ADD COLUMN IF NOT EXISTS rows_written text;
+ALTER TABLE permsync.role_snapshot ADD COLUMN IF NOT EXISTS roles_rows_written text;
 
 -- Where the role catalogs' rows written from transaction `since` on stand (their ctids,
--- hashed and summed: no order to sort by). Compared only until the watcher has seen them
--- committed and unchanged.
-CREATE OR REPLACE FUNCTION permsync.rows_written_since(since xid)
+-- hashed and summed: no order to sort by): of roles and memberships only, as the roles
+-- fingerprint, or of everything the snapshot keeps. Compared only until the watcher has
+-- seen them committed and unchanged. Without the right to read pg_authid, nothing: the
+-- fingerprints then hash the rows' content, which a second write changes.
+CREATE OR REPLACE FUNCTION permsync.rows_written_since(since xid, roles_only boolean)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SECURITY DEFINER
@@ -26,17 +29,25 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     since_age integer := age(since);
+    roles     text;
 BEGIN
-    -- PL/pgSQL for its cached plan: every string of the snapshot's transaction compares these.
-    RETURN concat_ws('/',
-             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_authid WHERE age(xmin) <= since_age),
-             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_auth_members WHERE age(xmin) <= since_age),
+    -- PL/pgSQL for its cached plans: every string of the snapshot's transaction compares these.
+    IF NOT has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
+        RETURN '';
+    END IF;
+    roles := concat_ws('/',
+               (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_authid WHERE age(xmin) <= since_age),
+               (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_auth_members WHERE age(xmin) <= since_age));
+    IF roles_only THEN
+        RETURN roles;
+    END IF;
+    RETURN concat_ws('/', roles,
              (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_db_role_setting WHERE age(xmin) <= since_age),
              (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_shdescription WHERE age(xmin) <= since_age),
              (SELECT ctid::text FROM pg_database WHERE datname = current_database()));
 END
 $fn$;
-REVOKE ALL ON FUNCTION permsync.rows_written_since(xid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION permsync.rows_written_since(xid, boolean) FROM PUBLIC;
 
 -- Whether the role catalogs still match the snapshot: roles and memberships only (what
 -- capture needs before a GRANT), or everything it keeps (the watcher). False when there
@@ -49,9 +60,12 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     RETURN coalesce((
-        SELECT CASE WHEN roles_only THEN s.roles_fingerprint = permsync.roles_fingerprint()
-                    ELSE s.fingerprint = permsync.role_fingerprint() AND s.roles_fingerprint IS NOT NULL END
-               AND (s.written_by IS NULL OR s.rows_written = permsync.rows_written_since(s.written_by::xid))
+        SELECT CASE WHEN roles_only
+                    THEN s.roles_fingerprint = permsync.roles_fingerprint()
+                         AND (s.written_by IS NULL OR s.roles_rows_written = permsync.rows_written_since(s.written_by::xid, true))
+                    ELSE s.fingerprint = permsync.role_fingerprint() AND s.roles_fingerprint IS NOT NULL
+                         AND (s.written_by IS NULL OR s.rows_written = permsync.rows_written_since(s.written_by::xid, false))
+               END
           FROM permsync.role_snapshot s WHERE s.id = 1), false);
 END
 $fn$;
@@ -69,6 +83,7 @@ DECLARE
     current_fp   text;
     roles_fp     text;
     rows_written text;
+    roles_rows   text;
     old_state    jsonb;
     state        jsonb;
     changes      jsonb;
@@ -76,13 +91,15 @@ DECLARE
 BEGIN
     IF permsync.role_snapshot_matches(false) THEN
         -- The snapshot's transaction has committed with its rows where it left them: stop
-        -- comparing their places. Not while a capturer holds the lock (its transaction is
-        -- writing a newer snapshot), nor from inside that transaction itself.
-        SELECT s.written_by INTO writer FROM permsync.role_snapshot s WHERE s.id = 1;
-        IF writer IS DISTINCT FROM pg_current_xact_id_if_assigned() AND writer IS NOT NULL
+        -- comparing their places. Only under the lock (no capturer is writing a newer
+        -- snapshot: each holds it until it commits), checked again there in one statement,
+        -- and never from inside that transaction itself.
+        IF (SELECT s.written_by IS NOT NULL AND s.written_by IS DISTINCT FROM pg_current_xact_id_if_assigned()
+              FROM permsync.role_snapshot s WHERE s.id = 1)
            AND pg_try_advisory_xact_lock(hashtext('permsync.role_snapshot')) THEN
-            UPDATE permsync.role_snapshot s SET written_by = NULL, rows_written = NULL
-             WHERE s.id = 1 AND s.written_by = writer;
+            UPDATE permsync.role_snapshot s SET written_by = NULL, rows_written = NULL, roles_rows_written = NULL
+             WHERE s.id = 1 AND s.written_by IS NOT NULL AND s.written_by IS DISTINCT FROM pg_current_xact_id_if_assigned()
+               AND permsync.role_snapshot_matches(false);
         END IF;
         RETURN NULL;
     END IF;
@@ -94,17 +111,20 @@ BEGIN
     writer := pg_current_xact_id();
     -- One statement, one catalog snapshot, taken before role_state(): what commits in
     -- between is in the state but not in the fingerprints, and is compared again next time.
-    SELECT permsync.role_fingerprint(), permsync.roles_fingerprint(), permsync.rows_written_since(writer::xid)
-      INTO current_fp, roles_fp, rows_written;
+    SELECT permsync.role_fingerprint(), permsync.roles_fingerprint(),
+           permsync.rows_written_since(writer::xid, false), permsync.rows_written_since(writer::xid, true)
+      INTO current_fp, roles_fp, rows_written, roles_rows;
     SELECT s.state INTO old_state FROM permsync.role_snapshot s WHERE s.id = 1;
     state := permsync.role_state();
     IF old_state IS NOT NULL THEN
         changes := permsync.role_changes(old_state, state);
     END IF;
-    INSERT INTO permsync.role_snapshot (id, fingerprint, roles_fingerprint, written_by, rows_written, state, taken_at)
-    VALUES (1, current_fp, roles_fp, writer, rows_written, state, clock_timestamp())
+    INSERT INTO permsync.role_snapshot (id, fingerprint, roles_fingerprint, written_by, rows_written, roles_rows_written,
+                                        state, taken_at)
+    VALUES (1, current_fp, roles_fp, writer, rows_written, roles_rows, state, clock_timestamp())
     ON CONFLICT (id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, roles_fingerprint = EXCLUDED.roles_fingerprint,
                                    written_by = EXCLUDED.written_by, rows_written = EXCLUDED.rows_written,
+                                   roles_rows_written = EXCLUDED.roles_rows_written,
                                    state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;

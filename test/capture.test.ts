@@ -217,10 +217,12 @@ describe('role changes seen by capture', () => {
       RESET permsync.capture; SELECT permsync.capture_role_changes()`);
   });
 
-  it('a role written again in the transaction that took the snapshot is captured again', async () => {
+  /**
+   * Separate client strings of one transaction: each GRANT compares the roles with the
+   * snapshot the previous one took, and the second ALTER leaves the row's xmin as it was.
+   */
+  async function writeRoleTwiceInOneTransaction(): Promise<void> {
     await fresh();
-    // Separate client strings of one transaction: each GRANT compares the roles with the
-    // snapshot the previous one took, and the second ALTER leaves the row's xmin as it was.
     for (const sql of ['BEGIN', 'CREATE ROLE twice', `ALTER ROLE twice SET work_mem = '1MB'`,
       'GRANT SELECT ON sales.orders TO twice', 'ALTER ROLE twice CREATEDB', `ALTER ROLE twice SET work_mem = '2MB'`,
       'GRANT SELECT ON sales.lines TO twice', `ALTER ROLE twice SET work_mem = '3MB'`, 'COMMIT']) {
@@ -237,16 +239,38 @@ describe('role changes seen by capture', () => {
     // The last change, after the last GRANT: only the role watcher, after COMMIT, sees it.
     expect(rows[4]?.query_text).toMatch(/ALTER ROLE twice SET work_mem (=|TO) '3MB'/);
     expect(watched.rows[0]?.batch).not.toBeNull();
+  }
+
+  const dropTwice = `SET permsync.capture = 'off'; REVOKE ALL ON sales.orders, sales.lines FROM twice; DROP ROLE twice;
+    RESET permsync.capture; SELECT permsync.capture_role_changes()`;
+
+  it('a role written again in the transaction that took the snapshot is captured again', async () => {
+    await writeRoleTwiceInOneTransaction();
     // Committed and unchanged since, the rows' places need no more comparing: the next
     // check of the watcher's (one that finds nothing new) stops doing it.
     expect((await dba.query('SELECT permsync.capture_role_changes() AS batch')).rows[0]).toEqual({ batch: null });
     const settled = await dba.query<{ same: boolean; placesForgotten: boolean }>(
       `SELECT fingerprint = permsync.role_fingerprint() AND roles_fingerprint = permsync.roles_fingerprint() AS same,
-              written_by IS NULL AND rows_written IS NULL AS "placesForgotten" FROM permsync.role_snapshot`,
+              written_by IS NULL AND rows_written IS NULL AND roles_rows_written IS NULL AS "placesForgotten"
+         FROM permsync.role_snapshot`,
     );
     expect(settled.rows[0]).toEqual({ same: true, placesForgotten: true });
-    await dba.query(`SET permsync.capture = 'off'; REVOKE ALL ON sales.orders, sales.lines FROM twice; DROP ROLE twice;
-      RESET permsync.capture; SELECT permsync.capture_role_changes()`);
+    await dba.query(dropTwice);
+  });
+
+  it('the same where the functions may not read pg_authid (a managed service\'s admin owns them)', async () => {
+    const owned = ['permsync.roles_fingerprint()', 'permsync.role_fingerprint()', 'permsync.rows_written_since(xid, boolean)'];
+    const ownAll = (owner: string) => owned.map((f) => `ALTER FUNCTION ${f} OWNER TO ${owner}`).join('; ');
+    await dba.query(`SET permsync.capture = 'off'; CREATE ROLE no_authid;
+      GRANT USAGE ON SCHEMA permsync TO no_authid; GRANT SELECT ON permsync.config, permsync.role_snapshot TO no_authid;
+      ${ownAll('no_authid')}; RESET permsync.capture`);
+    try {
+      await writeRoleTwiceInOneTransaction();
+      await dba.query(dropTwice);
+    } finally {
+      await dba.query(`SET permsync.capture = 'off'; ${ownAll('CURRENT_USER')}; DROP OWNED BY no_authid; DROP ROLE no_authid;
+        RESET permsync.capture; SELECT permsync.capture_role_changes()`);
+    }
   });
 
   it('fingerprints move with every kind of role change, not with time or VACUUM FREEZE', async () => {

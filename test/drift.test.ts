@@ -504,6 +504,9 @@ describe('the scheduled check', () => {
     // As if loaded from .env: readable in /proc/<pid>/environ had the child inherited them.
     process.env.PERMSYNC_TEST_SECRET = 'env-secret-value';
     process.env.PGPASSWORD = 'libpq-secret-value';
+    // pg's default user name, for URLs that name none: passed on.
+    const user = process.env.USER;
+    process.env.USER = 'permsync-check-user';
     const check = new DriftCheckProcess();
     let running: Promise<unknown>;
     let environ: string;
@@ -517,8 +520,11 @@ describe('the scheduled check', () => {
     } finally {
       delete process.env.PERMSYNC_TEST_SECRET;
       delete process.env.PGPASSWORD;
+      if (user === undefined) delete process.env.USER;
+      else process.env.USER = user;
     }
     expect(environ).toContain('PATH=');
+    expect(environ.split('\0')).toContain('USER=permsync-check-user');
     expect(environ).not.toContain('secret-value');
     check.stop();
     await expect(running).resolves.toBeNull();

@@ -15,8 +15,11 @@ function childEntry(): string {
 const HEAP_LIMIT = /^--max[-_](old|semi)[-_]space[-_]size(=.*)?$/;
 const withoutHeapLimits = (options: string[]) => options.filter((o) => !HEAP_LIMIT.test(o));
 
-/** What the child's process starts with: nothing that may hold a secret (a .env file's). */
-const INHERITED = /^(PATH|HOME|TZ|LANG|LC_[A-Z]+|NODE_EXTRA_CA_CERTS|PERMSYNC_LOG_FORMAT)$/;
+/**
+ * What the child's process starts with: nothing that may hold a secret (a .env file's).
+ * USER (LOGNAME, USERNAME) is pg's default user name, for URLs that name none (peer auth).
+ */
+const INHERITED = /^(PATH|HOME|USER|LOGNAME|USERNAME|TZ|LANG|LC_[A-Z]+|NODE_EXTRA_CA_CERTS|PERMSYNC_LOG_FORMAT)$/;
 
 /** libpq's variables (PGPASSWORD, PGSSLMODE, ...), which pg reads too: sent, not inherited. */
 const LIBPQ = /^PG[A-Z]+$/;
@@ -42,7 +45,8 @@ export type DriftCheckReply = { results: DriftCheckResult[] } | { error: string 
  */
 export class DriftCheckProcess {
   private child: ChildProcess | undefined;
-  private stopping = false;
+  /** The child stop() ended: its exit is no failure. */
+  private stopped: ChildProcess | undefined;
 
   /** The check's results, or null when the daemon stopped it. */
   run(config: Config): Promise<DriftCheckResult[] | null> {
@@ -60,7 +64,7 @@ export class DriftCheckProcess {
       child.on('error', reject);
       child.once('exit', (code, signal) => {
         if (this.child === child) this.child = undefined;
-        if (this.stopping) resolve(null);
+        if (this.stopped === child) resolve(null);
         reject(new Error(`the drift check process ended (${signal ?? `exit code ${code}`}) before it answered`));
       });
       // Passwords (in the URLs, in PGPASSWORD) go over the IPC channel: never in a command
@@ -72,7 +76,7 @@ export class DriftCheckProcess {
 
   /** Ends a check that is still running (the daemon is stopping). */
   stop(): void {
-    this.stopping = true;
+    this.stopped = this.child;
     this.child?.kill('SIGTERM');
   }
 }
