@@ -88,12 +88,15 @@ async function main(argv: string[]): Promise<void> {
           { name: 'permsync', client: await open(servers.source.url), afterRound: await settle() },
           { name: 'plain', client: await open(servers.plain.url) },
           { name: 'sync', client: await open(servers.sync.url) },
+          { name: 'empty trigger', client: await open(servers.emptyTriggerUrl) },
         ];
         if (durable) for (const side of sides) await side.client.query('SET synchronous_commit = on');
         const cost = await measureStatementLatency(sides, { perSide, roundSize: SIZES.costRound, warmup: SIZES.costWarmup });
         dbaCost[durable ? 'durable' : 'noDiskWait'] = Object.fromEntries(cost);
         rows.push(...costRows('1', `DBA cost, permsync, ${mode}`, get(cost, 'permsync'), get(cost, 'plain'), 1.2));
         rows.push(...costRows('2', `DBA cost, synchronous dblink design, ${mode}`, get(cost, 'sync'), get(cost, 'plain')));
+        rows.push(...costRows('1', `DBA cost, an event trigger that does nothing (the floor of any such capture), ${mode}`,
+          get(cost, 'empty trigger'), get(cost, 'plain')));
       }
     }
 

@@ -13,6 +13,15 @@ const SCHEMA = `
   ${Array.from({ length: TABLES }, (_, i) => `CREATE TABLE bench.t${i} (id int);`).join('\n  ')}`;
 
 /**
+ * An event trigger on GRANT and REVOKE that does nothing: the least any capture by event
+ * trigger costs the DBA (firing it, collecting the command, calling a PL/pgSQL function).
+ */
+const EMPTY_EVENT_TRIGGER = `
+  CREATE FUNCTION bench.nothing() RETURNS event_trigger LANGUAGE plpgsql AS $fn$ BEGIN END $fn$;
+  CREATE EVENT TRIGGER bench_nothing ON ddl_command_end WHEN TAG IN ('GRANT', 'REVOKE')
+      EXECUTE FUNCTION bench.nothing();`;
+
+/**
  * Every server of a run: three sources that differ only in what they do on a GRANT
  * (permsync's capture, nothing, the synchronous dblink design), and four targets.
  * All are the same embedded PostgreSQL build with the same settings.
@@ -22,6 +31,8 @@ export interface BenchServers {
   source: LocalCluster;
   /** No capture at all: the baseline a DBA compares with. */
   plain: LocalCluster;
+  /** A database of the plain server with an event trigger that does nothing (EMPTY_EVENT_TRIGGER). */
+  emptyTriggerUrl: string;
   /** The synchronous design (bench/sync-trigger.ts). */
   sync: LocalCluster;
   targets: Map<string, LocalCluster>;
@@ -43,6 +54,7 @@ export async function startBenchServers(): Promise<BenchServers> {
   const servers: BenchServers = {
     source,
     plain,
+    emptyTriggerUrl: plain.urlFor('bench_empty_trigger'),
     sync,
     targets: new Map(ENVIRONMENTS.map((name, i) => [name, targets[i] as LocalCluster])),
     target(name) {
@@ -57,6 +69,11 @@ export async function startBenchServers(): Promise<BenchServers> {
   try {
     await Promise.all(clusters.map((c) => withClient(c.url, (client) => client.query(SCHEMA))));
     await withClient(source.url, (client) => install(client));
+    // Roles are the cluster's: this database needs only the tables, and the trigger.
+    await withClient(plain.url, (client) => client.query('CREATE DATABASE bench_empty_trigger'));
+    await withClient(servers.emptyTriggerUrl, (client) =>
+      client.query(`${SCHEMA.replace('CREATE ROLE bench_app;', '')} ${EMPTY_EVENT_TRIGGER}`),
+    );
     await withClient(sync.url, (client) => client.query(syncTriggerSql(targets.map((t, i) => ({ name: ENVIRONMENTS[i] as string, port: t.port })))));
   } catch (error) {
     await servers.destroy();
