@@ -37,7 +37,11 @@ const TRANSIENT_CODES = new Set([
 ]);
 /** Node/pg errors that mean the connection, not the statement, failed. */
 const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
-const TRANSIENT_MESSAGES = [/timeout/i, /Connection terminated/i, /tuple concurrently updated/i, /connection.*(lost|closed|ended)/i];
+const TRANSIENT_MESSAGES = [
+  /timeout/i, /Connection terminated/i, /tuple concurrently updated/i, /connection.*(lost|closed|ended)/i,
+  // pg, on a pooled session whose server went away before the pool noticed.
+  /is not queryable/i,
+];
 
 interface PgLikeError {
   code?: unknown;

@@ -39,6 +39,7 @@ describe('classifyError: the one place that decides whether a failure is worth r
       expect(classifyError(pgError(code, `connect ${code}`))).toMatchObject({ kind: 'transient', code });
     }
     expect(classifyError(new Error('Connection terminated unexpectedly')).kind).toBe('transient');
+    expect(classifyError(new Error('Client has encountered a connection error and is not queryable')).kind).toBe('transient');
     expect(classifyError(new Error('Query read timeout')).kind).toBe('transient');
   });
 
