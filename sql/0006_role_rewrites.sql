@@ -91,15 +91,15 @@ DECLARE
 BEGIN
     IF permsync.role_snapshot_matches(false) THEN
         -- The snapshot's transaction has committed with its rows where it left them: stop
-        -- comparing their places. Only under the lock (no capturer is writing a newer
-        -- snapshot: each holds it until it commits), checked again there in one statement,
-        -- and never from inside that transaction itself.
-        IF (SELECT s.written_by IS NOT NULL AND s.written_by IS DISTINCT FROM pg_current_xact_id_if_assigned()
-              FROM permsync.role_snapshot s WHERE s.id = 1)
+        -- comparing their places. Only from a transaction that has written nothing yet
+        -- (the watcher's check; never a DBA's, which would then hold the lock to its end,
+        -- nor the snapshot's own), under the lock (no capturer is writing a newer snapshot:
+        -- each holds it until it commits), checked again there in one statement.
+        IF pg_current_xact_id_if_assigned() IS NULL
+           AND (SELECT s.written_by IS NOT NULL FROM permsync.role_snapshot s WHERE s.id = 1)
            AND pg_try_advisory_xact_lock(hashtext('permsync.role_snapshot')) THEN
             UPDATE permsync.role_snapshot s SET written_by = NULL, rows_written = NULL, roles_rows_written = NULL
-             WHERE s.id = 1 AND s.written_by IS NOT NULL AND s.written_by IS DISTINCT FROM pg_current_xact_id_if_assigned()
-               AND permsync.role_snapshot_matches(false);
+             WHERE s.id = 1 AND s.written_by IS NOT NULL AND permsync.role_snapshot_matches(false);
         END IF;
         RETURN NULL;
     END IF;
