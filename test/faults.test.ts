@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import type { LocalCluster } from '../src/embedded/cluster.js';
+import { classifyError } from '../src/errors.js';
+import { openSourcePool } from '../src/source/pool.js';
 import { FAILURE_CHANNEL } from '../src/source/queries.js';
 import { permissionSnapshot } from './support/catalog.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
@@ -133,6 +135,26 @@ beforeEach(() => {
 });
 
 describe('faults', () => {
+  it('a session the server ends between two queries fails its next query, transiently, and nothing else', async () => {
+    // What a server restart does to a session the daemon holds between two statements. pg
+    // throws such an error from the socket's handler unless something listens (vitest
+    // reports that as an uncaught exception, failing the run).
+    const pool = openSourcePool(p.config(), { applicationName: 'permsync-test:held', max: 1 });
+    const session = await pool.connect();
+    try {
+      const { rows: [held] } = await session.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      await p.sourceClient.query('SELECT pg_terminate_backend($1)', [held?.pid]);
+      await new Promise((r) => setTimeout(r, 200)); // the FATAL message arrives with no query waiting
+      const failure = await session.query('SELECT 1').then(() => undefined, (error: unknown) => error);
+      expect(classifyError(failure)).toMatchObject({ kind: 'transient' });
+      session.release(failure as Error);
+      // The pool drops it and opens a new one.
+      expect((await pool.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('a target stopped and restarted while changes flow catches up in order', async () => {
     const daemon = await p.startDaemon(p.config(), logLines);
     await churn(30);

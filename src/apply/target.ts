@@ -3,6 +3,7 @@ import { classifyError, type ClassifiedError } from '../errors.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import type { ReplayStatement } from '../capture/statements.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
+import { keepSessionErrorsForTheNextQuery } from '../pg-sessions.js';
 
 export interface SessionIdentity {
   /** The source's search_path when the statements ran. */
@@ -72,7 +73,7 @@ export class Target {
     settings: Settings,
     onIdleError: (error: Error) => void,
   ) {
-    this.pool = new pg.Pool({
+    this.pool = keepSessionErrorsForTheNextQuery(new pg.Pool({
       connectionString: environment.url,
       application_name: `permsync:${environment.name}`,
       connectionTimeoutMillis: settings.connectionTimeoutMs,
@@ -82,7 +83,7 @@ export class Target {
       keepAlive: true,
       max: 2,
       idleTimeoutMillis: 60_000,
-    });
+    }));
     this.pool.on('error', onIdleError);
   }
 

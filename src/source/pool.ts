@@ -1,9 +1,10 @@
 import pg from 'pg';
 import type { Config } from '../config/schema.js';
+import { keepSessionErrorsForTheNextQuery } from '../pg-sessions.js';
 
 /** A pool of connections to the source, with the daemon's timeouts. */
 export function openSourcePool(config: Config, options: { applicationName: string; max: number }): pg.Pool {
-  return new pg.Pool({
+  return keepSessionErrorsForTheNextQuery(new pg.Pool({
     connectionString: config.source.url,
     application_name: options.applicationName,
     connectionTimeoutMillis: config.settings.connectionTimeoutMs,
@@ -11,5 +12,5 @@ export function openSourcePool(config: Config, options: { applicationName: strin
     // Keeps a source that stops answering from hanging the daemon.
     query_timeout: config.settings.statementTimeoutMs + config.settings.connectionTimeoutMs,
     max: options.max,
-  });
+  }));
 }
