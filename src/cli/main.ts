@@ -120,6 +120,7 @@ function buildProgram(): Command {
         try {
           // The constructor reads sslrootcert, sslcert and sslkey: a missing file fails this database only.
           client = new pg.Client({ connectionString: url, connectionTimeoutMillis: config.settings.connectionTimeoutMs });
+          client.on('error', () => {}); // a session ended by its server fails its next query instead
           await client.connect();
           const { rows } = await client.query<{ server_version: string }>('SHOW server_version');
           process.stdout.write(`${name.padEnd(12)} ok      ${rows[0]?.server_version}  ${Math.round(performance.now() - started)} ms\n`);
@@ -144,6 +145,9 @@ async function withSourceClient<T>(config: Config, work: (client: pg.Client) => 
     application_name: config.source.applicationName,
     connectionTimeoutMillis: config.settings.connectionTimeoutMs,
   });
+  // A session the server ends between two statements (a restart) fails the next one with
+  // a message, rather than throwing from the socket and ending the command.
+  client.on('error', () => {});
   await client.connect();
   try {
     return await work(client);

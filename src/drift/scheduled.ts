@@ -34,8 +34,10 @@ export async function runDriftCheck(deps: { config: Config; source: pg.Pool; log
       else log.info('environment matches the source');
       out.push({ environment: result.environment, checkedAt: new Date(), differences, summary });
     }
-    return out;
-  } finally {
     client.release();
+    return out;
+  } catch (error) {
+    client.release(error as Error); // not for reuse: it may be broken, or in a transaction
+    throw error;
   }
 }

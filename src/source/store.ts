@@ -110,8 +110,11 @@ export class SourceStore {
     const client = await this.pool.connect();
     try {
       await registerConfiguration(client, config);
-    } finally {
       client.release();
+    } catch (error) {
+      // Its transaction may still be open (a ROLLBACK that timed out too): not for reuse.
+      client.release(error as Error);
+      throw error;
     }
   }
 
