@@ -21,8 +21,9 @@ export interface CostOptions {
 
 /**
  * Latency of single GRANT/REVOKE statements, each its own transaction as psql sends
- * them, on every side in turn: short alternating rounds, the order of sides rotating
- * each round, so that drift in the machine's load falls on every side alike.
+ * them, on every side in turn: short alternating rounds, in an order that changes each
+ * round, so that drift in the machine's load, and what one side leaves behind for the
+ * next (the daemon's work after permsync's round), fall on every side alike.
  */
 export async function measureStatementLatency(sides: Side[], options: CostOptions): Promise<Map<string, Distribution>> {
   const samples = new Map(sides.map((s) => [s.name, [] as number[]]));
@@ -39,9 +40,18 @@ export async function measureStatementLatency(sides: Side[], options: CostOption
   for (const side of sides) await run(side, options.warmup, false);
   const rounds = Math.ceil(options.perSide / options.roundSize);
   for (let round = 0; round < rounds; round++) {
-    for (let k = 0; k < sides.length; k++) {
-      await run(sides[(round + k) % sides.length] as Side, options.roundSize, true);
-    }
+    for (const index of balancedOrder(sides.length, round)) await run(sides[index] as Side, options.roundSize, true);
   }
   return new Map([...samples].map(([name, values]) => [name, distribution(values)]));
+}
+
+/**
+ * The order of the sides in a round: a Williams design, in which over n rounds (2n when n
+ * is odd) each side comes first equally often and follows every other side equally often.
+ * A plain rotation would always put the same side after permsync's round.
+ */
+export function balancedOrder(n: number, round: number): number[] {
+  const base = Array.from({ length: n }, (_, j) => (j % 2 === 0 ? (n - j / 2) % n : (j + 1) / 2));
+  const order = base.map((b) => (b + round) % n);
+  return n % 2 === 1 && Math.floor(round / n) % 2 === 1 ? order.reverse() : order;
 }
