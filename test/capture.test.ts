@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { install, listMigrations, uninstall } from '../src/install/migrate.js';
 import { CAPTURED_TAGS } from '../src/capture/statements.js';
 import { startServer, type TestServer } from './support/servers.js';
@@ -256,6 +256,47 @@ describe('role changes seen by capture', () => {
     );
     expect(settled.rows[0]).toEqual({ same: true, placesForgotten: true });
     await dba.query(dropTwice);
+  });
+
+  it('a role committed while the watcher reads the role state still goes before a grant that names it', async () => {
+    await fresh();
+    // The watcher is held after it has read the state (role_state wrapped to wait on an
+    // advisory lock), while another session commits CREATE ROLE: the fingerprints it stores
+    // must not count that role as captured.
+    await dba.query(`SET permsync.capture = 'off';
+      ALTER FUNCTION permsync.role_state() RENAME TO role_state_unheld;
+      CREATE FUNCTION permsync.role_state() RETURNS jsonb LANGUAGE plpgsql AS $fn$
+        DECLARE state jsonb := permsync.role_state_unheld();
+        BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN state; END $fn$;
+      ALTER ROLE app CONNECTION LIMIT 7; RESET permsync.capture`);
+    const holder = new pg.Client(server.url);
+    const watcher = new pg.Client(server.url);
+    const creator = new pg.Client(server.url);
+    await Promise.all([holder.connect(), watcher.connect(), creator.connect()]);
+    try {
+      await holder.query('SELECT pg_advisory_lock(4242)');
+      // Begun before the watcher's transaction, so its row is older than the watcher's own.
+      await creator.query('BEGIN; CREATE ROLE late_role');
+      const watching = watcher.query('SELECT permsync.capture_role_changes()');
+      await vi.waitFor(async () => {
+        const { rows } = await dba.query(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted`);
+        if (rows.length === 0) throw new Error('the watcher is not held yet');
+      }, { timeout: 10_000, interval: 20 });
+      await creator.query('COMMIT');
+      await holder.query('SELECT pg_advisory_unlock(4242)');
+      await watching;
+      await dba.query('GRANT SELECT ON sales.orders TO late_role');
+      const { rows } = await dba.query<{ origin: string }>(
+        `SELECT origin FROM permsync.batches WHERE query_text ~ 'late_role' ORDER BY commit_seq`,
+      );
+      expect(rows.map((r) => r.origin)).toEqual(['role_watcher', 'event_trigger']);
+    } finally {
+      await Promise.all([holder.end(), watcher.end(), creator.end()]);
+      await dba.query(`SET permsync.capture = 'off'; DROP FUNCTION permsync.role_state();
+        ALTER FUNCTION permsync.role_state_unheld() RENAME TO role_state;
+        REVOKE ALL ON sales.orders FROM late_role; DROP ROLE IF EXISTS late_role; ALTER ROLE app CONNECTION LIMIT -1;
+        RESET permsync.capture; SELECT permsync.capture_role_changes()`);
+    }
   });
 
   it('the same where the functions may not read pg_authid (a managed service\'s admin owns them)', async () => {
