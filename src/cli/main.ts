@@ -10,6 +10,7 @@ import { registerConfiguration } from '../source/store.js';
 import { createLogger } from '../log.js';
 import { registerDriftCommands } from './drift.js';
 import { registerOperatorCommands } from './operator.js';
+import { keepErrorsForTheNextQuery } from '../pg-sessions.js';
 
 /** Runs the CLI and returns the exit code: 0 ok, 1 a check found a problem, 2 bad usage or configuration. */
 export async function main(argv: string[]): Promise<number> {
@@ -119,8 +120,7 @@ function buildProgram(): Command {
         let client: pg.Client | undefined;
         try {
           // The constructor reads sslrootcert, sslcert and sslkey: a missing file fails this database only.
-          client = new pg.Client({ connectionString: url, connectionTimeoutMillis: config.settings.connectionTimeoutMs });
-          client.on('error', () => {}); // a session ended by its server fails its next query instead
+          client = keepErrorsForTheNextQuery(new pg.Client({ connectionString: url, connectionTimeoutMillis: config.settings.connectionTimeoutMs }));
           await client.connect();
           const { rows } = await client.query<{ server_version: string }>('SHOW server_version');
           process.stdout.write(`${name.padEnd(12)} ok      ${rows[0]?.server_version}  ${Math.round(performance.now() - started)} ms\n`);
@@ -140,14 +140,11 @@ function buildProgram(): Command {
 }
 
 async function withSourceClient<T>(config: Config, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({
+  const client = keepErrorsForTheNextQuery(new pg.Client({
     connectionString: config.source.url,
     application_name: config.source.applicationName,
     connectionTimeoutMillis: config.settings.connectionTimeoutMs,
-  });
-  // A session the server ends between two statements (a restart) fails the next one with
-  // a message, rather than throwing from the socket and ending the command.
-  client.on('error', () => {});
+  }));
   await client.connect();
   try {
     return await work(client);

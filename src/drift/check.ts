@@ -7,20 +7,19 @@ import type { EnvironmentResult } from './format.js';
 import { unreplayableHints } from './history.js';
 import { buildReport, type DriftReport } from './report.js';
 import { roleScope } from '../apply/rules.js';
+import { keepErrorsForTheNextQuery } from '../pg-sessions.js';
 
 /**
  * A session for catalog reads. A failure to connect names the database (password
  * redacted) and the cause; the exit code is 2, as for any error.
  */
 export async function openSession(url: string, label: string, settings: Settings): Promise<pg.Client> {
-  const client = new pg.Client({
+  const client = keepErrorsForTheNextQuery(new pg.Client({
     connectionString: url,
     application_name: `permsync:drift:${label}`,
     connectionTimeoutMillis: settings.connectionTimeoutMs,
     statement_timeout: settings.statementTimeoutMs,
-  });
-  // A session that dies says so at its next query; an unhandled 'error' event would end the process.
-  client.on('error', () => {});
+  }));
   try {
     await client.connect();
   } catch (error) {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { checkEnvironments } from './check.js';
 import { recordCheck, summarize } from './history.js';
+import { withPooledSession } from '../pg-sessions.js';
 
 export interface DriftCheckResult {
   environment: string;
@@ -20,8 +21,7 @@ export interface DriftCheckResult {
  */
 export async function runDriftCheck(deps: { config: Config; source: pg.Pool; logger: Logger }): Promise<DriftCheckResult[]> {
   const { config, source, logger } = deps;
-  const client = await source.connect();
-  try {
+  return withPooledSession(source, async (client) => {
     const environments = config.environments.filter((e) => e.enabled);
     const results = await checkEnvironments(config, client, environments, { dropExtraRoles: false });
     const out: DriftCheckResult[] = [];
@@ -34,10 +34,6 @@ export async function runDriftCheck(deps: { config: Config; source: pg.Pool; log
       else log.info('environment matches the source');
       out.push({ environment: result.environment, checkedAt: new Date(), differences, summary });
     }
-    client.release();
     return out;
-  } catch (error) {
-    client.release(error as Error); // not for reuse: it may be broken, or in a transaction
-    throw error;
-  }
+  });
 }

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Batch } from '../capture/plan.js';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import * as Q from './queries.js';
+import { withPooledSession } from '../pg-sessions.js';
 
 interface BatchRow {
   id: string;
@@ -107,15 +108,7 @@ export class SourceStore {
 
   /** Mirrors the configuration into permsync.environments, sync_rules and config. */
   async registerConfiguration(config: Config): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await registerConfiguration(client, config);
-      client.release();
-    } catch (error) {
-      // Its transaction may still be open (a ROLLBACK that timed out too): not for reuse.
-      client.release(error as Error);
-      throw error;
-    }
+    await withPooledSession(this.pool, (client) => registerConfiguration(client, config));
   }
 
   async readSwitches(): Promise<Switches> {
