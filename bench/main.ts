@@ -19,9 +19,9 @@ import { loadAverage } from './stats.js';
 
 /** The sizes the goals are stated for (bench/README.md). */
 const SIZES = {
-  costPerSide: 2000,
-  // Whole cycles of the side order (balancedOrder): 4 sides, rounds of 100.
-  durableCostPerSide: 1200,
+  // Whole cycles of the side order (balancedOrder): 8 sides, rounds of 100.
+  costPerSide: 2400,
+  durableCostPerSide: 1600,
   costRound: 100,
   costWarmup: 200,
   propagationPerSecond: 50,
@@ -56,7 +56,7 @@ async function main(argv: string[]): Promise<void> {
   say(`load average at start: ${loadAtStart} (${cpus().length} cores)`);
 
   const dir = await mkdtemp(join(tmpdir(), 'permsync-bench-'));
-  say('starting seven embedded PostgreSQL servers: three sources (permsync, plain, synchronous dblink), four targets');
+  say('starting eight embedded PostgreSQL servers: four sources (permsync, plain, synchronous dblink, WAL message), four targets');
   const servers = await startBenchServers();
   const clients: pg.Client[] = [];
   let daemon: DaemonProcess | undefined;
@@ -88,16 +88,28 @@ async function main(argv: string[]): Promise<void> {
         const sides: Side[] = [
           { name: 'permsync', client: await open(servers.source.url), afterRound: await settle() },
           { name: 'plain', client: await open(servers.plain.url) },
+          { name: 'capture only', client: await open(servers.captureOnlyUrl) },
           { name: 'sync', client: await open(servers.sync.url) },
           { name: 'empty trigger', client: await open(servers.emptyTriggerUrl) },
+          { name: 'wal level logical', client: await open(servers.walPlainUrl) },
+          { name: 'wal message', client: await open(servers.walMessageUrl) },
+          { name: 'wal message ordered', client: await open(servers.walMessageOrderedUrl) },
         ];
         if (durable) for (const side of sides) await side.client.query('SET synchronous_commit = on');
         const cost = await measureStatementLatency(sides, { perSide, roundSize: SIZES.costRound, warmup: SIZES.costWarmup });
         dbaCost[durable ? 'durable' : 'noDiskWait'] = Object.fromEntries(cost);
         rows.push(...costRows('1', `DBA cost, permsync, ${mode}`, get(cost, 'permsync'), get(cost, 'plain'), 1.2));
+        rows.push(...costRows('1', `DBA cost, permsync's capture with no daemon on the same cores, ${mode}`,
+          get(cost, 'capture only'), get(cost, 'plain')));
         rows.push(...costRows('2', `DBA cost, synchronous dblink design, ${mode}`, get(cost, 'sync'), get(cost, 'plain')));
         rows.push(...costRows('1', `DBA cost, an event trigger that does nothing (the floor of any such capture), ${mode}`,
           get(cost, 'empty trigger'), get(cost, 'plain')));
+        rows.push(...costRows('1', `DBA cost, no capture but wal_level = logical (what a WAL-based capture needs), ${mode}`,
+          get(cost, 'wal level logical'), get(cost, 'plain')));
+        rows.push(...costRows('1', `DBA cost, a WAL-message capture (not built: its floor, wal_level = logical), ${mode}`,
+          get(cost, 'wal message'), get(cost, 'plain')));
+        rows.push(...costRows('1', `DBA cost, the same after permsync's role check (what ordering roles first adds), ${mode}`,
+          get(cost, 'wal message ordered'), get(cost, 'plain')));
       }
     }
 
@@ -176,7 +188,7 @@ async function main(argv: string[]): Promise<void> {
     printTable(rows, (line) => process.stdout.write(`${line}\n`));
     process.stdout.write(`\nload average (1, 5, 15 min): ${loadAtStart} at start, ${loadAtEnd} at end, ${cpus().length} cores\n`);
     const postgres = await serverVersion(monitor);
-    process.stdout.write(`servers: embedded PostgreSQL ${postgres} for all seven (the synchronous design uses its contrib dblink)\n`);
+    process.stdout.write(`servers: embedded PostgreSQL ${postgres} for all eight (the synchronous design uses its contrib dblink)\n`);
     const file = await writeResults(startedAt, {
       startedAt, version: gitVersion(), node: process.version, postgres,
       load: { atStart: loadAtStart, atEnd: loadAtEnd, cores: cpus().length }, sizes: SIZES, table: rows, results,

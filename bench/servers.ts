@@ -2,6 +2,7 @@ import pg from 'pg';
 import { startLocalCluster, type LocalCluster } from '../src/embedded/cluster.js';
 import { install } from '../src/install/migrate.js';
 import { syncTriggerSql } from './sync-trigger.js';
+import { WAL_MESSAGE_ORDERED_SQL, WAL_MESSAGE_SQL } from './wal-message-trigger.js';
 
 export const ENVIRONMENTS = ['dev', 'test', 'preprod', 'prod'] as const;
 export const TABLES = 10;
@@ -11,6 +12,9 @@ const SCHEMA = `
   CREATE ROLE bench_app;
   CREATE SCHEMA bench;
   ${Array.from({ length: TABLES }, (_, i) => `CREATE TABLE bench.t${i} (id int);`).join('\n  ')}`;
+
+/** The same objects in another database of a server: roles are the cluster's. */
+const TABLES_ONLY = SCHEMA.replace('CREATE ROLE bench_app;', '');
 
 /**
  * An event trigger on GRANT and REVOKE that does nothing: the least any capture by event
@@ -22,9 +26,10 @@ const EMPTY_EVENT_TRIGGER = `
       EXECUTE FUNCTION bench.nothing();`;
 
 /**
- * Every server of a run: three sources that differ only in what they do on a GRANT
- * (permsync's capture, nothing, the synchronous dblink design), and four targets.
- * All are the same embedded PostgreSQL build with the same settings.
+ * Every server of a run: four sources that differ only in what they do on a GRANT
+ * (permsync's capture, nothing, the synchronous dblink design, a WAL-message design on
+ * wal_level = logical), and four targets. All are the same embedded PostgreSQL build with
+ * the same settings, but for the WAL level.
  */
 export interface BenchServers {
   /** permsync installed: the daemon's source. */
@@ -35,6 +40,12 @@ export interface BenchServers {
   emptyTriggerUrl: string;
   /** The synchronous design (bench/sync-trigger.ts). */
   sync: LocalCluster;
+  /** A database of the synchronous design's server with permsync installed and no daemon: capture alone, without the work a daemon on the same cores brings. */
+  captureOnlyUrl: string;
+  /** Databases of a wal_level = logical server: no capture (what the WAL level alone costs), the WAL-message design (bench/wal-message-trigger.ts) alone, and after permsync's role check. */
+  walPlainUrl: string;
+  walMessageUrl: string;
+  walMessageOrderedUrl: string;
   targets: Map<string, LocalCluster>;
   target(name: string): LocalCluster;
   destroy(): Promise<void>;
@@ -48,14 +59,21 @@ export interface BenchServers {
 const SERVER_SETTINGS = { fsync: 'on', synchronous_commit: 'off' };
 
 export async function startBenchServers(): Promise<BenchServers> {
-  const names = ['source', 'plain', 'sync', ...ENVIRONMENTS];
-  const clusters = await Promise.all(names.map((name) => startLocalCluster({ name: `bench-${name}`, settings: SERVER_SETTINGS })));
-  const [source, plain, sync, ...targets] = clusters as [LocalCluster, LocalCluster, LocalCluster, ...LocalCluster[]];
+  const names = ['source', 'plain', 'sync', 'wal', ...ENVIRONMENTS];
+  const clusters = await Promise.all(names.map((name) => startLocalCluster({
+    name: `bench-${name}`,
+    settings: name === 'wal' ? { ...SERVER_SETTINGS, wal_level: 'logical' } : SERVER_SETTINGS,
+  })));
+  const [source, plain, sync, wal, ...targets] = clusters as [LocalCluster, LocalCluster, LocalCluster, LocalCluster, ...LocalCluster[]];
   const servers: BenchServers = {
     source,
     plain,
     emptyTriggerUrl: plain.urlFor('bench_empty_trigger'),
     sync,
+    captureOnlyUrl: sync.urlFor('bench_capture_only'),
+    walPlainUrl: wal.urlFor('bench_wal_plain'),
+    walMessageUrl: wal.urlFor('bench_wal_message'),
+    walMessageOrderedUrl: wal.urlFor('bench_wal_message_ordered'),
     targets: new Map(ENVIRONMENTS.map((name, i) => [name, targets[i] as LocalCluster])),
     target(name) {
       const found = servers.targets.get(name);
@@ -71,15 +89,46 @@ export async function startBenchServers(): Promise<BenchServers> {
     await withClient(source.url, (client) => install(client));
     // Roles are the cluster's: this database needs only the tables, and the trigger.
     await withClient(plain.url, (client) => client.query('CREATE DATABASE bench_empty_trigger'));
-    await withClient(servers.emptyTriggerUrl, (client) =>
-      client.query(`${SCHEMA.replace('CREATE ROLE bench_app;', '')} ${EMPTY_EVENT_TRIGGER}`),
-    );
+    await withClient(servers.emptyTriggerUrl, (client) => client.query(`${TABLES_ONLY} ${EMPTY_EVENT_TRIGGER}`));
+    await withClient(wal.url, async (client) => {
+      await client.query('CREATE DATABASE bench_wal_plain');
+      await client.query('CREATE DATABASE bench_wal_message');
+      await client.query('CREATE DATABASE bench_wal_message_ordered');
+    });
+    await withClient(servers.walPlainUrl, (client) => client.query(TABLES_ONLY));
+    await withClient(servers.walMessageUrl, (client) => client.query(`${TABLES_ONLY} ${WAL_MESSAGE_SQL}`));
+    await withClient(servers.walMessageOrderedUrl, async (client) => {
+      await client.query(TABLES_ONLY);
+      await install(client);
+      await client.query(WAL_MESSAGE_ORDERED_SQL);
+    });
+    await assertRoleCheckPasses(servers.walMessageOrderedUrl);
+    await withClient(sync.url, (client) => client.query('CREATE DATABASE bench_capture_only'));
+    await withClient(servers.captureOnlyUrl, async (client) => {
+      await client.query(TABLES_ONLY);
+      await install(client);
+    });
+    await assertRoleCheckPasses(servers.captureOnlyUrl);
     await withClient(sync.url, (client) => client.query(syncTriggerSql(targets.map((t, i) => ({ name: ENVIRONMENTS[i] as string, port: t.port })))));
   } catch (error) {
     await servers.destroy();
     throw error;
   }
   return servers;
+}
+
+/**
+ * The role check must take its common path, as on the daemon's source where the watcher
+ * has seen the snapshot's own writes committed: a first check in a session that has
+ * written nothing forgets them (no daemon runs on these databases to do it).
+ */
+async function assertRoleCheckPasses(url: string): Promise<void> {
+  await withClient(url, async (client) => {
+    await client.query('SELECT permsync.capture_role_changes()');
+    const { rows } = await client.query<{ ok: boolean }>(
+      'SELECT permsync.role_snapshot_matches(true) AND written_by IS NULL AS ok FROM permsync.role_snapshot');
+    if (!rows[0]?.ok) throw new Error('bench setup: the role check of the WAL-message side would not take its common path');
+  });
 }
 
 export async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
