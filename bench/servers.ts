@@ -127,7 +127,7 @@ async function assertRoleCheckPasses(url: string): Promise<void> {
     await client.query('SELECT permsync.capture_role_changes()');
     const { rows } = await client.query<{ ok: boolean }>(
       'SELECT permsync.role_snapshot_matches(true) AND written_by IS NULL AS ok FROM permsync.role_snapshot');
-    if (!rows[0]?.ok) throw new Error('bench setup: the role check of the WAL-message side would not take its common path');
+    if (!rows[0]?.ok) throw new Error(`bench setup: permsync's role check in ${new URL(url).pathname.slice(1)} would not take its common path`);
   });
 }
 
