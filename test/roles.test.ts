@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PERMSYNC_ROLES } from '../src/apply/rules.js';
 import type { Daemon } from '../src/daemon.js';
-import { relationPrivileges } from './support/catalog.js';
+import { permissionSnapshot, relationPrivileges } from './support/catalog.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 import { roleCatalog } from './support/roles.js';
 
@@ -193,6 +193,39 @@ describe('changes made while the daemon is down', () => {
     await expectRolesEqual();
   });
 });
+
+describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP ROLE)', () => {
+  it('is released on each target as it was on the source, then dropped there', async () => {
+    await p.everywhere(`CREATE TABLE app.ledger (id int, amount int)`);
+    await dba(`CREATE ROLE leaver; CREATE ROLE successor`);
+    await expectRolesEqual();
+    await dba(`ALTER TABLE app.ledger OWNER TO leaver`);
+    await dba(`GRANT SELECT ON app.orders TO leaver`);
+    await dba(`GRANT UPDATE (id) ON app.orders TO leaver`);
+    await dba(`GRANT CONNECT ON DATABASE postgres TO leaver`);
+    await dba(`ALTER DEFAULT PRIVILEGES FOR ROLE leaver IN SCHEMA app GRANT SELECT ON TABLES TO successor`);
+    await dba(`ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT INSERT ON TABLES TO leaver`);
+    await expectRolesEqual();
+    for (const name of ['dev', 'prod']) expect(await relevantPermissions(env(name).client)).toEqual(await relevantPermissions(p.sourceClient));
+    expect((await relevantPermissions(env('dev').client)).filter((line) => line.includes('leaver'))).not.toEqual([]);
+
+    // No event trigger fires for REASSIGN OWNED, and DROP OWNED is not replayed.
+    await dba(`REASSIGN OWNED BY leaver TO successor; DROP OWNED BY leaver; DROP ROLE leaver`);
+    await expectRolesEqual();
+    for (const name of ['dev', 'prod']) {
+      expect(await roleOid(env(name).client, 'leaver')).toBeUndefined();
+      expect(await relevantPermissions(env(name).client)).toEqual(await relevantPermissions(p.sourceClient));
+      expect(await lastRoleExecution(name)).toMatchObject({ execution_status: 'success' });
+    }
+    expect(await relevantPermissions(p.sourceClient)).toContain('r app.ledger owner successor');
+  });
+});
+
+/** The permissions the release test changes: on its two tables, and default privileges. */
+async function relevantPermissions(client: pg.Client): Promise<string[]> {
+  const lines = await permissionSnapshot(client);
+  return lines.filter((line) => /^(r app\.(ledger|orders)|column app\.orders\.|default )/.test(line));
+}
 
 describe('DROP ROLE of a role that still owns objects on a target', () => {
   it('fails there with its SQLSTATE, and nothing is reassigned or dropped behind the DBA', async () => {

@@ -1,9 +1,11 @@
 import type { Logger } from 'pino';
+import { classifyError } from '../errors.js';
 import type { Batch, BatchPlan } from '../capture/plan.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { ExecutionRecord, FailureNotice, SourceStore, Switches } from '../source/store.js';
 import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
 import { admit, compileRules, type CompiledRule, type RoleScope } from './rules.js';
+import { releaseStatements } from './role-release.js';
 import { canRunTogether, type GroupResult, type SessionIdentity, type Target } from './target.js';
 import type { DaemonMetrics } from '../metrics.js';
 import type { ReplayStatement } from '../capture/statements.js';
@@ -319,7 +321,7 @@ export class EnvironmentApplier {
     // A batch with a logged outcome (a failure, say) did not, and is no re-application.
     const reapplying = BigInt(batch.commitSeq) <= this.interruptedThrough && !batch.previousStatus;
     if (reapplying) notes.unshift(REAPPLIED);
-    for (const statement of plan.replay) {
+    for (const statement of await this.releasingDroppedRoles(batch, plan.replay, notes)) {
       const admission = admit(statement, this.rules, this.deps.roles);
       if (admission.admitted) admitted.push(statement);
       else notes.push(`statement ${statement.ordinal} (${statement.kind}) not carried: ${admission.reason}`);
@@ -352,6 +354,37 @@ export class EnvironmentApplier {
       };
     }
     return { batch, identity, statements: admitted, notes, reapplying };
+  }
+
+  /**
+   * The role watcher's DROP ROLE, preceded by what releases the role here as it was
+   * released on the source (apply/role-release.ts). If the environment cannot be read, the
+   * DROP ROLE goes alone: it fails there for the same reason, and is retried.
+   */
+  private async releasingDroppedRoles(batch: Batch, statements: ReplayStatement[], notes: string[]): Promise<ReplayStatement[]> {
+    if (batch.origin !== 'role_watcher' || !statements.some((s) => s.kind === 'DROP ROLE')) return statements;
+    const out: ReplayStatement[] = [];
+    for (const statement of statements) {
+      const role = statement.kind === 'DROP ROLE' ? statement.grantees[0] : undefined;
+      if (role !== undefined) {
+        let target;
+        try {
+          target = await this.deps.target.roleHoldings(role);
+        } catch (error) {
+          notes.push(`statement ${statement.ordinal} (DROP ROLE): what "${role}" holds here could not be read (${classifyError(error).message})`);
+        }
+        if (target) {
+          const owners = await this.deps.store.ownersOf(target.held.objects.filter((o) => o.owned));
+          const release = releaseStatements(role, target.held, owners, { targetVersionNum: target.serverVersionNum });
+          if (release.length > 0) {
+            notes.push(`statement ${statement.ordinal} (DROP ROLE): ${release.length} statement(s) first release what "${role}" holds here, as the source released it`);
+          }
+          out.push(...release.map((r) => ({ ...r, ordinal: statement.ordinal })));
+        }
+      }
+      out.push(statement);
+    }
+    return out;
   }
 
   private async carry(batch: Batch): Promise<Outcome> {

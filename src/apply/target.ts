@@ -3,7 +3,8 @@ import { classifyError, type ClassifiedError } from '../errors.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import type { ReplayStatement } from '../capture/statements.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
-import { keepSessionErrorsForTheNextQuery } from '../pg-sessions.js';
+import { keepSessionErrorsForTheNextQuery, withPooledSession } from '../pg-sessions.js';
+import { readRoleHoldings, type RoleHoldings } from './role-release.js';
 
 export interface SessionIdentity {
   /** The source's search_path when the statements ran. */
@@ -36,6 +37,7 @@ export interface GroupResult extends Omit<ExecutionResult, 'appliedSql' | 'notes
 
 interface SessionFacts {
   serverVersion: string;
+  serverVersionNum: number;
   database: string;
   superuser: boolean;
 }
@@ -103,6 +105,14 @@ export class Target {
     const steps = statements.map((s) => ({ statement: s, sql: fill(s.sql, s), display: fill(s.display ?? s.sql, s) }));
     const appliedSql = [...setup, ...steps.map((s) => s.display)].map((s) => `${s};`).join('\n');
     return { setup, steps, appliedSql };
+  }
+
+  /** What `role` holds in the environment's database (apply/role-release.ts), and its server's version. */
+  async roleHoldings(role: string): Promise<{ held: RoleHoldings; serverVersionNum: number }> {
+    return withPooledSession(this.pool, async (client) => {
+      const facts = (this.facts ??= await readFacts(client));
+      return { held: await readRoleHoldings(client, role), serverVersionNum: facts.serverVersionNum };
+    });
   }
 
   /** Whether the environment accepts a connection again (cheap: the applier asks once a second while it is unreachable). */
@@ -261,13 +271,14 @@ function runnable(statements: TargetStatement[], facts: SessionFacts, notes: str
 }
 
 async function readFacts(client: pg.PoolClient): Promise<SessionFacts> {
-  const { rows } = await client.query<{ server_version: string; database: string; superuser: boolean }>(
-    `SELECT current_setting('server_version') AS server_version, current_database() AS database,
+  const { rows } = await client.query<{ server_version: string; server_version_num: number; database: string; superuser: boolean }>(
+    `SELECT current_setting('server_version') AS server_version,
+            current_setting('server_version_num')::int AS server_version_num, current_database() AS database,
             (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) AS superuser`,
   );
   const row = rows[0];
   if (!row) throw new Error('the target did not describe its session');
-  return { serverVersion: row.server_version, database: row.database, superuser: row.superuser };
+  return { serverVersion: row.server_version, serverVersionNum: row.server_version_num, database: row.database, superuser: row.superuser };
 }
 
 /** Runs one statement; where some SQLSTATEs mean "already so", inside a savepoint that absorbs them. */

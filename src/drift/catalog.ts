@@ -131,7 +131,7 @@ type GrantTuple = [string, string, boolean];
 /** A CatalogObject as the catalog query returns it: grants as tuples, NULL for none. */
 type ObjectRow = Omit<CatalogObject, 'grants'> & { grants: GrantTuple[] | null };
 
-interface DefaultPrivilegeRow {
+export interface DefaultPrivilegeRow {
   role: string;
   schema: string | null;
   object_type: string;
@@ -139,6 +139,13 @@ interface DefaultPrivilegeRow {
   privilege: string;
   state: GrantState;
   default_state: GrantState;
+}
+
+export function toDefaultPrivilege(d: DefaultPrivilegeRow): DefaultPrivilege {
+  return {
+    role: d.role, schema: d.schema, objectType: d.object_type, grantee: d.grantee, privilege: d.privilege,
+    state: d.state, defaultState: d.default_state,
+  };
 }
 
 /** Reads one database's permission state in one read-only snapshot. */
@@ -177,10 +184,7 @@ export async function readCatalog(client: pg.ClientBase, options: ReadOptions): 
       kind: o.kind, schema: o.schema, name: o.name, args: o.args, owner: o.owner, columns: o.columns,
       grants: (o.grants ?? []).map(toGrant),
     }));
-    const defaultPrivileges = (await client.query<DefaultPrivilegeRow>(Q.DEFAULT_PRIVILEGES)).rows.map((d) => ({
-      role: d.role, schema: d.schema, objectType: d.object_type, grantee: d.grantee, privilege: d.privilege,
-      state: d.state, defaultState: d.default_state,
-    }));
+    const defaultPrivileges = (await client.query<DefaultPrivilegeRow>(Q.DEFAULT_PRIVILEGES)).rows.map(toDefaultPrivilege);
     return {
       serverVersionNum: session.server_version_num,
       database: session.database,

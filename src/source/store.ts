@@ -3,6 +3,8 @@ import type { Batch } from '../capture/plan.js';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import * as Q from './queries.js';
 import { withPooledSession } from '../pg-sessions.js';
+import { readSourceOwners } from '../apply/role-release.js';
+import type { ObjectRef } from '../drift/compare.js';
 
 interface BatchRow {
   id: string;
@@ -126,6 +128,11 @@ export class SourceStore {
   async resumePoint(environment: string): Promise<{ after: bigint; inFlightThrough: bigint }> {
     const { rows } = await this.pool.query<{ seq: string; in_flight_through: string }>(Q.RESUME_POINT, [environment]);
     return { after: BigInt(rows[0]?.seq ?? '0'), inFlightThrough: BigInt(rows[0]?.in_flight_through ?? '0') };
+  }
+
+  /** Each object's owner on the source (apply/role-release.ts). */
+  async ownersOf(objects: ObjectRef[]): Promise<Map<string, string>> {
+    return withPooledSession(this.pool, (client) => readSourceOwners(client, objects));
   }
 
   async markInFlight(environment: string, throughSeq: string): Promise<void> {
