@@ -191,6 +191,35 @@ describe('capture', () => {
       /event trigger/,
     );
   });
+
+  it('cannot be reached by a user, even from inside a DDL command, to claim another identity', async () => {
+    await fresh();
+    await dba.query(`SET permsync.capture = 'off'; CREATE ROLE forger LOGIN PASSWORD 'forger-pw';
+      CREATE SCHEMA forger AUTHORIZATION forger; RESET permsync.capture`);
+    const forger = new pg.Client(server.urlFor('postgres', 'forger', 'forger-pw'));
+    await forger.connect();
+    try {
+      await forger.query(`CREATE TABLE forger.t (a int); INSERT INTO forger.t VALUES (1);
+        CREATE FUNCTION forger.claim() RETURNS int LANGUAGE sql VOLATILE
+          AS $$ SELECT 0 FROM (SELECT permsync_capture.record_command('GRANT', 'postgres', 'sales')) s $$`);
+      // During a rewriting ALTER TABLE the collected DDL commands can be read, which was
+      // record_command's only guard: the DEFAULT calls it as the column is filled.
+      await expect(forger.query(`ALTER TABLE forger.t ADD COLUMN s serial, ADD COLUMN y int DEFAULT forger.claim()`))
+        .rejects.toMatchObject({ code: '42501' });
+    } finally {
+      await forger.end();
+    }
+    expect(await batches()).toEqual([]);
+    await dba.query(`SET permsync.capture = 'off'; DROP SCHEMA forger CASCADE; DROP ROLE forger; RESET permsync.capture`);
+  });
+
+  it('records the identity a statement ran with: the role set with SET ROLE', async () => {
+    await fresh();
+    await dba.query('SET ROLE owner_dba; GRANT SELECT ON sales.lines TO app; RESET ROLE');
+    const [batch] = await batches();
+    expect(batch).toMatchObject({ current_user_name: 'owner_dba', current_user_is_superuser: false });
+    await dba.query('REVOKE SELECT ON sales.lines FROM app');
+  });
 });
 
 describe('role changes seen by capture', () => {
