@@ -5,6 +5,7 @@ import type { Daemon } from '../src/daemon.js';
 import { permissionSnapshot, relationPrivileges } from './support/catalog.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 import { roleCatalog } from './support/roles.js';
+import { settingValueSql } from '../src/sql/quote.js';
 
 let p: Pipeline;
 let daemon: Daemon;
@@ -18,8 +19,8 @@ const dba = (sql: string) => p.dba(sql);
 
 const env = (name: string) => p.env(name);
 
-/** Waits for the role watcher and the appliers, then compares the full role catalogs. */
-async function expectRolesEqual(names = ['dev', 'prod']): Promise<void> {
+/** Waits for the role watcher to see the source's roles, and the appliers to carry what it found. */
+async function settleRoles(): Promise<void> {
   await waitFor(async () => {
     const { rows } = await p.sourceClient.query<{ same: boolean }>(
       `SELECT fingerprint = permsync.role_fingerprint() AS same FROM permsync.role_snapshot`,
@@ -27,6 +28,11 @@ async function expectRolesEqual(names = ['dev', 'prod']): Promise<void> {
     return rows[0]?.same === true;
   }, 10_000, 'the role watcher to see the change');
   await p.settle();
+}
+
+/** Waits for the role watcher and the appliers, then compares the full role catalogs. */
+async function expectRolesEqual(names = ['dev', 'prod']): Promise<void> {
+  await settleRoles();
   const outOfScope = ['postgres', MANAGED_USER, ...PERMSYNC_ROLES];
   const expected = await roleCatalog(p.sourceClient, outOfScope);
   for (const name of names) {
@@ -103,6 +109,34 @@ describe('roles reach every environment', () => {
     await expectRolesEqual();
     await dba(`ALTER ROLE readers RESET statement_timeout`);
     await expectRolesEqual();
+  });
+
+  it('a list setting stored from any text arrives as a value, never as SQL', async () => {
+    // Any login may do this for itself: FROM CURRENT stores what set_config was given.
+    const stored = 'app;GRANT/**/ALL/**/ON/**/app.orders/**/TO/**/public, "Odd ""Name""",  Sales';
+    await dba(`SELECT set_config('search_path', '${stored.replaceAll("'", "''")}', false);
+               ALTER ROLE readers SET search_path FROM CURRENT; RESET search_path`);
+    await dba(`ALTER ROLE writers SET temp_tablespaces = ''`);
+    await settleRoles();
+    for (const name of ['dev', 'prod']) {
+      const { rows } = await env(name).client.query<{ config: string[] }>(
+        `SELECT setconfig AS config FROM pg_db_role_setting WHERE setrole = 'readers'::regrole AND setdatabase = 0`);
+      // PostgreSQL's own rendering of the same list: an unquoted element is an identifier, in lower case.
+      expect(rows[0]?.config).toContain('search_path="app;grant/**/all/**/on/**/app.orders/**/to/**/public", "Odd ""Name""", sales');
+      expect(await relationPrivileges(env(name).client, 'app.orders')).not.toContain('PUBLIC INSERT by postgres');
+    }
+    await dba(`ALTER ROLE readers RESET search_path; ALTER ROLE writers RESET temp_tablespaces`);
+    await expectRolesEqual();
+  });
+
+  it('reconcile writes a setting as the role watcher does', async () => {
+    const values = ['"$user", public', 'app;DROP/**/TABLE/**/x', '"a,b", "c""d",  Mixed ', '""', 'not "a list', '', 'x,'];
+    for (const key of ['search_path', 'session_preload_libraries', 'work_mem']) {
+      for (const value of values) {
+        const { rows } = await p.sourceClient.query<{ sql: string }>('SELECT permsync.setting_value_sql($1, $2) AS sql', [key, value]);
+        expect({ key, value, sql: settingValueSql(key, value) }).toEqual({ key, value, sql: rows[0]?.sql });
+      }
+    }
   });
 
   it('privileges on the database: CONNECT, CREATE, TEMPORARY, and revoking from PUBLIC', async () => {

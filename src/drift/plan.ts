@@ -1,6 +1,6 @@
 import { TARGET_DATABASE } from '../apply/target.js';
 import type { StatementKind } from '../capture/statements.js';
-import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js';
+import { quoteIdent, quoteLiteral, quoteQualified, settingValueSql } from '../sql/quote.js';
 import { PUBLIC, type GrantState, type RoleState } from './catalog.js';
 import type { Change, ObjectRef, PrivilegeChange, PrivilegeTarget } from './compare.js';
 
@@ -160,16 +160,10 @@ function upper(value: boolean): string {
   return value ? 'TRUE' : 'FALSE';
 }
 
-/** GUCs whose stored value is already a list in SQL syntax: written back as is (permsync.setting_value_sql). */
-const LIST_SETTINGS = new Set(['search_path', 'temp_tablespaces', 'session_preload_libraries', 'local_preload_libraries',
-  'shared_preload_libraries', 'unix_socket_directories']);
-
 function settingStatement(change: Extract<Change, { type: 'setting' }>): PlannedStatement {
   const scope = change.here ? ` IN DATABASE ${TARGET_DATABASE}` : change.database === null ? '' : ` IN DATABASE ${quoteIdent(change.database)}`;
   const head = `ALTER ROLE ${quoteIdent(change.role)}${scope}`;
-  const value = change.to === null ? null
-    // An empty list is stored as "", which SET does not take back: '' it is.
-    : LIST_SETTINGS.has(change.key.toLowerCase()) ? (change.to === '""' ? "''" : change.to) : quoteLiteral(change.to);
+  const value = change.to === null ? null : settingValueSql(change.key, change.to);
   return role(Phase.RoleSetting, 'ALTER ROLE SET', change.role,
     value === null ? `${head} RESET ${quoteIdent(change.key)}` : `${head} SET ${quoteIdent(change.key)} TO ${value}`,
     { onTargetDatabase: change.here });
