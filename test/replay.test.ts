@@ -109,6 +109,26 @@ describe('each kind of permission statement reaches every environment', () => {
   });
 });
 
+describe('names resolved as on the source', () => {
+  it('a superuser\'s "$user" in search_path is still the superuser\'s schema, though the sync user runs it', async () => {
+    await p.everywhere(`CREATE ROLE alice SUPERUSER LOGIN PASSWORD 'alice-pw'; CREATE SCHEMA alice AUTHORIZATION alice;
+      CREATE TABLE alice.ledger (id int); CREATE TABLE public.ledger (id int)`);
+    const alice = new pg.Client(p.source.urlFor('postgres', 'alice', 'alice-pw'));
+    await alice.connect();
+    try {
+      await alice.query('GRANT SELECT ON ledger TO app');
+    } finally {
+      await alice.end();
+    }
+    await p.settle();
+    for (const client of [p.sourceClient, ...p.environments.map((e) => e.client)]) {
+      expect(await relationPrivileges(client, 'alice.ledger')).toContain('app SELECT by postgres');
+      expect(await relationPrivileges(client, 'public.ledger')).not.toContain('app SELECT by postgres');
+    }
+    await expectEveryTargetEqualsSource();
+  });
+});
+
 describe('what is never carried', () => {
   it('the non-permission parts of a mixed string', async () => {
     const text = `CREATE TABLE sales.only_on_source (id int); GRANT SELECT ON sales.refunds TO reader;
@@ -210,7 +230,8 @@ describe('the execution log', () => {
       expect(row).toMatchObject({ execution_status: 'success', error_code: null });
       expect(row.server_version).toMatch(/^\d+/);
       expect(Number(row.duration_ms)).toBeGreaterThan(0);
-      expect(row.applied_sql).toBe(`SELECT pg_catalog.set_config('search_path', '"$user", public', true);\n${text};`);
+      // The superuser's "$user" is written as its name: the sync user runs the statement.
+      expect(row.applied_sql).toBe(`SELECT pg_catalog.set_config('search_path', '"postgres", public', true);\n${text};`);
     }
   });
 });

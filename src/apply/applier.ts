@@ -8,6 +8,7 @@ import { admit, compileRules, type CompiledRule, type RoleScope } from './rules.
 import { releaseStatements } from './role-release.js';
 import { canRunTogether, type GroupResult, type SessionIdentity, type Target } from './target.js';
 import type { DaemonMetrics } from '../metrics.js';
+import { searchPathAsUser } from '../sql/quote.js';
 import type { ReplayStatement } from '../capture/statements.js';
 
 const REAPPLIED = 're-applied after an interrupted run: it may have applied before, and replaying it is harmless';
@@ -336,13 +337,13 @@ export class EnvironmentApplier {
       };
     }
     // A non-superuser's statement runs as that role, so grantor and permission checks
-    // are the ones it had on the source; a superuser's runs as the sync user.
-    const identity = {
-      searchPath: batch.searchPath,
-      ...(!batch.currentUserIsSuperuser && (batch.origin === 'event_trigger' || batch.origin === 'manual') && {
-        runAs: batch.currentUser,
-      }),
-    };
+    // are the ones it had on the source; a superuser's runs as the sync user, with
+    // "$user" in its search_path still meaning the superuser's schema.
+    const runAs = !batch.currentUserIsSuperuser && (batch.origin === 'event_trigger' || batch.origin === 'manual')
+      ? batch.currentUser : undefined;
+    const identity: SessionIdentity = runAs !== undefined
+      ? { searchPath: batch.searchPath, runAs }
+      : { searchPath: searchPathAsUser(batch.searchPath, batch.currentUser) };
     if (this.deps.settings.dryRun || this.deps.switches().dryRun) {
       const { appliedSql } = this.deps.target.plan(identity, admitted);
       return {

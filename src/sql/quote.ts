@@ -23,29 +23,62 @@ const LIST_SETTINGS = new Set(['search_path', 'temp_tablespaces', 'session_prelo
   'shared_preload_libraries', 'unix_socket_directories']);
 const IDENTIFIER_LISTS = new Set(['search_path', 'temp_tablespaces']);
 
+/** An element of a list setting: its text as stored, and what it stands for. */
+interface ListElement {
+  raw: string;
+  /** Without its double quotes ("" made "). */
+  value: string;
+  quoted: boolean;
+}
+
 /**
- * A stored role setting as SQL for `ALTER ROLE ... SET key TO`, as
- * permsync.setting_value_sql() writes it: a literal, or for a list setting one literal
- * per element (split as PostgreSQL splits one: at commas, "" inside double quotes is one
- * "), as pg_dump writes them. An unquoted element of an identifier list is folded to lower
- * case, as PostgreSQL reads it. Text that is not a well-formed list is one literal: any
- * text can be stored (set_config, then SET ... FROM CURRENT), and it is never more than a value.
+ * A stored list setting split as PostgreSQL splits one: at commas, an element in double
+ * quotes kept whole with "" for ". undefined when the text is not a well-formed list
+ * (any text can be stored: set_config, then SET ... FROM CURRENT).
  */
-export function settingValueSql(key: string, value: string): string {
-  const lowered = key.toLowerCase();
-  if (!LIST_SETTINGS.has(lowered)) return quoteLiteral(value);
-  const literals: string[] = [];
-  let rest = value;
+function splitSettingList(text: string): ListElement[] | undefined {
+  const elements: ListElement[] = [];
+  let rest = text;
   for (;;) {
     rest = rest.trimStart();
     const quoted = /^"((?:[^"]|"")*)"/.exec(rest);
     const bare = quoted ? undefined : /^[^,\s"]+/.exec(rest);
-    if (quoted?.[1] !== undefined) literals.push(quoteLiteral(quoted[1].replaceAll('""', '"')));
-    else if (bare) literals.push(quoteLiteral(IDENTIFIER_LISTS.has(lowered) ? bare[0].replace(/[A-Z]+/g, (c) => c.toLowerCase()) : bare[0]));
-    else return quoteLiteral(value);
+    if (quoted?.[1] !== undefined) elements.push({ raw: quoted[0], value: quoted[1].replaceAll('""', '"'), quoted: true });
+    else if (bare) elements.push({ raw: bare[0], value: bare[0], quoted: false });
+    else return undefined;
     rest = rest.slice((quoted ?? bare)?.[0].length ?? 0).trimStart();
-    if (rest === '') return literals.join(', ');
-    if (!rest.startsWith(',')) return quoteLiteral(value);
+    if (rest === '') return elements;
+    if (!rest.startsWith(',')) return undefined;
     rest = rest.slice(1);
   }
+}
+
+/** The identifier an element of search_path or temp_tablespaces names: unquoted, folded to lower case (ASCII), as PostgreSQL reads it. */
+function identifierOf(e: ListElement): string {
+  return e.quoted ? e.value : e.value.replace(/[A-Z]+/g, (c) => c.toLowerCase());
+}
+
+/**
+ * A stored role setting as SQL for `ALTER ROLE ... SET key TO`, as
+ * permsync.setting_value_sql() writes it: a literal, or for a list setting one literal
+ * per element, as pg_dump writes them (an unquoted element of an identifier list folded
+ * to lower case, as PostgreSQL reads it). Text that is not a well-formed list is one
+ * literal: never more than a value.
+ */
+export function settingValueSql(key: string, value: string): string {
+  const lowered = key.toLowerCase();
+  const elements = LIST_SETTINGS.has(lowered) ? splitSettingList(value) : undefined;
+  if (!elements) return quoteLiteral(value);
+  return elements.map((e) => quoteLiteral(IDENTIFIER_LISTS.has(lowered) ? identifierOf(e) : e.value)).join(', ');
+}
+
+/**
+ * search_path with "$user" written as `user`: the schema it meant on the source, where
+ * `user` ran the statement, wherever the statement runs as another user. Other elements
+ * are kept as they are; text that is not a list is returned as it is.
+ */
+export function searchPathAsUser(path: string, user: string): string {
+  const elements = splitSettingList(path);
+  if (!elements) return path;
+  return elements.map((e) => (identifierOf(e) === '$user' ? quoteIdent(user) : e.raw)).join(', ');
 }
