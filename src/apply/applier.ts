@@ -63,6 +63,8 @@ export class EnvironmentApplier {
   private attempts = 0;
   /** Batches up to here may have applied in a run that was cut off before logging them. */
   private interruptedThrough = 0n;
+  /** Through this commit_seq, batches the target committed whose success the source failed to log. */
+  private appliedUnloggedThrough = 0n;
   /** How far this run has said it is about to apply. */
   private markedThrough = 0n;
   /** Set while the environment holds on a permanent failure. */
@@ -205,7 +207,8 @@ export class EnvironmentApplier {
       }
     } catch (error) {
       // The source itself failed (reading batches or writing the log): try again later
-      // from the same place; re-applying a batch whose outcome was not recorded is harmless.
+      // from the same place. What the target committed but the log missed is re-applied,
+      // and said so (appliedUnloggedThrough).
       this.log.error({ err: error }, 'source unavailable while applying; will retry');
       this.retryLater();
     }
@@ -246,9 +249,17 @@ export class EnvironmentApplier {
     if (group.length < 2) return undefined;
     const now = new Date();
     const runs = group.flatMap((p): Run[] => (p.settled ? [] : [p]));
+    const markedBefore = this.markedThrough;
     if (runs.length) await this.markInFlight(group[group.length - 1]?.batch as Batch);
     const result = runs.length ? await this.deps.target.executeTogether(runs) : undefined;
     if (result?.error) {
+      // The target refused a statement, so the group's transaction rolled back: none of it
+      // applied, and the mark goes back for the batches below to be marked one by one as
+      // each is tried. (After a lost connection it may have committed: the mark stays.)
+      if (result.error.kind === 'permanent' && this.markedThrough > markedBefore) {
+        await this.deps.store.unmarkInFlight(this.name, markedBefore.toString());
+        this.markedThrough = markedBefore;
+      }
       this.log.warn({ batches: runs.length, sqlstate: result.error.code, err: result.error.message }, 'batches run together failed: carrying them one by one');
       let carried = 0;
       for (const { batch } of group) {
@@ -299,7 +310,13 @@ export class EnvironmentApplier {
   }
 
   private async record(records: ExecutionRecord[]): Promise<void> {
-    await this.deps.store.recordExecutions(records);
+    try {
+      await this.deps.store.recordExecutions(records);
+    } catch (error) {
+      const applied = records.filter((r) => r.status === 'success').map((r) => BigInt(r.batch.commitSeq));
+      for (const seq of applied) if (seq > this.appliedUnloggedThrough) this.appliedUnloggedThrough = seq;
+      throw error;
+    }
     // Counted once the source holds them, so the counters agree with execution_log.
     for (const r of records) this.deps.metrics.execution(this.name, r.status, r.durationMs);
   }
@@ -320,7 +337,8 @@ export class EnvironmentApplier {
     const notes = plan.skipped.map((s) => `statement ${s.ordinal} (${s.tag}) skipped: ${s.reason}`);
     // Reached the target in a run cut off before its outcome was logged: it may have applied.
     // A batch with a logged outcome (a failure, say) did not, and is no re-application.
-    const reapplying = BigInt(batch.commitSeq) <= this.interruptedThrough && !batch.previousStatus;
+    const seq = BigInt(batch.commitSeq);
+    const reapplying = seq <= this.appliedUnloggedThrough || (seq <= this.interruptedThrough && !batch.previousStatus);
     if (reapplying) notes.unshift(REAPPLIED);
     for (const statement of await this.releasingDroppedRoles(batch, plan.replay, notes)) {
       const admission = admit(statement, this.rules, this.deps.roles);

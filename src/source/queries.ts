@@ -157,6 +157,8 @@ export const CONTROL_CHANNEL = 'permsync_control';
 
 /** Written before a run of batches: after a crash, these may have applied unlogged. */
 export const MARK_IN_FLIGHT = `UPDATE permsync.environments SET in_flight_through = $2 WHERE name = $1 AND in_flight_through < $2`;
+/** Back to where it was: the batches marked after it were rolled back on the target, none of them applied. */
+export const UNMARK_IN_FLIGHT = `UPDATE permsync.environments SET in_flight_through = $2 WHERE name = $1`;
 
 /** Retention (sql/0003_operator.sql): what it deleted, per table. */
 export const CLEANUP_OLD_LOGS = `SELECT * FROM permsync.cleanup_old_logs()`;

@@ -139,6 +139,10 @@ export class SourceStore {
     await this.pool.query(Q.MARK_IN_FLIGHT, [environment, throughSeq]);
   }
 
+  async unmarkInFlight(environment: string, throughSeq: string): Promise<void> {
+    await this.pool.query(Q.UNMARK_IN_FLIGHT, [environment, throughSeq]);
+  }
+
   async batchesAfter(commitSeq: bigint, environment: string, limit: number): Promise<Batch[]> {
     const { rows } = await this.pool.query<BatchRow>(Q.FETCH_BATCHES_AFTER, [commitSeq.toString(), environment, limit]);
     return rows.map(toBatch);

@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Daemon } from '../src/daemon.js';
+import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+
+/**
+ * What an environment marks in flight (permsync.environments.in_flight_through) is what
+ * may have reached the target without its outcome logged. Batches under the mark are
+ * re-applied with that said, and an "already so" error from one of them is no failure.
+ * The mark must therefore cover exactly what was sent.
+ */
+let p: Pipeline;
+let daemon: Daemon | undefined;
+
+async function outcome(seq: string) {
+  const { rows } = await p.sourceClient.query<{ execution_status: string; error_code: string | null; result_message: string | null }>(
+    `SELECT execution_status, error_code, result_message FROM permsync.execution_log WHERE commit_seq = $1 AND environment_name = 'prod'`,
+    [seq],
+  );
+  return rows[0];
+}
+
+async function lastSeqs(count: number): Promise<string[]> {
+  const { rows } = await p.sourceClient.query<{ seq: string }>(
+    `SELECT commit_seq::text AS seq FROM permsync.batches ORDER BY commit_seq DESC LIMIT $1`, [count]);
+  return rows.map((r) => r.seq).reverse();
+}
+
+beforeAll(async () => {
+  p = await startPipeline(['prod']);
+  await p.everywhere('CREATE ROLE app; CREATE ROLE other; CREATE TABLE t (id int); CREATE TABLE t2 (id int)');
+  // Tables the source has and prod does not (yet).
+  await p.sourceClient.query(`SET permsync.capture = 'off'; CREATE TABLE ta (id int); CREATE TABLE tb (id int); RESET permsync.capture`);
+});
+
+afterAll(async () => {
+  await daemon?.stop();
+  await p?.close();
+});
+
+describe('the in-flight mark', () => {
+  it('after a group the target refused, covers only the batches tried one by one', async () => {
+    // prod starts from what is committed when the daemon first sees it: see it, then stop.
+    daemon = await p.startDaemon();
+    await daemon.stop();
+    // A backlog of two: carried as a group, which prod refuses; then one by one: the first holds.
+    await p.dba('GRANT SELECT ON ta TO app');
+    await p.dba('GRANT SELECT ON tb TO app');
+    const [first, second] = (await lastSeqs(2)) as [string, string];
+    daemon = await p.startDaemon();
+    await waitFor(async () => (await outcome(first))?.execution_status === 'failed', 15_000, 'the first batch to hold');
+    const { rows } = await p.sourceClient.query<{ through: string }>(
+      `SELECT in_flight_through::text AS through FROM permsync.environments WHERE name = 'prod'`);
+    expect(rows[0]?.through).toBe(first);
+
+    // The DBA fixes the first batch's cause on prod and restarts the daemon. The second
+    // never reached prod: it must fail there (tb is missing), not pass as "already applied".
+    await p.env('prod').client.query('CREATE TABLE ta (id int)');
+    await daemon.stop();
+    daemon = await p.startDaemon();
+    await waitFor(async () => (await outcome(second)) !== undefined, 15_000, 'the second batch to get an outcome');
+    expect(await outcome(first)).toMatchObject({ execution_status: 'success' });
+    expect(await outcome(second)).toMatchObject({ execution_status: 'failed', error_code: '42P01' });
+
+    await p.env('prod').client.query('CREATE TABLE tb (id int)');
+    await p.sourceClient.query(`SELECT permsync.retry_failed('prod')`);
+    await waitFor(async () => (await outcome(second))?.execution_status === 'success', 15_000, 'the second batch to apply');
+    await daemon.stop();
+    daemon = undefined;
+  });
+
+  it('after the source failed while logging a group that applied, makes its batches re-applications', async () => {
+    // Backlog: a GRANT to app, REVOKEs, the role watcher's DROP ROLE app, a GRANT to other.
+    await p.dba('GRANT SELECT ON t TO app');
+    await p.dba('REVOKE SELECT ON t FROM app; REVOKE SELECT ON ta, tb FROM app');
+    await p.sourceClient.query(`SET permsync.capture = 'off'; DROP ROLE app; RESET permsync.capture`);
+    await p.dba('GRANT SELECT ON t2 TO other'); // its role check writes the DROP ROLE batch first
+    const seqs = await lastSeqs(4);
+
+    // The next write of execution_log fails once, as a source restart would.
+    await p.sourceClient.query(`
+      SET permsync.capture = 'off';
+      CREATE SEQUENCE public.blip;
+      CREATE FUNCTION public.blip() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval('public.blip') = 1 THEN RAISE EXCEPTION 'source blip' USING ERRCODE = '57P01'; END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER blip BEFORE INSERT ON permsync.execution_log FOR EACH STATEMENT EXECUTE FUNCTION public.blip();
+      RESET permsync.capture`);
+    try {
+      daemon = await p.startDaemon();
+      await p.settle();
+    } finally {
+      await p.sourceClient.query(`SET permsync.capture = 'off'; DROP TRIGGER blip ON permsync.execution_log; RESET permsync.capture`);
+    }
+    // The whole backlog applied on prod the first time (app is gone there): none of it is a failure.
+    const { rows } = await p.env('prod').client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_roles WHERE rolname = 'app'`);
+    expect(rows[0]?.n).toBe(0);
+    for (const seq of seqs) expect((await outcome(seq))?.execution_status, `commit_seq ${seq}`).not.toBe('failed');
+    expect((await outcome(seqs[0] as string))?.result_message).toMatch(/re-applied/);
+  });
+});
