@@ -19,7 +19,10 @@ const BURST = ROLES.flatMap((role) =>
     `GRANT UPDATE ON ${table} TO ${role}`,
     `REVOKE INSERT ON ${table} FROM ${role}`,
   ]),
-).concat(['GRANT DELETE ON sales.orders TO app', 'REVOKE UPDATE ON sales.orders FROM app', 'GRANT USAGE ON SCHEMA sales TO reader']);
+).concat([
+  // A statement may end in a comment: in a group's one string it must not swallow what follows.
+  'GRANT DELETE ON sales.orders TO app -- the nightly purge runs as app',
+  'REVOKE UPDATE ON sales.orders FROM app', 'GRANT USAGE ON SCHEMA sales TO reader']);
 
 interface Execution {
   commit_seq: string;
@@ -77,6 +80,8 @@ describe('the group window', () => {
     for (const env of p.environments) {
       const mine = rows.filter((r) => r.environment_name === env.name);
       expect(mine.map((r) => r.execution_status)).toEqual(BURST.map(() => 'success'));
+      const commented = mine[BURST.findIndex((text) => text.includes('--'))];
+      expect(commented?.result_message, env.name).toMatch(/applied in one transaction with the other batches/);
       // A grouped batch names its group by commit_seq range; a batch carried alone names none.
       const groups = new Set<string>();
       let alone = 0;

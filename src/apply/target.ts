@@ -205,7 +205,8 @@ export class Target {
         return { appliedSql, notes };
       });
       script.push('COMMIT');
-      await client.query(script.join(';\n'));
+      // Each on a line of its own: a statement may end in a -- comment.
+      await client.query(script.join('\n;\n'));
       client.release();
       return done({ batches: planned, connectionTimeMs });
     } catch (error) {

@@ -77,6 +77,11 @@ export class LeaderLock {
         await client.query('SELECT 1');
       } else {
         const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [LEADER_LOCK_KEY]);
+        if (rows[0]?.locked && this.stopped) {
+          // stop() came while the answer was on its way: it has ended the session (and so the lock).
+          await client.query('SELECT pg_advisory_unlock(hashtext($1))', [LEADER_LOCK_KEY]).catch(() => {});
+          return;
+        }
         if (rows[0]?.locked) {
           this.leading = true;
           this.options.logger.info('holding the leader lock: this daemon applies');
@@ -96,7 +101,7 @@ export class LeaderLock {
         }
       }
     } catch (error) {
-      this.options.logger.warn({ err: error }, 'leader lock connection failed');
+      if (!this.stopped) this.options.logger.warn({ err: error }, 'leader lock connection failed');
       await this.dropConnection();
     }
     this.schedule();
@@ -118,6 +123,11 @@ export class LeaderLock {
       void this.dropConnection();
     });
     await client.connect();
+    if (this.stopped) {
+      // stop() came while connecting: it found no session to end.
+      await client.end().catch(() => {});
+      throw new Error('the leader lock was stopped');
+    }
     this.client = client;
     return client;
   }
