@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { install, listMigrations, uninstall } from '../src/install/migrate.js';
 import { CAPTURED_TAGS } from '../src/capture/statements.js';
+import { WITHHELD_TEXT } from '../src/capture/plan.js';
 import { startServer, type TestServer } from './support/servers.js';
 
 let server: TestServer;
@@ -150,6 +151,20 @@ describe('capture', () => {
     expect(batch?.query_text).not.toMatch(/hunter2|more|secret/);
     expect(batch?.query_text).toContain('GRANT SELECT ON sales.orders TO temp_login');
     await dba.query(`REVOKE ALL ON sales.orders FROM temp_login; DROP ROLE temp_login`);
+  });
+
+  it('withholds a string whose literals it cannot mask with certainty: one that changes standard_conforming_strings', async () => {
+    await fresh();
+    // The server lexes the whole string with the setting it had on arrival (off); capture
+    // runs after the SET inside it has taken effect (on).
+    await dba.query(`SET standard_conforming_strings = off; SET escape_string_warning = off`);
+    await dba.query(`SET standard_conforming_strings = on; CREATE ROLE withheld LOGIN PASSWORD 'q\\' hunter2 \\'z';
+                     GRANT SELECT ON sales.orders TO withheld`);
+    await dba.query(`RESET standard_conforming_strings; RESET escape_string_warning`);
+    const [batch] = await batches();
+    expect(batch?.query_masked).toBe(true);
+    expect(batch?.query_text).toBe(WITHHELD_TEXT);
+    await dba.query(`REVOKE ALL ON sales.orders FROM withheld; DROP ROLE withheld`);
   });
 
   it('does not let a fault in capture pass silently: the statement fails and changes nothing', async () => {

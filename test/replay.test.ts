@@ -165,6 +165,23 @@ describe('what is never carried', () => {
     }
   });
 
+  it('a string whose text was withheld (no password may be stored): logged as skipped with the reason', async () => {
+    await dba(`SET standard_conforming_strings = off; SET escape_string_warning = off`);
+    await dba(`SET standard_conforming_strings = on; CREATE ROLE withheld_login LOGIN PASSWORD 'a\\' b \\'c';
+               GRANT SELECT ON sales.refunds TO withheld_login`);
+    await dba(`RESET standard_conforming_strings; RESET escape_string_warning`);
+    await p.settle();
+    const { rows } = await p.sourceClient.query<{ execution_status: string; result_message: string }>(
+      `SELECT x.execution_status, x.result_message FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+        WHERE b.query_text LIKE '/* permsync: text withheld%'`);
+    expect(rows).toHaveLength(2);
+    for (const row of rows) {
+      expect(row.execution_status).toBe('skipped');
+      expect(row.result_message).toMatch(/standard_conforming_strings and mentions a password/);
+    }
+    await dba(`SET permsync.capture = off; REVOKE ALL ON sales.refunds FROM withheld_login; DROP ROLE withheld_login; RESET permsync.capture`);
+  });
+
   it('grants inside a DO block: logged as skipped with the reason, never guessed', async () => {
     const text = `DO $$ BEGIN EXECUTE 'GRANT DELETE ON sales.refunds TO reader'; END $$`;
     await dba(text);

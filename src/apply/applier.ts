@@ -283,7 +283,15 @@ export class EnvironmentApplier {
         ...(ran.connectionTimeMs !== undefined && { connectionTimeMs: ran.connectionTimeMs }),
       };
     };
-    await this.record(group.map((p) => this.recordFor(p.batch, p.settled ? p.settled.fields : ranFields(p), now)));
+    // A batch settled here (skipped, say) after one that ran is logged as of the run's
+    // start, so that started_at follows commit order through the group.
+    let at = now;
+    await this.record(group.map((p) => {
+      if (p.settled) return this.recordFor(p.batch, p.settled.fields, at);
+      const fields = ranFields(p);
+      at = fields.startedAt ?? at;
+      return this.recordFor(p.batch, fields, at);
+    }));
     for (const p of group) if (p.batch.previousStatus === 'failed') await this.deps.store.clearRetry(p.batch, this.name);
     for (const p of group) p.settled?.say(this.log.child({ batchId: p.batch.id, commitSeq: p.batch.commitSeq }));
     if (result) this.log.info({ batches: runs.length, commitSeqs: range, durationMs: Math.round(result.durationMs) }, 'applied together');

@@ -45,6 +45,9 @@ export interface BatchPlan {
   unreplayable?: string;
 }
 
+/** What capture stores instead of a string it cannot mask with certainty (sql/0009_withheld_text.sql). */
+export const WITHHELD_TEXT = '/* permsync: text withheld: it changes standard_conforming_strings and mentions a password */';
+
 /**
  * Decides what of a batch's query string to replay. The event trigger recorded one tag
  * per permission command that committed; the parser must account for exactly those, or
@@ -56,6 +59,11 @@ export interface BatchPlan {
 export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]>): Promise<BatchPlan> {
   const plan = (fields: Partial<BatchPlan>): BatchPlan => ({ batch, replay: [], skipped: [], ...fields });
   if (batch.statements) return plan({ replay: batch.statements.map(fromGenerated) });
+  if (batch.queryText === WITHHELD_TEXT) {
+    return plan({
+      unreplayable: 'the string changes standard_conforming_strings and mentions a password: its text was withheld, so that no password is stored; the next drift check shows what differs',
+    });
+  }
   let groups;
   try {
     groups = analyzeQuery(batch.queryText, {
