@@ -387,6 +387,34 @@ describe('role changes seen by capture', () => {
     }
     await dba.query('SELECT permsync.capture_role_changes()');
   });
+
+  it('a transaction rewriting rows written just before and just after its xid still moves them', async () => {
+    const other = new pg.Client(server.url);
+    await other.connect();
+    try {
+      const xid = async (client: pg.Client, sql: string) => (await client.query<{ x: string }>(sql)).rows[0]?.x as string;
+      await dba.query(`SET permsync.capture = 'off'; CREATE ROLE early; RESET permsync.capture`);
+      const n = BigInt(await xid(dba, `SELECT xmin::text AS x FROM pg_authid WHERE rolname = 'early'`));
+      // Rows written by n and n + 2, then both rewritten by n + 1: a sum of xmins stays the same.
+      await other.query('BEGIN');
+      expect(BigInt(await xid(other, 'SELECT pg_current_xact_id()::text AS x'))).toBe(n + 1n);
+      await dba.query(`SET permsync.capture = 'off'; ALTER ROLE app CONNECTION LIMIT 7; RESET permsync.capture`);
+      expect(BigInt(await xid(dba, `SELECT xmin::text AS x FROM pg_authid WHERE rolname = 'app'`))).toBe(n + 2n);
+      // The watcher twice: the second check, in a transaction that has written nothing, forgets the places.
+      await dba.query('SELECT permsync.capture_role_changes()');
+      await dba.query('SELECT permsync.capture_role_changes()');
+      await other.query(`SET permsync.capture = 'off'; ALTER ROLE app CREATEDB; ALTER ROLE early CREATEDB; COMMIT`);
+      const { rows } = await dba.query<{ batch: string | null }>('SELECT permsync.capture_role_changes()::text AS batch');
+      const { rows: text } = await dba.query<{ q: string }>(`SELECT query_text AS q FROM permsync.batches WHERE id = $1`, [rows[0]?.batch]);
+      expect(text[0]?.q).toMatch(/ALTER ROLE app .*CREATEDB/);
+      expect(text[0]?.q).toMatch(/ALTER ROLE early .*CREATEDB/);
+    } finally {
+      await other.query('ROLLBACK').catch(() => {});
+      await other.end();
+      await dba.query(`SET permsync.capture = 'off'; ALTER ROLE app NOCREATEDB CONNECTION LIMIT -1; DROP ROLE early; RESET permsync.capture`);
+      await dba.query('SELECT permsync.capture_role_changes()');
+    }
+  });
 });
 
 describe('uninstall', () => {
