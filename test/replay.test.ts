@@ -129,6 +129,21 @@ describe('names resolved as on the source', () => {
   });
 });
 
+describe('ALTER ... IF EXISTS of a relation the source does not have', () => {
+  it('changes nothing anywhere, and the rest of the string is carried', async () => {
+    await p.env('prod').client.query('CREATE TABLE sales.legacy (id int)');
+    await dba('ALTER TABLE IF EXISTS sales.legacy OWNER TO app; GRANT REFERENCES ON sales.refunds TO reader');
+    await p.settle();
+    const { rows } = await p.env('prod').client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'sales.legacy'::regclass`);
+    expect(rows[0]?.owner).toBe('postgres');
+    for (const client of [p.sourceClient, ...p.environments.map((e) => e.client)]) {
+      expect((await relationPrivileges(client, 'sales.refunds')).some((line) => line.startsWith('reader REFERENCES by '))).toBe(true);
+    }
+    await p.env('prod').client.query('DROP TABLE sales.legacy');
+    await expectEveryTargetEqualsSource();
+  });
+});
+
 describe('what is never carried', () => {
   it('the non-permission parts of a mixed string', async () => {
     const text = `CREATE TABLE sales.only_on_source (id int); GRANT SELECT ON sales.refunds TO reader;

@@ -1,4 +1,4 @@
-import { analyzeQuery, UnparsableQueryError, type ReplayStatement, type SkippedStatement, type StatementKind } from './statements.js';
+import { analyzeQuery, UnparsableQueryError, type ReplayStatement, type SkippedStatement, type StatementKind, type TransactionGroup } from './statements.js';
 
 /** A statement the role watcher generated (sql/0001_core.sql, permsync.role_statement). */
 export interface GeneratedStatement {
@@ -99,7 +99,8 @@ export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]
   }
   const group = index >= 0 ? groups[index] : undefined;
   const expected = group?.firingTags ?? [];
-  if (!sameTags(expected, batch.commandTags)) {
+  const unfired = group ? matchTags(group, batch.commandTags) : batch.commandTags.length === 0 ? new Set<number>() : undefined;
+  if (!unfired) {
     return plan({
       unreplayable:
         `the trigger saw ${describe(batch.commandTags)} but the statements of the query string account for ${describe(expected)}` +
@@ -107,7 +108,41 @@ export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]
         ' the next drift check shows what differs',
     });
   }
-  return plan({ replay: group?.replay ?? [], skipped: group?.skipped ?? [] });
+  // An ALTER ... IF EXISTS that changed nothing on the source changes nothing on a target either.
+  return plan({
+    replay: (group?.replay ?? []).filter((s) => !unfired.has(s.ordinal)),
+    skipped: (group?.skipped ?? []).filter((s) => !unfired.has(s.ordinal)),
+  });
+}
+
+/**
+ * The ordinals of the statements that did not fire when the recorded tags are the
+ * group's, in order, but for some that may not fire (ALTER ... IF EXISTS of a missing
+ * relation); undefined when they cannot be matched that way.
+ */
+function matchTags(group: TransactionGroup, recorded: string[]): Set<number> | undefined {
+  const optional = new Set(group.optionalOrdinals);
+  // Positions known not to match: each (i, j) is tried once.
+  const failed = new Set<string>();
+  const match = (i: number, j: number): number[] | undefined => {
+    if (i === group.firingTags.length) return j === recorded.length ? [] : undefined;
+    if (failed.has(`${i}:${j}`)) return undefined;
+    const result = tryMatch(i, j);
+    if (!result) failed.add(`${i}:${j}`);
+    return result;
+  };
+  const tryMatch = (i: number, j: number): number[] | undefined => {
+    const ordinal = group.firingOrdinals[i] as number;
+    if (j < recorded.length && recorded[j] === group.firingTags[i]) {
+      const fired = match(i + 1, j + 1);
+      if (fired) return fired;
+    }
+    if (!optional.has(ordinal)) return undefined;
+    const rest = match(i + 1, j);
+    return rest && [ordinal, ...rest];
+  };
+  const unfired = match(0, 0);
+  return unfired && new Set(unfired);
 }
 
 function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {
@@ -129,10 +164,6 @@ function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {
 
 function mentionsCaptureSwitch(query: string): boolean {
   return /permsync\.capture/i.test(query);
-}
-
-function sameTags(a: string[], b: string[]): boolean {
-  return a.length === b.length && a.every((tag, i) => tag === b[i]);
 }
 
 function describe(tags: string[]): string {

@@ -69,6 +69,13 @@ export interface SkippedStatement {
 export interface TransactionGroup {
   /** Tags the event trigger records for this group, in order: matched against the audit log. */
   firingTags: string[];
+  /**
+   * Ordinals of the statements behind firingTags that may not fire: `ALTER ... IF EXISTS`
+   * of a relation the source does not have records nothing (and changes nothing).
+   */
+  optionalOrdinals: number[];
+  /** The ordinal of the statement behind each of firingTags. */
+  firingOrdinals: number[];
   replay: ReplayStatement[];
   skipped: SkippedStatement[];
 }
@@ -113,6 +120,8 @@ export function analyzeQuery(query: string, context: SessionContext): Transactio
     if (firing.length > 0) {
       groups.push({
         firingTags: firing.map((p) => p.firingTag as string),
+        firingOrdinals: firing.map((p) => p.ordinal as number),
+        optionalOrdinals: firing.flatMap((p) => (p.optional ? [p.ordinal as number] : [])),
         replay: firing.flatMap((p) => (p.replay ? [p.replay] : [])),
         skipped: firing.flatMap((p) => (p.skipped ? [p.skipped] : [])),
       });
@@ -167,7 +176,7 @@ export function analyzeQuery(query: string, context: SessionContext): Transactio
       }
       return;
     }
-    pending.push(prepare(type, body, { ordinal: index + 1, text, textStart, textEnd, start, end, bytes, mentionsOwner, context }));
+    pending.push({ ...prepare(type, body, { ordinal: index + 1, text, textStart, textEnd, start, end, bytes, mentionsOwner, context }), ordinal: index + 1 });
   });
   // Whatever is still open committed with the batch (the batch row exists, so it did).
   commit();
@@ -181,6 +190,9 @@ function findSavepoint(savepoints: { name: string }[], name: string | undefined)
 
 interface PendingStatement {
   firingTag: string | undefined;
+  ordinal?: number;
+  /** May not fire: IF EXISTS, and the object is missing on the source. */
+  optional?: boolean;
   replay?: ReplayStatement;
   skipped?: SkippedStatement;
 }
@@ -274,13 +286,15 @@ function prepare(type: string, rawBody: unknown, site: StatementSite): PendingSt
       const stmt = body as AlterTableStmt;
       const cmds = (stmt.cmds ?? []).map((c) => (c as { AlterTableCmd?: Fields }).AlterTableCmd ?? {});
       const ownerCmds = cmds.filter((c) => c.subtype === 'AT_ChangeOwner');
-      if (ownerCmds.length === 0) return skip('not a permission change (schema changes are not replayed)');
-      if (ownerCmds.length === cmds.length) return replayAs(tag, 'ALTER OWNER', body, site);
+      const optional = stmt.missing_ok === true;
+      if (ownerCmds.length === 0) return { ...skip('not a permission change (schema changes are not replayed)'), optional };
+      if (ownerCmds.length === cmds.length) return { ...replayAs(tag, 'ALTER OWNER', body, site), optional };
       // Mixed with schema changes: carry only the owner change.
       const newOwner = ownerCmds[ownerCmds.length - 1]?.newowner as RoleSpec;
       const sql = `ALTER ${tag.slice('ALTER '.length)} ${stmt.missing_ok ? 'IF EXISTS ' : ''}${relationName(stmt.relation)} OWNER TO ${roleSpecSql(newOwner, site.context)}`;
       return {
         firingTag: tag,
+        optional,
         replay: {
           ordinal: site.ordinal, kind: 'ALTER OWNER', sourceText: site.text, sql,
           roles: collectRoles(body, 'ALTER OWNER', site.context), grantees: [],
