@@ -68,6 +68,26 @@ describe('the in-flight mark', () => {
     daemon = undefined;
   });
 
+  it('a batch that waited for a retry and then settled otherwise (dry run) leaves no retry behind', async () => {
+    daemon = await p.startDaemon();
+    await p.env('prod').proxy.cut();
+    await p.dba('GRANT INSERT ON t TO other');
+    const [seq] = (await lastSeqs(1)) as [string];
+    const retries = async () => (await p.sourceClient.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM permsync.retry_queue r JOIN permsync.batches b ON b.id = r.batch_id WHERE b.commit_seq = $1`, [seq])).rows[0]?.n;
+    await waitFor(async () => (await retries()) === 1, 15_000, 'prod to fail and queue a retry');
+    await p.sourceClient.query('SELECT permsync.enable_dry_run()');
+    try {
+      await p.env('prod').proxy.open();
+      await waitFor(async () => (await outcome(seq))?.execution_status === 'dry_run', 15_000, 'the retry, in dry run');
+      expect(await retries()).toBe(0);
+    } finally {
+      await p.sourceClient.query('SELECT permsync.disable_dry_run()');
+      await daemon.stop();
+      daemon = undefined;
+    }
+  });
+
   it('after the source failed while logging a group that applied, makes its batches re-applications', async () => {
     // Backlog: a GRANT to app, REVOKEs, the role watcher's DROP ROLE app, a GRANT to other.
     await p.dba('GRANT SELECT ON t TO app');

@@ -419,10 +419,15 @@ export class EnvironmentApplier {
     const now = new Date();
     const prepared = await this.prepare(batch);
     const record = (fields: Fields) => this.record([this.recordFor(batch, fields, now)]);
+    // Done with the batch here: a retry it had waited for is over.
+    const done = async (fields?: Fields): Promise<Outcome> => {
+      if (fields) await record(fields);
+      if (this.attempts > 0 || batch.previousStatus === 'failed') await this.deps.store.clearRetry(batch, this.name);
+      return 'next';
+    };
     if (prepared.settled) {
       prepared.settled.say(log);
-      await record(prepared.settled.fields);
-      return 'next';
+      return done(prepared.settled.fields);
     }
     const { identity, statements: admitted, notes, reapplying } = prepared;
     await this.markInFlight(batch);
@@ -437,17 +442,14 @@ export class EnvironmentApplier {
     notes.push(...result.notes);
     if (!result.error) {
       log.info({ statements: admitted.length, durationMs: Math.round(result.durationMs) }, 'applied');
-      await record({ ...base, status: 'success', resultMessage: notes.length ? notes.join('; ') : null });
-      if (this.attempts > 0 || batch.previousStatus === 'failed') await this.deps.store.clearRetry(batch, this.name);
-      return 'next';
+      return done({ ...base, status: 'success', resultMessage: notes.length ? notes.join('; ') : null });
     }
 
     const error = result.error;
     if (reapplying && UNDEFINED_OBJECT_CODES.has(error.code ?? '')) {
       // Its first run applied it, and a later batch (also applied then) removed what it names.
       log.warn({ sqlstate: error.code, err: error.message }, 're-applied batch names an object that is gone: already applied');
-      await record({ ...base, status: 'skipped', resultMessage: [...notes, `already applied: ${error.message}`].join('; ') });
-      return 'next';
+      return done({ ...base, status: 'skipped', resultMessage: [...notes, `already applied: ${error.message}`].join('; ') });
     }
     const where = error.failedSql !== undefined ? `failed at "${error.failedSql}": ` : '';
     await record({
@@ -467,7 +469,7 @@ export class EnvironmentApplier {
     if (error.kind === 'permanent') {
       const action = this.deps.environment.onPermanentFailure;
       await announce(action);
-      if (action === 'continue') return 'next';
+      if (action === 'continue') return done();
       this.heldOn = batch.id;
       log.error('environment held on a permanent failure: later batches wait; fix the cause, then `permsync retry --env` (or restart)');
       return 'wait';
