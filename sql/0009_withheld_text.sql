@@ -31,3 +31,4 @@ BEGIN
     RETURN permsync.mask_string_literals_lexed(sql, backslash_escapes);
 END
 $fn$;
+REVOKE ALL ON FUNCTION permsync.mask_string_literals(text, boolean) FROM PUBLIC;
