@@ -253,6 +253,22 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
     }
     expect(await relevantPermissions(p.sourceClient)).toContain('r app.ledger owner successor');
   });
+
+  it('the same while the daemon is down, to an owner created meanwhile', async () => {
+    await p.everywhere(`CREATE TABLE app.archive (id int)`);
+    await dba(`CREATE ROLE leaver_late`);
+    await expectRolesEqual();
+    await dba(`ALTER TABLE app.archive OWNER TO leaver_late`);
+    await p.settle();
+    await daemon.stop();
+    await dba(`CREATE ROLE heir; REASSIGN OWNED BY leaver_late TO heir; DROP ROLE leaver_late`);
+    daemon = await p.startDaemon(p.config({ settings: { syncPasswords: true }, environments: [{}, {}, { enabled: false }] }));
+    await expectRolesEqual();
+    for (const name of ['dev', 'prod']) {
+      const { rows } = await env(name).client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.archive'::regclass`);
+      expect(rows[0]?.owner, name).toBe('heir');
+    }
+  });
 });
 
 /** The permissions the release test changes: on its two tables, and default privileges. */

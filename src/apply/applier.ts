@@ -390,28 +390,48 @@ export class EnvironmentApplier {
    */
   private async releasingDroppedRoles(batch: Batch, statements: ReplayStatement[], notes: string[]): Promise<ReplayStatement[]> {
     if (batch.origin !== 'role_watcher' || !statements.some((s) => s.kind === 'DROP ROLE')) return statements;
+    // The watcher's batch drops roles first (a name may be dropped and taken again). A
+    // dropped role's objects may go to a role the same batch creates: that drop, with
+    // its release, then moves to the end, unless a later statement names its name.
+    const created = new Set(statements.flatMap((s) => (s.kind === 'CREATE ROLE' ? s.grantees : [])));
     const out: ReplayStatement[] = [];
-    for (const statement of statements) {
+    const deferred: ReplayStatement[] = [];
+    for (const [index, statement] of statements.entries()) {
       const role = statement.kind === 'DROP ROLE' ? statement.grantees[0] : undefined;
-      if (role !== undefined) {
-        let target;
-        try {
-          target = await this.deps.target.roleHoldings(role);
-        } catch (error) {
-          notes.push(`statement ${statement.ordinal} (DROP ROLE): what "${role}" holds here could not be read (${classifyError(error).message})`);
-        }
-        if (target) {
-          const owners = await this.deps.store.ownersOf(target.held.objects.filter((o) => o.owned));
-          const release = releaseStatements(role, target.held, owners, { targetVersionNum: target.serverVersionNum });
-          if (release.length > 0) {
-            notes.push(`statement ${statement.ordinal} (DROP ROLE): ${release.length} statement(s) first release what "${role}" holds here, as the source released it`);
-          }
-          out.push(...release.map((r) => ({ ...r, ordinal: statement.ordinal })));
-        }
+      if (role === undefined) {
+        out.push(statement);
+        continue;
       }
-      out.push(statement);
+      const { release, toCreated } = await this.release(role, statement.ordinal, created, notes);
+      const nameTakenAgain = statements.slice(index + 1).some((s) => s.grantees.includes(role));
+      (toCreated && !nameTakenAgain ? deferred : out).push(...release, statement);
     }
-    return out;
+    return [...out, ...deferred];
+  }
+
+  /** What releases `role` here before its DROP ROLE; toCreated: an owner it names is one the batch creates. */
+  private async release(role: string, ordinal: number, created: Set<string>, notes: string[]): Promise<{ release: ReplayStatement[]; toCreated: boolean }> {
+    const unread = (error: unknown) => {
+      notes.push(`statement ${ordinal} (DROP ROLE): what "${role}" holds here could not be read (${classifyError(error).message})`);
+      return undefined;
+    };
+    const nothing = { release: [], toCreated: false };
+    const target = await this.deps.target.roleHoldings(role).catch(unread);
+    if (!target) return nothing;
+    const owners = await this.deps.store.ownersOf(target.held.objects.filter((o) => o.owned));
+    // An owner the environment does not have (created on the source since, in a later
+    // batch) cannot take the object over: it stays, and the DROP ROLE says so.
+    const present = await this.deps.target.existingRoles([...new Set(owners.values())]).catch(unread);
+    if (!present) return nothing;
+    for (const [key, owner] of owners) if (!present.has(owner) && !created.has(owner)) owners.delete(key);
+    const release = releaseStatements(role, target.held, owners, { targetVersionNum: target.serverVersionNum });
+    if (release.length > 0) {
+      notes.push(`statement ${ordinal} (DROP ROLE): ${release.length} statement(s) first release what "${role}" holds here, as the source released it`);
+    }
+    return {
+      release: release.map((r) => ({ ...r, ordinal })),
+      toCreated: [...owners.values()].some((owner) => !present.has(owner)),
+    };
   }
 
   private async carry(batch: Batch): Promise<Outcome> {

@@ -115,6 +115,13 @@ export class Target {
     });
   }
 
+  /** Which of these roles the environment has. */
+  async existingRoles(names: string[]): Promise<Set<string>> {
+    if (names.length === 0) return new Set();
+    const { rows } = await this.pool.query<{ name: string }>('SELECT rolname AS name FROM pg_catalog.pg_roles WHERE rolname = ANY($1)', [names]);
+    return new Set(rows.map((r) => r.name));
+  }
+
   /** Whether the environment accepts a connection again (cheap: the applier asks once a second while it is unreachable). */
   async probe(): Promise<boolean> {
     try {
