@@ -15,13 +15,29 @@
 -- caller's identity; such a command is not in the string, so it is never replayed.
 -- Without a SET clause, current_setting('search_path') is still the session's.
 
+-- Who ran the command, from the session's state: pinned search_path, unlike the trigger.
+CREATE OR REPLACE FUNCTION permsync_capture.session_identity(role_setting text, session_name name)
+RETURNS name
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RETURN CASE role_setting WHEN 'none' THEN session_name ELSE role_setting::name END;
+END
+$fn$;
+REVOKE ALL ON FUNCTION permsync_capture.session_identity(text, name) FROM PUBLIC;
+
+-- Runs as its owner with the session's search_path (a SET clause would hide it), so any
+-- code it ran through an operator or function found on that path would run as the owner:
+-- every function and operator is qualified, and the deciding is left to functions with a
+-- pinned search_path. Its only expressions: the capture switch, the ALTER filter, and
+-- the call.
 CREATE OR REPLACE FUNCTION permsync.capture_permission_command()
 RETURNS event_trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 AS $fn$
 BEGIN
-    -- No SET search_path here (it would hide the session's): every name is qualified.
     IF pg_catalog.current_setting('permsync.capture', true) OPERATOR(pg_catalog.=) 'off' THEN
         RETURN;
     END IF;
@@ -34,10 +50,7 @@ BEGIN
     END IF;
     PERFORM permsync_capture.record_command(
         tg_tag,
-        CASE pg_catalog.current_setting('role')
-            WHEN 'none' THEN SESSION_USER
-            ELSE pg_catalog.current_setting('role')::pg_catalog.name
-        END,
+        permsync_capture.session_identity(pg_catalog.current_setting('role'), SESSION_USER),
         pg_catalog.current_setting('search_path'));
 END
 $fn$;

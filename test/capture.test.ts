@@ -228,6 +228,38 @@ describe('capture', () => {
     await dba.query(`SET permsync.capture = 'off'; DROP SCHEMA forger CASCADE; DROP ROLE forger; RESET permsync.capture`);
   });
 
+  it("runs none of a user's own operators as its owner, whatever the user's search_path", async () => {
+    await fresh();
+    await dba.query(`SET permsync.capture = 'off'; CREATE ROLE hijacker LOGIN PASSWORD 'hijacker-pw';
+      CREATE SCHEMA hijacker AUTHORIZATION hijacker; RESET permsync.capture`);
+    const hijacker = new pg.Client(server.urlFor('postgres', 'hijacker', 'hijacker-pw'));
+    await hijacker.connect();
+    try {
+      // Operators for every comparison the trigger function might make, each turning the
+      // caller into a superuser when it runs as one.
+      await hijacker.query(`CREATE TABLE hijacker.t (id int);
+        CREATE FUNCTION hijacker.escalate(a text, b text) RETURNS boolean LANGUAGE plpgsql AS $f$
+        BEGIN
+          IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+            EXECUTE 'ALTER ROLE hijacker SUPERUSER';
+          END IF;
+          RETURN a OPERATOR(pg_catalog.=) b;
+        END $f$;
+        CREATE OPERATOR hijacker.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hijacker.escalate);
+        CREATE OPERATOR hijacker.<> (LEFTARG = text, RIGHTARG = text, FUNCTION = hijacker.escalate);
+        CREATE OPERATOR hijacker.~~ (LEFTARG = text, RIGHTARG = text, FUNCTION = hijacker.escalate);
+        CREATE OPERATOR hijacker.!~* (LEFTARG = text, RIGHTARG = text, FUNCTION = hijacker.escalate)`);
+      await hijacker.query(`SET search_path = hijacker, pg_catalog; GRANT SELECT ON hijacker.t TO app;
+        ALTER TABLE hijacker.t OWNER TO hijacker`);
+    } finally {
+      await hijacker.end();
+    }
+    const { rows } = await dba.query<{ rolsuper: boolean }>(`SELECT rolsuper FROM pg_roles WHERE rolname = 'hijacker'`);
+    expect(rows[0]?.rolsuper).toBe(false);
+    expect((await batches()).map((b) => [b.current_user_name, b.tags])).toEqual([['hijacker', ['GRANT', 'ALTER TABLE']]]);
+    await dba.query(`SET permsync.capture = 'off'; DROP SCHEMA hijacker CASCADE; DROP ROLE hijacker; RESET permsync.capture`);
+  });
+
   it('records the identity a statement ran with: the role set with SET ROLE', async () => {
     await fresh();
     await dba.query('SET ROLE owner_dba; GRANT SELECT ON sales.lines TO app; RESET ROLE');
