@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../src/daemon.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
@@ -64,6 +65,39 @@ describe('the in-flight mark', () => {
     await p.env('prod').client.query('CREATE TABLE tb (id int)');
     await p.sourceClient.query(`SELECT permsync.retry_failed('prod')`);
     await waitFor(async () => (await outcome(second))?.execution_status === 'success', 15_000, 'the second batch to apply');
+    await daemon.stop();
+    daemon = undefined;
+  });
+
+  it('after a group the target refused with a transient error (a timeout), too', async () => {
+    await p.everywhere('CREATE TABLE u1 (id int); CREATE TABLE u2 (id int)');
+    await p.sourceClient.query(`SET permsync.capture = 'off'; CREATE TABLE u3 (id int); RESET permsync.capture`);
+    const config = p.config({ settings: { statementTimeoutMs: 1000 } });
+    await p.dba('GRANT SELECT ON u1 TO other');
+    await p.dba('GRANT SELECT ON u2 TO other');
+    await p.dba('GRANT SELECT ON u3 TO other'); // prod has no u3: this must fail there
+    const [first, , third] = (await lastSeqs(3)) as [string, string, string];
+    // Another session on prod changes u1: the group's GRANT on it waits, then times out (57014).
+    const blocker = new pg.Client(p.env('prod').server.url);
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN; ALTER TABLE u1 ADD COLUMN z int');
+      daemon = await p.startDaemon(config);
+      await waitFor(async () => (await outcome(first))?.error_code === '57014', 20_000, 'the first batch to time out');
+      const { rows } = await p.sourceClient.query<{ through: string }>(
+        `SELECT in_flight_through::text AS through FROM permsync.environments WHERE name = 'prod'`);
+      expect(rows[0]?.through).toBe(first);
+      await daemon.stop();
+    } finally {
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+    }
+    daemon = await p.startDaemon(config);
+    await waitFor(async () => (await outcome(third)) !== undefined, 20_000, 'the third batch to get an outcome');
+    expect(await outcome(third)).toMatchObject({ execution_status: 'failed', error_code: '42P01' });
+    await p.env('prod').client.query('CREATE TABLE u3 (id int)');
+    await p.sourceClient.query(`SELECT permsync.retry_failed('prod')`);
+    await waitFor(async () => (await outcome(third))?.execution_status === 'success', 15_000, 'the third batch to apply');
     await daemon.stop();
     daemon = undefined;
   });

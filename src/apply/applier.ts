@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { classifyError } from '../errors.js';
+import { classifyError, type ClassifiedError } from '../errors.js';
 import type { Batch, BatchPlan } from '../capture/plan.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { ExecutionRecord, FailureNotice, SourceStore, Switches } from '../source/store.js';
@@ -10,6 +10,15 @@ import { canRunTogether, type GroupResult, type SessionIdentity, type Target } f
 import type { DaemonMetrics } from '../metrics.js';
 import { searchPathAsUser } from '../sql/quote.js';
 import type { ReplayStatement } from '../capture/statements.js';
+
+/**
+ * The server answered with an error (a SQLSTATE), and not one that ends the session: the
+ * transaction did not commit. Lost connections and shutdowns leave that unknown.
+ */
+function refusedByTarget(error: ClassifiedError): boolean {
+  const code = error.code ?? '';
+  return /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('08') && !code.startsWith('57P');
+}
 
 const REAPPLIED = 're-applied after an interrupted run: it may have applied before, and replaying it is harmless';
 /** undefined_object, undefined_table, undefined_function, undefined_schema. */
@@ -256,7 +265,7 @@ export class EnvironmentApplier {
       // The target refused a statement, so the group's transaction rolled back: none of it
       // applied, and the mark goes back for the batches below to be marked one by one as
       // each is tried. (After a lost connection it may have committed: the mark stays.)
-      if (result.error.kind === 'permanent' && this.markedThrough > markedBefore) {
+      if (refusedByTarget(result.error) && this.markedThrough > markedBefore) {
         await this.deps.store.unmarkInFlight(this.name, markedBefore.toString());
         this.markedThrough = markedBefore;
       }
