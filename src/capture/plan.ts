@@ -100,6 +100,11 @@ export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]
   const group = index >= 0 ? groups[index] : undefined;
   const expected = group?.firingTags ?? [];
   const unfired = group ? matchTags(group, batch.commandTags) : batch.commandTags.length === 0 ? new Set<number>() : undefined;
+  if (unfired === 'ambiguous') {
+    return plan({
+      unreplayable: `the trigger saw ${describe(batch.commandTags)}, and which of the string's ALTER ... IF EXISTS statements ran cannot be told; the next drift check shows what differs`,
+    });
+  }
   if (!unfired) {
     return plan({
       unreplayable:
@@ -116,33 +121,33 @@ export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]
 }
 
 /**
- * The ordinals of the statements that did not fire when the recorded tags are the
- * group's, in order, but for some that may not fire (ALTER ... IF EXISTS of a missing
- * relation); undefined when they cannot be matched that way.
+ * The ordinals of the statements that did not fire, when the recorded tags are the
+ * group's in order but for some that may not fire (ALTER ... IF EXISTS of a missing
+ * relation). undefined when they cannot be matched that way; 'ambiguous' when they can in
+ * more than one way (two such ALTERs, one fired: which one cannot be told from its tag).
  */
-function matchTags(group: TransactionGroup, recorded: string[]): Set<number> | undefined {
+function matchTags(group: TransactionGroup, recorded: string[]): Set<number> | 'ambiguous' | undefined {
   const optional = new Set(group.optionalOrdinals);
-  // Positions known not to match: each (i, j) is tried once.
-  const failed = new Set<string>();
-  const match = (i: number, j: number): number[] | undefined => {
-    if (i === group.firingTags.length) return j === recorded.length ? [] : undefined;
-    if (failed.has(`${i}:${j}`)) return undefined;
-    const result = tryMatch(i, j);
-    if (!result) failed.add(`${i}:${j}`);
-    return result;
-  };
-  const tryMatch = (i: number, j: number): number[] | undefined => {
-    const ordinal = group.firingOrdinals[i] as number;
-    if (j < recorded.length && recorded[j] === group.firingTags[i]) {
-      const fired = match(i + 1, j + 1);
-      if (fired) return fired;
+  const n = group.firingTags.length;
+  // ways[i][j]: in how many ways (counted up to 2) statements i.. match recorded tags j..
+  const ways = Array.from({ length: n + 1 }, () => new Array<number>(recorded.length + 1).fill(0));
+  (ways[n] as number[])[recorded.length] = 1;
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = recorded.length; j >= 0; j--) {
+      const fired = j < recorded.length && recorded[j] === group.firingTags[i] ? (ways[i + 1]?.[j + 1] ?? 0) : 0;
+      const skipped = optional.has(group.firingOrdinals[i] as number) ? (ways[i + 1]?.[j] ?? 0) : 0;
+      (ways[i] as number[])[j] = Math.min(2, fired + skipped);
     }
-    if (!optional.has(ordinal)) return undefined;
-    const rest = match(i + 1, j);
-    return rest && [ordinal, ...rest];
-  };
-  const unfired = match(0, 0);
-  return unfired && new Set(unfired);
+  }
+  const total = ways[0]?.[0] ?? 0;
+  if (total === 0) return undefined;
+  if (total > 1) return 'ambiguous';
+  const unfired = new Set<number>();
+  for (let i = 0, j = 0; i < n; i++) {
+    if (j < recorded.length && recorded[j] === group.firingTags[i] && (ways[i + 1]?.[j + 1] ?? 0) > 0) j++;
+    else unfired.add(group.firingOrdinals[i] as number);
+  }
+  return unfired;
 }
 
 function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {
