@@ -230,9 +230,14 @@ describe('changes made while the daemon is down', () => {
 
 describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP ROLE)', () => {
   it('is released on each target as it was on the source, then dropped there', async () => {
-    await p.everywhere(`CREATE TABLE app.ledger (id int, amount int)`);
+    await p.everywhere(`CREATE TABLE app.ledger (id int, amount int);
+      CREATE TYPE public.mood AS ENUM ('ok'); CREATE FUNCTION public.cheer(public.mood) RETURNS int LANGUAGE sql AS 'SELECT 1'`);
     await dba(`CREATE ROLE leaver; CREATE ROLE successor`);
     await expectRolesEqual();
+    // A routine whose argument type needs its schema named, and a privilege the role passed on.
+    await dba(`GRANT EXECUTE ON FUNCTION public.cheer(public.mood) TO leaver`);
+    await dba(`GRANT USAGE ON SCHEMA app TO leaver; GRANT INSERT ON app.orders TO leaver WITH GRANT OPTION`);
+    await dba(`SET ROLE leaver; GRANT INSERT ON app.orders TO successor; RESET ROLE`);
     await dba(`ALTER TABLE app.ledger OWNER TO leaver`);
     await dba(`GRANT SELECT ON app.orders TO leaver`);
     await dba(`GRANT UPDATE (id) ON app.orders TO leaver`);
@@ -274,7 +279,7 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
 /** The permissions the release test changes: on its two tables, and default privileges. */
 async function relevantPermissions(client: pg.Client): Promise<string[]> {
   const lines = await permissionSnapshot(client);
-  return lines.filter((line) => /^(r app\.(ledger|orders)|column app\.orders\.|default )/.test(line));
+  return lines.filter((line) => /^(r app\.(ledger|orders)|column app\.orders\.|default |function (public\.)?cheer|schema app )/.test(line));
 }
 
 describe('DROP ROLE of a role that still owns objects on a target', () => {

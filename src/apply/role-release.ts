@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import type { ReplayStatement } from '../capture/statements.js';
-import { toDefaultPrivilege, type DefaultPrivilege, type DefaultPrivilegeRow, type GrantState } from '../drift/catalog.js';
+import { inCatalogSnapshot, toDefaultPrivilege, type DefaultPrivilege, type DefaultPrivilegeRow, type GrantState } from '../drift/catalog.js';
 import * as Q from '../drift/catalog-queries.js';
 import type { Change, ObjectRef } from '../drift/compare.js';
-import { planChange, type PlanContext } from '../drift/plan.js';
+import { planChange, type PlanContext, type PlannedStatement } from '../drift/plan.js';
 
 /**
  * A role dropped on the source held nothing there, in any database: DROP ROLE allows
@@ -63,26 +63,29 @@ const OWNERS = `
 
 type Granted = [privilege: string, grantable: boolean];
 
-export async function readRoleHoldings(target: pg.ClientBase, role: string): Promise<RoleHoldings> {
-  const state = (grantable: boolean): GrantState => (grantable ? 'grantable' : 'granted');
-  const objects = await target.query<ObjectRef & { owned: boolean; grants: Granted[] }>(HELD_OBJECTS, [role]);
-  const database = await target.query<{ privilege: string; grantable: boolean }>(HELD_DATABASE_GRANTS, [role]);
-  const defaults = await target.query<DefaultPrivilegeRow>(HELD_DEFAULT_PRIVILEGES, [role]);
-  return {
-    objects: objects.rows.map((o) => ({
-      kind: o.kind, schema: o.schema, name: o.name, args: o.args, owned: o.owned,
-      grants: o.grants.map(([privilege, grantable]) => ({ privilege, state: state(grantable) })),
-    })),
-    databaseGrants: database.rows.map((g) => ({ privilege: g.privilege, state: state(g.grantable) })),
-    defaultPrivileges: defaults.rows.map(toDefaultPrivilege),
-  };
+/** Drift's catalog queries, in drift's snapshot: names print as on the source. */
+export function readRoleHoldings(target: pg.ClientBase, role: string): Promise<RoleHoldings> {
+  return inCatalogSnapshot(target, async () => {
+    const state = (grantable: boolean): GrantState => (grantable ? 'grantable' : 'granted');
+    const objects = await target.query<ObjectRef & { owned: boolean; grants: Granted[] }>(HELD_OBJECTS, [role]);
+    const database = await target.query<{ privilege: string; grantable: boolean }>(HELD_DATABASE_GRANTS, [role]);
+    const defaults = await target.query<DefaultPrivilegeRow>(HELD_DEFAULT_PRIVILEGES, [role]);
+    return {
+      objects: objects.rows.map((o) => ({
+        kind: o.kind, schema: o.schema, name: o.name, args: o.args, owned: o.owned,
+        grants: o.grants.map(([privilege, grantable]) => ({ privilege, state: state(grantable) })),
+      })),
+      databaseGrants: database.rows.map((g) => ({ privilege: g.privilege, state: state(g.grantable) })),
+      defaultPrivileges: defaults.rows.map(toDefaultPrivilege),
+    };
+  });
 }
 
 /** Each object's owner on the source, by the object's key (objectKey). */
 export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef[]): Promise<Map<string, string>> {
   if (objects.length === 0) return new Map();
   const wanted = objects.map(({ kind, schema, name, args }) => ({ kind, schema, name, args }));
-  const { rows } = await source.query<ObjectRef & { owner: string }>(OWNERS, [JSON.stringify(wanted)]);
+  const { rows } = await inCatalogSnapshot(source, () => source.query<ObjectRef & { owner: string }>(OWNERS, [JSON.stringify(wanted)]));
   return new Map(rows.map((r) => [objectKey(r), r.owner]));
 }
 
@@ -115,9 +118,13 @@ export function releaseStatements(role: string, held: RoleHoldings, sourceOwners
       changes: [{ privilege: d.privilege, from: d.state, to: d.defaultState }],
     });
   }
+  // DROP OWNED revoked what the role had granted on with the grant option, too.
+  const cascade = (s: PlannedStatement) => (s.kind === 'REVOKE' || s.kind === 'REVOKE ON DATABASE'
+    ? { ...s, sql: `${s.sql} CASCADE`, display: `${s.display} CASCADE` } : s);
   return changes
     .flatMap((c) => planChange(c, context))
     .sort((a, b) => a.phase - b.phase)
+    .map(cascade)
     .map((s, i) => ({
       ordinal: i + 1, kind: s.kind, sourceText: s.display, sql: s.sql, display: s.display,
       roles: s.roles, grantees: s.grantees, schemas: s.schemas,

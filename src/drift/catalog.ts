@@ -148,10 +148,24 @@ export function toDefaultPrivilege(d: DefaultPrivilegeRow): DefaultPrivilege {
   };
 }
 
-/** Reads one database's permission state in one read-only snapshot. */
-export async function readCatalog(client: pg.ClientBase, options: ReadOptions): Promise<Catalog> {
+/**
+ * Runs catalog queries in one read-only snapshot, with search_path pg_catalog: every name
+ * they print (argument types of routines, say) comes out schema-qualified, as the same
+ * query prints it on any other server.
+ */
+export async function inCatalogSnapshot<T>(client: pg.ClientBase, read: () => Promise<T>): Promise<T> {
   for (const sql of Q.CATALOG_SESSION) await client.query(sql);
   try {
+    return await read();
+  } finally {
+    // Only a broken connection fails to roll back, and its owner discards it.
+    await client.query('ROLLBACK').catch(() => {});
+  }
+}
+
+/** Reads one database's permission state in one read-only snapshot. */
+export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promise<Catalog> {
+  return inCatalogSnapshot(client, async () => {
     const session = (await client.query<SessionRow>(Q.SESSION_FACTS)).rows[0];
     if (!session) throw new Error('the database did not describe its session');
     const roles = new Map<string, RoleState>();
@@ -199,10 +213,7 @@ export async function readCatalog(client: pg.ClientBase, options: ReadOptions): 
       objects,
       defaultPrivileges,
     };
-  } finally {
-    // Only a broken connection fails to roll back, and its owner discards it.
-    await client.query('ROLLBACK').catch(() => {});
-  }
+  });
 }
 
 function toGrant([grantee, privilege, grantable]: GrantTuple): Grant {
