@@ -2,12 +2,12 @@
 -- server read the string. Idempotent: safe to run again.
 --
 -- mask_string_literals lexes string literals as the session reads them when capture
--- runs. A client string that changes standard_conforming_strings was lexed by the server
--- with the setting it had when the string arrived, and a literal such as 'q\' hunter2 \'z'
--- then ends elsewhere than the mask thinks: part of a password stayed in the text. Such a
--- string (it mentions a password and standard_conforming_strings) is now withheld whole.
--- The daemon logs its batch as not replayable, with the reason; the drift check shows
--- what differs.
+-- runs. The server lexed the client string with the standard_conforming_strings it had
+-- when the string arrived, which the string itself may have changed since (SET, RESET ALL,
+-- set_config): a literal such as 'q\' hunter2 \'z' then ends elsewhere than the mask
+-- thinks, and part of a password stayed in the text. Now the text is masked both ways; if
+-- the two disagree, no mask can be trusted and the text is withheld whole. The daemon
+-- logs its batch as not replayable, with the reason; the drift check shows what differs.
 
 DO $do$
 BEGIN
@@ -23,12 +23,14 @@ RETURNS text
 LANGUAGE plpgsql IMMUTABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+    masked text := permsync.mask_string_literals_lexed(sql, backslash_escapes);
 BEGIN
-    IF sql ~* 'standard_conforming_strings' THEN
+    IF masked <> permsync.mask_string_literals_lexed(sql, NOT backslash_escapes) THEN
         -- The daemon's planner knows this text (src/capture/plan.ts, WITHHELD_TEXT).
-        RETURN '/* permsync: text withheld: it changes standard_conforming_strings and mentions a password */';
+        RETURN '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */';
     END IF;
-    RETURN permsync.mask_string_literals_lexed(sql, backslash_escapes);
+    RETURN masked;
 END
 $fn$;
 REVOKE ALL ON FUNCTION permsync.mask_string_literals(text, boolean) FROM PUBLIC;

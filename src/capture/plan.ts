@@ -46,7 +46,7 @@ export interface BatchPlan {
 }
 
 /** What capture stores instead of a string it cannot mask with certainty (sql/0009_withheld_text.sql). */
-export const WITHHELD_TEXT = '/* permsync: text withheld: it changes standard_conforming_strings and mentions a password */';
+export const WITHHELD_TEXT = '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */';
 
 /**
  * Decides what of a batch's query string to replay. The event trigger recorded one tag
@@ -61,7 +61,7 @@ export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]
   if (batch.statements) return plan({ replay: batch.statements.map(fromGenerated) });
   if (batch.queryText === WITHHELD_TEXT) {
     return plan({
-      unreplayable: 'the string changes standard_conforming_strings and mentions a password: its text was withheld, so that no password is stored; the next drift check shows what differs',
+      unreplayable: 'the string mentions a password, and its string literals read differently with and without standard_conforming_strings: its text was withheld, so that no password is stored; the next drift check shows what differs',
     });
   }
   let groups;
