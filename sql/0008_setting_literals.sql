@@ -36,7 +36,8 @@ BEGIN
             literals := literals || quote_literal(replace(quoted[1], '""', '"'));
             rest := substr(rest, length(quoted[1]) + 3);
         ELSE
-            bare := substring(rest FROM '^[^,\s"]+');
+            -- PostgreSQL's list splitting: whitespace is space, tab, newline, return, form feed.
+            bare := substring(rest FROM '^[^", \t\n\r\f][^, \t\n\r\f]*');
             IF bare IS NULL THEN
                 RETURN quote_literal(value);
             END IF;

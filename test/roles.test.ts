@@ -130,7 +130,8 @@ describe('roles reach every environment', () => {
   });
 
   it('reconcile writes a setting as the role watcher does', async () => {
-    const values = ['"$user", public', 'app;DROP/**/TABLE/**/x', '"a,b", "c""d",  Mixed ', '""', 'not "a list', '', 'x,'];
+    const values = ['"$user", public', 'app;DROP/**/TABLE/**/x', '"a,b", "c""d",  Mixed ', '""', 'not "a list', '', 'x,',
+      'a,\vb', 'a,\u00a0b', 'A\u00a0B', 'A"b', 'a,\tb'];
     for (const key of ['search_path', 'session_preload_libraries', 'work_mem']) {
       for (const value of values) {
         const { rows } = await p.sourceClient.query<{ sql: string }>('SELECT permsync.setting_value_sql($1, $2) AS sql', [key, value]);

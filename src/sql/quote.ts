@@ -23,6 +23,9 @@ const LIST_SETTINGS = new Set(['search_path', 'temp_tablespaces', 'session_prelo
   'shared_preload_libraries', 'unix_socket_directories']);
 const IDENTIFIER_LISTS = new Set(['search_path', 'temp_tablespaces']);
 
+/** Whitespace as PostgreSQL's list splitting sees it (scanner_isspace). */
+const LIST_SPACE = /^[ \t\n\r\f]+/;
+
 /** An element of a list setting: its text as stored, and what it stands for. */
 interface ListElement {
   raw: string;
@@ -40,13 +43,13 @@ function splitSettingList(text: string): ListElement[] | undefined {
   const elements: ListElement[] = [];
   let rest = text;
   for (;;) {
-    rest = rest.trimStart();
+    rest = rest.replace(LIST_SPACE, '');
     const quoted = /^"((?:[^"]|"")*)"/.exec(rest);
-    const bare = quoted ? undefined : /^[^,\s"]+/.exec(rest);
+    const bare = quoted ? undefined : /^[^", \t\n\r\f][^, \t\n\r\f]*/.exec(rest);
     if (quoted?.[1] !== undefined) elements.push({ raw: quoted[0], value: quoted[1].replaceAll('""', '"'), quoted: true });
     else if (bare) elements.push({ raw: bare[0], value: bare[0], quoted: false });
     else return undefined;
-    rest = rest.slice((quoted ?? bare)?.[0].length ?? 0).trimStart();
+    rest = rest.slice((quoted ?? bare)?.[0].length ?? 0).replace(LIST_SPACE, '');
     if (rest === '') return elements;
     if (!rest.startsWith(',')) return undefined;
     rest = rest.slice(1);
