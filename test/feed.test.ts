@@ -10,7 +10,7 @@ function batch(seq: number, targetEnvironment: string | null = null): Batch {
     id: `b${seq}`, commitSeq: String(seq), origin: 'event_trigger', sessionUser: 'dba', currentUser: 'dba',
     currentUserIsSuperuser: true, searchPath: 'public', backendPid: 1, statementStartedAt: new Date(0),
     committedAt: new Date(0), queryText: `GRANT SELECT ON t${seq} TO app`, queryMasked: false, targetEnvironment,
-    commandTags: ['GRANT'], identities: 1, statements: null, previousStatus: null,
+    commandTags: ['GRANT'], commandObjects: ['public.t'], identities: 1, statements: null, previousStatus: null,
   };
 }
 

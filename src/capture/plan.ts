@@ -29,6 +29,8 @@ export interface Batch {
   targetEnvironment: string | null;
   /** Tags the event trigger recorded, one per permission command, in order. */
   commandTags: string[];
+  /** The object each of those commands named first (pg_event_trigger_ddl_commands' object_identity). */
+  commandObjects: (string | null)[];
   /** How many (current user, search_path) pairs those commands ran with. */
   identities: number;
   /** Statements of a generated batch (role watcher); null for captured query strings. */
@@ -99,7 +101,7 @@ export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]
   }
   const group = index >= 0 ? groups[index] : undefined;
   const expected = group?.firingTags ?? [];
-  const unfired = group ? matchTags(group, batch.commandTags) : batch.commandTags.length === 0 ? new Set<number>() : undefined;
+  const unfired = group ? matchTags(group, batch.commandTags, batch.commandObjects) : batch.commandTags.length === 0 ? new Set<number>() : undefined;
   if (unfired === 'ambiguous') {
     return plan({
       unreplayable: `the trigger saw ${describe(batch.commandTags)}, and which of the string's ALTER ... IF EXISTS statements ran cannot be told; the next drift check shows what differs`,
@@ -126,15 +128,22 @@ export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]
  * relation). undefined when they cannot be matched that way; 'ambiguous' when they can in
  * more than one way (two such ALTERs, one fired: which one cannot be told from its tag).
  */
-function matchTags(group: TransactionGroup, recorded: string[]): Set<number> | 'ambiguous' | undefined {
-  const optional = new Set(group.optionalOrdinals);
+function matchTags(group: TransactionGroup, recorded: string[], objects: (string | null)[]): Set<number> | 'ambiguous' | undefined {
+  const optional = new Map(group.optional.map((o) => [o.ordinal, o.relation]));
+  // A recorded command stands for a statement if the tags agree and, for one that may not
+  // have fired, the object too: a command run inside a DO block could take its place.
+  const stands = (i: number, j: number): boolean => {
+    if (j >= recorded.length || recorded[j] !== group.firingTags[i]) return false;
+    const relation = optional.get(group.firingOrdinals[i] as number);
+    return relation === undefined || namesRelation(objects[j] ?? null, relation);
+  };
   const n = group.firingTags.length;
   // ways[i][j]: in how many ways (counted up to 2) statements i.. match recorded tags j..
   const ways = Array.from({ length: n + 1 }, () => new Array<number>(recorded.length + 1).fill(0));
   (ways[n] as number[])[recorded.length] = 1;
   for (let i = n - 1; i >= 0; i--) {
     for (let j = recorded.length; j >= 0; j--) {
-      const fired = j < recorded.length && recorded[j] === group.firingTags[i] ? (ways[i + 1]?.[j + 1] ?? 0) : 0;
+      const fired = stands(i, j) ? (ways[i + 1]?.[j + 1] ?? 0) : 0;
       const skipped = optional.has(group.firingOrdinals[i] as number) ? (ways[i + 1]?.[j] ?? 0) : 0;
       (ways[i] as number[])[j] = Math.min(2, fired + skipped);
     }
@@ -144,10 +153,21 @@ function matchTags(group: TransactionGroup, recorded: string[]): Set<number> | '
   if (total > 1) return 'ambiguous';
   const unfired = new Set<number>();
   for (let i = 0, j = 0; i < n; i++) {
-    if (j < recorded.length && recorded[j] === group.firingTags[i] && (ways[i + 1]?.[j + 1] ?? 0) > 0) j++;
+    if (stands(i, j) && (ways[i + 1]?.[j + 1] ?? 0) > 0) j++;
     else unfired.add(group.firingOrdinals[i] as number);
   }
   return unfired;
+}
+
+/**
+ * Whether an object identity as PostgreSQL prints it (schema.name, each part quoted where
+ * needed) is the relation a statement names: by name, and by schema where it names one.
+ */
+function namesRelation(identity: string | null, relation: { schema: string | null; name: string }): boolean {
+  if (identity === null) return false;
+  const parts = [...identity.matchAll(/"((?:[^"]|"")*)"|([^."]+)/g)].map((m) => (m[1] !== undefined ? m[1].replaceAll('""', '"') : m[2] as string));
+  const [schema, name] = parts.length === 2 ? parts : [undefined, parts[0]];
+  return name === relation.name && (relation.schema === null || schema === relation.schema);
 }
 
 function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {

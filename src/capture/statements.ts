@@ -70,10 +70,10 @@ export interface TransactionGroup {
   /** Tags the event trigger records for this group, in order: matched against the audit log. */
   firingTags: string[];
   /**
-   * Ordinals of the statements behind firingTags that may not fire: `ALTER ... IF EXISTS`
-   * of a relation the source does not have records nothing (and changes nothing).
+   * The statements behind firingTags that may not fire, by ordinal, with the relation they
+   * name: `ALTER ... IF EXISTS` of a relation the source does not have records nothing.
    */
-  optionalOrdinals: number[];
+  optional: { ordinal: number; relation: { schema: string | null; name: string } }[];
   /** The ordinal of the statement behind each of firingTags. */
   firingOrdinals: number[];
   replay: ReplayStatement[];
@@ -121,7 +121,7 @@ export function analyzeQuery(query: string, context: SessionContext): Transactio
       groups.push({
         firingTags: firing.map((p) => p.firingTag as string),
         firingOrdinals: firing.map((p) => p.ordinal as number),
-        optionalOrdinals: firing.flatMap((p) => (p.optional ? [p.ordinal as number] : [])),
+        optional: firing.flatMap((p) => (p.optional ? [{ ordinal: p.ordinal as number, relation: p.optional }] : [])),
         replay: firing.flatMap((p) => (p.replay ? [p.replay] : [])),
         skipped: firing.flatMap((p) => (p.skipped ? [p.skipped] : [])),
       });
@@ -191,8 +191,8 @@ function findSavepoint(savepoints: { name: string }[], name: string | undefined)
 interface PendingStatement {
   firingTag: string | undefined;
   ordinal?: number;
-  /** May not fire: IF EXISTS, and the object is missing on the source. */
-  optional?: boolean;
+  /** May not fire (IF EXISTS, and the relation is missing on the source): the relation it names. */
+  optional?: { schema: string | null; name: string };
   replay?: ReplayStatement;
   skipped?: SkippedStatement;
 }
@@ -286,7 +286,8 @@ function prepare(type: string, rawBody: unknown, site: StatementSite): PendingSt
       const stmt = body as AlterTableStmt;
       const cmds = (stmt.cmds ?? []).map((c) => (c as { AlterTableCmd?: Fields }).AlterTableCmd ?? {});
       const ownerCmds = cmds.filter((c) => c.subtype === 'AT_ChangeOwner');
-      const optional = stmt.missing_ok === true;
+      const optional = stmt.missing_ok === true && stmt.relation
+        ? { schema: stmt.relation.schemaname ?? null, name: stmt.relation.relname ?? '' } : undefined;
       if (ownerCmds.length === 0) return { ...skip('not a permission change (schema changes are not replayed)'), optional };
       if (ownerCmds.length === cmds.length) return { ...replayAs(tag, 'ALTER OWNER', body, site), optional };
       // Mixed with schema changes: carry only the owner change.

@@ -8,6 +8,7 @@ export const BATCH_COLUMNS = `
   b.committed_at, b.session_user_name, b.current_user_name, b.current_user_is_superuser,
   b.search_path, b.backend_pid, b.query_text, b.query_masked, b.target_environment, b.statements,
   coalesce((SELECT array_agg(a.command_tag ORDER BY a.id) FROM permsync.audit_log a WHERE a.batch_id = b.id), '{}') AS command_tags,
+  coalesce((SELECT array_agg(a.object_identity ORDER BY a.id) FROM permsync.audit_log a WHERE a.batch_id = b.id), '{}') AS command_objects,
   (SELECT count(DISTINCT (a.current_user_name, a.search_path)) FROM permsync.audit_log a WHERE a.batch_id = b.id)::int AS identities`;
 
 /** The batches an environment has yet to carry, in commit order. */

@@ -21,6 +21,7 @@ interface BatchRow {
   query_masked: boolean;
   target_environment: string | null;
   command_tags: string[];
+  command_objects: (string | null)[];
   identities: number;
   statements: Batch['statements'];
   previous_status: string | null;
@@ -42,6 +43,7 @@ function toBatch(row: BatchRow): Batch {
     queryMasked: row.query_masked,
     targetEnvironment: row.target_environment,
     commandTags: row.command_tags,
+    commandObjects: row.command_objects,
     identities: row.identities,
     statements: row.statements,
     previousStatus: row.previous_status,
