@@ -89,7 +89,7 @@ export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef
   return new Map(rows.map((r) => [objectKey(r), r.owner]));
 }
 
-export function objectKey(o: ObjectRef): string {
+function objectKey(o: ObjectRef): string {
   return JSON.stringify([o.kind, o.schema, o.name, o.args]);
 }
 
