@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { ReplayStatement } from '../capture/statements.js';
 import { inCatalogSnapshot, toDefaultPrivilege, type DefaultPrivilege, type DefaultPrivilegeRow, type GrantState } from '../drift/catalog.js';
 import * as Q from '../drift/catalog-queries.js';
-import type { Change, ObjectRef } from '../drift/compare.js';
+import { objectKey, type Change, type ObjectRef } from '../drift/compare.js';
 import { planChange, type PlanContext, type PlannedStatement } from '../drift/plan.js';
 
 /**
@@ -87,10 +87,6 @@ export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef
   const wanted = objects.map(({ kind, schema, name, args }) => ({ kind, schema, name, args }));
   const { rows } = await inCatalogSnapshot(source, () => source.query<ObjectRef & { owner: string }>(OWNERS, [JSON.stringify(wanted)]));
   return new Map(rows.map((r) => [objectKey(r), r.owner]));
-}
-
-function objectKey(o: ObjectRef): string {
-  return JSON.stringify([o.kind, o.schema, o.name, o.args]);
 }
 
 /**

@@ -136,7 +136,8 @@ function compareDatabase(source: Catalog, target: Catalog): Extract<Change, { ty
   return comparePrivileges({ on: 'database' }, keep(source.databaseGrants), keep(target.databaseGrants));
 }
 
-function objectKey(o: ObjectRef): string {
+/** An object's key by name, for maps (null name or args as empty). */
+export function objectKey(o: ObjectRef): string {
   return `${o.kind}\0${o.schema}\0${o.name ?? ''}\0${o.args ?? ''}`;
 }
 
