@@ -7,16 +7,22 @@ export const BATCH_COLUMNS = `
   b.id::text, b.commit_seq::text, b.origin, b.source_xid::text, b.statement_started_at,
   b.committed_at, b.session_user_name, b.current_user_name, b.current_user_is_superuser,
   b.search_path, b.backend_pid, b.query_text, b.query_masked, b.target_environment, b.statements,
-  coalesce((SELECT array_agg(a.command_tag ORDER BY a.id) FROM permsync.audit_log a WHERE a.batch_id = b.id), '{}') AS command_tags,
-  coalesce((SELECT array_agg(a.object_identity ORDER BY a.id) FROM permsync.audit_log a WHERE a.batch_id = b.id), '{}') AS command_objects,
-  (SELECT count(DISTINCT (a.current_user_name, a.search_path)) FROM permsync.audit_log a WHERE a.batch_id = b.id)::int AS identities`;
+  a.command_tags, a.command_objects, a.identities`;
+
+/** Joined after `permsync.batches b` wherever BATCH_COLUMNS is read: its audit rows, read once. */
+const BATCH_AUDIT = `
+  CROSS JOIN LATERAL (
+    SELECT coalesce(array_agg(a.command_tag ORDER BY a.id), '{}') AS command_tags,
+           coalesce(array_agg(a.object_identity ORDER BY a.id), '{}') AS command_objects,
+           count(DISTINCT (a.current_user_name, a.search_path))::int AS identities
+      FROM permsync.audit_log a WHERE a.batch_id = b.id) a`;
 
 /** The batches an environment has yet to carry, in commit order. */
 export const FETCH_BATCHES_AFTER = `
   SELECT ${BATCH_COLUMNS},
          (SELECT x.execution_status FROM permsync.execution_log x
            WHERE x.batch_id = b.id AND x.environment_name = $2) AS previous_status
-    FROM permsync.batches b
+    FROM permsync.batches b ${BATCH_AUDIT}
    WHERE b.commit_seq > $1
      AND (b.target_environment IS NULL OR b.target_environment = $2)
      -- A reconcile batch is applied by reconcile itself, and logged with it: only a record here.
@@ -30,7 +36,7 @@ export const FETCH_BATCHES_AFTER = `
  */
 export const FETCH_NEW_BATCHES_AFTER = `
   SELECT ${BATCH_COLUMNS}, NULL::text AS previous_status
-    FROM permsync.batches b
+    FROM permsync.batches b ${BATCH_AUDIT}
    WHERE b.commit_seq > $1
      AND b.origin <> 'reconcile'
    ORDER BY b.commit_seq
