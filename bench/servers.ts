@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { startLocalCluster, type LocalCluster } from '../src/embedded/cluster.js';
 import { install } from '../src/install/migrate.js';
+import { recordManagedRoles } from '../src/source/store.js';
 import { syncTriggerSql } from './sync-trigger.js';
 import { WAL_MESSAGE_ORDERED_SQL, WAL_MESSAGE_SQL } from './wal-message-trigger.js';
 
@@ -87,6 +88,14 @@ export async function startBenchServers(): Promise<BenchServers> {
   try {
     await Promise.all(clusters.map((c) => withClient(c.url, (client) => client.query(SCHEMA))));
     await withClient(source.url, (client) => install(client));
+    // bench_app was created on every server: each target hands its own over to permsync (onboarding).
+    await withClient(source.url, async (client) => {
+      for (const [i, target] of targets.entries()) {
+        const { rows } = await withClient(target.url, (t) =>
+          t.query<{ oid: number; name: string }>(`SELECT oid::int8::float8 AS oid, rolname AS name FROM pg_roles WHERE rolname = 'bench_app'`));
+        await recordManagedRoles(client, ENVIRONMENTS[i] as string, rows, 'adopted');
+      }
+    });
     // Roles are the cluster's: this database needs only the tables, and the trigger.
     await withClient(plain.url, (client) => client.query('CREATE DATABASE bench_empty_trigger'));
     await withClient(servers.emptyTriggerUrl, (client) => client.query(`${TABLES_ONLY} ${EMPTY_EVENT_TRIGGER}`));

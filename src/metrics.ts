@@ -27,6 +27,7 @@ interface BacklogRow {
   pending_batches: number;
   lag_seconds: number;
   retries: number;
+  role_conflicts: number;
 }
 
 /**
@@ -83,6 +84,13 @@ export class DaemonMetrics {
   private readonly retryQueue = new Gauge({
     name: 'permsync_retry_queue_depth',
     help: "Rows in the source's permsync.retry_queue for the configured environments.",
+    registers: [this.registry],
+    collect: () => this.refresh(),
+  });
+  private readonly roleConflicts = new Gauge({
+    name: 'permsync_role_conflicts',
+    help: "Source roles whose name a role of the environment's own holds there (permsync.v_role_conflicts): nothing of them is carried there.",
+    labelNames: ['environment'] as const,
     registers: [this.registry],
     collect: () => this.refresh(),
   });
@@ -187,9 +195,11 @@ export class DaemonMetrics {
     // Replaced, not updated: an environment removed by a reload must not linger.
     this.lag.reset();
     this.pending.reset();
+    this.roleConflicts.reset();
     for (const row of rows) {
       this.lag.set({ environment: row.environment }, row.lag_seconds);
       this.pending.set({ environment: row.environment }, row.pending_batches);
+      this.roleConflicts.set({ environment: row.environment }, row.role_conflicts);
     }
     this.retryQueue.set(rows.reduce((sum, row) => sum + row.retries, 0));
   }

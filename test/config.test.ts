@@ -78,6 +78,8 @@ settings:
   audit_retention_days: 30
   notify_on_failure: false
   excluded_roles: [admin, "svc_*"]
+  carry_role_attributes: [REPLICATION]
+  carry_predefined_roles: [pg_monitor, pg_read_all_stats]
   sync_passwords: true
   poll_interval_ms: 100
   role_watch_interval_ms: 250
@@ -121,6 +123,8 @@ log:
         auditRetentionDays: 30,
         notifyOnFailure: false,
         excludedRoles: ['admin', 'svc_*'],
+        carryRoleAttributes: ['REPLICATION'],
+        carryPredefinedRoles: ['pg_monitor', 'pg_read_all_stats'],
         syncPasswords: true,
         pollIntervalMs: 100,
         roleWatchIntervalMs: 250,
@@ -154,6 +158,8 @@ log:
       auditRetentionDays: 365,
       notifyOnFailure: true,
       excludedRoles: ['postgres', 'pg_*'],
+      carryRoleAttributes: [],
+      carryPredefinedRoles: [],
       syncPasswords: false,
       pollIntervalMs: 5000,
       roleWatchIntervalMs: 500,
@@ -239,6 +245,15 @@ extra: 1
       'environments[0].rules[0].roles: unknown key',
       'settings.dry_runn: unknown key',
       'extra: unknown key',
+    ]);
+  });
+
+  it('names the powers it may carry exactly', async () => {
+    const error = await loadError(`${MINIMAL}settings:\n  carry_role_attributes: [SUPERUSER, CREATEDB]\n  carry_predefined_roles: [pg_monitor, "pg_*", admin]\n`);
+    expect(error.issues).toEqual([
+      'settings.carry_role_attributes[1]: expected one of "SUPERUSER", "REPLICATION", "BYPASSRLS"',
+      'settings.carry_predefined_roles[1]: expected the name of a predefined role, such as "pg_monitor"',
+      'settings.carry_predefined_roles[2]: expected the name of a predefined role, such as "pg_monitor"',
     ]);
   });
 

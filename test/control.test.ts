@@ -28,6 +28,8 @@ const aMoment = () => new Promise((r) => setTimeout(r, 1000));
 beforeAll(async () => {
   p = await startPipeline(['dev', 'prod']);
   await p.everywhere(`CREATE ROLE app; CREATE TABLE t1 (id int); CREATE TABLE t2 (id int); CREATE TABLE t3 (id int)`);
+  // Roles created on every server are each environment's own until handed over (onboarding).
+  await p.adopt();
   daemon = await p.startDaemon(p.config({ settings: { pollIntervalMs: 60_000 } })); // notifications alone must do it
 });
 

@@ -132,6 +132,8 @@ beforeAll(async () => {
   const { rows } = await p.sourceClient.query<{ v: string }>(`SELECT rolpassword AS v FROM pg_authid WHERE rolname = 'reporting'`);
   // The same verifier (not just the same password: a new salt makes another one).
   await dev(`ALTER ROLE reporting PASSWORD '${rows[0]?.v}'`);
+  // Roles created on dev by hand are dev's own until handed over (onboarding).
+  await p.adopt();
   configFile = await writeConfig('permsync', [
     { name: 'dev', url: p.env('dev').server.url },
     { name: 'fresh', url: p.env('fresh').server.url },
@@ -346,27 +348,40 @@ describe('reconcile', () => {
     await dev(`DROP TABLE app.dev_only`);
   });
 
-  it('leaves roles that exist only on the environment alone, unless --drop-extra-roles', async () => {
-    await dev(`CREATE ROLE dev_only LOGIN; GRANT SELECT ON app.orders TO dev_only; GRANT readers TO dev_only;
-               ALTER DEFAULT PRIVILEGES FOR ROLE dev_only GRANT SELECT ON TABLES TO readers`);
-    expect(await driftItems('dev')).toEqual([{
-      category: 'role', subject: 'role "dev_only"',
-      detail: 'exists only on dev; left alone: `reconcile --drop-extra-roles` drops it', sql: [],
-    }]);
+  it('drops only a role it created there, only with --drop-extra-roles; a role of the environment\'s own never', async () => {
+    // reconcile creates retired on dev, so it is permsync's there; then the source drops it.
+    await p.dba(`CREATE ROLE retired`);
+    expect((await cli('reconcile', '--env', 'dev', '--apply')).code).toBe(0);
+    await p.dba(`DROP ROLE retired`);
+    await dev(`GRANT SELECT ON app.orders TO retired; GRANT readers TO retired;
+               ALTER DEFAULT PRIVILEGES FOR ROLE retired GRANT SELECT ON TABLES TO readers;
+               CREATE ROLE dev_only LOGIN; GRANT SELECT ON app.orders TO dev_only`);
+    expect(await driftItems('dev')).toEqual([
+      {
+        category: 'role', subject: 'role "dev_only"', sql: [],
+        detail: 'exists only on dev, a role of its own (permsync did not create it there); left alone: permsync never drops a role it did not create',
+      },
+      { category: 'role', subject: 'role "retired"', detail: 'exists only on dev; left alone: `reconcile --drop-extra-roles` drops it', sql: [] },
+    ]);
     expect((await cli('reconcile', '--env', 'dev', '--apply')).code).toBe(1);
-    const kept = await dev(`SELECT has_table_privilege('dev_only', 'app.orders', 'SELECT') AS kept`);
+    const kept = await dev(`SELECT has_table_privilege('retired', 'app.orders', 'SELECT') AS kept`);
     expect(kept.rows[0]).toEqual({ kept: true });
 
     const run = await cli('reconcile', '--env', 'dev', '--apply', '--drop-extra-roles');
-    expect(run.code).toBe(0);
-    expect(run.out).toMatch(/REVOKE SELECT ON TABLE "app"."orders" FROM "dev_only";\n(.*\n)*.*DROP ROLE "dev_only";/);
-    const { rows } = await dev(`SELECT count(*)::int AS n FROM pg_roles WHERE rolname = 'dev_only'`);
-    expect(rows[0]).toEqual({ n: 0 });
+    expect(run.out).toMatch(/REVOKE SELECT ON TABLE "app"."orders" FROM "retired";\n(.*\n)*.*DROP ROLE "retired";/);
+    expect(run.out).not.toMatch(/(REVOKE|DROP).*"dev_only"/);
+    const { rows } = await dev(`SELECT rolname, has_table_privilege(rolname, 'app.orders', 'SELECT') AS reads
+                                  FROM pg_roles WHERE rolname IN ('retired', 'dev_only')`);
+    expect(rows).toEqual([{ rolname: 'dev_only', reads: true }]);
+    await dev(`REVOKE SELECT ON app.orders FROM dev_only; DROP ROLE dev_only`);
   });
 
   it('a role that still owns objects is not dropped: the whole plan rolls back, nothing is reassigned', async () => {
+    await p.dba(`CREATE ROLE owner_only`);
+    expect((await cli('reconcile', '--env', 'dev', '--apply')).code).toBe(0);
+    await p.dba(`DROP ROLE owner_only`);
     await p.dba(`SET permsync.capture = 'off'; GRANT SELECT ON app.v TO auditors`);
-    await dev(`CREATE ROLE owner_only; CREATE TABLE app.owned (id int); ALTER TABLE app.owned OWNER TO owner_only`);
+    await dev(`CREATE TABLE app.owned (id int); ALTER TABLE app.owned OWNER TO owner_only`);
     const run = await cli('reconcile', '--env', 'dev', '--apply', '--drop-extra-roles');
     expect(run.code).toBe(1);
     expect(run.out).toMatch(/^reconcile failed on dev: role "owner_only" cannot be dropped because some objects depend on it \(SQLSTATE 2BP01\) at "DROP ROLE "owner_only"": owner of table app.owned/m);

@@ -112,6 +112,8 @@ async function leaderPid(): Promise<number | undefined> {
 beforeAll(async () => {
   p = await startPipeline(['dev', 'prod'], { embedded: true });
   await p.everywhere(`CREATE ROLE app; ${TABLES.map((t) => `CREATE TABLE ${t} (id int)`).join('; ')}`);
+  // Roles created on every server are each environment's own until handed over (onboarding).
+  await p.adopt();
   const config = p.config();
   const dir = await mkdtemp(join(tmpdir(), 'permsync-faults-'));
   configFile = join(dir, 'permsync.yaml');

@@ -52,6 +52,8 @@ async function lastCommitSeq(): Promise<string> {
 beforeAll(async () => {
   p = await startPipeline(['dev', 'prod']);
   await p.everywhere(FIXTURES);
+  // Roles created on every server are each environment's own until handed over (onboarding).
+  await p.adopt();
   await p.startDaemon(p.config({ settings: { groupWindowMs: WINDOW_MS } }));
   // Connections to the targets open and the role watcher's first batch carried: a cold start
   // would make a backlog of the burst by itself.

@@ -26,6 +26,7 @@ beforeAll(async () => {
   await p.everywhere(`
     CREATE ROLE app; CREATE ROLE reader;
     CREATE SCHEMA sales; CREATE TABLE sales.orders (id int); CREATE TABLE sales.refunds (id int)`);
+  await p.adopt();
   source = new pg.Pool({ connectionString: p.source.url, max: 2 });
 });
 

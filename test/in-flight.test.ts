@@ -29,6 +29,8 @@ async function lastSeqs(count: number): Promise<string[]> {
 beforeAll(async () => {
   p = await startPipeline(['prod']);
   await p.everywhere('CREATE ROLE app; CREATE ROLE other; CREATE TABLE t (id int); CREATE TABLE t2 (id int)');
+  // Roles created on every server are each environment's own until handed over (onboarding).
+  await p.adopt();
   // Tables the source has and prod does not (yet).
   await p.sourceClient.query(`SET permsync.capture = 'off'; CREATE TABLE ta (id int); CREATE TABLE tb (id int); RESET permsync.capture`);
 });

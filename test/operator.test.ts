@@ -124,6 +124,8 @@ beforeAll(async () => {
   configDir = await mkdtemp(join(tmpdir(), 'permsync-operator-'));
   p = await startPipeline(['dev', 'prod']);
   await p.everywhere(`CREATE ROLE app; CREATE SCHEMA sales; CREATE TABLE sales.orders (id int); CREATE TABLE sales.refunds (id int)`);
+  // Roles created on every server are each environment's own until handed over (onboarding).
+  await p.adopt();
   await dba(`SET permsync.capture = 'off'; CREATE TABLE sales.new_table (id int); RESET permsync.capture`);
   await env('dev').client.query('CREATE TABLE sales.new_table (id int)'); // prod lacks it
   for (const [role, login] of Object.entries(LOGINS)) {

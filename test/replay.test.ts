@@ -44,6 +44,8 @@ async function executions(batchText: string): Promise<{ environment_name: string
 beforeAll(async () => {
   p = await startPipeline(['dev', 'prod']);
   await p.everywhere(FIXTURES);
+  // Roles created on every server are each environment's own until handed over (onboarding).
+  await p.adopt();
   await p.startDaemon();
 });
 
@@ -113,6 +115,7 @@ describe('names resolved as on the source', () => {
   it('a superuser\'s "$user" in search_path is still the superuser\'s schema, though the sync user runs it', async () => {
     await p.everywhere(`CREATE ROLE alice SUPERUSER LOGIN PASSWORD 'alice-pw'; CREATE SCHEMA alice AUTHORIZATION alice;
       CREATE TABLE alice.ledger (id int); CREATE TABLE public.ledger (id int)`);
+    await p.adopt(['alice']);
     const alice = new pg.Client(p.source.urlFor('postgres', 'alice', 'alice-pw'));
     await alice.connect();
     try {

@@ -14,6 +14,12 @@ const logLines: string[] = [];
 /** A target where permsync connects as a CREATEROLE user, as on managed PostgreSQL. */
 const MANAGED_USER = 'permsync_sync';
 const PLAINTEXT = 'Plain-Text-Pa55word';
+/** This file checks that every role fact can travel: the powers only a superuser guards are allowed here. */
+const SETTINGS = {
+  syncPasswords: true,
+  carryRoleAttributes: ['SUPERUSER', 'REPLICATION', 'BYPASSRLS'] as ('SUPERUSER' | 'REPLICATION' | 'BYPASSRLS')[],
+  carryPredefinedRoles: ['pg_read_all_settings'],
+};
 
 const dba = (sql: string) => p.dba(sql);
 
@@ -60,7 +66,7 @@ beforeAll(async () => {
   );
   const managed = env('managed');
   const config = p.config({
-    settings: { syncPasswords: true },
+    settings: SETTINGS,
     environments: [{}, {}, { url: managed.proxy.rewrite(managed.server.urlFor('postgres', MANAGED_USER, 'sync-pw')), onPermanentFailure: 'continue' }],
   });
   daemon = await p.startDaemon(config, logLines);
@@ -224,7 +230,7 @@ describe('changes made while the daemon is down', () => {
   it('are found at its next start', async () => {
     await daemon.stop();
     await dba(`CREATE ROLE created_while_down LOGIN; GRANT readers TO created_while_down`);
-    daemon = await p.startDaemon(p.config({ settings: { syncPasswords: true }, environments: [{}, {}, { enabled: false }] }));
+    daemon = await p.startDaemon(p.config({ settings: SETTINGS, environments: [{}, {}, { enabled: false }] }));
     await expectRolesEqual();
   });
 });
@@ -268,7 +274,7 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
     await p.settle();
     await daemon.stop();
     await dba(`CREATE ROLE heir; REASSIGN OWNED BY leaver_late TO heir; DROP ROLE leaver_late`);
-    daemon = await p.startDaemon(p.config({ settings: { syncPasswords: true }, environments: [{}, {}, { enabled: false }] }));
+    daemon = await p.startDaemon(p.config({ settings: SETTINGS, environments: [{}, {}, { enabled: false }] }));
     await expectRolesEqual();
     for (const name of ['dev', 'prod']) {
       const { rows } = await env(name).client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.archive'::regclass`);

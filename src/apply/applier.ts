@@ -6,7 +6,8 @@ import type { ExecutionRecord, FailureNotice, SourceStore, Switches } from '../s
 import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
 import { admit, compileRules, type CompiledRule, type RoleScope } from './rules.js';
 import { releaseStatements } from './role-release.js';
-import { canRunTogether, type GroupResult, type SessionIdentity, type Target } from './target.js';
+import { judgeStatements, mayChange, namesToLookUp, type OwnershipVerdict } from './role-ownership.js';
+import { canRunTogether, ROLE_OIDS, type BeforeCommit, type ExecutionResult, type GroupResult, type SessionIdentity, type Target } from './target.js';
 import type { DaemonMetrics } from '../metrics.js';
 import { searchPathAsUser } from '../sql/quote.js';
 import type { ReplayStatement } from '../capture/statements.js';
@@ -49,7 +50,16 @@ type Prepared =
       /** Nothing runs (not replayable, nothing admitted, dry run): the outcome to record, and its log line. */
       settled: { fields: Fields; say: (log: Logger) => void };
     }
-  | { batch: Batch; settled?: undefined; identity: SessionIdentity; statements: ReplayStatement[]; notes: string[]; reapplying: boolean };
+  | {
+      batch: Batch;
+      settled?: undefined;
+      identity: SessionIdentity;
+      statements: ReplayStatement[];
+      notes: string[];
+      reapplying: boolean;
+      /** What the batch does to the roles permsync manages here, to be recorded once it applied. */
+      ownership: OwnershipVerdict;
+    };
 type Run = Extract<Prepared, { identity: SessionIdentity }>;
 
 /**
@@ -80,6 +90,10 @@ export class EnvironmentApplier {
   private heldOn: string | undefined;
   /** The last attempt could not connect: the retry tick probes the environment (see retryIfDue). */
   private unreachable = false;
+  /** The oids of the roles permsync manages here (role-ownership.ts). */
+  private managed = new Set<number>();
+  /** The environment's roles named by the batches being carried, read once per step: oid, or null when absent. */
+  private readonly targetRoles = new Map<string, number | null>();
   private probing = false;
   private readonly rules: CompiledRule[];
   private readonly log: Logger;
@@ -95,6 +109,7 @@ export class EnvironmentApplier {
 
   async start(): Promise<void> {
     const { after, inFlightThrough } = await this.deps.store.resumePoint(this.name);
+    this.managed = await this.deps.store.managedRoles(this.name);
     this.cursor = after;
     this.interruptedThrough = inFlightThrough;
     this.markedThrough = inFlightThrough;
@@ -233,6 +248,21 @@ export class EnvironmentApplier {
    * else the first alone, which is also how the batch an environment retries goes.
    */
   private async carryNext(pending: Batch[]): Promise<{ carried: number; outcome: Outcome }> {
+    // The environment's roles these batches name, read in one round trip, and afresh at
+    // each step: a role its own administrators create or drop is seen at the next batch.
+    this.targetRoles.clear();
+    const names = new Set<string>();
+    for (const batch of pending) for (const name of namesToLookUp((await this.deps.plan(batch)).replay, authorOf(batch))) names.add(name);
+    const unread = await this.readTargetRoles([...names]);
+    if (unread) {
+      const batch = pending[0] as Batch;
+      const now = new Date();
+      const outcome = await this.settle(batch, this.log.child({ batchId: batch.id, commitSeq: batch.commitSeq }), {
+        appliedSql: '', notes: [], startedAt: now, finishedAt: now, durationMs: 0, connectionTimeMs: undefined,
+        serverVersion: undefined, error: unread,
+      }, [], false);
+      return { carried: 0, outcome };
+    }
     if (this.attempts === 0 && pending.length > 1) {
       const together = await this.carryTogether(pending);
       if (together) return together;
@@ -301,6 +331,7 @@ export class EnvironmentApplier {
       at = fields.startedAt ?? at;
       return this.recordFor(p.batch, fields, at);
     }));
+    for (const p of runs) await this.afterApplied(p.ownership);
     for (const p of group) if (p.batch.previousStatus === 'failed') await this.deps.store.clearRetry(p.batch, this.name);
     for (const p of group) p.settled?.say(this.log.child({ batchId: p.batch.id, commitSeq: p.batch.commitSeq }));
     if (result) this.log.info({ batches: runs.length, commitSeqs: range, durationMs: Math.round(result.durationMs) }, 'applied together');
@@ -362,7 +393,13 @@ export class EnvironmentApplier {
       if (admission.admitted) admitted.push(statement);
       else notes.push(`statement ${statement.ordinal} (${statement.kind}) not carried: ${admission.reason}`);
     }
-    if (admitted.length === 0) {
+    // A non-superuser's statement runs as that role, so grantor and permission checks
+    // are the ones it had on the source; a superuser's runs as the sync user, with
+    // "$user" in its search_path still meaning the superuser's schema.
+    const runAs = authorOf(batch);
+    const ownership = admitted.length > 0 ? await this.judge(batch, admitted, runAs) : undefined;
+    notes.push(...(ownership?.notes ?? []));
+    if (!ownership || ownership.kept.length === 0) {
       return {
         batch,
         settled: {
@@ -371,16 +408,11 @@ export class EnvironmentApplier {
         },
       };
     }
-    // A non-superuser's statement runs as that role, so grantor and permission checks
-    // are the ones it had on the source; a superuser's runs as the sync user, with
-    // "$user" in its search_path still meaning the superuser's schema.
-    const runAs = !batch.currentUserIsSuperuser && (batch.origin === 'event_trigger' || batch.origin === 'manual')
-      ? batch.currentUser : undefined;
     const identity: SessionIdentity = runAs !== undefined
       ? { searchPath: batch.searchPath, runAs }
       : { searchPath: searchPathAsUser(batch.searchPath, batch.currentUser) };
     if (this.deps.settings.dryRun || this.deps.switches().dryRun) {
-      const { appliedSql } = this.deps.target.plan(identity, admitted);
+      const { appliedSql } = this.deps.target.plan(identity, ownership.kept);
       return {
         batch,
         settled: {
@@ -389,7 +421,75 @@ export class EnvironmentApplier {
         },
       };
     }
-    return { batch, identity, statements: admitted, notes, reapplying };
+    return { batch, identity, statements: ownership.kept, notes, reapplying, ownership };
+  }
+
+  /**
+   * The statements that touch only roles permsync may change here (role-ownership.ts).
+   * Before calling a role the target's own, the managed roles are read again: an operator
+   * may have handed it over since. Conflicts are recorded on the source.
+   */
+  private async judge(batch: Batch, statements: ReplayStatement[], author: string | undefined): Promise<OwnershipVerdict> {
+    const unread = await this.readTargetRoles(namesToLookUp(statements, author));
+    if (unread) throw new Error(`the environment's roles could not be read: ${unread.message}`);
+    let verdict = judgeStatements(statements, author, this.presentRoles(), this.managed);
+    if (verdict.conflicts.length > 0) {
+      this.managed = await this.deps.store.managedRoles(this.name);
+      verdict = judgeStatements(statements, author, this.presentRoles(), this.managed);
+      if (verdict.conflicts.length > 0) {
+        await this.deps.store.recordRoleConflicts(this.name, batch.id, verdict.conflicts);
+        this.log.warn({ batchId: batch.id, conflicts: verdict.conflicts }, 'roles of this environment\'s own are named by the source: left alone');
+      }
+    }
+    return verdict;
+  }
+
+  /** Looks up the roles not read yet in this step; the failure, if the environment could not be asked. */
+  private async readTargetRoles(names: string[]): Promise<ExecutionResult['error'] | undefined> {
+    const missing = names.filter((name) => !this.targetRoles.has(name));
+    if (missing.length === 0) return undefined;
+    const read = await this.deps.target.roleOids(missing);
+    if ('error' in read) return read.error;
+    for (const name of missing) this.targetRoles.set(name, read.roles.get(name) ?? null);
+    return undefined;
+  }
+
+  private presentRoles(): Map<string, number> {
+    return new Map([...this.targetRoles].flatMap(([name, oid]) => (oid === null ? [] : [[name, oid] as [string, number]])));
+  }
+
+  /**
+   * Records, before the target commits, the roles the batch created there as permsync's:
+   * only those whose CREATE ROLE took effect (one tolerated as existing is not ours).
+   */
+  private recordingCreatedRoles(verdict: OwnershipVerdict): BeforeCommit | undefined {
+    if (verdict.creates.length === 0) return undefined;
+    return async (session, took) => {
+      const names = verdict.creates.filter((c) => took.includes(c.statement)).map((c) => c.role);
+      if (names.length === 0) return;
+      const { rows } = await session.query<{ name: string; oid: number }>(ROLE_OIDS, [names]);
+      await this.deps.store.recordManagedRoles(this.name, rows, 'created');
+      for (const r of rows) {
+        this.managed.add(r.oid);
+        this.targetRoles.set(r.name, r.oid);
+      }
+    };
+  }
+
+  /** Once a batch applied: forgets the roles it dropped here, and renames the ones it renamed. */
+  private async afterApplied(verdict: OwnershipVerdict): Promise<void> {
+    if (verdict.drops.length > 0) {
+      await this.deps.store.forgetManagedRoles(this.name, verdict.drops.map((d) => d.oid));
+      for (const d of verdict.drops) {
+        this.managed.delete(d.oid);
+        this.targetRoles.set(d.role, null);
+      }
+    }
+    for (const r of verdict.renames) {
+      await this.deps.store.renameManagedRole(this.name, r.oid, r.to);
+      this.targetRoles.set(r.from, null);
+      this.targetRoles.set(r.to, r.oid);
+    }
   }
 
   /**
@@ -425,14 +525,24 @@ export class EnvironmentApplier {
       return undefined;
     };
     const nothing = { release: [], toCreated: false };
+    // A role of the target's own is not released (nor dropped: see judge()).
+    if (!mayChange(role, this.presentRoles(), this.managed)) return nothing;
     const target = await this.deps.target.roleHoldings(role).catch(unread);
     if (!target) return nothing;
     const owners = await this.deps.store.ownersOf(target.held.objects.filter((o) => o.owned));
     // An owner the environment does not have (created on the source since, in a later
-    // batch) cannot take the object over: it stays, and the DROP ROLE says so.
-    const present = await this.deps.target.existingRoles([...new Set(owners.values())]).catch(unread);
-    if (!present) return nothing;
-    for (const [key, owner] of owners) if (!present.has(owner) && !created.has(owner)) owners.delete(key);
+    // batch) cannot take the object over, nor can a role of the environment's own: the
+    // object stays, and the DROP ROLE says so.
+    const failure = await this.readTargetRoles([...new Set(owners.values())]);
+    if (failure) {
+      unread(failure);
+      return nothing;
+    }
+    const present = this.presentRoles();
+    for (const [key, owner] of owners) {
+      const absent = !present.has(owner);
+      if ((absent && !created.has(owner)) || !mayChange(owner, present, this.managed)) owners.delete(key);
+    }
     const release = releaseStatements(role, target.held, owners, { targetVersionNum: target.serverVersionNum });
     if (release.length > 0) {
       notes.push(`statement ${ordinal} (DROP ROLE): ${release.length} statement(s) first release what "${role}" holds here, as the source released it`);
@@ -447,20 +557,28 @@ export class EnvironmentApplier {
     const log = this.log.child({ batchId: batch.id, commitSeq: batch.commitSeq });
     const now = new Date();
     const prepared = await this.prepare(batch);
-    const record = (fields: Fields) => this.record([this.recordFor(batch, fields, now)]);
-    // Done with the batch here: a retry it had waited for is over.
-    const done = async (fields?: Fields): Promise<Outcome> => {
-      if (fields) await record(fields);
-      if (this.attempts > 0 || batch.previousStatus === 'failed') await this.deps.store.clearRetry(batch, this.name);
-      return 'next';
-    };
     if (prepared.settled) {
       prepared.settled.say(log);
-      return done(prepared.settled.fields);
+      return this.finish(batch, prepared.settled.fields, now);
     }
-    const { identity, statements: admitted, notes, reapplying } = prepared;
+    const { identity, statements: admitted, notes, reapplying, ownership } = prepared;
     await this.markInFlight(batch);
-    const result = await this.deps.target.execute(identity, admitted);
+    const result = await this.deps.target.execute(identity, admitted, this.recordingCreatedRoles(ownership));
+    if (!result.error) await this.afterApplied(ownership);
+    return this.settle(batch, log, result, notes, reapplying);
+  }
+
+  /** Done with the batch here (its outcome recorded, when given): a retry it had waited for is over. */
+  private async finish(batch: Batch, fields: Fields | undefined, at: Date): Promise<Outcome> {
+    if (fields) await this.record([this.recordFor(batch, fields, at)]);
+    if (this.attempts > 0 || batch.previousStatus === 'failed') await this.deps.store.clearRetry(batch, this.name);
+    return 'next';
+  }
+
+  /** Records how a batch's run here ended, and what the environment does next. */
+  private async settle(batch: Batch, log: Logger, result: ExecutionResult, notes: string[], reapplying: boolean): Promise<Outcome> {
+    const record = (fields: Fields) => this.record([this.recordFor(batch, fields, result.startedAt)]);
+    const done = (fields?: Fields) => this.finish(batch, fields, result.startedAt);
     this.unreachable = result.error?.unreachable === true;
     const base = {
       appliedSql: result.appliedSql, startedAt: result.startedAt, finishedAt: result.finishedAt,
@@ -470,7 +588,7 @@ export class EnvironmentApplier {
     };
     notes.push(...result.notes);
     if (!result.error) {
-      log.info({ statements: admitted.length, durationMs: Math.round(result.durationMs) }, 'applied');
+      log.info({ durationMs: Math.round(result.durationMs) }, 'applied');
       return done({ ...base, status: 'success', resultMessage: notes.length ? notes.join('; ') : null });
     }
 
@@ -524,4 +642,13 @@ export class EnvironmentApplier {
     this.retryAt = Date.now() + delay;
     return new Date(this.retryAt);
   }
+}
+
+/**
+ * The role a batch's statements run as on a target: a non-superuser author's own, so that
+ * grantor and permission checks are the ones it had on the source; undefined for a
+ * superuser's (run as the sync user) and for generated batches.
+ */
+function authorOf(batch: Batch): string | undefined {
+  return !batch.currentUserIsSuperuser && (batch.origin === 'event_trigger' || batch.origin === 'manual') ? batch.currentUser : undefined;
 }

@@ -13,12 +13,21 @@ export interface CompiledRule {
 
 export type Admission = { admitted: true } | { admitted: false; reason: string };
 
-/** Which roles permsync leaves alone. */
+/** Which roles permsync leaves alone, and which powers it may hand out. */
 export interface RoleScope {
   /** Never changed, never granted anything: excluded_roles, the sync users, permsync's own roles. */
   excluded(role: string): boolean;
   /** Exist on the source only (the sync users, permsync's own roles): never granted to anyone either. */
   internal(role: string): boolean;
+  /** settings.carry_predefined_roles lists this predefined role: memberships in it are carried. */
+  carriesMembershipIn(role: string): boolean;
+  /** settings.carry_role_attributes lists this attribute (SUPERUSER, REPLICATION, BYPASSRLS). */
+  carriesAttribute(attribute: string): boolean;
+}
+
+/** Role names starting with pg_ are reserved for PostgreSQL's predefined roles. */
+export function isPredefinedRole(role: string): boolean {
+  return role.startsWith('pg_');
 }
 
 export function compileRules(rules: readonly SyncRule[]): CompiledRule[] {
@@ -41,9 +50,13 @@ function syncUsers(config: Config): string[] {
 export function roleScope(config: Config): RoleScope {
   const internal = new Set([...syncUsers(config), ...PERMSYNC_ROLES]);
   const configured = excludedRoleMatcher(config.settings.excludedRoles);
+  const predefined = new Set(config.settings.carryPredefinedRoles);
+  const attributes = new Set<string>(config.settings.carryRoleAttributes);
   return {
     excluded: (role) => configured(role) || internal.has(role),
     internal: (role) => internal.has(role),
+    carriesMembershipIn: (role) => predefined.has(role),
+    carriesAttribute: (attribute) => attributes.has(attribute),
   };
 }
 
@@ -67,14 +80,27 @@ function describe(rule: CompiledRule): string {
 /**
  * An environment's rules: a statement is carried when it matches an include rule (or
  * there are none) and no exclude rule. An excluded role (postgres, pg_*, the sync users)
- * is never changed and never granted anything.
+ * is never changed, never granted anything and never granted to anyone. The powers a
+ * superuser guards are handed out only where the configuration says so: membership in a
+ * predefined role (pg_execute_server_program runs programs as the server's OS user) and
+ * the attributes SUPERUSER, REPLICATION and BYPASSRLS; taking them away is always carried.
  */
 export function admit(statement: ReplayStatement, rules: readonly CompiledRule[], roles: RoleScope): Admission {
   const excluded = statement.grantees.find((r) => roles.excluded(r));
   if (excluded !== undefined) return { admitted: false, reason: `names excluded role "${excluded}"` };
-  // Granting a built-in role such as pg_monitor is carried; granting permsync's own is not.
-  if (statement.granted !== undefined && roles.internal(statement.granted)) {
-    return { admitted: false, reason: `grants role "${statement.granted}", which exists on the source only` };
+  const granted = statement.granted;
+  if (granted !== undefined && isPredefinedRole(granted)) {
+    if (!roles.carriesMembershipIn(granted)) {
+      return { admitted: false, reason: `membership in predefined role "${granted}", which settings.carry_predefined_roles does not list` };
+    }
+  } else if (granted !== undefined && roles.internal(granted)) {
+    return { admitted: false, reason: `grants role "${granted}", which exists on the source only` };
+  } else if (granted !== undefined && roles.excluded(granted)) {
+    return { admitted: false, reason: `grants excluded role "${granted}"` };
+  }
+  const attribute = statement.attribute;
+  if (attribute !== undefined && !attribute.startsWith('NO') && !roles.carriesAttribute(attribute)) {
+    return { admitted: false, reason: `gives ${attribute}, which settings.carry_role_attributes does not list` };
   }
   const exclude = rules.find((r) => r.action === 'exclude' && matches(r, statement));
   if (exclude) return { admitted: false, reason: `matches ${describe(exclude)}` };

@@ -29,6 +29,12 @@ export interface ExecutionResult {
   error?: ClassifiedError & { failedSql?: string; unreachable?: boolean };
 }
 
+/** What runs on the target session before a transaction commits (see Target.execute). */
+export type BeforeCommit = (session: pg.ClientBase, took: TargetStatement[]) => Promise<void>;
+
+/** The oids of the roles named in $1 that the server has. */
+export const ROLE_OIDS = 'SELECT rolname AS name, oid::int8::float8 AS oid FROM pg_catalog.pg_roles WHERE rolname = ANY($1)';
+
 /** Several batches run in one transaction (executeTogether): one outcome for all of them. */
 export interface GroupResult extends Omit<ExecutionResult, 'appliedSql' | 'notes'> {
   /** Per batch, in order: what it sent, and its notes. */
@@ -115,11 +121,18 @@ export class Target {
     });
   }
 
-  /** Which of these roles the environment has. */
-  async existingRoles(names: string[]): Promise<Set<string>> {
-    if (names.length === 0) return new Set();
-    const { rows } = await this.pool.query<{ name: string }>('SELECT rolname AS name FROM pg_catalog.pg_roles WHERE rolname = ANY($1)', [names]);
-    return new Set(rows.map((r) => r.name));
+  /**
+   * The oids of those of these roles the environment has (a role's identity there), or
+   * why it could not be asked: not reaching it is classified as a failed connect is.
+   */
+  async roleOids(names: string[]): Promise<{ roles: Map<string, number> } | { error: ClassifiedError & { unreachable: boolean } }> {
+    if (names.length === 0) return { roles: new Map() };
+    try {
+      const { rows } = await this.pool.query<{ name: string; oid: number }>(ROLE_OIDS, [names]);
+      return { roles: new Map(rows.map((r) => [r.name, r.oid])) };
+    } catch (error) {
+      return { error: connectFailed(error) };
+    }
   }
 
   /** Whether the environment accepts a connection again (cheap: the applier asks once a second while it is unreachable). */
@@ -139,8 +152,12 @@ export class Target {
     }
   }
 
-  /** Runs a batch's statements in one transaction, as the source ran them. */
-  async execute(identity: SessionIdentity, statements: TargetStatement[]): Promise<ExecutionResult> {
+  /**
+   * Runs a batch's statements in one transaction, as the source ran them. `beforeCommit`
+   * sees the session and the statements that took effect (not those tolerated as already
+   * so) before the transaction commits; if it fails, nothing commits.
+   */
+  async execute(identity: SessionIdentity, statements: TargetStatement[], beforeCommit?: BeforeCommit): Promise<ExecutionResult> {
     const startedAt = new Date();
     const t0 = performance.now();
     const notes: string[] = [];
@@ -166,11 +183,15 @@ export class Target {
       appliedSql = sent;
       await client.query('BEGIN');
       for (const sql of setup) await client.query((current = sql));
+      const took: TargetStatement[] = [];
       for (const step of steps) {
         current = step.display;
-        await runStep(client, step.sql, step.statement.ignoreCodes, () => notes.push(`"${step.display}": already so`));
+        const tolerated = await runStep(client, step.sql, step.statement.ignoreCodes);
+        if (tolerated) notes.push(`"${step.display}": ${tolerated}`);
+        else took.push(step.statement);
       }
       current = undefined;
+      await beforeCommit?.(client, took);
       await client.query('COMMIT');
       client.release();
       return done({ connectionTimeMs });
@@ -289,19 +310,25 @@ async function readFacts(client: pg.PoolClient): Promise<SessionFacts> {
   return { serverVersion: row.server_version, serverVersionNum: row.server_version_num, database: row.database, superuser: row.superuser };
 }
 
-/** Runs one statement; where some SQLSTATEs mean "already so", inside a savepoint that absorbs them. */
-async function runStep(client: pg.PoolClient, sql: string, ignoreCodes: string[] | undefined, onIgnored: () => void): Promise<void> {
+/**
+ * Runs one statement; where some SQLSTATEs are tolerated (the statement is so already, or
+ * cannot apply to this server), inside a savepoint that absorbs them. Returns the
+ * tolerated error, as the execution log says it, else undefined.
+ */
+async function runStep(client: pg.PoolClient, sql: string, ignoreCodes: string[] | undefined): Promise<string | undefined> {
   if (!ignoreCodes?.length) {
     await client.query(sql);
-    return;
+    return undefined;
   }
   await client.query('SAVEPOINT permsync_step');
   try {
     await client.query(sql);
     await client.query('RELEASE SAVEPOINT permsync_step');
+    return undefined;
   } catch (error) {
-    if (!ignoreCodes.includes((error as { code?: string }).code ?? '')) throw error;
+    const { code, message } = error as { code?: string; message?: string };
+    if (!ignoreCodes.includes(code ?? '')) throw error;
     await client.query('ROLLBACK TO SAVEPOINT permsync_step');
-    onIgnored();
+    return `left as it is: ${message} (SQLSTATE ${code})`;
   }
 }

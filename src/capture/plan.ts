@@ -8,6 +8,8 @@ export interface GeneratedStatement {
   sql: string;
   display: string;
   privileged?: boolean;
+  attribute?: string;
+  renamed_from?: string;
   ignore_codes?: string[];
   on_target_database?: boolean;
 }
@@ -177,12 +179,14 @@ function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {
     sourceText: s.display,
     sql: s.sql,
     display: s.display,
-    roles: s.granted ? [s.role, s.granted] : [s.role],
+    roles: [s.role, ...(s.granted !== undefined ? [s.granted] : []), ...(s.renamed_from !== undefined ? [s.renamed_from] : [])],
     grantees: [s.role],
     schemas: [],
     ...(s.granted !== undefined && { granted: s.granted }),
     ...(s.ignore_codes && { ignoreCodes: s.ignore_codes }),
     ...(s.privileged && { privileged: true }),
+    ...(s.attribute !== undefined && { attribute: s.attribute }),
+    ...(s.renamed_from !== undefined && { renamedFrom: s.renamed_from }),
     ...(s.on_target_database && { onTargetDatabase: true }),
   };
 }

@@ -52,6 +52,10 @@ export interface ReplayStatement {
   ignoreCodes?: string[];
   /** Only a superuser may run it (SUPERUSER, REPLICATION, BYPASSRLS). */
   privileged?: boolean;
+  /** The attribute clause a privileged statement sets: SUPERUSER, NOSUPERUSER, REPLICATION, ... */
+  attribute?: string;
+  /** For ALTER ROLE ... RENAME: the name the role had (grantees hold the new one). */
+  renamedFrom?: string;
   /** Holds TARGET_DATABASE (apply/target.ts), to be replaced by the target's database name. */
   onTargetDatabase?: boolean;
   /** Schemas of the objects it touches; unqualified names give the search_path's schemas. */

@@ -7,6 +7,7 @@ import { checkEnvironments, describeError, openSession } from '../drift/check.js
 import { formatJson, formatText, type EnvironmentResult } from '../drift/format.js';
 import { recordCheck } from '../drift/history.js';
 import { reconcile, type ReconcileResult } from '../drift/reconcile.js';
+import { adoptRoles } from '../drift/adopt.js';
 
 type WithConfig = (command: Command) => Command;
 
@@ -67,6 +68,30 @@ ${EXIT_STATUS} With --apply: 0 when the environment now matches.`)
       if (options.json) print(JSON.stringify(reconcileJson(result), null, 2));
       else printReconcile(result);
       process.exitCode = result.failure !== undefined ? 1 : exitCode([result.after ?? result.plan]);
+    });
+
+  withConfig(program.command('adopt'))
+    .description('hand roles of an environment over to permsync, so that replication changes them there as the source does')
+    .requiredOption('--env <name>', 'the environment')
+    .option('--all', 'every role the environment shares by name with the source')
+    .argument('[roles...]', 'the roles to hand over')
+    .addHelpText('after', `
+permsync changes, grants to, runs as and drops only the roles it manages on an environment:
+those it created there (replication, reconcile) and those handed over with this command.
+Any other role is the environment's own; a source role of the same name is a conflict
+(permsync.v_role_conflicts, \`permsync drift\`) and nothing of it is carried there. Hand a
+role over only when it is the same role as the source's: it is then changed as the source
+says, its password and memberships included. \`permsync reconcile --env NAME\` then shows
+what differs. Needs the daemon's login or permsync_admin on the source.`)
+    .action(async (roles: string[], options: { config: string; env: string; all?: boolean }) => {
+      if ((roles.length === 0) === (options.all !== true)) throw new UsageError('name the roles to hand over, or give --all (not both)');
+      const config = await loadConfig(options.config);
+      const environment = findEnvironment(config, options.env);
+      const result = await onSource(config, (source) => adoptRoles(config, environment, source, options.all ? undefined : roles));
+      print(result.adopted.length
+        ? `handed over to permsync on ${environment.name}: ${result.adopted.join(', ')}`
+        : `nothing new to hand over on ${environment.name}`);
+      if (result.already.length) print(`permsync's already: ${result.already.join(', ')}`);
     });
 }
 

@@ -27,6 +27,8 @@ interface StatusRow {
   oldest_pending_age_seconds: number | null;
   blocking_error_code: string | null;
   blocking_error: string | null;
+  /** Source roles whose name a role of the environment's own holds (permsync.v_role_conflicts). */
+  role_conflicts: number;
 }
 
 interface RetryRow {
@@ -165,6 +167,15 @@ Never deletes a batch an enabled environment has yet to finish. Needs permsync_a
 
 /** Why an environment needs attention, or undefined; deliberate stops are not problems. */
 function problemOf(row: StatusRow, maxLagSeconds: number): string | undefined {
+  const problems = [stateProblem(row, maxLagSeconds)];
+  if (row.role_conflicts > 0) {
+    problems.push(`${row.role_conflicts} role conflict(s): source roles whose name a role of ${row.environment}'s own holds ` +
+      'are not carried there (permsync.v_role_conflicts; `permsync adopt` hands a role over)');
+  }
+  return problems.filter(Boolean).join('; ') || undefined;
+}
+
+function stateProblem(row: StatusRow, maxLagSeconds: number): string | undefined {
   const batch = `batch ${row.oldest_pending_batch_id}`;
   switch (row.state) {
     case 'held':
@@ -188,11 +199,11 @@ function printStatus(rows: StatusRow[], problems: (string | undefined)[]): void 
   }
   print(`sync ${first.sync_enabled ? 'enabled' : 'DISABLED'}, dry run ${first.dry_run ? 'ON' : 'off'}`);
   print(table(
-    ['ENVIRONMENT', 'STATE', 'WAITING', 'OLDEST', 'LAST SUCCESS', '24H OK', 'FAILED', 'SKIPPED', 'DRY RUN'],
+    ['ENVIRONMENT', 'STATE', 'WAITING', 'OLDEST', 'LAST SUCCESS', '24H OK', 'FAILED', 'SKIPPED', 'DRY RUN', 'CONFLICTS'],
     rows.map((r) => [
       r.environment, r.state, String(r.pending_batches), formatAge(r.oldest_pending_age_seconds),
       r.last_success_at ? formatTime(r.last_success_at) : '-',
-      String(r.success_count), String(r.failed_count), String(r.skipped_count), String(r.dry_run_count),
+      String(r.success_count), String(r.failed_count), String(r.skipped_count), String(r.dry_run_count), String(r.role_conflicts),
     ]),
   ));
   rows.forEach((row, i) => {

@@ -9,6 +9,10 @@ export const COMMAND_TAGS = [
 ] as const;
 export type CommandTag = (typeof COMMAND_TAGS)[number];
 
+/** Role attributes only a superuser may set: carried only where the configuration says so. */
+export const PRIVILEGED_ATTRIBUTES = ['SUPERUSER', 'REPLICATION', 'BYPASSRLS'] as const;
+export type PrivilegedAttribute = (typeof PRIVILEGED_ATTRIBUTES)[number];
+
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -43,6 +47,10 @@ export interface Settings {
   notifyOnFailure: boolean;
   /** Glob patterns (`*` only); see excludedRoleMatcher. */
   excludedRoles: string[];
+  /** SUPERUSER, REPLICATION, BYPASSRLS: the powers the role watcher may give a role on a target. */
+  carryRoleAttributes: PrivilegedAttribute[];
+  /** Predefined roles (pg_monitor, ...) whose memberships the role watcher carries. */
+  carryPredefinedRoles: string[];
   /** Carry password verifiers (reading them needs the right to read pg_authid on the source). */
   syncPasswords: boolean;
   pollIntervalMs: number;
@@ -189,6 +197,12 @@ const settingsSchema = z
     audit_retention_days: intAtLeast(1).default(365),
     notify_on_failure: z.boolean().default(true),
     excluded_roles: z.array(nonEmptyString).default(() => ['postgres', 'pg_*']),
+    carry_role_attributes: z
+      .array(z.enum(PRIVILEGED_ATTRIBUTES, { error: `expected one of ${PRIVILEGED_ATTRIBUTES.map((a) => `"${a}"`).join(', ')}` }))
+      .default(() => []),
+    carry_predefined_roles: z
+      .array(z.string().regex(/^pg_[a-z_]+$/, { error: 'expected the name of a predefined role, such as "pg_monitor"' }))
+      .default(() => []),
     sync_passwords: z.boolean().default(false),
     poll_interval_ms: intAtLeast(100).default(5000),
     role_watch_interval_ms: intAtLeast(1).default(500),
@@ -209,6 +223,8 @@ const settingsSchema = z
       auditRetentionDays: s.audit_retention_days,
       notifyOnFailure: s.notify_on_failure,
       excludedRoles: s.excluded_roles,
+      carryRoleAttributes: s.carry_role_attributes,
+      carryPredefinedRoles: s.carry_predefined_roles,
       syncPasswords: s.sync_passwords,
       pollIntervalMs: s.poll_interval_ms,
       roleWatchIntervalMs: s.role_watch_interval_ms,

@@ -27,7 +27,7 @@ export const SESSION_FACTS = `
               ELSE has_function_privilege('permsync.role_state()', 'EXECUTE') END AS has_role_state`;
 
 export const ROLES = `
-  SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolinherit AS inherit, r.rolcreaterole AS createrole,
+  SELECT r.oid::int8::float8 AS oid, r.rolname AS name, r.rolsuper AS superuser, r.rolinherit AS inherit, r.rolcreaterole AS createrole,
          r.rolcreatedb AS createdb, r.rolcanlogin AS login, r.rolreplication AS replication,
          r.rolbypassrls AS bypassrls, r.rolconnlimit AS connlimit, r.rolvaliduntil::text AS valid_until,
          shobj_description(r.oid, 'pg_authid') AS comment

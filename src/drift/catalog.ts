@@ -88,6 +88,8 @@ export interface Catalog {
   /** Whether roles carry their password verifiers. */
   verifiersRead: boolean;
   roles: Map<string, RoleState>;
+  /** Each role's oid: its identity on this server (managed roles are known by it). */
+  roleOids: Map<string, number>;
   memberships: Membership[];
   settings: RoleSetting[];
   databaseOwner: string;
@@ -113,6 +115,7 @@ interface SessionRow {
 }
 
 interface RoleRow {
+  oid: number;
   name: string;
   superuser: boolean;
   inherit: boolean;
@@ -169,7 +172,9 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
     const session = (await client.query<SessionRow>(Q.SESSION_FACTS)).rows[0];
     if (!session) throw new Error('the database did not describe its session');
     const roles = new Map<string, RoleState>();
+    const roleOids = new Map<string, number>();
     for (const r of (await client.query<RoleRow>(Q.ROLES)).rows) {
+      roleOids.set(r.name, r.oid);
       roles.set(r.name, {
         name: r.name, superuser: r.superuser, inherit: r.inherit, createrole: r.createrole, createdb: r.createdb,
         login: r.login, replication: r.replication, bypassrls: r.bypassrls, connlimit: r.connlimit,
@@ -206,6 +211,7 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
       superuser: session.superuser,
       verifiersRead,
       roles,
+      roleOids,
       memberships,
       settings,
       databaseOwner: database.owner,

@@ -46,12 +46,26 @@ export interface CheckOptions {
   dropExtraRoles: boolean;
 }
 
+/** The oids of the roles permsync manages on an environment, as the source records them. */
+export async function readManagedRoles(source: pg.ClientBase, environment: string): Promise<Set<number>> {
+  const { rows } = await source.query<{ oid: number }>(MANAGED_ROLES, [environment]);
+  return new Set(rows.map((r) => r.oid));
+}
+
+const MANAGED_ROLES = 'SELECT role_oid::int8::float8 AS oid FROM permsync.v_managed_roles WHERE environment_name = $1';
+
 /** Reads one environment and compares it with the source's catalog. */
-async function checkEnvironment(config: Config, environment: EnvironmentConfig, source: Catalog, options: CheckOptions): Promise<DriftReport> {
+async function checkEnvironment(
+  config: Config,
+  environment: EnvironmentConfig,
+  source: Catalog,
+  managed: ReadonlySet<number>,
+  options: CheckOptions,
+): Promise<DriftReport> {
   const client = await openSession(environment.url, environment.name, config.settings);
   try {
     const target = await readTargetCatalog(client, config.settings);
-    return buildReport(environment, config.settings, roleScope(config), source, target, options);
+    return buildReport(environment, config.settings, roleScope(config), source, target, { ...options, managed });
   } finally {
     await client.end().catch(() => {});
   }
@@ -72,7 +86,7 @@ export async function checkEnvironments(
   for (const environment of environments) {
     let report: DriftReport;
     try {
-      report = await checkEnvironment(config, environment, catalog, options);
+      report = await checkEnvironment(config, environment, catalog, await readManagedRoles(source, environment.name), options);
     } catch (error) {
       const message = error instanceof PermsyncError ? error.message.replace(`${environment.name}: `, '') : describeError(error);
       results.push({ environment: environment.name, hints: [], error: message });

@@ -30,7 +30,10 @@ export interface PrivilegeChange {
 export type Change =
   | { type: 'role missing'; role: RoleState }
   | { type: 'role attributes'; from: RoleState; to: RoleState }
-  | { type: 'role extra'; name: string }
+  /** A role on the target only; `managed`: permsync created it there (or was handed it). */
+  | { type: 'role extra'; name: string; managed: boolean }
+  /** A role of the target's own (permsync does not manage it) that has a source role's name. */
+  | { type: 'role collision'; name: string }
   | { type: 'membership'; role: string; member: string; from: Membership | null; to: Membership | null }
   | { type: 'setting'; role: string; database: string | null; here: boolean; key: string; from: string | null; to: string | null }
   | { type: 'owner'; object: ObjectRef; from: string; to: string }
@@ -40,30 +43,37 @@ export type Change =
 
 export interface CompareOptions {
   /**
-   * Compare the facts of roles that exist on the target only (their privileges and
-   * default privileges), so that they can be revoked before the roles are dropped.
-   * Otherwise such a role is one difference, and everything about it is left alone.
+   * Compare the facts of roles permsync manages that exist on the target only (their
+   * privileges and default privileges), so that they can be revoked before the roles are
+   * dropped. Otherwise such a role is one difference, and everything about it is left alone.
    */
   includeExtraRoles: boolean;
+  /**
+   * The target's roles permsync does not manage there, by name: the target's own. Each is
+   * one difference (extra, or a collision with a source role's name), and everything
+   * about it (memberships, settings, privileges) is left alone.
+   */
+  foreign: ReadonlySet<string>;
 }
 
 /** The differences that take `target` to `source`, in a stable order. Pure. */
 export function compare(source: Catalog, target: Catalog, options: CompareOptions): Change[] {
   const extra = new Set([...target.roles.keys()].filter((name) => !source.roles.has(name)));
-  const aboutExtra = (...roles: string[]) => roles.some((r) => extra.has(r));
-  const keepGrantee = (grantee: string) => options.includeExtraRoles || !extra.has(grantee);
+  const leftAlone = (role: string) => options.foreign.has(role) || (extra.has(role) && !options.includeExtraRoles);
+  const aboutExtra = (...roles: string[]) => roles.some(leftAlone);
+  const keepGrantee = (grantee: string) => !leftAlone(grantee);
   return [
-    ...compareRoles(source, target, extra),
+    ...compareRoles(source, target, extra, options.foreign),
     ...compareMemberships(source.memberships, target.memberships).filter((c) => !aboutExtra(c.role, c.member)),
     ...compareSettings(source.settings, target.settings).filter((c) => !aboutExtra(c.role)),
     ...compareDatabase(source, target).filter((c) => keepGrantee(c.grantee)),
     ...compareObjects(source.objects, target.objects, keepGrantee),
     ...compareDefaultPrivileges(source.defaultPrivileges, target.defaultPrivileges)
-      .filter((c) => c.target.on !== 'default' || options.includeExtraRoles || !aboutExtra(c.target.role, c.grantee)),
+      .filter((c) => c.target.on !== 'default' || !aboutExtra(c.target.role, c.grantee)),
   ];
 }
 
-function compareRoles(source: Catalog, target: Catalog, extra: Set<string>): Change[] {
+function compareRoles(source: Catalog, target: Catalog, extra: Set<string>, foreign: ReadonlySet<string>): Change[] {
   // Verifiers are compared only when both sides could read them.
   const withPasswords = source.verifiersRead && target.verifiersRead;
   const out: Change[] = [];
@@ -71,9 +81,10 @@ function compareRoles(source: Catalog, target: Catalog, extra: Set<string>): Cha
     const to = source.roles.get(name) as RoleState;
     const from = target.roles.get(name);
     if (!from) out.push({ type: 'role missing', role: to });
+    else if (foreign.has(name)) out.push({ type: 'role collision', name });
     else if (!sameAttributes(from, to, withPasswords)) out.push({ type: 'role attributes', from, to });
   }
-  for (const name of sorted(extra)) out.push({ type: 'role extra', name });
+  for (const name of sorted(extra)) out.push({ type: 'role extra', name, managed: !foreign.has(name) });
   return out;
 }
 
@@ -166,7 +177,8 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
       continue;
     }
     let theirGrants = from.grants;
-    if (to.owner !== null && from.owner !== null && to.owner !== from.owner) {
+    // An object is never given to a role of the target's own.
+    if (to.owner !== null && from.owner !== null && to.owner !== from.owner && keepGrantee(to.owner)) {
       out.push({ type: 'owner', object: ref, from: from.owner, to: to.owner });
       // A new owner takes over the old owner's privileges (as PostgreSQL's aclnewowner
       // does): compare what the target will hold after the change, not before it.

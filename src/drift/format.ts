@@ -41,7 +41,15 @@ function describe(change: Change, env: string): Omit<DescribedDifference, 'sql'>
     case 'role attributes':
       return { category: 'role', subject: `role ${quoteIdent(change.to.name)}`, detail: attributeDifferences(change.from, change.to, env) };
     case 'role extra':
-      return { category: 'role', subject: `role ${quoteIdent(change.name)}`, detail: `exists only on ${env}` };
+      return {
+        category: 'role', subject: `role ${quoteIdent(change.name)}`,
+        detail: change.managed ? `exists only on ${env}` : `exists only on ${env}, a role of its own (permsync did not create it there)`,
+      };
+    case 'role collision':
+      return {
+        category: 'role conflict', subject: `role ${quoteIdent(change.name)}`,
+        detail: `${env} has a role of its own with this name (permsync did not create it there): a target-only role, never changed by permsync`,
+      };
     case 'membership': {
       const subject = `membership of ${quoteIdent(change.member)} in ${quoteIdent(change.role)}`;
       if (!change.from) return { category: 'membership', subject, detail: `missing on ${env}` };

@@ -42,6 +42,8 @@ export interface PlannedStatement {
   granted?: string;
   /** Needs a superuser on the target (SUPERUSER, REPLICATION, BYPASSRLS). */
   privileged?: boolean;
+  /** The clause a privileged statement sets (SUPERUSER, NOSUPERUSER, ...). */
+  attribute?: string;
   ignoreCodes?: string[];
   /** Says TARGET_DATABASE for the target's current database. */
   onTargetDatabase?: boolean;
@@ -66,7 +68,10 @@ export function planChange(change: Change, context: PlanContext): PlannedStateme
     case 'role attributes':
       return attributeStatements(Phase.AlterRole, change.from, change.to);
     case 'role extra':
-      return [role(Phase.DropRole, 'DROP ROLE', change.name, `DROP ROLE ${quoteIdent(change.name)}`)];
+      // A role of the target's own is never dropped.
+      return change.managed ? [role(Phase.DropRole, 'DROP ROLE', change.name, `DROP ROLE ${quoteIdent(change.name)}`)] : [];
+    case 'role collision':
+      return [];
     case 'membership':
       return membershipStatements(change, context);
     case 'setting':
@@ -112,7 +117,8 @@ function attributeStatements(phase: Phase, from: RoleState, to: RoleState): Plan
   const flag = (on: boolean, word: string) => `${on ? '' : 'NO'}${word}`;
   for (const [attr, word] of [['superuser', 'SUPERUSER'], ['replication', 'REPLICATION'], ['bypassrls', 'BYPASSRLS']] as const) {
     if (from[attr] !== to[attr]) {
-      out.push(role(phase, 'ALTER ROLE', to.name, `ALTER ROLE ${name} WITH ${flag(to[attr], word)}`, { privileged: true }));
+      const attribute = flag(to[attr], word);
+      out.push(role(phase, 'ALTER ROLE', to.name, `ALTER ROLE ${name} WITH ${attribute}`, { privileged: true, attribute }));
     }
   }
   const clauses: string[] = [];

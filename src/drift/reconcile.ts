@@ -1,13 +1,14 @@
 import type pg from 'pg';
-import { Target, type TargetStatement } from '../apply/target.js';
+import { ROLE_OIDS, Target, type TargetStatement } from '../apply/target.js';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import { PermsyncError, UsageError } from '../errors.js';
-import { describeError, openSession, readSourceCatalog, readTargetCatalog } from './check.js';
+import { describeError, openSession, readManagedRoles, readSourceCatalog, readTargetCatalog } from './check.js';
 import type { EnvironmentResult } from './format.js';
 import { mayRecordReconcile, recordReconcile, unreplayableHints } from './history.js';
 import type { PlannedStatement } from './plan.js';
 import { buildReport, type DriftReport } from './report.js';
 import { roleScope } from '../apply/rules.js';
+import { recordManagedRoles } from '../source/store.js';
 
 export interface ReconcileOptions {
   apply: boolean;
@@ -46,7 +47,8 @@ export async function reconcile(
     const compareNow = async (): Promise<DriftReport> => {
       const target = await readTargetCatalog(session, config.settings);
       const catalog = await readSourceCatalog(source, config.settings);
-      return buildReport(environment, config.settings, roleScope(config), catalog, target, options);
+      const managed = await readManagedRoles(source, environment.name);
+      return buildReport(environment, config.settings, roleScope(config), catalog, target, { ...options, managed });
     };
     const report = await compareNow();
     const hints = report.differences.length > 0 ? await unreplayableHints(source, environment.name) : [];
@@ -58,9 +60,17 @@ export async function reconcile(
     }
 
     const target = new Target(environment, config.settings, () => {});
+    const statements = report.plan.map(toTargetStatement);
+    // The roles the plan creates become permsync's there, recorded before the target commits.
+    const creates = new Map(report.plan.flatMap((p, i) => (p.kind === 'CREATE ROLE' ? [[statements[i], p.grantees[0] as string] as const] : [])));
     let result;
     try {
-      result = await target.execute({ searchPath: 'pg_catalog' }, report.plan.map(toTargetStatement));
+      result = await target.execute({ searchPath: 'pg_catalog' }, statements, async (session, took) => {
+        const names = took.flatMap((s) => creates.get(s) ?? []);
+        if (names.length === 0) return;
+        const { rows } = await session.query<{ oid: number; name: string }>(ROLE_OIDS, [names]);
+        await recordManagedRoles(source, environment.name, rows, 'created');
+      });
     } finally {
       await target.close();
     }

@@ -28,6 +28,8 @@ export interface DriftReport {
 
 export interface ReportOptions {
   dropExtraRoles: boolean;
+  /** The oids of the roles permsync manages on the environment (permsync.v_managed_roles). */
+  managed: ReadonlySet<number>;
 }
 
 /** Compares a target with the source and plans what converges it, within what the daemon carries there. */
@@ -42,7 +44,9 @@ export function buildReport(
   const admission = admitter(environment, roles);
   const differences: Difference[] = [];
   let leftOutByRules = 0;
-  for (const change of compare(source, target, { includeExtraRoles: options.dropExtraRoles })) {
+  // The target's roles permsync does not manage there are its own (built-in ones are not listed).
+  const foreign = new Set([...target.roleOids].filter(([, oid]) => !options.managed.has(oid)).map(([name]) => name));
+  for (const change of compare(source, target, { includeExtraRoles: options.dropExtraRoles, foreign })) {
     const planned = planChange(change, { targetVersionNum: target.serverVersionNum });
     // An object on one side only has no statement: its schema decides whether it is in scope.
     const verdicts = (planned.length > 0 ? planned : [objectProbe(change)]).map(admission);
@@ -51,20 +55,31 @@ export function buildReport(
       if (!verdicts.includes('excluded role')) leftOutByRules++;
       continue;
     }
-    differences.push({
-      change,
-      statements,
-      ...(change.type === 'role extra' && !options.dropExtraRoles && { held: 'left alone: `reconcile --drop-extra-roles` drops it' }),
-    });
+    const held = heldBack(change, environment, options);
+    differences.push({ change, statements, ...(held !== undefined && { held }) });
   }
   const plan = orderPlan(differences.filter((d) => !d.held).flatMap((d) => d.statements));
   return { environment: environment.name, differences, plan, leftOutByRules, notes: notes(environment, settings, source, target, plan) };
 }
 
-/** What the rules see of an object on one side only: a statement on its schema, naming no role. */
+/** Why a difference's statements stay out of the plan, if they do. */
+function heldBack(change: Change, environment: EnvironmentConfig, options: ReportOptions): string | undefined {
+  if (change.type === 'role collision') {
+    return `left alone: \`permsync adopt --env ${environment.name} ${change.name}\` hands it over to permsync, which then converges it`;
+  }
+  if (change.type !== 'role extra') return undefined;
+  if (!change.managed) return 'left alone: permsync never drops a role it did not create';
+  return options.dropExtraRoles ? undefined : 'left alone: `reconcile --drop-extra-roles` drops it';
+}
+
+/**
+ * What the rules see of a difference that has no statement: for an object on one side
+ * only, a statement on its schema; for a role of the target's own, one naming it.
+ */
 function objectProbe(change: Change): PlannedStatement {
   const schemas = change.type === 'object missing' || change.type === 'object extra' ? [change.object.schema] : [];
-  return { phase: Phase.Grant, kind: 'GRANT', sql: '', display: '', roles: [], grantees: [], schemas };
+  const roles = change.type === 'role collision' || change.type === 'role extra' ? [change.name] : [];
+  return { phase: Phase.Grant, kind: 'GRANT', sql: '', display: '', roles, grantees: roles, schemas };
 }
 
 function notes(environment: EnvironmentConfig, settings: Settings, source: Catalog, target: Catalog, plan: PlannedStatement[]): string[] {

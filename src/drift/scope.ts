@@ -17,6 +17,7 @@ export function admitter(environment: EnvironmentConfig, roles: RoleScope): (sta
       ordinal: 0, kind: statement.kind, sourceText: statement.display, sql: statement.sql,
       roles: statement.roles, grantees: statement.grantees, schemas: statement.schemas,
       ...(statement.granted !== undefined && { granted: statement.granted }),
+      ...(statement.attribute !== undefined && { attribute: statement.attribute }),
     };
     if (!admit(replay, [], roles).admitted) return 'excluded role';
     return admit(replay, rules, roles).admitted ? 'admitted' : 'rules';

@@ -8,7 +8,7 @@ export const ENVIRONMENT_STATUS = `
   SELECT environment, label, state, enabled, paused, sync_enabled, dry_run, last_success_at,
          success_count::int, failed_count::int, skipped_count::int, dry_run_count::int,
          pending_batches::int, oldest_pending_batch_id::text, oldest_pending_age_seconds,
-         blocking_error_code, blocking_error
+         blocking_error_code, blocking_error, role_conflicts::int
     FROM permsync.v_environment_status
    ORDER BY priority, environment`;
 

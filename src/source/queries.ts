@@ -174,3 +174,38 @@ export const CLEANUP_OLD_LOGS = `SELECT * FROM permsync.cleanup_old_logs()`;
 export const RETIRE_ENVIRONMENTS = `
   UPDATE permsync.environments SET enabled = false, updated_at = now()
    WHERE enabled AND NOT (name = ANY ($1::text[]))`;
+
+/** The oids of the roles permsync manages on an environment (sql/0014_role_scope.sql). */
+export const MANAGED_ROLES = `
+  SELECT role_oid::int8::float8 AS oid FROM permsync.managed_roles WHERE environment_name = $1`;
+
+/** Records roles as permsync's on an environment; $2 is a JSON array of {oid, name}. */
+export const RECORD_MANAGED_ROLES = `
+  INSERT INTO permsync.managed_roles (environment_name, role_oid, role_name, how)
+  SELECT $1, r.oid::oid, r.name, $3
+    FROM jsonb_to_recordset($2::jsonb) AS r(oid bigint, name name)
+  ON CONFLICT (environment_name, role_oid) DO UPDATE SET role_name = EXCLUDED.role_name`;
+
+/** Forgets roles dropped on an environment ($2: their oids there). */
+export const FORGET_MANAGED_ROLES = `
+  DELETE FROM permsync.managed_roles WHERE environment_name = $1 AND role_oid = ANY ($2::int8[]::oid[])`;
+
+/** Names a managed role by its new name after a rename ($2 oid, $3 name). */
+export const RENAME_MANAGED_ROLE = `
+  UPDATE permsync.managed_roles SET role_name = $3 WHERE environment_name = $1 AND role_oid = $2::int8::oid`;
+
+/**
+ * A conflict seen again keeps its first batch; a new one opens a row. $3 is a JSON array
+ * of {role, oid, reason}.
+ */
+export const RECORD_ROLE_CONFLICTS = `
+  INSERT INTO permsync.role_conflicts (environment_name, role_name, target_oid, batch_id, reason)
+  SELECT $1, c.role, c.oid::oid, $2, c.reason
+    FROM jsonb_to_recordset($3::jsonb) AS c(role name, oid bigint, reason text)
+  ON CONFLICT (environment_name, role_name) WHERE resolved_at IS NULL
+  DO UPDATE SET last_seen_at = now()`;
+
+/** Closes the open conflicts of these roles on an environment, saying how. */
+export const RESOLVE_ROLE_CONFLICTS = `
+  UPDATE permsync.role_conflicts SET resolved_at = now(), resolution = $3
+   WHERE environment_name = $1 AND role_name = ANY ($2::name[]) AND resolved_at IS NULL`;

@@ -181,6 +181,43 @@ export class SourceStore {
   async clearRetry(batch: Batch, environment: string): Promise<void> {
     await this.pool.query(Q.DELETE_RETRY, [batch.id, environment]);
   }
+
+  /** The oids of the roles permsync manages on an environment. */
+  async managedRoles(environment: string): Promise<Set<number>> {
+    const { rows } = await this.pool.query<{ oid: number }>(Q.MANAGED_ROLES, [environment]);
+    return new Set(rows.map((r) => r.oid));
+  }
+
+  async recordManagedRoles(environment: string, roles: { oid: number; name: string }[], how: 'created' | 'adopted'): Promise<void> {
+    await recordManagedRoles(this.pool, environment, roles, how);
+  }
+
+  async forgetManagedRoles(environment: string, oids: number[]): Promise<void> {
+    await this.pool.query(Q.FORGET_MANAGED_ROLES, [environment, oids]);
+  }
+
+  async renameManagedRole(environment: string, oid: number, name: string): Promise<void> {
+    await this.pool.query(Q.RENAME_MANAGED_ROLE, [environment, oid, name]);
+  }
+
+  async recordRoleConflicts(environment: string, batchId: string, conflicts: { role: string; oid: number; reason: string }[]): Promise<void> {
+    await this.pool.query(Q.RECORD_ROLE_CONFLICTS, [environment, batchId, JSON.stringify(conflicts)]);
+  }
+}
+
+/**
+ * Records roles as permsync's on an environment (created by it, or handed over), and
+ * closes their open conflicts there.
+ */
+export async function recordManagedRoles(
+  source: pg.Pool | pg.ClientBase,
+  environment: string,
+  roles: { oid: number; name: string }[],
+  how: 'created' | 'adopted',
+): Promise<void> {
+  if (roles.length === 0) return;
+  await source.query(Q.RECORD_MANAGED_ROLES, [environment, JSON.stringify(roles), how]);
+  await source.query(Q.RESOLVE_ROLE_CONFLICTS, [environment, roles.map((r) => r.name), how]);
 }
 
 /**

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import { defaultSettings, type Config, type EnvironmentConfig, type Settings } from '../../src/config/schema.js';
 import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { install } from '../../src/install/migrate.js';
+import { adoptRoles } from '../../src/drift/adopt.js';
 import { createLogger } from '../../src/log.js';
 import { startServers, type ServerOptions, type TestServer } from './servers.js';
 import { TcpProxy } from './proxy.js';
@@ -26,6 +27,11 @@ export interface Pipeline {
   env(name: string): Environment;
   /** Runs the same SQL on the source and every environment (schema set-up is not permsync's job). */
   everywhere(sql: string): Promise<void>;
+  /**
+   * Hands the roles each environment shares with the source over to permsync (onboarding):
+   * roles created with everywhere() are each environment's own until then.
+   */
+  adopt(roles?: string[]): Promise<void>;
   config(overrides?: { settings?: Partial<Settings>; environments?: Partial<EnvironmentConfig>[] }): Config;
   /** Starts a daemon; `logSink` receives its log lines (at debug level) when given. */
   startDaemon(config?: Config, logSink?: string[]): Promise<Daemon>;
@@ -84,6 +90,10 @@ export async function startPipeline(targetNames: string[], options: ServerOption
     async everywhere(sql) {
       await pipeline.sourceClient.query(`SET permsync.capture = 'off'; ${sql}; RESET permsync.capture`);
       await Promise.all(environments.map((e) => e.client.query(sql)));
+    },
+    async adopt(roles) {
+      const config = pipeline.config();
+      for (const environment of config.environments) await adoptRoles(config, environment, pipeline.sourceClient, roles);
     },
     config(overrides = {}) {
       return {

@@ -1,0 +1,127 @@
+import type { ReplayStatement } from '../capture/statements.js';
+
+/**
+ * Which roles on one target permsync may change. The role watcher cannot know who
+ * changed a role on the source (no event trigger fires for roles), and a CREATEROLE user
+ * may create any role there: a look-alike of a target's own role (a prod-only superuser,
+ * an auditor) must not hand that role over. So permsync changes, grants to, runs as and
+ * drops only the roles it manages on each target: those it created there, and those an
+ * operator handed over (`permsync adopt`), by their oid on the target, so that a role
+ * dropped and created again there under the same name is not taken for the old one.
+ * Built-in roles (oid below 16384) are the same on every server and nobody's to take over.
+ */
+
+/** The first oid of a role a user created; below it, PostgreSQL's own roles. */
+export const FIRST_USER_OID = 16384;
+
+/** A target role, by name, as the target answered: its oid, or absent. */
+export type TargetRoles = Map<string, number>;
+
+/** A name the source uses that a target role permsync does not manage holds there. */
+export interface RoleConflict {
+  role: string;
+  /** The target role's oid. */
+  oid: number;
+  reason: string;
+}
+
+export interface OwnershipVerdict {
+  /** The statements to run, in order. */
+  kept: ReplayStatement[];
+  /** Why each left-out statement is not carried. */
+  notes: string[];
+  conflicts: RoleConflict[];
+  /** Roles this batch creates there, by their CREATE ROLE: to be recorded as managed once created. */
+  creates: { role: string; statement: ReplayStatement }[];
+  /** Managed roles this batch drops there, with their oids: to be forgotten once dropped. */
+  drops: { role: string; oid: number }[];
+  /** Managed roles this batch renames there. */
+  renames: { from: string; to: string; oid: number }[];
+}
+
+/** Every role name the statements and their author name, for one lookup on the target. */
+export function namesToLookUp(statements: ReplayStatement[], author: string | undefined): string[] {
+  const names = new Set<string>(author === undefined ? [] : [author]);
+  for (const s of statements) for (const r of s.roles) names.add(r);
+  return [...names];
+}
+
+/**
+ * Keeps the statements that touch only roles permsync may change here, in order. A
+ * statement names roles (grantees, granted roles, new owners, FOR ROLE, both names of a
+ * rename) and, for an authored batch, runs as its author: each must be built-in, absent
+ * (a role this batch creates, or one whose absence the statement itself reports), or
+ * managed. A role present and not managed is the target's own: the statement is left out
+ * and the collision is a conflict. `managed` holds the managed oids.
+ */
+export function judgeStatements(
+  statements: ReplayStatement[],
+  author: string | undefined,
+  roles: TargetRoles,
+  managed: ReadonlySet<number>,
+): OwnershipVerdict {
+  const state = new Map(roles);
+  const verdict: OwnershipVerdict = { kept: [], notes: [], conflicts: [], creates: [], drops: [], renames: [] };
+  const conflicted = new Set<string>();
+  const conflict = (role: string, oid: number, reason: string) => {
+    if (conflicted.has(role)) return;
+    conflicted.add(role);
+    verdict.conflicts.push({ role, oid, reason });
+  };
+  const ours = (oid: number) => oid < FIRST_USER_OID || managed.has(oid);
+  const created = new Set<string>();
+
+  if (author !== undefined) {
+    const oid = state.get(author);
+    if (oid === undefined || !ours(oid)) {
+      const why = oid === undefined
+        ? `its author "${author}" does not exist here (a role this environment does not carry, or one dropped here)`
+        : `its author "${author}" is a role of this target's own, which permsync does not manage`;
+      if (oid !== undefined) conflict(author, oid, 'the source runs statements as a role of this name');
+      for (const s of statements) verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: ${why}`);
+      return verdict;
+    }
+  }
+
+  for (const s of statements) {
+    const foreign = s.roles.find((r) => {
+      const oid = state.get(r);
+      return oid !== undefined && !created.has(r) && !ours(oid);
+    });
+    if (foreign !== undefined) {
+      const oid = state.get(foreign) as number;
+      conflict(foreign, oid, s.kind === 'CREATE ROLE' && s.grantees[0] === foreign
+        ? 'the source created a role of this name, and this target already has one permsync did not create'
+        : 'the source changes a role of this name, and this target has one permsync did not create');
+      verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: role "${foreign}" exists here and is not permsync's ` +
+        `(a role of this target's own; \`permsync adopt\` hands it over)`);
+      continue;
+    }
+    verdict.kept.push(s);
+    const name = s.grantees[0];
+    if (name === undefined) continue;
+    if (s.kind === 'CREATE ROLE' && !state.has(name)) {
+      created.add(name);
+      verdict.creates.push({ role: name, statement: s });
+    } else if (s.kind === 'DROP ROLE') {
+      const oid = state.get(name);
+      if (oid !== undefined && !created.has(name)) verdict.drops.push({ role: name, oid });
+      state.delete(name);
+      created.delete(name);
+    } else if (s.renamedFrom !== undefined) {
+      const oid = state.get(s.renamedFrom);
+      state.delete(s.renamedFrom);
+      if (oid !== undefined) {
+        state.set(name, oid);
+        verdict.renames.push({ from: s.renamedFrom, to: name, oid });
+      }
+    }
+  }
+  return verdict;
+}
+
+/** Whether permsync may change `role` on a target (built-in, absent, or managed). */
+export function mayChange(role: string, roles: TargetRoles, managed: ReadonlySet<number>): boolean {
+  const oid = roles.get(role);
+  return oid === undefined || oid < FIRST_USER_OID || managed.has(oid);
+}
