@@ -43,7 +43,10 @@ export interface Settings {
   notifyOnFailure: boolean;
   /** Glob patterns (`*` only); see excludedRoleMatcher. */
   excludedRoles: string[];
-  /** Carry password verifiers (reading them needs the right to read pg_authid on the source). */
+  /**
+   * Whether this daemon carries password verifiers. The source captures them only when an
+   * admin turns capture on (permsync.enable_password_sync()) and its installer may read pg_authid.
+   */
   syncPasswords: boolean;
   pollIntervalMs: number;
   roleWatchIntervalMs: number;
