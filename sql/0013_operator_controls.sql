@@ -111,7 +111,7 @@ BEGIN
     IF switch IS NOT NULL
        AND current_user <> (SELECT pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid = 'permsync.config'::regclass)
        AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
-        RAISE EXCEPTION 'permsync.config: "%" is an operator''s switch; % refused', switch, tg_op
+        RAISE EXCEPTION 'permsync.config: "%" is an admin''s switch; % refused', switch, tg_op
             USING ERRCODE = 'insufficient_privilege',
                   HINT = CASE switch
                              WHEN 'sync_enabled' THEN 'permsync.enable_sync() / disable_sync() set it (permsync_admin)'

@@ -438,7 +438,7 @@ describe('password verifiers', () => {
     expect(await rows(`SELECT value FROM permsync.config WHERE key = 'sync_passwords'`)).toEqual([{ value: 'false' }]);
     await as(LOGINS.daemon, async (c) => {
       await expect(c.query(`UPDATE permsync.config SET value = 'true' WHERE key = 'sync_passwords'`)).rejects.toMatchObject({
-        code: '42501', message: 'permsync.config: "sync_passwords" is an operator\'s switch; UPDATE refused',
+        code: '42501', message: 'permsync.config: "sync_passwords" is an admin\'s switch; UPDATE refused',
       });
       expect((await c.query(`SELECT permsync.role_state() ->> 'passwords' AS captured`)).rows).toEqual([{ captured: 'false' }]);
     });
