@@ -154,25 +154,26 @@ async function startRuntime(
 ): Promise<Runtime> {
   await store.registerConfiguration(config);
   const passwords = await store.passwordTracking();
-  if (!passwords.wanted) logger.info('password verifiers are not carried: settings.sync_passwords is false');
-  else if (!passwords.tracked) {
+  if (!config.settings.syncPasswords) {
+    if (passwords.tracked) logger.warn('the source captures password verifiers, but settings.sync_passwords is false: they are not carried');
+    else logger.info('password verifiers are not carried: settings.sync_passwords is false');
+  } else if (!passwords.captured) {
+    logger.warn('settings.sync_passwords is on but the source does not capture password verifiers: they are not carried. ' +
+      'An admin turns capture on with SELECT permsync.enable_password_sync()');
+  } else if (!passwords.tracked) {
     logger.warn('settings.sync_passwords is on but the role that installed permsync cannot read pg_authid: password verifiers are not carried');
   }
 
   let switches = await store.readSwitches();
-  const refreshSwitches = async () => {
-    try {
-      switches = await store.readSwitches();
-    } catch (error) {
-      logger.warn({ err: error }, 'could not read the operators\' switches; keeping the last ones');
-    }
-  };
+  // The retry counters as last acted on: a fresh applier re-attempts what it waits on anyway.
+  const retriesSeen = new Map(switches.retryRequests);
 
   const plans = new Map<string, Promise<BatchPlan>>();
   const plan = (batch: Batch): Promise<BatchPlan> => {
     let cached = plans.get(batch.id);
     if (!cached) {
       cached = planBatch(batch, () => store.siblingBatchIds(batch));
+      if (!config.settings.syncPasswords) cached = cached.then(withoutVerifiers);
       cached.catch(() => plans.delete(batch.id));
       plans.set(batch.id, cached);
       if (plans.size > PLAN_CACHE_SIZE) plans.delete(plans.keys().next().value as string);
@@ -196,6 +197,26 @@ async function startRuntime(
     });
   const wakeAll = () => appliers.forEach((a) => a.wake());
 
+  // What operators asked for is read from the source, never taken from a notification
+  // (anyone may send one): at start, on every control wake-up, after a reconnect and at
+  // every poll. However many wake-ups come, one read runs and at most one more waits.
+  const controls = coalesced(async () => {
+    try {
+      switches = await store.readSwitches();
+      for (const applier of appliers) {
+        const asked = switches.retryRequests.get(applier.name) ?? 0n;
+        if (asked > (retriesSeen.get(applier.name) ?? 0n)) {
+          retriesSeen.set(applier.name, asked);
+          logger.info({ environment: applier.name }, 'an operator asked for a retry or a skip');
+          applier.retryNow();
+        }
+      }
+    } catch (error) {
+      logger.warn({ err: error }, 'could not read the operators\' switches and requests; keeping the last ones');
+    }
+    wakeAll();
+  });
+
   // pg-listen is CommonJS with a default export: reached through the module object under ESM.
   const subscriber: Subscriber = pgListen.default(
     { connectionString: config.source.url, application_name: `${config.source.applicationName}:listen` },
@@ -207,32 +228,20 @@ async function startRuntime(
       parse: (payload: string) => payload,
     },
   );
-  // Notifications are handled one after another, in the order the source committed them:
-  // a batch committed after disable_sync() must not slip through before the switch is read.
-  let handling: Promise<void> = Promise.resolve();
-  const inTurn = (step: () => Promise<void> | void) => {
-    handling = handling.then(step).catch((error) => logger.error({ err: error }, 'notification handling failed'));
-  };
-  subscriber.notifications.on(CAPTURE_CHANNEL, () => inTurn(wakeAll));
-  // Operators' functions (pause, resume, retry, enable/disable sync or dry run) act within a
-  // second: the state is in the source's tables; the notification says to look now.
-  subscriber.notifications.on(CONTROL_CHANNEL, (payload: string) =>
-    inTurn(async () => {
-      const control = parseControl(payload);
-      await refreshSwitches();
-      logger.info({ control }, 'operator control received');
-      for (const applier of appliers) {
-        if (control?.action === 'retry' && (control.environment == null || control.environment === applier.name)) applier.retryNow();
-      }
-      wakeAll();
-    }),
-  );
-  // After a reconnect, notifications sent while it was down are lost: catch up from the table.
+  // A batch committed after disable_sync() must not slip through before the switch is
+  // read: while a read of the controls runs or waits, its end wakes the appliers instead.
+  subscriber.notifications.on(CAPTURE_CHANNEL, () => {
+    if (!controls.busy) wakeAll();
+  });
+  // Operators' functions act within a second: the state is in the source's tables; the
+  // notification, payload or not, only says to look now.
+  subscriber.notifications.on(CONTROL_CHANNEL, () => controls.request());
+  // After a reconnect, notifications sent while it was down are lost: catch up from the tables.
   let listening = false;
   subscriber.events.on('connected', () => {
     listening = true;
     logger.info('listening on the source');
-    wakeAll();
+    controls.request();
   });
   subscriber.events.on('reconnect', (attempt) => {
     listening = false;
@@ -254,7 +263,7 @@ async function startRuntime(
     await closeAll();
     throw error;
   }
-  const poll = setInterval(() => void refreshSwitches().then(wakeAll), config.settings.pollIntervalMs);
+  const poll = setInterval(() => controls.request(), config.settings.pollIntervalMs);
   // Retries come due on a one-second tick rather than one timer per failure.
   const retries = cron.schedule('* * * * * *', () => appliers.forEach((a) => a.retryIfDue()), { name: 'permsync-retries' });
   const watcher = new RoleWatcher(source, config.settings.roleWatchIntervalMs, logger, (ms, batchId) =>
@@ -308,16 +317,48 @@ async function startRuntime(
   };
 }
 
-interface Control {
-  action: string;
-  environment: string | null;
+/**
+ * Runs `task` when asked, never twice at once: asks that come while it runs are folded
+ * into one more run after it. `busy` while a run is under way or waiting.
+ */
+function coalesced(task: () => Promise<void>): { request(): void; readonly busy: boolean } {
+  let running = false;
+  let again = false;
+  const run = (): void => {
+    running = true;
+    void task().finally(() => {
+      running = false;
+      if (again) {
+        again = false;
+        run();
+      }
+    });
+  };
+  return {
+    request() {
+      if (running) again = true;
+      else run();
+    },
+    get busy() {
+      return running;
+    },
+  };
 }
 
-function parseControl(payload: string): Control | undefined {
-  try {
-    const value = JSON.parse(payload) as Partial<Control>;
-    return typeof value.action === 'string' ? { action: value.action, environment: value.environment ?? null } : undefined;
-  } catch {
-    return undefined;
-  }
+/**
+ * The plan without the statements that set a password (from a verifier the source
+ * captured): this daemon's settings.sync_passwords is off. They are logged as skipped.
+ */
+function withoutVerifiers(plan: BatchPlan): BatchPlan {
+  if (!plan.batch.statements) return plan;
+  const sets = (s: BatchPlan['replay'][number]) => s.kind === 'ALTER ROLE' && / WITH PASSWORD (NULL|'\*{8}')$/.test(s.sourceText);
+  const dropped = plan.replay.filter(sets);
+  if (dropped.length === 0) return plan;
+  return {
+    ...plan,
+    replay: plan.replay.filter((s) => !sets(s)),
+    skipped: [...plan.skipped, ...dropped.map((s) => ({
+      ordinal: s.ordinal, tag: s.kind, sourceText: s.sourceText, reason: 'a password, and settings.sync_passwords is off',
+    }))],
+  };
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli/main.js';
+import type { Settings } from '../src/config/schema.js';
 import type { Daemon } from '../src/daemon.js';
 import { RESUME_POINT } from '../src/source/queries.js';
 import { relationPrivileges } from './support/catalog.js';
@@ -46,9 +47,9 @@ const env = (name: string) => p.env(name);
  * The rule keeps the memberships in permsync_* roles granted below on the source, where
  * those roles exist.
  */
-async function startDaemon(): Promise<void> {
+async function startDaemon(settings: Partial<Settings> = {}): Promise<void> {
   const rules = [{ action: 'exclude' as const, rolePattern: '^permsync_' }];
-  const config = p.config({ environments: [{ rules }, { rules }] });
+  const config = p.config({ settings, environments: [{ rules }, { rules }] });
   daemon = await p.startDaemon({ ...config, source: { ...config.source, url: p.source.urlFor('postgres', LOGINS.daemon, PASSWORD) } });
 }
 
@@ -238,22 +239,23 @@ describe('status views, through a daemon connected as permsync_daemon', () => {
     ]);
   });
 
-  it('`permsync retry` lists what waits on a failure and notifies the daemon; once fixed, status is clean', async () => {
+  it('`permsync retry` lists what waits on a failure, and the running daemon re-attempts it; once fixed, status is clean', async () => {
+    await env('prod').client.query('CREATE TABLE sales.new_table (id int)');
     const control = await listen('permsync_control');
     try {
       const result = await cli(['retry', '--env', 'prod'], LOGINS.operator);
       expect(result).toMatchObject({ code: 0, err: '' });
       expect(result.out).toMatch(new RegExp(`^retry requested for prod; failed batches to re-attempt:\nENVIRONMENT +BATCH +KIND +ERROR\nprod +${await batchId(failing)} +permanent +SQLSTATE 42P01: `));
       await waitFor(async () => control.payloads.length > 0, 5000, 'the control notification');
-      expect(control.payloads.map((t) => JSON.parse(t))).toEqual([{ action: 'retry', environment: 'prod', by: LOGINS.operator }]);
+      // A bare wake-up: who asked for what is in the operator actions, for those who may read them.
+      expect(control.payloads).toEqual(['']);
     } finally {
       await control.close();
     }
-    // The daemon does not act on retry yet; a restart re-attempts the held batch too.
-    await env('prod').client.query('CREATE TABLE sales.new_table (id int)');
-    await stopDaemon();
-    await startDaemon();
     await waitFor(async () => (await execution(failing, 'prod'))?.execution_status === 'success', 10_000, 'prod to apply');
+    expect(await rows(`SELECT acted_by, action, environment_name FROM permsync.v_operator_actions LIMIT 1`)).toEqual([
+      { acted_by: LOGINS.operator, action: 'retry', environment_name: 'prod' },
+    ]);
     await p.settle();
     expect(await cli(['status'])).toMatchObject({ code: 0 });
     expect(JSON.parse((await cli(['status', '--json'], LOGINS.reader)).out)).toMatchObject({ ok: true });
@@ -262,7 +264,7 @@ describe('status views, through a daemon connected as permsync_daemon', () => {
 });
 
 describe('control functions', () => {
-  it('switch sync and dry run, and tell the daemon with a JSON payload', async () => {
+  it('switch sync and dry run, record who did, and wake the daemon', async () => {
     const control = await listen('permsync_control');
     try {
       await as(LOGINS.admin, async (c) => {
@@ -281,8 +283,9 @@ describe('control functions', () => {
         { key: 'sync_enabled', value: 'true' },
       ]);
       await waitFor(async () => control.payloads.length === 4, 5000, 'four control notifications');
-      expect(control.payloads.map((t) => JSON.parse(t))).toEqual(
-        ['disable_sync', 'enable_sync', 'enable_dry_run', 'disable_dry_run'].map((action) => ({ action, environment: null, by: LOGINS.admin })),
+      expect(control.payloads).toEqual(['', '', '', '']);
+      expect(await rows(`SELECT acted_by, action, environment_name FROM permsync.v_operator_actions LIMIT 4`)).toEqual(
+        ['disable_dry_run', 'enable_dry_run', 'enable_sync', 'disable_sync'].map((action) => ({ acted_by: LOGINS.admin, action, environment_name: null })),
       );
     } finally {
       await control.close();
@@ -303,9 +306,9 @@ describe('control functions', () => {
       });
       expect(await rows(`SELECT paused FROM permsync.environments ORDER BY name`)).toEqual([{ paused: false }, { paused: false }]);
       await waitFor(async () => control.payloads.length === 2, 5000, 'two control notifications');
-      expect(control.payloads.map((t) => JSON.parse(t))).toEqual([
-        { action: 'pause', environment: 'prod', by: LOGINS.operator },
-        { action: 'resume', environment: 'prod', by: LOGINS.operator },
+      expect(await rows(`SELECT acted_by, action, environment_name FROM permsync.v_operator_actions LIMIT 2`)).toEqual([
+        { acted_by: LOGINS.operator, action: 'resume', environment_name: 'prod' },
+        { acted_by: LOGINS.operator, action: 'pause', environment_name: 'prod' },
       ]);
     } finally {
       await control.close();
@@ -377,9 +380,16 @@ describe('roles', () => {
     'read the role snapshot': 'SELECT state FROM permsync.role_snapshot',
     'manual_sync': `SELECT permsync.manual_sync('GRANT SELECT ON sales.orders TO app', 'dev')`,
     'retry_failed': 'SELECT * FROM permsync.retry_failed()',
+    'skip_batch': `SELECT * FROM permsync.skip_batch('dev', 0, 'no such batch')`,
+    'read the operator actions': 'SELECT FROM permsync.v_operator_actions LIMIT 1',
     'pause_environment': `SELECT permsync.pause_environment('dev')`,
     'disable_sync': 'SELECT permsync.disable_sync()',
     'enable_dry_run': 'SELECT permsync.enable_dry_run()',
+    'turn verifier capture on': 'SELECT permsync.enable_password_sync()',
+    'turn verifier capture on in the table': `UPDATE permsync.config SET value = 'true' WHERE key = 'sync_passwords'`,
+    'insert the verifier switch': `INSERT INTO permsync.config (key, value) VALUES ('sync_passwords', 'true')
+                                   ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+    'resume through the config table': `UPDATE permsync.config SET value = 'true' WHERE key = 'sync_enabled'`,
     'cleanup_old_logs': 'SELECT * FROM permsync.cleanup_old_logs()',
     'a helper function': `SELECT permsync.notify_control('retry', NULL)`,
     'insert a batch': `INSERT INTO permsync.batches (query_text) VALUES ('GRANT SELECT ON sales.orders TO app')`,
@@ -388,12 +398,12 @@ describe('roles', () => {
     'unpause through the table': 'UPDATE permsync.environments SET paused = false WHERE false',
     'delete audit records': 'DELETE FROM permsync.audit_log WHERE false',
   };
-  const READER = ['read the views', 'get_sync_status'];
-  const OPERATOR = [...READER, 'read the tables', 'read batches without statements', 'manual_sync', 'retry_failed', 'pause_environment'];
+  const READER = ['read the views', 'get_sync_status', 'read the operator actions'];
+  const OPERATOR = [...READER, 'read the tables', 'read batches without statements', 'manual_sync', 'retry_failed', 'skip_batch', 'pause_environment'];
   const ALLOWED: Record<keyof typeof LOGINS, string[]> = {
     reader: READER,
     operator: OPERATOR,
-    admin: [...OPERATOR, 'disable_sync', 'enable_dry_run', 'cleanup_old_logs'],
+    admin: [...OPERATOR, 'disable_sync', 'enable_dry_run', 'turn verifier capture on', 'cleanup_old_logs'],
     daemon: ['read the tables', 'read batches without statements', 'read batch statements (verifiers)', 'write the execution log', 'write config', 'cleanup_old_logs'],
     nobody: [],
   };
@@ -404,7 +414,8 @@ describe('roles', () => {
         const result: Record<string, string> = {};
         for (const [name, sql] of Object.entries(OPERATIONS)) {
           await c.query('BEGIN');
-          result[name] = await c.query(sql).then(() => 'allowed', (error: { code?: string }) => `refused ${error.code}`);
+          // Past the privilege checks is allowed, even if the call then fails on its arguments (skip_batch's).
+          result[name] = await c.query(sql).then(() => 'allowed', (error: { code?: string }) => (error.code === '42501' ? 'refused 42501' : 'allowed'));
           await c.query('ROLLBACK');
         }
         return result;
@@ -415,6 +426,51 @@ describe('roles', () => {
       expect(outcomes).toEqual(expected);
     });
   }
+});
+
+describe('password verifiers', () => {
+  const verifier = async (client: pg.Client) =>
+    (await client.query<{ v: string }>(`SELECT rolpassword AS v FROM pg_authid WHERE rolname = 'app'`)).rows[0]?.v;
+  const capturedVerifiers = async () =>
+    (await rows<{ n: number }>(`SELECT count(*)::int AS n FROM permsync.batches WHERE statements::text LIKE '%SCRAM-SHA-256$%'`))[0]?.n;
+
+  it('a daemon that wants them cannot make the source capture them; an admin turns capture on', async () => {
+    await stopDaemon();
+    await startDaemon({ syncPasswords: true });
+    expect(await rows(`SELECT value FROM permsync.config WHERE key = 'sync_passwords'`)).toEqual([{ value: 'false' }]);
+    await as(LOGINS.daemon, async (c) => {
+      await expect(c.query(`UPDATE permsync.config SET value = 'true' WHERE key = 'sync_passwords'`)).rejects.toMatchObject({
+        code: '42501', message: 'permsync.config: "sync_passwords" is an admin\'s switch; UPDATE refused',
+      });
+      expect((await c.query(`SELECT permsync.role_state() ->> 'passwords' AS captured`)).rows).toEqual([{ captured: 'false' }]);
+    });
+    await dba(`ALTER ROLE app PASSWORD 'not-captured'`);
+    await quiesce();
+    expect(await capturedVerifiers()).toBe(0);
+
+    await as(LOGINS.admin, (c) => c.query('SELECT permsync.enable_password_sync()'));
+    await quiesce();
+    await dba(`ALTER ROLE app PASSWORD 'captured'`);
+    await quiesce();
+    expect(await capturedVerifiers()).toBe(1);
+    expect(await verifier(env('dev').client)).toBe(await verifier(p.sourceClient));
+
+    // A daemon that does not want them leaves out what the source captures.
+    const before = await verifier(env('dev').client);
+    await stopDaemon();
+    await startDaemon();
+    await dba(`ALTER ROLE app PASSWORD 'captured, not carried'`);
+    await quiesce();
+    expect(await capturedVerifiers()).toBe(2);
+    expect(await verifier(env('dev').client)).toBe(before);
+    expect(await rows(`SELECT x.execution_status, x.result_message FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+                        WHERE x.environment_name = 'dev' AND b.origin = 'role_watcher' ORDER BY b.commit_seq DESC LIMIT 1`)).toEqual([{
+      execution_status: 'skipped',
+      result_message: 'statement 1 (ALTER ROLE) skipped: a password, and settings.sync_passwords is off',
+    }]);
+    await as(LOGINS.admin, (c) => c.query('SELECT permsync.disable_password_sync()'));
+    await quiesce();
+  });
 });
 
 describe('audit log', () => {
@@ -446,7 +502,7 @@ describe('audit log', () => {
 
 describe('CLI', () => {
   it('has help for each operator command', async () => {
-    for (const command of ['status', 'manual-sync', 'retry', 'cleanup', 'pause', 'resume']) {
+    for (const command of ['status', 'manual-sync', 'retry', 'skip', 'cleanup', 'pause', 'resume']) {
       const result = await cli([command, '--help']);
       expect(result.code).toBe(0);
       expect(result.out).toContain(`Usage: permsync ${command}`);

@@ -67,6 +67,8 @@ beforeAll(async () => {
     CREATE ROLE billing NOLOGIN;
     ALTER TABLE app.invoices OWNER TO billing;
     GRANT SELECT ON app.orders TO billing`);
+  // Verifiers travel: a look-alike's password must still not reach a role of prod's own.
+  await p.sourceClient.query('SELECT permsync.enable_password_sync()');
   await p.sourceClient.query(`CREATE ROLE ${MALLORY} LOGIN CREATEROLE PASSWORD 'mallory-pw'`);
   daemon = await p.startDaemon(p.config({
     settings: { syncPasswords: true },
@@ -87,8 +89,10 @@ describe('a role of a target\'s own', () => {
     await asMallory(`ALTER ROLE prod_admin CONNECTION LIMIT 1 VALID UNTIL '2000-01-01'`);
     await settle();
     expect(await role(p.env('prod').client, 'prod_admin')).toEqual(before);
-    // dev has no role of that name: there it is the source's, created by permsync.
-    expect(await role(p.env('dev').client, 'prod_admin')).toMatchObject({ login: true, members_of: ['crew'] });
+    // dev has no role of that name: there it is the source's, created by permsync, its verifier included.
+    const source = await role(p.sourceClient, 'prod_admin');
+    expect(await role(p.env('dev').client, 'prod_admin')).toMatchObject({ login: true, members_of: ['crew'], password: source?.password });
+    expect(source?.password).toMatch(/^SCRAM-SHA-256\$/);
 
     const { rows: conflicts } = await p.sourceClient.query(
       `SELECT environment_name, role_name, reason FROM permsync.v_role_conflicts ORDER BY environment_name, role_name`);

@@ -58,6 +58,8 @@ async function lastRoleExecution(environment: string) {
 
 beforeAll(async () => {
   p = await startPipeline(['dev', 'prod', 'managed']);
+  // The source captures verifiers only when an admin says so; the daemon's sync_passwords cannot.
+  await dba('SELECT permsync.enable_password_sync()');
   await p.everywhere(`CREATE SCHEMA app; CREATE TABLE app.orders (id int)`);
   await env('managed').client.query(
     `CREATE ROLE ${MANAGED_USER} LOGIN CREATEROLE PASSWORD 'sync-pw';

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { classifyError, type ClassifiedError } from '../errors.js';
 import type { Batch, BatchPlan } from '../capture/plan.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
-import type { ExecutionRecord, FailureNotice, SourceStore, Switches } from '../source/store.js';
+import type { ExecutionRecord, SourceStore, Switches } from '../source/store.js';
 import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
 import { admit, compileRules, type CompiledRule, type RoleScope } from './rules.js';
 import { releaseStatements } from './role-release.js';
@@ -22,6 +22,8 @@ function refusedByTarget(error: ClassifiedError): boolean {
 }
 
 const REAPPLIED = 're-applied after an interrupted run: it may have applied before, and replaying it is harmless';
+/** Outcomes after which a batch is done with in an environment, and never run there again. */
+const FINISHED = new Set(['success', 'skipped', 'dry_run']);
 /** undefined_object, undefined_table, undefined_function, undefined_schema. */
 const UNDEFINED_OBJECT_CODES = new Set(['42704', '42P01', '42883', '3F000']);
 
@@ -88,6 +90,8 @@ export class EnvironmentApplier {
   private markedThrough = 0n;
   /** Set while the environment holds on a permanent failure. */
   private heldOn: string | undefined;
+  /** An operator's retry that came while a drain ran: carried out when it ends. */
+  private retryAsked = false;
   /** The last attempt could not connect: the retry tick probes the environment (see retryIfDue). */
   private unreachable = false;
   /** The oids of the roles permsync manages here (role-ownership.ts). */
@@ -143,6 +147,12 @@ export class EnvironmentApplier {
     this.drainedAt = performance.now();
     this.running = this.drain().finally(() => {
       this.running = undefined;
+      if (this.retryAsked) {
+        this.retryAsked = false;
+        this.rerun = false;
+        this.retryNow();
+        return;
+      }
       if (this.rerun) {
         this.rerun = false;
         this.wake();
@@ -177,9 +187,17 @@ export class EnvironmentApplier {
     return switches.syncEnabled && !switches.paused.has(this.name);
   }
 
-  /** An operator's retry (permsync.retry_failed()): try the held or waiting batch again now. */
+  /**
+   * An operator's retry or skip (retry_failed(), skip_batch(), read from the source): try
+   * the held or waiting batch again now, or pass it if it was skipped. One that comes while
+   * a drain runs waits for its end, so that the drain's outcome cannot undo it.
+   */
   retryNow(): void {
-    if (this.heldOn) this.log.info({ batchId: this.heldOn }, 'retrying the batch this environment held on');
+    if (this.running) {
+      this.retryAsked = true;
+      return;
+    }
+    if (this.heldOn) this.log.info({ batchId: this.heldOn }, 'an operator asked to retry or skip the batch this environment held on');
     this.heldOn = undefined;
     this.retryAt = undefined;
     this.attempts = 0;
@@ -204,9 +222,11 @@ export class EnvironmentApplier {
     try {
       while (!this.stopped) {
         const cursor = this.cursor ?? 0n;
-        // Past what it has marked in flight, no batch has been tried here: the shared feed
-        // serves it. Before that, a batch's logged outcome (a failure, say) matters.
-        const { batches, more } = cursor < this.markedThrough
+        // Past what it has marked in flight and what has an outcome logged here (an
+        // operator may skip ahead), no batch has been tried or skipped: the shared feed
+        // serves it. Before that, a batch's logged outcome (a failure, a skip) matters.
+        const logged = this.deps.switches().loggedThrough.get(this.name) ?? 0n;
+        const { batches, more } = cursor < this.markedThrough || cursor < logged
           ? await this.readOwn(cursor)
           : await this.deps.feed.after(cursor, this.name);
         if (batches.length === 0) {
@@ -248,6 +268,13 @@ export class EnvironmentApplier {
    * else the first alone, which is also how the batch an environment retries goes.
    */
   private async carryNext(pending: Batch[]): Promise<{ carried: number; outcome: Outcome }> {
+    const first = pending[0] as Batch;
+    if (FINISHED.has(first.previousStatus ?? '')) {
+      // Finished here already (an operator skipped it, say): never run again, nor logged over.
+      this.log.info({ batchId: first.id, commitSeq: first.commitSeq, status: first.previousStatus }, 'batch finished here already: not run');
+      await this.deps.store.clearRetry(first, this.name);
+      return { carried: 1, outcome: 'next' };
+    }
     // The environment's roles these batches name, read in one round trip, and afresh at
     // each step: a role its own administrators create or drop is seen at the next batch.
     this.targetRoles.clear();
@@ -281,6 +308,7 @@ export class EnvironmentApplier {
   private async carryTogether(pending: Batch[]): Promise<{ carried: number; outcome: Outcome } | undefined> {
     const group: Prepared[] = [];
     for (const batch of pending) {
+      if (FINISHED.has(batch.previousStatus ?? '')) break;
       const prepared = await this.prepare(batch);
       if (!prepared.settled && !canRunTogether(prepared.statements)) break;
       group.push(prepared);
@@ -357,16 +385,28 @@ export class EnvironmentApplier {
     };
   }
 
-  private async record(records: ExecutionRecord[]): Promise<void> {
+  /**
+   * Logs outcomes; returns whether every one was written. One is not when an operator
+   * skipped the batch meanwhile (while it ran here): the skip stands, and is said so.
+   */
+  private async record(records: ExecutionRecord[]): Promise<boolean> {
+    let superseded: Set<string>;
     try {
-      await this.deps.store.recordExecutions(records);
+      superseded = await this.deps.store.recordExecutions(records);
     } catch (error) {
       const applied = records.filter((r) => r.status === 'success').map((r) => BigInt(r.batch.commitSeq));
       for (const seq of applied) if (seq > this.appliedUnloggedThrough) this.appliedUnloggedThrough = seq;
       throw error;
     }
-    // Counted once the source holds them, so the counters agree with execution_log.
-    for (const r of records) this.deps.metrics.execution(this.name, r.status, r.durationMs);
+    for (const r of records) {
+      // Counted once the source holds them, so the counters agree with execution_log.
+      if (!superseded.has(r.batch.id)) this.deps.metrics.execution(this.name, r.status, r.durationMs);
+      else {
+        this.log.warn({ batchId: r.batch.id, commitSeq: r.batch.commitSeq, status: r.status },
+          'an operator skipped this batch while it ran here: the skip stays its outcome');
+      }
+    }
+    return superseded.size === 0;
   }
 
   /** What the batch comes to here: rules, dry run, as whom it runs. */
@@ -599,33 +639,28 @@ export class EnvironmentApplier {
       return done({ ...base, status: 'skipped', resultMessage: [...notes, `already applied: ${error.message}`].join('; ') });
     }
     const where = error.failedSql !== undefined ? `failed at "${error.failedSql}": ` : '';
-    await record({
+    const recorded = await record({
       ...base, status: 'failed', resultMessage: where + error.message, failureKind: error.kind,
       ...(error.code !== undefined && { errorCode: error.code }),
       ...(error.detail !== undefined && { errorDetail: error.detail }),
       ...(error.hint !== undefined && { errorHint: error.hint }),
     });
     log.error({ sqlstate: error.code, kind: error.kind, detail: error.detail, hint: error.hint, err: error.message }, 'apply failed');
-    const announce = (action: FailureNotice['action']) =>
-      this.deps.settings.notifyOnFailure
-        ? this.deps.store.notifyFailure({
-            environment: this.name, batch_id: batch.id, commit_seq: batch.commitSeq, failure_kind: error.kind,
-            sqlstate: error.code ?? null, message: error.message, attempts: this.attempts + 1, action,
-          })
-        : Promise.resolve();
+    if (!recorded) return done();
+    const announce = () => (this.deps.settings.notifyOnFailure ? this.deps.store.notifyFailure() : Promise.resolve());
     if (error.kind === 'permanent') {
       const action = this.deps.environment.onPermanentFailure;
-      await announce(action);
+      await announce();
       if (action === 'continue') return done();
       this.heldOn = batch.id;
-      log.error('environment held on a permanent failure: later batches wait; fix the cause, then `permsync retry --env` (or restart)');
+      log.error('environment held on a permanent failure: later batches wait; fix the cause, then `permsync retry --env`, or `permsync skip`');
       return 'wait';
     }
     const at = this.retryLater();
     await this.deps.store.scheduleRetry(batch, this.name, at, error.code, error.message);
     if (this.attempts === this.deps.settings.maxRetries) {
       log.error({ attempts: this.attempts }, 'still failing after max_retries attempts; will keep trying in order');
-      await announce('retrying');
+      await announce();
     }
     return 'wait';
   }

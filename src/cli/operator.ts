@@ -40,6 +40,13 @@ interface RetryRow {
   error_message: string | null;
 }
 
+interface SkipRow {
+  environment_name: string;
+  batch_id: string;
+  commit_seq: string;
+  was: string;
+}
+
 const DEFAULT_MAX_LAG_SECONDS = 60;
 
 /**
@@ -50,7 +57,8 @@ const DEFAULT_MAX_LAG_SECONDS = 60;
 const USAGE_SQLSTATES: Record<string, string | undefined> = {
   '42704': undefined,
   '22023': undefined,
-  '42501': 'the source user needs permsync_reader (status), permsync_operator (manual-sync, retry, pause, resume) or permsync_admin (cleanup)',
+  '55000': undefined,
+  '42501': 'the source user needs permsync_reader (status), permsync_operator (manual-sync, retry, skip, pause, resume) or permsync_admin (cleanup)',
   '3F000': 'is permsync installed on the source? run `permsync install`',
   '42P01': 'is permsync installed and up to date on the source? run `permsync install`',
   '42883': 'is permsync installed and up to date on the source? run `permsync install`',
@@ -73,7 +81,7 @@ export function registerOperatorCommands(program: Command, withConfig: WithConfi
     .option('--max-lag <seconds>', 'how long a batch may wait before the environment counts as lagging', parseSeconds, DEFAULT_MAX_LAG_SECONDS)
     .addHelpText('after', `
 States: ok, pending (batches waiting, nothing failed), failing (retrying a transient failure),
-held (stopped on a permanent failure: fix it, then \`permsync retry\`), paused, sync_disabled,
+held (stopped on a permanent failure: fix it, then \`permsync retry\`, or \`permsync skip\`), paused, sync_disabled,
 disabled. Exit status: 0 all well, 1 an environment is held, failing, or has waited longer
 than --max-lag (paused, sync_disabled and disabled are deliberate and do not count).`)
     .action(async (options: { config: string; json?: boolean; maxLag: number }) => {
@@ -106,12 +114,13 @@ Needs permsync_operator.`)
     });
 
   withConfig(program.command('retry'))
-    .description('ask the running daemon to re-attempt now the failed batch each environment (or one) waits on')
+    .description('ask the daemon to re-attempt now the failed batch each environment (or one) waits on')
     .option('--env <name>', 'only this environment')
     .option('--json', 'print JSON')
     .addHelpText('after', `
 Lists the failed batches concerned. A held environment resumes from its failed batch, in
-order; fix the cause on the target first. Needs permsync_operator.`)
+order; fix the cause on the target first. The request is stored on the source: a daemon
+that is reconnecting or stopped carries it out when it next reads it. Needs permsync_operator.`)
     .action(async (options: { config: string; env?: string; json?: boolean }) => {
       const rows = await onSource(options, async (client) => (await client.query<RetryRow>(Q.RETRY_FAILED, [options.env ?? null])).rows);
       const scope = options.env ?? 'every environment';
@@ -125,6 +134,22 @@ order; fix the cause on the target first. Needs permsync_operator.`)
           r.environment_name, r.batch_id, r.failure_kind ?? '', describeError(r.error_code, r.error_message),
         ])));
       }
+    });
+
+  withConfig(program.command('skip'))
+    .description('give up on one batch in one environment: it is logged as skipped there, and the environment goes on')
+    .requiredOption('--env <name>', 'the environment')
+    .requiredOption('--batch <id>', 'the batch id (permsync status shows the one an environment is held on)', parseBatchId)
+    .requiredOption('--reason <text>', 'why: recorded with the skip, with who skipped it')
+    .option('--json', 'print JSON')
+    .addHelpText('after', `
+The running daemon moves on within a second; nothing of the batch runs there. Drift shows
+what the environment then lacks. Recorded in permsync.v_operator_actions. Needs permsync_operator.`)
+    .action(async (options: { config: string; env: string; batch: string; reason: string; json?: boolean }) => {
+      const row = await onSource(options, async (client) =>
+        (await client.query<SkipRow>(Q.SKIP_BATCH, [options.env, options.batch, options.reason])).rows[0]);
+      if (options.json) print(JSON.stringify(row));
+      else print(`skipped batch ${row?.batch_id} (commit_seq ${row?.commit_seq}, ${row?.was}) for ${row?.environment_name}`);
     });
 
   withConfig(program.command('cleanup'))
@@ -231,6 +256,11 @@ function formatAge(seconds: number | null): string {
 
 function formatTime(time: Date): string {
   return `${time.toISOString().slice(0, 19).replace('T', ' ')}Z`;
+}
+
+function parseBatchId(value: string): string {
+  if (!/^[1-9]\d{0,18}$/.test(value)) throw new InvalidArgumentError('expected a batch id (a positive whole number)');
+  return value;
 }
 
 function parseSeconds(value: string): number {

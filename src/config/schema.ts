@@ -51,7 +51,10 @@ export interface Settings {
   carryRoleAttributes: PrivilegedAttribute[];
   /** Predefined roles (pg_monitor, ...) whose memberships the role watcher carries. */
   carryPredefinedRoles: string[];
-  /** Carry password verifiers (reading them needs the right to read pg_authid on the source). */
+  /**
+   * Whether this daemon carries password verifiers. The source captures them only when an
+   * admin turns capture on (permsync.enable_password_sync()) and its installer may read pg_authid.
+   */
   syncPasswords: boolean;
   pollIntervalMs: number;
   roleWatchIntervalMs: number;

@@ -98,6 +98,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     }
     const [dba, ...targetClients] = clients as [pg.Client, ...pg.Client[]];
     await install(dba);
+    // Verifier capture is an admin's switch on the source, whatever the daemon's settings say.
+    await dba.query('SELECT permsync.enable_password_sync()');
     out(`Installed permsync on the source (${source.url.replace(/:[^:@]*@/, ':***@')}).`);
 
     const config: Config = {

@@ -26,3 +26,7 @@ export const CLEANUP_OLD_LOGS = `
 export const PAUSE_ENVIRONMENT = `SELECT permsync.pause_environment($1)`;
 
 export const RESUME_ENVIRONMENT = `SELECT permsync.resume_environment($1)`;
+
+export const SKIP_BATCH = `
+  SELECT environment_name, batch_id::text, commit_seq::text, was
+    FROM permsync.skip_batch($1, $2, $3)`;

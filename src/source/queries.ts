@@ -103,6 +103,8 @@ export const UPSERT_CONFIG = `
  * row and counts the retry; started_at keeps the first attempt. Many rows in one
  * statement ($1 is a JSON array, one object per row): an applier that carried a run of
  * batches together logs them in one round trip, in commit order (ids follow it).
+ * Only a failure is ever updated: a finished outcome (an operator's skip, above all)
+ * stands. Returns the batches whose row it wrote.
  */
 export const RECORD_EXECUTIONS = `
   INSERT INTO permsync.execution_log
@@ -130,7 +132,9 @@ export const RECORD_EXECUTIONS = `
          server_version = coalesce(EXCLUDED.server_version, permsync.execution_log.server_version),
          connection_time_ms = coalesce(EXCLUDED.connection_time_ms, permsync.execution_log.connection_time_ms),
          retry_count = permsync.execution_log.retry_count + 1,
-         last_retry_at = EXCLUDED.started_at`;
+         last_retry_at = EXCLUDED.started_at
+   WHERE permsync.execution_log.execution_status = 'failed'
+  RETURNING batch_id::text`;
 
 export const UPSERT_RETRY = `
   INSERT INTO permsync.retry_queue (batch_id, environment_name, attempts, next_attempt_at, last_error_code, last_error)
@@ -144,22 +148,35 @@ export const DELETE_RETRY = `DELETE FROM permsync.retry_queue WHERE batch_id = $
 /** Writes a batch for role changes since the last snapshot; the batch id, or NULL. */
 export const CAPTURE_ROLE_CHANGES = `SELECT permsync.capture_role_changes()::text AS batch`;
 
-/** Whether the role snapshot holds password verifiers (sync_passwords on and permitted). */
+/**
+ * Whether the source captures password verifiers (an admin's switch, sql/0013) and whether
+ * the role snapshot holds them (it also needs an installer that may read pg_authid).
+ */
 export const PASSWORDS_TRACKED = `
-  SELECT (SELECT value FROM permsync.config WHERE key = 'sync_passwords') = 'true' AS wanted,
+  SELECT coalesce((SELECT value FROM permsync.config WHERE key = 'sync_passwords'), 'false') = 'true' AS captured,
          (permsync.role_state() ->> 'passwords')::boolean AS tracked`;
 
-/** Failures are announced on this channel when settings.notify_on_failure is on (payload: JSON). */
+/**
+ * Failures are announced on this channel when settings.notify_on_failure is on. Any login
+ * may LISTEN (and NOTIFY): the payload is empty, and what failed is in v_failed_syncs.
+ */
 export const FAILURE_CHANNEL = 'permsync_failure';
-export const NOTIFY_FAILURE = `SELECT pg_notify('${FAILURE_CHANNEL}', $1)`;
+export const NOTIFY_FAILURE = `SELECT pg_notify('${FAILURE_CHANNEL}', '')`;
 
-/** Operators' switches (sql/0003_operator.sql): set by enable_sync(), enable_dry_run(), pause_environment() ... */
+/**
+ * What operators asked for (sql/0003_operator.sql, sql/0013_operator_controls.sql): the
+ * switches, and per environment whether it is paused, its retry counter (raised by
+ * retry_failed() and skip_batch()) and the last commit_seq with a logged outcome (a skip
+ * may be ahead of where the daemon is). One row per environment, or one row of NULLs.
+ */
 export const READ_SWITCHES = `
   SELECT coalesce((SELECT value FROM permsync.config WHERE key = 'sync_enabled'), 'true') = 'true' AS sync_enabled,
          coalesce((SELECT value FROM permsync.config WHERE key = 'dry_run'), 'false') = 'true' AS dry_run,
-         coalesce((SELECT array_agg(name) FROM permsync.environments WHERE paused), '{}') AS paused`;
+         e.name, e.paused, e.retry_requested::text,
+         (SELECT max(x.commit_seq) FROM permsync.execution_log x WHERE x.environment_name = e.name)::text AS logged_through
+    FROM (SELECT) s LEFT JOIN permsync.environments e ON true`;
 
-/** The channel the control functions notify on; payload {"action", "environment", "by"}. */
+/** The channel the control functions notify on: a bare wake-up, which anyone can send. */
 export const CONTROL_CHANNEL = 'permsync_control';
 
 /** Written before a run of batches: after a crash, these may have applied unlogged. */

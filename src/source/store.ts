@@ -67,25 +67,15 @@ export interface ExecutionRecord {
   connectionTimeMs?: number;
 }
 
-/** The operators' runtime switches, as the source holds them. */
+/** The operators' runtime switches and requests, as the source holds them. */
 export interface Switches {
   syncEnabled: boolean;
   dryRun: boolean;
   paused: Set<string>;
-}
-
-/** The payload of a permsync_failure notification. */
-export interface FailureNotice {
-  environment: string;
-  batch_id: string;
-  commit_seq: string;
-  /** 'permanent', or 'transient' once max_retries attempts have failed. */
-  failure_kind: 'transient' | 'permanent';
-  sqlstate: string | null;
-  message: string;
-  attempts: number;
-  /** 'hold' (later batches wait) or 'continue'. */
-  action: 'hold' | 'continue' | 'retrying';
+  /** Per environment, how many retries operators have asked for (retry_failed, skip_batch). */
+  retryRequests: Map<string, bigint>;
+  /** Per environment, the last commit_seq with a logged outcome. */
+  loggedThrough: Map<string, bigint>;
 }
 
 /** A row of RECORD_EXECUTIONS's JSON parameter (JSON: one string, where arrays of each column cost the daemon more). */
@@ -116,14 +106,27 @@ export class SourceStore {
   }
 
   async readSwitches(): Promise<Switches> {
-    const { rows } = await this.pool.query<{ sync_enabled: boolean; dry_run: boolean; paused: string[] }>(Q.READ_SWITCHES);
-    const row = rows[0];
-    return { syncEnabled: row?.sync_enabled ?? true, dryRun: row?.dry_run ?? false, paused: new Set(row?.paused ?? []) };
+    const { rows } = await this.pool.query<{
+      sync_enabled: boolean; dry_run: boolean; name: string | null; paused: boolean | null;
+      retry_requested: string | null; logged_through: string | null;
+    }>(Q.READ_SWITCHES);
+    const switches: Switches = {
+      syncEnabled: rows[0]?.sync_enabled ?? true, dryRun: rows[0]?.dry_run ?? false,
+      paused: new Set(), retryRequests: new Map(), loggedThrough: new Map(),
+    };
+    for (const row of rows) {
+      if (row.name === null) continue;
+      if (row.paused) switches.paused.add(row.name);
+      switches.retryRequests.set(row.name, BigInt(row.retry_requested ?? '0'));
+      switches.loggedThrough.set(row.name, BigInt(row.logged_through ?? '0'));
+    }
+    return switches;
   }
 
-  async passwordTracking(): Promise<{ wanted: boolean; tracked: boolean }> {
-    const { rows } = await this.pool.query<{ wanted: boolean; tracked: boolean }>(Q.PASSWORDS_TRACKED);
-    return { wanted: rows[0]?.wanted ?? false, tracked: rows[0]?.tracked ?? false };
+  /** captured: an admin turned verifier capture on; tracked: the role snapshot holds verifiers. */
+  async passwordTracking(): Promise<{ captured: boolean; tracked: boolean }> {
+    const { rows } = await this.pool.query<{ captured: boolean; tracked: boolean }>(Q.PASSWORDS_TRACKED);
+    return { captured: rows[0]?.captured ?? false, tracked: rows[0]?.tracked ?? false };
   }
 
   /** Where an environment resumes, and how far its last run may have got unlogged. */
@@ -160,22 +163,23 @@ export class SourceStore {
     return rows.map((r) => r.id);
   }
 
-  async recordExecution(r: ExecutionRecord): Promise<void> {
-    await this.recordExecutions([r]);
-  }
-
-  /** Several outcomes in one statement, in order (see RECORD_EXECUTIONS). */
-  async recordExecutions(records: ExecutionRecord[]): Promise<void> {
-    await this.pool.query(Q.RECORD_EXECUTIONS, [JSON.stringify(records.map(executionRow))]);
+  /**
+   * Several outcomes in one statement, in order (see RECORD_EXECUTIONS). Returns the ids of
+   * the batches whose outcome was not written: one had been recorded already (an operator's skip).
+   */
+  async recordExecutions(records: ExecutionRecord[]): Promise<Set<string>> {
+    const { rows } = await this.pool.query<{ batch_id: string }>(Q.RECORD_EXECUTIONS, [JSON.stringify(records.map(executionRow))]);
+    const written = new Set(rows.map((r) => r.batch_id));
+    return new Set(records.map((r) => r.batch.id).filter((id) => !written.has(id)));
   }
 
   async scheduleRetry(batch: Batch, environment: string, at: Date, errorCode: string | undefined, message: string): Promise<void> {
     await this.pool.query(Q.UPSERT_RETRY, [batch.id, environment, at, errorCode ?? null, message]);
   }
 
-  /** Announces a failure on the permsync_failure channel (see FailureNotice). */
-  async notifyFailure(notice: FailureNotice): Promise<void> {
-    await this.pool.query(Q.NOTIFY_FAILURE, [JSON.stringify(notice)]);
+  /** Announces a failure on the permsync_failure channel: a bare wake-up (see NOTIFY_FAILURE). */
+  async notifyFailure(): Promise<void> {
+    await this.pool.query(Q.NOTIFY_FAILURE);
   }
 
   async clearRetry(batch: Batch, environment: string): Promise<void> {
@@ -239,9 +243,10 @@ export async function registerConfiguration(client: pg.ClientBase, config: Confi
     }
     await client.query(Q.RETIRE_ENVIRONMENTS, [config.environments.map((e) => e.name)]);
     for (const [key, value] of Object.entries(config.settings)) {
-      // dry_run in the table is the operators' runtime switch (enable_dry_run()); the file's
-      // own dry_run applies on top of it and is not mirrored, so a restart cannot undo it.
-      if (key === 'dryRun') continue;
+      // dry_run and sync_passwords in the table are operators' switches (enable_dry_run(),
+      // enable_password_sync()), which only they may write. The file's own dry_run applies
+      // on top of the switch; its sync_passwords says whether this daemon wants verifiers.
+      if (key === 'dryRun' || key === 'syncPasswords') continue;
       // The configuration file's own key names (max_retries, ...), as operators know them.
       const name = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
       const text = value === null ? '' : Array.isArray(value) ? value.join(',') : String(value);
