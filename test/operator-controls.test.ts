@@ -94,6 +94,8 @@ beforeAll(async () => {
   p = await startPipeline(['dev', 'prod']);
   await p.everywhere(`CREATE ROLE app; CREATE TABLE t1 (id int); CREATE TABLE t2 (id int); CREATE TABLE t3 (id int);
                       CREATE TABLE t4 (id int)`);
+  // Roles created on every server are each environment's own until handed over (onboarding).
+  await p.adopt();
   await p.dba(`SET permsync.capture = 'off';
                CREATE ROLE ${DAEMON} LOGIN PASSWORD '${PASSWORD}' IN ROLE permsync_daemon;
                CREATE ROLE ${OPERATOR} LOGIN PASSWORD '${PASSWORD}' IN ROLE permsync_operator;
