@@ -360,7 +360,6 @@ export class EnvironmentApplier {
       return this.recordFor(p.batch, fields, at);
     }));
     for (const p of runs) await this.afterApplied(p.ownership);
-    for (const p of group) if (p.batch.previousStatus === 'failed') await this.deps.store.clearRetry(p.batch, this.name);
     for (const p of group) p.settled?.say(this.log.child({ batchId: p.batch.id, commitSeq: p.batch.commitSeq }));
     if (result) this.log.info({ batches: runs.length, commitSeqs: range, durationMs: Math.round(result.durationMs) }, 'applied together');
     this.unreachable = false;
@@ -610,8 +609,9 @@ export class EnvironmentApplier {
 
   /** Done with the batch here (its outcome recorded, when given): a retry it had waited for is over. */
   private async finish(batch: Batch, fields: Fields | undefined, at: Date): Promise<Outcome> {
+    // Logging an outcome clears the batch's retry in the same statement (RECORD_EXECUTIONS).
     if (fields) await this.record([this.recordFor(batch, fields, at)]);
-    if (this.attempts > 0 || batch.previousStatus === 'failed') await this.deps.store.clearRetry(batch, this.name);
+    else if (this.attempts > 0 || batch.previousStatus === 'failed') await this.deps.store.clearRetry(batch, this.name);
     return 'next';
   }
 

@@ -107,6 +107,7 @@ export const UPSERT_CONFIG = `
  * stands. Returns the batches whose row it wrote.
  */
 export const RECORD_EXECUTIONS = `
+  WITH written AS (
   INSERT INTO permsync.execution_log
          (batch_id, environment_name, commit_seq, applied_sql, execution_status, started_at, finished_at,
           duration_ms, result_message, error_code, error_detail, error_hint, failure_kind, server_version,
@@ -134,7 +135,12 @@ export const RECORD_EXECUTIONS = `
          retry_count = permsync.execution_log.retry_count + 1,
          last_retry_at = EXCLUDED.started_at
    WHERE permsync.execution_log.execution_status = 'failed'
-  RETURNING batch_id::text`;
+  RETURNING batch_id, environment_name, execution_status),
+  -- A batch done with (anything but failed) waits for no retry: cleared in the same statement.
+  cleared AS (
+    DELETE FROM permsync.retry_queue q USING written w
+     WHERE q.batch_id = w.batch_id AND q.environment_name = w.environment_name AND w.execution_status <> 'failed')
+  SELECT batch_id::text FROM written`;
 
 export const UPSERT_RETRY = `
   INSERT INTO permsync.retry_queue (batch_id, environment_name, attempts, next_attempt_at, last_error_code, last_error)
