@@ -1,0 +1,116 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withTimeout } from '../src/deadline.js';
+import { install, listMigrations } from '../src/install/migrate.js';
+import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+
+const PASSWORD = 'locks-test-pw';
+/** Every advisory lock key permsync has used: any login may take any of them. */
+const ADVISORY_KEYS = ['permsync.commit_seq', 'permsync.role_snapshot', 'permsync.daemon', 'permsync.install'];
+/**
+ * Far longer than what is waited for takes here; what waits on another login's lock
+ * would wait forever, and fails at this instead of hanging the suite.
+ */
+const PATIENCE_MS = 15_000;
+
+let p: Pipeline;
+/** A plain login, no right but to connect, holding every advisory key. */
+let mallory: pg.Client;
+/** A login holding permsync_operator (USAGE on schema permsync, SELECT on its tables). */
+let operator: pg.Client;
+
+async function login(user: string, applicationName = user): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: p.source.urlFor('postgres', user, PASSWORD), application_name: applicationName });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+/** A superuser session, as a DBA or an install has; ended by the test's own session if it is stuck. */
+async function superuser(applicationName: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: p.source.url, application_name: applicationName });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+async function end(client: pg.Client, applicationName: string): Promise<void> {
+  await p.sourceClient.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
+  await client.end().catch(() => {});
+}
+
+beforeAll(async () => {
+  p = await startPipeline(['prod']);
+  await p.everywhere('CREATE ROLE app; CREATE TABLE orders (id int)');
+  await p.dba(`CREATE ROLE mallory LOGIN PASSWORD '${PASSWORD}';
+    CREATE ROLE locks_operator LOGIN PASSWORD '${PASSWORD}' IN ROLE permsync_operator`);
+  mallory = await login('mallory');
+  for (const key of ADVISORY_KEYS) await mallory.query('SELECT pg_advisory_lock(hashtext($1))', [key]);
+  // PREPARE takes a statement's table locks without checking privileges: with USAGE on the
+  // schema, ROW EXCLUSIVE on every permsync table, kept until the transaction ends.
+  operator = await login('locks_operator');
+  const { rows: tables } = await p.sourceClient.query<{ name: string }>(
+    `SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables WHERE schemaname = 'permsync'`,
+  );
+  await operator.query('BEGIN');
+  for (const [i, { name }] of tables.entries()) await operator.query(`PREPARE hold_${i} AS DELETE FROM ${name}`);
+});
+
+afterAll(async () => {
+  await mallory?.end();
+  await operator?.query('ROLLBACK').catch(() => {});
+  await operator?.end();
+  await p?.close();
+});
+
+describe('locks another login holds', () => {
+  it('install runs to the end', async () => {
+    const client = await superuser('locks-test:install');
+    try {
+      const result = await withTimeout(install(client), PATIENCE_MS, "install waited on another login's lock");
+      expect(result.applied).toEqual([]);
+    } finally {
+      await end(client, 'locks-test:install');
+    }
+  });
+});
+
+describe('install', () => {
+  it('waiting for another install, says which session holds it', async () => {
+    const other = await superuser('other-install');
+    const waiting: string[] = [];
+    try {
+      await other.query(`BEGIN; SELECT FROM permsync.locks WHERE name = 'install' FOR UPDATE`);
+      const { rows: [held] } = await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const client = await superuser('locks-test:second-install');
+      try {
+        const second = install(client, { onWait: (holder) => waiting.push(holder) });
+        second.catch(() => {}); // awaited below, unless the test fails first
+        await waitFor(async () => waiting.length > 0, PATIENCE_MS, 'the second install to say it waits');
+        expect(waiting[0]).toMatch(new RegExp(`pid ${held?.pid}, user postgres \\(other-install\\) from 127\\.0\\.0\\.1, in its transaction since `));
+        await other.query('COMMIT');
+        expect((await withTimeout(second, PATIENCE_MS, 'the second install to finish')).applied).toEqual([]);
+      } finally {
+        await end(client, 'locks-test:second-install');
+      }
+    } finally {
+      await end(other, 'other-install');
+    }
+  });
+
+  it('two installs at once on a new database apply each migration once', async () => {
+    await p.sourceClient.query('CREATE DATABASE twice');
+    const [a, b] = [new pg.Client(p.source.urlFor('twice')), new pg.Client(p.source.urlFor('twice'))];
+    await Promise.all([a.connect(), b.connect()]);
+    try {
+      const results = await Promise.all([install(a), install(b)]);
+      const applied = results.flatMap((r) => r.applied.map((m) => m.version)).sort((x, y) => x - y);
+      expect(applied).toEqual((await listMigrations()).map((m) => m.version));
+      const { rows } = await a.query<{ n: string }>('SELECT count(*)::text AS n FROM permsync.role_snapshot');
+      expect(rows[0]?.n).toBe('1');
+    } finally {
+      await Promise.all([a.end(), b.end()]);
+      await p.sourceClient.query('DROP DATABASE twice WITH (FORCE)');
+    }
+  });
+});
