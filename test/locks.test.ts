@@ -39,11 +39,38 @@ async function end(client: pg.Client, applicationName: string): Promise<void> {
   await client.end().catch(() => {});
 }
 
+/** Runs `sql` in a transaction rolled back after it: a lock it takes is not kept. */
+async function attempt(client: pg.Client, sql: string): Promise<unknown> {
+  await client.query('BEGIN');
+  try {
+    await client.query(sql);
+    return undefined;
+  } catch (error) {
+    return error;
+  } finally {
+    await client.query('ROLLBACK');
+  }
+}
+
+/** As attempt, inside a transaction already open: only the savepoint is rolled back. */
+async function inSavepoint(client: pg.Client, sql: string): Promise<unknown> {
+  await client.query('SAVEPOINT attempt');
+  try {
+    await client.query(sql);
+    return undefined;
+  } catch (error) {
+    return error;
+  } finally {
+    await client.query('ROLLBACK TO SAVEPOINT attempt');
+  }
+}
+
 beforeAll(async () => {
   p = await startPipeline(['prod']);
   await p.everywhere('CREATE ROLE app; CREATE TABLE orders (id int)');
   await p.dba(`CREATE ROLE mallory LOGIN PASSWORD '${PASSWORD}';
-    CREATE ROLE locks_operator LOGIN PASSWORD '${PASSWORD}' IN ROLE permsync_operator`);
+    CREATE ROLE locks_operator LOGIN PASSWORD '${PASSWORD}' IN ROLE permsync_operator;
+    CREATE ROLE locks_daemon LOGIN PASSWORD '${PASSWORD}' IN ROLE permsync_daemon`);
   mallory = await login('mallory');
   for (const key of ADVISORY_KEYS) await mallory.query('SELECT pg_advisory_lock(hashtext($1))', [key]);
   // PREPARE takes a statement's table locks without checking privileges: with USAGE on the
@@ -64,6 +91,29 @@ afterAll(async () => {
 });
 
 describe('locks another login holds', () => {
+  it('a DBA\'s GRANT commits, and a role created before it is captured first', async () => {
+    const dba = await superuser('locks-test:dba');
+    try {
+      const run = (sql: string) => withTimeout(dba.query(sql), PATIENCE_MS, `${sql}: waited on another login's lock`);
+      await run('GRANT SELECT ON orders TO app');
+      await run('CREATE ROLE newcomer');
+      await run('GRANT SELECT ON orders TO newcomer');
+      // Serialisable DBAs too: the commit-order lock is a row lock, never a write they could conflict with.
+      await run('BEGIN ISOLATION LEVEL SERIALIZABLE; GRANT UPDATE ON orders TO app; COMMIT');
+    } finally {
+      await end(dba, 'locks-test:dba');
+    }
+    const { rows } = await p.sourceClient.query<{ origin: string; query_text: string }>(
+      `SELECT origin, query_text FROM permsync.batches WHERE commit_seq IS NOT NULL ORDER BY commit_seq`,
+    );
+    const texts = rows.map((r) => r.query_text);
+    const newcomer = texts.findIndex((t) => /CREATE ROLE newcomer/.test(t));
+    expect(newcomer).toBeGreaterThanOrEqual(0);
+    expect(rows[newcomer]?.origin).toBe('role_watcher');
+    expect(texts.slice(newcomer + 1)).toEqual(['GRANT SELECT ON orders TO newcomer', 'BEGIN ISOLATION LEVEL SERIALIZABLE; GRANT UPDATE ON orders TO app; COMMIT']);
+    expect(texts.indexOf('GRANT SELECT ON orders TO app')).toBeLessThan(newcomer);
+  });
+
   it('install runs to the end', async () => {
     const client = await superuser('locks-test:install');
     try {
@@ -71,6 +121,26 @@ describe('locks another login holds', () => {
       expect(result.applied).toEqual([]);
     } finally {
       await end(client, 'locks-test:install');
+    }
+  });
+
+  it('no other login may take the locks permsync now takes', async () => {
+    const daemon = await login('locks_daemon');
+    try {
+      for (const client of [mallory, operator, daemon]) {
+        // The operator's transaction holds its PREPAREd statements: a savepoint keeps it.
+        const inOwnTransaction = client === operator;
+        for (const sql of [
+          'SELECT FROM permsync.locks FOR UPDATE',
+          'SELECT FROM permsync.locks FOR KEY SHARE',
+          'LOCK TABLE permsync.locks IN EXCLUSIVE MODE',
+        ]) {
+          const error = inOwnTransaction ? await inSavepoint(client, sql) : await attempt(client, sql);
+          expect({ sql, user: client.user, error }).toMatchObject({ sql, user: client.user, error: { code: '42501' } });
+        }
+      }
+    } finally {
+      await daemon.end();
     }
   });
 });
