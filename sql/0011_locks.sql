@@ -1,14 +1,17 @@
 -- permsync 0011: locks no other login can take. Idempotent: safe to run again.
 --
--- Capture serialised on advisory locks, whose keys any login may take (pg_advisory_lock
--- is open to PUBLIC): a login holding hashtext('permsync.commit_seq') made every
--- captured GRANT wait at COMMIT. Now capture takes row locks on permsync.locks
--- (bootstrap.sql creates it, since the install locks a row of it too). Locking a row
--- (SELECT ... FOR UPDATE) needs UPDATE on the table, and nobody but its owner has any
--- privilege on it. A role with USAGE on the schema can hold ROW EXCLUSIVE on any of its
--- tables (PREPARE of an INSERT takes it without a privilege check), so no table lock is
--- used: a row lock waits only for EXCLUSIVE and ACCESS EXCLUSIVE, which only the owner
--- can take.
+-- Capture and leadership serialised on advisory locks, whose keys any login may take
+-- (pg_advisory_lock is open to PUBLIC): a login holding hashtext('permsync.commit_seq')
+-- made every captured GRANT wait at COMMIT, one holding 'permsync.daemon' kept every
+-- daemon standing by. Now:
+--   * capture takes row locks on permsync.locks (bootstrap.sql creates it, since the
+--     install locks a row of it too). Locking a row (SELECT ... FOR UPDATE) needs UPDATE
+--     on the table, and nobody but its owner has any privilege on it. A role with USAGE
+--     on the schema can hold ROW EXCLUSIVE on any of its tables (PREPARE of an INSERT
+--     takes it without a privilege check), so no table lock is used: a row lock waits
+--     only for EXCLUSIVE and ACCESS EXCLUSIVE, which only the owner can take.
+--   * the daemons elect a leader with a lease, permsync.leader, claimed and renewed only
+--     through claim_leadership(), which permsync_daemon may execute.
 
 INSERT INTO permsync.locks (name) VALUES ('commit_seq'), ('role_snapshot') ON CONFLICT (name) DO NOTHING;
 
@@ -131,3 +134,93 @@ AS $fn$
     SELECT permsync.capture_role_changes();
 $fn$;
 REVOKE ALL ON FUNCTION permsync.take_role_baseline() FROM PUBLIC;
+
+-- ── Leadership ────────────────────────────────────────────────────────────────────────
+-- The lease of the daemon that applies: its session (pid and backend_start tell it from
+-- a later session given the same pid), who it is, since when it leads and until when the
+-- lease runs. Nobody is granted anything on the table: daemons claim, renew and release
+-- through the functions below.
+CREATE TABLE IF NOT EXISTS permsync.leader (
+    id               integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    pid              integer,
+    backend_start    timestamptz,
+    user_name        name,
+    application_name text,
+    client_addr      inet,
+    since            timestamptz,
+    renewed_at       timestamptz,
+    expires_at       timestamptz
+);
+INSERT INTO permsync.leader (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
+
+-- Claims the lease for the calling session, or renews it when that session holds it,
+-- for lease_ms from now by the source's clock. It is free when nobody holds it, when
+-- it has expired, or when its holder's session has ended (a daemon killed, its session
+-- terminated: taken over at once, not at expiry). Returns whether the caller now leads, and the
+-- holder (the caller, or the daemon standing in its way).
+-- The holder's session counts as ended only if pg_stat_activity shows no session with
+-- its pid, or one that started at another time: where the owner may not see other
+-- users' backend_start (not a superuser, no pg_read_all_stats), it shows NULL, and the
+-- lease is taken over only once it expires.
+CREATE OR REPLACE FUNCTION permsync.claim_leadership(lease_ms integer)
+RETURNS TABLE (is_leader boolean, pid integer, user_name name, application_name text, client_addr inet,
+               since timestamptz, expires_at timestamptz)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_column
+DECLARE
+    me      record;
+    held    permsync.leader;
+    now_at  timestamptz := clock_timestamp();
+BEGIN
+    IF lease_ms IS NULL OR lease_ms NOT BETWEEN 1000 AND 600000 THEN
+        RAISE EXCEPTION 'a leader lease of % ms: it must be 1000 to 600000 ms', coalesce(lease_ms::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT a.pid, a.backend_start, a.application_name, a.client_addr INTO me
+      FROM pg_stat_activity a WHERE a.pid = pg_backend_pid();
+    INSERT INTO permsync.leader (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
+    SELECT * INTO held FROM permsync.leader l WHERE l.id = 1 FOR UPDATE;
+    IF held.pid = me.pid AND held.backend_start = me.backend_start THEN
+        UPDATE permsync.leader l SET renewed_at = now_at, expires_at = now_at + lease_ms * interval '1 millisecond'
+         WHERE l.id = 1;
+    ELSIF held.pid IS NULL OR held.expires_at <= now_at
+          OR NOT EXISTS (SELECT FROM pg_stat_activity a
+                          WHERE a.pid = held.pid AND (a.backend_start IS NULL OR a.backend_start = held.backend_start)) THEN
+        UPDATE permsync.leader l
+           SET pid = me.pid, backend_start = me.backend_start, user_name = session_user,
+               application_name = me.application_name, client_addr = me.client_addr,
+               since = now_at, renewed_at = now_at, expires_at = now_at + lease_ms * interval '1 millisecond'
+         WHERE l.id = 1;
+    ELSE
+        RETURN QUERY SELECT false, held.pid, held.user_name, held.application_name, held.client_addr,
+                            held.since, held.expires_at;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT true, l.pid, l.user_name, l.application_name, l.client_addr, l.since, l.expires_at
+                   FROM permsync.leader l WHERE l.id = 1;
+END
+$fn$;
+
+-- Gives the lease up, if the calling session holds it; returns whether it did.
+CREATE OR REPLACE FUNCTION permsync.release_leadership()
+RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    UPDATE permsync.leader l
+       SET pid = NULL, backend_start = NULL, user_name = NULL, application_name = NULL, client_addr = NULL,
+           since = NULL, renewed_at = NULL, expires_at = NULL
+     WHERE l.id = 1 AND l.pid = pg_backend_pid()
+       AND l.backend_start = (SELECT a.backend_start FROM pg_stat_activity a WHERE a.pid = pg_backend_pid());
+    RETURN FOUND;
+END
+$fn$;
+
+REVOKE ALL ON permsync.leader FROM PUBLIC;
+REVOKE ALL ON FUNCTION permsync.claim_leadership(integer), permsync.release_leadership() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION permsync.claim_leadership(integer), permsync.release_leadership() TO permsync_daemon;

@@ -283,9 +283,18 @@ describe('leader and standby', () => {
       return { status: res.status, body: await res.json() };
     };
     await expect.poll(() => readyz(leader)).toEqual({ status: 200, body: { status: 'ready', role: 'leader' } });
-    expect(await readyz(standby)).toEqual({ status: 200, body: { status: 'ready', role: 'standby' } });
+    // The standby names the leader: its lease session, as the source's pg_stat_activity shows it.
+    const { rows: [lease] } = await p.sourceClient.query<{ pid: number; since: Date }>('SELECT pid, since FROM permsync.leader');
+    const named = { pid: lease?.pid, user: 'postgres', applicationName: 'permsync-test:lock', clientAddr: '127.0.0.1', since: lease?.since.toISOString() };
+    await expect.poll(() => readyz(standby)).toEqual({ status: 200, body: { status: 'ready', role: 'standby', leader: named } });
     expect((await scrape(leader.http)).value('permsync_leader')).toBe(1);
     expect((await scrape(standby.http)).value('permsync_leader')).toBe(0);
+    const labels = { pid: String(named.pid), user: named.user, application_name: named.applicationName, client_addr: named.clientAddr };
+    for (const daemon of [leader, standby]) {
+      const m = await scrape(daemon.http);
+      expect(m.labelSets('permsync_leader_since_timestamp_seconds')).toEqual([labels]);
+      expect(m.value('permsync_leader_since_timestamp_seconds', labels)).toBe((lease?.since.getTime() ?? 0) / 1000);
+    }
 
     await sourceProxy.cut();
     expect(await readyz(standby)).toEqual({

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTimeout } from '../src/deadline.js';
 import { install, listMigrations } from '../src/install/migrate.js';
+import { relationPrivileges } from './support/catalog.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 
 const PASSWORD = 'locks-test-pw';
@@ -114,6 +115,21 @@ describe('locks another login holds', () => {
     expect(texts.indexOf('GRANT SELECT ON orders TO app')).toBeLessThan(newcomer);
   });
 
+  it('a fresh daemon leads, as permsync_daemon, and carries changes to the target', async () => {
+    // permsync's roles are the target's own business: the logins made members of them here stay on the source.
+    const rules = [{ action: 'exclude' as const, rolePattern: '^permsync_' }];
+    const config = p.config({ environments: [{ rules }] });
+    const daemon = await p.startDaemon({ ...config, source: { ...config.source, url: p.source.urlFor('postgres', 'locks_daemon', PASSWORD) } });
+    try {
+      await waitFor(async () => daemon.isLeader(), PATIENCE_MS, 'the daemon to lead');
+      await p.dba('GRANT INSERT ON orders TO app');
+      await p.settle(PATIENCE_MS);
+      expect(await relationPrivileges(p.env('prod').client, 'orders')).toContain('app INSERT by postgres');
+    } finally {
+      await daemon.stop();
+    }
+  });
+
   it('install runs to the end', async () => {
     const client = await superuser('locks-test:install');
     try {
@@ -134,10 +150,17 @@ describe('locks another login holds', () => {
           'SELECT FROM permsync.locks FOR UPDATE',
           'SELECT FROM permsync.locks FOR KEY SHARE',
           'LOCK TABLE permsync.locks IN EXCLUSIVE MODE',
+          'SELECT FROM permsync.leader FOR UPDATE',
+          'LOCK TABLE permsync.leader IN EXCLUSIVE MODE',
         ]) {
           const error = inOwnTransaction ? await inSavepoint(client, sql) : await attempt(client, sql);
           expect({ sql, user: client.user, error }).toMatchObject({ sql, user: client.user, error: { code: '42501' } });
         }
+      }
+      for (const client of [mallory, operator]) {
+        const sql = 'SELECT permsync.claim_leadership(10000)';
+        const error = client === operator ? await inSavepoint(client, sql) : await attempt(client, sql);
+        expect({ user: client.user, error }).toMatchObject({ user: client.user, error: { code: '42501' } });
       }
     } finally {
       await daemon.end();

@@ -174,3 +174,14 @@ export const CLEANUP_OLD_LOGS = `SELECT * FROM permsync.cleanup_old_logs()`;
 export const RETIRE_ENVIRONMENTS = `
   UPDATE permsync.environments SET enabled = false, updated_at = now()
    WHERE enabled AND NOT (name = ANY ($1::text[]))`;
+
+/**
+ * Claims the leader lease for this session for $1 ms, or renews it (sql/0011_locks.sql):
+ * whether this daemon now leads, and who holds the lease.
+ */
+export const CLAIM_LEADERSHIP = `
+  SELECT is_leader, pid, user_name, application_name, host(client_addr) AS client_addr, since
+    FROM permsync.claim_leadership($1)`;
+
+/** Gives the leader lease up, if this session holds it. */
+export const RELEASE_LEADERSHIP = `SELECT permsync.release_leadership()`;
