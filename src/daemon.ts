@@ -14,6 +14,7 @@ import type { Config } from './config/schema.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { DaemonMetrics } from './metrics.js';
 import { LeaderLock } from './source/leader-lock.js';
+import { SourceProbe } from './source/probe.js';
 import { CLEANUP_OLD_LOGS, CONTROL_CHANNEL } from './source/queries.js';
 import { SourceStore } from './source/store.js';
 import { RoleWatcher } from './watch/role-watcher.js';
@@ -25,6 +26,8 @@ const PLAN_CACHE_SIZE = 2000;
 const LEADER_INTERVAL_MS = 1000;
 /** How long a claim holds the lease: a leader cut off from the source stops applying after half of it, a standby takes over after all of it. */
 const LEADER_LEASE_MS = 10_000;
+/** How long /readyz gives the source's last answer again before asking anew. */
+const READINESS_REUSE_MS = 1000;
 
 
 export interface Daemon {
@@ -82,6 +85,12 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       runtime = undefined;
     },
   });
+  const probe = new SourceProbe({
+    connectionString: config.source.url,
+    applicationName: `${config.source.applicationName}:ready`,
+    connectionTimeoutMs: config.settings.connectionTimeoutMs,
+    reuseMs: READINESS_REUSE_MS,
+  });
   // The HTTP settings, like the source's, take effect at a restart.
   let http: HttpServer;
   try {
@@ -91,11 +100,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       logger,
       readiness: async () => {
         const role = lock.isLeader ? 'leader' : 'standby';
-        try {
-          await source.query('SELECT 1');
-        } catch (error) {
-          return { ready: false, role, reason: `source unreachable: ${(error as Error).message}` };
-        }
+        const unreachable = await probe.check();
+        if (unreachable) return { ready: false, role, reason: `source unreachable: ${unreachable}` };
         if (role === 'standby') {
           if (lock.failure) return { ready: false, role, reason: `cannot claim the leader lease: ${lock.failure}` };
           return lock.holder ? { ready: true, role, leader: lock.holder } : { ready: true, role };
@@ -134,6 +140,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     stop: () =>
       (stopping ??= (async () => {
         await http.close();
+        await probe.close();
         await lock.stop();
         await source.end();
         logger.info('permsync daemon stopped');
