@@ -5,3 +5,11 @@ CREATE TABLE IF NOT EXISTS permsync.schema_migrations (
     name       text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
+-- The rows permsync serialises on (SELECT ... FOR UPDATE), which only a role that may
+-- update this table can lock: nobody is granted anything on it. Here, not in a
+-- migration, since the install locks its row before each migration.
+CREATE TABLE IF NOT EXISTS permsync.locks (
+    name text PRIMARY KEY
+);
+REVOKE ALL ON permsync.locks FROM PUBLIC;
+INSERT INTO permsync.locks (name) VALUES ('install') ON CONFLICT (name) DO NOTHING;

@@ -14,6 +14,7 @@ import type { Config } from './config/schema.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { DaemonMetrics } from './metrics.js';
 import { LeaderLock } from './source/leader-lock.js';
+import { SourceProbe } from './source/probe.js';
 import { CLEANUP_OLD_LOGS, CONTROL_CHANNEL } from './source/queries.js';
 import { SourceStore } from './source/store.js';
 import { RoleWatcher } from './watch/role-watcher.js';
@@ -21,8 +22,12 @@ import { RoleWatcher } from './watch/role-watcher.js';
 /** The channel the source's capture trigger notifies on commit. */
 export const CAPTURE_CHANNEL = 'permsync';
 const PLAN_CACHE_SIZE = 2000;
-/** How often a standby daemon tries for the leader lock. */
+/** How often a standby daemon claims the leader lease, and the leader renews it. */
 const LEADER_INTERVAL_MS = 1000;
+/** How long a claim holds the lease: a leader cut off from the source stops applying after half of it, a standby takes over after all of it. */
+const LEADER_LEASE_MS = 10_000;
+/** How long /readyz gives the source's last answer again before asking anew. */
+const READINESS_REUSE_MS = 1000;
 
 
 export interface Daemon {
@@ -61,12 +66,14 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     source,
     logger,
     environments: () => current.environments.filter((e) => e.enabled).map((e) => e.name),
+    leader: () => lock.holder,
   });
   const lock: LeaderLock = new LeaderLock({
     connectionString: config.source.url,
     applicationName: config.source.applicationName,
     connectionTimeoutMs: config.settings.connectionTimeoutMs,
     intervalMs: LEADER_INTERVAL_MS,
+    leaseMs: LEADER_LEASE_MS,
     logger,
     onAcquired: async () => {
       metrics.setLeader(true);
@@ -78,6 +85,12 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       runtime = undefined;
     },
   });
+  const probe = new SourceProbe({
+    connectionString: config.source.url,
+    applicationName: `${config.source.applicationName}:ready`,
+    connectionTimeoutMs: config.settings.connectionTimeoutMs,
+    reuseMs: READINESS_REUSE_MS,
+  });
   // The HTTP settings, like the source's, take effect at a restart.
   let http: HttpServer;
   try {
@@ -87,12 +100,12 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       logger,
       readiness: async () => {
         const role = lock.isLeader ? 'leader' : 'standby';
-        try {
-          await source.query('SELECT 1');
-        } catch (error) {
-          return { ready: false, role, reason: `source unreachable: ${(error as Error).message}` };
+        const unreachable = await probe.check();
+        if (unreachable) return { ready: false, role, reason: `source unreachable: ${unreachable}` };
+        if (role === 'standby') {
+          if (lock.failure) return { ready: false, role, reason: `cannot claim the leader lease: ${lock.failure}` };
+          return lock.holder ? { ready: true, role, leader: lock.holder } : { ready: true, role };
         }
-        if (role === 'standby') return { ready: true, role };
         if (!runtime) return { ready: false, role, reason: 'starting to apply' };
         return runtime.listening ? { ready: true, role } : { ready: false, role, reason: 'not listening on the source: reconnecting' };
       },
@@ -117,8 +130,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
         runtime = undefined;
         runtime = await startRuntime(current, logger, source, store, metrics);
       }).catch(async (error) => {
-        // Not applying while holding the lock would stall every standby too: let go of it.
-        logger.error({ err: error }, 'could not start applying with the new configuration; releasing the leader lock');
+        // Not applying while holding the lease would stall every standby too: let go of it.
+        logger.error({ err: error }, 'could not start applying with the new configuration; releasing the leader lease');
         await lock.release();
         throw error;
       });
@@ -127,6 +140,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     stop: () =>
       (stopping ??= (async () => {
         await http.close();
+        await probe.close();
         await lock.stop();
         await source.end();
         logger.info('permsync daemon stopped');

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Batch } from './capture/plan.js';
 import { withTimeout } from './deadline.js';
+import type { LeaderHolder } from './source/leader-lock.js';
 import type { ExecutionRecord } from './source/store.js';
 import { ENVIRONMENT_BACKLOG } from './source/metrics-queries.js';
 
@@ -18,6 +19,8 @@ export interface DaemonMetricsOptions {
   /** The enabled environments of the running configuration; called at each scrape, so a reload shows. */
   environments: () => string[];
   logger: Logger;
+  /** The leader lease's holder as this daemon's last claim found it; called at each scrape. */
+  leader?: () => LeaderHolder | undefined;
   /** How long a scrape waits for the source before it serves the last values. */
   collectTimeoutMs?: number;
 }
@@ -114,8 +117,23 @@ export class DaemonMetrics {
   });
   private readonly leader = new Gauge({
     name: 'permsync_leader',
-    help: '1 while this daemon holds the leader lock and applies, 0 while it stands by.',
+    help: '1 while this daemon holds the leader lease and applies, 0 while it stands by.',
     registers: [this.registry],
+  });
+  private readonly leaderSince = new Gauge({
+    name: 'permsync_leader_since_timestamp_seconds',
+    help: "When the daemon leading now took the leader lease (Unix time), as this daemon's last claim found it; the labels name that daemon's lease session (this daemon's own while it leads). No sample while nobody holds the lease or the claim fails.",
+    labelNames: ['pid', 'user', 'application_name', 'client_addr'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.leaderSince.reset();
+      const holder = this.options.leader?.();
+      if (!holder) return;
+      this.leaderSince.set(
+        { pid: String(holder.pid), user: holder.user, application_name: holder.applicationName ?? '', client_addr: holder.clientAddr ?? '' },
+        holder.since.getTime() / 1000,
+      );
+    },
   });
   private readonly collectErrors = new Counter({
     name: 'permsync_metrics_collect_errors_total',

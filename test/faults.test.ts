@@ -101,10 +101,11 @@ function spawnDaemon(): ChildProcess {
   return child;
 }
 
+/** The lease session of the daemon leading now: one whose session lives and whose lease runs. */
 async function leaderPid(): Promise<number | undefined> {
   const { rows } = await p.sourceClient.query<{ pid: number }>(
-    `SELECT a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 'permsync-test:lock'`,
+    `SELECT a.pid FROM permsync.leader l JOIN pg_stat_activity a ON a.pid = l.pid AND a.backend_start = l.backend_start
+      WHERE l.expires_at > clock_timestamp() AND a.application_name = 'permsync-test:lock'`,
   );
   return rows[0]?.pid;
 }
@@ -261,7 +262,7 @@ describe('faults', () => {
     first.kill('SIGKILL');
     await stream;
     await churn(20, 600); // committed after the kill, whatever the stream's timing
-    await waitFor(async () => (await leaderPid()) === undefined, 15_000, 'the killed daemon\'s lock to go');
+    await waitFor(async () => (await leaderPid()) === undefined, 15_000, 'the killed daemon\'s lease session to go');
     const { rows: [left] } = await p.sourceClient.query<{ n: string }>(
       `SELECT count(*) AS n FROM permsync.batches b CROSS JOIN permsync.environments e
         WHERE b.commit_seq > e.start_after_seq AND e.enabled

@@ -20,6 +20,7 @@ let p: Pipeline;
 let source: pg.Pool;
 let servers: HttpServer[] = [];
 let daemons: Daemon[] = [];
+const query = pg.Client.prototype.query;
 
 beforeAll(async () => {
   p = await startPipeline(ENVIRONMENTS);
@@ -284,15 +285,68 @@ describe('leader and standby', () => {
       return { status: res.status, body: await res.json() };
     };
     await expect.poll(() => readyz(leader)).toEqual({ status: 200, body: { status: 'ready', role: 'leader' } });
-    expect(await readyz(standby)).toEqual({ status: 200, body: { status: 'ready', role: 'standby' } });
+    // The standby names the leader: its lease session, as the source's pg_stat_activity shows it.
+    const { rows: [lease] } = await p.sourceClient.query<{ pid: number; since: Date }>('SELECT pid, since FROM permsync.leader');
+    const named = { pid: lease?.pid, user: 'postgres', applicationName: 'permsync-test:lock', clientAddr: '127.0.0.1', since: lease?.since.toISOString() };
+    await expect.poll(() => readyz(standby)).toEqual({ status: 200, body: { status: 'ready', role: 'standby', leader: named } });
     expect((await scrape(leader.http)).value('permsync_leader')).toBe(1);
     expect((await scrape(standby.http)).value('permsync_leader')).toBe(0);
+    const labels = { pid: String(named.pid), user: named.user, application_name: named.applicationName, client_addr: named.clientAddr };
+    for (const daemon of [leader, standby]) {
+      const m = await scrape(daemon.http);
+      expect(m.labelSets('permsync_leader_since_timestamp_seconds')).toEqual([labels]);
+      expect(m.value('permsync_leader_since_timestamp_seconds', labels)).toBe((lease?.since.getTime() ?? 0) / 1000);
+    }
 
     await sourceProxy.cut();
-    expect(await readyz(standby)).toEqual({
+    // The last answer from the source is given again for up to a second.
+    await expect.poll(() => readyz(standby)).toEqual({
       status: 503, body: { status: 'not_ready', role: 'standby', reason: expect.stringContaining('source unreachable') },
     });
     await p.settle(); // what the leader carried is behind the next test
+  });
+});
+
+describe('readiness under a flood of probes', () => {
+  it('asks the source on one session of its own, about once a second at most, never on the daemon\'s pool', async () => {
+    const daemon = await startDaemon();
+    await waitFor(async () => daemon.isLeader(), 10_000, 'the daemon to lead');
+    const readyz = async () => (await fetch(url(daemon.http, '/readyz'))).status;
+    await expect.poll(readyz).toBe(200);
+    // The daemon's sessions besides its pool (lease, listener, readiness), and the readiness one.
+    const sessions = async (pattern: string) =>
+      count(`SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '${pattern}'`);
+    const before = { own: await sessions('permsync-test:%'), probe: await sessions('permsync-test:ready') };
+    const most = { ...before };
+    // Every readiness question any session of this process sends, by the session's application_name.
+    const asked: string[] = [];
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      if (args[0] === 'SELECT 1') asked.push((this as unknown as { connectionParameters: { application_name?: string } }).connectionParameters.application_name ?? '');
+      return (query as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof pg.Client.prototype.query;
+    let flooding = true;
+    const sampling = (async () => {
+      while (flooding) {
+        most.own = Math.max(most.own, await sessions('permsync-test:%'));
+        most.probe = Math.max(most.probe, await sessions('permsync-test:ready'));
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    const started = performance.now();
+    let statuses: number[];
+    try {
+      statuses = await Promise.all(Array.from({ length: 200 }, readyz));
+    } finally {
+      flooding = false;
+      await sampling;
+      pg.Client.prototype.query = query;
+    }
+    const seconds = Math.ceil((performance.now() - started) / 1000);
+    expect(statuses).toEqual(Array(200).fill(200));
+    expect(asked.filter((name) => name !== 'permsync-test:ready')).toEqual([]);
+    expect(asked.length).toBeLessThanOrEqual(seconds + 1);
+    expect(before.probe).toBe(1);
+    expect(most).toEqual(before);
   });
 });
 

@@ -52,7 +52,7 @@ function buildProgram(): Command {
     .action(async (options: { config: string }) => {
       const config = await loadConfig(options.config);
       await withSourceClient(config, async (client) => {
-        const result = await install(client);
+        const result = await install(client, { onWait: (holder) => process.stderr.write(`waiting for ${holder}\n`) });
         // Environments are known from now on: changes made before the daemon first runs still reach them.
         await registerConfiguration(client, config);
         const applied = result.applied.map((m) => `${m.version} ${m.name}`);

@@ -3,12 +3,15 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { withTimeout } from '../deadline.js';
+import type { LeaderHolder } from '../source/leader-lock.js';
 
 export interface Readiness {
   ready: boolean;
   role: 'leader' | 'standby';
   /** Why the daemon is not ready, for the 503 body. */
   reason?: string;
+  /** A standby's: the daemon that leads. */
+  leader?: LeaderHolder;
 }
 
 export interface HttpServerOptions {

@@ -1,43 +1,80 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { CLAIM_LEADERSHIP, RELEASE_LEADERSHIP } from './queries.js';
 
-/** The session advisory lock that lets one daemon at a time apply for a source. */
-export const LEADER_LOCK_KEY = 'permsync.daemon';
+/** The daemon holding the leader lease, as the source names its lease session. */
+export interface LeaderHolder {
+  pid: number;
+  user: string;
+  applicationName: string | null;
+  clientAddr: string | null;
+  since: Date;
+}
 
 export interface LeaderLockOptions {
   connectionString: string;
   applicationName: string;
   connectionTimeoutMs: number;
-  /** How often a standby tries for the lock (and a leader checks it still has its session). */
+  /** How often a standby claims the lease and a leader renews it. */
   intervalMs: number;
+  /** How long a claim or a renewal holds the lease, by the source's clock. */
+  leaseMs: number;
   logger: Logger;
   /** Called when this daemon becomes the one that applies. */
   onAcquired: () => Promise<void>;
-  /** Called when it must stop applying: the lock's session is gone, or it is stopping. */
+  /** Called when it must stop applying: the lease's session is gone, the lease was not renewed in time, or it is stopping. */
   onLost: () => Promise<void>;
 }
 
+interface ClaimRow {
+  is_leader: boolean;
+  pid: number | null;
+  user_name: string | null;
+  application_name: string | null;
+  client_addr: string | null;
+  since: Date | null;
+}
+
 /**
- * Two or more daemons may run against one source for availability: the one holding a
- * session-level advisory lock applies, the others wait. The lock lives exactly as long
- * as its connection, so a daemon that dies (even by SIGKILL) frees it for a standby
- * within one interval. A leader that loses the lock's connection stops applying as soon
- * as it notices (an error, or a check every interval bounded by a query timeout); the
- * batch in flight may still finish, which is harmless, since replay is idempotent.
+ * Two or more daemons may run against one source for availability: the one holding the
+ * leader lease (the row of permsync.leader, claimed through a function only
+ * permsync_daemon may execute) applies, the others stand by. A standby claims the lease
+ * every interval and gets it once it is free: released, expired, or held by a session
+ * that has ended, so a daemon that dies (even by SIGKILL) is replaced within one interval.
+ * The lease belongs to the session that claimed it. The leader renews it there every
+ * interval, and stops applying as soon as it loses that session (an error, or a renewal
+ * that fails) or once half the lease has passed since it sent its last successful
+ * renewal: by its own clock, and so before the source lets a standby take an unrenewed
+ * lease. The batch in flight may still finish, which is harmless, since replay is
+ * idempotent.
  */
 export class LeaderLock {
   private client: pg.Client | undefined;
   private leading = false;
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Stops the leader when its lease, unrenewed, would soon run out. */
+  private fence: NodeJS.Timeout | undefined;
   /** Start and stop of the applying side run one at a time, in order. */
   private serial: Promise<void> = Promise.resolve();
   private lastWaitLog = 0;
+  private lastHolder: LeaderHolder | undefined;
+  private lastFailure: string | undefined;
 
   constructor(private readonly options: LeaderLockOptions) {}
 
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /** The lease's holder as the last claim found it (this daemon while it leads); undefined if none, or the claim failed. */
+  get holder(): LeaderHolder | undefined {
+    return this.lastHolder;
+  }
+
+  /** Why the last claim failed, until one succeeds. */
+  get failure(): string | undefined {
+    return this.lastFailure;
   }
 
   start(): Promise<void> {
@@ -51,15 +88,16 @@ export class LeaderLock {
     const client = this.client;
     this.client = undefined;
     if (client) {
-      await client.query('SELECT pg_advisory_unlock(hashtext($1))', [LEADER_LOCK_KEY]).catch(() => {});
+      // Sent after a claim still on its way, so it also gives up what that claim took.
+      await client.query(RELEASE_LEADERSHIP).catch(() => {});
       await client.end().catch(() => {});
     }
   }
 
-  /** Lets go of the lock (a leader that cannot apply), to try for it again later. */
+  /** Gives the lease up (a leader that cannot apply), to claim it again later. */
   async release(): Promise<void> {
     await this.lose('released');
-    await this.client?.query('SELECT pg_advisory_unlock(hashtext($1))', [LEADER_LOCK_KEY]).catch(() => {});
+    await this.client?.query(RELEASE_LEADERSHIP).catch(() => {});
   }
 
   private schedule(): void {
@@ -70,41 +108,70 @@ export class LeaderLock {
 
   private async attempt(): Promise<void> {
     if (this.stopped) return;
+    let acquired: pg.Client | undefined;
     try {
       const client = await this.connection();
-      if (this.leading) {
-        // A cheap round trip: a dead session surfaces here even if no 'error' event came.
-        await client.query('SELECT 1');
-      } else {
-        const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [LEADER_LOCK_KEY]);
-        if (rows[0]?.locked && this.stopped) {
-          // stop() came while the answer was on its way: it has ended the session (and so the lock).
-          await client.query('SELECT pg_advisory_unlock(hashtext($1))', [LEADER_LOCK_KEY]).catch(() => {});
-          return;
-        }
-        if (rows[0]?.locked) {
+      const sentAt = performance.now();
+      const { rows } = await client.query<ClaimRow>(CLAIM_LEADERSHIP, [this.options.leaseMs]);
+      const claim = rows[0];
+      if (claim?.is_leader && this.stopped) {
+        // stop() came while the answer was on its way: it has released the lease and ended the session.
+        await client.query(RELEASE_LEADERSHIP).catch(() => {});
+        return;
+      }
+      this.lastFailure = undefined;
+      this.lastHolder = claim?.pid != null && claim.since
+        ? { pid: claim.pid, user: claim.user_name ?? '', applicationName: claim.application_name, clientAddr: claim.client_addr, since: claim.since }
+        : undefined;
+      if (claim?.is_leader) {
+        this.renewed(sentAt);
+        if (!this.leading) {
           this.leading = true;
-          this.options.logger.info('holding the leader lock: this daemon applies');
-          await this.run(async () => {
-            try {
-              await this.options.onAcquired();
-            } catch (error) {
-              this.options.logger.error({ err: error }, 'could not start applying; will try again');
-              this.leading = false;
-              await this.options.onLost().catch(() => {});
-              await client.query('SELECT pg_advisory_unlock(hashtext($1))', [LEADER_LOCK_KEY]).catch(() => {});
-            }
-          });
-        } else if (Date.now() - this.lastWaitLog > 60_000) {
+          acquired = client;
+        }
+      } else {
+        if (this.leading) await this.lose('another daemon holds the lease');
+        if (Date.now() - this.lastWaitLog > 60_000) {
           this.lastWaitLog = Date.now();
-          this.options.logger.info('another daemon holds the leader lock: standing by');
+          this.options.logger.info({ leader: this.lastHolder }, 'another daemon holds the leader lease: standing by');
         }
       }
     } catch (error) {
-      if (!this.stopped) this.options.logger.warn({ err: error }, 'leader lock connection failed');
-      await this.dropConnection();
+      this.lastFailure = (error as Error).message;
+      this.lastHolder = undefined;
+      if (!this.stopped) this.options.logger.warn({ err: error }, 'could not claim or renew the leader lease');
+      await this.dropConnection('lease session lost');
     }
+    // Renewals go on while the applying side starts, however long that takes.
     this.schedule();
+    if (acquired) await this.begin(acquired);
+  }
+
+  private begin(client: pg.Client): Promise<void> {
+    this.options.logger.info('holding the leader lease: this daemon applies');
+    return this.run(async () => {
+      if (!this.leading) return;
+      try {
+        await this.options.onAcquired();
+      } catch (error) {
+        this.options.logger.error({ err: error }, 'could not start applying; will try again');
+        this.leading = false;
+        clearTimeout(this.fence);
+        await this.options.onLost().catch(() => {});
+        await client.query(RELEASE_LEADERSHIP).catch(() => {});
+      }
+    });
+  }
+
+  /** A renewal sent at `sentAt` succeeded: unless another does, stop applying half a lease from then. */
+  private renewed(sentAt: number): void {
+    clearTimeout(this.fence);
+    const left = sentAt + this.options.leaseMs / 2 - performance.now();
+    this.fence = setTimeout(() => {
+      if (!this.leading) return;
+      this.options.logger.warn({ leaseMs: this.options.leaseMs }, 'the leader lease was not renewed in time');
+      void this.dropConnection('lease not renewed in time');
+    }, Math.max(0, left));
   }
 
   private async connection(): Promise<pg.Client> {
@@ -119,8 +186,8 @@ export class LeaderLock {
       keepAliveInitialDelayMillis: 1000,
     });
     client.on('error', (error) => {
-      this.options.logger.warn({ err: error }, 'leader lock session lost');
-      void this.dropConnection();
+      this.options.logger.warn({ err: error }, 'leader lease session lost');
+      void this.dropConnection('lease session lost');
     });
     await client.connect();
     if (this.stopped) {
@@ -132,10 +199,10 @@ export class LeaderLock {
     return client;
   }
 
-  private async dropConnection(): Promise<void> {
+  private async dropConnection(reason: string): Promise<void> {
     const client = this.client;
     this.client = undefined;
-    if (this.leading) await this.lose('lock session lost');
+    if (this.leading) await this.lose(reason);
     await client?.end().catch(() => {});
   }
 
@@ -147,12 +214,13 @@ export class LeaderLock {
   }
 
   private lose(reason: string): Promise<void> {
+    clearTimeout(this.fence);
     return this.run(async () => {
       if (!this.leading) return;
       this.leading = false;
       await this.options.onLost();
       const level = reason === 'stopping' ? 'info' : 'warn';
-      this.options.logger[level]({ reason }, 'no longer holding the leader lock: stopped applying');
+      this.options.logger[level]({ reason }, 'no longer holding the leader lease: stopped applying');
     });
   }
 

@@ -232,3 +232,14 @@ export const RECORD_ROLE_CONFLICTS = `
 export const RESOLVE_ROLE_CONFLICTS = `
   UPDATE permsync.role_conflicts SET resolved_at = now(), resolution = $3
    WHERE environment_name = $1 AND role_name = ANY ($2::name[]) AND resolved_at IS NULL`;
+
+/**
+ * Claims the leader lease for this session for $1 ms, or renews it (sql/0011_locks.sql):
+ * whether this daemon now leads, and who holds the lease.
+ */
+export const CLAIM_LEADERSHIP = `
+  SELECT is_leader, pid, user_name, application_name, host(client_addr) AS client_addr, since
+    FROM permsync.claim_leadership($1)`;
+
+/** Gives the leader lease up, if this session holds it. */
+export const RELEASE_LEADERSHIP = `SELECT permsync.release_leadership()`;
