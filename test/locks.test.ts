@@ -69,6 +69,8 @@ async function inSavepoint(client: pg.Client, sql: string): Promise<unknown> {
 beforeAll(async () => {
   p = await startPipeline(['prod']);
   await p.everywhere('CREATE ROLE app; CREATE TABLE orders (id int)');
+  // Roles created on every server are each environment's own until handed over (onboarding).
+  await p.adopt();
   await p.dba(`CREATE ROLE mallory LOGIN PASSWORD '${PASSWORD}';
     CREATE ROLE locks_operator LOGIN PASSWORD '${PASSWORD}' IN ROLE permsync_operator;
     CREATE ROLE locks_daemon LOGIN PASSWORD '${PASSWORD}' IN ROLE permsync_daemon`);
