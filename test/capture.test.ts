@@ -393,6 +393,36 @@ describe('role changes seen by capture', () => {
     }
   });
 
+  it("a login's own long search_path holds up no role check: a value over 8 kB is not carried", async () => {
+    await fresh();
+    await dba.query(`SET permsync.capture = 'off'; CREATE ROLE long_path LOGIN PASSWORD 'long-path-pw'; RESET permsync.capture`);
+    const login = new pg.Client(server.urlFor('postgres', 'long_path', 'long-path-pw'));
+    await login.connect();
+    try {
+      // Any login may store any text as its own setting; 100,000 schemas take about 700 kB.
+      await login.query(`SELECT set_config('search_path', (SELECT string_agg('s' || i, ', ') FROM generate_series(1, 100000) i), false);
+                         ALTER ROLE long_path SET search_path FROM CURRENT`);
+    } finally {
+      await login.end();
+    }
+    const listed = Array.from({ length: 1000 }, (_, i) => `s${i}`);
+    await dba.query(`SET permsync.capture = 'off'; ALTER ROLE app SET search_path = ${listed.join(', ')}; RESET permsync.capture`);
+    // The role check before this GRANT writes the settings out: splitting the long value
+    // element by element would take it more than half an hour.
+    await dba.query(`SET statement_timeout = '30s'`);
+    try {
+      await dba.query('CREATE ROLE after_long_path; GRANT SELECT ON sales.orders TO after_long_path');
+    } finally {
+      await dba.query('RESET statement_timeout');
+    }
+    const { rows } = await dba.query<{ q: string }>(`SELECT query_text AS q FROM permsync.batches WHERE origin = 'role_watcher'`);
+    const text = rows.map((r) => r.q).join('\n');
+    expect(text).toMatch(/ALTER ROLE long_path SET search_path TO DEFAULT \/\* permsync: value withheld: \d+ bytes, over the limit of 8192 \*\//);
+    expect(text).toContain(`ALTER ROLE app SET search_path TO ${listed.map((s) => `'${s}'`).join(', ')}`);
+    await dba.query(`SET permsync.capture = 'off'; REVOKE ALL ON sales.orders FROM after_long_path; DROP ROLE after_long_path, long_path;
+      ALTER ROLE app RESET search_path; RESET permsync.capture; SELECT permsync.capture_role_changes()`);
+  });
+
   it('fingerprints move with every kind of role change, not with time or VACUUM FREEZE', async () => {
     const before = await fingerprints();
     // New transaction ids, then frozen catalog rows: xmin stays as it was.
