@@ -17,7 +17,8 @@ interface BatchRow {
   backend_pid: number;
   statement_started_at: Date;
   committed_at: Date | null;
-  query_text: string;
+  query_text: string | null;
+  text_bytes: number;
   query_masked: boolean;
   target_environment: string | null;
   command_tags: string[];
@@ -40,6 +41,7 @@ function toBatch(row: BatchRow): Batch {
     statementStartedAt: row.statement_started_at,
     committedAt: row.committed_at,
     queryText: row.query_text,
+    textBytes: row.text_bytes,
     queryMasked: row.query_masked,
     targetEnvironment: row.target_environment,
     commandTags: row.command_tags,
