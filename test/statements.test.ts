@@ -120,11 +120,13 @@ describe('planning a batch never fails: what cannot be planned is not replayable
     expect(plan.unreplayable).toMatch(/^the batch could not be planned: /);
   });
 
-  it('a text the daemon did not read, for its size, or with more commands than it reads', async () => {
+  it('a text the daemon did not read, for its size, or a reason capture gave', async () => {
     expect((await planBatch(captured(null, { textBytes: 62_914_560 }), noSiblings)).unreplayable)
       .toMatch(/its text takes 62914560 bytes, over the 65536 the daemon reads of one batch/);
     expect((await planBatch(captured(null, { origin: 'role_watcher', textBytes: 2_000_000 }), noSiblings)).unreplayable)
       .toMatch(/its statements take 2000000 bytes, over the 1048576/);
+    const said = 'the string ran more than 1000 permission commands in one transaction; capture recorded the first 1000';
+    expect((await planBatch(captured('GRANT SELECT ON t TO a', { notReplayable: said }), noSiblings)).unreplayable).toBe(said);
     const many = captured('GRANT SELECT ON t TO a', { commandTags: Array(1001).fill('GRANT'), commandObjects: Array(1001).fill(null) });
     expect((await planBatch(many, noSiblings)).unreplayable).toMatch(/more than 1000 permission commands/);
   });

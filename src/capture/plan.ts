@@ -39,6 +39,8 @@ export interface Batch {
   identities: number;
   /** Statements of a generated batch (role watcher); null for captured query strings. */
   statements: GeneratedStatement[] | null;
+  /** Why capture already knew the batch cannot be replayed (permsync.batches.not_replayable). */
+  notReplayable?: string | null;
   /** The outcome an earlier attempt logged for this batch in the environment reading it, if any. */
   previousStatus?: string | null;
 }
@@ -55,13 +57,13 @@ export interface BatchPlan {
 export const WITHHELD_TEXT = '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */';
 
 /**
- * The most the daemon reads of one batch: a client string, and a generated batch's text.
- * Each is parsed and held in memory under the service's heap limit (deploy/permsync.service),
- * a page of batches at a time.
+ * The most the daemon reads of one batch: a client string capture stores (sql/0012_capture.sql
+ * withholds a longer one), and a generated batch's text. Each is parsed and held in memory
+ * under the service's heap limit (deploy/permsync.service), a page of batches at a time.
  */
 export const MAX_TEXT_BYTES = 65_536;
 export const MAX_GENERATED_BYTES = 1_048_576;
-/** The most permission commands of one batch the daemon reads: a batch with more is not replayed. */
+/** The most permission commands capture records for one batch (sql/0012_capture.sql). */
 export const MAX_RECORDED_COMMANDS = 1000;
 
 /**
@@ -86,11 +88,8 @@ export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]
   }
   // A string that committed several transactions wrote a batch for each, one after the
   // other in one session: the n-th batch is the n-th transaction. (Earlier ones are always
-  // visible; later ones may still be committing.) Not when the string turns capture off
-  // for some of them: then batches and transactions no longer pair up.
-  if (groups.length > 1 && mentionsCaptureSwitch(batch.queryText as string)) {
-    return plan({ unreplayable: 'the string commits several transactions and sets permsync.capture; which batch is which cannot be told' });
-  }
+  // visible; later ones may still be committing.) A transaction whose commands ran with
+  // permsync.capture off wrote one too, which is not replayed (sql/0012_capture.sql).
   const index = groups.length > 1 ? (await siblingIds()).indexOf(batch.id) : 0;
   try {
     return plan(pairWithTransaction(batch, groups[index]));
@@ -129,6 +128,7 @@ function planWithoutPairing(batch: Batch): Partial<BatchPlan> | TransactionGroup
 
 /** Why the batch's text cannot be replayed before it is even parsed, if it cannot. */
 function withheldReason(batch: Batch): string | undefined {
+  if (batch.notReplayable) return batch.notReplayable;
   if (batch.queryText === WITHHELD_TEXT) {
     return 'the string mentions a password, and its string literals read differently with and without standard_conforming_strings: its text was withheld, so that no password is stored; the next drift check shows what differs';
   }
@@ -251,10 +251,6 @@ function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {
     ...(s.privileged && { privileged: true }),
     ...(s.on_target_database && { onTargetDatabase: true }),
   };
-}
-
-function mentionsCaptureSwitch(query: string): boolean {
-  return /permsync\.capture/i.test(query);
 }
 
 function describe(tags: string[]): string {

@@ -18,11 +18,11 @@ export const BATCH_COLUMNS = `
   CASE WHEN b.statements IS NULL AND octet_length(b.query_text) <= ${MAX_TEXT_BYTES} THEN b.query_text END AS query_text,
   octet_length(b.query_text) AS text_bytes, b.query_masked, b.target_environment,
   CASE WHEN octet_length(b.query_text) <= ${MAX_GENERATED_BYTES} THEN b.statements END AS statements,
-  a.command_tags, a.command_objects, a.identities`;
+  b.not_replayable, a.command_tags, a.command_objects, a.identities`;
 
 /**
  * Joined after `permsync.batches b` wherever BATCH_COLUMNS is read: its audit rows, read
- * once, and no more of them than the planner takes (one more says there were more).
+ * once, and no more of them than capture records (one more says there were more).
  */
 const BATCH_AUDIT = `
   CROSS JOIN LATERAL (

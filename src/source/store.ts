@@ -25,6 +25,7 @@ interface BatchRow {
   command_objects: (string | null)[];
   identities: number;
   statements: Batch['statements'];
+  not_replayable: string | null;
   previous_status: string | null;
 }
 
@@ -48,6 +49,7 @@ function toBatch(row: BatchRow): Batch {
     commandObjects: row.command_objects,
     identities: row.identities,
     statements: row.statements,
+    notReplayable: row.not_replayable,
     previousStatus: row.previous_status,
   };
 }
