@@ -1,5 +1,6 @@
 -- permsync 0012: capture that is bounded, masks every literal, never fails the DBA over
--- its masking, and says when a string cannot be replayed. Idempotent: safe to run again.
+-- its masking, leaves temporary objects behind, and says when a string cannot be
+-- replayed. Idempotent: safe to run again.
 --
 --   * Every string literal of a captured string is masked, whether or not the string
 --     mentions a password: a password can hide in dynamic SQL or an escaped option name.
@@ -18,9 +19,13 @@
 --   * A transaction whose permission commands ran with permsync.capture off, in a string
 --     that may commit several transactions, leaves a batch saying so: batches and
 --     transactions of one string still pair up by position, however capture was turned off.
+--   * Temporary objects: their names go with the batch (temp_objects), so that the daemon
+--     does not replay a GRANT or REVOKE naming one (an owner change's audit row names its
+--     object, schema pg_temp included).
 --   * setting_value_sql is linear, and carries no value over 8 kB (see there).
 
 ALTER TABLE permsync.batches ADD COLUMN IF NOT EXISTS not_replayable text;
+ALTER TABLE permsync.batches ADD COLUMN IF NOT EXISTS temp_objects text[];
 GRANT SELECT (not_replayable) ON permsync.batches TO permsync_operator;
 
 -- Position of the command in its batch: how many a batch has is read from the index.
@@ -325,6 +330,26 @@ BEGIN
 END
 $fn$;
 
+-- The names of the session's temporary relations and types (found through their
+-- dependency on the temporary schema: an index lookup, not a scan of pg_class).
+CREATE OR REPLACE FUNCTION permsync.temporary_object_names()
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT array_agg(DISTINCT n.name ORDER BY n.name)
+      FROM (SELECT c.relname::text AS name
+              FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+             WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = pg_my_temp_schema()
+               AND d.classid = 'pg_class'::regclass
+            UNION ALL
+            SELECT t.typname::text
+              FROM pg_depend d JOIN pg_type t ON t.oid = d.objid
+             WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = pg_my_temp_schema()
+               AND d.classid = 'pg_type'::regclass) n;
+$fn$;
+REVOKE ALL ON FUNCTION permsync.temporary_object_names() FROM PUBLIC;
+
 -- As in 0006, with these changes (see the top of this file):
 --   * the batch of this string and transaction is looked up first: a later command costs
 --     an index lookup, whatever the size of the string;
@@ -335,6 +360,7 @@ $fn$;
 --     transaction gets a batch saying so, so that the daemon pairs batches and
 --     transactions by position (a transaction that turns capture off for some of its
 --     commands is not replayed either);
+--   * the names of the session's temporary objects go with the batch;
 --   * at most 1,000 audit rows per batch; past that the batch is not replayable.
 -- The literal limits are the daemon's too (src/capture/plan.ts).
 CREATE OR REPLACE FUNCTION permsync_capture.record_command(
@@ -347,11 +373,14 @@ AS $fn$
 DECLARE
     text_limit    constant integer := 65536;
     command_limit constant integer := 1000;
+    temp_limit    constant integer := 1000;
     capture_off   boolean := coalesce(current_setting('permsync.capture', true) = 'off', false);
     owner_change  boolean := command_tag LIKE 'ALTER %' AND command_tag <> 'ALTER DEFAULT PRIVILEGES';
     cmd           record;
     batch         bigint;
     reason        text;
+    known         text[];
+    temps         text[];
     query         text;
     stored        text;
     ordinal       integer := 1;
@@ -361,7 +390,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    SELECT b.id, b.not_replayable INTO batch, reason
+    SELECT b.id, b.not_replayable, b.temp_objects INTO batch, reason, known
       FROM permsync.batches b
      WHERE b.backend_pid = pg_backend_pid() AND b.statement_started_at = statement_timestamp()
        AND b.source_xid = pg_current_xact_id() AND b.origin = 'event_trigger';
@@ -399,11 +428,18 @@ BEGIN
             -- Role changes made before this string go first (CREATE ROLE, then GRANT).
             PERFORM permsync.capture_role_changes();
         END IF;
+        IF reason IS NULL AND pg_my_temp_schema() <> 0 THEN
+            known := permsync.temporary_object_names();
+            IF cardinality(known) > temp_limit THEN
+                reason := format('the session had more than %s temporary objects; which statements name one cannot be told', temp_limit);
+                known := NULL;
+            END IF;
+        END IF;
         INSERT INTO permsync.batches (query_text, query_masked, current_user_name, current_user_is_superuser,
-                                      search_path, not_replayable)
+                                      search_path, not_replayable, temp_objects)
         VALUES (stored, stored <> query, invoker,
                 coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = invoker), false),
-                invoker_search_path, reason)
+                invoker_search_path, reason, known)
         RETURNING id INTO batch;
         PERFORM pg_notify('permsync', batch::text);
     ELSE
@@ -414,6 +450,19 @@ BEGIN
         IF capture_off AND reason IS NULL THEN
             reason := 'some of its permission commands ran with permsync.capture off';
             UPDATE permsync.batches b SET not_replayable = reason WHERE b.id = batch;
+        END IF;
+        -- A temporary object created since the batch was written (by dynamic SQL, say).
+        IF reason IS NULL AND pg_my_temp_schema() <> 0 THEN
+            temps := permsync.temporary_object_names();
+            IF NOT temps <@ coalesce(known, '{}') THEN
+                temps := ARRAY(SELECT DISTINCT unnest(temps || known) ORDER BY 1);
+                IF cardinality(temps) > temp_limit THEN
+                    reason := format('the session had more than %s temporary objects; which statements name one cannot be told', temp_limit);
+                    UPDATE permsync.batches b SET not_replayable = reason, temp_objects = NULL WHERE b.id = batch;
+                ELSE
+                    UPDATE permsync.batches b SET temp_objects = temps WHERE b.id = batch;
+                END IF;
+            END IF;
         END IF;
         SELECT coalesce(max(a.command_ordinal), 0) + 1 INTO ordinal FROM permsync.audit_log a WHERE a.batch_id = batch;
     END IF;

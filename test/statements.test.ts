@@ -146,3 +146,33 @@ describe('a text that may read otherwise on the source than here', () => {
     expect((await planBatch(captured(text), noSiblings)).replay.map((s) => s.sql)).toEqual(['GRANT SELECT ON t TO app']);
   });
 });
+
+describe('temporary objects of the source session', () => {
+  const temporary = { temporaryObjects: ['tmp_orders', 'tmp_type'] };
+
+  it('a GRANT naming one is not replayed, with the reason; the rest of the string is', async () => {
+    const text = 'GRANT SELECT ON tmp_orders, t TO app; GRANT USAGE ON TYPE tmp_type TO app; GRANT SELECT ON pg_temp.x TO app; ' +
+      'GRANT SELECT ON ALL TABLES IN SCHEMA pg_temp_3 TO app; GRANT EXECUTE ON FUNCTION pg_temp.f() TO app; GRANT SELECT ON t TO app';
+    const plan = await planBatch(captured(text, { ...temporary, commandTags: Array(6).fill('GRANT'), commandObjects: Array(6).fill(null) }), noSiblings);
+    expect(plan.unreplayable).toBeUndefined();
+    expect(plan.replay.map((s) => s.sql)).toEqual(['GRANT SELECT ON t TO app']);
+    expect(plan.skipped.map((s) => s.reason)).toEqual([
+      'it names tmp_orders, a temporary object of the source session; a target has none',
+      'it names tmp_type, a temporary object of the source session; a target has none',
+      'it names pg_temp.x, a temporary object of the source session; a target has none',
+      'it names schema pg_temp_3, a temporary object of the source session; a target has none',
+      'it names pg_temp.f, a temporary object of the source session; a target has none',
+    ]);
+  });
+
+  it('an owner change is not replayed when its audit row names an object in pg_temp', async () => {
+    const text = 'ALTER TABLE tmp_orders OWNER TO app; ALTER TABLE t OWNER TO app';
+    const plan = await planBatch(captured(text, {
+      ...temporary, commandTags: ['ALTER TABLE', 'ALTER TABLE'], commandObjects: ['pg_temp.tmp_orders', 'public.t'],
+    }), noSiblings);
+    expect(plan.replay.map((s) => s.sql)).toEqual(['ALTER TABLE t OWNER TO app']);
+    expect(plan.skipped.map((s) => s.reason)).toEqual([
+      'it changes the owner of pg_temp.tmp_orders, a temporary object of the source session; a target has none',
+    ]);
+  });
+});

@@ -1,5 +1,5 @@
 import { scanSync } from 'libpg-query';
-import { analyzeQuery, UnparsableQueryError, type ReplayStatement, type SkippedStatement, type StatementKind, type TransactionGroup } from './statements.js';
+import { analyzeQuery, TEMPORARY_SCHEMA, UnparsableQueryError, type ReplayStatement, type SkippedStatement, type StatementKind, type TransactionGroup } from './statements.js';
 
 /** A statement the role watcher generated (sql/0001_core.sql, permsync.role_statement). */
 export interface GeneratedStatement {
@@ -41,6 +41,8 @@ export interface Batch {
   statements: GeneratedStatement[] | null;
   /** Why capture already knew the batch cannot be replayed (permsync.batches.not_replayable). */
   notReplayable?: string | null;
+  /** Names of the temporary relations and types the source session had. */
+  temporaryObjects?: string[] | null;
   /** The outcome an earlier attempt logged for this batch in the environment reading it, if any. */
   previousStatus?: string | null;
 }
@@ -113,6 +115,7 @@ function planWithoutPairing(batch: Batch): Partial<BatchPlan> | TransactionGroup
     currentUser: batch.currentUser,
     sessionUser: batch.sessionUser,
     searchPath: batch.searchPath,
+    ...(batch.temporaryObjects && { temporaryObjects: new Set(batch.temporaryObjects) }),
   });
   if (batch.origin !== 'event_trigger') {
     // Manual and generated batches carry every statement they hold, in one transaction.
@@ -167,13 +170,13 @@ function notPlanned(error: unknown): string {
 /** What of the transaction `group` (undefined: none could be told) the batch's recorded commands let replay. */
 function pairWithTransaction(batch: Batch, group: TransactionGroup | undefined): Partial<BatchPlan> {
   const expected = group?.firingTags ?? [];
-  const unfired = group ? matchTags(group, batch.commandTags, batch.commandObjects) : batch.commandTags.length === 0 ? new Set<number>() : undefined;
-  if (unfired === 'ambiguous') {
+  const fired = group ? matchTags(group, batch.commandTags, batch.commandObjects) : batch.commandTags.length === 0 ? new Map<number, number>() : undefined;
+  if (fired === 'ambiguous') {
     return {
       unreplayable: `the trigger saw ${describe(batch.commandTags)}, and which of the string's ALTER ... IF EXISTS statements ran cannot be told; the next drift check shows what differs`,
     };
   }
-  if (!unfired) {
+  if (!fired) {
     return {
       unreplayable:
         `the trigger saw ${describe(batch.commandTags)} but the statements of the query string account for ${describe(expected)}` +
@@ -182,19 +185,34 @@ function pairWithTransaction(batch: Batch, group: TransactionGroup | undefined):
     };
   }
   // An ALTER ... IF EXISTS that changed nothing on the source changes nothing on a target either.
+  const replay = (group?.replay ?? []).filter((s) => fired.has(s.ordinal));
+  const skipped = (group?.skipped ?? []).filter((s) => fired.has(s.ordinal));
+  // An owner change of a temporary object: its audit row names the object, in pg_temp.
+  const temporary = (s: ReplayStatement) => {
+    const at = fired.get(s.ordinal);
+    const identity = at === undefined ? undefined : batch.commandObjects[at];
+    return s.kind === 'ALTER OWNER' && identity != null && TEMPORARY_SCHEMA.test(identityParts(identity)[0] ?? '');
+  };
   return {
-    replay: (group?.replay ?? []).filter((s) => !unfired.has(s.ordinal)),
-    skipped: (group?.skipped ?? []).filter((s) => !unfired.has(s.ordinal)),
+    replay: replay.filter((s) => !temporary(s)),
+    skipped: [
+      ...skipped,
+      ...replay.filter(temporary).map((s) => ({
+        ordinal: s.ordinal, tag: batch.commandTags[fired.get(s.ordinal) as number] as string, sourceText: s.sourceText,
+        reason: `it changes the owner of ${batch.commandObjects[fired.get(s.ordinal) as number]}, a temporary object of the source session; a target has none`,
+      })),
+    ].sort((a, b) => a.ordinal - b.ordinal),
   };
 }
 
 /**
- * The ordinals of the statements that did not fire, when the recorded tags are the
- * group's in order but for some that may not fire (ALTER ... IF EXISTS of a missing
- * relation). undefined when they cannot be matched that way; 'ambiguous' when they can in
- * more than one way (two such ALTERs, one fired: which one cannot be told from its tag).
+ * For each statement that fired, by ordinal, the recorded command that stands for it, when
+ * the recorded tags are the group's in order but for some that may not fire (ALTER ... IF
+ * EXISTS of a missing relation). undefined when they cannot be matched that way;
+ * 'ambiguous' when they can in more than one way (two such ALTERs, one fired: which one
+ * cannot be told from its tag).
  */
-function matchTags(group: TransactionGroup, recorded: string[], objects: (string | null)[]): Set<number> | 'ambiguous' | undefined {
+function matchTags(group: TransactionGroup, recorded: string[], objects: (string | null)[]): Map<number, number> | 'ambiguous' | undefined {
   const optional = new Map(group.optional.map((o) => [o.ordinal, o.relation]));
   // A recorded command stands for a statement if the tags agree and, for one that may not
   // have fired, the object too: a command run inside a DO block could take its place.
@@ -217,12 +235,11 @@ function matchTags(group: TransactionGroup, recorded: string[], objects: (string
   const total = ways[0]?.[0] ?? 0;
   if (total === 0) return undefined;
   if (total > 1) return 'ambiguous';
-  const unfired = new Set<number>();
+  const fired = new Map<number, number>();
   for (let i = 0, j = 0; i < n; i++) {
-    if (stands(i, j) && (ways[i + 1]?.[j + 1] ?? 0) > 0) j++;
-    else unfired.add(group.firingOrdinals[i] as number);
+    if (stands(i, j) && (ways[i + 1]?.[j + 1] ?? 0) > 0) fired.set(group.firingOrdinals[i] as number, j++);
   }
-  return unfired;
+  return fired;
 }
 
 /**
@@ -231,9 +248,14 @@ function matchTags(group: TransactionGroup, recorded: string[], objects: (string
  */
 function namesRelation(identity: string | null, relation: { schema: string | null; name: string }): boolean {
   if (identity === null) return false;
-  const parts = [...identity.matchAll(/"((?:[^"]|"")*)"|([^."]+)/g)].map((m) => (m[1] !== undefined ? m[1].replaceAll('""', '"') : m[2] as string));
+  const parts = identityParts(identity);
   const [schema, name] = parts.length === 2 ? parts : [undefined, parts[0]];
   return name === relation.name && (relation.schema === null || schema === relation.schema);
+}
+
+/** The dot-separated parts of an object identity, unquoted. */
+function identityParts(identity: string): string[] {
+  return [...identity.matchAll(/"((?:[^"]|"")*)"|([^."]+)/g)].map((m) => (m[1] !== undefined ? m[1].replaceAll('""', '"') : m[2] as string));
 }
 
 function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {

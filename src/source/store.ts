@@ -26,6 +26,7 @@ interface BatchRow {
   identities: number;
   statements: Batch['statements'];
   not_replayable: string | null;
+  temp_objects: string[] | null;
   previous_status: string | null;
 }
 
@@ -50,6 +51,7 @@ function toBatch(row: BatchRow): Batch {
     identities: row.identities,
     statements: row.statements,
     notReplayable: row.not_replayable,
+    temporaryObjects: row.temp_objects,
     previousStatus: row.previous_status,
   };
 }
