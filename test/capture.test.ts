@@ -272,6 +272,82 @@ describe('capture', () => {
   });
 });
 
+describe('capture that never fails the DBA and stays bounded', () => {
+  it('never fails a statement over its masking, whatever standard_conforming_strings says', async () => {
+    await fresh();
+    // A session compiles the masking code with its own setting the first time it runs it:
+    // a '\' literal there would not compile with the setting off, and the DBA's statement
+    // would fail (and be logged, password and all).
+    const session = new pg.Client(server.url);
+    await session.connect();
+    try {
+      await session.query('SET standard_conforming_strings = off; SET escape_string_warning = off');
+      await session.query(`CREATE ROLE scs_off LOGIN PASSWORD 'hunter2-scs-off'; GRANT SELECT ON sales.orders TO scs_off`);
+    } finally {
+      await session.end();
+    }
+    const [batch] = await batches();
+    expect(batch).toMatchObject({ query_masked: true, tags: ['GRANT'] });
+    expect(batch?.query_text).toContain(`PASSWORD '********'`);
+    expect(batch?.query_text).not.toContain('hunter2');
+    await dba.query(`SET permsync.capture = 'off'; REVOKE ALL ON sales.orders FROM scs_off; DROP ROLE scs_off; RESET permsync.capture`);
+  });
+
+  it('masks every literal, though the string never says "password"', async () => {
+    await fresh();
+    await dba.query(`SET permsync.capture = 'off'; CREATE ROLE dynamic_login LOGIN; RESET permsync.capture`);
+    const text = `DO $$ BEGIN EXECUTE 'ALTER ROLE dynamic_login PASS' || 'WORD ''hunter2-dynamic'''; END $$;
+                  GRANT SELECT ON sales.orders TO dynamic_login`;
+    await dba.query(text);
+    const [batch] = await batches();
+    expect(batch?.query_text).toBe(`DO $$********$$;
+                  GRANT SELECT ON sales.orders TO dynamic_login`);
+    await dba.query(`SET permsync.capture = 'off'; REVOKE ALL ON sales.orders FROM dynamic_login; DROP ROLE dynamic_login; RESET permsync.capture`);
+  });
+
+  it('stores a string over 64 kB as a note of its size, not replayable', async () => {
+    await fresh();
+    const text = `GRANT SELECT ON sales.orders TO app; SELECT 1 /* ${'x'.repeat(100_000)} */`;
+    await dba.query(text);
+    const { rows } = await dba.query<{ query_text: string; not_replayable: string }>(
+      `SELECT query_text, not_replayable FROM permsync.batches WHERE origin = 'event_trigger'`);
+    expect(rows).toEqual([{
+      query_text: `/* permsync: text withheld: the string is ${Buffer.byteLength(text)} bytes, over the limit of 65536 */`,
+      not_replayable: expect.stringMatching(new RegExp(`^the string is ${Buffer.byteLength(text)} bytes, over the limit of 65536 that capture stores`)),
+    }]);
+    await dba.query('REVOKE SELECT ON sales.orders FROM app');
+  });
+
+  it('writes at most 1,000 audit rows for a transaction however many commands it runs, and says so', async () => {
+    await fresh();
+    await dba.query(`DO $$ BEGIN FOR i IN 1..3000 LOOP EXECUTE 'GRANT SELECT ON sales.orders TO app'; END LOOP; END $$`);
+    const { rows } = await dba.query<{ audit_rows: string; not_replayable: string }>(
+      `SELECT (SELECT count(*) FROM permsync.audit_log a WHERE a.batch_id = b.id)::text AS audit_rows, b.not_replayable
+         FROM permsync.batches b WHERE b.origin = 'event_trigger'`);
+    expect(rows).toEqual([{
+      audit_rows: '1000',
+      not_replayable: 'the string ran more than 1000 permission commands in one transaction; capture recorded the first 1000',
+    }]);
+    await dba.query('REVOKE SELECT ON sales.orders FROM app');
+  });
+
+  it('records nothing with capture off, but in a string of several transactions keeps each in step', async () => {
+    await fresh();
+    await dba.query(`SET permsync.capture = 'off'; GRANT SELECT ON sales.orders TO app; RESET permsync.capture`);
+    expect(await batches()).toEqual([]);
+    await dba.query(`BEGIN; SELECT set_config('permsync' || '.capture', 'off', true); GRANT INSERT ON sales.orders TO app; COMMIT;
+                     BEGIN; GRANT UPDATE ON sales.orders TO app; COMMIT`);
+    const { rows } = await dba.query<{ not_replayable: string | null; tags: string[] }>(
+      `SELECT b.not_replayable, (SELECT array_agg(a.command_tag) FROM permsync.audit_log a WHERE a.batch_id = b.id) AS tags
+         FROM permsync.batches b WHERE b.origin = 'event_trigger' ORDER BY b.source_xid`);
+    expect(rows).toEqual([
+      { not_replayable: expect.stringMatching(/ran with permsync.capture off/), tags: ['GRANT'] },
+      { not_replayable: null, tags: ['GRANT'] },
+    ]);
+    await dba.query('REVOKE ALL ON sales.orders FROM app');
+  });
+});
+
 describe('role changes seen by capture', () => {
   const fingerprints = async () =>
     (await dba.query<{ full: string; roles: string }>(`SELECT permsync.role_fingerprint() AS full, permsync.roles_fingerprint() AS roles`)).rows[0];
@@ -391,6 +467,36 @@ describe('role changes seen by capture', () => {
       await dba.query(`SET permsync.capture = 'off'; ${ownAll('CURRENT_USER')}; DROP OWNED BY no_authid; DROP ROLE no_authid;
         RESET permsync.capture; SELECT permsync.capture_role_changes()`);
     }
+  });
+
+  it("a login's own long search_path holds up no role check: a value over 8 kB is not carried", async () => {
+    await fresh();
+    await dba.query(`SET permsync.capture = 'off'; CREATE ROLE long_path LOGIN PASSWORD 'long-path-pw'; RESET permsync.capture`);
+    const login = new pg.Client(server.urlFor('postgres', 'long_path', 'long-path-pw'));
+    await login.connect();
+    try {
+      // Any login may store any text as its own setting; 100,000 schemas take about 700 kB.
+      await login.query(`SELECT set_config('search_path', (SELECT string_agg('s' || i, ', ') FROM generate_series(1, 100000) i), false);
+                         ALTER ROLE long_path SET search_path FROM CURRENT`);
+    } finally {
+      await login.end();
+    }
+    const listed = Array.from({ length: 1000 }, (_, i) => `s${i}`);
+    await dba.query(`SET permsync.capture = 'off'; ALTER ROLE app SET search_path = ${listed.join(', ')}; RESET permsync.capture`);
+    // The role check before this GRANT writes the settings out: splitting the long value
+    // element by element would take it more than half an hour.
+    await dba.query(`SET statement_timeout = '30s'`);
+    try {
+      await dba.query('CREATE ROLE after_long_path; GRANT SELECT ON sales.orders TO after_long_path');
+    } finally {
+      await dba.query('RESET statement_timeout');
+    }
+    const { rows } = await dba.query<{ q: string }>(`SELECT query_text AS q FROM permsync.batches WHERE origin = 'role_watcher'`);
+    const text = rows.map((r) => r.q).join('\n');
+    expect(text).toMatch(/ALTER ROLE long_path SET search_path TO DEFAULT \/\* permsync: value withheld: \d+ bytes, over the limit of 8192 \*\//);
+    expect(text).toContain(`ALTER ROLE app SET search_path TO ${listed.map((s) => `'${s}'`).join(', ')}`);
+    await dba.query(`SET permsync.capture = 'off'; REVOKE ALL ON sales.orders FROM after_long_path; DROP ROLE after_long_path, long_path;
+      ALTER ROLE app RESET search_path; RESET permsync.capture; SELECT permsync.capture_role_changes()`);
   });
 
   it('fingerprints move with every kind of role change, not with time or VACUUM FREEZE', async () => {

@@ -138,8 +138,12 @@ describe('roles reach every environment', () => {
   });
 
   it('reconcile writes a setting as the role watcher does', async () => {
+    const long = Array.from({ length: 1000 }, (_, i) => (i % 3 === 0 ? `"S ${i}"` : `s${i}`)).join(', ');
     const values = ['"$user", public', 'app;DROP/**/TABLE/**/x', '"a,b", "c""d",  Mixed ', '""', 'not "a list', '', 'x,',
-      'a,\vb', 'a,\u00a0b', 'A\u00a0B', 'A"b', 'a,\tb'];
+      'a,\vb', 'a,\u00a0b', 'A\u00a0B', 'A"b', 'a,\tb', ' a , b ', 'a,,b', ',a', '"a"b', '"a" "b"', '""""', 'a ,', ' ',
+      // Long lists are split in one pass; past 8 kB a value is not carried, the limit counted in bytes.
+      long, `${long}, ${'x'.repeat(8190 - Buffer.byteLength(long))}`, `${long}, ${'x'.repeat(8191 - Buffer.byteLength(long))}`,
+      'é'.repeat(4096), 'é'.repeat(4097), Array.from({ length: 100_000 }, (_, i) => `s${i}`).join(', ')];
     for (const key of ['search_path', 'session_preload_libraries', 'work_mem']) {
       for (const value of values) {
         const { rows } = await p.sourceClient.query<{ sql: string }>('SELECT permsync.setting_value_sql($1, $2) AS sql', [key, value]);

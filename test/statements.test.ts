@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { planBatch, type Batch } from '../src/capture/plan.js';
 import { analyzeQuery, loadParser, searchPathSchemas, UnparsableQueryError } from '../src/capture/statements.js';
 
 const context = { currentUser: 'Dba Lead', sessionUser: 'alice', searchPath: '"$user", public' };
@@ -90,5 +91,88 @@ describe('what rules see of a statement', () => {
 
   it('reads search_path settings with quoted names', () => {
     expect(searchPathSchemas({ ...context, searchPath: '"My, Schema", "$user",public' })).toEqual(['My, Schema', 'Dba Lead', 'public']);
+  });
+});
+
+/** A captured batch of one transaction, as the daemon reads it from the source. */
+function captured(queryText: string | null, fields: Partial<Batch> = {}): Batch {
+  return {
+    id: '1', commitSeq: '1', origin: 'event_trigger', sessionUser: 'dba', currentUser: 'dba', currentUserIsSuperuser: true,
+    searchPath: 'public', backendPid: 1, statementStartedAt: new Date(0), committedAt: new Date(0), queryText,
+    queryMasked: false, targetEnvironment: null, commandTags: ['GRANT'], commandObjects: [null], identities: 1,
+    statements: null, ...fields,
+  };
+}
+const noSiblings = () => Promise.reject(new Error('a one-transaction string needs no siblings'));
+
+describe('planning a batch never fails: what cannot be planned is not replayable, with the reason', () => {
+  it('whatever the parser makes of the text: an error, its own memory exhausted, an empty text', async () => {
+    const deep = `GRANT SELECT ON t TO a; SELECT ${'('.repeat(200_000)}1${')'.repeat(200_000)}`;
+    for (const text of ['GRANT SELECT ON t TO', deep, '', "BEGIN; GRANT SELECT ON t TO a; PREPARE TRANSACTION 'x'"]) {
+      const plan = await planBatch(captured(text), noSiblings);
+      expect(plan.replay, text.slice(0, 40)).toEqual([]);
+      expect(plan.unreplayable, text.slice(0, 40)).toMatch(/\S/);
+    }
+  });
+
+  it('whatever else goes wrong: a generated batch it cannot make statements of', async () => {
+    const plan = await planBatch(captured(null, { origin: 'role_watcher', statements: [null as never] }), noSiblings);
+    expect(plan.unreplayable).toMatch(/^the batch could not be planned: /);
+  });
+
+  it('a text the daemon did not read, for its size, or a reason capture gave', async () => {
+    expect((await planBatch(captured(null, { textBytes: 62_914_560 }), noSiblings)).unreplayable)
+      .toMatch(/its text takes 62914560 bytes, over the 65536 the daemon reads of one batch/);
+    expect((await planBatch(captured(null, { origin: 'role_watcher', textBytes: 2_000_000 }), noSiblings)).unreplayable)
+      .toMatch(/its statements take 2000000 bytes, over the 1048576/);
+    const said = 'the string ran more than 1000 permission commands in one transaction; capture recorded the first 1000';
+    expect((await planBatch(captured('GRANT SELECT ON t TO a', { notReplayable: said }), noSiblings)).unreplayable).toBe(said);
+    const many = captured('GRANT SELECT ON t TO a', { commandTags: Array(1001).fill('GRANT'), commandObjects: Array(1001).fill(null) });
+    expect((await planBatch(many, noSiblings)).unreplayable).toMatch(/more than 1000 permission commands/);
+  });
+});
+
+describe('a text that may read otherwise on the source than here', () => {
+  it('is not replayed when a standard literal holds a backslash: standard_conforming_strings decides where it ends', async () => {
+    // Read with the setting off, as the source did, it is one SELECT and the GRANT on t.
+    const text = "SELECT 'x\\'; GRANT SELECT ON secret TO app; --'; GRANT SELECT ON t TO app";
+    const plan = await planBatch(captured(text), noSiblings);
+    expect(plan.replay).toEqual([]);
+    expect(plan.unreplayable).toMatch(/standard string literal in it holds a backslash/);
+  });
+
+  it('is replayed when backslashes stand only where both settings read them alike', async () => {
+    const text = "SELECT E'x\\'', $$y\\$$, U&'\\0041'; GRANT SELECT ON t TO app";
+    expect((await planBatch(captured(text), noSiblings)).replay.map((s) => s.sql)).toEqual(['GRANT SELECT ON t TO app']);
+  });
+});
+
+describe('temporary objects of the source session', () => {
+  const temporary = { temporaryObjects: ['tmp_orders', 'tmp_type'] };
+
+  it('a GRANT naming one is not replayed, with the reason; the rest of the string is', async () => {
+    const text = 'GRANT SELECT ON tmp_orders, t TO app; GRANT USAGE ON TYPE tmp_type TO app; GRANT SELECT ON pg_temp.x TO app; ' +
+      'GRANT SELECT ON ALL TABLES IN SCHEMA pg_temp_3 TO app; GRANT EXECUTE ON FUNCTION pg_temp.f() TO app; GRANT SELECT ON t TO app';
+    const plan = await planBatch(captured(text, { ...temporary, commandTags: Array(6).fill('GRANT'), commandObjects: Array(6).fill(null) }), noSiblings);
+    expect(plan.unreplayable).toBeUndefined();
+    expect(plan.replay.map((s) => s.sql)).toEqual(['GRANT SELECT ON t TO app']);
+    expect(plan.skipped.map((s) => s.reason)).toEqual([
+      'it names tmp_orders, a temporary object of the source session; a target has none',
+      'it names tmp_type, a temporary object of the source session; a target has none',
+      'it names pg_temp.x, a temporary object of the source session; a target has none',
+      'it names schema pg_temp_3, a temporary object of the source session; a target has none',
+      'it names pg_temp.f, a temporary object of the source session; a target has none',
+    ]);
+  });
+
+  it('an owner change is not replayed when its audit row names an object in pg_temp', async () => {
+    const text = 'ALTER TABLE tmp_orders OWNER TO app; ALTER TABLE t OWNER TO app';
+    const plan = await planBatch(captured(text, {
+      ...temporary, commandTags: ['ALTER TABLE', 'ALTER TABLE'], commandObjects: ['pg_temp.tmp_orders', 'public.t'],
+    }), noSiblings);
+    expect(plan.replay.map((s) => s.sql)).toEqual(['ALTER TABLE t OWNER TO app']);
+    expect(plan.skipped.map((s) => s.reason)).toEqual([
+      'it changes the owner of pg_temp.tmp_orders, a temporary object of the source session; a target has none',
+    ]);
   });
 });

@@ -1,4 +1,5 @@
-import { analyzeQuery, UnparsableQueryError, type ReplayStatement, type SkippedStatement, type StatementKind, type TransactionGroup } from './statements.js';
+import { scanSync } from 'libpg-query';
+import { analyzeQuery, TEMPORARY_SCHEMA, UnparsableQueryError, type ReplayStatement, type SkippedStatement, type StatementKind, type TransactionGroup } from './statements.js';
 
 /** A statement the role watcher generated (sql/0001_core.sql, permsync.role_statement). */
 export interface GeneratedStatement {
@@ -26,7 +27,10 @@ export interface Batch {
   backendPid: number;
   statementStartedAt: Date;
   committedAt: Date | null;
-  queryText: string;
+  /** The client string, as capture stored it; null when the daemon does not read it (see textBytes). */
+  queryText: string | null;
+  /** The stored text's size in bytes: over MAX_TEXT_BYTES, or MAX_GENERATED_BYTES for a generated batch, it is not read. */
+  textBytes?: number;
   queryMasked: boolean;
   targetEnvironment: string | null;
   /** Tags the event trigger recorded, one per permission command, in order. */
@@ -37,6 +41,10 @@ export interface Batch {
   identities: number;
   /** Statements of a generated batch (role watcher); null for captured query strings. */
   statements: GeneratedStatement[] | null;
+  /** Why capture already knew the batch cannot be replayed (permsync.batches.not_replayable). */
+  notReplayable?: string | null;
+  /** Names of the temporary relations and types the source session had. */
+  temporaryObjects?: string[] | null;
   /** The outcome an earlier attempt logged for this batch in the environment reading it, if any. */
   previousStatus?: string | null;
 }
@@ -53,84 +61,160 @@ export interface BatchPlan {
 export const WITHHELD_TEXT = '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */';
 
 /**
+ * The most the daemon reads of one batch: a client string capture stores (sql/0012_capture.sql
+ * withholds a longer one), and a generated batch's text. Each is parsed and held in memory
+ * under the service's heap limit (deploy/permsync.service), a page of batches at a time.
+ */
+export const MAX_TEXT_BYTES = 65_536;
+export const MAX_GENERATED_BYTES = 1_048_576;
+/** The most permission commands capture records for one batch (sql/0012_capture.sql). */
+export const MAX_RECORDED_COMMANDS = 1000;
+
+/**
  * Decides what of a batch's query string to replay. The event trigger recorded one tag
  * per permission command that committed; the parser must account for exactly those, or
  * the batch is declared unreplayable: better flagged for drift than replayed wrongly.
+ * Whatever goes wrong while planning makes the batch unreplayable, with the reason; only
+ * reading the source (siblingIds) may throw, as a source that does not answer does.
  *
  * @param siblingIds ids of batches written by the same client string, in transaction
  *   order, when the string committed more than one transaction.
  */
 export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]>): Promise<BatchPlan> {
   const plan = (fields: Partial<BatchPlan>): BatchPlan => ({ batch, replay: [], skipped: [], ...fields });
-  if (batch.statements) return plan({ replay: batch.statements.map(fromGenerated) });
-  if (batch.queryText === WITHHELD_TEXT) {
-    return plan({
-      unreplayable: 'the string mentions a password, and its string literals read differently with and without standard_conforming_strings: its text was withheld, so that no password is stored; the next drift check shows what differs',
-    });
-  }
-  let groups;
+  let groups: TransactionGroup[];
   try {
-    groups = analyzeQuery(batch.queryText, {
-      currentUser: batch.currentUser,
-      sessionUser: batch.sessionUser,
-      searchPath: batch.searchPath,
-    });
+    const early = planWithoutPairing(batch);
+    if (!Array.isArray(early)) return plan(early);
+    groups = early;
   } catch (error) {
-    if (error instanceof UnparsableQueryError) return plan({ unreplayable: error.message });
-    throw error;
+    return plan({ unreplayable: notPlanned(error) });
   }
+  // A string that committed several transactions wrote a batch for each, one after the
+  // other in one session: the n-th batch is the n-th transaction. (Earlier ones are always
+  // visible; later ones may still be committing.) A transaction whose commands ran with
+  // permsync.capture off wrote one too, which is not replayed (sql/0012_capture.sql).
+  const index = groups.length > 1 ? (await siblingIds()).indexOf(batch.id) : 0;
+  try {
+    return plan(pairWithTransaction(batch, groups[index]));
+  } catch (error) {
+    return plan({ unreplayable: notPlanned(error) });
+  }
+}
+
+/** The batch's transaction groups, or what to make of a batch that needs no pairing. */
+function planWithoutPairing(batch: Batch): Partial<BatchPlan> | TransactionGroup[] {
+  if (batch.statements) return { replay: batch.statements.map(fromGenerated) };
+  const withheld = withheldReason(batch);
+  if (withheld !== undefined) return { unreplayable: withheld };
+  const text = batch.queryText as string;
+  if (readsDifferentlyWithoutStandardStrings(text)) {
+    return {
+      unreplayable: 'a standard string literal in it holds a backslash, which reads differently with standard_conforming_strings on and off, and which the source used cannot be told; the next drift check shows what differs',
+    };
+  }
+  const groups = analyzeQuery(text, {
+    currentUser: batch.currentUser,
+    sessionUser: batch.sessionUser,
+    searchPath: batch.searchPath,
+    ...(batch.temporaryObjects && { temporaryObjects: new Set(batch.temporaryObjects) }),
+  });
   if (batch.origin !== 'event_trigger') {
     // Manual and generated batches carry every statement they hold, in one transaction.
-    return plan({ replay: groups.flatMap((g) => g.replay), skipped: groups.flatMap((g) => g.skipped) });
+    return { replay: groups.flatMap((g) => g.replay), skipped: groups.flatMap((g) => g.skipped) };
   }
   // A string that changed role or search_path between its permission commands would
   // replay them all with the first command's: not the same meaning, so not replayed.
   if (batch.identities > 1) {
-    return plan({
-      unreplayable: 'the string changes role or search_path between its permission commands; the next drift check shows what differs',
-    });
+    return { unreplayable: 'the string changes role or search_path between its permission commands; the next drift check shows what differs' };
   }
-  // A string that committed several transactions wrote a batch for each, one after the
-  // other in one session: the n-th batch is the n-th transaction. (Earlier ones are always
-  // visible; later ones may still be committing.) Not when the string turns capture off
-  // for some of them: then batches and transactions no longer pair up.
-  let index = 0;
-  if (groups.length > 1) {
-    if (mentionsCaptureSwitch(batch.queryText)) {
-      return plan({ unreplayable: 'the string commits several transactions and sets permsync.capture; which batch is which cannot be told' });
-    }
-    index = (await siblingIds()).indexOf(batch.id);
+  return groups;
+}
+
+/** Why the batch's text cannot be replayed before it is even parsed, if it cannot. */
+function withheldReason(batch: Batch): string | undefined {
+  if (batch.notReplayable) return batch.notReplayable;
+  if (batch.queryText === WITHHELD_TEXT) {
+    return 'the string mentions a password, and its string literals read differently with and without standard_conforming_strings: its text was withheld, so that no password is stored; the next drift check shows what differs';
   }
-  const group = index >= 0 ? groups[index] : undefined;
+  if (batch.queryText === null) {
+    const generated = batch.origin === 'role_watcher';
+    return `its ${generated ? 'statements take' : 'text takes'} ${batch.textBytes ?? 'an unknown number of'} bytes, over the ${generated ? MAX_GENERATED_BYTES : MAX_TEXT_BYTES} the daemon reads of one batch; the next drift check shows what differs`;
+  }
+  if (batch.commandTags.length > MAX_RECORDED_COMMANDS) {
+    return `the string ran more than ${MAX_RECORDED_COMMANDS} permission commands in one transaction; the next drift check shows what differs`;
+  }
+  return undefined;
+}
+
+/**
+ * Whether a standard string literal (not E'', U&'', B'', X'' nor dollar-quoted) holds a
+ * backslash, as PostgreSQL reads the text with standard_conforming_strings on, as the
+ * parser here does. Only then can the same text lex otherwise with it off, as the source
+ * session may have had it: a literal ends elsewhere, and other statements appear.
+ */
+function readsDifferentlyWithoutStandardStrings(text: string): boolean {
+  if (!text.includes('\\')) return false;
+  const bytes = Buffer.from(text, 'utf8');
+  return scanSync(text).tokens.some((t) =>
+    t.tokenName === 'SCONST' && bytes[t.start] === QUOTE && bytes.subarray(t.start, t.end).includes(BACKSLASH));
+}
+const QUOTE = 0x27;
+const BACKSLASH = 0x5c;
+
+/** The reason a batch could not be planned, from whatever went wrong (a parser error, the parser's memory, ...). */
+function notPlanned(error: unknown): string {
+  if (error instanceof UnparsableQueryError) return error.message;
+  const message = error instanceof Error ? error.message : String(error);
+  return `the batch could not be planned: ${message.slice(0, 500)}; the next drift check shows what differs`;
+}
+
+/** What of the transaction `group` (undefined: none could be told) the batch's recorded commands let replay. */
+function pairWithTransaction(batch: Batch, group: TransactionGroup | undefined): Partial<BatchPlan> {
   const expected = group?.firingTags ?? [];
-  const unfired = group ? matchTags(group, batch.commandTags, batch.commandObjects) : batch.commandTags.length === 0 ? new Set<number>() : undefined;
-  if (unfired === 'ambiguous') {
-    return plan({
+  const fired = group ? matchTags(group, batch.commandTags, batch.commandObjects) : batch.commandTags.length === 0 ? new Map<number, number>() : undefined;
+  if (fired === 'ambiguous') {
+    return {
       unreplayable: `the trigger saw ${describe(batch.commandTags)}, and which of the string's ALTER ... IF EXISTS statements ran cannot be told; the next drift check shows what differs`,
-    });
+    };
   }
-  if (!unfired) {
-    return plan({
+  if (!fired) {
+    return {
       unreplayable:
         `the trigger saw ${describe(batch.commandTags)} but the statements of the query string account for ${describe(expected)}` +
         ' (permission commands run inside a DO block, a function or dynamic SQL cannot be replayed as statements);' +
         ' the next drift check shows what differs',
-    });
+    };
   }
   // An ALTER ... IF EXISTS that changed nothing on the source changes nothing on a target either.
-  return plan({
-    replay: (group?.replay ?? []).filter((s) => !unfired.has(s.ordinal)),
-    skipped: (group?.skipped ?? []).filter((s) => !unfired.has(s.ordinal)),
-  });
+  const replay = (group?.replay ?? []).filter((s) => fired.has(s.ordinal));
+  const skipped = (group?.skipped ?? []).filter((s) => fired.has(s.ordinal));
+  // An owner change of a temporary object: its audit row names the object, in pg_temp.
+  const temporary = (s: ReplayStatement) => {
+    const at = fired.get(s.ordinal);
+    const identity = at === undefined ? undefined : batch.commandObjects[at];
+    return s.kind === 'ALTER OWNER' && identity != null && TEMPORARY_SCHEMA.test(identityParts(identity)[0] ?? '');
+  };
+  return {
+    replay: replay.filter((s) => !temporary(s)),
+    skipped: [
+      ...skipped,
+      ...replay.filter(temporary).map((s) => ({
+        ordinal: s.ordinal, tag: batch.commandTags[fired.get(s.ordinal) as number] as string, sourceText: s.sourceText,
+        reason: `it changes the owner of ${batch.commandObjects[fired.get(s.ordinal) as number]}, a temporary object of the source session; a target has none`,
+      })),
+    ].sort((a, b) => a.ordinal - b.ordinal),
+  };
 }
 
 /**
- * The ordinals of the statements that did not fire, when the recorded tags are the
- * group's in order but for some that may not fire (ALTER ... IF EXISTS of a missing
- * relation). undefined when they cannot be matched that way; 'ambiguous' when they can in
- * more than one way (two such ALTERs, one fired: which one cannot be told from its tag).
+ * For each statement that fired, by ordinal, the recorded command that stands for it, when
+ * the recorded tags are the group's in order but for some that may not fire (ALTER ... IF
+ * EXISTS of a missing relation). undefined when they cannot be matched that way;
+ * 'ambiguous' when they can in more than one way (two such ALTERs, one fired: which one
+ * cannot be told from its tag).
  */
-function matchTags(group: TransactionGroup, recorded: string[], objects: (string | null)[]): Set<number> | 'ambiguous' | undefined {
+function matchTags(group: TransactionGroup, recorded: string[], objects: (string | null)[]): Map<number, number> | 'ambiguous' | undefined {
   const optional = new Map(group.optional.map((o) => [o.ordinal, o.relation]));
   // A recorded command stands for a statement if the tags agree and, for one that may not
   // have fired, the object too: a command run inside a DO block could take its place.
@@ -153,12 +237,11 @@ function matchTags(group: TransactionGroup, recorded: string[], objects: (string
   const total = ways[0]?.[0] ?? 0;
   if (total === 0) return undefined;
   if (total > 1) return 'ambiguous';
-  const unfired = new Set<number>();
+  const fired = new Map<number, number>();
   for (let i = 0, j = 0; i < n; i++) {
-    if (stands(i, j) && (ways[i + 1]?.[j + 1] ?? 0) > 0) j++;
-    else unfired.add(group.firingOrdinals[i] as number);
+    if (stands(i, j) && (ways[i + 1]?.[j + 1] ?? 0) > 0) fired.set(group.firingOrdinals[i] as number, j++);
   }
-  return unfired;
+  return fired;
 }
 
 /**
@@ -167,9 +250,14 @@ function matchTags(group: TransactionGroup, recorded: string[], objects: (string
  */
 function namesRelation(identity: string | null, relation: { schema: string | null; name: string }): boolean {
   if (identity === null) return false;
-  const parts = [...identity.matchAll(/"((?:[^"]|"")*)"|([^."]+)/g)].map((m) => (m[1] !== undefined ? m[1].replaceAll('""', '"') : m[2] as string));
+  const parts = identityParts(identity);
   const [schema, name] = parts.length === 2 ? parts : [undefined, parts[0]];
   return name === relation.name && (relation.schema === null || schema === relation.schema);
+}
+
+/** The dot-separated parts of an object identity, unquoted. */
+function identityParts(identity: string): string[] {
+  return [...identity.matchAll(/"((?:[^"]|"")*)"|([^."]+)/g)].map((m) => (m[1] !== undefined ? m[1].replaceAll('""', '"') : m[2] as string));
 }
 
 function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {
@@ -189,10 +277,6 @@ function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {
     ...(s.renamed_from !== undefined && { renamedFrom: s.renamed_from }),
     ...(s.on_target_database && { onTargetDatabase: true }),
   };
-}
-
-function mentionsCaptureSwitch(query: string): boolean {
-  return /permsync\.capture/i.test(query);
 }
 
 function describe(tags: string[]): string {

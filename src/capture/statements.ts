@@ -30,6 +30,8 @@ export interface SessionContext {
   sessionUser: string;
   /** The source's search_path, used where an unqualified name leaves the schema open. */
   searchPath: string;
+  /** Names of the temporary relations and types the source session had (capture records them). */
+  temporaryObjects?: ReadonlySet<string>;
 }
 
 export interface ReplayStatement {
@@ -187,6 +189,42 @@ export function analyzeQuery(query: string, context: SessionContext): Transactio
   return groups;
 }
 
+/** Schemas that are some session's temporary schema. */
+export const TEMPORARY_SCHEMA = /^pg_temp(_\d+)?$/;
+
+/**
+ * The first object a GRANT, REVOKE or ALTER DEFAULT PRIVILEGES names that is, or may be,
+ * temporary: in a pg_temp schema, or unqualified and named as one of the session's
+ * temporary relations or types (which PostgreSQL would have found first). Functions are
+ * never looked for in pg_temp unqualified.
+ */
+function temporaryObjectNamed(body: Fields, context: SessionContext): string | undefined {
+  const inTemporarySchema = (names: string[]) => names.length > 1 && TEMPORARY_SCHEMA.test(names[names.length - 2] as string);
+  const temporary = (names: string[], unqualifiedMayBe: boolean): string | undefined =>
+    inTemporarySchema(names) || (unqualifiedMayBe && names.length === 1 && context.temporaryObjects?.has(names[0] as string))
+      ? names.join('.')
+      : undefined;
+  const schemas = [
+    ...((body.options ?? []) as { DefElem?: { defname?: string; arg?: unknown } }[])
+      .filter((o) => o.DefElem?.defname === 'schemas').flatMap((o) => stringValues(o.DefElem?.arg)),
+    ...(body.objtype === 'OBJECT_SCHEMA' || body.targtype === 'ACL_TARGET_ALL_IN_SCHEMA'
+      ? ((body.objects ?? []) as unknown[]).flatMap(stringValues) : []),
+  ];
+  const schema = schemas.find((s) => TEMPORARY_SCHEMA.test(s));
+  if (schema !== undefined) return `schema ${schema}`;
+  if (body.objtype === 'OBJECT_SCHEMA' || body.targtype !== 'ACL_TARGET_OBJECT') return undefined;
+  const typeLike = body.objtype === 'OBJECT_TYPE' || body.objtype === 'OBJECT_DOMAIN';
+  for (const o of (body.objects ?? []) as Fields[]) {
+    const rv = o.RangeVar as RangeVar | undefined;
+    const found = rv
+      ? temporary([...(rv.schemaname ? [rv.schemaname] : []), rv.relname ?? ''], true)
+      : o.ObjectWithArgs ? temporary(stringValues((o.ObjectWithArgs as Fields).objname), false)
+      : temporary(stringValues(o), typeLike);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
 function findSavepoint(savepoints: { name: string }[], name: string | undefined): number {
   for (let i = savepoints.length - 1; i >= 0; i--) if (savepoints[i]?.name === name) return i;
   return -1;
@@ -278,6 +316,12 @@ function prepare(type: string, rawBody: unknown, site: StatementSite): PendingSt
     firingTag: tag,
     skipped: { ordinal: site.ordinal, tag, sourceText: site.text, reason },
   });
+  // A GRANT on a temporary table fails on every target, which has no such table. (An
+  // owner change's audit row names its object: the planner looks there.)
+  if (type === 'GrantStmt' || type === 'AlterDefaultPrivilegesStmt') {
+    const temporary = temporaryObjectNamed(body, site.context);
+    if (temporary) return skip(`it names ${temporary}, a temporary object of the source session; a target has none`);
+  }
 
   switch (type) {
     case 'GrantStmt':

@@ -1,21 +1,35 @@
 /**
  * Every statement the daemon runs against the source's permsync schema, in one place.
- * Parameters are always bound ($n), never interpolated.
+ * Parameters are always bound ($n), never interpolated; only the daemon's own limits are
+ * written into the text.
  */
+import { MAX_GENERATED_BYTES, MAX_RECORDED_COMMANDS, MAX_TEXT_BYTES } from '../capture/plan.js';
 
+/**
+ * A batch as the daemon reads it: no more of it than it can hold. A client string over
+ * MAX_TEXT_BYTES, or a generated batch whose text is over MAX_GENERATED_BYTES, comes
+ * without its text or statements (its size says why); a generated batch's text, which its
+ * statements carry, never comes.
+ */
 export const BATCH_COLUMNS = `
   b.id::text, b.commit_seq::text, b.origin, b.source_xid::text, b.statement_started_at,
   b.committed_at, b.session_user_name, b.current_user_name, b.current_user_is_superuser,
-  b.search_path, b.backend_pid, b.query_text, b.query_masked, b.target_environment, b.statements,
-  a.command_tags, a.command_objects, a.identities`;
+  b.search_path, b.backend_pid,
+  CASE WHEN b.statements IS NULL AND octet_length(b.query_text) <= ${MAX_TEXT_BYTES} THEN b.query_text END AS query_text,
+  octet_length(b.query_text) AS text_bytes, b.query_masked, b.target_environment,
+  CASE WHEN octet_length(b.query_text) <= ${MAX_GENERATED_BYTES} THEN b.statements END AS statements,
+  b.not_replayable, b.temp_objects, a.command_tags, a.command_objects, a.identities`;
 
-/** Joined after `permsync.batches b` wherever BATCH_COLUMNS is read: its audit rows, read once. */
+/**
+ * Joined after `permsync.batches b` wherever BATCH_COLUMNS is read: its audit rows, read
+ * once, and no more of them than capture records (one more says there were more).
+ */
 const BATCH_AUDIT = `
   CROSS JOIN LATERAL (
     SELECT coalesce(array_agg(a.command_tag ORDER BY a.id), '{}') AS command_tags,
            coalesce(array_agg(a.object_identity ORDER BY a.id), '{}') AS command_objects,
            count(DISTINCT (a.current_user_name, a.search_path))::int AS identities
-      FROM permsync.audit_log a WHERE a.batch_id = b.id) a`;
+      FROM (SELECT * FROM permsync.audit_log l WHERE l.batch_id = b.id ORDER BY l.id LIMIT ${MAX_RECORDED_COMMANDS + 1}) a) a`;
 
 /** The batches an environment has yet to carry, in commit order. */
 export const FETCH_BATCHES_AFTER = `

@@ -17,13 +17,16 @@ interface BatchRow {
   backend_pid: number;
   statement_started_at: Date;
   committed_at: Date | null;
-  query_text: string;
+  query_text: string | null;
+  text_bytes: number;
   query_masked: boolean;
   target_environment: string | null;
   command_tags: string[];
   command_objects: (string | null)[];
   identities: number;
   statements: Batch['statements'];
+  not_replayable: string | null;
+  temp_objects: string[] | null;
   previous_status: string | null;
 }
 
@@ -40,12 +43,15 @@ function toBatch(row: BatchRow): Batch {
     statementStartedAt: row.statement_started_at,
     committedAt: row.committed_at,
     queryText: row.query_text,
+    textBytes: row.text_bytes,
     queryMasked: row.query_masked,
     targetEnvironment: row.target_environment,
     commandTags: row.command_tags,
     commandObjects: row.command_objects,
     identities: row.identities,
     statements: row.statements,
+    notReplayable: row.not_replayable,
+    temporaryObjects: row.temp_objects,
     previousStatus: row.previous_status,
   };
 }

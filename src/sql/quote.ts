@@ -24,7 +24,9 @@ const LIST_SETTINGS = new Set(['search_path', 'temp_tablespaces', 'session_prelo
 const IDENTIFIER_LISTS = new Set(['search_path', 'temp_tablespaces']);
 
 /** Whitespace as PostgreSQL's list splitting sees it (scanner_isspace). */
-const LIST_SPACE = /^[ \t\n\r\f]+/;
+const LIST_SPACE = '[ \\t\\n\\r\\f]*';
+/** One element of a list setting, "quoted" ("" inside is one ") or bare, and the comma after it, if any. */
+const LIST_ELEMENT = `${LIST_SPACE}(?:"((?:[^"]|"")*)"|([^", \\t\\n\\r\\f][^, \\t\\n\\r\\f]*))${LIST_SPACE}(,|$)`;
 
 /** An element of a list setting: its text as stored, and what it stands for. */
 interface ListElement {
@@ -37,23 +39,19 @@ interface ListElement {
 /**
  * A stored list setting split as PostgreSQL splits one: at commas, an element in double
  * quotes kept whole with "" for ". undefined when the text is not a well-formed list
- * (any text can be stored: set_config, then SET ... FROM CURRENT).
+ * (any text can be stored: set_config, then SET ... FROM CURRENT). One pass over the text.
  */
 function splitSettingList(text: string): ListElement[] | undefined {
   const elements: ListElement[] = [];
-  let rest = text;
-  for (;;) {
-    rest = rest.replace(LIST_SPACE, '');
-    const quoted = /^"((?:[^"]|"")*)"/.exec(rest);
-    const bare = quoted ? undefined : /^[^", \t\n\r\f][^, \t\n\r\f]*/.exec(rest);
-    if (quoted?.[1] !== undefined) elements.push({ raw: quoted[0], value: quoted[1].replaceAll('""', '"'), quoted: true });
-    else if (bare) elements.push({ raw: bare[0], value: bare[0], quoted: false });
-    else return undefined;
-    rest = rest.slice((quoted ?? bare)?.[0].length ?? 0).replace(LIST_SPACE, '');
-    if (rest === '') return elements;
-    if (!rest.startsWith(',')) return undefined;
-    rest = rest.slice(1);
+  const element = new RegExp(LIST_ELEMENT, 'y');
+  let match: RegExpExecArray | null;
+  while (element.lastIndex < text.length && (match = element.exec(text))) {
+    const [, quoted, bare, comma] = match;
+    if (quoted !== undefined) elements.push({ raw: `"${quoted}"`, value: quoted.replaceAll('""', '"'), quoted: true });
+    else elements.push({ raw: bare as string, value: bare as string, quoted: false });
+    if (comma === '') return elements;
   }
+  return undefined;
 }
 
 /** The identifier an element of search_path or temp_tablespaces names: unquoted, folded to lower case (ASCII), as PostgreSQL reads it. */
@@ -61,14 +59,20 @@ function identifierOf(e: ListElement): string {
   return e.quoted ? e.value : e.value.replace(/[A-Z]+/g, (c) => c.toLowerCase());
 }
 
+/** The longest role setting value carried (permsync.setting_value_sql): no setting needs more, and each role check pays for it. */
+export const MAX_SETTING_BYTES = 8192;
+
 /**
  * A stored role setting as SQL for `ALTER ROLE ... SET key TO`, as
  * permsync.setting_value_sql() writes it: a literal, or for a list setting one literal
  * per element, as pg_dump writes them (an unquoted element of an identifier list folded
  * to lower case, as PostgreSQL reads it). Text that is not a well-formed list is one
- * literal: never more than a value.
+ * literal: never more than a value. A value over MAX_SETTING_BYTES is not carried: it is
+ * DEFAULT, with the reason in a comment.
  */
 export function settingValueSql(key: string, value: string): string {
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes > MAX_SETTING_BYTES) return `DEFAULT /* permsync: value withheld: ${bytes} bytes, over the limit of ${MAX_SETTING_BYTES} */`;
   const lowered = key.toLowerCase();
   const elements = LIST_SETTINGS.has(lowered) ? splitSettingList(value) : undefined;
   if (!elements) return quoteLiteral(value);
