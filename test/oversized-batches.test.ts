@@ -15,6 +15,8 @@ const SIXTY_MB = 60 * 1024 * 1024;
 beforeAll(async () => {
   p = await startPipeline(['prod']);
   await p.everywhere('CREATE ROLE app; CREATE TABLE after_big (id int)');
+  // Roles created on every server are each environment's own until handed over (onboarding).
+  await p.adopt();
   dir = await mkdtemp(join(tmpdir(), 'permsync-oversized-'));
   // The daemon as the service runs it: its own process, under the unit's heap limits.
   daemon = await spawnDaemon({
