@@ -7,6 +7,7 @@ import { roleScope } from './apply/rules.js';
 import { Target } from './apply/target.js';
 import { planBatch, type Batch, type BatchPlan } from './capture/plan.js';
 import { BatchFeed } from './apply/feed.js';
+import { PlanCache } from './apply/plan-cache.js';
 import { openSourcePool } from './source/pool.js';
 import { DriftCheckProcess } from './drift/check-process.js';
 import { loadParser } from './capture/statements.js';
@@ -21,7 +22,6 @@ import { RoleWatcher } from './watch/role-watcher.js';
 
 /** The channel the source's capture trigger notifies on commit. */
 export const CAPTURE_CHANNEL = 'permsync';
-const PLAN_CACHE_SIZE = 2000;
 /** How often a standby daemon claims the leader lease, and the leader renews it. */
 const LEADER_INTERVAL_MS = 1000;
 /** How long a claim holds the lease: a leader cut off from the source stops applying after half of it, a standby takes over after all of it. */
@@ -182,18 +182,11 @@ async function startRuntime(
   // The retry counters as last acted on: a fresh applier re-attempts what it waits on anyway.
   const retriesSeen = new Map(switches.retryRequests);
 
-  const plans = new Map<string, Promise<BatchPlan>>();
-  const plan = (batch: Batch): Promise<BatchPlan> => {
-    let cached = plans.get(batch.id);
-    if (!cached) {
-      cached = planBatch(batch, () => store.siblingBatchIds(batch));
-      if (!config.settings.syncPasswords) cached = cached.then(withoutVerifiers);
-      cached.catch(() => plans.delete(batch.id));
-      plans.set(batch.id, cached);
-      if (plans.size > PLAN_CACHE_SIZE) plans.delete(plans.keys().next().value as string);
-    }
-    return cached;
-  };
+  const plans = new PlanCache((batch) => {
+    const planned = planBatch(batch, () => store.siblingBatchIds(batch));
+    return config.settings.syncPasswords ? planned : planned.then(withoutVerifiers);
+  });
+  const plan = (batch: Batch): Promise<BatchPlan> => plans.get(batch);
 
   const feed = new BatchFeed((after, limit) => store.newBatchesAfter(after, limit));
   const roles = roleScope(config);
