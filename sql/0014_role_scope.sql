@@ -51,7 +51,8 @@ SELECT c.id AS conflict_id, c.environment_name, c.role_name, c.target_oid, c.bat
 
 -- Attribute clauses, as in 0001, with each of SUPERUSER, REPLICATION and BYPASSRLS
 -- named in `attribute` ('SUPERUSER' or 'NOSUPERUSER', ...): the daemon carries one that
--- gives such a power only where settings.carry_role_attributes says so.
+-- gives such a power only where settings.carry_role_attributes says so. A comment over
+-- 8 kB is not carried.
 CREATE OR REPLACE FUNCTION permsync.role_attribute_statements(old jsonb, new jsonb)
 RETURNS SETOF jsonb
 LANGUAGE plpgsql IMMUTABLE
@@ -101,8 +102,11 @@ BEGIN
             display => format('ALTER ROLE %I WITH PASSWORD %s', name,
                               CASE WHEN new ->> 'password' IS NULL THEN 'NULL' ELSE '''********''' END));
     END IF;
-    IF (old IS NULL AND new ->> 'comment' IS NOT NULL)
-       OR (old IS NOT NULL AND (old -> 'comment') IS DISTINCT FROM (new -> 'comment')) THEN
+    -- A comment is any text a CREATEROLE user likes: one over 8 kB is not carried (drift
+    -- shows it), so that it cannot swell the batch that carries others' role changes.
+    IF ((old IS NULL AND new ->> 'comment' IS NOT NULL)
+        OR (old IS NOT NULL AND (old -> 'comment') IS DISTINCT FROM (new -> 'comment')))
+       AND coalesce(octet_length(new ->> 'comment'), 0) <= 8192 THEN
         RETURN NEXT permsync.role_statement('COMMENT ON ROLE', name,
             format('COMMENT ON ROLE %I IS %s', name, coalesce(quote_literal(new ->> 'comment'), 'NULL')));
     END IF;

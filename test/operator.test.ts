@@ -339,14 +339,20 @@ describe('control functions', () => {
     }
   });
 
-  it('manual_sync refuses an unknown environment and empty SQL, and masks a password', async () => {
+  it('manual_sync refuses an unknown environment, empty or oversized SQL and literals it cannot mask, and masks every literal', async () => {
     await expect(dba(`SELECT permsync.manual_sync('GRANT SELECT ON sales.orders TO app', 'staging')`)).rejects.toMatchObject({ code: '42704' });
     await expect(dba(`SELECT permsync.manual_sync('  ')`)).rejects.toMatchObject({ code: '22023' });
+    await expect(rows(`SELECT permsync.manual_sync($1)`, [`GRANT SELECT ON sales.orders TO app; ${'-- pad\n'.repeat(10_000)}`]))
+      .rejects.toMatchObject({ code: '54000' });
+    // Read with standard_conforming_strings off, this literal ends elsewhere: no mask of it can be trusted.
+    await expect(rows(`SELECT permsync.manual_sync($1)`, [`COMMENT ON ROLE app IS 'q\\' hunter2 \\'z'`]))
+      .rejects.toMatchObject({ code: '22023' });
     await dba('BEGIN');
     try {
-      const [row] = await rows<{ id: string }>(`SELECT permsync.manual_sync($1)::text AS id`, [`ALTER ROLE app PASSWORD 'hunter2'`]);
+      const [row] = await rows<{ id: string }>(`SELECT permsync.manual_sync($1)::text AS id`,
+        [`ALTER ROLE app PASSWORD 'hunter2'; CREATE USER MAPPING FOR app SERVER s OPTIONS (secret 'hunter3')`]);
       expect(await rows('SELECT query_text, query_masked FROM permsync.batches WHERE id = $1', [row?.id])).toEqual([
-        { query_text: `ALTER ROLE app PASSWORD '********'`, query_masked: true },
+        { query_text: `ALTER ROLE app PASSWORD '********'; CREATE USER MAPPING FOR app SERVER s OPTIONS (secret '********')`, query_masked: true },
       ]);
     } finally {
       await dba('ROLLBACK');
