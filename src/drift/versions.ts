@@ -16,7 +16,8 @@ export interface Comparable {
  * neither side, since a 17 owner's implicit MAINTAIN is nothing a 16 server can have.
  * On a target before 16, memberships are expected as the applier carries them
  * (apply/server-version.ts): one without SET not at all, since every membership there
- * allows SET ROLE; INHERIT is the member's attribute there. Pure.
+ * allows SET ROLE; INHERIT is the member's attribute there. From a source before 16 to a
+ * target of 16 or later, a membership's INHERIT is its member's attribute on the source. Pure.
  */
 export function comparable(source: Catalog, target: Catalog, environment: string): Comparable {
   const both = Math.min(source.serverVersionNum, target.serverVersionNum);
@@ -55,6 +56,9 @@ export function comparable(source: Catalog, target: Catalog, environment: string
       notes.push(`${withoutSet} membership(s) without SET on the source are not expected on ${environment}: ${postgres(target.serverVersionNum)} cannot grant a membership that does not allow SET ROLE`);
     }
     projected.memberships = source.memberships.filter((m) => m.set !== false).map((m) => ({ ...m, inherit: null, set: null }));
+  } else if (source.serverVersionNum < MEMBERSHIP_OPTIONS_SINCE && target.serverVersionNum >= MEMBERSHIP_OPTIONS_SINCE) {
+    // On the source, the member's INHERIT attribute says whether a membership is inherited.
+    projected.memberships = source.memberships.map((m) => ({ ...m, inherit: source.roles.get(m.member)?.inherit ?? null }));
   }
   return { source: projected, target: within(target), notes };
 }
