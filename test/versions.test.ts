@@ -1,11 +1,12 @@
-import type pg from 'pg';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PERMSYNC_ROLES } from '../src/apply/rules.js';
+import { Target } from '../src/apply/target.js';
 import { checkEnvironments } from '../src/drift/check.js';
 import { reconcile } from '../src/drift/reconcile.js';
-import type { PostgresMajor } from '../src/embedded/cluster.js';
-import { permissionSnapshot } from './support/catalog.js';
-import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { startLocalCluster, type LocalCluster, type PostgresMajor } from '../src/embedded/cluster.js';
+import { permissionSnapshot, relationPrivileges } from './support/catalog.js';
+import { startPipeline, testSettings, waitFor, type Pipeline } from './support/pipeline.js';
 import { roleCatalog } from './support/roles.js';
 
 /**
@@ -243,5 +244,45 @@ describe.each(PAIRS)('PostgreSQL $source source, targets $targets', ({ source, t
       expect({ environment: environment.name, failure: result.failure }).toEqual({ environment: environment.name, failure: undefined });
     }
     expect(await check()).toEqual(names.map((environment) => ({ environment, error: undefined, differences: [] })));
+  });
+});
+
+describe('a target upgraded in place', () => {
+  const clusters: LocalCluster[] = [];
+
+  afterAll(async () => {
+    await Promise.all(clusters.map((c) => c.destroy()));
+  });
+
+  /** A server of `major` with the objects the grant names, on `port` when given. */
+  async function server(major: PostgresMajor, port?: number): Promise<LocalCluster> {
+    const cluster = await startLocalCluster({ name: `upgraded-${major}`, major, ...(port !== undefined && { port }) });
+    clusters.push(cluster);
+    const client = new pg.Client(cluster.url);
+    await client.connect();
+    await client.query('CREATE TABLE orders (id int); CREATE ROLE writer');
+    await client.end();
+    return cluster;
+  }
+
+  it('is taken for the version it runs now: what the old one could not hold is carried', async () => {
+    const old = await server(16);
+    const target = new Target({ name: 'upgraded', url: old.url, priority: 10, enabled: true, rules: [], onPermanentFailure: 'hold' }, testSettings, () => {});
+    try {
+      const statements = [{ kind: 'GRANT' as const, sql: 'GRANT SELECT, MAINTAIN ON orders TO writer' }];
+      const before = await target.execute({ searchPath: 'public' }, statements);
+      expect(before.notes).toEqual([expect.stringMatching(/^MAINTAIN is left out of .*PostgreSQL 16$/)]);
+      // pg_upgrade in place: the same address, now PostgreSQL 17.
+      await old.stop();
+      const upgraded = await server(17, old.port);
+      const after = await target.execute({ searchPath: 'public' }, statements);
+      expect(after).toMatchObject({ notes: [], serverVersion: expect.stringMatching(/^17\./) });
+      const client = new pg.Client(upgraded.url);
+      await client.connect();
+      expect(await relationPrivileges(client, 'orders')).toEqual(expect.arrayContaining(['writer MAINTAIN by postgres', 'writer SELECT by postgres']));
+      await client.end();
+    } finally {
+      await target.close();
+    }
   });
 });
