@@ -49,7 +49,7 @@ describe('a statement for an older server', () => {
     });
   });
 
-  it('before 16, grants a membership without its INHERIT option, and never one without SET', () => {
+  it('before 16, grants a membership without its INHERIT option, and never one without SET; never one in a younger predefined role', () => {
     const membership = (sql: string): TargetStatement => ({ kind: 'GRANT ROLE', sql });
     expect(sqlOf(membership('GRANT "a b" TO m WITH ADMIN TRUE, INHERIT FALSE, SET TRUE'), 150000)).toEqual(['GRANT "a b" TO "m" WITH ADMIN OPTION']);
     expect(sqlOf(membership('GRANT a TO m WITH ADMIN FALSE, INHERIT TRUE, SET TRUE'), 140000))
@@ -59,6 +59,11 @@ describe('a statement for an older server', () => {
       statements: [{ kind: 'REVOKE ROLE', sql: 'REVOKE "a" FROM "m"', display: 'REVOKE "a" FROM "m"' }],
       notes: ['"GRANT a TO m WITH ADMIN TRUE, INHERIT TRUE, SET FALSE": PostgreSQL 14 has no SET option for a membership, and granting it there would let "m" SET ROLE "a": not granted there (revoked if it was)'],
     });
+    expect(forServer(membership('GRANT pg_maintain TO m'), 160000)).toEqual({
+      statements: [],
+      notes: ['skipped "GRANT pg_maintain TO m": pg_maintain is PostgreSQL 17\'s, and this server runs PostgreSQL 16'],
+    });
+    expect(sqlOf(membership('REVOKE pg_checkpoint FROM m'), 140000)).toEqual([]);
     const kept = membership('GRANT a TO m WITH ADMIN FALSE, INHERIT FALSE, SET FALSE');
     expect(forServer(kept, 160000).statements[0]).toBe(kept);
   });

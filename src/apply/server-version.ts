@@ -1,6 +1,9 @@
 import { parseSync, scanSync } from 'libpg-query';
 import { quoteIdent } from '../sql/quote.js';
-import { knowsPrivilege, MEMBERSHIP_OPTIONS_SINCE, postgres, PRIVILEGES_SINCE } from '../pg-versions.js';
+import {
+  DEFAULT_PRIVILEGE_TYPES_SINCE, hasPredefinedRole, HOLDS_EVERYTHING_SINCE, knowsDefaultPrivilegeType, knowsPrivilege,
+  MEMBERSHIP_OPTIONS_SINCE, postgres, PREDEFINED_ROLES_SINCE, PRIVILEGES_SINCE,
+} from '../pg-versions.js';
 import type { TargetStatement } from './target.js';
 
 /** A statement as a server of some version takes it, and what the execution log says of the change. */
@@ -10,14 +13,13 @@ export interface ForServer {
 }
 
 /** Words without which no statement needs a change for an older server: most are not parsed at all. */
-const MAY_NEED_CHANGE = /maintain|large|inherit|\bset\b/i;
-
-const LARGE_OBJECT_DEFAULTS_SINCE = 180000;
+const MAY_NEED_CHANGE = /maintain|large|inherit|\bset\b|pg_/i;
 
 /**
  * The statement in a form a server of `versionNum` takes. The source may run a newer
  * major than a target: the role watcher writes membership options (16), a DBA grants
- * MAINTAIN (17) or sets default privileges on large objects (18). What such a target
+ * MAINTAIN (17) or sets default privileges on large objects (18), a predefined role
+ * younger than the target is granted (pg_maintain, 17). What such a target
  * cannot hold is left out with a note saying so, never run to fail (which would hold
  * every later change behind it). Nothing is widened: a membership without SET is not
  * granted where every membership allows SET ROLE. Statements that need no change come
@@ -25,7 +27,7 @@ const LARGE_OBJECT_DEFAULTS_SINCE = 180000;
  */
 export function forServer(statement: TargetStatement, versionNum: number): ForServer {
   const unchanged: ForServer = { statements: [statement], notes: [] };
-  if (versionNum >= LARGE_OBJECT_DEFAULTS_SINCE || !MAY_NEED_CHANGE.test(statement.sql)) return unchanged;
+  if (versionNum >= HOLDS_EVERYTHING_SINCE || !MAY_NEED_CHANGE.test(statement.sql)) return unchanged;
   let node: Record<string, unknown> | undefined;
   try {
     const { stmts } = parseSync(statement.sql);
@@ -40,8 +42,9 @@ export function forServer(statement: TargetStatement, versionNum: number): ForSe
   if ('AlterDefaultPrivilegesStmt' in node) {
     const action = (node.AlterDefaultPrivilegesStmt as { action?: GrantStmt }).action;
     if (!action) return unchanged;
-    if (action.objtype === 'OBJECT_LARGEOBJECT' && versionNum < LARGE_OBJECT_DEFAULTS_SINCE) {
-      return skipped(display, `default privileges on large objects are ${postgres(LARGE_OBJECT_DEFAULTS_SINCE)}'s, and this server runs ${postgres(versionNum)}`);
+    if (action.objtype === 'OBJECT_LARGEOBJECT' && !knowsDefaultPrivilegeType(versionNum, 'L')) {
+      const since = DEFAULT_PRIVILEGE_TYPES_SINCE.get('L') as number;
+      return skipped(display, `default privileges on large objects are ${postgres(since)}'s, and this server runs ${postgres(versionNum)}`);
     }
     return privileges(statement, action, display, versionNum) ?? unchanged;
   }
@@ -73,6 +76,10 @@ function skipped(display: string, reason: string): ForServer {
  * membership is granted with its ADMIN option, and an INHERIT option is noted as left out.
  */
 function membership(statement: TargetStatement, grant: GrantRoleStmt, display: string, versionNum: number): ForServer | undefined {
+  const younger = (grant.granted_roles ?? []).map((r) => r.AccessPriv?.priv_name ?? '').find((name) => !hasPredefinedRole(versionNum, name));
+  if (younger !== undefined) {
+    return skipped(display, `${younger} is ${postgres(PREDEFINED_ROLES_SINCE.get(younger) as number)}'s, and this server runs ${postgres(versionNum)}`);
+  }
   if (versionNum >= MEMBERSHIP_OPTIONS_SINCE || !grant.is_grant || grant.grantor) return undefined;
   const options = new Map((grant.opt ?? []).map((o) => [o.DefElem?.defname, o.DefElem?.arg?.Boolean?.boolval === true]));
   if (!options.has('inherit') && !options.has('set')) return undefined;
