@@ -17,13 +17,12 @@ const MAY_NEED_CHANGE = /maintain|large|inherit|\bset\b|pg_/i;
 
 /**
  * The statement in a form a server of `versionNum` takes. The source may run a newer
- * major than a target: the role watcher writes membership options (16), a DBA grants
- * MAINTAIN (17) or sets default privileges on large objects (18), a predefined role
- * younger than the target is granted (pg_maintain, 17). What such a target
- * cannot hold is left out with a note saying so, never run to fail (which would hold
- * every later change behind it). Nothing is widened: a membership without SET is not
- * granted where every membership allows SET ROLE. Statements that need no change come
- * back as the same object.
+ * major than a target: the role watcher writes membership options (16) and memberships
+ * in predefined roles the target may lack (pg_maintain, 17); a DBA grants MAINTAIN (17)
+ * or sets default privileges on large objects (18). What such a target cannot hold is
+ * left out with a note saying so, never run to fail (which would hold every later change
+ * behind it). Nothing is widened: a membership without SET is not granted where every
+ * membership allows SET ROLE. Statements that need no change come back as the same object.
  */
 export function forServer(statement: TargetStatement, versionNum: number): ForServer {
   const unchanged: ForServer = { statements: [statement], notes: [] };
@@ -52,7 +51,6 @@ export function forServer(statement: TargetStatement, versionNum: number): ForSe
 }
 
 interface GrantStmt {
-  is_grant?: boolean;
   objtype?: string;
   privileges?: { AccessPriv?: { priv_name?: string } }[];
 }
