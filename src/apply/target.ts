@@ -1,10 +1,11 @@
 import pg from 'pg';
 import { classifyError, type ClassifiedError } from '../errors.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
-import type { ReplayStatement } from '../capture/statements.js';
+import { loadParser, type ReplayStatement } from '../capture/statements.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import { keepSessionErrorsForTheNextQuery, withPooledSession } from '../pg-sessions.js';
 import { readRoleHoldings, type RoleHoldings } from './role-release.js';
+import { forServer } from './server-version.js';
 
 export interface SessionIdentity {
   /** The source's search_path when the statements ran. */
@@ -93,6 +94,10 @@ export class Target {
       idleTimeoutMillis: 60_000,
     }));
     this.pool.on('error', onIdleError);
+    // A new session may be a new server (an upgrade in place): its facts are read again.
+    this.pool.on('connect', () => {
+      this.facts = undefined;
+    });
   }
 
   /** The database a statement's TARGET_DATABASE means when there is no session to ask (dry run). */
@@ -290,16 +295,25 @@ async function endFailed(client: pg.PoolClient, error: unknown): Promise<Classif
   return classified;
 }
 
-/** The statements this sync user may run; the others are noted as skipped. */
+/**
+ * The statements this sync user may run, in the form this server's version takes
+ * (apply/server-version.ts); what is left out is noted, with the reason.
+ */
 function runnable(statements: TargetStatement[], facts: SessionFacts, notes: string[]): TargetStatement[] {
-  return statements.filter((s) => {
-    if (!s.privileged || facts.superuser) return true;
-    notes.push(`skipped "${s.display ?? s.sql}": only a superuser may do this, and the sync user is not one`);
-    return false;
+  return statements.flatMap((s) => {
+    if (s.privileged && !facts.superuser) {
+      notes.push(`skipped "${s.display ?? s.sql}": only a superuser may do this, and the sync user is not one`);
+      return [];
+    }
+    const adapted = forServer(s, facts.serverVersionNum);
+    notes.push(...adapted.notes);
+    return adapted.statements;
   });
 }
 
 async function readFacts(client: pg.PoolClient): Promise<SessionFacts> {
+  // forServer() parses statements for an older server (a no-op once loaded).
+  await loadParser();
   const { rows } = await client.query<{ server_version: string; server_version_num: number; database: string; superuser: boolean }>(
     `SELECT current_setting('server_version') AS server_version,
             current_setting('server_version_num')::int AS server_version_num, current_database() AS database,

@@ -214,7 +214,7 @@ function onClause(object: ObjectRef): string {
   }
 }
 
-const DEFAULT_OBJECTS: Record<string, string> = { r: 'TABLES', S: 'SEQUENCES', f: 'FUNCTIONS', T: 'TYPES', n: 'SCHEMAS' };
+const DEFAULT_OBJECTS: Record<string, string> = { r: 'TABLES', S: 'SEQUENCES', f: 'FUNCTIONS', T: 'TYPES', n: 'SCHEMAS', L: 'LARGE OBJECTS' };
 
 export function defaultObjects(objectType: string): string {
   return DEFAULT_OBJECTS[objectType] ?? objectType;

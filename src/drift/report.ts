@@ -4,6 +4,7 @@ import type { Catalog } from './catalog.js';
 import { compare, type Change } from './compare.js';
 import { orderPlan, Phase, planChange, type PlannedStatement } from './plan.js';
 import { admitter } from './scope.js';
+import { comparable } from './versions.js';
 
 export interface Difference {
   change: Change;
@@ -46,7 +47,8 @@ export function buildReport(
   let leftOutByRules = 0;
   // The target's roles permsync does not manage there are its own (built-in ones are not listed).
   const foreign = new Set([...target.roleOids].filter(([, oid]) => !options.managed.has(oid)).map(([name]) => name));
-  for (const change of compare(source, target, { includeExtraRoles: options.dropExtraRoles, foreign })) {
+  const both = comparable(source, target, environment.name);
+  for (const change of compare(both.source, both.target, { includeExtraRoles: options.dropExtraRoles, foreign })) {
     const planned = planChange(change, { targetVersionNum: target.serverVersionNum });
     // An object on one side only has no statement: its schema decides whether it is in scope.
     const verdicts = (planned.length > 0 ? planned : [objectProbe(change)]).map(admission);
@@ -59,7 +61,10 @@ export function buildReport(
     differences.push({ change, statements, ...(held !== undefined && { held }) });
   }
   const plan = orderPlan(differences.filter((d) => !d.held).flatMap((d) => d.statements));
-  return { environment: environment.name, differences, plan, leftOutByRules, notes: notes(environment, settings, source, target, plan) };
+  return {
+    environment: environment.name, differences, plan, leftOutByRules,
+    notes: [...both.notes, ...notes(environment, settings, source, target, plan)],
+  };
 }
 
 /** Why a difference's statements stay out of the plan, if they do. */

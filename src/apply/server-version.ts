@@ -1,0 +1,172 @@
+import { parseSync, scanSync } from 'libpg-query';
+import { quoteIdent } from '../sql/quote.js';
+import {
+  DEFAULT_PRIVILEGE_TYPES_SINCE, hasPredefinedRole, HOLDS_EVERYTHING_SINCE, knowsDefaultPrivilegeType, knowsPrivilege,
+  MEMBERSHIP_OPTIONS_SINCE, postgres, PREDEFINED_ROLES_SINCE, PRIVILEGES_SINCE,
+} from '../pg-versions.js';
+import type { TargetStatement } from './target.js';
+
+/** A statement as a server of some version takes it, and what the execution log says of the change. */
+export interface ForServer {
+  statements: TargetStatement[];
+  notes: string[];
+}
+
+/** Words without which no statement needs a change for an older server: most are not parsed at all. */
+const MAY_NEED_CHANGE = /maintain|large|inherit|\bset\b|pg_/i;
+
+/**
+ * The statement in a form a server of `versionNum` takes. The source may run a newer
+ * major than a target: the role watcher writes membership options (16) and memberships
+ * in predefined roles the target may lack (pg_maintain, 17); a DBA grants MAINTAIN (17)
+ * or sets default privileges on large objects (18). What such a target cannot hold is
+ * left out with a note saying so, never run to fail (which would hold every later change
+ * behind it). Nothing is widened: a membership without SET is not granted where every
+ * membership allows SET ROLE. Statements that need no change come back as the same object.
+ */
+export function forServer(statement: TargetStatement, versionNum: number): ForServer {
+  const unchanged: ForServer = { statements: [statement], notes: [] };
+  if (versionNum >= HOLDS_EVERYTHING_SINCE || !MAY_NEED_CHANGE.test(statement.sql)) return unchanged;
+  let node: Record<string, unknown> | undefined;
+  try {
+    const { stmts } = parseSync(statement.sql);
+    if (stmts?.length === 1) node = stmts[0]?.stmt as Record<string, unknown>;
+  } catch {
+    // What does not parse here (a placeholder for the target's database) needs no change.
+  }
+  if (!node) return unchanged;
+  const display = statement.display ?? statement.sql;
+  if ('GrantRoleStmt' in node) return membership(statement, node.GrantRoleStmt as GrantRoleStmt, display, versionNum) ?? unchanged;
+  if ('GrantStmt' in node) return privileges(statement, node.GrantStmt as GrantStmt, display, versionNum) ?? unchanged;
+  if ('AlterDefaultPrivilegesStmt' in node) {
+    const action = (node.AlterDefaultPrivilegesStmt as { action?: GrantStmt }).action;
+    if (!action) return unchanged;
+    if (action.objtype === 'OBJECT_LARGEOBJECT' && !knowsDefaultPrivilegeType(versionNum, 'L')) {
+      const since = DEFAULT_PRIVILEGE_TYPES_SINCE.get('L') as number;
+      return skipped(display, `default privileges on large objects are ${postgres(since)}'s, and this server runs ${postgres(versionNum)}`);
+    }
+    return privileges(statement, action, display, versionNum) ?? unchanged;
+  }
+  return unchanged;
+}
+
+interface GrantStmt {
+  objtype?: string;
+  privileges?: { AccessPriv?: { priv_name?: string } }[];
+}
+
+interface GrantRoleStmt {
+  is_grant?: boolean;
+  granted_roles?: { AccessPriv?: { priv_name?: string } }[];
+  grantee_roles?: { RoleSpec?: { roletype?: string; rolename?: string } }[];
+  opt?: { DefElem?: { defname?: string; arg?: { Boolean?: { boolval?: boolean } } } }[];
+  grantor?: unknown;
+}
+
+function skipped(display: string, reason: string): ForServer {
+  return { statements: [], notes: [`skipped "${display}": ${reason}`] };
+}
+
+/**
+ * GRANT role TO member WITH ... INHERIT / SET (PostgreSQL 16) for an older server, where
+ * every membership allows SET ROLE and the member's INHERIT attribute decides inheritance.
+ * SET FALSE: the membership is not granted there, and revoked if it was. Otherwise the
+ * membership is granted with its ADMIN option, and an INHERIT option is noted as left out.
+ */
+function membership(statement: TargetStatement, grant: GrantRoleStmt, display: string, versionNum: number): ForServer | undefined {
+  const younger = (grant.granted_roles ?? []).map((r) => r.AccessPriv?.priv_name ?? '').find((name) => !hasPredefinedRole(versionNum, name));
+  if (younger !== undefined) {
+    return skipped(display, `${younger} is ${postgres(PREDEFINED_ROLES_SINCE.get(younger) as number)}'s, and this server runs ${postgres(versionNum)}`);
+  }
+  if (versionNum >= MEMBERSHIP_OPTIONS_SINCE || !grant.is_grant || grant.grantor) return undefined;
+  const options = new Map((grant.opt ?? []).map((o) => [o.DefElem?.defname, o.DefElem?.arg?.Boolean?.boolval === true]));
+  if (!options.has('inherit') && !options.has('set')) return undefined;
+  const roles = (grant.granted_roles ?? []).map((r) => r.AccessPriv?.priv_name);
+  const members = (grant.grantee_roles ?? []).map((r) => (r.RoleSpec?.roletype === 'ROLESPEC_CSTRING' ? r.RoleSpec.rolename : undefined));
+  if (roles.length !== 1 || members.length !== 1 || roles[0] === undefined || members[0] === undefined) return undefined;
+  const role = quoteIdent(roles[0]);
+  const member = quoteIdent(members[0]);
+  const version = postgres(versionNum);
+  const as = (kind: TargetStatement['kind'], sql: string): TargetStatement => ({ ...statement, kind, sql, display: sql });
+  if (options.get('set') === false) {
+    return {
+      statements: [as('REVOKE ROLE', `REVOKE ${role} FROM ${member}`)],
+      notes: [`"${display}": ${version} has no SET option for a membership, and granting it there would let ${member} SET ROLE ${role}: not granted there (revoked if it was)`],
+    };
+  }
+  const admin = options.get('admin');
+  return {
+    statements: [
+      as('GRANT ROLE', `GRANT ${role} TO ${member}${admin ? ' WITH ADMIN OPTION' : ''}`),
+      ...(admin === false ? [as('REVOKE ROLE', `REVOKE ADMIN OPTION FOR ${role} FROM ${member}`)] : []),
+    ],
+    notes: options.has('inherit')
+      ? [`"${display}": INHERIT ${options.get('inherit') ? 'TRUE' : 'FALSE'} is left out: ${version} has no INHERIT option for a membership; there ${member} inherits ${role}'s privileges as the INHERIT attribute of ${member} says`]
+      : [],
+  };
+}
+
+/** GRANT, REVOKE or ALTER DEFAULT PRIVILEGES naming privileges younger than the server: those are left out. */
+function privileges(statement: TargetStatement, grant: GrantStmt, display: string, versionNum: number): ForServer | undefined {
+  const named = (grant.privileges ?? []).map((p) => p.AccessPriv?.priv_name ?? '');
+  const unknown = [...new Set(named.map((n) => n.toUpperCase()).filter((n) => !knowsPrivilege(versionNum, n)))];
+  if (unknown.length === 0) return undefined;
+  const whose = unknown.map((n) => `${n} is ${postgres(PRIVILEGES_SINCE.get(n) as number)}'s`).join(', ');
+  const reason = `${whose}, and this server runs ${postgres(versionNum)}`;
+  if (named.every((n) => unknown.includes(n.toUpperCase()))) return skipped(display, reason);
+  const sql = withoutPrivileges(statement.sql, new Set(unknown.map((n) => n.toLowerCase())), named.length);
+  // A list it cannot cut: the statement runs as it is, and the target says what it refuses.
+  if (sql === undefined) return undefined;
+  return {
+    statements: [{ ...statement, sql, display: sql }],
+    notes: [`${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} left out of "${display}": ${reason}`],
+  };
+}
+
+type Token = { start: number; end: number; text: string; keywordKind: number };
+
+/**
+ * The statement without the named privileges in its privilege list: the items between
+ * GRANT (REVOKE, or GRANT OPTION FOR) and the first ON outside parentheses. ON and FOR
+ * are reserved words, so no name there can be mistaken for them. Undefined unless
+ * exactly the expected items were found, and what is left parses.
+ */
+function withoutPrivileges(sql: string, drop: Set<string>, listed: number): string | undefined {
+  const bytes = Buffer.from(sql, 'utf8');
+  const tokens = scanSync(sql).tokens as Token[];
+  const keyword = (t: Token | undefined, word: string) => t !== undefined && t.keywordKind !== 0 && t.text.toUpperCase() === word;
+  let depth = 0;
+  let on = -1;
+  for (const [i, t] of tokens.entries()) {
+    if (t.text === '(') depth++;
+    else if (t.text === ')') depth--;
+    else if (depth === 0 && keyword(t, 'ON')) {
+      on = i;
+      break;
+    }
+  }
+  let first = on;
+  while (first > 0 && !['GRANT', 'REVOKE', 'FOR'].some((w) => keyword(tokens[first - 1], w))) first--;
+  if (on < 0 || first <= 0) return undefined;
+  const items: Token[][] = [[]];
+  depth = 0;
+  for (const t of tokens.slice(first, on)) {
+    if (t.text === '(') depth++;
+    else if (t.text === ')') depth--;
+    if (depth === 0 && t.text === ',') items.push([]);
+    else (items[items.length - 1] as Token[]).push(t);
+  }
+  const name = (t: Token) => (t.text.startsWith('"') ? t.text.slice(1, -1).replaceAll('""', '"') : t.text.toLowerCase());
+  const kept = items.filter((item) => !(item.length === 1 && drop.has(name(item[0] as Token))));
+  if (items.length !== listed || kept.length === items.length || kept.length === 0) return undefined;
+  const text = (from: number, to: number) => bytes.subarray(from, to).toString('utf8');
+  const start = (tokens[first] as Token).start;
+  const result = text(0, start)
+    + kept.map((item) => text((item[0] as Token).start, (item[item.length - 1] as Token).end)).join(', ')
+    + ' ' + text((tokens[on] as Token).start, bytes.length);
+  try {
+    return parseSync(result).stmts?.length === 1 ? result : undefined;
+  } catch {
+    return undefined;
+  }
+}
