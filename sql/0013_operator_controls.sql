@@ -221,6 +221,13 @@ BEGIN
     END IF;
     SELECT x.execution_status INTO before
       FROM permsync.execution_log x WHERE x.batch_id = batch AND x.environment_name = env;
+    -- Sent there and no outcome yet: it may be running now, and a skip would be logged for
+    -- what the target commits a moment later.
+    IF before IS NULL AND seq <= (SELECT e.in_flight_through FROM permsync.environments e WHERE e.name = env) THEN
+        RAISE EXCEPTION 'batch % may be being applied in "%" now: it was sent there and has no outcome yet', batch, env
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'wait for its outcome (permsync status), then skip it if it failed';
+    END IF;
     message := format('skipped by %s: %s', session_user, reason);
     INSERT INTO permsync.execution_log AS x (batch_id, environment_name, commit_seq, execution_status,
                                              started_at, finished_at, duration_ms, result_message)

@@ -9,6 +9,8 @@
 
 -- The canonical DDL that takes a target from state `old` to state `new`, as in 0014, and
 -- on a source before 16 a member's INHERIT change is also written for each membership it holds.
+-- A database privilege of PUBLIC (grantee 0) names no role, so that a role named "PUBLIC"
+-- is neither taken for PUBLIC nor PUBLIC for it.
 CREATE OR REPLACE FUNCTION permsync.role_changes(old jsonb, new jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
@@ -33,9 +35,11 @@ BEGIN
                FROM jsonb_each(old -> 'dbacl') o LEFT JOIN jsonb_each(new -> 'dbacl') n USING (key)
               WHERE n.value IS NULL OR ((o.value ->> 'grantable')::boolean AND NOT (n.value ->> 'grantable')::boolean)
               ORDER BY key LOOP
-        grantee := CASE WHEN r.o ->> 'grantee' = 'PUBLIC' THEN 'PUBLIC' ELSE quote_ident(r.o ->> 'grantee') END;
+        -- PUBLIC is grantee 0, whatever a role may be named ("PUBLIC" is a valid role name).
+        grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC' ELSE quote_ident(r.o ->> 'grantee') END;
         -- Revoking from a role that no longer exists is already so (42704).
-        out := out || permsync.role_statement('REVOKE ON DATABASE', r.o ->> 'grantee',
+        out := out || permsync.role_statement('REVOKE ON DATABASE',
+                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.o ->> 'grantee' END,
                    format('REVOKE %s%s ON DATABASE {"database"} FROM %s',
                           CASE WHEN r.n IS NULL THEN '' ELSE 'GRANT OPTION FOR ' END, r.o ->> 'privilege', grantee),
                    ignore_codes => ARRAY['42704'], on_target_database => true);
@@ -161,9 +165,10 @@ BEGIN
                FROM jsonb_each(new -> 'dbacl') n LEFT JOIN jsonb_each(old -> 'dbacl') o USING (key)
               WHERE (o.value - 'grantee') IS DISTINCT FROM (n.value - 'grantee') ORDER BY key LOOP
         CONTINUE WHEN r.o IS NOT NULL AND (r.o ->> 'grantable')::boolean AND NOT (r.n ->> 'grantable')::boolean;
-        grantee := CASE WHEN r.n ->> 'grantee' = 'PUBLIC' THEN 'PUBLIC'
+        grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC'
                         ELSE quote_ident(permsync.role_name(old, new, split_part(r.key, '/', 1))) END;
-        out := out || permsync.role_statement('GRANT ON DATABASE', r.n ->> 'grantee',
+        out := out || permsync.role_statement('GRANT ON DATABASE',
+                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.n ->> 'grantee' END,
                    format('GRANT %s ON DATABASE {"database"} TO %s%s', r.n ->> 'privilege', grantee,
                           CASE WHEN (r.n ->> 'grantable')::boolean THEN ' WITH GRANT OPTION' ELSE '' END),
                    on_target_database => true);

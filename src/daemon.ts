@@ -167,6 +167,7 @@ async function startRuntime(
   metrics: DaemonMetrics,
 ): Promise<Runtime> {
   await store.registerConfiguration(config);
+  const sourceSuperuser = await store.bootstrapSuperuser();
   const passwords = await store.passwordTracking();
   if (!config.settings.syncPasswords) {
     if (passwords.tracked) logger.warn('the source captures password verifiers, but settings.sync_passwords is false: they are not carried');
@@ -199,7 +200,8 @@ async function startRuntime(
       );
       targets.push(target);
       return new EnvironmentApplier({
-        environment, settings: config.settings, switches: () => switches, store, feed, target, plan, roles, metrics, logger,
+        environment, settings: config.settings, switches: () => switches, store, feed, target, plan, roles, sourceSuperuser,
+        metrics, logger,
       });
     });
   const wakeAll = () => appliers.forEach((a) => a.wake());

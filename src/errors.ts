@@ -15,6 +15,9 @@ export class UsageError extends PermsyncError {
   }
 }
 
+/** A failure of permsync's own that the same work may not meet again: retried, as a lost connection is. */
+export class TransientError extends PermsyncError {}
+
 export type FailureKind = 'transient' | 'permanent';
 
 export interface ClassifiedError {
@@ -61,7 +64,9 @@ export function classifyError(error: unknown): ClassifiedError {
   const detail = typeof e.detail === 'string' ? e.detail : undefined;
   const hint = typeof e.hint === 'string' ? e.hint : undefined;
   let kind: FailureKind = 'permanent';
-  if (code && /^[0-9A-Z]{5}$/.test(code)) {
+  if (error instanceof TransientError) {
+    kind = 'transient';
+  } else if (code && /^[0-9A-Z]{5}$/.test(code)) {
     if (TRANSIENT_CLASSES.includes(code.slice(0, 2)) || TRANSIENT_CODES.has(code)) kind = 'transient';
     if (code === 'XX000' && !/tuple concurrently/i.test(message)) kind = 'permanent';
   } else if ((code && TRANSIENT_NODE_CODES.has(code)) || TRANSIENT_MESSAGES.some((re) => re.test(message))) {

@@ -148,7 +148,7 @@ describe('a role of a target\'s own', () => {
     expect((await p.env('prod').client.query(`SELECT rolconnlimit FROM pg_roles WHERE rolname = 'auditor'`)).rows).toEqual([{ rolconnlimit: -1 }]);
     const prodEnv = p.config().environments[1];
     if (!prodEnv) throw new Error('no prod');
-    expect(await adoptRoles(p.config(), prodEnv, p.sourceClient, ['auditor'])).toEqual({ adopted: ['auditor'], already: [] });
+    expect(await adoptRoles(p.config(), prodEnv, p.sourceClient, ['auditor'])).toEqual({ adopted: ['auditor'], already: [], heldBack: [] });
     await asMallory(`ALTER ROLE auditor CONNECTION LIMIT 6`);
     await settle();
     expect((await p.env('prod').client.query(`SELECT rolconnlimit FROM pg_roles WHERE rolname = 'auditor'`)).rows).toEqual([{ rolconnlimit: 6 }]);
@@ -189,6 +189,16 @@ describe('the powers a superuser guards', () => {
     await settle();
     for (const name of ['dev', 'prod']) expect(await memberOf(p.env(name).client, 'ops_member')).toEqual([]);
     expect(await notes('dev', 'grants excluded role "ops_root"')).not.toEqual([]);
+  });
+});
+
+describe('what a CREATEROLE user stores on a role stays bounded', () => {
+  it('a comment over 8 kB is not carried, and the rest of the role is', async () => {
+    await asMallory(`CREATE ROLE chatty LOGIN CONNECTION LIMIT 4; COMMENT ON ROLE chatty IS '${'x'.repeat(9000)}'`);
+    await settle();
+    const { rows } = await p.env('dev').client.query(
+      `SELECT rolconnlimit, shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname = 'chatty'`);
+    expect(rows).toEqual([{ rolconnlimit: 4, comment: null }]);
   });
 });
 

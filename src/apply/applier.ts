@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
-import { classifyError, type ClassifiedError } from '../errors.js';
+import { classifyError, TransientError, type ClassifiedError } from '../errors.js';
 import type { Batch, BatchPlan } from '../capture/plan.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { ExecutionRecord, SourceStore, Switches } from '../source/store.js';
 import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
 import { admit, compileRules, type CompiledRule, type RoleScope } from './rules.js';
 import { releaseStatements } from './role-release.js';
-import { judgeStatements, mayChange, namesToLookUp, type OwnershipVerdict } from './role-ownership.js';
+import { judgeStatements, mayChange, namesToLookUp, type OwnershipVerdict, type RoleOwners } from './role-ownership.js';
 import { canRunTogether, ROLE_OIDS, type BeforeCommit, type ExecutionResult, type GroupResult, type SessionIdentity, type Target } from './target.js';
 import type { DaemonMetrics } from '../metrics.js';
 import { searchPathAsUser } from '../sql/quote.js';
@@ -38,6 +38,8 @@ export interface ApplierDeps {
   target: Target;
   plan: (batch: Batch) => Promise<BatchPlan>;
   roles: RoleScope;
+  /** The name of the source's bootstrap superuser (role-ownership.ts). */
+  sourceSuperuser: string;
   metrics: Pick<DaemonMetrics, 'batchSeen' | 'execution'>;
   logger: Logger;
 }
@@ -95,7 +97,7 @@ export class EnvironmentApplier {
   /** The last attempt could not connect: the retry tick probes the environment (see retryIfDue). */
   private unreachable = false;
   /** The oids of the roles permsync manages here (role-ownership.ts). */
-  private managed = new Set<number>();
+  private managed: Map<number, string> = new Map();
   /** The environment's roles named by the batches being carried, read once per step: oid, or null when absent. */
   private readonly targetRoles = new Map<string, number | null>();
   private probing = false;
@@ -471,10 +473,10 @@ export class EnvironmentApplier {
   private async judge(batch: Batch, statements: ReplayStatement[], author: string | undefined): Promise<OwnershipVerdict> {
     const unread = await this.readTargetRoles(namesToLookUp(statements, author));
     if (unread) throw new Error(`the environment's roles could not be read: ${unread.message}`);
-    let verdict = judgeStatements(statements, author, this.presentRoles(), this.managed);
+    let verdict = judgeStatements(statements, author, this.presentRoles(), this.owners());
     if (verdict.conflicts.length > 0) {
       this.managed = await this.deps.store.managedRoles(this.name);
-      verdict = judgeStatements(statements, author, this.presentRoles(), this.managed);
+      verdict = judgeStatements(statements, author, this.presentRoles(), this.owners());
       if (verdict.conflicts.length > 0) {
         await this.deps.store.recordRoleConflicts(this.name, batch.id, verdict.conflicts);
         this.log.warn({ batchId: batch.id, conflicts: verdict.conflicts }, 'roles of this environment\'s own are named by the source: left alone');
@@ -493,23 +495,30 @@ export class EnvironmentApplier {
     return undefined;
   }
 
+  private owners(): RoleOwners {
+    return { managed: this.managed, sourceSuperuser: this.deps.sourceSuperuser };
+  }
+
   private presentRoles(): Map<string, number> {
     return new Map([...this.targetRoles].flatMap(([name, oid]) => (oid === null ? [] : [[name, oid] as [string, number]])));
   }
 
   /**
-   * Records, before the target commits, the roles the batch created there as permsync's:
-   * only those whose CREATE ROLE took effect (one tolerated as existing is not ours).
+   * Records, before the target commits, the roles the batch created there as permsync's.
+   * A CREATE ROLE that met a role of that name (created there since the lookup) would
+   * have the rest of the batch change that role: the transaction is rolled back instead,
+   * and the retry judges the batch again, finding the role the target's own.
    */
   private recordingCreatedRoles(verdict: OwnershipVerdict): BeforeCommit | undefined {
     if (verdict.creates.length === 0) return undefined;
     return async (session, took) => {
-      const names = verdict.creates.filter((c) => took.includes(c.statement)).map((c) => c.role);
-      if (names.length === 0) return;
+      const raced = verdict.creates.filter((c) => !took.includes(c.statement)).map((c) => c.role);
+      if (raced.length > 0) throw new TransientError(`role ${raced.map((r) => `"${r}"`).join(', ')} appeared on the environment while this batch was being applied: it is judged again`);
+      const names = verdict.creates.map((c) => c.role);
       const { rows } = await session.query<{ name: string; oid: number }>(ROLE_OIDS, [names]);
       await this.deps.store.recordManagedRoles(this.name, rows, 'created');
       for (const r of rows) {
-        this.managed.add(r.oid);
+        this.managed.set(r.oid, r.name);
         this.targetRoles.set(r.name, r.oid);
       }
     };
@@ -526,6 +535,7 @@ export class EnvironmentApplier {
     }
     for (const r of verdict.renames) {
       await this.deps.store.renameManagedRole(this.name, r.oid, r.to);
+      if (this.managed.has(r.oid)) this.managed.set(r.oid, r.to);
       this.targetRoles.set(r.from, null);
       this.targetRoles.set(r.to, r.oid);
     }
@@ -565,7 +575,7 @@ export class EnvironmentApplier {
     };
     const nothing = { release: [], toCreated: false };
     // A role of the target's own is not released (nor dropped: see judge()).
-    if (!mayChange(role, this.presentRoles(), this.managed)) return nothing;
+    if (!mayChange(role, this.presentRoles(), this.owners())) return nothing;
     const target = await this.deps.target.roleHoldings(role).catch(unread);
     if (!target) return nothing;
     const owners = await this.deps.store.ownersOf(target.held.objects.filter((o) => o.owned));
@@ -580,7 +590,7 @@ export class EnvironmentApplier {
     const present = this.presentRoles();
     for (const [key, owner] of owners) {
       const absent = !present.has(owner);
-      if ((absent && !created.has(owner)) || !mayChange(owner, present, this.managed)) owners.delete(key);
+      if ((absent && !created.has(owner)) || !mayChange(owner, present, this.owners())) owners.delete(key);
     }
     const release = releaseStatements(role, target.held, owners, { targetVersionNum: target.serverVersionNum });
     if (release.length > 0) {

@@ -1,4 +1,5 @@
 import type { ReplayStatement } from '../capture/statements.js';
+import { isPredefinedRole } from './rules.js';
 
 /**
  * Which roles on one target permsync may change. The role watcher cannot know who
@@ -6,16 +7,36 @@ import type { ReplayStatement } from '../capture/statements.js';
  * may create any role there: a look-alike of a target's own role (a prod-only superuser,
  * an auditor) must not hand that role over. So permsync changes, grants to, runs as and
  * drops only the roles it manages on each target: those it created there, and those an
- * operator handed over (`permsync adopt`), by their oid on the target, so that a role
- * dropped and created again there under the same name is not taken for the old one.
- * Built-in roles (oid below 16384) are the same on every server and nobody's to take over.
+ * operator handed over (`permsync adopt`), by their oid and name on the target: a role
+ * dropped and created again there under the same name is not taken for the old one, nor
+ * is a role another cluster (an environment pointed elsewhere) has under a recorded oid.
+ * Predefined roles (pg_*) are the same on every server and nobody's to take over. The
+ * bootstrap superuser (oid 10) has whatever name initdb gave it: a target's stands for the
+ * source's only under the same name (the DBAs' postgres on both), never for an ordinary
+ * source role that took its name.
  */
 
-/** The first oid of a role a user created; below it, PostgreSQL's own roles. */
+/** The first oid of a role a user created; below it, PostgreSQL's own roles and the bootstrap superuser. */
 export const FIRST_USER_OID = 16384;
 
 /** A target role, by name, as the target answered: its oid, or absent. */
 export type TargetRoles = Map<string, number>;
+
+/** The roles permsync manages on an environment: their oid there, and the name permsync last gave each. */
+export type ManagedRoles = ReadonlyMap<number, string>;
+
+/** What tells permsync's roles on a target from the target's own. */
+export interface RoleOwners {
+  managed: ManagedRoles;
+  /** The name of the source's bootstrap superuser (oid 10). */
+  sourceSuperuser: string;
+}
+
+/** Whether the target's role `name` (of oid `oid`) is permsync's to name: predefined, the source's bootstrap superuser's counterpart, or managed under that name. */
+export function isOurs(name: string, oid: number, owners: RoleOwners): boolean {
+  if (oid < FIRST_USER_OID) return isPredefinedRole(name) || name === owners.sourceSuperuser;
+  return owners.managed.get(oid) === name;
+}
 
 /** A name the source uses that a target role permsync does not manage holds there. */
 export interface RoleConflict {
@@ -49,18 +70,24 @@ export function namesToLookUp(statements: ReplayStatement[], author: string | un
 /**
  * Keeps the statements that touch only roles permsync may change here, in order. A
  * statement names roles (grantees, granted roles, new owners, FOR ROLE, both names of a
- * rename) and, for an authored batch, runs as its author: each must be built-in, absent
- * (a role this batch creates, or one whose absence the statement itself reports), or
- * managed. A role present and not managed is the target's own: the statement is left out
- * and the collision is a conflict. `managed` holds the managed oids.
+ * rename) and, for an authored batch, runs as its author: each must be predefined,
+ * managed, or absent where the statement allows it (a role this batch creates, one
+ * whose absence the statement itself tolerates). A role present and not managed is the
+ * target's own: the statement is left out and the collision is a conflict. A statement
+ * that needs a role the target does not have (one its rules keep off, or a look-alike
+ * renamed away from a conflict) is left out too, rather than failing there and holding
+ * every later change behind it.
  */
 export function judgeStatements(
   statements: ReplayStatement[],
   author: string | undefined,
   roles: TargetRoles,
-  managed: ReadonlySet<number>,
+  owners: RoleOwners,
 ): OwnershipVerdict {
   const state = new Map(roles);
+  // A rename earlier in the batch takes a managed role's new name with it.
+  const managed = new Map(owners.managed);
+  const ours = (name: string, oid: number) => isOurs(name, oid, { ...owners, managed });
   const verdict: OwnershipVerdict = { kept: [], notes: [], conflicts: [], creates: [], drops: [], renames: [] };
   const conflicted = new Set<string>();
   const conflict = (role: string, oid: number, reason: string) => {
@@ -68,12 +95,11 @@ export function judgeStatements(
     conflicted.add(role);
     verdict.conflicts.push({ role, oid, reason });
   };
-  const ours = (oid: number) => oid < FIRST_USER_OID || managed.has(oid);
   const created = new Set<string>();
 
   if (author !== undefined) {
     const oid = state.get(author);
-    if (oid === undefined || !ours(oid)) {
+    if (oid === undefined || !ours(author, oid)) {
       const why = oid === undefined
         ? `its author "${author}" does not exist here (a role this environment does not carry, or one dropped here)`
         : `its author "${author}" is a role of this target's own, which permsync does not manage`;
@@ -86,7 +112,7 @@ export function judgeStatements(
   for (const s of statements) {
     const foreign = s.roles.find((r) => {
       const oid = state.get(r);
-      return oid !== undefined && !created.has(r) && !ours(oid);
+      return oid !== undefined && !created.has(r) && !ours(r, oid);
     });
     if (foreign !== undefined) {
       const oid = state.get(foreign) as number;
@@ -95,6 +121,12 @@ export function judgeStatements(
         : 'the source changes a role of this name, and this target has one permsync did not create');
       verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: role "${foreign}" exists here and is not permsync's ` +
         `(a role of this target's own; \`permsync adopt\` hands it over)`);
+      continue;
+    }
+    const missing = requiredRoles(s).find((r) => !state.has(r) && !created.has(r));
+    if (missing !== undefined) {
+      verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: role "${missing}" does not exist here ` +
+        '(a role this environment does not carry, one dropped here, or one whose creation was a conflict)');
       continue;
     }
     verdict.kept.push(s);
@@ -113,6 +145,7 @@ export function judgeStatements(
       state.delete(s.renamedFrom);
       if (oid !== undefined) {
         state.set(name, oid);
+        if (managed.has(oid)) managed.set(oid, name);
         verdict.renames.push({ from: s.renamedFrom, to: name, oid });
       }
     }
@@ -120,8 +153,20 @@ export function judgeStatements(
   return verdict;
 }
 
-/** Whether permsync may change `role` on a target (built-in, absent, or managed). */
-export function mayChange(role: string, roles: TargetRoles, managed: ReadonlySet<number>): boolean {
+/**
+ * The roles a statement needs to exist for it to apply: none where it creates or drops
+ * its role, or tolerates its absence. A predefined role a target's version lacks is for
+ * the applier's version rewriting (server-version.ts) to say.
+ */
+function requiredRoles(s: ReplayStatement): string[] {
+  if (s.ignoreCodes?.includes('42704')) return [];
+  const named = s.roles.filter((r) => !isPredefinedRole(r));
+  if (s.kind === 'CREATE ROLE' || s.kind === 'DROP ROLE') return named.filter((r) => r !== s.grantees[0]);
+  return named;
+}
+
+/** Whether permsync may change `role` on a target (absent, or one isOurs). */
+export function mayChange(role: string, roles: TargetRoles, owners: RoleOwners): boolean {
   const oid = roles.get(role);
-  return oid === undefined || oid < FIRST_USER_OID || managed.has(oid);
+  return oid === undefined || isOurs(role, oid, owners);
 }

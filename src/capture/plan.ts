@@ -4,7 +4,8 @@ import { analyzeQuery, TEMPORARY_SCHEMA, UnparsableQueryError, type ReplayStatem
 /** A statement the role watcher generated (sql/0001_core.sql, permsync.role_statement). */
 export interface GeneratedStatement {
   kind: StatementKind;
-  role: string;
+  /** The role it defines or changes (for a membership, the member); absent for PUBLIC's database privileges. */
+  role?: string;
   granted?: string;
   sql: string;
   display: string;
@@ -267,8 +268,8 @@ function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {
     sourceText: s.display,
     sql: s.sql,
     display: s.display,
-    roles: [s.role, ...(s.granted !== undefined ? [s.granted] : []), ...(s.renamed_from !== undefined ? [s.renamed_from] : [])],
-    grantees: [s.role],
+    roles: [...(s.role !== undefined ? [s.role] : []), ...(s.granted !== undefined ? [s.granted] : []), ...(s.renamed_from !== undefined ? [s.renamed_from] : [])],
+    grantees: s.role !== undefined ? [s.role] : [],
     schemas: [],
     ...(s.granted !== undefined && { granted: s.granted }),
     ...(s.ignore_codes && { ignoreCodes: s.ignore_codes }),

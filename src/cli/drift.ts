@@ -92,6 +92,7 @@ what differs. Needs the daemon's login or permsync_admin on the source.`)
         ? `handed over to permsync on ${environment.name}: ${result.adopted.join(', ')}`
         : `nothing new to hand over on ${environment.name}`);
       if (result.already.length) print(`permsync's already: ${result.already.join(', ')}`);
+      for (const { role, reason } of result.heldBack) print(`not handed over: "${role}": ${reason}; name it to hand it over`);
     });
 }
 

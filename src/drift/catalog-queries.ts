@@ -27,12 +27,18 @@ export const SESSION_FACTS = `
               ELSE has_function_privilege('permsync.role_state()', 'EXECUTE') END AS has_role_state`;
 
 export const ROLES = `
-  SELECT r.oid::int8::float8 AS oid, r.rolname AS name, r.rolsuper AS superuser, r.rolinherit AS inherit, r.rolcreaterole AS createrole,
+  SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolinherit AS inherit, r.rolcreaterole AS createrole,
          r.rolcreatedb AS createdb, r.rolcanlogin AS login, r.rolreplication AS replication,
          r.rolbypassrls AS bypassrls, r.rolconnlimit AS connlimit, r.rolvaliduntil::text AS valid_until,
          shobj_description(r.oid, 'pg_authid') AS comment
     FROM pg_roles r
    WHERE r.oid >= 16384`;
+
+/**
+ * Every role's oid but the predefined ones': the roles the ROLES query reads, and the
+ * bootstrap superuser, whose name initdb chose (it is no role of the source's to carry).
+ */
+export const ROLE_OIDS = `SELECT rolname AS name, oid::int8::float8 AS oid FROM pg_roles WHERE rolname !~ '^pg_'`;
 
 /** Password verifiers, for a session that may read pg_authid. */
 export const VERIFIERS = `SELECT rolname AS name, rolpassword AS password FROM pg_authid WHERE oid >= 16384`;

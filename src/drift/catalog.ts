@@ -115,7 +115,6 @@ interface SessionRow {
 }
 
 interface RoleRow {
-  oid: number;
   name: string;
   superuser: boolean;
   inherit: boolean;
@@ -172,9 +171,8 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
     const session = (await client.query<SessionRow>(Q.SESSION_FACTS)).rows[0];
     if (!session) throw new Error('the database did not describe its session');
     const roles = new Map<string, RoleState>();
-    const roleOids = new Map<string, number>();
+    const roleOids = new Map((await client.query<{ name: string; oid: number }>(Q.ROLE_OIDS)).rows.map((r) => [r.name, r.oid]));
     for (const r of (await client.query<RoleRow>(Q.ROLES)).rows) {
-      roleOids.set(r.name, r.oid);
       roles.set(r.name, {
         name: r.name, superuser: r.superuser, inherit: r.inherit, createrole: r.createrole, createdb: r.createdb,
         login: r.login, replication: r.replication, bypassrls: r.bypassrls, connlimit: r.connlimit,

@@ -7,6 +7,8 @@ import type { EnvironmentResult } from './format.js';
 import { unreplayableHints } from './history.js';
 import { buildReport, type DriftReport } from './report.js';
 import { roleScope } from '../apply/rules.js';
+import type { ManagedRoles } from '../apply/role-ownership.js';
+import { readManagedRoles } from '../source/store.js';
 import { keepErrorsForTheNextQuery } from '../pg-sessions.js';
 
 /**
@@ -46,20 +48,12 @@ export interface CheckOptions {
   dropExtraRoles: boolean;
 }
 
-/** The oids of the roles permsync manages on an environment, as the source records them. */
-export async function readManagedRoles(source: pg.ClientBase, environment: string): Promise<Set<number>> {
-  const { rows } = await source.query<{ oid: number }>(MANAGED_ROLES, [environment]);
-  return new Set(rows.map((r) => r.oid));
-}
-
-const MANAGED_ROLES = 'SELECT role_oid::int8::float8 AS oid FROM permsync.v_managed_roles WHERE environment_name = $1';
-
 /** Reads one environment and compares it with the source's catalog. */
 async function checkEnvironment(
   config: Config,
   environment: EnvironmentConfig,
   source: Catalog,
-  managed: ReadonlySet<number>,
+  managed: ManagedRoles,
   options: CheckOptions,
 ): Promise<DriftReport> {
   const client = await openSession(environment.url, environment.name, config.settings);

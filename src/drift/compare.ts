@@ -80,8 +80,8 @@ function compareRoles(source: Catalog, target: Catalog, extra: Set<string>, fore
   for (const name of sorted(source.roles.keys())) {
     const to = source.roles.get(name) as RoleState;
     const from = target.roles.get(name);
-    if (!from) out.push({ type: 'role missing', role: to });
-    else if (foreign.has(name)) out.push({ type: 'role collision', name });
+    if (foreign.has(name)) out.push({ type: 'role collision', name });
+    else if (!from) out.push({ type: 'role missing', role: to });
     else if (!sameAttributes(from, to, withPasswords)) out.push({ type: 'role attributes', from, to });
   }
   for (const name of sorted(extra)) out.push({ type: 'role extra', name, managed: !foreign.has(name) });
@@ -184,7 +184,8 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
       // does): compare what the target will hold after the change, not before it.
       theirGrants = transferOwnership(from.grants, from.owner, to.owner);
     }
-    for (const change of comparePrivileges({ on: 'object', object: ref }, to.grants, theirGrants.filter((g) => keepGrantee(g.grantee)))) {
+    const keep = (grants: Grant[]) => grants.filter((g) => keepGrantee(g.grantee));
+    for (const change of comparePrivileges({ on: 'object', object: ref }, keep(to.grants), keep(theirGrants))) {
       out.push(change);
       for (const c of change.changes) {
         if (c.to === 'absent') revokedOnRelation.add(`${ref.schema}\0${ref.name}\0${change.grantee}\0${c.privilege}`);
@@ -211,7 +212,8 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
     } else {
       const theirGrants = (from?.grants ?? [])
         .filter((g) => keepGrantee(g.grantee) && !revokedOnRelation.has(`${relation}\0${g.grantee}\0${g.privilege}`));
-      out.push(...comparePrivileges({ on: 'object', object: ref }, to?.grants ?? [], theirGrants));
+      const ourGrants = (to?.grants ?? []).filter((g) => keepGrantee(g.grantee));
+      out.push(...comparePrivileges({ on: 'object', object: ref }, ourGrants, theirGrants));
     }
   }
   return out;

@@ -2,13 +2,13 @@ import type pg from 'pg';
 import { ROLE_OIDS, Target, type TargetStatement } from '../apply/target.js';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import { PermsyncError, UsageError } from '../errors.js';
-import { describeError, openSession, readManagedRoles, readSourceCatalog, readTargetCatalog } from './check.js';
+import { describeError, openSession, readSourceCatalog, readTargetCatalog } from './check.js';
 import type { EnvironmentResult } from './format.js';
 import { mayRecordReconcile, recordReconcile, unreplayableHints } from './history.js';
 import type { PlannedStatement } from './plan.js';
 import { buildReport, type DriftReport } from './report.js';
 import { roleScope } from '../apply/rules.js';
-import { recordManagedRoles } from '../source/store.js';
+import { readManagedRoles, recordManagedRoles } from '../source/store.js';
 
 export interface ReconcileOptions {
   apply: boolean;

@@ -4,6 +4,7 @@ import type { Catalog } from './catalog.js';
 import { compare, type Change } from './compare.js';
 import { orderPlan, Phase, planChange, type PlannedStatement } from './plan.js';
 import { admitter } from './scope.js';
+import { FIRST_USER_OID, isOurs, type ManagedRoles } from '../apply/role-ownership.js';
 import { comparable } from './versions.js';
 
 export interface Difference {
@@ -29,8 +30,8 @@ export interface DriftReport {
 
 export interface ReportOptions {
   dropExtraRoles: boolean;
-  /** The oids of the roles permsync manages on the environment (permsync.v_managed_roles). */
-  managed: ReadonlySet<number>;
+  /** The roles permsync manages on the environment (permsync.v_managed_roles). */
+  managed: ManagedRoles;
 }
 
 /** Compares a target with the source and plans what converges it, within what the daemon carries there. */
@@ -45,8 +46,10 @@ export function buildReport(
   const admission = admitter(environment, roles);
   const differences: Difference[] = [];
   let leftOutByRules = 0;
-  // The target's roles permsync does not manage there are its own (built-in ones are not listed).
-  const foreign = new Set([...target.roleOids].filter(([, oid]) => !options.managed.has(oid)).map(([name]) => name));
+  // The target's roles permsync does not manage there are its own (predefined ones are not listed).
+  const sourceSuperuser = [...source.roleOids].find(([, oid]) => oid < FIRST_USER_OID)?.[0] ?? '';
+  const owners = { managed: options.managed, sourceSuperuser };
+  const foreign = new Set([...target.roleOids].filter(([name, oid]) => !isOurs(name, oid, owners)).map(([name]) => name));
   const both = comparable(source, target, environment.name);
   for (const change of compare(both.source, both.target, { includeExtraRoles: options.dropExtraRoles, foreign })) {
     const planned = planChange(change, { targetVersionNum: target.serverVersionNum });

@@ -212,9 +212,9 @@ export const RETIRE_ENVIRONMENTS = `
   UPDATE permsync.environments SET enabled = false, updated_at = now()
    WHERE enabled AND NOT (name = ANY ($1::text[]))`;
 
-/** The oids of the roles permsync manages on an environment (sql/0014_role_scope.sql). */
+/** The roles permsync manages on an environment (sql/0014_role_scope.sql): oid there, and name. */
 export const MANAGED_ROLES = `
-  SELECT role_oid::int8::float8 AS oid FROM permsync.managed_roles WHERE environment_name = $1`;
+  SELECT role_oid::int8::float8 AS oid, role_name AS name FROM permsync.v_managed_roles WHERE environment_name = $1`;
 
 /** Records roles as permsync's on an environment; $2 is a JSON array of {oid, name}. */
 export const RECORD_MANAGED_ROLES = `
@@ -257,3 +257,6 @@ export const CLAIM_LEADERSHIP = `
 
 /** Gives the leader lease up, if this session holds it. */
 export const RELEASE_LEADERSHIP = `SELECT permsync.release_leadership()`;
+
+/** The bootstrap superuser's name: initdb gives it oid 10. */
+export const BOOTSTRAP_SUPERUSER = `SELECT rolname AS name FROM pg_catalog.pg_roles WHERE oid = 10`;

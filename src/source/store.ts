@@ -130,6 +130,12 @@ export class SourceStore {
   }
 
   /** captured: an admin turned verifier capture on; tracked: the role snapshot holds verifiers. */
+  /** The name of the source's bootstrap superuser (oid 10). */
+  async bootstrapSuperuser(): Promise<string> {
+    const { rows } = await this.pool.query<{ name: string }>(Q.BOOTSTRAP_SUPERUSER);
+    return rows[0]?.name ?? '';
+  }
+
   async passwordTracking(): Promise<{ captured: boolean; tracked: boolean }> {
     const { rows } = await this.pool.query<{ captured: boolean; tracked: boolean }>(Q.PASSWORDS_TRACKED);
     return { captured: rows[0]?.captured ?? false, tracked: rows[0]?.tracked ?? false };
@@ -192,10 +198,9 @@ export class SourceStore {
     await this.pool.query(Q.DELETE_RETRY, [batch.id, environment]);
   }
 
-  /** The oids of the roles permsync manages on an environment. */
-  async managedRoles(environment: string): Promise<Set<number>> {
-    const { rows } = await this.pool.query<{ oid: number }>(Q.MANAGED_ROLES, [environment]);
-    return new Set(rows.map((r) => r.oid));
+  /** The roles permsync manages on an environment: oid there, and the name permsync last gave it. */
+  async managedRoles(environment: string): Promise<Map<number, string>> {
+    return readManagedRoles(this.pool, environment);
   }
 
   async recordManagedRoles(environment: string, roles: { oid: number; name: string }[], how: 'created' | 'adopted'): Promise<void> {
@@ -213,6 +218,12 @@ export class SourceStore {
   async recordRoleConflicts(environment: string, batchId: string, conflicts: { role: string; oid: number; reason: string }[]): Promise<void> {
     await this.pool.query(Q.RECORD_ROLE_CONFLICTS, [environment, batchId, JSON.stringify(conflicts)]);
   }
+}
+
+/** The roles permsync manages on an environment: oid there, and the name permsync last gave it. */
+export async function readManagedRoles(source: pg.Pool | pg.ClientBase, environment: string): Promise<Map<number, string>> {
+  const { rows } = await source.query<{ oid: number; name: string }>(Q.MANAGED_ROLES, [environment]);
+  return new Map(rows.map((r) => [r.oid, r.name]));
 }
 
 /**

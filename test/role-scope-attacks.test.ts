@@ -1,0 +1,249 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../src/config/schema.js';
+import type { Daemon } from '../src/daemon.js';
+import { adoptRoles } from '../src/drift/adopt.js';
+import { reconcile } from '../src/drift/reconcile.js';
+import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+
+/**
+ * An attacker's review of role scope and operator controls: each test is a way a
+ * CREATEROLE login (mallory) tried to reach further on prod, and what must hold instead.
+ * Tests share one pipeline and run in order.
+ *
+ * prod's bootstrap superuser (oid 10) is called root_dba here, as after `initdb -U root_dba`;
+ * the daemon connects to prod as another superuser, syncer.
+ */
+let p: Pipeline;
+let daemon: Daemon;
+let config: Config;
+let prod: pg.Client;
+
+const MALLORY = 'mallory';
+const PW = 'mallory-pw';
+
+async function asMallory(sql: string): Promise<void> {
+  const client = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+async function settle(): Promise<void> {
+  await waitFor(async () => {
+    const { rows } = await p.sourceClient.query<{ same: boolean }>(`SELECT fingerprint = permsync.role_fingerprint() AS same FROM permsync.role_snapshot`);
+    return rows[0]?.same === true;
+  }, 10_000, 'the role watcher to see the change');
+  await p.settle();
+}
+
+async function memberOf(client: pg.Client, member: string): Promise<string[]> {
+  const { rows } = await client.query<{ role: string }>(
+    `SELECT pg_get_userbyid(roleid) AS role FROM pg_auth_members WHERE member = to_regrole($1) ORDER BY 1`, [member]);
+  return rows.map((r) => r.role);
+}
+
+async function prodState(): Promise<string | undefined> {
+  const { rows } = await p.sourceClient.query<{ state: string }>(`SELECT state FROM permsync.v_environment_status WHERE environment = 'prod'`);
+  return rows[0]?.state;
+}
+
+beforeAll(async () => {
+  p = await startPipeline(['prod']);
+  prod = p.env('prod').client;
+  await p.everywhere(`CREATE TABLE t5 (id int); CREATE TABLE t6 (id int); CREATE TABLE t7 (id int)`);
+  await prod.query(`CREATE ROLE syncer SUPERUSER LOGIN PASSWORD 'syncer-pw'`);
+  const syncer = new pg.Client(p.env('prod').server.urlFor('postgres', 'syncer', 'syncer-pw'));
+  await syncer.connect();
+  await syncer.query(`ALTER ROLE postgres RENAME TO root_dba`);
+  // A role of prod's own by the source's superuser's name, so that objects the source's postgres owns compare as prod's.
+  await syncer.query(`CREATE ROLE postgres NOLOGIN`);
+  await syncer.end();
+  await p.sourceClient.query('SELECT permsync.enable_password_sync()');
+  // A CREATEROLE login, created by a DBA: permsync creates it on prod, so it is permsync's there.
+  await p.dba(`CREATE ROLE ${MALLORY} LOGIN CREATEROLE PASSWORD '${PW}'`);
+  config = p.config({
+    settings: { syncPasswords: true },
+    environments: [{ url: p.env('prod').proxy.rewrite(p.env('prod').server.urlFor('postgres', 'syncer', 'syncer-pw')) }],
+  });
+  daemon = await p.startDaemon(config);
+  await settle();
+  expect(await memberOf(prod, MALLORY)).toEqual([]);
+});
+
+afterAll(async () => {
+  await daemon?.stop();
+  await p?.close();
+});
+
+describe('role scope', () => {
+  it('a look-alike of the target\'s bootstrap superuser (oid 10) does not take it over', async () => {
+    const before = (await prod.query(`SELECT rolname, rolpassword FROM pg_authid WHERE oid = 10`)).rows[0];
+    expect(before?.rolname).toBe('root_dba');
+    await asMallory(`CREATE ROLE root_dba LOGIN PASSWORD 'attacker-pw'`);
+    await settle();
+    await asMallory(`GRANT root_dba TO ${MALLORY}`);
+    await settle();
+    const after = (await prod.query(`SELECT rolname, rolpassword FROM pg_authid WHERE oid = 10`)).rows[0];
+    const members = (await prod.query(`SELECT pg_get_userbyid(member) AS member FROM pg_auth_members WHERE roleid = 10`)).rows;
+    let attackerIn = false;
+    const attacker = new pg.Client(p.env('prod').server.urlFor('postgres', 'root_dba', 'attacker-pw'));
+    try {
+      await attacker.connect();
+      attackerIn = (await attacker.query(`SELECT rolsuper FROM pg_roles WHERE rolname = current_user`)).rows[0]?.rolsuper === true;
+    } catch {
+      attackerIn = false;
+    } finally {
+      await attacker.end().catch(() => {});
+    }
+    expect({ password: after?.rolpassword, members, attackerIn }).toEqual({ password: before?.rolpassword, members: [], attackerIn: false });
+  });
+
+  it('`adopt --all` does not hand over a role whose name a look-alike holds (an open conflict)', async () => {
+    await prod.query(`CREATE ROLE prod_root SUPERUSER NOLOGIN`);
+    await asMallory(`CREATE ROLE prod_root`);
+    await settle();
+    const { rows: open } = await p.sourceClient.query(`SELECT role_name FROM permsync.v_role_conflicts WHERE role_name = 'prod_root'`);
+    expect(open).toEqual([{ role_name: 'prod_root' }]);
+    // Onboarding: hand over every role prod shares with the source.
+    await adoptRoles(config, config.environments[0] as Config['environments'][number], p.sourceClient, undefined);
+    await asMallory(`GRANT prod_root TO ${MALLORY}`);
+    await settle();
+    expect(await memberOf(prod, MALLORY)).not.toContain('prod_root');
+  });
+
+  it('a role renamed to "PUBLIC" does not make the watcher revoke from PUBLIC on the target', async () => {
+    await asMallory(`CREATE ROLE app1 LOGIN`);
+    await settle();
+    // An ordinary DBA action: the app may connect.
+    await p.dba(`GRANT CONNECT ON DATABASE postgres TO app1`);
+    await settle();
+    await asMallory(`ALTER ROLE app1 RENAME TO "PUBLIC"`);
+    await settle();
+    // Offboarding the app later: the DBA revokes what the role "PUBLIC" holds (not PUBLIC).
+    await p.dba(`REVOKE CONNECT ON DATABASE postgres FROM "PUBLIC"`);
+    await settle();
+    const { rows } = await prod.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+        WHERE d.datname = 'postgres' AND a.grantee = 0 AND a.privilege_type = 'CONNECT'`);
+    // The role "PUBLIC" lost its grant there, and PUBLIC kept its own: the database's privileges are its defaults.
+    const { rows: acl } = await prod.query(`SELECT coalesce(datacl = acldefault('d', datdba), true) AS defaults FROM pg_database WHERE datname = 'postgres'`);
+    expect({ publicConnect: rows[0]?.n, defaults: acl[0]?.defaults }).toEqual({ publicConnect: 1, defaults: true });
+  });
+});
+
+describe('operator controls', () => {
+  it('a batch skipped while it is being applied is not logged as skipped once the target committed it', async () => {
+    const locker = new pg.Client(p.env('prod').server.urlFor('postgres', 'syncer', 'syncer-pw'));
+    await locker.connect();
+    await locker.query(`BEGIN; LOCK TABLE t5 IN ACCESS EXCLUSIVE MODE`);
+    const text = `ALTER TABLE t5 OWNER TO ${MALLORY}`;
+    await p.dba(text);
+    await waitFor(async () => (await prod.query(
+      `SELECT 1 FROM pg_stat_activity WHERE application_name = 'permsync:prod' AND wait_event_type = 'Lock'`)).rows.length > 0,
+    5000, 'the daemon to wait on the lock');
+    const { rows: [batch] } = await p.sourceClient.query<{ id: string }>(`SELECT id::text FROM permsync.batches WHERE query_text = $1`, [text]);
+    // Sent to prod, no outcome yet: the skip is refused rather than logged for what prod then commits.
+    await expect(p.sourceClient.query(`SELECT * FROM permsync.skip_batch('prod', $1, 'not for prod')`, [batch?.id]))
+      .rejects.toMatchObject({ code: '55000' });
+    await locker.query('COMMIT');
+    await locker.end();
+    await settle();
+    const { rows: [logged] } = await p.sourceClient.query(`SELECT execution_status FROM permsync.execution_log WHERE batch_id = $1`, [batch?.id]);
+    const { rows: [owner] } = await prod.query(`SELECT pg_get_userbyid(relowner) AS owner FROM pg_class WHERE oid = 't5'::regclass`);
+    expect({ status: logged?.execution_status, owner: owner?.owner }).toEqual({ status: 'success', owner: MALLORY });
+  });
+});
+
+describe('role scope: a race between the lookup and the statements', () => {
+  it('a role of the target\'s own created between the daemon\'s lookup and its CREATE ROLE is not given the source\'s password', async () => {
+    const admin = new pg.Client(p.env('prod').server.urlFor('postgres', 'syncer', 'syncer-pw'));
+    await admin.connect();
+    // prod's admin creates its on-call superuser; the transaction commits a moment later.
+    await admin.query('BEGIN');
+    await admin.query('LOCK TABLE pg_catalog.pg_authid IN SHARE ROW EXCLUSIVE MODE');
+    await admin.query(`CREATE ROLE oncall SUPERUSER LOGIN PASSWORD 'prod-secret'`);
+    await asMallory(`CREATE ROLE oncall LOGIN PASSWORD 'attacker-pw'`);
+    await waitFor(async () => (await prod.query(
+      `SELECT 1 FROM pg_stat_activity WHERE application_name = 'permsync:prod' AND wait_event_type = 'Lock'`)).rows.length > 0,
+    5000, 'the daemon to have looked oncall up, and to wait to create it');
+    await admin.query('COMMIT');
+    await admin.end();
+    await settle();
+    let attackerIn = false;
+    const attacker = new pg.Client(p.env('prod').server.urlFor('postgres', 'oncall', 'attacker-pw'));
+    try {
+      await attacker.connect();
+      attackerIn = (await attacker.query(`SELECT rolsuper FROM pg_roles WHERE rolname = current_user`)).rows[0]?.rolsuper === true;
+    } catch {
+      attackerIn = false;
+    } finally {
+      await attacker.end().catch(() => {});
+    }
+    expect(attackerIn).toBe(false);
+  });
+});
+
+describe('what held', () => {
+  it('a managed author\'s GRANT, ALTER DEFAULT PRIVILEGES (FOR ROLE) and OWNER TO naming a role of prod\'s own; a rename onto one; a role prod dropped and created again; reconcile --drop-extra-roles drops none of prod\'s own', async () => {
+    await prod.query(`CREATE ROLE audit_ro NOLOGIN; CREATE ROLE audit_ro2 NOLOGIN`);
+    await p.dba(`ALTER TABLE t7 OWNER TO ${MALLORY}`);
+    await asMallory(`CREATE ROLE audit_ro; GRANT audit_ro TO ${MALLORY}; CREATE ROLE m1; CREATE ROLE m2`);
+    await p.dba(`GRANT CREATE ON SCHEMA public TO audit_ro`);
+    await settle();
+    await asMallory(`GRANT SELECT ON t7 TO audit_ro; GRANT UPDATE ON t7 TO m1 GRANTED BY CURRENT_USER;
+                     ALTER DEFAULT PRIVILEGES FOR ROLE audit_ro GRANT SELECT ON TABLES TO m1;
+                     ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO audit_ro`);
+    await asMallory(`ALTER TABLE t7 OWNER TO audit_ro`);
+    await asMallory(`ALTER ROLE m1 RENAME TO audit_ro2`);
+    await prod.query(`DROP ROLE m2; CREATE ROLE m2 NOLOGIN`);
+    await settle();
+    await asMallory(`ALTER ROLE m2 CONNECTION LIMIT 2; ALTER ROLE audit_ro2 CONNECTION LIMIT 2`);
+    await settle();
+    const t7 = (await prod.query(`SELECT pg_get_userbyid(relowner) AS owner, relacl::text AS acl FROM pg_class WHERE oid = 't7'::regclass`)).rows[0];
+    expect(t7?.owner).toBe(MALLORY);
+    expect(t7?.acl ?? '').not.toMatch(/audit_ro/);
+    const defaults = (await prod.query(`SELECT pg_get_userbyid(defaclrole) AS role, defaclacl::text AS acl FROM pg_default_acl`)).rows;
+    expect(JSON.stringify(defaults)).not.toMatch(/audit_ro/);
+    const roles = (await prod.query(`SELECT rolname, rolconnlimit FROM pg_roles WHERE rolname IN ('m1', 'm2', 'audit_ro', 'audit_ro2') ORDER BY 1`)).rows;
+    expect(roles).toEqual([
+      { rolname: 'audit_ro', rolconnlimit: -1 }, { rolname: 'audit_ro2', rolconnlimit: -1 },
+      { rolname: 'm1', rolconnlimit: -1 }, { rolname: 'm2', rolconnlimit: -1 },
+    ]);
+    const environment = config.environments[0] as Config['environments'][number];
+    const { plan } = await reconcile(config, environment, p.sourceClient, { apply: false, dropExtraRoles: true });
+    // m1 is permsync's (renamed away on the source): dropping it is right; none of prod's own is dropped.
+    expect((plan.report?.plan ?? []).filter((s) => s.kind === 'DROP ROLE').map((s) => s.sql)).toEqual(['DROP ROLE "m1"']);
+  });
+});
+
+describe('reconcile (after \'what held\')', () => {
+  it('reconcile does not grant object privileges to a role of prod\'s own that a source look-alike holds', async () => {
+    const environment = config.environments[0] as Config['environments'][number];
+    const { plan } = await reconcile(config, environment, p.sourceClient, { apply: false, dropExtraRoles: false });
+    const planned = (plan.report?.plan ?? []).map((s) => s.sql).filter((s) => /"audit_ro2?"/.test(s));
+    const applied = await reconcile(config, environment, p.sourceClient, { apply: true, dropExtraRoles: false });
+    expect(applied.failure).toBeUndefined();
+    const { rows: [t7] } = await prod.query(`SELECT relacl::text AS acl FROM pg_class WHERE oid = 't7'::regclass`);
+    const { rows: [schema] } = await prod.query(`SELECT nspacl::text AS acl FROM pg_namespace WHERE nspname = 'public'`);
+    expect({ planned, t7: /audit_ro/.test(t7?.acl ?? ''), schema: /audit_ro/.test(schema?.acl ?? '') }).toEqual({ planned: [], t7: false, schema: false });
+  });
+});
+
+describe('role scope, last', () => {
+  it('renaming a look-alike and changing it does not hold the environment', async () => {
+    await prod.query(`CREATE ROLE auditor2 NOLOGIN`);
+    await asMallory(`CREATE ROLE auditor2`);
+    await settle();
+    await asMallory(`ALTER ROLE auditor2 RENAME TO shadow`);
+    await settle();
+    await asMallory(`ALTER ROLE shadow CONNECTION LIMIT 3`);
+    await settle();
+    const { rows } = await p.sourceClient.query(
+      `SELECT execution_status, error_code, result_message FROM permsync.execution_log WHERE environment_name = 'prod' AND execution_status = 'failed'`);
+    expect({ state: await prodState(), failed: rows }).toEqual({ state: 'ok', failed: [] });
+  });
+});
