@@ -7,10 +7,16 @@
 -- attribute decides whether each of its memberships is inherited, while a target of 16
 -- or later keeps that per membership, set when it was granted.
 
--- The canonical DDL that takes a target from state `old` to state `new`, as in 0014, and
--- on a source before 16 a member's INHERIT change is also written for each membership it holds.
--- A database privilege of PUBLIC (grantee 0) names no role, so that a role named "PUBLIC"
--- is neither taken for PUBLIC nor PUBLIC for it.
+-- The canonical DDL that takes a target from state `old` to state `new`, as in 0001, but:
+--   * a rename names the role it renames (`renamed_from`), so that the daemon checks both
+--     names on each target (role scope, 0014);
+--   * a role setting a target cannot take (a parameter or value its version does not know,
+--     a database it does not have: any login may store such settings for itself) is left
+--     out there with the reason, rather than failing and holding every later change;
+--   * a database privilege of PUBLIC (grantee 0) names no role, so that a role named
+--     "PUBLIC" is neither taken for PUBLIC nor PUBLIC for it;
+--   * on a source before 16 a member's INHERIT change is also written for each membership
+--     it holds.
 CREATE OR REPLACE FUNCTION permsync.role_changes(old jsonb, new jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
