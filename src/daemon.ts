@@ -13,6 +13,7 @@ import { loadParser } from './capture/statements.js';
 import type { Config } from './config/schema.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { DaemonMetrics } from './metrics.js';
+import { END_WITHIN_MS, endPool, settlesWithin, trackSessions } from './pg-close.js';
 import { LeaderLock } from './source/leader-lock.js';
 import { SourceListener, type ListenerStatus } from './source/listener.js';
 import { SourceProbe } from './source/probe.js';
@@ -30,6 +31,8 @@ const LEADER_LEASE_MS = 10_000;
 const READINESS_REUSE_MS = 1000;
 /** How often the listening session must answer (within connection_timeout_ms), or be replaced. */
 const LISTENER_HEARTBEAT_MS = 5000;
+/** At a stop, how long the batch in flight has to finish and be logged before it is abandoned. */
+const STOP_GRACE_MS = 2000;
 
 
 export interface Daemon {
@@ -52,13 +55,13 @@ export interface Daemon {
  */
 export async function startDaemon(config: Config, logger: Logger): Promise<Daemon> {
   await loadParser();
-  const source = openSourcePool(config, { applicationName: config.source.applicationName, max: 4 });
+  const source = trackSessions(openSourcePool(config, { applicationName: config.source.applicationName, max: 4 }));
   source.on('error', (error) => logger.warn({ err: error }, 'idle source connection failed'));
   const store = new SourceStore(source);
   try {
     await store.assertInstalled();
   } catch (error) {
-    await source.end();
+    await endPool(source);
     throw error;
   }
 
@@ -117,7 +120,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       },
     });
   } catch (error) {
-    await source.end();
+    await endPool(source);
     throw error;
   }
   await lock.start();
@@ -143,12 +146,11 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       });
       logger.info({ environments: current.environments.map((e) => e.name) }, 'configuration reloaded');
     },
+    // Bounded whatever is down: the batch in flight gets STOP_GRACE_MS, sessions that do not end are cut.
     stop: () =>
       (stopping ??= (async () => {
-        await http.close();
-        await probe.close();
-        await lock.stop();
-        await source.end();
+        await Promise.all([http.close(), probe.close(), lock.stop()]);
+        await endPool(source);
         logger.info('permsync daemon stopped');
       })()),
   };
@@ -248,10 +250,15 @@ async function startRuntime(
     // What was notified while the listener was not listening is lost: catch up from the tables.
     onListening: () => controls.request(),
   });
-  const closeAll = async () => {
-    await Promise.all(appliers.map((a) => a.stop()));
-    await listener.stop();
-    await Promise.all(targets.map((t) => t.close()));
+  // The batch in flight may finish and be logged. Past the grace it is abandoned: its target
+  // session is cut (the target rolls back what it had not committed), and the in-flight
+  // mark has the next run apply it again. A role check still running (alsoStopping) is cut
+  // with the source pool.
+  const closeAll = async (alsoStopping?: Promise<void>) => {
+    const stopped = Promise.all([alsoStopping, ...appliers.map((a) => a.stop())]);
+    await settlesWithin(stopped, STOP_GRACE_MS);
+    await Promise.all([...targets.map((t) => t.close()), listener.stop()]);
+    await settlesWithin(stopped, END_WITHIN_MS);
   };
   try {
     await listener.start();
@@ -309,8 +316,7 @@ async function startRuntime(
       await driftCheck?.destroy();
       driftProcess.stop();
       await cleanup?.destroy();
-      await watcher.stop();
-      await closeAll();
+      await closeAll(watcher.stop());
     },
   };
 }
