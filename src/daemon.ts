@@ -1,5 +1,4 @@
-import pg from 'pg';
-import pgListen, { type Subscriber } from 'pg-listen';
+import type pg from 'pg';
 import cron from 'node-cron';
 import type { Logger } from 'pino';
 import { EnvironmentApplier } from './apply/applier.js';
@@ -14,7 +13,9 @@ import { loadParser } from './capture/statements.js';
 import type { Config } from './config/schema.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { DaemonMetrics } from './metrics.js';
+import { END_WITHIN_MS, endPool, settlesWithin, trackSessions } from './pg-close.js';
 import { LeaderLock } from './source/leader-lock.js';
+import { SourceListener, type ListenerStatus } from './source/listener.js';
 import { SourceProbe } from './source/probe.js';
 import { CLEANUP_OLD_LOGS, CONTROL_CHANNEL } from './source/queries.js';
 import { SourceStore } from './source/store.js';
@@ -28,6 +29,10 @@ const LEADER_INTERVAL_MS = 1000;
 const LEADER_LEASE_MS = 10_000;
 /** How long /readyz gives the source's last answer again before asking anew. */
 const READINESS_REUSE_MS = 1000;
+/** How often the listening session must answer (within connection_timeout_ms), or be replaced. */
+const LISTENER_HEARTBEAT_MS = 5000;
+/** At a stop, how long the batch in flight has to finish and be logged before it is abandoned. */
+const STOP_GRACE_MS = 2000;
 
 
 export interface Daemon {
@@ -50,13 +55,13 @@ export interface Daemon {
  */
 export async function startDaemon(config: Config, logger: Logger): Promise<Daemon> {
   await loadParser();
-  const source = openSourcePool(config, { applicationName: config.source.applicationName, max: 4 });
+  const source = trackSessions(openSourcePool(config, { applicationName: config.source.applicationName, max: 4 }));
   source.on('error', (error) => logger.warn({ err: error }, 'idle source connection failed'));
   const store = new SourceStore(source);
   try {
     await store.assertInstalled();
   } catch (error) {
-    await source.end();
+    await endPool(source);
     throw error;
   }
 
@@ -67,6 +72,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     logger,
     environments: () => current.environments.filter((e) => e.enabled).map((e) => e.name),
     leader: () => lock.holder,
+    listener: () => runtime?.listener,
   });
   const lock: LeaderLock = new LeaderLock({
     connectionString: config.source.url,
@@ -107,11 +113,14 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
           return lock.holder ? { ready: true, role, leader: lock.holder } : { ready: true, role };
         }
         if (!runtime) return { ready: false, role, reason: 'starting to apply' };
-        return runtime.listening ? { ready: true, role } : { ready: false, role, reason: 'not listening on the source: reconnecting' };
+        const listener = runtime.listener;
+        if (listener.state === 'connected') return { ready: true, role, listener };
+        const why = listener.failure ? ` (${listener.failure})` : '';
+        return { ready: false, role, reason: `not listening on the source: reconnecting since ${listener.since.toISOString()}${why}`, listener };
       },
     });
   } catch (error) {
-    await source.end();
+    await endPool(source);
     throw error;
   }
   await lock.start();
@@ -137,20 +146,19 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       });
       logger.info({ environments: current.environments.map((e) => e.name) }, 'configuration reloaded');
     },
+    // Bounded whatever is down: the batch in flight gets STOP_GRACE_MS, sessions that do not end are cut.
     stop: () =>
       (stopping ??= (async () => {
-        await http.close();
-        await probe.close();
-        await lock.stop();
-        await source.end();
+        await Promise.all([http.close(), probe.close(), lock.stop()]);
+        await endPool(source);
         logger.info('permsync daemon stopped');
       })()),
   };
 }
 
 interface Runtime {
-  /** Whether the source listener is connected (readiness). */
-  readonly listening: boolean;
+  /** The source listener's state (readiness, metrics). */
+  readonly listener: ListenerStatus;
   stop(): Promise<void>;
 }
 
@@ -226,46 +234,36 @@ async function startRuntime(
     wakeAll();
   });
 
-  // pg-listen is CommonJS with a default export: reached through the module object under ESM.
-  const subscriber: Subscriber = pgListen.default(
-    { connectionString: config.source.url, application_name: `${config.source.applicationName}:listen` },
-    {
-      retryLimit: Number.MAX_SAFE_INTEGER,
-      retryTimeout: Number.MAX_SAFE_INTEGER,
-      retryInterval: (attempt: number) => Math.min(500 * 2 ** attempt, 10_000),
-      paranoidChecking: 10_000,
-      parse: (payload: string) => payload,
+  const listener = new SourceListener({
+    connectionString: config.source.url,
+    applicationName: `${config.source.applicationName}:listen`,
+    timeoutMs: config.settings.connectionTimeoutMs,
+    heartbeatMs: LISTENER_HEARTBEAT_MS,
+    channels: [CAPTURE_CHANNEL, CONTROL_CHANNEL],
+    logger,
+    onNotification: (channel) => {
+      // Operators' functions act within a second: the state is in the source's tables; the
+      // notification, payload or not, only says to look now.
+      if (channel === CONTROL_CHANNEL) controls.request();
+      // A batch committed after disable_sync() must not slip through before the switch is
+      // read: while a read of the controls runs or waits, its end wakes the appliers instead.
+      else if (!controls.busy) wakeAll();
     },
-  );
-  // A batch committed after disable_sync() must not slip through before the switch is
-  // read: while a read of the controls runs or waits, its end wakes the appliers instead.
-  subscriber.notifications.on(CAPTURE_CHANNEL, () => {
-    if (!controls.busy) wakeAll();
+    // What was notified while the listener was not listening is lost: catch up from the tables.
+    onListening: () => controls.request(),
   });
-  // Operators' functions act within a second: the state is in the source's tables; the
-  // notification, payload or not, only says to look now.
-  subscriber.notifications.on(CONTROL_CHANNEL, () => controls.request());
-  // After a reconnect, notifications sent while it was down are lost: catch up from the tables.
-  let listening = false;
-  subscriber.events.on('connected', () => {
-    listening = true;
-    logger.info('listening on the source');
-    controls.request();
-  });
-  subscriber.events.on('reconnect', (attempt) => {
-    listening = false;
-    logger.warn({ attempt }, 'reconnecting to the source');
-  });
-  subscriber.events.on('error', (error) => logger.error({ err: error }, 'source listener failed'));
-  const closeAll = async () => {
-    await Promise.all(appliers.map((a) => a.stop()));
-    await subscriber.close().catch(() => {});
-    await Promise.all(targets.map((t) => t.close()));
+  // The batch in flight may finish and be logged. Past the grace it is abandoned: its target
+  // session is cut (the target rolls back what it had not committed), and the in-flight
+  // mark has the next run apply it again. A role check still running (alsoStopping) is cut
+  // with the source pool.
+  const closeAll = async (alsoStopping?: Promise<void>) => {
+    const stopped = Promise.all([alsoStopping, ...appliers.map((a) => a.stop())]);
+    await settlesWithin(stopped, STOP_GRACE_MS);
+    await Promise.all([...targets.map((t) => t.close()), listener.stop()]);
+    await settlesWithin(stopped, END_WITHIN_MS);
   };
   try {
-    await subscriber.connect();
-    await subscriber.listenTo(CAPTURE_CHANNEL);
-    await subscriber.listenTo(CONTROL_CHANNEL);
+    await listener.start();
     for (const applier of appliers) await applier.start();
   } catch (error) {
     // Half started is not started: nothing of it may go on applying.
@@ -311,8 +309,8 @@ async function startRuntime(
   logger.info({ environments: appliers.map((a) => a.name), dryRun: config.settings.dryRun }, 'permsync daemon running');
 
   return {
-    get listening() {
-      return listening;
+    get listener() {
+      return listener.status;
     },
     async stop() {
       clearInterval(poll);
@@ -320,8 +318,7 @@ async function startRuntime(
       await driftCheck?.destroy();
       driftProcess.stop();
       await cleanup?.destroy();
-      await watcher.stop();
-      await closeAll();
+      await closeAll(watcher.stop());
     },
   };
 }

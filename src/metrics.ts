@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Batch } from './capture/plan.js';
 import { withTimeout } from './deadline.js';
 import type { LeaderHolder } from './source/leader-lock.js';
+import type { ListenerStatus } from './source/listener.js';
 import type { ExecutionRecord } from './source/store.js';
 import { ENVIRONMENT_BACKLOG } from './source/metrics-queries.js';
 
@@ -21,6 +22,8 @@ export interface DaemonMetricsOptions {
   logger: Logger;
   /** The leader lease's holder as this daemon's last claim found it; called at each scrape. */
   leader?: () => LeaderHolder | undefined;
+  /** The source listener's state while this daemon applies (a standby does not listen); called at each scrape. */
+  listener?: () => ListenerStatus | undefined;
   /** How long a scrape waits for the source before it serves the last values. */
   collectTimeoutMs?: number;
 }
@@ -135,6 +138,30 @@ export class DaemonMetrics {
       );
     },
   });
+  private readonly listening = new Gauge({
+    name: 'permsync_listener_connected',
+    help: '1 while the leader listens on the source (LISTEN in place, heartbeats answered), 0 while it reconnects. No sample on a standby.',
+    registers: [this.registry],
+    collect: () => {
+      this.listenerGauge(this.listening, (s) => (s.state === 'connected' ? 1 : 0));
+    },
+  });
+  private readonly listenerSince = new Gauge({
+    name: 'permsync_listener_state_since_timestamp_seconds',
+    help: 'When the source listener last connected or lost its session (Unix time). No sample on a standby.',
+    registers: [this.registry],
+    collect: () => {
+      this.listenerGauge(this.listenerSince, (s) => s.since.getTime() / 1000);
+    },
+  });
+  private readonly listenerHeartbeat = new Gauge({
+    name: 'permsync_listener_last_heartbeat_timestamp_seconds',
+    help: "When the source last answered on the listener's session (Unix time). No sample on a standby, nor before the first answer.",
+    registers: [this.registry],
+    collect: () => {
+      this.listenerGauge(this.listenerHeartbeat, (s) => s.lastHeartbeat && s.lastHeartbeat.getTime() / 1000);
+    },
+  });
   private readonly collectErrors = new Counter({
     name: 'permsync_metrics_collect_errors_total',
     help: 'Scrapes that could not read the backlog from the source in time (the gauges kept their last values).',
@@ -181,6 +208,14 @@ export class DaemonMetrics {
 
   setLeader(leading: boolean): void {
     this.leader.set(leading ? 1 : 0);
+  }
+
+  /** Sets a listener gauge from the listener's state, or leaves it without a sample when there is none. */
+  private listenerGauge(gauge: Gauge, value: (status: ListenerStatus) => number | undefined): void {
+    gauge.reset();
+    const status = this.options.listener?.();
+    const v = status && value(status);
+    if (v !== undefined) gauge.set(v);
   }
 
   /**

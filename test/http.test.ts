@@ -284,7 +284,8 @@ describe('leader and standby', () => {
       const res = await fetch(url(daemon.http, '/readyz'));
       return { status: res.status, body: await res.json() };
     };
-    await expect.poll(() => readyz(leader)).toEqual({ status: 200, body: { status: 'ready', role: 'leader' } });
+    const listening = { state: 'connected', since: expect.any(String), lastHeartbeat: expect.any(String) };
+    await expect.poll(() => readyz(leader)).toEqual({ status: 200, body: { status: 'ready', role: 'leader', listener: listening } });
     // The standby names the leader: its lease session, as the source's pg_stat_activity shows it.
     const { rows: [lease] } = await p.sourceClient.query<{ pid: number; since: Date }>('SELECT pid, since FROM permsync.leader');
     const named = { pid: lease?.pid, user: 'postgres', applicationName: 'permsync-test:lock', clientAddr: '127.0.0.1', since: lease?.since.toISOString() };

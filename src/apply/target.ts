@@ -3,6 +3,7 @@ import { classifyError, type ClassifiedError } from '../errors.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { loadParser, type ReplayStatement } from '../capture/statements.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
+import { endPool, trackSessions } from '../pg-close.js';
 import { keepSessionErrorsForTheNextQuery, withPooledSession } from '../pg-sessions.js';
 import { readRoleHoldings, type RoleHoldings } from './role-release.js';
 import { forServer } from './server-version.js';
@@ -82,7 +83,7 @@ export class Target {
     settings: Settings,
     onIdleError: (error: Error) => void,
   ) {
-    this.pool = keepSessionErrorsForTheNextQuery(new pg.Pool({
+    this.pool = trackSessions(keepSessionErrorsForTheNextQuery(new pg.Pool({
       connectionString: environment.url,
       application_name: `permsync:${environment.name}`,
       connectionTimeoutMillis: settings.connectionTimeoutMs,
@@ -92,7 +93,7 @@ export class Target {
       keepAlive: true,
       max: 2,
       idleTimeoutMillis: 60_000,
-    }));
+    })));
     this.pool.on('error', onIdleError);
     // A new session may be a new server (an upgrade in place): its facts are read again.
     this.pool.on('connect', () => {
@@ -259,8 +260,9 @@ export class Target {
     }
   }
 
-  async close(): Promise<void> {
-    await this.pool.end();
+  /** Ends the sessions; one still in a transaction (on a hung server) is cut, and the server rolls back what it had not committed. */
+  close(): Promise<void> {
+    return endPool(this.pool);
   }
 }
 

@@ -7,10 +7,19 @@ import { startDaemon } from '../daemon.js';
 import { PermsyncError } from '../errors.js';
 import { install, uninstall } from '../install/migrate.js';
 import { registerConfiguration } from '../source/store.js';
+import { withTimeout } from '../deadline.js';
 import { createLogger } from '../log.js';
 import { registerDriftCommands } from './drift.js';
 import { registerOperatorCommands } from './operator.js';
 import { keepErrorsForTheNextQuery } from '../pg-sessions.js';
+
+/**
+ * How long `permsync run` takes at most to stop (SIGTERM, SIGINT). The daemon's own stop is
+ * bounded (the batch in flight gets two seconds, sessions that do not end are cut); this
+ * also bounds what it waits for beyond that, such as starting to apply on a source that
+ * stopped answering. Well within systemd's and container runtimes' default of 10 s or more.
+ */
+const STOP_TIMEOUT_MS = 6000;
 
 /** Runs the CLI and returns the exit code: 0 ok, 1 a check found a problem, 2 bad usage or configuration. */
 export async function main(argv: string[]): Promise<number> {
@@ -98,13 +107,17 @@ function buildProgram(): Command {
       await new Promise<void>((resolve) => {
         stop = (signal: string) => {
           logger.info({ signal }, 'stopping');
-          daemon.stop().then(resolve, (error) => {
-            logger.error({ err: error }, 'error while stopping');
+          withTimeout(daemon.stop(), STOP_TIMEOUT_MS, `the daemon did not stop within ${STOP_TIMEOUT_MS} ms`).then(resolve, (error) => {
+            logger.error({ err: error }, 'error while stopping; exiting anyway');
             resolve();
           });
         };
         if (stopAskedBy) stop(stopAskedBy);
       });
+      // What is abandoned goes with the process: a session still open to a server that stopped
+      // answering must not keep it running. Targets roll back what did not commit; the in-flight
+      // mark has the next run apply it again. Unreferenced: a clean stop exits before it fires.
+      setTimeout(() => process.exit(), 100).unref();
     });
 
   withConfig(program.command('test-connection'))

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { withTimeout } from '../deadline.js';
 import type { LeaderHolder } from '../source/leader-lock.js';
+import type { ListenerStatus } from '../source/listener.js';
 
 export interface Readiness {
   ready: boolean;
@@ -12,6 +13,8 @@ export interface Readiness {
   reason?: string;
   /** A standby's: the daemon that leads. */
   leader?: LeaderHolder;
+  /** A leader's: whether it listens on the source, since when, and when the source last answered there. */
+  listener?: ListenerStatus;
 }
 
 export interface HttpServerOptions {

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { endSession, END_WITHIN_MS, settlesWithin } from '../pg-close.js';
 import { CLAIM_LEADERSHIP, RELEASE_LEADERSHIP } from './queries.js';
 
 /** The daemon holding the leader lease, as the source names its lease session. */
@@ -88,9 +89,10 @@ export class LeaderLock {
     const client = this.client;
     this.client = undefined;
     if (client) {
-      // Sent after a claim still on its way, so it also gives up what that claim took.
-      await client.query(RELEASE_LEADERSHIP).catch(() => {});
-      await client.end().catch(() => {});
+      // Sent after a claim still on its way, so it also gives up what that claim took. A
+      // source that does not answer in time frees the lease once the session is gone.
+      await settlesWithin(client.query(RELEASE_LEADERSHIP), END_WITHIN_MS);
+      await endSession(client);
     }
   }
 

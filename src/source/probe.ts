@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { endSession } from '../pg-close.js';
 
 export interface SourceProbeOptions {
   connectionString: string;
@@ -71,6 +72,6 @@ export class SourceProbe {
 
   private async drop(client = this.client): Promise<void> {
     if (this.client === client) this.client = undefined;
-    await client?.end().catch(() => {});
+    if (client) await endSession(client);
   }
 }
