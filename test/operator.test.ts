@@ -456,9 +456,11 @@ describe('password verifiers', () => {
 
     await as(LOGINS.admin, (c) => c.query('SELECT permsync.enable_password_sync()'));
     await quiesce();
+    // Turning capture on brings the verifiers the source holds then over, in one batch.
+    expect(await capturedVerifiers()).toBe(1);
     await dba(`ALTER ROLE app PASSWORD 'captured'`);
     await quiesce();
-    expect(await capturedVerifiers()).toBe(1);
+    expect(await capturedVerifiers()).toBe(2);
     expect(await verifier(env('dev').client)).toBe(await verifier(p.sourceClient));
 
     // A daemon that does not want them leaves out what the source captures.
@@ -467,7 +469,7 @@ describe('password verifiers', () => {
     await startDaemon();
     await dba(`ALTER ROLE app PASSWORD 'captured, not carried'`);
     await quiesce();
-    expect(await capturedVerifiers()).toBe(2);
+    expect(await capturedVerifiers()).toBe(3);
     expect(await verifier(env('dev').client)).toBe(before);
     expect(await rows(`SELECT x.execution_status, x.result_message FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
                         WHERE x.environment_name = 'dev' AND b.origin = 'role_watcher' ORDER BY b.commit_seq DESC LIMIT 1`)).toEqual([{

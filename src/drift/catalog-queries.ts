@@ -24,7 +24,9 @@ export const SESSION_FACTS = `
          (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
          has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS can_read_verifiers,
          CASE WHEN to_regprocedure('permsync.role_state()') IS NULL THEN false
-              ELSE has_function_privilege('permsync.role_state()', 'EXECUTE') END AS has_role_state`;
+              ELSE has_function_privilege('permsync.role_state()', 'EXECUTE') END AS has_role_state,
+         CASE WHEN to_regclass('permsync.config') IS NULL THEN false
+              ELSE has_table_privilege('permsync.config', 'SELECT') END AS can_read_switch`;
 
 export const ROLES = `
   SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolinherit AS inherit, r.rolcreaterole AS createrole,
@@ -44,15 +46,21 @@ export const ROLE_OIDS = `SELECT rolname AS name, oid::int8::float8 AS oid FROM 
 export const VERIFIERS = `SELECT rolname AS name, rolpassword AS password FROM pg_authid WHERE oid >= 16384`;
 
 /**
- * Password verifiers through permsync's own function on the source, for a source user
- * who may not read pg_authid: role_state() runs as the installing superuser and includes
- * them only when permsync.config says sync_passwords is on.
+ * The source's verifiers as the source captures them, whoever reads: role_state() runs as
+ * the installing superuser and holds them only while an admin has verifier capture on
+ * (and that superuser may read pg_authid). `captured` says whether it does; `verifiers`
+ * are [name, verifier] pairs, empty when it does not.
  */
-export const VERIFIERS_FROM_ROLE_STATE = `
-  SELECT r.value ->> 'name' AS name, r.value ->> 'password' AS password
-    FROM (SELECT permsync.role_state() AS state) s
-   CROSS JOIN LATERAL jsonb_each(s.state -> 'roles') r
-   WHERE (s.state ->> 'passwords')::boolean`;
+export const CAPTURED_VERIFIERS = `
+  SELECT (s.state ->> 'passwords')::boolean AS captured,
+         (SELECT coalesce(json_agg(json_build_array(r.value ->> 'name', r.value ->> 'password')), '[]')
+            FROM jsonb_each(s.state -> 'roles') r
+           WHERE (s.state ->> 'passwords')::boolean) AS verifiers
+    FROM (SELECT permsync.role_state() AS state) s`;
+
+/** Whether an admin has verifier capture on (sql/0013_operator_controls.sql), for a session that may read permsync.config. */
+export const CAPTURE_SWITCH = `
+  SELECT coalesce((SELECT value FROM permsync.config WHERE key = 'sync_passwords'), 'false') = 'true' AS on`;
 
 /** One row per (role, member): a membership granted by several grantors counts once, as role_state() does. */
 export const MEMBERSHIPS = `

@@ -87,6 +87,8 @@ export interface Catalog {
   superuser: boolean;
   /** Whether roles carry their password verifiers. */
   verifiersRead: boolean;
+  /** Why they were asked for and not read, as a clause ("capture is off ..."); null otherwise. */
+  verifiersUnread: string | null;
   roles: Map<string, RoleState>;
   /** Each role's oid: its identity on this server (managed roles are known by it). */
   roleOids: Map<string, number>;
@@ -101,8 +103,12 @@ export interface Catalog {
 export interface ReadOptions {
   /** Read password verifiers, where this session may. */
   verifiers: boolean;
-  /** On the source, a user who may not read pg_authid may get them from permsync.role_state(). */
-  viaRoleState?: boolean;
+  /**
+   * The source: its verifiers are read as it captures them (permsync.role_state()), so
+   * none while capture is off, even for a session that could read pg_authid: they would
+   * not travel, and reconcile would carry what an admin has not let the source capture.
+   */
+  source?: boolean;
 }
 
 interface SessionRow {
@@ -112,6 +118,7 @@ interface SessionRow {
   superuser: boolean;
   can_read_verifiers: boolean;
   has_role_state: boolean;
+  can_read_switch: boolean;
 }
 
 interface RoleRow {
@@ -179,20 +186,9 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
         validUntil: r.valid_until, comment: r.comment,
       });
     }
-    const verifierQuery = !options.verifiers ? undefined
-      : session.can_read_verifiers ? Q.VERIFIERS
-      : options.viaRoleState && session.has_role_state ? Q.VERIFIERS_FROM_ROLE_STATE
-      : undefined;
-    let verifiersRead = false;
-    if (verifierQuery) {
-      const { rows } = await client.query<{ name: string; password: string | null }>(verifierQuery);
-      // role_state() returns nothing when sync_passwords is off in permsync.config.
-      verifiersRead = verifierQuery === Q.VERIFIERS || rows.length > 0;
-      for (const row of rows) {
-        const role = roles.get(row.name);
-        if (role) role.password = row.password;
-      }
-    }
+    const verifiers = !options.verifiers ? { read: false, unread: null }
+      : options.source ? await readCapturedVerifiers(client, session, roles)
+      : await readVerifiers(client, session, roles);
     const memberships = (await client.query<Membership>(Q.MEMBERSHIPS)).rows;
     const settings = (await client.query<RoleSetting>(Q.ROLE_SETTINGS)).rows;
     const database = (await client.query<{ owner: string; grants: GrantTuple[] }>(Q.DATABASE)).rows[0];
@@ -207,7 +203,8 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
       database: session.database,
       user: session.user_name,
       superuser: session.superuser,
-      verifiersRead,
+      verifiersRead: verifiers.read,
+      verifiersUnread: verifiers.unread,
       roles,
       roleOids,
       memberships,
@@ -218,6 +215,51 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
       defaultPrivileges,
     };
   });
+}
+
+interface VerifierRead {
+  read: boolean;
+  unread: string | null;
+}
+
+/** A target's verifiers, from pg_authid. */
+async function readVerifiers(client: pg.ClientBase, session: SessionRow, roles: Map<string, RoleState>): Promise<VerifierRead> {
+  if (!session.can_read_verifiers) return { read: false, unread: `"${session.user_name}" may not read pg_authid (only a superuser may)` };
+  const { rows } = await client.query<{ name: string; password: string | null }>(Q.VERIFIERS);
+  for (const row of rows) {
+    const role = roles.get(row.name);
+    if (role) role.password = row.password;
+  }
+  return { read: true, unread: null };
+}
+
+/** The source's verifiers, as it captures them (see ReadOptions.source). */
+async function readCapturedVerifiers(client: pg.ClientBase, session: SessionRow, roles: Map<string, RoleState>): Promise<VerifierRead> {
+  if (!session.has_role_state) {
+    return {
+      read: false,
+      unread: `"${session.user_name}" may not call permsync.role_state(), through which drift reads them (permsync_daemon may, and a superuser)`,
+    };
+  }
+  const { rows } = await client.query<{ captured: boolean; verifiers: [string, string | null][] }>(Q.CAPTURED_VERIFIERS);
+  const row = rows[0];
+  if (row?.captured) {
+    for (const [name, password] of row.verifiers) {
+      const role = roles.get(name);
+      if (role) role.password = password;
+    }
+    return { read: true, unread: null };
+  }
+  if (!session.can_read_switch) {
+    return { read: false, unread: 'they are not captured (capture is off, or the role that installed permsync may not read pg_authid)' };
+  }
+  const on = (await client.query<{ on: boolean }>(Q.CAPTURE_SWITCH)).rows[0]?.on === true;
+  return {
+    read: false,
+    unread: on
+      ? 'none are captured: the role that installed permsync may not read pg_authid'
+      : 'capture is off (an admin turns it on with SELECT permsync.enable_password_sync())',
+  };
 }
 
 function toGrant([grantee, privilege, grantable]: GrantTuple): Grant {

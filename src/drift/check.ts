@@ -37,7 +37,7 @@ export function describeError(error: unknown): string {
 }
 
 export function readSourceCatalog(client: pg.ClientBase, settings: Settings): Promise<Catalog> {
-  return readCatalog(client, { verifiers: settings.syncPasswords, viaRoleState: true });
+  return readCatalog(client, { verifiers: settings.syncPasswords, source: true });
 }
 
 export function readTargetCatalog(client: pg.ClientBase, settings: Settings): Promise<Catalog> {

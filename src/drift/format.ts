@@ -130,7 +130,9 @@ export function formatText(result: EnvironmentResult): string {
   if (!report) return '';
   const lines: string[] = [];
   const count = report.differences.length;
-  lines.push(count === 0 ? `${environment}: matches the source` : `${environment}: ${count} difference(s) from the source`);
+  // Verifiers settings.sync_passwords asks for and that could not be compared are no match.
+  const aside = report.verifiersCompared === false ? ', password verifiers aside (not compared: see the note)' : '';
+  lines.push(count === 0 ? `${environment}: matches the source${aside}` : `${environment}: ${count} difference(s) from the source${aside}`);
   for (const d of describeReport(report)) lines.push(`  ${d.subject}: ${d.detail}`);
   if (report.leftOutByRules > 0) lines.push(`  (${report.leftOutByRules} more difference(s) that this environment's rules leave out)`);
   for (const note of report.notes) lines.push(`  note: ${note}`);
@@ -155,6 +157,7 @@ export function formatJson(result: EnvironmentResult) {
       items: describeReport(report),
       plan: report.plan.map((s) => `${s.display};`),
       notes: report.notes,
+      ...(report.verifiersCompared !== undefined && { verifiers_compared: report.verifiersCompared }),
     }),
     hints: result.hints,
   };

@@ -12,7 +12,14 @@ export function summarize(report: DriftReport | undefined, error?: string): { di
   if (!report) return { differences: null, summary: { error: error ?? 'unknown error' } };
   const byCategory: Record<string, number> = {};
   for (const d of describeReport(report)) byCategory[d.category] = (byCategory[d.category] ?? 0) + 1;
-  return { differences: report.differences.length, summary: { ...byCategory, left_out_by_rules: report.leftOutByRules, statements: report.plan.length } };
+  return {
+    differences: report.differences.length,
+    summary: {
+      ...byCategory, left_out_by_rules: report.leftOutByRules, statements: report.plan.length,
+      // What the notes say (password verifiers not compared, say) qualifies a match: it goes with the record.
+      ...(report.notes.length > 0 && { notes: report.notes }),
+    },
+  };
 }
 
 export async function recordCheck(source: Queryable, environment: string, report: DriftReport | undefined, error?: string): Promise<void> {

@@ -26,6 +26,8 @@ export interface DriftReport {
    */
   leftOutByRules: number;
   notes: string[];
+  /** With settings.sync_passwords on, whether verifiers were compared (the notes say why not); else undefined. */
+  verifiersCompared?: boolean;
 }
 
 export interface ReportOptions {
@@ -67,6 +69,7 @@ export function buildReport(
   return {
     environment: environment.name, differences, plan, leftOutByRules,
     notes: [...both.notes, ...notes(environment, settings, source, target, plan)],
+    ...(settings.syncPasswords && { verifiersCompared: source.verifiersRead && target.verifiersRead }),
   };
 }
 
@@ -93,8 +96,11 @@ function objectProbe(change: Change): PlannedStatement {
 function notes(environment: EnvironmentConfig, settings: Settings, source: Catalog, target: Catalog, plan: PlannedStatement[]): string[] {
   const out: string[] = [];
   if (settings.syncPasswords && !(source.verifiersRead && target.verifiersRead)) {
-    const sides = [!source.verifiersRead && 'the source', !target.verifiersRead && environment.name].filter(Boolean).join(' and ');
-    out.push(`password verifiers are not compared: they cannot be read on ${sides} (reading pg_authid needs a superuser; on the source, sync_passwords on in permsync.config also does)`);
+    const why = [
+      !source.verifiersRead && `on the source, ${source.verifiersUnread}`,
+      !target.verifiersRead && `on ${environment.name}, ${target.verifiersUnread}`,
+    ].filter(Boolean).join('; ');
+    out.push(`password verifiers are not compared: ${why}`);
   }
   const privileged = plan.filter((s) => s.privileged).length;
   if (privileged > 0 && !target.superuser) {

@@ -129,13 +129,13 @@ export class SourceStore {
     return switches;
   }
 
-  /** captured: an admin turned verifier capture on; tracked: the role snapshot holds verifiers. */
   /** The name of the source's bootstrap superuser (oid 10). */
   async bootstrapSuperuser(): Promise<string> {
     const { rows } = await this.pool.query<{ name: string }>(Q.BOOTSTRAP_SUPERUSER);
     return rows[0]?.name ?? '';
   }
 
+  /** captured: an admin turned verifier capture on; tracked: the source's role state holds verifiers. */
   async passwordTracking(): Promise<{ captured: boolean; tracked: boolean }> {
     const { rows } = await this.pool.query<{ captured: boolean; tracked: boolean }>(Q.PASSWORDS_TRACKED);
     return { captured: rows[0]?.captured ?? false, tracked: rows[0]?.tracked ?? false };
