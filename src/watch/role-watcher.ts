@@ -18,6 +18,8 @@ export class RoleWatcher {
     private readonly intervalMs: number,
     private readonly logger: Logger,
     private readonly onCheck?: (durationMs: number, batchId: string | null) => void,
+    /** Each check that failed, so that an outage shows in the metrics, not only in the log. */
+    private readonly onFailure?: () => void,
   ) {}
 
   start(): void {
@@ -49,6 +51,7 @@ export class RoleWatcher {
       // Log once per outage, not every few hundred milliseconds.
       if (!this.failing) this.logger.error({ err: error }, 'role watcher check failed; will keep trying');
       this.failing = true;
+      this.onFailure?.();
     }
   }
 }
