@@ -56,7 +56,7 @@ export function comparable(source: Catalog, target: Catalog, environment: string
   const known = (g: Grant) => knowsPrivilege(both, g.privilege) && hasPredefinedRole(both, g.grantee);
   const within = (catalog: Catalog): Catalog => ({
     ...catalog,
-    memberships: catalog.memberships.filter((m) => hasPredefinedRole(both, m.role)),
+    memberships: catalog.memberships.filter((m) => hasPredefinedRole(both, m.role) && hasPredefinedRole(both, m.member)),
     databaseGrants: catalog.databaseGrants.filter(known),
     objects: catalog.objects.map((o) => ({ ...o, grants: o.grants.filter(known) })),
     defaultPrivileges: catalog.defaultPrivileges.filter((d) => knowsPrivilege(both, d.privilege) && knowsDefaultPrivilegeType(both, d.objectType)
