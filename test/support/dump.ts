@@ -38,15 +38,19 @@ function newestClient(): { bin: string; major: number } | undefined {
   return Number.isFinite(major) ? { bin: join(root, String(major), 'bin'), major } : undefined;
 }
 
-/** Whether an installed pg_dump can read a server of `major`. */
+const NO_CLIENT = 'no pg_dump installed: install Debian\'s PostgreSQL client (apt-get install postgresql-client, as .ci/run does)';
+
+/** Whether the installed pg_dump can read a server of `major`; none installed is an error, not a no. */
 export function canDump(major: number): boolean {
-  return (newestClient()?.major ?? 0) >= major;
+  const client = newestClient();
+  if (!client) throw new Error(NO_CLIENT);
+  return client.major >= major;
 }
 
 /** The account of the server at `url` by pg_dumpall and pg_dump. */
 export async function dumpAccount(url: string, options: AccountOptions): Promise<string[]> {
   const client = newestClient();
-  if (!client) throw new Error('no pg_dump installed: install Debian\'s postgresql-client (apt-get install postgresql-client-15)');
+  if (!client) throw new Error(NO_CLIENT);
   const roles = (await run(join(client.bin, 'pg_dumpall'), ['--roles-only', '--no-role-passwords', '-d', url])).stdout;
   const schema = (await run(join(client.bin, 'pg_dump'), [
     '--schema-only', '--exclude-schema=permsync', '--exclude-schema=permsync_capture', '-d', url,
