@@ -8,7 +8,7 @@
 -- One row per environment and check. differences is NULL when the check could not run
 -- (summary then holds {"error": ...}); otherwise summary counts the differences by
 -- category ({"role": 1, "privileges": 3, ...}), with the statements that would converge
--- them ("statements") and the differences the environment's rules leave out ("left_out_by_rules").
+-- them ("statements") and how many of them the configuration excludes ("excluded_by_configuration").
 CREATE TABLE IF NOT EXISTS permsync.drift_checks (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     environment text NOT NULL,

@@ -157,7 +157,7 @@ log:
       logRetentionDays: 90,
       auditRetentionDays: 365,
       notifyOnFailure: true,
-      excludedRoles: ['postgres', 'pg_*'],
+      excludedRoles: ['postgres'],
       carryRoleAttributes: [],
       carryPredefinedRoles: [],
       syncPasswords: false,

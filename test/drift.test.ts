@@ -275,13 +275,23 @@ describe('drift', () => {
     expect(run.out).toMatch(new RegExp(`^  hint: 1 batch\\(es\\) for dev could not be replayed since it last matched the source \\(batch ${batch?.id}\\)`, 'm'));
   });
 
-  it('leaves out what the environment\'s rules do not carry there', async () => {
+  it('reports what the environment\'s rules do not carry there, marked as excluded by configuration, and plans none of it', async () => {
     const file = await writeConfig('rules', [{ name: 'dev', url: p.env('dev').server.url, rules: '[{ action: exclude, role_pattern: "^auditors$" }]' }]);
-    const { body } = await json('drift', '--config', file);
-    const [env] = body.environments as { differences: number; left_out_by_rules: number; items: Item[] }[];
-    expect(env?.differences).toBe(30);
-    expect(env?.left_out_by_rules).toBe(2);
-    expect(env?.items.some((i) => i.subject.includes('auditors'))).toBe(false);
+    const { code, body } = await json('drift', '--config', file);
+    const [env] = body.environments as { differences: number; excluded_by_configuration: number; items: Item[]; plan: string[] }[];
+    expect(code).toBe(1);
+    expect(env?.differences).toBe(32);
+    expect(env?.excluded_by_configuration).toBe(2);
+    const rule = 'matches exclude rule (role_pattern ^auditors$)';
+    expect(env?.items.filter((i) => i.subject.includes('auditors'))).toEqual([
+      { category: 'role', subject: 'role "auditors"', sql: [], excluded: rule,
+        detail: `missing on dev; excluded by configuration (permsync does not carry it there): ${rule}` },
+      { category: 'privileges', subject: 'table "app"."orders", "auditors"', sql: [], excluded: rule,
+        detail: `SELECT held on the source, not held on dev; excluded by configuration (permsync does not carry it there): ${rule}` },
+    ]);
+    expect(env?.plan.filter((s) => s.includes('auditors'))).toEqual([]);
+    const text = await cli('drift', '--config', file);
+    expect(text.out).toMatch(/^dev: 32 difference\(s\) from the source, 2 of them excluded by configuration$/m);
   });
 });
 

@@ -49,6 +49,23 @@ describe('a statement for an older server', () => {
     });
   });
 
+  it('leaves a predefined role the server lacks out of the grantees, or skips the statement when it names it otherwise', () => {
+    expect(forServer(grant('GRANT SELECT ON app.t TO pg_maintain, pg_monitor, PUBLIC'), 160000)).toEqual({
+      statements: [{ kind: 'GRANT', sql: 'GRANT SELECT ON app.t TO pg_monitor, PUBLIC', display: 'GRANT SELECT ON app.t TO pg_monitor, PUBLIC' }],
+      notes: ['pg_maintain is left out of the grantees of "GRANT SELECT ON app.t TO pg_maintain, pg_monitor, PUBLIC": pg_maintain is PostgreSQL 17\'s, and this server runs PostgreSQL 16'],
+    });
+    expect(sqlOf(grant('ALTER DEFAULT PRIVILEGES FOR ROLE o GRANT SELECT, MAINTAIN ON TABLES TO pg_checkpoint, r'), 140000))
+      .toEqual(['ALTER DEFAULT PRIVILEGES FOR ROLE o GRANT SELECT ON TABLES TO r']);
+    expect(sqlOf(grant('REVOKE SELECT ON app.t FROM pg_maintain'), 160000)).toEqual([]);
+    expect(sqlOf({ kind: 'GRANT ON DATABASE', sql: 'GRANT CONNECT ON DATABASE {"database"} TO pg_use_reserved_connections', onTargetDatabase: true }, 150000)).toEqual([]);
+    expect(forServer({ kind: 'ALTER OWNER', sql: 'ALTER TABLE app.t OWNER TO pg_maintain' }, 160000)).toEqual({
+      statements: [],
+      notes: ['skipped "ALTER TABLE app.t OWNER TO pg_maintain": pg_maintain is PostgreSQL 17\'s, and this server runs PostgreSQL 16'],
+    });
+    const older = grant('GRANT SELECT ON app.t TO pg_maintain');
+    expect(forServer(older, 170000).statements[0]).toBe(older);
+  });
+
   it('before 16, grants a membership without its INHERIT option, and never one without SET; never one in a younger predefined role', () => {
     const membership = (sql: string): TargetStatement => ({ kind: 'GRANT ROLE', sql });
     expect(sqlOf(membership('GRANT "a b" TO m WITH ADMIN TRUE, INHERIT FALSE, SET TRUE'), 150000)).toEqual(['GRANT "a b" TO "m" WITH ADMIN OPTION']);

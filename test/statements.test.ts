@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { planBatch, type Batch } from '../src/capture/plan.js';
-import { analyzeQuery, loadParser, searchPathSchemas, UnparsableQueryError } from '../src/capture/statements.js';
+import { analyzeQuery, keepGrantees, loadParser, searchPathSchemas, UnparsableQueryError, withoutGrantees } from '../src/capture/statements.js';
 
 const context = { currentUser: 'Dba Lead', sessionUser: 'alice', searchPath: '"$user", public' };
 const analyze = (query: string) => analyzeQuery(query, context);
@@ -91,6 +91,34 @@ describe('what rules see of a statement', () => {
 
   it('reads search_path settings with quoted names', () => {
     expect(searchPathSchemas({ ...context, searchPath: '"My, Schema", "$user",public' })).toEqual(['My, Schema', 'Dba Lead', 'public']);
+  });
+});
+
+describe('cutting grantees out of a statement', () => {
+  it('rebuilds the grantee list from the parser\'s offsets, every other byte as it was', () => {
+    const without = (sql: string, ...drop: (string | null)[]) => keepGrantees(sql, (g) => !drop.includes(g));
+    expect(without('GRANT USAGE ON SCHEMA s TO postgres, anon, authenticated', 'postgres')).toBe('GRANT USAGE ON SCHEMA s TO anon, authenticated');
+    expect(without('GRANT ALL ON "Äpp".t TO anon,"Post Gres" /* x */ , GROUP "Auth" WITH GRANT OPTION GRANTED BY postgres', 'Post Gres'))
+      .toBe('GRANT ALL ON "Äpp".t TO anon, GROUP "Auth" WITH GRANT OPTION GRANTED BY postgres');
+    expect(without('revoke select on t from a, PUBLIC, b cascade', 'b', null)).toBe('revoke select on t from a cascade');
+    expect(without('ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO postgres, anon', 'postgres'))
+      .toBe('ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO anon');
+    // Nothing cut: the same text; nothing left, or no such statement: none.
+    expect(without('GRANT SELECT ON t TO a, b', 'c')).toBe('GRANT SELECT ON t TO a, b');
+    expect(without('GRANT SELECT ON t TO a, b', 'a', 'b')).toBeUndefined();
+    expect(without('ALTER TABLE t OWNER TO a', 'a')).toBeUndefined();
+    expect(without('GRANT SELECT ON t TO CURRENT_USER, b', 'b')).toBeUndefined();
+  });
+
+  it('gives the statement without them its roles, the roles beside its grantees kept', () => {
+    const [adp] = analyze('ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO "Dba Lead", anon, PUBLIC')[0]?.replay ?? [];
+    expect(adp).toMatchObject({ roles: ['Dba Lead', 'anon'], grantees: ['Dba Lead', 'anon'], grantList: { otherRoles: ['Dba Lead'], public: true } });
+    expect(withoutGrantees(adp as never, new Set(['Dba Lead', null]))).toMatchObject({
+      sql: 'ALTER DEFAULT PRIVILEGES FOR ROLE "Dba Lead" IN SCHEMA public GRANT SELECT ON TABLES TO anon',
+      roles: ['Dba Lead', 'anon'], grantees: ['anon'], grantList: { otherRoles: ['Dba Lead'], public: false },
+    });
+    const [grant] = analyze('GRANT SELECT ON t TO a, b')[0]?.replay ?? [];
+    expect(withoutGrantees(grant as never, new Set(['a']))).toMatchObject({ sql: 'GRANT SELECT ON t TO b', roles: ['b'], grantees: ['b'] });
   });
 });
 

@@ -431,8 +431,11 @@ export class EnvironmentApplier {
     if (reapplying) notes.unshift(REAPPLIED);
     for (const statement of await this.releasingDroppedRoles(batch, plan.replay, notes)) {
       const admission = admit(statement, this.rules, this.deps.roles);
-      if (admission.admitted) admitted.push(statement);
-      else notes.push(`statement ${statement.ordinal} (${statement.kind}) not carried: ${admission.reason}`);
+      if (!admission.admitted) notes.push(`statement ${statement.ordinal} (${statement.kind}) not carried: ${admission.reason}`);
+      else {
+        admitted.push(admission.statement);
+        if (admission.leftOut) notes.push(`statement ${statement.ordinal} (${statement.kind}) carried ${admission.leftOut}`);
+      }
     }
     // A non-superuser's statement runs as that role, so grantor and permission checks
     // are the ones it had on the source; a superuser's runs as the sync user, with

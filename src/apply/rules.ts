@@ -1,4 +1,4 @@
-import type { ReplayStatement } from '../capture/statements.js';
+import { withoutGrantees, type ReplayStatement } from '../capture/statements.js';
 import { excludedRoleMatcher, type Config, type SyncRule } from '../config/schema.js';
 
 /** permsync's own roles on the source (sql/0003_operator.sql): not the DBAs' to carry. */
@@ -11,7 +11,13 @@ export interface CompiledRule {
   schemaPattern?: RegExp;
 }
 
-export type Admission = { admitted: true } | { admitted: false; reason: string };
+/**
+ * Admitted: the statement to carry, which may be the one judged without some of its
+ * grantees (`leftOut` says which, and why).
+ */
+export type Admission =
+  | { admitted: true; statement: ReplayStatement; leftOut?: string }
+  | { admitted: false; reason: string };
 
 /** Which roles permsync leaves alone, and which powers it may hand out. */
 export interface RoleScope {
@@ -79,16 +85,49 @@ function describe(rule: CompiledRule): string {
 
 /**
  * An environment's rules: a statement is carried when it matches an include rule (or
- * there are none) and no exclude rule. An excluded role (postgres, pg_*, the sync users)
- * is never changed, never granted anything and never granted to anyone. The powers a
- * superuser guards are handed out only where the configuration says so: membership in a
- * predefined role (pg_execute_server_program runs programs as the server's OS user) and
- * the attributes SUPERUSER, REPLICATION and BYPASSRLS; taking them away is always carried.
+ * there are none) and no exclude rule. An excluded role (postgres, the sync users) is never
+ * changed, never granted anything and never granted to anyone. The powers a superuser
+ * guards are handed out only where the configuration says so: membership in a predefined
+ * role (pg_execute_server_program runs programs as the server's OS user) and the
+ * attributes SUPERUSER, REPLICATION and BYPASSRLS; taking them away is always carried.
+ * A predefined role is never made a member of another role: every login the target
+ * granted it to would get that role's privileges.
+ *
+ * A GRANT, REVOKE or ALTER DEFAULT PRIVILEGES naming several grantees is judged grantee by
+ * grantee, as if written once for each (as drift plans it): the grantees not carried are cut
+ * from its list, and it is left out only when none is left.
  */
 export function admit(statement: ReplayStatement, rules: readonly CompiledRule[], roles: RoleScope): Admission {
+  const list = statement.grantList;
+  const entries: (string | null)[] = [...statement.grantees, ...(list?.public ? [null] : [])];
+  if (!list || entries.length < 2) return admitWhole(statement, rules, roles);
+  const refused = new Map<string | null, string>();
+  for (const grantee of entries) {
+    const alone: ReplayStatement = {
+      ...statement,
+      grantees: grantee === null ? [] : [grantee],
+      roles: [...new Set([...list.otherRoles, ...(grantee === null ? [] : [grantee])])],
+      grantList: { otherRoles: list.otherRoles, public: grantee === null },
+    };
+    const verdict = admitWhole(alone, rules, roles);
+    if (!verdict.admitted) refused.set(grantee, verdict.reason);
+  }
+  if (refused.size === 0) return { admitted: true, statement };
+  const reasons = [...new Set(refused.values())];
+  const cut = refused.size < entries.length ? withoutGrantees(statement, new Set(refused.keys())) : undefined;
+  if (!cut) return { admitted: false, reason: reasons.join('; ') };
+  const names = [...refused.keys()].map((g) => (g === null ? 'PUBLIC' : `"${g}"`)).join(', ');
+  return { admitted: true, statement: cut, leftOut: `without ${names}: ${reasons.join('; ')}` };
+}
+
+function admitWhole(statement: ReplayStatement, rules: readonly CompiledRule[], roles: RoleScope): Admission {
   const excluded = statement.grantees.find((r) => roles.excluded(r));
   if (excluded !== undefined) return { admitted: false, reason: `names excluded role "${excluded}"` };
   const granted = statement.granted;
+  if (granted !== undefined) {
+    const predefinedMember = statement.grantees.find(isPredefinedRole);
+    if (predefinedMember !== undefined) return { admitted: false, reason: `makes predefined role "${predefinedMember}" a member of a role` };
+  }
   if (granted !== undefined && isPredefinedRole(granted)) {
     if (!roles.carriesMembershipIn(granted)) {
       return { admitted: false, reason: `membership in predefined role "${granted}", which settings.carry_predefined_roles does not list` };
@@ -108,5 +147,5 @@ export function admit(statement: ReplayStatement, rules: readonly CompiledRule[]
   if (includes.length > 0 && !includes.some((r) => matches(r, statement))) {
     return { admitted: false, reason: 'matches no include rule' };
   }
-  return { admitted: true };
+  return { admitted: true, statement };
 }

@@ -1,16 +1,20 @@
 import { parseSync, scanSync } from 'libpg-query';
+import { keepGrantees } from '../capture/statements.js';
 import { quoteIdent } from '../sql/quote.js';
 import {
   DEFAULT_PRIVILEGE_TYPES_SINCE, hasPredefinedRole, HOLDS_EVERYTHING_SINCE, knowsDefaultPrivilegeType, knowsPrivilege,
   MEMBERSHIP_OPTIONS_SINCE, postgres, PREDEFINED_ROLES_SINCE, PRIVILEGES_SINCE,
 } from '../pg-versions.js';
-import type { TargetStatement } from './target.js';
+import { TARGET_DATABASE, type TargetStatement } from './target.js';
 
 /** A statement as a server of some version takes it, and what the execution log says of the change. */
 export interface ForServer {
   statements: TargetStatement[];
   notes: string[];
 }
+
+/** TARGET_DATABASE as a name the parser takes. */
+const DATABASE_STAND_IN = '"permsync: the target\'s database"';
 
 /** Words without which no statement needs a change for an older server: most are not parsed at all. */
 const MAY_NEED_CHANGE = /maintain|large|inherit|\bset\b|pg_/i;
@@ -27,32 +31,73 @@ const MAY_NEED_CHANGE = /maintain|large|inherit|\bset\b|pg_/i;
 export function forServer(statement: TargetStatement, versionNum: number): ForServer {
   const unchanged: ForServer = { statements: [statement], notes: [] };
   if (versionNum >= HOLDS_EVERYTHING_SINCE || !MAY_NEED_CHANGE.test(statement.sql)) return unchanged;
+  // The target's database, a placeholder until the statement runs, is a name to the parser.
+  const parsable = statement.onTargetDatabase ? statement.sql.replace(TARGET_DATABASE, DATABASE_STAND_IN) : statement.sql;
   let node: Record<string, unknown> | undefined;
   try {
-    const { stmts } = parseSync(statement.sql);
+    const { stmts } = parseSync(parsable);
     if (stmts?.length === 1) node = stmts[0]?.stmt as Record<string, unknown>;
   } catch {
-    // What does not parse here (a placeholder for the target's database) needs no change.
+    // What does not parse here needs no change.
   }
   if (!node) return unchanged;
   const display = statement.display ?? statement.sql;
   if ('GrantRoleStmt' in node) return membership(statement, node.GrantRoleStmt as GrantRoleStmt, display, versionNum) ?? unchanged;
-  if ('GrantStmt' in node) return privileges(statement, node.GrantStmt as GrantStmt, display, versionNum) ?? unchanged;
-  if ('AlterDefaultPrivilegesStmt' in node) {
-    const action = (node.AlterDefaultPrivilegesStmt as { action?: GrantStmt }).action;
-    if (!action) return unchanged;
-    if (action.objtype === 'OBJECT_LARGEOBJECT' && !knowsDefaultPrivilegeType(versionNum, 'L')) {
-      const since = DEFAULT_PRIVILEGE_TYPES_SINCE.get('L') as number;
-      return skipped(display, `default privileges on large objects are ${postgres(since)}'s, and this server runs ${postgres(versionNum)}`);
-    }
-    return privileges(statement, action, display, versionNum) ?? unchanged;
+  const defaults = node.AlterDefaultPrivilegesStmt as { action?: GrantStmt } | undefined;
+  const grant = (node.GrantStmt as GrantStmt | undefined) ?? defaults?.action;
+  // A role the server lacks named anywhere but in a grantee list (a new owner, FOR ROLE): the statement cannot run there.
+  const besideGrantees = !grant ? node : defaults ? { ...defaults, action: { ...grant, grantees: [] } } : { ...grant, grantees: [] };
+  const younger = youngerRoles(besideGrantees, versionNum);
+  if (younger.length > 0) return skipped(display, lacking(younger, versionNum));
+  if (!grant) return unchanged;
+  if (defaults && grant.objtype === 'OBJECT_LARGEOBJECT' && !knowsDefaultPrivilegeType(versionNum, 'L')) {
+    const since = DEFAULT_PRIVILEGE_TYPES_SINCE.get('L') as number;
+    return skipped(display, `default privileges on large objects are ${postgres(since)}'s, and this server runs ${postgres(versionNum)}`);
   }
-  return unchanged;
+  return grantees(statement, grant, display, versionNum) ?? privileges(statement, grant, display, versionNum) ?? unchanged;
 }
 
 interface GrantStmt {
   objtype?: string;
   privileges?: { AccessPriv?: { priv_name?: string } }[];
+  grantees?: { RoleSpec?: { rolename?: string } }[];
+}
+
+/** The predefined roles younger than the server that a parse tree names (in RoleSpecs), once each. */
+function youngerRoles(tree: unknown, versionNum: number): string[] {
+  const found = new Set<string>();
+  const walk = (value: unknown): void => {
+    if (Array.isArray(value)) value.forEach(walk);
+    else if (typeof value === 'object' && value !== null) {
+      const name = (value as { roletype?: unknown; rolename?: unknown }).rolename;
+      if (typeof name === 'string' && 'roletype' in value && !hasPredefinedRole(versionNum, name)) found.add(name);
+      Object.values(value).forEach(walk);
+    }
+  };
+  walk(tree);
+  return [...found];
+}
+
+function lacking(roles: string[], versionNum: number): string {
+  return `${roles.map((r) => `${r} is ${postgres(PREDEFINED_ROLES_SINCE.get(r) as number)}'s`).join(', ')}, and this server runs ${postgres(versionNum)}`;
+}
+
+/**
+ * GRANT, REVOKE or ALTER DEFAULT PRIVILEGES to predefined roles younger than the server:
+ * those grantees are cut from the list (the statement is skipped when none is left), and
+ * what is left goes on to privileges(). Undefined when it names none.
+ */
+function grantees(statement: TargetStatement, grant: GrantStmt, display: string, versionNum: number): ForServer | undefined {
+  const younger = youngerRoles(grant.grantees, versionNum);
+  if (younger.length === 0) return undefined;
+  const reason = lacking(younger, versionNum);
+  const parsable = statement.onTargetDatabase ? statement.sql.replace(TARGET_DATABASE, DATABASE_STAND_IN) : statement.sql;
+  const sql = keepGrantees(parsable, (grantee) => grantee === null || !younger.includes(grantee))?.replace(DATABASE_STAND_IN, TARGET_DATABASE);
+  if (sql === undefined) return skipped(display, reason);
+  const cut = { ...statement, sql, display: sql };
+  const note = `${younger.join(', ')} ${younger.length === 1 ? 'is' : 'are'} left out of the grantees of "${display}": ${reason}`;
+  const rest = privileges(cut, grant, sql, versionNum) ?? { statements: [cut], notes: [] };
+  return { statements: rest.statements, notes: [note, ...rest.notes] };
 }
 
 interface GrantRoleStmt {

@@ -62,6 +62,11 @@ export interface ReplayStatement {
   onTargetDatabase?: boolean;
   /** Schemas of the objects it touches; unqualified names give the search_path's schemas. */
   schemas: string[];
+  /**
+   * GRANT, REVOKE and ALTER DEFAULT PRIVILEGES: the roles it names beside its grantee list,
+   * and whether that list names PUBLIC. Each grantee is judged on its own (apply/rules.ts).
+   */
+  grantList?: { otherRoles: string[]; public: boolean };
 }
 
 export interface SkippedStatement {
@@ -378,14 +383,93 @@ function replayAs(tag: string, kind: PermissionKind, body: Fields, site: Stateme
     if (!third) throw new UnparsableQueryError('ALTER DEFAULT PRIVILEGES without its keywords');
     edits.push({ start: site.start + third.end, end: site.start + third.end, text: ` FOR ROLE ${quoteIdent(site.context.currentUser)}` });
   }
+  const roles = collectRoles(body, kind, site.context);
   return {
     firingTag: tag,
     replay: {
       ordinal: site.ordinal, kind, sourceText: site.text, sql: applyEdits(site, edits),
-      roles: collectRoles(body, kind, site.context), grantees: collectGrantees(body, site.context),
+      roles, grantees: collectGrantees(body, site.context),
       schemas: collectSchemas(body, site.context),
+      ...(kind !== 'ALTER OWNER' && { grantList: grantList(body, kind, site.context) }),
     },
   };
+}
+
+/** The roles a GRANT, REVOKE or ALTER DEFAULT PRIVILEGES names outside its grantee list, and whether that list names PUBLIC. */
+function grantList(body: Fields, kind: PermissionKind, context: SessionContext): { otherRoles: string[]; public: boolean } {
+  const grant = (body.action ?? body) as Fields;
+  const grantees = (grant.grantees ?? []) as { RoleSpec?: RoleSpec }[];
+  const withoutList = body.action ? { ...body, action: { ...grant, grantees: [] } } : { ...body, grantees: [] };
+  return {
+    otherRoles: collectRoles(withoutList, kind, context),
+    public: grantees.some((g) => g.RoleSpec?.roletype === 'ROLESPEC_PUBLIC'),
+  };
+}
+
+/**
+ * The statement without the grantees `drop` names (null: PUBLIC): its grantee list cut by
+ * keepGrantees, and the roles it names with it. Undefined when none would be left, or the
+ * list cannot be cut.
+ */
+export function withoutGrantees(statement: ReplayStatement, drop: ReadonlySet<string | null>): ReplayStatement | undefined {
+  const list = statement.grantList;
+  if (!list) return undefined;
+  const sql = keepGrantees(statement.sql, (grantee) => !drop.has(grantee));
+  if (sql === undefined) return undefined;
+  const grantees = statement.grantees.filter((g) => !drop.has(g));
+  return {
+    ...statement, sql, grantees,
+    roles: statement.roles.filter((r) => list.otherRoles.includes(r) || grantees.includes(r)),
+    grantList: { otherRoles: list.otherRoles, public: list.public && !drop.has(null) },
+  };
+}
+
+/**
+ * A GRANT, REVOKE or ALTER DEFAULT PRIVILEGES statement (`sql`, one statement, every role
+ * named) with only the grantees `keep` accepts (null: PUBLIC): the grantee list rebuilt from
+ * the parser's offsets, every other byte as it was. Undefined when it is no such statement,
+ * a grantee is not a name (CURRENT_USER), none would be left, or what is left does not parse
+ * to the grantees kept.
+ */
+export function keepGrantees(sql: string, keep: (grantee: string | null) => boolean): string | undefined {
+  const grantees = granteeSpecs(sql);
+  if (!grantees) return undefined;
+  const named = grantees.map((spec) => (spec.roletype === 'ROLESPEC_PUBLIC' ? null : spec.roletype === 'ROLESPEC_CSTRING' ? spec.rolename : undefined));
+  if (named.some((n) => n === undefined)) return undefined;
+  const kept = named.map((n) => keep(n as string | null));
+  if (!kept.includes(false)) return sql;
+  if (!kept.includes(true)) return undefined;
+  const bytes = Buffer.from(sql, 'utf8');
+  const tokens = scanSync(sql).tokens as Token[];
+  const spans: { start: number; end: number }[] = [];
+  for (const spec of grantees) {
+    const at = tokens.findIndex((t) => t.start === spec.location);
+    const token = tokens[at];
+    if (!token) return undefined;
+    // GROUP is a reserved word: unquoted, it is always the keyword of `TO GROUP name`.
+    const before = tokens[at - 1];
+    spans.push({ start: before?.text.toUpperCase() === 'GROUP' ? before.start : token.start, end: token.end });
+  }
+  const text = (from: number, to?: number) => bytes.subarray(from, to).toString('utf8');
+  const result = text(0, (spans[0] as { start: number }).start)
+    + spans.filter((_, i) => kept[i]).map((s) => text(s.start, s.end)).join(', ')
+    + text((spans[spans.length - 1] as { end: number }).end);
+  return granteeSpecs(result)?.length === kept.filter(Boolean).length ? result : undefined;
+}
+
+/** The grantee list of a single GRANT, REVOKE or ALTER DEFAULT PRIVILEGES statement. */
+function granteeSpecs(sql: string): RoleSpec[] | undefined {
+  let stmts;
+  try {
+    stmts = parseSync(sql).stmts ?? [];
+  } catch {
+    return undefined;
+  }
+  const node = stmts.length === 1 ? (stmts[0]?.stmt as Fields | undefined) : undefined;
+  const grant = (node?.GrantStmt ?? (node?.AlterDefaultPrivilegesStmt as Fields | undefined)?.action) as Fields | undefined;
+  if (!grant) return undefined;
+  const specs = ((grant.grantees ?? []) as { RoleSpec?: RoleSpec }[]).map((g) => g.RoleSpec);
+  return specs.every((s) => s?.location !== undefined) ? (specs as RoleSpec[]) : undefined;
 }
 
 interface Edit {
@@ -405,7 +489,7 @@ function applyEdits(site: StatementSite, edits: Edit[]): string {
   return result + site.bytes.subarray(cursor, site.textEnd).toString('utf8');
 }
 
-type Token = { start: number; end: number; tokenName: string };
+type Token = { start: number; end: number; tokenName: string; text: string };
 
 function firstNonCommentTokens(tokens: Token[], n: number) {
   return tokens.filter((t) => t.tokenName !== 'SQL_COMMENT' && t.tokenName !== 'C_COMMENT').slice(0, n);

@@ -199,7 +199,7 @@ const settingsSchema = z
     log_retention_days: intAtLeast(1).default(90),
     audit_retention_days: intAtLeast(1).default(365),
     notify_on_failure: z.boolean().default(true),
-    excluded_roles: z.array(nonEmptyString).default(() => ['postgres', 'pg_*']),
+    excluded_roles: z.array(nonEmptyString).default(() => ['postgres']),
     carry_role_attributes: z
       .array(z.enum(PRIVILEGED_ATTRIBUTES, { error: `expected one of ${PRIVILEGED_ATTRIBUTES.map((a) => `"${a}"`).join(', ')}` }))
       .default(() => []),

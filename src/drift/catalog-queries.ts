@@ -62,17 +62,24 @@ export const CAPTURED_VERIFIERS = `
 export const CAPTURE_SWITCH = `
   SELECT coalesce((SELECT value FROM permsync.config WHERE key = 'sync_passwords'), 'false') = 'true' AS on`;
 
-/** One row per (role, member): a membership granted by several grantors counts once, as role_state() does. */
+/**
+ * One row per (role, member): a membership granted by several grantors counts once, as
+ * role_state() does. Every membership pg_dumpall shows: all but those among built-in roles
+ * (oid below 16384), the bootstrap superuser's (oid 10) included.
+ */
 export const MEMBERSHIPS = `
   SELECT pg_get_userbyid(m.roleid) AS role, pg_get_userbyid(m.member) AS member,
          bool_or(m.admin_option) AS admin,
          bool_or((to_jsonb(m) ->> 'inherit_option')::boolean) AS inherit,
          bool_or((to_jsonb(m) ->> 'set_option')::boolean) AS set
     FROM pg_auth_members m
-   WHERE m.member >= 16384
+   WHERE m.member >= 16384 OR m.roleid >= 16384 OR m.member = 10
    GROUP BY m.roleid, m.member`;
 
-/** ALTER ROLE [IN DATABASE] SET; \`here\` marks the current database, which maps to the other side's. */
+/**
+ * ALTER ROLE [IN DATABASE] SET, the bootstrap superuser's (oid 10) included; \`here\` marks
+ * the current database, which maps to the other side's.
+ */
 export const ROLE_SETTINGS = `
   SELECT pg_get_userbyid(s.setrole) AS role,
          d.datname AS database,
@@ -82,7 +89,7 @@ export const ROLE_SETTINGS = `
     FROM pg_db_role_setting s
     LEFT JOIN pg_database d ON d.oid = s.setdatabase
    CROSS JOIN LATERAL unnest(s.setconfig) c
-   WHERE s.setrole >= 16384`;
+   WHERE s.setrole >= 16384 OR s.setrole = 10`;
 
 /** The current database's owner and effective privileges (the defaults when datacl is NULL). */
 export const DATABASE = `

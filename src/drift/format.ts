@@ -11,6 +11,8 @@ export interface DescribedDifference {
   detail: string;
   /** The statements that converge it, as printed: verifiers masked. */
   sql: string[];
+  /** Why the configuration keeps it (or part of it) from the environment, when it does. */
+  excluded?: string;
 }
 
 /** What the drift command prints for one environment. */
@@ -26,10 +28,13 @@ export interface EnvironmentResult {
 export function describeReport(report: DriftReport): DescribedDifference[] {
   return report.differences.map((d) => {
     const described = describe(d.change, report.environment);
+    const excluded = d.excluded === undefined ? ''
+      : `; ${d.statements.length > 0 ? 'partly ' : ''}excluded by configuration (permsync does not carry it there): ${d.excluded}`;
     return {
       ...described,
-      ...(d.held && { detail: `${described.detail}; ${d.held}` }),
+      detail: `${described.detail}${d.held ? `; ${d.held}` : ''}${excluded}`,
       sql: d.held ? [] : d.statements.map((s) => `${s.display};`),
+      ...(d.excluded !== undefined && { excluded: d.excluded }),
     };
   });
 }
@@ -132,9 +137,12 @@ export function formatText(result: EnvironmentResult): string {
   const count = report.differences.length;
   // Verifiers settings.sync_passwords asks for and that could not be compared are no match.
   const aside = report.verifiersCompared === false ? ', password verifiers aside (not compared: see the note)' : '';
-  lines.push(count === 0 ? `${environment}: matches the source${aside}` : `${environment}: ${count} difference(s) from the source${aside}`);
+  // A difference the configuration keeps from the environment is one all the same.
+  const excluded = report.excludedByConfiguration === 0 ? ''
+    : report.excludedByConfiguration === count ? ', all of them excluded by configuration'
+    : `, ${report.excludedByConfiguration} of them excluded by configuration`;
+  lines.push(count === 0 ? `${environment}: matches the source${aside}` : `${environment}: ${count} difference(s) from the source${excluded}${aside}`);
   for (const d of describeReport(report)) lines.push(`  ${d.subject}: ${d.detail}`);
-  if (report.leftOutByRules > 0) lines.push(`  (${report.leftOutByRules} more difference(s) that this environment's rules leave out)`);
   for (const note of report.notes) lines.push(`  note: ${note}`);
   for (const hint of result.hints) lines.push(`  hint: ${hint}`);
   if (report.plan.length > 0) {
@@ -153,7 +161,7 @@ export function formatJson(result: EnvironmentResult) {
     ...(report && {
       matches: report.differences.length === 0,
       differences: report.differences.length,
-      left_out_by_rules: report.leftOutByRules,
+      excluded_by_configuration: report.excludedByConfiguration,
       items: describeReport(report),
       plan: report.plan.map((s) => `${s.display};`),
       notes: report.notes,

@@ -15,7 +15,7 @@ export function summarize(report: DriftReport | undefined, error?: string): { di
   return {
     differences: report.differences.length,
     summary: {
-      ...byCategory, left_out_by_rules: report.leftOutByRules, statements: report.plan.length,
+      ...byCategory, excluded_by_configuration: report.excludedByConfiguration, statements: report.plan.length,
       // What the notes say (password verifiers not compared, say) qualifies a match: it goes with the record.
       ...(report.notes.length > 0 && { notes: report.notes }),
     },

@@ -13,6 +13,11 @@ export interface Difference {
   statements: PlannedStatement[];
   /** Set when its statements are left out of the plan on purpose. */
   held?: string;
+  /**
+   * Why the daemon does not carry it (or part of it, where `statements` converge the rest):
+   * the configuration keeps it from this environment.
+   */
+  excluded?: string;
 }
 
 export interface DriftReport {
@@ -21,10 +26,11 @@ export interface DriftReport {
   /** Every statement that converges the environment, in an order that works. */
   plan: PlannedStatement[];
   /**
-   * Differences the environment's rules leave out (the daemon does not carry them there).
-   * Those about roles permsync leaves alone (excluded_roles, sync users, its own) are not counted.
+   * How many of the differences the configuration keeps from this environment altogether
+   * (excluded_roles, its rules, carry_predefined_roles, carry_role_attributes): reported,
+   * and never in the plan. The sync users and permsync's own roles are not compared.
    */
-  leftOutByRules: number;
+  excludedByConfiguration: number;
   notes: string[];
   /** With settings.sync_passwords on, whether verifiers were compared (the notes say why not); else undefined. */
   verifiersCompared?: boolean;
@@ -47,7 +53,6 @@ export function buildReport(
 ): DriftReport {
   const admission = admitter(environment, roles);
   const differences: Difference[] = [];
-  let leftOutByRules = 0;
   // The target's roles permsync does not manage there are its own (predefined ones are not listed).
   const sourceSuperuser = [...source.roleOids].find(([, oid]) => oid < FIRST_USER_OID)?.[0] ?? '';
   const owners = { managed: options.managed, sourceSuperuser };
@@ -57,17 +62,20 @@ export function buildReport(
     const planned = planChange(change, { targetVersionNum: target.serverVersionNum });
     // An object on one side only has no statement: its schema decides whether it is in scope.
     const verdicts = (planned.length > 0 ? planned : [objectProbe(change)]).map(admission);
-    const statements = planned.filter((_, i) => verdicts[i] === 'admitted');
-    if (!verdicts.includes('admitted')) {
-      if (!verdicts.includes('excluded role')) leftOutByRules++;
-      continue;
-    }
+    if (verdicts.every((v) => !v.admitted && v.internal)) continue;
+    const statements = planned.filter((_, i) => verdicts[i]?.admitted);
+    const reasons = [...new Set(verdicts.flatMap((v) => (v.admitted ? [] : [v.reason])))];
     const held = heldBack(change, environment, options);
-    differences.push({ change, statements, ...(held !== undefined && { held }) });
+    differences.push({
+      change, statements,
+      ...(held !== undefined && { held }),
+      ...(reasons.length > 0 && { excluded: reasons.join('; ') }),
+    });
   }
   const plan = orderPlan(differences.filter((d) => !d.held).flatMap((d) => d.statements));
+  const excludedByConfiguration = differences.filter((d) => d.excluded !== undefined && d.statements.length === 0).length;
   return {
-    environment: environment.name, differences, plan, leftOutByRules,
+    environment: environment.name, differences, plan, excludedByConfiguration,
     notes: [...both.notes, ...notes(environment, settings, source, target, plan)],
     ...(settings.syncPasswords && { verifiersCompared: source.verifiersRead && target.verifiersRead }),
   };

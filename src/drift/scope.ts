@@ -3,12 +3,17 @@ import type { ReplayStatement } from '../capture/statements.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import type { PlannedStatement } from './plan.js';
 
-export type Admission = 'admitted' | 'excluded role' | 'rules';
+/**
+ * Not admitted: why the daemon would not carry it (`reason`), and whether it is about
+ * permsync's own machinery (`internal`: the sync users and permsync's roles, which differ
+ * between environments by design and are not compared).
+ */
+export type Admission = { admitted: true } | { admitted: false; internal: boolean; reason: string };
 
 /**
  * Whether the daemon would carry a planned statement to this environment, and if not,
- * why: it names a role permsync leaves alone, or the environment's rules leave it out.
- * Drift sees what the daemon would carry there, nothing else.
+ * why: the configuration keeps it from there (excluded_roles, the environment's rules,
+ * carry_predefined_roles, carry_role_attributes), or it names permsync's own roles.
  */
 export function admitter(environment: EnvironmentConfig, roles: RoleScope): (statement: PlannedStatement) => Admission {
   const rules = compileRules(environment.rules);
@@ -19,7 +24,9 @@ export function admitter(environment: EnvironmentConfig, roles: RoleScope): (sta
       ...(statement.granted !== undefined && { granted: statement.granted }),
       ...(statement.attribute !== undefined && { attribute: statement.attribute }),
     };
-    if (!admit(replay, [], roles).admitted) return 'excluded role';
-    return admit(replay, rules, roles).admitted ? 'admitted' : 'rules';
+    const verdict = admit(replay, rules, roles);
+    if (verdict.admitted) return { admitted: true };
+    const internal = [...statement.grantees, ...(statement.granted !== undefined ? [statement.granted] : [])].some((r) => roles.internal(r));
+    return { admitted: false, internal, reason: verdict.reason };
   };
 }

@@ -15,9 +15,9 @@ export interface Comparable {
 /**
  * The source's and a target's catalogs as far as both servers' versions can hold them
  * (they may run different majors during an upgrade): a privilege or a kind of default
- * privilege one of them lacks (MAINTAIN, 17; on large objects, 18), or a membership in a
- * predefined role one of them lacks (pg_maintain, 17), is compared on neither side,
- * since a 17 owner's implicit MAINTAIN is nothing a 16 server can have.
+ * privilege one of them lacks (MAINTAIN, 17; on large objects, 18), or a membership in or
+ * a privilege granted to a predefined role one of them lacks (pg_maintain, 17), is
+ * compared on neither side, since a 17 owner's implicit MAINTAIN is nothing a 16 server can have.
  * On a target before 16, memberships are expected as the applier carries them
  * (apply/server-version.ts): one without SET not at all, since every membership there
  * allows SET ROLE; INHERIT is the member's attribute there. From a source before 16 to a
@@ -49,14 +49,18 @@ export function comparable(source: Catalog, target: Catalog, environment: string
   }
   for (const [role, since] of PREDEFINED_ROLES_SINCE) {
     leftOut(since, (c) => c.memberships.filter((m) => m.role === role).length, `membership(s) in ${role}`, 'no such role');
+    leftOut(since, (c) => c.databaseGrants.filter((g) => g.grantee === role).length
+      + c.objects.reduce((n, o) => n + o.grants.filter((g) => g.grantee === role).length, 0)
+      + c.defaultPrivileges.filter((d) => d.grantee === role || d.role === role).length, `privilege(s) granted to ${role}`, 'no such role');
   }
-  const known = (g: Grant) => knowsPrivilege(both, g.privilege);
+  const known = (g: Grant) => knowsPrivilege(both, g.privilege) && hasPredefinedRole(both, g.grantee);
   const within = (catalog: Catalog): Catalog => ({
     ...catalog,
-    memberships: catalog.memberships.filter((m) => hasPredefinedRole(both, m.role)),
+    memberships: catalog.memberships.filter((m) => hasPredefinedRole(both, m.role) && hasPredefinedRole(both, m.member)),
     databaseGrants: catalog.databaseGrants.filter(known),
     objects: catalog.objects.map((o) => ({ ...o, grants: o.grants.filter(known) })),
-    defaultPrivileges: catalog.defaultPrivileges.filter((d) => knowsPrivilege(both, d.privilege) && knowsDefaultPrivilegeType(both, d.objectType)),
+    defaultPrivileges: catalog.defaultPrivileges.filter((d) => knowsPrivilege(both, d.privilege) && knowsDefaultPrivilegeType(both, d.objectType)
+      && hasPredefinedRole(both, d.grantee) && hasPredefinedRole(both, d.role)),
   });
   const projected = within(source);
   if (target.serverVersionNum < MEMBERSHIP_OPTIONS_SINCE && source.serverVersionNum >= MEMBERSHIP_OPTIONS_SINCE) {
