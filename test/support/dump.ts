@@ -10,9 +10,9 @@ import type { TestServer } from './servers.js';
  * the way a DBA would: the role, membership, role setting and parameter privilege lines
  * of `pg_dumpall --roles-only --no-role-passwords`, the privilege and owner lines of
  * `pg_dumpall --tablespaces-only`, and those of `pg_dump --schema-only --create` of each
- * database. What legitimately differs between servers is left out or normalised: the
- * roles the test names (the bootstrap superuser, permsync's own), the current database's
- * name (`{database}`), a tablespace's location.
+ * database, sorted. What legitimately differs between servers is normalised or left out:
+ * the current database's name (`{database}`), a tablespace's location (CREATE TABLESPACE
+ * is not kept), and the lines the caller names (permsync's own schema and roles, say).
  *
  * pg_dump reads servers of its own major and older only. Where no pg_dump that can read
  * the server is installed (PostgreSQL 16 and later, here), the same facts come from the
