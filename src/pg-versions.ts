@@ -8,6 +8,9 @@
 /** Each membership's own INHERIT and SET options: before 16, every membership allows SET ROLE, and the member's INHERIT attribute decides inheritance. */
 export const MEMBERSHIP_OPTIONS_SINCE = 160000;
 
+/** Privileges on configuration parameters (GRANT SET ON PARAMETER, pg_parameter_acl). */
+export const PARAMETER_PRIVILEGES_SINCE = 150000;
+
 /** Privileges younger than 14, by the name GRANT takes, with the version that brought each. */
 export const PRIVILEGES_SINCE: ReadonlyMap<string, number> = new Map([['MAINTAIN', 170000]]);
 
@@ -25,7 +28,7 @@ export const PREDEFINED_ROLES_SINCE: ReadonlyMap<string, number> = new Map([
 
 /** From this version on a server holds everything above: nothing needs a change for it. */
 export const HOLDS_EVERYTHING_SINCE = Math.max(
-  MEMBERSHIP_OPTIONS_SINCE, ...PRIVILEGES_SINCE.values(), ...DEFAULT_PRIVILEGE_TYPES_SINCE.values(), ...PREDEFINED_ROLES_SINCE.values(),
+  MEMBERSHIP_OPTIONS_SINCE, PARAMETER_PRIVILEGES_SINCE, ...PRIVILEGES_SINCE.values(), ...DEFAULT_PRIVILEGE_TYPES_SINCE.values(), ...PREDEFINED_ROLES_SINCE.values(),
 );
 
 /** "PostgreSQL 14", for messages. */

@@ -66,6 +66,8 @@ environments:
         role_pattern: ^tmp_
         schema_pattern: ^scratch$
     on_permanent_failure: continue
+    databases:
+      reporting: reporting_dev
   - name: prod
     url: postgresql://sync@prod.example/app?sslmode=require
 settings:
@@ -103,6 +105,7 @@ log:
           enabled: false,
           rules: [{ action: 'exclude', commandTag: 'GRANT', rolePattern: '^tmp_', schemaPattern: '^scratch$' }],
           onPermanentFailure: 'continue',
+          databases: { reporting: 'reporting_dev' },
         },
         {
           name: 'prod',
@@ -111,6 +114,7 @@ log:
           enabled: true,
           rules: [],
           onPermanentFailure: 'hold',
+          databases: {},
         },
       ],
       settings: {
@@ -147,6 +151,7 @@ log:
       enabled: true,
       rules: [],
       onPermanentFailure: 'hold',
+      databases: {},
     });
     expect(config.settings).toEqual({
       dryRun: false,

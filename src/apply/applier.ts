@@ -6,7 +6,7 @@ import type { ExecutionRecord, SourceStore, Switches } from '../source/store.js'
 import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
 import { admit, compileRules, type CompiledRule, type RoleScope } from './rules.js';
 import { releaseStatements } from './role-release.js';
-import { judgeStatements, mayChange, namesToLookUp, type OwnershipVerdict, type RoleOwners } from './role-ownership.js';
+import { judgeStatements, mayChange, namesToLookUp, settleGrantors, type OwnershipVerdict, type RoleOwners } from './role-ownership.js';
 import { canRunTogether, ROLE_OIDS, type BeforeCommit, type ExecutionResult, type GroupResult, type SessionIdentity, type Target } from './target.js';
 import type { DaemonMetrics } from '../metrics.js';
 import { searchPathAsUser } from '../sql/quote.js';
@@ -473,18 +473,22 @@ export class EnvironmentApplier {
    * Before calling a role the target's own, the managed roles are read again: an operator
    * may have handed it over since. Conflicts are recorded on the source.
    */
-  private async judge(batch: Batch, statements: ReplayStatement[], author: string | undefined): Promise<OwnershipVerdict> {
-    const unread = await this.readTargetRoles(namesToLookUp(statements, author));
+  private async judge(batch: Batch, named: ReplayStatement[], author: string | undefined): Promise<OwnershipVerdict> {
+    const unread = await this.readTargetRoles(namesToLookUp(named, author));
     if (unread) throw new Error(`the environment's roles could not be read: ${unread.message}`);
+    const settle = () => settleGrantors(named, this.presentRoles(), this.owners(), this.deps.roles.excluded);
+    let { statements, notes } = settle();
     let verdict = judgeStatements(statements, author, this.presentRoles(), this.owners());
     if (verdict.conflicts.length > 0) {
       this.managed = await this.deps.store.managedRoles(this.name);
+      ({ statements, notes } = settle());
       verdict = judgeStatements(statements, author, this.presentRoles(), this.owners());
       if (verdict.conflicts.length > 0) {
         await this.deps.store.recordRoleConflicts(this.name, batch.id, verdict.conflicts);
         this.log.warn({ batchId: batch.id, conflicts: verdict.conflicts }, 'roles of this environment\'s own are named by the source: left alone');
       }
     }
+    verdict.notes.unshift(...notes);
     return verdict;
   }
 

@@ -1,5 +1,6 @@
 import type { ReplayStatement } from '../capture/statements.js';
 import { isPredefinedRole } from './rules.js';
+import { withoutGrantor } from './target.js';
 
 /**
  * Which roles on one target permsync may change. The role watcher cannot know who
@@ -169,4 +170,39 @@ function requiredRoles(s: ReplayStatement): string[] {
 export function mayChange(role: string, roles: TargetRoles, owners: RoleOwners): boolean {
   const oid = roles.get(role);
   return oid === undefined || isOurs(role, oid, owners);
+}
+
+/**
+ * A membership's grantor (GRANTED BY) is named on a target only where permsync may name
+ * it: a role it manages there (or creates earlier in the batch), or the bootstrap
+ * superuser standing for the source's, and never an excluded role otherwise. Elsewhere
+ * the clause is left out, with a note: the membership is granted all the same, recorded
+ * as the sync user's, rather than held back for the grantor's sake.
+ */
+export function settleGrantors(
+  statements: ReplayStatement[],
+  roles: TargetRoles,
+  owners: RoleOwners,
+  excluded: (role: string) => boolean,
+): { statements: ReplayStatement[]; notes: string[] } {
+  const notes: string[] = [];
+  const created = new Set<string>();
+  const settled = statements.map((s) => {
+    if (s.kind === 'CREATE ROLE' && s.grantees[0] !== undefined && !roles.has(s.grantees[0])) created.add(s.grantees[0]);
+    const grantor = s.grantor;
+    if (grantor === undefined) return s;
+    const why = grantorProblem(grantor, roles.get(grantor), created, owners, excluded);
+    if (why === undefined) return s;
+    notes.push(`statement ${s.ordinal} (${s.kind}): without GRANTED BY "${grantor}", which ${why}: the sync user stands for it`);
+    return { ...withoutGrantor(s), roles: s.roles.filter((r) => r !== grantor) };
+  });
+  return { statements: settled, notes };
+}
+
+function grantorProblem(grantor: string, oid: number | undefined, created: Set<string>, owners: RoleOwners,
+  excluded: (role: string) => boolean): string | undefined {
+  if (oid === undefined) return created.has(grantor) ? undefined : 'does not exist here';
+  if (!isOurs(grantor, oid, owners)) return 'is a role of this target\'s own, which permsync does not manage';
+  if (excluded(grantor) && oid >= FIRST_USER_OID) return 'is an excluded role';
+  return undefined;
 }

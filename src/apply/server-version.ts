@@ -3,7 +3,7 @@ import { keepGrantees } from '../capture/statements.js';
 import { quoteIdent } from '../sql/quote.js';
 import {
   DEFAULT_PRIVILEGE_TYPES_SINCE, hasPredefinedRole, HOLDS_EVERYTHING_SINCE, knowsDefaultPrivilegeType, knowsPrivilege,
-  MEMBERSHIP_OPTIONS_SINCE, postgres, PREDEFINED_ROLES_SINCE, PRIVILEGES_SINCE,
+  MEMBERSHIP_OPTIONS_SINCE, PARAMETER_PRIVILEGES_SINCE, postgres, PREDEFINED_ROLES_SINCE, PRIVILEGES_SINCE,
 } from '../pg-versions.js';
 import { TARGET_DATABASE, type TargetStatement } from './target.js';
 
@@ -17,7 +17,7 @@ export interface ForServer {
 const DATABASE_STAND_IN = '"permsync: the target\'s database"';
 
 /** Words without which no statement needs a change for an older server: most are not parsed at all. */
-const MAY_NEED_CHANGE = /maintain|large|inherit|\bset\b|pg_/i;
+const MAY_NEED_CHANGE = /maintain|large|inherit|\bset\b|pg_|parameter/i;
 
 /**
  * The statement in a form a server of `versionNum` takes. The source may run a newer
@@ -30,18 +30,26 @@ const MAY_NEED_CHANGE = /maintain|large|inherit|\bset\b|pg_/i;
  */
 export function forServer(statement: TargetStatement, versionNum: number): ForServer {
   const unchanged: ForServer = { statements: [statement], notes: [] };
+  const display = statement.display ?? statement.sql;
+  if (statement.otherGrantors && versionNum < MEMBERSHIP_OPTIONS_SINCE) {
+    return skipped(display, `other grantors still grant this membership on the source, and on ${postgres(versionNum)} a membership has one grantor: it stays`);
+  }
   if (versionNum >= HOLDS_EVERYTHING_SINCE || !MAY_NEED_CHANGE.test(statement.sql)) return unchanged;
   // The target's database, a placeholder until the statement runs, is a name to the parser.
   const parsable = statement.onTargetDatabase ? statement.sql.replace(TARGET_DATABASE, DATABASE_STAND_IN) : statement.sql;
   let node: Record<string, unknown> | undefined;
   try {
-    const { stmts } = parseSync(parsable);
-    if (stmts?.length === 1) node = stmts[0]?.stmt as Record<string, unknown>;
+    const stmts = parseSync(parsable).stmts ?? [];
+    // A privilege on a parameter, granted as its grantor (SET LOCAL ROLE ...; GRANT ...; RESET ROLE).
+    const onParameter = stmts.some((s) => ((s.stmt as { GrantStmt?: GrantStmt }).GrantStmt?.objtype === 'OBJECT_PARAMETER_ACL'));
+    if (onParameter && versionNum < PARAMETER_PRIVILEGES_SINCE) {
+      return skipped(display, `privileges on parameters are ${postgres(PARAMETER_PRIVILEGES_SINCE)}'s, and this server runs ${postgres(versionNum)}`);
+    }
+    if (stmts.length === 1) node = stmts[0]?.stmt as Record<string, unknown>;
   } catch {
     // What does not parse here needs no change.
   }
   if (!node) return unchanged;
-  const display = statement.display ?? statement.sql;
   if ('GrantRoleStmt' in node) return membership(statement, node.GrantRoleStmt as GrantRoleStmt, display, versionNum) ?? unchanged;
   const defaults = node.AlterDefaultPrivilegesStmt as { action?: GrantStmt } | undefined;
   const grant = (node.GrantStmt as GrantStmt | undefined) ?? defaults?.action;
@@ -105,7 +113,7 @@ interface GrantRoleStmt {
   granted_roles?: { AccessPriv?: { priv_name?: string } }[];
   grantee_roles?: { RoleSpec?: { roletype?: string; rolename?: string } }[];
   opt?: { DefElem?: { defname?: string; arg?: { Boolean?: { boolval?: boolean } } } }[];
-  grantor?: unknown;
+  grantor?: { RoleSpec?: { roletype?: string; rolename?: string } };
 }
 
 function skipped(display: string, reason: string): ForServer {
@@ -123,27 +131,31 @@ function membership(statement: TargetStatement, grant: GrantRoleStmt, display: s
   if (younger !== undefined) {
     return skipped(display, `${younger} is ${postgres(PREDEFINED_ROLES_SINCE.get(younger) as number)}'s, and this server runs ${postgres(versionNum)}`);
   }
-  if (versionNum >= MEMBERSHIP_OPTIONS_SINCE || !grant.is_grant || grant.grantor) return undefined;
+  if (versionNum >= MEMBERSHIP_OPTIONS_SINCE || !grant.is_grant) return undefined;
   const options = new Map((grant.opt ?? []).map((o) => [o.DefElem?.defname, o.DefElem?.arg?.Boolean?.boolval === true]));
   if (!options.has('inherit') && !options.has('set')) return undefined;
   const roles = (grant.granted_roles ?? []).map((r) => r.AccessPriv?.priv_name);
   const members = (grant.grantee_roles ?? []).map((r) => (r.RoleSpec?.roletype === 'ROLESPEC_CSTRING' ? r.RoleSpec.rolename : undefined));
   if (roles.length !== 1 || members.length !== 1 || roles[0] === undefined || members[0] === undefined) return undefined;
+  const grantor = grant.grantor?.RoleSpec;
+  if (grantor && (grantor.roletype !== 'ROLESPEC_CSTRING' || grantor.rolename === undefined)) return undefined;
   const role = quoteIdent(roles[0]);
   const member = quoteIdent(members[0]);
+  // Before 16 the grantor is the membership's record of who granted it, kept as it is.
+  const by = grantor?.rolename !== undefined ? ` GRANTED BY ${quoteIdent(grantor.rolename)}` : '';
   const version = postgres(versionNum);
   const as = (kind: TargetStatement['kind'], sql: string): TargetStatement => ({ ...statement, kind, sql, display: sql });
   if (options.get('set') === false) {
     return {
-      statements: [as('REVOKE ROLE', `REVOKE ${role} FROM ${member}`)],
+      statements: [as('REVOKE ROLE', `REVOKE ${role} FROM ${member}${by}`)],
       notes: [`"${display}": ${version} has no SET option for a membership, and granting it there would let ${member} SET ROLE ${role}: not granted there (revoked if it was)`],
     };
   }
   const admin = options.get('admin');
   return {
     statements: [
-      as('GRANT ROLE', `GRANT ${role} TO ${member}${admin ? ' WITH ADMIN OPTION' : ''}`),
-      ...(admin === false ? [as('REVOKE ROLE', `REVOKE ADMIN OPTION FOR ${role} FROM ${member}`)] : []),
+      as('GRANT ROLE', `GRANT ${role} TO ${member}${admin ? ' WITH ADMIN OPTION' : ''}${by}`),
+      ...(admin === false ? [as('REVOKE ROLE', `REVOKE ADMIN OPTION FOR ${role} FROM ${member}${by}`)] : []),
     ],
     notes: options.has('inherit')
       ? [`"${display}": INHERIT ${options.get('inherit') ? 'TRUE' : 'FALSE'} is left out: ${version} has no INHERIT option for a membership; there ${member} inherits ${role}'s privileges as the INHERIT attribute of ${member} says`]

@@ -15,7 +15,8 @@ export interface SessionIdentity {
   runAs?: string;
 }
 
-export type TargetStatement = Pick<ReplayStatement, 'kind' | 'sql' | 'display' | 'ignoreCodes' | 'privileged' | 'onTargetDatabase'>;
+export type TargetStatement = Pick<ReplayStatement,
+  'kind' | 'sql' | 'display' | 'ignoreCodes' | 'privileged' | 'onTargetDatabase' | 'database' | 'grantor' | 'otherGrantors'>;
 
 export interface ExecutionResult {
   /** What was sent, with secrets masked: the execution log's applied_sql. */
@@ -64,10 +65,24 @@ export function withTargetDatabase(sql: string, database: string): string {
 
 /**
  * Whether a batch can share one round trip with others (Target.executeTogether): not when
- * a statement tolerates some SQLSTATEs, since that needs a savepoint and a look at each error.
+ * a statement tolerates some SQLSTATEs or names a grantor, since that needs a savepoint
+ * and a look at each error.
  */
 export function canRunTogether(statements: TargetStatement[]): boolean {
-  return statements.every((s) => !s.ignoreCodes?.length);
+  return statements.every((s) => !s.ignoreCodes?.length && s.grantor === undefined);
+}
+
+/**
+ * A membership statement without its GRANTED BY clause: the grant is then recorded as
+ * the sync user's (the bootstrap superuser's, for a superuser on 16+). The role watcher
+ * writes the clause last, the grantor always quoted.
+ */
+export function withoutGrantor<T extends TargetStatement>(statement: T): T {
+  if (statement.grantor === undefined) return statement;
+  const clause = ` GRANTED BY ${quoteIdent(statement.grantor)}`;
+  const cut = (sql: string) => (sql.endsWith(clause) ? sql.slice(0, -clause.length) : sql);
+  const { grantor: _, ...rest } = statement;
+  return { ...rest, sql: cut(statement.sql), ...(statement.display !== undefined && { display: cut(statement.display) }) } as T;
 }
 
 /**
@@ -113,10 +128,17 @@ export class Target {
       `SELECT pg_catalog.set_config('search_path', ${quoteLiteral(identity.searchPath)}, true)`,
       ...(identity.runAs !== undefined ? [`SET LOCAL ROLE ${quoteIdent(identity.runAs)}`] : []),
     ];
-    const fill = (sql: string, s: TargetStatement) => (s.onTargetDatabase ? withTargetDatabase(sql, database) : sql);
+    const fill = (sql: string, s: TargetStatement) =>
+      s.onTargetDatabase ? withTargetDatabase(sql, database)
+        : s.database !== undefined ? withTargetDatabase(sql, this.databaseFor(s.database)) : sql;
     const steps = statements.map((s) => ({ statement: s, sql: fill(s.sql, s), display: fill(s.display ?? s.sql, s) }));
     const appliedSql = [...setup, ...steps.map((s) => s.display)].map((s) => `${s};`).join('\n');
     return { setup, steps, appliedSql };
+  }
+
+  /** The environment's name for a database of the source's cluster (not the source's own). */
+  databaseFor(source: string): string {
+    return this.environment.databases?.[source] ?? source;
   }
 
   /** What `role` holds in the environment's database (apply/role-release.ts), and its server's version. */
@@ -185,15 +207,23 @@ export class Target {
     let current: string | undefined;
     try {
       const facts = (this.facts ??= await readFacts(client));
-      const { setup, steps, appliedSql: sent } = this.plan(identity, runnable(statements, facts, notes), facts.database);
+      const { setup, steps, appliedSql: sent } = this.plan(identity, this.runnable(statements, facts, notes), facts.database);
       appliedSql = sent;
       await client.query('BEGIN');
       for (const sql of setup) await client.query((current = sql));
       const took: TargetStatement[] = [];
       for (const step of steps) {
         current = step.display;
-        const tolerated = await runStep(client, step.sql, step.statement.ignoreCodes);
-        if (tolerated) notes.push(`"${step.display}": ${tolerated}`);
+        let tolerated = await runStep(client, step.sql, [...step.statement.ignoreCodes ?? [], ...(step.statement.grantor !== undefined ? [INSUFFICIENT_PRIVILEGE] : [])]);
+        if (tolerated?.code === INSUFFICIENT_PRIVILEGE && step.statement.grantor !== undefined && !step.statement.ignoreCodes?.includes(INSUFFICIENT_PRIVILEGE)) {
+          // On 16+ the grantor must hold ADMIN OPTION here, which it may lack where its own
+          // membership was left out: the membership is granted all the same, as the sync user's.
+          const plain = withoutGrantor(step.statement);
+          notes.push(`"${step.display}": granted as the sync user's: ${tolerated.message}`);
+          current = plain.display ?? plain.sql;
+          tolerated = await runStep(client, plain.sql, plain.ignoreCodes);
+        }
+        if (tolerated) notes.push(`"${step.display}": left as it is: ${tolerated.message} (SQLSTATE ${tolerated.code})`);
         else took.push(step.statement);
       }
       current = undefined;
@@ -231,7 +261,7 @@ export class Target {
       let roleSet = false;
       const planned = batches.map(({ identity, statements }) => {
         const notes: string[] = [];
-        const { setup, steps, appliedSql } = this.plan(identity, runnable(statements, facts, notes), facts.database);
+        const { setup, steps, appliedSql } = this.plan(identity, this.runnable(statements, facts, notes), facts.database);
         // SET LOCAL ROLE lasts to the end of the transaction: undo the previous batch's.
         if (roleSet && identity.runAs === undefined) script.push('SET LOCAL ROLE NONE');
         roleSet = identity.runAs !== undefined;
@@ -258,6 +288,33 @@ export class Target {
     } catch (error) {
       return { error: connectFailed(error) };
     }
+  }
+
+  /**
+   * The statements this sync user may run, in the form this server's version takes
+   * (apply/server-version.ts); what is left out is noted, with the reason.
+   */
+  private runnable(statements: TargetStatement[], facts: SessionFacts, notes: string[]): TargetStatement[] {
+    return statements.flatMap((statement) => {
+      let s = statement;
+      if (s.privileged && !facts.superuser) {
+        notes.push(`skipped "${s.display ?? s.sql}": only a superuser may do this, and the sync user is not one`);
+        return [];
+      }
+      if (s.database !== undefined && this.environment.databases?.[s.database] === undefined && s.database === facts.database) {
+        notes.push(`skipped "${s.display ?? s.sql}": database ${quoteIdent(s.database)} is another of the source's, and this environment's own ` +
+          `has its name; environments[].databases maps it to one of this environment's`);
+        return [];
+      }
+      if (s.grantor !== undefined && !facts.superuser) {
+        // Only a superuser may name another grantor (before 16; on 16+, one with its privileges).
+        s = withoutGrantor(s);
+        notes.push(`"${statement.display ?? statement.sql}": granted as the sync user's, which is no superuser and may not name the grantor`);
+      }
+      const adapted = forServer(s, facts.serverVersionNum);
+      notes.push(...adapted.notes);
+      return adapted.statements;
+    });
   }
 
   /** Ends the sessions; one still in a transaction (on a hung server) is cut, and the server rolls back what it had not committed. */
@@ -297,21 +354,6 @@ async function endFailed(client: pg.PoolClient, error: unknown): Promise<Classif
   return classified;
 }
 
-/**
- * The statements this sync user may run, in the form this server's version takes
- * (apply/server-version.ts); what is left out is noted, with the reason.
- */
-function runnable(statements: TargetStatement[], facts: SessionFacts, notes: string[]): TargetStatement[] {
-  return statements.flatMap((s) => {
-    if (s.privileged && !facts.superuser) {
-      notes.push(`skipped "${s.display ?? s.sql}": only a superuser may do this, and the sync user is not one`);
-      return [];
-    }
-    const adapted = forServer(s, facts.serverVersionNum);
-    notes.push(...adapted.notes);
-    return adapted.statements;
-  });
-}
 
 async function readFacts(client: pg.PoolClient): Promise<SessionFacts> {
   // forServer() parses statements for an older server (a no-op once loaded).
@@ -326,12 +368,14 @@ async function readFacts(client: pg.PoolClient): Promise<SessionFacts> {
   return { serverVersion: row.server_version, serverVersionNum: row.server_version_num, database: row.database, superuser: row.superuser };
 }
 
+const INSUFFICIENT_PRIVILEGE = '42501';
+
 /**
  * Runs one statement; where some SQLSTATEs are tolerated (the statement is so already, or
  * cannot apply to this server), inside a savepoint that absorbs them. Returns the
- * tolerated error, as the execution log says it, else undefined.
+ * tolerated error, else undefined.
  */
-async function runStep(client: pg.PoolClient, sql: string, ignoreCodes: string[] | undefined): Promise<string | undefined> {
+async function runStep(client: pg.PoolClient, sql: string, ignoreCodes: string[] | undefined): Promise<{ code: string; message: string } | undefined> {
   if (!ignoreCodes?.length) {
     await client.query(sql);
     return undefined;
@@ -343,8 +387,8 @@ async function runStep(client: pg.PoolClient, sql: string, ignoreCodes: string[]
     return undefined;
   } catch (error) {
     const { code, message } = error as { code?: string; message?: string };
-    if (!ignoreCodes.includes(code ?? '')) throw error;
+    if (code === undefined || !ignoreCodes.includes(code)) throw error;
     await client.query('ROLLBACK TO SAVEPOINT permsync_step');
-    return `left as it is: ${message} (SQLSTATE ${code})`;
+    return { code, message: message ?? '' };
   }
 }

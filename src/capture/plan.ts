@@ -14,6 +14,13 @@ export interface GeneratedStatement {
   renamed_from?: string;
   ignore_codes?: string[];
   on_target_database?: boolean;
+  /** A source database other than its own, for a privilege on it (sql/0020_fidelity_shared.sql). */
+  database?: string;
+  /** The role named in GRANTED BY. */
+  grantor?: string;
+  /** The role a privilege on a shared object is granted as (SET LOCAL ROLE in the statement). */
+  run_as?: string;
+  other_grantors?: boolean;
 }
 
 /** What the daemon knows of a batch from the source. */
@@ -268,7 +275,7 @@ function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {
     sourceText: s.display,
     sql: s.sql,
     display: s.display,
-    roles: [...(s.role !== undefined ? [s.role] : []), ...(s.granted !== undefined ? [s.granted] : []), ...(s.renamed_from !== undefined ? [s.renamed_from] : [])],
+    roles: [s.role, s.granted, s.renamed_from, s.grantor, s.run_as].filter((r): r is string => r !== undefined),
     grantees: s.role !== undefined ? [s.role] : [],
     schemas: [],
     ...(s.granted !== undefined && { granted: s.granted }),
@@ -277,6 +284,9 @@ function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {
     ...(s.attribute !== undefined && { attribute: s.attribute }),
     ...(s.renamed_from !== undefined && { renamedFrom: s.renamed_from }),
     ...(s.on_target_database && { onTargetDatabase: true }),
+    ...(s.database !== undefined && { database: s.database }),
+    ...(s.grantor !== undefined && { grantor: s.grantor }),
+    ...(s.other_grantors && { otherGrantors: true }),
   };
 }
 

@@ -60,6 +60,15 @@ export interface ReplayStatement {
   renamedFrom?: string;
   /** Holds TARGET_DATABASE (apply/target.ts), to be replaced by the target's database name. */
   onTargetDatabase?: boolean;
+  /**
+   * Holds TARGET_DATABASE for this database of the source other than its own: replaced by
+   * the name the environment's `databases` maps it to (else the same name).
+   */
+  database?: string;
+  /** The role a membership statement names in GRANTED BY (the statement ends with that clause). */
+  grantor?: string;
+  /** A revoke of one grantor's membership that other grantors still grant on the source. */
+  otherGrantors?: boolean;
   /** Schemas of the objects it touches; unqualified names give the search_path's schemas. */
   schemas: string[];
   /**

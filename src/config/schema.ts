@@ -34,6 +34,12 @@ export interface EnvironmentConfig {
   enabled: boolean;
   rules: SyncRule[];
   onPermanentFailure: 'hold' | 'continue';
+  /**
+   * The environment's name for each database of the source's cluster whose name differs
+   * there, for privileges on it (GRANT ... ON DATABASE other). The source's own database
+   * always stands for the environment's own.
+   */
+  databases?: Readonly<Record<string, string>>;
 }
 
 export interface Settings {
@@ -152,6 +158,8 @@ const environmentSchema = z
     enabled: z.boolean().default(true),
     rules: z.array(ruleSchema).default(() => []),
     on_permanent_failure: z.enum(['hold', 'continue']).default('hold'),
+    databases: z.record(nonEmptyString, nonEmptyString, { error: 'expected a map of source database names to this environment\'s' })
+      .default(() => ({})),
   })
   .transform(
     (env): EnvironmentConfig => ({
@@ -162,6 +170,7 @@ const environmentSchema = z
       enabled: env.enabled,
       rules: env.rules,
       onPermanentFailure: env.on_permanent_failure,
+      databases: env.databases,
     }),
   );
 

@@ -63,18 +63,21 @@ export const CAPTURE_SWITCH = `
   SELECT coalesce((SELECT value FROM permsync.config WHERE key = 'sync_passwords'), 'false') = 'true' AS on`;
 
 /**
- * One row per (role, member): a membership granted by several grantors counts once, as
- * role_state() does. Every membership pg_dumpall shows: all but those among built-in roles
- * (oid below 16384), the bootstrap superuser's (oid 10) included.
+ * One row per membership and grantor (before 16, one per membership), as pg_dumpall shows
+ * them: every membership but those among built-in roles (oid below 16384), the bootstrap
+ * superuser's (oid 10) included. The grantor is null for the bootstrap superuser, whatever
+ * initdb named it (a superuser's grant on 16+ is recorded as its), and for a role that no
+ * longer exists.
  */
 export const MEMBERSHIPS = `
   SELECT pg_get_userbyid(m.roleid) AS role, pg_get_userbyid(m.member) AS member,
-         bool_or(m.admin_option) AS admin,
-         bool_or((to_jsonb(m) ->> 'inherit_option')::boolean) AS inherit,
-         bool_or((to_jsonb(m) ->> 'set_option')::boolean) AS set
+         CASE WHEN m.grantor <> 10 THEN g.rolname END AS grantor,
+         m.admin_option AS admin,
+         (to_jsonb(m) ->> 'inherit_option')::boolean AS inherit,
+         (to_jsonb(m) ->> 'set_option')::boolean AS set
     FROM pg_auth_members m
-   WHERE m.member >= 16384 OR m.roleid >= 16384 OR m.member = 10
-   GROUP BY m.roleid, m.member`;
+    LEFT JOIN pg_roles g ON g.oid = m.grantor
+   WHERE m.member >= 16384 OR m.roleid >= 16384 OR m.member = 10`;
 
 /**
  * ALTER ROLE [IN DATABASE] SET, the bootstrap superuser's (oid 10) included; \`here\` marks
@@ -99,6 +102,28 @@ export const DATABASE = `
             FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) x) AS grants
     FROM pg_database d
    WHERE d.datname = current_database()`;
+
+/** Effective privileges of an ACL as [grantee, privilege, grantable] tuples, but the owner's ('' is PUBLIC). */
+const GRANTS_BUT_OWNER = (acl: string, owner: string) => `
+  (SELECT coalesce(json_agg(json_build_array(
+            CASE x.grantee WHEN 0 THEN '' ELSE pg_get_userbyid(x.grantee) END, x.privilege_type, x.is_grantable)), '[]')
+     FROM aclexplode(${acl}) x WHERE x.grantee <> ${owner})`;
+
+/** The other databases of the cluster, with their privileges but their owners' (which follow from ownership). */
+export const OTHER_DATABASES = `
+  SELECT d.datname AS name, ${GRANTS_BUT_OWNER('coalesce(d.datacl, acldefault(\'d\', d.datdba))', 'd.datdba')} AS grants
+    FROM pg_database d
+   WHERE d.datname <> current_database()`;
+
+/** Tablespaces, with their privileges but their owners'. */
+export const TABLESPACES = `
+  SELECT t.spcname AS name, ${GRANTS_BUT_OWNER('coalesce(t.spcacl, acldefault(\'t\', t.spcowner))', 't.spcowner')} AS grants
+    FROM pg_tablespace t`;
+
+/** Privileges on parameters (PostgreSQL 15 and later), but the bootstrap superuser's, which every parameter has. */
+export const PARAMETERS = `
+  SELECT p.parname AS name, ${GRANTS_BUT_OWNER('p.paracl', '10')} AS grants
+    FROM pg_parameter_acl p`;
 
 /**
  * Every object permsync compares, with its owner and effective privileges (the defaults

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import * as Q from './catalog-queries.js';
+import { PARAMETER_PRIVILEGES_SINCE } from '../pg-versions.js';
 
 /** PUBLIC, as a grantee name: no role can be named with the empty string. */
 export const PUBLIC = '';
@@ -23,6 +24,8 @@ export interface RoleState {
 export interface Membership {
   role: string;
   member: string;
+  /** Who granted it (one row each on 16+); null: the bootstrap superuser, or a role gone (before 16). */
+  grantor: string | null;
   admin: boolean;
   /** PostgreSQL 16 and later. */
   inherit: boolean | null;
@@ -66,6 +69,15 @@ export interface CatalogObject {
 
 export type GrantState = 'absent' | 'granted' | 'grantable';
 
+/** A database other than the current one, a tablespace or a parameter: shared by the cluster. */
+export type SharedKind = 'database' | 'tablespace' | 'parameter';
+
+export interface SharedObject {
+  name: string;
+  /** Effective privileges, but the owner's. */
+  grants: Grant[];
+}
+
 export interface DefaultPrivilege {
   role: string;
   /** null: the global entry (every schema). */
@@ -96,6 +108,8 @@ export interface Catalog {
   settings: RoleSetting[];
   databaseOwner: string;
   databaseGrants: Grant[];
+  /** The cluster's other databases (not the current one), its tablespaces, and the parameters that have privileges (15+). */
+  shared: Record<SharedKind, SharedObject[]>;
   objects: CatalogObject[];
   defaultPrivileges: DefaultPrivilege[];
 }
@@ -193,6 +207,13 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
     const settings = (await client.query<RoleSetting>(Q.ROLE_SETTINGS)).rows;
     const database = (await client.query<{ owner: string; grants: GrantTuple[] }>(Q.DATABASE)).rows[0];
     if (!database) throw new Error('the current database is not in pg_database');
+    const sharedObjects = async (sql: string) =>
+      (await client.query<{ name: string; grants: GrantTuple[] }>(sql)).rows.map((o) => ({ name: o.name, grants: o.grants.map(toGrant) }));
+    const shared: Record<SharedKind, SharedObject[]> = {
+      database: await sharedObjects(Q.OTHER_DATABASES),
+      tablespace: await sharedObjects(Q.TABLESPACES),
+      parameter: session.server_version_num >= PARAMETER_PRIVILEGES_SINCE ? await sharedObjects(Q.PARAMETERS) : [],
+    };
     const objects = (await client.query<ObjectRow>(Q.OBJECTS)).rows.map((o): CatalogObject => ({
       kind: o.kind, schema: o.schema, name: o.name, args: o.args, owner: o.owner, columns: o.columns,
       grants: (o.grants ?? []).map(toGrant),
@@ -211,6 +232,7 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
       settings,
       databaseOwner: database.owner,
       databaseGrants: database.grants.map(toGrant),
+      shared,
       objects,
       defaultPrivileges,
     };

@@ -1,4 +1,4 @@
-import type { Catalog, CatalogObject, DefaultPrivilege, Grant, GrantState, Membership, ObjectKind, RoleSetting, RoleState } from './catalog.js';
+import type { Catalog, CatalogObject, DefaultPrivilege, Grant, GrantState, Membership, ObjectKind, RoleSetting, RoleState, SharedKind } from './catalog.js';
 
 /** An object by name: a column is its relation's schema and name, and the column's name in args. */
 export interface ObjectRef {
@@ -8,9 +8,11 @@ export interface ObjectRef {
   args: string | null;
 }
 
-/** What privileges are on: the current database, an object (or column), or a default privilege entry. */
+/** What privileges are on: the current database, an object (or column), a default privilege entry, or a shared object. */
 export type PrivilegeTarget =
   | { on: 'database' }
+  /** Another database of the cluster (by the target's name for it), a tablespace or a parameter. */
+  | { on: 'shared'; kind: SharedKind; name: string }
   | { on: 'object'; object: ObjectRef }
   | { on: 'default'; role: string; schema: string | null; objectType: string };
 
@@ -34,11 +36,13 @@ export type Change =
   | { type: 'role extra'; name: string; managed: boolean }
   /** A role of the target's own (permsync does not manage it) that has a source role's name. */
   | { type: 'role collision'; name: string }
-  | { type: 'membership'; role: string; member: string; from: Membership | null; to: Membership | null }
+  | { type: 'membership'; role: string; member: string; grantor: string | null; from: Membership | null; to: Membership | null }
   | { type: 'setting'; role: string; database: string | null; here: boolean; key: string; from: string | null; to: string | null }
   | { type: 'owner'; object: ObjectRef; from: string; to: string }
   | { type: 'privileges'; target: PrivilegeTarget; grantee: string; changes: PrivilegeChange[] }
   | { type: 'object missing'; object: ObjectRef }
+  /** A database of the source's cluster, or a tablespace, that the target's lacks: its privileges cannot be held there. */
+  | { type: 'shared object missing'; kind: SharedKind; name: string }
   | { type: 'object extra'; object: ObjectRef };
 
 export interface CompareOptions {
@@ -54,6 +58,8 @@ export interface CompareOptions {
    * about it (memberships, settings, privileges) is left alone.
    */
   foreign: ReadonlySet<string>;
+  /** The environment's names for the source's other databases, where they differ (environments[].databases). */
+  databases?: Readonly<Record<string, string>>;
 }
 
 /** The differences that take `target` to `source`, in a stable order. Pure. */
@@ -64,9 +70,11 @@ export function compare(source: Catalog, target: Catalog, options: CompareOption
   const keepGrantee = (grantee: string) => !leftAlone(grantee);
   return [
     ...compareRoles(source, target, extra, options.foreign),
-    ...compareMemberships(source.memberships, target.memberships).filter((c) => !aboutExtra(c.role, c.member)),
+    ...compareMemberships(source.memberships, target.memberships)
+      .filter((c) => !aboutExtra(c.role, c.member, ...(c.grantor === null ? [] : [c.grantor]))),
     ...compareSettings(source.settings, target.settings).filter((c) => !aboutExtra(c.role)),
     ...compareDatabase(source, target).filter((c) => keepGrantee(c.grantee)),
+    ...compareShared(source, target, options.databases ?? {}, keepGrantee),
     ...compareObjects(source.objects, target.objects, keepGrantee),
     ...compareDefaultPrivileges(source.defaultPrivileges, target.defaultPrivileges)
       .filter((c) => c.target.on !== 'default' || !aboutExtra(c.target.role, c.grantee)),
@@ -97,8 +105,9 @@ function sameAttributes(a: RoleState, b: RoleState, withPasswords: boolean): boo
     && a.comment === b.comment && (!withPasswords || a.password === b.password);
 }
 
+/** Per grantor: on 16+ a membership granted by two roles is two, and pg_dumpall shows both. */
 function compareMemberships(source: Membership[], target: Membership[]): Extract<Change, { type: 'membership' }>[] {
-  const key = (m: Membership) => `${m.role}\0${m.member}`;
+  const key = (m: Membership) => `${m.role}\0${m.member}\0${m.grantor ?? ''}`;
   const out: Extract<Change, { type: 'membership' }>[] = [];
   const theirs = new Map(target.map((m) => [key(m), m]));
   const ours = new Map(source.map((m) => [key(m), m]));
@@ -107,7 +116,7 @@ function compareMemberships(source: Membership[], target: Membership[]): Extract
     const from = theirs.get(k) ?? null;
     const member = (to ?? from) as Membership;
     if (to && from && sameMembership(from, to)) continue;
-    out.push({ type: 'membership', role: member.role, member: member.member, from, to });
+    out.push({ type: 'membership', role: member.role, member: member.member, grantor: member.grantor, from, to });
   }
   return out;
 }
@@ -145,6 +154,36 @@ function compareDatabase(source: Catalog, target: Catalog): Extract<Change, { ty
   const owners = new Set([source.databaseOwner, target.databaseOwner]);
   const keep = (grants: Grant[]) => grants.filter((g) => !owners.has(g.grantee));
   return comparePrivileges({ on: 'database' }, keep(source.databaseGrants), keep(target.databaseGrants));
+}
+
+/**
+ * Privileges on the source's other databases (by the name each has on the target), its
+ * tablespaces and its parameters. A database the environment's own has the name of is
+ * compared only where environments[].databases maps it (as the applier carries it); a
+ * database or tablespace only the target has is the environment's own.
+ */
+function compareShared(source: Catalog, target: Catalog, databases: Readonly<Record<string, string>>,
+  keepGrantee: (grantee: string) => boolean): Change[] {
+  const out: Change[] = [];
+  const keep = (grants: Grant[]) => grants.filter((g) => keepGrantee(g.grantee));
+  for (const kind of ['database', 'tablespace', 'parameter'] as const) {
+    const theirs = new Map(target.shared[kind].map((o) => [o.name, o]));
+    const ours = new Map(source.shared[kind].flatMap((o) => {
+      if (kind !== 'database') return [[o.name, o] as const];
+      const name = databases[o.name] ?? o.name;
+      return databases[o.name] === undefined && name === target.database ? [] : [[name, o] as const];
+    }));
+    const names = kind === 'parameter' ? new Set([...ours.keys(), ...theirs.keys()]) : new Set(ours.keys());
+    for (const name of sorted(names)) {
+      const from = theirs.get(name);
+      if (!from && kind !== 'parameter') {
+        out.push({ type: 'shared object missing', kind, name });
+        continue;
+      }
+      out.push(...comparePrivileges({ on: 'shared', kind, name }, keep(ours.get(name)?.grants ?? []), keep(from?.grants ?? [])));
+    }
+  }
+  return out;
 }
 
 /** An object's key by name, for maps (null name or args as empty). */

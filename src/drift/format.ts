@@ -56,7 +56,8 @@ function describe(change: Change, env: string): Omit<DescribedDifference, 'sql'>
         detail: `${env} has a role of its own with this name (permsync did not create it there): a target-only role, never changed by permsync`,
       };
     case 'membership': {
-      const subject = `membership of ${quoteIdent(change.member)} in ${quoteIdent(change.role)}`;
+      const subject = `membership of ${quoteIdent(change.member)} in ${quoteIdent(change.role)}` +
+        (change.grantor === null ? '' : ` granted by ${quoteIdent(change.grantor)}`);
       if (!change.from) return { category: 'membership', subject, detail: `missing on ${env}` };
       if (!change.to) return { category: 'membership', subject, detail: `exists only on ${env}` };
       const options = (['admin', 'inherit', 'set'] as const)
@@ -87,6 +88,12 @@ function describe(change: Change, env: string): Omit<DescribedDifference, 'sql'>
       return { category: 'object', subject: describeObject(change.object), detail: `missing on ${env} (permsync never creates objects)` };
     case 'object extra':
       return { category: 'object', subject: describeObject(change.object), detail: `exists only on ${env}` };
+    case 'shared object missing':
+      return {
+        category: 'object', subject: `${change.kind} ${quoteIdent(change.name)}`,
+        detail: `missing on ${env}, so its privileges are not held there` +
+          (change.kind === 'database' ? ' (environments[].databases maps a database to one of another name)' : ''),
+      };
   }
 }
 
@@ -99,6 +106,8 @@ function describeTarget(target: PrivilegeTarget): string {
   switch (target.on) {
     case 'database':
       return 'database';
+    case 'shared':
+      return `${target.kind} ${quoteIdent(target.name)}`;
     case 'object':
       return describeObject(target.object);
     case 'default':

@@ -47,6 +47,8 @@ export interface PlannedStatement {
   ignoreCodes?: string[];
   /** Says TARGET_DATABASE for the target's current database. */
   onTargetDatabase?: boolean;
+  /** The role a membership statement names in GRANTED BY, last. */
+  grantor?: string;
 }
 
 export interface PlanContext {
@@ -86,6 +88,7 @@ export function planChange(change: Change, context: PlanContext): PlannedStateme
       return privilegeStatements(change.target, change.grantee, change.changes);
     case 'object missing':
     case 'object extra':
+    case 'shared object missing':
       return [];
   }
 }
@@ -144,8 +147,11 @@ function attributeStatements(phase: Phase, from: RoleState, to: RoleState): Plan
 function membershipStatements(change: Extract<Change, { type: 'membership' }>, context: PlanContext): PlannedStatement[] {
   const granted = quoteIdent(change.role);
   const member = quoteIdent(change.member);
+  // The grantor's grant, where it is not the bootstrap superuser's (any superuser's on 16+).
+  const by = change.grantor === null ? '' : ` GRANTED BY ${quoteIdent(change.grantor)}`;
   const statement = (phase: Phase, kind: StatementKind, sql: string): PlannedStatement => ({
-    phase, kind, ...same(sql), roles: [change.member, change.role], grantees: [change.member], schemas: [], granted: change.role,
+    phase, kind, ...same(`${sql}${by}`), roles: [change.member, change.role, ...(change.grantor === null ? [] : [change.grantor])],
+    grantees: [change.member], schemas: [], granted: change.role, ...(change.grantor !== null && { grantor: change.grantor }),
   });
   const { from, to } = change;
   if (!to) return [statement(Phase.RevokeMembership, 'REVOKE ROLE', `REVOKE ${granted} FROM ${member}`)];
@@ -229,8 +235,9 @@ function privilegeStatements(target: PrivilegeTarget, grantee: string, changes: 
   const pick = (test: (from: GrantState, to: GrantState) => boolean) => changes.filter((c) => test(c.from, c.to)).map((c) => c.privilege);
   const column = target.on === 'object' && target.object.kind === 'column' ? ` (${quoteIdent(target.object.args as string)})` : '';
   const list = (privileges: string[]) => privileges.map((p) => `${p}${column}`).join(', ');
-  const revokePhase = target.on === 'database' ? Phase.RevokeOnDatabase : target.on === 'default' ? Phase.RevokeDefault : Phase.Revoke;
-  const grantPhase = target.on === 'database' ? Phase.GrantOnDatabase : target.on === 'default' ? Phase.GrantDefault : Phase.Grant;
+  const onDatabase = target.on === 'database' || target.on === 'shared';
+  const revokePhase = onDatabase ? Phase.RevokeOnDatabase : target.on === 'default' ? Phase.RevokeDefault : Phase.Revoke;
+  const grantPhase = onDatabase ? Phase.GrantOnDatabase : target.on === 'default' ? Phase.GrantDefault : Phase.Grant;
   const steps: [Phase, 'GRANT' | 'REVOKE', string[], string][] = [
     [revokePhase, 'REVOKE', pick((from, to) => to === 'absent' && from !== 'absent'), ''],
     [revokePhase, 'REVOKE', pick((from, to) => from === 'grantable' && to === 'granted'), 'GRANT OPTION FOR '],
@@ -246,6 +253,11 @@ function privilegeStatements(target: PrivilegeTarget, grantee: string, changes: 
         return {
           phase, kind: verb === 'GRANT' ? 'GRANT ON DATABASE' : 'REVOKE ON DATABASE', ...same(action(`DATABASE ${TARGET_DATABASE}`)),
           roles: grantees, grantees, schemas: [], onTargetDatabase: true,
+        };
+      case 'shared':
+        return {
+          phase, kind: target.kind === 'database' ? (verb === 'GRANT' ? 'GRANT ON DATABASE' : 'REVOKE ON DATABASE') : verb,
+          ...same(action(`${target.kind.toUpperCase()} ${quoteIdent(target.name)}`)), roles: grantees, grantees, schemas: [],
         };
       case 'object':
         return {

@@ -111,5 +111,6 @@ function toTargetStatement(s: PlannedStatement): TargetStatement {
     ...(s.ignoreCodes && { ignoreCodes: s.ignoreCodes }),
     ...(s.privileged && { privileged: true }),
     ...(s.onTargetDatabase && { onTargetDatabase: true }),
+    ...(s.grantor !== undefined && { grantor: s.grantor }),
   };
 }

@@ -58,7 +58,8 @@ export function buildReport(
   const owners = { managed: options.managed, sourceSuperuser };
   const foreign = new Set([...target.roleOids].filter(([name, oid]) => !isOurs(name, oid, owners)).map(([name]) => name));
   const both = comparable(source, target, environment.name);
-  for (const change of compare(both.source, both.target, { includeExtraRoles: options.dropExtraRoles, foreign })) {
+  const compared = { includeExtraRoles: options.dropExtraRoles, foreign, ...(environment.databases && { databases: environment.databases }) };
+  for (const change of compare(both.source, both.target, compared)) {
     const planned = planChange(change, { targetVersionNum: target.serverVersionNum });
     // An object on one side only has no statement: its schema decides whether it is in scope.
     const verdicts = (planned.length > 0 ? planned : [objectProbe(change)]).map(admission);

@@ -1,8 +1,8 @@
 import {
-  DEFAULT_PRIVILEGE_TYPES_SINCE, hasPredefinedRole, knowsDefaultPrivilegeType, knowsPrivilege, MEMBERSHIP_OPTIONS_SINCE, postgres,
-  PREDEFINED_ROLES_SINCE, PRIVILEGES_SINCE,
+  DEFAULT_PRIVILEGE_TYPES_SINCE, hasPredefinedRole, knowsDefaultPrivilegeType, knowsPrivilege, MEMBERSHIP_OPTIONS_SINCE,
+  PARAMETER_PRIVILEGES_SINCE, postgres, PREDEFINED_ROLES_SINCE, PRIVILEGES_SINCE,
 } from '../pg-versions.js';
-import type { Catalog, Grant } from './catalog.js';
+import type { Catalog, Grant, Membership } from './catalog.js';
 import { defaultObjects } from './plan.js';
 
 export interface Comparable {
@@ -21,7 +21,10 @@ export interface Comparable {
  * On a target before 16, memberships are expected as the applier carries them
  * (apply/server-version.ts): one without SET not at all, since every membership there
  * allows SET ROLE; INHERIT is the member's attribute there. From a source before 16 to a
- * target of 16 or later, a membership's INHERIT is its member's attribute on the source. Pure.
+ * target of 16 or later, a membership's INHERIT is its member's attribute on the source.
+ * Grantors are compared where both sides keep them alike (both before 16, one grantor per
+ * membership; or both 16 and later, one membership per grantor); else each membership is
+ * compared once, whoever granted it. Privileges on parameters are 15's. Pure.
  */
 export function comparable(source: Catalog, target: Catalog, environment: string): Comparable {
   const both = Math.min(source.serverVersionNum, target.serverVersionNum);
@@ -53,6 +56,8 @@ export function comparable(source: Catalog, target: Catalog, environment: string
       + c.objects.reduce((n, o) => n + o.grants.filter((g) => g.grantee === role).length, 0)
       + c.defaultPrivileges.filter((d) => d.grantee === role || d.role === role).length, `privilege(s) granted to ${role}`, 'no such role');
   }
+  leftOut(PARAMETER_PRIVILEGES_SINCE, (c) => c.shared.parameter.reduce((n, p) => n + p.grants.length, 0),
+    'privilege(s) on parameters', 'none');
   const known = (g: Grant) => knowsPrivilege(both, g.privilege) && hasPredefinedRole(both, g.grantee);
   const within = (catalog: Catalog): Catalog => ({
     ...catalog,
@@ -61,6 +66,7 @@ export function comparable(source: Catalog, target: Catalog, environment: string
     objects: catalog.objects.map((o) => ({ ...o, grants: o.grants.filter(known) })),
     defaultPrivileges: catalog.defaultPrivileges.filter((d) => knowsPrivilege(both, d.privilege) && knowsDefaultPrivilegeType(both, d.objectType)
       && hasPredefinedRole(both, d.grantee) && hasPredefinedRole(both, d.role)),
+    shared: { ...catalog.shared, parameter: both >= PARAMETER_PRIVILEGES_SINCE ? catalog.shared.parameter : [] },
   });
   const projected = within(source);
   if (target.serverVersionNum < MEMBERSHIP_OPTIONS_SINCE && source.serverVersionNum >= MEMBERSHIP_OPTIONS_SINCE) {
@@ -73,5 +79,28 @@ export function comparable(source: Catalog, target: Catalog, environment: string
     // On the source, the member's INHERIT attribute says whether a membership is inherited.
     projected.memberships = projected.memberships.map((m) => ({ ...m, inherit: source.roles.get(m.member)?.inherit ?? null }));
   }
-  return { source: projected, target: within(target), notes };
+  const projectedTarget = within(target);
+  if ((source.serverVersionNum >= MEMBERSHIP_OPTIONS_SINCE) !== (target.serverVersionNum >= MEMBERSHIP_OPTIONS_SINCE)) {
+    if ([...source.memberships, ...target.memberships].some((m) => m.grantor !== null)) {
+      notes.push(`membership grantors are not compared: before ${postgres(MEMBERSHIP_OPTIONS_SINCE)} a membership has one grantor, ` +
+        'from it on one row per grantor');
+    }
+    projected.memberships = withoutGrantors(projected.memberships);
+    projectedTarget.memberships = withoutGrantors(projectedTarget.memberships);
+  }
+  return { source: projected, target: projectedTarget, notes };
+}
+
+/** Each membership once, whoever granted it: an option any grantor gives holds. */
+function withoutGrantors(memberships: Membership[]): Membership[] {
+  const merged = new Map<string, Membership>();
+  const or = (a: boolean | null, b: boolean | null) => (a === null || b === null ? a ?? b : a || b);
+  for (const m of memberships) {
+    const key = `${m.role}\0${m.member}`;
+    const seen = merged.get(key);
+    merged.set(key, seen
+      ? { ...seen, admin: seen.admin || m.admin, inherit: or(seen.inherit, m.inherit), set: or(seen.set, m.set) }
+      : { ...m, grantor: null });
+  }
+  return [...merged.values()];
 }
