@@ -4,6 +4,7 @@ import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { loadParser, type ReplayStatement } from '../capture/statements.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import { endPool, trackSessions } from '../pg-close.js';
+import { MEMBERSHIP_OPTIONS_SINCE } from '../pg-versions.js';
 import { keepSessionErrorsForTheNextQuery, withPooledSession } from '../pg-sessions.js';
 import { readRoleHoldings, type RoleHoldings } from './role-release.js';
 import { forServer } from './server-version.js';
@@ -49,6 +50,9 @@ interface SessionFacts {
   serverVersionNum: number;
   database: string;
   superuser: boolean;
+  user: string;
+  /** The bootstrap superuser's name (oid 10). */
+  bootstrap: string;
 }
 
 /**
@@ -83,6 +87,12 @@ export function withoutGrantor<T extends TargetStatement>(statement: T): T {
   const cut = (sql: string) => (sql.endsWith(clause) ? sql.slice(0, -clause.length) : sql);
   const { grantor: _, ...rest } = statement;
   return { ...rest, sql: cut(statement.sql), ...(statement.display !== undefined && { display: cut(statement.display) }) } as T;
+}
+
+/** A membership statement that names `grantor` in a GRANTED BY clause, written last as the role watcher writes it. */
+function withGrantor<T extends TargetStatement>(statement: T, grantor: string): T {
+  const clause = ` GRANTED BY ${quoteIdent(grantor)}`;
+  return { ...statement, grantor, sql: statement.sql + clause, ...(statement.display !== undefined && { display: statement.display + clause }) };
 }
 
 /**
@@ -311,6 +321,12 @@ export class Target {
         s = withoutGrantor(s);
         notes.push(`"${statement.display ?? statement.sql}": granted as the sync user's, which is no superuser and may not name the grantor`);
       }
+      // A membership the source's bootstrap superuser granted names no grantor: 16+ records
+      // any superuser's grant as the bootstrap superuser's, an older server as whoever ran it.
+      if (s.kind === 'GRANT ROLE' && s.grantor === undefined && facts.serverVersionNum < MEMBERSHIP_OPTIONS_SINCE
+          && facts.superuser && facts.user !== facts.bootstrap) {
+        s = withGrantor(s, facts.bootstrap);
+      }
       const adapted = forServer(s, facts.serverVersionNum);
       notes.push(...adapted.notes);
       return adapted.statements;
@@ -358,14 +374,18 @@ async function endFailed(client: pg.PoolClient, error: unknown): Promise<Classif
 async function readFacts(client: pg.PoolClient): Promise<SessionFacts> {
   // forServer() parses statements for an older server (a no-op once loaded).
   await loadParser();
-  const { rows } = await client.query<{ server_version: string; server_version_num: number; database: string; superuser: boolean }>(
+  const { rows } = await client.query<{ server_version: string; server_version_num: number; database: string; superuser: boolean; user: string; bootstrap: string }>(
     `SELECT current_setting('server_version') AS server_version,
             current_setting('server_version_num')::int AS server_version_num, current_database() AS database,
-            (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) AS superuser`,
+            (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) AS superuser, current_user AS user,
+            (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10) AS bootstrap`,
   );
   const row = rows[0];
   if (!row) throw new Error('the target did not describe its session');
-  return { serverVersion: row.server_version, serverVersionNum: row.server_version_num, database: row.database, superuser: row.superuser };
+  return {
+    serverVersion: row.server_version, serverVersionNum: row.server_version_num, database: row.database, superuser: row.superuser,
+    user: row.user, bootstrap: row.bootstrap,
+  };
 }
 
 const INSUFFICIENT_PRIVILEGE = '42501';
