@@ -15,6 +15,81 @@
 
 INSERT INTO permsync.locks (name) VALUES ('commit_seq'), ('role_snapshot') ON CONFLICT (name) DO NOTHING;
 
+-- A wake-up on `channel`, unless the server's notification queue is half full. Any login
+-- may fill that queue (LISTEN in a transaction it leaves open, then notify without end),
+-- and once it is full every NOTIFY fails at commit: a captured DBA command would fail with
+-- it. A wake-up is only a hint: the daemon also polls the tables.
+CREATE OR REPLACE FUNCTION permsync.wake(channel text, payload text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF pg_notification_queue_usage() < 0.5 THEN
+        PERFORM pg_notify(channel, payload);
+    END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION permsync.wake(text, text) FROM PUBLIC;
+
+-- Takes the row `lock_name` of permsync.locks for the transaction. Only permsync's own
+-- functions lock these rows, but they run in other logins' transactions (a captured
+-- command's, at its commit): a login that holds one and does not go on (a transaction
+-- left open after SET CONSTRAINTS ALL IMMEDIATE, or a slow deferred trigger of its own
+-- that runs after capture's) would stall every DBA's commit. So the row is waited for a
+-- little at a time, and a holder that is no superuser and sits idle in its transaction,
+-- or has kept every other capturer waiting for 5 s, has its session ended: what it
+-- captured rolls back with it. A superuser holder is waited for, as for any lock a DBA holds.
+CREATE OR REPLACE FUNCTION permsync.take_lock(lock_name text)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    started timestamptz;
+    holder  record;
+    timeout text;
+BEGIN
+    PERFORM FROM permsync.locks l WHERE l.name = lock_name FOR UPDATE SKIP LOCKED;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM permsync.locks l WHERE l.name = lock_name) THEN
+        RAISE EXCEPTION 'permsync.locks has no row %: permsync cannot serialise its work', lock_name
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('INSERT INTO permsync.locks (name) VALUES (%L)', lock_name);
+    END IF;
+    started := clock_timestamp();
+    timeout := current_setting('lock_timeout');
+    LOOP
+        -- The holder: the transaction whose id is the locked row's xmax.
+        SELECT a.pid, a.state, coalesce(r.rolsuper, false) AS superuser INTO holder
+          FROM permsync.locks l
+          JOIN pg_stat_activity a ON a.backend_xid = l.xmax
+          LEFT JOIN pg_roles r ON r.oid = a.usesysid
+         WHERE l.name = lock_name;
+        IF holder.pid IS NOT NULL AND NOT holder.superuser
+           AND (holder.state LIKE 'idle in transaction%' OR clock_timestamp() - started > interval '5 seconds') THEN
+            BEGIN
+                PERFORM pg_terminate_backend(holder.pid);
+            EXCEPTION WHEN insufficient_privilege THEN
+                NULL; -- an installer without pg_signal_backend can only wait
+            END;
+        END IF;
+        BEGIN
+            PERFORM set_config('lock_timeout', '200ms', true);
+            PERFORM FROM permsync.locks l WHERE l.name = lock_name FOR UPDATE;
+            PERFORM set_config('lock_timeout', timeout, true);
+            RETURN;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL; -- the setting went back with the block; look at the holder again
+        END;
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION permsync.take_lock(text) FROM PUBLIC;
+
 -- As in 0001: the lock is held from nextval until the commit is visible, so commit_seq
 -- order is exactly commit order and a reader that sees seq N sees every seq below it.
 -- FOR UPDATE locks the row without writing a new version of it, so a DBA's REPEATABLE
@@ -26,12 +101,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    PERFORM FROM permsync.locks l WHERE l.name = 'commit_seq' FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'permsync.locks has no row commit_seq: the commit order cannot be kept'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'INSERT INTO permsync.locks (name) VALUES (''commit_seq'')';
-    END IF;
+    PERFORM permsync.take_lock('commit_seq');
     UPDATE permsync.batches
        SET commit_seq = nextval('permsync.commit_seq'), committed_at = clock_timestamp()
      WHERE id = NEW.id;
@@ -77,12 +147,7 @@ BEGIN
         RETURN NULL;
     END IF;
     -- Serialise capturers so two sessions do not both write the same change.
-    PERFORM FROM permsync.locks l WHERE l.name = 'role_snapshot' FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'permsync.locks has no row role_snapshot: role changes cannot be captured one at a time'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'INSERT INTO permsync.locks (name) VALUES (''role_snapshot'')';
-    END IF;
+    PERFORM permsync.take_lock('role_snapshot');
     IF permsync.role_snapshot_matches(false) THEN
         RETURN NULL;
     END IF;
@@ -114,7 +179,7 @@ BEGIN
     RETURNING id INTO batch;
     INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity)
     SELECT batch, s ->> 'kind', 'role', s ->> 'role' FROM jsonb_array_elements(changes) s;
-    PERFORM pg_notify('permsync', batch::text);
+    PERFORM permsync.wake('permsync', batch::text);
     RETURN batch;
 END
 $fn$;
@@ -129,7 +194,7 @@ LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT FROM permsync.locks l WHERE l.name = 'role_snapshot' FOR UPDATE;
+    SELECT permsync.take_lock('role_snapshot');
     DELETE FROM permsync.role_snapshot;
     SELECT permsync.capture_role_changes();
 $fn$;

@@ -75,7 +75,7 @@ LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
     INSERT INTO permsync.operator_actions (action, environment_name, batch_id, reason) VALUES (action, env, batch, reason);
-    SELECT pg_notify('permsync_control', '');
+    SELECT permsync.wake('permsync_control', '');
 $fn$;
 
 -- What every control function of 0003 ends with: now a record and a bare wake-up.

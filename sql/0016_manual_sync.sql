@@ -39,7 +39,7 @@ BEGIN
             coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user), false),
             invoker_search_path, env)
     RETURNING id INTO batch;
-    PERFORM pg_notify('permsync', batch::text);
+    PERFORM permsync.wake('permsync', batch::text);
     RETURN batch;
 END
 $fn$;

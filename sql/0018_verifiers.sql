@@ -50,12 +50,7 @@ BEGIN
         RETURN NULL;
     END IF;
     -- Serialise capturers so two sessions do not both write the same change.
-    PERFORM FROM permsync.locks l WHERE l.name = 'role_snapshot' FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'permsync.locks has no row role_snapshot: role changes cannot be captured one at a time'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'INSERT INTO permsync.locks (name) VALUES (''role_snapshot'')';
-    END IF;
+    PERFORM permsync.take_lock('role_snapshot');
     IF permsync.role_snapshot_matches(false) THEN
         RETURN NULL;
     END IF;
@@ -100,7 +95,7 @@ BEGIN
     RETURNING id INTO batch;
     INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity)
     SELECT batch, s ->> 'kind', 'role', s ->> 'role' FROM jsonb_array_elements(changes) s;
-    PERFORM pg_notify('permsync', batch::text);
+    PERFORM permsync.wake('permsync', batch::text);
     RETURN batch;
 END
 $fn$;
