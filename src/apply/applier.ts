@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
 import { classifyError, TransientError, type ClassifiedError } from '../errors.js';
-import type { Batch, BatchPlan } from '../capture/plan.js';
+import type { Batch, BatchPlan, ConvergeScope } from '../capture/plan.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { ExecutionRecord, SourceStore, Switches } from '../source/store.js';
 import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
 import { admit, compileRules, type CompiledRule, type RoleScope } from './rules.js';
 import { releaseStatements } from './role-release.js';
+import { actorsOf, asReplayStatement, ownerlessSequences, planConverge } from './converge.js';
 import { judgeStatements, mayChange, namesToLookUp, type OwnershipVerdict, type RoleOwners } from './role-ownership.js';
 import { canRunTogether, ROLE_OIDS, type BeforeCommit, type ExecutionResult, type GroupResult, type SessionIdentity, type Target } from './target.js';
 import type { DaemonMetrics } from '../metrics.js';
@@ -53,10 +54,18 @@ type Prepared =
       batch: Batch;
       /** Nothing runs (not replayable, nothing admitted, dry run): the outcome to record, and its log line. */
       settled: { fields: Fields; say: (log: Logger) => void };
+      failed?: undefined;
     }
   | {
       batch: Batch;
       settled?: undefined;
+      /** The environment could not be read to work it out: a failure to record, as a run's would be. */
+      failed: NonNullable<ExecutionResult['error']>;
+    }
+  | {
+      batch: Batch;
+      settled?: undefined;
+      failed?: undefined;
       identity: SessionIdentity;
       statements: ReplayStatement[];
       notes: string[];
@@ -308,10 +317,13 @@ export class EnvironmentApplier {
    * gives that one its own failure, with the usual retry or hold.
    */
   private async carryTogether(pending: Batch[]): Promise<{ carried: number; outcome: Outcome } | undefined> {
-    const group: Prepared[] = [];
+    const group: Exclude<Prepared, { failed: object }>[] = [];
     for (const batch of pending) {
       if (FINISHED.has(batch.previousStatus ?? '')) break;
+      // A batch that converges reads the environment's state: it goes alone, once those before it applied.
+      if ((await this.deps.plan(batch)).converge) break;
       const prepared = await this.prepare(batch);
+      if (prepared.failed) break;
       if (!prepared.settled && !canRunTogether(prepared.statements)) break;
       group.push(prepared);
     }
@@ -413,7 +425,7 @@ export class EnvironmentApplier {
   /** What the batch comes to here: rules, dry run, as whom it runs. */
   private async prepare(batch: Batch): Promise<Prepared> {
     const plan = await this.deps.plan(batch);
-    if (plan.unreplayable) {
+    if (plan.unreplayable !== undefined && !plan.converge) {
       return {
         batch,
         settled: {
@@ -429,15 +441,31 @@ export class EnvironmentApplier {
     const seq = BigInt(batch.commitSeq);
     const reapplying = seq <= this.appliedUnloggedThrough || (seq <= this.interruptedThrough && !batch.previousStatus);
     if (reapplying) notes.unshift(REAPPLIED);
-    for (const statement of await this.releasingDroppedRoles(batch, plan.replay, notes)) {
+    let statements: ReplayStatement[];
+    if (plan.converge) {
+      const converged = await this.converging(plan.unreplayable as string, plan.converge, notes);
+      if ('error' in converged) return { batch, failed: converged.error };
+      if (converged.statements.length === 0) {
+        return {
+          batch,
+          settled: { fields: { status: 'success', resultMessage: notes.join('; ') }, say: (log) => log.info({ notes }, 'converged: nothing differs') },
+        };
+      }
+      statements = converged.statements;
+    } else {
+      statements = await this.releasingDroppedRoles(batch, plan.replay, notes);
+    }
+    for (const statement of statements) {
       const admission = admit(statement, this.rules, this.deps.roles);
       if (admission.admitted) admitted.push(statement);
       else notes.push(`statement ${statement.ordinal} (${statement.kind}) not carried: ${admission.reason}`);
     }
     // A non-superuser's statement runs as that role, so grantor and permission checks
     // are the ones it had on the source; a superuser's runs as the sync user, with
-    // "$user" in its search_path still meaning the superuser's schema.
-    const runAs = authorOf(batch);
+    // "$user" in its search_path still meaning the superuser's schema. A converging batch
+    // runs as the sync user, as reconcile does: converge.ts has kept to what its author
+    // could change, and its statements name every object in full.
+    const runAs = plan.converge ? undefined : authorOf(batch);
     const ownership = admitted.length > 0 ? await this.judge(batch, admitted, runAs) : undefined;
     notes.push(...(ownership?.notes ?? []));
     if (!ownership || ownership.kept.length === 0) {
@@ -449,8 +477,8 @@ export class EnvironmentApplier {
         },
       };
     }
-    const identity: SessionIdentity = runAs !== undefined
-      ? { searchPath: batch.searchPath, runAs }
+    const identity: SessionIdentity = plan.converge ? { searchPath: 'pg_catalog' }
+      : runAs !== undefined ? { searchPath: batch.searchPath, runAs }
       : { searchPath: searchPathAsUser(batch.searchPath, batch.currentUser) };
     if (this.deps.settings.dryRun || this.deps.switches().dryRun) {
       const { appliedSql } = this.deps.target.plan(identity, ownership.kept);
@@ -463,6 +491,39 @@ export class EnvironmentApplier {
       };
     }
     return { batch, identity, statements: ownership.kept, notes, reapplying, ownership };
+  }
+
+  /**
+   * What converges here the objects a batch touched that statement replay cannot carry
+   * (converge.ts), with notes saying what it did and did not converge. The environment is
+   * read before the source, as reconcile does: what the daemon carried there is then on
+   * the source too, and never taken back.
+   */
+  private async converging(reason: string, scope: ConvergeScope, notes: string[]): Promise<{ statements: ReplayStatement[] } | { error: NonNullable<ExecutionResult['error']> }> {
+    const target = await this.deps.target.catalog();
+    if ('error' in target) return target;
+    const source = await this.deps.store.catalog();
+    const authority = await this.deps.store.authority(actorsOf(scope), ownerlessSequences(source));
+    const { environment, settings, roles } = this.deps;
+    const converged = planConverge(scope, { environment, settings, roles, managed: this.managed, source, target: target.catalog, authority });
+    if (converged.missing.length > 0) {
+      const named = converged.missing.slice(0, 5).join(', ') + (converged.missing.length > 5 ? `, and ${converged.missing.length - 5} more` : '');
+      return {
+        error: {
+          kind: 'permanent', code: '42704', detail: undefined, hint: undefined,
+          message: `${named} ${converged.missing.length > 1 ? 'do' : 'does'} not exist here: the batch touched ${converged.missing.length > 1 ? 'them' : 'it'} on the source ` +
+            `(run the migration that creates ${converged.missing.length > 1 ? 'them' : 'it'} here, then \`permsync retry --env ${this.name}\`)`,
+        },
+      };
+    }
+    const why = `statement replay cannot carry the batch: ${reason.replace(/; the next drift check shows what differs$/, '')}`;
+    notes.push(
+      converged.objects > 0 ? `converged ${converged.objects} object(s) it touched to the source's state, as ${why}`
+        : `the objects it touched match the source's state here (${why})`,
+      ...converged.notes,
+      ...scope.unknown.map((what) => `not converged: ${what}; the next drift check shows what differs`),
+    );
+    return { statements: converged.statements.map(asReplayStatement) };
   }
 
   /**
@@ -609,6 +670,12 @@ export class EnvironmentApplier {
     if (prepared.settled) {
       prepared.settled.say(log);
       return this.finish(batch, prepared.settled.fields, now);
+    }
+    if (prepared.failed) {
+      return this.settle(batch, log, {
+        appliedSql: '', notes: [], startedAt: now, finishedAt: new Date(), durationMs: 0, connectionTimeMs: undefined,
+        serverVersion: undefined, error: prepared.failed,
+      }, [], false);
     }
     const { identity, statements: admitted, notes, reapplying, ownership } = prepared;
     await this.markInFlight(batch);

@@ -6,6 +6,7 @@ import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import { endPool, trackSessions } from '../pg-close.js';
 import { keepSessionErrorsForTheNextQuery, withPooledSession } from '../pg-sessions.js';
 import { readRoleHoldings, type RoleHoldings } from './role-release.js';
+import { readCatalog, type Catalog } from '../drift/catalog.js';
 import { forServer } from './server-version.js';
 
 export interface SessionIdentity {
@@ -125,6 +126,15 @@ export class Target {
       const facts = (this.facts ??= await readFacts(client));
       return { held: await readRoleHoldings(client, role), serverVersionNum: facts.serverVersionNum };
     });
+  }
+
+  /** The environment's permission state as drift reads it, without verifiers (apply/converge.ts), or why it could not be read. */
+  async catalog(): Promise<{ catalog: Catalog } | { error: ClassifiedError & { unreachable: boolean } }> {
+    try {
+      return { catalog: await withPooledSession(this.pool, (client) => readCatalog(client, { verifiers: false })) };
+    } catch (error) {
+      return { error: connectFailed(error) };
+    }
   }
 
   /**
