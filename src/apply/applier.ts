@@ -640,6 +640,7 @@ export class EnvironmentApplier {
     const target = await this.deps.target.roleHoldings(role).catch(unread);
     if (!target) return nothing;
     const owners = await this.deps.store.ownersOf(target.held.objects.filter((o) => o.owned));
+    const policies = await this.deps.store.policiesOf(target.held.policies);
     // An owner the environment does not have (created on the source since, in a later
     // batch) cannot take the object over, nor can a role of the environment's own: the
     // object stays, and the DROP ROLE says so.
@@ -653,7 +654,7 @@ export class EnvironmentApplier {
       const absent = !present.has(owner);
       if ((absent && !created.has(owner)) || !mayChange(owner, present, this.owners())) owners.delete(key);
     }
-    const release = releaseStatements(role, target.held, owners, { targetVersionNum: target.serverVersionNum });
+    const release = releaseStatements(role, target.held, owners, { targetVersionNum: target.serverVersionNum }, policies);
     if (release.length > 0) {
       notes.push(`statement ${ordinal} (DROP ROLE): ${release.length} statement(s) first release what "${role}" holds here, as the source released it`);
     }
@@ -716,11 +717,12 @@ export class EnvironmentApplier {
       return done({ ...base, status: 'skipped', resultMessage: [...notes, `already applied: ${error.message}`].join('; ') });
     }
     const where = error.failedSql !== undefined ? `failed at "${error.failedSql}": ` : '';
+    const wayOut = dropRoleWayOut(this.name, batch, error);
     const recorded = await record({
-      ...base, status: 'failed', resultMessage: where + error.message, failureKind: error.kind,
+      ...base, status: 'failed', resultMessage: where + error.message + (wayOut ? `: ${wayOut.summary}` : ''), failureKind: error.kind,
       ...(error.code !== undefined && { errorCode: error.code }),
       ...(error.detail !== undefined && { errorDetail: error.detail }),
-      ...(error.hint !== undefined && { errorHint: error.hint }),
+      ...((wayOut?.hint ?? error.hint) !== undefined && { errorHint: wayOut?.hint ?? error.hint }),
     });
     log.error({ sqlstate: error.code, kind: error.kind, detail: error.detail, hint: error.hint, err: error.message }, 'apply failed');
     if (!recorded) return done();
@@ -754,6 +756,27 @@ export class EnvironmentApplier {
     this.retryAt = Date.now() + delay;
     return new Date(this.retryAt);
   }
+}
+
+/**
+ * What an operator can do about a DROP ROLE the environment refused because something
+ * there still depends on the role (2BP01), after permsync released what it could
+ * (role-release.ts): what depends on it, in short (the detail lists it all), and the way
+ * out, for the execution log's message (which `permsync status` shows) and its hint.
+ */
+function dropRoleWayOut(environment: string, batch: Batch, error: NonNullable<ExecutionResult['error']>): { summary: string; hint: string } | undefined {
+  const role = /^DROP ROLE (?:IF EXISTS )?(.+)$/.exec(error.failedSql ?? '')?.[1];
+  if (error.code !== '2BP01' || role === undefined) return undefined;
+  const dependents = (error.detail ?? '').split('\n').filter((line) => line.trim() !== '');
+  const shown = dependents.slice(0, 3).join('; ') + (dependents.length > 3 ? `; and ${dependents.length - 3} more` : '');
+  const retry = `\`permsync retry --env ${environment}\``;
+  const skip = `\`permsync skip --env ${environment} --batch ${batch.id} --reason '...'\``;
+  return {
+    summary: `${shown ? `${shown}. ` : ''}permsync released what the source released; release the rest on ${environment}, then ${retry}, or leave ${role} there with ${skip}`,
+    hint: `On ${environment}, in each database the detail names, give what ${role} owns there to another role or drop it ` +
+      `(REASSIGN OWNED BY ${role} TO <role>; DROP OWNED BY ${role}), then ${retry}. Or leave ${role} on ${environment}: ${skip}; ` +
+      `the batch's other changes are then not carried there either, and \`permsync drift --env ${environment}\` shows them.`,
+  };
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Batch, RecordedCommand } from '../capture/plan.js';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import * as Q from './queries.js';
 import { withPooledSession } from '../pg-sessions.js';
-import { readSourceOwners } from '../apply/role-release.js';
+import { readSourceOwners, readSourcePolicies, type HeldPolicy, type SourcePolicy } from '../apply/role-release.js';
 import type { Authority } from '../apply/converge.js';
 import type { ObjectRef } from '../drift/compare.js';
 import { readCatalog, type Catalog } from '../drift/catalog.js';
@@ -152,6 +152,11 @@ export class SourceStore {
   /** Each object's owner on the source (apply/role-release.ts). */
   async ownersOf(objects: ObjectRef[]): Promise<Map<string, string>> {
     return withPooledSession(this.pool, (client) => readSourceOwners(client, objects));
+  }
+
+  /** Whether the source has these policies' tables, and policies of their names (apply/role-release.ts). */
+  async policiesOf(policies: HeldPolicy[]): Promise<Map<string, SourcePolicy>> {
+    return withPooledSession(this.pool, (client) => readSourcePolicies(client, policies));
   }
 
   /** A batch's recorded commands, in order (capture/plan.ts). */
