@@ -11,6 +11,8 @@
 --   * CREATE SCHEMA fires the trigger too, and is recorded when its elements GRANT or
 --     REVOKE: the statement cannot be replayed (it creates the schema), and its GRANTs
 --     are converged the same way.
+--   * Drift's hint line (unreplayable_since_match) also names the converged batches that
+--     left some of their commands out.
 
 ALTER TABLE permsync.audit_log ADD COLUMN IF NOT EXISTS nested boolean;
 ALTER TABLE permsync.audit_log ADD COLUMN IF NOT EXISTS nested_text text;
@@ -178,3 +180,21 @@ CREATE EVENT TRIGGER permsync_capture ON ddl_command_end
         'ALTER TEXT SEARCH CONFIGURATION', 'ALTER TEXT SEARCH DICTIONARY',
         'ALTER PUBLICATION', 'ALTER SUBSCRIPTION', 'DROP OWNED', 'CREATE SCHEMA')
     EXECUTE FUNCTION permsync.capture_permission_command();
+
+-- As in 0004, with the converged batches that left commands out (their result_message
+-- says 'not converged: ...'): drift points them out too.
+CREATE OR REPLACE FUNCTION permsync.unreplayable_since_match(env text)
+RETURNS TABLE (batch_id bigint, commit_seq bigint, finished_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT x.batch_id, x.commit_seq, x.finished_at
+      FROM permsync.execution_log x
+     WHERE x.environment_name = env
+       AND ((x.execution_status = 'skipped' AND x.result_message LIKE 'not replayable:%')
+            OR (x.execution_status = 'success' AND x.result_message LIKE '%not converged: %'))
+       AND x.finished_at > coalesce((SELECT max(c.checked_at) FROM permsync.drift_checks c
+                                      WHERE c.environment = env AND c.differences = 0), '-infinity')
+     ORDER BY x.commit_seq
+$fn$;
+REVOKE ALL ON FUNCTION permsync.unreplayable_since_match(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION permsync.unreplayable_since_match(text) TO permsync_reader, permsync_daemon;

@@ -141,7 +141,8 @@ async function planReplay(batch: Batch, siblingIds: () => Promise<string[]>): Pr
   // permsync.capture off wrote one too, which is not replayed (sql/0012_capture.sql).
   const index = groups.length > 1 ? (await siblingIds()).indexOf(batch.id) : 0;
   const group = groups[index];
-  const ordinals = group?.firingOrdinals ?? [];
+  // Which transaction is the batch's cannot always be told: then its statements cannot either.
+  const ordinals = group ? group.firingOrdinals : groups.length === 0 ? [] : undefined;
   // A string that changed role or search_path between its permission commands would
   // replay them all with the first command's: not the same meaning, so not replayed.
   if (batch.identities > 1) {
@@ -360,7 +361,7 @@ function convergeScope(batch: Batch, ordinals: number[] | undefined, recorded: R
   } else {
     for (const row of topLevel) {
       if (row.identity !== null && row.tag.startsWith('ALTER ')) touches.push(touchOfIdentity(row.objectType ?? '', row.identity, context([row])));
-      else unknown.push(`a ${row.tag} in a string whose text cannot be read as the source read it`);
+      else unknown.push(`a ${row.tag} whose statement cannot be told from the string`);
     }
   }
   return { touches: touches.map((t) => withoutTemporary(t, batch)), unknown };
