@@ -446,10 +446,9 @@ export class EnvironmentApplier {
       const converged = await this.converging(plan.unreplayable as string, plan.converge, notes);
       if ('error' in converged) return { batch, failed: converged.error };
       if (converged.statements.length === 0) {
-        return {
-          batch,
-          settled: { fields: { status: 'success', resultMessage: notes.join('; ') }, say: (log) => log.info({ notes }, 'converged: nothing differs') },
-        };
+        // Nothing differs; or what differs is only what this environment lacks, and nothing ran.
+        const status = converged.missing > 0 ? 'skipped' : 'success';
+        return { batch, settled: { fields: { status, resultMessage: notes.join('; ') }, say: (log) => log.info({ notes }, 'converged: nothing to change') } };
       }
       statements = converged.statements;
     } else {
@@ -499,31 +498,27 @@ export class EnvironmentApplier {
    * read before the source, as reconcile does: what the daemon carried there is then on
    * the source too, and never taken back.
    */
-  private async converging(reason: string, scope: ConvergeScope, notes: string[]): Promise<{ statements: ReplayStatement[] } | { error: NonNullable<ExecutionResult['error']> }> {
+  private async converging(
+    reason: string,
+    scope: ConvergeScope,
+    notes: string[],
+  ): Promise<{ statements: ReplayStatement[]; missing: number } | { error: NonNullable<ExecutionResult['error']> }> {
     const target = await this.deps.target.catalog();
     if ('error' in target) return target;
     const source = await this.deps.store.catalog();
     const authority = await this.deps.store.authority(actorsOf(scope), ownerlessSequences(source));
     const { environment, settings, roles } = this.deps;
     const converged = planConverge(scope, { environment, settings, roles, managed: this.managed, source, target: target.catalog, authority });
-    if (converged.missing.length > 0) {
-      const named = converged.missing.slice(0, 5).join(', ') + (converged.missing.length > 5 ? `, and ${converged.missing.length - 5} more` : '');
-      return {
-        error: {
-          kind: 'permanent', code: '42704', detail: undefined, hint: undefined,
-          message: `${named} ${converged.missing.length > 1 ? 'do' : 'does'} not exist here: the batch touched ${converged.missing.length > 1 ? 'them' : 'it'} on the source ` +
-            `(run the migration that creates ${converged.missing.length > 1 ? 'them' : 'it'} here, then \`permsync retry --env ${this.name}\`)`,
-        },
-      };
-    }
     const why = `statement replay cannot carry the batch: ${reason.replace(/; the next drift check shows what differs$/, '')}`;
+    const missing = converged.missing.slice(0, 5).join(', ') + (converged.missing.length > 5 ? `, and ${converged.missing.length - 5} more` : '');
     notes.push(
       converged.objects > 0 ? `converged ${converged.objects} object(s) it touched to the source's state, as ${why}`
-        : `the objects it touched match the source's state here (${why})`,
+        : converged.missing.length > 0 ? `nothing converged, as ${why}` : `the objects it touched match the source's state here (${why})`,
       ...converged.notes,
+      ...(missing ? [`not converged: ${missing}, which this environment does not have (once its migration creates them, \`permsync reconcile --env ${this.name}\` brings their privileges)`] : []),
       ...scope.unknown.map((what) => `not converged: ${what}; the next drift check shows what differs`),
     );
-    return { statements: converged.statements.map(asReplayStatement) };
+    return { statements: converged.statements.map(asReplayStatement), missing: converged.missing.length };
   }
 
   /**

@@ -48,7 +48,7 @@ export interface Converged {
   objects: number;
   /** What was left alone, and why. */
   notes: string[];
-  /** Objects it names that the source has and the target lacks (as `kind name`): it cannot converge there yet. */
+  /** Objects it names that the source has and the target lacks (as `kind name`): nothing there to converge. */
   missing: string[];
 }
 
@@ -80,7 +80,7 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   /** The touched relations that hold columns, by "schema\0name": their key. */
   const relations = new Map<string, string>();
   const defaults = new Set<string>();
-  let refused = 0;
+  const refused = new Set<string>();
   let other = 0;
   const missing: string[] = [];
   for (const touch of scope.touches) {
@@ -93,26 +93,25 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
       for (const role of touched.roles) {
         for (const schema of touched.schemas ?? [null]) {
           if (may(touch.actors, role)) defaults.add(defaultKey(role, schema, touched.objectType));
-          else refused++;
+          else refused.add(defaultKey(role, schema, touched.objectType));
         }
       }
       continue;
     }
     for (const object of resolve(touch, index)) {
       const key = objectKey(object);
-      // A statement naming it would fail there, as a replayed one does: the batch waits for the target's migration.
-      if (touched.on === 'objects' && !targetOwners.has(key)) missing.push(`${object.kind} ${objectName(object)}`);
       const theirs = targetOwners.get(key);
       if (!may(touch.actors, ownerOf(object)) || (theirs != null && !may(touch.actors, theirs))) {
-        refused++;
+        refused.add(key);
         continue;
       }
+      if (touched.on === 'objects' && !targetOwners.has(key)) missing.push(`${object.kind} ${objectName(object)}`);
       objects.add(key);
       if (object.columns !== null) relations.set(`${object.schema}\0${object.name}`, key);
     }
   }
-  if (refused > 0) {
-    notes.push(`${refused} object(s) it names left as they are: the role that ran it could not change them on the source (neither a superuser nor a member of their owner)`);
+  if (refused.size > 0) {
+    notes.push(`${refused.size} object(s) it names left as they are: the role that ran it could not change them on the source (neither a superuser nor a member of their owner)`);
   }
   if (other > 0) notes.push(`${other} command(s) on objects drift does not compare (a language, a large object, a server, ...) not converged`);
 

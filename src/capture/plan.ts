@@ -118,7 +118,9 @@ export async function planBatch(
 ): Promise<BatchPlan> {
   const { plan, ordinals } = await planReplay(batch, siblingIds);
   if (plan.unreplayable === undefined || !recorded || batch.origin !== 'event_trigger' || !convergeable(batch)) return plan;
-  return { ...plan, converge: convergeScope(batch, ordinals, await recorded()) };
+  const scope = convergeScope(batch, ordinals, await recorded());
+  // Nothing it touched can be told: it stays skipped, with the reason.
+  return scope.touches.length > 0 ? { ...plan, converge: scope } : plan;
 }
 
 /**
