@@ -192,7 +192,7 @@ async function startRuntime(
   const retriesSeen = new Map(switches.retryRequests);
 
   const plans = new PlanCache((batch) => {
-    const planned = planBatch(batch, () => store.siblingBatchIds(batch));
+    const planned = planBatch(batch, () => store.siblingBatchIds(batch), () => store.recordedCommands(batch.id));
     return config.settings.syncPasswords ? planned : planned.then(withoutVerifiers);
   });
   const plan = (batch: Batch): Promise<BatchPlan> => plans.get(batch);

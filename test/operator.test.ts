@@ -194,7 +194,7 @@ describe('status views, through a daemon connected as permsync_daemon', () => {
     });
     expect(prod?.oldest_pending_age_seconds).toBeGreaterThan(0);
 
-    const recent = await rows('SELECT batch_id::text, outcomes, unfinished_count, command_tags FROM permsync.v_recent_batches WHERE batch_id IN ($1, $2) ORDER BY v_recent_batches.batch_id', [failingId, waitingId]);
+    const recent = await rows('SELECT batch_id::text, outcomes, unfinished_count, command_tags FROM permsync.v_recent_batches WHERE batch_id IN ($1, $2) ORDER BY batch_id::bigint', [failingId, waitingId]);
     expect(recent).toEqual([
       { batch_id: failingId, outcomes: { dev: 'success', prod: 'failed' }, unfinished_count: '1', command_tags: ['GRANT'] },
       { batch_id: waitingId, outcomes: { dev: 'success', prod: 'pending' }, unfinished_count: '1', command_tags: ['GRANT'] },

@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
 import { classifyError, TransientError, type ClassifiedError } from '../errors.js';
-import type { Batch, BatchPlan } from '../capture/plan.js';
+import type { Batch, BatchPlan, ConvergeScope } from '../capture/plan.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { ExecutionRecord, SourceStore, Switches } from '../source/store.js';
 import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
 import { admit, compileRules, type CompiledRule, type RoleScope } from './rules.js';
 import { releaseStatements } from './role-release.js';
+import { actorsOf, asReplayStatement, ownerlessSequences, planConverge } from './converge.js';
 import { judgeStatements, mayChange, namesToLookUp, settleGrantors, type OwnershipVerdict, type RoleOwners } from './role-ownership.js';
 import { canRunTogether, ROLE_OIDS, type BeforeCommit, type ExecutionResult, type GroupResult, type SessionIdentity, type Target } from './target.js';
 import type { DaemonMetrics } from '../metrics.js';
@@ -53,10 +54,18 @@ type Prepared =
       batch: Batch;
       /** Nothing runs (not replayable, nothing admitted, dry run): the outcome to record, and its log line. */
       settled: { fields: Fields; say: (log: Logger) => void };
+      failed?: undefined;
     }
   | {
       batch: Batch;
       settled?: undefined;
+      /** The environment could not be read to work it out: a failure to record, as a run's would be. */
+      failed: NonNullable<ExecutionResult['error']>;
+    }
+  | {
+      batch: Batch;
+      settled?: undefined;
+      failed?: undefined;
       identity: SessionIdentity;
       statements: ReplayStatement[];
       notes: string[];
@@ -308,10 +317,13 @@ export class EnvironmentApplier {
    * gives that one its own failure, with the usual retry or hold.
    */
   private async carryTogether(pending: Batch[]): Promise<{ carried: number; outcome: Outcome } | undefined> {
-    const group: Prepared[] = [];
+    const group: Exclude<Prepared, { failed: object }>[] = [];
     for (const batch of pending) {
       if (FINISHED.has(batch.previousStatus ?? '')) break;
+      // A batch that converges reads the environment's state: it goes alone, once those before it applied.
+      if ((await this.deps.plan(batch)).converge) break;
       const prepared = await this.prepare(batch);
+      if (prepared.failed) break;
       if (!prepared.settled && !canRunTogether(prepared.statements)) break;
       group.push(prepared);
     }
@@ -413,7 +425,7 @@ export class EnvironmentApplier {
   /** What the batch comes to here: rules, dry run, as whom it runs. */
   private async prepare(batch: Batch): Promise<Prepared> {
     const plan = await this.deps.plan(batch);
-    if (plan.unreplayable) {
+    if (plan.unreplayable !== undefined && !plan.converge) {
       return {
         batch,
         settled: {
@@ -429,7 +441,20 @@ export class EnvironmentApplier {
     const seq = BigInt(batch.commitSeq);
     const reapplying = seq <= this.appliedUnloggedThrough || (seq <= this.interruptedThrough && !batch.previousStatus);
     if (reapplying) notes.unshift(REAPPLIED);
-    for (const statement of await this.releasingDroppedRoles(batch, plan.replay, notes)) {
+    let statements: ReplayStatement[];
+    if (plan.converge) {
+      const converged = await this.converging(plan.unreplayable as string, plan.converge, notes);
+      if ('error' in converged) return { batch, failed: converged.error };
+      if (converged.statements.length === 0) {
+        // Nothing differs; or what differs is only what this environment lacks, and nothing ran.
+        const status = converged.missing > 0 ? 'skipped' : 'success';
+        return { batch, settled: { fields: { status, resultMessage: notes.join('; ') }, say: (log) => log.info({ notes }, 'converged: nothing to change') } };
+      }
+      statements = converged.statements;
+    } else {
+      statements = await this.releasingDroppedRoles(batch, plan.replay, notes);
+    }
+    for (const statement of statements) {
       const admission = admit(statement, this.rules, this.deps.roles);
       if (!admission.admitted) notes.push(`statement ${statement.ordinal} (${statement.kind}) not carried: ${admission.reason}`);
       else {
@@ -439,8 +464,10 @@ export class EnvironmentApplier {
     }
     // A non-superuser's statement runs as that role, so grantor and permission checks
     // are the ones it had on the source; a superuser's runs as the sync user, with
-    // "$user" in its search_path still meaning the superuser's schema.
-    const runAs = authorOf(batch);
+    // "$user" in its search_path still meaning the superuser's schema. A converging batch
+    // runs as the sync user, as reconcile does: converge.ts has kept to what its author
+    // could change, and its statements name every object in full.
+    const runAs = plan.converge ? undefined : authorOf(batch);
     const ownership = admitted.length > 0 ? await this.judge(batch, admitted, runAs) : undefined;
     notes.push(...(ownership?.notes ?? []));
     if (!ownership || ownership.kept.length === 0) {
@@ -452,8 +479,8 @@ export class EnvironmentApplier {
         },
       };
     }
-    const identity: SessionIdentity = runAs !== undefined
-      ? { searchPath: batch.searchPath, runAs }
+    const identity: SessionIdentity = plan.converge ? { searchPath: 'pg_catalog' }
+      : runAs !== undefined ? { searchPath: batch.searchPath, runAs }
       : { searchPath: searchPathAsUser(batch.searchPath, batch.currentUser) };
     if (this.deps.settings.dryRun || this.deps.switches().dryRun) {
       const { appliedSql } = this.deps.target.plan(identity, ownership.kept);
@@ -466,6 +493,35 @@ export class EnvironmentApplier {
       };
     }
     return { batch, identity, statements: ownership.kept, notes, reapplying, ownership };
+  }
+
+  /**
+   * What converges here the objects a batch touched that statement replay cannot carry
+   * (converge.ts), with notes saying what it did and did not converge. The environment is
+   * read before the source, as reconcile does: what the daemon carried there is then on
+   * the source too, and never taken back.
+   */
+  private async converging(
+    reason: string,
+    scope: ConvergeScope,
+    notes: string[],
+  ): Promise<{ statements: ReplayStatement[]; missing: number } | { error: NonNullable<ExecutionResult['error']> }> {
+    const target = await this.deps.target.catalog();
+    if ('error' in target) return target;
+    const source = await this.deps.store.catalog();
+    const authority = await this.deps.store.authority(actorsOf(scope), ownerlessSequences(source));
+    const { environment, settings, roles } = this.deps;
+    const converged = planConverge(scope, { environment, settings, roles, managed: this.managed, source, target: target.catalog, authority });
+    const why = `statement replay cannot carry the batch: ${reason.replace(/; the next drift check shows what differs$/, '')}`;
+    const missing = converged.missing.slice(0, 5).join(', ') + (converged.missing.length > 5 ? `, and ${converged.missing.length - 5} more` : '');
+    notes.push(
+      converged.objects > 0 ? `converged ${converged.objects} object(s) it touched to the source's state, as ${why}`
+        : converged.missing.length > 0 ? `nothing converged, as ${why}` : `the objects it touched match the source's state here (${why})`,
+      ...converged.notes,
+      ...(missing ? [`not converged: ${missing}, which this environment does not have (once its migration creates them, \`permsync reconcile --env ${this.name}\` brings their privileges)`] : []),
+      ...scope.unknown.map((what) => `not converged: ${what}; the next drift check shows what differs`),
+    );
+    return { statements: converged.statements.map(asReplayStatement), missing: converged.missing.length };
   }
 
   /**
@@ -586,6 +642,7 @@ export class EnvironmentApplier {
     const target = await this.deps.target.roleHoldings(role).catch(unread);
     if (!target) return nothing;
     const owners = await this.deps.store.ownersOf(target.held.objects.filter((o) => o.owned));
+    const policies = await this.deps.store.policiesOf(target.held.policies);
     // An owner the environment does not have (created on the source since, in a later
     // batch) cannot take the object over, nor can a role of the environment's own: the
     // object stays, and the DROP ROLE says so.
@@ -599,7 +656,7 @@ export class EnvironmentApplier {
       const absent = !present.has(owner);
       if ((absent && !created.has(owner)) || !mayChange(owner, present, this.owners())) owners.delete(key);
     }
-    const release = releaseStatements(role, target.held, owners, { targetVersionNum: target.serverVersionNum });
+    const release = releaseStatements(role, target.held, owners, { targetVersionNum: target.serverVersionNum }, policies);
     if (release.length > 0) {
       notes.push(`statement ${ordinal} (DROP ROLE): ${release.length} statement(s) first release what "${role}" holds here, as the source released it`);
     }
@@ -616,6 +673,12 @@ export class EnvironmentApplier {
     if (prepared.settled) {
       prepared.settled.say(log);
       return this.finish(batch, prepared.settled.fields, now);
+    }
+    if (prepared.failed) {
+      return this.settle(batch, log, {
+        appliedSql: '', notes: [], startedAt: now, finishedAt: new Date(), durationMs: 0, connectionTimeMs: undefined,
+        serverVersion: undefined, error: prepared.failed,
+      }, [], false);
     }
     const { identity, statements: admitted, notes, reapplying, ownership } = prepared;
     await this.markInFlight(batch);
@@ -656,11 +719,12 @@ export class EnvironmentApplier {
       return done({ ...base, status: 'skipped', resultMessage: [...notes, `already applied: ${error.message}`].join('; ') });
     }
     const where = error.failedSql !== undefined ? `failed at "${error.failedSql}": ` : '';
+    const wayOut = dropRoleWayOut(this.name, batch, error);
     const recorded = await record({
-      ...base, status: 'failed', resultMessage: where + error.message, failureKind: error.kind,
+      ...base, status: 'failed', resultMessage: where + error.message + (wayOut ? `: ${wayOut.summary}` : ''), failureKind: error.kind,
       ...(error.code !== undefined && { errorCode: error.code }),
       ...(error.detail !== undefined && { errorDetail: error.detail }),
-      ...(error.hint !== undefined && { errorHint: error.hint }),
+      ...((wayOut?.hint ?? error.hint) !== undefined && { errorHint: wayOut?.hint ?? error.hint }),
     });
     log.error({ sqlstate: error.code, kind: error.kind, detail: error.detail, hint: error.hint, err: error.message }, 'apply failed');
     if (!recorded) return done();
@@ -694,6 +758,27 @@ export class EnvironmentApplier {
     this.retryAt = Date.now() + delay;
     return new Date(this.retryAt);
   }
+}
+
+/**
+ * What an operator can do about a DROP ROLE the environment refused because something
+ * there still depends on the role (2BP01), after permsync released what it could
+ * (role-release.ts): what depends on it, in short (the detail lists it all), and the way
+ * out, for the execution log's message (which `permsync status` shows) and its hint.
+ */
+function dropRoleWayOut(environment: string, batch: Batch, error: NonNullable<ExecutionResult['error']>): { summary: string; hint: string } | undefined {
+  const role = /^DROP ROLE (?:IF EXISTS )?(.+)$/.exec(error.failedSql ?? '')?.[1];
+  if (error.code !== '2BP01' || role === undefined) return undefined;
+  const dependents = (error.detail ?? '').split('\n').filter((line) => line.trim() !== '');
+  const shown = dependents.slice(0, 3).join('; ') + (dependents.length > 3 ? `; and ${dependents.length - 3} more` : '');
+  const retry = `\`permsync retry --env ${environment}\``;
+  const skip = `\`permsync skip --env ${environment} --batch ${batch.id} --reason '...'\``;
+  return {
+    summary: `${shown ? `${shown}. ` : ''}permsync released what the source released; release the rest on ${environment}, then ${retry}, or leave ${role} there with ${skip}`,
+    hint: `On ${environment}, in each database the detail names, give what ${role} owns there to another role or drop it ` +
+      `(REASSIGN OWNED BY ${role} TO <role>; DROP OWNED BY ${role}), then ${retry}. Or leave ${role} on ${environment}: ${skip}; ` +
+      `the batch's other changes are then not carried there either, and \`permsync drift --env ${environment}\` shows them.`,
+  };
 }
 
 /**

@@ -3,7 +3,8 @@ import type { ReplayStatement } from '../capture/statements.js';
 import { inCatalogSnapshot, toDefaultPrivilege, type DefaultPrivilege, type DefaultPrivilegeRow, type GrantState } from '../drift/catalog.js';
 import * as Q from '../drift/catalog-queries.js';
 import { objectKey, type Change, type ObjectRef } from '../drift/compare.js';
-import { planChange, type PlanContext, type PlannedStatement } from '../drift/plan.js';
+import { Phase, planChange, type PlanContext, type PlannedStatement } from '../drift/plan.js';
+import { quoteIdent, quoteQualified } from '../sql/quote.js';
 
 /**
  * A role dropped on the source held nothing there, in any database: DROP ROLE allows
@@ -12,9 +13,14 @@ import { planChange, type PlanContext, type PlannedStatement } from '../drift/pl
  * trigger (or are not replayed: DROP OWNED drops objects). A target still has them, and
  * its DROP ROLE would fail (2BP01). What the role holds in the target's database is
  * released first, as the source released it: each object it owns goes to the object's
- * owner on the source, and its privileges and default privileges are revoked. An object
- * the source does not have, or ownership in another database of the target's cluster, is
- * left as it is: DROP ROLE then fails and says what depends on the role.
+ * owner on the source, its privileges and default privileges are revoked, and it is taken
+ * out of the row-level security policies that name it, as DROP OWNED does: a policy that
+ * names other roles too keeps those, and one that names it alone is dropped where the
+ * source has no policy of that name on that table. Either is no change for any other role
+ * (a policy applies to the roles it names and their members, and the role is about to go).
+ * An object the source does not have (a table, or a policy on a table the source lacks),
+ * or ownership in another database of the target's cluster, is left as it is: DROP ROLE
+ * then fails and says what depends on the role.
  */
 
 /** What `role` holds in the target's current database. */
@@ -22,6 +28,22 @@ export interface RoleHoldings {
   objects: HeldObject[];
   databaseGrants: HeldGrant[];
   defaultPrivileges: DefaultPrivilege[];
+  policies: HeldPolicy[];
+}
+
+/** A row-level security policy that names the role. */
+export interface HeldPolicy {
+  schema: string;
+  table: string;
+  name: string;
+  /** The other roles it names ('' for PUBLIC). */
+  others: string[];
+}
+
+/** What the source has of a policy's table: the table, and a policy of that name on it. */
+export interface SourcePolicy {
+  table: boolean;
+  policy: boolean;
 }
 
 interface HeldObject extends ObjectRef {
@@ -52,6 +74,23 @@ const HELD_DATABASE_GRANTS = `
 
 const HELD_DEFAULT_PRIVILEGES = `SELECT * FROM (${Q.DEFAULT_PRIVILEGES}) d WHERE d.role::text = $1::text OR d.grantee::text = $1::text`;
 
+const HELD_POLICIES = `
+  SELECT n.nspname AS schema, c.relname AS table, p.polname AS name,
+         ARRAY(SELECT CASE r WHEN 0 THEN '' ELSE pg_get_userbyid(r)::text END FROM unnest(p.polroles) r
+                WHERE r <> a.oid ORDER BY 1)::text[] AS others
+    FROM pg_policy p
+    JOIN pg_class c ON c.oid = p.polrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_roles a ON a.rolname = $1 AND a.oid = ANY (p.polroles)`;
+
+/** Whether the source has each policy's table, and a policy of that name on it. */
+const SOURCE_POLICIES = `
+  SELECT w.schema, w.table, w.name, c.oid IS NOT NULL AS has_table,
+         EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = w.name) AS has_policy
+    FROM jsonb_to_recordset($1::jsonb) AS w(schema text, "table" text, name text)
+    LEFT JOIN pg_namespace n ON n.nspname = w.schema
+    LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.table AND c.relkind IN ('r', 'p')`;
+
 /** The owners of these objects on the source (those it has, with an owner of their own). */
 const OWNERS = `
   SELECT o.kind, o.schema, o.name, o.args, o.owner
@@ -70,6 +109,7 @@ export function readRoleHoldings(target: pg.ClientBase, role: string): Promise<R
     const objects = await target.query<ObjectRef & { owned: boolean; grants: Granted[] }>(HELD_OBJECTS, [role]);
     const database = await target.query<{ privilege: string; grantable: boolean }>(HELD_DATABASE_GRANTS, [role]);
     const defaults = await target.query<DefaultPrivilegeRow>(HELD_DEFAULT_PRIVILEGES, [role]);
+    const policies = await target.query<HeldPolicy>(HELD_POLICIES, [role]);
     return {
       objects: objects.rows.map((o) => ({
         kind: o.kind, schema: o.schema, name: o.name, args: o.args, owned: o.owned,
@@ -77,6 +117,7 @@ export function readRoleHoldings(target: pg.ClientBase, role: string): Promise<R
       })),
       databaseGrants: database.rows.map((g) => ({ privilege: g.privilege, state: state(g.grantable) })),
       defaultPrivileges: defaults.rows.map(toDefaultPrivilege),
+      policies: policies.rows,
     };
   });
 }
@@ -89,11 +130,31 @@ export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef
   return new Map(rows.map((r) => [objectKey(r), r.owner]));
 }
 
+/** What the source has of these policies' tables, by policyKey. */
+export async function readSourcePolicies(source: pg.ClientBase, policies: HeldPolicy[]): Promise<Map<string, SourcePolicy>> {
+  if (policies.length === 0) return new Map();
+  const wanted = policies.map(({ schema, table, name }) => ({ schema, table, name }));
+  const { rows } = await source.query<{ schema: string; table: string; name: string; has_table: boolean; has_policy: boolean }>(
+    SOURCE_POLICIES, [JSON.stringify(wanted)]);
+  return new Map(rows.map((r) => [policyKey(r), { table: r.has_table, policy: r.has_policy }]));
+}
+
+export function policyKey(p: { schema: string; table: string; name: string }): string {
+  return `${p.schema}\0${p.table}\0${p.name}`;
+}
+
 /**
  * The statements that release `role` on the target, in drift's plan order (owners, then
- * revokes, then default privileges), as replay statements of a generated batch.
+ * revokes, then default privileges), then its policies (see the top of this file), as
+ * replay statements of a generated batch.
  */
-export function releaseStatements(role: string, held: RoleHoldings, sourceOwners: Map<string, string>, context: PlanContext): ReplayStatement[] {
+export function releaseStatements(
+  role: string,
+  held: RoleHoldings,
+  sourceOwners: Map<string, string>,
+  context: PlanContext,
+  sourcePolicies: Map<string, SourcePolicy> = new Map(),
+): ReplayStatement[] {
   const absent = (grants: HeldGrant[]) => grants.map((g) => ({ privilege: g.privilege, from: g.state, to: 'absent' as const }));
   const changes: Change[] = [];
   for (const object of held.objects) {
@@ -117,10 +178,7 @@ export function releaseStatements(role: string, held: RoleHoldings, sourceOwners
   // DROP OWNED revoked what the role had granted on with the grant option, too.
   const cascade = (s: PlannedStatement) => (s.kind === 'REVOKE' || s.kind === 'REVOKE ON DATABASE'
     ? { ...s, sql: `${s.sql} CASCADE`, display: `${s.display} CASCADE` } : s);
-  return changes
-    .flatMap((c) => planChange(c, context))
-    .sort((a, b) => a.phase - b.phase)
-    .map(cascade)
+  return [...changes.flatMap((c) => planChange(c, context)).sort((a, b) => a.phase - b.phase).map(cascade), ...policyStatements(role, held, sourcePolicies)]
     .map((s, i) => ({
       ordinal: i + 1, kind: s.kind, sourceText: s.display, sql: s.sql, display: s.display,
       roles: s.roles, grantees: s.grantees, schemas: s.schemas,
@@ -129,4 +187,21 @@ export function releaseStatements(role: string, held: RoleHoldings, sourceOwners
       ...(s.privileged && { privileged: true }),
       ...(s.onTargetDatabase && { onTargetDatabase: true }),
     }));
+}
+
+/**
+ * The role out of the policies that name it, where the source has their table: ALTER
+ * POLICY keeps the other roles; a policy naming it alone is dropped unless the source has
+ * one of that name there. They go with the DROP ROLE they make possible.
+ */
+function policyStatements(role: string, held: RoleHoldings, sourcePolicies: Map<string, SourcePolicy>): PlannedStatement[] {
+  return held.policies.flatMap((p) => {
+    const source = sourcePolicies.get(policyKey(p));
+    if (!source?.table || (p.others.length === 0 && source.policy)) return [];
+    const on = `${quoteIdent(p.name)} ON ${quoteQualified(p.schema, p.table)}`;
+    const sql = p.others.length > 0
+      ? `ALTER POLICY ${on} TO ${p.others.map((r) => (r === '' ? 'PUBLIC' : quoteIdent(r))).join(', ')}`
+      : `DROP POLICY ${on}`;
+    return [{ phase: Phase.DropRole, kind: 'DROP ROLE' as const, sql, display: sql, roles: [role], grantees: [], schemas: [p.schema] }];
+  });
 }

@@ -7,6 +7,7 @@ import { endPool, trackSessions } from '../pg-close.js';
 import { MEMBERSHIP_OPTIONS_SINCE } from '../pg-versions.js';
 import { keepSessionErrorsForTheNextQuery, withPooledSession } from '../pg-sessions.js';
 import { readRoleHoldings, type RoleHoldings } from './role-release.js';
+import { readCatalog, type Catalog } from '../drift/catalog.js';
 import { forServer } from './server-version.js';
 
 export interface SessionIdentity {
@@ -157,6 +158,15 @@ export class Target {
       const facts = (this.facts ??= await readFacts(client));
       return { held: await readRoleHoldings(client, role), serverVersionNum: facts.serverVersionNum };
     });
+  }
+
+  /** The environment's permission state as drift reads it, without verifiers (apply/converge.ts), or why it could not be read. */
+  async catalog(): Promise<{ catalog: Catalog } | { error: ClassifiedError & { unreachable: boolean } }> {
+    try {
+      return { catalog: await withPooledSession(this.pool, (client) => readCatalog(client, { verifiers: false })) };
+    } catch (error) {
+      return { error: connectFailed(error) };
+    }
   }
 
   /**

@@ -1,5 +1,9 @@
 import { scanSync } from 'libpg-query';
-import { analyzeQuery, TEMPORARY_SCHEMA, UnparsableQueryError, type ReplayStatement, type SkippedStatement, type StatementKind, type TransactionGroup } from './statements.js';
+import {
+  analyzeQuery, searchPathSchemas, TEMPORARY_SCHEMA, UnparsableQueryError, type ReplayStatement, type SkippedStatement, type StatementKind,
+  type TransactionGroup,
+} from './statements.js';
+import { identityParts, touchesOfText, touchOfIdentity, type Touch, type TouchContext } from './touched.js';
 
 /** A statement the role watcher generated (sql/0001_core.sql, permsync.role_statement). */
 export interface GeneratedStatement {
@@ -63,6 +67,28 @@ export interface BatchPlan {
   skipped: SkippedStatement[];
   /** Set when the batch cannot be carried by statement replay; says why. */
   unreplayable?: string;
+  /** For such a batch, what its commands touched: each target converges it to the source's state instead. */
+  converge?: ConvergeScope;
+}
+
+/** What a batch that statement replay cannot carry touched, as far as the source recorded it. */
+export interface ConvergeScope {
+  touches: Touch[];
+  /** The commands whose objects cannot be told, and why, one clause each. */
+  unknown: string[];
+}
+
+/** One permission command as capture recorded it (permsync.audit_log), in order. */
+export interface RecordedCommand {
+  tag: string;
+  objectType: string | null;
+  identity: string | null;
+  currentUser: string;
+  searchPath: string | null;
+  /** Run by a function, a DO block or dynamic SQL; null when recorded before capture said (sql/0021). */
+  nested: boolean | null;
+  /** The statement it ran, as PL/pgSQL names it, literals masked (sql/0021_fidelity_converge.sql). */
+  nestedText: string | null;
 }
 
 /** What capture stores instead of a string it cannot mask with certainty (sql/0009_withheld_text.sql). */
@@ -81,32 +107,65 @@ export const MAX_RECORDED_COMMANDS = 1000;
 /**
  * Decides what of a batch's query string to replay. The event trigger recorded one tag
  * per permission command that committed; the parser must account for exactly those, or
- * the batch is declared unreplayable: better flagged for drift than replayed wrongly.
- * Whatever goes wrong while planning makes the batch unreplayable, with the reason; only
- * reading the source (siblingIds) may throw, as a source that does not answer does.
+ * the batch is declared unreplayable: better flagged than replayed wrongly. Such a batch
+ * converges instead what its commands touched, as far as `recorded` tells (convergeScope),
+ * unless its permission commands ran with capture off. Whatever goes wrong while planning
+ * makes the batch unreplayable, with the reason; only reading the source (siblingIds,
+ * recorded) may throw, as a source that does not answer does.
  *
  * @param siblingIds ids of batches written by the same client string, in transaction
  *   order, when the string committed more than one transaction.
+ * @param recorded the batch's recorded commands (permsync.audit_log), read only for a
+ *   batch that statement replay cannot carry.
  */
-export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]>): Promise<BatchPlan> {
+export async function planBatch(
+  batch: Batch,
+  siblingIds: () => Promise<string[]>,
+  recorded?: () => Promise<RecordedCommand[]>,
+): Promise<BatchPlan> {
+  const { plan, ordinals } = await planReplay(batch, siblingIds);
+  if (plan.unreplayable === undefined || !recorded || batch.origin !== 'event_trigger' || !convergeable(batch)) return plan;
+  const scope = convergeScope(batch, ordinals, await recorded());
+  // Nothing it touched can be told: it stays skipped, with the reason.
+  return scope.touches.length > 0 ? { ...plan, converge: scope } : plan;
+}
+
+/**
+ * The replay plan, and the ordinals of the statements of the batch's transaction in its
+ * text when the text can be read as the source read it (for convergeScope).
+ */
+async function planReplay(batch: Batch, siblingIds: () => Promise<string[]>): Promise<{ plan: BatchPlan; ordinals?: number[] }> {
   const plan = (fields: Partial<BatchPlan>): BatchPlan => ({ batch, replay: [], skipped: [], ...fields });
   let groups: TransactionGroup[];
   try {
     const early = planWithoutPairing(batch);
-    if (!Array.isArray(early)) return plan(early);
+    if (!Array.isArray(early)) return { plan: plan(early) };
     groups = early;
   } catch (error) {
-    return plan({ unreplayable: notPlanned(error) });
+    return { plan: plan({ unreplayable: notPlanned(error) }) };
   }
   // A string that committed several transactions wrote a batch for each, one after the
   // other in one session: the n-th batch is the n-th transaction. (Earlier ones are always
   // visible; later ones may still be committing.) A transaction whose commands ran with
   // permsync.capture off wrote one too, which is not replayed (sql/0012_capture.sql).
   const index = groups.length > 1 ? (await siblingIds()).indexOf(batch.id) : 0;
+  const group = groups[index];
+  // Which transaction is the batch's cannot always be told: then its statements cannot either.
+  const ordinals = group ? group.firingOrdinals : groups.length === 0 ? [] : undefined;
+  // A string that changed role or search_path between its permission commands would
+  // replay them all with the first command's: not the same meaning, so not replayed.
+  if (batch.identities > 1) {
+    return { plan: plan({ unreplayable: 'the string changes role or search_path between its permission commands; the next drift check shows what differs' }), ordinals };
+  }
   try {
-    return plan(pairWithTransaction(batch, groups[index]));
+    const paired = pairWithTransaction(batch, group);
+    const converging = paired.skipped?.find((s) => s.converge);
+    if (converging && paired.unreplayable === undefined) {
+      return { plan: plan({ unreplayable: `statement ${converging.ordinal} (${converging.tag}) ${converging.reason}` }), ordinals };
+    }
+    return { plan: plan(paired), ordinals };
   } catch (error) {
-    return plan({ unreplayable: notPlanned(error) });
+    return { plan: plan({ unreplayable: notPlanned(error) }) };
   }
 }
 
@@ -130,11 +189,6 @@ function planWithoutPairing(batch: Batch): Partial<BatchPlan> | TransactionGroup
   if (batch.origin !== 'event_trigger') {
     // Manual and generated batches carry every statement they hold, in one transaction.
     return { replay: groups.flatMap((g) => g.replay), skipped: groups.flatMap((g) => g.skipped) };
-  }
-  // A string that changed role or search_path between its permission commands would
-  // replay them all with the first command's: not the same meaning, so not replayed.
-  if (batch.identities > 1) {
-    return { unreplayable: 'the string changes role or search_path between its permission commands; the next drift check shows what differs' };
   }
   return groups;
 }
@@ -263,9 +317,73 @@ function namesRelation(identity: string | null, relation: { schema: string | nul
   return name === relation.name && (relation.schema === null || schema === relation.schema);
 }
 
-/** The dot-separated parts of an object identity, unquoted. */
-function identityParts(identity: string): string[] {
-  return [...identity.matchAll(/"((?:[^"]|"")*)"|([^."]+)/g)].map((m) => (m[1] !== undefined ? m[1].replaceAll('""', '"') : m[2] as string));
+/**
+ * Whether what the batch touched may be converged: not when its permission commands ran
+ * with permsync.capture off (they were meant to stay on the source), nor when which of
+ * its names were the session's temporary objects cannot be told (sql/0012_capture.sql).
+ */
+function convergeable(batch: Batch): boolean {
+  return !/permsync\.capture off|temporary objects/.test(batch.notReplayable ?? '');
+}
+
+/**
+ * What the batch's commands touched: a command run by a function, a DO block or dynamic
+ * SQL by the statement PL/pgSQL named (or, for an owner change, the object its audit row
+ * names); the others by the statements of the batch's transaction in its text (`ordinals`),
+ * where the text can be read as the source read it. What cannot be told is said in
+ * `unknown`, and converged by nobody: the drift check shows it.
+ */
+function convergeScope(batch: Batch, ordinals: number[] | undefined, recorded: RecordedCommand[]): ConvergeScope {
+  const unknown: string[] = [];
+  const context = (rows: RecordedCommand[]): TouchContext => {
+    const users = [...new Set(rows.map((r) => r.currentUser))];
+    const paths = new Set(rows.map((r) => r.searchPath ?? batch.searchPath));
+    return {
+      actors: users.length > 0 ? users : [batch.currentUser],
+      currentUser: users[0] ?? batch.currentUser,
+      searchPaths: [...(paths.size > 0 ? paths : [batch.searchPath])].map((searchPath) =>
+        searchPathSchemas({ searchPath, currentUser: users[0] ?? batch.currentUser, sessionUser: batch.sessionUser })),
+    };
+  };
+  const parsed = (text: string, rows: RecordedCommand[], what: string, only?: number[]): Touch[] => {
+    try {
+      return touchesOfText(text, context(rows), only);
+    } catch {
+      unknown.push(`${what} does not parse`);
+      return [];
+    }
+  };
+  const touches: Touch[] = [];
+  const topLevel: RecordedCommand[] = [];
+  for (const row of recorded.slice(0, MAX_RECORDED_COMMANDS)) {
+    if (row.nested !== true) topLevel.push(row);
+    else if (row.nestedText !== null) touches.push(...parsed(row.nestedText, [row], `the statement a function ran (${row.tag})`));
+    else if (row.identity !== null && row.tag.startsWith('ALTER ')) touches.push(touchOfIdentity(row.objectType ?? '', row.identity, context([row])));
+    else unknown.push(`a ${row.tag} run by a function that names no statement (an SQL-language function, say)`);
+  }
+  if (recorded.length > MAX_RECORDED_COMMANDS) unknown.push(`the commands past the first ${MAX_RECORDED_COMMANDS}, which capture did not record`);
+  if (ordinals !== undefined && batch.queryText !== null) {
+    touches.push(...parsed(batch.queryText, topLevel, 'the query string', ordinals));
+    // Commands recorded before capture told nested ones apart, which its statements do not account for.
+    const unaccounted = topLevel.length - ordinals.length;
+    if (unaccounted > 0) unknown.push(`${unaccounted} command(s) run inside a DO block or a function, recorded without their statement`);
+  } else {
+    for (const row of topLevel) {
+      if (row.identity !== null && row.tag.startsWith('ALTER ')) touches.push(touchOfIdentity(row.objectType ?? '', row.identity, context([row])));
+      else unknown.push(`a ${row.tag} whose statement cannot be told from the string`);
+    }
+  }
+  return { touches: touches.map((t) => withoutTemporary(t, batch)), unknown };
+}
+
+/** The touch without the source session's temporary objects, which no target has. */
+function withoutTemporary(touch: Touch, batch: Batch): Touch {
+  const touched = touch.touched;
+  if (touched.on !== 'objects') return touch;
+  const temporary = new Set(batch.temporaryObjects ?? []);
+  const names = touched.names.filter((n) =>
+    !(n.schema !== null && TEMPORARY_SCHEMA.test(n.schema)) && !(n.schema === null && temporary.has(n.name) && !touched.kinds.includes('schema')));
+  return { ...touch, touched: { ...touched, names } };
 }
 
 function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {

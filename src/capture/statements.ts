@@ -5,8 +5,9 @@ import type { CommandTag } from '../config/schema.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 
 /**
- * Command tags the source's event trigger listens for (sql/0001_core.sql). ALTER tags
- * are recorded only when the query string contains the word OWNER.
+ * Command tags the source's event trigger listens for (sql/0021_fidelity_converge.sql).
+ * ALTER tags are recorded only when the query string contains the word OWNER, CREATE
+ * SCHEMA only when its elements GRANT or REVOKE.
  */
 export const CAPTURED_TAGS: readonly string[] = [
   'GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES',
@@ -16,7 +17,7 @@ export const CAPTURED_TAGS: readonly string[] = [
   'ALTER FOREIGN DATA WRAPPER', 'ALTER SERVER', 'ALTER COLLATION', 'ALTER CONVERSION',
   'ALTER OPERATOR', 'ALTER OPERATOR CLASS', 'ALTER OPERATOR FAMILY', 'ALTER STATISTICS',
   'ALTER TEXT SEARCH CONFIGURATION', 'ALTER TEXT SEARCH DICTIONARY',
-  'ALTER PUBLICATION', 'ALTER SUBSCRIPTION', 'DROP OWNED',
+  'ALTER PUBLICATION', 'ALTER SUBSCRIPTION', 'DROP OWNED', 'CREATE SCHEMA',
 ];
 const CAPTURED = new Set(CAPTURED_TAGS);
 
@@ -83,6 +84,8 @@ export interface SkippedStatement {
   tag: string;
   sourceText: string;
   reason: string;
+  /** It changed permissions statement replay cannot carry: the batch converges what it touched instead. */
+  converge?: boolean;
 }
 
 /** The statements of one source transaction inside a client string. */
@@ -315,6 +318,9 @@ function commandTag(type: string, body: Fields): string | undefined {
     }
     case 'AlterFunctionStmt':
       return OBJECT_TAG[String(body.objtype)];
+    case 'CreateSchemaStmt':
+      return ((body.schemaElts ?? []) as { GrantStmt?: Fields }[])
+        .some((e) => e.GrantStmt && !SHARED_OBJECT_TYPES.has(String(e.GrantStmt.objtype))) ? 'CREATE SCHEMA' : undefined;
     default:
       return FIXED_TAG[type];
   }
@@ -367,6 +373,11 @@ function prepare(type: string, rawBody: unknown, site: StatementSite): PendingSt
     }
     case 'DropOwnedStmt':
       return skip('DROP OWNED drops objects as well as privileges; it is not replayed. Run it on each environment deliberately, or use drift and reconcile');
+    case 'CreateSchemaStmt':
+      return {
+        firingTag: tag,
+        skipped: { ordinal: site.ordinal, tag, sourceText: site.text, reason: 'it creates a schema, which its GRANT elements need', converge: true },
+      };
     default:
       return skip('not a permission change (schema changes are not replayed)');
   }

@@ -56,6 +56,35 @@ export const FETCH_NEW_BATCHES_AFTER = `
    ORDER BY b.commit_seq
    LIMIT $2`;
 
+/**
+ * A batch's recorded commands, in order (capture/plan.ts RecordedCommand): no more than
+ * capture records, and one more to say there were more.
+ */
+export const RECORDED_COMMANDS = `
+  SELECT a.command_tag AS tag, a.object_type, a.object_identity AS identity, a.current_user_name,
+         a.search_path, a.nested, a.nested_text
+    FROM permsync.audit_log a
+   WHERE a.batch_id = $1
+   ORDER BY a.id
+   LIMIT ${MAX_RECORDED_COMMANDS + 1}`;
+
+/**
+ * What the roles in $1 may change (apply/converge.ts Authority): whether each is a
+ * superuser, and the roles it is a member of; and the owners of the sequences in $2
+ * (a JSON array of {schema, name}).
+ */
+export const AUTHORITY = `
+  SELECT json_build_object(
+           'roles', (SELECT coalesce(json_agg(json_build_object(
+                              'name', r.rolname, 'superuser', r.rolsuper,
+                              'member_of', ARRAY(SELECT m.rolname FROM pg_catalog.pg_roles m WHERE pg_catalog.pg_has_role(r.oid, m.oid, 'MEMBER')))), '[]')
+                       FROM pg_catalog.pg_roles r WHERE r.rolname = ANY ($1::text[])),
+           'sequences', (SELECT coalesce(json_agg(json_build_object('schema', n.nspname, 'name', c.relname, 'owner', pg_catalog.pg_get_userbyid(c.relowner))), '[]')
+                           FROM jsonb_to_recordset($2::jsonb) AS w(schema text, name text)
+                           JOIN pg_catalog.pg_namespace n ON n.nspname = w.schema
+                           JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = w.name AND c.relkind = 'S')
+         ) AS authority`;
+
 /** The batches written by the same client string as batch $1 (it may commit several transactions), in transaction order. */
 export const FETCH_SIBLING_BATCH_IDS = `
   SELECT s.id::text

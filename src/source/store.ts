@@ -1,10 +1,12 @@
 import type pg from 'pg';
-import type { Batch } from '../capture/plan.js';
+import type { Batch, RecordedCommand } from '../capture/plan.js';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import * as Q from './queries.js';
 import { withPooledSession } from '../pg-sessions.js';
-import { readSourceOwners } from '../apply/role-release.js';
+import { readSourceOwners, readSourcePolicies, type HeldPolicy, type SourcePolicy } from '../apply/role-release.js';
+import type { Authority } from '../apply/converge.js';
 import type { ObjectRef } from '../drift/compare.js';
+import { readCatalog, type Catalog } from '../drift/catalog.js';
 
 interface BatchRow {
   id: string;
@@ -150,6 +152,40 @@ export class SourceStore {
   /** Each object's owner on the source (apply/role-release.ts). */
   async ownersOf(objects: ObjectRef[]): Promise<Map<string, string>> {
     return withPooledSession(this.pool, (client) => readSourceOwners(client, objects));
+  }
+
+  /** Whether the source has these policies' tables, and policies of their names (apply/role-release.ts). */
+  async policiesOf(policies: HeldPolicy[]): Promise<Map<string, SourcePolicy>> {
+    return withPooledSession(this.pool, (client) => readSourcePolicies(client, policies));
+  }
+
+  /** A batch's recorded commands, in order (capture/plan.ts). */
+  async recordedCommands(batchId: string): Promise<RecordedCommand[]> {
+    const { rows } = await this.pool.query<{
+      tag: string; object_type: string | null; identity: string | null; current_user_name: string; search_path: string | null;
+      nested: boolean | null; nested_text: string | null;
+    }>(Q.RECORDED_COMMANDS, [batchId]);
+    return rows.map((r) => ({
+      tag: r.tag, objectType: r.object_type, identity: r.identity, currentUser: r.current_user_name, searchPath: r.search_path,
+      nested: r.nested, nestedText: r.nested_text,
+    }));
+  }
+
+  /** The source's permission state now, as drift reads it, without verifiers (apply/converge.ts). */
+  async catalog(): Promise<Catalog> {
+    return withPooledSession(this.pool, (client) => readCatalog(client, { verifiers: false, source: true }));
+  }
+
+  /** What these roles may change on the source, and the owners of these sequences (apply/converge.ts). */
+  async authority(roles: string[], sequences: { schema: string; name: string }[]): Promise<Authority> {
+    const { rows } = await this.pool.query<{ authority: {
+      roles: { name: string; superuser: boolean; member_of: string[] }[]; sequences: { schema: string; name: string; owner: string }[];
+    } }>(Q.AUTHORITY, [roles, JSON.stringify(sequences)]);
+    const read = rows[0]?.authority ?? { roles: [], sequences: [] };
+    return {
+      roles: new Map(read.roles.map((r) => [r.name, { superuser: r.superuser, memberOf: new Set(r.member_of) }])),
+      sequenceOwners: new Map(read.sequences.map((s) => [`${s.schema}\0${s.name}`, s.owner])),
+    };
   }
 
   async markInFlight(environment: string, throughSeq: string): Promise<void> {

@@ -1,0 +1,227 @@
+import type { ConvergeScope } from '../capture/plan.js';
+import type { ReplayStatement } from '../capture/statements.js';
+import type { ObjectName, Touch } from '../capture/touched.js';
+import type { EnvironmentConfig, Settings } from '../config/schema.js';
+import type { Catalog, CatalogObject } from '../drift/catalog.js';
+import { objectKey, type Change } from '../drift/compare.js';
+import { objectName, orderPlan, type PlannedStatement } from '../drift/plan.js';
+import { buildReport } from '../drift/report.js';
+import { FIRST_USER_OID, isOurs, type ManagedRoles } from './role-ownership.js';
+import type { RoleScope } from './rules.js';
+
+/**
+ * A batch that statement replay cannot carry (a GRANT in a DO block, a function or dynamic
+ * SQL, a CREATE SCHEMA ... GRANT) converges instead: the objects its commands touched
+ * (capture/touched.ts) are brought to the source's current state on the target, their
+ * privileges and owner, by drift's comparison and plan restricted to those objects. Never
+ * more than the batch could have changed: an object only where every role that ran the
+ * commands could change it on the source (a superuser, or a member of its owner there,
+ * the target's owner included), a default privilege entry only where it could (FOR ROLE
+ * one it is a member of). Drift's rules hold as for reconcile: the target's own roles are
+ * left alone (never granted to, never given or taken an object), and the configuration's
+ * exclusions and the environment's rules apply. A later change the source already shows
+ * is converged too, which is harmless: its own batch applies it again after this one.
+ */
+
+/** What each role that ran the batch's commands may change on the source. */
+export interface Authority {
+  /** By role name: whether it is a superuser, and the roles it is a member of (itself included). */
+  roles: Map<string, { superuser: boolean; memberOf: Set<string> }>;
+  /** The owners of sequences that belong to a table column (drift reads none for them), by "schema\0name". */
+  sequenceOwners: Map<string, string>;
+}
+
+export interface ConvergeContext {
+  environment: EnvironmentConfig;
+  settings: Settings;
+  roles: RoleScope;
+  managed: ManagedRoles;
+  source: Catalog;
+  target: Catalog;
+  authority: Authority;
+}
+
+export interface Converged {
+  /** What converges the touched objects, in an order that works. */
+  statements: PlannedStatement[];
+  /** How many of the touched objects (default privilege entries included) it changes. */
+  objects: number;
+  /** What was left alone, and why. */
+  notes: string[];
+  /** Objects it names that the source has and the target lacks (as `kind name`): nothing there to converge. */
+  missing: string[];
+}
+
+/** The roles whose authority decides what a batch may converge (see Authority). */
+export function actorsOf(scope: ConvergeScope): string[] {
+  return [...new Set(scope.touches.flatMap((t) => t.actors))];
+}
+
+/** The sequences whose owner drift does not read, among what the scope may touch on the source. */
+export function ownerlessSequences(source: Catalog): { schema: string; name: string }[] {
+  return source.objects.filter((o) => o.kind === 'sequence' && o.owner === null).map((o) => ({ schema: o.schema, name: o.name as string }));
+}
+
+/** The statements that converge what the scope touched on the target. Pure. */
+export function planConverge(scope: ConvergeScope, context: ConvergeContext): Converged {
+  const { source, target, authority } = context;
+  const notes: string[] = [];
+  const index = indexObjects(source.objects);
+  const targetOwners = new Map(target.objects.map((o) => [objectKey(o), o.owner]));
+  const relationOwner = (o: CatalogObject) => index.relations.get(`${o.schema}\0${o.name}`)?.owner ?? null;
+  const ownerOf = (o: CatalogObject): string | null =>
+    o.owner ?? (o.kind === 'column' ? relationOwner(o) : authority.sequenceOwners.get(`${o.schema}\0${o.name}`) ?? null);
+  const may = (actors: string[], owner: string | null) => owner !== null && actors.every((actor) => {
+    const role = authority.roles.get(actor);
+    return role !== undefined && (role.superuser || role.memberOf.has(owner));
+  });
+
+  const objects = new Set<string>();
+  /** The touched relations that hold columns, by "schema\0name": their key. */
+  const relations = new Map<string, string>();
+  const defaults = new Set<string>();
+  const refused = new Set<string>();
+  let other = 0;
+  const missing: string[] = [];
+  for (const touch of scope.touches) {
+    const touched = touch.touched;
+    if (touched.on === 'other') {
+      other++;
+      continue;
+    }
+    if (touched.on === 'default') {
+      for (const role of touched.roles) {
+        for (const schema of touched.schemas ?? [null]) {
+          if (may(touch.actors, role)) defaults.add(defaultKey(role, schema, touched.objectType));
+          else refused.add(defaultKey(role, schema, touched.objectType));
+        }
+      }
+      continue;
+    }
+    for (const object of resolve(touch, index)) {
+      const key = objectKey(object);
+      const theirs = targetOwners.get(key);
+      if (!may(touch.actors, ownerOf(object)) || (theirs != null && !may(touch.actors, theirs))) {
+        refused.add(key);
+        continue;
+      }
+      if (touched.on === 'objects' && !targetOwners.has(key)) missing.push(`${object.kind} ${objectName(object)}`);
+      objects.add(key);
+      if (object.columns !== null) relations.set(`${object.schema}\0${object.name}`, key);
+    }
+  }
+  if (refused.size > 0) {
+    notes.push(`${refused.size} object(s) it names left as they are: the role that ran it could not change them on the source (neither a superuser nor a member of their owner)`);
+  }
+  if (other > 0) notes.push(`${other} command(s) on objects drift does not compare (a language, a large object, a server, ...) not converged`);
+
+  const sourceSuperuser = [...source.roleOids].find(([, oid]) => oid < FIRST_USER_OID)?.[0] ?? '';
+  const owners = { managed: context.managed, sourceSuperuser };
+  const foreign = new Set([...target.roleOids].filter(([name, oid]) => !isOurs(name, oid, owners)).map(([name]) => name));
+  const report = buildReport(context.environment, context.settings, context.roles, source, target, { dropExtraRoles: false, managed: context.managed });
+  const changed = new Set<string>();
+  const statements: PlannedStatement[] = [];
+  for (const difference of report.differences) {
+    if (difference.held !== undefined || difference.statements.length === 0) continue;
+    const key = touchedKey(difference.change, objects, relations, defaults);
+    if (key === undefined) continue;
+    // An object is never taken from a role of the target's own.
+    if (difference.change.type === 'owner' && foreign.has(difference.change.from)) {
+      const object = difference.change.object;
+      notes.push(`the owner of ${object.kind} ${objectName(object)} left as it is: "${difference.change.from}" is a role of this environment's own`);
+      continue;
+    }
+    changed.add(key);
+    statements.push(...difference.statements);
+  }
+  return { statements: orderPlan(statements), objects: changed.size, notes, missing: [...new Set(missing)] };
+}
+
+/** The touched object or entry a difference is about, by key; undefined when it is about something else. */
+function touchedKey(change: Change, objects: Set<string>, relations: Map<string, string>, defaults: Set<string>): string | undefined {
+  if (change.type === 'owner') return objects.has(objectKey(change.object)) ? objectKey(change.object) : undefined;
+  if (change.type !== 'privileges') return undefined;
+  const on = change.target;
+  if (on.on === 'default') {
+    const key = defaultKey(on.role, on.schema, on.objectType);
+    return defaults.has(key) ? key : undefined;
+  }
+  if (on.on !== 'object') return undefined;
+  if (on.object.kind === 'column') {
+    // A column's privileges go with its relation.
+    return relations.get(`${on.object.schema}\0${on.object.name}`);
+  }
+  return objects.has(objectKey(on.object)) ? objectKey(on.object) : undefined;
+}
+
+function defaultKey(role: string, schema: string | null, objectType: string): string {
+  return `default\0${role}\0${schema ?? ''}\0${objectType}`;
+}
+
+interface ObjectIndex {
+  /** Objects other than schemas and columns, by "schema\0name". */
+  byName: Map<string, CatalogObject[]>;
+  schemas: Map<string, CatalogObject>;
+  /** Relations that can hold column privileges, by "schema\0name". */
+  relations: Map<string, CatalogObject>;
+  bySchema: Map<string, CatalogObject[]>;
+}
+
+function indexObjects(objects: CatalogObject[]): ObjectIndex {
+  const index: ObjectIndex = { byName: new Map(), schemas: new Map(), relations: new Map(), bySchema: new Map() };
+  const push = (map: Map<string, CatalogObject[]>, key: string, o: CatalogObject) => map.set(key, [...(map.get(key) ?? []), o]);
+  for (const o of objects) {
+    if (o.kind === 'schema') index.schemas.set(o.schema, o);
+    if (o.kind === 'schema' || o.kind === 'column') continue;
+    push(index.byName, `${o.schema}\0${o.name}`, o);
+    push(index.bySchema, o.schema, o);
+    if (o.columns !== null) index.relations.set(`${o.schema}\0${o.name}`, o);
+  }
+  return index;
+}
+
+/**
+ * The source's objects a touch names. An unqualified name is the first one its search
+ * path finds (in each of the paths it ran with); a routine matches by its number of
+ * arguments when they were given.
+ */
+function resolve(touch: Touch, index: ObjectIndex): CatalogObject[] {
+  const touched = touch.touched;
+  if (touched.on === 'all in schema') {
+    return touched.schemas.flatMap((s) => (index.bySchema.get(s) ?? []).filter((o) => touched.kinds.includes(o.kind)));
+  }
+  if (touched.on !== 'objects') return [];
+  const matches = (schema: string, name: ObjectName): CatalogObject[] =>
+    (index.byName.get(`${schema}\0${name.name}`) ?? []).filter((o) =>
+      touched.kinds.includes(o.kind) && (name.args === null || o.args === null || argumentCount(o.args) === name.args));
+  return touched.names.flatMap((name) => {
+    if (touched.kinds.includes('schema')) {
+      const schema = index.schemas.get(name.name);
+      return schema ? [schema] : [];
+    }
+    if (name.schema !== null) return matches(name.schema, name);
+    return touch.searchPaths.flatMap((path) => {
+      for (const schema of path) {
+        const found = matches(schema, name);
+        if (found.length > 0) return found;
+      }
+      return [];
+    });
+  });
+}
+
+function argumentCount(args: string): number {
+  return args === '' ? 0 : args.split(', ').length;
+}
+
+/** A planned statement as a statement of the batch, for the applier's rules and role checks. */
+export function asReplayStatement(s: PlannedStatement, index: number): ReplayStatement {
+  return {
+    ordinal: index + 1, kind: s.kind, sourceText: s.display, sql: s.sql, display: s.display,
+    roles: s.roles, grantees: s.grantees, schemas: s.schemas,
+    ...(s.granted !== undefined && { granted: s.granted }),
+    ...(s.ignoreCodes && { ignoreCodes: s.ignoreCodes }),
+    ...(s.privileged && { privileged: true }),
+    ...(s.onTargetDatabase && { onTargetDatabase: true }),
+  };
+}

@@ -1,0 +1,181 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { PERMSYNC_ROLES } from '../src/apply/rules.js';
+import { main } from '../src/cli/main.js';
+import type { PostgresMajor } from '../src/embedded/cluster.js';
+import { accountDifference, canDump, catalogAccount, dumpAccount, type AccountOptions } from './support/dump.js';
+import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+
+/**
+ * What statement replay cannot carry, judged as a DBA would: permission scripts of the
+ * kinds real projects ship that grant from DO blocks, from a helper function, with dynamic
+ * SQL and inside CREATE SCHEMA, run on the source (roles and permissions) with the schema
+ * run as migrations on every server. Each target's roles and privileges by pg_dumpall and
+ * pg_dump then equal the source's, without an operator, and `permsync drift` exits 0.
+ */
+
+/** An API served from a schema, its grants in a DO block as such projects' setup scripts write them. */
+const API = {
+  roles: `
+    CREATE ROLE api_owner NOLOGIN;
+    CREATE ROLE web_anon NOLOGIN;
+    CREATE ROLE web_user NOLOGIN;
+    CREATE ROLE authenticator LOGIN NOINHERIT;
+    GRANT web_anon, web_user TO authenticator`,
+  migration: `
+    CREATE SCHEMA api AUTHORIZATION api_owner;
+    CREATE TABLE api.todos (id serial PRIMARY KEY, task text NOT NULL, done boolean DEFAULT false);
+    CREATE VIEW api.open_todos AS SELECT id, task FROM api.todos WHERE NOT done;
+    CREATE FUNCTION api.add_todo(task text) RETURNS int LANGUAGE sql AS 'INSERT INTO api.todos (task) VALUES (task) RETURNING id';
+    ALTER TABLE api.todos OWNER TO api_owner;
+    ALTER VIEW api.open_todos OWNER TO api_owner;
+    ALTER FUNCTION api.add_todo(text) OWNER TO api_owner`,
+  grants: [`
+    DO $$
+    BEGIN
+      GRANT USAGE ON SCHEMA api TO web_anon, web_user;
+      GRANT SELECT ON api.open_todos TO web_anon;
+      GRANT SELECT, INSERT, UPDATE (done), DELETE ON api.todos TO web_user;
+      EXECUTE format('GRANT USAGE ON SEQUENCE %I.%I TO %I', 'api', 'todos_id_seq', 'web_user');
+      REVOKE EXECUTE ON FUNCTION api.add_todo(text) FROM PUBLIC;
+      GRANT EXECUTE ON FUNCTION api.add_todo(text) TO web_user;
+      IF NOT EXISTS (SELECT 1 FROM pg_default_acl d JOIN pg_roles r ON r.oid = d.defaclrole WHERE r.rolname = 'api_owner') THEN
+        ALTER DEFAULT PRIVILEGES FOR ROLE api_owner IN SCHEMA api GRANT SELECT ON TABLES TO web_anon;
+      END IF;
+    END
+    $$`],
+  // A later migration: the default privileges above give its table its grants on each server.
+  later: `SET ROLE api_owner; CREATE TABLE api.tags (id int PRIMARY KEY, name text); RESET ROLE`,
+};
+
+/** Reporting: a helper function that grants read access, and a loop that hands the tables to their owner. */
+const REPORTING = {
+  roles: `CREATE ROLE analyst NOLOGIN; CREATE ROLE reporting_owner NOLOGIN`,
+  migration: `
+    CREATE SCHEMA reporting;
+    CREATE TABLE reporting.daily (day date PRIMARY KEY, total numeric);
+    CREATE TABLE reporting.monthly (month date PRIMARY KEY, total numeric);
+    CREATE FUNCTION public.grant_read_access(target_schema text, reader text) RETURNS void LANGUAGE plpgsql AS $f$
+    BEGIN
+      EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', target_schema, reader);
+      EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I', target_schema, reader);
+    END
+    $f$`,
+  grants: [
+    `SELECT public.grant_read_access('reporting', 'analyst')`,
+    `DO $$
+     DECLARE t record;
+     BEGIN
+       FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'reporting' LOOP
+         EXECUTE format('ALTER TABLE reporting.%I OWNER TO reporting_owner', t.tablename);
+       END LOOP;
+     END
+     $$`,
+  ],
+};
+
+/** An audit schema created with its tables and their grants in one CREATE SCHEMA; the targets' migration creates it without the grants. */
+const AUDIT = {
+  roles: `CREATE ROLE audit_owner NOLOGIN; CREATE ROLE auditor NOLOGIN`,
+  elements: `
+    CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz, what text)
+    CREATE VIEW recent AS SELECT id, what FROM events`,
+  grants: `GRANT SELECT ON events, recent TO auditor GRANT INSERT ON events TO api_owner`,
+};
+
+describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
+  let p: Pipeline;
+  let dir: string;
+
+  /** Runs the CLI in this process, as bin/permsync.js does, capturing what it prints. */
+  async function cli(...args: string[]): Promise<{ code: number; out: string }> {
+    const out: string[] = [];
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      return { code: await main(['node', 'permsync', ...args]), out: out.join('') };
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+      process.exitCode = undefined;
+    }
+  }
+
+  async function configFile(): Promise<string> {
+    const c = p.config();
+    const file = join(dir, 'permsync.yaml');
+    await writeFile(file, [
+      'source:', `  url: "${c.source.url}"`,
+      'environments:', ...c.environments.flatMap((e) => [`  - name: ${e.name}`, `    url: "${e.url}"`]),
+      'settings:', '  drift_check_cron: null',
+    ].join('\n'));
+    return file;
+  }
+
+  /** A server's account by pg_dump where an installed one reads this major, else by the catalog. */
+  async function account(name: 'source' | 'dev' | 'prod'): Promise<string[]> {
+    const options: AccountOptions = { ignoreRoles: PERMSYNC_ROLES, database: 'postgres', withoutMembershipGrantors: true };
+    const server = name === 'source' ? p.source : p.env(name).server;
+    const client = name === 'source' ? p.sourceClient : p.env(name).client;
+    return canDump(major) ? dumpAccount(server.url, options) : catalogAccount(client, options);
+  }
+
+  /** Waits for the role watcher to see the source's roles, and the targets to carry every batch. */
+  async function settle(): Promise<void> {
+    await waitFor(async () => {
+      const { rows } = await p.sourceClient.query<{ same: boolean }>('SELECT fingerprint = permsync.role_fingerprint() AS same FROM permsync.role_snapshot');
+      return rows[0]?.same === true;
+    }, 10_000, 'the role watcher to see the change');
+    await p.settle();
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'permsync-converge-'));
+    p = await startPipeline(['dev', 'prod'], { major });
+  });
+
+  afterAll(async () => {
+    await p?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('grants from DO blocks, a helper function, dynamic SQL and CREATE SCHEMA reach every target: equal by pg_dump, and drift exits 0', async () => {
+    const daemon = await p.startDaemon();
+    await p.dba(`${API.roles}; ${REPORTING.roles}; ${AUDIT.roles}`);
+    await settle();
+    await p.everywhere(`${API.migration}; ${REPORTING.migration}`);
+    await Promise.all(p.environments.map((e) => e.client.query(`CREATE SCHEMA audit AUTHORIZATION audit_owner ${AUDIT.elements}`)));
+    await p.dba(`CREATE SCHEMA audit AUTHORIZATION audit_owner ${AUDIT.elements} ${AUDIT.grants}`);
+    for (const statement of [...API.grants, ...REPORTING.grants]) await p.dba(statement);
+    await settle();
+    await p.everywhere(API.later);
+    await daemon.stop();
+
+    const { rows } = await p.sourceClient.query<{ environment_name: string; execution_status: string; result_message: string }>(
+      `SELECT x.environment_name, x.execution_status, x.result_message
+         FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+        WHERE b.origin = 'event_trigger' AND b.not_replayable IS NULL ORDER BY b.commit_seq, x.environment_name`);
+    // CREATE SCHEMA, the DO block, the helper, the owner loop: each converged on each target
+    // (the loop's owners may have come with the helper's batch, which converged the same tables).
+    expect(rows).toHaveLength(8);
+    for (const row of rows) {
+      expect(row).toMatchObject({
+        execution_status: 'success',
+        result_message: expect.stringMatching(/^(converged \d+ object\(s\) it touched to the source's state|the objects it touched match the source's state here)/),
+      });
+    }
+
+    const source = await account('source');
+    for (const name of ['dev', 'prod'] as const) {
+      expect({ name, ...accountDifference(source, await account(name)) }).toEqual({ name, onlySource: [], onlyTarget: [] });
+    }
+    expect(source).toEqual(expect.arrayContaining([
+      expect.stringMatching(/GRANT SELECT ON TABLE api\.tags TO web_anon| api\.tags web_anon SELECT /),
+      expect.stringMatching(/GRANT SELECT ON TABLE audit\.recent TO auditor| audit\.recent auditor SELECT /),
+      expect.stringMatching(/ALTER TABLE reporting\.monthly OWNER TO reporting_owner| reporting\.monthly owner reporting_owner/),
+    ]));
+    expect(await cli('drift', '--config', await configFile())).toEqual({ code: 0, out: 'dev: matches the source\nprod: matches the source\n' });
+  });
+});
