@@ -120,7 +120,7 @@ BEGIN
                 coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = invoker), false),
                 invoker_search_path, reason, known)
         RETURNING id INTO batch;
-        PERFORM pg_notify('permsync', batch::text);
+        PERFORM permsync.wake('permsync', batch::text);
     ELSE
         IF owner_change AND reason IS NULL AND NOT inner_owner
            AND (SELECT b.query_text !~* 'owner' FROM permsync.batches b WHERE b.id = batch) THEN
