@@ -106,7 +106,7 @@ BEGIN
     -- shows it), so that it cannot swell the batch that carries others' role changes.
     IF ((old IS NULL AND new ->> 'comment' IS NOT NULL)
         OR (old IS NOT NULL AND (old -> 'comment') IS DISTINCT FROM (new -> 'comment')))
-       AND coalesce(octet_length(new ->> 'comment'), 0) <= 8192 THEN
+       AND jsonb_typeof(new -> 'comment') IS DISTINCT FROM 'object' THEN
         RETURN NEXT permsync.role_statement('COMMENT ON ROLE', name,
             format('COMMENT ON ROLE %I IS %s', name, coalesce(quote_literal(new ->> 'comment'), 'NULL')));
     END IF;

@@ -157,7 +157,12 @@ BEGIN
                'name', r.rolname, 'superuser', r.rolsuper, 'inherit', r.rolinherit,
                'createrole', r.rolcreaterole, 'createdb', r.rolcreatedb, 'login', r.rolcanlogin,
                'replication', r.rolreplication, 'bypassrls', r.rolbypassrls,
-               'connlimit', r.rolconnlimit, 'validuntil', r.rolvaliduntil::text, 'comment', d.description)
+               'connlimit', r.rolconnlimit, 'validuntil', r.rolvaliduntil::text,
+               -- Any login may store a value of any size for itself, a CREATEROLE user a
+               -- comment: one over 8 kB is kept as its size, so that it is neither copied
+               -- into the snapshot at every check nor carried (role_changes says why).
+               'comment', CASE WHEN octet_length(d.description) > 8192
+                               THEN jsonb_build_object('withheld', octet_length(d.description)) ELSE to_jsonb(d.description) END)
                || CASE WHEN with_passwords THEN jsonb_build_object('password', a.rolpassword) ELSE '{}' END), '{}')
       INTO roles
       FROM pg_roles r
@@ -194,7 +199,9 @@ BEGIN
                                            'database', (SELECT datname FROM pg_database d WHERE d.oid = s.setdatabase),
                                            'here', s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()),
                                            'key', split_part(c, '=', 1),
-                                           'value', substr(c, length(split_part(c, '=', 1)) + 2))), '{}')
+                                           'value', CASE WHEN octet_length(c) - octet_length(split_part(c, '=', 1)) - 1 > 8192
+                                                         THEN jsonb_build_object('withheld', octet_length(c) - octet_length(split_part(c, '=', 1)) - 1)
+                                                         ELSE to_jsonb(substr(c, length(split_part(c, '=', 1)) + 2)) END)), '{}')
                        FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) c
                       WHERE s.setrole >= 16384),
         'dbacl', (SELECT coalesce(jsonb_object_agg(a.grantee || '/' || a.privilege_type,
@@ -446,7 +453,10 @@ BEGIN
             out := out || permsync.role_statement('ALTER ROLE SET', role,
                        CASE WHEN r.n IS NULL THEN format('ALTER ROLE %I%s RESET %I', role, scope, s ->> 'key')
                             ELSE format('ALTER ROLE %I%s SET %I TO %s', role, scope, s ->> 'key',
-                                        permsync.setting_value_sql(s ->> 'key', s ->> 'value')) END,
+                                        CASE WHEN jsonb_typeof(s -> 'value') = 'object'
+                                             THEN format('DEFAULT /* permsync: value withheld: %s bytes, over the limit of 8192 */',
+                                                         s -> 'value' ->> 'withheld')
+                                             ELSE permsync.setting_value_sql(s ->> 'key', s ->> 'value') END) END,
                        ignore_codes => ARRAY['42704', '22023', '55P02', '3D000'],
                        on_target_database => coalesce((s ->> 'here')::boolean, false));
         END;

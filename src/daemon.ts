@@ -31,6 +31,8 @@ const LEADER_LEASE_MS = 10_000;
 const READINESS_REUSE_MS = 1000;
 /** How often the listening session must answer (within connection_timeout_ms), or be replaced. */
 const LISTENER_HEARTBEAT_MS = 5000;
+/** Reads of the operators' switches and requests start at least this far apart, however many wake-ups come. */
+const CONTROL_READ_SPACING_MS = 250;
 /** At a stop, how long the batch in flight has to finish and be logged before it is abandoned. */
 const STOP_GRACE_MS = 2000;
 
@@ -216,7 +218,8 @@ async function startRuntime(
 
   // What operators asked for is read from the source, never taken from a notification
   // (anyone may send one): at start, on every control wake-up, after a reconnect and at
-  // every poll. However many wake-ups come, one read runs and at most one more waits.
+  // every poll. However many wake-ups come, one read runs and at most one more waits, a
+  // quarter of a second at least after it.
   const controls = coalesced(async () => {
     try {
       switches = await store.readSwitches();
@@ -232,7 +235,7 @@ async function startRuntime(
       logger.warn({ err: error }, 'could not read the operators\' switches and requests; keeping the last ones');
     }
     wakeAll();
-  });
+  }, CONTROL_READ_SPACING_MS);
 
   const listener = new SourceListener({
     connectionString: config.source.url,
@@ -318,6 +321,7 @@ async function startRuntime(
     },
     async stop() {
       clearInterval(poll);
+      controls.stop();
       await retries.destroy();
       await driftCheck?.destroy();
       driftProcess.stop();
@@ -328,29 +332,40 @@ async function startRuntime(
 }
 
 /**
- * Runs `task` when asked, never twice at once: asks that come while it runs are folded
- * into one more run after it. `busy` while a run is under way or waiting.
+ * Runs `task` when asked, never twice at once, and runs start at least `spacingMs` apart:
+ * asks that come meanwhile are folded into one more run. Any login may send the wake-ups
+ * that ask, as fast as it likes. `busy` while a run is under way or waiting.
  */
-function coalesced(task: () => Promise<void>): { request(): void; readonly busy: boolean } {
+function coalesced(task: () => Promise<void>, spacingMs: number): { request(): void; stop(): void; readonly busy: boolean } {
   let running = false;
   let again = false;
+  let lastStart = -Infinity;
+  let timer: NodeJS.Timeout | undefined;
   const run = (): void => {
+    timer = undefined;
     running = true;
+    lastStart = performance.now();
     void task().finally(() => {
       running = false;
       if (again) {
         again = false;
-        run();
+        request();
       }
     });
   };
-  return {
-    request() {
-      if (running) again = true;
+  const request = (): void => {
+    if (running) again = true;
+    else if (timer === undefined) {
+      const wait = lastStart + spacingMs - performance.now();
+      if (wait > 0) timer = setTimeout(run, wait);
       else run();
-    },
+    }
+  };
+  return {
+    request,
+    stop: () => clearTimeout(timer),
     get busy() {
-      return running;
+      return running || timer !== undefined;
     },
   };
 }

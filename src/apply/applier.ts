@@ -719,6 +719,20 @@ export class EnvironmentApplier {
       return done({ ...base, status: 'skipped', resultMessage: [...notes, `already applied: ${error.message}`].join('; ') });
     }
     const where = error.failedSql !== undefined ? `failed at "${error.failedSql}": ` : '';
+    const author = authorOf(batch);
+    if (error.kind === 'permanent' && author !== undefined) {
+      // Any login may commit what a target refuses (a grant on a large object only the source
+      // has): holding on it would let every login stop the environment at will. Its author
+      // could do no more there than it did; the drift check shows what differs.
+      log.warn({ sqlstate: error.code, err: error.message, author }, 'a non-superuser\'s batch failed here: not held on');
+      return done({
+        ...base, status: 'skipped',
+        resultMessage: [...notes, `not applied here, and not held on: its author "${author}" is no superuser; ${where}${error.message}`].join('; '),
+        ...(error.code !== undefined && { errorCode: error.code }),
+        ...(error.detail !== undefined && { errorDetail: error.detail }),
+        ...(error.hint !== undefined && { errorHint: error.hint }),
+      });
+    }
     const wayOut = dropRoleWayOut(this.name, batch, error);
     const recorded = await record({
       ...base, status: 'failed', resultMessage: where + error.message + (wayOut ? `: ${wayOut.summary}` : ''), failureKind: error.kind,

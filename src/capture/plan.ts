@@ -51,6 +51,8 @@ export interface Batch {
   commandObjects: (string | null)[];
   /** How many (current user, search_path) pairs those commands ran with. */
   identities: number;
+  /** Some of those commands ran inside a DO block or a function, not as statements of the text. */
+  nestedCommands?: boolean;
   /** Statements of a generated batch (role watcher); null for captured query strings. */
   statements: GeneratedStatement[] | null;
   /** Why capture already knew the batch cannot be replayed (permsync.batches.not_replayable). */
@@ -152,6 +154,12 @@ async function planReplay(batch: Batch, siblingIds: () => Promise<string[]>): Pr
   const group = groups[index];
   // Which transaction is the batch's cannot always be told: then its statements cannot either.
   const ordinals = group ? group.firingOrdinals : groups.length === 0 ? [] : undefined;
+  // A command run inside a DO block or function is no statement of the text: matched with
+  // one by its tag, it could stand for a statement that never ran (a rolled-back GRANT, an
+  // ALTER ... IF EXISTS of nothing) and that one would be replayed.
+  if (batch.nestedCommands) {
+    return { plan: plan({ unreplayable: 'permission commands ran inside a DO block or a function, which the statements of the string cannot account for' }), ordinals };
+  }
   // A string that changed role or search_path between its permission commands would
   // replay them all with the first command's: not the same meaning, so not replayed.
   if (batch.identities > 1) {

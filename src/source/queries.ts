@@ -18,7 +18,7 @@ export const BATCH_COLUMNS = `
   CASE WHEN b.statements IS NULL AND octet_length(b.query_text) <= ${MAX_TEXT_BYTES} THEN b.query_text END AS query_text,
   octet_length(b.query_text) AS text_bytes, b.query_masked, b.target_environment,
   CASE WHEN octet_length(b.query_text) <= ${MAX_GENERATED_BYTES} THEN b.statements END AS statements,
-  b.not_replayable, b.temp_objects, a.command_tags, a.command_objects, a.identities`;
+  b.not_replayable, b.temp_objects, a.command_tags, a.command_objects, a.identities, a.nested_commands`;
 
 /**
  * Joined after `permsync.batches b` wherever BATCH_COLUMNS is read: its audit rows, read
@@ -28,7 +28,8 @@ const BATCH_AUDIT = `
   CROSS JOIN LATERAL (
     SELECT coalesce(array_agg(a.command_tag ORDER BY a.id), '{}') AS command_tags,
            coalesce(array_agg(a.object_identity ORDER BY a.id), '{}') AS command_objects,
-           count(DISTINCT (a.current_user_name, a.search_path))::int AS identities
+           count(DISTINCT (a.current_user_name, a.search_path))::int AS identities,
+           coalesce(bool_or(a.nested), false) AS nested_commands
       FROM (SELECT * FROM permsync.audit_log l WHERE l.batch_id = b.id ORDER BY l.id LIMIT ${MAX_RECORDED_COMMANDS + 1}) a) a`;
 
 /** The batches an environment has yet to carry, in commit order. */
@@ -93,6 +94,10 @@ export const FETCH_SIBLING_BATCH_IDS = `
       ON s.backend_pid = b.backend_pid AND s.statement_started_at = b.statement_started_at
      AND s.query_text = b.query_text AND s.origin = b.origin
    WHERE b.id = $1 AND s.commit_seq IS NOT NULL
+     -- A transaction whose commands all ran inside a DO block or function is no transaction
+     -- of the text's permission statements: counting it would pair the others wrongly.
+     AND NOT (EXISTS (SELECT FROM permsync.audit_log a WHERE a.batch_id = s.id AND a.nested)
+              AND NOT EXISTS (SELECT FROM permsync.audit_log a WHERE a.batch_id = s.id AND NOT coalesce(a.nested, false)))
    ORDER BY s.source_xid`;
 
 export const MAX_COMMIT_SEQ = `SELECT coalesce(max(commit_seq), 0)::text AS seq FROM permsync.batches`;

@@ -26,6 +26,7 @@ interface BatchRow {
   command_tags: string[];
   command_objects: (string | null)[];
   identities: number;
+  nested_commands: boolean;
   statements: Batch['statements'];
   not_replayable: string | null;
   temp_objects: string[] | null;
@@ -51,6 +52,7 @@ function toBatch(row: BatchRow): Batch {
     commandTags: row.command_tags,
     commandObjects: row.command_objects,
     identities: row.identities,
+    nestedCommands: row.nested_commands,
     statements: row.statements,
     notReplayable: row.not_replayable,
     temporaryObjects: row.temp_objects,
