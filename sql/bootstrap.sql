@@ -1,4 +1,5 @@
--- Run before every install: the version table that records applied migrations.
+-- Run before every install: the version table that records the schema's version and the
+-- migrations applied above it, and the lock the install takes.
 CREATE SCHEMA IF NOT EXISTS permsync;
 CREATE TABLE IF NOT EXISTS permsync.schema_migrations (
     version    integer PRIMARY KEY,
@@ -6,8 +7,8 @@ CREATE TABLE IF NOT EXISTS permsync.schema_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 -- The rows permsync serialises on (SELECT ... FOR UPDATE), which only a role that may
--- update this table can lock: nobody is granted anything on it. Here, not in a
--- migration, since the install locks its row before each migration.
+-- update this table can lock: nobody is granted anything on it. Here, not in schema.sql,
+-- since the install locks its row before it runs schema.sql and each migration.
 CREATE TABLE IF NOT EXISTS permsync.locks (
     name text PRIMARY KEY
 );

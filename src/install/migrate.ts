@@ -7,15 +7,48 @@ import { SQL_DIR } from '../paths.js';
 /** Oldest server the install supports: xid8 and the event trigger features used. */
 export const MIN_SERVER_VERSION_NUM = 140000;
 
+/**
+ * The version sql/schema.sql installs. Upgrades are sql/migrations/NNNN_name.sql, numbered
+ * above it. It is the number of the last pre-release migration the schema file folds, so
+ * an install recorded by those migrations counts as this version.
+ */
+export const BASE_VERSION = 22;
+
 export interface Migration {
   version: number;
   name: string;
+  /** Its file, under sql/. */
   file: string;
 }
 
+const BASE: Migration = { version: BASE_VERSION, name: 'schema', file: 'schema.sql' };
+
+/** What a fresh install runs, in order: the schema, then every migration above it. */
 export async function listMigrations(): Promise<Migration[]> {
-  const files = (await readdir(SQL_DIR)).filter((f) => /^\d{4}_.+\.sql$/.test(f)).sort();
-  return files.map((file) => ({ version: Number(file.slice(0, 4)), name: file.slice(5, -4), file }));
+  const files = (await readdir(join(SQL_DIR, 'migrations'))).filter((f) => /^\d{4}_.+\.sql$/.test(f)).sort();
+  const upgrades = files.map((f) => ({ version: Number(f.slice(0, 4)), name: f.slice(5, -4), file: `migrations/${f}` }));
+  let last = BASE;
+  for (const migration of upgrades) {
+    if (migration.version <= last.version) {
+      throw new Error(`sql/${migration.file} must be numbered above ${last.version} (sql/${last.file})`);
+    }
+    last = migration;
+  }
+  return [BASE, ...upgrades];
+}
+
+/** The database's recorded schema version is one this permsync cannot install over. */
+export class SchemaVersionError extends PermsyncError {
+  constructor(
+    readonly recorded: number,
+    readonly known: number,
+  ) {
+    super(
+      recorded > known
+        ? `the permsync schema in this database is version ${recorded}, newer than this permsync knows (${known}): install with a permsync release that knows version ${recorded}`
+        : `the permsync schema in this database is version ${recorded}, a development version older than the base version ${known}, which cannot be upgraded: run permsync uninstall, then install again`,
+    );
+  }
 }
 
 export interface InstallResult {
@@ -32,10 +65,12 @@ export interface InstallOptions {
 const CREATED_MEANWHILE = new Set(['23505', '42P06', '42P07']);
 
 /**
- * Applies the migrations the database has not seen yet, each in its own transaction
- * with its version row. Each transaction first locks the row 'install' of permsync.locks,
- * which no role but the owner may lock, and reads the versions applied under that lock:
- * two installs apply each migration once, in order.
+ * Installs the schema on a new database, then applies the migrations the database has not
+ * seen yet; each step runs in its own transaction with its version row. Each transaction
+ * first locks the row 'install' of permsync.locks, which no role but the owner may lock,
+ * and reads the versions recorded under that lock: two installs apply each step once, in
+ * order, and an install of a database already up to date does nothing. A database whose
+ * schema is newer than this permsync knows is left alone (SchemaVersionError).
  */
 export async function install(client: pg.ClientBase, options: InstallOptions = {}): Promise<InstallResult> {
   await assertServerVersion(client);
@@ -44,11 +79,14 @@ export async function install(client: pg.ClientBase, options: InstallOptions = {
     if (!CREATED_MEANWHILE.has(error.code ?? '')) throw error;
     return runInTransaction(client, bootstrap);
   });
+  const migrations = await listMigrations();
+  const known = migrations[migrations.length - 1]?.version ?? BASE_VERSION;
   const applied: Migration[] = [];
   let done: Set<number> | undefined;
-  for (const migration of await listMigrations()) {
+  for (const migration of migrations) {
     await runInTransaction(client, async () => {
       const versions = await lockInstall(client, options);
+      assertInstallable(versions, known);
       done ??= versions;
       if (versions.has(migration.version)) return;
       await client.query(await readFile(join(SQL_DIR, migration.file), 'utf8'));
@@ -59,11 +97,17 @@ export async function install(client: pg.ClientBase, options: InstallOptions = {
       applied.push(migration);
     });
   }
-  done ??= new Set();
-  if (!done.has(1) && applied.some((m) => m.version === 1)) {
+  if (applied.includes(BASE)) {
     await runInTransaction(client, 'SELECT permsync.take_role_baseline()');
   }
-  return { applied, alreadyApplied: [...done].sort((a, b) => a - b) };
+  return { applied, alreadyApplied: [...(done ?? [])].sort((a, b) => a - b) };
+}
+
+/** Refuses a schema newer than `known`, or one recorded before the base (nothing upgrades it). */
+function assertInstallable(versions: Set<number>, known: number): void {
+  const recorded = Math.max(0, ...versions);
+  if (recorded > known) throw new SchemaVersionError(recorded, known);
+  if (recorded > 0 && recorded < BASE_VERSION) throw new SchemaVersionError(recorded, BASE_VERSION);
 }
 
 /** Takes the install lock for the transaction (waiting for another install) and returns the versions applied. */

@@ -1,0 +1,2595 @@
+-- permsync's source-side schema, as a fresh install creates it.
+--
+-- `permsync install` runs sql/bootstrap.sql (schema permsync, the version table
+-- permsync.schema_migrations, permsync.locks), then this file in one transaction with
+-- permsync.capture off, and records it as the base version. Upgrades from there are the
+-- numbered files in sql/migrations/; sql/schema.dump.sql is what they all add up to.
+--
+-- It runs as a superuser, who owns everything here: the event trigger requires one. The
+-- security definer functions therefore pin search_path to pg_catalog and name every
+-- permsync object with its schema, so that nothing a caller puts on their search_path can
+-- stand in for what a function uses.
+--
+-- Notifications are wake-ups, never the state: NOTIFY has no ACL, so any login may send on
+-- any channel and LISTEN to any. The daemon also reads the tables at start, after a
+-- reconnect and at every poll, so a lost or forged wake-up only changes when it looks.
+--   permsync          a batch was written; the payload is its id
+--   permsync_control  an operator asked for something (stored in the tables); no payload
+--   permsync_failure  the daemon's, on failures (settings.notify_on_failure); no payload:
+--                     v_failed_syncs says what failed
+
+-- A default privilege may give PUBLIC something on new schemas: nobody but the roles
+-- below gets anything here.
+REVOKE ALL ON SCHEMA permsync FROM PUBLIC;
+
+-- ── Configuration ─────────────────────────────────────────────────────────────────────
+-- Mirrors of the daemon's configuration, refreshed at every start, for operators' joins.
+-- paused and retry_requested are operators' (through the control functions below), and
+-- start_after_seq, set when an environment is first registered, is then retention's: the
+-- daemon's mirror leaves them alone.
+CREATE TABLE permsync.environments (
+    name        text PRIMARY KEY,
+    label       text,
+    priority    integer NOT NULL DEFAULT 100,
+    enabled     boolean NOT NULL DEFAULT true,
+    paused      boolean NOT NULL DEFAULT false,
+    on_permanent_failure text NOT NULL DEFAULT 'hold'
+                CHECK (on_permanent_failure IN ('hold', 'continue')),
+    -- Batches up to this commit_seq predate the environment: it is brought up to date
+    -- by reconcile, not by replaying history.
+    start_after_seq bigint NOT NULL DEFAULT 0,
+    -- The daemon writes here how far it is about to apply before it starts a run of
+    -- batches; after a crash, batches up to it may have applied without their outcome
+    -- being logged, and are logged as re-applied when they are run again.
+    in_flight_through bigint NOT NULL DEFAULT 0,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    -- Raised by retry_failed() and skip_batch(): the daemon retries an environment whose
+    -- counter went up, so a request made while it was down or reconnecting is not lost.
+    retry_requested bigint NOT NULL DEFAULT 0
+);
+
+CREATE TABLE permsync.sync_rules (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    environment_name text NOT NULL REFERENCES permsync.environments (name) ON DELETE CASCADE,
+    position         integer NOT NULL,
+    rule_type        text NOT NULL CHECK (rule_type IN ('include', 'exclude')),
+    command_tag      text,
+    role_pattern     text,
+    schema_pattern   text,
+    UNIQUE (environment_name, position)
+);
+
+-- The daemon's settings, and three switches only an admin sets (see config_guard).
+CREATE TABLE permsync.config (
+    key         text PRIMARY KEY,
+    value       text NOT NULL,
+    description text,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO permsync.config (key, value, description) VALUES
+    ('sync_enabled', 'true', 'false stops the daemon applying; capture keeps recording. permsync.enable_sync() / disable_sync()'),
+    ('dry_run', 'false', 'true makes the daemon log what it would apply instead of applying it. permsync.enable_dry_run() / disable_dry_run()'),
+    ('sync_passwords', 'false', 'true makes the source capture password verifiers for the daemon to carry (settings.sync_passwords). permsync.enable_password_sync() / disable_password_sync()');
+
+-- ── The queue ─────────────────────────────────────────────────────────────────────────
+-- One batch per source transaction and client query string (or per role change the
+-- watcher saw, manual sync, reconcile). commit_seq is assigned at commit (see
+-- assign_commit_seq) and is the order of application.
+CREATE SEQUENCE permsync.commit_seq;
+CREATE TABLE permsync.batches (
+    id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    commit_seq           bigint UNIQUE,
+    origin               text NOT NULL DEFAULT 'event_trigger'
+                         CHECK (origin IN ('event_trigger', 'role_watcher', 'manual', 'reconcile')),
+    source_xid           xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    statement_started_at timestamptz NOT NULL DEFAULT statement_timestamp(),
+    captured_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+    committed_at         timestamptz,
+    database_name        name NOT NULL DEFAULT current_database(),
+    session_user_name    name NOT NULL DEFAULT session_user,
+    current_user_name    name NOT NULL DEFAULT current_user,
+    current_user_is_superuser boolean NOT NULL DEFAULT false,
+    search_path          text NOT NULL DEFAULT current_setting('search_path'),
+    backend_pid          integer NOT NULL DEFAULT pg_backend_pid(),
+    client_addr          inet DEFAULT inet_client_addr(),
+    application_name     text DEFAULT current_setting('application_name'),
+    -- Every string literal masked (see masked_text), or a note saying why the text is withheld.
+    query_text           text NOT NULL,
+    query_masked         boolean NOT NULL DEFAULT false,
+    -- Set for manual syncs and reconciles aimed at one environment; NULL means every environment.
+    target_environment   text,
+    -- Generated batches (role watcher, reconcile) carry structured statements:
+    -- [{kind, role, granted?, sql, display, privileged?, ignore_codes?, on_target_database?, ...}].
+    -- `sql` may hold a password verifier; `display`, the same statement with it masked,
+    -- is all that query_text, logs and the execution log ever see.
+    statements           jsonb,
+    -- Why capture already knows the batch cannot be replayed: the daemon logs it as
+    -- skipped with this reason.
+    not_replayable       text,
+    -- The session's temporary objects when the string ran: a GRANT or REVOKE naming one
+    -- is not replayed.
+    temp_objects         text[]
+);
+CREATE INDEX batches_client_string_idx ON permsync.batches (backend_pid, statement_started_at);
+
+-- One row per permission command the event trigger saw (a string may hold several, and
+-- a DO block or function may run many). Append-only (see audit_log_guard).
+CREATE TABLE permsync.audit_log (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    batch_id         bigint NOT NULL REFERENCES permsync.batches (id),
+    command_tag      text NOT NULL,
+    object_type      text,
+    object_identity  text,
+    schema_name      text,
+    in_extension     boolean,
+    session_user_name name NOT NULL DEFAULT session_user,
+    current_user_name name NOT NULL DEFAULT current_user,
+    search_path      text,
+    logged_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- Position of the command in its batch: how many a batch has is read from the index.
+    command_ordinal  integer,
+    -- Run by a function, a DO block or dynamic SQL: not in the client string, so the
+    -- daemon converges what it touched instead of replaying it.
+    nested           boolean,
+    -- The statement it ran, where PL/pgSQL names it: the innermost, every literal masked,
+    -- 8 kB at most.
+    nested_text      text
+);
+CREATE INDEX audit_log_batch_idx ON permsync.audit_log (batch_id);
+CREATE INDEX audit_log_batch_ordinal_idx ON permsync.audit_log (batch_id, command_ordinal);
+
+-- One row per batch and environment: the outcome of carrying that batch there.
+CREATE TABLE permsync.execution_log (
+    id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    batch_id           bigint NOT NULL REFERENCES permsync.batches (id),
+    environment_name   text NOT NULL,
+    commit_seq         bigint NOT NULL,
+    applied_sql        text,
+    execution_status   text NOT NULL CHECK (execution_status IN ('success', 'failed', 'skipped', 'rollback', 'dry_run')),
+    started_at         timestamptz NOT NULL,
+    finished_at        timestamptz NOT NULL,
+    duration_ms        numeric(12, 3) NOT NULL,
+    result_message     text,
+    error_code         text,
+    error_detail       text,
+    error_hint         text,
+    -- For failures: 'transient' (retried) or 'permanent' (needs a person).
+    failure_kind       text CHECK (failure_kind IN ('transient', 'permanent')),
+    retry_count        integer NOT NULL DEFAULT 0,
+    last_retry_at      timestamptz,
+    server_version     text,
+    connection_time_ms numeric(12, 3),
+    UNIQUE (batch_id, environment_name)
+);
+CREATE INDEX execution_log_env_seq_idx ON permsync.execution_log (environment_name, commit_seq);
+
+CREATE TABLE permsync.retry_queue (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    batch_id         bigint NOT NULL REFERENCES permsync.batches (id),
+    environment_name text NOT NULL,
+    attempts         integer NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz NOT NULL,
+    last_error_code  text,
+    last_error       text,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (batch_id, environment_name)
+);
+
+-- ── Locks and wake-ups ────────────────────────────────────────────────────────────────
+-- Capture serialises on rows of permsync.locks (bootstrap.sql creates the table and the
+-- install's row), not on advisory locks, whose keys any login may take. Locking a row
+-- (SELECT ... FOR UPDATE) needs UPDATE on the table, and nobody but its owner has any
+-- privilege on it. No table lock is used: a role with USAGE on the schema can hold ROW
+-- EXCLUSIVE on any of its tables (PREPARE of an INSERT takes it without a privilege
+-- check), and a row lock waits only for EXCLUSIVE and ACCESS EXCLUSIVE, which only the
+-- owner can take.
+INSERT INTO permsync.locks (name) VALUES ('commit_seq'), ('role_snapshot');
+
+-- A wake-up on `channel`, unless the server's notification queue is half full. Any login
+-- may fill that queue (LISTEN in a transaction it leaves open, then notify without end),
+-- and once it is full every NOTIFY fails at commit: a captured DBA command would fail with
+-- it. A wake-up is only a hint: the daemon also polls the tables.
+CREATE FUNCTION permsync.wake(channel text, payload text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF pg_notification_queue_usage() < 0.5 THEN
+        PERFORM pg_notify(channel, payload);
+    END IF;
+END
+$fn$;
+
+-- Takes the row `lock_name` of permsync.locks for the transaction. Only permsync's own
+-- functions lock these rows, but they run in other logins' transactions (a captured
+-- command's, at its commit): a login that holds one and does not go on (a transaction
+-- left open after SET CONSTRAINTS ALL IMMEDIATE, or a slow deferred trigger of its own
+-- that runs after capture's) would stall every DBA's commit. So the row is waited for a
+-- little at a time, and a holder that is no superuser and sits idle in its transaction,
+-- or has kept every other capturer waiting for 5 s, has its session ended: what it
+-- captured rolls back with it. A superuser holder is waited for, as for any lock a DBA holds.
+CREATE FUNCTION permsync.take_lock(lock_name text)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    started timestamptz;
+    holder  record;
+    timeout text;
+BEGIN
+    PERFORM FROM permsync.locks l WHERE l.name = lock_name FOR UPDATE SKIP LOCKED;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM permsync.locks l WHERE l.name = lock_name) THEN
+        RAISE EXCEPTION 'permsync.locks has no row %: permsync cannot serialise its work', lock_name
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('INSERT INTO permsync.locks (name) VALUES (%L)', lock_name);
+    END IF;
+    started := clock_timestamp();
+    timeout := current_setting('lock_timeout');
+    LOOP
+        -- The holder: the transaction whose id is the locked row's xmax.
+        SELECT a.pid, a.state, coalesce(r.rolsuper, false) AS superuser INTO holder
+          FROM permsync.locks l
+          JOIN pg_stat_activity a ON a.backend_xid = l.xmax
+          LEFT JOIN pg_roles r ON r.oid = a.usesysid
+         WHERE l.name = lock_name;
+        IF holder.pid IS NOT NULL AND NOT holder.superuser
+           AND (holder.state LIKE 'idle in transaction%' OR clock_timestamp() - started > interval '5 seconds') THEN
+            BEGIN
+                PERFORM pg_terminate_backend(holder.pid);
+            EXCEPTION WHEN insufficient_privilege THEN
+                NULL; -- an installer without pg_signal_backend can only wait
+            END;
+        END IF;
+        BEGIN
+            PERFORM set_config('lock_timeout', '200ms', true);
+            PERFORM FROM permsync.locks l WHERE l.name = lock_name FOR UPDATE;
+            PERFORM set_config('lock_timeout', timeout, true);
+            RETURN;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL; -- the setting went back with the block; look at the holder again
+        END;
+    END LOOP;
+END
+$fn$;
+
+-- Source commit order. Runs at commit (deferred), after the transaction's own work. The
+-- lock is held from nextval until the commit is visible, so commit_seq order is exactly
+-- commit order and a reader that sees seq N sees every seq below it. FOR UPDATE locks the
+-- row without writing a new version of it, so a DBA's REPEATABLE READ or SERIALIZABLE
+-- transaction never finds it updated since its snapshot.
+CREATE FUNCTION permsync.assign_commit_seq()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM permsync.take_lock('commit_seq');
+    UPDATE permsync.batches
+       SET commit_seq = nextval('permsync.commit_seq'), committed_at = clock_timestamp()
+     WHERE id = NEW.id;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE CONSTRAINT TRIGGER zz_assign_commit_seq
+    AFTER INSERT ON permsync.batches
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION permsync.assign_commit_seq();
+
+-- ── Masking ───────────────────────────────────────────────────────────────────────────
+-- Every string literal of a captured string is masked, whether or not it mentions a
+-- password: a password can hide in dynamic SQL or an escaped option name. Permission
+-- statements carry no literals, so readers and the daemon need nothing the mask takes away.
+
+-- A SQL text with the body of every string literal and dollar-quoted string replaced by
+-- ********, read as PostgreSQL's scanner (scan.l) reads it with standard_conforming_strings
+-- on, or off (backslash_escapes): tag and identifier characters include every non-ASCII
+-- character, -- comments end at \n or \r, /* */ nest, quoted strings continue across a
+-- newline in the state they were in. One regular-expression pass cuts the text before each
+-- character that can change the scanner's state (quotes, $, comment marks, backslash,
+-- newlines); the walk over those pieces is the scanner's. Linear in the text. Its body
+-- holds no backslash in a standard literal, so it compiles whatever the session's setting.
+CREATE FUNCTION permsync.mask_literals(sql text, backslash_escapes boolean)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    -- The special characters, as the body of a bracket expression (backslash doubled).
+    specials constant text := '''"$/*' || chr(92) || chr(92) || chr(10) || chr(13) || '-';
+    -- A character of an identifier: ASCII letters, digits, _, and every non-ASCII
+    -- character (the scanner's bytes 0x80-0xFF). $ is one too, but it is special.
+    word     constant text := '[^]' || chr(1) || '-/:-@[' || chr(92) || chr(92) || '^`{-' || chr(127) || ']';
+    -- Anything but the spaces that may stand between the parts of a continued string.
+    nonspace constant text := '[^ ' || chr(9) || chr(11) || chr(12) || ']';
+    newline  constant text[] := ARRAY[chr(10), chr(13)];
+    masked   constant text := '********';
+    gaps     text[];
+    marks    text[];
+    tail     text;
+    n        integer;
+    out      text[] := '{}';
+    k        integer := 1;
+    j        integer;
+    g        text;
+    s        text;
+    len      integer;
+    state    text := 'code';
+    -- Whether the character before the current piece belongs to an identifier.
+    ident    boolean := false;
+    run      text;
+    opened   integer;
+    keep     boolean;
+    newlined boolean;
+    depth    integer;
+    tag      text;
+BEGIN
+    SELECT coalesce(array_agg(m[1] ORDER BY o), '{}'), coalesce(array_agg(m[2] ORDER BY o), '{}'),
+           substr(sql, coalesce(sum(length(m[1]) + 1), 0)::integer + 1)
+      INTO gaps, marks, tail
+      FROM regexp_matches(sql, '([^' || specials || ']*)([' || specials || '])', 'g') WITH ORDINALITY AS t(m, o);
+    n := cardinality(marks);
+    WHILE k <= n LOOP
+        g := gaps[k];
+        s := marks[k];
+        IF state = 'code' THEN
+            out := out || g;
+            len := length(g);
+            IF s = '''' THEN
+                -- E, B, X and U& make a string of another kind where they start a token.
+                IF len > 0 AND strpos('eEbBxX', right(g, 1)) > 0
+                   AND NOT (CASE WHEN len > 1 THEN substr(g, len - 1, 1) ~ word ELSE ident END) THEN
+                    state := CASE WHEN strpos('eE', right(g, 1)) > 0 THEN 'xe' ELSE 'xb' END;
+                ELSIF len > 1 AND right(g, 2) IN ('U&', 'u&')
+                   AND NOT (CASE WHEN len > 2 THEN substr(g, len - 2, 1) ~ word ELSE ident END) THEN
+                    state := 'xus';
+                ELSE
+                    -- Standard strings, N'' ones too, read backslashes as the setting says.
+                    state := CASE WHEN backslash_escapes THEN 'xe' ELSE 'xq' END;
+                END IF;
+                -- UESCAPE takes a one-character literal: it is syntax, not data, and is kept.
+                g := rtrim(g, ' ' || chr(9) || chr(11) || chr(12));
+                len := length(g);
+                keep := lower(right(g, 7)) = 'uescape'
+                        AND NOT CASE WHEN len > 7 THEN substr(g, len - 7, 1) ~ word ELSE ident END;
+                opened := k;
+            ELSIF s = '"' THEN
+                out := out || s;
+                state := 'ident';
+            ELSIF s = '$' THEN
+                -- $ continues an identifier; after anything else (a number too) it may
+                -- open a dollar quote.
+                run := substring(reverse(g) FROM '^' || word || '*');
+                -- Digits then letters just before $ (1a$b$): PostgreSQL 14 reads a number, then
+                -- an identifier that the $ continues; later versions refuse the text. Which
+                -- reading held cannot be told: masking gives up, and the text is withheld.
+                IF run ~ '[0-9]$' AND run ~ '[^0-9]' AND NOT (length(run) = len AND ident) THEN
+                    RAISE EXCEPTION 'digits then letters before $: the text reads differently across versions';
+                END IF;
+                IF (CASE WHEN run = '' THEN len = 0 AND ident
+                         WHEN length(run) = len AND ident THEN true
+                         ELSE right(run, 1) !~ '[0-9]' END) THEN
+                    out := out || s;
+                    ident := true;
+                    k := k + 1;
+                    CONTINUE;
+                ELSIF k < n AND marks[k + 1] = '$'
+                      AND (gaps[k + 1] = '' OR (gaps[k + 1] ~ ('^' || word || '+$') AND left(gaps[k + 1], 1) !~ '[0-9]')) THEN
+                    tag := '$' || gaps[k + 1] || '$';
+                    out := out || tag;
+                    state := 'dollar';
+                    k := k + 2;
+                    CONTINUE;
+                END IF;
+                out := out || s;
+            ELSIF s = '-' AND k < n AND gaps[k + 1] = '' AND marks[k + 1] = '-' THEN
+                out := out || '--'::text;
+                state := 'line';
+                k := k + 2;
+                CONTINUE;
+            ELSIF s = '/' AND k < n AND gaps[k + 1] = '' AND marks[k + 1] = '*' THEN
+                out := out || '/*'::text;
+                state := 'block';
+                depth := 0;
+                k := k + 2;
+                CONTINUE;
+            ELSE
+                out := out || s;
+            END IF;
+            ident := false;
+            k := k + 1;
+        ELSIF state IN ('xq', 'xe', 'xus', 'xb') THEN
+            IF s = chr(92) AND state = 'xe' THEN
+                -- A backslash takes the next character with it, a quote included.
+                k := k + CASE WHEN k < n AND gaps[k + 1] = '' THEN 2 ELSE 1 END;
+                CONTINUE;
+            ELSIF s <> '''' THEN
+                k := k + 1;
+                CONTINUE;
+            ELSIF state <> 'xb' AND k < n AND gaps[k + 1] = '' AND marks[k + 1] = '''' THEN
+                k := k + 2;   -- '' is a quote in the string
+                CONTINUE;
+            END IF;
+            -- A closing quote. Whitespace holding a newline (and -- comments), then a
+            -- quote, continue the string in the state it was in.
+            j := k + 1;
+            newlined := false;
+            LOOP
+                EXIT WHEN j > n OR gaps[j] ~ nonspace;
+                IF marks[j] = ANY (newline) THEN
+                    newlined := true;
+                    j := j + 1;
+                ELSIF marks[j] = '-' AND j < n AND gaps[j + 1] = '' AND marks[j + 1] = '-' THEN
+                    j := j + 2;
+                    WHILE j <= n AND marks[j] <> ALL (newline) LOOP
+                        j := j + 1;
+                    END LOOP;
+                    EXIT WHEN j > n;
+                    newlined := true;
+                    j := j + 1;
+                ELSE
+                    EXIT;
+                END IF;
+            END LOOP;
+            IF newlined AND j <= n AND marks[j] = '''' AND gaps[j] !~ nonspace THEN
+                k := j + 1;
+                CONTINUE;
+            END IF;
+            g := CASE WHEN k = opened + 1 THEN g WHEN k = opened + 2 THEN gaps[k - 1] || marks[k - 1] || g END;
+            out := out || CASE WHEN keep AND length(g) = 1 THEN '''' || g || '''' ELSE '''' || masked || '''' END;
+            state := 'code';
+            ident := false;
+            k := k + 1;
+        ELSIF state = 'dollar' THEN
+            -- The body ends at the first $ that starts the opening tag again.
+            IF s = '$' AND k < n AND marks[k + 1] = '$' AND '$' || gaps[k + 1] || '$' = tag THEN
+                out := out || (masked || tag);
+                state := 'code';
+                ident := false;
+                k := k + 2;
+                CONTINUE;
+            END IF;
+            k := k + 1;
+        ELSIF state = 'ident' THEN
+            out := out || (g || s);
+            IF s = '"' THEN
+                IF k < n AND gaps[k + 1] = '' AND marks[k + 1] = '"' THEN
+                    out := out || s;
+                    k := k + 2;
+                    CONTINUE;
+                END IF;
+                state := 'code';
+                ident := false;
+            END IF;
+            k := k + 1;
+        ELSIF state = 'line' THEN
+            out := out || (g || s);
+            IF s = ANY (newline) THEN
+                state := 'code';
+                ident := false;
+            END IF;
+            k := k + 1;
+        ELSE
+            -- A /* */ comment; they nest.
+            out := out || (g || s);
+            IF s = '/' AND k < n AND gaps[k + 1] = '' AND marks[k + 1] = '*' THEN
+                out := out || '*'::text;
+                depth := depth + 1;
+                k := k + 2;
+                CONTINUE;
+            ELSIF s = '*' AND k < n AND gaps[k + 1] = '' AND marks[k + 1] = '/' THEN
+                out := out || '/'::text;
+                IF depth = 0 THEN
+                    state := 'code';
+                    ident := false;
+                ELSE
+                    depth := depth - 1;
+                END IF;
+                k := k + 2;
+                CONTINUE;
+            END IF;
+            k := k + 1;
+        END IF;
+    END LOOP;
+    -- An unterminated string or dollar quote runs to the end (the server refuses such a text).
+    out := out || CASE WHEN state IN ('xq', 'xe', 'xus', 'xb') THEN '''' || masked || ''''
+                       WHEN state = 'dollar' THEN masked || tag
+                       ELSE tail END;
+    RETURN array_to_string(out, '');
+END
+$fn$;
+
+-- The text with its literals masked, or NULL when the mask cannot be trusted: the server
+-- lexed the string with the standard_conforming_strings it had when the string arrived,
+-- which the string itself may have changed since (SET, RESET ALL, set_config), so both
+-- readings are masked and must agree. An error while masking is the same as disagreeing.
+CREATE FUNCTION permsync.masked_text(sql text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    standard text;
+BEGIN
+    IF strpos(sql, '''') = 0 AND strpos(sql, '$') = 0 THEN
+        RETURN sql;
+    END IF;
+    BEGIN
+        standard := permsync.mask_literals(sql, false);
+        IF standard IS DISTINCT FROM permsync.mask_literals(sql, true) THEN
+            RETURN NULL;
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        RETURN NULL;
+    END;
+    RETURN standard;
+END
+$fn$;
+
+-- The text masked, or withheld whole; the second argument is ignored, since both readings
+-- are always masked. No permsync code calls it: capture and manual_sync use masked_text.
+CREATE FUNCTION permsync.mask_string_literals(sql text, backslash_escapes boolean DEFAULT false)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    -- The daemon's planner knows this text (src/capture/plan.ts, WITHHELD_TEXT).
+    SELECT coalesce(permsync.masked_text(sql),
+                    '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */');
+$fn$;
+
+-- ── The role watcher ──────────────────────────────────────────────────────────────────
+-- Roles, memberships, role settings and privileges on shared objects (databases,
+-- tablespaces, parameters). PostgreSQL fires no event trigger for these, so permsync
+-- compares the role catalogs with the last snapshot it stored and writes the difference
+-- as a batch of canonical, idempotent DDL. Two callers: the daemon's role watcher (every
+-- few hundred ms) and capture, before it records a permission command, so that a role
+-- created just before a GRANT reaches the targets before the GRANT.
+CREATE TABLE permsync.role_snapshot (
+    id          integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    -- role_fingerprint() when the snapshot was taken.
+    fingerprint text NOT NULL,
+    state       jsonb NOT NULL,
+    taken_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- roles_fingerprint() when the snapshot was taken: what capture compares with.
+    roles_fingerprint text,
+    -- A transaction that writes a catalog row twice, with a role check between the writes
+    -- (CREATE ROLE a; GRANT ... TO a; ALTER ROLE a CREATEDB), leaves the row's xmin and the
+    -- count as they were; the rewritten row moves, though. So the snapshot keeps where the
+    -- rows stand that its own transaction (written_by) wrote, and each check compares them
+    -- until the watcher, after that transaction has committed, finds them unchanged (from
+    -- then on any write gives a row a new xmin).
+    written_by  xid8,
+    rows_written text,
+    roles_rows_written text
+);
+
+-- Change detection for a catalog: (rows, sum of a hash of each row's xmin). Any committed
+-- change writes a row with a new xmin, and a removed row lowers the count; a hash, not the
+-- xmin itself, so that no arithmetic of xids cancels out (rows written by N and N+2, both
+-- rewritten by N+1). The xmin comes from age(xmin), an integer per row, cheaper than a
+-- cast: exact modulo 2^32, since xmin = now - age(xmin) with now = age('3') + 3. Rows of
+-- the bootstrap transaction (and pre-9.4 frozen ones) have age 2^31 - 1 at any time; they
+-- are only counted. Freezing keeps the raw xmin: VACUUM changes nothing here.
+-- Reading xmin needs pg_authid itself; without that right (a managed service's admin), a
+-- hash of what can be read, which costs more but sees the same changes (bar passwords).
+
+-- Roles and memberships: what a GRANT, an owner change or a replay as the DBA's role
+-- needs on the target first. Capture compares only this, on the DBA's path: role
+-- settings, comments and shared privileges reach the targets through the watcher, and
+-- where they fall in the order does not matter.
+CREATE FUNCTION permsync.roles_fingerprint()
+RETURNS text
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    now_xid bigint := age('3'::xid)::bigint + 3;
+    result  text;
+BEGIN
+    IF has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
+        SELECT r.digest || '/' || m.digest INTO result
+          FROM (SELECT count(*) || ':' || coalesce(sum(hashint8(((now_xid - a) % 4294967296 + 4294967296) % 4294967296))
+                                                     FILTER (WHERE a <> 2147483647), 0)
+                  FROM (SELECT age(xmin) AS a FROM pg_authid) t) r(digest),
+               (SELECT count(*) || ':' || coalesce(sum(hashint8(((now_xid - a) % 4294967296 + 4294967296) % 4294967296))
+                                                     FILTER (WHERE a <> 2147483647), 0)
+                  FROM (SELECT age(xmin) AS a FROM pg_auth_members) t) m(digest);
+    ELSE
+        SELECT md5(concat_ws('/',
+                 (SELECT string_agg(r::text, ',' ORDER BY r.oid) FROM pg_roles r),
+                 (SELECT string_agg(m::text, ',' ORDER BY m.roleid, m.member) FROM pg_auth_members m)))
+          INTO result;
+    END IF;
+    RETURN result;
+END
+$fn$;
+
+-- Everything the snapshot keeps: the above, role settings, comments on roles, every
+-- database, tablespace and parameter privilege, and whether passwords are carried.
+CREATE FUNCTION permsync.role_fingerprint()
+RETURNS text
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    now_xid bigint := age('3'::xid)::bigint + 3;
+    rest    text;
+    params  text := '';
+BEGIN
+    IF has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
+        SELECT s.digest || '/' || d.digest || '/' || b.digest || '/' || t.digest INTO rest
+          FROM (SELECT count(*) || ':' || coalesce(sum(hashint8(((now_xid - a) % 4294967296 + 4294967296) % 4294967296))
+                                                     FILTER (WHERE a <> 2147483647), 0)
+                  FROM (SELECT age(xmin) AS a FROM pg_db_role_setting) t) s(digest),
+               (SELECT count(*) || ':' || coalesce(sum(hashint8(((now_xid - a) % 4294967296 + 4294967296) % 4294967296))
+                                                     FILTER (WHERE a <> 2147483647), 0)
+                  FROM (SELECT age(xmin) AS a FROM pg_shdescription) t) d(digest),
+               (SELECT count(*) || ':' || coalesce(sum(hashint8(((now_xid - a) % 4294967296 + 4294967296) % 4294967296))
+                                                     FILTER (WHERE a <> 2147483647), 0)
+                  FROM (SELECT age(xmin) AS a FROM pg_database) t) b(digest),
+               (SELECT count(*) || ':' || coalesce(sum(hashint8(((now_xid - a) % 4294967296 + 4294967296) % 4294967296))
+                                                     FILTER (WHERE a <> 2147483647), 0)
+                  FROM (SELECT age(xmin) AS a FROM pg_tablespace) t) t(digest);
+        IF current_setting('server_version_num')::int >= 150000 THEN
+            SELECT count(*) || ':' || coalesce(sum(hashint8(((now_xid - a) % 4294967296 + 4294967296) % 4294967296))
+                                                 FILTER (WHERE a <> 2147483647), 0)
+              INTO params FROM (SELECT age(xmin) AS a FROM pg_parameter_acl) t;
+        END IF;
+    ELSE
+        SELECT md5(concat_ws('/',
+                 (SELECT string_agg(s::text, ',' ORDER BY s.setrole, s.setdatabase) FROM pg_db_role_setting s),
+                 (SELECT string_agg(d.description, ',' ORDER BY d.objoid) FROM pg_shdescription d
+                   WHERE d.classoid = 'pg_authid'::regclass),
+                 (SELECT string_agg(d.oid || ' ' || d.datname || ' ' || coalesce(d.datacl::text, ''), ',' ORDER BY d.oid) FROM pg_database d),
+                 (SELECT string_agg(t.oid || ' ' || t.spcname || ' ' || coalesce(t.spcacl::text, ''), ',' ORDER BY t.oid) FROM pg_tablespace t)))
+          INTO rest;
+        IF current_setting('server_version_num')::int >= 150000 THEN
+            SELECT md5(coalesce(string_agg(p.parname || ' ' || coalesce(p.paracl::text, ''), ',' ORDER BY p.parname), ''))
+              INTO params FROM pg_parameter_acl p;
+        END IF;
+    END IF;
+    RETURN concat_ws('/', (SELECT value FROM permsync.config WHERE key = 'sync_passwords'),
+                     permsync.roles_fingerprint(), rest, params);
+END
+$fn$;
+
+-- Where the role catalogs' rows written from transaction `since` on stand (their ctids,
+-- hashed and summed: no order to sort by): of roles and memberships only, as the roles
+-- fingerprint, or of everything the snapshot keeps. Compared only until the watcher has
+-- seen them committed and unchanged. Without the right to read pg_authid, nothing: the
+-- fingerprints then hash the rows' content, which a second write changes.
+CREATE FUNCTION permsync.rows_written_since(since xid, roles_only boolean)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    since_age integer := age(since);
+    roles     text;
+    params    text := '';
+BEGIN
+    IF NOT has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
+        RETURN '';
+    END IF;
+    roles := concat_ws('/',
+               (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_authid WHERE age(xmin) <= since_age),
+               (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_auth_members WHERE age(xmin) <= since_age));
+    IF roles_only THEN
+        RETURN roles;
+    END IF;
+    IF current_setting('server_version_num')::int >= 150000 THEN
+        SELECT coalesce(sum(hashtext(ctid::text)), 0) INTO params FROM pg_parameter_acl WHERE age(xmin) <= since_age;
+    END IF;
+    RETURN concat_ws('/', roles,
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_db_role_setting WHERE age(xmin) <= since_age),
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_shdescription WHERE age(xmin) <= since_age),
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_database WHERE age(xmin) <= since_age),
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_tablespace WHERE age(xmin) <= since_age),
+             params);
+END
+$fn$;
+
+-- Whether the role catalogs still match the snapshot: roles and memberships only (what
+-- capture needs before a GRANT), or everything it keeps (the watcher). False when there
+-- is no snapshot yet. PL/pgSQL, not SQL, for its cached plan: the DBA's path calls it.
+CREATE FUNCTION permsync.role_snapshot_matches(roles_only boolean)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RETURN coalesce((
+        SELECT CASE WHEN roles_only
+                    THEN s.roles_fingerprint = permsync.roles_fingerprint()
+                         AND (s.written_by IS NULL OR s.roles_rows_written = permsync.rows_written_since(s.written_by::xid, true))
+                    ELSE s.fingerprint = permsync.role_fingerprint() AND s.roles_fingerprint IS NOT NULL
+                         AND (s.written_by IS NULL OR s.rows_written = permsync.rows_written_since(s.written_by::xid, false))
+               END
+          FROM permsync.role_snapshot s WHERE s.id = 1), false);
+END
+$fn$;
+
+-- The privileges of a shared object (a database other than the source's own, a tablespace,
+-- a parameter) where they differ from what it has by default, keyed grantee/privilege:
+-- a new database adds no entry, and a privilege revoked from its defaults is one. `run_as`:
+-- a grantor of the privilege (for one revoked, the owner) that is no superuser, where no
+-- superuser granted it (a superuser's grant is recorded as the owner's): only a
+-- superuser's runs as the sync user. A change of owner, which rewrites every grantor,
+-- changes no entry. The owner's own privileges follow from ownership, not carried.
+CREATE FUNCTION permsync.acl_entries(acl aclitem[], default_acl aclitem[], owner oid)
+RETURNS TABLE (key text, grantee text, privilege text, state text, default_state text, run_as text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    WITH held AS (
+        SELECT a.grantee, a.privilege_type AS privilege, bool_or(a.is_grantable) AS grantable,
+               bool_or(coalesce(g.rolsuper, true)) AS by_superuser, min(g.rolname) AS grantor
+          FROM aclexplode(acl) a LEFT JOIN pg_roles g ON g.oid = a.grantor
+         GROUP BY a.grantee, a.privilege_type
+    ), defaults AS (
+        SELECT a.grantee, a.privilege_type AS privilege, a.is_grantable AS grantable FROM aclexplode(default_acl) a
+    )
+    SELECT x.grantee || '/' || x.privilege,
+           CASE x.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END,
+           x.privilege, x.state, x.default_state,
+           CASE WHEN x.state = 'absent' THEN (SELECT o.rolname FROM pg_roles o WHERE o.oid = owner AND NOT o.rolsuper)
+                WHEN NOT x.by_superuser THEN x.grantor END
+      FROM (SELECT coalesce(h.grantee, d.grantee) AS grantee, coalesce(h.privilege, d.privilege) AS privilege,
+                   CASE WHEN h.grantee IS NULL THEN 'absent' WHEN h.grantable THEN 'grantable' ELSE 'granted' END AS state,
+                   CASE WHEN d.grantee IS NULL THEN 'absent' WHEN d.grantable THEN 'grantable' ELSE 'granted' END AS default_state,
+                   h.by_superuser, h.grantor
+              FROM held h FULL JOIN defaults d ON d.grantee = h.grantee AND d.privilege = h.privilege) x
+     WHERE x.state <> x.default_state AND x.grantee <> owner
+$fn$;
+
+-- The state the snapshot keeps, keyed by oid so that a rename is seen as a rename. Built-in
+-- roles (oid below 16384) are never defined by permsync, but can be granted. Memberships
+-- are kept per grantor: on PostgreSQL 16 and later the grantor is part of a membership's
+-- identity (who may revoke it, what a DROP ROLE of the grantor does). VALID UNTIL is kept
+-- as text, the same whatever the calling session's settings. Verifiers are kept only while
+-- an admin has sync_passwords on, and the owner may read them.
+CREATE FUNCTION permsync.role_state()
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET datestyle = 'ISO, YMD'
+SET timezone = 'UTC'
+AS $fn$
+DECLARE
+    with_passwords boolean :=
+        coalesce((SELECT value FROM permsync.config WHERE key = 'sync_passwords'), 'false') = 'true'
+        AND has_table_privilege('pg_catalog.pg_authid', 'SELECT');
+    version integer := current_setting('server_version_num')::int;
+    roles   jsonb;
+    params  jsonb := '{}';
+BEGIN
+    SELECT coalesce(jsonb_object_agg(r.oid::text, jsonb_build_object(
+               'name', r.rolname, 'superuser', r.rolsuper, 'inherit', r.rolinherit,
+               'createrole', r.rolcreaterole, 'createdb', r.rolcreatedb, 'login', r.rolcanlogin,
+               'replication', r.rolreplication, 'bypassrls', r.rolbypassrls,
+               'connlimit', r.rolconnlimit, 'validuntil', r.rolvaliduntil::text,
+               -- Any login may store a value of any size for itself, a CREATEROLE user a
+               -- comment: one over 8 kB is kept as its size, so that it is neither copied
+               -- into the snapshot at every check nor carried (role_changes says why).
+               'comment', CASE WHEN octet_length(d.description) > 8192
+                               THEN jsonb_build_object('withheld', octet_length(d.description)) ELSE to_jsonb(d.description) END)
+               || CASE WHEN with_passwords THEN jsonb_build_object('password', a.rolpassword) ELSE '{}' END), '{}')
+      INTO roles
+      FROM pg_roles r
+      LEFT JOIN pg_authid a ON with_passwords AND a.oid = r.oid
+      LEFT JOIN pg_shdescription d ON d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass
+     WHERE r.oid >= 16384;
+    IF version >= 150000 THEN
+        -- Parameters have no owner: the bootstrap superuser's entry is their default.
+        SELECT coalesce(jsonb_object_agg(p.parname || '/' || e.key, jsonb_build_object(
+                   'parameter', p.parname, 'grantee', e.grantee, 'privilege', e.privilege,
+                   'state', e.state, 'default', e.default_state, 'as', e.run_as)), '{}')
+          INTO params
+          FROM pg_parameter_acl p CROSS JOIN LATERAL permsync.acl_entries(p.paracl, NULL, 10) e;
+    END IF;
+    RETURN jsonb_build_object(
+        'passwords', with_passwords,
+        'roles', roles,
+        -- One entry per grantor (before 16, one per membership). The grantor is null for
+        -- the bootstrap superuser and for a role that no longer exists (before 16).
+        'members', (SELECT coalesce(jsonb_object_agg(m.roleid || '/' || m.member || '/' || m.grantor,
+                        jsonb_build_object('role', pg_get_userbyid(m.roleid), 'member', pg_get_userbyid(m.member),
+                                           'grantor', CASE WHEN m.grantor <> 10 THEN g.rolname END,
+                                           'admin', m.admin_option)
+                        || CASE WHEN version >= 160000
+                                THEN jsonb_build_object('inherit', (to_jsonb(m) ->> 'inherit_option')::boolean,
+                                                        'set', (to_jsonb(m) ->> 'set_option')::boolean,
+                                                        'seq', (to_jsonb(m) ->> 'oid')::bigint)
+                                ELSE '{}' END), '{}')
+                      FROM pg_auth_members m
+                      LEFT JOIN pg_roles g ON g.oid = m.grantor
+                     WHERE m.member >= 16384),
+        'settings', (SELECT coalesce(jsonb_object_agg(s.setrole || '/' || s.setdatabase || '/' || split_part(c, '=', 1),
+                        jsonb_build_object('role', pg_get_userbyid(s.setrole),
+                                           'database', (SELECT datname FROM pg_database d WHERE d.oid = s.setdatabase),
+                                           'here', s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()),
+                                           'key', split_part(c, '=', 1),
+                                           'value', CASE WHEN octet_length(c) - octet_length(split_part(c, '=', 1)) - 1 > 8192
+                                                         THEN jsonb_build_object('withheld', octet_length(c) - octet_length(split_part(c, '=', 1)) - 1)
+                                                         ELSE to_jsonb(substr(c, length(split_part(c, '=', 1)) + 2)) END)), '{}')
+                       FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) c
+                      WHERE s.setrole >= 16384),
+        'dbacl', (SELECT coalesce(jsonb_object_agg(a.grantee || '/' || a.privilege_type,
+                        jsonb_build_object('grantee', CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+                                           'privilege', a.privilege_type, 'grantable', a.is_grantable)), '{}')
+                    FROM pg_database d
+                    CROSS JOIN LATERAL aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+                   WHERE d.datname = current_database() AND a.grantee <> d.datdba),
+        -- Keyed by oid: a database or tablespace renamed keeps its privileges.
+        'databases', (SELECT coalesce(jsonb_object_agg(d.oid || '/' || e.key, jsonb_build_object(
+                         'database', d.datname, 'grantee', e.grantee, 'privilege', e.privilege,
+                         'state', e.state, 'default', e.default_state, 'as', e.run_as)), '{}')
+                        FROM pg_database d
+                        CROSS JOIN LATERAL permsync.acl_entries(coalesce(d.datacl, acldefault('d', d.datdba)), acldefault('d', d.datdba), d.datdba) e
+                       WHERE d.datname <> current_database()),
+        'tablespaces', (SELECT coalesce(jsonb_object_agg(t.oid || '/' || e.key, jsonb_build_object(
+                           'tablespace', t.spcname, 'grantee', e.grantee, 'privilege', e.privilege,
+                           'state', e.state, 'default', e.default_state, 'as', e.run_as)), '{}')
+                          FROM pg_tablespace t
+                          CROSS JOIN LATERAL permsync.acl_entries(coalesce(t.spcacl, acldefault('t', t.spcowner)), acldefault('t', t.spcowner), t.spcowner) e),
+        'parameters', params);
+END
+$fn$;
+
+-- One generated statement. `role` is the role it defines or changes (for a membership,
+-- the member); `granted`, the role granted or revoked. Rules and excluded_roles see both.
+CREATE FUNCTION permsync.role_statement(
+    kind text, role text, sql text, granted text DEFAULT NULL, display text DEFAULT NULL,
+    privileged boolean DEFAULT false, ignore_codes text[] DEFAULT NULL, on_target_database boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+        'kind', kind, 'role', role, 'granted', granted, 'sql', sql, 'display', coalesce(display, sql),
+        'privileged', privileged, 'ignore_codes', to_jsonb(ignore_codes), 'on_target_database', on_target_database))
+$fn$;
+
+-- The ALTER ROLE, password and comment statements for what differs between two role states
+-- (everything that differs from CREATE ROLE's defaults when `old` is NULL). Each of
+-- SUPERUSER, REPLICATION and BYPASSRLS comes apart, named in `attribute` ('SUPERUSER' or
+-- 'NOSUPERUSER', ...): only a superuser may set them, and the daemon carries one that gives
+-- such a power only where settings.carry_role_attributes says so.
+CREATE FUNCTION permsync.role_attribute_statements(old jsonb, new jsonb)
+RETURNS SETOF jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    name    text := new ->> 'name';
+    clauses text[] := '{}';
+    attr    text;
+    flag    text;
+BEGIN
+    FOREACH attr IN ARRAY ARRAY['superuser', 'replication', 'bypassrls'] LOOP
+        -- A new role lacks them unless told otherwise: only say what differs from that.
+        IF (old IS NULL AND (new ->> attr)::boolean) OR (old IS NOT NULL AND (old -> attr) IS DISTINCT FROM (new -> attr)) THEN
+            flag := CASE WHEN (new ->> attr)::boolean THEN '' ELSE 'NO' END || upper(attr);
+            RETURN NEXT permsync.role_statement('ALTER ROLE', name,
+                format('ALTER ROLE %I WITH %s', name, flag), privileged => true)
+                || jsonb_build_object('attribute', flag);
+        END IF;
+    END LOOP;
+    -- For a new role, only what differs from CREATE ROLE's defaults: on managed servers
+    -- even NOCREATEDB needs the CREATEDB attribute, so unneeded clauses can fail.
+    FOREACH attr IN ARRAY ARRAY['login', 'inherit', 'createrole', 'createdb'] LOOP
+        IF (old IS NULL AND (new ->> attr)::boolean <> (attr = 'inherit'))
+           OR (old IS NOT NULL AND (old -> attr) IS DISTINCT FROM (new -> attr)) THEN
+            clauses := clauses || (CASE WHEN (new ->> attr)::boolean THEN '' ELSE 'NO' END || upper(attr));
+        END IF;
+    END LOOP;
+    IF (old IS NULL AND (new ->> 'connlimit')::int <> -1)
+       OR (old IS NOT NULL AND (old -> 'connlimit') IS DISTINCT FROM (new -> 'connlimit')) THEN
+        clauses := clauses || ('CONNECTION LIMIT ' || (new ->> 'connlimit'));
+    END IF;
+    -- No expiry is NULL only on a role that never had one: there is nothing to say then.
+    IF new ->> 'validuntil' IS NOT NULL AND (old IS NULL OR (old -> 'validuntil') IS DISTINCT FROM (new -> 'validuntil')) THEN
+        clauses := clauses || ('VALID UNTIL ' || quote_literal(new ->> 'validuntil'));
+    END IF;
+    IF cardinality(clauses) > 0 THEN
+        RETURN NEXT permsync.role_statement('ALTER ROLE', name,
+            format('ALTER ROLE %I WITH %s', name, array_to_string(clauses, ' ')));
+    END IF;
+    -- Passwords travel as the verifier stored on the source (never the plaintext), and
+    -- only when the snapshot holds them (settings.sync_passwords and the right to read them).
+    IF new ? 'password' AND ((old IS NULL AND new ->> 'password' IS NOT NULL)
+                             OR (old IS NOT NULL AND (old -> 'password') IS DISTINCT FROM (new -> 'password'))) THEN
+        RETURN NEXT permsync.role_statement('ALTER ROLE', name,
+            format('ALTER ROLE %I WITH PASSWORD %s', name, coalesce(quote_literal(new ->> 'password'), 'NULL')),
+            display => format('ALTER ROLE %I WITH PASSWORD %s', name,
+                              CASE WHEN new ->> 'password' IS NULL THEN 'NULL' ELSE '''********''' END));
+    END IF;
+    -- A comment is any text a CREATEROLE user likes: one over 8 kB is not carried (drift
+    -- shows it), so that it cannot swell the batch that carries others' role changes.
+    IF ((old IS NULL AND new ->> 'comment' IS NOT NULL)
+        OR (old IS NOT NULL AND (old -> 'comment') IS DISTINCT FROM (new -> 'comment')))
+       AND jsonb_typeof(new -> 'comment') IS DISTINCT FROM 'object' THEN
+        RETURN NEXT permsync.role_statement('COMMENT ON ROLE', name,
+            format('COMMENT ON ROLE %I IS %s', name, coalesce(quote_literal(new ->> 'comment'), 'NULL')));
+    END IF;
+END
+$fn$;
+
+-- A role setting's value as SQL: always literals, never more than a value. Any login may
+-- store any text as its own setting (set_config, then ALTER ROLE me SET ... FROM CURRENT).
+-- List settings (search_path and the like) are split as PostgreSQL splits them (commas;
+-- double quotes kept apart, "" inside them is one ") into one literal each, as pg_dump
+-- writes them; in search_path and temp_tablespaces an unquoted element is an identifier,
+-- folded to lower case (ASCII letters) as PostgreSQL folds it. Text that is not a
+-- well-formed list becomes one literal. One pass: splitting element by element, copying
+-- the rest each time, would hold every role check (and the DBA's capture) for minutes on a
+-- long value. A value over 8 kB is not carried at all: it becomes DEFAULT (the role has no
+-- such setting on the target), with the reason in a comment the execution log shows.
+-- src/sql/quote.ts (settingValueSql) writes the same, byte for byte.
+CREATE FUNCTION permsync.setting_value_sql(key text, value text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    value_limit constant integer := 8192;
+    -- PostgreSQL's list splitting: whitespace is space, tab, newline, return, form feed.
+    space       constant text := '[ ' || chr(9) || chr(10) || chr(13) || chr(12) || ']*';
+    bare        constant text := '[^", ' || chr(9) || chr(10) || chr(13) || chr(12) || '][^, ' || chr(9) || chr(10) || chr(13) || chr(12) || ']*';
+    identifiers boolean := lower(key) IN ('search_path', 'temp_tablespaces');
+    literals    text[];
+    consumed    bigint;
+    last        text;
+BEGIN
+    IF octet_length(value) > value_limit THEN
+        RETURN format('DEFAULT /* permsync: value withheld: %s bytes, over the limit of %s */', octet_length(value), value_limit);
+    END IF;
+    IF lower(key) NOT IN ('search_path', 'temp_tablespaces', 'session_preload_libraries',
+                          'local_preload_libraries', 'shared_preload_libraries', 'unix_socket_directories') THEN
+        RETURN quote_literal(value);
+    END IF;
+    -- Each element with the separator after it: "quoted" ("" inside is one ") or bare.
+    SELECT array_agg(quote_literal(CASE WHEN m[2] IS NOT NULL THEN replace(m[2], '""', '"')
+                                        WHEN identifiers THEN translate(m[3], 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
+                                        ELSE m[3] END) ORDER BY o),
+           sum(length(m[1])), (array_agg(m[1] ORDER BY o DESC))[1]
+      INTO literals, consumed, last
+      FROM regexp_matches(value, '(' || space || '(?:"((?:[^"]|"")*)"|(' || bare || '))' || space || '(?:,|$))', 'g')
+           WITH ORDINALITY AS t(m, o);
+    -- A well-formed list is those elements end to end, the last without a comma after it.
+    -- Anything else becomes one literal: never more than a value.
+    IF literals IS NULL OR consumed <> length(value) OR right(last, 1) = ',' THEN
+        RETURN quote_literal(value);
+    END IF;
+    RETURN array_to_string(literals, ', ');
+END
+$fn$;
+
+-- The current name of a role by oid: the new state's, else the old one's (a role that
+-- went away), else the catalog's (built-in roles are not in the snapshot).
+CREATE FUNCTION permsync.role_name(old jsonb, new jsonb, oid text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT coalesce(new -> 'roles' -> oid ->> 'name', old -> 'roles' -> oid ->> 'name', pg_get_userbyid(oid::oid))
+$fn$;
+
+-- A statement on a shared object's privileges, as its grantor where that is no superuser
+-- (SET LOCAL ROLE, undone after it): the target checks that role's right to it there, so
+-- that it reaches no further there than on the source. `grantee` is the role it grants to
+-- or revokes from (NULL for PUBLIC), `run_as` the role it runs as: the daemon judges both.
+-- What a target cannot take is left out there: the object (3D000, 42704) or a role
+-- (42704) it lacks, a grantor that may not do it there (42501).
+CREATE FUNCTION permsync.shared_privilege_statement(
+    kind text, entry jsonb, sql text, grantee text, database text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT permsync.role_statement(kind, grantee,
+               CASE WHEN entry ->> 'as' IS NULL THEN sql
+                    ELSE format('SET LOCAL ROLE %I; %s; RESET ROLE', entry ->> 'as', sql) END,
+               ignore_codes => ARRAY['3D000', '42704', '42501'])
+           || jsonb_strip_nulls(jsonb_build_object('run_as', entry ->> 'as', 'database', database))
+$fn$;
+
+-- How the privileges on shared objects changed between two states, one row per grantee
+-- and privilege that moved: `current` (the old state's) and `wanted` (the new one's), a
+-- side without the entry being at the object's default; `entry`, the newer of the two;
+-- `object`, the ON clause ({"database"} for a database, which the daemon maps). A
+-- database or tablespace that no longer exists has nothing to change.
+CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb)
+RETURNS TABLE (kind text, key text, entry jsonb, object text, current text, wanted text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT x.kind, x.key, x.entry,
+           CASE x.kind WHEN 'databases' THEN 'DATABASE {"database"}'
+                       WHEN 'tablespaces' THEN format('TABLESPACE %I', x.entry ->> 'tablespace')
+                       ELSE format('PARAMETER %I', x.entry ->> 'parameter') END,
+           x.current, x.wanted
+      FROM (SELECT c.kind, k.key, coalesce(new -> c.kind -> k.key, old -> c.kind -> k.key) AS entry,
+                   coalesce(old -> c.kind -> k.key ->> 'state', new -> c.kind -> k.key ->> 'default') AS current,
+                   coalesce(new -> c.kind -> k.key ->> 'state', old -> c.kind -> k.key ->> 'default') AS wanted
+              FROM unnest(ARRAY['databases', 'tablespaces', 'parameters']) c(kind)
+             CROSS JOIN LATERAL (SELECT jsonb_object_keys(coalesce(old -> c.kind, '{}')) AS key
+                                 UNION SELECT jsonb_object_keys(coalesce(new -> c.kind, '{}'))) k) x
+     WHERE x.current <> x.wanted
+       AND (x.kind <> 'databases' OR EXISTS (SELECT 1 FROM pg_database d WHERE d.oid = split_part(x.key, '/', 1)::oid))
+       AND (x.kind <> 'tablespaces' OR EXISTS (SELECT 1 FROM pg_tablespace t WHERE t.oid = split_part(x.key, '/', 1)::oid))
+     ORDER BY x.kind, x.key
+$fn$;
+
+-- The canonical DDL that takes a target from state `old` to state `new`, in an order that
+-- works, each statement with the names that hold at its point and safe to run twice:
+--   * privileges on the source's database revoked, and shared privileges revoked from
+--     roles that are dropped (a role must lose them before it can be dropped);
+--   * memberships that went, per grantor, dependent grants first (a grantor's memberships
+--     must go before the grantor can); a revoke of one grantor's membership that others
+--     still grant says so (other_grantors), since before 16 a membership has one grantor;
+--   * drops (before a rename or creation can reuse the name), renames (naming the role
+--     they rename, `renamed_from`, so that the daemon checks both names on each target),
+--     creations with their attributes, attribute, password and comment changes;
+--   * memberships granted or changed, per grantor, with GRANTED BY (always a quoted
+--     identifier, so that the daemon can leave it out where it may not name the grantor);
+--   * role settings; a setting a target cannot take (a parameter or value its version does
+--     not know, a database it does not have) is left out there with the reason, rather
+--     than failing and holding every later change;
+--   * privileges on the source's database granted, then those on other databases (named
+--     for the daemon to map), tablespaces and parameters revoked and granted.
+-- A database privilege of PUBLIC (grantee 0) names no role, so that a role named "PUBLIC"
+-- is neither taken for PUBLIC nor PUBLIC for it.
+CREATE FUNCTION permsync.role_changes(old jsonb, new jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
+AS $fn$
+DECLARE
+    out     jsonb := '[]';
+    r       record;
+    pg16    boolean := current_setting('server_version_num')::int >= 160000;
+    dropped text[];
+    grantee text;
+    role    text;
+    member  text;
+    granted_by text;
+    opt     text;
+BEGIN
+    SELECT coalesce(array_agg(o.key), '{}') INTO dropped
+      FROM jsonb_each(old -> 'roles') o WHERE NOT (new -> 'roles') ? o.key;
+
+    -- Database privileges revoked, or their grant option (old names: before renames).
+    FOR r IN SELECT key, o.value AS o, n.value AS n
+               FROM jsonb_each(old -> 'dbacl') o LEFT JOIN jsonb_each(new -> 'dbacl') n USING (key)
+              WHERE n.value IS NULL OR ((o.value ->> 'grantable')::boolean AND NOT (n.value ->> 'grantable')::boolean)
+              ORDER BY key LOOP
+        grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC' ELSE quote_ident(r.o ->> 'grantee') END;
+        out := out || permsync.role_statement('REVOKE ON DATABASE',
+                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.o ->> 'grantee' END,
+                   format('REVOKE %s%s ON DATABASE {"database"} FROM %s',
+                          CASE WHEN r.n IS NULL THEN '' ELSE 'GRANT OPTION FOR ' END, r.o ->> 'privilege', grantee),
+                   ignore_codes => ARRAY['42704'], on_target_database => true);
+    END LOOP;
+
+    -- Privileges on other databases, tablespaces and parameters revoked from a role that is
+    -- dropped (old names: before renames); the others' come after creations, since the
+    -- role a revoke runs as may be new.
+    FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
+              WHERE c.wanted = 'absent' AND split_part(c.key, '/', 2) = ANY (dropped) LOOP
+        grantee := permsync.role_name(new, old, split_part(r.key, '/', 2));
+        out := out || permsync.shared_privilege_statement(
+                   CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END, r.entry,
+                   format('REVOKE %s ON %s FROM %I', r.entry ->> 'privilege', r.object, grantee),
+                   grantee, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+    END LOOP;
+
+    -- Memberships that went, per grantor, dependent grants first (the newest, on 16+).
+    -- One whose role or member was dropped went with it, unless its grantor was dropped
+    -- too: a grantor cannot be dropped while its grants stand.
+    FOR r IN SELECT key, o.value AS o
+               FROM jsonb_each(old -> 'members') o
+              WHERE NOT (new -> 'members') ? o.key
+              ORDER BY (o.value ->> 'seq')::bigint DESC NULLS LAST, key LOOP
+        CONTINUE WHEN (split_part(r.key, '/', 1) = ANY (dropped) OR split_part(r.key, '/', 2) = ANY (dropped))
+                      AND NOT split_part(r.key, '/', 3) = ANY (dropped);
+        granted_by := CASE WHEN r.o ->> 'grantor' IS NULL THEN '' ELSE ' GRANTED BY "' || replace(r.o ->> 'grantor', '"', '""') || '"' END;
+        out := out || (permsync.role_statement('REVOKE ROLE', r.o ->> 'member',
+                           format('REVOKE %I FROM %I%s', r.o ->> 'role', r.o ->> 'member', granted_by),
+                           granted => r.o ->> 'role', ignore_codes => ARRAY['42704'])
+                       || jsonb_strip_nulls(jsonb_build_object(
+                              'grantor', r.o ->> 'grantor',
+                              -- Before 16 a membership has one grantor: it stays while others grant it.
+                              'other_grantors', CASE WHEN pg16 AND EXISTS (
+                                  SELECT 1 FROM jsonb_object_keys(new -> 'members') k
+                                   WHERE k LIKE split_part(r.key, '/', 1) || '/' || split_part(r.key, '/', 2) || '/%') THEN true END)));
+    END LOOP;
+
+    -- Drops. IF EXISTS keeps them idempotent; a role that still owns objects or holds
+    -- privileges on a target fails there (2BP01): nothing is reassigned behind anyone's back.
+    FOR r IN SELECT old -> 'roles' -> d ->> 'name' AS name FROM unnest(dropped) d ORDER BY d::bigint LOOP
+        out := out || permsync.role_statement('DROP ROLE', r.name, format('DROP ROLE IF EXISTS %I', r.name));
+    END LOOP;
+
+    -- Renames: same oid, new name.
+    FOR r IN SELECT o.value ->> 'name' AS old_name, n.value ->> 'name' AS new_name
+               FROM jsonb_each(old -> 'roles') o JOIN jsonb_each(new -> 'roles') n USING (key)
+              WHERE o.value ->> 'name' <> n.value ->> 'name' ORDER BY key::bigint LOOP
+        out := out || (permsync.role_statement('ALTER ROLE', r.new_name,
+                   format('ALTER ROLE %I RENAME TO %I', r.old_name, r.new_name), ignore_codes => ARRAY['42704'])
+                   || jsonb_build_object('renamed_from', r.old_name));
+    END LOOP;
+
+    -- Creations.
+    FOR r IN SELECT n.value FROM jsonb_each(new -> 'roles') n
+              WHERE NOT (old -> 'roles') ? n.key ORDER BY n.key::bigint LOOP
+        out := out || permsync.role_statement('CREATE ROLE', r.value ->> 'name',
+                   format('CREATE ROLE %I', r.value ->> 'name'), ignore_codes => ARRAY['42710']);
+        out := out || coalesce((SELECT jsonb_agg(s) FROM permsync.role_attribute_statements(NULL, r.value) s), '[]');
+    END LOOP;
+
+    -- Attribute, password and comment changes.
+    FOR r IN SELECT o.value AS o, n.value AS n FROM jsonb_each(old -> 'roles') o
+               JOIN jsonb_each(new -> 'roles') n USING (key)
+              WHERE o.value <> n.value
+              ORDER BY key::bigint LOOP
+        IF (old ->> 'passwords')::boolean AND (new ->> 'passwords')::boolean THEN
+            out := out || coalesce((SELECT jsonb_agg(s) FROM permsync.role_attribute_statements(r.o, r.n) s), '[]');
+        ELSE
+            out := out || coalesce((SELECT jsonb_agg(s) FROM permsync.role_attribute_statements(
+                       r.o - 'password', r.n - 'password') s), '[]');
+        END IF;
+    END LOOP;
+
+    -- Memberships granted or changed, per grantor: the bootstrap superuser's first, then
+    -- in the order they were granted (16+), so that a grantor holds its ADMIN option
+    -- before it is named. A renamed role or grantor changes nothing here.
+    FOR r IN SELECT key, o.value AS o, n.value AS n
+               FROM jsonb_each(new -> 'members') n LEFT JOIN jsonb_each(old -> 'members') o USING (key)
+              WHERE o.value IS NULL OR (o.value - 'role' - 'member' - 'grantor' - 'seq') <> (n.value - 'role' - 'member' - 'grantor' - 'seq')
+              ORDER BY n.value ->> 'grantor' IS NOT NULL, (n.value ->> 'seq')::bigint NULLS LAST, key LOOP
+        role := permsync.role_name(old, new, split_part(r.key, '/', 1));
+        member := permsync.role_name(old, new, split_part(r.key, '/', 2));
+        granted_by := CASE WHEN r.n ->> 'grantor' IS NULL THEN '' ELSE ' GRANTED BY "' || replace(r.n ->> 'grantor', '"', '""') || '"' END;
+        opt := NULL;
+        IF pg16 AND NOT (coalesce((r.n ->> 'inherit')::boolean, true) AND coalesce((r.n ->> 'set')::boolean, true)) THEN
+            -- INHERIT FALSE or SET FALSE: only PostgreSQL 16+ has them, and says so.
+            out := out || (permsync.role_statement('GRANT ROLE', member,
+                       format('GRANT %I TO %I WITH ADMIN %s, INHERIT %s, SET %s%s', role, member,
+                              upper(r.n ->> 'admin'), upper(r.n ->> 'inherit'), upper(r.n ->> 'set'), granted_by), granted => role)
+                       || jsonb_strip_nulls(jsonb_build_object('grantor', r.n ->> 'grantor')));
+        ELSE
+            IF pg16 AND r.o IS NOT NULL AND NOT (coalesce((r.o ->> 'inherit')::boolean, true) AND coalesce((r.o ->> 'set')::boolean, true)) THEN
+                out := out || (permsync.role_statement('GRANT ROLE', member,
+                           format('GRANT %I TO %I WITH INHERIT TRUE, SET TRUE%s', role, member, granted_by), granted => role)
+                           || jsonb_strip_nulls(jsonb_build_object('grantor', r.n ->> 'grantor')));
+            END IF;
+            IF r.o IS NOT NULL AND (r.o ->> 'admin')::boolean AND NOT (r.n ->> 'admin')::boolean THEN
+                out := out || (permsync.role_statement('REVOKE ROLE', member,
+                           format('REVOKE ADMIN OPTION FOR %I FROM %I%s', role, member, granted_by), granted => role)
+                           || jsonb_strip_nulls(jsonb_build_object('grantor', r.n ->> 'grantor')));
+            END IF;
+            out := out || (permsync.role_statement('GRANT ROLE', member,
+                       format('GRANT %I TO %I%s%s', role, member,
+                              CASE WHEN (r.n ->> 'admin')::boolean THEN ' WITH ADMIN OPTION' ELSE '' END, granted_by), granted => role)
+                       || jsonb_strip_nulls(jsonb_build_object('grantor', r.n ->> 'grantor')));
+        END IF;
+    END LOOP;
+
+    -- A source before 16 keeps no INHERIT option per membership: the member's INHERIT
+    -- attribute decides for all of its memberships. A target of 16 or later took each
+    -- membership's option from that attribute when it was granted, and keeps it when the
+    -- attribute changes: there the member's memberships are told so one by one. (The
+    -- daemon takes each as a grant of a membership it has on a target before 16.)
+    IF NOT pg16 THEN
+        FOR r IN SELECT m.key, m.value AS m, n.value AS n
+                   FROM jsonb_each(old -> 'roles') o JOIN jsonb_each(new -> 'roles') n USING (key)
+                   JOIN jsonb_each(new -> 'members') m ON split_part(m.key, '/', 2) = n.key
+                  WHERE (o.value -> 'inherit') IS DISTINCT FROM (n.value -> 'inherit')
+                  ORDER BY m.key LOOP
+            role := permsync.role_name(old, new, split_part(r.key, '/', 1));
+            granted_by := CASE WHEN r.m ->> 'grantor' IS NULL THEN '' ELSE ' GRANTED BY "' || replace(r.m ->> 'grantor', '"', '""') || '"' END;
+            out := out || (permsync.role_statement('GRANT ROLE', r.n ->> 'name',
+                       format('GRANT %I TO %I WITH INHERIT %s%s', role, r.n ->> 'name', upper(r.n ->> 'inherit'), granted_by),
+                       granted => role)
+                       || jsonb_strip_nulls(jsonb_build_object('grantor', r.m ->> 'grantor')));
+        END LOOP;
+    END IF;
+
+    -- ALTER ROLE ... [IN DATABASE ...] SET / RESET. The source's own database maps to
+    -- the target's: the applier puts the target's database name where {"database"} stands.
+    -- What a target cannot take is left out there: an unknown parameter (42704), a value
+    -- it refuses (22023), one it cannot set (55P02), a database it lacks (3D000). A value
+    -- over 8 kB is not carried: role_state keeps only its size.
+    FOR r IN SELECT key, o.value AS o, n.value AS n
+               FROM jsonb_each(old -> 'settings') o FULL JOIN jsonb_each(new -> 'settings') n USING (key)
+              WHERE (o.value - 'role') IS DISTINCT FROM (n.value - 'role') ORDER BY key LOOP
+        CONTINUE WHEN split_part(r.key, '/', 1) = ANY (dropped);
+        role := permsync.role_name(old, new, split_part(r.key, '/', 1));
+        DECLARE
+            s jsonb := coalesce(r.n, r.o);
+            scope text := CASE WHEN s ->> 'database' IS NULL THEN ''
+                               WHEN (s ->> 'here')::boolean THEN ' IN DATABASE {"database"}'
+                               ELSE format(' IN DATABASE %I', s ->> 'database') END;
+        BEGIN
+            out := out || permsync.role_statement('ALTER ROLE SET', role,
+                       CASE WHEN r.n IS NULL THEN format('ALTER ROLE %I%s RESET %I', role, scope, s ->> 'key')
+                            ELSE format('ALTER ROLE %I%s SET %I TO %s', role, scope, s ->> 'key',
+                                        CASE WHEN jsonb_typeof(s -> 'value') = 'object'
+                                             THEN format('DEFAULT /* permsync: value withheld: %s bytes, over the limit of 8192 */',
+                                                         s -> 'value' ->> 'withheld')
+                                             ELSE permsync.setting_value_sql(s ->> 'key', s ->> 'value') END) END,
+                       ignore_codes => ARRAY['42704', '22023', '55P02', '3D000'],
+                       on_target_database => coalesce((s ->> 'here')::boolean, false));
+        END;
+    END LOOP;
+
+    -- Database privileges granted, or given the grant option.
+    FOR r IN SELECT key, o.value AS o, n.value AS n
+               FROM jsonb_each(new -> 'dbacl') n LEFT JOIN jsonb_each(old -> 'dbacl') o USING (key)
+              WHERE (o.value - 'grantee') IS DISTINCT FROM (n.value - 'grantee') ORDER BY key LOOP
+        CONTINUE WHEN r.o IS NOT NULL AND (r.o ->> 'grantable')::boolean AND NOT (r.n ->> 'grantable')::boolean;
+        grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC'
+                        ELSE quote_ident(permsync.role_name(old, new, split_part(r.key, '/', 1))) END;
+        out := out || permsync.role_statement('GRANT ON DATABASE',
+                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.n ->> 'grantee' END,
+                   format('GRANT %s ON DATABASE {"database"} TO %s%s', r.n ->> 'privilege', grantee,
+                          CASE WHEN (r.n ->> 'grantable')::boolean THEN ' WITH GRANT OPTION' ELSE '' END),
+                   on_target_database => true);
+    END LOOP;
+
+    -- Privileges on other databases, tablespaces and parameters revoked, or their grant
+    -- option, then granted, or given the grant option.
+    FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
+              WHERE (c.wanted = 'absent' OR (c.wanted = 'granted' AND c.current = 'grantable'))
+                AND NOT split_part(c.key, '/', 2) = ANY (dropped) LOOP
+        grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old, new, split_part(r.key, '/', 2)) END;
+        out := out || permsync.shared_privilege_statement(
+                   CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END, r.entry,
+                   format('REVOKE %s%s ON %s FROM %s', CASE WHEN r.wanted = 'absent' THEN '' ELSE 'GRANT OPTION FOR ' END,
+                          r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC')),
+                   grantee, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+    END LOOP;
+    FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
+              WHERE c.wanted = 'grantable' OR (c.wanted = 'granted' AND c.current = 'absent') LOOP
+        grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old, new, split_part(r.key, '/', 2)) END;
+        out := out || permsync.shared_privilege_statement(
+                   CASE WHEN r.kind = 'databases' THEN 'GRANT ON DATABASE' ELSE 'GRANT' END, r.entry,
+                   format('GRANT %s ON %s TO %s%s', r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC'),
+                          CASE WHEN r.wanted = 'grantable' THEN ' WITH GRANT OPTION' ELSE '' END),
+                   grantee, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+    END LOOP;
+    RETURN out;
+END
+$fn$;
+
+-- Compares the role catalogs with the snapshot and, when they differ, writes the
+-- difference as a batch (origin role_watcher) and stores the new snapshot, in the
+-- caller's transaction: the batch commits with the change that caused it or not at all.
+-- Capturers serialise on the row role_snapshot of permsync.locks. The fingerprints are
+-- taken in one statement before the state: a role committed in between counts as not yet
+-- captured, never as captured while missing from the snapshot. When capture of verifiers
+-- was turned on since the snapshot, every verifier the source holds is carried: which
+-- changed meanwhile cannot be told. Returns the batch id, or NULL when nothing changed.
+CREATE FUNCTION permsync.capture_role_changes()
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    writer       xid8;
+    current_fp   text;
+    roles_fp     text;
+    rows_written text;
+    roles_rows   text;
+    old_state    jsonb;
+    state        jsonb;
+    changes      jsonb;
+    batch        bigint;
+BEGIN
+    IF permsync.role_snapshot_matches(false) THEN
+        -- The snapshot's transaction has committed with its rows where it left them: stop
+        -- comparing their places. Only from a transaction that has written nothing yet
+        -- (the watcher's check; never a DBA's, which would then hold the lock to its end,
+        -- nor the snapshot's own), under the lock (no capturer is writing a newer snapshot:
+        -- each holds it until it commits), checked again there in one statement.
+        IF pg_current_xact_id_if_assigned() IS NULL
+           AND (SELECT s.written_by IS NOT NULL FROM permsync.role_snapshot s WHERE s.id = 1) THEN
+            PERFORM FROM permsync.locks l WHERE l.name = 'role_snapshot' FOR UPDATE SKIP LOCKED;
+            IF FOUND THEN
+                UPDATE permsync.role_snapshot s SET written_by = NULL, rows_written = NULL, roles_rows_written = NULL
+                 WHERE s.id = 1 AND s.written_by IS NOT NULL AND permsync.role_snapshot_matches(false);
+            END IF;
+        END IF;
+        RETURN NULL;
+    END IF;
+    -- Serialise capturers so two sessions do not both write the same change.
+    PERFORM permsync.take_lock('role_snapshot');
+    IF permsync.role_snapshot_matches(false) THEN
+        RETURN NULL;
+    END IF;
+    writer := pg_current_xact_id();
+    -- One statement, one catalog snapshot, taken before role_state(): what commits in
+    -- between is in the state but not in the fingerprints, and is compared again next time.
+    SELECT permsync.role_fingerprint(), permsync.roles_fingerprint(),
+           permsync.rows_written_since(writer::xid, false), permsync.rows_written_since(writer::xid, true)
+      INTO current_fp, roles_fp, rows_written, roles_rows;
+    SELECT s.state INTO old_state FROM permsync.role_snapshot s WHERE s.id = 1;
+    state := permsync.role_state();
+    IF old_state IS NOT NULL AND NOT coalesce((old_state ->> 'passwords')::boolean, false)
+       AND (state ->> 'passwords')::boolean THEN
+        -- Capture was turned on since the snapshot: which verifiers changed since then
+        -- cannot be told, so every verifier the source holds is carried (roles without one
+        -- are left as they are), after the rest of the changes: their creations and renames
+        -- come first. One set-based query, as for the rest: role_changes appending one
+        -- statement per role would copy the growing list each time (a minute at 10,000 roles).
+        changes := permsync.role_changes(old_state, state || jsonb_build_object('passwords', false, 'roles',
+                       (SELECT coalesce(jsonb_object_agg(r.key, r.value - 'password'), '{}') FROM jsonb_each(state -> 'roles') r)))
+                   || (SELECT coalesce(jsonb_agg(s ORDER BY r.key::bigint), '[]')
+                         FROM jsonb_each(state -> 'roles') r
+                        CROSS JOIN LATERAL permsync.role_attribute_statements(r.value || '{"password": null}', r.value) s
+                        WHERE r.value ->> 'password' IS NOT NULL);
+    ELSIF old_state IS NOT NULL THEN
+        changes := permsync.role_changes(old_state, state);
+    END IF;
+    INSERT INTO permsync.role_snapshot (id, fingerprint, roles_fingerprint, written_by, rows_written, roles_rows_written,
+                                        state, taken_at)
+    VALUES (1, current_fp, roles_fp, writer, rows_written, roles_rows, state, clock_timestamp())
+    ON CONFLICT (id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, roles_fingerprint = EXCLUDED.roles_fingerprint,
+                                   written_by = EXCLUDED.written_by, rows_written = EXCLUDED.rows_written,
+                                   roles_rows_written = EXCLUDED.roles_rows_written,
+                                   state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
+    IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO permsync.batches (origin, query_text, statements, current_user_name, current_user_is_superuser, search_path)
+    VALUES ('role_watcher',
+            (SELECT string_agg(s ->> 'display', E';\n') || ';' FROM jsonb_array_elements(changes) s),
+            changes, session_user, false, 'pg_catalog')
+    RETURNING id INTO batch;
+    INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity)
+    SELECT batch, s ->> 'kind', 'role', s ->> 'role' FROM jsonb_array_elements(changes) s;
+    PERFORM permsync.wake('permsync', batch::text);
+    RETURN batch;
+END
+$fn$;
+
+-- The baseline: roles that exist at install are the starting point, not changes
+-- (bringing an environment to the source's roles is reconcile's job). The install takes
+-- it after its last step, so that permsync's own roles are part of it. The capturers'
+-- lock is taken before the snapshot row is deleted, in the order a capturer takes them,
+-- so the two cannot deadlock.
+CREATE FUNCTION permsync.take_role_baseline()
+RETURNS void
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT permsync.take_lock('role_snapshot');
+    DELETE FROM permsync.role_snapshot;
+    SELECT permsync.capture_role_changes();
+$fn$;
+
+-- ── Capture ───────────────────────────────────────────────────────────────────────────
+-- The event trigger (created last, below) calls capture_permission_command, which runs
+-- as its owner: PostgreSQL calls a function returning event_trigger only as an event
+-- trigger. It hands the command to permsync_capture.record_command, which nobody else may
+-- execute, so nobody can forge a batch. Any error aborts the DBA's statement: a change is
+-- captured or it does not happen.
+-- PUBLIC may look into the schema, and execute nothing in it.
+CREATE SCHEMA permsync_capture;
+REVOKE ALL ON SCHEMA permsync_capture FROM PUBLIC;
+GRANT USAGE ON SCHEMA permsync_capture TO PUBLIC;
+
+-- Who ran the command, from the session's state: the role set with SET ROLE, else the
+-- session user. That is who ran every statement typed in the client string. A command run
+-- inside a SECURITY DEFINER function is recorded with the caller's identity; such a
+-- command is not in the string, so it is never replayed.
+CREATE FUNCTION permsync_capture.session_identity(role_setting text, session_name name)
+RETURNS name
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RETURN CASE role_setting WHEN 'none' THEN session_name ELSE role_setting::name END;
+END
+$fn$;
+
+-- The names of the session's temporary relations and types (found through their
+-- dependency on the temporary schema: an index lookup, not a scan of pg_class).
+CREATE FUNCTION permsync.temporary_object_names()
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT array_agg(DISTINCT n.name ORDER BY n.name)
+      FROM (SELECT c.relname::text AS name
+              FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+             WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = pg_my_temp_schema()
+               AND d.classid = 'pg_class'::regclass
+            UNION ALL
+            SELECT t.typname::text
+              FROM pg_depend d JOIN pg_type t ON t.oid = d.objid
+             WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = pg_my_temp_schema()
+               AND d.classid = 'pg_type'::regclass) n;
+$fn$;
+
+-- Records one permission command: the batch of this client string and transaction (found
+-- first, so a later command costs an index lookup whatever the size of the string) and an
+-- audit row for the command.
+--   * An ALTER counts only when it changes an owner: when the text, literals masked, holds
+--     the word OWNER (a keyword, which cannot be quoted or escaped), or the statement a
+--     function or DO block ran names it. A CREATE SCHEMA counts only for the GRANT and
+--     REVOKE among its elements: the statement cannot be replayed (it creates the
+--     schema), and its GRANTs are converged.
+--   * A string over 64 kB is stored as a note of its size, anything else with every
+--     literal masked, or withheld when the mask cannot be trusted (masked_text).
+--   * With permsync.capture off nothing is recorded, except in a string that may commit
+--     several transactions (it mentions COMMIT, END, ROLLBACK or ABORT): there the
+--     transaction gets a batch saying so, so that the daemon pairs batches and
+--     transactions by position (a transaction that turns capture off for some of its
+--     commands is not replayed either).
+--   * Role changes made before the string go first (CREATE ROLE, then GRANT).
+--   * The names of the session's temporary objects go with the batch.
+--   * A command run by a function, a DO block or dynamic SQL is marked nested, with the
+--     statement PL/pgSQL names in its error context.
+--   * At most 1,000 audit rows per batch; past that the batch is not replayable.
+-- The limits are the daemon's too (src/capture/plan.ts).
+CREATE FUNCTION permsync_capture.record_command(
+    command_tag text, invoker name, invoker_search_path text)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    text_limit    constant integer := 65536;
+    command_limit constant integer := 1000;
+    temp_limit    constant integer := 1000;
+    capture_off   boolean := coalesce(current_setting('permsync.capture', true) = 'off', false);
+    owner_change  boolean := command_tag LIKE 'ALTER %' AND command_tag <> 'ALTER DEFAULT PRIVILEGES';
+    cmd           record;
+    batch         bigint;
+    reason        text;
+    known         text[];
+    temps         text[];
+    query         text;
+    stored        text;
+    ordinal       integer := 1;
+    nested_limit  constant integer := 8192;
+    frames        text;
+    inner_frames  text;
+    inner_text    text;
+    inner_owner   boolean;
+BEGIN
+    -- Raises outside an event trigger: nobody can call this to forge a batch.
+    SELECT * INTO cmd FROM pg_event_trigger_ddl_commands() LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    -- A CREATE SCHEMA counts only for the GRANT and REVOKE among its elements.
+    IF command_tag = 'CREATE SCHEMA' AND NOT EXISTS (
+           SELECT 1 FROM pg_event_trigger_ddl_commands() c WHERE c.command_tag IN ('GRANT', 'REVOKE')) THEN
+        RETURN;
+    END IF;
+    -- A command run by a function, a DO block or dynamic SQL: the frames past the trigger's
+    -- own say so, and a PL/pgSQL one names the statement it ran, literals masked.
+    GET DIAGNOSTICS frames = PG_CONTEXT;
+    inner_frames := substring(frames from 'PL/pgSQL function permsync\.capture_permission_command\(\) line [0-9]+ at PERFORM\n(.*)$');
+    IF inner_frames IS NOT NULL THEN
+        inner_text := (regexp_match(inner_frames, '^SQL statement "(.*?)"(?:\n[A-Za-z/]+ function |$)'))[1];
+        IF octet_length(inner_text) > nested_limit THEN
+            inner_text := NULL;
+        END IF;
+        inner_text := permsync.masked_text(inner_text);
+    END IF;
+    -- An owner change run that way counts when the statement it ran names OWNER.
+    inner_owner := owner_change AND coalesce(inner_text ~* 'owner', false);
+    SELECT b.id, b.not_replayable, b.temp_objects INTO batch, reason, known
+      FROM permsync.batches b
+     WHERE b.backend_pid = pg_backend_pid() AND b.statement_started_at = statement_timestamp()
+       AND b.source_xid = pg_current_xact_id() AND b.origin = 'event_trigger';
+
+    IF batch IS NULL THEN
+        query := current_query();
+        IF octet_length(query) > text_limit THEN
+            -- Every batch of such a string is withheld: how its transactions pair up is moot.
+            IF capture_off OR (owner_change AND NOT inner_owner AND query !~* 'owner') THEN
+                RETURN;
+            END IF;
+            stored := format('/* permsync: text withheld: the string is %s bytes, over the limit of %s */',
+                             octet_length(query), text_limit);
+            reason := format('the string is %s bytes, over the limit of %s that capture stores: its text was withheld; the next drift check shows what differs',
+                             octet_length(query), text_limit);
+        ELSE
+            IF capture_off AND query !~* E'\\m(commit|end|rollback|abort)\\M' THEN
+                RETURN;
+            END IF;
+            stored := permsync.masked_text(query);
+            IF stored IS NULL THEN
+                -- The daemon's planner knows this text (src/capture/plan.ts, WITHHELD_TEXT).
+                stored := '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */';
+                reason := 'its string literals read differently with and without standard_conforming_strings, so they could not be masked with certainty: its text was withheld, so that no password is stored; the next drift check shows what differs';
+            END IF;
+            -- An ALTER counts only when the text holds the word OWNER outside string literals:
+            -- the same text, and so the same answer, the daemon's planner gets.
+            IF owner_change AND NOT inner_owner AND (CASE WHEN reason IS NULL THEN stored ELSE query END) !~* 'owner' THEN
+                RETURN;
+            END IF;
+        END IF;
+        IF capture_off THEN
+            reason := 'its permission commands ran with permsync.capture off; the batch only keeps the string''s transactions in step';
+        ELSIF NOT permsync.role_snapshot_matches(true) THEN
+            -- Role changes made before this string go first (CREATE ROLE, then GRANT).
+            PERFORM permsync.capture_role_changes();
+        END IF;
+        IF reason IS NULL AND pg_my_temp_schema() <> 0 THEN
+            known := permsync.temporary_object_names();
+            IF cardinality(known) > temp_limit THEN
+                reason := format('the session had more than %s temporary objects; which statements name one cannot be told', temp_limit);
+                known := NULL;
+            END IF;
+        END IF;
+        INSERT INTO permsync.batches (query_text, query_masked, current_user_name, current_user_is_superuser,
+                                      search_path, not_replayable, temp_objects)
+        VALUES (stored, stored <> query, invoker,
+                coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = invoker), false),
+                invoker_search_path, reason, known)
+        RETURNING id INTO batch;
+        PERFORM permsync.wake('permsync', batch::text);
+    ELSE
+        IF owner_change AND reason IS NULL AND NOT inner_owner
+           AND (SELECT b.query_text !~* 'owner' FROM permsync.batches b WHERE b.id = batch) THEN
+            RETURN;
+        END IF;
+        IF capture_off AND reason IS NULL THEN
+            reason := 'some of its permission commands ran with permsync.capture off';
+            UPDATE permsync.batches b SET not_replayable = reason WHERE b.id = batch;
+        END IF;
+        -- A temporary object created since the batch was written (by dynamic SQL, say).
+        IF reason IS NULL AND pg_my_temp_schema() <> 0 THEN
+            temps := permsync.temporary_object_names();
+            IF NOT temps <@ coalesce(known, '{}') THEN
+                temps := ARRAY(SELECT DISTINCT unnest(temps || known) ORDER BY 1);
+                IF cardinality(temps) > temp_limit THEN
+                    reason := format('the session had more than %s temporary objects; which statements name one cannot be told', temp_limit);
+                    UPDATE permsync.batches b SET not_replayable = reason, temp_objects = NULL WHERE b.id = batch;
+                ELSE
+                    UPDATE permsync.batches b SET temp_objects = temps WHERE b.id = batch;
+                END IF;
+            END IF;
+        END IF;
+        SELECT coalesce(max(a.command_ordinal), 0) + 1 INTO ordinal FROM permsync.audit_log a WHERE a.batch_id = batch;
+    END IF;
+    IF ordinal > command_limit THEN
+        IF reason IS NULL THEN
+            UPDATE permsync.batches b
+               SET not_replayable = format('the string ran more than %s permission commands in one transaction; capture recorded the first %s',
+                                           command_limit, command_limit)
+             WHERE b.id = batch;
+        END IF;
+        RETURN;
+    END IF;
+    -- One audit row per command: the command's first object stands for it. Each row keeps
+    -- the identity it ran with, so the daemon can tell when a string changed role or
+    -- search_path between its permission commands.
+    INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity, schema_name,
+                                    in_extension, current_user_name, search_path, command_ordinal,
+                                    nested, nested_text)
+    VALUES (batch, command_tag, cmd.object_type, cmd.object_identity, cmd.schema_name,
+            cmd.in_extension, invoker, invoker_search_path, ordinal,
+            inner_frames IS NOT NULL, inner_text);
+END
+$fn$;
+
+-- Runs as its owner with the session's search_path (a SET clause would hide it from
+-- record_command), so any code it ran through an operator or function found on that path
+-- would run as the owner: its only expression is the call, every name qualified.
+CREATE FUNCTION permsync.capture_permission_command()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+AS $fn$
+BEGIN
+    PERFORM permsync_capture.record_command(
+        tg_tag,
+        permsync_capture.session_identity(pg_catalog.current_setting('role'), SESSION_USER),
+        pg_catalog.current_setting('search_path'));
+END
+$fn$;
+
+-- ── Role scope ────────────────────────────────────────────────────────────────────────
+-- The role watcher has no author: it sees that a role changed, not who changed it, and a
+-- CREATEROLE user may create, alter and grant roles on the source. A role that exists on
+-- a target without permsync having created it there (a prod-only superuser, an auditor)
+-- belongs to that target: a look-alike created on the source must not hand it over. So
+-- each environment has a set of roles permsync manages, by the role's oid on that target
+-- (a role dropped and created again there under the same name is a new role): those it
+-- created, and those an operator handed over (`permsync adopt`). A statement that would
+-- change, grant, run as or drop any other role is not carried there; the collision is
+-- recorded as a conflict.
+CREATE TABLE permsync.managed_roles (
+    environment_name text NOT NULL,
+    -- The role's oid on the target: its identity there.
+    role_oid         oid NOT NULL,
+    -- Its name when permsync last changed it, for operators.
+    role_name        name NOT NULL,
+    how              text NOT NULL CHECK (how IN ('created', 'adopted')),
+    recorded_by      name NOT NULL DEFAULT session_user,
+    recorded_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (environment_name, role_oid)
+);
+
+-- A source role whose name a target role permsync does not manage already holds. One
+-- open row per environment and name; adopting the role (or its going away) closes it.
+CREATE TABLE permsync.role_conflicts (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    environment_name text NOT NULL,
+    role_name        name NOT NULL,
+    target_oid       oid NOT NULL,
+    -- The first batch that would have changed it there.
+    batch_id         bigint,
+    reason           text NOT NULL,
+    first_seen_at    timestamptz NOT NULL DEFAULT now(),
+    last_seen_at     timestamptz NOT NULL DEFAULT now(),
+    resolved_at      timestamptz,
+    resolution       text
+);
+CREATE UNIQUE INDEX role_conflicts_open_idx
+    ON permsync.role_conflicts (environment_name, role_name) WHERE resolved_at IS NULL;
+
+-- Open conflicts, newest first, with what ends each one.
+CREATE VIEW permsync.v_role_conflicts AS
+SELECT c.id AS conflict_id, c.environment_name, c.role_name, c.target_oid, c.batch_id, c.reason,
+       c.first_seen_at, c.last_seen_at,
+       format('permsync adopt --env %s %s', c.environment_name, c.role_name) AS to_hand_over
+  FROM permsync.role_conflicts c
+ WHERE c.resolved_at IS NULL
+ ORDER BY c.last_seen_at DESC;
+
+-- What drift needs to tell the target's own roles from permsync's: readers may run drift.
+CREATE VIEW permsync.v_managed_roles AS
+SELECT m.environment_name, m.role_oid, m.role_name, m.how, m.recorded_by, m.recorded_at
+  FROM permsync.managed_roles m;
+
+-- ── Drift and reconcile ───────────────────────────────────────────────────────────────
+-- `permsync drift` and the daemon's scheduled check compare each environment with the
+-- source, by name, and record the result here; `permsync reconcile --apply` converges an
+-- environment and records what it ran as a batch (origin 'reconcile') with its outcome.
+
+-- One row per environment and check. differences is NULL when the check could not run
+-- (summary then holds {"error": ...}); otherwise summary counts the differences by
+-- category ({"role": 1, "privileges": 3, ...}), with the statements that would converge
+-- them ("statements") and how many of them the configuration excludes ("excluded_by_configuration").
+CREATE TABLE permsync.drift_checks (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    environment text NOT NULL,
+    checked_at  timestamptz NOT NULL DEFAULT now(),
+    differences integer CHECK (differences >= 0),
+    summary     jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX drift_checks_env_idx ON permsync.drift_checks (environment, checked_at);
+
+-- One row per environment (registered or checked): its last check, and when it last
+-- matched the source. state: 'unchecked', 'error' (the last check could not run),
+-- 'drifted' or 'matches'.
+CREATE VIEW permsync.v_drift_status AS
+SELECT e.environment,
+       CASE WHEN l.id IS NULL THEN 'unchecked'
+            WHEN l.differences IS NULL THEN 'error'
+            WHEN l.differences > 0 THEN 'drifted'
+            ELSE 'matches'
+       END AS state,
+       l.checked_at AS last_checked_at,
+       l.differences AS last_differences,
+       l.summary AS last_summary,
+       (SELECT max(c.checked_at) FROM permsync.drift_checks c
+         WHERE c.environment = e.environment AND c.differences = 0) AS last_matched_at
+  FROM (SELECT name AS environment FROM permsync.environments
+        UNION
+        SELECT DISTINCT environment FROM permsync.drift_checks) e
+  LEFT JOIN LATERAL (SELECT c.* FROM permsync.drift_checks c
+                      WHERE c.environment = e.environment
+                      ORDER BY c.checked_at DESC, c.id DESC LIMIT 1) l ON true
+ ORDER BY e.environment;
+
+-- The batches of an environment that replay could not carry whole since it last matched
+-- the source: skipped because their statements could not be cut out of the query string
+-- (result_message 'not replayable: ...'), or converged with some commands left out
+-- ('not converged: ...'). Drift points them out, so that they are never silently dropped.
+-- Security definer so that permsync_reader, who reads views only, may run drift.
+CREATE FUNCTION permsync.unreplayable_since_match(env text)
+RETURNS TABLE (batch_id bigint, commit_seq bigint, finished_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT x.batch_id, x.commit_seq, x.finished_at
+      FROM permsync.execution_log x
+     WHERE x.environment_name = env
+       AND ((x.execution_status = 'skipped' AND x.result_message LIKE 'not replayable:%')
+            OR (x.execution_status = 'success' AND x.result_message LIKE '%not converged: %'))
+       AND x.finished_at > coalesce((SELECT max(c.checked_at) FROM permsync.drift_checks c
+                                      WHERE c.environment = env AND c.differences = 0), '-infinity')
+     ORDER BY x.commit_seq
+$fn$;
+
+-- Records a reconcile that has already committed on the environment: the batch (origin
+-- 'reconcile', for that environment only, the plan masked in query_text, the statements
+-- in the shape permsync.role_statement() gives them) and its execution_log row, status
+-- success, in one transaction. The daemon must not carry such a batch again: its fetch
+-- leaves origin 'reconcile' out (see docs/drift.md). commit_seq is taken now rather than
+-- at commit, since the execution_log row needs it: assign_commit_seq's lock is then held
+-- from nextval to commit all the same, so commit_seq order is still commit order.
+-- Security definer: the daemon's role may not write batches directly.
+CREATE FUNCTION permsync.record_reconcile(
+    env text, plan_text text, plan_masked boolean, statements jsonb, applied_sql text,
+    started_at timestamptz, finished_at timestamptz, duration_ms numeric, result_message text,
+    server_version text, connection_time_ms numeric)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    batch bigint;
+    seq   bigint;
+BEGIN
+    IF env IS NULL OR jsonb_typeof(statements) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'record_reconcile needs an environment and an array of statements'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SET CONSTRAINTS permsync.zz_assign_commit_seq IMMEDIATE;
+    INSERT INTO permsync.batches (origin, query_text, query_masked, statements, target_environment,
+                                  current_user_name, current_user_is_superuser, search_path)
+    VALUES ('reconcile', plan_text, plan_masked, statements, env, session_user, false, 'pg_catalog')
+    RETURNING id INTO batch;
+    SET CONSTRAINTS permsync.zz_assign_commit_seq DEFERRED;
+    SELECT b.commit_seq INTO seq FROM permsync.batches b WHERE b.id = batch;
+    INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity, current_user_name)
+    SELECT batch, s ->> 'kind', 'reconcile', s ->> 'role', session_user FROM jsonb_array_elements(statements) s;
+    INSERT INTO permsync.execution_log (batch_id, environment_name, commit_seq, applied_sql, execution_status,
+                                        started_at, finished_at, duration_ms, result_message, server_version,
+                                        connection_time_ms)
+    VALUES (batch, env, seq, applied_sql, 'success', started_at, finished_at, duration_ms, result_message,
+            server_version, connection_time_ms);
+    RETURN batch;
+END
+$fn$;
+
+-- ── The operator's surface ────────────────────────────────────────────────────────────
+-- Views to watch the pipeline, functions to steer it. What an operator asks for is
+-- stored state, written only by these security definer functions (granted to the
+-- permsync_* roles): the switches in permsync.config, environments.paused and
+-- environments.retry_requested. Each also leaves a row in permsync.operator_actions and
+-- wakes the daemon (permsync_control, no payload).
+
+-- One row per committed batch and environment it concerns: the outcome there, and whether
+-- the environment is done with it. "finished" is the daemon's own rule (RESUME_POINT in
+-- src/source/queries.ts): success, skipped and dry_run are finished; a permanent failure
+-- is finished only where on_permanent_failure = 'continue'; a batch at or before
+-- start_after_seq is behind the environment. Every lag figure below derives from here.
+CREATE VIEW permsync.v_batch_outcomes AS
+SELECT b.id AS batch_id,
+       b.commit_seq,
+       b.committed_at,
+       e.name AS environment_name,
+       coalesce(x.execution_status, 'pending') AS status,
+       x.failure_kind,
+       x.error_code,
+       x.result_message,
+       x.finished_at,
+       b.commit_seq <= e.start_after_seq
+         OR coalesce(x.execution_status IN ('success', 'skipped', 'dry_run')
+                     OR (x.execution_status = 'failed' AND x.failure_kind = 'permanent'
+                         AND e.on_permanent_failure = 'continue'), false) AS finished
+  FROM permsync.batches b
+  JOIN permsync.environments e ON b.target_environment IS NULL OR b.target_environment = e.name
+  LEFT JOIN permsync.execution_log x ON x.batch_id = b.id AND x.environment_name = e.name
+ WHERE b.commit_seq IS NOT NULL
+   AND (b.commit_seq > e.start_after_seq OR x.id IS NOT NULL);
+
+-- One row per operator action. acted_by is the login (session_user), as in the batches.
+CREATE TABLE permsync.operator_actions (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    acted_at         timestamptz NOT NULL DEFAULT clock_timestamp(),
+    acted_by         name NOT NULL DEFAULT session_user,
+    action           text NOT NULL,
+    environment_name text,
+    batch_id         bigint,
+    reason           text
+);
+
+-- Append-only, as audit_log: no UPDATE, DELETE or TRUNCATE, whoever asks (the owner, a
+-- superuser, can drop the trigger; nobody else can get past it).
+CREATE FUNCTION permsync.operator_actions_guard()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RAISE EXCEPTION 'permsync.operator_actions is append-only: % refused', tg_op
+        USING ERRCODE = 'insufficient_privilege';
+END
+$fn$;
+
+CREATE TRIGGER operator_actions_append_only
+    BEFORE UPDATE OR DELETE ON permsync.operator_actions
+    FOR EACH ROW EXECUTE FUNCTION permsync.operator_actions_guard();
+CREATE TRIGGER operator_actions_no_truncate
+    BEFORE TRUNCATE ON permsync.operator_actions
+    FOR EACH STATEMENT EXECUTE FUNCTION permsync.operator_actions_guard();
+
+CREATE VIEW permsync.v_operator_actions AS
+SELECT a.id, a.acted_at, a.acted_by, a.action, a.environment_name, a.batch_id, b.commit_seq, a.reason
+  FROM permsync.operator_actions a
+  LEFT JOIN permsync.batches b ON b.id = a.batch_id
+ ORDER BY a.id DESC;
+
+-- Helpers of the control functions, granted to nobody: they run as the owner, from the
+-- functions that call them. record_control records an action and wakes the daemon
+-- (notify_control, for an action on no batch); set_switch writes a switch.
+CREATE FUNCTION permsync.record_control(action text, env text, batch bigint, reason text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    INSERT INTO permsync.operator_actions (action, environment_name, batch_id, reason) VALUES (action, env, batch, reason);
+    SELECT permsync.wake('permsync_control', '');
+$fn$;
+
+CREATE FUNCTION permsync.notify_control(action text, env text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $fn$ SELECT permsync.record_control(action, env, NULL, NULL) $fn$;
+
+CREATE FUNCTION permsync.set_switch(switch text, turn_on boolean, action text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    INSERT INTO permsync.config (key, value, updated_at) VALUES (switch, turn_on::text, now())
+    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now();
+    SELECT permsync.notify_control(action, NULL);
+$fn$;
+
+-- Raises undefined_object, naming the environment and the known ones, unless it exists.
+CREATE FUNCTION permsync.require_environment(env text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF env IS NULL THEN
+        RAISE EXCEPTION 'an environment name is required' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT FROM permsync.environments e WHERE e.name = env) THEN
+        RAISE EXCEPTION 'no environment named "%"', env
+            USING ERRCODE = 'undefined_object',
+                  HINT = coalesce('known environments: '
+                                  || (SELECT string_agg(e.name, ', ' ORDER BY e.priority, e.name) FROM permsync.environments e),
+                                  'no environment is registered yet: the daemon registers them from its configuration when it starts');
+    END IF;
+END
+$fn$;
+
+-- The global switches. permsync.config rows sync_enabled and dry_run are read by the
+-- daemon at start and at each poll.
+CREATE FUNCTION permsync.enable_sync() RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$ SELECT permsync.set_switch('sync_enabled', true, 'enable_sync') $fn$;
+
+CREATE FUNCTION permsync.disable_sync() RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$ SELECT permsync.set_switch('sync_enabled', false, 'disable_sync') $fn$;
+
+CREATE FUNCTION permsync.enable_dry_run() RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$ SELECT permsync.set_switch('dry_run', true, 'enable_dry_run') $fn$;
+
+CREATE FUNCTION permsync.disable_dry_run() RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$ SELECT permsync.set_switch('dry_run', false, 'disable_dry_run') $fn$;
+
+-- Capturing password verifiers (sync_passwords) is an admin's switch too: the daemon's
+-- role may write permsync.config (it mirrors its settings there) but not this key, or it
+-- could turn capture on and read every verifier, superusers' included.
+CREATE FUNCTION permsync.enable_password_sync() RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$ SELECT permsync.set_switch('sync_passwords', true, 'enable_password_sync') $fn$;
+
+CREATE FUNCTION permsync.disable_password_sync() RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$ SELECT permsync.set_switch('sync_passwords', false, 'disable_password_sync') $fn$;
+
+-- sync_enabled, dry_run and sync_passwords are written only by the owner, which is who the
+-- security definer control functions run as, and superusers (the DBAs, whom no trigger
+-- binds anyway). Anyone else (the daemon's role, which may write the rest of the table) is
+-- refused, naming the function to use.
+CREATE FUNCTION permsync.config_guard()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    switch text;
+BEGIN
+    IF tg_op <> 'INSERT' THEN
+        IF OLD.key IN ('sync_enabled', 'dry_run', 'sync_passwords') THEN
+            switch := OLD.key;
+        END IF;
+    END IF;
+    IF tg_op <> 'DELETE' THEN
+        IF NEW.key IN ('sync_enabled', 'dry_run', 'sync_passwords') THEN
+            switch := NEW.key;
+        END IF;
+    END IF;
+    IF switch IS NOT NULL
+       AND current_user <> (SELECT pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid = 'permsync.config'::regclass)
+       AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE EXCEPTION 'permsync.config: "%" is an admin''s switch; % refused', switch, tg_op
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = CASE switch
+                             WHEN 'sync_enabled' THEN 'permsync.enable_sync() / disable_sync() set it (permsync_admin)'
+                             WHEN 'dry_run' THEN 'permsync.enable_dry_run() / disable_dry_run() set it (permsync_admin)'
+                             ELSE 'permsync.enable_password_sync() / disable_password_sync() set it (permsync_admin)'
+                         END;
+    END IF;
+    RETURN CASE WHEN tg_op = 'DELETE' THEN OLD ELSE NEW END;
+END
+$fn$;
+
+CREATE TRIGGER config_switches
+    BEFORE INSERT OR UPDATE OR DELETE ON permsync.config
+    FOR EACH ROW EXECUTE FUNCTION permsync.config_guard();
+
+-- Before sync_passwords changes (enable_password_sync(), disable_password_sync(), or a
+-- superuser's own write), the role changes made so far are captured under the setting
+-- they were made under: a password given just before capture is turned off still
+-- travels. Fires after config_switches (triggers fire by name), so a refused write
+-- captures nothing. The capture holds the snapshot's lock until the admin commits.
+CREATE FUNCTION permsync.capture_before_password_switch()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    -- The table as it is before this row changes (an upsert fires BEFORE INSERT first).
+    now_on   boolean := coalesce((SELECT c.value FROM permsync.config c WHERE c.key = 'sync_passwords'), 'false') = 'true';
+    after_on boolean := now_on;
+BEGIN
+    IF tg_op <> 'INSERT' AND OLD.key = 'sync_passwords' THEN
+        after_on := false;
+    END IF;
+    IF tg_op <> 'DELETE' AND NEW.key = 'sync_passwords' THEN
+        after_on := NEW.value = 'true';
+    END IF;
+    IF after_on <> now_on THEN
+        PERFORM permsync.capture_role_changes();
+    END IF;
+    RETURN CASE WHEN tg_op = 'DELETE' THEN OLD ELSE NEW END;
+END
+$fn$;
+
+CREATE TRIGGER config_verifier_capture
+    BEFORE INSERT OR UPDATE OR DELETE ON permsync.config
+    FOR EACH ROW EXECUTE FUNCTION permsync.capture_before_password_switch();
+
+-- paused survives daemon restarts: the daemon's mirror of its configuration never writes it.
+CREATE FUNCTION permsync.pause_environment(env text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM permsync.require_environment(env);
+    UPDATE permsync.environments e SET paused = true WHERE e.name = env;
+    PERFORM permsync.notify_control('pause', env);
+END
+$fn$;
+
+CREATE FUNCTION permsync.resume_environment(env text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM permsync.require_environment(env);
+    UPDATE permsync.environments e SET paused = false WHERE e.name = env;
+    PERFORM permsync.notify_control('resume', env);
+END
+$fn$;
+
+-- Queues SQL for every environment, or only env, as a batch like the captured ones: it is
+-- ordered at commit and carried by the same pipeline. On each target it runs as the
+-- caller's login (session_user), as a captured statement runs as its author: an operator
+-- cannot get there what it may not do itself. invoker_search_path says how to read
+-- unqualified names; its default is the caller's. As capture does, it stores every string
+-- literal masked; SQL whose literals read differently with and without
+-- standard_conforming_strings is refused rather than stored (the operator can write it
+-- otherwise, where capture could only withhold it), and so is SQL over the 64 kB the
+-- daemon reads of one batch.
+CREATE FUNCTION permsync.manual_sync(
+    sql text,
+    env text DEFAULT NULL,
+    invoker_search_path text DEFAULT pg_catalog.current_setting('search_path'))
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    masked text;
+    batch  bigint;
+BEGIN
+    IF sql IS NULL OR btrim(sql) = '' THEN
+        RAISE EXCEPTION 'manual_sync needs the SQL to carry' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(sql) > 65536 THEN
+        RAISE EXCEPTION 'manual_sync takes at most 65536 bytes of SQL; this is %', octet_length(sql)
+            USING ERRCODE = 'program_limit_exceeded', HINT = 'queue it in smaller parts';
+    END IF;
+    masked := permsync.masked_text(sql);
+    IF masked IS NULL THEN
+        RAISE EXCEPTION 'manual_sync cannot store this SQL safely: its string literals read differently with and without standard_conforming_strings'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'write each literal as E''...'' or without backslashes';
+    END IF;
+    IF env IS NOT NULL THEN
+        PERFORM permsync.require_environment(env);
+    END IF;
+    INSERT INTO permsync.batches (origin, query_text, query_masked, current_user_name,
+                                  current_user_is_superuser, search_path, target_environment)
+    VALUES ('manual', masked, masked <> sql, session_user,
+            coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user), false),
+            invoker_search_path, env)
+    RETURNING id INTO batch;
+    PERFORM permsync.wake('permsync', batch::text);
+    RETURN batch;
+END
+$fn$;
+
+-- The failed executions a retry re-attempts: the one each environment (or env) waits on.
+-- The request is stored (retry_requested): a daemon that is down or reconnecting carries
+-- it out when it next reads the source.
+CREATE FUNCTION permsync.retry_failed(env text DEFAULT NULL)
+RETURNS TABLE (environment_name text, batch_id bigint, commit_seq bigint, failure_kind text,
+               error_code text, error_message text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF env IS NOT NULL THEN
+        PERFORM permsync.require_environment(env);
+    END IF;
+    UPDATE permsync.environments e SET retry_requested = e.retry_requested + 1 WHERE env IS NULL OR e.name = env;
+    PERFORM permsync.notify_control('retry', env);
+    RETURN QUERY
+        SELECT o.environment_name, o.batch_id, o.commit_seq, o.failure_kind, o.error_code, o.result_message
+          FROM permsync.v_batch_outcomes o
+         WHERE o.status = 'failed' AND NOT o.finished AND (env IS NULL OR o.environment_name = env)
+         ORDER BY o.environment_name, o.commit_seq;
+END
+$fn$;
+
+-- Gives up on one batch in one environment: its outcome there becomes 'skipped', with who
+-- skipped it and why, and the environment goes on with the batches after it. Any batch
+-- the environment has yet to finish may be skipped: the one it is held on, one it keeps
+-- failing on, or one further on that is known not to apply there. The daemon never runs
+-- a batch with a finished outcome, and never overwrites one (RECORD_EXECUTIONS updates a
+-- failure only). The unique (batch_id, environment_name) key orders a skip and the
+-- daemon's own log write of the same batch: whichever commits first stands, and a skip
+-- that comes second is refused, naming the outcome.
+CREATE FUNCTION permsync.skip_batch(env text, batch bigint, reason text)
+RETURNS TABLE (environment_name text, batch_id bigint, commit_seq bigint, was text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_column
+DECLARE
+    seq       bigint;
+    only_env  text;
+    origin    text;
+    behind    boolean;
+    passes    boolean;
+    before    text;
+    message   text;
+    done      text;
+BEGIN
+    PERFORM permsync.require_environment(env);
+    IF reason IS NULL OR btrim(reason) = '' THEN
+        RAISE EXCEPTION 'a skip needs a reason: it is recorded with the skip, for whoever looks at % later', env
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT b.commit_seq, b.target_environment, b.origin INTO seq, only_env, origin
+      FROM permsync.batches b WHERE b.id = batch;
+    IF seq IS NULL THEN
+        RAISE EXCEPTION 'no committed batch %', batch
+            USING ERRCODE = 'undefined_object', HINT = 'permsync.v_environment_status shows the batch each environment waits on';
+    END IF;
+    IF only_env <> env THEN
+        RAISE EXCEPTION 'batch % is not carried to "%": it was queued for "%" only', batch, env, only_env
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT seq <= e.start_after_seq, e.on_permanent_failure = 'continue' INTO behind, passes
+      FROM permsync.environments e WHERE e.name = env;
+    IF behind OR origin = 'reconcile' THEN
+        RAISE EXCEPTION 'batch % is finished in "%" already: it predates the environment, or is a reconcile', batch, env
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    SELECT x.execution_status INTO before
+      FROM permsync.execution_log x WHERE x.batch_id = batch AND x.environment_name = env;
+    -- Sent there and no outcome yet: it may be running now, and a skip would be logged for
+    -- what the target commits a moment later.
+    IF before IS NULL AND seq <= (SELECT e.in_flight_through FROM permsync.environments e WHERE e.name = env) THEN
+        RAISE EXCEPTION 'batch % may be being applied in "%" now: it was sent there and has no outcome yet', batch, env
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'wait for its outcome (permsync status), then skip it if it failed';
+    END IF;
+    message := format('skipped by %s: %s', session_user, reason);
+    INSERT INTO permsync.execution_log AS x (batch_id, environment_name, commit_seq, execution_status,
+                                             started_at, finished_at, duration_ms, result_message)
+    VALUES (batch, env, seq, 'skipped', now(), now(), 0, message)
+    ON CONFLICT (batch_id, environment_name) DO UPDATE
+       SET execution_status = 'skipped', failure_kind = NULL, finished_at = now(),
+           result_message = EXCLUDED.result_message || coalesce('; it had failed: ' || x.result_message, '')
+     WHERE x.execution_status = 'failed' AND NOT coalesce(x.failure_kind = 'permanent' AND passes, false);
+    IF NOT FOUND THEN
+        SELECT x.execution_status || coalesce(' (' || x.result_message || ')', '') INTO done
+          FROM permsync.execution_log x WHERE x.batch_id = batch AND x.environment_name = env;
+        RAISE EXCEPTION 'batch % is finished in "%" already: %', batch, env, done
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'only a batch the environment has yet to finish can be skipped';
+    END IF;
+    DELETE FROM permsync.retry_queue r WHERE r.batch_id = batch AND r.environment_name = env;
+    UPDATE permsync.environments e SET retry_requested = e.retry_requested + 1 WHERE e.name = env;
+    PERFORM permsync.record_control('skip', env, batch, reason);
+    RETURN QUERY SELECT env, batch, seq, coalesce(before, 'pending');
+END
+$fn$;
+
+-- One row per environment. state, most urgent first:
+--   disabled       enabled = false in the daemon's configuration: nothing is carried there
+--   held           the oldest unfinished batch failed permanently: it waits for a person
+--   failing        the oldest unfinished batch failed transiently: the daemon retries it
+--   paused         pause_environment(): nothing is carried until resume_environment()
+--   sync_disabled  disable_sync(): nothing is carried anywhere until enable_sync()
+--   pending        batches wait and nothing failed: being carried, or no daemon runs
+--   ok             nothing waits
+-- Counts cover executions that finished in the last `hours` hours; role_conflicts counts
+-- the open ones. Security definer so that permsync_reader, who reads views only, can read
+-- v_environment_status built on it.
+CREATE FUNCTION permsync.get_sync_status(hours integer DEFAULT 24)
+RETURNS TABLE (environment text, label text, priority integer, enabled boolean, paused boolean,
+               sync_enabled boolean, dry_run boolean, state text, last_success_at timestamptz,
+               success_count bigint, failed_count bigint, skipped_count bigint, dry_run_count bigint,
+               pending_batches bigint, oldest_pending_batch_id bigint, oldest_pending_age_seconds double precision,
+               blocking_error_code text, blocking_error text, role_conflicts bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+    WITH switches AS (
+        SELECT coalesce((SELECT c.value FROM permsync.config c WHERE c.key = 'sync_enabled'), 'true')::boolean AS sync_enabled,
+               coalesce((SELECT c.value FROM permsync.config c WHERE c.key = 'dry_run'), 'false')::boolean AS dry_run
+    )
+    SELECT e.name, e.label, e.priority, e.enabled, e.paused, s.sync_enabled, s.dry_run,
+           CASE WHEN NOT e.enabled THEN 'disabled'
+                WHEN head.status = 'failed' AND head.failure_kind = 'permanent' THEN 'held'
+                WHEN head.status = 'failed' THEN 'failing'
+                WHEN e.paused THEN 'paused'
+                WHEN NOT s.sync_enabled THEN 'sync_disabled'
+                WHEN head.batch_id IS NOT NULL THEN 'pending'
+                ELSE 'ok'
+           END,
+           (SELECT max(x.finished_at) FROM permsync.execution_log x
+             WHERE x.environment_name = e.name AND x.execution_status = 'success'),
+           recent.success, recent.failed, recent.skipped, recent.dry_run,
+           (SELECT count(*) FROM permsync.v_batch_outcomes o WHERE o.environment_name = e.name AND NOT o.finished),
+           head.batch_id,
+           extract(epoch FROM now() - head.committed_at)::double precision,
+           CASE WHEN head.status = 'failed' THEN head.error_code END,
+           CASE WHEN head.status = 'failed' THEN head.result_message END,
+           (SELECT count(*) FROM permsync.role_conflicts c WHERE c.environment_name = e.name AND c.resolved_at IS NULL)
+      FROM permsync.environments e
+     CROSS JOIN switches s
+     CROSS JOIN LATERAL (
+            SELECT count(*) FILTER (WHERE x.execution_status = 'success') AS success,
+                   count(*) FILTER (WHERE x.execution_status = 'failed') AS failed,
+                   count(*) FILTER (WHERE x.execution_status = 'skipped') AS skipped,
+                   count(*) FILTER (WHERE x.execution_status = 'dry_run') AS dry_run
+              FROM permsync.execution_log x
+             WHERE x.environment_name = e.name AND x.finished_at > now() - hours * interval '1 hour') recent
+      LEFT JOIN LATERAL (
+            SELECT o.* FROM permsync.v_batch_outcomes o
+             WHERE o.environment_name = e.name AND NOT o.finished
+             ORDER BY o.commit_seq LIMIT 1) head ON true
+     ORDER BY e.priority, e.name
+$fn$;
+
+CREATE VIEW permsync.v_environment_status AS
+SELECT * FROM permsync.get_sync_status(24);
+
+-- Batches committed in the last 7 days, newest first, with their outcome in each
+-- environment they concern ('pending' where nothing is recorded yet).
+CREATE VIEW permsync.v_recent_batches AS
+SELECT b.id AS batch_id, b.commit_seq, b.origin, b.committed_at, b.session_user_name, b.current_user_name,
+       b.target_environment,
+       coalesce((SELECT array_agg(a.command_tag ORDER BY a.id) FROM permsync.audit_log a WHERE a.batch_id = b.id),
+                '{}') AS command_tags,
+       b.query_text, b.query_masked,
+       coalesce(o.outcomes, '{}') AS outcomes,
+       coalesce(o.success, 0) AS success_count,
+       coalesce(o.failed, 0) AS failed_count,
+       coalesce(o.skipped, 0) AS skipped_count,
+       coalesce(o.dry_run, 0) AS dry_run_count,
+       coalesce(o.unfinished, 0) AS unfinished_count
+  FROM permsync.batches b
+  LEFT JOIN LATERAL (
+        SELECT jsonb_object_agg(o.environment_name, o.status) AS outcomes,
+               count(*) FILTER (WHERE o.status = 'success') AS success,
+               count(*) FILTER (WHERE o.status = 'failed') AS failed,
+               count(*) FILTER (WHERE o.status = 'skipped') AS skipped,
+               count(*) FILTER (WHERE o.status = 'dry_run') AS dry_run,
+               count(*) FILTER (WHERE NOT o.finished) AS unfinished
+          FROM permsync.v_batch_outcomes o WHERE o.batch_id = b.id) o ON true
+ WHERE b.commit_seq IS NOT NULL AND b.committed_at > now() - interval '7 days'
+ ORDER BY b.commit_seq DESC;
+
+CREATE VIEW permsync.v_execution_details AS
+SELECT x.id AS execution_id, x.batch_id, x.commit_seq, x.environment_name, e.label AS environment_label,
+       b.origin, b.committed_at, b.session_user_name, b.current_user_name, b.target_environment,
+       b.query_text, b.query_masked, x.applied_sql, x.execution_status, x.failure_kind,
+       x.started_at, x.finished_at, x.duration_ms, x.result_message, x.error_code, x.error_detail, x.error_hint,
+       x.retry_count, x.last_retry_at, x.server_version, x.connection_time_ms
+  FROM permsync.execution_log x
+  JOIN permsync.batches b ON b.id = x.batch_id
+  LEFT JOIN permsync.environments e ON e.name = x.environment_name;
+
+-- retry_state: 'retrying' (transient: the daemon tries again at next_attempt_at),
+-- 'held' (permanent: the environment waits until permsync.retry_failed() or a restart),
+-- 'passed' (permanent, and the environment continues past failures: never re-attempted;
+-- drift shows what is missing there).
+CREATE VIEW permsync.v_failed_syncs AS
+SELECT x.id AS execution_id, x.batch_id, x.commit_seq, x.environment_name, b.query_text, x.applied_sql,
+       x.error_code, x.result_message AS error_message, x.error_detail, x.error_hint, x.failure_kind,
+       CASE WHEN o.finished THEN 'passed'
+            WHEN x.failure_kind = 'permanent' THEN 'held'
+            ELSE 'retrying'
+       END AS retry_state,
+       x.retry_count, x.started_at AS first_attempt_at, x.finished_at AS last_attempt_at,
+       r.attempts AS queued_attempts, r.next_attempt_at
+  FROM permsync.execution_log x
+  JOIN permsync.batches b ON b.id = x.batch_id
+  LEFT JOIN permsync.v_batch_outcomes o ON o.batch_id = x.batch_id AND o.environment_name = x.environment_name
+  LEFT JOIN permsync.retry_queue r ON r.batch_id = x.batch_id AND r.environment_name = x.environment_name
+ WHERE x.execution_status = 'failed'
+ ORDER BY x.finished_at DESC;
+
+-- Each permission command the capture saw, with its batch's outcome per environment.
+CREATE VIEW permsync.v_audit_trail AS
+SELECT a.id AS audit_id, a.logged_at, a.command_tag, a.object_type, a.object_identity, a.schema_name,
+       a.in_extension, a.session_user_name, a.current_user_name, a.batch_id, b.commit_seq, b.origin,
+       b.query_text, b.query_masked,
+       coalesce((SELECT jsonb_object_agg(o.environment_name, o.status)
+                   FROM permsync.v_batch_outcomes o WHERE o.batch_id = a.batch_id), '{}') AS outcomes
+  FROM permsync.audit_log a
+  JOIN permsync.batches b ON b.id = a.batch_id
+ ORDER BY a.id DESC;
+
+-- Durations cover executions that ran statements (success, failed); skipped and dry runs
+-- take no time on the target and would only dilute the average. Days are in the session's
+-- time zone.
+CREATE VIEW permsync.v_sync_daily_summary AS
+SELECT x.finished_at::date AS day, x.environment_name,
+       count(*) AS executions,
+       count(*) FILTER (WHERE x.execution_status = 'success') AS success_count,
+       count(*) FILTER (WHERE x.execution_status = 'failed') AS failed_count,
+       count(*) FILTER (WHERE x.execution_status = 'skipped') AS skipped_count,
+       count(*) FILTER (WHERE x.execution_status = 'dry_run') AS dry_run_count,
+       round(avg(x.duration_ms) FILTER (WHERE x.execution_status IN ('success', 'failed')), 3) AS avg_duration_ms,
+       max(x.duration_ms) FILTER (WHERE x.execution_status IN ('success', 'failed')) AS max_duration_ms
+  FROM permsync.execution_log x
+ GROUP BY 1, 2
+ ORDER BY 1 DESC, 2;
+
+-- ── Retention ─────────────────────────────────────────────────────────────────────────
+-- Deletes what the retention settings (config log_retention_days, audit_retention_days;
+-- 90 and 365 when absent) let go:
+-- * each environment's start_after_seq first moves up to where the daemon would resume
+--   there (RESUME_POINT): the batches before it are finished in order, so they no longer
+--   need their execution_log rows to count as finished. Without this, deleting an old
+--   success row would make the daemon replay that batch at its next start.
+-- * execution_log rows older than log_retention_days, at or before that point (or of an
+--   environment no longer registered). A failure the environment still waits on stays.
+-- * batches older than audit_retention_days that no enabled environment has left to
+--   finish, with their audit_log, execution_log and retry_queue rows. A disabled
+--   environment does not keep history alive: re-enabled, it is brought up to date by
+--   reconcile.
+-- permsync.retention = 'on' for the duration of the call is what the audit_log guard
+-- lets through (see audit_log_guard).
+CREATE FUNCTION permsync.cleanup_old_logs()
+RETURNS TABLE (execution_log_deleted bigint, audit_log_deleted bigint, batches_deleted bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET permsync.retention = 'on'
+AS $fn$
+DECLARE
+    log_days   integer := coalesce((SELECT c.value FROM permsync.config c WHERE c.key = 'log_retention_days'), '90')::integer;
+    audit_days integer := coalesce((SELECT c.value FROM permsync.config c WHERE c.key = 'audit_retention_days'), '365')::integer;
+    doomed     bigint[];
+    n          bigint;
+BEGIN
+    UPDATE permsync.environments e
+       SET start_after_seq = w.seq
+      FROM (SELECT e2.name,
+                   coalesce((SELECT min(o.commit_seq) - 1 FROM permsync.v_batch_outcomes o
+                              WHERE o.environment_name = e2.name AND NOT o.finished),
+                            (SELECT max(b.commit_seq) FROM permsync.batches b)) AS seq
+              FROM permsync.environments e2) w
+     WHERE w.name = e.name AND w.seq > e.start_after_seq;
+
+    DELETE FROM permsync.execution_log x
+     WHERE x.finished_at < now() - log_days * interval '1 day'
+       AND NOT EXISTS (SELECT FROM permsync.environments e
+                        WHERE e.name = x.environment_name AND x.commit_seq > e.start_after_seq);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    execution_log_deleted := n;
+
+    doomed := ARRAY(
+        SELECT b.id FROM permsync.batches b
+         WHERE b.commit_seq IS NOT NULL
+           AND b.committed_at < now() - audit_days * interval '1 day'
+           AND NOT EXISTS (SELECT FROM permsync.v_batch_outcomes o
+                             JOIN permsync.environments e ON e.name = o.environment_name
+                            WHERE o.batch_id = b.id AND NOT o.finished AND e.enabled));
+    DELETE FROM permsync.retry_queue r WHERE r.batch_id = ANY (doomed);
+    DELETE FROM permsync.execution_log x WHERE x.batch_id = ANY (doomed);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    execution_log_deleted := execution_log_deleted + n;
+    DELETE FROM permsync.audit_log a WHERE a.batch_id = ANY (doomed);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    audit_log_deleted := n;
+    DELETE FROM permsync.batches b WHERE b.id = ANY (doomed);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    batches_deleted := n;
+    RETURN NEXT;
+END
+$fn$;
+
+-- UPDATE and TRUNCATE are refused always, DELETE unless it comes from cleanup_old_logs.
+-- The GUC alone would prove nothing: any session can SET a custom parameter. What a
+-- caller cannot fake is current_user: inside the security definer cleanup_old_logs it
+-- is the function's owner, and the GUC is set only for the duration of that call (the
+-- function's SET clause). So a DELETE passes only with both, and a role that merely
+-- holds DELETE on the table, or sets the GUC, is refused. The owner, the installing
+-- superuser, could set the GUC by hand and delete, and could disable the trigger
+-- anyway: no trigger binds a superuser. This guards against everyone else, and against
+-- accidents.
+CREATE FUNCTION permsync.audit_log_guard()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF tg_op = 'DELETE'
+       AND current_setting('permsync.retention', true) = 'on'
+       AND current_user = (SELECT pg_get_userbyid(p.proowner) FROM pg_proc p
+                            WHERE p.oid = 'permsync.cleanup_old_logs()'::regprocedure) THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'permsync.audit_log is append-only: % refused', tg_op
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'old audit records are removed by permsync.cleanup_old_logs() after audit_retention_days';
+END
+$fn$;
+
+CREATE TRIGGER audit_log_append_only
+    BEFORE UPDATE OR DELETE ON permsync.audit_log
+    FOR EACH ROW EXECUTE FUNCTION permsync.audit_log_guard();
+CREATE TRIGGER audit_log_no_truncate
+    BEFORE TRUNCATE ON permsync.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION permsync.audit_log_guard();
+
+-- ── Leadership ────────────────────────────────────────────────────────────────────────
+-- The lease of the daemon that applies: its session (pid and backend_start tell it from
+-- a later session given the same pid), who it is, since when it leads and until when the
+-- lease runs. Nobody is granted anything on the table: daemons claim, renew and release
+-- through the functions below.
+CREATE TABLE permsync.leader (
+    id               integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    pid              integer,
+    backend_start    timestamptz,
+    user_name        name,
+    application_name text,
+    client_addr      inet,
+    since            timestamptz,
+    renewed_at       timestamptz,
+    expires_at       timestamptz
+);
+REVOKE ALL ON permsync.leader FROM PUBLIC;
+INSERT INTO permsync.leader (id) VALUES (1);
+
+-- Claims the lease for the calling session, or renews it when that session holds it,
+-- for lease_ms from now by the source's clock. It is free when nobody holds it, when
+-- it has expired, or when its holder's session has ended (a daemon killed, its session
+-- terminated: taken over at once, not at expiry). Returns whether the caller now leads, and the
+-- holder (the caller, or the daemon standing in its way).
+-- The holder's session counts as ended only if pg_stat_activity shows no session with
+-- its pid, or one that started at another time: where the owner may not see other
+-- users' backend_start (not a superuser, no pg_read_all_stats), it shows NULL, and the
+-- lease is taken over only once it expires.
+CREATE FUNCTION permsync.claim_leadership(lease_ms integer)
+RETURNS TABLE (is_leader boolean, pid integer, user_name name, application_name text, client_addr inet,
+               since timestamptz, expires_at timestamptz)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_column
+DECLARE
+    me      record;
+    held    permsync.leader;
+    now_at  timestamptz := clock_timestamp();
+BEGIN
+    IF lease_ms IS NULL OR lease_ms NOT BETWEEN 1000 AND 600000 THEN
+        RAISE EXCEPTION 'a leader lease of % ms: it must be 1000 to 600000 ms', coalesce(lease_ms::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT a.pid, a.backend_start, a.application_name, a.client_addr INTO me
+      FROM pg_stat_activity a WHERE a.pid = pg_backend_pid();
+    INSERT INTO permsync.leader (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
+    SELECT * INTO held FROM permsync.leader l WHERE l.id = 1 FOR UPDATE;
+    IF held.pid = me.pid AND held.backend_start = me.backend_start THEN
+        UPDATE permsync.leader l SET renewed_at = now_at, expires_at = now_at + lease_ms * interval '1 millisecond'
+         WHERE l.id = 1;
+    ELSIF held.pid IS NULL OR held.expires_at <= now_at
+          OR NOT EXISTS (SELECT FROM pg_stat_activity a
+                          WHERE a.pid = held.pid AND (a.backend_start IS NULL OR a.backend_start = held.backend_start)) THEN
+        UPDATE permsync.leader l
+           SET pid = me.pid, backend_start = me.backend_start, user_name = session_user,
+               application_name = me.application_name, client_addr = me.client_addr,
+               since = now_at, renewed_at = now_at, expires_at = now_at + lease_ms * interval '1 millisecond'
+         WHERE l.id = 1;
+    ELSE
+        RETURN QUERY SELECT false, held.pid, held.user_name, held.application_name, held.client_addr,
+                            held.since, held.expires_at;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT true, l.pid, l.user_name, l.application_name, l.client_addr, l.since, l.expires_at
+                   FROM permsync.leader l WHERE l.id = 1;
+END
+$fn$;
+
+-- Gives the lease up, if the calling session holds it; returns whether it did.
+CREATE FUNCTION permsync.release_leadership()
+RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    UPDATE permsync.leader l
+       SET pid = NULL, backend_start = NULL, user_name = NULL, application_name = NULL, client_addr = NULL,
+           since = NULL, renewed_at = NULL, expires_at = NULL
+     WHERE l.id = 1 AND l.pid = pg_backend_pid()
+       AND l.backend_start = (SELECT a.backend_start FROM pg_stat_activity a WHERE a.pid = pg_backend_pid());
+    RETURN FOUND;
+END
+$fn$;
+
+-- ── Roles and privileges ──────────────────────────────────────────────────────────────
+-- Cluster-wide, so created only when missing (two databases of one cluster may both run
+-- permsync), NOLOGIN: a DBA grants them to login roles, e.g.
+--   GRANT permsync_daemon TO permsync_svc;   -- the login the daemon connects as
+--   GRANT permsync_operator TO dba_team;
+-- permsync_reader < permsync_operator < permsync_admin: each holds the one before it.
+-- Uninstall leaves them in place (they may be granted to people, or used in another
+-- database); see sql/uninstall.sql.
+DO $do$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['permsync_admin', 'permsync_operator', 'permsync_reader', 'permsync_daemon'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+            EXCEPTION WHEN duplicate_object THEN
+                NULL; -- created meanwhile by an install in another database
+            END;
+        END IF;
+    END LOOP;
+END
+$do$;
+GRANT permsync_reader TO permsync_operator;
+GRANT permsync_operator TO permsync_admin;
+
+-- Functions are executable by PUBLIC unless revoked, schema or not: revoke every one,
+-- then grant each to the roles that need it. A migration that adds a function must do
+-- the same (test/operator.test.ts checks that PUBLIC can execute none).
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA permsync, permsync_capture FROM PUBLIC;
+
+-- permsync_reader: the views, nothing else (get_sync_status is what v_environment_status
+-- reads, unreplayable_since_match what drift reads).
+GRANT USAGE ON SCHEMA permsync TO permsync_reader;
+GRANT SELECT ON permsync.v_environment_status, permsync.v_recent_batches, permsync.v_execution_details,
+                permsync.v_failed_syncs, permsync.v_audit_trail, permsync.v_sync_daily_summary,
+                permsync.v_batch_outcomes, permsync.v_drift_status, permsync.v_operator_actions,
+                permsync.v_role_conflicts, permsync.v_managed_roles
+   TO permsync_reader;
+GRANT EXECUTE ON FUNCTION permsync.get_sync_status(integer), permsync.unreplayable_since_match(text) TO permsync_reader;
+
+-- permsync_operator: also the tables, read-only, and the day-to-day controls. Not what
+-- may hold password verifiers: batches.statements and role_snapshot (so SELECT * on
+-- batches is refused; the views show everything else).
+GRANT SELECT ON permsync.environments, permsync.sync_rules, permsync.config, permsync.audit_log,
+                permsync.execution_log, permsync.retry_queue, permsync.schema_migrations,
+                permsync.drift_checks, permsync.operator_actions, permsync.managed_roles, permsync.role_conflicts
+   TO permsync_operator;
+GRANT SELECT (id, commit_seq, origin, source_xid, statement_started_at, captured_at, committed_at, database_name,
+              session_user_name, current_user_name, current_user_is_superuser, search_path, backend_pid,
+              client_addr, application_name, query_text, query_masked, target_environment, not_replayable)
+   ON permsync.batches TO permsync_operator;
+GRANT EXECUTE ON FUNCTION permsync.manual_sync(text, text, text), permsync.retry_failed(text),
+                          permsync.skip_batch(text, bigint, text),
+                          permsync.pause_environment(text), permsync.resume_environment(text)
+   TO permsync_operator;
+
+-- permsync_admin: also the global switches and retention. No direct writes: the tables
+-- are either logs, written only by capture and the daemon, or mirrors of the daemon's
+-- configuration file, rewritten at each start; what an admin may change goes through a
+-- function, which also tells the daemon. Recording a reconcile and handing a role over
+-- (`permsync adopt`) are the daemon's login's or an admin's, from the CLI.
+GRANT EXECUTE ON FUNCTION permsync.enable_sync(), permsync.disable_sync(), permsync.enable_dry_run(),
+                          permsync.disable_dry_run(), permsync.enable_password_sync(),
+                          permsync.disable_password_sync(), permsync.cleanup_old_logs()
+   TO permsync_admin;
+
+-- permsync_daemon: exactly what src/source/queries.ts and drift read, write and call. It
+-- writes batches only through capture_role_changes and record_reconcile, and may not
+-- touch paused, start_after_seq or retry_requested (operators' and retention's), the
+-- switches (see config_guard), nor the audit log. Its UPDATE grants name columns: an
+-- UPDATE on a whole table would let it LOCK that table in any mode (permsync.config,
+-- which every role check on a DBA's path reads, say), and stall them all.
+GRANT USAGE ON SCHEMA permsync TO permsync_daemon;
+GRANT SELECT ON permsync.environments, permsync.sync_rules, permsync.config, permsync.batches,
+                permsync.audit_log, permsync.execution_log, permsync.retry_queue, permsync.schema_migrations
+   TO permsync_daemon;
+GRANT EXECUTE ON FUNCTION permsync.capture_role_changes(), permsync.role_state() TO permsync_daemon;
+-- Retention runs on the daemon's schedule (settings.cleanup_cron).
+GRANT EXECUTE ON FUNCTION permsync.cleanup_old_logs() TO permsync_daemon;
+GRANT INSERT, UPDATE (label, priority, enabled, on_permanent_failure, in_flight_through, updated_at) ON permsync.environments TO permsync_daemon;
+GRANT INSERT, DELETE ON permsync.sync_rules TO permsync_daemon;
+GRANT INSERT, UPDATE (value, updated_at) ON permsync.config TO permsync_daemon;
+GRANT INSERT, UPDATE ON permsync.execution_log TO permsync_daemon;
+GRANT INSERT, UPDATE, DELETE ON permsync.retry_queue TO permsync_daemon;
+GRANT SELECT, INSERT ON permsync.drift_checks TO permsync_daemon;
+GRANT EXECUTE ON FUNCTION permsync.unreplayable_since_match(text) TO permsync_daemon;
+GRANT EXECUTE ON FUNCTION permsync.record_reconcile(text, text, boolean, jsonb, text, timestamptz, timestamptz,
+                                                    numeric, text, text, numeric)
+   TO permsync_daemon, permsync_admin;
+GRANT EXECUTE ON FUNCTION permsync.claim_leadership(integer), permsync.release_leadership() TO permsync_daemon;
+-- The daemon records the roles it creates, drops, renames, and the conflicts it meets.
+GRANT SELECT, INSERT, DELETE, UPDATE (role_name) ON permsync.managed_roles TO permsync_daemon, permsync_admin;
+GRANT SELECT, INSERT, UPDATE (batch_id, reason, last_seen_at, resolved_at, resolution) ON permsync.role_conflicts
+   TO permsync_daemon, permsync_admin;
+GRANT SELECT ON permsync.v_managed_roles TO permsync_daemon;
+
+-- ── Capture starts ────────────────────────────────────────────────────────────────────
+-- Last, so that nothing of the install itself is captured. The tags are the permission
+-- commands, every ALTER that can change an owner (record_command keeps only those that
+-- do), DROP OWNED, and CREATE SCHEMA for the GRANTs among its elements.
+CREATE EVENT TRIGGER permsync_capture ON ddl_command_end
+    WHEN TAG IN (
+        'GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES',
+        'ALTER TABLE', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW', 'ALTER SEQUENCE', 'ALTER FOREIGN TABLE',
+        'ALTER SCHEMA', 'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER AGGREGATE',
+        'ALTER TYPE', 'ALTER DOMAIN', 'ALTER LANGUAGE', 'ALTER LARGE OBJECT',
+        'ALTER FOREIGN DATA WRAPPER', 'ALTER SERVER', 'ALTER COLLATION', 'ALTER CONVERSION',
+        'ALTER OPERATOR', 'ALTER OPERATOR CLASS', 'ALTER OPERATOR FAMILY', 'ALTER STATISTICS',
+        'ALTER TEXT SEARCH CONFIGURATION', 'ALTER TEXT SEARCH DICTIONARY',
+        'ALTER PUBLICATION', 'ALTER SUBSCRIPTION', 'DROP OWNED', 'CREATE SCHEMA')
+    EXECUTE FUNCTION permsync.capture_permission_command();
