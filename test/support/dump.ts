@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type pg from 'pg';
 import { permissionSnapshot } from './catalog.js';
@@ -29,13 +29,24 @@ export interface AccountOptions {
   withoutMembershipGrantors?: boolean;
 }
 
-/** The newest PostgreSQL client installed (Debian's /usr/lib/postgresql/N/bin), if any. */
+/** Where Debian installs each major's PostgreSQL client: /usr/lib/postgresql/N/bin. */
+const CLIENTS = '/usr/lib/postgresql';
+
+/** The newest PostgreSQL client installed, if any. */
 function newestClient(): { bin: string; major: number } | undefined {
-  const root = '/usr/lib/postgresql';
-  if (!existsSync(root)) return undefined;
-  const majors = readdirSync(root).map(Number).filter((n) => Number.isInteger(n) && existsSync(join(root, String(n), 'bin', 'pg_dump')));
+  if (!existsSync(CLIENTS)) return undefined;
+  const majors = readdirSync(CLIENTS).map(Number).filter((n) => Number.isInteger(n) && existsSync(join(CLIENTS, String(n), 'bin', 'pg_dump')));
   const major = Math.max(...majors);
-  return Number.isFinite(major) ? { bin: join(root, String(major), 'bin'), major } : undefined;
+  return Number.isFinite(major) ? { bin: join(CLIENTS, String(major), 'bin'), major } : undefined;
+}
+
+/** The pg_dump of one major exactly, for output that must not change with the client installed. */
+export function pgDumpOf(major: number): string {
+  const bin = join(CLIENTS, String(major), 'bin', 'pg_dump');
+  if (!existsSync(bin)) {
+    throw new Error(`no pg_dump of PostgreSQL ${major} in ${dirname(bin)}: install Debian's postgresql-client-${major} (the postgresql-client that .ci/run installs is ${major} on Debian 12)`);
+  }
+  return bin;
 }
 
 const NO_CLIENT = 'no pg_dump installed: install Debian\'s PostgreSQL client (apt-get install postgresql-client, as .ci/run does)';

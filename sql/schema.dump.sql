@@ -1,0 +1,3895 @@
+--
+-- PostgreSQL database dump
+--
+
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET xmloption = content;
+SET client_min_messages = warning;
+SET row_security = off;
+
+--
+-- Name: permsync; Type: SCHEMA; Schema: -; Owner: postgres
+--
+
+CREATE SCHEMA permsync;
+
+
+ALTER SCHEMA permsync OWNER TO postgres;
+
+--
+-- Name: permsync_capture; Type: SCHEMA; Schema: -; Owner: postgres
+--
+
+CREATE SCHEMA permsync_capture;
+
+
+ALTER SCHEMA permsync_capture OWNER TO postgres;
+
+--
+-- Name: acl_entries(aclitem[], aclitem[], oid); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.acl_entries(acl aclitem[], default_acl aclitem[], owner oid) RETURNS TABLE(key text, grantee text, privilege text, state text, default_state text, run_as text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH held AS (
+        SELECT a.grantee, a.privilege_type AS privilege, bool_or(a.is_grantable) AS grantable,
+               bool_or(coalesce(g.rolsuper, true)) AS by_superuser, min(g.rolname) AS grantor
+          FROM aclexplode(acl) a LEFT JOIN pg_roles g ON g.oid = a.grantor
+         GROUP BY a.grantee, a.privilege_type
+    ), defaults AS (
+        SELECT a.grantee, a.privilege_type AS privilege, a.is_grantable AS grantable FROM aclexplode(default_acl) a
+    )
+    SELECT x.grantee || '/' || x.privilege,
+           CASE x.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END,
+           x.privilege, x.state, x.default_state,
+           CASE WHEN x.state = 'absent' THEN (SELECT o.rolname FROM pg_roles o WHERE o.oid = owner AND NOT o.rolsuper)
+                WHEN NOT x.by_superuser THEN x.grantor END
+      FROM (SELECT coalesce(h.grantee, d.grantee) AS grantee, coalesce(h.privilege, d.privilege) AS privilege,
+                   CASE WHEN h.grantee IS NULL THEN 'absent' WHEN h.grantable THEN 'grantable' ELSE 'granted' END AS state,
+                   CASE WHEN d.grantee IS NULL THEN 'absent' WHEN d.grantable THEN 'grantable' ELSE 'granted' END AS default_state,
+                   h.by_superuser, h.grantor
+              FROM held h FULL JOIN defaults d ON d.grantee = h.grantee AND d.privilege = h.privilege) x
+     WHERE x.state <> x.default_state AND x.grantee <> owner
+$$;
+
+
+ALTER FUNCTION permsync.acl_entries(acl aclitem[], default_acl aclitem[], owner oid) OWNER TO postgres;
+
+--
+-- Name: assign_commit_seq(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.assign_commit_seq() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM permsync.take_lock('commit_seq');
+    UPDATE permsync.batches
+       SET commit_seq = nextval('permsync.commit_seq'), committed_at = clock_timestamp()
+     WHERE id = NEW.id;
+    RETURN NULL;
+END
+$$;
+
+
+ALTER FUNCTION permsync.assign_commit_seq() OWNER TO postgres;
+
+--
+-- Name: audit_log_guard(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.audit_log_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF tg_op = 'DELETE'
+       AND current_setting('permsync.retention', true) = 'on'
+       AND current_user = (SELECT pg_get_userbyid(p.proowner) FROM pg_proc p
+                            WHERE p.oid = 'permsync.cleanup_old_logs()'::regprocedure) THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'permsync.audit_log is append-only: % refused', tg_op
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'old audit records are removed by permsync.cleanup_old_logs() after audit_retention_days';
+END
+$$;
+
+
+ALTER FUNCTION permsync.audit_log_guard() OWNER TO postgres;
+
+--
+-- Name: capture_before_password_switch(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.capture_before_password_switch() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    -- The table as it is before this row changes (an upsert fires BEFORE INSERT first).
+    now_on   boolean := coalesce((SELECT c.value FROM permsync.config c WHERE c.key = 'sync_passwords'), 'false') = 'true';
+    after_on boolean := now_on;
+BEGIN
+    IF tg_op <> 'INSERT' AND OLD.key = 'sync_passwords' THEN
+        after_on := false;
+    END IF;
+    IF tg_op <> 'DELETE' AND NEW.key = 'sync_passwords' THEN
+        after_on := NEW.value = 'true';
+    END IF;
+    IF after_on <> now_on THEN
+        PERFORM permsync.capture_role_changes();
+    END IF;
+    RETURN CASE WHEN tg_op = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+
+
+ALTER FUNCTION permsync.capture_before_password_switch() OWNER TO postgres;
+
+--
+-- Name: capture_permission_command(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.capture_permission_command() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    AS $$
+BEGIN
+    PERFORM permsync_capture.record_command(
+        tg_tag,
+        permsync_capture.session_identity(pg_catalog.current_setting('role'), SESSION_USER),
+        pg_catalog.current_setting('search_path'));
+END
+$$;
+
+
+ALTER FUNCTION permsync.capture_permission_command() OWNER TO postgres;
+
+--
+-- Name: capture_role_changes(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.capture_role_changes() RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    writer       xid8;
+    current_fp   text;
+    roles_fp     text;
+    rows_written text;
+    roles_rows   text;
+    old_state    jsonb;
+    state        jsonb;
+    changes      jsonb;
+    batch        bigint;
+BEGIN
+    IF permsync.role_snapshot_matches(false) THEN
+        -- The snapshot's transaction has committed with its rows where it left them: stop
+        -- comparing their places. Only from a transaction that has written nothing yet
+        -- (the watcher's check; never a DBA's, which would then hold the lock to its end,
+        -- nor the snapshot's own), under the lock (no capturer is writing a newer snapshot:
+        -- each holds it until it commits), checked again there in one statement.
+        IF pg_current_xact_id_if_assigned() IS NULL
+           AND (SELECT s.written_by IS NOT NULL FROM permsync.role_snapshot s WHERE s.id = 1) THEN
+            PERFORM FROM permsync.locks l WHERE l.name = 'role_snapshot' FOR UPDATE SKIP LOCKED;
+            IF FOUND THEN
+                UPDATE permsync.role_snapshot s SET written_by = NULL, rows_written = NULL, roles_rows_written = NULL
+                 WHERE s.id = 1 AND s.written_by IS NOT NULL AND permsync.role_snapshot_matches(false);
+            END IF;
+        END IF;
+        RETURN NULL;
+    END IF;
+    -- Serialise capturers so two sessions do not both write the same change.
+    PERFORM permsync.take_lock('role_snapshot');
+    IF permsync.role_snapshot_matches(false) THEN
+        RETURN NULL;
+    END IF;
+    writer := pg_current_xact_id();
+    -- One statement, one catalog snapshot, taken before role_state(): what commits in
+    -- between is in the state but not in the fingerprints, and is compared again next time.
+    SELECT permsync.role_fingerprint(), permsync.roles_fingerprint(),
+           permsync.rows_written_since(writer::xid, false), permsync.rows_written_since(writer::xid, true)
+      INTO current_fp, roles_fp, rows_written, roles_rows;
+    SELECT s.state INTO old_state FROM permsync.role_snapshot s WHERE s.id = 1;
+    state := permsync.role_state();
+    IF old_state IS NOT NULL AND NOT coalesce((old_state ->> 'passwords')::boolean, false)
+       AND (state ->> 'passwords')::boolean THEN
+        -- Capture was turned on since the snapshot: which verifiers changed since then
+        -- cannot be told, so every verifier the source holds is carried (roles without one
+        -- are left as they are), after the rest of the changes: their creations and renames
+        -- come first. One set-based query, as for the rest: role_changes appending one
+        -- statement per role would copy the growing list each time (a minute at 10,000 roles).
+        changes := permsync.role_changes(old_state, state || jsonb_build_object('passwords', false, 'roles',
+                       (SELECT coalesce(jsonb_object_agg(r.key, r.value - 'password'), '{}') FROM jsonb_each(state -> 'roles') r)))
+                   || (SELECT coalesce(jsonb_agg(s ORDER BY r.key::bigint), '[]')
+                         FROM jsonb_each(state -> 'roles') r
+                        CROSS JOIN LATERAL permsync.role_attribute_statements(r.value || '{"password": null}', r.value) s
+                        WHERE r.value ->> 'password' IS NOT NULL);
+    ELSIF old_state IS NOT NULL THEN
+        changes := permsync.role_changes(old_state, state);
+    END IF;
+    INSERT INTO permsync.role_snapshot (id, fingerprint, roles_fingerprint, written_by, rows_written, roles_rows_written,
+                                        state, taken_at)
+    VALUES (1, current_fp, roles_fp, writer, rows_written, roles_rows, state, clock_timestamp())
+    ON CONFLICT (id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, roles_fingerprint = EXCLUDED.roles_fingerprint,
+                                   written_by = EXCLUDED.written_by, rows_written = EXCLUDED.rows_written,
+                                   roles_rows_written = EXCLUDED.roles_rows_written,
+                                   state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
+    IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO permsync.batches (origin, query_text, statements, current_user_name, current_user_is_superuser, search_path)
+    VALUES ('role_watcher',
+            (SELECT string_agg(s ->> 'display', E';\n') || ';' FROM jsonb_array_elements(changes) s),
+            changes, session_user, false, 'pg_catalog')
+    RETURNING id INTO batch;
+    INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity)
+    SELECT batch, s ->> 'kind', 'role', s ->> 'role' FROM jsonb_array_elements(changes) s;
+    PERFORM permsync.wake('permsync', batch::text);
+    RETURN batch;
+END
+$$;
+
+
+ALTER FUNCTION permsync.capture_role_changes() OWNER TO postgres;
+
+--
+-- Name: claim_leadership(integer); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.claim_leadership(lease_ms integer) RETURNS TABLE(is_leader boolean, pid integer, user_name name, application_name text, client_addr inet, since timestamp with time zone, expires_at timestamp with time zone)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    me      record;
+    held    permsync.leader;
+    now_at  timestamptz := clock_timestamp();
+BEGIN
+    IF lease_ms IS NULL OR lease_ms NOT BETWEEN 1000 AND 600000 THEN
+        RAISE EXCEPTION 'a leader lease of % ms: it must be 1000 to 600000 ms', coalesce(lease_ms::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT a.pid, a.backend_start, a.application_name, a.client_addr INTO me
+      FROM pg_stat_activity a WHERE a.pid = pg_backend_pid();
+    INSERT INTO permsync.leader (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
+    SELECT * INTO held FROM permsync.leader l WHERE l.id = 1 FOR UPDATE;
+    IF held.pid = me.pid AND held.backend_start = me.backend_start THEN
+        UPDATE permsync.leader l SET renewed_at = now_at, expires_at = now_at + lease_ms * interval '1 millisecond'
+         WHERE l.id = 1;
+    ELSIF held.pid IS NULL OR held.expires_at <= now_at
+          OR NOT EXISTS (SELECT FROM pg_stat_activity a
+                          WHERE a.pid = held.pid AND (a.backend_start IS NULL OR a.backend_start = held.backend_start)) THEN
+        UPDATE permsync.leader l
+           SET pid = me.pid, backend_start = me.backend_start, user_name = session_user,
+               application_name = me.application_name, client_addr = me.client_addr,
+               since = now_at, renewed_at = now_at, expires_at = now_at + lease_ms * interval '1 millisecond'
+         WHERE l.id = 1;
+    ELSE
+        RETURN QUERY SELECT false, held.pid, held.user_name, held.application_name, held.client_addr,
+                            held.since, held.expires_at;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT true, l.pid, l.user_name, l.application_name, l.client_addr, l.since, l.expires_at
+                   FROM permsync.leader l WHERE l.id = 1;
+END
+$$;
+
+
+ALTER FUNCTION permsync.claim_leadership(lease_ms integer) OWNER TO postgres;
+
+--
+-- Name: cleanup_old_logs(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.cleanup_old_logs() RETURNS TABLE(execution_log_deleted bigint, audit_log_deleted bigint, batches_deleted bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET "permsync.retention" TO 'on'
+    AS $$
+DECLARE
+    log_days   integer := coalesce((SELECT c.value FROM permsync.config c WHERE c.key = 'log_retention_days'), '90')::integer;
+    audit_days integer := coalesce((SELECT c.value FROM permsync.config c WHERE c.key = 'audit_retention_days'), '365')::integer;
+    doomed     bigint[];
+    n          bigint;
+BEGIN
+    UPDATE permsync.environments e
+       SET start_after_seq = w.seq
+      FROM (SELECT e2.name,
+                   coalesce((SELECT min(o.commit_seq) - 1 FROM permsync.v_batch_outcomes o
+                              WHERE o.environment_name = e2.name AND NOT o.finished),
+                            (SELECT max(b.commit_seq) FROM permsync.batches b)) AS seq
+              FROM permsync.environments e2) w
+     WHERE w.name = e.name AND w.seq > e.start_after_seq;
+
+    DELETE FROM permsync.execution_log x
+     WHERE x.finished_at < now() - log_days * interval '1 day'
+       AND NOT EXISTS (SELECT FROM permsync.environments e
+                        WHERE e.name = x.environment_name AND x.commit_seq > e.start_after_seq);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    execution_log_deleted := n;
+
+    doomed := ARRAY(
+        SELECT b.id FROM permsync.batches b
+         WHERE b.commit_seq IS NOT NULL
+           AND b.committed_at < now() - audit_days * interval '1 day'
+           AND NOT EXISTS (SELECT FROM permsync.v_batch_outcomes o
+                             JOIN permsync.environments e ON e.name = o.environment_name
+                            WHERE o.batch_id = b.id AND NOT o.finished AND e.enabled));
+    DELETE FROM permsync.retry_queue r WHERE r.batch_id = ANY (doomed);
+    DELETE FROM permsync.execution_log x WHERE x.batch_id = ANY (doomed);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    execution_log_deleted := execution_log_deleted + n;
+    DELETE FROM permsync.audit_log a WHERE a.batch_id = ANY (doomed);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    audit_log_deleted := n;
+    DELETE FROM permsync.batches b WHERE b.id = ANY (doomed);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    batches_deleted := n;
+    RETURN NEXT;
+END
+$$;
+
+
+ALTER FUNCTION permsync.cleanup_old_logs() OWNER TO postgres;
+
+--
+-- Name: config_guard(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.config_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    switch text;
+BEGIN
+    IF tg_op <> 'INSERT' THEN
+        IF OLD.key IN ('sync_enabled', 'dry_run', 'sync_passwords') THEN
+            switch := OLD.key;
+        END IF;
+    END IF;
+    IF tg_op <> 'DELETE' THEN
+        IF NEW.key IN ('sync_enabled', 'dry_run', 'sync_passwords') THEN
+            switch := NEW.key;
+        END IF;
+    END IF;
+    IF switch IS NOT NULL
+       AND current_user <> (SELECT pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid = 'permsync.config'::regclass)
+       AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE EXCEPTION 'permsync.config: "%" is an admin''s switch; % refused', switch, tg_op
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = CASE switch
+                             WHEN 'sync_enabled' THEN 'permsync.enable_sync() / disable_sync() set it (permsync_admin)'
+                             WHEN 'dry_run' THEN 'permsync.enable_dry_run() / disable_dry_run() set it (permsync_admin)'
+                             ELSE 'permsync.enable_password_sync() / disable_password_sync() set it (permsync_admin)'
+                         END;
+    END IF;
+    RETURN CASE WHEN tg_op = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+
+
+ALTER FUNCTION permsync.config_guard() OWNER TO postgres;
+
+--
+-- Name: disable_dry_run(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.disable_dry_run() RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT permsync.set_switch('dry_run', false, 'disable_dry_run') $$;
+
+
+ALTER FUNCTION permsync.disable_dry_run() OWNER TO postgres;
+
+--
+-- Name: disable_password_sync(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.disable_password_sync() RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT permsync.set_switch('sync_passwords', false, 'disable_password_sync') $$;
+
+
+ALTER FUNCTION permsync.disable_password_sync() OWNER TO postgres;
+
+--
+-- Name: disable_sync(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.disable_sync() RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT permsync.set_switch('sync_enabled', false, 'disable_sync') $$;
+
+
+ALTER FUNCTION permsync.disable_sync() OWNER TO postgres;
+
+--
+-- Name: enable_dry_run(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.enable_dry_run() RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT permsync.set_switch('dry_run', true, 'enable_dry_run') $$;
+
+
+ALTER FUNCTION permsync.enable_dry_run() OWNER TO postgres;
+
+--
+-- Name: enable_password_sync(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.enable_password_sync() RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT permsync.set_switch('sync_passwords', true, 'enable_password_sync') $$;
+
+
+ALTER FUNCTION permsync.enable_password_sync() OWNER TO postgres;
+
+--
+-- Name: enable_sync(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.enable_sync() RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT permsync.set_switch('sync_enabled', true, 'enable_sync') $$;
+
+
+ALTER FUNCTION permsync.enable_sync() OWNER TO postgres;
+
+--
+-- Name: get_sync_status(integer); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.get_sync_status(hours integer DEFAULT 24) RETURNS TABLE(environment text, label text, priority integer, enabled boolean, paused boolean, sync_enabled boolean, dry_run boolean, state text, last_success_at timestamp with time zone, success_count bigint, failed_count bigint, skipped_count bigint, dry_run_count bigint, pending_batches bigint, oldest_pending_batch_id bigint, oldest_pending_age_seconds double precision, blocking_error_code text, blocking_error text, role_conflicts bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH switches AS (
+        SELECT coalesce((SELECT c.value FROM permsync.config c WHERE c.key = 'sync_enabled'), 'true')::boolean AS sync_enabled,
+               coalesce((SELECT c.value FROM permsync.config c WHERE c.key = 'dry_run'), 'false')::boolean AS dry_run
+    )
+    SELECT e.name, e.label, e.priority, e.enabled, e.paused, s.sync_enabled, s.dry_run,
+           CASE WHEN NOT e.enabled THEN 'disabled'
+                WHEN head.status = 'failed' AND head.failure_kind = 'permanent' THEN 'held'
+                WHEN head.status = 'failed' THEN 'failing'
+                WHEN e.paused THEN 'paused'
+                WHEN NOT s.sync_enabled THEN 'sync_disabled'
+                WHEN head.batch_id IS NOT NULL THEN 'pending'
+                ELSE 'ok'
+           END,
+           (SELECT max(x.finished_at) FROM permsync.execution_log x
+             WHERE x.environment_name = e.name AND x.execution_status = 'success'),
+           recent.success, recent.failed, recent.skipped, recent.dry_run,
+           (SELECT count(*) FROM permsync.v_batch_outcomes o WHERE o.environment_name = e.name AND NOT o.finished),
+           head.batch_id,
+           extract(epoch FROM now() - head.committed_at)::double precision,
+           CASE WHEN head.status = 'failed' THEN head.error_code END,
+           CASE WHEN head.status = 'failed' THEN head.result_message END,
+           (SELECT count(*) FROM permsync.role_conflicts c WHERE c.environment_name = e.name AND c.resolved_at IS NULL)
+      FROM permsync.environments e
+     CROSS JOIN switches s
+     CROSS JOIN LATERAL (
+            SELECT count(*) FILTER (WHERE x.execution_status = 'success') AS success,
+                   count(*) FILTER (WHERE x.execution_status = 'failed') AS failed,
+                   count(*) FILTER (WHERE x.execution_status = 'skipped') AS skipped,
+                   count(*) FILTER (WHERE x.execution_status = 'dry_run') AS dry_run
+              FROM permsync.execution_log x
+             WHERE x.environment_name = e.name AND x.finished_at > now() - hours * interval '1 hour') recent
+      LEFT JOIN LATERAL (
+            SELECT o.* FROM permsync.v_batch_outcomes o
+             WHERE o.environment_name = e.name AND NOT o.finished
+             ORDER BY o.commit_seq LIMIT 1) head ON true
+     ORDER BY e.priority, e.name
+$$;
+
+
+ALTER FUNCTION permsync.get_sync_status(hours integer) OWNER TO postgres;
+
+--
+-- Name: manual_sync(text, text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.manual_sync(sql text, env text DEFAULT NULL::text, invoker_search_path text DEFAULT current_setting('search_path'::text)) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    masked text;
+    batch  bigint;
+BEGIN
+    IF sql IS NULL OR btrim(sql) = '' THEN
+        RAISE EXCEPTION 'manual_sync needs the SQL to carry' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(sql) > 65536 THEN
+        RAISE EXCEPTION 'manual_sync takes at most 65536 bytes of SQL; this is %', octet_length(sql)
+            USING ERRCODE = 'program_limit_exceeded', HINT = 'queue it in smaller parts';
+    END IF;
+    masked := permsync.masked_text(sql);
+    IF masked IS NULL THEN
+        RAISE EXCEPTION 'manual_sync cannot store this SQL safely: its string literals read differently with and without standard_conforming_strings'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'write each literal as E''...'' or without backslashes';
+    END IF;
+    IF env IS NOT NULL THEN
+        PERFORM permsync.require_environment(env);
+    END IF;
+    INSERT INTO permsync.batches (origin, query_text, query_masked, current_user_name,
+                                  current_user_is_superuser, search_path, target_environment)
+    VALUES ('manual', masked, masked <> sql, session_user,
+            coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user), false),
+            invoker_search_path, env)
+    RETURNING id INTO batch;
+    PERFORM permsync.wake('permsync', batch::text);
+    RETURN batch;
+END
+$$;
+
+
+ALTER FUNCTION permsync.manual_sync(sql text, env text, invoker_search_path text) OWNER TO postgres;
+
+--
+-- Name: mask_literals(text, boolean); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.mask_literals(sql text, backslash_escapes boolean) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    -- The special characters, as the body of a bracket expression (backslash doubled).
+    specials constant text := '''"$/*' || chr(92) || chr(92) || chr(10) || chr(13) || '-';
+    -- A character of an identifier: ASCII letters, digits, _, and every non-ASCII
+    -- character (the scanner's bytes 0x80-0xFF). $ is one too, but it is special.
+    word     constant text := '[^]' || chr(1) || '-/:-@[' || chr(92) || chr(92) || '^`{-' || chr(127) || ']';
+    -- Anything but the spaces that may stand between the parts of a continued string.
+    nonspace constant text := '[^ ' || chr(9) || chr(11) || chr(12) || ']';
+    newline  constant text[] := ARRAY[chr(10), chr(13)];
+    masked   constant text := '********';
+    gaps     text[];
+    marks    text[];
+    tail     text;
+    n        integer;
+    out      text[] := '{}';
+    k        integer := 1;
+    j        integer;
+    g        text;
+    s        text;
+    len      integer;
+    state    text := 'code';
+    -- Whether the character before the current piece belongs to an identifier.
+    ident    boolean := false;
+    run      text;
+    opened   integer;
+    keep     boolean;
+    newlined boolean;
+    depth    integer;
+    tag      text;
+BEGIN
+    SELECT coalesce(array_agg(m[1] ORDER BY o), '{}'), coalesce(array_agg(m[2] ORDER BY o), '{}'),
+           substr(sql, coalesce(sum(length(m[1]) + 1), 0)::integer + 1)
+      INTO gaps, marks, tail
+      FROM regexp_matches(sql, '([^' || specials || ']*)([' || specials || '])', 'g') WITH ORDINALITY AS t(m, o);
+    n := cardinality(marks);
+    WHILE k <= n LOOP
+        g := gaps[k];
+        s := marks[k];
+        IF state = 'code' THEN
+            out := out || g;
+            len := length(g);
+            IF s = '''' THEN
+                -- E, B, X and U& make a string of another kind where they start a token.
+                IF len > 0 AND strpos('eEbBxX', right(g, 1)) > 0
+                   AND NOT (CASE WHEN len > 1 THEN substr(g, len - 1, 1) ~ word ELSE ident END) THEN
+                    state := CASE WHEN strpos('eE', right(g, 1)) > 0 THEN 'xe' ELSE 'xb' END;
+                ELSIF len > 1 AND right(g, 2) IN ('U&', 'u&')
+                   AND NOT (CASE WHEN len > 2 THEN substr(g, len - 2, 1) ~ word ELSE ident END) THEN
+                    state := 'xus';
+                ELSE
+                    -- Standard strings, N'' ones too, read backslashes as the setting says.
+                    state := CASE WHEN backslash_escapes THEN 'xe' ELSE 'xq' END;
+                END IF;
+                -- UESCAPE takes a one-character literal: it is syntax, not data, and is kept.
+                g := rtrim(g, ' ' || chr(9) || chr(11) || chr(12));
+                len := length(g);
+                keep := lower(right(g, 7)) = 'uescape'
+                        AND NOT CASE WHEN len > 7 THEN substr(g, len - 7, 1) ~ word ELSE ident END;
+                opened := k;
+            ELSIF s = '"' THEN
+                out := out || s;
+                state := 'ident';
+            ELSIF s = '$' THEN
+                -- $ continues an identifier; after anything else (a number too) it may
+                -- open a dollar quote.
+                run := substring(reverse(g) FROM '^' || word || '*');
+                -- Digits then letters just before $ (1a$b$): PostgreSQL 14 reads a number, then
+                -- an identifier that the $ continues; later versions refuse the text. Which
+                -- reading held cannot be told: masking gives up, and the text is withheld.
+                IF run ~ '[0-9]$' AND run ~ '[^0-9]' AND NOT (length(run) = len AND ident) THEN
+                    RAISE EXCEPTION 'digits then letters before $: the text reads differently across versions';
+                END IF;
+                IF (CASE WHEN run = '' THEN len = 0 AND ident
+                         WHEN length(run) = len AND ident THEN true
+                         ELSE right(run, 1) !~ '[0-9]' END) THEN
+                    out := out || s;
+                    ident := true;
+                    k := k + 1;
+                    CONTINUE;
+                ELSIF k < n AND marks[k + 1] = '$'
+                      AND (gaps[k + 1] = '' OR (gaps[k + 1] ~ ('^' || word || '+$') AND left(gaps[k + 1], 1) !~ '[0-9]')) THEN
+                    tag := '$' || gaps[k + 1] || '$';
+                    out := out || tag;
+                    state := 'dollar';
+                    k := k + 2;
+                    CONTINUE;
+                END IF;
+                out := out || s;
+            ELSIF s = '-' AND k < n AND gaps[k + 1] = '' AND marks[k + 1] = '-' THEN
+                out := out || '--'::text;
+                state := 'line';
+                k := k + 2;
+                CONTINUE;
+            ELSIF s = '/' AND k < n AND gaps[k + 1] = '' AND marks[k + 1] = '*' THEN
+                out := out || '/*'::text;
+                state := 'block';
+                depth := 0;
+                k := k + 2;
+                CONTINUE;
+            ELSE
+                out := out || s;
+            END IF;
+            ident := false;
+            k := k + 1;
+        ELSIF state IN ('xq', 'xe', 'xus', 'xb') THEN
+            IF s = chr(92) AND state = 'xe' THEN
+                -- A backslash takes the next character with it, a quote included.
+                k := k + CASE WHEN k < n AND gaps[k + 1] = '' THEN 2 ELSE 1 END;
+                CONTINUE;
+            ELSIF s <> '''' THEN
+                k := k + 1;
+                CONTINUE;
+            ELSIF state <> 'xb' AND k < n AND gaps[k + 1] = '' AND marks[k + 1] = '''' THEN
+                k := k + 2;   -- '' is a quote in the string
+                CONTINUE;
+            END IF;
+            -- A closing quote. Whitespace holding a newline (and -- comments), then a
+            -- quote, continue the string in the state it was in.
+            j := k + 1;
+            newlined := false;
+            LOOP
+                EXIT WHEN j > n OR gaps[j] ~ nonspace;
+                IF marks[j] = ANY (newline) THEN
+                    newlined := true;
+                    j := j + 1;
+                ELSIF marks[j] = '-' AND j < n AND gaps[j + 1] = '' AND marks[j + 1] = '-' THEN
+                    j := j + 2;
+                    WHILE j <= n AND marks[j] <> ALL (newline) LOOP
+                        j := j + 1;
+                    END LOOP;
+                    EXIT WHEN j > n;
+                    newlined := true;
+                    j := j + 1;
+                ELSE
+                    EXIT;
+                END IF;
+            END LOOP;
+            IF newlined AND j <= n AND marks[j] = '''' AND gaps[j] !~ nonspace THEN
+                k := j + 1;
+                CONTINUE;
+            END IF;
+            g := CASE WHEN k = opened + 1 THEN g WHEN k = opened + 2 THEN gaps[k - 1] || marks[k - 1] || g END;
+            out := out || CASE WHEN keep AND length(g) = 1 THEN '''' || g || '''' ELSE '''' || masked || '''' END;
+            state := 'code';
+            ident := false;
+            k := k + 1;
+        ELSIF state = 'dollar' THEN
+            -- The body ends at the first $ that starts the opening tag again.
+            IF s = '$' AND k < n AND marks[k + 1] = '$' AND '$' || gaps[k + 1] || '$' = tag THEN
+                out := out || (masked || tag);
+                state := 'code';
+                ident := false;
+                k := k + 2;
+                CONTINUE;
+            END IF;
+            k := k + 1;
+        ELSIF state = 'ident' THEN
+            out := out || (g || s);
+            IF s = '"' THEN
+                IF k < n AND gaps[k + 1] = '' AND marks[k + 1] = '"' THEN
+                    out := out || s;
+                    k := k + 2;
+                    CONTINUE;
+                END IF;
+                state := 'code';
+                ident := false;
+            END IF;
+            k := k + 1;
+        ELSIF state = 'line' THEN
+            out := out || (g || s);
+            IF s = ANY (newline) THEN
+                state := 'code';
+                ident := false;
+            END IF;
+            k := k + 1;
+        ELSE
+            -- A /* */ comment; they nest.
+            out := out || (g || s);
+            IF s = '/' AND k < n AND gaps[k + 1] = '' AND marks[k + 1] = '*' THEN
+                out := out || '*'::text;
+                depth := depth + 1;
+                k := k + 2;
+                CONTINUE;
+            ELSIF s = '*' AND k < n AND gaps[k + 1] = '' AND marks[k + 1] = '/' THEN
+                out := out || '/'::text;
+                IF depth = 0 THEN
+                    state := 'code';
+                    ident := false;
+                ELSE
+                    depth := depth - 1;
+                END IF;
+                k := k + 2;
+                CONTINUE;
+            END IF;
+            k := k + 1;
+        END IF;
+    END LOOP;
+    -- An unterminated string or dollar quote runs to the end (the server refuses such a text).
+    out := out || CASE WHEN state IN ('xq', 'xe', 'xus', 'xb') THEN '''' || masked || ''''
+                       WHEN state = 'dollar' THEN masked || tag
+                       ELSE tail END;
+    RETURN array_to_string(out, '');
+END
+$_$;
+
+
+ALTER FUNCTION permsync.mask_literals(sql text, backslash_escapes boolean) OWNER TO postgres;
+
+--
+-- Name: mask_string_literals(text, boolean); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.mask_string_literals(sql text, backslash_escapes boolean DEFAULT false) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    -- The daemon's planner knows this text (src/capture/plan.ts, WITHHELD_TEXT).
+    SELECT coalesce(permsync.masked_text(sql),
+                    '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */');
+$$;
+
+
+ALTER FUNCTION permsync.mask_string_literals(sql text, backslash_escapes boolean) OWNER TO postgres;
+
+--
+-- Name: masked_text(text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.masked_text(sql text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    standard text;
+BEGIN
+    IF strpos(sql, '''') = 0 AND strpos(sql, '$') = 0 THEN
+        RETURN sql;
+    END IF;
+    BEGIN
+        standard := permsync.mask_literals(sql, false);
+        IF standard IS DISTINCT FROM permsync.mask_literals(sql, true) THEN
+            RETURN NULL;
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        RETURN NULL;
+    END;
+    RETURN standard;
+END
+$_$;
+
+
+ALTER FUNCTION permsync.masked_text(sql text) OWNER TO postgres;
+
+--
+-- Name: notify_control(text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.notify_control(action text, env text) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT permsync.record_control(action, env, NULL, NULL) $$;
+
+
+ALTER FUNCTION permsync.notify_control(action text, env text) OWNER TO postgres;
+
+--
+-- Name: operator_actions_guard(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.operator_actions_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'permsync.operator_actions is append-only: % refused', tg_op
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+
+ALTER FUNCTION permsync.operator_actions_guard() OWNER TO postgres;
+
+--
+-- Name: pause_environment(text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.pause_environment(env text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM permsync.require_environment(env);
+    UPDATE permsync.environments e SET paused = true WHERE e.name = env;
+    PERFORM permsync.notify_control('pause', env);
+END
+$$;
+
+
+ALTER FUNCTION permsync.pause_environment(env text) OWNER TO postgres;
+
+--
+-- Name: record_control(text, text, bigint, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.record_control(action text, env text, batch bigint, reason text) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    INSERT INTO permsync.operator_actions (action, environment_name, batch_id, reason) VALUES (action, env, batch, reason);
+    SELECT permsync.wake('permsync_control', '');
+$$;
+
+
+ALTER FUNCTION permsync.record_control(action text, env text, batch bigint, reason text) OWNER TO postgres;
+
+--
+-- Name: record_reconcile(text, text, boolean, jsonb, text, timestamp with time zone, timestamp with time zone, numeric, text, text, numeric); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.record_reconcile(env text, plan_text text, plan_masked boolean, statements jsonb, applied_sql text, started_at timestamp with time zone, finished_at timestamp with time zone, duration_ms numeric, result_message text, server_version text, connection_time_ms numeric) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    batch bigint;
+    seq   bigint;
+BEGIN
+    IF env IS NULL OR jsonb_typeof(statements) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'record_reconcile needs an environment and an array of statements'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SET CONSTRAINTS permsync.zz_assign_commit_seq IMMEDIATE;
+    INSERT INTO permsync.batches (origin, query_text, query_masked, statements, target_environment,
+                                  current_user_name, current_user_is_superuser, search_path)
+    VALUES ('reconcile', plan_text, plan_masked, statements, env, session_user, false, 'pg_catalog')
+    RETURNING id INTO batch;
+    SET CONSTRAINTS permsync.zz_assign_commit_seq DEFERRED;
+    SELECT b.commit_seq INTO seq FROM permsync.batches b WHERE b.id = batch;
+    INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity, current_user_name)
+    SELECT batch, s ->> 'kind', 'reconcile', s ->> 'role', session_user FROM jsonb_array_elements(statements) s;
+    INSERT INTO permsync.execution_log (batch_id, environment_name, commit_seq, applied_sql, execution_status,
+                                        started_at, finished_at, duration_ms, result_message, server_version,
+                                        connection_time_ms)
+    VALUES (batch, env, seq, applied_sql, 'success', started_at, finished_at, duration_ms, result_message,
+            server_version, connection_time_ms);
+    RETURN batch;
+END
+$$;
+
+
+ALTER FUNCTION permsync.record_reconcile(env text, plan_text text, plan_masked boolean, statements jsonb, applied_sql text, started_at timestamp with time zone, finished_at timestamp with time zone, duration_ms numeric, result_message text, server_version text, connection_time_ms numeric) OWNER TO postgres;
+
+--
+-- Name: release_leadership(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.release_leadership() RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE permsync.leader l
+       SET pid = NULL, backend_start = NULL, user_name = NULL, application_name = NULL, client_addr = NULL,
+           since = NULL, renewed_at = NULL, expires_at = NULL
+     WHERE l.id = 1 AND l.pid = pg_backend_pid()
+       AND l.backend_start = (SELECT a.backend_start FROM pg_stat_activity a WHERE a.pid = pg_backend_pid());
+    RETURN FOUND;
+END
+$$;
+
+
+ALTER FUNCTION permsync.release_leadership() OWNER TO postgres;
+
+--
+-- Name: require_environment(text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.require_environment(env text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF env IS NULL THEN
+        RAISE EXCEPTION 'an environment name is required' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT FROM permsync.environments e WHERE e.name = env) THEN
+        RAISE EXCEPTION 'no environment named "%"', env
+            USING ERRCODE = 'undefined_object',
+                  HINT = coalesce('known environments: '
+                                  || (SELECT string_agg(e.name, ', ' ORDER BY e.priority, e.name) FROM permsync.environments e),
+                                  'no environment is registered yet: the daemon registers them from its configuration when it starts');
+    END IF;
+END
+$$;
+
+
+ALTER FUNCTION permsync.require_environment(env text) OWNER TO postgres;
+
+--
+-- Name: resume_environment(text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.resume_environment(env text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM permsync.require_environment(env);
+    UPDATE permsync.environments e SET paused = false WHERE e.name = env;
+    PERFORM permsync.notify_control('resume', env);
+END
+$$;
+
+
+ALTER FUNCTION permsync.resume_environment(env text) OWNER TO postgres;
+
+--
+-- Name: retry_failed(text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.retry_failed(env text DEFAULT NULL::text) RETURNS TABLE(environment_name text, batch_id bigint, commit_seq bigint, failure_kind text, error_code text, error_message text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF env IS NOT NULL THEN
+        PERFORM permsync.require_environment(env);
+    END IF;
+    UPDATE permsync.environments e SET retry_requested = e.retry_requested + 1 WHERE env IS NULL OR e.name = env;
+    PERFORM permsync.notify_control('retry', env);
+    RETURN QUERY
+        SELECT o.environment_name, o.batch_id, o.commit_seq, o.failure_kind, o.error_code, o.result_message
+          FROM permsync.v_batch_outcomes o
+         WHERE o.status = 'failed' AND NOT o.finished AND (env IS NULL OR o.environment_name = env)
+         ORDER BY o.environment_name, o.commit_seq;
+END
+$$;
+
+
+ALTER FUNCTION permsync.retry_failed(env text) OWNER TO postgres;
+
+--
+-- Name: role_attribute_statements(jsonb, jsonb); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.role_attribute_statements(old jsonb, new jsonb) RETURNS SETOF jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    name    text := new ->> 'name';
+    clauses text[] := '{}';
+    attr    text;
+    flag    text;
+BEGIN
+    FOREACH attr IN ARRAY ARRAY['superuser', 'replication', 'bypassrls'] LOOP
+        -- A new role lacks them unless told otherwise: only say what differs from that.
+        IF (old IS NULL AND (new ->> attr)::boolean) OR (old IS NOT NULL AND (old -> attr) IS DISTINCT FROM (new -> attr)) THEN
+            flag := CASE WHEN (new ->> attr)::boolean THEN '' ELSE 'NO' END || upper(attr);
+            RETURN NEXT permsync.role_statement('ALTER ROLE', name,
+                format('ALTER ROLE %I WITH %s', name, flag), privileged => true)
+                || jsonb_build_object('attribute', flag);
+        END IF;
+    END LOOP;
+    -- For a new role, only what differs from CREATE ROLE's defaults: on managed servers
+    -- even NOCREATEDB needs the CREATEDB attribute, so unneeded clauses can fail.
+    FOREACH attr IN ARRAY ARRAY['login', 'inherit', 'createrole', 'createdb'] LOOP
+        IF (old IS NULL AND (new ->> attr)::boolean <> (attr = 'inherit'))
+           OR (old IS NOT NULL AND (old -> attr) IS DISTINCT FROM (new -> attr)) THEN
+            clauses := clauses || (CASE WHEN (new ->> attr)::boolean THEN '' ELSE 'NO' END || upper(attr));
+        END IF;
+    END LOOP;
+    IF (old IS NULL AND (new ->> 'connlimit')::int <> -1)
+       OR (old IS NOT NULL AND (old -> 'connlimit') IS DISTINCT FROM (new -> 'connlimit')) THEN
+        clauses := clauses || ('CONNECTION LIMIT ' || (new ->> 'connlimit'));
+    END IF;
+    -- No expiry is NULL only on a role that never had one: there is nothing to say then.
+    IF new ->> 'validuntil' IS NOT NULL AND (old IS NULL OR (old -> 'validuntil') IS DISTINCT FROM (new -> 'validuntil')) THEN
+        clauses := clauses || ('VALID UNTIL ' || quote_literal(new ->> 'validuntil'));
+    END IF;
+    IF cardinality(clauses) > 0 THEN
+        RETURN NEXT permsync.role_statement('ALTER ROLE', name,
+            format('ALTER ROLE %I WITH %s', name, array_to_string(clauses, ' ')));
+    END IF;
+    -- Passwords travel as the verifier stored on the source (never the plaintext), and
+    -- only when the snapshot holds them (settings.sync_passwords and the right to read them).
+    IF new ? 'password' AND ((old IS NULL AND new ->> 'password' IS NOT NULL)
+                             OR (old IS NOT NULL AND (old -> 'password') IS DISTINCT FROM (new -> 'password'))) THEN
+        RETURN NEXT permsync.role_statement('ALTER ROLE', name,
+            format('ALTER ROLE %I WITH PASSWORD %s', name, coalesce(quote_literal(new ->> 'password'), 'NULL')),
+            display => format('ALTER ROLE %I WITH PASSWORD %s', name,
+                              CASE WHEN new ->> 'password' IS NULL THEN 'NULL' ELSE '''********''' END));
+    END IF;
+    -- A comment is any text a CREATEROLE user likes: one over 8 kB is not carried (drift
+    -- shows it), so that it cannot swell the batch that carries others' role changes.
+    IF ((old IS NULL AND new ->> 'comment' IS NOT NULL)
+        OR (old IS NOT NULL AND (old -> 'comment') IS DISTINCT FROM (new -> 'comment')))
+       AND jsonb_typeof(new -> 'comment') IS DISTINCT FROM 'object' THEN
+        RETURN NEXT permsync.role_statement('COMMENT ON ROLE', name,
+            format('COMMENT ON ROLE %I IS %s', name, coalesce(quote_literal(new ->> 'comment'), 'NULL')));
+    END IF;
+END
+$$;
+
+
+ALTER FUNCTION permsync.role_attribute_statements(old jsonb, new jsonb) OWNER TO postgres;
+
+--
+-- Name: role_changes(jsonb, jsonb); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.role_changes(old jsonb, new jsonb) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_custom_plan'
+    AS $$
+DECLARE
+    out     jsonb := '[]';
+    r       record;
+    pg16    boolean := current_setting('server_version_num')::int >= 160000;
+    dropped text[];
+    grantee text;
+    role    text;
+    member  text;
+    granted_by text;
+    opt     text;
+BEGIN
+    SELECT coalesce(array_agg(o.key), '{}') INTO dropped
+      FROM jsonb_each(old -> 'roles') o WHERE NOT (new -> 'roles') ? o.key;
+
+    -- Database privileges revoked, or their grant option (old names: before renames).
+    FOR r IN SELECT key, o.value AS o, n.value AS n
+               FROM jsonb_each(old -> 'dbacl') o LEFT JOIN jsonb_each(new -> 'dbacl') n USING (key)
+              WHERE n.value IS NULL OR ((o.value ->> 'grantable')::boolean AND NOT (n.value ->> 'grantable')::boolean)
+              ORDER BY key LOOP
+        grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC' ELSE quote_ident(r.o ->> 'grantee') END;
+        out := out || permsync.role_statement('REVOKE ON DATABASE',
+                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.o ->> 'grantee' END,
+                   format('REVOKE %s%s ON DATABASE {"database"} FROM %s',
+                          CASE WHEN r.n IS NULL THEN '' ELSE 'GRANT OPTION FOR ' END, r.o ->> 'privilege', grantee),
+                   ignore_codes => ARRAY['42704'], on_target_database => true);
+    END LOOP;
+
+    -- Privileges on other databases, tablespaces and parameters revoked from a role that is
+    -- dropped (old names: before renames); the others' come after creations, since the
+    -- role a revoke runs as may be new.
+    FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
+              WHERE c.wanted = 'absent' AND split_part(c.key, '/', 2) = ANY (dropped) LOOP
+        grantee := permsync.role_name(new, old, split_part(r.key, '/', 2));
+        out := out || permsync.shared_privilege_statement(
+                   CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END, r.entry,
+                   format('REVOKE %s ON %s FROM %I', r.entry ->> 'privilege', r.object, grantee),
+                   grantee, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+    END LOOP;
+
+    -- Memberships that went, per grantor, dependent grants first (the newest, on 16+).
+    -- One whose role or member was dropped went with it, unless its grantor was dropped
+    -- too: a grantor cannot be dropped while its grants stand.
+    FOR r IN SELECT key, o.value AS o
+               FROM jsonb_each(old -> 'members') o
+              WHERE NOT (new -> 'members') ? o.key
+              ORDER BY (o.value ->> 'seq')::bigint DESC NULLS LAST, key LOOP
+        CONTINUE WHEN (split_part(r.key, '/', 1) = ANY (dropped) OR split_part(r.key, '/', 2) = ANY (dropped))
+                      AND NOT split_part(r.key, '/', 3) = ANY (dropped);
+        granted_by := CASE WHEN r.o ->> 'grantor' IS NULL THEN '' ELSE ' GRANTED BY "' || replace(r.o ->> 'grantor', '"', '""') || '"' END;
+        out := out || (permsync.role_statement('REVOKE ROLE', r.o ->> 'member',
+                           format('REVOKE %I FROM %I%s', r.o ->> 'role', r.o ->> 'member', granted_by),
+                           granted => r.o ->> 'role', ignore_codes => ARRAY['42704'])
+                       || jsonb_strip_nulls(jsonb_build_object(
+                              'grantor', r.o ->> 'grantor',
+                              -- Before 16 a membership has one grantor: it stays while others grant it.
+                              'other_grantors', CASE WHEN pg16 AND EXISTS (
+                                  SELECT 1 FROM jsonb_object_keys(new -> 'members') k
+                                   WHERE k LIKE split_part(r.key, '/', 1) || '/' || split_part(r.key, '/', 2) || '/%') THEN true END)));
+    END LOOP;
+
+    -- Drops. IF EXISTS keeps them idempotent; a role that still owns objects or holds
+    -- privileges on a target fails there (2BP01): nothing is reassigned behind anyone's back.
+    FOR r IN SELECT old -> 'roles' -> d ->> 'name' AS name FROM unnest(dropped) d ORDER BY d::bigint LOOP
+        out := out || permsync.role_statement('DROP ROLE', r.name, format('DROP ROLE IF EXISTS %I', r.name));
+    END LOOP;
+
+    -- Renames: same oid, new name.
+    FOR r IN SELECT o.value ->> 'name' AS old_name, n.value ->> 'name' AS new_name
+               FROM jsonb_each(old -> 'roles') o JOIN jsonb_each(new -> 'roles') n USING (key)
+              WHERE o.value ->> 'name' <> n.value ->> 'name' ORDER BY key::bigint LOOP
+        out := out || (permsync.role_statement('ALTER ROLE', r.new_name,
+                   format('ALTER ROLE %I RENAME TO %I', r.old_name, r.new_name), ignore_codes => ARRAY['42704'])
+                   || jsonb_build_object('renamed_from', r.old_name));
+    END LOOP;
+
+    -- Creations.
+    FOR r IN SELECT n.value FROM jsonb_each(new -> 'roles') n
+              WHERE NOT (old -> 'roles') ? n.key ORDER BY n.key::bigint LOOP
+        out := out || permsync.role_statement('CREATE ROLE', r.value ->> 'name',
+                   format('CREATE ROLE %I', r.value ->> 'name'), ignore_codes => ARRAY['42710']);
+        out := out || coalesce((SELECT jsonb_agg(s) FROM permsync.role_attribute_statements(NULL, r.value) s), '[]');
+    END LOOP;
+
+    -- Attribute, password and comment changes.
+    FOR r IN SELECT o.value AS o, n.value AS n FROM jsonb_each(old -> 'roles') o
+               JOIN jsonb_each(new -> 'roles') n USING (key)
+              WHERE o.value <> n.value
+              ORDER BY key::bigint LOOP
+        IF (old ->> 'passwords')::boolean AND (new ->> 'passwords')::boolean THEN
+            out := out || coalesce((SELECT jsonb_agg(s) FROM permsync.role_attribute_statements(r.o, r.n) s), '[]');
+        ELSE
+            out := out || coalesce((SELECT jsonb_agg(s) FROM permsync.role_attribute_statements(
+                       r.o - 'password', r.n - 'password') s), '[]');
+        END IF;
+    END LOOP;
+
+    -- Memberships granted or changed, per grantor: the bootstrap superuser's first, then
+    -- in the order they were granted (16+), so that a grantor holds its ADMIN option
+    -- before it is named. A renamed role or grantor changes nothing here.
+    FOR r IN SELECT key, o.value AS o, n.value AS n
+               FROM jsonb_each(new -> 'members') n LEFT JOIN jsonb_each(old -> 'members') o USING (key)
+              WHERE o.value IS NULL OR (o.value - 'role' - 'member' - 'grantor' - 'seq') <> (n.value - 'role' - 'member' - 'grantor' - 'seq')
+              ORDER BY n.value ->> 'grantor' IS NOT NULL, (n.value ->> 'seq')::bigint NULLS LAST, key LOOP
+        role := permsync.role_name(old, new, split_part(r.key, '/', 1));
+        member := permsync.role_name(old, new, split_part(r.key, '/', 2));
+        granted_by := CASE WHEN r.n ->> 'grantor' IS NULL THEN '' ELSE ' GRANTED BY "' || replace(r.n ->> 'grantor', '"', '""') || '"' END;
+        opt := NULL;
+        IF pg16 AND NOT (coalesce((r.n ->> 'inherit')::boolean, true) AND coalesce((r.n ->> 'set')::boolean, true)) THEN
+            -- INHERIT FALSE or SET FALSE: only PostgreSQL 16+ has them, and says so.
+            out := out || (permsync.role_statement('GRANT ROLE', member,
+                       format('GRANT %I TO %I WITH ADMIN %s, INHERIT %s, SET %s%s', role, member,
+                              upper(r.n ->> 'admin'), upper(r.n ->> 'inherit'), upper(r.n ->> 'set'), granted_by), granted => role)
+                       || jsonb_strip_nulls(jsonb_build_object('grantor', r.n ->> 'grantor')));
+        ELSE
+            IF pg16 AND r.o IS NOT NULL AND NOT (coalesce((r.o ->> 'inherit')::boolean, true) AND coalesce((r.o ->> 'set')::boolean, true)) THEN
+                out := out || (permsync.role_statement('GRANT ROLE', member,
+                           format('GRANT %I TO %I WITH INHERIT TRUE, SET TRUE%s', role, member, granted_by), granted => role)
+                           || jsonb_strip_nulls(jsonb_build_object('grantor', r.n ->> 'grantor')));
+            END IF;
+            IF r.o IS NOT NULL AND (r.o ->> 'admin')::boolean AND NOT (r.n ->> 'admin')::boolean THEN
+                out := out || (permsync.role_statement('REVOKE ROLE', member,
+                           format('REVOKE ADMIN OPTION FOR %I FROM %I%s', role, member, granted_by), granted => role)
+                           || jsonb_strip_nulls(jsonb_build_object('grantor', r.n ->> 'grantor')));
+            END IF;
+            out := out || (permsync.role_statement('GRANT ROLE', member,
+                       format('GRANT %I TO %I%s%s', role, member,
+                              CASE WHEN (r.n ->> 'admin')::boolean THEN ' WITH ADMIN OPTION' ELSE '' END, granted_by), granted => role)
+                       || jsonb_strip_nulls(jsonb_build_object('grantor', r.n ->> 'grantor')));
+        END IF;
+    END LOOP;
+
+    -- A source before 16 keeps no INHERIT option per membership: the member's INHERIT
+    -- attribute decides for all of its memberships. A target of 16 or later took each
+    -- membership's option from that attribute when it was granted, and keeps it when the
+    -- attribute changes: there the member's memberships are told so one by one. (The
+    -- daemon takes each as a grant of a membership it has on a target before 16.)
+    IF NOT pg16 THEN
+        FOR r IN SELECT m.key, m.value AS m, n.value AS n
+                   FROM jsonb_each(old -> 'roles') o JOIN jsonb_each(new -> 'roles') n USING (key)
+                   JOIN jsonb_each(new -> 'members') m ON split_part(m.key, '/', 2) = n.key
+                  WHERE (o.value -> 'inherit') IS DISTINCT FROM (n.value -> 'inherit')
+                  ORDER BY m.key LOOP
+            role := permsync.role_name(old, new, split_part(r.key, '/', 1));
+            granted_by := CASE WHEN r.m ->> 'grantor' IS NULL THEN '' ELSE ' GRANTED BY "' || replace(r.m ->> 'grantor', '"', '""') || '"' END;
+            out := out || (permsync.role_statement('GRANT ROLE', r.n ->> 'name',
+                       format('GRANT %I TO %I WITH INHERIT %s%s', role, r.n ->> 'name', upper(r.n ->> 'inherit'), granted_by),
+                       granted => role)
+                       || jsonb_strip_nulls(jsonb_build_object('grantor', r.m ->> 'grantor')));
+        END LOOP;
+    END IF;
+
+    -- ALTER ROLE ... [IN DATABASE ...] SET / RESET. The source's own database maps to
+    -- the target's: the applier puts the target's database name where {"database"} stands.
+    -- What a target cannot take is left out there: an unknown parameter (42704), a value
+    -- it refuses (22023), one it cannot set (55P02), a database it lacks (3D000). A value
+    -- over 8 kB is not carried: role_state keeps only its size.
+    FOR r IN SELECT key, o.value AS o, n.value AS n
+               FROM jsonb_each(old -> 'settings') o FULL JOIN jsonb_each(new -> 'settings') n USING (key)
+              WHERE (o.value - 'role') IS DISTINCT FROM (n.value - 'role') ORDER BY key LOOP
+        CONTINUE WHEN split_part(r.key, '/', 1) = ANY (dropped);
+        role := permsync.role_name(old, new, split_part(r.key, '/', 1));
+        DECLARE
+            s jsonb := coalesce(r.n, r.o);
+            scope text := CASE WHEN s ->> 'database' IS NULL THEN ''
+                               WHEN (s ->> 'here')::boolean THEN ' IN DATABASE {"database"}'
+                               ELSE format(' IN DATABASE %I', s ->> 'database') END;
+        BEGIN
+            out := out || permsync.role_statement('ALTER ROLE SET', role,
+                       CASE WHEN r.n IS NULL THEN format('ALTER ROLE %I%s RESET %I', role, scope, s ->> 'key')
+                            ELSE format('ALTER ROLE %I%s SET %I TO %s', role, scope, s ->> 'key',
+                                        CASE WHEN jsonb_typeof(s -> 'value') = 'object'
+                                             THEN format('DEFAULT /* permsync: value withheld: %s bytes, over the limit of 8192 */',
+                                                         s -> 'value' ->> 'withheld')
+                                             ELSE permsync.setting_value_sql(s ->> 'key', s ->> 'value') END) END,
+                       ignore_codes => ARRAY['42704', '22023', '55P02', '3D000'],
+                       on_target_database => coalesce((s ->> 'here')::boolean, false));
+        END;
+    END LOOP;
+
+    -- Database privileges granted, or given the grant option.
+    FOR r IN SELECT key, o.value AS o, n.value AS n
+               FROM jsonb_each(new -> 'dbacl') n LEFT JOIN jsonb_each(old -> 'dbacl') o USING (key)
+              WHERE (o.value - 'grantee') IS DISTINCT FROM (n.value - 'grantee') ORDER BY key LOOP
+        CONTINUE WHEN r.o IS NOT NULL AND (r.o ->> 'grantable')::boolean AND NOT (r.n ->> 'grantable')::boolean;
+        grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC'
+                        ELSE quote_ident(permsync.role_name(old, new, split_part(r.key, '/', 1))) END;
+        out := out || permsync.role_statement('GRANT ON DATABASE',
+                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.n ->> 'grantee' END,
+                   format('GRANT %s ON DATABASE {"database"} TO %s%s', r.n ->> 'privilege', grantee,
+                          CASE WHEN (r.n ->> 'grantable')::boolean THEN ' WITH GRANT OPTION' ELSE '' END),
+                   on_target_database => true);
+    END LOOP;
+
+    -- Privileges on other databases, tablespaces and parameters revoked, or their grant
+    -- option, then granted, or given the grant option.
+    FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
+              WHERE (c.wanted = 'absent' OR (c.wanted = 'granted' AND c.current = 'grantable'))
+                AND NOT split_part(c.key, '/', 2) = ANY (dropped) LOOP
+        grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old, new, split_part(r.key, '/', 2)) END;
+        out := out || permsync.shared_privilege_statement(
+                   CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END, r.entry,
+                   format('REVOKE %s%s ON %s FROM %s', CASE WHEN r.wanted = 'absent' THEN '' ELSE 'GRANT OPTION FOR ' END,
+                          r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC')),
+                   grantee, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+    END LOOP;
+    FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
+              WHERE c.wanted = 'grantable' OR (c.wanted = 'granted' AND c.current = 'absent') LOOP
+        grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old, new, split_part(r.key, '/', 2)) END;
+        out := out || permsync.shared_privilege_statement(
+                   CASE WHEN r.kind = 'databases' THEN 'GRANT ON DATABASE' ELSE 'GRANT' END, r.entry,
+                   format('GRANT %s ON %s TO %s%s', r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC'),
+                          CASE WHEN r.wanted = 'grantable' THEN ' WITH GRANT OPTION' ELSE '' END),
+                   grantee, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+    END LOOP;
+    RETURN out;
+END
+$$;
+
+
+ALTER FUNCTION permsync.role_changes(old jsonb, new jsonb) OWNER TO postgres;
+
+--
+-- Name: role_fingerprint(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.role_fingerprint() RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    now_xid bigint := age('3'::xid)::bigint + 3;
+    rest    text;
+    params  text := '';
+BEGIN
+    IF has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
+        SELECT s.digest || '/' || d.digest || '/' || b.digest || '/' || t.digest INTO rest
+          FROM (SELECT count(*) || ':' || coalesce(sum(hashint8(((now_xid - a) % 4294967296 + 4294967296) % 4294967296))
+                                                     FILTER (WHERE a <> 2147483647), 0)
+                  FROM (SELECT age(xmin) AS a FROM pg_db_role_setting) t) s(digest),
+               (SELECT count(*) || ':' || coalesce(sum(hashint8(((now_xid - a) % 4294967296 + 4294967296) % 4294967296))
+                                                     FILTER (WHERE a <> 2147483647), 0)
+                  FROM (SELECT age(xmin) AS a FROM pg_shdescription) t) d(digest),
+               (SELECT count(*) || ':' || coalesce(sum(hashint8(((now_xid - a) % 4294967296 + 4294967296) % 4294967296))
+                                                     FILTER (WHERE a <> 2147483647), 0)
+                  FROM (SELECT age(xmin) AS a FROM pg_database) t) b(digest),
+               (SELECT count(*) || ':' || coalesce(sum(hashint8(((now_xid - a) % 4294967296 + 4294967296) % 4294967296))
+                                                     FILTER (WHERE a <> 2147483647), 0)
+                  FROM (SELECT age(xmin) AS a FROM pg_tablespace) t) t(digest);
+        IF current_setting('server_version_num')::int >= 150000 THEN
+            SELECT count(*) || ':' || coalesce(sum(hashint8(((now_xid - a) % 4294967296 + 4294967296) % 4294967296))
+                                                 FILTER (WHERE a <> 2147483647), 0)
+              INTO params FROM (SELECT age(xmin) AS a FROM pg_parameter_acl) t;
+        END IF;
+    ELSE
+        SELECT md5(concat_ws('/',
+                 (SELECT string_agg(s::text, ',' ORDER BY s.setrole, s.setdatabase) FROM pg_db_role_setting s),
+                 (SELECT string_agg(d.description, ',' ORDER BY d.objoid) FROM pg_shdescription d
+                   WHERE d.classoid = 'pg_authid'::regclass),
+                 (SELECT string_agg(d.oid || ' ' || d.datname || ' ' || coalesce(d.datacl::text, ''), ',' ORDER BY d.oid) FROM pg_database d),
+                 (SELECT string_agg(t.oid || ' ' || t.spcname || ' ' || coalesce(t.spcacl::text, ''), ',' ORDER BY t.oid) FROM pg_tablespace t)))
+          INTO rest;
+        IF current_setting('server_version_num')::int >= 150000 THEN
+            SELECT md5(coalesce(string_agg(p.parname || ' ' || coalesce(p.paracl::text, ''), ',' ORDER BY p.parname), ''))
+              INTO params FROM pg_parameter_acl p;
+        END IF;
+    END IF;
+    RETURN concat_ws('/', (SELECT value FROM permsync.config WHERE key = 'sync_passwords'),
+                     permsync.roles_fingerprint(), rest, params);
+END
+$$;
+
+
+ALTER FUNCTION permsync.role_fingerprint() OWNER TO postgres;
+
+--
+-- Name: role_name(jsonb, jsonb, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.role_name(old jsonb, new jsonb, oid text) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT coalesce(new -> 'roles' -> oid ->> 'name', old -> 'roles' -> oid ->> 'name', pg_get_userbyid(oid::oid))
+$$;
+
+
+ALTER FUNCTION permsync.role_name(old jsonb, new jsonb, oid text) OWNER TO postgres;
+
+--
+-- Name: role_snapshot_matches(boolean); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.role_snapshot_matches(roles_only boolean) RETURNS boolean
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    RETURN coalesce((
+        SELECT CASE WHEN roles_only
+                    THEN s.roles_fingerprint = permsync.roles_fingerprint()
+                         AND (s.written_by IS NULL OR s.roles_rows_written = permsync.rows_written_since(s.written_by::xid, true))
+                    ELSE s.fingerprint = permsync.role_fingerprint() AND s.roles_fingerprint IS NOT NULL
+                         AND (s.written_by IS NULL OR s.rows_written = permsync.rows_written_since(s.written_by::xid, false))
+               END
+          FROM permsync.role_snapshot s WHERE s.id = 1), false);
+END
+$$;
+
+
+ALTER FUNCTION permsync.role_snapshot_matches(roles_only boolean) OWNER TO postgres;
+
+--
+-- Name: role_state(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.role_state() RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET "DateStyle" TO 'ISO, YMD'
+    SET "TimeZone" TO 'UTC'
+    AS $$
+DECLARE
+    with_passwords boolean :=
+        coalesce((SELECT value FROM permsync.config WHERE key = 'sync_passwords'), 'false') = 'true'
+        AND has_table_privilege('pg_catalog.pg_authid', 'SELECT');
+    version integer := current_setting('server_version_num')::int;
+    roles   jsonb;
+    params  jsonb := '{}';
+BEGIN
+    SELECT coalesce(jsonb_object_agg(r.oid::text, jsonb_build_object(
+               'name', r.rolname, 'superuser', r.rolsuper, 'inherit', r.rolinherit,
+               'createrole', r.rolcreaterole, 'createdb', r.rolcreatedb, 'login', r.rolcanlogin,
+               'replication', r.rolreplication, 'bypassrls', r.rolbypassrls,
+               'connlimit', r.rolconnlimit, 'validuntil', r.rolvaliduntil::text,
+               -- Any login may store a value of any size for itself, a CREATEROLE user a
+               -- comment: one over 8 kB is kept as its size, so that it is neither copied
+               -- into the snapshot at every check nor carried (role_changes says why).
+               'comment', CASE WHEN octet_length(d.description) > 8192
+                               THEN jsonb_build_object('withheld', octet_length(d.description)) ELSE to_jsonb(d.description) END)
+               || CASE WHEN with_passwords THEN jsonb_build_object('password', a.rolpassword) ELSE '{}' END), '{}')
+      INTO roles
+      FROM pg_roles r
+      LEFT JOIN pg_authid a ON with_passwords AND a.oid = r.oid
+      LEFT JOIN pg_shdescription d ON d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass
+     WHERE r.oid >= 16384;
+    IF version >= 150000 THEN
+        -- Parameters have no owner: the bootstrap superuser's entry is their default.
+        SELECT coalesce(jsonb_object_agg(p.parname || '/' || e.key, jsonb_build_object(
+                   'parameter', p.parname, 'grantee', e.grantee, 'privilege', e.privilege,
+                   'state', e.state, 'default', e.default_state, 'as', e.run_as)), '{}')
+          INTO params
+          FROM pg_parameter_acl p CROSS JOIN LATERAL permsync.acl_entries(p.paracl, NULL, 10) e;
+    END IF;
+    RETURN jsonb_build_object(
+        'passwords', with_passwords,
+        'roles', roles,
+        -- One entry per grantor (before 16, one per membership). The grantor is null for
+        -- the bootstrap superuser and for a role that no longer exists (before 16).
+        'members', (SELECT coalesce(jsonb_object_agg(m.roleid || '/' || m.member || '/' || m.grantor,
+                        jsonb_build_object('role', pg_get_userbyid(m.roleid), 'member', pg_get_userbyid(m.member),
+                                           'grantor', CASE WHEN m.grantor <> 10 THEN g.rolname END,
+                                           'admin', m.admin_option)
+                        || CASE WHEN version >= 160000
+                                THEN jsonb_build_object('inherit', (to_jsonb(m) ->> 'inherit_option')::boolean,
+                                                        'set', (to_jsonb(m) ->> 'set_option')::boolean,
+                                                        'seq', (to_jsonb(m) ->> 'oid')::bigint)
+                                ELSE '{}' END), '{}')
+                      FROM pg_auth_members m
+                      LEFT JOIN pg_roles g ON g.oid = m.grantor
+                     WHERE m.member >= 16384),
+        'settings', (SELECT coalesce(jsonb_object_agg(s.setrole || '/' || s.setdatabase || '/' || split_part(c, '=', 1),
+                        jsonb_build_object('role', pg_get_userbyid(s.setrole),
+                                           'database', (SELECT datname FROM pg_database d WHERE d.oid = s.setdatabase),
+                                           'here', s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()),
+                                           'key', split_part(c, '=', 1),
+                                           'value', CASE WHEN octet_length(c) - octet_length(split_part(c, '=', 1)) - 1 > 8192
+                                                         THEN jsonb_build_object('withheld', octet_length(c) - octet_length(split_part(c, '=', 1)) - 1)
+                                                         ELSE to_jsonb(substr(c, length(split_part(c, '=', 1)) + 2)) END)), '{}')
+                       FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) c
+                      WHERE s.setrole >= 16384),
+        'dbacl', (SELECT coalesce(jsonb_object_agg(a.grantee || '/' || a.privilege_type,
+                        jsonb_build_object('grantee', CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+                                           'privilege', a.privilege_type, 'grantable', a.is_grantable)), '{}')
+                    FROM pg_database d
+                    CROSS JOIN LATERAL aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+                   WHERE d.datname = current_database() AND a.grantee <> d.datdba),
+        -- Keyed by oid: a database or tablespace renamed keeps its privileges.
+        'databases', (SELECT coalesce(jsonb_object_agg(d.oid || '/' || e.key, jsonb_build_object(
+                         'database', d.datname, 'grantee', e.grantee, 'privilege', e.privilege,
+                         'state', e.state, 'default', e.default_state, 'as', e.run_as)), '{}')
+                        FROM pg_database d
+                        CROSS JOIN LATERAL permsync.acl_entries(coalesce(d.datacl, acldefault('d', d.datdba)), acldefault('d', d.datdba), d.datdba) e
+                       WHERE d.datname <> current_database()),
+        'tablespaces', (SELECT coalesce(jsonb_object_agg(t.oid || '/' || e.key, jsonb_build_object(
+                           'tablespace', t.spcname, 'grantee', e.grantee, 'privilege', e.privilege,
+                           'state', e.state, 'default', e.default_state, 'as', e.run_as)), '{}')
+                          FROM pg_tablespace t
+                          CROSS JOIN LATERAL permsync.acl_entries(coalesce(t.spcacl, acldefault('t', t.spcowner)), acldefault('t', t.spcowner), t.spcowner) e),
+        'parameters', params);
+END
+$$;
+
+
+ALTER FUNCTION permsync.role_state() OWNER TO postgres;
+
+--
+-- Name: role_statement(text, text, text, text, text, boolean, text[], boolean); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.role_statement(kind text, role text, sql text, granted text DEFAULT NULL::text, display text DEFAULT NULL::text, privileged boolean DEFAULT false, ignore_codes text[] DEFAULT NULL::text[], on_target_database boolean DEFAULT false) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+        'kind', kind, 'role', role, 'granted', granted, 'sql', sql, 'display', coalesce(display, sql),
+        'privileged', privileged, 'ignore_codes', to_jsonb(ignore_codes), 'on_target_database', on_target_database))
+$$;
+
+
+ALTER FUNCTION permsync.role_statement(kind text, role text, sql text, granted text, display text, privileged boolean, ignore_codes text[], on_target_database boolean) OWNER TO postgres;
+
+--
+-- Name: roles_fingerprint(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.roles_fingerprint() RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    now_xid bigint := age('3'::xid)::bigint + 3;
+    result  text;
+BEGIN
+    IF has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
+        SELECT r.digest || '/' || m.digest INTO result
+          FROM (SELECT count(*) || ':' || coalesce(sum(hashint8(((now_xid - a) % 4294967296 + 4294967296) % 4294967296))
+                                                     FILTER (WHERE a <> 2147483647), 0)
+                  FROM (SELECT age(xmin) AS a FROM pg_authid) t) r(digest),
+               (SELECT count(*) || ':' || coalesce(sum(hashint8(((now_xid - a) % 4294967296 + 4294967296) % 4294967296))
+                                                     FILTER (WHERE a <> 2147483647), 0)
+                  FROM (SELECT age(xmin) AS a FROM pg_auth_members) t) m(digest);
+    ELSE
+        SELECT md5(concat_ws('/',
+                 (SELECT string_agg(r::text, ',' ORDER BY r.oid) FROM pg_roles r),
+                 (SELECT string_agg(m::text, ',' ORDER BY m.roleid, m.member) FROM pg_auth_members m)))
+          INTO result;
+    END IF;
+    RETURN result;
+END
+$$;
+
+
+ALTER FUNCTION permsync.roles_fingerprint() OWNER TO postgres;
+
+--
+-- Name: rows_written_since(xid, boolean); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.rows_written_since(since xid, roles_only boolean) RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    since_age integer := age(since);
+    roles     text;
+    params    text := '';
+BEGIN
+    IF NOT has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
+        RETURN '';
+    END IF;
+    roles := concat_ws('/',
+               (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_authid WHERE age(xmin) <= since_age),
+               (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_auth_members WHERE age(xmin) <= since_age));
+    IF roles_only THEN
+        RETURN roles;
+    END IF;
+    IF current_setting('server_version_num')::int >= 150000 THEN
+        SELECT coalesce(sum(hashtext(ctid::text)), 0) INTO params FROM pg_parameter_acl WHERE age(xmin) <= since_age;
+    END IF;
+    RETURN concat_ws('/', roles,
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_db_role_setting WHERE age(xmin) <= since_age),
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_shdescription WHERE age(xmin) <= since_age),
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_database WHERE age(xmin) <= since_age),
+             (SELECT coalesce(sum(hashtext(ctid::text)), 0) FROM pg_tablespace WHERE age(xmin) <= since_age),
+             params);
+END
+$$;
+
+
+ALTER FUNCTION permsync.rows_written_since(since xid, roles_only boolean) OWNER TO postgres;
+
+--
+-- Name: set_switch(text, boolean, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.set_switch(switch text, turn_on boolean, action text) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    INSERT INTO permsync.config (key, value, updated_at) VALUES (switch, turn_on::text, now())
+    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now();
+    SELECT permsync.notify_control(action, NULL);
+$$;
+
+
+ALTER FUNCTION permsync.set_switch(switch text, turn_on boolean, action text) OWNER TO postgres;
+
+--
+-- Name: setting_value_sql(text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.setting_value_sql(key text, value text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    value_limit constant integer := 8192;
+    -- PostgreSQL's list splitting: whitespace is space, tab, newline, return, form feed.
+    space       constant text := '[ ' || chr(9) || chr(10) || chr(13) || chr(12) || ']*';
+    bare        constant text := '[^", ' || chr(9) || chr(10) || chr(13) || chr(12) || '][^, ' || chr(9) || chr(10) || chr(13) || chr(12) || ']*';
+    identifiers boolean := lower(key) IN ('search_path', 'temp_tablespaces');
+    literals    text[];
+    consumed    bigint;
+    last        text;
+BEGIN
+    IF octet_length(value) > value_limit THEN
+        RETURN format('DEFAULT /* permsync: value withheld: %s bytes, over the limit of %s */', octet_length(value), value_limit);
+    END IF;
+    IF lower(key) NOT IN ('search_path', 'temp_tablespaces', 'session_preload_libraries',
+                          'local_preload_libraries', 'shared_preload_libraries', 'unix_socket_directories') THEN
+        RETURN quote_literal(value);
+    END IF;
+    -- Each element with the separator after it: "quoted" ("" inside is one ") or bare.
+    SELECT array_agg(quote_literal(CASE WHEN m[2] IS NOT NULL THEN replace(m[2], '""', '"')
+                                        WHEN identifiers THEN translate(m[3], 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
+                                        ELSE m[3] END) ORDER BY o),
+           sum(length(m[1])), (array_agg(m[1] ORDER BY o DESC))[1]
+      INTO literals, consumed, last
+      FROM regexp_matches(value, '(' || space || '(?:"((?:[^"]|"")*)"|(' || bare || '))' || space || '(?:,|$))', 'g')
+           WITH ORDINALITY AS t(m, o);
+    -- A well-formed list is those elements end to end, the last without a comma after it.
+    -- Anything else becomes one literal: never more than a value.
+    IF literals IS NULL OR consumed <> length(value) OR right(last, 1) = ',' THEN
+        RETURN quote_literal(value);
+    END IF;
+    RETURN array_to_string(literals, ', ');
+END
+$_$;
+
+
+ALTER FUNCTION permsync.setting_value_sql(key text, value text) OWNER TO postgres;
+
+--
+-- Name: shared_privilege_changes(jsonb, jsonb); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) RETURNS TABLE(kind text, key text, entry jsonb, object text, current text, wanted text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT x.kind, x.key, x.entry,
+           CASE x.kind WHEN 'databases' THEN 'DATABASE {"database"}'
+                       WHEN 'tablespaces' THEN format('TABLESPACE %I', x.entry ->> 'tablespace')
+                       ELSE format('PARAMETER %I', x.entry ->> 'parameter') END,
+           x.current, x.wanted
+      FROM (SELECT c.kind, k.key, coalesce(new -> c.kind -> k.key, old -> c.kind -> k.key) AS entry,
+                   coalesce(old -> c.kind -> k.key ->> 'state', new -> c.kind -> k.key ->> 'default') AS current,
+                   coalesce(new -> c.kind -> k.key ->> 'state', old -> c.kind -> k.key ->> 'default') AS wanted
+              FROM unnest(ARRAY['databases', 'tablespaces', 'parameters']) c(kind)
+             CROSS JOIN LATERAL (SELECT jsonb_object_keys(coalesce(old -> c.kind, '{}')) AS key
+                                 UNION SELECT jsonb_object_keys(coalesce(new -> c.kind, '{}'))) k) x
+     WHERE x.current <> x.wanted
+       AND (x.kind <> 'databases' OR EXISTS (SELECT 1 FROM pg_database d WHERE d.oid = split_part(x.key, '/', 1)::oid))
+       AND (x.kind <> 'tablespaces' OR EXISTS (SELECT 1 FROM pg_tablespace t WHERE t.oid = split_part(x.key, '/', 1)::oid))
+     ORDER BY x.kind, x.key
+$$;
+
+
+ALTER FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) OWNER TO postgres;
+
+--
+-- Name: shared_privilege_statement(text, jsonb, text, text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, database text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT permsync.role_statement(kind, grantee,
+               CASE WHEN entry ->> 'as' IS NULL THEN sql
+                    ELSE format('SET LOCAL ROLE %I; %s; RESET ROLE', entry ->> 'as', sql) END,
+               ignore_codes => ARRAY['3D000', '42704', '42501'])
+           || jsonb_strip_nulls(jsonb_build_object('run_as', entry ->> 'as', 'database', database))
+$$;
+
+
+ALTER FUNCTION permsync.shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, database text) OWNER TO postgres;
+
+--
+-- Name: skip_batch(text, bigint, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.skip_batch(env text, batch bigint, reason text) RETURNS TABLE(environment_name text, batch_id bigint, commit_seq bigint, was text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    seq       bigint;
+    only_env  text;
+    origin    text;
+    behind    boolean;
+    passes    boolean;
+    before    text;
+    message   text;
+    done      text;
+BEGIN
+    PERFORM permsync.require_environment(env);
+    IF reason IS NULL OR btrim(reason) = '' THEN
+        RAISE EXCEPTION 'a skip needs a reason: it is recorded with the skip, for whoever looks at % later', env
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT b.commit_seq, b.target_environment, b.origin INTO seq, only_env, origin
+      FROM permsync.batches b WHERE b.id = batch;
+    IF seq IS NULL THEN
+        RAISE EXCEPTION 'no committed batch %', batch
+            USING ERRCODE = 'undefined_object', HINT = 'permsync.v_environment_status shows the batch each environment waits on';
+    END IF;
+    IF only_env <> env THEN
+        RAISE EXCEPTION 'batch % is not carried to "%": it was queued for "%" only', batch, env, only_env
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT seq <= e.start_after_seq, e.on_permanent_failure = 'continue' INTO behind, passes
+      FROM permsync.environments e WHERE e.name = env;
+    IF behind OR origin = 'reconcile' THEN
+        RAISE EXCEPTION 'batch % is finished in "%" already: it predates the environment, or is a reconcile', batch, env
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    SELECT x.execution_status INTO before
+      FROM permsync.execution_log x WHERE x.batch_id = batch AND x.environment_name = env;
+    -- Sent there and no outcome yet: it may be running now, and a skip would be logged for
+    -- what the target commits a moment later.
+    IF before IS NULL AND seq <= (SELECT e.in_flight_through FROM permsync.environments e WHERE e.name = env) THEN
+        RAISE EXCEPTION 'batch % may be being applied in "%" now: it was sent there and has no outcome yet', batch, env
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'wait for its outcome (permsync status), then skip it if it failed';
+    END IF;
+    message := format('skipped by %s: %s', session_user, reason);
+    INSERT INTO permsync.execution_log AS x (batch_id, environment_name, commit_seq, execution_status,
+                                             started_at, finished_at, duration_ms, result_message)
+    VALUES (batch, env, seq, 'skipped', now(), now(), 0, message)
+    ON CONFLICT (batch_id, environment_name) DO UPDATE
+       SET execution_status = 'skipped', failure_kind = NULL, finished_at = now(),
+           result_message = EXCLUDED.result_message || coalesce('; it had failed: ' || x.result_message, '')
+     WHERE x.execution_status = 'failed' AND NOT coalesce(x.failure_kind = 'permanent' AND passes, false);
+    IF NOT FOUND THEN
+        SELECT x.execution_status || coalesce(' (' || x.result_message || ')', '') INTO done
+          FROM permsync.execution_log x WHERE x.batch_id = batch AND x.environment_name = env;
+        RAISE EXCEPTION 'batch % is finished in "%" already: %', batch, env, done
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'only a batch the environment has yet to finish can be skipped';
+    END IF;
+    DELETE FROM permsync.retry_queue r WHERE r.batch_id = batch AND r.environment_name = env;
+    UPDATE permsync.environments e SET retry_requested = e.retry_requested + 1 WHERE e.name = env;
+    PERFORM permsync.record_control('skip', env, batch, reason);
+    RETURN QUERY SELECT env, batch, seq, coalesce(before, 'pending');
+END
+$$;
+
+
+ALTER FUNCTION permsync.skip_batch(env text, batch bigint, reason text) OWNER TO postgres;
+
+--
+-- Name: take_lock(text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.take_lock(lock_name text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    started timestamptz;
+    holder  record;
+    timeout text;
+BEGIN
+    PERFORM FROM permsync.locks l WHERE l.name = lock_name FOR UPDATE SKIP LOCKED;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM permsync.locks l WHERE l.name = lock_name) THEN
+        RAISE EXCEPTION 'permsync.locks has no row %: permsync cannot serialise its work', lock_name
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('INSERT INTO permsync.locks (name) VALUES (%L)', lock_name);
+    END IF;
+    started := clock_timestamp();
+    timeout := current_setting('lock_timeout');
+    LOOP
+        -- The holder: the transaction whose id is the locked row's xmax.
+        SELECT a.pid, a.state, coalesce(r.rolsuper, false) AS superuser INTO holder
+          FROM permsync.locks l
+          JOIN pg_stat_activity a ON a.backend_xid = l.xmax
+          LEFT JOIN pg_roles r ON r.oid = a.usesysid
+         WHERE l.name = lock_name;
+        IF holder.pid IS NOT NULL AND NOT holder.superuser
+           AND (holder.state LIKE 'idle in transaction%' OR clock_timestamp() - started > interval '5 seconds') THEN
+            BEGIN
+                PERFORM pg_terminate_backend(holder.pid);
+            EXCEPTION WHEN insufficient_privilege THEN
+                NULL; -- an installer without pg_signal_backend can only wait
+            END;
+        END IF;
+        BEGIN
+            PERFORM set_config('lock_timeout', '200ms', true);
+            PERFORM FROM permsync.locks l WHERE l.name = lock_name FOR UPDATE;
+            PERFORM set_config('lock_timeout', timeout, true);
+            RETURN;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL; -- the setting went back with the block; look at the holder again
+        END;
+    END LOOP;
+END
+$$;
+
+
+ALTER FUNCTION permsync.take_lock(lock_name text) OWNER TO postgres;
+
+--
+-- Name: take_role_baseline(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.take_role_baseline() RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT permsync.take_lock('role_snapshot');
+    DELETE FROM permsync.role_snapshot;
+    SELECT permsync.capture_role_changes();
+$$;
+
+
+ALTER FUNCTION permsync.take_role_baseline() OWNER TO postgres;
+
+--
+-- Name: temporary_object_names(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.temporary_object_names() RETURNS text[]
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT array_agg(DISTINCT n.name ORDER BY n.name)
+      FROM (SELECT c.relname::text AS name
+              FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+             WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = pg_my_temp_schema()
+               AND d.classid = 'pg_class'::regclass
+            UNION ALL
+            SELECT t.typname::text
+              FROM pg_depend d JOIN pg_type t ON t.oid = d.objid
+             WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = pg_my_temp_schema()
+               AND d.classid = 'pg_type'::regclass) n;
+$$;
+
+
+ALTER FUNCTION permsync.temporary_object_names() OWNER TO postgres;
+
+--
+-- Name: unreplayable_since_match(text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.unreplayable_since_match(env text) RETURNS TABLE(batch_id bigint, commit_seq bigint, finished_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT x.batch_id, x.commit_seq, x.finished_at
+      FROM permsync.execution_log x
+     WHERE x.environment_name = env
+       AND ((x.execution_status = 'skipped' AND x.result_message LIKE 'not replayable:%')
+            OR (x.execution_status = 'success' AND x.result_message LIKE '%not converged: %'))
+       AND x.finished_at > coalesce((SELECT max(c.checked_at) FROM permsync.drift_checks c
+                                      WHERE c.environment = env AND c.differences = 0), '-infinity')
+     ORDER BY x.commit_seq
+$$;
+
+
+ALTER FUNCTION permsync.unreplayable_since_match(env text) OWNER TO postgres;
+
+--
+-- Name: wake(text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.wake(channel text, payload text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF pg_notification_queue_usage() < 0.5 THEN
+        PERFORM pg_notify(channel, payload);
+    END IF;
+END
+$$;
+
+
+ALTER FUNCTION permsync.wake(channel text, payload text) OWNER TO postgres;
+
+--
+-- Name: record_command(text, name, text); Type: FUNCTION; Schema: permsync_capture; Owner: postgres
+--
+
+CREATE FUNCTION permsync_capture.record_command(command_tag text, invoker name, invoker_search_path text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    text_limit    constant integer := 65536;
+    command_limit constant integer := 1000;
+    temp_limit    constant integer := 1000;
+    capture_off   boolean := coalesce(current_setting('permsync.capture', true) = 'off', false);
+    owner_change  boolean := command_tag LIKE 'ALTER %' AND command_tag <> 'ALTER DEFAULT PRIVILEGES';
+    cmd           record;
+    batch         bigint;
+    reason        text;
+    known         text[];
+    temps         text[];
+    query         text;
+    stored        text;
+    ordinal       integer := 1;
+    nested_limit  constant integer := 8192;
+    frames        text;
+    inner_frames  text;
+    inner_text    text;
+    inner_owner   boolean;
+BEGIN
+    -- Raises outside an event trigger: nobody can call this to forge a batch.
+    SELECT * INTO cmd FROM pg_event_trigger_ddl_commands() LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    -- A CREATE SCHEMA counts only for the GRANT and REVOKE among its elements.
+    IF command_tag = 'CREATE SCHEMA' AND NOT EXISTS (
+           SELECT 1 FROM pg_event_trigger_ddl_commands() c WHERE c.command_tag IN ('GRANT', 'REVOKE')) THEN
+        RETURN;
+    END IF;
+    -- A command run by a function, a DO block or dynamic SQL: the frames past the trigger's
+    -- own say so, and a PL/pgSQL one names the statement it ran, literals masked.
+    GET DIAGNOSTICS frames = PG_CONTEXT;
+    inner_frames := substring(frames from 'PL/pgSQL function permsync\.capture_permission_command\(\) line [0-9]+ at PERFORM\n(.*)$');
+    IF inner_frames IS NOT NULL THEN
+        inner_text := (regexp_match(inner_frames, '^SQL statement "(.*?)"(?:\n[A-Za-z/]+ function |$)'))[1];
+        IF octet_length(inner_text) > nested_limit THEN
+            inner_text := NULL;
+        END IF;
+        inner_text := permsync.masked_text(inner_text);
+    END IF;
+    -- An owner change run that way counts when the statement it ran names OWNER.
+    inner_owner := owner_change AND coalesce(inner_text ~* 'owner', false);
+    SELECT b.id, b.not_replayable, b.temp_objects INTO batch, reason, known
+      FROM permsync.batches b
+     WHERE b.backend_pid = pg_backend_pid() AND b.statement_started_at = statement_timestamp()
+       AND b.source_xid = pg_current_xact_id() AND b.origin = 'event_trigger';
+
+    IF batch IS NULL THEN
+        query := current_query();
+        IF octet_length(query) > text_limit THEN
+            -- Every batch of such a string is withheld: how its transactions pair up is moot.
+            IF capture_off OR (owner_change AND NOT inner_owner AND query !~* 'owner') THEN
+                RETURN;
+            END IF;
+            stored := format('/* permsync: text withheld: the string is %s bytes, over the limit of %s */',
+                             octet_length(query), text_limit);
+            reason := format('the string is %s bytes, over the limit of %s that capture stores: its text was withheld; the next drift check shows what differs',
+                             octet_length(query), text_limit);
+        ELSE
+            IF capture_off AND query !~* E'\\m(commit|end|rollback|abort)\\M' THEN
+                RETURN;
+            END IF;
+            stored := permsync.masked_text(query);
+            IF stored IS NULL THEN
+                -- The daemon's planner knows this text (src/capture/plan.ts, WITHHELD_TEXT).
+                stored := '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */';
+                reason := 'its string literals read differently with and without standard_conforming_strings, so they could not be masked with certainty: its text was withheld, so that no password is stored; the next drift check shows what differs';
+            END IF;
+            -- An ALTER counts only when the text holds the word OWNER outside string literals:
+            -- the same text, and so the same answer, the daemon's planner gets.
+            IF owner_change AND NOT inner_owner AND (CASE WHEN reason IS NULL THEN stored ELSE query END) !~* 'owner' THEN
+                RETURN;
+            END IF;
+        END IF;
+        IF capture_off THEN
+            reason := 'its permission commands ran with permsync.capture off; the batch only keeps the string''s transactions in step';
+        ELSIF NOT permsync.role_snapshot_matches(true) THEN
+            -- Role changes made before this string go first (CREATE ROLE, then GRANT).
+            PERFORM permsync.capture_role_changes();
+        END IF;
+        IF reason IS NULL AND pg_my_temp_schema() <> 0 THEN
+            known := permsync.temporary_object_names();
+            IF cardinality(known) > temp_limit THEN
+                reason := format('the session had more than %s temporary objects; which statements name one cannot be told', temp_limit);
+                known := NULL;
+            END IF;
+        END IF;
+        INSERT INTO permsync.batches (query_text, query_masked, current_user_name, current_user_is_superuser,
+                                      search_path, not_replayable, temp_objects)
+        VALUES (stored, stored <> query, invoker,
+                coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = invoker), false),
+                invoker_search_path, reason, known)
+        RETURNING id INTO batch;
+        PERFORM permsync.wake('permsync', batch::text);
+    ELSE
+        IF owner_change AND reason IS NULL AND NOT inner_owner
+           AND (SELECT b.query_text !~* 'owner' FROM permsync.batches b WHERE b.id = batch) THEN
+            RETURN;
+        END IF;
+        IF capture_off AND reason IS NULL THEN
+            reason := 'some of its permission commands ran with permsync.capture off';
+            UPDATE permsync.batches b SET not_replayable = reason WHERE b.id = batch;
+        END IF;
+        -- A temporary object created since the batch was written (by dynamic SQL, say).
+        IF reason IS NULL AND pg_my_temp_schema() <> 0 THEN
+            temps := permsync.temporary_object_names();
+            IF NOT temps <@ coalesce(known, '{}') THEN
+                temps := ARRAY(SELECT DISTINCT unnest(temps || known) ORDER BY 1);
+                IF cardinality(temps) > temp_limit THEN
+                    reason := format('the session had more than %s temporary objects; which statements name one cannot be told', temp_limit);
+                    UPDATE permsync.batches b SET not_replayable = reason, temp_objects = NULL WHERE b.id = batch;
+                ELSE
+                    UPDATE permsync.batches b SET temp_objects = temps WHERE b.id = batch;
+                END IF;
+            END IF;
+        END IF;
+        SELECT coalesce(max(a.command_ordinal), 0) + 1 INTO ordinal FROM permsync.audit_log a WHERE a.batch_id = batch;
+    END IF;
+    IF ordinal > command_limit THEN
+        IF reason IS NULL THEN
+            UPDATE permsync.batches b
+               SET not_replayable = format('the string ran more than %s permission commands in one transaction; capture recorded the first %s',
+                                           command_limit, command_limit)
+             WHERE b.id = batch;
+        END IF;
+        RETURN;
+    END IF;
+    -- One audit row per command: the command's first object stands for it. Each row keeps
+    -- the identity it ran with, so the daemon can tell when a string changed role or
+    -- search_path between its permission commands.
+    INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity, schema_name,
+                                    in_extension, current_user_name, search_path, command_ordinal,
+                                    nested, nested_text)
+    VALUES (batch, command_tag, cmd.object_type, cmd.object_identity, cmd.schema_name,
+            cmd.in_extension, invoker, invoker_search_path, ordinal,
+            inner_frames IS NOT NULL, inner_text);
+END
+$_$;
+
+
+ALTER FUNCTION permsync_capture.record_command(command_tag text, invoker name, invoker_search_path text) OWNER TO postgres;
+
+--
+-- Name: session_identity(text, name); Type: FUNCTION; Schema: permsync_capture; Owner: postgres
+--
+
+CREATE FUNCTION permsync_capture.session_identity(role_setting text, session_name name) RETURNS name
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    RETURN CASE role_setting WHEN 'none' THEN session_name ELSE role_setting::name END;
+END
+$$;
+
+
+ALTER FUNCTION permsync_capture.session_identity(role_setting text, session_name name) OWNER TO postgres;
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: audit_log; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.audit_log (
+    id bigint NOT NULL,
+    batch_id bigint NOT NULL,
+    command_tag text NOT NULL,
+    object_type text,
+    object_identity text,
+    schema_name text,
+    in_extension boolean,
+    session_user_name name DEFAULT SESSION_USER NOT NULL,
+    current_user_name name DEFAULT CURRENT_USER NOT NULL,
+    search_path text,
+    logged_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    command_ordinal integer,
+    nested boolean,
+    nested_text text
+);
+
+
+ALTER TABLE permsync.audit_log OWNER TO postgres;
+
+--
+-- Name: audit_log_id_seq; Type: SEQUENCE; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE permsync.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME permsync.audit_log_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: batches; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.batches (
+    id bigint NOT NULL,
+    commit_seq bigint,
+    origin text DEFAULT 'event_trigger'::text NOT NULL,
+    source_xid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    statement_started_at timestamp with time zone DEFAULT statement_timestamp() NOT NULL,
+    captured_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    committed_at timestamp with time zone,
+    database_name name DEFAULT current_database() NOT NULL,
+    session_user_name name DEFAULT SESSION_USER NOT NULL,
+    current_user_name name DEFAULT CURRENT_USER NOT NULL,
+    current_user_is_superuser boolean DEFAULT false NOT NULL,
+    search_path text DEFAULT current_setting('search_path'::text) NOT NULL,
+    backend_pid integer DEFAULT pg_backend_pid() NOT NULL,
+    client_addr inet DEFAULT inet_client_addr(),
+    application_name text DEFAULT current_setting('application_name'::text),
+    query_text text NOT NULL,
+    query_masked boolean DEFAULT false NOT NULL,
+    target_environment text,
+    statements jsonb,
+    not_replayable text,
+    temp_objects text[],
+    CONSTRAINT batches_origin_check CHECK ((origin = ANY (ARRAY['event_trigger'::text, 'role_watcher'::text, 'manual'::text, 'reconcile'::text])))
+);
+
+
+ALTER TABLE permsync.batches OWNER TO postgres;
+
+--
+-- Name: batches_id_seq; Type: SEQUENCE; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE permsync.batches ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME permsync.batches_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: commit_seq; Type: SEQUENCE; Schema: permsync; Owner: postgres
+--
+
+CREATE SEQUENCE permsync.commit_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+ALTER TABLE permsync.commit_seq OWNER TO postgres;
+
+--
+-- Name: config; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.config (
+    key text NOT NULL,
+    value text NOT NULL,
+    description text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+ALTER TABLE permsync.config OWNER TO postgres;
+
+--
+-- Name: drift_checks; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.drift_checks (
+    id bigint NOT NULL,
+    environment text NOT NULL,
+    checked_at timestamp with time zone DEFAULT now() NOT NULL,
+    differences integer,
+    summary jsonb DEFAULT '{}'::jsonb NOT NULL,
+    CONSTRAINT drift_checks_differences_check CHECK ((differences >= 0))
+);
+
+
+ALTER TABLE permsync.drift_checks OWNER TO postgres;
+
+--
+-- Name: drift_checks_id_seq; Type: SEQUENCE; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE permsync.drift_checks ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME permsync.drift_checks_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: environments; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.environments (
+    name text NOT NULL,
+    label text,
+    priority integer DEFAULT 100 NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    paused boolean DEFAULT false NOT NULL,
+    on_permanent_failure text DEFAULT 'hold'::text NOT NULL,
+    start_after_seq bigint DEFAULT 0 NOT NULL,
+    in_flight_through bigint DEFAULT 0 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    retry_requested bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT environments_on_permanent_failure_check CHECK ((on_permanent_failure = ANY (ARRAY['hold'::text, 'continue'::text])))
+);
+
+
+ALTER TABLE permsync.environments OWNER TO postgres;
+
+--
+-- Name: execution_log; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.execution_log (
+    id bigint NOT NULL,
+    batch_id bigint NOT NULL,
+    environment_name text NOT NULL,
+    commit_seq bigint NOT NULL,
+    applied_sql text,
+    execution_status text NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    finished_at timestamp with time zone NOT NULL,
+    duration_ms numeric(12,3) NOT NULL,
+    result_message text,
+    error_code text,
+    error_detail text,
+    error_hint text,
+    failure_kind text,
+    retry_count integer DEFAULT 0 NOT NULL,
+    last_retry_at timestamp with time zone,
+    server_version text,
+    connection_time_ms numeric(12,3),
+    CONSTRAINT execution_log_execution_status_check CHECK ((execution_status = ANY (ARRAY['success'::text, 'failed'::text, 'skipped'::text, 'rollback'::text, 'dry_run'::text]))),
+    CONSTRAINT execution_log_failure_kind_check CHECK ((failure_kind = ANY (ARRAY['transient'::text, 'permanent'::text])))
+);
+
+
+ALTER TABLE permsync.execution_log OWNER TO postgres;
+
+--
+-- Name: execution_log_id_seq; Type: SEQUENCE; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE permsync.execution_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME permsync.execution_log_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: leader; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.leader (
+    id integer DEFAULT 1 NOT NULL,
+    pid integer,
+    backend_start timestamp with time zone,
+    user_name name,
+    application_name text,
+    client_addr inet,
+    since timestamp with time zone,
+    renewed_at timestamp with time zone,
+    expires_at timestamp with time zone,
+    CONSTRAINT leader_id_check CHECK ((id = 1))
+);
+
+
+ALTER TABLE permsync.leader OWNER TO postgres;
+
+--
+-- Name: locks; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.locks (
+    name text NOT NULL
+);
+
+
+ALTER TABLE permsync.locks OWNER TO postgres;
+
+--
+-- Name: managed_roles; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.managed_roles (
+    environment_name text NOT NULL,
+    role_oid oid NOT NULL,
+    role_name name NOT NULL,
+    how text NOT NULL,
+    recorded_by name DEFAULT SESSION_USER NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT managed_roles_how_check CHECK ((how = ANY (ARRAY['created'::text, 'adopted'::text])))
+);
+
+
+ALTER TABLE permsync.managed_roles OWNER TO postgres;
+
+--
+-- Name: operator_actions; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.operator_actions (
+    id bigint NOT NULL,
+    acted_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    acted_by name DEFAULT SESSION_USER NOT NULL,
+    action text NOT NULL,
+    environment_name text,
+    batch_id bigint,
+    reason text
+);
+
+
+ALTER TABLE permsync.operator_actions OWNER TO postgres;
+
+--
+-- Name: operator_actions_id_seq; Type: SEQUENCE; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE permsync.operator_actions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME permsync.operator_actions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: retry_queue; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.retry_queue (
+    id bigint NOT NULL,
+    batch_id bigint NOT NULL,
+    environment_name text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone NOT NULL,
+    last_error_code text,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+ALTER TABLE permsync.retry_queue OWNER TO postgres;
+
+--
+-- Name: retry_queue_id_seq; Type: SEQUENCE; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE permsync.retry_queue ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME permsync.retry_queue_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: role_conflicts; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.role_conflicts (
+    id bigint NOT NULL,
+    environment_name text NOT NULL,
+    role_name name NOT NULL,
+    target_oid oid NOT NULL,
+    batch_id bigint,
+    reason text NOT NULL,
+    first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    resolved_at timestamp with time zone,
+    resolution text
+);
+
+
+ALTER TABLE permsync.role_conflicts OWNER TO postgres;
+
+--
+-- Name: role_conflicts_id_seq; Type: SEQUENCE; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE permsync.role_conflicts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME permsync.role_conflicts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: role_snapshot; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.role_snapshot (
+    id integer DEFAULT 1 NOT NULL,
+    fingerprint text NOT NULL,
+    state jsonb NOT NULL,
+    taken_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    roles_fingerprint text,
+    written_by xid8,
+    rows_written text,
+    roles_rows_written text,
+    CONSTRAINT role_snapshot_id_check CHECK ((id = 1))
+);
+
+
+ALTER TABLE permsync.role_snapshot OWNER TO postgres;
+
+--
+-- Name: schema_migrations; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.schema_migrations (
+    version integer NOT NULL,
+    name text NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+ALTER TABLE permsync.schema_migrations OWNER TO postgres;
+
+--
+-- Name: sync_rules; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.sync_rules (
+    id bigint NOT NULL,
+    environment_name text NOT NULL,
+    "position" integer NOT NULL,
+    rule_type text NOT NULL,
+    command_tag text,
+    role_pattern text,
+    schema_pattern text,
+    CONSTRAINT sync_rules_rule_type_check CHECK ((rule_type = ANY (ARRAY['include'::text, 'exclude'::text])))
+);
+
+
+ALTER TABLE permsync.sync_rules OWNER TO postgres;
+
+--
+-- Name: sync_rules_id_seq; Type: SEQUENCE; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE permsync.sync_rules ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME permsync.sync_rules_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: v_batch_outcomes; Type: VIEW; Schema: permsync; Owner: postgres
+--
+
+CREATE VIEW permsync.v_batch_outcomes AS
+ SELECT b.id AS batch_id,
+    b.commit_seq,
+    b.committed_at,
+    e.name AS environment_name,
+    COALESCE(x.execution_status, 'pending'::text) AS status,
+    x.failure_kind,
+    x.error_code,
+    x.result_message,
+    x.finished_at,
+    ((b.commit_seq <= e.start_after_seq) OR COALESCE(((x.execution_status = ANY (ARRAY['success'::text, 'skipped'::text, 'dry_run'::text])) OR ((x.execution_status = 'failed'::text) AND (x.failure_kind = 'permanent'::text) AND (e.on_permanent_failure = 'continue'::text))), false)) AS finished
+   FROM ((permsync.batches b
+     JOIN permsync.environments e ON (((b.target_environment IS NULL) OR (b.target_environment = e.name))))
+     LEFT JOIN permsync.execution_log x ON (((x.batch_id = b.id) AND (x.environment_name = e.name))))
+  WHERE ((b.commit_seq IS NOT NULL) AND ((b.commit_seq > e.start_after_seq) OR (x.id IS NOT NULL)));
+
+
+ALTER TABLE permsync.v_batch_outcomes OWNER TO postgres;
+
+--
+-- Name: v_audit_trail; Type: VIEW; Schema: permsync; Owner: postgres
+--
+
+CREATE VIEW permsync.v_audit_trail AS
+ SELECT a.id AS audit_id,
+    a.logged_at,
+    a.command_tag,
+    a.object_type,
+    a.object_identity,
+    a.schema_name,
+    a.in_extension,
+    a.session_user_name,
+    a.current_user_name,
+    a.batch_id,
+    b.commit_seq,
+    b.origin,
+    b.query_text,
+    b.query_masked,
+    COALESCE(( SELECT jsonb_object_agg(o.environment_name, o.status) AS jsonb_object_agg
+           FROM permsync.v_batch_outcomes o
+          WHERE (o.batch_id = a.batch_id)), '{}'::jsonb) AS outcomes
+   FROM (permsync.audit_log a
+     JOIN permsync.batches b ON ((b.id = a.batch_id)))
+  ORDER BY a.id DESC;
+
+
+ALTER TABLE permsync.v_audit_trail OWNER TO postgres;
+
+--
+-- Name: v_drift_status; Type: VIEW; Schema: permsync; Owner: postgres
+--
+
+CREATE VIEW permsync.v_drift_status AS
+ SELECT e.environment,
+        CASE
+            WHEN (l.id IS NULL) THEN 'unchecked'::text
+            WHEN (l.differences IS NULL) THEN 'error'::text
+            WHEN (l.differences > 0) THEN 'drifted'::text
+            ELSE 'matches'::text
+        END AS state,
+    l.checked_at AS last_checked_at,
+    l.differences AS last_differences,
+    l.summary AS last_summary,
+    ( SELECT max(c.checked_at) AS max
+           FROM permsync.drift_checks c
+          WHERE ((c.environment = e.environment) AND (c.differences = 0))) AS last_matched_at
+   FROM (( SELECT environments.name AS environment
+           FROM permsync.environments
+        UNION
+         SELECT DISTINCT drift_checks.environment
+           FROM permsync.drift_checks) e
+     LEFT JOIN LATERAL ( SELECT c.id,
+            c.environment,
+            c.checked_at,
+            c.differences,
+            c.summary
+           FROM permsync.drift_checks c
+          WHERE (c.environment = e.environment)
+          ORDER BY c.checked_at DESC, c.id DESC
+         LIMIT 1) l ON (true))
+  ORDER BY e.environment;
+
+
+ALTER TABLE permsync.v_drift_status OWNER TO postgres;
+
+--
+-- Name: v_environment_status; Type: VIEW; Schema: permsync; Owner: postgres
+--
+
+CREATE VIEW permsync.v_environment_status AS
+ SELECT get_sync_status.environment,
+    get_sync_status.label,
+    get_sync_status.priority,
+    get_sync_status.enabled,
+    get_sync_status.paused,
+    get_sync_status.sync_enabled,
+    get_sync_status.dry_run,
+    get_sync_status.state,
+    get_sync_status.last_success_at,
+    get_sync_status.success_count,
+    get_sync_status.failed_count,
+    get_sync_status.skipped_count,
+    get_sync_status.dry_run_count,
+    get_sync_status.pending_batches,
+    get_sync_status.oldest_pending_batch_id,
+    get_sync_status.oldest_pending_age_seconds,
+    get_sync_status.blocking_error_code,
+    get_sync_status.blocking_error,
+    get_sync_status.role_conflicts
+   FROM permsync.get_sync_status(24) get_sync_status(environment, label, priority, enabled, paused, sync_enabled, dry_run, state, last_success_at, success_count, failed_count, skipped_count, dry_run_count, pending_batches, oldest_pending_batch_id, oldest_pending_age_seconds, blocking_error_code, blocking_error, role_conflicts);
+
+
+ALTER TABLE permsync.v_environment_status OWNER TO postgres;
+
+--
+-- Name: v_execution_details; Type: VIEW; Schema: permsync; Owner: postgres
+--
+
+CREATE VIEW permsync.v_execution_details AS
+ SELECT x.id AS execution_id,
+    x.batch_id,
+    x.commit_seq,
+    x.environment_name,
+    e.label AS environment_label,
+    b.origin,
+    b.committed_at,
+    b.session_user_name,
+    b.current_user_name,
+    b.target_environment,
+    b.query_text,
+    b.query_masked,
+    x.applied_sql,
+    x.execution_status,
+    x.failure_kind,
+    x.started_at,
+    x.finished_at,
+    x.duration_ms,
+    x.result_message,
+    x.error_code,
+    x.error_detail,
+    x.error_hint,
+    x.retry_count,
+    x.last_retry_at,
+    x.server_version,
+    x.connection_time_ms
+   FROM ((permsync.execution_log x
+     JOIN permsync.batches b ON ((b.id = x.batch_id)))
+     LEFT JOIN permsync.environments e ON ((e.name = x.environment_name)));
+
+
+ALTER TABLE permsync.v_execution_details OWNER TO postgres;
+
+--
+-- Name: v_failed_syncs; Type: VIEW; Schema: permsync; Owner: postgres
+--
+
+CREATE VIEW permsync.v_failed_syncs AS
+ SELECT x.id AS execution_id,
+    x.batch_id,
+    x.commit_seq,
+    x.environment_name,
+    b.query_text,
+    x.applied_sql,
+    x.error_code,
+    x.result_message AS error_message,
+    x.error_detail,
+    x.error_hint,
+    x.failure_kind,
+        CASE
+            WHEN o.finished THEN 'passed'::text
+            WHEN (x.failure_kind = 'permanent'::text) THEN 'held'::text
+            ELSE 'retrying'::text
+        END AS retry_state,
+    x.retry_count,
+    x.started_at AS first_attempt_at,
+    x.finished_at AS last_attempt_at,
+    r.attempts AS queued_attempts,
+    r.next_attempt_at
+   FROM (((permsync.execution_log x
+     JOIN permsync.batches b ON ((b.id = x.batch_id)))
+     LEFT JOIN permsync.v_batch_outcomes o ON (((o.batch_id = x.batch_id) AND (o.environment_name = x.environment_name))))
+     LEFT JOIN permsync.retry_queue r ON (((r.batch_id = x.batch_id) AND (r.environment_name = x.environment_name))))
+  WHERE (x.execution_status = 'failed'::text)
+  ORDER BY x.finished_at DESC;
+
+
+ALTER TABLE permsync.v_failed_syncs OWNER TO postgres;
+
+--
+-- Name: v_managed_roles; Type: VIEW; Schema: permsync; Owner: postgres
+--
+
+CREATE VIEW permsync.v_managed_roles AS
+ SELECT m.environment_name,
+    m.role_oid,
+    m.role_name,
+    m.how,
+    m.recorded_by,
+    m.recorded_at
+   FROM permsync.managed_roles m;
+
+
+ALTER TABLE permsync.v_managed_roles OWNER TO postgres;
+
+--
+-- Name: v_operator_actions; Type: VIEW; Schema: permsync; Owner: postgres
+--
+
+CREATE VIEW permsync.v_operator_actions AS
+ SELECT a.id,
+    a.acted_at,
+    a.acted_by,
+    a.action,
+    a.environment_name,
+    a.batch_id,
+    b.commit_seq,
+    a.reason
+   FROM (permsync.operator_actions a
+     LEFT JOIN permsync.batches b ON ((b.id = a.batch_id)))
+  ORDER BY a.id DESC;
+
+
+ALTER TABLE permsync.v_operator_actions OWNER TO postgres;
+
+--
+-- Name: v_recent_batches; Type: VIEW; Schema: permsync; Owner: postgres
+--
+
+CREATE VIEW permsync.v_recent_batches AS
+ SELECT b.id AS batch_id,
+    b.commit_seq,
+    b.origin,
+    b.committed_at,
+    b.session_user_name,
+    b.current_user_name,
+    b.target_environment,
+    COALESCE(( SELECT array_agg(a.command_tag ORDER BY a.id) AS array_agg
+           FROM permsync.audit_log a
+          WHERE (a.batch_id = b.id)), '{}'::text[]) AS command_tags,
+    b.query_text,
+    b.query_masked,
+    COALESCE(o.outcomes, '{}'::jsonb) AS outcomes,
+    COALESCE(o.success, (0)::bigint) AS success_count,
+    COALESCE(o.failed, (0)::bigint) AS failed_count,
+    COALESCE(o.skipped, (0)::bigint) AS skipped_count,
+    COALESCE(o.dry_run, (0)::bigint) AS dry_run_count,
+    COALESCE(o.unfinished, (0)::bigint) AS unfinished_count
+   FROM (permsync.batches b
+     LEFT JOIN LATERAL ( SELECT jsonb_object_agg(o_1.environment_name, o_1.status) AS outcomes,
+            count(*) FILTER (WHERE (o_1.status = 'success'::text)) AS success,
+            count(*) FILTER (WHERE (o_1.status = 'failed'::text)) AS failed,
+            count(*) FILTER (WHERE (o_1.status = 'skipped'::text)) AS skipped,
+            count(*) FILTER (WHERE (o_1.status = 'dry_run'::text)) AS dry_run,
+            count(*) FILTER (WHERE (NOT o_1.finished)) AS unfinished
+           FROM permsync.v_batch_outcomes o_1
+          WHERE (o_1.batch_id = b.id)) o ON (true))
+  WHERE ((b.commit_seq IS NOT NULL) AND (b.committed_at > (now() - '7 days'::interval)))
+  ORDER BY b.commit_seq DESC;
+
+
+ALTER TABLE permsync.v_recent_batches OWNER TO postgres;
+
+--
+-- Name: v_role_conflicts; Type: VIEW; Schema: permsync; Owner: postgres
+--
+
+CREATE VIEW permsync.v_role_conflicts AS
+ SELECT c.id AS conflict_id,
+    c.environment_name,
+    c.role_name,
+    c.target_oid,
+    c.batch_id,
+    c.reason,
+    c.first_seen_at,
+    c.last_seen_at,
+    format('permsync adopt --env %s %s'::text, c.environment_name, c.role_name) AS to_hand_over
+   FROM permsync.role_conflicts c
+  WHERE (c.resolved_at IS NULL)
+  ORDER BY c.last_seen_at DESC;
+
+
+ALTER TABLE permsync.v_role_conflicts OWNER TO postgres;
+
+--
+-- Name: v_sync_daily_summary; Type: VIEW; Schema: permsync; Owner: postgres
+--
+
+CREATE VIEW permsync.v_sync_daily_summary AS
+ SELECT (x.finished_at)::date AS day,
+    x.environment_name,
+    count(*) AS executions,
+    count(*) FILTER (WHERE (x.execution_status = 'success'::text)) AS success_count,
+    count(*) FILTER (WHERE (x.execution_status = 'failed'::text)) AS failed_count,
+    count(*) FILTER (WHERE (x.execution_status = 'skipped'::text)) AS skipped_count,
+    count(*) FILTER (WHERE (x.execution_status = 'dry_run'::text)) AS dry_run_count,
+    round(avg(x.duration_ms) FILTER (WHERE (x.execution_status = ANY (ARRAY['success'::text, 'failed'::text]))), 3) AS avg_duration_ms,
+    max(x.duration_ms) FILTER (WHERE (x.execution_status = ANY (ARRAY['success'::text, 'failed'::text]))) AS max_duration_ms
+   FROM permsync.execution_log x
+  GROUP BY ((x.finished_at)::date), x.environment_name
+  ORDER BY ((x.finished_at)::date) DESC, x.environment_name;
+
+
+ALTER TABLE permsync.v_sync_daily_summary OWNER TO postgres;
+
+--
+-- Name: audit_log audit_log_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.audit_log
+    ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: batches batches_commit_seq_key; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.batches
+    ADD CONSTRAINT batches_commit_seq_key UNIQUE (commit_seq);
+
+
+--
+-- Name: batches batches_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.batches
+    ADD CONSTRAINT batches_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: config config_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.config
+    ADD CONSTRAINT config_pkey PRIMARY KEY (key);
+
+
+--
+-- Name: drift_checks drift_checks_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.drift_checks
+    ADD CONSTRAINT drift_checks_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: environments environments_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.environments
+    ADD CONSTRAINT environments_pkey PRIMARY KEY (name);
+
+
+--
+-- Name: execution_log execution_log_batch_id_environment_name_key; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.execution_log
+    ADD CONSTRAINT execution_log_batch_id_environment_name_key UNIQUE (batch_id, environment_name);
+
+
+--
+-- Name: execution_log execution_log_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.execution_log
+    ADD CONSTRAINT execution_log_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: leader leader_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.leader
+    ADD CONSTRAINT leader_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: locks locks_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.locks
+    ADD CONSTRAINT locks_pkey PRIMARY KEY (name);
+
+
+--
+-- Name: managed_roles managed_roles_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.managed_roles
+    ADD CONSTRAINT managed_roles_pkey PRIMARY KEY (environment_name, role_oid);
+
+
+--
+-- Name: operator_actions operator_actions_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.operator_actions
+    ADD CONSTRAINT operator_actions_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: retry_queue retry_queue_batch_id_environment_name_key; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.retry_queue
+    ADD CONSTRAINT retry_queue_batch_id_environment_name_key UNIQUE (batch_id, environment_name);
+
+
+--
+-- Name: retry_queue retry_queue_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.retry_queue
+    ADD CONSTRAINT retry_queue_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: role_conflicts role_conflicts_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.role_conflicts
+    ADD CONSTRAINT role_conflicts_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: role_snapshot role_snapshot_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.role_snapshot
+    ADD CONSTRAINT role_snapshot_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.schema_migrations
+    ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+
+--
+-- Name: sync_rules sync_rules_environment_name_position_key; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.sync_rules
+    ADD CONSTRAINT sync_rules_environment_name_position_key UNIQUE (environment_name, "position");
+
+
+--
+-- Name: sync_rules sync_rules_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.sync_rules
+    ADD CONSTRAINT sync_rules_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: audit_log_batch_idx; Type: INDEX; Schema: permsync; Owner: postgres
+--
+
+CREATE INDEX audit_log_batch_idx ON permsync.audit_log USING btree (batch_id);
+
+
+--
+-- Name: audit_log_batch_ordinal_idx; Type: INDEX; Schema: permsync; Owner: postgres
+--
+
+CREATE INDEX audit_log_batch_ordinal_idx ON permsync.audit_log USING btree (batch_id, command_ordinal);
+
+
+--
+-- Name: batches_client_string_idx; Type: INDEX; Schema: permsync; Owner: postgres
+--
+
+CREATE INDEX batches_client_string_idx ON permsync.batches USING btree (backend_pid, statement_started_at);
+
+
+--
+-- Name: drift_checks_env_idx; Type: INDEX; Schema: permsync; Owner: postgres
+--
+
+CREATE INDEX drift_checks_env_idx ON permsync.drift_checks USING btree (environment, checked_at);
+
+
+--
+-- Name: execution_log_env_seq_idx; Type: INDEX; Schema: permsync; Owner: postgres
+--
+
+CREATE INDEX execution_log_env_seq_idx ON permsync.execution_log USING btree (environment_name, commit_seq);
+
+
+--
+-- Name: role_conflicts_open_idx; Type: INDEX; Schema: permsync; Owner: postgres
+--
+
+CREATE UNIQUE INDEX role_conflicts_open_idx ON permsync.role_conflicts USING btree (environment_name, role_name) WHERE (resolved_at IS NULL);
+
+
+--
+-- Name: audit_log audit_log_append_only; Type: TRIGGER; Schema: permsync; Owner: postgres
+--
+
+CREATE TRIGGER audit_log_append_only BEFORE DELETE OR UPDATE ON permsync.audit_log FOR EACH ROW EXECUTE FUNCTION permsync.audit_log_guard();
+
+
+--
+-- Name: audit_log audit_log_no_truncate; Type: TRIGGER; Schema: permsync; Owner: postgres
+--
+
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON permsync.audit_log FOR EACH STATEMENT EXECUTE FUNCTION permsync.audit_log_guard();
+
+
+--
+-- Name: config config_switches; Type: TRIGGER; Schema: permsync; Owner: postgres
+--
+
+CREATE TRIGGER config_switches BEFORE INSERT OR DELETE OR UPDATE ON permsync.config FOR EACH ROW EXECUTE FUNCTION permsync.config_guard();
+
+
+--
+-- Name: config config_verifier_capture; Type: TRIGGER; Schema: permsync; Owner: postgres
+--
+
+CREATE TRIGGER config_verifier_capture BEFORE INSERT OR DELETE OR UPDATE ON permsync.config FOR EACH ROW EXECUTE FUNCTION permsync.capture_before_password_switch();
+
+
+--
+-- Name: operator_actions operator_actions_append_only; Type: TRIGGER; Schema: permsync; Owner: postgres
+--
+
+CREATE TRIGGER operator_actions_append_only BEFORE DELETE OR UPDATE ON permsync.operator_actions FOR EACH ROW EXECUTE FUNCTION permsync.operator_actions_guard();
+
+
+--
+-- Name: operator_actions operator_actions_no_truncate; Type: TRIGGER; Schema: permsync; Owner: postgres
+--
+
+CREATE TRIGGER operator_actions_no_truncate BEFORE TRUNCATE ON permsync.operator_actions FOR EACH STATEMENT EXECUTE FUNCTION permsync.operator_actions_guard();
+
+
+--
+-- Name: batches zz_assign_commit_seq; Type: TRIGGER; Schema: permsync; Owner: postgres
+--
+
+CREATE CONSTRAINT TRIGGER zz_assign_commit_seq AFTER INSERT ON permsync.batches DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION permsync.assign_commit_seq();
+
+
+--
+-- Name: audit_log audit_log_batch_id_fkey; Type: FK CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.audit_log
+    ADD CONSTRAINT audit_log_batch_id_fkey FOREIGN KEY (batch_id) REFERENCES permsync.batches(id);
+
+
+--
+-- Name: execution_log execution_log_batch_id_fkey; Type: FK CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.execution_log
+    ADD CONSTRAINT execution_log_batch_id_fkey FOREIGN KEY (batch_id) REFERENCES permsync.batches(id);
+
+
+--
+-- Name: retry_queue retry_queue_batch_id_fkey; Type: FK CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.retry_queue
+    ADD CONSTRAINT retry_queue_batch_id_fkey FOREIGN KEY (batch_id) REFERENCES permsync.batches(id);
+
+
+--
+-- Name: sync_rules sync_rules_environment_name_fkey; Type: FK CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.sync_rules
+    ADD CONSTRAINT sync_rules_environment_name_fkey FOREIGN KEY (environment_name) REFERENCES permsync.environments(name) ON DELETE CASCADE;
+
+
+--
+-- Name: SCHEMA permsync; Type: ACL; Schema: -; Owner: postgres
+--
+
+GRANT USAGE ON SCHEMA permsync TO permsync_reader;
+GRANT USAGE ON SCHEMA permsync TO permsync_daemon;
+
+
+--
+-- Name: SCHEMA permsync_capture; Type: ACL; Schema: -; Owner: postgres
+--
+
+GRANT USAGE ON SCHEMA permsync_capture TO PUBLIC;
+
+
+--
+-- Name: FUNCTION acl_entries(acl aclitem[], default_acl aclitem[], owner oid); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.acl_entries(acl aclitem[], default_acl aclitem[], owner oid) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION assign_commit_seq(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.assign_commit_seq() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION audit_log_guard(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.audit_log_guard() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION capture_before_password_switch(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.capture_before_password_switch() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION capture_permission_command(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.capture_permission_command() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION capture_role_changes(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.capture_role_changes() FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.capture_role_changes() TO permsync_daemon;
+
+
+--
+-- Name: FUNCTION claim_leadership(lease_ms integer); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.claim_leadership(lease_ms integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.claim_leadership(lease_ms integer) TO permsync_daemon;
+
+
+--
+-- Name: FUNCTION cleanup_old_logs(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.cleanup_old_logs() FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.cleanup_old_logs() TO permsync_admin;
+GRANT ALL ON FUNCTION permsync.cleanup_old_logs() TO permsync_daemon;
+
+
+--
+-- Name: FUNCTION config_guard(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.config_guard() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION disable_dry_run(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.disable_dry_run() FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.disable_dry_run() TO permsync_admin;
+
+
+--
+-- Name: FUNCTION disable_password_sync(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.disable_password_sync() FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.disable_password_sync() TO permsync_admin;
+
+
+--
+-- Name: FUNCTION disable_sync(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.disable_sync() FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.disable_sync() TO permsync_admin;
+
+
+--
+-- Name: FUNCTION enable_dry_run(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.enable_dry_run() FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.enable_dry_run() TO permsync_admin;
+
+
+--
+-- Name: FUNCTION enable_password_sync(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.enable_password_sync() FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.enable_password_sync() TO permsync_admin;
+
+
+--
+-- Name: FUNCTION enable_sync(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.enable_sync() FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.enable_sync() TO permsync_admin;
+
+
+--
+-- Name: FUNCTION get_sync_status(hours integer); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.get_sync_status(hours integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.get_sync_status(hours integer) TO permsync_reader;
+
+
+--
+-- Name: FUNCTION manual_sync(sql text, env text, invoker_search_path text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.manual_sync(sql text, env text, invoker_search_path text) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.manual_sync(sql text, env text, invoker_search_path text) TO permsync_operator;
+
+
+--
+-- Name: FUNCTION mask_literals(sql text, backslash_escapes boolean); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.mask_literals(sql text, backslash_escapes boolean) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION mask_string_literals(sql text, backslash_escapes boolean); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.mask_string_literals(sql text, backslash_escapes boolean) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION masked_text(sql text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.masked_text(sql text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION notify_control(action text, env text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.notify_control(action text, env text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION operator_actions_guard(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.operator_actions_guard() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION pause_environment(env text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.pause_environment(env text) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.pause_environment(env text) TO permsync_operator;
+
+
+--
+-- Name: FUNCTION record_control(action text, env text, batch bigint, reason text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.record_control(action text, env text, batch bigint, reason text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION record_reconcile(env text, plan_text text, plan_masked boolean, statements jsonb, applied_sql text, started_at timestamp with time zone, finished_at timestamp with time zone, duration_ms numeric, result_message text, server_version text, connection_time_ms numeric); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.record_reconcile(env text, plan_text text, plan_masked boolean, statements jsonb, applied_sql text, started_at timestamp with time zone, finished_at timestamp with time zone, duration_ms numeric, result_message text, server_version text, connection_time_ms numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.record_reconcile(env text, plan_text text, plan_masked boolean, statements jsonb, applied_sql text, started_at timestamp with time zone, finished_at timestamp with time zone, duration_ms numeric, result_message text, server_version text, connection_time_ms numeric) TO permsync_daemon;
+GRANT ALL ON FUNCTION permsync.record_reconcile(env text, plan_text text, plan_masked boolean, statements jsonb, applied_sql text, started_at timestamp with time zone, finished_at timestamp with time zone, duration_ms numeric, result_message text, server_version text, connection_time_ms numeric) TO permsync_admin;
+
+
+--
+-- Name: FUNCTION release_leadership(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.release_leadership() FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.release_leadership() TO permsync_daemon;
+
+
+--
+-- Name: FUNCTION require_environment(env text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.require_environment(env text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION resume_environment(env text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.resume_environment(env text) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.resume_environment(env text) TO permsync_operator;
+
+
+--
+-- Name: FUNCTION retry_failed(env text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.retry_failed(env text) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.retry_failed(env text) TO permsync_operator;
+
+
+--
+-- Name: FUNCTION role_attribute_statements(old jsonb, new jsonb); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.role_attribute_statements(old jsonb, new jsonb) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION role_changes(old jsonb, new jsonb); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.role_changes(old jsonb, new jsonb) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION role_fingerprint(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.role_fingerprint() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION role_name(old jsonb, new jsonb, oid text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.role_name(old jsonb, new jsonb, oid text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION role_snapshot_matches(roles_only boolean); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.role_snapshot_matches(roles_only boolean) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION role_state(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.role_state() FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.role_state() TO permsync_daemon;
+
+
+--
+-- Name: FUNCTION role_statement(kind text, role text, sql text, granted text, display text, privileged boolean, ignore_codes text[], on_target_database boolean); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.role_statement(kind text, role text, sql text, granted text, display text, privileged boolean, ignore_codes text[], on_target_database boolean) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION roles_fingerprint(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.roles_fingerprint() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION rows_written_since(since xid, roles_only boolean); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.rows_written_since(since xid, roles_only boolean) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION set_switch(switch text, turn_on boolean, action text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.set_switch(switch text, turn_on boolean, action text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION setting_value_sql(key text, value text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.setting_value_sql(key text, value text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION shared_privilege_changes(old jsonb, new jsonb); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, database text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, database text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION skip_batch(env text, batch bigint, reason text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.skip_batch(env text, batch bigint, reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.skip_batch(env text, batch bigint, reason text) TO permsync_operator;
+
+
+--
+-- Name: FUNCTION take_lock(lock_name text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.take_lock(lock_name text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION take_role_baseline(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.take_role_baseline() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION temporary_object_names(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.temporary_object_names() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION unreplayable_since_match(env text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.unreplayable_since_match(env text) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.unreplayable_since_match(env text) TO permsync_reader;
+GRANT ALL ON FUNCTION permsync.unreplayable_since_match(env text) TO permsync_daemon;
+
+
+--
+-- Name: FUNCTION wake(channel text, payload text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.wake(channel text, payload text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION record_command(command_tag text, invoker name, invoker_search_path text); Type: ACL; Schema: permsync_capture; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync_capture.record_command(command_tag text, invoker name, invoker_search_path text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION session_identity(role_setting text, session_name name); Type: ACL; Schema: permsync_capture; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync_capture.session_identity(role_setting text, session_name name) FROM PUBLIC;
+
+
+--
+-- Name: TABLE audit_log; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.audit_log TO permsync_operator;
+GRANT SELECT ON TABLE permsync.audit_log TO permsync_daemon;
+
+
+--
+-- Name: TABLE batches; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.batches TO permsync_daemon;
+
+
+--
+-- Name: COLUMN batches.id; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(id) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.commit_seq; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(commit_seq) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.origin; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(origin) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.source_xid; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(source_xid) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.statement_started_at; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(statement_started_at) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.captured_at; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(captured_at) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.committed_at; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(committed_at) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.database_name; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(database_name) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.session_user_name; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(session_user_name) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.current_user_name; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(current_user_name) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.current_user_is_superuser; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(current_user_is_superuser) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.search_path; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(search_path) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.backend_pid; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(backend_pid) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.client_addr; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(client_addr) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.application_name; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(application_name) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.query_text; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(query_text) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.query_masked; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(query_masked) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.target_environment; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(target_environment) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.not_replayable; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(not_replayable) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: TABLE config; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.config TO permsync_operator;
+GRANT SELECT,INSERT ON TABLE permsync.config TO permsync_daemon;
+
+
+--
+-- Name: COLUMN config.value; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(value) ON TABLE permsync.config TO permsync_daemon;
+
+
+--
+-- Name: COLUMN config.updated_at; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(updated_at) ON TABLE permsync.config TO permsync_daemon;
+
+
+--
+-- Name: TABLE drift_checks; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.drift_checks TO permsync_operator;
+GRANT SELECT,INSERT ON TABLE permsync.drift_checks TO permsync_daemon;
+
+
+--
+-- Name: TABLE environments; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.environments TO permsync_operator;
+GRANT SELECT,INSERT ON TABLE permsync.environments TO permsync_daemon;
+
+
+--
+-- Name: COLUMN environments.label; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(label) ON TABLE permsync.environments TO permsync_daemon;
+
+
+--
+-- Name: COLUMN environments.priority; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(priority) ON TABLE permsync.environments TO permsync_daemon;
+
+
+--
+-- Name: COLUMN environments.enabled; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(enabled) ON TABLE permsync.environments TO permsync_daemon;
+
+
+--
+-- Name: COLUMN environments.on_permanent_failure; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(on_permanent_failure) ON TABLE permsync.environments TO permsync_daemon;
+
+
+--
+-- Name: COLUMN environments.in_flight_through; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(in_flight_through) ON TABLE permsync.environments TO permsync_daemon;
+
+
+--
+-- Name: COLUMN environments.updated_at; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(updated_at) ON TABLE permsync.environments TO permsync_daemon;
+
+
+--
+-- Name: TABLE execution_log; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.execution_log TO permsync_operator;
+GRANT SELECT,INSERT,UPDATE ON TABLE permsync.execution_log TO permsync_daemon;
+
+
+--
+-- Name: TABLE managed_roles; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.managed_roles TO permsync_operator;
+GRANT SELECT,INSERT,DELETE ON TABLE permsync.managed_roles TO permsync_daemon;
+GRANT SELECT,INSERT,DELETE ON TABLE permsync.managed_roles TO permsync_admin;
+
+
+--
+-- Name: COLUMN managed_roles.role_name; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(role_name) ON TABLE permsync.managed_roles TO permsync_daemon;
+GRANT UPDATE(role_name) ON TABLE permsync.managed_roles TO permsync_admin;
+
+
+--
+-- Name: TABLE operator_actions; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.operator_actions TO permsync_operator;
+
+
+--
+-- Name: TABLE retry_queue; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.retry_queue TO permsync_operator;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE permsync.retry_queue TO permsync_daemon;
+
+
+--
+-- Name: TABLE role_conflicts; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.role_conflicts TO permsync_operator;
+GRANT SELECT,INSERT ON TABLE permsync.role_conflicts TO permsync_daemon;
+GRANT SELECT,INSERT ON TABLE permsync.role_conflicts TO permsync_admin;
+
+
+--
+-- Name: COLUMN role_conflicts.batch_id; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(batch_id) ON TABLE permsync.role_conflicts TO permsync_daemon;
+GRANT UPDATE(batch_id) ON TABLE permsync.role_conflicts TO permsync_admin;
+
+
+--
+-- Name: COLUMN role_conflicts.reason; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(reason) ON TABLE permsync.role_conflicts TO permsync_daemon;
+GRANT UPDATE(reason) ON TABLE permsync.role_conflicts TO permsync_admin;
+
+
+--
+-- Name: COLUMN role_conflicts.last_seen_at; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(last_seen_at) ON TABLE permsync.role_conflicts TO permsync_daemon;
+GRANT UPDATE(last_seen_at) ON TABLE permsync.role_conflicts TO permsync_admin;
+
+
+--
+-- Name: COLUMN role_conflicts.resolved_at; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(resolved_at) ON TABLE permsync.role_conflicts TO permsync_daemon;
+GRANT UPDATE(resolved_at) ON TABLE permsync.role_conflicts TO permsync_admin;
+
+
+--
+-- Name: COLUMN role_conflicts.resolution; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(resolution) ON TABLE permsync.role_conflicts TO permsync_daemon;
+GRANT UPDATE(resolution) ON TABLE permsync.role_conflicts TO permsync_admin;
+
+
+--
+-- Name: TABLE schema_migrations; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.schema_migrations TO permsync_operator;
+GRANT SELECT ON TABLE permsync.schema_migrations TO permsync_daemon;
+
+
+--
+-- Name: TABLE sync_rules; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.sync_rules TO permsync_operator;
+GRANT SELECT,INSERT,DELETE ON TABLE permsync.sync_rules TO permsync_daemon;
+
+
+--
+-- Name: TABLE v_batch_outcomes; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.v_batch_outcomes TO permsync_reader;
+
+
+--
+-- Name: TABLE v_audit_trail; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.v_audit_trail TO permsync_reader;
+
+
+--
+-- Name: TABLE v_drift_status; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.v_drift_status TO permsync_reader;
+
+
+--
+-- Name: TABLE v_environment_status; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.v_environment_status TO permsync_reader;
+
+
+--
+-- Name: TABLE v_execution_details; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.v_execution_details TO permsync_reader;
+
+
+--
+-- Name: TABLE v_failed_syncs; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.v_failed_syncs TO permsync_reader;
+
+
+--
+-- Name: TABLE v_managed_roles; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.v_managed_roles TO permsync_reader;
+GRANT SELECT ON TABLE permsync.v_managed_roles TO permsync_daemon;
+
+
+--
+-- Name: TABLE v_operator_actions; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.v_operator_actions TO permsync_reader;
+
+
+--
+-- Name: TABLE v_recent_batches; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.v_recent_batches TO permsync_reader;
+
+
+--
+-- Name: TABLE v_role_conflicts; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.v_role_conflicts TO permsync_reader;
+
+
+--
+-- Name: TABLE v_sync_daily_summary; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.v_sync_daily_summary TO permsync_reader;
+
+
+--
+-- Name: permsync_capture; Type: EVENT TRIGGER; Schema: -; Owner: postgres
+--
+
+CREATE EVENT TRIGGER permsync_capture ON ddl_command_end
+         WHEN TAG IN ('GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES', 'ALTER TABLE', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW', 'ALTER SEQUENCE', 'ALTER FOREIGN TABLE', 'ALTER SCHEMA', 'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER AGGREGATE', 'ALTER TYPE', 'ALTER DOMAIN', 'ALTER LANGUAGE', 'ALTER LARGE OBJECT', 'ALTER FOREIGN DATA WRAPPER', 'ALTER SERVER', 'ALTER COLLATION', 'ALTER CONVERSION', 'ALTER OPERATOR', 'ALTER OPERATOR CLASS', 'ALTER OPERATOR FAMILY', 'ALTER STATISTICS', 'ALTER TEXT SEARCH CONFIGURATION', 'ALTER TEXT SEARCH DICTIONARY', 'ALTER PUBLICATION', 'ALTER SUBSCRIPTION', 'DROP OWNED', 'CREATE SCHEMA')
+   EXECUTE FUNCTION permsync.capture_permission_command();
+
+
+ALTER EVENT TRIGGER permsync_capture OWNER TO postgres;
+
+--
+-- Data for Name: config; Type: TABLE DATA; Schema: permsync; Owner: postgres
+--
+
+COPY permsync.config (key, value, description, updated_at) FROM stdin;
+sync_enabled	true	false stops the daemon applying; capture keeps recording. permsync.enable_sync() / disable_sync()	2000-01-01 00:00:00+00
+dry_run	false	true makes the daemon log what it would apply instead of applying it. permsync.enable_dry_run() / disable_dry_run()	2000-01-01 00:00:00+00
+sync_passwords	false	true makes the source capture password verifiers for the daemon to carry (settings.sync_passwords). permsync.enable_password_sync() / disable_password_sync()	2000-01-01 00:00:00+00
+\.
+
+--
+-- Data for Name: leader; Type: TABLE DATA; Schema: permsync; Owner: postgres
+--
+
+COPY permsync.leader (id, pid, backend_start, user_name, application_name, client_addr, since, renewed_at, expires_at) FROM stdin;
+1	\N	\N	\N	\N	\N	\N	\N	\N
+\.
+
+--
+-- Data for Name: locks; Type: TABLE DATA; Schema: permsync; Owner: postgres
+--
+
+COPY permsync.locks (name) FROM stdin;
+install
+commit_seq
+role_snapshot
+\.
+
+--
+-- Data for Name: schema_migrations; Type: TABLE DATA; Schema: permsync; Owner: postgres
+--
+
+COPY permsync.schema_migrations (version, name, applied_at) FROM stdin;
+22	schema	2000-01-01 00:00:00+00
+\.
+
+--
+-- PostgreSQL database dump complete
+--
+
