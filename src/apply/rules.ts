@@ -1,7 +1,7 @@
 import { withoutGrantees, type ReplayStatement } from '../capture/statements.js';
 import { excludedRoleMatcher, type Config, type SyncRule } from '../config/schema.js';
 
-/** permsync's own roles on the source (sql/0003_operator.sql): not the DBAs' to carry. */
+/** permsync's own roles, which its install creates on the source: not the DBAs' to carry. */
 export const PERMSYNC_ROLES = ['permsync_admin', 'permsync_operator', 'permsync_reader', 'permsync_daemon'];
 
 export interface CompiledRule {

@@ -5,7 +5,7 @@ import {
 } from './statements.js';
 import { identityParts, touchesOfText, touchOfIdentity, type Touch, type TouchContext } from './touched.js';
 
-/** A statement the role watcher generated (sql/0001_core.sql, permsync.role_statement). */
+/** A statement the role watcher generated (permsync.role_statement). */
 export interface GeneratedStatement {
   kind: StatementKind;
   /** The role it defines or changes (for a membership, the member); absent for PUBLIC's database privileges. */
@@ -18,7 +18,7 @@ export interface GeneratedStatement {
   renamed_from?: string;
   ignore_codes?: string[];
   on_target_database?: boolean;
-  /** A source database other than its own, for a privilege on it (sql/0020_fidelity_shared.sql). */
+  /** A source database other than its own, for a privilege on it (permsync.shared_privilege_statement). */
   database?: string;
   /** The role named in GRANTED BY. */
   grantor?: string;
@@ -87,23 +87,23 @@ export interface RecordedCommand {
   identity: string | null;
   currentUser: string;
   searchPath: string | null;
-  /** Run by a function, a DO block or dynamic SQL; null when recorded before capture said (sql/0021). */
+  /** Run by a function, a DO block or dynamic SQL (permsync.audit_log.nested); null where capture did not write the row. */
   nested: boolean | null;
-  /** The statement it ran, as PL/pgSQL names it, literals masked (sql/0021_fidelity_converge.sql). */
+  /** The statement it ran, as PL/pgSQL names it, literals masked (permsync.audit_log.nested_text). */
   nestedText: string | null;
 }
 
-/** What capture stores instead of a string it cannot mask with certainty (sql/0009_withheld_text.sql). */
+/** What capture stores instead of a string it cannot mask with certainty (permsync_capture.record_command). */
 export const WITHHELD_TEXT = '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */';
 
 /**
- * The most the daemon reads of one batch: a client string capture stores (sql/0012_capture.sql
- * withholds a longer one), and a generated batch's text. Each is parsed and held in memory
+ * The most the daemon reads of one batch: a client string capture stores
+ * (permsync_capture.record_command withholds a longer one), and a generated batch's text. Each is parsed and held in memory
  * under the service's heap limit (deploy/permsync.service), a page of batches at a time.
  */
 export const MAX_TEXT_BYTES = 65_536;
 export const MAX_GENERATED_BYTES = 1_048_576;
-/** The most permission commands capture records for one batch (sql/0012_capture.sql). */
+/** The most permission commands capture records for one batch (permsync_capture.record_command). */
 export const MAX_RECORDED_COMMANDS = 1000;
 
 /**
@@ -149,7 +149,7 @@ async function planReplay(batch: Batch, siblingIds: () => Promise<string[]>): Pr
   // A string that committed several transactions wrote a batch for each, one after the
   // other in one session: the n-th batch is the n-th transaction. (Earlier ones are always
   // visible; later ones may still be committing.) A transaction whose commands ran with
-  // permsync.capture off wrote one too, which is not replayed (sql/0012_capture.sql).
+  // permsync.capture off wrote one too, which is not replayed (permsync_capture.record_command).
   const index = groups.length > 1 ? (await siblingIds()).indexOf(batch.id) : 0;
   const group = groups[index];
   // Which transaction is the batch's cannot always be told: then its statements cannot either.
@@ -328,7 +328,7 @@ function namesRelation(identity: string | null, relation: { schema: string | nul
 /**
  * Whether what the batch touched may be converged: not when its permission commands ran
  * with permsync.capture off (they were meant to stay on the source), nor when which of
- * its names were the session's temporary objects cannot be told (sql/0012_capture.sql).
+ * its names were the session's temporary objects cannot be told (permsync_capture.record_command).
  */
 function convergeable(batch: Batch): boolean {
   return !/permsync\.capture off|temporary objects/.test(batch.notReplayable ?? '');

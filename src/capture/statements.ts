@@ -5,7 +5,7 @@ import type { CommandTag } from '../config/schema.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 
 /**
- * Command tags the source's event trigger listens for (sql/0021_fidelity_converge.sql).
+ * Command tags the source's event trigger listens for (the event trigger permsync_capture).
  * ALTER tags are recorded only when the query string contains the word OWNER, CREATE
  * SCHEMA only when its elements GRANT or REVOKE.
  */

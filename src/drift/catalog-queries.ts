@@ -58,7 +58,7 @@ export const CAPTURED_VERIFIERS = `
            WHERE (s.state ->> 'passwords')::boolean) AS verifiers
     FROM (SELECT permsync.role_state() AS state) s`;
 
-/** Whether an admin has verifier capture on (sql/0013_operator_controls.sql), for a session that may read permsync.config. */
+/** Whether an admin has verifier capture on (permsync.enable_password_sync()), for a session that may read permsync.config. */
 export const CAPTURE_SWITCH = `
   SELECT coalesce((SELECT value FROM permsync.config WHERE key = 'sync_passwords'), 'false') = 'true' AS on`;
 

@@ -1,5 +1,6 @@
 /**
- * What drift and reconcile read and write in the source's permsync schema (sql/0004_drift.sql).
+ * What drift and reconcile read and write in the source's permsync schema (permsync.drift_checks,
+ * permsync.record_reconcile and what they rely on).
  * Parameters are always bound ($n), never interpolated.
  */
 

@@ -1,7 +1,7 @@
 /**
  * Every statement the operator commands of the CLI run against the source, in one place.
- * They use only the views and functions of sql/0003_operator.sql, so that the permsync_*
- * roles decide who may run them. Parameters are always bound ($n), never interpolated.
+ * They use only the operator's views and functions of schema permsync, so that the
+ * permsync_* roles decide who may run them. Parameters are always bound ($n), never interpolated.
  */
 
 export const ENVIRONMENT_STATUS = `

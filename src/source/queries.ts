@@ -105,7 +105,7 @@ export const MAX_COMMIT_SEQ = `SELECT coalesce(max(commit_seq), 0)::text AS seq 
 /**
  * Batch b (permsync.batches) is one environment e (permsync.environments) has yet to
  * finish. Finished: success, skipped, dry_run; a permanent failure only where the
- * environment continues past them. (sql/0003_operator.sql's v_batch_outcomes says the same.)
+ * environment continues past them. (permsync.v_batch_outcomes says the same.)
  */
 export const UNFINISHED_BY_ENVIRONMENT = `
   b.commit_seq > e.start_after_seq
@@ -203,7 +203,7 @@ export const DELETE_RETRY = `DELETE FROM permsync.retry_queue WHERE batch_id = $
 export const CAPTURE_ROLE_CHANGES = `SELECT permsync.capture_role_changes()::text AS batch`;
 
 /**
- * Whether the source captures password verifiers (an admin's switch, sql/0013) and whether
+ * Whether the source captures password verifiers (an admin's switch, permsync.enable_password_sync()) and whether
  * the role snapshot holds them (it also needs an installer that may read pg_authid).
  */
 export const PASSWORDS_TRACKED = `
@@ -218,7 +218,7 @@ export const FAILURE_CHANNEL = 'permsync_failure';
 export const NOTIFY_FAILURE = `SELECT pg_notify('${FAILURE_CHANNEL}', '')`;
 
 /**
- * What operators asked for (sql/0003_operator.sql, sql/0013_operator_controls.sql): the
+ * What operators asked for through permsync's control functions: the
  * switches, and per environment whether it is paused, its retry counter (raised by
  * retry_failed() and skip_batch()) and the last commit_seq with a logged outcome (a skip
  * may be ahead of where the daemon is). One row per environment, or one row of NULLs.
@@ -238,7 +238,7 @@ export const MARK_IN_FLIGHT = `UPDATE permsync.environments SET in_flight_throug
 /** Back to where it was: the batches marked after it were rolled back on the target, none of them applied. */
 export const UNMARK_IN_FLIGHT = `UPDATE permsync.environments SET in_flight_through = $2 WHERE name = $1`;
 
-/** Retention (sql/0003_operator.sql): what it deleted, per table. */
+/** Retention (permsync.cleanup_old_logs): what it deleted, per table. */
 export const CLEANUP_OLD_LOGS = `SELECT * FROM permsync.cleanup_old_logs()`;
 
 /** Environments no longer in the configuration stop counting (lag, retention) until they return. */
@@ -246,7 +246,7 @@ export const RETIRE_ENVIRONMENTS = `
   UPDATE permsync.environments SET enabled = false, updated_at = now()
    WHERE enabled AND NOT (name = ANY ($1::text[]))`;
 
-/** The roles permsync manages on an environment (sql/0014_role_scope.sql): oid there, and name. */
+/** The roles permsync manages on an environment (permsync.managed_roles): oid there, and name. */
 export const MANAGED_ROLES = `
   SELECT role_oid::int8::float8 AS oid, role_name AS name FROM permsync.v_managed_roles WHERE environment_name = $1`;
 
@@ -282,7 +282,7 @@ export const RESOLVE_ROLE_CONFLICTS = `
    WHERE environment_name = $1 AND role_name = ANY ($2::name[]) AND resolved_at IS NULL`;
 
 /**
- * Claims the leader lease for this session for $1 ms, or renews it (sql/0011_locks.sql):
+ * Claims the leader lease for this session for $1 ms, or renews it (permsync.claim_leadership):
  * whether this daemon now leads, and who holds the lease.
  */
 export const CLAIM_LEADERSHIP = `
