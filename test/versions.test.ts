@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PERMSYNC_ROLES } from '../src/apply/rules.js';
-import { Target } from '../src/apply/target.js';
+import { PERMSYNC_ROLES } from '../src/config/rules.js';
+import { Target } from '../src/target/target.js';
 import { checkEnvironments } from '../src/drift/check.js';
 import { reconcile } from '../src/drift/reconcile.js';
 import { startLocalCluster, type LocalCluster, type PostgresMajor } from '../src/embedded/cluster.js';
