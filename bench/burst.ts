@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { LocalCluster } from '../src/embedded/cluster.js';
+import type { LocalCluster } from '../dev/embedded/cluster.js';
 import { cpuPerStatement, cpuSnapshot, type CpuGroup } from './cpu.js';
 import { lastCommitSeq, waitApplied } from './progress.js';
 import { benchAcls, churn, connect } from './servers.js';

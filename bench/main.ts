@@ -14,7 +14,7 @@ import { mb, ms, printTable, rate, seconds, stamp, writeResults, type Row } from
 import { burstRows, catchUpRows, costRows, get, roleRows } from './rows.js';
 import { createBaselineRoles, createRoles, measureCheck, measureDetection } from './roles.js';
 import { connect, ENVIRONMENTS, startBenchServers, type BenchServers } from './servers.js';
-import type { LocalCluster } from '../src/embedded/cluster.js';
+import type { LocalCluster } from '../dev/embedded/cluster.js';
 import { loadAverage } from './stats.js';
 
 /** The sizes the goals are stated for (bench/README.md). */

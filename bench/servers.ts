@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { startLocalCluster, type LocalCluster } from '../src/embedded/cluster.js';
+import { startLocalCluster, type LocalCluster } from '../dev/embedded/cluster.js';
 import { install } from '../src/install/migrate.js';
 import { recordManagedRoles } from '../src/source/store.js';
 import { syncTriggerSql } from './sync-trigger.js';

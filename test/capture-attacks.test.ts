@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../src/daemon.js';
 import { withTimeout } from '../src/deadline.js';
-import { startLocalCluster, type LocalCluster } from '../src/embedded/cluster.js';
+import { startLocalCluster, type LocalCluster } from '../dev/embedded/cluster.js';
 import { install } from '../src/install/migrate.js';
 import { relationPrivileges } from './support/catalog.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';

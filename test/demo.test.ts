@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runDemo } from '../src/demo/main.js';
+import { runDemo } from '../dev/demo/main.js';
 
 describe('npm run demo', () => {
   it('plays the DBA session and shows each change arriving in every environment', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli/main.js';
-import { PERMSYNC_ROLES } from '../src/apply/rules.js';
+import { PERMSYNC_ROLES } from '../src/config/rules.js';
 import { DriftCheckProcess } from '../src/drift/check-process.js';
 import { permissionSnapshot } from './support/catalog.js';
 import { startPipeline, type Pipeline } from './support/pipeline.js';

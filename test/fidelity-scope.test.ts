@@ -2,10 +2,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { PERMSYNC_ROLES } from '../src/apply/rules.js';
+import { PERMSYNC_ROLES } from '../src/config/rules.js';
 import { main } from '../src/cli/main.js';
 import type { Config, Settings } from '../src/config/schema.js';
-import type { PostgresMajor } from '../src/embedded/cluster.js';
+import type { PostgresMajor } from '../dev/embedded/cluster.js';
 import { accountDifference, canDump, catalogAccount, dumpAccount, type AccountOptions } from './support/dump.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 

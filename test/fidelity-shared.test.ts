@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkEnvironments } from '../src/drift/check.js';
-import type { PostgresMajor } from '../src/embedded/cluster.js';
+import type { PostgresMajor } from '../dev/embedded/cluster.js';
 import { permissionDump } from './support/dump-shared.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 

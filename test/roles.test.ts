@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PERMSYNC_ROLES } from '../src/apply/rules.js';
+import { PERMSYNC_ROLES } from '../src/config/rules.js';
 import type { Daemon } from '../src/daemon.js';
 import { permissionSnapshot, relationPrivileges } from './support/catalog.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';

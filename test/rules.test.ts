@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { admit, compileRules, roleScope } from '../src/apply/rules.js';
+import { compileRules, roleScope } from '../src/config/rules.js';
+import { admit } from '../src/plan/admit.js';
 import { analyzeQuery, loadParser, type ReplayStatement } from '../src/capture/statements.js';
 import { defaultSettings } from '../src/config/schema.js';
 

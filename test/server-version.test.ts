@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { forServer } from '../src/apply/server-version.js';
-import type { TargetStatement } from '../src/apply/target.js';
+import { forServer } from '../src/plan/server-version.js';
+import type { TargetStatement } from '../src/plan/target-statements.js';
 import { loadParser } from '../src/capture/statements.js';
 
 const grant = (sql: string): TargetStatement => ({ kind: 'GRANT', sql });

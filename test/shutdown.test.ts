@@ -4,7 +4,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
-import type { LocalCluster } from '../src/embedded/cluster.js';
+import type { LocalCluster } from '../dev/embedded/cluster.js';
 import { permissionSnapshot } from './support/catalog.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 import { TcpProxy } from './support/proxy.js';

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Target } from '../src/apply/target.js';
+import { Target } from '../src/target/target.js';
 import { main } from '../src/cli/main.js';
-import { startLocalCluster, type LocalCluster } from '../src/embedded/cluster.js';
+import { startLocalCluster, type LocalCluster } from '../dev/embedded/cluster.js';
 import { testSettings, waitFor } from './support/pipeline.js';
 
 /**

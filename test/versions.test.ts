@@ -1,10 +1,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PERMSYNC_ROLES } from '../src/apply/rules.js';
-import { Target } from '../src/apply/target.js';
+import { PERMSYNC_ROLES } from '../src/config/rules.js';
+import { Target } from '../src/target/target.js';
 import { checkEnvironments } from '../src/drift/check.js';
 import { reconcile } from '../src/drift/reconcile.js';
-import { startLocalCluster, type LocalCluster, type PostgresMajor } from '../src/embedded/cluster.js';
+import { startLocalCluster, type LocalCluster, type PostgresMajor } from '../dev/embedded/cluster.js';
 import { permissionSnapshot, relationPrivileges } from './support/catalog.js';
 import { startPipeline, testSettings, waitFor, type Pipeline } from './support/pipeline.js';
 import { roleCatalog } from './support/roles.js';

@@ -4,11 +4,12 @@ import type { Batch, BatchPlan, ConvergeScope } from '../capture/plan.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { ExecutionRecord, SourceStore, Switches } from '../source/store.js';
 import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
-import { admit, compileRules, type CompiledRule, type RoleScope } from './rules.js';
-import { releaseStatements } from './role-release.js';
-import { actorsOf, asReplayStatement, ownerlessSequences, planConverge } from './converge.js';
-import { judgeStatements, mayChange, namesToLookUp, settleGrantors, type OwnershipVerdict, type RoleOwners } from './role-ownership.js';
-import { canRunTogether, ROLE_OIDS, type BeforeCommit, type ExecutionResult, type GroupResult, type SessionIdentity, type Target } from './target.js';
+import { compileRules, type CompiledRule, type RoleScope } from '../config/rules.js';
+import { admit } from '../plan/admit.js';
+import { releaseStatements } from '../plan/release.js';
+import { actorsOf, asReplayStatement, ownerlessSequences, planConverge } from '../plan/converge.js';
+import { judgeStatements, mayChange, namesToLookUp, settleGrantors, type OwnershipVerdict, type RoleOwners } from '../plan/role-ownership.js';
+import { canRunTogether, ROLE_OIDS, type BeforeCommit, type ExecutionResult, type GroupResult, type SessionIdentity, type Target } from '../target/target.js';
 import type { DaemonMetrics } from '../metrics.js';
 import { searchPathAsUser } from '../sql/quote.js';
 import type { ReplayStatement } from '../capture/statements.js';
@@ -39,7 +40,7 @@ export interface ApplierDeps {
   target: Target;
   plan: (batch: Batch) => Promise<BatchPlan>;
   roles: RoleScope;
-  /** The name of the source's bootstrap superuser (role-ownership.ts). */
+  /** The name of the source's bootstrap superuser (plan/role-ownership.ts). */
   sourceSuperuser: string;
   metrics: Pick<DaemonMetrics, 'batchSeen' | 'execution'>;
   logger: Logger;
@@ -105,7 +106,7 @@ export class EnvironmentApplier {
   private retryAsked = false;
   /** The last attempt could not connect: the retry tick probes the environment (see retryIfDue). */
   private unreachable = false;
-  /** The oids of the roles permsync manages here (role-ownership.ts). */
+  /** The oids of the roles permsync manages here (plan/role-ownership.ts). */
   private managed: Map<number, string> = new Map();
   /** The environment's roles named by the batches being carried, read once per step: oid, or null when absent. */
   private readonly targetRoles = new Map<string, number | null>();
@@ -465,7 +466,7 @@ export class EnvironmentApplier {
     // A non-superuser's statement runs as that role, so grantor and permission checks
     // are the ones it had on the source; a superuser's runs as the sync user, with
     // "$user" in its search_path still meaning the superuser's schema. A converging batch
-    // runs as the sync user, as reconcile does: converge.ts has kept to what its author
+    // runs as the sync user, as reconcile does: plan/converge.ts has kept to what its author
     // could change, and its statements name every object in full.
     const runAs = plan.converge ? undefined : authorOf(batch);
     const ownership = admitted.length > 0 ? await this.judge(batch, admitted, runAs) : undefined;
@@ -497,7 +498,7 @@ export class EnvironmentApplier {
 
   /**
    * What converges here the objects a batch touched that statement replay cannot carry
-   * (converge.ts), with notes saying what it did and did not converge. The environment is
+   * (plan/converge.ts), with notes saying what it did and did not converge. The environment is
    * read before the source, as reconcile does: what the daemon carried there is then on
    * the source too, and never taken back.
    */
@@ -525,7 +526,7 @@ export class EnvironmentApplier {
   }
 
   /**
-   * The statements that touch only roles permsync may change here (role-ownership.ts).
+   * The statements that touch only roles permsync may change here (plan/role-ownership.ts).
    * Before calling a role the target's own, the managed roles are read again: an operator
    * may have handed it over since. Conflicts are recorded on the source.
    */
@@ -606,7 +607,7 @@ export class EnvironmentApplier {
 
   /**
    * The role watcher's DROP ROLE, preceded by what releases the role here as it was
-   * released on the source (apply/role-release.ts). If the environment cannot be read, the
+   * released on the source (plan/release.ts). If the environment cannot be read, the
    * DROP ROLE goes alone: it fails there for the same reason, and is retried.
    */
   private async releasingDroppedRoles(batch: Batch, statements: ReplayStatement[], notes: string[]): Promise<ReplayStatement[]> {
@@ -777,7 +778,7 @@ export class EnvironmentApplier {
 /**
  * What an operator can do about a DROP ROLE the environment refused because something
  * there still depends on the role (2BP01), after permsync released what it could
- * (role-release.ts): what depends on it, in short (the detail lists it all), and the way
+ * (plan/release.ts): what depends on it, in short (the detail lists it all), and the way
  * out, for the execution log's message (which `permsync status` shows) and its hint.
  */
 function dropRoleWayOut(environment: string, batch: Batch, error: NonNullable<ExecutionResult['error']>): { summary: string; hint: string } | undefined {

@@ -59,7 +59,7 @@ export interface ReplayStatement {
   attribute?: string;
   /** For ALTER ROLE ... RENAME: the name the role had (grantees hold the new one). */
   renamedFrom?: string;
-  /** Holds TARGET_DATABASE (apply/target.ts), to be replaced by the target's database name. */
+  /** Holds TARGET_DATABASE (plan/target-statements.ts), to be replaced by the target's database name. */
   onTargetDatabase?: boolean;
   /**
    * Holds TARGET_DATABASE for this database of the source other than its own: replaced by
@@ -74,7 +74,7 @@ export interface ReplayStatement {
   schemas: string[];
   /**
    * GRANT, REVOKE and ALTER DEFAULT PRIVILEGES: the roles it names beside its grantee list,
-   * and whether that list names PUBLIC. Each grantee is judged on its own (apply/rules.ts).
+   * and whether that list names PUBLIC. Each grantee is judged on its own (plan/admit.ts).
    */
   grantList?: { otherRoles: string[]; public: boolean };
 }

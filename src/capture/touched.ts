@@ -1,11 +1,11 @@
 import { parseSync } from 'libpg-query';
 import type { RangeVar, RoleSpec } from 'libpg-query';
-import type { ObjectKind } from '../drift/catalog.js';
+import type { ObjectKind } from '../catalog/catalog.js';
 
 /**
  * What a permission command touched, by name: what a batch that statement replay cannot
  * carry (a GRANT in a DO block, a CREATE SCHEMA ... GRANT) converges on each target, and
- * nothing more (apply/converge.ts). Names are resolved against the source's catalog there.
+ * nothing more (plan/converge.ts). Names are resolved against the source's catalog there.
  */
 
 /** An object by name; schema null: unqualified (looked up in the search path). */

@@ -2,12 +2,12 @@ import pg from 'pg';
 import { redactUrl } from '../config/load.js';
 import type { Config, EnvironmentConfig, Settings } from '../config/schema.js';
 import { PermsyncError } from '../errors.js';
-import { readCatalog, type Catalog } from './catalog.js';
+import { readCatalog, type Catalog } from '../catalog/catalog.js';
 import type { EnvironmentResult } from './format.js';
 import { unreplayableHints } from './history.js';
-import { buildReport, type DriftReport } from './report.js';
-import { roleScope } from '../apply/rules.js';
-import type { ManagedRoles } from '../apply/role-ownership.js';
+import { buildReport, type DriftReport } from '../plan/report.js';
+import { roleScope } from '../config/rules.js';
+import type { ManagedRoles } from '../plan/role-ownership.js';
 import { readManagedRoles } from '../source/store.js';
 import { keepErrorsForTheNextQuery } from '../pg-sessions.js';
 

@@ -1,7 +1,7 @@
 import type pg from 'pg';
-import type { ExecutionResult } from '../apply/target.js';
-import type { PlannedStatement } from './plan.js';
-import type { DriftReport } from './report.js';
+import type { ExecutionResult } from '../target/target.js';
+import type { PlannedStatement } from '../plan/plan.js';
+import type { DriftReport } from '../plan/report.js';
 import * as Q from './source-queries.js';
 import { describeReport } from './format.js';
 

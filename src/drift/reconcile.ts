@@ -1,13 +1,14 @@
 import type pg from 'pg';
-import { ROLE_OIDS, Target, type TargetStatement } from '../apply/target.js';
+import { ROLE_OIDS, Target } from '../target/target.js';
+import type { TargetStatement } from '../plan/target-statements.js';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import { PermsyncError, UsageError } from '../errors.js';
 import { describeError, openSession, readSourceCatalog, readTargetCatalog } from './check.js';
 import type { EnvironmentResult } from './format.js';
 import { mayRecordReconcile, recordReconcile, unreplayableHints } from './history.js';
-import type { PlannedStatement } from './plan.js';
-import { buildReport, type DriftReport } from './report.js';
-import { roleScope } from '../apply/rules.js';
+import type { PlannedStatement } from '../plan/plan.js';
+import { buildReport, type DriftReport } from '../plan/report.js';
+import { roleScope } from '../config/rules.js';
 import { readManagedRoles, recordManagedRoles } from '../source/store.js';
 
 export interface ReconcileOptions {

@@ -70,7 +70,7 @@ export const RECORDED_COMMANDS = `
    LIMIT ${MAX_RECORDED_COMMANDS + 1}`;
 
 /**
- * What the roles in $1 may change (apply/converge.ts Authority): whether each is a
+ * What the roles in $1 may change (plan/converge.ts Authority): whether each is a
  * superuser, and the roles it is a member of; and the owners of the sequences in $2
  * (a JSON array of {schema, name}).
  */

@@ -3,10 +3,10 @@ import type { Batch, RecordedCommand } from '../capture/plan.js';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import * as Q from './queries.js';
 import { withPooledSession } from '../pg-sessions.js';
-import { readSourceOwners, readSourcePolicies, type HeldPolicy, type SourcePolicy } from '../apply/role-release.js';
-import type { Authority } from '../apply/converge.js';
-import type { ObjectRef } from '../drift/compare.js';
-import { readCatalog, type Catalog } from '../drift/catalog.js';
+import { readSourceOwners, readSourcePolicies, type HeldPolicy, type SourcePolicy } from '../catalog/role-holdings.js';
+import type { Authority } from '../plan/converge.js';
+import type { ObjectRef } from '../catalog/compare.js';
+import { readCatalog, type Catalog } from '../catalog/catalog.js';
 
 interface BatchRow {
   id: string;
@@ -151,12 +151,12 @@ export class SourceStore {
     return { after: BigInt(rows[0]?.seq ?? '0'), inFlightThrough: BigInt(rows[0]?.in_flight_through ?? '0') };
   }
 
-  /** Each object's owner on the source (apply/role-release.ts). */
+  /** Each object's owner on the source (catalog/role-holdings.ts). */
   async ownersOf(objects: ObjectRef[]): Promise<Map<string, string>> {
     return withPooledSession(this.pool, (client) => readSourceOwners(client, objects));
   }
 
-  /** Whether the source has these policies' tables, and policies of their names (apply/role-release.ts). */
+  /** Whether the source has these policies' tables, and policies of their names (catalog/role-holdings.ts). */
   async policiesOf(policies: HeldPolicy[]): Promise<Map<string, SourcePolicy>> {
     return withPooledSession(this.pool, (client) => readSourcePolicies(client, policies));
   }
@@ -173,12 +173,12 @@ export class SourceStore {
     }));
   }
 
-  /** The source's permission state now, as drift reads it, without verifiers (apply/converge.ts). */
+  /** The source's permission state now, as drift reads it, without verifiers (plan/converge.ts). */
   async catalog(): Promise<Catalog> {
     return withPooledSession(this.pool, (client) => readCatalog(client, { verifiers: false, source: true }));
   }
 
-  /** What these roles may change on the source, and the owners of these sequences (apply/converge.ts). */
+  /** What these roles may change on the source, and the owners of these sequences (plan/converge.ts). */
   async authority(roles: string[], sequences: { schema: string; name: string }[]): Promise<Authority> {
     const { rows } = await this.pool.query<{ authority: {
       roles: { name: string; superuser: boolean; member_of: string[] }[]; sequences: { schema: string; name: string; owner: string }[];

@@ -5,7 +5,7 @@ import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { install } from '../../src/install/migrate.js';
 import { adoptRoles } from '../../src/drift/adopt.js';
 import { createLogger } from '../../src/log.js';
-import type { PostgresMajor } from '../../src/embedded/cluster.js';
+import type { PostgresMajor } from '../../dev/embedded/cluster.js';
 import { startServer, type ServerOptions, type TestServer } from './servers.js';
 import { TcpProxy } from './proxy.js';
 

@@ -1,5 +1,5 @@
 import { GenericContainer, Wait, getContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
-import { DEFAULT_MAJOR, startLocalCluster, type LocalCluster, type PostgresMajor } from '../../src/embedded/cluster.js';
+import { DEFAULT_MAJOR, startLocalCluster, type LocalCluster, type PostgresMajor } from '../../dev/embedded/cluster.js';
 
 /**
  * A real PostgreSQL server for a test: a container when a Docker engine answers,

@@ -2,12 +2,12 @@ import type { ConvergeScope } from '../capture/plan.js';
 import type { ReplayStatement } from '../capture/statements.js';
 import type { ObjectName, Touch } from '../capture/touched.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
-import type { Catalog, CatalogObject } from '../drift/catalog.js';
-import { objectKey, type Change } from '../drift/compare.js';
-import { objectName, orderPlan, type PlannedStatement } from '../drift/plan.js';
-import { buildReport } from '../drift/report.js';
+import type { Catalog, CatalogObject } from '../catalog/catalog.js';
+import { objectKey, type Change } from '../catalog/compare.js';
+import { objectName, orderPlan, type PlannedStatement } from './plan.js';
+import { buildReport } from './report.js';
 import { FIRST_USER_OID, isOurs, type ManagedRoles } from './role-ownership.js';
-import type { RoleScope } from './rules.js';
+import type { RoleScope } from '../config/rules.js';
 
 /**
  * A batch that statement replay cannot carry (a GRANT in a DO block, a function or dynamic

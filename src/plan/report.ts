@@ -1,10 +1,10 @@
-import type { RoleScope } from '../apply/rules.js';
+import type { RoleScope } from '../config/rules.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
-import type { Catalog } from './catalog.js';
-import { compare, type Change } from './compare.js';
+import type { Catalog } from '../catalog/catalog.js';
+import { compare, type Change } from '../catalog/compare.js';
 import { orderPlan, Phase, planChange, type PlannedStatement } from './plan.js';
 import { admitter } from './scope.js';
-import { FIRST_USER_OID, isOurs, type ManagedRoles } from '../apply/role-ownership.js';
+import { FIRST_USER_OID, isOurs, type ManagedRoles } from './role-ownership.js';
 import { comparable } from './versions.js';
 
 export interface Difference {

@@ -1,8 +1,8 @@
-import { TARGET_DATABASE } from '../apply/target.js';
+import { TARGET_DATABASE } from './target-statements.js';
 import type { StatementKind } from '../capture/statements.js';
 import { quoteIdent, quoteLiteral, quoteQualified, settingValueSql } from '../sql/quote.js';
-import { PUBLIC, type GrantState, type RoleState } from './catalog.js';
-import type { Change, ObjectRef, PrivilegeChange, PrivilegeTarget } from './compare.js';
+import { PUBLIC, type GrantState, type RoleState } from '../catalog/catalog.js';
+import type { Change, ObjectRef, PrivilegeChange, PrivilegeTarget } from '../catalog/compare.js';
 
 /**
  * Where a statement goes in the plan. Roles exist before anything is granted to them or

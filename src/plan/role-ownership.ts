@@ -1,6 +1,6 @@
 import type { ReplayStatement } from '../capture/statements.js';
-import { isPredefinedRole } from './rules.js';
-import { withoutGrantor } from './target.js';
+import { isPredefinedRole } from '../config/rules.js';
+import { withoutGrantor } from './target-statements.js';
 
 /**
  * Which roles on one target permsync may change. The role watcher cannot know who

@@ -1,10 +1,10 @@
 import pg from 'pg';
 import { Writable } from 'node:stream';
-import { defaultSettings, type Config } from '../config/schema.js';
-import { startDaemon, type Daemon } from '../daemon.js';
+import { defaultSettings, type Config } from '../../src/config/schema.js';
+import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { LocalClusterError, startLocalCluster, type LocalCluster } from '../embedded/cluster.js';
-import { install } from '../install/migrate.js';
-import { createLogger } from '../log.js';
+import { install } from '../../src/install/migrate.js';
+import { createLogger } from '../../src/log.js';
 
 const ENVIRONMENTS = ['dev', 'test', 'preprod', 'prod'] as const;
 

@@ -1,26 +1,11 @@
 import type pg from 'pg';
-import type { ReplayStatement } from '../capture/statements.js';
-import { inCatalogSnapshot, toDefaultPrivilege, type DefaultPrivilege, type DefaultPrivilegeRow, type GrantState } from '../drift/catalog.js';
-import * as Q from '../drift/catalog-queries.js';
-import { objectKey, type Change, type ObjectRef } from '../drift/compare.js';
-import { Phase, planChange, type PlanContext, type PlannedStatement } from '../drift/plan.js';
-import { quoteIdent, quoteQualified } from '../sql/quote.js';
+import { inCatalogSnapshot, toDefaultPrivilege, type DefaultPrivilege, type DefaultPrivilegeRow, type GrantState } from './catalog.js';
+import * as Q from './catalog-queries.js';
+import { objectKey, type ObjectRef } from './compare.js';
 
 /**
- * A role dropped on the source held nothing there, in any database: DROP ROLE allows
- * nothing else. Its owned objects went to other roles and its privileges were revoked,
- * typically by `REASSIGN OWNED BY ... TO ...; DROP OWNED BY ...`, which fire no event
- * trigger (or are not replayed: DROP OWNED drops objects). A target still has them, and
- * its DROP ROLE would fail (2BP01). What the role holds in the target's database is
- * released first, as the source released it: each object it owns goes to the object's
- * owner on the source, its privileges and default privileges are revoked, and it is taken
- * out of the row-level security policies that name it, as DROP OWNED does: a policy that
- * names other roles too keeps those, and one that names it alone is dropped where the
- * source has no policy of that name on that table. Either is no change for any other role
- * (a policy applies to the roles it names and their members, and the role is about to go).
- * An object the source does not have (a table, or a policy on a table the source lacks),
- * or ownership in another database of the target's cluster, is left as it is: DROP ROLE
- * then fails and says what depends on the role.
+ * What a role dropped on the source still holds on a target, and what the source has of
+ * it: the facts its release (plan/release.ts) is planned from.
  */
 
 /** What `role` holds in the target's current database. */
@@ -53,7 +38,7 @@ interface HeldObject extends ObjectRef {
   grants: HeldGrant[];
 }
 
-interface HeldGrant {
+export interface HeldGrant {
   privilege: string;
   state: GrantState;
 }
@@ -141,67 +126,4 @@ export async function readSourcePolicies(source: pg.ClientBase, policies: HeldPo
 
 export function policyKey(p: { schema: string; table: string; name: string }): string {
   return `${p.schema}\0${p.table}\0${p.name}`;
-}
-
-/**
- * The statements that release `role` on the target, in drift's plan order (owners, then
- * revokes, then default privileges), then its policies (see the top of this file), as
- * replay statements of a generated batch.
- */
-export function releaseStatements(
-  role: string,
-  held: RoleHoldings,
-  sourceOwners: Map<string, string>,
-  context: PlanContext,
-  sourcePolicies: Map<string, SourcePolicy> = new Map(),
-): ReplayStatement[] {
-  const absent = (grants: HeldGrant[]) => grants.map((g) => ({ privilege: g.privilege, from: g.state, to: 'absent' as const }));
-  const changes: Change[] = [];
-  for (const object of held.objects) {
-    const ref: ObjectRef = { kind: object.kind, schema: object.schema, name: object.name, args: object.args };
-    const owner = sourceOwners.get(objectKey(ref));
-    if (object.owned && owner !== undefined && owner !== role) changes.push({ type: 'owner', object: ref, from: role, to: owner });
-    // An owner's own privileges go with the object to its new owner.
-    if (!object.owned && object.grants.length > 0) {
-      changes.push({ type: 'privileges', target: { on: 'object', object: ref }, grantee: role, changes: absent(object.grants) });
-    }
-  }
-  if (held.databaseGrants.length > 0) {
-    changes.push({ type: 'privileges', target: { on: 'database' }, grantee: role, changes: absent(held.databaseGrants) });
-  }
-  for (const d of held.defaultPrivileges) {
-    changes.push({
-      type: 'privileges', target: { on: 'default', role: d.role, schema: d.schema, objectType: d.objectType }, grantee: d.grantee,
-      changes: [{ privilege: d.privilege, from: d.state, to: d.defaultState }],
-    });
-  }
-  // DROP OWNED revoked what the role had granted on with the grant option, too.
-  const cascade = (s: PlannedStatement) => (s.kind === 'REVOKE' || s.kind === 'REVOKE ON DATABASE'
-    ? { ...s, sql: `${s.sql} CASCADE`, display: `${s.display} CASCADE` } : s);
-  return [...changes.flatMap((c) => planChange(c, context)).sort((a, b) => a.phase - b.phase).map(cascade), ...policyStatements(role, held, sourcePolicies)]
-    .map((s, i) => ({
-      ordinal: i + 1, kind: s.kind, sourceText: s.display, sql: s.sql, display: s.display,
-      roles: s.roles, grantees: s.grantees, schemas: s.schemas,
-      ...(s.granted !== undefined && { granted: s.granted }),
-      ...(s.ignoreCodes && { ignoreCodes: s.ignoreCodes }),
-      ...(s.privileged && { privileged: true }),
-      ...(s.onTargetDatabase && { onTargetDatabase: true }),
-    }));
-}
-
-/**
- * The role out of the policies that name it, where the source has their table: ALTER
- * POLICY keeps the other roles; a policy naming it alone is dropped unless the source has
- * one of that name there. They go with the DROP ROLE they make possible.
- */
-function policyStatements(role: string, held: RoleHoldings, sourcePolicies: Map<string, SourcePolicy>): PlannedStatement[] {
-  return held.policies.flatMap((p) => {
-    const source = sourcePolicies.get(policyKey(p));
-    if (!source?.table || (p.others.length === 0 && source.policy)) return [];
-    const on = `${quoteIdent(p.name)} ON ${quoteQualified(p.schema, p.table)}`;
-    const sql = p.others.length > 0
-      ? `ALTER POLICY ${on} TO ${p.others.map((r) => (r === '' ? 'PUBLIC' : quoteIdent(r))).join(', ')}`
-      : `DROP POLICY ${on}`;
-    return [{ phase: Phase.DropRole, kind: 'DROP ROLE' as const, sql, display: sql, roles: [role], grantees: [], schemas: [p.schema] }];
-  });
 }

@@ -5,7 +5,7 @@ import {
   DEFAULT_PRIVILEGE_TYPES_SINCE, hasPredefinedRole, HOLDS_EVERYTHING_SINCE, knowsDefaultPrivilegeType, knowsPrivilege,
   MEMBERSHIP_OPTIONS_SINCE, PARAMETER_PRIVILEGES_SINCE, postgres, PREDEFINED_ROLES_SINCE, PRIVILEGES_SINCE,
 } from '../pg-versions.js';
-import { TARGET_DATABASE, type TargetStatement } from './target.js';
+import { TARGET_DATABASE, type TargetStatement } from './target-statements.js';
 
 /** A statement as a server of some version takes it, and what the execution log says of the change. */
 export interface ForServer {

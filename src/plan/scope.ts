@@ -1,4 +1,5 @@
-import { admit, compileRules, type RoleScope } from '../apply/rules.js';
+import { compileRules, type RoleScope } from '../config/rules.js';
+import { admit } from './admit.js';
 import type { ReplayStatement } from '../capture/statements.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import type { PlannedStatement } from './plan.js';

@@ -1,14 +1,15 @@
 import pg from 'pg';
 import { classifyError, type ClassifiedError } from '../errors.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
-import { loadParser, type ReplayStatement } from '../capture/statements.js';
+import { loadParser } from '../capture/statements.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import { endPool, trackSessions } from '../pg-close.js';
 import { MEMBERSHIP_OPTIONS_SINCE } from '../pg-versions.js';
 import { keepSessionErrorsForTheNextQuery, withPooledSession } from '../pg-sessions.js';
-import { readRoleHoldings, type RoleHoldings } from './role-release.js';
-import { readCatalog, type Catalog } from '../drift/catalog.js';
-import { forServer } from './server-version.js';
+import { readRoleHoldings, type RoleHoldings } from '../catalog/role-holdings.js';
+import { readCatalog, type Catalog } from '../catalog/catalog.js';
+import { forServer } from '../plan/server-version.js';
+import { withGrantor, withoutGrantor, withTargetDatabase, type TargetStatement } from '../plan/target-statements.js';
 
 export interface SessionIdentity {
   /** The source's search_path when the statements ran. */
@@ -16,9 +17,6 @@ export interface SessionIdentity {
   /** Role to run as (SET LOCAL ROLE); undefined runs as the sync user. */
   runAs?: string;
 }
-
-export type TargetStatement = Pick<ReplayStatement,
-  'kind' | 'sql' | 'display' | 'ignoreCodes' | 'privileged' | 'onTargetDatabase' | 'database' | 'grantor' | 'otherGrantors'>;
 
 export interface ExecutionResult {
   /** What was sent, with secrets masked: the execution log's applied_sql. */
@@ -57,43 +55,12 @@ interface SessionFacts {
 }
 
 /**
- * Stands for the target's own database in generated statements. A quoted identifier
- * cannot hold it (its " would be doubled), and it comes before any string literal in
- * the statements that use it, so its first occurrence is the placeholder.
- */
-export const TARGET_DATABASE = '{"database"}';
-
-export function withTargetDatabase(sql: string, database: string): string {
-  const at = sql.indexOf(TARGET_DATABASE);
-  return at < 0 ? sql : sql.slice(0, at) + quoteIdent(database) + sql.slice(at + TARGET_DATABASE.length);
-}
-
-/**
  * Whether a batch can share one round trip with others (Target.executeTogether): not when
  * a statement tolerates some SQLSTATEs or names a grantor, since that needs a savepoint
  * and a look at each error.
  */
 export function canRunTogether(statements: TargetStatement[]): boolean {
   return statements.every((s) => !s.ignoreCodes?.length && s.grantor === undefined);
-}
-
-/**
- * A membership statement without its GRANTED BY clause: the grant is then recorded as
- * the sync user's (the bootstrap superuser's, for a superuser on 16+). The role watcher
- * writes the clause last, the grantor always quoted.
- */
-export function withoutGrantor<T extends TargetStatement>(statement: T): T {
-  if (statement.grantor === undefined) return statement;
-  const clause = ` GRANTED BY ${quoteIdent(statement.grantor)}`;
-  const cut = (sql: string) => (sql.endsWith(clause) ? sql.slice(0, -clause.length) : sql);
-  const { grantor: _, ...rest } = statement;
-  return { ...rest, sql: cut(statement.sql), ...(statement.display !== undefined && { display: cut(statement.display) }) } as T;
-}
-
-/** A membership statement that names `grantor` in a GRANTED BY clause, written last as the role watcher writes it. */
-function withGrantor<T extends TargetStatement>(statement: T, grantor: string): T {
-  const clause = ` GRANTED BY ${quoteIdent(grantor)}`;
-  return { ...statement, grantor, sql: statement.sql + clause, ...(statement.display !== undefined && { display: statement.display + clause }) };
 }
 
 /**
@@ -152,7 +119,7 @@ export class Target {
     return this.environment.databases?.[source] ?? source;
   }
 
-  /** What `role` holds in the environment's database (apply/role-release.ts), and its server's version. */
+  /** What `role` holds in the environment's database (catalog/role-holdings.ts), and its server's version. */
   async roleHoldings(role: string): Promise<{ held: RoleHoldings; serverVersionNum: number }> {
     return withPooledSession(this.pool, async (client) => {
       const facts = (this.facts ??= await readFacts(client));
@@ -160,7 +127,7 @@ export class Target {
     });
   }
 
-  /** The environment's permission state as drift reads it, without verifiers (apply/converge.ts), or why it could not be read. */
+  /** The environment's permission state as drift reads it, without verifiers (plan/converge.ts), or why it could not be read. */
   async catalog(): Promise<{ catalog: Catalog } | { error: ClassifiedError & { unreachable: boolean } }> {
     try {
       return { catalog: await withPooledSession(this.pool, (client) => readCatalog(client, { verifiers: false })) };
@@ -312,7 +279,7 @@ export class Target {
 
   /**
    * The statements this sync user may run, in the form this server's version takes
-   * (apply/server-version.ts); what is left out is noted, with the reason.
+   * (plan/server-version.ts); what is left out is noted, with the reason.
    */
   private runnable(statements: TargetStatement[], facts: SessionFacts, notes: string[]): TargetStatement[] {
     return statements.flatMap((statement) => {

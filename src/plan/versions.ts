@@ -2,7 +2,7 @@ import {
   DEFAULT_PRIVILEGE_TYPES_SINCE, hasPredefinedRole, knowsDefaultPrivilegeType, knowsPrivilege, MEMBERSHIP_OPTIONS_SINCE,
   PARAMETER_PRIVILEGES_SINCE, postgres, PREDEFINED_ROLES_SINCE, PRIVILEGES_SINCE,
 } from '../pg-versions.js';
-import type { Catalog, Grant, Membership } from './catalog.js';
+import type { Catalog, Grant, Membership } from '../catalog/catalog.js';
 import { defaultObjects } from './plan.js';
 
 export interface Comparable {
@@ -19,7 +19,7 @@ export interface Comparable {
  * a privilege granted to a predefined role one of them lacks (pg_maintain, 17), is
  * compared on neither side, since a 17 owner's implicit MAINTAIN is nothing a 16 server can have.
  * On a target before 16, memberships are expected as the applier carries them
- * (apply/server-version.ts): one without SET not at all, since every membership there
+ * (plan/server-version.ts): one without SET not at all, since every membership there
  * allows SET ROLE; INHERIT is the member's attribute there. From a source before 16 to a
  * target of 16 or later, a membership's INHERIT is its member's attribute on the source.
  * Grantors are compared where both sides keep them alike (both before 16, one grantor per
