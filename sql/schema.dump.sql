@@ -770,7 +770,7 @@ CREATE FUNCTION permsync.mask_string_literals(sql text, backslash_escapes boolea
     LANGUAGE sql IMMUTABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    -- The daemon's planner knows this text (src/capture/plan.ts, WITHHELD_TEXT).
+    -- The daemon's planner knows this text (src/capture/batch.ts, WITHHELD_TEXT).
     SELECT coalesce(permsync.masked_text(sql),
                     '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */');
 $$;
@@ -1947,7 +1947,7 @@ BEGIN
             END IF;
             stored := permsync.masked_text(query);
             IF stored IS NULL THEN
-                -- The daemon's planner knows this text (src/capture/plan.ts, WITHHELD_TEXT).
+                -- The daemon's planner knows this text (src/capture/batch.ts, WITHHELD_TEXT).
                 stored := '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */';
                 reason := 'its string literals read differently with and without standard_conforming_strings, so they could not be masked with certainty: its text was withheld, so that no password is stored; the next drift check shows what differs';
             END IF;

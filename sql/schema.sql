@@ -540,7 +540,7 @@ RETURNS text
 LANGUAGE sql IMMUTABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    -- The daemon's planner knows this text (src/capture/plan.ts, WITHHELD_TEXT).
+    -- The daemon's planner knows this text (src/capture/batch.ts, WITHHELD_TEXT).
     SELECT coalesce(permsync.masked_text(sql),
                     '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */');
 $fn$;
@@ -1449,7 +1449,7 @@ $fn$;
 --   * A command run by a function, a DO block or dynamic SQL is marked nested, with the
 --     statement PL/pgSQL names in its error context.
 --   * At most 1,000 audit rows per batch; past that the batch is not replayable.
--- The limits are the daemon's too (src/capture/plan.ts).
+-- The limits are the daemon's too (src/capture/batch.ts).
 CREATE FUNCTION permsync_capture.record_command(
     command_tag text, invoker name, invoker_search_path text)
 RETURNS void
@@ -1522,7 +1522,7 @@ BEGIN
             END IF;
             stored := permsync.masked_text(query);
             IF stored IS NULL THEN
-                -- The daemon's planner knows this text (src/capture/plan.ts, WITHHELD_TEXT).
+                -- The daemon's planner knows this text (src/capture/batch.ts, WITHHELD_TEXT).
                 stored := '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */';
                 reason := 'its string literals read differently with and without standard_conforming_strings, so they could not be masked with certainty: its text was withheld, so that no password is stored; the next drift check shows what differs';
             END IF;

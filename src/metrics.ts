@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Batch } from './capture/plan.js';
+import type { Batch } from './capture/batch.js';
 import { withTimeout } from './deadline.js';
 import type { LeaderHolder } from './source/leader-lock.js';
 import type { ListenerStatus } from './source/listener.js';

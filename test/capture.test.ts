@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { install, listMigrations, uninstall } from '../src/install/migrate.js';
 import { CAPTURED_TAGS } from '../src/capture/statements.js';
-import { WITHHELD_TEXT } from '../src/capture/plan.js';
+import { WITHHELD_TEXT } from '../src/capture/batch.js';
 import { startServer, type TestServer } from './support/servers.js';
 
 let server: TestServer;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Batch } from '../src/capture/plan.js';
+import type { Batch } from '../src/capture/batch.js';
 import { BatchFeed } from '../src/apply/feed.js';
 
 // The feed's own bookkeeping, over an in-memory list of committed batches: what reaches

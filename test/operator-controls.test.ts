@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli/main.js';
-import type { Batch } from '../src/capture/plan.js';
+import type { Batch } from '../src/capture/batch.js';
 import type { Config } from '../src/config/schema.js';
 import { SourceStore } from '../src/source/store.js';
 import { relationPrivileges } from './support/catalog.js';

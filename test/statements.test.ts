@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { planBatch, type Batch } from '../src/capture/plan.js';
+import { planBatch, type Batch } from '../src/capture/batch.js';
 import { analyzeQuery, keepGrantees, loadParser, searchPathSchemas, UnparsableQueryError, withoutGrantees } from '../src/capture/statements.js';
 
 const context = { currentUser: 'Dba Lead', sessionUser: 'alice', searchPath: '"$user", public' };

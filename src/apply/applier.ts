@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { classifyError, TransientError, type ClassifiedError } from '../errors.js';
-import type { Batch, BatchPlan, ConvergeScope } from '../capture/plan.js';
+import type { Batch, BatchPlan, ConvergeScope } from '../capture/batch.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { ExecutionRecord, SourceStore, Switches } from '../source/store.js';
 import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';

@@ -1,4 +1,4 @@
-import type { Batch } from '../capture/plan.js';
+import type { Batch } from '../capture/batch.js';
 
 /** Batches read from the source at a time. */
 export const BATCH_PAGE = 200;

@@ -1,7 +1,7 @@
 import { quoteIdent } from '../sql/quote.js';
 import { PUBLIC, type GrantState, type RoleState } from '../catalog/catalog.js';
 import type { Change, ObjectRef, PrivilegeTarget } from '../catalog/compare.js';
-import { defaultObjects, objectName } from '../plan/plan.js';
+import { defaultObjects, objectName } from '../plan/changes.js';
 import type { DriftReport } from '../plan/report.js';
 
 /** A difference as a person reads it: what, and how it differs (never a password verifier). */

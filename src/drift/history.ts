@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { ExecutionResult } from '../target/target.js';
-import type { PlannedStatement } from '../plan/plan.js';
+import type { PlannedStatement } from '../plan/changes.js';
 import type { DriftReport } from '../plan/report.js';
 import * as Q from './source-queries.js';
 import { describeReport } from './format.js';

@@ -6,7 +6,7 @@ import { PermsyncError, UsageError } from '../errors.js';
 import { describeError, openSession, readSourceCatalog, readTargetCatalog } from './check.js';
 import type { EnvironmentResult } from './format.js';
 import { mayRecordReconcile, recordReconcile, unreplayableHints } from './history.js';
-import type { PlannedStatement } from '../plan/plan.js';
+import type { PlannedStatement } from '../plan/changes.js';
 import { buildReport, type DriftReport } from '../plan/report.js';
 import { roleScope } from '../config/rules.js';
 import { readManagedRoles, recordManagedRoles } from '../source/store.js';

@@ -1,10 +1,10 @@
-import type { ConvergeScope } from '../capture/plan.js';
+import type { ConvergeScope } from '../capture/batch.js';
 import type { ReplayStatement } from '../capture/statements.js';
 import type { ObjectName, Touch } from '../capture/touched.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { Catalog, CatalogObject } from '../catalog/catalog.js';
 import { objectKey, type Change } from '../catalog/compare.js';
-import { objectName, orderPlan, type PlannedStatement } from './plan.js';
+import { objectName, orderPlan, type PlannedStatement } from './changes.js';
 import { buildReport } from './report.js';
 import { FIRST_USER_OID, isOurs, type ManagedRoles } from './role-ownership.js';
 import type { RoleScope } from '../config/rules.js';

@@ -1,7 +1,7 @@
 import type { ReplayStatement } from '../capture/statements.js';
 import { policyKey, type HeldGrant, type RoleHoldings, type SourcePolicy } from '../catalog/role-holdings.js';
 import { objectKey, type Change, type ObjectRef } from '../catalog/compare.js';
-import { Phase, planChange, type PlanContext, type PlannedStatement } from './plan.js';
+import { Phase, planChange, type PlanContext, type PlannedStatement } from './changes.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 
 /**

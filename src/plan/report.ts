@@ -2,7 +2,7 @@ import type { RoleScope } from '../config/rules.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { compare, type Change } from '../catalog/compare.js';
-import { orderPlan, Phase, planChange, type PlannedStatement } from './plan.js';
+import { orderPlan, Phase, planChange, type PlannedStatement } from './changes.js';
 import { admitter } from './scope.js';
 import { FIRST_USER_OID, isOurs, type ManagedRoles } from './role-ownership.js';
 import { comparable } from './versions.js';

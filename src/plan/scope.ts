@@ -2,7 +2,7 @@ import { compileRules, type RoleScope } from '../config/rules.js';
 import { admit } from './admit.js';
 import type { ReplayStatement } from '../capture/statements.js';
 import type { EnvironmentConfig } from '../config/schema.js';
-import type { PlannedStatement } from './plan.js';
+import type { PlannedStatement } from './changes.js';
 
 /**
  * Not admitted: why the daemon would not carry it (`reason`), and whether it is about

@@ -3,7 +3,7 @@ import {
   PARAMETER_PRIVILEGES_SINCE, postgres, PREDEFINED_ROLES_SINCE, PRIVILEGES_SINCE,
 } from '../pg-versions.js';
 import type { Catalog, Grant, Membership } from '../catalog/catalog.js';
-import { defaultObjects } from './plan.js';
+import { defaultObjects } from './changes.js';
 
 export interface Comparable {
   source: Catalog;

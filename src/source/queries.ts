@@ -3,7 +3,7 @@
  * Parameters are always bound ($n), never interpolated; only the daemon's own limits are
  * written into the text.
  */
-import { MAX_GENERATED_BYTES, MAX_RECORDED_COMMANDS, MAX_TEXT_BYTES } from '../capture/plan.js';
+import { MAX_GENERATED_BYTES, MAX_RECORDED_COMMANDS, MAX_TEXT_BYTES } from '../capture/batch.js';
 
 /**
  * A batch as the daemon reads it: no more of it than it can hold. A client string over
@@ -58,7 +58,7 @@ export const FETCH_NEW_BATCHES_AFTER = `
    LIMIT $2`;
 
 /**
- * A batch's recorded commands, in order (capture/plan.ts RecordedCommand): no more than
+ * A batch's recorded commands, in order (capture/batch.ts RecordedCommand): no more than
  * capture records, and one more to say there were more.
  */
 export const RECORDED_COMMANDS = `

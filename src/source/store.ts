@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Batch, RecordedCommand } from '../capture/plan.js';
+import type { Batch, RecordedCommand } from '../capture/batch.js';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import * as Q from './queries.js';
 import { withPooledSession } from '../pg-sessions.js';
@@ -161,7 +161,7 @@ export class SourceStore {
     return withPooledSession(this.pool, (client) => readSourcePolicies(client, policies));
   }
 
-  /** A batch's recorded commands, in order (capture/plan.ts). */
+  /** A batch's recorded commands, in order (capture/batch.ts). */
   async recordedCommands(batchId: string): Promise<RecordedCommand[]> {
     const { rows } = await this.pool.query<{
       tag: string; object_type: string | null; identity: string | null; current_user_name: string; search_path: string | null;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { PlanCache } from '../src/apply/plan-cache.js';
+import { PlanCache } from '../src/apply/batch-plan-cache.js';
 import { loadParser } from '../src/capture/statements.js';
-import { planBatch, type Batch } from '../src/capture/plan.js';
+import { planBatch, type Batch } from '../src/capture/batch.js';
 
 /** A client string of GRANTs of about `bytes` bytes (capture's limits: 64 kB, 1,000 commands), as a non-DBA may send as often as it likes. */
 function batch(id: number, bytes: number): Batch {

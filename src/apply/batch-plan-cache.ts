@@ -1,4 +1,4 @@
-import type { Batch, BatchPlan } from '../capture/plan.js';
+import type { Batch, BatchPlan } from '../capture/batch.js';
 
 export interface PlanCacheLimits {
   /** Plans kept at most. */
