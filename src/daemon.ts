@@ -6,7 +6,7 @@ import { roleScope } from './config/rules.js';
 import { Target } from './target/target.js';
 import { planBatch, type Batch, type BatchPlan } from './capture/batch.js';
 import { BatchFeed } from './apply/feed.js';
-import { PlanCache } from './apply/batch-plan-cache.js';
+import { BatchPlanCache } from './apply/batch-plan-cache.js';
 import { openSourcePool } from './source/pool.js';
 import { DriftCheckProcess } from './drift/check-process.js';
 import { loadParser } from './capture/statements.js';
@@ -193,7 +193,7 @@ async function startRuntime(
   // The retry counters as last acted on: a fresh applier re-attempts what it waits on anyway.
   const retriesSeen = new Map(switches.retryRequests);
 
-  const plans = new PlanCache((batch) => {
+  const plans = new BatchPlanCache((batch) => {
     const planned = planBatch(batch, () => store.siblingBatchIds(batch), () => store.recordedCommands(batch.id));
     return config.settings.syncPasswords ? planned : planned.then(withoutVerifiers);
   });

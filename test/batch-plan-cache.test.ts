@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PlanCache } from '../src/apply/batch-plan-cache.js';
+import { BatchPlanCache } from '../src/apply/batch-plan-cache.js';
 import { loadParser } from '../src/capture/statements.js';
 import { planBatch, type Batch } from '../src/capture/batch.js';
 
@@ -20,7 +20,7 @@ describe('the plan cache', () => {
   it('keeps no more text than its limit, however large and many the batches, and plans an evicted batch again', async () => {
     await loadParser();
     let planned = 0;
-    const cache = new PlanCache((b) => {
+    const cache = new BatchPlanCache((b) => {
       planned++;
       return planBatch(b, async () => [b.id]);
     }, { entries: 1000, chars: 1024 * 1024 });

@@ -1,6 +1,6 @@
 import type { Batch, BatchPlan } from '../capture/batch.js';
 
-export interface PlanCacheLimits {
+export interface BatchPlanCacheLimits {
   /** Plans kept at most. */
   entries: number;
   /** Characters of text the kept plans hold at most (their batches' text and statements). */
@@ -8,7 +8,7 @@ export interface PlanCacheLimits {
 }
 
 /** What the daemon keeps: a backlog's plans, but never more than a few MB of them on its 128 MB heap. */
-export const PLAN_CACHE_LIMITS: PlanCacheLimits = { entries: 2000, chars: 8 * 1024 * 1024 };
+export const BATCH_PLAN_CACHE_LIMITS: BatchPlanCacheLimits = { entries: 2000, chars: 8 * 1024 * 1024 };
 
 /**
  * The plans of the batches being carried, shared by every environment, so that each batch
@@ -17,13 +17,13 @@ export const PLAN_CACHE_LIMITS: PlanCacheLimits = { entries: 2000, chars: 8 * 10
  * of large batches must not grow the daemon's heap without limit. The oldest go first;
  * one evicted is planned again if an environment still needs it.
  */
-export class PlanCache {
+export class BatchPlanCache {
   private readonly plans = new Map<string, { plan: Promise<BatchPlan>; chars: number }>();
   private chars = 0;
 
   constructor(
     private readonly make: (batch: Batch) => Promise<BatchPlan>,
-    private readonly limits: PlanCacheLimits = PLAN_CACHE_LIMITS,
+    private readonly limits: BatchPlanCacheLimits = BATCH_PLAN_CACHE_LIMITS,
   ) {}
 
   get(batch: Batch): Promise<BatchPlan> {

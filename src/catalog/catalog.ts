@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import * as Q from './catalog-queries.js';
+import * as catalogSql from './catalog-queries.js';
 import { PARAMETER_PRIVILEGES_SINCE } from '../pg-versions.js';
 
 /** PUBLIC, as a grantee name: no role can be named with the empty string. */
@@ -177,7 +177,7 @@ export function toDefaultPrivilege(d: DefaultPrivilegeRow): DefaultPrivilege {
  * query prints it on any other server.
  */
 export async function inCatalogSnapshot<T>(client: pg.ClientBase, read: () => Promise<T>): Promise<T> {
-  for (const sql of Q.CATALOG_SESSION) await client.query(sql);
+  for (const sql of catalogSql.CATALOG_SESSION) await client.query(sql);
   try {
     return await read();
   } finally {
@@ -189,11 +189,11 @@ export async function inCatalogSnapshot<T>(client: pg.ClientBase, read: () => Pr
 /** Reads one database's permission state in one read-only snapshot. */
 export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promise<Catalog> {
   return inCatalogSnapshot(client, async () => {
-    const session = (await client.query<SessionRow>(Q.SESSION_FACTS)).rows[0];
+    const session = (await client.query<SessionRow>(catalogSql.SESSION_FACTS)).rows[0];
     if (!session) throw new Error('the database did not describe its session');
     const roles = new Map<string, RoleState>();
-    const roleOids = new Map((await client.query<{ name: string; oid: number }>(Q.ROLE_OIDS)).rows.map((r) => [r.name, r.oid]));
-    for (const r of (await client.query<RoleRow>(Q.ROLES)).rows) {
+    const roleOids = new Map((await client.query<{ name: string; oid: number }>(catalogSql.ROLE_OIDS)).rows.map((r) => [r.name, r.oid]));
+    for (const r of (await client.query<RoleRow>(catalogSql.ROLES)).rows) {
       roles.set(r.name, {
         name: r.name, superuser: r.superuser, inherit: r.inherit, createrole: r.createrole, createdb: r.createdb,
         login: r.login, replication: r.replication, bypassrls: r.bypassrls, connlimit: r.connlimit,
@@ -203,22 +203,22 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
     const verifiers = !options.verifiers ? { read: false, unread: null }
       : options.source ? await readCapturedVerifiers(client, session, roles)
       : await readVerifiers(client, session, roles);
-    const memberships = (await client.query<Membership>(Q.MEMBERSHIPS)).rows;
-    const settings = (await client.query<RoleSetting>(Q.ROLE_SETTINGS)).rows;
-    const database = (await client.query<{ owner: string; grants: GrantTuple[] }>(Q.DATABASE)).rows[0];
+    const memberships = (await client.query<Membership>(catalogSql.MEMBERSHIPS)).rows;
+    const settings = (await client.query<RoleSetting>(catalogSql.ROLE_SETTINGS)).rows;
+    const database = (await client.query<{ owner: string; grants: GrantTuple[] }>(catalogSql.DATABASE)).rows[0];
     if (!database) throw new Error('the current database is not in pg_database');
     const sharedObjects = async (sql: string) =>
       (await client.query<{ name: string; grants: GrantTuple[] }>(sql)).rows.map((o) => ({ name: o.name, grants: o.grants.map(toGrant) }));
     const shared: Record<SharedKind, SharedObject[]> = {
-      database: await sharedObjects(Q.OTHER_DATABASES),
-      tablespace: await sharedObjects(Q.TABLESPACES),
-      parameter: session.server_version_num >= PARAMETER_PRIVILEGES_SINCE ? await sharedObjects(Q.PARAMETERS) : [],
+      database: await sharedObjects(catalogSql.OTHER_DATABASES),
+      tablespace: await sharedObjects(catalogSql.TABLESPACES),
+      parameter: session.server_version_num >= PARAMETER_PRIVILEGES_SINCE ? await sharedObjects(catalogSql.PARAMETERS) : [],
     };
-    const objects = (await client.query<ObjectRow>(Q.OBJECTS)).rows.map((o): CatalogObject => ({
+    const objects = (await client.query<ObjectRow>(catalogSql.OBJECTS)).rows.map((o): CatalogObject => ({
       kind: o.kind, schema: o.schema, name: o.name, args: o.args, owner: o.owner, columns: o.columns,
       grants: (o.grants ?? []).map(toGrant),
     }));
-    const defaultPrivileges = (await client.query<DefaultPrivilegeRow>(Q.DEFAULT_PRIVILEGES)).rows.map(toDefaultPrivilege);
+    const defaultPrivileges = (await client.query<DefaultPrivilegeRow>(catalogSql.DEFAULT_PRIVILEGES)).rows.map(toDefaultPrivilege);
     return {
       serverVersionNum: session.server_version_num,
       database: session.database,
@@ -247,7 +247,7 @@ interface VerifierRead {
 /** A target's verifiers, from pg_authid. */
 async function readVerifiers(client: pg.ClientBase, session: SessionRow, roles: Map<string, RoleState>): Promise<VerifierRead> {
   if (!session.can_read_verifiers) return { read: false, unread: `"${session.user_name}" may not read pg_authid (only a superuser may)` };
-  const { rows } = await client.query<{ name: string; password: string | null }>(Q.VERIFIERS);
+  const { rows } = await client.query<{ name: string; password: string | null }>(catalogSql.VERIFIERS);
   for (const row of rows) {
     const role = roles.get(row.name);
     if (role) role.password = row.password;
@@ -263,7 +263,7 @@ async function readCapturedVerifiers(client: pg.ClientBase, session: SessionRow,
       unread: `"${session.user_name}" may not call permsync.role_state(), through which drift reads them (permsync_daemon may, and a superuser)`,
     };
   }
-  const { rows } = await client.query<{ captured: boolean; verifiers: [string, string | null][] }>(Q.CAPTURED_VERIFIERS);
+  const { rows } = await client.query<{ captured: boolean; verifiers: [string, string | null][] }>(catalogSql.CAPTURED_VERIFIERS);
   const row = rows[0];
   if (row?.captured) {
     for (const [name, password] of row.verifiers) {
@@ -275,7 +275,7 @@ async function readCapturedVerifiers(client: pg.ClientBase, session: SessionRow,
   if (!session.can_read_switch) {
     return { read: false, unread: 'they are not captured (capture is off, or the role that installed permsync may not read pg_authid)' };
   }
-  const on = (await client.query<{ on: boolean }>(Q.CAPTURE_SWITCH)).rows[0]?.on === true;
+  const on = (await client.query<{ on: boolean }>(catalogSql.CAPTURE_SWITCH)).rows[0]?.on === true;
   return {
     read: false,
     unread: on

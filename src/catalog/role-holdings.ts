@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { inCatalogSnapshot, toDefaultPrivilege, type DefaultPrivilege, type DefaultPrivilegeRow, type GrantState } from './catalog.js';
-import * as Q from './catalog-queries.js';
+import * as catalogSql from './catalog-queries.js';
 import { objectKey, type ObjectRef } from './compare.js';
 
 /**
@@ -48,16 +48,16 @@ const HELD_OBJECTS = `
   SELECT o.kind, o.schema, o.name, o.args, coalesce(o.owner::text = $1::text, false) AS owned,
          (SELECT coalesce(json_agg(json_build_array(g->>1, (g->>2)::boolean)), '[]')
             FROM json_array_elements(coalesce(o.grants, '[]')) g WHERE g->>0 = $1::text) AS grants
-    FROM (${Q.OBJECTS}) o
+    FROM (${catalogSql.OBJECTS}) o
    WHERE o.owner::text = $1::text
       OR EXISTS (SELECT 1 FROM json_array_elements(coalesce(o.grants, '[]')) g WHERE g->>0 = $1::text)`;
 
 const HELD_DATABASE_GRANTS = `
   SELECT g->>1 AS privilege, (g->>2)::boolean AS grantable
-    FROM (${Q.DATABASE}) d, json_array_elements(d.grants) g
+    FROM (${catalogSql.DATABASE}) d, json_array_elements(d.grants) g
    WHERE g->>0 = $1::text AND d.owner::text <> $1::text`;
 
-const HELD_DEFAULT_PRIVILEGES = `SELECT * FROM (${Q.DEFAULT_PRIVILEGES}) d WHERE d.role::text = $1::text OR d.grantee::text = $1::text`;
+const HELD_DEFAULT_PRIVILEGES = `SELECT * FROM (${catalogSql.DEFAULT_PRIVILEGES}) d WHERE d.role::text = $1::text OR d.grantee::text = $1::text`;
 
 const HELD_POLICIES = `
   SELECT n.nspname AS schema, c.relname AS table, p.polname AS name,
@@ -79,7 +79,7 @@ const SOURCE_POLICIES = `
 /** The owners of these objects on the source (those it has, with an owner of their own). */
 const OWNERS = `
   SELECT o.kind, o.schema, o.name, o.args, o.owner
-    FROM (${Q.OBJECTS}) o
+    FROM (${catalogSql.OBJECTS}) o
     JOIN jsonb_to_recordset($1::jsonb) AS w(kind text, schema text, name text, args text)
       ON w.kind = o.kind AND w.schema = o.schema
      AND w.name IS NOT DISTINCT FROM o.name AND w.args IS NOT DISTINCT FROM o.args

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { UsageError } from '../errors.js';
-import * as Q from '../source/operator-queries.js';
+import * as operatorSql from '../source/operator-queries.js';
 
 type WithConfig = (command: Command) => Command;
 type WithSourceClient = <T>(config: Config, work: (client: pg.Client) => Promise<T>) => Promise<T>;
@@ -85,7 +85,7 @@ held (stopped on a permanent failure: fix it, then \`permsync retry\`, or \`perm
 disabled. Exit status: 0 all well, 1 an environment is held, failing, or has waited longer
 than --max-lag (paused, sync_disabled and disabled are deliberate and do not count).`)
     .action(async (options: { config: string; json?: boolean; maxLag: number }) => {
-      const rows = await onSource(options, async (client) => (await client.query<StatusRow>(Q.ENVIRONMENT_STATUS)).rows);
+      const rows = await onSource(options, async (client) => (await client.query<StatusRow>(operatorSql.ENVIRONMENT_STATUS)).rows);
       const problems = rows.map((row) => problemOf(row, options.maxLag));
       if (options.json) {
         const environments = rows.map((row, i) => ({ ...row, problem: problems[i] ?? null }));
@@ -106,7 +106,7 @@ Unqualified names and CURRENT_USER are read as in a session of the configured so
 Needs permsync_operator.`)
     .action(async (sql: string, options: { config: string; env?: string; json?: boolean }) => {
       const batchId = await onSource(options, async (client) => {
-        const { rows } = await client.query<{ batch_id: string }>(Q.MANUAL_SYNC, [sql, options.env ?? null]);
+        const { rows } = await client.query<{ batch_id: string }>(operatorSql.MANUAL_SYNC, [sql, options.env ?? null]);
         return rows[0]?.batch_id;
       });
       if (options.json) print(JSON.stringify({ batch_id: batchId, environment: options.env ?? null }));
@@ -122,7 +122,7 @@ Lists the failed batches concerned. A held environment resumes from its failed b
 order; fix the cause on the target first. The request is stored on the source: a daemon
 that is reconnecting or stopped carries it out when it next reads it. Needs permsync_operator.`)
     .action(async (options: { config: string; env?: string; json?: boolean }) => {
-      const rows = await onSource(options, async (client) => (await client.query<RetryRow>(Q.RETRY_FAILED, [options.env ?? null])).rows);
+      const rows = await onSource(options, async (client) => (await client.query<RetryRow>(operatorSql.RETRY_FAILED, [options.env ?? null])).rows);
       const scope = options.env ?? 'every environment';
       if (options.json) {
         print(JSON.stringify({ environment: options.env ?? null, failed: rows }, null, 2));
@@ -147,7 +147,7 @@ The running daemon moves on within a second; nothing of the batch runs there. Dr
 what the environment then lacks. Recorded in permsync.v_operator_actions. Needs permsync_operator.`)
     .action(async (options: { config: string; env: string; batch: string; reason: string; json?: boolean }) => {
       const row = await onSource(options, async (client) =>
-        (await client.query<SkipRow>(Q.SKIP_BATCH, [options.env, options.batch, options.reason])).rows[0]);
+        (await client.query<SkipRow>(operatorSql.SKIP_BATCH, [options.env, options.batch, options.reason])).rows[0]);
       if (options.json) print(JSON.stringify(row));
       else print(`skipped batch ${row?.batch_id} (commit_seq ${row?.commit_seq}, ${row?.was}) for ${row?.environment_name}`);
     });
@@ -160,7 +160,7 @@ Never deletes a batch an enabled environment has yet to finish. Needs permsync_a
     .action(async (options: { config: string; json?: boolean }) => {
       const counts = await onSource(options, async (client) => {
         const { rows } = await client.query<{ execution_log_deleted: number; audit_log_deleted: number; batches_deleted: number }>(
-          Q.CLEANUP_OLD_LOGS,
+          operatorSql.CLEANUP_OLD_LOGS,
         );
         return rows[0] ?? { execution_log_deleted: 0, audit_log_deleted: 0, batches_deleted: 0 };
       });
@@ -176,7 +176,7 @@ Never deletes a batch an enabled environment has yet to finish. Needs permsync_a
     .argument('<environment>', 'environment name')
     .addHelpText('after', '\nNeeds permsync_operator.')
     .action(async (environment: string, options: { config: string }) => {
-      await onSource(options, (client) => client.query(Q.PAUSE_ENVIRONMENT, [environment]));
+      await onSource(options, (client) => client.query(operatorSql.PAUSE_ENVIRONMENT, [environment]));
       print(`paused ${environment}: changes wait until \`permsync resume ${environment}\``);
     });
 
@@ -185,7 +185,7 @@ Never deletes a batch an enabled environment has yet to finish. Needs permsync_a
     .argument('<environment>', 'environment name')
     .addHelpText('after', '\nNeeds permsync_operator.')
     .action(async (environment: string, options: { config: string }) => {
-      await onSource(options, (client) => client.query(Q.RESUME_ENVIRONMENT, [environment]));
+      await onSource(options, (client) => client.query(operatorSql.RESUME_ENVIRONMENT, [environment]));
       print(`resumed ${environment}`);
     });
 }

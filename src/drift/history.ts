@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { ExecutionResult } from '../target/target.js';
 import type { PlannedStatement } from '../plan/changes.js';
 import type { DriftReport } from '../plan/report.js';
-import * as Q from './source-queries.js';
+import * as driftSql from './source-queries.js';
 import { describeReport } from './format.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -24,12 +24,12 @@ export function summarize(report: DriftReport | undefined, error?: string): { di
 
 export async function recordCheck(source: Queryable, environment: string, report: DriftReport | undefined, error?: string): Promise<void> {
   const { differences, summary } = summarize(report, error);
-  await source.query(Q.INSERT_DRIFT_CHECK, [environment, differences, JSON.stringify(summary)]);
+  await source.query(driftSql.INSERT_DRIFT_CHECK, [environment, differences, JSON.stringify(summary)]);
 }
 
 /** A hint line when batches for the environment could not be replayed since it last matched the source. */
 export async function unreplayableHints(source: Queryable, environment: string): Promise<string[]> {
-  const { rows } = await source.query<{ batch_id: string; finished_at: Date }>(Q.UNREPLAYABLE_SINCE_MATCH, [environment]);
+  const { rows } = await source.query<{ batch_id: string; finished_at: Date }>(driftSql.UNREPLAYABLE_SINCE_MATCH, [environment]);
   if (rows.length === 0) return [];
   const shown = rows.slice(0, 10).map((r) => r.batch_id).join(', ');
   return [
@@ -41,7 +41,7 @@ export async function unreplayableHints(source: Queryable, environment: string):
 
 /** Whether the source user may record a reconcile (permsync_daemon or permsync_admin). */
 export async function mayRecordReconcile(source: Queryable): Promise<boolean> {
-  const { rows } = await source.query<{ ok: boolean }>(Q.MAY_RECORD_RECONCILE);
+  const { rows } = await source.query<{ ok: boolean }>(driftSql.MAY_RECORD_RECONCILE);
   return rows[0]?.ok === true;
 }
 
@@ -60,7 +60,7 @@ export async function recordReconcile(source: Queryable, environment: string, pl
     ignore_codes: s.ignoreCodes,
     on_target_database: s.onTargetDatabase,
   }));
-  const { rows } = await source.query<{ batch_id: string }>(Q.RECORD_RECONCILE, [
+  const { rows } = await source.query<{ batch_id: string }>(driftSql.RECORD_RECONCILE, [
     environment,
     plan.map((s) => `${s.display};`).join('\n'),
     plan.some((s) => s.display !== s.sql),

@@ -5,7 +5,7 @@ import { isPredefinedRole, type CompiledRule, type RoleScope } from '../config/r
  * Admitted: the statement to carry, which may be the one judged without some of its
  * grantees (`leftOut` says which, and why).
  */
-export type Admission =
+export type StatementAdmission =
   | { admitted: true; statement: ReplayStatement; leftOut?: string }
   | { admitted: false; reason: string };
 
@@ -40,7 +40,7 @@ function describe(rule: CompiledRule): string {
  * grantee, as if written once for each (as drift plans it): the grantees not carried are cut
  * from its list, and it is left out only when none is left.
  */
-export function admit(statement: ReplayStatement, rules: readonly CompiledRule[], roles: RoleScope): Admission {
+export function admit(statement: ReplayStatement, rules: readonly CompiledRule[], roles: RoleScope): StatementAdmission {
   const list = statement.grantList;
   const entries: (string | null)[] = [...statement.grantees, ...(list?.public ? [null] : [])];
   if (!list || entries.length < 2) return admitWhole(statement, rules, roles);
@@ -63,7 +63,7 @@ export function admit(statement: ReplayStatement, rules: readonly CompiledRule[]
   return { admitted: true, statement: cut, leftOut: `without ${names}: ${reasons.join('; ')}` };
 }
 
-function admitWhole(statement: ReplayStatement, rules: readonly CompiledRule[], roles: RoleScope): Admission {
+function admitWhole(statement: ReplayStatement, rules: readonly CompiledRule[], roles: RoleScope): StatementAdmission {
   const excluded = statement.grantees.find((r) => roles.excluded(r));
   if (excluded !== undefined) return { admitted: false, reason: `names excluded role "${excluded}"` };
   const granted = statement.granted;

@@ -9,14 +9,14 @@ import type { PlannedStatement } from './changes.js';
  * permsync's own machinery (`internal`: the sync users and permsync's roles, which differ
  * between environments by design and are not compared).
  */
-export type Admission = { admitted: true } | { admitted: false; internal: boolean; reason: string };
+export type DriftAdmission = { admitted: true } | { admitted: false; internal: boolean; reason: string };
 
 /**
  * Whether the daemon would carry a planned statement to this environment, and if not,
  * why: the configuration keeps it from there (excluded_roles, the environment's rules,
  * carry_predefined_roles, carry_role_attributes), or it names permsync's own roles.
  */
-export function admitter(environment: EnvironmentConfig, roles: RoleScope): (statement: PlannedStatement) => Admission {
+export function admitter(environment: EnvironmentConfig, roles: RoleScope): (statement: PlannedStatement) => DriftAdmission {
   const rules = compileRules(environment.rules);
   return (statement) => {
     const replay: ReplayStatement = {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Batch, RecordedCommand } from '../capture/batch.js';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
-import * as Q from './queries.js';
+import * as sourceSql from './queries.js';
 import { withPooledSession } from '../pg-sessions.js';
 import { readSourceOwners, readSourcePolicies, type HeldPolicy, type SourcePolicy } from '../catalog/role-holdings.js';
 import type { Authority } from '../plan/converge.js';
@@ -119,7 +119,7 @@ export class SourceStore {
     const { rows } = await this.pool.query<{
       sync_enabled: boolean; dry_run: boolean; name: string | null; paused: boolean | null;
       retry_requested: string | null; logged_through: string | null;
-    }>(Q.READ_SWITCHES);
+    }>(sourceSql.READ_SWITCHES);
     const switches: Switches = {
       syncEnabled: rows[0]?.sync_enabled ?? true, dryRun: rows[0]?.dry_run ?? false,
       paused: new Set(), retryRequests: new Map(), loggedThrough: new Map(),
@@ -135,19 +135,19 @@ export class SourceStore {
 
   /** The name of the source's bootstrap superuser (oid 10). */
   async bootstrapSuperuser(): Promise<string> {
-    const { rows } = await this.pool.query<{ name: string }>(Q.BOOTSTRAP_SUPERUSER);
+    const { rows } = await this.pool.query<{ name: string }>(sourceSql.BOOTSTRAP_SUPERUSER);
     return rows[0]?.name ?? '';
   }
 
   /** captured: an admin turned verifier capture on; tracked: the source's role state holds verifiers. */
   async passwordTracking(): Promise<{ captured: boolean; tracked: boolean }> {
-    const { rows } = await this.pool.query<{ captured: boolean; tracked: boolean }>(Q.PASSWORDS_TRACKED);
+    const { rows } = await this.pool.query<{ captured: boolean; tracked: boolean }>(sourceSql.PASSWORDS_TRACKED);
     return { captured: rows[0]?.captured ?? false, tracked: rows[0]?.tracked ?? false };
   }
 
   /** Where an environment resumes, and how far its last run may have got unlogged. */
   async resumePoint(environment: string): Promise<{ after: bigint; inFlightThrough: bigint }> {
-    const { rows } = await this.pool.query<{ seq: string; in_flight_through: string }>(Q.RESUME_POINT, [environment]);
+    const { rows } = await this.pool.query<{ seq: string; in_flight_through: string }>(sourceSql.RESUME_POINT, [environment]);
     return { after: BigInt(rows[0]?.seq ?? '0'), inFlightThrough: BigInt(rows[0]?.in_flight_through ?? '0') };
   }
 
@@ -166,7 +166,7 @@ export class SourceStore {
     const { rows } = await this.pool.query<{
       tag: string; object_type: string | null; identity: string | null; current_user_name: string; search_path: string | null;
       nested: boolean | null; nested_text: string | null;
-    }>(Q.RECORDED_COMMANDS, [batchId]);
+    }>(sourceSql.RECORDED_COMMANDS, [batchId]);
     return rows.map((r) => ({
       tag: r.tag, objectType: r.object_type, identity: r.identity, currentUser: r.current_user_name, searchPath: r.search_path,
       nested: r.nested, nestedText: r.nested_text,
@@ -182,7 +182,7 @@ export class SourceStore {
   async authority(roles: string[], sequences: { schema: string; name: string }[]): Promise<Authority> {
     const { rows } = await this.pool.query<{ authority: {
       roles: { name: string; superuser: boolean; member_of: string[] }[]; sequences: { schema: string; name: string; owner: string }[];
-    } }>(Q.AUTHORITY, [roles, JSON.stringify(sequences)]);
+    } }>(sourceSql.AUTHORITY, [roles, JSON.stringify(sequences)]);
     const read = rows[0]?.authority ?? { roles: [], sequences: [] };
     return {
       roles: new Map(read.roles.map((r) => [r.name, { superuser: r.superuser, memberOf: new Set(r.member_of) }])),
@@ -191,25 +191,25 @@ export class SourceStore {
   }
 
   async markInFlight(environment: string, throughSeq: string): Promise<void> {
-    await this.pool.query(Q.MARK_IN_FLIGHT, [environment, throughSeq]);
+    await this.pool.query(sourceSql.MARK_IN_FLIGHT, [environment, throughSeq]);
   }
 
   async unmarkInFlight(environment: string, throughSeq: string): Promise<void> {
-    await this.pool.query(Q.UNMARK_IN_FLIGHT, [environment, throughSeq]);
+    await this.pool.query(sourceSql.UNMARK_IN_FLIGHT, [environment, throughSeq]);
   }
 
   async batchesAfter(commitSeq: bigint, environment: string, limit: number): Promise<Batch[]> {
-    const { rows } = await this.pool.query<BatchRow>(Q.FETCH_BATCHES_AFTER, [commitSeq.toString(), environment, limit]);
+    const { rows } = await this.pool.query<BatchRow>(sourceSql.FETCH_BATCHES_AFTER, [commitSeq.toString(), environment, limit]);
     return rows.map(toBatch);
   }
 
   async newBatchesAfter(commitSeq: bigint, limit: number): Promise<Batch[]> {
-    const { rows } = await this.pool.query<BatchRow>(Q.FETCH_NEW_BATCHES_AFTER, [commitSeq.toString(), limit]);
+    const { rows } = await this.pool.query<BatchRow>(sourceSql.FETCH_NEW_BATCHES_AFTER, [commitSeq.toString(), limit]);
     return rows.map(toBatch);
   }
 
   async siblingBatchIds(batch: Batch): Promise<string[]> {
-    const { rows } = await this.pool.query<{ id: string }>(Q.FETCH_SIBLING_BATCH_IDS, [batch.id]);
+    const { rows } = await this.pool.query<{ id: string }>(sourceSql.FETCH_SIBLING_BATCH_IDS, [batch.id]);
     return rows.map((r) => r.id);
   }
 
@@ -218,22 +218,22 @@ export class SourceStore {
    * the batches whose outcome was not written: one had been recorded already (an operator's skip).
    */
   async recordExecutions(records: ExecutionRecord[]): Promise<Set<string>> {
-    const { rows } = await this.pool.query<{ batch_id: string }>(Q.RECORD_EXECUTIONS, [JSON.stringify(records.map(executionRow))]);
+    const { rows } = await this.pool.query<{ batch_id: string }>(sourceSql.RECORD_EXECUTIONS, [JSON.stringify(records.map(executionRow))]);
     const written = new Set(rows.map((r) => r.batch_id));
     return new Set(records.map((r) => r.batch.id).filter((id) => !written.has(id)));
   }
 
   async scheduleRetry(batch: Batch, environment: string, at: Date, errorCode: string | undefined, message: string): Promise<void> {
-    await this.pool.query(Q.UPSERT_RETRY, [batch.id, environment, at, errorCode ?? null, message]);
+    await this.pool.query(sourceSql.UPSERT_RETRY, [batch.id, environment, at, errorCode ?? null, message]);
   }
 
   /** Announces a failure on the permsync_failure channel: a bare wake-up (see NOTIFY_FAILURE). */
   async notifyFailure(): Promise<void> {
-    await this.pool.query(Q.NOTIFY_FAILURE);
+    await this.pool.query(sourceSql.NOTIFY_FAILURE);
   }
 
   async clearRetry(batch: Batch, environment: string): Promise<void> {
-    await this.pool.query(Q.DELETE_RETRY, [batch.id, environment]);
+    await this.pool.query(sourceSql.DELETE_RETRY, [batch.id, environment]);
   }
 
   /** The roles permsync manages on an environment: oid there, and the name permsync last gave it. */
@@ -246,21 +246,21 @@ export class SourceStore {
   }
 
   async forgetManagedRoles(environment: string, oids: number[]): Promise<void> {
-    await this.pool.query(Q.FORGET_MANAGED_ROLES, [environment, oids]);
+    await this.pool.query(sourceSql.FORGET_MANAGED_ROLES, [environment, oids]);
   }
 
   async renameManagedRole(environment: string, oid: number, name: string): Promise<void> {
-    await this.pool.query(Q.RENAME_MANAGED_ROLE, [environment, oid, name]);
+    await this.pool.query(sourceSql.RENAME_MANAGED_ROLE, [environment, oid, name]);
   }
 
   async recordRoleConflicts(environment: string, batchId: string, conflicts: { role: string; oid: number; reason: string }[]): Promise<void> {
-    await this.pool.query(Q.RECORD_ROLE_CONFLICTS, [environment, batchId, JSON.stringify(conflicts)]);
+    await this.pool.query(sourceSql.RECORD_ROLE_CONFLICTS, [environment, batchId, JSON.stringify(conflicts)]);
   }
 }
 
 /** The roles permsync manages on an environment: oid there, and the name permsync last gave it. */
 export async function readManagedRoles(source: pg.Pool | pg.ClientBase, environment: string): Promise<Map<number, string>> {
-  const { rows } = await source.query<{ oid: number; name: string }>(Q.MANAGED_ROLES, [environment]);
+  const { rows } = await source.query<{ oid: number; name: string }>(sourceSql.MANAGED_ROLES, [environment]);
   return new Map(rows.map((r) => [r.oid, r.name]));
 }
 
@@ -275,8 +275,8 @@ export async function recordManagedRoles(
   how: 'created' | 'adopted',
 ): Promise<void> {
   if (roles.length === 0) return;
-  await source.query(Q.RECORD_MANAGED_ROLES, [environment, JSON.stringify(roles), how]);
-  await source.query(Q.RESOLVE_ROLE_CONFLICTS, [environment, roles.map((r) => r.name), how]);
+  await source.query(sourceSql.RECORD_MANAGED_ROLES, [environment, JSON.stringify(roles), how]);
+  await source.query(sourceSql.RESOLVE_ROLE_CONFLICTS, [environment, roles.map((r) => r.name), how]);
 }
 
 /**
@@ -288,15 +288,15 @@ export async function registerConfiguration(client: pg.ClientBase, config: Confi
   await client.query('BEGIN');
   try {
     for (const env of config.environments) {
-      await client.query(Q.UPSERT_ENVIRONMENT, [env.name, env.label ?? null, env.priority, env.enabled, env.onPermanentFailure]);
-      await client.query(Q.DELETE_RULES, [env.name]);
+      await client.query(sourceSql.UPSERT_ENVIRONMENT, [env.name, env.label ?? null, env.priority, env.enabled, env.onPermanentFailure]);
+      await client.query(sourceSql.DELETE_RULES, [env.name]);
       for (const [position, rule] of env.rules.entries()) {
-        await client.query(Q.INSERT_RULE, [
+        await client.query(sourceSql.INSERT_RULE, [
           env.name, position + 1, rule.action, rule.commandTag ?? null, rule.rolePattern ?? null, rule.schemaPattern ?? null,
         ]);
       }
     }
-    await client.query(Q.RETIRE_ENVIRONMENTS, [config.environments.map((e) => e.name)]);
+    await client.query(sourceSql.RETIRE_ENVIRONMENTS, [config.environments.map((e) => e.name)]);
     for (const [key, value] of Object.entries(config.settings)) {
       // dry_run and sync_passwords in the table are operators' switches (enable_dry_run(),
       // enable_password_sync()), which only they may write. The file's own dry_run applies
@@ -305,7 +305,7 @@ export async function registerConfiguration(client: pg.ClientBase, config: Confi
       // The configuration file's own key names (max_retries, ...), as operators know them.
       const name = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
       const text = value === null ? '' : Array.isArray(value) ? value.join(',') : String(value);
-      await client.query(Q.UPSERT_CONFIG, [name, text]);
+      await client.query(sourceSql.UPSERT_CONFIG, [name, text]);
     }
     await client.query('COMMIT');
   } catch (error) {
