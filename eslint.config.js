@@ -24,7 +24,7 @@ const layers = [
   { name: 'source and target sessions', paths: ['src/source', 'src/target'] },
   // What acts on the servers.
   { name: 'apply, drift, watch', paths: ['src/apply', 'src/drift', 'src/watch', 'src/install', 'src/metrics.ts'] },
-  { name: 'entry points', paths: ['src/daemon.ts', 'src/cli', 'src/http'] },
+  { name: 'entry points', paths: ['src/daemon.ts', 'src/daemon', 'src/cli', 'src/http'] },
 ];
 
 /** Folders of one layer that stay apart: each stands on the layers below, not on its neighbour. */
