@@ -8,6 +8,9 @@ import { createLogger } from '../../src/log.js';
 import type { PostgresMajor } from '../../src/embedded/cluster.js';
 import { startServer, type ServerOptions, type TestServer } from './servers.js';
 import { TcpProxy } from './proxy.js';
+import { waitFor } from './wait.js';
+
+export { waitFor };
 
 export interface Environment {
   name: string;
@@ -157,12 +160,4 @@ export async function startPipeline(targetNames: string[], options: PipelineOpti
     },
   };
   return pipeline;
-}
-
-export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
