@@ -32,13 +32,7 @@ async function asMallory(sql: string): Promise<void> {
   }
 }
 
-async function settle(): Promise<void> {
-  await waitFor(async () => {
-    const { rows } = await p.sourceClient.query<{ same: boolean }>(`SELECT fingerprint = permsync.role_fingerprint() AS same FROM permsync.role_snapshot`);
-    return rows[0]?.same === true;
-  }, 10_000, 'the role watcher to see the change');
-  await p.settle();
-}
+const settle = () => p.settleRoles();
 
 async function memberOf(client: pg.Client, member: string): Promise<string[]> {
   const { rows } = await client.query<{ role: string }>(
