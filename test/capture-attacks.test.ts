@@ -10,8 +10,8 @@ import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 /**
  * An attacker's review of capture, locks and the daemon's role: each test is an attack by an
  * untrusted source login (mallory, a plain LOGIN; a CREATEROLE login; a holder of
- * permsync_daemon) and asserts what must hold instead. Tests share one pipeline and run in
- * order.
+ * permsync_daemon) and asserts what must hold instead. Tests share one pipeline; none
+ * leaves prod held.
  */
 const PW = 'mallory-pw';
 /** What a DBA's statement may take at most here; what waits on mallory waits until she lets go. */

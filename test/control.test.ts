@@ -1,14 +1,15 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Daemon } from '../src/daemon.js';
 import { relationPrivileges } from './support/catalog.js';
+import { spawnPermsync } from './support/child.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 
 let p: Pipeline;
-let daemon: Daemon;
+/** The in-process daemon; a test that stops it sets this to undefined, and the next gets a new one. */
+let daemon: Daemon | undefined;
 
 async function status(text: string, environment: string): Promise<string | undefined> {
   const { rows } = await p.sourceClient.query<{ s: string }>(
@@ -30,7 +31,10 @@ beforeAll(async () => {
   await p.everywhere(`CREATE ROLE app; CREATE TABLE t1 (id int); CREATE TABLE t2 (id int); CREATE TABLE t3 (id int)`);
   // Roles created on every server are each environment's own until handed over (onboarding).
   await p.adopt();
-  daemon = await p.startDaemon(p.config({ settings: { pollIntervalMs: 60_000 } })); // notifications alone must do it
+});
+
+beforeEach(async () => {
+  daemon ??= await p.startDaemon(p.config({ settings: { pollIntervalMs: 60_000 } })); // notifications alone must do it
 });
 
 afterAll(async () => {
@@ -87,7 +91,7 @@ describe('retention', () => {
   it('runs cleanup_old_logs on its schedule (settings.cleanup_cron)', async () => {
     await p.dba('GRANT SELECT ON t3 TO app');
     await p.settle();
-    await daemon.stop();
+    await daemon?.stop();
     // Age what is there past log_retention_days (90 by default).
     const { rows } = await p.sourceClient.query<{ n: string }>(
       `UPDATE permsync.execution_log SET finished_at = now() - interval '100 days' RETURNING 1 AS n`,
@@ -105,7 +109,8 @@ describe('retention', () => {
 
 describe('SIGHUP', () => {
   it('takes a good new file (a new rule applies) and refuses a bad one, keeping the old', async () => {
-    await daemon.stop();
+    await daemon?.stop();
+    daemon = undefined;
     const dir = await mkdtemp(join(tmpdir(), 'permsync-reload-'));
     const file = join(dir, 'permsync.yaml');
     const config = p.config();
@@ -114,31 +119,37 @@ describe('SIGHUP', () => {
       `environments:\n${config.environments.map((e) => `  - name: ${e.name}\n    url: ${e.url}\n${e.name === 'prod' ? extra : ''}`).join('')}` +
       `settings:\n  poll_interval_ms: 500\nhttp:\n  port: 0\nlog:\n  level: info\n`;
     await writeFile(file, yaml(''));
-    const child = spawn(process.execPath, ['bin/permsync.js', 'run', '--config', file], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, PERMSYNC_LOG_FORMAT: 'json' },
-    });
-    let output = '';
-    child.stdout.on('data', (d) => (output += String(d)));
-    child.stderr.on('data', (d) => (output += String(d)));
+    const child = spawnPermsync(['run', '--config', file]);
     try {
-      await waitFor(async () => output.includes('permsync daemon running'), 15_000, 'the daemon to start');
+      await child.until(() => child.output.includes('permsync daemon running'), 15_000, 'the daemon to start');
       await writeFile(file, yaml(`    rules:\n      - action: exclude\n        command_tag: REVOKE\n`));
       child.kill('SIGHUP');
-      await waitFor(async () => output.includes('configuration reloaded'), 10_000, 'the reload');
+      await child.until(() => child.output.includes('configuration reloaded'), 10_000, 'the reload');
       await p.dba('REVOKE SELECT ON t2 FROM app');
       await untilStatus('REVOKE SELECT ON t2 FROM app', 'prod', 'skipped');
       await untilStatus('REVOKE SELECT ON t2 FROM app', 'dev', 'success');
 
       await writeFile(file, yaml(`    rules:\n      - action: sometimes\n`));
       child.kill('SIGHUP');
-      await waitFor(async () => output.includes('new configuration refused'), 10_000, 'the refusal');
-      expect(output).toContain('environments[1].rules[0].action');
+      await child.until(() => child.output.includes('new configuration refused'), 10_000, 'the refusal');
+      expect(child.output).toContain('environments[1].rules[0].action');
       await p.dba('REVOKE SELECT ON t1 FROM app');
       await untilStatus('REVOKE SELECT ON t1 FROM app', 'prod', 'skipped'); // the old rules still hold
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
+      await child.stop();
     }
+  });
+});
+
+describe('a daemon process that cannot start', () => {
+  it('is reported as soon as it exits, with what it said, not when the wait for it times out', async () => {
+    const missing = join(await mkdtemp(join(tmpdir(), 'permsync-start-')), 'missing.yaml');
+    const child = spawnPermsync(['run', '--config', missing]);
+    const started = Date.now();
+    await expect(child.until(() => child.output.includes('permsync daemon running'), 15_000, 'the daemon to start')).rejects.toThrow(
+      `exited with code 2 before the daemon to start; its output:\npermsync: invalid configuration:\n  config file not found: ${missing}`,
+    );
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(await child.stop()).toEqual({ code: 2, signal: null });
   });
 });

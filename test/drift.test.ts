@@ -2,12 +2,13 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli/main.js';
 import { PERMSYNC_ROLES } from '../src/config/rules.js';
 import { DriftCheckProcess } from '../src/drift/check-process.js';
 import { permissionSnapshot } from './support/catalog.js';
 import { startPipeline, type Pipeline } from './support/pipeline.js';
+import { startServer } from './support/servers.js';
 import { roleCatalog } from './support/roles.js';
 
 let p: Pipeline;
@@ -122,6 +123,61 @@ async function writeConfig(name: string, environments: { name: string; url: stri
   return file;
 }
 
+/** Brings an environment to the source's state, as an operator would. */
+async function converge(env: string): Promise<void> {
+  const run = await cli('reconcile', '--env', env, '--apply');
+  if (run.code !== 0) throw new Error(`reconcile --env ${env} --apply exited ${run.code}: ${run.out}${run.err}`);
+}
+
+async function roleExists(client: pg.Client, name: string): Promise<boolean> {
+  return (await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rows.length > 0;
+}
+
+/**
+ * Makes dev differ from the source in every way drift names, 32 differences from where
+ * dev matches it: the source declares more (a role, a grant, a grant a DO block ran), and
+ * dev was changed by hand.
+ */
+async function makeDevDiffer(): Promise<void> {
+  if (!(await roleExists(p.sourceClient, 'auditors'))) await p.dba('CREATE ROLE auditors');
+  await p.dba('GRANT SELECT ON app.orders TO auditors');
+  await p.dba(`DO $$ BEGIN EXECUTE 'GRANT SELECT ON app.v TO writers'; END $$`);
+  // An earlier reconcile may have brought them to dev: what the source declares more is missing there.
+  await dev(`REVOKE SELECT ON app.v FROM writers`);
+  if (await roleExists(p.env('dev').client, 'auditors')) await dev('DROP OWNED BY auditors; DROP ROLE auditors');
+  await dev(`
+    ALTER ROLE reporting NOLOGIN CONNECTION LIMIT 1 PASSWORD 'changed-by-hand';
+    COMMENT ON ROLE reporting IS 'changed';
+    REVOKE readers FROM reporting;
+    GRANT writers TO reporting;
+    GRANT readers TO writers WITH INHERIT TRUE;
+    ALTER ROLE reporting SET statement_timeout = '99s';
+    ALTER ROLE reporting IN DATABASE postgres RESET work_mem;
+    ALTER ROLE readers SET search_path = app, public;
+    ALTER ROLE postgres SET work_mem = '3MB';
+    REVOKE CONNECT ON DATABASE postgres FROM readers;
+    GRANT CREATE ON DATABASE postgres TO reporting;
+    REVOKE GRANT OPTION FOR CREATE ON DATABASE postgres FROM writers;
+    REVOKE USAGE ON SCHEMA app FROM readers;
+    ALTER SCHEMA app OWNER TO postgres;
+    GRANT DELETE ON app.orders TO readers;
+    REVOKE GRANT OPTION FOR INSERT ON app.orders FROM writers;
+    REVOKE UPDATE (amount) ON app.orders FROM reporting;
+    GRANT SELECT (note) ON app.orders TO reporting;
+    REVOKE SELECT ON app.v FROM readers;
+    ALTER MATERIALIZED VIEW app.mv OWNER TO postgres;
+    REVOKE USAGE ON SEQUENCE app.seq FROM writers;
+    GRANT INSERT ON app.ft TO readers;
+    GRANT EXECUTE ON FUNCTION app.f(int) TO PUBLIC;
+    ALTER FUNCTION app.f(int) OWNER TO readers;
+    REVOKE EXECUTE ON PROCEDURE app.p() FROM writers;
+    GRANT USAGE ON TYPE app.mood TO PUBLIC;
+    ALTER DOMAIN app.posint OWNER TO postgres;
+    ALTER DEFAULT PRIVILEGES FOR ROLE writers IN SCHEMA app REVOKE SELECT ON TABLES FROM readers;
+    ALTER DEFAULT PRIVILEGES FOR ROLE writers GRANT EXECUTE ON FUNCTIONS TO PUBLIC;
+    ALTER DEFAULT PRIVILEGES FOR ROLE reporting GRANT USAGE ON SEQUENCES TO readers`);
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'permsync-drift-'));
   p = await startPipeline(['dev', 'fresh']);
@@ -147,6 +203,9 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+// Each test starts where dev holds what the source declares; what it changes, the next undoes.
+beforeEach(() => converge('dev'));
+
 describe('drift', () => {
   it('finds nothing where the environment holds what the source declares, and exits 0', async () => {
     const run = await cli('drift', '--env', 'dev');
@@ -155,42 +214,7 @@ describe('drift', () => {
   });
 
   it('reports every kind of difference by name, with the SQL that converges it, verifiers masked', async () => {
-    // The source declares more ...
-    await p.dba(`CREATE ROLE auditors; GRANT SELECT ON app.orders TO auditors`);
-    await p.dba(`DO $$ BEGIN EXECUTE 'GRANT SELECT ON app.v TO writers'; END $$`);
-    // ... and dev was changed by hand.
-    await dev(`
-      ALTER ROLE reporting NOLOGIN CONNECTION LIMIT 1 PASSWORD 'changed-by-hand';
-      COMMENT ON ROLE reporting IS 'changed';
-      REVOKE readers FROM reporting;
-      GRANT writers TO reporting;
-      GRANT readers TO writers WITH INHERIT TRUE;
-      ALTER ROLE reporting SET statement_timeout = '99s';
-      ALTER ROLE reporting IN DATABASE postgres RESET work_mem;
-      ALTER ROLE readers SET search_path = app, public;
-      ALTER ROLE postgres SET work_mem = '3MB';
-      REVOKE CONNECT ON DATABASE postgres FROM readers;
-      GRANT CREATE ON DATABASE postgres TO reporting;
-      REVOKE GRANT OPTION FOR CREATE ON DATABASE postgres FROM writers;
-      REVOKE USAGE ON SCHEMA app FROM readers;
-      ALTER SCHEMA app OWNER TO postgres;
-      GRANT DELETE ON app.orders TO readers;
-      REVOKE GRANT OPTION FOR INSERT ON app.orders FROM writers;
-      REVOKE UPDATE (amount) ON app.orders FROM reporting;
-      GRANT SELECT (note) ON app.orders TO reporting;
-      REVOKE SELECT ON app.v FROM readers;
-      ALTER MATERIALIZED VIEW app.mv OWNER TO postgres;
-      REVOKE USAGE ON SEQUENCE app.seq FROM writers;
-      GRANT INSERT ON app.ft TO readers;
-      GRANT EXECUTE ON FUNCTION app.f(int) TO PUBLIC;
-      ALTER FUNCTION app.f(int) OWNER TO readers;
-      REVOKE EXECUTE ON PROCEDURE app.p() FROM writers;
-      GRANT USAGE ON TYPE app.mood TO PUBLIC;
-      ALTER DOMAIN app.posint OWNER TO postgres;
-      ALTER DEFAULT PRIVILEGES FOR ROLE writers IN SCHEMA app REVOKE SELECT ON TABLES FROM readers;
-      ALTER DEFAULT PRIVILEGES FOR ROLE writers GRANT EXECUTE ON FUNCTIONS TO PUBLIC;
-      ALTER DEFAULT PRIVILEGES FOR ROLE reporting GRANT USAGE ON SEQUENCES TO readers`);
-
+    await makeDevDiffer();
     const items = await driftItems('dev');
     const find = (subject: string) => items.find((i) => i.subject === subject);
     expect(find('role "auditors"')).toMatchObject({ detail: 'missing on dev', sql: ['CREATE ROLE "auditors";'] });
@@ -250,6 +274,7 @@ describe('drift', () => {
   });
 
   it('never prints a password verifier, and exits 1', async () => {
+    await makeDevDiffer();
     const { rows } = await p.sourceClient.query<{ v: string }>(`SELECT rolpassword AS v FROM pg_authid WHERE rolname = 'reporting'`);
     const run = await cli('drift');
     expect(run.code).toBe(1);
@@ -260,6 +285,7 @@ describe('drift', () => {
   });
 
   it('points out batches that could not be replayed since the environment last matched', async () => {
+    await makeDevDiffer();
     const { rows } = await p.sourceClient.query<{ id: string; seq: string }>(
       `SELECT id::text, commit_seq::text AS seq FROM permsync.batches WHERE query_text LIKE 'DO %' ORDER BY id DESC LIMIT 1`,
     );
@@ -276,6 +302,7 @@ describe('drift', () => {
   });
 
   it('reports what the environment\'s rules do not carry there, marked as excluded by configuration, and plans none of it', async () => {
+    await makeDevDiffer();
     const file = await writeConfig('rules', [{ name: 'dev', url: p.env('dev').server.url, rules: '[{ action: exclude, role_pattern: "^auditors$" }]' }]);
     const { code, body } = await json('drift', '--config', file);
     const [env] = body.environments as { differences: number; excluded_by_configuration: number; items: Item[]; plan: string[] }[];
@@ -297,6 +324,7 @@ describe('drift', () => {
 
 describe('reconcile', () => {
   it('without --apply prints the plan and changes nothing', async () => {
+    await makeDevDiffer();
     const before = await state(p.env('dev').client);
     const run = await cli('reconcile', '--env', 'dev');
     expect(run.code).toBe(1);
@@ -312,6 +340,7 @@ describe('reconcile', () => {
   });
 
   it('--apply converges the environment in one transaction, recorded as a batch the logs show', async () => {
+    await makeDevDiffer();
     const run = await cli('reconcile', '--env', 'dev', '--apply');
     expect(run.err).toBe('');
     expect(run.code).toBe(0);
@@ -329,9 +358,9 @@ describe('reconcile', () => {
          FROM permsync.batches b
          JOIN permsync.execution_log x ON x.batch_id = b.id AND x.environment_name = 'dev'
          LEFT JOIN permsync.v_batch_outcomes o ON o.batch_id = b.id AND o.environment_name = 'dev'
-        WHERE b.origin = 'reconcile' AND b.target_environment = 'dev'`,
+        WHERE b.origin = 'reconcile' AND b.target_environment = 'dev'
+        ORDER BY b.id DESC LIMIT 1`,
     );
-    expect(rows).toHaveLength(1);
     const batch = rows[0];
     expect(batch).toMatchObject({ execution_status: 'success', same_seq: true, query_masked: true });
     expect(run.out).toContain(`recorded as batch ${batch?.id}`);
@@ -392,13 +421,13 @@ describe('reconcile', () => {
     await p.dba(`CREATE ROLE owner_only`);
     expect((await cli('reconcile', '--env', 'dev', '--apply')).code).toBe(0);
     await p.dba(`DROP ROLE owner_only`);
-    await p.dba(`SET permsync.capture = 'off'; GRANT SELECT ON app.v TO auditors`);
+    await p.dba(`SET permsync.capture = 'off'; GRANT UPDATE ON app.v TO reporting`);
     await dev(`CREATE TABLE app.owned (id int); ALTER TABLE app.owned OWNER TO owner_only`);
     const run = await cli('reconcile', '--env', 'dev', '--apply', '--drop-extra-roles');
     expect(run.code).toBe(1);
     expect(run.out).toMatch(/^reconcile failed on dev: role "owner_only" cannot be dropped because some objects depend on it \(SQLSTATE 2BP01\) at "DROP ROLE "owner_only"": owner of table app.owned/m);
     expect(run.out).toContain('nothing was changed, nothing recorded');
-    const { rows } = await dev(`SELECT has_table_privilege('auditors', 'app.v', 'SELECT') AS granted,
+    const { rows } = await dev(`SELECT has_table_privilege('reporting', 'app.v', 'UPDATE') AS granted,
                                        (SELECT relowner::regrole::text FROM pg_class WHERE oid = 'app.owned'::regclass) AS owner`);
     expect(rows[0]).toEqual({ granted: false, owner: 'owner_only' });
     expect((await cli('reconcile', '--env', 'dev', '--apply')).out).toMatch(/^after reconcile: dev: 2 difference/m);
@@ -407,16 +436,33 @@ describe('reconcile', () => {
   });
 
   it('brings a new, empty environment to the source\'s state in one run (bootstrap)', async () => {
-    const before = await driftItems('fresh');
-    expect(before.filter((i) => i.detail === 'missing on fresh' && i.category === 'role').map((i) => i.subject).sort())
-      .toEqual(['role "auditors"', 'role "readers"', 'role "reporting"', 'role "writers"']);
-    const run = await cli('reconcile', '--env', 'fresh', '--apply');
-    expect(run.code).toBe(0);
-    expect(await state(p.env('fresh').client)).toEqual(await state(p.sourceClient));
-    // The password verifier came along: the same password logs in.
-    const login = new pg.Client(p.env('fresh').server.urlFor('postgres', 'reporting', PASSWORD));
-    await login.connect();
-    await login.end();
+    const server = await startServer('empty');
+    try {
+      const empty = new pg.Client(server.url);
+      await empty.connect();
+      try {
+        await empty.query(OBJECTS);
+        const config = await writeConfig('bootstrap', [{ name: 'empty', url: server.url }]);
+        const before = await json('drift', '--config', config);
+        const missing = ((before.body.environments as { items: Item[] }[])[0]?.items ?? [])
+          .filter((i) => i.detail === 'missing on empty' && i.category === 'role').map((i) => i.subject).sort();
+        const { rows } = await p.sourceClient.query<{ name: string }>(
+          `SELECT rolname AS name FROM pg_roles WHERE rolname !~ '^pg_' AND NOT rolname = ANY ($1)`, [OUT_OF_SCOPE]);
+        expect(missing).toEqual(rows.map((r) => `role "${r.name}"`).sort());
+        expect(missing).toEqual(expect.arrayContaining(['role "readers"', 'role "reporting"', 'role "writers"']));
+        const run = await cli('reconcile', '--env', 'empty', '--apply', '--config', config);
+        expect(run.code).toBe(0);
+        expect(await state(empty)).toEqual(await state(p.sourceClient));
+      } finally {
+        await empty.end();
+      }
+      // The password verifier came along: the same password logs in.
+      const login = new pg.Client(server.urlFor('postgres', 'reporting', PASSWORD));
+      await login.connect();
+      await login.end();
+    } finally {
+      await server.destroy();
+    }
   });
 });
 
@@ -503,6 +549,7 @@ describe('the scheduled check', () => {
   });
 
   it('records each environment\'s result, in a process of its own, and v_drift_status says when each last matched', async () => {
+    await converge('fresh');
     await dev(`GRANT TRUNCATE ON app.orders TO readers`);
     const config = checkConfig();
     // A heap limit meant for the daemon (4 MB here: too small for node to load the check)
@@ -573,6 +620,7 @@ async function childProcessRunning(script: string): Promise<number | undefined> 
 
 describe('at scale', () => {
   it('2,000 roles and 20,000 grants: bootstrapped in one run, then matching', async () => {
+    await converge('fresh');
     await p.sourceClient.query(`SET permsync.capture = 'off';
       CREATE SCHEMA bulk;
       DO $$ BEGIN
@@ -598,6 +646,10 @@ describe('at scale', () => {
     expect(drift.out).toMatch(/^fresh: matches the source$/m);
     // Timings are the benchmark's (npm run bench, measurement 7); this only shows them.
     process.stderr.write(`drift at scale: reconcile (bootstrap) ${Math.round(reconcileMs)} ms, drift ${Math.round(driftMs)} ms\n`);
+    // So many roles would slow every later comparison.
+    const dropBulk = `DROP SCHEMA bulk CASCADE; DO $$ BEGIN FOR r IN 1..2000 LOOP EXECUTE format('DROP ROLE bulk_role_%s', r); END LOOP; END $$`;
+    await p.sourceClient.query(`SET permsync.capture = 'off'; ${dropBulk}; RESET permsync.capture`);
+    await p.env('fresh').client.query(dropBulk);
   });
 });
 
@@ -615,5 +667,6 @@ describe("the daemon's schedule", () => {
     const metrics = await (await fetch(`http://${daemon.http.host}:${daemon.http.port}/metrics`)).text();
     expect(metrics).toMatch(/^permsync_drift_differences\{environment="dev"\} \d+$/m);
     expect(metrics).toMatch(/^permsync_drift_differences\{environment="fresh"\} \d+$/m);
+    await daemon.stop();
   });
 });

@@ -22,13 +22,7 @@ async function roleExists(client: typeof p.sourceClient, name: string): Promise<
   return rows.length > 0;
 }
 
-async function settleRoles(): Promise<void> {
-  await waitFor(async () => {
-    const { rows } = await p.sourceClient.query<{ same: boolean }>('SELECT fingerprint = permsync.role_fingerprint() AS same FROM permsync.role_snapshot');
-    return rows[0]?.same === true;
-  }, 10_000, 'the role watcher to see the change');
-  await p.settle();
-}
+const settleRoles = () => p.settleRoles();
 
 /** The outcome on an environment of the last batch the role watcher wrote. */
 async function lastRoleOutcome(environment: string) {

@@ -35,11 +35,36 @@ async function execution(text: string, environment: string): Promise<ExecutionRo
   return rows[0];
 }
 
+/**
+ * A grant on a table of the source and dev that prod lacks: dev applies it, prod fails
+ * it for good and holds (the daemon must run). Returns the grant's text.
+ */
+async function holdProd(table: string): Promise<string> {
+  await dba(`SET permsync.capture = 'off'; CREATE TABLE sales.${table} (id int); RESET permsync.capture`);
+  await env('dev').client.query(`CREATE TABLE sales.${table} (id int)`);
+  const failing = `GRANT SELECT ON sales.${table} TO reader`;
+  await dba(failing);
+  await waitFor(async () => (await execution(failing, 'prod'))?.execution_status === 'failed', 10_000, 'prod to fail');
+  return failing;
+}
+
+/** Ends the hold holdProd() began: prod gets the table and tries again, and carries what waited (the daemon must run). */
+async function releaseProd(table: string): Promise<void> {
+  await env('prod').client.query(`CREATE TABLE sales.${table} (id int)`);
+  await p.sourceClient.query(`SELECT permsync.retry_failed('prod')`);
+  await p.settle();
+}
+
 beforeAll(async () => {
   p = await startPipeline(['dev', 'prod']);
   await p.everywhere(FIXTURES);
   // Roles created on every server are each environment's own until handed over (onboarding).
   await p.adopt();
+  // A first daemon registers the environments and carries the fixtures' roles (the role
+  // watcher finds them): each test starts with nothing pending and every environment up.
+  const first = await p.startDaemon();
+  await p.settleRoles();
+  await first.stop();
 });
 
 afterEach(async () => {
@@ -86,13 +111,14 @@ describe('per-environment rules', () => {
   });
 
   it('include rules admit only what they name (here: one schema)', async () => {
+    await p.everywhere('CREATE TABLE audit.reports (id int)');
     daemon = await p.startDaemon(p.config({ environments: [{}, { rules: [{ action: 'include', schemaPattern: '^sales$' }] }] }));
-    await dba('GRANT SELECT ON audit.events TO reader');
+    await dba('GRANT SELECT ON audit.reports TO reader');
     await dba('GRANT SELECT ON sales.refunds TO reader');
     await p.settle();
-    expect(await relationPrivileges(env('prod').client, 'audit.events')).toEqual([]);
+    expect(await relationPrivileges(env('prod').client, 'audit.reports')).toEqual([]);
     expect(await relationPrivileges(env('prod').client, 'sales.refunds')).toContain('reader SELECT by postgres');
-    expect(await relationPrivileges(env('dev').client, 'audit.events')).toContain('reader SELECT by postgres');
+    expect(await relationPrivileges(env('dev').client, 'audit.reports')).toContain('reader SELECT by postgres');
   });
 });
 
@@ -112,17 +138,19 @@ describe('dry run', () => {
 
 describe('an environment that fails', () => {
   it('is down at start: the others proceed, and it catches up in order when it returns', async () => {
-    await env('prod').proxy.cut();
-    daemon = await p.startDaemon();
     const texts = ['GRANT INSERT ON sales.orders TO reader', 'REVOKE INSERT ON sales.orders FROM reader', 'GRANT DELETE ON sales.orders TO reader'];
-    for (const text of texts) await dba(text);
-    await waitFor(async () => (await execution(texts[2] as string, 'dev'))?.execution_status === 'success', 10_000, 'dev to apply');
-    await waitFor(async () => (await execution(texts[0] as string, 'prod'))?.execution_status === 'failed', 10_000, 'prod to fail');
-    const failed = await execution(texts[0] as string, 'prod');
-    expect(failed).toMatchObject({ failure_kind: 'transient', error_code: 'ECONNREFUSED' });
-    expect(await execution(texts[1] as string, 'prod')).toBeUndefined(); // waits behind the first: order is kept
-
-    await env('prod').proxy.open();
+    await env('prod').proxy.cut();
+    try {
+      daemon = await p.startDaemon();
+      for (const text of texts) await dba(text);
+      await waitFor(async () => (await execution(texts[2] as string, 'dev'))?.execution_status === 'success', 10_000, 'dev to apply');
+      await waitFor(async () => (await execution(texts[0] as string, 'prod'))?.execution_status === 'failed', 10_000, 'prod to fail');
+      const failed = await execution(texts[0] as string, 'prod');
+      expect(failed).toMatchObject({ failure_kind: 'transient', error_code: 'ECONNREFUSED' });
+      expect(await execution(texts[1] as string, 'prod')).toBeUndefined(); // waits behind the first: order is kept
+    } finally {
+      await env('prod').proxy.open();
+    }
     await p.settle();
     const prod = await relationPrivileges(env('prod').client, 'sales.orders');
     expect(prod).toContain('reader DELETE by postgres');
@@ -133,15 +161,11 @@ describe('an environment that fails', () => {
   });
 
   it('fails one statement that only it cannot run: SQLSTATE logged, it holds, the others go on', async () => {
-    await dba(`SET permsync.capture = 'off'; CREATE TABLE sales.new_table (id int); RESET permsync.capture`);
-    await env('dev').client.query('CREATE TABLE sales.new_table (id int)'); // prod never got it
     daemon = await p.startDaemon();
-    const failing = 'GRANT SELECT ON sales.new_table TO reader';
+    const failing = await holdProd('new_table');
     const later = 'GRANT SELECT ON audit.events TO app';
-    await dba(failing);
     await dba(later);
     await waitFor(async () => (await execution(later, 'dev'))?.execution_status === 'success', 10_000, 'dev to apply');
-    await waitFor(async () => (await execution(failing, 'prod'))?.execution_status === 'failed', 10_000, 'prod to fail');
     expect(await execution(failing, 'prod')).toMatchObject({
       error_code: '42P01',
       failure_kind: 'permanent',
@@ -149,27 +173,37 @@ describe('an environment that fails', () => {
     });
     await new Promise((r) => setTimeout(r, 500));
     expect(await execution(later, 'prod')).toBeUndefined();
+    await releaseProd('new_table');
   });
 
   it('holds across a restart: the failed batch is tried again, never taken for applied', async () => {
-    const failing = 'GRANT SELECT ON sales.new_table TO reader';
+    daemon = await p.startDaemon();
+    const failing = await holdProd('held_table');
+    const later = 'GRANT INSERT ON audit.events TO app';
+    await dba(later);
+    await daemon.stop();
     const before = await execution(failing, 'prod');
     daemon = await p.startDaemon();
     await waitFor(async () => ((await execution(failing, 'prod'))?.retry_count ?? 0) > (before?.retry_count ?? 0), 10_000, 'prod to try again');
     expect(await execution(failing, 'prod')).toMatchObject({ execution_status: 'failed', error_code: '42P01' });
-    expect(await execution('GRANT SELECT ON audit.events TO app', 'prod')).toBeUndefined();
+    expect(await execution(later, 'prod')).toBeUndefined();
+    await releaseProd('held_table');
   });
 
   it('set to continue, it moves past a permanent failure', async () => {
+    daemon = await p.startDaemon();
+    await holdProd('passed_table');
+    const later = 'GRANT UPDATE ON audit.events TO app';
+    await dba(later);
+    await daemon.stop();
     daemon = await p.startDaemon(p.config({ environments: [{}, { onPermanentFailure: 'continue' }] }));
     await p.settle();
-    expect(await execution('GRANT SELECT ON audit.events TO app', 'prod')).toMatchObject({ execution_status: 'success' });
-    expect(await relationPrivileges(env('prod').client, 'audit.events')).toContain('app SELECT by postgres');
+    expect(await execution(later, 'prod')).toMatchObject({ execution_status: 'success' });
+    expect(await relationPrivileges(env('prod').client, 'audit.events')).toContain('app UPDATE by postgres');
+    await releaseProd('passed_table');
   });
 
   it('carries a backlog in one transaction; a batch in it that fails is found and fails alone', async () => {
-    // The earlier failure's cause, fixed: prod holds on it otherwise, as it should.
-    await env('prod').client.query('CREATE TABLE sales.new_table (id int)');
     await dba(`SET permsync.capture = 'off'; CREATE TABLE sales.dev_only (id int); RESET permsync.capture`);
     await env('dev').client.query('CREATE TABLE sales.dev_only (id int)');
     const before = ['GRANT TRUNCATE ON sales.orders TO app', 'GRANT TRUNCATE ON sales.refunds TO app'];
@@ -186,6 +220,7 @@ describe('an environment that fails', () => {
     expect(await execution(failing, 'prod')).toMatchObject({ error_code: '42P01', failure_kind: 'permanent' });
     expect(await execution(after, 'prod')).toBeUndefined(); // held behind it, in order
     expect(await relationPrivileges(env('prod').client, 'sales.refunds')).toContain('app TRUNCATE by postgres');
+    await releaseProd('dev_only');
   });
 });
 

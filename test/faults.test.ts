@@ -1,5 +1,4 @@
 import pg from 'pg';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,13 +8,14 @@ import { classifyError } from '../src/errors.js';
 import { openSourcePool } from '../src/source/pool.js';
 import { FAILURE_CHANNEL } from '../src/source/queries.js';
 import { permissionSnapshot } from './support/catalog.js';
+import { spawnPermsync, type TestProcess } from './support/child.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 
 let p: Pipeline;
 let configFile: string;
 /** The in-process daemons' log for the running test, shown if it fails. */
 let logLines: string[] = [];
-const children: ChildProcess[] = [];
+const children: TestProcess[] = [];
 
 const TABLES = Array.from({ length: 10 }, (_, i) => `t${i}`);
 
@@ -89,14 +89,8 @@ async function lastExecutionId(): Promise<string> {
 }
 
 /** The daemon as operators run it: a separate process, `permsync run`. */
-function spawnDaemon(): ChildProcess {
-  const child = spawn(process.execPath, ['bin/permsync.js', 'run', '--config', configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PERMSYNC_LOG_FORMAT: 'json' },
-  });
-  const tag = `[daemon ${child.pid}] `;
-  child.stdout?.on('data', (d) => logLines.push(tag + String(d)));
-  child.stderr?.on('data', (d) => logLines.push(tag + String(d)));
+function spawnDaemon(): TestProcess {
+  const child = spawnPermsync(['run', '--config', configFile], (text) => logLines.push(`[daemon ${child.pid}] ${text}`));
   children.push(child);
   return child;
 }
@@ -253,7 +247,7 @@ describe('faults', () => {
 
   it('the daemon killed (SIGKILL) mid-stream: after a restart every batch reaches every environment', async () => {
     const first = spawnDaemon();
-    await waitFor(async () => (await leaderPid()) !== undefined, 15_000, 'the daemon to start');
+    await first.until(async () => (await leaderPid()) !== undefined, 15_000, 'the daemon to start');
     const applied = async () => Number((await p.sourceClient.query<{ n: string }>('SELECT count(*) AS n FROM permsync.execution_log')).rows[0]?.n);
     const before = await applied();
     const stream = churn(300, 300);
@@ -270,19 +264,17 @@ describe('faults', () => {
     );
     expect(Number(left?.n)).toBeGreaterThanOrEqual(20 * p.environments.length); // work left for the restarted daemon
     const second = spawnDaemon();
-    await waitFor(async () => (await leaderPid()) !== undefined, 15_000, 'the restarted daemon to lead');
+    await second.until(async () => (await leaderPid()) !== undefined, 15_000, 'the restarted daemon to lead');
     await expectConverged();
-    second.kill('SIGTERM');
-    const code = await new Promise((resolve) => second.once('exit', (c) => resolve(c)));
-    expect(code).toBe(0);
+    expect((await second.stop('SIGTERM')).code).toBe(0);
   });
 
   it('two daemons: one applies; kill it and the other takes over within seconds', async () => {
     const a = spawnDaemon();
-    await waitFor(async () => (await leaderPid()) !== undefined, 15_000, 'a leader');
+    await a.until(async () => (await leaderPid()) !== undefined, 15_000, 'a leader');
     const b = spawnDaemon();
     // Both connect for the lock; one holds it, the other stands by.
-    await waitFor(async () => {
+    await b.until(async () => {
       const { rows } = await p.sourceClient.query<{ n: string }>(
         `SELECT count(*)::text AS n FROM pg_stat_activity WHERE application_name = 'permsync-test:lock'`,
       );
@@ -295,7 +287,6 @@ describe('faults', () => {
     await churn(20, 520);
     await expectConverged(); // b carried the rest
     expect(await leaderPid()).not.toBe(leader);
-    b.kill('SIGTERM');
-    await new Promise((resolve) => b.once('exit', resolve));
+    await b.stop('SIGTERM');
   });
 });

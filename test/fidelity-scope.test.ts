@@ -7,7 +7,7 @@ import { main } from '../src/cli/main.js';
 import type { Config, Settings } from '../src/config/schema.js';
 import type { PostgresMajor } from '../dev/embedded/cluster.js';
 import { accountDifference, canDump, catalogAccount, dumpAccount, type AccountOptions } from './support/dump.js';
-import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { startPipeline, type Pipeline } from './support/pipeline.js';
 
 /**
  * What permsync leaves out, judged as a DBA would: real-world role and grant scripts run
@@ -141,13 +141,7 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
   }
 
   /** Waits for the role watcher to see the source's roles, and the target to carry every batch. */
-  async function settle(): Promise<void> {
-    await waitFor(async () => {
-      const { rows } = await p.sourceClient.query<{ same: boolean }>('SELECT fingerprint = permsync.role_fingerprint() AS same FROM permsync.role_snapshot');
-      return rows[0]?.same === true;
-    }, 10_000, 'the role watcher to see the change');
-    await p.settle();
-  }
+  const settle = () => p.settleRoles();
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'permsync-fidelity-'));

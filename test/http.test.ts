@@ -2,7 +2,7 @@ import http from 'node:http';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import pg from 'pg';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { Daemon } from '../src/daemon.js';
 import { startHttpServer, type HttpServer, type Readiness } from '../src/http/server.js';
 import { DaemonMetrics, type DaemonMetricsOptions } from '../src/metrics.js';
@@ -29,6 +29,31 @@ beforeAll(async () => {
     CREATE SCHEMA sales; CREATE TABLE sales.orders (id int); CREATE TABLE sales.refunds (id int)`);
   await p.adopt();
   source = new pg.Pool({ connectionString: p.source.url, max: 2 });
+  // A first daemon registers the environments, which the tests that run none need, and
+  // carries the roles the role watcher finds.
+  const first = await p.startDaemon();
+  await p.settleRoles();
+  await first.stop();
+});
+
+/**
+ * Several tests run no daemon and leave batches pending, or fail them by hand: each test
+ * starts with every batch finished everywhere, what an earlier one left skipped, as an
+ * operator would.
+ */
+beforeEach(async () => {
+  const { rows } = await p.sourceClient.query<{ environment: string; batch: string }>(
+    `SELECT e.name AS environment, b.id::text AS batch
+       FROM permsync.environments e
+       JOIN permsync.batches b ON b.commit_seq > e.start_after_seq AND b.origin <> 'reconcile'
+                              AND (b.target_environment IS NULL OR b.target_environment = e.name)
+       LEFT JOIN permsync.execution_log x ON x.batch_id = b.id AND x.environment_name = e.name
+      WHERE x.id IS NULL OR x.execution_status = 'failed'
+      ORDER BY b.commit_seq`,
+  );
+  for (const { environment, batch } of rows) {
+    await p.sourceClient.query(`SELECT permsync.skip_batch($1, $2, 'a test starts with nothing pending')`, [environment, batch]);
+  }
 });
 
 afterEach(async () => {
@@ -176,7 +201,12 @@ describe('the HTTP surface', () => {
 
 describe('metrics of a daemon at work', () => {
   it('count what it read and recorded, and show the backlog the source holds', async () => {
-    // The daemon's own /metrics: what it counts is what it did.
+    // The daemon's own /metrics: what it counts is what it did, which is what the source
+    // holds past what it held before the daemon started.
+    const { rows: [start] } = await p.sourceClient.query<{ execution: string; seq: string }>(
+      `SELECT (SELECT coalesce(max(id), 0) FROM permsync.execution_log)::text AS execution,
+              (SELECT coalesce(max(commit_seq), 0) FROM permsync.batches)::text AS seq`,
+    );
     const daemon = await startDaemon();
     await waitFor(async () => daemon.isLeader(), 10_000, 'the daemon to lead');
     const server = daemon.http;
@@ -234,7 +264,8 @@ describe('metrics of a daemon at work', () => {
     // Every outcome the source holds is counted, each attempt of a retried batch included...
     const { rows } = await p.sourceClient.query<{ environment_name: string; execution_status: string; n: number; retries: number }>(
       `SELECT environment_name, execution_status, count(*)::int AS n, sum(retry_count)::int AS retries
-         FROM permsync.execution_log GROUP BY 1, 2`,
+         FROM permsync.execution_log WHERE id > $1 GROUP BY 1, 2`,
+      [start?.execution],
     );
     for (const environment of ENVIRONMENTS) {
       const of = (status: string) => rows.find((r) => r.environment_name === environment && r.execution_status === status);
@@ -246,8 +277,8 @@ describe('metrics of a daemon at work', () => {
     }
     // ... and every batch, by origin, once.
     const { rows: origins } = await p.sourceClient.query<{ origin: string; n: number }>(
-      `SELECT origin, count(*)::int AS n FROM permsync.batches
-        WHERE commit_seq > (SELECT min(start_after_seq) FROM permsync.environments) GROUP BY origin`,
+      `SELECT origin, count(*)::int AS n FROM permsync.batches WHERE commit_seq > $1 GROUP BY origin`,
+      [start?.seq],
     );
     expect(origins.length).toBeGreaterThan(0);
     for (const origin of ['event_trigger', 'role_watcher', 'manual', 'reconcile']) {
@@ -406,6 +437,7 @@ describe('collecting from the source', () => {
       );
     await p.sourceClient.query("UPDATE permsync.environments SET on_permanent_failure = 'hold' WHERE name = 'dev'");
     await p.sourceClient.query("UPDATE permsync.environments SET on_permanent_failure = 'continue' WHERE name = 'prod'");
+    onTestFinished(() => p.sourceClient.query("UPDATE permsync.environments SET on_permanent_failure = 'hold'").then(() => undefined));
     await record(everywhere, 'dev', 'failed', 'permanent'); // held: unfinished
     await record(everywhere, 'prod', 'failed', 'permanent'); // passed: finished
     await record(prodOnly, 'prod', 'failed', 'transient'); // unfinished, and not dev's at all
@@ -431,14 +463,13 @@ describe('collecting from the source', () => {
         expect(ours[environment]?.lag).toBeCloseTo(view[environment]?.lag ?? 0, 0);
       }
     };
-    // An earlier test left one batch pending (GRANT INSERT) in both environments.
-    await agree({ dev: 3, prod: 3 });
+    await agree({ dev: 2, prod: 2 });
     // Batches at or before start_after_seq are behind the environment.
     await p.sourceClient.query(
       'UPDATE permsync.environments SET start_after_seq = (SELECT commit_seq FROM permsync.batches WHERE id = $1) WHERE name = $2',
       [everywhere, 'dev'],
     );
-    await agree({ dev: 1, prod: 3 });
+    await agree({ dev: 1, prod: 2 });
 
     const password = 'metrics-test-pw';
     await p.sourceClient.query(`CREATE ROLE metrics_daemon LOGIN PASSWORD '${password}' IN ROLE permsync_daemon`);
@@ -450,6 +481,8 @@ describe('collecting from the source', () => {
       await expect(asDaemon.query('SELECT 1 FROM permsync.v_batch_outcomes')).rejects.toMatchObject({ code: '42501' });
     } finally {
       await asDaemon.end();
+      // Created and dropped between two role checks: no role change for the next test to find.
+      await p.sourceClient.query('DROP ROLE metrics_daemon');
     }
   });
 });

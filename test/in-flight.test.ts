@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../src/daemon.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 
@@ -26,28 +26,43 @@ async function lastSeqs(count: number): Promise<string[]> {
   return rows.map((r) => r.seq).reverse();
 }
 
+/** Tables the source has and prod does not (yet). */
+async function sourceOnly(...tables: string[]): Promise<void> {
+  await p.sourceClient.query(`SET permsync.capture = 'off'; ${tables.map((t) => `CREATE TABLE ${t} (id int)`).join('; ')}; RESET permsync.capture`);
+}
+
+/** A daemon carries what the role watcher finds, and stops. */
+async function carryRoles(): Promise<void> {
+  const first = await p.startDaemon();
+  await p.settleRoles();
+  await first.stop();
+}
+
 beforeAll(async () => {
   p = await startPipeline(['prod']);
-  await p.everywhere('CREATE ROLE app; CREATE ROLE other; CREATE TABLE t (id int); CREATE TABLE t2 (id int)');
+  await p.everywhere('CREATE ROLE other; CREATE TABLE t (id int)');
   // Roles created on every server are each environment's own until handed over (onboarding).
   await p.adopt();
-  // Tables the source has and prod does not (yet).
-  await p.sourceClient.query(`SET permsync.capture = 'off'; CREATE TABLE ta (id int); CREATE TABLE tb (id int); RESET permsync.capture`);
+  // prod starts from what is committed when a daemon first sees it: one sees it now, and
+  // carries the role the role watcher finds, so that each test starts with nothing pending.
+  await carryRoles();
+});
+
+afterEach(async () => {
+  await daemon?.stop();
+  daemon = undefined;
 });
 
 afterAll(async () => {
-  await daemon?.stop();
   await p?.close();
 });
 
 describe('the in-flight mark', () => {
   it('after a group the target refused, covers only the batches tried one by one', async () => {
-    // prod starts from what is committed when the daemon first sees it: see it, then stop.
-    daemon = await p.startDaemon();
-    await daemon.stop();
+    await sourceOnly('ta', 'tb');
     // A backlog of two: carried as a group, which prod refuses; then one by one: the first holds.
-    await p.dba('GRANT SELECT ON ta TO app');
-    await p.dba('GRANT SELECT ON tb TO app');
+    await p.dba('GRANT SELECT ON ta TO other');
+    await p.dba('GRANT SELECT ON tb TO other');
     const [first, second] = (await lastSeqs(2)) as [string, string];
     daemon = await p.startDaemon();
     await waitFor(async () => (await outcome(first))?.execution_status === 'failed', 15_000, 'the first batch to hold');
@@ -67,8 +82,6 @@ describe('the in-flight mark', () => {
     await p.env('prod').client.query('CREATE TABLE tb (id int)');
     await p.sourceClient.query(`SELECT permsync.retry_failed('prod')`);
     await waitFor(async () => (await outcome(second))?.execution_status === 'success', 15_000, 'the second batch to apply');
-    await daemon.stop();
-    daemon = undefined;
   });
 
   it('after a group the target refused with a transient error (a timeout), too', async () => {
@@ -100,8 +113,6 @@ describe('the in-flight mark', () => {
     await p.env('prod').client.query('CREATE TABLE u3 (id int)');
     await p.sourceClient.query(`SELECT permsync.retry_failed('prod')`);
     await waitFor(async () => (await outcome(third))?.execution_status === 'success', 15_000, 'the third batch to apply');
-    await daemon.stop();
-    daemon = undefined;
   });
 
   it('a batch that waited for a retry and then settled otherwise (dry run) leaves no retry behind', async () => {
@@ -119,15 +130,16 @@ describe('the in-flight mark', () => {
       expect(await retries()).toBe(0);
     } finally {
       await p.sourceClient.query('SELECT permsync.disable_dry_run()');
-      await daemon.stop();
-      daemon = undefined;
     }
   });
 
   it('after the source failed while logging a group that applied, makes its batches re-applications', async () => {
     // Backlog: a GRANT to app, REVOKEs, the role watcher's DROP ROLE app, a GRANT to other.
+    await p.everywhere('CREATE ROLE app; CREATE TABLE t2 (id int); CREATE TABLE t3 (id int)');
+    await p.adopt(['app']);
+    await carryRoles();
     await p.dba('GRANT SELECT ON t TO app');
-    await p.dba('REVOKE SELECT ON t FROM app; REVOKE SELECT ON ta, tb FROM app');
+    await p.dba('REVOKE SELECT ON t FROM app; REVOKE SELECT ON t2, t3 FROM app');
     await p.sourceClient.query(`SET permsync.capture = 'off'; DROP ROLE app; RESET permsync.capture`);
     await p.dba('GRANT SELECT ON t2 TO other'); // its role check writes the DROP ROLE batch first
     const seqs = await lastSeqs(4);

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { main } from '../src/cli/main.js';
 import type { Settings } from '../src/config/schema.js';
 import type { Daemon } from '../src/daemon.js';
@@ -59,13 +59,7 @@ async function stopDaemon(): Promise<void> {
 }
 
 /** Waits until the role watcher has seen every role change and every batch is carried. */
-async function quiesce(): Promise<void> {
-  await waitFor(async () => {
-    const [row] = await rows<{ same: boolean }>('SELECT fingerprint = permsync.role_fingerprint() AS same FROM permsync.role_snapshot');
-    return row?.same === true;
-  }, 10_000, 'the role watcher to catch up');
-  await p.settle();
-}
+const quiesce = () => p.settleRoles();
 
 async function batchId(queryText: string): Promise<string> {
   const [row] = await rows<{ id: string }>('SELECT id::text FROM permsync.batches WHERE query_text = $1', [queryText]);
@@ -127,8 +121,6 @@ beforeAll(async () => {
   await p.everywhere(`CREATE ROLE app; CREATE SCHEMA sales; CREATE TABLE sales.orders (id int); CREATE TABLE sales.refunds (id int)`);
   // Roles created on every server are each environment's own until handed over (onboarding).
   await p.adopt();
-  await dba(`SET permsync.capture = 'off'; CREATE TABLE sales.new_table (id int); RESET permsync.capture`);
-  await env('dev').client.query('CREATE TABLE sales.new_table (id int)'); // prod lacks it
   for (const [role, login] of Object.entries(LOGINS)) {
     await dba(`CREATE ROLE ${login} LOGIN PASSWORD '${PASSWORD}'`);
     if (role !== 'nobody') await dba(`GRANT permsync_${role} TO ${login}`);
@@ -140,6 +132,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await p?.close();
   await rm(configDir, { recursive: true, force: true });
+});
+
+// A test that stops the daemon, or runs it otherwise, leaves the next one to start it again.
+beforeEach(async () => {
+  if (!daemon) await startDaemon();
 });
 
 describe('install', () => {
@@ -157,8 +154,33 @@ describe('install', () => {
 
 describe('status views, through a daemon connected as permsync_daemon', () => {
   const transient = 'GRANT SELECT ON sales.refunds TO app';
-  const failing = 'GRANT SELECT ON sales.new_table TO app';
-  const waiting = 'GRANT UPDATE ON sales.orders TO app';
+  let holds = 0;
+
+  /**
+   * A grant on a table of the source and dev that prod lacks (failing), and one after it on a
+   * table every server has (waiting): dev applies both, prod fails the first for good and
+   * holds the second behind it.
+   */
+  async function holdProd(): Promise<{ table: string; failing: string; waiting: string }> {
+    const table = `held_${++holds}`;
+    await p.everywhere(`CREATE TABLE sales.${table}_ok (id int)`);
+    await dba(`SET permsync.capture = 'off'; CREATE TABLE sales.${table} (id int); RESET permsync.capture`);
+    await env('dev').client.query(`CREATE TABLE sales.${table} (id int)`);
+    const failing = `GRANT SELECT ON sales.${table} TO app`;
+    const waiting = `GRANT UPDATE ON sales.${table}_ok TO app`;
+    await dba(failing);
+    await dba(waiting);
+    await waitFor(async () => (await execution(waiting, 'dev'))?.execution_status === 'success', 10_000, 'dev to apply');
+    await waitFor(async () => (await execution(failing, 'prod'))?.failure_kind === 'permanent', 10_000, 'prod to fail');
+    return { table, failing, waiting };
+  }
+
+  /** Ends the hold holdProd() began: prod gets the table, tries again and carries what waited. */
+  async function releaseProd(table: string): Promise<void> {
+    await env('prod').client.query(`CREATE TABLE sales.${table} (id int)`);
+    await dba(`SELECT permsync.retry_failed('prod')`);
+    await p.settle();
+  }
 
   it('show an environment that cannot be reached as failing, with its retry scheduled', async () => {
     await env('prod').proxy.cut();
@@ -179,10 +201,7 @@ describe('status views, through a daemon connected as permsync_daemon', () => {
   });
 
   it('show a held environment, what it waits on, and each batch\'s outcome everywhere', async () => {
-    await dba(failing);
-    await dba(waiting);
-    await waitFor(async () => (await execution(waiting, 'dev'))?.execution_status === 'success', 10_000, 'dev to apply');
-    await waitFor(async () => (await execution(failing, 'prod'))?.failure_kind === 'permanent', 10_000, 'prod to fail');
+    const { table, failing, waiting } = await holdProd();
     const failingId = await batchId(failing);
     const waitingId = await batchId(waiting);
 
@@ -190,7 +209,7 @@ describe('status views, through a daemon connected as permsync_daemon', () => {
     const prod = await status('prod');
     expect(prod).toMatchObject({
       state: 'held', pending_batches: '2', oldest_pending_batch_id: failingId, blocking_error_code: '42P01',
-      blocking_error: expect.stringContaining('relation "sales.new_table" does not exist'), failed_count: '1',
+      blocking_error: expect.stringContaining(`relation "sales.${table}" does not exist`), failed_count: '1',
     });
     expect(prod?.oldest_pending_age_seconds).toBeGreaterThan(0);
 
@@ -217,11 +236,13 @@ describe('status views, through a daemon connected as permsync_daemon', () => {
                          count(*) FILTER (WHERE execution_status = 'success') AS success_count,
                          count(*) FILTER (WHERE execution_status = 'failed') AS failed_count,
                          count(*) FILTER (WHERE execution_status = 'skipped') AS skipped_count
-                    FROM permsync.execution_log GROUP BY 1 ORDER BY 1`),
+                    FROM permsync.execution_log WHERE finished_at::date = current_date GROUP BY 1 ORDER BY 1`),
     );
+    await releaseProd(table);
   });
 
   it('`permsync status` exits 1 and says why; --json carries the same', async () => {
+    const { table, failing } = await holdProd();
     const text = await cli(['status']);
     expect(text.code).toBe(1);
     expect(text.out).toMatch(/^sync enabled, dry run off\nENVIRONMENT +STATE +WAITING/);
@@ -237,10 +258,12 @@ describe('status views, through a daemon connected as permsync_daemon', () => {
       ['dev', 'ok', 0, false],
       ['prod', 'held', 2, true],
     ]);
+    await releaseProd(table);
   });
 
   it('`permsync retry` lists what waits on a failure, and the running daemon re-attempts it; once fixed, status is clean', async () => {
-    await env('prod').client.query('CREATE TABLE sales.new_table (id int)');
+    const { table, failing } = await holdProd();
+    await env('prod').client.query(`CREATE TABLE sales.${table} (id int)`);
     const control = await listen('permsync_control');
     try {
       const result = await cli(['retry', '--env', 'prod'], LOGINS.operator);
@@ -259,7 +282,7 @@ describe('status views, through a daemon connected as permsync_daemon', () => {
     await p.settle();
     expect(await cli(['status'])).toMatchObject({ code: 0 });
     expect(JSON.parse((await cli(['status', '--json'], LOGINS.reader)).out)).toMatchObject({ ok: true });
-    expect(await relationPrivileges(env('prod').client, 'sales.orders')).toContain('app UPDATE by postgres');
+    expect(await relationPrivileges(env('prod').client, `sales.${table}_ok`)).toContain('app UPDATE by postgres');
   });
 });
 
@@ -483,6 +506,7 @@ describe('password verifiers', () => {
 
 describe('audit log', () => {
   it('refuses UPDATE, DELETE and TRUNCATE, even to its owner', async () => {
+    await dba('GRANT REFERENCES ON sales.orders TO app');
     const [count] = await rows<{ n: string }>('SELECT count(*)::text AS n FROM permsync.audit_log');
     expect(Number(count?.n)).toBeGreaterThan(0);
     for (const sql of ['UPDATE permsync.audit_log SET command_tag = command_tag', 'DELETE FROM permsync.audit_log', 'TRUNCATE permsync.audit_log']) {
@@ -545,7 +569,7 @@ describe('CLI', () => {
 
   it('status reports an environment lagging behind when no daemon carries its batches', async () => {
     await stopDaemon();
-    await cli(['manual-sync', 'GRANT SELECT ON sales.refunds TO app']);
+    await cli(['manual-sync', 'GRANT TRIGGER ON sales.refunds TO app']);
     await new Promise((r) => setTimeout(r, 1100));
     const lagging = await cli(['status', '--max-lag', '1']);
     expect(lagging.code).toBe(1);
@@ -576,6 +600,14 @@ describe('cleanup_old_logs', () => {
     const done = await make('-- old, finished by the enabled environments', 400, { dev: 'success', prod: 'success' });
     const needed = await make('-- old, prod has yet to carry it', 400, { dev: 'success' });
     const recent = await make('-- 40 days, finished by the enabled environments', 40, { dev: 'success', prod: 'success' });
+    const retention = await rows<{ key: string; value: string }>(
+      `SELECT key, value FROM permsync.config WHERE key IN ('log_retention_days', 'audit_retention_days')`);
+    onTestFinished(async () => {
+      // What this test made is not the next one's: the retired environment, the retention, the batch prod has yet to carry.
+      for (const { key, value } of retention) await dba(`UPDATE permsync.config SET value = '${value}' WHERE key = '${key}'`);
+      await dba(`DELETE FROM permsync.environments WHERE name = 'retired'`);
+      await dba(`SELECT permsync.skip_batch('prod', ${needed}, 'made by the cleanup test')`);
+    });
     await dba(`UPDATE permsync.config SET value = '30' WHERE key = 'log_retention_days';
                UPDATE permsync.config SET value = '60' WHERE key = 'audit_retention_days'`);
     const resumePoints = async () => Promise.all(['dev', 'prod'].map(async (e) => (await rows(RESUME_POINT, [e]))[0]));

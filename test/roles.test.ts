@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PERMSYNC_ROLES } from '../src/config/rules.js';
+import type { Config } from '../src/config/schema.js';
 import type { Daemon } from '../src/daemon.js';
 import { permissionSnapshot, relationPrivileges } from './support/catalog.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
@@ -9,6 +10,8 @@ import { settingValueSql } from '../src/sql/quote.js';
 
 let p: Pipeline;
 let daemon: Daemon;
+/** The file's configuration: every environment, the managed one through its CREATEROLE user. */
+let standard: Config;
 const logLines: string[] = [];
 
 /** A target where permsync connects as a CREATEROLE user, as on managed PostgreSQL. */
@@ -26,15 +29,16 @@ const dba = (sql: string) => p.dba(sql);
 const env = (name: string) => p.env(name);
 
 /** Waits for the role watcher to see the source's roles, and the appliers to carry what it found. */
-async function settleRoles(): Promise<void> {
-  await waitFor(async () => {
-    const { rows } = await p.sourceClient.query<{ same: boolean }>(
-      `SELECT fingerprint = permsync.role_fingerprint() AS same FROM permsync.role_snapshot`,
-    );
-    return rows[0]?.same === true;
-  }, 10_000, 'the role watcher to see the change');
-  await p.settle();
+const settleRoles = () => p.settleRoles();
+
+/** Starts the daemon again with `config`; a test that runs it otherwise ends by calling this with none. */
+async function restartDaemon(config = standard): Promise<void> {
+  await daemon.stop();
+  daemon = await p.startDaemon(config, logLines);
 }
+
+/** The file's configuration with the managed environment left out. */
+const withoutManaged = () => p.config({ settings: SETTINGS, environments: [{}, {}, { enabled: false }] });
 
 /** Waits for the role watcher and the appliers, then compares the full role catalogs. */
 async function expectRolesEqual(names = ['dev', 'prod']): Promise<void> {
@@ -67,11 +71,11 @@ beforeAll(async () => {
      GRANT USAGE ON SCHEMA app TO ${MANAGED_USER}`,
   );
   const managed = env('managed');
-  const config = p.config({
+  standard = p.config({
     settings: SETTINGS,
     environments: [{}, {}, { url: managed.proxy.rewrite(managed.server.urlFor('postgres', MANAGED_USER, 'sync-pw')), onPermanentFailure: 'continue' }],
   });
-  daemon = await p.startDaemon(config, logLines);
+  daemon = await p.startDaemon(standard, logLines);
 });
 
 afterAll(async () => {
@@ -92,8 +96,10 @@ describe('roles reach every environment', () => {
   });
 
   it('a rename is a rename (the target keeps the same role), then attribute changes', async () => {
-    const oidBefore = await roleOid(env('prod').client, 'app_login');
-    await dba(`ALTER ROLE app_login RENAME TO "App Login ""2"""`);
+    await dba(`CREATE ROLE renamed_login LOGIN CREATEDB NOINHERIT CONNECTION LIMIT 7 VALID UNTIL '2031-06-30 12:00:00+00'`);
+    await expectRolesEqual();
+    const oidBefore = await roleOid(env('prod').client, 'renamed_login');
+    await dba(`ALTER ROLE renamed_login RENAME TO "App Login ""2"""`);
     await dba(`ALTER ROLE "App Login ""2""" NOCREATEDB INHERIT CONNECTION LIMIT -1 VALID UNTIL 'infinity'`);
     await expectRolesEqual();
     expect(await roleOid(env('prod').client, 'App Login "2"')).toBe(oidBefore);
@@ -111,29 +117,31 @@ describe('roles reach every environment', () => {
   });
 
   it('ALTER ROLE SET, IN DATABASE SET, and RESET', async () => {
-    await dba(`ALTER ROLE readers SET search_path = app, "$user", public`);
-    await dba(`ALTER ROLE readers SET statement_timeout = '5s'`);
-    await dba(`ALTER ROLE writers IN DATABASE postgres SET work_mem = '16MB'`);
+    await dba(`CREATE ROLE set_reader; CREATE ROLE set_writer`);
+    await dba(`ALTER ROLE set_reader SET search_path = app, "$user", public`);
+    await dba(`ALTER ROLE set_reader SET statement_timeout = '5s'`);
+    await dba(`ALTER ROLE set_writer IN DATABASE postgres SET work_mem = '16MB'`);
     await expectRolesEqual();
-    await dba(`ALTER ROLE readers RESET statement_timeout`);
+    await dba(`ALTER ROLE set_reader RESET statement_timeout`);
     await expectRolesEqual();
   });
 
   it('a list setting stored from any text arrives as a value, never as SQL', async () => {
     // Any login may do this for itself: FROM CURRENT stores what set_config was given.
+    await dba(`CREATE ROLE list_reader; CREATE ROLE list_writer`);
     const stored = 'app;GRANT/**/ALL/**/ON/**/app.orders/**/TO/**/public, "Odd ""Name""",  Sales';
     await dba(`SELECT set_config('search_path', '${stored.replaceAll("'", "''")}', false);
-               ALTER ROLE readers SET search_path FROM CURRENT; RESET search_path`);
-    await dba(`ALTER ROLE writers SET temp_tablespaces = ''`);
+               ALTER ROLE list_reader SET search_path FROM CURRENT; RESET search_path`);
+    await dba(`ALTER ROLE list_writer SET temp_tablespaces = ''`);
     await settleRoles();
     for (const name of ['dev', 'prod']) {
       const { rows } = await env(name).client.query<{ config: string[] }>(
-        `SELECT setconfig AS config FROM pg_db_role_setting WHERE setrole = 'readers'::regrole AND setdatabase = 0`);
+        `SELECT setconfig AS config FROM pg_db_role_setting WHERE setrole = 'list_reader'::regrole AND setdatabase = 0`);
       // PostgreSQL's own rendering of the same list: an unquoted element is an identifier, in lower case.
       expect(rows[0]?.config).toContain('search_path="app;grant/**/all/**/on/**/app.orders/**/to/**/public", "Odd ""Name""", sales');
       expect(await relationPrivileges(env(name).client, 'app.orders')).not.toContain('PUBLIC INSERT by postgres');
     }
-    await dba(`ALTER ROLE readers RESET search_path; ALTER ROLE writers RESET temp_tablespaces`);
+    await dba(`ALTER ROLE list_reader RESET search_path; ALTER ROLE list_writer RESET temp_tablespaces`);
     await expectRolesEqual();
   });
 
@@ -153,8 +161,9 @@ describe('roles reach every environment', () => {
   });
 
   it('privileges on the database: CONNECT, CREATE, TEMPORARY, and revoking from PUBLIC', async () => {
-    await dba(`GRANT CONNECT, TEMPORARY ON DATABASE postgres TO readers`);
-    await dba(`GRANT CREATE ON DATABASE postgres TO writers WITH GRANT OPTION`);
+    await dba(`CREATE ROLE db_reader; CREATE ROLE db_writer`);
+    await dba(`GRANT CONNECT, TEMPORARY ON DATABASE postgres TO db_reader`);
+    await dba(`GRANT CREATE ON DATABASE postgres TO db_writer WITH GRANT OPTION`);
     await dba(`REVOKE TEMPORARY ON DATABASE postgres FROM PUBLIC`);
     await expectRolesEqual();
   });
@@ -169,16 +178,20 @@ describe('roles reach every environment', () => {
   });
 
   it('a dropped role is dropped', async () => {
-    await dba(`REVOKE ALL ON app.orders FROM quick_role; DROP ROLE quick_role`);
+    await dba(`CREATE ROLE dropped_role; GRANT SELECT ON app.orders TO dropped_role`);
+    await expectRolesEqual();
+    await dba(`REVOKE ALL ON app.orders FROM dropped_role; DROP ROLE dropped_role`);
     await expectRolesEqual();
   });
 });
 
 describe('what permsync never does', () => {
   it('never stores or logs the plaintext, and masks verifiers in logs, query text and applied SQL', async () => {
-    await dba(`ALTER ROLE readers LOGIN PASSWORD '${PLAINTEXT}-again'`);
+    await dba(`CREATE ROLE pw_reader`);
     await expectRolesEqual();
-    const { rows } = await p.sourceClient.query<{ verifier: string }>(`SELECT rolpassword AS verifier FROM pg_authid WHERE rolname = 'readers'`);
+    await dba(`ALTER ROLE pw_reader LOGIN PASSWORD '${PLAINTEXT}-again'`);
+    await expectRolesEqual();
+    const { rows } = await p.sourceClient.query<{ verifier: string }>(`SELECT rolpassword AS verifier FROM pg_authid WHERE rolname = 'pw_reader'`);
     const verifier = rows[0]?.verifier as string;
     expect(verifier).toMatch(/^SCRAM-SHA-256\$/);
     const everything = await p.sourceClient.query<{ text: string }>(
@@ -187,7 +200,7 @@ describe('what permsync never does', () => {
          LEFT JOIN permsync.execution_log x ON x.batch_id = b.id`,
     );
     const stored = everything.rows.map((r) => r.text).join('\n');
-    expect(stored).toContain(`ALTER ROLE readers WITH PASSWORD '********'`);
+    expect(stored).toContain(`ALTER ROLE pw_reader WITH PASSWORD '********'`);
     expect(stored).not.toContain(PLAINTEXT);
     expect(stored).not.toContain(verifier);
     const logs = logLines.join('');
@@ -235,9 +248,13 @@ describe('a sync user without SUPERUSER (CREATEROLE only)', () => {
 describe('changes made while the daemon is down', () => {
   it('are found at its next start', async () => {
     await daemon.stop();
-    await dba(`CREATE ROLE created_while_down LOGIN; GRANT readers TO created_while_down`);
-    daemon = await p.startDaemon(p.config({ settings: SETTINGS, environments: [{}, {}, { enabled: false }] }));
-    await expectRolesEqual();
+    await dba(`CREATE ROLE down_group; CREATE ROLE created_while_down LOGIN; GRANT down_group TO created_while_down`);
+    daemon = await p.startDaemon(withoutManaged(), logLines);
+    try {
+      await expectRolesEqual();
+    } finally {
+      await restartDaemon();
+    }
   });
 });
 
@@ -280,11 +297,15 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
     await p.settle();
     await daemon.stop();
     await dba(`CREATE ROLE heir; REASSIGN OWNED BY leaver_late TO heir; DROP ROLE leaver_late`);
-    daemon = await p.startDaemon(p.config({ settings: SETTINGS, environments: [{}, {}, { enabled: false }] }));
-    await expectRolesEqual();
-    for (const name of ['dev', 'prod']) {
-      const { rows } = await env(name).client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.archive'::regclass`);
-      expect(rows[0]?.owner, name).toBe('heir');
+    daemon = await p.startDaemon(withoutManaged(), logLines);
+    try {
+      await expectRolesEqual();
+      for (const name of ['dev', 'prod']) {
+        const { rows } = await env(name).client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.archive'::regclass`);
+        expect(rows[0]?.owner, name).toBe('heir');
+      }
+    } finally {
+      await restartDaemon();
     }
   });
 });
@@ -306,6 +327,10 @@ describe('DROP ROLE of a role that still owns objects on a target', () => {
     const { rows } = await env('prod').client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.prod_only'::regclass`);
     expect(rows[0]?.owner).toBe('owner_elsewhere');
     await waitFor(async () => (await lastRoleExecution('dev'))?.execution_status === 'success', 10_000, 'dev to drop it');
+    // prod holds on the drop until its DBA deals with what the role owns there.
+    await env('prod').client.query(`DROP TABLE app.prod_only`);
+    await dba(`SELECT permsync.retry_failed('prod')`);
+    await waitFor(async () => (await lastRoleExecution('prod'))?.execution_status === 'success', 10_000, 'prod to drop it');
   });
 });
 

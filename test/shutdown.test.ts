@@ -1,11 +1,11 @@
 import pg from 'pg';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import type { LocalCluster } from '../dev/embedded/cluster.js';
 import { permissionSnapshot } from './support/catalog.js';
+import { spawnPermsync, type TestProcess } from './support/child.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 import { TcpProxy } from './support/proxy.js';
 
@@ -20,7 +20,7 @@ let configFile: string;
 let logLines: string[] = [];
 /** Where the next churn() starts. */
 let seq = 0;
-const children: ChildProcess[] = [];
+const children: TestProcess[] = [];
 
 function cluster(name: string): LocalCluster {
   const server = name === 'source' ? p.source : p.env(name).server;
@@ -36,19 +36,12 @@ async function connect(url: string): Promise<pg.Client> {
 }
 
 /** The daemon as operators run it: `permsync run`, a process of its own. */
-function spawnDaemon(): { child: ChildProcess; port: () => number | undefined } {
-  const child = spawn(process.execPath, ['bin/permsync.js', 'run', '--config', configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PERMSYNC_LOG_FORMAT: 'json' },
-  });
+function spawnDaemon(): { child: TestProcess; port: () => number | undefined } {
   let port: number | undefined;
-  const tag = `[daemon ${child.pid}] `;
-  child.stdout?.on('data', (d) => {
-    const text = String(d);
-    logLines.push(tag + text);
+  const child = spawnPermsync(['run', '--config', configFile], (text) => {
+    logLines.push(`[daemon ${child.pid}] ${text}`);
     port ??= Number(/"port":(\d+),"msg":"http server listening"/.exec(text)?.[1]) || undefined;
   });
-  child.stderr?.on('data', (d) => logLines.push(tag + String(d)));
   children.push(child);
   return { child, port: () => port };
 }
@@ -60,21 +53,19 @@ async function readyz(port: number | undefined): Promise<string | undefined> {
 }
 
 /** A daemon that leads and applies, with a session open to each environment. */
-async function runningDaemon(): Promise<{ child: ChildProcess; port: () => number | undefined }> {
+async function runningDaemon(): Promise<{ child: TestProcess; port: () => number | undefined }> {
   const daemon = spawnDaemon();
-  await waitFor(async () => (await readyz(daemon.port())) === 'ready', 15_000, 'the daemon to be ready');
+  await daemon.child.until(async () => (await readyz(daemon.port())) === 'ready', 15_000, 'the daemon to be ready');
   await churn(1);
   await p.settle();
   return daemon;
 }
 
 /** Sends `signal` and waits for the process to end; its exit code, or why it did not end in time. */
-async function stopWith(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null | string> {
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  child.kill(signal);
+async function stopWith(child: TestProcess, signal: NodeJS.Signals): Promise<number | null | string> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`still running ${STOP_BOUND_MS} ms after ${signal}`), STOP_BOUND_MS)));
-  const outcome = await Promise.race([exited, late]);
+  const outcome = await Promise.race([child.stop(signal).then((exit) => exit.code), late]);
   clearTimeout(timer);
   if (typeof outcome === 'string') child.kill('SIGKILL');
   return outcome;

@@ -6,7 +6,7 @@ import { checkEnvironments } from '../src/drift/check.js';
 import { reconcile } from '../src/drift/reconcile.js';
 import { startLocalCluster, type LocalCluster, type PostgresMajor } from '../dev/embedded/cluster.js';
 import { permissionSnapshot, relationPrivileges } from './support/catalog.js';
-import { startPipeline, testSettings, waitFor, type Pipeline } from './support/pipeline.js';
+import { startPipeline, testSettings, type Pipeline } from './support/pipeline.js';
 import { roleCatalog } from './support/roles.js';
 
 /**
@@ -92,15 +92,7 @@ describe.each(PAIRS)('PostgreSQL $source source, targets $targets', ({ source, t
   const config = () => p.config({ settings: { carryPredefinedRoles: ['pg_read_all_data', 'pg_maintain'] } });
 
   /** Waits for the role watcher to see the source's roles, and every target to carry every batch. */
-  async function settle(): Promise<void> {
-    await waitFor(async () => {
-      const { rows } = await p.sourceClient.query<{ same: boolean }>(
-        'SELECT fingerprint = permsync.role_fingerprint() AS same FROM permsync.role_snapshot',
-      );
-      return rows[0]?.same === true;
-    }, 10_000, 'the role watcher to see the change');
-    await p.settle();
-  }
+  const settle = () => p.settleRoles();
 
   /** Every batch carried successfully everywhere (a failure would hold the environment). */
   async function expectNoFailure(): Promise<void> {

@@ -8,6 +8,9 @@ import { createLogger } from '../../src/log.js';
 import type { PostgresMajor } from '../../dev/embedded/cluster.js';
 import { startServer, type ServerOptions, type TestServer } from './servers.js';
 import { TcpProxy } from './proxy.js';
+import { waitFor } from './wait.js';
+
+export { waitFor };
 
 export interface Environment {
   name: string;
@@ -38,6 +41,8 @@ export interface Pipeline {
   startDaemon(config?: Config, logSink?: string[]): Promise<Daemon>;
   /** Waits until every environment has a final outcome for every batch committed so far. */
   settle(timeoutMs?: number): Promise<void>;
+  /** Waits until a running daemon's role watcher has seen the source's roles, then settles. */
+  settleRoles(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -146,6 +151,15 @@ export async function startPipeline(targetNames: string[], options: PipelineOpti
         return rows[0]?.pending === '0';
       }, timeoutMs, 'every environment to carry every batch');
     },
+    async settleRoles() {
+      await waitFor(async () => {
+        const { rows } = await pipeline.sourceClient.query<{ same: boolean }>(
+          'SELECT fingerprint = permsync.role_fingerprint() AS same FROM permsync.role_snapshot',
+        );
+        return rows[0]?.same === true;
+      }, 10_000, 'the role watcher to see the change');
+      await pipeline.settle();
+    },
     async close() {
       await Promise.all(daemons.map((d) => d.stop()));
       await pipeline.sourceClient.end().catch(() => {});
@@ -157,12 +171,4 @@ export async function startPipeline(targetNames: string[], options: PipelineOpti
     },
   };
   return pipeline;
-}
-
-export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
