@@ -123,8 +123,12 @@ describe('the in-flight mark', () => {
     const retries = async () => (await p.sourceClient.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM permsync.retry_queue r JOIN permsync.batches b ON b.id = r.batch_id WHERE b.commit_seq = $1`, [seq])).rows[0]?.n;
     await waitFor(async () => (await retries()) === 1, 15_000, 'prod to fail and queue a retry');
+    // A daemon reads the switches before it applies anything: one started after dry run
+    // is on cannot retry for real in the moment before a running one reads it.
+    await daemon.stop();
     await p.sourceClient.query('SELECT permsync.enable_dry_run()');
     try {
+      daemon = await p.startDaemon();
       await p.env('prod').proxy.open();
       await waitFor(async () => (await outcome(seq))?.execution_status === 'dry_run', 15_000, 'the retry, in dry run');
       expect(await retries()).toBe(0);
