@@ -7,12 +7,12 @@ import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
 import { compileRules, type CompiledRule, type RoleScope } from '../config/rules.js';
 import { admit } from '../plan/admit.js';
 import { releaseStatements } from '../plan/release.js';
-import { actorsOf, asReplayStatement, ownerlessSequences, planConverge } from '../plan/converge.js';
+import { actorsOf, ownerlessSequences, planConverge } from '../plan/converge.js';
 import { judgeStatements, mayChange, namesToLookUp, settleGrantors, type OwnershipVerdict, type RoleOwners } from '../plan/role-ownership.js';
 import { canRunTogether, ROLE_OIDS, type BeforeCommit, type ExecutionResult, type GroupResult, type SessionIdentity, type Target } from '../target/target.js';
 import type { DaemonMetrics } from '../metrics.js';
 import { searchPathAsUser } from '../sql/quote.js';
-import type { ReplayStatement } from '../capture/statements.js';
+import type { BatchStatement, Statement } from '../sql/statement.js';
 
 /**
  * The server answered with an error (a SQLSTATE), and not one that ends the session: the
@@ -68,7 +68,7 @@ type Prepared =
       settled?: undefined;
       failed?: undefined;
       identity: SessionIdentity;
-      statements: ReplayStatement[];
+      statements: Statement[];
       notes: string[];
       reapplying: boolean;
       /** What the batch does to the roles permsync manages here, to be recorded once it applied. */
@@ -435,14 +435,14 @@ export class EnvironmentApplier {
         },
       };
     }
-    const admitted: ReplayStatement[] = [];
+    const admitted: Statement[] = [];
     const notes = plan.skipped.map((s) => `statement ${s.ordinal} (${s.tag}) skipped: ${s.reason}`);
     // Reached the target in a run cut off before its outcome was logged: it may have applied.
     // A batch with a logged outcome (a failure, say) did not, and is no re-application.
     const seq = BigInt(batch.commitSeq);
     const reapplying = seq <= this.appliedUnloggedThrough || (seq <= this.interruptedThrough && !batch.previousStatus);
     if (reapplying) notes.unshift(REAPPLIED);
-    let statements: ReplayStatement[];
+    let statements: Statement[];
     if (plan.converge) {
       const converged = await this.converging(plan.unreplayable as string, plan.converge, notes);
       if ('error' in converged) return { batch, failed: converged.error };
@@ -506,7 +506,7 @@ export class EnvironmentApplier {
     reason: string,
     scope: ConvergeScope,
     notes: string[],
-  ): Promise<{ statements: ReplayStatement[]; missing: number } | { error: NonNullable<ExecutionResult['error']> }> {
+  ): Promise<{ statements: Statement[]; missing: number } | { error: NonNullable<ExecutionResult['error']> }> {
     const target = await this.deps.target.catalog();
     if ('error' in target) return target;
     const source = await this.deps.store.catalog();
@@ -522,7 +522,8 @@ export class EnvironmentApplier {
       ...(missing ? [`not converged: ${missing}, which this environment does not have (once its migration creates them, \`permsync reconcile --env ${this.name}\` brings their privileges)`] : []),
       ...scope.unknown.map((what) => `not converged: ${what}; the next drift check shows what differs`),
     );
-    return { statements: converged.statements.map(asReplayStatement), missing: converged.missing.length };
+    // Numbered as a batch's statements are, for the notes.
+    return { statements: converged.statements.map((s, i) => ({ ...s, ordinal: i + 1 })), missing: converged.missing.length };
   }
 
   /**
@@ -530,7 +531,7 @@ export class EnvironmentApplier {
    * Before calling a role the target's own, the managed roles are read again: an operator
    * may have handed it over since. Conflicts are recorded on the source.
    */
-  private async judge(batch: Batch, named: ReplayStatement[], author: string | undefined): Promise<OwnershipVerdict> {
+  private async judge(batch: Batch, named: Statement[], author: string | undefined): Promise<OwnershipVerdict> {
     const unread = await this.readTargetRoles(namesToLookUp(named, author));
     if (unread) throw new Error(`the environment's roles could not be read: ${unread.message}`);
     const settle = () => settleGrantors(named, this.presentRoles(), this.owners(), this.deps.roles.excluded);
@@ -610,14 +611,14 @@ export class EnvironmentApplier {
    * released on the source (plan/release.ts). If the environment cannot be read, the
    * DROP ROLE goes alone: it fails there for the same reason, and is retried.
    */
-  private async releasingDroppedRoles(batch: Batch, statements: ReplayStatement[], notes: string[]): Promise<ReplayStatement[]> {
+  private async releasingDroppedRoles(batch: Batch, statements: BatchStatement[], notes: string[]): Promise<Statement[]> {
     if (batch.origin !== 'role_watcher' || !statements.some((s) => s.kind === 'DROP ROLE')) return statements;
     // The watcher's batch drops roles first (a name may be dropped and taken again). A
     // dropped role's objects may go to a role the same batch creates: that drop, with
     // its release, then moves to the end, unless a later statement names its name.
     const created = new Set(statements.flatMap((s) => (s.kind === 'CREATE ROLE' ? s.grantees : [])));
-    const out: ReplayStatement[] = [];
-    const deferred: ReplayStatement[] = [];
+    const out: Statement[] = [];
+    const deferred: Statement[] = [];
     for (const [index, statement] of statements.entries()) {
       const role = statement.kind === 'DROP ROLE' ? statement.grantees[0] : undefined;
       if (role === undefined) {
@@ -632,7 +633,7 @@ export class EnvironmentApplier {
   }
 
   /** What releases `role` here before its DROP ROLE; toCreated: an owner it names is one the batch creates. */
-  private async release(role: string, ordinal: number, created: Set<string>, notes: string[]): Promise<{ release: ReplayStatement[]; toCreated: boolean }> {
+  private async release(role: string, ordinal: number, created: Set<string>, notes: string[]): Promise<{ release: Statement[]; toCreated: boolean }> {
     const unread = (error: unknown) => {
       notes.push(`statement ${ordinal} (DROP ROLE): what "${role}" holds here could not be read (${classifyError(error).message})`);
       return undefined;
