@@ -1,7 +1,8 @@
 import { scanSync } from 'libpg-query';
 import {
-  analyzeQuery, searchPathSchemas, TEMPORARY_SCHEMA, UnparsableQueryError, type SkippedStatement, type TransactionGroup,
+  analyzeQuery, TEMPORARY_SCHEMA, UnparsableQueryError, type SkippedStatement, type TransactionGroup,
 } from './statements.js';
+import { searchPathSchemas } from '../sql/quote.js';
 import { shown, type BatchStatement, type Statement, type StatementKind } from '../sql/statement.js';
 import { identityParts, touchesOfText, touchOfIdentity, type Touch, type TouchContext } from './touched.js';
 
@@ -354,7 +355,7 @@ function convergeScope(batch: Batch, ordinals: number[] | undefined, recorded: R
       actors: users.length > 0 ? users : [batch.currentUser],
       currentUser: users[0] ?? batch.currentUser,
       searchPaths: [...(paths.size > 0 ? paths : [batch.searchPath])].map((searchPath) =>
-        searchPathSchemas({ searchPath, currentUser: users[0] ?? batch.currentUser, sessionUser: batch.sessionUser })),
+        searchPathSchemas(searchPath, users[0] ?? batch.currentUser)),
     };
   };
   const parsed = (text: string, rows: RecordedCommand[], what: string, only?: number[]): Touch[] => {

@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { loadModule, parseSync, scanSync } from 'libpg-query';
 import type { AlterTableStmt, Node, RangeVar, RoleSpec, TransactionStmt } from 'libpg-query';
-import { quoteIdent, quoteQualified } from '../sql/quote.js';
+import { quoteIdent, quoteQualified, searchPathSchemas } from '../sql/quote.js';
 import type { BatchStatement, Statement } from '../sql/statement.js';
 
 /**
@@ -561,7 +561,7 @@ function collectSchemas(body: Fields, context: SessionContext): string[] {
       }
     }
   }
-  if (unqualified) for (const s of searchPathSchemas(context)) schemas.add(s);
+  if (unqualified) for (const s of searchPathSchemas(context.searchPath, context.currentUser)) schemas.add(s);
   return [...schemas];
 }
 
@@ -570,17 +570,5 @@ function stringValues(value: unknown): string[] {
   walk(value, (v) => {
     if (typeof v === 'object' && v !== null && 'String' in v) out.push(String((v as { String: { sval?: string } }).String.sval ?? ''));
   });
-  return out;
-}
-
-/** The schemas of a search_path setting, "$user" resolved, quotes removed. */
-export function searchPathSchemas(context: SessionContext): string[] {
-  const out: string[] = [];
-  const re = /\s*(?:"((?:[^"]|"")*)"|([^,\s]+))\s*(?:,|$)/gy;
-  let match: RegExpExecArray | null;
-  while (re.lastIndex < context.searchPath.length && (match = re.exec(context.searchPath))) {
-    const name = match[1] !== undefined ? match[1].replaceAll('""', '"') : (match[2] as string);
-    out.push(name === '$user' ? context.currentUser : name);
-  }
   return out;
 }

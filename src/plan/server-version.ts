@@ -1,6 +1,6 @@
 import { parseSync, scanSync } from 'libpg-query';
 import { keepGrantees } from '../capture/statements.js';
-import { quoteIdent } from '../sql/quote.js';
+import { identifiers, quoteIdent } from '../sql/quote.js';
 import {
   DEFAULT_PRIVILEGE_TYPES_SINCE, hasPredefinedRole, HOLDS_EVERYTHING_SINCE, knowsDefaultPrivilegeType, knowsPrivilege,
   MEMBERSHIP_OPTIONS_SINCE, PARAMETER_PRIVILEGES_SINCE, postgres, PREDEFINED_ROLES_SINCE, PRIVILEGES_SINCE,
@@ -214,8 +214,8 @@ function withoutPrivileges(sql: string, drop: Set<string>, listed: number): stri
     if (depth === 0 && t.text === ',') items.push([]);
     else (items[items.length - 1] as Token[]).push(t);
   }
-  const name = (t: Token) => (t.text.startsWith('"') ? t.text.slice(1, -1).replaceAll('""', '"') : t.text.toLowerCase());
-  const kept = items.filter((item) => !(item.length === 1 && drop.has(name(item[0] as Token))));
+  const name = (t: Token) => identifiers(t.text)?.[0];
+  const kept = items.filter((item) => !(item.length === 1 && drop.has(name(item[0] as Token) ?? '')));
   if (items.length !== listed || kept.length === items.length || kept.length === 0) return undefined;
   const text = (from: number, to: number) => bytes.subarray(from, to).toString('utf8');
   const start = (tokens[first] as Token).start;
