@@ -1,7 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import pg from 'pg';
 import { ConfigError } from '../config/errors.js';
-import { DEFAULT_CONFIG_PATH, loadConfig, redactUrl } from '../config/load.js';
+import { DEFAULT_CONFIG_PATH, loadConfig } from '../config/load.js';
+import { redactUrl } from '../redact.js';
 import type { Config } from '../config/schema.js';
 import { startDaemon } from '../daemon.js';
 import { PermsyncError } from '../errors.js';

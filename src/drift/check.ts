@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { redactUrl } from '../config/load.js';
+import { redactUrl } from '../redact.js';
 import type { Config, EnvironmentConfig, Settings } from '../config/schema.js';
 import { PermsyncError } from '../errors.js';
 import { readCatalog, type Catalog } from '../catalog/catalog.js';

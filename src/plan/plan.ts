@@ -1,6 +1,7 @@
 import { TARGET_DATABASE } from './target-statements.js';
 import { quoteIdent, quoteLiteral, quoteQualified, settingValueSql } from '../sql/quote.js';
 import type { Statement, StatementKind } from '../sql/statement.js';
+import { MASKED_PASSWORD } from '../redact.js';
 import { PUBLIC, type GrantState, type RoleState } from '../catalog/catalog.js';
 import type { Change, ObjectRef, PrivilegeChange, PrivilegeTarget } from '../catalog/compare.js';
 
@@ -116,7 +117,7 @@ function attributeStatements(phase: Phase, from: RoleState, to: RoleState): Plan
   if ((from.validUntil ?? 'infinity') !== (to.validUntil ?? 'infinity')) clauses.push(`VALID UNTIL ${quoteLiteral(to.validUntil ?? 'infinity')}`);
   if (clauses.length > 0) out.push(role(phase, 'ALTER ROLE', to.name, `ALTER ROLE ${name} WITH ${clauses.join(' ')}`));
   if (to.password !== undefined && from.password !== undefined && from.password !== to.password) {
-    const masked = to.password === null ? 'NULL' : "'********'";
+    const masked = to.password === null ? 'NULL' : MASKED_PASSWORD;
     out.push(role(phase, 'ALTER ROLE', to.name, `ALTER ROLE ${name} WITH PASSWORD ${to.password === null ? 'NULL' : quoteLiteral(to.password)}`, {
       display: `ALTER ROLE ${name} WITH PASSWORD ${masked}`,
     }));
