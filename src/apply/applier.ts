@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { classifyError, TransientError, type ClassifiedError } from '../errors.js';
+import { classifyError, OBJECT_GONE, refusedByServer, SQLSTATE, TransientError } from '../errors.js';
 import type { Batch, BatchPlan, ConvergeScope } from '../capture/plan.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { ExecutionRecord, SourceStore, Switches } from '../source/store.js';
@@ -14,20 +14,9 @@ import type { DaemonMetrics } from '../metrics.js';
 import { searchPathAsUser } from '../sql/quote.js';
 import type { BatchStatement, Statement } from '../sql/statement.js';
 
-/**
- * The server answered with an error (a SQLSTATE), and not one that ends the session: the
- * transaction did not commit. Lost connections and shutdowns leave that unknown.
- */
-function refusedByTarget(error: ClassifiedError): boolean {
-  const code = error.code ?? '';
-  return /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('08') && !code.startsWith('57P');
-}
-
 const REAPPLIED = 're-applied after an interrupted run: it may have applied before, and replaying it is harmless';
 /** Outcomes after which a batch is done with in an environment, and never run there again. */
 const FINISHED = new Set(['success', 'skipped', 'dry_run']);
-/** undefined_object, undefined_table, undefined_function, undefined_schema. */
-const UNDEFINED_OBJECT_CODES = new Set(['42704', '42P01', '42883', '3F000']);
 
 export interface ApplierDeps {
   /** The operators' switches, kept current by the daemon. */
@@ -338,7 +327,7 @@ export class EnvironmentApplier {
       // The target refused a statement, so the group's transaction rolled back: none of it
       // applied, and the mark goes back for the batches below to be marked one by one as
       // each is tried. (After a lost connection it may have committed: the mark stays.)
-      if (refusedByTarget(result.error) && this.markedThrough > markedBefore) {
+      if (refusedByServer(result.error) && this.markedThrough > markedBefore) {
         await this.deps.store.unmarkInFlight(this.name, markedBefore.toString());
         this.markedThrough = markedBefore;
       }
@@ -715,7 +704,7 @@ export class EnvironmentApplier {
     }
 
     const error = result.error;
-    if (reapplying && UNDEFINED_OBJECT_CODES.has(error.code ?? '')) {
+    if (reapplying && OBJECT_GONE.has(error.code ?? '')) {
       // Its first run applied it, and a later batch (also applied then) removed what it names.
       log.warn({ sqlstate: error.code, err: error.message }, 're-applied batch names an object that is gone: already applied');
       return done({ ...base, status: 'skipped', resultMessage: [...notes, `already applied: ${error.message}`].join('; ') });
@@ -784,7 +773,7 @@ export class EnvironmentApplier {
  */
 function dropRoleWayOut(environment: string, batch: Batch, error: NonNullable<ExecutionResult['error']>): { summary: string; hint: string } | undefined {
   const role = /^DROP ROLE (?:IF EXISTS )?(.+)$/.exec(error.failedSql ?? '')?.[1];
-  if (error.code !== '2BP01' || role === undefined) return undefined;
+  if (error.code !== SQLSTATE.dependentObjectsStillExist || role === undefined) return undefined;
   const dependents = (error.detail ?? '').split('\n').filter((line) => line.trim() !== '');
   const shown = dependents.slice(0, 3).join('; ') + (dependents.length > 3 ? `; and ${dependents.length - 3} more` : '');
   const retry = `\`permsync retry --env ${environment}\``;

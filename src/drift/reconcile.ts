@@ -1,8 +1,8 @@
 import type pg from 'pg';
 import { ROLE_OIDS, Target } from '../target/target.js';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
-import { PermsyncError, UsageError } from '../errors.js';
-import { describeError, openSession, readSourceCatalog, readTargetCatalog } from './check.js';
+import { describeError, PermsyncError, UsageError } from '../errors.js';
+import { openSession, readSourceCatalog, readTargetCatalog } from './check.js';
 import type { EnvironmentResult } from './format.js';
 import { mayRecordReconcile, recordReconcile, unreplayableHints } from './history.js';
 import { buildReport, type DriftReport } from '../plan/report.js';

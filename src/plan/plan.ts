@@ -2,6 +2,7 @@ import { TARGET_DATABASE } from './target-statements.js';
 import { quoteIdent, quoteLiteral, quoteQualified, settingValueSql } from '../sql/quote.js';
 import type { Statement, StatementKind } from '../sql/statement.js';
 import { MASKED_PASSWORD } from '../redact.js';
+import { SQLSTATE } from '../errors.js';
 import { PUBLIC, type GrantState, type RoleState } from '../catalog/catalog.js';
 import type { Change, ObjectRef, PrivilegeChange, PrivilegeTarget } from '../catalog/compare.js';
 
@@ -45,7 +46,7 @@ export function planChange(change: Change, context: PlanContext): Planned[] {
       const name = change.role.name;
       return [
         // Created meanwhile by someone else is as good: the attributes follow.
-        role(Phase.CreateRole, 'CREATE ROLE', name, `CREATE ROLE ${quoteIdent(name)}`, { ignoreCodes: ['42710'] }),
+        role(Phase.CreateRole, 'CREATE ROLE', name, `CREATE ROLE ${quoteIdent(name)}`, { ignoreCodes: [SQLSTATE.duplicateObject] }),
         ...attributeStatements(Phase.CreateRole, newRole(name), change.role),
       ];
     }

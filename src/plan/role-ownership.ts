@@ -1,5 +1,6 @@
 import type { Statement } from '../sql/statement.js';
 import { isPredefinedRole } from '../config/rules.js';
+import { SQLSTATE } from '../errors.js';
 import { withoutGrantor } from './target-statements.js';
 
 /**
@@ -160,7 +161,7 @@ export function judgeStatements(
  * the applier's version rewriting (server-version.ts) to say.
  */
 function requiredRoles(s: Statement): string[] {
-  if (s.ignoreCodes?.includes('42704')) return [];
+  if (s.ignoreCodes?.includes(SQLSTATE.undefinedObject)) return [];
   const named = s.roles.filter((r) => !isPredefinedRole(r));
   if (s.kind === 'CREATE ROLE' || s.kind === 'DROP ROLE') return named.filter((r) => r !== s.grantees[0]);
   return named;

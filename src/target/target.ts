@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { classifyError, type ClassifiedError } from '../errors.js';
+import { classifyError, serverDown, SQLSTATE, type ClassifiedError } from '../errors.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { loadParser } from '../capture/statements.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
@@ -202,8 +202,9 @@ export class Target {
       const took: Statement[] = [];
       for (const step of steps) {
         current = step.display;
-        let tolerated = await runStep(client, step.sql, [...step.statement.ignoreCodes ?? [], ...(step.statement.grantor !== undefined ? [INSUFFICIENT_PRIVILEGE] : [])]);
-        if (tolerated?.code === INSUFFICIENT_PRIVILEGE && step.statement.grantor !== undefined && !step.statement.ignoreCodes?.includes(INSUFFICIENT_PRIVILEGE)) {
+        let tolerated = await runStep(client, step.sql, [...step.statement.ignoreCodes ?? [], ...(step.statement.grantor !== undefined ? [SQLSTATE.insufficientPrivilege] : [])]);
+        if (tolerated?.code === SQLSTATE.insufficientPrivilege && step.statement.grantor !== undefined
+            && !step.statement.ignoreCodes?.includes(SQLSTATE.insufficientPrivilege)) {
           // On 16+ the grantor must hold ADMIN OPTION here, which it may lack where its own
           // membership was left out: the membership is granted all the same, as the sync user's.
           const plain = withoutGrantor(step.statement);
@@ -317,9 +318,6 @@ export class Target {
   }
 }
 
-/** Connection failures that say the server is down, starting or out of reach (not that it refuses us). */
-const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', '57P01', '57P02', '57P03']);
-
 /**
  * Not reaching the environment (refused, TLS, authentication) is never the batch's fault:
  * it is retried in order, so fixing the connection is all it takes. A server that is down
@@ -328,8 +326,7 @@ const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNR
  */
 function connectFailed(error: unknown): ClassifiedError & { unreachable: boolean } {
   const classified = classifyError(error);
-  const down = classified.code === undefined ? /timeout/i.test(classified.message) : DOWN_CODES.has(classified.code);
-  return { ...classified, kind: 'transient', unreachable: down };
+  return { ...classified, kind: 'transient', unreachable: serverDown(classified) };
 }
 
 /** After a failed transaction: roll it back, or discard the connection when it is broken. */
@@ -365,8 +362,6 @@ async function readFacts(client: pg.PoolClient): Promise<SessionFacts> {
     user: row.user, bootstrap: row.bootstrap,
   };
 }
-
-const INSUFFICIENT_PRIVILEGE = '42501';
 
 /**
  * Runs one statement; where some SQLSTATEs are tolerated (the statement is so already, or
