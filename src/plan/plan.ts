@@ -95,7 +95,8 @@ function newRole(name: string): RoleState {
 }
 
 /**
- * ALTER ROLE for what differs, as permsync.role_attribute_statements() writes it:
+ * ALTER ROLE for what differs, as permsync.role_attribute_statements() writes it (a test
+ * in test/roles.test.ts holds the two to the same DDL):
  * SUPERUSER, REPLICATION and BYPASSRLS apart (only a superuser may set them), the rest in
  * one statement, then the password verifier (masked in `display`), then the comment.
  */
