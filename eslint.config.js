@@ -13,7 +13,7 @@ const layers = [
   {
     name: 'core',
     paths: ['src/sql', 'src/config', 'src/errors.ts', 'src/pg-versions.ts', 'src/pg-close.ts', 'src/pg-sessions.ts',
-      'src/deadline.ts', 'src/log.ts', 'src/paths.ts'],
+      'src/deadline.ts', 'src/log.ts', 'src/paths.ts', 'src/redact.ts'],
   },
   // Reading a server's roles and privileges, and diffing two of them.
   { name: 'catalog', paths: ['src/catalog'] },

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError } from '../src/config/errors.js';
-import { loadConfig, redactUrl } from '../src/config/load.js';
+import { loadConfig } from '../src/config/load.js';
 import { excludedRoleMatcher, type Config } from '../src/config/schema.js';
 
 let dir: string;
@@ -431,17 +431,6 @@ log:
       process.chdir(cwd);
       for (const spy of output) spy.mockRestore();
     }
-  });
-});
-
-describe('redactUrl', () => {
-  it('hides passwords', () => {
-    expect(redactUrl('postgres://sync:s3cr3t@db.example:5432/app')).toBe('postgres://sync:***@db.example:5432/app');
-    expect(redactUrl('postgres://sync@db.example/app?password=s3cr3t&sslmode=require')).toBe(
-      'postgres://sync@db.example/app?password=***&sslmode=require',
-    );
-    expect(redactUrl('postgresql://db.example/app')).toBe('postgresql://db.example/app');
-    expect(redactUrl('not a url s3cr3t')).toBe('[unparseable URL]');
   });
 });
 

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compileRules, roleScope } from '../src/config/rules.js';
 import { admit } from '../src/plan/admit.js';
-import { analyzeQuery, loadParser, type ReplayStatement } from '../src/capture/statements.js';
+import { analyzeQuery, loadParser } from '../src/capture/statements.js';
+import type { Statement } from '../src/sql/statement.js';
 import { defaultSettings } from '../src/config/schema.js';
 
 beforeAll(loadParser);
@@ -14,7 +15,7 @@ const scope = roleScope({
   log: { level: 'info' },
 });
 
-function statement(sql: string): ReplayStatement {
+function statement(sql: string): Statement {
   const [replay] = analyzeQuery(sql, { currentUser: 'dba', sessionUser: 'dba', searchPath: 'public' })[0]?.replay ?? [];
   if (!replay) throw new Error(`no statement in ${sql}`);
   return replay;
@@ -58,7 +59,7 @@ describe('a statement naming several grantees', () => {
   });
 
   it('never makes a predefined role a member of a role, whatever the configuration', () => {
-    const membership: ReplayStatement = {
+    const membership: Statement = {
       ordinal: 1, kind: 'GRANT ROLE', sourceText: '', sql: 'GRANT "app" TO "pg_monitor"', roles: ['pg_monitor', 'app'],
       grantees: ['pg_monitor'], granted: 'app', schemas: [],
     };

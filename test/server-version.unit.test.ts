@@ -1,10 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { forServer } from '../src/plan/server-version.js';
-import type { TargetStatement } from '../src/plan/target-statements.js';
+import type { Statement } from '../src/sql/statement.js';
 import { loadParser } from '../src/capture/statements.js';
 
-const grant = (sql: string): TargetStatement => ({ kind: 'GRANT', sql });
-const sqlOf = (statement: TargetStatement, versionNum: number) => forServer(statement, versionNum).statements.map((s) => s.sql);
+const named = { roles: [], grantees: [], schemas: [] };
+const grant = (sql: string): Statement => ({ kind: 'GRANT', sql, ...named });
+const sqlOf = (statement: Statement, versionNum: number) => forServer(statement, versionNum).statements.map((s) => s.sql);
 
 beforeAll(async () => {
   await loadParser();
@@ -51,14 +52,14 @@ describe('a statement for an older server', () => {
 
   it('leaves a predefined role the server lacks out of the grantees, or skips the statement when it names it otherwise', () => {
     expect(forServer(grant('GRANT SELECT ON app.t TO pg_maintain, pg_monitor, PUBLIC'), 160000)).toEqual({
-      statements: [{ kind: 'GRANT', sql: 'GRANT SELECT ON app.t TO pg_monitor, PUBLIC', display: 'GRANT SELECT ON app.t TO pg_monitor, PUBLIC' }],
+      statements: [{ kind: 'GRANT', sql: 'GRANT SELECT ON app.t TO pg_monitor, PUBLIC', display: 'GRANT SELECT ON app.t TO pg_monitor, PUBLIC', ...named }],
       notes: ['pg_maintain is left out of the grantees of "GRANT SELECT ON app.t TO pg_maintain, pg_monitor, PUBLIC": pg_maintain is PostgreSQL 17\'s, and this server runs PostgreSQL 16'],
     });
     expect(sqlOf(grant('ALTER DEFAULT PRIVILEGES FOR ROLE o GRANT SELECT, MAINTAIN ON TABLES TO pg_checkpoint, r'), 140000))
       .toEqual(['ALTER DEFAULT PRIVILEGES FOR ROLE o GRANT SELECT ON TABLES TO r']);
     expect(sqlOf(grant('REVOKE SELECT ON app.t FROM pg_maintain'), 160000)).toEqual([]);
-    expect(sqlOf({ kind: 'GRANT ON DATABASE', sql: 'GRANT CONNECT ON DATABASE {"database"} TO pg_use_reserved_connections', onTargetDatabase: true }, 150000)).toEqual([]);
-    expect(forServer({ kind: 'ALTER OWNER', sql: 'ALTER TABLE app.t OWNER TO pg_maintain' }, 160000)).toEqual({
+    expect(sqlOf({ kind: 'GRANT ON DATABASE', sql: 'GRANT CONNECT ON DATABASE {"database"} TO pg_use_reserved_connections', onTargetDatabase: true, ...named }, 150000)).toEqual([]);
+    expect(forServer({ kind: 'ALTER OWNER', sql: 'ALTER TABLE app.t OWNER TO pg_maintain', ...named }, 160000)).toEqual({
       statements: [],
       notes: ['skipped "ALTER TABLE app.t OWNER TO pg_maintain": pg_maintain is PostgreSQL 17\'s, and this server runs PostgreSQL 16'],
     });
@@ -67,13 +68,13 @@ describe('a statement for an older server', () => {
   });
 
   it('before 16, grants a membership without its INHERIT option, and never one without SET; never one in a younger predefined role', () => {
-    const membership = (sql: string): TargetStatement => ({ kind: 'GRANT ROLE', sql });
+    const membership = (sql: string): Statement => ({ kind: 'GRANT ROLE', sql, ...named });
     expect(sqlOf(membership('GRANT "a b" TO m WITH ADMIN TRUE, INHERIT FALSE, SET TRUE'), 150000)).toEqual(['GRANT "a b" TO "m" WITH ADMIN OPTION']);
     expect(sqlOf(membership('GRANT a TO m WITH ADMIN FALSE, INHERIT TRUE, SET TRUE'), 140000))
       .toEqual(['GRANT "a" TO "m"', 'REVOKE ADMIN OPTION FOR "a" FROM "m"']);
     expect(sqlOf(membership('GRANT a TO m WITH INHERIT FALSE'), 140000)).toEqual(['GRANT "a" TO "m"']);
     expect(forServer(membership('GRANT a TO m WITH ADMIN TRUE, INHERIT TRUE, SET FALSE'), 140000)).toEqual({
-      statements: [{ kind: 'REVOKE ROLE', sql: 'REVOKE "a" FROM "m"', display: 'REVOKE "a" FROM "m"' }],
+      statements: [{ kind: 'REVOKE ROLE', sql: 'REVOKE "a" FROM "m"', display: 'REVOKE "a" FROM "m"', ...named }],
       notes: ['"GRANT a TO m WITH ADMIN TRUE, INHERIT TRUE, SET FALSE": PostgreSQL 14 has no SET option for a membership, and granting it there would let "m" SET ROLE "a": not granted there (revoked if it was)'],
     });
     expect(forServer(membership('GRANT pg_maintain TO m'), 160000)).toEqual({

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { planBatch, type Batch } from '../src/capture/batch.js';
-import { analyzeQuery, keepGrantees, loadParser, searchPathSchemas, UnparsableQueryError, withoutGrantees } from '../src/capture/statements.js';
+import { analyzeQuery, keepGrantees, loadParser, UnparsableQueryError, withoutGrantees } from '../src/capture/statements.js';
 
 const context = { currentUser: 'Dba Lead', sessionUser: 'alice', searchPath: '"$user", public' };
 const analyze = (query: string) => analyzeQuery(query, context);
@@ -87,10 +87,6 @@ describe('what rules see of a statement', () => {
     expect(all).toMatchObject({ kind: 'GRANT', roles: ['analyst'], grantees: ['analyst'], schemas: ['sales', 'hr'] });
     expect(usage).toMatchObject({ grantees: [], schemas: ['Fin'] });
     expect(unqualified?.schemas).toEqual(['Dba Lead', 'public']);
-  });
-
-  it('reads search_path settings with quoted names', () => {
-    expect(searchPathSchemas({ ...context, searchPath: '"My, Schema", "$user",public' })).toEqual(['My, Schema', 'Dba Lead', 'public']);
   });
 });
 

@@ -269,7 +269,7 @@ describe('a target upgraded in place', () => {
     const old = await server(16);
     const target = new Target({ name: 'upgraded', url: old.url, priority: 10, enabled: true, rules: [], onPermanentFailure: 'hold' }, testSettings, () => {});
     try {
-      const statements = [{ kind: 'GRANT' as const, sql: 'GRANT SELECT, MAINTAIN ON orders TO writer' }];
+      const statements = [{ kind: 'GRANT' as const, sql: 'GRANT SELECT, MAINTAIN ON orders TO writer', roles: [], grantees: [], schemas: [] }];
       const before = await target.execute({ searchPath: 'public' }, statements);
       expect(before.notes).toEqual([expect.stringMatching(/^MAINTAIN is left out of .*PostgreSQL 16$/)]);
       // pg_upgrade in place: the same address, now PostgreSQL 17.

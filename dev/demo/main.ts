@@ -5,6 +5,7 @@ import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { LocalClusterError, startLocalCluster, type LocalCluster } from '../embedded/cluster.js';
 import { install } from '../../src/install/migrate.js';
 import { createLogger } from '../../src/log.js';
+import { redactUrl } from '../../src/redact.js';
 
 const ENVIRONMENTS = ['dev', 'test', 'preprod', 'prod'] as const;
 
@@ -104,7 +105,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     await install(dba);
     // Verifier capture is an admin's switch on the source, whatever the daemon's settings say.
     await dba.query('SELECT permsync.enable_password_sync()');
-    out(`Installed permsync on the source (${source.url.replace(/:[^:@]*@/, ':***@')}).`);
+    out(`Installed permsync on the source (${redactUrl(source.url)}).`);
 
     const config: Config = {
       source: { url: source.url, applicationName: 'permsync-demo' },

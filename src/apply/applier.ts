@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { classifyError, TransientError, type ClassifiedError } from '../errors.js';
+import { classifyError, OBJECT_GONE, refusedByServer, SQLSTATE, TransientError } from '../errors.js';
 import type { Batch, BatchPlan, ConvergeScope } from '../capture/batch.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { ExecutionRecord, SourceStore, Switches } from '../source/store.js';
@@ -7,27 +7,16 @@ import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
 import { compileRules, type CompiledRule, type RoleScope } from '../config/rules.js';
 import { admit } from '../plan/admit.js';
 import { releaseStatements } from '../plan/release.js';
-import { actorsOf, asReplayStatement, ownerlessSequences, planConverge } from '../plan/converge.js';
+import { actorsOf, ownerlessSequences, planConverge } from '../plan/converge.js';
 import { judgeStatements, mayChange, namesToLookUp, settleGrantors, type OwnershipVerdict, type RoleOwners } from '../plan/role-ownership.js';
 import { canRunTogether, ROLE_OIDS, type BeforeCommit, type ExecutionResult, type GroupResult, type SessionIdentity, type Target } from '../target/target.js';
 import type { DaemonMetrics } from '../metrics.js';
 import { searchPathAsUser } from '../sql/quote.js';
-import type { ReplayStatement } from '../capture/statements.js';
-
-/**
- * The server answered with an error (a SQLSTATE), and not one that ends the session: the
- * transaction did not commit. Lost connections and shutdowns leave that unknown.
- */
-function refusedByTarget(error: ClassifiedError): boolean {
-  const code = error.code ?? '';
-  return /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('08') && !code.startsWith('57P');
-}
+import type { BatchStatement, Statement } from '../sql/statement.js';
 
 const REAPPLIED = 're-applied after an interrupted run: it may have applied before, and replaying it is harmless';
 /** Outcomes after which a batch is done with in an environment, and never run there again. */
 const FINISHED = new Set(['success', 'skipped', 'dry_run']);
-/** undefined_object, undefined_table, undefined_function, undefined_schema. */
-const UNDEFINED_OBJECT_CODES = new Set(['42704', '42P01', '42883', '3F000']);
 
 export interface ApplierDeps {
   /** The operators' switches, kept current by the daemon. */
@@ -68,7 +57,7 @@ type Prepared =
       settled?: undefined;
       failed?: undefined;
       identity: SessionIdentity;
-      statements: ReplayStatement[];
+      statements: Statement[];
       notes: string[];
       reapplying: boolean;
       /** What the batch does to the roles permsync manages here, to be recorded once it applied. */
@@ -338,7 +327,7 @@ export class EnvironmentApplier {
       // The target refused a statement, so the group's transaction rolled back: none of it
       // applied, and the mark goes back for the batches below to be marked one by one as
       // each is tried. (After a lost connection it may have committed: the mark stays.)
-      if (refusedByTarget(result.error) && this.markedThrough > markedBefore) {
+      if (refusedByServer(result.error) && this.markedThrough > markedBefore) {
         await this.deps.store.unmarkInFlight(this.name, markedBefore.toString());
         this.markedThrough = markedBefore;
       }
@@ -435,14 +424,14 @@ export class EnvironmentApplier {
         },
       };
     }
-    const admitted: ReplayStatement[] = [];
+    const admitted: Statement[] = [];
     const notes = plan.skipped.map((s) => `statement ${s.ordinal} (${s.tag}) skipped: ${s.reason}`);
     // Reached the target in a run cut off before its outcome was logged: it may have applied.
     // A batch with a logged outcome (a failure, say) did not, and is no re-application.
     const seq = BigInt(batch.commitSeq);
     const reapplying = seq <= this.appliedUnloggedThrough || (seq <= this.interruptedThrough && !batch.previousStatus);
     if (reapplying) notes.unshift(REAPPLIED);
-    let statements: ReplayStatement[];
+    let statements: Statement[];
     if (plan.converge) {
       const converged = await this.converging(plan.unreplayable as string, plan.converge, notes);
       if ('error' in converged) return { batch, failed: converged.error };
@@ -506,7 +495,7 @@ export class EnvironmentApplier {
     reason: string,
     scope: ConvergeScope,
     notes: string[],
-  ): Promise<{ statements: ReplayStatement[]; missing: number } | { error: NonNullable<ExecutionResult['error']> }> {
+  ): Promise<{ statements: Statement[]; missing: number } | { error: NonNullable<ExecutionResult['error']> }> {
     const target = await this.deps.target.catalog();
     if ('error' in target) return target;
     const source = await this.deps.store.catalog();
@@ -522,7 +511,8 @@ export class EnvironmentApplier {
       ...(missing ? [`not converged: ${missing}, which this environment does not have (once its migration creates them, \`permsync reconcile --env ${this.name}\` brings their privileges)`] : []),
       ...scope.unknown.map((what) => `not converged: ${what}; the next drift check shows what differs`),
     );
-    return { statements: converged.statements.map(asReplayStatement), missing: converged.missing.length };
+    // Numbered as a batch's statements are, for the notes.
+    return { statements: converged.statements.map((s, i) => ({ ...s, ordinal: i + 1 })), missing: converged.missing.length };
   }
 
   /**
@@ -530,7 +520,7 @@ export class EnvironmentApplier {
    * Before calling a role the target's own, the managed roles are read again: an operator
    * may have handed it over since. Conflicts are recorded on the source.
    */
-  private async judge(batch: Batch, named: ReplayStatement[], author: string | undefined): Promise<OwnershipVerdict> {
+  private async judge(batch: Batch, named: Statement[], author: string | undefined): Promise<OwnershipVerdict> {
     const unread = await this.readTargetRoles(namesToLookUp(named, author));
     if (unread) throw new Error(`the environment's roles could not be read: ${unread.message}`);
     const settle = () => settleGrantors(named, this.presentRoles(), this.owners(), this.deps.roles.excluded);
@@ -610,14 +600,14 @@ export class EnvironmentApplier {
    * released on the source (plan/release.ts). If the environment cannot be read, the
    * DROP ROLE goes alone: it fails there for the same reason, and is retried.
    */
-  private async releasingDroppedRoles(batch: Batch, statements: ReplayStatement[], notes: string[]): Promise<ReplayStatement[]> {
+  private async releasingDroppedRoles(batch: Batch, statements: BatchStatement[], notes: string[]): Promise<Statement[]> {
     if (batch.origin !== 'role_watcher' || !statements.some((s) => s.kind === 'DROP ROLE')) return statements;
     // The watcher's batch drops roles first (a name may be dropped and taken again). A
     // dropped role's objects may go to a role the same batch creates: that drop, with
     // its release, then moves to the end, unless a later statement names its name.
     const created = new Set(statements.flatMap((s) => (s.kind === 'CREATE ROLE' ? s.grantees : [])));
-    const out: ReplayStatement[] = [];
-    const deferred: ReplayStatement[] = [];
+    const out: Statement[] = [];
+    const deferred: Statement[] = [];
     for (const [index, statement] of statements.entries()) {
       const role = statement.kind === 'DROP ROLE' ? statement.grantees[0] : undefined;
       if (role === undefined) {
@@ -632,7 +622,7 @@ export class EnvironmentApplier {
   }
 
   /** What releases `role` here before its DROP ROLE; toCreated: an owner it names is one the batch creates. */
-  private async release(role: string, ordinal: number, created: Set<string>, notes: string[]): Promise<{ release: ReplayStatement[]; toCreated: boolean }> {
+  private async release(role: string, ordinal: number, created: Set<string>, notes: string[]): Promise<{ release: Statement[]; toCreated: boolean }> {
     const unread = (error: unknown) => {
       notes.push(`statement ${ordinal} (DROP ROLE): what "${role}" holds here could not be read (${classifyError(error).message})`);
       return undefined;
@@ -714,7 +704,7 @@ export class EnvironmentApplier {
     }
 
     const error = result.error;
-    if (reapplying && UNDEFINED_OBJECT_CODES.has(error.code ?? '')) {
+    if (reapplying && OBJECT_GONE.has(error.code ?? '')) {
       // Its first run applied it, and a later batch (also applied then) removed what it names.
       log.warn({ sqlstate: error.code, err: error.message }, 're-applied batch names an object that is gone: already applied');
       return done({ ...base, status: 'skipped', resultMessage: [...notes, `already applied: ${error.message}`].join('; ') });
@@ -783,7 +773,7 @@ export class EnvironmentApplier {
  */
 function dropRoleWayOut(environment: string, batch: Batch, error: NonNullable<ExecutionResult['error']>): { summary: string; hint: string } | undefined {
   const role = /^DROP ROLE (?:IF EXISTS )?(.+)$/.exec(error.failedSql ?? '')?.[1];
-  if (error.code !== '2BP01' || role === undefined) return undefined;
+  if (error.code !== SQLSTATE.dependentObjectsStillExist || role === undefined) return undefined;
   const dependents = (error.detail ?? '').split('\n').filter((line) => line.trim() !== '');
   const shown = dependents.slice(0, 3).join('; ') + (dependents.length > 3 ? `; and ${dependents.length - 3} more` : '');
   const retry = `\`permsync retry --env ${environment}\``;

@@ -1,12 +1,17 @@
 import { scanSync } from 'libpg-query';
 import {
-  analyzeQuery, searchPathSchemas, TEMPORARY_SCHEMA, UnparsableQueryError, type ReplayStatement, type SkippedStatement, type StatementKind,
-  type TransactionGroup,
+  analyzeQuery, TEMPORARY_SCHEMA, UnparsableQueryError, type SkippedStatement, type TransactionGroup,
 } from './statements.js';
+import { searchPathSchemas } from '../sql/quote.js';
+import { shown, type BatchStatement, type Statement, type StatementKind } from '../sql/statement.js';
 import { identityParts, touchesOfText, touchOfIdentity, type Touch, type TouchContext } from './touched.js';
 
-/** A statement the role watcher generated (permsync.role_statement). */
-export interface GeneratedStatement {
+/**
+ * A statement as a generated batch stores it (permsync.batches.statements, in the shape
+ * permsync.role_statement() writes): the role watcher's, and a reconcile's record. SQL
+ * reads it too (the audit rows name `role`).
+ */
+export interface StatementRecord {
   kind: StatementKind;
   /** The role it defines or changes (for a membership, the member); absent for PUBLIC's database privileges. */
   role?: string;
@@ -54,7 +59,7 @@ export interface Batch {
   /** Some of those commands ran inside a DO block or a function, not as statements of the text. */
   nestedCommands?: boolean;
   /** Statements of a generated batch (role watcher); null for captured query strings. */
-  statements: GeneratedStatement[] | null;
+  statements: StatementRecord[] | null;
   /** Why capture already knew the batch cannot be replayed (permsync.batches.not_replayable). */
   notReplayable?: string | null;
   /** Names of the temporary relations and types the source session had. */
@@ -65,7 +70,7 @@ export interface Batch {
 
 export interface BatchPlan {
   batch: Batch;
-  replay: ReplayStatement[];
+  replay: BatchStatement[];
   skipped: SkippedStatement[];
   /** Set when the batch cannot be carried by statement replay; says why. */
   unreplayable?: string;
@@ -179,7 +184,7 @@ async function planReplay(batch: Batch, siblingIds: () => Promise<string[]>): Pr
 
 /** The batch's transaction groups, or what to make of a batch that needs no pairing. */
 function planWithoutPairing(batch: Batch): Partial<BatchPlan> | TransactionGroup[] {
-  if (batch.statements) return { replay: batch.statements.map(fromGenerated) };
+  if (batch.statements) return { replay: batch.statements.map(fromRecord) };
   const withheld = withheldReason(batch);
   if (withheld !== undefined) return { unreplayable: withheld };
   const text = batch.queryText as string;
@@ -260,7 +265,7 @@ function pairWithTransaction(batch: Batch, group: TransactionGroup | undefined):
   const replay = (group?.replay ?? []).filter((s) => fired.has(s.ordinal));
   const skipped = (group?.skipped ?? []).filter((s) => fired.has(s.ordinal));
   // An owner change of a temporary object: its audit row names the object, in pg_temp.
-  const temporary = (s: ReplayStatement) => {
+  const temporary = (s: BatchStatement) => {
     const at = fired.get(s.ordinal);
     const identity = at === undefined ? undefined : batch.commandObjects[at];
     return s.kind === 'ALTER OWNER' && identity != null && TEMPORARY_SCHEMA.test(identityParts(identity)[0] ?? '');
@@ -350,7 +355,7 @@ function convergeScope(batch: Batch, ordinals: number[] | undefined, recorded: R
       actors: users.length > 0 ? users : [batch.currentUser],
       currentUser: users[0] ?? batch.currentUser,
       searchPaths: [...(paths.size > 0 ? paths : [batch.searchPath])].map((searchPath) =>
-        searchPathSchemas({ searchPath, currentUser: users[0] ?? batch.currentUser, sessionUser: batch.sessionUser })),
+        searchPathSchemas(searchPath, users[0] ?? batch.currentUser)),
     };
   };
   const parsed = (text: string, rows: RecordedCommand[], what: string, only?: number[]): Touch[] => {
@@ -394,7 +399,8 @@ function withoutTemporary(touch: Touch, batch: Batch): Touch {
   return { ...touch, touched: { ...touched, names } };
 }
 
-function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {
+/** A stored statement of a generated batch, numbered by its place there. */
+function fromRecord(s: StatementRecord, index: number): BatchStatement {
   return {
     ordinal: index + 1,
     kind: s.kind,
@@ -413,6 +419,20 @@ function fromGenerated(s: GeneratedStatement, index: number): ReplayStatement {
     ...(s.database !== undefined && { database: s.database }),
     ...(s.grantor !== undefined && { grantor: s.grantor }),
     ...(s.other_grantors && { otherGrantors: true }),
+  };
+}
+
+/** A statement of a plan as a reconcile's batch stores it (fromRecord reads it back). */
+export function toRecord(s: Statement): StatementRecord {
+  return {
+    kind: s.kind,
+    role: s.grantees[0] ?? s.roles[0] ?? 'PUBLIC',
+    granted: s.granted,
+    sql: s.sql,
+    display: shown(s),
+    privileged: s.privileged,
+    ignore_codes: s.ignoreCodes,
+    on_target_database: s.onTargetDatabase,
   };
 }
 

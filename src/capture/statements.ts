@@ -1,8 +1,8 @@
 import { setFlagsFromString } from 'node:v8';
 import { loadModule, parseSync, scanSync } from 'libpg-query';
 import type { AlterTableStmt, Node, RangeVar, RoleSpec, TransactionStmt } from 'libpg-query';
-import type { CommandTag } from '../config/schema.js';
-import { quoteIdent, quoteQualified } from '../sql/quote.js';
+import { quoteIdent, quoteQualified, searchPathSchemas } from '../sql/quote.js';
+import type { BatchStatement, Statement } from '../sql/statement.js';
 
 /**
  * Command tags the source's event trigger listens for (the event trigger permsync_capture).
@@ -23,7 +23,6 @@ const CAPTURED = new Set(CAPTURED_TAGS);
 
 /** What a statement does, for rules: the tag a DBA would name (config's command_tag). */
 export type PermissionKind = 'GRANT' | 'REVOKE' | 'ALTER DEFAULT PRIVILEGES' | 'ALTER OWNER';
-export type StatementKind = CommandTag;
 
 export interface SessionContext {
   /** current_user on the source when the statement ran. */
@@ -33,50 +32,6 @@ export interface SessionContext {
   searchPath: string;
   /** Names of the temporary relations and types the source session had (capture records them). */
   temporaryObjects?: ReadonlySet<string>;
-}
-
-export interface ReplayStatement {
-  /** 1-based position of the statement in the client string (or the generated batch). */
-  ordinal: number;
-  kind: StatementKind;
-  /** The statement as the DBA typed it. */
-  sourceText: string;
-  /** The statement to run on a target: session-dependent parts made explicit. */
-  sql: string;
-  /** Roles the statement names (grantees, new owners, FOR ROLE), resolved to names. */
-  roles: string[];
-  /** The roles privileges are granted to or revoked from (not PUBLIC), or the role a role statement changes. */
-  grantees: string[];
-  /** For GRANT/REVOKE of a role: the role granted or revoked. */
-  granted?: string;
-  /** The statement as logs and the execution log show it (a password verifier masked). */
-  display?: string;
-  /** SQLSTATEs that mean "already so" (CREATE ROLE of an existing role): tolerated. */
-  ignoreCodes?: string[];
-  /** Only a superuser may run it (SUPERUSER, REPLICATION, BYPASSRLS). */
-  privileged?: boolean;
-  /** The attribute clause a privileged statement sets: SUPERUSER, NOSUPERUSER, REPLICATION, ... */
-  attribute?: string;
-  /** For ALTER ROLE ... RENAME: the name the role had (grantees hold the new one). */
-  renamedFrom?: string;
-  /** Holds TARGET_DATABASE (plan/target-statements.ts), to be replaced by the target's database name. */
-  onTargetDatabase?: boolean;
-  /**
-   * Holds TARGET_DATABASE for this database of the source other than its own: replaced by
-   * the name the environment's `databases` maps it to (else the same name).
-   */
-  database?: string;
-  /** The role a membership statement names in GRANTED BY (the statement ends with that clause). */
-  grantor?: string;
-  /** A revoke of one grantor's membership that other grantors still grant on the source. */
-  otherGrantors?: boolean;
-  /** Schemas of the objects it touches; unqualified names give the search_path's schemas. */
-  schemas: string[];
-  /**
-   * GRANT, REVOKE and ALTER DEFAULT PRIVILEGES: the roles it names beside its grantee list,
-   * and whether that list names PUBLIC. Each grantee is judged on its own (plan/admit.ts).
-   */
-  grantList?: { otherRoles: string[]; public: boolean };
 }
 
 export interface SkippedStatement {
@@ -99,7 +54,7 @@ export interface TransactionGroup {
   optional: { ordinal: number; relation: { schema: string | null; name: string } }[];
   /** The ordinal of the statement behind each of firingTags. */
   firingOrdinals: number[];
-  replay: ReplayStatement[];
+  replay: BatchStatement[];
   skipped: SkippedStatement[];
 }
 
@@ -252,7 +207,7 @@ interface PendingStatement {
   ordinal?: number;
   /** May not fire (IF EXISTS, and the relation is missing on the source): the relation it names. */
   optional?: { schema: string | null; name: string };
-  replay?: ReplayStatement;
+  replay?: BatchStatement;
   skipped?: SkippedStatement;
 }
 
@@ -431,7 +386,7 @@ function grantList(body: Fields, kind: PermissionKind, context: SessionContext):
  * keepGrantees, and the roles it names with it. Undefined when none would be left, or the
  * list cannot be cut.
  */
-export function withoutGrantees(statement: ReplayStatement, drop: ReadonlySet<string | null>): ReplayStatement | undefined {
+export function withoutGrantees<T extends Statement>(statement: T, drop: ReadonlySet<string | null>): T | undefined {
   const list = statement.grantList;
   if (!list) return undefined;
   const sql = keepGrantees(statement.sql, (grantee) => !drop.has(grantee));
@@ -606,7 +561,7 @@ function collectSchemas(body: Fields, context: SessionContext): string[] {
       }
     }
   }
-  if (unqualified) for (const s of searchPathSchemas(context)) schemas.add(s);
+  if (unqualified) for (const s of searchPathSchemas(context.searchPath, context.currentUser)) schemas.add(s);
   return [...schemas];
 }
 
@@ -615,17 +570,5 @@ function stringValues(value: unknown): string[] {
   walk(value, (v) => {
     if (typeof v === 'object' && v !== null && 'String' in v) out.push(String((v as { String: { sval?: string } }).String.sval ?? ''));
   });
-  return out;
-}
-
-/** The schemas of a search_path setting, "$user" resolved, quotes removed. */
-export function searchPathSchemas(context: SessionContext): string[] {
-  const out: string[] = [];
-  const re = /\s*(?:"((?:[^"]|"")*)"|([^,\s]+))\s*(?:,|$)/gy;
-  let match: RegExpExecArray | null;
-  while (re.lastIndex < context.searchPath.length && (match = re.exec(context.searchPath))) {
-    const name = match[1] !== undefined ? match[1].replaceAll('""', '"') : (match[2] as string);
-    out.push(name === '$user' ? context.currentUser : name);
-  }
   return out;
 }

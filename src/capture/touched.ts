@@ -1,6 +1,7 @@
 import { parseSync } from 'libpg-query';
 import type { RangeVar, RoleSpec } from 'libpg-query';
 import type { ObjectKind } from '../catalog/catalog.js';
+import { identifiers } from '../sql/quote.js';
 
 /**
  * What a permission command touched, by name: what a batch that statement replay cannot
@@ -152,7 +153,7 @@ export function touchesOfStatement(type: string, body: Fields, context: TouchCon
 export function touchOfIdentity(objectType: string, identity: string, context: TouchContext): Touch {
   const kinds = IDENTITY_KINDS[objectType];
   const open = routineArgumentsStart(identity);
-  const parts = identityParts(open < 0 ? identity : identity.slice(0, open));
+  const parts = identityParts(identity);
   const args = open < 0 ? null : identity.slice(open + 1, -1).trim();
   const name = kinds?.[0] === 'schema'
     ? { schema: null, name: parts[0] ?? '', args: null }
@@ -238,7 +239,8 @@ function routineArgumentsStart(identity: string): number {
   return -1;
 }
 
-/** The dot-separated parts of an object identity, unquoted. */
+/** The dot-separated parts of an object identity, unquoted, without a routine's argument list. */
 export function identityParts(identity: string): string[] {
-  return [...identity.matchAll(/"((?:[^"]|"")*)"|([^."]+)/g)].map((m) => (m[1] !== undefined ? m[1].replaceAll('""', '"') : m[2] as string));
+  const open = routineArgumentsStart(identity);
+  return identifiers(open < 0 ? identity : identity.slice(0, open), '.') ?? [];
 }

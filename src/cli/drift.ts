@@ -2,8 +2,8 @@ import type { Command } from 'commander';
 import type pg from 'pg';
 import { loadConfig } from '../config/load.js';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
-import { PermsyncError, UsageError } from '../errors.js';
-import { checkEnvironments, describeError, openSession } from '../drift/check.js';
+import { describeError, NOT_INSTALLED, PermsyncError, SQLSTATE, UsageError } from '../errors.js';
+import { checkEnvironments, openSession } from '../drift/check.js';
 import { formatJson, formatText, type EnvironmentResult } from '../drift/format.js';
 import { recordCheck } from '../drift/history.js';
 import { reconcile, type ReconcileResult } from '../drift/reconcile.js';
@@ -12,7 +12,6 @@ import { adoptRoles } from '../drift/adopt.js';
 type WithConfig = (command: Command) => Command;
 
 /** SQLSTATEs of the source that mean permsync (this version of it) is not installed there. */
-const NOT_INSTALLED = new Set(['3F000', '42P01', '42883']);
 
 const EXIT_STATUS = `
 Exit status: 0 every environment compared matches the source, 1 something differs,
@@ -124,7 +123,7 @@ async function recordBestEffort(source: pg.Client, result: EnvironmentResult): P
   try {
     await recordCheck(source, result.environment, result.report, result.error);
   } catch (error) {
-    if ((error as { code?: string }).code !== '42501') throw error;
+    if ((error as { code?: string }).code !== SQLSTATE.insufficientPrivilege) throw error;
     process.stderr.write(`permsync: this check of ${result.environment} was not recorded: ${describeError(error)}\n`);
   }
 }

@@ -1,10 +1,11 @@
 import { Command, CommanderError } from 'commander';
 import pg from 'pg';
 import { ConfigError } from '../config/errors.js';
-import { DEFAULT_CONFIG_PATH, loadConfig, redactUrl } from '../config/load.js';
+import { DEFAULT_CONFIG_PATH, loadConfig } from '../config/load.js';
+import { redactUrl } from '../redact.js';
 import type { Config } from '../config/schema.js';
 import { startDaemon } from '../daemon.js';
-import { PermsyncError } from '../errors.js';
+import { describeError, PermsyncError } from '../errors.js';
 import { install, uninstall } from '../install/migrate.js';
 import { registerConfiguration } from '../source/store.js';
 import { withTimeout } from '../deadline.js';
@@ -42,9 +43,7 @@ function report(error: unknown): number {
     process.stderr.write(`permsync: ${error.message}\n`);
     return error.exitCode;
   }
-  const e = error as { message?: string; code?: string };
-  const sqlstate = e.code && /^[0-9A-Z]{5}$/.test(e.code) ? ` (SQLSTATE ${e.code})` : e.code ? ` (${e.code})` : '';
-  process.stderr.write(`permsync: ${e.message ?? String(error)}${sqlstate}\n`);
+  process.stderr.write(`permsync: ${describeError(error)}\n`);
   return 1;
 }
 

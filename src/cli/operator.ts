@@ -2,7 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import type pg from 'pg';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { UsageError } from '../errors.js';
+import { NOT_INSTALLED, SQLSTATE, UsageError } from '../errors.js';
 import * as operatorSql from '../source/operator-queries.js';
 
 type WithConfig = (command: Command) => Command;
@@ -54,15 +54,16 @@ const DEFAULT_MAX_LAG_SECONDS = 60;
  * than that it found a problem: an unknown environment or bad argument, a source user
  * without the permsync role it needs, or a source without (this version of) permsync.
  */
-const USAGE_SQLSTATES: Record<string, string | undefined> = {
-  '42704': undefined,
-  '22023': undefined,
-  '55000': undefined,
-  '42501': 'the source user needs permsync_reader (status), permsync_operator (manual-sync, retry, skip, pause, resume) or permsync_admin (cleanup)',
-  '3F000': 'is permsync installed on the source? run `permsync install`',
-  '42P01': 'is permsync installed and up to date on the source? run `permsync install`',
-  '42883': 'is permsync installed and up to date on the source? run `permsync install`',
-};
+const USAGE_SQLSTATES = new Map<string, string | undefined>([
+  [SQLSTATE.undefinedObject, undefined],
+  [SQLSTATE.invalidParameterValue, undefined],
+  [SQLSTATE.objectNotInPrerequisiteState, undefined],
+  [SQLSTATE.insufficientPrivilege,
+    'the source user needs permsync_reader (status), permsync_operator (manual-sync, retry, skip, pause, resume) or permsync_admin (cleanup)'],
+  ...[...NOT_INSTALLED].map((code): [string, string] => [code, code === SQLSTATE.undefinedSchema
+    ? 'is permsync installed on the source? run `permsync install`'
+    : 'is permsync installed and up to date on the source? run `permsync install`']),
+]);
 
 /** The commands an operator uses day to day, all through the source's permsync views and functions. */
 export function registerOperatorCommands(program: Command, withConfig: WithConfig, withSourceClient: WithSourceClient): void {
@@ -272,8 +273,8 @@ function parseSeconds(value: string): number {
 /** The PostgreSQL error as a usage error (exit 2) when its SQLSTATE says so, with the SQLSTATE shown. */
 function asUsageError(error: unknown): UsageError | undefined {
   const e = error as { code?: unknown; message?: unknown; hint?: unknown };
-  if (typeof e.code !== 'string' || !(e.code in USAGE_SQLSTATES)) return undefined;
-  const hint = USAGE_SQLSTATES[e.code] ?? (typeof e.hint === 'string' ? e.hint : undefined);
+  if (typeof e.code !== 'string' || !USAGE_SQLSTATES.has(e.code)) return undefined;
+  const hint = USAGE_SQLSTATES.get(e.code) ?? (typeof e.hint === 'string' ? e.hint : undefined);
   return new UsageError(`${String(e.message)} (SQLSTATE ${e.code})${hint ? `\n  hint: ${hint}` : ''}`);
 }
 

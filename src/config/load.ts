@@ -43,21 +43,6 @@ export async function loadConfig(path: string = DEFAULT_CONFIG_PATH, env: NodeJS
   throw new ConfigError(problems.map((p) => `${formatPath(p.path)}: ${p.message}`));
 }
 
-/** The URL with its password (in the user-info part or a `password` parameter) replaced by `***`, for logs. */
-export function redactUrl(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return '[unparseable URL]';
-  }
-  if (parsed.password) parsed.password = '***';
-  for (const key of [...parsed.searchParams.keys()]) {
-    if (/password/i.test(key)) parsed.searchParams.set(key, '***');
-  }
-  return parsed.href;
-}
-
 async function readConfigFile(file: string): Promise<string> {
   try {
     return await readFile(file, 'utf8');

@@ -1,6 +1,7 @@
 import { BatchPlanCache } from '../apply/batch-plan-cache.js';
 import { planBatch, type Batch, type BatchPlan } from '../capture/batch.js';
 import type { Config } from '../config/schema.js';
+import { MASKED_PASSWORD } from '../redact.js';
 import type { SourceStore } from '../source/store.js';
 
 /**
@@ -21,7 +22,8 @@ export function batchPlans(config: Config, store: SourceStore): (batch: Batch) =
  */
 function withoutVerifiers(plan: BatchPlan): BatchPlan {
   if (!plan.batch.statements) return plan;
-  const sets = (s: BatchPlan['replay'][number]) => s.kind === 'ALTER ROLE' && / WITH PASSWORD (NULL|'\*{8}')$/.test(s.sourceText);
+  const sets = (s: BatchPlan['replay'][number]) =>
+    s.kind === 'ALTER ROLE' && [' WITH PASSWORD NULL', ` WITH PASSWORD ${MASKED_PASSWORD}`].some((end) => s.sourceText.endsWith(end));
   const dropped = plan.replay.filter(sets);
   if (dropped.length === 0) return plan;
   return {

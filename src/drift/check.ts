@@ -1,7 +1,7 @@
 import pg from 'pg';
-import { redactUrl } from '../config/load.js';
+import { redactUrl } from '../redact.js';
 import type { Config, EnvironmentConfig, Settings } from '../config/schema.js';
-import { PermsyncError } from '../errors.js';
+import { describeError, PermsyncError } from '../errors.js';
 import { readCatalog, type Catalog } from '../catalog/catalog.js';
 import type { EnvironmentResult } from './format.js';
 import { unreplayableHints } from './history.js';
@@ -28,12 +28,6 @@ export async function openSession(url: string, label: string, settings: Settings
     throw new PermsyncError(`${label}: cannot connect to ${redactUrl(url)}: ${describeError(error)}`, { exitCode: 2, cause: error });
   }
   return client;
-}
-
-export function describeError(error: unknown): string {
-  const e = error as { message?: string; code?: string };
-  const code = e.code ? ` (${/^[0-9A-Z]{5}$/.test(e.code) ? 'SQLSTATE ' : ''}${e.code})` : '';
-  return `${e.message ?? String(error)}${code}`;
 }
 
 export function readSourceCatalog(client: pg.ClientBase, settings: Settings): Promise<Catalog> {

@@ -1,4 +1,5 @@
 import { quoteIdent } from '../sql/quote.js';
+import { shown } from '../sql/statement.js';
 import { PUBLIC, type GrantState, type RoleState } from '../catalog/catalog.js';
 import type { Change, ObjectRef, PrivilegeTarget } from '../catalog/compare.js';
 import { defaultObjects, objectName } from '../plan/changes.js';
@@ -33,7 +34,7 @@ export function describeReport(report: DriftReport): DescribedDifference[] {
     return {
       ...described,
       detail: `${described.detail}${d.held ? `; ${d.held}` : ''}${excluded}`,
-      sql: d.held ? [] : d.statements.map((s) => `${s.display};`),
+      sql: d.held ? [] : d.statements.map(({ statement }) => `${shown(statement)};`),
       ...(d.excluded !== undefined && { excluded: d.excluded }),
     };
   });
@@ -156,7 +157,7 @@ export function formatText(result: EnvironmentResult): string {
   for (const hint of result.hints) lines.push(`  hint: ${hint}`);
   if (report.plan.length > 0) {
     lines.push(`  -- SQL that converges ${environment} (${report.plan.length} statement(s)); {"database"} is its current database:`);
-    for (const s of report.plan) lines.push(`  ${s.display};`);
+    for (const s of report.plan) lines.push(`  ${shown(s)};`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -172,7 +173,7 @@ export function formatJson(result: EnvironmentResult) {
       differences: report.differences.length,
       excluded_by_configuration: report.excludedByConfiguration,
       items: describeReport(report),
-      plan: report.plan.map((s) => `${s.display};`),
+      plan: report.plan.map((s) => `${shown(s)};`),
       notes: report.notes,
       ...(report.verifiersCompared !== undefined && { verifiers_compared: report.verifiersCompared }),
     }),

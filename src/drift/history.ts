@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { ExecutionResult } from '../target/target.js';
-import type { PlannedStatement } from '../plan/changes.js';
+import { toRecord } from '../capture/batch.js';
+import type { Statement } from '../sql/statement.js';
 import type { DriftReport } from '../plan/report.js';
 import * as driftSql from './source-queries.js';
 import { describeReport } from './format.js';
@@ -49,21 +50,12 @@ export async function mayRecordReconcile(source: Queryable): Promise<boolean> {
  * Records a reconcile that committed on the environment: the batch, with the statements
  * in the shape permsync.role_statement() gives them, and its success in execution_log.
  */
-export async function recordReconcile(source: Queryable, environment: string, plan: PlannedStatement[], result: ExecutionResult): Promise<string> {
-  const statements = plan.map((s) => ({
-    kind: s.kind,
-    role: s.grantees[0] ?? s.roles[0] ?? 'PUBLIC',
-    granted: s.granted,
-    sql: s.sql,
-    display: s.display,
-    privileged: s.privileged,
-    ignore_codes: s.ignoreCodes,
-    on_target_database: s.onTargetDatabase,
-  }));
+export async function recordReconcile(source: Queryable, environment: string, plan: Statement[], result: ExecutionResult): Promise<string> {
+  const statements = plan.map(toRecord);
   const { rows } = await source.query<{ batch_id: string }>(driftSql.RECORD_RECONCILE, [
     environment,
-    plan.map((s) => `${s.display};`).join('\n'),
-    plan.some((s) => s.display !== s.sql),
+    statements.map((s) => `${s.display};`).join('\n'),
+    statements.some((s) => s.display !== s.sql),
     JSON.stringify(statements),
     result.appliedSql,
     result.startedAt,

@@ -1,12 +1,10 @@
 import type pg from 'pg';
 import { ROLE_OIDS, Target } from '../target/target.js';
-import type { TargetStatement } from '../plan/target-statements.js';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
-import { PermsyncError, UsageError } from '../errors.js';
-import { describeError, openSession, readSourceCatalog, readTargetCatalog } from './check.js';
+import { describeError, PermsyncError, UsageError } from '../errors.js';
+import { openSession, readSourceCatalog, readTargetCatalog } from './check.js';
 import type { EnvironmentResult } from './format.js';
 import { mayRecordReconcile, recordReconcile, unreplayableHints } from './history.js';
-import type { PlannedStatement } from '../plan/changes.js';
 import { buildReport, type DriftReport } from '../plan/report.js';
 import { roleScope } from '../config/rules.js';
 import { readManagedRoles, recordManagedRoles } from '../source/store.js';
@@ -61,12 +59,11 @@ export async function reconcile(
     }
 
     const target = new Target(environment, config.settings, () => {});
-    const statements = report.plan.map(toTargetStatement);
     // The roles the plan creates become permsync's there, recorded before the target commits.
-    const creates = new Map(report.plan.flatMap((p, i) => (p.kind === 'CREATE ROLE' ? [[statements[i], p.grantees[0] as string] as const] : [])));
+    const creates = new Map(report.plan.flatMap((s) => (s.kind === 'CREATE ROLE' ? [[s, s.grantees[0] as string] as const] : [])));
     let result;
     try {
-      result = await target.execute({ searchPath: 'pg_catalog' }, statements, async (session, took) => {
+      result = await target.execute({ searchPath: 'pg_catalog' }, report.plan, async (session, took) => {
         const names = took.flatMap((s) => creates.get(s) ?? []);
         if (names.length === 0) return;
         const { rows } = await session.query<{ oid: number; name: string }>(ROLE_OIDS, [names]);
@@ -102,16 +99,4 @@ export async function reconcile(
   } finally {
     await session.end().catch(() => {});
   }
-}
-
-function toTargetStatement(s: PlannedStatement): TargetStatement {
-  return {
-    kind: s.kind,
-    sql: s.sql,
-    display: s.display,
-    ...(s.ignoreCodes && { ignoreCodes: s.ignoreCodes }),
-    ...(s.privileged && { privileged: true }),
-    ...(s.onTargetDatabase && { onTargetDatabase: true }),
-    ...(s.grantor !== undefined && { grantor: s.grantor }),
-  };
 }

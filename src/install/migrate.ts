@@ -1,7 +1,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
-import { PermsyncError } from '../errors.js';
+import { PermsyncError, RACED_CREATE } from '../errors.js';
 import { SQL_DIR } from '../paths.js';
 
 /** Oldest server the install supports: xid8 and the event trigger features used. */
@@ -61,9 +61,6 @@ export interface InstallOptions {
   onWait?: (holder: string) => void;
 }
 
-/** SQLSTATEs of two first installs creating the schema at once: the loser runs bootstrap again. */
-const CREATED_MEANWHILE = new Set(['23505', '42P06', '42P07']);
-
 /**
  * Installs the schema on a new database, then applies the migrations the database has not
  * seen yet; each step runs in its own transaction with its version row. Each transaction
@@ -76,7 +73,8 @@ export async function install(client: pg.ClientBase, options: InstallOptions = {
   await assertServerVersion(client);
   const bootstrap = await readFile(join(SQL_DIR, 'bootstrap.sql'), 'utf8');
   await runInTransaction(client, bootstrap).catch((error: { code?: string }) => {
-    if (!CREATED_MEANWHILE.has(error.code ?? '')) throw error;
+    // Two first installs created the schema at once: the loser runs bootstrap again.
+    if (!RACED_CREATE.has(error.code ?? '')) throw error;
     return runInTransaction(client, bootstrap);
   });
   const migrations = await listMigrations();

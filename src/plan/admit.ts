@@ -1,4 +1,5 @@
-import { withoutGrantees, type ReplayStatement } from '../capture/statements.js';
+import { withoutGrantees } from '../capture/statements.js';
+import type { Statement } from '../sql/statement.js';
 import { isPredefinedRole, type CompiledRule, type RoleScope } from '../config/rules.js';
 
 /**
@@ -6,11 +7,11 @@ import { isPredefinedRole, type CompiledRule, type RoleScope } from '../config/r
  * grantees (`leftOut` says which, and why).
  */
 export type StatementAdmission =
-  | { admitted: true; statement: ReplayStatement; leftOut?: string }
+  | { admitted: true; statement: Statement; leftOut?: string }
   | { admitted: false; reason: string };
 
 /** Whether every criterion a rule names holds for the statement. */
-function matches(rule: CompiledRule, statement: ReplayStatement): boolean {
+function matches(rule: CompiledRule, statement: Statement): boolean {
   if (rule.commandTag !== undefined && rule.commandTag !== statement.kind) return false;
   if (rule.rolePattern && !statement.roles.some((r) => rule.rolePattern?.test(r))) return false;
   if (rule.schemaPattern && !statement.schemas.some((s) => rule.schemaPattern?.test(s))) return false;
@@ -40,13 +41,13 @@ function describe(rule: CompiledRule): string {
  * grantee, as if written once for each (as drift plans it): the grantees not carried are cut
  * from its list, and it is left out only when none is left.
  */
-export function admit(statement: ReplayStatement, rules: readonly CompiledRule[], roles: RoleScope): StatementAdmission {
+export function admit(statement: Statement, rules: readonly CompiledRule[], roles: RoleScope): StatementAdmission {
   const list = statement.grantList;
   const entries: (string | null)[] = [...statement.grantees, ...(list?.public ? [null] : [])];
   if (!list || entries.length < 2) return admitWhole(statement, rules, roles);
   const refused = new Map<string | null, string>();
   for (const grantee of entries) {
-    const alone: ReplayStatement = {
+    const alone: Statement = {
       ...statement,
       grantees: grantee === null ? [] : [grantee],
       roles: [...new Set([...list.otherRoles, ...(grantee === null ? [] : [grantee])])],
@@ -63,7 +64,7 @@ export function admit(statement: ReplayStatement, rules: readonly CompiledRule[]
   return { admitted: true, statement: cut, leftOut: `without ${names}: ${reasons.join('; ')}` };
 }
 
-function admitWhole(statement: ReplayStatement, rules: readonly CompiledRule[], roles: RoleScope): StatementAdmission {
+function admitWhole(statement: Statement, rules: readonly CompiledRule[], roles: RoleScope): StatementAdmission {
   const excluded = statement.grantees.find((r) => roles.excluded(r));
   if (excluded !== undefined) return { admitted: false, reason: `names excluded role "${excluded}"` };
   const granted = statement.granted;

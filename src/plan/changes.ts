@@ -1,6 +1,8 @@
 import { TARGET_DATABASE } from './target-statements.js';
-import type { StatementKind } from '../capture/statements.js';
 import { quoteIdent, quoteLiteral, quoteQualified, settingValueSql } from '../sql/quote.js';
+import type { Statement, StatementKind } from '../sql/statement.js';
+import { MASKED_PASSWORD } from '../redact.js';
+import { SQLSTATE } from '../errors.js';
 import { PUBLIC, type GrantState, type RoleState } from '../catalog/catalog.js';
 import type { Change, ObjectRef, PrivilegeChange, PrivilegeTarget } from '../catalog/compare.js';
 
@@ -26,29 +28,10 @@ export enum Phase {
   DropRole,
 }
 
-/** A statement of the plan, with what environment rules and excluded roles look at. */
-export interface PlannedStatement {
+/** A statement of the plan, and where it goes in it. */
+export interface Planned {
   phase: Phase;
-  kind: StatementKind;
-  sql: string;
-  /** The statement as printed and recorded: a password verifier masked. */
-  display: string;
-  /** Roles the statement names (role_pattern rules). */
-  roles: string[];
-  /** Roles it changes or grants to (excluded roles are never among them). */
-  grantees: string[];
-  schemas: string[];
-  /** For GRANT/REVOKE of a role: the role granted. */
-  granted?: string;
-  /** Needs a superuser on the target (SUPERUSER, REPLICATION, BYPASSRLS). */
-  privileged?: boolean;
-  /** The clause a privileged statement sets (SUPERUSER, NOSUPERUSER, ...). */
-  attribute?: string;
-  ignoreCodes?: string[];
-  /** Says TARGET_DATABASE for the target's current database. */
-  onTargetDatabase?: boolean;
-  /** The role a membership statement names in GRANTED BY, last. */
-  grantor?: string;
+  statement: Statement;
 }
 
 export interface PlanContext {
@@ -57,13 +40,13 @@ export interface PlanContext {
 }
 
 /** The statements that make one difference go away on the target (none for objects: never created). */
-export function planChange(change: Change, context: PlanContext): PlannedStatement[] {
+export function planChange(change: Change, context: PlanContext): Planned[] {
   switch (change.type) {
     case 'role missing': {
       const name = change.role.name;
       return [
         // Created meanwhile by someone else is as good: the attributes follow.
-        role(Phase.CreateRole, 'CREATE ROLE', name, `CREATE ROLE ${quoteIdent(name)}`, { ignoreCodes: ['42710'] }),
+        role(Phase.CreateRole, 'CREATE ROLE', name, `CREATE ROLE ${quoteIdent(name)}`, { ignoreCodes: [SQLSTATE.duplicateObject] }),
         ...attributeStatements(Phase.CreateRole, newRole(name), change.role),
       ];
     }
@@ -80,9 +63,11 @@ export function planChange(change: Change, context: PlanContext): PlannedStateme
       return [settingStatement(change)];
     case 'owner':
       return [{
-        phase: Phase.Owner, kind: 'ALTER OWNER',
-        ...same(`ALTER ${alterKeyword(change.object)} ${objectName(change.object)} OWNER TO ${quoteIdent(change.to)}`),
-        roles: [change.to], grantees: [], schemas: [change.object.schema],
+        phase: Phase.Owner,
+        statement: {
+          kind: 'ALTER OWNER', ...same(`ALTER ${alterKeyword(change.object)} ${objectName(change.object)} OWNER TO ${quoteIdent(change.to)}`),
+          roles: [change.to], grantees: [], schemas: [change.object.schema],
+        },
       }];
     case 'privileges':
       return privilegeStatements(change.target, change.grantee, change.changes);
@@ -97,8 +82,8 @@ function same(sql: string): { sql: string; display: string } {
   return { sql, display: sql };
 }
 
-function role(phase: Phase, kind: StatementKind, name: string, sql: string, extra: Partial<PlannedStatement> = {}): PlannedStatement {
-  return { phase, kind, ...same(sql), roles: [name], grantees: [name], schemas: [], ...extra };
+function role(phase: Phase, kind: StatementKind, name: string, sql: string, extra: Partial<Statement> = {}): Planned {
+  return { phase, statement: { kind, ...same(sql), roles: [name], grantees: [name], schemas: [], ...extra } };
 }
 
 /** What CREATE ROLE gives a role: what a new role's attributes are compared with. */
@@ -110,13 +95,14 @@ function newRole(name: string): RoleState {
 }
 
 /**
- * ALTER ROLE for what differs, as permsync.role_attribute_statements() writes it:
+ * ALTER ROLE for what differs, as permsync.role_attribute_statements() writes it (a test
+ * in test/roles.test.ts holds the two to the same DDL):
  * SUPERUSER, REPLICATION and BYPASSRLS apart (only a superuser may set them), the rest in
  * one statement, then the password verifier (masked in `display`), then the comment.
  */
-function attributeStatements(phase: Phase, from: RoleState, to: RoleState): PlannedStatement[] {
+function attributeStatements(phase: Phase, from: RoleState, to: RoleState): Planned[] {
   const name = quoteIdent(to.name);
-  const out: PlannedStatement[] = [];
+  const out: Planned[] = [];
   const flag = (on: boolean, word: string) => `${on ? '' : 'NO'}${word}`;
   for (const [attr, word] of [['superuser', 'SUPERUSER'], ['replication', 'REPLICATION'], ['bypassrls', 'BYPASSRLS']] as const) {
     if (from[attr] !== to[attr]) {
@@ -133,7 +119,7 @@ function attributeStatements(phase: Phase, from: RoleState, to: RoleState): Plan
   if ((from.validUntil ?? 'infinity') !== (to.validUntil ?? 'infinity')) clauses.push(`VALID UNTIL ${quoteLiteral(to.validUntil ?? 'infinity')}`);
   if (clauses.length > 0) out.push(role(phase, 'ALTER ROLE', to.name, `ALTER ROLE ${name} WITH ${clauses.join(' ')}`));
   if (to.password !== undefined && from.password !== undefined && from.password !== to.password) {
-    const masked = to.password === null ? 'NULL' : "'********'";
+    const masked = to.password === null ? 'NULL' : MASKED_PASSWORD;
     out.push(role(phase, 'ALTER ROLE', to.name, `ALTER ROLE ${name} WITH PASSWORD ${to.password === null ? 'NULL' : quoteLiteral(to.password)}`, {
       display: `ALTER ROLE ${name} WITH PASSWORD ${masked}`,
     }));
@@ -144,14 +130,17 @@ function attributeStatements(phase: Phase, from: RoleState, to: RoleState): Plan
   return out;
 }
 
-function membershipStatements(change: Extract<Change, { type: 'membership' }>, context: PlanContext): PlannedStatement[] {
+function membershipStatements(change: Extract<Change, { type: 'membership' }>, context: PlanContext): Planned[] {
   const granted = quoteIdent(change.role);
   const member = quoteIdent(change.member);
   // The grantor's grant, where it is not the bootstrap superuser's (any superuser's on 16+).
   const by = change.grantor === null ? '' : ` GRANTED BY ${quoteIdent(change.grantor)}`;
-  const statement = (phase: Phase, kind: StatementKind, sql: string): PlannedStatement => ({
-    phase, kind, ...same(`${sql}${by}`), roles: [change.member, change.role, ...(change.grantor === null ? [] : [change.grantor])],
-    grantees: [change.member], schemas: [], granted: change.role, ...(change.grantor !== null && { grantor: change.grantor }),
+  const statement = (phase: Phase, kind: StatementKind, sql: string): Planned => ({
+    phase,
+    statement: {
+      kind, ...same(`${sql}${by}`), roles: [change.member, change.role, ...(change.grantor === null ? [] : [change.grantor])],
+      grantees: [change.member], schemas: [], granted: change.role, ...(change.grantor !== null && { grantor: change.grantor }),
+    },
   });
   const { from, to } = change;
   if (!to) return [statement(Phase.RevokeMembership, 'REVOKE ROLE', `REVOKE ${granted} FROM ${member}`)];
@@ -172,7 +161,7 @@ function upper(value: boolean): string {
   return value ? 'TRUE' : 'FALSE';
 }
 
-function settingStatement(change: Extract<Change, { type: 'setting' }>): PlannedStatement {
+function settingStatement(change: Extract<Change, { type: 'setting' }>): Planned {
   const scope = change.here ? ` IN DATABASE ${TARGET_DATABASE}` : change.database === null ? '' : ` IN DATABASE ${quoteIdent(change.database)}`;
   const head = `ALTER ROLE ${quoteIdent(change.role)}${scope}`;
   const value = change.to === null ? null : settingValueSql(change.key, change.to);
@@ -230,7 +219,7 @@ export function defaultObjects(objectType: string): string {
  * GRANT and REVOKE for one grantee on one target, one statement per kind of change:
  * revoked, grant option taken away, granted, granted with grant option.
  */
-function privilegeStatements(target: PrivilegeTarget, grantee: string, changes: PrivilegeChange[]): PlannedStatement[] {
+function privilegeStatements(target: PrivilegeTarget, grantee: string, changes: PrivilegeChange[]): Planned[] {
   const who = grantee === PUBLIC ? 'PUBLIC' : quoteIdent(grantee);
   const pick = (test: (from: GrantState, to: GrantState) => boolean) => changes.filter((c) => test(c.from, c.to)).map((c) => c.privilege);
   const column = target.on === 'object' && target.object.kind === 'column' ? ` (${quoteIdent(target.object.args as string)})` : '';
@@ -248,35 +237,36 @@ function privilegeStatements(target: PrivilegeTarget, grantee: string, changes: 
   return steps.filter(([, , privileges]) => privileges.length > 0).map(([phase, verb, privileges, option]) => {
     const action = (on: string) =>
       verb === 'GRANT' ? `GRANT ${list(privileges)} ON ${on} TO ${who}${option}` : `REVOKE ${option}${list(privileges)} ON ${on} FROM ${who}`;
-    switch (target.on) {
-      case 'database':
-        return {
-          phase, kind: verb === 'GRANT' ? 'GRANT ON DATABASE' : 'REVOKE ON DATABASE', ...same(action(`DATABASE ${TARGET_DATABASE}`)),
-          roles: grantees, grantees, schemas: [], onTargetDatabase: true,
-        };
-      case 'shared':
-        return {
-          phase, kind: target.kind === 'database' ? (verb === 'GRANT' ? 'GRANT ON DATABASE' : 'REVOKE ON DATABASE') : verb,
-          ...same(action(`${target.kind.toUpperCase()} ${quoteIdent(target.name)}`)), roles: grantees, grantees, schemas: [],
-        };
-      case 'object':
-        return {
-          phase, kind: verb, ...same(action(onClause(target.object))),
-          roles: grantees, grantees, schemas: [target.object.schema],
-        };
-      case 'default': {
-        const scope = target.schema === null ? '' : ` IN SCHEMA ${quoteIdent(target.schema)}`;
-        const sql = `ALTER DEFAULT PRIVILEGES FOR ROLE ${quoteIdent(target.role)}${scope} ${action(defaultObjects(target.objectType))}`;
-        return {
-          phase, kind: 'ALTER DEFAULT PRIVILEGES', ...same(sql),
-          roles: [target.role, ...grantees], grantees, schemas: target.schema === null ? [] : [target.schema],
-        };
-      }
-    }
+    return { phase, statement: privilegeStatement(target, verb, action, grantees) };
   });
 }
 
+function privilegeStatement(target: PrivilegeTarget, verb: 'GRANT' | 'REVOKE', action: (on: string) => string, grantees: string[]): Statement {
+  switch (target.on) {
+    case 'database':
+      return {
+        kind: verb === 'GRANT' ? 'GRANT ON DATABASE' : 'REVOKE ON DATABASE', ...same(action(`DATABASE ${TARGET_DATABASE}`)),
+        roles: grantees, grantees, schemas: [], onTargetDatabase: true,
+      };
+    case 'shared':
+      return {
+        kind: target.kind === 'database' ? (verb === 'GRANT' ? 'GRANT ON DATABASE' : 'REVOKE ON DATABASE') : verb,
+        ...same(action(`${target.kind.toUpperCase()} ${quoteIdent(target.name)}`)), roles: grantees, grantees, schemas: [],
+      };
+    case 'object':
+      return { kind: verb, ...same(action(onClause(target.object))), roles: grantees, grantees, schemas: [target.object.schema] };
+    case 'default': {
+      const scope = target.schema === null ? '' : ` IN SCHEMA ${quoteIdent(target.schema)}`;
+      const sql = `ALTER DEFAULT PRIVILEGES FOR ROLE ${quoteIdent(target.role)}${scope} ${action(defaultObjects(target.objectType))}`;
+      return {
+        kind: 'ALTER DEFAULT PRIVILEGES', ...same(sql),
+        roles: [target.role, ...grantees], grantees, schemas: target.schema === null ? [] : [target.schema],
+      };
+    }
+  }
+}
+
 /** The plan: every statement in phase order, each difference's own order kept within a phase. */
-export function orderPlan(statements: PlannedStatement[]): PlannedStatement[] {
-  return statements.map((s, i) => ({ s, i })).sort((a, b) => a.s.phase - b.s.phase || a.i - b.i).map(({ s }) => s);
+export function orderPlan(planned: Planned[]): Statement[] {
+  return planned.map((p, i) => ({ p, i })).sort((a, b) => a.p.phase - b.p.phase || a.i - b.i).map(({ p }) => p.statement);
 }

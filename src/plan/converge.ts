@@ -1,10 +1,10 @@
 import type { ConvergeScope } from '../capture/batch.js';
-import type { ReplayStatement } from '../capture/statements.js';
 import type { ObjectName, Touch } from '../capture/touched.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { Catalog, CatalogObject } from '../catalog/catalog.js';
 import { objectKey, type Change } from '../catalog/compare.js';
-import { objectName, orderPlan, type PlannedStatement } from './changes.js';
+import { objectName, orderPlan, type Planned } from './changes.js';
+import type { Statement } from '../sql/statement.js';
 import { buildReport } from './report.js';
 import { FIRST_USER_OID, isOurs, type ManagedRoles } from './role-ownership.js';
 import type { RoleScope } from '../config/rules.js';
@@ -43,7 +43,7 @@ export interface ConvergeContext {
 
 export interface Converged {
   /** What converges the touched objects, in an order that works. */
-  statements: PlannedStatement[];
+  statements: Statement[];
   /** How many of the touched objects (default privilege entries included) it changes. */
   objects: number;
   /** What was left alone, and why. */
@@ -120,7 +120,7 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   const foreign = new Set([...target.roleOids].filter(([name, oid]) => !isOurs(name, oid, owners)).map(([name]) => name));
   const report = buildReport(context.environment, context.settings, context.roles, source, target, { dropExtraRoles: false, managed: context.managed });
   const changed = new Set<string>();
-  const statements: PlannedStatement[] = [];
+  const statements: Planned[] = [];
   for (const difference of report.differences) {
     if (difference.held !== undefined || difference.statements.length === 0) continue;
     const key = touchedKey(difference.change, objects, relations, defaults);
@@ -212,16 +212,4 @@ function resolve(touch: Touch, index: ObjectIndex): CatalogObject[] {
 
 function argumentCount(args: string): number {
   return args === '' ? 0 : args.split(', ').length;
-}
-
-/** A planned statement as a statement of the batch, for the applier's rules and role checks. */
-export function asReplayStatement(s: PlannedStatement, index: number): ReplayStatement {
-  return {
-    ordinal: index + 1, kind: s.kind, sourceText: s.display, sql: s.sql, display: s.display,
-    roles: s.roles, grantees: s.grantees, schemas: s.schemas,
-    ...(s.granted !== undefined && { granted: s.granted }),
-    ...(s.ignoreCodes && { ignoreCodes: s.ignoreCodes }),
-    ...(s.privileged && { privileged: true }),
-    ...(s.onTargetDatabase && { onTargetDatabase: true }),
-  };
 }

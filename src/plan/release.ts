@@ -1,8 +1,8 @@
-import type { ReplayStatement } from '../capture/statements.js';
 import { policyKey, type HeldGrant, type RoleHoldings, type SourcePolicy } from '../catalog/role-holdings.js';
 import { objectKey, type Change, type ObjectRef } from '../catalog/compare.js';
-import { Phase, planChange, type PlanContext, type PlannedStatement } from './changes.js';
+import { planChange, type PlanContext, type Planned } from './changes.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
+import { shown, type Statement } from '../sql/statement.js';
 
 /**
  * A role dropped on the source held nothing there, in any database: DROP ROLE allows
@@ -23,8 +23,7 @@ import { quoteIdent, quoteQualified } from '../sql/quote.js';
 
 /**
  * The statements that release `role` on the target, in drift's plan order (owners, then
- * revokes, then default privileges), then its policies (see the top of this file), as
- * replay statements of a generated batch.
+ * revokes, then default privileges), then its policies (see the top of this file).
  */
 export function releaseStatements(
   role: string,
@@ -32,7 +31,7 @@ export function releaseStatements(
   sourceOwners: Map<string, string>,
   context: PlanContext,
   sourcePolicies: Map<string, SourcePolicy> = new Map(),
-): ReplayStatement[] {
+): Statement[] {
   const absent = (grants: HeldGrant[]) => grants.map((g) => ({ privilege: g.privilege, from: g.state, to: 'absent' as const }));
   const changes: Change[] = [];
   for (const object of held.objects) {
@@ -54,17 +53,9 @@ export function releaseStatements(
     });
   }
   // DROP OWNED revoked what the role had granted on with the grant option, too.
-  const cascade = (s: PlannedStatement) => (s.kind === 'REVOKE' || s.kind === 'REVOKE ON DATABASE'
-    ? { ...s, sql: `${s.sql} CASCADE`, display: `${s.display} CASCADE` } : s);
-  return [...changes.flatMap((c) => planChange(c, context)).sort((a, b) => a.phase - b.phase).map(cascade), ...policyStatements(role, held, sourcePolicies)]
-    .map((s, i) => ({
-      ordinal: i + 1, kind: s.kind, sourceText: s.display, sql: s.sql, display: s.display,
-      roles: s.roles, grantees: s.grantees, schemas: s.schemas,
-      ...(s.granted !== undefined && { granted: s.granted }),
-      ...(s.ignoreCodes && { ignoreCodes: s.ignoreCodes }),
-      ...(s.privileged && { privileged: true }),
-      ...(s.onTargetDatabase && { onTargetDatabase: true }),
-    }));
+  const cascade = ({ statement: s }: Planned): Statement => (s.kind === 'REVOKE' || s.kind === 'REVOKE ON DATABASE'
+    ? { ...s, sql: `${s.sql} CASCADE`, display: `${shown(s)} CASCADE` } : s);
+  return [...changes.flatMap((c) => planChange(c, context)).sort((a, b) => a.phase - b.phase).map(cascade), ...policyStatements(role, held, sourcePolicies)];
 }
 
 /**
@@ -72,7 +63,7 @@ export function releaseStatements(
  * POLICY keeps the other roles; a policy naming it alone is dropped unless the source has
  * one of that name there. They go with the DROP ROLE they make possible.
  */
-function policyStatements(role: string, held: RoleHoldings, sourcePolicies: Map<string, SourcePolicy>): PlannedStatement[] {
+function policyStatements(role: string, held: RoleHoldings, sourcePolicies: Map<string, SourcePolicy>): Statement[] {
   return held.policies.flatMap((p) => {
     const source = sourcePolicies.get(policyKey(p));
     if (!source?.table || (p.others.length === 0 && source.policy)) return [];
@@ -80,6 +71,6 @@ function policyStatements(role: string, held: RoleHoldings, sourcePolicies: Map<
     const sql = p.others.length > 0
       ? `ALTER POLICY ${on} TO ${p.others.map((r) => (r === '' ? 'PUBLIC' : quoteIdent(r))).join(', ')}`
       : `DROP POLICY ${on}`;
-    return [{ phase: Phase.DropRole, kind: 'DROP ROLE' as const, sql, display: sql, roles: [role], grantees: [], schemas: [p.schema] }];
+    return [{ kind: 'DROP ROLE' as const, sql, display: sql, roles: [role], grantees: [], schemas: [p.schema] }];
   });
 }

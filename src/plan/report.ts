@@ -2,7 +2,8 @@ import type { RoleScope } from '../config/rules.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { compare, type Change } from '../catalog/compare.js';
-import { orderPlan, Phase, planChange, type PlannedStatement } from './changes.js';
+import { orderPlan, planChange, type Planned } from './changes.js';
+import type { Statement } from '../sql/statement.js';
 import { admitter } from './scope.js';
 import { FIRST_USER_OID, isOurs, type ManagedRoles } from './role-ownership.js';
 import { comparable } from './versions.js';
@@ -10,7 +11,7 @@ import { comparable } from './versions.js';
 export interface Difference {
   change: Change;
   /** What converges it (admitted by the environment's rules); empty for objects, which are never created. */
-  statements: PlannedStatement[];
+  statements: Planned[];
   /** Set when its statements are left out of the plan on purpose. */
   held?: string;
   /**
@@ -24,7 +25,7 @@ export interface DriftReport {
   environment: string;
   differences: Difference[];
   /** Every statement that converges the environment, in an order that works. */
-  plan: PlannedStatement[];
+  plan: Statement[];
   /**
    * How many of the differences the configuration keeps from this environment altogether
    * (excluded_roles, its rules, carry_predefined_roles, carry_role_attributes): reported,
@@ -62,7 +63,7 @@ export function buildReport(
   for (const change of compare(both.source, both.target, compared)) {
     const planned = planChange(change, { targetVersionNum: target.serverVersionNum });
     // An object on one side only has no statement: its schema decides whether it is in scope.
-    const verdicts = (planned.length > 0 ? planned : [objectProbe(change)]).map(admission);
+    const verdicts = (planned.length > 0 ? planned.map((p) => p.statement) : [objectProbe(change)]).map(admission);
     if (verdicts.every((v) => !v.admitted && v.internal)) continue;
     const statements = planned.filter((_, i) => verdicts[i]?.admitted);
     const reasons = [...new Set(verdicts.flatMap((v) => (v.admitted ? [] : [v.reason])))];
@@ -96,13 +97,13 @@ function heldBack(change: Change, environment: EnvironmentConfig, options: Repor
  * What the rules see of a difference that has no statement: for an object on one side
  * only, a statement on its schema; for a role of the target's own, one naming it.
  */
-function objectProbe(change: Change): PlannedStatement {
+function objectProbe(change: Change): Statement {
   const schemas = change.type === 'object missing' || change.type === 'object extra' ? [change.object.schema] : [];
   const roles = change.type === 'role collision' || change.type === 'role extra' ? [change.name] : [];
-  return { phase: Phase.Grant, kind: 'GRANT', sql: '', display: '', roles, grantees: roles, schemas };
+  return { kind: 'GRANT', sql: '', display: '', roles, grantees: roles, schemas };
 }
 
-function notes(environment: EnvironmentConfig, settings: Settings, source: Catalog, target: Catalog, plan: PlannedStatement[]): string[] {
+function notes(environment: EnvironmentConfig, settings: Settings, source: Catalog, target: Catalog, plan: Statement[]): string[] {
   const out: string[] = [];
   if (settings.syncPasswords && !(source.verifiersRead && target.verifiersRead)) {
     const why = [

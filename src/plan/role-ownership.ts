@@ -1,5 +1,6 @@
-import type { ReplayStatement } from '../capture/statements.js';
+import type { Statement } from '../sql/statement.js';
 import { isPredefinedRole } from '../config/rules.js';
+import { SQLSTATE } from '../errors.js';
 import { withoutGrantor } from './target-statements.js';
 
 /**
@@ -49,12 +50,12 @@ export interface RoleConflict {
 
 export interface OwnershipVerdict {
   /** The statements to run, in order. */
-  kept: ReplayStatement[];
+  kept: Statement[];
   /** Why each left-out statement is not carried. */
   notes: string[];
   conflicts: RoleConflict[];
   /** Roles this batch creates there, by their CREATE ROLE: to be recorded as managed once created. */
-  creates: { role: string; statement: ReplayStatement }[];
+  creates: { role: string; statement: Statement }[];
   /** Managed roles this batch drops there, with their oids: to be forgotten once dropped. */
   drops: { role: string; oid: number }[];
   /** Managed roles this batch renames there. */
@@ -62,7 +63,7 @@ export interface OwnershipVerdict {
 }
 
 /** Every role name the statements and their author name, for one lookup on the target. */
-export function namesToLookUp(statements: ReplayStatement[], author: string | undefined): string[] {
+export function namesToLookUp(statements: Statement[], author: string | undefined): string[] {
   const names = new Set<string>(author === undefined ? [] : [author]);
   for (const s of statements) for (const r of s.roles) names.add(r);
   return [...names];
@@ -80,7 +81,7 @@ export function namesToLookUp(statements: ReplayStatement[], author: string | un
  * every later change behind it.
  */
 export function judgeStatements(
-  statements: ReplayStatement[],
+  statements: Statement[],
   author: string | undefined,
   roles: TargetRoles,
   owners: RoleOwners,
@@ -159,8 +160,8 @@ export function judgeStatements(
  * its role, or tolerates its absence. A predefined role a target's version lacks is for
  * the applier's version rewriting (server-version.ts) to say.
  */
-function requiredRoles(s: ReplayStatement): string[] {
-  if (s.ignoreCodes?.includes('42704')) return [];
+function requiredRoles(s: Statement): string[] {
+  if (s.ignoreCodes?.includes(SQLSTATE.undefinedObject)) return [];
   const named = s.roles.filter((r) => !isPredefinedRole(r));
   if (s.kind === 'CREATE ROLE' || s.kind === 'DROP ROLE') return named.filter((r) => r !== s.grantees[0]);
   return named;
@@ -180,11 +181,11 @@ export function mayChange(role: string, roles: TargetRoles, owners: RoleOwners):
  * as the sync user's, rather than held back for the grantor's sake.
  */
 export function settleGrantors(
-  statements: ReplayStatement[],
+  statements: Statement[],
   roles: TargetRoles,
   owners: RoleOwners,
   excluded: (role: string) => boolean,
-): { statements: ReplayStatement[]; notes: string[] } {
+): { statements: Statement[]; notes: string[] } {
   const notes: string[] = [];
   const created = new Set<string>();
   const settled = statements.map((s) => {

@@ -1,8 +1,7 @@
 import { compileRules, type RoleScope } from '../config/rules.js';
 import { admit } from './admit.js';
-import type { ReplayStatement } from '../capture/statements.js';
 import type { EnvironmentConfig } from '../config/schema.js';
-import type { PlannedStatement } from './changes.js';
+import type { Statement } from '../sql/statement.js';
 
 /**
  * Not admitted: why the daemon would not carry it (`reason`), and whether it is about
@@ -16,16 +15,10 @@ export type DriftAdmission = { admitted: true } | { admitted: false; internal: b
  * why: the configuration keeps it from there (excluded_roles, the environment's rules,
  * carry_predefined_roles, carry_role_attributes), or it names permsync's own roles.
  */
-export function admitter(environment: EnvironmentConfig, roles: RoleScope): (statement: PlannedStatement) => DriftAdmission {
+export function admitter(environment: EnvironmentConfig, roles: RoleScope): (statement: Statement) => DriftAdmission {
   const rules = compileRules(environment.rules);
   return (statement) => {
-    const replay: ReplayStatement = {
-      ordinal: 0, kind: statement.kind, sourceText: statement.display, sql: statement.sql,
-      roles: statement.roles, grantees: statement.grantees, schemas: statement.schemas,
-      ...(statement.granted !== undefined && { granted: statement.granted }),
-      ...(statement.attribute !== undefined && { attribute: statement.attribute }),
-    };
-    const verdict = admit(replay, rules, roles);
+    const verdict = admit(statement, rules, roles);
     if (verdict.admitted) return { admitted: true };
     const internal = [...statement.grantees, ...(statement.granted !== undefined ? [statement.granted] : [])].some((r) => roles.internal(r));
     return { admitted: false, internal, reason: verdict.reason };

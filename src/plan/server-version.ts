@@ -1,15 +1,16 @@
 import { parseSync, scanSync } from 'libpg-query';
 import { keepGrantees } from '../capture/statements.js';
-import { quoteIdent } from '../sql/quote.js';
+import { identifiers, quoteIdent } from '../sql/quote.js';
 import {
   DEFAULT_PRIVILEGE_TYPES_SINCE, hasPredefinedRole, HOLDS_EVERYTHING_SINCE, knowsDefaultPrivilegeType, knowsPrivilege,
   MEMBERSHIP_OPTIONS_SINCE, PARAMETER_PRIVILEGES_SINCE, postgres, PREDEFINED_ROLES_SINCE, PRIVILEGES_SINCE,
 } from '../pg-versions.js';
-import { TARGET_DATABASE, type TargetStatement } from './target-statements.js';
+import { TARGET_DATABASE } from './target-statements.js';
+import { shown, type Statement } from '../sql/statement.js';
 
 /** A statement as a server of some version takes it, and what the execution log says of the change. */
 export interface ForServer {
-  statements: TargetStatement[];
+  statements: Statement[];
   notes: string[];
 }
 
@@ -28,9 +29,9 @@ const MAY_NEED_CHANGE = /maintain|large|inherit|\bset\b|pg_|parameter/i;
  * behind it). Nothing is widened: a membership without SET is not granted where every
  * membership allows SET ROLE. Statements that need no change come back as the same object.
  */
-export function forServer(statement: TargetStatement, versionNum: number): ForServer {
+export function forServer(statement: Statement, versionNum: number): ForServer {
   const unchanged: ForServer = { statements: [statement], notes: [] };
-  const display = statement.display ?? statement.sql;
+  const display = shown(statement);
   if (statement.otherGrantors && versionNum < MEMBERSHIP_OPTIONS_SINCE) {
     return skipped(display, `other grantors still grant this membership on the source, and on ${postgres(versionNum)} a membership has one grantor: it stays`);
   }
@@ -95,7 +96,7 @@ function lacking(roles: string[], versionNum: number): string {
  * those grantees are cut from the list (the statement is skipped when none is left), and
  * what is left goes on to privileges(). Undefined when it names none.
  */
-function grantees(statement: TargetStatement, grant: GrantStmt, display: string, versionNum: number): ForServer | undefined {
+function grantees(statement: Statement, grant: GrantStmt, display: string, versionNum: number): ForServer | undefined {
   const younger = youngerRoles(grant.grantees, versionNum);
   if (younger.length === 0) return undefined;
   const reason = lacking(younger, versionNum);
@@ -126,7 +127,7 @@ function skipped(display: string, reason: string): ForServer {
  * SET FALSE: the membership is not granted there, and revoked if it was. Otherwise the
  * membership is granted with its ADMIN option, and an INHERIT option is noted as left out.
  */
-function membership(statement: TargetStatement, grant: GrantRoleStmt, display: string, versionNum: number): ForServer | undefined {
+function membership(statement: Statement, grant: GrantRoleStmt, display: string, versionNum: number): ForServer | undefined {
   const younger = (grant.granted_roles ?? []).map((r) => r.AccessPriv?.priv_name ?? '').find((name) => !hasPredefinedRole(versionNum, name));
   if (younger !== undefined) {
     return skipped(display, `${younger} is ${postgres(PREDEFINED_ROLES_SINCE.get(younger) as number)}'s, and this server runs ${postgres(versionNum)}`);
@@ -144,7 +145,7 @@ function membership(statement: TargetStatement, grant: GrantRoleStmt, display: s
   // Before 16 the grantor is the membership's record of who granted it, kept as it is.
   const by = grantor?.rolename !== undefined ? ` GRANTED BY ${quoteIdent(grantor.rolename)}` : '';
   const version = postgres(versionNum);
-  const as = (kind: TargetStatement['kind'], sql: string): TargetStatement => ({ ...statement, kind, sql, display: sql });
+  const as = (kind: Statement['kind'], sql: string): Statement => ({ ...statement, kind, sql, display: sql });
   if (options.get('set') === false) {
     return {
       statements: [as('REVOKE ROLE', `REVOKE ${role} FROM ${member}${by}`)],
@@ -164,7 +165,7 @@ function membership(statement: TargetStatement, grant: GrantRoleStmt, display: s
 }
 
 /** GRANT, REVOKE or ALTER DEFAULT PRIVILEGES naming privileges younger than the server: those are left out. */
-function privileges(statement: TargetStatement, grant: GrantStmt, display: string, versionNum: number): ForServer | undefined {
+function privileges(statement: Statement, grant: GrantStmt, display: string, versionNum: number): ForServer | undefined {
   const named = (grant.privileges ?? []).map((p) => p.AccessPriv?.priv_name ?? '');
   const unknown = [...new Set(named.map((n) => n.toUpperCase()).filter((n) => !knowsPrivilege(versionNum, n)))];
   if (unknown.length === 0) return undefined;
@@ -213,8 +214,8 @@ function withoutPrivileges(sql: string, drop: Set<string>, listed: number): stri
     if (depth === 0 && t.text === ',') items.push([]);
     else (items[items.length - 1] as Token[]).push(t);
   }
-  const name = (t: Token) => (t.text.startsWith('"') ? t.text.slice(1, -1).replaceAll('""', '"') : t.text.toLowerCase());
-  const kept = items.filter((item) => !(item.length === 1 && drop.has(name(item[0] as Token))));
+  const name = (t: Token) => identifiers(t.text)?.[0];
+  const kept = items.filter((item) => !(item.length === 1 && drop.has(name(item[0] as Token) ?? '')));
   if (items.length !== listed || kept.length === items.length || kept.length === 0) return undefined;
   const text = (from: number, to: number) => bytes.subarray(from, to).toString('utf8');
   const start = (tokens[first] as Token).start;

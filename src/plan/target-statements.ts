@@ -1,9 +1,5 @@
 import { quoteIdent } from '../sql/quote.js';
-import type { ReplayStatement } from '../capture/statements.js';
-
-/** What a target runs of a statement. */
-export type TargetStatement = Pick<ReplayStatement,
-  'kind' | 'sql' | 'display' | 'ignoreCodes' | 'privileged' | 'onTargetDatabase' | 'database' | 'grantor' | 'otherGrantors'>;
+import type { Statement } from '../sql/statement.js';
 
 /**
  * Stands for the target's own database in generated statements. A quoted identifier
@@ -22,7 +18,7 @@ export function withTargetDatabase(sql: string, database: string): string {
  * the sync user's (the bootstrap superuser's, for a superuser on 16+). The role watcher
  * writes the clause last, the grantor always quoted.
  */
-export function withoutGrantor<T extends TargetStatement>(statement: T): T {
+export function withoutGrantor<T extends Statement>(statement: T): T {
   if (statement.grantor === undefined) return statement;
   const clause = ` GRANTED BY ${quoteIdent(statement.grantor)}`;
   const cut = (sql: string) => (sql.endsWith(clause) ? sql.slice(0, -clause.length) : sql);
@@ -31,7 +27,7 @@ export function withoutGrantor<T extends TargetStatement>(statement: T): T {
 }
 
 /** A membership statement that names `grantor` in a GRANTED BY clause, written last as the role watcher writes it. */
-export function withGrantor<T extends TargetStatement>(statement: T, grantor: string): T {
+export function withGrantor<T extends Statement>(statement: T, grantor: string): T {
   const clause = ` GRANTED BY ${quoteIdent(grantor)}`;
   return { ...statement, grantor, sql: statement.sql + clause, ...(statement.display !== undefined && { display: statement.display + clause }) };
 }

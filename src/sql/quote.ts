@@ -25,10 +25,13 @@ const IDENTIFIER_LISTS = new Set(['search_path', 'temp_tablespaces']);
 
 /** Whitespace as PostgreSQL's list splitting sees it (scanner_isspace). */
 const LIST_SPACE = '[ \\t\\n\\r\\f]*';
-/** One element of a list setting, "quoted" ("" inside is one ") or bare, and the comma after it, if any. */
-const LIST_ELEMENT = `${LIST_SPACE}(?:"((?:[^"]|"")*)"|([^", \\t\\n\\r\\f][^, \\t\\n\\r\\f]*))${LIST_SPACE}(,|$)`;
+/** One element of a list, "quoted" ("" inside is one ") or bare, and the separator after it, if any. */
+const LIST_ELEMENTS = {
+  ',': new RegExp(`${LIST_SPACE}(?:"((?:[^"]|"")*)"|([^", \\t\\n\\r\\f][^, \\t\\n\\r\\f]*))${LIST_SPACE}(,|$)`, 'y'),
+  '.': new RegExp(`${LIST_SPACE}(?:"((?:[^"]|"")*)"|([^". \\t\\n\\r\\f][^. \\t\\n\\r\\f]*))${LIST_SPACE}(\\.|$)`, 'y'),
+};
 
-/** An element of a list setting: its text as stored, and what it stands for. */
+/** An element of a list: its text as stored, and what it stands for. */
 interface ListElement {
   raw: string;
   /** Without its double quotes ("" made "). */
@@ -37,26 +40,33 @@ interface ListElement {
 }
 
 /**
- * A stored list setting split as PostgreSQL splits one: at commas, an element in double
- * quotes kept whole with "" for ". undefined when the text is not a well-formed list
- * (any text can be stored: set_config, then SET ... FROM CURRENT). One pass over the text.
+ * A list split as PostgreSQL splits a list setting or a qualified name
+ * (SplitIdentifierString): at each `separator`, an element in double quotes kept whole
+ * with "" for ". undefined when the text is not a well-formed list (any text can be
+ * stored: set_config, then SET ... FROM CURRENT). One pass over the text.
  */
-function splitSettingList(text: string): ListElement[] | undefined {
+function splitList(text: string, separator: keyof typeof LIST_ELEMENTS = ','): ListElement[] | undefined {
   const elements: ListElement[] = [];
-  const element = new RegExp(LIST_ELEMENT, 'y');
+  const element = LIST_ELEMENTS[separator];
+  element.lastIndex = 0;
   let match: RegExpExecArray | null;
   while (element.lastIndex < text.length && (match = element.exec(text))) {
-    const [, quoted, bare, comma] = match;
+    const [, quoted, bare, after] = match;
     if (quoted !== undefined) elements.push({ raw: `"${quoted}"`, value: quoted.replaceAll('""', '"'), quoted: true });
     else elements.push({ raw: bare as string, value: bare as string, quoted: false });
-    if (comma === '') return elements;
+    if (after === '') return elements;
   }
   return undefined;
 }
 
-/** The identifier an element of search_path or temp_tablespaces names: unquoted, folded to lower case (ASCII), as PostgreSQL reads it. */
+/** The identifier an element names: unquoted, folded to lower case (ASCII), as PostgreSQL reads it. */
 function identifierOf(e: ListElement): string {
   return e.quoted ? e.value : e.value.replace(/[A-Z]+/g, (c) => c.toLowerCase());
+}
+
+/** The identifiers of a list (search_path's schemas, a qualified name's parts); undefined when it is no list. */
+export function identifiers(text: string, separator: keyof typeof LIST_ELEMENTS = ','): string[] | undefined {
+  return splitList(text, separator)?.map(identifierOf);
 }
 
 /** The longest role setting value carried (permsync.setting_value_sql): no setting needs more, and each role check pays for it. */
@@ -74,7 +84,7 @@ export function settingValueSql(key: string, value: string): string {
   const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes > MAX_SETTING_BYTES) return `DEFAULT /* permsync: value withheld: ${bytes} bytes, over the limit of ${MAX_SETTING_BYTES} */`;
   const lowered = key.toLowerCase();
-  const elements = LIST_SETTINGS.has(lowered) ? splitSettingList(value) : undefined;
+  const elements = LIST_SETTINGS.has(lowered) ? splitList(value) : undefined;
   if (!elements) return quoteLiteral(value);
   return elements.map((e) => quoteLiteral(IDENTIFIER_LISTS.has(lowered) ? identifierOf(e) : e.value)).join(', ');
 }
@@ -85,7 +95,12 @@ export function settingValueSql(key: string, value: string): string {
  * are kept as they are; text that is not a list is returned as it is.
  */
 export function searchPathAsUser(path: string, user: string): string {
-  const elements = splitSettingList(path);
+  const elements = splitList(path);
   if (!elements) return path;
   return elements.map((e) => (identifierOf(e) === '$user' ? quoteIdent(user) : e.raw)).join(', ');
+}
+
+/** The schemas of a search_path setting where `user` runs: "$user" is that user's; none when it is no list. */
+export function searchPathSchemas(path: string, user: string): string[] {
+  return (identifiers(path) ?? []).map((name) => (name === '$user' ? user : name));
 }

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { classifyError, type ClassifiedError } from '../errors.js';
+import { classifyError, serverDown, SQLSTATE, type ClassifiedError } from '../errors.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { loadParser } from '../capture/statements.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
@@ -9,7 +9,8 @@ import { keepSessionErrorsForTheNextQuery, withPooledSession } from '../pg-sessi
 import { readRoleHoldings, type RoleHoldings } from '../catalog/role-holdings.js';
 import { readCatalog, type Catalog } from '../catalog/catalog.js';
 import { forServer } from '../plan/server-version.js';
-import { withGrantor, withoutGrantor, withTargetDatabase, type TargetStatement } from '../plan/target-statements.js';
+import { withGrantor, withoutGrantor, withTargetDatabase } from '../plan/target-statements.js';
+import { shown, type Statement } from '../sql/statement.js';
 
 export interface SessionIdentity {
   /** The source's search_path when the statements ran. */
@@ -33,7 +34,7 @@ export interface ExecutionResult {
 }
 
 /** What runs on the target session before a transaction commits (see Target.execute). */
-export type BeforeCommit = (session: pg.ClientBase, took: TargetStatement[]) => Promise<void>;
+export type BeforeCommit = (session: pg.ClientBase, took: Statement[]) => Promise<void>;
 
 /** The oids of the roles named in $1 that the server has. */
 export const ROLE_OIDS = 'SELECT rolname AS name, oid::int8::float8 AS oid FROM pg_catalog.pg_roles WHERE rolname = ANY($1)';
@@ -59,7 +60,7 @@ interface SessionFacts {
  * a statement tolerates some SQLSTATEs or names a grantor, since that needs a savepoint
  * and a look at each error.
  */
-export function canRunTogether(statements: TargetStatement[]): boolean {
+export function canRunTogether(statements: Statement[]): boolean {
   return statements.every((s) => !s.ignoreCodes?.length && s.grantor === undefined);
 }
 
@@ -101,15 +102,15 @@ export class Target {
   }
 
   /** The session set-up, then the statements, as text: what runs, and what the log shows. */
-  plan(identity: SessionIdentity, statements: TargetStatement[], database = this.databaseFromUrl()) {
+  plan(identity: SessionIdentity, statements: Statement[], database = this.databaseFromUrl()) {
     const setup = [
       `SELECT pg_catalog.set_config('search_path', ${quoteLiteral(identity.searchPath)}, true)`,
       ...(identity.runAs !== undefined ? [`SET LOCAL ROLE ${quoteIdent(identity.runAs)}`] : []),
     ];
-    const fill = (sql: string, s: TargetStatement) =>
+    const fill = (sql: string, s: Statement) =>
       s.onTargetDatabase ? withTargetDatabase(sql, database)
         : s.database !== undefined ? withTargetDatabase(sql, this.databaseFor(s.database)) : sql;
-    const steps = statements.map((s) => ({ statement: s, sql: fill(s.sql, s), display: fill(s.display ?? s.sql, s) }));
+    const steps = statements.map((s) => ({ statement: s, sql: fill(s.sql, s), display: fill(shown(s), s) }));
     const appliedSql = [...setup, ...steps.map((s) => s.display)].map((s) => `${s};`).join('\n');
     return { setup, steps, appliedSql };
   }
@@ -172,7 +173,7 @@ export class Target {
    * sees the session and the statements that took effect (not those tolerated as already
    * so) before the transaction commits; if it fails, nothing commits.
    */
-  async execute(identity: SessionIdentity, statements: TargetStatement[], beforeCommit?: BeforeCommit): Promise<ExecutionResult> {
+  async execute(identity: SessionIdentity, statements: Statement[], beforeCommit?: BeforeCommit): Promise<ExecutionResult> {
     const startedAt = new Date();
     const t0 = performance.now();
     const notes: string[] = [];
@@ -198,16 +199,17 @@ export class Target {
       appliedSql = sent;
       await client.query('BEGIN');
       for (const sql of setup) await client.query((current = sql));
-      const took: TargetStatement[] = [];
+      const took: Statement[] = [];
       for (const step of steps) {
         current = step.display;
-        let tolerated = await runStep(client, step.sql, [...step.statement.ignoreCodes ?? [], ...(step.statement.grantor !== undefined ? [INSUFFICIENT_PRIVILEGE] : [])]);
-        if (tolerated?.code === INSUFFICIENT_PRIVILEGE && step.statement.grantor !== undefined && !step.statement.ignoreCodes?.includes(INSUFFICIENT_PRIVILEGE)) {
+        let tolerated = await runStep(client, step.sql, [...step.statement.ignoreCodes ?? [], ...(step.statement.grantor !== undefined ? [SQLSTATE.insufficientPrivilege] : [])]);
+        if (tolerated?.code === SQLSTATE.insufficientPrivilege && step.statement.grantor !== undefined
+            && !step.statement.ignoreCodes?.includes(SQLSTATE.insufficientPrivilege)) {
           // On 16+ the grantor must hold ADMIN OPTION here, which it may lack where its own
           // membership was left out: the membership is granted all the same, as the sync user's.
           const plain = withoutGrantor(step.statement);
           notes.push(`"${step.display}": granted as the sync user's: ${tolerated.message}`);
-          current = plain.display ?? plain.sql;
+          current = shown(plain);
           tolerated = await runStep(client, plain.sql, plain.ignoreCodes);
         }
         if (tolerated) notes.push(`"${step.display}": left as it is: ${tolerated.message} (SQLSTATE ${tolerated.code})`);
@@ -232,7 +234,7 @@ export class Target {
    * then runs the batches one by one (execute) to find out. Statements must pass
    * canRunTogether().
    */
-  async executeTogether(batches: { identity: SessionIdentity; statements: TargetStatement[] }[]): Promise<GroupResult> {
+  async executeTogether(batches: { identity: SessionIdentity; statements: Statement[] }[]): Promise<GroupResult> {
     const startedAt = new Date();
     const t0 = performance.now();
     const done = (fields: Partial<GroupResult>): GroupResult => ({
@@ -281,22 +283,22 @@ export class Target {
    * The statements this sync user may run, in the form this server's version takes
    * (plan/server-version.ts); what is left out is noted, with the reason.
    */
-  private runnable(statements: TargetStatement[], facts: SessionFacts, notes: string[]): TargetStatement[] {
+  private runnable(statements: Statement[], facts: SessionFacts, notes: string[]): Statement[] {
     return statements.flatMap((statement) => {
       let s = statement;
       if (s.privileged && !facts.superuser) {
-        notes.push(`skipped "${s.display ?? s.sql}": only a superuser may do this, and the sync user is not one`);
+        notes.push(`skipped "${shown(s)}": only a superuser may do this, and the sync user is not one`);
         return [];
       }
       if (s.database !== undefined && this.environment.databases?.[s.database] === undefined && s.database === facts.database) {
-        notes.push(`skipped "${s.display ?? s.sql}": database ${quoteIdent(s.database)} is another of the source's, and this environment's own ` +
+        notes.push(`skipped "${shown(s)}": database ${quoteIdent(s.database)} is another of the source's, and this environment's own ` +
           `has its name; environments[].databases maps it to one of this environment's`);
         return [];
       }
       if (s.grantor !== undefined && !facts.superuser) {
         // Only a superuser may name another grantor (before 16; on 16+, one with its privileges).
         s = withoutGrantor(s);
-        notes.push(`"${statement.display ?? statement.sql}": granted as the sync user's, which is no superuser and may not name the grantor`);
+        notes.push(`"${shown(statement)}": granted as the sync user's, which is no superuser and may not name the grantor`);
       }
       // A membership the source's bootstrap superuser granted names no grantor: 16+ records
       // any superuser's grant as the bootstrap superuser's, an older server as whoever ran it.
@@ -316,9 +318,6 @@ export class Target {
   }
 }
 
-/** Connection failures that say the server is down, starting or out of reach (not that it refuses us). */
-const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', '57P01', '57P02', '57P03']);
-
 /**
  * Not reaching the environment (refused, TLS, authentication) is never the batch's fault:
  * it is retried in order, so fixing the connection is all it takes. A server that is down
@@ -327,8 +326,7 @@ const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNR
  */
 function connectFailed(error: unknown): ClassifiedError & { unreachable: boolean } {
   const classified = classifyError(error);
-  const down = classified.code === undefined ? /timeout/i.test(classified.message) : DOWN_CODES.has(classified.code);
-  return { ...classified, kind: 'transient', unreachable: down };
+  return { ...classified, kind: 'transient', unreachable: serverDown(classified) };
 }
 
 /** After a failed transaction: roll it back, or discard the connection when it is broken. */
@@ -364,8 +362,6 @@ async function readFacts(client: pg.PoolClient): Promise<SessionFacts> {
     user: row.user, bootstrap: row.bootstrap,
   };
 }
-
-const INSUFFICIENT_PRIVILEGE = '42501';
 
 /**
  * Runs one statement; where some SQLSTATEs are tolerated (the statement is so already, or

@@ -1,0 +1,63 @@
+import type { CommandTag } from '../config/schema.js';
+
+/** What a statement does, as rules name it (config's command_tag). */
+export type StatementKind = CommandTag;
+
+/**
+ * A permission statement on its way to a target: cut out of what a DBA ran (capture),
+ * written by the role watcher, planned by drift or converge, or releasing a dropped role.
+ * Each stage fills in what it knows; the rules, the role checks and the target read the
+ * same fields whoever wrote it.
+ */
+export interface Statement {
+  kind: StatementKind;
+  /** The statement to run on a target: session-dependent parts made explicit. */
+  sql: string;
+  /** The statement as logs and the execution log show it (a password verifier masked); else `sql`. */
+  display?: string;
+  /** Roles the statement names (grantees, new owners, FOR ROLE, grantors), resolved to names: role_pattern rules. */
+  roles: string[];
+  /** The roles privileges are granted to or revoked from (not PUBLIC), or the role a role statement changes. */
+  grantees: string[];
+  /** Schemas of the objects it touches; unqualified names give the search_path's schemas. */
+  schemas: string[];
+  /** For GRANT/REVOKE of a role: the role granted or revoked. */
+  granted?: string;
+  /**
+   * GRANT, REVOKE and ALTER DEFAULT PRIVILEGES as a DBA typed them: the roles named beside
+   * the grantee list, and whether that list names PUBLIC. Each grantee is judged on its own
+   * (plan/admit.ts).
+   */
+  grantList?: { otherRoles: string[]; public: boolean };
+  /** SQLSTATEs that mean "already so" (CREATE ROLE of an existing role): tolerated. */
+  ignoreCodes?: string[];
+  /** Only a superuser may run it (SUPERUSER, REPLICATION, BYPASSRLS). */
+  privileged?: boolean;
+  /** The attribute clause a privileged statement sets: SUPERUSER, NOSUPERUSER, REPLICATION, ... */
+  attribute?: string;
+  /** For ALTER ROLE ... RENAME: the name the role had (grantees hold the new one). */
+  renamedFrom?: string;
+  /** Holds TARGET_DATABASE (plan/target-statements.ts), to be replaced by the target's database name. */
+  onTargetDatabase?: boolean;
+  /**
+   * Holds TARGET_DATABASE for this database of the source other than its own: replaced by
+   * the name the environment's `databases` maps it to (else the same name).
+   */
+  database?: string;
+  /** The role a membership statement names in GRANTED BY (the statement ends with that clause). */
+  grantor?: string;
+  /** A revoke of one grantor's membership that other grantors still grant on the source. */
+  otherGrantors?: boolean;
+  /** 1-based position in its batch (the client string, or the generated batch): notes name it so. */
+  ordinal?: number;
+  /** The statement as the DBA typed it, or as the role watcher shows it. */
+  sourceText?: string;
+}
+
+/** A statement of a batch read from the source: numbered, with its text. */
+export type BatchStatement = Statement & Required<Pick<Statement, 'ordinal' | 'sourceText'>>;
+
+/** The statement as logs and the execution log show it. */
+export function shown(statement: Statement): string {
+  return statement.display ?? statement.sql;
+}
