@@ -2,6 +2,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import importX from 'eslint-plugin-import-x';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 /**
@@ -49,8 +50,22 @@ const zones = [
   { target: 'src', from: 'dev', message: 'what ships (src/) does not import development-only code (dev/).' },
 ];
 
-export default [
+export default defineConfig(
   { ignores: ['dist/', 'node_modules/'] },
+  {
+    files: ['**/*.ts'],
+    extends: [tseslint.configs.recommendedTypeChecked],
+    languageOptions: { parserOptions: { projectService: { allowDefaultProject: ['vitest.config.ts'] } } },
+    rules: {
+      // `const { omitted: _, ...rest } = object` leaves a key out on purpose.
+      '@typescript-eslint/no-unused-vars': ['error', { ignoreRestSiblings: true }],
+    },
+  },
+  {
+    files: ['test/**/*.ts'],
+    // vitest types its asymmetric matchers (expect.any, expect.stringContaining) as any.
+    rules: { '@typescript-eslint/no-unsafe-assignment': 'off' },
+  },
   {
     files: ['**/*.ts'],
     languageOptions: { parser: tseslint.parser },
@@ -65,4 +80,4 @@ export default [
       'import-x/no-restricted-paths': ['error', { zones }],
     },
   },
-];
+);

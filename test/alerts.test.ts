@@ -33,7 +33,7 @@ describe('against a running daemon', () => {
     await p.adopt();
     // A drift check every second, so that its gauge has samples to look at.
     daemon = await p.startDaemon({ ...p.config({ settings: { driftCheckCron: '* * * * * *' } }), log: { level: 'error' } });
-    await waitFor(async () => daemon.isLeader(), 10_000, 'the daemon to lead');
+    await waitFor(() => daemon.isLeader(), 10_000, 'the daemon to lead');
     await p.dba('GRANT SELECT ON orders TO app');
     await p.settle();
     await waitFor(async () => (await scrape()).labelSets('permsync_drift_differences').length === 2, 20_000, 'a drift check');

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relationPrivileges } from './support/catalog.js';
-import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { startPipeline, type Pipeline } from './support/pipeline.js';
 
 /**
  * A batch statement replay cannot carry converges what it touched, and no more than its

@@ -206,7 +206,7 @@ describe('faults', () => {
     await p.environments[0]!.client.query('CREATE TABLE only_here (id int)');
     const daemon = await p.startDaemon(p.config({ environments: [{}, { onPermanentFailure: 'continue' }] }), logLines);
     await p.sourceClient.query('GRANT SELECT ON only_here TO app');
-    await waitFor(async () => notices.length > 0, 10_000, 'a failure notice');
+    await waitFor(() => notices.length > 0, 10_000, 'a failure notice');
     // Anyone may listen: the notice only says to look at v_failed_syncs.
     expect(notices).toEqual(['']);
     expect((await p.sourceClient.query(`SELECT environment_name, error_code, retry_state FROM permsync.v_failed_syncs`)).rows).toEqual([

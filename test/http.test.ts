@@ -20,6 +20,7 @@ let p: Pipeline;
 let source: pg.Pool;
 let servers: HttpServer[] = [];
 let daemons: Daemon[] = [];
+// eslint-disable-next-line @typescript-eslint/unbound-method -- pg's own query, put back after a test wraps it
 const query = pg.Client.prototype.query;
 
 beforeAll(async () => {
@@ -82,7 +83,7 @@ async function serve(metrics: DaemonMetrics, readiness: () => Promise<Readiness>
 }
 
 const url = (server: { port: number }, path: string) => `http://127.0.0.1:${server.port}${path}`;
-const readyAs = (role: Readiness['role']) => async (): Promise<Readiness> => ({ ready: true, role });
+const readyAs = (role: Readiness['role']) => (): Promise<Readiness> => Promise.resolve({ ready: true, role });
 
 async function scrape(server: { port: number }): Promise<Exposition> {
   const res = await fetch(url(server, '/metrics'));
@@ -143,7 +144,7 @@ describe('the HTTP surface', () => {
 
   it('answers /readyz 200 with the role when ready, 503 with the reason otherwise', async () => {
     let state: Readiness = { ready: true, role: 'leader' };
-    const server = await serve(newMetrics(), async () => state);
+    const server = await serve(newMetrics(), () => Promise.resolve(state));
     const readyz = async (s = server) => {
       const res = await fetch(url(s, '/readyz'));
       return { status: res.status, body: await res.json() };
@@ -208,7 +209,7 @@ describe('metrics of a daemon at work', () => {
               (SELECT coalesce(max(commit_seq), 0) FROM permsync.batches)::text AS seq`,
     );
     const daemon = await startDaemon();
-    await waitFor(async () => daemon.isLeader(), 10_000, 'the daemon to lead');
+    await waitFor(() => daemon.isLeader(), 10_000, 'the daemon to lead');
     const server = daemon.http;
     await quiesce();
     const before = await scrape(server);
@@ -305,7 +306,7 @@ describe('metrics of a daemon at work', () => {
 describe('leader and standby', () => {
   it('each report their role; one that cannot reach the source is not ready', async () => {
     const leader = await startDaemon();
-    await waitFor(async () => leader.isLeader(), 10_000, 'the first daemon to lead');
+    await waitFor(() => leader.isLeader(), 10_000, 'the first daemon to lead');
     // The standby reaches the source through a proxy, to be cut off from it.
     const sourceProxy = await TcpProxy.start(p.source.url);
     const config = p.config();
@@ -342,7 +343,7 @@ describe('leader and standby', () => {
 describe('readiness under a flood of probes', () => {
   it('asks the source on one session of its own, about once a second at most, never on the daemon\'s pool', async () => {
     const daemon = await startDaemon();
-    await waitFor(async () => daemon.isLeader(), 10_000, 'the daemon to lead');
+    await waitFor(() => daemon.isLeader(), 10_000, 'the daemon to lead');
     const readyz = async () => (await fetch(url(daemon.http, '/readyz'))).status;
     await expect.poll(readyz).toBe(200);
     // The daemon's sessions besides its pool (lease, listener, readiness), and the readiness one.

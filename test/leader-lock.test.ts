@@ -8,6 +8,7 @@ import { startServer, type TestServer } from './support/servers.js';
 
 let server: TestServer;
 let admin: pg.Client;
+// eslint-disable-next-line @typescript-eslint/unbound-method -- pg's own query, put back after a test wraps it
 const query = pg.Client.prototype.query;
 const locks: LeaderLock[] = [];
 
@@ -32,8 +33,14 @@ function newLock(events: string[], options: Partial<LeaderLockOptions> = {}): Le
   const lock = new LeaderLock({
     connectionString: server.url, applicationName: 'permsync-test', connectionTimeoutMs: 2000, intervalMs: 1000, leaseMs: 10_000,
     logger: pino({ level: 'silent' }),
-    onAcquired: async () => void events.push('acquired'),
-    onLost: async () => void events.push('lost'),
+    onAcquired: () => {
+      events.push('acquired');
+      return Promise.resolve();
+    },
+    onLost: () => {
+      events.push('lost');
+      return Promise.resolve();
+    },
     ...options,
   });
   locks.push(lock);
@@ -97,7 +104,7 @@ describe('the leader lease', () => {
     expect(standby.holder).toMatchObject({ pid: session?.pid, user: 'postgres', applicationName: 'other-daemon:lock' });
     // Killed: its lease has 10 s to run, but its session is gone.
     await admin.query('SELECT pg_terminate_backend($1, 5000)', [session?.pid]);
-    await waitFor(async () => standby.isLeader, 5000, 'the standby to take over');
+    await waitFor(() => standby.isLeader, 5000, 'the standby to take over');
     expect(events).toEqual(['acquired']);
     expect(standby.holder?.pid).not.toBe(session?.pid);
     await leader.client.end().catch(() => {});
@@ -110,7 +117,7 @@ describe('the leader lease', () => {
     const standby = newLock(events, { intervalMs: 200 });
     await standby.start();
     expect(standby.isLeader).toBe(false);
-    await waitFor(async () => standby.isLeader, 5000, 'the standby to take the expired lease');
+    await waitFor(() => standby.isLeader, 5000, 'the standby to take the expired lease');
     // The silent holder, asking again, finds the standby there.
     const { rows } = await silent.client.query<{ is_leader: boolean }>('SELECT is_leader FROM permsync.claim_leadership(1000)');
     expect(rows[0]?.is_leader).toBe(false);
@@ -141,7 +148,7 @@ describe('the leader lease', () => {
     await blocker.connect();
     await blocker.query('BEGIN; SELECT FROM permsync.leader FOR UPDATE');
     try {
-      await waitFor(async () => events.includes('lost'), 10_000, 'the leader to stop applying');
+      await waitFor(() => events.includes('lost'), 10_000, 'the leader to stop applying');
     } finally {
       await blocker.query('ROLLBACK');
       await blocker.end();

@@ -123,7 +123,7 @@ describe('locks another login holds', () => {
     const config = p.config({ environments: [{ rules }] });
     const daemon = await p.startDaemon({ ...config, source: { ...config.source, url: p.source.urlFor('postgres', 'locks_daemon', PASSWORD) } });
     try {
-      await waitFor(async () => daemon.isLeader(), PATIENCE_MS, 'the daemon to lead');
+      await waitFor(() => daemon.isLeader(), PATIENCE_MS, 'the daemon to lead');
       await p.dba('GRANT INSERT ON orders TO app');
       await p.settle(PATIENCE_MS);
       expect(await relationPrivileges(p.env('prod').client, 'orders')).toContain('app INSERT by postgres');
@@ -181,7 +181,7 @@ describe('install', () => {
       try {
         const second = install(client, { onWait: (holder) => waiting.push(holder) });
         second.catch(() => {}); // awaited below, unless the test fails first
-        await waitFor(async () => waiting.length > 0, PATIENCE_MS, 'the second install to say it waits');
+        await waitFor(() => waiting.length > 0, PATIENCE_MS, 'the second install to say it waits');
         expect(waiting[0]).toMatch(new RegExp(`pid ${held?.pid}, user postgres \\(other-install\\) from 127\\.0\\.0\\.1, in its transaction since `));
         await other.query('COMMIT');
         expect((await withTimeout(second, PATIENCE_MS, 'the second install to finish')).applied).toEqual([]);

@@ -147,8 +147,8 @@ describe('notifications are wake-ups only', () => {
             await c.query(`SELECT pg_notify('permsync_control', $1)`, [payload]);
           }
         });
-        await waitFor(async () => reads.mock.calls.length > 0, 5000, 'the daemon to read the controls');
-        await Promise.all(reads.mock.results.map((r) => r.value));
+        await waitFor(() => reads.mock.calls.length > 0, 5000, 'the daemon to read the controls');
+        await Promise.all(reads.mock.results.map((r): unknown => r.value));
       } finally {
         reads.mockRestore();
       }
@@ -261,7 +261,7 @@ describe('skip', () => {
     expect(await rows(`SELECT count(*)::int AS n FROM permsync.retry_queue`)).toEqual([{ n: 0 }]);
 
     // Who skipped what, when and why: for readers too.
-    expect(await as(READER, async (c) => (await c.query(
+    expect(await as(READER, async (c) => (await c.query<Record<string, string>>(
       `SELECT acted_by, action, environment_name, batch_id::text, reason FROM permsync.v_operator_actions WHERE action = 'skip'`,
     )).rows)).toEqual([
       { acted_by: OPERATOR, action: 'skip', environment_name: 'prod', batch_id: heldId, reason: 'the table is not in prod' },

@@ -269,7 +269,7 @@ describe('status views, through a daemon connected as permsync_daemon', () => {
       const result = await cli(['retry', '--env', 'prod'], LOGINS.operator);
       expect(result).toMatchObject({ code: 0, err: '' });
       expect(result.out).toMatch(new RegExp(`^retry requested for prod; failed batches to re-attempt:\nENVIRONMENT +BATCH +KIND +ERROR\nprod +${await batchId(failing)} +permanent +SQLSTATE 42P01: `));
-      await waitFor(async () => control.payloads.length > 0, 5000, 'the control notification');
+      await waitFor(() => control.payloads.length > 0, 5000, 'the control notification');
       // A bare wake-up: who asked for what is in the operator actions, for those who may read them.
       expect(control.payloads).toEqual(['']);
     } finally {
@@ -305,7 +305,7 @@ describe('control functions', () => {
         { key: 'dry_run', value: 'false' },
         { key: 'sync_enabled', value: 'true' },
       ]);
-      await waitFor(async () => control.payloads.length === 4, 5000, 'four control notifications');
+      await waitFor(() => control.payloads.length === 4, 5000, 'four control notifications');
       expect(control.payloads).toEqual(['', '', '', '']);
       expect(await rows(`SELECT acted_by, action, environment_name FROM permsync.v_operator_actions LIMIT 4`)).toEqual(
         ['disable_dry_run', 'enable_dry_run', 'enable_sync', 'disable_sync'].map((action) => ({ acted_by: LOGINS.admin, action, environment_name: null })),
@@ -328,7 +328,7 @@ describe('control functions', () => {
         });
       });
       expect(await rows(`SELECT paused FROM permsync.environments ORDER BY name`)).toEqual([{ paused: false }, { paused: false }]);
-      await waitFor(async () => control.payloads.length === 2, 5000, 'two control notifications');
+      await waitFor(() => control.payloads.length === 2, 5000, 'two control notifications');
       expect(await rows(`SELECT acted_by, action, environment_name FROM permsync.v_operator_actions LIMIT 2`)).toEqual([
         { acted_by: LOGINS.operator, action: 'resume', environment_name: 'prod' },
         { acted_by: LOGINS.operator, action: 'pause', environment_name: 'prod' },
@@ -352,7 +352,7 @@ describe('control functions', () => {
       expect(await rows('SELECT origin, target_environment, query_text, current_user_name, session_user_name, search_path FROM permsync.batches WHERE id = $1', [id])).toEqual([
         { origin: 'manual', target_environment: 'dev', query_text: sql, current_user_name: LOGINS.operator, session_user_name: LOGINS.operator, search_path: 'sales, public' },
       ]);
-      await waitFor(async () => capture.payloads.includes(id ?? ''), 5000, 'the capture notification');
+      await waitFor(() => capture.payloads.includes(id ?? ''), 5000, 'the capture notification');
       await p.settle();
       expect(await relationPrivileges(env('dev').client, 'sales.orders')).toContain(`app DELETE by ${LOGINS.operator}`);
       expect(await relationPrivileges(env('prod').client, 'sales.orders')).not.toContain(`app DELETE by ${LOGINS.operator}`);

@@ -32,8 +32,16 @@ async function expectEveryTargetEqualsSource(): Promise<void> {
 }
 
 /** The outcomes of the batch a client string wrote (stored with its literals masked). */
-async function executions(batchText: string): Promise<{ environment_name: string; execution_status: string; error_code: string | null; result_message: string | null; applied_sql: string | null }[]> {
-  const { rows } = await p.sourceClient.query(
+interface Execution {
+  environment_name: string;
+  execution_status: string;
+  error_code: string | null;
+  result_message: string | null;
+  applied_sql: string | null;
+}
+
+async function executions(batchText: string): Promise<Execution[]> {
+  const { rows } = await p.sourceClient.query<Execution>(
     `SELECT x.environment_name, x.execution_status, x.error_code, x.result_message, x.applied_sql
        FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
       WHERE b.query_text = permsync.masked_text($1) ORDER BY x.environment_name`,
@@ -351,7 +359,7 @@ describe('the execution log', () => {
     const text = 'GRANT SELECT ON sales.refunds TO app';
     await dba(text);
     await p.settle();
-    const { rows } = await p.sourceClient.query(
+    const { rows } = await p.sourceClient.query<Execution & { server_version: string; duration_ms: string }>(
       `SELECT x.* FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id WHERE b.query_text = $1`,
       [text],
     );

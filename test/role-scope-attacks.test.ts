@@ -75,19 +75,19 @@ afterAll(async () => {
 
 describe('role scope', () => {
   it('a look-alike of the target\'s bootstrap superuser (oid 10) does not take it over', async () => {
-    const before = (await prod.query(`SELECT rolname, rolpassword FROM pg_authid WHERE oid = 10`)).rows[0];
+    const before = (await prod.query<{ rolname: string; rolpassword: string | null }>(`SELECT rolname, rolpassword FROM pg_authid WHERE oid = 10`)).rows[0];
     expect(before?.rolname).toBe('root_dba');
     await asMallory(`CREATE ROLE root_dba LOGIN PASSWORD 'attacker-pw'`);
     await settle();
     await asMallory(`GRANT root_dba TO ${MALLORY}`);
     await settle();
-    const after = (await prod.query(`SELECT rolname, rolpassword FROM pg_authid WHERE oid = 10`)).rows[0];
+    const after = (await prod.query<{ rolname: string; rolpassword: string | null }>(`SELECT rolname, rolpassword FROM pg_authid WHERE oid = 10`)).rows[0];
     const members = (await prod.query(`SELECT pg_get_userbyid(member) AS member FROM pg_auth_members WHERE roleid = 10`)).rows;
     let attackerIn = false;
     const attacker = new pg.Client(p.env('prod').server.urlFor('postgres', 'root_dba', 'attacker-pw'));
     try {
       await attacker.connect();
-      attackerIn = (await attacker.query(`SELECT rolsuper FROM pg_roles WHERE rolname = current_user`)).rows[0]?.rolsuper === true;
+      attackerIn = (await attacker.query<{ rolsuper: boolean }>(`SELECT rolsuper FROM pg_roles WHERE rolname = current_user`)).rows[0]?.rolsuper === true;
     } catch {
       attackerIn = false;
     } finally {
@@ -124,7 +124,7 @@ describe('role scope', () => {
       `SELECT count(*)::int AS n FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
         WHERE d.datname = 'postgres' AND a.grantee = 0 AND a.privilege_type = 'CONNECT'`);
     // The role "PUBLIC" lost its grant there, and PUBLIC kept its own: the database's privileges are its defaults.
-    const { rows: acl } = await prod.query(`SELECT coalesce(datacl = acldefault('d', datdba), true) AS defaults FROM pg_database WHERE datname = 'postgres'`);
+    const { rows: acl } = await prod.query<{ defaults: boolean }>(`SELECT coalesce(datacl = acldefault('d', datdba), true) AS defaults FROM pg_database WHERE datname = 'postgres'`);
     expect({ publicConnect: rows[0]?.n, defaults: acl[0]?.defaults }).toEqual({ publicConnect: 1, defaults: true });
   });
 });
@@ -146,8 +146,8 @@ describe('operator controls', () => {
     await locker.query('COMMIT');
     await locker.end();
     await settle();
-    const { rows: [logged] } = await p.sourceClient.query(`SELECT execution_status FROM permsync.execution_log WHERE batch_id = $1`, [batch?.id]);
-    const { rows: [owner] } = await prod.query(`SELECT pg_get_userbyid(relowner) AS owner FROM pg_class WHERE oid = 't5'::regclass`);
+    const { rows: [logged] } = await p.sourceClient.query<{ execution_status: string }>(`SELECT execution_status FROM permsync.execution_log WHERE batch_id = $1`, [batch?.id]);
+    const { rows: [owner] } = await prod.query<{ owner: string }>(`SELECT pg_get_userbyid(relowner) AS owner FROM pg_class WHERE oid = 't5'::regclass`);
     expect({ status: logged?.execution_status, owner: owner?.owner }).toEqual({ status: 'success', owner: MALLORY });
   });
 });
@@ -171,7 +171,7 @@ describe('role scope: a race between the lookup and the statements', () => {
     const attacker = new pg.Client(p.env('prod').server.urlFor('postgres', 'oncall', 'attacker-pw'));
     try {
       await attacker.connect();
-      attackerIn = (await attacker.query(`SELECT rolsuper FROM pg_roles WHERE rolname = current_user`)).rows[0]?.rolsuper === true;
+      attackerIn = (await attacker.query<{ rolsuper: boolean }>(`SELECT rolsuper FROM pg_roles WHERE rolname = current_user`)).rows[0]?.rolsuper === true;
     } catch {
       attackerIn = false;
     } finally {
@@ -207,7 +207,7 @@ const arrangeLookAlikes = () => (lookAlikes ??= (async () => {
 describe('what held', () => {
   it('a managed author\'s GRANT, ALTER DEFAULT PRIVILEGES (FOR ROLE) and OWNER TO naming a role of prod\'s own; a rename onto one; a role prod dropped and created again; reconcile --drop-extra-roles drops none of prod\'s own', async () => {
     await arrangeLookAlikes();
-    const t7 = (await prod.query(`SELECT pg_get_userbyid(relowner) AS owner, relacl::text AS acl FROM pg_class WHERE oid = 't7'::regclass`)).rows[0];
+    const t7 = (await prod.query<{ owner: string; acl: string | null }>(`SELECT pg_get_userbyid(relowner) AS owner, relacl::text AS acl FROM pg_class WHERE oid = 't7'::regclass`)).rows[0];
     expect(t7?.owner).toBe(MALLORY);
     expect(t7?.acl ?? '').not.toMatch(/audit_ro/);
     const defaults = (await prod.query(`SELECT pg_get_userbyid(defaclrole) AS role, defaclacl::text AS acl FROM pg_default_acl`)).rows;
@@ -232,8 +232,8 @@ describe('reconcile', () => {
     const planned = (plan.report?.plan ?? []).map((s) => s.sql).filter((s) => /"audit_ro2?"/.test(s));
     const applied = await reconcile(config, environment, p.sourceClient, { apply: true, dropExtraRoles: false });
     expect(applied.failure).toBeUndefined();
-    const { rows: [t7] } = await prod.query(`SELECT relacl::text AS acl FROM pg_class WHERE oid = 't7'::regclass`);
-    const { rows: [schema] } = await prod.query(`SELECT nspacl::text AS acl FROM pg_namespace WHERE nspname = 'public'`);
+    const { rows: [t7] } = await prod.query<{ acl: string | null }>(`SELECT relacl::text AS acl FROM pg_class WHERE oid = 't7'::regclass`);
+    const { rows: [schema] } = await prod.query<{ acl: string | null }>(`SELECT nspacl::text AS acl FROM pg_namespace WHERE nspname = 'public'`);
     expect({ planned, t7: /audit_ro/.test(t7?.acl ?? ''), schema: /audit_ro/.test(schema?.acl ?? '') }).toEqual({ planned: [], t7: false, schema: false });
   });
 });

@@ -523,7 +523,7 @@ export class EnvironmentApplier {
   private async judge(batch: Batch, named: Statement[], author: string | undefined): Promise<OwnershipVerdict> {
     const unread = await this.readTargetRoles(namesToLookUp(named, author));
     if (unread) throw new Error(`the environment's roles could not be read: ${unread.message}`);
-    const settle = () => settleGrantors(named, this.presentRoles(), this.owners(), this.deps.roles.excluded);
+    const settle = () => settleGrantors(named, this.presentRoles(), this.owners(), (role) => this.deps.roles.excluded(role));
     let { statements, notes } = settle();
     let verdict = judgeStatements(statements, author, this.presentRoles(), this.owners());
     if (verdict.conflicts.length > 0) {

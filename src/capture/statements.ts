@@ -536,7 +536,7 @@ function collectSchemas(body: Fields, context: SessionContext): string[] {
     if (names.length > 1) schemas.add(names[names.length - 2] as string);
     else unqualified = true;
   };
-  const objtype = String(body.objtype ?? body.objectType ?? '');
+  const objtype = body.objtype ?? body.objectType;
   const inSchemaTarget = body.targtype === 'ACL_TARGET_ALL_IN_SCHEMA';
   if (objtype === 'OBJECT_SCHEMA' || inSchemaTarget) {
     for (const o of (body.objects ?? [body.object]) as unknown[]) for (const s of stringValues(o)) schemas.add(s);

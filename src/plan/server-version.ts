@@ -46,7 +46,7 @@ export function forServer(statement: Statement, versionNum: number): ForServer {
     if (onParameter && versionNum < PARAMETER_PRIVILEGES_SINCE) {
       return skipped(display, `privileges on parameters are ${postgres(PARAMETER_PRIVILEGES_SINCE)}'s, and this server runs ${postgres(versionNum)}`);
     }
-    if (stmts.length === 1) node = stmts[0]?.stmt as Record<string, unknown>;
+    if (stmts.length === 1) node = stmts[0]?.stmt;
   } catch {
     // What does not parse here needs no change.
   }

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Batch, RecordedCommand } from '../capture/batch.js';
-import type { Config, EnvironmentConfig } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
 import * as sourceSql from './queries.js';
 import { withPooledSession } from '../pg-sessions.js';
 import { readSourceOwners, readSourcePolicies, type HeldPolicy, type SourcePolicy } from '../catalog/role-holdings.js';

@@ -36,7 +36,7 @@ export async function startServer(name: string, options: ServerOptions = {}): Pr
   const major = options.major ?? DEFAULT_MAJOR;
   if (!options.embedded && (await useDocker())) return startContainer(name, major);
   const cluster = await startLocalCluster({ name, major });
-  return { name, major, url: cluster.url, urlFor: cluster.urlFor, destroy: cluster.destroy, cluster };
+  return { name, major, url: cluster.url, urlFor: (...args) => cluster.urlFor(...args), destroy: () => cluster.destroy(), cluster };
 }
 
 export async function startServers(names: string[], options: ServerOptions = {}): Promise<TestServer[]> {
