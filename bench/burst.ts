@@ -4,14 +4,14 @@ import { cpuPerStatement, cpuSnapshot, type CpuGroup } from './cpu.js';
 import { lastCommitSeq, waitApplied } from './progress.js';
 import { benchAcls, churn, connect } from './servers.js';
 
-export interface EnvironmentThroughput {
+interface EnvironmentThroughput {
   environment: string;
   /** From the first statement sent to this environment's last execution (s). */
   seconds: number;
   perSecond: number;
 }
 
-export interface OrderCheck {
+interface OrderCheck {
   /** Every environment logged every batch once, successfully, in commit order, and its ACLs equal the source's. */
   kept: boolean;
   problems: string[];

@@ -50,7 +50,7 @@ export async function measureStatementLatency(sides: Side[], options: CostOption
  * is odd) each side comes first equally often and follows every other side equally often.
  * A plain rotation would always put the same side after permsync's round.
  */
-export function balancedOrder(n: number, round: number): number[] {
+function balancedOrder(n: number, round: number): number[] {
   const base = Array.from({ length: n }, (_, j) => (j % 2 === 0 ? (n - j / 2) % n : (j + 1) / 2));
   const order = base.map((b) => (b + round) % n);
   return n % 2 === 1 && Math.floor(round / n) % 2 === 1 ? order.reverse() : order;

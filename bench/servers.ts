@@ -6,7 +6,7 @@ import { syncTriggerSql } from './sync-trigger.js';
 import { WAL_MESSAGE_ORDERED_SQL, WAL_MESSAGE_SQL } from './wal-message-trigger.js';
 
 export const ENVIRONMENTS = ['dev', 'test', 'preprod', 'prod'] as const;
-export const TABLES = 10;
+const TABLES = 10;
 
 /** Objects every server has: the statements the measurements send name them. */
 const SCHEMA = `
@@ -140,7 +140,7 @@ async function assertRoleCheckPasses(url: string): Promise<void> {
   });
 }
 
-export async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = await connect(url);
   try {
     return await use(client);

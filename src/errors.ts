@@ -18,7 +18,7 @@ export class UsageError extends PermsyncError {
 /** A failure of permsync's own that the same work may not meet again: retried, as a lost connection is. */
 export class TransientError extends PermsyncError {}
 
-export type FailureKind = 'transient' | 'permanent';
+type FailureKind = 'transient' | 'permanent';
 
 export interface ClassifiedError {
   kind: FailureKind;

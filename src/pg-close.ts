@@ -24,7 +24,7 @@ export async function settlesWithin(work: Promise<unknown>, ms: number): Promise
 }
 
 /** Closes the session's connection at once, whatever it was doing. */
-export function cutSession(client: pg.Client): void {
+function cutSession(client: pg.Client): void {
   client.connection.stream.destroy();
 }
 

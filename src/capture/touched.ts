@@ -17,7 +17,7 @@ export interface ObjectName {
   args: number | null;
 }
 
-export type Touched =
+type Touched =
   /** These objects (a schema's own name is `name`, with schema null), of one of these kinds. */
   | { on: 'objects'; kinds: readonly ObjectKind[]; names: ObjectName[] }
   /** Every object of these kinds in these schemas (ON ALL ... IN SCHEMA). */
@@ -90,7 +90,7 @@ export function touchesOfText(text: string, context: TouchContext, ordinals?: nu
 }
 
 /** What one statement touched; nothing for one that is no permission change. */
-export function touchesOfStatement(type: string, body: Fields, context: TouchContext): Touch[] {
+function touchesOfStatement(type: string, body: Fields, context: TouchContext): Touch[] {
   const touch = (touched: Touched, searchPaths = context.searchPaths): Touch => ({ touched, actors: context.actors, searchPaths });
   switch (type) {
     case 'GrantStmt':

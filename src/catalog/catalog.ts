@@ -72,7 +72,7 @@ export type GrantState = 'absent' | 'granted' | 'grantable';
 /** A database other than the current one, a tablespace or a parameter: shared by the cluster. */
 export type SharedKind = 'database' | 'tablespace' | 'parameter';
 
-export interface SharedObject {
+interface SharedObject {
   name: string;
   /** Effective privileges, but the owner's. */
   grants: Grant[];

@@ -2,7 +2,7 @@ import cron from 'node-cron';
 import * as z from 'zod';
 
 /** What rules can name: the permission statements, and the kinds of role statement the watcher writes. */
-export const COMMAND_TAGS = [
+const COMMAND_TAGS = [
   'GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES', 'ALTER OWNER',
   'CREATE ROLE', 'ALTER ROLE', 'DROP ROLE', 'COMMENT ON ROLE', 'GRANT ROLE', 'REVOKE ROLE', 'ALTER ROLE SET',
   'GRANT ON DATABASE', 'REVOKE ON DATABASE',
@@ -10,11 +10,11 @@ export const COMMAND_TAGS = [
 export type CommandTag = (typeof COMMAND_TAGS)[number];
 
 /** Role attributes only a superuser may set: carried only where the configuration says so. */
-export const PRIVILEGED_ATTRIBUTES = ['SUPERUSER', 'REPLICATION', 'BYPASSRLS'] as const;
-export type PrivilegedAttribute = (typeof PRIVILEGED_ATTRIBUTES)[number];
+const PRIVILEGED_ATTRIBUTES = ['SUPERUSER', 'REPLICATION', 'BYPASSRLS'] as const;
+type PrivilegedAttribute = (typeof PRIVILEGED_ATTRIBUTES)[number];
 
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface SyncRule {
   action: 'include' | 'exclude';

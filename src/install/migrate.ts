@@ -5,7 +5,7 @@ import { PermsyncError, RACED_CREATE } from '../errors.js';
 import { SQL_DIR } from '../paths.js';
 
 /** Oldest server the install supports: xid8 and the event trigger features used. */
-export const MIN_SERVER_VERSION_NUM = 140000;
+const MIN_SERVER_VERSION_NUM = 140000;
 
 /**
  * The version sql/schema.sql installs. Upgrades are sql/migrations/NNNN_name.sql, numbered

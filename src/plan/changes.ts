@@ -12,7 +12,7 @@ import type { Change, ObjectRef, PrivilegeChange, PrivilegeTarget } from '../cat
  * revokes come before grants (revoking a table privilege also revokes it on every column);
  * roles are dropped last, once they hold nothing here.
  */
-export enum Phase {
+enum Phase {
   CreateRole,
   AlterRole,
   RevokeMembership,

@@ -8,7 +8,7 @@ import { admitter } from './scope.js';
 import { FIRST_USER_OID, isOurs, type ManagedRoles } from './role-ownership.js';
 import { comparable } from './versions.js';
 
-export interface Difference {
+interface Difference {
   change: Change;
   /** What converges it (admitted by the environment's rules); empty for objects, which are never created. */
   statements: Planned[];

@@ -41,7 +41,7 @@ export function isOurs(name: string, oid: number, owners: RoleOwners): boolean {
 }
 
 /** A name the source uses that a target role permsync does not manage holds there. */
-export interface RoleConflict {
+interface RoleConflict {
   role: string;
   /** The target role's oid. */
   oid: number;

@@ -11,7 +11,7 @@ import { MAX_GENERATED_BYTES, MAX_RECORDED_COMMANDS, MAX_TEXT_BYTES } from '../c
  * without its text or statements (its size says why); a generated batch's text, which its
  * statements carry, never comes.
  */
-export const BATCH_COLUMNS = `
+const BATCH_COLUMNS = `
   b.id::text, b.commit_seq::text, b.origin, b.source_xid::text, b.statement_started_at,
   b.committed_at, b.session_user_name, b.current_user_name, b.current_user_is_superuser,
   b.search_path, b.backend_pid,
@@ -99,8 +99,6 @@ export const FETCH_SIBLING_BATCH_IDS = `
      AND NOT (EXISTS (SELECT FROM permsync.audit_log a WHERE a.batch_id = s.id AND a.nested)
               AND NOT EXISTS (SELECT FROM permsync.audit_log a WHERE a.batch_id = s.id AND NOT coalesce(a.nested, false)))
    ORDER BY s.source_xid`;
-
-export const MAX_COMMIT_SEQ = `SELECT coalesce(max(commit_seq), 0)::text AS seq FROM permsync.batches`;
 
 /**
  * Batch b (permsync.batches) is one environment e (permsync.environments) has yet to

@@ -70,7 +70,7 @@ export function identifiers(text: string, separator: keyof typeof LIST_ELEMENTS 
 }
 
 /** The longest role setting value carried (permsync.setting_value_sql): no setting needs more, and each role check pays for it. */
-export const MAX_SETTING_BYTES = 8192;
+const MAX_SETTING_BYTES = 8192;
 
 /**
  * A stored role setting as SQL for `ALTER ROLE ... SET key TO`, as

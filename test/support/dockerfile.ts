@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
  * Just enough of the Dockerfile format to check ours, and to replay its stages on this
  * machine (no Docker engine here): each stage's filesystem is a directory, RUN runs on the host.
  */
-export interface Instruction {
+interface Instruction {
   keyword: string;
   /** Everything after the keyword, continuation lines joined. */
   args: string;

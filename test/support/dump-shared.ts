@@ -36,10 +36,6 @@ function dumpTools(major: number): string | undefined {
     .sort((a, b) => b.major - a.major)[0]?.dir;
 }
 
-export function dumpAvailable(major: number): boolean {
-  return dumpTools(major) !== undefined;
-}
-
 export async function permissionDump(server: TestServer, options: DumpOptions): Promise<string[]> {
   const client = new pg.Client(server.url);
   await client.connect();

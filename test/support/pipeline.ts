@@ -12,7 +12,7 @@ import { waitFor } from './wait.js';
 
 export { waitFor };
 
-export interface Environment {
+interface Environment {
   name: string;
   server: TestServer;
   /** Every connection the daemon makes to this environment goes through the proxy. */

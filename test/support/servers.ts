@@ -39,10 +39,6 @@ export async function startServer(name: string, options: ServerOptions = {}): Pr
   return { name, major, url: cluster.url, urlFor: (...args) => cluster.urlFor(...args), destroy: () => cluster.destroy(), cluster };
 }
 
-export async function startServers(names: string[], options: ServerOptions = {}): Promise<TestServer[]> {
-  return Promise.all(names.map((name) => startServer(name, options)));
-}
-
 async function startContainer(name: string, major: PostgresMajor): Promise<TestServer> {
   let container: StartedTestContainer | undefined = await new GenericContainer(`postgres:${major}-alpine`)
     .withEnvironment({ POSTGRES_PASSWORD: 'postgres' })
