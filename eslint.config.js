@@ -13,8 +13,18 @@ import tseslint from 'typescript-eslint';
 const layers = [
   {
     name: 'core',
-    paths: ['src/sql', 'src/config', 'src/errors.ts', 'src/pg-versions.ts', 'src/pg-close.ts', 'src/pg-sessions.ts',
-      'src/deadline.ts', 'src/log.ts', 'src/paths.ts', 'src/redact.ts'],
+    paths: [
+      'src/sql',
+      'src/config',
+      'src/errors.ts',
+      'src/pg-versions.ts',
+      'src/pg-close.ts',
+      'src/pg-sessions.ts',
+      'src/deadline.ts',
+      'src/log.ts',
+      'src/paths.ts',
+      'src/redact.ts',
+    ],
   },
   // Reading a server's roles and privileges, and diffing two of them.
   { name: 'catalog', paths: ['src/catalog'] },
@@ -29,7 +39,10 @@ const layers = [
 ];
 
 /** Folders of one layer that stay apart: each stands on the layers below, not on its neighbour. */
-const apart = [['src/source', 'src/target'], ['src/apply', 'src/drift', 'src/watch']];
+const apart = [
+  ['src/source', 'src/target'],
+  ['src/apply', 'src/drift', 'src/watch'],
+];
 
 // A file of src/ outside every layer would escape the check.
 const unplaced = readdirSync(join(import.meta.dirname, 'src')).filter((entry) => !layers.some((l) => l.paths.includes(`src/${entry}`)));
@@ -42,11 +55,13 @@ const zones = [
     from: layers.slice(i + 1).flatMap((l) => l.paths),
     message: `${layer.name} imports nothing from a layer above it (${order}; see eslint.config.js).`,
   })),
-  ...apart.flatMap((group) => group.map((folder) => ({
-    target: folder,
-    from: group.filter((other) => other !== folder),
-    message: `${group.join(', ')} stand side by side: none imports another.`,
-  }))),
+  ...apart.flatMap((group) =>
+    group.map((folder) => ({
+      target: folder,
+      from: group.filter((other) => other !== folder),
+      message: `${group.join(', ')} stand side by side: none imports another.`,
+    })),
+  ),
   { target: 'src', from: 'dev', message: 'what ships (src/) does not import development-only code (dev/).' },
 ];
 

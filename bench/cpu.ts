@@ -31,8 +31,7 @@ export interface CpuGroup {
 export function cpuPerStatement(before: CpuSnapshot, after: CpuSnapshot, groups: CpuGroup[], statements: number): Map<string, number> {
   const spent = new Map<string, number>();
   for (const [pid, now] of after) {
-    const group = groups.find((g) =>
-      g.pids?.includes(pid) || (g.childrenOf?.includes(now.parent) && !g.except?.includes(pid)));
+    const group = groups.find((g) => g.pids?.includes(pid) || (g.childrenOf?.includes(now.parent) && !g.except?.includes(pid)));
     if (!group) continue;
     const ticks = now.ticks - (before.get(pid)?.ticks ?? 0);
     spent.set(group.name, (spent.get(group.name) ?? 0) + ticks);

@@ -25,8 +25,7 @@ export async function createGrants(client: pg.ClientBase, options: { tables: num
 }
 
 export type DriftResult =
-  | { measured: true; seconds: number; peakRssMb: number; exitCode: number | null; differences: number | null }
-  | { measured: false; reason: string };
+  { measured: true; seconds: number; peakRssMb: number; exitCode: number | null; differences: number | null } | { measured: false; reason: string };
 
 /**
  * `permsync drift --env ENV` as an operator runs it, in a process of its own: wall time
@@ -52,7 +51,17 @@ export async function runDrift(configFile: string, environment: string, dir: str
   const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--import', join(PACKAGE_ROOT, 'dist/bench/peak-rss.js'), join(PACKAGE_ROOT, 'bin/permsync.js'), 'drift', '--env', environment, '--json', '--config', configFile],
+      [
+        '--import',
+        join(PACKAGE_ROOT, 'dist/bench/peak-rss.js'),
+        join(PACKAGE_ROOT, 'bin/permsync.js'),
+        'drift',
+        '--env',
+        environment,
+        '--json',
+        '--config',
+        configFile,
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BENCH_PEAK_RSS_FILE: rssFile } },
     );
     let stderr = '';

@@ -48,7 +48,10 @@ type Step = keyof typeof STEPS;
 const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
 async function main(argv: string[]): Promise<void> {
-  const only = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+  const only = argv
+    .find((a) => a.startsWith('--only='))
+    ?.slice('--only='.length)
+    .split(',');
   const wanted = (step: Step) => !only || STEPS[step].some((id) => only.includes(id));
   const profile = argv.includes('--profile');
   const startedAt = new Date();
@@ -99,28 +102,61 @@ async function main(argv: string[]): Promise<void> {
         const cost = await measureStatementLatency(sides, { perSide, roundSize: SIZES.costRound, warmup: SIZES.costWarmup });
         dbaCost[durable ? 'durable' : 'noDiskWait'] = Object.fromEntries(cost);
         rows.push(...costRows('1', `DBA cost, permsync, ${mode}`, get(cost, 'permsync'), get(cost, 'plain'), 1.2));
-        rows.push(...costRows('1', `DBA cost, permsync's capture with no daemon on the same cores, ${mode}`,
-          get(cost, 'capture only'), get(cost, 'plain')));
+        rows.push(
+          ...costRows('1', `DBA cost, permsync's capture with no daemon on the same cores, ${mode}`, get(cost, 'capture only'), get(cost, 'plain')),
+        );
         rows.push(...costRows('2', `DBA cost, synchronous dblink design, ${mode}`, get(cost, 'sync'), get(cost, 'plain')));
-        rows.push(...costRows('1', `DBA cost, an event trigger that does nothing (the floor of any such capture), ${mode}`,
-          get(cost, 'empty trigger'), get(cost, 'plain')));
-        rows.push(...costRows('1', `DBA cost, no capture but wal_level = logical (what a WAL-based capture needs), ${mode}`,
-          get(cost, 'wal level logical'), get(cost, 'plain')));
-        rows.push(...costRows('1', `DBA cost, a WAL-message capture (not built: its floor, wal_level = logical), ${mode}`,
-          get(cost, 'wal message'), get(cost, 'plain')));
-        rows.push(...costRows('1', `DBA cost, the same after permsync's role check (what ordering roles first adds), ${mode}`,
-          get(cost, 'wal message ordered'), get(cost, 'plain')));
+        rows.push(
+          ...costRows(
+            '1',
+            `DBA cost, an event trigger that does nothing (the floor of any such capture), ${mode}`,
+            get(cost, 'empty trigger'),
+            get(cost, 'plain'),
+          ),
+        );
+        rows.push(
+          ...costRows(
+            '1',
+            `DBA cost, no capture but wal_level = logical (what a WAL-based capture needs), ${mode}`,
+            get(cost, 'wal level logical'),
+            get(cost, 'plain'),
+          ),
+        );
+        rows.push(
+          ...costRows(
+            '1',
+            `DBA cost, a WAL-message capture (not built: its floor, wal_level = logical), ${mode}`,
+            get(cost, 'wal message'),
+            get(cost, 'plain'),
+          ),
+        );
+        rows.push(
+          ...costRows(
+            '1',
+            `DBA cost, the same after permsync's role check (what ordering roles first adds), ${mode}`,
+            get(cost, 'wal message ordered'),
+            get(cost, 'plain'),
+          ),
+        );
       }
     }
 
     if (wanted('propagation')) {
       say(`3: propagation at ${SIZES.propagationPerSecond} statements/s for ${SIZES.propagationSeconds} s`);
       const propagation = await measurePropagation(dba, monitor, ENVIRONMENTS, {
-        perSecond: SIZES.propagationPerSecond, seconds: SIZES.propagationSeconds, warmupSeconds: SIZES.propagationWarmupSeconds,
+        perSecond: SIZES.propagationPerSecond,
+        seconds: SIZES.propagationSeconds,
+        warmupSeconds: SIZES.propagationWarmupSeconds,
       });
       results.propagation = propagation;
       const d = propagation.allEnvironments;
-      rows.push({ id: '3', measurement: `propagation to all 4, p50 (sent ${rate(propagation.sentPerSecond)})`, figure: ms(d.p50), goal: '', met: null });
+      rows.push({
+        id: '3',
+        measurement: `propagation to all 4, p50 (sent ${rate(propagation.sentPerSecond)})`,
+        figure: ms(d.p50),
+        goal: '',
+        met: null,
+      });
       rows.push({ id: '3', measurement: 'propagation to all 4, p99', figure: `${ms(d.p99)} (max ${ms(d.max)})`, goal: '< 100 ms', met: d.p99 < 100 });
     }
 
@@ -134,7 +170,7 @@ async function main(argv: string[]): Promise<void> {
         { name: 'sending client', pids: [process.pid] },
         { name: "DBA's session (capture)", pids: [dbaPid] },
         { name: 'daemon', pids: [daemon.pid] },
-        { name: "source for the daemon (its sessions, WAL writer, ...)", childrenOf: [postmaster(servers.source)], except: [dbaPid, monitorPid] },
+        { name: 'source for the daemon (its sessions, WAL writer, ...)', childrenOf: [postmaster(servers.source)], except: [dbaPid, monitorPid] },
         { name: 'four targets', childrenOf: [...servers.targets.values()].map(postmaster) },
       ]);
       say(`5: ${SIZES.catchUpEnvironment} down while ${SIZES.catchUp} statements commit, then back`);
@@ -158,7 +194,10 @@ async function main(argv: string[]): Promise<void> {
         const detection = await measureDetection(dba, monitor, SIZES.detections, ROLE_WATCH_INTERVAL_MS);
         say(`6: DBA cost again with ${SIZES.roles} roles (every captured command checks the roles first)`);
         const cost = await measureStatementLatency(
-          [{ name: 'permsync', client: dba, afterRound: await settle() }, { name: 'plain', client: plain }],
+          [
+            { name: 'permsync', client: dba, afterRound: await settle() },
+            { name: 'plain', client: plain },
+          ],
           { perSide: SIZES.costAtRolesPerSide, roundSize: SIZES.costRound, warmup: SIZES.costRound },
         );
         results.roleWatcher = { checkWithFewRoles: fewRoles, check, detection, dbaCost: Object.fromEntries(cost) };
@@ -177,7 +216,13 @@ async function main(argv: string[]): Promise<void> {
       results.drift = drift;
       rows.push(
         drift.measured
-          ? { id: '7', measurement: `drift --env ${SIZES.driftEnvironment} (${drift.differences ?? '?'} differences), time`, figure: seconds(drift.seconds), goal: '', met: null }
+          ? {
+              id: '7',
+              measurement: `drift --env ${SIZES.driftEnvironment} (${drift.differences ?? '?'} differences), time`,
+              figure: seconds(drift.seconds),
+              goal: '',
+              met: null,
+            }
           : { id: '7', measurement: 'drift', figure: `not measured: ${drift.reason}`, goal: '', met: null },
       );
       if (drift.measured) rows.push({ id: '7', measurement: 'drift, peak RSS of the process', figure: mb(drift.peakRssMb), goal: '', met: null });
@@ -190,8 +235,14 @@ async function main(argv: string[]): Promise<void> {
     const postgres = await serverVersion(monitor);
     process.stdout.write(`servers: embedded PostgreSQL ${postgres} for all eight (the synchronous design uses its contrib dblink)\n`);
     const file = await writeResults(startedAt, {
-      startedAt, version: gitVersion(), node: process.version, postgres,
-      load: { atStart: loadAtStart, atEnd: loadAtEnd, cores: cpus().length }, sizes: SIZES, table: rows, results,
+      startedAt,
+      version: gitVersion(),
+      node: process.version,
+      postgres,
+      load: { atStart: loadAtStart, atEnd: loadAtEnd, cores: cpus().length },
+      sizes: SIZES,
+      table: rows,
+      results,
     });
     process.stdout.write(`results: ${file}\n`);
     finished = true;

@@ -21,7 +21,11 @@ export function printTable(rows: Row[], out: (line: string) => void): void {
   const headers = ['#', 'measurement', 'figure', 'goal', 'met'];
   const cells = rows.map((r) => [r.id, r.measurement, r.figure, r.goal, r.met === null ? '-' : r.met ? 'yes' : 'NO']);
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
-  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i] as number)).join('  ').trimEnd();
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths[i] as number))
+      .join('  ')
+      .trimEnd();
   out(line(headers));
   out(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const c of cells) out(line(c));

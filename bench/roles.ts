@@ -47,12 +47,16 @@ export async function measureDetection(dba: pg.Client, monitor: pg.Client, sampl
   const detection: number[] = [];
   for (let i = 0; i < samples; i++) {
     await sleep(Math.random() * intervalMs);
-    const { rows: [newest] } = await monitor.query<{ id: string }>('SELECT coalesce(max(id), 0)::text AS id FROM permsync.batches');
+    const {
+      rows: [newest],
+    } = await monitor.query<{ id: string }>('SELECT coalesce(max(id), 0)::text AS id FROM permsync.batches');
     await dba.query(i % 2 === 0 ? 'CREATE ROLE bench_watched' : 'DROP ROLE bench_watched');
     const committedAt = Date.now();
     const deadline = committedAt + 10_000;
     for (;;) {
-      const { rows: [batch] } = await monitor.query<{ committed: number }>(
+      const {
+        rows: [batch],
+      } = await monitor.query<{ committed: number }>(
         `SELECT extract(epoch FROM committed_at)::float8 * 1000 AS committed FROM permsync.batches
           WHERE id > $1 AND origin = 'role_watcher' AND commit_seq IS NOT NULL ORDER BY id LIMIT 1`,
         [newest?.id],

@@ -61,10 +61,14 @@ const SERVER_SETTINGS = { fsync: 'on', synchronous_commit: 'off' };
 
 export async function startBenchServers(): Promise<BenchServers> {
   const names = ['source', 'plain', 'sync', 'wal', ...ENVIRONMENTS];
-  const clusters = await Promise.all(names.map((name) => startLocalCluster({
-    name: `bench-${name}`,
-    settings: name === 'wal' ? { ...SERVER_SETTINGS, wal_level: 'logical' } : SERVER_SETTINGS,
-  })));
+  const clusters = await Promise.all(
+    names.map((name) =>
+      startLocalCluster({
+        name: `bench-${name}`,
+        settings: name === 'wal' ? { ...SERVER_SETTINGS, wal_level: 'logical' } : SERVER_SETTINGS,
+      }),
+    ),
+  );
   const [source, plain, sync, wal, ...targets] = clusters as [LocalCluster, LocalCluster, LocalCluster, LocalCluster, ...LocalCluster[]];
   const servers: BenchServers = {
     source,
@@ -92,7 +96,8 @@ export async function startBenchServers(): Promise<BenchServers> {
     await withClient(source.url, async (client) => {
       for (const [i, target] of targets.entries()) {
         const { rows } = await withClient(target.url, (t) =>
-          t.query<{ oid: number; name: string }>(`SELECT oid::int8::float8 AS oid, rolname AS name FROM pg_roles WHERE rolname = 'bench_app'`));
+          t.query<{ oid: number; name: string }>(`SELECT oid::int8::float8 AS oid, rolname AS name FROM pg_roles WHERE rolname = 'bench_app'`),
+        );
         await recordManagedRoles(client, ENVIRONMENTS[i] as string, rows, 'adopted');
       }
     });
@@ -135,7 +140,8 @@ async function assertRoleCheckPasses(url: string): Promise<void> {
   await withClient(url, async (client) => {
     await client.query('SELECT permsync.capture_role_changes()');
     const { rows } = await client.query<{ ok: boolean }>(
-      'SELECT permsync.role_snapshot_matches(true) AND written_by IS NULL AS ok FROM permsync.role_snapshot');
+      'SELECT permsync.role_snapshot_matches(true) AND written_by IS NULL AS ok FROM permsync.role_snapshot',
+    );
     if (!rows[0]?.ok) throw new Error(`bench setup: permsync's role check in ${new URL(url).pathname.slice(1)} would not take its common path`);
   });
 }

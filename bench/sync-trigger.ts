@@ -7,9 +7,7 @@
  * targets' commits are as durable as the DBA's (synchronous_commit is passed on).
  */
 export function syncTriggerSql(targets: { name: string; port: number }[]): string {
-  const rows = targets
-    .map((t) => `('${t.name}', 'host=127.0.0.1 port=${t.port} dbname=postgres user=postgres password=postgres')`)
-    .join(', ');
+  const rows = targets.map((t) => `('${t.name}', 'host=127.0.0.1 port=${t.port} dbname=postgres user=postgres password=postgres')`).join(', ');
   return `
     CREATE EXTENSION dblink;
     CREATE SCHEMA bench_sync;

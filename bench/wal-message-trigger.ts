@@ -48,6 +48,9 @@ export const WAL_MESSAGE_SQL = `CREATE SCHEMA bench_wal; ${EMIT_COMMAND.replace(
 export const WAL_MESSAGE_ORDERED_SQL = `
   ALTER EVENT TRIGGER permsync_capture DISABLE;
   CREATE SCHEMA bench_wal;
-  ${EMIT_COMMAND.replace('%ORDERING%', `IF NOT permsync.role_snapshot_matches(true) THEN
+  ${EMIT_COMMAND.replace(
+    '%ORDERING%',
+    `IF NOT permsync.role_snapshot_matches(true) THEN
           PERFORM permsync.capture_role_changes();
-      END IF;`)}`;
+      END IF;`,
+  )}`;

@@ -116,16 +116,18 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
         logger.warn('source settings changed: they take effect at the next restart');
       }
       current = { ...next, source: current.source };
-      await lock.whileLeading(async () => {
-        await runtime?.stop();
-        runtime = undefined;
-        runtime = await startRuntime(current, logger, source, store, metrics);
-      }).catch(async (error) => {
-        // Not applying while holding the lease would stall every standby too: let go of it.
-        logger.error({ err: error }, 'could not start applying with the new configuration; releasing the leader lease');
-        await lock.release();
-        throw error;
-      });
+      await lock
+        .whileLeading(async () => {
+          await runtime?.stop();
+          runtime = undefined;
+          runtime = await startRuntime(current, logger, source, store, metrics);
+        })
+        .catch(async (error) => {
+          // Not applying while holding the lease would stall every standby too: let go of it.
+          logger.error({ err: error }, 'could not start applying with the new configuration; releasing the leader lease');
+          await lock.release();
+          throw error;
+        });
       logger.info({ environments: current.environments.map((e) => e.name) }, 'configuration reloaded');
     },
     // Bounded whatever is down: the batch in flight gets STOP_GRACE_MS (daemon/runtime.ts), sessions that do not end are cut.

@@ -55,30 +55,54 @@ export const SQLSTATE = {
 
 /** A statement names an object that is not there (a later batch removed it, say). */
 export const OBJECT_GONE: ReadonlySet<string> = new Set([
-  SQLSTATE.undefinedObject, SQLSTATE.undefinedTable, SQLSTATE.undefinedFunction, SQLSTATE.undefinedSchema,
+  SQLSTATE.undefinedObject,
+  SQLSTATE.undefinedTable,
+  SQLSTATE.undefinedFunction,
+  SQLSTATE.undefinedSchema,
 ]);
 /** What a database without permsync's schema, or with an older one, answers a query of it. */
 export const NOT_INSTALLED: ReadonlySet<string> = new Set([SQLSTATE.undefinedSchema, SQLSTATE.undefinedTable, SQLSTATE.undefinedFunction]);
 /** Two sessions created the same object at once: the one that lost finds it there. */
 export const RACED_CREATE: ReadonlySet<string> = new Set([SQLSTATE.uniqueViolation, SQLSTATE.duplicateSchema, SQLSTATE.duplicateTable]);
 /** Node/pg errors that mean the connection, not the statement, failed. */
-const CONNECTION_FAILED: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
+const CONNECTION_FAILED: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+]);
 /** The server is down, starting or out of reach (not refusing us: that is authentication's or TLS's codes). */
 const SERVER_DOWN: ReadonlySet<string> = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH',
-  SQLSTATE.adminShutdown, SQLSTATE.crashShutdown, SQLSTATE.cannotConnectNow,
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  SQLSTATE.adminShutdown,
+  SQLSTATE.crashShutdown,
+  SQLSTATE.cannotConnectNow,
 ]);
 /** SQLSTATE classes after which the session is gone: connection exceptions, and the server shutting down or cutting it off. */
 const CONNECTION_LOST_CLASSES = ['08', '57P'];
 /** SQLSTATE classes and codes after which the same statement may succeed later. */
 const TRANSIENT_CLASSES = ['08', '53', '57', '58'];
 const TRANSIENT_CODES: ReadonlySet<string> = new Set([
-  SQLSTATE.serializationFailure, SQLSTATE.deadlockDetected, SQLSTATE.lockNotAvailable, SQLSTATE.objectInUse,
+  SQLSTATE.serializationFailure,
+  SQLSTATE.deadlockDetected,
+  SQLSTATE.lockNotAvailable,
+  SQLSTATE.objectInUse,
   // As raised by "tuple concurrently updated".
   SQLSTATE.internalError,
 ]);
 const TRANSIENT_MESSAGES = [
-  /timeout/i, /Connection terminated/i, /tuple concurrently updated/i, /connection.*(lost|closed|ended)/i,
+  /timeout/i,
+  /Connection terminated/i,
+  /tuple concurrently updated/i,
+  /connection.*(lost|closed|ended)/i,
   // pg, on a pooled session whose server went away before the pool noticed.
   /is not queryable/i,
 ];

@@ -28,7 +28,11 @@ export const PREDEFINED_ROLES_SINCE: ReadonlyMap<string, number> = new Map([
 
 /** From this version on a server holds everything above: nothing needs a change for it. */
 export const HOLDS_EVERYTHING_SINCE = Math.max(
-  MEMBERSHIP_OPTIONS_SINCE, PARAMETER_PRIVILEGES_SINCE, ...PRIVILEGES_SINCE.values(), ...DEFAULT_PRIVILEGE_TYPES_SINCE.values(), ...PREDEFINED_ROLES_SINCE.values(),
+  MEMBERSHIP_OPTIONS_SINCE,
+  PARAMETER_PRIVILEGES_SINCE,
+  ...PRIVILEGES_SINCE.values(),
+  ...DEFAULT_PRIVILEGE_TYPES_SINCE.values(),
+  ...PREDEFINED_ROLES_SINCE.values(),
 );
 
 /** "PostgreSQL 14", for messages. */

@@ -49,8 +49,13 @@ describe('against a running daemon', () => {
     const states: Record<string, string> = {};
     for (const labels of m.labelSets('permsync_environment_state')) {
       const environment = labels.environment as string;
-      expect(m.labelSets('permsync_environment_state').filter((l) => l.environment === environment).map((l) => l.state).sort())
-        .toEqual(['disabled', 'failing', 'held', 'ok', 'paused', 'pending', 'sync_disabled']);
+      expect(
+        m
+          .labelSets('permsync_environment_state')
+          .filter((l) => l.environment === environment)
+          .map((l) => l.state)
+          .sort(),
+      ).toEqual(['disabled', 'failing', 'held', 'ok', 'paused', 'pending', 'sync_disabled']);
       if (m.value('permsync_environment_state', labels) === 1) {
         expect(states[environment], `${environment} has one state`).toBeUndefined();
         states[environment] = labels.state as string;
@@ -62,11 +67,17 @@ describe('against a running daemon', () => {
   /** Waits until v_environment_status and /metrics both say `expected`. */
   async function statesBecome(expected: Record<string, string>): Promise<void> {
     let seen: unknown;
-    await waitFor(async () => {
-      const { rows } = await p.sourceClient.query<{ environment: string; state: string }>('SELECT environment, state FROM permsync.v_environment_status');
-      seen = { view: Object.fromEntries(rows.map((r) => [r.environment, r.state])), metrics: await exportedStates() };
-      return JSON.stringify(seen) === JSON.stringify({ view: expected, metrics: expected });
-    }, 10_000, `the states ${JSON.stringify(expected)}`).catch((error: Error) => {
+    await waitFor(
+      async () => {
+        const { rows } = await p.sourceClient.query<{ environment: string; state: string }>(
+          'SELECT environment, state FROM permsync.v_environment_status',
+        );
+        seen = { view: Object.fromEntries(rows.map((r) => [r.environment, r.state])), metrics: await exportedStates() };
+        return JSON.stringify(seen) === JSON.stringify({ view: expected, metrics: expected });
+      },
+      10_000,
+      `the states ${JSON.stringify(expected)}`,
+    ).catch((error: Error) => {
       throw new Error(`${error.message}; last seen ${JSON.stringify(seen)}`);
     });
   }
@@ -74,7 +85,9 @@ describe('against a running daemon', () => {
   it('says held for an environment held by a permanent failure, and each other state, as v_environment_status does', async () => {
     await statesBecome({ dev: 'ok', prod: 'held' });
     // Skipped by an operator, the batch no longer holds prod.
-    const { rows: [held] } = await p.sourceClient.query<{ id: string }>(
+    const {
+      rows: [held],
+    } = await p.sourceClient.query<{ id: string }>(
       "SELECT batch_id::text AS id FROM permsync.execution_log WHERE environment_name = 'prod' AND execution_status = 'failed'",
     );
     await p.sourceClient.query("SELECT * FROM permsync.skip_batch('prod', $1, 'no orders table in prod')", [held?.id]);

@@ -25,9 +25,13 @@ function promtool(args: string[], cwd = PROMETHEUS_DIR): Promise<{ code: number 
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.on('error', (error: NodeJS.ErrnoException) =>
-      reject(error.code === 'ENOENT'
-        ? new Error('promtool is not installed: it comes with the Debian package prometheus (apt-get install --no-install-recommends prometheus), which .ci/run installs')
-        : error),
+      reject(
+        error.code === 'ENOENT'
+          ? new Error(
+              'promtool is not installed: it comes with the Debian package prometheus (apt-get install --no-install-recommends prometheus), which .ci/run installs',
+            )
+          : error,
+      ),
     );
     child.on('close', (code) => resolve({ code, output }));
   });
@@ -35,9 +39,20 @@ function promtool(args: string[], cwd = PROMETHEUS_DIR): Promise<{ code: number 
 
 /** What each alert of the issue is called: held, lag, pending, leader (none or two), listener, role watcher, drift, daemon down. */
 const ALERTS = [
-  'PermsyncEnvironmentHeld', 'PermsyncEnvironmentLagging', 'PermsyncPendingGrowing', 'PermsyncNoLeader', 'PermsyncSeveralLeaders',
-  'PermsyncListenerDisconnected', 'PermsyncRoleWatcherFailing', 'PermsyncDriftFound', 'PermsyncDriftCheckFailing',
-  'PermsyncRoleConflicts', 'PermsyncSourceUnreachable', 'PermsyncDaemonDown', 'PermsyncDaemonsAllDown', 'PermsyncMetricsAbsent',
+  'PermsyncEnvironmentHeld',
+  'PermsyncEnvironmentLagging',
+  'PermsyncPendingGrowing',
+  'PermsyncNoLeader',
+  'PermsyncSeveralLeaders',
+  'PermsyncListenerDisconnected',
+  'PermsyncRoleWatcherFailing',
+  'PermsyncDriftFound',
+  'PermsyncDriftCheckFailing',
+  'PermsyncRoleConflicts',
+  'PermsyncSourceUnreachable',
+  'PermsyncDaemonDown',
+  'PermsyncDaemonsAllDown',
+  'PermsyncMetricsAbsent',
 ];
 
 describe('deploy/prometheus/permsync-alerts.yml', () => {
@@ -65,8 +80,14 @@ describe('deploy/prometheus/permsync-alerts.yml', () => {
   it('is tested firing for every alert, and quiet where it must be', async () => {
     const cases = (await ruleTests()).tests.flatMap((t) => t.alert_rule_test ?? []);
     for (const alert of ALERTS) {
-      expect(cases.some((c) => c.alertname === alert && c.exp_alerts.length > 0), `${alert} fires in a test`).toBe(true);
-      expect(cases.some((c) => c.alertname === alert && c.exp_alerts.length === 0), `${alert} stays quiet in a test`).toBe(true);
+      expect(
+        cases.some((c) => c.alertname === alert && c.exp_alerts.length > 0),
+        `${alert} fires in a test`,
+      ).toBe(true);
+      expect(
+        cases.some((c) => c.alertname === alert && c.exp_alerts.length === 0),
+        `${alert} stays quiet in a test`,
+      ).toBe(true);
     }
   });
 });
@@ -99,17 +120,26 @@ describe('deploy/grafana/permsync.json', () => {
     // Every variable a query uses is defined (or Grafana's own).
     const defined = new Set(variables.map((v) => v.name));
     for (const { panel, expr } of await dashboardExprs()) {
-      for (const [, name] of expr.matchAll(/\$(\w+)/g)) expect(name === '__rate_interval' || defined.has(name as string), `${panel.title}: $${name}`).toBe(true);
+      for (const [, name] of expr.matchAll(/\$(\w+)/g))
+        expect(name === '__rate_interval' || defined.has(name as string), `${panel.title}: $${name}`).toBe(true);
     }
   });
 
   it('shows per environment state, lag, pending, executions, apply latency; per source leader, listener, role watcher, drift, conflicts', async () => {
     const named = new Set((await dashboardExprs()).flatMap(({ expr }) => metricNames(expr)));
     for (const metric of [
-      'permsync_environment_state', 'permsync_environment_lag_seconds', 'permsync_environment_pending_batches',
-      'permsync_executions_total', 'permsync_apply_duration_seconds_bucket', 'permsync_leader', 'permsync_listener_connected',
-      'permsync_role_watcher_failing', 'permsync_drift_differences', 'permsync_role_conflicts',
-    ]) expect(named, metric).toContain(metric);
+      'permsync_environment_state',
+      'permsync_environment_lag_seconds',
+      'permsync_environment_pending_batches',
+      'permsync_executions_total',
+      'permsync_apply_duration_seconds_bucket',
+      'permsync_leader',
+      'permsync_listener_connected',
+      'permsync_role_watcher_failing',
+      'permsync_drift_differences',
+      'permsync_role_conflicts',
+    ])
+      expect(named, metric).toContain(metric);
     const latency = (await dashboardExprs()).filter(({ expr }) => expr.includes('permsync_apply_duration_seconds_bucket'));
     expect(latency.map(({ expr }) => /histogram_quantile\((0\.\d+),/.exec(expr)?.[1])).toEqual(['0.5', '0.95', '0.99']);
   });

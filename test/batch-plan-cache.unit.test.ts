@@ -8,10 +8,23 @@ function batch(id: number, bytes: number): Batch {
   const grants: string[] = [];
   for (let n = 0; grants.join('; ').length < bytes; n++) grants.push(`GRANT SELECT ON ${'t'.repeat(60)}${n} TO app`);
   return {
-    id: String(id), commitSeq: String(id), origin: 'event_trigger', sessionUser: 'u', currentUser: 'u',
-    currentUserIsSuperuser: false, searchPath: 'public', backendPid: 1, statementStartedAt: new Date(0),
-    committedAt: new Date(0), queryText: grants.join('; '), queryMasked: false, targetEnvironment: null,
-    commandTags: grants.map(() => 'GRANT'), commandObjects: grants.map(() => null), identities: 1, statements: null,
+    id: String(id),
+    commitSeq: String(id),
+    origin: 'event_trigger',
+    sessionUser: 'u',
+    currentUser: 'u',
+    currentUserIsSuperuser: false,
+    searchPath: 'public',
+    backendPid: 1,
+    statementStartedAt: new Date(0),
+    committedAt: new Date(0),
+    queryText: grants.join('; '),
+    queryMasked: false,
+    targetEnvironment: null,
+    commandTags: grants.map(() => 'GRANT'),
+    commandObjects: grants.map(() => null),
+    identities: 1,
+    statements: null,
     previousStatus: null,
   };
 }
@@ -20,10 +33,13 @@ describe('the plan cache', () => {
   it('keeps no more text than its limit, however large and many the batches, and plans an evicted batch again', async () => {
     await loadParser();
     let planned = 0;
-    const cache = new BatchPlanCache((b) => {
-      planned++;
-      return planBatch(b, () => Promise.resolve([b.id]));
-    }, { entries: 1000, chars: 1024 * 1024 });
+    const cache = new BatchPlanCache(
+      (b) => {
+        planned++;
+        return planBatch(b, () => Promise.resolve([b.id]));
+      },
+      { entries: 1000, chars: 1024 * 1024 },
+    );
     const batches = Array.from({ length: 40 }, (_, i) => batch(i, 60_000));
     let most = 0;
     for (const b of batches) {

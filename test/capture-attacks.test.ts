@@ -49,7 +49,9 @@ async function asMallory(sql: string): Promise<unknown> {
 }
 
 async function ownerOn(client: pg.Client, relation: string): Promise<string | undefined> {
-  const { rows } = await client.query<{ owner: string }>('SELECT pg_get_userbyid(relowner) AS owner FROM pg_class WHERE oid = to_regclass($1)', [relation]);
+  const { rows } = await client.query<{ owner: string }>('SELECT pg_get_userbyid(relowner) AS owner FROM pg_class WHERE oid = to_regclass($1)', [
+    relation,
+  ]);
   return rows[0]?.owner;
 }
 
@@ -61,9 +63,15 @@ beforeAll(async () => {
   daemon = await p.startDaemon(p.config());
   // Created on the source, so prod's copies are permsync's: mallory's statements run there as her.
   await p.dba(`CREATE ROLE mallory LOGIN PASSWORD '${PW}'; CREATE ROLE app_rw; GRANT app_rw TO mallory`);
-  await waitFor(async () => (await prod.query(`SELECT 1 FROM pg_auth_members WHERE member = to_regrole('mallory') AND roleid = to_regrole('app_rw')`)).rowCount === 1,
-    PATIENCE_MS, 'mallory and her membership on prod');
-  await p.everywhere(`CREATE SCHEMA ms AUTHORIZATION mallory; CREATE TABLE ms.a (); CREATE TABLE ms.b (); ALTER TABLE ms.a OWNER TO mallory; ALTER TABLE ms.b OWNER TO mallory; GRANT CREATE ON SCHEMA ms TO app_rw`);
+  await waitFor(
+    async () =>
+      (await prod.query(`SELECT 1 FROM pg_auth_members WHERE member = to_regrole('mallory') AND roleid = to_regrole('app_rw')`)).rowCount === 1,
+    PATIENCE_MS,
+    'mallory and her membership on prod',
+  );
+  await p.everywhere(
+    `CREATE SCHEMA ms AUTHORIZATION mallory; CREATE TABLE ms.a (); CREATE TABLE ms.b (); ALTER TABLE ms.a OWNER TO mallory; ALTER TABLE ms.b OWNER TO mallory; GRANT CREATE ON SCHEMA ms TO app_rw`,
+  );
   // A table of prod's own that mallory owns there; the source has no such table.
   await prod.query('CREATE TABLE public.ledger (); ALTER TABLE public.ledger OWNER TO mallory; GRANT CREATE ON SCHEMA public TO app_rw');
   await p.settle(PATIENCE_MS);
@@ -96,12 +104,16 @@ describe('replay: what the source did not run never reaches a target', () => {
     expect(await ownerOn(prod, 'public.ledger')).toBe('mallory');
   });
 
-  it('a plain login cannot hold prod: a permanent failure of her own batch does not stop a DBA\'s change behind it', async () => {
+  it("a plain login cannot hold prod: a permanent failure of her own batch does not stop a DBA's change behind it", async () => {
     // A large object only the source has: any login may create one and grant on it.
     expect(await asMallory(`SELECT lo_create(424242); GRANT SELECT ON LARGE OBJECT 424242 TO PUBLIC`)).toBeUndefined();
     await p.dba('GRANT SELECT ON orders TO app');
     try {
-      await waitFor(async () => (await relationPrivileges(prod, 'orders')).includes('app SELECT by postgres'), PATIENCE_MS, "the DBA's GRANT on prod");
+      await waitFor(
+        async () => (await relationPrivileges(prod, 'orders')).includes('app SELECT by postgres'),
+        PATIENCE_MS,
+        "the DBA's GRANT on prod",
+      );
     } finally {
       // Lets later tests run on a prod that is not held.
       await p.sourceClient.query(`
@@ -112,13 +124,15 @@ describe('replay: what the source did not run never reaches a target', () => {
   });
 });
 
-describe('bounded capture: a CREATEROLE login cannot make a DBA\'s role change unreplayable', () => {
-  it('a plain login\'s own 20 MB role setting is not copied into the role snapshot at every role check', async () => {
+describe("bounded capture: a CREATEROLE login cannot make a DBA's role change unreplayable", () => {
+  it("a plain login's own 20 MB role setting is not copied into the role snapshot at every role check", async () => {
     // ALTER ROLE ... SET FROM CURRENT stores whatever set_config() took. The value is not
     // carried (over 8 kB), but role_state() reads and stores all of it: each role check of
     // the watcher, and each DBA string that changes a role before a GRANT, pays for it
     // (about 3.4 s for 50 MB here), under the snapshot's lock.
-    expect(await asMallory(`SELECT set_config('search_path', repeat('a', 20000000), false); ALTER ROLE mallory SET search_path FROM CURRENT`)).toBeUndefined();
+    expect(
+      await asMallory(`SELECT set_config('search_path', repeat('a', 20000000), false); ALTER ROLE mallory SET search_path FROM CURRENT`),
+    ).toBeUndefined();
     try {
       await p.dba('CREATE ROLE app3; GRANT SELECT ON orders TO app3');
       const { rows } = await p.sourceClient.query<{ bytes: number }>('SELECT octet_length(state::text) AS bytes FROM permsync.role_snapshot');
@@ -129,7 +143,7 @@ describe('bounded capture: a CREATEROLE login cannot make a DBA\'s role change u
   });
 });
 
-describe('locks: nothing a plain login holds is on a DBA\'s commit path', () => {
+describe("locks: nothing a plain login holds is on a DBA's commit path", () => {
   /** Runs `sql` as a DBA; fails after PATIENCE_MS if it waits on mallory. */
   async function dbaCommits(sql: string): Promise<void> {
     const client = await dba('attack2:dba');
@@ -155,7 +169,7 @@ describe('locks: nothing a plain login holds is on a DBA\'s commit path', () => 
     }
   });
 
-  it('a deferred trigger of her own that runs after capture\'s does not make mallory hold the commit-order lock', async () => {
+  it("a deferred trigger of her own that runs after capture's does not make mallory hold the commit-order lock", async () => {
     const held = await mallory('attack2:mallory');
     try {
       await held.query(`CREATE TEMP TABLE slow (id int);
@@ -163,8 +177,13 @@ describe('locks: nothing a plain login holds is on a DBA\'s commit path', () => 
         CREATE CONSTRAINT TRIGGER nap AFTER INSERT ON slow DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.nap()`);
       // Her COMMIT runs capture's deferred trigger, then hers, which sleeps.
       void held.query('BEGIN; ALTER DEFAULT PRIVILEGES GRANT UPDATE ON TABLES TO PUBLIC; INSERT INTO slow VALUES (1); COMMIT').catch(() => {});
-      await waitFor(async () => (await p.sourceClient.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'attack2:mallory' AND wait_event = 'PgSleep'`)).rowCount === 1,
-        PATIENCE_MS, "mallory's COMMIT to sleep");
+      await waitFor(
+        async () =>
+          (await p.sourceClient.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'attack2:mallory' AND wait_event = 'PgSleep'`))
+            .rowCount === 1,
+        PATIENCE_MS,
+        "mallory's COMMIT to sleep",
+      );
       await dbaCommits('GRANT UPDATE ON orders TO app');
     } finally {
       await endSessions('attack2:mallory');
@@ -172,7 +191,7 @@ describe('locks: nothing a plain login holds is on a DBA\'s commit path', () => 
     }
   });
 
-  it('a password change of her own before a captured command does not make mallory hold the role snapshot\'s lock', async () => {
+  it("a password change of her own before a captured command does not make mallory hold the role snapshot's lock", async () => {
     const held = await mallory('attack2:mallory');
     try {
       await held.query('BEGIN');
@@ -186,7 +205,7 @@ describe('locks: nothing a plain login holds is on a DBA\'s commit path', () => 
       await held.end().catch(() => {});
     }
   });
-  it('a holder of permsync_daemon cannot lock a table a DBA\'s capture reads (permsync.config, ACCESS EXCLUSIVE)', async () => {
+  it("a holder of permsync_daemon cannot lock a table a DBA's capture reads (permsync.config, ACCESS EXCLUSIVE)", async () => {
     await p.dba(`CREATE ROLE daemon_thief LOGIN PASSWORD '${PW}' IN ROLE permsync_daemon`);
     const held = await session(p.source.urlFor('postgres', 'daemon_thief', PW), 'attack2:daemon_thief');
     try {
@@ -205,16 +224,21 @@ describe('locks: nothing a plain login holds is on a DBA\'s commit path', () => 
 
 describe('servers of their own', () => {
   /** A source with permsync installed, `app`, `orders` and mallory; its superuser session. */
-  async function source(name: string, options: { major?: 14 | 17; settings?: Record<string, string> }): Promise<{ cluster: LocalCluster; client: pg.Client }> {
+  async function source(
+    name: string,
+    options: { major?: 14 | 17; settings?: Record<string, string> },
+  ): Promise<{ cluster: LocalCluster; client: pg.Client }> {
     const cluster = await startLocalCluster({ name, ...options });
     const client = new pg.Client(cluster.url);
     await client.connect();
     await install(client);
-    await client.query(`SET permsync.capture = off; CREATE ROLE app; CREATE TABLE orders (id int); CREATE ROLE mallory LOGIN PASSWORD '${PW}'; RESET permsync.capture`);
+    await client.query(
+      `SET permsync.capture = off; CREATE ROLE app; CREATE TABLE orders (id int); CREATE ROLE mallory LOGIN PASSWORD '${PW}'; RESET permsync.capture`,
+    );
     return { cluster, client };
   }
 
-  it('a plain login that fills the NOTIFY queue does not make a DBA\'s GRANT fail', async () => {
+  it("a plain login that fills the NOTIFY queue does not make a DBA's GRANT fail", async () => {
     // 64 pages (512 kB) stand for the default 8 GB: the same attack, written faster.
     const { cluster, client } = await source('attack2-notify', { settings: { max_notify_queue_pages: '64' } });
     const sink = new pg.Client(cluster.urlFor('postgres', 'mallory', PW));
@@ -224,9 +248,15 @@ describe('servers of their own', () => {
       await flood.connect();
       // A listener that never reads: its transaction stays open, and the queue's tail with it.
       await sink.query('LISTEN sink; BEGIN; SELECT 1');
-      const full = await flood.query(`SELECT pg_notify('sink', repeat('x', 7000) || i) FROM generate_series(1, 200) i`).then(() => undefined, (e: unknown) => e);
+      const full = await flood.query(`SELECT pg_notify('sink', repeat('x', 7000) || i) FROM generate_series(1, 200) i`).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(full).toMatchObject({ message: 'too many notifications in the NOTIFY queue' });
-      const error = await client.query('GRANT SELECT ON orders TO app').then(() => undefined, (e: unknown) => e);
+      const error = await client.query('GRANT SELECT ON orders TO app').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toBeUndefined();
       expect(await relationPrivileges(client, 'orders')).toContain('app SELECT by postgres');
     } finally {

@@ -66,9 +66,7 @@ describe('install', () => {
   });
 
   it('gives PUBLIC nothing in schema permsync', async () => {
-    const { rows } = await dba.query<{ ok: boolean }>(
-      `SELECT has_schema_privilege('public', 'permsync', 'USAGE') AS ok`,
-    );
+    const { rows } = await dba.query<{ ok: boolean }>(`SELECT has_schema_privilege('public', 'permsync', 'USAGE') AS ok`);
     expect(rows[0]?.ok).toBe(false);
   });
 });
@@ -156,8 +154,11 @@ describe('capture', () => {
   it('withholds a string whose literals it cannot mask with certainty: one that changes standard_conforming_strings', async () => {
     // The server lexes the whole string with the setting it had on arrival (off); capture
     // runs after the string has changed it (on), however it does so.
-    for (const change of ['SET standard_conforming_strings = on', 'RESET ALL',
-      `SELECT set_config('standard_conforming_' || 'strings', 'on', false)`]) {
+    for (const change of [
+      'SET standard_conforming_strings = on',
+      'RESET ALL',
+      `SELECT set_config('standard_conforming_' || 'strings', 'on', false)`,
+    ]) {
       await fresh();
       await dba.query(`SET standard_conforming_strings = off; SET escape_string_warning = off`);
       await dba.query(`${change}; CREATE ROLE withheld LOGIN PASSWORD 'q\\' hunter2 \\'z';
@@ -201,13 +202,13 @@ describe('capture', () => {
     expect(rows.map((r) => r.text).join('\n')).not.toContain('backdoor');
     const [batch] = await batches();
     expect(batch).toMatchObject({ current_user_name: 'mallory', current_user_is_superuser: false });
-    await dba.query(`SET permsync.capture = 'off'; DROP TABLE sales.mine; REVOKE ALL ON SCHEMA sales FROM mallory; DROP ROLE mallory; RESET permsync.capture`);
+    await dba.query(
+      `SET permsync.capture = 'off'; DROP TABLE sales.mine; REVOKE ALL ON SCHEMA sales FROM mallory; DROP ROLE mallory; RESET permsync.capture`,
+    );
   });
 
   it('cannot be used to forge a batch outside an event trigger', async () => {
-    await expect(dba.query(`SELECT permsync_capture.record_command('GRANT', 'postgres', 'public')`)).rejects.toThrow(
-      /event trigger/,
-    );
+    await expect(dba.query(`SELECT permsync_capture.record_command('GRANT', 'postgres', 'public')`)).rejects.toThrow(/event trigger/);
   });
 
   it('cannot be reached by a user, even from inside a DDL command, to claim another identity', async () => {
@@ -222,8 +223,9 @@ describe('capture', () => {
           AS $$ SELECT 0 FROM (SELECT permsync_capture.record_command('GRANT', 'postgres', 'sales')) s $$`);
       // During a rewriting ALTER TABLE the collected DDL commands can be read, which was
       // record_command's only guard: the DEFAULT calls it as the column is filled.
-      await expect(forger.query(`ALTER TABLE forger.t ADD COLUMN s serial, ADD COLUMN y int DEFAULT forger.claim()`))
-        .rejects.toMatchObject({ code: '42501' });
+      await expect(forger.query(`ALTER TABLE forger.t ADD COLUMN s serial, ADD COLUMN y int DEFAULT forger.claim()`)).rejects.toMatchObject({
+        code: '42501',
+      });
     } finally {
       await forger.end();
     }
@@ -310,11 +312,16 @@ describe('capture that never fails the DBA and stays bounded', () => {
     const text = `GRANT SELECT ON sales.orders TO app; SELECT 1 /* ${'x'.repeat(100_000)} */`;
     await dba.query(text);
     const { rows } = await dba.query<{ query_text: string; not_replayable: string }>(
-      `SELECT query_text, not_replayable FROM permsync.batches WHERE origin = 'event_trigger'`);
-    expect(rows).toEqual([{
-      query_text: `/* permsync: text withheld: the string is ${Buffer.byteLength(text)} bytes, over the limit of 65536 */`,
-      not_replayable: expect.stringMatching(new RegExp(`^the string is ${Buffer.byteLength(text)} bytes, over the limit of 65536 that capture stores`)),
-    }]);
+      `SELECT query_text, not_replayable FROM permsync.batches WHERE origin = 'event_trigger'`,
+    );
+    expect(rows).toEqual([
+      {
+        query_text: `/* permsync: text withheld: the string is ${Buffer.byteLength(text)} bytes, over the limit of 65536 */`,
+        not_replayable: expect.stringMatching(
+          new RegExp(`^the string is ${Buffer.byteLength(text)} bytes, over the limit of 65536 that capture stores`),
+        ),
+      },
+    ]);
     await dba.query('REVOKE SELECT ON sales.orders FROM app');
   });
 
@@ -323,11 +330,14 @@ describe('capture that never fails the DBA and stays bounded', () => {
     await dba.query(`DO $$ BEGIN FOR i IN 1..3000 LOOP EXECUTE 'GRANT SELECT ON sales.orders TO app'; END LOOP; END $$`);
     const { rows } = await dba.query<{ audit_rows: string; not_replayable: string }>(
       `SELECT (SELECT count(*) FROM permsync.audit_log a WHERE a.batch_id = b.id)::text AS audit_rows, b.not_replayable
-         FROM permsync.batches b WHERE b.origin = 'event_trigger'`);
-    expect(rows).toEqual([{
-      audit_rows: '1000',
-      not_replayable: 'the string ran more than 1000 permission commands in one transaction; capture recorded the first 1000',
-    }]);
+         FROM permsync.batches b WHERE b.origin = 'event_trigger'`,
+    );
+    expect(rows).toEqual([
+      {
+        audit_rows: '1000',
+        not_replayable: 'the string ran more than 1000 permission commands in one transaction; capture recorded the first 1000',
+      },
+    ]);
     await dba.query('REVOKE SELECT ON sales.orders FROM app');
   });
 
@@ -339,7 +349,8 @@ describe('capture that never fails the DBA and stays bounded', () => {
                      BEGIN; GRANT UPDATE ON sales.orders TO app; COMMIT`);
     const { rows } = await dba.query<{ not_replayable: string | null; tags: string[] }>(
       `SELECT b.not_replayable, (SELECT array_agg(a.command_tag) FROM permsync.audit_log a WHERE a.batch_id = b.id) AS tags
-         FROM permsync.batches b WHERE b.origin = 'event_trigger' ORDER BY b.source_xid`);
+         FROM permsync.batches b WHERE b.origin = 'event_trigger' ORDER BY b.source_xid`,
+    );
     expect(rows).toEqual([
       { not_replayable: expect.stringMatching(/ran with permsync.capture off/), tags: ['GRANT'] },
       { not_replayable: null, tags: ['GRANT'] },
@@ -363,9 +374,7 @@ describe('role changes seen by capture', () => {
       await other.end();
     }
     await dba.query('GRANT SELECT ON sales.orders TO made_elsewhere');
-    const { rows } = await dba.query<{ origin: string; query_text: string }>(
-      `SELECT origin, query_text FROM permsync.batches ORDER BY commit_seq`,
-    );
+    const { rows } = await dba.query<{ origin: string; query_text: string }>(`SELECT origin, query_text FROM permsync.batches ORDER BY commit_seq`);
     expect(rows.map((r) => r.origin)).toEqual(['role_watcher', 'event_trigger']);
     expect(rows[0]?.query_text).toMatch(/CREATE ROLE made_elsewhere\b/);
     await dba.query(`SET permsync.capture = 'off'; REVOKE ALL ON sales.orders FROM made_elsewhere; DROP ROLE made_elsewhere;
@@ -378,15 +387,21 @@ describe('role changes seen by capture', () => {
    */
   async function writeRoleTwiceInOneTransaction(): Promise<void> {
     await fresh();
-    for (const sql of ['BEGIN', 'CREATE ROLE twice', `ALTER ROLE twice SET work_mem = '1MB'`,
-      'GRANT SELECT ON sales.orders TO twice', 'ALTER ROLE twice CREATEDB', `ALTER ROLE twice SET work_mem = '2MB'`,
-      'GRANT SELECT ON sales.lines TO twice', `ALTER ROLE twice SET work_mem = '3MB'`, 'COMMIT']) {
+    for (const sql of [
+      'BEGIN',
+      'CREATE ROLE twice',
+      `ALTER ROLE twice SET work_mem = '1MB'`,
+      'GRANT SELECT ON sales.orders TO twice',
+      'ALTER ROLE twice CREATEDB',
+      `ALTER ROLE twice SET work_mem = '2MB'`,
+      'GRANT SELECT ON sales.lines TO twice',
+      `ALTER ROLE twice SET work_mem = '3MB'`,
+      'COMMIT',
+    ]) {
       await dba.query(sql);
     }
     const watched = await dba.query<{ batch: string | null }>('SELECT permsync.capture_role_changes()::text AS batch');
-    const { rows } = await dba.query<{ origin: string; query_text: string }>(
-      `SELECT origin, query_text FROM permsync.batches ORDER BY commit_seq`,
-    );
+    const { rows } = await dba.query<{ origin: string; query_text: string }>(`SELECT origin, query_text FROM permsync.batches ORDER BY commit_seq`);
     expect(rows.map((r) => r.origin)).toEqual(['role_watcher', 'event_trigger', 'role_watcher', 'event_trigger', 'role_watcher']);
     expect(rows[0]?.query_text).toMatch(/CREATE ROLE twice\b/);
     expect(rows[2]?.query_text).toMatch(/ALTER ROLE twice .*CREATEDB/);
@@ -433,17 +448,18 @@ describe('role changes seen by capture', () => {
       // Begun before the watcher's transaction, so its row is older than the watcher's own.
       await creator.query('BEGIN; CREATE ROLE late_role');
       const watching = watcher.query('SELECT permsync.capture_role_changes()');
-      await vi.waitFor(async () => {
-        const { rows } = await dba.query(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted`);
-        if (rows.length === 0) throw new Error('the watcher is not held yet');
-      }, { timeout: 10_000, interval: 20 });
+      await vi.waitFor(
+        async () => {
+          const { rows } = await dba.query(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted`);
+          if (rows.length === 0) throw new Error('the watcher is not held yet');
+        },
+        { timeout: 10_000, interval: 20 },
+      );
       await creator.query('COMMIT');
       await holder.query('SELECT pg_advisory_unlock(4242)');
       await watching;
       await dba.query('GRANT SELECT ON sales.orders TO late_role');
-      const { rows } = await dba.query<{ origin: string }>(
-        `SELECT origin FROM permsync.batches WHERE query_text ~ 'late_role' ORDER BY commit_seq`,
-      );
+      const { rows } = await dba.query<{ origin: string }>(`SELECT origin FROM permsync.batches WHERE query_text ~ 'late_role' ORDER BY commit_seq`);
       expect(rows.map((r) => r.origin)).toEqual(['role_watcher', 'event_trigger']);
     } finally {
       await Promise.all([holder.end(), watcher.end(), creator.end()]);
@@ -454,7 +470,7 @@ describe('role changes seen by capture', () => {
     }
   });
 
-  it('the same where the functions may not read pg_authid (a managed service\'s admin owns them)', async () => {
+  it("the same where the functions may not read pg_authid (a managed service's admin owns them)", async () => {
     const owned = ['permsync.roles_fingerprint()', 'permsync.role_fingerprint()', 'permsync.rows_written_since(xid, boolean)'];
     const ownAll = (owner: string) => owned.map((f) => `ALTER FUNCTION ${f} OWNER TO ${owner}`).join('; ');
     await dba.query(`SET permsync.capture = 'off'; CREATE ROLE no_authid;
@@ -512,16 +528,27 @@ describe('role changes seen by capture', () => {
       return { was, now: await fingerprints() };
     };
     // What a permission statement can depend on: capture's cheaper check sees it.
-    for (const sql of ['ALTER ROLE app CONNECTION LIMIT 5', 'GRANT app TO owner_dba', 'REVOKE app FROM owner_dba',
-      'ALTER ROLE app RENAME TO app2', 'ALTER ROLE app2 RENAME TO app', 'ALTER ROLE app CONNECTION LIMIT -1']) {
+    for (const sql of [
+      'ALTER ROLE app CONNECTION LIMIT 5',
+      'GRANT app TO owner_dba',
+      'REVOKE app FROM owner_dba',
+      'ALTER ROLE app RENAME TO app2',
+      'ALTER ROLE app2 RENAME TO app',
+      'ALTER ROLE app CONNECTION LIMIT -1',
+    ]) {
       const { was, now } = await after(sql);
       expect(now?.roles, sql).not.toEqual(was?.roles);
       expect(now?.full, sql).not.toEqual(was?.full);
     }
     // The rest only the role watcher's full check needs to see.
-    for (const sql of [`COMMENT ON ROLE app IS 'readers'`, `ALTER ROLE app SET work_mem = '8MB'`,
-      'GRANT CONNECT ON DATABASE postgres TO app', 'REVOKE CONNECT ON DATABASE postgres FROM app',
-      'ALTER ROLE app RESET work_mem', 'COMMENT ON ROLE app IS NULL']) {
+    for (const sql of [
+      `COMMENT ON ROLE app IS 'readers'`,
+      `ALTER ROLE app SET work_mem = '8MB'`,
+      'GRANT CONNECT ON DATABASE postgres TO app',
+      'REVOKE CONNECT ON DATABASE postgres FROM app',
+      'ALTER ROLE app RESET work_mem',
+      'COMMENT ON ROLE app IS NULL',
+    ]) {
       const { was, now } = await after(sql);
       expect(now?.roles, sql).toEqual(was?.roles);
       expect(now?.full, sql).not.toEqual(was?.full);

@@ -246,15 +246,13 @@ settings:
   dry_runn: true
 extra: 1
 `);
-    expect(error.issues).toEqual([
-      'environments[0].rules[0].roles: unknown key',
-      'settings.dry_runn: unknown key',
-      'extra: unknown key',
-    ]);
+    expect(error.issues).toEqual(['environments[0].rules[0].roles: unknown key', 'settings.dry_runn: unknown key', 'extra: unknown key']);
   });
 
   it('names the powers it may carry exactly', async () => {
-    const error = await loadError(`${MINIMAL}settings:\n  carry_role_attributes: [SUPERUSER, CREATEDB]\n  carry_predefined_roles: [pg_monitor, "pg_*", admin]\n`);
+    const error = await loadError(
+      `${MINIMAL}settings:\n  carry_role_attributes: [SUPERUSER, CREATEDB]\n  carry_predefined_roles: [pg_monitor, "pg_*", admin]\n`,
+    );
     expect(error.issues).toEqual([
       'settings.carry_role_attributes[1]: expected one of "SUPERUSER", "REPLICATION", "BYPASSRLS"',
       'settings.carry_predefined_roles[1]: expected the name of a predefined role, such as "pg_monitor"',
@@ -395,10 +393,7 @@ log:
 
   it('reports missing top-level blocks and an empty environment list', async () => {
     expect((await loadError('')).issues).toEqual(['(top level): expected a mapping']);
-    expect((await loadError('environments: []')).issues).toEqual([
-      'source: required',
-      'environments: at least one environment is required',
-    ]);
+    expect((await loadError('environments: []')).issues).toEqual(['source: required', 'environments: at least one environment is required']);
   });
 
   it('reports YAML syntax errors with line and column', async () => {

@@ -98,12 +98,16 @@ describe('retention', () => {
     );
     expect(rows.length).toBeGreaterThan(0);
     daemon = await p.startDaemon(p.config({ settings: { cleanupCron: '* * * * * *' } }));
-    await waitFor(async () => {
-      const { rows: left } = await p.sourceClient.query<{ n: string }>(
-        `SELECT count(*)::text AS n FROM permsync.execution_log WHERE finished_at < now() - interval '90 days'`,
-      );
-      return left[0]?.n === '0';
-    }, 10_000, 'the scheduled cleanup');
+    await waitFor(
+      async () => {
+        const { rows: left } = await p.sourceClient.query<{ n: string }>(
+          `SELECT count(*)::text AS n FROM permsync.execution_log WHERE finished_at < now() - interval '90 days'`,
+        );
+        return left[0]?.n === '0';
+      },
+      10_000,
+      'the scheduled cleanup',
+    );
   });
 });
 

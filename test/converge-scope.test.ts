@@ -14,7 +14,9 @@ const prod = () => p.env('prod').client;
 const dev = () => p.env('dev').client;
 
 async function owner(client: typeof p.sourceClient, relation: string): Promise<string | undefined> {
-  const { rows } = await client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = $1::regclass`, [relation]);
+  const { rows } = await client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = $1::regclass`, [
+    relation,
+  ]);
   return rows[0]?.owner;
 }
 
@@ -22,7 +24,9 @@ async function owner(client: typeof p.sourceClient, relation: string): Promise<s
 async function lastOutcome(environment: string) {
   const { rows } = await p.sourceClient.query<{ execution_status: string; result_message: string | null }>(
     `SELECT x.execution_status, x.result_message FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
-      WHERE b.origin = 'event_trigger' AND x.environment_name = $1 ORDER BY b.commit_seq DESC LIMIT 1`, [environment]);
+      WHERE b.origin = 'event_trigger' AND x.environment_name = $1 ORDER BY b.commit_seq DESC LIMIT 1`,
+    [environment],
+  );
   return rows[0];
 }
 
@@ -61,7 +65,9 @@ describe('a batch statement replay cannot carry', () => {
     expect((await relationPrivileges(dev(), 'app.secrets')).join()).not.toMatch(/auditor/);
     expect(await lastOutcome('prod')).toMatchObject({
       execution_status: 'success',
-      result_message: expect.stringMatching(/^converged 1 object\(s\) .*; 1 object\(s\) it names left as they are: the role that ran it could not change them on the source/),
+      result_message: expect.stringMatching(
+        /^converged 1 object\(s\) .*; 1 object\(s\) it names left as they are: the role that ran it could not change them on the source/,
+      ),
     });
   });
 
@@ -70,7 +76,9 @@ describe('a batch statement replay cannot carry', () => {
     await p.settle();
     expect(await owner(dev(), 'app.shared')).toBe('app_owner');
     expect(await owner(prod(), 'app.shared')).toBe('prod_dba');
-    expect((await lastOutcome('prod'))?.result_message).toMatch(/the owner of table "app"."shared" left as it is: "prod_dba" is a role of this environment's own/);
+    expect((await lastOutcome('prod'))?.result_message).toMatch(
+      /the owner of table "app"."shared" left as it is: "prod_dba" is a role of this environment's own/,
+    );
   });
 
   it('what ran with capture off is not converged, nor a GRANT run by an SQL function, whose objects PostgreSQL does not name', async () => {
@@ -79,7 +87,10 @@ describe('a batch statement replay cannot carry', () => {
     expect(await lastOutcome('dev')).toMatchObject({ execution_status: 'skipped', result_message: expect.stringMatching(/capture off/) });
     await p.dba(`SELECT app.grant_by_sql()`);
     await p.settle();
-    expect(await lastOutcome('dev')).toMatchObject({ execution_status: 'skipped', result_message: expect.stringMatching(/^not replayable: permission commands ran inside a DO block or a function/) });
+    expect(await lastOutcome('dev')).toMatchObject({
+      execution_status: 'skipped',
+      result_message: expect.stringMatching(/^not replayable: permission commands ran inside a DO block or a function/),
+    });
     for (const client of [dev(), prod()]) expect((await relationPrivileges(client, 'app.secrets')).join()).not.toMatch(/app_owner/);
   });
 

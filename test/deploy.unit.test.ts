@@ -13,7 +13,11 @@ import { dockerignoreFilter, execForm, parseDockerfile, type Stage } from './sup
 
 const run = promisify(execFile);
 const read = (path: string) => readFile(join(PACKAGE_ROOT, path), 'utf8');
-const exists = (path: string) => access(join(PACKAGE_ROOT, path)).then(() => true, () => false);
+const exists = (path: string) =>
+  access(join(PACKAGE_ROOT, path)).then(
+    () => true,
+    () => false,
+  );
 
 /** The environments README.md and DESIGN.md name, in their order. */
 const ENVIRONMENTS = ['dev', 'test', 'preprod', 'prod'];
@@ -148,7 +152,15 @@ describe('Dockerfile', async () => {
 
   it('keeps secrets and local state out of the build context', async () => {
     const inContext = dockerignoreFilter(await read('.dockerignore'));
-    for (const path of ['.env', 'config/permsync.yaml', 'node_modules/pg/package.json', 'dist/src/cli/main.js', '.git/config', 'scratch/x', 'server.key']) {
+    for (const path of [
+      '.env',
+      'config/permsync.yaml',
+      'node_modules/pg/package.json',
+      'dist/src/cli/main.js',
+      '.git/config',
+      'scratch/x',
+      'server.key',
+    ]) {
       expect(inContext(path), path).toBe(false);
     }
     for (const path of ['package.json', 'package-lock.json', 'src/cli/main.ts', 'sql/bootstrap.sql', 'bin/permsync.js']) {
@@ -166,7 +178,13 @@ describe('Dockerfile', async () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as { port: number }).port;
     const probe = () =>
-      run(command[0]!, command.slice(1).map((a) => a.replace(':9187/', `:${port}/`))).then(() => 0, (e: { code: number }) => e.code);
+      run(
+        command[0]!,
+        command.slice(1).map((a) => a.replace(':9187/', `:${port}/`)),
+      ).then(
+        () => 0,
+        (e: { code: number }) => e.code,
+      );
     try {
       expect(await probe()).toBe(0);
       status = 503;
@@ -202,9 +220,12 @@ describe('deploy/permsync.service', async () => {
   const unit = parseUnit(text);
   const service = unit.get('Service')!;
   const value = (key: string) => service.get(key)?.at(-1);
-  const systemdAnalyze = await run('systemd-analyze', ['--version']).then(() => true, () => false);
+  const systemdAnalyze = await run('systemd-analyze', ['--version']).then(
+    () => true,
+    () => false,
+  );
 
-  it('limits the daemon\'s heap', async () => {
+  it("limits the daemon's heap", async () => {
     expect(await unitNodeOptions()).toMatch(/^--max-old-space-size=\d+ --max-semi-space-size=\d+$/);
   });
 

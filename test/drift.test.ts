@@ -98,7 +98,7 @@ interface Item {
 
 async function driftItems(env: string): Promise<Item[]> {
   const { body } = await json('drift', '--env', env);
-  return ((body.environments as { items?: Item[] }[])[0]?.items ?? []);
+  return (body.environments as { items?: Item[] }[])[0]?.items ?? [];
 }
 
 const dev = (sql: string) => p.env('dev').client.query(sql);
@@ -111,15 +111,18 @@ async function state(client: pg.Client): Promise<string[]> {
 
 async function writeConfig(name: string, environments: { name: string; url: string; rules?: string }[], sourceUrl = p.source.url): Promise<string> {
   const file = join(dir, `${name}.yaml`);
-  await writeFile(file, [
-    'source:',
-    `  url: "${sourceUrl}"`,
-    'environments:',
-    ...environments.flatMap((e) => [`  - name: ${e.name}`, `    url: "${e.url}"`, ...(e.rules ? [`    rules: ${e.rules}`] : [])]),
-    'settings:',
-    '  sync_passwords: true',
-    '  drift_check_cron: null',
-  ].join('\n'));
+  await writeFile(
+    file,
+    [
+      'source:',
+      `  url: "${sourceUrl}"`,
+      'environments:',
+      ...environments.flatMap((e) => [`  - name: ${e.name}`, `    url: "${e.url}"`, ...(e.rules ? [`    rules: ${e.rules}`] : [])]),
+      'settings:',
+      '  sync_passwords: true',
+      '  drift_check_cron: null',
+    ].join('\n'),
+  );
   return file;
 }
 
@@ -298,12 +301,16 @@ describe('drift', () => {
       [batch?.id, batch?.seq],
     );
     const run = await cli('drift', '--env', 'dev');
-    expect(run.out).toMatch(new RegExp(`^  hint: 1 batch\\(es\\) for dev could not be replayed since it last matched the source \\(batch ${batch?.id}\\)`, 'm'));
+    expect(run.out).toMatch(
+      new RegExp(`^  hint: 1 batch\\(es\\) for dev could not be replayed since it last matched the source \\(batch ${batch?.id}\\)`, 'm'),
+    );
   });
 
-  it('reports what the environment\'s rules do not carry there, marked as excluded by configuration, and plans none of it', async () => {
+  it("reports what the environment's rules do not carry there, marked as excluded by configuration, and plans none of it", async () => {
     await makeDevDiffer();
-    const file = await writeConfig('rules', [{ name: 'dev', url: p.env('dev').server.url, rules: '[{ action: exclude, role_pattern: "^auditors$" }]' }]);
+    const file = await writeConfig('rules', [
+      { name: 'dev', url: p.env('dev').server.url, rules: '[{ action: exclude, role_pattern: "^auditors$" }]' },
+    ]);
     const { code, body } = await json('drift', '--config', file);
     const [env] = body.environments as { differences: number; excluded_by_configuration: number; items: Item[]; plan: string[] }[];
     expect(code).toBe(1);
@@ -311,10 +318,20 @@ describe('drift', () => {
     expect(env?.excluded_by_configuration).toBe(2);
     const rule = 'matches exclude rule (role_pattern ^auditors$)';
     expect(env?.items.filter((i) => i.subject.includes('auditors'))).toEqual([
-      { category: 'role', subject: 'role "auditors"', sql: [], excluded: rule,
-        detail: `missing on dev; excluded by configuration (permsync does not carry it there): ${rule}` },
-      { category: 'privileges', subject: 'table "app"."orders", "auditors"', sql: [], excluded: rule,
-        detail: `SELECT held on the source, not held on dev; excluded by configuration (permsync does not carry it there): ${rule}` },
+      {
+        category: 'role',
+        subject: 'role "auditors"',
+        sql: [],
+        excluded: rule,
+        detail: `missing on dev; excluded by configuration (permsync does not carry it there): ${rule}`,
+      },
+      {
+        category: 'privileges',
+        subject: 'table "app"."orders", "auditors"',
+        sql: [],
+        excluded: rule,
+        detail: `SELECT held on the source, not held on dev; excluded by configuration (permsync does not carry it there): ${rule}`,
+      },
     ]);
     expect(env?.plan.filter((s) => s.includes('auditors'))).toEqual([]);
     const text = await cli('drift', '--config', file);
@@ -330,7 +347,10 @@ describe('reconcile', () => {
     expect(run.code).toBe(1);
     expect(run.out).toContain('nothing applied: run again with --apply');
     // Roles come first, memberships after them, revokes before grants, default privileges last.
-    const plan = run.out.split('\n').filter((l) => /^ {2}[A-Z]/.test(l) && l.endsWith(';')).map((l) => l.trim());
+    const plan = run.out
+      .split('\n')
+      .filter((l) => /^ {2}[A-Z]/.test(l) && l.endsWith(';'))
+      .map((l) => l.trim());
     const at = (prefix: string) => plan.findIndex((l) => l.startsWith(prefix));
     expect(at('CREATE ROLE "auditors"')).toBe(0);
     expect(at('GRANT "readers" TO "reporting"')).toBeGreaterThan(at('REVOKE "writers" FROM "reporting"'));
@@ -350,8 +370,13 @@ describe('reconcile', () => {
     expect((await cli('drift', '--env', 'dev')).code).toBe(0);
 
     const { rows } = await p.sourceClient.query<{
-      id: string; query_text: string; query_masked: boolean; statements: { kind: string; role: string; sql: string; display: string }[];
-      execution_status: string; same_seq: boolean; finished: boolean;
+      id: string;
+      query_text: string;
+      query_masked: boolean;
+      statements: { kind: string; role: string; sql: string; display: string }[];
+      execution_status: string;
+      same_seq: boolean;
+      finished: boolean;
     }>(
       `SELECT b.id::text, b.query_text, b.query_masked, b.statements, x.execution_status, x.commit_seq = b.commit_seq AS same_seq,
               o.finished
@@ -366,7 +391,13 @@ describe('reconcile', () => {
     expect(run.out).toContain(`recorded as batch ${batch?.id}`);
     expect(batch?.query_text).toContain(`ALTER ROLE "reporting" WITH PASSWORD '********';`);
     expect(batch?.query_text).not.toContain('SCRAM-SHA-256$');
-    expect(batch?.statements[0]).toEqual({ kind: 'CREATE ROLE', role: 'auditors', sql: 'CREATE ROLE "auditors"', display: 'CREATE ROLE "auditors"', ignore_codes: ['42710'] });
+    expect(batch?.statements[0]).toEqual({
+      kind: 'CREATE ROLE',
+      role: 'auditors',
+      sql: 'CREATE ROLE "auditors"',
+      display: 'CREATE ROLE "auditors"',
+      ignore_codes: ['42710'],
+    });
     // The verifier travels in `sql` (as the role watcher's batches carry it), never in `display`.
     const password = batch?.statements.find((s) => s.display.includes('PASSWORD'));
     expect(password?.sql).toMatch(/^ALTER ROLE "reporting" WITH PASSWORD 'SCRAM-SHA-256\$/);
@@ -389,7 +420,7 @@ describe('reconcile', () => {
     await dev(`DROP TABLE app.dev_only`);
   });
 
-  it('drops only a role it created there, only with --drop-extra-roles; a role of the environment\'s own never', async () => {
+  it("drops only a role it created there, only with --drop-extra-roles; a role of the environment's own never", async () => {
     // reconcile creates retired on dev, so it is permsync's there; then the source drops it.
     await p.dba(`CREATE ROLE retired`);
     expect((await cli('reconcile', '--env', 'dev', '--apply')).code).toBe(0);
@@ -399,7 +430,9 @@ describe('reconcile', () => {
                CREATE ROLE dev_only LOGIN; GRANT SELECT ON app.orders TO dev_only`);
     expect(await driftItems('dev')).toEqual([
       {
-        category: 'role', subject: 'role "dev_only"', sql: [],
+        category: 'role',
+        subject: 'role "dev_only"',
+        sql: [],
         detail: 'exists only on dev, a role of its own (permsync did not create it there); left alone: permsync never drops a role it did not create',
       },
       { category: 'role', subject: 'role "retired"', detail: 'exists only on dev; left alone: `reconcile --drop-extra-roles` drops it', sql: [] },
@@ -425,7 +458,9 @@ describe('reconcile', () => {
     await dev(`CREATE TABLE app.owned (id int); ALTER TABLE app.owned OWNER TO owner_only`);
     const run = await cli('reconcile', '--env', 'dev', '--apply', '--drop-extra-roles');
     expect(run.code).toBe(1);
-    expect(run.out).toMatch(/^reconcile failed on dev: role "owner_only" cannot be dropped because some objects depend on it \(SQLSTATE 2BP01\) at "DROP ROLE "owner_only"": owner of table app.owned/m);
+    expect(run.out).toMatch(
+      /^reconcile failed on dev: role "owner_only" cannot be dropped because some objects depend on it \(SQLSTATE 2BP01\) at "DROP ROLE "owner_only"": owner of table app.owned/m,
+    );
     expect(run.out).toContain('nothing was changed, nothing recorded');
     const { rows } = await dev(`SELECT has_table_privilege('reporting', 'app.v', 'UPDATE') AS granted,
                                        (SELECT relowner::regrole::text FROM pg_class WHERE oid = 'app.owned'::regclass) AS owner`);
@@ -435,7 +470,7 @@ describe('reconcile', () => {
     expect((await cli('drift', '--env', 'dev')).code).toBe(0);
   });
 
-  it('brings a new, empty environment to the source\'s state in one run (bootstrap)', async () => {
+  it("brings a new, empty environment to the source's state in one run (bootstrap)", async () => {
     const server = await startServer('empty');
     try {
       const empty = new pg.Client(server.url);
@@ -445,9 +480,13 @@ describe('reconcile', () => {
         const config = await writeConfig('bootstrap', [{ name: 'empty', url: server.url }]);
         const before = await json('drift', '--config', config);
         const missing = ((before.body.environments as { items: Item[] }[])[0]?.items ?? [])
-          .filter((i) => i.detail === 'missing on empty' && i.category === 'role').map((i) => i.subject).sort();
+          .filter((i) => i.detail === 'missing on empty' && i.category === 'role')
+          .map((i) => i.subject)
+          .sort();
         const { rows } = await p.sourceClient.query<{ name: string }>(
-          `SELECT rolname AS name FROM pg_roles WHERE rolname !~ '^pg_' AND NOT rolname = ANY ($1)`, [OUT_OF_SCOPE]);
+          `SELECT rolname AS name FROM pg_roles WHERE rolname !~ '^pg_' AND NOT rolname = ANY ($1)`,
+          [OUT_OF_SCOPE],
+        );
         expect(missing).toEqual(rows.map((r) => `role "${r.name}"`).sort());
         expect(missing).toEqual(expect.arrayContaining(['role "readers"', 'role "reporting"', 'role "writers"']));
         const run = await cli('reconcile', '--env', 'empty', '--apply', '--config', config);
@@ -479,7 +518,10 @@ describe('errors', () => {
     expect(run.out).not.toContain('secret-pw');
 
     const badSource = join(dir, 'bad-source.yaml');
-    await writeFile(badSource, `source:\n  url: "postgres://me:secret-pw@127.0.0.1:1/src"\nenvironments:\n  - { name: dev, url: "${p.env('dev').server.url}" }\n`);
+    await writeFile(
+      badSource,
+      `source:\n  url: "postgres://me:secret-pw@127.0.0.1:1/src"\nenvironments:\n  - { name: dev, url: "${p.env('dev').server.url}" }\n`,
+    );
     const source = await cli('drift', '--config', badSource);
     expect(source.code).toBe(2);
     expect(source.err).toMatch(/^permsync: source: cannot connect to postgres:\/\/me:\*\*\*@127\.0\.0\.1:1\/src: /);
@@ -490,7 +532,7 @@ describe('errors', () => {
   });
 });
 
-describe('as the logins permsync\'s roles are granted to', () => {
+describe("as the logins permsync's roles are granted to", () => {
   /** Runs work with a configuration whose source user is a new login holding `role`. */
   async function asLogin(role: string, work: (config: string) => Promise<void>): Promise<void> {
     await p.dba(`SET permsync.capture = 'off'; CREATE ROLE drift_login LOGIN PASSWORD 'pw' IN ROLE ${role}`);
@@ -537,18 +579,18 @@ describe('as the logins permsync\'s roles are granted to', () => {
 
 describe('the scheduled check', () => {
   const checkConfig = () => ({
-      source: { url: p.source.url, applicationName: 'permsync-test' },
-      environments: [
-        { name: 'dev', url: p.env('dev').server.url, priority: 1, enabled: true, rules: [], onPermanentFailure: 'hold' as const },
-        { name: 'fresh', url: p.env('fresh').server.url, priority: 2, enabled: true, rules: [], onPermanentFailure: 'hold' as const },
-      ],
-      settings: p.config().settings,
-      http: { port: 0, host: '127.0.0.1' },
-      // The child logs to this process's output: only what would need a person.
-      log: { level: 'error' as const },
+    source: { url: p.source.url, applicationName: 'permsync-test' },
+    environments: [
+      { name: 'dev', url: p.env('dev').server.url, priority: 1, enabled: true, rules: [], onPermanentFailure: 'hold' as const },
+      { name: 'fresh', url: p.env('fresh').server.url, priority: 2, enabled: true, rules: [], onPermanentFailure: 'hold' as const },
+    ],
+    settings: p.config().settings,
+    http: { port: 0, host: '127.0.0.1' },
+    // The child logs to this process's output: only what would need a person.
+    log: { level: 'error' as const },
   });
 
-  it('records each environment\'s result, in a process of its own, and v_drift_status says when each last matched', async () => {
+  it("records each environment's result, in a process of its own, and v_drift_status says when each last matched", async () => {
     await converge('fresh');
     await dev(`GRANT TRUNCATE ON app.orders TO readers`);
     const config = checkConfig();
@@ -560,7 +602,10 @@ describe('the scheduled check', () => {
       if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
       else process.env.NODE_OPTIONS = nodeOptions;
     });
-    expect(results?.map((r) => [r.environment, r.differences])).toEqual([['dev', 1], ['fresh', 0]]);
+    expect(results?.map((r) => [r.environment, r.differences])).toEqual([
+      ['dev', 1],
+      ['fresh', 0],
+    ]);
     expect(results?.[0]?.summary).toMatchObject({ privileges: 1, statements: 1 });
     expect(results?.[0]?.checkedAt).toBeInstanceOf(Date);
     const { rows } = await p.sourceClient.query<{ environment: string; state: string; matched_now: boolean; last_differences: number }>(
@@ -574,7 +619,7 @@ describe('the scheduled check', () => {
     await dev(`REVOKE TRUNCATE ON app.orders FROM readers`);
   });
 
-  it('starts its process without the daemon\'s secrets in its environment, and ends quietly when stopped', async () => {
+  it("starts its process without the daemon's secrets in its environment, and ends quietly when stopped", async () => {
     // As if loaded from .env: readable in /proc/<pid>/environ had the child inherited them.
     process.env.PERMSYNC_TEST_SECRET = 'env-secret-value';
     process.env.PGPASSWORD = 'libpq-secret-value';
@@ -658,9 +703,12 @@ describe("the daemon's schedule", () => {
     const since = new Date();
     const daemon = await p.startDaemon(p.config({ settings: { driftCheckCron: '* * * * * *' } }));
     const recorded = async () =>
-      (await p.sourceClient.query<{ environment: string }>(
-        `SELECT DISTINCT environment FROM permsync.drift_checks WHERE checked_at >= $1 ORDER BY 1`, [since],
-      )).rows.map((r) => r.environment);
+      (
+        await p.sourceClient.query<{ environment: string }>(
+          `SELECT DISTINCT environment FROM permsync.drift_checks WHERE checked_at >= $1 ORDER BY 1`,
+          [since],
+        )
+      ).rows.map((r) => r.environment);
     const deadline = Date.now() + 20_000;
     while ((await recorded()).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     expect(await recorded()).toEqual(['dev', 'fresh']);

@@ -27,10 +27,17 @@ const settleRoles = () => p.settleRoles();
 /** The outcome on an environment of the last batch the role watcher wrote. */
 async function lastRoleOutcome(environment: string) {
   const { rows } = await p.sourceClient.query<{
-    batch_id: string; execution_status: string; result_message: string | null; error_code: string | null; error_hint: string | null;
-  }>(`SELECT x.batch_id::text, x.execution_status, x.result_message, x.error_code, x.error_hint
+    batch_id: string;
+    execution_status: string;
+    result_message: string | null;
+    error_code: string | null;
+    error_hint: string | null;
+  }>(
+    `SELECT x.batch_id::text, x.execution_status, x.result_message, x.error_code, x.error_hint
         FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
-       WHERE b.origin = 'role_watcher' AND x.environment_name = $1 ORDER BY b.commit_seq DESC LIMIT 1`, [environment]);
+       WHERE b.origin = 'role_watcher' AND x.environment_name = $1 ORDER BY b.commit_seq DESC LIMIT 1`,
+    [environment],
+  );
   return rows[0];
 }
 
@@ -52,11 +59,17 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'permsync-drop-role-'));
   p = await startPipeline(['dev', 'prod']);
   const c = p.config();
-  await writeFile(join(dir, 'permsync.yaml'), [
-    'source:', `  url: "${c.source.url}"`,
-    'environments:', ...c.environments.flatMap((e) => [`  - name: ${e.name}`, `    url: "${e.url}"`]),
-    'settings:', '  drift_check_cron: null',
-  ].join('\n'));
+  await writeFile(
+    join(dir, 'permsync.yaml'),
+    [
+      'source:',
+      `  url: "${c.source.url}"`,
+      'environments:',
+      ...c.environments.flatMap((e) => [`  - name: ${e.name}`, `    url: "${e.url}"`]),
+      'settings:',
+      '  drift_check_cron: null',
+    ].join('\n'),
+  );
   await p.startDaemon();
 });
 
@@ -76,9 +89,13 @@ describe('DROP ROLE of a role a target still depends on', () => {
       CREATE POLICY shared_files ON docs.files TO tenant, support USING (true)`);
     await p.dba(`DROP OWNED BY tenant; DROP ROLE tenant`);
     await settleRoles();
-    const policies = async (client: typeof p.sourceClient) => (await client.query<{ line: string }>(
-      `SELECT polname || ' ' || array_to_string(ARRAY(SELECT pg_get_userbyid(r) FROM unnest(polroles) r ORDER BY 1), ',') AS line
-         FROM pg_policy WHERE polrelid = 'docs.files'::regclass ORDER BY 1`)).rows.map((r) => r.line);
+    const policies = async (client: typeof p.sourceClient) =>
+      (
+        await client.query<{ line: string }>(
+          `SELECT polname || ' ' || array_to_string(ARRAY(SELECT pg_get_userbyid(r) FROM unnest(polroles) r ORDER BY 1), ',') AS line
+         FROM pg_policy WHERE polrelid = 'docs.files'::regclass ORDER BY 1`,
+        )
+      ).rows.map((r) => r.line);
     expect(await policies(p.sourceClient)).toEqual(['shared_files support']);
     for (const name of ['dev', 'prod']) {
       expect(await lastRoleOutcome(name), name).toMatchObject({ execution_status: 'success' });
@@ -106,7 +123,9 @@ describe('DROP ROLE of a role a target still depends on', () => {
     }
     const status = await cli('status');
     expect(status.code).toBe(1);
-    expect(status.out).toMatch(new RegExp(`^prod: held on batch ${failed?.batch_id}: SQLSTATE 2BP01: .*owner of table public.prod_scratch.*${skip}`, 'm'));
+    expect(status.out).toMatch(
+      new RegExp(`^prod: held on batch ${failed?.batch_id}: SQLSTATE 2BP01: .*owner of table public.prod_scratch.*${skip}`, 'm'),
+    );
 
     // Later changes wait behind it on prod, and go on once the operator leaves the role there.
     await p.dba(`CREATE ROLE after_contractor`);

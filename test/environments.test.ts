@@ -214,7 +214,10 @@ describe('an environment that fails', () => {
     await waitFor(async () => (await execution(after, 'dev'))?.execution_status === 'success', 10_000, 'dev to apply');
     await waitFor(async () => (await execution(failing, 'prod'))?.execution_status === 'failed', 10_000, 'prod to fail');
     for (const text of [...before, failing, after]) {
-      expect(await execution(text, 'dev')).toMatchObject({ execution_status: 'success', result_message: expect.stringContaining('in one transaction') });
+      expect(await execution(text, 'dev')).toMatchObject({
+        execution_status: 'success',
+        result_message: expect.stringContaining('in one transaction'),
+      });
     }
     for (const text of before) expect(await execution(text, 'prod')).toMatchObject({ execution_status: 'success' });
     expect(await execution(failing, 'prod')).toMatchObject({ error_code: '42P01', failure_kind: 'permanent' });
@@ -223,4 +226,3 @@ describe('an environment that fails', () => {
     await releaseProd('dev_only');
   });
 });
-

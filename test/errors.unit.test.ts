@@ -45,7 +45,13 @@ describe('classifyError: the one place that decides whether a failure is worth r
 
   it('keeps the detail and the hint PostgreSQL sent', () => {
     const classified = classifyError(pgError('2BP01', 'role "x" cannot be dropped', { detail: 'owner of table t', hint: 'reassign' }));
-    expect(classified).toEqual({ kind: 'permanent', code: '2BP01', message: 'role "x" cannot be dropped', detail: 'owner of table t', hint: 'reassign' });
+    expect(classified).toEqual({
+      kind: 'permanent',
+      code: '2BP01',
+      message: 'role "x" cannot be dropped',
+      detail: 'owner of table t',
+      hint: 'reassign',
+    });
   });
 
   it('an unknown failure is permanent: a person looks at it', () => {

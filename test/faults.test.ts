@@ -139,10 +139,15 @@ describe('faults', () => {
     const pool = openSourcePool(p.config(), { applicationName: 'permsync-test:held', max: 1 });
     const session = await pool.connect();
     try {
-      const { rows: [held] } = await session.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const {
+        rows: [held],
+      } = await session.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
       await p.sourceClient.query('SELECT pg_terminate_backend($1)', [held?.pid]);
       await new Promise((r) => setTimeout(r, 200)); // the FATAL message arrives with no query waiting
-      const failure = await session.query('SELECT 1').then(() => undefined, (error: unknown) => error);
+      const failure = await session.query('SELECT 1').then(
+        () => undefined,
+        (error: unknown) => error,
+      );
       expect(classifyError(failure)).toMatchObject({ kind: 'transient' });
       session.release(failure as Error);
       // The pool drops it and opens a new one.
@@ -171,14 +176,18 @@ describe('faults', () => {
       // dev carries everything while prod is still frozen...
       await waitFor(async () => (await pendingFor('dev')) === 0, 10_000, 'dev to carry everything while prod hangs');
       // ...and prod's attempt is cut off by the client-side timeout, recorded as transient.
-      await waitFor(async () => {
-        const { rows } = await p.sourceClient.query<{ n: string }>(
-          `SELECT count(*)::text AS n FROM permsync.execution_log
+      await waitFor(
+        async () => {
+          const { rows } = await p.sourceClient.query<{ n: string }>(
+            `SELECT count(*)::text AS n FROM permsync.execution_log
             WHERE environment_name = 'prod' AND id > $1 AND failure_kind = 'transient' AND result_message ~* 'timeout'`,
-          [before],
-        );
-        return rows[0]?.n !== '0';
-      }, 15_000, 'prod to time out');
+            [before],
+          );
+          return rows[0]?.n !== '0';
+        },
+        15_000,
+        'prod to time out',
+      );
     } finally {
       cluster('prod').signal('SIGCONT');
     }
@@ -230,7 +239,10 @@ describe('faults', () => {
         WHERE b.id = x.batch_id AND x.environment_name = 'prod' AND b.query_text LIKE '% TRUNCATE ON t3 %'
         RETURNING b.commit_seq::text AS seq`,
     );
-    const through = rows.map((r) => BigInt(r.seq)).reduce((a, b) => (a > b ? a : b)).toString();
+    const through = rows
+      .map((r) => BigInt(r.seq))
+      .reduce((a, b) => (a > b ? a : b))
+      .toString();
     await p.sourceClient.query(`UPDATE permsync.environments SET in_flight_through = $1 WHERE name = 'prod'`, [through]);
     daemon = await p.startDaemon(p.config(), logLines);
     await expectConverged();
@@ -256,8 +268,10 @@ describe('faults', () => {
     first.kill('SIGKILL');
     await stream;
     await churn(20, 600); // committed after the kill, whatever the stream's timing
-    await waitFor(async () => (await leaderPid()) === undefined, 15_000, 'the killed daemon\'s lease session to go');
-    const { rows: [left] } = await p.sourceClient.query<{ n: string }>(
+    await waitFor(async () => (await leaderPid()) === undefined, 15_000, "the killed daemon's lease session to go");
+    const {
+      rows: [left],
+    } = await p.sourceClient.query<{ n: string }>(
       `SELECT count(*) AS n FROM permsync.batches b CROSS JOIN permsync.environments e
         WHERE b.commit_seq > e.start_after_seq AND e.enabled
           AND NOT EXISTS (SELECT 1 FROM permsync.execution_log x WHERE x.batch_id = b.id AND x.environment_name = e.name)`,
@@ -274,12 +288,16 @@ describe('faults', () => {
     await a.until(async () => (await leaderPid()) !== undefined, 15_000, 'a leader');
     const b = spawnDaemon();
     // Both connect for the lock; one holds it, the other stands by.
-    await b.until(async () => {
-      const { rows } = await p.sourceClient.query<{ n: string }>(
-        `SELECT count(*)::text AS n FROM pg_stat_activity WHERE application_name = 'permsync-test:lock'`,
-      );
-      return rows[0]?.n === '2';
-    }, 15_000, 'the second daemon to stand by');
+    await b.until(
+      async () => {
+        const { rows } = await p.sourceClient.query<{ n: string }>(
+          `SELECT count(*)::text AS n FROM pg_stat_activity WHERE application_name = 'permsync-test:lock'`,
+        );
+        return rows[0]?.n === '2';
+      },
+      15_000,
+      'the second daemon to stand by',
+    );
     const leader = await leaderPid();
     await churn(20, 500);
     await p.settle();

@@ -7,10 +7,24 @@ import { BatchFeed } from '../src/apply/feed.js';
 
 function batch(seq: number, targetEnvironment: string | null = null): Batch {
   return {
-    id: `b${seq}`, commitSeq: String(seq), origin: 'event_trigger', sessionUser: 'dba', currentUser: 'dba',
-    currentUserIsSuperuser: true, searchPath: 'public', backendPid: 1, statementStartedAt: new Date(0),
-    committedAt: new Date(0), queryText: `GRANT SELECT ON t${seq} TO app`, queryMasked: false, targetEnvironment,
-    commandTags: ['GRANT'], commandObjects: ['public.t'], identities: 1, statements: null, previousStatus: null,
+    id: `b${seq}`,
+    commitSeq: String(seq),
+    origin: 'event_trigger',
+    sessionUser: 'dba',
+    currentUser: 'dba',
+    currentUserIsSuperuser: true,
+    searchPath: 'public',
+    backendPid: 1,
+    statementStartedAt: new Date(0),
+    committedAt: new Date(0),
+    queryText: `GRANT SELECT ON t${seq} TO app`,
+    queryMasked: false,
+    targetEnvironment,
+    commandTags: ['GRANT'],
+    commandObjects: ['public.t'],
+    identities: 1,
+    statements: null,
+    previousStatus: null,
   };
 }
 
@@ -32,7 +46,10 @@ describe('the shared batch feed', () => {
     const src = source([1, 2, 3].map((n) => batch(n)));
     const feed = new BatchFeed(src.read, 10);
     const [dev, prod] = await Promise.all([feed.after(0n, 'dev'), feed.after(0n, 'prod')]);
-    expect([seqs(dev), seqs(prod)]).toEqual([[1, 2, 3], [1, 2, 3]]);
+    expect([seqs(dev), seqs(prod)]).toEqual([
+      [1, 2, 3],
+      [1, 2, 3],
+    ]);
     expect(seqs(await feed.after(1n, 'test'))).toEqual([2, 3]);
     expect(src.reads).toEqual([0n]);
   });

@@ -32,7 +32,8 @@ const API = {
     ALTER TABLE api.todos OWNER TO api_owner;
     ALTER VIEW api.open_todos OWNER TO api_owner;
     ALTER FUNCTION api.add_todo(text) OWNER TO api_owner`,
-  grants: [`
+  grants: [
+    `
     DO $$
     BEGIN
       GRANT USAGE ON SCHEMA api TO web_anon, web_user;
@@ -45,7 +46,8 @@ const API = {
         ALTER DEFAULT PRIVILEGES FOR ROLE api_owner IN SCHEMA api GRANT SELECT ON TABLES TO web_anon;
       END IF;
     END
-    $$`],
+    $$`,
+  ],
   // A later migration: the default privileges above give its table its grants on each server.
   later: `SET ROLE api_owner; CREATE TABLE api.tags (id int PRIMARY KEY, name text); RESET ROLE`,
 };
@@ -106,11 +108,17 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
   async function configFile(): Promise<string> {
     const c = p.config();
     const file = join(dir, 'permsync.yaml');
-    await writeFile(file, [
-      'source:', `  url: "${c.source.url}"`,
-      'environments:', ...c.environments.flatMap((e) => [`  - name: ${e.name}`, `    url: "${e.url}"`]),
-      'settings:', '  drift_check_cron: null',
-    ].join('\n'));
+    await writeFile(
+      file,
+      [
+        'source:',
+        `  url: "${c.source.url}"`,
+        'environments:',
+        ...c.environments.flatMap((e) => [`  - name: ${e.name}`, `    url: "${e.url}"`]),
+        'settings:',
+        '  drift_check_cron: null',
+      ].join('\n'),
+    );
     return file;
   }
 
@@ -150,14 +158,17 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     const { rows } = await p.sourceClient.query<{ environment_name: string; execution_status: string; result_message: string }>(
       `SELECT x.environment_name, x.execution_status, x.result_message
          FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
-        WHERE b.origin = 'event_trigger' AND b.not_replayable IS NULL ORDER BY b.commit_seq, x.environment_name`);
+        WHERE b.origin = 'event_trigger' AND b.not_replayable IS NULL ORDER BY b.commit_seq, x.environment_name`,
+    );
     // CREATE SCHEMA, the DO block, the helper, the owner loop: each converged on each target
     // (the loop's owners may have come with the helper's batch, which converged the same tables).
     expect(rows).toHaveLength(8);
     for (const row of rows) {
       expect(row).toMatchObject({
         execution_status: 'success',
-        result_message: expect.stringMatching(/^(converged \d+ object\(s\) it touched to the source's state|the objects it touched match the source's state here)/),
+        result_message: expect.stringMatching(
+          /^(converged \d+ object\(s\) it touched to the source's state|the objects it touched match the source's state here)/,
+        ),
       });
     }
 
@@ -165,11 +176,13 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     for (const name of ['dev', 'prod'] as const) {
       expect({ name, ...accountDifference(source, await account(name)) }).toEqual({ name, onlySource: [], onlyTarget: [] });
     }
-    expect(source).toEqual(expect.arrayContaining([
-      expect.stringMatching(/GRANT SELECT ON TABLE api\.tags TO web_anon| api\.tags web_anon SELECT /),
-      expect.stringMatching(/GRANT SELECT ON TABLE audit\.recent TO auditor| audit\.recent auditor SELECT /),
-      expect.stringMatching(/ALTER TABLE reporting\.monthly OWNER TO reporting_owner| reporting\.monthly owner reporting_owner/),
-    ]));
+    expect(source).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/GRANT SELECT ON TABLE api\.tags TO web_anon| api\.tags web_anon SELECT /),
+        expect.stringMatching(/GRANT SELECT ON TABLE audit\.recent TO auditor| audit\.recent auditor SELECT /),
+        expect.stringMatching(/ALTER TABLE reporting\.monthly OWNER TO reporting_owner| reporting\.monthly owner reporting_owner/),
+      ]),
+    );
     expect(await cli('drift', '--config', await configFile())).toEqual({ code: 0, out: 'dev: matches the source\nprod: matches the source\n' });
   });
 });

@@ -70,9 +70,11 @@ const MONITORING = {
 
 /** The default configuration's exclusions, as the lines of an account that show them (pg_dump's, or the catalog's). */
 function excludedByDefault(line: string): boolean {
-  return /\b(TO|FROM) postgres\b| postgres [A-Z ]+ by /.test(line) // grants to postgres, and memberships of it
-    || /^GRANT "?pg_monitor"? TO "?metrics"?\b/.test(line) // a membership in a predefined role
-    || /\bservice_role\b.*\b(BYPASSRLS|NOBYPASSRLS|bypassrls=)/.test(line); // an attribute only a superuser gives
+  return (
+    /\b(TO|FROM) postgres\b| postgres [A-Z ]+ by /.test(line) || // grants to postgres, and memberships of it
+    /^GRANT "?pg_monitor"? TO "?metrics"?\b/.test(line) || // a membership in a predefined role
+    /\bservice_role\b.*\b(BYPASSRLS|NOBYPASSRLS|bypassrls=)/.test(line)
+  ); // an attribute only a superuser gives
 }
 
 /** What carries all of it: excluded_roles, carry_predefined_roles and carry_role_attributes opened up. */
@@ -101,14 +103,20 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
   async function configFile(name: string, settings: Partial<Settings> = {}): Promise<string> {
     const c = config(settings);
     const file = join(dir, `${name}.yaml`);
-    await writeFile(file, [
-      'source:', `  url: "${c.source.url}"`,
-      'environments:', ...c.environments.flatMap((e) => [`  - name: ${e.name}`, `    url: "${e.url}"`]),
-      'settings:', '  drift_check_cron: null',
-      `  excluded_roles: ${JSON.stringify(c.settings.excludedRoles)}`,
-      `  carry_predefined_roles: ${JSON.stringify(c.settings.carryPredefinedRoles)}`,
-      `  carry_role_attributes: ${JSON.stringify(c.settings.carryRoleAttributes)}`,
-    ].join('\n'));
+    await writeFile(
+      file,
+      [
+        'source:',
+        `  url: "${c.source.url}"`,
+        'environments:',
+        ...c.environments.flatMap((e) => [`  - name: ${e.name}`, `    url: "${e.url}"`]),
+        'settings:',
+        '  drift_check_cron: null',
+        `  excluded_roles: ${JSON.stringify(c.settings.excludedRoles)}`,
+        `  carry_predefined_roles: ${JSON.stringify(c.settings.carryPredefinedRoles)}`,
+        `  carry_role_attributes: ${JSON.stringify(c.settings.carryRoleAttributes)}`,
+      ].join('\n'),
+    );
     return file;
   }
 
@@ -129,7 +137,8 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
   /** Each server's account, by pg_dump where an installed one reads this major, else by the catalog. */
   async function accounts(): Promise<{ source: string[]; prod: string[] }> {
     const options: AccountOptions = {
-      ignoreRoles: [...PERMSYNC_ROLES, SYNC.user], database: 'postgres',
+      ignoreRoles: [...PERMSYNC_ROLES, SYNC.user],
+      database: 'postgres',
       // Who granted a membership is issue 15's item 2, not this test's.
       withoutMembershipGrantors: true,
     };
@@ -170,21 +179,29 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     const { onlySource, onlyTarget } = accountDifference(source, prod);
     // anon, authenticated and service_role got every grant the statements naming postgres too gave them.
     expect(onlySource.length).toBeGreaterThan(0);
-    expect({ onlySource: onlySource.filter((l) => !excludedByDefault(l)), onlyTarget: onlyTarget.filter((l) => !excludedByDefault(l)) })
-      .toEqual({ onlySource: [], onlyTarget: [] });
+    expect({ onlySource: onlySource.filter((l) => !excludedByDefault(l)), onlyTarget: onlyTarget.filter((l) => !excludedByDefault(l)) }).toEqual({
+      onlySource: [],
+      onlyTarget: [],
+    });
     expect(prod).toEqual(expect.arrayContaining([expect.stringMatching(/ON SCHEMA monitor TO pg_monitor| monitor pg_monitor USAGE /)]));
 
     const drift = await cli('drift', '--json', '--config', await configFile('default'));
-    const [env] = (JSON.parse(drift.out) as { environments: { differences: number; excluded_by_configuration: number; items: { subject: string; excluded?: string }[] }[] }).environments;
+    const [env] = (
+      JSON.parse(drift.out) as {
+        environments: { differences: number; excluded_by_configuration: number; items: { subject: string; excluded?: string }[] }[];
+      }
+    ).environments;
     expect(drift.code).toBe(1);
     expect(env?.differences).toBeGreaterThan(0);
     expect(env?.items.filter((i) => i.excluded === undefined)).toEqual([]);
     expect(env?.excluded_by_configuration).toBe(env?.differences);
-    expect(new Set(env?.items.map((i) => i.excluded))).toEqual(new Set([
-      'names excluded role "postgres"',
-      'membership in predefined role "pg_monitor", which settings.carry_predefined_roles does not list',
-      'gives BYPASSRLS, which settings.carry_role_attributes does not list',
-    ]));
+    expect(new Set(env?.items.map((i) => i.excluded))).toEqual(
+      new Set([
+        'names excluded role "postgres"',
+        'membership in predefined role "pg_monitor", which settings.carry_predefined_roles does not list',
+        'gives BYPASSRLS, which settings.carry_role_attributes does not list',
+      ]),
+    );
   });
 
   it('once the configuration carries all of it, reconcile makes the target equal by pg_dump, and drift exits 0', async () => {
@@ -196,6 +213,6 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     expect(accountDifference(source, prod)).toEqual({ onlySource: [], onlyTarget: [] });
     expect((await cli('drift', '--config', file)).code).toBe(0);
     // The default configuration no longer finds anything either: the target holds what it would have excluded.
-    expect((await cli('drift', '--config', await configFile('default-after')))).toMatchObject({ code: 0, out: 'prod: matches the source\n' });
+    expect(await cli('drift', '--config', await configFile('default-after'))).toMatchObject({ code: 0, out: 'prod: matches the source\n' });
   });
 });

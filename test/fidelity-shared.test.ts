@@ -41,10 +41,12 @@ function script(major: PostgresMajor): string[] {
     'GRANT TEMPORARY ON DATABASE reporting TO report_reader WITH GRANT OPTION',
     'GRANT CREATE ON TABLESPACE fast TO api_admin',
     'REVOKE ALL ON TABLESPACE fast FROM PUBLIC',
-    ...(major >= 15 ? [
-      'GRANT SET ON PARAMETER log_min_duration_statement TO api_admin',
-      'GRANT ALTER SYSTEM ON PARAMETER work_mem TO monitoring_agent WITH GRANT OPTION',
-    ] : []),
+    ...(major >= 15
+      ? [
+          'GRANT SET ON PARAMETER log_min_duration_statement TO api_admin',
+          'GRANT ALTER SYSTEM ON PARAMETER work_mem TO monitoring_agent WITH GRANT OPTION',
+        ]
+      : []),
   ];
 }
 
@@ -81,10 +83,14 @@ describe.each([14, 18] as const)('PostgreSQL %i', (major) => {
   }
 
   async function settled(): Promise<void> {
-    await waitFor(async () => {
-      const { rows } = await p.sourceClient.query<{ same: boolean }>('SELECT permsync.role_snapshot_matches(false) AS same');
-      return rows[0]?.same === true;
-    }, 10_000, 'the role watcher to see the script');
+    await waitFor(
+      async () => {
+        const { rows } = await p.sourceClient.query<{ same: boolean }>('SELECT permsync.role_snapshot_matches(false) AS same');
+        return rows[0]?.same === true;
+      },
+      10_000,
+      'the role watcher to see the script',
+    );
     await p.settle();
   }
 

@@ -114,7 +114,9 @@ describe('a server that cannot start', () => {
     try {
       const { ms, error } = await failure(() => startLocalCluster({ name: 'port-taken', port }));
       expect(error).toBeInstanceOf(LocalClusterError);
-      expect(error.message).toBe(`PostgreSQL server "port-taken" cannot start: port ${port} on 127.0.0.1 is in use; stop what listens there or choose another port`);
+      expect(error.message).toBe(
+        `PostgreSQL server "port-taken" cannot start: port ${port} on 127.0.0.1 is in use; stop what listens there or choose another port`,
+      );
       expect(ms).toBeLessThan(AT_ONCE_MS);
     } finally {
       await new Promise((resolve) => taken.close(resolve));
@@ -124,7 +126,9 @@ describe('a server that cannot start', () => {
   it('a server that exits at start: its own FATAL line, and its log kept and named', async () => {
     const { ms, error } = await failure(() => startLocalCluster({ name: 'bad-setting', settings: { shared_buffers: 'plenty' } }));
     expect(error).toBeInstanceOf(LocalClusterError);
-    expect(error.message).toMatch(/^PostgreSQL server "bad-setting" did not start on port \d+: .*FATAL: {2}invalid value for parameter "shared_buffers": "plenty" \(its log: (\S+)\)$/);
+    expect(error.message).toMatch(
+      /^PostgreSQL server "bad-setting" did not start on port \d+: .*FATAL: {2}invalid value for parameter "shared_buffers": "plenty" \(its log: (\S+)\)$/,
+    );
     expect(ms).toBeLessThan(AT_ONCE_MS);
     const log = /\(its log: (\S+)\)$/.exec(error.message)?.[1] as string;
     cleanup.push(dirname(log));

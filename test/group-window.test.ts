@@ -22,7 +22,9 @@ const BURST = ROLES.flatMap((role) =>
 ).concat([
   // A statement may end in a comment: in a group's one string it must not swallow what follows.
   'GRANT DELETE ON sales.orders TO app -- the nightly purge runs as app',
-  'REVOKE UPDATE ON sales.orders FROM app', 'GRANT USAGE ON SCHEMA sales TO reader']);
+  'REVOKE UPDATE ON sales.orders FROM app',
+  'GRANT USAGE ON SCHEMA sales TO reader',
+]);
 
 interface Execution {
   commit_seq: string;

@@ -75,7 +75,11 @@ function newMetrics(overrides: Partial<DaemonMetricsOptions> = {}): DaemonMetric
 
 async function serve(metrics: DaemonMetrics, readiness: () => Promise<Readiness>, readinessTimeoutMs?: number): Promise<HttpServer> {
   const server = await startHttpServer({
-    host: '127.0.0.1', port: 0, registry: metrics.registry, readiness, logger: silent,
+    host: '127.0.0.1',
+    port: 0,
+    registry: metrics.registry,
+    readiness,
+    logger: silent,
     ...(readinessTimeoutMs !== undefined && { readinessTimeoutMs }),
   });
   servers.push(server);
@@ -154,7 +158,8 @@ describe('the HTTP surface', () => {
     expect(await readyz()).toEqual({ status: 200, body: { status: 'ready', role: 'standby' } });
     state = { ready: false, role: 'leader', reason: 'not listening on the source: reconnecting' };
     expect(await readyz()).toEqual({
-      status: 503, body: { status: 'not_ready', role: 'leader', reason: 'not listening on the source: reconnecting' },
+      status: 503,
+      body: { status: 'not_ready', role: 'leader', reason: 'not listening on the source: reconnecting' },
     });
 
     const failing = await serve(newMetrics(), () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:5432')));
@@ -182,10 +187,12 @@ describe('the HTTP surface', () => {
     const agent = new http.Agent({ keepAlive: true });
     const get = (path: string) =>
       new Promise<{ status: number | undefined; connection: string | undefined }>((resolve, reject) => {
-        http.get(url(server, path), { agent }, (res) => {
-          res.resume();
-          res.on('end', () => resolve({ status: res.statusCode, connection: res.headers.connection }));
-        }).on('error', reject);
+        http
+          .get(url(server, path), { agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode, connection: res.headers.connection }));
+          })
+          .on('error', reject);
       });
     expect(await get('/healthz')).toEqual({ status: 200, connection: 'keep-alive' }); // leaves an idle socket
     const inFlight = get('/readyz');
@@ -204,7 +211,9 @@ describe('metrics of a daemon at work', () => {
   it('count what it read and recorded, and show the backlog the source holds', async () => {
     // The daemon's own /metrics: what it counts is what it did, which is what the source
     // holds past what it held before the daemon started.
-    const { rows: [start] } = await p.sourceClient.query<{ execution: string; seq: string }>(
+    const {
+      rows: [start],
+    } = await p.sourceClient.query<{ execution: string; seq: string }>(
       `SELECT (SELECT coalesce(max(id), 0) FROM permsync.execution_log)::text AS execution,
               (SELECT coalesce(max(commit_seq), 0) FROM permsync.batches)::text AS seq`,
     );
@@ -213,8 +222,7 @@ describe('metrics of a daemon at work', () => {
     const server = daemon.http;
     await quiesce();
     const before = await scrape(server);
-    const executions = (m: Exposition, environment: string, status: string) =>
-      m.value('permsync_executions_total', { environment, status }) ?? 0;
+    const executions = (m: Exposition, environment: string, status: string) => m.value('permsync_executions_total', { environment, status }) ?? 0;
 
     await p.dba('GRANT SELECT ON sales.orders TO app');
     await p.settle();
@@ -242,8 +250,10 @@ describe('metrics of a daemon at work', () => {
     const text = 'GRANT SELECT ON sales.refunds TO reader';
     await p.dba(text);
     await waitFor(
-      async () => (await outcome(text, 'dev')) === 'success' && (await outcome(text, 'prod')) === 'failed'
-        && (await count('SELECT count(*) FROM permsync.retry_queue')) === 1,
+      async () =>
+        (await outcome(text, 'dev')) === 'success' &&
+        (await outcome(text, 'prod')) === 'failed' &&
+        (await count('SELECT count(*) FROM permsync.retry_queue')) === 1,
       10_000,
       'prod to fail and queue a retry',
     );
@@ -319,8 +329,16 @@ describe('leader and standby', () => {
     const listening = { state: 'connected', since: expect.any(String), lastHeartbeat: expect.any(String) };
     await expect.poll(() => readyz(leader)).toEqual({ status: 200, body: { status: 'ready', role: 'leader', listener: listening } });
     // The standby names the leader: its lease session, as the source's pg_stat_activity shows it.
-    const { rows: [lease] } = await p.sourceClient.query<{ pid: number; since: Date }>('SELECT pid, since FROM permsync.leader');
-    const named = { pid: lease?.pid, user: 'postgres', applicationName: 'permsync-test:lock', clientAddr: '127.0.0.1', since: lease?.since.toISOString() };
+    const {
+      rows: [lease],
+    } = await p.sourceClient.query<{ pid: number; since: Date }>('SELECT pid, since FROM permsync.leader');
+    const named = {
+      pid: lease?.pid,
+      user: 'postgres',
+      applicationName: 'permsync-test:lock',
+      clientAddr: '127.0.0.1',
+      since: lease?.since.toISOString(),
+    };
     await expect.poll(() => readyz(standby)).toEqual({ status: 200, body: { status: 'ready', role: 'standby', leader: named } });
     expect((await scrape(leader.http)).value('permsync_leader')).toBe(1);
     expect((await scrape(standby.http)).value('permsync_leader')).toBe(0);
@@ -333,28 +351,31 @@ describe('leader and standby', () => {
 
     await sourceProxy.cut();
     // The last answer from the source is given again for up to a second.
-    await expect.poll(() => readyz(standby)).toEqual({
-      status: 503, body: { status: 'not_ready', role: 'standby', reason: expect.stringContaining('source unreachable') },
-    });
+    await expect
+      .poll(() => readyz(standby))
+      .toEqual({
+        status: 503,
+        body: { status: 'not_ready', role: 'standby', reason: expect.stringContaining('source unreachable') },
+      });
     await p.settle(); // what the leader carried is behind the next test
   });
 });
 
 describe('readiness under a flood of probes', () => {
-  it('asks the source on one session of its own, about once a second at most, never on the daemon\'s pool', async () => {
+  it("asks the source on one session of its own, about once a second at most, never on the daemon's pool", async () => {
     const daemon = await startDaemon();
     await waitFor(() => daemon.isLeader(), 10_000, 'the daemon to lead');
     const readyz = async () => (await fetch(url(daemon.http, '/readyz'))).status;
     await expect.poll(readyz).toBe(200);
     // The daemon's sessions besides its pool (lease, listener, readiness), and the readiness one.
-    const sessions = async (pattern: string) =>
-      count(`SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '${pattern}'`);
+    const sessions = async (pattern: string) => count(`SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '${pattern}'`);
     const before = { own: await sessions('permsync-test:%'), probe: await sessions('permsync-test:ready') };
     const most = { ...before };
     // Every readiness question any session of this process sends, by the session's application_name.
     const asked: string[] = [];
     pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-      if (args[0] === 'SELECT 1') asked.push((this as unknown as { connectionParameters: { application_name?: string } }).connectionParameters.application_name ?? '');
+      if (args[0] === 'SELECT 1')
+        asked.push((this as unknown as { connectionParameters: { application_name?: string } }).connectionParameters.application_name ?? '');
       return (query as (...a: unknown[]) => unknown).apply(this, args);
     } as typeof pg.Client.prototype.query;
     let flooding = true;
@@ -406,7 +427,10 @@ describe('collecting from the source', () => {
     const sockets: Socket[] = [];
     const hung = createServer((socket) => sockets.push(socket)); // accepts, never answers
     await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
-    const pool = new pg.Pool({ connectionString: `postgres://postgres@127.0.0.1:${(hung.address() as AddressInfo).port}/postgres`, connectionTimeoutMillis: 20_000 });
+    const pool = new pg.Pool({
+      connectionString: `postgres://postgres@127.0.0.1:${(hung.address() as AddressInfo).port}/postgres`,
+      connectionTimeoutMillis: 20_000,
+    });
     pool.on('error', () => {});
     const server = await serve(newMetrics({ source: pool, collectTimeoutMs: 300 }), readyAs('leader'));
     for (const scrapes of [1, 2]) {
@@ -445,16 +469,19 @@ describe('collecting from the source', () => {
 
     const backlog = async (client: pg.Pool | pg.Client = p.sourceClient) =>
       Object.fromEntries(
-        (await client.query<{ environment: string; pending_batches: number; lag_seconds: number }>(ENVIRONMENT_BACKLOG, [ENVIRONMENTS])).rows
-          .map((r) => [r.environment, { pending: r.pending_batches, lag: r.lag_seconds }]),
+        (await client.query<{ environment: string; pending_batches: number; lag_seconds: number }>(ENVIRONMENT_BACKLOG, [ENVIRONMENTS])).rows.map(
+          (r) => [r.environment, { pending: r.pending_batches, lag: r.lag_seconds }],
+        ),
       );
     const fromView = async () =>
       Object.fromEntries(
-        (await p.sourceClient.query<{ environment_name: string; pending: number; lag: number }>(
-          `SELECT environment_name, count(*) FILTER (WHERE NOT finished)::int AS pending,
+        (
+          await p.sourceClient.query<{ environment_name: string; pending: number; lag: number }>(
+            `SELECT environment_name, count(*) FILTER (WHERE NOT finished)::int AS pending,
                   coalesce(extract(epoch FROM now() - min(committed_at) FILTER (WHERE NOT finished)), 0)::float8 AS lag
              FROM permsync.v_batch_outcomes GROUP BY environment_name`,
-        )).rows.map((r) => [r.environment_name, { pending: r.pending, lag: r.lag }]),
+          )
+        ).rows.map((r) => [r.environment_name, { pending: r.pending, lag: r.lag }]),
       );
     const agree = async (expected: Record<string, number>) => {
       const [ours, view] = [await backlog(), await fromView()];

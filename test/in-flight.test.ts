@@ -22,7 +22,9 @@ async function outcome(seq: string) {
 
 async function lastSeqs(count: number): Promise<string[]> {
   const { rows } = await p.sourceClient.query<{ seq: string }>(
-    `SELECT commit_seq::text AS seq FROM permsync.batches ORDER BY commit_seq DESC LIMIT $1`, [count]);
+    `SELECT commit_seq::text AS seq FROM permsync.batches ORDER BY commit_seq DESC LIMIT $1`,
+    [count],
+  );
   return rows.map((r) => r.seq).reverse();
 }
 
@@ -67,7 +69,8 @@ describe('the in-flight mark', () => {
     daemon = await p.startDaemon();
     await waitFor(async () => (await outcome(first))?.execution_status === 'failed', 15_000, 'the first batch to hold');
     const { rows } = await p.sourceClient.query<{ through: string }>(
-      `SELECT in_flight_through::text AS through FROM permsync.environments WHERE name = 'prod'`);
+      `SELECT in_flight_through::text AS through FROM permsync.environments WHERE name = 'prod'`,
+    );
     expect(rows[0]?.through).toBe(first);
 
     // The DBA fixes the first batch's cause on prod and restarts the daemon. The second
@@ -100,7 +103,8 @@ describe('the in-flight mark', () => {
       daemon = await p.startDaemon(config);
       await waitFor(async () => (await outcome(first))?.error_code === '57014', 20_000, 'the first batch to time out');
       const { rows } = await p.sourceClient.query<{ through: string }>(
-        `SELECT in_flight_through::text AS through FROM permsync.environments WHERE name = 'prod'`);
+        `SELECT in_flight_through::text AS through FROM permsync.environments WHERE name = 'prod'`,
+      );
       expect(rows[0]?.through).toBe(first);
       await daemon.stop();
     } finally {
@@ -120,8 +124,13 @@ describe('the in-flight mark', () => {
     await p.env('prod').proxy.cut();
     await p.dba('GRANT INSERT ON t TO other');
     const [seq] = (await lastSeqs(1)) as [string];
-    const retries = async () => (await p.sourceClient.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM permsync.retry_queue r JOIN permsync.batches b ON b.id = r.batch_id WHERE b.commit_seq = $1`, [seq])).rows[0]?.n;
+    const retries = async () =>
+      (
+        await p.sourceClient.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM permsync.retry_queue r JOIN permsync.batches b ON b.id = r.batch_id WHERE b.commit_seq = $1`,
+          [seq],
+        )
+      ).rows[0]?.n;
     await waitFor(async () => (await retries()) === 1, 15_000, 'prod to fail and queue a retry');
     // A daemon reads the switches before it applies anything: one started after dry run
     // is on cannot retry for real in the moment before a running one reads it.

@@ -31,7 +31,11 @@ afterAll(async () => {
 
 function newLock(events: string[], options: Partial<LeaderLockOptions> = {}): LeaderLock {
   const lock = new LeaderLock({
-    connectionString: server.url, applicationName: 'permsync-test', connectionTimeoutMs: 2000, intervalMs: 1000, leaseMs: 10_000,
+    connectionString: server.url,
+    applicationName: 'permsync-test',
+    connectionTimeoutMs: 2000,
+    intervalMs: 1000,
+    leaseMs: 10_000,
     logger: pino({ level: 'silent' }),
     onAcquired: () => {
       events.push('acquired');
@@ -91,10 +95,12 @@ describe('the leader lease', () => {
     await other.client.end();
   });
 
-  it('a standby names the leader, and takes over at once when the leader\'s session ends', async () => {
+  it("a standby names the leader, and takes over at once when the leader's session ends", async () => {
     const leader = await claimElsewhere();
     expect(leader.leading).toBe(true);
-    const { rows: [session] } = await leader.client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    const {
+      rows: [session],
+    } = await leader.client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
     // Logged in as another user than the leader, whose sessions it may not see in pg_stat_activity.
     await admin.query(`CREATE ROLE standby_daemon LOGIN PASSWORD 'standby-pw' IN ROLE permsync_daemon`);
     const events: string[] = [];
@@ -126,9 +132,7 @@ describe('the leader lease', () => {
 
   it('a leader that cannot renew stops applying before its lease runs out', async () => {
     const lease = async () =>
-      (await admin.query<{ pid: number | null; live: boolean }>(
-        'SELECT pid, expires_at > clock_timestamp() AS live FROM permsync.leader',
-      )).rows[0];
+      (await admin.query<{ pid: number | null; live: boolean }>('SELECT pid, expires_at > clock_timestamp() AS live FROM permsync.leader')).rows[0];
     const events: string[] = [];
     let leaseWhenLost: Awaited<ReturnType<typeof lease>>;
     const leader = newLock(events, {
@@ -170,7 +174,8 @@ describe('the leader lease', () => {
   it('refuses a lease it cannot keep', async () => {
     for (const leaseMs of [0, 999, 600_001]) {
       await expect(admin.query('SELECT permsync.claim_leadership($1)', [leaseMs])).rejects.toMatchObject({
-        code: '22023', message: expect.stringContaining(`a leader lease of ${leaseMs} ms`),
+        code: '22023',
+        message: expect.stringContaining(`a leader lease of ${leaseMs} ms`),
       });
     }
   });

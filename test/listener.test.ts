@@ -35,7 +35,8 @@ async function listenerPorts(): Promise<number[]> {
 /** Black-holes the listener's session: neither end hears from the other again, and neither is closed. */
 async function silenceListener(): Promise<void> {
   const [port, ...others] = await listenerPorts();
-  if (port === undefined || others.length > 0) throw new Error(`expected one listener session, found ${others.length + (port === undefined ? 0 : 1)}`);
+  if (port === undefined || others.length > 0)
+    throw new Error(`expected one listener session, found ${others.length + (port === undefined ? 0 : 1)}`);
   sourceProxy.blackHole(port);
   silenced.push(port);
 }
@@ -120,7 +121,11 @@ describe('the source listener', () => {
     // An attempt ran into the connect timeout: the listener is trying again, not stuck.
     await expect.poll(readyz, { timeout: WITHIN_SECONDS }).toMatchObject({
       status: 503,
-      body: { status: 'not_ready', reason: expect.stringMatching(/^not listening on the source: reconnecting since .* \(connecting: timeout expired\)$/), listener: { state: 'reconnecting' } },
+      body: {
+        status: 'not_ready',
+        reason: expect.stringMatching(/^not listening on the source: reconnecting since .* \(connecting: timeout expired\)$/),
+        listener: { state: 'reconnecting' },
+      },
     });
     const down = await scrape();
     expect(down.value('permsync_listener_connected')).toBe(0);
@@ -134,7 +139,9 @@ describe('the source listener', () => {
     await expect.poll(readyz, { timeout: WITHIN_SECONDS }).toMatchObject({ status: 200, body: { listener: { state: 'connected' } } });
     const up = await scrape();
     expect(up.value('permsync_listener_connected')).toBe(1);
-    expect(up.value('permsync_listener_last_heartbeat_timestamp_seconds')).toBeGreaterThanOrEqual(up.value('permsync_listener_state_since_timestamp_seconds') ?? Infinity);
+    expect(up.value('permsync_listener_last_heartbeat_timestamp_seconds')).toBeGreaterThanOrEqual(
+      up.value('permsync_listener_state_since_timestamp_seconds') ?? Infinity,
+    );
     // Notifications carry changes again.
     const next = 'GRANT DELETE ON t3 TO app';
     await p.dba(next);

@@ -94,7 +94,7 @@ afterAll(async () => {
 });
 
 describe('locks another login holds', () => {
-  it('a DBA\'s GRANT commits, and a role created before it is captured first', async () => {
+  it("a DBA's GRANT commits, and a role created before it is captured first", async () => {
     const dba = await superuser('locks-test:dba');
     try {
       const run = (sql: string) => withTimeout(dba.query(sql), PATIENCE_MS, `${sql}: waited on another login's lock`);
@@ -113,7 +113,10 @@ describe('locks another login holds', () => {
     const newcomer = texts.findIndex((t) => /CREATE ROLE newcomer/.test(t));
     expect(newcomer).toBeGreaterThanOrEqual(0);
     expect(rows[newcomer]?.origin).toBe('role_watcher');
-    expect(texts.slice(newcomer + 1)).toEqual(['GRANT SELECT ON orders TO newcomer', 'BEGIN ISOLATION LEVEL SERIALIZABLE; GRANT UPDATE ON orders TO app; COMMIT']);
+    expect(texts.slice(newcomer + 1)).toEqual([
+      'GRANT SELECT ON orders TO newcomer',
+      'BEGIN ISOLATION LEVEL SERIALIZABLE; GRANT UPDATE ON orders TO app; COMMIT',
+    ]);
     expect(texts.indexOf('GRANT SELECT ON orders TO app')).toBeLessThan(newcomer);
   });
 
@@ -176,7 +179,9 @@ describe('install', () => {
     const waiting: string[] = [];
     try {
       await other.query(`BEGIN; SELECT FROM permsync.locks WHERE name = 'install' FOR UPDATE`);
-      const { rows: [held] } = await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const {
+        rows: [held],
+      } = await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
       const client = await superuser('locks-test:second-install');
       try {
         const second = install(client, { onWait: (holder) => waiting.push(holder) });

@@ -54,7 +54,7 @@ afterAll(async () => {
 });
 
 describe('no password typed in a captured string is stored or logged, however it is quoted', () => {
-  it('the batches, audit trail, execution log, views and the daemon\'s log hold none, and every grant is carried', async () => {
+  it("the batches, audit trail, execution log, views and the daemon's log hold none, and every grant is carried", async () => {
     for (const { text, standardConformingStrings } of STRINGS) {
       if (standardConformingStrings) await p.dba('SET standard_conforming_strings = off; SET escape_string_warning = off');
       try {
@@ -66,7 +66,10 @@ describe('no password typed in a captured string is stored or logged, however it
     await p.settle();
     const privileges = await relationPrivileges(p.env('prod').client, 'masked');
     for (const { grantee } of STRINGS) {
-      expect(privileges.some((line) => line.startsWith(`${grantee} `)), grantee).toBe(true);
+      expect(
+        privileges.some((line) => line.startsWith(`${grantee} `)),
+        grantee,
+      ).toBe(true);
     }
     const { rows } = await p.sourceClient.query<{ what: string; text: string }>(`
       SELECT 'batches' AS what, row_to_json(t)::text AS text FROM permsync.batches t

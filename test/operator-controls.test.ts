@@ -106,7 +106,10 @@ beforeAll(async () => {
     // A transient failure waits ten minutes for its retry: only a retry asked for now comes sooner.
     settings: { retryDelaySeconds: 600 },
     // The test's logins are the source's own: they stay there.
-    environments: [{ rules: [{ action: 'exclude', rolePattern: '^(ctl_|mallory$)' }] }, { rules: [{ action: 'exclude', rolePattern: '^(ctl_|mallory$)' }] }],
+    environments: [
+      { rules: [{ action: 'exclude', rolePattern: '^(ctl_|mallory$)' }] },
+      { rules: [{ action: 'exclude', rolePattern: '^(ctl_|mallory$)' }] },
+    ],
   });
   const asDaemon: Config = { ...config, source: { ...config.source, url: p.source.urlFor('postgres', DAEMON, PASSWORD) } };
   await p.startDaemon(asDaemon);
@@ -118,7 +121,7 @@ afterAll(async () => {
 });
 
 describe('notifications are wake-ups only', () => {
-  it('a plain login\'s forged control messages neither retry a held environment nor cut a failing one\'s backoff, and failure notices tell it nothing', async () => {
+  it("a plain login's forged control messages neither retry a held environment nor cut a failing one's backoff, and failure notices tell it nothing", async () => {
     const failures: string[] = [];
     const listener = new pg.Client(p.source.urlFor('postgres', MALLORY, PASSWORD));
     await listener.connect();
@@ -141,8 +144,12 @@ describe('notifications are wake-ups only', () => {
       try {
         await as(MALLORY, async (c) => {
           for (const payload of [
-            '{"action":"retry","environment":null}', '{"action":"retry","environment":"prod"}',
-            '{"action":"retry","environment":"dev"}', '{"action":"resume","environment":"prod"}', 'retry', '',
+            '{"action":"retry","environment":null}',
+            '{"action":"retry","environment":"prod"}',
+            '{"action":"retry","environment":"dev"}',
+            '{"action":"resume","environment":"prod"}',
+            'retry',
+            '',
           ]) {
             await c.query(`SELECT pg_notify('permsync_control', $1)`, [payload]);
           }
@@ -188,8 +195,8 @@ describe('notifications are wake-ups only', () => {
   });
 });
 
-describe('operators\' requests are stored', () => {
-  it('a retry asked for while the daemon\'s listener is down is carried out once it is back', async () => {
+describe("operators' requests are stored", () => {
+  it("a retry asked for while the daemon's listener is down is carried out once it is back", async () => {
     const held = await holdProd('while_down');
     await p.env('prod').client.query('CREATE TABLE while_down (id int)');
     // The listener's session ends, and no new session of the daemon's login is let in: the
@@ -197,8 +204,13 @@ describe('operators\' requests are stored', () => {
     const [{ n } = { n: 0 }] = await rows<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1`, [DAEMON]);
     await p.dba(`ALTER ROLE ${DAEMON} CONNECTION LIMIT ${n - 1}`);
     try {
-      expect(await rows(`SELECT pg_terminate_backend(pid, 10000) AS gone FROM pg_stat_activity
-                          WHERE usename = $1 AND application_name = 'permsync-test:listen'`, [DAEMON])).toEqual([{ gone: true }]);
+      expect(
+        await rows(
+          `SELECT pg_terminate_backend(pid, 10000) AS gone FROM pg_stat_activity
+                          WHERE usename = $1 AND application_name = 'permsync-test:listen'`,
+          [DAEMON],
+        ),
+      ).toEqual([{ gone: true }]);
       await as(OPERATOR, (c) => c.query(`SELECT * FROM permsync.retry_failed('prod')`));
     } finally {
       await p.dba(`ALTER ROLE ${DAEMON} CONNECTION LIMIT -1`);
@@ -233,7 +245,8 @@ describe('skip', () => {
       await expect(skip(c, 'staging', heldId, 'why not')).rejects.toMatchObject({ code: '42704', message: 'no environment named "staging"' });
       await expect(skip(c, 'prod', 999_999, 'why not')).rejects.toMatchObject({ code: '42704', message: 'no committed batch 999999' });
       await expect(skip(c, 'dev', heldId, 'why not')).rejects.toMatchObject({
-        code: '55000', message: expect.stringMatching(new RegExp(`^batch ${heldId} is finished in "dev" already: success`)),
+        code: '55000',
+        message: expect.stringMatching(new RegExp(`^batch ${heldId} is finished in "dev" already: success`)),
       });
     });
     expect((await outcome(held, 'prod'))?.execution_status).toBe('failed');
@@ -253,7 +266,8 @@ describe('skip', () => {
       result_message: expect.stringMatching(/^skipped by ctl_operator: the table is not in prod; it had failed: .*"never_in_prod" does not exist$/),
     });
     expect(await outcome(unwanted, 'prod')).toMatchObject({
-      execution_status: 'skipped', result_message: 'skipped by ctl_operator: prod must not have it',
+      execution_status: 'skipped',
+      result_message: 'skipped by ctl_operator: prod must not have it',
     });
     expect(await relationPrivileges(p.env('prod').client, 't2')).not.toContain('app SELECT by postgres');
     expect(await relationPrivileges(p.env('prod').client, 't3')).toContain('app SELECT by postgres');
@@ -261,13 +275,24 @@ describe('skip', () => {
     expect(await rows(`SELECT count(*)::int AS n FROM permsync.retry_queue`)).toEqual([{ n: 0 }]);
 
     // Who skipped what, when and why: for readers too.
-    expect(await as(READER, async (c) => (await c.query<Record<string, string>>(
-      `SELECT acted_by, action, environment_name, batch_id::text, reason FROM permsync.v_operator_actions WHERE action = 'skip'`,
-    )).rows)).toEqual([
+    expect(
+      await as(
+        READER,
+        async (c) =>
+          (
+            await c.query<Record<string, string>>(
+              `SELECT acted_by, action, environment_name, batch_id::text, reason FROM permsync.v_operator_actions WHERE action = 'skip'`,
+            )
+          ).rows,
+      ),
+    ).toEqual([
       { acted_by: OPERATOR, action: 'skip', environment_name: 'prod', batch_id: heldId, reason: 'the table is not in prod' },
       { acted_by: OPERATOR, action: 'skip', environment_name: 'prod', batch_id: unwantedId, reason: 'prod must not have it' },
     ]);
-    await expect(p.dba(`DELETE FROM permsync.operator_actions`)).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('append-only') });
+    await expect(p.dba(`DELETE FROM permsync.operator_actions`)).rejects.toMatchObject({
+      code: '42501',
+      message: expect.stringContaining('append-only'),
+    });
 
     // The daemon's log write never overwrites a skip, and a second skip is refused.
     const pool = new pg.Pool({ connectionString: p.source.url });
@@ -276,10 +301,19 @@ describe('skip', () => {
       const [batch] = await store.batchesAfter(BigInt(await commitSeq(heldId)) - 1n, 'prod', 1);
       expect(batch).toMatchObject({ id: heldId, previousStatus: 'skipped' });
       const now = new Date();
-      const superseded = await store.recordExecutions([{
-        batch: batch as Batch, environment: 'prod', appliedSql: null, status: 'failed', startedAt: now, finishedAt: now,
-        durationMs: 1, resultMessage: 'a late failure', failureKind: 'permanent',
-      }]);
+      const superseded = await store.recordExecutions([
+        {
+          batch: batch as Batch,
+          environment: 'prod',
+          appliedSql: null,
+          status: 'failed',
+          startedAt: now,
+          finishedAt: now,
+          durationMs: 1,
+          resultMessage: 'a late failure',
+          failureKind: 'permanent',
+        },
+      ]);
       expect([...superseded]).toEqual([heldId]);
     } finally {
       await pool.end();

@@ -147,8 +147,10 @@ describe('install', () => {
       { rolname: 'permsync_operator', rolcanlogin: false },
       { rolname: 'permsync_reader', rolcanlogin: false },
     ]);
-    expect(await rows(`SELECT p.oid::regprocedure::text AS fn FROM pg_proc p
-                        WHERE p.pronamespace = 'permsync'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')`)).toEqual([]);
+    expect(
+      await rows(`SELECT p.oid::regprocedure::text AS fn FROM pg_proc p
+                        WHERE p.pronamespace = 'permsync'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')`),
+    ).toEqual([]);
   });
 });
 
@@ -200,7 +202,7 @@ describe('status views, through a daemon connected as permsync_daemon', () => {
     expect(await rows('SELECT * FROM permsync.v_failed_syncs')).toEqual([]);
   });
 
-  it('show a held environment, what it waits on, and each batch\'s outcome everywhere', async () => {
+  it("show a held environment, what it waits on, and each batch's outcome everywhere", async () => {
     const { table, failing, waiting } = await holdProd();
     const failingId = await batchId(failing);
     const waitingId = await batchId(waiting);
@@ -208,12 +210,19 @@ describe('status views, through a daemon connected as permsync_daemon', () => {
     expect(await status('dev')).toMatchObject({ state: 'ok', pending_batches: '0', failed_count: '0', last_success_at: expect.any(Date) });
     const prod = await status('prod');
     expect(prod).toMatchObject({
-      state: 'held', pending_batches: '2', oldest_pending_batch_id: failingId, blocking_error_code: '42P01',
-      blocking_error: expect.stringContaining(`relation "sales.${table}" does not exist`), failed_count: '1',
+      state: 'held',
+      pending_batches: '2',
+      oldest_pending_batch_id: failingId,
+      blocking_error_code: '42P01',
+      blocking_error: expect.stringContaining(`relation "sales.${table}" does not exist`),
+      failed_count: '1',
     });
     expect(prod?.oldest_pending_age_seconds).toBeGreaterThan(0);
 
-    const recent = await rows('SELECT batch_id::text, outcomes, unfinished_count, command_tags FROM permsync.v_recent_batches WHERE batch_id IN ($1, $2) ORDER BY batch_id::bigint', [failingId, waitingId]);
+    const recent = await rows(
+      'SELECT batch_id::text, outcomes, unfinished_count, command_tags FROM permsync.v_recent_batches WHERE batch_id IN ($1, $2) ORDER BY batch_id::bigint',
+      [failingId, waitingId],
+    );
     expect(recent).toEqual([
       { batch_id: failingId, outcomes: { dev: 'success', prod: 'failed' }, unfinished_count: '1', command_tags: ['GRANT'] },
       { batch_id: waitingId, outcomes: { dev: 'success', prod: 'pending' }, unfinished_count: '1', command_tags: ['GRANT'] },
@@ -221,17 +230,31 @@ describe('status views, through a daemon connected as permsync_daemon', () => {
     expect(await rows('SELECT command_tag, object_type, query_text, outcomes FROM permsync.v_audit_trail WHERE batch_id = $1', [failingId])).toEqual([
       { command_tag: 'GRANT', object_type: 'TABLE', query_text: failing, outcomes: { dev: 'success', prod: 'failed' } },
     ]);
-    expect(await rows(`SELECT environment_name, environment_label, query_text, execution_status, error_code, failure_kind
-                         FROM permsync.v_execution_details WHERE batch_id = $1 ORDER BY 1`, [failingId])).toEqual([
+    expect(
+      await rows(
+        `SELECT environment_name, environment_label, query_text, execution_status, error_code, failure_kind
+                         FROM permsync.v_execution_details WHERE batch_id = $1 ORDER BY 1`,
+        [failingId],
+      ),
+    ).toEqual([
       { environment_name: 'dev', environment_label: null, query_text: failing, execution_status: 'success', error_code: null, failure_kind: null },
-      { environment_name: 'prod', environment_label: null, query_text: failing, execution_status: 'failed', error_code: '42P01', failure_kind: 'permanent' },
+      {
+        environment_name: 'prod',
+        environment_label: null,
+        query_text: failing,
+        execution_status: 'failed',
+        error_code: '42P01',
+        failure_kind: 'permanent',
+      },
     ]);
     expect(await rows('SELECT batch_id::text, retry_state, error_code FROM permsync.v_failed_syncs')).toEqual([
       { batch_id: failingId, retry_state: 'held', error_code: '42P01' },
     ]);
     // The daily summary adds up to the execution log.
-    expect(await rows(`SELECT environment_name, executions, success_count, failed_count, skipped_count
-                         FROM permsync.v_sync_daily_summary WHERE day = current_date ORDER BY 1`)).toEqual(
+    expect(
+      await rows(`SELECT environment_name, executions, success_count, failed_count, skipped_count
+                         FROM permsync.v_sync_daily_summary WHERE day = current_date ORDER BY 1`),
+    ).toEqual(
       await rows(`SELECT environment_name, count(*) AS executions,
                          count(*) FILTER (WHERE execution_status = 'success') AS success_count,
                          count(*) FILTER (WHERE execution_status = 'failed') AS failed_count,
@@ -252,7 +275,10 @@ describe('status views, through a daemon connected as permsync_daemon', () => {
 
     const json = await cli(['status', '--json']);
     expect(json.code).toBe(1);
-    const parsed = JSON.parse(json.out) as { ok: boolean; environments: { environment: string; state: string; pending_batches: number; problem: string | null }[] };
+    const parsed = JSON.parse(json.out) as {
+      ok: boolean;
+      environments: { environment: string; state: string; pending_batches: number; problem: string | null }[];
+    };
     expect(parsed.ok).toBe(false);
     expect(parsed.environments.map((e) => [e.environment, e.state, e.pending_batches, e.problem !== null])).toEqual([
       ['dev', 'ok', 0, false],
@@ -268,7 +294,11 @@ describe('status views, through a daemon connected as permsync_daemon', () => {
     try {
       const result = await cli(['retry', '--env', 'prod'], LOGINS.operator);
       expect(result).toMatchObject({ code: 0, err: '' });
-      expect(result.out).toMatch(new RegExp(`^retry requested for prod; failed batches to re-attempt:\nENVIRONMENT +BATCH +KIND +ERROR\nprod +${await batchId(failing)} +permanent +SQLSTATE 42P01: `));
+      expect(result.out).toMatch(
+        new RegExp(
+          `^retry requested for prod; failed batches to re-attempt:\nENVIRONMENT +BATCH +KIND +ERROR\nprod +${await batchId(failing)} +permanent +SQLSTATE 42P01: `,
+        ),
+      );
       await waitFor(() => control.payloads.length > 0, 5000, 'the control notification');
       // A bare wake-up: who asked for what is in the operator actions, for those who may read them.
       expect(control.payloads).toEqual(['']);
@@ -308,7 +338,11 @@ describe('control functions', () => {
       await waitFor(() => control.payloads.length === 4, 5000, 'four control notifications');
       expect(control.payloads).toEqual(['', '', '', '']);
       expect(await rows(`SELECT acted_by, action, environment_name FROM permsync.v_operator_actions LIMIT 4`)).toEqual(
-        ['disable_dry_run', 'enable_dry_run', 'enable_sync', 'disable_sync'].map((action) => ({ acted_by: LOGINS.admin, action, environment_name: null })),
+        ['disable_dry_run', 'enable_dry_run', 'enable_sync', 'disable_sync'].map((action) => ({
+          acted_by: LOGINS.admin,
+          action,
+          environment_name: null,
+        })),
       );
     } finally {
       await control.close();
@@ -324,7 +358,9 @@ describe('control functions', () => {
         expect((await c.query(`SELECT state FROM permsync.v_environment_status WHERE environment = 'prod'`)).rows).toEqual([{ state: 'paused' }]);
         await c.query(`SELECT permsync.resume_environment('prod')`);
         await expect(c.query(`SELECT permsync.pause_environment('staging')`)).rejects.toMatchObject({
-          code: '42704', message: 'no environment named "staging"', hint: 'known environments: dev, prod',
+          code: '42704',
+          message: 'no environment named "staging"',
+          hint: 'known environments: dev, prod',
         });
       });
       expect(await rows(`SELECT paused FROM permsync.environments ORDER BY name`)).toEqual([{ paused: false }, { paused: false }]);
@@ -338,7 +374,7 @@ describe('control functions', () => {
     }
   });
 
-  it('manual_sync queues a batch read as in the caller\'s session, carried to the one environment named', async () => {
+  it("manual_sync queues a batch read as in the caller's session, carried to the one environment named", async () => {
     // The batch runs on the target as the operator: it may grant only what it could grant there.
     await dba(`GRANT USAGE ON SCHEMA sales TO ${LOGINS.operator}; GRANT DELETE ON sales.orders TO ${LOGINS.operator} WITH GRANT OPTION`);
     await p.settle();
@@ -349,8 +385,20 @@ describe('control functions', () => {
         await c.query('SET search_path = sales, public');
         return (await c.query<{ id: string }>(`SELECT permsync.manual_sync($1, 'dev')::text AS id`, [sql])).rows[0]?.id;
       });
-      expect(await rows('SELECT origin, target_environment, query_text, current_user_name, session_user_name, search_path FROM permsync.batches WHERE id = $1', [id])).toEqual([
-        { origin: 'manual', target_environment: 'dev', query_text: sql, current_user_name: LOGINS.operator, session_user_name: LOGINS.operator, search_path: 'sales, public' },
+      expect(
+        await rows(
+          'SELECT origin, target_environment, query_text, current_user_name, session_user_name, search_path FROM permsync.batches WHERE id = $1',
+          [id],
+        ),
+      ).toEqual([
+        {
+          origin: 'manual',
+          target_environment: 'dev',
+          query_text: sql,
+          current_user_name: LOGINS.operator,
+          session_user_name: LOGINS.operator,
+          search_path: 'sales, public',
+        },
       ]);
       await waitFor(() => capture.payloads.includes(id ?? ''), 5000, 'the capture notification');
       await p.settle();
@@ -365,15 +413,16 @@ describe('control functions', () => {
   it('manual_sync refuses an unknown environment, empty or oversized SQL and literals it cannot mask, and masks every literal', async () => {
     await expect(dba(`SELECT permsync.manual_sync('GRANT SELECT ON sales.orders TO app', 'staging')`)).rejects.toMatchObject({ code: '42704' });
     await expect(dba(`SELECT permsync.manual_sync('  ')`)).rejects.toMatchObject({ code: '22023' });
-    await expect(rows(`SELECT permsync.manual_sync($1)`, [`GRANT SELECT ON sales.orders TO app; ${'-- pad\n'.repeat(10_000)}`]))
-      .rejects.toMatchObject({ code: '54000' });
+    await expect(
+      rows(`SELECT permsync.manual_sync($1)`, [`GRANT SELECT ON sales.orders TO app; ${'-- pad\n'.repeat(10_000)}`]),
+    ).rejects.toMatchObject({ code: '54000' });
     // Read with standard_conforming_strings off, this literal ends elsewhere: no mask of it can be trusted.
-    await expect(rows(`SELECT permsync.manual_sync($1)`, [`COMMENT ON ROLE app IS 'q\\' hunter2 \\'z'`]))
-      .rejects.toMatchObject({ code: '22023' });
+    await expect(rows(`SELECT permsync.manual_sync($1)`, [`COMMENT ON ROLE app IS 'q\\' hunter2 \\'z'`])).rejects.toMatchObject({ code: '22023' });
     await dba('BEGIN');
     try {
-      const [row] = await rows<{ id: string }>(`SELECT permsync.manual_sync($1)::text AS id`,
-        [`ALTER ROLE app PASSWORD 'hunter2'; CREATE USER MAPPING FOR app SERVER s OPTIONS (secret 'hunter3')`]);
+      const [row] = await rows<{ id: string }>(`SELECT permsync.manual_sync($1)::text AS id`, [
+        `ALTER ROLE app PASSWORD 'hunter2'; CREATE USER MAPPING FOR app SERVER s OPTIONS (secret 'hunter3')`,
+      ]);
       expect(await rows('SELECT query_text, query_masked FROM permsync.batches WHERE id = $1', [row?.id])).toEqual([
         { query_text: `ALTER ROLE app PASSWORD '********'; CREATE USER MAPPING FOR app SERVER s OPTIONS (secret '********')`, query_masked: true },
       ]);
@@ -401,25 +450,25 @@ describe('roles', () => {
     'read the views': `SELECT FROM permsync.v_environment_status, permsync.v_recent_batches, permsync.v_execution_details,
                               permsync.v_failed_syncs, permsync.v_audit_trail, permsync.v_sync_daily_summary,
                               permsync.v_batch_outcomes LIMIT 1`,
-    'get_sync_status': 'SELECT * FROM permsync.get_sync_status(1)',
+    get_sync_status: 'SELECT * FROM permsync.get_sync_status(1)',
     'read the tables': `SELECT FROM permsync.execution_log, permsync.audit_log, permsync.retry_queue, permsync.environments,
                                permsync.config, permsync.sync_rules, permsync.schema_migrations LIMIT 1`,
     'read batches without statements': 'SELECT id, query_text FROM permsync.batches',
     'read batch statements (verifiers)': 'SELECT statements FROM permsync.batches',
     'read the role snapshot': 'SELECT state FROM permsync.role_snapshot',
-    'manual_sync': `SELECT permsync.manual_sync('GRANT SELECT ON sales.orders TO app', 'dev')`,
-    'retry_failed': 'SELECT * FROM permsync.retry_failed()',
-    'skip_batch': `SELECT * FROM permsync.skip_batch('dev', 0, 'no such batch')`,
+    manual_sync: `SELECT permsync.manual_sync('GRANT SELECT ON sales.orders TO app', 'dev')`,
+    retry_failed: 'SELECT * FROM permsync.retry_failed()',
+    skip_batch: `SELECT * FROM permsync.skip_batch('dev', 0, 'no such batch')`,
     'read the operator actions': 'SELECT FROM permsync.v_operator_actions LIMIT 1',
-    'pause_environment': `SELECT permsync.pause_environment('dev')`,
-    'disable_sync': 'SELECT permsync.disable_sync()',
-    'enable_dry_run': 'SELECT permsync.enable_dry_run()',
+    pause_environment: `SELECT permsync.pause_environment('dev')`,
+    disable_sync: 'SELECT permsync.disable_sync()',
+    enable_dry_run: 'SELECT permsync.enable_dry_run()',
     'turn verifier capture on': 'SELECT permsync.enable_password_sync()',
     'turn verifier capture on in the table': `UPDATE permsync.config SET value = 'true' WHERE key = 'sync_passwords'`,
     'insert the verifier switch': `INSERT INTO permsync.config (key, value) VALUES ('sync_passwords', 'true')
                                    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
     'resume through the config table': `UPDATE permsync.config SET value = 'true' WHERE key = 'sync_enabled'`,
-    'cleanup_old_logs': 'SELECT * FROM permsync.cleanup_old_logs()',
+    cleanup_old_logs: 'SELECT * FROM permsync.cleanup_old_logs()',
     'a helper function': `SELECT permsync.notify_control('retry', NULL)`,
     'insert a batch': `INSERT INTO permsync.batches (query_text) VALUES ('GRANT SELECT ON sales.orders TO app')`,
     'write the execution log': 'UPDATE permsync.execution_log SET retry_count = retry_count WHERE false',
@@ -428,12 +477,27 @@ describe('roles', () => {
     'delete audit records': 'DELETE FROM permsync.audit_log WHERE false',
   };
   const READER = ['read the views', 'get_sync_status', 'read the operator actions'];
-  const OPERATOR = [...READER, 'read the tables', 'read batches without statements', 'manual_sync', 'retry_failed', 'skip_batch', 'pause_environment'];
+  const OPERATOR = [
+    ...READER,
+    'read the tables',
+    'read batches without statements',
+    'manual_sync',
+    'retry_failed',
+    'skip_batch',
+    'pause_environment',
+  ];
   const ALLOWED: Record<keyof typeof LOGINS, string[]> = {
     reader: READER,
     operator: OPERATOR,
     admin: [...OPERATOR, 'disable_sync', 'enable_dry_run', 'turn verifier capture on', 'cleanup_old_logs'],
-    daemon: ['read the tables', 'read batches without statements', 'read batch statements (verifiers)', 'write the execution log', 'write config', 'cleanup_old_logs'],
+    daemon: [
+      'read the tables',
+      'read batches without statements',
+      'read batch statements (verifiers)',
+      'write the execution log',
+      'write config',
+      'cleanup_old_logs',
+    ],
     nobody: [],
   };
 
@@ -444,14 +508,15 @@ describe('roles', () => {
         for (const [name, sql] of Object.entries(OPERATIONS)) {
           await c.query('BEGIN');
           // Past the privilege checks is allowed, even if the call then fails on its arguments (skip_batch's).
-          result[name] = await c.query(sql).then(() => 'allowed', (error: { code?: string }) => (error.code === '42501' ? 'refused 42501' : 'allowed'));
+          result[name] = await c.query(sql).then(
+            () => 'allowed',
+            (error: { code?: string }) => (error.code === '42501' ? 'refused 42501' : 'allowed'),
+          );
           await c.query('ROLLBACK');
         }
         return result;
       });
-      const expected = Object.fromEntries(
-        Object.keys(OPERATIONS).map((name) => [name, ALLOWED[role].includes(name) ? 'allowed' : 'refused 42501']),
-      );
+      const expected = Object.fromEntries(Object.keys(OPERATIONS).map((name) => [name, ALLOWED[role].includes(name) ? 'allowed' : 'refused 42501']));
       expect(outcomes).toEqual(expected);
     });
   }
@@ -469,7 +534,8 @@ describe('password verifiers', () => {
     expect(await rows(`SELECT value FROM permsync.config WHERE key = 'sync_passwords'`)).toEqual([{ value: 'false' }]);
     await as(LOGINS.daemon, async (c) => {
       await expect(c.query(`UPDATE permsync.config SET value = 'true' WHERE key = 'sync_passwords'`)).rejects.toMatchObject({
-        code: '42501', message: 'permsync.config: "sync_passwords" is an admin\'s switch; UPDATE refused',
+        code: '42501',
+        message: 'permsync.config: "sync_passwords" is an admin\'s switch; UPDATE refused',
       });
       expect((await c.query(`SELECT permsync.role_state() ->> 'passwords' AS captured`)).rows).toEqual([{ captured: 'false' }]);
     });
@@ -494,11 +560,15 @@ describe('password verifiers', () => {
     await quiesce();
     expect(await capturedVerifiers()).toBe(3);
     expect(await verifier(env('dev').client)).toBe(before);
-    expect(await rows(`SELECT x.execution_status, x.result_message FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
-                        WHERE x.environment_name = 'dev' AND b.origin = 'role_watcher' ORDER BY b.commit_seq DESC LIMIT 1`)).toEqual([{
-      execution_status: 'skipped',
-      result_message: 'statement 1 (ALTER ROLE) skipped: a password, and settings.sync_passwords is off',
-    }]);
+    expect(
+      await rows(`SELECT x.execution_status, x.result_message FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+                        WHERE x.environment_name = 'dev' AND b.origin = 'role_watcher' ORDER BY b.commit_seq DESC LIMIT 1`),
+    ).toEqual([
+      {
+        execution_status: 'skipped',
+        result_message: 'statement 1 (ALTER ROLE) skipped: a password, and settings.sync_passwords is off',
+      },
+    ]);
     await as(LOGINS.admin, (c) => c.query('SELECT permsync.disable_password_sync()'));
     await quiesce();
   });
@@ -523,7 +593,10 @@ describe('audit log', () => {
     try {
       await as('op_sneaky', async (c) => {
         await c.query(`SET permsync.retention = 'on'`);
-        await expect(c.query('DELETE FROM permsync.audit_log')).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('append-only') });
+        await expect(c.query('DELETE FROM permsync.audit_log')).rejects.toMatchObject({
+          code: '42501',
+          message: expect.stringContaining('append-only'),
+        });
       });
     } finally {
       await dba(`SET permsync.capture = 'off'; REVOKE ALL ON permsync.audit_log FROM op_sneaky;
@@ -543,7 +616,11 @@ describe('CLI', () => {
   });
 
   it('pauses, resumes and queues a manual sync, and says when an environment does not exist', async () => {
-    expect(await cli(['pause', 'prod'], LOGINS.operator)).toEqual({ code: 0, out: 'paused prod: changes wait until `permsync resume prod`\n', err: '' });
+    expect(await cli(['pause', 'prod'], LOGINS.operator)).toEqual({
+      code: 0,
+      out: 'paused prod: changes wait until `permsync resume prod`\n',
+      err: '',
+    });
     expect((await cli(['status'])).out).toMatch(/\nprod +paused /);
     expect(await cli(['resume', 'prod'], LOGINS.operator)).toEqual({ code: 0, out: 'resumed prod\n', err: '' });
 
@@ -601,7 +678,8 @@ describe('cleanup_old_logs', () => {
     const needed = await make('-- old, prod has yet to carry it', 400, { dev: 'success' });
     const recent = await make('-- 40 days, finished by the enabled environments', 40, { dev: 'success', prod: 'success' });
     const retention = await rows<{ key: string; value: string }>(
-      `SELECT key, value FROM permsync.config WHERE key IN ('log_retention_days', 'audit_retention_days')`);
+      `SELECT key, value FROM permsync.config WHERE key IN ('log_retention_days', 'audit_retention_days')`,
+    );
     onTestFinished(async () => {
       // What this test made is not the next one's: the retired environment, the retention, the batch prod has yet to carry.
       for (const { key, value } of retention) await dba(`UPDATE permsync.config SET value = '${value}' WHERE key = '${key}'`);
@@ -620,9 +698,11 @@ describe('cleanup_old_logs', () => {
     // since prod has yet to carry `needed` before it.
     expect(JSON.parse(result.out)).toEqual({ execution_log_deleted: 4, audit_log_deleted: 1, batches_deleted: 1 });
     expect(await resumePoints()).toEqual(before);
-    expect(await rows(`SELECT b.id::text, (SELECT count(*) FROM permsync.audit_log a WHERE a.batch_id = b.id)::int AS audit,
+    expect(
+      await rows(`SELECT b.id::text, (SELECT count(*) FROM permsync.audit_log a WHERE a.batch_id = b.id)::int AS audit,
                               (SELECT array_agg(x.environment_name ORDER BY 1) FROM permsync.execution_log x WHERE x.batch_id = b.id) AS executions
-                         FROM permsync.batches b WHERE b.id IN (${done}, ${needed}, ${recent}) ORDER BY b.id`)).toEqual([
+                         FROM permsync.batches b WHERE b.id IN (${done}, ${needed}, ${recent}) ORDER BY b.id`),
+    ).toEqual([
       { id: needed, audit: 1, executions: null },
       { id: recent, audit: 1, executions: ['prod'] },
     ]);

@@ -55,16 +55,26 @@ describe('a batch too large to process', () => {
       RESET permsync.capture`);
     await p.dba('GRANT SELECT ON after_big TO app');
     // A daemon that ran out of memory exits at once (and, under systemd, on every start).
-    await waitFor(async () => !alive(daemon.pid) ||
-      (await relationPrivileges(p.env('prod').client, 'after_big')).includes('app SELECT by postgres'), 60_000, 'the later grant');
+    await waitFor(
+      async () => !alive(daemon.pid) || (await relationPrivileges(p.env('prod').client, 'after_big')).includes('app SELECT by postgres'),
+      60_000,
+      'the later grant',
+    );
     expect(alive(daemon.pid)).toBe(true);
     const { rows } = await p.sourceClient.query<{ status: string; message: string }>(
       `SELECT x.execution_status AS status, x.result_message AS message
          FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
-        WHERE b.origin = 'event_trigger' ORDER BY b.commit_seq`);
+        WHERE b.origin = 'event_trigger' ORDER BY b.commit_seq`,
+    );
     expect(rows).toEqual([
-      { status: 'skipped', message: expect.stringMatching(/^not replayable: the string is \d{8} bytes, over the limit of 65536 that capture stores/) },
-      { status: 'skipped', message: expect.stringMatching(/^not replayable: its text takes \d{8} bytes, over the 65536 the daemon reads of one batch/) },
+      {
+        status: 'skipped',
+        message: expect.stringMatching(/^not replayable: the string is \d{8} bytes, over the limit of 65536 that capture stores/),
+      },
+      {
+        status: 'skipped',
+        message: expect.stringMatching(/^not replayable: its text takes \d{8} bytes, over the 65536 the daemon reads of one batch/),
+      },
       expect.objectContaining({ status: 'success' }),
     ]);
   });

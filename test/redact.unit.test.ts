@@ -27,9 +27,14 @@ describe('a log line', () => {
         done();
       },
     });
-    createLogger('info', destination).info({
-      url: `postgres://sync:${SECRET}@db/app`, password: SECRET, environment: { connectionString: `host=db password=${SECRET}`, verifier: `SCRAM-SHA-256$${SECRET}` },
-    }, 'connecting');
+    createLogger('info', destination).info(
+      {
+        url: `postgres://sync:${SECRET}@db/app`,
+        password: SECRET,
+        environment: { connectionString: `host=db password=${SECRET}`, verifier: `SCRAM-SHA-256$${SECRET}` },
+      },
+      'connecting',
+    );
     expect(written).toContain('"msg":"connecting"');
     expect(written).toContain('[redacted]');
     expect(written).not.toContain(SECRET);
@@ -39,11 +44,24 @@ describe('a log line', () => {
 describe('a statement that sets a password', () => {
   it('shows the verifier masked, and runs it as it is', () => {
     const role = (password: string | null): RoleState => ({
-      name: 'app', superuser: false, inherit: true, createrole: false, createdb: false, login: true, replication: false,
-      bypassrls: false, connlimit: -1, validUntil: null, comment: null, password,
+      name: 'app',
+      superuser: false,
+      inherit: true,
+      createrole: false,
+      createdb: false,
+      login: true,
+      replication: false,
+      bypassrls: false,
+      connlimit: -1,
+      validUntil: null,
+      comment: null,
+      password,
     });
     const [set] = planChange({ type: 'role attributes', from: role(null), to: role(`SCRAM-SHA-256$${SECRET}`) }, { targetVersionNum: 170000 });
-    expect(set?.statement).toMatchObject({ sql: `ALTER ROLE "app" WITH PASSWORD 'SCRAM-SHA-256$${SECRET}'`, display: `ALTER ROLE "app" WITH PASSWORD ${MASKED_PASSWORD}` });
+    expect(set?.statement).toMatchObject({
+      sql: `ALTER ROLE "app" WITH PASSWORD 'SCRAM-SHA-256$${SECRET}'`,
+      display: `ALTER ROLE "app" WITH PASSWORD ${MASKED_PASSWORD}`,
+    });
     const [unset] = planChange({ type: 'role attributes', from: role('x'), to: role(null) }, { targetVersionNum: 170000 });
     expect(unset?.statement.display).toBe('ALTER ROLE "app" WITH PASSWORD NULL');
   });

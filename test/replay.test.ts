@@ -146,7 +146,9 @@ describe('ALTER ... IF EXISTS of a relation the source does not have', () => {
     await p.env('prod').client.query('CREATE TABLE sales.legacy (id int)');
     await dba('ALTER TABLE IF EXISTS sales.legacy OWNER TO app; GRANT REFERENCES ON sales.refunds TO reader');
     await p.settle();
-    const { rows } = await p.env('prod').client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'sales.legacy'::regclass`);
+    const { rows } = await p
+      .env('prod')
+      .client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'sales.legacy'::regclass`);
     expect(rows[0]?.owner).toBe('postgres');
     for (const client of [p.sourceClient, ...p.environments.map((e) => e.client)]) {
       expect((await relationPrivileges(client, 'sales.refunds')).some((line) => line.startsWith('reader REFERENCES by '))).toBe(true);
@@ -163,7 +165,9 @@ describe('ALTER ... IF EXISTS of a relation the source does not have', () => {
     await dba(text);
     await p.settle();
     for (const row of await executions(text)) expect(row.execution_status).toBe('skipped');
-    const { rows } = await p.env('prod').client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'sales.legacy'::regclass`);
+    const { rows } = await p
+      .env('prod')
+      .client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'sales.legacy'::regclass`);
     expect(rows[0]?.owner).toBe('postgres');
     await p.env('prod').client.query('DROP TABLE sales.legacy');
     await dba(`SET permsync.capture = 'off'; DROP TABLE sales.source_only; RESET permsync.capture`);
@@ -179,7 +183,9 @@ describe('ALTER ... IF EXISTS of a relation the source does not have', () => {
       expect(row.execution_status).toBe('success');
       expect(row.applied_sql).not.toContain('legacy');
     }
-    const { rows } = await p.env('prod').client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'sales.legacy'::regclass`);
+    const { rows } = await p
+      .env('prod')
+      .client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'sales.legacy'::regclass`);
     expect(rows[0]?.owner).toBe('postgres');
     await p.env('prod').client.query('DROP TABLE sales.legacy');
     await dba(`SET permsync.capture = 'off'; DROP TABLE sales.source_only; RESET permsync.capture`);
@@ -199,7 +205,9 @@ describe('what is never carried', () => {
       );
       expect(rows[0]).toEqual({ t: null, c: '0' });
       expect(await relationPrivileges(env.client, 'sales.refunds')).toContain('reader SELECT by app');
-      const { rows: owner } = await env.client.query<{ o: string }>(`SELECT relowner::regrole::text AS o FROM pg_class WHERE oid = 'sales.orders'::regclass`);
+      const { rows: owner } = await env.client.query<{ o: string }>(
+        `SELECT relowner::regrole::text AS o FROM pg_class WHERE oid = 'sales.orders'::regclass`,
+      );
       expect(owner[0]?.o).toBe('app_writer');
     }
     expect((await executions(text)).map((x) => x.applied_sql)).toEqual([
@@ -230,7 +238,8 @@ describe('what is never carried', () => {
     await p.settle();
     const { rows } = await p.sourceClient.query<{ execution_status: string; result_message: string }>(
       `SELECT x.execution_status, x.result_message FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
-        WHERE b.query_text LIKE '/* permsync: text withheld%'`);
+        WHERE b.query_text LIKE '/* permsync: text withheld%'`,
+    );
     expect(rows).toHaveLength(2);
     for (const row of rows) {
       expect(row.execution_status).toBe('skipped');
@@ -239,13 +248,15 @@ describe('what is never carried', () => {
     await dba(`SET permsync.capture = off; REVOKE ALL ON sales.refunds FROM withheld_login; DROP ROLE withheld_login; RESET permsync.capture`);
   });
 
-  it('grants inside a DO block: not replayed, the table they name converged to the source\'s state instead', async () => {
+  it("grants inside a DO block: not replayed, the table they name converged to the source's state instead", async () => {
     const text = `DO $$ BEGIN EXECUTE 'GRANT DELETE ON sales.refunds TO reader'; END $$`;
     await dba(text);
     await p.settle();
     const rows = await executions(text);
     expect(rows.map((r) => r.execution_status)).toEqual(['success', 'success']);
-    expect(rows[0]?.result_message).toMatch(/^converged 1 object\(s\) it touched to the source's state, as statement replay cannot carry the batch: permission commands ran inside a DO block or a function/);
+    expect(rows[0]?.result_message).toMatch(
+      /^converged 1 object\(s\) it touched to the source's state, as statement replay cannot carry the batch: permission commands ran inside a DO block or a function/,
+    );
     const expected = await relationPrivileges(p.sourceClient, 'sales.refunds');
     expect(expected.join()).toMatch(/reader DELETE/);
     for (const env of p.environments) expect(await relationPrivileges(env.client, 'sales.refunds')).toEqual(expected);
@@ -256,7 +267,9 @@ describe('what is never carried', () => {
 
 describe('client strings that do more than one thing', () => {
   it('a string that commits several transactions: each batch carries its own transaction', async () => {
-    await dba('BEGIN; GRANT SELECT ON sales.refunds TO "Mixed Case Role"; COMMIT; BEGIN; GRANT INSERT ON sales.refunds TO "Mixed Case Role"; COMMIT;');
+    await dba(
+      'BEGIN; GRANT SELECT ON sales.refunds TO "Mixed Case Role"; COMMIT; BEGIN; GRANT INSERT ON sales.refunds TO "Mixed Case Role"; COMMIT;',
+    );
     await expectEveryTargetEqualsSource();
     for (const env of p.environments) {
       const privileges = await relationPrivileges(env.client, 'sales.refunds');
@@ -321,7 +334,8 @@ describe('strings whose meaning on a target could differ from what ran', () => {
     }
     const { rows } = await p.sourceClient.query<{ execution_status: string; result_message: string }>(
       `SELECT x.execution_status, x.result_message FROM permsync.execution_log x
-        WHERE x.batch_id = (SELECT max(id) FROM permsync.batches WHERE origin = 'event_trigger')`);
+        WHERE x.batch_id = (SELECT max(id) FROM permsync.batches WHERE origin = 'event_trigger')`,
+    );
     expect(rows.map((r) => r.execution_status)).toEqual(['skipped', 'skipped']);
     expect(rows[0]?.result_message).toMatch(/read differently with and without standard_conforming_strings/);
   });

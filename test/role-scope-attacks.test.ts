@@ -36,7 +36,9 @@ const settle = () => p.settleRoles();
 
 async function memberOf(client: pg.Client, member: string): Promise<string[]> {
   const { rows } = await client.query<{ role: string }>(
-    `SELECT pg_get_userbyid(roleid) AS role FROM pg_auth_members WHERE member = to_regrole($1) ORDER BY 1`, [member]);
+    `SELECT pg_get_userbyid(roleid) AS role FROM pg_auth_members WHERE member = to_regrole($1) ORDER BY 1`,
+    [member],
+  );
   return rows.map((r) => r.role);
 }
 
@@ -74,20 +76,23 @@ afterAll(async () => {
 });
 
 describe('role scope', () => {
-  it('a look-alike of the target\'s bootstrap superuser (oid 10) does not take it over', async () => {
-    const before = (await prod.query<{ rolname: string; rolpassword: string | null }>(`SELECT rolname, rolpassword FROM pg_authid WHERE oid = 10`)).rows[0];
+  it("a look-alike of the target's bootstrap superuser (oid 10) does not take it over", async () => {
+    const before = (await prod.query<{ rolname: string; rolpassword: string | null }>(`SELECT rolname, rolpassword FROM pg_authid WHERE oid = 10`))
+      .rows[0];
     expect(before?.rolname).toBe('root_dba');
     await asMallory(`CREATE ROLE root_dba LOGIN PASSWORD 'attacker-pw'`);
     await settle();
     await asMallory(`GRANT root_dba TO ${MALLORY}`);
     await settle();
-    const after = (await prod.query<{ rolname: string; rolpassword: string | null }>(`SELECT rolname, rolpassword FROM pg_authid WHERE oid = 10`)).rows[0];
+    const after = (await prod.query<{ rolname: string; rolpassword: string | null }>(`SELECT rolname, rolpassword FROM pg_authid WHERE oid = 10`))
+      .rows[0];
     const members = (await prod.query(`SELECT pg_get_userbyid(member) AS member FROM pg_auth_members WHERE roleid = 10`)).rows;
     let attackerIn = false;
     const attacker = new pg.Client(p.env('prod').server.urlFor('postgres', 'root_dba', 'attacker-pw'));
     try {
       await attacker.connect();
-      attackerIn = (await attacker.query<{ rolsuper: boolean }>(`SELECT rolsuper FROM pg_roles WHERE rolname = current_user`)).rows[0]?.rolsuper === true;
+      attackerIn =
+        (await attacker.query<{ rolsuper: boolean }>(`SELECT rolsuper FROM pg_roles WHERE rolname = current_user`)).rows[0]?.rolsuper === true;
     } catch {
       attackerIn = false;
     } finally {
@@ -122,9 +127,12 @@ describe('role scope', () => {
     await settle();
     const { rows } = await prod.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
-        WHERE d.datname = 'postgres' AND a.grantee = 0 AND a.privilege_type = 'CONNECT'`);
+        WHERE d.datname = 'postgres' AND a.grantee = 0 AND a.privilege_type = 'CONNECT'`,
+    );
     // The role "PUBLIC" lost its grant there, and PUBLIC kept its own: the database's privileges are its defaults.
-    const { rows: acl } = await prod.query<{ defaults: boolean }>(`SELECT coalesce(datacl = acldefault('d', datdba), true) AS defaults FROM pg_database WHERE datname = 'postgres'`);
+    const { rows: acl } = await prod.query<{ defaults: boolean }>(
+      `SELECT coalesce(datacl = acldefault('d', datdba), true) AS defaults FROM pg_database WHERE datname = 'postgres'`,
+    );
     expect({ publicConnect: rows[0]?.n, defaults: acl[0]?.defaults }).toEqual({ publicConnect: 1, defaults: true });
   });
 });
@@ -136,24 +144,36 @@ describe('operator controls', () => {
     await locker.query(`BEGIN; LOCK TABLE t5 IN ACCESS EXCLUSIVE MODE`);
     const text = `ALTER TABLE t5 OWNER TO ${MALLORY}`;
     await p.dba(text);
-    await waitFor(async () => (await prod.query(
-      `SELECT 1 FROM pg_stat_activity WHERE application_name = 'permsync:prod' AND wait_event_type = 'Lock'`)).rows.length > 0,
-    5000, 'the daemon to wait on the lock');
-    const { rows: [batch] } = await p.sourceClient.query<{ id: string }>(`SELECT id::text FROM permsync.batches WHERE query_text = $1`, [text]);
+    await waitFor(
+      async () =>
+        (await prod.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'permsync:prod' AND wait_event_type = 'Lock'`)).rows.length > 0,
+      5000,
+      'the daemon to wait on the lock',
+    );
+    const {
+      rows: [batch],
+    } = await p.sourceClient.query<{ id: string }>(`SELECT id::text FROM permsync.batches WHERE query_text = $1`, [text]);
     // Sent to prod, no outcome yet: the skip is refused rather than logged for what prod then commits.
-    await expect(p.sourceClient.query(`SELECT * FROM permsync.skip_batch('prod', $1, 'not for prod')`, [batch?.id]))
-      .rejects.toMatchObject({ code: '55000' });
+    await expect(p.sourceClient.query(`SELECT * FROM permsync.skip_batch('prod', $1, 'not for prod')`, [batch?.id])).rejects.toMatchObject({
+      code: '55000',
+    });
     await locker.query('COMMIT');
     await locker.end();
     await settle();
-    const { rows: [logged] } = await p.sourceClient.query<{ execution_status: string }>(`SELECT execution_status FROM permsync.execution_log WHERE batch_id = $1`, [batch?.id]);
-    const { rows: [owner] } = await prod.query<{ owner: string }>(`SELECT pg_get_userbyid(relowner) AS owner FROM pg_class WHERE oid = 't5'::regclass`);
+    const {
+      rows: [logged],
+    } = await p.sourceClient.query<{ execution_status: string }>(`SELECT execution_status FROM permsync.execution_log WHERE batch_id = $1`, [
+      batch?.id,
+    ]);
+    const {
+      rows: [owner],
+    } = await prod.query<{ owner: string }>(`SELECT pg_get_userbyid(relowner) AS owner FROM pg_class WHERE oid = 't5'::regclass`);
     expect({ status: logged?.execution_status, owner: owner?.owner }).toEqual({ status: 'success', owner: MALLORY });
   });
 });
 
 describe('role scope: a race between the lookup and the statements', () => {
-  it('a role of the target\'s own created between the daemon\'s lookup and its CREATE ROLE is not given the source\'s password', async () => {
+  it("a role of the target's own created between the daemon's lookup and its CREATE ROLE is not given the source's password", async () => {
     const admin = new pg.Client(p.env('prod').server.urlFor('postgres', 'syncer', 'syncer-pw'));
     await admin.connect();
     // prod's admin creates its on-call superuser; the transaction commits a moment later.
@@ -161,9 +181,12 @@ describe('role scope: a race between the lookup and the statements', () => {
     await admin.query('LOCK TABLE pg_catalog.pg_authid IN SHARE ROW EXCLUSIVE MODE');
     await admin.query(`CREATE ROLE oncall SUPERUSER LOGIN PASSWORD 'prod-secret'`);
     await asMallory(`CREATE ROLE oncall LOGIN PASSWORD 'attacker-pw'`);
-    await waitFor(async () => (await prod.query(
-      `SELECT 1 FROM pg_stat_activity WHERE application_name = 'permsync:prod' AND wait_event_type = 'Lock'`)).rows.length > 0,
-    5000, 'the daemon to have looked oncall up, and to wait to create it');
+    await waitFor(
+      async () =>
+        (await prod.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'permsync:prod' AND wait_event_type = 'Lock'`)).rows.length > 0,
+      5000,
+      'the daemon to have looked oncall up, and to wait to create it',
+    );
     await admin.query('COMMIT');
     await admin.end();
     await settle();
@@ -171,7 +194,8 @@ describe('role scope: a race between the lookup and the statements', () => {
     const attacker = new pg.Client(p.env('prod').server.urlFor('postgres', 'oncall', 'attacker-pw'));
     try {
       await attacker.connect();
-      attackerIn = (await attacker.query<{ rolsuper: boolean }>(`SELECT rolsuper FROM pg_roles WHERE rolname = current_user`)).rows[0]?.rolsuper === true;
+      attackerIn =
+        (await attacker.query<{ rolsuper: boolean }>(`SELECT rolsuper FROM pg_roles WHERE rolname = current_user`)).rows[0]?.rolsuper === true;
     } catch {
       attackerIn = false;
     } finally {
@@ -187,35 +211,43 @@ describe('role scope: a race between the lookup and the statements', () => {
  * dropped and created again. Made once, for the tests that look at what held.
  */
 let lookAlikes: Promise<void> | undefined;
-const arrangeLookAlikes = () => (lookAlikes ??= (async () => {
-  await prod.query(`CREATE ROLE audit_ro NOLOGIN; CREATE ROLE audit_ro2 NOLOGIN`);
-  await p.dba(`ALTER TABLE t7 OWNER TO ${MALLORY}`);
-  await asMallory(`CREATE ROLE audit_ro; GRANT audit_ro TO ${MALLORY}; CREATE ROLE m1; CREATE ROLE m2`);
-  await p.dba(`GRANT CREATE ON SCHEMA public TO audit_ro`);
-  await settle();
-  await asMallory(`GRANT SELECT ON t7 TO audit_ro; GRANT UPDATE ON t7 TO m1 GRANTED BY CURRENT_USER;
+const arrangeLookAlikes = () =>
+  (lookAlikes ??= (async () => {
+    await prod.query(`CREATE ROLE audit_ro NOLOGIN; CREATE ROLE audit_ro2 NOLOGIN`);
+    await p.dba(`ALTER TABLE t7 OWNER TO ${MALLORY}`);
+    await asMallory(`CREATE ROLE audit_ro; GRANT audit_ro TO ${MALLORY}; CREATE ROLE m1; CREATE ROLE m2`);
+    await p.dba(`GRANT CREATE ON SCHEMA public TO audit_ro`);
+    await settle();
+    await asMallory(`GRANT SELECT ON t7 TO audit_ro; GRANT UPDATE ON t7 TO m1 GRANTED BY CURRENT_USER;
                    ALTER DEFAULT PRIVILEGES FOR ROLE audit_ro GRANT SELECT ON TABLES TO m1;
                    ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO audit_ro`);
-  await asMallory(`ALTER TABLE t7 OWNER TO audit_ro`);
-  await asMallory(`ALTER ROLE m1 RENAME TO audit_ro2`);
-  await prod.query(`DROP ROLE m2; CREATE ROLE m2 NOLOGIN`);
-  await settle();
-  await asMallory(`ALTER ROLE m2 CONNECTION LIMIT 2; ALTER ROLE audit_ro2 CONNECTION LIMIT 2`);
-  await settle();
-})());
+    await asMallory(`ALTER TABLE t7 OWNER TO audit_ro`);
+    await asMallory(`ALTER ROLE m1 RENAME TO audit_ro2`);
+    await prod.query(`DROP ROLE m2; CREATE ROLE m2 NOLOGIN`);
+    await settle();
+    await asMallory(`ALTER ROLE m2 CONNECTION LIMIT 2; ALTER ROLE audit_ro2 CONNECTION LIMIT 2`);
+    await settle();
+  })());
 
 describe('what held', () => {
-  it('a managed author\'s GRANT, ALTER DEFAULT PRIVILEGES (FOR ROLE) and OWNER TO naming a role of prod\'s own; a rename onto one; a role prod dropped and created again; reconcile --drop-extra-roles drops none of prod\'s own', async () => {
+  it("a managed author's GRANT, ALTER DEFAULT PRIVILEGES (FOR ROLE) and OWNER TO naming a role of prod's own; a rename onto one; a role prod dropped and created again; reconcile --drop-extra-roles drops none of prod's own", async () => {
     await arrangeLookAlikes();
-    const t7 = (await prod.query<{ owner: string; acl: string | null }>(`SELECT pg_get_userbyid(relowner) AS owner, relacl::text AS acl FROM pg_class WHERE oid = 't7'::regclass`)).rows[0];
+    const t7 = (
+      await prod.query<{ owner: string; acl: string | null }>(
+        `SELECT pg_get_userbyid(relowner) AS owner, relacl::text AS acl FROM pg_class WHERE oid = 't7'::regclass`,
+      )
+    ).rows[0];
     expect(t7?.owner).toBe(MALLORY);
     expect(t7?.acl ?? '').not.toMatch(/audit_ro/);
     const defaults = (await prod.query(`SELECT pg_get_userbyid(defaclrole) AS role, defaclacl::text AS acl FROM pg_default_acl`)).rows;
     expect(JSON.stringify(defaults)).not.toMatch(/audit_ro/);
-    const roles = (await prod.query(`SELECT rolname, rolconnlimit FROM pg_roles WHERE rolname IN ('m1', 'm2', 'audit_ro', 'audit_ro2') ORDER BY 1`)).rows;
+    const roles = (await prod.query(`SELECT rolname, rolconnlimit FROM pg_roles WHERE rolname IN ('m1', 'm2', 'audit_ro', 'audit_ro2') ORDER BY 1`))
+      .rows;
     expect(roles).toEqual([
-      { rolname: 'audit_ro', rolconnlimit: -1 }, { rolname: 'audit_ro2', rolconnlimit: -1 },
-      { rolname: 'm1', rolconnlimit: -1 }, { rolname: 'm2', rolconnlimit: -1 },
+      { rolname: 'audit_ro', rolconnlimit: -1 },
+      { rolname: 'audit_ro2', rolconnlimit: -1 },
+      { rolname: 'm1', rolconnlimit: -1 },
+      { rolname: 'm2', rolconnlimit: -1 },
     ]);
     const environment = config.environments[0] as Config['environments'][number];
     const { plan } = await reconcile(config, environment, p.sourceClient, { apply: false, dropExtraRoles: true });
@@ -225,22 +257,32 @@ describe('what held', () => {
 });
 
 describe('reconcile', () => {
-  it('reconcile does not grant object privileges to a role of prod\'s own that a source look-alike holds', async () => {
+  it("reconcile does not grant object privileges to a role of prod's own that a source look-alike holds", async () => {
     await arrangeLookAlikes();
     const environment = config.environments[0] as Config['environments'][number];
     const { plan } = await reconcile(config, environment, p.sourceClient, { apply: false, dropExtraRoles: false });
     const planned = (plan.report?.plan ?? []).map((s) => s.sql).filter((s) => /"audit_ro2?"/.test(s));
     const applied = await reconcile(config, environment, p.sourceClient, { apply: true, dropExtraRoles: false });
     expect(applied.failure).toBeUndefined();
-    const { rows: [t7] } = await prod.query<{ acl: string | null }>(`SELECT relacl::text AS acl FROM pg_class WHERE oid = 't7'::regclass`);
-    const { rows: [schema] } = await prod.query<{ acl: string | null }>(`SELECT nspacl::text AS acl FROM pg_namespace WHERE nspname = 'public'`);
-    expect({ planned, t7: /audit_ro/.test(t7?.acl ?? ''), schema: /audit_ro/.test(schema?.acl ?? '') }).toEqual({ planned: [], t7: false, schema: false });
+    const {
+      rows: [t7],
+    } = await prod.query<{ acl: string | null }>(`SELECT relacl::text AS acl FROM pg_class WHERE oid = 't7'::regclass`);
+    const {
+      rows: [schema],
+    } = await prod.query<{ acl: string | null }>(`SELECT nspacl::text AS acl FROM pg_namespace WHERE nspname = 'public'`);
+    expect({ planned, t7: /audit_ro/.test(t7?.acl ?? ''), schema: /audit_ro/.test(schema?.acl ?? '') }).toEqual({
+      planned: [],
+      t7: false,
+      schema: false,
+    });
   });
 });
 
 describe('role scope: a renamed look-alike', () => {
   it('renaming a look-alike and changing it does not hold the environment', async () => {
-    const { rows: [start] } = await p.sourceClient.query<{ seq: string }>('SELECT coalesce(max(commit_seq), 0)::text AS seq FROM permsync.batches');
+    const {
+      rows: [start],
+    } = await p.sourceClient.query<{ seq: string }>('SELECT coalesce(max(commit_seq), 0)::text AS seq FROM permsync.batches');
     await prod.query(`CREATE ROLE auditor2 NOLOGIN`);
     await asMallory(`CREATE ROLE auditor2`);
     await settle();
@@ -250,7 +292,9 @@ describe('role scope: a renamed look-alike', () => {
     await settle();
     const { rows } = await p.sourceClient.query(
       `SELECT execution_status, error_code, result_message FROM permsync.execution_log
-        WHERE environment_name = 'prod' AND execution_status = 'failed' AND commit_seq > $1`, [start?.seq]);
+        WHERE environment_name = 'prod' AND execution_status = 'failed' AND commit_seq > $1`,
+      [start?.seq],
+    );
     expect({ state: await prodState(), failed: rows }).toEqual({ state: 'ok', failed: [] });
   });
 });

@@ -41,15 +41,18 @@ async function mallorysRoles(...names: string[]): Promise<void> {
 
 /** The daemon with this file's configuration: passwords travel, prod's rule keeps dev_ roles off it. */
 function startDaemon(settings: Partial<Settings> = {}): Promise<Daemon> {
-  return p.startDaemon(p.config({
-    settings: { syncPasswords: true, ...settings },
-    environments: [{}, { rules: [{ action: 'exclude', rolePattern: '^dev_' }] }],
-  }));
+  return p.startDaemon(
+    p.config({
+      settings: { syncPasswords: true, ...settings },
+      environments: [{}, { rules: [{ action: 'exclude', rolePattern: '^dev_' }] }],
+    }),
+  );
 }
 
 async function conflictCounts(): Promise<Record<string, number>> {
   const { rows } = await p.sourceClient.query<{ environment: string; n: number }>(
-    `SELECT environment, role_conflicts::int AS n FROM permsync.v_environment_status`);
+    `SELECT environment, role_conflicts::int AS n FROM permsync.v_environment_status`,
+  );
   return Object.fromEntries(rows.map((r) => [r.environment, r.n]));
 }
 
@@ -57,20 +60,26 @@ async function role(client: pg.Client, name: string) {
   const { rows } = await client.query<{ super: boolean; login: boolean; password: string | null; members_of: string[] }>(
     `SELECT rolsuper AS super, rolcanlogin AS login, rolpassword AS password,
             ARRAY(SELECT pg_get_userbyid(m.roleid)::text FROM pg_auth_members m WHERE m.member = a.oid ORDER BY 1) AS members_of
-       FROM pg_authid a WHERE rolname = $1`, [name]);
+       FROM pg_authid a WHERE rolname = $1`,
+    [name],
+  );
   return rows[0];
 }
 
 async function memberOf(client: pg.Client, member: string): Promise<string[]> {
   const { rows } = await client.query<{ role: string }>(
-    `SELECT pg_get_userbyid(roleid) AS role FROM pg_auth_members WHERE member = to_regrole($1) ORDER BY 1`, [member]);
+    `SELECT pg_get_userbyid(roleid) AS role FROM pg_auth_members WHERE member = to_regrole($1) ORDER BY 1`,
+    [member],
+  );
   return rows.map((r) => r.role);
 }
 
 async function notes(environment: string, pattern: string): Promise<string[]> {
   const { rows } = await p.sourceClient.query<{ note: string }>(
     `SELECT execution_status || ': ' || coalesce(result_message, '') AS note FROM permsync.execution_log
-      WHERE environment_name = $1 AND result_message LIKE $2 ORDER BY id`, [environment, `%${pattern}%`]);
+      WHERE environment_name = $1 AND result_message LIKE $2 ORDER BY id`,
+    [environment, `%${pattern}%`],
+  );
   return rows.map((r) => r.note);
 }
 
@@ -95,7 +104,7 @@ afterAll(async () => {
   await p?.close();
 });
 
-describe('a role of a target\'s own', () => {
+describe("a role of a target's own", () => {
   it('is never altered, granted, given a password or dropped through a look-alike created on the source', async () => {
     const before = await role(p.env('prod').client, 'prod_admin');
     const counted = await conflictCounts();
@@ -110,11 +119,15 @@ describe('a role of a target\'s own', () => {
     expect(source?.password).toMatch(/^SCRAM-SHA-256\$/);
 
     const { rows: conflicts } = await p.sourceClient.query(
-      `SELECT environment_name, role_name, reason FROM permsync.v_role_conflicts WHERE role_name = 'prod_admin'`);
-    expect(conflicts).toEqual([{
-      environment_name: 'prod', role_name: 'prod_admin',
-      reason: 'the source created a role of this name, and this target already has one permsync did not create',
-    }]);
+      `SELECT environment_name, role_name, reason FROM permsync.v_role_conflicts WHERE role_name = 'prod_admin'`,
+    );
+    expect(conflicts).toEqual([
+      {
+        environment_name: 'prod',
+        role_name: 'prod_admin',
+        reason: 'the source created a role of this name, and this target already has one permsync did not create',
+      },
+    ]);
     const conflicting = { dev: counted.dev, prod: (counted.prod ?? 0) + 1 };
     expect(await conflictCounts()).toEqual(conflicting);
     const metrics = await (await fetch(`http://${daemon.http.host}:${daemon.http.port}/metrics`)).text();
@@ -127,7 +140,7 @@ describe('a role of a target\'s own', () => {
     expect(await role(p.env('dev').client, 'prod_admin')).toBeUndefined();
   });
 
-  it('is shown by drift as what it is, a role of the target\'s own, with nothing planned for it', async () => {
+  it("is shown by drift as what it is, a role of the target's own, with nothing planned for it", async () => {
     await p.env('prod').client.query(`CREATE ROLE night_dba SUPERUSER LOGIN`);
     await asMallory(`CREATE ROLE night_dba NOLOGIN`);
     await mallorysRoles('billing');
@@ -142,7 +155,7 @@ describe('a role of a target\'s own', () => {
     }
   });
 
-  it('is never run as: the source\'s statements of a role of that name do not act as the target\'s', async () => {
+  it("is never run as: the source's statements of a role of that name do not act as the target's", async () => {
     // The source's billing (created by mallory) is given the source's invoices by a DBA.
     await mallorysRoles('billing', 'crew');
     await settle();
@@ -150,7 +163,9 @@ describe('a role of a target\'s own', () => {
     await p.dba(`SET ROLE billing; GRANT SELECT ON app.invoices TO crew; RESET ROLE`);
     await p.dba(`GRANT SELECT ON app.orders TO crew`); // a later change still reaches prod
     await settle();
-    const { rows } = await p.env('prod').client.query<{ acl: string }>(`SELECT relacl::text AS acl FROM pg_class WHERE oid = 'app.invoices'::regclass`);
+    const { rows } = await p
+      .env('prod')
+      .client.query<{ acl: string }>(`SELECT relacl::text AS acl FROM pg_class WHERE oid = 'app.invoices'::regclass`);
     expect(rows[0]?.acl ?? '').not.toContain('crew');
     expect(await notes('prod', 'its author "billing" is a role of this target\'s own')).toHaveLength(1);
     const orders = await p.env('prod').client.query<{ ok: boolean }>(`SELECT has_table_privilege('crew', 'app.orders', 'SELECT') AS ok`);
@@ -170,7 +185,9 @@ describe('a role of a target\'s own', () => {
     await asMallory(`ALTER ROLE auditor CONNECTION LIMIT 6`);
     await settle();
     expect((await p.env('prod').client.query(`SELECT rolconnlimit FROM pg_roles WHERE rolname = 'auditor'`)).rows).toEqual([{ rolconnlimit: 6 }]);
-    const { rows } = await p.sourceClient.query(`SELECT role_name FROM permsync.v_role_conflicts WHERE environment_name = 'prod' AND role_name = 'auditor'`);
+    const { rows } = await p.sourceClient.query(
+      `SELECT role_name FROM permsync.v_role_conflicts WHERE environment_name = 'prod' AND role_name = 'auditor'`,
+    );
     expect(rows).toEqual([]);
   });
 });
@@ -181,7 +198,9 @@ describe('the powers a superuser guards', () => {
     await p.dba(`GRANT pg_execute_server_program, pg_read_server_files TO ${MALLORY}`);
     await settle();
     for (const name of ['dev', 'prod']) expect((await memberOf(p.env(name).client, MALLORY)).filter((r) => r.startsWith('pg_'))).toEqual([]);
-    expect(await notes('dev', 'membership in predefined role "pg_execute_server_program", which settings.carry_predefined_roles does not list')).not.toEqual([]);
+    expect(
+      await notes('dev', 'membership in predefined role "pg_execute_server_program", which settings.carry_predefined_roles does not list'),
+    ).not.toEqual([]);
     await p.dba(`REVOKE pg_execute_server_program, pg_read_server_files FROM ${MALLORY}`);
   });
 
@@ -189,7 +208,9 @@ describe('the powers a superuser guards', () => {
     await p.dba(`CREATE ROLE strong SUPERUSER REPLICATION BYPASSRLS LOGIN`);
     await settle();
     for (const name of ['dev', 'prod']) {
-      const { rows } = await p.env(name).client.query(`SELECT rolsuper, rolreplication, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'strong'`);
+      const { rows } = await p
+        .env(name)
+        .client.query(`SELECT rolsuper, rolreplication, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'strong'`);
       expect(rows).toEqual([{ rolsuper: false, rolreplication: false, rolbypassrls: false, rolcanlogin: true }]);
     }
     expect(await notes('dev', 'gives SUPERUSER, which settings.carry_role_attributes does not list')).not.toEqual([]);
@@ -216,8 +237,9 @@ describe('what a CREATEROLE user stores on a role stays bounded', () => {
   it('a comment over 8 kB is not carried, and the rest of the role is', async () => {
     await asMallory(`CREATE ROLE chatty LOGIN CONNECTION LIMIT 4; COMMENT ON ROLE chatty IS '${'x'.repeat(9000)}'`);
     await settle();
-    const { rows } = await p.env('dev').client.query(
-      `SELECT rolconnlimit, shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname = 'chatty'`);
+    const { rows } = await p
+      .env('dev')
+      .client.query(`SELECT rolconnlimit, shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname = 'chatty'`);
     expect(rows).toEqual([{ rolconnlimit: 4, comment: null }]);
   });
 });
@@ -237,8 +259,12 @@ describe('what a target cannot apply does not hold it', () => {
     await p.dba(`GRANT INSERT ON app.orders TO plain_login`);
     await settle();
     const { rows } = await p.sourceClient.query<{ environment: string; state: string }>(
-      `SELECT environment, state FROM permsync.v_environment_status ORDER BY 1`);
-    expect(rows).toEqual([{ environment: 'dev', state: 'ok' }, { environment: 'prod', state: 'ok' }]);
+      `SELECT environment, state FROM permsync.v_environment_status ORDER BY 1`,
+    );
+    expect(rows).toEqual([
+      { environment: 'dev', state: 'ok' },
+      { environment: 'prod', state: 'ok' },
+    ]);
     const prod = await p.env('prod').client.query<{ insert: boolean }>(`SELECT has_table_privilege('plain_login', 'app.orders', 'INSERT') AS insert`);
     expect(prod.rows[0]?.insert).toBe(true);
     expect(await notes('prod', 'left as it is: database "source_only" does not exist (SQLSTATE 3D000)')).not.toEqual([]);

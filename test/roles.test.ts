@@ -53,7 +53,12 @@ async function expectRolesEqual(names = ['dev', 'prod']): Promise<void> {
 }
 
 async function lastRoleExecution(environment: string) {
-  const { rows } = await p.sourceClient.query<{ execution_status: string; result_message: string | null; error_code: string | null; applied_sql: string }>(
+  const { rows } = await p.sourceClient.query<{
+    execution_status: string;
+    result_message: string | null;
+    error_code: string | null;
+    applied_sql: string;
+  }>(
     `SELECT x.execution_status, x.result_message, x.error_code, x.applied_sql
        FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
       WHERE b.origin = 'role_watcher' AND x.environment_name = $1 ORDER BY b.commit_seq DESC LIMIT 1`,
@@ -75,7 +80,11 @@ beforeAll(async () => {
   const managed = env('managed');
   standard = p.config({
     settings: SETTINGS,
-    environments: [{}, {}, { url: managed.proxy.rewrite(managed.server.urlFor('postgres', MANAGED_USER, 'sync-pw')), onPermanentFailure: 'continue' }],
+    environments: [
+      {},
+      {},
+      { url: managed.proxy.rewrite(managed.server.urlFor('postgres', MANAGED_USER, 'sync-pw')), onPermanentFailure: 'continue' },
+    ],
   });
   daemon = await p.startDaemon(standard, logLines);
 });
@@ -138,7 +147,8 @@ describe('roles reach every environment', () => {
     await settleRoles();
     for (const name of ['dev', 'prod']) {
       const { rows } = await env(name).client.query<{ config: string[] }>(
-        `SELECT setconfig AS config FROM pg_db_role_setting WHERE setrole = 'list_reader'::regrole AND setdatabase = 0`);
+        `SELECT setconfig AS config FROM pg_db_role_setting WHERE setrole = 'list_reader'::regrole AND setdatabase = 0`,
+      );
       // PostgreSQL's own rendering of the same list: an unquoted element is an identifier, in lower case.
       expect(rows[0]?.config).toContain('search_path="app;grant/**/all/**/on/**/app.orders/**/to/**/public", "Odd ""Name""", sales');
       expect(await relationPrivileges(env(name).client, 'app.orders')).not.toContain('PUBLIC INSERT by postgres');
@@ -149,11 +159,35 @@ describe('roles reach every environment', () => {
 
   it('reconcile writes a setting as the role watcher does', async () => {
     const long = Array.from({ length: 1000 }, (_, i) => (i % 3 === 0 ? `"S ${i}"` : `s${i}`)).join(', ');
-    const values = ['"$user", public', 'app;DROP/**/TABLE/**/x', '"a,b", "c""d",  Mixed ', '""', 'not "a list', '', 'x,',
-      'a,\vb', 'a,\u00a0b', 'A\u00a0B', 'A"b', 'a,\tb', ' a , b ', 'a,,b', ',a', '"a"b', '"a" "b"', '""""', 'a ,', ' ',
+    const values = [
+      '"$user", public',
+      'app;DROP/**/TABLE/**/x',
+      '"a,b", "c""d",  Mixed ',
+      '""',
+      'not "a list',
+      '',
+      'x,',
+      'a,\vb',
+      'a,\u00a0b',
+      'A\u00a0B',
+      'A"b',
+      'a,\tb',
+      ' a , b ',
+      'a,,b',
+      ',a',
+      '"a"b',
+      '"a" "b"',
+      '""""',
+      'a ,',
+      ' ',
       // Long lists are split in one pass; past 8 kB a value is not carried, the limit counted in bytes.
-      long, `${long}, ${'x'.repeat(8190 - Buffer.byteLength(long))}`, `${long}, ${'x'.repeat(8191 - Buffer.byteLength(long))}`,
-      'é'.repeat(4096), 'é'.repeat(4097), Array.from({ length: 100_000 }, (_, i) => `s${i}`).join(', ')];
+      long,
+      `${long}, ${'x'.repeat(8190 - Buffer.byteLength(long))}`,
+      `${long}, ${'x'.repeat(8191 - Buffer.byteLength(long))}`,
+      'é'.repeat(4096),
+      'é'.repeat(4097),
+      Array.from({ length: 100_000 }, (_, i) => `s${i}`).join(', '),
+    ];
     for (const key of ['search_path', 'session_preload_libraries', 'work_mem']) {
       for (const value of values) {
         const { rows } = await p.sourceClient.query<{ sql: string }>('SELECT permsync.setting_value_sql($1, $2) AS sql', [key, value]);
@@ -165,12 +199,20 @@ describe('roles reach every environment', () => {
   it('reconcile writes role attributes as the role watcher does, for every combination', async () => {
     const flags = ['superuser', 'replication', 'bypassrls', 'login', 'inherit', 'createrole', 'createdb'] as const;
     const role = (mask: number, values: Partial<RoleState> = {}): RoleState => ({
-      name: 'Odd "Role"', ...Object.fromEntries(flags.map((f, i) => [f, (mask & (1 << i)) !== 0])) as Record<(typeof flags)[number], boolean>,
-      connlimit: -1, validUntil: null, comment: null, ...values,
+      name: 'Odd "Role"',
+      ...(Object.fromEntries(flags.map((f, i) => [f, (mask & (1 << i)) !== 0])) as Record<(typeof flags)[number], boolean>),
+      connlimit: -1,
+      validUntil: null,
+      comment: null,
+      ...values,
     });
     // As the role watcher's snapshot holds a role (permsync.permission_state), with its verifier when it reads them.
     const snapshot = (r: RoleState) => ({
-      name: r.name, ...Object.fromEntries(flags.map((f) => [f, r[f]])), connlimit: r.connlimit, validuntil: r.validUntil, comment: r.comment,
+      name: r.name,
+      ...Object.fromEntries(flags.map((f) => [f, r[f]])),
+      connlimit: r.connlimit,
+      validuntil: r.validUntil,
+      comment: r.comment,
       ...(r.password !== undefined && { password: r.password }),
     });
     const pairs: { from?: RoleState; to: RoleState }[] = [];
@@ -182,13 +224,22 @@ describe('roles reach every environment', () => {
     // No expiry goes back to none on PostgreSQL ('infinity' stands for it), so the watcher
     // never sees that; and drift takes 'infinity' for no expiry, writing none for a new role.
     const expiries = [null, '2030-01-01 00:00:00+00', '2031-06-30 12:00:00+02'];
-    const values = expiries.flatMap((validUntil) => [-1, 0, 5].flatMap((connlimit) => [null, 'c', "it's \\ a 'role'"].flatMap((comment) =>
-      [undefined, null, 'SCRAM-SHA-256$4096:c2FsdA==$a:b', 'md5a3556571e93b0d20722ba62be61e8c2d'].map((password) =>
-        ({ validUntil, connlimit, comment, ...(password !== undefined && { password }) })))));
+    const values = expiries.flatMap((validUntil) =>
+      [-1, 0, 5].flatMap((connlimit) =>
+        [null, 'c', "it's \\ a 'role'"].flatMap((comment) =>
+          [undefined, null, 'SCRAM-SHA-256$4096:c2FsdA==$a:b', 'md5a3556571e93b0d20722ba62be61e8c2d'].map((password) => ({
+            validUntil,
+            connlimit,
+            comment,
+            ...(password !== undefined && { password }),
+          })),
+        ),
+      ),
+    );
     for (const to of values) {
       pairs.push({ to: role(0b1010000, to) });
       for (const from of values) {
-        if ((from.validUntil !== null && to.validUntil === null) || ('password' in from) !== ('password' in to)) continue;
+        if ((from.validUntil !== null && to.validUntil === null) || 'password' in from !== 'password' in to) continue;
         pairs.push({ from: role(0b1010000, from), to: role(0b1010000, to) });
       }
     }
@@ -197,10 +248,16 @@ describe('roles reach every environment', () => {
          FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS pairs(e, i) ORDER BY i`,
       [JSON.stringify(pairs.map(({ from, to }) => ({ ...(from && { old: snapshot(from) }), new: snapshot(to) })))],
     );
-    const ddl = (s: { kind?: unknown; sql?: unknown; display?: unknown; privileged?: unknown; attribute?: unknown }) =>
-      ({ kind: s.kind, sql: s.sql, display: s.display, privileged: s.privileged === true, attribute: s.attribute ?? null });
+    const ddl = (s: { kind?: unknown; sql?: unknown; display?: unknown; privileged?: unknown; attribute?: unknown }) => ({
+      kind: s.kind,
+      sql: s.sql,
+      display: s.display,
+      privileged: s.privileged === true,
+      attribute: s.attribute ?? null,
+    });
     const mismatches = pairs.flatMap(({ from, to }, i) => {
-      const planned = from ? planChange({ type: 'role attributes', from, to }, { targetVersionNum: 170000 })
+      const planned = from
+        ? planChange({ type: 'role attributes', from, to }, { targetVersionNum: 170000 })
         : planChange({ type: 'role missing', role: to }, { targetVersionNum: 170000 }).slice(1);
       const typescript = planned.map((p) => ddl(p.statement));
       const sql = (rows[i]?.statements ?? []).map(ddl);
@@ -351,7 +408,9 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
     try {
       await expectRolesEqual();
       for (const name of ['dev', 'prod']) {
-        const { rows } = await env(name).client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.archive'::regclass`);
+        const { rows } = await env(name).client.query<{ owner: string }>(
+          `SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.archive'::regclass`,
+        );
         expect(rows[0]?.owner, name).toBe('heir');
       }
     } finally {
@@ -374,7 +433,9 @@ describe('DROP ROLE of a role that still owns objects on a target', () => {
     await dba(`DROP ROLE owner_elsewhere`);
     await waitFor(async () => (await lastRoleExecution('prod'))?.execution_status === 'failed', 10_000, 'prod to refuse the drop');
     expect(await lastRoleExecution('prod')).toMatchObject({ error_code: '2BP01' });
-    const { rows } = await env('prod').client.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.prod_only'::regclass`);
+    const { rows } = await env('prod').client.query<{ owner: string }>(
+      `SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.prod_only'::regclass`,
+    );
     expect(rows[0]?.owner).toBe('owner_elsewhere');
     await waitFor(async () => (await lastRoleExecution('dev'))?.execution_status === 'success', 10_000, 'dev to drop it');
     // prod holds on the drop until its DBA deals with what the role owns there.

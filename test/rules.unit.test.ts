@@ -39,29 +39,41 @@ describe('a statement naming several grantees', () => {
       statement: { sql: 'ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO anon', roles: ['postgres', 'anon'] },
     });
     expect(admit(statement('GRANT SELECT ON t TO postgres, sync'), [], scope)).toEqual({
-      admitted: false, reason: 'names excluded role "postgres"; names excluded role "sync"',
+      admitted: false,
+      reason: 'names excluded role "postgres"; names excluded role "sync"',
     });
     const whole = statement('GRANT SELECT ON t TO anon, PUBLIC');
     expect(admit(whole, [], scope)).toEqual({ admitted: true, statement: whole });
   });
 
-  it('is judged grantee by grantee by an environment\'s rules too, as drift plans it', () => {
+  it("is judged grantee by grantee by an environment's rules too, as drift plans it", () => {
     const grant = statement('GRANT SELECT ON t TO anon, auditor, PUBLIC');
     expect(admit(grant, compileRules([{ action: 'exclude', rolePattern: '^audit' }]), scope)).toMatchObject({
-      admitted: true, statement: { sql: 'GRANT SELECT ON t TO anon, PUBLIC' }, leftOut: 'without "auditor": matches exclude rule (role_pattern ^audit)',
+      admitted: true,
+      statement: { sql: 'GRANT SELECT ON t TO anon, PUBLIC' },
+      leftOut: 'without "auditor": matches exclude rule (role_pattern ^audit)',
     });
     expect(admit(grant, compileRules([{ action: 'include', rolePattern: '^anon$' }]), scope)).toMatchObject({
-      admitted: true, statement: { sql: 'GRANT SELECT ON t TO anon' }, leftOut: 'without "auditor", PUBLIC: matches no include rule',
+      admitted: true,
+      statement: { sql: 'GRANT SELECT ON t TO anon' },
+      leftOut: 'without "auditor", PUBLIC: matches no include rule',
     });
     expect(admit(grant, compileRules([{ action: 'exclude', schemaPattern: '^public$' }]), scope)).toEqual({
-      admitted: false, reason: 'matches exclude rule (schema_pattern ^public$)',
+      admitted: false,
+      reason: 'matches exclude rule (schema_pattern ^public$)',
     });
   });
 
   it('never makes a predefined role a member of a role, whatever the configuration', () => {
     const membership: Statement = {
-      ordinal: 1, kind: 'GRANT ROLE', sourceText: '', sql: 'GRANT "app" TO "pg_monitor"', roles: ['pg_monitor', 'app'],
-      grantees: ['pg_monitor'], granted: 'app', schemas: [],
+      ordinal: 1,
+      kind: 'GRANT ROLE',
+      sourceText: '',
+      sql: 'GRANT "app" TO "pg_monitor"',
+      roles: ['pg_monitor', 'app'],
+      grantees: ['pg_monitor'],
+      granted: 'app',
+      schemas: [],
     };
     expect(admit(membership, [], scope)).toEqual({ admitted: false, reason: 'makes predefined role "pg_monitor" a member of a role' });
   });

@@ -37,8 +37,10 @@ afterAll(async () => {
 describe('the installed schema', () => {
   it('is what sql/schema.dump.sql says', async () => {
     await installed('dumped');
-    await expect(await dumpSchema(server.urlFor('dumped')), 'sql/schema.dump.sql is stale: run `npm run schema:dump` and commit it')
-      .toMatchFileSnapshot('../sql/schema.dump.sql');
+    await expect(
+      await dumpSchema(server.urlFor('dumped')),
+      'sql/schema.dump.sql is stale: run `npm run schema:dump` and commit it',
+    ).toMatchFileSnapshot('../sql/schema.dump.sql');
   });
 });
 

@@ -11,10 +11,14 @@ describe('grantors and shared objects, within what permsync may do on a target',
   let p: Pipeline;
 
   async function settled(): Promise<void> {
-    await waitFor(async () => {
-      const { rows } = await p.sourceClient.query<{ same: boolean }>('SELECT permsync.role_snapshot_matches(false) AS same');
-      return rows[0]?.same === true;
-    }, 10_000, 'the role watcher to see the change');
+    await waitFor(
+      async () => {
+        const { rows } = await p.sourceClient.query<{ same: boolean }>('SELECT permsync.role_snapshot_matches(false) AS same');
+        return rows[0]?.same === true;
+      },
+      10_000,
+      'the role watcher to see the change',
+    );
     await p.settle();
   }
 
@@ -32,7 +36,7 @@ describe('grantors and shared objects, within what permsync may do on a target',
     await p?.close();
   });
 
-  it('a membership granted by a role of the target\'s own is carried without naming it, and nothing is held', async () => {
+  it("a membership granted by a role of the target's own is carried without naming it, and nothing is held", async () => {
     await p.dba('CREATE ROLE delegate CREATEROLE');
     await p.dba('CREATE ROLE app_user');
     await p.dba('CREATE ROLE app_group');
@@ -41,7 +45,8 @@ describe('grantors and shared objects, within what permsync may do on a target',
     await settled();
     const { rows } = await p.env('prod').client.query<{ grantor: string }>(
       `SELECT pg_get_userbyid(grantor) AS grantor FROM pg_auth_members
-        WHERE roleid = 'app_group'::regrole AND member = 'app_user'::regrole`);
+        WHERE roleid = 'app_group'::regrole AND member = 'app_user'::regrole`,
+    );
     // The sync user's (the bootstrap superuser's) grant, never prod's own delegate's.
     expect(rows).toEqual([{ grantor: 'postgres' }]);
     const held = await p.env('prod').client.query(`SELECT 1 FROM pg_auth_members WHERE member = 'delegate'::regrole`);
@@ -50,14 +55,16 @@ describe('grantors and shared objects, within what permsync may do on a target',
     expect(failed.rows).toEqual([]);
   });
 
-  it('a database owner that is no superuser grants on its database as itself: not on a target\'s database of that name it does not own', async () => {
+  it("a database owner that is no superuser grants on its database as itself: not on a target's database of that name it does not own", async () => {
     await p.dba('CREATE ROLE scratch_owner; CREATE ROLE snoop');
     await p.dba('ALTER DATABASE scratch OWNER TO scratch_owner');
     await p.dba('SET ROLE scratch_owner; GRANT CONNECT, CREATE ON DATABASE scratch TO snoop; RESET ROLE');
     await settled();
-    const acl = (client: { query: Pipeline['sourceClient']['query'] }) => client.query<{ privilege: string }>(
-      `SELECT a.privilege_type AS privilege FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a
-        WHERE d.datname = 'scratch' AND a.grantee = 'snoop'::regrole ORDER BY 1`);
+    const acl = (client: { query: Pipeline['sourceClient']['query'] }) =>
+      client.query<{ privilege: string }>(
+        `SELECT a.privilege_type AS privilege FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a
+        WHERE d.datname = 'scratch' AND a.grantee = 'snoop'::regrole ORDER BY 1`,
+      );
     expect((await acl(p.sourceClient)).rows).toEqual([{ privilege: 'CONNECT' }, { privilege: 'CREATE' }]);
     expect((await acl(p.env('prod').client)).rows).toEqual([]);
     const failed = await p.sourceClient.query(`SELECT 1 FROM permsync.execution_log WHERE execution_status = 'failed'`);

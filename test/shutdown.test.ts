@@ -49,7 +49,10 @@ function spawnDaemon(): { child: TestProcess; port: () => number | undefined } {
 /** What /readyz says, or undefined before the daemon answers. */
 async function readyz(port: number | undefined): Promise<string | undefined> {
   if (port === undefined) return undefined;
-  return fetch(`http://127.0.0.1:${port}/readyz`).then(async (r) => ((await r.json()) as { status: string }).status, () => undefined);
+  return fetch(`http://127.0.0.1:${port}/readyz`).then(
+    async (r) => ((await r.json()) as { status: string }).status,
+    () => undefined,
+  );
 }
 
 /** A daemon that leads and applies, with a session open to each environment. */
@@ -64,7 +67,9 @@ async function runningDaemon(): Promise<{ child: TestProcess; port: () => number
 /** Sends `signal` and waits for the process to end; its exit code, or why it did not end in time. */
 async function stopWith(child: TestProcess, signal: NodeJS.Signals): Promise<number | null | string> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`still running ${STOP_BOUND_MS} ms after ${signal}`), STOP_BOUND_MS)));
+  const late = new Promise<string>(
+    (resolve) => (timer = setTimeout(() => resolve(`still running ${STOP_BOUND_MS} ms after ${signal}`), STOP_BOUND_MS)),
+  );
   const outcome = await Promise.race([child.stop(signal).then((exit) => exit.code), late]);
   clearTimeout(timer);
   if (typeof outcome === 'string') child.kill('SIGKILL');

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
-  classifyError, describeError, isSqlstate, NOT_INSTALLED, OBJECT_GONE, RACED_CREATE, refusedByServer, serverDown, SQLSTATE,
+  classifyError,
+  describeError,
+  isSqlstate,
+  NOT_INSTALLED,
+  OBJECT_GONE,
+  RACED_CREATE,
+  refusedByServer,
+  serverDown,
+  SQLSTATE,
 } from '../src/errors.js';
 
 const failure = (code: string | undefined, message = 'x') => classifyError(Object.assign(new Error(message), code === undefined ? {} : { code }));

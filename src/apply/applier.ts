@@ -9,7 +9,15 @@ import { admit } from '../plan/admit.js';
 import { releaseStatements } from '../plan/release.js';
 import { actorsOf, ownerlessSequences, planConverge } from '../plan/converge.js';
 import { judgeStatements, mayChange, namesToLookUp, settleGrantors, type OwnershipVerdict, type RoleOwners } from '../plan/role-ownership.js';
-import { canRunTogether, ROLE_OIDS, type BeforeCommit, type ExecutionResult, type GroupResult, type SessionIdentity, type Target } from '../target/target.js';
+import {
+  canRunTogether,
+  ROLE_OIDS,
+  type BeforeCommit,
+  type ExecutionResult,
+  type GroupResult,
+  type SessionIdentity,
+  type Target,
+} from '../target/target.js';
 import type { DaemonMetrics } from '../metrics.js';
 import { searchPathAsUser } from '../sql/quote.js';
 import type { BatchStatement, Statement } from '../sql/statement.js';
@@ -227,16 +235,15 @@ export class EnvironmentApplier {
         // operator may skip ahead), no batch has been tried or skipped: the shared feed
         // serves it. Before that, a batch's logged outcome (a failure, a skip) matters.
         const logged = this.deps.switches().loggedThrough.get(this.name) ?? 0n;
-        const { batches, more } = cursor < this.markedThrough || cursor < logged
-          ? await this.readOwn(cursor)
-          : await this.deps.feed.after(cursor, this.name);
+        const { batches, more } =
+          cursor < this.markedThrough || cursor < logged ? await this.readOwn(cursor) : await this.deps.feed.after(cursor, this.name);
         if (batches.length === 0) {
           // All quiet (a poll, say, found nothing): the next batch goes at once.
           this.drainedAt = -Infinity;
           return;
         }
         for (const b of batches) this.deps.metrics.batchSeen(b.id, b.origin);
-        for (let i = 0; i < batches.length; ) {
+        for (let i = 0; i < batches.length;) {
           if (this.stopped || !this.allowed()) return;
           const { carried, outcome } = await this.carryNext(batches.slice(i));
           if (carried > 0) {
@@ -285,10 +292,22 @@ export class EnvironmentApplier {
     if (unread) {
       const batch = pending[0] as Batch;
       const now = new Date();
-      const outcome = await this.settle(batch, this.log.child({ batchId: batch.id, commitSeq: batch.commitSeq }), {
-        appliedSql: '', notes: [], startedAt: now, finishedAt: now, durationMs: 0, connectionTimeMs: undefined,
-        serverVersion: undefined, error: unread,
-      }, [], false);
+      const outcome = await this.settle(
+        batch,
+        this.log.child({ batchId: batch.id, commitSeq: batch.commitSeq }),
+        {
+          appliedSql: '',
+          notes: [],
+          startedAt: now,
+          finishedAt: now,
+          durationMs: 0,
+          connectionTimeMs: undefined,
+          serverVersion: undefined,
+          error: unread,
+        },
+        [],
+        false,
+      );
       return { carried: 0, outcome };
     }
     if (this.attempts === 0 && pending.length > 1) {
@@ -331,7 +350,10 @@ export class EnvironmentApplier {
         await this.deps.store.unmarkInFlight(this.name, markedBefore.toString());
         this.markedThrough = markedBefore;
       }
-      this.log.warn({ batches: runs.length, sqlstate: result.error.code, err: result.error.message }, 'batches run together failed: carrying them one by one');
+      this.log.warn(
+        { batches: runs.length, sqlstate: result.error.code, err: result.error.message },
+        'batches run together failed: carrying them one by one',
+      );
       let carried = 0;
       for (const { batch } of group) {
         if (this.stopped || !this.allowed() || (await this.carry(batch)) === 'wait') return { carried, outcome: 'wait' };
@@ -346,8 +368,11 @@ export class EnvironmentApplier {
       const { appliedSql, notes } = ran.batches[next++] as GroupResult['batches'][number];
       const together = `applied in one transaction with the other batches of commit_seq ${range} (${runs.length} batches, ${Math.round(ran.durationMs)} ms in all)`;
       return {
-        status: 'success', appliedSql, resultMessage: [...p.notes, ...notes, together].join('; '),
-        startedAt: ran.startedAt, finishedAt: ran.finishedAt,
+        status: 'success',
+        appliedSql,
+        resultMessage: [...p.notes, ...notes, together].join('; '),
+        startedAt: ran.startedAt,
+        finishedAt: ran.finishedAt,
         // Each row's share, so that durations still add up to the time the environment spent.
         durationMs: ran.durationMs / runs.length,
         ...(ran.serverVersion !== undefined && { serverVersion: ran.serverVersion }),
@@ -357,12 +382,14 @@ export class EnvironmentApplier {
     // A batch settled here (skipped, say) after one that ran is logged as of the run's
     // start, so that started_at follows commit order through the group.
     let at = now;
-    await this.record(group.map((p) => {
-      if (p.settled) return this.recordFor(p.batch, p.settled.fields, at);
-      const fields = ranFields(p);
-      at = fields.startedAt ?? at;
-      return this.recordFor(p.batch, fields, at);
-    }));
+    await this.record(
+      group.map((p) => {
+        if (p.settled) return this.recordFor(p.batch, p.settled.fields, at);
+        const fields = ranFields(p);
+        at = fields.startedAt ?? at;
+        return this.recordFor(p.batch, fields, at);
+      }),
+    );
     for (const p of runs) await this.afterApplied(p.ownership);
     for (const p of group) p.settled?.say(this.log.child({ batchId: p.batch.id, commitSeq: p.batch.commitSeq }));
     if (result) this.log.info({ batches: runs.length, commitSeqs: range, durationMs: Math.round(result.durationMs) }, 'applied together');
@@ -383,8 +410,14 @@ export class EnvironmentApplier {
 
   private recordFor(batch: Batch, fields: Fields, now: Date): ExecutionRecord {
     return {
-      batch, environment: this.name, appliedSql: null, startedAt: now, finishedAt: new Date(),
-      durationMs: 0, resultMessage: null, ...fields,
+      batch,
+      environment: this.name,
+      appliedSql: null,
+      startedAt: now,
+      finishedAt: new Date(),
+      durationMs: 0,
+      resultMessage: null,
+      ...fields,
     };
   }
 
@@ -405,8 +438,10 @@ export class EnvironmentApplier {
       // Counted once the source holds them, so the counters agree with execution_log.
       if (!superseded.has(r.batch.id)) this.deps.metrics.execution(this.name, r.status, r.durationMs);
       else {
-        this.log.warn({ batchId: r.batch.id, commitSeq: r.batch.commitSeq, status: r.status },
-          'an operator skipped this batch while it ran here: the skip stays its outcome');
+        this.log.warn(
+          { batchId: r.batch.id, commitSeq: r.batch.commitSeq, status: r.status },
+          'an operator skipped this batch while it ran here: the skip stays its outcome',
+        );
       }
     }
     return superseded.size === 0;
@@ -438,7 +473,10 @@ export class EnvironmentApplier {
       if (converged.statements.length === 0) {
         // Nothing differs; or what differs is only what this environment lacks, and nothing ran.
         const status = converged.missing > 0 ? 'skipped' : 'success';
-        return { batch, settled: { fields: { status, resultMessage: notes.join('; ') }, say: (log) => log.info({ notes }, 'converged: nothing to change') } };
+        return {
+          batch,
+          settled: { fields: { status, resultMessage: notes.join('; ') }, say: (log) => log.info({ notes }, 'converged: nothing to change') },
+        };
       }
       statements = converged.statements;
     } else {
@@ -469,9 +507,11 @@ export class EnvironmentApplier {
         },
       };
     }
-    const identity: SessionIdentity = plan.converge ? { searchPath: 'pg_catalog' }
-      : runAs !== undefined ? { searchPath: batch.searchPath, runAs }
-      : { searchPath: searchPathAsUser(batch.searchPath, batch.currentUser) };
+    const identity: SessionIdentity = plan.converge
+      ? { searchPath: 'pg_catalog' }
+      : runAs !== undefined
+        ? { searchPath: batch.searchPath, runAs }
+        : { searchPath: searchPathAsUser(batch.searchPath, batch.currentUser) };
     if (this.deps.settings.dryRun || this.deps.switches().dryRun) {
       const { appliedSql } = this.deps.target.plan(identity, ownership.kept);
       return {
@@ -505,10 +545,17 @@ export class EnvironmentApplier {
     const why = `statement replay cannot carry the batch: ${reason.replace(/; the next drift check shows what differs$/, '')}`;
     const missing = converged.missing.slice(0, 5).join(', ') + (converged.missing.length > 5 ? `, and ${converged.missing.length - 5} more` : '');
     notes.push(
-      converged.objects > 0 ? `converged ${converged.objects} object(s) it touched to the source's state, as ${why}`
-        : converged.missing.length > 0 ? `nothing converged, as ${why}` : `the objects it touched match the source's state here (${why})`,
+      converged.objects > 0
+        ? `converged ${converged.objects} object(s) it touched to the source's state, as ${why}`
+        : converged.missing.length > 0
+          ? `nothing converged, as ${why}`
+          : `the objects it touched match the source's state here (${why})`,
       ...converged.notes,
-      ...(missing ? [`not converged: ${missing}, which this environment does not have (once its migration creates them, \`permsync reconcile --env ${this.name}\` brings their privileges)`] : []),
+      ...(missing
+        ? [
+            `not converged: ${missing}, which this environment does not have (once its migration creates them, \`permsync reconcile --env ${this.name}\` brings their privileges)`,
+          ]
+        : []),
       ...scope.unknown.map((what) => `not converged: ${what}; the next drift check shows what differs`),
     );
     // Numbered as a batch's statements are, for the notes.
@@ -532,7 +579,7 @@ export class EnvironmentApplier {
       verdict = judgeStatements(statements, author, this.presentRoles(), this.owners());
       if (verdict.conflicts.length > 0) {
         await this.deps.store.recordRoleConflicts(this.name, batch.id, verdict.conflicts);
-        this.log.warn({ batchId: batch.id, conflicts: verdict.conflicts }, 'roles of this environment\'s own are named by the source: left alone');
+        this.log.warn({ batchId: batch.id, conflicts: verdict.conflicts }, "roles of this environment's own are named by the source: left alone");
       }
     }
     verdict.notes.unshift(...notes);
@@ -567,7 +614,10 @@ export class EnvironmentApplier {
     if (verdict.creates.length === 0) return undefined;
     return async (session, took) => {
       const raced = verdict.creates.filter((c) => !took.includes(c.statement)).map((c) => c.role);
-      if (raced.length > 0) throw new TransientError(`role ${raced.map((r) => `"${r}"`).join(', ')} appeared on the environment while this batch was being applied: it is judged again`);
+      if (raced.length > 0)
+        throw new TransientError(
+          `role ${raced.map((r) => `"${r}"`).join(', ')} appeared on the environment while this batch was being applied: it is judged again`,
+        );
       const names = verdict.creates.map((c) => c.role);
       const { rows } = await session.query<{ name: string; oid: number }>(ROLE_OIDS, [names]);
       await this.deps.store.recordManagedRoles(this.name, rows, 'created');
@@ -581,7 +631,10 @@ export class EnvironmentApplier {
   /** Once a batch applied: forgets the roles it dropped here, and renames the ones it renamed. */
   private async afterApplied(verdict: OwnershipVerdict): Promise<void> {
     if (verdict.drops.length > 0) {
-      await this.deps.store.forgetManagedRoles(this.name, verdict.drops.map((d) => d.oid));
+      await this.deps.store.forgetManagedRoles(
+        this.name,
+        verdict.drops.map((d) => d.oid),
+      );
       for (const d of verdict.drops) {
         this.managed.delete(d.oid);
         this.targetRoles.set(d.role, null);
@@ -649,7 +702,9 @@ export class EnvironmentApplier {
     }
     const release = releaseStatements(role, target.held, owners, { targetVersionNum: target.serverVersionNum }, policies);
     if (release.length > 0) {
-      notes.push(`statement ${ordinal} (DROP ROLE): ${release.length} statement(s) first release what "${role}" holds here, as the source released it`);
+      notes.push(
+        `statement ${ordinal} (DROP ROLE): ${release.length} statement(s) first release what "${role}" holds here, as the source released it`,
+      );
     }
     return {
       release: release.map((r) => ({ ...r, ordinal })),
@@ -666,10 +721,22 @@ export class EnvironmentApplier {
       return this.finish(batch, prepared.settled.fields, now);
     }
     if (prepared.failed) {
-      return this.settle(batch, log, {
-        appliedSql: '', notes: [], startedAt: now, finishedAt: new Date(), durationMs: 0, connectionTimeMs: undefined,
-        serverVersion: undefined, error: prepared.failed,
-      }, [], false);
+      return this.settle(
+        batch,
+        log,
+        {
+          appliedSql: '',
+          notes: [],
+          startedAt: now,
+          finishedAt: new Date(),
+          durationMs: 0,
+          connectionTimeMs: undefined,
+          serverVersion: undefined,
+          error: prepared.failed,
+        },
+        [],
+        false,
+      );
     }
     const { identity, statements: admitted, notes, reapplying, ownership } = prepared;
     await this.markInFlight(batch);
@@ -692,7 +759,9 @@ export class EnvironmentApplier {
     const done = (fields?: Fields) => this.finish(batch, fields, result.startedAt);
     this.unreachable = result.error?.unreachable === true;
     const base = {
-      appliedSql: result.appliedSql, startedAt: result.startedAt, finishedAt: result.finishedAt,
+      appliedSql: result.appliedSql,
+      startedAt: result.startedAt,
+      finishedAt: result.finishedAt,
       durationMs: result.durationMs,
       ...(result.serverVersion !== undefined && { serverVersion: result.serverVersion }),
       ...(result.connectionTimeMs !== undefined && { connectionTimeMs: result.connectionTimeMs }),
@@ -715,9 +784,10 @@ export class EnvironmentApplier {
       // Any login may commit what a target refuses (a grant on a large object only the source
       // has): holding on it would let every login stop the environment at will. Its author
       // could do no more there than it did; the drift check shows what differs.
-      log.warn({ sqlstate: error.code, err: error.message, author }, 'a non-superuser\'s batch failed here: not held on');
+      log.warn({ sqlstate: error.code, err: error.message, author }, "a non-superuser's batch failed here: not held on");
       return done({
-        ...base, status: 'skipped',
+        ...base,
+        status: 'skipped',
         resultMessage: [...notes, `not applied here, and not held on: its author "${author}" is no superuser; ${where}${error.message}`].join('; '),
         ...(error.code !== undefined && { errorCode: error.code }),
         ...(error.detail !== undefined && { errorDetail: error.detail }),
@@ -726,7 +796,10 @@ export class EnvironmentApplier {
     }
     const wayOut = dropRoleWayOut(this.name, batch, error);
     const recorded = await record({
-      ...base, status: 'failed', resultMessage: where + error.message + (wayOut ? `: ${wayOut.summary}` : ''), failureKind: error.kind,
+      ...base,
+      status: 'failed',
+      resultMessage: where + error.message + (wayOut ? `: ${wayOut.summary}` : ''),
+      failureKind: error.kind,
       ...(error.code !== undefined && { errorCode: error.code }),
       ...(error.detail !== undefined && { errorDetail: error.detail }),
       ...((wayOut?.hint ?? error.hint) !== undefined && { errorHint: wayOut?.hint ?? error.hint }),
@@ -771,7 +844,11 @@ export class EnvironmentApplier {
  * (plan/release.ts): what depends on it, in short (the detail lists it all), and the way
  * out, for the execution log's message (which `permsync status` shows) and its hint.
  */
-function dropRoleWayOut(environment: string, batch: Batch, error: NonNullable<ExecutionResult['error']>): { summary: string; hint: string } | undefined {
+function dropRoleWayOut(
+  environment: string,
+  batch: Batch,
+  error: NonNullable<ExecutionResult['error']>,
+): { summary: string; hint: string } | undefined {
   const role = /^DROP ROLE (?:IF EXISTS )?(.+)$/.exec(error.failedSql ?? '')?.[1];
   if (error.code !== SQLSTATE.dependentObjectsStillExist || role === undefined) return undefined;
   const dependents = (error.detail ?? '').split('\n').filter((line) => line.trim() !== '');
@@ -780,7 +857,8 @@ function dropRoleWayOut(environment: string, batch: Batch, error: NonNullable<Ex
   const skip = `\`permsync skip --env ${environment} --batch ${batch.id} --reason '...'\``;
   return {
     summary: `${shown ? `${shown}. ` : ''}permsync released what the source released; release the rest on ${environment}, then ${retry}, or leave ${role} there with ${skip}`,
-    hint: `On ${environment}, in each database the detail names, give what ${role} owns there to another role or drop it ` +
+    hint:
+      `On ${environment}, in each database the detail names, give what ${role} owns there to another role or drop it ` +
       `(REASSIGN OWNED BY ${role} TO <role>; DROP OWNED BY ${role}), then ${retry}. Or leave ${role} on ${environment}: ${skip}; ` +
       `the batch's other changes are then not carried there either, and \`permsync drift --env ${environment}\` shows them.`,
   };

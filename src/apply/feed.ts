@@ -42,9 +42,7 @@ export class BatchFeed {
       const held = this.page;
       const fromMemory = held !== undefined && held.after <= from && from < held.through;
       const page = fromMemory ? held : await this.readAfter(from);
-      const mine = page.batches.filter(
-        (b) => BigInt(b.commitSeq) > cursor && (b.targetEnvironment === null || b.targetEnvironment === environment),
-      );
+      const mine = page.batches.filter((b) => BigInt(b.commitSeq) > cursor && (b.targetEnvironment === null || b.targetEnvironment === environment));
       // A page read earlier may end before batches committed since, whose notification the
       // applier may have let pass (it was paused or backing off): it must look again.
       const more = fromMemory || page.batches.length === this.limit;

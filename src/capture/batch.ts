@@ -1,7 +1,5 @@
 import { scanSync } from 'libpg-query';
-import {
-  analyzeQuery, TEMPORARY_SCHEMA, UnparsableQueryError, type SkippedStatement, type TransactionGroup,
-} from './statements.js';
+import { analyzeQuery, TEMPORARY_SCHEMA, UnparsableQueryError, type SkippedStatement, type TransactionGroup } from './statements.js';
 import { searchPathSchemas } from '../sql/quote.js';
 import { shown, type BatchStatement, type Statement, type StatementKind } from '../sql/statement.js';
 import { identityParts, touchesOfText, touchOfIdentity, type Touch, type TouchContext } from './touched.js';
@@ -99,7 +97,8 @@ export interface RecordedCommand {
 }
 
 /** What capture stores instead of a string it cannot mask with certainty (permsync_capture.record_command). */
-export const WITHHELD_TEXT = '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */';
+export const WITHHELD_TEXT =
+  '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */';
 
 /**
  * The most the daemon reads of one batch: a client string capture stores
@@ -125,11 +124,7 @@ export const MAX_RECORDED_COMMANDS = 1000;
  * @param recorded the batch's recorded commands (permsync.audit_log), read only for a
  *   batch that statement replay cannot carry.
  */
-export async function planBatch(
-  batch: Batch,
-  siblingIds: () => Promise<string[]>,
-  recorded?: () => Promise<RecordedCommand[]>,
-): Promise<BatchPlan> {
+export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]>, recorded?: () => Promise<RecordedCommand[]>): Promise<BatchPlan> {
   const { plan, ordinals } = await planReplay(batch, siblingIds);
   if (plan.unreplayable === undefined || !recorded || batch.origin !== 'event_trigger' || !convergeable(batch)) return plan;
   const scope = convergeScope(batch, ordinals, await recorded());
@@ -163,12 +158,18 @@ async function planReplay(batch: Batch, siblingIds: () => Promise<string[]>): Pr
   // one by its tag, it could stand for a statement that never ran (a rolled-back GRANT, an
   // ALTER ... IF EXISTS of nothing) and that one would be replayed.
   if (batch.nestedCommands) {
-    return { plan: plan({ unreplayable: 'permission commands ran inside a DO block or a function, which the statements of the string cannot account for' }), ordinals };
+    return {
+      plan: plan({ unreplayable: 'permission commands ran inside a DO block or a function, which the statements of the string cannot account for' }),
+      ordinals,
+    };
   }
   // A string that changed role or search_path between its permission commands would
   // replay them all with the first command's: not the same meaning, so not replayed.
   if (batch.identities > 1) {
-    return { plan: plan({ unreplayable: 'the string changes role or search_path between its permission commands; the next drift check shows what differs' }), ordinals };
+    return {
+      plan: plan({ unreplayable: 'the string changes role or search_path between its permission commands; the next drift check shows what differs' }),
+      ordinals,
+    };
   }
   try {
     const paired = pairWithTransaction(batch, group);
@@ -190,7 +191,8 @@ function planWithoutPairing(batch: Batch): Partial<BatchPlan> | TransactionGroup
   const text = batch.queryText as string;
   if (readsDifferentlyWithoutStandardStrings(text)) {
     return {
-      unreplayable: 'a standard string literal in it holds a backslash, which reads differently with standard_conforming_strings on and off, and which the source used cannot be told; the next drift check shows what differs',
+      unreplayable:
+        'a standard string literal in it holds a backslash, which reads differently with standard_conforming_strings on and off, and which the source used cannot be told; the next drift check shows what differs',
     };
   }
   const groups = analyzeQuery(text, {
@@ -231,8 +233,9 @@ function withheldReason(batch: Batch): string | undefined {
 function readsDifferentlyWithoutStandardStrings(text: string): boolean {
   if (!text.includes('\\')) return false;
   const bytes = Buffer.from(text, 'utf8');
-  return scanSync(text).tokens.some((t) =>
-    t.tokenName === 'SCONST' && bytes[t.start] === QUOTE && bytes.subarray(t.start, t.end).includes(BACKSLASH));
+  return scanSync(text).tokens.some(
+    (t) => t.tokenName === 'SCONST' && bytes[t.start] === QUOTE && bytes.subarray(t.start, t.end).includes(BACKSLASH),
+  );
 }
 const QUOTE = 0x27;
 const BACKSLASH = 0x5c;
@@ -247,7 +250,11 @@ function notPlanned(error: unknown): string {
 /** What of the transaction `group` (undefined: none could be told) the batch's recorded commands let replay. */
 function pairWithTransaction(batch: Batch, group: TransactionGroup | undefined): Partial<BatchPlan> {
   const expected = group?.firingTags ?? [];
-  const fired = group ? matchTags(group, batch.commandTags, batch.commandObjects) : batch.commandTags.length === 0 ? new Map<number, number>() : undefined;
+  const fired = group
+    ? matchTags(group, batch.commandTags, batch.commandObjects)
+    : batch.commandTags.length === 0
+      ? new Map<number, number>()
+      : undefined;
   if (fired === 'ambiguous') {
     return {
       unreplayable: `the trigger saw ${describe(batch.commandTags)}, and which of the string's ALTER ... IF EXISTS statements ran cannot be told; the next drift check shows what differs`,
@@ -275,7 +282,9 @@ function pairWithTransaction(batch: Batch, group: TransactionGroup | undefined):
     skipped: [
       ...skipped,
       ...replay.filter(temporary).map((s) => ({
-        ordinal: s.ordinal, tag: batch.commandTags[fired.get(s.ordinal) as number] as string, sourceText: s.sourceText,
+        ordinal: s.ordinal,
+        tag: batch.commandTags[fired.get(s.ordinal) as number] as string,
+        sourceText: s.sourceText,
         reason: `it changes the owner of ${batch.commandObjects[fired.get(s.ordinal) as number]}, a temporary object of the source session; a target has none`,
       })),
     ].sort((a, b) => a.ordinal - b.ordinal),
@@ -355,7 +364,8 @@ function convergeScope(batch: Batch, ordinals: number[] | undefined, recorded: R
       actors: users.length > 0 ? users : [batch.currentUser],
       currentUser: users[0] ?? batch.currentUser,
       searchPaths: [...(paths.size > 0 ? paths : [batch.searchPath])].map((searchPath) =>
-        searchPathSchemas(searchPath, users[0] ?? batch.currentUser)),
+        searchPathSchemas(searchPath, users[0] ?? batch.currentUser),
+      ),
     };
   };
   const parsed = (text: string, rows: RecordedCommand[], what: string, only?: number[]): Touch[] => {
@@ -394,8 +404,10 @@ function withoutTemporary(touch: Touch, batch: Batch): Touch {
   const touched = touch.touched;
   if (touched.on !== 'objects') return touch;
   const temporary = new Set(batch.temporaryObjects ?? []);
-  const names = touched.names.filter((n) =>
-    !(n.schema !== null && TEMPORARY_SCHEMA.test(n.schema)) && !(n.schema === null && temporary.has(n.name) && !touched.kinds.includes('schema')));
+  const names = touched.names.filter(
+    (n) =>
+      !(n.schema !== null && TEMPORARY_SCHEMA.test(n.schema)) && !(n.schema === null && temporary.has(n.name) && !touched.kinds.includes('schema')),
+  );
   return { ...touch, touched: { ...touched, names } };
 }
 

@@ -10,14 +10,37 @@ import type { BatchStatement, Statement } from '../sql/statement.js';
  * SCHEMA only when its elements GRANT or REVOKE.
  */
 export const CAPTURED_TAGS: readonly string[] = [
-  'GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES',
-  'ALTER TABLE', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW', 'ALTER SEQUENCE', 'ALTER FOREIGN TABLE',
-  'ALTER SCHEMA', 'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER AGGREGATE',
-  'ALTER TYPE', 'ALTER DOMAIN', 'ALTER LANGUAGE', 'ALTER LARGE OBJECT',
-  'ALTER FOREIGN DATA WRAPPER', 'ALTER SERVER', 'ALTER COLLATION', 'ALTER CONVERSION',
-  'ALTER OPERATOR', 'ALTER OPERATOR CLASS', 'ALTER OPERATOR FAMILY', 'ALTER STATISTICS',
-  'ALTER TEXT SEARCH CONFIGURATION', 'ALTER TEXT SEARCH DICTIONARY',
-  'ALTER PUBLICATION', 'ALTER SUBSCRIPTION', 'DROP OWNED', 'CREATE SCHEMA',
+  'GRANT',
+  'REVOKE',
+  'ALTER DEFAULT PRIVILEGES',
+  'ALTER TABLE',
+  'ALTER VIEW',
+  'ALTER MATERIALIZED VIEW',
+  'ALTER SEQUENCE',
+  'ALTER FOREIGN TABLE',
+  'ALTER SCHEMA',
+  'ALTER FUNCTION',
+  'ALTER PROCEDURE',
+  'ALTER ROUTINE',
+  'ALTER AGGREGATE',
+  'ALTER TYPE',
+  'ALTER DOMAIN',
+  'ALTER LANGUAGE',
+  'ALTER LARGE OBJECT',
+  'ALTER FOREIGN DATA WRAPPER',
+  'ALTER SERVER',
+  'ALTER COLLATION',
+  'ALTER CONVERSION',
+  'ALTER OPERATOR',
+  'ALTER OPERATOR CLASS',
+  'ALTER OPERATOR FAMILY',
+  'ALTER STATISTICS',
+  'ALTER TEXT SEARCH CONFIGURATION',
+  'ALTER TEXT SEARCH DICTIONARY',
+  'ALTER PUBLICATION',
+  'ALTER SUBSCRIPTION',
+  'DROP OWNED',
+  'CREATE SCHEMA',
 ];
 const CAPTURED = new Set(CAPTURED_TAGS);
 
@@ -154,7 +177,10 @@ export function analyzeQuery(query: string, context: SessionContext): Transactio
       }
       return;
     }
-    pending.push({ ...prepare(type, body, { ordinal: index + 1, text, textStart, textEnd, start, end, bytes, mentionsOwner, context }), ordinal: index + 1 });
+    pending.push({
+      ...prepare(type, body, { ordinal: index + 1, text, textStart, textEnd, start, end, bytes, mentionsOwner, context }),
+      ordinal: index + 1,
+    });
   });
   // Whatever is still open committed with the batch (the batch row exists, so it did).
   commit();
@@ -178,9 +204,11 @@ function temporaryObjectNamed(body: Fields, context: SessionContext): string | u
       : undefined;
   const schemas = [
     ...((body.options ?? []) as { DefElem?: { defname?: string; arg?: unknown } }[])
-      .filter((o) => o.DefElem?.defname === 'schemas').flatMap((o) => stringValues(o.DefElem?.arg)),
+      .filter((o) => o.DefElem?.defname === 'schemas')
+      .flatMap((o) => stringValues(o.DefElem?.arg)),
     ...(body.objtype === 'OBJECT_SCHEMA' || body.targtype === 'ACL_TARGET_ALL_IN_SCHEMA'
-      ? ((body.objects ?? []) as unknown[]).flatMap(stringValues) : []),
+      ? ((body.objects ?? []) as unknown[]).flatMap(stringValues)
+      : []),
   ];
   const schema = schemas.find((s) => TEMPORARY_SCHEMA.test(s));
   if (schema !== undefined) return `schema ${schema}`;
@@ -190,8 +218,9 @@ function temporaryObjectNamed(body: Fields, context: SessionContext): string | u
     const rv = o.RangeVar as RangeVar | undefined;
     const found = rv
       ? temporary([...(rv.schemaname ? [rv.schemaname] : []), rv.relname ?? ''], true)
-      : o.ObjectWithArgs ? temporary(stringValues((o.ObjectWithArgs as Fields).objname), false)
-      : temporary(stringValues(o), typeLike);
+      : o.ObjectWithArgs
+        ? temporary(stringValues((o.ObjectWithArgs as Fields).objname), false)
+        : temporary(stringValues(o), typeLike);
     if (found !== undefined) return found;
   }
   return undefined;
@@ -229,28 +258,55 @@ interface StatementSite {
 const SHARED_OBJECT_TYPES = new Set(['OBJECT_DATABASE', 'OBJECT_TABLESPACE', 'OBJECT_PARAMETER_ACL', 'OBJECT_ROLE']);
 
 const OBJECT_TAG: Record<string, string> = {
-  OBJECT_TABLE: 'ALTER TABLE', OBJECT_VIEW: 'ALTER VIEW', OBJECT_MATVIEW: 'ALTER MATERIALIZED VIEW',
-  OBJECT_SEQUENCE: 'ALTER SEQUENCE', OBJECT_FOREIGN_TABLE: 'ALTER FOREIGN TABLE', OBJECT_INDEX: 'ALTER INDEX',
-  OBJECT_SCHEMA: 'ALTER SCHEMA', OBJECT_FUNCTION: 'ALTER FUNCTION', OBJECT_PROCEDURE: 'ALTER PROCEDURE',
-  OBJECT_ROUTINE: 'ALTER ROUTINE', OBJECT_AGGREGATE: 'ALTER AGGREGATE', OBJECT_TYPE: 'ALTER TYPE',
-  OBJECT_DOMAIN: 'ALTER DOMAIN', OBJECT_DOMCONSTRAINT: 'ALTER DOMAIN', OBJECT_LANGUAGE: 'ALTER LANGUAGE',
-  OBJECT_LARGEOBJECT: 'ALTER LARGE OBJECT', OBJECT_FDW: 'ALTER FOREIGN DATA WRAPPER',
-  OBJECT_FOREIGN_SERVER: 'ALTER SERVER', OBJECT_COLLATION: 'ALTER COLLATION', OBJECT_CONVERSION: 'ALTER CONVERSION',
-  OBJECT_OPERATOR: 'ALTER OPERATOR', OBJECT_OPCLASS: 'ALTER OPERATOR CLASS', OBJECT_OPFAMILY: 'ALTER OPERATOR FAMILY',
-  OBJECT_STATISTIC_EXT: 'ALTER STATISTICS', OBJECT_TSCONFIGURATION: 'ALTER TEXT SEARCH CONFIGURATION',
-  OBJECT_TSDICTIONARY: 'ALTER TEXT SEARCH DICTIONARY', OBJECT_PUBLICATION: 'ALTER PUBLICATION',
-  OBJECT_SUBSCRIPTION: 'ALTER SUBSCRIPTION', OBJECT_ATTRIBUTE: 'ALTER TYPE',
+  OBJECT_TABLE: 'ALTER TABLE',
+  OBJECT_VIEW: 'ALTER VIEW',
+  OBJECT_MATVIEW: 'ALTER MATERIALIZED VIEW',
+  OBJECT_SEQUENCE: 'ALTER SEQUENCE',
+  OBJECT_FOREIGN_TABLE: 'ALTER FOREIGN TABLE',
+  OBJECT_INDEX: 'ALTER INDEX',
+  OBJECT_SCHEMA: 'ALTER SCHEMA',
+  OBJECT_FUNCTION: 'ALTER FUNCTION',
+  OBJECT_PROCEDURE: 'ALTER PROCEDURE',
+  OBJECT_ROUTINE: 'ALTER ROUTINE',
+  OBJECT_AGGREGATE: 'ALTER AGGREGATE',
+  OBJECT_TYPE: 'ALTER TYPE',
+  OBJECT_DOMAIN: 'ALTER DOMAIN',
+  OBJECT_DOMCONSTRAINT: 'ALTER DOMAIN',
+  OBJECT_LANGUAGE: 'ALTER LANGUAGE',
+  OBJECT_LARGEOBJECT: 'ALTER LARGE OBJECT',
+  OBJECT_FDW: 'ALTER FOREIGN DATA WRAPPER',
+  OBJECT_FOREIGN_SERVER: 'ALTER SERVER',
+  OBJECT_COLLATION: 'ALTER COLLATION',
+  OBJECT_CONVERSION: 'ALTER CONVERSION',
+  OBJECT_OPERATOR: 'ALTER OPERATOR',
+  OBJECT_OPCLASS: 'ALTER OPERATOR CLASS',
+  OBJECT_OPFAMILY: 'ALTER OPERATOR FAMILY',
+  OBJECT_STATISTIC_EXT: 'ALTER STATISTICS',
+  OBJECT_TSCONFIGURATION: 'ALTER TEXT SEARCH CONFIGURATION',
+  OBJECT_TSDICTIONARY: 'ALTER TEXT SEARCH DICTIONARY',
+  OBJECT_PUBLICATION: 'ALTER PUBLICATION',
+  OBJECT_SUBSCRIPTION: 'ALTER SUBSCRIPTION',
+  OBJECT_ATTRIBUTE: 'ALTER TYPE',
 };
 
 /** Statement node types whose tag follows from a fixed field, for the ALTER commands the trigger sees. */
 const FIXED_TAG: Record<string, string> = {
-  AlterSeqStmt: 'ALTER SEQUENCE', AlterDomainStmt: 'ALTER DOMAIN', AlterEnumStmt: 'ALTER TYPE',
-  AlterTypeStmt: 'ALTER TYPE', AlterStatsStmt: 'ALTER STATISTICS', AlterOperatorStmt: 'ALTER OPERATOR',
-  AlterOpFamilyStmt: 'ALTER OPERATOR FAMILY', AlterFdwStmt: 'ALTER FOREIGN DATA WRAPPER',
-  AlterForeignServerStmt: 'ALTER SERVER', AlterCollationStmt: 'ALTER COLLATION',
-  AlterTSDictionaryStmt: 'ALTER TEXT SEARCH DICTIONARY', AlterTSConfigurationStmt: 'ALTER TEXT SEARCH CONFIGURATION',
-  AlterPublicationStmt: 'ALTER PUBLICATION', AlterSubscriptionStmt: 'ALTER SUBSCRIPTION',
-  AlterDefaultPrivilegesStmt: 'ALTER DEFAULT PRIVILEGES', DropOwnedStmt: 'DROP OWNED',
+  AlterSeqStmt: 'ALTER SEQUENCE',
+  AlterDomainStmt: 'ALTER DOMAIN',
+  AlterEnumStmt: 'ALTER TYPE',
+  AlterTypeStmt: 'ALTER TYPE',
+  AlterStatsStmt: 'ALTER STATISTICS',
+  AlterOperatorStmt: 'ALTER OPERATOR',
+  AlterOpFamilyStmt: 'ALTER OPERATOR FAMILY',
+  AlterFdwStmt: 'ALTER FOREIGN DATA WRAPPER',
+  AlterForeignServerStmt: 'ALTER SERVER',
+  AlterCollationStmt: 'ALTER COLLATION',
+  AlterTSDictionaryStmt: 'ALTER TEXT SEARCH DICTIONARY',
+  AlterTSConfigurationStmt: 'ALTER TEXT SEARCH CONFIGURATION',
+  AlterPublicationStmt: 'ALTER PUBLICATION',
+  AlterSubscriptionStmt: 'ALTER SUBSCRIPTION',
+  AlterDefaultPrivilegesStmt: 'ALTER DEFAULT PRIVILEGES',
+  DropOwnedStmt: 'DROP OWNED',
 };
 
 type Fields = Record<string, unknown>;
@@ -274,8 +330,9 @@ function commandTag(type: string, body: Fields): string | undefined {
     case 'AlterFunctionStmt':
       return OBJECT_TAG[String(body.objtype)];
     case 'CreateSchemaStmt':
-      return ((body.schemaElts ?? []) as { GrantStmt?: Fields }[])
-        .some((e) => e.GrantStmt && !SHARED_OBJECT_TYPES.has(String(e.GrantStmt.objtype))) ? 'CREATE SCHEMA' : undefined;
+      return ((body.schemaElts ?? []) as { GrantStmt?: Fields }[]).some((e) => e.GrantStmt && !SHARED_OBJECT_TYPES.has(String(e.GrantStmt.objtype)))
+        ? 'CREATE SCHEMA'
+        : undefined;
     default:
       return FIXED_TAG[type];
   }
@@ -284,8 +341,7 @@ function commandTag(type: string, body: Fields): string | undefined {
 function prepare(type: string, rawBody: unknown, site: StatementSite): PendingStatement {
   const body = (rawBody ?? {}) as Fields;
   const tag = commandTag(type, body);
-  const fires = tag !== undefined && CAPTURED.has(tag) &&
-    (!tag.startsWith('ALTER ') || tag === 'ALTER DEFAULT PRIVILEGES' || site.mentionsOwner);
+  const fires = tag !== undefined && CAPTURED.has(tag) && (!tag.startsWith('ALTER ') || tag === 'ALTER DEFAULT PRIVILEGES' || site.mentionsOwner);
   if (!fires) return { firingTag: undefined };
   const skip = (reason: string): PendingStatement => ({
     firingTag: tag,
@@ -309,8 +365,8 @@ function prepare(type: string, rawBody: unknown, site: StatementSite): PendingSt
       const stmt = body as AlterTableStmt;
       const cmds = (stmt.cmds ?? []).map((c) => (c as { AlterTableCmd?: Fields }).AlterTableCmd ?? {});
       const ownerCmds = cmds.filter((c) => c.subtype === 'AT_ChangeOwner');
-      const optional = stmt.missing_ok === true && stmt.relation
-        ? { schema: stmt.relation.schemaname ?? null, name: stmt.relation.relname ?? '' } : undefined;
+      const optional =
+        stmt.missing_ok === true && stmt.relation ? { schema: stmt.relation.schemaname ?? null, name: stmt.relation.relname ?? '' } : undefined;
       if (ownerCmds.length === 0) return { ...skip('not a permission change (schema changes are not replayed)'), optional };
       if (ownerCmds.length === cmds.length) return { ...replayAs(tag, 'ALTER OWNER', body, site), optional };
       // Mixed with schema changes: carry only the owner change.
@@ -320,14 +376,20 @@ function prepare(type: string, rawBody: unknown, site: StatementSite): PendingSt
         firingTag: tag,
         optional,
         replay: {
-          ordinal: site.ordinal, kind: 'ALTER OWNER', sourceText: site.text, sql,
-          roles: collectRoles(body, 'ALTER OWNER', site.context), grantees: [],
+          ordinal: site.ordinal,
+          kind: 'ALTER OWNER',
+          sourceText: site.text,
+          sql,
+          roles: collectRoles(body, 'ALTER OWNER', site.context),
+          grantees: [],
           schemas: collectSchemas(body, site.context),
         },
       };
     }
     case 'DropOwnedStmt':
-      return skip('DROP OWNED drops objects as well as privileges; it is not replayed. Run it on each environment deliberately, or use drift and reconcile');
+      return skip(
+        'DROP OWNED drops objects as well as privileges; it is not replayed. Run it on each environment deliberately, or use drift and reconcile',
+      );
     case 'CreateSchemaStmt':
       return {
         firingTag: tag,
@@ -362,8 +424,12 @@ function replayAs(tag: string, kind: PermissionKind, body: Fields, site: Stateme
   return {
     firingTag: tag,
     replay: {
-      ordinal: site.ordinal, kind, sourceText: site.text, sql: applyEdits(site, edits),
-      roles, grantees: collectGrantees(body, site.context),
+      ordinal: site.ordinal,
+      kind,
+      sourceText: site.text,
+      sql: applyEdits(site, edits),
+      roles,
+      grantees: collectGrantees(body, site.context),
       schemas: collectSchemas(body, site.context),
       ...(kind !== 'ALTER OWNER' && { grantList: grantList(body, kind, site.context) }),
     },
@@ -393,7 +459,9 @@ export function withoutGrantees<T extends Statement>(statement: T, drop: Readonl
   if (sql === undefined) return undefined;
   const grantees = statement.grantees.filter((g) => !drop.has(g));
   return {
-    ...statement, sql, grantees,
+    ...statement,
+    sql,
+    grantees,
     roles: statement.roles.filter((r) => list.otherRoles.includes(r) || grantees.includes(r)),
     grantList: { otherRoles: list.otherRoles, public: list.public && !drop.has(null) },
   };
@@ -409,7 +477,9 @@ export function withoutGrantees<T extends Statement>(statement: T, drop: Readonl
 export function keepGrantees(sql: string, keep: (grantee: string | null) => boolean): string | undefined {
   const grantees = granteeSpecs(sql);
   if (!grantees) return undefined;
-  const named = grantees.map((spec) => (spec.roletype === 'ROLESPEC_PUBLIC' ? null : spec.roletype === 'ROLESPEC_CSTRING' ? spec.rolename : undefined));
+  const named = grantees.map((spec) =>
+    spec.roletype === 'ROLESPEC_PUBLIC' ? null : spec.roletype === 'ROLESPEC_CSTRING' ? spec.rolename : undefined,
+  );
   if (named.some((n) => n === undefined)) return undefined;
   const kept = named.map((n) => keep(n as string | null));
   if (!kept.includes(false)) return sql;
@@ -426,9 +496,13 @@ export function keepGrantees(sql: string, keep: (grantee: string | null) => bool
     spans.push({ start: before?.text.toUpperCase() === 'GROUP' ? before.start : token.start, end: token.end });
   }
   const text = (from: number, to?: number) => bytes.subarray(from, to).toString('utf8');
-  const result = text(0, (spans[0] as { start: number }).start)
-    + spans.filter((_, i) => kept[i]).map((s) => text(s.start, s.end)).join(', ')
-    + text((spans[spans.length - 1] as { end: number }).end);
+  const result =
+    text(0, (spans[0] as { start: number }).start) +
+    spans
+      .filter((_, i) => kept[i])
+      .map((s) => text(s.start, s.end))
+      .join(', ') +
+    text((spans[spans.length - 1] as { end: number }).end);
   return granteeSpecs(result)?.length === kept.filter(Boolean).length ? result : undefined;
 }
 
@@ -541,8 +615,7 @@ function collectSchemas(body: Fields, context: SessionContext): string[] {
   if (objtype === 'OBJECT_SCHEMA' || inSchemaTarget) {
     for (const o of (body.objects ?? [body.object]) as unknown[]) for (const s of stringValues(o)) schemas.add(s);
   }
-  const optionSchemas = ((body.options ?? []) as { DefElem?: { defname?: string; arg?: unknown } }[])
-    .filter((o) => o.DefElem?.defname === 'schemas');
+  const optionSchemas = ((body.options ?? []) as { DefElem?: { defname?: string; arg?: unknown } }[]).filter((o) => o.DefElem?.defname === 'schemas');
   for (const o of optionSchemas) for (const s of stringValues(o.DefElem?.arg)) schemas.add(s);
 
   if (objtype !== 'OBJECT_SCHEMA' && !inSchemaTarget) {

@@ -48,29 +48,54 @@ const ROUTINES: readonly ObjectKind[] = ['function', 'procedure', 'aggregate'];
 
 /** The kinds of object a GRANT's or an owner change's object type names, or what drift does not read. */
 const KINDS: Record<string, readonly ObjectKind[]> = {
-  OBJECT_TABLE: RELATIONS, OBJECT_VIEW: RELATIONS, OBJECT_MATVIEW: ['materialized view'],
-  OBJECT_FOREIGN_TABLE: ['foreign table'], OBJECT_SEQUENCE: ['sequence'],
-  OBJECT_FUNCTION: ['function', 'aggregate'], OBJECT_AGGREGATE: ['aggregate'], OBJECT_PROCEDURE: ['procedure'],
-  OBJECT_ROUTINE: ROUTINES, OBJECT_TYPE: ['type', 'domain'], OBJECT_DOMAIN: ['domain'], OBJECT_SCHEMA: ['schema'],
+  OBJECT_TABLE: RELATIONS,
+  OBJECT_VIEW: RELATIONS,
+  OBJECT_MATVIEW: ['materialized view'],
+  OBJECT_FOREIGN_TABLE: ['foreign table'],
+  OBJECT_SEQUENCE: ['sequence'],
+  OBJECT_FUNCTION: ['function', 'aggregate'],
+  OBJECT_AGGREGATE: ['aggregate'],
+  OBJECT_PROCEDURE: ['procedure'],
+  OBJECT_ROUTINE: ROUTINES,
+  OBJECT_TYPE: ['type', 'domain'],
+  OBJECT_DOMAIN: ['domain'],
+  OBJECT_SCHEMA: ['schema'],
 };
 
 /** ON ALL ... IN SCHEMA: which kinds each takes (ALL FUNCTIONS includes aggregates). */
 const ALL_IN_SCHEMA: Record<string, readonly ObjectKind[]> = {
-  OBJECT_TABLE: ['table', 'view', 'materialized view', 'foreign table'], OBJECT_SEQUENCE: ['sequence'],
-  OBJECT_FUNCTION: ['function', 'aggregate'], OBJECT_PROCEDURE: ['procedure'], OBJECT_ROUTINE: ROUTINES,
+  OBJECT_TABLE: ['table', 'view', 'materialized view', 'foreign table'],
+  OBJECT_SEQUENCE: ['sequence'],
+  OBJECT_FUNCTION: ['function', 'aggregate'],
+  OBJECT_PROCEDURE: ['procedure'],
+  OBJECT_ROUTINE: ROUTINES,
 };
 
 /** pg_default_acl.defaclobjtype for ALTER DEFAULT PRIVILEGES ... ON <objtype>. */
 const DEFAULT_TYPES: Record<string, string> = {
-  OBJECT_TABLE: 'r', OBJECT_SEQUENCE: 'S', OBJECT_FUNCTION: 'f', OBJECT_ROUTINE: 'f', OBJECT_PROCEDURE: 'f',
-  OBJECT_TYPE: 'T', OBJECT_SCHEMA: 'n', OBJECT_LARGEOBJECT: 'L',
+  OBJECT_TABLE: 'r',
+  OBJECT_SEQUENCE: 'S',
+  OBJECT_FUNCTION: 'f',
+  OBJECT_ROUTINE: 'f',
+  OBJECT_PROCEDURE: 'f',
+  OBJECT_TYPE: 'T',
+  OBJECT_SCHEMA: 'n',
+  OBJECT_LARGEOBJECT: 'L',
 };
 
 /** pg_identify_object's object types for the owner changes an audit row names. */
 const IDENTITY_KINDS: Record<string, readonly ObjectKind[]> = {
-  table: ['table'], view: ['view'], 'materialized view': ['materialized view'], sequence: ['sequence'],
-  'foreign table': ['foreign table'], schema: ['schema'], function: ['function'], procedure: ['procedure'],
-  aggregate: ['aggregate'], type: ['type'], domain: ['domain'],
+  table: ['table'],
+  view: ['view'],
+  'materialized view': ['materialized view'],
+  sequence: ['sequence'],
+  'foreign table': ['foreign table'],
+  schema: ['schema'],
+  function: ['function'],
+  procedure: ['procedure'],
+  aggregate: ['aggregate'],
+  type: ['type'],
+  domain: ['domain'],
 };
 
 type Fields = Record<string, unknown>;
@@ -97,17 +122,20 @@ function touchesOfStatement(type: string, body: Fields, context: TouchContext): 
       return [touch(grantTouched(body))];
     case 'AlterDefaultPrivilegesStmt': {
       const action = (body.action ?? {}) as Fields;
-      const option = (name: string) => ((body.options ?? []) as { DefElem?: { defname?: string; arg?: unknown } }[])
-        .find((o) => o.DefElem?.defname === name)?.DefElem?.arg;
+      const option = (name: string) =>
+        ((body.options ?? []) as { DefElem?: { defname?: string; arg?: unknown } }[]).find((o) => o.DefElem?.defname === name)?.DefElem?.arg;
       const roles = option('roles');
       const schemas = option('schemas');
       const objectType = DEFAULT_TYPES[String(action.objtype)];
       if (objectType === undefined) return [touch({ on: 'other', what: `default privileges on ${String(action.objtype)}` })];
-      return [touch({
-        on: 'default', objectType,
-        roles: roles === undefined ? [context.currentUser] : roleNames(roles, context.currentUser),
-        schemas: schemas === undefined ? null : stringValues(schemas),
-      })];
+      return [
+        touch({
+          on: 'default',
+          objectType,
+          roles: roles === undefined ? [context.currentUser] : roleNames(roles, context.currentUser),
+          schemas: schemas === undefined ? null : stringValues(schemas),
+        }),
+      ];
     }
     case 'AlterOwnerStmt': {
       const kinds = KINDS[String(body.objectType)];
@@ -130,7 +158,8 @@ function touchesOfStatement(type: string, body: Fields, context: TouchContext): 
       const inSchema = context.searchPaths.map((path) => [schema, ...path]);
       const created = ((body.schemaElts ?? []) as Fields[]).flatMap((element) => {
         const [kind, node] = Object.entries(element)[0] ?? [];
-        const relation = ((node ?? {}) as Fields)[kind === 'ViewStmt' ? 'view' : kind === 'CreateSeqStmt' ? 'sequence' : 'relation'] as RangeVar | undefined;
+        const relation = ((node ?? {}) as Fields)[kind === 'ViewStmt' ? 'view' : kind === 'CreateSeqStmt' ? 'sequence' : 'relation'] as
+          RangeVar | undefined;
         return kind !== 'IndexStmt' && kind !== 'CreateTrigStmt' && relation?.relname ? [{ schema, name: relation.relname, args: null }] : [];
       });
       const grants = ((body.schemaElts ?? []) as { GrantStmt?: Fields }[]).flatMap((e) => (e.GrantStmt ? [e.GrantStmt] : []));
@@ -155,9 +184,14 @@ export function touchOfIdentity(objectType: string, identity: string, context: T
   const open = routineArgumentsStart(identity);
   const parts = identityParts(identity);
   const args = open < 0 ? null : identity.slice(open + 1, -1).trim();
-  const name = kinds?.[0] === 'schema'
-    ? { schema: null, name: parts[0] ?? '', args: null }
-    : { schema: parts.length > 1 ? (parts[0] as string) : null, name: parts[parts.length - 1] ?? '', args: args === null ? null : args === '' ? 0 : args.split(',').length };
+  const name =
+    kinds?.[0] === 'schema'
+      ? { schema: null, name: parts[0] ?? '', args: null }
+      : {
+          schema: parts.length > 1 ? (parts[0] as string) : null,
+          name: parts[parts.length - 1] ?? '',
+          args: args === null ? null : args === '' ? 0 : args.split(',').length,
+        };
   return {
     touched: kinds ? { on: 'objects', kinds, names: [name] } : { on: 'other', what: `the owner of ${objectType} ${identity}` },
     actors: context.actors,

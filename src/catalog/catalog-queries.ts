@@ -11,7 +11,7 @@
 
 export const CATALOG_SESSION = [
   'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
-  "SET LOCAL search_path = pg_catalog",
+  'SET LOCAL search_path = pg_catalog',
   // VALID UNTIL is compared as text: the same instant must print the same on both sides.
   "SET LOCAL TimeZone = 'UTC'",
   "SET LOCAL DateStyle = 'ISO, YMD'",
@@ -111,13 +111,13 @@ const GRANTS_BUT_OWNER = (acl: string, owner: string) => `
 
 /** The other databases of the cluster, with their privileges but their owners' (which follow from ownership). */
 export const OTHER_DATABASES = `
-  SELECT d.datname AS name, ${GRANTS_BUT_OWNER('coalesce(d.datacl, acldefault(\'d\', d.datdba))', 'd.datdba')} AS grants
+  SELECT d.datname AS name, ${GRANTS_BUT_OWNER("coalesce(d.datacl, acldefault('d', d.datdba))", 'd.datdba')} AS grants
     FROM pg_database d
    WHERE d.datname <> current_database()`;
 
 /** Tablespaces, with their privileges but their owners'. */
 export const TABLESPACES = `
-  SELECT t.spcname AS name, ${GRANTS_BUT_OWNER('coalesce(t.spcacl, acldefault(\'t\', t.spcowner))', 't.spcowner')} AS grants
+  SELECT t.spcname AS name, ${GRANTS_BUT_OWNER("coalesce(t.spcacl, acldefault('t', t.spcowner))", 't.spcowner')} AS grants
     FROM pg_tablespace t`;
 
 /** Privileges on parameters (PostgreSQL 15 and later), but the bootstrap superuser's, which every parameter has. */

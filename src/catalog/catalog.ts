@@ -49,8 +49,18 @@ export interface Grant {
 }
 
 export type ObjectKind =
-  | 'schema' | 'table' | 'view' | 'materialized view' | 'sequence' | 'foreign table'
-  | 'function' | 'procedure' | 'aggregate' | 'type' | 'domain' | 'column';
+  | 'schema'
+  | 'table'
+  | 'view'
+  | 'materialized view'
+  | 'sequence'
+  | 'foreign table'
+  | 'function'
+  | 'procedure'
+  | 'aggregate'
+  | 'type'
+  | 'domain'
+  | 'column';
 
 export interface CatalogObject {
   kind: ObjectKind;
@@ -166,8 +176,13 @@ export interface DefaultPrivilegeRow {
 
 export function toDefaultPrivilege(d: DefaultPrivilegeRow): DefaultPrivilege {
   return {
-    role: d.role, schema: d.schema, objectType: d.object_type, grantee: d.grantee, privilege: d.privilege,
-    state: d.state, defaultState: d.default_state,
+    role: d.role,
+    schema: d.schema,
+    objectType: d.object_type,
+    grantee: d.grantee,
+    privilege: d.privilege,
+    state: d.state,
+    defaultState: d.default_state,
   };
 }
 
@@ -195,14 +210,24 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
     const roleOids = new Map((await client.query<{ name: string; oid: number }>(catalogSql.ROLE_OIDS)).rows.map((r) => [r.name, r.oid]));
     for (const r of (await client.query<RoleRow>(catalogSql.ROLES)).rows) {
       roles.set(r.name, {
-        name: r.name, superuser: r.superuser, inherit: r.inherit, createrole: r.createrole, createdb: r.createdb,
-        login: r.login, replication: r.replication, bypassrls: r.bypassrls, connlimit: r.connlimit,
-        validUntil: r.valid_until, comment: r.comment,
+        name: r.name,
+        superuser: r.superuser,
+        inherit: r.inherit,
+        createrole: r.createrole,
+        createdb: r.createdb,
+        login: r.login,
+        replication: r.replication,
+        bypassrls: r.bypassrls,
+        connlimit: r.connlimit,
+        validUntil: r.valid_until,
+        comment: r.comment,
       });
     }
-    const verifiers = !options.verifiers ? { read: false, unread: null }
-      : options.source ? await readCapturedVerifiers(client, session, roles)
-      : await readVerifiers(client, session, roles);
+    const verifiers = !options.verifiers
+      ? { read: false, unread: null }
+      : options.source
+        ? await readCapturedVerifiers(client, session, roles)
+        : await readVerifiers(client, session, roles);
     const memberships = (await client.query<Membership>(catalogSql.MEMBERSHIPS)).rows;
     const settings = (await client.query<RoleSetting>(catalogSql.ROLE_SETTINGS)).rows;
     const database = (await client.query<{ owner: string; grants: GrantTuple[] }>(catalogSql.DATABASE)).rows[0];
@@ -215,7 +240,12 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
       parameter: session.server_version_num >= PARAMETER_PRIVILEGES_SINCE ? await sharedObjects(catalogSql.PARAMETERS) : [],
     };
     const objects = (await client.query<ObjectRow>(catalogSql.OBJECTS)).rows.map((o): CatalogObject => ({
-      kind: o.kind, schema: o.schema, name: o.name, args: o.args, owner: o.owner, columns: o.columns,
+      kind: o.kind,
+      schema: o.schema,
+      name: o.name,
+      args: o.args,
+      owner: o.owner,
+      columns: o.columns,
       grants: (o.grants ?? []).map(toGrant),
     }));
     const defaultPrivileges = (await client.query<DefaultPrivilegeRow>(catalogSql.DEFAULT_PRIVILEGES)).rows.map(toDefaultPrivilege);

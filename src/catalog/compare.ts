@@ -1,4 +1,15 @@
-import type { Catalog, CatalogObject, DefaultPrivilege, Grant, GrantState, Membership, ObjectKind, RoleSetting, RoleState, SharedKind } from './catalog.js';
+import type {
+  Catalog,
+  CatalogObject,
+  DefaultPrivilege,
+  Grant,
+  GrantState,
+  Membership,
+  ObjectKind,
+  RoleSetting,
+  RoleState,
+  SharedKind,
+} from './catalog.js';
 
 /** An object by name: a column is its relation's schema and name, and the column's name in args. */
 export interface ObjectRef {
@@ -70,14 +81,16 @@ export function compare(source: Catalog, target: Catalog, options: CompareOption
   const keepGrantee = (grantee: string) => !leftAlone(grantee);
   return [
     ...compareRoles(source, target, extra, options.foreign),
-    ...compareMemberships(source.memberships, target.memberships)
-      .filter((c) => !aboutExtra(c.role, c.member, ...(c.grantor === null ? [] : [c.grantor]))),
+    ...compareMemberships(source.memberships, target.memberships).filter(
+      (c) => !aboutExtra(c.role, c.member, ...(c.grantor === null ? [] : [c.grantor])),
+    ),
     ...compareSettings(source.settings, target.settings).filter((c) => !aboutExtra(c.role)),
     ...compareDatabase(source, target).filter((c) => keepGrantee(c.grantee)),
     ...compareShared(source, target, options.databases ?? {}, keepGrantee),
     ...compareObjects(source.objects, target.objects, keepGrantee),
-    ...compareDefaultPrivileges(source.defaultPrivileges, target.defaultPrivileges)
-      .filter((c) => c.target.on !== 'default' || !aboutExtra(c.target.role, c.grantee)),
+    ...compareDefaultPrivileges(source.defaultPrivileges, target.defaultPrivileges).filter(
+      (c) => c.target.on !== 'default' || !aboutExtra(c.target.role, c.grantee),
+    ),
   ];
 }
 
@@ -99,10 +112,19 @@ function compareRoles(source: Catalog, target: Catalog, extra: Set<string>, fore
 /** The attributes compared for a role; a role without VALID UNTIL never expires, as 'infinity'. */
 function sameAttributes(a: RoleState, b: RoleState, withPasswords: boolean): boolean {
   const expiry = (r: RoleState) => r.validUntil ?? 'infinity';
-  return a.superuser === b.superuser && a.inherit === b.inherit && a.createrole === b.createrole
-    && a.createdb === b.createdb && a.login === b.login && a.replication === b.replication
-    && a.bypassrls === b.bypassrls && a.connlimit === b.connlimit && expiry(a) === expiry(b)
-    && a.comment === b.comment && (!withPasswords || a.password === b.password);
+  return (
+    a.superuser === b.superuser &&
+    a.inherit === b.inherit &&
+    a.createrole === b.createrole &&
+    a.createdb === b.createdb &&
+    a.login === b.login &&
+    a.replication === b.replication &&
+    a.bypassrls === b.bypassrls &&
+    a.connlimit === b.connlimit &&
+    expiry(a) === expiry(b) &&
+    a.comment === b.comment &&
+    (!withPasswords || a.password === b.password)
+  );
 }
 
 /** Per grantor: on 16+ a membership granted by two roles is two, and pg_dumpall shows both. */
@@ -139,8 +161,13 @@ function compareSettings(source: RoleSetting[], target: RoleSetting[]): Extract<
     if (to && from && to.value === from.value) continue;
     const s = (to ?? from) as RoleSetting;
     out.push({
-      type: 'setting', role: s.role, database: s.here ? null : s.database, here: s.here, key: s.key,
-      from: from?.value ?? null, to: to?.value ?? null,
+      type: 'setting',
+      role: s.role,
+      database: s.here ? null : s.database,
+      here: s.here,
+      key: s.key,
+      from: from?.value ?? null,
+      to: to?.value ?? null,
     });
   }
   return out;
@@ -162,17 +189,23 @@ function compareDatabase(source: Catalog, target: Catalog): Extract<Change, { ty
  * compared only where environments[].databases maps it (as the applier carries it); a
  * database or tablespace only the target has is the environment's own.
  */
-function compareShared(source: Catalog, target: Catalog, databases: Readonly<Record<string, string>>,
-  keepGrantee: (grantee: string) => boolean): Change[] {
+function compareShared(
+  source: Catalog,
+  target: Catalog,
+  databases: Readonly<Record<string, string>>,
+  keepGrantee: (grantee: string) => boolean,
+): Change[] {
   const out: Change[] = [];
   const keep = (grants: Grant[]) => grants.filter((g) => keepGrantee(g.grantee));
   for (const kind of ['database', 'tablespace', 'parameter'] as const) {
     const theirs = new Map(target.shared[kind].map((o) => [o.name, o]));
-    const ours = new Map(source.shared[kind].flatMap((o) => {
-      if (kind !== 'database') return [[o.name, o] as const];
-      const name = databases[o.name] ?? o.name;
-      return databases[o.name] === undefined && name === target.database ? [] : [[name, o] as const];
-    }));
+    const ours = new Map(
+      source.shared[kind].flatMap((o) => {
+        if (kind !== 'database') return [[o.name, o] as const];
+        const name = databases[o.name] ?? o.name;
+        return databases[o.name] === undefined && name === target.database ? [] : [[name, o] as const];
+      }),
+    );
     const names = kind === 'parameter' ? new Set([...ours.keys(), ...theirs.keys()]) : new Set(ours.keys());
     for (const name of sorted(names)) {
       const from = theirs.get(name);
@@ -231,8 +264,7 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
       }
     }
   }
-  const relations = (objects: CatalogObject[]) =>
-    new Map(objects.filter((o) => o.columns !== null).map((o) => [`${o.schema}\0${o.name}`, o]));
+  const relations = (objects: CatalogObject[]) => new Map(objects.filter((o) => o.columns !== null).map((o) => [`${o.schema}\0${o.name}`, o]));
   const ourRelations = relations(source);
   const theirRelations = relations(target);
   for (const k of keys.filter((key) => key.startsWith('column\0'))) {
@@ -249,8 +281,9 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
     } else if (!ourRelation.columns?.includes(ref.args as string)) {
       out.push({ type: 'object extra', object: ref });
     } else {
-      const theirGrants = (from?.grants ?? [])
-        .filter((g) => keepGrantee(g.grantee) && !revokedOnRelation.has(`${relation}\0${g.grantee}\0${g.privilege}`));
+      const theirGrants = (from?.grants ?? []).filter(
+        (g) => keepGrantee(g.grantee) && !revokedOnRelation.has(`${relation}\0${g.grantee}\0${g.privilege}`),
+      );
       const ourGrants = (to?.grants ?? []).filter((g) => keepGrantee(g.grantee));
       out.push(...comparePrivileges({ on: 'object', object: ref }, ourGrants, theirGrants));
     }

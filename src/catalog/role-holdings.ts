@@ -97,7 +97,11 @@ export function readRoleHoldings(target: pg.ClientBase, role: string): Promise<R
     const policies = await target.query<HeldPolicy>(HELD_POLICIES, [role]);
     return {
       objects: objects.rows.map((o) => ({
-        kind: o.kind, schema: o.schema, name: o.name, args: o.args, owned: o.owned,
+        kind: o.kind,
+        schema: o.schema,
+        name: o.name,
+        args: o.args,
+        owned: o.owned,
         grants: o.grants.map(([privilege, grantable]) => ({ privilege, state: state(grantable) })),
       })),
       databaseGrants: database.rows.map((g) => ({ privilege: g.privilege, state: state(g.grantable) })),
@@ -119,8 +123,9 @@ export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef
 export async function readSourcePolicies(source: pg.ClientBase, policies: HeldPolicy[]): Promise<Map<string, SourcePolicy>> {
   if (policies.length === 0) return new Map();
   const wanted = policies.map(({ schema, table, name }) => ({ schema, table, name }));
-  const { rows } = await source.query<{ schema: string; table: string; name: string; has_table: boolean; has_policy: boolean }>(
-    SOURCE_POLICIES, [JSON.stringify(wanted)]);
+  const { rows } = await source.query<{ schema: string; table: string; name: string; has_table: boolean; has_policy: boolean }>(SOURCE_POLICIES, [
+    JSON.stringify(wanted),
+  ]);
   return new Map(rows.map((r) => [policyKey(r), { table: r.has_table, policy: r.has_policy }]));
 }
 

@@ -23,12 +23,15 @@ export function registerDriftCommands(program: Command, withConfig: WithConfig):
     .description('compare each enabled environment (or one) with the source, by name, and print the SQL that converges it')
     .option('--env <name>', 'only this environment')
     .option('--json', 'print JSON')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Compares roles and their attributes, memberships, role settings, privileges on the
 database, schemas, tables, views, sequences, foreign tables, columns, routines, types and
 domains, ownership, and default privileges. Objects on one side only are reported, never
 created. Each check is recorded in permsync.drift_checks (see permsync.v_drift_status).
-${EXIT_STATUS}`)
+${EXIT_STATUS}`,
+    )
     .action(async (options: { config: string; env?: string; json?: boolean }) => {
       const config = await loadConfig(options.config);
       const environments = options.env === undefined ? config.environments.filter((e) => e.enabled) : [findEnvironment(config, options.env)];
@@ -48,19 +51,25 @@ ${EXIT_STATUS}`)
     .option('--apply', 'run the plan in the environment, in one transaction, and record it as a batch')
     .option('--drop-extra-roles', 'also drop roles that exist only in the environment (after revoking what they hold there)')
     .option('--json', 'print JSON')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Without --apply, prints what differs and the SQL that would converge it (as drift does).
 With --apply, runs that SQL in one transaction on the environment; once committed, it is
 recorded on the source as a batch with origin 'reconcile' and its execution_log row, then
 the environment is compared again. Needs no running daemon (a new environment is brought
 up this way). Roles only in the environment are left alone unless --drop-extra-roles;
 dropping one that still owns objects fails, and nothing is reassigned.
-${EXIT_STATUS} With --apply: 0 when the environment now matches.`)
+${EXIT_STATUS} With --apply: 0 when the environment now matches.`,
+    )
     .action(async (options: { config: string; env: string; apply?: boolean; dropExtraRoles?: boolean; json?: boolean }) => {
       const config = await loadConfig(options.config);
       const environment = findEnvironment(config, options.env);
       const result = await onSource(config, async (source) => {
-        const outcome = await reconcile(config, environment, source, { apply: options.apply === true, dropExtraRoles: options.dropExtraRoles === true });
+        const outcome = await reconcile(config, environment, source, {
+          apply: options.apply === true,
+          dropExtraRoles: options.dropExtraRoles === true,
+        });
         await recordBestEffort(source, outcome.after ?? outcome.plan);
         return outcome;
       });
@@ -74,22 +83,27 @@ ${EXIT_STATUS} With --apply: 0 when the environment now matches.`)
     .requiredOption('--env <name>', 'the environment')
     .option('--all', 'every role the environment shares by name with the source')
     .argument('[roles...]', 'the roles to hand over')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 permsync changes, grants to, runs as and drops only the roles it manages on an environment:
 those it created there (replication, reconcile) and those handed over with this command.
 Any other role is the environment's own; a source role of the same name is a conflict
 (permsync.v_role_conflicts, \`permsync drift\`) and nothing of it is carried there. Hand a
 role over only when it is the same role as the source's: it is then changed as the source
 says, its password and memberships included. \`permsync reconcile --env NAME\` then shows
-what differs. Needs the daemon's login or permsync_admin on the source.`)
+what differs. Needs the daemon's login or permsync_admin on the source.`,
+    )
     .action(async (roles: string[], options: { config: string; env: string; all?: boolean }) => {
       if ((roles.length === 0) === (options.all !== true)) throw new UsageError('name the roles to hand over, or give --all (not both)');
       const config = await loadConfig(options.config);
       const environment = findEnvironment(config, options.env);
       const result = await onSource(config, (source) => adoptRoles(config, environment, source, options.all ? undefined : roles));
-      print(result.adopted.length
-        ? `handed over to permsync on ${environment.name}: ${result.adopted.join(', ')}`
-        : `nothing new to hand over on ${environment.name}`);
+      print(
+        result.adopted.length
+          ? `handed over to permsync on ${environment.name}: ${result.adopted.join(', ')}`
+          : `nothing new to hand over on ${environment.name}`,
+      );
       if (result.already.length) print(`permsync's already: ${result.already.join(', ')}`);
       for (const { role, reason } of result.heldBack) print(`not handed over: "${role}": ${reason}; name it to hand it over`);
     });
@@ -111,7 +125,8 @@ async function onSource<T>(config: Config, work: (source: pg.Client) => Promise<
   } catch (error) {
     if (error instanceof PermsyncError) throw error;
     const code = (error as { code?: string }).code;
-    const hint = code !== undefined && NOT_INSTALLED.has(code) ? '\n  hint: is permsync installed and up to date on the source? run `permsync install`' : '';
+    const hint =
+      code !== undefined && NOT_INSTALLED.has(code) ? '\n  hint: is permsync installed and up to date on the source? run `permsync install`' : '';
     throw new PermsyncError(describeError(error) + hint, { exitCode: 2, cause: error });
   } finally {
     await source.end().catch(() => {});
@@ -154,7 +169,12 @@ function reconcileJson(result: ReconcileResult) {
   return {
     ...formatJson(result.plan),
     applied: result.applied
-      ? { batch_id: result.applied.batchId, statements: result.applied.statements, duration_ms: Math.round(result.applied.durationMs), notes: result.applied.notes }
+      ? {
+          batch_id: result.applied.batchId,
+          statements: result.applied.statements,
+          duration_ms: Math.round(result.applied.durationMs),
+          notes: result.applied.notes,
+        }
       : null,
     failure: result.failure ?? null,
     after: result.after ? formatJson(result.after) : null,

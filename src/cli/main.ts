@@ -52,8 +52,7 @@ function buildProgram(): Command {
     .description('Keeps PostgreSQL roles and privileges the same across environments')
     .exitOverride()
     .showHelpAfterError();
-  const withConfig = (command: Command) =>
-    command.option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_PATH);
+  const withConfig = (command: Command) => command.option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_PATH);
 
   withConfig(program.command('install'))
     .description('install or upgrade permsync on the source database (safe to run again)')
@@ -152,11 +151,13 @@ function buildProgram(): Command {
 }
 
 async function withSourceClient<T>(config: Config, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = keepErrorsForTheNextQuery(new pg.Client({
-    connectionString: config.source.url,
-    application_name: config.source.applicationName,
-    connectionTimeoutMillis: config.settings.connectionTimeoutMs,
-  }));
+  const client = keepErrorsForTheNextQuery(
+    new pg.Client({
+      connectionString: config.source.url,
+      application_name: config.source.applicationName,
+      connectionTimeoutMillis: config.settings.connectionTimeoutMs,
+    }),
+  );
   await client.connect();
   try {
     return await work(client);

@@ -58,11 +58,16 @@ const USAGE_SQLSTATES = new Map<string, string | undefined>([
   [SQLSTATE.undefinedObject, undefined],
   [SQLSTATE.invalidParameterValue, undefined],
   [SQLSTATE.objectNotInPrerequisiteState, undefined],
-  [SQLSTATE.insufficientPrivilege,
-    'the source user needs permsync_reader (status), permsync_operator (manual-sync, retry, skip, pause, resume) or permsync_admin (cleanup)'],
-  ...[...NOT_INSTALLED].map((code): [string, string] => [code, code === SQLSTATE.undefinedSchema
-    ? 'is permsync installed on the source? run `permsync install`'
-    : 'is permsync installed and up to date on the source? run `permsync install`']),
+  [
+    SQLSTATE.insufficientPrivilege,
+    'the source user needs permsync_reader (status), permsync_operator (manual-sync, retry, skip, pause, resume) or permsync_admin (cleanup)',
+  ],
+  ...[...NOT_INSTALLED].map((code): [string, string] => [
+    code,
+    code === SQLSTATE.undefinedSchema
+      ? 'is permsync installed on the source? run `permsync install`'
+      : 'is permsync installed and up to date on the source? run `permsync install`',
+  ]),
 ]);
 
 /** The commands an operator uses day to day, all through the source's permsync views and functions. */
@@ -80,11 +85,14 @@ export function registerOperatorCommands(program: Command, withConfig: WithConfi
     .description('show each environment: state, batches waiting, recent outcomes; exit 1 if one is held, failing or lagging')
     .option('--json', 'print JSON instead of a table')
     .option('--max-lag <seconds>', 'how long a batch may wait before the environment counts as lagging', parseSeconds, DEFAULT_MAX_LAG_SECONDS)
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 States: ok, pending (batches waiting, nothing failed), failing (retrying a transient failure),
 held (stopped on a permanent failure: fix it, then \`permsync retry\`, or \`permsync skip\`), paused, sync_disabled,
 disabled. Exit status: 0 all well, 1 an environment is held, failing, or has waited longer
-than --max-lag (paused, sync_disabled and disabled are deliberate and do not count).`)
+than --max-lag (paused, sync_disabled and disabled are deliberate and do not count).`,
+    )
     .action(async (options: { config: string; json?: boolean; maxLag: number }) => {
       const rows = await onSource(options, async (client) => (await client.query<StatusRow>(operatorSql.ENVIRONMENT_STATUS)).rows);
       const problems = rows.map((row) => problemOf(row, options.maxLag));
@@ -102,9 +110,12 @@ than --max-lag (paused, sync_disabled and disabled are deliberate and do not cou
     .argument('<sql>', 'the permission statements to carry, e.g. "GRANT SELECT ON sales.orders TO reporting"')
     .option('--env <name>', 'only this environment')
     .option('--json', 'print JSON')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Unqualified names and CURRENT_USER are read as in a session of the configured source user.
-Needs permsync_operator.`)
+Needs permsync_operator.`,
+    )
     .action(async (sql: string, options: { config: string; env?: string; json?: boolean }) => {
       const batchId = await onSource(options, async (client) => {
         const { rows } = await client.query<{ batch_id: string }>(operatorSql.MANUAL_SYNC, [sql, options.env ?? null]);
@@ -118,10 +129,13 @@ Needs permsync_operator.`)
     .description('ask the daemon to re-attempt now the failed batch each environment (or one) waits on')
     .option('--env <name>', 'only this environment')
     .option('--json', 'print JSON')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Lists the failed batches concerned. A held environment resumes from its failed batch, in
 order; fix the cause on the target first. The request is stored on the source: a daemon
-that is reconnecting or stopped carries it out when it next reads it. Needs permsync_operator.`)
+that is reconnecting or stopped carries it out when it next reads it. Needs permsync_operator.`,
+    )
     .action(async (options: { config: string; env?: string; json?: boolean }) => {
       const rows = await onSource(options, async (client) => (await client.query<RetryRow>(operatorSql.RETRY_FAILED, [options.env ?? null])).rows);
       const scope = options.env ?? 'every environment';
@@ -131,9 +145,12 @@ that is reconnecting or stopped carries it out when it next reads it. Needs perm
         print(`retry requested for ${scope}; no environment waits on a failed batch`);
       } else {
         print(`retry requested for ${scope}; failed batches to re-attempt:`);
-        print(table(['ENVIRONMENT', 'BATCH', 'KIND', 'ERROR'], rows.map((r) => [
-          r.environment_name, r.batch_id, r.failure_kind ?? '', describeError(r.error_code, r.error_message),
-        ])));
+        print(
+          table(
+            ['ENVIRONMENT', 'BATCH', 'KIND', 'ERROR'],
+            rows.map((r) => [r.environment_name, r.batch_id, r.failure_kind ?? '', describeError(r.error_code, r.error_message)]),
+          ),
+        );
       }
     });
 
@@ -143,12 +160,17 @@ that is reconnecting or stopped carries it out when it next reads it. Needs perm
     .requiredOption('--batch <id>', 'the batch id (permsync status shows the one an environment is held on)', parseBatchId)
     .requiredOption('--reason <text>', 'why: recorded with the skip, with who skipped it')
     .option('--json', 'print JSON')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 The running daemon moves on within a second; nothing of the batch runs there. Drift shows
-what the environment then lacks. Recorded in permsync.v_operator_actions. Needs permsync_operator.`)
+what the environment then lacks. Recorded in permsync.v_operator_actions. Needs permsync_operator.`,
+    )
     .action(async (options: { config: string; env: string; batch: string; reason: string; json?: boolean }) => {
-      const row = await onSource(options, async (client) =>
-        (await client.query<SkipRow>(operatorSql.SKIP_BATCH, [options.env, options.batch, options.reason])).rows[0]);
+      const row = await onSource(
+        options,
+        async (client) => (await client.query<SkipRow>(operatorSql.SKIP_BATCH, [options.env, options.batch, options.reason])).rows[0],
+      );
       if (options.json) print(JSON.stringify(row));
       else print(`skipped batch ${row?.batch_id} (commit_seq ${row?.commit_seq}, ${row?.was}) for ${row?.environment_name}`);
     });
@@ -156,8 +178,11 @@ what the environment then lacks. Recorded in permsync.v_operator_actions. Needs 
   withConfig(program.command('cleanup'))
     .description('delete execution and audit records older than log_retention_days / audit_retention_days')
     .option('--json', 'print JSON')
-    .addHelpText('after', `
-Never deletes a batch an enabled environment has yet to finish. Needs permsync_admin.`)
+    .addHelpText(
+      'after',
+      `
+Never deletes a batch an enabled environment has yet to finish. Needs permsync_admin.`,
+    )
     .action(async (options: { config: string; json?: boolean }) => {
       const counts = await onSource(options, async (client) => {
         const { rows } = await client.query<{ execution_log_deleted: number; audit_log_deleted: number; batches_deleted: number }>(
@@ -167,8 +192,10 @@ Never deletes a batch an enabled environment has yet to finish. Needs permsync_a
       });
       if (options.json) print(JSON.stringify(counts));
       else {
-        print(`deleted ${counts.execution_log_deleted} execution_log rows, ${counts.audit_log_deleted} audit_log rows, ` +
-          `${counts.batches_deleted} batches`);
+        print(
+          `deleted ${counts.execution_log_deleted} execution_log rows, ${counts.audit_log_deleted} audit_log rows, ` +
+            `${counts.batches_deleted} batches`,
+        );
       }
     });
 
@@ -195,8 +222,10 @@ Never deletes a batch an enabled environment has yet to finish. Needs permsync_a
 function problemOf(row: StatusRow, maxLagSeconds: number): string | undefined {
   const problems = [stateProblem(row, maxLagSeconds)];
   if (row.role_conflicts > 0) {
-    problems.push(`${row.role_conflicts} role conflict(s): source roles whose name a role of ${row.environment}'s own holds ` +
-      'are not carried there (permsync.v_role_conflicts; `permsync adopt` hands a role over)');
+    problems.push(
+      `${row.role_conflicts} role conflict(s): source roles whose name a role of ${row.environment}'s own holds ` +
+        'are not carried there (permsync.v_role_conflicts; `permsync adopt` hands a role over)',
+    );
   }
   return problems.filter(Boolean).join('; ') || undefined;
 }
@@ -210,8 +239,10 @@ function stateProblem(row: StatusRow, maxLagSeconds: number): string | undefined
       return `failing on ${batch}, retrying: ${describeError(row.blocking_error_code, row.blocking_error)}`;
     case 'pending':
       if ((row.oldest_pending_age_seconds ?? 0) <= maxLagSeconds) return undefined;
-      return `lagging: ${row.pending_batches} batch(es) waiting, the oldest (${batch}) for ${formatAge(row.oldest_pending_age_seconds)}` +
-        ' (is the daemon running?)';
+      return (
+        `lagging: ${row.pending_batches} batch(es) waiting, the oldest (${batch}) for ${formatAge(row.oldest_pending_age_seconds)}` +
+        ' (is the daemon running?)'
+      );
     default:
       return undefined;
   }
@@ -224,14 +255,23 @@ function printStatus(rows: StatusRow[], problems: (string | undefined)[]): void 
     return;
   }
   print(`sync ${first.sync_enabled ? 'enabled' : 'DISABLED'}, dry run ${first.dry_run ? 'ON' : 'off'}`);
-  print(table(
-    ['ENVIRONMENT', 'STATE', 'WAITING', 'OLDEST', 'LAST SUCCESS', '24H OK', 'FAILED', 'SKIPPED', 'DRY RUN', 'CONFLICTS'],
-    rows.map((r) => [
-      r.environment, r.state, String(r.pending_batches), formatAge(r.oldest_pending_age_seconds),
-      r.last_success_at ? formatTime(r.last_success_at) : '-',
-      String(r.success_count), String(r.failed_count), String(r.skipped_count), String(r.dry_run_count), String(r.role_conflicts),
-    ]),
-  ));
+  print(
+    table(
+      ['ENVIRONMENT', 'STATE', 'WAITING', 'OLDEST', 'LAST SUCCESS', '24H OK', 'FAILED', 'SKIPPED', 'DRY RUN', 'CONFLICTS'],
+      rows.map((r) => [
+        r.environment,
+        r.state,
+        String(r.pending_batches),
+        formatAge(r.oldest_pending_age_seconds),
+        r.last_success_at ? formatTime(r.last_success_at) : '-',
+        String(r.success_count),
+        String(r.failed_count),
+        String(r.skipped_count),
+        String(r.dry_run_count),
+        String(r.role_conflicts),
+      ]),
+    ),
+  );
   rows.forEach((row, i) => {
     if (problems[i]) print(`${row.environment}: ${problems[i]}`);
   });
@@ -239,7 +279,11 @@ function printStatus(rows: StatusRow[], problems: (string | undefined)[]): void 
 
 function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
 }
 

@@ -3,9 +3,19 @@ import * as z from 'zod';
 
 /** What rules can name: the permission statements, and the kinds of role statement the watcher writes. */
 const COMMAND_TAGS = [
-  'GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES', 'ALTER OWNER',
-  'CREATE ROLE', 'ALTER ROLE', 'DROP ROLE', 'COMMENT ON ROLE', 'GRANT ROLE', 'REVOKE ROLE', 'ALTER ROLE SET',
-  'GRANT ON DATABASE', 'REVOKE ON DATABASE',
+  'GRANT',
+  'REVOKE',
+  'ALTER DEFAULT PRIVILEGES',
+  'ALTER OWNER',
+  'CREATE ROLE',
+  'ALTER ROLE',
+  'DROP ROLE',
+  'COMMENT ON ROLE',
+  'GRANT ROLE',
+  'REVOKE ROLE',
+  'ALTER ROLE SET',
+  'GRANT ON DATABASE',
+  'REVOKE ON DATABASE',
 ] as const;
 export type CommandTag = (typeof COMMAND_TAGS)[number];
 
@@ -138,14 +148,12 @@ const ruleSchema = z
     // Also check rules with other problems, so that every problem is reported at once.
     when: (payload) => isRecord(payload.value),
   })
-  .transform(
-    (rule): SyncRule => ({
-      action: rule.action,
-      commandTag: rule.command_tag,
-      rolePattern: rule.role_pattern,
-      schemaPattern: rule.schema_pattern,
-    }),
-  );
+  .transform((rule): SyncRule => ({
+    action: rule.action,
+    commandTag: rule.command_tag,
+    rolePattern: rule.role_pattern,
+    schemaPattern: rule.schema_pattern,
+  }));
 
 const environmentSchema = z
   .strictObject({
@@ -158,21 +166,20 @@ const environmentSchema = z
     enabled: z.boolean().default(true),
     rules: z.array(ruleSchema).default(() => []),
     on_permanent_failure: z.enum(['hold', 'continue']).default('hold'),
-    databases: z.record(nonEmptyString, nonEmptyString, { error: 'expected a map of source database names to this environment\'s' })
+    databases: z
+      .record(nonEmptyString, nonEmptyString, { error: "expected a map of source database names to this environment's" })
       .default(() => ({})),
   })
-  .transform(
-    (env): EnvironmentConfig => ({
-      name: env.name,
-      url: env.url,
-      label: env.label,
-      priority: env.priority,
-      enabled: env.enabled,
-      rules: env.rules,
-      onPermanentFailure: env.on_permanent_failure,
-      databases: env.databases,
-    }),
-  );
+  .transform((env): EnvironmentConfig => ({
+    name: env.name,
+    url: env.url,
+    label: env.label,
+    priority: env.priority,
+    enabled: env.enabled,
+    rules: env.rules,
+    onPermanentFailure: env.on_permanent_failure,
+    databases: env.databases,
+  }));
 
 const environmentsSchema = z
   .array(environmentSchema)
@@ -224,27 +231,25 @@ const settingsSchema = z
     drift_check_cron: cronExpression.default('*/15 * * * *'),
     cleanup_cron: cronExpression.default('0 3 * * *'),
   })
-  .transform(
-    (s): Settings => ({
-      dryRun: s.dry_run,
-      maxRetries: s.max_retries,
-      retryDelaySeconds: s.retry_delay_seconds,
-      connectionTimeoutMs: s.connection_timeout_ms,
-      statementTimeoutMs: s.statement_timeout_ms,
-      logRetentionDays: s.log_retention_days,
-      auditRetentionDays: s.audit_retention_days,
-      notifyOnFailure: s.notify_on_failure,
-      excludedRoles: s.excluded_roles,
-      carryRoleAttributes: s.carry_role_attributes,
-      carryPredefinedRoles: s.carry_predefined_roles,
-      syncPasswords: s.sync_passwords,
-      pollIntervalMs: s.poll_interval_ms,
-      roleWatchIntervalMs: s.role_watch_interval_ms,
-      groupWindowMs: s.group_window_ms,
-      driftCheckCron: s.drift_check_cron?.trim() ? s.drift_check_cron.trim() : null,
-      cleanupCron: s.cleanup_cron?.trim() ? s.cleanup_cron.trim() : null,
-    }),
-  );
+  .transform((s): Settings => ({
+    dryRun: s.dry_run,
+    maxRetries: s.max_retries,
+    retryDelaySeconds: s.retry_delay_seconds,
+    connectionTimeoutMs: s.connection_timeout_ms,
+    statementTimeoutMs: s.statement_timeout_ms,
+    logRetentionDays: s.log_retention_days,
+    auditRetentionDays: s.audit_retention_days,
+    notifyOnFailure: s.notify_on_failure,
+    excludedRoles: s.excluded_roles,
+    carryRoleAttributes: s.carry_role_attributes,
+    carryPredefinedRoles: s.carry_predefined_roles,
+    syncPasswords: s.sync_passwords,
+    pollIntervalMs: s.poll_interval_ms,
+    roleWatchIntervalMs: s.role_watch_interval_ms,
+    groupWindowMs: s.group_window_ms,
+    driftCheckCron: s.drift_check_cron?.trim() ? s.drift_check_cron.trim() : null,
+    cleanupCron: s.cleanup_cron?.trim() ? s.cleanup_cron.trim() : null,
+  }));
 
 /** Every setting at its default, for callers that build a Config in code (demo, tests). */
 export function defaultSettings(): Settings {

@@ -10,7 +10,11 @@ import type { SourceStore } from '../source/store.js';
  */
 export function batchPlans(config: Config, store: SourceStore): (batch: Batch) => Promise<BatchPlan> {
   const plans = new BatchPlanCache((batch) => {
-    const planned = planBatch(batch, () => store.siblingBatchIds(batch), () => store.recordedCommands(batch.id));
+    const planned = planBatch(
+      batch,
+      () => store.siblingBatchIds(batch),
+      () => store.recordedCommands(batch.id),
+    );
     return config.settings.syncPasswords ? planned : planned.then(withoutVerifiers);
   });
   return (batch) => plans.get(batch);
@@ -29,8 +33,14 @@ function withoutVerifiers(plan: BatchPlan): BatchPlan {
   return {
     ...plan,
     replay: plan.replay.filter((s) => !sets(s)),
-    skipped: [...plan.skipped, ...dropped.map((s) => ({
-      ordinal: s.ordinal, tag: s.kind, sourceText: s.sourceText, reason: 'a password, and settings.sync_passwords is off',
-    }))],
+    skipped: [
+      ...plan.skipped,
+      ...dropped.map((s) => ({
+        ordinal: s.ordinal,
+        tag: s.kind,
+        sourceText: s.sourceText,
+        reason: 'a password, and settings.sync_passwords is off',
+      })),
+    ],
   };
 }

@@ -67,7 +67,7 @@ export class OperatorControls {
         }
       }
     } catch (error) {
-      this.logger.warn({ err: error }, 'could not read the operators\' switches and requests; keeping the last ones');
+      this.logger.warn({ err: error }, "could not read the operators' switches and requests; keeping the last ones");
     }
     this.wakeAll();
   }

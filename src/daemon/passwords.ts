@@ -9,8 +9,10 @@ export async function logPasswordCarrying(config: Config, store: SourceStore, lo
     if (passwords.tracked) logger.warn('the source captures password verifiers, but settings.sync_passwords is false: they are not carried');
     else logger.info('password verifiers are not carried: settings.sync_passwords is false');
   } else if (!passwords.captured) {
-    logger.warn('settings.sync_passwords is on but the source does not capture password verifiers: they are not carried. ' +
-      'An admin turns capture on with SELECT permsync.enable_password_sync()');
+    logger.warn(
+      'settings.sync_passwords is on but the source does not capture password verifiers: they are not carried. ' +
+        'An admin turns capture on with SELECT permsync.enable_password_sync()',
+    );
   } else if (!passwords.tracked) {
     logger.warn('settings.sync_passwords is on but the role that installed permsync cannot read pg_authid: password verifiers are not carried');
   }

@@ -32,13 +32,7 @@ export interface Runtime {
  * wake one applier per environment; each applier reads batches from the source in commit
  * order and carries them; the role watcher turns role changes into batches.
  */
-export async function startRuntime(
-  config: Config,
-  logger: Logger,
-  source: pg.Pool,
-  store: SourceStore,
-  metrics: DaemonMetrics,
-): Promise<Runtime> {
+export async function startRuntime(config: Config, logger: Logger, source: pg.Pool, store: SourceStore, metrics: DaemonMetrics): Promise<Runtime> {
   await store.registerConfiguration(config);
   const sourceSuperuser = await store.bootstrapSuperuser();
   await logPasswordCarrying(config, store, logger);
@@ -56,8 +50,17 @@ export async function startRuntime(
       );
       targets.push(target);
       return new EnvironmentApplier({
-        environment, settings: config.settings, switches: () => controls.switches, store, feed, target, plan, roles,
-        sourceSuperuser, metrics, logger,
+        environment,
+        settings: config.settings,
+        switches: () => controls.switches,
+        store,
+        feed,
+        target,
+        plan,
+        roles,
+        sourceSuperuser,
+        metrics,
+        logger,
       });
     });
   controls.govern(appliers);

@@ -38,7 +38,12 @@ const OPEN_CONFLICTS = `SELECT role_name AS name FROM permsync.v_role_conflicts 
  * a role in an open conflict (the source's may be a look-alike created to take it over)
  * and a role with SUPERUSER, REPLICATION or BYPASSRLS. Their open conflicts close.
  */
-export async function adoptRoles(config: Config, environment: EnvironmentConfig, source: pg.ClientBase, names: string[] | undefined): Promise<AdoptResult> {
+export async function adoptRoles(
+  config: Config,
+  environment: EnvironmentConfig,
+  source: pg.ClientBase,
+  names: string[] | undefined,
+): Promise<AdoptResult> {
   const scope = roleScope(config);
   const session = await openSession(environment.url, environment.name, config.settings);
   let target: TargetRole[];
@@ -66,8 +71,11 @@ export async function adoptRoles(config: Config, environment: EnvironmentConfig,
   const fresh = wanted.filter((r) => {
     if (managed.get(r.oid) === r.name) return false;
     if (names !== undefined) return true;
-    const reason = conflicts.has(r.name) ? 'in an open role conflict: the source\'s may be a look-alike'
-      : r.powerful ? 'it has SUPERUSER, REPLICATION or BYPASSRLS' : undefined;
+    const reason = conflicts.has(r.name)
+      ? "in an open role conflict: the source's may be a look-alike"
+      : r.powerful
+        ? 'it has SUPERUSER, REPLICATION or BYPASSRLS'
+        : undefined;
     if (reason !== undefined) heldBack.push({ role: r.name, reason });
     return reason === undefined;
   });

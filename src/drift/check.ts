@@ -16,12 +16,14 @@ import { keepErrorsForTheNextQuery } from '../pg-sessions.js';
  * redacted) and the cause; the exit code is 2, as for any error.
  */
 export async function openSession(url: string, label: string, settings: Settings): Promise<pg.Client> {
-  const client = keepErrorsForTheNextQuery(new pg.Client({
-    connectionString: url,
-    application_name: `permsync:drift:${label}`,
-    connectionTimeoutMillis: settings.connectionTimeoutMs,
-    statement_timeout: settings.statementTimeoutMs,
-  }));
+  const client = keepErrorsForTheNextQuery(
+    new pg.Client({
+      connectionString: url,
+      application_name: `permsync:drift:${label}`,
+      connectionTimeoutMillis: settings.connectionTimeoutMs,
+      statement_timeout: settings.statementTimeoutMs,
+    }),
+  );
   try {
     await client.connect();
   } catch (error) {

@@ -29,8 +29,10 @@ export interface EnvironmentResult {
 export function describeReport(report: DriftReport): DescribedDifference[] {
   return report.differences.map((d) => {
     const described = describe(d.change, report.environment);
-    const excluded = d.excluded === undefined ? ''
-      : `; ${d.statements.length > 0 ? 'partly ' : ''}excluded by configuration (permsync does not carry it there): ${d.excluded}`;
+    const excluded =
+      d.excluded === undefined
+        ? ''
+        : `; ${d.statements.length > 0 ? 'partly ' : ''}excluded by configuration (permsync does not carry it there): ${d.excluded}`;
     return {
       ...described,
       detail: `${described.detail}${d.held ? `; ${d.held}` : ''}${excluded}`,
@@ -48,16 +50,19 @@ function describe(change: Change, env: string): Omit<DescribedDifference, 'sql'>
       return { category: 'role', subject: `role ${quoteIdent(change.to.name)}`, detail: attributeDifferences(change.from, change.to, env) };
     case 'role extra':
       return {
-        category: 'role', subject: `role ${quoteIdent(change.name)}`,
+        category: 'role',
+        subject: `role ${quoteIdent(change.name)}`,
         detail: change.managed ? `exists only on ${env}` : `exists only on ${env}, a role of its own (permsync did not create it there)`,
       };
     case 'role collision':
       return {
-        category: 'role conflict', subject: `role ${quoteIdent(change.name)}`,
+        category: 'role conflict',
+        subject: `role ${quoteIdent(change.name)}`,
         detail: `${env} has a role of its own with this name (permsync did not create it there): a target-only role, never changed by permsync`,
       };
     case 'membership': {
-      const subject = `membership of ${quoteIdent(change.member)} in ${quoteIdent(change.role)}` +
+      const subject =
+        `membership of ${quoteIdent(change.member)} in ${quoteIdent(change.role)}` +
         (change.grantor === null ? '' : ` granted by ${quoteIdent(change.grantor)}`);
       if (!change.from) return { category: 'membership', subject, detail: `missing on ${env}` };
       if (!change.to) return { category: 'membership', subject, detail: `exists only on ${env}` };
@@ -69,14 +74,18 @@ function describe(change: Change, env: string): Omit<DescribedDifference, 'sql'>
     case 'setting': {
       const scope = change.here ? ' in this database' : change.database === null ? '' : ` in database ${quoteIdent(change.database)}`;
       const subject = `setting ${change.key} of role ${quoteIdent(change.role)}${scope}`;
-      const detail = change.from === null ? `missing on ${env} (source: ${change.to})`
-        : change.to === null ? `exists only on ${env} (${change.from})`
-        : `${change.to} on the source, ${change.from} on ${env}`;
+      const detail =
+        change.from === null
+          ? `missing on ${env} (source: ${change.to})`
+          : change.to === null
+            ? `exists only on ${env} (${change.from})`
+            : `${change.to} on the source, ${change.from} on ${env}`;
       return { category: 'setting', subject, detail };
     }
     case 'owner':
       return {
-        category: 'owner', subject: describeObject(change.object),
+        category: 'owner',
+        subject: describeObject(change.object),
         detail: `owned by ${quoteIdent(change.to)} on the source, by ${quoteIdent(change.from)} on ${env}`,
       };
     case 'privileges':
@@ -91,8 +100,10 @@ function describe(change: Change, env: string): Omit<DescribedDifference, 'sql'>
       return { category: 'object', subject: describeObject(change.object), detail: `exists only on ${env}` };
     case 'shared object missing':
       return {
-        category: 'object', subject: `${change.kind} ${quoteIdent(change.name)}`,
-        detail: `missing on ${env}, so its privileges are not held there` +
+        category: 'object',
+        subject: `${change.kind} ${quoteIdent(change.name)}`,
+        detail:
+          `missing on ${env}, so its privileges are not held there` +
           (change.kind === 'database' ? ' (environments[].databases maps a database to one of another name)' : ''),
       };
   }
@@ -112,8 +123,10 @@ function describeTarget(target: PrivilegeTarget): string {
     case 'object':
       return describeObject(target.object);
     case 'default':
-      return `default privileges of ${quoteIdent(target.role)}${target.schema === null ? '' : ` in schema ${quoteIdent(target.schema)}`}` +
-        ` on ${defaultObjects(target.objectType).toLowerCase()}`;
+      return (
+        `default privileges of ${quoteIdent(target.role)}${target.schema === null ? '' : ` in schema ${quoteIdent(target.schema)}`}` +
+        ` on ${defaultObjects(target.objectType).toLowerCase()}`
+      );
   }
 }
 
@@ -148,10 +161,15 @@ export function formatText(result: EnvironmentResult): string {
   // Verifiers settings.sync_passwords asks for and that could not be compared are no match.
   const aside = report.verifiersCompared === false ? ', password verifiers aside (not compared: see the note)' : '';
   // A difference the configuration keeps from the environment is one all the same.
-  const excluded = report.excludedByConfiguration === 0 ? ''
-    : report.excludedByConfiguration === count ? ', all of them excluded by configuration'
-    : `, ${report.excludedByConfiguration} of them excluded by configuration`;
-  lines.push(count === 0 ? `${environment}: matches the source${aside}` : `${environment}: ${count} difference(s) from the source${excluded}${aside}`);
+  const excluded =
+    report.excludedByConfiguration === 0
+      ? ''
+      : report.excludedByConfiguration === count
+        ? ', all of them excluded by configuration'
+        : `, ${report.excludedByConfiguration} of them excluded by configuration`;
+  lines.push(
+    count === 0 ? `${environment}: matches the source${aside}` : `${environment}: ${count} difference(s) from the source${excluded}${aside}`,
+  );
   for (const d of describeReport(report)) lines.push(`  ${d.subject}: ${d.detail}`);
   for (const note of report.notes) lines.push(`  note: ${note}`);
   for (const hint of result.hints) lines.push(`  hint: ${hint}`);

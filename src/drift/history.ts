@@ -16,7 +16,9 @@ export function summarize(report: DriftReport | undefined, error?: string): { di
   return {
     differences: report.differences.length,
     summary: {
-      ...byCategory, excluded_by_configuration: report.excludedByConfiguration, statements: report.plan.length,
+      ...byCategory,
+      excluded_by_configuration: report.excludedByConfiguration,
+      statements: report.plan.length,
       // What the notes say (password verifiers not compared, say) qualifies a match: it goes with the record.
       ...(report.notes.length > 0 && { notes: report.notes }),
     },
@@ -32,11 +34,14 @@ export async function recordCheck(source: Queryable, environment: string, report
 export async function unreplayableHints(source: Queryable, environment: string): Promise<string[]> {
   const { rows } = await source.query<{ batch_id: string; finished_at: Date }>(driftSql.UNREPLAYABLE_SINCE_MATCH, [environment]);
   if (rows.length === 0) return [];
-  const shown = rows.slice(0, 10).map((r) => r.batch_id).join(', ');
+  const shown = rows
+    .slice(0, 10)
+    .map((r) => r.batch_id)
+    .join(', ');
   return [
     `${rows.length} batch(es) for ${environment} could not be replayed since it last matched the source ` +
-    `(batch ${shown}${rows.length > 10 ? ', ...' : ''}): permission commands run in a DO block, a function or dynamic SQL. ` +
-    'Their effect is among the differences above; see permsync.v_execution_details for what they were',
+      `(batch ${shown}${rows.length > 10 ? ', ...' : ''}): permission commands run in a DO block, a function or dynamic SQL. ` +
+      'Their effect is among the differences above; see permsync.v_execution_details for what they were',
   ];
 }
 

@@ -86,7 +86,7 @@ export async function reconcile(
     } catch (error) {
       throw new PermsyncError(
         `the plan was applied to ${environment.name} and committed, but recording it on the source failed: ${describeError(error)}` +
-        ' (`permsync drift` shows the environment as it is now)',
+          ' (`permsync drift` shows the environment as it is now)',
         { exitCode: 2, cause: error },
       );
     }

@@ -30,8 +30,10 @@ export async function runDriftCheck(deps: { config: Config; source: pg.Pool; log
       const { differences, summary } = summarize(result.report, result.error);
       const log = logger.child({ environment: result.environment });
       if (result.error !== undefined) log.error({ err: result.error }, 'drift check could not compare the environment');
-      else if (differences) log.warn({ differences, summary, hints: result.hints }, 'environment differs from the source: `permsync drift` shows how');
-      else if (result.report?.verifiersCompared === false) log.warn({ notes: result.report.notes }, 'environment matches the source, password verifiers aside (not compared): see the notes');
+      else if (differences)
+        log.warn({ differences, summary, hints: result.hints }, 'environment differs from the source: `permsync drift` shows how');
+      else if (result.report?.verifiersCompared === false)
+        log.warn({ notes: result.report.notes }, 'environment matches the source, password verifiers aside (not compared): see the notes');
       else log.info('environment matches the source');
       out.push({ environment: result.environment, checkedAt: new Date(), differences, summary });
     }

@@ -88,10 +88,7 @@ export async function install(client: pg.ClientBase, options: InstallOptions = {
       done ??= versions;
       if (versions.has(migration.version)) return;
       await client.query(await readFile(join(SQL_DIR, migration.file), 'utf8'));
-      await client.query('INSERT INTO permsync.schema_migrations (version, name) VALUES ($1, $2)', [
-        migration.version,
-        migration.name,
-      ]);
+      await client.query('INSERT INTO permsync.schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
       applied.push(migration);
     });
   }
@@ -122,7 +119,13 @@ async function lockInstall(client: pg.ClientBase, options: InstallOptions): Prom
 
 /** Who holds the install lock: the session whose transaction locked the row (its xmax). */
 async function installLockHolder(client: pg.ClientBase): Promise<string> {
-  const { rows } = await client.query<{ pid: number; usename: string | null; application_name: string | null; client_addr: string | null; xact_start: Date | null }>(
+  const { rows } = await client.query<{
+    pid: number;
+    usename: string | null;
+    application_name: string | null;
+    client_addr: string | null;
+    xact_start: Date | null;
+  }>(
     `SELECT a.pid, a.usename, a.application_name, pg_catalog.host(a.client_addr) AS client_addr, a.xact_start
        FROM permsync.locks l JOIN pg_catalog.pg_stat_activity a ON a.backend_xid = l.xmax
       WHERE l.name = 'install'`,
@@ -143,9 +146,7 @@ async function assertServerVersion(client: pg.ClientBase): Promise<void> {
   const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
   const version = Number(rows[0]?.v);
   if (version < MIN_SERVER_VERSION_NUM) {
-    throw new PermsyncError(
-      `permsync needs PostgreSQL 14 or later on the source; this server is version ${version}`,
-    );
+    throw new PermsyncError(`permsync needs PostgreSQL 14 or later on the source; this server is version ${version}`);
   }
 }
 

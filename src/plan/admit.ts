@@ -6,9 +6,7 @@ import { isPredefinedRole, type CompiledRule, type RoleScope } from '../config/r
  * Admitted: the statement to carry, which may be the one judged without some of its
  * grantees (`leftOut` says which, and why).
  */
-export type StatementAdmission =
-  | { admitted: true; statement: Statement; leftOut?: string }
-  | { admitted: false; reason: string };
+export type StatementAdmission = { admitted: true; statement: Statement; leftOut?: string } | { admitted: false; reason: string };
 
 /** Whether every criterion a rule names holds for the statement. */
 function matches(rule: CompiledRule, statement: Statement): boolean {

@@ -62,13 +62,18 @@ export function planChange(change: Change, context: PlanContext): Planned[] {
     case 'setting':
       return [settingStatement(change)];
     case 'owner':
-      return [{
-        phase: Phase.Owner,
-        statement: {
-          kind: 'ALTER OWNER', ...same(`ALTER ${alterKeyword(change.object)} ${objectName(change.object)} OWNER TO ${quoteIdent(change.to)}`),
-          roles: [change.to], grantees: [], schemas: [change.object.schema],
+      return [
+        {
+          phase: Phase.Owner,
+          statement: {
+            kind: 'ALTER OWNER',
+            ...same(`ALTER ${alterKeyword(change.object)} ${objectName(change.object)} OWNER TO ${quoteIdent(change.to)}`),
+            roles: [change.to],
+            grantees: [],
+            schemas: [change.object.schema],
+          },
         },
-      }];
+      ];
     case 'privileges':
       return privilegeStatements(change.target, change.grantee, change.changes);
     case 'object missing':
@@ -89,8 +94,18 @@ function role(phase: Phase, kind: StatementKind, name: string, sql: string, extr
 /** What CREATE ROLE gives a role: what a new role's attributes are compared with. */
 function newRole(name: string): RoleState {
   return {
-    name, superuser: false, inherit: true, createrole: false, createdb: false, login: false, replication: false,
-    bypassrls: false, connlimit: -1, validUntil: null, comment: null, password: null,
+    name,
+    superuser: false,
+    inherit: true,
+    createrole: false,
+    createdb: false,
+    login: false,
+    replication: false,
+    bypassrls: false,
+    connlimit: -1,
+    validUntil: null,
+    comment: null,
+    password: null,
   };
 }
 
@@ -104,14 +119,23 @@ function attributeStatements(phase: Phase, from: RoleState, to: RoleState): Plan
   const name = quoteIdent(to.name);
   const out: Planned[] = [];
   const flag = (on: boolean, word: string) => `${on ? '' : 'NO'}${word}`;
-  for (const [attr, word] of [['superuser', 'SUPERUSER'], ['replication', 'REPLICATION'], ['bypassrls', 'BYPASSRLS']] as const) {
+  for (const [attr, word] of [
+    ['superuser', 'SUPERUSER'],
+    ['replication', 'REPLICATION'],
+    ['bypassrls', 'BYPASSRLS'],
+  ] as const) {
     if (from[attr] !== to[attr]) {
       const attribute = flag(to[attr], word);
       out.push(role(phase, 'ALTER ROLE', to.name, `ALTER ROLE ${name} WITH ${attribute}`, { privileged: true, attribute }));
     }
   }
   const clauses: string[] = [];
-  for (const [attr, word] of [['login', 'LOGIN'], ['inherit', 'INHERIT'], ['createrole', 'CREATEROLE'], ['createdb', 'CREATEDB']] as const) {
+  for (const [attr, word] of [
+    ['login', 'LOGIN'],
+    ['inherit', 'INHERIT'],
+    ['createrole', 'CREATEROLE'],
+    ['createdb', 'CREATEDB'],
+  ] as const) {
     if (from[attr] !== to[attr]) clauses.push(flag(to[attr], word));
   }
   if (from.connlimit !== to.connlimit) clauses.push(`CONNECTION LIMIT ${to.connlimit}`);
@@ -120,9 +144,11 @@ function attributeStatements(phase: Phase, from: RoleState, to: RoleState): Plan
   if (clauses.length > 0) out.push(role(phase, 'ALTER ROLE', to.name, `ALTER ROLE ${name} WITH ${clauses.join(' ')}`));
   if (to.password !== undefined && from.password !== undefined && from.password !== to.password) {
     const masked = to.password === null ? 'NULL' : MASKED_PASSWORD;
-    out.push(role(phase, 'ALTER ROLE', to.name, `ALTER ROLE ${name} WITH PASSWORD ${to.password === null ? 'NULL' : quoteLiteral(to.password)}`, {
-      display: `ALTER ROLE ${name} WITH PASSWORD ${masked}`,
-    }));
+    out.push(
+      role(phase, 'ALTER ROLE', to.name, `ALTER ROLE ${name} WITH PASSWORD ${to.password === null ? 'NULL' : quoteLiteral(to.password)}`, {
+        display: `ALTER ROLE ${name} WITH PASSWORD ${masked}`,
+      }),
+    );
   }
   if (from.comment !== to.comment) {
     out.push(role(phase, 'COMMENT ON ROLE', to.name, `COMMENT ON ROLE ${name} IS ${to.comment === null ? 'NULL' : quoteLiteral(to.comment)}`));
@@ -138,8 +164,13 @@ function membershipStatements(change: Extract<Change, { type: 'membership' }>, c
   const statement = (phase: Phase, kind: StatementKind, sql: string): Planned => ({
     phase,
     statement: {
-      kind, ...same(`${sql}${by}`), roles: [change.member, change.role, ...(change.grantor === null ? [] : [change.grantor])],
-      grantees: [change.member], schemas: [], granted: change.role, ...(change.grantor !== null && { grantor: change.grantor }),
+      kind,
+      ...same(`${sql}${by}`),
+      roles: [change.member, change.role, ...(change.grantor === null ? [] : [change.grantor])],
+      grantees: [change.member],
+      schemas: [],
+      granted: change.role,
+      ...(change.grantor !== null && { grantor: change.grantor }),
     },
   });
   const { from, to } = change;
@@ -165,15 +196,28 @@ function settingStatement(change: Extract<Change, { type: 'setting' }>): Planned
   const scope = change.here ? ` IN DATABASE ${TARGET_DATABASE}` : change.database === null ? '' : ` IN DATABASE ${quoteIdent(change.database)}`;
   const head = `ALTER ROLE ${quoteIdent(change.role)}${scope}`;
   const value = change.to === null ? null : settingValueSql(change.key, change.to);
-  return role(Phase.RoleSetting, 'ALTER ROLE SET', change.role,
+  return role(
+    Phase.RoleSetting,
+    'ALTER ROLE SET',
+    change.role,
     value === null ? `${head} RESET ${quoteIdent(change.key)}` : `${head} SET ${quoteIdent(change.key)} TO ${value}`,
-    { onTargetDatabase: change.here });
+    { onTargetDatabase: change.here },
+  );
 }
 
 const ALTER_KEYWORDS: Record<ObjectRef['kind'], string> = {
-  schema: 'SCHEMA', table: 'TABLE', view: 'VIEW', 'materialized view': 'MATERIALIZED VIEW', sequence: 'SEQUENCE',
-  'foreign table': 'FOREIGN TABLE', function: 'FUNCTION', procedure: 'PROCEDURE', aggregate: 'AGGREGATE',
-  type: 'TYPE', domain: 'DOMAIN', column: 'TABLE',
+  schema: 'SCHEMA',
+  table: 'TABLE',
+  view: 'VIEW',
+  'materialized view': 'MATERIALIZED VIEW',
+  sequence: 'SEQUENCE',
+  'foreign table': 'FOREIGN TABLE',
+  function: 'FUNCTION',
+  procedure: 'PROCEDURE',
+  aggregate: 'AGGREGATE',
+  type: 'TYPE',
+  domain: 'DOMAIN',
+  column: 'TABLE',
 };
 
 function alterKeyword(object: ObjectRef): string {
@@ -198,14 +242,22 @@ export function objectName(object: ObjectRef): string {
 /** The ON clause of GRANT and REVOKE. Aggregates are granted on as functions. */
 function onClause(object: ObjectRef): string {
   switch (object.kind) {
-    case 'schema': return `SCHEMA ${objectName(object)}`;
-    case 'sequence': return `SEQUENCE ${objectName(object)}`;
-    case 'function': return `FUNCTION ${objectName(object)}`;
-    case 'aggregate': return `FUNCTION ${quoteQualified(object.schema, object.name as string)}(${object.args ?? ''})`;
-    case 'procedure': return `PROCEDURE ${objectName(object)}`;
-    case 'type': return `TYPE ${objectName(object)}`;
-    case 'domain': return `DOMAIN ${objectName(object)}`;
-    default: return `TABLE ${objectName(object)}`;
+    case 'schema':
+      return `SCHEMA ${objectName(object)}`;
+    case 'sequence':
+      return `SEQUENCE ${objectName(object)}`;
+    case 'function':
+      return `FUNCTION ${objectName(object)}`;
+    case 'aggregate':
+      return `FUNCTION ${quoteQualified(object.schema, object.name as string)}(${object.args ?? ''})`;
+    case 'procedure':
+      return `PROCEDURE ${objectName(object)}`;
+    case 'type':
+      return `TYPE ${objectName(object)}`;
+    case 'domain':
+      return `DOMAIN ${objectName(object)}`;
+    default:
+      return `TABLE ${objectName(object)}`;
   }
 }
 
@@ -234,24 +286,33 @@ function privilegeStatements(target: PrivilegeTarget, grantee: string, changes: 
     [grantPhase, 'GRANT', pick((from, to) => from !== 'grantable' && to === 'grantable'), ' WITH GRANT OPTION'],
   ];
   const grantees = grantee === PUBLIC ? [] : [grantee];
-  return steps.filter(([, , privileges]) => privileges.length > 0).map(([phase, verb, privileges, option]) => {
-    const action = (on: string) =>
-      verb === 'GRANT' ? `GRANT ${list(privileges)} ON ${on} TO ${who}${option}` : `REVOKE ${option}${list(privileges)} ON ${on} FROM ${who}`;
-    return { phase, statement: privilegeStatement(target, verb, action, grantees) };
-  });
+  return steps
+    .filter(([, , privileges]) => privileges.length > 0)
+    .map(([phase, verb, privileges, option]) => {
+      const action = (on: string) =>
+        verb === 'GRANT' ? `GRANT ${list(privileges)} ON ${on} TO ${who}${option}` : `REVOKE ${option}${list(privileges)} ON ${on} FROM ${who}`;
+      return { phase, statement: privilegeStatement(target, verb, action, grantees) };
+    });
 }
 
 function privilegeStatement(target: PrivilegeTarget, verb: 'GRANT' | 'REVOKE', action: (on: string) => string, grantees: string[]): Statement {
   switch (target.on) {
     case 'database':
       return {
-        kind: verb === 'GRANT' ? 'GRANT ON DATABASE' : 'REVOKE ON DATABASE', ...same(action(`DATABASE ${TARGET_DATABASE}`)),
-        roles: grantees, grantees, schemas: [], onTargetDatabase: true,
+        kind: verb === 'GRANT' ? 'GRANT ON DATABASE' : 'REVOKE ON DATABASE',
+        ...same(action(`DATABASE ${TARGET_DATABASE}`)),
+        roles: grantees,
+        grantees,
+        schemas: [],
+        onTargetDatabase: true,
       };
     case 'shared':
       return {
         kind: target.kind === 'database' ? (verb === 'GRANT' ? 'GRANT ON DATABASE' : 'REVOKE ON DATABASE') : verb,
-        ...same(action(`${target.kind.toUpperCase()} ${quoteIdent(target.name)}`)), roles: grantees, grantees, schemas: [],
+        ...same(action(`${target.kind.toUpperCase()} ${quoteIdent(target.name)}`)),
+        roles: grantees,
+        grantees,
+        schemas: [],
       };
     case 'object':
       return { kind: verb, ...same(action(onClause(target.object))), roles: grantees, grantees, schemas: [target.object.schema] };
@@ -259,8 +320,11 @@ function privilegeStatement(target: PrivilegeTarget, verb: 'GRANT' | 'REVOKE', a
       const scope = target.schema === null ? '' : ` IN SCHEMA ${quoteIdent(target.schema)}`;
       const sql = `ALTER DEFAULT PRIVILEGES FOR ROLE ${quoteIdent(target.role)}${scope} ${action(defaultObjects(target.objectType))}`;
       return {
-        kind: 'ALTER DEFAULT PRIVILEGES', ...same(sql),
-        roles: [target.role, ...grantees], grantees, schemas: target.schema === null ? [] : [target.schema],
+        kind: 'ALTER DEFAULT PRIVILEGES',
+        ...same(sql),
+        roles: [target.role, ...grantees],
+        grantees,
+        schemas: target.schema === null ? [] : [target.schema],
       };
     }
   }
@@ -268,5 +332,8 @@ function privilegeStatement(target: PrivilegeTarget, verb: 'GRANT' | 'REVOKE', a
 
 /** The plan: every statement in phase order, each difference's own order kept within a phase. */
 export function orderPlan(planned: Planned[]): Statement[] {
-  return planned.map((p, i) => ({ p, i })).sort((a, b) => a.p.phase - b.p.phase || a.i - b.i).map(({ p }) => p.statement);
+  return planned
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => a.p.phase - b.p.phase || a.i - b.i)
+    .map(({ p }) => p.statement);
 }

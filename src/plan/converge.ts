@@ -70,11 +70,13 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   const targetOwners = new Map(target.objects.map((o) => [objectKey(o), o.owner]));
   const relationOwner = (o: CatalogObject) => index.relations.get(`${o.schema}\0${o.name}`)?.owner ?? null;
   const ownerOf = (o: CatalogObject): string | null =>
-    o.owner ?? (o.kind === 'column' ? relationOwner(o) : authority.sequenceOwners.get(`${o.schema}\0${o.name}`) ?? null);
-  const may = (actors: string[], owner: string | null) => owner !== null && actors.every((actor) => {
-    const role = authority.roles.get(actor);
-    return role !== undefined && (role.superuser || role.memberOf.has(owner));
-  });
+    o.owner ?? (o.kind === 'column' ? relationOwner(o) : (authority.sequenceOwners.get(`${o.schema}\0${o.name}`) ?? null));
+  const may = (actors: string[], owner: string | null) =>
+    owner !== null &&
+    actors.every((actor) => {
+      const role = authority.roles.get(actor);
+      return role !== undefined && (role.superuser || role.memberOf.has(owner));
+    });
 
   const objects = new Set<string>();
   /** The touched relations that hold columns, by "schema\0name": their key. */
@@ -111,14 +113,19 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
     }
   }
   if (refused.size > 0) {
-    notes.push(`${refused.size} object(s) it names left as they are: the role that ran it could not change them on the source (neither a superuser nor a member of their owner)`);
+    notes.push(
+      `${refused.size} object(s) it names left as they are: the role that ran it could not change them on the source (neither a superuser nor a member of their owner)`,
+    );
   }
   if (other > 0) notes.push(`${other} command(s) on objects drift does not compare (a language, a large object, a server, ...) not converged`);
 
   const sourceSuperuser = [...source.roleOids].find(([, oid]) => oid < FIRST_USER_OID)?.[0] ?? '';
   const owners = { managed: context.managed, sourceSuperuser };
   const foreign = new Set([...target.roleOids].filter(([name, oid]) => !isOurs(name, oid, owners)).map(([name]) => name));
-  const report = buildReport(context.environment, context.settings, context.roles, source, target, { dropExtraRoles: false, managed: context.managed });
+  const report = buildReport(context.environment, context.settings, context.roles, source, target, {
+    dropExtraRoles: false,
+    managed: context.managed,
+  });
   const changed = new Set<string>();
   const statements: Planned[] = [];
   for (const difference of report.differences) {
@@ -192,8 +199,9 @@ function resolve(touch: Touch, index: ObjectIndex): CatalogObject[] {
   }
   if (touched.on !== 'objects') return [];
   const matches = (schema: string, name: ObjectName): CatalogObject[] =>
-    (index.byName.get(`${schema}\0${name.name}`) ?? []).filter((o) =>
-      touched.kinds.includes(o.kind) && (name.args === null || o.args === null || argumentCount(o.args) === name.args));
+    (index.byName.get(`${schema}\0${name.name}`) ?? []).filter(
+      (o) => touched.kinds.includes(o.kind) && (name.args === null || o.args === null || argumentCount(o.args) === name.args),
+    );
   return touched.names.flatMap((name) => {
     if (touched.kinds.includes('schema')) {
       const schema = index.schemas.get(name.name);

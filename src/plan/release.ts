@@ -48,14 +48,22 @@ export function releaseStatements(
   }
   for (const d of held.defaultPrivileges) {
     changes.push({
-      type: 'privileges', target: { on: 'default', role: d.role, schema: d.schema, objectType: d.objectType }, grantee: d.grantee,
+      type: 'privileges',
+      target: { on: 'default', role: d.role, schema: d.schema, objectType: d.objectType },
+      grantee: d.grantee,
       changes: [{ privilege: d.privilege, from: d.state, to: d.defaultState }],
     });
   }
   // DROP OWNED revoked what the role had granted on with the grant option, too.
-  const cascade = ({ statement: s }: Planned): Statement => (s.kind === 'REVOKE' || s.kind === 'REVOKE ON DATABASE'
-    ? { ...s, sql: `${s.sql} CASCADE`, display: `${shown(s)} CASCADE` } : s);
-  return [...changes.flatMap((c) => planChange(c, context)).sort((a, b) => a.phase - b.phase).map(cascade), ...policyStatements(role, held, sourcePolicies)];
+  const cascade = ({ statement: s }: Planned): Statement =>
+    s.kind === 'REVOKE' || s.kind === 'REVOKE ON DATABASE' ? { ...s, sql: `${s.sql} CASCADE`, display: `${shown(s)} CASCADE` } : s;
+  return [
+    ...changes
+      .flatMap((c) => planChange(c, context))
+      .sort((a, b) => a.phase - b.phase)
+      .map(cascade),
+    ...policyStatements(role, held, sourcePolicies),
+  ];
 }
 
 /**
@@ -68,9 +76,8 @@ function policyStatements(role: string, held: RoleHoldings, sourcePolicies: Map<
     const source = sourcePolicies.get(policyKey(p));
     if (!source?.table || (p.others.length === 0 && source.policy)) return [];
     const on = `${quoteIdent(p.name)} ON ${quoteQualified(p.schema, p.table)}`;
-    const sql = p.others.length > 0
-      ? `ALTER POLICY ${on} TO ${p.others.map((r) => (r === '' ? 'PUBLIC' : quoteIdent(r))).join(', ')}`
-      : `DROP POLICY ${on}`;
+    const sql =
+      p.others.length > 0 ? `ALTER POLICY ${on} TO ${p.others.map((r) => (r === '' ? 'PUBLIC' : quoteIdent(r))).join(', ')}` : `DROP POLICY ${on}`;
     return [{ kind: 'DROP ROLE' as const, sql, display: sql, roles: [role], grantees: [], schemas: [p.schema] }];
   });
 }

@@ -69,7 +69,8 @@ export function buildReport(
     const reasons = [...new Set(verdicts.flatMap((v) => (v.admitted ? [] : [v.reason])))];
     const held = heldBack(change, environment, options);
     differences.push({
-      change, statements,
+      change,
+      statements,
       ...(held !== undefined && { held }),
       ...(reasons.length > 0 && { excluded: reasons.join('; ') }),
     });
@@ -77,7 +78,10 @@ export function buildReport(
   const plan = orderPlan(differences.filter((d) => !d.held).flatMap((d) => d.statements));
   const excludedByConfiguration = differences.filter((d) => d.excluded !== undefined && d.statements.length === 0).length;
   return {
-    environment: environment.name, differences, plan, excludedByConfiguration,
+    environment: environment.name,
+    differences,
+    plan,
+    excludedByConfiguration,
     notes: [...both.notes, ...notes(environment, settings, source, target, plan)],
     ...(settings.syncPasswords && { verifiersCompared: source.verifiersRead && target.verifiersRead }),
   };
@@ -109,13 +113,17 @@ function notes(environment: EnvironmentConfig, settings: Settings, source: Catal
     const why = [
       !source.verifiersRead && `on the source, ${source.verifiersUnread}`,
       !target.verifiersRead && `on ${environment.name}, ${target.verifiersUnread}`,
-    ].filter(Boolean).join('; ');
+    ]
+      .filter(Boolean)
+      .join('; ');
     out.push(`password verifiers are not compared: ${why}`);
   }
   const privileged = plan.filter((s) => s.privileged).length;
   if (privileged > 0 && !target.superuser) {
-    out.push(`${privileged} statement(s) set SUPERUSER, REPLICATION or BYPASSRLS, which only a superuser may do; ` +
-      `${target.user} is not one on ${environment.name}, so they are skipped there`);
+    out.push(
+      `${privileged} statement(s) set SUPERUSER, REPLICATION or BYPASSRLS, which only a superuser may do; ` +
+        `${target.user} is not one on ${environment.name}, so they are skipped there`,
+    );
   }
   return out;
 }

@@ -80,12 +80,7 @@ export function namesToLookUp(statements: Statement[], author: string | undefine
  * renamed away from a conflict) is left out too, rather than failing there and holding
  * every later change behind it.
  */
-export function judgeStatements(
-  statements: Statement[],
-  author: string | undefined,
-  roles: TargetRoles,
-  owners: RoleOwners,
-): OwnershipVerdict {
+export function judgeStatements(statements: Statement[], author: string | undefined, roles: TargetRoles, owners: RoleOwners): OwnershipVerdict {
   const state = new Map(roles);
   // A rename earlier in the batch takes a managed role's new name with it.
   const managed = new Map(owners.managed);
@@ -102,9 +97,10 @@ export function judgeStatements(
   if (author !== undefined) {
     const oid = state.get(author);
     if (oid === undefined || !ours(author, oid)) {
-      const why = oid === undefined
-        ? `its author "${author}" does not exist here (a role this environment does not carry, or one dropped here)`
-        : `its author "${author}" is a role of this target's own, which permsync does not manage`;
+      const why =
+        oid === undefined
+          ? `its author "${author}" does not exist here (a role this environment does not carry, or one dropped here)`
+          : `its author "${author}" is a role of this target's own, which permsync does not manage`;
       if (oid !== undefined) conflict(author, oid, 'the source runs statements as a role of this name');
       for (const s of statements) verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: ${why}`);
       return verdict;
@@ -118,17 +114,25 @@ export function judgeStatements(
     });
     if (foreign !== undefined) {
       const oid = state.get(foreign) as number;
-      conflict(foreign, oid, s.kind === 'CREATE ROLE' && s.grantees[0] === foreign
-        ? 'the source created a role of this name, and this target already has one permsync did not create'
-        : 'the source changes a role of this name, and this target has one permsync did not create');
-      verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: role "${foreign}" exists here and is not permsync's ` +
-        `(a role of this target's own; \`permsync adopt\` hands it over)`);
+      conflict(
+        foreign,
+        oid,
+        s.kind === 'CREATE ROLE' && s.grantees[0] === foreign
+          ? 'the source created a role of this name, and this target already has one permsync did not create'
+          : 'the source changes a role of this name, and this target has one permsync did not create',
+      );
+      verdict.notes.push(
+        `statement ${s.ordinal} (${s.kind}) not carried: role "${foreign}" exists here and is not permsync's ` +
+          `(a role of this target's own; \`permsync adopt\` hands it over)`,
+      );
       continue;
     }
     const missing = requiredRoles(s).find((r) => !state.has(r) && !created.has(r));
     if (missing !== undefined) {
-      verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: role "${missing}" does not exist here ` +
-        '(a role this environment does not carry, one dropped here, or one whose creation was a conflict)');
+      verdict.notes.push(
+        `statement ${s.ordinal} (${s.kind}) not carried: role "${missing}" does not exist here ` +
+          '(a role this environment does not carry, one dropped here, or one whose creation was a conflict)',
+      );
       continue;
     }
     verdict.kept.push(s);
@@ -200,10 +204,15 @@ export function settleGrantors(
   return { statements: settled, notes };
 }
 
-function grantorProblem(grantor: string, oid: number | undefined, created: Set<string>, owners: RoleOwners,
-  excluded: (role: string) => boolean): string | undefined {
+function grantorProblem(
+  grantor: string,
+  oid: number | undefined,
+  created: Set<string>,
+  owners: RoleOwners,
+  excluded: (role: string) => boolean,
+): string | undefined {
   if (oid === undefined) return created.has(grantor) ? undefined : 'does not exist here';
-  if (!isOurs(grantor, oid, owners)) return 'is a role of this target\'s own, which permsync does not manage';
+  if (!isOurs(grantor, oid, owners)) return "is a role of this target's own, which permsync does not manage";
   if (excluded(grantor) && oid >= FIRST_USER_OID) return 'is an excluded role';
   return undefined;
 }

@@ -2,8 +2,16 @@ import { parseSync, scanSync } from 'libpg-query';
 import { keepGrantees } from '../capture/statements.js';
 import { identifiers, quoteIdent } from '../sql/quote.js';
 import {
-  DEFAULT_PRIVILEGE_TYPES_SINCE, hasPredefinedRole, HOLDS_EVERYTHING_SINCE, knowsDefaultPrivilegeType, knowsPrivilege,
-  MEMBERSHIP_OPTIONS_SINCE, PARAMETER_PRIVILEGES_SINCE, postgres, PREDEFINED_ROLES_SINCE, PRIVILEGES_SINCE,
+  DEFAULT_PRIVILEGE_TYPES_SINCE,
+  hasPredefinedRole,
+  HOLDS_EVERYTHING_SINCE,
+  knowsDefaultPrivilegeType,
+  knowsPrivilege,
+  MEMBERSHIP_OPTIONS_SINCE,
+  PARAMETER_PRIVILEGES_SINCE,
+  postgres,
+  PREDEFINED_ROLES_SINCE,
+  PRIVILEGES_SINCE,
 } from '../pg-versions.js';
 import { TARGET_DATABASE } from './target-statements.js';
 import { shown, type Statement } from '../sql/statement.js';
@@ -33,7 +41,10 @@ export function forServer(statement: Statement, versionNum: number): ForServer {
   const unchanged: ForServer = { statements: [statement], notes: [] };
   const display = shown(statement);
   if (statement.otherGrantors && versionNum < MEMBERSHIP_OPTIONS_SINCE) {
-    return skipped(display, `other grantors still grant this membership on the source, and on ${postgres(versionNum)} a membership has one grantor: it stays`);
+    return skipped(
+      display,
+      `other grantors still grant this membership on the source, and on ${postgres(versionNum)} a membership has one grantor: it stays`,
+    );
   }
   if (versionNum >= HOLDS_EVERYTHING_SINCE || !MAY_NEED_CHANGE.test(statement.sql)) return unchanged;
   // The target's database, a placeholder until the statement runs, is a name to the parser.
@@ -42,7 +53,7 @@ export function forServer(statement: Statement, versionNum: number): ForServer {
   try {
     const stmts = parseSync(parsable).stmts ?? [];
     // A privilege on a parameter, granted as its grantor (SET LOCAL ROLE ...; GRANT ...; RESET ROLE).
-    const onParameter = stmts.some((s) => ((s.stmt as { GrantStmt?: GrantStmt }).GrantStmt?.objtype === 'OBJECT_PARAMETER_ACL'));
+    const onParameter = stmts.some((s) => (s.stmt as { GrantStmt?: GrantStmt }).GrantStmt?.objtype === 'OBJECT_PARAMETER_ACL');
     if (onParameter && versionNum < PARAMETER_PRIVILEGES_SINCE) {
       return skipped(display, `privileges on parameters are ${postgres(PARAMETER_PRIVILEGES_SINCE)}'s, and this server runs ${postgres(versionNum)}`);
     }
@@ -130,7 +141,10 @@ function skipped(display: string, reason: string): ForServer {
 function membership(statement: Statement, grant: GrantRoleStmt, display: string, versionNum: number): ForServer | undefined {
   const younger = (grant.granted_roles ?? []).map((r) => r.AccessPriv?.priv_name ?? '').find((name) => !hasPredefinedRole(versionNum, name));
   if (younger !== undefined) {
-    return skipped(display, `${younger} is ${postgres(PREDEFINED_ROLES_SINCE.get(younger) as number)}'s, and this server runs ${postgres(versionNum)}`);
+    return skipped(
+      display,
+      `${younger} is ${postgres(PREDEFINED_ROLES_SINCE.get(younger) as number)}'s, and this server runs ${postgres(versionNum)}`,
+    );
   }
   if (versionNum >= MEMBERSHIP_OPTIONS_SINCE || !grant.is_grant) return undefined;
   const options = new Map((grant.opt ?? []).map((o) => [o.DefElem?.defname, o.DefElem?.arg?.Boolean?.boolval === true]));
@@ -149,7 +163,9 @@ function membership(statement: Statement, grant: GrantRoleStmt, display: string,
   if (options.get('set') === false) {
     return {
       statements: [as('REVOKE ROLE', `REVOKE ${role} FROM ${member}${by}`)],
-      notes: [`"${display}": ${version} has no SET option for a membership, and granting it there would let ${member} SET ROLE ${role}: not granted there (revoked if it was)`],
+      notes: [
+        `"${display}": ${version} has no SET option for a membership, and granting it there would let ${member} SET ROLE ${role}: not granted there (revoked if it was)`,
+      ],
     };
   }
   const admin = options.get('admin');
@@ -159,7 +175,9 @@ function membership(statement: Statement, grant: GrantRoleStmt, display: string,
       ...(admin === false ? [as('REVOKE ROLE', `REVOKE ADMIN OPTION FOR ${role} FROM ${member}${by}`)] : []),
     ],
     notes: options.has('inherit')
-      ? [`"${display}": INHERIT ${options.get('inherit') ? 'TRUE' : 'FALSE'} is left out: ${version} has no INHERIT option for a membership; there ${member} inherits ${role}'s privileges as the INHERIT attribute of ${member} says`]
+      ? [
+          `"${display}": INHERIT ${options.get('inherit') ? 'TRUE' : 'FALSE'} is left out: ${version} has no INHERIT option for a membership; there ${member} inherits ${role}'s privileges as the INHERIT attribute of ${member} says`,
+        ]
       : [],
   };
 }
@@ -219,9 +237,11 @@ function withoutPrivileges(sql: string, drop: Set<string>, listed: number): stri
   if (items.length !== listed || kept.length === items.length || kept.length === 0) return undefined;
   const text = (from: number, to: number) => bytes.subarray(from, to).toString('utf8');
   const start = (tokens[first] as Token).start;
-  const result = text(0, start)
-    + kept.map((item) => text((item[0] as Token).start, (item[item.length - 1] as Token).end)).join(', ')
-    + ' ' + text((tokens[on] as Token).start, bytes.length);
+  const result =
+    text(0, start) +
+    kept.map((item) => text((item[0] as Token).start, (item[item.length - 1] as Token).end)).join(', ') +
+    ' ' +
+    text((tokens[on] as Token).start, bytes.length);
   try {
     return parseSync(result).stmts?.length === 1 ? result : undefined;
   } catch {

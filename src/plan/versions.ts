@@ -1,6 +1,13 @@
 import {
-  DEFAULT_PRIVILEGE_TYPES_SINCE, hasPredefinedRole, knowsDefaultPrivilegeType, knowsPrivilege, MEMBERSHIP_OPTIONS_SINCE,
-  PARAMETER_PRIVILEGES_SINCE, postgres, PREDEFINED_ROLES_SINCE, PRIVILEGES_SINCE,
+  DEFAULT_PRIVILEGE_TYPES_SINCE,
+  hasPredefinedRole,
+  knowsDefaultPrivilegeType,
+  knowsPrivilege,
+  MEMBERSHIP_OPTIONS_SINCE,
+  PARAMETER_PRIVILEGES_SINCE,
+  postgres,
+  PREDEFINED_ROLES_SINCE,
+  PRIVILEGES_SINCE,
 } from '../pg-versions.js';
 import type { Catalog, Grant, Membership } from '../catalog/catalog.js';
 import { defaultObjects } from './changes.js';
@@ -43,36 +50,58 @@ export function comparable(source: Catalog, target: Catalog, environment: string
   };
   for (const [privilege, since] of PRIVILEGES_SINCE) {
     // An owner's own privileges are implicit: only grants to others are worth a note.
-    leftOut(since, (c) => c.objects.reduce((n, o) => n + o.grants.filter((g) => g.privilege === privilege && g.grantee !== o.owner).length, 0)
-      + c.defaultPrivileges.filter((d) => d.privilege === privilege).length, `grant(s) of ${privilege}`, 'no such privilege');
+    leftOut(
+      since,
+      (c) =>
+        c.objects.reduce((n, o) => n + o.grants.filter((g) => g.privilege === privilege && g.grantee !== o.owner).length, 0) +
+        c.defaultPrivileges.filter((d) => d.privilege === privilege).length,
+      `grant(s) of ${privilege}`,
+      'no such privilege',
+    );
   }
   for (const [objectType, since] of DEFAULT_PRIVILEGE_TYPES_SINCE) {
-    leftOut(since, (c) => c.defaultPrivileges.filter((d) => d.objectType === objectType).length,
-      `default privilege(s) on ${defaultObjects(objectType).toLowerCase()}`, 'none');
+    leftOut(
+      since,
+      (c) => c.defaultPrivileges.filter((d) => d.objectType === objectType).length,
+      `default privilege(s) on ${defaultObjects(objectType).toLowerCase()}`,
+      'none',
+    );
   }
   for (const [role, since] of PREDEFINED_ROLES_SINCE) {
     leftOut(since, (c) => c.memberships.filter((m) => m.role === role).length, `membership(s) in ${role}`, 'no such role');
-    leftOut(since, (c) => c.databaseGrants.filter((g) => g.grantee === role).length
-      + c.objects.reduce((n, o) => n + o.grants.filter((g) => g.grantee === role).length, 0)
-      + c.defaultPrivileges.filter((d) => d.grantee === role || d.role === role).length, `privilege(s) granted to ${role}`, 'no such role');
+    leftOut(
+      since,
+      (c) =>
+        c.databaseGrants.filter((g) => g.grantee === role).length +
+        c.objects.reduce((n, o) => n + o.grants.filter((g) => g.grantee === role).length, 0) +
+        c.defaultPrivileges.filter((d) => d.grantee === role || d.role === role).length,
+      `privilege(s) granted to ${role}`,
+      'no such role',
+    );
   }
-  leftOut(PARAMETER_PRIVILEGES_SINCE, (c) => c.shared.parameter.reduce((n, p) => n + p.grants.length, 0),
-    'privilege(s) on parameters', 'none');
+  leftOut(PARAMETER_PRIVILEGES_SINCE, (c) => c.shared.parameter.reduce((n, p) => n + p.grants.length, 0), 'privilege(s) on parameters', 'none');
   const known = (g: Grant) => knowsPrivilege(both, g.privilege) && hasPredefinedRole(both, g.grantee);
   const within = (catalog: Catalog): Catalog => ({
     ...catalog,
     memberships: catalog.memberships.filter((m) => hasPredefinedRole(both, m.role) && hasPredefinedRole(both, m.member)),
     databaseGrants: catalog.databaseGrants.filter(known),
     objects: catalog.objects.map((o) => ({ ...o, grants: o.grants.filter(known) })),
-    defaultPrivileges: catalog.defaultPrivileges.filter((d) => knowsPrivilege(both, d.privilege) && knowsDefaultPrivilegeType(both, d.objectType)
-      && hasPredefinedRole(both, d.grantee) && hasPredefinedRole(both, d.role)),
+    defaultPrivileges: catalog.defaultPrivileges.filter(
+      (d) =>
+        knowsPrivilege(both, d.privilege) &&
+        knowsDefaultPrivilegeType(both, d.objectType) &&
+        hasPredefinedRole(both, d.grantee) &&
+        hasPredefinedRole(both, d.role),
+    ),
     shared: { ...catalog.shared, parameter: both >= PARAMETER_PRIVILEGES_SINCE ? catalog.shared.parameter : [] },
   });
   const projected = within(source);
   if (target.serverVersionNum < MEMBERSHIP_OPTIONS_SINCE && source.serverVersionNum >= MEMBERSHIP_OPTIONS_SINCE) {
     const withoutSet = projected.memberships.filter((m) => m.set === false).length;
     if (withoutSet > 0) {
-      notes.push(`${withoutSet} membership(s) without SET on the source are not expected on ${environment}: ${postgres(target.serverVersionNum)} cannot grant a membership that does not allow SET ROLE`);
+      notes.push(
+        `${withoutSet} membership(s) without SET on the source are not expected on ${environment}: ${postgres(target.serverVersionNum)} cannot grant a membership that does not allow SET ROLE`,
+      );
     }
     projected.memberships = projected.memberships.filter((m) => m.set !== false).map((m) => ({ ...m, inherit: null, set: null }));
   } else if (source.serverVersionNum < MEMBERSHIP_OPTIONS_SINCE && target.serverVersionNum >= MEMBERSHIP_OPTIONS_SINCE) {
@@ -80,10 +109,12 @@ export function comparable(source: Catalog, target: Catalog, environment: string
     projected.memberships = projected.memberships.map((m) => ({ ...m, inherit: source.roles.get(m.member)?.inherit ?? null }));
   }
   const projectedTarget = within(target);
-  if ((source.serverVersionNum >= MEMBERSHIP_OPTIONS_SINCE) !== (target.serverVersionNum >= MEMBERSHIP_OPTIONS_SINCE)) {
+  if (source.serverVersionNum >= MEMBERSHIP_OPTIONS_SINCE !== target.serverVersionNum >= MEMBERSHIP_OPTIONS_SINCE) {
     if ([...source.memberships, ...target.memberships].some((m) => m.grantor !== null)) {
-      notes.push(`membership grantors are not compared: before ${postgres(MEMBERSHIP_OPTIONS_SINCE)} a membership has one grantor, ` +
-        'from it on one row per grantor');
+      notes.push(
+        `membership grantors are not compared: before ${postgres(MEMBERSHIP_OPTIONS_SINCE)} a membership has one grantor, ` +
+          'from it on one row per grantor',
+      );
     }
     projected.memberships = withoutGrantors(projected.memberships);
     projectedTarget.memberships = withoutGrantors(projectedTarget.memberships);
@@ -94,13 +125,14 @@ export function comparable(source: Catalog, target: Catalog, environment: string
 /** Each membership once, whoever granted it: an option any grantor gives holds. */
 function withoutGrantors(memberships: Membership[]): Membership[] {
   const merged = new Map<string, Membership>();
-  const or = (a: boolean | null, b: boolean | null) => (a === null || b === null ? a ?? b : a || b);
+  const or = (a: boolean | null, b: boolean | null) => (a === null || b === null ? (a ?? b) : a || b);
   for (const m of memberships) {
     const key = `${m.role}\0${m.member}`;
     const seen = merged.get(key);
-    merged.set(key, seen
-      ? { ...seen, admin: seen.admin || m.admin, inherit: or(seen.inherit, m.inherit), set: or(seen.set, m.set) }
-      : { ...m, grantor: null });
+    merged.set(
+      key,
+      seen ? { ...seen, admin: seen.admin || m.admin, inherit: or(seen.inherit, m.inherit), set: or(seen.set, m.set) } : { ...m, grantor: null },
+    );
   }
   return [...merged.values()];
 }

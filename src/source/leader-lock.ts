@@ -122,9 +122,16 @@ export class LeaderLock {
         return;
       }
       this.lastFailure = undefined;
-      this.lastHolder = claim?.pid != null && claim.since
-        ? { pid: claim.pid, user: claim.user_name ?? '', applicationName: claim.application_name, clientAddr: claim.client_addr, since: claim.since }
-        : undefined;
+      this.lastHolder =
+        claim?.pid != null && claim.since
+          ? {
+              pid: claim.pid,
+              user: claim.user_name ?? '',
+              applicationName: claim.application_name,
+              clientAddr: claim.client_addr,
+              since: claim.since,
+            }
+          : undefined;
       if (claim?.is_leader) {
         this.renewed(sentAt);
         if (!this.leading) {
@@ -169,11 +176,14 @@ export class LeaderLock {
   private renewed(sentAt: number): void {
     clearTimeout(this.fence);
     const left = sentAt + this.options.leaseMs / 2 - performance.now();
-    this.fence = setTimeout(() => {
-      if (!this.leading) return;
-      this.options.logger.warn({ leaseMs: this.options.leaseMs }, 'the leader lease was not renewed in time');
-      void this.dropConnection('lease not renewed in time');
-    }, Math.max(0, left));
+    this.fence = setTimeout(
+      () => {
+        if (!this.leading) return;
+        this.options.logger.warn({ leaseMs: this.options.leaseMs }, 'the leader lease was not renewed in time');
+        void this.dropConnection('lease not renewed in time');
+      },
+      Math.max(0, left),
+    );
   }
 
   private async connection(): Promise<pg.Client> {

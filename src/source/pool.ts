@@ -4,13 +4,15 @@ import { keepSessionErrorsForTheNextQuery } from '../pg-sessions.js';
 
 /** A pool of connections to the source, with the daemon's timeouts. */
 export function openSourcePool(config: Config, options: { applicationName: string; max: number }): pg.Pool {
-  return keepSessionErrorsForTheNextQuery(new pg.Pool({
-    connectionString: config.source.url,
-    application_name: options.applicationName,
-    connectionTimeoutMillis: config.settings.connectionTimeoutMs,
-    statement_timeout: config.settings.statementTimeoutMs,
-    // Keeps a source that stops answering from hanging the daemon.
-    query_timeout: config.settings.statementTimeoutMs + config.settings.connectionTimeoutMs,
-    max: options.max,
-  }));
+  return keepSessionErrorsForTheNextQuery(
+    new pg.Pool({
+      connectionString: config.source.url,
+      application_name: options.applicationName,
+      connectionTimeoutMillis: config.settings.connectionTimeoutMs,
+      statement_timeout: config.settings.statementTimeoutMs,
+      // Keeps a source that stops answering from hanging the daemon.
+      query_timeout: config.settings.statementTimeoutMs + config.settings.connectionTimeoutMs,
+      max: options.max,
+    }),
+  );
 }

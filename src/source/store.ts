@@ -90,10 +90,20 @@ export interface Switches {
 
 /** A row of RECORD_EXECUTIONS's JSON parameter (JSON: one string, where arrays of each column cost the daemon more). */
 const executionRow = (r: ExecutionRecord) => ({
-  batch_id: r.batch.id, environment_name: r.environment, commit_seq: r.batch.commitSeq, applied_sql: r.appliedSql,
-  execution_status: r.status, started_at: r.startedAt, finished_at: r.finishedAt, duration_ms: r.durationMs.toFixed(3),
-  result_message: r.resultMessage, error_code: r.errorCode ?? null, error_detail: r.errorDetail ?? null,
-  error_hint: r.errorHint ?? null, failure_kind: r.failureKind ?? null, server_version: r.serverVersion ?? null,
+  batch_id: r.batch.id,
+  environment_name: r.environment,
+  commit_seq: r.batch.commitSeq,
+  applied_sql: r.appliedSql,
+  execution_status: r.status,
+  started_at: r.startedAt,
+  finished_at: r.finishedAt,
+  duration_ms: r.durationMs.toFixed(3),
+  result_message: r.resultMessage,
+  error_code: r.errorCode ?? null,
+  error_detail: r.errorDetail ?? null,
+  error_hint: r.errorHint ?? null,
+  failure_kind: r.failureKind ?? null,
+  server_version: r.serverVersion ?? null,
   connection_time_ms: r.connectionTimeMs?.toFixed(3) ?? null,
 });
 
@@ -102,9 +112,7 @@ export class SourceStore {
   constructor(private readonly pool: pg.Pool) {}
 
   async assertInstalled(): Promise<void> {
-    const { rows } = await this.pool.query<{ installed: boolean }>(
-      `SELECT to_regclass('permsync.schema_migrations') IS NOT NULL AS installed`,
-    );
+    const { rows } = await this.pool.query<{ installed: boolean }>(`SELECT to_regclass('permsync.schema_migrations') IS NOT NULL AS installed`);
     if (!rows[0]?.installed) {
       throw new Error('permsync is not installed on the source database: run `permsync install --config <file>` first');
     }
@@ -117,12 +125,19 @@ export class SourceStore {
 
   async readSwitches(): Promise<Switches> {
     const { rows } = await this.pool.query<{
-      sync_enabled: boolean; dry_run: boolean; name: string | null; paused: boolean | null;
-      retry_requested: string | null; logged_through: string | null;
+      sync_enabled: boolean;
+      dry_run: boolean;
+      name: string | null;
+      paused: boolean | null;
+      retry_requested: string | null;
+      logged_through: string | null;
     }>(sourceSql.READ_SWITCHES);
     const switches: Switches = {
-      syncEnabled: rows[0]?.sync_enabled ?? true, dryRun: rows[0]?.dry_run ?? false,
-      paused: new Set(), retryRequests: new Map(), loggedThrough: new Map(),
+      syncEnabled: rows[0]?.sync_enabled ?? true,
+      dryRun: rows[0]?.dry_run ?? false,
+      paused: new Set(),
+      retryRequests: new Map(),
+      loggedThrough: new Map(),
     };
     for (const row of rows) {
       if (row.name === null) continue;
@@ -164,12 +179,22 @@ export class SourceStore {
   /** A batch's recorded commands, in order (capture/batch.ts). */
   async recordedCommands(batchId: string): Promise<RecordedCommand[]> {
     const { rows } = await this.pool.query<{
-      tag: string; object_type: string | null; identity: string | null; current_user_name: string; search_path: string | null;
-      nested: boolean | null; nested_text: string | null;
+      tag: string;
+      object_type: string | null;
+      identity: string | null;
+      current_user_name: string;
+      search_path: string | null;
+      nested: boolean | null;
+      nested_text: string | null;
     }>(sourceSql.RECORDED_COMMANDS, [batchId]);
     return rows.map((r) => ({
-      tag: r.tag, objectType: r.object_type, identity: r.identity, currentUser: r.current_user_name, searchPath: r.search_path,
-      nested: r.nested, nestedText: r.nested_text,
+      tag: r.tag,
+      objectType: r.object_type,
+      identity: r.identity,
+      currentUser: r.current_user_name,
+      searchPath: r.search_path,
+      nested: r.nested,
+      nestedText: r.nested_text,
     }));
   }
 
@@ -180,9 +205,12 @@ export class SourceStore {
 
   /** What these roles may change on the source, and the owners of these sequences (plan/converge.ts). */
   async authority(roles: string[], sequences: { schema: string; name: string }[]): Promise<Authority> {
-    const { rows } = await this.pool.query<{ authority: {
-      roles: { name: string; superuser: boolean; member_of: string[] }[]; sequences: { schema: string; name: string; owner: string }[];
-    } }>(sourceSql.AUTHORITY, [roles, JSON.stringify(sequences)]);
+    const { rows } = await this.pool.query<{
+      authority: {
+        roles: { name: string; superuser: boolean; member_of: string[] }[];
+        sequences: { schema: string; name: string; owner: string }[];
+      };
+    }>(sourceSql.AUTHORITY, [roles, JSON.stringify(sequences)]);
     const read = rows[0]?.authority ?? { roles: [], sequences: [] };
     return {
       roles: new Map(read.roles.map((r) => [r.name, { superuser: r.superuser, memberOf: new Set(r.member_of) }])),
@@ -292,7 +320,12 @@ export async function registerConfiguration(client: pg.ClientBase, config: Confi
       await client.query(sourceSql.DELETE_RULES, [env.name]);
       for (const [position, rule] of env.rules.entries()) {
         await client.query(sourceSql.INSERT_RULE, [
-          env.name, position + 1, rule.action, rule.commandTag ?? null, rule.rolePattern ?? null, rule.schemaPattern ?? null,
+          env.name,
+          position + 1,
+          rule.action,
+          rule.commandTag ?? null,
+          rule.rolePattern ?? null,
+          rule.schemaPattern ?? null,
         ]);
       }
     }

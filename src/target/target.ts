@@ -77,17 +77,21 @@ export class Target {
     settings: Settings,
     onIdleError: (error: Error) => void,
   ) {
-    this.pool = trackSessions(keepSessionErrorsForTheNextQuery(new pg.Pool({
-      connectionString: environment.url,
-      application_name: `permsync:${environment.name}`,
-      connectionTimeoutMillis: settings.connectionTimeoutMs,
-      statement_timeout: settings.statementTimeoutMs,
-      // A target that stops answering (not just slow) is cut off on the client side too.
-      query_timeout: settings.statementTimeoutMs + settings.connectionTimeoutMs,
-      keepAlive: true,
-      max: 2,
-      idleTimeoutMillis: 60_000,
-    })));
+    this.pool = trackSessions(
+      keepSessionErrorsForTheNextQuery(
+        new pg.Pool({
+          connectionString: environment.url,
+          application_name: `permsync:${environment.name}`,
+          connectionTimeoutMillis: settings.connectionTimeoutMs,
+          statement_timeout: settings.statementTimeoutMs,
+          // A target that stops answering (not just slow) is cut off on the client side too.
+          query_timeout: settings.statementTimeoutMs + settings.connectionTimeoutMs,
+          keepAlive: true,
+          max: 2,
+          idleTimeoutMillis: 60_000,
+        }),
+      ),
+    );
     this.pool.on('error', onIdleError);
     // A new session may be a new server (an upgrade in place): its facts are read again.
     this.pool.on('connect', () => {
@@ -108,8 +112,7 @@ export class Target {
       ...(identity.runAs !== undefined ? [`SET LOCAL ROLE ${quoteIdent(identity.runAs)}`] : []),
     ];
     const fill = (sql: string, s: Statement) =>
-      s.onTargetDatabase ? withTargetDatabase(sql, database)
-        : s.database !== undefined ? withTargetDatabase(sql, this.databaseFor(s.database)) : sql;
+      s.onTargetDatabase ? withTargetDatabase(sql, database) : s.database !== undefined ? withTargetDatabase(sql, this.databaseFor(s.database)) : sql;
     const steps = statements.map((s) => ({ statement: s, sql: fill(s.sql, s), display: fill(shown(s), s) }));
     const appliedSql = [...setup, ...steps.map((s) => s.display)].map((s) => `${s};`).join('\n');
     return { setup, steps, appliedSql };
@@ -202,9 +205,15 @@ export class Target {
       const took: Statement[] = [];
       for (const step of steps) {
         current = step.display;
-        let tolerated = await runStep(client, step.sql, [...step.statement.ignoreCodes ?? [], ...(step.statement.grantor !== undefined ? [SQLSTATE.insufficientPrivilege] : [])]);
-        if (tolerated?.code === SQLSTATE.insufficientPrivilege && step.statement.grantor !== undefined
-            && !step.statement.ignoreCodes?.includes(SQLSTATE.insufficientPrivilege)) {
+        let tolerated = await runStep(client, step.sql, [
+          ...(step.statement.ignoreCodes ?? []),
+          ...(step.statement.grantor !== undefined ? [SQLSTATE.insufficientPrivilege] : []),
+        ]);
+        if (
+          tolerated?.code === SQLSTATE.insufficientPrivilege &&
+          step.statement.grantor !== undefined &&
+          !step.statement.ignoreCodes?.includes(SQLSTATE.insufficientPrivilege)
+        ) {
           // On 16+ the grantor must hold ADMIN OPTION here, which it may lack where its own
           // membership was left out: the membership is granted all the same, as the sync user's.
           const plain = withoutGrantor(step.statement);
@@ -238,8 +247,13 @@ export class Target {
     const startedAt = new Date();
     const t0 = performance.now();
     const done = (fields: Partial<GroupResult>): GroupResult => ({
-      batches: [], startedAt, finishedAt: new Date(), durationMs: performance.now() - t0,
-      connectionTimeMs: undefined, serverVersion: this.facts?.serverVersion, ...fields,
+      batches: [],
+      startedAt,
+      finishedAt: new Date(),
+      durationMs: performance.now() - t0,
+      connectionTimeMs: undefined,
+      serverVersion: this.facts?.serverVersion,
+      ...fields,
     });
     const connected = await this.connect(t0);
     if ('error' in connected) return done({ error: connected.error });
@@ -268,9 +282,7 @@ export class Target {
   }
 
   /** A session from the pool, and how long getting it took since `t0`. */
-  private async connect(
-    t0: number,
-  ): Promise<{ client: pg.PoolClient; connectionTimeMs: number } | { error: ReturnType<typeof connectFailed> }> {
+  private async connect(t0: number): Promise<{ client: pg.PoolClient; connectionTimeMs: number } | { error: ReturnType<typeof connectFailed> }> {
     try {
       const client = await this.pool.connect();
       return { client, connectionTimeMs: performance.now() - t0 };
@@ -291,8 +303,10 @@ export class Target {
         return [];
       }
       if (s.database !== undefined && this.environment.databases?.[s.database] === undefined && s.database === facts.database) {
-        notes.push(`skipped "${shown(s)}": database ${quoteIdent(s.database)} is another of the source's, and this environment's own ` +
-          `has its name; environments[].databases maps it to one of this environment's`);
+        notes.push(
+          `skipped "${shown(s)}": database ${quoteIdent(s.database)} is another of the source's, and this environment's own ` +
+            `has its name; environments[].databases maps it to one of this environment's`,
+        );
         return [];
       }
       if (s.grantor !== undefined && !facts.superuser) {
@@ -302,8 +316,13 @@ export class Target {
       }
       // A membership the source's bootstrap superuser granted names no grantor: 16+ records
       // any superuser's grant as the bootstrap superuser's, an older server as whoever ran it.
-      if (s.kind === 'GRANT ROLE' && s.grantor === undefined && facts.serverVersionNum < MEMBERSHIP_OPTIONS_SINCE
-          && facts.superuser && facts.user !== facts.bootstrap) {
+      if (
+        s.kind === 'GRANT ROLE' &&
+        s.grantor === undefined &&
+        facts.serverVersionNum < MEMBERSHIP_OPTIONS_SINCE &&
+        facts.superuser &&
+        facts.user !== facts.bootstrap
+      ) {
         s = withGrantor(s, facts.bootstrap);
       }
       const adapted = forServer(s, facts.serverVersionNum);
@@ -345,11 +364,17 @@ async function endFailed(client: pg.PoolClient, error: unknown): Promise<Classif
   return classified;
 }
 
-
 async function readFacts(client: pg.PoolClient): Promise<SessionFacts> {
   // forServer() parses statements for an older server (a no-op once loaded).
   await loadParser();
-  const { rows } = await client.query<{ server_version: string; server_version_num: number; database: string; superuser: boolean; user: string; bootstrap: string }>(
+  const { rows } = await client.query<{
+    server_version: string;
+    server_version_num: number;
+    database: string;
+    superuser: boolean;
+    user: string;
+    bootstrap: string;
+  }>(
     `SELECT current_setting('server_version') AS server_version,
             current_setting('server_version_num')::int AS server_version_num, current_database() AS database,
             (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) AS superuser, current_user AS user,
@@ -358,8 +383,12 @@ async function readFacts(client: pg.PoolClient): Promise<SessionFacts> {
   const row = rows[0];
   if (!row) throw new Error('the target did not describe its session');
   return {
-    serverVersion: row.server_version, serverVersionNum: row.server_version_num, database: row.database, superuser: row.superuser,
-    user: row.user, bootstrap: row.bootstrap,
+    serverVersion: row.server_version,
+    serverVersionNum: row.server_version_num,
+    database: row.database,
+    superuser: row.superuser,
+    user: row.user,
+    bootstrap: row.bootstrap,
   };
 }
 
@@ -368,7 +397,11 @@ async function readFacts(client: pg.PoolClient): Promise<SessionFacts> {
  * cannot apply to this server), inside a savepoint that absorbs them. Returns the
  * tolerated error, else undefined.
  */
-async function runStep(client: pg.PoolClient, sql: string, ignoreCodes: string[] | undefined): Promise<{ code: string; message: string } | undefined> {
+async function runStep(
+  client: pg.PoolClient,
+  sql: string,
+  ignoreCodes: string[] | undefined,
+): Promise<{ code: string; message: string } | undefined> {
   if (!ignoreCodes?.length) {
     await client.query(sql);
     return undefined;

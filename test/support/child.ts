@@ -22,7 +22,10 @@ export class TestProcess {
   private readonly closed: Promise<void>;
   private exit: Exit | undefined;
 
-  constructor(readonly child: ChildProcess, onOutput?: (text: string) => void) {
+  constructor(
+    readonly child: ChildProcess,
+    onOutput?: (text: string) => void,
+  ) {
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve((this.exit = { code, signal }))));
     this.closed = new Promise((resolve) => child.once('close', () => resolve()));
     for (const stream of [child.stdout, child.stderr]) {
@@ -44,10 +47,14 @@ export class TestProcess {
 
   /** Waits until `ready` holds; fails as soon as the process ends first, saying how and what it wrote. */
   async until(ready: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-    await waitFor(async () => {
-      if (!this.running) throw await this.endedBefore(what);
-      return ready();
-    }, timeoutMs, what);
+    await waitFor(
+      async () => {
+        if (!this.running) throw await this.endedBefore(what);
+        return ready();
+      },
+      timeoutMs,
+      what,
+    );
   }
 
   /** Sends `signal` unless the process has ended already. */

@@ -32,8 +32,7 @@ function dumpTools(major: number): string | undefined {
   if (existsSync(debian)) {
     for (const v of readdirSync(debian)) dirs.push({ major: Number(v), dir: join(debian, v, 'bin') });
   }
-  return dirs.filter((d) => d.major >= major && existsSync(join(d.dir, 'pg_dumpall')))
-    .sort((a, b) => b.major - a.major)[0]?.dir;
+  return dirs.filter((d) => d.major >= major && existsSync(join(d.dir, 'pg_dumpall'))).sort((a, b) => b.major - a.major)[0]?.dir;
 }
 
 export async function permissionDump(server: TestServer, options: DumpOptions): Promise<string[]> {
@@ -62,7 +61,8 @@ function escape(text: string): string {
   return text.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
 }
 
-const KEPT = /^(CREATE ROLE|ALTER ROLE|GRANT|REVOKE|ALTER .* OWNER TO|ALTER DEFAULT PRIVILEGES|SET SESSION AUTHORIZATION|RESET SESSION AUTHORIZATION)/;
+const KEPT =
+  /^(CREATE ROLE|ALTER ROLE|GRANT|REVOKE|ALTER .* OWNER TO|ALTER DEFAULT PRIVILEGES|SET SESSION AUTHORIZATION|RESET SESSION AUTHORIZATION)/;
 
 async function dumpedLines(server: TestServer, tools: string, databases: string[]): Promise<string[]> {
   const tool = (name: string, args: string[]) => run(join(tools, name), args, { maxBuffer: 64 * 1024 * 1024 }).then((r) => r.stdout);

@@ -35,7 +35,9 @@ const CLIENTS = '/usr/lib/postgresql';
 /** The newest PostgreSQL client installed, if any. */
 function newestClient(): { bin: string; major: number } | undefined {
   if (!existsSync(CLIENTS)) return undefined;
-  const majors = readdirSync(CLIENTS).map(Number).filter((n) => Number.isInteger(n) && existsSync(join(CLIENTS, String(n), 'bin', 'pg_dump')));
+  const majors = readdirSync(CLIENTS)
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && existsSync(join(CLIENTS, String(n), 'bin', 'pg_dump')));
   const major = Math.max(...majors);
   return Number.isFinite(major) ? { bin: join(CLIENTS, String(major), 'bin'), major } : undefined;
 }
@@ -44,12 +46,14 @@ function newestClient(): { bin: string; major: number } | undefined {
 export function pgDumpOf(major: number): string {
   const bin = join(CLIENTS, String(major), 'bin', 'pg_dump');
   if (!existsSync(bin)) {
-    throw new Error(`no pg_dump of PostgreSQL ${major} in ${dirname(bin)}: install Debian's postgresql-client-${major} (the postgresql-client that .ci/run installs is ${major} on Debian 12)`);
+    throw new Error(
+      `no pg_dump of PostgreSQL ${major} in ${dirname(bin)}: install Debian's postgresql-client-${major} (the postgresql-client that .ci/run installs is ${major} on Debian 12)`,
+    );
   }
   return bin;
 }
 
-const NO_CLIENT = 'no pg_dump installed: install Debian\'s PostgreSQL client (apt-get install postgresql-client, as .ci/run does)';
+const NO_CLIENT = "no pg_dump installed: install Debian's PostgreSQL client (apt-get install postgresql-client, as .ci/run does)";
 
 /** Whether the installed pg_dump can read a server of `major`; none installed is an error, not a no. */
 export function canDump(major: number): boolean {
@@ -63,9 +67,11 @@ export async function dumpAccount(url: string, options: AccountOptions): Promise
   const client = newestClient();
   if (!client) throw new Error(NO_CLIENT);
   const roles = (await run(join(client.bin, 'pg_dumpall'), ['--roles-only', '--no-role-passwords', '-d', url])).stdout;
-  const schema = (await run(join(client.bin, 'pg_dump'), [
-    '--schema-only', '--exclude-schema=permsync', '--exclude-schema=permsync_capture', '-d', url,
-  ], { maxBuffer: 64 * 1024 * 1024 })).stdout;
+  const schema = (
+    await run(join(client.bin, 'pg_dump'), ['--schema-only', '--exclude-schema=permsync', '--exclude-schema=permsync_capture', '-d', url], {
+      maxBuffer: 64 * 1024 * 1024,
+    })
+  ).stdout;
   const lines = [...statements(roles).filter((l) => !/^(SET|\\)/.test(l)), ...privilegeLines(schema)];
   return normalise(lines, options);
 }

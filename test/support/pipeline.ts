@@ -132,32 +132,42 @@ export async function startPipeline(targetNames: string[], options: PipelineOpti
       const level = logSink ? 'debug' : (process.env.PERMSYNC_TEST_LOG ?? config.log.level);
       const sink = logSink
         ? new Writable({ write: (chunk, _enc, done) => (logSink.push(String(chunk)), done()) })
-        : process.env.PERMSYNC_TEST_LOG ? process.stderr : discard;
+        : process.env.PERMSYNC_TEST_LOG
+          ? process.stderr
+          : discard;
       const daemon = await startDaemon(config, createLogger(level, sink));
       daemons.push(daemon);
       return daemon;
     },
     async settle(timeoutMs = 15_000) {
-      await waitFor(async () => {
-        const { rows } = await pipeline.sourceClient.query<{ pending: string }>(
-          `SELECT count(*) AS pending
+      await waitFor(
+        async () => {
+          const { rows } = await pipeline.sourceClient.query<{ pending: string }>(
+            `SELECT count(*) AS pending
              FROM permsync.batches b CROSS JOIN permsync.environments e
             WHERE b.commit_seq > e.start_after_seq AND e.enabled
               AND (b.target_environment IS NULL OR b.target_environment = e.name)
               AND NOT EXISTS (SELECT 1 FROM permsync.execution_log x
                                WHERE x.batch_id = b.id AND x.environment_name = e.name
                                  AND (x.execution_status <> 'failed' OR x.failure_kind = 'permanent'))`,
-        );
-        return rows[0]?.pending === '0';
-      }, timeoutMs, 'every environment to carry every batch');
+          );
+          return rows[0]?.pending === '0';
+        },
+        timeoutMs,
+        'every environment to carry every batch',
+      );
     },
     async settleRoles() {
-      await waitFor(async () => {
-        const { rows } = await pipeline.sourceClient.query<{ same: boolean }>(
-          'SELECT fingerprint = permsync.role_fingerprint() AS same FROM permsync.role_snapshot',
-        );
-        return rows[0]?.same === true;
-      }, 10_000, 'the role watcher to see the change');
+      await waitFor(
+        async () => {
+          const { rows } = await pipeline.sourceClient.query<{ same: boolean }>(
+            'SELECT fingerprint = permsync.role_fingerprint() AS same FROM permsync.role_snapshot',
+          );
+          return rows[0]?.same === true;
+        },
+        10_000,
+        'the role watcher to see the change',
+      );
       await pipeline.settle();
     },
     async close() {

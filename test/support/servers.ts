@@ -21,7 +21,10 @@ function useDocker(): Promise<boolean> {
   const forced = process.env.PERMSYNC_TEST_SERVERS;
   if (forced === 'embedded') return Promise.resolve(false);
   if (forced === 'docker') return Promise.resolve(true);
-  dockerAvailable ??= getContainerRuntimeClient().then(() => true, () => false);
+  dockerAvailable ??= getContainerRuntimeClient().then(
+    () => true,
+    () => false,
+  );
   return dockerAvailable;
 }
 
