@@ -93,4 +93,26 @@ describe('the shared batch feed', () => {
     expect(await feed.after(2n, 'prod')).toEqual({ batches: [batch(3)], more: false });
     expect(src.reads).toEqual([0n, 2n]);
   });
+
+  it('does not join a read that started before a notified commit', async () => {
+    // prod's read takes its snapshot; batch 2 commits and its notification wakes dev, which
+    // must read anew: joining prod's read would leave 2 unseen until the next wake-up.
+    const committed = [batch(1)];
+    const answers: (() => void)[] = [];
+    const reads: bigint[] = [];
+    const read = (after: bigint) => {
+      reads.push(after);
+      const snapshot = committed.filter((b) => BigInt(b.commitSeq) > after);
+      return new Promise<Batch[]>((resolve) => answers.push(() => resolve(snapshot)));
+    };
+    const feed = new BatchFeed(read, 10);
+    const prod = feed.after(0n, 'prod');
+    committed.push(batch(2));
+    feed.newCommits();
+    const dev = feed.after(0n, 'dev');
+    answers.forEach((answer) => answer());
+    expect(seqs(await prod)).toEqual([1]);
+    expect(seqs(await dev)).toEqual([1, 2]);
+    expect(reads).toEqual([0n, 0n]);
+  });
 });

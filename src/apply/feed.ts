@@ -52,6 +52,15 @@ export class BatchFeed {
     }
   }
 
+  /**
+   * Batches may have committed since the reads now in flight took their snapshot (a
+   * notification came): an applier that asks from now on must not join one of them, or
+   * it would miss those batches and wait for the next wake-up.
+   */
+  newCommits(): void {
+    this.reads.clear();
+  }
+
   /** One read per cursor however many appliers ask at once; the page that reaches furthest is kept. */
   private readAfter(cursor: bigint): Promise<Page> {
     let reading = this.reads.get(cursor);
@@ -62,7 +71,10 @@ export class BatchFeed {
         if (!this.page || page.through > this.page.through) this.page = page;
         return page;
       });
-      const forget = () => this.reads.delete(cursor);
+      const started = reading;
+      const forget = () => {
+        if (this.reads.get(cursor) === started) this.reads.delete(cursor);
+      };
       reading.then(forget, forget);
       this.reads.set(cursor, reading);
     }

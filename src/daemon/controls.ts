@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { EnvironmentApplier } from '../apply/applier.js';
+import type { BatchFeed } from '../apply/feed.js';
 import type { SourceStore, Switches } from '../source/store.js';
 
 /** Reads of the operators' switches and requests start at least this far apart, however many wake-ups come. */
@@ -17,6 +18,7 @@ export class OperatorControls {
   /** The retry counters as last acted on: a fresh applier re-attempts what it waits on anyway. */
   private readonly retriesSeen: Map<string, bigint>;
   private appliers: readonly EnvironmentApplier[] = [];
+  private feed: BatchFeed | undefined;
   private readonly reads = coalesced(() => this.read(), CONTROL_READ_SPACING_MS);
 
   constructor(
@@ -33,9 +35,10 @@ export class OperatorControls {
     return this.current;
   }
 
-  /** The appliers the controls govern: each read acts on their retry requests and wakes them. */
-  govern(appliers: readonly EnvironmentApplier[]): void {
+  /** The appliers the controls govern, and their shared feed: each read acts on their retry requests and wakes them. */
+  govern(appliers: readonly EnvironmentApplier[], feed: BatchFeed): void {
     this.appliers = appliers;
+    this.feed = feed;
   }
 
   /** Reads the controls anew (soon, see CONTROL_READ_SPACING_MS). */
@@ -73,6 +76,7 @@ export class OperatorControls {
   }
 
   private wakeAll(): void {
+    this.feed?.newCommits();
     this.appliers.forEach((a) => a.wake());
   }
 }

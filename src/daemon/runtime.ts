@@ -63,7 +63,7 @@ export async function startRuntime(config: Config, logger: Logger, source: pg.Po
         logger,
       });
     });
-  controls.govern(appliers);
+  controls.govern(appliers, feed);
 
   const listener = listenToSource(config, logger, controls);
   // The batch in flight may finish and be logged. Past the grace it is abandoned: its target
