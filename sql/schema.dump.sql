@@ -505,6 +505,27 @@ $$;
 ALTER FUNCTION permsync.get_sync_status(hours integer) OWNER TO postgres;
 
 --
+-- Name: grant_depth(jsonb, jsonb); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.grant_depth(entries jsonb, entry jsonb) RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH RECURSIVE chain (grantor, depth) AS (
+        SELECT entry ->> 'as', 0
+        UNION ALL
+        SELECT e.value ->> 'as', c.depth + 1
+          FROM chain c CROSS JOIN LATERAL jsonb_each(entries) e
+         WHERE c.grantor IS NOT NULL AND c.depth < 100
+           AND e.value ->> 'grantee' = c.grantor AND e.value ->> 'privilege' = entry ->> 'privilege')
+    SELECT max(c.depth) FROM chain c
+$$;
+
+
+ALTER FUNCTION permsync.grant_depth(entries jsonb, entry jsonb) OWNER TO postgres;
+
+--
 -- Name: manual_sync(text, text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
@@ -820,6 +841,22 @@ CREATE FUNCTION permsync.notify_control(action text, env text) RETURNS void
 ALTER FUNCTION permsync.notify_control(action text, env text) OWNER TO postgres;
 
 --
+-- Name: object_entries(jsonb, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.object_entries(entries jsonb, key text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}')
+      FROM jsonb_each(coalesce(entries, '{}')) e
+     WHERE split_part(e.key, '/', 1) = split_part(key, '/', 1)
+$$;
+
+
+ALTER FUNCTION permsync.object_entries(entries jsonb, key text) OWNER TO postgres;
+
+--
 -- Name: operator_actions_guard(); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
@@ -1084,24 +1121,28 @@ BEGIN
     SELECT coalesce(array_agg(o.key), '{}') INTO dropped
       FROM jsonb_each(old -> 'roles') o WHERE NOT (new -> 'roles') ? o.key;
 
-    -- Database privileges revoked, or their grant option (old names: before renames).
+    -- Database privileges revoked, or their grant option, or granted now by another grantor
+    -- (old names: before renames), each by its grantor, dependent grants first.
     FOR r IN SELECT key, o.value AS o, n.value AS n
                FROM jsonb_each(old -> 'dbacl') o LEFT JOIN jsonb_each(new -> 'dbacl') n USING (key)
               WHERE n.value IS NULL OR ((o.value ->> 'grantable')::boolean AND NOT (n.value ->> 'grantable')::boolean)
-              ORDER BY key LOOP
+                 OR (o.value ->> 'as') IS DISTINCT FROM (n.value ->> 'as')
+              ORDER BY permsync.grant_depth(old -> 'dbacl', o.value) DESC, key LOOP
         grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC' ELSE quote_ident(r.o ->> 'grantee') END;
-        out := out || permsync.role_statement('REVOKE ON DATABASE',
-                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.o ->> 'grantee' END,
+        out := out || (permsync.shared_privilege_statement('REVOKE ON DATABASE', r.o,
                    format('REVOKE %s%s ON DATABASE {"database"} FROM %s',
-                          CASE WHEN r.n IS NULL THEN '' ELSE 'GRANT OPTION FOR ' END, r.o ->> 'privilege', grantee),
-                   ignore_codes => ARRAY['42704'], on_target_database => true);
+                          CASE WHEN r.n IS NULL OR (r.o ->> 'as') IS DISTINCT FROM (r.n ->> 'as') THEN '' ELSE 'GRANT OPTION FOR ' END,
+                          r.o ->> 'privilege', grantee),
+                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.o ->> 'grantee' END)
+               || jsonb_build_object('on_target_database', true));
     END LOOP;
 
     -- Privileges on other databases, tablespaces and parameters revoked from a role that is
     -- dropped (old names: before renames); the others' come after creations, since the
     -- role a revoke runs as may be new.
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
-              WHERE c.wanted = 'absent' AND split_part(c.key, '/', 2) = ANY (dropped) LOOP
+              WHERE c.wanted = 'absent' AND split_part(c.key, '/', 2) = ANY (dropped)
+              ORDER BY c.old_depth DESC, c.kind, c.key LOOP
         grantee := permsync.role_name(new, old, split_part(r.key, '/', 2));
         out := out || permsync.shared_privilege_statement(
                    CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END, r.entry,
@@ -1249,25 +1290,28 @@ BEGIN
         END;
     END LOOP;
 
-    -- Database privileges granted, or given the grant option.
+    -- Database privileges granted, or given the grant option, each by its grantor, grantors first.
     FOR r IN SELECT key, o.value AS o, n.value AS n
                FROM jsonb_each(new -> 'dbacl') n LEFT JOIN jsonb_each(old -> 'dbacl') o USING (key)
-              WHERE (o.value - 'grantee') IS DISTINCT FROM (n.value - 'grantee') ORDER BY key LOOP
-        CONTINUE WHEN r.o IS NOT NULL AND (r.o ->> 'grantable')::boolean AND NOT (r.n ->> 'grantable')::boolean;
+              WHERE (o.value - 'grantee') IS DISTINCT FROM (n.value - 'grantee')
+              ORDER BY permsync.grant_depth(new -> 'dbacl', n.value), key LOOP
+        CONTINUE WHEN r.o IS NOT NULL AND (r.o ->> 'grantable')::boolean AND NOT (r.n ->> 'grantable')::boolean
+                      AND (r.o ->> 'as') IS NOT DISTINCT FROM (r.n ->> 'as');
         grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC'
                         ELSE quote_ident(permsync.role_name(old, new, split_part(r.key, '/', 1))) END;
-        out := out || permsync.role_statement('GRANT ON DATABASE',
-                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.n ->> 'grantee' END,
+        out := out || (permsync.shared_privilege_statement('GRANT ON DATABASE', r.n,
                    format('GRANT %s ON DATABASE {"database"} TO %s%s', r.n ->> 'privilege', grantee,
                           CASE WHEN (r.n ->> 'grantable')::boolean THEN ' WITH GRANT OPTION' ELSE '' END),
-                   on_target_database => true);
+                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.n ->> 'grantee' END)
+               || jsonb_build_object('on_target_database', true));
     END LOOP;
 
     -- Privileges on other databases, tablespaces and parameters revoked, or their grant
-    -- option, then granted, or given the grant option.
+    -- option (dependent grants first), then granted, or given the grant option (grantors first).
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
               WHERE (c.wanted = 'absent' OR (c.wanted = 'granted' AND c.current = 'grantable'))
-                AND NOT split_part(c.key, '/', 2) = ANY (dropped) LOOP
+                AND NOT split_part(c.key, '/', 2) = ANY (dropped)
+              ORDER BY c.old_depth DESC, c.kind, c.key LOOP
         grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old, new, split_part(r.key, '/', 2)) END;
         out := out || permsync.shared_privilege_statement(
                    CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END, r.entry,
@@ -1276,7 +1320,8 @@ BEGIN
                    grantee, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
-              WHERE c.wanted = 'grantable' OR (c.wanted = 'granted' AND c.current = 'absent') LOOP
+              WHERE c.wanted = 'grantable' OR (c.wanted = 'granted' AND c.current = 'absent')
+              ORDER BY c.new_depth, c.kind, c.key LOOP
         grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old, new, split_part(r.key, '/', 2)) END;
         out := out || permsync.shared_privilege_statement(
                    CASE WHEN r.kind = 'databases' THEN 'GRANT ON DATABASE' ELSE 'GRANT' END, r.entry,
@@ -1450,12 +1495,20 @@ BEGIN
                                                          ELSE to_jsonb(substr(c, length(split_part(c, '=', 1)) + 2)) END)), '{}')
                        FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) c
                       WHERE s.setrole >= 16384),
-        'dbacl', (SELECT coalesce(jsonb_object_agg(a.grantee || '/' || a.privilege_type,
-                        jsonb_build_object('grantee', CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-                                           'privilege', a.privilege_type, 'grantable', a.is_grantable)), '{}')
-                    FROM pg_database d
-                    CROSS JOIN LATERAL aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
-                   WHERE d.datname = current_database() AND a.grantee <> d.datdba),
+        -- `as`: the grantor, where only roles that are neither superusers nor the owner (a
+        -- target's database has its own) granted it: a grant-option chain keeps its grantors.
+        'dbacl', (SELECT coalesce(jsonb_object_agg(h.grantee || '/' || h.privilege,
+                        jsonb_strip_nulls(jsonb_build_object(
+                            'grantee', CASE h.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(h.grantee) END,
+                            'privilege', h.privilege, 'grantable', h.grantable, 'as', h.run_as))), '{}')
+                    FROM (SELECT a.grantee, a.privilege_type AS privilege, bool_or(a.is_grantable) AS grantable,
+                                 CASE WHEN NOT bool_or(coalesce(g.rolsuper, true) OR a.grantor = d.datdba)
+                                      THEN min(g.rolname) END AS run_as
+                            FROM pg_database d
+                            CROSS JOIN LATERAL aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+                            LEFT JOIN pg_roles g ON g.oid = a.grantor
+                           WHERE d.datname = current_database() AND a.grantee <> d.datdba
+                           GROUP BY a.grantee, a.privilege_type) h),
         -- Keyed by oid: a database or tablespace renamed keeps its privileges.
         'databases', (SELECT coalesce(jsonb_object_agg(d.oid || '/' || e.key, jsonb_build_object(
                          'database', d.datname, 'grantee', e.grantee, 'privilege', e.privilege,
@@ -1626,7 +1679,7 @@ ALTER FUNCTION permsync.setting_value_sql(key text, value text) OWNER TO postgre
 -- Name: shared_privilege_changes(jsonb, jsonb); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) RETURNS TABLE(kind text, key text, entry jsonb, object text, current text, wanted text)
+CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) RETURNS TABLE(kind text, key text, entry jsonb, object text, current text, wanted text, old_depth integer, new_depth integer)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1634,7 +1687,9 @@ CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) RETURNS 
            CASE x.kind WHEN 'databases' THEN 'DATABASE {"database"}'
                        WHEN 'tablespaces' THEN format('TABLESPACE %I', x.entry ->> 'tablespace')
                        ELSE format('PARAMETER %I', x.entry ->> 'parameter') END,
-           x.current, x.wanted
+           x.current, x.wanted,
+           permsync.grant_depth(permsync.object_entries(old -> x.kind, x.key), old -> x.kind -> x.key),
+           permsync.grant_depth(permsync.object_entries(new -> x.kind, x.key), new -> x.kind -> x.key)
       FROM (SELECT c.kind, k.key, coalesce(new -> c.kind -> k.key, old -> c.kind -> k.key) AS entry,
                    coalesce(old -> c.kind -> k.key ->> 'state', new -> c.kind -> k.key ->> 'default') AS current,
                    coalesce(new -> c.kind -> k.key ->> 'state', old -> c.kind -> k.key ->> 'default') AS wanted
@@ -3183,6 +3238,13 @@ GRANT ALL ON FUNCTION permsync.get_sync_status(hours integer) TO permsync_reader
 
 
 --
+-- Name: FUNCTION grant_depth(entries jsonb, entry jsonb); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.grant_depth(entries jsonb, entry jsonb) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION manual_sync(sql text, env text, invoker_search_path text); Type: ACL; Schema: permsync; Owner: postgres
 --
 
@@ -3216,6 +3278,13 @@ REVOKE ALL ON FUNCTION permsync.masked_text(sql text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION permsync.notify_control(action text, env text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION object_entries(entries jsonb, key text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.object_entries(entries jsonb, key text) FROM PUBLIC;
 
 
 --

@@ -39,7 +39,22 @@ function script(major: PostgresMajor): string[] {
     'REVOKE CONNECT, TEMPORARY ON DATABASE reporting FROM PUBLIC',
     'GRANT CONNECT ON DATABASE reporting TO report_reader, monitoring_agent',
     'GRANT TEMPORARY ON DATABASE reporting TO report_reader WITH GRANT OPTION',
-    'GRANT CREATE ON TABLESPACE fast TO api_admin',
+    'GRANT CREATE ON TABLESPACE fast TO api_admin WITH GRANT OPTION',
+    'SET ROLE api_admin',
+    'GRANT CREATE ON TABLESPACE fast TO report_reader',
+    'RESET ROLE',
+    // A grant-option chain in one transaction, the grantor newer than its grantee: on each
+    // target the grantor gets its option before it grants, and grants as itself.
+    [
+      'GRANT CREATE ON TABLESPACE fast TO monitoring_agent WITH GRANT OPTION',
+      'GRANT CONNECT ON DATABASE reporting TO monitoring_agent WITH GRANT OPTION',
+      'GRANT CONNECT ON DATABASE postgres TO monitoring_agent WITH GRANT OPTION',
+      'SET ROLE monitoring_agent',
+      'GRANT CREATE ON TABLESPACE fast TO anon',
+      'GRANT CONNECT ON DATABASE reporting TO anon',
+      'GRANT CONNECT ON DATABASE postgres TO anon',
+      'RESET ROLE',
+    ].join('; '),
     'REVOKE ALL ON TABLESPACE fast FROM PUBLIC',
     ...(major >= 15
       ? [
@@ -53,10 +68,14 @@ function script(major: PostgresMajor): string[] {
 /** The second round: what goes away, and a grantor whose grants go before it does. */
 const UNDO = [
   'REVOKE anon FROM monitoring_agent GRANTED BY api_admin',
-  'REVOKE CONNECT ON DATABASE reporting FROM monitoring_agent',
+  // The grantor's grants go with it: on each target, its grantees' are revoked first.
+  'REVOKE CONNECT ON DATABASE reporting FROM monitoring_agent CASCADE',
+  'REVOKE CONNECT ON DATABASE postgres FROM monitoring_agent CASCADE',
+  'REVOKE CREATE ON TABLESPACE fast FROM monitoring_agent CASCADE',
   'GRANT CONNECT ON DATABASE reporting TO PUBLIC',
   'REVOKE GRANT OPTION FOR TEMPORARY ON DATABASE reporting FROM report_reader',
-  'REVOKE CREATE ON TABLESPACE fast FROM api_admin',
+  // A grantor older than its grantee: the grantee's is revoked first all the same.
+  'REVOKE CREATE ON TABLESPACE fast FROM api_admin CASCADE',
 ];
 
 describe.each([14, 18] as const)('PostgreSQL %i', (major) => {
@@ -94,9 +113,11 @@ describe.each([14, 18] as const)('PostgreSQL %i', (major) => {
     await p.settle();
   }
 
-  async function expectEqualByDump(): Promise<void> {
+  /** `chained`: whether the source holds a privilege its grantor granted through a grant option. */
+  async function expectEqualByDump(chained: boolean): Promise<void> {
     const source = await permissionDump(p.source, { leaveOut: LEAVE_OUT });
     expect(source.some((l) => /GRANTED BY "?api_admin/.test(l))).toBe(true);
+    expect(source.some((l) => /anon=c\/monitoring_agent|^SET SESSION AUTHORIZATION "?monitoring_agent"?;/.test(l))).toBe(chained);
     for (const e of p.environments) expect(await permissionDump(e.server, { leaveOut: LEAVE_OUT })).toEqual(source);
     const [result] = await checkEnvironments(p.config(), p.sourceClient, p.config().environments, { dropExtraRoles: false });
     expect(result?.error).toBeUndefined();
@@ -120,12 +141,12 @@ describe.each([14, 18] as const)('PostgreSQL %i', (major) => {
   it('a DBA script of role hierarchy, grantors and privileges on shared objects leaves every target equal by pg_dump, and drift agrees', async () => {
     for (const statement of script(major)) await p.dba(statement);
     await settled();
-    await expectEqualByDump();
+    await expectEqualByDump(true);
   });
 
   it('the same after grants by a grantor, privileges on another database and a tablespace are taken back', async () => {
     for (const statement of UNDO) await p.dba(statement);
     await settled();
-    await expectEqualByDump();
+    await expectEqualByDump(false);
   });
 });
