@@ -1,0 +1,301 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { PERMSYNC_ROLES } from '../src/config/rules.js';
+import { main } from '../src/cli/main.js';
+import type { Config } from '../src/config/schema.js';
+import type { PostgresMajor } from '../dev/embedded/cluster.js';
+import { accountDifference, canDump, catalogAccount, dumpAccount, type AccountOptions } from './support/dump.js';
+import { startPipeline, type Pipeline } from './support/pipeline.js';
+
+/**
+ * Fidelity by pg_dump's account for the DBA scripts people copy: the examples of
+ * PostgreSQL's own documentation, grant-option chains and CASCADE as its regression suite
+ * exercises them, default privileges kept per schema owner, and a role retired with
+ * REASSIGN OWNED, DROP OWNED and DROP ROLE. Schema runs on every server as migrations
+ * would, the permission statements on the source only, as its bootstrap superuser while
+ * permsync connects as a superuser of its own. Then each target's roles and privileges by
+ * pg_dumpall and pg_dump (memberships with their grantors) equal the source's, and
+ * `permsync drift` exits 0; after a target is changed by hand, drift exits 1.
+ */
+
+const SYNC = { user: 'permsync_sync', password: 'sync-Pa55word' };
+
+interface Script {
+  name: string;
+  /** Roles, on the source only: the role watcher carries them. */
+  roles: string;
+  /** Schema, on every server, as migrations would make it. */
+  migration: string;
+  /** Permission statements on the source, each sent as psql sends a line. */
+  grants: string[];
+  /** A later migration on every server, after the grants (default privileges at work). */
+  later?: string;
+}
+
+/** The examples of the GRANT, REVOKE, ALTER DEFAULT PRIVILEGES, CREATE ROLE and ALTER ROLE pages and of "Privileges". */
+function documentation(major: PostgresMajor): Script {
+  return {
+    name: 'documentation examples',
+    roles: `
+      CREATE ROLE jonathan LOGIN;
+      CREATE USER davide WITH PASSWORD 'jw8s0F4';
+      CREATE ROLE miriam WITH LOGIN PASSWORD 'jw8s0F4' VALID UNTIL '2005-01-01';
+      CREATE ROLE admin WITH CREATEDB CREATEROLE;
+      CREATE ROLE manuel; CREATE ROLE joe LOGIN; CREATE ROLE admins; CREATE ROLE webuser;
+      CREATE ROLE miriam_rw; CREATE ROLE wheel; CREATE ROLE island; CREATE ROLE worker_bee;
+      CREATE ROLE fred LOGIN; CREATE ROLE chris LOGIN`,
+    migration: `
+      CREATE TABLE films (code char(5) PRIMARY KEY, title varchar(40), kind varchar(10));
+      CREATE TABLE kinds (id int PRIMARY KEY, name text);
+      CREATE TABLE accounts (id int PRIMARY KEY, balance numeric);
+      CREATE TABLE mytable (col1 int, col2 text);
+      CREATE SCHEMA myschema`,
+    grants: [
+      'GRANT INSERT ON films TO PUBLIC',
+      'GRANT ALL PRIVILEGES ON kinds TO manuel',
+      'GRANT admins TO joe',
+      'GRANT UPDATE ON accounts TO joe',
+      'GRANT SELECT (col1), UPDATE (col1) ON mytable TO miriam_rw',
+      'REVOKE CREATE ON SCHEMA public FROM PUBLIC',
+      'ALTER DEFAULT PRIVILEGES IN SCHEMA myschema GRANT SELECT ON TABLES TO PUBLIC',
+      'ALTER DEFAULT PRIVILEGES IN SCHEMA myschema GRANT INSERT ON TABLES TO webuser',
+      'ALTER DEFAULT PRIVILEGES IN SCHEMA myschema REVOKE SELECT ON TABLES FROM PUBLIC',
+      'ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC',
+      'REVOKE INSERT ON films FROM PUBLIC',
+      'REVOKE ALL PRIVILEGES ON kinds FROM manuel',
+      'GRANT SELECT ON kinds TO manuel',
+      'ALTER ROLE davide WITH PASSWORD NULL',
+      "ALTER ROLE chris VALID UNTIL 'May 4 12:00:00 2015 +1'",
+      "ALTER ROLE fred VALID UNTIL 'infinity'",
+      'ALTER ROLE worker_bee SET maintenance_work_mem = 100000',
+      'ALTER ROLE fred IN DATABASE postgres SET client_min_messages = DEBUG',
+      ...(major >= 16
+        ? ['GRANT admin TO joe WITH INHERIT TRUE', 'GRANT wheel TO admin WITH INHERIT FALSE', 'GRANT island TO joe WITH INHERIT TRUE, SET FALSE']
+        : ['GRANT admin TO joe', 'GRANT wheel TO admin', 'GRANT island TO joe']),
+      'REVOKE admins FROM joe',
+      'ALTER ROLE manuel RENAME TO manuel_ro',
+    ],
+    later: 'CREATE TABLE myschema.reviews (id int PRIMARY KEY, body text)',
+  };
+}
+
+/** Grant-option chains among non-superusers and CASCADE, in the spirit of the regression suite's privileges tests. */
+const CHAINS: Script = {
+  name: 'grant-option chains',
+  roles: `
+    CREATE ROLE regress_owner; CREATE ROLE regress_u1; CREATE ROLE regress_u2; CREATE ROLE regress_u3; CREATE ROLE regress_u4;
+    CREATE ROLE regress_group; GRANT regress_group TO regress_u4`,
+  migration: `
+    CREATE SCHEMA regress AUTHORIZATION regress_owner;
+    CREATE TABLE regress.atest1 (a int, b text);
+    CREATE TABLE regress.atest2 (col1 varchar(10), col2 boolean);
+    CREATE SEQUENCE regress.x_seq;
+    CREATE FUNCTION regress.priv_testfunc(int) RETURNS int LANGUAGE sql AS 'SELECT 2 * $1';
+    ALTER TABLE regress.atest1 OWNER TO regress_owner;
+    ALTER TABLE regress.atest2 OWNER TO regress_owner;
+    ALTER SEQUENCE regress.x_seq OWNER TO regress_owner;
+    ALTER FUNCTION regress.priv_testfunc(int) OWNER TO regress_owner`,
+  grants: [
+    'SET ROLE regress_owner',
+    'GRANT USAGE ON SCHEMA regress TO regress_u1, regress_u2, regress_u3',
+    'GRANT SELECT, UPDATE ON regress.atest1 TO regress_u1 WITH GRANT OPTION',
+    'GRANT INSERT (col1) ON regress.atest2 TO regress_u1 WITH GRANT OPTION',
+    'GRANT USAGE ON SEQUENCE regress.x_seq TO regress_u1 WITH GRANT OPTION',
+    'REVOKE ALL ON FUNCTION regress.priv_testfunc(int) FROM PUBLIC',
+    'GRANT EXECUTE ON FUNCTION regress.priv_testfunc(int) TO regress_u1 WITH GRANT OPTION',
+    'SET ROLE regress_u1',
+    'GRANT SELECT ON regress.atest1 TO regress_u2 WITH GRANT OPTION',
+    'GRANT UPDATE ON regress.atest1 TO regress_group',
+    'GRANT INSERT (col1) ON regress.atest2 TO regress_u2',
+    'GRANT USAGE ON SEQUENCE regress.x_seq TO regress_u2',
+    'GRANT EXECUTE ON FUNCTION regress.priv_testfunc(int) TO regress_u3',
+    'SET ROLE regress_u2',
+    'GRANT SELECT ON regress.atest1 TO regress_u3',
+    'SET ROLE regress_owner',
+    'REVOKE GRANT OPTION FOR SELECT ON regress.atest1 FROM regress_u1 CASCADE',
+    'REVOKE USAGE ON SEQUENCE regress.x_seq FROM regress_u1 CASCADE',
+    'RESET ROLE',
+  ],
+};
+
+/** Default privileges kept per schema owner, as teams give each service its schema. */
+const DEFAULTS: Script = {
+  name: 'default privileges per schema owner',
+  roles: `
+    CREATE ROLE orders_owner; CREATE ROLE billing_owner; CREATE ROLE readers; CREATE ROLE writers;
+    CREATE ROLE orders_svc LOGIN IN ROLE writers; CREATE ROLE bi LOGIN IN ROLE readers`,
+  migration: `
+    CREATE SCHEMA orders AUTHORIZATION orders_owner;
+    CREATE SCHEMA billing AUTHORIZATION billing_owner`,
+  grants: [
+    'GRANT USAGE ON SCHEMA orders, billing TO readers, writers',
+    'ALTER DEFAULT PRIVILEGES FOR ROLE orders_owner IN SCHEMA orders GRANT SELECT ON TABLES TO readers',
+    'ALTER DEFAULT PRIVILEGES FOR ROLE orders_owner IN SCHEMA orders GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO writers',
+    'ALTER DEFAULT PRIVILEGES FOR ROLE orders_owner IN SCHEMA orders GRANT USAGE, SELECT ON SEQUENCES TO writers',
+    'ALTER DEFAULT PRIVILEGES FOR ROLE billing_owner IN SCHEMA billing GRANT SELECT ON TABLES TO readers',
+    'ALTER DEFAULT PRIVILEGES FOR ROLE billing_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC',
+    'ALTER DEFAULT PRIVILEGES FOR ROLE billing_owner GRANT EXECUTE ON FUNCTIONS TO writers',
+    'ALTER DEFAULT PRIVILEGES FOR ROLE orders_owner, billing_owner GRANT USAGE ON TYPES TO readers',
+  ],
+  later: `
+    SET ROLE orders_owner; CREATE TABLE orders.orders (id bigserial PRIMARY KEY, total numeric); RESET ROLE;
+    SET ROLE billing_owner; CREATE TABLE billing.invoices (id int PRIMARY KEY);
+    CREATE FUNCTION billing.total(int) RETURNS numeric LANGUAGE sql AS 'SELECT 0::numeric'; RESET ROLE`,
+};
+
+/** A role retired as the documentation's "Dropping Roles" says: REASSIGN OWNED, DROP OWNED, DROP ROLE. */
+const RETIREMENT: Script = {
+  name: 'a role retired with its objects reassigned',
+  roles: `
+    CREATE ROLE doomed_role LOGIN; CREATE ROLE successor_role; CREATE ROLE viewer;
+    GRANT viewer TO doomed_role`,
+  migration: `
+    CREATE SCHEMA legacy AUTHORIZATION doomed_role;
+    CREATE TABLE legacy.items (id int PRIMARY KEY);
+    CREATE TABLE public.notes (id int PRIMARY KEY);
+    ALTER TABLE legacy.items OWNER TO doomed_role;
+    ALTER TABLE public.notes OWNER TO doomed_role`,
+  grants: [
+    'GRANT USAGE ON SCHEMA legacy TO viewer',
+    'GRANT SELECT ON legacy.items, public.notes TO viewer',
+    'GRANT SELECT ON public.films TO doomed_role',
+    'ALTER DEFAULT PRIVILEGES FOR ROLE doomed_role IN SCHEMA legacy GRANT SELECT ON TABLES TO viewer',
+    'REASSIGN OWNED BY doomed_role TO successor_role',
+    'DROP OWNED BY doomed_role',
+    'DROP ROLE doomed_role',
+  ],
+};
+
+/** A team lead with CREATEROLE working as itself: SET ROLE, CURRENT_USER, default privileges without FOR ROLE. */
+const DELEGATED: Script = {
+  name: 'a delegated team lead',
+  roles: `
+    CREATE ROLE team_lead CREATEROLE; CREATE ROLE team_member; CREATE ROLE team_app LOGIN;
+    GRANT team_member TO team_lead WITH ADMIN OPTION`,
+  migration: `
+    CREATE SCHEMA team AUTHORIZATION team_lead;
+    CREATE TABLE team.tasks (id int PRIMARY KEY, title text);
+    ALTER TABLE team.tasks OWNER TO team_lead`,
+  grants: [
+    'SET ROLE team_lead',
+    'ALTER DEFAULT PRIVILEGES IN SCHEMA team GRANT SELECT ON TABLES TO team_member',
+    'ALTER DEFAULT PRIVILEGES GRANT USAGE ON SEQUENCES TO team_member',
+    'GRANT SELECT, INSERT ON team.tasks TO team_member WITH GRANT OPTION',
+    'GRANT team_member TO team_app',
+    "ALTER ROLE CURRENT_USER SET work_mem = '16MB'",
+    'REVOKE ALL ON SCHEMA team FROM PUBLIC',
+    'GRANT USAGE ON SCHEMA team TO team_member',
+    'SET ROLE team_member',
+    'GRANT SELECT ON team.tasks TO team_app',
+    'RESET ROLE',
+  ],
+  later: 'SET ROLE team_lead; CREATE TABLE team.notes (id serial PRIMARY KEY); RESET ROLE',
+};
+
+const SCRIPTS = (major: PostgresMajor) => [documentation(major), CHAINS, DEFAULTS, RETIREMENT, DELEGATED];
+
+describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
+  let p: Pipeline;
+  let dir: string;
+
+  function config(): Config {
+    const base = p.config();
+    const asSync = (url: string) => {
+      const u = new URL(url);
+      u.username = SYNC.user;
+      u.password = SYNC.password;
+      return u.toString();
+    };
+    return {
+      ...base,
+      source: { ...base.source, url: asSync(base.source.url) },
+      environments: base.environments.map((e) => ({ ...e, url: asSync(e.url) })),
+    };
+  }
+
+  async function configFile(): Promise<string> {
+    const c = config();
+    const file = join(dir, 'permsync.yaml');
+    await writeFile(
+      file,
+      [
+        'source:',
+        `  url: "${c.source.url}"`,
+        'environments:',
+        ...c.environments.flatMap((e) => [`  - name: ${e.name}`, `    url: "${e.url}"`]),
+        'settings:',
+        '  drift_check_cron: null',
+      ].join('\n'),
+    );
+    return file;
+  }
+
+  async function cli(...args: string[]): Promise<{ code: number; out: string }> {
+    const out: string[] = [];
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      return { code: await main(['node', 'permsync', ...args]), out: out.join('') };
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+      process.exitCode = undefined;
+    }
+  }
+
+  /** A server's account by pg_dump where an installed one reads this major, else by the catalog. */
+  async function account(name: 'source' | 'dev' | 'prod'): Promise<string[]> {
+    const options: AccountOptions = { ignoreRoles: [...PERMSYNC_ROLES, SYNC.user], database: 'postgres' };
+    const server = name === 'source' ? p.source : p.env(name).server;
+    const client = name === 'source' ? p.sourceClient : p.env(name).client;
+    return canDump(major) ? dumpAccount(server.url, options) : catalogAccount(client, options);
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'permsync-scripts-'));
+    p = await startPipeline(['dev', 'prod'], { major });
+    await p.everywhere(`CREATE ROLE ${SYNC.user} LOGIN SUPERUSER PASSWORD '${SYNC.password}'`);
+  });
+
+  afterAll(async () => {
+    await p?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('each script leaves every target equal to the source by pg_dump, and drift exits 0', async () => {
+    const daemon = await p.startDaemon(config());
+    for (const script of SCRIPTS(major)) {
+      await p.dba(script.roles);
+      await p.settleRoles();
+      await p.everywhere(script.migration);
+      for (const statement of script.grants) await p.dba(statement);
+      await p.settleRoles();
+      if (script.later) await p.everywhere(script.later);
+      const source = await account('source');
+      for (const name of ['dev', 'prod'] as const) {
+        expect({ script: script.name, name, ...accountDifference(source, await account(name)) }).toEqual({
+          script: script.name,
+          name,
+          onlySource: [],
+          onlyTarget: [],
+        });
+      }
+    }
+    await daemon.stop();
+    const { rows } = await p.sourceClient.query(
+      `SELECT environment_name, result_message FROM permsync.execution_log WHERE execution_status = 'failed'`,
+    );
+    expect(rows).toEqual([]);
+    expect(await cli('drift', '--config', await configFile())).toEqual({ code: 0, out: 'dev: matches the source\nprod: matches the source\n' });
+  });
+
+  it('drift exits 1 once a target is changed by hand, naming the change', async () => {
+    await p.env('prod').client.query('GRANT DELETE ON regress.atest1 TO regress_u3');
+    const drift = await cli('drift', '--config', await configFile());
+    expect(drift.code).toBe(1);
+    expect(drift.out).toMatch(/^dev: matches the source$/m);
+    expect(drift.out).toMatch(/^ {2}table "regress"\."atest1", "regress_u3": DELETE not held on the source, held on prod$/m);
+  });
+});
