@@ -156,6 +156,20 @@ describe('SIGTERM and SIGINT end the daemon within seconds, exit code 0', () => 
     }
   });
 
+  it('while it starts, held up by the source: a lock it waits for (SIGTERM)', async () => {
+    const locker = await connect(p.source.url);
+    // Its start registers the configuration, which waits for this lock.
+    await locker.query('BEGIN; LOCK TABLE permsync.environments IN SHARE MODE');
+    try {
+      const { child } = spawnDaemon();
+      await child.until(async () => logLines.some((l) => l.includes('holding the leader lease')), 15_000, 'the daemon to lead');
+      expect(await stopWith(child, 'SIGTERM')).toBe(0);
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+    }
+  });
+
   it('with the source silent: its network drops everything, new connections included (SIGTERM)', async () => {
     const { child, port } = await runningDaemon();
     sourceProxy.hangNew(true);

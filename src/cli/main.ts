@@ -4,11 +4,10 @@ import { ConfigError } from '../config/errors.js';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../config/load.js';
 import { redactUrl } from '../redact.js';
 import type { Config } from '../config/schema.js';
-import { startDaemon } from '../daemon.js';
+import { startDaemon, type Daemon } from '../daemon.js';
 import { describeError, PermsyncError } from '../errors.js';
 import { install, uninstall } from '../install/migrate.js';
 import { registerConfiguration } from '../source/store.js';
-import { withTimeout } from '../deadline.js';
 import { createLogger } from '../log.js';
 import { registerDriftCommands } from './drift.js';
 import { registerOperatorCommands } from './operator.js';
@@ -85,36 +84,46 @@ function buildProgram(): Command {
       const config = await loadConfig(options.config);
       const logger = createLogger(config.log.level);
       // A stop asked for while the daemon starts (systemctl stop right after start) is
-      // carried out once it has started, not by the signal's default action.
+      // carried out once it has started, not by the signal's default action. Either way the
+      // process ends within STOP_TIMEOUT_MS of the signal: a start that waits on a source that
+      // stopped answering, like a stop that does, is abandoned. What is abandoned goes with
+      // the process: targets roll back what did not commit, and the in-flight mark has the
+      // next run apply it again.
+      const started: { daemon?: Daemon } = {};
       let stopAskedBy: string | undefined;
-      let stop = (signal: string) => {
+      let finish = () => {};
+      const stopped = new Promise<void>((resolve) => (finish = resolve));
+      const stopDaemon = (running: Daemon) =>
+        void running
+          .stop()
+          .catch((error: unknown) => logger.error({ err: error }, 'error while stopping; exiting anyway'))
+          .finally(finish);
+      const onSignal = (signal: string) => {
+        if (stopAskedBy !== undefined) return;
         stopAskedBy = signal;
+        logger.info({ signal }, 'stopping');
+        setTimeout(() => {
+          logger.error(`the daemon did not stop within ${STOP_TIMEOUT_MS} ms; exiting anyway`);
+          process.exit();
+        }, STOP_TIMEOUT_MS).unref();
+        if (started.daemon) stopDaemon(started.daemon);
       };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-      const daemon = await startDaemon(config, logger);
+      process.once('SIGTERM', () => onSignal('SIGTERM'));
+      process.once('SIGINT', () => onSignal('SIGINT'));
+      const running = (started.daemon = await startDaemon(config, logger));
+      if (stopAskedBy !== undefined) stopDaemon(running);
       // SIGHUP (systemctl reload) re-reads the file; a bad one is refused and the old one kept.
       process.on('SIGHUP', () => {
         loadConfig(options.config)
-          .then((next) => daemon.reload(next))
+          .then((next) => running.reload(next))
           .catch((error) => {
             const why = error instanceof ConfigError ? error.issues : [(error as Error).message];
             logger.error({ issues: why }, 'new configuration refused; keeping the running one');
           });
       });
-      await new Promise<void>((resolve) => {
-        stop = (signal: string) => {
-          logger.info({ signal }, 'stopping');
-          withTimeout(daemon.stop(), STOP_TIMEOUT_MS, `the daemon did not stop within ${STOP_TIMEOUT_MS} ms`).then(resolve, (error) => {
-            logger.error({ err: error }, 'error while stopping; exiting anyway');
-            resolve();
-          });
-        };
-        if (stopAskedBy) stop(stopAskedBy);
-      });
-      // What is abandoned goes with the process: a session still open to a server that stopped
-      // answering must not keep it running. Targets roll back what did not commit; the in-flight
-      // mark has the next run apply it again. Unreferenced: a clean stop exits before it fires.
+      await stopped;
+      // A session still open to a server that stopped answering must not keep the process
+      // running. Unreferenced: a clean stop exits before it fires.
       setTimeout(() => process.exit(), 100).unref();
     });
 
