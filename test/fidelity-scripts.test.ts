@@ -291,11 +291,26 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     expect(await cli('drift', '--config', await configFile())).toEqual({ code: 0, out: 'dev: matches the source\nprod: matches the source\n' });
   });
 
-  it('drift exits 1 once a target is changed by hand, naming the change', async () => {
-    await p.env('prod').client.query('GRANT DELETE ON regress.atest1 TO regress_u3');
-    const drift = await cli('drift', '--config', await configFile());
+  it('drift exits 1 once a target is changed by hand, naming the change, and reconcile makes it equal by pg_dump again', async () => {
+    // A privilege added, and one granted by the owner where the source's came from a grant option.
+    await p.env('prod').client.query(`
+      GRANT DELETE ON regress.atest1 TO regress_u3;
+      SET ROLE regress_u1; REVOKE UPDATE ON regress.atest1 FROM regress_group; RESET ROLE;
+      GRANT UPDATE ON regress.atest1 TO regress_group`);
+    expect(accountDifference(await account('source'), await account('prod')).onlySource).toEqual([
+      expect.stringMatching(/regress\.atest1 .*regress_group.*regress_u1/),
+    ]);
+    const file = await configFile();
+    const drift = await cli('drift', '--config', file);
     expect(drift.code).toBe(1);
     expect(drift.out).toMatch(/^dev: matches the source$/m);
     expect(drift.out).toMatch(/^ {2}table "regress"\."atest1", "regress_u3": DELETE not held on the source, held on prod$/m);
+    expect(drift.out).toMatch(/^ {2}table "regress"\."atest1", "regress_group" granted by "regress_u1": UPDATE held on the source, not held on prod$/m);
+    expect(drift.out).toMatch(/^ {2}table "regress"\."atest1", "regress_group": UPDATE not held on the source, held on prod$/m);
+
+    const reconciled = await cli('reconcile', '--env', 'prod', '--apply', '--config', file);
+    expect(reconciled.out).toMatch(/^after reconcile: prod: matches the source$/m);
+    expect(accountDifference(await account('source'), await account('prod'))).toEqual({ onlySource: [], onlyTarget: [] });
+    expect((await cli('drift', '--config', file)).code).toBe(0);
   });
 });

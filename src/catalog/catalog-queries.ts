@@ -94,19 +94,27 @@ export const ROLE_SETTINGS = `
    CROSS JOIN LATERAL unnest(s.setconfig) c
    WHERE s.setrole >= 16384 OR s.setrole = 10`;
 
+/**
+ * Each privilege of an ACL as a [grantee, privilege, grantable, grantor] tuple ('' is
+ * PUBLIC). The grantor is null for the owner's grant (a superuser's is recorded as the
+ * owner's), else the role that granted it through its grant option, as pg_dump shows it
+ * with SET SESSION AUTHORIZATION.
+ */
+const GRANT_TUPLE = (owner: string) => `
+  json_build_array(CASE x.grantee WHEN 0 THEN '' ELSE pg_get_userbyid(x.grantee) END, x.privilege_type, x.is_grantable,
+                   CASE WHEN x.grantor = ${owner} THEN NULL ELSE pg_get_userbyid(x.grantor) END)`;
+
 /** The current database's owner and effective privileges (the defaults when datacl is NULL). */
 export const DATABASE = `
   SELECT pg_get_userbyid(d.datdba) AS owner,
-         (SELECT coalesce(json_agg(json_build_array(
-                   CASE x.grantee WHEN 0 THEN '' ELSE pg_get_userbyid(x.grantee) END, x.privilege_type, x.is_grantable)), '[]')
+         (SELECT coalesce(json_agg(${GRANT_TUPLE('d.datdba')}), '[]')
             FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) x) AS grants
     FROM pg_database d
    WHERE d.datname = current_database()`;
 
-/** Effective privileges of an ACL as [grantee, privilege, grantable] tuples, but the owner's ('' is PUBLIC). */
+/** Effective privileges of an ACL as GRANT_TUPLE tuples, but the owner's. */
 const GRANTS_BUT_OWNER = (acl: string, owner: string) => `
-  (SELECT coalesce(json_agg(json_build_array(
-            CASE x.grantee WHEN 0 THEN '' ELSE pg_get_userbyid(x.grantee) END, x.privilege_type, x.is_grantable)), '[]')
+  (SELECT coalesce(json_agg(${GRANT_TUPLE(owner)}), '[]')
      FROM aclexplode(${acl}) x WHERE x.grantee <> ${owner})`;
 
 /** The other databases of the cluster, with their privileges but their owners' (which follow from ownership). */
@@ -129,7 +137,8 @@ export const PARAMETERS = `
  * Every object permsync compares, with its owner and effective privileges (the defaults
  * when the ACL is NULL, so that NULL and an explicit ACL equal to it compare equal).
  * owner is NULL where ownership is not the object's own: columns, and sequences owned by
- * a table column (serial, identity), whose owner follows the table's. Relations that
+ * a table column (serial, identity), whose owner follows the table's; acl_owner is whose
+ * grants count as the owner's (for those, the table's). Relations that
  * can hold column privileges list their columns, so that a column missing on one side is
  * seen as such rather than granted on. Schemas pg_* (pg_catalog, pg_toast*, temporary
  * ones), information_schema and permsync's own are out of scope.
@@ -141,7 +150,7 @@ export const OBJECTS = `
   ),
   objects AS (
     SELECT 'schema' AS kind, n.nspname AS schema, NULL::name AS name, NULL::text AS args, n.nspowner AS owner,
-           coalesce(n.nspacl, acldefault('n', n.nspowner)) AS acl, NULL::name[] AS columns
+           coalesce(n.nspacl, acldefault('n', n.nspowner)) AS acl, NULL::name[] AS columns, n.nspowner AS acl_owner
       FROM ns n
     UNION ALL
     SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
@@ -155,34 +164,33 @@ export const OBJECTS = `
            coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner)),
            CASE WHEN c.relkind <> 'S' THEN
              (SELECT array_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
-               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) END
+               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) END,
+           c.relowner
       FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
     UNION ALL
     SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
            n.nspname, p.proname, oidvectortypes(p.proargtypes), p.proowner,
-           coalesce(p.proacl, acldefault('f', p.proowner)), NULL
+           coalesce(p.proacl, acldefault('f', p.proowner)), NULL, p.proowner
       FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace
     UNION ALL
     -- Types that are objects of their own: not array types, not the row types of tables,
     -- not multiranges (their privileges and owner follow their range type).
     SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END, n.nspname, t.typname, NULL, t.typowner,
-           coalesce(t.typacl, acldefault('T', t.typowner)), NULL
+           coalesce(t.typacl, acldefault('T', t.typowner)), NULL, t.typowner
       FROM pg_type t JOIN ns n ON n.oid = t.typnamespace
      WHERE t.typtype IN ('b', 'c', 'd', 'e', 'r')
        AND (t.typtype <> 'c' OR EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c'))
        AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid)
     UNION ALL
-    SELECT 'column', n.nspname, c.relname, a.attname, NULL, a.attacl, NULL
+    SELECT 'column', n.nspname, c.relname, a.attname, NULL, a.attacl, NULL, c.relowner
       FROM pg_attribute a
       JOIN pg_class c ON c.oid = a.attrelid
       JOIN ns n ON n.oid = c.relnamespace
      WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
   )
   SELECT o.kind, o.schema, o.name, o.args, pg_get_userbyid(o.owner) AS owner, o.columns,
-         (SELECT json_agg(json_build_array(
-                   CASE x.grantee WHEN 0 THEN '' ELSE pg_get_userbyid(x.grantee) END, x.privilege_type, x.is_grantable))
-            FROM aclexplode(o.acl) x) AS grants
+         (SELECT json_agg(${GRANT_TUPLE('o.acl_owner')}) FROM aclexplode(o.acl) x) AS grants
     FROM objects o`;
 
 /**

@@ -46,6 +46,8 @@ export interface Grant {
   grantee: string;
   privilege: string;
   grantable: boolean;
+  /** null for the owner's grant (a superuser's is recorded as the owner's), else the role that granted it through its grant option. */
+  grantor: string | null;
 }
 
 export type ObjectKind =
@@ -159,7 +161,7 @@ interface RoleRow {
   comment: string | null;
 }
 
-type GrantTuple = [string, string, boolean];
+type GrantTuple = [string, string, boolean, string | null];
 
 /** A CatalogObject as the catalog query returns it: grants as tuples, NULL for none. */
 type ObjectRow = Omit<CatalogObject, 'grants'> & { grants: GrantTuple[] | null };
@@ -314,6 +316,6 @@ async function readCapturedVerifiers(client: pg.ClientBase, session: SessionRow,
   };
 }
 
-function toGrant([grantee, privilege, grantable]: GrantTuple): Grant {
-  return { grantee, privilege, grantable };
+function toGrant([grantee, privilege, grantable, grantor]: GrantTuple): Grant {
+  return { grantee, privilege, grantable, grantor };
 }

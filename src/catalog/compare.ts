@@ -50,7 +50,12 @@ export type Change =
   | { type: 'membership'; role: string; member: string; grantor: string | null; from: Membership | null; to: Membership | null }
   | { type: 'setting'; role: string; database: string | null; here: boolean; key: string; from: string | null; to: string | null }
   | { type: 'owner'; object: ObjectRef; from: string; to: string }
-  | { type: 'privileges'; target: PrivilegeTarget; grantee: string; changes: PrivilegeChange[] }
+  /**
+   * `grantor`: null for the owner's grants, else the role whose grants through its grant
+   * option these are; `depth`, how many such grants stand between them and the owner's
+   * (grants go in that order, revokes in the reverse).
+   */
+  | { type: 'privileges'; target: PrivilegeTarget; grantee: string; grantor: string | null; depth: number; changes: PrivilegeChange[] }
   | { type: 'object missing'; object: ObjectRef }
   /** A database of the source's cluster, or a tablespace, that the target's lacks: its privileges cannot be held there. */
   | { type: 'shared object missing'; kind: SharedKind; name: string }
@@ -85,7 +90,7 @@ export function compare(source: Catalog, target: Catalog, options: CompareOption
       (c) => !aboutExtra(c.role, c.member, ...(c.grantor === null ? [] : [c.grantor])),
     ),
     ...compareSettings(source.settings, target.settings).filter((c) => !aboutExtra(c.role)),
-    ...compareDatabase(source, target).filter((c) => keepGrantee(c.grantee)),
+    ...compareDatabase(source, target).filter((c) => keepGrantee(c.grantee) && (c.grantor === null || keepGrantee(c.grantor))),
     ...compareShared(source, target, options.databases ?? {}, keepGrantee),
     ...compareObjects(source.objects, target.objects, keepGrantee),
     ...compareDefaultPrivileges(source.defaultPrivileges, target.defaultPrivileges).filter(
@@ -196,7 +201,7 @@ function compareShared(
   keepGrantee: (grantee: string) => boolean,
 ): Change[] {
   const out: Change[] = [];
-  const keep = (grants: Grant[]) => grants.filter((g) => keepGrantee(g.grantee));
+  const keep = (grants: Grant[]) => grants.filter((g) => keptGrant(g, keepGrantee));
   for (const kind of ['database', 'tablespace', 'parameter'] as const) {
     const theirs = new Map(target.shared[kind].map((o) => [o.name, o]));
     const ours = new Map(
@@ -256,11 +261,11 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
       // does): compare what the target will hold after the change, not before it.
       theirGrants = transferOwnership(from.grants, from.owner, to.owner);
     }
-    const keep = (grants: Grant[]) => grants.filter((g) => keepGrantee(g.grantee));
+    const keep = (grants: Grant[]) => grants.filter((g) => keptGrant(g, keepGrantee));
     for (const change of comparePrivileges({ on: 'object', object: ref }, keep(to.grants), keep(theirGrants))) {
       out.push(change);
       for (const c of change.changes) {
-        if (c.to === 'absent') revokedOnRelation.add(`${ref.schema}\0${ref.name}\0${change.grantee}\0${c.privilege}`);
+        if (c.to === 'absent') revokedOnRelation.add(`${ref.schema}\0${ref.name}\0${change.grantee}\0${change.grantor ?? ''}\0${c.privilege}`);
       }
     }
   }
@@ -282,22 +287,29 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
       out.push({ type: 'object extra', object: ref });
     } else {
       const theirGrants = (from?.grants ?? []).filter(
-        (g) => keepGrantee(g.grantee) && !revokedOnRelation.has(`${relation}\0${g.grantee}\0${g.privilege}`),
+        (g) => keptGrant(g, keepGrantee) && !revokedOnRelation.has(`${relation}\0${g.grantee}\0${g.grantor ?? ''}\0${g.privilege}`),
       );
-      const ourGrants = (to?.grants ?? []).filter((g) => keepGrantee(g.grantee));
+      const ourGrants = (to?.grants ?? []).filter((g) => keptGrant(g, keepGrantee));
       out.push(...comparePrivileges({ on: 'object', object: ref }, ourGrants, theirGrants));
     }
   }
   return out;
 }
 
+/** A grant neither to nor by a role left alone: a grant by one is that role's to keep or take back. */
+function keptGrant(g: Grant, keepRole: (role: string) => boolean): boolean {
+  return keepRole(g.grantee) && (g.grantor === null || keepRole(g.grantor));
+}
+
 function transferOwnership(grants: Grant[], from: string, to: string): Grant[] {
   const merged = new Map<string, Grant>();
   for (const g of grants) {
     const grantee = g.grantee === from ? to : g.grantee;
-    const k = `${grantee}\0${g.privilege}`;
+    // The new owner's grants through its grant option become the owner's.
+    const grantor = g.grantor === to ? null : g.grantor;
+    const k = `${grantee}\0${grantor ?? ''}\0${g.privilege}`;
     const seen = merged.get(k);
-    merged.set(k, { grantee, privilege: g.privilege, grantable: g.grantable || (seen?.grantable ?? false) });
+    merged.set(k, { grantee, privilege: g.privilege, grantable: g.grantable || (seen?.grantable ?? false), grantor });
   }
   return [...merged.values()];
 }
@@ -306,30 +318,44 @@ function stateOf(grant: Grant | undefined): GrantState {
   return !grant ? 'absent' : grant.grantable ? 'grantable' : 'granted';
 }
 
-/** Per grantee, the privileges whose state differs. Several grantors of one privilege count once. */
+/** Per grantee and grantor, the privileges whose state differs. */
 function comparePrivileges(target: PrivilegeTarget, source: Grant[], current: Grant[]): Extract<Change, { type: 'privileges' }>[] {
-  const byGrantee = (grants: Grant[]) => {
+  const byGrant = (grants: Grant[]) => {
     const out = new Map<string, Map<string, Grant>>();
     for (const g of grants) {
-      const privileges = out.get(g.grantee) ?? new Map<string, Grant>();
-      const seen = privileges.get(g.privilege);
-      privileges.set(g.privilege, seen && seen.grantable ? seen : g);
-      out.set(g.grantee, privileges);
+      const k = `${g.grantee}\0${g.grantor ?? ''}`;
+      out.set(k, (out.get(k) ?? new Map<string, Grant>()).set(g.privilege, g));
     }
     return out;
   };
-  const ours = byGrantee(source);
-  const theirs = byGrantee(current);
+  const ours = byGrant(source);
+  const theirs = byGrant(current);
   const out: Extract<Change, { type: 'privileges' }>[] = [];
-  for (const grantee of sorted(new Set([...ours.keys(), ...theirs.keys()]))) {
-    const to = ours.get(grantee) ?? new Map<string, Grant>();
-    const from = theirs.get(grantee) ?? new Map<string, Grant>();
+  for (const k of sorted(new Set([...ours.keys(), ...theirs.keys()]))) {
+    const to = ours.get(k) ?? new Map<string, Grant>();
+    const from = theirs.get(k) ?? new Map<string, Grant>();
     const changes = sorted(new Set([...to.keys(), ...from.keys()]))
       .map((privilege) => ({ privilege, from: stateOf(from.get(privilege)), to: stateOf(to.get(privilege)) }))
       .filter((c) => c.from !== c.to);
-    if (changes.length > 0) out.push({ type: 'privileges', target, grantee, changes });
+    if (changes.length === 0) continue;
+    const { grantee, grantor } = ([...to.values()][0] ?? [...from.values()][0]) as Grant;
+    const depth = Math.max(grantDepth(source, grantor, changes), grantDepth(current, grantor, changes));
+    out.push({ type: 'privileges', target, grantee, grantor, depth, changes });
   }
   return out;
+}
+
+/** How many grants through a grant option lead from the owner's to a grant by `grantor` of one of `changes`' privileges. */
+function grantDepth(grants: Grant[], grantor: string | null, changes: PrivilegeChange[]): number {
+  let depth = 0;
+  const seen = new Set<string>();
+  for (let by = grantor; by !== null && !seen.has(by); depth++) {
+    seen.add(by);
+    const grantee = by;
+    const held = grants.find((g) => g.grantee === grantee && g.grantable && changes.some((c) => c.privilege === g.privilege));
+    by = held?.grantor ?? null;
+  }
+  return depth;
 }
 
 /** A side without an entry's row holds the built-in default there. */
@@ -353,6 +379,8 @@ function compareDefaultPrivileges(source: DefaultPrivilege[], target: DefaultPri
     type: 'privileges',
     target: { on: 'default', role: entry.role, schema: entry.schema, objectType: entry.objectType },
     grantee: entry.grantee,
+    grantor: null,
+    depth: 0,
     changes: list,
   }));
 }

@@ -41,19 +41,21 @@ interface HeldObject extends ObjectRef {
 export interface HeldGrant {
   privilege: string;
   state: GrantState;
+  /** As in catalog.ts's Grant: null for the owner's grant, else the role that granted it through its grant option. */
+  grantor: string | null;
 }
 
 /** Objects the role owns or holds a privilege on, with its privileges (drift's catalog query, narrowed). */
 const HELD_OBJECTS = `
   SELECT o.kind, o.schema, o.name, o.args, coalesce(o.owner::text = $1::text, false) AS owned,
-         (SELECT coalesce(json_agg(json_build_array(g->>1, (g->>2)::boolean)), '[]')
+         (SELECT coalesce(json_agg(json_build_array(g->>1, (g->>2)::boolean, g->>3)), '[]')
             FROM json_array_elements(coalesce(o.grants, '[]')) g WHERE g->>0 = $1::text) AS grants
     FROM (${catalogSql.OBJECTS}) o
    WHERE o.owner::text = $1::text
       OR EXISTS (SELECT 1 FROM json_array_elements(coalesce(o.grants, '[]')) g WHERE g->>0 = $1::text)`;
 
 const HELD_DATABASE_GRANTS = `
-  SELECT g->>1 AS privilege, (g->>2)::boolean AS grantable
+  SELECT g->>1 AS privilege, (g->>2)::boolean AS grantable, g->>3 AS grantor
     FROM (${catalogSql.DATABASE}) d, json_array_elements(d.grants) g
    WHERE g->>0 = $1::text AND d.owner::text <> $1::text`;
 
@@ -85,14 +87,14 @@ const OWNERS = `
      AND w.name IS NOT DISTINCT FROM o.name AND w.args IS NOT DISTINCT FROM o.args
    WHERE o.owner IS NOT NULL`;
 
-type Granted = [privilege: string, grantable: boolean];
+type Granted = [privilege: string, grantable: boolean, grantor: string | null];
 
 /** Drift's catalog queries, in drift's snapshot: names print as on the source. */
 export function readRoleHoldings(target: pg.ClientBase, role: string): Promise<RoleHoldings> {
   return inCatalogSnapshot(target, async () => {
     const state = (grantable: boolean): GrantState => (grantable ? 'grantable' : 'granted');
     const objects = await target.query<ObjectRef & { owned: boolean; grants: Granted[] }>(HELD_OBJECTS, [role]);
-    const database = await target.query<{ privilege: string; grantable: boolean }>(HELD_DATABASE_GRANTS, [role]);
+    const database = await target.query<{ privilege: string; grantable: boolean; grantor: string | null }>(HELD_DATABASE_GRANTS, [role]);
     const defaults = await target.query<DefaultPrivilegeRow>(HELD_DEFAULT_PRIVILEGES, [role]);
     const policies = await target.query<HeldPolicy>(HELD_POLICIES, [role]);
     return {
@@ -102,9 +104,9 @@ export function readRoleHoldings(target: pg.ClientBase, role: string): Promise<R
         name: o.name,
         args: o.args,
         owned: o.owned,
-        grants: o.grants.map(([privilege, grantable]) => ({ privilege, state: state(grantable) })),
+        grants: o.grants.map(([privilege, grantable, grantor]) => ({ privilege, state: state(grantable), grantor })),
       })),
-      databaseGrants: database.rows.map((g) => ({ privilege: g.privilege, state: state(g.grantable) })),
+      databaseGrants: database.rows.map((g) => ({ privilege: g.privilege, state: state(g.grantable), grantor: g.grantor })),
       defaultPrivileges: defaults.rows.map(toDefaultPrivilege),
       policies: policies.rows,
     };

@@ -91,7 +91,9 @@ function describe(change: Change, env: string): Omit<DescribedDifference, 'sql'>
     case 'privileges':
       return {
         category: change.target.on === 'default' ? 'default privileges' : 'privileges',
-        subject: `${describeTarget(change.target)}, ${change.grantee === PUBLIC ? 'PUBLIC' : quoteIdent(change.grantee)}`,
+        subject:
+          `${describeTarget(change.target)}, ${change.grantee === PUBLIC ? 'PUBLIC' : quoteIdent(change.grantee)}` +
+          (change.grantor === null ? '' : ` granted by ${quoteIdent(change.grantor)}`),
         detail: privilegeDifferences(change.changes, env),
       };
     case 'object missing':

@@ -1,10 +1,10 @@
 import { TARGET_DATABASE } from './target-statements.js';
 import { quoteIdent, quoteLiteral, quoteQualified, settingValueSql } from '../sql/quote.js';
-import type { Statement, StatementKind } from '../sql/statement.js';
+import { shown, type Statement, type StatementKind } from '../sql/statement.js';
 import { MASKED_PASSWORD } from '../redact.js';
 import { SQLSTATE } from '../errors.js';
 import { PUBLIC, type GrantState, type RoleState } from '../catalog/catalog.js';
-import type { Change, ObjectRef, PrivilegeChange, PrivilegeTarget } from '../catalog/compare.js';
+import type { Change, ObjectRef, PrivilegeTarget } from '../catalog/compare.js';
 
 /**
  * Where a statement goes in the plan. Roles exist before anything is granted to them or
@@ -28,9 +28,10 @@ enum Phase {
   DropRole,
 }
 
-/** A statement of the plan, and where it goes in it. */
+/** A statement of the plan, and where it goes in it: by phase, then by rank (lowest first). */
 export interface Planned {
   phase: Phase;
+  rank?: number;
   statement: Statement;
 }
 
@@ -75,7 +76,7 @@ export function planChange(change: Change, context: PlanContext): Planned[] {
         },
       ];
     case 'privileges':
-      return privilegeStatements(change.target, change.grantee, change.changes);
+      return privilegeStatements(change);
     case 'object missing':
     case 'object extra':
     case 'shared object missing':
@@ -268,10 +269,13 @@ export function defaultObjects(objectType: string): string {
 }
 
 /**
- * GRANT and REVOKE for one grantee on one target, one statement per kind of change:
- * revoked, grant option taken away, granted, granted with grant option.
+ * GRANT and REVOKE for one grantee and grantor on one target, one statement per kind of
+ * change: revoked, grant option taken away, granted, granted with grant option. A grant
+ * through a grant option is made, and taken back, by its grantor (SET LOCAL ROLE, undone
+ * after it), so that the target records the grantor the source does: grantors' grants
+ * go first, and revokes of the grants that depend on them.
  */
-function privilegeStatements(target: PrivilegeTarget, grantee: string, changes: PrivilegeChange[]): Planned[] {
+function privilegeStatements({ target, grantee, grantor, depth, changes }: Extract<Change, { type: 'privileges' }>): Planned[] {
   const who = grantee === PUBLIC ? 'PUBLIC' : quoteIdent(grantee);
   const pick = (test: (from: GrantState, to: GrantState) => boolean) => changes.filter((c) => test(c.from, c.to)).map((c) => c.privilege);
   const column = target.on === 'object' && target.object.kind === 'column' ? ` (${quoteIdent(target.object.args as string)})` : '';
@@ -291,8 +295,22 @@ function privilegeStatements(target: PrivilegeTarget, grantee: string, changes: 
     .map(([phase, verb, privileges, option]) => {
       const action = (on: string) =>
         verb === 'GRANT' ? `GRANT ${list(privileges)} ON ${on} TO ${who}${option}` : `REVOKE ${option}${list(privileges)} ON ${on} FROM ${who}`;
-      return { phase, statement: privilegeStatement(target, verb, action, grantees) };
+      const statement = privilegeStatement(target, verb, action, grantees);
+      return { phase, rank: verb === 'GRANT' ? depth : -depth, statement: grantor === null ? statement : asGrantor(statement, grantor) };
     });
+}
+
+const GRANTOR_END = '; RESET ROLE';
+
+function asGrantor(s: Statement, grantor: string): Statement {
+  const as = (sql: string) => `SET LOCAL ROLE ${quoteIdent(grantor)}; ${sql}${GRANTOR_END}`;
+  return { ...s, sql: as(s.sql), display: as(shown(s)), roles: [...s.roles, grantor] };
+}
+
+/** A REVOKE that takes the grants depending on it too (what DROP OWNED does). */
+export function withCascade(s: Statement): Statement {
+  const cascade = (sql: string) => (sql.endsWith(GRANTOR_END) ? `${sql.slice(0, -GRANTOR_END.length)} CASCADE${GRANTOR_END}` : `${sql} CASCADE`);
+  return s.kind === 'REVOKE' || s.kind === 'REVOKE ON DATABASE' ? { ...s, sql: cascade(s.sql), display: cascade(shown(s)) } : s;
 }
 
 function privilegeStatement(target: PrivilegeTarget, verb: 'GRANT' | 'REVOKE', action: (on: string) => string, grantees: string[]): Statement {
@@ -330,10 +348,10 @@ function privilegeStatement(target: PrivilegeTarget, verb: 'GRANT' | 'REVOKE', a
   }
 }
 
-/** The plan: every statement in phase order, each difference's own order kept within a phase. */
+/** The plan: every statement in phase and rank order, each difference's own order kept within them. */
 export function orderPlan(planned: Planned[]): Statement[] {
   return planned
     .map((p, i) => ({ p, i }))
-    .sort((a, b) => a.p.phase - b.p.phase || a.i - b.i)
+    .sort((a, b) => a.p.phase - b.p.phase || (a.p.rank ?? 0) - (b.p.rank ?? 0) || a.i - b.i)
     .map(({ p }) => p.statement);
 }

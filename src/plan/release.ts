@@ -1,8 +1,8 @@
 import { policyKey, type HeldGrant, type RoleHoldings, type SourcePolicy } from '../catalog/role-holdings.js';
-import { objectKey, type Change, type ObjectRef } from '../catalog/compare.js';
-import { planChange, type PlanContext, type Planned } from './changes.js';
+import { objectKey, type Change, type ObjectRef, type PrivilegeTarget } from '../catalog/compare.js';
+import { orderPlan, planChange, withCascade, type PlanContext } from './changes.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
-import { shown, type Statement } from '../sql/statement.js';
+import type { Statement } from '../sql/statement.js';
 
 /**
  * A role dropped on the source held nothing there, in any database: DROP ROLE allows
@@ -32,38 +32,38 @@ export function releaseStatements(
   context: PlanContext,
   sourcePolicies: Map<string, SourcePolicy> = new Map(),
 ): Statement[] {
-  const absent = (grants: HeldGrant[]) => grants.map((g) => ({ privilege: g.privilege, from: g.state, to: 'absent' as const }));
+  // One revoke per grantor, each run as its grantor: a grant through a grant option is
+  // revoked by its grantor only.
+  const revoked = (target: PrivilegeTarget, grants: HeldGrant[]): Change[] =>
+    [...new Set(grants.map((g) => g.grantor))].map((grantor) => ({
+      type: 'privileges' as const,
+      target,
+      grantee: role,
+      grantor,
+      depth: grantor === null ? 0 : 1,
+      changes: grants.filter((g) => g.grantor === grantor).map((g) => ({ privilege: g.privilege, from: g.state, to: 'absent' as const })),
+    }));
   const changes: Change[] = [];
   for (const object of held.objects) {
     const ref: ObjectRef = { kind: object.kind, schema: object.schema, name: object.name, args: object.args };
     const owner = sourceOwners.get(objectKey(ref));
     if (object.owned && owner !== undefined && owner !== role) changes.push({ type: 'owner', object: ref, from: role, to: owner });
     // An owner's own privileges go with the object to its new owner.
-    if (!object.owned && object.grants.length > 0) {
-      changes.push({ type: 'privileges', target: { on: 'object', object: ref }, grantee: role, changes: absent(object.grants) });
-    }
+    if (!object.owned) changes.push(...revoked({ on: 'object', object: ref }, object.grants));
   }
-  if (held.databaseGrants.length > 0) {
-    changes.push({ type: 'privileges', target: { on: 'database' }, grantee: role, changes: absent(held.databaseGrants) });
-  }
+  changes.push(...revoked({ on: 'database' }, held.databaseGrants));
   for (const d of held.defaultPrivileges) {
     changes.push({
       type: 'privileges',
       target: { on: 'default', role: d.role, schema: d.schema, objectType: d.objectType },
       grantee: d.grantee,
+      grantor: null,
+      depth: 0,
       changes: [{ privilege: d.privilege, from: d.state, to: d.defaultState }],
     });
   }
   // DROP OWNED revoked what the role had granted on with the grant option, too.
-  const cascade = ({ statement: s }: Planned): Statement =>
-    s.kind === 'REVOKE' || s.kind === 'REVOKE ON DATABASE' ? { ...s, sql: `${s.sql} CASCADE`, display: `${shown(s)} CASCADE` } : s;
-  return [
-    ...changes
-      .flatMap((c) => planChange(c, context))
-      .sort((a, b) => a.phase - b.phase)
-      .map(cascade),
-    ...policyStatements(role, held, sourcePolicies),
-  ];
+  return [...orderPlan(changes.flatMap((c) => planChange(c, context))).map(withCascade), ...policyStatements(role, held, sourcePolicies)];
 }
 
 /**

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import type { Catalog, Grant } from '../src/catalog/catalog.js';
+import { compare } from '../src/catalog/compare.js';
+import { orderPlan, planChange } from '../src/plan/changes.js';
+
+// Privileges granted through grant options, compared and planned per grantor: the
+// statements a grant-option chain needs, in the order a target accepts them.
+
+function catalog(grants: Grant[]): Catalog {
+  return {
+    serverVersionNum: 170000,
+    database: 'app',
+    user: 'permsync',
+    superuser: true,
+    verifiersRead: false,
+    verifiersUnread: null,
+    roles: new Map(),
+    roleOids: new Map(),
+    memberships: [],
+    settings: [],
+    databaseOwner: 'postgres',
+    databaseGrants: [],
+    shared: { database: [], tablespace: [], parameter: [] },
+    objects: [{ kind: 'table', schema: 'app', name: 'orders', args: null, owner: 'owner', columns: [], grants }],
+    defaultPrivileges: [],
+  };
+}
+
+/** owner → u1 → u2 → u3, each with the grant option but the last. */
+const CHAIN: Grant[] = [
+  { grantee: 'u1', privilege: 'SELECT', grantable: true, grantor: null },
+  { grantee: 'u2', privilege: 'SELECT', grantable: true, grantor: 'u1' },
+  { grantee: 'u3', privilege: 'SELECT', grantable: false, grantor: 'u2' },
+];
+
+function plan(source: Grant[], target: Grant[]): string[] {
+  const changes = compare(catalog(source), catalog(target), { includeExtraRoles: false, foreign: new Set() });
+  return orderPlan(changes.flatMap((c) => planChange(c, { targetVersionNum: 170000 }))).map((s) => s.sql);
+}
+
+describe('privileges granted through grant options', () => {
+  it('are granted by their grantors, each grantor after the grant that gives it the option', () => {
+    expect(plan(CHAIN, [])).toEqual([
+      'GRANT SELECT ON TABLE "app"."orders" TO "u1" WITH GRANT OPTION',
+      'SET LOCAL ROLE "u1"; GRANT SELECT ON TABLE "app"."orders" TO "u2" WITH GRANT OPTION; RESET ROLE',
+      'SET LOCAL ROLE "u2"; GRANT SELECT ON TABLE "app"."orders" TO "u3"; RESET ROLE',
+    ]);
+  });
+
+  it('are revoked by their grantors, the grants that depend on others first', () => {
+    expect(plan([], CHAIN)).toEqual([
+      'SET LOCAL ROLE "u2"; REVOKE SELECT ON TABLE "app"."orders" FROM "u3"; RESET ROLE',
+      'SET LOCAL ROLE "u1"; REVOKE SELECT ON TABLE "app"."orders" FROM "u2"; RESET ROLE',
+      'REVOKE SELECT ON TABLE "app"."orders" FROM "u1"',
+    ]);
+  });
+
+  it('differ when only the grantor does: the grant moves to the source grantor', () => {
+    const byOwner: Grant[] = [CHAIN[0] as Grant, CHAIN[1] as Grant, { ...(CHAIN[2] as Grant), grantor: null }];
+    expect(plan(CHAIN, byOwner)).toEqual([
+      'REVOKE SELECT ON TABLE "app"."orders" FROM "u3"',
+      'SET LOCAL ROLE "u2"; GRANT SELECT ON TABLE "app"."orders" TO "u3"; RESET ROLE',
+    ]);
+    expect(plan(CHAIN, CHAIN)).toEqual([]);
+  });
+
+  it('by a role of the target its own are left alone', () => {
+    const changes = compare(catalog(CHAIN), catalog([]), { includeExtraRoles: false, foreign: new Set(['u2']) });
+    expect(changes.map((c) => (c.type === 'privileges' ? [c.grantee, c.grantor] : c.type))).toEqual([['u1', null]]);
+  });
+});
