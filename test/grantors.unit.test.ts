@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Catalog, Grant } from '../src/catalog/catalog.js';
 import { compare } from '../src/catalog/compare.js';
 import { orderPlan, planChange } from '../src/plan/changes.js';
+import { releaseStatements } from '../src/plan/release.js';
 
 // Privileges granted through grant options, compared and planned per grantor: the
 // statements a grant-option chain needs, in the order a target accepts them.
@@ -67,5 +68,30 @@ describe('privileges granted through grant options', () => {
   it('by a role of the target its own are left alone', () => {
     const changes = compare(catalog(CHAIN), catalog([]), { includeExtraRoles: false, foreign: new Set(['u2']) });
     expect(changes.map((c) => (c.type === 'privileges' ? [c.grantee, c.grantor] : c.type))).toEqual([['u1', null]]);
+  });
+
+  it('held by a role dropped on the source are revoked by each grantor, with what depends on them, before it is dropped', () => {
+    const held = {
+      objects: [
+        {
+          kind: 'table' as const,
+          schema: 'app',
+          name: 'orders',
+          args: null,
+          owned: false,
+          grants: [
+            { privilege: 'SELECT', state: 'grantable' as const, grantor: null },
+            { privilege: 'UPDATE', state: 'granted' as const, grantor: 'u1' },
+          ],
+        },
+      ],
+      databaseGrants: [],
+      defaultPrivileges: [],
+      policies: [],
+    };
+    expect(releaseStatements('gone', held, new Map(), { targetVersionNum: 170000 }).map((s) => s.sql)).toEqual([
+      'SET LOCAL ROLE "u1"; REVOKE UPDATE ON TABLE "app"."orders" FROM "gone" CASCADE; RESET ROLE',
+      'REVOKE SELECT ON TABLE "app"."orders" FROM "gone" CASCADE',
+    ]);
   });
 });
