@@ -27,7 +27,7 @@ export type PrivilegeTarget =
   | { on: 'object'; object: ObjectRef }
   | { on: 'default'; role: string; schema: string | null; objectType: string };
 
-export interface PrivilegeChange {
+interface PrivilegeChange {
   privilege: string;
   /** The target's state. */
   from: GrantState;
