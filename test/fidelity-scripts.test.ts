@@ -305,7 +305,9 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     expect(drift.code).toBe(1);
     expect(drift.out).toMatch(/^dev: matches the source$/m);
     expect(drift.out).toMatch(/^ {2}table "regress"\."atest1", "regress_u3": DELETE not held on the source, held on prod$/m);
-    expect(drift.out).toMatch(/^ {2}table "regress"\."atest1", "regress_group" granted by "regress_u1": UPDATE held on the source, not held on prod$/m);
+    expect(drift.out).toMatch(
+      /^ {2}table "regress"\."atest1", "regress_group" granted by "regress_u1": UPDATE held on the source, not held on prod$/m,
+    );
     expect(drift.out).toMatch(/^ {2}table "regress"\."atest1", "regress_group": UPDATE not held on the source, held on prod$/m);
 
     const reconciled = await cli('reconcile', '--env', 'prod', '--apply', '--config', file);
