@@ -162,7 +162,7 @@ describe('SIGTERM and SIGINT end the daemon within seconds, exit code 0', () => 
     await locker.query('BEGIN; LOCK TABLE permsync.environments IN SHARE MODE');
     try {
       const { child } = spawnDaemon();
-      await child.until(async () => logLines.some((l) => l.includes('holding the leader lease')), 15_000, 'the daemon to lead');
+      await child.until(() => Promise.resolve(logLines.some((l) => l.includes('holding the leader lease'))), 15_000, 'the daemon to lead');
       expect(await stopWith(child, 'SIGTERM')).toBe(0);
     } finally {
       await locker.query('ROLLBACK');
