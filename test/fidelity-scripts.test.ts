@@ -111,6 +111,11 @@ const CHAINS: Script = {
     'GRANT INSERT (col1) ON regress.atest2 TO regress_u2',
     'GRANT USAGE ON SEQUENCE regress.x_seq TO regress_u2',
     'GRANT EXECUTE ON FUNCTION regress.priv_testfunc(int) TO regress_u3',
+    // A grant-option holder granting in a DO block: not replayable, converged as its grantor.
+    `DO $$ BEGIN
+       EXECUTE format('GRANT INSERT (col1) ON regress.atest2 TO %I', 'regress_u4');
+       GRANT EXECUTE ON FUNCTION regress.priv_testfunc(int) TO regress_u4;
+     END $$`,
     'SET ROLE regress_u2',
     'GRANT SELECT ON regress.atest1 TO regress_u3',
     'SET ROLE regress_owner',

@@ -71,6 +71,11 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   const relationOwner = (o: CatalogObject) => index.relations.get(`${o.schema}\0${o.name}`)?.owner ?? null;
   const ownerOf = (o: CatalogObject): string | null =>
     o.owner ?? (o.kind === 'column' ? relationOwner(o) : (authority.sequenceOwners.get(`${o.schema}\0${o.name}`) ?? null));
+  /** The roles whose grants through a grant option every actor may make or take back on the source: those it is a member of. */
+  const grantorsFor = (actors: string[]): Set<string> => {
+    const sets = actors.map((actor) => authority.roles.get(actor)?.memberOf ?? new Set<string>());
+    return new Set([...(sets[0] ?? [])].filter((r) => sets.every((set) => set.has(r))));
+  };
   const may = (actors: string[], owner: string | null) =>
     owner !== null &&
     actors.every((actor) => {
@@ -83,6 +88,8 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   const relations = new Map<string, string>();
   const defaults = new Set<string>();
   const refused = new Set<string>();
+  /** Refused objects (a relation for its columns), by key: the grantors whose grants there the batch may still converge. */
+  const grantsOnly = new Map<string, Set<string>>();
   let other = 0;
   const missing: string[] = [];
   for (const touch of scope.touches) {
@@ -105,6 +112,9 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
       const theirs = targetOwners.get(key);
       if (!may(touch.actors, ownerOf(object)) || (theirs != null && !may(touch.actors, theirs))) {
         refused.add(key);
+        const grantors = grantorsFor(touch.actors);
+        grantsOnly.set(key, grantors);
+        if (object.columns !== null) grantsOnly.set(`${object.schema}\0${object.name}`, grantors);
         continue;
       }
       if (touched.on === 'objects' && !targetOwners.has(key)) missing.push(`${object.kind} ${objectName(object)}`);
@@ -114,7 +124,7 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   }
   if (refused.size > 0) {
     notes.push(
-      `${refused.size} object(s) it names left as they are: the role that ran it could not change them on the source (neither a superuser nor a member of their owner)`,
+      `${refused.size} object(s) it names left as they are, but for the grants it made there through a grant option: the role that ran it could not change them on the source (neither a superuser nor a member of their owner)`,
     );
   }
   if (other > 0) notes.push(`${other} command(s) on objects drift does not compare (a language, a large object, a server, ...) not converged`);
@@ -130,7 +140,7 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   const statements: Planned[] = [];
   for (const difference of report.differences) {
     if (difference.held !== undefined || difference.statements.length === 0) continue;
-    const key = touchedKey(difference.change, objects, relations, defaults);
+    const key = touchedKey(difference.change, objects, relations, defaults) ?? grantorsKey(difference.change, grantsOnly);
     if (key === undefined) continue;
     // An object is never taken from a role of the target's own.
     if (difference.change.type === 'owner' && foreign.has(difference.change.from)) {
@@ -159,6 +169,18 @@ function touchedKey(change: Change, objects: Set<string>, relations: Map<string,
     return relations.get(`${on.object.schema}\0${on.object.name}`);
   }
   return objects.has(objectKey(on.object)) ? objectKey(on.object) : undefined;
+}
+
+/**
+ * A grant through a grant option on an object the batch could not otherwise change, by
+ * the object's key, where its grantor is one the batch may grant as (a relation's key
+ * stands for its columns).
+ */
+function grantorsKey(change: Change, grantsOnly: Map<string, Set<string>>): string | undefined {
+  if (change.type !== 'privileges' || change.grantor === null || change.target.on !== 'object') return undefined;
+  const object = change.target.object;
+  const key = object.kind === 'column' ? `${object.schema}\0${object.name}` : objectKey(object);
+  return grantsOnly.get(key)?.has(change.grantor) ? key : undefined;
 }
 
 function defaultKey(role: string, schema: string | null, objectType: string): string {
