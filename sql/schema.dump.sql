@@ -505,25 +505,31 @@ $$;
 ALTER FUNCTION permsync.get_sync_status(hours integer) OWNER TO postgres;
 
 --
--- Name: grant_depth(jsonb, jsonb); Type: FUNCTION; Schema: permsync; Owner: postgres
+-- Name: grant_depths(jsonb, boolean); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.grant_depth(entries jsonb, entry jsonb) RETURNS integer
-    LANGUAGE sql IMMUTABLE
+CREATE FUNCTION permsync.grant_depths(entries jsonb, by_object boolean) RETURNS TABLE(key text, depth integer)
+    LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    WITH RECURSIVE chain (grantor, depth) AS (
-        SELECT entry ->> 'as', 0
+    WITH RECURSIVE e AS MATERIALIZED (
+        SELECT x.key, CASE WHEN by_object THEN split_part(x.key, '/', 1) ELSE '' END AS object,
+               x.value ->> 'grantee' AS grantee, x.value ->> 'privilege' AS privilege, x.value ->> 'as' AS grantor
+          FROM jsonb_each(coalesce(entries, '{}')) x
+    ), chain (key, object, grantee, privilege, depth) AS (
+        -- From the grants no entry gave: each entry is then reached once (an entry names one grantor).
+        SELECT e.key, e.object, e.grantee, e.privilege, 0 FROM e
+         WHERE NOT EXISTS (SELECT 1 FROM e g WHERE g.object = e.object AND g.privilege = e.privilege AND g.grantee = e.grantor)
         UNION ALL
-        SELECT e.value ->> 'as', c.depth + 1
-          FROM chain c CROSS JOIN LATERAL jsonb_each(entries) e
-         WHERE c.grantor IS NOT NULL AND c.depth < 100
-           AND e.value ->> 'grantee' = c.grantor AND e.value ->> 'privilege' = entry ->> 'privilege')
-    SELECT max(c.depth) FROM chain c
+        SELECT e.key, e.object, e.grantee, e.privilege, c.depth + 1
+          FROM chain c JOIN e ON e.object = c.object AND e.privilege = c.privilege AND e.grantor = c.grantee
+         WHERE c.depth < 32
+    )
+    SELECT c.key, c.depth FROM chain c
 $$;
 
 
-ALTER FUNCTION permsync.grant_depth(entries jsonb, entry jsonb) OWNER TO postgres;
+ALTER FUNCTION permsync.grant_depths(entries jsonb, by_object boolean) OWNER TO postgres;
 
 --
 -- Name: manual_sync(text, text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -841,22 +847,6 @@ CREATE FUNCTION permsync.notify_control(action text, env text) RETURNS void
 ALTER FUNCTION permsync.notify_control(action text, env text) OWNER TO postgres;
 
 --
--- Name: object_entries(jsonb, text); Type: FUNCTION; Schema: permsync; Owner: postgres
---
-
-CREATE FUNCTION permsync.object_entries(entries jsonb, key text) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}')
-      FROM jsonb_each(coalesce(entries, '{}')) e
-     WHERE split_part(e.key, '/', 1) = split_part(key, '/', 1)
-$$;
-
-
-ALTER FUNCTION permsync.object_entries(entries jsonb, key text) OWNER TO postgres;
-
---
 -- Name: operator_actions_guard(); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
@@ -1121,18 +1111,18 @@ BEGIN
     SELECT coalesce(array_agg(o.key), '{}') INTO dropped
       FROM jsonb_each(old -> 'roles') o WHERE NOT (new -> 'roles') ? o.key;
 
-    -- Database privileges revoked, or their grant option, or granted now by another grantor
-    -- (old names: before renames), each by its grantor, dependent grants first.
+    -- Database privileges revoked, or their grant option (old names: before renames), each
+    -- by its grantor, dependent grants first. A privilege that only changed grantors is
+    -- left as it is: the drift check shows it.
     FOR r IN SELECT key, o.value AS o, n.value AS n
                FROM jsonb_each(old -> 'dbacl') o LEFT JOIN jsonb_each(new -> 'dbacl') n USING (key)
+               LEFT JOIN permsync.grant_depths(old -> 'dbacl', false) d USING (key)
               WHERE n.value IS NULL OR ((o.value ->> 'grantable')::boolean AND NOT (n.value ->> 'grantable')::boolean)
-                 OR (o.value ->> 'as') IS DISTINCT FROM (n.value ->> 'as')
-              ORDER BY permsync.grant_depth(old -> 'dbacl', o.value) DESC, key LOOP
+              ORDER BY d.depth DESC NULLS FIRST, key LOOP
         grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC' ELSE quote_ident(r.o ->> 'grantee') END;
         out := out || (permsync.shared_privilege_statement('REVOKE ON DATABASE', r.o,
                    format('REVOKE %s%s ON DATABASE {"database"} FROM %s',
-                          CASE WHEN r.n IS NULL OR (r.o ->> 'as') IS DISTINCT FROM (r.n ->> 'as') THEN '' ELSE 'GRANT OPTION FOR ' END,
-                          r.o ->> 'privilege', grantee),
+                          CASE WHEN r.n IS NULL THEN '' ELSE 'GRANT OPTION FOR ' END, r.o ->> 'privilege', grantee),
                    CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.o ->> 'grantee' END)
                || jsonb_build_object('on_target_database', true));
     END LOOP;
@@ -1263,7 +1253,8 @@ BEGIN
     END IF;
 
     -- ALTER ROLE ... [IN DATABASE ...] SET / RESET. The source's own database maps to
-    -- the target's: the applier puts the target's database name where {"database"} stands.
+    -- the target's, another database to the target's of that name or the one the
+    -- environment maps it to: the applier puts the name where {"database"} stands.
     -- What a target cannot take is left out there: an unknown parameter (42704), a value
     -- it refuses (22023), one it cannot set (55P02), a database it lacks (3D000). A value
     -- over 8 kB is not carried: role_state keeps only its size.
@@ -1274,11 +1265,9 @@ BEGIN
         role := permsync.role_name(old, new, split_part(r.key, '/', 1));
         DECLARE
             s jsonb := coalesce(r.n, r.o);
-            scope text := CASE WHEN s ->> 'database' IS NULL THEN ''
-                               WHEN (s ->> 'here')::boolean THEN ' IN DATABASE {"database"}'
-                               ELSE format(' IN DATABASE %I', s ->> 'database') END;
+            scope text := CASE WHEN s ->> 'database' IS NULL THEN '' ELSE ' IN DATABASE {"database"}' END;
         BEGIN
-            out := out || permsync.role_statement('ALTER ROLE SET', role,
+            out := out || (permsync.role_statement('ALTER ROLE SET', role,
                        CASE WHEN r.n IS NULL THEN format('ALTER ROLE %I%s RESET %I', role, scope, s ->> 'key')
                             ELSE format('ALTER ROLE %I%s SET %I TO %s', role, scope, s ->> 'key',
                                         CASE WHEN jsonb_typeof(s -> 'value') = 'object'
@@ -1286,17 +1275,19 @@ BEGIN
                                                          s -> 'value' ->> 'withheld')
                                              ELSE permsync.setting_value_sql(s ->> 'key', s ->> 'value') END) END,
                        ignore_codes => ARRAY['42704', '22023', '55P02', '3D000'],
-                       on_target_database => coalesce((s ->> 'here')::boolean, false));
+                       on_target_database => coalesce((s ->> 'here')::boolean, false))
+                       || CASE WHEN NOT coalesce((s ->> 'here')::boolean, true)
+                               THEN jsonb_build_object('database', s ->> 'database') ELSE '{}' END);
         END;
     END LOOP;
 
     -- Database privileges granted, or given the grant option, each by its grantor, grantors first.
     FOR r IN SELECT key, o.value AS o, n.value AS n
                FROM jsonb_each(new -> 'dbacl') n LEFT JOIN jsonb_each(old -> 'dbacl') o USING (key)
-              WHERE (o.value - 'grantee') IS DISTINCT FROM (n.value - 'grantee')
-              ORDER BY permsync.grant_depth(new -> 'dbacl', n.value), key LOOP
-        CONTINUE WHEN r.o IS NOT NULL AND (r.o ->> 'grantable')::boolean AND NOT (r.n ->> 'grantable')::boolean
-                      AND (r.o ->> 'as') IS NOT DISTINCT FROM (r.n ->> 'as');
+               LEFT JOIN permsync.grant_depths(new -> 'dbacl', false) d USING (key)
+              WHERE (o.value - 'grantee' - 'as') IS DISTINCT FROM (n.value - 'grantee' - 'as')
+              ORDER BY d.depth NULLS LAST, key LOOP
+        CONTINUE WHEN r.o IS NOT NULL AND (r.o ->> 'grantable')::boolean AND NOT (r.n ->> 'grantable')::boolean;
         grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC'
                         ELSE quote_ident(permsync.role_name(old, new, split_part(r.key, '/', 1))) END;
         out := out || (permsync.shared_privilege_statement('GRANT ON DATABASE', r.n,
@@ -1683,19 +1674,25 @@ CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) RETURNS 
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+    WITH kinds (kind) AS (VALUES ('databases'), ('tablespaces'), ('parameters')),
+    depths AS (
+        SELECT k.kind, 'old' AS side, d.key, d.depth FROM kinds k CROSS JOIN LATERAL permsync.grant_depths(old -> k.kind, true) d
+        UNION ALL
+        SELECT k.kind, 'new', d.key, d.depth FROM kinds k CROSS JOIN LATERAL permsync.grant_depths(new -> k.kind, true) d
+    )
     SELECT x.kind, x.key, x.entry,
            CASE x.kind WHEN 'databases' THEN 'DATABASE {"database"}'
                        WHEN 'tablespaces' THEN format('TABLESPACE %I', x.entry ->> 'tablespace')
                        ELSE format('PARAMETER %I', x.entry ->> 'parameter') END,
-           x.current, x.wanted,
-           permsync.grant_depth(permsync.object_entries(old -> x.kind, x.key), old -> x.kind -> x.key),
-           permsync.grant_depth(permsync.object_entries(new -> x.kind, x.key), new -> x.kind -> x.key)
+           x.current, x.wanted, coalesce(od.depth, 32), coalesce(nd.depth, 32)
       FROM (SELECT c.kind, k.key, coalesce(new -> c.kind -> k.key, old -> c.kind -> k.key) AS entry,
                    coalesce(old -> c.kind -> k.key ->> 'state', new -> c.kind -> k.key ->> 'default') AS current,
                    coalesce(new -> c.kind -> k.key ->> 'state', old -> c.kind -> k.key ->> 'default') AS wanted
-              FROM unnest(ARRAY['databases', 'tablespaces', 'parameters']) c(kind)
+              FROM kinds c
              CROSS JOIN LATERAL (SELECT jsonb_object_keys(coalesce(old -> c.kind, '{}')) AS key
                                  UNION SELECT jsonb_object_keys(coalesce(new -> c.kind, '{}'))) k) x
+      LEFT JOIN depths od ON od.kind = x.kind AND od.side = 'old' AND od.key = x.key
+      LEFT JOIN depths nd ON nd.kind = x.kind AND nd.side = 'new' AND nd.key = x.key
      WHERE x.current <> x.wanted
        AND (x.kind <> 'databases' OR EXISTS (SELECT 1 FROM pg_database d WHERE d.oid = split_part(x.key, '/', 1)::oid))
        AND (x.kind <> 'tablespaces' OR EXISTS (SELECT 1 FROM pg_tablespace t WHERE t.oid = split_part(x.key, '/', 1)::oid))
@@ -3238,10 +3235,10 @@ GRANT ALL ON FUNCTION permsync.get_sync_status(hours integer) TO permsync_reader
 
 
 --
--- Name: FUNCTION grant_depth(entries jsonb, entry jsonb); Type: ACL; Schema: permsync; Owner: postgres
+-- Name: FUNCTION grant_depths(entries jsonb, by_object boolean); Type: ACL; Schema: permsync; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION permsync.grant_depth(entries jsonb, entry jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION permsync.grant_depths(entries jsonb, by_object boolean) FROM PUBLIC;
 
 
 --
@@ -3278,13 +3275,6 @@ REVOKE ALL ON FUNCTION permsync.masked_text(sql text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION permsync.notify_control(action text, env text) FROM PUBLIC;
-
-
---
--- Name: FUNCTION object_entries(entries jsonb, key text); Type: ACL; Schema: permsync; Owner: postgres
---
-
-REVOKE ALL ON FUNCTION permsync.object_entries(entries jsonb, key text) FROM PUBLIC;
 
 
 --

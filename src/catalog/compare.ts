@@ -89,7 +89,7 @@ export function compare(source: Catalog, target: Catalog, options: CompareOption
     ...compareMemberships(source.memberships, target.memberships).filter(
       (c) => !aboutExtra(c.role, c.member, ...(c.grantor === null ? [] : [c.grantor])),
     ),
-    ...compareSettings(source.settings, target.settings).filter((c) => !aboutExtra(c.role)),
+    ...compareSettings(source.settings, target, options.databases ?? {}).filter((c) => !aboutExtra(c.role)),
     ...compareDatabase(source, target).filter((c) => keepGrantee(c.grantee) && (c.grantor === null || keepGrantee(c.grantor))),
     ...compareShared(source, target, options.databases ?? {}, keepGrantee),
     ...compareObjects(source.objects, target.objects, keepGrantee),
@@ -154,11 +154,21 @@ function sameMembership(a: Membership, b: Membership): boolean {
   return a.admin === b.admin && both(a.inherit, b.inherit) && both(a.set, b.set);
 }
 
-function compareSettings(source: RoleSetting[], target: RoleSetting[]): Extract<Change, { type: 'setting' }>[] {
-  // The current database is the same on both sides whatever its name.
+/**
+ * The current database is the same on both sides whatever its name; another of the
+ * source's databases is the target's of the name environments[].databases gives it, or
+ * of its own name, which is left out where it is the target's own database's (as the
+ * applier does).
+ */
+function compareSettings(source: RoleSetting[], target: Catalog, databases: Readonly<Record<string, string>>): Extract<Change, { type: 'setting' }>[] {
   const key = (s: RoleSetting) => `${s.role}\0${s.here ? '.' : s.database === null ? '*' : `db:${s.database}`}\0${s.key}`;
-  const theirs = new Map(target.map((s) => [key(s), s]));
-  const ours = new Map(source.map((s) => [key(s), s]));
+  const theirs = new Map(target.settings.map((s) => [key(s), s]));
+  const mapped = source.flatMap((s): RoleSetting[] => {
+    if (s.here || s.database === null) return [s];
+    const name = databases[s.database] ?? s.database;
+    return databases[s.database] === undefined && name === target.database ? [] : [{ ...s, database: name }];
+  });
+  const ours = new Map(mapped.map((s) => [key(s), s]));
   const out: Extract<Change, { type: 'setting' }>[] = [];
   for (const k of sorted(new Set([...ours.keys(), ...theirs.keys()]))) {
     const to = ours.get(k);
