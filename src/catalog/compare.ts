@@ -160,7 +160,11 @@ function sameMembership(a: Membership, b: Membership): boolean {
  * of its own name, which is left out where it is the target's own database's (as the
  * applier does).
  */
-function compareSettings(source: RoleSetting[], target: Catalog, databases: Readonly<Record<string, string>>): Extract<Change, { type: 'setting' }>[] {
+function compareSettings(
+  source: RoleSetting[],
+  target: Catalog,
+  databases: Readonly<Record<string, string>>,
+): Extract<Change, { type: 'setting' }>[] {
   const key = (s: RoleSetting) => `${s.role}\0${s.here ? '.' : s.database === null ? '*' : `db:${s.database}`}\0${s.key}`;
   const theirs = new Map(target.settings.map((s) => [key(s), s]));
   const mapped = source.flatMap((s): RoleSetting[] => {
