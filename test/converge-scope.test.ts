@@ -37,12 +37,14 @@ beforeAll(async () => {
     CREATE SCHEMA app; GRANT USAGE ON SCHEMA app TO mallory;
     CREATE TABLE app.mine (id int); ALTER TABLE app.mine OWNER TO mallory;
     CREATE TABLE app.secrets (id int); GRANT SELECT ON app.secrets TO mallory; CREATE TABLE app.shared (id int);
-    CREATE FUNCTION app.grant_by_sql() RETURNS void LANGUAGE sql AS 'GRANT SELECT ON app.secrets TO app_owner'`);
+    CREATE FUNCTION app.grant_by_sql() RETURNS void LANGUAGE sql AS 'GRANT SELECT ON app.secrets TO app_owner';
+    CREATE ROLE eve LOGIN NOINHERIT; GRANT app_owner TO eve;
+    CREATE TABLE app.owned (id int); ALTER TABLE app.owned OWNER TO app_owner; GRANT SELECT ON app.owned TO eve; GRANT USAGE ON SCHEMA app TO eve`);
   await p.adopt();
   // prod's own roles, and a difference prod keeps on purpose.
   await prod().query(`
     CREATE ROLE prod_reader; CREATE ROLE prod_dba;
-    GRANT SELECT ON app.mine TO prod_reader; GRANT SELECT ON app.secrets TO auditor;
+    GRANT SELECT ON app.mine TO prod_reader; GRANT SELECT ON app.secrets TO auditor; GRANT SELECT ON app.owned TO auditor;
     ALTER TABLE app.shared OWNER TO prod_dba`);
   await p.startDaemon();
 });
@@ -68,6 +70,17 @@ describe('a batch statement replay cannot carry', () => {
       result_message: expect.stringMatching(
         /^converged 1 object\(s\) .*; 1 object\(s\) it names left as they are, but for the grants it made there through a grant option: the role that ran it could not change them on the source/,
       ),
+    });
+  });
+
+  it("a member of the owner that does not have the owner's privileges (NOINHERIT) converges nothing of its objects", async () => {
+    // Without app_owner's privileges, eve's GRANT grants nothing on the source: a warning, and a recorded command.
+    await p.dba(`SET ROLE eve; DO $$ BEGIN GRANT SELECT ON app.owned TO auditor; END $$; RESET ROLE`);
+    await p.settle();
+    expect(await relationPrivileges(prod(), 'app.owned')).toContain('auditor SELECT by app_owner');
+    expect(await lastOutcome('prod')).toMatchObject({
+      execution_status: 'success',
+      result_message: expect.stringMatching(/^the objects it touched match the source's state here .*; 1 object\(s\) it names left as they are/),
     });
   });
 

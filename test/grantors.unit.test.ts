@@ -3,6 +3,9 @@ import type { Catalog, Grant } from '../src/catalog/catalog.js';
 import { compare } from '../src/catalog/compare.js';
 import { orderPlan, planChange } from '../src/plan/changes.js';
 import { releaseStatements } from '../src/plan/release.js';
+import { admit } from '../src/plan/admit.js';
+import { roleScope } from '../src/config/rules.js';
+import { defaultSettings } from '../src/config/schema.js';
 
 // Privileges granted through grant options, compared and planned per grantor: the
 // statements a grant-option chain needs, in the order a target accepts them.
@@ -93,5 +96,25 @@ describe('privileges granted through grant options', () => {
       'SET LOCAL ROLE "u1"; REVOKE UPDATE ON TABLE "app"."orders" FROM "gone" CASCADE; RESET ROLE',
       'REVOKE SELECT ON TABLE "app"."orders" FROM "gone" CASCADE',
     ]);
+  });
+
+  it('are not made as an excluded or a predefined role: the difference stays, marked so', () => {
+    const scope = roleScope({
+      source: { url: 'postgres://sync@source/app', applicationName: 'permsync' },
+      environments: [{ name: 'prod', url: 'postgres://sync@prod/app', priority: 1, enabled: true, rules: [], onPermanentFailure: 'hold' }],
+      settings: { ...defaultSettings(), excludedRoles: ['postgres', 'ops_*'] },
+      http: { port: 0, host: '127.0.0.1' },
+      log: { level: 'info' },
+    });
+    const by = (grantor: string) =>
+      orderPlan(
+        compare(catalog([{ grantee: 'u3', privilege: 'SELECT', grantable: false, grantor }]), catalog([]), {
+          includeExtraRoles: false,
+          foreign: new Set(),
+        }).flatMap((c) => planChange(c, { targetVersionNum: 170000 })),
+      ).map((s) => admit(s, [], scope));
+    expect(by('ops_admin')).toEqual([{ admitted: false, reason: 'runs as excluded role "ops_admin", its grantor' }]);
+    expect(by('pg_monitor')).toEqual([{ admitted: false, reason: 'runs as predefined role "pg_monitor", its grantor' }]);
+    expect(by('u2')).toEqual([{ admitted: true, statement: expect.objectContaining({ runAs: 'u2' }) }]);
   });
 });

@@ -429,6 +429,7 @@ function fromRecord(s: StatementRecord, index: number): BatchStatement {
     ...(s.renamed_from !== undefined && { renamedFrom: s.renamed_from }),
     ...(s.on_target_database && { onTargetDatabase: true }),
     ...(s.database !== undefined && { database: s.database }),
+    ...(s.run_as !== undefined && { runAs: s.run_as }),
     ...(s.grantor !== undefined && { grantor: s.grantor }),
     ...(s.other_grantors && { otherGrantors: true }),
   };
@@ -445,6 +446,8 @@ export function toRecord(s: Statement): StatementRecord {
     privileged: s.privileged,
     ignore_codes: s.ignoreCodes,
     on_target_database: s.onTargetDatabase,
+    database: s.database,
+    run_as: s.runAs,
   };
 }
 

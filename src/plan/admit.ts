@@ -65,6 +65,10 @@ export function admit(statement: Statement, rules: readonly CompiledRule[], role
 function admitWhole(statement: Statement, rules: readonly CompiledRule[], roles: RoleScope): StatementAdmission {
   const excluded = statement.grantees.find((r) => roles.excluded(r));
   if (excluded !== undefined) return { admitted: false, reason: `names excluded role "${excluded}"` };
+  // A grantor the statement runs as may do only what the configuration lets permsync do with it.
+  const runAs = statement.runAs;
+  if (runAs !== undefined && roles.excluded(runAs)) return { admitted: false, reason: `runs as excluded role "${runAs}", its grantor` };
+  if (runAs !== undefined && isPredefinedRole(runAs)) return { admitted: false, reason: `runs as predefined role "${runAs}", its grantor` };
   const granted = statement.granted;
   if (granted !== undefined) {
     const predefinedMember = statement.grantees.find(isPredefinedRole);

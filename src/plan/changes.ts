@@ -304,7 +304,7 @@ const GRANTOR_END = '; RESET ROLE';
 
 function asGrantor(s: Statement, grantor: string): Statement {
   const as = (sql: string) => `SET LOCAL ROLE ${quoteIdent(grantor)}; ${sql}${GRANTOR_END}`;
-  return { ...s, sql: as(s.sql), display: as(shown(s)), roles: [...s.roles, grantor] };
+  return { ...s, sql: as(s.sql), display: as(shown(s)), roles: [...s.roles, grantor], runAs: grantor };
 }
 
 /** A REVOKE that takes the grants depending on it too (what DROP OWNED does). */

@@ -15,9 +15,10 @@ import type { RoleScope } from '../config/rules.js';
  * (capture/touched.ts) are brought to the source's current state on the target, their
  * privileges and owner, by drift's comparison and plan restricted to those objects. Never
  * more than the batch could have changed: an object only where every role that ran the
- * commands could change it on the source (a superuser, or a member of its owner there,
- * the target's owner included), a default privilege entry only where it could (FOR ROLE
- * one it is a member of). Drift's rules hold as for reconcile: the target's own roles are
+ * commands could change it on the source (a superuser, or a member of its owner there
+ * that has its privileges, the target's owner included), else only the grants there whose
+ * grantor's privileges it has, and a default privilege entry only where it could (FOR ROLE
+ * one whose privileges it has). Drift's rules hold as for reconcile: the target's own roles are
  * left alone (never granted to, never given or taken an object), and the configuration's
  * exclusions and the environment's rules apply. A later change the source already shows
  * is converged too, which is harmless: its own batch applies it again after this one.
@@ -25,7 +26,7 @@ import type { RoleScope } from '../config/rules.js';
 
 /** What each role that ran the batch's commands may change on the source. */
 export interface Authority {
-  /** By role name: whether it is a superuser, and the roles it is a member of (itself included). */
+  /** By role name: whether it is a superuser, and the roles whose privileges it has (itself included). */
   roles: Map<string, { superuser: boolean; memberOf: Set<string> }>;
   /** The owners of sequences that belong to a table column (drift reads none for them), by "schema\0name". */
   sequenceOwners: Map<string, string>;
@@ -71,7 +72,7 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   const relationOwner = (o: CatalogObject) => index.relations.get(`${o.schema}\0${o.name}`)?.owner ?? null;
   const ownerOf = (o: CatalogObject): string | null =>
     o.owner ?? (o.kind === 'column' ? relationOwner(o) : (authority.sequenceOwners.get(`${o.schema}\0${o.name}`) ?? null));
-  /** The roles whose grants through a grant option every actor may make or take back on the source: those it is a member of. */
+  /** The roles whose grants through a grant option every actor may make or take back on the source: those whose privileges it has. */
   const grantorsFor = (actors: string[]): Set<string> => {
     const sets = actors.map((actor) => authority.roles.get(actor)?.memberOf ?? new Set<string>());
     return new Set([...(sets[0] ?? [])].filter((r) => sets.every((set) => set.has(r))));

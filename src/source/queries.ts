@@ -71,14 +71,15 @@ export const RECORDED_COMMANDS = `
 
 /**
  * What the roles in $1 may change (plan/converge.ts Authority): whether each is a
- * superuser, and the roles it is a member of; and the owners of the sequences in $2
- * (a JSON array of {schema, name}).
+ * superuser, and the roles whose privileges it has (USAGE: as a member that inherits them,
+ * which is what acting as an object's owner or as a grantor takes); and the owners of the
+ * sequences in $2 (a JSON array of {schema, name}).
  */
 export const AUTHORITY = `
   SELECT json_build_object(
            'roles', (SELECT coalesce(json_agg(json_build_object(
                               'name', r.rolname, 'superuser', r.rolsuper,
-                              'member_of', ARRAY(SELECT m.rolname FROM pg_catalog.pg_roles m WHERE pg_catalog.pg_has_role(r.oid, m.oid, 'MEMBER')))), '[]')
+                              'member_of', ARRAY(SELECT m.rolname FROM pg_catalog.pg_roles m WHERE pg_catalog.pg_has_role(r.oid, m.oid, 'USAGE')))), '[]')
                        FROM pg_catalog.pg_roles r WHERE r.rolname = ANY ($1::text[])),
            'sequences', (SELECT coalesce(json_agg(json_build_object('schema', n.nspname, 'name', c.relname, 'owner', pg_catalog.pg_get_userbyid(c.relowner))), '[]')
                            FROM jsonb_to_recordset($2::jsonb) AS w(schema text, name text)

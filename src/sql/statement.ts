@@ -44,6 +44,11 @@ export interface Statement {
    * the name the environment's `databases` maps it to (else the same name).
    */
   database?: string;
+  /**
+   * The role it runs as on the target (SET LOCAL ROLE), where that is not the sync user:
+   * the grantor of a privilege granted through a grant option. Judged as a grantee is.
+   */
+  runAs?: string;
   /** The role a membership statement names in GRANTED BY (the statement ends with that clause). */
   grantor?: string;
   /** A revoke of one grantor's membership that other grantors still grant on the source. */
