@@ -57,7 +57,7 @@ export interface BenchServers {
  * asks (synchronous_commit): measurements of CPU and round trips are not drowned by this
  * machine's disk, and the DBA-cost measurement can also show a durable commit's latency.
  */
-const SERVER_SETTINGS = { fsync: 'on', synchronous_commit: 'off' };
+export const SERVER_SETTINGS = { fsync: 'on', synchronous_commit: 'off' };
 
 export async function startBenchServers(): Promise<BenchServers> {
   const names = ['source', 'plain', 'sync', 'wal', ...ENVIRONMENTS];

@@ -171,6 +171,7 @@ DECLARE
     old_state    jsonb;
     state        jsonb;
     changes      jsonb;
+    part         record;
     batch        bigint;
 BEGIN
     IF permsync.role_snapshot_matches(false) THEN
@@ -228,13 +229,22 @@ BEGIN
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
     END IF;
-    INSERT INTO permsync.batches (origin, query_text, statements, current_user_name, current_user_is_superuser, search_path)
-    VALUES ('role_watcher',
-            (SELECT string_agg(s ->> 'display', E';\n') || ';' FROM jsonb_array_elements(changes) s),
-            changes, session_user, false, 'pg_catalog')
-    RETURNING id INTO batch;
-    INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity)
-    SELECT batch, s ->> 'kind', 'role', s ->> 'role' FROM jsonb_array_elements(changes) s;
+    -- In batches of about 256 kB of text each, in order (commit_seq follows the inserts):
+    -- the daemon reads none over 1 MB (src/capture/batch.ts, MAX_GENERATED_BYTES), and a
+    -- bulk change, ten thousand roles created in one DO block, is carried whole.
+    FOR part IN SELECT array_agg(x.s ORDER BY x.i) AS statements
+                  FROM (SELECT e.s, e.i, sum(octet_length(e.s ->> 'display') + 2) OVER (ORDER BY e.i)
+                                         - octet_length(e.s ->> 'display') - 2 AS starts_at
+                          FROM jsonb_array_elements(changes) WITH ORDINALITY e(s, i)) x
+                 GROUP BY x.starts_at / 262144 ORDER BY x.starts_at / 262144 LOOP
+        INSERT INTO permsync.batches (origin, query_text, statements, current_user_name, current_user_is_superuser, search_path)
+        VALUES ('role_watcher',
+                (SELECT string_agg(s ->> 'display', E';\n' ORDER BY i) || ';' FROM unnest(part.statements) WITH ORDINALITY u(s, i)),
+                to_jsonb(part.statements), session_user, false, 'pg_catalog')
+        RETURNING id INTO batch;
+        INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity)
+        SELECT batch, s ->> 'kind', 'role', s ->> 'role' FROM unnest(part.statements) s;
+    END LOOP;
     PERFORM permsync.wake('permsync', batch::text);
     RETURN batch;
 END
@@ -1098,18 +1108,27 @@ CREATE FUNCTION permsync.role_changes(old jsonb, new jsonb) RETURNS jsonb
     SET plan_cache_mode TO 'force_custom_plan'
     AS $$
 DECLARE
-    out     jsonb := '[]';
-    r       record;
-    pg16    boolean := current_setting('server_version_num')::int >= 160000;
-    dropped text[];
-    grantee text;
-    role    text;
-    member  text;
-    granted_by text;
-    opt     text;
+    old_roles   jsonb := coalesce(old -> 'roles', '{}');
+    new_roles   jsonb := coalesce(new -> 'roles', '{}');
+    old_members jsonb := coalesce(old -> 'members', '{}');
+    new_members jsonb := coalesce(new -> 'members', '{}');
+    pg16        boolean := current_setting('server_version_num')::int >= 160000;
+    passwords   boolean := coalesce((old ->> 'passwords')::boolean AND (new ->> 'passwords')::boolean, false);
+    out         jsonb[] := '{}';
+    -- The oids of the roles dropped, and the role/member pairs the new state has a
+    -- membership for (by any grantor), as objects: looked up, not searched.
+    gone        jsonb;
+    pairs       jsonb;
+    r           record;
+    grantee     text;
+    role        text;
+    member      text;
+    granted_by  text;
 BEGIN
-    SELECT coalesce(array_agg(o.key), '{}') INTO dropped
-      FROM jsonb_each(old -> 'roles') o WHERE NOT (new -> 'roles') ? o.key;
+    SELECT coalesce(jsonb_object_agg(o.key, true), '{}') INTO gone
+      FROM jsonb_object_keys(old_roles) o(key) WHERE NOT new_roles ? o.key;
+    SELECT coalesce(jsonb_object_agg(split_part(k, '/', 1) || '/' || split_part(k, '/', 2), true), '{}') INTO pairs
+      FROM jsonb_object_keys(new_members) k;
 
     -- Database privileges revoked, or their grant option (old names: before renames), each
     -- by its grantor, dependent grants first. A privilege that only changed grantors is
@@ -1131,9 +1150,9 @@ BEGIN
     -- dropped (old names: before renames); the others' come after creations, since the
     -- role a revoke runs as may be new.
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
-              WHERE c.wanted = 'absent' AND split_part(c.key, '/', 2) = ANY (dropped)
+              WHERE c.wanted = 'absent' AND gone ? split_part(c.key, '/', 2)
               ORDER BY c.old_depth DESC, c.kind, c.key LOOP
-        grantee := permsync.role_name(new, old, split_part(r.key, '/', 2));
+        grantee := permsync.role_name(new_roles, old_roles, split_part(r.key, '/', 2));
         out := out || permsync.shared_privilege_statement(
                    CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END, r.entry,
                    format('REVOKE %s ON %s FROM %I', r.entry ->> 'privilege', r.object, grantee),
@@ -1144,11 +1163,11 @@ BEGIN
     -- One whose role or member was dropped went with it, unless its grantor was dropped
     -- too: a grantor cannot be dropped while its grants stand.
     FOR r IN SELECT key, o.value AS o
-               FROM jsonb_each(old -> 'members') o
-              WHERE NOT (new -> 'members') ? o.key
+               FROM jsonb_each(old_members) o
+              WHERE NOT new_members ? o.key
+                AND (gone ? split_part(o.key, '/', 3)
+                     OR NOT (gone ? split_part(o.key, '/', 1) OR gone ? split_part(o.key, '/', 2)))
               ORDER BY (o.value ->> 'seq')::bigint DESC NULLS LAST, key LOOP
-        CONTINUE WHEN (split_part(r.key, '/', 1) = ANY (dropped) OR split_part(r.key, '/', 2) = ANY (dropped))
-                      AND NOT split_part(r.key, '/', 3) = ANY (dropped);
         granted_by := CASE WHEN r.o ->> 'grantor' IS NULL THEN '' ELSE ' GRANTED BY "' || replace(r.o ->> 'grantor', '"', '""') || '"' END;
         out := out || (permsync.role_statement('REVOKE ROLE', r.o ->> 'member',
                            format('REVOKE %I FROM %I%s', r.o ->> 'role', r.o ->> 'member', granted_by),
@@ -1156,58 +1175,50 @@ BEGIN
                        || jsonb_strip_nulls(jsonb_build_object(
                               'grantor', r.o ->> 'grantor',
                               -- Before 16 a membership has one grantor: it stays while others grant it.
-                              'other_grantors', CASE WHEN pg16 AND EXISTS (
-                                  SELECT 1 FROM jsonb_object_keys(new -> 'members') k
-                                   WHERE k LIKE split_part(r.key, '/', 1) || '/' || split_part(r.key, '/', 2) || '/%') THEN true END)));
+                              'other_grantors', CASE WHEN pg16 AND pairs ? (split_part(r.key, '/', 1) || '/' || split_part(r.key, '/', 2))
+                                                     THEN true END)));
     END LOOP;
 
     -- Drops. IF EXISTS keeps them idempotent; a role that still owns objects or holds
     -- privileges on a target fails there (2BP01): nothing is reassigned behind anyone's back.
-    FOR r IN SELECT old -> 'roles' -> d ->> 'name' AS name FROM unnest(dropped) d ORDER BY d::bigint LOOP
-        out := out || permsync.role_statement('DROP ROLE', r.name, format('DROP ROLE IF EXISTS %I', r.name));
-    END LOOP;
+    out := out || ARRAY(SELECT permsync.role_statement('DROP ROLE', o.value ->> 'name', format('DROP ROLE IF EXISTS %I', o.value ->> 'name'))
+                          FROM jsonb_each(old_roles) o WHERE gone ? o.key ORDER BY o.key::bigint);
 
     -- Renames: same oid, new name.
-    FOR r IN SELECT o.value ->> 'name' AS old_name, n.value ->> 'name' AS new_name
-               FROM jsonb_each(old -> 'roles') o JOIN jsonb_each(new -> 'roles') n USING (key)
-              WHERE o.value ->> 'name' <> n.value ->> 'name' ORDER BY key::bigint LOOP
-        out := out || (permsync.role_statement('ALTER ROLE', r.new_name,
-                   format('ALTER ROLE %I RENAME TO %I', r.old_name, r.new_name), ignore_codes => ARRAY['42704'])
-                   || jsonb_build_object('renamed_from', r.old_name));
-    END LOOP;
+    out := out || ARRAY(SELECT permsync.role_statement('ALTER ROLE', n.value ->> 'name',
+                                   format('ALTER ROLE %I RENAME TO %I', o.value ->> 'name', n.value ->> 'name'), ignore_codes => ARRAY['42704'])
+                               || jsonb_build_object('renamed_from', o.value ->> 'name')
+                          FROM jsonb_each(old_roles) o JOIN jsonb_each(new_roles) n USING (key)
+                         WHERE o.value ->> 'name' <> n.value ->> 'name' ORDER BY key::bigint);
 
-    -- Creations.
-    FOR r IN SELECT n.value FROM jsonb_each(new -> 'roles') n
-              WHERE NOT (old -> 'roles') ? n.key ORDER BY n.key::bigint LOOP
-        out := out || permsync.role_statement('CREATE ROLE', r.value ->> 'name',
-                   format('CREATE ROLE %I', r.value ->> 'name'), ignore_codes => ARRAY['42710']);
-        out := out || coalesce((SELECT jsonb_agg(s) FROM permsync.role_attribute_statements(NULL, r.value) s), '[]');
-    END LOOP;
+    -- Creations, each with its attributes.
+    out := out || ARRAY(SELECT s.statement
+                          FROM jsonb_each(new_roles) n
+                         CROSS JOIN LATERAL (
+                               SELECT 0::bigint AS position, permsync.role_statement('CREATE ROLE', n.value ->> 'name',
+                                          format('CREATE ROLE %I', n.value ->> 'name'), ignore_codes => ARRAY['42710']) AS statement
+                               UNION ALL
+                               SELECT a.position, a.statement FROM permsync.role_attribute_statements(NULL, n.value) WITH ORDINALITY a(statement, position)) s
+                         WHERE NOT old_roles ? n.key ORDER BY n.key::bigint, s.position);
 
     -- Attribute, password and comment changes.
-    FOR r IN SELECT o.value AS o, n.value AS n FROM jsonb_each(old -> 'roles') o
-               JOIN jsonb_each(new -> 'roles') n USING (key)
-              WHERE o.value <> n.value
-              ORDER BY key::bigint LOOP
-        IF (old ->> 'passwords')::boolean AND (new ->> 'passwords')::boolean THEN
-            out := out || coalesce((SELECT jsonb_agg(s) FROM permsync.role_attribute_statements(r.o, r.n) s), '[]');
-        ELSE
-            out := out || coalesce((SELECT jsonb_agg(s) FROM permsync.role_attribute_statements(
-                       r.o - 'password', r.n - 'password') s), '[]');
-        END IF;
-    END LOOP;
+    out := out || ARRAY(SELECT a.statement
+                          FROM jsonb_each(old_roles) o JOIN jsonb_each(new_roles) n USING (key)
+                         CROSS JOIN LATERAL permsync.role_attribute_statements(
+                               CASE WHEN passwords THEN o.value ELSE o.value - 'password' END,
+                               CASE WHEN passwords THEN n.value ELSE n.value - 'password' END) WITH ORDINALITY a(statement, position)
+                         WHERE o.value <> n.value ORDER BY key::bigint, a.position);
 
     -- Memberships granted or changed, per grantor: the bootstrap superuser's first, then
     -- in the order they were granted (16+), so that a grantor holds its ADMIN option
     -- before it is named. A renamed role or grantor changes nothing here.
     FOR r IN SELECT key, o.value AS o, n.value AS n
-               FROM jsonb_each(new -> 'members') n LEFT JOIN jsonb_each(old -> 'members') o USING (key)
+               FROM jsonb_each(new_members) n LEFT JOIN jsonb_each(old_members) o USING (key)
               WHERE o.value IS NULL OR (o.value - 'role' - 'member' - 'grantor' - 'seq') <> (n.value - 'role' - 'member' - 'grantor' - 'seq')
               ORDER BY n.value ->> 'grantor' IS NOT NULL, (n.value ->> 'seq')::bigint NULLS LAST, key LOOP
-        role := permsync.role_name(old, new, split_part(r.key, '/', 1));
-        member := permsync.role_name(old, new, split_part(r.key, '/', 2));
+        role := permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 1));
+        member := permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 2));
         granted_by := CASE WHEN r.n ->> 'grantor' IS NULL THEN '' ELSE ' GRANTED BY "' || replace(r.n ->> 'grantor', '"', '""') || '"' END;
-        opt := NULL;
         IF pg16 AND NOT (coalesce((r.n ->> 'inherit')::boolean, true) AND coalesce((r.n ->> 'set')::boolean, true)) THEN
             -- INHERIT FALSE or SET FALSE: only PostgreSQL 16+ has them, and says so.
             out := out || (permsync.role_statement('GRANT ROLE', member,
@@ -1239,11 +1250,11 @@ BEGIN
     -- daemon takes each as a grant of a membership it has on a target before 16.)
     IF NOT pg16 THEN
         FOR r IN SELECT m.key, m.value AS m, n.value AS n
-                   FROM jsonb_each(old -> 'roles') o JOIN jsonb_each(new -> 'roles') n USING (key)
-                   JOIN jsonb_each(new -> 'members') m ON split_part(m.key, '/', 2) = n.key
+                   FROM jsonb_each(old_roles) o JOIN jsonb_each(new_roles) n USING (key)
+                   JOIN jsonb_each(new_members) m ON split_part(m.key, '/', 2) = n.key
                   WHERE (o.value -> 'inherit') IS DISTINCT FROM (n.value -> 'inherit')
                   ORDER BY m.key LOOP
-            role := permsync.role_name(old, new, split_part(r.key, '/', 1));
+            role := permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 1));
             granted_by := CASE WHEN r.m ->> 'grantor' IS NULL THEN '' ELSE ' GRANTED BY "' || replace(r.m ->> 'grantor', '"', '""') || '"' END;
             out := out || (permsync.role_statement('GRANT ROLE', r.n ->> 'name',
                        format('GRANT %I TO %I WITH INHERIT %s%s', role, r.n ->> 'name', upper(r.n ->> 'inherit'), granted_by),
@@ -1258,27 +1269,23 @@ BEGIN
     -- What a target cannot take is left out there: an unknown parameter (42704), a value
     -- it refuses (22023), one it cannot set (55P02), a database it lacks (3D000). A value
     -- over 8 kB is not carried: role_state keeps only its size.
-    FOR r IN SELECT key, o.value AS o, n.value AS n
+    FOR r IN SELECT key, coalesce(n.value, o.value) AS s, n.value IS NULL AS reset
                FROM jsonb_each(old -> 'settings') o FULL JOIN jsonb_each(new -> 'settings') n USING (key)
-              WHERE (o.value - 'role') IS DISTINCT FROM (n.value - 'role') ORDER BY key LOOP
-        CONTINUE WHEN split_part(r.key, '/', 1) = ANY (dropped);
-        role := permsync.role_name(old, new, split_part(r.key, '/', 1));
-        DECLARE
-            s jsonb := coalesce(r.n, r.o);
-            scope text := CASE WHEN s ->> 'database' IS NULL THEN '' ELSE ' IN DATABASE {"database"}' END;
-        BEGIN
-            out := out || (permsync.role_statement('ALTER ROLE SET', role,
-                       CASE WHEN r.n IS NULL THEN format('ALTER ROLE %I%s RESET %I', role, scope, s ->> 'key')
-                            ELSE format('ALTER ROLE %I%s SET %I TO %s', role, scope, s ->> 'key',
-                                        CASE WHEN jsonb_typeof(s -> 'value') = 'object'
-                                             THEN format('DEFAULT /* permsync: value withheld: %s bytes, over the limit of 8192 */',
-                                                         s -> 'value' ->> 'withheld')
-                                             ELSE permsync.setting_value_sql(s ->> 'key', s ->> 'value') END) END,
-                       ignore_codes => ARRAY['42704', '22023', '55P02', '3D000'],
-                       on_target_database => coalesce((s ->> 'here')::boolean, false))
-                       || CASE WHEN NOT coalesce((s ->> 'here')::boolean, true)
-                               THEN jsonb_build_object('database', s ->> 'database') ELSE '{}' END);
-        END;
+              WHERE (o.value - 'role') IS DISTINCT FROM (n.value - 'role') AND NOT gone ? split_part(key, '/', 1)
+              ORDER BY key LOOP
+        role := permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 1));
+        out := out || (permsync.role_statement('ALTER ROLE SET', role,
+                   format('ALTER ROLE %I%s ', role, CASE WHEN r.s ->> 'database' IS NULL THEN '' ELSE ' IN DATABASE {"database"}' END)
+                   || CASE WHEN r.reset THEN format('RESET %I', r.s ->> 'key')
+                           ELSE format('SET %I TO %s', r.s ->> 'key',
+                                       CASE WHEN jsonb_typeof(r.s -> 'value') = 'object'
+                                            THEN format('DEFAULT /* permsync: value withheld: %s bytes, over the limit of 8192 */',
+                                                        r.s -> 'value' ->> 'withheld')
+                                            ELSE permsync.setting_value_sql(r.s ->> 'key', r.s ->> 'value') END) END,
+                   ignore_codes => ARRAY['42704', '22023', '55P02', '3D000'],
+                   on_target_database => coalesce((r.s ->> 'here')::boolean, false))
+                   || CASE WHEN NOT coalesce((r.s ->> 'here')::boolean, true)
+                           THEN jsonb_build_object('database', r.s ->> 'database') ELSE '{}' END);
     END LOOP;
 
     -- Database privileges granted, or given the grant option, each by its grantor, grantors first.
@@ -1289,7 +1296,7 @@ BEGIN
               ORDER BY d.depth NULLS LAST, key LOOP
         CONTINUE WHEN r.o IS NOT NULL AND (r.o ->> 'grantable')::boolean AND NOT (r.n ->> 'grantable')::boolean;
         grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC'
-                        ELSE quote_ident(permsync.role_name(old, new, split_part(r.key, '/', 1))) END;
+                        ELSE quote_ident(permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 1))) END;
         out := out || (permsync.shared_privilege_statement('GRANT ON DATABASE', r.n,
                    format('GRANT %s ON DATABASE {"database"} TO %s%s', r.n ->> 'privilege', grantee,
                           CASE WHEN (r.n ->> 'grantable')::boolean THEN ' WITH GRANT OPTION' ELSE '' END),
@@ -1301,9 +1308,9 @@ BEGIN
     -- option (dependent grants first), then granted, or given the grant option (grantors first).
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
               WHERE (c.wanted = 'absent' OR (c.wanted = 'granted' AND c.current = 'grantable'))
-                AND NOT split_part(c.key, '/', 2) = ANY (dropped)
+                AND NOT gone ? split_part(c.key, '/', 2)
               ORDER BY c.old_depth DESC, c.kind, c.key LOOP
-        grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old, new, split_part(r.key, '/', 2)) END;
+        grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 2)) END;
         out := out || permsync.shared_privilege_statement(
                    CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END, r.entry,
                    format('REVOKE %s%s ON %s FROM %s', CASE WHEN r.wanted = 'absent' THEN '' ELSE 'GRANT OPTION FOR ' END,
@@ -1313,14 +1320,14 @@ BEGIN
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
               WHERE c.wanted = 'grantable' OR (c.wanted = 'granted' AND c.current = 'absent')
               ORDER BY c.new_depth, c.kind, c.key LOOP
-        grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old, new, split_part(r.key, '/', 2)) END;
+        grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 2)) END;
         out := out || permsync.shared_privilege_statement(
                    CASE WHEN r.kind = 'databases' THEN 'GRANT ON DATABASE' ELSE 'GRANT' END, r.entry,
                    format('GRANT %s ON %s TO %s%s', r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC'),
                           CASE WHEN r.wanted = 'grantable' THEN ' WITH GRANT OPTION' ELSE '' END),
                    grantee, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
-    RETURN out;
+    RETURN to_jsonb(out);
 END
 $$;
 
@@ -1384,15 +1391,15 @@ ALTER FUNCTION permsync.role_fingerprint() OWNER TO postgres;
 -- Name: role_name(jsonb, jsonb, text); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.role_name(old jsonb, new jsonb, oid text) RETURNS text
+CREATE FUNCTION permsync.role_name(old_roles jsonb, new_roles jsonb, oid text) RETURNS text
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT coalesce(new -> 'roles' -> oid ->> 'name', old -> 'roles' -> oid ->> 'name', pg_get_userbyid(oid::oid))
+    SELECT coalesce(new_roles -> oid ->> 'name', old_roles -> oid ->> 'name', pg_get_userbyid(oid::oid))
 $$;
 
 
-ALTER FUNCTION permsync.role_name(old jsonb, new jsonb, oid text) OWNER TO postgres;
+ALTER FUNCTION permsync.role_name(old_roles jsonb, new_roles jsonb, oid text) OWNER TO postgres;
 
 --
 -- Name: role_snapshot_matches(boolean); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -1685,12 +1692,12 @@ CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) RETURNS 
                        WHEN 'tablespaces' THEN format('TABLESPACE %I', x.entry ->> 'tablespace')
                        ELSE format('PARAMETER %I', x.entry ->> 'parameter') END,
            x.current, x.wanted, coalesce(od.depth, 32), coalesce(nd.depth, 32)
-      FROM (SELECT c.kind, k.key, coalesce(new -> c.kind -> k.key, old -> c.kind -> k.key) AS entry,
-                   coalesce(old -> c.kind -> k.key ->> 'state', new -> c.kind -> k.key ->> 'default') AS current,
-                   coalesce(new -> c.kind -> k.key ->> 'state', old -> c.kind -> k.key ->> 'default') AS wanted
-              FROM kinds c
-             CROSS JOIN LATERAL (SELECT jsonb_object_keys(coalesce(old -> c.kind, '{}')) AS key
-                                 UNION SELECT jsonb_object_keys(coalesce(new -> c.kind, '{}'))) k) x
+      FROM (SELECT kind, key, coalesce(n.value, o.value) AS entry,
+                   coalesce(o.value ->> 'state', n.value ->> 'default') AS current,
+                   coalesce(n.value ->> 'state', o.value ->> 'default') AS wanted
+              FROM (SELECT k.kind, e.key, e.value FROM kinds k CROSS JOIN LATERAL jsonb_each(coalesce(old -> k.kind, '{}')) e) o
+              FULL JOIN (SELECT k.kind, e.key, e.value FROM kinds k CROSS JOIN LATERAL jsonb_each(coalesce(new -> k.kind, '{}')) e) n
+                   USING (kind, key)) x
       LEFT JOIN depths od ON od.kind = x.kind AND od.side = 'old' AND od.key = x.key
       LEFT JOIN depths nd ON nd.kind = x.kind AND nd.side = 'new' AND nd.key = x.key
      WHERE x.current <> x.wanted
@@ -3361,10 +3368,10 @@ REVOKE ALL ON FUNCTION permsync.role_fingerprint() FROM PUBLIC;
 
 
 --
--- Name: FUNCTION role_name(old jsonb, new jsonb, oid text); Type: ACL; Schema: permsync; Owner: postgres
+-- Name: FUNCTION role_name(old_roles jsonb, new_roles jsonb, oid text); Type: ACL; Schema: permsync; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION permsync.role_name(old jsonb, new jsonb, oid text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION permsync.role_name(old_roles jsonb, new_roles jsonb, oid text) FROM PUBLIC;
 
 
 --
