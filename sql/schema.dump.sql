@@ -254,10 +254,10 @@ $$;
 ALTER FUNCTION permsync.capture_role_changes() OWNER TO postgres;
 
 --
--- Name: claim_leadership(integer); Type: FUNCTION; Schema: permsync; Owner: postgres
+-- Name: claim_leadership(integer, text); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.claim_leadership(lease_ms integer) RETURNS TABLE(is_leader boolean, pid integer, user_name name, application_name text, client_addr inet, since timestamp with time zone, expires_at timestamp with time zone)
+CREATE FUNCTION permsync.claim_leadership(lease_ms integer, daemon_group text DEFAULT 'default'::text) RETURNS TABLE(is_leader boolean, pid integer, user_name name, application_name text, client_addr inet, since timestamp with time zone, expires_at timestamp with time zone)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -273,11 +273,11 @@ BEGIN
     END IF;
     SELECT a.pid, a.backend_start, a.application_name, a.client_addr INTO me
       FROM pg_stat_activity a WHERE a.pid = pg_backend_pid();
-    INSERT INTO permsync.leader (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
-    SELECT * INTO held FROM permsync.leader l WHERE l.id = 1 FOR UPDATE;
+    INSERT INTO permsync.leader (group_name) VALUES (daemon_group) ON CONFLICT (group_name) DO NOTHING;
+    SELECT * INTO held FROM permsync.leader l WHERE l.group_name = daemon_group FOR UPDATE;
     IF held.pid = me.pid AND held.backend_start = me.backend_start THEN
         UPDATE permsync.leader l SET renewed_at = now_at, expires_at = now_at + lease_ms * interval '1 millisecond'
-         WHERE l.id = 1;
+         WHERE l.group_name = daemon_group;
     ELSIF held.pid IS NULL OR held.expires_at <= now_at
           OR NOT EXISTS (SELECT FROM pg_stat_activity a
                           WHERE a.pid = held.pid AND (a.backend_start IS NULL OR a.backend_start = held.backend_start)) THEN
@@ -285,19 +285,19 @@ BEGIN
            SET pid = me.pid, backend_start = me.backend_start, user_name = session_user,
                application_name = me.application_name, client_addr = me.client_addr,
                since = now_at, renewed_at = now_at, expires_at = now_at + lease_ms * interval '1 millisecond'
-         WHERE l.id = 1;
+         WHERE l.group_name = daemon_group;
     ELSE
         RETURN QUERY SELECT false, held.pid, held.user_name, held.application_name, held.client_addr,
                             held.since, held.expires_at;
         RETURN;
     END IF;
     RETURN QUERY SELECT true, l.pid, l.user_name, l.application_name, l.client_addr, l.since, l.expires_at
-                   FROM permsync.leader l WHERE l.id = 1;
+                   FROM permsync.leader l WHERE l.group_name = daemon_group;
 END
 $$;
 
 
-ALTER FUNCTION permsync.claim_leadership(lease_ms integer) OWNER TO postgres;
+ALTER FUNCTION permsync.claim_leadership(lease_ms integer, daemon_group text) OWNER TO postgres;
 
 --
 -- Name: cleanup_old_logs(); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -540,6 +540,23 @@ $$;
 
 
 ALTER FUNCTION permsync.grant_depths(entries jsonb, by_object boolean) OWNER TO postgres;
+
+--
+-- Name: group_leads(text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.group_leads(daemon_group text) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT EXISTS (SELECT FROM permsync.leader l
+                    WHERE l.group_name = daemon_group AND l.expires_at > clock_timestamp()
+                      AND EXISTS (SELECT FROM pg_stat_activity a
+                                   WHERE a.pid = l.pid AND (a.backend_start IS NULL OR a.backend_start = l.backend_start)))
+$$;
+
+
+ALTER FUNCTION permsync.group_leads(daemon_group text) OWNER TO postgres;
 
 --
 -- Name: manual_sync(text, text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -944,10 +961,10 @@ $$;
 ALTER FUNCTION permsync.record_reconcile(env text, plan_text text, plan_masked boolean, statements jsonb, applied_sql text, started_at timestamp with time zone, finished_at timestamp with time zone, duration_ms numeric, result_message text, server_version text, connection_time_ms numeric) OWNER TO postgres;
 
 --
--- Name: release_leadership(); Type: FUNCTION; Schema: permsync; Owner: postgres
+-- Name: release_leadership(text); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.release_leadership() RETURNS boolean
+CREATE FUNCTION permsync.release_leadership(daemon_group text DEFAULT 'default'::text) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -955,14 +972,14 @@ BEGIN
     UPDATE permsync.leader l
        SET pid = NULL, backend_start = NULL, user_name = NULL, application_name = NULL, client_addr = NULL,
            since = NULL, renewed_at = NULL, expires_at = NULL
-     WHERE l.id = 1 AND l.pid = pg_backend_pid()
+     WHERE l.group_name = daemon_group AND l.pid = pg_backend_pid()
        AND l.backend_start = (SELECT a.backend_start FROM pg_stat_activity a WHERE a.pid = pg_backend_pid());
     RETURN FOUND;
 END
 $$;
 
 
-ALTER FUNCTION permsync.release_leadership() OWNER TO postgres;
+ALTER FUNCTION permsync.release_leadership(daemon_group text) OWNER TO postgres;
 
 --
 -- Name: require_environment(text); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -2253,6 +2270,7 @@ ALTER TABLE permsync.drift_checks ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTI
 CREATE TABLE permsync.environments (
     name text NOT NULL,
     label text,
+    group_name text DEFAULT 'default'::text NOT NULL,
     priority integer DEFAULT 100 NOT NULL,
     enabled boolean DEFAULT true NOT NULL,
     paused boolean DEFAULT false NOT NULL,
@@ -2316,7 +2334,7 @@ ALTER TABLE permsync.execution_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENT
 --
 
 CREATE TABLE permsync.leader (
-    id integer DEFAULT 1 NOT NULL,
+    group_name text NOT NULL,
     pid integer,
     backend_start timestamp with time zone,
     user_name name,
@@ -2325,7 +2343,7 @@ CREATE TABLE permsync.leader (
     since timestamp with time zone,
     renewed_at timestamp with time zone,
     expires_at timestamp with time zone,
-    CONSTRAINT leader_id_check CHECK ((id = 1))
+    CONSTRAINT leader_group_name_check CHECK ((group_name ~ '^[A-Za-z0-9_.-]{1,63}$'::text))
 );
 
 
@@ -2897,7 +2915,7 @@ ALTER TABLE ONLY permsync.execution_log
 --
 
 ALTER TABLE ONLY permsync.leader
-    ADD CONSTRAINT leader_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT leader_pkey PRIMARY KEY (group_name);
 
 
 --
@@ -3162,11 +3180,11 @@ GRANT ALL ON FUNCTION permsync.capture_role_changes() TO permsync_daemon;
 
 
 --
--- Name: FUNCTION claim_leadership(lease_ms integer); Type: ACL; Schema: permsync; Owner: postgres
+-- Name: FUNCTION claim_leadership(lease_ms integer, daemon_group text); Type: ACL; Schema: permsync; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION permsync.claim_leadership(lease_ms integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION permsync.claim_leadership(lease_ms integer) TO permsync_daemon;
+REVOKE ALL ON FUNCTION permsync.claim_leadership(lease_ms integer, daemon_group text) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.claim_leadership(lease_ms integer, daemon_group text) TO permsync_daemon;
 
 
 --
@@ -3249,6 +3267,14 @@ REVOKE ALL ON FUNCTION permsync.grant_depths(entries jsonb, by_object boolean) F
 
 
 --
+-- Name: FUNCTION group_leads(daemon_group text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.group_leads(daemon_group text) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.group_leads(daemon_group text) TO permsync_daemon;
+
+
+--
 -- Name: FUNCTION manual_sync(sql text, env text, invoker_search_path text); Type: ACL; Schema: permsync; Owner: postgres
 --
 
@@ -3316,11 +3342,11 @@ GRANT ALL ON FUNCTION permsync.record_reconcile(env text, plan_text text, plan_m
 
 
 --
--- Name: FUNCTION release_leadership(); Type: ACL; Schema: permsync; Owner: postgres
+-- Name: FUNCTION release_leadership(daemon_group text); Type: ACL; Schema: permsync; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION permsync.release_leadership() FROM PUBLIC;
-GRANT ALL ON FUNCTION permsync.release_leadership() TO permsync_daemon;
+REVOKE ALL ON FUNCTION permsync.release_leadership(daemon_group text) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.release_leadership(daemon_group text) TO permsync_daemon;
 
 
 --
@@ -3691,6 +3717,13 @@ GRANT UPDATE(label) ON TABLE permsync.environments TO permsync_daemon;
 
 
 --
+-- Name: COLUMN environments.group_name; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(group_name) ON TABLE permsync.environments TO permsync_daemon;
+
+
+--
 -- Name: COLUMN environments.priority; Type: ACL; Schema: permsync; Owner: postgres
 --
 
@@ -3933,8 +3966,7 @@ sync_passwords	false	true makes the source capture password verifiers for the da
 -- Data for Name: leader; Type: TABLE DATA; Schema: permsync; Owner: postgres
 --
 
-COPY permsync.leader (id, pid, backend_start, user_name, application_name, client_addr, since, renewed_at, expires_at) FROM stdin;
-1	\N	\N	\N	\N	\N	\N	\N	\N
+COPY permsync.leader (group_name, pid, backend_start, user_name, application_name, client_addr, since, renewed_at, expires_at) FROM stdin;
 \.
 
 --

@@ -30,6 +30,9 @@ REVOKE ALL ON SCHEMA permsync FROM PUBLIC;
 CREATE TABLE permsync.environments (
     name        text PRIMARY KEY,
     label       text,
+    -- The daemon group that applies to it (the configuration's `group`): each group's daemons
+    -- hold a lease of their own, and one group never takes an environment another applies to.
+    group_name  text NOT NULL DEFAULT 'default',
     priority    integer NOT NULL DEFAULT 100,
     enabled     boolean NOT NULL DEFAULT true,
     paused      boolean NOT NULL DEFAULT false,
@@ -2461,12 +2464,13 @@ CREATE TRIGGER audit_log_no_truncate
     FOR EACH STATEMENT EXECUTE FUNCTION permsync.audit_log_guard();
 
 -- ── Leadership ────────────────────────────────────────────────────────────────────────
--- The lease of the daemon that applies: its session (pid and backend_start tell it from
--- a later session given the same pid), who it is, since when it leads and until when the
--- lease runs. Nobody is granted anything on the table: daemons claim, renew and release
--- through the functions below.
+-- The lease of the daemon that applies, one per daemon group (daemons configured with the
+-- same `group` stand by for each other; each group applies to environments of its own):
+-- its session (pid and backend_start tell it from a later session given the same pid), who
+-- it is, since when it leads and until when the lease runs. Nobody is granted anything on
+-- the table: daemons claim, renew and release through the functions below.
 CREATE TABLE permsync.leader (
-    id               integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    group_name       text PRIMARY KEY CHECK (group_name ~ '^[A-Za-z0-9_.-]{1,63}$'),
     pid              integer,
     backend_start    timestamptz,
     user_name        name,
@@ -2477,7 +2481,6 @@ CREATE TABLE permsync.leader (
     expires_at       timestamptz
 );
 REVOKE ALL ON permsync.leader FROM PUBLIC;
-INSERT INTO permsync.leader (id) VALUES (1);
 
 -- Claims the lease for the calling session, or renews it when that session holds it,
 -- for lease_ms from now by the source's clock. It is free when nobody holds it, when
@@ -2488,7 +2491,7 @@ INSERT INTO permsync.leader (id) VALUES (1);
 -- its pid, or one that started at another time: where the owner may not see other
 -- users' backend_start (not a superuser, no pg_read_all_stats), it shows NULL, and the
 -- lease is taken over only once it expires.
-CREATE FUNCTION permsync.claim_leadership(lease_ms integer)
+CREATE FUNCTION permsync.claim_leadership(lease_ms integer, daemon_group text DEFAULT 'default')
 RETURNS TABLE (is_leader boolean, pid integer, user_name name, application_name text, client_addr inet,
                since timestamptz, expires_at timestamptz)
 LANGUAGE plpgsql
@@ -2507,11 +2510,11 @@ BEGIN
     END IF;
     SELECT a.pid, a.backend_start, a.application_name, a.client_addr INTO me
       FROM pg_stat_activity a WHERE a.pid = pg_backend_pid();
-    INSERT INTO permsync.leader (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
-    SELECT * INTO held FROM permsync.leader l WHERE l.id = 1 FOR UPDATE;
+    INSERT INTO permsync.leader (group_name) VALUES (daemon_group) ON CONFLICT (group_name) DO NOTHING;
+    SELECT * INTO held FROM permsync.leader l WHERE l.group_name = daemon_group FOR UPDATE;
     IF held.pid = me.pid AND held.backend_start = me.backend_start THEN
         UPDATE permsync.leader l SET renewed_at = now_at, expires_at = now_at + lease_ms * interval '1 millisecond'
-         WHERE l.id = 1;
+         WHERE l.group_name = daemon_group;
     ELSIF held.pid IS NULL OR held.expires_at <= now_at
           OR NOT EXISTS (SELECT FROM pg_stat_activity a
                           WHERE a.pid = held.pid AND (a.backend_start IS NULL OR a.backend_start = held.backend_start)) THEN
@@ -2519,19 +2522,19 @@ BEGIN
            SET pid = me.pid, backend_start = me.backend_start, user_name = session_user,
                application_name = me.application_name, client_addr = me.client_addr,
                since = now_at, renewed_at = now_at, expires_at = now_at + lease_ms * interval '1 millisecond'
-         WHERE l.id = 1;
+         WHERE l.group_name = daemon_group;
     ELSE
         RETURN QUERY SELECT false, held.pid, held.user_name, held.application_name, held.client_addr,
                             held.since, held.expires_at;
         RETURN;
     END IF;
     RETURN QUERY SELECT true, l.pid, l.user_name, l.application_name, l.client_addr, l.since, l.expires_at
-                   FROM permsync.leader l WHERE l.id = 1;
+                   FROM permsync.leader l WHERE l.group_name = daemon_group;
 END
 $fn$;
 
--- Gives the lease up, if the calling session holds it; returns whether it did.
-CREATE FUNCTION permsync.release_leadership()
+-- Gives the group's lease up, if the calling session holds it; returns whether it did.
+CREATE FUNCTION permsync.release_leadership(daemon_group text DEFAULT 'default')
 RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -2541,10 +2544,25 @@ BEGIN
     UPDATE permsync.leader l
        SET pid = NULL, backend_start = NULL, user_name = NULL, application_name = NULL, client_addr = NULL,
            since = NULL, renewed_at = NULL, expires_at = NULL
-     WHERE l.id = 1 AND l.pid = pg_backend_pid()
+     WHERE l.group_name = daemon_group AND l.pid = pg_backend_pid()
        AND l.backend_start = (SELECT a.backend_start FROM pg_stat_activity a WHERE a.pid = pg_backend_pid());
     RETURN FOUND;
 END
+$fn$;
+
+-- Whether a daemon of the group leads now: its lease is held, unexpired, by a session that
+-- is still there (as claim_leadership judges it). An environment of such a group is not
+-- taken by another group's daemon.
+CREATE FUNCTION permsync.group_leads(daemon_group text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT EXISTS (SELECT FROM permsync.leader l
+                    WHERE l.group_name = daemon_group AND l.expires_at > clock_timestamp()
+                      AND EXISTS (SELECT FROM pg_stat_activity a
+                                   WHERE a.pid = l.pid AND (a.backend_start IS NULL OR a.backend_start = l.backend_start)))
 $fn$;
 
 -- ── Roles and privileges ──────────────────────────────────────────────────────────────
@@ -2627,7 +2645,7 @@ GRANT SELECT ON permsync.environments, permsync.sync_rules, permsync.config, per
 GRANT EXECUTE ON FUNCTION permsync.capture_role_changes(), permsync.role_state() TO permsync_daemon;
 -- Retention runs on the daemon's schedule (settings.cleanup_cron).
 GRANT EXECUTE ON FUNCTION permsync.cleanup_old_logs() TO permsync_daemon;
-GRANT INSERT, UPDATE (label, priority, enabled, on_permanent_failure, in_flight_through, updated_at) ON permsync.environments TO permsync_daemon;
+GRANT INSERT, UPDATE (label, priority, enabled, on_permanent_failure, group_name, in_flight_through, updated_at) ON permsync.environments TO permsync_daemon;
 GRANT INSERT, DELETE ON permsync.sync_rules TO permsync_daemon;
 GRANT INSERT, UPDATE (value, updated_at) ON permsync.config TO permsync_daemon;
 GRANT INSERT, UPDATE ON permsync.execution_log TO permsync_daemon;
@@ -2637,7 +2655,8 @@ GRANT EXECUTE ON FUNCTION permsync.unreplayable_since_match(text) TO permsync_da
 GRANT EXECUTE ON FUNCTION permsync.record_reconcile(text, text, boolean, jsonb, text, timestamptz, timestamptz,
                                                     numeric, text, text, numeric)
    TO permsync_daemon, permsync_admin;
-GRANT EXECUTE ON FUNCTION permsync.claim_leadership(integer), permsync.release_leadership() TO permsync_daemon;
+GRANT EXECUTE ON FUNCTION permsync.claim_leadership(integer, text), permsync.release_leadership(text),
+                          permsync.group_leads(text) TO permsync_daemon;
 -- The daemon records the roles it creates, drops, renames, and the conflicts it meets.
 GRANT SELECT, INSERT, DELETE, UPDATE (role_name) ON permsync.managed_roles TO permsync_daemon, permsync_admin;
 GRANT SELECT, INSERT, UPDATE (batch_id, reason, last_seen_at, resolved_at, resolution) ON permsync.role_conflicts

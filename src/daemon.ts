@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { loadParser } from './capture/statements.js';
-import type { Config } from './config/schema.js';
+import { DEFAULT_GROUP, type Config } from './config/schema.js';
 import { startRuntime, type Runtime } from './daemon/runtime.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { DaemonMetrics } from './metrics.js';
@@ -60,6 +60,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     connectionString: config.source.url,
     applicationName: config.source.applicationName,
     connectionTimeoutMs: config.settings.connectionTimeoutMs,
+    group: config.group ?? DEFAULT_GROUP,
     intervalMs: LEADER_INTERVAL_MS,
     leaseMs: LEADER_LEASE_MS,
     logger,

@@ -70,6 +70,7 @@ environments:
       reporting: reporting_dev
   - name: prod
     url: postgresql://sync@prod.example/app?sslmode=require
+group: eu-west.1
 settings:
   dry_run: true
   max_retries: 0
@@ -96,6 +97,7 @@ log:
 `);
     expect(config).toEqual({
       source: { url: 'postgres://sync@source.example:5432/app', applicationName: 'permsync-test' },
+      group: 'eu-west.1',
       environments: [
         {
           name: 'dev',
@@ -144,6 +146,7 @@ log:
   it('applies defaults', async () => {
     const config = await load(MINIMAL);
     expect(config.source.applicationName).toBe('permsync');
+    expect(config.group).toBe('default');
     expect(config.environments[0]).toEqual({
       name: 'dev',
       url: 'postgresql://localhost/dev',
@@ -258,6 +261,17 @@ extra: 1
       'settings.carry_predefined_roles[1]: expected the name of a predefined role, such as "pg_monitor"',
       'settings.carry_predefined_roles[2]: expected the name of a predefined role, such as "pg_monitor"',
     ]);
+  });
+
+  it('rejects a daemon group name that is not one word of 1 to 63 characters', async () => {
+    const error = await loadError(`
+source:
+  url: postgres://localhost/source
+group: "east; west"
+environments:
+  - { name: dev, url: "postgres://localhost/a" }
+`);
+    expect(error.issues).toEqual(['group: expected a name of 1 to 63 letters, digits, "_", "." or "-"']);
   });
 
   it('rejects duplicate environment names', async () => {

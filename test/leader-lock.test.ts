@@ -34,6 +34,7 @@ function newLock(events: string[], options: Partial<LeaderLockOptions> = {}): Le
     connectionString: server.url,
     applicationName: 'permsync-test',
     connectionTimeoutMs: 2000,
+    group: 'default',
     intervalMs: 1000,
     leaseMs: 10_000,
     logger: pino({ level: 'silent' }),

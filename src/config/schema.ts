@@ -84,6 +84,11 @@ export interface Settings {
 
 export interface Config {
   source: { url: string; applicationName: string };
+  /**
+   * The daemon group (DEFAULT_GROUP when not given): daemons of one group stand by for each
+   * other, and each group applies to environments of its own, from one source.
+   */
+  group?: string;
   environments: EnvironmentConfig[];
   settings: Settings;
   http: { port: number; host: string };
@@ -251,6 +256,9 @@ const settingsSchema = z
     cleanupCron: s.cleanup_cron?.trim() ? s.cleanup_cron.trim() : null,
   }));
 
+/** The daemon group of a configuration that names none. */
+export const DEFAULT_GROUP = 'default';
+
 /** Every setting at its default, for callers that build a Config in code (demo, tests). */
 export function defaultSettings(): Settings {
   return settingsSchema.parse({});
@@ -270,6 +278,10 @@ export const configSchema: z.ZodType<Config> = z.strictObject({
       application_name: nonEmptyString.default('permsync'),
     })
     .transform((s) => ({ url: s.url, applicationName: s.application_name })),
+  group: z
+    .string({ error: 'expected a name of 1 to 63 letters, digits, "_", "." or "-"' })
+    .regex(/^[A-Za-z0-9_.-]{1,63}$/, { error: 'expected a name of 1 to 63 letters, digits, "_", "." or "-"' })
+    .default(DEFAULT_GROUP),
   environments: environmentsSchema,
   settings: settingsSchema.prefault({}),
   http: z

@@ -16,6 +16,8 @@ export interface LeaderLockOptions {
   connectionString: string;
   applicationName: string;
   connectionTimeoutMs: number;
+  /** The daemon group whose lease it claims: daemons of one group stand by for each other. */
+  group: string;
   /** How often a standby claims the lease and a leader renews it. */
   intervalMs: number;
   /** How long a claim or a renewal holds the lease, by the source's clock. */
@@ -91,7 +93,7 @@ export class LeaderLock {
     if (client) {
       // Sent after a claim still on its way, so it also gives up what that claim took. A
       // source that does not answer in time frees the lease once the session is gone.
-      await settlesWithin(client.query(RELEASE_LEADERSHIP), END_WITHIN_MS);
+      await settlesWithin(client.query(RELEASE_LEADERSHIP, [this.options.group]), END_WITHIN_MS);
       await endSession(client);
     }
   }
@@ -99,7 +101,7 @@ export class LeaderLock {
   /** Gives the lease up (a leader that cannot apply), to claim it again later. */
   async release(): Promise<void> {
     await this.lose('released');
-    await this.client?.query(RELEASE_LEADERSHIP).catch(() => {});
+    await this.client?.query(RELEASE_LEADERSHIP, [this.options.group]).catch(() => {});
   }
 
   private schedule(): void {
@@ -114,11 +116,11 @@ export class LeaderLock {
     try {
       const client = await this.connection();
       const sentAt = performance.now();
-      const { rows } = await client.query<ClaimRow>(CLAIM_LEADERSHIP, [this.options.leaseMs]);
+      const { rows } = await client.query<ClaimRow>(CLAIM_LEADERSHIP, [this.options.leaseMs, this.options.group]);
       const claim = rows[0];
       if (claim?.is_leader && this.stopped) {
         // stop() came while the answer was on its way: it has released the lease and ended the session.
-        await client.query(RELEASE_LEADERSHIP).catch(() => {});
+        await client.query(RELEASE_LEADERSHIP, [this.options.group]).catch(() => {});
         return;
       }
       this.lastFailure = undefined;
@@ -167,7 +169,7 @@ export class LeaderLock {
         this.leading = false;
         clearTimeout(this.fence);
         await this.options.onLost().catch(() => {});
-        await client.query(RELEASE_LEADERSHIP).catch(() => {});
+        await client.query(RELEASE_LEADERSHIP, [this.options.group]).catch(() => {});
       }
     });
   }

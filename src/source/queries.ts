@@ -127,13 +127,21 @@ export const RESUME_POINT = `
     FROM permsync.environments e
    WHERE e.name = $1`;
 
-/** Mirrors one environment of the configuration; a new one starts after the newest batch. */
+/**
+ * Mirrors one environment of the configuration for daemon group $6; a new one starts after
+ * the newest batch. One that another group applies to (enabled there, and a daemon of that
+ * group leads) is left as it is and not returned: its current group is.
+ */
 export const UPSERT_ENVIRONMENT = `
-  INSERT INTO permsync.environments (name, label, priority, enabled, on_permanent_failure, start_after_seq, updated_at)
-  VALUES ($1, $2, $3, $4, $5, (SELECT coalesce(max(commit_seq), 0) FROM permsync.batches), now())
-  ON CONFLICT (name) DO UPDATE
-     SET label = EXCLUDED.label, priority = EXCLUDED.priority, enabled = EXCLUDED.enabled,
-         on_permanent_failure = EXCLUDED.on_permanent_failure, updated_at = now()`;
+  WITH upsert AS (
+    INSERT INTO permsync.environments AS e (name, label, priority, enabled, on_permanent_failure, group_name, start_after_seq, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, (SELECT coalesce(max(commit_seq), 0) FROM permsync.batches), now())
+    ON CONFLICT (name) DO UPDATE
+       SET label = EXCLUDED.label, priority = EXCLUDED.priority, enabled = EXCLUDED.enabled,
+           on_permanent_failure = EXCLUDED.on_permanent_failure, group_name = EXCLUDED.group_name, updated_at = now()
+     WHERE e.group_name = EXCLUDED.group_name OR NOT e.enabled OR NOT permsync.group_leads(e.group_name)
+    RETURNING e.name)
+  SELECT (SELECT name FROM upsert) AS taken, (SELECT group_name FROM permsync.environments WHERE name = $1) AS held_by`;
 
 export const DELETE_RULES = `DELETE FROM permsync.sync_rules WHERE environment_name = $1`;
 
@@ -240,10 +248,10 @@ export const UNMARK_IN_FLIGHT = `UPDATE permsync.environments SET in_flight_thro
 /** Retention (permsync.cleanup_old_logs): what it deleted, per table. */
 export const CLEANUP_OLD_LOGS = `SELECT * FROM permsync.cleanup_old_logs()`;
 
-/** Environments no longer in the configuration stop counting (lag, retention) until they return. */
+/** The daemon group $2's environments no longer in its configuration stop counting (lag, retention) until they return. */
 export const RETIRE_ENVIRONMENTS = `
   UPDATE permsync.environments SET enabled = false, updated_at = now()
-   WHERE enabled AND NOT (name = ANY ($1::text[]))`;
+   WHERE enabled AND group_name = $2 AND NOT (name = ANY ($1::text[]))`;
 
 /** The roles permsync manages on an environment (permsync.managed_roles): oid there, and name. */
 export const MANAGED_ROLES = `
@@ -281,15 +289,15 @@ export const RESOLVE_ROLE_CONFLICTS = `
    WHERE environment_name = $1 AND role_name = ANY ($2::name[]) AND resolved_at IS NULL`;
 
 /**
- * Claims the leader lease for this session for $1 ms, or renews it (permsync.claim_leadership):
- * whether this daemon now leads, and who holds the lease.
+ * Claims daemon group $2's leader lease for this session for $1 ms, or renews it
+ * (permsync.claim_leadership): whether this daemon now leads, and who holds the lease.
  */
 export const CLAIM_LEADERSHIP = `
   SELECT is_leader, pid, user_name, application_name, host(client_addr) AS client_addr, since
-    FROM permsync.claim_leadership($1)`;
+    FROM permsync.claim_leadership($1, $2)`;
 
-/** Gives the leader lease up, if this session holds it. */
-export const RELEASE_LEADERSHIP = `SELECT permsync.release_leadership()`;
+/** Gives daemon group $1's leader lease up, if this session holds it. */
+export const RELEASE_LEADERSHIP = `SELECT permsync.release_leadership($1)`;
 
 /** The bootstrap superuser's name: initdb gives it oid 10. */
 export const BOOTSTRAP_SUPERUSER = `SELECT rolname AS name FROM pg_catalog.pg_roles WHERE oid = 10`;

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Batch, RecordedCommand } from '../capture/batch.js';
-import type { Config } from '../config/schema.js';
+import { DEFAULT_GROUP, type Config } from '../config/schema.js';
+import { UsageError } from '../errors.js';
 import * as sourceSql from './queries.js';
 import { withPooledSession } from '../pg-sessions.js';
 import { readSourceOwners, readSourcePolicies, type HeldPolicy, type SourcePolicy } from '../catalog/role-holdings.js';
@@ -310,13 +311,30 @@ export async function recordManagedRoles(
 /**
  * Mirrors the configuration into permsync.environments, sync_rules and config, in one
  * transaction. An environment seen for the first time starts after the newest batch:
- * history before it is reconcile's job, not replay's.
+ * history before it is reconcile's job, not replay's. An environment another daemon group
+ * applies to is refused, and nothing is written: two groups never apply to one environment.
  */
 export async function registerConfiguration(client: pg.ClientBase, config: Config): Promise<void> {
+  const group = config.group ?? DEFAULT_GROUP;
   await client.query('BEGIN');
   try {
     for (const env of config.environments) {
-      await client.query(sourceSql.UPSERT_ENVIRONMENT, [env.name, env.label ?? null, env.priority, env.enabled, env.onPermanentFailure]);
+      const {
+        rows: [row],
+      } = await client.query<{ taken: string | null; held_by: string | null }>(sourceSql.UPSERT_ENVIRONMENT, [
+        env.name,
+        env.label ?? null,
+        env.priority,
+        env.enabled,
+        env.onPermanentFailure,
+        group,
+      ]);
+      if (!row?.taken) {
+        throw new UsageError(
+          `environment "${env.name}" is applied by the daemons of group "${row?.held_by ?? '?'}", which lead now; ` +
+            `group "${group}" takes it once that group's configuration no longer lists it, or none of its daemons runs`,
+        );
+      }
       await client.query(sourceSql.DELETE_RULES, [env.name]);
       for (const [position, rule] of env.rules.entries()) {
         await client.query(sourceSql.INSERT_RULE, [
@@ -329,7 +347,7 @@ export async function registerConfiguration(client: pg.ClientBase, config: Confi
         ]);
       }
     }
-    await client.query(sourceSql.RETIRE_ENVIRONMENTS, [config.environments.map((e) => e.name)]);
+    await client.query(sourceSql.RETIRE_ENVIRONMENTS, [config.environments.map((e) => e.name), group]);
     for (const [key, value] of Object.entries(config.settings)) {
       // dry_run and sync_passwords in the table are operators' switches (enable_dry_run(),
       // enable_password_sync()), which only they may write. The file's own dry_run applies
