@@ -982,6 +982,24 @@ $$;
 ALTER FUNCTION permsync.release_leadership(daemon_group text) OWNER TO postgres;
 
 --
+-- Name: request_bootstrap(text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.request_bootstrap(env text) RETURNS bigint
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    INSERT INTO permsync.batches (origin, query_text, target_environment, current_user_name, current_user_is_superuser, search_path)
+    SELECT 'bootstrap', format('/* permsync: environment %s added to the configuration: brought to the source''s state */', e.name),
+           e.name, session_user, false, 'pg_catalog'
+      FROM permsync.environments e WHERE e.name = env
+    RETURNING id
+$$;
+
+
+ALTER FUNCTION permsync.request_bootstrap(env text) OWNER TO postgres;
+
+--
 -- Name: require_environment(text); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
@@ -2185,7 +2203,7 @@ CREATE TABLE permsync.batches (
     statements jsonb,
     not_replayable text,
     temp_objects text[],
-    CONSTRAINT batches_origin_check CHECK ((origin = ANY (ARRAY['event_trigger'::text, 'role_watcher'::text, 'manual'::text, 'reconcile'::text])))
+    CONSTRAINT batches_origin_check CHECK ((origin = ANY (ARRAY['event_trigger'::text, 'role_watcher'::text, 'manual'::text, 'reconcile'::text, 'bootstrap'::text])))
 );
 
 
@@ -3347,6 +3365,14 @@ GRANT ALL ON FUNCTION permsync.record_reconcile(env text, plan_text text, plan_m
 
 REVOKE ALL ON FUNCTION permsync.release_leadership(daemon_group text) FROM PUBLIC;
 GRANT ALL ON FUNCTION permsync.release_leadership(daemon_group text) TO permsync_daemon;
+
+
+--
+-- Name: FUNCTION request_bootstrap(env text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.request_bootstrap(env text) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.request_bootstrap(env text) TO permsync_daemon;
 
 
 --

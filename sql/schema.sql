@@ -83,7 +83,7 @@ CREATE TABLE permsync.batches (
     id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     commit_seq           bigint UNIQUE,
     origin               text NOT NULL DEFAULT 'event_trigger'
-                         CHECK (origin IN ('event_trigger', 'role_watcher', 'manual', 'reconcile')),
+                         CHECK (origin IN ('event_trigger', 'role_watcher', 'manual', 'reconcile', 'bootstrap')),
     source_xid           xid8 NOT NULL DEFAULT pg_current_xact_id(),
     statement_started_at timestamptz NOT NULL DEFAULT statement_timestamp(),
     captured_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -1837,6 +1837,20 @@ BEGIN
 END
 $fn$;
 
+-- An environment added to a running daemon's configuration is brought to the source's
+-- state before it follows the batches: a batch (origin 'bootstrap') aimed at it, which the
+-- daemon applies there as `permsync reconcile` would (drift's plan), in commit order.
+CREATE FUNCTION permsync.request_bootstrap(env text)
+RETURNS bigint
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+    INSERT INTO permsync.batches (origin, query_text, target_environment, current_user_name, current_user_is_superuser, search_path)
+    SELECT 'bootstrap', format('/* permsync: environment %s added to the configuration: brought to the source''s state */', e.name),
+           e.name, session_user, false, 'pg_catalog'
+      FROM permsync.environments e WHERE e.name = env
+    RETURNING id
+$fn$;
+
 -- ── The operator's surface ────────────────────────────────────────────────────────────
 -- Views to watch the pipeline, functions to steer it. What an operator asks for is
 -- stored state, written only by these security definer functions (granted to the
@@ -2656,7 +2670,7 @@ GRANT EXECUTE ON FUNCTION permsync.record_reconcile(text, text, boolean, jsonb, 
                                                     numeric, text, text, numeric)
    TO permsync_daemon, permsync_admin;
 GRANT EXECUTE ON FUNCTION permsync.claim_leadership(integer, text), permsync.release_leadership(text),
-                          permsync.group_leads(text) TO permsync_daemon;
+                          permsync.group_leads(text), permsync.request_bootstrap(text) TO permsync_daemon;
 -- The daemon records the roles it creates, drops, renames, and the conflicts it meets.
 GRANT SELECT, INSERT, DELETE, UPDATE (role_name) ON permsync.managed_roles TO permsync_daemon, permsync_admin;
 GRANT SELECT, INSERT, UPDATE (batch_id, reason, last_seen_at, resolved_at, resolution) ON permsync.role_conflicts

@@ -121,7 +121,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
         .whileLeading(async () => {
           await runtime?.stop();
           runtime = undefined;
-          runtime = await startRuntime(current, logger, source, store, metrics);
+          // An environment the new configuration adds is reconciled first, then follows.
+          runtime = await startRuntime(current, logger, source, store, metrics, { bootstrapNew: true });
         })
         .catch(async (error) => {
           // Not applying while holding the lease would stall every standby too: let go of it.

@@ -8,6 +8,7 @@ import { compileRules, type CompiledRule, type RoleScope } from '../config/rules
 import { admit } from '../plan/admit.js';
 import { releaseStatements } from '../plan/release.js';
 import { actorsOf, ownerlessSequences, planConverge } from '../plan/converge.js';
+import { buildReport } from '../plan/report.js';
 import { judgeStatements, mayChange, namesToLookUp, settleGrantors, type OwnershipVerdict, type RoleOwners } from '../plan/role-ownership.js';
 import {
   canRunTogether,
@@ -329,8 +330,9 @@ export class EnvironmentApplier {
     const group: Exclude<Prepared, { failed: object }>[] = [];
     for (const batch of pending) {
       if (FINISHED.has(batch.previousStatus ?? '')) break;
-      // A batch that converges reads the environment's state: it goes alone, once those before it applied.
-      if ((await this.deps.plan(batch)).converge) break;
+      // A batch that converges or bootstraps reads the environment's state: it goes alone, once those before it applied.
+      const plan = await this.deps.plan(batch);
+      if (plan.converge || plan.bootstrap) break;
       const prepared = await this.prepare(batch);
       if (prepared.failed) break;
       if (!prepared.settled && !canRunTogether(prepared.statements)) break;
@@ -467,7 +469,17 @@ export class EnvironmentApplier {
     const reapplying = seq <= this.appliedUnloggedThrough || (seq <= this.interruptedThrough && !batch.previousStatus);
     if (reapplying) notes.unshift(REAPPLIED);
     let statements: Statement[];
-    if (plan.converge) {
+    if (plan.bootstrap) {
+      const planned = await this.bootstrapping(notes);
+      if ('error' in planned) return { batch, failed: planned.error };
+      if (planned.statements.length === 0) {
+        return {
+          batch,
+          settled: { fields: { status: 'success', resultMessage: notes.join('; ') }, say: (log) => log.info({ notes }, 'bootstrap: nothing to change') },
+        };
+      }
+      statements = planned.statements;
+    } else if (plan.converge) {
       const converged = await this.converging(plan.unreplayable as string, plan.converge, notes);
       if ('error' in converged) return { batch, failed: converged.error };
       if (converged.statements.length === 0) {
@@ -495,7 +507,8 @@ export class EnvironmentApplier {
     // "$user" in its search_path still meaning the superuser's schema. A converging batch
     // runs as the sync user, as reconcile does: plan/converge.ts has kept to what its author
     // could change, and its statements name every object in full.
-    const runAs = plan.converge ? undefined : authorOf(batch);
+    const generated = plan.converge !== undefined || plan.bootstrap === true;
+    const runAs = generated ? undefined : authorOf(batch);
     const ownership = admitted.length > 0 ? await this.judge(batch, admitted, runAs) : undefined;
     notes.push(...(ownership?.notes ?? []));
     if (!ownership || ownership.kept.length === 0) {
@@ -507,7 +520,7 @@ export class EnvironmentApplier {
         },
       };
     }
-    const identity: SessionIdentity = plan.converge
+    const identity: SessionIdentity = generated
       ? { searchPath: 'pg_catalog' }
       : runAs !== undefined
         ? { searchPath: batch.searchPath, runAs }
@@ -523,6 +536,29 @@ export class EnvironmentApplier {
       };
     }
     return { batch, identity, statements: ownership.kept, notes, reapplying, ownership };
+  }
+
+  /**
+   * What brings this environment, just added to the configuration, to the source's state:
+   * drift's plan, as `permsync reconcile` makes it (roles of its own and extra roles left
+   * alone), with notes saying what it changed and what it left. Read before the source, as
+   * reconcile does. Verifiers are not compared here: the role watcher's batches carry them.
+   */
+  private async bootstrapping(notes: string[]): Promise<{ statements: Statement[] } | { error: NonNullable<ExecutionResult['error']> }> {
+    const target = await this.deps.target.catalog();
+    if ('error' in target) return target;
+    const source = await this.deps.store.catalog();
+    const { environment, settings, roles } = this.deps;
+    const report = buildReport(environment, settings, roles, source, target.catalog, { dropExtraRoles: false, managed: this.managed });
+    const held = report.differences.filter((d) => d.held !== undefined).length;
+    notes.push(
+      report.plan.length > 0
+        ? `added to the configuration: brought to the source's state, ${report.differences.length} difference(s), ${report.plan.length} statement(s)`
+        : "added to the configuration: it matches the source's state already",
+      ...(held > 0 ? [`${held} difference(s) left alone (roles of its own, extra roles): \`permsync drift --env ${this.name}\` lists them`] : []),
+      ...report.notes,
+    );
+    return { statements: report.plan.map((s, i) => ({ ...s, ordinal: i + 1 })) };
   }
 
   /**

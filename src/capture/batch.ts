@@ -34,7 +34,7 @@ export interface StatementRecord {
 export interface Batch {
   id: string;
   commitSeq: string;
-  origin: 'event_trigger' | 'role_watcher' | 'manual' | 'reconcile';
+  origin: 'event_trigger' | 'role_watcher' | 'manual' | 'reconcile' | 'bootstrap';
   sessionUser: string;
   currentUser: string;
   currentUserIsSuperuser: boolean;
@@ -74,6 +74,8 @@ export interface BatchPlan {
   unreplayable?: string;
   /** For such a batch, what its commands touched: each target converges it to the source's state instead. */
   converge?: ConvergeScope;
+  /** The batch brings an environment just added to the configuration to the source's state: drift's plan there. */
+  bootstrap?: true;
 }
 
 /** What a batch that statement replay cannot carry touched, as far as the source recorded it. */
@@ -125,6 +127,7 @@ export const MAX_RECORDED_COMMANDS = 1000;
  *   batch that statement replay cannot carry.
  */
 export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]>, recorded?: () => Promise<RecordedCommand[]>): Promise<BatchPlan> {
+  if (batch.origin === 'bootstrap') return { batch, replay: [], skipped: [], bootstrap: true };
   const { plan, ordinals } = await planReplay(batch, siblingIds);
   if (plan.unreplayable === undefined || !recorded || batch.origin !== 'event_trigger' || !convergeable(batch)) return plan;
   const scope = convergeScope(batch, ordinals, await recorded());

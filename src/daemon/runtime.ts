@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.js';
 import type { DaemonMetrics } from '../metrics.js';
 import { END_WITHIN_MS, settlesWithin } from '../pg-close.js';
 import type { ListenerStatus } from '../source/listener.js';
-import type { SourceStore } from '../source/store.js';
+import type { RegisterOptions, SourceStore } from '../source/store.js';
 import { Target } from '../target/target.js';
 import { RoleWatcher } from '../watch/role-watcher.js';
 import { batchPlans } from './batch-plans.js';
@@ -32,8 +32,15 @@ export interface Runtime {
  * wake one applier per environment; each applier reads batches from the source in commit
  * order and carries them; the role watcher turns role changes into batches.
  */
-export async function startRuntime(config: Config, logger: Logger, source: pg.Pool, store: SourceStore, metrics: DaemonMetrics): Promise<Runtime> {
-  await store.registerConfiguration(config);
+export async function startRuntime(
+  config: Config,
+  logger: Logger,
+  source: pg.Pool,
+  store: SourceStore,
+  metrics: DaemonMetrics,
+  registration: RegisterOptions = {},
+): Promise<Runtime> {
+  await store.registerConfiguration(config, registration);
   const sourceSuperuser = await store.bootstrapSuperuser();
   await logPasswordCarrying(config, store, logger);
   const controls = new OperatorControls(store, logger, await store.readSwitches());

@@ -140,8 +140,12 @@ export const UPSERT_ENVIRONMENT = `
        SET label = EXCLUDED.label, priority = EXCLUDED.priority, enabled = EXCLUDED.enabled,
            on_permanent_failure = EXCLUDED.on_permanent_failure, group_name = EXCLUDED.group_name, updated_at = now()
      WHERE e.group_name = EXCLUDED.group_name OR NOT e.enabled OR NOT permsync.group_leads(e.group_name)
-    RETURNING e.name)
-  SELECT (SELECT name FROM upsert) AS taken, (SELECT group_name FROM permsync.environments WHERE name = $1) AS held_by`;
+    RETURNING e.name, e.xmax = 0 AS inserted)
+  SELECT (SELECT name FROM upsert) AS taken, (SELECT inserted FROM upsert) AS inserted,
+         (SELECT group_name FROM permsync.environments WHERE name = $1) AS held_by`;
+
+/** Queues the batch that brings environment $1, just added, to the source's state (permsync.request_bootstrap). */
+export const REQUEST_BOOTSTRAP = `SELECT permsync.request_bootstrap($1)`;
 
 export const DELETE_RULES = `DELETE FROM permsync.sync_rules WHERE environment_name = $1`;
 

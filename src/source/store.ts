@@ -120,8 +120,8 @@ export class SourceStore {
   }
 
   /** Mirrors the configuration into permsync.environments, sync_rules and config. */
-  async registerConfiguration(config: Config): Promise<void> {
-    await withPooledSession(this.pool, (client) => registerConfiguration(client, config));
+  async registerConfiguration(config: Config, options: RegisterOptions = {}): Promise<void> {
+    await withPooledSession(this.pool, (client) => registerConfiguration(client, config, options));
   }
 
   async readSwitches(): Promise<Switches> {
@@ -308,20 +308,26 @@ export async function recordManagedRoles(
   await source.query(sourceSql.RESOLVE_ROLE_CONFLICTS, [environment, roles.map((r) => r.name), how]);
 }
 
+export interface RegisterOptions {
+  /** An environment seen for the first time is brought to the source's state by a batch of its own (origin 'bootstrap'). */
+  bootstrapNew?: boolean;
+}
+
 /**
  * Mirrors the configuration into permsync.environments, sync_rules and config, in one
  * transaction. An environment seen for the first time starts after the newest batch:
- * history before it is reconcile's job, not replay's. An environment another daemon group
- * applies to is refused, and nothing is written: two groups never apply to one environment.
+ * history before it is reconcile's job, not replay's (with `bootstrapNew`, a batch that
+ * reconciles it comes first). An environment another daemon group applies to is refused,
+ * and nothing is written: two groups never apply to one environment.
  */
-export async function registerConfiguration(client: pg.ClientBase, config: Config): Promise<void> {
+export async function registerConfiguration(client: pg.ClientBase, config: Config, options: RegisterOptions = {}): Promise<void> {
   const group = config.group ?? DEFAULT_GROUP;
   await client.query('BEGIN');
   try {
     for (const env of config.environments) {
       const {
         rows: [row],
-      } = await client.query<{ taken: string | null; held_by: string | null }>(sourceSql.UPSERT_ENVIRONMENT, [
+      } = await client.query<{ taken: string | null; inserted: boolean | null; held_by: string | null }>(sourceSql.UPSERT_ENVIRONMENT, [
         env.name,
         env.label ?? null,
         env.priority,
@@ -335,6 +341,7 @@ export async function registerConfiguration(client: pg.ClientBase, config: Confi
             `group "${group}" takes it once that group's configuration no longer lists it, or none of its daemons runs`,
         );
       }
+      if (row.inserted && options.bootstrapNew) await client.query(sourceSql.REQUEST_BOOTSTRAP, [env.name]);
       await client.query(sourceSql.DELETE_RULES, [env.name]);
       for (const [position, rule] of env.rules.entries()) {
         await client.query(sourceSql.INSERT_RULE, [

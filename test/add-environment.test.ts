@@ -1,0 +1,55 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PERMSYNC_ROLES } from '../src/config/rules.js';
+import type { Daemon } from '../src/daemon.js';
+import { permissionSnapshot } from './support/catalog.js';
+import { roleCatalog } from './support/roles.js';
+import { startPipeline, type Pipeline } from './support/pipeline.js';
+
+// An environment added to a running daemon's configuration (SIGHUP) is brought to the
+// source's state, then follows the batches, while the others keep going.
+
+let p: Pipeline;
+let daemon: Daemon;
+
+beforeAll(async () => {
+  p = await startPipeline(['prod', 'staging']);
+  await p.everywhere('CREATE ROLE app; CREATE SCHEMA shop; CREATE TABLE shop.orders (id int); CREATE TABLE shop.items (id int)');
+  await p.adopt();
+  const all = p.config();
+  daemon = await p.startDaemon({ ...all, environments: all.environments.filter((e) => e.name === 'prod') });
+});
+
+afterAll(async () => {
+  await p?.close();
+});
+
+describe('an environment added to a running daemon', () => {
+  it('gets what the source had before it was added, then what follows, and the others keep going', async () => {
+    // Before staging is configured: roles, memberships and privileges it has never seen.
+    await p.dba(`CREATE ROLE analyst LOGIN; CREATE ROLE readers; GRANT readers TO analyst`);
+    await p.dba(`GRANT USAGE ON SCHEMA shop TO readers; GRANT SELECT ON shop.orders TO readers; GRANT SELECT, UPDATE ON shop.items TO analyst`);
+    await p.dba(`ALTER DEFAULT PRIVILEGES IN SCHEMA shop GRANT SELECT ON TABLES TO readers`);
+    await p.settleRoles();
+
+    await daemon.reload(p.config());
+    await p.dba('REVOKE UPDATE ON shop.items FROM analyst');
+    await p.dba('GRANT INSERT ON shop.orders TO app');
+    await p.settleRoles();
+
+    const excluded = ['postgres', ...PERMSYNC_ROLES];
+    const sourceRoles = await roleCatalog(p.sourceClient, excluded);
+    const sourcePrivileges = await permissionSnapshot(p.sourceClient);
+    expect(sourcePrivileges).toContain('r shop.orders app INSERT by postgres');
+    for (const name of ['staging', 'prod']) {
+      expect(await roleCatalog(p.env(name).client, excluded)).toEqual(sourceRoles);
+      expect(await permissionSnapshot(p.env(name).client)).toEqual(sourcePrivileges);
+    }
+    // Logged like any batch: its own line in staging's execution log, saying what it did.
+    const { rows } = await p.sourceClient.query<{ status: string; message: string }>(
+      `SELECT x.execution_status AS status, x.result_message AS message
+         FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+        WHERE b.origin = 'bootstrap' AND x.environment_name = 'staging'`,
+    );
+    expect(rows).toEqual([{ status: 'success', message: expect.stringMatching(/^added to the configuration: brought to the source's state, /) }]);
+  });
+});
