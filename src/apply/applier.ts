@@ -475,7 +475,10 @@ export class EnvironmentApplier {
       if (planned.statements.length === 0) {
         return {
           batch,
-          settled: { fields: { status: 'success', resultMessage: notes.join('; ') }, say: (log) => log.info({ notes }, 'bootstrap: nothing to change') },
+          settled: {
+            fields: { status: 'success', resultMessage: notes.join('; ') },
+            say: (log) => log.info({ notes }, 'bootstrap: nothing to change'),
+          },
         };
       }
       statements = planned.statements;
