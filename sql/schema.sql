@@ -1343,7 +1343,7 @@ $fn$;
 -- taken in one statement before the state: a role committed in between counts as not yet
 -- captured, never as captured while missing from the snapshot. When capture of verifiers
 -- was turned on since the snapshot, every verifier the source holds is carried: which
--- changed meanwhile cannot be told. Returns the (last) batch's id, or NULL when nothing changed.
+-- changed meanwhile cannot be told. Returns the batch id, or NULL when nothing changed.
 CREATE FUNCTION permsync.capture_role_changes()
 RETURNS bigint
 LANGUAGE plpgsql
@@ -1359,7 +1359,6 @@ DECLARE
     old_state    jsonb;
     state        jsonb;
     changes      jsonb;
-    part         record;
     batch        bigint;
 BEGIN
     IF permsync.role_snapshot_matches(false) THEN
@@ -1417,22 +1416,13 @@ BEGIN
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
     END IF;
-    -- In batches of about 256 kB of text each, in order (commit_seq follows the inserts):
-    -- the daemon reads none over 1 MB (src/capture/batch.ts, MAX_GENERATED_BYTES), and a
-    -- bulk change, ten thousand roles created in one DO block, is carried whole.
-    FOR part IN SELECT array_agg(x.s ORDER BY x.i) AS statements
-                  FROM (SELECT e.s, e.i, sum(octet_length(e.s ->> 'display') + 2) OVER (ORDER BY e.i)
-                                         - octet_length(e.s ->> 'display') - 2 AS starts_at
-                          FROM jsonb_array_elements(changes) WITH ORDINALITY e(s, i)) x
-                 GROUP BY x.starts_at / 262144 ORDER BY x.starts_at / 262144 LOOP
-        INSERT INTO permsync.batches (origin, query_text, statements, current_user_name, current_user_is_superuser, search_path)
-        VALUES ('role_watcher',
-                (SELECT string_agg(s ->> 'display', E';\n' ORDER BY i) || ';' FROM unnest(part.statements) WITH ORDINALITY u(s, i)),
-                to_jsonb(part.statements), session_user, false, 'pg_catalog')
-        RETURNING id INTO batch;
-        INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity)
-        SELECT batch, s ->> 'kind', 'role', s ->> 'role' FROM unnest(part.statements) s;
-    END LOOP;
+    INSERT INTO permsync.batches (origin, query_text, statements, current_user_name, current_user_is_superuser, search_path)
+    VALUES ('role_watcher',
+            (SELECT string_agg(s ->> 'display', E';\n') || ';' FROM jsonb_array_elements(changes) s),
+            changes, session_user, false, 'pg_catalog')
+    RETURNING id INTO batch;
+    INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity)
+    SELECT batch, s ->> 'kind', 'role', s ->> 'role' FROM jsonb_array_elements(changes) s;
     PERFORM permsync.wake('permsync', batch::text);
     RETURN batch;
 END

@@ -24,8 +24,8 @@ export interface Daemon {
   readonly http: { host: string; port: number };
   /**
    * Takes a new configuration (SIGHUP): environments added or removed, rules changed.
-   * The applying side restarts from the batch table, so no work is lost; source.url
-   * and the source's application_name need a restart.
+   * The applying side restarts from the batch table, so no work is lost; source.url,
+   * the source's application_name and the group need a restart.
    */
   reload(config: Config): Promise<void>;
   stop(): Promise<void>;
@@ -116,7 +116,10 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       if (next.source.url !== current.source.url || next.source.applicationName !== current.source.applicationName) {
         logger.warn('source settings changed: they take effect at the next restart');
       }
-      current = { ...next, source: current.source };
+      // The group is the lease this daemon holds: registering under another would let two groups apply to one environment.
+      if ((next.group ?? DEFAULT_GROUP) !== (current.group ?? DEFAULT_GROUP))
+        logger.warn('the daemon group changed: it takes effect at the next restart');
+      current = { ...next, source: current.source, group: current.group ?? DEFAULT_GROUP };
       await lock
         .whileLeading(async () => {
           await runtime?.stop();

@@ -39,6 +39,8 @@ export const SQLSTATE = {
   undefinedFunction: '42883',
   undefinedSchema: '3F000',
   invalidParameterValue: '22023',
+  cantChangeRuntimeParam: '55P02',
+  invalidCatalogName: '3D000',
   objectNotInPrerequisiteState: '55000',
   uniqueViolation: '23505',
   duplicateSchema: '42P06',
@@ -60,6 +62,17 @@ export const OBJECT_GONE: ReadonlySet<string> = new Set([
   SQLSTATE.undefinedFunction,
   SQLSTATE.undefinedSchema,
 ]);
+/**
+ * A role setting a target cannot take (a parameter or value its version does not know, one
+ * that cannot be set for a role, a database it does not have): left out there, as the role
+ * watcher's statements are (permsync.role_changes), rather than holding the environment.
+ */
+export const SETTING_NOT_TAKEN: readonly string[] = [
+  SQLSTATE.undefinedObject,
+  SQLSTATE.invalidParameterValue,
+  SQLSTATE.cantChangeRuntimeParam,
+  SQLSTATE.invalidCatalogName,
+];
 /** What a database without permsync's schema, or with an older one, answers a query of it. */
 export const NOT_INSTALLED: ReadonlySet<string> = new Set([SQLSTATE.undefinedSchema, SQLSTATE.undefinedTable, SQLSTATE.undefinedFunction]);
 /** Two sessions created the same object at once: the one that lost finds it there. */

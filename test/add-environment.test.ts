@@ -29,6 +29,10 @@ describe('an environment added to a running daemon', () => {
     await p.dba(`CREATE ROLE analyst LOGIN; CREATE ROLE readers; GRANT readers TO analyst`);
     await p.dba(`GRANT USAGE ON SCHEMA shop TO readers; GRANT SELECT ON shop.orders TO readers; GRANT SELECT, UPDATE ON shop.items TO analyst`);
     await p.dba(`ALTER DEFAULT PRIVILEGES IN SCHEMA shop GRANT SELECT ON TABLES TO readers`);
+    // A login's own setting in a database only the source has: staging cannot take it, and
+    // must not be held by it.
+    await p.dba(`CREATE DATABASE analytics`);
+    await p.dba(`SET ROLE analyst; ALTER ROLE analyst IN DATABASE analytics SET work_mem = '64MB'; RESET ROLE`);
     await p.settleRoles();
 
     await daemon.reload(p.config());
@@ -37,7 +41,8 @@ describe('an environment added to a running daemon', () => {
     await p.settleRoles();
 
     const excluded = ['postgres', ...PERMSYNC_ROLES];
-    const sourceRoles = await roleCatalog(p.sourceClient, excluded);
+    const sourceRoles = (await roleCatalog(p.sourceClient, excluded)).filter((line) => !line.includes(' in analytics: '));
+    expect(await roleCatalog(p.sourceClient, excluded)).toContain('setting analyst in analytics: work_mem=64MB');
     const sourcePrivileges = await permissionSnapshot(p.sourceClient);
     expect(sourcePrivileges).toContain('r shop.orders app INSERT by postgres');
     for (const name of ['staging', 'prod']) {

@@ -545,12 +545,13 @@ export class EnvironmentApplier {
    * What brings this environment, just added to the configuration, to the source's state:
    * drift's plan, as `permsync reconcile` makes it (roles of its own and extra roles left
    * alone), with notes saying what it changed and what it left. Read before the source, as
-   * reconcile does. Verifiers are not compared here: the role watcher's batches carry them.
+   * reconcile does, with verifiers where settings.sync_passwords carries them.
    */
   private async bootstrapping(notes: string[]): Promise<{ statements: Statement[] } | { error: NonNullable<ExecutionResult['error']> }> {
-    const target = await this.deps.target.catalog();
+    const verifiers = this.deps.settings.syncPasswords;
+    const target = await this.deps.target.catalog(verifiers);
     if ('error' in target) return target;
-    const source = await this.deps.store.catalog();
+    const source = await this.deps.store.catalog(verifiers);
     const { environment, settings, roles } = this.deps;
     const report = buildReport(environment, settings, roles, source, target.catalog, { dropExtraRoles: false, managed: this.managed });
     const held = report.differences.filter((d) => d.held !== undefined).length;

@@ -60,7 +60,9 @@ function buildProgram(): Command {
       await withSourceClient(config, async (client) => {
         const result = await install(client, { onWait: (holder) => process.stderr.write(`waiting for ${holder}\n`) });
         // Environments are known from now on: changes made before the daemon first runs still reach them.
-        await registerConfiguration(client, config);
+        const { refused } = await registerConfiguration(client, config);
+        for (const { environment, reason } of refused)
+          process.stderr.write(`environment "${environment}" is not registered for this daemon group: ${reason}\n`);
         const applied = result.applied.map((m) => `${m.version} ${m.name}`);
         process.stdout.write(
           applied.length

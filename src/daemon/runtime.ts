@@ -40,7 +40,10 @@ export async function startRuntime(
   metrics: DaemonMetrics,
   registration: RegisterOptions = {},
 ): Promise<Runtime> {
-  await store.registerConfiguration(config, registration);
+  const { refused } = await store.registerConfiguration(config, registration);
+  for (const { environment, reason } of refused)
+    logger.error({ environment }, `environment "${environment}" is not applied by this daemon: ${reason}`);
+  const applied = config.environments.filter((env) => env.enabled && !refused.some((r) => r.environment === env.name));
   const sourceSuperuser = await store.bootstrapSuperuser();
   await logPasswordCarrying(config, store, logger);
   const controls = new OperatorControls(store, logger, await store.readSwitches());
@@ -49,27 +52,25 @@ export async function startRuntime(
   const feed = new BatchFeed((after, limit) => store.newBatchesAfter(after, limit));
   const roles = roleScope(config);
   const targets: Target[] = [];
-  const appliers = config.environments
-    .filter((env) => env.enabled)
-    .map((environment) => {
-      const target = new Target(environment, config.settings, (error) =>
-        logger.warn({ environment: environment.name, err: error }, 'idle target connection failed'),
-      );
-      targets.push(target);
-      return new EnvironmentApplier({
-        environment,
-        settings: config.settings,
-        switches: () => controls.switches,
-        store,
-        feed,
-        target,
-        plan,
-        roles,
-        sourceSuperuser,
-        metrics,
-        logger,
-      });
+  const appliers = applied.map((environment) => {
+    const target = new Target(environment, config.settings, (error) =>
+      logger.warn({ environment: environment.name, err: error }, 'idle target connection failed'),
+    );
+    targets.push(target);
+    return new EnvironmentApplier({
+      environment,
+      settings: config.settings,
+      switches: () => controls.switches,
+      store,
+      feed,
+      target,
+      plan,
+      roles,
+      sourceSuperuser,
+      metrics,
+      logger,
     });
+  });
   controls.govern(appliers, feed);
 
   const listener = listenToSource(config, logger, controls);

@@ -2,7 +2,7 @@ import { TARGET_DATABASE } from './target-statements.js';
 import { quoteIdent, quoteLiteral, quoteQualified, settingValueSql } from '../sql/quote.js';
 import { shown, type Statement, type StatementKind } from '../sql/statement.js';
 import { MASKED_PASSWORD } from '../redact.js';
-import { SQLSTATE } from '../errors.js';
+import { SETTING_NOT_TAKEN, SQLSTATE } from '../errors.js';
 import { PUBLIC, type GrantState, type RoleState } from '../catalog/catalog.js';
 import type { Change, ObjectRef, PrivilegeTarget } from '../catalog/compare.js';
 
@@ -202,7 +202,7 @@ function settingStatement(change: Extract<Change, { type: 'setting' }>): Planned
     'ALTER ROLE SET',
     change.role,
     value === null ? `${head} RESET ${quoteIdent(change.key)}` : `${head} SET ${quoteIdent(change.key)} TO ${value}`,
-    { onTargetDatabase: change.here },
+    { onTargetDatabase: change.here, ignoreCodes: [...SETTING_NOT_TAKEN] },
   );
 }
 

@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import type { Batch, RecordedCommand } from '../capture/batch.js';
 import { DEFAULT_GROUP, type Config } from '../config/schema.js';
-import { UsageError } from '../errors.js';
 import * as sourceSql from './queries.js';
 import { withPooledSession } from '../pg-sessions.js';
 import { readSourceOwners, readSourcePolicies, type HeldPolicy, type SourcePolicy } from '../catalog/role-holdings.js';
@@ -120,8 +119,8 @@ export class SourceStore {
   }
 
   /** Mirrors the configuration into permsync.environments, sync_rules and config. */
-  async registerConfiguration(config: Config, options: RegisterOptions = {}): Promise<void> {
-    await withPooledSession(this.pool, (client) => registerConfiguration(client, config, options));
+  async registerConfiguration(config: Config, options: RegisterOptions = {}): Promise<Registration> {
+    return withPooledSession(this.pool, (client) => registerConfiguration(client, config, options));
   }
 
   async readSwitches(): Promise<Switches> {
@@ -199,9 +198,9 @@ export class SourceStore {
     }));
   }
 
-  /** The source's permission state now, as drift reads it, without verifiers (plan/converge.ts). */
-  async catalog(): Promise<Catalog> {
-    return withPooledSession(this.pool, (client) => readCatalog(client, { verifiers: false, source: true }));
+  /** The source's permission state now, as drift reads it; verifiers only when asked (a bootstrap with sync_passwords on). */
+  async catalog(verifiers = false): Promise<Catalog> {
+    return withPooledSession(this.pool, (client) => readCatalog(client, { verifiers, source: true }));
   }
 
   /** What these roles may change on the source, and the owners of these sequences (plan/converge.ts). */
@@ -308,6 +307,11 @@ export async function recordManagedRoles(
   await source.query(sourceSql.RESOLVE_ROLE_CONFLICTS, [environment, roles.map((r) => r.name), how]);
 }
 
+/** Environments of the configuration this daemon group may not apply to, and why. */
+export interface Registration {
+  refused: { environment: string; reason: string }[];
+}
+
 export interface RegisterOptions {
   /** An environment seen for the first time is brought to the source's state by a batch of its own (origin 'bootstrap'). */
   bootstrapNew?: boolean;
@@ -318,10 +322,12 @@ export interface RegisterOptions {
  * transaction. An environment seen for the first time starts after the newest batch:
  * history before it is reconcile's job, not replay's (with `bootstrapNew`, a batch that
  * reconciles it comes first). An environment another daemon group applies to is refused,
- * and nothing is written: two groups never apply to one environment.
+ * and left as it is: two groups never apply to one environment, and the group's other
+ * environments go on.
  */
-export async function registerConfiguration(client: pg.ClientBase, config: Config, options: RegisterOptions = {}): Promise<void> {
+export async function registerConfiguration(client: pg.ClientBase, config: Config, options: RegisterOptions = {}): Promise<Registration> {
   const group = config.group ?? DEFAULT_GROUP;
+  const refused: Registration['refused'] = [];
   await client.query('BEGIN');
   try {
     for (const env of config.environments) {
@@ -336,10 +342,13 @@ export async function registerConfiguration(client: pg.ClientBase, config: Confi
         group,
       ]);
       if (!row?.taken) {
-        throw new UsageError(
-          `environment "${env.name}" is applied by the daemons of group "${row?.held_by ?? '?'}", which lead now; ` +
+        refused.push({
+          environment: env.name,
+          reason:
+            `the daemons of group "${row?.held_by ?? '?'}" apply to it and lead now; ` +
             `group "${group}" takes it once that group's configuration no longer lists it, or none of its daemons runs`,
-        );
+        });
+        continue;
       }
       if (row.inserted && options.bootstrapNew) await client.query(sourceSql.REQUEST_BOOTSTRAP, [env.name]);
       await client.query(sourceSql.DELETE_RULES, [env.name]);
@@ -366,6 +375,7 @@ export async function registerConfiguration(client: pg.ClientBase, config: Confi
       await client.query(sourceSql.UPSERT_CONFIG, [name, text]);
     }
     await client.query('COMMIT');
+    return { refused };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
     throw error;

@@ -132,9 +132,9 @@ export class Target {
   }
 
   /** The environment's permission state as drift reads it, without verifiers (plan/converge.ts), or why it could not be read. */
-  async catalog(): Promise<{ catalog: Catalog } | { error: ClassifiedError & { unreachable: boolean } }> {
+  async catalog(verifiers = false): Promise<{ catalog: Catalog } | { error: ClassifiedError & { unreachable: boolean } }> {
     try {
-      return { catalog: await withPooledSession(this.pool, (client) => readCatalog(client, { verifiers: false })) };
+      return { catalog: await withPooledSession(this.pool, (client) => readCatalog(client, { verifiers })) };
     } catch (error) {
       return { error: connectFailed(error) };
     }
