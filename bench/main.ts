@@ -6,12 +6,13 @@ import type pg from 'pg';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { measureBurst, measureCatchUp } from './burst.js';
 import { measureBulkRoles } from './bulk-roles.js';
+import { measureCostByRoleCount } from './cost-by-roles.js';
 import { spawnDaemon, type DaemonProcess } from './daemon-process.js';
 import { measureStatementLatency, type Side } from './dba-cost.js';
 import { createGrants, runDrift } from './drift.js';
 import { lastCommitSeq, waitApplied } from './progress.js';
 import { measurePropagation } from './propagation.js';
-import { mb, ms, printTable, rate, seconds, stamp, writeResults, type Row } from './report.js';
+import { mb, ms, printTable, rate, ratio, seconds, stamp, writeResults, type Row } from './report.js';
 import { burstRows, catchUpRows, costRows, get, roleRows } from './rows.js';
 import { createBaselineRoles, createRoles, measureCheck, measureDetection } from './roles.js';
 import { connect, ENVIRONMENTS, startBenchServers, type BenchServers } from './servers.js';
@@ -40,12 +41,14 @@ const SIZES = {
   driftEnvironment: 'dev',
   bulkRoles: 10_000,
   bulkRoleMajors: [14, 18],
+  roleCounts: [100, 10_000, 100_000],
+  costByRolesPerSide: 600,
 } as const;
 /** The daemon's role_watch_interval_ms: the default, which the detection goal is stated for. */
 const ROLE_WATCH_INTERVAL_MS = 500;
 
 /** Measurements by number; --only=3,6 runs some (1 and 2 run together, so do 4, 5 and 8). */
-const STEPS = { cost: ['1', '2'], propagation: ['3'], burst: ['4', '5', '8'], roles: ['6'], drift: ['7'], bulk: ['9'] } as const;
+const STEPS = { cost: ['1', '2'], propagation: ['3'], burst: ['4', '5', '8'], roles: ['6'], drift: ['7'], bulk: ['9'], roleCount: ['10'] } as const;
 type Step = keyof typeof STEPS;
 
 const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
@@ -257,6 +260,28 @@ async function main(argv: string[]): Promise<void> {
         );
       }
       results.bulkRoles = bulk;
+    }
+
+    if (wanted('roleCount')) {
+      say(`10: durable GRANT/REVOKE with ${SIZES.roleCounts.join(', ')} roles in the cluster (servers of their own, capture without a daemon)`);
+      const byCount = await measureCostByRoleCount(SIZES.roleCounts, {
+        perSide: SIZES.costByRolesPerSide,
+        roundSize: SIZES.costRound,
+        warmup: SIZES.costRound,
+      });
+      results.costByRoleCount = byCount;
+      const fewest = byCount[0];
+      for (const c of byCount) {
+        if (!fewest) break;
+        const r = c.permsync.p50 / fewest.permsync.p50;
+        rows.push({
+          id: '10',
+          measurement: `DBA cost, durable, ${c.roles} roles: p50 ${ms(c.permsync.p50)} (plain ${ms(c.plain.p50)}, ${ratio(c.permsync.p50 / c.plain.p50)}), against ${fewest.roles} roles`,
+          figure: ratio(r),
+          goal: c === fewest ? '' : '<= 1.25x',
+          met: c === fewest ? null : r <= 1.25,
+        });
+      }
     }
 
     const loadAtEnd = await loadAverage();

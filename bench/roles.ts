@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import { distribution, now, sleep, type Distribution } from './stats.js';
 
-/** Creates roles bench_r1 .. bench_rN in one statement. */
-export async function createRoles(client: pg.ClientBase, count: number): Promise<void> {
+/** Creates roles bench_r<from> .. bench_r<count> in one statement. */
+export async function createRoles(client: pg.ClientBase, count: number, from = 1): Promise<void> {
   await client.query(`DO $$ BEGIN
-      FOR i IN 1..${count} LOOP EXECUTE format('CREATE ROLE %I', 'bench_r' || i); END LOOP;
+      FOR i IN ${from}..${count} LOOP EXECUTE format('CREATE ROLE %I', 'bench_r' || i); END LOOP;
     END $$`);
 }
 

@@ -9,13 +9,13 @@ export const ENVIRONMENTS = ['dev', 'test', 'preprod', 'prod'] as const;
 const TABLES = 10;
 
 /** Objects every server has: the statements the measurements send name them. */
-const SCHEMA = `
+export const BENCH_SCHEMA = `
   CREATE ROLE bench_app;
   CREATE SCHEMA bench;
   ${Array.from({ length: TABLES }, (_, i) => `CREATE TABLE bench.t${i} (id int);`).join('\n  ')}`;
 
 /** The same objects in another database of a server: roles are the cluster's. */
-const TABLES_ONLY = SCHEMA.replace('CREATE ROLE bench_app;', '');
+const TABLES_ONLY = BENCH_SCHEMA.replace('CREATE ROLE bench_app;', '');
 
 /**
  * An event trigger on GRANT and REVOKE that does nothing: the least any capture by event
@@ -90,7 +90,7 @@ export async function startBenchServers(): Promise<BenchServers> {
     },
   };
   try {
-    await Promise.all(clusters.map((c) => withClient(c.url, (client) => client.query(SCHEMA))));
+    await Promise.all(clusters.map((c) => withClient(c.url, (client) => client.query(BENCH_SCHEMA))));
     await withClient(source.url, (client) => install(client));
     // bench_app was created on every server: each target hands its own over to permsync (onboarding).
     await withClient(source.url, async (client) => {
