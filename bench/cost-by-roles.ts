@@ -16,7 +16,8 @@ export interface CostAtRoles {
 
 /**
  * A DBA's durable GRANT/REVOKE as the role count of the cluster grows: a source with
- * permsync (capture only, no daemon: what the count changes is the DBA's path) and a
+ * permsync (capture only, no daemon: what the count changes is the DBA's path; no role
+ * watcher shares the cores, which flatters the larger counts a little) and a
  * plain server, both given the same roles, measured side by side at each count. The
  * roles are the source's baseline (as install takes the roles it finds): the figure is
  * about commands with many roles around, not about carrying their creation.
@@ -40,6 +41,14 @@ export async function measureCostByRoleCount(counts: readonly number[], options:
         await Promise.all([addRoles(admin, count, made + 1), addRoles(plainAdmin, count, made + 1)]);
         // The source's snapshot takes them as its baseline, as install does.
         await admin.query('SELECT permsync.take_role_baseline()');
+        // A watcher check after that commit, as the daemon's would be: from then on the DBA's
+        // role check compares the fingerprints only (see permsync.capture_role_changes).
+        await admin.query('SELECT permsync.capture_role_changes()');
+        // Their cleanup and the disk writes behind them do not fall into the measurement.
+        for (const client of [admin, plainAdmin]) {
+          await client.query('VACUUM ANALYZE pg_authid, pg_auth_members');
+          await client.query('CHECKPOINT');
+        }
         made = count;
       }
       const cost = await measureStatementLatency(
