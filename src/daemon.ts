@@ -51,6 +51,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   let runtime: Runtime | undefined;
   const metrics = new DaemonMetrics({
     source,
+    group: config.group ?? DEFAULT_GROUP,
     logger,
     environments: () => current.environments.filter((e) => e.enabled).map((e) => e.name),
     leader: () => lock.holder,

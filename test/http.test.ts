@@ -175,8 +175,8 @@ describe('the HTTP surface', () => {
     const [a, b] = [newMetrics(), newMetrics()]; // two daemons in one process do not collide
     a.setLeader(true);
     const [scrapeA, scrapeB] = [await scrape(await serve(a, readyAs('leader'))), await scrape(await serve(b, readyAs('standby')))];
-    expect(scrapeA.value('permsync_leader')).toBe(1);
-    expect(scrapeB.value('permsync_leader')).toBe(0);
+    expect(scrapeA.value('permsync_leader', { group: 'default' })).toBe(1);
+    expect(scrapeB.value('permsync_leader', { group: 'default' })).toBe(0);
     expect(scrapeA.types.get('process_cpu_user_seconds_total')).toBe('counter');
     expect(scrapeA.types.get('nodejs_eventloop_lag_seconds')).toBe('gauge');
     expect(scrapeA.types.get('process_resident_memory_bytes')).toBe('gauge');
@@ -242,7 +242,7 @@ describe('metrics of a daemon at work', () => {
     }
     expect(carried.types.get('permsync_apply_duration_seconds')).toBe('histogram');
     expect(carried.value('permsync_retry_queue_depth')).toBe(0);
-    expect(carried.value('permsync_leader')).toBe(1);
+    expect(carried.value('permsync_leader', { group: 'default' })).toBe(1);
     expect(carried.value('permsync_metrics_collect_errors_total')).toBe(0);
 
     // prod goes down: dev carries the next batch, prod fails it and waits to retry.
@@ -340,8 +340,8 @@ describe('leader and standby', () => {
       since: lease?.since.toISOString(),
     };
     await expect.poll(() => readyz(standby)).toEqual({ status: 200, body: { status: 'ready', role: 'standby', leader: named } });
-    expect((await scrape(leader.http)).value('permsync_leader')).toBe(1);
-    expect((await scrape(standby.http)).value('permsync_leader')).toBe(0);
+    expect((await scrape(leader.http)).value('permsync_leader', { group: 'default' })).toBe(1);
+    expect((await scrape(standby.http)).value('permsync_leader', { group: 'default' })).toBe(0);
     const labels = { pid: String(named.pid), user: named.user, application_name: named.applicationName, client_addr: named.clientAddr };
     for (const daemon of [leader, standby]) {
       const m = await scrape(daemon.http);
