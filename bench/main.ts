@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { measureBurst, measureCatchUp } from './burst.js';
+import { measureAddEnvironment } from './add-environment.js';
 import { measureBulkRoles } from './bulk-roles.js';
 import { measureCostByRoleCount } from './cost-by-roles.js';
 import { spawnDaemon, type DaemonProcess } from './daemon-process.js';
@@ -43,12 +44,22 @@ const SIZES = {
   bulkRoleMajors: [14, 18],
   roleCounts: [100, 10_000, 100_000],
   costByRolesPerSide: 600,
+  addedEnvironmentRoles: 10_000,
 } as const;
 /** The daemon's role_watch_interval_ms: the default, which the detection goal is stated for. */
 const ROLE_WATCH_INTERVAL_MS = 500;
 
 /** Measurements by number; --only=3,6 runs some (1 and 2 run together, so do 4, 5 and 8). */
-const STEPS = { cost: ['1', '2'], propagation: ['3'], burst: ['4', '5', '8'], roles: ['6'], drift: ['7'], bulk: ['9'], roleCount: ['10'] } as const;
+const STEPS = {
+  cost: ['1', '2'],
+  propagation: ['3'],
+  burst: ['4', '5', '8'],
+  roles: ['6'],
+  drift: ['7'],
+  bulk: ['9'],
+  roleCount: ['10'],
+  addEnvironment: ['11'],
+} as const;
 type Step = keyof typeof STEPS;
 
 const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
@@ -284,6 +295,19 @@ async function main(argv: string[]): Promise<void> {
           met: c === fewest ? null : r <= 1.25,
         });
       }
+    }
+
+    if (wanted('addEnvironment')) {
+      say(`11: an environment added by SIGHUP, brought to a source with ${SIZES.addedEnvironmentRoles} roles (servers of their own)`);
+      const added = await measureAddEnvironment(SIZES.addedEnvironmentRoles, dir);
+      results.addEnvironment = added;
+      rows.push({
+        id: '11',
+        measurement: `environment added by SIGHUP: SIGHUP to brought to the source's ${added.roles} roles and their grants (${added.statements} statements)`,
+        figure: seconds(added.bootstrapMs / 1000),
+        goal: '',
+        met: null,
+      });
     }
 
     const loadAtEnd = await loadAverage();
