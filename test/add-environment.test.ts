@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PERMSYNC_ROLES } from '../src/config/rules.js';
 import type { Daemon } from '../src/daemon.js';
@@ -56,5 +57,45 @@ describe('an environment added to a running daemon', () => {
         WHERE b.origin = 'bootstrap' AND x.environment_name = 'staging'`,
     );
     expect(rows).toEqual([{ status: 'success', message: expect.stringMatching(/^added to the configuration: brought to the source's state, /) }]);
+  });
+});
+
+describe('an environment added to a running daemon that carries verifiers', () => {
+  let q: Pipeline;
+
+  beforeAll(async () => {
+    q = await startPipeline(['prod', 'staging']);
+    await q.everywhere('CREATE TABLE t (id int)');
+    await q.adopt();
+  });
+
+  afterAll(async () => {
+    await q?.close();
+  });
+
+  it('gets the source verifier of a login made before it was added, and no log shows it', async () => {
+    const config = q.config({ settings: { syncPasswords: true } });
+    const daemon = await q.startDaemon({ ...config, environments: config.environments.filter((e) => e.name === 'prod') });
+    await q.dba(`SELECT permsync.enable_password_sync()`);
+    await q.dba(`CREATE ROLE login_a LOGIN PASSWORD 'secret-a-Pa55'; GRANT SELECT ON t TO login_a`);
+    await q.settleRoles();
+
+    await daemon.reload(config);
+    await q.settleRoles();
+
+    const verifier = async (client: pg.ClientBase) =>
+      (await client.query<{ v: string | null }>(`SELECT rolpassword AS v FROM pg_authid WHERE rolname = 'login_a'`)).rows[0]?.v;
+    const source = await verifier(q.sourceClient);
+    expect(source).toMatch(/^SCRAM-SHA-256\$/);
+    expect(await verifier(q.env('staging').client)).toBe(source);
+    const { rows } = await q.sourceClient.query<{ text: string }>(
+      `SELECT concat_ws(' ', x.applied_sql, x.result_message, x.error_detail, x.error_hint) AS text
+         FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+        WHERE b.origin = 'bootstrap' AND x.environment_name = 'staging'`,
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.text).toContain('ALTER ROLE "login_a" WITH PASSWORD');
+    expect(rows[0]?.text).not.toContain(source);
+    expect(rows[0]?.text).not.toContain('secret-a');
   });
 });
