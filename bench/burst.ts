@@ -55,7 +55,7 @@ async function lastFinished(monitor: pg.Client, after: string, environments: rea
 export async function measureBurst(
   dba: pg.Client,
   monitor: pg.Client,
-  targets: Map<string, LocalCluster>,
+  targets: Map<string, { url: string }>,
   count: number,
   cpuGroups: CpuGroup[],
 ): Promise<BurstResult> {
@@ -138,7 +138,7 @@ export async function measureCatchUp(
  * (id) have strictly rising commit_seq, all succeeded, one per batch. And the outcome: the
  * statements' final state depends on their order, so each target's ACLs must equal the source's.
  */
-async function checkOrder(monitor: pg.Client, after: string, count: number, targets: Map<string, LocalCluster>): Promise<OrderCheck> {
+async function checkOrder(monitor: pg.Client, after: string, count: number, targets: Map<string, { url: string }>): Promise<OrderCheck> {
   const { rows } = await monitor.query<{ environment_name: string; n: number; out_of_order: number; not_success: number }>(
     `SELECT environment_name, count(*)::int AS n,
             count(*) FILTER (WHERE previous >= commit_seq)::int AS out_of_order,

@@ -7,6 +7,7 @@ import { PACKAGE_ROOT } from '../src/paths.js';
 import { measureBurst, measureCatchUp } from './burst.js';
 import { measureAddEnvironment } from './add-environment.js';
 import { measureBulkRoles } from './bulk-roles.js';
+import { measureFleet } from './fleet.js';
 import { measureCostByRoleCount } from './cost-by-roles.js';
 import { spawnDaemon, type DaemonProcess } from './daemon-process.js';
 import { measureStatementLatency, type Side } from './dba-cost.js';
@@ -45,6 +46,10 @@ const SIZES = {
   roleCounts: [100, 10_000, 100_000],
   costByRolesPerSide: 600,
   addedEnvironmentRoles: 10_000,
+  fleetSizes: [4, 50],
+  fleetPerSecond: 20,
+  fleetSeconds: 15,
+  fleetBurst: 2000,
 } as const;
 /** The daemon's role_watch_interval_ms: the default, which the detection goal is stated for. */
 const ROLE_WATCH_INTERVAL_MS = 500;
@@ -59,6 +64,7 @@ const STEPS = {
   bulk: ['9'],
   roleCount: ['10'],
   addEnvironment: ['11'],
+  fleet: ['12'],
 } as const;
 type Step = keyof typeof STEPS;
 
@@ -308,6 +314,64 @@ async function main(argv: string[]): Promise<void> {
         goal: '',
         met: null,
       });
+    }
+
+    if (wanted('fleet')) {
+      say(
+        `12: one daemon, ${SIZES.fleetSizes.join(' then ')} environments (databases, ten per server): ${SIZES.fleetPerSecond}/s, then a burst of ${SIZES.fleetBurst}`,
+      );
+      const fleet = await measureFleet(
+        SIZES.fleetSizes,
+        { perSecond: SIZES.fleetPerSecond, seconds: SIZES.fleetSeconds, burst: SIZES.fleetBurst },
+        dir,
+      );
+      results.fleet = fleet;
+      const [small, large] = [fleet[0], fleet[fleet.length - 1]];
+      for (const f of fleet) {
+        const at = `${f.environments} environments`;
+        const goals = f === large;
+        rows.push(
+          {
+            id: '12',
+            measurement: `${at}: propagation to the last at ${rate(f.sentPerSecond)}, p99 (p50 ${ms(f.propagation.p50)})`,
+            figure: ms(f.propagation.p99),
+            goal: goals ? '< 500 ms' : '',
+            met: goals ? f.propagation.p99 < 500 : null,
+          },
+          {
+            id: '12',
+            measurement: `${at}: burst of ${f.burst.count}, last commit to applied by all (slowest ${rate(f.burst.slowestPerSecond)})${f.burst.orderKept ? '' : `: ${f.burst.problems.join('; ')}`}`,
+            figure: ms(f.burst.drainAfterLastCommitMs),
+            goal: 'order kept',
+            met: f.burst.orderKept,
+          },
+          {
+            id: '12',
+            measurement: `${at}: daemon peak RSS`,
+            figure: mb(f.peakRssMb),
+            goal: goals ? '< 250 MB' : '',
+            met: goals ? f.peakRssMb < 250 : null,
+          },
+          {
+            id: '12',
+            measurement: `${at}: sessions after the burst, on the targets and on the source`,
+            figure: `${f.targetSessions} + ${f.sourceSessions}`,
+            goal: '',
+            met: null,
+          },
+        );
+      }
+      if (small && large && large.environments > small.environments) {
+        // A straight line through the two sizes, as a projection, not a measurement.
+        const at200 = (a: number, b: number) => a + ((b - a) * (200 - small.environments)) / (large.environments - small.environments);
+        rows.push({
+          id: '12',
+          measurement: `200 environments, projected from ${small.environments} and ${large.environments}: peak RSS, propagation p99`,
+          figure: `${mb(at200(small.peakRssMb, large.peakRssMb))}, ${ms(at200(small.propagation.p99, large.propagation.p99))}`,
+          goal: '',
+          met: null,
+        });
+      }
     }
 
     const loadAtEnd = await loadAverage();

@@ -15,7 +15,7 @@ export const BENCH_SCHEMA = `
   ${Array.from({ length: TABLES }, (_, i) => `CREATE TABLE bench.t${i} (id int);`).join('\n  ')}`;
 
 /** The same objects in another database of a server: roles are the cluster's. */
-const TABLES_ONLY = BENCH_SCHEMA.replace('CREATE ROLE bench_app;', '');
+export const BENCH_TABLES = BENCH_SCHEMA.replace('CREATE ROLE bench_app;', '');
 
 /**
  * An event trigger on GRANT and REVOKE that does nothing: the least any capture by event
@@ -103,23 +103,23 @@ export async function startBenchServers(): Promise<BenchServers> {
     });
     // Roles are the cluster's: this database needs only the tables, and the trigger.
     await withClient(plain.url, (client) => client.query('CREATE DATABASE bench_empty_trigger'));
-    await withClient(servers.emptyTriggerUrl, (client) => client.query(`${TABLES_ONLY} ${EMPTY_EVENT_TRIGGER}`));
+    await withClient(servers.emptyTriggerUrl, (client) => client.query(`${BENCH_TABLES} ${EMPTY_EVENT_TRIGGER}`));
     await withClient(wal.url, async (client) => {
       await client.query('CREATE DATABASE bench_wal_plain');
       await client.query('CREATE DATABASE bench_wal_message');
       await client.query('CREATE DATABASE bench_wal_message_ordered');
     });
-    await withClient(servers.walPlainUrl, (client) => client.query(TABLES_ONLY));
-    await withClient(servers.walMessageUrl, (client) => client.query(`${TABLES_ONLY} ${WAL_MESSAGE_SQL}`));
+    await withClient(servers.walPlainUrl, (client) => client.query(BENCH_TABLES));
+    await withClient(servers.walMessageUrl, (client) => client.query(`${BENCH_TABLES} ${WAL_MESSAGE_SQL}`));
     await withClient(servers.walMessageOrderedUrl, async (client) => {
-      await client.query(TABLES_ONLY);
+      await client.query(BENCH_TABLES);
       await install(client);
       await client.query(WAL_MESSAGE_ORDERED_SQL);
     });
     await assertRoleCheckPasses(servers.walMessageOrderedUrl);
     await withClient(sync.url, (client) => client.query('CREATE DATABASE bench_capture_only'));
     await withClient(servers.captureOnlyUrl, async (client) => {
-      await client.query(TABLES_ONLY);
+      await client.query(BENCH_TABLES);
       await install(client);
     });
     await assertRoleCheckPasses(servers.captureOnlyUrl);
