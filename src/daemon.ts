@@ -93,6 +93,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
         const unreachable = await probe.check();
         if (unreachable) return { ready: false, role, reason: `source unreachable: ${unreachable}` };
         if (role === 'standby') {
+          // Ready as a standby only once a claim has said so: until then it may be about to lead.
+          if (!lock.claimed) return { ready: false, role, reason: 'starting: claiming the leader lease' };
           if (lock.failure) return { ready: false, role, reason: `cannot claim the leader lease: ${lock.failure}` };
           return lock.holder ? { ready: true, role, leader: lock.holder } : { ready: true, role };
         }

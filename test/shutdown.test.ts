@@ -46,19 +46,31 @@ function spawnDaemon(): { child: TestProcess; port: () => number | undefined } {
   return { child, port: () => port };
 }
 
-/** What /readyz says, or undefined before the daemon answers. */
-async function readyz(port: number | undefined): Promise<string | undefined> {
+/** What /readyz says (status, and the daemon's role), or undefined before the daemon answers. */
+async function readiness(port: number | undefined): Promise<{ status: string; role: string } | undefined> {
   if (port === undefined) return undefined;
   return fetch(`http://127.0.0.1:${port}/readyz`).then(
-    async (r) => ((await r.json()) as { status: string }).status,
+    async (r) => (await r.json()) as { status: string; role: string },
     () => undefined,
   );
+}
+
+async function readyz(port: number | undefined): Promise<string | undefined> {
+  return (await readiness(port))?.status;
 }
 
 /** A daemon that leads and applies, with a session open to each environment. */
 async function runningDaemon(): Promise<{ child: TestProcess; port: () => number | undefined }> {
   const daemon = spawnDaemon();
-  await daemon.child.until(async () => (await readyz(daemon.port())) === 'ready', 15_000, 'the daemon to be ready');
+  // Leading, not standing by: a lease the previous test's daemon held may take a claim or two to free.
+  await daemon.child.until(
+    async () => {
+      const answer = await readiness(daemon.port());
+      return answer?.status === 'ready' && answer.role === 'leader';
+    },
+    15_000,
+    'the daemon to be ready as the leader',
+  );
   await churn(1);
   await p.settle();
   return daemon;
@@ -231,5 +243,26 @@ describe('SIGTERM and SIGINT end the daemon within seconds, exit code 0', () => 
     const daemon = await p.startDaemon(p.config(), logLines);
     await expectConverged();
     await daemon.stop();
+  });
+});
+
+describe('readiness while the daemon starts', () => {
+  it('is not ready until its first claim of the leader lease is answered: it may be about to lead', async () => {
+    await p.sourceClient.query(`INSERT INTO permsync.leader (group_name) VALUES ('default') ON CONFLICT DO NOTHING`);
+    const blocker = await connect(p.source.url);
+    // The claim waits for this row lock, as for a slow source.
+    await blocker.query(`BEGIN; SELECT FROM permsync.leader WHERE group_name = 'default' FOR UPDATE`);
+    try {
+      const { child, port } = spawnDaemon();
+      let answer: Awaited<ReturnType<typeof readiness>>;
+      await child.until(async () => (answer = await readiness(port())) !== undefined, 15_000, 'the daemon to answer /readyz');
+      expect(answer).toEqual({ status: 'not_ready', role: 'standby', reason: 'starting: claiming the leader lease' });
+      await blocker.query('ROLLBACK');
+      await child.until(async () => (await readiness(port()))?.role === 'leader', 15_000, 'the daemon to lead');
+      expect(await stopWith(child, 'SIGTERM')).toBe(0);
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => {});
+      await blocker.end();
+    }
   });
 });

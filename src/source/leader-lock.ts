@@ -54,6 +54,7 @@ interface ClaimRow {
 export class LeaderLock {
   private client: pg.Client | undefined;
   private leading = false;
+  private answered = false;
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   /** Stops the leader when its lease, unrenewed, would soon run out. */
@@ -78,6 +79,11 @@ export class LeaderLock {
   /** Why the last claim failed, until one succeeds. */
   get failure(): string | undefined {
     return this.lastFailure;
+  }
+
+  /** Whether a claim has been answered, or has failed, since start: before that this daemon does not know its role. */
+  get claimed(): boolean {
+    return this.answered;
   }
 
   start(): Promise<void> {
@@ -123,6 +129,7 @@ export class LeaderLock {
         await client.query(RELEASE_LEADERSHIP, [this.options.group]).catch(() => {});
         return;
       }
+      this.answered = true;
       this.lastFailure = undefined;
       this.lastHolder =
         claim?.pid != null && claim.since
@@ -148,6 +155,7 @@ export class LeaderLock {
         }
       }
     } catch (error) {
+      this.answered = true;
       this.lastFailure = (error as Error).message;
       this.lastHolder = undefined;
       if (!this.stopped) this.options.logger.warn({ err: error }, 'could not claim or renew the leader lease');
