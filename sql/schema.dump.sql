@@ -268,9 +268,7 @@ BEGIN
     IF held.pid = me.pid AND held.backend_start = me.backend_start THEN
         UPDATE permsync.leader l SET renewed_at = now_at, expires_at = now_at + lease_ms * interval '1 millisecond'
          WHERE l.group_name = daemon_group;
-    ELSIF held.pid IS NULL OR held.expires_at <= now_at
-          OR NOT EXISTS (SELECT FROM pg_stat_activity a
-                          WHERE a.pid = held.pid AND (a.backend_start IS NULL OR a.backend_start = held.backend_start)) THEN
+    ELSIF NOT permsync.group_leads(daemon_group) THEN
         UPDATE permsync.leader l
            SET pid = me.pid, backend_start = me.backend_start, user_name = session_user,
                application_name = me.application_name, client_addr = me.client_addr,

@@ -2519,9 +2519,7 @@ BEGIN
     IF held.pid = me.pid AND held.backend_start = me.backend_start THEN
         UPDATE permsync.leader l SET renewed_at = now_at, expires_at = now_at + lease_ms * interval '1 millisecond'
          WHERE l.group_name = daemon_group;
-    ELSIF held.pid IS NULL OR held.expires_at <= now_at
-          OR NOT EXISTS (SELECT FROM pg_stat_activity a
-                          WHERE a.pid = held.pid AND (a.backend_start IS NULL OR a.backend_start = held.backend_start)) THEN
+    ELSIF NOT permsync.group_leads(daemon_group) THEN
         UPDATE permsync.leader l
            SET pid = me.pid, backend_start = me.backend_start, user_name = session_user,
                application_name = me.application_name, client_addr = me.client_addr,
@@ -2555,8 +2553,8 @@ END
 $fn$;
 
 -- Whether a daemon of the group leads now: its lease is held, unexpired, by a session that
--- is still there (as claim_leadership judges it). An environment of such a group is not
--- taken by another group's daemon.
+-- is still there. Otherwise claim_leadership gives the lease to the caller, and an
+-- environment of the group may be taken by another group's daemon.
 CREATE FUNCTION permsync.group_leads(daemon_group text)
 RETURNS boolean
 LANGUAGE sql STABLE

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { loadParser } from './capture/statements.js';
-import { DEFAULT_GROUP, type Config } from './config/schema.js';
+import { daemonGroup, type Config } from './config/schema.js';
 import { startRuntime, type Runtime } from './daemon/runtime.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { DaemonMetrics } from './metrics.js';
@@ -48,10 +48,12 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   }
 
   let current = config;
+  // The lease this daemon claims: it changes only at a restart.
+  const group = daemonGroup(config);
   let runtime: Runtime | undefined;
   const metrics = new DaemonMetrics({
     source,
-    group: config.group ?? DEFAULT_GROUP,
+    group,
     logger,
     environments: () => current.environments.filter((e) => e.enabled).map((e) => e.name),
     leader: () => lock.holder,
@@ -61,7 +63,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     connectionString: config.source.url,
     applicationName: config.source.applicationName,
     connectionTimeoutMs: config.settings.connectionTimeoutMs,
-    group: config.group ?? DEFAULT_GROUP,
+    group,
     intervalMs: LEADER_INTERVAL_MS,
     leaseMs: LEADER_LEASE_MS,
     logger,
@@ -119,10 +121,9 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       if (next.source.url !== current.source.url || next.source.applicationName !== current.source.applicationName) {
         logger.warn('source settings changed: they take effect at the next restart');
       }
-      // The group is the lease this daemon holds: registering under another would let two groups apply to one environment.
-      if ((next.group ?? DEFAULT_GROUP) !== (current.group ?? DEFAULT_GROUP))
-        logger.warn('the daemon group changed: it takes effect at the next restart');
-      current = { ...next, source: current.source, group: current.group ?? DEFAULT_GROUP };
+      // Registering under another group than the lease's would let two groups apply to one environment.
+      if (daemonGroup(next) !== group) logger.warn('the daemon group changed: it takes effect at the next restart');
+      current = { ...next, source: current.source, group };
       await lock
         .whileLeading(async () => {
           await runtime?.stop();

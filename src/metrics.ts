@@ -2,7 +2,6 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Batch } from './capture/batch.js';
-import { DEFAULT_GROUP } from './config/schema.js';
 import { withTimeout } from './deadline.js';
 import type { LeaderHolder } from './source/leader-lock.js';
 import type { ListenerStatus } from './source/listener.js';
@@ -27,8 +26,8 @@ export interface DaemonMetricsOptions {
   leader?: () => LeaderHolder | undefined;
   /** The source listener's state while this daemon applies (a standby does not listen); called at each scrape. */
   listener?: () => ListenerStatus | undefined;
-  /** The daemon group (DEFAULT_GROUP when not given), the label of permsync_leader. */
-  group?: string;
+  /** The daemon group, the label of permsync_leader. */
+  group: string;
   /** How long a scrape waits for the source before it serves the last values. */
   collectTimeoutMs?: number;
 }
@@ -190,16 +189,13 @@ export class DaemonMetrics {
     collect: () => this.refresh(),
   });
 
-  private readonly group: string;
-
   constructor(private readonly options: DaemonMetricsOptions) {
     this.collectTimeoutMs = options.collectTimeoutMs ?? 2000;
-    this.group = options.group ?? DEFAULT_GROUP;
     collectDefaultMetrics({ register: this.registry });
     // Known label values start at 0, so that rate() and increase() see the first event.
     for (const origin of ORIGINS) this.batches.inc({ origin }, 0);
     for (const result of ['changed', 'unchanged', 'failed']) this.roleChecks.inc({ result }, 0);
-    this.leader.set({ group: this.group }, 0);
+    this.leader.set({ group: this.options.group }, 0);
   }
 
   /** A batch read from the source; counted the first time any environment reads it. */
@@ -239,7 +235,7 @@ export class DaemonMetrics {
 
   setLeader(leading: boolean): void {
     this.leading = leading;
-    this.leader.set({ group: this.group }, leading ? 1 : 0);
+    this.leader.set({ group: this.options.group }, leading ? 1 : 0);
     // A standby runs no role watcher: what the last one met is no longer this daemon's to report.
     if (!leading) this.roleWatcherFailing.set(0);
   }

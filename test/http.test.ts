@@ -70,7 +70,7 @@ afterAll(async () => {
 });
 
 function newMetrics(overrides: Partial<DaemonMetricsOptions> = {}): DaemonMetrics {
-  return new DaemonMetrics({ source, environments: () => ENVIRONMENTS, logger: silent, ...overrides });
+  return new DaemonMetrics({ source, group: 'default', environments: () => ENVIRONMENTS, logger: silent, ...overrides });
 }
 
 async function serve(metrics: DaemonMetrics, readiness: () => Promise<Readiness>, readinessTimeoutMs?: number): Promise<HttpServer> {

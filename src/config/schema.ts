@@ -257,7 +257,14 @@ const settingsSchema = z
   }));
 
 /** The daemon group of a configuration that names none. */
-export const DEFAULT_GROUP = 'default';
+const DEFAULT_GROUP = 'default';
+
+/** The daemon group a configuration names (one built in code may name none). */
+export function daemonGroup(config: Pick<Config, 'group'>): string {
+  return config.group ?? DEFAULT_GROUP;
+}
+
+const GROUP_NAME = 'expected a name of 1 to 63 letters, digits, "_", "." or "-"';
 
 /** Every setting at its default, for callers that build a Config in code (demo, tests). */
 export function defaultSettings(): Settings {
@@ -279,8 +286,8 @@ export const configSchema: z.ZodType<Config> = z.strictObject({
     })
     .transform((s) => ({ url: s.url, applicationName: s.application_name })),
   group: z
-    .string({ error: 'expected a name of 1 to 63 letters, digits, "_", "." or "-"' })
-    .regex(/^[A-Za-z0-9_.-]{1,63}$/, { error: 'expected a name of 1 to 63 letters, digits, "_", "." or "-"' })
+    .string({ error: GROUP_NAME })
+    .regex(/^[A-Za-z0-9_.-]{1,63}$/, { error: GROUP_NAME })
     .default(DEFAULT_GROUP),
   environments: environmentsSchema,
   settings: settingsSchema.prefault({}),

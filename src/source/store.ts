@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Batch, RecordedCommand } from '../capture/batch.js';
-import { DEFAULT_GROUP, type Config } from '../config/schema.js';
+import { daemonGroup, type Config } from '../config/schema.js';
 import * as sourceSql from './queries.js';
 import { withPooledSession } from '../pg-sessions.js';
 import { readSourceOwners, readSourcePolicies, type HeldPolicy, type SourcePolicy } from '../catalog/role-holdings.js';
@@ -326,7 +326,7 @@ export interface RegisterOptions {
  * environments go on.
  */
 export async function registerConfiguration(client: pg.ClientBase, config: Config, options: RegisterOptions = {}): Promise<Registration> {
-  const group = config.group ?? DEFAULT_GROUP;
+  const group = daemonGroup(config);
   const refused: Registration['refused'] = [];
   await client.query('BEGIN');
   try {
