@@ -61,6 +61,8 @@ describe('a batch too large to process', () => {
       'the later grant',
     );
     expect(alive(daemon.pid)).toBe(true);
+    // The target commits before the source logs the outcome: wait for the log too.
+    await p.settle();
     const { rows } = await p.sourceClient.query<{ status: string; message: string }>(
       `SELECT x.execution_status AS status, x.result_message AS message
          FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
