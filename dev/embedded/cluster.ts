@@ -97,6 +97,18 @@ export interface StartClusterOptions {
 }
 
 export async function startLocalCluster(options: StartClusterOptions): Promise<LocalCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (error) {
+      // Servers start in parallel: another may bind the port this one found free in between.
+      const portTaken = error instanceof LocalClusterError && error.message.includes('Address already in use');
+      if (options.port !== undefined || !portTaken || attempt >= 3) throw error;
+    }
+  }
+}
+
+async function startOnce(options: StartClusterOptions): Promise<LocalCluster> {
   const major = options.major ?? DEFAULT_MAJOR;
   const load = SERVER_PACKAGES[major];
   if (!load) throw new Error(`PostgreSQL ${String(major)} cannot run locally: the majors here are ${POSTGRES_MAJORS.join(', ')}`);
