@@ -2285,6 +2285,7 @@ CREATE TABLE permsync.environments (
     in_flight_through bigint DEFAULT 0 NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     retry_requested bigint DEFAULT 0 NOT NULL,
+    server_identity text,
     CONSTRAINT environments_on_permanent_failure_check CHECK ((on_permanent_failure = ANY (ARRAY['hold'::text, 'continue'::text])))
 );
 
@@ -3033,6 +3034,13 @@ CREATE INDEX drift_checks_env_idx ON permsync.drift_checks USING btree (environm
 
 
 --
+-- Name: environments_server_idx; Type: INDEX; Schema: permsync; Owner: postgres
+--
+
+CREATE INDEX environments_server_idx ON permsync.environments USING btree (server_identity) WHERE (server_identity IS NOT NULL);
+
+
+--
 -- Name: execution_log_env_seq_idx; Type: INDEX; Schema: permsync; Owner: postgres
 --
 
@@ -3770,6 +3778,13 @@ GRANT UPDATE(in_flight_through) ON TABLE permsync.environments TO permsync_daemo
 --
 
 GRANT UPDATE(updated_at) ON TABLE permsync.environments TO permsync_daemon;
+
+
+--
+-- Name: COLUMN environments.server_identity; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(server_identity) ON TABLE permsync.environments TO permsync_daemon;
 
 
 --

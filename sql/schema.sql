@@ -48,8 +48,13 @@ CREATE TABLE permsync.environments (
     updated_at  timestamptz NOT NULL DEFAULT now(),
     -- Raised by retry_failed() and skip_batch(): the daemon retries an environment whose
     -- counter went up, so a request made while it was down or reconnecting is not lost.
-    retry_requested bigint NOT NULL DEFAULT 0
+    retry_requested bigint NOT NULL DEFAULT 0,
+    -- The server the environment's database is on, as the daemon last saw it (its system
+    -- identifier and start time, which a copy of the server does not share): environments
+    -- of one server share its roles, and so the roles permsync manages there.
+    server_identity text
 );
+CREATE INDEX environments_server_idx ON permsync.environments (server_identity) WHERE server_identity IS NOT NULL;
 
 CREATE TABLE permsync.sync_rules (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -1681,7 +1686,8 @@ $fn$;
 -- (a role dropped and created again there under the same name is a new role): those it
 -- created, and those an operator handed over (`permsync adopt`). A statement that would
 -- change, grant, run as or drop any other role is not carried there; the collision is
--- recorded as a conflict.
+-- recorded as a conflict. Environments that are databases of one server share its roles:
+-- what permsync records for one of them it records for each (environments.server_identity).
 CREATE TABLE permsync.managed_roles (
     environment_name text NOT NULL,
     -- The role's oid on the target: its identity there.
@@ -2647,7 +2653,8 @@ GRANT SELECT ON permsync.environments, permsync.sync_rules, permsync.config, per
 GRANT EXECUTE ON FUNCTION permsync.capture_role_changes(), permsync.role_state() TO permsync_daemon;
 -- Retention runs on the daemon's schedule (settings.cleanup_cron).
 GRANT EXECUTE ON FUNCTION permsync.cleanup_old_logs() TO permsync_daemon;
-GRANT INSERT, UPDATE (label, priority, enabled, on_permanent_failure, group_name, in_flight_through, updated_at) ON permsync.environments TO permsync_daemon;
+GRANT INSERT, UPDATE (label, priority, enabled, on_permanent_failure, group_name, in_flight_through, updated_at, server_identity)
+    ON permsync.environments TO permsync_daemon;
 GRANT INSERT, DELETE ON permsync.sync_rules TO permsync_daemon;
 GRANT INSERT, UPDATE (value, updated_at) ON permsync.config TO permsync_daemon;
 GRANT INSERT, UPDATE ON permsync.execution_log TO permsync_daemon;

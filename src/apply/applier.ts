@@ -22,6 +22,7 @@ import {
 import type { DaemonMetrics } from '../metrics.js';
 import { searchPathAsUser } from '../sql/quote.js';
 import type { BatchStatement, Statement } from '../sql/statement.js';
+import { aboutDatabase, SharedServer, type SharedServers } from './shared-servers.js';
 
 const REAPPLIED = 're-applied after an interrupted run: it may have applied before, and replaying it is harmless';
 /** Outcomes after which a batch is done with in an environment, and never run there again. */
@@ -40,6 +41,8 @@ export interface ApplierDeps {
   roles: RoleScope;
   /** The name of the source's bootstrap superuser (plan/role-ownership.ts). */
   sourceSuperuser: string;
+  /** The servers the daemon's environments are on: environments of one server share its roles. */
+  servers: SharedServers;
   metrics: Pick<DaemonMetrics, 'batchSeen' | 'execution'>;
   logger: Logger;
 }
@@ -104,16 +107,20 @@ export class EnvironmentApplier {
   private retryAsked = false;
   /** The last attempt could not connect: the retry tick probes the environment (see retryIfDue). */
   private unreachable = false;
-  /** The oids of the roles permsync manages here (plan/role-ownership.ts). */
-  private managed: Map<number, string> = new Map();
+  /** The environment's server, with the roles permsync manages there (plan/role-ownership.ts); its own until it joins the others of its server. */
+  private server = new SharedServer();
+  private joined = false;
   /** The environment's roles named by the batches being carried, read once per step: oid, or null when absent. */
   private readonly targetRoles = new Map<string, number | null>();
   private probing = false;
   private readonly rules: CompiledRule[];
+  /** The rules as text: environments of one server with the same rules apply a role change once for all. */
+  private readonly rulesKey: string;
   private readonly log: Logger;
 
   constructor(private readonly deps: ApplierDeps) {
     this.rules = compileRules(deps.environment.rules);
+    this.rulesKey = JSON.stringify(deps.environment.rules);
     this.log = deps.logger.child({ environment: deps.environment.name });
   }
 
@@ -123,7 +130,7 @@ export class EnvironmentApplier {
 
   async start(): Promise<void> {
     const { after, inFlightThrough } = await this.deps.store.resumePoint(this.name);
-    this.managed = await this.deps.store.managedRoles(this.name);
+    this.server.managed = await this.deps.store.managedRoles(this.name);
     this.cursor = after;
     this.interruptedThrough = inFlightThrough;
     this.markedThrough = inFlightThrough;
@@ -284,6 +291,33 @@ export class EnvironmentApplier {
       await this.deps.store.clearRetry(first, this.name);
       return { carried: 1, outcome: 'next' };
     }
+    if (!this.joined) await this.joinServer();
+    if (first.origin !== 'role_watcher') return this.carryStep(pending);
+    // One environment of the server at a time (one may join while another applies): the
+    // first to come applies the change to the server, and the others find it applied.
+    return this.server.exclusive(async () => {
+      const step = await this.carryStep([first]);
+      if (step.carried > 0) this.server.markApplied(this.rulesKey, BigInt(first.commitSeq), this.name);
+      return step;
+    });
+  }
+
+  /**
+   * Joins the environments of its server (SharedServers), once the server says which it is;
+   * until then (it cannot be reached) it goes on alone, and asks again at the next batch.
+   */
+  private async joinServer(): Promise<void> {
+    const read = await this.deps.target.serverIdentity();
+    if ('error' in read) return;
+    const member = { name: this.name, target: this.deps.target, rules: this.rulesKey };
+    this.server = await this.deps.servers.join(read.identity, member, this.cursor ?? 0n);
+    this.joined = true;
+    const others = this.server.others(this.name).map((m) => m.name);
+    if (others.length > 0) this.log.info({ sharesServerWith: others }, "environments on the same server: they share the server's roles");
+  }
+
+  /** Carries the next batches once it is this environment's turn to (carryNext). */
+  private async carryStep(pending: Batch[]): Promise<{ carried: number; outcome: Outcome }> {
     // The environment's roles these batches name, read in one round trip, and afresh at
     // each step: a role its own administrators create or drop is seen at the next batch.
     this.targetRoles.clear();
@@ -329,7 +363,8 @@ export class EnvironmentApplier {
   private async carryTogether(pending: Batch[]): Promise<{ carried: number; outcome: Outcome } | undefined> {
     const group: Exclude<Prepared, { failed: object }>[] = [];
     for (const batch of pending) {
-      if (FINISHED.has(batch.previousStatus ?? '')) break;
+      // A role watcher's batch goes alone (carryNext).
+      if (FINISHED.has(batch.previousStatus ?? '') || batch.origin === 'role_watcher') break;
       // A batch that converges or bootstraps reads the environment's state: it goes alone, once those before it applied.
       const plan = await this.deps.plan(batch);
       if (plan.converge || plan.bootstrap) break;
@@ -494,8 +529,25 @@ export class EnvironmentApplier {
         };
       }
       statements = converged.statements;
+    } else if (batch.origin === 'role_watcher' && this.server.shared && this.server.appliedBy(this.rulesKey, seq) !== undefined) {
+      // Another environment of the server applied its role changes there: what is left is
+      // about this environment's own database.
+      const by = this.server.appliedBy(this.rulesKey, seq) as string;
+      notes.push(`its role changes were applied to this server by environment ${by}, a database of the same server`);
+      statements = plan.replay.filter(aboutDatabase);
+      if (statements.length === 0) {
+        return {
+          batch,
+          settled: {
+            fields: { status: 'success', resultMessage: notes.join('; ') },
+            say: (log) => log.info({ by }, 'role changes applied to this server already'),
+          },
+        };
+      }
     } else {
-      statements = await this.releasingDroppedRoles(batch, plan.replay, notes);
+      const released = await this.releasingDroppedRoles(batch, plan.replay, notes);
+      if ('error' in released) return { batch, failed: released.error };
+      statements = released.statements;
     }
     for (const statement of statements) {
       const admission = admit(statement, this.rules, this.deps.roles);
@@ -553,7 +605,7 @@ export class EnvironmentApplier {
     if ('error' in target) return target;
     const source = await this.deps.store.catalog(verifiers);
     const { environment, settings, roles } = this.deps;
-    const report = buildReport(environment, settings, roles, source, target.catalog, { dropExtraRoles: false, managed: this.managed });
+    const report = buildReport(environment, settings, roles, source, target.catalog, { dropExtraRoles: false, managed: this.server.managed });
     const held = report.differences.filter((d) => d.held !== undefined).length;
     notes.push(
       report.plan.length > 0
@@ -581,7 +633,7 @@ export class EnvironmentApplier {
     const source = await this.deps.store.catalog();
     const authority = await this.deps.store.authority(actorsOf(scope), ownerlessSequences(source));
     const { environment, settings, roles } = this.deps;
-    const converged = planConverge(scope, { environment, settings, roles, managed: this.managed, source, target: target.catalog, authority });
+    const converged = planConverge(scope, { environment, settings, roles, managed: this.server.managed, source, target: target.catalog, authority });
     const why = `statement replay cannot carry the batch: ${reason.replace(/; the next drift check shows what differs$/, '')}`;
     const missing = converged.missing.slice(0, 5).join(', ') + (converged.missing.length > 5 ? `, and ${converged.missing.length - 5} more` : '');
     notes.push(
@@ -614,7 +666,7 @@ export class EnvironmentApplier {
     let { statements, notes } = settle();
     let verdict = judgeStatements(statements, author, this.presentRoles(), this.owners());
     if (verdict.conflicts.length > 0) {
-      this.managed = await this.deps.store.managedRoles(this.name);
+      this.server.managed = await this.deps.store.managedRoles(this.name);
       ({ statements, notes } = settle());
       verdict = judgeStatements(statements, author, this.presentRoles(), this.owners());
       if (verdict.conflicts.length > 0) {
@@ -637,7 +689,7 @@ export class EnvironmentApplier {
   }
 
   private owners(): RoleOwners {
-    return { managed: this.managed, sourceSuperuser: this.deps.sourceSuperuser };
+    return { managed: this.server.managed, sourceSuperuser: this.deps.sourceSuperuser };
   }
 
   private presentRoles(): Map<string, number> {
@@ -662,7 +714,7 @@ export class EnvironmentApplier {
       const { rows } = await session.query<{ name: string; oid: number }>(ROLE_OIDS, [names]);
       await this.deps.store.recordManagedRoles(this.name, rows, 'created');
       for (const r of rows) {
-        this.managed.set(r.oid, r.name);
+        this.server.managed.set(r.oid, r.name);
         this.targetRoles.set(r.name, r.oid);
       }
     };
@@ -676,13 +728,13 @@ export class EnvironmentApplier {
         verdict.drops.map((d) => d.oid),
       );
       for (const d of verdict.drops) {
-        this.managed.delete(d.oid);
+        this.server.managed.delete(d.oid);
         this.targetRoles.set(d.role, null);
       }
     }
     for (const r of verdict.renames) {
       await this.deps.store.renameManagedRole(this.name, r.oid, r.to);
-      if (this.managed.has(r.oid)) this.managed.set(r.oid, r.to);
+      if (this.server.managed.has(r.oid)) this.server.managed.set(r.oid, r.to);
       this.targetRoles.set(r.from, null);
       this.targetRoles.set(r.to, r.oid);
     }
@@ -693,8 +745,12 @@ export class EnvironmentApplier {
    * released on the source (plan/release.ts). If the environment cannot be read, the
    * DROP ROLE goes alone: it fails there for the same reason, and is retried.
    */
-  private async releasingDroppedRoles(batch: Batch, statements: BatchStatement[], notes: string[]): Promise<Statement[]> {
-    if (batch.origin !== 'role_watcher' || !statements.some((s) => s.kind === 'DROP ROLE')) return statements;
+  private async releasingDroppedRoles(
+    batch: Batch,
+    statements: BatchStatement[],
+    notes: string[],
+  ): Promise<{ statements: Statement[] } | { error: NonNullable<ExecutionResult['error']> }> {
+    if (batch.origin !== 'role_watcher' || !statements.some((s) => s.kind === 'DROP ROLE')) return { statements };
     // The watcher's batch drops roles first (a name may be dropped and taken again). A
     // dropped role's objects may go to a role the same batch creates: that drop, with
     // its release, then moves to the end, unless a later statement names its name.
@@ -707,23 +763,72 @@ export class EnvironmentApplier {
         out.push(statement);
         continue;
       }
+      const elsewhere = await this.releaseOnOthers(role, statement.ordinal, statements.slice(0, index), created, notes);
+      if (elsewhere) return { error: elsewhere };
       const { release, toCreated } = await this.release(role, statement.ordinal, created, notes);
       const nameTakenAgain = statements.slice(index + 1).some((s) => s.grantees.includes(role));
       (toCreated && !nameTakenAgain ? deferred : out).push(...release, statement);
     }
-    return [...out, ...deferred];
+    return { statements: [...out, ...deferred] };
   }
 
-  /** What releases `role` here before its DROP ROLE; toCreated: an owner it names is one the batch creates. */
-  private async release(role: string, ordinal: number, created: Set<string>, notes: string[]): Promise<{ release: Statement[]; toCreated: boolean }> {
+  /**
+   * Before a DROP ROLE on a server other environments share: releases what the role holds
+   * in each of their databases, as in this one (the server refuses to drop a role that any
+   * database of it depends on), with the batch's earlier statements about their database
+   * that name the role, each in a transaction of its own there. The failure, if one refused.
+   */
+  private async releaseOnOthers(
+    role: string,
+    ordinal: number,
+    before: Statement[],
+    created: Set<string>,
+    notes: string[],
+  ): Promise<NonNullable<ExecutionResult['error']> | undefined> {
+    const switches = this.deps.switches();
+    // Nothing runs in a dry run, nor in an environment an operator paused or whose rules
+    // differ (they may keep what this one releases): there the DROP ROLE fails, and says why.
+    if (this.deps.settings.dryRun || switches.dryRun) return undefined;
+    for (const other of this.server.others(this.name).filter((m) => m.rules === this.rulesKey && !switches.paused.has(m.name))) {
+      const revokes = before.filter((s) => aboutDatabase(s) && s.roles.includes(role));
+      const { release } = await this.release(role, ordinal, created, notes, other);
+      const run = [...revokes, ...release];
+      if (run.length === 0) continue;
+      const result = await other.target.execute({ searchPath: 'pg_catalog' }, run);
+      if (result.error) {
+        return {
+          ...result.error,
+          message: `releasing what "${role}" holds in environment ${other.name}'s database, on the same server: ${result.error.message}`,
+        };
+      }
+      notes.push(
+        `statement ${ordinal} (DROP ROLE): first released what "${role}" held in environment ${other.name}'s database, on the same server ` +
+          `(${run.length} statement(s): ${result.appliedSql.replace(/\n/g, ' ')})`,
+      );
+    }
+    return undefined;
+  }
+
+  /**
+   * What releases `role` in the environment's database (or in `other`'s, an environment of
+   * the same server) before its DROP ROLE; toCreated: an owner it names is one the batch creates.
+   */
+  private async release(
+    role: string,
+    ordinal: number,
+    created: Set<string>,
+    notes: string[],
+    other?: { name: string; target: Target },
+  ): Promise<{ release: Statement[]; toCreated: boolean }> {
+    const where = other ? `in environment ${other.name}'s database` : 'here';
     const unread = (error: unknown) => {
-      notes.push(`statement ${ordinal} (DROP ROLE): what "${role}" holds here could not be read (${classifyError(error).message})`);
+      notes.push(`statement ${ordinal} (DROP ROLE): what "${role}" holds ${where} could not be read (${classifyError(error).message})`);
       return undefined;
     };
     const nothing = { release: [], toCreated: false };
     // A role of the target's own is not released (nor dropped: see judge()).
     if (!mayChange(role, this.presentRoles(), this.owners())) return nothing;
-    const target = await this.deps.target.roleHoldings(role).catch(unread);
+    const target = await (other?.target ?? this.deps.target).roleHoldings(role).catch(unread);
     if (!target) return nothing;
     const owners = await this.deps.store.ownersOf(target.held.objects.filter((o) => o.owned));
     const policies = await this.deps.store.policiesOf(target.held.policies);
@@ -738,10 +843,11 @@ export class EnvironmentApplier {
     const present = this.presentRoles();
     for (const [key, owner] of owners) {
       const absent = !present.has(owner);
-      if ((absent && !created.has(owner)) || !mayChange(owner, present, this.owners())) owners.delete(key);
+      // Another environment's database is released before this batch runs: a role it creates is not there yet.
+      if ((absent && (other !== undefined || !created.has(owner))) || !mayChange(owner, present, this.owners())) owners.delete(key);
     }
     const release = releaseStatements(role, target.held, owners, { targetVersionNum: target.serverVersionNum }, policies);
-    if (release.length > 0) {
+    if (release.length > 0 && other === undefined) {
       notes.push(
         `statement ${ordinal} (DROP ROLE): ${release.length} statement(s) first release what "${role}" holds here, as the source released it`,
       );

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { EnvironmentApplier } from '../apply/applier.js';
 import { BatchFeed } from '../apply/feed.js';
+import { SharedServers } from '../apply/shared-servers.js';
 import { roleScope } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
 import type { DaemonMetrics } from '../metrics.js';
@@ -51,6 +52,7 @@ export async function startRuntime(
   const plan = batchPlans(config, store);
   const feed = new BatchFeed((after, limit) => store.newBatchesAfter(after, limit));
   const roles = roleScope(config);
+  const servers = new SharedServers(store);
   const targets: Target[] = [];
   const appliers = applied.map((environment) => {
     const target = new Target(environment, config.settings, (error) =>
@@ -67,6 +69,7 @@ export async function startRuntime(
       plan,
       roles,
       sourceSuperuser,
+      servers,
       metrics,
       logger,
     });

@@ -257,24 +257,49 @@ export const RETIRE_ENVIRONMENTS = `
   UPDATE permsync.environments SET enabled = false, updated_at = now()
    WHERE enabled AND group_name = $2 AND NOT (name = ANY ($1::text[]))`;
 
-/** The roles permsync manages on an environment (permsync.managed_roles): oid there, and name. */
-export const MANAGED_ROLES = `
-  SELECT role_oid::int8::float8 AS oid, role_name AS name FROM permsync.v_managed_roles WHERE environment_name = $1`;
+/**
+ * Environment $1 and those the daemon last saw on the same server (environments.server_identity):
+ * roles are the server's, so the roles permsync manages there are the same for each.
+ */
+const SAME_SERVER = `(SELECT $1::text UNION
+   SELECT s.name FROM permsync.environments e JOIN permsync.environments s ON s.server_identity = e.server_identity WHERE e.name = $1)`;
 
-/** Records roles as permsync's on an environment; $2 is a JSON array of {oid, name}. */
+/** The roles permsync manages on an environment's server (permsync.managed_roles): oid there, and name. */
+export const MANAGED_ROLES = `
+  SELECT DISTINCT ON (m.role_oid) m.role_oid::int8::float8 AS oid, m.role_name AS name
+    FROM permsync.v_managed_roles m
+   WHERE m.environment_name IN ${SAME_SERVER}
+   ORDER BY m.role_oid, m.recorded_at DESC`;
+
+/** Records roles as permsync's on an environment's server; $2 is a JSON array of {oid, name}. */
 export const RECORD_MANAGED_ROLES = `
   INSERT INTO permsync.managed_roles (environment_name, role_oid, role_name, how)
-  SELECT $1, r.oid::oid, r.name, $3
-    FROM jsonb_to_recordset($2::jsonb) AS r(oid bigint, name name)
+  SELECT e.name, r.oid::oid, r.name, $3
+    FROM ${SAME_SERVER} AS e (name)
+   CROSS JOIN jsonb_to_recordset($2::jsonb) AS r(oid bigint, name name)
   ON CONFLICT (environment_name, role_oid) DO UPDATE SET role_name = EXCLUDED.role_name`;
 
-/** Forgets roles dropped on an environment ($2: their oids there). */
+/** Forgets roles dropped on an environment's server ($2: their oids there). */
 export const FORGET_MANAGED_ROLES = `
-  DELETE FROM permsync.managed_roles WHERE environment_name = $1 AND role_oid = ANY ($2::int8[]::oid[])`;
+  DELETE FROM permsync.managed_roles WHERE environment_name IN ${SAME_SERVER} AND role_oid = ANY ($2::int8[]::oid[])`;
 
 /** Names a managed role by its new name after a rename ($2 oid, $3 name). */
 export const RENAME_MANAGED_ROLE = `
-  UPDATE permsync.managed_roles SET role_name = $3 WHERE environment_name = $1 AND role_oid = $2::int8::oid`;
+  UPDATE permsync.managed_roles SET role_name = $3 WHERE environment_name IN ${SAME_SERVER} AND role_oid = $2::int8::oid`;
+
+/**
+ * Records the server environment $1's database is on ($2, Target.serverIdentity), and gives
+ * each environment of that server every role permsync manages on it for any of them.
+ */
+export const RECORD_SERVER = `
+  WITH seen AS (
+    UPDATE permsync.environments SET server_identity = $2 WHERE name = $1 AND server_identity IS DISTINCT FROM $2)
+  INSERT INTO permsync.managed_roles (environment_name, role_oid, role_name, how)
+  SELECT s.name, m.role_oid, m.role_name, m.how
+    FROM permsync.environments s
+    JOIN permsync.managed_roles m ON m.environment_name IN (SELECT o.name FROM permsync.environments o WHERE o.server_identity = $2) OR m.environment_name = $1
+   WHERE s.server_identity = $2 OR s.name = $1
+  ON CONFLICT (environment_name, role_oid) DO NOTHING`;
 
 /**
  * A conflict seen again keeps its first batch; a new one opens a row. $3 is a JSON array
@@ -290,7 +315,7 @@ export const RECORD_ROLE_CONFLICTS = `
 /** Closes the open conflicts of these roles on an environment, saying how. */
 export const RESOLVE_ROLE_CONFLICTS = `
   UPDATE permsync.role_conflicts SET resolved_at = now(), resolution = $3
-   WHERE environment_name = $1 AND role_name = ANY ($2::name[]) AND resolved_at IS NULL`;
+   WHERE environment_name IN ${SAME_SERVER} AND role_name = ANY ($2::name[]) AND resolved_at IS NULL`;
 
 /**
  * Claims daemon group $2's leader lease for this session for $1 ms, or renews it

@@ -264,7 +264,12 @@ export class SourceStore {
     await this.pool.query(sourceSql.DELETE_RETRY, [batch.id, environment]);
   }
 
-  /** The roles permsync manages on an environment: oid there, and the name permsync last gave it. */
+  /** Records the server environment's database is on, and gives it the roles permsync manages there for the server's other environments. */
+  async recordServer(environment: string, identity: string): Promise<void> {
+    await this.pool.query(sourceSql.RECORD_SERVER, [environment, identity]);
+  }
+
+  /** The roles permsync manages on an environment's server: oid there, and the name permsync last gave it. */
   async managedRoles(environment: string): Promise<Map<number, string>> {
     return readManagedRoles(this.pool, environment);
   }

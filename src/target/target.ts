@@ -39,6 +39,11 @@ export type BeforeCommit = (session: pg.ClientBase, took: Statement[]) => Promis
 /** The oids of the roles named in $1 that the server has. */
 export const ROLE_OIDS = 'SELECT rolname AS name, oid::int8::float8 AS oid FROM pg_catalog.pg_roles WHERE rolname = ANY($1)';
 
+const SERVER_IDENTITY = `SELECT concat_ws('/', (SELECT system_identifier FROM pg_catalog.pg_control_system()),
+  extract(epoch FROM pg_catalog.pg_postmaster_start_time())) AS identity`;
+const SERVER_START = `SELECT concat_ws('/', 'start', extract(epoch FROM pg_catalog.pg_postmaster_start_time()),
+  pg_catalog.current_setting('port')) AS identity`;
+
 /** Several batches run in one transaction (executeTogether): one outcome for all of them. */
 export interface GroupResult extends Omit<ExecutionResult, 'appliedSql' | 'notes'> {
   /** Per batch, in order: what it sent, and its notes. */
@@ -149,6 +154,26 @@ export class Target {
     try {
       const { rows } = await this.pool.query<{ name: string; oid: number }>(ROLE_OIDS, [names]);
       return { roles: new Map(rows.map((r) => [r.name, r.oid])) };
+    } catch (error) {
+      return { error: connectFailed(error) };
+    }
+  }
+
+  /**
+   * Which server the environment's database is on: its system identifier and the time its
+   * postmaster started, which a copy of it (a restored base backup) does not share. Where the
+   * sync user may not read the system identifier (a managed service), the start time and
+   * port stand for it.
+   */
+  async serverIdentity(): Promise<{ identity: string } | { error: ClassifiedError & { unreachable: boolean } }> {
+    const read = async (sql: string) => (await this.pool.query<{ identity: string }>(sql)).rows[0]?.identity as string;
+    try {
+      try {
+        return { identity: await read(SERVER_IDENTITY) };
+      } catch (error) {
+        if (classifyError(error).code !== SQLSTATE.insufficientPrivilege) throw error;
+        return { identity: await read(SERVER_START) };
+      }
     } catch (error) {
       return { error: connectFailed(error) };
     }

@@ -1,0 +1,147 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../src/config/schema.js';
+import { checkEnvironments } from '../src/drift/check.js';
+import { Target } from '../src/target/target.js';
+import { permissionSnapshot } from './support/catalog.js';
+import { startPipeline, type Pipeline } from './support/pipeline.js';
+
+// Environments that are databases of one server share its roles: a role change reaches
+// the server once, each database gets its own grants, neither environment takes the
+// other's roles for roles of its own, and a dropped role is released in both databases.
+
+const DATABASES = ['shop_a', 'shop_b'];
+const SCHEMA = `CREATE SCHEMA shop; CREATE TABLE shop.orders (id int); CREATE TABLE shop.notes (id int)`;
+
+let p: Pipeline;
+let config: Config;
+const clients = new Map<string, pg.Client>();
+
+beforeAll(async () => {
+  p = await startPipeline(['host']);
+  const host = p.env('host');
+  await p.everywhere(SCHEMA);
+  for (const database of DATABASES) {
+    await host.client.query(`CREATE DATABASE ${database}`);
+    const client = new pg.Client(host.server.urlFor(database));
+    await client.connect();
+    await client.query(SCHEMA);
+    clients.set(database, client);
+  }
+  const base = p.config();
+  const [environment] = base.environments;
+  if (!environment) throw new Error('no environment');
+  config = {
+    ...base,
+    environments: DATABASES.map((database, i) => {
+      const url = new URL(environment.url);
+      url.pathname = `/${database}`;
+      return { ...environment, name: database, url: url.toString(), priority: (i + 1) * 10 };
+    }),
+  };
+  await p.startDaemon(config);
+});
+
+afterAll(async () => {
+  for (const client of clients.values()) await client.end().catch(() => {});
+  await p?.close();
+});
+
+const client = (database: string) => clients.get(database) as pg.Client;
+
+async function logged(origin: string): Promise<{ environment: string; status: string; sql: string | null; message: string | null }[]> {
+  const { rows } = await p.sourceClient.query<{ environment: string; status: string; sql: string | null; message: string | null }>(
+    `SELECT x.environment_name AS environment, x.execution_status AS status, x.applied_sql AS sql, x.result_message AS message
+       FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+      WHERE b.origin = $1 ORDER BY b.commit_seq, x.environment_name`,
+    [origin],
+  );
+  return rows;
+}
+
+describe('environments that are databases of one server', () => {
+  it('create a role once, and each database gets its grants to it', async () => {
+    await p.dba(`CREATE ROLE analyst LOGIN; CREATE ROLE readers; GRANT readers TO analyst`);
+    await p.dba(`GRANT USAGE ON SCHEMA shop TO readers; GRANT SELECT ON shop.orders TO readers, analyst`);
+    await p.settleRoles();
+
+    const source = await permissionSnapshot(p.sourceClient);
+    expect(source).toContain('r shop.orders analyst SELECT by postgres');
+    for (const database of DATABASES) expect(await permissionSnapshot(client(database))).toEqual(source);
+
+    // One environment created the roles; the other found them there.
+    const roleRuns = (await logged('role_watcher')).filter((r) => r.sql?.includes('CREATE ROLE analyst;'));
+    expect(roleRuns).toHaveLength(1);
+    const other = (await logged('role_watcher')).filter((r) => r.environment !== roleRuns[0]?.environment);
+    expect(other.map((r) => r.status)).toEqual(['success']);
+    expect(other[0]?.message).toMatch(/role changes were applied to this server by environment shop_/);
+    // Neither calls the other's roles its own.
+    const { rows: conflicts } = await p.sourceClient.query('SELECT * FROM permsync.v_role_conflicts');
+    expect(conflicts).toEqual([]);
+    const { rows: managed } = await p.sourceClient.query<{ environment_name: string; role_name: string }>(
+      `SELECT environment_name, role_name FROM permsync.v_managed_roles ORDER BY 1, 2`,
+    );
+    expect(managed).toEqual(DATABASES.flatMap((d) => ['analyst', 'readers'].map((r) => ({ environment_name: d, role_name: r }))));
+  });
+
+  it('see no drift in each other', async () => {
+    const results = await checkEnvironments(config, p.sourceClient, config.environments, { dropExtraRoles: false });
+    for (const result of results) {
+      expect(result.error).toBeUndefined();
+      expect(result.report?.differences).toEqual([]);
+    }
+  });
+
+  it('drop a role that holds objects and privileges in both databases', async () => {
+    // A migration run everywhere gives the role a table of its own in every database.
+    await p.dba(`SET permsync.capture = 'off'; ALTER TABLE shop.notes OWNER TO analyst; RESET permsync.capture`);
+    for (const database of DATABASES) await client(database).query('ALTER TABLE shop.notes OWNER TO analyst');
+    await p.dba(`REASSIGN OWNED BY analyst TO readers; DROP OWNED BY analyst; DROP ROLE analyst`);
+    await p.settleRoles();
+
+    for (const database of DATABASES) {
+      const { rows } = await client(database).query<{ owner: string; analyst: boolean }>(
+        `SELECT pg_get_userbyid(c.relowner) AS owner, EXISTS (SELECT FROM pg_roles WHERE rolname = 'analyst') AS analyst
+           FROM pg_class c WHERE c.oid = 'shop.notes'::regclass`,
+      );
+      expect(rows).toEqual([{ owner: 'readers', analyst: false }]);
+      expect(await permissionSnapshot(client(database))).toEqual(await permissionSnapshot(p.sourceClient));
+    }
+    const failed = (await logged('role_watcher')).filter((r) => r.status !== 'success');
+    expect(failed).toEqual([]);
+    const drop = (await logged('role_watcher')).find((r) => r.sql?.includes('DROP ROLE IF EXISTS analyst'));
+    expect(drop?.message).toMatch(/first released what "analyst" held in environment shop_[ab]'s database, on the same server/);
+    const results = await checkEnvironments(config, p.sourceClient, config.environments, { dropExtraRoles: false });
+    for (const result of results) expect(result.report?.differences).toEqual([]);
+  });
+
+  it('are told apart by the server, also where the sync user may not read its system identifier', async () => {
+    const identity = async (url: string) => {
+      const target = new Target({ ...(config.environments[0] as Config['environments'][number]), url }, config.settings, () => {});
+      try {
+        const read = await target.serverIdentity();
+        if ('error' in read) throw new Error(read.error.message);
+        return read.identity;
+      } finally {
+        await target.close();
+      }
+    };
+    const [a, b] = config.environments.map((e) => e.url) as [string, string];
+    expect(await identity(a)).toBe(await identity(b));
+    expect(await identity(a)).toMatch(/^\d+\/\d+(\.\d+)?$/);
+    expect(await identity(p.source.url)).not.toBe(await identity(a));
+    // A managed service's sync user, say: the start time and port stand for the identifier.
+    const host = p.env('host');
+    await host.client.query(`CREATE ROLE plain LOGIN PASSWORD 'plain'`);
+    for (const database of DATABASES) await client(database).query('REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC');
+    try {
+      const plain = (database: string) => host.server.urlFor(database, 'plain', 'plain');
+      const [one, two] = [await identity(plain('shop_a')), await identity(plain('shop_b'))];
+      expect(one).toMatch(/^start\//);
+      expect(one).toBe(two);
+    } finally {
+      for (const database of DATABASES) await client(database).query('GRANT EXECUTE ON FUNCTION pg_control_system() TO PUBLIC');
+      await host.client.query('DROP ROLE plain');
+    }
+  });
+});
