@@ -28,18 +28,20 @@ export type DriftResult =
   { measured: true; seconds: number; peakRssMb: number; exitCode: number | null; differences: number | null } | { measured: false; reason: string };
 
 /**
- * `permsync drift --env ENV` as an operator runs it, in a process of its own: wall time
- * (node's start included) and that process's peak resident memory.
+ * `permsync drift --env ENV` (every environment, without one) as an operator runs it, in a
+ * process of its own: wall time (node's start included) and that process's peak resident
+ * memory; the differences, summed over the environments.
  */
-export async function runDrift(configFile: string, environment: string, dir: string, source: pg.Client): Promise<DriftResult> {
+export async function runDrift(configFile: string, environment: string | undefined, dir: string, source: pg.Client): Promise<DriftResult> {
   const rssFile = join(dir, 'drift-peak-rss');
-  // Each check is recorded in permsync.drift_checks: the new row says the command compared.
-  const latestCheck = async () => {
+  // Each check is recorded in permsync.drift_checks: the new rows say the command compared.
+  const latestCheck = async (since?: string) => {
     const { rows } = await source.query<{ id: string; differences: number | null }>(
-      `SELECT id::text, differences FROM permsync.drift_checks WHERE environment = $1 ORDER BY id DESC LIMIT 1`,
-      [environment],
+      `SELECT max(id)::text AS id, sum(differences)::int AS differences FROM permsync.drift_checks
+        WHERE ($1::text IS NULL OR environment = $1) AND id > coalesce($2::bigint, 0)`,
+      [environment ?? null, since ?? null],
     );
-    return rows[0];
+    return rows[0]?.id ? rows[0] : undefined;
   };
   let before: string | undefined;
   try {
@@ -56,8 +58,7 @@ export async function runDrift(configFile: string, environment: string, dir: str
         join(PACKAGE_ROOT, 'dist/bench/peak-rss.js'),
         join(PACKAGE_ROOT, 'bin/permsync.js'),
         'drift',
-        '--env',
-        environment,
+        ...(environment === undefined ? [] : ['--env', environment]),
         '--json',
         '--config',
         configFile,
@@ -70,8 +71,8 @@ export async function runDrift(configFile: string, environment: string, dir: str
     child.once('exit', (exitCode) => resolve({ code: exitCode, stderr }));
   });
   const seconds = (now() - started) / 1000;
-  const check = await latestCheck();
-  if (!check || check.id === before) {
+  const check = await latestCheck(before);
+  if (!check) {
     return { measured: false, reason: `drift did not compare (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' ')}` };
   }
   const peakRssMb = Number(await readFile(rssFile, 'utf8')) / 1024;

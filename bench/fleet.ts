@@ -6,9 +6,11 @@ import { install } from '../src/install/migrate.js';
 import { recordManagedRoles } from '../src/source/store.js';
 import { measureBurst } from './burst.js';
 import { spawnDaemon } from './daemon-process.js';
+import { runDrift, type DriftResult } from './drift.js';
+import { lastCommitSeq, waitApplied } from './progress.js';
 import { measurePropagation } from './propagation.js';
-import { BENCH_SCHEMA, BENCH_TABLES, connect, SERVER_SETTINGS } from './servers.js';
-import type { Distribution } from './stats.js';
+import { BENCH_SCHEMA, BENCH_TABLES, connect, SERVER_SETTINGS, TABLES } from './servers.js';
+import { distribution, now, sleep, waitUntil, type Distribution } from './stats.js';
 
 /** Environments per target server: each is a database of its own there, roles being the server's. */
 const PER_SERVER = 10;
@@ -24,19 +26,27 @@ export interface FleetFigures {
   /** Sessions the daemon holds right after the burst: on the targets (all environments), and on the source. */
   targetSessions: number;
   sourceSessions: number;
+  /** Role changes, each with a grant to the new role: commit of the grant to applied by the last environment. */
+  roleChanges: { count: number; propagation: Distribution; createRoleRuns: number; servers: number };
+  /** For the largest fleet: many roles created at once, then `permsync drift` over every environment and over one. */
+  drift?: { roles: number; rolesAppliedMs: number; all: DriftResult; one: DriftResult };
 }
 
 export interface FleetOptions {
   perSecond: number;
   seconds: number;
   burst: number;
+  /** Role changes, each a CREATE ROLE and a GRANT to it, four a second. */
+  roleChanges: number;
+  /** Roles created at once before the drift check of the largest fleet. */
+  driftRoles: number;
 }
 
 /**
  * One daemon (its own process, default settings) and `sizes` environments, one size after
  * another, each with a daemon of its own: databases of embedded target servers, ten per
- * server, the grants of figures 3 and 4 on the same source. Object grants only: roles are
- * per server, and environments that share one do not yet share its roles (issue 17).
+ * server, the grants of figures 3 and 4 on the same source, then role changes, which
+ * reach each server once, with grants to the new roles, which reach each environment.
  */
 export async function measureFleet(sizes: readonly number[], options: FleetOptions, dir: string): Promise<FleetFigures[]> {
   const most = Math.max(...sizes);
@@ -116,6 +126,8 @@ export async function measureFleet(sizes: readonly number[], options: FleetOptio
             await client.end();
           }
         }
+        const roleChanges = await measureRoleChanges(dba, monitor, used, options.roleChanges, `fleet${size}`);
+        const drift = size === most ? await measureDrift(dba, monitor, used, options.driftRoles, daemon.configFile, daemonDir) : undefined;
         results.push({
           environments: size,
           propagation: propagation.allEnvironments,
@@ -130,6 +142,8 @@ export async function measureFleet(sizes: readonly number[], options: FleetOptio
           peakRssMb,
           targetSessions,
           sourceSessions: await sessions(monitor, 'permsync-fleet%'),
+          roleChanges,
+          ...(drift && { drift }),
         });
       } finally {
         await daemon.stop();
@@ -140,4 +154,91 @@ export async function measureFleet(sizes: readonly number[], options: FleetOptio
     await Promise.all(clients.map((c) => c.end().catch(() => {})));
     await Promise.all(servers.map((s) => s.destroy()));
   }
+}
+
+/**
+ * `count` role changes, four a second, each as psql -f sends a script: a CREATE ROLE, then a
+ * GRANT to the new role. Each GRANT waits for the role on its server (the role check puts
+ * the role's batch first), so its commit to applied by the last environment is the figure;
+ * the CREATE ROLE runs are counted, to show one per server.
+ */
+async function measureRoleChanges(
+  dba: pg.Client,
+  monitor: pg.Client,
+  used: { name: string; server: LocalCluster }[],
+  count: number,
+  prefix: string,
+): Promise<FleetFigures['roleChanges']> {
+  const names = used.map((e) => e.name);
+  const after = await lastCommitSeq(monitor);
+  const started = now();
+  for (let i = 0; i < count; i++) {
+    const due = started + i * 250;
+    if (due > now()) await sleep(due - now());
+    await dba.query(`CREATE ROLE ${prefix}_r${i}`);
+    await dba.query(`GRANT SELECT ON bench.t${i % TABLES} TO ${prefix}_r${i}`);
+  }
+  await waitApplied(monitor, after, names, 120_000);
+  const { rows } = await monitor.query<{ ms: number }>(
+    `SELECT max(extract(epoch FROM x.finished_at - b.committed_at) * 1000)::float8 AS ms
+       FROM permsync.batches b JOIN permsync.execution_log x ON x.batch_id = b.id
+      WHERE b.commit_seq > $1 AND b.origin = 'event_trigger' AND x.environment_name = ANY ($2)
+      GROUP BY b.id`,
+    [after, names],
+  );
+  const { rows: runs } = await monitor.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+      WHERE b.commit_seq > $1 AND b.origin = 'role_watcher' AND x.applied_sql LIKE '%CREATE ROLE%' AND x.environment_name = ANY ($2)`,
+    [after, names],
+  );
+  return {
+    count,
+    propagation: distribution(rows.map((r) => r.ms)),
+    createRoleRuns: runs[0]?.n ?? 0,
+    servers: new Set(used.map((e) => e.server)).size,
+  };
+}
+
+/**
+ * `roles` roles made in one DO block (a provisioning script) and carried to every
+ * environment, then `permsync drift` over every environment, and over the first alone,
+ * each in a process of its own.
+ */
+async function measureDrift(
+  dba: pg.Client,
+  monitor: pg.Client,
+  used: { name: string }[],
+  roles: number,
+  configFile: string,
+  dir: string,
+): Promise<NonNullable<FleetFigures['drift']>> {
+  const names = used.map((e) => e.name);
+  // The role changes of the smaller fleets reached only the servers they used: the source
+  // drops them all, and permsync carries the drops, so that drift has nothing to find.
+  const { rows: changed } = await monitor.query<{ name: string }>(`SELECT rolname AS name FROM pg_roles WHERE rolname ~ '^fleet[0-9]+_r[0-9]+$'`);
+  if (changed.length > 0) {
+    const list = changed.map((r) => r.name).join(', ');
+    const before = await lastCommitSeq(monitor);
+    await dba.query(`DROP OWNED BY ${list}; DROP ROLE ${list}`);
+    await waitUntil(
+      async () => (await monitor.query(`SELECT FROM permsync.batches WHERE commit_seq > $1 AND origin = 'role_watcher'`, [before])).rowCount === 1,
+      30_000,
+      'the role watcher to write the drops',
+    );
+    await waitApplied(monitor, before, names, 120_000);
+  }
+  const after = await lastCommitSeq(monitor);
+  const started = now();
+  await dba.query(`DO $$ BEGIN FOR i IN 1..${roles} LOOP EXECUTE format('CREATE ROLE fleet_many_%s', i); END LOOP; END $$`);
+  // The role watcher writes them as one batch at its next check.
+  await waitUntil(
+    async () => (await monitor.query(`SELECT FROM permsync.batches WHERE commit_seq > $1 AND origin = 'role_watcher'`, [after])).rowCount === 1,
+    30_000,
+    'the role watcher to write the roles',
+  );
+  await waitApplied(monitor, after, names, 300_000);
+  const rolesAppliedMs = now() - started;
+  const all = await runDrift(configFile, undefined, dir, monitor);
+  const one = await runDrift(configFile, names[0], dir, monitor);
+  return { roles, rolesAppliedMs, all, one };
 }

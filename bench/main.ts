@@ -50,6 +50,8 @@ const SIZES = {
   fleetPerSecond: 20,
   fleetSeconds: 15,
   fleetBurst: 2000,
+  fleetRoleChanges: 20,
+  fleetDriftRoles: 10_000,
 } as const;
 /** The daemon's role_watch_interval_ms: the default, which the detection goal is stated for. */
 const ROLE_WATCH_INTERVAL_MS = 500;
@@ -322,7 +324,13 @@ async function main(argv: string[]): Promise<void> {
       );
       const fleet = await measureFleet(
         SIZES.fleetSizes,
-        { perSecond: SIZES.fleetPerSecond, seconds: SIZES.fleetSeconds, burst: SIZES.fleetBurst },
+        {
+          perSecond: SIZES.fleetPerSecond,
+          seconds: SIZES.fleetSeconds,
+          burst: SIZES.fleetBurst,
+          roleChanges: SIZES.fleetRoleChanges,
+          driftRoles: SIZES.fleetDriftRoles,
+        },
         dir,
       );
       results.fleet = fleet;
@@ -359,7 +367,36 @@ async function main(argv: string[]): Promise<void> {
             goal: '',
             met: null,
           },
+          {
+            id: '12',
+            measurement: `${at}: ${f.roleChanges.count} role changes with a grant each, grant's commit to applied by the last, p99 (p50 ${ms(f.roleChanges.propagation.p50)}); CREATE ROLE runs per change`,
+            figure: `${ms(f.roleChanges.propagation.p99)}; ${(f.roleChanges.createRoleRuns / f.roleChanges.count).toFixed(1)}`,
+            goal: `once per server (${f.roleChanges.servers})`,
+            met: f.roleChanges.createRoleRuns === f.roleChanges.count * f.roleChanges.servers,
+          },
         );
+        if (f.drift) {
+          const { roles, rolesAppliedMs, all, one } = f.drift;
+          const shown = (d: typeof all) =>
+            d.measured ? `${seconds(d.seconds)}, ${mb(d.peakRssMb)}, ${d.differences ?? '?'} differences` : `not measured: ${d.reason}`;
+          rows.push(
+            {
+              id: '12',
+              measurement: `${at}: ${roles} roles created in one DO block, to applied by all`,
+              figure: seconds(rolesAppliedMs / 1000),
+              goal: '',
+              met: null,
+            },
+            {
+              id: '12',
+              measurement: `${at}: permsync drift over all of them (roles read once per server), time, peak RSS`,
+              figure: shown(all),
+              goal: 'no differences',
+              met: all.measured ? all.differences === 0 : false,
+            },
+            { id: '12', measurement: `${at}: permsync drift over one of them`, figure: shown(one), goal: '', met: null },
+          );
+        }
       }
       if (small && large && large.environments > small.environments) {
         // A straight line through the two sizes, as a projection, not a measurement.

@@ -6,7 +6,7 @@ import { syncTriggerSql } from './sync-trigger.js';
 import { WAL_MESSAGE_ORDERED_SQL, WAL_MESSAGE_SQL } from './wal-message-trigger.js';
 
 export const ENVIRONMENTS = ['dev', 'test', 'preprod', 'prod'] as const;
-const TABLES = 10;
+export const TABLES = 10;
 
 /** Objects every server has: the statements the measurements send name them. */
 export const BENCH_SCHEMA = `

@@ -63,18 +63,28 @@ describe('environments that are databases of one server', () => {
   it('create a role once, and each database gets its grants to it', async () => {
     await p.dba(`CREATE ROLE analyst LOGIN; CREATE ROLE readers; GRANT readers TO analyst`);
     await p.dba(`GRANT USAGE ON SCHEMA shop TO readers; GRANT SELECT ON shop.orders TO readers, analyst`);
+    // A setting in the source's own database is one in each environment's own.
+    const own = (await p.sourceClient.query<{ db: string }>('SELECT current_database() AS db')).rows[0]?.db as string;
+    await p.dba(`ALTER ROLE readers IN DATABASE ${own} SET work_mem = '8MB'`);
     await p.settleRoles();
 
     const source = await permissionSnapshot(p.sourceClient);
     expect(source).toContain('r shop.orders analyst SELECT by postgres');
     for (const database of DATABASES) expect(await permissionSnapshot(client(database))).toEqual(source);
+    const { rows: settings } = await client('shop_a').query<{ database: string; config: string[] }>(
+      `SELECT d.datname AS database, s.setconfig AS config FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+        WHERE s.setrole = 'readers'::regrole ORDER BY 1`,
+    );
+    expect(settings).toEqual(DATABASES.map((database) => ({ database, config: ['work_mem=8MB'] })));
 
     // One environment created the roles; the other found them there.
     const roleRuns = (await logged('role_watcher')).filter((r) => r.sql?.includes('CREATE ROLE analyst;'));
     expect(roleRuns).toHaveLength(1);
     const other = (await logged('role_watcher')).filter((r) => r.environment !== roleRuns[0]?.environment);
-    expect(other.map((r) => r.status)).toEqual(['success']);
+    expect(other.map((r) => r.status)).toEqual(['success', 'success']);
     expect(other[0]?.message).toMatch(/role changes were applied to this server by environment shop_/);
+    // What is about its own database it carries itself.
+    expect(other[1]?.sql).toMatch(/ALTER ROLE "?readers"? IN DATABASE "shop_[ab]" SET work_mem/);
     // Neither calls the other's roles its own.
     const { rows: conflicts } = await p.sourceClient.query('SELECT * FROM permsync.v_role_conflicts');
     expect(conflicts).toEqual([]);

@@ -216,3 +216,11 @@ export const DEFAULT_PRIVILEGES = `
                        WHERE d.defaclnamespace = 0) z
              ON z.grantee = a.grantee AND z.privilege_type = a.privilege_type) x
    WHERE x.state <> x.default_state`;
+
+/** The server's system identifier and postmaster start time (readServerIdentity). */
+export const SERVER_IDENTITY = `SELECT concat_ws('/', (SELECT system_identifier FROM pg_catalog.pg_control_system()),
+  extract(epoch FROM pg_catalog.pg_postmaster_start_time())) AS identity`;
+
+/** Its start time and port, where the system identifier may not be read. */
+export const SERVER_START = `SELECT concat_ws('/', 'start', extract(epoch FROM pg_catalog.pg_postmaster_start_time()),
+  pg_catalog.current_setting('port')) AS identity`;

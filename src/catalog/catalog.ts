@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import * as catalogSql from './catalog-queries.js';
 import { PARAMETER_PRIVILEGES_SINCE } from '../pg-versions.js';
+import { classifyError, SQLSTATE } from '../errors.js';
 
 /** PUBLIC, as a grantee name: no role can be named with the empty string. */
 export const PUBLIC = '';
@@ -126,9 +127,14 @@ export interface Catalog {
   defaultPrivileges: DefaultPrivilege[];
 }
 
+/** What of a catalog is the server's rather than the database's: its roles, memberships, role settings and verifiers. */
+export type ServerCatalog = Pick<Catalog, 'verifiersRead' | 'verifiersUnread' | 'roles' | 'roleOids' | 'memberships' | 'settings'>;
+
 export interface ReadOptions {
   /** Read password verifiers, where this session may. */
   verifiers: boolean;
+  /** The server's part, read already through another database of the same server by the same user: not read again. */
+  server?: ServerCatalog;
   /**
    * The source: its verifiers are read as it captures them (permsync.role_state()), so
    * none while capture is off, even for a session that could read pg_authid: they would
@@ -203,35 +209,28 @@ export async function inCatalogSnapshot<T>(client: pg.ClientBase, read: () => Pr
   }
 }
 
+/**
+ * Which server the session's database is on: its system identifier and the time its
+ * postmaster started, which a copy of it (a restored base backup) does not share. Where the
+ * user may not read the system identifier (a managed service), the start time and port
+ * stand for it. Outside a transaction: the first query may fail.
+ */
+export async function readServerIdentity(client: pg.ClientBase): Promise<string> {
+  const read = async (sql: string) => (await client.query<{ identity: string }>(sql)).rows[0]?.identity as string;
+  try {
+    return await read(catalogSql.SERVER_IDENTITY);
+  } catch (error) {
+    if (classifyError(error).code !== SQLSTATE.insufficientPrivilege) throw error;
+    return read(catalogSql.SERVER_START);
+  }
+}
+
 /** Reads one database's permission state in one read-only snapshot. */
 export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promise<Catalog> {
   return inCatalogSnapshot(client, async () => {
     const session = (await client.query<SessionRow>(catalogSql.SESSION_FACTS)).rows[0];
     if (!session) throw new Error('the database did not describe its session');
-    const roles = new Map<string, RoleState>();
-    const roleOids = new Map((await client.query<{ name: string; oid: number }>(catalogSql.ROLE_OIDS)).rows.map((r) => [r.name, r.oid]));
-    for (const r of (await client.query<RoleRow>(catalogSql.ROLES)).rows) {
-      roles.set(r.name, {
-        name: r.name,
-        superuser: r.superuser,
-        inherit: r.inherit,
-        createrole: r.createrole,
-        createdb: r.createdb,
-        login: r.login,
-        replication: r.replication,
-        bypassrls: r.bypassrls,
-        connlimit: r.connlimit,
-        validUntil: r.valid_until,
-        comment: r.comment,
-      });
-    }
-    const verifiers = !options.verifiers
-      ? { read: false, unread: null }
-      : options.source
-        ? await readCapturedVerifiers(client, session, roles)
-        : await readVerifiers(client, session, roles);
-    const memberships = (await client.query<Membership>(catalogSql.MEMBERSHIPS)).rows;
-    const settings = (await client.query<RoleSetting>(catalogSql.ROLE_SETTINGS)).rows;
+    const server = options.server ? ofThisDatabase(options.server, session.database) : await readServerCatalog(client, session, options);
     const database = (await client.query<{ owner: string; grants: GrantTuple[] }>(catalogSql.DATABASE)).rows[0];
     if (!database) throw new Error('the current database is not in pg_database');
     const sharedObjects = async (sql: string) =>
@@ -256,12 +255,7 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
       database: session.database,
       user: session.user_name,
       superuser: session.superuser,
-      verifiersRead: verifiers.read,
-      verifiersUnread: verifiers.unread,
-      roles,
-      roleOids,
-      memberships,
-      settings,
+      ...server,
       databaseOwner: database.owner,
       databaseGrants: database.grants.map(toGrant),
       shared,
@@ -269,6 +263,45 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
       defaultPrivileges,
     };
   });
+}
+
+/** The server's part of a catalog (ServerCatalog), read through this session. */
+async function readServerCatalog(client: pg.ClientBase, session: SessionRow, options: ReadOptions): Promise<ServerCatalog> {
+  const roles = new Map<string, RoleState>();
+  const roleOids = new Map((await client.query<{ name: string; oid: number }>(catalogSql.ROLE_OIDS)).rows.map((r) => [r.name, r.oid]));
+  for (const r of (await client.query<RoleRow>(catalogSql.ROLES)).rows) {
+    roles.set(r.name, {
+      name: r.name,
+      superuser: r.superuser,
+      inherit: r.inherit,
+      createrole: r.createrole,
+      createdb: r.createdb,
+      login: r.login,
+      replication: r.replication,
+      bypassrls: r.bypassrls,
+      connlimit: r.connlimit,
+      validUntil: r.valid_until,
+      comment: r.comment,
+    });
+  }
+  const verifiers = !options.verifiers
+    ? { read: false, unread: null }
+    : options.source
+      ? await readCapturedVerifiers(client, session, roles)
+      : await readVerifiers(client, session, roles);
+  return {
+    verifiersRead: verifiers.read,
+    verifiersUnread: verifiers.unread,
+    roles,
+    roleOids,
+    memberships: (await client.query<Membership>(catalogSql.MEMBERSHIPS)).rows,
+    settings: (await client.query<RoleSetting>(catalogSql.ROLE_SETTINGS)).rows,
+  };
+}
+
+/** The server's part read through another of its databases, as seen from `database`: its role settings there are `here`. */
+function ofThisDatabase(server: ServerCatalog, database: string): ServerCatalog {
+  return { ...server, settings: server.settings.map((s) => ({ ...s, here: s.database === database })) };
 }
 
 interface VerifierRead {

@@ -89,7 +89,7 @@ export function compare(source: Catalog, target: Catalog, options: CompareOption
     ...compareMemberships(source.memberships, target.memberships).filter(
       (c) => !aboutExtra(c.role, c.member, ...(c.grantor === null ? [] : [c.grantor])),
     ),
-    ...compareSettings(source.settings, target, options.databases ?? {}).filter((c) => !aboutExtra(c.role)),
+    ...compareSettings(source, target, options.databases ?? {}).filter((c) => !aboutExtra(c.role)),
     ...compareDatabase(source, target).filter((c) => keepGrantee(c.grantee) && (c.grantor === null || keepGrantee(c.grantor))),
     ...compareShared(source, target, options.databases ?? {}, keepGrantee),
     ...compareObjects(source.objects, target.objects, keepGrantee),
@@ -158,20 +158,24 @@ function sameMembership(a: Membership, b: Membership): boolean {
  * The current database is the same on both sides whatever its name; another of the
  * source's databases is the target's of the name environments[].databases gives it, or
  * of its own name, which is left out where it is the target's own database's (as the
- * applier does).
+ * applier does). A setting in a database only the target has is the environment's own
+ * (another environment's, where several are databases of one server), as the database is.
  */
-function compareSettings(
-  source: RoleSetting[],
-  target: Catalog,
-  databases: Readonly<Record<string, string>>,
-): Extract<Change, { type: 'setting' }>[] {
+function compareSettings(source: Catalog, target: Catalog, databases: Readonly<Record<string, string>>): Extract<Change, { type: 'setting' }>[] {
   const key = (s: RoleSetting) => `${s.role}\0${s.here ? '.' : s.database === null ? '*' : `db:${s.database}`}\0${s.key}`;
-  const theirs = new Map(target.settings.map((s) => [key(s), s]));
-  const mapped = source.flatMap((s): RoleSetting[] => {
+  const onTarget = (name: string) => {
+    const mapped = databases[name] ?? name;
+    return databases[name] === undefined && mapped === target.database ? undefined : mapped;
+  };
+  const sourceDatabases = new Set(source.shared.database.flatMap((d) => onTarget(d.name) ?? []));
+  const mapped = source.settings.flatMap((s): RoleSetting[] => {
     if (s.here || s.database === null) return [s];
-    const name = databases[s.database] ?? s.database;
-    return databases[s.database] === undefined && name === target.database ? [] : [{ ...s, database: name }];
+    const name = onTarget(s.database);
+    if (name === undefined) return [];
+    sourceDatabases.add(name);
+    return [{ ...s, database: name }];
   });
+  const theirs = new Map(target.settings.filter((s) => s.here || s.database === null || sourceDatabases.has(s.database)).map((s) => [key(s), s]));
   const ours = new Map(mapped.map((s) => [key(s), s]));
   const out: Extract<Change, { type: 'setting' }>[] = [];
   for (const k of sorted(new Set([...ours.keys(), ...theirs.keys()]))) {

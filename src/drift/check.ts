@@ -2,7 +2,7 @@ import pg from 'pg';
 import { redactUrl } from '../redact.js';
 import type { Config, EnvironmentConfig, Settings } from '../config/schema.js';
 import { describeError, PermsyncError } from '../errors.js';
-import { readCatalog, type Catalog } from '../catalog/catalog.js';
+import { readCatalog, readServerIdentity, type Catalog, type ServerCatalog } from '../catalog/catalog.js';
 import type { EnvironmentResult } from './format.js';
 import { unreplayableHints } from './history.js';
 import { buildReport, type DriftReport } from '../plan/report.js';
@@ -36,9 +36,12 @@ export function readSourceCatalog(client: pg.ClientBase, settings: Settings): Pr
   return readCatalog(client, { verifiers: settings.syncPasswords, source: true });
 }
 
-export function readTargetCatalog(client: pg.ClientBase, settings: Settings): Promise<Catalog> {
-  return readCatalog(client, { verifiers: settings.syncPasswords });
+export function readTargetCatalog(client: pg.ClientBase, settings: Settings, server?: ServerCatalog): Promise<Catalog> {
+  return readCatalog(client, { verifiers: settings.syncPasswords, ...(server && { server }) });
 }
+
+/** The server part of the catalogs read so far, by server and user: environments of one server read its roles once. */
+type ServersRead = Map<string, ServerCatalog>;
 
 export interface CheckOptions {
   dropExtraRoles: boolean;
@@ -51,10 +54,16 @@ async function checkEnvironment(
   source: Catalog,
   managed: ManagedRoles,
   options: CheckOptions,
+  servers: ServersRead,
 ): Promise<DriftReport> {
   const client = await openSession(environment.url, environment.name, config.settings);
   try {
-    const target = await readTargetCatalog(client, config.settings);
+    const server = `${await readServerIdentity(client)}/${client.user ?? ''}`;
+    const target = await readTargetCatalog(client, config.settings, servers.get(server));
+    if (!servers.has(server)) {
+      const { verifiersRead, verifiersUnread, roles, roleOids, memberships, settings } = target;
+      servers.set(server, { verifiersRead, verifiersUnread, roles, roleOids, memberships, settings });
+    }
     return buildReport(environment, config.settings, roleScope(config), source, target, { ...options, managed });
   } finally {
     await client.end().catch(() => {});
@@ -73,10 +82,11 @@ export async function checkEnvironments(
 ): Promise<EnvironmentResult[]> {
   const catalog = await readSourceCatalog(source, config.settings);
   const results: EnvironmentResult[] = [];
+  const servers: ServersRead = new Map();
   for (const environment of environments) {
     let report: DriftReport;
     try {
-      report = await checkEnvironment(config, environment, catalog, await readManagedRoles(source, environment.name), options);
+      report = await checkEnvironment(config, environment, catalog, await readManagedRoles(source, environment.name), options, servers);
     } catch (error) {
       const message = error instanceof PermsyncError ? error.message.replace(`${environment.name}: `, '') : describeError(error);
       results.push({ environment: environment.name, hints: [], error: message });

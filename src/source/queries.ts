@@ -264,12 +264,12 @@ export const RETIRE_ENVIRONMENTS = `
 const SAME_SERVER = `(SELECT $1::text UNION
    SELECT s.name FROM permsync.environments e JOIN permsync.environments s ON s.server_identity = e.server_identity WHERE e.name = $1)`;
 
-/** The roles permsync manages on an environment's server (permsync.managed_roles): oid there, and name. */
+/**
+ * The roles permsync manages on an environment's server (permsync.v_managed_roles): oid
+ * there, and name. What is recorded for one environment of a server is recorded for each.
+ */
 export const MANAGED_ROLES = `
-  SELECT DISTINCT ON (m.role_oid) m.role_oid::int8::float8 AS oid, m.role_name AS name
-    FROM permsync.v_managed_roles m
-   WHERE m.environment_name IN ${SAME_SERVER}
-   ORDER BY m.role_oid, m.recorded_at DESC`;
+  SELECT role_oid::int8::float8 AS oid, role_name AS name FROM permsync.v_managed_roles WHERE environment_name = $1`;
 
 /** Records roles as permsync's on an environment's server; $2 is a JSON array of {oid, name}. */
 export const RECORD_MANAGED_ROLES = `

@@ -7,7 +7,7 @@ import { endPool, trackSessions } from '../pg-close.js';
 import { MEMBERSHIP_OPTIONS_SINCE } from '../pg-versions.js';
 import { keepSessionErrorsForTheNextQuery, withPooledSession } from '../pg-sessions.js';
 import { readRoleHoldings, type RoleHoldings } from '../catalog/role-holdings.js';
-import { readCatalog, type Catalog } from '../catalog/catalog.js';
+import { readCatalog, readServerIdentity, type Catalog } from '../catalog/catalog.js';
 import { forServer } from '../plan/server-version.js';
 import { withGrantor, withoutGrantor, withTargetDatabase } from '../plan/target-statements.js';
 import { shown, type Statement } from '../sql/statement.js';
@@ -38,11 +38,6 @@ export type BeforeCommit = (session: pg.ClientBase, took: Statement[]) => Promis
 
 /** The oids of the roles named in $1 that the server has. */
 export const ROLE_OIDS = 'SELECT rolname AS name, oid::int8::float8 AS oid FROM pg_catalog.pg_roles WHERE rolname = ANY($1)';
-
-const SERVER_IDENTITY = `SELECT concat_ws('/', (SELECT system_identifier FROM pg_catalog.pg_control_system()),
-  extract(epoch FROM pg_catalog.pg_postmaster_start_time())) AS identity`;
-const SERVER_START = `SELECT concat_ws('/', 'start', extract(epoch FROM pg_catalog.pg_postmaster_start_time()),
-  pg_catalog.current_setting('port')) AS identity`;
 
 /** Several batches run in one transaction (executeTogether): one outcome for all of them. */
 export interface GroupResult extends Omit<ExecutionResult, 'appliedSql' | 'notes'> {
@@ -159,21 +154,10 @@ export class Target {
     }
   }
 
-  /**
-   * Which server the environment's database is on: its system identifier and the time its
-   * postmaster started, which a copy of it (a restored base backup) does not share. Where the
-   * sync user may not read the system identifier (a managed service), the start time and
-   * port stand for it.
-   */
+  /** Which server the environment's database is on (catalog/catalog.ts, readServerIdentity). */
   async serverIdentity(): Promise<{ identity: string } | { error: ClassifiedError & { unreachable: boolean } }> {
-    const read = async (sql: string) => (await this.pool.query<{ identity: string }>(sql)).rows[0]?.identity as string;
     try {
-      try {
-        return { identity: await read(SERVER_IDENTITY) };
-      } catch (error) {
-        if (classifyError(error).code !== SQLSTATE.insufficientPrivilege) throw error;
-        return { identity: await read(SERVER_START) };
-      }
+      return { identity: await withPooledSession(this.pool, readServerIdentity) };
     } catch (error) {
       return { error: connectFailed(error) };
     }
