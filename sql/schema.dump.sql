@@ -503,33 +503,6 @@ $$;
 ALTER FUNCTION permsync.get_sync_status(hours integer) OWNER TO postgres;
 
 --
--- Name: grant_depths(jsonb, boolean); Type: FUNCTION; Schema: permsync; Owner: postgres
---
-
-CREATE FUNCTION permsync.grant_depths(entries jsonb, by_object boolean) RETURNS TABLE(key text, depth integer)
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    WITH RECURSIVE e AS MATERIALIZED (
-        SELECT x.key, CASE WHEN by_object THEN split_part(x.key, '/', 1) ELSE '' END AS object,
-               x.value ->> 'grantee' AS grantee, x.value ->> 'privilege' AS privilege, x.value ->> 'as' AS grantor
-          FROM jsonb_each(coalesce(entries, '{}')) x
-    ), chain (key, object, grantee, privilege, depth) AS (
-        -- From the grants no entry gave: each entry is then reached once (an entry names one grantor).
-        SELECT e.key, e.object, e.grantee, e.privilege, 0 FROM e
-         WHERE NOT EXISTS (SELECT 1 FROM e g WHERE g.object = e.object AND g.privilege = e.privilege AND g.grantee = e.grantor)
-        UNION ALL
-        SELECT e.key, e.object, e.grantee, e.privilege, c.depth + 1
-          FROM chain c JOIN e ON e.object = c.object AND e.privilege = c.privilege AND e.grantor = c.grantee
-         WHERE c.depth < 32
-    )
-    SELECT c.key, c.depth FROM chain c
-$$;
-
-
-ALTER FUNCTION permsync.grant_depths(entries jsonb, by_object boolean) OWNER TO postgres;
-
---
 -- Name: group_leads(text); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
@@ -1154,18 +1127,17 @@ BEGIN
       FROM jsonb_object_keys(new_members) k;
 
     -- Database privileges revoked, or their grant option (old names: before renames), each
-    -- by its grantor, dependent grants first. A privilege that only changed grantors is
-    -- left as it is: the drift check shows it.
+    -- by its grantor (the daemon puts dependent grants first). A privilege that only
+    -- changed grantors is left as it is: the drift check shows it.
     FOR r IN SELECT key, o.value AS o, n.value AS n
                FROM jsonb_each(old -> 'dbacl') o LEFT JOIN jsonb_each(new -> 'dbacl') n USING (key)
-               LEFT JOIN permsync.grant_depths(old -> 'dbacl', false) d USING (key)
               WHERE n.value IS NULL OR ((o.value ->> 'grantable')::boolean AND NOT (n.value ->> 'grantable')::boolean)
-              ORDER BY d.depth DESC NULLS FIRST, key LOOP
+              ORDER BY key LOOP
         grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC' ELSE quote_ident(r.o ->> 'grantee') END;
         out := out || (permsync.shared_privilege_statement('REVOKE ON DATABASE', r.o,
                    format('REVOKE %s%s ON DATABASE {"database"} FROM %s',
                           CASE WHEN r.n IS NULL THEN '' ELSE 'GRANT OPTION FOR ' END, r.o ->> 'privilege', grantee),
-                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.o ->> 'grantee' END)
+                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.o ->> 'grantee' END, 'database/' || (r.o ->> 'privilege'))
                || jsonb_build_object('on_target_database', true));
     END LOOP;
 
@@ -1174,12 +1146,12 @@ BEGIN
     -- role a revoke runs as may be new.
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
               WHERE c.wanted = 'absent' AND gone ? split_part(c.key, '/', 2)
-              ORDER BY c.old_depth DESC, c.kind, c.key LOOP
+              ORDER BY c.kind, c.key LOOP
         grantee := permsync.role_name(new_roles, old_roles, split_part(r.key, '/', 2));
         out := out || permsync.shared_privilege_statement(
                    CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END, r.entry,
                    format('REVOKE %s ON %s FROM %I', r.entry ->> 'privilege', r.object, grantee),
-                   grantee, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+                   grantee, r.chain, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
 
     -- Memberships that went, per grantor, dependent grants first (the newest, on 16+).
@@ -1311,44 +1283,45 @@ BEGIN
                            THEN jsonb_build_object('database', r.s ->> 'database') ELSE '{}' END);
     END LOOP;
 
-    -- Database privileges granted, or given the grant option, each by its grantor, grantors first.
+    -- Database privileges granted, or given the grant option, each by its grantor (the
+    -- daemon puts grantors first).
     FOR r IN SELECT key, o.value AS o, n.value AS n
                FROM jsonb_each(new -> 'dbacl') n LEFT JOIN jsonb_each(old -> 'dbacl') o USING (key)
-               LEFT JOIN permsync.grant_depths(new -> 'dbacl', false) d USING (key)
               WHERE (o.value - 'grantee' - 'as') IS DISTINCT FROM (n.value - 'grantee' - 'as')
-              ORDER BY d.depth NULLS LAST, key LOOP
+              ORDER BY key LOOP
         CONTINUE WHEN r.o IS NOT NULL AND (r.o ->> 'grantable')::boolean AND NOT (r.n ->> 'grantable')::boolean;
         grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC'
                         ELSE quote_ident(permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 1))) END;
         out := out || (permsync.shared_privilege_statement('GRANT ON DATABASE', r.n,
                    format('GRANT %s ON DATABASE {"database"} TO %s%s', r.n ->> 'privilege', grantee,
                           CASE WHEN (r.n ->> 'grantable')::boolean THEN ' WITH GRANT OPTION' ELSE '' END),
-                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.n ->> 'grantee' END)
+                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.n ->> 'grantee' END, 'database/' || (r.n ->> 'privilege'))
                || jsonb_build_object('on_target_database', true));
     END LOOP;
 
     -- Privileges on other databases, tablespaces and parameters revoked, or their grant
-    -- option (dependent grants first), then granted, or given the grant option (grantors first).
+    -- option, then granted, or given the grant option (the daemon puts dependent grants
+    -- first among the revokes, grantors first among the grants).
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
               WHERE (c.wanted = 'absent' OR (c.wanted = 'granted' AND c.current = 'grantable'))
                 AND NOT gone ? split_part(c.key, '/', 2)
-              ORDER BY c.old_depth DESC, c.kind, c.key LOOP
+              ORDER BY c.kind, c.key LOOP
         grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 2)) END;
         out := out || permsync.shared_privilege_statement(
                    CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END, r.entry,
                    format('REVOKE %s%s ON %s FROM %s', CASE WHEN r.wanted = 'absent' THEN '' ELSE 'GRANT OPTION FOR ' END,
                           r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC')),
-                   grantee, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+                   grantee, r.chain, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
               WHERE c.wanted = 'grantable' OR (c.wanted = 'granted' AND c.current = 'absent')
-              ORDER BY c.new_depth, c.kind, c.key LOOP
+              ORDER BY c.kind, c.key LOOP
         grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 2)) END;
         out := out || permsync.shared_privilege_statement(
                    CASE WHEN r.kind = 'databases' THEN 'GRANT ON DATABASE' ELSE 'GRANT' END, r.entry,
                    format('GRANT %s ON %s TO %s%s', r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC'),
                           CASE WHEN r.wanted = 'grantable' THEN ' WITH GRANT OPTION' ELSE '' END),
-                   grantee, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+                   grantee, r.chain, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
     RETURN to_jsonb(out);
 END
@@ -1700,29 +1673,23 @@ ALTER FUNCTION permsync.setting_value_sql(key text, value text) OWNER TO postgre
 -- Name: shared_privilege_changes(jsonb, jsonb); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) RETURNS TABLE(kind text, key text, entry jsonb, object text, current text, wanted text, old_depth integer, new_depth integer)
+CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) RETURNS TABLE(kind text, key text, entry jsonb, object text, chain text, current text, wanted text)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    WITH kinds (kind) AS (VALUES ('databases'), ('tablespaces'), ('parameters')),
-    depths AS (
-        SELECT k.kind, 'old' AS side, d.key, d.depth FROM kinds k CROSS JOIN LATERAL permsync.grant_depths(old -> k.kind, true) d
-        UNION ALL
-        SELECT k.kind, 'new', d.key, d.depth FROM kinds k CROSS JOIN LATERAL permsync.grant_depths(new -> k.kind, true) d
-    )
+    WITH kinds (kind) AS (VALUES ('databases'), ('tablespaces'), ('parameters'))
     SELECT x.kind, x.key, x.entry,
            CASE x.kind WHEN 'databases' THEN 'DATABASE {"database"}'
                        WHEN 'tablespaces' THEN format('TABLESPACE %I', x.entry ->> 'tablespace')
                        ELSE format('PARAMETER %I', x.entry ->> 'parameter') END,
-           x.current, x.wanted, coalesce(od.depth, 32), coalesce(nd.depth, 32)
+           x.kind || '/' || split_part(x.key, '/', 1) || '/' || (x.entry ->> 'privilege'),
+           x.current, x.wanted
       FROM (SELECT kind, key, coalesce(n.value, o.value) AS entry,
                    coalesce(o.value ->> 'state', n.value ->> 'default') AS current,
                    coalesce(n.value ->> 'state', o.value ->> 'default') AS wanted
               FROM (SELECT k.kind, e.key, e.value FROM kinds k CROSS JOIN LATERAL jsonb_each(coalesce(old -> k.kind, '{}')) e) o
               FULL JOIN (SELECT k.kind, e.key, e.value FROM kinds k CROSS JOIN LATERAL jsonb_each(coalesce(new -> k.kind, '{}')) e) n
                    USING (kind, key)) x
-      LEFT JOIN depths od ON od.kind = x.kind AND od.side = 'old' AND od.key = x.key
-      LEFT JOIN depths nd ON nd.kind = x.kind AND nd.side = 'new' AND nd.key = x.key
      WHERE x.current <> x.wanted
        AND (x.kind <> 'databases' OR EXISTS (SELECT 1 FROM pg_database d WHERE d.oid = split_part(x.key, '/', 1)::oid))
        AND (x.kind <> 'tablespaces' OR EXISTS (SELECT 1 FROM pg_tablespace t WHERE t.oid = split_part(x.key, '/', 1)::oid))
@@ -1733,10 +1700,10 @@ $$;
 ALTER FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) OWNER TO postgres;
 
 --
--- Name: shared_privilege_statement(text, jsonb, text, text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+-- Name: shared_privilege_statement(text, jsonb, text, text, text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, database text DEFAULT NULL::text) RETURNS jsonb
+CREATE FUNCTION permsync.shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, chain text, database text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE sql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1744,11 +1711,11 @@ CREATE FUNCTION permsync.shared_privilege_statement(kind text, entry jsonb, sql 
                CASE WHEN entry ->> 'as' IS NULL THEN sql
                     ELSE format('SET LOCAL ROLE %I; %s; RESET ROLE', entry ->> 'as', sql) END,
                ignore_codes => ARRAY['3D000', '42704', '42501'])
-           || jsonb_strip_nulls(jsonb_build_object('run_as', entry ->> 'as', 'database', database))
+           || jsonb_strip_nulls(jsonb_build_object('run_as', entry ->> 'as', 'chain', chain, 'database', database))
 $$;
 
 
-ALTER FUNCTION permsync.shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, database text) OWNER TO postgres;
+ALTER FUNCTION permsync.shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, chain text, database text) OWNER TO postgres;
 
 --
 -- Name: skip_batch(text, bigint, text); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -3274,13 +3241,6 @@ GRANT ALL ON FUNCTION permsync.get_sync_status(hours integer) TO permsync_reader
 
 
 --
--- Name: FUNCTION grant_depths(entries jsonb, by_object boolean); Type: ACL; Schema: permsync; Owner: postgres
---
-
-REVOKE ALL ON FUNCTION permsync.grant_depths(entries jsonb, by_object boolean) FROM PUBLIC;
-
-
---
 -- Name: FUNCTION group_leads(daemon_group text); Type: ACL; Schema: permsync; Owner: postgres
 --
 
@@ -3480,10 +3440,10 @@ REVOKE ALL ON FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) F
 
 
 --
--- Name: FUNCTION shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, database text); Type: ACL; Schema: permsync; Owner: postgres
+-- Name: FUNCTION shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, chain text, database text); Type: ACL; Schema: permsync; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION permsync.shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, database text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION permsync.shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, chain text, database text) FROM PUBLIC;
 
 
 --

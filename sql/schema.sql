@@ -1009,10 +1009,15 @@ $fn$;
 -- (SET LOCAL ROLE, undone after it): the target checks that role's right to it there, so
 -- that it reaches no further there than on the source. `grantee` is the role it grants to
 -- or revokes from (NULL for PUBLIC), `run_as` the role it runs as: the daemon judges both.
+-- `chain` names the object and privilege: the daemon orders the statements of one chain
+-- by their grantors (src/capture/grant-order.ts), so that each grantor holds its grant
+-- option when it grants, and loses it only after the grants that depend on it. Nothing
+-- here follows a chain: any login may grant what it owns to as many roles as it likes, in
+-- chains as long as it likes, and this runs in a DBA's capture.
 -- What a target cannot take is left out there: the object (3D000, 42704) or a role
 -- (42704) it lacks, a grantor that may not do it there (42501).
 CREATE FUNCTION permsync.shared_privilege_statement(
-    kind text, entry jsonb, sql text, grantee text, database text DEFAULT NULL)
+    kind text, entry jsonb, sql text, grantee text, chain text, database text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -1021,67 +1026,33 @@ AS $fn$
                CASE WHEN entry ->> 'as' IS NULL THEN sql
                     ELSE format('SET LOCAL ROLE %I; %s; RESET ROLE', entry ->> 'as', sql) END,
                ignore_codes => ARRAY['3D000', '42704', '42501'])
-           || jsonb_strip_nulls(jsonb_build_object('run_as', entry ->> 'as', 'database', database))
-$fn$;
-
--- How many grants through a grant option stand between each entry of `entries` and the
--- owner's (or a superuser's) grant: grants go in that order, so that each grantor holds its
--- grant option, and revokes in the reverse, dependent grants first. `entries` is keyed
--- object/grantee/privilege (`by_object`), or grantee/privilege for one object. Each entry
--- is visited once, and chains are followed 32 grants deep, no further: any login may grant
--- what it owns to as many roles as it likes, in chains as long as it likes, and this runs
--- in a DBA's capture. An entry deeper than that (or in a circle of grantors) is left out.
-CREATE FUNCTION permsync.grant_depths(entries jsonb, by_object boolean)
-RETURNS TABLE (key text, depth integer)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-    WITH RECURSIVE e AS MATERIALIZED (
-        SELECT x.key, CASE WHEN by_object THEN split_part(x.key, '/', 1) ELSE '' END AS object,
-               x.value ->> 'grantee' AS grantee, x.value ->> 'privilege' AS privilege, x.value ->> 'as' AS grantor
-          FROM jsonb_each(coalesce(entries, '{}')) x
-    ), chain (key, object, grantee, privilege, depth) AS (
-        -- From the grants no entry gave: each entry is then reached once (an entry names one grantor).
-        SELECT e.key, e.object, e.grantee, e.privilege, 0 FROM e
-         WHERE NOT EXISTS (SELECT 1 FROM e g WHERE g.object = e.object AND g.privilege = e.privilege AND g.grantee = e.grantor)
-        UNION ALL
-        SELECT e.key, e.object, e.grantee, e.privilege, c.depth + 1
-          FROM chain c JOIN e ON e.object = c.object AND e.privilege = c.privilege AND e.grantor = c.grantee
-         WHERE c.depth < 32
-    )
-    SELECT c.key, c.depth FROM chain c
+           || jsonb_strip_nulls(jsonb_build_object('run_as', entry ->> 'as', 'chain', chain, 'database', database))
 $fn$;
 
 -- How the privileges on shared objects changed between two states, one row per grantee
 -- and privilege that moved: `current` (the old state's) and `wanted` (the new one's), a
 -- side without the entry being at the object's default; `entry`, the newer of the two;
--- `object`, the ON clause ({"database"} for a database, which the daemon maps);
--- `old_depth` and `new_depth`, its grant_depths on either side. A database or tablespace
--- that no longer exists has nothing to change.
+-- `object`, the ON clause ({"database"} for a database, which the daemon maps); `chain`,
+-- the object and privilege (shared_privilege_statement). A database or tablespace that
+-- no longer exists has nothing to change.
 CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb)
-RETURNS TABLE (kind text, key text, entry jsonb, object text, current text, wanted text, old_depth integer, new_depth integer)
+RETURNS TABLE (kind text, key text, entry jsonb, object text, chain text, current text, wanted text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    WITH kinds (kind) AS (VALUES ('databases'), ('tablespaces'), ('parameters')),
-    depths AS (
-        SELECT k.kind, 'old' AS side, d.key, d.depth FROM kinds k CROSS JOIN LATERAL permsync.grant_depths(old -> k.kind, true) d
-        UNION ALL
-        SELECT k.kind, 'new', d.key, d.depth FROM kinds k CROSS JOIN LATERAL permsync.grant_depths(new -> k.kind, true) d
-    )
+    WITH kinds (kind) AS (VALUES ('databases'), ('tablespaces'), ('parameters'))
     SELECT x.kind, x.key, x.entry,
            CASE x.kind WHEN 'databases' THEN 'DATABASE {"database"}'
                        WHEN 'tablespaces' THEN format('TABLESPACE %I', x.entry ->> 'tablespace')
                        ELSE format('PARAMETER %I', x.entry ->> 'parameter') END,
-           x.current, x.wanted, coalesce(od.depth, 32), coalesce(nd.depth, 32)
+           x.kind || '/' || split_part(x.key, '/', 1) || '/' || (x.entry ->> 'privilege'),
+           x.current, x.wanted
       FROM (SELECT kind, key, coalesce(n.value, o.value) AS entry,
                    coalesce(o.value ->> 'state', n.value ->> 'default') AS current,
                    coalesce(n.value ->> 'state', o.value ->> 'default') AS wanted
               FROM (SELECT k.kind, e.key, e.value FROM kinds k CROSS JOIN LATERAL jsonb_each(coalesce(old -> k.kind, '{}')) e) o
               FULL JOIN (SELECT k.kind, e.key, e.value FROM kinds k CROSS JOIN LATERAL jsonb_each(coalesce(new -> k.kind, '{}')) e) n
                    USING (kind, key)) x
-      LEFT JOIN depths od ON od.kind = x.kind AND od.side = 'old' AND od.key = x.key
-      LEFT JOIN depths nd ON nd.kind = x.kind AND nd.side = 'new' AND nd.key = x.key
      WHERE x.current <> x.wanted
        AND (x.kind <> 'databases' OR EXISTS (SELECT 1 FROM pg_database d WHERE d.oid = split_part(x.key, '/', 1)::oid))
        AND (x.kind <> 'tablespaces' OR EXISTS (SELECT 1 FROM pg_tablespace t WHERE t.oid = split_part(x.key, '/', 1)::oid))
@@ -1105,6 +1076,8 @@ $fn$;
 --     than failing and holding every later change;
 --   * privileges on the source's database granted, then those on other databases (named
 --     for the daemon to map), tablespaces and parameters revoked and granted.
+-- Within each part, privileges granted through a grant option are in no order of their
+-- chains: the daemon orders them by grantor (shared_privilege_statement).
 -- A database privilege of PUBLIC (grantee 0) names no role, so that a role named "PUBLIC"
 -- is neither taken for PUBLIC nor PUBLIC for it. Linear in the size of the states: each
 -- part of them is taken out once (an operator on `old -> 'roles'` inside a query would copy
@@ -1141,18 +1114,17 @@ BEGIN
       FROM jsonb_object_keys(new_members) k;
 
     -- Database privileges revoked, or their grant option (old names: before renames), each
-    -- by its grantor, dependent grants first. A privilege that only changed grantors is
-    -- left as it is: the drift check shows it.
+    -- by its grantor (the daemon puts dependent grants first). A privilege that only
+    -- changed grantors is left as it is: the drift check shows it.
     FOR r IN SELECT key, o.value AS o, n.value AS n
                FROM jsonb_each(old -> 'dbacl') o LEFT JOIN jsonb_each(new -> 'dbacl') n USING (key)
-               LEFT JOIN permsync.grant_depths(old -> 'dbacl', false) d USING (key)
               WHERE n.value IS NULL OR ((o.value ->> 'grantable')::boolean AND NOT (n.value ->> 'grantable')::boolean)
-              ORDER BY d.depth DESC NULLS FIRST, key LOOP
+              ORDER BY key LOOP
         grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC' ELSE quote_ident(r.o ->> 'grantee') END;
         out := out || (permsync.shared_privilege_statement('REVOKE ON DATABASE', r.o,
                    format('REVOKE %s%s ON DATABASE {"database"} FROM %s',
                           CASE WHEN r.n IS NULL THEN '' ELSE 'GRANT OPTION FOR ' END, r.o ->> 'privilege', grantee),
-                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.o ->> 'grantee' END)
+                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.o ->> 'grantee' END, 'database/' || (r.o ->> 'privilege'))
                || jsonb_build_object('on_target_database', true));
     END LOOP;
 
@@ -1161,12 +1133,12 @@ BEGIN
     -- role a revoke runs as may be new.
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
               WHERE c.wanted = 'absent' AND gone ? split_part(c.key, '/', 2)
-              ORDER BY c.old_depth DESC, c.kind, c.key LOOP
+              ORDER BY c.kind, c.key LOOP
         grantee := permsync.role_name(new_roles, old_roles, split_part(r.key, '/', 2));
         out := out || permsync.shared_privilege_statement(
                    CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END, r.entry,
                    format('REVOKE %s ON %s FROM %I', r.entry ->> 'privilege', r.object, grantee),
-                   grantee, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+                   grantee, r.chain, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
 
     -- Memberships that went, per grantor, dependent grants first (the newest, on 16+).
@@ -1298,44 +1270,45 @@ BEGIN
                            THEN jsonb_build_object('database', r.s ->> 'database') ELSE '{}' END);
     END LOOP;
 
-    -- Database privileges granted, or given the grant option, each by its grantor, grantors first.
+    -- Database privileges granted, or given the grant option, each by its grantor (the
+    -- daemon puts grantors first).
     FOR r IN SELECT key, o.value AS o, n.value AS n
                FROM jsonb_each(new -> 'dbacl') n LEFT JOIN jsonb_each(old -> 'dbacl') o USING (key)
-               LEFT JOIN permsync.grant_depths(new -> 'dbacl', false) d USING (key)
               WHERE (o.value - 'grantee' - 'as') IS DISTINCT FROM (n.value - 'grantee' - 'as')
-              ORDER BY d.depth NULLS LAST, key LOOP
+              ORDER BY key LOOP
         CONTINUE WHEN r.o IS NOT NULL AND (r.o ->> 'grantable')::boolean AND NOT (r.n ->> 'grantable')::boolean;
         grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC'
                         ELSE quote_ident(permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 1))) END;
         out := out || (permsync.shared_privilege_statement('GRANT ON DATABASE', r.n,
                    format('GRANT %s ON DATABASE {"database"} TO %s%s', r.n ->> 'privilege', grantee,
                           CASE WHEN (r.n ->> 'grantable')::boolean THEN ' WITH GRANT OPTION' ELSE '' END),
-                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.n ->> 'grantee' END)
+                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.n ->> 'grantee' END, 'database/' || (r.n ->> 'privilege'))
                || jsonb_build_object('on_target_database', true));
     END LOOP;
 
     -- Privileges on other databases, tablespaces and parameters revoked, or their grant
-    -- option (dependent grants first), then granted, or given the grant option (grantors first).
+    -- option, then granted, or given the grant option (the daemon puts dependent grants
+    -- first among the revokes, grantors first among the grants).
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
               WHERE (c.wanted = 'absent' OR (c.wanted = 'granted' AND c.current = 'grantable'))
                 AND NOT gone ? split_part(c.key, '/', 2)
-              ORDER BY c.old_depth DESC, c.kind, c.key LOOP
+              ORDER BY c.kind, c.key LOOP
         grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 2)) END;
         out := out || permsync.shared_privilege_statement(
                    CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END, r.entry,
                    format('REVOKE %s%s ON %s FROM %s', CASE WHEN r.wanted = 'absent' THEN '' ELSE 'GRANT OPTION FOR ' END,
                           r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC')),
-                   grantee, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+                   grantee, r.chain, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
               WHERE c.wanted = 'grantable' OR (c.wanted = 'granted' AND c.current = 'absent')
-              ORDER BY c.new_depth, c.kind, c.key LOOP
+              ORDER BY c.kind, c.key LOOP
         grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 2)) END;
         out := out || permsync.shared_privilege_statement(
                    CASE WHEN r.kind = 'databases' THEN 'GRANT ON DATABASE' ELSE 'GRANT' END, r.entry,
                    format('GRANT %s ON %s TO %s%s', r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC'),
                           CASE WHEN r.wanted = 'grantable' THEN ' WITH GRANT OPTION' ELSE '' END),
-                   grantee, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+                   grantee, r.chain, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
     RETURN to_jsonb(out);
 END

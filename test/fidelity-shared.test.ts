@@ -1,12 +1,9 @@
-import { execFileSync } from 'node:child_process';
-import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkEnvironments } from '../src/drift/check.js';
 import type { PostgresMajor } from '../dev/embedded/cluster.js';
 import { permissionDump } from './support/dump-shared.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { TablespaceDirs } from './support/tablespace.js';
 
 /**
  * Fidelity by pg_dump's account, for what no event trigger sees: memberships with their
@@ -80,25 +77,12 @@ const UNDO = [
 
 describe.each([14, 18] as const)('PostgreSQL %i', (major) => {
   let p: Pipeline;
-  const dirs: string[] = [];
-
-  /** A directory the server may make a tablespace in: its own OS user's. */
-  async function tablespaceDir(): Promise<string> {
-    const dir = await mkdtemp(join(tmpdir(), 'permsync-ts-'));
-    dirs.push(dir);
-    if (process.getuid?.() === 0) {
-      const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres']).toString().trim());
-      await chown(dir, id('-u'), id('-g'));
-    } else {
-      await chmod(dir, 0o700);
-    }
-    return dir;
-  }
+  const dirs = new TablespaceDirs();
 
   /** Schema, on every server, as migrations would make it. */
   async function schema(client: { query(sql: string): Promise<unknown> }): Promise<void> {
     await client.query('CREATE DATABASE reporting');
-    await client.query(`CREATE TABLESPACE fast LOCATION '${await tablespaceDir()}'`);
+    await client.query(`CREATE TABLESPACE fast LOCATION '${await dirs.make()}'`);
   }
 
   async function settled(): Promise<void> {
@@ -135,7 +119,7 @@ describe.each([14, 18] as const)('PostgreSQL %i', (major) => {
 
   afterAll(async () => {
     await p?.close();
-    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+    await dirs.remove();
   });
 
   it('a DBA script of role hierarchy, grantors and privileges on shared objects leaves every target equal by pg_dump, and drift agrees', async () => {

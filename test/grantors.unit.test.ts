@@ -59,6 +59,22 @@ describe('privileges granted through grant options', () => {
     ]);
   });
 
+  it('of any depth, listed in any order, are granted grantor first and revoked dependents first', () => {
+    const depth = 300;
+    const links = Array.from({ length: depth }, (_, i) => ((i * 37) % depth) + 1);
+    const chain: Grant[] = links.map((i) => ({ grantee: `u${i}`, privilege: 'SELECT', grantable: true, grantor: i === 1 ? null : `u${i - 1}` }));
+    const grant = (i: number) =>
+      i === 1
+        ? 'GRANT SELECT ON TABLE "app"."orders" TO "u1" WITH GRANT OPTION'
+        : `SET LOCAL ROLE "u${i - 1}"; GRANT SELECT ON TABLE "app"."orders" TO "u${i}" WITH GRANT OPTION; RESET ROLE`;
+    const revoke = (i: number) =>
+      i === 1
+        ? 'REVOKE SELECT ON TABLE "app"."orders" FROM "u1"'
+        : `SET LOCAL ROLE "u${i - 1}"; REVOKE SELECT ON TABLE "app"."orders" FROM "u${i}"; RESET ROLE`;
+    expect(plan(chain, [])).toEqual(Array.from({ length: depth }, (_, i) => grant(i + 1)));
+    expect(plan([], chain)).toEqual(Array.from({ length: depth }, (_, i) => revoke(depth - i)));
+  });
+
   it('differ when only the grantor does: the grant moves to the source grantor', () => {
     const byOwner: Grant[] = [CHAIN[0] as Grant, CHAIN[1] as Grant, { ...(CHAIN[2] as Grant), grantor: null }];
     expect(plan(CHAIN, byOwner)).toEqual([

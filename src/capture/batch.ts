@@ -3,6 +3,7 @@ import { analyzeQuery, TEMPORARY_SCHEMA, UnparsableQueryError, type SkippedState
 import { searchPathSchemas } from '../sql/quote.js';
 import { shown, type BatchStatement, type Statement, type StatementKind } from '../sql/statement.js';
 import { identityParts, touchesOfText, touchOfIdentity, type Touch, type TouchContext } from './touched.js';
+import { grantOrder } from './grant-order.js';
 
 /**
  * A statement as a generated batch stores it (permsync.batches.statements, in the shape
@@ -27,6 +28,8 @@ export interface StatementRecord {
   grantor?: string;
   /** The role a privilege on a shared object is granted as (SET LOCAL ROLE in the statement). */
   run_as?: string;
+  /** For a privilege on a shared object, its object and privilege: grant-order.ts orders each chain by `run_as`. */
+  chain?: string;
   other_grantors?: boolean;
 }
 
@@ -188,7 +191,11 @@ async function planReplay(batch: Batch, siblingIds: () => Promise<string[]>): Pr
 
 /** The batch's transaction groups, or what to make of a batch that needs no pairing. */
 function planWithoutPairing(batch: Batch): Partial<BatchPlan> | TransactionGroup[] {
-  if (batch.statements) return { replay: batch.statements.map(fromRecord) };
+  if (batch.statements) {
+    const records = batch.statements;
+    // Numbered as stored: notes name a statement by its place in the batch.
+    return { replay: grantOrder(records).map((index) => fromRecord(records[index] as StatementRecord, index)) };
+  }
   const withheld = withheldReason(batch);
   if (withheld !== undefined) return { unreplayable: withheld };
   const text = batch.queryText as string;

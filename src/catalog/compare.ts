@@ -10,6 +10,7 @@ import type {
   RoleState,
   SharedKind,
 } from './catalog.js';
+import { chainLength } from './grant-chains.js';
 
 /** An object by name: a column is its relation's schema and name, and the column's name in args. */
 export interface ObjectRef {
@@ -348,6 +349,8 @@ function comparePrivileges(target: PrivilegeTarget, source: Grant[], current: Gr
   };
   const ours = byGrant(source);
   const theirs = byGrant(current);
+  const sourceDepth = grantDepths(source);
+  const currentDepth = grantDepths(current);
   const out: Extract<Change, { type: 'privileges' }>[] = [];
   for (const k of sorted(new Set([...ours.keys(), ...theirs.keys()]))) {
     const to = ours.get(k) ?? new Map<string, Grant>();
@@ -357,23 +360,32 @@ function comparePrivileges(target: PrivilegeTarget, source: Grant[], current: Gr
       .filter((c) => c.from !== c.to);
     if (changes.length === 0) continue;
     const { grantee, grantor } = ([...to.values()][0] ?? [...from.values()][0]) as Grant;
-    const depth = Math.max(grantDepth(source, grantor, changes), grantDepth(current, grantor, changes));
+    const depth = Math.max(...changes.map((c) => Math.max(sourceDepth(grantor, c.privilege), currentDepth(grantor, c.privilege))));
     out.push({ type: 'privileges', target, grantee, grantor, depth, changes });
   }
   return out;
 }
 
-/** How many grants through a grant option lead from the owner's to a grant by `grantor` of one of `changes`' privileges. */
-function grantDepth(grants: Grant[], grantor: string | null, changes: PrivilegeChange[]): number {
-  let depth = 0;
-  const seen = new Set<string>();
-  for (let by = grantor; by !== null && !seen.has(by); depth++) {
-    seen.add(by);
-    const grantee = by;
-    const held = grants.find((g) => g.grantee === grantee && g.grantable && changes.some((c) => c.privilege === g.privilege));
-    by = held?.grantor ?? null;
+/**
+ * For a grant by `grantor` of `privilege`, how many grantors stand in its chain, from
+ * `grantor` up to the owner's grant: the grantor, the grantor of its grant option, and so
+ * on. Linear in `grants` over all the calls: any login may build chains as long as it
+ * likes on what it owns, and this runs in the daemon (a new environment's plan, a
+ * converged batch) as well as in drift.
+ */
+function grantDepths(grants: Grant[]): (grantor: string | null, privilege: string) => number {
+  // A role's grant option for a privilege, as one key: neither name can hold a NUL.
+  const link = (privilege: string, role: string) => `${privilege}\0${role}`;
+  // Where each role holds its grant option from: its first grantable grant's grantor.
+  const optionFrom = new Map<string, string | null>();
+  for (const g of grants) {
+    if (g.grantable && !optionFrom.has(link(g.privilege, g.grantee))) optionFrom.set(link(g.privilege, g.grantee), g.grantor);
   }
-  return depth;
+  const length = chainLength<string>((at) => {
+    const from = optionFrom.get(at);
+    return from === undefined || from === null ? undefined : link(at.slice(0, at.indexOf('\0')), from);
+  });
+  return (grantor, privilege) => (grantor === null ? 0 : length(link(privilege, grantor)));
 }
 
 /** A side without an entry's row holds the built-in default there. */
