@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Catalog, Grant } from '../src/catalog/catalog.js';
-import { compare } from '../src/catalog/compare.js';
+import type { Catalog, Grant, ObjectKind } from '../src/catalog/catalog.js';
+import { compare, type PrivilegeTarget } from '../src/catalog/compare.js';
 import { orderPlan, planChange } from '../src/plan/changes.js';
 import { releaseStatements } from '../src/plan/release.js';
 import { admit } from '../src/plan/admit.js';
@@ -10,7 +10,8 @@ import { defaultSettings } from '../src/config/schema.js';
 // Privileges granted through grant options, compared and planned per grantor: the
 // statements a grant-option chain needs, in the order a target accepts them.
 
-function catalog(grants: Grant[]): Catalog {
+/** A catalog with one table, app.orders, and its column `note` where it holds privileges. */
+function catalog(grants: Grant[], noteGrants: Grant[] = []): Catalog {
   return {
     serverVersionNum: 170000,
     database: 'app',
@@ -25,7 +26,12 @@ function catalog(grants: Grant[]): Catalog {
     databaseOwner: 'postgres',
     databaseGrants: [],
     shared: { database: [], tablespace: [], parameter: [] },
-    objects: [{ kind: 'table', schema: 'app', name: 'orders', args: null, owner: 'owner', columns: [], grants }],
+    objects: [
+      { kind: 'table', schema: 'app', name: 'orders', args: null, owner: 'owner', columns: ['id', 'note'], grants },
+      ...(noteGrants.length > 0
+        ? [{ kind: 'column' as const, schema: 'app', name: 'orders', args: 'note', owner: null, columns: null, grants: noteGrants }]
+        : []),
+    ],
     defaultPrivileges: [],
   };
 }
@@ -37,10 +43,12 @@ const CHAIN: Grant[] = [
   { grantee: 'u3', privilege: 'SELECT', grantable: false, grantor: 'u2' },
 ];
 
-function plan(source: Grant[], target: Grant[]): string[] {
-  const changes = compare(catalog(source), catalog(target), { includeExtraRoles: false, foreign: new Set() });
+function plan(source: Grant[], target: Grant[], sourceNote: Grant[] = [], targetNote: Grant[] = []): string[] {
+  const changes = compare(catalog(source, sourceNote), catalog(target, targetNote), { includeExtraRoles: false, foreign: new Set() });
   return orderPlan(changes.flatMap((c) => planChange(c, { targetVersionNum: 170000 }))).map((s) => s.sql);
 }
+
+const grant = (grantee: string, grantor: string | null, grantable = false): Grant => ({ grantee, privilege: 'SELECT', grantable, grantor });
 
 describe('privileges granted through grant options', () => {
   it('are granted by their grantors, each grantor after the grant that gives it the option', () => {
@@ -132,5 +140,79 @@ describe('privileges granted through grant options', () => {
     expect(by('ops_admin')).toEqual([{ admitted: false, reason: 'runs as excluded role "ops_admin", its grantor' }]);
     expect(by('pg_monitor')).toEqual([{ admitted: false, reason: 'runs as predefined role "pg_monitor", its grantor' }]);
     expect(by('u2')).toEqual([{ admitted: true, statement: expect.objectContaining({ runAs: 'u2' }) }]);
+  });
+});
+
+describe('grant-option chains that run otherwise on the target than on the source', () => {
+  it('take a grant option back from a grantee that keeps it through another grantor once that grant is made', () => {
+    // Taken back first, u2's option would leave its grant to u3 without one: PostgreSQL refuses (2BP01).
+    expect(plan(CHAIN, [grant('u2', null, true), CHAIN[2] as Grant])).toEqual([
+      'GRANT SELECT ON TABLE "app"."orders" TO "u1" WITH GRANT OPTION',
+      'SET LOCAL ROLE "u1"; GRANT SELECT ON TABLE "app"."orders" TO "u2" WITH GRANT OPTION; RESET ROLE',
+      'REVOKE SELECT ON TABLE "app"."orders" FROM "u2"',
+    ]);
+  });
+
+  it("grant in the order of the source's chain and revoke in the reverse order of the target's, whichever runs deeper", () => {
+    // On the target u1 is two grants down, through x: its grants must not wait for that depth.
+    expect(plan(CHAIN, [grant('x', null, true), grant('u1', 'x', true)])).toEqual([
+      'GRANT SELECT ON TABLE "app"."orders" TO "u1" WITH GRANT OPTION',
+      'SET LOCAL ROLE "u1"; GRANT SELECT ON TABLE "app"."orders" TO "u2" WITH GRANT OPTION; RESET ROLE',
+      'SET LOCAL ROLE "u2"; GRANT SELECT ON TABLE "app"."orders" TO "u3"; RESET ROLE',
+      'SET LOCAL ROLE "x"; REVOKE SELECT ON TABLE "app"."orders" FROM "u1"; RESET ROLE',
+      'REVOKE SELECT ON TABLE "app"."orders" FROM "x"',
+    ]);
+  });
+
+  it("grant on a column after a revoke on its table that would take the column's grant back", () => {
+    // u1's option moves to u2's grant; the owner's grant on the column stays, and the
+    // table's revoke, which waits for u1's new option, takes the owner's column grant with it.
+    const source = [grant('u2', null, true), grant('u1', 'u2', true), grant('u3', 'u1')];
+    const target = [grant('u1', null, true), grant('u3', 'u1')];
+    expect(plan(source, target, [grant('u1', null)], [grant('u1', null)])).toEqual([
+      'GRANT SELECT ON TABLE "app"."orders" TO "u2" WITH GRANT OPTION',
+      'SET LOCAL ROLE "u2"; GRANT SELECT ON TABLE "app"."orders" TO "u1" WITH GRANT OPTION; RESET ROLE',
+      'REVOKE SELECT ON TABLE "app"."orders" FROM "u1"',
+      'GRANT SELECT ("note") ON TABLE "app"."orders" TO "u1"',
+    ]);
+  });
+
+  it("give a column its grant option again where taking the table's away takes the column's too", () => {
+    expect(plan([grant('u1', null)], [grant('u1', null, true)], [grant('u1', null, true)], [grant('u1', null, true)])).toEqual([
+      'REVOKE GRANT OPTION FOR SELECT ON TABLE "app"."orders" FROM "u1"',
+      'GRANT SELECT ("note") ON TABLE "app"."orders" TO "u1" WITH GRANT OPTION',
+    ]);
+  });
+});
+
+describe('a statement run as its grantor', () => {
+  const statement = (target: PrivilegeTarget, grantor: string | null = 'u1') =>
+    planChange(
+      {
+        type: 'privileges',
+        target,
+        grantee: 'u2',
+        grantor,
+        depth: { source: 1, target: 1 },
+        changes: [{ privilege: 'USAGE', from: 'absent', to: 'granted' }],
+      },
+      { targetVersionNum: 170000 },
+    )[0]?.statement;
+  const object = (kind: ObjectKind, args: string | null = null): PrivilegeTarget => ({
+    on: 'object',
+    object: { kind, schema: 'app', name: 'x', args },
+  });
+
+  it("names the schemas it looks names up in: its object's, and a routine's argument types'", () => {
+    expect(statement(object('table'))?.lookups).toEqual(['app']);
+    expect(statement(object('column', 'note'))?.lookups).toEqual(['app']);
+    expect(statement(object('function', 'integer, "My Types".mood[], app.x, character varying'))?.lookups).toEqual(['app', 'My Types']);
+    expect(statement(object('aggregate', ''))?.lookups).toEqual(['app']);
+  });
+
+  it("names none where nothing is looked up: a schema's own privileges, the owner's grants", () => {
+    expect(statement({ on: 'object', object: { kind: 'schema', schema: 'app', name: null, args: null } })?.lookups).toBeUndefined();
+    expect(statement({ on: 'database' })?.lookups).toBeUndefined();
+    expect(statement(object('table'), null)?.lookups).toBeUndefined();
   });
 });

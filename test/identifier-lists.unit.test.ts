@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { identifiers, searchPathAsUser, searchPathSchemas, settingValueSql } from '../src/sql/quote.js';
+import { identifiers, searchPathAsUser, searchPathSchemas, settingValueSql, typeListSchemas } from '../src/sql/quote.js';
 import { identityParts } from '../src/capture/touched.js';
 
 describe('a list of identifiers, read as PostgreSQL reads one', () => {
@@ -22,6 +22,14 @@ describe('a list of identifiers, read as PostgreSQL reads one', () => {
     expect(identityParts('"My Schema"."T"')).toEqual(['My Schema', 'T']);
     expect(identityParts('pg_temp_3.f(integer, text)')).toEqual(['pg_temp_3', 'f']);
     expect(identityParts('"f(x)".g()')).toEqual(['f(x)', 'g']);
+  });
+});
+
+describe('a list of type names as format_type writes them', () => {
+  it('names the schemas of the qualified ones, quoted or not, dots and commas in quotes kept', () => {
+    expect(typeListSchemas('integer, app.mood, "My.Types".t[], "a, b"."x.y", character varying, "char"')).toEqual(['app', 'My.Types', 'a, b']);
+    expect(typeListSchemas('"a""b".t')).toEqual(['a"b']);
+    expect(typeListSchemas('')).toEqual([]);
   });
 });
 

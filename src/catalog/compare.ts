@@ -10,7 +10,6 @@ import type {
   RoleState,
   SharedKind,
 } from './catalog.js';
-import { chainLength } from './grant-chains.js';
 
 /** An object by name: a column is its relation's schema and name, and the column's name in args. */
 export interface ObjectRef {
@@ -34,6 +33,19 @@ interface PrivilegeChange {
   from: GrantState;
   /** The source's state: what the target must come to. */
   to: GrantState;
+  /**
+   * Made after the grants: a grant option taken from a grantee that keeps the privilege's
+   * option on the source (through another grantor) or grants through it there, or from
+   * one whose grantees' options are taken so; a column's grant that such a revoke on its
+   * relation would take back.
+   */
+  late?: true;
+}
+
+/** A grantor's place in a grant-option chain, on each side (see Change). */
+interface ChainDepth {
+  source: number;
+  target: number;
 }
 
 /**
@@ -53,10 +65,11 @@ export type Change =
   | { type: 'owner'; object: ObjectRef; from: string; to: string }
   /**
    * `grantor`: null for the owner's grants, else the role whose grants through its grant
-   * option these are; `depth`, how many such grants stand between them and the owner's
-   * (grants go in that order, revokes in the reverse).
+   * option these are; `depth`, how many such grants stand at most between the grantor and
+   * the owner on the source (grants go in that order) and on the target (revokes go in
+   * the reverse).
    */
-  | { type: 'privileges'; target: PrivilegeTarget; grantee: string; grantor: string | null; depth: number; changes: PrivilegeChange[] }
+  | { type: 'privileges'; target: PrivilegeTarget; grantee: string; grantor: string | null; depth: ChainDepth; changes: PrivilegeChange[] }
   | { type: 'object missing'; object: ObjectRef }
   /** A database of the source's cluster, or a tablespace, that the target's lacks: its privileges cannot be held there. */
   | { type: 'shared object missing'; kind: SharedKind; name: string }
@@ -257,9 +270,12 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
   const theirs = new Map(target.map((o) => [objectKey(o), o]));
   const keys = sorted(new Set([...ours.keys(), ...theirs.keys()]));
   const out: Change[] = [];
-  // Revoking a privilege on a table revokes it on every column too: remembered, so that
-  // the columns are compared with what they will hold after the revoke.
-  const revokedOnRelation = new Set<string>();
+  // Revoking a privilege (or its grant option) on a table revokes it on every column too,
+  // from the same grantee and grantor: remembered, so that the columns are compared with
+  // what they will hold after the revoke.
+  const revokedOnRelation = new Map<string, { optionOnly: boolean; late: boolean }>();
+  const grantKey = (schema: string, name: string | null, grantee: string, grantor: string | null, privilege: string) =>
+    `${schema}\0${name ?? ''}\0${grantee}\0${grantor ?? ''}\0${privilege}`;
   for (const k of keys.filter((key) => !key.startsWith('column\0'))) {
     const to = ours.get(k);
     const from = theirs.get(k);
@@ -284,7 +300,12 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
     for (const change of comparePrivileges({ on: 'object', object: ref }, keep(to.grants), keep(theirGrants))) {
       out.push(change);
       for (const c of change.changes) {
-        if (c.to === 'absent') revokedOnRelation.add(`${ref.schema}\0${ref.name}\0${change.grantee}\0${change.grantor ?? ''}\0${c.privilege}`);
+        if (c.to === 'absent' || (c.from === 'grantable' && c.to === 'granted')) {
+          revokedOnRelation.set(grantKey(ref.schema, ref.name, change.grantee, change.grantor, c.privilege), {
+            optionOnly: c.to === 'granted',
+            late: c.late === true,
+          });
+        }
       }
     }
   }
@@ -305,11 +326,19 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
     } else if (!ourRelation.columns?.includes(ref.args as string)) {
       out.push({ type: 'object extra', object: ref });
     } else {
-      const theirGrants = (from?.grants ?? []).filter(
-        (g) => keptGrant(g, keepGrantee) && !revokedOnRelation.has(`${relation}\0${g.grantee}\0${g.grantor ?? ''}\0${g.privilege}`),
-      );
+      const revoked = (grantee: string, grantor: string | null, privilege: string) =>
+        revokedOnRelation.get(grantKey(ref.schema, ref.name, grantee, grantor, privilege));
+      const theirGrants = (from?.grants ?? []).flatMap((g) => {
+        const on = revoked(g.grantee, g.grantor, g.privilege);
+        if (!keptGrant(g, keepGrantee) || (on && !on.optionOnly)) return [];
+        return on ? [{ ...g, grantable: false }] : [g];
+      });
       const ourGrants = (to?.grants ?? []).filter((g) => keptGrant(g, keepGrantee));
-      out.push(...comparePrivileges({ on: 'object', object: ref }, ourGrants, theirGrants));
+      for (const change of comparePrivileges({ on: 'object', object: ref }, ourGrants, theirGrants)) {
+        // A grant that the relation's revoke would take back goes after it.
+        const after = (c: PrivilegeChange) => c.to !== 'absent' && revoked(change.grantee, change.grantor, c.privilege)?.late === true;
+        out.push({ ...change, changes: change.changes.map((c) => (after(c) ? { ...c, late: true as const } : c)) });
+      }
     }
   }
   return out;
@@ -350,42 +379,113 @@ function comparePrivileges(target: PrivilegeTarget, source: Grant[], current: Gr
   const ours = byGrant(source);
   const theirs = byGrant(current);
   const sourceDepth = grantDepths(source);
-  const currentDepth = grantDepths(current);
+  const targetDepth = grantDepths(current);
+  const late = lateRevokes(source, current);
   const out: Extract<Change, { type: 'privileges' }>[] = [];
   for (const k of sorted(new Set([...ours.keys(), ...theirs.keys()]))) {
     const to = ours.get(k) ?? new Map<string, Grant>();
     const from = theirs.get(k) ?? new Map<string, Grant>();
+    const { grantee, grantor } = ([...to.values()][0] ?? [...from.values()][0]) as Grant;
     const changes = sorted(new Set([...to.keys(), ...from.keys()]))
-      .map((privilege) => ({ privilege, from: stateOf(from.get(privilege)), to: stateOf(to.get(privilege)) }))
+      .map((privilege): PrivilegeChange => {
+        const change = { privilege, from: stateOf(from.get(privilege)), to: stateOf(to.get(privilege)) };
+        const optionTaken = change.from === 'grantable' && change.to !== 'grantable';
+        return optionTaken && late(grantee, privilege) ? { ...change, late: true } : change;
+      })
       .filter((c) => c.from !== c.to);
     if (changes.length === 0) continue;
-    const { grantee, grantor } = ([...to.values()][0] ?? [...from.values()][0]) as Grant;
-    const depth = Math.max(...changes.map((c) => Math.max(sourceDepth(grantor, c.privilege), currentDepth(grantor, c.privilege))));
-    out.push({ type: 'privileges', target, grantee, grantor, depth, changes });
+    const deepest = (depth: ReturnType<typeof grantDepths>) => Math.max(0, ...changes.map((c) => depth(grantor, c.privilege)));
+    out.push({ type: 'privileges', target, grantee, grantor, depth: { source: deepest(sourceDepth), target: deepest(targetDepth) }, changes });
   }
   return out;
 }
 
 /**
- * For a grant by `grantor` of `privilege`, how many grantors stand in its chain, from
- * `grantor` up to the owner's grant: the grantor, the grantor of its grant option, and so
- * on. Linear in `grants` over all the calls: any login may build chains as long as it
- * likes on what it owns, and this runs in the daemon (a new environment's plan, a
- * converged batch) as well as in drift.
+ * For a grant by `grantor` of `privilege`, how many grantors stand at most in its chain,
+ * from `grantor` up to the owner's grant: the grantor, the grantor of its grant option (the
+ * deepest, where it holds the option from several), and so on. A role's grants come after
+ * those that give it the option. Linear in `grants` over all the calls, and without
+ * recursion: any login may build chains as long as it likes on what it owns, and this runs
+ * in the daemon (a new environment's plan, a converged batch) as well as in drift. A circle
+ * of grant options (which PostgreSQL allows) is cut where the walk meets itself.
  */
 function grantDepths(grants: Grant[]): (grantor: string | null, privilege: string) => number {
   // A role's grant option for a privilege, as one key: neither name can hold a NUL.
   const link = (privilege: string, role: string) => `${privilege}\0${role}`;
-  // Where each role holds its grant option from: its first grantable grant's grantor.
-  const optionFrom = new Map<string, string | null>();
+  // Where each role holds its grant option from: the grantors of its grantable grants (the owner's not among them).
+  const optionFrom = new Map<string, string[]>();
   for (const g of grants) {
-    if (g.grantable && !optionFrom.has(link(g.privilege, g.grantee))) optionFrom.set(link(g.privilege, g.grantee), g.grantor);
+    if (!g.grantable || g.grantor === null) continue;
+    const key = link(g.privilege, g.grantee);
+    const from = optionFrom.get(key);
+    if (from) from.push(link(g.privilege, g.grantor));
+    else optionFrom.set(key, [link(g.privilege, g.grantor)]);
   }
-  const length = chainLength<string>((at) => {
-    const from = optionFrom.get(at);
-    return from === undefined || from === null ? undefined : link(at.slice(0, at.indexOf('\0')), from);
-  });
-  return (grantor, privilege) => (grantor === null ? 0 : length(link(privilege, grantor)));
+  const depths = new Map<string, number>();
+  const walk = (start: string): number => {
+    const stack = [{ key: start, next: 0, deepest: 0 }];
+    const onPath = new Set([start]);
+    for (let top = stack[0]; top !== undefined; top = stack[stack.length - 1]) {
+      const from = optionFrom.get(top.key) ?? [];
+      if (top.next < from.length) {
+        const grantor = from[top.next++] as string;
+        const known = depths.get(grantor);
+        if (known !== undefined) top.deepest = Math.max(top.deepest, known);
+        else if (!onPath.has(grantor)) {
+          onPath.add(grantor);
+          stack.push({ key: grantor, next: 0, deepest: 0 });
+        }
+        continue;
+      }
+      stack.pop();
+      onPath.delete(top.key);
+      depths.set(top.key, top.deepest + 1);
+      const below = stack[stack.length - 1];
+      if (below) below.deepest = Math.max(below.deepest, top.deepest + 1);
+    }
+    return depths.get(start) as number;
+  };
+  return (grantor, privilege) => (grantor === null ? 0 : (depths.get(link(privilege, grantor)) ?? walk(link(privilege, grantor))));
+}
+
+/**
+ * Whether taking a grantee's option of a privilege away waits until the grants are made.
+ * PostgreSQL refuses to take a grantee's last option of a privilege while grants through
+ * it stand (2BP01). Where the source keeps the option (through another grantor's grant,
+ * which the plan makes) or grants through it, the option is taken once the grants are
+ * made, when it is no longer the grantee's last; so is the option of a grantor of such a
+ * grantee, after the grantee's (revokes go dependents first).
+ */
+function lateRevokes(source: Grant[], current: Grant[]): (grantee: string, privilege: string) => boolean {
+  const key = (role: string, privilege: string) => `${role}\0${privilege}`;
+  /** Who keeps each privilege's option on the source: its holders, and the grantors of grants through it. */
+  const kept = new Set<string>();
+  for (const g of source) {
+    if (g.grantable) kept.add(key(g.grantee, g.privilege));
+    if (g.grantor !== null) kept.add(key(g.grantor, g.privilege));
+  }
+  const sourceOptions = new Set(source.filter((g) => g.grantable).map((g) => `${g.grantee}\0${g.grantor ?? ''}\0${g.privilege}`));
+  /** The grantees of each role's grants on the target whose option the plan takes back. */
+  const optionsTaken = new Map<string, string[]>();
+  for (const g of current) {
+    if (g.grantor === null || !g.grantable || sourceOptions.has(`${g.grantee}\0${g.grantor}\0${g.privilege}`)) continue;
+    const by = key(g.grantor, g.privilege);
+    const grantees = optionsTaken.get(by);
+    if (grantees) grantees.push(g.grantee);
+    else optionsTaken.set(by, [g.grantee]);
+  }
+  const decided = new Map<string, boolean>();
+  const late = (grantee: string, privilege: string): boolean => {
+    const k = key(grantee, privilege);
+    const known = decided.get(k);
+    if (known !== undefined) return known;
+    // Met again below itself: a cycle, which decides nothing.
+    decided.set(k, false);
+    const found = kept.has(k) || (optionsTaken.get(k) ?? []).some((next) => late(next, privilege));
+    decided.set(k, found);
+    return found;
+  };
+  return late;
 }
 
 /** A side without an entry's row holds the built-in default there. */
@@ -410,7 +510,7 @@ function compareDefaultPrivileges(source: DefaultPrivilege[], target: DefaultPri
     target: { on: 'default', role: entry.role, schema: entry.schema, objectType: entry.objectType },
     grantee: entry.grantee,
     grantor: null,
-    depth: 0,
+    depth: { source: 0, target: 0 },
     changes: list,
   }));
 }

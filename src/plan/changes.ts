@@ -1,5 +1,5 @@
 import { TARGET_DATABASE } from './target-statements.js';
-import { quoteIdent, quoteLiteral, quoteQualified, settingValueSql } from '../sql/quote.js';
+import { quoteIdent, quoteLiteral, quoteQualified, settingValueSql, typeListSchemas } from '../sql/quote.js';
 import { shown, type Statement, type StatementKind } from '../sql/statement.js';
 import { MASKED_PASSWORD } from '../redact.js';
 import { SETTING_NOT_TAKEN, SQLSTATE } from '../errors.js';
@@ -9,8 +9,11 @@ import type { Change, ObjectRef, PrivilegeTarget } from '../catalog/compare.js';
 /**
  * Where a statement goes in the plan. Roles exist before anything is granted to them or
  * owned by them; owners change before privileges (a new owner takes over the old one's);
- * revokes come before grants (revoking a table privilege also revokes it on every column);
- * roles are dropped last, once they hold nothing here.
+ * revokes come before grants (revoking a table privilege also revokes it on every column),
+ * but for the late ones (compare.ts): a grant option taken from a grantee that keeps it
+ * through another grantor's grant goes after that grant, and a column's grant that such a
+ * revoke on its table would take back after the revoke; roles are dropped last, once they
+ * hold nothing here.
  */
 enum Phase {
   CreateRole,
@@ -20,9 +23,12 @@ enum Phase {
   RoleSetting,
   RevokeOnDatabase,
   GrantOnDatabase,
+  LateRevokeOnDatabase,
   Owner,
   Revoke,
   Grant,
+  LateRevoke,
+  LateGrant,
   RevokeDefault,
   GrantDefault,
   DropRole,
@@ -270,41 +276,68 @@ export function defaultObjects(objectType: string): string {
 
 /**
  * GRANT and REVOKE for one grantee and grantor on one target, one statement per kind of
- * change: revoked, grant option taken away, granted, granted with grant option. A grant
- * through a grant option is made, and taken back, by its grantor (SET LOCAL ROLE, undone
- * after it), so that the target records the grantor the source does: grantors' grants
- * go first, and revokes of the grants that depend on them.
+ * change: revoked, grant option taken away, granted, granted with grant option (each
+ * early or late, see Phase). A grant through a grant option is made, and taken back, by
+ * its grantor (SET LOCAL ROLE, undone after it), so that the target records the grantor
+ * the source does: grants go in the order of the source's chain, grantors' first, and
+ * revokes in the reverse order of the target's, the grants that depend on others first.
  */
 function privilegeStatements({ target, grantee, grantor, depth, changes }: Extract<Change, { type: 'privileges' }>): Planned[] {
   const who = grantee === PUBLIC ? 'PUBLIC' : quoteIdent(grantee);
-  const pick = (test: (from: GrantState, to: GrantState) => boolean) => changes.filter((c) => test(c.from, c.to)).map((c) => c.privilege);
   const column = target.on === 'object' && target.object.kind === 'column' ? ` (${quoteIdent(target.object.args as string)})` : '';
   const list = (privileges: string[]) => privileges.map((p) => `${p}${column}`).join(', ');
-  const onDatabase = target.on === 'database' || target.on === 'shared';
-  const revokePhase = onDatabase ? Phase.RevokeOnDatabase : target.on === 'default' ? Phase.RevokeDefault : Phase.Revoke;
-  const grantPhase = onDatabase ? Phase.GrantOnDatabase : target.on === 'default' ? Phase.GrantDefault : Phase.Grant;
-  const steps: [Phase, 'GRANT' | 'REVOKE', string[], string][] = [
-    [revokePhase, 'REVOKE', pick((from, to) => to === 'absent' && from !== 'absent'), ''],
-    [revokePhase, 'REVOKE', pick((from, to) => from === 'grantable' && to === 'granted'), 'GRANT OPTION FOR '],
-    [grantPhase, 'GRANT', pick((from, to) => from === 'absent' && to === 'granted'), ''],
-    [grantPhase, 'GRANT', pick((from, to) => from !== 'grantable' && to === 'grantable'), ' WITH GRANT OPTION'],
-  ];
+  const steps: ['GRANT' | 'REVOKE', boolean, string[], string][] = [false, true].flatMap((late) => {
+    const pick = (test: (from: GrantState, to: GrantState) => boolean) =>
+      changes.filter((c) => (c.late === true) === late && test(c.from, c.to)).map((c) => c.privilege);
+    return [
+      ['REVOKE', late, pick((from, to) => to === 'absent' && from !== 'absent'), ''],
+      ['REVOKE', late, pick((from, to) => from === 'grantable' && to === 'granted'), 'GRANT OPTION FOR '],
+      ['GRANT', late, pick((from, to) => from === 'absent' && to === 'granted'), ''],
+      ['GRANT', late, pick((from, to) => from !== 'grantable' && to === 'grantable'), ' WITH GRANT OPTION'],
+    ] as const;
+  });
   const grantees = grantee === PUBLIC ? [] : [grantee];
   return steps
     .filter(([, , privileges]) => privileges.length > 0)
-    .map(([phase, verb, privileges, option]) => {
+    .map(([verb, late, privileges, option]) => {
       const action = (on: string) =>
         verb === 'GRANT' ? `GRANT ${list(privileges)} ON ${on} TO ${who}${option}` : `REVOKE ${option}${list(privileges)} ON ${on} FROM ${who}`;
       const statement = privilegeStatement(target, verb, action, grantees);
-      return { phase, rank: verb === 'GRANT' ? depth : -depth, statement: grantor === null ? statement : asGrantor(statement, grantor) };
+      return {
+        phase: privilegePhase(target, verb, late),
+        rank: verb === 'GRANT' ? depth.source : -depth.target,
+        statement: grantor === null ? statement : asGrantor(statement, grantor, target),
+      };
     });
+}
+
+function privilegePhase(target: PrivilegeTarget, verb: 'GRANT' | 'REVOKE', late: boolean): Phase {
+  if (target.on === 'default') return verb === 'GRANT' ? Phase.GrantDefault : Phase.RevokeDefault;
+  if (target.on === 'database' || target.on === 'shared') {
+    return verb === 'GRANT' ? Phase.GrantOnDatabase : late ? Phase.LateRevokeOnDatabase : Phase.RevokeOnDatabase;
+  }
+  if (verb === 'GRANT') return late ? Phase.LateGrant : Phase.Grant;
+  return late ? Phase.LateRevoke : Phase.Revoke;
 }
 
 const GRANTOR_END = '; RESET ROLE';
 
-function asGrantor(s: Statement, grantor: string): Statement {
+function asGrantor(s: Statement, grantor: string, target: PrivilegeTarget): Statement {
   const as = (sql: string) => `SET LOCAL ROLE ${quoteIdent(grantor)}; ${sql}${GRANTOR_END}`;
-  return { ...s, sql: as(s.sql), display: as(shown(s)), roles: [...s.roles, grantor], runAs: grantor };
+  const lookups = lookedUp(target);
+  return { ...s, sql: as(s.sql), display: as(shown(s)), roles: [...s.roles, grantor], runAs: grantor, ...(lookups.length > 0 && { lookups }) };
+}
+
+/**
+ * The schemas a statement on `target` looks names up in (which takes USAGE on them): an
+ * object's schema but a schema's own, and a routine's argument types' schemas (named as
+ * format_type names them with search_path pg_catalog, qualified but for pg_catalog's).
+ */
+function lookedUp(target: PrivilegeTarget): string[] {
+  if (target.on !== 'object' || target.object.kind === 'schema') return [];
+  const { kind, schema, args } = target.object;
+  const routine = kind === 'function' || kind === 'procedure' || kind === 'aggregate';
+  return [...new Set([schema, ...(routine && args ? typeListSchemas(args) : [])])];
 }
 
 /** A REVOKE that takes the grants depending on it too (what DROP OWNED does). */

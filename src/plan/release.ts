@@ -40,7 +40,7 @@ export function releaseStatements(
       target,
       grantee: role,
       grantor,
-      depth: grantor === null ? 0 : 1,
+      depth: { source: 0, target: grantor === null ? 0 : 1 },
       changes: grants.filter((g) => g.grantor === grantor).map((g) => ({ privilege: g.privilege, from: g.state, to: 'absent' as const })),
     }));
   const changes: Change[] = [];
@@ -58,7 +58,7 @@ export function releaseStatements(
       target: { on: 'default', role: d.role, schema: d.schema, objectType: d.objectType },
       grantee: d.grantee,
       grantor: null,
-      depth: 0,
+      depth: { source: 0, target: 0 },
       changes: [{ privilege: d.privilege, from: d.state, to: d.defaultState }],
     });
   }

@@ -69,6 +69,31 @@ export function identifiers(text: string, separator: keyof typeof LIST_ELEMENTS 
   return splitList(text, separator)?.map(identifierOf);
 }
 
+/**
+ * The schemas of the qualified names in a list of type names as format_type writes them
+ * (a routine's argument types with search_path pg_catalog: `integer, "My S".t[], s.u`):
+ * what stands before the first dot outside double quotes of each.
+ */
+export function typeListSchemas(types: string): string[] {
+  const schemas: string[] = [];
+  let head = '';
+  let qualified = false;
+  for (const [token] of types.matchAll(/"(?:[^"]|"")*"|[^",.]+|[,.]/g)) {
+    if (token === ',') {
+      head = '';
+      qualified = false;
+    } else if (token === '.' && !qualified) {
+      qualified = true;
+      const name = head.trim();
+      const quoted = /^"((?:[^"]|"")*)"$/.exec(name);
+      schemas.push(quoted ? (quoted[1] as string).replaceAll('""', '"') : name.replace(/[A-Z]+/g, (c) => c.toLowerCase()));
+    } else if (!qualified) {
+      head += token;
+    }
+  }
+  return schemas;
+}
+
 /** The longest role setting value carried (permsync.setting_value_sql): no setting needs more, and each role check pays for it. */
 const MAX_SETTING_BYTES = 8192;
 

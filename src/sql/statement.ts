@@ -49,6 +49,12 @@ export interface Statement {
    * the grantor of a privilege granted through a grant option. Judged as a grantee is.
    */
   runAs?: string;
+  /**
+   * With runAs: the schemas the statement looks names up in (its object's, a routine's
+   * argument types'), which takes USAGE on them. Where that role lacks it there, the
+   * target lends it for the statement alone (Target.execute).
+   */
+  lookups?: string[];
   /** The role a membership statement names in GRANTED BY (the statement ends with that clause). */
   grantor?: string;
   /** A revoke of one grantor's membership that other grantors still grant on the source. */

@@ -58,10 +58,10 @@ interface SessionFacts {
 /**
  * Whether a batch can share one round trip with others (Target.executeTogether): not when
  * a statement tolerates some SQLSTATEs or names a grantor, since that needs a savepoint
- * and a look at each error.
+ * and a look at each error, nor when it runs as a grantor that may need USAGE lent.
  */
 export function canRunTogether(statements: Statement[]): boolean {
-  return statements.every((s) => !s.ignoreCodes?.length && s.grantor === undefined);
+  return statements.every((s) => !s.ignoreCodes?.length && s.grantor === undefined && s.lookups === undefined);
 }
 
 /**
@@ -207,12 +207,22 @@ export class Target {
     let current: string | undefined;
     try {
       const facts = (this.facts ??= await readFacts(client));
-      const { setup, steps, appliedSql: sent } = this.plan(identity, this.runnable(statements, facts, notes), facts.database);
-      appliedSql = sent;
+      const { setup, steps } = this.plan(identity, this.runnable(statements, facts, notes), facts.database);
+      // What each step sent: its statement, between the lending and taking back of USAGE where it had some lent.
+      const sent = steps.map((step) => [step.display]);
+      const sentSql = () => [...setup, ...sent.flat()].map((s) => `${s};`).join('\n');
+      appliedSql = sentSql();
       await client.query('BEGIN');
       for (const sql of setup) await client.query((current = sql));
       const took: Statement[] = [];
-      for (const step of steps) {
+      for (const [i, step] of steps.entries()) {
+        const lent = identity.runAs === undefined ? await usageToLend(client, step.statement) : undefined;
+        if (lent) {
+          sent[i] = [lent.grant, step.display, lent.revoke];
+          appliedSql = sentSql();
+          await client.query((current = lent.grant));
+          notes.push(`"${step.display}": run with USAGE on ${lent.schemas} lent to its grantor, which lacks it here, and taken back after it`);
+        }
         current = step.display;
         let tolerated = await runStep(client, step.sql, [
           ...(step.statement.ignoreCodes ?? []),
@@ -232,6 +242,7 @@ export class Target {
         }
         if (tolerated) notes.push(`"${step.display}": left as it is: ${tolerated.message} (SQLSTATE ${tolerated.code})`);
         else took.push(step.statement);
+        if (lent) await client.query((current = lent.revoke));
       }
       current = undefined;
       await beforeCommit?.(client, took);
@@ -399,6 +410,33 @@ async function readFacts(client: pg.PoolClient): Promise<SessionFacts> {
     user: row.user,
     bootstrap: row.bootstrap,
   };
+}
+
+/** The schemas of $2 on which the role $1 lacks USAGE (has_schema_privilege, as a lookup checks it). */
+const LACKING_USAGE = `
+  SELECT n.nspname AS schema
+    FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.rolname = $1
+   WHERE n.nspname = ANY($2::pg_catalog.name[]) AND NOT pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE')
+   ORDER BY n.nspname`;
+
+/**
+ * A statement run as its grantor looks its object up as that role, which takes USAGE on
+ * the schemas it names: a grantor may lack it here as on the source, where it granted
+ * before its USAGE was taken away (or lack it only until the plan grants it). Where it
+ * does, the sync user lends it USAGE for that statement alone, in its transaction, and
+ * takes it back right after, so that the schemas' privileges end as they were. Nothing
+ * else runs as the grantor meanwhile, and only what its own grant option (or grant)
+ * already lets it do: it reaches no further. A sync user that may not grant USAGE there
+ * cannot lend it (PostgreSQL refuses, or warns and grants nothing): the target refuses
+ * the statement as it would have.
+ */
+async function usageToLend(client: pg.PoolClient, statement: Statement): Promise<{ schemas: string; grant: string; revoke: string } | undefined> {
+  if (statement.runAs === undefined || !statement.lookups?.length) return undefined;
+  const { rows } = await client.query<{ schema: string }>(LACKING_USAGE, [statement.runAs, statement.lookups]);
+  if (rows.length === 0) return undefined;
+  const schemas = `SCHEMA ${rows.map((r) => quoteIdent(r.schema)).join(', ')}`;
+  const role = quoteIdent(statement.runAs);
+  return { schemas, grant: `GRANT USAGE ON ${schemas} TO ${role}`, revoke: `REVOKE USAGE ON ${schemas} FROM ${role}` };
 }
 
 /**
