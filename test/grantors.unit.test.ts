@@ -83,6 +83,21 @@ describe('privileges granted through grant options', () => {
     expect(plan([], chain)).toEqual(Array.from({ length: depth }, (_, i) => revoke(depth - i)));
   });
 
+  it('as deep as any login likes are ordered without running out of stack', () => {
+    const depth = 50_000;
+    const chain: Grant[] = Array.from({ length: depth }, (_, i) => ({
+      grantee: `u${i + 1}`,
+      privilege: 'SELECT',
+      grantable: true,
+      grantor: i === 0 ? null : `u${i}`,
+    }));
+    const planned = plan(chain.slice().reverse(), []);
+    expect(planned).toHaveLength(depth);
+    expect(planned[depth - 1]).toBe(
+      `SET LOCAL ROLE "u${depth - 1}"; GRANT SELECT ON TABLE "app"."orders" TO "u${depth}" WITH GRANT OPTION; RESET ROLE`,
+    );
+  });
+
   it('differ when only the grantor does: the grant moves to the source grantor', () => {
     const byOwner: Grant[] = [CHAIN[0] as Grant, CHAIN[1] as Grant, { ...(CHAIN[2] as Grant), grantor: null }];
     expect(plan(CHAIN, byOwner)).toEqual([
