@@ -71,11 +71,24 @@ CREATE FUNCTION permsync.assign_commit_seq() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+DECLARE
+    seq bigint;
 BEGIN
     PERFORM permsync.take_lock('commit_seq');
-    UPDATE permsync.batches
-       SET commit_seq = nextval('permsync.commit_seq'), committed_at = clock_timestamp()
-     WHERE id = NEW.id;
+    IF NEW.precedes IS NOT NULL THEN
+        SELECT b.commit_seq INTO seq FROM permsync.batches b
+         WHERE b.id = NEW.precedes AND b.source_xid = pg_current_xact_id() AND b.commit_seq IS NOT NULL;
+    END IF;
+    IF seq IS NULL THEN
+        UPDATE permsync.batches
+           SET commit_seq = nextval('permsync.commit_seq'), committed_at = clock_timestamp()
+         WHERE id = NEW.id;
+    ELSE
+        UPDATE permsync.batches
+           SET commit_seq = nextval('permsync.commit_seq'), committed_at = clock_timestamp()
+         WHERE id = NEW.precedes;
+        UPDATE permsync.batches SET commit_seq = seq, committed_at = clock_timestamp() WHERE id = NEW.id;
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -159,6 +172,20 @@ ALTER FUNCTION permsync.capture_permission_command() OWNER TO postgres;
 --
 
 CREATE FUNCTION permsync.capture_role_changes() RETURNS bigint
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT permsync.capture_role_changes(NULL);
+$$;
+
+
+ALTER FUNCTION permsync.capture_role_changes() OWNER TO postgres;
+
+--
+-- Name: capture_role_changes(bigint); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.capture_role_changes(before bigint) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -228,11 +255,18 @@ BEGIN
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
     END IF;
-    INSERT INTO permsync.batches (origin, query_text, statements, current_user_name, current_user_is_superuser, search_path)
+    INSERT INTO permsync.batches (origin, query_text, statements, current_user_name, current_user_is_superuser, search_path,
+                                  precedes)
     VALUES ('role_watcher',
             (SELECT string_agg(s ->> 'display', E';\n') || ';' FROM jsonb_array_elements(changes) s),
-            changes, session_user, false, 'pg_catalog')
+            changes, session_user, false, 'pg_catalog', before)
     RETURNING id INTO batch;
+    IF before IS NOT NULL
+       AND EXISTS (SELECT FROM jsonb_array_elements(changes) s WHERE s ->> 'kind' = 'DROP ROLE' OR s ? 'renamed_from') THEN
+        UPDATE permsync.batches b
+           SET converge_reason = 'a role was renamed or dropped between its permission commands, and that change reaches the targets before them; the next drift check shows what differs'
+         WHERE b.id = before;
+    END IF;
     INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity)
     SELECT batch, s ->> 'kind', 'role', s ->> 'role' FROM jsonb_array_elements(changes) s;
     PERFORM permsync.wake('permsync', batch::text);
@@ -241,7 +275,7 @@ END
 $$;
 
 
-ALTER FUNCTION permsync.capture_role_changes() OWNER TO postgres;
+ALTER FUNCTION permsync.capture_role_changes(before bigint) OWNER TO postgres;
 
 --
 -- Name: claim_leadership(integer, text); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -1950,6 +1984,8 @@ DECLARE
     inner_frames  text;
     inner_text    text;
     inner_owner   boolean;
+    last_writes   bigint;
+    writes        bigint;
 BEGIN
     -- Raises outside an event trigger: nobody can call this to forge a batch.
     SELECT * INTO cmd FROM pg_event_trigger_ddl_commands() LIMIT 1;
@@ -1974,7 +2010,7 @@ BEGIN
     END IF;
     -- An owner change run that way counts when the statement it ran names OWNER.
     inner_owner := owner_change AND coalesce(inner_text ~* 'owner', false);
-    SELECT b.id, b.not_replayable, b.temp_objects INTO batch, reason, known
+    SELECT b.id, b.not_replayable, b.temp_objects, b.role_writes INTO batch, reason, known, last_writes
       FROM permsync.batches b
      WHERE b.backend_pid = pg_backend_pid() AND b.statement_started_at = statement_timestamp()
        AND b.source_xid = pg_current_xact_id() AND b.origin = 'event_trigger';
@@ -2020,10 +2056,10 @@ BEGIN
             END IF;
         END IF;
         INSERT INTO permsync.batches (query_text, query_masked, current_user_name, current_user_is_superuser,
-                                      search_path, not_replayable, temp_objects)
+                                      search_path, not_replayable, temp_objects, role_writes)
         VALUES (stored, stored <> query, invoker,
                 coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = invoker), false),
-                invoker_search_path, reason, known)
+                invoker_search_path, reason, known, permsync_capture.role_catalog_writes())
         RETURNING id INTO batch;
         PERFORM permsync.wake('permsync', batch::text);
     ELSE
@@ -2034,6 +2070,15 @@ BEGIN
         IF capture_off AND reason IS NULL THEN
             reason := 'some of its permission commands ran with permsync.capture off';
             UPDATE permsync.batches b SET not_replayable = reason WHERE b.id = batch;
+        END IF;
+        -- The transaction changed a role since the string's last role check (CREATE ROLE b
+        -- between GRANT ... TO a and GRANT ... TO b): the change goes before the string's batch.
+        writes := permsync_capture.role_catalog_writes();
+        IF NOT capture_off AND writes IS DISTINCT FROM last_writes THEN
+            UPDATE permsync.batches b SET role_writes = writes WHERE b.id = batch;
+            IF NOT permsync.role_snapshot_matches(true) THEN
+                PERFORM permsync.capture_role_changes(batch);
+            END IF;
         END IF;
         -- A temporary object created since the batch was written (by dynamic SQL, say).
         IF reason IS NULL AND pg_my_temp_schema() <> 0 THEN
@@ -2073,6 +2118,24 @@ $_$;
 
 
 ALTER FUNCTION permsync_capture.record_command(command_tag text, invoker name, invoker_search_path text) OWNER TO postgres;
+
+--
+-- Name: role_catalog_writes(); Type: FUNCTION; Schema: permsync_capture; Owner: postgres
+--
+
+CREATE FUNCTION permsync_capture.role_catalog_writes() RETURNS bigint
+    LANGUAGE sql
+    AS $$
+    SELECT pg_catalog.pg_stat_get_xact_tuples_inserted('pg_catalog.pg_authid'::pg_catalog.regclass)
+           OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated('pg_catalog.pg_authid'::pg_catalog.regclass)
+           OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted('pg_catalog.pg_authid'::pg_catalog.regclass)
+           OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_inserted('pg_catalog.pg_auth_members'::pg_catalog.regclass)
+           OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated('pg_catalog.pg_auth_members'::pg_catalog.regclass)
+           OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted('pg_catalog.pg_auth_members'::pg_catalog.regclass)
+$$;
+
+
+ALTER FUNCTION permsync_capture.role_catalog_writes() OWNER TO postgres;
 
 --
 -- Name: session_identity(text, name); Type: FUNCTION; Schema: permsync_capture; Owner: postgres
@@ -2158,6 +2221,9 @@ CREATE TABLE permsync.batches (
     statements jsonb,
     not_replayable text,
     temp_objects text[],
+    converge_reason text,
+    role_writes bigint,
+    precedes bigint,
     CONSTRAINT batches_origin_check CHECK ((origin = ANY (ARRAY['event_trigger'::text, 'role_watcher'::text, 'manual'::text, 'reconcile'::text, 'bootstrap'::text])))
 );
 
@@ -3161,6 +3227,13 @@ GRANT ALL ON FUNCTION permsync.capture_role_changes() TO permsync_daemon;
 
 
 --
+-- Name: FUNCTION capture_role_changes(before bigint); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.capture_role_changes(before bigint) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION claim_leadership(lease_ms integer, daemon_group text); Type: ACL; Schema: permsync; Owner: postgres
 --
 
@@ -3499,6 +3572,13 @@ REVOKE ALL ON FUNCTION permsync_capture.record_command(command_tag text, invoker
 
 
 --
+-- Name: FUNCTION role_catalog_writes(); Type: ACL; Schema: permsync_capture; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync_capture.role_catalog_writes() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION session_identity(role_setting text, session_name name); Type: ACL; Schema: permsync_capture; Owner: postgres
 --
 
@@ -3651,6 +3731,20 @@ GRANT SELECT(target_environment) ON TABLE permsync.batches TO permsync_operator;
 --
 
 GRANT SELECT(not_replayable) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.converge_reason; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(converge_reason) ON TABLE permsync.batches TO permsync_operator;
+
+
+--
+-- Name: COLUMN batches.precedes; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT(precedes) ON TABLE permsync.batches TO permsync_operator;
 
 
 --

@@ -116,7 +116,16 @@ CREATE TABLE permsync.batches (
     not_replayable       text,
     -- The session's temporary objects when the string ran: a GRANT or REVOKE naming one
     -- is not replayed.
-    temp_objects         text[]
+    temp_objects         text[],
+    -- Why the string's statements, though they can be read, would not mean on a target what
+    -- they did: the daemon converges what they touched instead (see capture_role_changes).
+    converge_reason      text,
+    -- A client string's batch: its transaction's writes to the role catalogs at its last
+    -- role check (see role_catalog_writes).
+    role_writes          bigint,
+    -- A role change capture found in the middle of a client string: that string's batch,
+    -- which it goes before in commit order (see assign_commit_seq).
+    precedes             bigint
 );
 CREATE INDEX batches_client_string_idx ON permsync.batches (backend_pid, statement_started_at);
 
@@ -271,17 +280,35 @@ $fn$;
 -- commit order and a reader that sees seq N sees every seq below it. FOR UPDATE locks the
 -- row without writing a new version of it, so a DBA's REPEATABLE READ or SERIALIZABLE
 -- transaction never finds it updated since its snapshot.
+-- A role change found in the middle of a client string goes before the string's batch
+-- (see record_command), which was written first and so has its number by now (at commit,
+-- or earlier after SET CONSTRAINTS ... IMMEDIATE): the role change takes that number and
+-- the batch the next one. Only a batch of this transaction is renumbered, and every number
+-- from its own on is this transaction's: it has held the lock since drawing it.
 CREATE FUNCTION permsync.assign_commit_seq()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+    seq bigint;
 BEGIN
     PERFORM permsync.take_lock('commit_seq');
-    UPDATE permsync.batches
-       SET commit_seq = nextval('permsync.commit_seq'), committed_at = clock_timestamp()
-     WHERE id = NEW.id;
+    IF NEW.precedes IS NOT NULL THEN
+        SELECT b.commit_seq INTO seq FROM permsync.batches b
+         WHERE b.id = NEW.precedes AND b.source_xid = pg_current_xact_id() AND b.commit_seq IS NOT NULL;
+    END IF;
+    IF seq IS NULL THEN
+        UPDATE permsync.batches
+           SET commit_seq = nextval('permsync.commit_seq'), committed_at = clock_timestamp()
+         WHERE id = NEW.id;
+    ELSE
+        UPDATE permsync.batches
+           SET commit_seq = nextval('permsync.commit_seq'), committed_at = clock_timestamp()
+         WHERE id = NEW.precedes;
+        UPDATE permsync.batches SET commit_seq = seq, committed_at = clock_timestamp() WHERE id = NEW.id;
+    END IF;
     RETURN NULL;
 END
 $fn$;
@@ -1322,7 +1349,11 @@ $fn$;
 -- captured, never as captured while missing from the snapshot. When capture of verifiers
 -- was turned on since the snapshot, every verifier the source holds is carried: which
 -- changed meanwhile cannot be told. Returns the batch id, or NULL when nothing changed.
-CREATE FUNCTION permsync.capture_role_changes()
+-- `before`: the batch of the client string whose command found the change, when the
+-- string had written it already (record_command): the change goes before it
+-- (assign_commit_seq), and so before the string's earlier commands. Where it renames or
+-- drops a role, which those may name, the daemon converges what they touched instead.
+CREATE FUNCTION permsync.capture_role_changes(before bigint)
 RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -1394,16 +1425,33 @@ BEGIN
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
     END IF;
-    INSERT INTO permsync.batches (origin, query_text, statements, current_user_name, current_user_is_superuser, search_path)
+    INSERT INTO permsync.batches (origin, query_text, statements, current_user_name, current_user_is_superuser, search_path,
+                                  precedes)
     VALUES ('role_watcher',
             (SELECT string_agg(s ->> 'display', E';\n') || ';' FROM jsonb_array_elements(changes) s),
-            changes, session_user, false, 'pg_catalog')
+            changes, session_user, false, 'pg_catalog', before)
     RETURNING id INTO batch;
+    IF before IS NOT NULL
+       AND EXISTS (SELECT FROM jsonb_array_elements(changes) s WHERE s ->> 'kind' = 'DROP ROLE' OR s ? 'renamed_from') THEN
+        UPDATE permsync.batches b
+           SET converge_reason = 'a role was renamed or dropped between its permission commands, and that change reaches the targets before them; the next drift check shows what differs'
+         WHERE b.id = before;
+    END IF;
     INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity)
     SELECT batch, s ->> 'kind', 'role', s ->> 'role' FROM jsonb_array_elements(changes) s;
     PERFORM permsync.wake('permsync', batch::text);
     RETURN batch;
 END
+$fn$;
+
+-- The role watcher's call, and any other that no client string's batch waits on.
+CREATE FUNCTION permsync.capture_role_changes()
+RETURNS bigint
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT permsync.capture_role_changes(NULL);
 $fn$;
 
 -- The baseline: roles that exist at install are the starting point, not changes
@@ -1466,6 +1514,25 @@ AS $fn$
                AND d.classid = 'pg_type'::regclass) n;
 $fn$;
 
+-- How many rows of pg_authid and pg_auth_members this session has written since it last
+-- sent its statistics, which it never does inside a transaction or a client string: a
+-- count that moves whenever its transaction creates, alters, renames or drops a role or
+-- grants or revokes a membership. Read from the session's own counters, whatever the
+-- number of roles. With track_counts off (which also stops autovacuum) it stays 0. No SET
+-- clause and no FROM, so that it is inlined into record_command (whose search_path is
+-- pinned) rather than planned at every call.
+CREATE FUNCTION permsync_capture.role_catalog_writes()
+RETURNS bigint
+LANGUAGE sql
+AS $fn$
+    SELECT pg_catalog.pg_stat_get_xact_tuples_inserted('pg_catalog.pg_authid'::pg_catalog.regclass)
+           OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated('pg_catalog.pg_authid'::pg_catalog.regclass)
+           OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted('pg_catalog.pg_authid'::pg_catalog.regclass)
+           OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_inserted('pg_catalog.pg_auth_members'::pg_catalog.regclass)
+           OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated('pg_catalog.pg_auth_members'::pg_catalog.regclass)
+           OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted('pg_catalog.pg_auth_members'::pg_catalog.regclass)
+$fn$;
+
 -- Records one permission command: the batch of this client string and transaction (found
 -- first, so a later command costs an index lookup whatever the size of the string) and an
 -- audit row for the command.
@@ -1481,7 +1548,10 @@ $fn$;
 --     transaction gets a batch saying so, so that the daemon pairs batches and
 --     transactions by position (a transaction that turns capture off for some of its
 --     commands is not replayed either).
---   * Role changes made before the string go first (CREATE ROLE, then GRANT).
+--   * Role changes made before the string go first (CREATE ROLE, then GRANT), and so do
+--     those its transaction makes between two of its permission commands (GRANT ... TO a;
+--     CREATE ROLE b; GRANT ... TO b): the string's earlier commands then follow the
+--     change, so where it renames or drops a role, what they touched is converged instead.
 --   * The names of the session's temporary objects go with the batch.
 --   * A command run by a function, a DO block or dynamic SQL is marked nested, with the
 --     statement PL/pgSQL names in its error context.
@@ -1513,6 +1583,8 @@ DECLARE
     inner_frames  text;
     inner_text    text;
     inner_owner   boolean;
+    last_writes   bigint;
+    writes        bigint;
 BEGIN
     -- Raises outside an event trigger: nobody can call this to forge a batch.
     SELECT * INTO cmd FROM pg_event_trigger_ddl_commands() LIMIT 1;
@@ -1537,7 +1609,7 @@ BEGIN
     END IF;
     -- An owner change run that way counts when the statement it ran names OWNER.
     inner_owner := owner_change AND coalesce(inner_text ~* 'owner', false);
-    SELECT b.id, b.not_replayable, b.temp_objects INTO batch, reason, known
+    SELECT b.id, b.not_replayable, b.temp_objects, b.role_writes INTO batch, reason, known, last_writes
       FROM permsync.batches b
      WHERE b.backend_pid = pg_backend_pid() AND b.statement_started_at = statement_timestamp()
        AND b.source_xid = pg_current_xact_id() AND b.origin = 'event_trigger';
@@ -1583,10 +1655,10 @@ BEGIN
             END IF;
         END IF;
         INSERT INTO permsync.batches (query_text, query_masked, current_user_name, current_user_is_superuser,
-                                      search_path, not_replayable, temp_objects)
+                                      search_path, not_replayable, temp_objects, role_writes)
         VALUES (stored, stored <> query, invoker,
                 coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = invoker), false),
-                invoker_search_path, reason, known)
+                invoker_search_path, reason, known, permsync_capture.role_catalog_writes())
         RETURNING id INTO batch;
         PERFORM permsync.wake('permsync', batch::text);
     ELSE
@@ -1597,6 +1669,15 @@ BEGIN
         IF capture_off AND reason IS NULL THEN
             reason := 'some of its permission commands ran with permsync.capture off';
             UPDATE permsync.batches b SET not_replayable = reason WHERE b.id = batch;
+        END IF;
+        -- The transaction changed a role since the string's last role check (CREATE ROLE b
+        -- between GRANT ... TO a and GRANT ... TO b): the change goes before the string's batch.
+        writes := permsync_capture.role_catalog_writes();
+        IF NOT capture_off AND writes IS DISTINCT FROM last_writes THEN
+            UPDATE permsync.batches b SET role_writes = writes WHERE b.id = batch;
+            IF NOT permsync.role_snapshot_matches(true) THEN
+                PERFORM permsync.capture_role_changes(batch);
+            END IF;
         END IF;
         -- A temporary object created since the batch was written (by dynamic SQL, say).
         IF reason IS NULL AND pg_my_temp_schema() <> 0 THEN
@@ -2596,7 +2677,8 @@ GRANT SELECT ON permsync.environments, permsync.sync_rules, permsync.config, per
    TO permsync_operator;
 GRANT SELECT (id, commit_seq, origin, source_xid, statement_started_at, captured_at, committed_at, database_name,
               session_user_name, current_user_name, current_user_is_superuser, search_path, backend_pid,
-              client_addr, application_name, query_text, query_masked, target_environment, not_replayable)
+              client_addr, application_name, query_text, query_masked, target_environment, not_replayable,
+              converge_reason, precedes)
    ON permsync.batches TO permsync_operator;
 GRANT EXECUTE ON FUNCTION permsync.manual_sync(text, text, text), permsync.retry_failed(text),
                           permsync.skip_batch(text, bigint, text),

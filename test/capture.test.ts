@@ -381,6 +381,107 @@ describe('role changes seen by capture', () => {
       RESET permsync.capture; SELECT permsync.capture_role_changes()`);
   });
 
+  interface Ordered {
+    id: string;
+    origin: string;
+    query_text: string;
+    precedes: string | null;
+    converge_reason: string | null;
+  }
+
+  /** Every batch since fresh(), in commit order. */
+  async function inCommitOrder(): Promise<Ordered[]> {
+    const { rows } = await dba.query<Ordered>(
+      `SELECT id::text, origin, query_text, precedes::text, converge_reason FROM permsync.batches ORDER BY commit_seq`,
+    );
+    return rows;
+  }
+
+  it('a role created between two permission commands of a string goes before the string, however it commits', async () => {
+    const grants = (role: string, table: string) =>
+      `GRANT SELECT ON sales.${table} TO app; CREATE ROLE ${role}; GRANT SELECT ON sales.${table} TO ${role}`;
+    const cases = [
+      { strings: [grants('mid_plain', 'orders')], roles: ['mid_plain'] },
+      // Its batch numbered when written: the role change takes that number.
+      { strings: [`BEGIN; SET CONSTRAINTS ALL IMMEDIATE; ${grants('mid_immediate', 'orders')}; COMMIT`], roles: ['mid_immediate'] },
+      { strings: [`BEGIN ISOLATION LEVEL SERIALIZABLE; ${grants('mid_serializable', 'orders')}; COMMIT`], roles: ['mid_serializable'] },
+      // Two strings of one transaction: each role change goes before its own string only.
+      { strings: ['BEGIN', grants('mid_first', 'orders'), grants('mid_second', 'lines'), 'COMMIT'], roles: ['mid_first', 'mid_second'] },
+    ];
+    for (const { strings, roles } of cases) {
+      await fresh();
+      for (const sql of strings) await dba.query(sql);
+      const rows = await inCommitOrder();
+      expect(
+        rows.map((r) => r.origin),
+        strings.join('\n'),
+      ).toEqual(roles.flatMap(() => ['role_watcher', 'event_trigger']));
+      for (const [i, role] of roles.entries()) {
+        const [change, string] = [rows[2 * i], rows[2 * i + 1]];
+        expect(change?.query_text).toMatch(new RegExp(`^CREATE ROLE ${role};$`));
+        expect(string?.query_text).toContain(`CREATE ROLE ${role};`);
+        expect(change?.precedes).toBe(string?.id);
+        expect(string?.converge_reason).toBeNull();
+      }
+      await dba.query(`SET permsync.capture = 'off'; REVOKE ALL ON sales.orders, sales.lines FROM ${roles.join(', ')};
+        DROP ROLE ${roles.join(', ')}; RESET permsync.capture; SELECT permsync.capture_role_changes()`);
+    }
+  });
+
+  it('a string that renames or drops a role between its permission commands is marked to be converged', async () => {
+    await dba.query(`SET permsync.capture = 'off'; CREATE ROLE mid_old; RESET permsync.capture; SELECT permsync.capture_role_changes()`);
+    const strings: [sql: string, change: string][] = [
+      [
+        'GRANT SELECT ON sales.orders TO mid_old; ALTER ROLE mid_old RENAME TO mid_new; GRANT SELECT ON sales.lines TO mid_new',
+        'ALTER ROLE mid_old RENAME TO mid_new;',
+      ],
+      ['REVOKE ALL ON sales.orders, sales.lines FROM mid_new; DROP ROLE mid_new; GRANT SELECT ON sales.lines TO app', 'DROP ROLE IF EXISTS mid_new;'],
+    ];
+    for (const [sql, change] of strings) {
+      await fresh();
+      await dba.query(sql);
+      const rows = await inCommitOrder();
+      expect(
+        rows.map((r) => r.origin),
+        sql,
+      ).toEqual(['role_watcher', 'event_trigger']);
+      expect(rows[0]?.query_text).toBe(change);
+      expect(rows[1]?.converge_reason).toMatch(/^a role was renamed or dropped between its permission commands/);
+    }
+  });
+
+  it('a string that changes no role compares the roles once, however many permission commands it runs', async () => {
+    await dba.query(`SET track_functions = 'pl'`);
+    // Calls counted in the string's own transaction: read before and after, in it.
+    const checks = async (sql: string): Promise<number> => {
+      const count = `SELECT coalesce((SELECT calls FROM pg_stat_xact_user_functions
+                                       WHERE schemaname = 'permsync' AND funcname = 'role_snapshot_matches'), 0)::int AS n`;
+      const results = (await dba.query(`BEGIN; ${count}; ${sql}; ${count}; COMMIT`)) as unknown as pg.QueryResult<{ n: number }>[];
+      const [before = NaN, after = NaN] = results.filter((r) => r.command === 'SELECT').map((r) => r.rows[0]?.n ?? NaN);
+      return after - before;
+    };
+    try {
+      await fresh();
+      await dba.query('SELECT permsync.capture_role_changes()'); // nothing left for the first check to capture
+      expect(await checks('GRANT SELECT ON sales.orders TO app')).toBe(1);
+      expect(await checks(Array.from({ length: 20 }, (_, i) => `GRANT SELECT ON sales.${i % 2 ? 'orders' : 'lines'} TO app`).join('; '))).toBe(1);
+      // A role change in the string: compared again at the next command, and only then.
+      const once = await checks('GRANT SELECT ON sales.orders TO app; CREATE ROLE mid_counted; GRANT SELECT ON sales.orders TO mid_counted');
+      expect(once).toBeGreaterThan(1);
+      await dba.query(`SET permsync.capture = 'off'; REVOKE ALL ON sales.orders FROM mid_counted; DROP ROLE mid_counted;
+        RESET permsync.capture; SELECT permsync.capture_role_changes()`);
+      const repeated = await checks(
+        'GRANT SELECT ON sales.orders TO app; CREATE ROLE mid_counted; ' +
+          Array.from({ length: 20 }, () => 'GRANT SELECT ON sales.orders TO mid_counted').join('; '),
+      );
+      expect(repeated).toBe(once);
+      await dba.query(`SET permsync.capture = 'off'; REVOKE ALL ON sales.orders FROM mid_counted; DROP ROLE mid_counted;
+        RESET permsync.capture; SELECT permsync.capture_role_changes()`);
+    } finally {
+      await dba.query('RESET track_functions');
+    }
+  });
+
   /**
    * Separate client strings of one transaction: each GRANT compares the roles with the
    * snapshot the previous one took, and the second ALTER leaves the row's xmin as it was.

@@ -12,10 +12,10 @@ import { startPipeline, type Pipeline } from './support/pipeline.js';
 /**
  * Fidelity by pg_dump's account for the DBA scripts people copy: the examples of
  * PostgreSQL's own documentation, grant-option chains and CASCADE as its regression suite
- * exercises them, default privileges kept per schema owner, and a role retired with
- * REASSIGN OWNED, DROP OWNED and DROP ROLE. Schema runs on every server as migrations
- * would, the permission statements on the source only, as its bootstrap superuser while
- * permsync connects as a superuser of its own. Then each target's roles and privileges by
+ * exercises them, default privileges kept per schema owner, a role retired with REASSIGN
+ * OWNED, DROP OWNED and DROP ROLE, and roles made between the grants of one string.
+ * Schema runs on every server as migrations would, the permission statements on the
+ * source only, as its bootstrap superuser while permsync connects as a superuser of its own. Then each target's roles and privileges by
  * pg_dumpall and pg_dump (memberships with their grantors) equal the source's, and
  * `permsync drift` exits 0; after a target is changed by hand, drift exits 1.
  */
@@ -199,7 +199,26 @@ const DELEGATED: Script = {
   later: 'SET ROLE team_lead; CREATE TABLE team.notes (id serial PRIMARY KEY); RESET ROLE',
 };
 
-const SCRIPTS = (major: PostgresMajor) => [documentation(major), CHAINS, DEFAULTS, RETIREMENT, DELEGATED];
+/**
+ * A provisioning file sent as one string (psql -c, a migration tool): a role created and
+ * made a member between its grants, and in another string a role renamed between them.
+ */
+const ONE_STRING: Script = {
+  name: 'provisioning sent as one string',
+  roles: 'CREATE ROLE reporting; CREATE ROLE legacy_etl LOGIN',
+  migration: `
+    CREATE SCHEMA reports;
+    CREATE TABLE reports.daily (day date PRIMARY KEY, total numeric);
+    CREATE TABLE reports.monthly (month date PRIMARY KEY)`,
+  grants: [
+    `GRANT USAGE ON SCHEMA reports TO reporting; GRANT SELECT ON reports.daily TO reporting;
+     CREATE ROLE report_reader LOGIN; GRANT reporting TO report_reader;
+     GRANT SELECT ON reports.monthly TO report_reader; GRANT USAGE ON SCHEMA reports TO report_reader`,
+    'GRANT SELECT ON reports.monthly TO legacy_etl; ALTER ROLE legacy_etl RENAME TO etl; GRANT INSERT ON reports.daily TO etl',
+  ],
+};
+
+const SCRIPTS = (major: PostgresMajor) => [documentation(major), CHAINS, DEFAULTS, RETIREMENT, DELEGATED, ONE_STRING];
 
 describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
   let p: Pipeline;

@@ -290,6 +290,57 @@ describe('client strings that do more than one thing', () => {
   });
 });
 
+describe('role changes between the permission commands of one string', () => {
+  beforeAll(() => p.everywhere('CREATE TABLE sales.midstring (id int)'));
+
+  it('a role created between its grants reaches every target before them, and each grant naming it is carried', async () => {
+    const texts = [
+      'GRANT SELECT ON sales.midstring TO app; CREATE ROLE mid_b; GRANT SELECT ON sales.midstring TO mid_b;',
+      'GRANT INSERT ON sales.midstring TO app; GRANT UPDATE ON sales.midstring TO reader; CREATE ROLE mid_c; GRANT mid_b TO mid_c; ' +
+        'GRANT INSERT ON sales.midstring TO mid_c; GRANT DELETE ON sales.midstring TO mid_c, reader;',
+    ];
+    // Each one client string, sent with the simple query protocol.
+    for (const text of texts) await dba(text);
+    await expectEveryTargetEqualsSource();
+    for (const env of p.environments) {
+      expect(await relationPrivileges(env.client, 'sales.midstring')).toEqual(
+        expect.arrayContaining(['mid_b SELECT by postgres', 'mid_c INSERT by postgres', 'mid_c DELETE by postgres', 'reader DELETE by postgres']),
+      );
+    }
+    for (const [i, text] of texts.entries()) {
+      const { rows } = await p.sourceClient.query<{ change: string; change_seq: string; string_seq: string }>(
+        `SELECT r.query_text AS change, r.commit_seq::text AS change_seq, s.commit_seq::text AS string_seq
+           FROM permsync.batches s JOIN permsync.batches r ON r.precedes = s.id
+          WHERE s.query_text = permsync.masked_text($1)`,
+        [text],
+      );
+      expect(rows).toHaveLength(1);
+      expect(rows[0]?.change).toBe(i === 0 ? 'CREATE ROLE mid_b;' : 'CREATE ROLE mid_c;\nGRANT mid_b TO mid_c;');
+      expect(BigInt(rows[0]?.change_seq ?? 0)).toBeLessThan(BigInt(rows[0]?.string_seq ?? 0));
+      for (const row of await executions(text)) {
+        expect(row).toMatchObject({ execution_status: 'success', result_message: null });
+      }
+    }
+  });
+
+  it('a role renamed between its grants: what they touched is converged, under the new name', async () => {
+    await dba('CREATE ROLE mid_old');
+    await p.settleRoles();
+    const text = 'GRANT SELECT ON sales.midstring TO mid_old; ALTER ROLE mid_old RENAME TO mid_new; GRANT UPDATE ON sales.midstring TO mid_new';
+    await dba(text);
+    await expectEveryTargetEqualsSource();
+    for (const env of p.environments) {
+      expect(await relationPrivileges(env.client, 'sales.midstring')).toEqual(
+        expect.arrayContaining(['mid_new SELECT by postgres', 'mid_new UPDATE by postgres']),
+      );
+    }
+    for (const row of await executions(text)) {
+      expect(row.execution_status).toBe('success');
+      expect(row.result_message).toMatch(/^converged 1 object\(s\) .*a role was renamed or dropped between its permission commands/);
+    }
+  });
+});
+
 describe('temporary objects of the source session', () => {
   it('a GRANT or owner change naming one is not replayed, and holds no environment', async () => {
     const texts = [

@@ -176,6 +176,26 @@ describe('planning a batch never fails: what cannot be planned is not replayable
   });
 });
 
+describe('a string in which a role was renamed or dropped between its permission commands', () => {
+  it('is converged on what its statements name, not replayed: the role change reaches the targets before them', async () => {
+    const reason = 'a role was renamed or dropped between its permission commands, and that change reaches the targets before them';
+    const batch = captured('GRANT SELECT ON t TO old_name; ALTER ROLE old_name RENAME TO new_name; GRANT SELECT ON s.u TO new_name', {
+      commandTags: ['GRANT', 'GRANT'],
+      commandObjects: [null, null],
+      convergeReason: reason,
+    });
+    const row = { tag: 'GRANT', objectType: 'table', identity: null, currentUser: 'dba', searchPath: 'public', nested: false, nestedText: null };
+    const plan = await planBatch(batch, noSiblings, () => Promise.resolve([row, row]));
+    expect(plan.replay).toEqual([]);
+    expect(plan.unreplayable).toBe(reason);
+    expect(plan.converge?.touches.map((t) => t.touched)).toMatchObject([
+      { on: 'objects', names: [{ schema: null, name: 't' }] },
+      { on: 'objects', names: [{ schema: 's', name: 'u' }] },
+    ]);
+    expect(plan.converge?.unknown).toEqual([]);
+  });
+});
+
 describe('a text that may read otherwise on the source than here', () => {
   it('is not replayed when a standard literal holds a backslash: standard_conforming_strings decides where it ends', async () => {
     // Read with the setting off, as the source did, it is one SELECT and the GRANT on t.

@@ -63,6 +63,8 @@ export interface Batch {
   statements: StatementRecord[] | null;
   /** Why capture already knew the batch cannot be replayed (permsync.batches.not_replayable). */
   notReplayable?: string | null;
+  /** Why capture knew its statements, though they can be read, must be converged rather than replayed (permsync.batches.converge_reason). */
+  convergeReason?: string | null;
   /** Names of the temporary relations and types the source session had. */
   temporaryObjects?: string[] | null;
   /** The outcome an earlier attempt logged for this batch in the environment reading it, if any. */
@@ -177,6 +179,8 @@ async function planReplay(batch: Batch, siblingIds: () => Promise<string[]>): Pr
       ordinals,
     };
   }
+  // A role renamed or dropped between its commands reaches the targets before them.
+  if (batch.convergeReason) return { plan: plan({ unreplayable: batch.convergeReason }), ordinals };
   try {
     const paired = pairWithTransaction(batch, group);
     const converging = paired.skipped?.find((s) => s.converge);

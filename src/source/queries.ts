@@ -18,7 +18,7 @@ const BATCH_COLUMNS = `
   CASE WHEN b.statements IS NULL AND octet_length(b.query_text) <= ${MAX_TEXT_BYTES} THEN b.query_text END AS query_text,
   octet_length(b.query_text) AS text_bytes, b.query_masked, b.target_environment,
   CASE WHEN octet_length(b.query_text) <= ${MAX_GENERATED_BYTES} THEN b.statements END AS statements,
-  b.not_replayable, b.temp_objects, a.command_tags, a.command_objects, a.identities, a.nested_commands`;
+  b.not_replayable, b.converge_reason, b.temp_objects, a.command_tags, a.command_objects, a.identities, a.nested_commands`;
 
 /**
  * Joined after `permsync.batches b` wherever BATCH_COLUMNS is read: its audit rows, read

@@ -29,6 +29,7 @@ interface BatchRow {
   nested_commands: boolean;
   statements: Batch['statements'];
   not_replayable: string | null;
+  converge_reason: string | null;
   temp_objects: string[] | null;
   previous_status: string | null;
 }
@@ -55,6 +56,7 @@ function toBatch(row: BatchRow): Batch {
     nestedCommands: row.nested_commands,
     statements: row.statements,
     notReplayable: row.not_replayable,
+    convergeReason: row.converge_reason,
     temporaryObjects: row.temp_objects,
     previousStatus: row.previous_status,
   };
