@@ -110,6 +110,8 @@ export class EnvironmentApplier {
   /** The environment's server, with the roles permsync manages there (plan/role-ownership.ts); its own until it joins the others of its server. */
   private server = new SharedServer();
   private joined = false;
+  /** The outcome last logged here: a role watcher's batch counts as applied to the server only on a success. */
+  private lastRecorded: string | undefined;
   /** The environment's roles named by the batches being carried, read once per step: oid, or null when absent. */
   private readonly targetRoles = new Map<string, number | null>();
   private probing = false;
@@ -296,8 +298,10 @@ export class EnvironmentApplier {
     // One environment of the server at a time (one may join while another applies): the
     // first to come applies the change to the server, and the others find it applied.
     return this.server.exclusive(async () => {
+      this.lastRecorded = undefined;
       const step = await this.carryStep([first]);
-      if (step.carried > 0) this.server.markApplied(this.rulesKey, BigInt(first.commitSeq), this.name);
+      // Not a failure passed over (on_permanent_failure: continue), a dry run, nor a skip.
+      if (step.carried > 0 && this.lastRecorded === 'success') this.server.markApplied(this.rulesKey, BigInt(first.commitSeq), this.name);
       return step;
     });
   }
@@ -466,6 +470,7 @@ export class EnvironmentApplier {
     let superseded: Set<string>;
     try {
       superseded = await this.deps.store.recordExecutions(records);
+      this.lastRecorded = records[records.length - 1]?.status;
     } catch (error) {
       const applied = records.filter((r) => r.status === 'success').map((r) => BigInt(r.batch.commitSeq));
       for (const seq of applied) if (seq > this.appliedUnloggedThrough) this.appliedUnloggedThrough = seq;
@@ -529,7 +534,13 @@ export class EnvironmentApplier {
         };
       }
       statements = converged.statements;
-    } else if (batch.origin === 'role_watcher' && this.server.shared && this.server.appliedBy(this.rulesKey, seq) !== undefined) {
+    } else if (
+      batch.origin === 'role_watcher' &&
+      this.server.shared &&
+      !this.deps.settings.dryRun &&
+      !this.deps.switches().dryRun &&
+      this.server.appliedBy(this.rulesKey, seq) !== undefined
+    ) {
       // Another environment of the server applied its role changes there: what is left is
       // about this environment's own database.
       const by = this.server.appliedBy(this.rulesKey, seq) as string;
@@ -763,7 +774,9 @@ export class EnvironmentApplier {
         out.push(statement);
         continue;
       }
-      const elsewhere = await this.releaseOnOthers(role, statement.ordinal, statements.slice(0, index), created, notes);
+      // What this environment's rules keep from the DROP ROLE they keep from its release elsewhere too.
+      const admitted = admit(statement, this.rules, this.deps.roles).admitted;
+      const elsewhere = admitted ? await this.releaseOnOthers(role, statement.ordinal, statements.slice(0, index), created, notes) : undefined;
       if (elsewhere) return { error: elsewhere };
       const { release, toCreated } = await this.release(role, statement.ordinal, created, notes);
       const nameTakenAgain = statements.slice(index + 1).some((s) => s.grantees.includes(role));

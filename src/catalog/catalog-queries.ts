@@ -217,10 +217,14 @@ export const DEFAULT_PRIVILEGES = `
              ON z.grantee = a.grantee AND z.privilege_type = a.privilege_type) x
    WHERE x.state <> x.default_state`;
 
-/** The server's system identifier and postmaster start time (readServerIdentity). */
-export const SERVER_IDENTITY = `SELECT concat_ws('/', (SELECT system_identifier FROM pg_catalog.pg_control_system()),
-  extract(epoch FROM pg_catalog.pg_postmaster_start_time())) AS identity`;
+/**
+ * The server's system identifier and postmaster start time (readServerIdentity), as columns
+ * joined by the caller: no function or operator here resolves through the session's
+ * search_path, where a login of the target may have put a look-alike.
+ */
+export const SERVER_IDENTITY = `SELECT (SELECT s.system_identifier FROM pg_catalog.pg_control_system() s) AS id,
+  EXTRACT(epoch FROM pg_catalog.pg_postmaster_start_time()) AS started`;
 
 /** Its start time and port, where the system identifier may not be read. */
-export const SERVER_START = `SELECT concat_ws('/', 'start', extract(epoch FROM pg_catalog.pg_postmaster_start_time()),
-  pg_catalog.current_setting('port')) AS identity`;
+export const SERVER_START = `SELECT 'start' AS id, EXTRACT(epoch FROM pg_catalog.pg_postmaster_start_time()) AS started,
+  pg_catalog.current_setting('port') AS port`;

@@ -216,7 +216,11 @@ export async function inCatalogSnapshot<T>(client: pg.ClientBase, read: () => Pr
  * stand for it. Outside a transaction: the first query may fail.
  */
 export async function readServerIdentity(client: pg.ClientBase): Promise<string> {
-  const read = async (sql: string) => (await client.query<{ identity: string }>(sql)).rows[0]?.identity as string;
+  const read = async (sql: string) => {
+    const row = (await client.query<{ id: string; started: string; port?: string }>(sql)).rows[0];
+    if (!row) throw new Error('the server did not say which it is');
+    return [row.id, row.started, ...(row.port === undefined ? [] : [row.port])].join('/');
+  };
   try {
     return await read(catalogSql.SERVER_IDENTITY);
   } catch (error) {
