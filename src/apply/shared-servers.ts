@@ -78,13 +78,15 @@ export class SharedServers {
   join(identity: string, member: ServerMember, cursor: bigint): Promise<SharedServer> {
     const joined = this.joining.then(async () => {
       await this.store.recordServer(member.name, identity);
+      const managed = await this.store.managedRoles(member.name);
       let server = this.servers.get(identity);
       if (server === undefined) {
         server = new SharedServer();
         this.servers.set(identity, server);
       }
+      // A member only once what it shares has been read: a join that fails is tried again whole.
       server.members.push(member);
-      server.managed = await this.store.managedRoles(member.name);
+      server.managed = managed;
       // What it carried before, it carried with the server's roles as they were then.
       server.markApplied(member.rules, cursor, member.name);
       return server;
