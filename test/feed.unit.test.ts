@@ -1,31 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import type { Batch } from '../src/capture/batch.js';
 import { BatchFeed } from '../src/apply/feed.js';
+import { testBatch } from './support/batch.js';
 
 // The feed's own bookkeeping, over an in-memory list of committed batches: what reaches
 // PostgreSQL (and what the appliers do with it) is covered by the pipeline tests.
 
 function batch(seq: number, targetEnvironment: string | null = null): Batch {
-  return {
+  return testBatch({
     id: `b${seq}`,
     commitSeq: String(seq),
-    origin: 'event_trigger',
-    sessionUser: 'dba',
-    currentUser: 'dba',
-    currentUserIsSuperuser: true,
-    searchPath: 'public',
-    backendPid: 1,
-    statementStartedAt: new Date(0),
-    committedAt: new Date(0),
     queryText: `GRANT SELECT ON t${seq} TO app`,
-    queryMasked: false,
     targetEnvironment,
     commandTags: ['GRANT'],
     commandObjects: ['public.t'],
-    identities: 1,
-    statements: null,
     previousStatus: null,
-  };
+  });
 }
 
 /** The source: committed batches, and the reads made of them. */

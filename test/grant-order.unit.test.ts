@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { planBatch, type Batch, type StatementRecord } from '../src/capture/batch.js';
 import { grantOrder } from '../src/capture/grant-order.js';
 import { chainLength } from '../src/catalog/grant-chains.js';
+import { testBatch } from './support/batch.js';
 
 // The role watcher's statements on shared objects' privileges come in no order of their
 // grant-option chains: the daemon puts each grantor's grant before the grants it makes,
@@ -44,25 +45,7 @@ function ordered(records: StatementRecord[]): StatementRecord[] {
 }
 
 function generated(statements: StatementRecord[]): Batch {
-  return {
-    id: '1',
-    commitSeq: '1',
-    origin: 'role_watcher',
-    sessionUser: 'dba',
-    currentUser: 'dba',
-    currentUserIsSuperuser: true,
-    searchPath: 'public',
-    backendPid: 1,
-    statementStartedAt: new Date(0),
-    committedAt: new Date(0),
-    queryText: '',
-    queryMasked: false,
-    targetEnvironment: null,
-    commandTags: [],
-    commandObjects: [],
-    identities: 1,
-    statements,
-  };
+  return testBatch({ origin: 'role_watcher', statements });
 }
 
 describe('the grants of a grant-option chain in a role watcher batch', () => {

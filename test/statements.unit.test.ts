@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { planBatch, type Batch } from '../src/capture/batch.js';
 import { analyzeQuery, keepGrantees, loadParser, UnparsableQueryError, withoutGrantees } from '../src/capture/statements.js';
+import { testBatch } from './support/batch.js';
 
 const context = { currentUser: 'Dba Lead', sessionUser: 'alice', searchPath: '"$user", public' };
 const analyze = (query: string) => analyzeQuery(query, context);
@@ -124,26 +125,7 @@ describe('cutting grantees out of a statement', () => {
 
 /** A captured batch of one transaction, as the daemon reads it from the source. */
 function captured(queryText: string | null, fields: Partial<Batch> = {}): Batch {
-  return {
-    id: '1',
-    commitSeq: '1',
-    origin: 'event_trigger',
-    sessionUser: 'dba',
-    currentUser: 'dba',
-    currentUserIsSuperuser: true,
-    searchPath: 'public',
-    backendPid: 1,
-    statementStartedAt: new Date(0),
-    committedAt: new Date(0),
-    queryText,
-    queryMasked: false,
-    targetEnvironment: null,
-    commandTags: ['GRANT'],
-    commandObjects: [null],
-    identities: 1,
-    statements: null,
-    ...fields,
-  };
+  return testBatch({ queryText, commandTags: ['GRANT'], commandObjects: [null], ...fields });
 }
 const noSiblings = () => Promise.reject(new Error('a one-transaction string needs no siblings'));
 
