@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkEnvironments } from '../src/drift/check.js';
 import type { PostgresMajor } from '../dev/embedded/cluster.js';
 import { permissionDump } from './support/dump-shared.js';
-import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { startPipeline, type Pipeline } from './support/pipeline.js';
 import { TablespaceDirs } from './support/tablespace.js';
 
 /**
@@ -85,18 +85,6 @@ describe.each([14, 18] as const)('PostgreSQL %i', (major) => {
     await client.query(`CREATE TABLESPACE fast LOCATION '${await dirs.make()}'`);
   }
 
-  async function settled(): Promise<void> {
-    await waitFor(
-      async () => {
-        const { rows } = await p.sourceClient.query<{ same: boolean }>('SELECT permsync.role_snapshot_matches(false) AS same');
-        return rows[0]?.same === true;
-      },
-      10_000,
-      'the role watcher to see the script',
-    );
-    await p.settle();
-  }
-
   /** `chained`: whether the source holds a privilege its grantor granted through a grant option. */
   async function expectEqualByDump(chained: boolean): Promise<void> {
     const source = await permissionDump(p.source, { leaveOut: LEAVE_OUT });
@@ -124,13 +112,13 @@ describe.each([14, 18] as const)('PostgreSQL %i', (major) => {
 
   it('a DBA script of role hierarchy, grantors and privileges on shared objects leaves every target equal by pg_dump, and drift agrees', async () => {
     for (const statement of script(major)) await p.dba(statement);
-    await settled();
+    await p.settleRoles();
     await expectEqualByDump(true);
   });
 
   it('the same after grants by a grantor, privileges on another database and a tablespace are taken back', async () => {
     for (const statement of UNDO) await p.dba(statement);
-    await settled();
+    await p.settleRoles();
     await expectEqualByDump(false);
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkEnvironments } from '../src/drift/check.js';
-import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { startPipeline, type Pipeline } from './support/pipeline.js';
 import { TablespaceDirs } from './support/tablespace.js';
 
 /**
@@ -87,18 +87,6 @@ describe('grant-option chains on shared objects', () => {
     return { prefix, own, db: `${prefix}_db`, ts: `${prefix}_ts`, param };
   }
 
-  async function settled(): Promise<void> {
-    await waitFor(
-      async () => {
-        const { rows } = await p.sourceClient.query<{ same: boolean }>('SELECT permsync.role_snapshot_matches(false) AS same');
-        return rows[0]?.same === true;
-      },
-      10_000,
-      'the role watcher to see the change',
-    );
-    await p.settle();
-  }
-
   /** Every grant to the test's roles on its objects, with its grantor, as lines. */
   async function acl(client: Pipeline['sourceClient'], n: Names): Promise<string[]> {
     const { rows } = await client.query<{ line: string }>(
@@ -130,9 +118,9 @@ describe('grant-option chains on shared objects', () => {
   it('built in one transaction, 40 and 100 grants deep, arrive whole, each link granted by the one before', async () => {
     const n = names('built', 'work_mem');
     await p.dba(createRoles(n));
-    await settled();
+    await p.settleRoles();
     await p.dba(buildChains(n));
-    await settled();
+    await p.settleRoles();
     const source = await expectTargetsEqual(n);
     expect(source).toContain(`database built_db: ${link(n, 99)} granted CONNECT to ${link(n, 100)}`);
     expect(source).toContain(`parameter work_mem: ${link(n, 39)} granted SET to ${link(n, 40)}`);
@@ -142,13 +130,13 @@ describe('grant-option chains on shared objects', () => {
   it("cut at the head (its grant option revoked with CASCADE) lose every grant down the chain, dependents' first", async () => {
     const n = names('cut', 'maintenance_work_mem');
     await p.dba(createRoles(n));
-    await settled();
+    await p.settleRoles();
     // Built on the target as on the source, as the schema is: the cut alone is carried.
     await p.everywhere(buildChains(n));
-    await settled();
+    await p.settleRoles();
     expect(await expectTargetsEqual(n)).toHaveLength(CHAINS.reduce((sum, c) => sum + c.depth, 0));
     await p.dba(revokeHeads(n));
-    await settled();
+    await p.settleRoles();
     const heads = await expectTargetsEqual(n);
     expect(heads).toHaveLength(CHAINS.length);
     for (const line of heads) expect(line).toMatch(new RegExp(` to ${link(n, 1)}$`));

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { startPipeline, type Pipeline } from './support/pipeline.js';
 
 /**
  * What the role watcher carries of grantors and of privileges on shared objects reaches
@@ -9,18 +9,6 @@ import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
  */
 describe('grantors and shared objects, within what permsync may do on a target', () => {
   let p: Pipeline;
-
-  async function settled(): Promise<void> {
-    await waitFor(
-      async () => {
-        const { rows } = await p.sourceClient.query<{ same: boolean }>('SELECT permsync.role_snapshot_matches(false) AS same');
-        return rows[0]?.same === true;
-      },
-      10_000,
-      'the role watcher to see the change',
-    );
-    await p.settle();
-  }
 
   beforeAll(async () => {
     p = await startPipeline(['prod']);
@@ -42,7 +30,7 @@ describe('grantors and shared objects, within what permsync may do on a target',
     await p.dba('CREATE ROLE app_group');
     await p.dba('GRANT app_group TO delegate WITH ADMIN OPTION');
     await p.dba('SET ROLE delegate; GRANT app_group TO app_user; RESET ROLE');
-    await settled();
+    await p.settleRoles();
     const { rows } = await p.env('prod').client.query<{ grantor: string }>(
       `SELECT pg_get_userbyid(grantor) AS grantor FROM pg_auth_members
         WHERE roleid = 'app_group'::regrole AND member = 'app_user'::regrole`,
@@ -59,7 +47,7 @@ describe('grantors and shared objects, within what permsync may do on a target',
     await p.dba('CREATE ROLE scratch_owner; CREATE ROLE snoop');
     await p.dba('ALTER DATABASE scratch OWNER TO scratch_owner');
     await p.dba('SET ROLE scratch_owner; GRANT CONNECT, CREATE ON DATABASE scratch TO snoop; RESET ROLE');
-    await settled();
+    await p.settleRoles();
     const acl = (client: { query: Pipeline['sourceClient']['query'] }) =>
       client.query<{ privilege: string }>(
         `SELECT a.privilege_type AS privilege FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a

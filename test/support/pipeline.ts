@@ -160,9 +160,7 @@ export async function startPipeline(targetNames: string[], options: PipelineOpti
     async settleRoles() {
       await waitFor(
         async () => {
-          const { rows } = await pipeline.sourceClient.query<{ same: boolean }>(
-            'SELECT fingerprint = permsync.role_fingerprint() AS same FROM permsync.role_snapshot',
-          );
+          const { rows } = await pipeline.sourceClient.query<{ same: boolean }>('SELECT permsync.role_snapshot_matches(false) AS same');
           return rows[0]?.same === true;
         },
         10_000,
