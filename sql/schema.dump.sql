@@ -195,6 +195,7 @@ DECLARE
     roles_fp     text;
     rows_written text;
     roles_rows   text;
+    seen         pg_snapshot;
     old_state    jsonb;
     state        jsonb;
     changes      jsonb;
@@ -225,8 +226,9 @@ BEGIN
     -- One statement, one catalog snapshot, taken before role_state(): what commits in
     -- between is in the state but not in the fingerprints, and is compared again next time.
     SELECT permsync.role_fingerprint(), permsync.roles_fingerprint(),
-           permsync.rows_written_since(writer::xid, false), permsync.rows_written_since(writer::xid, true)
-      INTO current_fp, roles_fp, rows_written, roles_rows;
+           permsync.rows_written_since(writer::xid, false), permsync.rows_written_since(writer::xid, true),
+           pg_current_snapshot()
+      INTO current_fp, roles_fp, rows_written, roles_rows, seen;
     SELECT s.state INTO old_state FROM permsync.role_snapshot s WHERE s.id = 1;
     state := permsync.role_state();
     IF old_state IS NOT NULL AND NOT coalesce((old_state ->> 'passwords')::boolean, false)
@@ -246,11 +248,12 @@ BEGIN
         changes := permsync.role_changes(old_state, state);
     END IF;
     INSERT INTO permsync.role_snapshot (id, fingerprint, roles_fingerprint, written_by, rows_written, roles_rows_written,
-                                        state, taken_at)
-    VALUES (1, current_fp, roles_fp, writer, rows_written, roles_rows, state, clock_timestamp())
+                                        horizon, taken_in, state, taken_at)
+    VALUES (1, current_fp, roles_fp, writer, rows_written, roles_rows, seen, writer, state, clock_timestamp())
     ON CONFLICT (id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, roles_fingerprint = EXCLUDED.roles_fingerprint,
                                    written_by = EXCLUDED.written_by, rows_written = EXCLUDED.rows_written,
-                                   roles_rows_written = EXCLUDED.roles_rows_written,
+                                   roles_rows_written = EXCLUDED.roles_rows_written, horizon = EXCLUDED.horizon,
+                                   taken_in = EXCLUDED.taken_in,
                                    state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
@@ -552,6 +555,98 @@ $$;
 
 
 ALTER FUNCTION permsync.group_leads(daemon_group text) OWNER TO postgres;
+
+--
+-- Name: identifiers(text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.identifiers(masked text) RETURNS name[]
+    LANGUAGE plpgsql IMMUTABLE STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    specials constant text := '"''/*' || chr(10) || chr(13) || '-';
+    -- A word: what may start an identifier (not a digit, not $), then identifier characters.
+    word     constant text := '[^]' || chr(1) || '-@[' || chr(92) || chr(92) || '^`{-' || chr(127) || ']'
+                              || '[^]' || chr(1) || '-#%-/:-@[' || chr(92) || chr(92) || '^`{-' || chr(127) || ']*';
+    upper_ascii constant text := 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+    gaps     text[];
+    marks    text[];
+    tail     text;
+    n        integer;
+    k        integer := 1;
+    state    text := 'code';
+    depth    integer := 0;
+    quoted   text;
+    names    text[] := '{}';
+BEGIN
+    SELECT coalesce(array_agg(m[1] ORDER BY o), '{}'), coalesce(array_agg(m[2] ORDER BY o), '{}'),
+           substr(masked, coalesce(sum(length(m[1]) + 1), 0)::integer + 1)
+      INTO gaps, marks, tail
+      FROM regexp_matches(masked, '([^' || specials || ']*)([' || specials || '])', 'g') WITH ORDINALITY AS t(m, o);
+    -- The tail is a last piece with no mark after it.
+    gaps := gaps || tail;
+    marks := marks || ''::text;
+    n := cardinality(marks);
+    WHILE k <= n LOOP
+        IF state = 'code' THEN
+            names := names || ARRAY(
+                SELECT v FROM regexp_matches(gaps[k], word, 'g') w(m)
+                 CROSS JOIN LATERAL (VALUES (translate(w.m[1], upper_ascii, lower(upper_ascii))),
+                                            (CASE WHEN w.m[1] ~ ('[^' || chr(1) || '-' || chr(127) || ']') THEN lower(w.m[1]) END)) x(v)
+                 WHERE v IS NOT NULL);
+            IF marks[k] = '"' THEN
+                IF right(gaps[k], 2) IN ('u&', 'U&') THEN
+                    RETURN NULL;
+                END IF;
+                state := 'ident';
+                quoted := '';
+            ELSIF marks[k] = '''' THEN
+                state := 'literal';
+            ELSIF k < n AND gaps[k + 1] = '' AND marks[k] = '-' AND marks[k + 1] = '-' THEN
+                state := 'line';
+                k := k + 1;
+            ELSIF k < n AND gaps[k + 1] = '' AND marks[k] = '/' AND marks[k + 1] = '*' THEN
+                state := 'block';
+                depth := 1;
+                k := k + 1;
+            END IF;
+        ELSIF state = 'ident' THEN
+            quoted := quoted || gaps[k];
+            IF marks[k] <> '"' THEN
+                quoted := quoted || marks[k];
+            ELSIF k < n AND gaps[k + 1] = '' AND marks[k + 1] = '"' THEN
+                quoted := quoted || '"';
+                k := k + 1;
+            ELSE
+                names := names || quoted;
+                state := 'code';
+            END IF;
+        ELSIF state = 'literal' THEN
+            IF marks[k] = '''' THEN
+                state := 'code';
+            END IF;
+        ELSIF state = 'line' THEN
+            IF marks[k] IN (chr(10), chr(13)) THEN
+                state := 'code';
+            END IF;
+        ELSIF k < n AND gaps[k + 1] = '' AND marks[k] = '/' AND marks[k + 1] = '*' THEN
+            depth := depth + 1;
+            k := k + 1;
+        ELSIF k < n AND gaps[k + 1] = '' AND marks[k] = '*' AND marks[k + 1] = '/' THEN
+            depth := depth - 1;
+            state := CASE WHEN depth = 0 THEN 'code' ELSE 'block' END;
+            k := k + 1;
+        END IF;
+        k := k + 1;
+    END LOOP;
+    RETURN (SELECT CASE WHEN count(*) <= 1000 THEN array_agg(d) END
+              FROM (SELECT DISTINCT v::name AS d FROM unnest(names) v) t);
+END
+$_$;
+
+
+ALTER FUNCTION permsync.identifiers(masked text) OWNER TO postgres;
 
 --
 -- Name: manual_sync(text, text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -1606,6 +1701,49 @@ $$;
 ALTER FUNCTION permsync.roles_fingerprint() OWNER TO postgres;
 
 --
+-- Name: roles_in_snapshot(name[], name); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.roles_in_snapshot(names name[], invoker name) RETURNS boolean
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    seen   pg_snapshot;
+    taker  xid8;
+    writer xid8;
+    -- The next xid as the session sees it: a row's 32-bit xmin is some xid below it.
+    top    bigint;
+BEGIN
+    SELECT s.horizon, s.taken_in, s.written_by INTO seen, taker, writer FROM permsync.role_snapshot s WHERE s.id = 1;
+    IF seen IS NULL OR names IS NULL OR NOT has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
+        RETURN false;
+    END IF;
+    top := pg_snapshot_xmax(pg_current_snapshot())::text::bigint;
+    RETURN NOT EXISTS (
+        WITH RECURSIVE up(oid) AS (
+            SELECT a.oid FROM pg_authid a WHERE a.rolname = invoker AND NOT a.rolsuper
+            UNION
+            SELECT m.roleid FROM pg_auth_members m JOIN up ON m.member = up.oid),
+        written(raw) AS (
+            SELECT a.xmin::text::bigint FROM pg_authid a WHERE a.rolname = ANY (names)
+            UNION ALL
+            SELECT a.xmin::text::bigint FROM pg_authid a WHERE a.rolname IN (invoker, session_user)
+            UNION ALL
+            SELECT a.xmin::text::bigint FROM pg_authid a WHERE a.oid IN (SELECT up.oid FROM up)
+            UNION ALL
+            SELECT m.xmin::text::bigint FROM pg_auth_members m WHERE m.member IN (SELECT up.oid FROM up))
+        SELECT FROM written w
+         CROSS JOIN LATERAL (SELECT (top - ((top % 4294967296 - w.raw) % 4294967296 + 4294967296) % 4294967296)::text::xid8 AS xid) x
+         -- 1 and 2: the bootstrap and frozen xids, older than any snapshot.
+         WHERE w.raw > 2 AND CASE WHEN x.xid = taker THEN writer IS NOT NULL ELSE NOT pg_visible_in_snapshot(x.xid, seen) END);
+END
+$$;
+
+
+ALTER FUNCTION permsync.roles_in_snapshot(names name[], invoker name) OWNER TO postgres;
+
+--
 -- Name: rows_written_since(xid, boolean); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
@@ -1986,6 +2124,8 @@ DECLARE
     inner_owner   boolean;
     last_writes   bigint;
     writes        bigint;
+    compared      boolean;
+    first_invoker name;
 BEGIN
     -- Raises outside an event trigger: nobody can call this to forge a batch.
     SELECT * INTO cmd FROM pg_event_trigger_ddl_commands() LIMIT 1;
@@ -2010,7 +2150,8 @@ BEGIN
     END IF;
     -- An owner change run that way counts when the statement it ran names OWNER.
     inner_owner := owner_change AND coalesce(inner_text ~* 'owner', false);
-    SELECT b.id, b.not_replayable, b.temp_objects, b.role_writes INTO batch, reason, known, last_writes
+    SELECT b.id, b.not_replayable, b.temp_objects, b.role_writes, b.roles_compared, b.current_user_name
+      INTO batch, reason, known, last_writes, compared, first_invoker
       FROM permsync.batches b
      WHERE b.backend_pid = pg_backend_pid() AND b.statement_started_at = statement_timestamp()
        AND b.source_xid = pg_current_xact_id() AND b.origin = 'event_trigger';
@@ -2042,11 +2183,20 @@ BEGIN
                 RETURN;
             END IF;
         END IF;
+        writes := permsync_capture.role_catalog_writes();
         IF capture_off THEN
             reason := 'its permission commands ran with permsync.capture off; the batch only keeps the string''s transactions in step';
-        ELSIF NOT permsync.role_snapshot_matches(true) THEN
-            -- Role changes made before this string go first (CREATE ROLE, then GRANT).
-            PERFORM permsync.capture_role_changes();
+        ELSE
+            -- Role changes made before this string go first (CREATE ROLE, then GRANT). Where
+            -- the snapshot already holds every role the text names, as they are now, and the
+            -- invoker's memberships, the catalogs are not compared whole. They are where the
+            -- text cannot be read or the command was run by a function or DO block (whose
+            -- statements name roles the text does not).
+            compared := reason IS NOT NULL OR inner_frames IS NOT NULL
+                        OR NOT permsync.roles_in_snapshot(permsync.identifiers(stored), invoker);
+            IF compared AND NOT permsync.role_snapshot_matches(true) THEN
+                PERFORM permsync.capture_role_changes();
+            END IF;
         END IF;
         IF reason IS NULL AND pg_my_temp_schema() <> 0 THEN
             known := permsync.temporary_object_names();
@@ -2056,10 +2206,10 @@ BEGIN
             END IF;
         END IF;
         INSERT INTO permsync.batches (query_text, query_masked, current_user_name, current_user_is_superuser,
-                                      search_path, not_replayable, temp_objects, role_writes)
+                                      search_path, not_replayable, temp_objects, role_writes, roles_compared)
         VALUES (stored, stored <> query, invoker,
                 coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = invoker), false),
-                invoker_search_path, reason, known, permsync_capture.role_catalog_writes())
+                invoker_search_path, reason, known, writes, coalesce(compared, false))
         RETURNING id INTO batch;
         PERFORM permsync.wake('permsync', batch::text);
     ELSE
@@ -2070,6 +2220,17 @@ BEGIN
         IF capture_off AND reason IS NULL THEN
             reason := 'some of its permission commands ran with permsync.capture off';
             UPDATE permsync.batches b SET not_replayable = reason WHERE b.id = batch;
+        END IF;
+        -- A command run by a function or DO block, or as another role than the string's
+        -- first (SET ROLE between them), in a string whose role check looked only at what
+        -- its text names: what it needs may have changed before the string, unseen.
+        IF NOT capture_off AND NOT compared
+           AND (inner_frames IS NOT NULL
+                OR (invoker IS DISTINCT FROM first_invoker AND NOT permsync.roles_in_snapshot('{}', invoker))) THEN
+            UPDATE permsync.batches b SET roles_compared = true WHERE b.id = batch;
+            IF NOT permsync.role_snapshot_matches(true) THEN
+                PERFORM permsync.capture_role_changes(batch);
+            END IF;
         END IF;
         -- The transaction changed a role since the string's last role check (CREATE ROLE b
         -- between GRANT ... TO a and GRANT ... TO b): the change goes before the string's batch.
@@ -2223,6 +2384,7 @@ CREATE TABLE permsync.batches (
     temp_objects text[],
     converge_reason text,
     role_writes bigint,
+    roles_compared boolean DEFAULT false NOT NULL,
     precedes bigint,
     CONSTRAINT batches_origin_check CHECK ((origin = ANY (ARRAY['event_trigger'::text, 'role_watcher'::text, 'manual'::text, 'reconcile'::text, 'bootstrap'::text])))
 );
@@ -2527,6 +2689,8 @@ CREATE TABLE permsync.role_snapshot (
     written_by xid8,
     rows_written text,
     roles_rows_written text,
+    horizon pg_snapshot,
+    taken_in xid8,
     CONSTRAINT role_snapshot_id_check CHECK ((id = 1))
 );
 
@@ -3322,6 +3486,13 @@ GRANT ALL ON FUNCTION permsync.group_leads(daemon_group text) TO permsync_daemon
 
 
 --
+-- Name: FUNCTION identifiers(masked text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.identifiers(masked text) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION manual_sync(sql text, env text, invoker_search_path text); Type: ACL; Schema: permsync; Owner: postgres
 --
 
@@ -3482,6 +3653,13 @@ REVOKE ALL ON FUNCTION permsync.role_statement(kind text, role text, sql text, g
 --
 
 REVOKE ALL ON FUNCTION permsync.roles_fingerprint() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION roles_in_snapshot(names name[], invoker name); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.roles_in_snapshot(names name[], invoker name) FROM PUBLIC;
 
 
 --
