@@ -50,7 +50,8 @@ export const WAL_MESSAGE_ORDERED_SQL = `
   CREATE SCHEMA bench_wal;
   ${EMIT_COMMAND.replace(
     '%ORDERING%',
-    `IF NOT permsync.role_snapshot_matches(true) THEN
+    `IF NOT permsync.roles_in_snapshot(permsync.identifiers(current_query()), current_user)
+         AND NOT permsync.role_snapshot_matches(true) THEN
           PERFORM permsync.capture_role_changes();
       END IF;`,
   )}`;

@@ -164,6 +164,11 @@ export const UPSERT_CONFIG = `
  * batches together logs them in one round trip, in commit order (ids follow it).
  * Only a failure is ever updated: a finished outcome (an operator's skip, above all)
  * stands. Returns the batches whose row it wrote.
+ * Its commit does not wait for the source's disk (synchronous_commit off for this
+ * transaction only): a DBA's durable commit would otherwise queue behind one flush per
+ * environment for every batch. What a crash of the source loses is a suffix of outcomes
+ * after the last durable commit, and the run's in-flight mark, written durably before the
+ * target saw the run, has those batches re-applied and logged as such.
  */
 export const RECORD_EXECUTIONS = `
   WITH written AS (
@@ -199,7 +204,7 @@ export const RECORD_EXECUTIONS = `
   cleared AS (
     DELETE FROM permsync.retry_queue q USING written w
      WHERE q.batch_id = w.batch_id AND q.environment_name = w.environment_name AND w.execution_status <> 'failed')
-  SELECT batch_id::text FROM written`;
+  SELECT w.batch_id::text FROM (SELECT pg_catalog.set_config('synchronous_commit', 'off', true)) AS a (setting), written w`;
 
 export const UPSERT_RETRY = `
   INSERT INTO permsync.retry_queue (batch_id, environment_name, attempts, next_attempt_at, last_error_code, last_error)
