@@ -231,3 +231,30 @@ describe('a statement run as its grantor', () => {
     expect(statement(object('table'), null)?.lookups).toBeUndefined();
   });
 });
+
+describe('grant-option chains PostgreSQL takes apart only with CASCADE', () => {
+  it('take options left in a cycle back with CASCADE, once, after everything else on the object', () => {
+    // u1 and u2 hold their options only through each other's grants: either revoke alone is refused (2BP01).
+    expect(plan([], [grant('u1', 'u2', true), grant('u2', 'u1', true), grant('u3', 'u2')])).toEqual([
+      'SET LOCAL ROLE "u2"; REVOKE SELECT ON TABLE "app"."orders" FROM "u3"; RESET ROLE',
+      'SET LOCAL ROLE "u2"; REVOKE SELECT ON TABLE "app"."orders" FROM "u1" CASCADE; RESET ROLE',
+    ]);
+  });
+
+  it('make a revoke the plan would order wrongly in a cycle plainly, last, where it is accepted by then', () => {
+    expect(plan([], [grant('u1', null, true), grant('u1', 'u2', true), grant('u2', 'u1', true)])).not.toContainEqual(
+      expect.stringContaining('CASCADE'),
+    );
+  });
+
+  it("take a column's option back with CASCADE where its grantee granted on the column through the table's, and grant again what it took", () => {
+    const table = [grant('u1', null, true)];
+    expect(
+      plan(table, table, [grant('u2', 'u1', true), grant('u3', 'u2')], [grant('u1', null, true), grant('u2', 'u1', true), grant('u3', 'u2')]),
+    ).toEqual([
+      'REVOKE SELECT ("note") ON TABLE "app"."orders" FROM "u1" CASCADE',
+      'SET LOCAL ROLE "u1"; GRANT SELECT ("note") ON TABLE "app"."orders" TO "u2" WITH GRANT OPTION; RESET ROLE',
+      'SET LOCAL ROLE "u2"; GRANT SELECT ("note") ON TABLE "app"."orders" TO "u3"; RESET ROLE',
+    ]);
+  });
+});

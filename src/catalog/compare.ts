@@ -1,3 +1,4 @@
+import { settleRevokes, type AclGrant, type ChainStep } from './grant-chains.js';
 import type {
   Catalog,
   CatalogObject,
@@ -40,6 +41,22 @@ interface PrivilegeChange {
    * relation would take back.
    */
   late?: true;
+  /**
+   * A revoke PostgreSQL would refuse where the plan makes the others (2BP01: an option
+   * left in a cycle, a column's option its grantee granted through): made after every
+   * other statement on the object, at `order` among such, with CASCADE where `cascade`.
+   */
+  last?: { order: number; cascade: boolean };
+  /** A revoke that one with CASCADE before it has made already: no statement. */
+  taken?: true;
+}
+
+/** Statements on one object that run together or not at all: revokes with CASCADE and the grants they take, made again. */
+interface Chain {
+  /** The object's key. */
+  group: string;
+  /** How many statements the chain's changes plan, all told. */
+  statements: number;
 }
 
 /** A grantor's place in a grant-option chain, on each side (see Change). */
@@ -63,13 +80,7 @@ export type Change =
   | { type: 'membership'; role: string; member: string; grantor: string | null; from: Membership | null; to: Membership | null }
   | { type: 'setting'; role: string; database: string | null; here: boolean; key: string; from: string | null; to: string | null }
   | { type: 'owner'; object: ObjectRef; from: string; to: string }
-  /**
-   * `grantor`: null for the owner's grants, else the role whose grants through its grant
-   * option these are; `depth`, how many such grants stand at most between the grantor and
-   * the owner on the source (grants go in that order) and on the target (revokes go in
-   * the reverse).
-   */
-  | { type: 'privileges'; target: PrivilegeTarget; grantee: string; grantor: string | null; depth: ChainDepth; changes: PrivilegeChange[] }
+  | PrivilegesChange
   | { type: 'object missing'; object: ObjectRef }
   /** A database of the source's cluster, or a tablespace, that the target's lacks: its privileges cannot be held there. */
   | { type: 'shared object missing'; kind: SharedKind; name: string }
@@ -90,6 +101,25 @@ export interface CompareOptions {
   foreign: ReadonlySet<string>;
   /** The environment's names for the source's other databases, where they differ (environments[].databases). */
   databases?: Readonly<Record<string, string>>;
+}
+
+/**
+ * `grantor`: null for the owner's grants, else the role whose grants through its grant
+ * option these are; `depth`, how many such grants stand at most between the grantor and
+ * the owner on the source (grants go in that order) and on the target (revokes go in the
+ * reverse). `chain`: its revokes made last (PrivilegeChange.last) go with the other
+ * statements of the object's chain, and with `regrants`, the grants of the source that
+ * revokes with CASCADE take, made again after them (on the chain's first change).
+ */
+export interface PrivilegesChange {
+  type: 'privileges';
+  target: PrivilegeTarget;
+  grantee: string;
+  grantor: string | null;
+  depth: ChainDepth;
+  changes: PrivilegeChange[];
+  chain?: Chain;
+  regrants?: PrivilegesChange[];
 }
 
 /** The differences that take `target` to `source`, in a stable order. Pure. */
@@ -276,6 +306,8 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
   const revokedOnRelation = new Map<string, { optionOnly: boolean; late: boolean }>();
   const grantKey = (schema: string, name: string | null, grantee: string, grantor: string | null, privilege: string) =>
     `${schema}\0${name ?? ''}\0${grantee}\0${grantor ?? ''}\0${privilege}`;
+  /** Each object on both sides, by key, as its revokes are settled (settleChains): a relation with its columns. */
+  const chains = new Map<string, ChainObject>();
   for (const k of keys.filter((key) => !key.startsWith('column\0'))) {
     const to = ours.get(k);
     const from = theirs.get(k);
@@ -289,15 +321,30 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
       continue;
     }
     let theirGrants = from.grants;
+    let owned = (grants: Grant[]) => grants;
     // An object is never given to a role of the target's own.
     if (to.owner !== null && from.owner !== null && to.owner !== from.owner && keepGrantee(to.owner)) {
       out.push({ type: 'owner', object: ref, from: from.owner, to: to.owner });
       // A new owner takes over the old owner's privileges (as PostgreSQL's aclnewowner
-      // does): compare what the target will hold after the change, not before it.
-      theirGrants = transferOwnership(from.grants, from.owner, to.owner);
+      // does, on the columns too): compare what the target will hold after the change, not before it.
+      const [before, after] = [from.owner, to.owner];
+      owned = (grants) => transferOwnership(grants, before, after);
+      theirGrants = owned(from.grants);
     }
     const keep = (grants: Grant[]) => grants.filter((g) => keptGrant(g, keepGrantee));
+    const chain: ChainObject = {
+      key: k,
+      ref,
+      owner: to.owner ?? from.owner ?? '',
+      relation: to.columns !== null,
+      owned,
+      target: new Map([['', theirGrants]]),
+      source: new Map([['', keep(to.grants)]]),
+      changes: [],
+    };
+    chains.set(k, chain);
     for (const change of comparePrivileges({ on: 'object', object: ref }, keep(to.grants), keep(theirGrants))) {
+      chain.changes.push({ acl: '', at: out.length });
       out.push(change);
       for (const c of change.changes) {
         if (c.to === 'absent' || (c.from === 'grantable' && c.to === 'granted')) {
@@ -334,14 +381,94 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
         return on ? [{ ...g, grantable: false }] : [g];
       });
       const ourGrants = (to?.grants ?? []).filter((g) => keptGrant(g, keepGrantee));
+      const chain = chains.get(objectKey(theirRelation)) as ChainObject;
+      chain.target.set(ref.args as string, chain.owned(from?.grants ?? []));
+      chain.source.set(ref.args as string, ourGrants);
       for (const change of comparePrivileges({ on: 'object', object: ref }, ourGrants, theirGrants)) {
         // A grant that the relation's revoke would take back goes after it.
         const after = (c: PrivilegeChange) => c.to !== 'absent' && revoked(change.grantee, change.grantor, c.privilege)?.late === true;
+        chain.changes.push({ acl: ref.args as string, at: out.length });
         out.push({ ...change, changes: change.changes.map((c) => (after(c) ? { ...c, late: true as const } : c)) });
       }
     }
   }
+  for (const chain of chains.values()) settleChain(chain, out, (g) => keptGrant(g, keepGrantee));
   return out;
+}
+
+/** An object as its revokes are settled: its ACLs by name ('' its own, else a column's), on each side. */
+interface ChainObject {
+  key: string;
+  ref: ObjectRef;
+  /** Its owner once the plan's owner change (if any) is made. */
+  owner: string;
+  relation: boolean;
+  /** A target's grants as they stand after that owner change. */
+  owned: (grants: Grant[]) => Grant[];
+  target: Map<string, Grant[]>;
+  /** The source's grants that are compared. */
+  source: Map<string, Grant[]>;
+  /** Its privilege changes: where each is in the comparison's output, and on which ACL. */
+  changes: { acl: string; at: number }[];
+}
+
+/**
+ * Settles the revokes on one object that PostgreSQL would refuse in the plan's order
+ * (grant-chains.ts, settleRevokes), marking them in `out`: the plan's phases (revokes,
+ * grants, late revokes, late grants), ranks (grants by the source's depth, revokes by the
+ * target's, reversed) and order of changes are its own (plan/changes.ts).
+ */
+function settleChain(chain: ChainObject, out: Change[], compared: (g: Grant) => boolean): void {
+  const steps: ChainStep<{ at: number; privilege: string }>[] = [];
+  for (const { acl, at } of chain.changes) {
+    const change = out[at] as PrivilegesChange;
+    for (const late of [false, true]) {
+      const kinds = [
+        ['REVOKE', false, (c: PrivilegeChange) => c.to === 'absent' && c.from !== 'absent'],
+        ['REVOKE', true, (c: PrivilegeChange) => c.from === 'grantable' && c.to === 'granted'],
+        ['GRANT', false, (c: PrivilegeChange) => c.from === 'absent' && c.to === 'granted'],
+        ['GRANT', true, (c: PrivilegeChange) => c.from !== 'grantable' && c.to === 'grantable'],
+      ] as const;
+      for (const [verb, option, test] of kinds) {
+        const items = change.changes
+          .filter((c) => (c.late === true) === late && test(c))
+          .map((c) => ({ privilege: c.privilege, ref: { at, privilege: c.privilege } }));
+        if (items.length === 0) continue;
+        const phase = verb === 'REVOKE' ? (late ? 2 : 0) : late ? 3 : 1;
+        const rank = verb === 'GRANT' ? change.depth.source : -change.depth.target;
+        steps.push({ acl, verb, option, grantee: change.grantee, grantor: change.grantor, items, phase, rank });
+      }
+    }
+  }
+  const settled = settleRevokes(chain.owner, chain.target, chain.source, steps, { relation: chain.relation, compared });
+  if (!settled) return;
+  const marks = new Map<string, Partial<PrivilegeChange>>();
+  const mark = (ref: { at: number; privilege: string }) => `${ref.at}\0${ref.privilege}`;
+  settled.last.forEach(({ ref, cascade }, order) => marks.set(mark(ref), { last: { order, cascade } }));
+  for (const ref of settled.taken) marks.set(mark(ref), { taken: true });
+  const tableDepth = grantDepths(chain.source.get('') ?? []);
+  const regrants = settled.regrants.map(({ acl, grant, from }): PrivilegesChange => {
+    // A column's grant may rest on its grantor's option on the table: both count.
+    const depth = acl === '' ? tableDepth : grantDepths([...(chain.source.get('') ?? []), ...(chain.source.get(acl) ?? [])]);
+    const object = acl === '' ? chain.ref : { ...chain.ref, kind: 'column' as const, args: acl };
+    return {
+      type: 'privileges',
+      target: { on: 'object', object },
+      grantee: grant.grantee,
+      grantor: grant.grantor,
+      depth: { source: depth(grant.grantor, grant.privilege) * 2 + (acl === '' ? 0 : 1), target: 0 },
+      changes: [{ privilege: grant.privilege, from, to: grant.grantable ? 'grantable' : 'granted' }],
+    };
+  });
+  const statements = settled.last.length + regrants.length;
+  let carrier = true;
+  for (const { at } of chain.changes) {
+    const change = out[at] as PrivilegesChange;
+    const changes = change.changes.map((c) => ({ ...c, ...marks.get(mark({ at, privilege: c.privilege })) }));
+    if (!changes.some((c) => c.last !== undefined || c.taken)) continue;
+    out[at] = { ...change, changes, chain: { group: chain.key, statements }, ...(carrier && { regrants }) };
+    carrier = false;
+  }
 }
 
 /** A grant neither to nor by a role left alone: a grant by one is that role's to keep or take back. */
@@ -409,7 +536,7 @@ function comparePrivileges(target: PrivilegeTarget, source: Grant[], current: Gr
  * in the daemon (a new environment's plan, a converged batch) as well as in drift. A circle
  * of grant options (which PostgreSQL allows) is cut where the walk meets itself.
  */
-function grantDepths(grants: Grant[]): (grantor: string | null, privilege: string) => number {
+function grantDepths(grants: AclGrant[]): (grantor: string | null, privilege: string) => number {
   // A role's grant option for a privilege, as one key: neither name can hold a NUL.
   const link = (privilege: string, role: string) => `${privilege}\0${role}`;
   // Where each role holds its grant option from: the grantors of its grantable grants (the owner's not among them).

@@ -4,7 +4,7 @@ import { shown, type Statement, type StatementKind } from '../sql/statement.js';
 import { MASKED_PASSWORD } from '../redact.js';
 import { SETTING_NOT_TAKEN, SQLSTATE } from '../errors.js';
 import { PUBLIC, type GrantState, type RoleState } from '../catalog/catalog.js';
-import type { Change, ObjectRef, PrivilegeTarget } from '../catalog/compare.js';
+import type { Change, ObjectRef, PrivilegesChange, PrivilegeTarget } from '../catalog/compare.js';
 
 /**
  * Where a statement goes in the plan. Roles exist before anything is granted to them or
@@ -12,8 +12,10 @@ import type { Change, ObjectRef, PrivilegeTarget } from '../catalog/compare.js';
  * revokes come before grants (revoking a table privilege also revokes it on every column),
  * but for the late ones (compare.ts): a grant option taken from a grantee that keeps it
  * through another grantor's grant goes after that grant, and a column's grant that such a
- * revoke on its table would take back after the revoke; roles are dropped last, once they
- * hold nothing here.
+ * revoke on its table would take back after the revoke; a revoke PostgreSQL would refuse
+ * where those go (an option left in a cycle, compare.ts) after all of them, with CASCADE
+ * where it must, and then what the cascade took that the source has, granted again;
+ * roles are dropped last, once they hold nothing here.
  */
 enum Phase {
   CreateRole,
@@ -29,6 +31,8 @@ enum Phase {
   Grant,
   LateRevoke,
   LateGrant,
+  LastRevoke,
+  Regrant,
   RevokeDefault,
   GrantDefault,
   DropRole,
@@ -39,6 +43,8 @@ export interface Planned {
   phase: Phase;
   rank?: number;
   statement: Statement;
+  /** One of the statements of an object's chain (compare.ts), which run all together or not at all. */
+  chain?: { group: string; statements: number };
 }
 
 export interface PlanContext {
@@ -82,7 +88,9 @@ export function planChange(change: Change, context: PlanContext): Planned[] {
         },
       ];
     case 'privileges':
-      return privilegeStatements(change);
+      return [...privilegeStatements(change), ...(change.regrants ?? []).flatMap((regrant) => privilegeStatements(regrant, Phase.Regrant))].map(
+        (p) => (change.chain && (p.phase === Phase.LastRevoke || p.phase === Phase.Regrant) ? { ...p, chain: change.chain } : p),
+      );
     case 'object missing':
     case 'object extra':
     case 'shared object missing':
@@ -281,14 +289,27 @@ export function defaultObjects(objectType: string): string {
  * its grantor (SET LOCAL ROLE, undone after it), so that the target records the grantor
  * the source does: grants go in the order of the source's chain, grantors' first, and
  * revokes in the reverse order of the target's, the grants that depend on others first.
+ * A revoke made last goes alone, at its place among those (compare.ts); `phase` puts a
+ * chain's grants made again in theirs.
  */
-function privilegeStatements({ target, grantee, grantor, depth, changes }: Extract<Change, { type: 'privileges' }>): Planned[] {
+function privilegeStatements({ target, grantee, grantor, depth, changes }: PrivilegesChange, phase?: Phase): Planned[] {
   const who = grantee === PUBLIC ? 'PUBLIC' : quoteIdent(grantee);
   const column = target.on === 'object' && target.object.kind === 'column' ? ` (${quoteIdent(target.object.args as string)})` : '';
   const list = (privileges: string[]) => privileges.map((p) => `${p}${column}`).join(', ');
+  const grantees = grantee === PUBLIC ? [] : [grantee];
+  const planned = (verb: 'GRANT' | 'REVOKE', action: (on: string) => string, at: { phase: Phase; rank: number }): Planned => {
+    const statement = privilegeStatement(target, verb, action, grantees);
+    return { ...at, statement: grantor === null ? statement : asGrantor(statement, grantor, target) };
+  };
+  const last = changes.flatMap(({ privilege, from, to, last: at }) => {
+    if (!at) return [];
+    const option = from === 'grantable' && to === 'granted' ? 'GRANT OPTION FOR ' : '';
+    const action = (on: string) => `REVOKE ${option}${list([privilege])} ON ${on} FROM ${who}${at.cascade ? ' CASCADE' : ''}`;
+    return [planned('REVOKE', action, { phase: Phase.LastRevoke, rank: at.order })];
+  });
   const steps: ['GRANT' | 'REVOKE', boolean, string[], string][] = [false, true].flatMap((late) => {
     const pick = (test: (from: GrantState, to: GrantState) => boolean) =>
-      changes.filter((c) => (c.late === true) === late && test(c.from, c.to)).map((c) => c.privilege);
+      changes.filter((c) => !c.last && !c.taken && (c.late === true) === late && test(c.from, c.to)).map((c) => c.privilege);
     return [
       ['REVOKE', late, pick((from, to) => to === 'absent' && from !== 'absent'), ''],
       ['REVOKE', late, pick((from, to) => from === 'grantable' && to === 'granted'), 'GRANT OPTION FOR '],
@@ -296,19 +317,16 @@ function privilegeStatements({ target, grantee, grantor, depth, changes }: Extra
       ['GRANT', late, pick((from, to) => from !== 'grantable' && to === 'grantable'), ' WITH GRANT OPTION'],
     ] as const;
   });
-  const grantees = grantee === PUBLIC ? [] : [grantee];
-  return steps
-    .filter(([, , privileges]) => privileges.length > 0)
-    .map(([verb, late, privileges, option]) => {
-      const action = (on: string) =>
-        verb === 'GRANT' ? `GRANT ${list(privileges)} ON ${on} TO ${who}${option}` : `REVOKE ${option}${list(privileges)} ON ${on} FROM ${who}`;
-      const statement = privilegeStatement(target, verb, action, grantees);
-      return {
-        phase: privilegePhase(target, verb, late),
-        rank: verb === 'GRANT' ? depth.source : -depth.target,
-        statement: grantor === null ? statement : asGrantor(statement, grantor, target),
-      };
-    });
+  return [
+    ...steps
+      .filter(([, , privileges]) => privileges.length > 0)
+      .map(([verb, late, privileges, option]) => {
+        const action = (on: string) =>
+          verb === 'GRANT' ? `GRANT ${list(privileges)} ON ${on} TO ${who}${option}` : `REVOKE ${option}${list(privileges)} ON ${on} FROM ${who}`;
+        return planned(verb, action, { phase: phase ?? privilegePhase(target, verb, late), rank: verb === 'GRANT' ? depth.source : -depth.target });
+      }),
+    ...last,
+  ];
 }
 
 function privilegePhase(target: PrivilegeTarget, verb: 'GRANT' | 'REVOKE', late: boolean): Phase {
@@ -381,9 +399,16 @@ function privilegeStatement(target: PrivilegeTarget, verb: 'GRANT' | 'REVOKE', a
   }
 }
 
-/** The plan: every statement in phase and rank order, each difference's own order kept within them. */
+/**
+ * The plan: every statement in phase and rank order, each difference's own order kept
+ * within them; an object's chain only where all its statements are there (a revoke with
+ * CASCADE never goes without the grants it takes, made again).
+ */
 export function orderPlan(planned: Planned[]): Statement[] {
+  const counts = new Map<string, number>();
+  for (const p of planned) if (p.chain) counts.set(p.chain.group, (counts.get(p.chain.group) ?? 0) + 1);
   return planned
+    .filter((p) => !p.chain || counts.get(p.chain.group) === p.chain.statements)
     .map((p, i) => ({ p, i }))
     .sort((a, b) => a.p.phase - b.p.phase || (a.p.rank ?? 0) - (b.p.rank ?? 0) || a.i - b.i)
     .map(({ p }) => p.statement);

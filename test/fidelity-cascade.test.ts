@@ -1,0 +1,173 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { PERMSYNC_ROLES } from '../src/config/rules.js';
+import { main } from '../src/cli/main.js';
+import { reconcile } from '../src/drift/reconcile.js';
+import type { PostgresMajor } from '../dev/embedded/cluster.js';
+import { permissionSnapshot } from './support/catalog.js';
+import { accountDifference, canDump, catalogAccount, dumpAccount, type AccountOptions } from './support/dump.js';
+import { startPipeline, type Pipeline } from './support/pipeline.js';
+
+/**
+ * Grant-option chains on a target that PostgreSQL takes apart only with CASCADE: options
+ * left in a cycle (two roles holding an option only through each other's grants, once
+ * the owner's was taken back), and a grantee's option on a column that the source does
+ * not give it while a grant it made on the column stands. Each is made on the target by
+ * hand; reconcile, or a converged batch, makes the target's privileges the source's by
+ * pg_dump (the catalog's account where no pg_dump reads the major), grants the cascade
+ * took that the source has included, and drift then exits 0.
+ */
+describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
+  let p: Pipeline;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'permsync-cascade-'));
+    p = await startPipeline(['dev'], { major });
+  });
+
+  afterAll(async () => {
+    await p?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const dev = (sql: string) => p.env('dev').client.query(sql);
+
+  /** Roles and a schema on both servers, the first role owning the schema, handed over to permsync on dev; dropped once the test is over. */
+  async function given(roles: string[], schema: string, sql: string): Promise<void> {
+    onTestFinished(() => p.everywhere(`DROP SCHEMA IF EXISTS ${schema} CASCADE; DROP OWNED BY ${roles.join(', ')}; DROP ROLE ${roles.join(', ')}`));
+    await p.everywhere(`${roles.map((r) => `CREATE ROLE ${r};`).join(' ')} CREATE SCHEMA ${schema} AUTHORIZATION ${roles[0]}; ${sql}`);
+    await p.adopt(roles);
+  }
+
+  /** Privilege lines (grantee, privilege, grant option, grantor) of the schema's objects, columns included. */
+  async function privileges(client: 'source' | 'dev', schema: string): Promise<string[]> {
+    const lines = await permissionSnapshot(client === 'source' ? p.sourceClient : p.env('dev').client);
+    return lines.filter((l) => l.split(' ')[1]?.startsWith(`${schema}.`));
+  }
+
+  /** The account by pg_dump where an installed one reads this major, else by the catalog. */
+  async function account(client: 'source' | 'dev'): Promise<string[]> {
+    const options: AccountOptions = { ignoreRoles: [...PERMSYNC_ROLES], database: 'postgres' };
+    const server = client === 'source' ? p.source : p.env('dev').server;
+    return canDump(major) ? dumpAccount(server.url, options) : catalogAccount(client === 'source' ? p.sourceClient : p.env('dev').client, options);
+  }
+
+  /** `permsync drift`, run in this process as bin/permsync.js runs it. */
+  async function drift(): Promise<{ code: number; out: string }> {
+    const c = p.config();
+    const file = join(dir, 'permsync.yaml');
+    await writeFile(
+      file,
+      ['source:', `  url: "${c.source.url}"`, 'environments:', ...c.environments.flatMap((e) => [`  - name: ${e.name}`, `    url: "${e.url}"`])].join(
+        '\n',
+      ),
+    );
+    const out: string[] = [];
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      return { code: await main(['node', 'permsync', 'drift', '--config', file]), out: out.join('') };
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+      process.exitCode = undefined;
+    }
+  }
+
+  /** Dev holds the source's privileges on the schema, its whole account is the source's, and drift exits 0. */
+  async function expectEqual(schema: string): Promise<void> {
+    expect(await privileges('dev', schema)).toEqual(await privileges('source', schema));
+    expect(accountDifference(await account('source'), await account('dev'))).toEqual({ onlySource: [], onlyTarget: [] });
+    expect(await drift()).toEqual({ code: 0, out: 'dev: matches the source\n' });
+  }
+
+  async function reconcileDev(schema: string): Promise<void> {
+    expect(await privileges('dev', schema)).not.toEqual(await privileges('source', schema));
+    const config = p.config();
+    const result = await reconcile(config, config.environments[0] as (typeof config.environments)[0], p.sourceClient, {
+      apply: true,
+      dropExtraRoles: false,
+    });
+    expect(result.failure).toBeUndefined();
+    expect(result.after?.report?.differences).toEqual([]);
+  }
+
+  /**
+   * On dev, a and b hold SELECT's option only through each other's grants (the owner gave
+   * each its own, then took both back: each revoke was accepted, the other's grant
+   * standing), and b granted c through it. The source's owner grants c alone.
+   */
+  const CYCLE = (s: string) => `SET ROLE ${s}_owner; GRANT SELECT ON ${s}.orders TO ${s}_a, ${s}_b WITH GRANT OPTION;
+    SET ROLE ${s}_a; GRANT SELECT ON ${s}.orders TO ${s}_b WITH GRANT OPTION;
+    SET ROLE ${s}_b; GRANT SELECT ON ${s}.orders TO ${s}_a WITH GRANT OPTION; GRANT SELECT ON ${s}.orders TO ${s}_c;
+    SET ROLE ${s}_owner; REVOKE SELECT ON ${s}.orders FROM ${s}_a; REVOKE SELECT ON ${s}.orders FROM ${s}_b; RESET ROLE`;
+  const cycleRoles = (s: string) => ['owner', 'a', 'b', 'c'].map((r) => `${s}_${r}`);
+  const cycleSchema = (s: string) =>
+    `CREATE TABLE ${s}.orders (id int); ALTER TABLE ${s}.orders OWNER TO ${s}_owner; GRANT USAGE ON SCHEMA ${s} TO ${s}_a, ${s}_b, ${s}_c`;
+
+  it('options left in a cycle are converged by a converged batch, which no longer holds the environment', async () => {
+    const daemon = await p.startDaemon();
+    onTestFinished(() => daemon.stop());
+    await given(cycleRoles('cb'), 'cb', cycleSchema('cb'));
+    await p.settleRoles();
+    await dev(CYCLE('cb'));
+    // A grant in a DO block is converged: the table is brought to the source's state.
+    await p.dba(`DO $$ BEGIN GRANT SELECT ON cb.orders TO cb_c; END $$`);
+    await p.settle();
+    const { rows } = await p.sourceClient.query<{ execution_status: string; result_message: string }>(
+      `SELECT x.execution_status, x.result_message FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+        WHERE b.origin = 'event_trigger' AND x.environment_name = 'dev' ORDER BY b.commit_seq DESC LIMIT 1`,
+    );
+    expect(rows).toEqual([{ execution_status: 'success', result_message: expect.stringMatching(/^converged 1 object\(s\)/) }]);
+    await daemon.stop();
+    await expectEqual('cb');
+  });
+
+  it('options left in a cycle are taken back with CASCADE by reconcile, and what the source has is granted', async () => {
+    await given(cycleRoles('cy'), 'cy', cycleSchema('cy'));
+    await dev(CYCLE('cy'));
+    await p.dba(`SET ROLE cy_owner; GRANT SELECT ON cy.orders TO cy_c; RESET ROLE`);
+    await reconcileDev('cy');
+    await expectEqual('cy');
+  });
+
+  it("a column's option the source does not give, held where the grantee granted on the column through the table's option, goes, and that grant stays", async () => {
+    await given(
+      ['co_owner', 'co_lead', 'co_team'],
+      'co',
+      `CREATE TABLE co.orders (id int, note text); ALTER TABLE co.orders OWNER TO co_owner; GRANT USAGE ON SCHEMA co TO co_lead, co_team`,
+    );
+    // On both the lead holds the table's option and grants the team a column; on dev it holds the column's option too.
+    await p.everywhere(`SET ROLE co_owner; GRANT SELECT ON co.orders TO co_lead WITH GRANT OPTION; RESET ROLE`);
+    await dev(`SET ROLE co_owner; GRANT SELECT (note) ON co.orders TO co_lead WITH GRANT OPTION; RESET ROLE`);
+    await p.everywhere(`SET ROLE co_lead; GRANT SELECT (note) ON co.orders TO co_team; RESET ROLE`);
+    await reconcileDev('co');
+    await expectEqual('co');
+  });
+
+  it('what revokes with CASCADE take down a column chain is granted again where the source has it', async () => {
+    await given(
+      ['ch_owner', 'ch_lead', 'ch_team', 'ch_app', 'ch_tool'],
+      'ch',
+      `CREATE TABLE ch.orders (id int, note text); ALTER TABLE ch.orders OWNER TO ch_owner;
+       GRANT USAGE ON SCHEMA ch TO ch_lead, ch_team, ch_app, ch_tool`,
+    );
+    await p.everywhere(`SET ROLE ch_owner; GRANT SELECT ON ch.orders TO ch_lead WITH GRANT OPTION;
+                        SET ROLE ch_lead; GRANT SELECT ON ch.orders TO ch_team WITH GRANT OPTION; RESET ROLE`);
+    // On the source the column's grants rest on the table's options.
+    await p.dba(`SET ROLE ch_lead; GRANT SELECT (note) ON ch.orders TO ch_team;
+                 SET ROLE ch_team; GRANT SELECT (note) ON ch.orders TO ch_app; RESET ROLE`);
+    // On dev the lead holds the column's option too and passes it on; the team grants the tool as well.
+    await dev(`SET ROLE ch_owner; GRANT SELECT (note) ON ch.orders TO ch_lead WITH GRANT OPTION;
+               SET ROLE ch_lead; GRANT SELECT (note) ON ch.orders TO ch_team WITH GRANT OPTION;
+               SET ROLE ch_team; GRANT SELECT (note) ON ch.orders TO ch_app, ch_tool; RESET ROLE`);
+    await reconcileDev('ch');
+    await expectEqual('ch');
+    expect(await privileges('dev', 'ch')).toEqual(
+      expect.arrayContaining(['column ch.orders.note ch_team SELECT by ch_lead', 'column ch.orders.note ch_app SELECT by ch_team']),
+    );
+  });
+});
