@@ -570,31 +570,37 @@ DECLARE
     word     constant text := '[^]' || chr(1) || '-@[' || chr(92) || chr(92) || '^`{-' || chr(127) || ']'
                               || '[^]' || chr(1) || '-#%-/:-@[' || chr(92) || chr(92) || '^`{-' || chr(127) || ']*';
     upper_ascii constant text := 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+    -- A character beyond ASCII.
+    others   constant text := '[^' || chr(1) || '-' || chr(127) || ']';
     gaps     text[];
     marks    text[];
     tail     text;
-    n        integer;
+    n        integer := 0;
     k        integer := 1;
     state    text := 'code';
     depth    integer := 0;
     quoted   text;
+    plain    text := '';
     names    text[] := '{}';
 BEGIN
-    SELECT coalesce(array_agg(m[1] ORDER BY o), '{}'), coalesce(array_agg(m[2] ORDER BY o), '{}'),
-           substr(masked, coalesce(sum(length(m[1]) + 1), 0)::integer + 1)
-      INTO gaps, marks, tail
-      FROM regexp_matches(masked, '([^' || specials || ']*)([' || specials || '])', 'g') WITH ORDINALITY AS t(m, o);
-    -- The tail is a last piece with no mark after it.
-    gaps := gaps || tail;
-    marks := marks || ''::text;
-    n := cardinality(marks);
+    IF strpos(masked, '"') = 0 AND strpos(masked, '--') = 0 AND strpos(masked, '/*') = 0 THEN
+        -- No quoted identifier and no comment: every word is one (a masked literal has none).
+        plain := masked;
+    ELSE
+        SELECT coalesce(array_agg(m[1] ORDER BY o), '{}'), coalesce(array_agg(m[2] ORDER BY o), '{}'),
+               substr(masked, coalesce(sum(length(m[1]) + 1), 0)::integer + 1)
+          INTO gaps, marks, tail
+          FROM regexp_matches(masked, '([^' || specials || ']*)([' || specials || '])', 'g') WITH ORDINALITY AS t(m, o);
+        -- The tail is a last piece with no mark after it.
+        gaps := gaps || tail;
+        marks := marks || ''::text;
+        n := cardinality(marks);
+    END IF;
+    -- The scanner's walk: the code outside comments and quotes goes to `plain`, a space
+    -- between pieces, so that no two words join.
     WHILE k <= n LOOP
         IF state = 'code' THEN
-            names := names || ARRAY(
-                SELECT v FROM regexp_matches(gaps[k], word, 'g') w(m)
-                 CROSS JOIN LATERAL (VALUES (translate(w.m[1], upper_ascii, lower(upper_ascii))),
-                                            (CASE WHEN w.m[1] ~ ('[^' || chr(1) || '-' || chr(127) || ']') THEN lower(w.m[1]) END)) x(v)
-                 WHERE v IS NOT NULL);
+            plain := plain || ' ' || gaps[k];
             IF marks[k] = '"' THEN
                 IF right(gaps[k], 2) IN ('u&', 'U&') THEN
                     RETURN NULL;
@@ -640,8 +646,14 @@ BEGIN
         END IF;
         k := k + 1;
     END LOOP;
-    RETURN (SELECT CASE WHEN count(*) <= 1000 THEN array_agg(d) END
-              FROM (SELECT DISTINCT v::name AS d FROM unnest(names) v) t);
+    names := names || ARRAY(SELECT w.m[1] FROM regexp_matches(translate(plain, upper_ascii, lower(upper_ascii)), word, 'g') w(m));
+    IF plain ~ others THEN
+        names := names || ARRAY(SELECT w.m[1] FROM regexp_matches(lower(plain), word, 'g') w(m));
+    END IF;
+    IF cardinality(names) > 1000 THEN
+        names := ARRAY(SELECT DISTINCT v FROM unnest(names) v);
+    END IF;
+    RETURN CASE WHEN cardinality(names) <= 1000 THEN names::name[] END;
 END
 $_$;
 
@@ -1709,34 +1721,35 @@ CREATE FUNCTION permsync.roles_in_snapshot(names name[], invoker name) RETURNS b
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    seen   pg_snapshot;
-    taker  xid8;
-    writer xid8;
+    snap   record;
     -- The next xid as the session sees it: a row's 32-bit xmin is some xid below it.
     top    bigint;
+    member oid;
 BEGIN
-    SELECT s.horizon, s.taken_in, s.written_by INTO seen, taker, writer FROM permsync.role_snapshot s WHERE s.id = 1;
-    IF seen IS NULL OR names IS NULL OR NOT has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
+    SELECT s.horizon, s.taken_in, s.written_by INTO snap FROM permsync.role_snapshot s WHERE s.id = 1;
+    IF snap.horizon IS NULL OR names IS NULL OR NOT has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
         RETURN false;
     END IF;
     top := pg_snapshot_xmax(pg_current_snapshot())::text::bigint;
+    IF EXISTS (SELECT FROM pg_authid a
+                WHERE a.rolname = ANY (names || invoker || session_user)
+                  AND permsync.written_since(a.xmin, snap.horizon, snap.taken_in, snap.written_by, top)) THEN
+        RETURN false;
+    END IF;
+    SELECT a.oid INTO member FROM pg_authid a WHERE a.rolname = invoker AND NOT a.rolsuper;
+    IF member IS NULL THEN
+        RETURN true;
+    END IF;
     RETURN NOT EXISTS (
         WITH RECURSIVE up(oid) AS (
-            SELECT a.oid FROM pg_authid a WHERE a.rolname = invoker AND NOT a.rolsuper
+            SELECT member
             UNION
-            SELECT m.roleid FROM pg_auth_members m JOIN up ON m.member = up.oid),
-        written(raw) AS (
-            SELECT a.xmin::text::bigint FROM pg_authid a WHERE a.rolname = ANY (names)
-            UNION ALL
-            SELECT a.xmin::text::bigint FROM pg_authid a WHERE a.rolname IN (invoker, session_user)
-            UNION ALL
-            SELECT a.xmin::text::bigint FROM pg_authid a WHERE a.oid IN (SELECT up.oid FROM up)
-            UNION ALL
-            SELECT m.xmin::text::bigint FROM pg_auth_members m WHERE m.member IN (SELECT up.oid FROM up))
-        SELECT FROM written w
-         CROSS JOIN LATERAL (SELECT (top - ((top % 4294967296 - w.raw) % 4294967296 + 4294967296) % 4294967296)::text::xid8 AS xid) x
-         -- 1 and 2: the bootstrap and frozen xids, older than any snapshot.
-         WHERE w.raw > 2 AND CASE WHEN x.xid = taker THEN writer IS NOT NULL ELSE NOT pg_visible_in_snapshot(x.xid, seen) END);
+            SELECT m.roleid FROM pg_auth_members m JOIN up ON m.member = up.oid)
+        SELECT FROM up JOIN pg_authid a ON a.oid = up.oid
+         WHERE permsync.written_since(a.xmin, snap.horizon, snap.taken_in, snap.written_by, top)
+        UNION ALL
+        SELECT FROM up JOIN pg_auth_members m ON m.member = up.oid
+         WHERE permsync.written_since(m.xmin, snap.horizon, snap.taken_in, snap.written_by, top));
 END
 $$;
 
@@ -2094,6 +2107,26 @@ $$;
 
 
 ALTER FUNCTION permsync.wake(channel text, payload text) OWNER TO postgres;
+
+--
+-- Name: written_since(xid, pg_snapshot, xid8, xid8, bigint); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.written_since(xmin xid, horizon pg_snapshot, taken_in xid8, written_by xid8, top bigint) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT xmin::text::bigint OPERATOR(pg_catalog.>) 2
+           AND CASE WHEN xmin::text::bigint OPERATOR(pg_catalog.=) (taken_in::text::bigint OPERATOR(pg_catalog.%) 4294967296)
+                    THEN written_by IS NOT NULL
+                    ELSE NOT pg_catalog.pg_visible_in_snapshot(
+                             (top OPERATOR(pg_catalog.-)
+                              ((((top OPERATOR(pg_catalog.%) 4294967296) OPERATOR(pg_catalog.-) xmin::text::bigint)
+                                OPERATOR(pg_catalog.+) 4294967296) OPERATOR(pg_catalog.%) 4294967296))::text::xid8,
+                             horizon) END
+$$;
+
+
+ALTER FUNCTION permsync.written_since(xmin xid, horizon pg_snapshot, taken_in xid8, written_by xid8, top bigint) OWNER TO postgres;
 
 --
 -- Name: record_command(text, name, text); Type: FUNCTION; Schema: permsync_capture; Owner: postgres
@@ -3740,6 +3773,13 @@ GRANT ALL ON FUNCTION permsync.unreplayable_since_match(env text) TO permsync_da
 --
 
 REVOKE ALL ON FUNCTION permsync.wake(channel text, payload text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION written_since(xmin xid, horizon pg_snapshot, taken_in xid8, written_by xid8, top bigint); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.written_since(xmin xid, horizon pg_snapshot, taken_in xid8, written_by xid8, top bigint) FROM PUBLIC;
 
 
 --

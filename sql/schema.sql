@@ -769,7 +769,7 @@ $fn$;
 
 -- The names a client string's text can give a role: its identifiers as PostgreSQL's
 -- scanner reads them, unquoted ones folded to lower case (ASCII; a single-byte encoding
--- may fold more, so a word with other characters is also tried through lower()), quoted
+-- may fold more, so a text with other characters is also read through lower()), quoted
 -- ones as written, each cut to NAMEDATALEN by the cast, outside comments and literals
 -- (the text comes with literals masked, so no quote or comment mark is left in one).
 -- NULL where it cannot tell: a Unicode-escaped identifier (U&"..."), or over 1,000
@@ -785,31 +785,37 @@ DECLARE
     word     constant text := '[^]' || chr(1) || '-@[' || chr(92) || chr(92) || '^`{-' || chr(127) || ']'
                               || '[^]' || chr(1) || '-#%-/:-@[' || chr(92) || chr(92) || '^`{-' || chr(127) || ']*';
     upper_ascii constant text := 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+    -- A character beyond ASCII.
+    others   constant text := '[^' || chr(1) || '-' || chr(127) || ']';
     gaps     text[];
     marks    text[];
     tail     text;
-    n        integer;
+    n        integer := 0;
     k        integer := 1;
     state    text := 'code';
     depth    integer := 0;
     quoted   text;
+    plain    text := '';
     names    text[] := '{}';
 BEGIN
-    SELECT coalesce(array_agg(m[1] ORDER BY o), '{}'), coalesce(array_agg(m[2] ORDER BY o), '{}'),
-           substr(masked, coalesce(sum(length(m[1]) + 1), 0)::integer + 1)
-      INTO gaps, marks, tail
-      FROM regexp_matches(masked, '([^' || specials || ']*)([' || specials || '])', 'g') WITH ORDINALITY AS t(m, o);
-    -- The tail is a last piece with no mark after it.
-    gaps := gaps || tail;
-    marks := marks || ''::text;
-    n := cardinality(marks);
+    IF strpos(masked, '"') = 0 AND strpos(masked, '--') = 0 AND strpos(masked, '/*') = 0 THEN
+        -- No quoted identifier and no comment: every word is one (a masked literal has none).
+        plain := masked;
+    ELSE
+        SELECT coalesce(array_agg(m[1] ORDER BY o), '{}'), coalesce(array_agg(m[2] ORDER BY o), '{}'),
+               substr(masked, coalesce(sum(length(m[1]) + 1), 0)::integer + 1)
+          INTO gaps, marks, tail
+          FROM regexp_matches(masked, '([^' || specials || ']*)([' || specials || '])', 'g') WITH ORDINALITY AS t(m, o);
+        -- The tail is a last piece with no mark after it.
+        gaps := gaps || tail;
+        marks := marks || ''::text;
+        n := cardinality(marks);
+    END IF;
+    -- The scanner's walk: the code outside comments and quotes goes to `plain`, a space
+    -- between pieces, so that no two words join.
     WHILE k <= n LOOP
         IF state = 'code' THEN
-            names := names || ARRAY(
-                SELECT v FROM regexp_matches(gaps[k], word, 'g') w(m)
-                 CROSS JOIN LATERAL (VALUES (translate(w.m[1], upper_ascii, lower(upper_ascii))),
-                                            (CASE WHEN w.m[1] ~ ('[^' || chr(1) || '-' || chr(127) || ']') THEN lower(w.m[1]) END)) x(v)
-                 WHERE v IS NOT NULL);
+            plain := plain || ' ' || gaps[k];
             IF marks[k] = '"' THEN
                 IF right(gaps[k], 2) IN ('u&', 'U&') THEN
                     RETURN NULL;
@@ -855,20 +861,45 @@ BEGIN
         END IF;
         k := k + 1;
     END LOOP;
-    RETURN (SELECT CASE WHEN count(*) <= 1000 THEN array_agg(d) END
-              FROM (SELECT DISTINCT v::name AS d FROM unnest(names) v) t);
+    names := names || ARRAY(SELECT w.m[1] FROM regexp_matches(translate(plain, upper_ascii, lower(upper_ascii)), word, 'g') w(m));
+    IF plain ~ others THEN
+        names := names || ARRAY(SELECT w.m[1] FROM regexp_matches(lower(plain), word, 'g') w(m));
+    END IF;
+    IF cardinality(names) > 1000 THEN
+        names := ARRAY(SELECT DISTINCT v FROM unnest(names) v);
+    END IF;
+    RETURN CASE WHEN cardinality(names) <= 1000 THEN names::name[] END;
 END
+$fn$;
+
+-- Whether a role catalog row written by transaction `xmin` may be missing from the
+-- snapshot: written by a transaction the snapshot did not see committed, or by the one
+-- that took it while written_by is set (its later writes keep its xid). `top`, the
+-- session's next xid, gives the 32-bit xmin its epoch. 1 and 2 are the bootstrap and
+-- frozen xids, older than any snapshot. One SQL expression, so that the planner inlines
+-- it (OPERATOR() binds as any other operator: hence every parenthesis).
+CREATE FUNCTION permsync.written_since(xmin xid, horizon pg_snapshot, taken_in xid8, written_by xid8, top bigint)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+AS $fn$
+    SELECT xmin::text::bigint OPERATOR(pg_catalog.>) 2
+           AND CASE WHEN xmin::text::bigint OPERATOR(pg_catalog.=) (taken_in::text::bigint OPERATOR(pg_catalog.%) 4294967296)
+                    THEN written_by IS NOT NULL
+                    ELSE NOT pg_catalog.pg_visible_in_snapshot(
+                             (top OPERATOR(pg_catalog.-)
+                              ((((top OPERATOR(pg_catalog.%) 4294967296) OPERATOR(pg_catalog.-) xmin::text::bigint)
+                                OPERATOR(pg_catalog.+) 4294967296) OPERATOR(pg_catalog.%) 4294967296))::text::xid8,
+                             horizon) END
 $fn$;
 
 -- Whether the snapshot holds what a permission command needs of the roles: the rows of
 -- the roles `names` name, of the invoker and the session user, and, for an invoker that
--- is no superuser, of each role it is a member of and of those memberships, each written
--- by a transaction the snapshot saw committed, or by the one that took it once its rows
--- are known to have stayed where it left them (written_by cleared). Index probes only: the DBA's path then costs the same with a
--- hundred roles or a hundred thousand. A change it cannot see is a row that is gone: a
--- role dropped (a command naming it fails) or a membership the invoker lost (it needed
--- none). False without the right to read pg_authid (no xmin to read), or before any
--- snapshot has its horizon.
+-- is no superuser, of each role it is a member of and of those memberships, none of them
+-- written since (written_since). Index probes only: the DBA's path then costs the same
+-- with a hundred roles or a hundred thousand. A change it cannot see is a row that is
+-- gone: a role dropped (a command naming it fails) or a membership the invoker lost (it
+-- needed none). False without the right to read pg_authid (no xmin to read), or before
+-- any snapshot has its horizon.
 CREATE FUNCTION permsync.roles_in_snapshot(names name[], invoker name)
 RETURNS boolean
 LANGUAGE plpgsql STABLE
@@ -876,34 +907,35 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    seen   pg_snapshot;
-    taker  xid8;
-    writer xid8;
+    snap   record;
     -- The next xid as the session sees it: a row's 32-bit xmin is some xid below it.
     top    bigint;
+    member oid;
 BEGIN
-    SELECT s.horizon, s.taken_in, s.written_by INTO seen, taker, writer FROM permsync.role_snapshot s WHERE s.id = 1;
-    IF seen IS NULL OR names IS NULL OR NOT has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
+    SELECT s.horizon, s.taken_in, s.written_by INTO snap FROM permsync.role_snapshot s WHERE s.id = 1;
+    IF snap.horizon IS NULL OR names IS NULL OR NOT has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
         RETURN false;
     END IF;
     top := pg_snapshot_xmax(pg_current_snapshot())::text::bigint;
+    IF EXISTS (SELECT FROM pg_authid a
+                WHERE a.rolname = ANY (names || invoker || session_user)
+                  AND permsync.written_since(a.xmin, snap.horizon, snap.taken_in, snap.written_by, top)) THEN
+        RETURN false;
+    END IF;
+    SELECT a.oid INTO member FROM pg_authid a WHERE a.rolname = invoker AND NOT a.rolsuper;
+    IF member IS NULL THEN
+        RETURN true;
+    END IF;
     RETURN NOT EXISTS (
         WITH RECURSIVE up(oid) AS (
-            SELECT a.oid FROM pg_authid a WHERE a.rolname = invoker AND NOT a.rolsuper
+            SELECT member
             UNION
-            SELECT m.roleid FROM pg_auth_members m JOIN up ON m.member = up.oid),
-        written(raw) AS (
-            SELECT a.xmin::text::bigint FROM pg_authid a WHERE a.rolname = ANY (names)
-            UNION ALL
-            SELECT a.xmin::text::bigint FROM pg_authid a WHERE a.rolname IN (invoker, session_user)
-            UNION ALL
-            SELECT a.xmin::text::bigint FROM pg_authid a WHERE a.oid IN (SELECT up.oid FROM up)
-            UNION ALL
-            SELECT m.xmin::text::bigint FROM pg_auth_members m WHERE m.member IN (SELECT up.oid FROM up))
-        SELECT FROM written w
-         CROSS JOIN LATERAL (SELECT (top - ((top % 4294967296 - w.raw) % 4294967296 + 4294967296) % 4294967296)::text::xid8 AS xid) x
-         -- 1 and 2: the bootstrap and frozen xids, older than any snapshot.
-         WHERE w.raw > 2 AND CASE WHEN x.xid = taker THEN writer IS NOT NULL ELSE NOT pg_visible_in_snapshot(x.xid, seen) END);
+            SELECT m.roleid FROM pg_auth_members m JOIN up ON m.member = up.oid)
+        SELECT FROM up JOIN pg_authid a ON a.oid = up.oid
+         WHERE permsync.written_since(a.xmin, snap.horizon, snap.taken_in, snap.written_by, top)
+        UNION ALL
+        SELECT FROM up JOIN pg_auth_members m ON m.member = up.oid
+         WHERE permsync.written_since(m.xmin, snap.horizon, snap.taken_in, snap.written_by, top));
 END
 $fn$;
 

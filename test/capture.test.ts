@@ -419,6 +419,30 @@ describe('role changes seen by capture', () => {
       RESET permsync.capture; SELECT permsync.capture_role_changes()`);
   });
 
+  it("gives a row's 32-bit xmin the epoch of the session's next xid before comparing it with the snapshot", async () => {
+    const epoch = 2n ** 32n;
+    const cases: [xmin: bigint, horizon: string, takenIn: bigint, writtenBy: bigint | null, top: bigint, written: boolean][] = [
+      // Across the wrap: an xid of the epoch before, older than the horizon.
+      [epoch - 6n, `${epoch - 1n}:${epoch - 1n}:`, 1n, null, epoch + 100n, false],
+      [50n, `${epoch + 40n}:${epoch + 40n}:`, 1n, null, epoch + 100n, true],
+      [50n, `${epoch + 60n}:${epoch + 60n}:`, 1n, null, epoch + 100n, false],
+      // In progress when the snapshot was taken.
+      [50n, `${epoch + 40n}:${epoch + 60n}:${epoch + 50n}`, 1n, null, epoch + 100n, true],
+      // The snapshot's own transaction: known once written_by is cleared.
+      [70n, `${epoch + 60n}:${epoch + 60n}:`, epoch + 70n, null, epoch + 100n, false],
+      [70n, `${epoch + 60n}:${epoch + 60n}:`, epoch + 70n, epoch + 70n, epoch + 100n, true],
+      // Frozen.
+      [2n, `${epoch + 60n}:${epoch + 60n}:`, 1n, null, epoch + 100n, false],
+    ];
+    for (const [xmin, horizon, takenIn, writtenBy, top, written] of cases) {
+      const { rows } = await dba.query<{ written: boolean }>(
+        'SELECT permsync.written_since($1::text::xid, $2::pg_snapshot, $3::text::xid8, $4::text::xid8, $5::bigint) AS written',
+        [xmin.toString(), horizon, takenIn.toString(), writtenBy?.toString() ?? null, top.toString()],
+      );
+      expect(rows[0]?.written, `${xmin} against ${horizon}`).toBe(written);
+    }
+  });
+
   it('a role another session renamed, or created under a name the text spells its own way, goes first', async () => {
     const cases: [setup: string, grant: string, change: RegExp][] = [
       ['CREATE ROLE to_rename', 'GRANT SELECT ON sales.orders TO renamed_now', /ALTER ROLE to_rename RENAME TO renamed_now/],
