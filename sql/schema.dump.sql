@@ -202,17 +202,23 @@ DECLARE
     batch        bigint;
 BEGIN
     IF permsync.role_snapshot_matches(false) THEN
-        -- The snapshot's transaction has committed with its rows where it left them: stop
-        -- comparing their places. Only from a transaction that has written nothing yet
-        -- (the watcher's check; never a DBA's, which would then hold the lock to its end,
-        -- nor the snapshot's own), under the lock (no capturer is writing a newer snapshot:
+        -- Nothing changed since the snapshot, so it holds what this statement sees: the
+        -- snapshot's transaction has committed with its rows where it left them (stop
+        -- comparing their places), and the horizon moves up to now, past transactions that
+        -- were running when it was taken (until it does, the DBA's check takes every role
+        -- they wrote for new). Only from a transaction that has written nothing yet (the
+        -- watcher's check; never a DBA's, which would then hold the lock to its end, nor
+        -- the snapshot's own), under the lock (no capturer is writing a newer snapshot:
         -- each holds it until it commits), checked again there in one statement.
         IF pg_current_xact_id_if_assigned() IS NULL
-           AND (SELECT s.written_by IS NOT NULL FROM permsync.role_snapshot s WHERE s.id = 1) THEN
+           AND (SELECT s.written_by IS NOT NULL OR s.horizon IS NULL
+                       OR pg_snapshot_xmin(s.horizon) < pg_snapshot_xmin(pg_current_snapshot())
+                  FROM permsync.role_snapshot s WHERE s.id = 1) THEN
             PERFORM FROM permsync.locks l WHERE l.name = 'role_snapshot' FOR UPDATE SKIP LOCKED;
             IF FOUND THEN
-                UPDATE permsync.role_snapshot s SET written_by = NULL, rows_written = NULL, roles_rows_written = NULL
-                 WHERE s.id = 1 AND s.written_by IS NOT NULL AND permsync.role_snapshot_matches(false);
+                UPDATE permsync.role_snapshot s
+                   SET written_by = NULL, rows_written = NULL, roles_rows_written = NULL, horizon = pg_current_snapshot()
+                 WHERE s.id = 1 AND permsync.role_snapshot_matches(false);
             END IF;
         END IF;
         RETURN NULL;
@@ -581,6 +587,7 @@ DECLARE
     depth    integer := 0;
     quoted   text;
     plain    text := '';
+    code     text[] := '{}';
     names    text[] := '{}';
 BEGIN
     IF strpos(masked, '"') = 0 AND strpos(masked, '--') = 0 AND strpos(masked, '/*') = 0 THEN
@@ -596,11 +603,12 @@ BEGIN
         marks := marks || ''::text;
         n := cardinality(marks);
     END IF;
-    -- The scanner's walk: the code outside comments and quotes goes to `plain`, a space
-    -- between pieces, so that no two words join.
+    -- The scanner's walk: the code outside comments and quotes is kept, piece by piece
+    -- (appending to an array costs the same however long it is), read below as one text
+    -- with a space between pieces, so that no two words join.
     WHILE k <= n LOOP
         IF state = 'code' THEN
-            plain := plain || ' ' || gaps[k];
+            code := code || gaps[k];
             IF marks[k] = '"' THEN
                 IF right(gaps[k], 2) IN ('u&', 'U&') THEN
                     RETURN NULL;
@@ -646,6 +654,9 @@ BEGIN
         END IF;
         k := k + 1;
     END LOOP;
+    IF n > 0 THEN
+        plain := array_to_string(code, ' ');
+    END IF;
     names := names || ARRAY(SELECT w.m[1] FROM regexp_matches(translate(plain, upper_ascii, lower(upper_ascii)), word, 'g') w(m));
     IF plain ~ others THEN
         names := names || ARRAY(SELECT w.m[1] FROM regexp_matches(lower(plain), word, 'g') w(m));
@@ -1722,12 +1733,14 @@ CREATE FUNCTION permsync.roles_in_snapshot(names name[], invoker name) RETURNS b
     AS $$
 DECLARE
     snap   record;
-    -- The next xid as the session sees it: a row's 32-bit xmin is some xid below it.
+    -- The statement's next xid: every row it sees has its 32-bit xmin from some xid below.
     top    bigint;
     member oid;
+    closure oid[];
 BEGIN
     SELECT s.horizon, s.taken_in, s.written_by INTO snap FROM permsync.role_snapshot s WHERE s.id = 1;
-    IF snap.horizon IS NULL OR names IS NULL OR NOT has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
+    IF snap.horizon IS NULL OR names IS NULL OR current_setting('transaction_isolation') <> 'read committed'
+       OR NOT has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
         RETURN false;
     END IF;
     top := pg_snapshot_xmax(pg_current_snapshot())::text::bigint;
@@ -1740,16 +1753,22 @@ BEGIN
     IF member IS NULL THEN
         RETURN true;
     END IF;
+    -- Any login with ADMIN on roles may make the invoker a member of many: past a
+    -- thousand, the catalogs are compared whole, as they would be anyway.
+    closure := ARRAY(WITH RECURSIVE up(oid) AS (
+                         SELECT member
+                         UNION
+                         SELECT m.roleid FROM pg_auth_members m JOIN up ON m.member = up.oid)
+                     SELECT up.oid FROM up LIMIT 1001);
+    IF cardinality(closure) > 1000 THEN
+        RETURN false;
+    END IF;
     RETURN NOT EXISTS (
-        WITH RECURSIVE up(oid) AS (
-            SELECT member
-            UNION
-            SELECT m.roleid FROM pg_auth_members m JOIN up ON m.member = up.oid)
-        SELECT FROM up JOIN pg_authid a ON a.oid = up.oid
-         WHERE permsync.written_since(a.xmin, snap.horizon, snap.taken_in, snap.written_by, top)
+        SELECT FROM pg_authid a
+         WHERE a.oid = ANY (closure) AND permsync.written_since(a.xmin, snap.horizon, snap.taken_in, snap.written_by, top)
         UNION ALL
-        SELECT FROM up JOIN pg_auth_members m ON m.member = up.oid
-         WHERE permsync.written_since(m.xmin, snap.horizon, snap.taken_in, snap.written_by, top));
+        SELECT FROM pg_auth_members m
+         WHERE m.member = ANY (closure) AND permsync.written_since(m.xmin, snap.horizon, snap.taken_in, snap.written_by, top));
 END
 $$;
 
@@ -2118,11 +2137,10 @@ CREATE FUNCTION permsync.written_since(xmin xid, horizon pg_snapshot, taken_in x
     SELECT xmin::text::bigint OPERATOR(pg_catalog.>) 2
            AND CASE WHEN xmin::text::bigint OPERATOR(pg_catalog.=) (taken_in::text::bigint OPERATOR(pg_catalog.%) 4294967296)
                     THEN written_by IS NOT NULL
-                    ELSE NOT pg_catalog.pg_visible_in_snapshot(
-                             (top OPERATOR(pg_catalog.-)
-                              ((((top OPERATOR(pg_catalog.%) 4294967296) OPERATOR(pg_catalog.-) xmin::text::bigint)
-                                OPERATOR(pg_catalog.+) 4294967296) OPERATOR(pg_catalog.%) 4294967296))::text::xid8,
-                             horizon) END
+                    ELSE (top OPERATOR(pg_catalog.-)
+                          ((((top OPERATOR(pg_catalog.%) 4294967296) OPERATOR(pg_catalog.-) xmin::text::bigint)
+                            OPERATOR(pg_catalog.+) 4294967296) OPERATOR(pg_catalog.%) 4294967296))::text::xid8
+                         OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(horizon) END
 $$;
 
 

@@ -513,6 +513,96 @@ describe('role changes seen by capture', () => {
     }
   });
 
+  it('a role written in a subtransaction goes first: a snapshot lists no subtransaction as running', async () => {
+    const holder = new pg.Client(server.url);
+    await holder.connect();
+    try {
+      // Another session's role, made in a savepoint and committed after the watcher's snapshot,
+      // whose horizon (taken after a later transaction committed, so that its xmax is past the
+      // savepoint's xid) lists only the top xid as running.
+      await dba.query('SELECT permsync.capture_role_changes()');
+      await fresh();
+      await holder.query('BEGIN; SAVEPOINT s; CREATE ROLE saved_elsewhere');
+      await elsewhere('CREATE ROLE horizon_mover');
+      await elsewhere('SELECT permsync.capture_role_changes()');
+      await holder.query('COMMIT');
+      await dba.query('GRANT SELECT ON sales.orders TO saved_elsewhere');
+      let seen = await captured();
+      expect(seen.origins).toEqual(['role_watcher', 'role_watcher', 'event_trigger']);
+      expect(seen.roleText).toMatch(/CREATE ROLE saved_elsewhere\b/);
+
+      // The DBA's own, made in a savepoint (psql's ON_ERROR_ROLLBACK wraps each statement in one).
+      await dba.query('SELECT permsync.capture_role_changes()');
+      await fresh();
+      await dba.query('BEGIN; SAVEPOINT s; CREATE ROLE saved_here; RELEASE s');
+      await elsewhere('CREATE ROLE horizon_mover_too');
+      await elsewhere('SELECT permsync.capture_role_changes()');
+      await dba.query('SAVEPOINT s; GRANT SELECT ON sales.orders TO saved_here; RELEASE s');
+      await dba.query('COMMIT');
+      seen = await captured();
+      expect(seen.origins).toEqual(['role_watcher', 'role_watcher', 'event_trigger']);
+      expect(seen.roleText).toMatch(/CREATE ROLE saved_here\b/);
+
+      // A role the snapshot's own transaction renamed in the savepoint it was taken in.
+      await dba.query('SELECT permsync.capture_role_changes()');
+      await fresh();
+      await dba.query('BEGIN; SAVEPOINT s; CREATE ROLE named_first');
+      await elsewhere('CREATE ROLE horizon_mover_last');
+      await dba.query('GRANT SELECT ON sales.orders TO named_first');
+      await dba.query('ALTER ROLE named_first RENAME TO named_then');
+      await dba.query('GRANT SELECT ON sales.lines TO named_then');
+      await dba.query('COMMIT');
+      seen = await captured();
+      expect(seen.origins).toEqual(['role_watcher', 'event_trigger', 'role_watcher', 'event_trigger']);
+      expect(seen.roleText).toMatch(/ALTER ROLE named_first RENAME TO named_then/);
+    } finally {
+      await holder.end();
+      // Which of them exist depends on where a failure stopped: each is dropped with what it holds.
+      await dba.query(`ROLLBACK; SET permsync.capture = 'off';
+        DO $do$ DECLARE r name; BEGIN
+          FOR r IN SELECT rolname FROM pg_roles
+                    WHERE rolname IN ('saved_elsewhere', 'saved_here', 'named_first', 'named_then',
+                                    'horizon_mover', 'horizon_mover_too', 'horizon_mover_last') LOOP
+            EXECUTE format('DROP OWNED BY %I; DROP ROLE %I', r, r);
+          END LOOP;
+        END $do$;
+        RESET permsync.capture; SELECT permsync.capture_role_changes()`);
+    }
+  });
+
+  /** Whether the newest client string's batch had its role check read the catalogs whole. */
+  async function comparedWhole(): Promise<boolean | undefined> {
+    const { rows } = await dba.query<{ compared: boolean }>(
+      `SELECT roles_compared AS compared FROM permsync.batches WHERE origin = 'event_trigger' ORDER BY id DESC LIMIT 1`,
+    );
+    return rows[0]?.compared;
+  }
+
+  it('the watcher moves the horizon past a transaction left open, and the check vouches for what it saw again', async () => {
+    const holder = new pg.Client(server.url);
+    await holder.connect();
+    try {
+      await holder.query('BEGIN; SELECT pg_current_xact_id()');
+      await elsewhere('CREATE ROLE after_open');
+      await elsewhere('SELECT permsync.capture_role_changes()');
+      await elsewhere('SELECT permsync.capture_role_changes()');
+      // The role's transaction began after the open one: the snapshot cannot vouch for it.
+      await dba.query('GRANT SELECT ON sales.orders TO after_open');
+      expect(await comparedWhole()).toBe(true);
+      await holder.query('COMMIT');
+      await elsewhere('SELECT permsync.capture_role_changes()');
+      await dba.query('GRANT SELECT ON sales.lines TO after_open');
+      expect(await comparedWhole()).toBe(false);
+      // Outside READ COMMITTED the transaction's snapshot gives no xid above what it writes.
+      await dba.query('BEGIN ISOLATION LEVEL REPEATABLE READ; GRANT SELECT ON sales.lines TO after_open; COMMIT');
+      expect(await comparedWhole()).toBe(true);
+    } finally {
+      await holder.end();
+      await dba.query(`SET permsync.capture = 'off'; REVOKE ALL ON sales.orders, sales.lines FROM after_open; DROP ROLE after_open;
+        RESET permsync.capture; SELECT permsync.capture_role_changes()`);
+    }
+  });
+
   interface Ordered {
     id: string;
     origin: string;
