@@ -154,7 +154,8 @@ describe('the in-flight mark', () => {
     await p.dba('GRANT SELECT ON t TO app');
     await p.dba('REVOKE SELECT ON t FROM app; REVOKE SELECT ON t2, t3 FROM app');
     await p.sourceClient.query(`SET permsync.capture = 'off'; DROP ROLE app; RESET permsync.capture`);
-    await p.dba('GRANT SELECT ON t2 TO other'); // its role check writes the DROP ROLE batch first
+    await p.sourceClient.query('SELECT permsync.capture_role_changes()'); // the watcher's DROP ROLE batch
+    await p.dba('GRANT SELECT ON t2 TO other');
     const seqs = await lastSeqs(4);
 
     // The next write of execution_log fails once, as a source restart would.
