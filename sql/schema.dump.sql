@@ -35,28 +35,30 @@ ALTER SCHEMA permsync_capture OWNER TO postgres;
 -- Name: acl_entries(aclitem[], aclitem[], oid); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.acl_entries(acl aclitem[], default_acl aclitem[], owner oid) RETURNS TABLE(key text, grantee text, privilege text, state text, default_state text, run_as text)
+CREATE FUNCTION permsync.acl_entries(acl aclitem[], default_acl aclitem[], owner oid) RETURNS TABLE(key text, grantee text, privilege text, state text, default_state text, run_as oid)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     WITH held AS (
-        SELECT a.grantee, a.privilege_type AS privilege, bool_or(a.is_grantable) AS grantable,
-               bool_or(coalesce(g.rolsuper, true)) AS by_superuser, min(g.rolname) AS grantor
-          FROM aclexplode(acl) a LEFT JOIN pg_roles g ON g.oid = a.grantor
-         GROUP BY a.grantee, a.privilege_type
+        SELECT a.grantee, a.privilege_type AS privilege,
+               CASE WHEN coalesce(g.rolsuper, true) OR a.grantor = owner THEN 0::oid ELSE a.grantor END AS grantor,
+               bool_or(a.is_grantable) AS grantable, bool_or(coalesce(g.rolsuper, true)) AS by_superuser
+          FROM unnest(acl) i CROSS JOIN LATERAL aclexplode(ARRAY[i]) a LEFT JOIN pg_roles g ON g.oid = a.grantor
+         GROUP BY 1, 2, 3
     ), defaults AS (
-        SELECT a.grantee, a.privilege_type AS privilege, a.is_grantable AS grantable FROM aclexplode(default_acl) a
+        SELECT a.grantee, a.privilege_type AS privilege, 0::oid AS grantor, a.is_grantable AS grantable FROM aclexplode(default_acl) a
     )
-    SELECT x.grantee || '/' || x.privilege,
+    SELECT x.grantee || '/' || x.privilege || '/' || x.grantor,
            CASE x.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END,
            x.privilege, x.state, x.default_state,
-           CASE WHEN x.state = 'absent' THEN (SELECT o.rolname FROM pg_roles o WHERE o.oid = owner AND NOT o.rolsuper)
-                WHEN NOT x.by_superuser THEN x.grantor END
+           CASE WHEN x.grantor <> 0 THEN x.grantor
+                WHEN NOT coalesce(x.by_superuser, false) THEN (SELECT o.oid FROM pg_roles o WHERE o.oid = owner AND NOT o.rolsuper) END
       FROM (SELECT coalesce(h.grantee, d.grantee) AS grantee, coalesce(h.privilege, d.privilege) AS privilege,
+                   coalesce(h.grantor, d.grantor) AS grantor,
                    CASE WHEN h.grantee IS NULL THEN 'absent' WHEN h.grantable THEN 'grantable' ELSE 'granted' END AS state,
                    CASE WHEN d.grantee IS NULL THEN 'absent' WHEN d.grantable THEN 'grantable' ELSE 'granted' END AS default_state,
-                   h.by_superuser, h.grantor
-              FROM held h FULL JOIN defaults d ON d.grantee = h.grantee AND d.privilege = h.privilege) x
+                   h.by_superuser
+              FROM held h FULL JOIN defaults d ON d.grantee = h.grantee AND d.privilege = h.privilege AND d.grantor = h.grantor) x
      WHERE x.state <> x.default_state AND x.grantee <> owner
 $$;
 
@@ -1279,31 +1281,32 @@ BEGIN
       FROM jsonb_object_keys(new_members) k;
 
     -- Database privileges revoked, or their grant option (old names: before renames), each
-    -- by its grantor (the daemon puts dependent grants first). A privilege that only
-    -- changed grantors is left as it is: the drift check shows it.
+    -- grantor's apart and as that grantor (the daemon puts dependent grants first).
     FOR r IN SELECT key, o.value AS o, n.value AS n
                FROM jsonb_each(old -> 'dbacl') o LEFT JOIN jsonb_each(new -> 'dbacl') n USING (key)
               WHERE n.value IS NULL OR ((o.value ->> 'grantable')::boolean AND NOT (n.value ->> 'grantable')::boolean)
               ORDER BY key LOOP
         grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC' ELSE quote_ident(r.o ->> 'grantee') END;
-        out := out || (permsync.shared_privilege_statement('REVOKE ON DATABASE', r.o,
+        out := out || (permsync.shared_privilege_statement('REVOKE ON DATABASE', r.o ->> 'as',
                    format('REVOKE %s%s ON DATABASE {"database"} FROM %s',
                           CASE WHEN r.n IS NULL THEN '' ELSE 'GRANT OPTION FOR ' END, r.o ->> 'privilege', grantee),
-                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.o ->> 'grantee' END, 'database/' || (r.o ->> 'privilege'))
+                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.o ->> 'grantee' END, 'database/' || (r.o ->> 'privilege'),
+                   (r.o ->> 'grantable')::boolean)
                || jsonb_build_object('on_target_database', true));
     END LOOP;
 
     -- Privileges on other databases, tablespaces and parameters revoked from a role that is
-    -- dropped (old names: before renames); the others' come after creations, since the
-    -- role a revoke runs as may be new.
+    -- dropped, or granted by one (old names: before renames); the others' come after
+    -- creations, since the role a revoke runs as may be new.
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
-              WHERE c.wanted = 'absent' AND gone ? split_part(c.key, '/', 2)
+              WHERE c.wanted = 'absent' AND (gone ? c.grantee OR gone ? c.grantor)
               ORDER BY c.kind, c.key LOOP
-        grantee := permsync.role_name(new_roles, old_roles, split_part(r.key, '/', 2));
+        grantee := CASE WHEN r.grantee <> '0' THEN permsync.role_name(new_roles, old_roles, r.grantee) END;
         out := out || permsync.shared_privilege_statement(
-                   CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END, r.entry,
-                   format('REVOKE %s ON %s FROM %I', r.entry ->> 'privilege', r.object, grantee),
-                   grantee, r.chain, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+                   CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END,
+                   permsync.role_name(new_roles, old_roles, r.entry ->> 'by'),
+                   format('REVOKE %s ON %s FROM %s', r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC')),
+                   grantee, r.chain, r.current = 'grantable', CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
 
     -- Memberships that went, per grantor, dependent grants first (the newest, on 16+).
@@ -1435,8 +1438,8 @@ BEGIN
                            THEN jsonb_build_object('database', r.s ->> 'database') ELSE '{}' END);
     END LOOP;
 
-    -- Database privileges granted, or given the grant option, each by its grantor (the
-    -- daemon puts grantors first).
+    -- Database privileges granted, or given the grant option, each grantor's apart and as
+    -- that grantor (the daemon puts grantors first).
     FOR r IN SELECT key, o.value AS o, n.value AS n
                FROM jsonb_each(new -> 'dbacl') n LEFT JOIN jsonb_each(old -> 'dbacl') o USING (key)
               WHERE (o.value - 'grantee' - 'as') IS DISTINCT FROM (n.value - 'grantee' - 'as')
@@ -1444,36 +1447,40 @@ BEGIN
         CONTINUE WHEN r.o IS NOT NULL AND (r.o ->> 'grantable')::boolean AND NOT (r.n ->> 'grantable')::boolean;
         grantee := CASE WHEN split_part(r.key, '/', 1) = '0' THEN 'PUBLIC'
                         ELSE quote_ident(permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 1))) END;
-        out := out || (permsync.shared_privilege_statement('GRANT ON DATABASE', r.n,
+        out := out || (permsync.shared_privilege_statement('GRANT ON DATABASE', r.n ->> 'as',
                    format('GRANT %s ON DATABASE {"database"} TO %s%s', r.n ->> 'privilege', grantee,
                           CASE WHEN (r.n ->> 'grantable')::boolean THEN ' WITH GRANT OPTION' ELSE '' END),
-                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.n ->> 'grantee' END, 'database/' || (r.n ->> 'privilege'))
+                   CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.n ->> 'grantee' END, 'database/' || (r.n ->> 'privilege'),
+                   (r.n ->> 'grantable')::boolean)
                || jsonb_build_object('on_target_database', true));
     END LOOP;
 
     -- Privileges on other databases, tablespaces and parameters revoked, or their grant
-    -- option, then granted, or given the grant option (the daemon puts dependent grants
-    -- first among the revokes, grantors first among the grants).
+    -- option, then granted, or given the grant option, each grantor's apart and as that
+    -- grantor, named as it is after the renames (the daemon puts dependent grants first
+    -- among the revokes, grantors first among the grants).
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
               WHERE (c.wanted = 'absent' OR (c.wanted = 'granted' AND c.current = 'grantable'))
-                AND NOT gone ? split_part(c.key, '/', 2)
+                AND NOT (c.wanted = 'absent' AND (gone ? c.grantee OR gone ? c.grantor))
               ORDER BY c.kind, c.key LOOP
-        grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 2)) END;
+        grantee := CASE WHEN r.grantee <> '0' THEN permsync.role_name(old_roles, new_roles, r.grantee) END;
         out := out || permsync.shared_privilege_statement(
-                   CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END, r.entry,
+                   CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END,
+                   permsync.role_name(old_roles, new_roles, r.entry ->> 'by'),
                    format('REVOKE %s%s ON %s FROM %s', CASE WHEN r.wanted = 'absent' THEN '' ELSE 'GRANT OPTION FOR ' END,
                           r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC')),
-                   grantee, r.chain, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+                   grantee, r.chain, r.current = 'grantable', CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
               WHERE c.wanted = 'grantable' OR (c.wanted = 'granted' AND c.current = 'absent')
               ORDER BY c.kind, c.key LOOP
-        grantee := CASE WHEN split_part(r.key, '/', 2) <> '0' THEN permsync.role_name(old_roles, new_roles, split_part(r.key, '/', 2)) END;
+        grantee := CASE WHEN r.grantee <> '0' THEN permsync.role_name(old_roles, new_roles, r.grantee) END;
         out := out || permsync.shared_privilege_statement(
-                   CASE WHEN r.kind = 'databases' THEN 'GRANT ON DATABASE' ELSE 'GRANT' END, r.entry,
+                   CASE WHEN r.kind = 'databases' THEN 'GRANT ON DATABASE' ELSE 'GRANT' END,
+                   permsync.role_name(old_roles, new_roles, r.entry ->> 'by'),
                    format('GRANT %s ON %s TO %s%s', r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC'),
                           CASE WHEN r.wanted = 'grantable' THEN ' WITH GRANT OPTION' ELSE '' END),
-                   grantee, r.chain, CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+                   grantee, r.chain, r.wanted = 'grantable', CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
     RETURN to_jsonb(out);
 END
@@ -1610,7 +1617,7 @@ BEGIN
         -- Parameters have no owner: the bootstrap superuser's entry is their default.
         SELECT coalesce(jsonb_object_agg(p.parname || '/' || e.key, jsonb_build_object(
                    'parameter', p.parname, 'grantee', e.grantee, 'privilege', e.privilege,
-                   'state', e.state, 'default', e.default_state, 'as', e.run_as)), '{}')
+                   'state', e.state, 'default', e.default_state, 'by', e.run_as)), '{}')
           INTO params
           FROM pg_parameter_acl p CROSS JOIN LATERAL permsync.acl_entries(p.paracl, NULL, 10) e;
     END IF;
@@ -1641,30 +1648,33 @@ BEGIN
                                                          ELSE to_jsonb(substr(c, length(split_part(c, '=', 1)) + 2)) END)), '{}')
                        FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) c
                       WHERE s.setrole >= 16384),
-        -- `as`: the grantor, where only roles that are neither superusers nor the owner (a
-        -- target's database has its own) granted it: a grant-option chain keeps its grantors.
-        'dbacl', (SELECT coalesce(jsonb_object_agg(h.grantee || '/' || h.privilege,
+        -- Per grantor, as acl_entries keys them (grantee/privilege/grantor, 0 for the owner's
+        -- or a superuser's), and exploded item by item as there. `as`: the grantor where it
+        -- is neither (a target's database has its own owner): a grant-option chain keeps
+        -- its grantors.
+        'dbacl', (SELECT coalesce(jsonb_object_agg(h.grantee || '/' || h.privilege || '/' || h.grantor,
                         jsonb_strip_nulls(jsonb_build_object(
                             'grantee', CASE h.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(h.grantee) END,
-                            'privilege', h.privilege, 'grantable', h.grantable, 'as', h.run_as))), '{}')
+                            'privilege', h.privilege, 'grantable', h.grantable,
+                            'as', CASE WHEN h.grantor <> 0 THEN pg_get_userbyid(h.grantor) END))), '{}')
                     FROM (SELECT a.grantee, a.privilege_type AS privilege, bool_or(a.is_grantable) AS grantable,
-                                 CASE WHEN NOT bool_or(coalesce(g.rolsuper, true) OR a.grantor = d.datdba)
-                                      THEN min(g.rolname) END AS run_as
+                                 CASE WHEN coalesce(g.rolsuper, true) OR a.grantor = d.datdba THEN 0::oid ELSE a.grantor END AS grantor
                             FROM pg_database d
-                            CROSS JOIN LATERAL aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+                            CROSS JOIN LATERAL unnest(coalesce(d.datacl, acldefault('d', d.datdba))) i
+                            CROSS JOIN LATERAL aclexplode(ARRAY[i]) a
                             LEFT JOIN pg_roles g ON g.oid = a.grantor
                            WHERE d.datname = current_database() AND a.grantee <> d.datdba
-                           GROUP BY a.grantee, a.privilege_type) h),
+                           GROUP BY 1, 2, 4) h),
         -- Keyed by oid: a database or tablespace renamed keeps its privileges.
         'databases', (SELECT coalesce(jsonb_object_agg(d.oid || '/' || e.key, jsonb_build_object(
                          'database', d.datname, 'grantee', e.grantee, 'privilege', e.privilege,
-                         'state', e.state, 'default', e.default_state, 'as', e.run_as)), '{}')
+                         'state', e.state, 'default', e.default_state, 'by', e.run_as)), '{}')
                         FROM pg_database d
                         CROSS JOIN LATERAL permsync.acl_entries(coalesce(d.datacl, acldefault('d', d.datdba)), acldefault('d', d.datdba), d.datdba) e
                        WHERE d.datname <> current_database()),
         'tablespaces', (SELECT coalesce(jsonb_object_agg(t.oid || '/' || e.key, jsonb_build_object(
                            'tablespace', t.spcname, 'grantee', e.grantee, 'privilege', e.privilege,
-                           'state', e.state, 'default', e.default_state, 'as', e.run_as)), '{}')
+                           'state', e.state, 'default', e.default_state, 'by', e.run_as)), '{}')
                           FROM pg_tablespace t
                           CROSS JOIN LATERAL permsync.acl_entries(coalesce(t.spcacl, acldefault('t', t.spcowner)), acldefault('t', t.spcowner), t.spcowner) e),
         'parameters', params);
@@ -1877,7 +1887,7 @@ ALTER FUNCTION permsync.setting_value_sql(key text, value text) OWNER TO postgre
 -- Name: shared_privilege_changes(jsonb, jsonb); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) RETURNS TABLE(kind text, key text, entry jsonb, object text, chain text, current text, wanted text)
+CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) RETURNS TABLE(kind text, key text, entry jsonb, object text, chain text, grantee text, grantor text, current text, wanted text)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1887,7 +1897,7 @@ CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) RETURNS 
                        WHEN 'tablespaces' THEN format('TABLESPACE %I', x.entry ->> 'tablespace')
                        ELSE format('PARAMETER %I', x.entry ->> 'parameter') END,
            x.kind || '/' || split_part(x.key, '/', 1) || '/' || (x.entry ->> 'privilege'),
-           x.current, x.wanted
+           split_part(x.key, '/', 2), split_part(x.key, '/', 4), x.current, x.wanted
       FROM (SELECT kind, key, coalesce(n.value, o.value) AS entry,
                    coalesce(o.value ->> 'state', n.value ->> 'default') AS current,
                    coalesce(n.value ->> 'state', o.value ->> 'default') AS wanted
@@ -1904,22 +1914,23 @@ $$;
 ALTER FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) OWNER TO postgres;
 
 --
--- Name: shared_privilege_statement(text, jsonb, text, text, text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+-- Name: shared_privilege_statement(text, text, text, text, text, boolean, text); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, chain text, database text DEFAULT NULL::text) RETURNS jsonb
+CREATE FUNCTION permsync.shared_privilege_statement(kind text, run_as text, sql text, grantee text, chain text, option boolean, database text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE sql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT permsync.role_statement(kind, grantee,
-               CASE WHEN entry ->> 'as' IS NULL THEN sql
-                    ELSE format('SET LOCAL ROLE %I; %s; RESET ROLE', entry ->> 'as', sql) END,
+               CASE WHEN run_as IS NULL THEN sql
+                    ELSE format('SET LOCAL ROLE %I; %s; RESET ROLE', run_as, sql) END,
                ignore_codes => ARRAY['3D000', '42704', '42501'])
-           || jsonb_strip_nulls(jsonb_build_object('run_as', entry ->> 'as', 'chain', chain, 'database', database))
+           || jsonb_strip_nulls(jsonb_build_object('run_as', run_as, 'chain', chain, 'database', database,
+                                                   'option', CASE WHEN option THEN true END))
 $$;
 
 
-ALTER FUNCTION permsync.shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, chain text, database text) OWNER TO postgres;
+ALTER FUNCTION permsync.shared_privilege_statement(kind text, run_as text, sql text, grantee text, chain text, option boolean, database text) OWNER TO postgres;
 
 --
 -- Name: skip_batch(text, bigint, text); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -3742,10 +3753,10 @@ REVOKE ALL ON FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) F
 
 
 --
--- Name: FUNCTION shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, chain text, database text); Type: ACL; Schema: permsync; Owner: postgres
+-- Name: FUNCTION shared_privilege_statement(kind text, run_as text, sql text, grantee text, chain text, option boolean, database text); Type: ACL; Schema: permsync; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION permsync.shared_privilege_statement(kind text, entry jsonb, sql text, grantee text, chain text, database text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION permsync.shared_privilege_statement(kind text, run_as text, sql text, grantee text, chain text, option boolean, database text) FROM PUBLIC;
 
 
 --

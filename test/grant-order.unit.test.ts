@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { planBatch, type Batch, type StatementRecord } from '../src/capture/batch.js';
 import { grantOrder } from '../src/capture/grant-order.js';
-import { chainLength } from '../src/catalog/grant-chains.js';
 import { testBatch } from './support/batch.js';
 
 // The role watcher's statements on shared objects' privileges come in no order of their
@@ -14,6 +13,7 @@ function privilege(
   grantee: string | undefined,
   grantor: string | undefined,
   chain = 'databases/16400/CONNECT',
+  option = true,
 ): StatementRecord {
   const sql = `${verb} CONNECT ON DATABASE {"database"} ${verb === 'GRANT' ? 'TO' : 'FROM'} ${grantee ?? 'PUBLIC'}`;
   return {
@@ -23,6 +23,7 @@ function privilege(
     display: sql,
     ...(grantor !== undefined && { run_as: grantor }),
     chain,
+    ...(option && { option }),
   };
 }
 
@@ -89,17 +90,44 @@ describe('the grants of a grant-option chain in a role watcher batch', () => {
   });
 });
 
-describe('following chains', () => {
-  it('asks for each link once, whichever key it starts from', () => {
-    const n = 20_000;
-    let asked = 0;
-    const length = chainLength<number>((i) => (asked++, i > 1 ? i - 1 : undefined));
-    expect(scrambled(n).map((i) => length(i))).toEqual(scrambled(n));
-    expect(asked).toBe(n);
+describe('the grants of a grantee that holds its option from several grantors', () => {
+  const by = (grantee: string, grantor: string | undefined, option = true) => privilege('GRANT', grantee, grantor, undefined, option);
+  const revoke = (grantee: string, grantor: string | undefined, option = true) => privilege('REVOKE', grantee, grantor, undefined, option);
+  const pairs = (records: StatementRecord[]) => records.map((r) => `${r.run_as ?? 'owner'}>${r.role ?? 'PUBLIC'}`);
+
+  it("go after the first grant that gives a grantor the option, however deep its other grantors' chains", () => {
+    // x holds the option from the owner directly and from the end of a chain 50 deep.
+    const chain = scrambled(50).map(grantOf);
+    const records = [by('c', 'x'), ...chain, by('x', link(50)), by('x', undefined)];
+    const order = pairs(ordered(records));
+    expect(order.indexOf('x>c')).toBeGreaterThan(order.indexOf('owner>x'));
+    expect(order.indexOf('x>c')).toBeLessThan(order.indexOf('r49>r50'));
+    expect(order.indexOf(`${link(50)}>x`)).toBeGreaterThan(order.indexOf('r49>r50'));
   });
 
-  it('ends in a circle where the walk meets itself', () => {
-    const length = chainLength<string>((k) => ({ a: 'b', b: 'c', c: 'a', d: 'a' })[k]);
-    expect([length('a'), length('b'), length('c'), length('d')]).toEqual([3, 2, 1, 4]);
+  it('wait for a grant of the option, not for a grant without it', () => {
+    const records = [by('c', 'x'), by('x', 'p', false), by('x', 'q'), by('q', 'r'), by('r', undefined)];
+    expect(pairs(ordered(records))).toEqual(['p>x', 'owner>r', 'r>q', 'q>x', 'x>c']);
+  });
+
+  it('in a circle two grantors close, each holding the option from the owner too, are carried owner first', () => {
+    const records = [by('a', 'b'), by('b', 'a'), by('c', 'a'), by('a', undefined), by('b', undefined)];
+    expect(pairs(ordered(records))).toEqual(['owner>a', 'owner>b', 'b>a', 'a>b', 'a>c']);
+  });
+
+  it('in a circle alone are all carried, cut at its first grant', () => {
+    const records = [by('a', 'c'), by('b', 'a'), by('d', 'b'), by('c', 'b')];
+    expect(pairs(ordered(records))).toEqual(['c>a', 'a>b', 'b>d', 'b>c']);
+  });
+
+  it("are revoked before each revoke that takes their grantor's option, whichever grantor's", () => {
+    const records = [revoke('x', 'p'), revoke('x', undefined), revoke('c', 'x', false), revoke('d', 'x'), revoke('e', 'd', false)];
+    expect(pairs(ordered(records))).toEqual(['x>c', 'd>e', 'x>d', 'p>x', 'owner>x']);
+  });
+
+  it('are revoked in a circle all the same, cut at its first revoke', () => {
+    const records = [revoke('a', 'b'), revoke('b', 'a'), revoke('a', undefined), revoke('b', undefined)];
+    expect(grantOrder(records).sort()).toEqual([0, 1, 2, 3]);
+    expect(pairs(ordered(records)).slice(2).sort()).toEqual(['owner>a', 'owner>b']);
   });
 });

@@ -30,6 +30,8 @@ export interface StatementRecord {
   run_as?: string;
   /** For a privilege on a shared object, its object and privilege: grant-order.ts orders each chain by `run_as`. */
   chain?: string;
+  /** It gives (a grant) or takes (a revoke) its grantee's grant option on `chain`. */
+  option?: boolean;
   other_grantors?: boolean;
 }
 
