@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { classifyError, serverDown, SQLSTATE, type ClassifiedError } from '../errors.js';
+import { classifyError, refusedByServer, serverDown, SQLSTATE, type ClassifiedError } from '../errors.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { loadParser } from '../capture/statements.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
@@ -212,6 +212,21 @@ export class Target {
       const sent = steps.map((step) => [step.display]);
       const sentSql = () => [...setup, ...sent.flat()].map((s) => `${s};`).join('\n');
       appliedSql = sentSql();
+      if (beforeCommit === undefined && steps.every((step) => canRunTogether([step.statement]))) {
+        // Nothing to tolerate, lend or check before the commit: the transaction goes in one
+        // round trip. Refused for good (not a timeout, a lock or a lost session), it rolled
+        // back whole; it is run again a statement at a time below, to say which one fails.
+        try {
+          // Each on a line of its own: a statement may end in a -- comment.
+          await client.query(['BEGIN', ...setup, ...steps.map((step) => step.sql), 'COMMIT'].join('\n;\n'));
+          client.release();
+          return done({ connectionTimeMs });
+        } catch (error) {
+          const classified = classifyError(error);
+          if (!refusedByServer(classified) || classified.kind !== 'permanent') throw error;
+          await client.query('ROLLBACK');
+        }
+      }
       await client.query('BEGIN');
       for (const sql of setup) await client.query((current = sql));
       const took: Statement[] = [];
