@@ -134,7 +134,7 @@ export function compare(source: Catalog, target: Catalog, options: CompareOption
       (c) => !aboutExtra(c.role, c.member, ...(c.grantor === null ? [] : [c.grantor])),
     ),
     ...compareSettings(source, target, options.databases ?? {}).filter((c) => !aboutExtra(c.role)),
-    ...compareDatabase(source, target).filter((c) => keepGrantee(c.grantee) && (c.grantor === null || keepGrantee(c.grantor))),
+    ...compareDatabase(source, target, keepGrantee),
     ...compareShared(source, target, options.databases ?? {}, keepGrantee),
     ...compareObjects(source.objects, target.objects, keepGrantee),
     ...compareDefaultPrivileges(source.defaultPrivileges, target.defaultPrivileges).filter(
@@ -243,18 +243,27 @@ function compareSettings(source: Catalog, target: Catalog, databases: Readonly<R
 /**
  * Privileges on the current database. Its owner is not compared (each environment's
  * database is its own), nor the privileges of either side's owner, which follow from it.
+ * Its revokes are settled as an object's are (settleChain), with the target's owner.
  */
-function compareDatabase(source: Catalog, target: Catalog): Extract<Change, { type: 'privileges' }>[] {
+function compareDatabase(source: Catalog, target: Catalog, keepGrantee: (grantee: string) => boolean): Change[] {
   const owners = new Set([source.databaseOwner, target.databaseOwner]);
   const keep = (grants: Grant[]) => grants.filter((g) => !owners.has(g.grantee));
-  return comparePrivileges({ on: 'database' }, keep(source.databaseGrants), keep(target.databaseGrants));
+  const on: PrivilegeTarget = { on: 'database' };
+  const changes = comparePrivileges(on, keep(source.databaseGrants), keep(target.databaseGrants)).filter(
+    (c) => keepGrantee(c.grantee) && (c.grantor === null || keepGrantee(c.grantor)),
+  );
+  const theirs = target.databaseGrants.filter((g) => g.grantee !== target.databaseOwner);
+  const ours = keep(source.databaseGrants).filter((g) => keptGrant(g, keepGrantee));
+  return settleShared({ key: 'database', on, owner: target.databaseOwner, theirs, ours }, changes, keepGrantee);
 }
 
 /**
  * Privileges on the source's other databases (by the name each has on the target), its
  * tablespaces and its parameters. A database the environment's own has the name of is
  * compared only where environments[].databases maps it (as the applier carries it); a
- * database or tablespace only the target has is the environment's own.
+ * database or tablespace only the target has is the environment's own. The owner's
+ * privileges are not read (they follow from ownership), and whoever owns it never loses
+ * its options: its revokes are settled as an object's are (settleChain).
  */
 function compareShared(
   source: Catalog,
@@ -280,9 +289,41 @@ function compareShared(
         out.push({ type: 'shared object missing', kind, name });
         continue;
       }
-      out.push(...comparePrivileges({ on: 'shared', kind, name }, keep(ours.get(name)?.grants ?? []), keep(from?.grants ?? [])));
+      const on: PrivilegeTarget = { on: 'shared', kind, name };
+      const ourGrants = keep(ours.get(name)?.grants ?? []);
+      const changes = comparePrivileges(on, ourGrants, keep(from?.grants ?? []));
+      const object = { key: `shared\0${kind}\0${name}`, on, owner: UNREAD_OWNER, theirs: from?.grants ?? [], ours: ourGrants };
+      out.push(...settleShared(object, changes, keepGrantee));
     }
   }
+  return out;
+}
+
+/** The owner of an object whose owner's privileges are not read: no role's name (none holds a NUL), so never a grantee. */
+const UNREAD_OWNER = '\0owner';
+
+/**
+ * One object's changes, with the revokes PostgreSQL would refuse settled (settleChain):
+ * `theirs`, every grant of the target's but the owner's (those of its own roles too, which
+ * a cascade may not take), `ours`, the source's that are compared.
+ */
+function settleShared(
+  object: { key: string; on: PrivilegeTarget; owner: string; theirs: Grant[]; ours: Grant[] },
+  changes: PrivilegesChange[],
+  keepGrantee: (grantee: string) => boolean,
+): Change[] {
+  const out: Change[] = [...changes];
+  const chain: ChainObject = {
+    key: object.key,
+    on: object.on,
+    owner: object.owner,
+    relation: false,
+    owned: (grants) => grants,
+    target: new Map([['', object.theirs]]),
+    source: new Map([['', object.ours]]),
+    changes: changes.map((_, at) => ({ acl: '', at })),
+  };
+  settleChain(chain, out, (g) => keptGrant(g, keepGrantee));
   return out;
 }
 
@@ -334,7 +375,7 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
     const keep = (grants: Grant[]) => grants.filter((g) => keptGrant(g, keepGrantee));
     const chain: ChainObject = {
       key: k,
-      ref,
+      on: { on: 'object', object: ref },
       owner: to.owner ?? from.owner ?? '',
       relation: to.columns !== null,
       owned,
@@ -399,7 +440,8 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
 /** An object as its revokes are settled: its ACLs by name ('' its own, else a column's), on each side. */
 interface ChainObject {
   key: string;
-  ref: ObjectRef;
+  /** The object: an object (a relation, for its columns), the current database, or a shared object. */
+  on: PrivilegeTarget;
   /** Its owner once the plan's owner change (if any) is made. */
   owner: string;
   relation: boolean;
@@ -450,10 +492,11 @@ function settleChain(chain: ChainObject, out: Change[], compared: (g: Grant) => 
   const regrants = settled.regrants.map(({ acl, grant, from }): PrivilegesChange => {
     // A column's grant may rest on its grantor's option on the table: both count.
     const depth = acl === '' ? tableDepth : grantDepths([...(chain.source.get('') ?? []), ...(chain.source.get(acl) ?? [])]);
-    const object = acl === '' ? chain.ref : { ...chain.ref, kind: 'column' as const, args: acl };
+    const on: PrivilegeTarget =
+      acl === '' || chain.on.on !== 'object' ? chain.on : { on: 'object', object: { ...chain.on.object, kind: 'column', args: acl } };
     return {
       type: 'privileges',
-      target: { on: 'object', object },
+      target: on,
       grantee: grant.grantee,
       grantor: grant.grantor,
       depth: { source: depth(grant.grantor, grant.privilege) * 2 + (acl === '' ? 0 : 1), target: 0 },
