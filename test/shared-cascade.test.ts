@@ -149,7 +149,9 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     // ow_x is dev's own: permsync neither created it there nor was handed it.
     await p.env('dev').client.query(`CREATE ROLE ow_x; ${cycle('ow', ['ow_x'])}`);
     // Taken apart as the source would, b's grant to a with CASCADE, so that dev is the source's again.
-    onTestFinished(() => p.env('dev').client.query(`${onEach((o, x) => `REVOKE ${x} ON ${o} FROM ow_a CASCADE`, 'ow_b')}; DROP ROLE ow_x`));
+    onTestFinished(async () => {
+      await p.env('dev').client.query(`${onEach((o, x) => `REVOKE ${x} ON ${o} FROM ow_a CASCADE`, 'ow_b')}; DROP ROLE ow_x`);
+    });
     const before = await acl(p.env('dev').client, 'ow');
     const result = await reconcileDev();
     expect(result.failure).toBeDefined();
