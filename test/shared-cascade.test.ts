@@ -16,8 +16,9 @@ import { TablespaceDirs } from './support/tablespace.js';
  * by hand, reconcile takes them apart and grants again what the source has, so that the
  * target's privileges are the source's by aclexplode and by pg_dump, and drift exits 0;
  * a cycle one of whose grants goes to a role of the target's own is left as it was. A role
- * watcher batch that carries the source's own `REVOKE ... CASCADE` of such a cycle no
- * longer holds the environment. Each test has roles of its own (its prefix).
+ * watcher batch that carries the source's own `REVOKE ... CASCADE` of such a cycle holds
+ * the environment, saying the way out (skip it, then reconcile), which ends with the
+ * target as the source. Each test has roles of its own (its prefix).
  */
 const LEAVE_OUT = /permsync/;
 
@@ -141,6 +142,47 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     expect((await acl(p.sourceClient, 'cy')).filter((l) => l.startsWith('database sc_db:'))).toEqual([
       expect.stringMatching(/^database sc_db: \w+ granted CREATE to cy_c$/),
     ]);
+  });
+
+  it("the source's REVOKE ... CASCADE of a cycle holds the environment with the way out, which ends with it as the source", async () => {
+    await p.everywhere('CREATE ROLE wo_a; CREATE ROLE wo_b; CREATE ROLE wo_c');
+    await p.adopt(['wo_a', 'wo_b', 'wo_c']);
+    const daemon = await p.startDaemon();
+    onTestFinished(async () => {
+      await daemon.stop();
+    });
+    // The cycle as cycle() makes it, each step seen by the role watcher, so that dev gets it.
+    await p.sourceClient.query(onEach((o, x) => `GRANT ${x} ON ${o} TO wo_a, wo_b WITH GRANT OPTION`));
+    await p.settleRoles();
+    await p.sourceClient.query(
+      [
+        onEach((o, x) => `GRANT ${x} ON ${o} TO wo_b WITH GRANT OPTION`, 'wo_a'),
+        onEach((o, x) => `GRANT ${x} ON ${o} TO wo_a WITH GRANT OPTION`, 'wo_b'),
+        onEach((o, x) => `GRANT ${x} ON ${o} TO wo_c`, 'wo_b'),
+      ].join('; '),
+    );
+    await p.settleRoles();
+    await p.sourceClient.query(onEach((o, x) => `REVOKE ${x} ON ${o} FROM wo_a, wo_b`));
+    await p.settleRoles();
+    expect(await acl(p.env('dev').client, 'wo')).toEqual(await acl(p.sourceClient, 'wo'));
+    // b takes back its grant to a, and with it everything the cycle held.
+    await p.sourceClient.query(onEach((o, x) => `REVOKE ${x} ON ${o} FROM wo_a CASCADE`, 'wo_b'));
+    await p.settleRoles();
+    const { rows } = await p.sourceClient.query<{ batch: string; message: string; hint: string }>(
+      `SELECT batch_id::text AS batch, result_message AS message, error_hint AS hint FROM permsync.execution_log
+        WHERE environment_name = 'dev' AND execution_status = 'failed' ORDER BY id DESC LIMIT 1`,
+    );
+    const [failed] = rows;
+    expect(failed?.message).toMatch(
+      /^failed at ".*REVOKE .*dependent privileges exist: .*permsync skip --env dev --batch \d+ .*permsync reconcile --env dev --apply/,
+    );
+    expect(failed?.hint).toMatch(/grants again in the same transaction what the source has/);
+    await p.sourceClient.query(`SELECT permsync.skip_batch('dev', $1, 'taken apart by reconcile')`, [failed?.batch]);
+    await p.settle();
+    const result = await reconcileDev();
+    expect(result.failure).toBeUndefined();
+    await expectEqual('wo');
+    expect(await acl(p.sourceClient, 'wo')).toEqual([]);
   });
 
   it("a cycle one of whose grants goes to a role of the target's own is not taken with CASCADE", async () => {

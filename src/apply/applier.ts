@@ -953,7 +953,7 @@ export class EnvironmentApplier {
         ...(error.hint !== undefined && { errorHint: error.hint }),
       });
     }
-    const wayOut = dropRoleWayOut(this.name, batch, error);
+    const wayOut = dropRoleWayOut(this.name, batch, error) ?? chainWayOut(this.name, batch, error);
     const recorded = await record({
       ...base,
       status: 'failed',
@@ -1020,6 +1020,29 @@ function dropRoleWayOut(
       `On ${environment}, in each database the detail names, give what ${role} owns there to another role or drop it ` +
       `(REASSIGN OWNED BY ${role} TO <role>; DROP OWNED BY ${role}), then ${retry}. Or leave ${role} on ${environment}: ${skip}; ` +
       `the batch's other changes are then not carried there either, and \`permsync drift --env ${environment}\` shows them.`,
+  };
+}
+
+/**
+ * A revoke the target refuses since a grant made through the option it takes stands there
+ * (a grant-option chain the source took apart with CASCADE, or options left in a cycle):
+ * statements replayed do not cascade, and reconcile takes the chain apart on that
+ * environment alone, granting again what the source has and touching no role of its own.
+ */
+function chainWayOut(
+  environment: string,
+  batch: Batch,
+  error: NonNullable<ExecutionResult['error']>,
+): { summary: string; hint: string } | undefined {
+  if (error.code !== SQLSTATE.dependentObjectsStillExist || !/(^|;\s*)REVOKE\b/i.test(error.failedSql ?? '')) return undefined;
+  const skip = `\`permsync skip --env ${environment} --batch ${batch.id} --reason '...'\``;
+  const reconcile = `\`permsync reconcile --env ${environment} --apply\``;
+  return {
+    summary: `a grant made through the option this revoke takes stands on ${environment}, and a replayed revoke does not cascade; skip the batch with ${skip}, then ${reconcile}`,
+    hint:
+      `Skip this batch (${skip}), then run ${reconcile}: it revokes the chain with CASCADE where a plain revoke is refused, ` +
+      `grants again in the same transaction what the source has, and leaves it as it is where the cascade would take a grant ` +
+      `to or by a role of ${environment}'s own. \`permsync drift --env ${environment}\` shows what differs meanwhile.`,
   };
 }
 
