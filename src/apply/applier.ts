@@ -1029,11 +1029,7 @@ function dropRoleWayOut(
  * statements replayed do not cascade, and reconcile takes the chain apart on that
  * environment alone, granting again what the source has and touching no role of its own.
  */
-function chainWayOut(
-  environment: string,
-  batch: Batch,
-  error: NonNullable<ExecutionResult['error']>,
-): { summary: string; hint: string } | undefined {
+function chainWayOut(environment: string, batch: Batch, error: NonNullable<ExecutionResult['error']>): { summary: string; hint: string } | undefined {
   if (error.code !== SQLSTATE.dependentObjectsStillExist || !/(^|;\s*)REVOKE\b/i.test(error.failedSql ?? '')) return undefined;
   const skip = `\`permsync skip --env ${environment} --batch ${batch.id} --reason '...'\``;
   const reconcile = `\`permsync reconcile --env ${environment} --apply\``;
