@@ -674,6 +674,45 @@ $_$;
 ALTER FUNCTION permsync.identifiers(masked text) OWNER TO postgres;
 
 --
+-- Name: join_server(text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.join_server(env text, identity text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    was text;
+    joined text;
+    shared boolean;
+BEGIN
+    LOCK TABLE permsync.managed_roles IN SHARE ROW EXCLUSIVE MODE;
+    SELECT coalesce(e.server_key, e.name) INTO was FROM permsync.environments e WHERE e.name = env;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT s.server_key INTO joined FROM permsync.environments s
+     WHERE s.server_identity = identity AND s.name <> env AND s.server_key IS NOT NULL
+     ORDER BY s.name LIMIT 1;
+    shared := EXISTS (SELECT FROM permsync.environments o WHERE o.name <> env AND coalesce(o.server_key, o.name) = was);
+    joined := coalesce(joined, CASE WHEN shared THEN env || '@' || identity ELSE was END);
+    UPDATE permsync.environments e SET server_identity = identity, server_key = joined WHERE e.name = env;
+    IF joined <> was THEN
+        INSERT INTO permsync.managed_roles (server_key, role_oid, role_name, how, recorded_by, recorded_at)
+        SELECT joined, o.role_oid, o.role_name, o.how, o.recorded_by, o.recorded_at
+          FROM permsync.managed_roles o WHERE o.server_key = was
+        ON CONFLICT (server_key, role_oid) DO NOTHING;
+        IF NOT shared THEN
+            DELETE FROM permsync.managed_roles o WHERE o.server_key = was;
+        END IF;
+    END IF;
+END
+$$;
+
+
+ALTER FUNCTION permsync.join_server(env text, identity text) OWNER TO postgres;
+
+--
 -- Name: manual_sync(text, text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
@@ -2543,6 +2582,7 @@ CREATE TABLE permsync.environments (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     retry_requested bigint DEFAULT 0 NOT NULL,
     server_identity text,
+    server_key text,
     CONSTRAINT environments_on_permanent_failure_check CHECK ((on_permanent_failure = ANY (ARRAY['hold'::text, 'continue'::text])))
 );
 
@@ -2629,7 +2669,7 @@ ALTER TABLE permsync.locks OWNER TO postgres;
 --
 
 CREATE TABLE permsync.managed_roles (
-    environment_name text NOT NULL,
+    server_key text NOT NULL,
     role_oid oid NOT NULL,
     role_name name NOT NULL,
     how text NOT NULL,
@@ -3001,13 +3041,25 @@ ALTER TABLE permsync.v_failed_syncs OWNER TO postgres;
 --
 
 CREATE VIEW permsync.v_managed_roles AS
- SELECT m.environment_name,
+ SELECT e.name AS environment_name,
     m.role_oid,
     m.role_name,
     m.how,
     m.recorded_by,
     m.recorded_at
-   FROM permsync.managed_roles m;
+   FROM (permsync.environments e
+     JOIN permsync.managed_roles m ON ((m.server_key = COALESCE(e.server_key, e.name))))
+UNION ALL
+ SELECT m.server_key AS environment_name,
+    m.role_oid,
+    m.role_name,
+    m.how,
+    m.recorded_by,
+    m.recorded_at
+   FROM permsync.managed_roles m
+  WHERE (NOT (EXISTS ( SELECT
+           FROM permsync.environments e
+          WHERE (COALESCE(e.server_key, e.name) = m.server_key))));
 
 
 ALTER TABLE permsync.v_managed_roles OWNER TO postgres;
@@ -3197,7 +3249,7 @@ ALTER TABLE ONLY permsync.locks
 --
 
 ALTER TABLE ONLY permsync.managed_roles
-    ADD CONSTRAINT managed_roles_pkey PRIMARY KEY (environment_name, role_oid);
+    ADD CONSTRAINT managed_roles_pkey PRIMARY KEY (server_key, role_oid);
 
 
 --
@@ -3552,6 +3604,14 @@ GRANT ALL ON FUNCTION permsync.group_leads(daemon_group text) TO permsync_daemon
 --
 
 REVOKE ALL ON FUNCTION permsync.identifiers(masked text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION join_server(env text, identity text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.join_server(env text, identity text) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.join_server(env text, identity text) TO permsync_daemon;
 
 
 --
@@ -4086,6 +4146,13 @@ GRANT UPDATE(updated_at) ON TABLE permsync.environments TO permsync_daemon;
 --
 
 GRANT UPDATE(server_identity) ON TABLE permsync.environments TO permsync_daemon;
+
+
+--
+-- Name: COLUMN environments.server_key; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(server_key) ON TABLE permsync.environments TO permsync_daemon;
 
 
 --

@@ -52,7 +52,10 @@ CREATE TABLE permsync.environments (
     -- The server the environment's database is on, as the daemon last saw it (its system
     -- identifier and start time, which a copy of the server does not share): environments
     -- of one server share its roles, and so the roles permsync manages there.
-    server_identity text
+    server_identity text,
+    -- Whose roles the environment's are (permsync.managed_roles.server_key), set when the
+    -- daemon joins it to its server (permsync.join_server); NULL before: its name.
+    server_key  text
 );
 CREATE INDEX environments_server_idx ON permsync.environments (server_identity) WHERE server_identity IS NOT NULL;
 
@@ -1993,10 +1996,12 @@ $fn$;
 -- (a role dropped and created again there under the same name is a new role): those it
 -- created, and those an operator handed over (`permsync adopt`). A statement that would
 -- change, grant, run as or drop any other role is not carried there; the collision is
--- recorded as a conflict. Environments that are databases of one server share its roles:
--- what permsync records for one of them it records for each (environments.server_identity).
+-- recorded as a conflict. Roles are a server's, not a database's: environments that are
+-- databases of one server (environments.server_identity) hold one set, under one key.
 CREATE TABLE permsync.managed_roles (
-    environment_name text NOT NULL,
+    -- Whose: the environment's name until the daemon has joined it to its server, then
+    -- the key every environment of that server has (environments.server_key).
+    server_key       text NOT NULL,
     -- The role's oid on the target: its identity there.
     role_oid         oid NOT NULL,
     -- Its name when permsync last changed it, for operators.
@@ -2004,8 +2009,48 @@ CREATE TABLE permsync.managed_roles (
     how              text NOT NULL CHECK (how IN ('created', 'adopted')),
     recorded_by      name NOT NULL DEFAULT session_user,
     recorded_at      timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (environment_name, role_oid)
+    PRIMARY KEY (server_key, role_oid)
 );
+
+-- Joins environment `env` to the server `identity` names (as the daemon reads it: system
+-- identifier and start time). An environment whose server has others already takes their
+-- key, and what was recorded for it alone until then goes into their set; the first of a
+-- server keeps its own key, so nothing is copied. One whose key others share while their
+-- server differs now (its server was restarted, or its URL names a copy) takes a copy
+-- under a key of its own: a role created on one of two servers is no role of the other's.
+-- Writers of managed_roles and other joins wait for a join, and it for them: a role
+-- recorded meanwhile is in the set it joins.
+CREATE FUNCTION permsync.join_server(env text, identity text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    was text;
+    joined text;
+    shared boolean;
+BEGIN
+    LOCK TABLE permsync.managed_roles IN SHARE ROW EXCLUSIVE MODE;
+    SELECT coalesce(e.server_key, e.name) INTO was FROM permsync.environments e WHERE e.name = env;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT s.server_key INTO joined FROM permsync.environments s
+     WHERE s.server_identity = identity AND s.name <> env AND s.server_key IS NOT NULL
+     ORDER BY s.name LIMIT 1;
+    shared := EXISTS (SELECT FROM permsync.environments o WHERE o.name <> env AND coalesce(o.server_key, o.name) = was);
+    joined := coalesce(joined, CASE WHEN shared THEN env || '@' || identity ELSE was END);
+    UPDATE permsync.environments e SET server_identity = identity, server_key = joined WHERE e.name = env;
+    IF joined <> was THEN
+        INSERT INTO permsync.managed_roles (server_key, role_oid, role_name, how, recorded_by, recorded_at)
+        SELECT joined, o.role_oid, o.role_name, o.how, o.recorded_by, o.recorded_at
+          FROM permsync.managed_roles o WHERE o.server_key = was
+        ON CONFLICT (server_key, role_oid) DO NOTHING;
+        IF NOT shared THEN
+            DELETE FROM permsync.managed_roles o WHERE o.server_key = was;
+        END IF;
+    END IF;
+END
+$fn$;
 
 -- A source role whose name a target role permsync does not manage already holds. One
 -- open row per environment and name; adopting the role (or its going away) closes it.
@@ -2035,9 +2080,16 @@ SELECT c.id AS conflict_id, c.environment_name, c.role_name, c.target_oid, c.bat
  ORDER BY c.last_seen_at DESC;
 
 -- What drift needs to tell the target's own roles from permsync's: readers may run drift.
+-- One row per environment and role: each environment of a server shows the server's set,
+-- and an environment the daemon has not registered yet (adopted at onboarding) its own.
 CREATE VIEW permsync.v_managed_roles AS
-SELECT m.environment_name, m.role_oid, m.role_name, m.how, m.recorded_by, m.recorded_at
-  FROM permsync.managed_roles m;
+SELECT e.name AS environment_name, m.role_oid, m.role_name, m.how, m.recorded_by, m.recorded_at
+  FROM permsync.environments e
+  JOIN permsync.managed_roles m ON m.server_key = coalesce(e.server_key, e.name)
+UNION ALL
+SELECT m.server_key, m.role_oid, m.role_name, m.how, m.recorded_by, m.recorded_at
+  FROM permsync.managed_roles m
+ WHERE NOT EXISTS (SELECT FROM permsync.environments e WHERE coalesce(e.server_key, e.name) = m.server_key);
 
 -- ── Drift and reconcile ───────────────────────────────────────────────────────────────
 -- `permsync drift` and the daemon's scheduled check compare each environment with the
@@ -2961,7 +3013,7 @@ GRANT SELECT ON permsync.environments, permsync.sync_rules, permsync.config, per
 GRANT EXECUTE ON FUNCTION permsync.capture_role_changes(), permsync.role_state() TO permsync_daemon;
 -- Retention runs on the daemon's schedule (settings.cleanup_cron).
 GRANT EXECUTE ON FUNCTION permsync.cleanup_old_logs() TO permsync_daemon;
-GRANT INSERT, UPDATE (label, priority, enabled, on_permanent_failure, group_name, in_flight_through, updated_at, server_identity)
+GRANT INSERT, UPDATE (label, priority, enabled, on_permanent_failure, group_name, in_flight_through, updated_at, server_identity, server_key)
     ON permsync.environments TO permsync_daemon;
 GRANT INSERT, DELETE ON permsync.sync_rules TO permsync_daemon;
 GRANT INSERT, UPDATE (value, updated_at) ON permsync.config TO permsync_daemon;
@@ -2979,6 +3031,7 @@ GRANT SELECT, INSERT, DELETE, UPDATE (role_name) ON permsync.managed_roles TO pe
 GRANT SELECT, INSERT, UPDATE (batch_id, reason, last_seen_at, resolved_at, resolution) ON permsync.role_conflicts
    TO permsync_daemon, permsync_admin;
 GRANT SELECT ON permsync.v_managed_roles TO permsync_daemon;
+GRANT EXECUTE ON FUNCTION permsync.join_server(text, text) TO permsync_daemon;
 
 -- ── Capture starts ────────────────────────────────────────────────────────────────────
 -- Last, so that nothing of the install itself is captured. The tags are the permission

@@ -12,7 +12,7 @@ export interface ServerMember {
 
 /**
  * Environments that are databases of one server share its roles. A role permsync created
- * for one of them is permsync's for each (the source records it for each); a role
+ * for one of them is permsync's for each (the source records it once, for the server); a role
  * watcher's change is applied to the server once, by whichever of them comes to it first;
  * and a DROP ROLE first releases what the role holds in each of their databases, since
  * the server refuses to drop a role any of them still depends on.
@@ -72,8 +72,9 @@ export class SharedServers {
 
   /**
    * Joins environment `member`, carried through commit_seq `cursor`, to the server
-   * `identity` names: the source records which server it is on and gives it the roles
-   * permsync manages there for the server's other environments. Joins go one at a time.
+   * `identity` names: the source records which server it is on, and from then on the
+   * roles permsync manages there are one set for the server's environments. Joins go one
+   * at a time.
    */
   join(identity: string, member: ServerMember, cursor: bigint): Promise<SharedServer> {
     const joined = this.joining.then(async () => {
@@ -82,11 +83,15 @@ export class SharedServers {
       let server = this.servers.get(identity);
       if (server === undefined) {
         server = new SharedServer();
+        server.managed = managed;
         this.servers.set(identity, server);
+      } else {
+        // The others keep the set up to date as they change it: a set read while one of
+        // them recorded a role can be older than theirs, so it only adds.
+        for (const [oid, name] of managed) if (!server.managed.has(oid)) server.managed.set(oid, name);
       }
       // A member only once what it shares has been read: a join that fails is tried again whole.
       server.members.push(member);
-      server.managed = managed;
       // What it carried before, it carried with the server's roles as they were then.
       server.markApplied(member.rules, cursor, member.name);
       return server;

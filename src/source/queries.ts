@@ -263,48 +263,36 @@ export const RETIRE_ENVIRONMENTS = `
    WHERE enabled AND group_name = $2 AND NOT (name = ANY ($1::text[]))`;
 
 /**
- * Environment $1 and those the daemon last saw on the same server (environments.server_identity):
- * roles are the server's, so the roles permsync manages there are the same for each.
+ * The key of the roles permsync manages on environment $1's server (managed_roles.server_key):
+ * the one its server's environments share once the daemon has joined it, its name until then.
  */
-const SAME_SERVER = `(SELECT $1::text UNION
-   SELECT s.name FROM permsync.environments e JOIN permsync.environments s ON s.server_identity = e.server_identity WHERE e.name = $1)`;
+const SERVER_KEY = `coalesce((SELECT e.server_key FROM permsync.environments e WHERE e.name = $1), $1)`;
 
-/**
- * The roles permsync manages on an environment's server (permsync.v_managed_roles): oid
- * there, and name. What is recorded for one environment of a server is recorded for each.
- */
+/** The roles permsync manages on an environment's server (permsync.v_managed_roles): oid there, and name. */
 export const MANAGED_ROLES = `
   SELECT role_oid::int8::float8 AS oid, role_name AS name FROM permsync.v_managed_roles WHERE environment_name = $1`;
 
-/** Records roles as permsync's on an environment's server; $2 is a JSON array of {oid, name}. */
+/** Records roles as permsync's on an environment's server, once for all its environments; $2 is a JSON array of {oid, name}. */
 export const RECORD_MANAGED_ROLES = `
-  INSERT INTO permsync.managed_roles (environment_name, role_oid, role_name, how)
-  SELECT e.name, r.oid::oid, r.name, $3
-    FROM ${SAME_SERVER} AS e (name)
-   CROSS JOIN jsonb_to_recordset($2::jsonb) AS r(oid bigint, name name)
-  ON CONFLICT (environment_name, role_oid) DO UPDATE SET role_name = EXCLUDED.role_name`;
+  INSERT INTO permsync.managed_roles (server_key, role_oid, role_name, how)
+  SELECT ${SERVER_KEY}, r.oid::oid, r.name, $3
+    FROM jsonb_to_recordset($2::jsonb) AS r(oid bigint, name name)
+  ON CONFLICT (server_key, role_oid) DO UPDATE SET role_name = EXCLUDED.role_name`;
 
 /** Forgets roles dropped on an environment's server ($2: their oids there). */
 export const FORGET_MANAGED_ROLES = `
-  DELETE FROM permsync.managed_roles WHERE environment_name IN ${SAME_SERVER} AND role_oid = ANY ($2::int8[]::oid[])`;
+  DELETE FROM permsync.managed_roles WHERE server_key = ${SERVER_KEY} AND role_oid = ANY ($2::int8[]::oid[])`;
 
 /** Names a managed role by its new name after a rename ($2 oid, $3 name). */
 export const RENAME_MANAGED_ROLE = `
-  UPDATE permsync.managed_roles SET role_name = $3 WHERE environment_name IN ${SAME_SERVER} AND role_oid = $2::int8::oid`;
+  UPDATE permsync.managed_roles SET role_name = $3 WHERE server_key = ${SERVER_KEY} AND role_oid = $2::int8::oid`;
 
 /**
- * Records the server environment $1's database is on ($2, Target.serverIdentity), and gives
- * each environment of that server every role permsync manages on it for any of them.
+ * Records the server environment $1's database is on ($2, Target.serverIdentity), joining it
+ * to that server's environments: from then on the roles permsync manages there are one set
+ * for them all (permsync.join_server).
  */
-export const RECORD_SERVER = `
-  WITH seen AS (
-    UPDATE permsync.environments SET server_identity = $2 WHERE name = $1 AND server_identity IS DISTINCT FROM $2)
-  INSERT INTO permsync.managed_roles (environment_name, role_oid, role_name, how)
-  SELECT s.name, m.role_oid, m.role_name, m.how
-    FROM permsync.environments s
-    JOIN permsync.managed_roles m ON m.environment_name IN (SELECT o.name FROM permsync.environments o WHERE o.server_identity = $2) OR m.environment_name = $1
-   WHERE s.server_identity = $2 OR s.name = $1
-  ON CONFLICT (environment_name, role_oid) DO NOTHING`;
+export const RECORD_SERVER = `SELECT permsync.join_server($1, $2)`;
 
 /**
  * A conflict seen again keeps its first batch; a new one opens a row. $3 is a JSON array
@@ -317,10 +305,11 @@ export const RECORD_ROLE_CONFLICTS = `
   ON CONFLICT (environment_name, role_name) WHERE resolved_at IS NULL
   DO UPDATE SET last_seen_at = now()`;
 
-/** Closes the open conflicts of these roles on an environment, saying how. */
+/** Closes the open conflicts of these roles on an environment and the others of its server, saying how. */
 export const RESOLVE_ROLE_CONFLICTS = `
   UPDATE permsync.role_conflicts SET resolved_at = now(), resolution = $3
-   WHERE environment_name IN ${SAME_SERVER} AND role_name = ANY ($2::name[]) AND resolved_at IS NULL`;
+   WHERE environment_name IN (SELECT $1::text UNION SELECT o.name FROM permsync.environments o WHERE coalesce(o.server_key, o.name) = ${SERVER_KEY})
+     AND role_name = ANY ($2::name[]) AND resolved_at IS NULL`;
 
 /**
  * Claims daemon group $2's leader lease for this session for $1 ms, or renews it

@@ -266,7 +266,7 @@ export class SourceStore {
     await this.pool.query(sourceSql.DELETE_RETRY, [batch.id, environment]);
   }
 
-  /** Records the server environment's database is on, and gives it the roles permsync manages there for the server's other environments. */
+  /** Records the server environment's database is on: from then on the roles permsync manages there are one set for the server's environments. */
   async recordServer(environment: string, identity: string): Promise<void> {
     await this.pool.query(sourceSql.RECORD_SERVER, [environment, identity]);
   }
