@@ -686,7 +686,6 @@ DECLARE
     joined text;
     shared boolean;
 BEGIN
-    LOCK TABLE permsync.managed_roles IN SHARE ROW EXCLUSIVE MODE;
     SELECT coalesce(e.server_key, e.name) INTO was FROM permsync.environments e WHERE e.name = env;
     IF NOT FOUND THEN
         RETURN;

@@ -2018,8 +2018,9 @@ CREATE TABLE permsync.managed_roles (
 -- server keeps its own key, so nothing is copied. One whose key others share while their
 -- server differs now (its server was restarted, or its URL names a copy) takes a copy
 -- under a key of its own: a role created on one of two servers is no role of the other's.
--- Writers of managed_roles and other joins wait for a join, and it for them: a role
--- recorded meanwhile is in the set it joins.
+-- It takes no lock: a role a sibling records meanwhile goes under the key it joins, and
+-- is its as soon as that commits. (A table lock here waited on any login that can lock
+-- permsync's tables, an operator's PREPAREd DELETE say, and stalled the daemon.)
 CREATE FUNCTION permsync.join_server(env text, identity text)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -2029,7 +2030,6 @@ DECLARE
     joined text;
     shared boolean;
 BEGIN
-    LOCK TABLE permsync.managed_roles IN SHARE ROW EXCLUSIVE MODE;
     SELECT coalesce(e.server_key, e.name) INTO was FROM permsync.environments e WHERE e.name = env;
     IF NOT FOUND THEN
         RETURN;
