@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/cli/main.js';
 import { PERMSYNC_ROLES } from '../src/config/rules.js';
 import { DriftCheckProcess } from '../src/drift/check-process.js';
 import { permissionSnapshot } from './support/catalog.js';
 import { startPipeline, type Pipeline } from './support/pipeline.js';
 import { startServer } from './support/servers.js';
 import { roleCatalog } from './support/roles.js';
+import { runCli } from './support/cli.js';
 
 let p: Pipeline;
 let dir: string;
@@ -69,19 +69,8 @@ interface Run {
 }
 
 /** Runs the CLI in this process, as bin/permsync.js does, capturing what it prints. */
-async function cli(...args: string[]): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
-  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => (err.push(String(chunk)), true));
-  try {
-    const code = await main(['node', 'permsync', ...args, ...(args.includes('--config') ? [] : ['--config', configFile])]);
-    return { code, out: out.join(''), err: err.join('') };
-  } finally {
-    stdout.mockRestore();
-    stderr.mockRestore();
-    process.exitCode = undefined;
-  }
+function cli(...args: string[]): Promise<Run> {
+  return runCli(...args, ...(args.includes('--config') ? [] : ['--config', configFile]));
 }
 
 async function json(...args: string[]) {

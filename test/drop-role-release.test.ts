@@ -1,9 +1,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/cli/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { runCli } from './support/cli.js';
 
 /**
  * A DROP ROLE a target cannot perform: what the source's DROP OWNED released (the role's
@@ -43,16 +43,8 @@ async function lastRoleOutcome(environment: string) {
 
 /** Runs the CLI in this process, as bin/permsync.js does, capturing what it prints. */
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {
-  const out: string[] = [];
-  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
-  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    return { code: await main(['node', 'permsync', ...args, '--config', join(dir, 'permsync.yaml')]), out: out.join('') };
-  } finally {
-    stdout.mockRestore();
-    stderr.mockRestore();
-    process.exitCode = undefined;
-  }
+  const { code, out } = await runCli(...args, '--config', join(dir, 'permsync.yaml'));
+  return { code, out };
 }
 
 beforeAll(async () => {

@@ -1,14 +1,14 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { PERMSYNC_ROLES } from '../src/config/rules.js';
-import { main } from '../src/cli/main.js';
 import { reconcile } from '../src/drift/reconcile.js';
 import type { PostgresMajor } from '../dev/embedded/cluster.js';
 import { permissionSnapshot } from './support/catalog.js';
 import { accountDifference, canDump, catalogAccount, dumpAccount, type AccountOptions } from './support/dump.js';
 import { startPipeline, type Pipeline } from './support/pipeline.js';
+import { runCli, writeConfigFile } from './support/cli.js';
 
 /**
  * Grant-option chains on a target that PostgreSQL takes apart only with CASCADE: options
@@ -57,24 +57,8 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
 
   /** `permsync drift`, run in this process as bin/permsync.js runs it. */
   async function drift(): Promise<{ code: number; out: string }> {
-    const c = p.config();
-    const file = join(dir, 'permsync.yaml');
-    await writeFile(
-      file,
-      ['source:', `  url: "${c.source.url}"`, 'environments:', ...c.environments.flatMap((e) => [`  - name: ${e.name}`, `    url: "${e.url}"`])].join(
-        '\n',
-      ),
-    );
-    const out: string[] = [];
-    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    try {
-      return { code: await main(['node', 'permsync', 'drift', '--config', file]), out: out.join('') };
-    } finally {
-      stdout.mockRestore();
-      stderr.mockRestore();
-      process.exitCode = undefined;
-    }
+    const { code, out } = await runCli('drift', '--config', await writeConfigFile(dir, p.config()));
+    return { code, out };
   }
 
   /** Dev holds the source's privileges on the schema, its whole account is the source's, and drift exits 0. */

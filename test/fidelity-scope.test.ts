@@ -1,13 +1,13 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PERMSYNC_ROLES } from '../src/config/rules.js';
-import { main } from '../src/cli/main.js';
 import type { Config, Settings } from '../src/config/schema.js';
 import type { PostgresMajor } from '../dev/embedded/cluster.js';
 import { accountDifference, canDump, catalogAccount, dumpAccount, type AccountOptions } from './support/dump.js';
 import { startPipeline, type Pipeline } from './support/pipeline.js';
+import { runCli } from './support/cli.js';
 
 /**
  * What permsync leaves out, judged as a DBA would: real-world role and grant scripts run
@@ -122,16 +122,8 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
 
   /** Runs the CLI in this process, as bin/permsync.js does, capturing what it prints. */
   async function cli(...args: string[]): Promise<{ code: number; out: string }> {
-    const out: string[] = [];
-    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    try {
-      return { code: await main(['node', 'permsync', ...args]), out: out.join('') };
-    } finally {
-      stdout.mockRestore();
-      stderr.mockRestore();
-      process.exitCode = undefined;
-    }
+    const { code, out } = await runCli(...args);
+    return { code, out };
   }
 
   /** Each server's account, by pg_dump where an installed one reads this major, else by the catalog. */

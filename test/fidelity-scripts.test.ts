@@ -1,13 +1,13 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PERMSYNC_ROLES } from '../src/config/rules.js';
-import { main } from '../src/cli/main.js';
 import type { Config } from '../src/config/schema.js';
 import type { PostgresMajor } from '../dev/embedded/cluster.js';
 import { accountDifference, canDump, catalogAccount, dumpAccount, type AccountOptions } from './support/dump.js';
 import { startPipeline, type Pipeline } from './support/pipeline.js';
+import { runCli, writeConfigFile } from './support/cli.js';
 
 /**
  * Fidelity by pg_dump's account for the DBA scripts people copy: the examples of
@@ -239,34 +239,11 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     };
   }
 
-  async function configFile(): Promise<string> {
-    const c = config();
-    const file = join(dir, 'permsync.yaml');
-    await writeFile(
-      file,
-      [
-        'source:',
-        `  url: "${c.source.url}"`,
-        'environments:',
-        ...c.environments.flatMap((e) => [`  - name: ${e.name}`, `    url: "${e.url}"`]),
-        'settings:',
-        '  drift_check_cron: null',
-      ].join('\n'),
-    );
-    return file;
-  }
+  const configFile = (): Promise<string> => writeConfigFile(dir, config());
 
   async function cli(...args: string[]): Promise<{ code: number; out: string }> {
-    const out: string[] = [];
-    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    try {
-      return { code: await main(['node', 'permsync', ...args]), out: out.join('') };
-    } finally {
-      stdout.mockRestore();
-      stderr.mockRestore();
-      process.exitCode = undefined;
-    }
+    const { code, out } = await runCli(...args);
+    return { code, out };
   }
 
   /** A server's account by pg_dump where an installed one reads this major, else by the catalog. */

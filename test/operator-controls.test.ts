@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/cli/main.js';
 import type { Batch } from '../src/capture/batch.js';
 import type { Config } from '../src/config/schema.js';
 import { SourceStore } from '../src/source/store.js';
 import { relationPrivileges } from './support/catalog.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { runCli } from './support/cli.js';
 
 let p: Pipeline;
 let configDir: string;
@@ -74,19 +74,7 @@ async function cli(args: string[], user: string): Promise<{ code: number; out: s
   const file = join(configDir, `${user}.yaml`);
   const source = { url: p.source.urlFor('postgres', user, PASSWORD) };
   await writeFile(file, JSON.stringify({ source, environments: p.environments.map((e) => ({ name: e.name, url: e.server.url })) }));
-  let out = '';
-  let err = '';
-  const capture = (append: (text: string) => void) => ((chunk: string | Uint8Array) => (append(String(chunk)), true)) as never;
-  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(capture((t) => (out += t)));
-  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(capture((t) => (err += t)));
-  try {
-    const code = await main(['node', 'permsync', ...args, '--config', file]);
-    return { code, out, err };
-  } finally {
-    stdout.mockRestore();
-    stderr.mockRestore();
-    process.exitCode = undefined;
-  }
+  return runCli(...args, '--config', file);
 }
 
 beforeAll(async () => {

@@ -2,13 +2,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest';
-import { main } from '../src/cli/main.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { Settings } from '../src/config/schema.js';
 import type { Daemon } from '../src/daemon.js';
 import { RESUME_POINT } from '../src/source/queries.js';
 import { relationPrivileges } from './support/catalog.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { runCli } from './support/cli.js';
 
 let p: Pipeline;
 let daemon: Daemon | undefined;
@@ -88,19 +88,7 @@ async function cli(args: string[], user?: string): Promise<{ code: number; out: 
   const source = { url: user ? p.source.urlFor('postgres', user, PASSWORD) : p.source.url };
   // JSON is YAML.
   await writeFile(file, JSON.stringify({ source, environments: p.environments.map((e) => ({ name: e.name, url: e.server.url })) }));
-  let out = '';
-  let err = '';
-  const capture = (append: (text: string) => void) => ((chunk: string | Uint8Array) => (append(String(chunk)), true)) as never;
-  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(capture((t) => (out += t)));
-  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(capture((t) => (err += t)));
-  try {
-    const code = await main(['node', 'permsync', ...args, '--config', file]);
-    return { code, out, err };
-  } finally {
-    stdout.mockRestore();
-    stderr.mockRestore();
-    process.exitCode = undefined;
-  }
+  return runCli(...args, '--config', file);
 }
 
 /** Collects the payloads of notifications on a channel of the source. */

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Target } from '../src/target/target.js';
-import { main } from '../src/cli/main.js';
 import { startLocalCluster, type LocalCluster } from '../dev/embedded/cluster.js';
 import { testSettings, waitFor } from './support/pipeline.js';
+import { runCli } from './support/cli.js';
 
 /**
  * TLS to targets as docs/deploy.md describes it, through permsync's own connection code
@@ -239,17 +239,7 @@ describe('TLS to a target', () => {
         `  - { name: missing-ca, url: "${url('127.0.0.1', `sslmode=verify-full&${ca('missing')}`)}" }`,
       ].join('\n'),
     );
-    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    let code: number;
-    let output: string;
-    try {
-      code = await main(['node', 'permsync', 'test-connection', '--config', config]);
-      output = stdout.mock.calls.map(([chunk]) => String(chunk)).join('');
-    } finally {
-      stdout.mockRestore();
-      // main() leaves its result in process.exitCode, which would become this worker's.
-      process.exitCode = undefined;
-    }
+    const { code, out: output } = await runCli('test-connection', '--config', config);
     expect(code).toBe(1);
     expect(output).toMatch(/^source +ok /m);
     expect(output).toMatch(/^good +ok +\d+\.\d+/m);
