@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { reconcile } from '../src/drift/reconcile.js';
 import type { PostgresMajor } from '../dev/embedded/cluster.js';
 import { permissionDump } from './support/dump-shared.js';
+import { sharedGrants } from './support/catalog.js';
 import { startPipeline, type Pipeline } from './support/pipeline.js';
 import { TablespaceDirs } from './support/tablespace.js';
 import { runCli, writeConfigFile } from './support/cli.js';
@@ -60,22 +61,8 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     ].join('; ');
   }
 
-  /** Every grant to or by the roles named with `prefix` on the test's objects, with its grantor, as lines. */
-  async function acl(client: Pipeline['sourceClient'], prefix: string): Promise<string[]> {
-    const { rows } = await client.query<{ line: string }>(
-      `SELECT o.what || ': ' || pg_get_userbyid(a.grantor) || ' granted ' || a.privilege_type || ' to ' || pg_get_userbyid(a.grantee)
-              || CASE WHEN a.is_grantable THEN ' with grant option' ELSE '' END AS line
-         FROM (SELECT 'database ' || CASE WHEN datname = current_database() THEN '{own}' ELSE datname END, datacl
-                 FROM pg_database WHERE datname IN (current_database(), 'sc_db')
-               UNION ALL SELECT 'tablespace ' || spcname, spcacl FROM pg_tablespace WHERE spcname = 'sc_ts'
-               ${major >= 15 ? "UNION ALL SELECT 'parameter ' || parname, paracl FROM pg_parameter_acl WHERE parname = 'work_mem'" : ''}) o(what, acl)
-        CROSS JOIN LATERAL aclexplode(o.acl) a
-        WHERE starts_with(pg_get_userbyid(a.grantee), $1 || '_') OR starts_with(pg_get_userbyid(a.grantor), $1 || '_')
-        ORDER BY 1`,
-      [prefix],
-    );
-    return rows.map((r) => r.line);
-  }
+  const acl = (client: Pipeline['sourceClient'], prefix: string): Promise<string[]> =>
+    sharedGrants(client, prefix, { database: 'sc_db', tablespace: 'sc_ts', major });
 
   /** `permsync drift`, run in this process as bin/permsync.js runs it. */
   async function drift(): Promise<{ code: number; out: string }> {

@@ -3,6 +3,7 @@ import { checkEnvironments } from '../src/drift/check.js';
 import { reconcile } from '../src/drift/reconcile.js';
 import type { PostgresMajor } from '../dev/embedded/cluster.js';
 import { permissionDump } from './support/dump-shared.js';
+import { sharedGrants } from './support/catalog.js';
 import { startPipeline, type Pipeline } from './support/pipeline.js';
 import { TablespaceDirs } from './support/tablespace.js';
 
@@ -40,23 +41,8 @@ describe.each([14, 18] as const)('PostgreSQL %i', (major) => {
     return as === undefined ? statements.join('; ') : [`SET ROLE ${as}`, ...statements, 'RESET ROLE'].join('; ');
   }
 
-  /** Every grant to or by the roles a test names with `prefix` on its objects, with its grantor, as lines. */
-  async function acl(client: Pipeline['sourceClient'], prefix: string): Promise<string[]> {
-    const { rows } = await client.query<{ line: string }>(
-      `SELECT o.what || ': ' || pg_get_userbyid(a.grantor) || ' granted ' || a.privilege_type || ' to '
-              || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END
-              || CASE WHEN a.is_grantable THEN ' with grant option' ELSE '' END AS line
-         FROM (SELECT 'database ' || CASE WHEN datname = current_database() THEN '{own}' ELSE datname END, datacl
-                 FROM pg_database WHERE datname IN (current_database(), 'sg_db')
-               UNION ALL SELECT 'tablespace ' || spcname, spcacl FROM pg_tablespace WHERE spcname = 'sg_ts'
-               ${major >= 15 ? "UNION ALL SELECT 'parameter ' || parname, paracl FROM pg_parameter_acl WHERE parname = 'work_mem'" : ''}) o(what, acl)
-        CROSS JOIN LATERAL aclexplode(o.acl) a
-        WHERE starts_with(pg_get_userbyid(a.grantee), $1 || '_') OR starts_with(pg_get_userbyid(a.grantor), $1 || '_')
-        ORDER BY 1`,
-      [prefix],
-    );
-    return rows.map((r) => r.line);
-  }
+  const acl = (client: Pipeline['sourceClient'], prefix: string): Promise<string[]> =>
+    sharedGrants(client, prefix, { database: 'sg_db', tablespace: 'sg_ts', major });
 
   async function differences(): Promise<unknown[]> {
     const [result] = await checkEnvironments(p.config(), p.sourceClient, p.config().environments, { dropExtraRoles: false });

@@ -55,3 +55,29 @@ export async function relationPrivileges(client: pg.ClientBase | pg.Pool, relati
   );
   return rows.map((r) => r.line);
 }
+
+/**
+ * Every grant to or by the roles named `<prefix>_...` on a database (the current one shown
+ * as {own}), a tablespace and, from PostgreSQL 15, the parameter work_mem, with its grantor,
+ * as sorted lines.
+ */
+export async function sharedGrants(
+  client: pg.ClientBase,
+  prefix: string,
+  objects: { database: string; tablespace: string; major: number },
+): Promise<string[]> {
+  const { rows } = await client.query<{ line: string }>(
+    `SELECT o.what || ': ' || pg_get_userbyid(a.grantor) || ' granted ' || a.privilege_type || ' to '
+            || CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END
+            || CASE WHEN a.is_grantable THEN ' with grant option' ELSE '' END AS line
+       FROM (SELECT 'database ' || CASE WHEN datname = current_database() THEN '{own}' ELSE datname END, datacl
+               FROM pg_database WHERE datname IN (current_database(), $2)
+             UNION ALL SELECT 'tablespace ' || spcname, spcacl FROM pg_tablespace WHERE spcname = $3
+             ${objects.major >= 15 ? "UNION ALL SELECT 'parameter ' || parname, paracl FROM pg_parameter_acl WHERE parname = 'work_mem'" : ''}) o(what, acl)
+      CROSS JOIN LATERAL aclexplode(o.acl) a
+      WHERE starts_with(pg_get_userbyid(a.grantee), $1 || '_') OR starts_with(pg_get_userbyid(a.grantor), $1 || '_')
+      ORDER BY 1`,
+    [prefix, objects.database, objects.tablespace],
+  );
+  return rows.map((r) => r.line);
+}
