@@ -212,13 +212,12 @@ export class Target {
       const sent = steps.map((step) => [step.display]);
       const sentSql = () => [...setup, ...sent.flat()].map((s) => `${s};`).join('\n');
       appliedSql = sentSql();
-      if (beforeCommit === undefined && steps.every((step) => canRunTogether([step.statement]))) {
+      if (beforeCommit === undefined && canRunTogether(steps.map((step) => step.statement))) {
         // Nothing to tolerate, lend or check before the commit: the transaction goes in one
         // round trip. Refused for good (not a timeout, a lock or a lost session), it rolled
         // back whole; it is run again a statement at a time below, to say which one fails.
         try {
-          // Each on a line of its own: a statement may end in a -- comment.
-          await client.query(['BEGIN', ...setup, ...steps.map((step) => step.sql), 'COMMIT'].join('\n;\n'));
+          await client.query(oneString(['BEGIN', ...setup, ...steps.map((step) => step.sql), 'COMMIT']));
           client.release();
           return done({ connectionTimeMs });
         } catch (error) {
@@ -307,8 +306,7 @@ export class Target {
         return { appliedSql, notes };
       });
       script.push('COMMIT');
-      // Each on a line of its own: a statement may end in a -- comment.
-      await client.query(script.join('\n;\n'));
+      await client.query(oneString(script));
       client.release();
       return done({ batches: planned, connectionTimeMs });
     } catch (error) {
@@ -384,6 +382,11 @@ function connectFailed(error: unknown): ClassifiedError & { unreachable: boolean
 }
 
 /** After a failed transaction: roll it back, or discard the connection when it is broken. */
+/** Statements sent as one simple-query string, each on a line of its own: a statement may end in a -- comment. */
+function oneString(statements: string[]): string {
+  return statements.join('\n;\n');
+}
+
 async function endFailed(client: pg.PoolClient, error: unknown): Promise<ClassifiedError> {
   const classified = classifyError(error);
   let broken = classified.kind === 'transient';
