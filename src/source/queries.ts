@@ -6,6 +6,24 @@
 import { MAX_GENERATED_BYTES, MAX_RECORDED_COMMANDS, MAX_TEXT_BYTES } from '../capture/batch.js';
 
 /**
+ * A statement the daemon runs for every batch and environment, prepared once per session
+ * under its name: the source then plans it once, not on every run (planning these cost
+ * the source as much as running them, more CPU than the DBA's capture itself). PostgreSQL
+ * keeps a generic plan only where it costs no more than the plans made for the values
+ * given; where a value would make a custom plan look cheaper (commit_seq near the end, a
+ * small LIMIT), the statement reads it through a subquery, `(SELECT $1::bigint)`, which
+ * no plan sees into, so that the one plan there is, the index scan by commit_seq, is kept.
+ */
+export interface PreparedSql {
+  readonly name: string;
+  readonly text: string;
+}
+
+function prepared(name: string, text: string): PreparedSql {
+  return { name: `permsync_${name}`, text };
+}
+
+/**
  * A batch as the daemon reads it: no more of it than it can hold. A client string over
  * MAX_TEXT_BYTES, or a generated batch whose text is over MAX_GENERATED_BYTES, comes
  * without its text or statements (its size says why); a generated batch's text, which its
@@ -33,41 +51,50 @@ const BATCH_AUDIT = `
       FROM (SELECT * FROM permsync.audit_log l WHERE l.batch_id = b.id ORDER BY l.id LIMIT ${MAX_RECORDED_COMMANDS + 1}) a) a`;
 
 /** The batches an environment has yet to carry, in commit order. */
-export const FETCH_BATCHES_AFTER = `
+export const FETCH_BATCHES_AFTER = prepared(
+  'fetch_batches_after',
+  `
   SELECT ${BATCH_COLUMNS},
          (SELECT x.execution_status FROM permsync.execution_log x
            WHERE x.batch_id = b.id AND x.environment_name = $2) AS previous_status
     FROM permsync.batches b ${BATCH_AUDIT}
-   WHERE b.commit_seq > $1
-     AND (b.target_environment IS NULL OR b.target_environment = $2)
+   WHERE b.commit_seq > (SELECT $1::bigint)
+     AND (b.target_environment IS NULL OR b.target_environment = (SELECT $2::text))
      -- A reconcile batch is applied by reconcile itself, and logged with it: only a record here.
      AND b.origin <> 'reconcile'
    ORDER BY b.commit_seq
-   LIMIT $3`;
+   LIMIT (SELECT $3::integer)`,
+);
 
 /**
  * The batches committed after $1 for every environment, as the shared feed reads them
  * (apply/feed.ts): no environment has tried them yet, so none has an outcome.
  */
-export const FETCH_NEW_BATCHES_AFTER = `
+export const FETCH_NEW_BATCHES_AFTER = prepared(
+  'fetch_new_batches_after',
+  `
   SELECT ${BATCH_COLUMNS}, NULL::text AS previous_status
     FROM permsync.batches b ${BATCH_AUDIT}
-   WHERE b.commit_seq > $1
+   WHERE b.commit_seq > (SELECT $1::bigint)
      AND b.origin <> 'reconcile'
    ORDER BY b.commit_seq
-   LIMIT $2`;
+   LIMIT (SELECT $2::integer)`,
+);
 
 /**
  * A batch's recorded commands, in order (capture/batch.ts RecordedCommand): no more than
  * capture records, and one more to say there were more.
  */
-export const RECORDED_COMMANDS = `
+export const RECORDED_COMMANDS = prepared(
+  'recorded_commands',
+  `
   SELECT a.command_tag AS tag, a.object_type, a.object_identity AS identity, a.current_user_name,
          a.search_path, a.nested, a.nested_text
     FROM permsync.audit_log a
    WHERE a.batch_id = $1
    ORDER BY a.id
-   LIMIT ${MAX_RECORDED_COMMANDS + 1}`;
+   LIMIT ${MAX_RECORDED_COMMANDS + 1}`,
+);
 
 /**
  * What the roles in $1 may change (plan/converge.ts Authority): whether each is a
@@ -170,7 +197,9 @@ export const UPSERT_CONFIG = `
  * after the last durable commit, and the run's in-flight mark, written durably before the
  * target saw the run, has those batches re-applied and logged as such.
  */
-export const RECORD_EXECUTIONS = `
+export const RECORD_EXECUTIONS = prepared(
+  'record_executions',
+  `
   WITH written AS (
   INSERT INTO permsync.execution_log
          (batch_id, environment_name, commit_seq, applied_sql, execution_status, started_at, finished_at,
@@ -204,7 +233,8 @@ export const RECORD_EXECUTIONS = `
   cleared AS (
     DELETE FROM permsync.retry_queue q USING written w
      WHERE q.batch_id = w.batch_id AND q.environment_name = w.environment_name AND w.execution_status <> 'failed')
-  SELECT w.batch_id::text FROM (SELECT pg_catalog.set_config('synchronous_commit', 'off', true)) AS a (setting), written w`;
+  SELECT w.batch_id::text FROM (SELECT pg_catalog.set_config('synchronous_commit', 'off', true)) AS a (setting), written w`,
+);
 
 export const UPSERT_RETRY = `
   INSERT INTO permsync.retry_queue (batch_id, environment_name, attempts, next_attempt_at, last_error_code, last_error)
@@ -250,7 +280,10 @@ export const READ_SWITCHES = `
 export const CONTROL_CHANNEL = 'permsync_control';
 
 /** Written before a run of batches: after a crash, these may have applied unlogged. */
-export const MARK_IN_FLIGHT = `UPDATE permsync.environments SET in_flight_through = $2 WHERE name = $1 AND in_flight_through < $2`;
+export const MARK_IN_FLIGHT = prepared(
+  'mark_in_flight',
+  `UPDATE permsync.environments SET in_flight_through = $2 WHERE name = $1 AND in_flight_through < $2`,
+);
 /** Back to where it was: the batches marked after it were rolled back on the target, none of them applied. */
 export const UNMARK_IN_FLIGHT = `UPDATE permsync.environments SET in_flight_through = $2 WHERE name = $1`;
 

@@ -188,7 +188,7 @@ export class SourceStore {
       search_path: string | null;
       nested: boolean | null;
       nested_text: string | null;
-    }>(sourceSql.RECORDED_COMMANDS, [batchId]);
+    }>({ ...sourceSql.RECORDED_COMMANDS, values: [batchId] });
     return rows.map((r) => ({
       tag: r.tag,
       objectType: r.object_type,
@@ -221,7 +221,7 @@ export class SourceStore {
   }
 
   async markInFlight(environment: string, throughSeq: string): Promise<void> {
-    await this.pool.query(sourceSql.MARK_IN_FLIGHT, [environment, throughSeq]);
+    await this.pool.query({ ...sourceSql.MARK_IN_FLIGHT, values: [environment, throughSeq] });
   }
 
   async unmarkInFlight(environment: string, throughSeq: string): Promise<void> {
@@ -229,12 +229,12 @@ export class SourceStore {
   }
 
   async batchesAfter(commitSeq: bigint, environment: string, limit: number): Promise<Batch[]> {
-    const { rows } = await this.pool.query<BatchRow>(sourceSql.FETCH_BATCHES_AFTER, [commitSeq.toString(), environment, limit]);
+    const { rows } = await this.pool.query<BatchRow>({ ...sourceSql.FETCH_BATCHES_AFTER, values: [commitSeq.toString(), environment, limit] });
     return rows.map(toBatch);
   }
 
   async newBatchesAfter(commitSeq: bigint, limit: number): Promise<Batch[]> {
-    const { rows } = await this.pool.query<BatchRow>(sourceSql.FETCH_NEW_BATCHES_AFTER, [commitSeq.toString(), limit]);
+    const { rows } = await this.pool.query<BatchRow>({ ...sourceSql.FETCH_NEW_BATCHES_AFTER, values: [commitSeq.toString(), limit] });
     return rows.map(toBatch);
   }
 
@@ -248,7 +248,10 @@ export class SourceStore {
    * the batches whose outcome was not written: one had been recorded already (an operator's skip).
    */
   async recordExecutions(records: ExecutionRecord[]): Promise<Set<string>> {
-    const { rows } = await this.pool.query<{ batch_id: string }>(sourceSql.RECORD_EXECUTIONS, [JSON.stringify(records.map(executionRow))]);
+    const { rows } = await this.pool.query<{ batch_id: string }>({
+      ...sourceSql.RECORD_EXECUTIONS,
+      values: [JSON.stringify(records.map(executionRow))],
+    });
     const written = new Set(rows.map((r) => r.batch_id));
     return new Set(records.map((r) => r.batch.id).filter((id) => !written.has(id)));
   }
