@@ -14,7 +14,9 @@ import { runCli, writeConfigFile } from './support/cli.js';
  * Grant-option chains on a target that PostgreSQL takes apart only with CASCADE: options
  * left in a cycle (two roles holding an option only through each other's grants, once
  * the owner's was taken back), and a grantee's option on a column that the source does
- * not give it while a grant it made on the column stands. Each is made on the target by
+ * not give it while a grant it made on the column stands; and an option whose grantee
+ * keeps one through a membership, which PostgreSQL takes plainly, leaving the grants made
+ * through it. Each is made on the target by
  * hand; reconcile, or a converged batch, makes the target's privileges the source's by
  * pg_dump (the catalog's account where no pg_dump reads the major), grants the cascade
  * took that the source has included, and drift then exits 0.
@@ -130,6 +132,37 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     await p.everywhere(`SET ROLE co_lead; GRANT SELECT (note) ON co.orders TO co_team; RESET ROLE`);
     await reconcileDev('co');
     await expectEqual('co');
+  });
+
+  it('an option its grantee keeps through a membership is taken plainly, and the grants made through it stay', async () => {
+    await given(
+      ['mo_owner', 'mo_lead', 'mo_team', 'mo_app'],
+      'mo',
+      `CREATE TABLE mo.orders (id int); ALTER TABLE mo.orders OWNER TO mo_owner; GRANT USAGE ON SCHEMA mo TO mo_lead, mo_team, mo_app;
+       GRANT mo_team TO mo_lead`,
+    );
+    // Everywhere the lead, a member of the team, grants the app through its own option.
+    await p.everywhere(`SET ROLE mo_owner; GRANT SELECT ON mo.orders TO mo_lead, mo_team WITH GRANT OPTION;
+                        SET ROLE mo_lead; GRANT SELECT ON mo.orders TO mo_app; RESET ROLE`);
+    // The source takes the lead's option back: PostgreSQL accepts it, the lead keeping the team's, and the app's grant stays.
+    await p.dba(`SET ROLE mo_owner; REVOKE GRANT OPTION FOR SELECT ON mo.orders FROM mo_lead; RESET ROLE`);
+    expect(await privileges('source', 'mo')).toContain('r mo.orders mo_app SELECT by mo_lead');
+    await reconcileDev('mo');
+    await expectEqual('mo');
+  });
+
+  it('an option its grantee keeps through a membership the plan grants first is taken plainly too', async () => {
+    await given(
+      ['mp_owner', 'mp_lead', 'mp_team', 'mp_app'],
+      'mp',
+      `CREATE TABLE mp.orders (id int); ALTER TABLE mp.orders OWNER TO mp_owner; GRANT USAGE ON SCHEMA mp TO mp_lead, mp_team, mp_app`,
+    );
+    await p.everywhere(`SET ROLE mp_owner; GRANT SELECT ON mp.orders TO mp_lead, mp_team WITH GRANT OPTION;
+                        SET ROLE mp_lead; GRANT SELECT ON mp.orders TO mp_app; RESET ROLE`);
+    // Only the source makes the lead a member of the team, then takes the lead's option back.
+    await p.dba(`GRANT mp_team TO mp_lead; SET ROLE mp_owner; REVOKE GRANT OPTION FOR SELECT ON mp.orders FROM mp_lead; RESET ROLE`);
+    await reconcileDev('mp');
+    await expectEqual('mp');
   });
 
   it('what revokes with CASCADE take down a column chain is granted again where the source has it', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Catalog, Grant, ObjectKind } from '../src/catalog/catalog.js';
+import type { Catalog, Grant, Membership, ObjectKind, RoleState } from '../src/catalog/catalog.js';
 import { compare, type PrivilegeTarget } from '../src/catalog/compare.js';
 import { orderPlan, planChange } from '../src/plan/changes.js';
 import { releaseStatements } from '../src/plan/release.js';
@@ -256,5 +256,46 @@ describe('grant-option chains PostgreSQL takes apart only with CASCADE', () => {
       'SET LOCAL ROLE "u1"; GRANT SELECT ("note") ON TABLE "app"."orders" TO "u2" WITH GRANT OPTION; RESET ROLE',
       'SET LOCAL ROLE "u2"; GRANT SELECT ("note") ON TABLE "app"."orders" TO "u3"; RESET ROLE',
     ]);
+  });
+});
+
+describe('an option its grantee keeps through a membership (has_privs_of_role)', () => {
+  // The target: u1 and u2 hold the option from the owner, and u1 granted u3. The source took u1's option back.
+  const target = [grant('u1', null, true), grant('u2', null, true), grant('u3', 'u1')];
+  const source = [grant('u1', null), grant('u2', null, true), grant('u3', 'u1')];
+  const role = (name: string, superuser = false) => ({ name, superuser, inherit: true }) as RoleState;
+  const member = (of: string, inherit: boolean | null = true): Membership => ({
+    role: of,
+    member: 'u1',
+    grantor: null,
+    admin: false,
+    inherit,
+    set: true,
+  });
+
+  function planWith(sides: { source?: Partial<Catalog>; target?: Partial<Catalog> }, rolesAsTheyAre = false): string[] {
+    const on = (grants: Grant[], extra: Partial<Catalog> = {}) => ({ ...catalog(grants), ...extra });
+    const changes = compare(on(source, sides.source), on(target, sides.target), { includeExtraRoles: false, foreign: new Set(), rolesAsTheyAre });
+    return orderPlan(changes.flatMap((c) => planChange(c, { targetVersionNum: 170000 }))).map((s) => s.sql);
+  }
+
+  const PLAIN = 'REVOKE GRANT OPTION FOR SELECT ON TABLE "app"."orders" FROM "u1"';
+
+  it('is taken plainly, leaving what it granted, where it inherits from a holder of the option or from the owner', () => {
+    expect(planWith({ source: { memberships: [member('u2')] }, target: { memberships: [member('u2')] } })).toEqual([PLAIN]);
+    expect(planWith({ source: { memberships: [member('owner')] }, target: { memberships: [member('owner')] } })).toEqual([PLAIN]);
+    const superuser = { roles: new Map([['u1', role('u1', true)]]) };
+    expect(planWith({ source: superuser, target: superuser })).toEqual([PLAIN]);
+  });
+
+  it('is taken with CASCADE, and what it granted granted again, where its membership does not inherit', () => {
+    const memberships = [member('u2', false)];
+    expect(planWith({ source: { memberships }, target: { memberships } })).toContain(`${PLAIN} CASCADE`);
+  });
+
+  it("counts the plan's membership for reconcile, and the target's as it is for a converged batch", () => {
+    const sides = { source: { memberships: [member('u2')] } };
+    expect(planWith(sides)).toEqual([expect.stringMatching(/^GRANT "u2" TO "u1"/), PLAIN]);
+    expect(planWith(sides, true)).toContain(`${PLAIN} CASCADE`);
   });
 });

@@ -19,7 +19,8 @@ import { runCli, writeConfigFile } from './support/cli.js';
  * a cycle one of whose grants goes to a role of the target's own is left as it was. A role
  * watcher batch that carries the source's own `REVOKE ... CASCADE` of such a cycle holds
  * the environment, saying the way out (skip it, then reconcile), which ends with the
- * target as the source. Each test has roles of its own (its prefix).
+ * target as the source. An option whose grantee keeps one as a member of the owner is
+ * taken plainly, as PostgreSQL takes it. Each test has roles of its own (its prefix).
  */
 const LEAVE_OUT = /permsync/;
 
@@ -154,6 +155,32 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     expect(result.failure).toBeUndefined();
     await expectEqual('wo');
     expect(await acl(p.sourceClient, 'wo')).toEqual([]);
+  });
+
+  it("an option its grantee keeps as a member of a database's owner is taken plainly, and the grants made through it stay", async () => {
+    await p.everywhere(`CREATE ROLE mo_dbo; CREATE ROLE mo_lead; CREATE ROLE mo_app; GRANT mo_dbo TO mo_lead`);
+    for (const client of [p.sourceClient, p.env('dev').client]) await client.query('CREATE DATABASE mo_db OWNER mo_dbo');
+    onTestFinished(async () => {
+      for (const client of [p.sourceClient, p.env('dev').client]) await client.query('DROP DATABASE mo_db');
+      await p.everywhere('DROP ROLE mo_app, mo_lead, mo_dbo');
+    });
+    await p.adopt(['mo_dbo', 'mo_lead', 'mo_app']);
+    await p.everywhere(`SET ROLE mo_dbo; GRANT CREATE ON DATABASE mo_db TO mo_lead WITH GRANT OPTION;
+                        SET ROLE mo_lead; GRANT CREATE ON DATABASE mo_db TO mo_app; RESET ROLE`);
+    // Accepted on the source, the lead having its owner's options, and the app's grant stays.
+    await p.sourceClient.query('SET ROLE mo_dbo; REVOKE GRANT OPTION FOR CREATE ON DATABASE mo_db FROM mo_lead; RESET ROLE');
+    // The lead's and the app's grants (the owner's own and PUBLIC's are the same everywhere).
+    const grants = async (client: Pipeline['sourceClient']) =>
+      (await sharedGrants(client, 'mo', { database: 'mo_db', tablespace: '', major })).filter((l) => /mo_(lead|app)/.test(l));
+    expect(await grants(p.sourceClient)).toEqual([
+      'database mo_db: mo_dbo granted CREATE to mo_lead',
+      'database mo_db: mo_lead granted CREATE to mo_app',
+    ]);
+    const result = await reconcileDev();
+    expect(result.failure).toBeUndefined();
+    expect(result.after?.report?.differences).toEqual([]);
+    expect(await grants(p.env('dev').client)).toEqual(await grants(p.sourceClient));
+    expect(await drift()).toEqual({ code: 0, out: 'dev: matches the source\n' });
   });
 
   it("a cycle one of whose grants goes to a role of the target's own is not taken with CASCADE", async () => {

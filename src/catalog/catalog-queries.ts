@@ -125,18 +125,18 @@ const GRANTS_BUT_OWNER = (acl: string, owner: string) => `
 
 /** The other databases of the cluster, with their privileges but their owners' (which follow from ownership). */
 export const OTHER_DATABASES = `
-  SELECT d.datname AS name, ${GRANTS_BUT_OWNER("coalesce(d.datacl, acldefault('d', d.datdba))", 'd.datdba')} AS grants
+  SELECT d.datname AS name, pg_get_userbyid(d.datdba) AS owner, ${GRANTS_BUT_OWNER("coalesce(d.datacl, acldefault('d', d.datdba))", 'd.datdba')} AS grants
     FROM pg_database d
    WHERE d.datname <> current_database()`;
 
 /** Tablespaces, with their privileges but their owners'. */
 export const TABLESPACES = `
-  SELECT t.spcname AS name, ${GRANTS_BUT_OWNER("coalesce(t.spcacl, acldefault('t', t.spcowner))", 't.spcowner')} AS grants
+  SELECT t.spcname AS name, pg_get_userbyid(t.spcowner) AS owner, ${GRANTS_BUT_OWNER("coalesce(t.spcacl, acldefault('t', t.spcowner))", 't.spcowner')} AS grants
     FROM pg_tablespace t`;
 
 /** Privileges on parameters (PostgreSQL 15 and later), but the bootstrap superuser's, which every parameter has. */
 export const PARAMETERS = `
-  SELECT p.parname AS name, ${GRANTS_BUT_OWNER('p.paracl', '10')} AS grants
+  SELECT p.parname AS name, pg_get_userbyid(10) AS owner, ${GRANTS_BUT_OWNER('p.paracl', '10')} AS grants
     FROM pg_parameter_acl p`;
 
 /**

@@ -6,6 +6,9 @@ import { classifyError, SQLSTATE } from '../errors.js';
 /** PUBLIC, as a grantee name: no role can be named with the empty string. */
 export const PUBLIC = '';
 
+/** The first oid of a role a user created; below it, PostgreSQL's own roles and the bootstrap superuser. */
+export const FIRST_USER_OID = 16384;
+
 export interface RoleState {
   name: string;
   superuser: boolean;
@@ -87,6 +90,8 @@ export type SharedKind = 'database' | 'tablespace' | 'parameter';
 
 interface SharedObject {
   name: string;
+  /** A parameter's is the bootstrap superuser. */
+  owner: string;
   /** Effective privileges, but the owner's. */
   grants: Grant[];
 }
@@ -238,7 +243,11 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
     const database = (await client.query<{ owner: string; grants: GrantTuple[] }>(catalogSql.DATABASE)).rows[0];
     if (!database) throw new Error('the current database is not in pg_database');
     const sharedObjects = async (sql: string) =>
-      (await client.query<{ name: string; grants: GrantTuple[] }>(sql)).rows.map((o) => ({ name: o.name, grants: o.grants.map(toGrant) }));
+      (await client.query<{ name: string; owner: string; grants: GrantTuple[] }>(sql)).rows.map((o) => ({
+        name: o.name,
+        owner: o.owner,
+        grants: o.grants.map(toGrant),
+      }));
     const shared: Record<SharedKind, SharedObject[]> = {
       database: await sharedObjects(catalogSql.OTHER_DATABASES),
       tablespace: await sharedObjects(catalogSql.TABLESPACES),

@@ -1,15 +1,16 @@
-import { settleRevokes, type AclGrant, type ChainStep } from './grant-chains.js';
-import type {
-  Catalog,
-  CatalogObject,
-  DefaultPrivilege,
-  Grant,
-  GrantState,
-  Membership,
-  ObjectKind,
-  RoleSetting,
-  RoleState,
-  SharedKind,
+import { settleRevokes, type AclGrant, type ChainStep, type PrivilegesOf } from './grant-chains.js';
+import {
+  FIRST_USER_OID,
+  type Catalog,
+  type CatalogObject,
+  type DefaultPrivilege,
+  type Grant,
+  type GrantState,
+  type Membership,
+  type ObjectKind,
+  type RoleSetting,
+  type RoleState,
+  type SharedKind,
 } from './catalog.js';
 
 /** An object by name: a column is its relation's schema and name, and the column's name in args. */
@@ -101,6 +102,11 @@ export interface CompareOptions {
   foreign: ReadonlySet<string>;
   /** The environment's names for the source's other databases, where they differ (environments[].databases). */
   databases?: Readonly<Record<string, string>>;
+  /**
+   * The target's memberships and INHERIT attributes are as they are where its privileges
+   * change (a converged batch changes none), not as the plan leaves them (made first).
+   */
+  rolesAsTheyAre?: boolean;
 }
 
 /**
@@ -128,15 +134,17 @@ export function compare(source: Catalog, target: Catalog, options: CompareOption
   const leftAlone = (role: string) => options.foreign.has(role) || (extra.has(role) && !options.includeExtraRoles);
   const aboutExtra = (...roles: string[]) => roles.some(leftAlone);
   const keepGrantee = (grantee: string) => !leftAlone(grantee);
+  const memberships = compareMemberships(source.memberships, target.memberships).filter(
+    (c) => !aboutExtra(c.role, c.member, ...(c.grantor === null ? [] : [c.grantor])),
+  );
+  const privilegesOf = targetPrivileges(target, options.rolesAsTheyAre ? undefined : { source, memberships, foreign: options.foreign });
   return [
     ...compareRoles(source, target, extra, options.foreign),
-    ...compareMemberships(source.memberships, target.memberships).filter(
-      (c) => !aboutExtra(c.role, c.member, ...(c.grantor === null ? [] : [c.grantor])),
-    ),
+    ...memberships,
     ...compareSettings(source, target, options.databases ?? {}).filter((c) => !aboutExtra(c.role)),
-    ...compareDatabase(source, target, keepGrantee),
-    ...compareShared(source, target, options.databases ?? {}, keepGrantee),
-    ...compareObjects(source.objects, target.objects, keepGrantee),
+    ...compareDatabase(source, target, keepGrantee, privilegesOf),
+    ...compareShared(source, target, options.databases ?? {}, keepGrantee, privilegesOf),
+    ...compareObjects(source.objects, target.objects, keepGrantee, privilegesOf),
     ...compareDefaultPrivileges(source.defaultPrivileges, target.defaultPrivileges).filter(
       (c) => c.target.on !== 'default' || !aboutExtra(c.target.role, c.grantee),
     ),
@@ -192,6 +200,54 @@ function compareMemberships(source: Membership[], target: Membership[]): Extract
   return out;
 }
 
+/**
+ * Whose privileges each of the target's roles has (has_privs_of_role) where its privileges
+ * change: through each membership that inherits (its INHERIT option; before 16, its
+ * member's attribute), and in turn. With `plan`, after the plan's membership changes and
+ * the INHERIT attributes it gives the source's roles (but the target's own), which it makes
+ * first. A superuser, the bootstrap one included, has every role's: its SUPERUSER is the
+ * target's, which a plan carries only where configured.
+ */
+function targetPrivileges(
+  target: Catalog,
+  plan?: { source: Catalog; memberships: Extract<Change, { type: 'membership' }>[]; foreign: ReadonlySet<string> },
+): PrivilegesOf {
+  const key = (m: { role: string; member: string; grantor: string | null }) => `${m.role}\0${m.member}\0${m.grantor ?? ''}`;
+  const memberships = new Map(target.memberships.map((m) => [key(m), m]));
+  for (const c of plan?.memberships ?? []) {
+    if (c.to) memberships.set(key(c), c.to);
+    else memberships.delete(key(c));
+  }
+  const planned = (role: string) => (plan && !plan.foreign.has(role) ? plan.source.roles.get(role) : undefined);
+  const inherits = (role: string) => (planned(role) ?? target.roles.get(role))?.inherit ?? true;
+  const inheritsFrom = new Map<string, string[]>();
+  for (const m of memberships.values()) {
+    if (!(m.inherit ?? inherits(m.member))) continue;
+    const roles = inheritsFrom.get(m.member);
+    if (roles) roles.push(m.role);
+    else inheritsFrom.set(m.member, [m.role]);
+  }
+  const superusers = new Set([
+    ...[...target.roles.values()].filter((r) => r.superuser).map((r) => r.name),
+    ...[...target.roleOids].filter(([, oid]) => oid < FIRST_USER_OID).map(([name]) => name),
+  ]);
+  const known = new Map<string, ReadonlySet<string>>();
+  return (role) => {
+    if (superusers.has(role)) return 'every';
+    const seen = known.get(role);
+    if (seen) return seen;
+    const found = new Set<string>();
+    const queue = [...(inheritsFrom.get(role) ?? [])];
+    for (let next = queue.pop(); next !== undefined; next = queue.pop()) {
+      if (next === role || found.has(next)) continue;
+      found.add(next);
+      queue.push(...(inheritsFrom.get(next) ?? []));
+    }
+    known.set(role, found);
+    return found;
+  };
+}
+
 /** INHERIT and SET options are compared where both servers have them (PostgreSQL 16 and later). */
 function sameMembership(a: Membership, b: Membership): boolean {
   const both = (x: boolean | null, y: boolean | null) => x === null || y === null || x === y;
@@ -245,7 +301,7 @@ function compareSettings(source: Catalog, target: Catalog, databases: Readonly<R
  * database is its own), nor the privileges of either side's owner, which follow from it.
  * Its revokes are settled as an object's are (settleChain), with the target's owner.
  */
-function compareDatabase(source: Catalog, target: Catalog, keepGrantee: (grantee: string) => boolean): Change[] {
+function compareDatabase(source: Catalog, target: Catalog, keepGrantee: (grantee: string) => boolean, privilegesOf: PrivilegesOf): Change[] {
   const owners = new Set([source.databaseOwner, target.databaseOwner]);
   const keep = (grants: Grant[]) => grants.filter((g) => !owners.has(g.grantee));
   const on: PrivilegeTarget = { on: 'database' };
@@ -254,7 +310,7 @@ function compareDatabase(source: Catalog, target: Catalog, keepGrantee: (grantee
   );
   const theirs = target.databaseGrants.filter((g) => g.grantee !== target.databaseOwner);
   const ours = keep(source.databaseGrants).filter((g) => keptGrant(g, keepGrantee));
-  return settleShared({ key: 'database', on, owner: target.databaseOwner, theirs, ours }, changes, keepGrantee);
+  return settleShared({ key: 'database', on, owner: target.databaseOwner, theirs, ours }, changes, keepGrantee, privilegesOf);
 }
 
 /**
@@ -270,6 +326,7 @@ function compareShared(
   target: Catalog,
   databases: Readonly<Record<string, string>>,
   keepGrantee: (grantee: string) => boolean,
+  privilegesOf: PrivilegesOf,
 ): Change[] {
   const out: Change[] = [];
   const keep = (grants: Grant[]) => grants.filter((g) => keptGrant(g, keepGrantee));
@@ -292,14 +349,15 @@ function compareShared(
       const on: PrivilegeTarget = { on: 'shared', kind, name };
       const ourGrants = keep(ours.get(name)?.grants ?? []);
       const changes = comparePrivileges(on, ourGrants, keep(from?.grants ?? []));
-      const object = { key: `shared\0${kind}\0${name}`, on, owner: UNREAD_OWNER, theirs: from?.grants ?? [], ours: ourGrants };
-      out.push(...settleShared(object, changes, keepGrantee));
+      const owner = from?.owner ?? UNREAD_OWNER;
+      const object = { key: `shared\0${kind}\0${name}`, on, owner, theirs: from?.grants ?? [], ours: ourGrants };
+      out.push(...settleShared(object, changes, keepGrantee, privilegesOf));
     }
   }
   return out;
 }
 
-/** The owner of an object whose owner's privileges are not read: no role's name (none holds a NUL), so never a grantee. */
+/** The owner of a parameter the target holds no privileges on: no role's name (none holds a NUL), so never a grantee. */
 const UNREAD_OWNER = '\0owner';
 
 /**
@@ -311,6 +369,7 @@ function settleShared(
   object: { key: string; on: PrivilegeTarget; owner: string; theirs: Grant[]; ours: Grant[] },
   changes: PrivilegesChange[],
   keepGrantee: (grantee: string) => boolean,
+  privilegesOf: PrivilegesOf,
 ): Change[] {
   const out: Change[] = [...changes];
   const chain: ChainObject = {
@@ -323,7 +382,7 @@ function settleShared(
     source: new Map([['', object.ours]]),
     changes: changes.map((_, at) => ({ acl: '', at })),
   };
-  settleChain(chain, out, (g) => keptGrant(g, keepGrantee));
+  settleChain(chain, out, (g) => keptGrant(g, keepGrantee), privilegesOf);
   return out;
 }
 
@@ -336,7 +395,12 @@ function refOf(o: CatalogObject): ObjectRef {
   return { kind: o.kind, schema: o.schema, name: o.name, args: o.args };
 }
 
-function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGrantee: (grantee: string) => boolean): Change[] {
+function compareObjects(
+  source: CatalogObject[],
+  target: CatalogObject[],
+  keepGrantee: (grantee: string) => boolean,
+  privilegesOf: PrivilegesOf,
+): Change[] {
   const ours = new Map(source.map((o) => [objectKey(o), o]));
   const theirs = new Map(target.map((o) => [objectKey(o), o]));
   const keys = sorted(new Set([...ours.keys(), ...theirs.keys()]));
@@ -433,7 +497,7 @@ function compareObjects(source: CatalogObject[], target: CatalogObject[], keepGr
       }
     }
   }
-  for (const chain of chains.values()) settleChain(chain, out, (g) => keptGrant(g, keepGrantee));
+  for (const chain of chains.values()) settleChain(chain, out, (g) => keptGrant(g, keepGrantee), privilegesOf);
   return out;
 }
 
@@ -460,7 +524,7 @@ interface ChainObject {
  * grants, late revokes, late grants), ranks (grants by the source's depth, revokes by the
  * target's, reversed) and order of changes are its own (plan/changes.ts).
  */
-function settleChain(chain: ChainObject, out: Change[], compared: (g: Grant) => boolean): void {
+function settleChain(chain: ChainObject, out: Change[], compared: (g: Grant) => boolean, privilegesOf: PrivilegesOf): void {
   const steps: ChainStep<{ at: number; privilege: string }>[] = [];
   for (const { acl, at } of chain.changes) {
     const change = out[at] as PrivilegesChange;
@@ -482,7 +546,7 @@ function settleChain(chain: ChainObject, out: Change[], compared: (g: Grant) => 
       }
     }
   }
-  const settled = settleRevokes(chain.owner, chain.target, chain.source, steps, { relation: chain.relation, compared });
+  const settled = settleRevokes(chain.owner, privilegesOf, chain.target, chain.source, steps, { relation: chain.relation, compared });
   if (!settled) return;
   const marks = new Map<string, Partial<PrivilegeChange>>();
   const mark = (ref: { at: number; privilege: string }) => `${ref.at}\0${ref.privilege}`;

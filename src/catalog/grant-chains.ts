@@ -11,7 +11,9 @@ export interface AclGrant {
  * PostgreSQL changes it (aclupdate and recursive_revoke in acl.c): a grantee that loses
  * its last grant option of a privilege loses the grants it made through that option with
  * it, which RESTRICT refuses (2BP01) and CASCADE takes, and theirs in turn. The owner
- * never loses its options. An option held through a role's membership is not seen.
+ * never loses its options, nor does a role that has the privileges of the owner or of a
+ * holder of the option here (aclmask with has_privs_of_role: a superuser, or a member
+ * that inherits from it), whose grants through it then stay.
  */
 class AclModel {
   /** By privilege and grantee: its grants, by grantor ('' for the owner), and whether each is grantable. */
@@ -21,6 +23,7 @@ class AclModel {
 
   constructor(
     private readonly owner: string,
+    private readonly privilegesOf: PrivilegesOf,
     grants: AclGrant[],
   ) {
     for (const g of grants) this.grant(g.grantee, g.grantor, g.privilege, g.grantable);
@@ -48,9 +51,16 @@ class AclModel {
 
   /** Whether RESTRICT refuses the revoke: it takes the grantee's last option while grants it made through it stand. */
   refuses(grantee: string, grantor: string | null, privilege: string): boolean {
-    if (this.state(grantee, grantor, privilege) !== 'grantable' || grantee === this.owner) return false;
-    const others = [...(this.held.get(key(privilege, grantee)) ?? [])].some(([from, grantable]) => grantable && from !== (grantor ?? ''));
-    return !others && (this.given.get(key(privilege, grantee))?.size ?? 0) > 0;
+    if (this.state(grantee, grantor, privilege) !== 'grantable') return false;
+    return !this.keeps(grantee, privilege, grantor ?? '') && (this.given.get(key(privilege, grantee))?.size ?? 0) > 0;
+  }
+
+  /** Whether a role holds the privilege's option here, the grant from `except` aside (recursive_revoke's aclmask). */
+  private keeps(role: string, privilege: string, except?: string): boolean {
+    const holds = (r: string, but?: string) => [...(this.held.get(key(privilege, r)) ?? [])].some(([from, grantable]) => grantable && from !== but);
+    if (role === this.owner || holds(role, except)) return true;
+    const of = this.privilegesOf(role);
+    return of === 'every' || of.has(this.owner) || [...of].some((r) => holds(r));
   }
 
   /** Makes the revoke with CASCADE (a plain one where nothing depends on it); returns the grants it took besides. */
@@ -62,7 +72,7 @@ class AclModel {
     // Iterative: a chain is as long as any login made it.
     const losing = lost ? [grantee] : [];
     for (let role = losing.pop(); role !== undefined; role = losing.pop()) {
-      if (role === this.owner || [...(this.held.get(key(privilege, role))?.values() ?? [])].some(Boolean)) continue;
+      if (this.keeps(role, privilege)) continue;
       for (const dependent of [...(this.given.get(key(privilege, role)) ?? [])]) {
         const grantable = this.state(dependent, role, privilege) === 'grantable';
         taken.push({ grantee: dependent, grantor: role, privilege, grantable });
@@ -82,6 +92,12 @@ class AclModel {
     if (given?.size === 0) this.given.delete(key(privilege, from));
   }
 }
+
+/**
+ * The roles whose privileges a role has besides its own (has_privs_of_role: those it
+ * inherits from through its memberships), or 'every' for a superuser's.
+ */
+export type PrivilegesOf = (role: string) => ReadonlySet<string> | 'every';
 
 /** A role's entry for a privilege, as one key: neither name can hold a NUL. */
 function key(privilege: string, role: string): string {
@@ -115,15 +131,16 @@ export interface Settled<T> {
 
 /**
  * Runs a plan's statements on one object (a relation with its columns: a revoke on a
- * relation revokes on each of its columns too) in their order on the target's ACLs, and
- * settles the revokes PostgreSQL would refuse there (2BP01): each is made after every
- * other statement on the object instead, plainly where that is accepted by then, else
- * with CASCADE; then what the source has that the object's ACLs have lost is granted
- * again. Undefined where no revoke is refused, or where a CASCADE would take a grant
+ * relation revokes on each of its columns too) in their order on the target's ACLs, with
+ * its roles' memberships as `privilegesOf` gives them, and settles the revokes PostgreSQL
+ * would refuse there (2BP01): each is made after every other statement on the object
+ * instead, plainly where that is accepted by then, else with CASCADE; then what the
+ * source has that the object's ACLs have lost is granted again. Undefined where no revoke is refused, or where a CASCADE would take a grant
  * `compared` does not accept (a grant of the target's own roles): the plan then stays.
  */
 export function settleRevokes<T>(
   owner: string,
+  privilegesOf: PrivilegesOf,
   target: Map<string, AclGrant[]>,
   source: Map<string, AclGrant[]>,
   steps: ChainStep<T>[],
@@ -133,7 +150,7 @@ export function settleRevokes<T>(
   const model = (acl: string): AclModel => {
     const known = acls.get(acl);
     if (known) return known;
-    const made = new AclModel(owner, target.get(acl) ?? []);
+    const made = new AclModel(owner, privilegesOf, target.get(acl) ?? []);
     acls.set(acl, made);
     return made;
   };

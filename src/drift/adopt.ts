@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { roleScope } from '../config/rules.js';
-import { FIRST_USER_OID } from '../plan/role-ownership.js';
+import { FIRST_USER_OID } from '../catalog/catalog.js';
 import type { Config, EnvironmentConfig } from '../config/schema.js';
 import { UsageError } from '../errors.js';
 import { readManagedRoles, recordManagedRoles } from '../source/store.js';

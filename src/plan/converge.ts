@@ -1,12 +1,12 @@
 import type { ConvergeScope } from '../capture/batch.js';
 import type { ObjectName, Touch } from '../capture/touched.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
-import type { Catalog, CatalogObject } from '../catalog/catalog.js';
+import { FIRST_USER_OID, type Catalog, type CatalogObject } from '../catalog/catalog.js';
 import { objectKey, type Change } from '../catalog/compare.js';
 import { objectName, orderPlan, type Planned } from './changes.js';
 import type { Statement } from '../sql/statement.js';
 import { buildReport } from './report.js';
-import { FIRST_USER_OID, isOurs, type ManagedRoles } from './role-ownership.js';
+import { isOurs, type ManagedRoles } from './role-ownership.js';
 import type { RoleScope } from '../config/rules.js';
 
 /**
@@ -136,6 +136,7 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   const report = buildReport(context.environment, context.settings, context.roles, source, target, {
     dropExtraRoles: false,
     managed: context.managed,
+    rolesAsTheyAre: true,
   });
   const changed = new Set<string>();
   const statements: Planned[] = [];

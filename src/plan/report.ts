@@ -1,11 +1,11 @@
 import type { RoleScope } from '../config/rules.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
-import type { Catalog } from '../catalog/catalog.js';
+import { FIRST_USER_OID, type Catalog } from '../catalog/catalog.js';
 import { compare, type Change } from '../catalog/compare.js';
 import { orderPlan, planChange, type Planned } from './changes.js';
 import type { Statement } from '../sql/statement.js';
 import { admitter } from './scope.js';
-import { FIRST_USER_OID, isOurs, type ManagedRoles } from './role-ownership.js';
+import { isOurs, type ManagedRoles } from './role-ownership.js';
 import { comparable } from './versions.js';
 
 interface Difference {
@@ -41,6 +41,8 @@ export interface ReportOptions {
   dropExtraRoles: boolean;
   /** The roles permsync manages on the environment (permsync.v_managed_roles). */
   managed: ManagedRoles;
+  /** The plan's privilege statements run without its role changes (CompareOptions.rolesAsTheyAre). */
+  rolesAsTheyAre?: boolean;
 }
 
 /** Compares a target with the source and plans what converges it, within what the daemon carries there. */
@@ -59,7 +61,12 @@ export function buildReport(
   const owners = { managed: options.managed, sourceSuperuser };
   const foreign = new Set([...target.roleOids].filter(([name, oid]) => !isOurs(name, oid, owners)).map(([name]) => name));
   const both = comparable(source, target, environment.name);
-  const compared = { includeExtraRoles: options.dropExtraRoles, foreign, ...(environment.databases && { databases: environment.databases }) };
+  const compared = {
+    includeExtraRoles: options.dropExtraRoles,
+    foreign,
+    ...(environment.databases && { databases: environment.databases }),
+    ...(options.rolesAsTheyAre && { rolesAsTheyAre: true }),
+  };
   for (const change of compare(both.source, both.target, compared)) {
     const planned = planChange(change, { targetVersionNum: target.serverVersionNum });
     // An object on one side only has no statement: its schema decides whether it is in scope.

@@ -2,6 +2,7 @@ import type { Statement } from '../sql/statement.js';
 import { isPredefinedRole } from '../config/rules.js';
 import { SQLSTATE } from '../errors.js';
 import { withoutGrantor } from './target-statements.js';
+import { FIRST_USER_OID } from '../catalog/catalog.js';
 
 /**
  * Which roles on one target permsync may change. The role watcher cannot know who
@@ -17,9 +18,6 @@ import { withoutGrantor } from './target-statements.js';
  * source's only under the same name (the DBAs' postgres on both), never for an ordinary
  * source role that took its name.
  */
-
-/** The first oid of a role a user created; below it, PostgreSQL's own roles and the bootstrap superuser. */
-export const FIRST_USER_OID = 16384;
 
 /** A target role, by name, as the target answered: its oid, or absent. */
 export type TargetRoles = Map<string, number>;
