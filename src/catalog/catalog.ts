@@ -269,6 +269,38 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
   });
 }
 
+/** A database (null: the session's own), a tablespace or a parameter, by its name on the server read. */
+export interface AclObject {
+  on: SharedKind;
+  name: string | null;
+}
+
+/** An object's owner and its privileges but the owner's own (grantor null: the owner's grant). */
+export interface ObjectAcl {
+  owner: string;
+  grants: Grant[];
+}
+
+/**
+ * The ACLs of these objects, in one read-only snapshot, in their order: undefined for one
+ * the server lacks (a parameter before PostgreSQL 15).
+ */
+export function readAcls(client: pg.ClientBase, objects: AclObject[]): Promise<(ObjectAcl | undefined)[]> {
+  return inCatalogSnapshot(client, async () => {
+    const session = (await client.query<SessionRow>(catalogSql.SESSION_FACTS)).rows[0];
+    const out: (ObjectAcl | undefined)[] = [];
+    for (const { on, name } of objects) {
+      if (on === 'parameter' && (session?.server_version_num ?? 0) < PARAMETER_PRIVILEGES_SINCE) {
+        out.push(undefined);
+        continue;
+      }
+      const row = (await client.query<{ owner: string; grants: GrantTuple[] }>(catalogSql.SHARED_ACL[on], [name])).rows[0];
+      out.push(row && { owner: row.owner, grants: row.grants.map(toGrant) });
+    }
+    return out;
+  });
+}
+
 /** The server's part of a catalog (ServerCatalog), read through this session. */
 async function readServerCatalog(client: pg.ClientBase, session: SessionRow, options: ReadOptions): Promise<ServerCatalog> {
   const roles = new Map<string, RoleState>();
