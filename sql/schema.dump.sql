@@ -1329,7 +1329,8 @@ BEGIN
                    format('REVOKE %s%s ON DATABASE {"database"} FROM %s',
                           CASE WHEN r.n IS NULL THEN '' ELSE 'GRANT OPTION FOR ' END, r.o ->> 'privilege', grantee),
                    CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.o ->> 'grantee' END, 'database/' || (r.o ->> 'privilege'),
-                   (r.o ->> 'grantable')::boolean)
+                   (r.o ->> 'grantable')::boolean,
+                   jsonb_build_object('on', 'database', 'privilege', r.o ->> 'privilege', 'option', r.n IS NOT NULL))
                || jsonb_build_object('on_target_database', true));
     END LOOP;
 
@@ -1344,7 +1345,8 @@ BEGIN
                    CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END,
                    permsync.role_name(new_roles, old_roles, r.entry ->> 'by'),
                    format('REVOKE %s ON %s FROM %s', r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC')),
-                   grantee, r.chain, r.current = 'grantable', CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+                   grantee, r.chain, r.current = 'grantable', r.acl || jsonb_build_object('option', false),
+                   CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
 
     -- Memberships that went, per grantor, dependent grants first (the newest, on 16+).
@@ -1489,7 +1491,8 @@ BEGIN
                    format('GRANT %s ON DATABASE {"database"} TO %s%s', r.n ->> 'privilege', grantee,
                           CASE WHEN (r.n ->> 'grantable')::boolean THEN ' WITH GRANT OPTION' ELSE '' END),
                    CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.n ->> 'grantee' END, 'database/' || (r.n ->> 'privilege'),
-                   (r.n ->> 'grantable')::boolean)
+                   (r.n ->> 'grantable')::boolean,
+                   jsonb_build_object('on', 'database', 'privilege', r.n ->> 'privilege', 'option', (r.n ->> 'grantable')::boolean))
                || jsonb_build_object('on_target_database', true));
     END LOOP;
 
@@ -1507,7 +1510,8 @@ BEGIN
                    permsync.role_name(old_roles, new_roles, r.entry ->> 'by'),
                    format('REVOKE %s%s ON %s FROM %s', CASE WHEN r.wanted = 'absent' THEN '' ELSE 'GRANT OPTION FOR ' END,
                           r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC')),
-                   grantee, r.chain, r.current = 'grantable', CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+                   grantee, r.chain, r.current = 'grantable', r.acl || jsonb_build_object('option', r.wanted <> 'absent'),
+                   CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
               WHERE c.wanted = 'grantable' OR (c.wanted = 'granted' AND c.current = 'absent')
@@ -1518,7 +1522,8 @@ BEGIN
                    permsync.role_name(old_roles, new_roles, r.entry ->> 'by'),
                    format('GRANT %s ON %s TO %s%s', r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC'),
                           CASE WHEN r.wanted = 'grantable' THEN ' WITH GRANT OPTION' ELSE '' END),
-                   grantee, r.chain, r.wanted = 'grantable', CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+                   grantee, r.chain, r.wanted = 'grantable', r.acl || jsonb_build_object('option', r.wanted = 'grantable'),
+                   CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
     RETURN to_jsonb(out);
 END
@@ -1925,7 +1930,7 @@ ALTER FUNCTION permsync.setting_value_sql(key text, value text) OWNER TO postgre
 -- Name: shared_privilege_changes(jsonb, jsonb); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) RETURNS TABLE(kind text, key text, entry jsonb, object text, chain text, grantee text, grantor text, current text, wanted text)
+CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) RETURNS TABLE(kind text, key text, entry jsonb, object text, acl jsonb, chain text, grantee text, grantor text, current text, wanted text)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1934,6 +1939,9 @@ CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) RETURNS 
            CASE x.kind WHEN 'databases' THEN 'DATABASE {"database"}'
                        WHEN 'tablespaces' THEN format('TABLESPACE %I', x.entry ->> 'tablespace')
                        ELSE format('PARAMETER %I', x.entry ->> 'parameter') END,
+           CASE x.kind WHEN 'databases' THEN jsonb_build_object('on', 'database', 'privilege', x.entry ->> 'privilege')
+                       WHEN 'tablespaces' THEN jsonb_build_object('on', 'tablespace', 'name', x.entry ->> 'tablespace', 'privilege', x.entry ->> 'privilege')
+                       ELSE jsonb_build_object('on', 'parameter', 'name', x.entry ->> 'parameter', 'privilege', x.entry ->> 'privilege') END,
            x.kind || '/' || split_part(x.key, '/', 1) || '/' || (x.entry ->> 'privilege'),
            split_part(x.key, '/', 2), split_part(x.key, '/', 4), x.current, x.wanted
       FROM (SELECT kind, key, coalesce(n.value, o.value) AS entry,
@@ -1952,10 +1960,10 @@ $$;
 ALTER FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) OWNER TO postgres;
 
 --
--- Name: shared_privilege_statement(text, text, text, text, text, boolean, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+-- Name: shared_privilege_statement(text, text, text, text, text, boolean, jsonb, text); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.shared_privilege_statement(kind text, run_as text, sql text, grantee text, chain text, option boolean, database text DEFAULT NULL::text) RETURNS jsonb
+CREATE FUNCTION permsync.shared_privilege_statement(kind text, run_as text, sql text, grantee text, chain text, option boolean, acl jsonb, database text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE sql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1964,11 +1972,11 @@ CREATE FUNCTION permsync.shared_privilege_statement(kind text, run_as text, sql 
                     ELSE format('SET LOCAL ROLE %I; %s; RESET ROLE', run_as, sql) END,
                ignore_codes => ARRAY['3D000', '42704', '42501'])
            || jsonb_strip_nulls(jsonb_build_object('run_as', run_as, 'chain', chain, 'database', database,
-                                                   'option', CASE WHEN option THEN true END))
+                                                   'option', CASE WHEN option THEN true END, 'acl', acl))
 $$;
 
 
-ALTER FUNCTION permsync.shared_privilege_statement(kind text, run_as text, sql text, grantee text, chain text, option boolean, database text) OWNER TO postgres;
+ALTER FUNCTION permsync.shared_privilege_statement(kind text, run_as text, sql text, grantee text, chain text, option boolean, acl jsonb, database text) OWNER TO postgres;
 
 --
 -- Name: skip_batch(text, bigint, text); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -3812,10 +3820,10 @@ REVOKE ALL ON FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb) F
 
 
 --
--- Name: FUNCTION shared_privilege_statement(kind text, run_as text, sql text, grantee text, chain text, option boolean, database text); Type: ACL; Schema: permsync; Owner: postgres
+-- Name: FUNCTION shared_privilege_statement(kind text, run_as text, sql text, grantee text, chain text, option boolean, acl jsonb, database text); Type: ACL; Schema: permsync; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION permsync.shared_privilege_statement(kind text, run_as text, sql text, grantee text, chain text, option boolean, database text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION permsync.shared_privilege_statement(kind text, run_as text, sql text, grantee text, chain text, option boolean, acl jsonb, database text) FROM PUBLIC;
 
 
 --

@@ -1255,11 +1255,15 @@ $fn$;
 -- (src/capture/grant-order.ts), so that each grantor holds its grant option when it
 -- grants, and loses it only after the grants that depend on it. Nothing here follows a
 -- chain: any login may grant what it owns to as many roles as it likes, in chains as
--- long as it likes, and this runs in a DBA's capture.
+-- long as it likes, and this runs in a DBA's capture. `acl` is the ACL entry it changes,
+-- as the daemon reads it on a target ({"on", "name"} as shared_privilege_changes gives
+-- it, with "privilege", and "option" for WITH GRANT OPTION or GRANT OPTION FOR): where the
+-- order leaves revokes in a cycle of grant options, the daemon works out on the target's
+-- ACL whether a revoke with CASCADE takes it apart there as on the source (src/plan/cycles.ts).
 -- What a target cannot take is left out there: the object (3D000, 42704) or a role
 -- (42704) it lacks, a grantor that may not do it there (42501).
 CREATE FUNCTION permsync.shared_privilege_statement(
-    kind text, run_as text, sql text, grantee text, chain text, option boolean, database text DEFAULT NULL)
+    kind text, run_as text, sql text, grantee text, chain text, option boolean, acl jsonb, database text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -1269,18 +1273,20 @@ AS $fn$
                     ELSE format('SET LOCAL ROLE %I; %s; RESET ROLE', run_as, sql) END,
                ignore_codes => ARRAY['3D000', '42704', '42501'])
            || jsonb_strip_nulls(jsonb_build_object('run_as', run_as, 'chain', chain, 'database', database,
-                                                   'option', CASE WHEN option THEN true END))
+                                                   'option', CASE WHEN option THEN true END, 'acl', acl))
 $fn$;
 
 -- How the privileges on shared objects changed between two states, one row per grantee,
 -- privilege and grantor that moved: `current` (the old state's) and `wanted` (the new
 -- one's), a side without the entry being at the object's default; `entry`, the newer of
 -- the two; `object`, the ON clause ({"database"} for a database, which the daemon maps);
+-- `acl`, the object ({"on", "name"}, a database named by the statement's `database`) and
+-- privilege, as shared_privilege_statement keeps them;
 -- `chain`, the object and privilege (shared_privilege_statement); `grantee` and
 -- `grantor`, oids (0: PUBLIC, the owner). A database or tablespace that no longer exists
 -- has nothing to change.
 CREATE FUNCTION permsync.shared_privilege_changes(old jsonb, new jsonb)
-RETURNS TABLE (kind text, key text, entry jsonb, object text, chain text, grantee text, grantor text, current text, wanted text)
+RETURNS TABLE (kind text, key text, entry jsonb, object text, acl jsonb, chain text, grantee text, grantor text, current text, wanted text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -1289,6 +1295,9 @@ AS $fn$
            CASE x.kind WHEN 'databases' THEN 'DATABASE {"database"}'
                        WHEN 'tablespaces' THEN format('TABLESPACE %I', x.entry ->> 'tablespace')
                        ELSE format('PARAMETER %I', x.entry ->> 'parameter') END,
+           CASE x.kind WHEN 'databases' THEN jsonb_build_object('on', 'database', 'privilege', x.entry ->> 'privilege')
+                       WHEN 'tablespaces' THEN jsonb_build_object('on', 'tablespace', 'name', x.entry ->> 'tablespace', 'privilege', x.entry ->> 'privilege')
+                       ELSE jsonb_build_object('on', 'parameter', 'name', x.entry ->> 'parameter', 'privilege', x.entry ->> 'privilege') END,
            x.kind || '/' || split_part(x.key, '/', 1) || '/' || (x.entry ->> 'privilege'),
            split_part(x.key, '/', 2), split_part(x.key, '/', 4), x.current, x.wanted
       FROM (SELECT kind, key, coalesce(n.value, o.value) AS entry,
@@ -1368,7 +1377,8 @@ BEGIN
                    format('REVOKE %s%s ON DATABASE {"database"} FROM %s',
                           CASE WHEN r.n IS NULL THEN '' ELSE 'GRANT OPTION FOR ' END, r.o ->> 'privilege', grantee),
                    CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.o ->> 'grantee' END, 'database/' || (r.o ->> 'privilege'),
-                   (r.o ->> 'grantable')::boolean)
+                   (r.o ->> 'grantable')::boolean,
+                   jsonb_build_object('on', 'database', 'privilege', r.o ->> 'privilege', 'option', r.n IS NOT NULL))
                || jsonb_build_object('on_target_database', true));
     END LOOP;
 
@@ -1383,7 +1393,8 @@ BEGIN
                    CASE WHEN r.kind = 'databases' THEN 'REVOKE ON DATABASE' ELSE 'REVOKE' END,
                    permsync.role_name(new_roles, old_roles, r.entry ->> 'by'),
                    format('REVOKE %s ON %s FROM %s', r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC')),
-                   grantee, r.chain, r.current = 'grantable', CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+                   grantee, r.chain, r.current = 'grantable', r.acl || jsonb_build_object('option', false),
+                   CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
 
     -- Memberships that went, per grantor, dependent grants first (the newest, on 16+).
@@ -1528,7 +1539,8 @@ BEGIN
                    format('GRANT %s ON DATABASE {"database"} TO %s%s', r.n ->> 'privilege', grantee,
                           CASE WHEN (r.n ->> 'grantable')::boolean THEN ' WITH GRANT OPTION' ELSE '' END),
                    CASE WHEN split_part(r.key, '/', 1) <> '0' THEN r.n ->> 'grantee' END, 'database/' || (r.n ->> 'privilege'),
-                   (r.n ->> 'grantable')::boolean)
+                   (r.n ->> 'grantable')::boolean,
+                   jsonb_build_object('on', 'database', 'privilege', r.n ->> 'privilege', 'option', (r.n ->> 'grantable')::boolean))
                || jsonb_build_object('on_target_database', true));
     END LOOP;
 
@@ -1546,7 +1558,8 @@ BEGIN
                    permsync.role_name(old_roles, new_roles, r.entry ->> 'by'),
                    format('REVOKE %s%s ON %s FROM %s', CASE WHEN r.wanted = 'absent' THEN '' ELSE 'GRANT OPTION FOR ' END,
                           r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC')),
-                   grantee, r.chain, r.current = 'grantable', CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+                   grantee, r.chain, r.current = 'grantable', r.acl || jsonb_build_object('option', r.wanted <> 'absent'),
+                   CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
     FOR r IN SELECT * FROM permsync.shared_privilege_changes(old, new) c
               WHERE c.wanted = 'grantable' OR (c.wanted = 'granted' AND c.current = 'absent')
@@ -1557,7 +1570,8 @@ BEGIN
                    permsync.role_name(old_roles, new_roles, r.entry ->> 'by'),
                    format('GRANT %s ON %s TO %s%s', r.entry ->> 'privilege', r.object, coalesce(quote_ident(grantee), 'PUBLIC'),
                           CASE WHEN r.wanted = 'grantable' THEN ' WITH GRANT OPTION' ELSE '' END),
-                   grantee, r.chain, r.wanted = 'grantable', CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
+                   grantee, r.chain, r.wanted = 'grantable', r.acl || jsonb_build_object('option', r.wanted = 'grantable'),
+                   CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
     RETURN to_jsonb(out);
 END

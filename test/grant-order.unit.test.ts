@@ -42,7 +42,7 @@ function scrambled(n: number): number[] {
 }
 
 function ordered(records: StatementRecord[]): StatementRecord[] {
-  return grantOrder(records).map((i) => records[i] as StatementRecord);
+  return grantOrder(records).order.map((i) => records[i] as StatementRecord);
 }
 
 function generated(statements: StatementRecord[]): Batch {
@@ -86,7 +86,9 @@ describe('the grants of a grant-option chain in a role watcher batch', () => {
 
   it('in a circle of grantors are all carried, in some order', () => {
     const records = [privilege('GRANT', 'a', 'c'), privilege('GRANT', 'b', 'a'), privilege('GRANT', 'c', 'b')];
-    expect(grantOrder(records).sort()).toEqual([0, 1, 2]);
+    expect(grantOrder(records).order.sort()).toEqual([0, 1, 2]);
+    // Only a revoke's cut is one the applier settles.
+    expect(grantOrder(records).cut.size).toBe(0);
   });
 });
 
@@ -127,7 +129,10 @@ describe('the grants of a grantee that holds its option from several grantors', 
 
   it('are revoked in a circle all the same, cut at its first revoke', () => {
     const records = [revoke('a', 'b'), revoke('b', 'a'), revoke('a', undefined), revoke('b', undefined)];
-    expect(grantOrder(records).sort()).toEqual([0, 1, 2, 3]);
+    expect(grantOrder(records).order.sort()).toEqual([0, 1, 2, 3]);
     expect(pairs(ordered(records)).slice(2).sort()).toEqual(['owner>a', 'owner>b']);
+    // The revoke it was cut at is marked for the applier, and only it: a chain is cut nowhere.
+    expect([...grantOrder(records).cut]).toEqual([0]);
+    expect(grantOrder(scrambled(30).map(revokeOf)).cut.size).toBe(0);
   });
 });

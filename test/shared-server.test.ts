@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../src/config/schema.js';
 import { checkEnvironments } from '../src/drift/check.js';
 import { Target } from '../src/target/target.js';
-import { permissionSnapshot } from './support/catalog.js';
+import { permissionSnapshot, sharedGrants } from './support/catalog.js';
 import { startPipeline, type Pipeline } from './support/pipeline.js';
 
 // Environments that are databases of one server share its roles: a role change reaches
@@ -133,6 +133,43 @@ describe('environments that are databases of one server', () => {
     expect(failed).toEqual([]);
     const drop = (await logged('role_watcher')).find((r) => r.sql?.includes('DROP ROLE IF EXISTS analyst'));
     expect(drop?.message).toMatch(/first released what "analyst" held in environment shop_[ab]'s database, on the same server/);
+    const results = await checkEnvironments(config, p.sourceClient, config.environments, { dropExtraRoles: false });
+    for (const result of results) expect(result.report?.differences).toEqual([]);
+  });
+
+  it("take apart a cycle of grant options the source took apart with CASCADE: each its own database's, the server's once", async () => {
+    const own = (await p.sourceClient.query<{ db: string }>('SELECT current_database() AS db')).rows[0]?.db as string;
+    const on = [`DATABASE ${own}`, ...(p.source.major >= 15 ? ['PARAMETER work_mem'] : [])];
+    const each = (verb: (object: string, privilege: string) => string, as?: string) => {
+      const statements = on.map((object) => verb(object, object.startsWith('DATABASE') ? 'CREATE' : 'SET'));
+      return as === undefined ? statements.join('; ') : [`SET ROLE ${as}`, ...statements, 'RESET ROLE'].join('; ');
+    };
+    const grants = (c: pg.ClientBase) => sharedGrants(c, 'cy', { database: own, tablespace: '', major: p.source.major });
+    await p.dba('CREATE ROLE cy_a; CREATE ROLE cy_b; CREATE ROLE cy_c');
+    await p.settleRoles();
+    await p.dba(each((o, x) => `GRANT ${x} ON ${o} TO cy_a, cy_b WITH GRANT OPTION`));
+    await p.settleRoles();
+    await p.dba(
+      [
+        each((o, x) => `GRANT ${x} ON ${o} TO cy_b WITH GRANT OPTION`, 'cy_a'),
+        each((o, x) => `GRANT ${x} ON ${o} TO cy_a WITH GRANT OPTION`, 'cy_b'),
+        each((o, x) => `GRANT ${x} ON ${o} TO cy_c`, 'cy_b'),
+      ].join('; '),
+    );
+    await p.settleRoles();
+    await p.dba(each((o, x) => `REVOKE ${x} ON ${o} FROM cy_a, cy_b`));
+    await p.settleRoles();
+    for (const database of DATABASES) expect(await grants(client(database))).toEqual(await grants(p.sourceClient));
+    expect(await grants(p.sourceClient)).toContain('database {own}: cy_b granted CREATE to cy_c');
+    await p.dba(each((o, x) => `REVOKE ${x} ON ${o} FROM cy_a CASCADE`, 'cy_b'));
+    await p.settleRoles();
+    expect(await grants(p.sourceClient)).toEqual([]);
+    for (const database of DATABASES) expect(await grants(client(database))).toEqual([]);
+    const last = (await logged('role_watcher')).slice(-DATABASES.length);
+    expect(last.map((r) => r.status)).toEqual(DATABASES.map(() => 'success'));
+    // One environment takes apart its database's and the server's; the other, its database's alone.
+    const cascades = last.map((r) => r.message?.match(/with CASCADE/g)?.length ?? 0).sort();
+    expect(cascades).toEqual([1, on.length]);
     const results = await checkEnvironments(config, p.sourceClient, config.environments, { dropExtraRoles: false });
     for (const result of results) expect(result.report?.differences).toEqual([]);
   });

@@ -9,6 +9,7 @@ import { admit } from '../plan/admit.js';
 import { releaseStatements } from '../plan/release.js';
 import { actorsOf, ownerlessSequences, planConverge } from '../plan/converge.js';
 import { buildReport } from '../plan/report.js';
+import { cycleObjects, settleCycles } from '../plan/cycles.js';
 import { judgeStatements, mayChange, namesToLookUp, settleGrantors, type OwnershipVerdict, type RoleOwners } from '../plan/role-ownership.js';
 import {
   canRunTogether,
@@ -74,6 +75,8 @@ type Prepared =
       reapplying: boolean;
       /** What the batch does to the roles permsync manages here, to be recorded once it applied. */
       ownership: OwnershipVerdict;
+      /** Why circles of grant options its revokes take apart are left for the target to refuse (plan/cycles.ts). */
+      unsettled: string[];
     };
 type Run = Extract<Prepared, { identity: SessionIdentity }>;
 
@@ -586,13 +589,15 @@ export class EnvironmentApplier {
         },
       };
     }
+    const cycles = await this.settlingCycles(ownership.kept, notes);
+    if ('error' in cycles) return { batch, failed: cycles.error };
     const identity: SessionIdentity = generated
       ? { searchPath: 'pg_catalog' }
       : runAs !== undefined
         ? { searchPath: batch.searchPath, runAs }
         : { searchPath: searchPathAsUser(batch.searchPath, batch.currentUser) };
     if (this.deps.settings.dryRun || this.deps.switches().dryRun) {
-      const { appliedSql } = this.deps.target.plan(identity, ownership.kept);
+      const { appliedSql } = this.deps.target.plan(identity, cycles.statements);
       return {
         batch,
         settled: {
@@ -601,7 +606,25 @@ export class EnvironmentApplier {
         },
       };
     }
-    return { batch, identity, statements: ownership.kept, notes, reapplying, ownership };
+    return { batch, identity, statements: cycles.statements, notes, reapplying, ownership, unsettled: cycles.unsettled };
+  }
+
+  /**
+   * The role watcher's revokes that take apart a circle of grant options, settled on this
+   * environment's ACLs (plan/cycles.ts): read only where grant-order.ts cut one.
+   */
+  private async settlingCycles(
+    statements: Statement[],
+    notes: string[],
+  ): Promise<{ statements: Statement[]; unsettled: string[] } | { error: NonNullable<ExecutionResult['error']> }> {
+    const databaseFor = (source: string) => this.deps.target.databaseFor(source);
+    const objects = cycleObjects(statements, databaseFor);
+    if (objects.length === 0) return { statements, unsettled: [] };
+    const read = await this.deps.target.acls(objects);
+    if ('error' in read) return read;
+    const settled = settleCycles(statements, databaseFor, read.acls);
+    notes.push(...settled.notes);
+    return settled;
   }
 
   /**
@@ -897,11 +920,11 @@ export class EnvironmentApplier {
         false,
       );
     }
-    const { identity, statements: admitted, notes, reapplying, ownership } = prepared;
+    const { identity, statements: admitted, notes, reapplying, ownership, unsettled } = prepared;
     await this.markInFlight(batch);
     const result = await this.deps.target.execute(identity, admitted, this.recordingCreatedRoles(ownership));
     if (!result.error) await this.afterApplied(ownership);
-    return this.settle(batch, log, result, notes, reapplying);
+    return this.settle(batch, log, result, notes, reapplying, unsettled);
   }
 
   /** Done with the batch here (its outcome recorded, when given): a retry it had waited for is over. */
@@ -912,8 +935,15 @@ export class EnvironmentApplier {
     return 'next';
   }
 
-  /** Records how a batch's run here ended, and what the environment does next. */
-  private async settle(batch: Batch, log: Logger, result: ExecutionResult, notes: string[], reapplying: boolean): Promise<Outcome> {
+  /** Records how a batch's run here ended, and what the environment does next; `unsettled`, as Run's. */
+  private async settle(
+    batch: Batch,
+    log: Logger,
+    result: ExecutionResult,
+    notes: string[],
+    reapplying: boolean,
+    unsettled: string[] = [],
+  ): Promise<Outcome> {
     const record = (fields: Fields) => this.record([this.recordFor(batch, fields, result.startedAt)]);
     const done = (fields?: Fields) => this.finish(batch, fields, result.startedAt);
     this.unreachable = result.error?.unreachable === true;
@@ -953,7 +983,7 @@ export class EnvironmentApplier {
         ...(error.hint !== undefined && { errorHint: error.hint }),
       });
     }
-    const wayOut = dropRoleWayOut(this.name, batch, error) ?? chainWayOut(this.name, batch, error);
+    const wayOut = dropRoleWayOut(this.name, batch, error) ?? chainWayOut(this.name, batch, error, unsettled);
     const recorded = await record({
       ...base,
       status: 'failed',
@@ -1025,20 +1055,29 @@ function dropRoleWayOut(
 
 /**
  * A revoke the target refuses since a grant made through the option it takes stands there
- * (a grant-option chain the source took apart with CASCADE, or options left in a cycle):
- * statements replayed do not cascade, and reconcile takes the chain apart on that
- * environment alone, granting again what the source has and touching no role of its own.
+ * (one the batch does not revoke, or a circle of grant options the daemon does not take
+ * apart there: `unsettled` says why, plan/cycles.ts): reconcile takes the chain apart on
+ * that environment alone, granting again what the source has and touching no role of its
+ * own; where the grant in the way is one of its own roles', revoking it there lets the
+ * batch through.
  */
-function chainWayOut(environment: string, batch: Batch, error: NonNullable<ExecutionResult['error']>): { summary: string; hint: string } | undefined {
+function chainWayOut(
+  environment: string,
+  batch: Batch,
+  error: NonNullable<ExecutionResult['error']>,
+  unsettled: string[],
+): { summary: string; hint: string } | undefined {
   if (error.code !== SQLSTATE.dependentObjectsStillExist || !/(^|;\s*)REVOKE\b/i.test(error.failedSql ?? '')) return undefined;
   const skip = `\`permsync skip --env ${environment} --batch ${batch.id} --reason '...'\``;
   const reconcile = `\`permsync reconcile --env ${environment} --apply\``;
+  const why = unsettled.length > 0 ? ` (it is not revoked with CASCADE there: ${unsettled.join('; ')})` : '';
   return {
-    summary: `a grant made through the option this revoke takes stands on ${environment}, and a replayed revoke does not cascade; skip the batch with ${skip}, then ${reconcile}`,
+    summary: `a grant made through the option this revoke takes stands on ${environment}${why}, and the batch does not take it; skip the batch with ${skip}, then ${reconcile}`,
     hint:
       `Skip this batch (${skip}), then run ${reconcile}: it revokes the chain with CASCADE where a plain revoke is refused, ` +
       `grants again in the same transaction what the source has, and leaves it as it is where the cascade would take a grant ` +
-      `to or by a role of ${environment}'s own. \`permsync drift --env ${environment}\` shows what differs meanwhile.`,
+      `to or by a role of ${environment}'s own. Where the grant in the way is one of ${environment}'s own roles', revoking it there ` +
+      `and \`permsync retry --env ${environment}\` lets the batch through instead. \`permsync drift --env ${environment}\` shows what differs meanwhile.`,
   };
 }
 

@@ -1,7 +1,7 @@
 import { scanSync } from 'libpg-query';
 import { analyzeQuery, TEMPORARY_SCHEMA, UnparsableQueryError, type SkippedStatement, type TransactionGroup } from './statements.js';
 import { searchPathSchemas } from '../sql/quote.js';
-import { shown, type BatchStatement, type Statement, type StatementKind } from '../sql/statement.js';
+import { shown, type AclChange, type BatchStatement, type Statement, type StatementKind } from '../sql/statement.js';
 import { identityParts, touchesOfText, touchOfIdentity, type Touch, type TouchContext } from './touched.js';
 import { grantOrder } from './grant-order.js';
 
@@ -32,6 +32,8 @@ export interface StatementRecord {
   chain?: string;
   /** It gives (a grant) or takes (a revoke) its grantee's grant option on `chain`. */
   option?: boolean;
+  /** For a privilege on a shared object, the ACL entry it changes (Statement's acl, without `cycle`). */
+  acl?: Omit<AclChange, 'cycle'>;
   other_grantors?: boolean;
 }
 
@@ -199,8 +201,9 @@ async function planReplay(batch: Batch, siblingIds: () => Promise<string[]>): Pr
 function planWithoutPairing(batch: Batch): Partial<BatchPlan> | TransactionGroup[] {
   if (batch.statements) {
     const records = batch.statements;
+    const { order, cut } = grantOrder(records);
     // Numbered as stored: notes name a statement by its place in the batch.
-    return { replay: grantOrder(records).map((index) => fromRecord(records[index] as StatementRecord, index)) };
+    return { replay: order.map((index) => fromRecord(records[index] as StatementRecord, index, cut.has(index))) };
   }
   const withheld = withheldReason(batch);
   if (withheld !== undefined) return { unreplayable: withheld };
@@ -427,8 +430,8 @@ function withoutTemporary(touch: Touch, batch: Batch): Touch {
   return { ...touch, touched: { ...touched, names } };
 }
 
-/** A stored statement of a generated batch, numbered by its place there. */
-function fromRecord(s: StatementRecord, index: number): BatchStatement {
+/** A stored statement of a generated batch, numbered by its place there; `cut`, a revoke grant-order.ts cut a circle at. */
+function fromRecord(s: StatementRecord, index: number, cut = false): BatchStatement {
   return {
     ordinal: index + 1,
     kind: s.kind,
@@ -448,6 +451,7 @@ function fromRecord(s: StatementRecord, index: number): BatchStatement {
     ...(s.run_as !== undefined && { runAs: s.run_as }),
     ...(s.grantor !== undefined && { grantor: s.grantor }),
     ...(s.other_grantors && { otherGrantors: true }),
+    ...(s.acl !== undefined && { acl: cut ? { ...s.acl, cycle: true as const } : s.acl }),
   };
 }
 

@@ -21,13 +21,19 @@ interface ChainLink {
  * (`run_as`) the option on the same object and privilege (one is enough); in each run of
  * such revokes, before every one that takes the option away. Linear in the batch but for
  * the sort of each run; a circle of grantors is cut at its first statement in the batch.
+ * `cut`: the revokes a circle was cut at, which no order makes plain where the circle's
+ * options are held only through one another (the source's REVOKE ... CASCADE took them
+ * apart): the applier settles their objects on the target (plan/cycles.ts).
  */
-export function grantOrder(records: ChainLink[]): number[] {
+export function grantOrder(records: ChainLink[]): { order: number[]; cut: Set<number> } {
   const order: number[] = [];
+  const cut = new Set<number>();
   let run: number[] = [];
   let revoking = false;
   const flush = () => {
-    for (const index of inChainOrder(records, run, revoking)) order.push(index);
+    const ordered = inChainOrder(records, run, revoking);
+    for (const index of ordered.order) order.push(index);
+    if (revoking) for (const index of ordered.cut) cut.add(index);
     run = [];
   };
   for (const [index, record] of records.entries()) {
@@ -42,14 +48,14 @@ export function grantOrder(records: ChainLink[]): number[] {
     run.push(index);
   }
   flush();
-  return order;
+  return { order, cut };
 }
 
 /** A role's grant option on one object and privilege. */
 type Holder = string;
 
-/** One run's statements by level: each level's after the levels before it, in the batch's order within each. */
-function inChainOrder(records: ChainLink[], run: number[], revoking: boolean): number[] {
+/** One run's statements by level: each level's after the levels before it, in the batch's order within each; and where a circle was cut. */
+function inChainOrder(records: ChainLink[], run: number[], revoking: boolean): { order: number[]; cut: number[] } {
   const holder = (chain: string, role: string): Holder => `${chain}\0${role}`;
   const of = (index: number) => records[index] as ChainLink;
   const grantorOf = (index: number) => {
@@ -69,10 +75,12 @@ function inChainOrder(records: ChainLink[], run: number[], revoking: boolean): n
     if (grantor !== undefined) add(byGrantor, grantor, index);
     if (option !== undefined) add(byOption, option, index);
   }
-  const level = revoking ? revokeLevels(run, grantorOf, optionOf, byGrantor, byOption) : grantLevels(run, grantorOf, optionOf, byGrantor, byOption);
+  const { level, cut } = revoking
+    ? revokeLevels(run, grantorOf, optionOf, byGrantor, byOption)
+    : grantLevels(run, grantorOf, optionOf, byGrantor, byOption);
   const at = (index: number) => level.get(index) as number;
   // Array.prototype.sort is stable: statements of the same level keep the batch's order.
-  return [...run].sort((a, b) => at(a) - at(b));
+  return { order: [...run].sort((a, b) => at(a) - at(b)), cut };
 }
 
 type Lookup = (index: number) => Holder | undefined;
@@ -82,8 +90,13 @@ type Lookup = (index: number) => Holder | undefined;
  * level after it; what is left (a circle) is cut at its first statement in the run, at the
  * level after every one so far. Each statement is taken from the queue once.
  */
-function levels(run: number[], starts: (index: number) => boolean, onward: (index: number) => number[]): Map<number, number> {
+function levels(
+  run: number[],
+  starts: (index: number) => boolean,
+  onward: (index: number) => number[],
+): { level: Map<number, number>; cut: number[] } {
   const level = new Map<number, number>();
+  const cut: number[] = [];
   const queue: number[] = [];
   let deepest = 0;
   const place = (index: number, at: number) => {
@@ -103,10 +116,11 @@ function levels(run: number[], starts: (index: number) => boolean, onward: (inde
   drain();
   for (const index of run) {
     if (level.has(index)) continue;
+    cut.push(index);
     place(index, deepest + 1);
     drain();
   }
-  return level;
+  return { level, cut };
 }
 
 /**

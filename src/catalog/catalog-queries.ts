@@ -140,6 +140,37 @@ export const PARAMETERS = `
     FROM pg_parameter_acl p`;
 
 /**
+ * Whose privileges each of the roles $1 has besides its own (has_privs_of_role: through
+ * its memberships that inherit, in turn), as aclmask counts them; NULL for a superuser's,
+ * which are every role's.
+ */
+export const PRIVILEGES_OF = `
+  SELECT r.rolname AS name,
+         CASE WHEN NOT r.rolsuper
+              THEN ARRAY(SELECT o.rolname::text FROM pg_roles o WHERE o.oid <> r.oid AND pg_has_role(r.oid, o.oid, 'USAGE'))
+         END AS privileges_of
+    FROM pg_roles r
+   WHERE r.rolname = ANY ($1::text[])`;
+
+/**
+ * One object's owner and privileges but the owner's, as above: a database ($1; the current
+ * one where NULL), a tablespace, a parameter (15+: none where it has no row).
+ */
+export const SHARED_ACL = {
+  database: `
+    SELECT pg_get_userbyid(d.datdba) AS owner, ${GRANTS_BUT_OWNER("coalesce(d.datacl, acldefault('d', d.datdba))", 'd.datdba')} AS grants
+      FROM pg_database d
+     WHERE d.datname = coalesce($1, current_database())`,
+  tablespace: `
+    SELECT pg_get_userbyid(t.spcowner) AS owner, ${GRANTS_BUT_OWNER("coalesce(t.spcacl, acldefault('t', t.spcowner))", 't.spcowner')} AS grants
+      FROM pg_tablespace t
+     WHERE t.spcname = $1`,
+  parameter: `
+    SELECT pg_get_userbyid(10) AS owner,
+           coalesce((SELECT ${GRANTS_BUT_OWNER('p.paracl', '10')} FROM pg_parameter_acl p WHERE p.parname = $1), '[]') AS grants`,
+};
+
+/**
  * Every object permsync compares, with its owner and effective privileges (the defaults
  * when the ACL is NULL, so that NULL and an explicit ACL equal to it compare equal).
  * owner is NULL where ownership is not the object's own: columns, and sequences owned by

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import * as catalogSql from './catalog-queries.js';
+import type { PrivilegesOf } from './grant-chains.js';
 import { PARAMETER_PRIVILEGES_SINCE } from '../pg-versions.js';
 import { classifyError, SQLSTATE } from '../errors.js';
 
@@ -275,6 +276,46 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
       objects,
       defaultPrivileges,
     };
+  });
+}
+
+/** A database (null: the session's own), a tablespace or a parameter, by its name on the server read. */
+export interface AclObject {
+  on: SharedKind;
+  name: string | null;
+}
+
+/**
+ * An object's owner and its privileges but the owner's own (grantor null: the owner's
+ * grant), with whose privileges each of those roles has, as the server read them.
+ */
+export interface ObjectAcl {
+  owner: string;
+  grants: Grant[];
+  privilegesOf: PrivilegesOf;
+}
+
+/**
+ * The ACLs of these objects, in one read-only snapshot, in their order: undefined for one
+ * the server lacks (a parameter before PostgreSQL 15).
+ */
+export function readAcls(client: pg.ClientBase, objects: AclObject[]): Promise<(ObjectAcl | undefined)[]> {
+  return inCatalogSnapshot(client, async () => {
+    const session = (await client.query<SessionRow>(catalogSql.SESSION_FACTS)).rows[0];
+    const read: ({ owner: string; grants: Grant[] } | undefined)[] = [];
+    for (const { on, name } of objects) {
+      if (on === 'parameter' && (session?.server_version_num ?? 0) < PARAMETER_PRIVILEGES_SINCE) {
+        read.push(undefined);
+        continue;
+      }
+      const row = (await client.query<{ owner: string; grants: GrantTuple[] }>(catalogSql.SHARED_ACL[on], [name])).rows[0];
+      read.push(row && { owner: row.owner, grants: row.grants.map(toGrant) });
+    }
+    const names = new Set(read.flatMap((acl) => (acl ? [acl.owner, ...acl.grants.flatMap((g) => [g.grantee, g.grantor ?? acl.owner])] : [])));
+    const rows = (await client.query<{ name: string; privileges_of: string[] | null }>(catalogSql.PRIVILEGES_OF, [[...names]])).rows;
+    const of = new Map(rows.map((r) => [r.name, r.privileges_of === null ? ('every' as const) : new Set(r.privileges_of)]));
+    const privilegesOf: PrivilegesOf = (role) => of.get(role) ?? new Set();
+    return read.map((acl) => acl && { ...acl, privilegesOf });
   });
 }
 

@@ -359,7 +359,7 @@ function lookedUp(target: PrivilegeTarget): string[] {
 }
 
 /** A REVOKE that takes the grants depending on it too (what DROP OWNED does). */
-export function withCascade(s: Statement): Statement {
+export function withCascade<T extends Statement>(s: T): T {
   const cascade = (sql: string) => (sql.endsWith(GRANTOR_END) ? `${sql.slice(0, -GRANTOR_END.length)} CASCADE${GRANTOR_END}` : `${sql} CASCADE`);
   return s.kind === 'REVOKE' || s.kind === 'REVOKE ON DATABASE' ? { ...s, sql: cascade(s.sql), display: cascade(shown(s)) } : s;
 }

@@ -59,10 +59,29 @@ export interface Statement {
   grantor?: string;
   /** A revoke of one grantor's membership that other grantors still grant on the source. */
   otherGrantors?: boolean;
+  /** The role watcher's statement on a privilege of a database, a tablespace or a parameter: the ACL entry it changes. */
+  acl?: AclChange;
   /** 1-based position in its batch (the client string, or the generated batch): notes name it so. */
   ordinal?: number;
   /** The statement as the DBA typed it, or as the role watcher shows it. */
   sourceText?: string;
+}
+
+/**
+ * A privilege a statement grants or revokes on a database (the target's own, or the one its
+ * `database` maps to), a tablespace or a parameter. Its grantee is the statement's (PUBLIC
+ * where it names none), its grantor the role it runs as (the object's owner where it runs
+ * as the sync user), as plan/cycles.ts follows it on the target's ACL.
+ */
+export interface AclChange {
+  on: 'database' | 'tablespace' | 'parameter';
+  /** A tablespace's or parameter's name. */
+  name?: string;
+  privilege: string;
+  /** WITH GRANT OPTION, or GRANT OPTION FOR. */
+  option: boolean;
+  /** A revoke grant-order.ts cut a circle of grant options at: its object is settled on the target. */
+  cycle?: true;
 }
 
 /** A statement of a batch read from the source: numbered, with its text. */

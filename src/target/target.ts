@@ -7,7 +7,7 @@ import { endPool, trackSessions } from '../pg-close.js';
 import { MEMBERSHIP_OPTIONS_SINCE } from '../pg-versions.js';
 import { keepSessionErrorsForTheNextQuery, withPooledSession } from '../pg-sessions.js';
 import { readRoleHoldings, type RoleHoldings } from '../catalog/role-holdings.js';
-import { readCatalog, readServerIdentity, type Catalog } from '../catalog/catalog.js';
+import { readAcls, readCatalog, readServerIdentity, type AclObject, type Catalog, type ObjectAcl } from '../catalog/catalog.js';
 import { forServer } from '../plan/server-version.js';
 import { withGrantor, withoutGrantor, withTargetDatabase } from '../plan/target-statements.js';
 import { shown, type Statement } from '../sql/statement.js';
@@ -135,6 +135,15 @@ export class Target {
   async catalog(verifiers = false): Promise<{ catalog: Catalog } | { error: ClassifiedError & { unreachable: boolean } }> {
     try {
       return { catalog: await withPooledSession(this.pool, (client) => readCatalog(client, { verifiers })) };
+    } catch (error) {
+      return { error: connectFailed(error) };
+    }
+  }
+
+  /** The ACLs of these objects on the environment (catalog.ts, readAcls), or why they could not be read. */
+  async acls(objects: AclObject[]): Promise<{ acls: (ObjectAcl | undefined)[] } | { error: ClassifiedError & { unreachable: boolean } }> {
+    try {
+      return { acls: await withPooledSession(this.pool, (client) => readAcls(client, objects)) };
     } catch (error) {
       return { error: connectFailed(error) };
     }
