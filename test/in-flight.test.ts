@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../src/daemon.js';
+import { SourceStore } from '../src/source/store.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 
 /**
@@ -180,5 +181,45 @@ describe('the in-flight mark', () => {
     expect(rows[0]?.n).toBe(0);
     for (const seq of seqs) expect((await outcome(seq))?.execution_status, `commit_seq ${seq}`).not.toBe('failed');
     expect((await outcome(seqs[0] as string))?.result_message).toMatch(/re-applied/);
+  });
+});
+
+describe('marks of several environments', () => {
+  it('asked for at the same moment are written in one commit, each as asked', async () => {
+    const names = ['mark_a', 'mark_b', 'mark_c'];
+    await p.sourceClient.query(`INSERT INTO permsync.environments (name) SELECT unnest($1::text[])`, [names]);
+    const pool = new pg.Pool({ connectionString: p.source.url, max: 4 });
+    try {
+      const store = new SourceStore(pool);
+      // Asked for in the same moment: one write, one commit.
+      await Promise.all(names.map((name, i) => store.markInFlight(name, String(100 + i))));
+      const read = async () =>
+        (
+          await p.sourceClient.query<{ name: string; through: string; xmin: string }>(
+            `SELECT name, in_flight_through::text AS through, xmin::text FROM permsync.environments WHERE name = ANY ($1) ORDER BY name`,
+            [names],
+          )
+        ).rows;
+      const first = await read();
+      expect(first.map((r) => [r.name, r.through])).toEqual([
+        ['mark_a', '100'],
+        ['mark_b', '101'],
+        ['mark_c', '102'],
+      ]);
+      expect(new Set(first.map((r) => r.xmin)).size).toBe(1);
+      // A mark never goes back, and one asked for after a write has its own.
+      await Promise.all([store.markInFlight('mark_a', '99'), store.markInFlight('mark_b', '200')]);
+      await store.markInFlight('mark_c', '300');
+      const second = await read();
+      expect(second.map((r) => [r.name, r.through])).toEqual([
+        ['mark_a', '100'],
+        ['mark_b', '200'],
+        ['mark_c', '300'],
+      ]);
+      expect(second[1]?.xmin).not.toBe(second[2]?.xmin);
+    } finally {
+      await pool.end();
+      await p.sourceClient.query(`DELETE FROM permsync.environments WHERE name = ANY ($1)`, [names]);
+    }
   });
 });

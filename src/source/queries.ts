@@ -279,10 +279,15 @@ export const READ_SWITCHES = `
 /** The channel the control functions notify on: a bare wake-up, which anyone can send. */
 export const CONTROL_CHANNEL = 'permsync_control';
 
-/** Written before a run of batches: after a crash, these may have applied unlogged. */
+/**
+ * Written before a run of batches: after a crash, these may have applied unlogged. Several
+ * environments' at once ($1 names, $2 commit_seqs), in one durable commit.
+ */
 export const MARK_IN_FLIGHT = prepared(
   'mark_in_flight',
-  `UPDATE permsync.environments SET in_flight_through = $2 WHERE name = $1 AND in_flight_through < $2`,
+  `UPDATE permsync.environments e SET in_flight_through = m.through
+     FROM unnest($1::text[], $2::bigint[]) AS m (name, through)
+    WHERE e.name = m.name AND e.in_flight_through < m.through`,
 );
 /** Back to where it was: the batches marked after it were rolled back on the target, none of them applied. */
 export const UNMARK_IN_FLIGHT = `UPDATE permsync.environments SET in_flight_through = $2 WHERE name = $1`;

@@ -111,6 +111,10 @@ const executionRow = (r: ExecutionRecord) => ({
 
 /** The daemon's reads and writes on the source's permsync schema. */
 export class SourceStore {
+  /** The in-flight marks the next write takes, and that write (see markInFlight). */
+  private marks: { wanted: Map<string, string>; written: Promise<void> } | undefined;
+  private marking: Promise<void> = Promise.resolve();
+
   constructor(private readonly pool: pg.Pool) {}
 
   async assertInstalled(): Promise<void> {
@@ -220,8 +224,26 @@ export class SourceStore {
     };
   }
 
-  async markInFlight(environment: string, throughSeq: string): Promise<void> {
-    await this.pool.query({ ...sourceSql.MARK_IN_FLIGHT, values: [environment, throughSeq] });
+  /**
+   * Resolves once the mark is written. Each mark is a durable commit on the source, one WAL
+   * flush the DBAs' commits queue behind, and every environment marks the same batch at
+   * about the same moment: marks asked for while one is being written go together in the
+   * next, one statement and one commit however many environments there are.
+   */
+  markInFlight(environment: string, throughSeq: string): Promise<void> {
+    if (!this.marks) {
+      const wanted = new Map<string, string>();
+      const written = this.marking
+        .catch(() => undefined)
+        .then(async () => {
+          this.marks = undefined;
+          await this.pool.query({ ...sourceSql.MARK_IN_FLIGHT, values: [[...wanted.keys()], [...wanted.values()]] });
+        });
+      this.marks = { wanted, written };
+      this.marking = written;
+    }
+    this.marks.wanted.set(environment, throughSeq);
+    return this.marks.written;
   }
 
   async unmarkInFlight(environment: string, throughSeq: string): Promise<void> {
