@@ -217,6 +217,28 @@ describe('marks of several environments', () => {
         ['mark_c', '300'],
       ]);
       expect(second[1]?.xmin).not.toBe(second[2]?.xmin);
+      // A row another session holds (a transaction left open after pausing that environment)
+      // holds that environment's mark alone.
+      const holder = new pg.Client(p.source.url);
+      await holder.connect();
+      try {
+        await holder.query(`BEGIN; SELECT permsync.pause_environment('mark_b')`);
+        let heldDone = false;
+        const held = store.markInFlight('mark_b', '400').then(() => (heldDone = true));
+        const others = Promise.all([store.markInFlight('mark_a', '400'), store.markInFlight('mark_c', '400')]);
+        const late = new Promise((resolve) => setTimeout(() => resolve('waited'), 5_000));
+        expect(await Promise.race([others.then(() => 'marked'), late])).toBe('marked');
+        expect(heldDone).toBe(false);
+        await holder.query('ROLLBACK');
+        await held;
+        expect((await read()).map((r) => [r.name, r.through])).toEqual([
+          ['mark_a', '400'],
+          ['mark_b', '400'],
+          ['mark_c', '400'],
+        ]);
+      } finally {
+        await holder.end();
+      }
     } finally {
       await pool.end();
       await p.sourceClient.query(`DELETE FROM permsync.environments WHERE name = ANY ($1)`, [names]);

@@ -281,13 +281,24 @@ export const CONTROL_CHANNEL = 'permsync_control';
 
 /**
  * Written before a run of batches: after a crash, these may have applied unlogged. Several
- * environments' at once ($1 names, $2 commit_seqs), in one durable commit.
+ * environments' at once ($1 names, $2 commit_seqs), in one durable commit, each row only
+ * where no other session holds it (an operator's transaction left open after pausing an
+ * environment, say): one environment's lock then holds that environment alone, whose mark
+ * MARK_ONE_IN_FLIGHT waits for. Returns the environments it marked.
  */
 export const MARK_IN_FLIGHT = prepared(
   'mark_in_flight',
-  `UPDATE permsync.environments e SET in_flight_through = m.through
-     FROM unnest($1::text[], $2::bigint[]) AS m (name, through)
-    WHERE e.name = m.name AND e.in_flight_through < m.through`,
+  `WITH mine AS (
+     SELECT l.name FROM permsync.environments l WHERE l.name = ANY ($1::text[]) FOR UPDATE SKIP LOCKED),
+   marked AS (
+     UPDATE permsync.environments e SET in_flight_through = m.through
+       FROM unnest($1::text[], $2::bigint[]) AS m (name, through)
+      WHERE e.name = m.name AND e.name IN (SELECT mine.name FROM mine) AND e.in_flight_through < m.through)
+   SELECT mine.name FROM mine`,
+);
+export const MARK_ONE_IN_FLIGHT = prepared(
+  'mark_one_in_flight',
+  `UPDATE permsync.environments SET in_flight_through = $2 WHERE name = $1 AND in_flight_through < $2`,
 );
 /** Back to where it was: the batches marked after it were rolled back on the target, none of them applied. */
 export const UNMARK_IN_FLIGHT = `UPDATE permsync.environments SET in_flight_through = $2 WHERE name = $1`;

@@ -112,8 +112,8 @@ const executionRow = (r: ExecutionRecord) => ({
 /** The daemon's reads and writes on the source's permsync schema. */
 export class SourceStore {
   /** The in-flight marks the next write takes, and that write (see markInFlight). */
-  private marks: { wanted: Map<string, string>; written: Promise<void> } | undefined;
-  private marking: Promise<void> = Promise.resolve();
+  private marks: { wanted: Map<string, string>; written: Promise<Set<string>> } | undefined;
+  private marking: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly pool: pg.Pool) {}
 
@@ -228,22 +228,28 @@ export class SourceStore {
    * Resolves once the mark is written. Each mark is a durable commit on the source, one WAL
    * flush the DBAs' commits queue behind, and every environment marks the same batch at
    * about the same moment: marks asked for while one is being written go together in the
-   * next, one statement and one commit however many environments there are.
+   * next, one statement and one commit however many environments there are. One whose row
+   * another session holds is written on its own, so that it waits alone.
    */
-  markInFlight(environment: string, throughSeq: string): Promise<void> {
+  async markInFlight(environment: string, throughSeq: string): Promise<void> {
     if (!this.marks) {
       const wanted = new Map<string, string>();
       const written = this.marking
         .catch(() => undefined)
         .then(async () => {
           this.marks = undefined;
-          await this.pool.query({ ...sourceSql.MARK_IN_FLIGHT, values: [[...wanted.keys()], [...wanted.values()]] });
+          const { rows } = await this.pool.query<{ name: string }>({
+            ...sourceSql.MARK_IN_FLIGHT,
+            values: [[...wanted.keys()], [...wanted.values()]],
+          });
+          return new Set(rows.map((r) => r.name));
         });
       this.marks = { wanted, written };
       this.marking = written;
     }
     this.marks.wanted.set(environment, throughSeq);
-    return this.marks.written;
+    const marked = await this.marks.written;
+    if (!marked.has(environment)) await this.pool.query({ ...sourceSql.MARK_ONE_IN_FLIGHT, values: [environment, throughSeq] });
   }
 
   async unmarkInFlight(environment: string, throughSeq: string): Promise<void> {
