@@ -119,6 +119,7 @@ async function main(argv: string[]): Promise<void> {
           { name: 'capture only', client: await open(servers.captureOnlyUrl) },
           { name: 'sync', client: await open(servers.sync.url) },
           { name: 'empty trigger', client: await open(servers.emptyTriggerUrl) },
+          { name: 'one row', client: await open(servers.oneRowUrl) },
           { name: 'wal level logical', client: await open(servers.walPlainUrl) },
           { name: 'wal message', client: await open(servers.walMessageUrl) },
           { name: 'wal message ordered', client: await open(servers.walMessageOrderedUrl) },
@@ -136,6 +137,14 @@ async function main(argv: string[]): Promise<void> {
             '1',
             `DBA cost, an event trigger that does nothing (the floor of any such capture), ${mode}`,
             get(cost, 'empty trigger'),
+            get(cost, 'plain'),
+          ),
+        );
+        rows.push(
+          ...costRows(
+            '1',
+            `DBA cost, one row per statement numbered at commit (not built: the floor of capture into tables), ${mode}`,
+            get(cost, 'one row'),
             get(cost, 'plain'),
           ),
         );

@@ -3,6 +3,7 @@ import { startLocalCluster, type LocalCluster } from '../dev/embedded/cluster.js
 import { install } from '../src/install/migrate.js';
 import { recordManagedRoles } from '../src/source/store.js';
 import { syncTriggerSql } from './sync-trigger.js';
+import { ONE_ROW_SQL } from './one-row-trigger.js';
 import { WAL_MESSAGE_ORDERED_SQL, WAL_MESSAGE_SQL } from './wal-message-trigger.js';
 
 export const ENVIRONMENTS = ['dev', 'test', 'preprod', 'prod'] as const;
@@ -39,6 +40,8 @@ export interface BenchServers {
   plain: LocalCluster;
   /** A database of the plain server with an event trigger that does nothing (EMPTY_EVENT_TRIGGER). */
   emptyTriggerUrl: string;
+  /** A database of the plain server whose event trigger keeps one row per statement in commit order (ONE_ROW_SQL). */
+  oneRowUrl: string;
   /** The synchronous design (bench/sync-trigger.ts). */
   sync: LocalCluster;
   /** A database of the synchronous design's server with permsync installed and no daemon: capture alone, without the work a daemon on the same cores brings. */
@@ -74,6 +77,7 @@ export async function startBenchServers(): Promise<BenchServers> {
     source,
     plain,
     emptyTriggerUrl: plain.urlFor('bench_empty_trigger'),
+    oneRowUrl: plain.urlFor('bench_one_row'),
     sync,
     captureOnlyUrl: sync.urlFor('bench_capture_only'),
     walPlainUrl: wal.urlFor('bench_wal_plain'),
@@ -104,6 +108,8 @@ export async function startBenchServers(): Promise<BenchServers> {
     // Roles are the cluster's: this database needs only the tables, and the trigger.
     await withClient(plain.url, (client) => client.query('CREATE DATABASE bench_empty_trigger'));
     await withClient(servers.emptyTriggerUrl, (client) => client.query(`${BENCH_TABLES} ${EMPTY_EVENT_TRIGGER}`));
+    await withClient(plain.url, (client) => client.query('CREATE DATABASE bench_one_row'));
+    await withClient(servers.oneRowUrl, (client) => client.query(`${BENCH_TABLES} ${ONE_ROW_SQL}`));
     await withClient(wal.url, async (client) => {
       await client.query('CREATE DATABASE bench_wal_plain');
       await client.query('CREATE DATABASE bench_wal_message');
