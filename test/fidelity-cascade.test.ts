@@ -165,6 +165,37 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     await expectEqual('mp');
   });
 
+  it("an option the database's owner keeps as pg_database_owner is taken plainly on a schema that role owns, and the grants made through it stay", async () => {
+    // Schema public from PostgreSQL 15 is such a schema; this one is the test's own.
+    onTestFinished(() =>
+      p.everywhere(
+        `ALTER DATABASE postgres OWNER TO postgres; DROP SCHEMA IF EXISTS pd CASCADE; DROP OWNED BY pd_dbo, pd_app; DROP ROLE pd_dbo, pd_app`,
+      ),
+    );
+    // Everywhere the future owner of the database holds USAGE's option from the schema's
+    // owner, and grants the app through it; then it becomes the database's owner.
+    await p.everywhere(`CREATE ROLE pd_dbo; CREATE ROLE pd_app; CREATE SCHEMA pd; ALTER SCHEMA pd OWNER TO pg_database_owner;
+                        GRANT USAGE ON SCHEMA pd TO pd_dbo WITH GRANT OPTION; SET ROLE pd_dbo; GRANT USAGE ON SCHEMA pd TO pd_app; RESET ROLE;
+                        ALTER DATABASE postgres OWNER TO pd_dbo`);
+    await p.adopt(['pd_dbo', 'pd_app']);
+    // The source takes its option back: PostgreSQL accepts it, the owner keeping pg_database_owner's, and the app's grant stays.
+    await p.dba('REVOKE GRANT OPTION FOR USAGE ON SCHEMA pd FROM pd_dbo');
+    const schema = async (client: 'source' | 'dev') =>
+      (await permissionSnapshot(client === 'source' ? p.sourceClient : p.env('dev').client)).filter((l) => l.startsWith('schema pd '));
+    expect(await schema('source')).toContain('schema pd pd_app USAGE by pd_dbo');
+    expect(await schema('source')).toContain('schema pd pd_dbo USAGE by pg_database_owner');
+    const config = p.config();
+    const result = await reconcile(config, config.environments[0] as (typeof config.environments)[0], p.sourceClient, {
+      apply: true,
+      dropExtraRoles: false,
+    });
+    expect(result.failure).toBeUndefined();
+    expect(result.after?.report?.differences).toEqual([]);
+    expect(await schema('dev')).toEqual(await schema('source'));
+    expect(accountDifference(await account('source'), await account('dev'))).toEqual({ onlySource: [], onlyTarget: [] });
+    expect(await drift()).toEqual({ code: 0, out: 'dev: matches the source\n' });
+  });
+
   it('what revokes with CASCADE take down a column chain is granted again where the source has it', async () => {
     await given(
       ['ch_owner', 'ch_lead', 'ch_team', 'ch_app', 'ch_tool'],

@@ -1,9 +1,14 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../src/config/schema.js';
 import { checkEnvironments } from '../src/drift/check.js';
 import { Target } from '../src/target/target.js';
 import { permissionSnapshot, sharedGrants } from './support/catalog.js';
+import { runCli, writeConfigFile } from './support/cli.js';
+import { canDump, catalogAccount, dumpAccount } from './support/dump.js';
 import { startPipeline, type Pipeline } from './support/pipeline.js';
 
 // Environments that are databases of one server share its roles: a role change reaches
@@ -172,6 +177,56 @@ describe('environments that are databases of one server', () => {
     expect(cascades).toEqual([1, on.length]);
     const results = await checkEnvironments(config, p.sourceClient, config.environments, { dropExtraRoles: false });
     for (const result of results) expect(result.report?.differences).toEqual([]);
+  });
+
+  it('take apart a cycle the source took apart with CASCADE in the moment it dropped one of its roles, in both databases', async () => {
+    const own = (await p.sourceClient.query<{ db: string }>('SELECT current_database() AS db')).rows[0]?.db as string;
+    const grants = (c: pg.ClientBase) => sharedGrants(c, 'dc', { database: own, tablespace: '', major: p.source.major });
+    // The roles as pg_dumpall --roles-only has them (the catalogs, where no installed client reads the server).
+    const roles = async (c: pg.ClientBase, url: string, database: string) =>
+      (canDump(p.source.major)
+        ? await dumpAccount(url, { ignoreRoles: [], database })
+        : await catalogAccount(c, { ignoreRoles: [], database })
+      ).filter((l) => /\bdc_/.test(l));
+    await p.dba('CREATE ROLE dc_a; CREATE ROLE dc_b; CREATE ROLE dc_c');
+    await p.settleRoles();
+    await p.dba(`GRANT CREATE ON DATABASE ${own} TO dc_a, dc_b WITH GRANT OPTION`);
+    await p.settleRoles();
+    await p.dba(
+      `SET ROLE dc_a; GRANT CREATE ON DATABASE ${own} TO dc_b WITH GRANT OPTION;
+       SET ROLE dc_b; GRANT CREATE ON DATABASE ${own} TO dc_a WITH GRANT OPTION; GRANT CREATE ON DATABASE ${own} TO dc_c; RESET ROLE`,
+    );
+    await p.settleRoles();
+    await p.dba(`REVOKE CREATE ON DATABASE ${own} FROM dc_a, dc_b`);
+    await p.settleRoles();
+    for (const database of DATABASES) expect(await grants(client(database))).toEqual(await grants(p.sourceClient));
+    expect(await grants(p.sourceClient)).toContain('database {own}: dc_b granted CREATE to dc_a with grant option');
+    // One role watcher batch: the circle taken apart, and one of its roles dropped. The
+    // first environment to come releases dc_b in the other's database before its DROP ROLE.
+    await p.dba(`SET ROLE dc_b; REVOKE CREATE ON DATABASE ${own} FROM dc_a CASCADE; RESET ROLE; DROP ROLE dc_b`);
+    await p.settleRoles();
+    expect(await grants(p.sourceClient)).toEqual([]);
+    const source = await roles(p.sourceClient, p.source.url, own);
+    expect(source).toContainEqual(expect.stringMatching(/dc_c/));
+    expect(source.filter((l) => l.includes('dc_b'))).toEqual([]);
+    for (const database of DATABASES) {
+      expect(await grants(client(database))).toEqual([]);
+      expect(await roles(client(database), p.env('host').server.urlFor(database), database)).toEqual(source);
+    }
+    const last = (await logged('role_watcher')).slice(-DATABASES.length);
+    expect(last.map((r) => r.status)).toEqual(DATABASES.map(() => 'success'));
+    expect(
+      last.some((r) =>
+        /in environment shop_[ab]: statement\(s\) \d+ made after the others on the environment's database, \d+ with CASCADE/.test(r.message ?? ''),
+      ),
+    ).toBe(true);
+    const dir = await mkdtemp(join(tmpdir(), 'permsync-shared-server-'));
+    try {
+      const drift = await runCli('drift', '--config', await writeConfigFile(dir, config));
+      expect({ code: drift.code, out: drift.out }).toEqual({ code: 0, out: DATABASES.map((d) => `${d}: matches the source\n`).join('') });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('are told apart by the server, also where the sync user may not read its system identifier', async () => {

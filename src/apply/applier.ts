@@ -9,7 +9,7 @@ import { admit } from '../plan/admit.js';
 import { releaseStatements } from '../plan/release.js';
 import { actorsOf, ownerlessSequences, planConverge } from '../plan/converge.js';
 import { buildReport } from '../plan/report.js';
-import { cycleObjects, settleCycles } from '../plan/cycles.js';
+import { cycleObjects, settleCycles, type SettledCycles } from '../plan/cycles.js';
 import { judgeStatements, mayChange, namesToLookUp, settleGrantors, type OwnershipVerdict, type RoleOwners } from '../plan/role-ownership.js';
 import {
   canRunTogether,
@@ -64,6 +64,8 @@ type Prepared =
       settled?: undefined;
       /** The environment could not be read to work it out: a failure to record, as a run's would be. */
       failed: NonNullable<ExecutionResult['error']>;
+      /** Where another environment's database refused a revoke of the batch: why it was not made with CASCADE there, as Run's. */
+      unsettled?: string[];
     }
   | {
       batch: Batch;
@@ -560,7 +562,7 @@ export class EnvironmentApplier {
       }
     } else {
       const released = await this.releasingDroppedRoles(batch, plan.replay, notes);
-      if ('error' in released) return { batch, failed: released.error };
+      if ('error' in released) return { batch, failed: released.error, unsettled: released.unsettled };
       statements = released.statements;
     }
     for (const statement of statements) {
@@ -611,18 +613,14 @@ export class EnvironmentApplier {
 
   /**
    * The role watcher's revokes that take apart a circle of grant options, settled on this
-   * environment's ACLs (plan/cycles.ts): read only where grant-order.ts cut one.
+   * environment's ACLs (plan/cycles.ts).
    */
   private async settlingCycles(
     statements: Statement[],
     notes: string[],
   ): Promise<{ statements: Statement[]; unsettled: string[] } | { error: NonNullable<ExecutionResult['error']> }> {
-    const databaseFor = (source: string) => this.deps.target.databaseFor(source);
-    const objects = cycleObjects(statements, databaseFor);
-    if (objects.length === 0) return { statements, unsettled: [] };
-    const read = await this.deps.target.acls(objects);
-    if ('error' in read) return read;
-    const settled = settleCycles(statements, databaseFor, read.acls);
+    const settled = await settledOn(this.deps.target, statements);
+    if ('error' in settled) return settled;
     notes.push(...settled.notes);
     return settled;
   }
@@ -783,7 +781,7 @@ export class EnvironmentApplier {
     batch: Batch,
     statements: BatchStatement[],
     notes: string[],
-  ): Promise<{ statements: Statement[] } | { error: NonNullable<ExecutionResult['error']> }> {
+  ): Promise<{ statements: Statement[] } | { error: NonNullable<ExecutionResult['error']>; unsettled: string[] }> {
     if (batch.origin !== 'role_watcher' || !statements.some((s) => s.kind === 'DROP ROLE')) return { statements };
     // The watcher's batch drops roles first (a name may be dropped and taken again). A
     // dropped role's objects may go to a role the same batch creates: that drop, with
@@ -800,7 +798,7 @@ export class EnvironmentApplier {
       // What this environment's rules keep from the DROP ROLE they keep from its release elsewhere too.
       const admitted = admit(statement, this.rules, this.deps.roles).admitted;
       const elsewhere = admitted ? await this.releaseOnOthers(role, statement.ordinal, statements.slice(0, index), created, notes) : undefined;
-      if (elsewhere) return { error: elsewhere };
+      if (elsewhere) return elsewhere;
       const { release, toCreated } = await this.release(role, statement.ordinal, created, notes);
       const nameTakenAgain = statements.slice(index + 1).some((s) => s.grantees.includes(role));
       (toCreated && !nameTakenAgain ? deferred : out).push(...release, statement);
@@ -812,7 +810,9 @@ export class EnvironmentApplier {
    * Before a DROP ROLE on a server other environments share: releases what the role holds
    * in each of their databases, as in this one (the server refuses to drop a role that any
    * database of it depends on), with the batch's earlier statements about their database
-   * that name the role, each in a transaction of its own there. The failure, if one refused.
+   * that name the role, each in a transaction of its own there; a circle of grant options
+   * they take apart is settled on that database's ACLs, as in this one's. The failure, if
+   * one refused, with why a revoke there is not made with CASCADE (as Run's `unsettled`).
    */
   private async releaseOnOthers(
     role: string,
@@ -820,26 +820,32 @@ export class EnvironmentApplier {
     before: Statement[],
     created: Set<string>,
     notes: string[],
-  ): Promise<NonNullable<ExecutionResult['error']> | undefined> {
+  ): Promise<{ error: NonNullable<ExecutionResult['error']>; unsettled: string[] } | undefined> {
     const switches = this.deps.switches();
     // Nothing runs in a dry run, nor in an environment an operator paused or whose rules
     // differ (they may keep what this one releases): there the DROP ROLE fails, and says why.
     if (this.deps.settings.dryRun || switches.dryRun) return undefined;
     for (const other of this.server.others(this.name).filter((m) => m.rules === this.rulesKey && !switches.paused.has(m.name))) {
-      const revokes = before.filter((s) => aboutDatabase(s) && s.roles.includes(role));
+      const releasing = `releasing what "${role}" holds in environment ${other.name}'s database, on the same server`;
+      const revokes = await settledOn(
+        other.target,
+        before.filter((s) => aboutDatabase(s) && s.roles.includes(role)),
+      );
+      if ('error' in revokes) return { error: { ...revokes.error, message: `${releasing}: ${revokes.error.message}` }, unsettled: [] };
       const { release } = await this.release(role, ordinal, created, notes, other);
-      const run = [...revokes, ...release];
+      const run = [...revokes.statements, ...release];
       if (run.length === 0) continue;
       const result = await other.target.execute({ searchPath: 'pg_catalog' }, run);
       if (result.error) {
         return {
-          ...result.error,
-          message: `releasing what "${role}" holds in environment ${other.name}'s database, on the same server: ${result.error.message}`,
+          error: { ...result.error, message: `${releasing}: ${result.error.message}` },
+          unsettled: revokes.unsettled.map((why) => `in environment ${other.name}: ${why}`),
         };
       }
       notes.push(
         `statement ${ordinal} (DROP ROLE): first released what "${role}" held in environment ${other.name}'s database, on the same server ` +
           `(${run.length} statement(s): ${result.appliedSql.replace(/\n/g, ' ')})`,
+        ...revokes.notes.map((note) => `in environment ${other.name}: ${note}`),
       );
     }
     return undefined;
@@ -918,6 +924,7 @@ export class EnvironmentApplier {
         },
         [],
         false,
+        prepared.unsettled,
       );
     }
     const { identity, statements: admitted, notes, reapplying, ownership, unsettled } = prepared;
@@ -1025,6 +1032,22 @@ export class EnvironmentApplier {
     this.retryAt = Date.now() + delay;
     return new Date(this.retryAt);
   }
+}
+
+/**
+ * The role watcher's statements with the revokes that take apart a circle of grant options
+ * settled on `target`'s ACLs (plan/cycles.ts): read only where grant-order.ts cut one.
+ */
+async function settledOn<T extends Statement>(
+  target: Target,
+  statements: T[],
+): Promise<SettledCycles<T> | { error: NonNullable<ExecutionResult['error']> }> {
+  const databaseFor = (source: string) => target.databaseFor(source);
+  const objects = cycleObjects(statements, databaseFor);
+  if (objects.length === 0) return { statements, notes: [], unsettled: [] };
+  const read = await target.acls(objects);
+  if ('error' in read) return read;
+  return settleCycles(statements, databaseFor, read.acls);
 }
 
 /**

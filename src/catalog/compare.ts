@@ -203,10 +203,14 @@ function compareMemberships(source: Membership[], target: Membership[]): Extract
 /**
  * Whose privileges each of the target's roles has (has_privs_of_role) where its privileges
  * change: through each membership that inherits (its INHERIT option; before 16, its
- * member's attribute), and in turn. With `plan`, after the plan's membership changes and
- * the INHERIT attributes it gives the source's roles (but the target's own), which it makes
- * first. A superuser, the bootstrap one included, has every role's: its SUPERUSER is the
- * target's, which a plan carries only where configured.
+ * member's attribute), and in turn. The database's owner is a member of pg_database_owner
+ * there, which pg_auth_members does not hold (roles_is_member_of): from 16 whatever its
+ * INHERIT, before 16 by it; it has the privileges of what that role owns (schema public
+ * from 15). With `plan`, after the plan's membership changes and the INHERIT attributes
+ * it gives the source's roles (but the target's own), which it makes first; the database's
+ * owner is the target's, which a plan does not carry. A superuser, the bootstrap one
+ * included, has every role's: its SUPERUSER is the target's, which a plan carries only
+ * where configured.
  */
 function targetPrivileges(
   target: Catalog,
@@ -221,7 +225,8 @@ function targetPrivileges(
   const planned = (role: string) => (plan && !plan.foreign.has(role) ? plan.source.roles.get(role) : undefined);
   const inherits = (role: string) => (planned(role) ?? target.roles.get(role))?.inherit ?? true;
   const inheritsFrom = new Map<string, string[]>();
-  for (const m of memberships.values()) {
+  const databaseOwner = { role: 'pg_database_owner', member: target.databaseOwner, inherit: target.serverVersionNum >= 160_000 ? true : null };
+  for (const m of [...memberships.values(), databaseOwner]) {
     if (!(m.inherit ?? inherits(m.member))) continue;
     const roles = inheritsFrom.get(m.member);
     if (roles) roles.push(m.role);

@@ -159,11 +159,12 @@ export function judgeStatements(statements: Statement[], author: string | undefi
 
 /**
  * The roles a statement needs to exist for it to apply: none where it creates or drops
- * its role, or tolerates its absence. A predefined role a target's version lacks is for
- * the applier's version rewriting (server-version.ts) to say.
+ * its role, or tolerates its absence, but for the role it runs as, whose absence no
+ * statement survives (SET ROLE fails with 22023). A predefined role a target's version
+ * lacks is for the applier's version rewriting (server-version.ts) to say.
  */
 function requiredRoles(s: Statement): string[] {
-  if (s.ignoreCodes?.includes(SQLSTATE.undefinedObject)) return [];
+  if (s.ignoreCodes?.includes(SQLSTATE.undefinedObject)) return s.runAs !== undefined && !isPredefinedRole(s.runAs) ? [s.runAs] : [];
   const named = s.roles.filter((r) => !isPredefinedRole(r));
   if (s.kind === 'CREATE ROLE' || s.kind === 'DROP ROLE') return named.filter((r) => r !== s.grantees[0]);
   return named;
