@@ -12,11 +12,34 @@ export function keepErrorsForTheNextQuery<T extends pg.ClientBase>(client: T): T
 }
 
 /**
+ * permsync's own queries call pg_catalog's functions by their bare names, and a function a
+ * login creates in a schema of the default search_path ("$user", public) is taken instead
+ * where it matches better (public.array_agg(text) over pg_catalog.array_agg(anynonarray)):
+ * it would run as permsync's login. So every session permsync opens searches pg_catalog
+ * alone (pg_temp last, which is never searched for functions) from its first query on; the
+ * statements it replays set the source's search_path for their own transaction. Set by a
+ * statement rather than the startup `options`, which an `options` in the URL replaces.
+ */
+const OWN_SEARCH_PATH = 'SET search_path = pg_catalog, pg_temp';
+
+/** Connects, and sets permsync's own search_path (OWN_SEARCH_PATH). */
+export async function connectSession(client: pg.Client): Promise<void> {
+  await client.connect();
+  await client.query(OWN_SEARCH_PATH);
+}
+
+/**
  * The same for every session of a pool: pg-pool listens only while a session is idle. A
  * session that failed is dropped when it is released with its error (withPooledSession).
+ * Each new session sets permsync's own search_path before any other query (OWN_SEARCH_PATH:
+ * pg-pool hands the session out only after this listener has queued the statement).
  */
 export function keepSessionErrorsForTheNextQuery(pool: pg.Pool): pg.Pool {
-  pool.on('connect', (client) => keepErrorsForTheNextQuery(client));
+  pool.on('connect', (client) => {
+    keepErrorsForTheNextQuery(client);
+    // A failure here is the session's: the query queued after it fails the same way.
+    client.query(OWN_SEARCH_PATH).catch(() => {});
+  });
   return pool;
 }
 

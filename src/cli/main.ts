@@ -11,7 +11,7 @@ import { registerConfiguration } from '../source/store.js';
 import { createLogger } from '../log.js';
 import { registerDriftCommands } from './drift.js';
 import { registerOperatorCommands } from './operator.js';
-import { keepErrorsForTheNextQuery } from '../pg-sessions.js';
+import { connectSession, keepErrorsForTheNextQuery } from '../pg-sessions.js';
 
 /**
  * How long `permsync run` takes at most to stop (SIGTERM, SIGINT). The daemon's own stop is
@@ -169,7 +169,7 @@ async function withSourceClient<T>(config: Config, work: (client: pg.Client) => 
       connectionTimeoutMillis: config.settings.connectionTimeoutMs,
     }),
   );
-  await client.connect();
+  await connectSession(client);
   try {
     return await work(client);
   } finally {

@@ -9,7 +9,7 @@ import { buildReport, type DriftReport } from '../plan/report.js';
 import { roleScope } from '../config/rules.js';
 import type { ManagedRoles } from '../plan/role-ownership.js';
 import { readManagedRoles } from '../source/store.js';
-import { keepErrorsForTheNextQuery } from '../pg-sessions.js';
+import { connectSession, keepErrorsForTheNextQuery } from '../pg-sessions.js';
 
 /**
  * A session for catalog reads. A failure to connect names the database (password
@@ -25,7 +25,7 @@ export async function openSession(url: string, label: string, settings: Settings
     }),
   );
   try {
-    await client.connect();
+    await connectSession(client);
   } catch (error) {
     throw new PermsyncError(`${label}: cannot connect to ${redactUrl(url)}: ${describeError(error)}`, { exitCode: 2, cause: error });
   }

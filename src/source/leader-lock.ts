@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { connectSession } from '../pg-sessions.js';
 import type { Logger } from 'pino';
 import { endSession, END_WITHIN_MS, settlesWithin } from '../pg-close.js';
 import { CLAIM_LEADERSHIP, RELEASE_LEADERSHIP } from './queries.js';
@@ -211,7 +212,7 @@ export class LeaderLock {
       this.options.logger.warn({ err: error }, 'leader lease session lost');
       void this.dropConnection('lease session lost');
     });
-    await client.connect();
+    await connectSession(client);
     if (this.stopped) {
       // stop() came while connecting: it found no session to end.
       await client.end().catch(() => {});

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { connectSession } from '../pg-sessions.js';
 import { endSession } from '../pg-close.js';
 
 export interface SourceProbeOptions {
@@ -60,7 +61,7 @@ export class SourceProbe {
     });
     // A session the server ended is replaced at the next question.
     client.on('error', () => void this.drop(client));
-    await client.connect();
+    await connectSession(client);
     if (this.closed) {
       // close() came while connecting: it found no session to end.
       await client.end().catch(() => {});
