@@ -45,6 +45,15 @@ describe('a circle of grant options the batch takes apart', () => {
     expect(settled.notes).toEqual([expect.stringMatching(/statement\(s\) 2 made after .*with CASCADE.*statement\(s\) 3 left out/)]);
   });
 
+  it('is left to the target where the batch also changes a membership, which could let a role keep its option', () => {
+    // GRANT h TO b, h holding the option of its own: b keeps it, and the cascade would stop there.
+    const member: Statement = { kind: 'GRANT', sql: 'GRANT h TO b', roles: ['h', 'b'], grantees: ['b'], schemas: [], granted: 'h', ordinal: 0 };
+    const statements = numbered([member, ...batch()]);
+    const settled = settle(statements, [...circle, grant('h', null, true)]);
+    expect(settled.statements).toEqual(statements);
+    expect(settled.unsettled).toEqual([expect.stringMatching(/changes a membership .*\(statement 1\)/)]);
+  });
+
   it('is left to the target where the cascade would take a grant the batch does not revoke, which it names', () => {
     const statements = batch();
     const settled = settle(statements, [...circle, grant('x', 'b', true), grant('y', 'x')]);

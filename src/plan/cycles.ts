@@ -35,7 +35,8 @@ export interface SettledCycles<T> {
  * it: a cascade that takes anything more (a grant to or by a role of the target's own,
  * which no statement kept here names, or one the source does not have the same) is not
  * made, and the target refuses the revoke as before. Nor is a revoke moved past a statement
- * of another kind (a DROP ROLE may need it made first). `acls` are the target's, in
+ * of another kind (a DROP ROLE may need it made first), nor a batch settled that changes
+ * memberships. `acls` are the target's, in
  * cycleObjects' order.
  */
 export function settleCycles<T extends Statement>(
@@ -50,6 +51,18 @@ export function settleCycles<T extends Statement>(
     if (object && read.has(aclKey(object))) onObject.set(aclKey(object), [...(onObject.get(aclKey(object)) ?? []), i]);
   }
   const out: SettledCycles<T> = { statements: [], notes: [], unsettled: [] };
+  // Whose options a role keeps is read as the target has its memberships before the batch
+  // (ObjectAcl.privilegesOf): a batch that changes one, or a role's INHERIT or SUPERUSER,
+  // could make a role keep an option the model takes from it (GRANT h TO b, h holding one),
+  // so that the cascade leaves a grant the batch revokes. Such a batch is not settled.
+  const membership = statements.find((s) => s.granted !== undefined || (s.kind === 'ALTER ROLE' && /\b(NO)?(INHERIT|SUPERUSER)\b/i.test(s.sql)));
+  if (membership && onObject.size > 0) {
+    out.unsettled.push(
+      `the batch changes a membership or a role's INHERIT or SUPERUSER (statement ${membership.ordinal}), which the settling of a circle of grant options does not count`,
+    );
+    out.statements.push(...statements);
+    return out;
+  }
   const left = new Set<number>();
   const after = new Map<number, T[]>();
   for (const [key, at] of onObject) {
