@@ -22,24 +22,23 @@ export function keepErrorsForTheNextQuery<T extends pg.ClientBase>(client: T): T
  */
 const OWN_SEARCH_PATH = 'SET search_path = pg_catalog, pg_temp';
 
+/** Sets permsync's own search_path (OWN_SEARCH_PATH): a pool's `onConnect`, before it hands the session out. */
+export async function ownSearchPath(client: pg.ClientBase): Promise<void> {
+  await client.query(OWN_SEARCH_PATH);
+}
+
 /** Connects, and sets permsync's own search_path (OWN_SEARCH_PATH). */
 export async function connectSession(client: pg.Client): Promise<void> {
   await client.connect();
-  await client.query(OWN_SEARCH_PATH);
+  await ownSearchPath(client);
 }
 
 /**
  * The same for every session of a pool: pg-pool listens only while a session is idle. A
  * session that failed is dropped when it is released with its error (withPooledSession).
- * Each new session sets permsync's own search_path before any other query (OWN_SEARCH_PATH:
- * pg-pool hands the session out only after this listener has queued the statement).
  */
 export function keepSessionErrorsForTheNextQuery(pool: pg.Pool): pg.Pool {
-  pool.on('connect', (client) => {
-    keepErrorsForTheNextQuery(client);
-    // A failure here is the session's: the query queued after it fails the same way.
-    client.query(OWN_SEARCH_PATH).catch(() => {});
-  });
+  pool.on('connect', (client) => keepErrorsForTheNextQuery(client));
   return pool;
 }
 

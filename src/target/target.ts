@@ -5,7 +5,7 @@ import { loadParser } from '../capture/statements.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import { endPool, trackSessions } from '../pg-close.js';
 import { MEMBERSHIP_OPTIONS_SINCE } from '../pg-versions.js';
-import { keepSessionErrorsForTheNextQuery, withPooledSession } from '../pg-sessions.js';
+import { keepSessionErrorsForTheNextQuery, ownSearchPath, withPooledSession } from '../pg-sessions.js';
 import { readRoleHoldings, type RoleHoldings } from '../catalog/role-holdings.js';
 import { readAcls, readCatalog, readServerIdentity, type AclObject, type Catalog, type ObjectAcl } from '../catalog/catalog.js';
 import { forServer } from '../plan/server-version.js';
@@ -89,6 +89,9 @@ export class Target {
           keepAlive: true,
           max: 2,
           idleTimeoutMillis: 60_000,
+          // pg-pool awaits it before handing the session out (its types say void).
+          // eslint-disable-next-line @typescript-eslint/no-misused-promises
+          onConnect: ownSearchPath,
         }),
       ),
     );
