@@ -3,11 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { PERMSYNC_ROLES } from '../src/config/rules.js';
-import { reconcile } from '../src/drift/reconcile.js';
 import type { PostgresMajor } from '../dev/embedded/cluster.js';
 import { permissionSnapshot } from './support/catalog.js';
 import { accountDifference, canDump, catalogAccount, dumpAccount, type AccountOptions } from './support/dump.js';
-import { startPipeline, type Pipeline } from './support/pipeline.js';
+import { reconcileFirst, startPipeline, type Pipeline } from './support/pipeline.js';
 import { runCli, writeConfigFile } from './support/cli.js';
 
 /**
@@ -72,11 +71,7 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
 
   async function reconcileDev(schema: string): Promise<void> {
     expect(await privileges('dev', schema)).not.toEqual(await privileges('source', schema));
-    const config = p.config();
-    const result = await reconcile(config, config.environments[0] as (typeof config.environments)[0], p.sourceClient, {
-      apply: true,
-      dropExtraRoles: false,
-    });
+    const result = await reconcileFirst(p);
     expect(result.failure).toBeUndefined();
     expect(result.after?.report?.differences).toEqual([]);
   }
@@ -186,11 +181,7 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
       (await permissionSnapshot(client === 'source' ? p.sourceClient : p.env('dev').client)).filter((l) => l.startsWith('schema pd '));
     expect(await schema('source')).toContain('schema pd pd_app USAGE by pd_dbo');
     expect(await schema('source')).toContain('schema pd pd_dbo USAGE by pg_database_owner');
-    const config = p.config();
-    const result = await reconcile(config, config.environments[0] as (typeof config.environments)[0], p.sourceClient, {
-      apply: true,
-      dropExtraRoles: false,
-    });
+    const result = await reconcileFirst(p);
     expect(result.failure).toBeUndefined();
     expect(result.after?.report?.differences).toEqual([]);
     expect(await schema('dev')).toEqual(await schema('source'));

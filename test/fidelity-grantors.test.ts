@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { PERMSYNC_ROLES } from '../src/config/rules.js';
-import { reconcile, type ReconcileResult } from '../src/drift/reconcile.js';
+import type { ReconcileResult } from '../src/drift/reconcile.js';
 import type { PostgresMajor } from '../dev/embedded/cluster.js';
 import { permissionSnapshot } from './support/catalog.js';
 import { accountDifference, canDump, catalogAccount, dumpAccount, type AccountOptions } from './support/dump.js';
-import { startPipeline, type Pipeline } from './support/pipeline.js';
+import { reconcileFirst, startPipeline, type Pipeline } from './support/pipeline.js';
 
 /**
  * Reconcile converges privileges granted through grant options where the target's chain
@@ -43,8 +43,7 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
   }
 
   async function reconcileDev(): Promise<ReconcileResult> {
-    const config = p.config();
-    return reconcile(config, config.environments[0] as (typeof config.environments)[0], p.sourceClient, { apply: true, dropExtraRoles: false });
+    return reconcileFirst(p);
   }
 
   /** Privilege lines (grantee, privilege, grant option, grantor) of the objects of these schemas, the schemas' own included. */

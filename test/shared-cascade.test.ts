@@ -2,11 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { reconcile } from '../src/drift/reconcile.js';
 import type { PostgresMajor } from '../dev/embedded/cluster.js';
 import { permissionDump } from './support/dump-shared.js';
 import { sharedGrants } from './support/catalog.js';
-import { startPipeline, type Pipeline } from './support/pipeline.js';
+import { reconcileFirst, startPipeline, type Pipeline } from './support/pipeline.js';
 import { TablespaceDirs } from './support/tablespace.js';
 import { runCli, writeConfigFile } from './support/cli.js';
 import { waitFor } from './support/wait.js';
@@ -81,8 +80,7 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
   }
 
   async function reconcileDev() {
-    const config = p.config();
-    return reconcile(config, config.environments[0] as (typeof config.environments)[0], p.sourceClient, { apply: true, dropExtraRoles: false });
+    return reconcileFirst(p);
   }
 
   beforeAll(async () => {

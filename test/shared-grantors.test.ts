@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkEnvironments } from '../src/drift/check.js';
-import { reconcile } from '../src/drift/reconcile.js';
 import type { PostgresMajor } from '../dev/embedded/cluster.js';
 import { permissionDump } from './support/dump-shared.js';
 import { sharedGrants } from './support/catalog.js';
-import { startPipeline, type Pipeline } from './support/pipeline.js';
+import { reconcileFirst, startPipeline, type Pipeline } from './support/pipeline.js';
 import { TablespaceDirs } from './support/tablespace.js';
 
 /**
@@ -202,11 +201,7 @@ describe.each([14, 18] as const)('PostgreSQL %i', (major) => {
         changes: [{ privilege: 'CREATE', from: 'absent', to: 'grantable' }],
       }),
     ]);
-    const config = p.config();
-    const result = await reconcile(config, config.environments[0] as (typeof config.environments)[0], p.sourceClient, {
-      apply: true,
-      dropExtraRoles: false,
-    });
+    const result = await reconcileFirst(p);
     expect(result.failure).toBeUndefined();
     expect(result.after?.report?.differences).toEqual([]);
     await expectEqual('dr');

@@ -4,6 +4,7 @@ import { defaultSettings, type Config, type EnvironmentConfig, type Settings } f
 import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { install } from '../../src/install/migrate.js';
 import { adoptRoles } from '../../src/drift/adopt.js';
+import { reconcile, type ReconcileResult } from '../../src/drift/reconcile.js';
 import { createLogger } from '../../src/log.js';
 import type { PostgresMajor } from '../../dev/embedded/cluster.js';
 import { startServer, type ServerOptions, type TestServer } from './servers.js';
@@ -47,6 +48,12 @@ export interface Pipeline {
 }
 
 /** Short delays so that tests run fast. */
+/** `permsync reconcile --apply` of the pipeline's first environment (no extra role dropped), as the CLI runs it. */
+export function reconcileFirst(p: Pipeline): Promise<ReconcileResult> {
+  const config = p.config();
+  return reconcile(config, config.environments[0] as EnvironmentConfig, p.sourceClient, { apply: true, dropExtraRoles: false });
+}
+
 export const testSettings: Settings = {
   ...defaultSettings(),
   retryDelaySeconds: 0.2,
