@@ -2077,10 +2077,14 @@ BEGIN
     started := clock_timestamp();
     timeout := current_setting('lock_timeout');
     LOOP
-        -- The holder: the transaction whose id is the locked row's xmax.
+        -- The holder: the session that holds the lock on the locked row's xmax. That is
+        -- a subtransaction's id where the row was locked under a savepoint, or inside a
+        -- PL/pgSQL block with EXCEPTION (this loop's own), which backend_xid never shows:
+        -- a session holds the lock on each id it was assigned, its subtransactions' too.
         SELECT a.pid, a.state, coalesce(r.rolsuper, false) AS superuser INTO holder
           FROM permsync.locks l
-          JOIN pg_stat_activity a ON a.backend_xid = l.xmax
+          JOIN pg_locks k ON k.locktype = 'transactionid' AND k.transactionid = l.xmax AND k.mode = 'ExclusiveLock' AND k.granted
+          JOIN pg_stat_activity a ON a.pid = k.pid
           LEFT JOIN pg_roles r ON r.oid = a.usesysid
          WHERE l.name = lock_name;
         IF holder.pid IS NOT NULL AND NOT holder.superuser

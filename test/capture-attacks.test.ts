@@ -155,18 +155,42 @@ describe("locks: nothing a plain login holds is on a DBA's commit path", () => {
     }
   }
 
-  it('SET CONSTRAINTS ALL IMMEDIATE after a captured command does not make mallory hold the commit-order lock', async () => {
+  /** Runs mallory's `statements` in a transaction she leaves open, then `dbaSql` as a DBA. */
+  async function whileMalloryHolds(statements: string[], dbaSql: string): Promise<void> {
     const held = await mallory('attack2:mallory');
     try {
       await held.query('BEGIN');
-      await held.query('ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC');
-      await held.query('SET CONSTRAINTS ALL IMMEDIATE');
-      // mallory's transaction stays open, as long as she likes.
-      await dbaCommits('GRANT INSERT ON orders TO app');
+      for (const statement of statements) await held.query(statement);
+      await dbaCommits(dbaSql);
     } finally {
       await endSessions('attack2:mallory');
       await held.end().catch(() => {});
     }
+  }
+
+  it('SET CONSTRAINTS ALL IMMEDIATE after a captured command does not make mallory hold the commit-order lock', async () => {
+    await whileMalloryHolds(
+      ['ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC', 'SET CONSTRAINTS ALL IMMEDIATE'],
+      'GRANT INSERT ON orders TO app',
+    );
+  });
+
+  it('a savepoint before it does not hide mallory as the holder of the commit-order lock', async () => {
+    // Locked in a subtransaction, the row's xmax is the savepoint's xid, which
+    // pg_stat_activity.backend_xid (her top-level xid) never shows. The same happens without
+    // a savepoint of hers when she gets the row only after waiting: take_lock then locks it
+    // inside a PL/pgSQL block with EXCEPTION, a subtransaction.
+    await whileMalloryHolds(
+      ['SAVEPOINT s', 'ALTER DEFAULT PRIVILEGES GRANT TRUNCATE ON TABLES TO PUBLIC', 'SET CONSTRAINTS ALL IMMEDIATE'],
+      'GRANT DELETE ON orders TO app',
+    );
+  });
+
+  it("a savepoint before a password change of her own does not hide mallory as the holder of the role snapshot's lock", async () => {
+    await whileMalloryHolds(
+      ['SAVEPOINT s', `ALTER ROLE mallory PASSWORD '${PW}'`, 'ALTER DEFAULT PRIVILEGES GRANT REFERENCES ON TABLES TO PUBLIC'],
+      'CREATE ROLE newcomer3; GRANT SELECT ON orders TO newcomer3',
+    );
   });
 
   it("a deferred trigger of her own that runs after capture's does not make mallory hold the commit-order lock", async () => {
@@ -192,19 +216,14 @@ describe("locks: nothing a plain login holds is on a DBA's commit path", () => {
   });
 
   it("a password change of her own before a captured command does not make mallory hold the role snapshot's lock", async () => {
-    const held = await mallory('attack2:mallory');
-    try {
-      await held.query('BEGIN');
-      // Any login may change its own password: the roles no longer match the snapshot, and
-      // her captured command takes the snapshot's lock until her transaction ends.
-      await held.query(`ALTER ROLE mallory PASSWORD '${PW}'`);
-      await held.query('ALTER DEFAULT PRIVILEGES GRANT DELETE ON TABLES TO PUBLIC');
-      await dbaCommits('CREATE ROLE newcomer; GRANT SELECT ON orders TO newcomer');
-    } finally {
-      await endSessions('attack2:mallory');
-      await held.end().catch(() => {});
-    }
+    // Any login may change its own password: the roles no longer match the snapshot, and
+    // her captured command takes the snapshot's lock until her transaction ends.
+    await whileMalloryHolds(
+      [`ALTER ROLE mallory PASSWORD '${PW}'`, 'ALTER DEFAULT PRIVILEGES GRANT DELETE ON TABLES TO PUBLIC'],
+      'CREATE ROLE newcomer; GRANT SELECT ON orders TO newcomer',
+    );
   });
+
   it("a holder of permsync_daemon cannot lock a table a DBA's capture reads (permsync.config, ACCESS EXCLUSIVE)", async () => {
     await p.dba(`CREATE ROLE daemon_thief LOGIN PASSWORD '${PW}' IN ROLE permsync_daemon`);
     const held = await session(p.source.urlFor('postgres', 'daemon_thief', PW), 'attack2:daemon_thief');

@@ -117,7 +117,10 @@ async function lockInstall(client: pg.ClientBase, options: InstallOptions): Prom
   return new Set(rows.map((r) => r.version));
 }
 
-/** Who holds the install lock: the session whose transaction locked the row (its xmax). */
+/**
+ * Who holds the install lock: the session holding the lock on the row's xmax, which is a
+ * subtransaction's id where the row was locked under a savepoint (backend_xid never shows it).
+ */
 async function installLockHolder(client: pg.ClientBase): Promise<string> {
   const { rows } = await client.query<{
     pid: number;
@@ -127,7 +130,9 @@ async function installLockHolder(client: pg.ClientBase): Promise<string> {
     xact_start: Date | null;
   }>(
     `SELECT a.pid, a.usename, a.application_name, pg_catalog.host(a.client_addr) AS client_addr, a.xact_start
-       FROM permsync.locks l JOIN pg_catalog.pg_stat_activity a ON a.backend_xid = l.xmax
+       FROM permsync.locks l
+       JOIN pg_catalog.pg_locks k ON k.locktype = 'transactionid' AND k.transactionid = l.xmax AND k.mode = 'ExclusiveLock' AND k.granted
+       JOIN pg_catalog.pg_stat_activity a ON a.pid = k.pid
       WHERE l.name = 'install'`,
   );
   const holder = rows[0];
