@@ -218,7 +218,35 @@ const ONE_STRING: Script = {
   ],
 };
 
-const SCRIPTS = (major: PostgresMajor) => [documentation(major), CHAINS, DEFAULTS, RETIREMENT, DELEGATED, ONE_STRING];
+/**
+ * Foreign data kept to the roles that load it, and languages kept from PUBLIC, as a
+ * hardening guide has it: privileges (with grant options, and one passed on through one)
+ * and owners of foreign-data wrappers, foreign servers and languages, one grant made by a
+ * DO block (converged, since no statement replay can carry it).
+ */
+const FOREIGN: Script = {
+  name: 'foreign data and languages',
+  roles: 'CREATE ROLE fdw_admin; CREATE ROLE fdw_loader LOGIN; CREATE ROLE report_writer; CREATE ROLE sql_author',
+  migration: `
+    CREATE FOREIGN DATA WRAPPER files_fdw;
+    CREATE SERVER archive FOREIGN DATA WRAPPER files_fdw;
+    CREATE SERVER warehouse FOREIGN DATA WRAPPER files_fdw`,
+  grants: [
+    'GRANT USAGE ON FOREIGN DATA WRAPPER files_fdw TO fdw_admin WITH GRANT OPTION',
+    'ALTER SERVER warehouse OWNER TO fdw_admin',
+    'GRANT USAGE ON FOREIGN SERVER archive TO fdw_admin WITH GRANT OPTION',
+    'SET ROLE fdw_admin',
+    'GRANT USAGE ON FOREIGN SERVER archive TO fdw_loader',
+    'GRANT USAGE ON FOREIGN SERVER warehouse TO report_writer',
+    'RESET ROLE',
+    'REVOKE USAGE ON LANGUAGE sql FROM PUBLIC',
+    'GRANT USAGE ON LANGUAGE sql TO sql_author',
+    'GRANT USAGE ON LANGUAGE plpgsql TO report_writer WITH GRANT OPTION',
+    `DO $$BEGIN EXECUTE 'GRANT USAGE ON FOREIGN DATA WRAPPER files_fdw TO report_writer'; END$$`,
+  ],
+};
+
+const SCRIPTS = (major: PostgresMajor) => [documentation(major), CHAINS, DEFAULTS, RETIREMENT, DELEGATED, ONE_STRING, FOREIGN];
 
 describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
   let p: Pipeline;
@@ -314,6 +342,27 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     const reconciled = await cli('reconcile', '--env', 'prod', '--apply', '--config', file);
     expect(reconciled.out).toMatch(/^after reconcile: prod: matches the source$/m);
     expect(accountDifference(await account('source'), await account('prod'))).toEqual({ onlySource: [], onlyTarget: [] });
+    expect((await cli('drift', '--config', file)).code).toBe(0);
+  });
+
+  it("drift sees a foreign server's, a foreign-data wrapper's and a language's privileges and owner changed by hand, and reconcile brings them back", async () => {
+    await p.env('dev').client.query(`
+      GRANT USAGE ON FOREIGN SERVER warehouse TO sql_author;
+      REVOKE USAGE ON LANGUAGE sql FROM sql_author;
+      GRANT USAGE ON FOREIGN DATA WRAPPER files_fdw TO fdw_loader;
+      ALTER SERVER archive OWNER TO report_writer`);
+    expect(accountDifference(await account('source'), await account('dev')).onlySource.length).toBeGreaterThan(0);
+    const file = await configFile();
+    const drift = await cli('drift', '--config', file);
+    expect(drift.code).toBe(1);
+    expect(drift.out).toMatch(/^ {2}foreign server "warehouse", "sql_author": USAGE not held on the source, held on dev$/m);
+    expect(drift.out).toMatch(/^ {2}language "sql", "sql_author": USAGE held on the source, not held on dev$/m);
+    expect(drift.out).toMatch(/^ {2}foreign-data wrapper "files_fdw", "fdw_loader": USAGE not held on the source, held on dev$/m);
+    expect(drift.out).toMatch(/^ {2}foreign server "archive": owned by "postgres" on the source, by "report_writer" on dev$/m);
+
+    const reconciled = await cli('reconcile', '--env', 'dev', '--apply', '--config', file);
+    expect(reconciled.out).toMatch(/^after reconcile: dev: matches the source$/m);
+    expect(accountDifference(await account('source'), await account('dev'))).toEqual({ onlySource: [], onlyTarget: [] });
     expect((await cli('drift', '--config', file)).code).toBe(0);
   });
 });

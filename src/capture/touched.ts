@@ -24,7 +24,7 @@ type Touched =
   | { on: 'all in schema'; kinds: readonly ObjectKind[]; schemas: string[] }
   /** Default privileges for objects these roles create, in these schemas (null: the global entry). */
   | { on: 'default'; roles: string[]; schemas: string[] | null; objectType: string }
-  /** Something drift does not read (a language, a large object, ...): never converged. */
+  /** Something drift does not read (a large object, a publication, ...): never converged. */
   | { on: 'other'; what: string };
 
 export interface Touch {
@@ -60,6 +60,9 @@ const KINDS: Record<string, readonly ObjectKind[]> = {
   OBJECT_TYPE: ['type', 'domain'],
   OBJECT_DOMAIN: ['domain'],
   OBJECT_SCHEMA: ['schema'],
+  OBJECT_LANGUAGE: ['language'],
+  OBJECT_FDW: ['foreign-data wrapper'],
+  OBJECT_FOREIGN_SERVER: ['foreign server'],
 };
 
 /** ON ALL ... IN SCHEMA: which kinds each takes (ALL FUNCTIONS includes aggregates). */
@@ -96,6 +99,9 @@ const IDENTITY_KINDS: Record<string, readonly ObjectKind[]> = {
   aggregate: ['aggregate'],
   type: ['type'],
   domain: ['domain'],
+  language: ['language'],
+  'foreign-data wrapper': ['foreign-data wrapper'],
+  server: ['foreign server'],
 };
 
 type Fields = Record<string, unknown>;

@@ -178,7 +178,8 @@ export const SHARED_ACL = {
  * grants count as the owner's (for those, the table's). Relations that
  * can hold column privileges list their columns, so that a column missing on one side is
  * seen as such rather than granted on. Schemas pg_* (pg_catalog, pg_toast*, temporary
- * ones), information_schema and permsync's own are out of scope.
+ * ones), information_schema and permsync's own are out of scope; languages, foreign-data
+ * wrappers and foreign servers, in no schema, are in.
  */
 export const OBJECTS = `
   WITH ns AS (
@@ -225,6 +226,17 @@ export const OBJECTS = `
       JOIN pg_class c ON c.oid = a.attrelid
       JOIN ns n ON n.oid = c.relnamespace
      WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+    UNION ALL
+    -- Objects in no schema whose privileges and owner pg_dump prints. A language's default
+    -- ACL gives PUBLIC USAGE even where it is untrusted (no one but a superuser may use it).
+    SELECT 'language', NULL, l.lanname, NULL, l.lanowner, coalesce(l.lanacl, acldefault('l', l.lanowner)), NULL, l.lanowner
+      FROM pg_language l
+    UNION ALL
+    SELECT 'foreign-data wrapper', NULL, w.fdwname, NULL, w.fdwowner, coalesce(w.fdwacl, acldefault('F', w.fdwowner)), NULL, w.fdwowner
+      FROM pg_foreign_data_wrapper w
+    UNION ALL
+    SELECT 'foreign server', NULL, s.srvname, NULL, s.srvowner, coalesce(s.srvacl, acldefault('S', s.srvowner)), NULL, s.srvowner
+      FROM pg_foreign_server s
   )
   SELECT o.kind, o.schema, o.name, o.args, pg_get_userbyid(o.owner) AS owner, o.columns,
          (SELECT json_agg(${GRANT_TUPLE('o.acl_owner')}) FROM ${EXPLODED('o.acl')}) AS grants

@@ -67,11 +67,18 @@ export type ObjectKind =
   | 'aggregate'
   | 'type'
   | 'domain'
-  | 'column';
+  | 'column'
+  | 'language'
+  | 'foreign-data wrapper'
+  | 'foreign server';
+
+/** Kinds of object that are in no schema, named by their name alone. */
+export const SCHEMALESS_KINDS: ReadonlySet<ObjectKind> = new Set(['language', 'foreign-data wrapper', 'foreign server']);
 
 export interface CatalogObject {
   kind: ObjectKind;
-  schema: string;
+  /** null for an object in no schema (SCHEMALESS_KINDS). */
+  schema: string | null;
   /** The relation's name for a column; null for a schema. */
   name: string | null;
   /** Argument types of a routine; the column's name for a column. */

@@ -16,7 +16,8 @@ import {
 /** An object by name: a column is its relation's schema and name, and the column's name in args. */
 export interface ObjectRef {
   kind: ObjectKind;
-  schema: string;
+  /** null for an object in no schema (a language, a foreign server, ...). */
+  schema: string | null;
   name: string | null;
   args: string | null;
 }
@@ -396,6 +397,11 @@ export function objectKey(o: ObjectRef): string {
   return `${o.kind}\0${o.schema}\0${o.name ?? ''}\0${o.args ?? ''}`;
 }
 
+/** The schemas a statement on the object names: a rule's schema_pattern is matched against them. */
+export function schemasOf(o: ObjectRef): string[] {
+  return o.schema === null ? [] : [o.schema];
+}
+
 function refOf(o: CatalogObject): ObjectRef {
   return { kind: o.kind, schema: o.schema, name: o.name, args: o.args };
 }
@@ -414,7 +420,7 @@ function compareObjects(
   // from the same grantee and grantor: remembered, so that the columns are compared with
   // what they will hold after the revoke.
   const revokedOnRelation = new Map<string, { optionOnly: boolean; late: boolean }>();
-  const grantKey = (schema: string, name: string | null, grantee: string, grantor: string | null, privilege: string) =>
+  const grantKey = (schema: string | null, name: string | null, grantee: string, grantor: string | null, privilege: string) =>
     `${schema}\0${name ?? ''}\0${grantee}\0${grantor ?? ''}\0${privilege}`;
   /** Each object on both sides, by key, as its revokes are settled (settleChains): a relation with its columns. */
   const chains = new Map<string, ChainObject>();

@@ -4,7 +4,7 @@ import { shown, type Statement, type StatementKind } from '../sql/statement.js';
 import { MASKED_PASSWORD } from '../redact.js';
 import { SETTING_NOT_TAKEN, SQLSTATE } from '../errors.js';
 import { PUBLIC, type GrantState, type RoleState } from '../catalog/catalog.js';
-import type { Change, ObjectRef, PrivilegesChange, PrivilegeTarget } from '../catalog/compare.js';
+import { schemasOf, type Change, type ObjectRef, type PrivilegesChange, type PrivilegeTarget } from '../catalog/compare.js';
 
 /**
  * Where a statement goes in the plan. Roles exist before anything is granted to them or
@@ -83,7 +83,7 @@ export function planChange(change: Change, context: PlanContext): Planned[] {
             ...same(`ALTER ${alterKeyword(change.object)} ${objectName(change.object)} OWNER TO ${quoteIdent(change.to)}`),
             roles: [change.to],
             grantees: [],
-            schemas: [change.object.schema],
+            schemas: schemasOf(change.object),
           },
         },
       ];
@@ -233,6 +233,9 @@ const ALTER_KEYWORDS: Record<ObjectRef['kind'], string> = {
   type: 'TYPE',
   domain: 'DOMAIN',
   column: 'TABLE',
+  language: 'LANGUAGE',
+  'foreign-data wrapper': 'FOREIGN DATA WRAPPER',
+  'foreign server': 'SERVER',
 };
 
 function alterKeyword(object: ObjectRef): string {
@@ -241,6 +244,7 @@ function alterKeyword(object: ObjectRef): string {
 
 /** The object's name as SQL: routines with their argument types (PostgreSQL's own rendering). */
 export function objectName(object: ObjectRef): string {
+  if (object.schema === null) return quoteIdent(object.name as string);
   if (object.kind === 'schema') return quoteIdent(object.schema);
   const name = quoteQualified(object.schema, object.name as string);
   switch (object.kind) {
@@ -264,13 +268,19 @@ function onClause(object: ObjectRef): string {
     case 'function':
       return `FUNCTION ${objectName(object)}`;
     case 'aggregate':
-      return `FUNCTION ${quoteQualified(object.schema, object.name as string)}(${object.args ?? ''})`;
+      return `FUNCTION ${quoteQualified(object.schema as string, object.name as string)}(${object.args ?? ''})`;
     case 'procedure':
       return `PROCEDURE ${objectName(object)}`;
     case 'type':
       return `TYPE ${objectName(object)}`;
     case 'domain':
       return `DOMAIN ${objectName(object)}`;
+    case 'language':
+      return `LANGUAGE ${objectName(object)}`;
+    case 'foreign-data wrapper':
+      return `FOREIGN DATA WRAPPER ${objectName(object)}`;
+    case 'foreign server':
+      return `FOREIGN SERVER ${objectName(object)}`;
     default:
       return `TABLE ${objectName(object)}`;
   }
@@ -352,7 +362,7 @@ function asGrantor(s: Statement, grantor: string, target: PrivilegeTarget): Stat
  * format_type names them with search_path pg_catalog, qualified but for pg_catalog's).
  */
 function lookedUp(target: PrivilegeTarget): string[] {
-  if (target.on !== 'object' || target.object.kind === 'schema') return [];
+  if (target.on !== 'object' || target.object.kind === 'schema' || target.object.schema === null) return [];
   const { kind, schema, args } = target.object;
   const routine = kind === 'function' || kind === 'procedure' || kind === 'aggregate';
   return [...new Set([schema, ...(routine && args ? typeListSchemas(args) : [])])];
@@ -384,7 +394,7 @@ function privilegeStatement(target: PrivilegeTarget, verb: 'GRANT' | 'REVOKE', a
         schemas: [],
       };
     case 'object':
-      return { kind: verb, ...same(action(onClause(target.object))), roles: grantees, grantees, schemas: [target.object.schema] };
+      return { kind: verb, ...same(action(onClause(target.object))), roles: grantees, grantees, schemas: schemasOf(target.object) };
     case 'default': {
       const scope = target.schema === null ? '' : ` IN SCHEMA ${quoteIdent(target.schema)}`;
       const sql = `ALTER DEFAULT PRIVILEGES FOR ROLE ${quoteIdent(target.role)}${scope} ${action(defaultObjects(target.objectType))}`;

@@ -1,7 +1,7 @@
 import type { ConvergeScope } from '../capture/batch.js';
 import type { ObjectName, Touch } from '../capture/touched.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
-import { FIRST_USER_OID, type Catalog, type CatalogObject } from '../catalog/catalog.js';
+import { FIRST_USER_OID, SCHEMALESS_KINDS, type Catalog, type CatalogObject } from '../catalog/catalog.js';
 import { objectKey, type Change } from '../catalog/compare.js';
 import { objectName, orderPlan, type Planned } from './changes.js';
 import type { Statement } from '../sql/statement.js';
@@ -60,7 +60,7 @@ export function actorsOf(scope: ConvergeScope): string[] {
 
 /** The sequences whose owner drift does not read, among what the scope may touch on the source. */
 export function ownerlessSequences(source: Catalog): { schema: string; name: string }[] {
-  return source.objects.filter((o) => o.kind === 'sequence' && o.owner === null).map((o) => ({ schema: o.schema, name: o.name as string }));
+  return source.objects.filter((o) => o.kind === 'sequence' && o.owner === null).map((o) => ({ schema: o.schema as string, name: o.name as string }));
 }
 
 /** The statements that converge what the scope touched on the target. Pure. */
@@ -128,7 +128,7 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
       `${refused.size} object(s) it names left as they are, but for the grants it made there through a grant option: the role that ran it could not change them on the source (neither a superuser nor a member of their owner)`,
     );
   }
-  if (other > 0) notes.push(`${other} command(s) on objects drift does not compare (a language, a large object, a server, ...) not converged`);
+  if (other > 0) notes.push(`${other} command(s) on objects drift does not compare (a large object, a publication, ...) not converged`);
 
   const sourceSuperuser = [...source.roleOids].find(([, oid]) => oid < FIRST_USER_OID)?.[0] ?? '';
   const owners = { managed: context.managed, sourceSuperuser };
@@ -190,8 +190,10 @@ function defaultKey(role: string, schema: string | null, objectType: string): st
 }
 
 interface ObjectIndex {
-  /** Objects other than schemas and columns, by "schema\0name". */
+  /** Objects in a schema, but for columns, by "schema\0name". */
   byName: Map<string, CatalogObject[]>;
+  /** Objects in no schema, by name. */
+  schemaless: Map<string, CatalogObject[]>;
   schemas: Map<string, CatalogObject>;
   /** Relations that can hold column privileges, by "schema\0name". */
   relations: Map<string, CatalogObject>;
@@ -199,9 +201,13 @@ interface ObjectIndex {
 }
 
 function indexObjects(objects: CatalogObject[]): ObjectIndex {
-  const index: ObjectIndex = { byName: new Map(), schemas: new Map(), relations: new Map(), bySchema: new Map() };
+  const index: ObjectIndex = { byName: new Map(), schemaless: new Map(), schemas: new Map(), relations: new Map(), bySchema: new Map() };
   const push = (map: Map<string, CatalogObject[]>, key: string, o: CatalogObject) => map.set(key, [...(map.get(key) ?? []), o]);
   for (const o of objects) {
+    if (o.schema === null) {
+      push(index.schemaless, o.name as string, o);
+      continue;
+    }
     if (o.kind === 'schema') index.schemas.set(o.schema, o);
     if (o.kind === 'schema' || o.kind === 'column') continue;
     push(index.byName, `${o.schema}\0${o.name}`, o);
@@ -230,6 +236,9 @@ function resolve(touch: Touch, index: ObjectIndex): CatalogObject[] {
     if (touched.kinds.includes('schema')) {
       const schema = index.schemas.get(name.name);
       return schema ? [schema] : [];
+    }
+    if (touched.kinds.some((kind) => SCHEMALESS_KINDS.has(kind))) {
+      return (index.schemaless.get(name.name) ?? []).filter((o) => touched.kinds.includes(o.kind));
     }
     if (name.schema !== null) return matches(name.schema, name);
     return touch.searchPaths.flatMap((path) => {

@@ -1,7 +1,7 @@
 import type { RoleScope } from '../config/rules.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import { FIRST_USER_OID, type Catalog } from '../catalog/catalog.js';
-import { compare, type Change } from '../catalog/compare.js';
+import { compare, schemasOf, type Change } from '../catalog/compare.js';
 import { orderPlan, planChange, type Planned } from './changes.js';
 import type { Statement } from '../sql/statement.js';
 import { admitter } from './scope.js';
@@ -109,7 +109,7 @@ function heldBack(change: Change, environment: EnvironmentConfig, options: Repor
  * only, a statement on its schema; for a role of the target's own, one naming it.
  */
 function objectProbe(change: Change): Statement {
-  const schemas = change.type === 'object missing' || change.type === 'object extra' ? [change.object.schema] : [];
+  const schemas = change.type === 'object missing' || change.type === 'object extra' ? schemasOf(change.object) : [];
   const roles = change.type === 'role collision' || change.type === 'role extra' ? [change.name] : [];
   return { kind: 'GRANT', sql: '', display: '', roles, grantees: roles, schemas };
 }

@@ -1,8 +1,9 @@
 import type pg from 'pg';
 
 /**
- * Every privilege, owner and default privilege on the user objects of a database, as
- * sorted lines: two databases hold the same permissions when their snapshots are equal.
+ * Every privilege, owner and default privilege on the user objects of a database, its
+ * languages, foreign-data wrappers and servers, as sorted lines: two databases hold the
+ * same permissions when their snapshots are equal.
  */
 const SNAPSHOT = `
 WITH user_ns AS (
@@ -25,6 +26,12 @@ acl AS (
   UNION ALL
   SELECT 'type ' || t.oid::regtype::text, t.typowner, t.typacl
     FROM pg_type t JOIN user_ns n ON n.oid = t.typnamespace WHERE t.typtype IN ('d', 'e')
+  UNION ALL
+  SELECT 'language ' || quote_ident(l.lanname), l.lanowner, l.lanacl FROM pg_language l
+  UNION ALL
+  SELECT 'foreign-data wrapper ' || quote_ident(w.fdwname), w.fdwowner, w.fdwacl FROM pg_foreign_data_wrapper w
+  UNION ALL
+  SELECT 'server ' || quote_ident(s.srvname), s.srvowner, s.srvacl FROM pg_foreign_server s
   UNION ALL
   SELECT 'default ' || pg_get_userbyid(d.defaclrole) || ' in ' || coalesce(d.defaclnamespace::regnamespace::text, '*')
          || ' on ' || d.defaclobjtype::text, NULL, d.defaclacl
