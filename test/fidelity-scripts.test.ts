@@ -246,7 +246,46 @@ const FOREIGN: Script = {
   ],
 };
 
-const SCRIPTS = (major: PostgresMajor) => [documentation(major), CHAINS, DEFAULTS, RETIREMENT, DELEGATED, ONE_STRING, FOREIGN];
+/**
+ * A search team's objects handed to the role that maintains them: the owners of objects
+ * that hold no privileges (collations, conversions, operators, operator classes and
+ * families, extended statistics, text search objects, publications, subscriptions), one
+ * changed by a DO block (converged). Before 16 a subscription's owner must be a superuser.
+ */
+const owners = (major: PostgresMajor): Script => ({
+  name: 'owners of objects without privileges',
+  roles: 'CREATE ROLE search_owner; CREATE ROLE replication_owner',
+  migration: `
+    CREATE SCHEMA search;
+    CREATE TABLE search.docs (id int PRIMARY KEY, body text, lang int);
+    CREATE COLLATION search.c_sorted FROM "C";
+    CREATE CONVERSION search.latin1_utf8 FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8;
+    CREATE OPERATOR search.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = int4eq);
+    CREATE OPERATOR search.!! (RIGHTARG = int, FUNCTION = int4abs);
+    CREATE OPERATOR FAMILY search.int_family USING hash;
+    CREATE OPERATOR CLASS search.int_ops FOR TYPE int USING btree AS
+      OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 btint4cmp(int, int);
+    CREATE STATISTICS search.docs_stats ON id, lang FROM search.docs;
+    CREATE TEXT SEARCH CONFIGURATION search.docs_config (COPY = english);
+    CREATE TEXT SEARCH DICTIONARY search.docs_dict (TEMPLATE = simple);
+    CREATE PUBLICATION docs_feed FOR TABLE search.docs;
+    CREATE SUBSCRIPTION docs_copy CONNECTION 'dbname=nowhere' PUBLICATION docs_feed WITH (connect = false)`,
+  grants: [
+    'ALTER COLLATION search.c_sorted OWNER TO search_owner',
+    'ALTER CONVERSION search.latin1_utf8 OWNER TO search_owner',
+    'ALTER OPERATOR search.=== (int, int) OWNER TO search_owner',
+    'ALTER OPERATOR search.!! (NONE, int) OWNER TO search_owner',
+    'ALTER OPERATOR FAMILY search.int_family USING hash OWNER TO search_owner',
+    'ALTER OPERATOR CLASS search.int_ops USING btree OWNER TO search_owner',
+    'ALTER STATISTICS search.docs_stats OWNER TO search_owner',
+    'ALTER TEXT SEARCH CONFIGURATION search.docs_config OWNER TO search_owner',
+    'ALTER PUBLICATION docs_feed OWNER TO replication_owner',
+    ...(major >= 16 ? ['ALTER SUBSCRIPTION docs_copy OWNER TO replication_owner'] : []),
+    `DO $$BEGIN EXECUTE 'ALTER TEXT SEARCH DICTIONARY search.docs_dict OWNER TO search_owner'; END$$`,
+  ],
+});
+
+const SCRIPTS = (major: PostgresMajor) => [documentation(major), CHAINS, DEFAULTS, RETIREMENT, DELEGATED, ONE_STRING, FOREIGN, owners(major)];
 
 describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
   let p: Pipeline;
@@ -345,12 +384,15 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     expect((await cli('drift', '--config', file)).code).toBe(0);
   });
 
-  it("drift sees a foreign server's, a foreign-data wrapper's and a language's privileges and owner changed by hand, and reconcile brings them back", async () => {
+  it("drift sees a foreign server's, a foreign-data wrapper's and a language's privileges and owners changed by hand, and reconcile brings them back", async () => {
     await p.env('dev').client.query(`
       GRANT USAGE ON FOREIGN SERVER warehouse TO sql_author;
       REVOKE USAGE ON LANGUAGE sql FROM sql_author;
       GRANT USAGE ON FOREIGN DATA WRAPPER files_fdw TO fdw_loader;
-      ALTER SERVER archive OWNER TO report_writer`);
+      ALTER SERVER archive OWNER TO report_writer;
+      ALTER OPERATOR search.!! (NONE, int) OWNER TO replication_owner;
+      ALTER OPERATOR CLASS search.int_ops USING btree OWNER TO replication_owner;
+      ALTER PUBLICATION docs_feed OWNER TO search_owner`);
     expect(accountDifference(await account('source'), await account('dev')).onlySource.length).toBeGreaterThan(0);
     const file = await configFile();
     const drift = await cli('drift', '--config', file);
@@ -359,6 +401,11 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     expect(drift.out).toMatch(/^ {2}language "sql", "sql_author": USAGE held on the source, not held on dev$/m);
     expect(drift.out).toMatch(/^ {2}foreign-data wrapper "files_fdw", "fdw_loader": USAGE not held on the source, held on dev$/m);
     expect(drift.out).toMatch(/^ {2}foreign server "archive": owned by "postgres" on the source, by "report_writer" on dev$/m);
+    expect(drift.out).toMatch(/^ {2}operator "search"\.!! \(NONE, integer\): owned by "search_owner" on the source, by "replication_owner" on dev$/m);
+    expect(drift.out).toMatch(
+      /^ {2}operator class "search"\."int_ops" USING "btree": owned by "search_owner" on the source, by "replication_owner" on dev$/m,
+    );
+    expect(drift.out).toMatch(/^ {2}publication "docs_feed": owned by "replication_owner" on the source, by "search_owner" on dev$/m);
 
     const reconciled = await cli('reconcile', '--env', 'dev', '--apply', '--config', file);
     expect(reconciled.out).toMatch(/^after reconcile: dev: matches the source$/m);

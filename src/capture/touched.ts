@@ -63,6 +63,14 @@ const KINDS: Record<string, readonly ObjectKind[]> = {
   OBJECT_LANGUAGE: ['language'],
   OBJECT_FDW: ['foreign-data wrapper'],
   OBJECT_FOREIGN_SERVER: ['foreign server'],
+  OBJECT_COLLATION: ['collation'],
+  OBJECT_CONVERSION: ['conversion'],
+  OBJECT_OPERATOR: ['operator'],
+  OBJECT_STATISTIC_EXT: ['statistics object'],
+  OBJECT_TSCONFIGURATION: ['text search configuration'],
+  OBJECT_TSDICTIONARY: ['text search dictionary'],
+  OBJECT_PUBLICATION: ['publication'],
+  OBJECT_SUBSCRIPTION: ['subscription'],
 };
 
 /** ON ALL ... IN SCHEMA: which kinds each takes (ALL FUNCTIONS includes aggregates). */
@@ -102,6 +110,13 @@ const IDENTITY_KINDS: Record<string, readonly ObjectKind[]> = {
   language: ['language'],
   'foreign-data wrapper': ['foreign-data wrapper'],
   server: ['foreign server'],
+  collation: ['collation'],
+  conversion: ['conversion'],
+  'statistics object': ['statistics object'],
+  'text search configuration': ['text search configuration'],
+  'text search dictionary': ['text search dictionary'],
+  publication: ['publication'],
+  subscription: ['subscription'],
 };
 
 type Fields = Record<string, unknown>;

@@ -170,6 +170,15 @@ export const SHARED_ACL = {
            coalesce((SELECT ${GRANTS_BUT_OWNER('p.paracl', '10')} FROM pg_parameter_acl p WHERE p.parname = $1), '[]') AS grants`,
 };
 
+/** Objects in a schema that hold no privileges: kind, catalog, and its name, namespace and owner columns. */
+const OWNED_ONLY = [
+  ['collation', 'pg_collation', 'collname', 'collnamespace', 'collowner'],
+  ['conversion', 'pg_conversion', 'conname', 'connamespace', 'conowner'],
+  ['statistics object', 'pg_statistic_ext', 'stxname', 'stxnamespace', 'stxowner'],
+  ['text search configuration', 'pg_ts_config', 'cfgname', 'cfgnamespace', 'cfgowner'],
+  ['text search dictionary', 'pg_ts_dict', 'dictname', 'dictnamespace', 'dictowner'],
+] as const;
+
 /**
  * Every object permsync compares, with its owner and effective privileges (the defaults
  * when the ACL is NULL, so that NULL and an explicit ACL equal to it compare equal).
@@ -179,7 +188,8 @@ export const SHARED_ACL = {
  * can hold column privileges list their columns, so that a column missing on one side is
  * seen as such rather than granted on. Schemas pg_* (pg_catalog, pg_toast*, temporary
  * ones), information_schema and permsync's own are out of scope; languages, foreign-data
- * wrappers and foreign servers, in no schema, are in.
+ * wrappers and foreign servers, in no schema, are in, and so are the owners of objects
+ * that hold no privileges (an empty ACL).
  */
 export const OBJECTS = `
   WITH ns AS (
@@ -237,6 +247,30 @@ export const OBJECTS = `
     UNION ALL
     SELECT 'foreign server', NULL, s.srvname, NULL, s.srvowner, coalesce(s.srvacl, acldefault('S', s.srvowner)), NULL, s.srvowner
       FROM pg_foreign_server s
+    UNION ALL
+    -- Objects that hold no privileges: their owner alone, which pg_dump prints too.
+    ${OWNED_ONLY.map(
+      ([kind, table, name, namespace, owner]) =>
+        `SELECT '${kind}', n.nspname, x.${name}, NULL, x.${owner}, '{}', NULL, x.${owner} FROM ${table} x JOIN ns n ON n.oid = x.${namespace}`,
+    ).join('\n    UNION ALL\n    ')}
+    UNION ALL
+    SELECT 'operator', n.nspname, o.oprname,
+           CASE o.oprleft WHEN 0 THEN 'NONE' ELSE format_type(o.oprleft, NULL) END || ', ' || format_type(o.oprright, NULL),
+           o.oprowner, '{}', NULL, o.oprowner
+      FROM pg_operator o JOIN ns n ON n.oid = o.oprnamespace
+    UNION ALL
+    SELECT 'operator class', n.nspname, c.opcname, a.amname, c.opcowner, '{}', NULL, c.opcowner
+      FROM pg_opclass c JOIN ns n ON n.oid = c.opcnamespace JOIN pg_am a ON a.oid = c.opcmethod
+    UNION ALL
+    SELECT 'operator family', n.nspname, f.opfname, a.amname, f.opfowner, '{}', NULL, f.opfowner
+      FROM pg_opfamily f JOIN ns n ON n.oid = f.opfnamespace JOIN pg_am a ON a.oid = f.opfmethod
+    UNION ALL
+    SELECT 'publication', NULL, p.pubname, NULL, p.pubowner, '{}', NULL, p.pubowner
+      FROM pg_publication p
+    UNION ALL
+    -- The columns every login may read (not subconninfo), of this database's subscriptions.
+    SELECT 'subscription', NULL, s.subname, NULL, s.subowner, '{}', NULL, s.subowner
+      FROM pg_subscription s WHERE s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
   )
   SELECT o.kind, o.schema, o.name, o.args, pg_get_userbyid(o.owner) AS owner, o.columns,
          (SELECT json_agg(${GRANT_TUPLE('o.acl_owner')}) FROM ${EXPLODED('o.acl')}) AS grants

@@ -70,10 +70,27 @@ export type ObjectKind =
   | 'column'
   | 'language'
   | 'foreign-data wrapper'
-  | 'foreign server';
+  | 'foreign server'
+  // Objects that hold no privileges, only an owner.
+  | 'collation'
+  | 'conversion'
+  | 'operator'
+  | 'operator class'
+  | 'operator family'
+  | 'statistics object'
+  | 'text search configuration'
+  | 'text search dictionary'
+  | 'publication'
+  | 'subscription';
 
 /** Kinds of object that are in no schema, named by their name alone. */
-export const SCHEMALESS_KINDS: ReadonlySet<ObjectKind> = new Set(['language', 'foreign-data wrapper', 'foreign server']);
+export const SCHEMALESS_KINDS: ReadonlySet<ObjectKind> = new Set([
+  'language',
+  'foreign-data wrapper',
+  'foreign server',
+  'publication',
+  'subscription',
+]);
 
 export interface CatalogObject {
   kind: ObjectKind;
@@ -81,7 +98,10 @@ export interface CatalogObject {
   schema: string | null;
   /** The relation's name for a column; null for a schema. */
   name: string | null;
-  /** Argument types of a routine; the column's name for a column. */
+  /**
+   * Argument types of a routine or an operator (NONE for a prefix operator's left); the
+   * column's name for a column; the access method of an operator class or family.
+   */
   args: string | null;
   /** null where ownership is not the object's own (columns, sequences owned by a column). */
   owner: string | null;

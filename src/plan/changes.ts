@@ -236,18 +236,36 @@ const ALTER_KEYWORDS: Record<ObjectRef['kind'], string> = {
   language: 'LANGUAGE',
   'foreign-data wrapper': 'FOREIGN DATA WRAPPER',
   'foreign server': 'SERVER',
+  collation: 'COLLATION',
+  conversion: 'CONVERSION',
+  operator: 'OPERATOR',
+  'operator class': 'OPERATOR CLASS',
+  'operator family': 'OPERATOR FAMILY',
+  'statistics object': 'STATISTICS',
+  'text search configuration': 'TEXT SEARCH CONFIGURATION',
+  'text search dictionary': 'TEXT SEARCH DICTIONARY',
+  publication: 'PUBLICATION',
+  subscription: 'SUBSCRIPTION',
 };
 
 function alterKeyword(object: ObjectRef): string {
   return ALTER_KEYWORDS[object.kind];
 }
 
-/** The object's name as SQL: routines with their argument types (PostgreSQL's own rendering). */
+/**
+ * The object's name as SQL: routines and operators with their argument types (PostgreSQL's
+ * own rendering), an operator class or family with its access method.
+ */
 export function objectName(object: ObjectRef): string {
   if (object.schema === null) return quoteIdent(object.name as string);
   if (object.kind === 'schema') return quoteIdent(object.schema);
+  // An operator's name is its symbol, which is no identifier and is never quoted.
+  if (object.kind === 'operator') return `${quoteIdent(object.schema)}.${object.name as string} (${object.args ?? ''})`;
   const name = quoteQualified(object.schema, object.name as string);
   switch (object.kind) {
+    case 'operator class':
+    case 'operator family':
+      return `${name} USING ${quoteIdent(object.args as string)}`;
     case 'function':
     case 'procedure':
       return `${name}(${object.args ?? ''})`;

@@ -2,8 +2,9 @@ import type pg from 'pg';
 
 /**
  * Every privilege, owner and default privilege on the user objects of a database, its
- * languages, foreign-data wrappers and servers, as sorted lines: two databases hold the
- * same permissions when their snapshots are equal.
+ * languages, foreign-data wrappers and servers, and the owners of its objects that hold no
+ * privileges, as sorted lines: two databases hold the same permissions when their
+ * snapshots are equal.
  */
 const SNAPSHOT = `
 WITH user_ns AS (
@@ -32,6 +33,33 @@ acl AS (
   SELECT 'foreign-data wrapper ' || quote_ident(w.fdwname), w.fdwowner, w.fdwacl FROM pg_foreign_data_wrapper w
   UNION ALL
   SELECT 'server ' || quote_ident(s.srvname), s.srvowner, s.srvacl FROM pg_foreign_server s
+  UNION ALL
+  SELECT 'collation ' || quote_ident(n.nspname) || '.' || quote_ident(c.collname), c.collowner, NULL
+    FROM pg_collation c JOIN user_ns n ON n.oid = c.collnamespace
+  UNION ALL
+  SELECT 'conversion ' || quote_ident(n.nspname) || '.' || quote_ident(c.conname), c.conowner, NULL
+    FROM pg_conversion c JOIN user_ns n ON n.oid = c.connamespace
+  UNION ALL
+  SELECT 'operator ' || o.oid::regoperator::text, o.oprowner, NULL
+    FROM pg_operator o JOIN user_ns n ON n.oid = o.oprnamespace
+  UNION ALL
+  SELECT 'operator class ' || quote_ident(n.nspname) || '.' || quote_ident(c.opcname) || ' using ' || c.opcmethod::text, c.opcowner, NULL
+    FROM pg_opclass c JOIN user_ns n ON n.oid = c.opcnamespace
+  UNION ALL
+  SELECT 'operator family ' || quote_ident(n.nspname) || '.' || quote_ident(f.opfname) || ' using ' || f.opfmethod::text, f.opfowner, NULL
+    FROM pg_opfamily f JOIN user_ns n ON n.oid = f.opfnamespace
+  UNION ALL
+  SELECT 'statistics ' || quote_ident(n.nspname) || '.' || quote_ident(s.stxname), s.stxowner, NULL
+    FROM pg_statistic_ext s JOIN user_ns n ON n.oid = s.stxnamespace
+  UNION ALL
+  SELECT 'text search configuration ' || c.oid::regconfig::text, c.cfgowner, NULL FROM pg_ts_config c JOIN user_ns n ON n.oid = c.cfgnamespace
+  UNION ALL
+  SELECT 'text search dictionary ' || d.oid::regdictionary::text, d.dictowner, NULL FROM pg_ts_dict d JOIN user_ns n ON n.oid = d.dictnamespace
+  UNION ALL
+  SELECT 'publication ' || quote_ident(p.pubname), p.pubowner, NULL FROM pg_publication p
+  UNION ALL
+  SELECT 'subscription ' || quote_ident(s.subname), s.subowner, NULL
+    FROM pg_subscription s WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   UNION ALL
   SELECT 'default ' || pg_get_userbyid(d.defaclrole) || ' in ' || coalesce(d.defaclnamespace::regnamespace::text, '*')
          || ' on ' || d.defaclobjtype::text, NULL, d.defaclacl
