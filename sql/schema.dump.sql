@@ -202,6 +202,12 @@ DECLARE
     state        jsonb;
     changes      jsonb;
     batch        bigint;
+    -- The most the daemon reads of one generated batch (MAX_GENERATED_BYTES in
+    -- src/capture/batch.ts): changes that take more go in several batches, in order.
+    max_bytes    constant integer := 1048576;
+    sizes        integer[];
+    starts       integer[] := '{0}';
+    filled       integer := 0;
 BEGIN
     IF permsync.role_snapshot_matches(false) THEN
         -- Nothing changed since the snapshot, so it holds what this statement sees: the
@@ -266,20 +272,38 @@ BEGIN
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
     END IF;
-    INSERT INTO permsync.batches (origin, query_text, statements, current_user_name, current_user_is_superuser, search_path,
-                                  precedes)
-    VALUES ('role_watcher',
-            (SELECT string_agg(s ->> 'display', E';\n') || ';' FROM jsonb_array_elements(changes) s),
-            changes, session_user, false, 'pg_catalog', before)
-    RETURNING id INTO batch;
+    -- Cut where the next statement would take a batch past what the daemon reads (each
+    -- statement as stored, which is longer than its text), so that a bulk change (roles
+    -- with long comments, every verifier when capture is turned on) is carried rather than
+    -- skipped whole. Only a statement over the limit on its own is skipped, alone.
+    SELECT array_agg(octet_length(s::text) + 2 ORDER BY o) INTO sizes
+      FROM jsonb_array_elements(changes) WITH ORDINALITY AS t(s, o);
+    FOR i IN 1 .. cardinality(sizes) LOOP
+        IF filled > 0 AND filled + sizes[i] > max_bytes THEN
+            starts := starts || (i - 1);
+            filled := 0;
+        END IF;
+        filled := filled + sizes[i];
+    END LOOP;
+    starts := starts || cardinality(sizes);
+    -- In order: commit_seq follows the order of insertion, and each goes before `before`.
+    FOR k IN 1 .. cardinality(starts) - 1 LOOP
+        INSERT INTO permsync.batches (origin, query_text, statements, current_user_name, current_user_is_superuser,
+                                      search_path, precedes)
+        SELECT 'role_watcher', string_agg(changes -> i ->> 'display', E';\n' ORDER BY i) || ';', jsonb_agg(changes -> i ORDER BY i),
+               session_user, false, 'pg_catalog', before
+          FROM generate_series(starts[k], starts[k + 1] - 1) i
+        RETURNING id INTO batch;
+        INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity)
+        SELECT batch, changes -> i ->> 'kind', 'role', changes -> i ->> 'role'
+          FROM generate_series(starts[k], starts[k + 1] - 1) i;
+    END LOOP;
     IF before IS NOT NULL
        AND EXISTS (SELECT FROM jsonb_array_elements(changes) s WHERE s ->> 'kind' = 'DROP ROLE' OR s ? 'renamed_from') THEN
         UPDATE permsync.batches b
            SET converge_reason = 'a role was renamed or dropped between its permission commands, and that change reaches the targets before them; the next drift check shows what differs'
          WHERE b.id = before;
     END IF;
-    INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity)
-    SELECT batch, s ->> 'kind', 'role', s ->> 'role' FROM jsonb_array_elements(changes) s;
     PERFORM permsync.wake('permsync', batch::text);
     RETURN batch;
 END
