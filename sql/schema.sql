@@ -260,6 +260,9 @@ BEGIN
         -- a subtransaction's id where the row was locked under a savepoint, or inside a
         -- PL/pgSQL block with EXCEPTION (this loop's own), which backend_xid never shows:
         -- a session holds the lock on each id it was assigned, its subtransactions' too.
+        -- pg_stat_activity is read once per transaction and kept: a holder that connected
+        -- since (after the caller's first look, or this loop's) would be in no row.
+        PERFORM pg_stat_clear_snapshot();
         SELECT a.pid, a.state, coalesce(r.rolsuper, false) AS superuser INTO holder
           FROM permsync.locks l
           JOIN pg_locks k ON k.locktype = 'transactionid' AND k.transactionid = l.xmax AND k.mode = 'ExclusiveLock' AND k.granted

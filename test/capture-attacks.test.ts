@@ -215,6 +215,29 @@ describe("locks: nothing a plain login holds is on a DBA's commit path", () => {
     }
   });
 
+  it('a session she opens after the DBA has looked at pg_stat_activity is not hidden as the holder of the commit-order lock', async () => {
+    // PostgreSQL keeps what a transaction first read of pg_stat_activity until it ends.
+    const client = await dba('attack2:dba');
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT count(*) FROM pg_stat_activity');
+      await client.query('GRANT TRIGGER ON orders TO app');
+      const held = await mallory('attack2:mallory');
+      try {
+        await held.query('BEGIN');
+        await held.query('ALTER DEFAULT PRIVILEGES GRANT TRIGGER ON TABLES TO PUBLIC');
+        await held.query('SET CONSTRAINTS ALL IMMEDIATE');
+        await withTimeout(client.query('COMMIT'), PATIENCE_MS, "the DBA's COMMIT waited on mallory's transaction");
+      } finally {
+        await endSessions('attack2:mallory');
+        await held.end().catch(() => {});
+      }
+    } finally {
+      await endSessions('attack2:dba');
+      await client.end().catch(() => {});
+    }
+  });
+
   it("a password change of her own before a captured command does not make mallory hold the role snapshot's lock", async () => {
     // Any login may change its own password: the roles no longer match the snapshot, and
     // her captured command takes the snapshot's lock until her transaction ends.
