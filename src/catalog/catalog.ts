@@ -83,18 +83,9 @@ export type ObjectKind =
   | 'publication'
   | 'subscription';
 
-/** Kinds of object that are in no schema, named by their name alone. */
-export const SCHEMALESS_KINDS: ReadonlySet<ObjectKind> = new Set([
-  'language',
-  'foreign-data wrapper',
-  'foreign server',
-  'publication',
-  'subscription',
-]);
-
 export interface CatalogObject {
   kind: ObjectKind;
-  /** null for an object in no schema (SCHEMALESS_KINDS). */
+  /** null for an object in no schema (a language, a foreign server, a publication, ...). */
   schema: string | null;
   /** The relation's name for a column; null for a schema. */
   name: string | null;

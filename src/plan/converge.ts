@@ -1,7 +1,7 @@
 import type { ConvergeScope } from '../capture/batch.js';
 import type { ObjectName, Touch } from '../capture/touched.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
-import { FIRST_USER_OID, SCHEMALESS_KINDS, type Catalog, type CatalogObject } from '../catalog/catalog.js';
+import { FIRST_USER_OID, type Catalog, type CatalogObject } from '../catalog/catalog.js';
 import { objectKey, type Change } from '../catalog/compare.js';
 import { objectName, orderPlan, type Planned } from './changes.js';
 import type { Statement } from '../sql/statement.js';
@@ -237,9 +237,9 @@ function resolve(touch: Touch, index: ObjectIndex): CatalogObject[] {
       const schema = index.schemas.get(name.name);
       return schema ? [schema] : [];
     }
-    if (touched.kinds.some((kind) => SCHEMALESS_KINDS.has(kind))) {
-      return (index.schemaless.get(name.name) ?? []).filter((o) => touched.kinds.includes(o.kind));
-    }
+    // An object in no schema is found by its name alone; objects of a schema are not among them.
+    const unplaced = (index.schemaless.get(name.name) ?? []).filter((o) => touched.kinds.includes(o.kind));
+    if (unplaced.length > 0) return unplaced;
     if (name.schema !== null) return matches(name.schema, name);
     return touch.searchPaths.flatMap((path) => {
       for (const schema of path) {
