@@ -32,12 +32,21 @@ const SUPERUSER = 'postgres';
 const SUPERUSER_PASSWORD = 'postgres';
 
 /**
- * Ports below the ephemeral range (32768-60999 here), so a restarted server
- * cannot find its port taken by an outgoing connection.
+ * A port below the ephemeral range (32768-60999 here), so that a restarted server cannot
+ * find its port taken by an outgoing connection. Each test worker draws from a slice of
+ * its own (VITEST_POOL_ID, 1 and up), so that a port one worker lets go of and means to
+ * take back (a server stopped and started again, a proxy cut and reopened) is never
+ * taken meanwhile by another worker's server or proxy.
  */
+export function portBelowEphemeral(): number {
+  const worker = Number(process.env.VITEST_POOL_ID);
+  const [low, size] = Number.isInteger(worker) && worker > 0 ? [20000 + ((worker - 1) % 4) * 3000, 3000] : [20000, 12000];
+  return low + Math.floor(Math.random() * size);
+}
+
 async function freePortBelowEphemeral(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 12000);
+    const port = portBelowEphemeral();
     if (await portIsFree(port)) return port;
   }
   throw new Error('no free port found between 20000 and 32000');

@@ -1,4 +1,5 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { portBelowEphemeral } from '../../dev/embedded/cluster.js';
 
 interface Link {
   client: Socket;
@@ -28,7 +29,7 @@ export class TcpProxy {
   static async start(targetUrl: string): Promise<TcpProxy> {
     const target = new URL(targetUrl);
     for (let attempt = 0; attempt < 50; attempt++) {
-      const proxy = new TcpProxy(20000 + Math.floor(Math.random() * 12000), target.hostname, Number(target.port));
+      const proxy = new TcpProxy(portBelowEphemeral(), target.hostname, Number(target.port));
       try {
         await proxy.open();
         return proxy;
