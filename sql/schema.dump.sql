@@ -1336,6 +1336,11 @@ DECLARE
     role        text;
     member      text;
     granted_by  text;
+    -- Renames still to write, the names they take from roles, and every name they give or take.
+    renames     jsonb;
+    held        jsonb;
+    names       jsonb;
+    attempt     integer;
 BEGIN
     SELECT coalesce(jsonb_object_agg(o.key, true), '{}') INTO gone
       FROM jsonb_object_keys(old_roles) o(key) WHERE NOT new_roles ? o.key;
@@ -1398,12 +1403,40 @@ BEGIN
     out := out || ARRAY(SELECT permsync.role_statement('DROP ROLE', o.value ->> 'name', format('DROP ROLE IF EXISTS %I', o.value ->> 'name'))
                           FROM jsonb_each(old_roles) o WHERE gone ? o.key ORDER BY o.key::bigint);
 
-    -- Renames: same oid, new name.
-    out := out || ARRAY(SELECT permsync.role_statement('ALTER ROLE', n.value ->> 'name',
-                                   format('ALTER ROLE %I RENAME TO %I', o.value ->> 'name', n.value ->> 'name'), ignore_codes => ARRAY['42704'])
-                               || jsonb_build_object('renamed_from', o.value ->> 'name')
-                          FROM jsonb_each(old_roles) o JOIN jsonb_each(new_roles) n USING (key)
-                         WHERE o.value ->> 'name' <> n.value ->> 'name' ORDER BY key::bigint);
+    -- Renames: same oid, new name, each once no role holds its new name: after the rename
+    -- of the role that holds it (b to c, then a to b). Where each rename left waits on
+    -- another (names swapped: a to b and b to a), each goes through a name of its own
+    -- first, one that no rename of the batch gives or takes.
+    SELECT coalesce(jsonb_agg(jsonb_build_object('from', o.value ->> 'name', 'to', n.value ->> 'name', 'oid', key)
+                              ORDER BY key::bigint), '[]')
+      INTO renames
+      FROM jsonb_each(old_roles) o JOIN jsonb_each(new_roles) n USING (key)
+     WHERE o.value ->> 'name' <> n.value ->> 'name';
+    WHILE jsonb_array_length(renames) > 0 LOOP
+        SELECT jsonb_object_agg(x ->> 'from', true) INTO held FROM jsonb_array_elements(renames) x;
+        IF NOT EXISTS (SELECT FROM jsonb_array_elements(renames) x WHERE NOT held ? (x ->> 'to')) THEN
+            SELECT held || jsonb_object_agg(x ->> 'to', true) INTO names FROM jsonb_array_elements(renames) x;
+            attempt := 0;
+            WHILE EXISTS (SELECT FROM jsonb_array_elements(renames) x WHERE names ? format('permsync_renaming_%s_%s', x ->> 'oid', attempt)) LOOP
+                attempt := attempt + 1;
+            END LOOP;
+            SELECT out || array_agg(permsync.role_statement('ALTER ROLE', t.temporary,
+                                        format('ALTER ROLE %I RENAME TO %I', t.x ->> 'from', t.temporary), ignore_codes => ARRAY['42704'])
+                                    || jsonb_build_object('renamed_from', t.x ->> 'from') ORDER BY t.i),
+                   jsonb_agg(t.x || jsonb_build_object('from', t.temporary) ORDER BY t.i),
+                   jsonb_object_agg(t.temporary, true)
+              INTO out, renames, held
+              FROM (SELECT x, i, format('permsync_renaming_%s_%s', x ->> 'oid', attempt) AS temporary
+                      FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)) t;
+        END IF;
+        out := out || ARRAY(SELECT permsync.role_statement('ALTER ROLE', x ->> 'to',
+                                       format('ALTER ROLE %I RENAME TO %I', x ->> 'from', x ->> 'to'), ignore_codes => ARRAY['42704'])
+                                   || jsonb_build_object('renamed_from', x ->> 'from')
+                              FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)
+                             WHERE NOT held ? (x ->> 'to') ORDER BY i);
+        renames := (SELECT coalesce(jsonb_agg(x ORDER BY i), '[]') FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)
+                     WHERE held ? (x ->> 'to'));
+    END LOOP;
 
     -- Creations, each with its attributes.
     out := out || ARRAY(SELECT s.statement
@@ -1450,9 +1483,13 @@ BEGIN
                            format('REVOKE ADMIN OPTION FOR %I FROM %I%s', role, member, granted_by), granted => role)
                            || jsonb_strip_nulls(jsonb_build_object('grantor', r.n ->> 'grantor')));
             END IF;
+            -- A plain GRANT takes its INHERIT option from the member's INHERIT attribute, which
+            -- a NOINHERIT member would give as FALSE: there it is said.
             out := out || (permsync.role_statement('GRANT ROLE', member,
                        format('GRANT %I TO %I%s%s', role, member,
-                              CASE WHEN (r.n ->> 'admin')::boolean THEN ' WITH ADMIN OPTION' ELSE '' END, granted_by), granted => role)
+                              CASE WHEN pg16 AND NOT coalesce((new_roles -> split_part(r.key, '/', 2) ->> 'inherit')::boolean, true)
+                                   THEN CASE WHEN (r.n ->> 'admin')::boolean THEN ' WITH ADMIN OPTION, INHERIT TRUE' ELSE ' WITH INHERIT TRUE' END
+                                   WHEN (r.n ->> 'admin')::boolean THEN ' WITH ADMIN OPTION' ELSE '' END, granted_by), granted => role)
                        || jsonb_strip_nulls(jsonb_build_object('grantor', r.n ->> 'grantor')));
         END IF;
     END LOOP;

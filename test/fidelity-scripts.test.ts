@@ -285,7 +285,44 @@ const owners = (major: PostgresMajor): Script => ({
   ],
 });
 
-const SCRIPTS = (major: PostgresMajor) => [documentation(major), CHAINS, DEFAULTS, RETIREMENT, DELEGATED, ONE_STRING, FOREIGN, owners(major)];
+/**
+ * Logins renamed as deployments do: a blue-green switch that swaps two names through a
+ * spare one, a name handed down a chain, a team admin renamed right after it granted a
+ * membership; and memberships of NOINHERIT logins that inherit all the same (16+ says so
+ * per membership; a plain GRANT there would take the login's NOINHERIT).
+ */
+const renames = (major: PostgresMajor): Script => ({
+  name: 'logins renamed, swapped and made NOINHERIT',
+  roles: `
+    CREATE ROLE blue LOGIN CONNECTION LIMIT 1; CREATE ROLE green LOGIN CONNECTION LIMIT 2; CREATE ROLE deployers;
+    GRANT deployers TO blue;
+    CREATE ROLE release_1; CREATE ROLE release_2;
+    CREATE ROLE ops_readers; CREATE ROLE ops_admin LOGIN; CREATE ROLE ops_member LOGIN;
+    GRANT ops_readers TO ops_admin WITH ADMIN OPTION;
+    CREATE ROLE inheriting_group; CREATE ROLE narrow_login LOGIN NOINHERIT; CREATE ROLE late_login LOGIN`,
+  migration: 'CREATE SCHEMA deploy; CREATE TABLE deploy.slots (id int)',
+  grants: [
+    'GRANT SELECT ON deploy.slots TO blue',
+    "ALTER ROLE blue SET application_name = 'blue'",
+    'ALTER ROLE blue RENAME TO spare; ALTER ROLE green RENAME TO blue; ALTER ROLE spare RENAME TO green',
+    'ALTER ROLE release_2 RENAME TO release_3; ALTER ROLE release_1 RENAME TO release_2',
+    'SET ROLE ops_admin; GRANT ops_readers TO ops_member; RESET ROLE; ALTER ROLE ops_admin RENAME TO ops_lead',
+    major >= 16 ? 'GRANT inheriting_group TO narrow_login WITH INHERIT TRUE' : 'GRANT inheriting_group TO narrow_login',
+    'GRANT inheriting_group TO late_login; ALTER ROLE late_login NOINHERIT',
+  ],
+});
+
+const SCRIPTS = (major: PostgresMajor) => [
+  documentation(major),
+  CHAINS,
+  DEFAULTS,
+  RETIREMENT,
+  DELEGATED,
+  ONE_STRING,
+  FOREIGN,
+  owners(major),
+  renames(major),
+];
 
 describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
   let p: Pipeline;

@@ -191,11 +191,24 @@ export function settleGrantors(
 ): { statements: Statement[]; notes: string[] } {
   const notes: string[] = [];
   const created = new Set<string>();
+  // A rename earlier in the batch gives the role, and permsync's record of it, its new name.
+  const present = new Map(roles);
+  const managed = new Map(owners.managed);
   const settled = statements.map((s) => {
-    if (s.kind === 'CREATE ROLE' && s.grantees[0] !== undefined && !roles.has(s.grantees[0])) created.add(s.grantees[0]);
+    const name = s.grantees[0];
+    if (s.kind === 'CREATE ROLE' && name !== undefined && !present.has(name)) created.add(name);
+    if (s.renamedFrom !== undefined && name !== undefined) {
+      const oid = present.get(s.renamedFrom);
+      present.delete(s.renamedFrom);
+      if (created.delete(s.renamedFrom)) created.add(name);
+      if (oid !== undefined) {
+        present.set(name, oid);
+        if (managed.has(oid)) managed.set(oid, name);
+      }
+    }
     const grantor = s.grantor;
     if (grantor === undefined) return s;
-    const why = grantorProblem(grantor, roles.get(grantor), created, owners, excluded);
+    const why = grantorProblem(grantor, present.get(grantor), created, { ...owners, managed }, excluded);
     if (why === undefined) return s;
     notes.push(`statement ${s.ordinal} (${s.kind}): without GRANTED BY "${grantor}", which ${why}: the sync user stands for it`);
     return { ...withoutGrantor(s), roles: s.roles.filter((r) => r !== grantor) };
