@@ -1436,8 +1436,8 @@ BEGIN
 
     -- Renames: same oid, new name, each once no role holds its new name: after the rename
     -- of the role that holds it (b to c, then a to b). Where each rename left waits on
-    -- another (names swapped: a to b and b to a), each goes through a name of its own
-    -- first, one that no rename of the batch gives or takes.
+    -- another (names swapped: a to b and b to a), each goes through a spare name of its
+    -- own first, one no role has.
     SELECT coalesce(jsonb_agg(jsonb_build_object('from', o.value ->> 'name', 'to', n.value ->> 'name', 'oid', key)
                               ORDER BY key::bigint), '[]')
       INTO renames
@@ -1446,7 +1446,9 @@ BEGIN
     WHILE jsonb_array_length(renames) > 0 LOOP
         SELECT jsonb_object_agg(x ->> 'from', true) INTO held FROM jsonb_array_elements(renames) x;
         IF NOT EXISTS (SELECT FROM jsonb_array_elements(renames) x WHERE NOT held ? (x ->> 'to')) THEN
-            SELECT held || jsonb_object_agg(x ->> 'to', true) INTO names FROM jsonb_array_elements(renames) x;
+            -- Nor one any role has had since the last look: a login could make one to make the spare name taken.
+            SELECT coalesce(jsonb_object_agg(e.value ->> 'name', true), '{}') INTO names
+              FROM (SELECT value FROM jsonb_each(old_roles) UNION ALL SELECT value FROM jsonb_each(new_roles)) e;
             attempt := 0;
             WHILE EXISTS (SELECT FROM jsonb_array_elements(renames) x WHERE names ? format('permsync_renaming_%s_%s', x ->> 'oid', attempt)) LOOP
                 attempt := attempt + 1;

@@ -297,4 +297,33 @@ describe('role scope: a renamed look-alike', () => {
     );
     expect({ state: await prodState(), failed: rows }).toEqual({ state: 'ok', failed: [] });
   });
+
+  it('a role named as the spare name of a swap does not make the swap fail on the target and hold it', async () => {
+    const {
+      rows: [start],
+    } = await p.sourceClient.query<{ seq: string }>('SELECT coalesce(max(commit_seq), 0)::text AS seq FROM permsync.batches');
+    await asMallory(`CREATE ROLE left_hand; CREATE ROLE right_hand`);
+    await settle();
+    const {
+      rows: [oids],
+    } = await p.sourceClient.query<{ left: string; right: string }>(
+      `SELECT 'left_hand'::regrole::oid::text AS left, 'right_hand'::regrole::oid::text AS right`,
+    );
+    // The spare names the watcher would take first, made beforehand and carried to prod as permsync's.
+    await asMallory(`CREATE ROLE "permsync_renaming_${oids?.left}_0"; CREATE ROLE "permsync_renaming_${oids?.right}_0"`);
+    await settle();
+    await asMallory(
+      `ALTER ROLE left_hand RENAME TO spare_hand; ALTER ROLE right_hand RENAME TO left_hand; ALTER ROLE spare_hand RENAME TO right_hand`,
+    );
+    await settle();
+    const { rows } = await p.sourceClient.query(
+      `SELECT execution_status, error_code, result_message FROM permsync.execution_log
+        WHERE environment_name = 'prod' AND execution_status = 'failed' AND commit_seq > $1`,
+      [start?.seq],
+    );
+    expect({ state: await prodState(), failed: rows }).toEqual({ state: 'ok', failed: [] });
+    const names = async (client: pg.Client) =>
+      (await client.query<{ name: string }>(`SELECT rolname AS name FROM pg_roles WHERE rolname ~ '_hand$|^permsync_renaming_' ORDER BY 1`)).rows;
+    expect(await names(prod)).toEqual(await names(p.sourceClient));
+  });
 });
