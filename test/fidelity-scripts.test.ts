@@ -312,6 +312,24 @@ const renames = (major: PostgresMajor): Script => ({
   ],
 });
 
+/**
+ * A monitoring agent's setup as such tools document it: system functions and catalogs
+ * granted to its login, one by a DO block (converged), and a size function kept from
+ * PUBLIC. pg_dump prints the privileges of system objects that differ from initdb's.
+ */
+const MONITORING: Script = {
+  name: 'a monitoring agent given system functions and catalogs',
+  roles: 'CREATE ROLE monitor_agent LOGIN; CREATE ROLE monitor_admin',
+  migration: 'CREATE SCHEMA monitoring',
+  grants: [
+    'GRANT EXECUTE ON FUNCTION pg_catalog.pg_reload_conf() TO monitor_agent',
+    'GRANT SELECT ON pg_catalog.pg_statistic TO monitor_agent',
+    'GRANT SELECT ON pg_catalog.pg_authid TO monitor_admin WITH GRANT OPTION',
+    `DO $$BEGIN EXECUTE 'GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_waldir() TO monitor_agent'; END$$`,
+    'REVOKE EXECUTE ON FUNCTION pg_catalog.pg_tablespace_size(name) FROM PUBLIC',
+  ],
+};
+
 const SCRIPTS = (major: PostgresMajor) => [
   documentation(major),
   CHAINS,
@@ -322,6 +340,7 @@ const SCRIPTS = (major: PostgresMajor) => [
   FOREIGN,
   owners(major),
   renames(major),
+  MONITORING,
 ];
 
 describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
@@ -421,7 +440,7 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     expect((await cli('drift', '--config', file)).code).toBe(0);
   });
 
-  it("drift sees a foreign server's, a foreign-data wrapper's and a language's privileges and owners changed by hand, and reconcile brings them back", async () => {
+  it("drift sees a foreign server's, a foreign-data wrapper's, a language's and system objects' privileges and owners changed by hand, and reconcile brings them back", async () => {
     await p.env('dev').client.query(`
       GRANT USAGE ON FOREIGN SERVER warehouse TO sql_author;
       REVOKE USAGE ON LANGUAGE sql FROM sql_author;
@@ -429,7 +448,9 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
       ALTER SERVER archive OWNER TO report_writer;
       ALTER OPERATOR search.!! (NONE, int) OWNER TO replication_owner;
       ALTER OPERATOR CLASS search.int_ops USING btree OWNER TO replication_owner;
-      ALTER PUBLICATION docs_feed OWNER TO search_owner`);
+      ALTER PUBLICATION docs_feed OWNER TO search_owner;
+      REVOKE EXECUTE ON FUNCTION pg_catalog.pg_reload_conf() FROM monitor_agent;
+      GRANT SELECT ON pg_catalog.pg_stat_activity TO monitor_admin`);
     expect(accountDifference(await account('source'), await account('dev')).onlySource.length).toBeGreaterThan(0);
     const file = await configFile();
     const drift = await cli('drift', '--config', file);
@@ -443,6 +464,8 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
       /^ {2}operator class "search"\."int_ops" USING "btree": owned by "search_owner" on the source, by "replication_owner" on dev$/m,
     );
     expect(drift.out).toMatch(/^ {2}publication "docs_feed": owned by "replication_owner" on the source, by "search_owner" on dev$/m);
+    expect(drift.out).toMatch(/^ {2}function "pg_catalog"\."pg_reload_conf"\(\), "monitor_agent": EXECUTE held on the source, not held on dev$/m);
+    expect(drift.out).toMatch(/^ {2}view "pg_catalog"\."pg_stat_activity", "monitor_admin": SELECT not held on the source, held on dev$/m);
 
     const reconciled = await cli('reconcile', '--env', 'dev', '--apply', '--config', file);
     expect(reconciled.out).toMatch(/^after reconcile: dev: matches the source$/m);

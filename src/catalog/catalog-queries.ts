@@ -9,6 +9,8 @@
  * Built-in roles (oid below 16384) are not read as roles, but can be grantees and owners.
  */
 
+import { quoteLiteral } from '../sql/quote.js';
+
 export const CATALOG_SESSION = [
   'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
   'SET LOCAL search_path = pg_catalog',
@@ -180,6 +182,13 @@ const OWNED_ONLY = [
 ] as const;
 
 /**
+ * The schemas of PostgreSQL's own objects: of these, drift compares the privileges of
+ * relations and routines that differ from what they were made with (OBJECTS).
+ */
+export const SYSTEM_SCHEMAS: ReadonlySet<string> = new Set(['pg_catalog', 'information_schema']);
+const SYSTEM_SCHEMA_LIST = [...SYSTEM_SCHEMAS].map(quoteLiteral).join(', ');
+
+/**
  * Every object permsync compares, with its owner and effective privileges (the defaults
  * when the ACL is NULL, so that NULL and an explicit ACL equal to it compare equal).
  * owner is NULL where ownership is not the object's own: columns, and sequences owned by
@@ -271,10 +280,39 @@ export const OBJECTS = `
     -- The columns every login may read (not subconninfo), of this database's subscriptions.
     SELECT 'subscription', NULL, s.subname, NULL, s.subowner, '{}', NULL, s.subowner
       FROM pg_subscription s WHERE s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+  ),
+  -- Relations and routines of pg_catalog and information_schema whose privileges differ
+  -- from those initdb or the extension that made them gave (pg_init_privs), as pg_dump
+  -- prints them: monitoring tools' setups grant some. Their owner, the bootstrap
+  -- superuser, is neither compared nor counted as a grantee (it is named apart on each
+  -- server); a side that does not list one has the initial privileges.
+  system AS (
+    SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
+                          WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind,
+           n.nspname AS schema, c.relname AS name, NULL::text AS args,
+           coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS acl,
+           coalesce(i.initprivs, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS initial_acl,
+           c.relowner AS acl_owner
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      LEFT JOIN pg_init_privs i ON i.objoid = c.oid AND i.classoid = 'pg_class'::regclass AND i.objsubid = 0
+     WHERE n.nspname IN (${SYSTEM_SCHEMA_LIST}) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+       AND c.relacl IS DISTINCT FROM i.initprivs
+    UNION ALL
+    SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
+           n.nspname, p.proname, oidvectortypes(p.proargtypes),
+           coalesce(p.proacl, acldefault('f', p.proowner)), coalesce(i.initprivs, acldefault('f', p.proowner)), p.proowner
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      LEFT JOIN pg_init_privs i ON i.objoid = p.oid AND i.classoid = 'pg_proc'::regclass AND i.objsubid = 0
+     WHERE n.nspname IN (${SYSTEM_SCHEMA_LIST}) AND p.proacl IS DISTINCT FROM i.initprivs
   )
   SELECT o.kind, o.schema, o.name, o.args, pg_get_userbyid(o.owner) AS owner, o.columns,
-         (SELECT json_agg(${GRANT_TUPLE('o.acl_owner')}) FROM ${EXPLODED('o.acl')}) AS grants
-    FROM objects o`;
+         (SELECT json_agg(${GRANT_TUPLE('o.acl_owner')}) FROM ${EXPLODED('o.acl')}) AS grants, NULL AS initial
+    FROM objects o
+  UNION ALL
+  SELECT s.kind, s.schema, s.name, s.args, NULL, NULL,
+         (SELECT coalesce(json_agg(${GRANT_TUPLE('s.acl_owner')}), '[]') FROM ${EXPLODED('s.acl')} WHERE x.grantee <> s.acl_owner),
+         (SELECT coalesce(json_agg(${GRANT_TUPLE('s.acl_owner')}), '[]') FROM ${EXPLODED('s.initial_acl')} WHERE x.grantee <> s.acl_owner)
+    FROM system s`;
 
 /**
  * Default privileges as differences from what PostgreSQL would do without them. A global

@@ -100,6 +100,11 @@ export interface CatalogObject {
   columns: string[] | null;
   /** Effective privileges: the defaults when the ACL is NULL. */
   grants: Grant[];
+  /**
+   * An object of pg_catalog or information_schema, listed where its privileges differ from
+   * those it was made with: these (a side that does not list it has them).
+   */
+  initial?: Grant[];
 }
 
 export type GrantState = 'absent' | 'granted' | 'grantable';
@@ -194,7 +199,7 @@ interface RoleRow {
 type GrantTuple = [string, string, boolean, string | null];
 
 /** A CatalogObject as the catalog query returns it: grants as tuples, NULL for none. */
-type ObjectRow = Omit<CatalogObject, 'grants'> & { grants: GrantTuple[] | null };
+type ObjectRow = Omit<CatalogObject, 'grants' | 'initial'> & { grants: GrantTuple[] | null; initial: GrantTuple[] | null };
 
 export interface DefaultPrivilegeRow {
   role: string;
@@ -280,6 +285,7 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
       owner: o.owner,
       columns: o.columns,
       grants: (o.grants ?? []).map(toGrant),
+      ...(o.initial !== null && { initial: o.initial.map(toGrant) }),
     }));
     const defaultPrivileges = (await client.query<DefaultPrivilegeRow>(catalogSql.DEFAULT_PRIVILEGES)).rows.map(toDefaultPrivilege);
     return {

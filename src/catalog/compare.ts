@@ -424,9 +424,11 @@ function compareObjects(
     `${schema}\0${name ?? ''}\0${grantee}\0${grantor ?? ''}\0${privilege}`;
   /** Each object on both sides, by key, as its revokes are settled (settleChains): a relation with its columns. */
   const chains = new Map<string, ChainObject>();
+  // A system object one side does not list has the privileges it was made with there.
+  const initially = (o: CatalogObject | undefined) => (o?.initial === undefined ? undefined : { ...o, grants: o.initial });
   for (const k of keys.filter((key) => !key.startsWith('column\0'))) {
-    const to = ours.get(k);
-    const from = theirs.get(k);
+    const to = ours.get(k) ?? initially(theirs.get(k));
+    const from = theirs.get(k) ?? initially(ours.get(k));
     const ref = refOf((to ?? from) as CatalogObject);
     if (!from) {
       out.push({ type: 'object missing', object: ref });

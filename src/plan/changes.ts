@@ -4,6 +4,7 @@ import { shown, type Statement, type StatementKind } from '../sql/statement.js';
 import { MASKED_PASSWORD } from '../redact.js';
 import { SETTING_NOT_TAKEN, SQLSTATE } from '../errors.js';
 import { PUBLIC, type GrantState, type RoleState } from '../catalog/catalog.js';
+import { SYSTEM_SCHEMAS } from '../catalog/catalog-queries.js';
 import { schemasOf, type Change, type ObjectRef, type PrivilegesChange, type PrivilegeTarget } from '../catalog/compare.js';
 
 /**
@@ -412,7 +413,16 @@ function privilegeStatement(target: PrivilegeTarget, verb: 'GRANT' | 'REVOKE', a
         schemas: [],
       };
     case 'object':
-      return { kind: verb, ...same(action(onClause(target.object))), roles: grantees, grantees, schemas: schemasOf(target.object) };
+      return {
+        kind: verb,
+        ...same(action(onClause(target.object))),
+        roles: grantees,
+        grantees,
+        schemas: schemasOf(target.object),
+        // A system object is the bootstrap superuser's: a sync user that is no superuser (a
+        // managed service's) may not change it, and leaves it as it is rather than fail the plan.
+        ...(SYSTEM_SCHEMAS.has(target.object.schema ?? '') && { ignoreCodes: [SQLSTATE.insufficientPrivilege] }),
+      };
     case 'default': {
       const scope = target.schema === null ? '' : ` IN SCHEMA ${quoteIdent(target.schema)}`;
       const sql = `ALTER DEFAULT PRIVILEGES FOR ROLE ${quoteIdent(target.role)}${scope} ${action(defaultObjects(target.objectType))}`;

@@ -70,8 +70,15 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   const index = indexObjects(source.objects);
   const targetOwners = new Map(target.objects.map((o) => [objectKey(o), o.owner]));
   const relationOwner = (o: CatalogObject) => index.relations.get(`${o.schema}\0${o.name}`)?.owner ?? null;
+  const sourceSuperuser = [...source.roleOids].find(([, oid]) => oid < FIRST_USER_OID)?.[0] ?? '';
+  // A system object is the bootstrap superuser's (its owner is not compared).
   const ownerOf = (o: CatalogObject): string | null =>
-    o.owner ?? (o.kind === 'column' ? relationOwner(o) : (authority.sequenceOwners.get(`${o.schema}\0${o.name}`) ?? null));
+    o.owner ??
+    (o.initial !== undefined
+      ? sourceSuperuser
+      : o.kind === 'column'
+        ? relationOwner(o)
+        : (authority.sequenceOwners.get(`${o.schema}\0${o.name}`) ?? null));
   /** The roles whose grants through a grant option every actor may make or take back on the source: those whose privileges it has. */
   const grantorsFor = (actors: string[]): Set<string> => {
     const sets = actors.map((actor) => authority.roles.get(actor)?.memberOf ?? new Set<string>());
@@ -118,7 +125,8 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
         if (object.columns !== null) grantsOnly.set(`${object.schema}\0${object.name}`, grantors);
         continue;
       }
-      if (touched.on === 'objects' && !targetOwners.has(key)) missing.push(`${object.kind} ${objectName(object)}`);
+      // A system object the target does not list has the privileges it was made with there.
+      if (touched.on === 'objects' && !targetOwners.has(key) && object.initial === undefined) missing.push(`${object.kind} ${objectName(object)}`);
       objects.add(key);
       if (object.columns !== null) relations.set(`${object.schema}\0${object.name}`, key);
     }
@@ -130,7 +138,6 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   }
   if (other > 0) notes.push(`${other} command(s) on objects drift does not compare (a large object, an event trigger, ...) not converged`);
 
-  const sourceSuperuser = [...source.roleOids].find(([, oid]) => oid < FIRST_USER_OID)?.[0] ?? '';
   const owners = { managed: context.managed, sourceSuperuser };
   const foreign = new Set([...target.roleOids].filter(([name, oid]) => !isOurs(name, oid, owners)).map(([name]) => name));
   const report = buildReport(context.environment, context.settings, context.roles, source, target, {

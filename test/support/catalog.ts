@@ -1,9 +1,15 @@
 import type pg from 'pg';
 
+/** Whether two ACLs hold different privileges, whatever the order of their items. */
+const changedSinceMade = (acl: string, initial: string) => `
+  EXISTS ((SELECT * FROM aclexplode(${acl}) EXCEPT SELECT * FROM aclexplode(${initial}))
+          UNION ALL (SELECT * FROM aclexplode(${initial}) EXCEPT SELECT * FROM aclexplode(${acl})))`;
+
 /**
  * Every privilege, owner and default privilege on the user objects of a database, its
- * languages, foreign-data wrappers and servers, and the owners of its objects that hold no
- * privileges, as sorted lines: two databases hold the same permissions when their
+ * languages, foreign-data wrappers and servers, the owners of its objects that hold no
+ * privileges, and the privileges of system relations and routines changed since they were
+ * made, as sorted lines: two databases hold the same permissions when their
  * snapshots are equal.
  */
 const SNAPSHOT = `
@@ -60,6 +66,20 @@ acl AS (
   UNION ALL
   SELECT 'subscription ' || quote_ident(s.subname), s.subowner, NULL
     FROM pg_subscription s WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  UNION ALL
+  -- Relations and routines of pg_catalog and information_schema whose privileges differ
+  -- from those they were made with (pg_init_privs), as pg_dump prints them.
+  SELECT c.relkind::text || ' ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname), NULL, c.relacl
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_init_privs i ON i.objoid = c.oid AND i.classoid = 'pg_class'::regclass AND i.objsubid = 0
+   WHERE n.nspname IN ('pg_catalog', 'information_schema') AND c.relacl IS DISTINCT FROM i.initprivs
+     AND ${changedSinceMade("coalesce(c.relacl, acldefault('r', c.relowner))", "coalesce(i.initprivs, acldefault('r', c.relowner))")}
+  UNION ALL
+  SELECT 'function ' || p.oid::regprocedure::text, NULL, p.proacl
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    LEFT JOIN pg_init_privs i ON i.objoid = p.oid AND i.classoid = 'pg_proc'::regclass AND i.objsubid = 0
+   WHERE n.nspname IN ('pg_catalog', 'information_schema') AND p.proacl IS DISTINCT FROM i.initprivs
+     AND ${changedSinceMade("coalesce(p.proacl, acldefault('f', p.proowner))", "coalesce(i.initprivs, acldefault('f', p.proowner))")}
   UNION ALL
   SELECT 'default ' || pg_get_userbyid(d.defaclrole) || ' in ' || coalesce(d.defaclnamespace::regnamespace::text, '*')
          || ' on ' || d.defaclobjtype::text, NULL, d.defaclacl
