@@ -1336,10 +1336,16 @@ DECLARE
     role        text;
     member      text;
     granted_by  text;
-    -- Renames still to write, the names they take from roles, and every name they give or take.
+    -- The renames by position (from 1): the names they give up and take, by name, and
+    -- whether each is placed in a chain, in order; every role's name, for spare names.
     renames     jsonb;
     held        jsonb;
+    wanted      jsonb;
+    placed      boolean[];
+    chain       integer[] := '{}';
+    position    integer;
     names       jsonb;
+    spares      text[] := '{}';
     attempt     integer;
 BEGIN
     SELECT coalesce(jsonb_object_agg(o.key, true), '{}') INTO gone
@@ -1403,42 +1409,61 @@ BEGIN
     out := out || ARRAY(SELECT permsync.role_statement('DROP ROLE', o.value ->> 'name', format('DROP ROLE IF EXISTS %I', o.value ->> 'name'))
                           FROM jsonb_each(old_roles) o WHERE gone ? o.key ORDER BY o.key::bigint);
 
-    -- Renames: same oid, new name, each once no role holds its new name: after the rename
-    -- of the role that holds it (b to c, then a to b). Where each rename left waits on
-    -- another (names swapped: a to b and b to a), each goes through a spare name of its
-    -- own first, one no role has.
+    -- Renames: same oid, new name, each once no role holds its new name. First each
+    -- rename whose new name no role gives up, then the one that takes the name it gave up,
+    -- and so on down the chain (b to c, then a to b). What is left are rings of names
+    -- passed round (a to b and b to a): each of those goes through a spare name first, one
+    -- no role has had. Each rename is looked at a bounded number of times however a login
+    -- names its roles, since this runs on the DBAs' path too.
     SELECT coalesce(jsonb_agg(jsonb_build_object('from', o.value ->> 'name', 'to', n.value ->> 'name', 'oid', key)
                               ORDER BY key::bigint), '[]')
       INTO renames
       FROM jsonb_each(old_roles) o JOIN jsonb_each(new_roles) n USING (key)
      WHERE o.value ->> 'name' <> n.value ->> 'name';
-    WHILE jsonb_array_length(renames) > 0 LOOP
-        SELECT jsonb_object_agg(x ->> 'from', true) INTO held FROM jsonb_array_elements(renames) x;
-        IF NOT EXISTS (SELECT FROM jsonb_array_elements(renames) x WHERE NOT held ? (x ->> 'to')) THEN
-            -- Nor one any role has had since the last look: a login could make one to make the spare name taken.
-            SELECT coalesce(jsonb_object_agg(e.value ->> 'name', true), '{}') INTO names
-              FROM (SELECT value FROM jsonb_each(old_roles) UNION ALL SELECT value FROM jsonb_each(new_roles)) e;
+    SELECT coalesce(jsonb_object_agg(x ->> 'from', i), '{}'), coalesce(jsonb_object_agg(x ->> 'to', i), '{}')
+      INTO held, wanted
+      FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i);
+    placed := array_fill(false, ARRAY[jsonb_array_length(renames)]);
+    FOR position IN SELECT i FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)
+                     WHERE NOT held ? (x ->> 'to') ORDER BY i LOOP
+        WHILE position IS NOT NULL LOOP
+            chain := chain || position;
+            placed[position] := true;
+            position := (wanted ->> (renames -> (position - 1) ->> 'from'))::integer;
+        END LOOP;
+    END LOOP;
+    out := out || ARRAY(SELECT permsync.role_statement('ALTER ROLE', x ->> 'to',
+                                   format('ALTER ROLE %I RENAME TO %I', x ->> 'from', x ->> 'to'), ignore_codes => ARRAY['42704'])
+                               || jsonb_build_object('renamed_from', x ->> 'from')
+                          FROM unnest(chain) WITH ORDINALITY AS u(position, k)
+                         CROSS JOIN LATERAL (SELECT renames -> (u.position - 1) AS x) r
+                         ORDER BY k);
+    IF cardinality(chain) < jsonb_array_length(renames) THEN
+        SELECT coalesce(jsonb_object_agg(e.value ->> 'name', true), '{}') INTO names
+          FROM (SELECT value FROM jsonb_each(old_roles) UNION ALL SELECT value FROM jsonb_each(new_roles)) e;
+        SELECT coalesce(jsonb_agg(x ORDER BY i), '[]') INTO renames
+          FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)
+         WHERE NOT placed[i::integer];
+        -- The first spare name free for each (a login may have made roles of those names).
+        FOR position IN 0 .. jsonb_array_length(renames) - 1 LOOP
             attempt := 0;
-            WHILE EXISTS (SELECT FROM jsonb_array_elements(renames) x WHERE names ? format('permsync_renaming_%s_%s', x ->> 'oid', attempt)) LOOP
+            WHILE names ? format('permsync_renaming_%s_%s', renames -> position ->> 'oid', attempt) LOOP
                 attempt := attempt + 1;
             END LOOP;
-            SELECT out || array_agg(permsync.role_statement('ALTER ROLE', t.temporary,
-                                        format('ALTER ROLE %I RENAME TO %I', t.x ->> 'from', t.temporary), ignore_codes => ARRAY['42704'])
-                                    || jsonb_build_object('renamed_from', t.x ->> 'from') ORDER BY t.i),
-                   jsonb_agg(t.x || jsonb_build_object('from', t.temporary) ORDER BY t.i),
-                   jsonb_object_agg(t.temporary, true)
-              INTO out, renames, held
-              FROM (SELECT x, i, format('permsync_renaming_%s_%s', x ->> 'oid', attempt) AS temporary
-                      FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)) t;
-        END IF;
-        out := out || ARRAY(SELECT permsync.role_statement('ALTER ROLE', x ->> 'to',
-                                       format('ALTER ROLE %I RENAME TO %I', x ->> 'from', x ->> 'to'), ignore_codes => ARRAY['42704'])
-                                   || jsonb_build_object('renamed_from', x ->> 'from')
-                              FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)
-                             WHERE NOT held ? (x ->> 'to') ORDER BY i);
-        renames := (SELECT coalesce(jsonb_agg(x ORDER BY i), '[]') FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)
-                     WHERE held ? (x ->> 'to'));
-    END LOOP;
+            spares := spares || format('permsync_renaming_%s_%s', renames -> position ->> 'oid', attempt);
+        END LOOP;
+        out := out
+               || ARRAY(SELECT permsync.role_statement('ALTER ROLE', spare,
+                                   format('ALTER ROLE %I RENAME TO %I', x ->> 'from', spare), ignore_codes => ARRAY['42704'])
+                               || jsonb_build_object('renamed_from', x ->> 'from')
+                          FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)
+                          JOIN unnest(spares) WITH ORDINALITY AS u(spare, j) ON j = i ORDER BY i)
+               || ARRAY(SELECT permsync.role_statement('ALTER ROLE', x ->> 'to',
+                                   format('ALTER ROLE %I RENAME TO %I', spare, x ->> 'to'), ignore_codes => ARRAY['42704'])
+                               || jsonb_build_object('renamed_from', spare)
+                          FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)
+                          JOIN unnest(spares) WITH ORDINALITY AS u(spare, j) ON j = i ORDER BY i);
+    END IF;
 
     -- Creations, each with its attributes.
     out := out || ARRAY(SELECT s.statement
