@@ -47,6 +47,22 @@ async function prodState(): Promise<string | undefined> {
   return rows[0]?.state;
 }
 
+/** The newest batch's commit_seq. */
+async function lastCommitSeq(): Promise<string> {
+  const { rows } = await p.sourceClient.query<{ seq: string }>('SELECT coalesce(max(commit_seq), 0)::text AS seq FROM permsync.batches');
+  return rows[0]?.seq ?? '0';
+}
+
+/** The failures prod logged for batches after `seq`. */
+async function prodFailuresSince(seq: string): Promise<unknown[]> {
+  const { rows } = await p.sourceClient.query(
+    `SELECT execution_status, error_code, result_message FROM permsync.execution_log
+      WHERE environment_name = 'prod' AND execution_status = 'failed' AND commit_seq > $1`,
+    [seq],
+  );
+  return rows;
+}
+
 beforeAll(async () => {
   p = await startPipeline(['prod']);
   prod = p.env('prod').client;
@@ -280,9 +296,7 @@ describe('reconcile', () => {
 
 describe('role scope: a renamed look-alike', () => {
   it('renaming a look-alike and changing it does not hold the environment', async () => {
-    const {
-      rows: [start],
-    } = await p.sourceClient.query<{ seq: string }>('SELECT coalesce(max(commit_seq), 0)::text AS seq FROM permsync.batches');
+    const start = await lastCommitSeq();
     await prod.query(`CREATE ROLE auditor2 NOLOGIN`);
     await asMallory(`CREATE ROLE auditor2`);
     await settle();
@@ -290,18 +304,29 @@ describe('role scope: a renamed look-alike', () => {
     await settle();
     await asMallory(`ALTER ROLE shadow CONNECTION LIMIT 3`);
     await settle();
-    const { rows } = await p.sourceClient.query(
-      `SELECT execution_status, error_code, result_message FROM permsync.execution_log
-        WHERE environment_name = 'prod' AND execution_status = 'failed' AND commit_seq > $1`,
-      [start?.seq],
+    expect({ state: await prodState(), failed: await prodFailuresSince(start) }).toEqual({ state: 'ok', failed: [] });
+  });
+
+  it("a rename onto a name prod's own role holds there, then another rename onto the name prod kept, does not hold prod", async () => {
+    const start = await lastCommitSeq();
+    await prod.query(`CREATE ROLE auditor3 NOLOGIN`);
+    await asMallory(`CREATE ROLE a_side; CREATE ROLE b_side`);
+    await settle();
+    // Refused on prod (auditor3 is prod's own): prod keeps a_side under its old name.
+    await asMallory(`ALTER ROLE a_side RENAME TO auditor3`);
+    await settle();
+    await asMallory(`ALTER ROLE b_side RENAME TO a_side`);
+    await settle();
+    expect({ state: await prodState(), failed: await prodFailuresSince(start) }).toEqual({ state: 'ok', failed: [] });
+    const { rows: notes } = await p.sourceClient.query<{ message: string }>(
+      `SELECT result_message AS message FROM permsync.execution_log WHERE environment_name = 'prod' AND commit_seq > $1`,
+      [start],
     );
-    expect({ state: await prodState(), failed: rows }).toEqual({ state: 'ok', failed: [] });
+    expect(notes.map((n) => n.message).join('\n')).toMatch(/not carried: a role named "a_side" exists here already/);
   });
 
   it('a role named as the spare name of a swap does not make the swap fail on the target and hold it', async () => {
-    const {
-      rows: [start],
-    } = await p.sourceClient.query<{ seq: string }>('SELECT coalesce(max(commit_seq), 0)::text AS seq FROM permsync.batches');
+    const start = await lastCommitSeq();
     await asMallory(`CREATE ROLE left_hand; CREATE ROLE right_hand`);
     await settle();
     const {
@@ -316,12 +341,7 @@ describe('role scope: a renamed look-alike', () => {
       `ALTER ROLE left_hand RENAME TO spare_hand; ALTER ROLE right_hand RENAME TO left_hand; ALTER ROLE spare_hand RENAME TO right_hand`,
     );
     await settle();
-    const { rows } = await p.sourceClient.query(
-      `SELECT execution_status, error_code, result_message FROM permsync.execution_log
-        WHERE environment_name = 'prod' AND execution_status = 'failed' AND commit_seq > $1`,
-      [start?.seq],
-    );
-    expect({ state: await prodState(), failed: rows }).toEqual({ state: 'ok', failed: [] });
+    expect({ state: await prodState(), failed: await prodFailuresSince(start) }).toEqual({ state: 'ok', failed: [] });
     const names = async (client: pg.Client) =>
       (await client.query<{ name: string }>(`SELECT rolname AS name FROM pg_roles WHERE rolname ~ '_hand$|^permsync_renaming_' ORDER BY 1`)).rows;
     expect(await names(prod)).toEqual(await names(p.sourceClient));

@@ -145,7 +145,7 @@ export function compare(source: Catalog, target: Catalog, options: CompareOption
     ...compareSettings(source, target, options.databases ?? {}).filter((c) => !aboutExtra(c.role)),
     ...compareDatabase(source, target, keepGrantee, privilegesOf),
     ...compareShared(source, target, options.databases ?? {}, keepGrantee, privilegesOf),
-    ...compareObjects(source.objects, target.objects, keepGrantee, privilegesOf),
+    ...compareObjects(source.objects, target.objects, keepGrantee, privilegesOf, major(source) === major(target)),
     ...compareDefaultPrivileges(source.defaultPrivileges, target.defaultPrivileges).filter(
       (c) => c.target.on !== 'default' || !aboutExtra(c.target.role, c.grantee),
     ),
@@ -406,11 +406,16 @@ function refOf(o: CatalogObject): ObjectRef {
   return { kind: o.kind, schema: o.schema, name: o.name, args: o.args };
 }
 
+function major(catalog: Catalog): number {
+  return Math.floor(catalog.serverVersionNum / 10_000);
+}
+
 function compareObjects(
   source: CatalogObject[],
   target: CatalogObject[],
   keepGrantee: (grantee: string) => boolean,
   privilegesOf: PrivilegesOf,
+  sameMajor: boolean,
 ): Change[] {
   const ours = new Map(source.map((o) => [objectKey(o), o]));
   const theirs = new Map(target.map((o) => [objectKey(o), o]));
@@ -425,8 +430,11 @@ function compareObjects(
   /** Each object on both sides, by key, as its revokes are settled (settleChains): a relation with its columns. */
   const chains = new Map<string, ChainObject>();
   // A system object one side does not list has the privileges it was made with there.
+  // Across majors it may not exist there at all: only what both list is compared.
   const initially = (o: CatalogObject | undefined) => (o?.initial === undefined ? undefined : { ...o, grants: o.initial });
   for (const k of keys.filter((key) => !key.startsWith('column\0'))) {
+    const system = (ours.get(k) ?? theirs.get(k))?.initial !== undefined;
+    if (system && !sameMajor && !(ours.has(k) && theirs.has(k))) continue;
     const to = ours.get(k) ?? initially(theirs.get(k));
     const from = theirs.get(k) ?? initially(ours.get(k));
     const ref = refOf((to ?? from) as CatalogObject);

@@ -420,8 +420,12 @@ function privilegeStatement(target: PrivilegeTarget, verb: 'GRANT' | 'REVOKE', a
         grantees,
         schemas: schemasOf(target.object),
         // A system object is the bootstrap superuser's: a sync user that is no superuser (a
-        // managed service's) may not change it, and leaves it as it is rather than fail the plan.
-        ...(SYSTEM_SCHEMAS.has(target.object.schema ?? '') && { ignoreCodes: [SQLSTATE.insufficientPrivilege] }),
+        // managed service's) may not change it, and a server of another major may lack it
+        // (a side that does not list one is taken to have it as it was made): either leaves
+        // it as it is rather than fail the plan.
+        ...(SYSTEM_SCHEMAS.has(target.object.schema ?? '') && {
+          ignoreCodes: [SQLSTATE.insufficientPrivilege, SQLSTATE.undefinedFunction, SQLSTATE.undefinedTable],
+        }),
       };
     case 'default': {
       const scope = target.schema === null ? '' : ` IN SCHEMA ${quoteIdent(target.schema)}`;

@@ -106,6 +106,7 @@ export function judgeStatements(statements: Statement[], author: string | undefi
   }
 
   for (const s of statements) {
+    const name = s.grantees[0];
     const foreign = s.roles.find((r) => {
       const oid = state.get(r);
       return oid !== undefined && !created.has(r) && !ours(r, oid);
@@ -125,6 +126,13 @@ export function judgeStatements(statements: Statement[], author: string | undefi
       );
       continue;
     }
+    // A rename onto a name a role has here already (one this environment does not
+    // follow the source in, say) would fail and hold every later change.
+    const renamedOnto = s.renamedFrom !== undefined && name !== undefined && (state.has(name) || created.has(name)) ? name : undefined;
+    if (renamedOnto !== undefined) {
+      verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: a role named "${renamedOnto}" exists here already`);
+      continue;
+    }
     const missing = requiredRoles(s).find((r) => !state.has(r) && !created.has(r));
     if (missing !== undefined) {
       verdict.notes.push(
@@ -134,7 +142,6 @@ export function judgeStatements(statements: Statement[], author: string | undefi
       continue;
     }
     verdict.kept.push(s);
-    const name = s.grantees[0];
     if (name === undefined) continue;
     if (s.kind === 'CREATE ROLE' && !state.has(name)) {
       created.add(name);
