@@ -54,8 +54,8 @@ async function lastCommitSeq(): Promise<string> {
 }
 
 /** The failures prod logged for batches after `seq`. */
-async function prodFailuresSince(seq: string): Promise<unknown[]> {
-  const { rows } = await p.sourceClient.query(
+async function prodFailuresSince(seq: string): Promise<{ execution_status: string; error_code: string | null; result_message: string }[]> {
+  const { rows } = await p.sourceClient.query<{ execution_status: string; error_code: string | null; result_message: string }>(
     `SELECT execution_status, error_code, result_message FROM permsync.execution_log
       WHERE environment_name = 'prod' AND execution_status = 'failed' AND commit_seq > $1`,
     [seq],
