@@ -53,8 +53,24 @@ async function outcome(text: string, environment: string): Promise<Outcome | und
   return row;
 }
 
-const untilStatus = (text: string, environment: string, wanted: string) =>
-  waitFor(async () => (await outcome(text, environment))?.execution_status === wanted, 15_000, `${environment} to record ${wanted} for ${text}`);
+/** Waits for the outcome; one that does not come says what the environment did log meanwhile, and what waits for a retry. */
+async function untilStatus(text: string, environment: string, wanted: string): Promise<void> {
+  try {
+    await waitFor(
+      async () => (await outcome(text, environment))?.execution_status === wanted,
+      15_000,
+      `${environment} to record ${wanted} for ${text}`,
+    );
+  } catch (error) {
+    const logged = await rows(
+      `SELECT b.query_text, x.execution_status, x.result_message, x.finished_at FROM permsync.execution_log x
+         JOIN permsync.batches b ON b.id = x.batch_id WHERE x.environment_name = $1 ORDER BY x.commit_seq DESC LIMIT 5`,
+      [environment],
+    );
+    const queued = await rows(`SELECT environment_name, batch_id, attempts, next_attempt_at, last_error FROM permsync.retry_queue`);
+    throw new Error(`${(error as Error).message}; ${environment} logged last ${JSON.stringify(logged)}; retry queue ${JSON.stringify(queued)}`);
+  }
+}
 
 /** Lets a second go by, to show that something did not happen in that time. */
 const aMoment = () => new Promise((r) => setTimeout(r, 1000));
@@ -101,6 +117,8 @@ beforeAll(async () => {
   });
   const asDaemon: Config = { ...config, source: { ...config.source, url: p.source.urlFor('postgres', DAEMON, PASSWORD) } };
   await p.startDaemon(asDaemon);
+  // Every environment starts with nothing failed or waiting: a retry here waits ten minutes.
+  await p.settle();
 });
 
 afterAll(async () => {
