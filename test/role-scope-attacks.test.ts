@@ -325,6 +325,27 @@ describe('role scope: a renamed look-alike', () => {
     expect(notes.map((n) => n.message).join('\n')).toMatch(/not carried: a role named "a_side" exists here already/);
   });
 
+  it("a name the source gave another role, by a rename prod could not follow, does not give that role prod's role of the name", async () => {
+    await p.everywhere('CREATE TABLE secrets9 (id int)');
+    await p.dba('CREATE ROLE reporting9');
+    await settle();
+    await p.dba('GRANT SELECT ON secrets9 TO reporting9');
+    await prod.query('CREATE ROLE auditor9 NOLOGIN');
+    // prod cannot follow this (auditor9 is its own): its reporting9 keeps the name and the grant.
+    await p.dba('ALTER ROLE reporting9 RENAME TO auditor9');
+    await settle();
+    await asMallory('CREATE ROLE decoy9');
+    await settle();
+    await asMallory('ALTER ROLE decoy9 RENAME TO reporting9');
+    await settle();
+    await asMallory('GRANT reporting9 TO mallory');
+    await settle();
+    const canRead = async (client: pg.Client) =>
+      (await client.query<{ can: boolean }>(`SELECT has_table_privilege('mallory', 'secrets9', 'SELECT') AS can`)).rows[0]?.can;
+    expect({ source: await canRead(p.sourceClient), prod: await canRead(prod) }).toEqual({ source: false, prod: false });
+    expect(await prodState()).toBe('ok');
+  });
+
   it('a role named as the spare name of a swap does not make the swap fail on the target and hold it', async () => {
     const start = await lastCommitSeq();
     await asMallory(`CREATE ROLE left_hand; CREATE ROLE right_hand`);

@@ -706,6 +706,18 @@ export class EnvironmentApplier {
         this.log.warn({ batchId: batch.id, conflicts: verdict.conflicts }, "roles of this environment's own are named by the source: left alone");
       }
     }
+    if (verdict.disowned.length > 0) {
+      // Whether or not the batch runs here: the source's role of that name is another now.
+      await this.deps.store.forgetManagedRoles(
+        this.name,
+        verdict.disowned.map((d) => d.oid),
+      );
+      for (const d of verdict.disowned) this.server.managed.delete(d.oid);
+      this.log.warn(
+        { batchId: batch.id, disowned: verdict.disowned },
+        "the source gave these names to other roles: the roles here are no longer permsync's",
+      );
+    }
     verdict.notes.unshift(...notes);
     return verdict;
   }

@@ -58,6 +58,12 @@ export interface OwnershipVerdict {
   drops: { role: string; oid: number }[];
   /** Managed roles this batch renames there. */
   renames: { from: string; to: string; oid: number }[];
+  /**
+   * Managed roles whose name the source gave to another role, by a rename this target
+   * could not follow: the role of that name here is no longer the source's, and is the
+   * target's own from now on.
+   */
+  disowned: { role: string; oid: number }[];
 }
 
 /** Every role name the statements and their author name, for one lookup on the target. */
@@ -83,7 +89,7 @@ export function judgeStatements(statements: Statement[], author: string | undefi
   // A rename earlier in the batch takes a managed role's new name with it.
   const managed = new Map(owners.managed);
   const ours = (name: string, oid: number) => isOurs(name, oid, { ...owners, managed });
-  const verdict: OwnershipVerdict = { kept: [], notes: [], conflicts: [], creates: [], drops: [], renames: [] };
+  const verdict: OwnershipVerdict = { kept: [], notes: [], conflicts: [], creates: [], drops: [], renames: [], disowned: [] };
   const conflicted = new Set<string>();
   const conflict = (role: string, oid: number, reason: string) => {
     if (conflicted.has(role)) return;
@@ -127,9 +133,18 @@ export function judgeStatements(statements: Statement[], author: string | undefi
       continue;
     }
     // A rename onto a name a role has here already (one this environment does not
-    // follow the source in, say) would fail and hold every later change.
+    // follow the source in, say) would fail and hold every later change. Where the
+    // renamed role is here too, the source now gives that name to another role: a managed
+    // role holding it here is no longer the source's, or whatever the source grants to
+    // the name would go to it.
     const renamedOnto = s.renamedFrom !== undefined && name !== undefined && (state.has(name) || created.has(name)) ? name : undefined;
     if (renamedOnto !== undefined) {
+      const holder = state.get(renamedOnto);
+      if (s.renamedFrom !== undefined && state.has(s.renamedFrom) && holder !== undefined && managed.has(holder)) {
+        managed.delete(holder);
+        verdict.disowned.push({ role: renamedOnto, oid: holder });
+        conflict(renamedOnto, holder, 'the source gave this name to another role, which this target could not rename to it');
+      }
       verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: a role named "${renamedOnto}" exists here already`);
       continue;
     }
