@@ -1,7 +1,7 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { Daemon } from '../src/daemon.js';
 import { relationPrivileges } from './support/catalog.js';
 import { spawnPermsync } from './support/child.js';
@@ -116,6 +116,7 @@ describe('SIGHUP', () => {
     await daemon?.stop();
     daemon = undefined;
     const dir = await mkdtemp(join(tmpdir(), 'permsync-reload-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const file = join(dir, 'permsync.yaml');
     const config = p.config();
     const yaml = (extra: string) =>
@@ -147,7 +148,9 @@ describe('SIGHUP', () => {
 
 describe('a daemon process that cannot start', () => {
   it('is reported as soon as it exits, with what it said, not when the wait for it times out', async () => {
-    const missing = join(await mkdtemp(join(tmpdir(), 'permsync-start-')), 'missing.yaml');
+    const dir = await mkdtemp(join(tmpdir(), 'permsync-start-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    const missing = join(dir, 'missing.yaml');
     const child = spawnPermsync(['run', '--config', missing]);
     const started = Date.now();
     await expect(child.until(() => child.output.includes('permsync daemon running'), 15_000, 'the daemon to start')).rejects.toThrow(

@@ -1,7 +1,7 @@
 import pg from 'pg';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import type { LocalCluster } from '../dev/embedded/cluster.js';
 import { permissionSnapshot } from './support/catalog.js';
@@ -148,6 +148,7 @@ afterAll(async () => {
   for (const child of children) child.kill('SIGKILL');
   await p?.close();
   await sourceProxy?.cut();
+  if (configFile) await rm(dirname(configFile), { recursive: true, force: true });
 });
 
 beforeEach(() => {
