@@ -97,6 +97,15 @@ export function judgeStatements(statements: Statement[], author: string | undefi
     verdict.conflicts.push({ role, oid, reason });
   };
   const created = new Set<string>();
+  // A role left here under a name the source gave up or gave another role is no longer
+  // permsync's: else a role the source makes of that name later would be taken for it.
+  const disown = (role: string, reason: string) => {
+    const oid = state.get(role);
+    if (oid === undefined || created.has(role) || !managed.has(oid)) return;
+    managed.delete(oid);
+    verdict.disowned.push({ role, oid });
+    conflict(role, oid, reason);
+  };
 
   if (author !== undefined) {
     const oid = state.get(author);
@@ -130,6 +139,7 @@ export function judgeStatements(statements: Statement[], author: string | undefi
         `statement ${s.ordinal} (${s.kind}) not carried: role "${foreign}" exists here and is not permsync's ` +
           `(a role of this target's own; \`permsync adopt\` hands it over)`,
       );
+      if (s.renamedFrom !== undefined) disown(s.renamedFrom, 'the source renamed this role, and this target could not follow');
       continue;
     }
     // A rename onto a name a role has here already (one this environment does not
@@ -138,12 +148,10 @@ export function judgeStatements(statements: Statement[], author: string | undefi
     // role holding it here is no longer the source's, or whatever the source grants to
     // the name would go to it.
     const renamedOnto = s.renamedFrom !== undefined && name !== undefined && (state.has(name) || created.has(name)) ? name : undefined;
-    if (renamedOnto !== undefined) {
-      const holder = state.get(renamedOnto);
-      if (s.renamedFrom !== undefined && state.has(s.renamedFrom) && holder !== undefined && managed.has(holder)) {
-        managed.delete(holder);
-        verdict.disowned.push({ role: renamedOnto, oid: holder });
-        conflict(renamedOnto, holder, 'the source gave this name to another role, which this target could not rename to it');
+    if (renamedOnto !== undefined && s.renamedFrom !== undefined) {
+      if (state.has(s.renamedFrom)) {
+        disown(renamedOnto, 'the source gave this name to another role, which this target could not rename to it');
+        disown(s.renamedFrom, 'the source renamed this role, and this target could not follow');
       }
       verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: a role named "${renamedOnto}" exists here already`);
       continue;
