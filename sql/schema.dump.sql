@@ -1159,6 +1159,22 @@ $$;
 ALTER FUNCTION permsync.release_leadership(daemon_group text) OWNER TO postgres;
 
 --
+-- Name: rename_statement(text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.rename_statement(from_name text, to_name text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT permsync.role_statement('ALTER ROLE', to_name, format('ALTER ROLE %I RENAME TO %I', from_name, to_name),
+                                   ignore_codes => ARRAY['42704'])
+           || jsonb_build_object('renamed_from', from_name)
+$$;
+
+
+ALTER FUNCTION permsync.rename_statement(from_name text, to_name text) OWNER TO postgres;
+
+--
 -- Name: request_bootstrap(text); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
@@ -1432,9 +1448,7 @@ BEGIN
             position := (wanted ->> (renames -> (position - 1) ->> 'from'))::integer;
         END LOOP;
     END LOOP;
-    out := out || ARRAY(SELECT permsync.role_statement('ALTER ROLE', x ->> 'to',
-                                   format('ALTER ROLE %I RENAME TO %I', x ->> 'from', x ->> 'to'), ignore_codes => ARRAY['42704'])
-                               || jsonb_build_object('renamed_from', x ->> 'from')
+    out := out || ARRAY(SELECT permsync.rename_statement(x ->> 'from', x ->> 'to')
                           FROM unnest(chain) WITH ORDINALITY AS u(position, k)
                          CROSS JOIN LATERAL (SELECT renames -> (u.position - 1) AS x) r
                          ORDER BY k);
@@ -1453,14 +1467,10 @@ BEGIN
             spares := spares || format('permsync_renaming_%s_%s', renames -> position ->> 'oid', attempt);
         END LOOP;
         out := out
-               || ARRAY(SELECT permsync.role_statement('ALTER ROLE', spare,
-                                   format('ALTER ROLE %I RENAME TO %I', x ->> 'from', spare), ignore_codes => ARRAY['42704'])
-                               || jsonb_build_object('renamed_from', x ->> 'from')
+               || ARRAY(SELECT permsync.rename_statement(x ->> 'from', spare)
                           FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)
                           JOIN unnest(spares) WITH ORDINALITY AS u(spare, j) ON j = i ORDER BY i)
-               || ARRAY(SELECT permsync.role_statement('ALTER ROLE', x ->> 'to',
-                                   format('ALTER ROLE %I RENAME TO %I', spare, x ->> 'to'), ignore_codes => ARRAY['42704'])
-                               || jsonb_build_object('renamed_from', spare)
+               || ARRAY(SELECT permsync.rename_statement(spare, x ->> 'to')
                           FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)
                           JOIN unnest(spares) WITH ORDINALITY AS u(spare, j) ON j = i ORDER BY i);
     END IF;
@@ -3789,6 +3799,13 @@ GRANT ALL ON FUNCTION permsync.record_reconcile(env text, plan_text text, plan_m
 
 REVOKE ALL ON FUNCTION permsync.release_leadership(daemon_group text) FROM PUBLIC;
 GRANT ALL ON FUNCTION permsync.release_leadership(daemon_group text) TO permsync_daemon;
+
+
+--
+-- Name: FUNCTION rename_statement(from_name text, to_name text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.rename_statement(from_name text, to_name text) FROM PUBLIC;
 
 
 --

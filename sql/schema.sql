@@ -1127,6 +1127,18 @@ AS $fn$
         'privileged', privileged, 'ignore_codes', to_jsonb(ignore_codes), 'on_target_database', on_target_database))
 $fn$;
 
+-- A role's rename, which the daemon follows (renamed_from); it changes nothing on a
+-- target that lacks the role.
+CREATE FUNCTION permsync.rename_statement(from_name text, to_name text)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT permsync.role_statement('ALTER ROLE', to_name, format('ALTER ROLE %I RENAME TO %I', from_name, to_name),
+                                   ignore_codes => ARRAY['42704'])
+           || jsonb_build_object('renamed_from', from_name)
+$fn$;
+
 -- The ALTER ROLE, password and comment statements for what differs between two role states
 -- (everything that differs from CREATE ROLE's defaults when `old` is NULL). Each of
 -- SUPERUSER, REPLICATION and BYPASSRLS comes apart, named in `attribute` ('SUPERUSER' or
@@ -1463,9 +1475,7 @@ BEGIN
             position := (wanted ->> (renames -> (position - 1) ->> 'from'))::integer;
         END LOOP;
     END LOOP;
-    out := out || ARRAY(SELECT permsync.role_statement('ALTER ROLE', x ->> 'to',
-                                   format('ALTER ROLE %I RENAME TO %I', x ->> 'from', x ->> 'to'), ignore_codes => ARRAY['42704'])
-                               || jsonb_build_object('renamed_from', x ->> 'from')
+    out := out || ARRAY(SELECT permsync.rename_statement(x ->> 'from', x ->> 'to')
                           FROM unnest(chain) WITH ORDINALITY AS u(position, k)
                          CROSS JOIN LATERAL (SELECT renames -> (u.position - 1) AS x) r
                          ORDER BY k);
@@ -1484,14 +1494,10 @@ BEGIN
             spares := spares || format('permsync_renaming_%s_%s', renames -> position ->> 'oid', attempt);
         END LOOP;
         out := out
-               || ARRAY(SELECT permsync.role_statement('ALTER ROLE', spare,
-                                   format('ALTER ROLE %I RENAME TO %I', x ->> 'from', spare), ignore_codes => ARRAY['42704'])
-                               || jsonb_build_object('renamed_from', x ->> 'from')
+               || ARRAY(SELECT permsync.rename_statement(x ->> 'from', spare)
                           FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)
                           JOIN unnest(spares) WITH ORDINALITY AS u(spare, j) ON j = i ORDER BY i)
-               || ARRAY(SELECT permsync.role_statement('ALTER ROLE', x ->> 'to',
-                                   format('ALTER ROLE %I RENAME TO %I', spare, x ->> 'to'), ignore_codes => ARRAY['42704'])
-                               || jsonb_build_object('renamed_from', spare)
+               || ARRAY(SELECT permsync.rename_statement(spare, x ->> 'to')
                           FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)
                           JOIN unnest(spares) WITH ORDINALITY AS u(spare, j) ON j = i ORDER BY i);
     END IF;

@@ -708,11 +708,7 @@ export class EnvironmentApplier {
     }
     if (verdict.disowned.length > 0) {
       // Whether or not the batch runs here: the source's role of that name is another now.
-      await this.deps.store.forgetManagedRoles(
-        this.name,
-        verdict.disowned.map((d) => d.oid),
-      );
-      for (const d of verdict.disowned) this.server.managed.delete(d.oid);
+      await this.forgetManaged(verdict.disowned);
       this.log.warn(
         { batchId: batch.id, disowned: verdict.disowned },
         "the source gave these names to other roles: the roles here are no longer permsync's",
@@ -764,17 +760,20 @@ export class EnvironmentApplier {
     };
   }
 
+  /** These roles here are no longer permsync's: on the source, and in the server's set. */
+  private async forgetManaged(roles: { oid: number }[]): Promise<void> {
+    await this.deps.store.forgetManagedRoles(
+      this.name,
+      roles.map((r) => r.oid),
+    );
+    for (const r of roles) this.server.managed.delete(r.oid);
+  }
+
   /** Once a batch applied: forgets the roles it dropped here, and renames the ones it renamed. */
   private async afterApplied(verdict: OwnershipVerdict): Promise<void> {
     if (verdict.drops.length > 0) {
-      await this.deps.store.forgetManagedRoles(
-        this.name,
-        verdict.drops.map((d) => d.oid),
-      );
-      for (const d of verdict.drops) {
-        this.server.managed.delete(d.oid);
-        this.targetRoles.set(d.role, null);
-      }
+      await this.forgetManaged(verdict.drops);
+      for (const d of verdict.drops) this.targetRoles.set(d.role, null);
     }
     for (const r of verdict.renames) {
       await this.deps.store.renameManagedRole(this.name, r.oid, r.to);

@@ -310,8 +310,7 @@ export const OBJECTS = `
     FROM objects o
   UNION ALL
   SELECT s.kind, s.schema, s.name, s.args, NULL, NULL,
-         (SELECT coalesce(json_agg(${GRANT_TUPLE('s.acl_owner')}), '[]') FROM ${EXPLODED('s.acl')} WHERE x.grantee <> s.acl_owner),
-         (SELECT coalesce(json_agg(${GRANT_TUPLE('s.acl_owner')}), '[]') FROM ${EXPLODED('s.initial_acl')} WHERE x.grantee <> s.acl_owner)
+         ${GRANTS_BUT_OWNER('s.acl', 's.acl_owner')}, ${GRANTS_BUT_OWNER('s.initial_acl', 's.acl_owner')}
     FROM system s`;
 
 /**

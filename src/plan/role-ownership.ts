@@ -147,13 +147,12 @@ export function judgeStatements(statements: Statement[], author: string | undefi
     // renamed role is here too, the source now gives that name to another role: a managed
     // role holding it here is no longer the source's, or whatever the source grants to
     // the name would go to it.
-    const renamedOnto = s.renamedFrom !== undefined && name !== undefined && (state.has(name) || created.has(name)) ? name : undefined;
-    if (renamedOnto !== undefined && s.renamedFrom !== undefined) {
+    if (s.renamedFrom !== undefined && name !== undefined && (state.has(name) || created.has(name))) {
       if (state.has(s.renamedFrom)) {
-        disown(renamedOnto, 'the source gave this name to another role, which this target could not rename to it');
+        disown(name, 'the source gave this name to another role, which this target could not rename to it');
         disown(s.renamedFrom, 'the source renamed this role, and this target could not follow');
       }
-      verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: a role named "${renamedOnto}" exists here already`);
+      verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: a role named "${name}" exists here already`);
       continue;
     }
     const missing = requiredRoles(s).find((r) => !state.has(r) && !created.has(r));
@@ -175,16 +174,24 @@ export function judgeStatements(statements: Statement[], author: string | undefi
       state.delete(name);
       created.delete(name);
     } else if (s.renamedFrom !== undefined) {
-      const oid = state.get(s.renamedFrom);
-      state.delete(s.renamedFrom);
-      if (oid !== undefined) {
-        state.set(name, oid);
-        if (managed.has(oid)) managed.set(oid, name);
-        verdict.renames.push({ from: s.renamedFrom, to: name, oid });
-      }
+      const oid = followRename(s.renamedFrom, name, state, managed);
+      if (oid !== undefined) verdict.renames.push({ from: s.renamedFrom, to: name, oid });
     }
   }
   return verdict;
+}
+
+/**
+ * A rename earlier in the batch: the role, and permsync's record of it, go under the new
+ * name in these maps. Returns the role's oid here, if it is here.
+ */
+function followRename(from: string, to: string, present: Map<string, number>, managed: Map<number, string>): number | undefined {
+  const oid = present.get(from);
+  present.delete(from);
+  if (oid === undefined) return undefined;
+  present.set(to, oid);
+  if (managed.has(oid)) managed.set(oid, to);
+  return oid;
 }
 
 /**
@@ -228,13 +235,8 @@ export function settleGrantors(
     const name = s.grantees[0];
     if (s.kind === 'CREATE ROLE' && name !== undefined && !present.has(name)) created.add(name);
     if (s.renamedFrom !== undefined && name !== undefined) {
-      const oid = present.get(s.renamedFrom);
-      present.delete(s.renamedFrom);
+      followRename(s.renamedFrom, name, present, managed);
       if (created.delete(s.renamedFrom)) created.add(name);
-      if (oid !== undefined) {
-        present.set(name, oid);
-        if (managed.has(oid)) managed.set(oid, name);
-      }
     }
     const grantor = s.grantor;
     if (grantor === undefined) return s;
