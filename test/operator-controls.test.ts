@@ -75,13 +75,14 @@ async function untilStatus(text: string, environment: string, wanted: string): P
 /** Lets a second go by, to show that something did not happen in that time. */
 const aMoment = () => new Promise((r) => setTimeout(r, 1000));
 
-/** A grant prod cannot apply (the table is not there), so prod holds on it; dev applies it. */
+/** A grant prod cannot apply (the table is not there), so prod holds on it; dev applies it, before a test may cut dev off. */
 async function holdProd(table: string): Promise<string> {
   await p.dba(`SET permsync.capture = 'off'; CREATE TABLE ${table} (id int); RESET permsync.capture`);
   await p.env('dev').client.query(`CREATE TABLE ${table} (id int)`);
   const text = `GRANT SELECT ON ${table} TO app`;
   await p.dba(text);
   await untilStatus(text, 'prod', 'failed');
+  await untilStatus(text, 'dev', 'success');
   return text;
 }
 
