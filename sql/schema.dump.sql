@@ -721,8 +721,8 @@ BEGIN
     joined := coalesce(joined, CASE WHEN shared THEN env || '@' || identity ELSE was END);
     UPDATE permsync.environments e SET server_identity = identity, server_key = joined WHERE e.name = env;
     IF joined <> was THEN
-        INSERT INTO permsync.managed_roles (server_key, role_oid, role_name, how, recorded_by, recorded_at)
-        SELECT joined, o.role_oid, o.role_name, o.how, o.recorded_by, o.recorded_at
+        INSERT INTO permsync.managed_roles (server_key, role_oid, role_name, source_oid, how, recorded_by, recorded_at)
+        SELECT joined, o.role_oid, o.role_name, o.source_oid, o.how, o.recorded_by, o.recorded_at
           FROM permsync.managed_roles o WHERE o.server_key = was
         ON CONFLICT (server_key, role_oid) DO NOTHING;
         IF NOT shared THEN
@@ -1475,12 +1475,13 @@ BEGIN
                           JOIN unnest(spares) WITH ORDINALITY AS u(spare, j) ON j = i ORDER BY i);
     END IF;
 
-    -- Creations, each with its attributes.
+    -- Creations, each with its attributes, and the role's oid: the role a target's stands for.
     out := out || ARRAY(SELECT s.statement
                           FROM jsonb_each(new_roles) n
                          CROSS JOIN LATERAL (
                                SELECT 0::bigint AS position, permsync.role_statement('CREATE ROLE', n.value ->> 'name',
-                                          format('CREATE ROLE %I', n.value ->> 'name'), ignore_codes => ARRAY['42710']) AS statement
+                                          format('CREATE ROLE %I', n.value ->> 'name'), ignore_codes => ARRAY['42710'])
+                                          || jsonb_build_object('source_oid', n.key::bigint) AS statement
                                UNION ALL
                                SELECT a.position, a.statement FROM permsync.role_attribute_statements(NULL, n.value) WITH ORDINALITY a(statement, position)) s
                          WHERE NOT old_roles ? n.key ORDER BY n.key::bigint, s.position);
@@ -2784,6 +2785,7 @@ CREATE TABLE permsync.managed_roles (
     server_key text NOT NULL,
     role_oid oid NOT NULL,
     role_name name NOT NULL,
+    source_oid oid,
     how text NOT NULL,
     recorded_by name DEFAULT SESSION_USER NOT NULL,
     recorded_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -3156,6 +3158,7 @@ CREATE VIEW permsync.v_managed_roles AS
  SELECT e.name AS environment_name,
     m.role_oid,
     m.role_name,
+    m.source_oid,
     m.how,
     m.recorded_by,
     m.recorded_at
@@ -3165,6 +3168,7 @@ UNION ALL
  SELECT m.server_key AS environment_name,
     m.role_oid,
     m.role_name,
+    m.source_oid,
     m.how,
     m.recorded_by,
     m.recorded_at
@@ -4297,6 +4301,14 @@ GRANT SELECT,INSERT,DELETE ON TABLE permsync.managed_roles TO permsync_admin;
 
 GRANT UPDATE(role_name) ON TABLE permsync.managed_roles TO permsync_daemon;
 GRANT UPDATE(role_name) ON TABLE permsync.managed_roles TO permsync_admin;
+
+
+--
+-- Name: COLUMN managed_roles.source_oid; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT UPDATE(source_oid) ON TABLE permsync.managed_roles TO permsync_daemon;
+GRANT UPDATE(source_oid) ON TABLE permsync.managed_roles TO permsync_admin;
 
 
 --

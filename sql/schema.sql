@@ -1502,12 +1502,13 @@ BEGIN
                           JOIN unnest(spares) WITH ORDINALITY AS u(spare, j) ON j = i ORDER BY i);
     END IF;
 
-    -- Creations, each with its attributes.
+    -- Creations, each with its attributes, and the role's oid: the role a target's stands for.
     out := out || ARRAY(SELECT s.statement
                           FROM jsonb_each(new_roles) n
                          CROSS JOIN LATERAL (
                                SELECT 0::bigint AS position, permsync.role_statement('CREATE ROLE', n.value ->> 'name',
-                                          format('CREATE ROLE %I', n.value ->> 'name'), ignore_codes => ARRAY['42710']) AS statement
+                                          format('CREATE ROLE %I', n.value ->> 'name'), ignore_codes => ARRAY['42710'])
+                                          || jsonb_build_object('source_oid', n.key::bigint) AS statement
                                UNION ALL
                                SELECT a.position, a.statement FROM permsync.role_attribute_statements(NULL, n.value) WITH ORDINALITY a(statement, position)) s
                          WHERE NOT old_roles ? n.key ORDER BY n.key::bigint, s.position);
@@ -2121,6 +2122,11 @@ CREATE TABLE permsync.managed_roles (
     role_oid         oid NOT NULL,
     -- Its name when permsync last changed it, for operators.
     role_name        name NOT NULL,
+    -- The source role it stands for, by its oid on the source (NULL: not known, as for a
+    -- role an operator's own statement created). A role the source makes later under its
+    -- name is another (its own was dropped, the drop not carried here): the target's role
+    -- is then the target's own, not the new one's.
+    source_oid       oid,
     how              text NOT NULL CHECK (how IN ('created', 'adopted')),
     recorded_by      name NOT NULL DEFAULT session_user,
     recorded_at      timestamptz NOT NULL DEFAULT now(),
@@ -2156,8 +2162,8 @@ BEGIN
     joined := coalesce(joined, CASE WHEN shared THEN env || '@' || identity ELSE was END);
     UPDATE permsync.environments e SET server_identity = identity, server_key = joined WHERE e.name = env;
     IF joined <> was THEN
-        INSERT INTO permsync.managed_roles (server_key, role_oid, role_name, how, recorded_by, recorded_at)
-        SELECT joined, o.role_oid, o.role_name, o.how, o.recorded_by, o.recorded_at
+        INSERT INTO permsync.managed_roles (server_key, role_oid, role_name, source_oid, how, recorded_by, recorded_at)
+        SELECT joined, o.role_oid, o.role_name, o.source_oid, o.how, o.recorded_by, o.recorded_at
           FROM permsync.managed_roles o WHERE o.server_key = was
         ON CONFLICT (server_key, role_oid) DO NOTHING;
         IF NOT shared THEN
@@ -2198,11 +2204,11 @@ SELECT c.id AS conflict_id, c.environment_name, c.role_name, c.target_oid, c.bat
 -- One row per environment and role: each environment of a server shows the server's set,
 -- and an environment the daemon has not registered yet (adopted at onboarding) its own.
 CREATE VIEW permsync.v_managed_roles AS
-SELECT e.name AS environment_name, m.role_oid, m.role_name, m.how, m.recorded_by, m.recorded_at
+SELECT e.name AS environment_name, m.role_oid, m.role_name, m.source_oid, m.how, m.recorded_by, m.recorded_at
   FROM permsync.environments e
   JOIN permsync.managed_roles m ON m.server_key = coalesce(e.server_key, e.name)
 UNION ALL
-SELECT m.server_key, m.role_oid, m.role_name, m.how, m.recorded_by, m.recorded_at
+SELECT m.server_key, m.role_oid, m.role_name, m.source_oid, m.how, m.recorded_by, m.recorded_at
   FROM permsync.managed_roles m
  WHERE NOT EXISTS (SELECT FROM permsync.environments e WHERE coalesce(e.server_key, e.name) = m.server_key);
 
@@ -3142,7 +3148,7 @@ GRANT EXECUTE ON FUNCTION permsync.record_reconcile(text, text, boolean, jsonb, 
 GRANT EXECUTE ON FUNCTION permsync.claim_leadership(integer, text), permsync.release_leadership(text),
                           permsync.group_leads(text), permsync.request_bootstrap(text) TO permsync_daemon;
 -- The daemon records the roles it creates, drops, renames, and the conflicts it meets.
-GRANT SELECT, INSERT, DELETE, UPDATE (role_name) ON permsync.managed_roles TO permsync_daemon, permsync_admin;
+GRANT SELECT, INSERT, DELETE, UPDATE (role_name, source_oid) ON permsync.managed_roles TO permsync_daemon, permsync_admin;
 GRANT SELECT, INSERT, UPDATE (batch_id, reason, last_seen_at, resolved_at, resolution) ON permsync.role_conflicts
    TO permsync_daemon, permsync_admin;
 GRANT SELECT ON permsync.v_managed_roles TO permsync_daemon;

@@ -380,12 +380,15 @@ describe('reconcile', () => {
     expect(run.out).toContain(`recorded as batch ${batch?.id}`);
     expect(batch?.query_text).toContain(`ALTER ROLE "reporting" WITH PASSWORD '********';`);
     expect(batch?.query_text).not.toContain('SCRAM-SHA-256$');
+    // The role dev's stands for: the source's, by its oid there.
+    const { rows: made } = await p.sourceClient.query<{ oid: number }>(`SELECT 'auditors'::regrole::oid::int8::float8 AS oid`);
     expect(batch?.statements[0]).toEqual({
       kind: 'CREATE ROLE',
       role: 'auditors',
       sql: 'CREATE ROLE "auditors"',
       display: 'CREATE ROLE "auditors"',
       ignore_codes: ['42710'],
+      source_oid: made[0]?.oid,
     });
     // The verifier travels in `sql` (as the role watcher's batches carry it), never in `display`.
     const password = batch?.statements.find((s) => s.display.includes('PASSWORD'));

@@ -40,7 +40,7 @@ function roles(...names: string[]): { oid: number; name: string }[] {
 }
 
 async function managedNames(environment: string): Promise<string[]> {
-  return [...(await readManagedRoles(pool, environment)).values()].sort();
+  return [...(await readManagedRoles(pool, environment)).values()].map((r) => r.name).sort();
 }
 
 async function count(sql: string): Promise<number> {
@@ -77,7 +77,7 @@ describe('the roles permsync manages on a server', () => {
     for (const name of [...names, 'fleet_10']) {
       const managed = await readManagedRoles(pool, name);
       expect(managed.has(first.oid)).toBe(false);
-      expect(managed.get(second.oid)).toBe('fleet_role_renamed');
+      expect(managed.get(second.oid)?.name).toBe('fleet_role_renamed');
     }
   });
 
@@ -142,13 +142,13 @@ describe('the roles permsync manages on a server', () => {
         await waitFor(async () => joined || (await waiting()), 10_000, 'the join to end or to wait for the recording');
         await writer.query('COMMIT');
         // What the applier does once the recording committed.
-        server.managed.set(created.oid, created.name);
+        server.managed.set(created.oid, { name: created.name });
         expect(await joining).toBe(server);
       } finally {
         await writer.end();
       }
       expect(await managedNames('race_b')).toEqual(['race_created']);
-      expect(server.managed.get(created.oid)).toBe('race_created');
+      expect(server.managed.get(created.oid)?.name).toBe('race_created');
     } finally {
       await target.close();
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { judgeStatements } from '../src/plan/role-ownership.js';
+import { isOurs, judgeStatements } from '../src/plan/role-ownership.js';
 import type { Statement } from '../src/sql/statement.js';
 
 /** The role watcher's revoke of c's privilege, run as its grantor b; it tolerates a missing role or database (42704, 3D000). */
@@ -17,7 +17,7 @@ function revokeAs(runAs: string, ordinal: number): Statement {
 }
 
 describe('judgeStatements', () => {
-  const owners = { managed: new Map([[20_000, 'b']]), sourceSuperuser: 'postgres' };
+  const owners = { managed: new Map([[20_000, { name: 'b' }]]), sourceSuperuser: 'postgres' };
 
   it('leaves out a statement run as a role the target does not have, whatever else it tolerates (SET ROLE fails with 22023)', () => {
     const verdict = judgeStatements([revokeAs('b', 1), revokeAs('gone', 2)], undefined, new Map([['b', 20_000]]), owners);
@@ -29,5 +29,45 @@ describe('judgeStatements', () => {
     const verdict = judgeStatements([revokeAs('b', 1)], undefined, new Map([['b', 20_000]]), owners);
     expect(verdict.kept).toHaveLength(1);
     expect(verdict.notes).toEqual([]);
+  });
+});
+
+/** The role watcher's CREATE ROLE of the source's role of oid `sourceOid`. */
+function createRole(name: string, sourceOid: number): Statement {
+  return {
+    kind: 'CREATE ROLE',
+    sql: `CREATE ROLE ${name}`,
+    roles: [name],
+    grantees: [name],
+    schemas: [],
+    ignoreCodes: ['42710'],
+    sourceOid,
+    ordinal: 1,
+  };
+}
+
+describe('a managed role stands for one source role', () => {
+  const owners = { managed: new Map([[20_000, { name: 'b', sourceOid: 16_500 }]]), sourceSuperuser: 'postgres' };
+  const target = new Map([['b', 20_000]]);
+
+  it('a CREATE ROLE of that source role again (a batch applied twice) keeps it', () => {
+    const verdict = judgeStatements([createRole('b', 16_500)], undefined, target, owners);
+    expect({ kept: verdict.kept.length, disowned: verdict.disowned, conflicts: verdict.conflicts }).toEqual({ kept: 1, disowned: [], conflicts: [] });
+  });
+
+  it("a CREATE ROLE of another source role of its name makes it the target's own, and is not carried", () => {
+    const verdict = judgeStatements([createRole('b', 16_900)], undefined, target, owners);
+    expect(verdict.kept).toEqual([]);
+    expect(verdict.disowned).toEqual([{ role: 'b', oid: 20_000 }]);
+    expect(verdict.conflicts).toEqual([expect.objectContaining({ role: 'b', oid: 20_000 })]);
+  });
+
+  it("is the target's own where the source's role of its name is another, and permsync's where it is the same or unknown", () => {
+    expect(isOurs('b', 20_000, { ...owners, sourceOids: new Map([['b', 16_900]]) })).toBe(false);
+    expect(isOurs('b', 20_000, { ...owners, sourceOids: new Map([['b', 16_500]]) })).toBe(true);
+    expect(isOurs('b', 20_000, { ...owners, sourceOids: new Map() })).toBe(true);
+    expect(isOurs('b', 20_000, { managed: new Map([[20_000, { name: 'b' }]]), sourceSuperuser: 'postgres', sourceOids: new Map([['b', 1]]) })).toBe(
+      true,
+    );
   });
 });

@@ -70,6 +70,18 @@ async function prodFailuresSince(seq: string): Promise<{ execution_status: strin
   return rows;
 }
 
+/** Waits for prod to hold on the newest batch, and skips it there as an operator would. */
+async function skipProdHold(): Promise<void> {
+  await waitFor(async () => (await prodState()) === 'held', 15_000, 'prod to hold');
+  const {
+    rows: [held],
+  } = await p.sourceClient.query<{ id: string }>(
+    `SELECT b.id::text FROM permsync.batches b JOIN permsync.execution_log x ON x.batch_id = b.id
+      WHERE x.environment_name = 'prod' AND x.execution_status = 'failed' ORDER BY b.commit_seq DESC LIMIT 1`,
+  );
+  await p.sourceClient.query(`SELECT * FROM permsync.skip_batch('prod', $1, 'prod keeps the role')`, [held?.id]);
+}
+
 beforeAll(async () => {
   p = await startPipeline(['prod']);
   prod = p.env('prod').client;
@@ -368,6 +380,51 @@ describe('role scope: a renamed look-alike', () => {
     await settle();
     expect(await malloryReads('secrets8')).toEqual({ source: false, prod: false });
     expect(await prodState()).toBe('ok');
+  });
+
+  it("a role the source makes under the name of one it dropped, whose drop an operator skipped on prod, is not taken for prod's role of that name", async () => {
+    await p.dba('CREATE ROLE reporting7');
+    await settle();
+    // prod cannot drop it (it owns a table of prod's own): prod holds, and an operator skips the drop there.
+    await prod.query('CREATE TABLE only_on_prod7 (id int); ALTER TABLE only_on_prod7 OWNER TO reporting7');
+    await p.dba('DROP ROLE reporting7');
+    await skipProdHold();
+    await settle();
+    await asMallory('CREATE ROLE reporting7');
+    await settle();
+    await asMallory('GRANT reporting7 TO mallory');
+    await settle();
+    const reads = async (client: pg.Client) =>
+      (
+        await client.query<{ can: boolean }>(
+          `SELECT to_regclass('only_on_prod7') IS NOT NULL AND has_table_privilege($1, 'only_on_prod7', 'SELECT') AS can`,
+          [MALLORY],
+        )
+      ).rows[0]?.can;
+    expect({ source: await reads(p.sourceClient), prod: await reads(prod), state: await prodState() }).toEqual({
+      source: false,
+      prod: false,
+      state: 'ok',
+    });
+  });
+
+  it("reconcile, run before the daemon has seen the new role, does not take prod's role that stands for the dropped one for it", async () => {
+    await p.dba('CREATE ROLE reporting6');
+    await settle();
+    await prod.query('CREATE TABLE only_on_prod6 (id int); ALTER TABLE only_on_prod6 OWNER TO reporting6');
+    await p.dba('DROP ROLE reporting6');
+    await skipProdHold();
+    await daemon.stop();
+    await asMallory('CREATE ROLE reporting6; GRANT reporting6 TO mallory');
+    const environment = config.environments[0] as Config['environments'][number];
+    const applied = await reconcile(config, environment, p.sourceClient, { apply: true, dropExtraRoles: false });
+    daemon = await p.startDaemon(config);
+    await settle();
+    expect({ failure: applied.failure, mallory: (await memberOf(prod, MALLORY)).includes('reporting6'), state: await prodState() }).toEqual({
+      failure: undefined,
+      mallory: false,
+      state: 'ok',
+    });
   });
 
   it('a role named as the spare name of a swap does not make the swap fail on the target and hold it', async () => {

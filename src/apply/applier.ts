@@ -750,11 +750,12 @@ export class EnvironmentApplier {
         throw new TransientError(
           `role ${raced.map((r) => `"${r}"`).join(', ')} appeared on the environment while this batch was being applied: it is judged again`,
         );
-      const names = verdict.creates.map((c) => c.role);
-      const { rows } = await session.query<{ name: string; oid: number }>(ROLE_OIDS, [names]);
-      await this.deps.store.recordManagedRoles(this.name, rows, 'created');
-      for (const r of rows) {
-        this.server.managed.set(r.oid, r.name);
+      const sourceOids = new Map(verdict.creates.map((c) => [c.role, c.statement.sourceOid]));
+      const { rows } = await session.query<{ name: string; oid: number }>(ROLE_OIDS, [[...sourceOids.keys()]]);
+      const records = rows.map((r) => ({ ...r, sourceOid: sourceOids.get(r.name) }));
+      await this.deps.store.recordManagedRoles(this.name, records, 'created');
+      for (const r of records) {
+        this.server.managed.set(r.oid, { name: r.name, ...(r.sourceOid !== undefined && { sourceOid: r.sourceOid }) });
         this.targetRoles.set(r.name, r.oid);
       }
     };
@@ -777,7 +778,8 @@ export class EnvironmentApplier {
     }
     for (const r of verdict.renames) {
       await this.deps.store.renameManagedRole(this.name, r.oid, r.to);
-      if (this.server.managed.has(r.oid)) this.server.managed.set(r.oid, r.to);
+      const role = this.server.managed.get(r.oid);
+      if (role !== undefined) this.server.managed.set(r.oid, { ...role, name: r.to });
       this.targetRoles.set(r.from, null);
       this.targetRoles.set(r.to, r.oid);
     }

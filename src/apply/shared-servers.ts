@@ -1,6 +1,7 @@
 import type { SourceStore } from '../source/store.js';
 import type { Statement } from '../sql/statement.js';
 import type { Target } from '../target/target.js';
+import type { ManagedRole } from '../plan/role-ownership.js';
 
 /** An environment as the others of its server see it. */
 export interface ServerMember {
@@ -19,8 +20,8 @@ export interface ServerMember {
  */
 export class SharedServer {
   readonly members: ServerMember[] = [];
-  /** The roles permsync manages on the server: oid there, and the name permsync last gave it. */
-  managed = new Map<number, string>();
+  /** The roles permsync manages on the server, by their oid there. */
+  managed = new Map<number, ManagedRole>();
   /** Per rules: the role watcher's batches through this commit_seq had their role changes applied to the server, by `by`. */
   private readonly applied = new Map<string, { through: bigint; by: string }>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -88,7 +89,7 @@ export class SharedServers {
       } else {
         // The others keep the set up to date as they change it: a set read while one of
         // them recorded a role can be older than theirs, so it only adds.
-        for (const [oid, name] of managed) if (!server.managed.has(oid)) server.managed.set(oid, name);
+        for (const [oid, role] of managed) if (!server.managed.has(oid)) server.managed.set(oid, role);
       }
       // A member only once what it shares has been read: a join that fails is tried again whole.
       server.members.push(member);

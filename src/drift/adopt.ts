@@ -22,7 +22,7 @@ interface TargetRole {
   powerful: boolean;
 }
 
-const SOURCE_ROLES = 'SELECT rolname AS name FROM pg_catalog.pg_roles WHERE rolname = ANY($1)';
+const SOURCE_ROLES = 'SELECT rolname AS name, oid::int8::float8 AS oid FROM pg_catalog.pg_roles WHERE rolname = ANY($1)';
 const TARGET_ROLES = `
   SELECT rolname AS name, oid::int8::float8 AS oid, rolsuper OR rolreplication OR rolbypassrls AS powerful
     FROM pg_catalog.pg_roles WHERE rolname !~ '^pg_' AND ($1::name[] IS NULL OR rolname = ANY($1))`;
@@ -52,7 +52,9 @@ export async function adoptRoles(
   } finally {
     await session.end().catch(() => {});
   }
-  const onSource = new Set((await source.query<{ name: string }>(SOURCE_ROLES, [target.map((r) => r.name)])).rows.map((r) => r.name));
+  const onSource = new Map(
+    (await source.query<{ name: string; oid: number }>(SOURCE_ROLES, [target.map((r) => r.name)])).rows.map((r) => [r.name, r.oid]),
+  );
   if (names !== undefined) {
     const problems = names.flatMap((name) => {
       const role = target.find((r) => r.name === name);
@@ -68,21 +70,33 @@ export async function adoptRoles(
   const conflicts = new Set((await source.query<{ name: string }>(OPEN_CONFLICTS, [environment.name])).rows.map((r) => r.name));
   const heldBack: AdoptResult['heldBack'] = [];
   const wanted = target.filter((r) => r.oid >= FIRST_USER_OID && onSource.has(r.name) && !scope.excluded(r.name));
+  // Managed for the source's role of that name, or for one the source dropped (its drop not carried).
+  const standing = (r: TargetRole) => {
+    const role = managed.get(r.oid);
+    return role?.name === r.name && (role.sourceOid === undefined || role.sourceOid === onSource.get(r.name));
+  };
   const fresh = wanted.filter((r) => {
-    if (managed.get(r.oid) === r.name) return false;
+    if (standing(r)) return false;
     if (names !== undefined) return true;
     const reason = conflicts.has(r.name)
       ? "in an open role conflict: the source's may be a look-alike"
-      : r.powerful
-        ? 'it has SUPERUSER, REPLICATION or BYPASSRLS'
-        : undefined;
+      : managed.get(r.oid)?.name === r.name
+        ? "it stands for a role the source dropped, and the source's of its name is another: it may be a look-alike"
+        : r.powerful
+          ? 'it has SUPERUSER, REPLICATION or BYPASSRLS'
+          : undefined;
     if (reason !== undefined) heldBack.push({ role: r.name, reason });
     return reason === undefined;
   });
-  await recordManagedRoles(source, environment.name, fresh, 'adopted');
+  await recordManagedRoles(
+    source,
+    environment.name,
+    fresh.map((r) => ({ oid: r.oid, name: r.name, sourceOid: onSource.get(r.name) })),
+    'adopted',
+  );
   return {
     adopted: fresh.map((r) => r.name),
-    already: wanted.filter((r) => managed.get(r.oid) === r.name).map((r) => r.name),
+    already: wanted.filter(standing).map((r) => r.name),
     heldBack,
   };
 }

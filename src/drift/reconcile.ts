@@ -60,14 +60,21 @@ export async function reconcile(
 
     const target = new Target(environment, config.settings, () => {});
     // The roles the plan creates become permsync's there, recorded before the target commits.
-    const creates = new Map(report.plan.flatMap((s) => (s.kind === 'CREATE ROLE' ? [[s, s.grantees[0] as string] as const] : [])));
+    const creates = new Map(
+      report.plan.flatMap((s) => (s.kind === 'CREATE ROLE' ? [[s, { name: s.grantees[0] as string, sourceOid: s.sourceOid }] as const] : [])),
+    );
     let result;
     try {
       result = await target.execute({ searchPath: 'pg_catalog' }, report.plan, async (session, took) => {
-        const names = took.flatMap((s) => creates.get(s) ?? []);
-        if (names.length === 0) return;
-        const { rows } = await session.query<{ oid: number; name: string }>(ROLE_OIDS, [names]);
-        await recordManagedRoles(source, environment.name, rows, 'created');
+        const made = new Map(took.flatMap((s) => creates.get(s) ?? []).map((c) => [c.name, c.sourceOid]));
+        if (made.size === 0) return;
+        const { rows } = await session.query<{ oid: number; name: string }>(ROLE_OIDS, [[...made.keys()]]);
+        await recordManagedRoles(
+          source,
+          environment.name,
+          rows.map((r) => ({ ...r, sourceOid: made.get(r.name) })),
+          'created',
+        );
       });
     } finally {
       await target.close();

@@ -51,6 +51,8 @@ export interface Planned {
 export interface PlanContext {
   /** server_version_num of the target: membership options are PostgreSQL 16 syntax. */
   targetVersionNum: number;
+  /** The source's roles' oids by name: a role created on the target stands for the source's (Statement.sourceOid). */
+  sourceOids?: ReadonlyMap<string, number>;
 }
 
 /** The statements that make one difference go away on the target (none for objects: never created). */
@@ -60,7 +62,10 @@ export function planChange(change: Change, context: PlanContext): Planned[] {
       const name = change.role.name;
       return [
         // Created meanwhile by someone else is as good: the attributes follow.
-        role(Phase.CreateRole, 'CREATE ROLE', name, `CREATE ROLE ${quoteIdent(name)}`, { ignoreCodes: [SQLSTATE.duplicateObject] }),
+        role(Phase.CreateRole, 'CREATE ROLE', name, `CREATE ROLE ${quoteIdent(name)}`, {
+          ignoreCodes: [SQLSTATE.duplicateObject],
+          ...(context.sourceOids?.has(name) && { sourceOid: context.sourceOids.get(name) }),
+        }),
         ...attributeStatements(Phase.CreateRole, newRole(name), change.role),
       ];
     }

@@ -138,7 +138,7 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   }
   if (other > 0) notes.push(`${other} command(s) on objects drift does not compare (a large object, an event trigger, ...) not converged`);
 
-  const owners = { managed: context.managed, sourceSuperuser };
+  const owners = { managed: context.managed, sourceSuperuser, sourceOids: source.roleOids };
   const foreign = new Set([...target.roleOids].filter(([name, oid]) => !isOurs(name, oid, owners)).map(([name]) => name));
   const report = buildReport(context.environment, context.settings, context.roles, source, target, {
     dropExtraRoles: false,

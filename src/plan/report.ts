@@ -58,7 +58,7 @@ export function buildReport(
   const differences: Difference[] = [];
   // The target's roles permsync does not manage there are its own (predefined ones are not listed).
   const sourceSuperuser = [...source.roleOids].find(([, oid]) => oid < FIRST_USER_OID)?.[0] ?? '';
-  const owners = { managed: options.managed, sourceSuperuser };
+  const owners = { managed: options.managed, sourceSuperuser, sourceOids: source.roleOids };
   const foreign = new Set([...target.roleOids].filter(([name, oid]) => !isOurs(name, oid, owners)).map(([name]) => name));
   const both = comparable(source, target, environment.name);
   const compared = {
@@ -68,7 +68,7 @@ export function buildReport(
     ...(options.rolesAsTheyAre && { rolesAsTheyAre: true }),
   };
   for (const change of compare(both.source, both.target, compared)) {
-    const planned = planChange(change, { targetVersionNum: target.serverVersionNum });
+    const planned = planChange(change, { targetVersionNum: target.serverVersionNum, sourceOids: source.roleOids });
     // An object on one side only has no statement: its schema decides whether it is in scope.
     const verdicts = (planned.length > 0 ? planned.map((p) => p.statement) : [objectProbe(change)]).map(admission);
     if (verdicts.every((v) => !v.admitted && v.internal)) continue;

@@ -22,20 +22,35 @@ import { FIRST_USER_OID } from '../catalog/catalog.js';
 /** A target role, by name, as the target answered: its oid, or absent. */
 export type TargetRoles = Map<string, number>;
 
-/** The roles permsync manages on an environment: their oid there, and the name permsync last gave each. */
-export type ManagedRoles = ReadonlyMap<number, string>;
+/** A role permsync manages on an environment: the name permsync last gave it, and the source role it stands for (its oid there), where known. */
+export interface ManagedRole {
+  name: string;
+  sourceOid?: number;
+}
+
+/** The roles permsync manages on an environment, by their oid there. */
+export type ManagedRoles = ReadonlyMap<number, ManagedRole>;
 
 /** What tells permsync's roles on a target from the target's own. */
 export interface RoleOwners {
   managed: ManagedRoles;
   /** The name of the source's bootstrap superuser (oid 10). */
   sourceSuperuser: string;
+  /**
+   * The source's roles' oids by name, where the caller read them (drift, reconcile, a
+   * converged batch): a managed role that stands for another source role than the one of
+   * its name now (the source dropped its own, the drop not carried) is the target's own.
+   */
+  sourceOids?: ReadonlyMap<string, number>;
 }
 
-/** Whether the target's role `name` (of oid `oid`) is permsync's to name: predefined, the source's bootstrap superuser's counterpart, or managed under that name. */
+/** Whether the target's role `name` (of oid `oid`) is permsync's to name: predefined, the source's bootstrap superuser's counterpart, or managed under that name for the source's role of that name. */
 export function isOurs(name: string, oid: number, owners: RoleOwners): boolean {
   if (oid < FIRST_USER_OID) return isPredefinedRole(name) || name === owners.sourceSuperuser;
-  return owners.managed.get(oid) === name;
+  const role = owners.managed.get(oid);
+  if (role?.name !== name) return false;
+  const now = owners.sourceOids?.get(name);
+  return role.sourceOid === undefined || now === undefined || now === role.sourceOid;
 }
 
 /** A name the source uses that a target role permsync does not manage holds there. */
@@ -122,6 +137,15 @@ export function judgeStatements(statements: Statement[], author: string | undefi
 
   for (const s of statements) {
     const name = s.grantees[0];
+    // A source role created under the name of a managed role that stands for another
+    // (dropped on the source, the drop not carried here: skipped, say) is a new role: the
+    // one here, with what it holds, is the target's own from now on, not the new one's.
+    if (s.kind === 'CREATE ROLE' && name !== undefined && s.sourceOid !== undefined) {
+      const oid = state.get(name);
+      const standsFor = oid === undefined || created.has(name) ? undefined : managed.get(oid)?.sourceOid;
+      if (standsFor !== undefined && standsFor !== s.sourceOid)
+        disown(name, 'the source made a new role of this name; the role here stands for one the source dropped, whose drop was not carried');
+    }
     const foreign = s.roles.find((r) => {
       const oid = state.get(r);
       return oid !== undefined && !created.has(r) && !ours(r, oid);
@@ -185,12 +209,13 @@ export function judgeStatements(statements: Statement[], author: string | undefi
  * A rename earlier in the batch: the role, and permsync's record of it, go under the new
  * name in these maps. Returns the role's oid here, if it is here.
  */
-function followRename(from: string, to: string, present: Map<string, number>, managed: Map<number, string>): number | undefined {
+function followRename(from: string, to: string, present: Map<string, number>, managed: Map<number, ManagedRole>): number | undefined {
   const oid = present.get(from);
   present.delete(from);
   if (oid === undefined) return undefined;
   present.set(to, oid);
-  if (managed.has(oid)) managed.set(oid, to);
+  const role = managed.get(oid);
+  if (role !== undefined) managed.set(oid, { ...role, name: to });
   return oid;
 }
 

@@ -317,16 +317,17 @@ export const RETIRE_ENVIRONMENTS = `
  */
 const SERVER_KEY = `coalesce((SELECT e.server_key FROM permsync.environments e WHERE e.name = $1), $1)`;
 
-/** The roles permsync manages on an environment's server (permsync.v_managed_roles): oid there, and name. */
+/** The roles permsync manages on an environment's server (permsync.v_managed_roles): oid there, name, and the source role's oid. */
 export const MANAGED_ROLES = `
-  SELECT role_oid::int8::float8 AS oid, role_name AS name FROM permsync.v_managed_roles WHERE environment_name = $1`;
+  SELECT role_oid::int8::float8 AS oid, role_name AS name, source_oid::int8::float8 AS "sourceOid"
+    FROM permsync.v_managed_roles WHERE environment_name = $1`;
 
-/** Records roles as permsync's on an environment's server, once for all its environments; $2 is a JSON array of {oid, name}. */
+/** Records roles as permsync's on an environment's server, once for all its environments; $2 is a JSON array of {oid, name, sourceOid}. */
 export const RECORD_MANAGED_ROLES = `
-  INSERT INTO permsync.managed_roles (server_key, role_oid, role_name, how)
-  SELECT ${SERVER_KEY}, r.oid::oid, r.name, $3
-    FROM jsonb_to_recordset($2::jsonb) AS r(oid bigint, name name)
-  ON CONFLICT (server_key, role_oid) DO UPDATE SET role_name = EXCLUDED.role_name`;
+  INSERT INTO permsync.managed_roles (server_key, role_oid, role_name, source_oid, how)
+  SELECT ${SERVER_KEY}, r.oid::oid, r.name, r."sourceOid"::oid, $3
+    FROM jsonb_to_recordset($2::jsonb) AS r(oid bigint, name name, "sourceOid" bigint)
+  ON CONFLICT (server_key, role_oid) DO UPDATE SET role_name = EXCLUDED.role_name, source_oid = EXCLUDED.source_oid`;
 
 /** Forgets roles dropped on an environment's server ($2: their oids there). */
 export const FORGET_MANAGED_ROLES = `

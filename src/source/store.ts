@@ -5,6 +5,7 @@ import * as sourceSql from './queries.js';
 import { withPooledSession } from '../pg-sessions.js';
 import { readSourceOwners, readSourcePolicies, type HeldPolicy, type SourcePolicy } from '../catalog/role-holdings.js';
 import type { Authority } from '../plan/converge.js';
+import type { ManagedRole } from '../plan/role-ownership.js';
 import type { ObjectRef } from '../catalog/compare.js';
 import { readCatalog, type Catalog } from '../catalog/catalog.js';
 
@@ -302,12 +303,12 @@ export class SourceStore {
     await this.pool.query(sourceSql.RECORD_SERVER, [environment, identity]);
   }
 
-  /** The roles permsync manages on an environment's server: oid there, and the name permsync last gave it. */
-  async managedRoles(environment: string): Promise<Map<number, string>> {
+  /** The roles permsync manages on an environment's server, by their oid there. */
+  async managedRoles(environment: string): Promise<Map<number, ManagedRole>> {
     return readManagedRoles(this.pool, environment);
   }
 
-  async recordManagedRoles(environment: string, roles: { oid: number; name: string }[], how: 'created' | 'adopted'): Promise<void> {
+  async recordManagedRoles(environment: string, roles: ManagedRoleRecord[], how: 'created' | 'adopted'): Promise<void> {
     await recordManagedRoles(this.pool, environment, roles, how);
   }
 
@@ -324,10 +325,17 @@ export class SourceStore {
   }
 }
 
-/** The roles permsync manages on an environment: oid there, and the name permsync last gave it. */
-export async function readManagedRoles(source: pg.Pool | pg.ClientBase, environment: string): Promise<Map<number, string>> {
-  const { rows } = await source.query<{ oid: number; name: string }>(sourceSql.MANAGED_ROLES, [environment]);
-  return new Map(rows.map((r) => [r.oid, r.name]));
+/** The roles permsync manages on an environment, by their oid there. */
+export async function readManagedRoles(source: pg.Pool | pg.ClientBase, environment: string): Promise<Map<number, ManagedRole>> {
+  const { rows } = await source.query<{ oid: number; name: string; sourceOid: number | null }>(sourceSql.MANAGED_ROLES, [environment]);
+  return new Map(rows.map((r) => [r.oid, { name: r.name, ...(r.sourceOid !== null && { sourceOid: r.sourceOid }) }]));
+}
+
+/** A role recorded as permsync's on an environment: its oid and name there, and the source role's oid it stands for, where known. */
+export interface ManagedRoleRecord {
+  oid: number;
+  name: string;
+  sourceOid?: number;
 }
 
 /**
@@ -337,7 +345,7 @@ export async function readManagedRoles(source: pg.Pool | pg.ClientBase, environm
 export async function recordManagedRoles(
   source: pg.Pool | pg.ClientBase,
   environment: string,
-  roles: { oid: number; name: string }[],
+  roles: ManagedRoleRecord[],
   how: 'created' | 'adopted',
 ): Promise<void> {
   if (roles.length === 0) return;

@@ -35,6 +35,8 @@ export interface Statement {
   privileged?: boolean;
   /** The attribute clause a privileged statement sets: SUPERUSER, NOSUPERUSER, REPLICATION, ... */
   attribute?: string;
+  /** For CREATE ROLE: the role's oid on the source, the role the target's stands for (managed_roles.source_oid). */
+  sourceOid?: number;
   /** For ALTER ROLE ... RENAME: the name the role had (grantees hold the new one). */
   renamedFrom?: string;
   /** Holds TARGET_DATABASE (plan/target-statements.ts), to be replaced by the target's database name. */
