@@ -269,7 +269,9 @@ const owners = (major: PostgresMajor): Script => ({
     CREATE TEXT SEARCH CONFIGURATION search.docs_config (COPY = english);
     CREATE TEXT SEARCH DICTIONARY search.docs_dict (TEMPLATE = simple);
     CREATE PUBLICATION docs_feed FOR TABLE search.docs;
-    CREATE SUBSCRIPTION docs_copy CONNECTION 'dbname=nowhere' PUBLICATION docs_feed WITH (connect = false)`,
+    CREATE SUBSCRIPTION docs_copy CONNECTION 'dbname=nowhere' PUBLICATION docs_feed WITH (connect = false);
+    CREATE FUNCTION search.note_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN END$$;
+    CREATE EVENT TRIGGER note_ddl ON ddl_command_end EXECUTE FUNCTION search.note_ddl()`,
   grants: [
     'ALTER COLLATION search.c_sorted OWNER TO search_owner',
     'ALTER CONVERSION search.latin1_utf8 OWNER TO search_owner',
@@ -449,6 +451,7 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
       ALTER OPERATOR search.!! (NONE, int) OWNER TO replication_owner;
       ALTER OPERATOR CLASS search.int_ops USING btree OWNER TO replication_owner;
       ALTER PUBLICATION docs_feed OWNER TO search_owner;
+      ALTER EVENT TRIGGER note_ddl OWNER TO ${SYNC.user};
       REVOKE EXECUTE ON FUNCTION pg_catalog.pg_reload_conf() FROM monitor_agent;
       GRANT SELECT ON pg_catalog.pg_stat_activity TO monitor_admin`);
     expect(accountDifference(await account('source'), await account('dev')).onlySource.length).toBeGreaterThan(0);
@@ -464,6 +467,7 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
       /^ {2}operator class "search"\."int_ops" USING "btree": owned by "search_owner" on the source, by "replication_owner" on dev$/m,
     );
     expect(drift.out).toMatch(/^ {2}publication "docs_feed": owned by "replication_owner" on the source, by "search_owner" on dev$/m);
+    expect(drift.out).toMatch(new RegExp(`^ {2}event trigger "note_ddl": owned by "postgres" on the source, by "${SYNC.user}" on dev$`, 'm'));
     expect(drift.out).toMatch(/^ {2}function "pg_catalog"\."pg_reload_conf"\(\), "monitor_agent": EXECUTE held on the source, not held on dev$/m);
     expect(drift.out).toMatch(/^ {2}view "pg_catalog"\."pg_stat_activity", "monitor_admin": SELECT not held on the source, held on dev$/m);
 

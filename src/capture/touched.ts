@@ -24,7 +24,7 @@ type Touched =
   | { on: 'all in schema'; kinds: readonly ObjectKind[]; schemas: string[] }
   /** Default privileges for objects these roles create, in these schemas (null: the global entry). */
   | { on: 'default'; roles: string[]; schemas: string[] | null; objectType: string }
-  /** Something drift does not read (a large object, an event trigger, ...): never converged. */
+  /** Something drift does not read (a large object, ...): never converged. */
   | { on: 'other'; what: string };
 
 export interface Touch {

@@ -280,6 +280,12 @@ export const OBJECTS = `
     -- The columns every login may read (not subconninfo), of this database's subscriptions.
     SELECT 'subscription', NULL, s.subname, NULL, s.subowner, '{}', NULL, s.subowner
       FROM pg_subscription s WHERE s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+    UNION ALL
+    -- Event triggers, whose owner is a superuser; permsync's capture on the source is its own.
+    SELECT 'event trigger', NULL, e.evtname, NULL, e.evtowner, '{}', NULL, e.evtowner
+      FROM pg_event_trigger e
+     WHERE NOT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace fn ON fn.oid = p.pronamespace
+                        WHERE p.oid = e.evtfoid AND fn.nspname IN ('permsync', 'permsync_capture'))
   ),
   -- Relations and routines of pg_catalog and information_schema whose privileges differ
   -- from those initdb or the extension that made them gave (pg_init_privs), as pg_dump

@@ -81,7 +81,8 @@ export type ObjectKind =
   | 'text search configuration'
   | 'text search dictionary'
   | 'publication'
-  | 'subscription';
+  | 'subscription'
+  | 'event trigger';
 
 export interface CatalogObject {
   kind: ObjectKind;

@@ -90,6 +90,9 @@ export function planChange(change: Change, context: PlanContext): Planned[] {
             roles: [change.to],
             grantees: [],
             schemas: schemasOf(change.object),
+            // Only a superuser may change an event trigger's owner: a sync user that is none
+            // (a managed service's) leaves it as it is rather than fail the plan.
+            ...(change.object.kind === 'event trigger' && { ignoreCodes: [SQLSTATE.insufficientPrivilege] }),
           },
         },
       ];
@@ -252,6 +255,7 @@ const ALTER_KEYWORDS: Record<ObjectRef['kind'], string> = {
   'text search dictionary': 'TEXT SEARCH DICTIONARY',
   publication: 'PUBLICATION',
   subscription: 'SUBSCRIPTION',
+  'event trigger': 'EVENT TRIGGER',
 };
 
 function alterKeyword(object: ObjectRef): string {

@@ -136,7 +136,7 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
       `${refused.size} object(s) it names left as they are, but for the grants it made there through a grant option: the role that ran it could not change them on the source (neither a superuser nor a member of their owner)`,
     );
   }
-  if (other > 0) notes.push(`${other} command(s) on objects drift does not compare (a large object, an event trigger, ...) not converged`);
+  if (other > 0) notes.push(`${other} command(s) on objects drift does not compare (a large object, ...) not converged`);
 
   const owners = { managed: context.managed, sourceSuperuser, sourceOids: source.roleOids };
   const foreign = new Set([...target.roleOids].filter(([name, oid]) => !isOurs(name, oid, owners)).map(([name]) => name));
