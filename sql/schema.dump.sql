@@ -254,7 +254,8 @@ BEGIN
         -- statement per role would copy the growing list each time (a minute at 10,000 roles).
         changes := permsync.role_changes(old_state, state || jsonb_build_object('passwords', false, 'roles',
                        (SELECT coalesce(jsonb_object_agg(r.key, r.value - 'password'), '{}') FROM jsonb_each(state -> 'roles') r)))
-                   || (SELECT coalesce(jsonb_agg(s ORDER BY r.key::bigint), '[]')
+                   || (SELECT coalesce(jsonb_agg(s || jsonb_build_object('oids', jsonb_build_object(r.value ->> 'name', r.key::bigint))
+                                                 ORDER BY r.key::bigint), '[]')
                          FROM jsonb_each(state -> 'roles') r
                         CROSS JOIN LATERAL permsync.role_attribute_statements(r.value || '{"password": null}', r.value) s
                         WHERE r.value ->> 'password' IS NOT NULL);
@@ -1159,20 +1160,20 @@ $$;
 ALTER FUNCTION permsync.release_leadership(daemon_group text) OWNER TO postgres;
 
 --
--- Name: rename_statement(text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
+-- Name: rename_statement(text, text, bigint); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.rename_statement(from_name text, to_name text) RETURNS jsonb
+CREATE FUNCTION permsync.rename_statement(from_name text, to_name text, role_oid bigint) RETURNS jsonb
     LANGUAGE sql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT permsync.role_statement('ALTER ROLE', to_name, format('ALTER ROLE %I RENAME TO %I', from_name, to_name),
                                    ignore_codes => ARRAY['42704'])
-           || jsonb_build_object('renamed_from', from_name)
+           || jsonb_build_object('renamed_from', from_name, 'oids', jsonb_build_object(from_name, role_oid, to_name, role_oid))
 $$;
 
 
-ALTER FUNCTION permsync.rename_statement(from_name text, to_name text) OWNER TO postgres;
+ALTER FUNCTION permsync.rename_statement(from_name text, to_name text, role_oid bigint) OWNER TO postgres;
 
 --
 -- Name: request_bootstrap(text); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -1363,6 +1364,11 @@ DECLARE
     names       jsonb;
     spares      text[] := '{}';
     attempt     integer;
+    -- How many statements name roles by their old names (before the renames); each name's
+    -- oid in the old and the new state.
+    before_renames integer;
+    old_names   jsonb;
+    new_names   jsonb;
 BEGIN
     SELECT coalesce(jsonb_object_agg(o.key, true), '{}') INTO gone
       FROM jsonb_object_keys(old_roles) o(key) WHERE NOT new_roles ? o.key;
@@ -1425,6 +1431,8 @@ BEGIN
     out := out || ARRAY(SELECT permsync.role_statement('DROP ROLE', o.value ->> 'name', format('DROP ROLE IF EXISTS %I', o.value ->> 'name'))
                           FROM jsonb_each(old_roles) o WHERE gone ? o.key ORDER BY o.key::bigint);
 
+    before_renames := cardinality(out);
+
     -- Renames: same oid, new name, each once no role holds its new name. First each
     -- rename whose new name no role gives up, then the one that takes the name it gave up,
     -- and so on down the chain (b to c, then a to b). What is left are rings of names
@@ -1448,7 +1456,7 @@ BEGIN
             position := (wanted ->> (renames -> (position - 1) ->> 'from'))::integer;
         END LOOP;
     END LOOP;
-    out := out || ARRAY(SELECT permsync.rename_statement(x ->> 'from', x ->> 'to')
+    out := out || ARRAY(SELECT permsync.rename_statement(x ->> 'from', x ->> 'to', (x ->> 'oid')::bigint)
                           FROM unnest(chain) WITH ORDINALITY AS u(position, k)
                          CROSS JOIN LATERAL (SELECT renames -> (u.position - 1) AS x) r
                          ORDER BY k);
@@ -1467,21 +1475,20 @@ BEGIN
             spares := spares || format('permsync_renaming_%s_%s', renames -> position ->> 'oid', attempt);
         END LOOP;
         out := out
-               || ARRAY(SELECT permsync.rename_statement(x ->> 'from', spare)
+               || ARRAY(SELECT permsync.rename_statement(x ->> 'from', spare, (x ->> 'oid')::bigint)
                           FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)
                           JOIN unnest(spares) WITH ORDINALITY AS u(spare, j) ON j = i ORDER BY i)
-               || ARRAY(SELECT permsync.rename_statement(spare, x ->> 'to')
+               || ARRAY(SELECT permsync.rename_statement(spare, x ->> 'to', (x ->> 'oid')::bigint)
                           FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)
                           JOIN unnest(spares) WITH ORDINALITY AS u(spare, j) ON j = i ORDER BY i);
     END IF;
 
-    -- Creations, each with its attributes, and the role's oid: the role a target's stands for.
+    -- Creations, each with its attributes.
     out := out || ARRAY(SELECT s.statement
                           FROM jsonb_each(new_roles) n
                          CROSS JOIN LATERAL (
                                SELECT 0::bigint AS position, permsync.role_statement('CREATE ROLE', n.value ->> 'name',
-                                          format('CREATE ROLE %I', n.value ->> 'name'), ignore_codes => ARRAY['42710'])
-                                          || jsonb_build_object('source_oid', n.key::bigint) AS statement
+                                          format('CREATE ROLE %I', n.value ->> 'name'), ignore_codes => ARRAY['42710']) AS statement
                                UNION ALL
                                SELECT a.position, a.statement FROM permsync.role_attribute_statements(NULL, n.value) WITH ORDINALITY a(statement, position)) s
                          WHERE NOT old_roles ? n.key ORDER BY n.key::bigint, s.position);
@@ -1624,6 +1631,20 @@ BEGIN
                    grantee, r.chain, r.wanted = 'grantable', r.acl || jsonb_build_object('option', r.wanted = 'grantable'),
                    CASE WHEN r.kind = 'databases' THEN r.entry ->> 'database' END);
     END LOOP;
+
+    -- Each statement says which source role each name it holds is (oids: name to oid):
+    -- the old names before the renames, the new ones after. A target's managed role
+    -- stands for one source role; a statement that gives its name to another (the source
+    -- dropped or renamed it, and that was not carried there) must not reach it.
+    SELECT coalesce(jsonb_object_agg(o.value ->> 'name', o.key::bigint), '{}') INTO old_names FROM jsonb_each(old_roles) o;
+    SELECT coalesce(jsonb_object_agg(n.value ->> 'name', n.key::bigint), '{}') INTO new_names FROM jsonb_each(new_roles) n;
+    out := ARRAY(SELECT CASE WHEN u.s ? 'oids' THEN u.s ELSE u.s || jsonb_build_object('oids', (
+                            SELECT coalesce(jsonb_object_agg(x.name, CASE WHEN u.i <= before_renames
+                                                                          THEN coalesce(old_names -> x.name, new_names -> x.name)
+                                                                          ELSE coalesce(new_names -> x.name, old_names -> x.name) END), '{}')
+                              FROM (SELECT DISTINCT name FROM unnest(ARRAY[u.s ->> 'role', u.s ->> 'granted', u.s ->> 'grantor', u.s ->> 'run_as']) a(name)) x
+                             WHERE old_names ? x.name OR new_names ? x.name)) END
+                   FROM unnest(out) WITH ORDINALITY AS u(s, i) ORDER BY u.i);
     RETURN to_jsonb(out);
 END
 $$;
@@ -3806,10 +3827,10 @@ GRANT ALL ON FUNCTION permsync.release_leadership(daemon_group text) TO permsync
 
 
 --
--- Name: FUNCTION rename_statement(from_name text, to_name text); Type: ACL; Schema: permsync; Owner: postgres
+-- Name: FUNCTION rename_statement(from_name text, to_name text, role_oid bigint); Type: ACL; Schema: permsync; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION permsync.rename_statement(from_name text, to_name text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION permsync.rename_statement(from_name text, to_name text, role_oid bigint) FROM PUBLIC;
 
 
 --

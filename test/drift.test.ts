@@ -388,7 +388,7 @@ describe('reconcile', () => {
       sql: 'CREATE ROLE "auditors"',
       display: 'CREATE ROLE "auditors"',
       ignore_codes: ['42710'],
-      source_oid: made[0]?.oid,
+      oids: { auditors: made[0]?.oid },
     });
     // The verifier travels in `sql` (as the role watcher's batches carry it), never in `display`.
     const password = batch?.statements.find((s) => s.display.includes('PASSWORD'));

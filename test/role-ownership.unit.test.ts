@@ -41,14 +41,37 @@ function createRole(name: string, sourceOid: number): Statement {
     grantees: [name],
     schemas: [],
     ignoreCodes: ['42710'],
-    sourceOid,
+    sourceOids: { [name]: sourceOid },
+    ordinal: 1,
+  };
+}
+
+/** The role watcher's GRANT of role `granted` (the source's of oid `grantedOid`) to m (16_001 there). */
+function grantRole(granted: string, grantedOid: number): Statement {
+  return {
+    kind: 'GRANT ROLE',
+    sql: `GRANT ${granted} TO m`,
+    roles: ['m', granted],
+    grantees: ['m'],
+    granted,
+    schemas: [],
+    sourceOids: { m: 16_001, [granted]: grantedOid },
     ordinal: 1,
   };
 }
 
 describe('a managed role stands for one source role', () => {
-  const owners = { managed: new Map([[20_000, { name: 'b', sourceOid: 16_500 }]]), sourceSuperuser: 'postgres' };
-  const target = new Map([['b', 20_000]]);
+  const owners = {
+    managed: new Map([
+      [20_000, { name: 'b', sourceOid: 16_500 }],
+      [20_001, { name: 'm', sourceOid: 16_001 }],
+    ]),
+    sourceSuperuser: 'postgres',
+  };
+  const target = new Map([
+    ['b', 20_000],
+    ['m', 20_001],
+  ]);
 
   it('a CREATE ROLE of that source role again (a batch applied twice) keeps it', () => {
     const verdict = judgeStatements([createRole('b', 16_500)], undefined, target, owners);
@@ -60,6 +83,12 @@ describe('a managed role stands for one source role', () => {
     expect(verdict.kept).toEqual([]);
     expect(verdict.disowned).toEqual([{ role: 'b', oid: 20_000 }]);
     expect(verdict.conflicts).toEqual([expect.objectContaining({ role: 'b', oid: 20_000 })]);
+  });
+
+  it("a grant of the name the source gave another role is not carried, and the role here is the target's own", () => {
+    const verdict = judgeStatements([grantRole('b', 16_900)], undefined, target, owners);
+    expect({ kept: verdict.kept.length, disowned: verdict.disowned }).toEqual({ kept: 0, disowned: [{ role: 'b', oid: 20_000 }] });
+    expect(judgeStatements([grantRole('b', 16_500)], undefined, target, owners).kept).toHaveLength(1);
   });
 
   it("is the target's own where the source's role of its name is another, and permsync's where it is the same or unknown", () => {

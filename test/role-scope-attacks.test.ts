@@ -54,6 +54,12 @@ async function malloryReads(table: string): Promise<{ source: boolean | undefine
   return { source: await canRead(p.sourceClient), prod: await canRead(prod) };
 }
 
+/** Whether mallory may read `table` on prod, a table of prod's alone. */
+async function malloryReadsOnly(table: string): Promise<boolean | undefined> {
+  const { rows } = await prod.query<{ can: boolean }>(`SELECT has_table_privilege($1, $2, 'SELECT') AS can`, [MALLORY, table]);
+  return rows[0]?.can;
+}
+
 /** The newest batch's commit_seq. */
 async function lastCommitSeq(): Promise<string> {
   const { rows } = await p.sourceClient.query<{ seq: string }>('SELECT coalesce(max(commit_seq), 0)::text AS seq FROM permsync.batches');
@@ -394,18 +400,7 @@ describe('role scope: a renamed look-alike', () => {
     await settle();
     await asMallory('GRANT reporting7 TO mallory');
     await settle();
-    const reads = async (client: pg.Client) =>
-      (
-        await client.query<{ can: boolean }>(
-          `SELECT to_regclass('only_on_prod7') IS NOT NULL AND has_table_privilege($1, 'only_on_prod7', 'SELECT') AS can`,
-          [MALLORY],
-        )
-      ).rows[0]?.can;
-    expect({ source: await reads(p.sourceClient), prod: await reads(prod), state: await prodState() }).toEqual({
-      source: false,
-      prod: false,
-      state: 'ok',
-    });
+    expect({ prod: await malloryReadsOnly('only_on_prod7'), state: await prodState() }).toEqual({ prod: false, state: 'ok' });
   });
 
   it("reconcile, run before the daemon has seen the new role, does not take prod's role that stands for the dropped one for it", async () => {
@@ -425,6 +420,38 @@ describe('role scope: a renamed look-alike', () => {
       mallory: false,
       state: 'ok',
     });
+  });
+
+  it("a role the source makes of a dropped role's name in the batch of the drop, which an operator skips on prod, is not taken for prod's role", async () => {
+    await p.dba('CREATE ROLE reporting5');
+    await settle();
+    await prod.query('CREATE TABLE only_on_prod5 (id int); ALTER TABLE only_on_prod5 OWNER TO reporting5');
+    // The role watcher sees the drop and mallory's role of the name at once: one batch.
+    await daemon.stop();
+    await p.dba('DROP ROLE reporting5');
+    await asMallory('CREATE ROLE reporting5');
+    daemon = await p.startDaemon(config);
+    await skipProdHold();
+    await settle();
+    await asMallory('GRANT reporting5 TO mallory');
+    await settle();
+    expect({ prod: await malloryReadsOnly('only_on_prod5'), state: await prodState() }).toEqual({ prod: false, state: 'ok' });
+  });
+
+  it("a role renamed onto a dropped role's name, from a name prod keeps for its own role, is not taken for prod's role of that name", async () => {
+    await prod.query('CREATE ROLE auditor4');
+    await asMallory('CREATE ROLE auditor4');
+    await p.dba('CREATE ROLE reporting4');
+    await settle();
+    await prod.query('CREATE TABLE only_on_prod4 (id int); ALTER TABLE only_on_prod4 OWNER TO reporting4');
+    await p.dba('DROP ROLE reporting4');
+    await skipProdHold();
+    await settle();
+    await asMallory('ALTER ROLE auditor4 RENAME TO reporting4');
+    await settle();
+    await asMallory('GRANT reporting4 TO mallory');
+    await settle();
+    expect({ prod: await malloryReadsOnly('only_on_prod4'), state: await prodState() }).toEqual({ prod: false, state: 'ok' });
   });
 
   it('a role named as the spare name of a swap does not make the swap fail on the target and hold it', async () => {
@@ -447,5 +474,49 @@ describe('role scope: a renamed look-alike', () => {
     const names = async (client: pg.Client) =>
       (await client.query<{ name: string }>(`SELECT rolname AS name FROM pg_roles WHERE rolname ~ '_hand$|^permsync_renaming_' ORDER BY 1`)).rows;
     expect(await names(prod)).toEqual(await names(p.sourceClient));
+  });
+});
+
+describe('role scope: roles provisioned on prod by hand', () => {
+  it("where prod's rules keep CREATE and DROP ROLE off it, a role the source makes of a dropped role's name is not taken for prod's role", async () => {
+    const q = await startPipeline(['prod']);
+    let handDaemon: Daemon | undefined;
+    try {
+      const handProd = q.env('prod').client;
+      await q.dba(`CREATE ROLE ${MALLORY} LOGIN CREATEROLE PASSWORD '${PW}'; CREATE ROLE reporting3`);
+      await handProd.query(`CREATE ROLE ${MALLORY} LOGIN; CREATE ROLE reporting3;
+                            CREATE TABLE only_on_prod3 (id int); ALTER TABLE only_on_prod3 OWNER TO reporting3`);
+      await q.adopt([MALLORY, 'reporting3']);
+      handDaemon = await q.startDaemon(
+        q.config({
+          environments: [
+            {
+              rules: [
+                { action: 'exclude', commandTag: 'CREATE ROLE' },
+                { action: 'exclude', commandTag: 'DROP ROLE' },
+              ],
+            },
+          ],
+        }),
+      );
+      await q.settleRoles();
+      await q.dba('DROP ROLE reporting3');
+      await q.settleRoles();
+      const mallory = new pg.Client(q.source.urlFor('postgres', MALLORY, PW));
+      await mallory.connect();
+      try {
+        await mallory.query('CREATE ROLE reporting3');
+        await q.settleRoles();
+        await mallory.query('GRANT reporting3 TO mallory');
+        await q.settleRoles();
+      } finally {
+        await mallory.end();
+      }
+      const { rows } = await handProd.query<{ can: boolean }>(`SELECT has_table_privilege($1, 'only_on_prod3', 'SELECT') AS can`, [MALLORY]);
+      expect(rows[0]?.can).toBe(false);
+    } finally {
+      await handDaemon?.stop();
+      await q.close();
+    }
   });
 });

@@ -750,7 +750,7 @@ export class EnvironmentApplier {
         throw new TransientError(
           `role ${raced.map((r) => `"${r}"`).join(', ')} appeared on the environment while this batch was being applied: it is judged again`,
         );
-      const sourceOids = new Map(verdict.creates.map((c) => [c.role, c.statement.sourceOid]));
+      const sourceOids = new Map(verdict.creates.map((c) => [c.role, c.statement.sourceOids?.[c.role]]));
       const { rows } = await session.query<{ name: string; oid: number }>(ROLE_OIDS, [[...sourceOids.keys()]]);
       const records = rows.map((r) => ({ ...r, sourceOid: sourceOids.get(r.name) }));
       await this.deps.store.recordManagedRoles(this.name, records, 'created');

@@ -20,8 +20,8 @@ export interface StatementRecord {
   privileged?: boolean;
   attribute?: string;
   renamed_from?: string;
-  /** For CREATE ROLE: the role's oid on the source. */
-  source_oid?: number;
+  /** Each role name it holds, as the source role's oid when it was written (Statement's sourceOids). */
+  oids?: Record<string, number>;
   ignore_codes?: string[];
   on_target_database?: boolean;
   /** A source database other than its own, for a privilege on it (permsync.shared_privilege_statement). */
@@ -448,7 +448,7 @@ function fromRecord(s: StatementRecord, index: number, cut = false): BatchStatem
     ...(s.privileged && { privileged: true }),
     ...(s.attribute !== undefined && { attribute: s.attribute }),
     ...(s.renamed_from !== undefined && { renamedFrom: s.renamed_from }),
-    ...(s.source_oid !== undefined && { sourceOid: s.source_oid }),
+    ...(s.oids !== undefined && { sourceOids: s.oids }),
     ...(s.on_target_database && { onTargetDatabase: true }),
     ...(s.database !== undefined && { database: s.database }),
     ...(s.run_as !== undefined && { runAs: s.run_as }),
@@ -471,7 +471,7 @@ export function toRecord(s: Statement): StatementRecord {
     on_target_database: s.onTargetDatabase,
     database: s.database,
     run_as: s.runAs,
-    source_oid: s.sourceOid,
+    oids: s.sourceOids,
   };
 }
 

@@ -61,7 +61,9 @@ export async function reconcile(
     const target = new Target(environment, config.settings, () => {});
     // The roles the plan creates become permsync's there, recorded before the target commits.
     const creates = new Map(
-      report.plan.flatMap((s) => (s.kind === 'CREATE ROLE' ? [[s, { name: s.grantees[0] as string, sourceOid: s.sourceOid }] as const] : [])),
+      report.plan.flatMap((s) =>
+        s.kind === 'CREATE ROLE' ? [[s, { name: s.grantees[0] as string, sourceOid: s.sourceOids?.[s.grantees[0] as string] }] as const] : [],
+      ),
     );
     let result;
     try {

@@ -64,7 +64,7 @@ export function planChange(change: Change, context: PlanContext): Planned[] {
         // Created meanwhile by someone else is as good: the attributes follow.
         role(Phase.CreateRole, 'CREATE ROLE', name, `CREATE ROLE ${quoteIdent(name)}`, {
           ignoreCodes: [SQLSTATE.duplicateObject],
-          ...(context.sourceOids?.has(name) && { sourceOid: context.sourceOids.get(name) }),
+          ...(context.sourceOids?.has(name) && { sourceOids: { [name]: context.sourceOids.get(name) as number } }),
         }),
         ...attributeStatements(Phase.CreateRole, newRole(name), change.role),
       ];

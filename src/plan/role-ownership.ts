@@ -137,14 +137,17 @@ export function judgeStatements(statements: Statement[], author: string | undefi
 
   for (const s of statements) {
     const name = s.grantees[0];
-    // A source role created under the name of a managed role that stands for another
-    // (dropped on the source, the drop not carried here: skipped, say) is a new role: the
-    // one here, with what it holds, is the target's own from now on, not the new one's.
-    if (s.kind === 'CREATE ROLE' && name !== undefined && s.sourceOid !== undefined) {
-      const oid = state.get(name);
-      const standsFor = oid === undefined || created.has(name) ? undefined : managed.get(oid)?.sourceOid;
-      if (standsFor !== undefined && standsFor !== s.sourceOid)
-        disown(name, 'the source made a new role of this name; the role here stands for one the source dropped, whose drop was not carried');
+    // A name the source gave another role than the one a managed role here stands for
+    // (the source dropped or renamed its own, and that was not carried here: skipped, or
+    // kept off by the rules) is that other role's: the one here, with what it holds, is
+    // the target's own from now on.
+    for (const r of s.roles) {
+      const oid = state.get(r);
+      const now = s.sourceOids?.[r];
+      if (oid === undefined || now === undefined || created.has(r)) continue;
+      const standsFor = managed.get(oid)?.sourceOid;
+      if (standsFor !== undefined && standsFor !== now)
+        disown(r, 'the source gives this name to another role than the one here stands for (its drop or rename was not carried here)');
     }
     const foreign = s.roles.find((r) => {
       const oid = state.get(r);

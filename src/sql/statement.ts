@@ -35,8 +35,12 @@ export interface Statement {
   privileged?: boolean;
   /** The attribute clause a privileged statement sets: SUPERUSER, NOSUPERUSER, REPLICATION, ... */
   attribute?: string;
-  /** For CREATE ROLE: the role's oid on the source, the role the target's stands for (managed_roles.source_oid). */
-  sourceOid?: number;
+  /**
+   * The role watcher's (and reconcile's CREATE ROLE): which source role, by its oid there,
+   * each role name it holds was when it was written. A target's managed role stands for
+   * one source role (managed_roles.source_oid); a name given to another since is not it.
+   */
+  sourceOids?: Readonly<Record<string, number>>;
   /** For ALTER ROLE ... RENAME: the name the role had (grantees hold the new one). */
   renamedFrom?: string;
   /** Holds TARGET_DATABASE (plan/target-statements.ts), to be replaced by the target's database name. */
