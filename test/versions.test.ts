@@ -247,12 +247,24 @@ describe.each(PAIRS)('PostgreSQL $source source, targets $targets', ({ source, t
     const inherits = (await memberships(p.sourceClient)).find((m) => m.role === 'writer' && m.member === 'team')?.inherit;
     const withOptions = (major: PostgresMajor) => major >= 16;
     for (const [i, environment] of p.environments.entries()) {
-      await environment.client.query(`GRANT SELECT ON app.items TO team; REVOKE team FROM app_login`);
+      // A system function every major has, granted on the target alone: compared across majors too.
+      await environment.client.query(
+        `GRANT SELECT ON app.items TO team; REVOKE team FROM app_login; GRANT EXECUTE ON FUNCTION pg_catalog.pg_reload_conf() TO team`,
+      );
       if (withOptions(targets[i] as PostgresMajor)) await environment.client.query(`GRANT writer TO team WITH INHERIT ${!inherits}`);
     }
     for (const [i, result] of (await check()).entries()) {
       const planted = [
-        expect.objectContaining({ type: 'privileges', grantee: 'team' }),
+        expect.objectContaining({
+          type: 'privileges',
+          grantee: 'team',
+          target: expect.objectContaining({ object: expect.objectContaining({ name: 'items' }) }),
+        }),
+        expect.objectContaining({
+          type: 'privileges',
+          grantee: 'team',
+          target: expect.objectContaining({ object: expect.objectContaining({ name: 'pg_reload_conf' }) }),
+        }),
         expect.objectContaining({ type: 'membership', role: 'team', member: 'app_login' }),
         ...(withOptions(targets[i] as PostgresMajor) ? [expect.objectContaining({ type: 'membership', role: 'writer', member: 'team' })] : []),
       ];

@@ -187,6 +187,25 @@ const OWNED_ONLY = [
  */
 export const SYSTEM_SCHEMAS: ReadonlySet<string> = new Set(['pg_catalog', 'information_schema']);
 const SYSTEM_SCHEMA_LIST = [...SYSTEM_SCHEMAS].map(quoteLiteral).join(', ');
+/** The relations (pg_class c) and routines (pg_proc p) of those schemas (pg_namespace n). */
+const IS_SYSTEM_RELATION = `n.nspname IN (${SYSTEM_SCHEMA_LIST}) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')`;
+const IS_SYSTEM_ROUTINE = `n.nspname IN (${SYSTEM_SCHEMA_LIST})`;
+/** A relation's kind (pg_class c), and a routine's (pg_proc p), as CatalogObject names them. */
+const RELATION_KIND = `CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
+                          WHEN 'f' THEN 'foreign table' ELSE 'table' END`;
+const ROUTINE_KIND = `CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END`;
+
+/**
+ * Every relation and routine of PostgreSQL's own schemas, without privileges: between
+ * servers of different majors, a system object only one side has changed is compared
+ * where the other has it too.
+ */
+export const SYSTEM_OBJECTS = `
+  SELECT ${RELATION_KIND} AS kind, n.nspname AS schema, c.relname AS name, NULL::text AS args
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${IS_SYSTEM_RELATION}
+  UNION ALL
+  SELECT ${ROUTINE_KIND}, n.nspname, p.proname, oidvectortypes(p.proargtypes)
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${IS_SYSTEM_ROUTINE}`;
 
 /**
  * Every object permsync compares, with its owner and effective privileges (the defaults
@@ -210,8 +229,7 @@ export const OBJECTS = `
            coalesce(n.nspacl, acldefault('n', n.nspowner)) AS acl, NULL::name[] AS columns, n.nspowner AS acl_owner
       FROM ns n
     UNION ALL
-    SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
-                          WHEN 'f' THEN 'foreign table' ELSE 'table' END,
+    SELECT ${RELATION_KIND},
            n.nspname, c.relname, NULL,
            CASE WHEN c.relkind = 'S' AND EXISTS (
                        SELECT 1 FROM pg_depend d
@@ -226,8 +244,7 @@ export const OBJECTS = `
       FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
     UNION ALL
-    SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
-           n.nspname, p.proname, oidvectortypes(p.proargtypes), p.proowner,
+    SELECT ${ROUTINE_KIND}, n.nspname, p.proname, oidvectortypes(p.proargtypes), p.proowner,
            coalesce(p.proacl, acldefault('f', p.proowner)), NULL, p.proowner
       FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace
     UNION ALL
@@ -293,23 +310,19 @@ export const OBJECTS = `
   -- superuser, is neither compared nor counted as a grantee (it is named apart on each
   -- server); a side that does not list one has the initial privileges.
   system AS (
-    SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
-                          WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind,
-           n.nspname AS schema, c.relname AS name, NULL::text AS args,
+    SELECT ${RELATION_KIND} AS kind, n.nspname AS schema, c.relname AS name, NULL::text AS args,
            coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS acl,
            coalesce(i.initprivs, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS initial_acl,
            c.relowner AS acl_owner
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       LEFT JOIN pg_init_privs i ON i.objoid = c.oid AND i.classoid = 'pg_class'::regclass AND i.objsubid = 0
-     WHERE n.nspname IN (${SYSTEM_SCHEMA_LIST}) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-       AND c.relacl IS DISTINCT FROM i.initprivs
+     WHERE ${IS_SYSTEM_RELATION} AND c.relacl IS DISTINCT FROM i.initprivs
     UNION ALL
-    SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
-           n.nspname, p.proname, oidvectortypes(p.proargtypes),
+    SELECT ${ROUTINE_KIND}, n.nspname, p.proname, oidvectortypes(p.proargtypes),
            coalesce(p.proacl, acldefault('f', p.proowner)), coalesce(i.initprivs, acldefault('f', p.proowner)), p.proowner
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       LEFT JOIN pg_init_privs i ON i.objoid = p.oid AND i.classoid = 'pg_proc'::regclass AND i.objsubid = 0
-     WHERE n.nspname IN (${SYSTEM_SCHEMA_LIST}) AND p.proacl IS DISTINCT FROM i.initprivs
+     WHERE ${IS_SYSTEM_ROUTINE} AND p.proacl IS DISTINCT FROM i.initprivs
   )
   SELECT o.kind, o.schema, o.name, o.args, pg_get_userbyid(o.owner) AS owner, o.columns,
          (SELECT json_agg(${GRANT_TUPLE('o.acl_owner')}) FROM ${EXPLODED('o.acl')}) AS grants, NULL AS initial

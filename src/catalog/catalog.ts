@@ -154,8 +154,16 @@ export interface Catalog {
   /** The cluster's other databases (not the current one), its tablespaces, and the parameters that have privileges (15+). */
   shared: Record<SharedKind, SharedObject[]>;
   objects: CatalogObject[];
+  /**
+   * Every relation and routine of PostgreSQL's own schemas, listed or not in objects:
+   * between majors, what one side changed is compared where the other has it.
+   */
+  systemObjects?: SystemObject[];
   defaultPrivileges: DefaultPrivilege[];
 }
+
+/** A relation or routine of pg_catalog or information_schema, by its kind, schema, name and argument types. */
+type SystemObject = Pick<CatalogObject, 'kind' | 'schema' | 'name' | 'args'>;
 
 /** What of a catalog is the server's rather than the database's: its roles, memberships, role settings and verifiers. */
 export type ServerCatalog = Pick<Catalog, 'verifiersRead' | 'verifiersUnread' | 'roles' | 'roleOids' | 'memberships' | 'settings'>;
@@ -288,6 +296,7 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
       grants: (o.grants ?? []).map(toGrant),
       ...(o.initial !== null && { initial: o.initial.map(toGrant) }),
     }));
+    const systemObjects = (await client.query<SystemObject>(catalogSql.SYSTEM_OBJECTS)).rows;
     const defaultPrivileges = (await client.query<DefaultPrivilegeRow>(catalogSql.DEFAULT_PRIVILEGES)).rows.map(toDefaultPrivilege);
     return {
       serverVersionNum: session.server_version_num,
@@ -299,6 +308,7 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
       databaseGrants: database.grants.map(toGrant),
       shared,
       objects,
+      systemObjects,
       defaultPrivileges,
     };
   });

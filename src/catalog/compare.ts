@@ -145,7 +145,7 @@ export function compare(source: Catalog, target: Catalog, options: CompareOption
     ...compareSettings(source, target, options.databases ?? {}).filter((c) => !aboutExtra(c.role)),
     ...compareDatabase(source, target, keepGrantee, privilegesOf),
     ...compareShared(source, target, options.databases ?? {}, keepGrantee, privilegesOf),
-    ...compareObjects(source.objects, target.objects, keepGrantee, privilegesOf, major(source) === major(target)),
+    ...compareObjects(source.objects, target.objects, keepGrantee, privilegesOf, systemObjectsOnBoth(source, target)),
     ...compareDefaultPrivileges(source.defaultPrivileges, target.defaultPrivileges).filter(
       (c) => c.target.on !== 'default' || !aboutExtra(c.target.role, c.grantee),
     ),
@@ -410,12 +410,23 @@ function major(catalog: Catalog): number {
   return Math.floor(catalog.serverVersionNum / 10_000);
 }
 
+/**
+ * Whether both sides have a system object (by key): on one major, each has every one;
+ * across majors, where each side's list says so (not read: only those both changed).
+ */
+function systemObjectsOnBoth(source: Catalog, target: Catalog): (key: string, listed: { source: boolean; target: boolean }) => boolean {
+  if (major(source) === major(target)) return () => true;
+  const keys = (side: Catalog) => new Set((side.systemObjects ?? []).map(objectKey));
+  const [onSource, onTarget] = [keys(source), keys(target)];
+  return (key, listed) => (listed.source || onSource.has(key)) && (listed.target || onTarget.has(key));
+}
+
 function compareObjects(
   source: CatalogObject[],
   target: CatalogObject[],
   keepGrantee: (grantee: string) => boolean,
   privilegesOf: PrivilegesOf,
-  sameMajor: boolean,
+  onBoth: ReturnType<typeof systemObjectsOnBoth>,
 ): Change[] {
   const ours = new Map(source.map((o) => [objectKey(o), o]));
   const theirs = new Map(target.map((o) => [objectKey(o), o]));
@@ -429,12 +440,12 @@ function compareObjects(
     `${schema}\0${name ?? ''}\0${grantee}\0${grantor ?? ''}\0${privilege}`;
   /** Each object on both sides, by key, as its revokes are settled (settleChains): a relation with its columns. */
   const chains = new Map<string, ChainObject>();
-  // A system object one side does not list has the privileges it was made with there.
-  // Across majors it may not exist there at all: only what both list is compared.
+  // A system object one side does not list has the privileges it was made with there,
+  // where it has it (across majors it may not).
   const initially = (o: CatalogObject | undefined) => (o?.initial === undefined ? undefined : { ...o, grants: o.initial });
   for (const k of keys.filter((key) => !key.startsWith('column\0'))) {
     const system = (ours.get(k) ?? theirs.get(k))?.initial !== undefined;
-    if (system && !sameMajor && !(ours.has(k) && theirs.has(k))) continue;
+    if (system && !onBoth(k, { source: ours.has(k), target: theirs.has(k) })) continue;
     const to = ours.get(k) ?? initially(theirs.get(k));
     const from = theirs.get(k) ?? initially(ours.get(k));
     const ref = refOf((to ?? from) as CatalogObject);
