@@ -765,9 +765,10 @@ BEGIN
         PERFORM permsync.require_environment(env);
     END IF;
     INSERT INTO permsync.batches (origin, query_text, query_masked, current_user_name,
-                                  current_user_is_superuser, search_path, target_environment)
+                                  current_user_is_superuser, current_user_oid, search_path, target_environment)
     VALUES ('manual', masked, masked <> sql, session_user,
             coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user), false),
+            (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = session_user),
             invoker_search_path, env)
     RETURNING id INTO batch;
     PERFORM permsync.wake('permsync', batch::text);
@@ -1332,7 +1333,7 @@ ALTER FUNCTION permsync.role_attribute_statements(old jsonb, new jsonb) OWNER TO
 --
 
 CREATE FUNCTION permsync.role_changes(old jsonb, new jsonb) RETURNS jsonb
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET plan_cache_mode TO 'force_custom_plan'
     AS $$
@@ -1363,7 +1364,7 @@ DECLARE
     position    integer;
     names       jsonb;
     spares      text[] := '{}';
-    attempt     integer;
+    spare_name  text;
     -- How many statements name roles by their old names (before the renames); each name's
     -- oid in the old and the new state.
     before_renames integer;
@@ -1466,13 +1467,15 @@ BEGIN
         SELECT coalesce(jsonb_agg(x ORDER BY i), '[]') INTO renames
           FROM jsonb_array_elements(renames) WITH ORDINALITY AS e(x, i)
          WHERE NOT placed[i::integer];
-        -- The first spare name free for each (a login may have made roles of those names).
+        -- A spare name for each that nobody can foresee, and no role has: a login that made
+        -- one the watcher would pick, had it carried, and dropped it again could have a
+        -- target keep it (rules that keep DROP ROLE off it) and the rename fail there.
         FOR position IN 0 .. jsonb_array_length(renames) - 1 LOOP
-            attempt := 0;
-            WHILE names ? format('permsync_renaming_%s_%s', renames -> position ->> 'oid', attempt) LOOP
-                attempt := attempt + 1;
+            LOOP
+                spare_name := format('permsync_renaming_%s_%s', renames -> position ->> 'oid', substr(md5(gen_random_uuid()::text), 1, 12));
+                EXIT WHEN NOT names ? spare_name;
             END LOOP;
-            spares := spares || format('permsync_renaming_%s_%s', renames -> position ->> 'oid', attempt);
+            spares := spares || spare_name;
         END LOOP;
         out := out
                || ARRAY(SELECT permsync.rename_statement(x ->> 'from', spare, (x ->> 'oid')::bigint)
@@ -2440,10 +2443,11 @@ BEGIN
                 known := NULL;
             END IF;
         END IF;
-        INSERT INTO permsync.batches (query_text, query_masked, current_user_name, current_user_is_superuser,
+        INSERT INTO permsync.batches (query_text, query_masked, current_user_name, current_user_is_superuser, current_user_oid,
                                       search_path, not_replayable, temp_objects, role_writes, roles_compared)
         VALUES (stored, stored <> query, invoker,
                 coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = invoker), false),
+                (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = invoker),
                 invoker_search_path, reason, known, writes, coalesce(compared, false))
         RETURNING id INTO batch;
         PERFORM permsync.wake('permsync', batch::text);
@@ -2607,6 +2611,7 @@ CREATE TABLE permsync.batches (
     session_user_name name DEFAULT SESSION_USER NOT NULL,
     current_user_name name DEFAULT CURRENT_USER NOT NULL,
     current_user_is_superuser boolean DEFAULT false NOT NULL,
+    current_user_oid oid,
     search_path text DEFAULT current_setting('search_path'::text) NOT NULL,
     backend_pid integer DEFAULT pg_backend_pid() NOT NULL,
     client_addr inet DEFAULT inet_client_addr(),

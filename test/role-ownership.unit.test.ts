@@ -91,6 +91,21 @@ describe('a managed role stands for one source role', () => {
     expect(judgeStatements([grantRole('b', 16_500)], undefined, target, owners).kept).toHaveLength(1);
   });
 
+  it("a statement naming an earlier source role of its name (a reconcile ran ahead of it) is not carried, and the role here stays permsync's", () => {
+    const verdict = judgeStatements([createRole('b', 16_400)], undefined, target, owners);
+    expect({ kept: verdict.kept.length, disowned: verdict.disowned, conflicts: verdict.conflicts }).toEqual({ kept: 0, disowned: [], conflicts: [] });
+    expect(verdict.notes).toEqual([expect.stringMatching(/not carried: it names an earlier role "b"/)]);
+  });
+
+  it("a batch whose author is another source role of the name runs nowhere here: a newer one makes the role the target's own", () => {
+    const grant: Statement = { kind: 'GRANT', sql: 'GRANT SELECT ON t TO m', roles: ['m'], grantees: ['m'], schemas: [], ordinal: 1 };
+    expect(judgeStatements([grant], 'b', target, owners, 16_500).kept).toHaveLength(1);
+    const newer = judgeStatements([grant], 'b', target, owners, 16_900);
+    expect({ kept: newer.kept.length, disowned: newer.disowned }).toEqual({ kept: 0, disowned: [{ role: 'b', oid: 20_000 }] });
+    const earlier = judgeStatements([grant], 'b', target, owners, 16_400);
+    expect({ kept: earlier.kept.length, disowned: earlier.disowned }).toEqual({ kept: 0, disowned: [] });
+  });
+
   it("is the target's own where the source's role of its name is another, and permsync's where it is the same or unknown", () => {
     expect(isOurs('b', 20_000, { ...owners, sourceOids: new Map([['b', 16_900]]) })).toBe(false);
     expect(isOurs('b', 20_000, { ...owners, sourceOids: new Map([['b', 16_500]]) })).toBe(true);

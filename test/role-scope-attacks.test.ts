@@ -454,6 +454,38 @@ describe('role scope: a renamed look-alike', () => {
     expect({ prod: await malloryReadsOnly('only_on_prod4'), state: await prodState() }).toEqual({ prod: false, state: 'ok' });
   });
 
+  it("a login the source makes of a dropped role's name, in the batch of the drop an operator skips on prod, does not run its statements there as prod's role", async () => {
+    // Readable by everyone: a GRANT of more on it by one who does not own it is only a warning on the source, and is captured.
+    await p.everywhere('CREATE TABLE shared1 (id int); GRANT SELECT ON shared1 TO PUBLIC');
+    await p.dba('CREATE ROLE reporting1');
+    await settle();
+    await p.dba('ALTER TABLE shared1 OWNER TO reporting1');
+    await settle();
+    await prod.query('CREATE TABLE only_on_prod1 (id int); ALTER TABLE only_on_prod1 OWNER TO reporting1');
+    await daemon.stop();
+    await p.dba('REASSIGN OWNED BY reporting1 TO postgres; DROP OWNED BY reporting1; DROP ROLE reporting1');
+    await asMallory(`CREATE ROLE reporting1 LOGIN PASSWORD 'r1-pw'`);
+    daemon = await p.startDaemon(config);
+    await skipProdHold();
+    await settle();
+    // Nothing the role watcher sees names reporting1 again: she runs captured commands as it.
+    const asReporting = new pg.Client(p.source.urlFor('postgres', 'reporting1', 'r1-pw'));
+    await asReporting.connect();
+    try {
+      await asReporting.query(`GRANT UPDATE ON shared1 TO ${MALLORY}`);
+      await asReporting.query(`ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO ${MALLORY}`);
+    } finally {
+      await asReporting.end();
+    }
+    await settle();
+    const { rows } = await prod.query<{ update: boolean; defaults: boolean }>(
+      `SELECT has_table_privilege($1, 'shared1', 'UPDATE') AS update,
+              EXISTS (SELECT FROM pg_default_acl WHERE defaclacl::text LIKE '%' || $1 || '%') AS defaults`,
+      [MALLORY],
+    );
+    expect({ ...rows[0], state: await prodState() }).toEqual({ update: false, defaults: false, state: 'ok' });
+  });
+
   it('a role named as the spare name of a swap does not make the swap fail on the target and hold it', async () => {
     const start = await lastCommitSeq();
     await asMallory(`CREATE ROLE left_hand; CREATE ROLE right_hand`);
@@ -516,6 +548,79 @@ describe('role scope: roles provisioned on prod by hand', () => {
       expect(rows[0]?.can).toBe(false);
     } finally {
       await handDaemon?.stop();
+      await q.close();
+    }
+  });
+});
+
+describe('role scope: a reconcile ahead of the batches', () => {
+  it("a role reconcile made for the source's role of a name is not taken for an earlier role of that name the batches still name", async () => {
+    const q = await startPipeline(['prod']);
+    let ahead: Daemon | undefined;
+    try {
+      await q.everywhere('CREATE TABLE t1 (id int); CREATE TABLE t2 (id int)');
+      const configured = q.config();
+      ahead = await q.startDaemon(configured);
+      await q.settleRoles();
+      await ahead.stop();
+      // Each change its own role watcher batch, none carried yet: reconcile runs ahead of them.
+      const look = () => q.dba('SELECT permsync.capture_role_changes()');
+      await q.dba('CREATE ROLE r1');
+      await look();
+      await q.dba('DROP ROLE r1');
+      await look();
+      await q.dba('CREATE ROLE r1');
+      await look();
+      await q.dba('GRANT SELECT ON t1 TO r1');
+      const environment = configured.environments[0] as Config['environments'][number];
+      expect((await reconcile(configured, environment, q.sourceClient, { apply: true, dropExtraRoles: false })).failure).toBeUndefined();
+      ahead = await q.startDaemon(configured);
+      await q.settleRoles();
+      await q.dba('GRANT SELECT ON t2 TO r1');
+      await q.settleRoles();
+      const { rows } = await q.env('prod').client.query<{ can: boolean }>(`SELECT has_table_privilege('r1', 't2', 'SELECT') AS can`);
+      const { rows: conflicts } = await q.sourceClient.query(`SELECT role_name FROM permsync.role_conflicts`);
+      expect({ can: rows[0]?.can, conflicts }).toEqual({ can: true, conflicts: [] });
+    } finally {
+      await ahead?.stop();
+      await q.close();
+    }
+  });
+});
+
+describe('role scope: spare names', () => {
+  it("a spare name a login made and dropped, which prod's rules keep there, does not turn a DBA's swap against prod", async () => {
+    const q = await startPipeline(['prod']);
+    let keeping: Daemon | undefined;
+    try {
+      await q.dba(`CREATE ROLE ${MALLORY} LOGIN CREATEROLE PASSWORD '${PW}'`);
+      await q.everywhere('CREATE TABLE t1 (id int)');
+      keeping = await q.startDaemon(q.config({ environments: [{ rules: [{ action: 'exclude', commandTag: 'DROP ROLE' }] }] }));
+      await q.dba('CREATE ROLE blue; CREATE ROLE green');
+      await q.settleRoles();
+      const { rows } = await q.sourceClient.query<{ oid: string }>(`SELECT 'blue'::regrole::oid::text AS oid`);
+      const mallory = new pg.Client(q.source.urlFor('postgres', MALLORY, PW));
+      await mallory.connect();
+      try {
+        // The spare names an earlier watcher picked first, made and carried to prod, then dropped (prod keeps them).
+        for (const n of [0, 1]) {
+          await mallory.query(`CREATE ROLE "permsync_renaming_${rows[0]?.oid}_${n}"`);
+          await q.settleRoles();
+          await mallory.query(`DROP ROLE "permsync_renaming_${rows[0]?.oid}_${n}"`);
+          await q.settleRoles();
+        }
+      } finally {
+        await mallory.end();
+      }
+      await q.dba('ALTER ROLE blue RENAME TO tmp; ALTER ROLE green RENAME TO blue; ALTER ROLE tmp RENAME TO green');
+      await q.settleRoles();
+      await q.dba('GRANT SELECT ON t1 TO blue');
+      await q.settleRoles();
+      const { rows: can } = await q.env('prod').client.query<{ can: boolean }>(`SELECT has_table_privilege('blue', 't1', 'SELECT') AS can`);
+      const { rows: conflicts } = await q.sourceClient.query(`SELECT role_name FROM permsync.role_conflicts`);
+      expect({ can: can[0]?.can, conflicts }).toEqual({ can: true, conflicts: [] });
+    } finally {
+      await keeping?.stop();
       await q.close();
     }
   });

@@ -696,11 +696,12 @@ export class EnvironmentApplier {
     if (unread) throw new Error(`the environment's roles could not be read: ${unread.message}`);
     const settle = () => settleGrantors(named, this.presentRoles(), this.owners(), (role) => this.deps.roles.excluded(role));
     let { statements, notes } = settle();
-    let verdict = judgeStatements(statements, author, this.presentRoles(), this.owners());
+    const authorOid = author === undefined ? undefined : batch.currentUserOid;
+    let verdict = judgeStatements(statements, author, this.presentRoles(), this.owners(), authorOid);
     if (verdict.conflicts.length > 0) {
       this.server.managed = await this.deps.store.managedRoles(this.name);
       ({ statements, notes } = settle());
-      verdict = judgeStatements(statements, author, this.presentRoles(), this.owners());
+      verdict = judgeStatements(statements, author, this.presentRoles(), this.owners(), authorOid);
       if (verdict.conflicts.length > 0) {
         await this.deps.store.recordRoleConflicts(this.name, batch.id, verdict.conflicts);
         this.log.warn({ batchId: batch.id, conflicts: verdict.conflicts }, "roles of this environment's own are named by the source: left alone");

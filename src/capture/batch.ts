@@ -47,6 +47,8 @@ export interface Batch {
   sessionUser: string;
   currentUser: string;
   currentUserIsSuperuser: boolean;
+  /** The author's oid on the source (a captured or manual batch's). */
+  currentUserOid?: number;
   searchPath: string;
   backendPid: number;
   statementStartedAt: Date;

@@ -99,7 +99,13 @@ export function namesToLookUp(statements: Statement[], author: string | undefine
  * renamed away from a conflict) is left out too, rather than failing there and holding
  * every later change behind it.
  */
-export function judgeStatements(statements: Statement[], author: string | undefined, roles: TargetRoles, owners: RoleOwners): OwnershipVerdict {
+export function judgeStatements(
+  statements: Statement[],
+  author: string | undefined,
+  roles: TargetRoles,
+  owners: RoleOwners,
+  authorSourceOid?: number,
+): OwnershipVerdict {
   const state = new Map(roles);
   // A rename earlier in the batch takes a managed role's new name with it.
   const managed = new Map(owners.managed);
@@ -121,8 +127,30 @@ export function judgeStatements(statements: Statement[], author: string | undefi
     verdict.disowned.push({ role, oid });
     conflict(role, oid, reason);
   };
+  // Which source role a name held by a statement is (`now`), against the one the managed
+  // role here of that name stands for: the same (or not known), the source's newer role of
+  // the name, or an earlier one (a reconcile or an adoption took the newer ahead of these
+  // batches). Oids grow; after a wraparound a newer role looks earlier, and its statements
+  // are left out rather than carried to another role.
+  const standing = (name: string, now: number | undefined): 'same' | 'newer' | 'earlier' => {
+    const oid = state.get(name);
+    if (oid === undefined || now === undefined || created.has(name)) return 'same';
+    const standsFor = managed.get(oid)?.sourceOid;
+    if (standsFor === undefined || standsFor === now) return 'same';
+    return now > standsFor ? 'newer' : 'earlier';
+  };
+  const givenAway = 'the source gives this name to another role than the one here stands for (its drop or rename was not carried here)';
 
   if (author !== undefined) {
+    const was = standing(author, authorSourceOid);
+    if (was === 'newer') disown(author, givenAway);
+    if (was === 'earlier') {
+      for (const s of statements)
+        verdict.notes.push(
+          `statement ${s.ordinal} (${s.kind}) not carried: its author "${author}" is an earlier role of that name than the one here`,
+        );
+      return verdict;
+    }
     const oid = state.get(author);
     if (oid === undefined || !ours(author, oid)) {
       const why =
@@ -141,14 +169,12 @@ export function judgeStatements(statements: Statement[], author: string | undefi
     // (the source dropped or renamed its own, and that was not carried here: skipped, or
     // kept off by the rules) is that other role's: the one here, with what it holds, is
     // the target's own from now on.
-    for (const r of s.roles) {
-      const oid = state.get(r);
-      const now = s.sourceOids?.[r];
-      if (oid === undefined || now === undefined || created.has(r)) continue;
-      const standsFor = managed.get(oid)?.sourceOid;
-      if (standsFor !== undefined && standsFor !== now)
-        disown(r, 'the source gives this name to another role than the one here stands for (its drop or rename was not carried here)');
+    const earlier = s.roles.find((r) => standing(r, s.sourceOids?.[r]) === 'earlier');
+    if (earlier !== undefined) {
+      verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: it names an earlier role "${earlier}" than the one here`);
+      continue;
     }
+    for (const r of s.roles) if (standing(r, s.sourceOids?.[r]) === 'newer') disown(r, givenAway);
     const foreign = s.roles.find((r) => {
       const oid = state.get(r);
       return oid !== undefined && !created.has(r) && !ours(r, oid);

@@ -16,6 +16,7 @@ interface BatchRow {
   session_user_name: string;
   current_user_name: string;
   current_user_is_superuser: boolean;
+  current_user_oid: number | null;
   search_path: string;
   backend_pid: number;
   statement_started_at: Date;
@@ -43,6 +44,7 @@ function toBatch(row: BatchRow): Batch {
     sessionUser: row.session_user_name,
     currentUser: row.current_user_name,
     currentUserIsSuperuser: row.current_user_is_superuser,
+    ...(row.current_user_oid !== null && { currentUserOid: row.current_user_oid }),
     searchPath: row.search_path,
     backendPid: row.backend_pid,
     statementStartedAt: row.statement_started_at,
