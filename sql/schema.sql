@@ -1963,6 +1963,11 @@ DECLARE
     writes        bigint;
     compared      boolean;
     first_invoker name;
+    -- The invoker is the role setting's name as SET ROLE typed it: another session may
+    -- have renamed that role since, and given the name to another. Trusted only where the
+    -- session may set the role of that name now; else nobody is the author (converged).
+    invoker_oid   oid := pg_catalog.to_regrole(pg_catalog.quote_ident(invoker));
+    untrusted     text;
 BEGIN
     -- Raises outside an event trigger: nobody can call this to forge a batch.
     SELECT * INTO cmd FROM pg_event_trigger_ddl_commands() LIMIT 1;
@@ -1987,6 +1992,14 @@ BEGIN
     END IF;
     -- An owner change run that way counts when the statement it ran names OWNER.
     inner_owner := owner_change AND coalesce(inner_text ~* 'owner', false);
+    IF invoker IS DISTINCT FROM SESSION_USER
+       AND (invoker_oid IS NULL
+            OR NOT pg_has_role(SESSION_USER, invoker_oid,
+                               CASE WHEN current_setting('server_version_num')::int >= 160000 THEN 'SET' ELSE 'MEMBER' END)) THEN
+        untrusted := format('the role its session set (SET ROLE %I) was renamed since, so who ran its commands cannot be told; the next drift check shows what differs',
+                            invoker);
+        invoker_oid := NULL;
+    END IF;
     SELECT b.id, b.not_replayable, b.temp_objects, b.role_writes, b.roles_compared, b.current_user_name
       INTO batch, reason, known, last_writes, compared, first_invoker
       FROM permsync.batches b
@@ -2035,6 +2048,7 @@ BEGIN
                 PERFORM permsync.capture_role_changes();
             END IF;
         END IF;
+        reason := coalesce(reason, untrusted);
         IF reason IS NULL AND pg_my_temp_schema() <> 0 THEN
             known := permsync.temporary_object_names();
             IF cardinality(known) > temp_limit THEN
@@ -2045,8 +2059,7 @@ BEGIN
         INSERT INTO permsync.batches (query_text, query_masked, current_user_name, current_user_is_superuser, current_user_oid,
                                       search_path, not_replayable, temp_objects, role_writes, roles_compared)
         VALUES (stored, stored <> query, invoker,
-                coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = invoker), false),
-                (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = invoker),
+                coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = invoker_oid), false), invoker_oid,
                 invoker_search_path, reason, known, writes, coalesce(compared, false))
         RETURNING id INTO batch;
         PERFORM permsync.wake('permsync', batch::text);
@@ -2057,6 +2070,10 @@ BEGIN
         END IF;
         IF capture_off AND reason IS NULL THEN
             reason := 'some of its permission commands ran with permsync.capture off';
+            UPDATE permsync.batches b SET not_replayable = reason WHERE b.id = batch;
+        END IF;
+        IF untrusted IS NOT NULL AND reason IS NULL THEN
+            reason := untrusted;
             UPDATE permsync.batches b SET not_replayable = reason WHERE b.id = batch;
         END IF;
         -- A command run by a function or DO block, or as another role than the string's

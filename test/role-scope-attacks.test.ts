@@ -54,6 +54,35 @@ async function malloryReads(table: string): Promise<{ source: boolean | undefine
   return { source: await canRead(p.sourceClient), prod: await canRead(prod) };
 }
 
+/**
+ * Mallory sets one session to a role of hers, then renames that role from another: the
+ * session runs as the renamed role, while its role setting still names `name`, which a DBA's
+ * role (`dbaRole`, made after, then `arrange`d) takes. The session then grants mallory more
+ * on `table` (readable by everyone: a grant of more is only a warning on the source) and
+ * default privileges.
+ */
+async function stalePrivilegeGrab(name: string, dbaRole: string, table: string, arrange: () => Promise<void>): Promise<void> {
+  const [set, other] = [new pg.Client(p.source.urlFor('postgres', MALLORY, PW)), new pg.Client(p.source.urlFor('postgres', MALLORY, PW))];
+  await set.connect();
+  await other.connect();
+  try {
+    await other.query(`CREATE ROLE ${name}; GRANT ${name} TO ${MALLORY}`);
+    await set.query(`SET ROLE ${name}`);
+    await other.query(`ALTER ROLE ${name} RENAME TO parked_${name}`);
+    await settle();
+    await p.everywhere(`CREATE TABLE ${table} (id int); GRANT SELECT ON ${table} TO PUBLIC`);
+    await p.dba(dbaRole);
+    await settle();
+    await arrange();
+    await set.query(`GRANT UPDATE ON ${table} TO ${MALLORY}`);
+    await set.query(`ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO ${MALLORY}`);
+  } finally {
+    await set.end();
+    await other.end();
+  }
+  await settle();
+}
+
 /** Whether mallory may read `table` on prod, a table of prod's alone. */
 async function malloryReadsOnly(table: string): Promise<boolean | undefined> {
   const { rows } = await prod.query<{ can: boolean }>(`SELECT has_table_privilege($1, $2, 'SELECT') AS can`, [MALLORY, table]);
@@ -486,6 +515,23 @@ describe('role scope: a renamed look-alike', () => {
     expect({ ...rows[0], state: await prodState() }).toEqual({ update: false, defaults: false, state: 'ok' });
   });
 
+  it("a session set to a role renamed since, whose name a DBA's role took, does not run as the DBA's role on prod", async () => {
+    await stalePrivilegeGrab('ops8', 'CREATE ROLE ops8', 'ledger8', async () => {
+      await p.dba('ALTER TABLE ledger8 OWNER TO ops8');
+      await settle();
+    });
+    const q = `SELECT has_table_privilege($1, 'ledger8', 'UPDATE') AS update,
+                      EXISTS (SELECT FROM pg_default_acl WHERE defaclacl::text LIKE '%' || $1 || '%') AS defaults`;
+    const { rows } = await prod.query<{ update: boolean; defaults: boolean }>(q, [MALLORY]);
+    expect({ ...rows[0], state: await prodState() }).toEqual({ update: false, defaults: false, state: 'ok' });
+  });
+
+  it("a session set to a role renamed since, whose name a DBA's superuser took, does not run as the sync user on prod", async () => {
+    await stalePrivilegeGrab('admin8', 'CREATE ROLE admin8 SUPERUSER', 'payroll8', async () => {});
+    const { rows } = await prod.query<{ update: boolean }>(`SELECT has_table_privilege($1, 'payroll8', 'UPDATE') AS update`, [MALLORY]);
+    expect({ ...rows[0], state: await prodState() }).toEqual({ update: false, state: 'ok' });
+  });
+
   it('a role named as the spare name of a swap does not make the swap fail on the target and hold it', async () => {
     const start = await lastCommitSeq();
     await asMallory(`CREATE ROLE left_hand; CREATE ROLE right_hand`);
@@ -578,9 +624,14 @@ describe('role scope: a reconcile ahead of the batches', () => {
       await q.settleRoles();
       await q.dba('GRANT SELECT ON t2 TO r1');
       await q.settleRoles();
-      const { rows } = await q.env('prod').client.query<{ can: boolean }>(`SELECT has_table_privilege('r1', 't2', 'SELECT') AS can`);
+      // Both grants, the one reconcile made too: the backlog's drop of the earlier r1 released nothing of this one.
+      const { rows } = await q
+        .env('prod')
+        .client.query<{ t1: boolean; t2: boolean }>(
+          `SELECT has_table_privilege('r1', 't1', 'SELECT') AS t1, has_table_privilege('r1', 't2', 'SELECT') AS t2`,
+        );
       const { rows: conflicts } = await q.sourceClient.query(`SELECT role_name FROM permsync.role_conflicts`);
-      expect({ can: rows[0]?.can, conflicts }).toEqual({ can: true, conflicts: [] });
+      expect({ ...rows[0], conflicts }).toEqual({ t1: true, t2: true, conflicts: [] });
     } finally {
       await ahead?.stop();
       await q.close();

@@ -142,7 +142,14 @@ export function judgeStatements(
   const givenAway = 'the source gives this name to another role than the one here stands for (its drop or rename was not carried here)';
 
   if (author !== undefined) {
-    const was = standing(author, authorSourceOid);
+    // Capture names no author it could not tell (a role renamed since the session set it):
+    // such a batch is converged, so one that comes without is run as nobody.
+    const was = authorSourceOid === undefined ? 'unknown' : standing(author, authorSourceOid);
+    if (was === 'unknown') {
+      for (const s of statements)
+        verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: its author "${author}" is not known by its oid`);
+      return verdict;
+    }
     if (was === 'newer') disown(author, givenAway);
     if (was === 'earlier') {
       for (const s of statements)
