@@ -2525,10 +2525,10 @@ BEGIN
     -- the identity it ran with, so the daemon can tell when a string changed role or
     -- search_path between its permission commands.
     INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity, schema_name,
-                                    in_extension, current_user_name, search_path, command_ordinal,
+                                    in_extension, current_user_name, current_user_oid, search_path, command_ordinal,
                                     nested, nested_text)
     VALUES (batch, command_tag, cmd.object_type, cmd.object_identity, cmd.schema_name,
-            cmd.in_extension, invoker, invoker_search_path, ordinal,
+            cmd.in_extension, invoker, invoker_oid, invoker_search_path, ordinal,
             inner_frames IS NOT NULL, inner_text);
 END
 $_$;
@@ -2588,6 +2588,7 @@ CREATE TABLE permsync.audit_log (
     in_extension boolean,
     session_user_name name DEFAULT SESSION_USER NOT NULL,
     current_user_name name DEFAULT CURRENT_USER NOT NULL,
+    current_user_oid oid,
     search_path text,
     logged_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     command_ordinal integer,

@@ -151,6 +151,9 @@ CREATE TABLE permsync.audit_log (
     in_extension     boolean,
     session_user_name name NOT NULL DEFAULT session_user,
     current_user_name name NOT NULL DEFAULT current_user,
+    -- The role that ran it, by oid (NULL where capture could not tell: a role renamed
+    -- since the session set it): a converged batch weighs what that role may change.
+    current_user_oid oid,
     search_path      text,
     logged_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
     -- Position of the command in its batch: how many a batch has is read from the index.
@@ -2124,10 +2127,10 @@ BEGIN
     -- the identity it ran with, so the daemon can tell when a string changed role or
     -- search_path between its permission commands.
     INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity, schema_name,
-                                    in_extension, current_user_name, search_path, command_ordinal,
+                                    in_extension, current_user_name, current_user_oid, search_path, command_ordinal,
                                     nested, nested_text)
     VALUES (batch, command_tag, cmd.object_type, cmd.object_identity, cmd.schema_name,
-            cmd.in_extension, invoker, invoker_search_path, ordinal,
+            cmd.in_extension, invoker, invoker_oid, invoker_search_path, ordinal,
             inner_frames IS NOT NULL, inner_text);
 END
 $fn$;

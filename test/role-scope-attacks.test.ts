@@ -57,11 +57,17 @@ async function malloryReads(table: string): Promise<{ source: boolean | undefine
 /**
  * Mallory sets one session to a role of hers, then renames that role from another: the
  * session runs as the renamed role, while its role setting still names `name`, which a DBA's
- * role (`dbaRole`, made after, then `arrange`d) takes. The session then grants mallory more
- * on `table` (readable by everyone: a grant of more is only a warning on the source) and
- * default privileges.
+ * role (`dbaRole`, made after, then `arrange`d) takes. The session then runs `commands`: by
+ * default it grants mallory more on `table` (readable by everyone: a grant of more is only
+ * a warning on the source) and default privileges.
  */
-async function stalePrivilegeGrab(name: string, dbaRole: string, table: string, arrange: () => Promise<void>): Promise<void> {
+async function stalePrivilegeGrab(
+  name: string,
+  dbaRole: string,
+  table: string,
+  arrange: () => Promise<void>,
+  commands = [`GRANT UPDATE ON ${table} TO ${MALLORY}`, `ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO ${MALLORY}`],
+): Promise<void> {
   const [set, other] = [new pg.Client(p.source.urlFor('postgres', MALLORY, PW)), new pg.Client(p.source.urlFor('postgres', MALLORY, PW))];
   await set.connect();
   await other.connect();
@@ -74,8 +80,7 @@ async function stalePrivilegeGrab(name: string, dbaRole: string, table: string, 
     await p.dba(dbaRole);
     await settle();
     await arrange();
-    await set.query(`GRANT UPDATE ON ${table} TO ${MALLORY}`);
-    await set.query(`ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO ${MALLORY}`);
+    for (const command of commands) await set.query(command);
   } finally {
     await set.end();
     await other.end();
@@ -531,6 +536,35 @@ describe('role scope: a renamed look-alike', () => {
     const { rows } = await prod.query<{ update: boolean }>(`SELECT has_table_privilege($1, 'payroll8', 'UPDATE') AS update`, [MALLORY]);
     expect({ ...rows[0], state: await prodState() }).toEqual({ update: false, state: 'ok' });
   });
+
+  for (const how of ['plain', 'DO block'] as const) {
+    it(`a session set to a role renamed since, whose name a DBA's role took, converges nothing with that role's rights on prod (${how})`, async () => {
+      const name = how === 'plain' ? 'ops7' : 'ops6';
+      const fn = `pay_${name}`;
+      await p.everywhere(`CREATE FUNCTION ${fn}(int) RETURNS int LANGUAGE sql AS 'SELECT 1'`);
+      // Mallory may create functions in public (PostgreSQL 14's default).
+      await p.dba('GRANT CREATE ON SCHEMA public TO PUBLIC');
+      const change = `ALTER FUNCTION ${fn}(text) OWNER TO ${MALLORY}`;
+      await stalePrivilegeGrab(
+        name,
+        `CREATE ROLE ${name}`,
+        `t_${name}`,
+        async () => {
+          await p.dba(`ALTER FUNCTION ${fn}(int) OWNER TO ${name}`);
+          await settle();
+          // prod's own hardening, there alone.
+          await prod.query(`REVOKE EXECUTE ON FUNCTION ${fn}(int) FROM PUBLIC`);
+          await asMallory(`SET permsync.capture = off; CREATE FUNCTION ${fn}(text) RETURNS int LANGUAGE sql AS 'SELECT 2'`);
+        },
+        // An owner change of her f(text) converges the objects of that name and number of arguments.
+        [how === 'plain' ? change : `DO $$BEGIN EXECUTE '${change}'; END$$`],
+      );
+      await p.dba('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
+      await settle();
+      const { rows } = await prod.query<{ can: boolean }>(`SELECT has_function_privilege($1, $2, 'EXECUTE') AS can`, [MALLORY, `${fn}(int)`]);
+      expect({ can: rows[0]?.can, state: await prodState() }).toEqual({ can: false, state: 'ok' });
+    });
+  }
 
   it('a role named as the spare name of a swap does not make the swap fail on the target and hold it', async () => {
     const start = await lastCommitSeq();

@@ -96,6 +96,8 @@ export interface ConvergeScope {
   touches: Touch[];
   /** The commands whose objects cannot be told, and why, one clause each. */
   unknown: string[];
+  /** Each actor's oid on the source, where capture could tell it: an actor without one may change nothing. */
+  actorOids: ReadonlyMap<string, number>;
 }
 
 /** One permission command as capture recorded it (permsync.audit_log), in order. */
@@ -104,6 +106,8 @@ export interface RecordedCommand {
   objectType: string | null;
   identity: string | null;
   currentUser: string;
+  /** The role that ran it, by oid; absent where capture could not tell (a role renamed since the session set it). */
+  currentUserOid?: number;
   searchPath: string | null;
   /** Run by a function, a DO block or dynamic SQL (permsync.audit_log.nested); null where capture did not write the row. */
   nested: boolean | null;
@@ -372,6 +376,22 @@ function convergeable(batch: Batch): boolean {
 }
 
 /**
+ * The oid of each role that ran the batch's commands, by the name capture recorded: one
+ * recorded without an oid (capture could not tell who ran it) or with two has none.
+ */
+function actorOids(batch: Batch, recorded: RecordedCommand[]): Map<string, number> {
+  const oids = new Map<string, number>();
+  const unknown = new Set<string>();
+  // The batch's own author stands for commands no row names (convergeScope's context).
+  for (const { currentUser, currentUserOid } of [...recorded, { currentUser: batch.currentUser, currentUserOid: batch.currentUserOid }]) {
+    if (currentUserOid === undefined || (oids.has(currentUser) && oids.get(currentUser) !== currentUserOid)) unknown.add(currentUser);
+    else oids.set(currentUser, currentUserOid);
+  }
+  for (const name of unknown) oids.delete(name);
+  return oids;
+}
+
+/**
  * What the batch's commands touched: a command run by a function, a DO block or dynamic
  * SQL by the statement PL/pgSQL named (or, for an owner change, the object its audit row
  * names); the others by the statements of the batch's transaction in its text (`ordinals`),
@@ -419,7 +439,7 @@ function convergeScope(batch: Batch, ordinals: number[] | undefined, recorded: R
       else unknown.push(`a ${row.tag} whose statement cannot be told from the string`);
     }
   }
-  return { touches: touches.map((t) => withoutTemporary(t, batch)), unknown };
+  return { touches: touches.map((t) => withoutTemporary(t, batch)), unknown, actorOids: actorOids(batch, recorded) };
 }
 
 /** The touch without the source session's temporary objects, which no target has. */

@@ -53,9 +53,12 @@ export interface Converged {
   missing: string[];
 }
 
-/** The roles whose authority decides what a batch may converge (see Authority). */
-export function actorsOf(scope: ConvergeScope): string[] {
-  return [...new Set(scope.touches.flatMap((t) => t.actors))];
+/** The roles whose authority decides what a batch may converge (see Authority), by name and oid: one capture could not tell has none. */
+export function actorsOf(scope: ConvergeScope): { name: string; oid: number }[] {
+  return [...new Set(scope.touches.flatMap((t) => t.actors))].flatMap((name) => {
+    const oid = scope.actorOids.get(name);
+    return oid === undefined ? [] : [{ name, oid }];
+  });
 }
 
 /** The sequences whose owner drift does not read, among what the scope may touch on the source. */

@@ -89,7 +89,7 @@ export const RECORDED_COMMANDS = prepared(
   'recorded_commands',
   `
   SELECT a.command_tag AS tag, a.object_type, a.object_identity AS identity, a.current_user_name,
-         a.search_path, a.nested, a.nested_text
+         a.current_user_oid::int8::float8 AS current_user_oid, a.search_path, a.nested, a.nested_text
     FROM permsync.audit_log a
    WHERE a.batch_id = $1
    ORDER BY a.id
@@ -105,9 +105,10 @@ export const RECORDED_COMMANDS = prepared(
 export const AUTHORITY = `
   SELECT json_build_object(
            'roles', (SELECT coalesce(json_agg(json_build_object(
-                              'name', r.rolname, 'superuser', r.rolsuper,
+                              'name', a.name, 'superuser', r.rolsuper,
                               'member_of', ARRAY(SELECT m.rolname FROM pg_catalog.pg_roles m WHERE pg_catalog.pg_has_role(r.oid, m.oid, 'USAGE')))), '[]')
-                       FROM pg_catalog.pg_roles r WHERE r.rolname = ANY ($1::text[])),
+                       FROM jsonb_to_recordset($1::jsonb) AS a(name text, oid bigint)
+                       JOIN pg_catalog.pg_roles r ON r.oid = a.oid::oid),
            'sequences', (SELECT coalesce(json_agg(json_build_object('schema', n.nspname, 'name', c.relname, 'owner', pg_catalog.pg_get_userbyid(c.relowner))), '[]')
                            FROM jsonb_to_recordset($2::jsonb) AS w(schema text, name text)
                            JOIN pg_catalog.pg_namespace n ON n.nspname = w.schema

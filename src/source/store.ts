@@ -192,6 +192,7 @@ export class SourceStore {
       object_type: string | null;
       identity: string | null;
       current_user_name: string;
+      current_user_oid: number | null;
       search_path: string | null;
       nested: boolean | null;
       nested_text: string | null;
@@ -201,6 +202,7 @@ export class SourceStore {
       objectType: r.object_type,
       identity: r.identity,
       currentUser: r.current_user_name,
+      ...(r.current_user_oid !== null && { currentUserOid: r.current_user_oid }),
       searchPath: r.search_path,
       nested: r.nested,
       nestedText: r.nested_text,
@@ -213,13 +215,14 @@ export class SourceStore {
   }
 
   /** What these roles may change on the source, and the owners of these sequences (plan/converge.ts). */
-  async authority(roles: string[], sequences: { schema: string; name: string }[]): Promise<Authority> {
+  /** What the roles that ran a batch (by the name it records, and their oid) may change on the source, and the owners of sequences. */
+  async authority(roles: { name: string; oid: number }[], sequences: { schema: string; name: string }[]): Promise<Authority> {
     const { rows } = await this.pool.query<{
       authority: {
         roles: { name: string; superuser: boolean; member_of: string[] }[];
         sequences: { schema: string; name: string; owner: string }[];
       };
-    }>(sourceSql.AUTHORITY, [roles, JSON.stringify(sequences)]);
+    }>(sourceSql.AUTHORITY, [JSON.stringify(roles), JSON.stringify(sequences)]);
     const read = rows[0]?.authority ?? { roles: [], sequences: [] };
     return {
       roles: new Map(read.roles.map((r) => [r.name, { superuser: r.superuser, memberOf: new Set(r.member_of) }])),
