@@ -566,6 +566,28 @@ describe('role scope: a renamed look-alike', () => {
     });
   }
 
+  it("a login's look-alike of a role of prod's own, which she owns, does not let a converged batch of hers change that role's table on prod", async () => {
+    await p.dba('CREATE ROLE reader5');
+    await settle();
+    await prod.query(`CREATE ROLE auditor5 NOLOGIN; CREATE TABLE secrets5 (id int); ALTER TABLE secrets5 OWNER TO auditor5;
+                      GRANT SELECT ON secrets5 TO reader5`);
+    // Mallory may create in public (PostgreSQL 14's default): a table of that name, owned by her look-alike.
+    await p.dba('GRANT CREATE ON SCHEMA public TO PUBLIC');
+    await asMallory('CREATE ROLE auditor5; GRANT auditor5 TO mallory');
+    await asMallory('SET permsync.capture = off; CREATE TABLE secrets5 (id int); ALTER TABLE secrets5 OWNER TO auditor5');
+    await settle();
+    // A grant in a DO block: converged, as far as mallory may change the table.
+    await asMallory(`DO $$BEGIN EXECUTE 'GRANT ALL ON secrets5 TO mallory WITH GRANT OPTION'; END$$`);
+    await settle();
+    await p.dba('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
+    await settle();
+    const { rows } = await prod.query<{ mallory: boolean; reader: boolean }>(
+      `SELECT has_table_privilege($1, 'secrets5', 'SELECT') AS mallory, has_table_privilege('reader5', 'secrets5', 'SELECT') AS reader`,
+      [MALLORY],
+    );
+    expect({ ...rows[0], state: await prodState() }).toEqual({ mallory: false, reader: true, state: 'ok' });
+  });
+
   it('a role named as the spare name of a swap does not make the swap fail on the target and hold it', async () => {
     const start = await lastCommitSeq();
     await asMallory(`CREATE ROLE left_hand; CREATE ROLE right_hand`);

@@ -87,11 +87,16 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
     const sets = actors.map((actor) => authority.roles.get(actor)?.memberOf ?? new Set<string>());
     return new Set([...(sets[0] ?? [])].filter((r) => sets.every((set) => set.has(r))));
   };
-  const may = (actors: string[], owner: string | null) =>
+  // The target's roles that are not the source's of their name (its own, or one that stands
+  // for another source role): an actor's memberships on the source do not reach their
+  // objects there (`there`), only a superuser's rights do.
+  const owners = { managed: context.managed, sourceSuperuser, sourceOids: source.roleOids };
+  const foreign = new Set([...target.roleOids].filter(([name, oid]) => !isOurs(name, oid, owners)).map(([name]) => name));
+  const may = (actors: string[], owner: string | null, there = false) =>
     owner !== null &&
     actors.every((actor) => {
       const role = authority.roles.get(actor);
-      return role !== undefined && (role.superuser || role.memberOf.has(owner));
+      return role !== undefined && (role.superuser || (!(there && foreign.has(owner)) && role.memberOf.has(owner)));
     });
 
   const objects = new Set<string>();
@@ -121,7 +126,7 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
     for (const object of resolve(touch, index)) {
       const key = objectKey(object);
       const theirs = targetOwners.get(key);
-      if (!may(touch.actors, ownerOf(object)) || (theirs != null && !may(touch.actors, theirs))) {
+      if (!may(touch.actors, ownerOf(object)) || (theirs != null && !may(touch.actors, theirs, true))) {
         refused.add(key);
         const grantors = grantorsFor(touch.actors);
         grantsOnly.set(key, grantors);
@@ -141,8 +146,6 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   }
   if (other > 0) notes.push(`${other} command(s) on objects drift does not compare (a large object, ...) not converged`);
 
-  const owners = { managed: context.managed, sourceSuperuser, sourceOids: source.roleOids };
-  const foreign = new Set([...target.roleOids].filter(([name, oid]) => !isOurs(name, oid, owners)).map(([name]) => name));
   const report = buildReport(context.environment, context.settings, context.roles, source, target, {
     dropExtraRoles: false,
     managed: context.managed,
