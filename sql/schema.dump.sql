@@ -2397,7 +2397,7 @@ BEGIN
        AND (invoker_oid IS NULL
             OR NOT pg_has_role(SESSION_USER, invoker_oid,
                                CASE WHEN current_setting('server_version_num')::int >= 160000 THEN 'SET' ELSE 'MEMBER' END)) THEN
-        untrusted := format('the role its session set (SET ROLE %I) was renamed since, so who ran its commands cannot be told; the next drift check shows what differs',
+        untrusted := format('its session''s role setting names %I, which the session may not set now (renamed since, or the membership taken back), so who ran its commands cannot be told; the next drift check shows what differs',
                             invoker);
         invoker_oid := NULL;
     END IF;
