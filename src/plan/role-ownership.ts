@@ -142,31 +142,24 @@ export function judgeStatements(
   const givenAway = 'the source gives this name to another role than the one here stands for (its drop or rename was not carried here)';
 
   if (author !== undefined) {
-    // Capture names no author it could not tell (a role renamed since the session set it):
-    // such a batch is converged, so one that comes without is run as nobody.
-    const was = authorSourceOid === undefined ? 'unknown' : standing(author, authorSourceOid);
-    if (was === 'unknown') {
-      for (const s of statements)
-        verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: its author "${author}" is not known by its oid`);
-      return verdict;
-    }
-    if (was === 'newer') disown(author, givenAway);
-    if (was === 'earlier') {
-      for (const s of statements)
-        verdict.notes.push(
-          `statement ${s.ordinal} (${s.kind}) not carried: its author "${author}" is an earlier role of that name than the one here`,
-        );
-      return verdict;
-    }
-    const oid = state.get(author);
-    if (oid === undefined || !ours(author, oid)) {
-      const why =
-        oid === undefined
-          ? `its author "${author}" does not exist here (a role this environment does not carry, or one dropped here)`
-          : `its author "${author}" is a role of this target's own, which permsync does not manage`;
-      if (oid !== undefined) conflict(author, oid, 'the source runs statements as a role of this name');
+    const noneCarried = (why: string) => {
       for (const s of statements) verdict.notes.push(`statement ${s.ordinal} (${s.kind}) not carried: ${why}`);
       return verdict;
+    };
+    // Capture names no author it could not tell (a role renamed since the session set it):
+    // such a batch is converged, so one that comes without is run as nobody.
+    if (authorSourceOid === undefined) return noneCarried(`its author "${author}" is not known by its oid`);
+    const was = standing(author, authorSourceOid);
+    if (was === 'newer') disown(author, givenAway);
+    if (was === 'earlier') return noneCarried(`its author "${author}" is an earlier role of that name than the one here`);
+    const oid = state.get(author);
+    if (oid === undefined || !ours(author, oid)) {
+      if (oid !== undefined) conflict(author, oid, 'the source runs statements as a role of this name');
+      return noneCarried(
+        oid === undefined
+          ? `its author "${author}" does not exist here (a role this environment does not carry, or one dropped here)`
+          : `its author "${author}" is a role of this target's own, which permsync does not manage`,
+      );
     }
   }
 
