@@ -1041,6 +1041,43 @@ $_$;
 ALTER FUNCTION permsync.masked_text(sql text) OWNER TO postgres;
 
 --
+-- Name: note_owners(); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.note_owners() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    touched jsonb;
+BEGIN
+    IF tg_event = 'sql_drop' THEN
+        DELETE FROM permsync.object_owners o
+         USING pg_event_trigger_dropped_objects() d
+         WHERE o.classid = d.classid AND o.objid = d.objid AND d.objsubid = 0;
+        RETURN;
+    END IF;
+    SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', c.classid, 'objid', c.objid)) INTO touched
+      FROM pg_event_trigger_ddl_commands() c
+     WHERE c.objid <> 0 AND c.schema_name IS DISTINCT FROM 'pg_temp';
+    IF touched IS NULL THEN
+        RETURN;
+    END IF;
+    DELETE FROM permsync.object_owners o
+     USING jsonb_to_recordset(touched) AS t(classid oid, objid oid)
+     WHERE o.classid = t.classid AND o.objid = t.objid;
+    INSERT INTO permsync.object_owners (classid, objid, owner_oid)
+    SELECT DISTINCT d.classid, d.objid, d.refobjid
+      FROM jsonb_to_recordset(touched) AS t(classid oid, objid oid)
+      JOIN pg_shdepend d ON d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0 AND d.deptype = 'o'
+                        AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database());
+END
+$$;
+
+
+ALTER FUNCTION permsync.note_owners() OWNER TO postgres;
+
+--
 -- Name: notify_control(text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
@@ -2840,6 +2877,19 @@ CREATE TABLE permsync.managed_roles (
 ALTER TABLE permsync.managed_roles OWNER TO postgres;
 
 --
+-- Name: object_owners; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.object_owners (
+    classid oid NOT NULL,
+    objid oid NOT NULL,
+    owner_oid oid NOT NULL
+);
+
+
+ALTER TABLE permsync.object_owners OWNER TO postgres;
+
+--
 -- Name: operator_actions; Type: TABLE; Schema: permsync; Owner: postgres
 --
 
@@ -3413,6 +3463,14 @@ ALTER TABLE ONLY permsync.managed_roles
 
 
 --
+-- Name: object_owners object_owners_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync.object_owners
+    ADD CONSTRAINT object_owners_pkey PRIMARY KEY (classid, objid);
+
+
+--
 -- Name: operator_actions operator_actions_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
 --
 
@@ -3801,6 +3859,13 @@ REVOKE ALL ON FUNCTION permsync.mask_string_literals(sql text, backslash_escapes
 --
 
 REVOKE ALL ON FUNCTION permsync.masked_text(sql text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION note_owners(); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.note_owners() FROM PUBLIC;
 
 
 --
@@ -4356,6 +4421,13 @@ GRANT UPDATE(source_oid) ON TABLE permsync.managed_roles TO permsync_admin;
 
 
 --
+-- Name: TABLE object_owners; Type: ACL; Schema: permsync; Owner: postgres
+--
+
+GRANT SELECT ON TABLE permsync.object_owners TO permsync_daemon;
+
+
+--
 -- Name: TABLE operator_actions; Type: ACL; Schema: permsync; Owner: postgres
 --
 
@@ -4523,6 +4595,27 @@ CREATE EVENT TRIGGER permsync_capture ON ddl_command_end
 
 
 ALTER EVENT TRIGGER permsync_capture OWNER TO postgres;
+
+--
+-- Name: permsync_owners; Type: EVENT TRIGGER; Schema: -; Owner: postgres
+--
+
+CREATE EVENT TRIGGER permsync_owners ON ddl_command_end
+         WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE VIEW', 'CREATE MATERIALIZED VIEW', 'CREATE SEQUENCE', 'CREATE FOREIGN TABLE', 'IMPORT FOREIGN SCHEMA', 'CREATE SCHEMA', 'CREATE FUNCTION', 'CREATE PROCEDURE', 'CREATE AGGREGATE', 'CREATE TYPE', 'CREATE DOMAIN', 'CREATE LANGUAGE', 'CREATE FOREIGN DATA WRAPPER', 'CREATE SERVER', 'CREATE COLLATION', 'CREATE CONVERSION', 'CREATE OPERATOR', 'CREATE OPERATOR CLASS', 'CREATE OPERATOR FAMILY', 'CREATE STATISTICS', 'CREATE TEXT SEARCH CONFIGURATION', 'CREATE TEXT SEARCH DICTIONARY', 'CREATE PUBLICATION', 'CREATE SUBSCRIPTION', 'CREATE EXTENSION', 'ALTER EXTENSION', 'ALTER TABLE', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW', 'ALTER SEQUENCE', 'ALTER FOREIGN TABLE', 'ALTER SCHEMA', 'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER AGGREGATE', 'ALTER TYPE', 'ALTER DOMAIN', 'ALTER LANGUAGE', 'ALTER LARGE OBJECT', 'ALTER FOREIGN DATA WRAPPER', 'ALTER SERVER', 'ALTER COLLATION', 'ALTER CONVERSION', 'ALTER OPERATOR', 'ALTER OPERATOR CLASS', 'ALTER OPERATOR FAMILY', 'ALTER STATISTICS', 'ALTER TEXT SEARCH CONFIGURATION', 'ALTER TEXT SEARCH DICTIONARY', 'ALTER PUBLICATION', 'ALTER SUBSCRIPTION')
+   EXECUTE FUNCTION permsync.note_owners();
+
+
+ALTER EVENT TRIGGER permsync_owners OWNER TO postgres;
+
+--
+-- Name: permsync_owners_dropped; Type: EVENT TRIGGER; Schema: -; Owner: postgres
+--
+
+CREATE EVENT TRIGGER permsync_owners_dropped ON sql_drop
+   EXECUTE FUNCTION permsync.note_owners();
+
+
+ALTER EVENT TRIGGER permsync_owners_dropped OWNER TO postgres;
 
 --
 -- Data for Name: config; Type: TABLE DATA; Schema: permsync; Owner: postgres

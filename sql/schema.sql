@@ -2260,6 +2260,56 @@ SELECT m.server_key, m.role_oid, m.role_name, m.source_oid, m.how, m.recorded_by
   FROM permsync.managed_roles m
  WHERE NOT EXISTS (SELECT FROM permsync.environments e WHERE coalesce(e.server_key, e.name) = m.server_key);
 
+-- The owner each object of this database had when permsync last saw its owner change, by
+-- the owner's oid: every object at install, then at each command that makes an object or
+-- can change its owner (permsync_owners, created last, below); a dropped object's row goes
+-- with it. REASSIGN OWNED fires no event trigger, so after one an object's row still names
+-- the role it was taken from. That is what the release before a DROP ROLE needs
+-- (src/plan/release.ts): an object the dropped role owns on a target goes to the new owner
+-- of the source's object of its name only if the source's object was the dropped role's,
+-- not one a login made to look like it. An object owned by the bootstrap superuser has no
+-- row (PostgreSQL records no dependency on it), nor has a temporary one.
+CREATE TABLE permsync.object_owners (
+    classid   oid NOT NULL,
+    objid     oid NOT NULL,
+    owner_oid oid NOT NULL,
+    PRIMARY KEY (classid, objid)
+);
+
+-- The event trigger permsync_owners: the commands' objects' owners now, and what a DROP
+-- took away. It runs as its owner, so that the DBA's command may write the table.
+CREATE FUNCTION permsync.note_owners()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    touched jsonb;
+BEGIN
+    IF tg_event = 'sql_drop' THEN
+        DELETE FROM permsync.object_owners o
+         USING pg_event_trigger_dropped_objects() d
+         WHERE o.classid = d.classid AND o.objid = d.objid AND d.objsubid = 0;
+        RETURN;
+    END IF;
+    SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', c.classid, 'objid', c.objid)) INTO touched
+      FROM pg_event_trigger_ddl_commands() c
+     WHERE c.objid <> 0 AND c.schema_name IS DISTINCT FROM 'pg_temp';
+    IF touched IS NULL THEN
+        RETURN;
+    END IF;
+    DELETE FROM permsync.object_owners o
+     USING jsonb_to_recordset(touched) AS t(classid oid, objid oid)
+     WHERE o.classid = t.classid AND o.objid = t.objid;
+    INSERT INTO permsync.object_owners (classid, objid, owner_oid)
+    SELECT DISTINCT d.classid, d.objid, d.refobjid
+      FROM jsonb_to_recordset(touched) AS t(classid oid, objid oid)
+      JOIN pg_shdepend d ON d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0 AND d.deptype = 'o'
+                        AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database());
+END
+$fn$;
+
 -- ── Drift and reconcile ───────────────────────────────────────────────────────────────
 -- `permsync drift` and the daemon's scheduled check compare each environment with the
 -- source, by name, and record the result here; `permsync reconcile --apply` converges an
@@ -3201,6 +3251,8 @@ GRANT SELECT, INSERT, DELETE, UPDATE (role_name, source_oid) ON permsync.managed
 GRANT SELECT, INSERT, UPDATE (batch_id, reason, last_seen_at, resolved_at, resolution) ON permsync.role_conflicts
    TO permsync_daemon, permsync_admin;
 GRANT SELECT ON permsync.v_managed_roles TO permsync_daemon;
+-- The release before a DROP ROLE reads whose the source's objects were.
+GRANT SELECT ON permsync.object_owners TO permsync_daemon;
 GRANT EXECUTE ON FUNCTION permsync.join_server(text, text) TO permsync_daemon;
 
 -- ── Capture starts ────────────────────────────────────────────────────────────────────
@@ -3218,3 +3270,28 @@ CREATE EVENT TRIGGER permsync_capture ON ddl_command_end
         'ALTER TEXT SEARCH CONFIGURATION', 'ALTER TEXT SEARCH DICTIONARY',
         'ALTER PUBLICATION', 'ALTER SUBSCRIPTION', 'DROP OWNED', 'CREATE SCHEMA')
     EXECUTE FUNCTION permsync.capture_permission_command();
+
+-- What permsync_owners starts from: every object's owner now.
+INSERT INTO permsync.object_owners (classid, objid, owner_oid)
+SELECT d.classid, d.objid, d.refobjid
+  FROM pg_shdepend d
+ WHERE d.deptype = 'o' AND d.objsubid = 0
+   AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database());
+CREATE EVENT TRIGGER permsync_owners ON ddl_command_end
+    WHEN TAG IN (
+        'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE VIEW', 'CREATE MATERIALIZED VIEW',
+        'CREATE SEQUENCE', 'CREATE FOREIGN TABLE', 'IMPORT FOREIGN SCHEMA', 'CREATE SCHEMA',
+        'CREATE FUNCTION', 'CREATE PROCEDURE', 'CREATE AGGREGATE', 'CREATE TYPE', 'CREATE DOMAIN',
+        'CREATE LANGUAGE', 'CREATE FOREIGN DATA WRAPPER', 'CREATE SERVER', 'CREATE COLLATION',
+        'CREATE CONVERSION', 'CREATE OPERATOR', 'CREATE OPERATOR CLASS', 'CREATE OPERATOR FAMILY',
+        'CREATE STATISTICS', 'CREATE TEXT SEARCH CONFIGURATION', 'CREATE TEXT SEARCH DICTIONARY',
+        'CREATE PUBLICATION', 'CREATE SUBSCRIPTION', 'CREATE EXTENSION', 'ALTER EXTENSION',
+        'ALTER TABLE', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW', 'ALTER SEQUENCE', 'ALTER FOREIGN TABLE',
+        'ALTER SCHEMA', 'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER AGGREGATE',
+        'ALTER TYPE', 'ALTER DOMAIN', 'ALTER LANGUAGE', 'ALTER LARGE OBJECT',
+        'ALTER FOREIGN DATA WRAPPER', 'ALTER SERVER', 'ALTER COLLATION', 'ALTER CONVERSION',
+        'ALTER OPERATOR', 'ALTER OPERATOR CLASS', 'ALTER OPERATOR FAMILY', 'ALTER STATISTICS',
+        'ALTER TEXT SEARCH CONFIGURATION', 'ALTER TEXT SEARCH DICTIONARY',
+        'ALTER PUBLICATION', 'ALTER SUBSCRIPTION')
+    EXECUTE FUNCTION permsync.note_owners();
+CREATE EVENT TRIGGER permsync_owners_dropped ON sql_drop EXECUTE FUNCTION permsync.note_owners();

@@ -1,6 +1,8 @@
--- Removes every object permsync installed on the source, the event trigger first so
+-- Removes every object permsync installed on the source, the event triggers first so
 -- that nothing is captured half-way through.
 DROP EVENT TRIGGER IF EXISTS permsync_capture;
+DROP EVENT TRIGGER IF EXISTS permsync_owners;
+DROP EVENT TRIGGER IF EXISTS permsync_owners_dropped;
 DROP SCHEMA IF EXISTS permsync_capture CASCADE;
 DROP SCHEMA IF EXISTS permsync CASCADE;
 

@@ -94,6 +94,25 @@ async function malloryReadsOnly(table: string): Promise<boolean | undefined> {
   return rows[0]?.can;
 }
 
+/** The owner of `table` on prod. */
+async function prodOwner(table: string): Promise<string | undefined> {
+  const { rows } = await prod.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = $1::regclass`, [table]);
+  return rows[0]?.owner;
+}
+
+/** Asks prod to run the batch it holds on again, as an operator would, and waits for that run's end. */
+async function retryProd(): Promise<void> {
+  const last = async () =>
+    (
+      await p.sourceClient.query<{ at: string }>(
+        `SELECT finished_at::text AS at FROM permsync.execution_log WHERE environment_name = 'prod' ORDER BY commit_seq DESC LIMIT 1`,
+      )
+    ).rows[0]?.at;
+  const before = await last();
+  await p.sourceClient.query(`SELECT * FROM permsync.retry_failed('prod')`);
+  await waitFor(async () => (await last()) !== before, 15_000, 'prod to run its held batch again');
+}
+
 /** The newest batch's commit_seq. */
 async function lastCommitSeq(): Promise<string> {
   const { rows } = await p.sourceClient.query<{ seq: string }>('SELECT coalesce(max(commit_seq), 0)::text AS seq FROM permsync.batches');
@@ -586,6 +605,50 @@ describe('role scope: a renamed look-alike', () => {
       [MALLORY],
     );
     expect({ ...rows[0], state: await prodState() }).toEqual({ mallory: false, reader: true, state: 'ok' });
+  });
+
+  it("a login's table of the name of one a dropped role owns on prod alone is not handed to her by the release before the DROP ROLE", async () => {
+    await p.everywhere('CREATE SCHEMA scratch9; GRANT USAGE, CREATE ON SCHEMA scratch9 TO PUBLIC');
+    await p.dba('CREATE ROLE contractor9');
+    await settle();
+    await prod.query('CREATE TABLE scratch9.payroll (id int); ALTER TABLE scratch9.payroll OWNER TO contractor9');
+    // prod refuses the drop (the role owns a table of prod's alone): an operator looks into it.
+    await p.dba('DROP ROLE contractor9');
+    await waitFor(async () => (await prodState()) === 'held', 15_000, 'prod to hold on the DROP ROLE');
+    // Meanwhile mallory makes a table of that name on the source, which she owns.
+    await asMallory('CREATE TABLE scratch9.payroll (id int)');
+    await retryProd();
+    expect({ owner: await prodOwner('scratch9.payroll'), reads: await malloryReadsOnly('scratch9.payroll'), state: await prodState() }).toEqual({
+      owner: 'contractor9',
+      reads: false,
+      state: 'held',
+    });
+    await skipProdHold();
+    await settle();
+  });
+
+  it("a login's table made before a DROP ROLE, of the name of one the dropped role owns on prod alone, is not handed to her by its release", async () => {
+    await p.everywhere('CREATE SCHEMA scratch10; GRANT USAGE, CREATE ON SCHEMA scratch10 TO PUBLIC');
+    await p.dba('CREATE ROLE contractor10');
+    await settle();
+    await prod.query('CREATE TABLE scratch10.payroll (id int); ALTER TABLE scratch10.payroll OWNER TO contractor10');
+    await asMallory('CREATE TABLE scratch10.payroll (id int)');
+    const start = await lastCommitSeq();
+    await p.dba('DROP ROLE contractor10');
+    await waitFor(
+      async () =>
+        (await p.sourceClient.query(`SELECT FROM permsync.execution_log WHERE environment_name = 'prod' AND commit_seq > $1`, [start])).rows.length >
+        0,
+      15_000,
+      'prod to run the DROP ROLE',
+    );
+    expect({ owner: await prodOwner('scratch10.payroll'), reads: await malloryReadsOnly('scratch10.payroll'), state: await prodState() }).toEqual({
+      owner: 'contractor10',
+      reads: false,
+      state: 'held',
+    });
+    await skipProdHold();
+    await settle();
   });
 
   it('a role named as the spare name of a swap does not make the swap fail on the target and hold it', async () => {

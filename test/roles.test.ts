@@ -371,6 +371,8 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
       CREATE TYPE public.mood AS ENUM ('ok'); CREATE FUNCTION public.cheer(public.mood) RETURNS int LANGUAGE sql AS 'SELECT 1'`);
     await dba(`CREATE ROLE leaver; CREATE ROLE successor`);
     await expectRolesEqual();
+    // A schema and a table the role made itself, as migrations would everywhere.
+    await p.everywhere(`CREATE SCHEMA leaver_space AUTHORIZATION leaver; SET ROLE leaver; CREATE TABLE leaver_space.journal (id int); RESET ROLE`);
     // A routine whose argument type needs its schema named, and a privilege the role passed on.
     await dba(`GRANT EXECUTE ON FUNCTION public.cheer(public.mood) TO leaver`);
     await dba(`GRANT USAGE ON SCHEMA app TO leaver; GRANT INSERT ON app.orders TO leaver WITH GRANT OPTION`);
@@ -394,6 +396,13 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
       expect(await lastRoleExecution(name)).toMatchObject({ execution_status: 'success' });
     }
     expect(await relevantPermissions(p.sourceClient)).toContain('r app.ledger owner successor');
+    for (const name of ['dev', 'prod']) {
+      const { rows } = await env(name).client.query<{ schema: string; table: string }>(
+        `SELECT n.nspowner::regrole::text AS schema, c.relowner::regrole::text AS table
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = 'leaver_space.journal'::regclass`,
+      );
+      expect(rows[0], name).toEqual({ schema: 'successor', table: 'successor' });
+    }
   });
 
   it('the same while the daemon is down, to an owner created meanwhile', async () => {

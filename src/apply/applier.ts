@@ -81,6 +81,8 @@ type Prepared =
       unsettled: string[];
     };
 type Run = Extract<Prepared, { identity: SessionIdentity }>;
+/** A role the role watcher's DROP ROLE names, with its oid on the source (when it was written). */
+type DroppedRole = { role: string; sourceOid: number | undefined };
 
 /**
  * Carries batches to one environment, strictly in source commit order. It waits (and
@@ -811,9 +813,10 @@ export class EnvironmentApplier {
       }
       // What this environment's rules keep from the DROP ROLE they keep from its release elsewhere too.
       const admitted = admit(statement, this.rules, this.deps.roles).admitted;
-      const elsewhere = admitted ? await this.releaseOnOthers(role, statement.ordinal, statements.slice(0, index), created, notes) : undefined;
+      const dropped = { role, sourceOid: statement.sourceOids?.[role] };
+      const elsewhere = admitted ? await this.releaseOnOthers(dropped, statement.ordinal, statements.slice(0, index), created, notes) : undefined;
       if (elsewhere) return elsewhere;
-      const { release, toCreated } = await this.release(role, statement.ordinal, created, notes);
+      const { release, toCreated } = await this.release(dropped, statement.ordinal, created, notes);
       const nameTakenAgain = statements.slice(index + 1).some((s) => s.grantees.includes(role));
       (toCreated && !nameTakenAgain ? deferred : out).push(...release, statement);
     }
@@ -829,7 +832,7 @@ export class EnvironmentApplier {
    * one refused, with why a revoke there is not made with CASCADE (as Run's `unsettled`).
    */
   private async releaseOnOthers(
-    role: string,
+    dropped: DroppedRole,
     ordinal: number,
     before: Statement[],
     created: Set<string>,
@@ -839,6 +842,7 @@ export class EnvironmentApplier {
     // Nothing runs in a dry run, nor in an environment an operator paused or whose rules
     // differ (they may keep what this one releases): there the DROP ROLE fails, and says why.
     if (this.deps.settings.dryRun || switches.dryRun) return undefined;
+    const { role } = dropped;
     for (const other of this.server.others(this.name).filter((m) => m.rules === this.rulesKey && !switches.paused.has(m.name))) {
       const releasing = `releasing what "${role}" holds in environment ${other.name}'s database, on the same server`;
       const revokes = await settledOn(
@@ -846,7 +850,7 @@ export class EnvironmentApplier {
         before.filter((s) => aboutDatabase(s) && s.roles.includes(role)),
       );
       if ('error' in revokes) return { error: { ...revokes.error, message: `${releasing}: ${revokes.error.message}` }, unsettled: [] };
-      const { release } = await this.release(role, ordinal, created, notes, other);
+      const { release } = await this.release(dropped, ordinal, created, notes, other);
       const run = [...revokes.statements, ...release];
       if (run.length === 0) continue;
       const result = await other.target.execute({ searchPath: 'pg_catalog' }, run);
@@ -866,11 +870,12 @@ export class EnvironmentApplier {
   }
 
   /**
-   * What releases `role` in the environment's database (or in `other`'s, an environment of
-   * the same server) before its DROP ROLE; toCreated: an owner it names is one the batch creates.
+   * What releases the dropped role in the environment's database (or in `other`'s, an
+   * environment of the same server) before its DROP ROLE; toCreated: an owner it names is
+   * one the batch creates.
    */
   private async release(
-    role: string,
+    { role, sourceOid }: DroppedRole,
     ordinal: number,
     created: Set<string>,
     notes: string[],
@@ -886,7 +891,11 @@ export class EnvironmentApplier {
     if (!mayChange(role, this.presentRoles(), this.owners())) return nothing;
     const target = await (other?.target ?? this.deps.target).roleHoldings(role).catch(unread);
     if (!target) return nothing;
-    const owners = await this.deps.store.ownersOf(target.held.objects.filter((o) => o.owned));
+    // Only objects the source's role owned go to their owner there: not one of another's that looks like it.
+    const owners = await this.deps.store.ownersOf(
+      target.held.objects.filter((o) => o.owned),
+      sourceOid,
+    );
     const policies = await this.deps.store.policiesOf(target.held.policies);
     // An owner the environment does not have (created on the source since, in a later
     // batch) cannot take the object over, nor can a role of the environment's own: the

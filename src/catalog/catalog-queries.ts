@@ -217,7 +217,9 @@ export const SYSTEM_OBJECTS = `
  * seen as such rather than granted on. Schemas pg_* (pg_catalog, pg_toast*, temporary
  * ones), information_schema and permsync's own are out of scope; languages, foreign-data
  * wrappers and foreign servers, in no schema, are in, and so are the owners of objects
- * that hold no privileges (an empty ACL).
+ * that hold no privileges (an empty ACL). classid and objid name the object in this
+ * server's catalogs, where it has an owner of its own (the release before a DROP ROLE
+ * looks it up in permsync.object_owners).
  */
 export const OBJECTS = `
   WITH ns AS (
@@ -226,7 +228,8 @@ export const OBJECTS = `
   ),
   objects AS (
     SELECT 'schema' AS kind, n.nspname AS schema, NULL::name AS name, NULL::text AS args, n.nspowner AS owner,
-           coalesce(n.nspacl, acldefault('n', n.nspowner)) AS acl, NULL::name[] AS columns, n.nspowner AS acl_owner
+           coalesce(n.nspacl, acldefault('n', n.nspowner)) AS acl, NULL::name[] AS columns, n.nspowner AS acl_owner,
+           'pg_namespace'::regclass::oid AS classid, n.oid AS objid
       FROM ns n
     UNION ALL
     SELECT ${RELATION_KIND},
@@ -240,24 +243,24 @@ export const OBJECTS = `
            CASE WHEN c.relkind <> 'S' THEN
              (SELECT array_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) END,
-           c.relowner
+           c.relowner, 'pg_class'::regclass, c.oid
       FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
     UNION ALL
     SELECT ${ROUTINE_KIND}, n.nspname, p.proname, oidvectortypes(p.proargtypes), p.proowner,
-           coalesce(p.proacl, acldefault('f', p.proowner)), NULL, p.proowner
+           coalesce(p.proacl, acldefault('f', p.proowner)), NULL, p.proowner, 'pg_proc'::regclass, p.oid
       FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace
     UNION ALL
     -- Types that are objects of their own: not array types, not the row types of tables,
     -- not multiranges (their privileges and owner follow their range type).
     SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END, n.nspname, t.typname, NULL, t.typowner,
-           coalesce(t.typacl, acldefault('T', t.typowner)), NULL, t.typowner
+           coalesce(t.typacl, acldefault('T', t.typowner)), NULL, t.typowner, 'pg_type'::regclass, t.oid
       FROM pg_type t JOIN ns n ON n.oid = t.typnamespace
      WHERE t.typtype IN ('b', 'c', 'd', 'e', 'r')
        AND (t.typtype <> 'c' OR EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c'))
        AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid)
     UNION ALL
-    SELECT 'column', n.nspname, c.relname, a.attname, NULL, a.attacl, NULL, c.relowner
+    SELECT 'column', n.nspname, c.relname, a.attname, NULL, a.attacl, NULL, c.relowner, NULL, NULL
       FROM pg_attribute a
       JOIN pg_class c ON c.oid = a.attrelid
       JOIN ns n ON n.oid = c.relnamespace
@@ -265,41 +268,43 @@ export const OBJECTS = `
     UNION ALL
     -- Objects in no schema whose privileges and owner pg_dump prints. A language's default
     -- ACL gives PUBLIC USAGE even where it is untrusted (no one but a superuser may use it).
-    SELECT 'language', NULL, l.lanname, NULL, l.lanowner, coalesce(l.lanacl, acldefault('l', l.lanowner)), NULL, l.lanowner
+    SELECT 'language', NULL, l.lanname, NULL, l.lanowner, coalesce(l.lanacl, acldefault('l', l.lanowner)), NULL, l.lanowner, 'pg_language'::regclass, l.oid
       FROM pg_language l
     UNION ALL
-    SELECT 'foreign-data wrapper', NULL, w.fdwname, NULL, w.fdwowner, coalesce(w.fdwacl, acldefault('F', w.fdwowner)), NULL, w.fdwowner
+    SELECT 'foreign-data wrapper', NULL, w.fdwname, NULL, w.fdwowner, coalesce(w.fdwacl, acldefault('F', w.fdwowner)), NULL, w.fdwowner,
+           'pg_foreign_data_wrapper'::regclass, w.oid
       FROM pg_foreign_data_wrapper w
     UNION ALL
-    SELECT 'foreign server', NULL, s.srvname, NULL, s.srvowner, coalesce(s.srvacl, acldefault('S', s.srvowner)), NULL, s.srvowner
+    SELECT 'foreign server', NULL, s.srvname, NULL, s.srvowner, coalesce(s.srvacl, acldefault('S', s.srvowner)), NULL, s.srvowner,
+           'pg_foreign_server'::regclass, s.oid
       FROM pg_foreign_server s
     UNION ALL
     -- Objects that hold no privileges: their owner alone, which pg_dump prints too.
     ${OWNED_ONLY.map(
       ([kind, table, name, namespace, owner]) =>
-        `SELECT '${kind}', n.nspname, x.${name}, NULL, x.${owner}, '{}', NULL, x.${owner} FROM ${table} x JOIN ns n ON n.oid = x.${namespace}`,
+        `SELECT '${kind}', n.nspname, x.${name}, NULL, x.${owner}, '{}', NULL, x.${owner}, '${table}'::regclass, x.oid FROM ${table} x JOIN ns n ON n.oid = x.${namespace}`,
     ).join('\n    UNION ALL\n    ')}
     UNION ALL
     SELECT 'operator', n.nspname, o.oprname,
            CASE o.oprleft WHEN 0 THEN 'NONE' ELSE format_type(o.oprleft, NULL) END || ', ' || format_type(o.oprright, NULL),
-           o.oprowner, '{}', NULL, o.oprowner
+           o.oprowner, '{}', NULL, o.oprowner, 'pg_operator'::regclass, o.oid
       FROM pg_operator o JOIN ns n ON n.oid = o.oprnamespace
     UNION ALL
-    SELECT 'operator class', n.nspname, c.opcname, a.amname, c.opcowner, '{}', NULL, c.opcowner
+    SELECT 'operator class', n.nspname, c.opcname, a.amname, c.opcowner, '{}', NULL, c.opcowner, 'pg_opclass'::regclass, c.oid
       FROM pg_opclass c JOIN ns n ON n.oid = c.opcnamespace JOIN pg_am a ON a.oid = c.opcmethod
     UNION ALL
-    SELECT 'operator family', n.nspname, f.opfname, a.amname, f.opfowner, '{}', NULL, f.opfowner
+    SELECT 'operator family', n.nspname, f.opfname, a.amname, f.opfowner, '{}', NULL, f.opfowner, 'pg_opfamily'::regclass, f.oid
       FROM pg_opfamily f JOIN ns n ON n.oid = f.opfnamespace JOIN pg_am a ON a.oid = f.opfmethod
     UNION ALL
-    SELECT 'publication', NULL, p.pubname, NULL, p.pubowner, '{}', NULL, p.pubowner
+    SELECT 'publication', NULL, p.pubname, NULL, p.pubowner, '{}', NULL, p.pubowner, 'pg_publication'::regclass, p.oid
       FROM pg_publication p
     UNION ALL
     -- The columns every login may read (not subconninfo), of this database's subscriptions.
-    SELECT 'subscription', NULL, s.subname, NULL, s.subowner, '{}', NULL, s.subowner
+    SELECT 'subscription', NULL, s.subname, NULL, s.subowner, '{}', NULL, s.subowner, 'pg_subscription'::regclass, s.oid
       FROM pg_subscription s WHERE s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
     UNION ALL
     -- Event triggers, whose owner is a superuser; permsync's capture on the source is its own.
-    SELECT 'event trigger', NULL, e.evtname, NULL, e.evtowner, '{}', NULL, e.evtowner
+    SELECT 'event trigger', NULL, e.evtname, NULL, e.evtowner, '{}', NULL, e.evtowner, 'pg_event_trigger'::regclass, e.oid
       FROM pg_event_trigger e
      WHERE NOT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace fn ON fn.oid = p.pronamespace
                         WHERE p.oid = e.evtfoid AND fn.nspname IN ('permsync', 'permsync_capture'))
@@ -325,11 +330,12 @@ export const OBJECTS = `
      WHERE ${IS_SYSTEM_ROUTINE} AND p.proacl IS DISTINCT FROM i.initprivs
   )
   SELECT o.kind, o.schema, o.name, o.args, pg_get_userbyid(o.owner) AS owner, o.columns,
-         (SELECT json_agg(${GRANT_TUPLE('o.acl_owner')}) FROM ${EXPLODED('o.acl')}) AS grants, NULL AS initial
+         (SELECT json_agg(${GRANT_TUPLE('o.acl_owner')}) FROM ${EXPLODED('o.acl')}) AS grants, NULL AS initial,
+         o.classid, o.objid
     FROM objects o
   UNION ALL
   SELECT s.kind, s.schema, s.name, s.args, NULL, NULL,
-         ${GRANTS_BUT_OWNER('s.acl', 's.acl_owner')}, ${GRANTS_BUT_OWNER('s.initial_acl', 's.acl_owner')}
+         ${GRANTS_BUT_OWNER('s.acl', 's.acl_owner')}, ${GRANTS_BUT_OWNER('s.initial_acl', 's.acl_owner')}, NULL, NULL
     FROM system s`;
 
 /**

@@ -78,13 +78,18 @@ const SOURCE_POLICIES = `
     LEFT JOIN pg_namespace n ON n.nspname = w.schema
     LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.table AND c.relkind IN ('r', 'p')`;
 
-/** The owners of these objects on the source (those it has, with an owner of their own). */
+/**
+ * The owners of these objects on the source, of those permsync last saw owned by the
+ * source role $2 (permsync.object_owners): the ones taken from it by REASSIGN OWNED, which
+ * no event trigger sees, not others of their names.
+ */
 const OWNERS = `
   SELECT o.kind, o.schema, o.name, o.args, o.owner
     FROM (${catalogSql.OBJECTS}) o
     JOIN jsonb_to_recordset($1::jsonb) AS w(kind text, schema text, name text, args text)
       ON w.kind = o.kind AND w.schema = o.schema
      AND w.name IS NOT DISTINCT FROM o.name AND w.args IS NOT DISTINCT FROM o.args
+    JOIN permsync.object_owners s ON s.classid = o.classid AND s.objid = o.objid AND s.owner_oid = $2::oid
    WHERE o.owner IS NOT NULL`;
 
 type Granted = [privilege: string, grantable: boolean, grantor: string | null];
@@ -113,11 +118,14 @@ export function readRoleHoldings(target: pg.ClientBase, role: string): Promise<R
   });
 }
 
-/** Each object's owner on the source, by the object's key (objectKey). */
-export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef[]): Promise<Map<string, string>> {
-  if (objects.length === 0) return new Map();
+/**
+ * Each object's owner on the source, by the object's key (objectKey), where the source's
+ * object of its name was the role of source oid `formerOwner`'s when permsync last saw it.
+ */
+export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef[], formerOwner: number | undefined): Promise<Map<string, string>> {
+  if (objects.length === 0 || formerOwner === undefined) return new Map();
   const wanted = objects.map(({ kind, schema, name, args }) => ({ kind, schema, name, args }));
-  const { rows } = await inCatalogSnapshot(source, () => source.query<ObjectRef & { owner: string }>(OWNERS, [JSON.stringify(wanted)]));
+  const { rows } = await inCatalogSnapshot(source, () => source.query<ObjectRef & { owner: string }>(OWNERS, [JSON.stringify(wanted), formerOwner]));
   return new Map(rows.map((r) => [objectKey(r), r.owner]));
 }
 

@@ -10,15 +10,17 @@ import type { Statement } from '../sql/statement.js';
  * typically by `REASSIGN OWNED BY ... TO ...; DROP OWNED BY ...`, which fire no event
  * trigger (or are not replayed: DROP OWNED drops objects). A target still has them, and
  * its DROP ROLE would fail (2BP01). What the role holds in the target's database is
- * released first, as the source released it: each object it owns goes to the object's
- * owner on the source, its privileges and default privileges are revoked, and it is taken
+ * released first, as the source released it: each object it owns goes to the owner of the
+ * source's object of its name, where that object was the role's when permsync last saw its
+ * owner (catalog/role-holdings.ts reads only those; another's object made to look like it
+ * is not one), its privileges and default privileges are revoked, and it is taken
  * out of the row-level security policies that name it, as DROP OWNED does: a policy that
  * names other roles too keeps those, and one that names it alone is dropped where the
  * source has no policy of that name on that table. Either is no change for any other role
  * (a policy applies to the roles it names and their members, and the role is about to go).
- * An object the source does not have (a table, or a policy on a table the source lacks),
- * or ownership in another database of the target's cluster, is left as it is: DROP ROLE
- * then fails and says what depends on the role.
+ * An object the source does not have as the role's (a table, or a policy on a table the
+ * source lacks), or ownership in another database of the target's cluster, is left as it
+ * is: DROP ROLE then fails and says what depends on the role.
  */
 
 /**

@@ -175,9 +175,9 @@ export class SourceStore {
     return { after: BigInt(rows[0]?.seq ?? '0'), inFlightThrough: BigInt(rows[0]?.in_flight_through ?? '0') };
   }
 
-  /** Each object's owner on the source (catalog/role-holdings.ts). */
-  async ownersOf(objects: ObjectRef[]): Promise<Map<string, string>> {
-    return withPooledSession(this.pool, (client) => readSourceOwners(client, objects));
+  /** Each object's owner on the source, where it was `formerOwner`'s (catalog/role-holdings.ts). */
+  async ownersOf(objects: ObjectRef[], formerOwner: number | undefined): Promise<Map<string, string>> {
+    return withPooledSession(this.pool, (client) => readSourceOwners(client, objects, formerOwner));
   }
 
   /** Whether the source has these policies' tables, and policies of their names (catalog/role-holdings.ts). */

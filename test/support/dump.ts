@@ -93,8 +93,8 @@ function privilegeLines(dump: string): string[] {
     const authorization = /^SET SESSION AUTHORIZATION (.*);$/.exec(line);
     if (authorization) as = authorization[1];
     else if (line === 'RESET SESSION AUTHORIZATION;') as = undefined;
-    // permsync's capture is its install on the source.
-    else if (/^ALTER EVENT TRIGGER permsync_capture /.test(line)) continue;
+    // permsync's event triggers (capture, and the owners it notes) are its install on the source.
+    else if (/^ALTER EVENT TRIGGER permsync_(capture|owners|owners_dropped) /.test(line)) continue;
     else if (/^(GRANT|REVOKE|ALTER DEFAULT PRIVILEGES) /.test(line) || / OWNER TO /.test(line)) {
       out.push(as === undefined ? line : `${line} (as ${as})`);
     }
