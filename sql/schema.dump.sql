@@ -270,6 +270,16 @@ BEGIN
                                    roles_rows_written = EXCLUDED.roles_rows_written, horizon = EXCLUDED.horizon,
                                    taken_in = EXCLUDED.taken_in,
                                    state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
+    -- Each object noted as a dropped role's gets a row for its owner now (see object_owners).
+    IF old_state IS NOT NULL THEN
+        INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
+        SELECT w.classid, w.objid, w.owner_oid, w.identity
+          FROM permsync.owner_rows((SELECT jsonb_agg(jsonb_build_object('classid', o.classid, 'objid', o.objid))
+                                      FROM permsync.object_owners o
+                                     WHERE o.owner_oid IN (SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r
+                                                            WHERE NOT (state -> 'roles') ? r.key))) w
+        ON CONFLICT DO NOTHING;
+    END IF;
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
     END IF;
@@ -405,6 +415,13 @@ BEGIN
     DELETE FROM permsync.batches b WHERE b.id = ANY (doomed);
     GET DIAGNOSTICS n = ROW_COUNT;
     batches_deleted := n;
+    -- Owners noted for objects gone without an event trigger (on 15 and earlier, a function
+    -- of a temporary type's, dropped with its session's objects).
+    DELETE FROM permsync.object_owners o
+     WHERE NOT EXISTS (SELECT FROM pg_shdepend d
+                        WHERE d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0
+                          AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
+       AND (pg_identify_object(o.classid, o.objid, 0)).identity IS NULL;
     RETURN NEXT;
 END
 $$;
@@ -1057,20 +1074,25 @@ BEGIN
          WHERE o.classid = d.classid AND o.objid = d.objid AND d.objsubid = 0;
         RETURN;
     END IF;
-    SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', c.classid, 'objid', c.objid)) INTO touched
-      FROM pg_event_trigger_ddl_commands() c
-     WHERE c.objid <> 0 AND c.schema_name IS DISTINCT FROM 'pg_temp';
+    WITH commands AS (
+        SELECT c.classid, c.objid FROM pg_event_trigger_ddl_commands() c
+         WHERE c.objid <> 0 AND c.schema_name IS DISTINCT FROM 'pg_temp')
+    SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', t.classid, 'objid', t.objid)) INTO touched
+      FROM (SELECT c.classid, c.objid FROM commands c
+            UNION
+            SELECT 'pg_operator'::regclass, x
+              FROM commands c
+              JOIN pg_operator p ON c.classid = 'pg_operator'::regclass AND p.oid = c.objid
+             CROSS JOIN LATERAL unnest(ARRAY[p.oprcom, p.oprnegate]) x
+             WHERE x <> 0) t;
     IF touched IS NULL THEN
         RETURN;
     END IF;
     DELETE FROM permsync.object_owners o
      USING jsonb_to_recordset(touched) AS t(classid oid, objid oid)
      WHERE o.classid = t.classid AND o.objid = t.objid;
-    INSERT INTO permsync.object_owners (classid, objid, owner_oid)
-    SELECT DISTINCT d.classid, d.objid, d.refobjid
-      FROM jsonb_to_recordset(touched) AS t(classid oid, objid oid)
-      JOIN pg_shdepend d ON d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0 AND d.deptype = 'o'
-                        AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database());
+    INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
+    SELECT w.classid, w.objid, w.owner_oid, w.identity FROM permsync.owner_rows(touched) w;
 END
 $$;
 
@@ -1105,6 +1127,24 @@ $$;
 
 
 ALTER FUNCTION permsync.operator_actions_guard() OWNER TO postgres;
+
+--
+-- Name: owner_rows(jsonb); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.owner_rows(objects jsonb) RETURNS TABLE(classid oid, objid oid, owner_oid oid, identity text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT DISTINCT d.classid, d.objid, d.refobjid, (pg_identify_object(d.classid, d.objid, 0)).identity
+      FROM jsonb_to_recordset(objects) AS o(classid oid, objid oid)
+      JOIN pg_shdepend d ON d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0 AND d.deptype = 'o'
+                        AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database())
+     WHERE d.classid <> 'pg_largeobject'::regclass
+$$;
+
+
+ALTER FUNCTION permsync.owner_rows(objects jsonb) OWNER TO postgres;
 
 --
 -- Name: pause_environment(text); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -2883,7 +2923,8 @@ ALTER TABLE permsync.managed_roles OWNER TO postgres;
 CREATE TABLE permsync.object_owners (
     classid oid NOT NULL,
     objid oid NOT NULL,
-    owner_oid oid NOT NULL
+    owner_oid oid NOT NULL,
+    identity text NOT NULL
 );
 
 
@@ -3467,7 +3508,7 @@ ALTER TABLE ONLY permsync.managed_roles
 --
 
 ALTER TABLE ONLY permsync.object_owners
-    ADD CONSTRAINT object_owners_pkey PRIMARY KEY (classid, objid);
+    ADD CONSTRAINT object_owners_pkey PRIMARY KEY (classid, objid, owner_oid);
 
 
 --
@@ -3880,6 +3921,13 @@ REVOKE ALL ON FUNCTION permsync.notify_control(action text, env text) FROM PUBLI
 --
 
 REVOKE ALL ON FUNCTION permsync.operator_actions_guard() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION owner_rows(objects jsonb); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.owner_rows(objects jsonb) FROM PUBLIC;
 
 
 --
@@ -4601,7 +4649,7 @@ ALTER EVENT TRIGGER permsync_capture OWNER TO postgres;
 --
 
 CREATE EVENT TRIGGER permsync_owners ON ddl_command_end
-         WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE VIEW', 'CREATE MATERIALIZED VIEW', 'CREATE SEQUENCE', 'CREATE FOREIGN TABLE', 'IMPORT FOREIGN SCHEMA', 'CREATE SCHEMA', 'CREATE FUNCTION', 'CREATE PROCEDURE', 'CREATE AGGREGATE', 'CREATE TYPE', 'CREATE DOMAIN', 'CREATE LANGUAGE', 'CREATE FOREIGN DATA WRAPPER', 'CREATE SERVER', 'CREATE COLLATION', 'CREATE CONVERSION', 'CREATE OPERATOR', 'CREATE OPERATOR CLASS', 'CREATE OPERATOR FAMILY', 'CREATE STATISTICS', 'CREATE TEXT SEARCH CONFIGURATION', 'CREATE TEXT SEARCH DICTIONARY', 'CREATE PUBLICATION', 'CREATE SUBSCRIPTION', 'CREATE EXTENSION', 'ALTER EXTENSION', 'ALTER TABLE', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW', 'ALTER SEQUENCE', 'ALTER FOREIGN TABLE', 'ALTER SCHEMA', 'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER AGGREGATE', 'ALTER TYPE', 'ALTER DOMAIN', 'ALTER LANGUAGE', 'ALTER LARGE OBJECT', 'ALTER FOREIGN DATA WRAPPER', 'ALTER SERVER', 'ALTER COLLATION', 'ALTER CONVERSION', 'ALTER OPERATOR', 'ALTER OPERATOR CLASS', 'ALTER OPERATOR FAMILY', 'ALTER STATISTICS', 'ALTER TEXT SEARCH CONFIGURATION', 'ALTER TEXT SEARCH DICTIONARY', 'ALTER PUBLICATION', 'ALTER SUBSCRIPTION')
+         WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE VIEW', 'CREATE MATERIALIZED VIEW', 'CREATE SEQUENCE', 'CREATE FOREIGN TABLE', 'IMPORT FOREIGN SCHEMA', 'CREATE SCHEMA', 'CREATE FUNCTION', 'CREATE PROCEDURE', 'CREATE AGGREGATE', 'CREATE TYPE', 'CREATE DOMAIN', 'CREATE LANGUAGE', 'CREATE FOREIGN DATA WRAPPER', 'CREATE SERVER', 'CREATE COLLATION', 'CREATE CONVERSION', 'CREATE OPERATOR', 'CREATE OPERATOR CLASS', 'CREATE OPERATOR FAMILY', 'CREATE STATISTICS', 'CREATE TEXT SEARCH CONFIGURATION', 'CREATE TEXT SEARCH DICTIONARY', 'CREATE PUBLICATION', 'CREATE SUBSCRIPTION', 'CREATE EXTENSION', 'ALTER EXTENSION', 'ALTER TABLE', 'ALTER INDEX', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW', 'ALTER SEQUENCE', 'ALTER FOREIGN TABLE', 'ALTER SCHEMA', 'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER AGGREGATE', 'ALTER TYPE', 'ALTER DOMAIN', 'ALTER LANGUAGE', 'ALTER FOREIGN DATA WRAPPER', 'ALTER SERVER', 'ALTER COLLATION', 'ALTER CONVERSION', 'ALTER OPERATOR', 'ALTER OPERATOR CLASS', 'ALTER OPERATOR FAMILY', 'ALTER STATISTICS', 'ALTER TEXT SEARCH CONFIGURATION', 'ALTER TEXT SEARCH DICTIONARY', 'ALTER PUBLICATION', 'ALTER SUBSCRIPTION')
    EXECUTE FUNCTION permsync.note_owners();
 
 

@@ -1781,6 +1781,16 @@ BEGIN
                                    roles_rows_written = EXCLUDED.roles_rows_written, horizon = EXCLUDED.horizon,
                                    taken_in = EXCLUDED.taken_in,
                                    state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
+    -- Each object noted as a dropped role's gets a row for its owner now (see object_owners).
+    IF old_state IS NOT NULL THEN
+        INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
+        SELECT w.classid, w.objid, w.owner_oid, w.identity
+          FROM permsync.owner_rows((SELECT jsonb_agg(jsonb_build_object('classid', o.classid, 'objid', o.objid))
+                                      FROM permsync.object_owners o
+                                     WHERE o.owner_oid IN (SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r
+                                                            WHERE NOT (state -> 'roles') ? r.key))) w
+        ON CONFLICT DO NOTHING;
+    END IF;
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
     END IF;
@@ -2261,22 +2271,43 @@ SELECT m.server_key, m.role_oid, m.role_name, m.source_oid, m.how, m.recorded_by
  WHERE NOT EXISTS (SELECT FROM permsync.environments e WHERE coalesce(e.server_key, e.name) = m.server_key);
 
 -- The owner each object of this database had when permsync last saw its owner change, by
--- the owner's oid: every object at install, then at each command that makes an object or
--- can change its owner (permsync_owners, created last, below); a dropped object's row goes
--- with it. REASSIGN OWNED fires no event trigger, so after one an object's row still names
--- the role it was taken from. That is what the release before a DROP ROLE needs
--- (src/plan/release.ts): an object the dropped role owns on a target goes to the new owner
--- of the source's object of its name only if the source's object was the dropped role's,
--- not one a login made to look like it. An object owned by the bootstrap superuser has no
--- row (PostgreSQL records no dependency on it), nor has a temporary one.
+-- the owner's oid, with the object's identity then (pg_identify_object's): every object at
+-- install, then at each command that makes an object or can change its owner
+-- (permsync_owners, created last, below); a dropped object's rows go with it. REASSIGN
+-- OWNED fires no event trigger, so after one an object's row still names the role it was
+-- taken from. That is what the release before a DROP ROLE needs (src/plan/release.ts): an
+-- object the dropped role owns on a target goes to the new owner of the source's object of
+-- its name only if the source's object was the dropped role's under that name, not one a
+-- login made to look like it, nor one she renamed since (ALTER INDEX renames a table, and
+-- ALTER SCHEMA the objects in it, without a row for them). When the role watcher finds a
+-- role dropped, each object noted as its gets a row for its owner now too: a release
+-- further down a chain of REASSIGN OWNED (a to b, b dropped, later b's heir to c) finds
+-- it. An object owned by the bootstrap superuser has no row (PostgreSQL records no
+-- dependency on it), nor has a temporary one, nor a large object (drift does not compare
+-- them, and lo_unlink fires no event trigger).
 CREATE TABLE permsync.object_owners (
     classid   oid NOT NULL,
     objid     oid NOT NULL,
     owner_oid oid NOT NULL,
-    PRIMARY KEY (classid, objid)
+    identity  text NOT NULL,
+    PRIMARY KEY (classid, objid, owner_oid)
 );
 
--- The event trigger permsync_owners: the commands' objects' owners now, and what a DROP
+-- The rows that note these objects' owners now, as pg_shdepend records them.
+CREATE FUNCTION permsync.owner_rows(objects jsonb)
+RETURNS TABLE (classid oid, objid oid, owner_oid oid, identity text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT DISTINCT d.classid, d.objid, d.refobjid, (pg_identify_object(d.classid, d.objid, 0)).identity
+      FROM jsonb_to_recordset(objects) AS o(classid oid, objid oid)
+      JOIN pg_shdepend d ON d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0 AND d.deptype = 'o'
+                        AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database())
+     WHERE d.classid <> 'pg_largeobject'::regclass
+$fn$;
+
+-- The event trigger permsync_owners: the commands' objects' owners now (an operator's
+-- commutator and negator too, which CREATE OPERATOR may make as shells), and what a DROP
 -- took away. It runs as its owner, so that the DBA's command may write the table.
 CREATE FUNCTION permsync.note_owners()
 RETURNS event_trigger
@@ -2293,20 +2324,25 @@ BEGIN
          WHERE o.classid = d.classid AND o.objid = d.objid AND d.objsubid = 0;
         RETURN;
     END IF;
-    SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', c.classid, 'objid', c.objid)) INTO touched
-      FROM pg_event_trigger_ddl_commands() c
-     WHERE c.objid <> 0 AND c.schema_name IS DISTINCT FROM 'pg_temp';
+    WITH commands AS (
+        SELECT c.classid, c.objid FROM pg_event_trigger_ddl_commands() c
+         WHERE c.objid <> 0 AND c.schema_name IS DISTINCT FROM 'pg_temp')
+    SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', t.classid, 'objid', t.objid)) INTO touched
+      FROM (SELECT c.classid, c.objid FROM commands c
+            UNION
+            SELECT 'pg_operator'::regclass, x
+              FROM commands c
+              JOIN pg_operator p ON c.classid = 'pg_operator'::regclass AND p.oid = c.objid
+             CROSS JOIN LATERAL unnest(ARRAY[p.oprcom, p.oprnegate]) x
+             WHERE x <> 0) t;
     IF touched IS NULL THEN
         RETURN;
     END IF;
     DELETE FROM permsync.object_owners o
      USING jsonb_to_recordset(touched) AS t(classid oid, objid oid)
      WHERE o.classid = t.classid AND o.objid = t.objid;
-    INSERT INTO permsync.object_owners (classid, objid, owner_oid)
-    SELECT DISTINCT d.classid, d.objid, d.refobjid
-      FROM jsonb_to_recordset(touched) AS t(classid oid, objid oid)
-      JOIN pg_shdepend d ON d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0 AND d.deptype = 'o'
-                        AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database());
+    INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
+    SELECT w.classid, w.objid, w.owner_oid, w.identity FROM permsync.owner_rows(touched) w;
 END
 $fn$;
 
@@ -3014,6 +3050,13 @@ BEGIN
     DELETE FROM permsync.batches b WHERE b.id = ANY (doomed);
     GET DIAGNOSTICS n = ROW_COUNT;
     batches_deleted := n;
+    -- Owners noted for objects gone without an event trigger (on 15 and earlier, a function
+    -- of a temporary type's, dropped with its session's objects).
+    DELETE FROM permsync.object_owners o
+     WHERE NOT EXISTS (SELECT FROM pg_shdepend d
+                        WHERE d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0
+                          AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
+       AND (pg_identify_object(o.classid, o.objid, 0)).identity IS NULL;
     RETURN NEXT;
 END
 $fn$;
@@ -3272,11 +3315,12 @@ CREATE EVENT TRIGGER permsync_capture ON ddl_command_end
     EXECUTE FUNCTION permsync.capture_permission_command();
 
 -- What permsync_owners starts from: every object's owner now.
-INSERT INTO permsync.object_owners (classid, objid, owner_oid)
-SELECT d.classid, d.objid, d.refobjid
-  FROM pg_shdepend d
- WHERE d.deptype = 'o' AND d.objsubid = 0
-   AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database());
+INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
+SELECT w.classid, w.objid, w.owner_oid, w.identity
+  FROM permsync.owner_rows((SELECT jsonb_agg(jsonb_build_object('classid', d.classid, 'objid', d.objid))
+                              FROM pg_shdepend d
+                             WHERE d.deptype = 'o' AND d.objsubid = 0
+                               AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))) w;
 CREATE EVENT TRIGGER permsync_owners ON ddl_command_end
     WHEN TAG IN (
         'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE VIEW', 'CREATE MATERIALIZED VIEW',
@@ -3286,9 +3330,9 @@ CREATE EVENT TRIGGER permsync_owners ON ddl_command_end
         'CREATE CONVERSION', 'CREATE OPERATOR', 'CREATE OPERATOR CLASS', 'CREATE OPERATOR FAMILY',
         'CREATE STATISTICS', 'CREATE TEXT SEARCH CONFIGURATION', 'CREATE TEXT SEARCH DICTIONARY',
         'CREATE PUBLICATION', 'CREATE SUBSCRIPTION', 'CREATE EXTENSION', 'ALTER EXTENSION',
-        'ALTER TABLE', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW', 'ALTER SEQUENCE', 'ALTER FOREIGN TABLE',
-        'ALTER SCHEMA', 'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER AGGREGATE',
-        'ALTER TYPE', 'ALTER DOMAIN', 'ALTER LANGUAGE', 'ALTER LARGE OBJECT',
+        'ALTER TABLE', 'ALTER INDEX', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW', 'ALTER SEQUENCE',
+        'ALTER FOREIGN TABLE', 'ALTER SCHEMA', 'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE',
+        'ALTER AGGREGATE', 'ALTER TYPE', 'ALTER DOMAIN', 'ALTER LANGUAGE',
         'ALTER FOREIGN DATA WRAPPER', 'ALTER SERVER', 'ALTER COLLATION', 'ALTER CONVERSION',
         'ALTER OPERATOR', 'ALTER OPERATOR CLASS', 'ALTER OPERATOR FAMILY', 'ALTER STATISTICS',
         'ALTER TEXT SEARCH CONFIGURATION', 'ALTER TEXT SEARCH DICTIONARY',

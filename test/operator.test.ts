@@ -695,4 +695,21 @@ describe('cleanup_old_logs', () => {
       { id: recent, audit: 1, executions: ['prod'] },
     ]);
   });
+
+  it('forgets the owners noted for objects gone without an event trigger, and keeps those of objects that are there', async () => {
+    await dba(`CREATE ROLE keeper_role; CREATE ROLE leaver_role;
+               CREATE TABLE kept_by_keeper (id int); ALTER TABLE kept_by_keeper OWNER TO keeper_role;
+               CREATE TABLE handed_back (id int); ALTER TABLE handed_back OWNER TO leaver_role;
+               REASSIGN OWNED BY leaver_role TO postgres`);
+    // As on 15 and earlier, a function of a temporary type's, dropped with its session: no event trigger fires.
+    await dba(`INSERT INTO permsync.object_owners VALUES ('pg_proc'::regclass, 4000000000, 'keeper_role'::regrole, 'public.gone()')`);
+    await dba('SELECT * FROM permsync.cleanup_old_logs()');
+    expect(
+      await rows(`SELECT owner_oid::regrole::text AS owner, identity FROM permsync.object_owners
+                   WHERE owner_oid IN ('keeper_role'::regrole, 'leaver_role'::regrole) ORDER BY identity`),
+    ).toEqual([
+      { owner: 'leaver_role', identity: 'public.handed_back' },
+      { owner: 'keeper_role', identity: 'public.kept_by_keeper' },
+    ]);
+  });
 });

@@ -113,6 +113,13 @@ async function retryProd(): Promise<void> {
   await waitFor(async () => (await last()) !== before, 15_000, 'prod to run its held batch again');
 }
 
+/** Waits for prod to have run a batch after commit_seq `seq`. */
+async function untilProdRan(seq: string): Promise<void> {
+  const ran = async () =>
+    (await p.sourceClient.query(`SELECT FROM permsync.execution_log WHERE environment_name = 'prod' AND commit_seq > $1`, [seq])).rows.length > 0;
+  await waitFor(ran, 15_000, 'prod to run the batch');
+}
+
 /** The newest batch's commit_seq. */
 async function lastCommitSeq(): Promise<string> {
   const { rows } = await p.sourceClient.query<{ seq: string }>('SELECT coalesce(max(commit_seq), 0)::text AS seq FROM permsync.batches');
@@ -635,13 +642,7 @@ describe('role scope: a renamed look-alike', () => {
     await asMallory('CREATE TABLE scratch10.payroll (id int)');
     const start = await lastCommitSeq();
     await p.dba('DROP ROLE contractor10');
-    await waitFor(
-      async () =>
-        (await p.sourceClient.query(`SELECT FROM permsync.execution_log WHERE environment_name = 'prod' AND commit_seq > $1`, [start])).rows.length >
-        0,
-      15_000,
-      'prod to run the DROP ROLE',
-    );
+    await untilProdRan(start);
     expect({ owner: await prodOwner('scratch10.payroll'), reads: await malloryReadsOnly('scratch10.payroll'), state: await prodState() }).toEqual({
       owner: 'contractor10',
       reads: false,
@@ -649,6 +650,78 @@ describe('role scope: a renamed look-alike', () => {
     });
     await skipProdHold();
     await settle();
+  });
+
+  it('a table a dropped role left to a login by REASSIGN OWNED, renamed by her with ALTER INDEX, does not take a table the role owns on prod alone', async () => {
+    await p.everywhere('CREATE SCHEMA scratch11; GRANT USAGE, CREATE ON SCHEMA scratch11 TO PUBLIC');
+    await p.dba('CREATE ROLE contractor11');
+    await settle();
+    // The contractor's scratch table on the source, and a table of the contractor's on prod alone.
+    await p.dba('SET ROLE contractor11; CREATE TABLE scratch11.tmp_import (id int); RESET ROLE');
+    await prod.query('CREATE TABLE scratch11.payroll (id int); ALTER TABLE scratch11.payroll OWNER TO contractor11');
+    await settle();
+    // The contractor leaves; a DBA gives mallory what the contractor owned on the source.
+    await p.dba('REASSIGN OWNED BY contractor11 TO mallory');
+    // Mallory renames it after prod's table. ALTER INDEX renames any relation; ALTER SCHEMA
+    // renames every object in a schema without a command for each.
+    await asMallory('ALTER INDEX scratch11.tmp_import RENAME TO payroll');
+    const start = await lastCommitSeq();
+    await p.dba('DROP OWNED BY contractor11; DROP ROLE contractor11');
+    await untilProdRan(start);
+    expect({ owner: await prodOwner('scratch11.payroll'), state: await prodState() }).toEqual({ owner: 'contractor11', state: 'held' });
+    await skipProdHold();
+    await settle();
+  });
+
+  it('a login does not grow permsync.object_owners with rows of objects that are gone', async () => {
+    const count = async () =>
+      Number((await p.sourceClient.query<{ n: string }>('SELECT count(*)::text AS n FROM permsync.object_owners')).rows[0]?.n);
+    const before = await count();
+    // Each large object's owner is noted at ALTER LARGE OBJECT; lo_unlink fires no event trigger.
+    await asMallory(`SET permsync.capture = off; DO $$DECLARE l oid; BEGIN
+        FOR i IN 1..500 LOOP l := lo_create(0); EXECUTE format('ALTER LARGE OBJECT %s OWNER TO mallory', l); PERFORM lo_unlink(l); END LOOP;
+      END$$`);
+    expect((await count()) - before).toBe(0);
+  });
+
+  it('an operator a dropped role made with a COMMUTATOR it never defined is released on prod, as the source released it', async () => {
+    await p.everywhere('CREATE SCHEMA scratch12; GRANT USAGE, CREATE ON SCHEMA scratch12 TO PUBLIC');
+    await p.dba('CREATE ROLE leaver12; CREATE ROLE heir12');
+    await settle();
+    await p.everywhere(`SET ROLE leaver12;
+      CREATE FUNCTION scratch12.same(int, int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 = $2';
+      CREATE OPERATOR scratch12.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = scratch12.same, COMMUTATOR = OPERATOR(scratch12.====));
+      RESET ROLE`);
+    const start = await lastCommitSeq();
+    await p.dba('REASSIGN OWNED BY leaver12 TO heir12; DROP OWNED BY leaver12; DROP ROLE leaver12');
+    await untilProdRan(start);
+    const { rows } = await prod.query<{ owner: string }>(
+      `SELECT oprowner::regrole::text AS owner FROM pg_operator WHERE oprnamespace = 'scratch12'::regnamespace ORDER BY oprname`,
+    );
+    expect({ owners: rows.map((r) => r.owner), state: await prodState(), failed: await prodFailuresSince(start) }).toEqual({
+      owners: ['heir12', 'heir12'],
+      state: 'ok',
+      failed: [],
+    });
+  });
+
+  it('a table a DBA passed on twice by REASSIGN OWNED (each role then dropped) is released on prod both times', async () => {
+    await p.everywhere('CREATE SCHEMA scratch13; GRANT USAGE, CREATE ON SCHEMA scratch13 TO PUBLIC');
+    await p.dba('CREATE ROLE first13; CREATE ROLE lead13; CREATE ROLE heir13');
+    await settle();
+    await p.everywhere('SET ROLE first13; CREATE TABLE scratch13.report (id int); RESET ROLE');
+    const dropped = async (sql: string) => {
+      const start = await lastCommitSeq();
+      await p.dba(sql);
+      await untilProdRan(start);
+      return { owner: await prodOwner('scratch13.report'), state: await prodState(), failed: await prodFailuresSince(start) };
+    };
+    const first = await dropped('REASSIGN OWNED BY first13 TO lead13; DROP OWNED BY first13; DROP ROLE first13');
+    const second = await dropped('REASSIGN OWNED BY lead13 TO heir13; DROP OWNED BY lead13; DROP ROLE lead13');
+    expect({ first, second }).toEqual({
+      first: { owner: 'lead13', state: 'ok', failed: [] },
+      second: { owner: 'heir13', state: 'ok', failed: [] },
+    });
   });
 
   it('a role named as the spare name of a swap does not make the swap fail on the target and hold it', async () => {

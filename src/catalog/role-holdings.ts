@@ -80,16 +80,17 @@ const SOURCE_POLICIES = `
 
 /**
  * The owners of these objects on the source, of those permsync last saw owned by the
- * source role $2 (permsync.object_owners): the ones taken from it by REASSIGN OWNED, which
- * no event trigger sees, not others of their names.
+ * source role $2 under the name they have now (permsync.object_owners): the ones taken
+ * from it by REASSIGN OWNED, which no event trigger sees, not others of their names.
  */
 const OWNERS = `
   SELECT o.kind, o.schema, o.name, o.args, o.owner
     FROM (${catalogSql.OBJECTS}) o
     JOIN jsonb_to_recordset($1::jsonb) AS w(kind text, schema text, name text, args text)
-      ON w.kind = o.kind AND w.schema = o.schema
+      ON w.kind = o.kind AND w.schema IS NOT DISTINCT FROM o.schema
      AND w.name IS NOT DISTINCT FROM o.name AND w.args IS NOT DISTINCT FROM o.args
     JOIN permsync.object_owners s ON s.classid = o.classid AND s.objid = o.objid AND s.owner_oid = $2::oid
+     AND s.identity = (pg_identify_object(o.classid, o.objid, 0)).identity
    WHERE o.owner IS NOT NULL`;
 
 type Granted = [privilege: string, grantable: boolean, grantor: string | null];
