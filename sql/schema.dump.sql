@@ -270,15 +270,15 @@ BEGIN
                                    roles_rows_written = EXCLUDED.roles_rows_written, horizon = EXCLUDED.horizon,
                                    taken_in = EXCLUDED.taken_in,
                                    state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
-    -- Each object noted as a dropped role's gets a row for its owner now (see object_owners).
+    -- Each object noted as a dropped role's gets a row of its owner now (see object_owners).
     IF old_state IS NOT NULL THEN
         INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
-        SELECT w.classid, w.objid, w.owner_oid, w.identity
-          FROM permsync.owner_rows((SELECT jsonb_agg(jsonb_build_object('classid', o.classid, 'objid', o.objid))
-                                      FROM permsync.object_owners o
-                                     WHERE o.owner_oid IN (SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r
-                                                            WHERE NOT (state -> 'roles') ? r.key))) w
-        ON CONFLICT DO NOTHING;
+        SELECT DISTINCT w.classid, w.objid, w.owner_oid, permsync.object_identity(w.classid, w.objid)
+          FROM permsync.object_owners o
+          JOIN permsync.owners_now w ON w.classid = o.classid AND w.objid = o.objid
+         WHERE o.owner_oid IN (SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r WHERE NOT (state -> 'roles') ? r.key)
+           AND NOT EXISTS (SELECT FROM permsync.object_owners x
+                            WHERE x.classid = w.classid AND x.objid = w.objid AND x.owner_oid = w.owner_oid);
     END IF;
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
@@ -416,12 +416,22 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     batches_deleted := n;
     -- Owners noted for objects gone without an event trigger (on 15 and earlier, a function
-    -- of a temporary type's, dropped with its session's objects).
+    -- of a temporary type's, dropped with its session's objects), and those of roles gone
+    -- whose DROP ROLE no enabled environment has still to run (see object_owners).
     DELETE FROM permsync.object_owners o
-     WHERE NOT EXISTS (SELECT FROM pg_shdepend d
-                        WHERE d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0
-                          AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
-       AND (pg_identify_object(o.classid, o.objid, 0)).identity IS NULL;
+     WHERE NOT EXISTS (SELECT FROM permsync.owners_now w WHERE w.classid = o.classid AND w.objid = o.objid)
+       AND permsync.object_identity(o.classid, o.objid) IS NULL;
+    WITH pending AS (
+        SELECT DISTINCT v.value #>> '{}' AS owner_oid
+          FROM permsync.v_batch_outcomes x
+          JOIN permsync.environments e ON e.name = x.environment_name AND e.enabled
+          JOIN permsync.batches b ON b.id = x.batch_id AND b.origin = 'role_watcher'
+         CROSS JOIN LATERAL jsonb_array_elements(b.statements) t(statement)
+         CROSS JOIN LATERAL jsonb_each(t.statement -> 'oids') v
+         WHERE NOT x.finished AND t.statement ->> 'kind' = 'DROP ROLE')
+    DELETE FROM permsync.object_owners o
+     WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = o.owner_oid)
+       AND NOT EXISTS (SELECT FROM pending p WHERE p.owner_oid = o.owner_oid::text);
     RETURN NEXT;
 END
 $$;
@@ -1084,20 +1094,46 @@ BEGIN
               FROM commands c
               JOIN pg_operator p ON c.classid = 'pg_operator'::regclass AND p.oid = c.objid
              CROSS JOIN LATERAL unnest(ARRAY[p.oprcom, p.oprnegate]) x
-             WHERE x <> 0) t;
-    IF touched IS NULL THEN
-        RETURN;
+             WHERE x <> 0
+            UNION
+            SELECT d.classid, d.objid
+              FROM commands c
+              JOIN pg_depend d ON c.classid = 'pg_namespace'::regclass AND d.refclassid = 'pg_namespace'::regclass
+                              AND d.refobjid = c.objid AND d.deptype = 'n') t;
+    IF touched IS NOT NULL THEN
+        PERFORM permsync.note_owners_of(touched);
     END IF;
-    DELETE FROM permsync.object_owners o
-     USING jsonb_to_recordset(touched) AS t(classid oid, objid oid)
-     WHERE o.classid = t.classid AND o.objid = t.objid;
-    INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
-    SELECT w.classid, w.objid, w.owner_oid, w.identity FROM permsync.owner_rows(touched) w;
 END
 $$;
 
 
 ALTER FUNCTION permsync.note_owners() OWNER TO postgres;
+
+--
+-- Name: note_owners_of(jsonb); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.note_owners_of(objects jsonb) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH now AS (
+        SELECT DISTINCT w.classid, w.objid, w.owner_oid, permsync.object_identity(w.classid, w.objid) AS identity
+          FROM jsonb_to_recordset(objects) AS t(classid oid, objid oid)
+          JOIN permsync.owners_now w ON w.classid = t.classid AND w.objid = t.objid),
+    renamed AS (
+        UPDATE permsync.object_owners o SET identity = n.identity
+          FROM now n
+         WHERE o.classid = n.classid AND o.objid = n.objid AND o.owner_oid = n.owner_oid AND o.identity <> n.identity)
+    INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
+    SELECT n.classid, n.objid, n.owner_oid, n.identity
+      FROM now n
+     WHERE NOT EXISTS (SELECT FROM permsync.object_owners o
+                        WHERE o.classid = n.classid AND o.objid = n.objid AND o.owner_oid = n.owner_oid);
+$$;
+
+
+ALTER FUNCTION permsync.note_owners_of(objects jsonb) OWNER TO postgres;
 
 --
 -- Name: notify_control(text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -1110,6 +1146,21 @@ CREATE FUNCTION permsync.notify_control(action text, env text) RETURNS void
 
 
 ALTER FUNCTION permsync.notify_control(action text, env text) OWNER TO postgres;
+
+--
+-- Name: object_identity(oid, oid); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.object_identity(classid oid, objid oid) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET quote_all_identifiers TO 'off'
+    AS $$
+    SELECT (pg_identify_object(classid, objid, 0)).identity
+$$;
+
+
+ALTER FUNCTION permsync.object_identity(classid oid, objid oid) OWNER TO postgres;
 
 --
 -- Name: operator_actions_guard(); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -1127,24 +1178,6 @@ $$;
 
 
 ALTER FUNCTION permsync.operator_actions_guard() OWNER TO postgres;
-
---
--- Name: owner_rows(jsonb); Type: FUNCTION; Schema: permsync; Owner: postgres
---
-
-CREATE FUNCTION permsync.owner_rows(objects jsonb) RETURNS TABLE(classid oid, objid oid, owner_oid oid, identity text)
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT DISTINCT d.classid, d.objid, d.refobjid, (pg_identify_object(d.classid, d.objid, 0)).identity
-      FROM jsonb_to_recordset(objects) AS o(classid oid, objid oid)
-      JOIN pg_shdepend d ON d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0 AND d.deptype = 'o'
-                        AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database())
-     WHERE d.classid <> 'pg_largeobject'::regclass
-$$;
-
-
-ALTER FUNCTION permsync.owner_rows(objects jsonb) OWNER TO postgres;
 
 --
 -- Name: pause_environment(text); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -2962,6 +2995,26 @@ ALTER TABLE permsync.operator_actions ALTER COLUMN id ADD GENERATED ALWAYS AS ID
 
 
 --
+-- Name: owners_now; Type: VIEW; Schema: permsync; Owner: postgres
+--
+
+CREATE VIEW permsync.owners_now AS
+ SELECT d.classid,
+    d.objid,
+    d.refobjid AS owner_oid
+   FROM pg_shdepend d
+  WHERE ((d.deptype = 'o'::"char") AND (d.objsubid = 0) AND (d.classid <> ('pg_largeobject'::regclass)::oid) AND ((d.dbid = ( SELECT b.oid
+           FROM pg_database b
+          WHERE (b.datname = current_database()))) OR ((d.dbid = (0)::oid) AND (d.classid = ('pg_subscription'::regclass)::oid) AND (EXISTS ( SELECT
+           FROM pg_subscription s
+          WHERE ((s.oid = d.objid) AND (s.subdbid = ( SELECT b.oid
+                   FROM pg_database b
+                  WHERE (b.datname = current_database())))))))));
+
+
+ALTER TABLE permsync.owners_now OWNER TO postgres;
+
+--
 -- Name: retry_queue; Type: TABLE; Schema: permsync; Owner: postgres
 --
 
@@ -3504,14 +3557,6 @@ ALTER TABLE ONLY permsync.managed_roles
 
 
 --
--- Name: object_owners object_owners_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
---
-
-ALTER TABLE ONLY permsync.object_owners
-    ADD CONSTRAINT object_owners_pkey PRIMARY KEY (classid, objid, owner_oid);
-
-
---
 -- Name: operator_actions operator_actions_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
 --
 
@@ -3615,6 +3660,20 @@ CREATE INDEX environments_server_idx ON permsync.environments USING btree (serve
 --
 
 CREATE INDEX execution_log_env_seq_idx ON permsync.execution_log USING btree (environment_name, commit_seq);
+
+
+--
+-- Name: object_owners_object_idx; Type: INDEX; Schema: permsync; Owner: postgres
+--
+
+CREATE INDEX object_owners_object_idx ON permsync.object_owners USING btree (classid, objid);
+
+
+--
+-- Name: object_owners_owner_idx; Type: INDEX; Schema: permsync; Owner: postgres
+--
+
+CREATE INDEX object_owners_owner_idx ON permsync.object_owners USING btree (owner_oid);
 
 
 --
@@ -3910,6 +3969,13 @@ REVOKE ALL ON FUNCTION permsync.note_owners() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION note_owners_of(objects jsonb); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.note_owners_of(objects jsonb) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION notify_control(action text, env text); Type: ACL; Schema: permsync; Owner: postgres
 --
 
@@ -3917,17 +3983,18 @@ REVOKE ALL ON FUNCTION permsync.notify_control(action text, env text) FROM PUBLI
 
 
 --
+-- Name: FUNCTION object_identity(classid oid, objid oid); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.object_identity(classid oid, objid oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.object_identity(classid oid, objid oid) TO permsync_daemon;
+
+
+--
 -- Name: FUNCTION operator_actions_guard(); Type: ACL; Schema: permsync; Owner: postgres
 --
 
 REVOKE ALL ON FUNCTION permsync.operator_actions_guard() FROM PUBLIC;
-
-
---
--- Name: FUNCTION owner_rows(objects jsonb); Type: ACL; Schema: permsync; Owner: postgres
---
-
-REVOKE ALL ON FUNCTION permsync.owner_rows(objects jsonb) FROM PUBLIC;
 
 
 --

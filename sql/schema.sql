@@ -1781,15 +1781,15 @@ BEGIN
                                    roles_rows_written = EXCLUDED.roles_rows_written, horizon = EXCLUDED.horizon,
                                    taken_in = EXCLUDED.taken_in,
                                    state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
-    -- Each object noted as a dropped role's gets a row for its owner now (see object_owners).
+    -- Each object noted as a dropped role's gets a row of its owner now (see object_owners).
     IF old_state IS NOT NULL THEN
         INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
-        SELECT w.classid, w.objid, w.owner_oid, w.identity
-          FROM permsync.owner_rows((SELECT jsonb_agg(jsonb_build_object('classid', o.classid, 'objid', o.objid))
-                                      FROM permsync.object_owners o
-                                     WHERE o.owner_oid IN (SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r
-                                                            WHERE NOT (state -> 'roles') ? r.key))) w
-        ON CONFLICT DO NOTHING;
+        SELECT DISTINCT w.classid, w.objid, w.owner_oid, permsync.object_identity(w.classid, w.objid)
+          FROM permsync.object_owners o
+          JOIN permsync.owners_now w ON w.classid = o.classid AND w.objid = o.objid
+         WHERE o.owner_oid IN (SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r WHERE NOT (state -> 'roles') ? r.key)
+           AND NOT EXISTS (SELECT FROM permsync.object_owners x
+                            WHERE x.classid = w.classid AND x.objid = w.objid AND x.owner_oid = w.owner_oid);
     END IF;
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
@@ -2270,45 +2270,82 @@ SELECT m.server_key, m.role_oid, m.role_name, m.source_oid, m.how, m.recorded_by
   FROM permsync.managed_roles m
  WHERE NOT EXISTS (SELECT FROM permsync.environments e WHERE coalesce(e.server_key, e.name) = m.server_key);
 
--- The owner each object of this database had when permsync last saw its owner change, by
--- the owner's oid, with the object's identity then (pg_identify_object's): every object at
--- install, then at each command that makes an object or can change its owner
--- (permsync_owners, created last, below); a dropped object's rows go with it. REASSIGN
--- OWNED fires no event trigger, so after one an object's row still names the role it was
--- taken from. That is what the release before a DROP ROLE needs (src/plan/release.ts): an
--- object the dropped role owns on a target goes to the new owner of the source's object of
--- its name only if the source's object was the dropped role's under that name, not one a
--- login made to look like it, nor one she renamed since (ALTER INDEX renames a table, and
--- ALTER SCHEMA the objects in it, without a row for them). When the role watcher finds a
--- role dropped, each object noted as its gets a row for its owner now too: a release
--- further down a chain of REASSIGN OWNED (a to b, b dropped, later b's heir to c) finds
--- it. An object owned by the bootstrap superuser has no row (PostgreSQL records no
--- dependency on it), nor has a temporary one, nor a large object (drift does not compare
--- them, and lo_unlink fires no event trigger).
+-- The owners permsync saw each object of this database have, by the owner's oid, each with
+-- the object's identity then (pg_identify_object's): every object's owner at install, then
+-- at each command that makes an object, can change its owner, or renames it or its schema
+-- (permsync_owners, created last, below); an object's rows go when it is dropped. The
+-- rows of its former owners stay: REASSIGN OWNED fires no event trigger, so after one the
+-- object has a row of the role it was taken from, under its name then, whatever command
+-- touches it afterwards. That is what the release before a DROP ROLE needs
+-- (src/plan/release.ts): an object the dropped role owns on a target goes to the owner of
+-- the source's object of its name only if the source's object was the dropped role's
+-- under that name, not one a login made to look like it, nor one renamed since it left the
+-- role. When the role watcher finds a role dropped, each object noted as its gets a row of
+-- its owner now too, so that a release further down a chain of REASSIGN OWNED (a's objects
+-- to b, a dropped; later b's to c, b dropped) finds it. A dropped role's rows go once no
+-- enabled environment has its DROP ROLE still to run (cleanup_old_logs). Nothing here
+-- waits on another transaction's rows: there is no unique key, and a row written twice
+-- counts once. An object owned by the bootstrap superuser has no row (PostgreSQL records
+-- no dependency on it), nor has a temporary one, nor a large object (drift does not
+-- compare them, and lo_unlink fires no event trigger).
 CREATE TABLE permsync.object_owners (
     classid   oid NOT NULL,
     objid     oid NOT NULL,
     owner_oid oid NOT NULL,
-    identity  text NOT NULL,
-    PRIMARY KEY (classid, objid, owner_oid)
+    identity  text NOT NULL
 );
+CREATE INDEX object_owners_object_idx ON permsync.object_owners (classid, objid);
+CREATE INDEX object_owners_owner_idx ON permsync.object_owners (owner_oid);
 
--- The rows that note these objects' owners now, as pg_shdepend records them.
-CREATE FUNCTION permsync.owner_rows(objects jsonb)
-RETURNS TABLE (classid oid, objid oid, owner_oid oid, identity text)
+-- An object's identity, however the session quotes identifiers.
+CREATE FUNCTION permsync.object_identity(classid oid, objid oid)
+RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
+SET quote_all_identifiers = off
 AS $fn$
-    SELECT DISTINCT d.classid, d.objid, d.refobjid, (pg_identify_object(d.classid, d.objid, 0)).identity
-      FROM jsonb_to_recordset(objects) AS o(classid oid, objid oid)
-      JOIN pg_shdepend d ON d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0 AND d.deptype = 'o'
-                        AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database())
-     WHERE d.classid <> 'pg_largeobject'::regclass
+    SELECT (pg_identify_object(classid, objid, 0)).identity
 $fn$;
 
--- The event trigger permsync_owners: the commands' objects' owners now (an operator's
--- commutator and negator too, which CREATE OPERATOR may make as shells), and what a DROP
--- took away. It runs as its owner, so that the DBA's command may write the table.
+-- Every object's owner now, as pg_shdepend records it: this database's objects, and its
+-- subscriptions (recorded as the cluster's).
+CREATE VIEW permsync.owners_now AS
+SELECT d.classid, d.objid, d.refobjid AS owner_oid
+  FROM pg_catalog.pg_shdepend d
+ WHERE d.deptype = 'o' AND d.objsubid = 0 AND d.classid <> 'pg_catalog.pg_largeobject'::pg_catalog.regclass
+   AND (d.dbid = (SELECT b.oid FROM pg_catalog.pg_database b WHERE b.datname = pg_catalog.current_database())
+        OR (d.dbid = 0 AND d.classid = 'pg_catalog.pg_subscription'::pg_catalog.regclass
+            AND EXISTS (SELECT FROM pg_catalog.pg_subscription s
+                         WHERE s.oid = d.objid
+                           AND s.subdbid = (SELECT b.oid FROM pg_catalog.pg_database b
+                                             WHERE b.datname = pg_catalog.current_database()))));
+
+-- Notes each object's owner now, under its identity now, where that is not noted yet.
+CREATE FUNCTION permsync.note_owners_of(objects jsonb)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    WITH now AS (
+        SELECT DISTINCT w.classid, w.objid, w.owner_oid, permsync.object_identity(w.classid, w.objid) AS identity
+          FROM jsonb_to_recordset(objects) AS t(classid oid, objid oid)
+          JOIN permsync.owners_now w ON w.classid = t.classid AND w.objid = t.objid),
+    renamed AS (
+        UPDATE permsync.object_owners o SET identity = n.identity
+          FROM now n
+         WHERE o.classid = n.classid AND o.objid = n.objid AND o.owner_oid = n.owner_oid AND o.identity <> n.identity)
+    INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
+    SELECT n.classid, n.objid, n.owner_oid, n.identity
+      FROM now n
+     WHERE NOT EXISTS (SELECT FROM permsync.object_owners o
+                        WHERE o.classid = n.classid AND o.objid = n.objid AND o.owner_oid = n.owner_oid);
+$fn$;
+
+-- The event trigger permsync_owners: the owners of the commands' objects (an operator's
+-- commutator and negator too, which CREATE OPERATOR may make as shells; what is in a
+-- schema renamed), and what a DROP took away. The rows of the objects' former owners keep
+-- their identity: a rename after REASSIGN OWNED does not carry them along. It runs as its
+-- owner, so that the DBA's command may write the table.
 CREATE FUNCTION permsync.note_owners()
 RETURNS event_trigger
 LANGUAGE plpgsql
@@ -2334,15 +2371,15 @@ BEGIN
               FROM commands c
               JOIN pg_operator p ON c.classid = 'pg_operator'::regclass AND p.oid = c.objid
              CROSS JOIN LATERAL unnest(ARRAY[p.oprcom, p.oprnegate]) x
-             WHERE x <> 0) t;
-    IF touched IS NULL THEN
-        RETURN;
+             WHERE x <> 0
+            UNION
+            SELECT d.classid, d.objid
+              FROM commands c
+              JOIN pg_depend d ON c.classid = 'pg_namespace'::regclass AND d.refclassid = 'pg_namespace'::regclass
+                              AND d.refobjid = c.objid AND d.deptype = 'n') t;
+    IF touched IS NOT NULL THEN
+        PERFORM permsync.note_owners_of(touched);
     END IF;
-    DELETE FROM permsync.object_owners o
-     USING jsonb_to_recordset(touched) AS t(classid oid, objid oid)
-     WHERE o.classid = t.classid AND o.objid = t.objid;
-    INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
-    SELECT w.classid, w.objid, w.owner_oid, w.identity FROM permsync.owner_rows(touched) w;
 END
 $fn$;
 
@@ -3051,12 +3088,22 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     batches_deleted := n;
     -- Owners noted for objects gone without an event trigger (on 15 and earlier, a function
-    -- of a temporary type's, dropped with its session's objects).
+    -- of a temporary type's, dropped with its session's objects), and those of roles gone
+    -- whose DROP ROLE no enabled environment has still to run (see object_owners).
     DELETE FROM permsync.object_owners o
-     WHERE NOT EXISTS (SELECT FROM pg_shdepend d
-                        WHERE d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0
-                          AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
-       AND (pg_identify_object(o.classid, o.objid, 0)).identity IS NULL;
+     WHERE NOT EXISTS (SELECT FROM permsync.owners_now w WHERE w.classid = o.classid AND w.objid = o.objid)
+       AND permsync.object_identity(o.classid, o.objid) IS NULL;
+    WITH pending AS (
+        SELECT DISTINCT v.value #>> '{}' AS owner_oid
+          FROM permsync.v_batch_outcomes x
+          JOIN permsync.environments e ON e.name = x.environment_name AND e.enabled
+          JOIN permsync.batches b ON b.id = x.batch_id AND b.origin = 'role_watcher'
+         CROSS JOIN LATERAL jsonb_array_elements(b.statements) t(statement)
+         CROSS JOIN LATERAL jsonb_each(t.statement -> 'oids') v
+         WHERE NOT x.finished AND t.statement ->> 'kind' = 'DROP ROLE')
+    DELETE FROM permsync.object_owners o
+     WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = o.owner_oid)
+       AND NOT EXISTS (SELECT FROM pending p WHERE p.owner_oid = o.owner_oid::text);
     RETURN NEXT;
 END
 $fn$;
@@ -3296,6 +3343,7 @@ GRANT SELECT, INSERT, UPDATE (batch_id, reason, last_seen_at, resolved_at, resol
 GRANT SELECT ON permsync.v_managed_roles TO permsync_daemon;
 -- The release before a DROP ROLE reads whose the source's objects were.
 GRANT SELECT ON permsync.object_owners TO permsync_daemon;
+GRANT EXECUTE ON FUNCTION permsync.object_identity(oid, oid) TO permsync_daemon;
 GRANT EXECUTE ON FUNCTION permsync.join_server(text, text) TO permsync_daemon;
 
 -- ── Capture starts ────────────────────────────────────────────────────────────────────
@@ -3316,11 +3364,7 @@ CREATE EVENT TRIGGER permsync_capture ON ddl_command_end
 
 -- What permsync_owners starts from: every object's owner now.
 INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
-SELECT w.classid, w.objid, w.owner_oid, w.identity
-  FROM permsync.owner_rows((SELECT jsonb_agg(jsonb_build_object('classid', d.classid, 'objid', d.objid))
-                              FROM pg_shdepend d
-                             WHERE d.deptype = 'o' AND d.objsubid = 0
-                               AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))) w;
+SELECT w.classid, w.objid, w.owner_oid, permsync.object_identity(w.classid, w.objid) FROM permsync.owners_now w;
 CREATE EVENT TRIGGER permsync_owners ON ddl_command_end
     WHEN TAG IN (
         'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE VIEW', 'CREATE MATERIALIZED VIEW',

@@ -747,6 +747,265 @@ describe('role scope: a renamed look-alike', () => {
   });
 });
 
+describe('role scope: object_owners, a second attacker read', () => {
+  /** A DBA's command in a session of its own, given at most `ms`: 'ok', or the error it ended with. */
+  async function dbaWithin(sql: string, ms: number): Promise<string> {
+    const client = new pg.Client(p.source.url);
+    await client.connect();
+    try {
+      await client.query(`SET statement_timeout = ${ms}`);
+      await client.query(sql);
+      return 'ok';
+    } catch (error) {
+      return (error as Error).message;
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** Whether prod has a role of this name within `ms`. */
+  async function reachesProd(role: string, ms: number): Promise<boolean> {
+    return waitFor(async () => (await prod.query(`SELECT FROM pg_roles WHERE rolname = $1`, [role])).rows.length > 0, ms, role).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** Lets prod go on where a test left it holding (skipped, as an operator would), then checks what the test saw. */
+  async function thenExpect(outcome: unknown, expected: unknown): Promise<void> {
+    if ((await prodState()) === 'held') {
+      await skipProdHold();
+      await settle();
+    }
+    expect(outcome).toEqual(expected);
+  }
+
+  /** What `role` owns in this database, each as its catalog and identity, sorted. */
+  async function ownedBy(client: pg.Client, role: string): Promise<string[]> {
+    const { rows } = await client.query<{ id: string }>(
+      `SELECT d.classid::regclass || ' ' || (pg_identify_object(d.classid, d.objid, 0)).identity AS id
+         FROM pg_shdepend d
+        WHERE d.deptype = 'o' AND d.refobjid = to_regrole($1) AND d.dbid IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+        ORDER BY 1`,
+      [role],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  it('a DBA releases and drops a role owning objects of every kind: prod is released the same', async () => {
+    await p.dba('CREATE ROLE leaver15; CREATE ROLE heir15');
+    await settle();
+    await p.everywhere(`CREATE SCHEMA kinds15 AUTHORIZATION leaver15;
+      SET ROLE leaver15;
+      CREATE TYPE kinds15.comp AS (a int, b text); CREATE TYPE kinds15.en AS ENUM ('a'); CREATE DOMAIN kinds15.dom AS int;
+      CREATE TYPE kinds15.rng AS RANGE (subtype = int4);
+      CREATE TABLE kinds15.tbl (id serial, v int); CREATE VIEW kinds15.vw AS SELECT 1 AS x;
+      CREATE MATERIALIZED VIEW kinds15.mv AS SELECT 1 AS x; CREATE SEQUENCE kinds15.sq;
+      CREATE FUNCTION kinds15.fn(kinds15.comp) RETURNS int LANGUAGE sql AS 'SELECT 1';
+      CREATE PROCEDURE kinds15.pr() LANGUAGE sql AS 'SELECT 1';
+      CREATE AGGREGATE kinds15.agg(int) (SFUNC = int4pl, STYPE = int);
+      CREATE COLLATION kinds15.coll FROM "C"; CREATE TEXT SEARCH CONFIGURATION kinds15.tsc (COPY = english);
+      CREATE TEXT SEARCH DICTIONARY kinds15.tsd (TEMPLATE = simple); CREATE STATISTICS kinds15.st ON id, v FROM kinds15.tbl;
+      CREATE OPERATOR kinds15.<<< (LEFTARG = int, RIGHTARG = int, FUNCTION = int4lt);
+      RESET ROLE;
+      CREATE OPERATOR CLASS kinds15.ocls FOR TYPE int USING hash AS OPERATOR 1 =, FUNCTION 1 hashint4(int);
+      ALTER OPERATOR CLASS kinds15.ocls USING hash OWNER TO leaver15;
+      CREATE FOREIGN DATA WRAPPER fdw15; CREATE SERVER srv15 FOREIGN DATA WRAPPER fdw15; ALTER SERVER srv15 OWNER TO leaver15;
+      CREATE FOREIGN TABLE kinds15.ft (a int) SERVER srv15; ALTER FOREIGN TABLE kinds15.ft OWNER TO leaver15;
+      CREATE PUBLICATION pub15; ALTER PUBLICATION pub15 OWNER TO leaver15;
+      CREATE FUNCTION kinds15.handler() RETURNS language_handler AS '$libdir/plpgsql', 'plpgsql_call_handler' LANGUAGE c;
+      CREATE LANGUAGE lang15 HANDLER kinds15.handler; ALTER LANGUAGE lang15 OWNER TO leaver15;
+      CREATE CONVERSION kinds15.conv FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8; ALTER CONVERSION kinds15.conv OWNER TO leaver15`);
+    const before = await ownedBy(p.sourceClient, 'leaver15');
+    expect(before.length).toBeGreaterThan(20);
+    const start = await lastCommitSeq();
+    await p.dba('REASSIGN OWNED BY leaver15 TO heir15; DROP OWNED BY leaver15; DROP ROLE leaver15');
+    await settle();
+    await thenExpect(
+      { state: await prodState(), failed: await prodFailuresSince(start), heir: await ownedBy(prod, 'heir15') },
+      {
+        state: 'ok',
+        failed: [],
+        heir: await ownedBy(p.sourceClient, 'heir15'),
+      },
+    );
+  });
+
+  it('a schema a migration renamed everywhere, then a DBA releases and drops the role owning what is in it: prod is released the same', async () => {
+    await p.dba('CREATE ROLE leaver16; CREATE ROLE heir16');
+    await settle();
+    await p.everywhere(`CREATE SCHEMA old16; GRANT USAGE, CREATE ON SCHEMA old16 TO leaver16;
+      SET ROLE leaver16; CREATE TABLE old16.report (id int); RESET ROLE;
+      ALTER SCHEMA old16 RENAME TO new16`);
+    const start = await lastCommitSeq();
+    await p.dba('REASSIGN OWNED BY leaver16 TO heir16; DROP OWNED BY leaver16; DROP ROLE leaver16');
+    await settle();
+    await thenExpect(
+      { owner: await prodOwner('new16.report'), state: await prodState(), failed: await prodFailuresSince(start) },
+      {
+        owner: 'heir16',
+        state: 'ok',
+        failed: [],
+      },
+    );
+  });
+
+  it('a table a DBA reassigned, then altered by a migration before the DROP ROLE, is released on prod', async () => {
+    await p.dba('CREATE ROLE leaver19; CREATE ROLE heir19');
+    await settle();
+    await p.everywhere(
+      'CREATE SCHEMA app19; GRANT USAGE, CREATE ON SCHEMA app19 TO leaver19; SET ROLE leaver19; CREATE TABLE app19.report (id int); RESET ROLE',
+    );
+    await p.dba('REASSIGN OWNED BY leaver19 TO heir19');
+    await settle();
+    // The week after, a migration adds a column everywhere; then the role goes.
+    await p.everywhere('ALTER TABLE app19.report ADD COLUMN note text');
+    const start = await lastCommitSeq();
+    await p.dba('DROP OWNED BY leaver19; DROP ROLE leaver19');
+    await settle();
+    await thenExpect(
+      { owner: await prodOwner('app19.report'), state: await prodState(), failed: await prodFailuresSince(start) },
+      {
+        owner: 'heir19',
+        state: 'ok',
+        failed: [],
+      },
+    );
+  });
+
+  it("a table with serial and identity columns a DBA gave a role by ALTER TABLE OWNER, then released and dropped: prod's sequences are released too", async () => {
+    await p.dba('CREATE ROLE leaver20; CREATE ROLE heir20');
+    await settle();
+    await p.everywhere('CREATE SCHEMA app20; CREATE TABLE app20.orders (id serial, n int GENERATED ALWAYS AS IDENTITY)');
+    await p.dba('ALTER TABLE app20.orders OWNER TO leaver20');
+    await settle();
+    const start = await lastCommitSeq();
+    await p.dba('REASSIGN OWNED BY leaver20 TO heir20; DROP OWNED BY leaver20; DROP ROLE leaver20');
+    await settle();
+    await thenExpect(
+      { heir: await ownedBy(prod, 'heir20'), state: await prodState(), failed: await prodFailuresSince(start) },
+      {
+        heir: await ownedBy(p.sourceClient, 'heir20'),
+        state: 'ok',
+        failed: [],
+      },
+    );
+  });
+
+  it("a login's open transaction does not stall the capture of the DROP ROLE of a role whose objects she holds, nor a DBA's GRANT", async () => {
+    await p.everywhere('CREATE SCHEMA scratch14; GRANT USAGE, CREATE ON SCHEMA scratch14 TO PUBLIC');
+    // A role of mallory's own makes a table (noted as its), which REASSIGN OWNED gives her unseen.
+    await asMallory(`CREATE ROLE m14; GRANT m14 TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
+    await asMallory(`SET ROLE m14; CREATE TABLE scratch14.t (id int); RESET ROLE; REASSIGN OWNED BY m14 TO ${MALLORY}`);
+    await settle();
+    // She touches the table in a transaction she leaves open (her note of it, uncommitted), then drops m14.
+    const holder = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+    await holder.connect();
+    try {
+      await holder.query('BEGIN; ALTER TABLE scratch14.t ADD COLUMN c int');
+      await asMallory('DROP ROLE m14');
+      // A DBA hires someone meanwhile.
+      const dba = await dbaWithin('CREATE ROLE newhire14; GRANT SELECT ON t5 TO newhire14', 8_000);
+      const carried = await reachesProd('newhire14', 10_000);
+      expect({ dba, carried }).toEqual({ dba: 'ok', carried: true });
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      await holder.end();
+      await settle();
+    }
+  });
+  it("a plain login in the team a DBA hands a leaver's objects to does not stall the capture of the leaver's DROP ROLE, nor a DBA's GRANT", async () => {
+    await p.everywhere('CREATE SCHEMA scratch21; GRANT USAGE, CREATE ON SCHEMA scratch21 TO PUBLIC');
+    await p.dba(`CREATE ROLE eve21 LOGIN PASSWORD 'eve-pw'; CREATE ROLE team21; GRANT team21 TO eve21; CREATE ROLE leaver21`);
+    await settle();
+    await p.everywhere('SET ROLE leaver21; CREATE TABLE scratch21.report (id int); RESET ROLE');
+    await settle();
+    const eve = new pg.Client(p.source.urlFor('postgres', 'eve21', 'eve-pw'));
+    await eve.connect();
+    // (Eve polls for the drop and wins the race with the role watcher, which looks every
+    // 500 ms by default; the daemon is stopped meanwhile here so that she surely does.)
+    await daemon.stop();
+    try {
+      await p.dba('REASSIGN OWNED BY leaver21 TO team21; DROP OWNED BY leaver21; DROP ROLE leaver21');
+      // As a member of team21 she may alter its table: her note of it stays uncommitted.
+      await eve.query('BEGIN; ALTER TABLE scratch21.report ADD COLUMN c int');
+      daemon = await p.startDaemon(config);
+      const dba = await dbaWithin('CREATE ROLE newhire21; GRANT SELECT ON t5 TO newhire21', 8_000);
+      const carried = await reachesProd('newhire21', 10_000);
+      expect({ dba, carried }).toEqual({ dba: 'ok', carried: true });
+    } finally {
+      await eve.query('ROLLBACK').catch(() => {});
+      await eve.end();
+      await settle();
+    }
+  });
+
+  it('a login does not grow permsync.object_owners without end by passing her objects down a chain of roles she drops', async () => {
+    const count = async () =>
+      Number((await p.sourceClient.query<{ n: string }>('SELECT count(*)::text AS n FROM permsync.object_owners')).rows[0]?.n);
+    await p.everywhere('CREATE SCHEMA scratch17; GRANT USAGE, CREATE ON SCHEMA scratch17 TO PUBLIC');
+    await asMallory(`CREATE ROLE chain17_0; GRANT chain17_0 TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
+    await asMallory(`SET permsync.capture = off; SET ROLE chain17_0; DO $$BEGIN
+        FOR i IN 1..200 LOOP EXECUTE format('CREATE FUNCTION scratch17.chain17_%s() RETURNS int LANGUAGE sql AS ''SELECT 1''', i); END LOOP;
+      END$$`);
+    await settle();
+    const before = await count();
+    // Each hop: a new role of hers takes the functions unseen (REASSIGN OWNED), the last one is dropped.
+    for (let k = 0; k < 10; k++) {
+      await asMallory(`CREATE ROLE chain17_${k + 1}; GRANT chain17_${k + 1} TO ${MALLORY} WITH INHERIT TRUE, SET TRUE;
+        REASSIGN OWNED BY chain17_${k} TO chain17_${k + 1}; DROP ROLE chain17_${k}`);
+      await settle();
+    }
+    await p.sourceClient.query('SELECT * FROM permsync.cleanup_old_logs()');
+    // 200 functions, each with one owner now: the drops' releases are done everywhere.
+    expect((await count()) - before).toBeLessThan(200);
+  });
+  it("a login's session settings do not change what the capture of a DBA's DROP ROLE notes, so the next REASSIGN down the chain is released on prod", async () => {
+    await p.everywhere('CREATE SCHEMA scratch18; GRANT USAGE, CREATE ON SCHEMA scratch18 TO PUBLIC');
+    await asMallory('CREATE TABLE scratch18.mine (id int)');
+    await p.dba('CREATE ROLE first18; CREATE ROLE lead18; CREATE ROLE heir18');
+    await settle();
+    await p.everywhere('SET ROLE first18; CREATE TABLE scratch18.report (id int); RESET ROLE');
+    await settle();
+    // Mallory's session quotes every identifier; a permission command of hers outside READ
+    // COMMITTED compares the role catalogs, and captures the DBA's drop before the watcher does.
+    // (She runs it in a loop; the daemon is stopped meanwhile here so that she surely wins
+    // the race with its role watcher, which looks every 500 ms by default.)
+    const quoting = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+    await quoting.connect();
+    await daemon.stop();
+    try {
+      await quoting.query('SET quote_all_identifiers = on');
+      await p.dba('REASSIGN OWNED BY first18 TO lead18; DROP OWNED BY first18; DROP ROLE first18');
+      await quoting.query(`BEGIN ISOLATION LEVEL REPEATABLE READ; GRANT SELECT ON scratch18.mine TO PUBLIC; COMMIT`);
+    } finally {
+      await quoting.end();
+      daemon = await p.startDaemon(config);
+    }
+    await settle();
+    const { rows } = await p.sourceClient.query<{ identity: string }>(
+      `SELECT identity FROM permsync.object_owners WHERE classid = 'pg_class'::regclass AND objid = 'scratch18.report'::regclass AND owner_oid = 'lead18'::regrole`,
+    );
+    const start = await lastCommitSeq();
+    await p.dba('REASSIGN OWNED BY lead18 TO heir18; DROP OWNED BY lead18; DROP ROLE lead18');
+    await settle();
+    await thenExpect(
+      {
+        noted: rows.map((r) => r.identity),
+        owner: await prodOwner('scratch18.report'),
+        state: await prodState(),
+        failed: await prodFailuresSince(start),
+      },
+      {
+        noted: ['scratch18.report'],
+        owner: 'heir18',
+        state: 'ok',
+        failed: [],
+      },
+    );
+  });
+});
+
 describe('role scope: roles provisioned on prod by hand', () => {
   it("where prod's rules keep CREATE and DROP ROLE off it, a role the source makes of a dropped role's name is not taken for prod's role", async () => {
     const q = await startPipeline(['prod']);

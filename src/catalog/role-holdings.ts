@@ -89,9 +89,10 @@ const OWNERS = `
     JOIN jsonb_to_recordset($1::jsonb) AS w(kind text, schema text, name text, args text)
       ON w.kind = o.kind AND w.schema IS NOT DISTINCT FROM o.schema
      AND w.name IS NOT DISTINCT FROM o.name AND w.args IS NOT DISTINCT FROM o.args
-    JOIN permsync.object_owners s ON s.classid = o.classid AND s.objid = o.objid AND s.owner_oid = $2::oid
-     AND s.identity = (pg_identify_object(o.classid, o.objid, 0)).identity
-   WHERE o.owner IS NOT NULL`;
+   WHERE o.owner IS NOT NULL
+     AND EXISTS (SELECT FROM permsync.object_owners s
+                  WHERE s.classid = o.classid AND s.objid = o.objid AND s.owner_oid = $2::oid
+                    AND s.identity = permsync.object_identity(o.classid, o.objid))`;
 
 type Granted = [privilege: string, grantable: boolean, grantor: string | null];
 
