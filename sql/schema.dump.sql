@@ -209,6 +209,9 @@ DECLARE
     starts       integer[] := '{0}';
     filled       integer := 0;
 BEGIN
+    IF EXISTS (SELECT FROM permsync.owners_to_follow) THEN
+        PERFORM permsync.follow_owners('{}');
+    END IF;
     IF permsync.role_snapshot_matches(false) THEN
         -- Nothing changed since the snapshot, so it holds what this statement sees: the
         -- snapshot's transaction has committed with its rows where it left them (stop
@@ -272,13 +275,8 @@ BEGIN
                                    state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
     -- Each object noted as a dropped role's gets a row of its owner now (see object_owners).
     IF old_state IS NOT NULL THEN
-        INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
-        SELECT DISTINCT w.classid, w.objid, w.owner_oid, permsync.object_identity(w.classid, w.objid)
-          FROM permsync.object_owners o
-          JOIN permsync.owners_now w ON w.classid = o.classid AND w.objid = o.objid
-         WHERE o.owner_oid IN (SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r WHERE NOT (state -> 'roles') ? r.key)
-           AND NOT EXISTS (SELECT FROM permsync.object_owners x
-                            WHERE x.classid = w.classid AND x.objid = w.objid AND x.owner_oid = w.owner_oid);
+        PERFORM permsync.follow_owners(ARRAY(SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r
+                                              WHERE NOT (state -> 'roles') ? r.key));
     END IF;
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
@@ -418,9 +416,12 @@ BEGIN
     -- Owners noted for objects gone without an event trigger (on 15 and earlier, a function
     -- of a temporary type's, dropped with its session's objects), and those of roles gone
     -- whose DROP ROLE no enabled environment has still to run (see object_owners).
+    -- Rows a login's open transaction holds are left for the next time.
     DELETE FROM permsync.object_owners o
-     WHERE NOT EXISTS (SELECT FROM permsync.owners_now w WHERE w.classid = o.classid AND w.objid = o.objid)
-       AND permsync.object_identity(o.classid, o.objid) IS NULL;
+     WHERE o.ctid IN (SELECT x.ctid FROM permsync.object_owners x
+                       WHERE NOT EXISTS (SELECT FROM permsync.owners_now w WHERE w.classid = x.classid AND w.objid = x.objid)
+                         AND permsync.object_identity(x.classid, x.objid) IS NULL
+                         FOR UPDATE SKIP LOCKED);
     WITH pending AS (
         SELECT DISTINCT v.value #>> '{}' AS owner_oid
           FROM permsync.v_batch_outcomes x
@@ -430,8 +431,10 @@ BEGIN
          CROSS JOIN LATERAL jsonb_each(t.statement -> 'oids') v
          WHERE NOT x.finished AND t.statement ->> 'kind' = 'DROP ROLE')
     DELETE FROM permsync.object_owners o
-     WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = o.owner_oid)
-       AND NOT EXISTS (SELECT FROM pending p WHERE p.owner_oid = o.owner_oid::text);
+     WHERE o.ctid IN (SELECT x.ctid FROM permsync.object_owners x
+                       WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = x.owner_oid)
+                         AND NOT EXISTS (SELECT FROM pending p WHERE p.owner_oid = x.owner_oid::text)
+                         FOR UPDATE SKIP LOCKED);
     RETURN NEXT;
 END
 $$;
@@ -549,6 +552,40 @@ CREATE FUNCTION permsync.enable_sync() RETURNS void
 
 
 ALTER FUNCTION permsync.enable_sync() OWNER TO postgres;
+
+--
+-- Name: follow_owners(oid[]); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.follow_owners(dropped oid[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    owners oid[];
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        INSERT INTO permsync.owners_to_follow (owner_oid) SELECT unnest(dropped);
+        RETURN;
+    END IF;
+    -- Rows another capture is following are its own.
+    WITH taken AS (
+        DELETE FROM permsync.owners_to_follow f
+         WHERE f.ctid IN (SELECT x.ctid FROM permsync.owners_to_follow x FOR UPDATE SKIP LOCKED)
+        RETURNING f.owner_oid)
+    SELECT array_agg(DISTINCT t.o) INTO owners
+      FROM (SELECT owner_oid FROM taken UNION SELECT unnest(dropped)) t(o);
+    IF owners IS NOT NULL THEN
+        PERFORM permsync.note_owners_of(
+                    (SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', o.classid, 'objid', o.objid))
+                       FROM permsync.object_owners o WHERE o.owner_oid = ANY (owners)),
+                    false);
+    END IF;
+END
+$$;
+
+
+ALTER FUNCTION permsync.follow_owners(dropped oid[]) OWNER TO postgres;
 
 --
 -- Name: get_sync_status(integer); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -1101,7 +1138,7 @@ BEGIN
               JOIN pg_depend d ON c.classid = 'pg_namespace'::regclass AND d.refclassid = 'pg_namespace'::regclass
                               AND d.refobjid = c.objid AND d.deptype = 'n') t;
     IF touched IS NOT NULL THEN
-        PERFORM permsync.note_owners_of(touched);
+        PERFORM permsync.note_owners_of(touched, true);
     END IF;
 END
 $$;
@@ -1110,30 +1147,34 @@ $$;
 ALTER FUNCTION permsync.note_owners() OWNER TO postgres;
 
 --
--- Name: note_owners_of(jsonb); Type: FUNCTION; Schema: permsync; Owner: postgres
+-- Name: note_owners_of(jsonb, boolean); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.note_owners_of(objects jsonb) RETURNS void
+CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean) RETURNS void
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     WITH now AS (
-        SELECT DISTINCT w.classid, w.objid, w.owner_oid, permsync.object_identity(w.classid, w.objid) AS identity
+        SELECT DISTINCT w.classid, w.objid, w.owner_oid, permsync.object_identity(w.classid, w.objid) AS identity,
+               moves AND age(w.written_by) <= age(pg_current_xact_id()::xid) AS moved
           FROM jsonb_to_recordset(objects) AS t(classid oid, objid oid)
-          JOIN permsync.owners_now w ON w.classid = t.classid AND w.objid = t.objid),
-    renamed AS (
-        UPDATE permsync.object_owners o SET identity = n.identity
-          FROM now n
-         WHERE o.classid = n.classid AND o.objid = n.objid AND o.owner_oid = n.owner_oid AND o.identity <> n.identity)
+          JOIN permsync.owners_now w ON w.classid = t.classid AND w.objid = t.objid
+         WHERE current_setting('transaction_isolation') = 'read committed'),
+    ended AS (
+        DELETE FROM permsync.object_owners o
+         USING now n
+         WHERE n.moved AND o.classid = n.classid AND o.objid = n.objid AND o.owner_oid <> n.owner_oid)
     INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
     SELECT n.classid, n.objid, n.owner_oid, n.identity
       FROM now n
-     WHERE NOT EXISTS (SELECT FROM permsync.object_owners o
-                        WHERE o.classid = n.classid AND o.objid = n.objid AND o.owner_oid = n.owner_oid);
+     WHERE n.identity IS NOT NULL
+       AND NOT EXISTS (SELECT FROM permsync.object_owners o
+                        WHERE o.classid = n.classid AND o.objid = n.objid AND o.owner_oid = n.owner_oid
+                          AND o.identity = n.identity);
 $$;
 
 
-ALTER FUNCTION permsync.note_owners_of(objects jsonb) OWNER TO postgres;
+ALTER FUNCTION permsync.note_owners_of(objects jsonb, moves boolean) OWNER TO postgres;
 
 --
 -- Name: notify_control(text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -3001,7 +3042,8 @@ ALTER TABLE permsync.operator_actions ALTER COLUMN id ADD GENERATED ALWAYS AS ID
 CREATE VIEW permsync.owners_now AS
  SELECT d.classid,
     d.objid,
-    d.refobjid AS owner_oid
+    d.refobjid AS owner_oid,
+    d.xmin AS written_by
    FROM pg_shdepend d
   WHERE ((d.deptype = 'o'::"char") AND (d.objsubid = 0) AND (d.classid <> ('pg_largeobject'::regclass)::oid) AND ((d.dbid = ( SELECT b.oid
            FROM pg_database b
@@ -3013,6 +3055,17 @@ CREATE VIEW permsync.owners_now AS
 
 
 ALTER TABLE permsync.owners_now OWNER TO postgres;
+
+--
+-- Name: owners_to_follow; Type: TABLE; Schema: permsync; Owner: postgres
+--
+
+CREATE TABLE permsync.owners_to_follow (
+    owner_oid oid NOT NULL
+);
+
+
+ALTER TABLE permsync.owners_to_follow OWNER TO postgres;
 
 --
 -- Name: retry_queue; Type: TABLE; Schema: permsync; Owner: postgres
@@ -3902,6 +3955,13 @@ GRANT ALL ON FUNCTION permsync.enable_sync() TO permsync_admin;
 
 
 --
+-- Name: FUNCTION follow_owners(dropped oid[]); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.follow_owners(dropped oid[]) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION get_sync_status(hours integer); Type: ACL; Schema: permsync; Owner: postgres
 --
 
@@ -3969,10 +4029,10 @@ REVOKE ALL ON FUNCTION permsync.note_owners() FROM PUBLIC;
 
 
 --
--- Name: FUNCTION note_owners_of(objects jsonb); Type: ACL; Schema: permsync; Owner: postgres
+-- Name: FUNCTION note_owners_of(objects jsonb, moves boolean); Type: ACL; Schema: permsync; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION permsync.note_owners_of(objects jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION permsync.note_owners_of(objects jsonb, moves boolean) FROM PUBLIC;
 
 
 --

@@ -1720,6 +1720,9 @@ DECLARE
     starts       integer[] := '{0}';
     filled       integer := 0;
 BEGIN
+    IF EXISTS (SELECT FROM permsync.owners_to_follow) THEN
+        PERFORM permsync.follow_owners('{}');
+    END IF;
     IF permsync.role_snapshot_matches(false) THEN
         -- Nothing changed since the snapshot, so it holds what this statement sees: the
         -- snapshot's transaction has committed with its rows where it left them (stop
@@ -1783,13 +1786,8 @@ BEGIN
                                    state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
     -- Each object noted as a dropped role's gets a row of its owner now (see object_owners).
     IF old_state IS NOT NULL THEN
-        INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
-        SELECT DISTINCT w.classid, w.objid, w.owner_oid, permsync.object_identity(w.classid, w.objid)
-          FROM permsync.object_owners o
-          JOIN permsync.owners_now w ON w.classid = o.classid AND w.objid = o.objid
-         WHERE o.owner_oid IN (SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r WHERE NOT (state -> 'roles') ? r.key)
-           AND NOT EXISTS (SELECT FROM permsync.object_owners x
-                            WHERE x.classid = w.classid AND x.objid = w.objid AND x.owner_oid = w.owner_oid);
+        PERFORM permsync.follow_owners(ARRAY(SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r
+                                              WHERE NOT (state -> 'roles') ? r.key));
     END IF;
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
@@ -2273,21 +2271,26 @@ SELECT m.server_key, m.role_oid, m.role_name, m.source_oid, m.how, m.recorded_by
 -- The owners permsync saw each object of this database have, by the owner's oid, each with
 -- the object's identity then (pg_identify_object's): every object's owner at install, then
 -- at each command that makes an object, can change its owner, or renames it or its schema
--- (permsync_owners, created last, below); an object's rows go when it is dropped. The
--- rows of its former owners stay: REASSIGN OWNED fires no event trigger, so after one the
--- object has a row of the role it was taken from, under its name then, whatever command
--- touches it afterwards. That is what the release before a DROP ROLE needs
--- (src/plan/release.ts): an object the dropped role owns on a target goes to the owner of
--- the source's object of its name only if the source's object was the dropped role's
--- under that name, not one a login made to look like it, nor one renamed since it left the
--- role. When the role watcher finds a role dropped, each object noted as its gets a row of
--- its owner now too, so that a release further down a chain of REASSIGN OWNED (a's objects
--- to b, a dropped; later b's to c, b dropped) finds it. A dropped role's rows go once no
--- enabled environment has its DROP ROLE still to run (cleanup_old_logs). Nothing here
--- waits on another transaction's rows: there is no unique key, and a row written twice
--- counts once. An object owned by the bootstrap superuser has no row (PostgreSQL records
--- no dependency on it), nor has a temporary one, nor a large object (drift does not
--- compare them, and lo_unlink fires no event trigger).
+-- (permsync_owners, created last, below); an object's rows go when it is dropped. Each row
+-- says that the object was that role's under that name. A command that gives an object
+-- another owner ends the rows of its former owners; REASSIGN OWNED fires no event trigger,
+-- so after one the object keeps a row of the role it was taken from, under its name then,
+-- whatever command touches it in a later transaction. That is what the release before a
+-- DROP ROLE needs (src/plan/release.ts): an object the dropped role owns on a target goes
+-- to the owner of the source's object of its name only if the source's object was the
+-- dropped role's under that name, not one a login made to look like it, nor one renamed
+-- after it left the role, nor one a command gave another owner since (which a target may
+-- have refused). When the role watcher finds a role dropped, each object noted as its
+-- gets a row of its owner now too, so that a release further down a chain of REASSIGN
+-- OWNED (a's objects to b, a dropped; later b's to c, b dropped) finds it. Rows are written
+-- only in READ COMMITTED transactions: an older snapshot may show an owner the object no
+-- longer has, with its name now (a role found dropped in another waits in
+-- owners_to_follow). A dropped role's rows go once no enabled environment has
+-- its DROP ROLE still to run (cleanup_old_logs). Nothing on a DBA's path waits on another
+-- transaction's rows but the object's own, which its command holds a lock on: there is no
+-- unique key, and no row is updated. An object owned by the bootstrap superuser has no row
+-- (PostgreSQL records no dependency on it), nor has a temporary one, nor a large object
+-- (drift does not compare them, and lo_unlink fires no event trigger).
 CREATE TABLE permsync.object_owners (
     classid   oid NOT NULL,
     objid     oid NOT NULL,
@@ -2296,6 +2299,12 @@ CREATE TABLE permsync.object_owners (
 );
 CREATE INDEX object_owners_object_idx ON permsync.object_owners (classid, objid);
 CREATE INDEX object_owners_owner_idx ON permsync.object_owners (owner_oid);
+
+-- Roles found dropped in a transaction that could not note the owners their objects have
+-- now (one not READ COMMITTED): the next capture_role_changes in one notes them.
+CREATE TABLE permsync.owners_to_follow (
+    owner_oid oid NOT NULL
+);
 
 -- An object's identity, however the session quotes identifiers.
 CREATE FUNCTION permsync.object_identity(classid oid, objid oid)
@@ -2310,7 +2319,7 @@ $fn$;
 -- Every object's owner now, as pg_shdepend records it: this database's objects, and its
 -- subscriptions (recorded as the cluster's).
 CREATE VIEW permsync.owners_now AS
-SELECT d.classid, d.objid, d.refobjid AS owner_oid
+SELECT d.classid, d.objid, d.refobjid AS owner_oid, d.xmin AS written_by
   FROM pg_catalog.pg_shdepend d
  WHERE d.deptype = 'o' AND d.objsubid = 0 AND d.classid <> 'pg_catalog.pg_largeobject'::pg_catalog.regclass
    AND (d.dbid = (SELECT b.oid FROM pg_catalog.pg_database b WHERE b.datname = pg_catalog.current_database())
@@ -2321,31 +2330,68 @@ SELECT d.classid, d.objid, d.refobjid AS owner_oid
                                              WHERE b.datname = pg_catalog.current_database()))));
 
 -- Notes each object's owner now, under its identity now, where that is not noted yet.
-CREATE FUNCTION permsync.note_owners_of(objects jsonb)
+-- With `moves`, an owner given in this transaction (its pg_shdepend row written since the
+-- transaction began: a command's owner change, seen) ends the rows of the object's former
+-- owners; one given before, by no command permsync saw (REASSIGN OWNED), does not.
+CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
     WITH now AS (
-        SELECT DISTINCT w.classid, w.objid, w.owner_oid, permsync.object_identity(w.classid, w.objid) AS identity
+        SELECT DISTINCT w.classid, w.objid, w.owner_oid, permsync.object_identity(w.classid, w.objid) AS identity,
+               moves AND age(w.written_by) <= age(pg_current_xact_id()::xid) AS moved
           FROM jsonb_to_recordset(objects) AS t(classid oid, objid oid)
-          JOIN permsync.owners_now w ON w.classid = t.classid AND w.objid = t.objid),
-    renamed AS (
-        UPDATE permsync.object_owners o SET identity = n.identity
-          FROM now n
-         WHERE o.classid = n.classid AND o.objid = n.objid AND o.owner_oid = n.owner_oid AND o.identity <> n.identity)
+          JOIN permsync.owners_now w ON w.classid = t.classid AND w.objid = t.objid
+         WHERE current_setting('transaction_isolation') = 'read committed'),
+    ended AS (
+        DELETE FROM permsync.object_owners o
+         USING now n
+         WHERE n.moved AND o.classid = n.classid AND o.objid = n.objid AND o.owner_oid <> n.owner_oid)
     INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
     SELECT n.classid, n.objid, n.owner_oid, n.identity
       FROM now n
-     WHERE NOT EXISTS (SELECT FROM permsync.object_owners o
-                        WHERE o.classid = n.classid AND o.objid = n.objid AND o.owner_oid = n.owner_oid);
+     WHERE n.identity IS NOT NULL
+       AND NOT EXISTS (SELECT FROM permsync.object_owners o
+                        WHERE o.classid = n.classid AND o.objid = n.objid AND o.owner_oid = n.owner_oid
+                          AND o.identity = n.identity);
+$fn$;
+
+-- The objects noted as the `dropped` roles' (and those of roles that waited in
+-- owners_to_follow) get a row of their owner now, where the transaction may note it; else
+-- the roles wait there.
+CREATE FUNCTION permsync.follow_owners(dropped oid[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    owners oid[];
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        INSERT INTO permsync.owners_to_follow (owner_oid) SELECT unnest(dropped);
+        RETURN;
+    END IF;
+    -- Rows another capture is following are its own.
+    WITH taken AS (
+        DELETE FROM permsync.owners_to_follow f
+         WHERE f.ctid IN (SELECT x.ctid FROM permsync.owners_to_follow x FOR UPDATE SKIP LOCKED)
+        RETURNING f.owner_oid)
+    SELECT array_agg(DISTINCT t.o) INTO owners
+      FROM (SELECT owner_oid FROM taken UNION SELECT unnest(dropped)) t(o);
+    IF owners IS NOT NULL THEN
+        PERFORM permsync.note_owners_of(
+                    (SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', o.classid, 'objid', o.objid))
+                       FROM permsync.object_owners o WHERE o.owner_oid = ANY (owners)),
+                    false);
+    END IF;
+END
 $fn$;
 
 -- The event trigger permsync_owners: the owners of the commands' objects (an operator's
 -- commutator and negator too, which CREATE OPERATOR may make as shells; what is in a
--- schema renamed), and what a DROP took away. The rows of the objects' former owners keep
--- their identity: a rename after REASSIGN OWNED does not carry them along. It runs as its
--- owner, so that the DBA's command may write the table.
+-- schema renamed), and what a DROP took away. It runs as its owner, so that the DBA's
+-- command may write the table.
 CREATE FUNCTION permsync.note_owners()
 RETURNS event_trigger
 LANGUAGE plpgsql
@@ -2378,7 +2424,7 @@ BEGIN
               JOIN pg_depend d ON c.classid = 'pg_namespace'::regclass AND d.refclassid = 'pg_namespace'::regclass
                               AND d.refobjid = c.objid AND d.deptype = 'n') t;
     IF touched IS NOT NULL THEN
-        PERFORM permsync.note_owners_of(touched);
+        PERFORM permsync.note_owners_of(touched, true);
     END IF;
 END
 $fn$;
@@ -3090,9 +3136,12 @@ BEGIN
     -- Owners noted for objects gone without an event trigger (on 15 and earlier, a function
     -- of a temporary type's, dropped with its session's objects), and those of roles gone
     -- whose DROP ROLE no enabled environment has still to run (see object_owners).
+    -- Rows a login's open transaction holds are left for the next time.
     DELETE FROM permsync.object_owners o
-     WHERE NOT EXISTS (SELECT FROM permsync.owners_now w WHERE w.classid = o.classid AND w.objid = o.objid)
-       AND permsync.object_identity(o.classid, o.objid) IS NULL;
+     WHERE o.ctid IN (SELECT x.ctid FROM permsync.object_owners x
+                       WHERE NOT EXISTS (SELECT FROM permsync.owners_now w WHERE w.classid = x.classid AND w.objid = x.objid)
+                         AND permsync.object_identity(x.classid, x.objid) IS NULL
+                         FOR UPDATE SKIP LOCKED);
     WITH pending AS (
         SELECT DISTINCT v.value #>> '{}' AS owner_oid
           FROM permsync.v_batch_outcomes x
@@ -3102,8 +3151,10 @@ BEGIN
          CROSS JOIN LATERAL jsonb_each(t.statement -> 'oids') v
          WHERE NOT x.finished AND t.statement ->> 'kind' = 'DROP ROLE')
     DELETE FROM permsync.object_owners o
-     WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = o.owner_oid)
-       AND NOT EXISTS (SELECT FROM pending p WHERE p.owner_oid = o.owner_oid::text);
+     WHERE o.ctid IN (SELECT x.ctid FROM permsync.object_owners x
+                       WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = x.owner_oid)
+                         AND NOT EXISTS (SELECT FROM pending p WHERE p.owner_oid = x.owner_oid::text)
+                         FOR UPDATE SKIP LOCKED);
     RETURN NEXT;
 END
 $fn$;

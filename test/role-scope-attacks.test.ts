@@ -1127,3 +1127,126 @@ describe('role scope: spare names', () => {
     }
   });
 });
+
+describe('role scope: object_owners, a third attacker read', () => {
+  it("a login's REPEATABLE READ transaction begun before a DBA's REASSIGN OWNED does not rename the dropped role's note of what she got, to take a table the role owns on prod alone", async () => {
+    await p.everywhere('CREATE SCHEMA scratch31; GRANT USAGE, CREATE ON SCHEMA scratch31 TO PUBLIC');
+    await p.dba('CREATE ROLE contractor31');
+    await settle();
+    // The contractor's scratch table on the source, and a table of the contractor's on prod alone.
+    await p.dba('SET ROLE contractor31; CREATE TABLE scratch31.tmp_import (id int); RESET ROLE');
+    await prod.query('CREATE TABLE scratch31.payroll (id int); ALTER TABLE scratch31.payroll OWNER TO contractor31');
+    await settle();
+    // Mallory keeps a REPEATABLE READ transaction open, its snapshot taken while the contractor owns the table.
+    const stale = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+    await stale.connect();
+    try {
+      await stale.query('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
+      // The contractor leaves; a DBA gives mallory what the contractor owned on the source.
+      await p.dba('REASSIGN OWNED BY contractor31 TO mallory');
+      // In her old snapshot pg_shdepend still names the contractor as the owner: her rename refreshes the contractor's note.
+      await stale.query('ALTER TABLE scratch31.tmp_import RENAME TO payroll');
+      await stale.query('COMMIT');
+    } finally {
+      await stale.end();
+    }
+    const { rows: noted } = await p.sourceClient.query<{ owner: string; identity: string }>(
+      `SELECT coalesce(owner_oid::regrole::text, owner_oid::text) AS owner, identity FROM permsync.object_owners
+        WHERE classid = 'pg_class'::regclass AND objid = 'scratch31.payroll'::regclass ORDER BY 1`,
+    );
+    const start = await lastCommitSeq();
+    await p.dba('DROP OWNED BY contractor31; DROP ROLE contractor31');
+    await untilProdRan(start);
+    const outcome = {
+      noted,
+      owner: await prodOwner('scratch31.payroll'),
+      reads: await malloryReadsOnly('scratch31.payroll'),
+      state: await prodState(),
+    };
+    if ((await prodState()) === 'held') {
+      await skipProdHold();
+      await settle();
+    }
+    expect(outcome).toEqual({
+      noted: [{ owner: 'contractor31', identity: 'scratch31.tmp_import' }],
+      owner: 'contractor31',
+      reads: false,
+      state: 'held',
+    });
+  });
+
+  it("a login's open transaction that renamed a table of hers does not stall a DBA's rename of the schema it is in", async () => {
+    await p.everywhere('CREATE SCHEMA app32; GRANT USAGE, CREATE ON SCHEMA app32 TO PUBLIC');
+    await asMallory('CREATE TABLE app32.mine (id int)');
+    const holder = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+    await holder.connect();
+    const dba = new pg.Client(p.source.url);
+    await dba.connect();
+    try {
+      // Her rename updates her note of the table, and she leaves the transaction open.
+      await holder.query('BEGIN; ALTER TABLE app32.mine RENAME TO mine2');
+      // PostgreSQL itself makes a schema's rename wait on nothing in it.
+      await dba.query('SET statement_timeout = 5000');
+      const renamed = await dba.query('ALTER SCHEMA app32 RENAME TO app32_renamed').then(
+        () => 'ok',
+        (error: Error) => error.message,
+      );
+      expect(renamed).toBe('ok');
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      await holder.end();
+      await dba.end();
+      await settle();
+    }
+  });
+  it("a login's open transaction that dropped a table of hers does not stall retention (cleanup_old_logs), nor the environments' rows it locks", async () => {
+    await p.everywhere('CREATE SCHEMA scratch33; GRANT USAGE, CREATE ON SCHEMA scratch33 TO PUBLIC');
+    // A role of hers makes a table, gives it to her, and is dropped: its note of the table stays until retention.
+    await asMallory(`CREATE ROLE m33; GRANT m33 TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
+    await asMallory(`SET ROLE m33; CREATE TABLE scratch33.t (id int); RESET ROLE; ALTER TABLE scratch33.t OWNER TO ${MALLORY}; DROP ROLE m33`);
+    await settle();
+    const holder = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+    await holder.connect();
+    const dba = new pg.Client(p.source.url);
+    await dba.connect();
+    try {
+      // Her DROP TABLE deletes the table's notes (the dropped role's with them), and she leaves the transaction open.
+      await holder.query('BEGIN; DROP TABLE scratch33.t');
+      await dba.query('SET statement_timeout = 5000');
+      const cleaned = await dba.query('SELECT * FROM permsync.cleanup_old_logs()').then(
+        () => 'ok',
+        (error: Error) => error.message,
+      );
+      expect(cleaned).toBe('ok');
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      await holder.end();
+      await dba.end();
+      await settle();
+    }
+  });
+
+  it("a table a DBA gave mallory on the source, whose batch an operator skipped on prod, is not handed to her on prod by the release of its former owner's DROP ROLE", async () => {
+    await p.everywhere('CREATE SCHEMA scratch34; GRANT USAGE, CREATE ON SCHEMA scratch34 TO PUBLIC');
+    await p.dba('CREATE ROLE owner34');
+    await settle();
+    await p.everywhere('SET ROLE owner34; CREATE TABLE scratch34.ledger (id int); RESET ROLE');
+    await p.dba('CREATE TABLE scratch34.source_only (id int)');
+    await settle();
+    // The DBA gives mallory the table on the source; prod holds on the batch, and an operator skips it there.
+    await p.dba(`ALTER TABLE scratch34.ledger OWNER TO ${MALLORY}; GRANT SELECT ON scratch34.source_only TO PUBLIC`);
+    await skipProdHold();
+    await settle();
+    const skipped = await prodOwner('scratch34.ledger');
+    // Later the role, which owns nothing on the source now, is dropped.
+    const start = await lastCommitSeq();
+    await p.dba('DROP ROLE owner34');
+    await untilProdRan(start);
+    const outcome = { skipped, owner: await prodOwner('scratch34.ledger'), state: await prodState() };
+    if ((await prodState()) === 'held') {
+      await skipProdHold();
+      await settle();
+    }
+    expect(outcome).toEqual({ skipped: 'owner34', owner: 'owner34', state: 'held' });
+  });
+});
