@@ -209,9 +209,6 @@ DECLARE
     starts       integer[] := '{0}';
     filled       integer := 0;
 BEGIN
-    IF EXISTS (SELECT FROM permsync.owners_to_follow) THEN
-        PERFORM permsync.follow_owners('{}');
-    END IF;
     IF permsync.role_snapshot_matches(false) THEN
         -- Nothing changed since the snapshot, so it holds what this statement sees: the
         -- snapshot's transaction has committed with its rows where it left them (stop
@@ -275,8 +272,12 @@ BEGIN
                                    state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
     -- Each object noted as a dropped role's gets a row of its owner now (see object_owners).
     IF old_state IS NOT NULL THEN
-        PERFORM permsync.follow_owners(ARRAY(SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r
-                                              WHERE NOT (state -> 'roles') ? r.key));
+        PERFORM permsync.note_owners_of(
+                    (SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', o.classid, 'objid', o.objid))
+                       FROM permsync.object_owners o
+                      WHERE o.owner_oid IN (SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r
+                                             WHERE NOT (state -> 'roles') ? r.key)),
+                    false);
     END IF;
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
@@ -419,8 +420,7 @@ BEGIN
     -- Rows a login's open transaction holds are left for the next time.
     DELETE FROM permsync.object_owners o
      WHERE o.ctid IN (SELECT x.ctid FROM permsync.object_owners x
-                       WHERE NOT EXISTS (SELECT FROM permsync.owners_now w WHERE w.classid = x.classid AND w.objid = x.objid)
-                         AND permsync.object_identity(x.classid, x.objid) IS NULL
+                       WHERE NOT EXISTS (SELECT FROM permsync.object_facts(x.classid, x.objid))
                          FOR UPDATE SKIP LOCKED);
     WITH pending AS (
         SELECT DISTINCT v.value #>> '{}' AS owner_oid
@@ -552,40 +552,6 @@ CREATE FUNCTION permsync.enable_sync() RETURNS void
 
 
 ALTER FUNCTION permsync.enable_sync() OWNER TO postgres;
-
---
--- Name: follow_owners(oid[]); Type: FUNCTION; Schema: permsync; Owner: postgres
---
-
-CREATE FUNCTION permsync.follow_owners(dropped oid[]) RETURNS void
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    owners oid[];
-BEGIN
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        INSERT INTO permsync.owners_to_follow (owner_oid) SELECT unnest(dropped);
-        RETURN;
-    END IF;
-    -- Rows another capture is following are its own.
-    WITH taken AS (
-        DELETE FROM permsync.owners_to_follow f
-         WHERE f.ctid IN (SELECT x.ctid FROM permsync.owners_to_follow x FOR UPDATE SKIP LOCKED)
-        RETURNING f.owner_oid)
-    SELECT array_agg(DISTINCT t.o) INTO owners
-      FROM (SELECT owner_oid FROM taken UNION SELECT unnest(dropped)) t(o);
-    IF owners IS NOT NULL THEN
-        PERFORM permsync.note_owners_of(
-                    (SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', o.classid, 'objid', o.objid))
-                       FROM permsync.object_owners o WHERE o.owner_oid = ANY (owners)),
-                    false);
-    END IF;
-END
-$$;
-
-
-ALTER FUNCTION permsync.follow_owners(dropped oid[]) OWNER TO postgres;
 
 --
 -- Name: get_sync_status(integer); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -1133,10 +1099,14 @@ BEGIN
              CROSS JOIN LATERAL unnest(ARRAY[p.oprcom, p.oprnegate]) x
              WHERE x <> 0
             UNION
+            -- Of what is in a schema renamed, only what the login may act as the owner of: a
+            -- schema's owner does not name the objects others have in it.
             SELECT d.classid, d.objid
               FROM commands c
               JOIN pg_depend d ON c.classid = 'pg_namespace'::regclass AND d.refclassid = 'pg_namespace'::regclass
-                              AND d.refobjid = c.objid AND d.deptype = 'n') t;
+                              AND d.refobjid = c.objid AND d.deptype = 'n'
+             WHERE EXISTS (SELECT FROM permsync.object_facts(d.classid, d.objid) f
+                            WHERE pg_has_role(session_user, f.owner_oid, 'MEMBER'))) t;
     IF touched IS NOT NULL THEN
         PERFORM permsync.note_owners_of(touched, true);
     END IF;
@@ -1155,11 +1125,14 @@ CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean) RETURNS vo
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     WITH now AS (
-        SELECT DISTINCT w.classid, w.objid, w.owner_oid, permsync.object_identity(w.classid, w.objid) AS identity,
-               moves AND age(w.written_by) <= age(pg_current_xact_id()::xid) AS moved
+        SELECT DISTINCT t.classid, t.objid, f.owner_oid, f.identity,
+               moves AND EXISTS (SELECT FROM pg_shdepend d
+                                  WHERE d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0
+                                    AND d.deptype = 'o' AND d.refobjid = f.owner_oid
+                                    AND age(d.xmin) <= age(pg_current_xact_id()::xid)) AS moved
           FROM jsonb_to_recordset(objects) AS t(classid oid, objid oid)
-          JOIN permsync.owners_now w ON w.classid = t.classid AND w.objid = t.objid
-         WHERE current_setting('transaction_isolation') = 'read committed'),
+         CROSS JOIN LATERAL permsync.object_facts(t.classid, t.objid) f
+         WHERE f.owner_oid <> 10 AND f.identity !~ '^[a-z_]+ pg_temp_[0-9]+\.'),
     ended AS (
         DELETE FROM permsync.object_owners o
          USING now n
@@ -1167,8 +1140,7 @@ CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean) RETURNS vo
     INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
     SELECT n.classid, n.objid, n.owner_oid, n.identity
       FROM now n
-     WHERE n.identity IS NOT NULL
-       AND NOT EXISTS (SELECT FROM permsync.object_owners o
+     WHERE NOT EXISTS (SELECT FROM permsync.object_owners o
                         WHERE o.classid = n.classid AND o.objid = n.objid AND o.owner_oid = n.owner_oid
                           AND o.identity = n.identity);
 $$;
@@ -1189,19 +1161,83 @@ CREATE FUNCTION permsync.notify_control(action text, env text) RETURNS void
 ALTER FUNCTION permsync.notify_control(action text, env text) OWNER TO postgres;
 
 --
--- Name: object_identity(oid, oid); Type: FUNCTION; Schema: permsync; Owner: postgres
+-- Name: object_facts(oid, oid); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.object_identity(classid oid, objid oid) RETURNS text
+CREATE FUNCTION permsync.object_facts(classid oid, objid oid) RETURNS TABLE(owner_oid oid, identity text)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET quote_all_identifiers TO 'off'
     AS $$
-    SELECT (pg_identify_object(classid, objid, 0)).identity
+    SELECT c.relowner, 'pg_class ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE classid = 'pg_class'::regclass AND c.oid = objid
+    UNION ALL
+    SELECT p.proowner, 'pg_proc ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname)
+                       || '(' || oidvectortypes(p.proargtypes) || ')'
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE classid = 'pg_proc'::regclass AND p.oid = objid
+    UNION ALL
+    SELECT t.typowner, 'pg_type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname)
+      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+     WHERE classid = 'pg_type'::regclass AND t.oid = objid
+    UNION ALL
+    SELECT n.nspowner, 'pg_namespace ' || quote_ident(n.nspname)
+      FROM pg_namespace n WHERE classid = 'pg_namespace'::regclass AND n.oid = objid
+    UNION ALL
+    SELECT l.lanowner, 'pg_language ' || quote_ident(l.lanname)
+      FROM pg_language l WHERE classid = 'pg_language'::regclass AND l.oid = objid
+    UNION ALL
+    SELECT w.fdwowner, 'pg_foreign_data_wrapper ' || quote_ident(w.fdwname)
+      FROM pg_foreign_data_wrapper w WHERE classid = 'pg_foreign_data_wrapper'::regclass AND w.oid = objid
+    UNION ALL
+    SELECT v.srvowner, 'pg_foreign_server ' || quote_ident(v.srvname)
+      FROM pg_foreign_server v WHERE classid = 'pg_foreign_server'::regclass AND v.oid = objid
+    UNION ALL
+    SELECT b.pubowner, 'pg_publication ' || quote_ident(b.pubname)
+      FROM pg_publication b WHERE classid = 'pg_publication'::regclass AND b.oid = objid
+    UNION ALL
+    SELECT u.subowner, 'pg_subscription ' || quote_ident(u.subname)
+      FROM pg_subscription u
+     WHERE classid = 'pg_subscription'::regclass AND u.oid = objid
+       AND u.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+    UNION ALL
+    SELECT x.collowner, 'pg_collation ' || quote_ident(n.nspname) || '.' || quote_ident(x.collname)
+      FROM pg_collation x JOIN pg_namespace n ON n.oid = x.collnamespace
+     WHERE classid = 'pg_collation'::regclass AND x.oid = objid
+    UNION ALL
+    SELECT x.conowner, 'pg_conversion ' || quote_ident(n.nspname) || '.' || quote_ident(x.conname)
+      FROM pg_conversion x JOIN pg_namespace n ON n.oid = x.connamespace
+     WHERE classid = 'pg_conversion'::regclass AND x.oid = objid
+    UNION ALL
+    SELECT x.stxowner, 'pg_statistic_ext ' || quote_ident(n.nspname) || '.' || quote_ident(x.stxname)
+      FROM pg_statistic_ext x JOIN pg_namespace n ON n.oid = x.stxnamespace
+     WHERE classid = 'pg_statistic_ext'::regclass AND x.oid = objid
+    UNION ALL
+    SELECT x.cfgowner, 'pg_ts_config ' || quote_ident(n.nspname) || '.' || quote_ident(x.cfgname)
+      FROM pg_ts_config x JOIN pg_namespace n ON n.oid = x.cfgnamespace
+     WHERE classid = 'pg_ts_config'::regclass AND x.oid = objid
+    UNION ALL
+    SELECT x.dictowner, 'pg_ts_dict ' || quote_ident(n.nspname) || '.' || quote_ident(x.dictname)
+      FROM pg_ts_dict x JOIN pg_namespace n ON n.oid = x.dictnamespace
+     WHERE classid = 'pg_ts_dict'::regclass AND x.oid = objid
+    UNION ALL
+    SELECT o.oprowner, 'pg_operator ' || quote_ident(n.nspname) || '.' || o.oprname
+                       || '(' || format_type(o.oprleft, NULL) || ', ' || format_type(o.oprright, NULL) || ')'
+      FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+     WHERE classid = 'pg_operator'::regclass AND o.oid = objid
+    UNION ALL
+    SELECT x.opcowner, 'pg_opclass ' || quote_ident(n.nspname) || '.' || quote_ident(x.opcname) || ' ' || a.amname
+      FROM pg_opclass x JOIN pg_namespace n ON n.oid = x.opcnamespace JOIN pg_am a ON a.oid = x.opcmethod
+     WHERE classid = 'pg_opclass'::regclass AND x.oid = objid
+    UNION ALL
+    SELECT x.opfowner, 'pg_opfamily ' || quote_ident(n.nspname) || '.' || quote_ident(x.opfname) || ' ' || a.amname
+      FROM pg_opfamily x JOIN pg_namespace n ON n.oid = x.opfnamespace JOIN pg_am a ON a.oid = x.opfmethod
+     WHERE classid = 'pg_opfamily'::regclass AND x.oid = objid
 $$;
 
 
-ALTER FUNCTION permsync.object_identity(classid oid, objid oid) OWNER TO postgres;
+ALTER FUNCTION permsync.object_facts(classid oid, objid oid) OWNER TO postgres;
 
 --
 -- Name: operator_actions_guard(); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -3036,38 +3072,6 @@ ALTER TABLE permsync.operator_actions ALTER COLUMN id ADD GENERATED ALWAYS AS ID
 
 
 --
--- Name: owners_now; Type: VIEW; Schema: permsync; Owner: postgres
---
-
-CREATE VIEW permsync.owners_now AS
- SELECT d.classid,
-    d.objid,
-    d.refobjid AS owner_oid,
-    d.xmin AS written_by
-   FROM pg_shdepend d
-  WHERE ((d.deptype = 'o'::"char") AND (d.objsubid = 0) AND (d.classid <> ('pg_largeobject'::regclass)::oid) AND ((d.dbid = ( SELECT b.oid
-           FROM pg_database b
-          WHERE (b.datname = current_database()))) OR ((d.dbid = (0)::oid) AND (d.classid = ('pg_subscription'::regclass)::oid) AND (EXISTS ( SELECT
-           FROM pg_subscription s
-          WHERE ((s.oid = d.objid) AND (s.subdbid = ( SELECT b.oid
-                   FROM pg_database b
-                  WHERE (b.datname = current_database())))))))));
-
-
-ALTER TABLE permsync.owners_now OWNER TO postgres;
-
---
--- Name: owners_to_follow; Type: TABLE; Schema: permsync; Owner: postgres
---
-
-CREATE TABLE permsync.owners_to_follow (
-    owner_oid oid NOT NULL
-);
-
-
-ALTER TABLE permsync.owners_to_follow OWNER TO postgres;
-
---
 -- Name: retry_queue; Type: TABLE; Schema: permsync; Owner: postgres
 --
 
@@ -3955,13 +3959,6 @@ GRANT ALL ON FUNCTION permsync.enable_sync() TO permsync_admin;
 
 
 --
--- Name: FUNCTION follow_owners(dropped oid[]); Type: ACL; Schema: permsync; Owner: postgres
---
-
-REVOKE ALL ON FUNCTION permsync.follow_owners(dropped oid[]) FROM PUBLIC;
-
-
---
 -- Name: FUNCTION get_sync_status(hours integer); Type: ACL; Schema: permsync; Owner: postgres
 --
 
@@ -4043,11 +4040,11 @@ REVOKE ALL ON FUNCTION permsync.notify_control(action text, env text) FROM PUBLI
 
 
 --
--- Name: FUNCTION object_identity(classid oid, objid oid); Type: ACL; Schema: permsync; Owner: postgres
+-- Name: FUNCTION object_facts(classid oid, objid oid); Type: ACL; Schema: permsync; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION permsync.object_identity(classid oid, objid oid) FROM PUBLIC;
-GRANT ALL ON FUNCTION permsync.object_identity(classid oid, objid oid) TO permsync_daemon;
+REVOKE ALL ON FUNCTION permsync.object_facts(classid oid, objid oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.object_facts(classid oid, objid oid) TO permsync_daemon;
 
 
 --

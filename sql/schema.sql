@@ -1720,9 +1720,6 @@ DECLARE
     starts       integer[] := '{0}';
     filled       integer := 0;
 BEGIN
-    IF EXISTS (SELECT FROM permsync.owners_to_follow) THEN
-        PERFORM permsync.follow_owners('{}');
-    END IF;
     IF permsync.role_snapshot_matches(false) THEN
         -- Nothing changed since the snapshot, so it holds what this statement sees: the
         -- snapshot's transaction has committed with its rows where it left them (stop
@@ -1786,8 +1783,12 @@ BEGIN
                                    state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
     -- Each object noted as a dropped role's gets a row of its owner now (see object_owners).
     IF old_state IS NOT NULL THEN
-        PERFORM permsync.follow_owners(ARRAY(SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r
-                                              WHERE NOT (state -> 'roles') ? r.key));
+        PERFORM permsync.note_owners_of(
+                    (SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', o.classid, 'objid', o.objid))
+                       FROM permsync.object_owners o
+                      WHERE o.owner_oid IN (SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r
+                                             WHERE NOT (state -> 'roles') ? r.key)),
+                    false);
     END IF;
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
@@ -2269,28 +2270,26 @@ SELECT m.server_key, m.role_oid, m.role_name, m.source_oid, m.how, m.recorded_by
  WHERE NOT EXISTS (SELECT FROM permsync.environments e WHERE coalesce(e.server_key, e.name) = m.server_key);
 
 -- The owners permsync saw each object of this database have, by the owner's oid, each with
--- the object's identity then (pg_identify_object's): every object's owner at install, then
--- at each command that makes an object, can change its owner, or renames it or its schema
+-- the object's identity then (object_facts): every object's owner at install, then at each
+-- command that makes an object, can change its owner, or renames it or its schema
 -- (permsync_owners, created last, below); an object's rows go when it is dropped. Each row
--- says that the object was that role's under that name. A command that gives an object
--- another owner ends the rows of its former owners; REASSIGN OWNED fires no event trigger,
--- so after one the object keeps a row of the role it was taken from, under its name then,
--- whatever command touches it in a later transaction. That is what the release before a
--- DROP ROLE needs (src/plan/release.ts): an object the dropped role owns on a target goes
--- to the owner of the source's object of its name only if the source's object was the
--- dropped role's under that name, not one a login made to look like it, nor one renamed
--- after it left the role, nor one a command gave another owner since (which a target may
--- have refused). When the role watcher finds a role dropped, each object noted as its
--- gets a row of its owner now too, so that a release further down a chain of REASSIGN
--- OWNED (a's objects to b, a dropped; later b's to c, b dropped) finds it. Rows are written
--- only in READ COMMITTED transactions: an older snapshot may show an owner the object no
--- longer has, with its name now (a role found dropped in another waits in
--- owners_to_follow). A dropped role's rows go once no enabled environment has
--- its DROP ROLE still to run (cleanup_old_logs). Nothing on a DBA's path waits on another
--- transaction's rows but the object's own, which its command holds a lock on: there is no
--- unique key, and no row is updated. An object owned by the bootstrap superuser has no row
--- (PostgreSQL records no dependency on it), nor has a temporary one, nor a large object
--- (drift does not compare them, and lo_unlink fires no event trigger).
+-- says that the object was that role's under that name, both read from one version of the
+-- object's catalog row, so that it holds in whatever snapshot it was read. A command that
+-- gives an object another owner ends the rows of its former owners; REASSIGN OWNED fires
+-- no event trigger, so after one the object keeps a row of the role it was taken from,
+-- under its name then, whatever command touches it in a later transaction. That is what
+-- the release before a DROP ROLE needs (src/plan/release.ts): an object the dropped role
+-- owns on a target goes to the owner of the source's object of its name only if the
+-- source's object was the dropped role's under that name, not one a login made to look
+-- like it, nor one renamed after it left the role, nor one a command gave another owner
+-- since (which a target may have refused). When the role watcher finds a role dropped,
+-- each object noted as its gets a row of its owner then too, so that a release further
+-- down a chain of REASSIGN OWNED (a's objects to b, a dropped; later b's to c, b dropped)
+-- finds it. A dropped role's rows go once no enabled environment has its DROP ROLE still
+-- to run (cleanup_old_logs). Nothing on a DBA's path waits on another transaction's rows
+-- but the object's own, which its command holds a lock on: there is no unique key, and no
+-- row is updated. An object owned by the bootstrap superuser has no row, nor has a
+-- temporary one, nor a large object (drift does not compare them).
 CREATE TABLE permsync.object_owners (
     classid   oid NOT NULL,
     objid     oid NOT NULL,
@@ -2300,37 +2299,86 @@ CREATE TABLE permsync.object_owners (
 CREATE INDEX object_owners_object_idx ON permsync.object_owners (classid, objid);
 CREATE INDEX object_owners_owner_idx ON permsync.object_owners (owner_oid);
 
--- Roles found dropped in a transaction that could not note the owners their objects have
--- now (one not READ COMMITTED): the next capture_role_changes in one notes them.
-CREATE TABLE permsync.owners_to_follow (
-    owner_oid oid NOT NULL
-);
-
--- An object's identity, however the session quotes identifiers.
-CREATE FUNCTION permsync.object_identity(classid oid, objid oid)
-RETURNS text
+-- An object's owner and identity (its catalog, schema, name and arguments), from one
+-- version of its catalog row in the statement's snapshot: none for an object that is not
+-- there, or of a kind drift does not compare. The search path and quoting are pinned, so
+-- that names print the same whatever the session's.
+CREATE FUNCTION permsync.object_facts(classid oid, objid oid)
+RETURNS TABLE (owner_oid oid, identity text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 SET quote_all_identifiers = off
 AS $fn$
-    SELECT (pg_identify_object(classid, objid, 0)).identity
+    SELECT c.relowner, 'pg_class ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE classid = 'pg_class'::regclass AND c.oid = objid
+    UNION ALL
+    SELECT p.proowner, 'pg_proc ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname)
+                       || '(' || oidvectortypes(p.proargtypes) || ')'
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE classid = 'pg_proc'::regclass AND p.oid = objid
+    UNION ALL
+    SELECT t.typowner, 'pg_type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname)
+      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+     WHERE classid = 'pg_type'::regclass AND t.oid = objid
+    UNION ALL
+    SELECT n.nspowner, 'pg_namespace ' || quote_ident(n.nspname)
+      FROM pg_namespace n WHERE classid = 'pg_namespace'::regclass AND n.oid = objid
+    UNION ALL
+    SELECT l.lanowner, 'pg_language ' || quote_ident(l.lanname)
+      FROM pg_language l WHERE classid = 'pg_language'::regclass AND l.oid = objid
+    UNION ALL
+    SELECT w.fdwowner, 'pg_foreign_data_wrapper ' || quote_ident(w.fdwname)
+      FROM pg_foreign_data_wrapper w WHERE classid = 'pg_foreign_data_wrapper'::regclass AND w.oid = objid
+    UNION ALL
+    SELECT v.srvowner, 'pg_foreign_server ' || quote_ident(v.srvname)
+      FROM pg_foreign_server v WHERE classid = 'pg_foreign_server'::regclass AND v.oid = objid
+    UNION ALL
+    SELECT b.pubowner, 'pg_publication ' || quote_ident(b.pubname)
+      FROM pg_publication b WHERE classid = 'pg_publication'::regclass AND b.oid = objid
+    UNION ALL
+    SELECT u.subowner, 'pg_subscription ' || quote_ident(u.subname)
+      FROM pg_subscription u
+     WHERE classid = 'pg_subscription'::regclass AND u.oid = objid
+       AND u.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+    UNION ALL
+    SELECT x.collowner, 'pg_collation ' || quote_ident(n.nspname) || '.' || quote_ident(x.collname)
+      FROM pg_collation x JOIN pg_namespace n ON n.oid = x.collnamespace
+     WHERE classid = 'pg_collation'::regclass AND x.oid = objid
+    UNION ALL
+    SELECT x.conowner, 'pg_conversion ' || quote_ident(n.nspname) || '.' || quote_ident(x.conname)
+      FROM pg_conversion x JOIN pg_namespace n ON n.oid = x.connamespace
+     WHERE classid = 'pg_conversion'::regclass AND x.oid = objid
+    UNION ALL
+    SELECT x.stxowner, 'pg_statistic_ext ' || quote_ident(n.nspname) || '.' || quote_ident(x.stxname)
+      FROM pg_statistic_ext x JOIN pg_namespace n ON n.oid = x.stxnamespace
+     WHERE classid = 'pg_statistic_ext'::regclass AND x.oid = objid
+    UNION ALL
+    SELECT x.cfgowner, 'pg_ts_config ' || quote_ident(n.nspname) || '.' || quote_ident(x.cfgname)
+      FROM pg_ts_config x JOIN pg_namespace n ON n.oid = x.cfgnamespace
+     WHERE classid = 'pg_ts_config'::regclass AND x.oid = objid
+    UNION ALL
+    SELECT x.dictowner, 'pg_ts_dict ' || quote_ident(n.nspname) || '.' || quote_ident(x.dictname)
+      FROM pg_ts_dict x JOIN pg_namespace n ON n.oid = x.dictnamespace
+     WHERE classid = 'pg_ts_dict'::regclass AND x.oid = objid
+    UNION ALL
+    SELECT o.oprowner, 'pg_operator ' || quote_ident(n.nspname) || '.' || o.oprname
+                       || '(' || format_type(o.oprleft, NULL) || ', ' || format_type(o.oprright, NULL) || ')'
+      FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+     WHERE classid = 'pg_operator'::regclass AND o.oid = objid
+    UNION ALL
+    SELECT x.opcowner, 'pg_opclass ' || quote_ident(n.nspname) || '.' || quote_ident(x.opcname) || ' ' || a.amname
+      FROM pg_opclass x JOIN pg_namespace n ON n.oid = x.opcnamespace JOIN pg_am a ON a.oid = x.opcmethod
+     WHERE classid = 'pg_opclass'::regclass AND x.oid = objid
+    UNION ALL
+    SELECT x.opfowner, 'pg_opfamily ' || quote_ident(n.nspname) || '.' || quote_ident(x.opfname) || ' ' || a.amname
+      FROM pg_opfamily x JOIN pg_namespace n ON n.oid = x.opfnamespace JOIN pg_am a ON a.oid = x.opfmethod
+     WHERE classid = 'pg_opfamily'::regclass AND x.oid = objid
 $fn$;
 
--- Every object's owner now, as pg_shdepend records it: this database's objects, and its
--- subscriptions (recorded as the cluster's).
-CREATE VIEW permsync.owners_now AS
-SELECT d.classid, d.objid, d.refobjid AS owner_oid, d.xmin AS written_by
-  FROM pg_catalog.pg_shdepend d
- WHERE d.deptype = 'o' AND d.objsubid = 0 AND d.classid <> 'pg_catalog.pg_largeobject'::pg_catalog.regclass
-   AND (d.dbid = (SELECT b.oid FROM pg_catalog.pg_database b WHERE b.datname = pg_catalog.current_database())
-        OR (d.dbid = 0 AND d.classid = 'pg_catalog.pg_subscription'::pg_catalog.regclass
-            AND EXISTS (SELECT FROM pg_catalog.pg_subscription s
-                         WHERE s.oid = d.objid
-                           AND s.subdbid = (SELECT b.oid FROM pg_catalog.pg_database b
-                                             WHERE b.datname = pg_catalog.current_database()))));
-
--- Notes each object's owner now, under its identity now, where that is not noted yet.
--- With `moves`, an owner given in this transaction (its pg_shdepend row written since the
+-- Notes each object's owner now, under its identity now, where that is not noted yet
+-- (temporary objects, and those of the bootstrap superuser, aside). With `moves`, an owner
+-- given in this transaction (the object's pg_shdepend row naming it written since the
 -- transaction began: a command's owner change, seen) ends the rows of the object's former
 -- owners; one given before, by no command permsync saw (REASSIGN OWNED), does not.
 CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean)
@@ -2339,11 +2387,14 @@ LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
     WITH now AS (
-        SELECT DISTINCT w.classid, w.objid, w.owner_oid, permsync.object_identity(w.classid, w.objid) AS identity,
-               moves AND age(w.written_by) <= age(pg_current_xact_id()::xid) AS moved
+        SELECT DISTINCT t.classid, t.objid, f.owner_oid, f.identity,
+               moves AND EXISTS (SELECT FROM pg_shdepend d
+                                  WHERE d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0
+                                    AND d.deptype = 'o' AND d.refobjid = f.owner_oid
+                                    AND age(d.xmin) <= age(pg_current_xact_id()::xid)) AS moved
           FROM jsonb_to_recordset(objects) AS t(classid oid, objid oid)
-          JOIN permsync.owners_now w ON w.classid = t.classid AND w.objid = t.objid
-         WHERE current_setting('transaction_isolation') = 'read committed'),
+         CROSS JOIN LATERAL permsync.object_facts(t.classid, t.objid) f
+         WHERE f.owner_oid <> 10 AND f.identity !~ '^[a-z_]+ pg_temp_[0-9]+\.'),
     ended AS (
         DELETE FROM permsync.object_owners o
          USING now n
@@ -2351,41 +2402,9 @@ AS $fn$
     INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
     SELECT n.classid, n.objid, n.owner_oid, n.identity
       FROM now n
-     WHERE n.identity IS NOT NULL
-       AND NOT EXISTS (SELECT FROM permsync.object_owners o
+     WHERE NOT EXISTS (SELECT FROM permsync.object_owners o
                         WHERE o.classid = n.classid AND o.objid = n.objid AND o.owner_oid = n.owner_oid
                           AND o.identity = n.identity);
-$fn$;
-
--- The objects noted as the `dropped` roles' (and those of roles that waited in
--- owners_to_follow) get a row of their owner now, where the transaction may note it; else
--- the roles wait there.
-CREATE FUNCTION permsync.follow_owners(dropped oid[])
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    owners oid[];
-BEGIN
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        INSERT INTO permsync.owners_to_follow (owner_oid) SELECT unnest(dropped);
-        RETURN;
-    END IF;
-    -- Rows another capture is following are its own.
-    WITH taken AS (
-        DELETE FROM permsync.owners_to_follow f
-         WHERE f.ctid IN (SELECT x.ctid FROM permsync.owners_to_follow x FOR UPDATE SKIP LOCKED)
-        RETURNING f.owner_oid)
-    SELECT array_agg(DISTINCT t.o) INTO owners
-      FROM (SELECT owner_oid FROM taken UNION SELECT unnest(dropped)) t(o);
-    IF owners IS NOT NULL THEN
-        PERFORM permsync.note_owners_of(
-                    (SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', o.classid, 'objid', o.objid))
-                       FROM permsync.object_owners o WHERE o.owner_oid = ANY (owners)),
-                    false);
-    END IF;
-END
 $fn$;
 
 -- The event trigger permsync_owners: the owners of the commands' objects (an operator's
@@ -2419,10 +2438,14 @@ BEGIN
              CROSS JOIN LATERAL unnest(ARRAY[p.oprcom, p.oprnegate]) x
              WHERE x <> 0
             UNION
+            -- Of what is in a schema renamed, only what the login may act as the owner of: a
+            -- schema's owner does not name the objects others have in it.
             SELECT d.classid, d.objid
               FROM commands c
               JOIN pg_depend d ON c.classid = 'pg_namespace'::regclass AND d.refclassid = 'pg_namespace'::regclass
-                              AND d.refobjid = c.objid AND d.deptype = 'n') t;
+                              AND d.refobjid = c.objid AND d.deptype = 'n'
+             WHERE EXISTS (SELECT FROM permsync.object_facts(d.classid, d.objid) f
+                            WHERE pg_has_role(session_user, f.owner_oid, 'MEMBER'))) t;
     IF touched IS NOT NULL THEN
         PERFORM permsync.note_owners_of(touched, true);
     END IF;
@@ -3139,8 +3162,7 @@ BEGIN
     -- Rows a login's open transaction holds are left for the next time.
     DELETE FROM permsync.object_owners o
      WHERE o.ctid IN (SELECT x.ctid FROM permsync.object_owners x
-                       WHERE NOT EXISTS (SELECT FROM permsync.owners_now w WHERE w.classid = x.classid AND w.objid = x.objid)
-                         AND permsync.object_identity(x.classid, x.objid) IS NULL
+                       WHERE NOT EXISTS (SELECT FROM permsync.object_facts(x.classid, x.objid))
                          FOR UPDATE SKIP LOCKED);
     WITH pending AS (
         SELECT DISTINCT v.value #>> '{}' AS owner_oid
@@ -3394,7 +3416,7 @@ GRANT SELECT, INSERT, UPDATE (batch_id, reason, last_seen_at, resolved_at, resol
 GRANT SELECT ON permsync.v_managed_roles TO permsync_daemon;
 -- The release before a DROP ROLE reads whose the source's objects were.
 GRANT SELECT ON permsync.object_owners TO permsync_daemon;
-GRANT EXECUTE ON FUNCTION permsync.object_identity(oid, oid) TO permsync_daemon;
+GRANT EXECUTE ON FUNCTION permsync.object_facts(oid, oid) TO permsync_daemon;
 GRANT EXECUTE ON FUNCTION permsync.join_server(text, text) TO permsync_daemon;
 
 -- ── Capture starts ────────────────────────────────────────────────────────────────────
@@ -3415,7 +3437,12 @@ CREATE EVENT TRIGGER permsync_capture ON ddl_command_end
 
 -- What permsync_owners starts from: every object's owner now.
 INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
-SELECT w.classid, w.objid, w.owner_oid, permsync.object_identity(w.classid, w.objid) FROM permsync.owners_now w;
+SELECT DISTINCT d.classid, d.objid, f.owner_oid, f.identity
+  FROM pg_shdepend d
+ CROSS JOIN LATERAL permsync.object_facts(d.classid, d.objid) f
+ WHERE d.deptype = 'o' AND d.objsubid = 0
+   AND d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
+   AND f.identity !~ '^[a-z_]+ pg_temp_[0-9]+\.';
 CREATE EVENT TRIGGER permsync_owners ON ddl_command_end
     WHEN TAG IN (
         'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE VIEW', 'CREATE MATERIALIZED VIEW',

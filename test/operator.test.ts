@@ -702,14 +702,14 @@ describe('cleanup_old_logs', () => {
                CREATE TABLE handed_back (id int); ALTER TABLE handed_back OWNER TO leaver_role;
                REASSIGN OWNED BY leaver_role TO postgres`);
     // As on 15 and earlier, a function of a temporary type's, dropped with its session: no event trigger fires.
-    await dba(`INSERT INTO permsync.object_owners VALUES ('pg_proc'::regclass, 4000000000, 'keeper_role'::regrole, 'public.gone()')`);
+    await dba(`INSERT INTO permsync.object_owners VALUES ('pg_proc'::regclass, 4000000000, 'keeper_role'::regrole, 'pg_proc public.gone()')`);
     await dba('SELECT * FROM permsync.cleanup_old_logs()');
     expect(
       await rows(`SELECT owner_oid::regrole::text AS owner, identity FROM permsync.object_owners
                    WHERE owner_oid IN ('keeper_role'::regrole, 'leaver_role'::regrole) ORDER BY identity`),
     ).toEqual([
-      { owner: 'leaver_role', identity: 'public.handed_back' },
-      { owner: 'keeper_role', identity: 'public.kept_by_keeper' },
+      { owner: 'leaver_role', identity: 'pg_class public.handed_back' },
+      { owner: 'keeper_role', identity: 'pg_class public.kept_by_keeper' },
     ]);
   });
 });

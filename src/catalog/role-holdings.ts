@@ -92,7 +92,7 @@ const OWNERS = `
    WHERE o.owner IS NOT NULL
      AND EXISTS (SELECT FROM permsync.object_owners s
                   WHERE s.classid = o.classid AND s.objid = o.objid AND s.owner_oid = $2::oid
-                    AND s.identity = permsync.object_identity(o.classid, o.objid))`;
+                    AND s.identity IN (SELECT f.identity FROM permsync.object_facts(o.classid, o.objid) f))`;
 
 type Granted = [privilege: string, grantable: boolean, grantor: string | null];
 
