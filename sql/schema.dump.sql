@@ -432,7 +432,7 @@ BEGIN
          WHERE NOT x.finished AND t.statement ->> 'kind' = 'DROP ROLE')
     DELETE FROM permsync.object_owners o
      WHERE o.ctid IN (SELECT x.ctid FROM permsync.object_owners x
-                       WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = x.owner_oid)
+                       WHERE x.owner_oid <> 0 AND NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = x.owner_oid)
                          AND NOT EXISTS (SELECT FROM pending p WHERE p.owner_oid = x.owner_oid::text)
                          FOR UPDATE SKIP LOCKED);
     RETURN NEXT;
@@ -1088,7 +1088,7 @@ BEGIN
         RETURN;
     END IF;
     WITH commands AS (
-        SELECT c.classid, c.objid FROM pg_event_trigger_ddl_commands() c
+        SELECT DISTINCT c.classid, c.objid FROM pg_event_trigger_ddl_commands() c
          WHERE c.objid <> 0 AND c.schema_name IS DISTINCT FROM 'pg_temp')
     SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', t.classid, 'objid', t.objid)) INTO touched
       FROM (SELECT c.classid, c.objid FROM commands c
@@ -1097,18 +1097,28 @@ BEGIN
               FROM commands c
               JOIN pg_operator p ON c.classid = 'pg_operator'::regclass AND p.oid = c.objid
              CROSS JOIN LATERAL unnest(ARRAY[p.oprcom, p.oprnegate]) x
-             WHERE x <> 0
-            UNION
-            -- Of what is in a schema renamed, only what the login may act as the owner of: a
-            -- schema's owner does not name the objects others have in it.
-            SELECT d.classid, d.objid
-              FROM commands c
-              JOIN pg_depend d ON c.classid = 'pg_namespace'::regclass AND d.refclassid = 'pg_namespace'::regclass
-                              AND d.refobjid = c.objid AND d.deptype = 'n'
-             WHERE EXISTS (SELECT FROM permsync.object_facts(d.classid, d.objid) f
-                            WHERE pg_has_role(session_user, f.owner_oid, 'MEMBER'))) t;
+             WHERE x <> 0) t;
+    IF touched IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM permsync.note_owners_of(touched, true);
+    -- What the commands renamed by renaming what it depends on: a name not noted for it yet.
+    WITH renamed AS (
+        SELECT DISTINCT d.classid, d.objid, f.identity, pg_has_role(y.owner_oid, f.owner_oid, 'MEMBER') AS trusted
+          FROM jsonb_to_recordset(touched) AS c(classid oid, objid oid)
+         CROSS JOIN LATERAL permsync.object_facts(c.classid, c.objid) y
+          JOIN pg_depend d ON d.refclassid = c.classid AND d.refobjid = c.objid AND d.deptype = 'n' AND d.objsubid = 0
+         CROSS JOIN LATERAL permsync.object_facts(d.classid, d.objid) f
+         WHERE f.owner_oid <> 10
+           AND NOT EXISTS (SELECT FROM permsync.object_owners o
+                            WHERE o.classid = d.classid AND o.objid = d.objid AND o.identity = f.identity)),
+    marked AS (
+        INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
+        SELECT r.classid, r.objid, 0, r.identity FROM renamed r WHERE NOT r.trusted)
+    SELECT jsonb_agg(jsonb_build_object('classid', r.classid, 'objid', r.objid)) INTO touched
+      FROM renamed r WHERE r.trusted;
     IF touched IS NOT NULL THEN
-        PERFORM permsync.note_owners_of(touched, true);
+        PERFORM permsync.note_owners_of(touched, false);
     END IF;
 END
 $$;
@@ -1136,7 +1146,7 @@ CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean) RETURNS vo
     ended AS (
         DELETE FROM permsync.object_owners o
          USING now n
-         WHERE n.moved AND o.classid = n.classid AND o.objid = n.objid AND o.owner_oid <> n.owner_oid)
+         WHERE n.moved AND o.classid = n.classid AND o.objid = n.objid AND o.owner_oid NOT IN (n.owner_oid, 0))
     INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
     SELECT n.classid, n.objid, n.owner_oid, n.identity
       FROM now n

@@ -120,6 +120,15 @@ async function untilProdRan(seq: string): Promise<void> {
   await waitFor(ran, 15_000, 'prod to run the batch');
 }
 
+/** Lets prod go on where a test left it holding (skipped, as an operator would), then checks what the test saw. */
+async function thenExpect(outcome: unknown, expected: unknown): Promise<void> {
+  if ((await prodState()) === 'held') {
+    await skipProdHold();
+    await settle();
+  }
+  expect(outcome).toEqual(expected);
+}
+
 /** The newest batch's commit_seq. */
 async function lastCommitSeq(): Promise<string> {
   const { rows } = await p.sourceClient.query<{ seq: string }>('SELECT coalesce(max(commit_seq), 0)::text AS seq FROM permsync.batches');
@@ -771,15 +780,6 @@ describe('role scope: object_owners, a second attacker read', () => {
     );
   }
 
-  /** Lets prod go on where a test left it holding (skipped, as an operator would), then checks what the test saw. */
-  async function thenExpect(outcome: unknown, expected: unknown): Promise<void> {
-    if ((await prodState()) === 'held') {
-      await skipProdHold();
-      await settle();
-    }
-    expect(outcome).toEqual(expected);
-  }
-
   /** What `role` owns in this database, each as its catalog and identity, sorted. */
   async function ownedBy(client: pg.Client, role: string): Promise<string[]> {
     const { rows } = await client.query<{ id: string }>(
@@ -1255,15 +1255,6 @@ describe('role scope: object_owners, a third attacker read', () => {
 });
 
 describe('role scope: object_owners, a fourth attacker read', () => {
-  /** Lets prod go on where a test left it holding (skipped, as an operator would), then checks what the test saw. */
-  async function thenExpect(outcome: unknown, expected: unknown): Promise<void> {
-    if ((await prodState()) === 'held') {
-      await skipProdHold();
-      await settle();
-    }
-    expect(outcome).toEqual(expected);
-  }
-
   it("a table a DBA gave mallory in a SERIALIZABLE migration, whose batch an operator skipped on prod, is not handed to her on prod by the release of its former owner's DROP ROLE", async () => {
     await p.everywhere('CREATE SCHEMA scratch41; GRANT USAGE, CREATE ON SCHEMA scratch41 TO PUBLIC');
     await p.dba('CREATE ROLE owner41');
@@ -1375,6 +1366,66 @@ describe('role scope: object_owners, a fourth attacker read', () => {
     await thenExpect(
       { owner: await prodOwner('payroll44.salaries'), reads: await malloryReadsOnly('payroll44.salaries'), state: await prodState() },
       { owner: 'contractor44', reads: false, state: 'held' },
+    );
+  });
+});
+
+describe('role scope: object_owners, a fifth attacker read', () => {
+  it("a table in a login's schema she renamed after a prod-only table's, while another role owned it, is not given to her on prod once a DBA passes it down a chain of leavers to her", async () => {
+    await p.dba('CREATE ROLE first51; CREATE ROLE contractor51');
+    // Mallory may make and rename schemas of her own (CREATE on the database), and has one.
+    await p.dba(`GRANT CREATE ON DATABASE postgres TO ${MALLORY}; CREATE SCHEMA mine51 AUTHORIZATION ${MALLORY}`);
+    await settle();
+    // Mallory lets a colleague work in her schema; the colleague's scratch table there, on the source alone.
+    await asMallory('SET permsync.capture = off; GRANT USAGE, CREATE ON SCHEMA mine51 TO first51');
+    await p.dba('SET ROLE first51; CREATE TABLE mine51.salaries (id int); RESET ROLE');
+    // A table of the contractor's on prod alone, in a schema the source does not have.
+    await prod.query('CREATE SCHEMA payroll51; CREATE TABLE payroll51.salaries (id int); ALTER TABLE payroll51.salaries OWNER TO contractor51');
+    await settle();
+    // While the colleague owns the table, mallory renames her schema after prod's: not noted as the colleague's (test 1357).
+    await asMallory('ALTER SCHEMA mine51 RENAME TO payroll51');
+    // The colleague leaves; a DBA passes what the colleague owned to the contractor. The capture of the DROP ROLE
+    // notes the table as the contractor's, under the name it has now: the one mallory gave it.
+    let start = await lastCommitSeq();
+    await p.dba('REASSIGN OWNED BY first51 TO contractor51; DROP OWNED BY first51; DROP ROLE first51');
+    await untilProdRan(start);
+    await settle();
+    const noted = (
+      await p.sourceClient.query<{ owner: string; identity: string }>(
+        `SELECT coalesce(owner_oid::regrole::text, owner_oid::text) AS owner, identity FROM permsync.object_owners
+          WHERE classid = 'pg_class'::regclass AND objid = 'payroll51.salaries'::regclass ORDER BY 1, 2`,
+      )
+    ).rows;
+    // Later the contractor leaves too, and a DBA gives mallory what the contractor owned on the source.
+    start = await lastCommitSeq();
+    await p.dba(`REASSIGN OWNED BY contractor51 TO ${MALLORY}; DROP OWNED BY contractor51; DROP ROLE contractor51`);
+    await untilProdRan(start);
+    await settle();
+    await thenExpect(
+      { noted, owner: await prodOwner('payroll51.salaries'), reads: await malloryReadsOnly('payroll51.salaries'), state: await prodState() },
+      { noted: expect.anything(), owner: 'contractor51', reads: false, state: 'held' },
+    );
+  });
+
+  it("a table in a login's schema she renamed after a prod-only table's, then altered by its owner, is not given to her on prod when a DBA releases and drops the owner", async () => {
+    await p.dba('CREATE ROLE contractor52');
+    await p.dba(`GRANT CREATE ON DATABASE postgres TO ${MALLORY}; CREATE SCHEMA mine52 AUTHORIZATION ${MALLORY}`);
+    await settle();
+    await asMallory('SET permsync.capture = off; GRANT USAGE, CREATE ON SCHEMA mine52 TO contractor52');
+    // The contractor's scratch table in her schema, on the source alone; a table of the contractor's on prod alone.
+    await p.dba('SET ROLE contractor52; CREATE TABLE mine52.salaries (id int); RESET ROLE');
+    await prod.query('CREATE SCHEMA payroll52; CREATE TABLE payroll52.salaries (id int); ALTER TABLE payroll52.salaries OWNER TO contractor52');
+    await settle();
+    await asMallory('ALTER SCHEMA mine52 RENAME TO payroll52');
+    // The contractor goes on working on his table: his ALTER TABLE notes it as his under the name mallory gave it.
+    await p.dba('SET ROLE contractor52; ALTER TABLE payroll52.salaries ADD COLUMN note text; RESET ROLE');
+    const start = await lastCommitSeq();
+    await p.dba(`REASSIGN OWNED BY contractor52 TO ${MALLORY}; DROP OWNED BY contractor52; DROP ROLE contractor52`);
+    await untilProdRan(start);
+    await settle();
+    await thenExpect(
+      { owner: await prodOwner('payroll52.salaries'), reads: await malloryReadsOnly('payroll52.salaries'), state: await prodState() },
+      { owner: 'contractor52', reads: false, state: 'held' },
     );
   });
 });

@@ -79,9 +79,10 @@ const SOURCE_POLICIES = `
     LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.table AND c.relkind IN ('r', 'p')`;
 
 /**
- * The owners of these objects on the source, of those permsync last saw owned by the
- * source role $2 under the name they have now (permsync.object_owners): the ones taken
- * from it by REASSIGN OWNED, which no event trigger sees, not others of their names.
+ * The owners of these objects on the source, of those permsync saw owned by the source
+ * role $2 under the name they have now, a name no other role chose for them
+ * (permsync.object_owners): the ones taken from it by REASSIGN OWNED, which no event
+ * trigger sees, not others of their names.
  */
 const OWNERS = `
   SELECT o.kind, o.schema, o.name, o.args, o.owner
@@ -92,7 +93,9 @@ const OWNERS = `
    WHERE o.owner IS NOT NULL
      AND EXISTS (SELECT FROM permsync.object_owners s
                   WHERE s.classid = o.classid AND s.objid = o.objid AND s.owner_oid = $2::oid
-                    AND s.identity IN (SELECT f.identity FROM permsync.object_facts(o.classid, o.objid) f))`;
+                    AND s.identity IN (SELECT f.identity FROM permsync.object_facts(o.classid, o.objid) f)
+                    AND NOT EXISTS (SELECT FROM permsync.object_owners m
+                                     WHERE m.classid = s.classid AND m.objid = s.objid AND m.owner_oid = 0 AND m.identity = s.identity))`;
 
 type Granted = [privilege: string, grantable: boolean, grantor: string | null];
 
