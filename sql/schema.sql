@@ -2301,7 +2301,8 @@ CREATE INDEX object_owners_owner_idx ON permsync.object_owners (owner_oid);
 
 -- An object's owner and identity (its catalog, schema, name and arguments), from one
 -- version of its catalog row in the statement's snapshot: none for an object that is not
--- there, or of a kind drift does not compare. The search path and quoting are pinned, so
+-- there, or of a kind drift does not compare (indexes, a table's row type, array types:
+-- their owner follows another's). The search path and quoting are pinned, so
 -- that names print the same whatever the session's.
 CREATE FUNCTION permsync.object_facts(classid oid, objid oid)
 RETURNS TABLE (owner_oid oid, identity text)
@@ -2311,7 +2312,7 @@ SET quote_all_identifiers = off
 AS $fn$
     SELECT c.relowner, 'pg_class ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE classid = 'pg_class'::regclass AND c.oid = objid
+     WHERE classid = 'pg_class'::regclass AND c.oid = objid AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
     UNION ALL
     SELECT p.proowner, 'pg_proc ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname)
                        || '(' || oidvectortypes(p.proargtypes) || ')'
@@ -2320,7 +2321,9 @@ AS $fn$
     UNION ALL
     SELECT t.typowner, 'pg_type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname)
       FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-     WHERE classid = 'pg_type'::regclass AND t.oid = objid
+     WHERE classid = 'pg_type'::regclass AND t.oid = objid AND t.typtype IN ('b', 'c', 'd', 'e', 'r')
+       AND (t.typtype <> 'c' OR EXISTS (SELECT FROM pg_class r WHERE r.oid = t.typrelid AND r.relkind = 'c'))
+       AND NOT EXISTS (SELECT FROM pg_type e WHERE e.typarray = t.oid)
     UNION ALL
     SELECT n.nspowner, 'pg_namespace ' || quote_ident(n.nspname)
       FROM pg_namespace n WHERE classid = 'pg_namespace'::regclass AND n.oid = objid
@@ -2444,16 +2447,30 @@ BEGIN
         RETURN;
     END IF;
     PERFORM permsync.note_owners_of(touched, true);
-    -- What the commands renamed by renaming what it depends on: a name not noted for it yet.
-    WITH renamed AS (
-        SELECT DISTINCT d.classid, d.objid, f.identity, pg_has_role(y.owner_oid, f.owner_oid, 'MEMBER') AS trusted
+    -- What the commands renamed by renaming what it depends on, through a few links (a
+    -- schema, a type in it, its array type, a routine taking that): a name not noted for it.
+    WITH RECURSIVE named(classid, objid, root_classid, root_objid, depth) AS (
+        SELECT c.classid, c.objid, c.classid, c.objid, 0
           FROM jsonb_to_recordset(touched) AS c(classid oid, objid oid)
-         CROSS JOIN LATERAL permsync.object_facts(c.classid, c.objid) y
-          JOIN pg_depend d ON d.refclassid = c.classid AND d.refobjid = c.objid AND d.deptype = 'n' AND d.objsubid = 0
-         CROSS JOIN LATERAL permsync.object_facts(d.classid, d.objid) f
-         WHERE f.owner_oid <> 10
+        UNION
+        SELECT d.classid, d.objid, n.root_classid, n.root_objid, n.depth + 1
+          FROM named n
+          JOIN pg_depend d ON d.refclassid = n.classid AND d.refobjid = n.objid AND d.deptype IN ('n', 'i') AND d.objsubid = 0
+         WHERE n.depth < 3),
+    -- The new name is trusted where every owner the renamed object shows (an older snapshot
+    -- may show two versions of its row) may act as the object's owner.
+    renamed AS (
+        SELECT DISTINCT n.classid, n.objid, f.identity,
+               coalesce((SELECT bool_and(pg_has_role(r.owner_oid, f.owner_oid, 'MEMBER'))
+                           FROM (SELECT y.owner_oid FROM permsync.object_facts(n.root_classid, n.root_objid) y
+                                 UNION ALL
+                                 SELECT t.typowner FROM pg_type t
+                                  WHERE n.root_classid = 'pg_type'::regclass AND t.oid = n.root_objid) r), false) AS trusted
+          FROM named n
+         CROSS JOIN LATERAL permsync.object_facts(n.classid, n.objid) f
+         WHERE n.depth > 0 AND f.owner_oid <> 10
            AND NOT EXISTS (SELECT FROM permsync.object_owners o
-                            WHERE o.classid = d.classid AND o.objid = d.objid AND o.identity = f.identity)),
+                            WHERE o.classid = n.classid AND o.objid = n.objid AND o.identity = f.identity)),
     marked AS (
         INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
         SELECT r.classid, r.objid, 0, r.identity FROM renamed r WHERE NOT r.trusted)

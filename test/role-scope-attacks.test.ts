@@ -1429,3 +1429,97 @@ describe('role scope: object_owners, a fifth attacker read', () => {
     );
   });
 });
+
+describe('role scope: object_owners, a sixth attacker read', () => {
+  /** The owner of routine `fn` (regprocedure text) on prod. */
+  const prodRoutineOwner = async (fn: string) =>
+    (await prod.query<{ owner: string }>(`SELECT proowner::regrole::text AS owner FROM pg_proc WHERE oid = $1::regprocedure`, [fn])).rows[0]?.owner;
+
+  it("a routine that takes a row of a login's table, renamed by her after a prod-only routine's, is not given to her on prod when its owner alters it and a DBA releases and drops him", async () => {
+    await p.everywhere('CREATE SCHEMA scratch61; GRANT USAGE, CREATE ON SCHEMA scratch61 TO PUBLIC');
+    await p.dba('CREATE ROLE contractor61');
+    await p.dba(`GRANT CREATE ON DATABASE postgres TO ${MALLORY}; CREATE SCHEMA mine61 AUTHORIZATION ${MALLORY}`);
+    await settle();
+    // Mallory's table, whose rows the contractor's routine takes (on the source alone).
+    await asMallory('SET permsync.capture = off; CREATE TABLE mine61.accounts (id int); GRANT USAGE ON SCHEMA mine61 TO PUBLIC');
+    await p.dba(`SET ROLE contractor61; CREATE FUNCTION scratch61.total(mine61.accounts) RETURNS int LANGUAGE sql AS 'SELECT 1'; RESET ROLE`);
+    // A routine of the contractor's on prod alone, taking rows of prod's own table.
+    await prod.query(`CREATE SCHEMA mine61; CREATE TABLE mine61.salaries (id int);
+      CREATE FUNCTION scratch61.total(mine61.salaries) RETURNS int LANGUAGE sql AS 'SELECT 2';
+      ALTER FUNCTION scratch61.total(mine61.salaries) OWNER TO contractor61`);
+    await settle();
+    // Mallory renames her table after prod's: the routine's argument type (the table's row type) is renamed with it.
+    // The routine depends on the row type, not on the table the command names: no mark is left under its new name.
+    await asMallory('ALTER TABLE mine61.accounts RENAME TO salaries');
+    // The contractor goes on working on his routine: his ALTER notes it as his under the name mallory gave it.
+    await p.dba('SET ROLE contractor61; ALTER FUNCTION scratch61.total(mine61.salaries) SET work_mem = 64; RESET ROLE');
+    const noted = (
+      await p.sourceClient.query<{ owner: string; identity: string }>(
+        `SELECT coalesce(owner_oid::regrole::text, owner_oid::text) AS owner, identity FROM permsync.object_owners
+          WHERE classid = 'pg_proc'::regclass AND objid = 'scratch61.total(mine61.salaries)'::regprocedure ORDER BY 1, 2`,
+      )
+    ).rows;
+    const start = await lastCommitSeq();
+    await p.dba(`REASSIGN OWNED BY contractor61 TO ${MALLORY}; DROP OWNED BY contractor61; DROP ROLE contractor61`);
+    await untilProdRan(start);
+    await settle();
+    await thenExpect(
+      { noted, owner: await prodRoutineOwner('scratch61.total(mine61.salaries)'), state: await prodState() },
+      { noted: expect.anything(), owner: 'contractor61', state: 'held' },
+    );
+  });
+
+  it("a routine that takes a login's type, whose schema she renamed after a prod-only one's, is not given to her on prod once a DBA passes it down a chain of leavers to her", async () => {
+    await p.everywhere('CREATE SCHEMA scratch62; GRANT USAGE, CREATE ON SCHEMA scratch62 TO PUBLIC');
+    await p.dba('CREATE ROLE first62; CREATE ROLE contractor62');
+    await p.dba(`GRANT CREATE ON DATABASE postgres TO ${MALLORY}; CREATE SCHEMA mine62 AUTHORIZATION ${MALLORY}`);
+    await settle();
+    // Mallory's type, which a colleague's routine takes (on the source alone).
+    await asMallory('SET permsync.capture = off; CREATE TYPE mine62.amount AS (v numeric); GRANT USAGE ON SCHEMA mine62 TO PUBLIC');
+    await p.dba(`SET ROLE first62; CREATE FUNCTION scratch62.total(mine62.amount) RETURNS int LANGUAGE sql AS 'SELECT 1'; RESET ROLE`);
+    // A routine of the contractor's on prod alone, taking a type in a schema the source does not have.
+    await prod.query(`CREATE SCHEMA payroll62; CREATE TYPE payroll62.amount AS (v numeric);
+      CREATE FUNCTION scratch62.total(payroll62.amount) RETURNS int LANGUAGE sql AS 'SELECT 2';
+      ALTER FUNCTION scratch62.total(payroll62.amount) OWNER TO contractor62`);
+    await settle();
+    // Mallory renames her schema after prod's: the routine, in another schema, takes payroll62.amount now, and nothing marks that name.
+    await asMallory('ALTER SCHEMA mine62 RENAME TO payroll62');
+    // The colleague leaves, his objects to the contractor: the capture of the DROP ROLE notes the routine as the contractor's.
+    let start = await lastCommitSeq();
+    await p.dba('REASSIGN OWNED BY first62 TO contractor62; DROP OWNED BY first62; DROP ROLE first62');
+    await untilProdRan(start);
+    await settle();
+    // Later the contractor leaves too, and a DBA gives mallory what the contractor owned on the source.
+    start = await lastCommitSeq();
+    await p.dba(`REASSIGN OWNED BY contractor62 TO ${MALLORY}; DROP OWNED BY contractor62; DROP ROLE contractor62`);
+    await untilProdRan(start);
+    await settle();
+    await thenExpect(
+      { owner: await prodRoutineOwner('scratch62.total(payroll62.amount)'), state: await prodState() },
+      { owner: 'contractor62', state: 'held' },
+    );
+  });
+  it("a routine that takes an array of a login's type, renamed by her after a prod-only routine's argument, is not given to her on prod when its owner alters it and a DBA releases and drops him", async () => {
+    await p.everywhere('CREATE SCHEMA scratch63; GRANT USAGE, CREATE ON SCHEMA scratch63 TO PUBLIC');
+    await p.dba('CREATE ROLE contractor63');
+    await settle();
+    // Mallory's type in the shared schema, whose arrays the contractor's routine takes (on the source alone).
+    await asMallory('CREATE TYPE scratch63.amount AS (v numeric)');
+    await p.dba(`SET ROLE contractor63; CREATE FUNCTION scratch63.total(scratch63.amount[]) RETURNS int LANGUAGE sql AS 'SELECT 1'; RESET ROLE`);
+    await prod.query(`CREATE TYPE scratch63.salary AS (v numeric);
+      CREATE FUNCTION scratch63.total(scratch63.salary[]) RETURNS int LANGUAGE sql AS 'SELECT 2';
+      ALTER FUNCTION scratch63.total(scratch63.salary[]) OWNER TO contractor63`);
+    await settle();
+    // Renaming her type renames its array type; the routine depends on the array type, not on hers: nothing is marked.
+    await asMallory('ALTER TYPE scratch63.amount RENAME TO salary');
+    await p.dba('SET ROLE contractor63; ALTER FUNCTION scratch63.total(scratch63.salary[]) SET work_mem = 64; RESET ROLE');
+    const start = await lastCommitSeq();
+    await p.dba(`REASSIGN OWNED BY contractor63 TO ${MALLORY}; DROP OWNED BY contractor63; DROP ROLE contractor63`);
+    await untilProdRan(start);
+    await settle();
+    await thenExpect(
+      { owner: await prodRoutineOwner('scratch63.total(scratch63.salary[])'), state: await prodState() },
+      { owner: 'contractor63', state: 'held' },
+    );
+  });
+});
