@@ -1077,6 +1077,7 @@ ALTER FUNCTION permsync.masked_text(sql text) OWNER TO postgres;
 CREATE FUNCTION permsync.note_owners() RETURNS event_trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
     AS $$
 DECLARE
     touched jsonb;
@@ -1147,6 +1148,7 @@ ALTER FUNCTION permsync.note_owners() OWNER TO postgres;
 CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean) RETURNS void
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
     AS $$
     WITH now AS (
         SELECT DISTINCT t.classid, t.objid, f.owner_oid, f.identity,
@@ -1189,7 +1191,7 @@ ALTER FUNCTION permsync.notify_control(action text, env text) OWNER TO postgres;
 --
 
 CREATE FUNCTION permsync.object_facts(classid oid, objid oid) RETURNS TABLE(owner_oid oid, identity text)
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE ROWS 1
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET quote_all_identifiers TO 'off'
     AS $$
@@ -1206,7 +1208,7 @@ CREATE FUNCTION permsync.object_facts(classid oid, objid oid) RETURNS TABLE(owne
       FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
      WHERE classid = 'pg_type'::regclass AND t.oid = objid AND t.typtype IN ('b', 'c', 'd', 'e', 'r')
        AND (t.typtype <> 'c' OR EXISTS (SELECT FROM pg_class r WHERE r.oid = t.typrelid AND r.relkind = 'c'))
-       AND NOT EXISTS (SELECT FROM pg_type e WHERE e.typarray = t.oid)
+       AND NOT EXISTS (SELECT FROM pg_type e WHERE e.oid = t.typelem AND e.typarray = t.oid)
     UNION ALL
     SELECT n.nspowner, 'pg_namespace ' || quote_ident(n.nspname)
       FROM pg_namespace n WHERE classid = 'pg_namespace'::regclass AND n.oid = objid
