@@ -1153,7 +1153,8 @@ CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean) RETURNS vo
     WITH now AS (
         SELECT DISTINCT t.classid, t.objid, f.owner_oid, f.identity,
                moves AND EXISTS (SELECT FROM pg_shdepend d
-                                  WHERE d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0
+                                  WHERE d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
+                                    AND d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0
                                     AND d.deptype = 'o' AND d.refobjid = f.owner_oid
                                     AND age(d.xmin) <= age(pg_current_xact_id()::xid)) AS moved
           FROM jsonb_to_recordset(objects) AS t(classid oid, objid oid)

@@ -2288,8 +2288,9 @@ SELECT m.server_key, m.role_oid, m.role_name, m.source_oid, m.how, m.recorded_by
 -- finds it. A dropped role's rows go once no enabled environment has its DROP ROLE still
 -- to run (cleanup_old_logs). Nothing on a DBA's path waits on another transaction's rows
 -- but the object's own, which its command holds a lock on: there is no unique key, and no
--- row is updated. An object owned by the bootstrap superuser has no row, nor has a
--- temporary one, nor a large object (drift does not compare them).
+-- row is updated. A row of no owner (0) marks a name another role chose for the object
+-- (note_owners): no row under it counts. An object owned by the bootstrap superuser has no
+-- row, nor has a temporary one, nor a large object (drift does not compare them).
 CREATE TABLE permsync.object_owners (
     classid   oid NOT NULL,
     objid     oid NOT NULL,
@@ -2393,7 +2394,8 @@ AS $fn$
     WITH now AS (
         SELECT DISTINCT t.classid, t.objid, f.owner_oid, f.identity,
                moves AND EXISTS (SELECT FROM pg_shdepend d
-                                  WHERE d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0
+                                  WHERE d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
+                                    AND d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0
                                     AND d.deptype = 'o' AND d.refobjid = f.owner_oid
                                     AND age(d.xmin) <= age(pg_current_xact_id()::xid)) AS moved
           FROM jsonb_to_recordset(objects) AS t(classid oid, objid oid)
