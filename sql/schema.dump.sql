@@ -1159,7 +1159,7 @@ CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean) RETURNS vo
                                     AND age(d.xmin) <= age(pg_current_xact_id()::xid)) AS moved
           FROM jsonb_to_recordset(objects) AS t(classid oid, objid oid)
          CROSS JOIN LATERAL permsync.object_facts(t.classid, t.objid) f
-         WHERE f.owner_oid <> 10 AND f.identity !~ '^[a-z_]+ pg_temp_[0-9]+\.'),
+         WHERE f.owner_oid <> 10),
     ended AS (
         DELETE FROM permsync.object_owners o
          USING now n
@@ -1196,73 +1196,77 @@ CREATE FUNCTION permsync.object_facts(classid oid, objid oid) RETURNS TABLE(owne
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET quote_all_identifiers TO 'off'
     AS $$
-    SELECT c.relowner, 'pg_class ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE classid = 'pg_class'::regclass AND c.oid = objid AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-    UNION ALL
-    SELECT p.proowner, 'pg_proc ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname)
-                       || '(' || oidvectortypes(p.proargtypes) || ')'
-      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-     WHERE classid = 'pg_proc'::regclass AND p.oid = objid
-    UNION ALL
-    SELECT t.typowner, 'pg_type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname)
-      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-     WHERE classid = 'pg_type'::regclass AND t.oid = objid AND t.typtype IN ('b', 'c', 'd', 'e', 'r')
-       AND (t.typtype <> 'c' OR EXISTS (SELECT FROM pg_class r WHERE r.oid = t.typrelid AND r.relkind = 'c'))
-       AND NOT EXISTS (SELECT FROM pg_type e WHERE e.oid = t.typelem AND e.typarray = t.oid)
-    UNION ALL
-    SELECT n.nspowner, 'pg_namespace ' || quote_ident(n.nspname)
-      FROM pg_namespace n WHERE classid = 'pg_namespace'::regclass AND n.oid = objid
-    UNION ALL
-    SELECT l.lanowner, 'pg_language ' || quote_ident(l.lanname)
-      FROM pg_language l WHERE classid = 'pg_language'::regclass AND l.oid = objid
-    UNION ALL
-    SELECT w.fdwowner, 'pg_foreign_data_wrapper ' || quote_ident(w.fdwname)
-      FROM pg_foreign_data_wrapper w WHERE classid = 'pg_foreign_data_wrapper'::regclass AND w.oid = objid
-    UNION ALL
-    SELECT v.srvowner, 'pg_foreign_server ' || quote_ident(v.srvname)
-      FROM pg_foreign_server v WHERE classid = 'pg_foreign_server'::regclass AND v.oid = objid
-    UNION ALL
-    SELECT b.pubowner, 'pg_publication ' || quote_ident(b.pubname)
-      FROM pg_publication b WHERE classid = 'pg_publication'::regclass AND b.oid = objid
-    UNION ALL
-    SELECT u.subowner, 'pg_subscription ' || quote_ident(u.subname)
-      FROM pg_subscription u
-     WHERE classid = 'pg_subscription'::regclass AND u.oid = objid
-       AND u.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
-    UNION ALL
-    SELECT x.collowner, 'pg_collation ' || quote_ident(n.nspname) || '.' || quote_ident(x.collname)
-      FROM pg_collation x JOIN pg_namespace n ON n.oid = x.collnamespace
-     WHERE classid = 'pg_collation'::regclass AND x.oid = objid
-    UNION ALL
-    SELECT x.conowner, 'pg_conversion ' || quote_ident(n.nspname) || '.' || quote_ident(x.conname)
-      FROM pg_conversion x JOIN pg_namespace n ON n.oid = x.connamespace
-     WHERE classid = 'pg_conversion'::regclass AND x.oid = objid
-    UNION ALL
-    SELECT x.stxowner, 'pg_statistic_ext ' || quote_ident(n.nspname) || '.' || quote_ident(x.stxname)
-      FROM pg_statistic_ext x JOIN pg_namespace n ON n.oid = x.stxnamespace
-     WHERE classid = 'pg_statistic_ext'::regclass AND x.oid = objid
-    UNION ALL
-    SELECT x.cfgowner, 'pg_ts_config ' || quote_ident(n.nspname) || '.' || quote_ident(x.cfgname)
-      FROM pg_ts_config x JOIN pg_namespace n ON n.oid = x.cfgnamespace
-     WHERE classid = 'pg_ts_config'::regclass AND x.oid = objid
-    UNION ALL
-    SELECT x.dictowner, 'pg_ts_dict ' || quote_ident(n.nspname) || '.' || quote_ident(x.dictname)
-      FROM pg_ts_dict x JOIN pg_namespace n ON n.oid = x.dictnamespace
-     WHERE classid = 'pg_ts_dict'::regclass AND x.oid = objid
-    UNION ALL
-    SELECT o.oprowner, 'pg_operator ' || quote_ident(n.nspname) || '.' || o.oprname
-                       || '(' || format_type(o.oprleft, NULL) || ', ' || format_type(o.oprright, NULL) || ')'
-      FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
-     WHERE classid = 'pg_operator'::regclass AND o.oid = objid
-    UNION ALL
-    SELECT x.opcowner, 'pg_opclass ' || quote_ident(n.nspname) || '.' || quote_ident(x.opcname) || ' ' || a.amname
-      FROM pg_opclass x JOIN pg_namespace n ON n.oid = x.opcnamespace JOIN pg_am a ON a.oid = x.opcmethod
-     WHERE classid = 'pg_opclass'::regclass AND x.oid = objid
-    UNION ALL
-    SELECT x.opfowner, 'pg_opfamily ' || quote_ident(n.nspname) || '.' || quote_ident(x.opfname) || ' ' || a.amname
-      FROM pg_opfamily x JOIN pg_namespace n ON n.oid = x.opfnamespace JOIN pg_am a ON a.oid = x.opfmethod
-     WHERE classid = 'pg_opfamily'::regclass AND x.oid = objid
+    -- Temporary objects are none of the release's (and go unseen with their session).
+    SELECT x.owner_oid, x.identity FROM (
+        SELECT c.relowner, 'pg_class ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE classid = 'pg_class'::regclass AND c.oid = objid AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+        UNION ALL
+        SELECT p.proowner, 'pg_proc ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname)
+                           || '(' || oidvectortypes(p.proargtypes) || ')'
+          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE classid = 'pg_proc'::regclass AND p.oid = objid
+        UNION ALL
+        SELECT t.typowner, 'pg_type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname)
+          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+         WHERE classid = 'pg_type'::regclass AND t.oid = objid AND t.typtype IN ('b', 'c', 'd', 'e', 'r')
+           AND (t.typtype <> 'c' OR EXISTS (SELECT FROM pg_class r WHERE r.oid = t.typrelid AND r.relkind = 'c'))
+           AND NOT EXISTS (SELECT FROM pg_type e WHERE e.oid = t.typelem AND e.typarray = t.oid)
+        UNION ALL
+        SELECT n.nspowner, 'pg_namespace ' || quote_ident(n.nspname)
+          FROM pg_namespace n WHERE classid = 'pg_namespace'::regclass AND n.oid = objid
+        UNION ALL
+        SELECT l.lanowner, 'pg_language ' || quote_ident(l.lanname)
+          FROM pg_language l WHERE classid = 'pg_language'::regclass AND l.oid = objid
+        UNION ALL
+        SELECT w.fdwowner, 'pg_foreign_data_wrapper ' || quote_ident(w.fdwname)
+          FROM pg_foreign_data_wrapper w WHERE classid = 'pg_foreign_data_wrapper'::regclass AND w.oid = objid
+        UNION ALL
+        SELECT v.srvowner, 'pg_foreign_server ' || quote_ident(v.srvname)
+          FROM pg_foreign_server v WHERE classid = 'pg_foreign_server'::regclass AND v.oid = objid
+        UNION ALL
+        SELECT b.pubowner, 'pg_publication ' || quote_ident(b.pubname)
+          FROM pg_publication b WHERE classid = 'pg_publication'::regclass AND b.oid = objid
+        UNION ALL
+        SELECT u.subowner, 'pg_subscription ' || quote_ident(u.subname)
+          FROM pg_subscription u
+         WHERE classid = 'pg_subscription'::regclass AND u.oid = objid
+           AND u.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+        UNION ALL
+        SELECT x.collowner, 'pg_collation ' || quote_ident(n.nspname) || '.' || quote_ident(x.collname)
+          FROM pg_collation x JOIN pg_namespace n ON n.oid = x.collnamespace
+         WHERE classid = 'pg_collation'::regclass AND x.oid = objid
+        UNION ALL
+        SELECT x.conowner, 'pg_conversion ' || quote_ident(n.nspname) || '.' || quote_ident(x.conname)
+          FROM pg_conversion x JOIN pg_namespace n ON n.oid = x.connamespace
+         WHERE classid = 'pg_conversion'::regclass AND x.oid = objid
+        UNION ALL
+        SELECT x.stxowner, 'pg_statistic_ext ' || quote_ident(n.nspname) || '.' || quote_ident(x.stxname)
+          FROM pg_statistic_ext x JOIN pg_namespace n ON n.oid = x.stxnamespace
+         WHERE classid = 'pg_statistic_ext'::regclass AND x.oid = objid
+        UNION ALL
+        SELECT x.cfgowner, 'pg_ts_config ' || quote_ident(n.nspname) || '.' || quote_ident(x.cfgname)
+          FROM pg_ts_config x JOIN pg_namespace n ON n.oid = x.cfgnamespace
+         WHERE classid = 'pg_ts_config'::regclass AND x.oid = objid
+        UNION ALL
+        SELECT x.dictowner, 'pg_ts_dict ' || quote_ident(n.nspname) || '.' || quote_ident(x.dictname)
+          FROM pg_ts_dict x JOIN pg_namespace n ON n.oid = x.dictnamespace
+         WHERE classid = 'pg_ts_dict'::regclass AND x.oid = objid
+        UNION ALL
+        SELECT o.oprowner, 'pg_operator ' || quote_ident(n.nspname) || '.' || o.oprname
+                           || '(' || format_type(o.oprleft, NULL) || ', ' || format_type(o.oprright, NULL) || ')'
+          FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+         WHERE classid = 'pg_operator'::regclass AND o.oid = objid
+        UNION ALL
+        SELECT x.opcowner, 'pg_opclass ' || quote_ident(n.nspname) || '.' || quote_ident(x.opcname) || ' ' || a.amname
+          FROM pg_opclass x JOIN pg_namespace n ON n.oid = x.opcnamespace JOIN pg_am a ON a.oid = x.opcmethod
+         WHERE classid = 'pg_opclass'::regclass AND x.oid = objid
+        UNION ALL
+        SELECT x.opfowner, 'pg_opfamily ' || quote_ident(n.nspname) || '.' || quote_ident(x.opfname) || ' ' || a.amname
+          FROM pg_opfamily x JOIN pg_namespace n ON n.oid = x.opfnamespace JOIN pg_am a ON a.oid = x.opfmethod
+         WHERE classid = 'pg_opfamily'::regclass AND x.oid = objid
+    ) x(owner_oid, identity)
+     WHERE x.identity !~ '^[a-z_]+ pg_temp_[0-9]+\.'
 $$;
 
 
