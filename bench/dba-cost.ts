@@ -17,23 +17,33 @@ export interface CostOptions {
   roundSize: number;
   /** Untimed statements per side first (plans, caches, connections). */
   warmup: number;
+  /** The i-th statement sent, and what its latency is counted as (none: not timed); default: a GRANT or a REVOKE, each counted as its side's. */
+  statement?: (i: number) => { sql: string; label?: string };
 }
 
+const grantOrRevoke = (i: number) => ({ sql: alternating(i), label: '' });
+
 /**
- * Latency of single GRANT/REVOKE statements, each its own transaction as psql sends
- * them, on every side in turn: short alternating rounds, in an order that changes each
- * round, so that drift in the machine's load, and what one side leaves behind for the
- * next (the daemon's work after permsync's round), fall on every side alike.
+ * Latency of single statements (GRANT/REVOKE unless told), each its own transaction as
+ * psql sends them, on every side in turn: short alternating rounds, in an order that
+ * changes each round, so that drift in the machine's load, and what one side leaves behind
+ * for the next (the daemon's work after permsync's round), fall on every side alike.
+ * Samples go by side name, followed by ": label" for a statement of a non-empty label.
  */
 export async function measureStatementLatency(sides: Side[], options: CostOptions): Promise<Map<string, Distribution>> {
-  const samples = new Map(sides.map((s) => [s.name, [] as number[]]));
+  const samples = new Map<string, number[]>();
+  const statement = options.statement ?? grantOrRevoke;
   let counter = 0;
   const run = async (side: Side, count: number, timed: boolean) => {
     for (let i = 0; i < count; i++) {
-      const sql = alternating(counter++);
+      const { sql, label } = statement(counter++);
       const started = now();
       await side.client.query(sql);
-      if (timed) samples.get(side.name)?.push(now() - started);
+      if (!timed || label === undefined) continue;
+      const key = label === '' ? side.name : `${side.name}: ${label}`;
+      const list = samples.get(key) ?? [];
+      list.push(now() - started);
+      samples.set(key, list);
     }
     await side.afterRound?.();
   };

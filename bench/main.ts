@@ -11,6 +11,7 @@ import { measureFleet } from './fleet.js';
 import { measureCostByRoleCount } from './cost-by-roles.js';
 import { spawnDaemon, type DaemonProcess } from './daemon-process.js';
 import { measureStatementLatency, type Side } from './dba-cost.js';
+import { createOrDrop, DDL_ROLE, prepareDdl } from './ddl-cost.js';
 import { createGrants, runDrift } from './drift.js';
 import { lastCommitSeq, waitApplied } from './progress.js';
 import { measurePropagation } from './propagation.js';
@@ -52,6 +53,8 @@ const SIZES = {
   fleetBurst: 2000,
   fleetRoleChanges: 20,
   fleetDriftRoles: 10_000,
+  ddlExisting: 10_000,
+  ddlPerSide: 1000,
 } as const;
 /** The daemon's role_watch_interval_ms: the default, which the detection goal is stated for. */
 const ROLE_WATCH_INTERVAL_MS = 500;
@@ -67,6 +70,7 @@ const STEPS = {
   roleCount: ['10'],
   addEnvironment: ['11'],
   fleet: ['12'],
+  ddl: ['13'],
 } as const;
 type Step = keyof typeof STEPS;
 
@@ -260,6 +264,34 @@ async function main(argv: string[]): Promise<void> {
           : { id: '7', measurement: 'drift', figure: `not measured: ${drift.reason}`, goal: '', met: null },
       );
       if (drift.measured) rows.push({ id: '7', measurement: 'drift, peak RSS of the process', figure: mb(drift.peakRssMb), goal: '', met: null });
+    }
+
+    if (wanted('ddl')) {
+      say(`13: CREATE TABLE and DROP TABLE by a role in its schema, ${SIZES.ddlExisting} of its tables there, permsync's source and the plain one`);
+      await Promise.all([prepareDdl(monitor, SIZES.ddlExisting), prepareDdl(plain, SIZES.ddlExisting)]);
+      const sides: Side[] = [
+        { name: 'permsync', client: await open(servers.source.url) },
+        { name: 'plain', client: await open(servers.plain.url) },
+      ];
+      for (const side of sides) await side.client.query(`SET ROLE ${DDL_ROLE}`);
+      const cost = await measureStatementLatency(sides, {
+        perSide: SIZES.ddlPerSide,
+        roundSize: SIZES.costRound,
+        warmup: SIZES.costRound,
+        statement: createOrDrop,
+      });
+      results.ddlCost = Object.fromEntries(cost);
+      for (const statement of ['CREATE TABLE', 'DROP TABLE']) {
+        rows.push(
+          ...costRows(
+            '13',
+            `schema change cost, the ledger of owners, ${statement} (a serial key), ${SIZES.ddlExisting} tables there`,
+            get(cost, `permsync: ${statement}`),
+            get(cost, `plain: ${statement}`),
+            2,
+          ),
+        );
+      }
     }
 
     if (wanted('bulk')) {

@@ -2270,161 +2270,232 @@ SELECT m.server_key, m.role_oid, m.role_name, m.source_oid, m.how, m.recorded_by
  WHERE NOT EXISTS (SELECT FROM permsync.environments e WHERE coalesce(e.server_key, e.name) = m.server_key);
 
 -- The owners permsync saw each object of this database have, by the owner's oid, each with
--- the object's identity then (object_facts): every object's owner at install, then at each
--- command that makes an object, can change its owner, or renames it or its schema
+-- the object's identity then (object_facts), in the order noted: every object's owner at
+-- install, then at each command that makes an object, can change its owner, or renames it
 -- (permsync_owners, created last, below); an object's rows go when it is dropped. Each row
 -- says that the object was that role's under that name, both read from one version of the
 -- object's catalog row, so that it holds in whatever snapshot it was read. A command that
 -- gives an object another owner ends the rows of its former owners; REASSIGN OWNED fires
--- no event trigger, so after one the object keeps a row of the role it was taken from,
--- under its name then, whatever command touches it in a later transaction. That is what
--- the release before a DROP ROLE needs (src/plan/release.ts): an object the dropped role
--- owns on a target goes to the owner of the source's object of its name only if the
--- source's object was the dropped role's under that name, not one a login made to look
--- like it, nor one renamed after it left the role, nor one a command gave another owner
--- since (which a target may have refused). When the role watcher finds a role dropped,
--- each object noted as its gets a row of its owner then too, so that a release further
--- down a chain of REASSIGN OWNED (a's objects to b, a dropped; later b's to c, b dropped)
--- finds it. A dropped role's rows go once no enabled environment has its DROP ROLE still
--- to run (cleanup_old_logs). Nothing on a DBA's path waits on another transaction's rows
--- but the object's own, which its command holds a lock on: there is no unique key, and no
--- row is updated. A row of no owner (0) marks a name another role chose for the object
--- (note_owners): no row under it counts. An object owned by the bootstrap superuser has no
--- row, nor has a temporary one, nor a large object (drift does not compare them).
+-- no event trigger, so after one the object keeps the rows of the role it was taken from.
+-- That is what the release before a DROP ROLE needs (src/catalog/role-holdings.ts): an
+-- object the dropped role owns on a target goes to the owner of the source's object of its
+-- name only if that name is the last the source's object was noted under as the dropped
+-- role's (not one a login made to look like it, nor one it was given after it left the
+-- role, nor one a command gave another owner since, which a target may have refused).
+-- What an identity prints but the object's owner does not name (its schema's name, its
+-- argument types') can change under it: a name whose change since the object's last row
+-- came from such a rename by a role that may not act as the owner is noted as no one's
+-- (owner 0, note_owners_of), and no row under it counts; the release also takes a role's
+-- last name for an object that such renames changed since, where every role that may make
+-- them is a superuser. When the role watcher finds a role dropped, each object noted as its
+-- gets a row of its owner then too, so that a release further down a chain of REASSIGN
+-- OWNED (a's objects to b, a dropped; later b's to c, b dropped) finds it. A dropped role's
+-- rows go once no enabled environment has its DROP ROLE still to run (cleanup_old_logs).
+-- Nothing on a DBA's path waits on another transaction's rows but the object's own, which
+-- its command holds a lock on: there is no unique key, and no row is updated. An object
+-- owned by the bootstrap superuser has no row, nor has a temporary one, nor a large object
+-- (drift does not compare them).
 CREATE TABLE permsync.object_owners (
+    noted     bigint GENERATED ALWAYS AS IDENTITY,
     classid   oid NOT NULL,
     objid     oid NOT NULL,
     owner_oid oid NOT NULL,
-    identity  text NOT NULL
+    identity  text NOT NULL,
+    own       text NOT NULL,
+    parts     text NOT NULL,
+    context   text NOT NULL
 );
-CREATE INDEX object_owners_object_idx ON permsync.object_owners (classid, objid);
+CREATE INDEX object_owners_object_idx ON permsync.object_owners (classid, objid, noted);
 CREATE INDEX object_owners_owner_idx ON permsync.object_owners (owner_oid);
 
--- An object's owner and identity (its catalog, schema, name and arguments), from one
--- version of its catalog row in the statement's snapshot: none for an object that is not
--- there, temporary, or of a kind drift does not compare (indexes, a table's row type,
--- array types: their owner follows another's). The search path and quoting are pinned, so
--- that names print the same whatever the session's.
+-- An object's owner and identity (its catalog, schema, name and arguments), each pair from
+-- one version of its catalog row in the calling statement's snapshot: none for an object
+-- that is not there, temporary, or of a kind drift does not compare (indexes, a table's
+-- row type, array types: their owner follows another's). With them, what its identity is
+-- made of: `own`, its own name; `parts`, the oids of the objects whose names it prints (its
+-- schema, its argument types); `context`, those names as printed; `namers`, the owners of
+-- those objects and of their schemas now, who may rename them. The search path and
+-- quoting are pinned, so that names print the same whatever the session's; temporary
+-- objects (in a schema pg_temp_N) go unseen with their session and are none of the
+-- release's. Every version of the row the snapshot shows is returned (one taken before a
+-- commit that changed it shows two to the changer). PL/pgSQL, a query per catalog, each
+-- planned once per session (as a SQL function, a union of them all was planned at each
+-- statement that called it: 22 ms of a DBA's CREATE TABLE among 10,000 tables; bench 13).
 CREATE FUNCTION permsync.object_facts(classid oid, objid oid)
-RETURNS TABLE (owner_oid oid, identity text)
-LANGUAGE sql STABLE ROWS 1
+RETURNS TABLE (owner_oid oid, identity text, own text, parts text, context text, namers oid[])
+LANGUAGE plpgsql STABLE ROWS 1
 SET search_path = pg_catalog, pg_temp
 SET quote_all_identifiers = off
 AS $fn$
-    -- Temporary objects are none of the release's (and go unseen with their session).
-    SELECT x.owner_oid, x.identity FROM (
-        SELECT c.relowner, 'pg_class ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
-          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE classid = 'pg_class'::regclass AND c.oid = objid AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-        UNION ALL
+BEGIN
+    CASE classid
+    WHEN 'pg_class'::regclass THEN
+        RETURN QUERY
+        SELECT c.relowner, 'pg_class ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+               quote_ident(c.relname), n.oid::text, quote_ident(n.nspname), ARRAY[n.nspowner]
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
+         WHERE c.oid = objid AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f');
+    WHEN 'pg_proc'::regclass THEN
+        RETURN QUERY
         SELECT p.proowner, 'pg_proc ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname)
-                           || '(' || oidvectortypes(p.proargtypes) || ')'
-          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-         WHERE classid = 'pg_proc'::regclass AND p.oid = objid
-        UNION ALL
-        SELECT t.typowner, 'pg_type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname)
-          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-         WHERE classid = 'pg_type'::regclass AND t.oid = objid AND t.typtype IN ('b', 'c', 'd', 'e', 'r')
+                           || '(' || oidvectortypes(p.proargtypes) || ')',
+               quote_ident(p.proname), n.oid || ' ' || p.proargtypes::text,
+               quote_ident(n.nspname) || '(' || oidvectortypes(p.proargtypes) || ')',
+               n.nspowner || ARRAY(SELECT x FROM pg_type t JOIN pg_namespace s ON s.oid = t.typnamespace,
+                                                 unnest(ARRAY[t.typowner, s.nspowner]) x
+                                    WHERE t.oid = ANY (p.proargtypes::oid[]))
+          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
+         WHERE p.oid = objid;
+    WHEN 'pg_type'::regclass THEN
+        RETURN QUERY
+        SELECT t.typowner, 'pg_type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname),
+               quote_ident(t.typname), n.oid::text, quote_ident(n.nspname), ARRAY[n.nspowner]
+          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
+         WHERE t.oid = objid AND t.typtype IN ('b', 'c', 'd', 'e', 'r')
            AND (t.typtype <> 'c' OR EXISTS (SELECT FROM pg_class r WHERE r.oid = t.typrelid AND r.relkind = 'c'))
-           AND NOT EXISTS (SELECT FROM pg_type e WHERE e.oid = t.typelem AND e.typarray = t.oid)
-        UNION ALL
-        SELECT n.nspowner, 'pg_namespace ' || quote_ident(n.nspname)
-          FROM pg_namespace n WHERE classid = 'pg_namespace'::regclass AND n.oid = objid
-        UNION ALL
-        SELECT l.lanowner, 'pg_language ' || quote_ident(l.lanname)
-          FROM pg_language l WHERE classid = 'pg_language'::regclass AND l.oid = objid
-        UNION ALL
-        SELECT w.fdwowner, 'pg_foreign_data_wrapper ' || quote_ident(w.fdwname)
-          FROM pg_foreign_data_wrapper w WHERE classid = 'pg_foreign_data_wrapper'::regclass AND w.oid = objid
-        UNION ALL
-        SELECT v.srvowner, 'pg_foreign_server ' || quote_ident(v.srvname)
-          FROM pg_foreign_server v WHERE classid = 'pg_foreign_server'::regclass AND v.oid = objid
-        UNION ALL
-        SELECT b.pubowner, 'pg_publication ' || quote_ident(b.pubname)
-          FROM pg_publication b WHERE classid = 'pg_publication'::regclass AND b.oid = objid
-        UNION ALL
-        SELECT u.subowner, 'pg_subscription ' || quote_ident(u.subname)
+           AND NOT EXISTS (SELECT FROM pg_type e WHERE e.oid = t.typelem AND e.typarray = t.oid);
+    WHEN 'pg_namespace'::regclass THEN
+        RETURN QUERY
+        SELECT n.nspowner, 'pg_namespace ' || quote_ident(n.nspname), quote_ident(n.nspname), '', '', '{}'::oid[]
+          FROM pg_namespace n WHERE n.oid = objid;
+    WHEN 'pg_language'::regclass THEN
+        RETURN QUERY
+        SELECT l.lanowner, 'pg_language ' || quote_ident(l.lanname), quote_ident(l.lanname), '', '', '{}'::oid[]
+          FROM pg_language l WHERE l.oid = objid;
+    WHEN 'pg_foreign_data_wrapper'::regclass THEN
+        RETURN QUERY
+        SELECT w.fdwowner, 'pg_foreign_data_wrapper ' || quote_ident(w.fdwname), quote_ident(w.fdwname), '', '', '{}'::oid[]
+          FROM pg_foreign_data_wrapper w WHERE w.oid = objid;
+    WHEN 'pg_foreign_server'::regclass THEN
+        RETURN QUERY
+        SELECT v.srvowner, 'pg_foreign_server ' || quote_ident(v.srvname), quote_ident(v.srvname), '', '', '{}'::oid[]
+          FROM pg_foreign_server v WHERE v.oid = objid;
+    WHEN 'pg_publication'::regclass THEN
+        RETURN QUERY
+        SELECT b.pubowner, 'pg_publication ' || quote_ident(b.pubname), quote_ident(b.pubname), '', '', '{}'::oid[]
+          FROM pg_publication b WHERE b.oid = objid;
+    WHEN 'pg_subscription'::regclass THEN
+        RETURN QUERY
+        SELECT u.subowner, 'pg_subscription ' || quote_ident(u.subname), quote_ident(u.subname), '', '', '{}'::oid[]
           FROM pg_subscription u
-         WHERE classid = 'pg_subscription'::regclass AND u.oid = objid
-           AND u.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
-        UNION ALL
-        SELECT x.collowner, 'pg_collation ' || quote_ident(n.nspname) || '.' || quote_ident(x.collname)
-          FROM pg_collation x JOIN pg_namespace n ON n.oid = x.collnamespace
-         WHERE classid = 'pg_collation'::regclass AND x.oid = objid
-        UNION ALL
-        SELECT x.conowner, 'pg_conversion ' || quote_ident(n.nspname) || '.' || quote_ident(x.conname)
-          FROM pg_conversion x JOIN pg_namespace n ON n.oid = x.connamespace
-         WHERE classid = 'pg_conversion'::regclass AND x.oid = objid
-        UNION ALL
-        SELECT x.stxowner, 'pg_statistic_ext ' || quote_ident(n.nspname) || '.' || quote_ident(x.stxname)
-          FROM pg_statistic_ext x JOIN pg_namespace n ON n.oid = x.stxnamespace
-         WHERE classid = 'pg_statistic_ext'::regclass AND x.oid = objid
-        UNION ALL
-        SELECT x.cfgowner, 'pg_ts_config ' || quote_ident(n.nspname) || '.' || quote_ident(x.cfgname)
-          FROM pg_ts_config x JOIN pg_namespace n ON n.oid = x.cfgnamespace
-         WHERE classid = 'pg_ts_config'::regclass AND x.oid = objid
-        UNION ALL
-        SELECT x.dictowner, 'pg_ts_dict ' || quote_ident(n.nspname) || '.' || quote_ident(x.dictname)
-          FROM pg_ts_dict x JOIN pg_namespace n ON n.oid = x.dictnamespace
-         WHERE classid = 'pg_ts_dict'::regclass AND x.oid = objid
-        UNION ALL
+         WHERE u.oid = objid AND u.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
+    WHEN 'pg_collation'::regclass THEN
+        RETURN QUERY
+        SELECT x.collowner, 'pg_collation ' || quote_ident(n.nspname) || '.' || quote_ident(x.collname),
+               quote_ident(x.collname), n.oid::text, quote_ident(n.nspname), ARRAY[n.nspowner]
+          FROM pg_collation x JOIN pg_namespace n ON n.oid = x.collnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
+         WHERE x.oid = objid;
+    WHEN 'pg_conversion'::regclass THEN
+        RETURN QUERY
+        SELECT x.conowner, 'pg_conversion ' || quote_ident(n.nspname) || '.' || quote_ident(x.conname),
+               quote_ident(x.conname), n.oid::text, quote_ident(n.nspname), ARRAY[n.nspowner]
+          FROM pg_conversion x JOIN pg_namespace n ON n.oid = x.connamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
+         WHERE x.oid = objid;
+    WHEN 'pg_statistic_ext'::regclass THEN
+        RETURN QUERY
+        SELECT x.stxowner, 'pg_statistic_ext ' || quote_ident(n.nspname) || '.' || quote_ident(x.stxname),
+               quote_ident(x.stxname), n.oid::text, quote_ident(n.nspname), ARRAY[n.nspowner]
+          FROM pg_statistic_ext x JOIN pg_namespace n ON n.oid = x.stxnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
+         WHERE x.oid = objid;
+    WHEN 'pg_ts_config'::regclass THEN
+        RETURN QUERY
+        SELECT x.cfgowner, 'pg_ts_config ' || quote_ident(n.nspname) || '.' || quote_ident(x.cfgname),
+               quote_ident(x.cfgname), n.oid::text, quote_ident(n.nspname), ARRAY[n.nspowner]
+          FROM pg_ts_config x JOIN pg_namespace n ON n.oid = x.cfgnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
+         WHERE x.oid = objid;
+    WHEN 'pg_ts_dict'::regclass THEN
+        RETURN QUERY
+        SELECT x.dictowner, 'pg_ts_dict ' || quote_ident(n.nspname) || '.' || quote_ident(x.dictname),
+               quote_ident(x.dictname), n.oid::text, quote_ident(n.nspname), ARRAY[n.nspowner]
+          FROM pg_ts_dict x JOIN pg_namespace n ON n.oid = x.dictnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
+         WHERE x.oid = objid;
+    WHEN 'pg_operator'::regclass THEN
+        RETURN QUERY
         SELECT o.oprowner, 'pg_operator ' || quote_ident(n.nspname) || '.' || o.oprname
-                           || '(' || format_type(o.oprleft, NULL) || ', ' || format_type(o.oprright, NULL) || ')'
-          FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
-         WHERE classid = 'pg_operator'::regclass AND o.oid = objid
-        UNION ALL
-        SELECT x.opcowner, 'pg_opclass ' || quote_ident(n.nspname) || '.' || quote_ident(x.opcname) || ' ' || a.amname
-          FROM pg_opclass x JOIN pg_namespace n ON n.oid = x.opcnamespace JOIN pg_am a ON a.oid = x.opcmethod
-         WHERE classid = 'pg_opclass'::regclass AND x.oid = objid
-        UNION ALL
-        SELECT x.opfowner, 'pg_opfamily ' || quote_ident(n.nspname) || '.' || quote_ident(x.opfname) || ' ' || a.amname
-          FROM pg_opfamily x JOIN pg_namespace n ON n.oid = x.opfnamespace JOIN pg_am a ON a.oid = x.opfmethod
-         WHERE classid = 'pg_opfamily'::regclass AND x.oid = objid
-    ) x(owner_oid, identity)
-     WHERE x.identity !~ '^[a-z_]+ pg_temp_[0-9]+\.'
+                           || '(' || format_type(o.oprleft, NULL) || ', ' || format_type(o.oprright, NULL) || ')',
+               o.oprname::text, n.oid || ' ' || o.oprleft || ' ' || o.oprright,
+               quote_ident(n.nspname) || '(' || format_type(o.oprleft, NULL) || ', ' || format_type(o.oprright, NULL) || ')',
+               n.nspowner || ARRAY(SELECT x FROM pg_type t JOIN pg_namespace s ON s.oid = t.typnamespace,
+                                                 unnest(ARRAY[t.typowner, s.nspowner]) x
+                                    WHERE t.oid IN (o.oprleft, o.oprright))
+          FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
+         WHERE o.oid = objid;
+    WHEN 'pg_opclass'::regclass THEN
+        RETURN QUERY
+        SELECT x.opcowner, 'pg_opclass ' || quote_ident(n.nspname) || '.' || quote_ident(x.opcname) || ' ' || a.amname,
+               quote_ident(x.opcname), n.oid || ' ' || a.oid, quote_ident(n.nspname) || ' ' || a.amname, ARRAY[n.nspowner]
+          FROM pg_opclass x JOIN pg_namespace n ON n.oid = x.opcnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
+          JOIN pg_am a ON a.oid = x.opcmethod
+         WHERE x.oid = objid;
+    WHEN 'pg_opfamily'::regclass THEN
+        RETURN QUERY
+        SELECT x.opfowner, 'pg_opfamily ' || quote_ident(n.nspname) || '.' || quote_ident(x.opfname) || ' ' || a.amname,
+               quote_ident(x.opfname), n.oid || ' ' || a.oid, quote_ident(n.nspname) || ' ' || a.amname, ARRAY[n.nspowner]
+          FROM pg_opfamily x JOIN pg_namespace n ON n.oid = x.opfnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
+          JOIN pg_am a ON a.oid = x.opfmethod
+         WHERE x.oid = objid;
+    ELSE
+        -- Another catalog: nothing drift compares.
+    END CASE;
+END
 $fn$;
 
--- Notes each object's owner now, under its identity now, where that is not noted yet
--- (temporary objects, and those of the bootstrap superuser, aside). With `moves`, an owner
--- given in this transaction (the object's pg_shdepend row naming it written since the
--- transaction began: a command's owner change, seen) ends the rows of the object's former
--- owners; one given before, by no command permsync saw (REASSIGN OWNED), does not.
+-- Notes each object's owner now, under its identity now, where the object's last row is
+-- not of that owner (or of no one) under that identity (temporary objects, and those of
+-- the bootstrap superuser, aside). The name is of no one (0) where, since the last row,
+-- the names of the objects it prints changed while they are the same objects (a schema or
+-- a type renamed, not the object moved), and a role that may rename one of them may not
+-- act as the owner. With `moves`, an owner given in this transaction (the object's
+-- pg_shdepend row naming it written since the transaction began: a command's owner change,
+-- seen) ends the rows of the object's former owners; one given before, by no command
+-- permsync saw (REASSIGN OWNED), does not.
 CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET jit = off
+SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
 AS $fn$
+BEGIN
     WITH now AS (
-        SELECT DISTINCT t.classid, t.objid, f.owner_oid, f.identity,
-               moves AND EXISTS (SELECT FROM pg_shdepend d
-                                  WHERE d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
-                                    AND d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0
-                                    AND d.deptype = 'o' AND d.refobjid = f.owner_oid
-                                    AND age(d.xmin) <= age(pg_current_xact_id()::xid)) AS moved
+        SELECT DISTINCT t.classid, t.objid, f.owner_oid, f.identity, f.own, f.parts, f.context,
+               l.owner_oid AS last_owner, l.identity AS last_identity,
+               l.parts IS DISTINCT FROM f.parts OR l.context = f.context
+               OR coalesce((SELECT bool_and(pg_has_role(x, f.owner_oid, 'USAGE')) FROM unnest(f.namers) x), true) AS owners_name,
+               moves AND m.moved IS NOT NULL AS moved
           FROM jsonb_to_recordset(objects) AS t(classid oid, objid oid)
          CROSS JOIN LATERAL permsync.object_facts(t.classid, t.objid) f
+          LEFT JOIN LATERAL (SELECT o.owner_oid, o.identity, o.parts, o.context FROM permsync.object_owners o
+                              WHERE o.classid = t.classid AND o.objid = t.objid
+                              ORDER BY o.noted DESC LIMIT 1) l ON true
+          -- Lateral lookups by the index, object by object (an EXISTS here was planned as a
+          -- hash of every pg_shdepend row of the database, at each command).
+          LEFT JOIN LATERAL (SELECT true AS moved FROM pg_shdepend d
+                              WHERE d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
+                                AND d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0
+                                AND d.deptype = 'o' AND d.refobjid = f.owner_oid
+                                AND age(d.xmin) <= age(pg_current_xact_id()::xid)
+                              LIMIT 1) m ON true
          WHERE f.owner_oid <> 10),
     ended AS (
         DELETE FROM permsync.object_owners o
          USING now n
          WHERE n.moved AND o.classid = n.classid AND o.objid = n.objid AND o.owner_oid NOT IN (n.owner_oid, 0))
-    INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
-    SELECT n.classid, n.objid, n.owner_oid, n.identity
+    INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, context)
+    SELECT n.classid, n.objid, CASE WHEN n.owners_name THEN n.owner_oid ELSE 0 END, n.identity, n.own, n.parts, n.context
       FROM now n
-     WHERE NOT EXISTS (SELECT FROM permsync.object_owners o
-                        WHERE o.classid = n.classid AND o.objid = n.objid AND o.owner_oid = n.owner_oid
-                          AND o.identity = n.identity);
+     WHERE NOT (n.last_identity IS NOT DISTINCT FROM n.identity AND n.last_owner IN (n.owner_oid, 0));
+END
 $fn$;
 
 -- The event trigger permsync_owners: the owners of the commands' objects (an operator's
 -- commutator and negator too, which CREATE OPERATOR may make as shells), and what a DROP
--- took away. A command on one object can rename others (a schema renamed renames what is
--- in it; a type renamed, the routines and operators that take it): where the owner of the
--- renamed object may act as theirs, they are noted under their new names; else the name
--- is another role's choice, and a row of no owner (0) marks it as not theirs to be known
--- by. It runs as its owner, so that the DBA's command may write the table, and without JIT
--- (compiling its few-row queries cost a DBA's CREATE TABLE 0.7 s).
+-- took away. It runs as its owner, so that the DBA's command may write the table, and
+-- without JIT (compiling its few-row queries cost a DBA's CREATE TABLE 0.7 s). What a
+-- command renames by renaming what it depends on (a schema, a type) is not looked for: its
+-- next row, or the release, weighs who may have named it (note_owners_of, object_owners).
 CREATE FUNCTION permsync.note_owners()
 RETURNS event_trigger
 LANGUAGE plpgsql
@@ -2452,41 +2523,8 @@ BEGIN
               JOIN pg_operator p ON c.classid = 'pg_operator'::regclass AND p.oid = c.objid
              CROSS JOIN LATERAL unnest(ARRAY[p.oprcom, p.oprnegate]) x
              WHERE x <> 0) t;
-    IF touched IS NULL THEN
-        RETURN;
-    END IF;
-    PERFORM permsync.note_owners_of(touched, true);
-    -- What the commands renamed by renaming what it depends on, through a few links (a
-    -- schema, a type in it, its array type, a routine taking that): a name not noted for it.
-    WITH RECURSIVE named(classid, objid, root_classid, root_objid, depth) AS (
-        SELECT c.classid, c.objid, c.classid, c.objid, 0
-          FROM jsonb_to_recordset(touched) AS c(classid oid, objid oid)
-        UNION
-        SELECT d.classid, d.objid, n.root_classid, n.root_objid, n.depth + 1
-          FROM named n
-          JOIN pg_depend d ON d.refclassid = n.classid AND d.refobjid = n.objid AND d.deptype IN ('n', 'i') AND d.objsubid = 0
-         WHERE n.depth < 3),
-    -- The new name is trusted where every owner the renamed object shows (an older snapshot
-    -- may show two versions of its row) may act as the object's owner.
-    renamed AS (
-        SELECT DISTINCT n.classid, n.objid, f.identity,
-               coalesce((SELECT bool_and(pg_has_role(r.owner_oid, f.owner_oid, 'MEMBER'))
-                           FROM (SELECT y.owner_oid FROM permsync.object_facts(n.root_classid, n.root_objid) y
-                                 UNION ALL
-                                 SELECT t.typowner FROM pg_type t
-                                  WHERE n.root_classid = 'pg_type'::regclass AND t.oid = n.root_objid) r), false) AS trusted
-          FROM named n
-         CROSS JOIN LATERAL permsync.object_facts(n.classid, n.objid) f
-         WHERE n.depth > 0 AND f.owner_oid <> 10
-           AND NOT EXISTS (SELECT FROM permsync.object_owners o
-                            WHERE o.classid = n.classid AND o.objid = n.objid AND o.identity = f.identity)),
-    marked AS (
-        INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
-        SELECT r.classid, r.objid, 0, r.identity FROM renamed r WHERE NOT r.trusted)
-    SELECT jsonb_agg(jsonb_build_object('classid', r.classid, 'objid', r.objid)) INTO touched
-      FROM renamed r WHERE r.trusted;
     IF touched IS NOT NULL THEN
-        PERFORM permsync.note_owners_of(touched, false);
+        PERFORM permsync.note_owners_of(touched, true);
     END IF;
 END
 $fn$;
@@ -3475,8 +3513,8 @@ CREATE EVENT TRIGGER permsync_capture ON ddl_command_end
     EXECUTE FUNCTION permsync.capture_permission_command();
 
 -- What permsync_owners starts from: every object's owner now.
-INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity)
-SELECT DISTINCT d.classid, d.objid, f.owner_oid, f.identity
+INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, context)
+SELECT DISTINCT d.classid, d.objid, f.owner_oid, f.identity, f.own, f.parts, f.context
   FROM pg_shdepend d
  CROSS JOIN LATERAL permsync.object_facts(d.classid, d.objid) f
  WHERE d.deptype = 'o' AND d.objsubid = 0

@@ -702,7 +702,10 @@ describe('cleanup_old_logs', () => {
                CREATE TABLE handed_back (id int); ALTER TABLE handed_back OWNER TO leaver_role;
                REASSIGN OWNED BY leaver_role TO postgres`);
     // As on 15 and earlier, a function of a temporary type's, dropped with its session: no event trigger fires.
-    await dba(`INSERT INTO permsync.object_owners VALUES ('pg_proc'::regclass, 4000000000, 'keeper_role'::regrole, 'pg_proc public.gone()')`);
+    await dba(
+      `INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, context)
+       VALUES ('pg_proc'::regclass, 4000000000, 'keeper_role'::regrole, 'pg_proc public.gone()', 'gone', '2200 ', 'public()')`,
+    );
     await dba('SELECT * FROM permsync.cleanup_old_logs()');
     expect(
       await rows(`SELECT owner_oid::regrole::text AS owner, identity FROM permsync.object_owners

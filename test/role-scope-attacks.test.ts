@@ -101,6 +101,13 @@ async function prodOwner(table: string): Promise<string | undefined> {
 }
 
 /** Asks prod to run the batch it holds on again, as an operator would, and waits for that run's end. */
+async function prodRoutineOwner(routine: string): Promise<string | undefined> {
+  const { rows } = await prod.query<{ owner: string }>(`SELECT proowner::regrole::text AS owner FROM pg_proc WHERE oid = $1::regprocedure`, [
+    routine,
+  ]);
+  return rows[0]?.owner;
+}
+
 async function retryProd(): Promise<void> {
   const last = async () =>
     (
@@ -1520,6 +1527,133 @@ describe('role scope: object_owners, a sixth attacker read', () => {
     await thenExpect(
       { owner: await prodRoutineOwner('scratch63.total(scratch63.salary[])'), state: await prodState() },
       { owner: 'contractor63', state: 'held' },
+    );
+  });
+});
+
+describe('role scope: object_owners, a seventh attacker read', () => {
+  it("a routine that takes an array of rows of a login's table, whose schema she renamed after a prod-only one's, is not given to her on prod when its owner alters it and a DBA releases and drops him", async () => {
+    await p.everywhere('CREATE SCHEMA scratch71; GRANT USAGE, CREATE ON SCHEMA scratch71 TO PUBLIC');
+    await p.dba('CREATE ROLE contractor71');
+    await p.dba(`GRANT CREATE ON DATABASE postgres TO ${MALLORY}; CREATE SCHEMA mine71 AUTHORIZATION ${MALLORY}`);
+    await settle();
+    // Mallory's table, an array of whose rows the contractor's routine takes (on the source alone).
+    await asMallory('SET permsync.capture = off; CREATE TABLE mine71.accounts (id int); GRANT USAGE ON SCHEMA mine71 TO PUBLIC');
+    await p.dba(`SET ROLE contractor71; CREATE FUNCTION scratch71.total(mine71.accounts[]) RETURNS int LANGUAGE sql AS 'SELECT 1'; RESET ROLE`);
+    // A routine of the contractor's on prod alone, taking rows of a table in a schema the source does not have.
+    await prod.query(`CREATE SCHEMA payroll71; CREATE TABLE payroll71.accounts (id int);
+      CREATE FUNCTION scratch71.total(payroll71.accounts[]) RETURNS int LANGUAGE sql AS 'SELECT 2';
+      ALTER FUNCTION scratch71.total(payroll71.accounts[]) OWNER TO contractor71`);
+    await settle();
+    // Mallory renames her schema after prod's. The routine is four links from the schema
+    // (schema -> table -> row type -> its array type -> routine); the walk stops at three: nothing marks its new name.
+    await asMallory('ALTER SCHEMA mine71 RENAME TO payroll71');
+    // The contractor goes on working on his routine: his ALTER notes it as his under the name mallory gave it.
+    await p.dba('SET ROLE contractor71; ALTER FUNCTION scratch71.total(payroll71.accounts[]) SET work_mem = 64; RESET ROLE');
+    const noted = (
+      await p.sourceClient.query<{ owner: string; identity: string }>(
+        `SELECT coalesce(owner_oid::regrole::text, owner_oid::text) AS owner, identity FROM permsync.object_owners
+          WHERE classid = 'pg_proc'::regclass AND objid = 'scratch71.total(payroll71.accounts[])'::regprocedure ORDER BY 1, 2`,
+      )
+    ).rows;
+    const start = await lastCommitSeq();
+    await p.dba(`REASSIGN OWNED BY contractor71 TO ${MALLORY}; DROP OWNED BY contractor71; DROP ROLE contractor71`);
+    await untilProdRan(start);
+    await settle();
+    await thenExpect(
+      { noted, owner: await prodRoutineOwner('scratch71.total(payroll71.accounts[])'), state: await prodState() },
+      { noted: expect.anything(), owner: 'contractor71', state: 'held' },
+    );
+  });
+
+  it("a routine that takes a login's type, made after her REPEATABLE READ snapshot and renamed by her after a prod-only routine's, is not given to her on prod when its owner alters it and a DBA releases and drops him", async () => {
+    await p.everywhere('CREATE SCHEMA scratch74; GRANT USAGE, CREATE ON SCHEMA scratch74 TO PUBLIC');
+    await p.dba('CREATE ROLE contractor74');
+    await settle();
+    // Mallory's type in the shared schema; a routine of the contractor's on prod alone, taking prod's type of another name.
+    await asMallory('CREATE TYPE scratch74.amount AS (v numeric)');
+    await prod.query(`CREATE TYPE scratch74.salary AS (v numeric);
+      CREATE FUNCTION scratch74.total(scratch74.salary) RETURNS int LANGUAGE sql AS 'SELECT 2';
+      ALTER FUNCTION scratch74.total(scratch74.salary) OWNER TO contractor74`);
+    const stale = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+    await stale.connect();
+    try {
+      // Mallory takes a snapshot, and keeps it.
+      await stale.query('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
+      // The contractor's routine on the source alone, taking her type: made after her snapshot.
+      await p.dba(`SET ROLE contractor74; CREATE FUNCTION scratch74.total(scratch74.amount) RETURNS int LANGUAGE sql AS 'SELECT 1'; RESET ROLE`);
+      // She renames her type after prod's. The walk of what the rename renamed reads pg_depend in her snapshot: it sees no routine.
+      await stale.query('ALTER TYPE scratch74.amount RENAME TO salary');
+      await stale.query('COMMIT');
+    } finally {
+      await stale.end();
+    }
+    // The contractor goes on working on his routine: his ALTER notes it as his under the name mallory gave it.
+    await p.dba('SET ROLE contractor74; ALTER FUNCTION scratch74.total(scratch74.salary) SET work_mem = 64; RESET ROLE');
+    const noted = (
+      await p.sourceClient.query<{ owner: string; identity: string }>(
+        `SELECT coalesce(owner_oid::regrole::text, owner_oid::text) AS owner, identity FROM permsync.object_owners
+          WHERE classid = 'pg_proc'::regclass AND objid = 'scratch74.total(scratch74.salary)'::regprocedure ORDER BY 1, 2`,
+      )
+    ).rows;
+    await settle();
+    const start = await lastCommitSeq();
+    await p.dba(`REASSIGN OWNED BY contractor74 TO ${MALLORY}; DROP OWNED BY contractor74; DROP ROLE contractor74`);
+    await untilProdRan(start);
+    await settle();
+    await thenExpect(
+      { noted, owner: await prodRoutineOwner('scratch74.total(scratch74.salary)'), state: await prodState() },
+      { noted: expect.anything(), owner: 'contractor74', state: 'held' },
+    );
+  });
+
+  it("a login's routines taking a DBA's table's rows do not stall the DBA's ALTER TABLE (permsync_owners walked every object that depends on it)", async () => {
+    await p.everywhere('CREATE SCHEMA app73; CREATE TABLE app73.orders (id int); GRANT USAGE ON SCHEMA app73 TO PUBLIC');
+    await p.dba(`GRANT CREATE ON DATABASE postgres TO ${MALLORY}; CREATE SCHEMA many73 AUTHORIZATION ${MALLORY}`);
+    await settle();
+    // Mallory needs no privilege on the table to take its row type: 20,000 routines, 2,000 a command.
+    for (let s = 0; s < 10; s++) {
+      const routines = Array.from(
+        { length: 2000 },
+        (_, i) => `CREATE FUNCTION many73.f${s}_${i}(app73.orders) RETURNS int LANGUAGE sql AS 'SELECT 1';`,
+      );
+      await asMallory(`SET permsync.capture = off; ${routines.join(' ')}`);
+    }
+    // A DBA's migration adds a column: PostgreSQL alone takes a few milliseconds, whatever depends on the table.
+    const dba = new pg.Client(p.source.url);
+    await dba.connect();
+    try {
+      await dba.query('SET statement_timeout = 1000');
+      const outcome = await dba.query('ALTER TABLE app73.orders ADD COLUMN note text').then(
+        () => 'ok',
+        (error: Error) => error.message,
+      );
+      expect(outcome).toBe('ok');
+    } finally {
+      await dba.end();
+    }
+  }, 300_000);
+
+  it("a table a dropped role left to a login by REASSIGN OWNED, renamed by her back to a name it had while the role owned it, does not take the role's table of that name on prod", async () => {
+    await p.everywhere('CREATE SCHEMA scratch72; GRANT USAGE, CREATE ON SCHEMA scratch72 TO PUBLIC');
+    await p.dba('CREATE ROLE contractor72');
+    await settle();
+    // The contractor's table on the source was called payroll once; he renamed it (noted as his under both names).
+    await p.dba('SET ROLE contractor72; CREATE TABLE scratch72.payroll (id int); ALTER TABLE scratch72.payroll RENAME TO tmp_import; RESET ROLE');
+    // A table of the contractor's on prod: the source has none of its name any more.
+    await prod.query('CREATE TABLE scratch72.payroll (id int); ALTER TABLE scratch72.payroll OWNER TO contractor72');
+    await settle();
+    // The contractor leaves; a DBA gives mallory what the contractor owned on the source.
+    await p.dba(`REASSIGN OWNED BY contractor72 TO ${MALLORY}`);
+    // Mallory renames it back: the contractor's old row under that name counts again.
+    await asMallory('ALTER TABLE scratch72.tmp_import RENAME TO payroll');
+    const start = await lastCommitSeq();
+    await p.dba('DROP OWNED BY contractor72; DROP ROLE contractor72');
+    await untilProdRan(start);
+    await settle();
+    await thenExpect(
+      { owner: await prodOwner('scratch72.payroll'), reads: await malloryReadsOnly('scratch72.payroll'), state: await prodState() },
+      { owner: 'contractor72', reads: false, state: 'held' },
     );
   });
 });

@@ -90,12 +90,17 @@ const OWNERS = `
     JOIN jsonb_to_recordset($1::jsonb) AS w(kind text, schema text, name text, args text)
       ON w.kind = o.kind AND w.schema IS NOT DISTINCT FROM o.schema
      AND w.name IS NOT DISTINCT FROM o.name AND w.args IS NOT DISTINCT FROM o.args
+   CROSS JOIN LATERAL permsync.object_facts(o.classid, o.objid) f
+   CROSS JOIN LATERAL (SELECT s.identity, s.own, s.parts FROM permsync.object_owners s
+                        WHERE s.classid = o.classid AND s.objid = o.objid AND s.owner_oid = $2::oid
+                        ORDER BY s.noted DESC LIMIT 1) last
    WHERE o.owner IS NOT NULL
-     AND EXISTS (SELECT FROM permsync.object_owners s
-                  WHERE s.classid = o.classid AND s.objid = o.objid AND s.owner_oid = $2::oid
-                    AND s.identity IN (SELECT f.identity FROM permsync.object_facts(o.classid, o.objid) f)
-                    AND NOT EXISTS (SELECT FROM permsync.object_owners m
-                                     WHERE m.classid = s.classid AND m.objid = s.objid AND m.owner_oid = 0 AND m.identity = s.identity))`;
+     -- The role's last name for it is its name now, or differs only by names superusers alone may give.
+     AND (last.identity = f.identity
+          OR (last.own = f.own AND last.parts = f.parts
+              AND NOT EXISTS (SELECT FROM unnest(f.namers) x JOIN pg_roles r ON r.oid = x WHERE NOT r.rolsuper)))
+     AND NOT EXISTS (SELECT FROM permsync.object_owners m
+                      WHERE m.classid = o.classid AND m.objid = o.objid AND m.owner_oid = 0 AND m.identity = f.identity)`;
 
 type Granted = [privilege: string, grantable: boolean, grantor: string | null];
 
@@ -124,8 +129,9 @@ export function readRoleHoldings(target: pg.ClientBase, role: string): Promise<R
 }
 
 /**
- * Each object's owner on the source, by the object's key (objectKey), where the source's
- * object of its name was the role of source oid `formerOwner`'s when permsync last saw it.
+ * Each object's owner on the source, by the object's key (objectKey), where the name the
+ * source's object was last noted under as the role of source oid `formerOwner`'s is its
+ * name now (sql/schema.sql, object_owners).
  */
 export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef[], formerOwner: number | undefined): Promise<Map<string, string>> {
   if (objects.length === 0 || formerOwner === undefined) return new Map();
