@@ -1312,14 +1312,21 @@ describe('role scope: object_owners, a fourth attacker read', () => {
     let first: unknown;
     try {
       let start = await lastCommitSeq();
-      // A DBA passes the leaver's table to the lead and drops the leaver, as in test 708.
-      await p.dba('REASSIGN OWNED BY first43 TO lead43; DROP OWNED BY first43; DROP ROLE first43');
-      // Before the watcher looks, mallory captures the DROP ROLE in a REPEATABLE READ transaction of hers (a change of
-      // her own role makes her command capture), then captures again in a transaction she leaves open.
-      await grab.query(
-        `BEGIN ISOLATION LEVEL REPEATABLE READ; ALTER ROLE m43 CONNECTION LIMIT 6; DO $$BEGIN EXECUTE 'GRANT SELECT ON scratch43.mine TO PUBLIC'; END$$; COMMIT;
-         BEGIN; ALTER ROLE m43 CONNECTION LIMIT 7; DO $$BEGIN EXECUTE 'GRANT SELECT ON scratch43.mine TO PUBLIC'; END$$`,
-      );
+      // (Mallory polls for the drop and wins the race with the role watcher, which looks every
+      // 500 ms by default; the daemon is stopped meanwhile here so that she surely does.)
+      await daemon.stop();
+      try {
+        // A DBA passes the leaver's table to the lead and drops the leaver, as in test 708.
+        await p.dba('REASSIGN OWNED BY first43 TO lead43; DROP OWNED BY first43; DROP ROLE first43');
+        // Before the watcher looks, mallory captures the DROP ROLE in a REPEATABLE READ transaction of hers (a change of
+        // her own role makes her command capture), then captures again in a transaction she leaves open.
+        await grab.query(
+          `BEGIN ISOLATION LEVEL REPEATABLE READ; ALTER ROLE m43 CONNECTION LIMIT 6; DO $$BEGIN EXECUTE 'GRANT SELECT ON scratch43.mine TO PUBLIC'; END$$; COMMIT;
+           BEGIN; ALTER ROLE m43 CONNECTION LIMIT 7; DO $$BEGIN EXECUTE 'GRANT SELECT ON scratch43.mine TO PUBLIC'; END$$`,
+        );
+      } finally {
+        daemon = await p.startDaemon(config);
+      }
       await untilProdRan(start);
       await settle();
       first = { owner: await prodOwner('scratch43.report'), state: await prodState() };
@@ -1654,6 +1661,104 @@ describe('role scope: object_owners, a seventh attacker read', () => {
     await thenExpect(
       { owner: await prodOwner('scratch72.payroll'), reads: await malloryReadsOnly('scratch72.payroll'), state: await prodState() },
       { owner: 'contractor72', reads: false, state: 'held' },
+    );
+  });
+});
+
+describe('role scope: object_owners, an eighth attacker read', () => {
+  it("a login's REPEATABLE READ snapshot from between a DBA's REASSIGN OWNED to a contractor and his rename notes his old name last, so the release does not hand her his prod-only table of that name", async () => {
+    await p.everywhere('CREATE SCHEMA scratch81; GRANT USAGE, CREATE ON SCHEMA scratch81 TO PUBLIC');
+    await p.dba('CREATE ROLE first81; CREATE ROLE contractor81');
+    await settle();
+    // A colleague's table on the source alone; a DBA hands the colleague's work to the contractor (the colleague stays).
+    await p.dba('SET ROLE first81; CREATE TABLE scratch81.payroll (id int); RESET ROLE');
+    await p.dba('REASSIGN OWNED BY first81 TO contractor81');
+    // A table of the contractor's on prod alone.
+    await prod.query('CREATE TABLE scratch81.payroll (id int); ALTER TABLE scratch81.payroll OWNER TO contractor81');
+    await settle();
+    const stale = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+    await stale.connect();
+    try {
+      // Mallory takes a snapshot while the contractor holds the table as payroll (REASSIGN noted nothing).
+      await stale.query('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
+      // The contractor renames it: his last name for it is tmp_import (noted as his).
+      await p.dba('SET ROLE contractor81; ALTER TABLE scratch81.payroll RENAME TO tmp_import; RESET ROLE');
+      // He leaves; a DBA gives mallory what he owned on the source.
+      await p.dba(`REASSIGN OWNED BY contractor81 TO ${MALLORY}`);
+      // In her old snapshot she touches the table, now hers: the version her snapshot shows (his, as payroll) is noted again, last.
+      await stale.query('ALTER TABLE scratch81.tmp_import ADD COLUMN c int');
+      await stale.query('COMMIT');
+    } finally {
+      await stale.end();
+    }
+    await asMallory('ALTER TABLE scratch81.tmp_import RENAME TO payroll');
+    const start = await lastCommitSeq();
+    await p.dba('DROP OWNED BY contractor81; DROP ROLE contractor81');
+    await untilProdRan(start);
+    await settle();
+    await thenExpect(
+      { owner: await prodOwner('scratch81.payroll'), reads: await malloryReadsOnly('scratch81.payroll'), state: await prodState() },
+      { owner: 'contractor81', reads: false, state: 'held' },
+    );
+  });
+  it("the same, where the DBA passed the colleague's work on the usual way (REASSIGN OWNED, DROP OWNED, DROP ROLE) and mallory's snapshot is from before the role watcher noted it", async () => {
+    await p.everywhere('CREATE SCHEMA scratch82; GRANT USAGE, CREATE ON SCHEMA scratch82 TO PUBLIC');
+    await p.dba('CREATE ROLE first82; CREATE ROLE contractor82');
+    await settle();
+    await p.dba('SET ROLE first82; CREATE TABLE scratch82.payroll (id int); RESET ROLE');
+    await prod.query('CREATE TABLE scratch82.payroll (id int); ALTER TABLE scratch82.payroll OWNER TO contractor82');
+    await settle();
+    const stale = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+    await stale.connect();
+    // (Mallory polls for the drop and wins the race with the role watcher, which looks every
+    // 500 ms by default; the daemon is stopped meanwhile here so that she surely does.)
+    await daemon.stop();
+    try {
+      await p.dba('REASSIGN OWNED BY first82 TO contractor82; DROP OWNED BY first82; DROP ROLE first82');
+      await stale.query('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
+      daemon = await p.startDaemon(config);
+      await settle();
+      await p.dba('SET ROLE contractor82; ALTER TABLE scratch82.payroll RENAME TO tmp_import; RESET ROLE');
+      await p.dba(`REASSIGN OWNED BY contractor82 TO ${MALLORY}`);
+      await stale.query('ALTER TABLE scratch82.tmp_import ADD COLUMN c int');
+      await stale.query('COMMIT');
+    } finally {
+      await stale.end();
+    }
+    await asMallory('ALTER TABLE scratch82.tmp_import RENAME TO payroll');
+    const start = await lastCommitSeq();
+    await p.dba('DROP OWNED BY contractor82; DROP ROLE contractor82');
+    await untilProdRan(start);
+    await settle();
+    await thenExpect(
+      { owner: await prodOwner('scratch82.payroll'), reads: await malloryReadsOnly('scratch82.payroll'), state: await prodState() },
+      { owner: 'contractor82', reads: false, state: 'held' },
+    );
+  });
+
+  it("a routine taking a login's type she renamed after a prod-only routine's argument, then moved to another schema by its owner, is not given to her on prod when a DBA releases and drops him", async () => {
+    await p.everywhere('CREATE SCHEMA scratch83; CREATE SCHEMA app83; GRANT USAGE, CREATE ON SCHEMA scratch83, app83 TO PUBLIC');
+    await p.dba('CREATE ROLE contractor83');
+    await settle();
+    // Mallory's type in the shared schema, which the contractor's routine takes (on the source alone).
+    await asMallory('CREATE TYPE scratch83.amount AS (v numeric)');
+    await p.dba(`SET ROLE contractor83; CREATE FUNCTION scratch83.total(scratch83.amount) RETURNS int LANGUAGE sql AS 'SELECT 1'; RESET ROLE`);
+    // A routine of the contractor's on prod alone, taking prod's own type of another name.
+    await prod.query(`CREATE TYPE scratch83.salary AS (v numeric);
+      CREATE FUNCTION app83.total(scratch83.salary) RETURNS int LANGUAGE sql AS 'SELECT 2';
+      ALTER FUNCTION app83.total(scratch83.salary) OWNER TO contractor83`);
+    await settle();
+    // Mallory renames her type after prod's: with an ALTER of his (SET work_mem) the new name would be no one's (the seventh read).
+    await asMallory('ALTER TYPE scratch83.amount RENAME TO salary');
+    // The contractor moves his routine to app83: its parts changed, so the whole new name, her type's part too, is noted as his.
+    await p.dba('SET ROLE contractor83; ALTER FUNCTION scratch83.total(scratch83.salary) SET SCHEMA app83; RESET ROLE');
+    const start = await lastCommitSeq();
+    await p.dba(`REASSIGN OWNED BY contractor83 TO ${MALLORY}; DROP OWNED BY contractor83; DROP ROLE contractor83`);
+    await untilProdRan(start);
+    await settle();
+    await thenExpect(
+      { owner: await prodRoutineOwner('app83.total(scratch83.salary)'), state: await prodState() },
+      { owner: 'contractor83', state: 'held' },
     );
   });
 });
