@@ -1124,15 +1124,21 @@ BEGIN
     WITH now AS (
         SELECT DISTINCT t.classid, t.objid, f.owner_oid, f.identity, f.own, f.parts, f.names,
                l.owner_oid AS last_owner, l.identity AS last_identity,
-               -- A name the objects it prints kept their oids under but not their names.
-               NOT EXISTS (SELECT FROM unnest(l.parts, l.names) a(part, name)
-                             JOIN unnest(f.parts, f.names) b(part, name) ON b.part = a.part
-                            WHERE b.name <> a.name)
-               OR coalesce((SELECT bool_and(pg_has_role(x, f.owner_oid, 'USAGE')) FROM unnest(f.namers) x), true) AS owners_name,
+               l.identity IS DISTINCT FROM f.identity AS named,
+               NOT EXISTS (SELECT FROM unnest(l.parts, l.names) WITH ORDINALITY a(part, name, i)
+                             JOIN unnest(f.parts, f.names) WITH ORDINALITY b(part, name, j) ON b.part = a.part
+                            WHERE b.name <> a.name
+                              AND NOT (i = 1 AND j = 1 AND EXISTS (
+                                  SELECT FROM (SELECT s.owner_oid, s.identity, s.noted FROM permsync.object_owners s
+                                                WHERE s.classid = 'pg_namespace'::regclass AND s.objid = b.part AND s.named
+                                                ORDER BY s.noted DESC LIMIT 1) s
+                                   WHERE s.noted > l.noted AND s.identity = 'pg_namespace ' || b.name
+                                     AND s.owner_oid IN (SELECT r.oid FROM pg_roles r)
+                                     AND pg_has_role(s.owner_oid, f.owner_oid, 'USAGE')))) AS owners_name,
                moves AND m.moved IS NOT NULL AS moved
           FROM jsonb_to_recordset(objects) AS t(classid oid, objid oid)
          CROSS JOIN LATERAL permsync.object_facts(t.classid, t.objid) f
-          LEFT JOIN LATERAL (SELECT o.owner_oid, o.identity, o.parts, o.names FROM permsync.object_owners o
+          LEFT JOIN LATERAL (SELECT o.owner_oid, o.identity, o.parts, o.names, o.noted FROM permsync.object_owners o
                               WHERE o.classid = t.classid AND o.objid = t.objid
                               ORDER BY o.noted DESC LIMIT 1) l ON true
           -- Lateral lookups by the index, object by object (an EXISTS here was planned as a
@@ -1141,20 +1147,17 @@ BEGIN
                               WHERE d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
                                 AND d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0
                                 AND d.deptype = 'o' AND d.refobjid = f.owner_oid
-                                AND age(d.xmin) <= age(pg_current_xact_id()::xid)
+                                AND permsync.xact_status(d.xmin) = 'in progress'
                               LIMIT 1) m ON true
-         WHERE f.owner_oid <> 10
-           -- Not what an old snapshot shows of a row a commit since replaced (by xmax: the
-           -- xid8 of an xid as old as it is).
-           AND NOT EXISTS (SELECT FROM unnest(f.versions) v
-                            WHERE v <> '0'::xid AND age(v) > 0
-                              AND pg_xact_status((pg_current_xact_id()::text::bigint - age(v))::text::xid8) = 'committed')),
+         WHERE NOT EXISTS (SELECT FROM unnest(f.versions) v
+                            WHERE v <> '0'::xid AND permsync.xact_status(v) IS DISTINCT FROM 'aborted'
+                              AND permsync.xact_status(v) IS DISTINCT FROM 'in progress')),
     ended AS (
         DELETE FROM permsync.object_owners o
          USING now n
          WHERE n.moved AND o.classid = n.classid AND o.objid = n.objid AND o.owner_oid NOT IN (n.owner_oid, 0))
-    INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, names)
-    SELECT n.classid, n.objid, CASE WHEN n.owners_name THEN n.owner_oid ELSE 0 END, n.identity, n.own, n.parts, n.names
+    INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, names, named)
+    SELECT n.classid, n.objid, CASE WHEN n.owners_name THEN n.owner_oid ELSE 0 END, n.identity, n.own, n.parts, n.names, n.named
       FROM now n
      WHERE NOT (n.last_identity IS NOT DISTINCT FROM n.identity AND n.last_owner IN (n.owner_oid, 0));
 END
@@ -1179,7 +1182,7 @@ ALTER FUNCTION permsync.notify_control(action text, env text) OWNER TO postgres;
 -- Name: object_facts(oid, oid); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.object_facts(classid oid, objid oid) RETURNS TABLE(owner_oid oid, identity text, own text, parts oid[], names text[], namers oid[], versions xid[])
+CREATE FUNCTION permsync.object_facts(classid oid, objid oid) RETURNS TABLE(owner_oid oid, identity text, own text, parts oid[], names text[], versions xid[])
     LANGUAGE plpgsql STABLE ROWS 1
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET quote_all_identifiers TO 'off'
@@ -1189,7 +1192,7 @@ BEGIN
     WHEN 'pg_class'::regclass THEN
         RETURN QUERY
         SELECT c.relowner, 'pg_class ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-               quote_ident(c.relname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner],
+               quote_ident(c.relname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
                ARRAY[c.xmax, n.xmax]
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE c.oid = objid AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f');
@@ -1201,16 +1204,13 @@ BEGIN
                ARRAY[n.oid] || ARRAY(SELECT a FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(a, i) ORDER BY i),
                ARRAY[quote_ident(n.nspname)]
                || ARRAY(SELECT format_type(a, NULL) FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(a, i) ORDER BY i),
-               n.nspowner || ARRAY(SELECT x FROM pg_type t JOIN pg_namespace s ON s.oid = t.typnamespace,
-                                                 unnest(ARRAY[t.typowner, s.nspowner]) x
-                                    WHERE t.oid = ANY (p.proargtypes::oid[])),
                ARRAY[p.xmax, n.xmax]
           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE p.oid = objid;
     WHEN 'pg_type'::regclass THEN
         RETURN QUERY
         SELECT t.typowner, 'pg_type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname),
-               quote_ident(t.typname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner],
+               quote_ident(t.typname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
                ARRAY[t.xmax, n.xmax]
           FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE t.oid = objid AND t.typtype IN ('b', 'c', 'd', 'e', 'r')
@@ -1218,61 +1218,61 @@ BEGIN
            AND NOT EXISTS (SELECT FROM pg_type e WHERE e.oid = t.typelem AND e.typarray = t.oid);
     WHEN 'pg_namespace'::regclass THEN
         RETURN QUERY
-        SELECT n.nspowner, 'pg_namespace ' || quote_ident(n.nspname), quote_ident(n.nspname), '{}'::oid[], '{}'::text[], '{}'::oid[], ARRAY[n.xmax]
+        SELECT n.nspowner, 'pg_namespace ' || quote_ident(n.nspname), quote_ident(n.nspname), '{}'::oid[], '{}'::text[], ARRAY[n.xmax]
           FROM pg_namespace n WHERE n.oid = objid;
     WHEN 'pg_language'::regclass THEN
         RETURN QUERY
-        SELECT l.lanowner, 'pg_language ' || quote_ident(l.lanname), quote_ident(l.lanname), '{}'::oid[], '{}'::text[], '{}'::oid[], ARRAY[l.xmax]
+        SELECT l.lanowner, 'pg_language ' || quote_ident(l.lanname), quote_ident(l.lanname), '{}'::oid[], '{}'::text[], ARRAY[l.xmax]
           FROM pg_language l WHERE l.oid = objid;
     WHEN 'pg_foreign_data_wrapper'::regclass THEN
         RETURN QUERY
-        SELECT w.fdwowner, 'pg_foreign_data_wrapper ' || quote_ident(w.fdwname), quote_ident(w.fdwname), '{}'::oid[], '{}'::text[], '{}'::oid[], ARRAY[w.xmax]
+        SELECT w.fdwowner, 'pg_foreign_data_wrapper ' || quote_ident(w.fdwname), quote_ident(w.fdwname), '{}'::oid[], '{}'::text[], ARRAY[w.xmax]
           FROM pg_foreign_data_wrapper w WHERE w.oid = objid;
     WHEN 'pg_foreign_server'::regclass THEN
         RETURN QUERY
-        SELECT v.srvowner, 'pg_foreign_server ' || quote_ident(v.srvname), quote_ident(v.srvname), '{}'::oid[], '{}'::text[], '{}'::oid[], ARRAY[v.xmax]
+        SELECT v.srvowner, 'pg_foreign_server ' || quote_ident(v.srvname), quote_ident(v.srvname), '{}'::oid[], '{}'::text[], ARRAY[v.xmax]
           FROM pg_foreign_server v WHERE v.oid = objid;
     WHEN 'pg_publication'::regclass THEN
         RETURN QUERY
-        SELECT b.pubowner, 'pg_publication ' || quote_ident(b.pubname), quote_ident(b.pubname), '{}'::oid[], '{}'::text[], '{}'::oid[], ARRAY[b.xmax]
+        SELECT b.pubowner, 'pg_publication ' || quote_ident(b.pubname), quote_ident(b.pubname), '{}'::oid[], '{}'::text[], ARRAY[b.xmax]
           FROM pg_publication b WHERE b.oid = objid;
     WHEN 'pg_subscription'::regclass THEN
         RETURN QUERY
-        SELECT u.subowner, 'pg_subscription ' || quote_ident(u.subname), quote_ident(u.subname), '{}'::oid[], '{}'::text[], '{}'::oid[], ARRAY[u.xmax]
+        SELECT u.subowner, 'pg_subscription ' || quote_ident(u.subname), quote_ident(u.subname), '{}'::oid[], '{}'::text[], ARRAY[u.xmax]
           FROM pg_subscription u
          WHERE u.oid = objid AND u.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
     WHEN 'pg_collation'::regclass THEN
         RETURN QUERY
         SELECT x.collowner, 'pg_collation ' || quote_ident(n.nspname) || '.' || quote_ident(x.collname),
-               quote_ident(x.collname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner],
+               quote_ident(x.collname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
                ARRAY[x.xmax, n.xmax]
           FROM pg_collation x JOIN pg_namespace n ON n.oid = x.collnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE x.oid = objid;
     WHEN 'pg_conversion'::regclass THEN
         RETURN QUERY
         SELECT x.conowner, 'pg_conversion ' || quote_ident(n.nspname) || '.' || quote_ident(x.conname),
-               quote_ident(x.conname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner],
+               quote_ident(x.conname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
                ARRAY[x.xmax, n.xmax]
           FROM pg_conversion x JOIN pg_namespace n ON n.oid = x.connamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE x.oid = objid;
     WHEN 'pg_statistic_ext'::regclass THEN
         RETURN QUERY
         SELECT x.stxowner, 'pg_statistic_ext ' || quote_ident(n.nspname) || '.' || quote_ident(x.stxname),
-               quote_ident(x.stxname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner],
+               quote_ident(x.stxname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
                ARRAY[x.xmax, n.xmax]
           FROM pg_statistic_ext x JOIN pg_namespace n ON n.oid = x.stxnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE x.oid = objid;
     WHEN 'pg_ts_config'::regclass THEN
         RETURN QUERY
         SELECT x.cfgowner, 'pg_ts_config ' || quote_ident(n.nspname) || '.' || quote_ident(x.cfgname),
-               quote_ident(x.cfgname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner],
+               quote_ident(x.cfgname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
                ARRAY[x.xmax, n.xmax]
           FROM pg_ts_config x JOIN pg_namespace n ON n.oid = x.cfgnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE x.oid = objid;
     WHEN 'pg_ts_dict'::regclass THEN
         RETURN QUERY
         SELECT x.dictowner, 'pg_ts_dict ' || quote_ident(n.nspname) || '.' || quote_ident(x.dictname),
-               quote_ident(x.dictname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner],
+               quote_ident(x.dictname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
                ARRAY[x.xmax, n.xmax]
           FROM pg_ts_dict x JOIN pg_namespace n ON n.oid = x.dictnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE x.oid = objid;
@@ -1282,23 +1282,20 @@ BEGIN
                            || '(' || format_type(o.oprleft, NULL) || ', ' || format_type(o.oprright, NULL) || ')',
                o.oprname::text, ARRAY[n.oid, o.oprleft, o.oprright],
                ARRAY[quote_ident(n.nspname), format_type(o.oprleft, NULL), format_type(o.oprright, NULL)],
-               n.nspowner || ARRAY(SELECT x FROM pg_type t JOIN pg_namespace s ON s.oid = t.typnamespace,
-                                                 unnest(ARRAY[t.typowner, s.nspowner]) x
-                                    WHERE t.oid IN (o.oprleft, o.oprright)),
                ARRAY[o.xmax, n.xmax]
           FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE o.oid = objid;
     WHEN 'pg_opclass'::regclass THEN
         RETURN QUERY
         SELECT x.opcowner, 'pg_opclass ' || quote_ident(n.nspname) || '.' || quote_ident(x.opcname) || ' ' || a.amname,
-               quote_ident(x.opcname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner], ARRAY[x.xmax, n.xmax]
+               quote_ident(x.opcname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[x.xmax, n.xmax]
           FROM pg_opclass x JOIN pg_namespace n ON n.oid = x.opcnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
           JOIN pg_am a ON a.oid = x.opcmethod
          WHERE x.oid = objid;
     WHEN 'pg_opfamily'::regclass THEN
         RETURN QUERY
         SELECT x.opfowner, 'pg_opfamily ' || quote_ident(n.nspname) || '.' || quote_ident(x.opfname) || ' ' || a.amname,
-               quote_ident(x.opfname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner], ARRAY[x.xmax, n.xmax]
+               quote_ident(x.opfname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[x.xmax, n.xmax]
           FROM pg_opfamily x JOIN pg_namespace n ON n.oid = x.opfnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
           JOIN pg_am a ON a.oid = x.opfmethod
          WHERE x.oid = objid;
@@ -2593,6 +2590,27 @@ $$;
 ALTER FUNCTION permsync.written_since(xmin xid, horizon pg_snapshot, taken_in xid8, written_by xid8, top bigint) OWNER TO postgres;
 
 --
+-- Name: xact_status(xid); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.xact_status(x xid) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    mine bigint := pg_current_xact_id()::text::bigint;
+    span constant bigint := 4294967296;
+BEGIN
+    RETURN pg_xact_status((mine + ((x::text::bigint - mine % span + span / 2) % span + span) % span - span / 2)::text::xid8);
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END
+$$;
+
+
+ALTER FUNCTION permsync.xact_status(x xid) OWNER TO postgres;
+
+--
 -- Name: record_command(text, name, text); Type: FUNCTION; Schema: permsync_capture; Owner: postgres
 --
 
@@ -3110,7 +3128,8 @@ CREATE TABLE permsync.object_owners (
     identity text NOT NULL,
     own text NOT NULL,
     parts oid[] NOT NULL,
-    names text[] NOT NULL
+    names text[] NOT NULL,
+    named boolean NOT NULL
 );
 
 
@@ -4363,6 +4382,13 @@ REVOKE ALL ON FUNCTION permsync.wake(channel text, payload text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION permsync.written_since(xmin xid, horizon pg_snapshot, taken_in xid8, written_by xid8, top bigint) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION xact_status(x xid); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.xact_status(x xid) FROM PUBLIC;
 
 
 --

@@ -2284,17 +2284,17 @@ SELECT m.server_key, m.role_oid, m.role_name, m.source_oid, m.how, m.recorded_by
 -- role, nor one a command gave another owner since, which a target may have refused).
 -- What an identity prints but the object's owner does not name (its schema's name, its
 -- argument types') can change under it: a name whose change since the object's last row
--- came from such a rename by a role that may not act as the owner is noted as no one's
--- (owner 0, note_owners_of), and no row under it counts; the release also takes a role's
--- last name for an object that such renames changed since, where every role that may make
--- them is a superuser. When the role watcher finds a role dropped, each object noted as its
+-- came from such a rename is noted as no one's (owner 0, note_owners_of), and no row under
+-- it counts, unless only its schema was renamed, by a role that may act as the owner (the
+-- schema's own row that gave it that name says whose it was); the release also takes a
+-- role's last name for an object whose schema alone was renamed since, where that row is
+-- a superuser's. When the role watcher finds a role dropped, each object noted as its
 -- gets a row of its owner then too, so that a release further down a chain of REASSIGN
 -- OWNED (a's objects to b, a dropped; later b's to c, b dropped) finds it. A dropped role's
 -- rows go once no enabled environment has its DROP ROLE still to run (cleanup_old_logs).
 -- Nothing on a DBA's path waits on another transaction's rows but the object's own, which
--- its command holds a lock on: there is no unique key, and no row is updated. An object
--- owned by the bootstrap superuser has no row, nor has a temporary one, nor a large object
--- (drift does not compare them).
+-- its command holds a lock on: there is no unique key, and no row is updated. A temporary
+-- object has no row, nor has a large object (drift does not compare them).
 CREATE TABLE permsync.object_owners (
     noted     bigint GENERATED ALWAYS AS IDENTITY,
     classid   oid NOT NULL,
@@ -2303,7 +2303,9 @@ CREATE TABLE permsync.object_owners (
     identity  text NOT NULL,
     own       text NOT NULL,
     parts     oid[] NOT NULL,
-    names     text[] NOT NULL
+    names     text[] NOT NULL,
+    -- The row's command gave the object this identity (it made or renamed it, or its schema).
+    named     boolean NOT NULL
 );
 CREATE INDEX object_owners_object_idx ON permsync.object_owners (classid, objid, noted);
 CREATE INDEX object_owners_owner_idx ON permsync.object_owners (owner_oid);
@@ -2313,10 +2315,9 @@ CREATE INDEX object_owners_owner_idx ON permsync.object_owners (owner_oid);
 -- that is not there, temporary, or of a kind drift does not compare (indexes, a table's
 -- row type, array types: their owner follows another's). With them, what its identity is
 -- made of: `own`, its own name; `parts`, the oids of the objects whose names it prints (its
--- schema, its argument types), and `names`, each as printed; `namers`, the owners of those
--- objects and of their schemas now, who may rename them; and `versions`, the xmax of the
--- catalog rows read (its own and its schema's), which says whether a later commit replaced
--- what an old snapshot shows. The search path and
+-- schema, its argument types), and `names`, each as printed; and `versions`, the xmax of
+-- the catalog rows read (its own and its schema's), which says whether a later commit
+-- replaced what an old snapshot shows. The search path and
 -- quoting are pinned, so that names print the same whatever the session's; temporary
 -- objects (in a schema pg_temp_N) go unseen with their session and are none of the
 -- release's. Every version of the row the snapshot shows is returned (one taken before a
@@ -2324,7 +2325,7 @@ CREATE INDEX object_owners_owner_idx ON permsync.object_owners (owner_oid);
 -- planned once per session (as a SQL function, a union of them all was planned at each
 -- statement that called it: 22 ms of a DBA's CREATE TABLE among 10,000 tables; bench 13).
 CREATE FUNCTION permsync.object_facts(classid oid, objid oid)
-RETURNS TABLE (owner_oid oid, identity text, own text, parts oid[], names text[], namers oid[], versions xid[])
+RETURNS TABLE (owner_oid oid, identity text, own text, parts oid[], names text[], versions xid[])
 LANGUAGE plpgsql STABLE ROWS 1
 SET search_path = pg_catalog, pg_temp
 SET quote_all_identifiers = off
@@ -2334,7 +2335,7 @@ BEGIN
     WHEN 'pg_class'::regclass THEN
         RETURN QUERY
         SELECT c.relowner, 'pg_class ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-               quote_ident(c.relname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner],
+               quote_ident(c.relname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
                ARRAY[c.xmax, n.xmax]
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE c.oid = objid AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f');
@@ -2346,16 +2347,13 @@ BEGIN
                ARRAY[n.oid] || ARRAY(SELECT a FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(a, i) ORDER BY i),
                ARRAY[quote_ident(n.nspname)]
                || ARRAY(SELECT format_type(a, NULL) FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(a, i) ORDER BY i),
-               n.nspowner || ARRAY(SELECT x FROM pg_type t JOIN pg_namespace s ON s.oid = t.typnamespace,
-                                                 unnest(ARRAY[t.typowner, s.nspowner]) x
-                                    WHERE t.oid = ANY (p.proargtypes::oid[])),
                ARRAY[p.xmax, n.xmax]
           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE p.oid = objid;
     WHEN 'pg_type'::regclass THEN
         RETURN QUERY
         SELECT t.typowner, 'pg_type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname),
-               quote_ident(t.typname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner],
+               quote_ident(t.typname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
                ARRAY[t.xmax, n.xmax]
           FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE t.oid = objid AND t.typtype IN ('b', 'c', 'd', 'e', 'r')
@@ -2363,61 +2361,61 @@ BEGIN
            AND NOT EXISTS (SELECT FROM pg_type e WHERE e.oid = t.typelem AND e.typarray = t.oid);
     WHEN 'pg_namespace'::regclass THEN
         RETURN QUERY
-        SELECT n.nspowner, 'pg_namespace ' || quote_ident(n.nspname), quote_ident(n.nspname), '{}'::oid[], '{}'::text[], '{}'::oid[], ARRAY[n.xmax]
+        SELECT n.nspowner, 'pg_namespace ' || quote_ident(n.nspname), quote_ident(n.nspname), '{}'::oid[], '{}'::text[], ARRAY[n.xmax]
           FROM pg_namespace n WHERE n.oid = objid;
     WHEN 'pg_language'::regclass THEN
         RETURN QUERY
-        SELECT l.lanowner, 'pg_language ' || quote_ident(l.lanname), quote_ident(l.lanname), '{}'::oid[], '{}'::text[], '{}'::oid[], ARRAY[l.xmax]
+        SELECT l.lanowner, 'pg_language ' || quote_ident(l.lanname), quote_ident(l.lanname), '{}'::oid[], '{}'::text[], ARRAY[l.xmax]
           FROM pg_language l WHERE l.oid = objid;
     WHEN 'pg_foreign_data_wrapper'::regclass THEN
         RETURN QUERY
-        SELECT w.fdwowner, 'pg_foreign_data_wrapper ' || quote_ident(w.fdwname), quote_ident(w.fdwname), '{}'::oid[], '{}'::text[], '{}'::oid[], ARRAY[w.xmax]
+        SELECT w.fdwowner, 'pg_foreign_data_wrapper ' || quote_ident(w.fdwname), quote_ident(w.fdwname), '{}'::oid[], '{}'::text[], ARRAY[w.xmax]
           FROM pg_foreign_data_wrapper w WHERE w.oid = objid;
     WHEN 'pg_foreign_server'::regclass THEN
         RETURN QUERY
-        SELECT v.srvowner, 'pg_foreign_server ' || quote_ident(v.srvname), quote_ident(v.srvname), '{}'::oid[], '{}'::text[], '{}'::oid[], ARRAY[v.xmax]
+        SELECT v.srvowner, 'pg_foreign_server ' || quote_ident(v.srvname), quote_ident(v.srvname), '{}'::oid[], '{}'::text[], ARRAY[v.xmax]
           FROM pg_foreign_server v WHERE v.oid = objid;
     WHEN 'pg_publication'::regclass THEN
         RETURN QUERY
-        SELECT b.pubowner, 'pg_publication ' || quote_ident(b.pubname), quote_ident(b.pubname), '{}'::oid[], '{}'::text[], '{}'::oid[], ARRAY[b.xmax]
+        SELECT b.pubowner, 'pg_publication ' || quote_ident(b.pubname), quote_ident(b.pubname), '{}'::oid[], '{}'::text[], ARRAY[b.xmax]
           FROM pg_publication b WHERE b.oid = objid;
     WHEN 'pg_subscription'::regclass THEN
         RETURN QUERY
-        SELECT u.subowner, 'pg_subscription ' || quote_ident(u.subname), quote_ident(u.subname), '{}'::oid[], '{}'::text[], '{}'::oid[], ARRAY[u.xmax]
+        SELECT u.subowner, 'pg_subscription ' || quote_ident(u.subname), quote_ident(u.subname), '{}'::oid[], '{}'::text[], ARRAY[u.xmax]
           FROM pg_subscription u
          WHERE u.oid = objid AND u.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
     WHEN 'pg_collation'::regclass THEN
         RETURN QUERY
         SELECT x.collowner, 'pg_collation ' || quote_ident(n.nspname) || '.' || quote_ident(x.collname),
-               quote_ident(x.collname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner],
+               quote_ident(x.collname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
                ARRAY[x.xmax, n.xmax]
           FROM pg_collation x JOIN pg_namespace n ON n.oid = x.collnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE x.oid = objid;
     WHEN 'pg_conversion'::regclass THEN
         RETURN QUERY
         SELECT x.conowner, 'pg_conversion ' || quote_ident(n.nspname) || '.' || quote_ident(x.conname),
-               quote_ident(x.conname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner],
+               quote_ident(x.conname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
                ARRAY[x.xmax, n.xmax]
           FROM pg_conversion x JOIN pg_namespace n ON n.oid = x.connamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE x.oid = objid;
     WHEN 'pg_statistic_ext'::regclass THEN
         RETURN QUERY
         SELECT x.stxowner, 'pg_statistic_ext ' || quote_ident(n.nspname) || '.' || quote_ident(x.stxname),
-               quote_ident(x.stxname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner],
+               quote_ident(x.stxname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
                ARRAY[x.xmax, n.xmax]
           FROM pg_statistic_ext x JOIN pg_namespace n ON n.oid = x.stxnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE x.oid = objid;
     WHEN 'pg_ts_config'::regclass THEN
         RETURN QUERY
         SELECT x.cfgowner, 'pg_ts_config ' || quote_ident(n.nspname) || '.' || quote_ident(x.cfgname),
-               quote_ident(x.cfgname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner],
+               quote_ident(x.cfgname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
                ARRAY[x.xmax, n.xmax]
           FROM pg_ts_config x JOIN pg_namespace n ON n.oid = x.cfgnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE x.oid = objid;
     WHEN 'pg_ts_dict'::regclass THEN
         RETURN QUERY
         SELECT x.dictowner, 'pg_ts_dict ' || quote_ident(n.nspname) || '.' || quote_ident(x.dictname),
-               quote_ident(x.dictname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner],
+               quote_ident(x.dictname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
                ARRAY[x.xmax, n.xmax]
           FROM pg_ts_dict x JOIN pg_namespace n ON n.oid = x.dictnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE x.oid = objid;
@@ -2427,23 +2425,20 @@ BEGIN
                            || '(' || format_type(o.oprleft, NULL) || ', ' || format_type(o.oprright, NULL) || ')',
                o.oprname::text, ARRAY[n.oid, o.oprleft, o.oprright],
                ARRAY[quote_ident(n.nspname), format_type(o.oprleft, NULL), format_type(o.oprright, NULL)],
-               n.nspowner || ARRAY(SELECT x FROM pg_type t JOIN pg_namespace s ON s.oid = t.typnamespace,
-                                                 unnest(ARRAY[t.typowner, s.nspowner]) x
-                                    WHERE t.oid IN (o.oprleft, o.oprright)),
                ARRAY[o.xmax, n.xmax]
           FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE o.oid = objid;
     WHEN 'pg_opclass'::regclass THEN
         RETURN QUERY
         SELECT x.opcowner, 'pg_opclass ' || quote_ident(n.nspname) || '.' || quote_ident(x.opcname) || ' ' || a.amname,
-               quote_ident(x.opcname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner], ARRAY[x.xmax, n.xmax]
+               quote_ident(x.opcname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[x.xmax, n.xmax]
           FROM pg_opclass x JOIN pg_namespace n ON n.oid = x.opcnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
           JOIN pg_am a ON a.oid = x.opcmethod
          WHERE x.oid = objid;
     WHEN 'pg_opfamily'::regclass THEN
         RETURN QUERY
         SELECT x.opfowner, 'pg_opfamily ' || quote_ident(n.nspname) || '.' || quote_ident(x.opfname) || ' ' || a.amname,
-               quote_ident(x.opfname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[n.nspowner], ARRAY[x.xmax, n.xmax]
+               quote_ident(x.opfname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)], ARRAY[x.xmax, n.xmax]
           FROM pg_opfamily x JOIN pg_namespace n ON n.oid = x.opfnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
           JOIN pg_am a ON a.oid = x.opfmethod
          WHERE x.oid = objid;
@@ -2453,16 +2448,37 @@ BEGIN
 END
 $fn$;
 
+-- The status of a transaction by its xid (pg_xact_status's: committed, aborted, in
+-- progress), its epoch taken from this transaction's own xid, which is within 2^31 of any
+-- xid a catalog row still holds (age() would not do: its reference is whatever xid was
+-- current at its first call in the transaction, which a session chooses). NULL where it
+-- cannot tell.
+CREATE FUNCTION permsync.xact_status(x xid)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    mine bigint := pg_current_xact_id()::text::bigint;
+    span constant bigint := 4294967296;
+BEGIN
+    RETURN pg_xact_status((mine + ((x::text::bigint - mine % span + span / 2) % span + span) % span - span / 2)::text::xid8);
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END
+$fn$;
+
 -- Notes each object's owner now, under its identity now, where the object's last row is
--- not of that owner (or of no one) under that identity (temporary objects, and those of
--- the bootstrap superuser, aside), and where no commit since replaced the catalog rows it
--- was read from (an old snapshot's view: it would note a fact of the past as the latest).
--- The name is of no one (0) where, since the last row, one of the objects it prints (a
--- schema, a type) kept its oid but not its name, whatever else changed, and a role that
--- may rename one of them may not act as the owner. With `moves`, an owner given in this transaction (the object's
--- pg_shdepend row naming it written since the transaction began: a command's owner change,
--- seen) ends the rows of the object's former owners; one given before, by no command
--- permsync saw (REASSIGN OWNED), does not.
+-- not of that owner (or of no one) under that identity (temporary objects aside), and
+-- where no commit since replaced the catalog rows it was read from (an old snapshot's
+-- view: it would note a fact of the past as the latest). The name is of no one (0) where,
+-- since the last row, one of the objects it prints (a schema, a type) kept its oid but not
+-- its name, whatever else changed: but for its schema alone renamed, where the schema's
+-- row that gave it its name now came after and is of a role that may act as the owner.
+-- With `moves`, an owner given in this transaction (the object's pg_shdepend row naming it
+-- written by this transaction: a command's owner change, seen) ends the rows of the
+-- object's former owners; one given before, by no command permsync saw (REASSIGN OWNED),
+-- does not.
 CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean)
 RETURNS void
 LANGUAGE plpgsql
@@ -2476,15 +2492,21 @@ BEGIN
     WITH now AS (
         SELECT DISTINCT t.classid, t.objid, f.owner_oid, f.identity, f.own, f.parts, f.names,
                l.owner_oid AS last_owner, l.identity AS last_identity,
-               -- A name the objects it prints kept their oids under but not their names.
-               NOT EXISTS (SELECT FROM unnest(l.parts, l.names) a(part, name)
-                             JOIN unnest(f.parts, f.names) b(part, name) ON b.part = a.part
-                            WHERE b.name <> a.name)
-               OR coalesce((SELECT bool_and(pg_has_role(x, f.owner_oid, 'USAGE')) FROM unnest(f.namers) x), true) AS owners_name,
+               l.identity IS DISTINCT FROM f.identity AS named,
+               NOT EXISTS (SELECT FROM unnest(l.parts, l.names) WITH ORDINALITY a(part, name, i)
+                             JOIN unnest(f.parts, f.names) WITH ORDINALITY b(part, name, j) ON b.part = a.part
+                            WHERE b.name <> a.name
+                              AND NOT (i = 1 AND j = 1 AND EXISTS (
+                                  SELECT FROM (SELECT s.owner_oid, s.identity, s.noted FROM permsync.object_owners s
+                                                WHERE s.classid = 'pg_namespace'::regclass AND s.objid = b.part AND s.named
+                                                ORDER BY s.noted DESC LIMIT 1) s
+                                   WHERE s.noted > l.noted AND s.identity = 'pg_namespace ' || b.name
+                                     AND s.owner_oid IN (SELECT r.oid FROM pg_roles r)
+                                     AND pg_has_role(s.owner_oid, f.owner_oid, 'USAGE')))) AS owners_name,
                moves AND m.moved IS NOT NULL AS moved
           FROM jsonb_to_recordset(objects) AS t(classid oid, objid oid)
          CROSS JOIN LATERAL permsync.object_facts(t.classid, t.objid) f
-          LEFT JOIN LATERAL (SELECT o.owner_oid, o.identity, o.parts, o.names FROM permsync.object_owners o
+          LEFT JOIN LATERAL (SELECT o.owner_oid, o.identity, o.parts, o.names, o.noted FROM permsync.object_owners o
                               WHERE o.classid = t.classid AND o.objid = t.objid
                               ORDER BY o.noted DESC LIMIT 1) l ON true
           -- Lateral lookups by the index, object by object (an EXISTS here was planned as a
@@ -2493,20 +2515,17 @@ BEGIN
                               WHERE d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
                                 AND d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0
                                 AND d.deptype = 'o' AND d.refobjid = f.owner_oid
-                                AND age(d.xmin) <= age(pg_current_xact_id()::xid)
+                                AND permsync.xact_status(d.xmin) = 'in progress'
                               LIMIT 1) m ON true
-         WHERE f.owner_oid <> 10
-           -- Not what an old snapshot shows of a row a commit since replaced (by xmax: the
-           -- xid8 of an xid as old as it is).
-           AND NOT EXISTS (SELECT FROM unnest(f.versions) v
-                            WHERE v <> '0'::xid AND age(v) > 0
-                              AND pg_xact_status((pg_current_xact_id()::text::bigint - age(v))::text::xid8) = 'committed')),
+         WHERE NOT EXISTS (SELECT FROM unnest(f.versions) v
+                            WHERE v <> '0'::xid AND permsync.xact_status(v) IS DISTINCT FROM 'aborted'
+                              AND permsync.xact_status(v) IS DISTINCT FROM 'in progress')),
     ended AS (
         DELETE FROM permsync.object_owners o
          USING now n
          WHERE n.moved AND o.classid = n.classid AND o.objid = n.objid AND o.owner_oid NOT IN (n.owner_oid, 0))
-    INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, names)
-    SELECT n.classid, n.objid, CASE WHEN n.owners_name THEN n.owner_oid ELSE 0 END, n.identity, n.own, n.parts, n.names
+    INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, names, named)
+    SELECT n.classid, n.objid, CASE WHEN n.owners_name THEN n.owner_oid ELSE 0 END, n.identity, n.own, n.parts, n.names, n.named
       FROM now n
      WHERE NOT (n.last_identity IS NOT DISTINCT FROM n.identity AND n.last_owner IN (n.owner_oid, 0));
 END
@@ -3535,8 +3554,8 @@ CREATE EVENT TRIGGER permsync_capture ON ddl_command_end
     EXECUTE FUNCTION permsync.capture_permission_command();
 
 -- What permsync_owners starts from: every object's owner now.
-INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, names)
-SELECT DISTINCT d.classid, d.objid, f.owner_oid, f.identity, f.own, f.parts, f.names
+INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, names, named)
+SELECT DISTINCT d.classid, d.objid, f.owner_oid, f.identity, f.own, f.parts, f.names, true
   FROM pg_shdepend d
  CROSS JOIN LATERAL permsync.object_facts(d.classid, d.objid) f
  WHERE d.deptype = 'o' AND d.objsubid = 0

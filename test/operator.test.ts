@@ -703,8 +703,8 @@ describe('cleanup_old_logs', () => {
                REASSIGN OWNED BY leaver_role TO postgres`);
     // As on 15 and earlier, a function of a temporary type's, dropped with its session: no event trigger fires.
     await dba(
-      `INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, names)
-       VALUES ('pg_proc'::regclass, 4000000000, 'keeper_role'::regrole, 'pg_proc public.gone()', 'gone', '{2200}', '{public}')`,
+      `INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, names, named)
+       VALUES ('pg_proc'::regclass, 4000000000, 'keeper_role'::regrole, 'pg_proc public.gone()', 'gone', '{2200}', '{public}', true)`,
     );
     await dba('SELECT * FROM permsync.cleanup_old_logs()');
     expect(

@@ -1762,3 +1762,68 @@ describe('role scope: object_owners, an eighth attacker read', () => {
     );
   });
 });
+
+describe('role scope: object_owners, a ninth attacker read', () => {
+  it("a login's REPEATABLE READ snapshot whose first statement called age() does not get her view of a contractor's table noted as his last name, to be handed his prod-only table of that name", async () => {
+    await p.everywhere('CREATE SCHEMA scratch91; GRANT USAGE, CREATE ON SCHEMA scratch91 TO PUBLIC');
+    await p.dba('CREATE ROLE first91; CREATE ROLE contractor91');
+    await settle();
+    await p.dba('SET ROLE first91; CREATE TABLE scratch91.payroll (id int); RESET ROLE');
+    await p.dba('REASSIGN OWNED BY first91 TO contractor91');
+    await prod.query('CREATE TABLE scratch91.payroll (id int); ALTER TABLE scratch91.payroll OWNER TO contractor91');
+    await settle();
+    const stale = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+    await stale.connect();
+    try {
+      // As in the eighth read's first test, but her first statement fixes what age() measures from.
+      await stale.query(`BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT age('3'::xid)`);
+      await p.dba('SET ROLE contractor91; ALTER TABLE scratch91.payroll RENAME TO tmp_import; RESET ROLE');
+      await p.dba(`REASSIGN OWNED BY contractor91 TO ${MALLORY}`);
+      await stale.query('ALTER TABLE scratch91.tmp_import ADD COLUMN c int');
+      await stale.query('COMMIT');
+    } finally {
+      await stale.end();
+    }
+    await asMallory('ALTER TABLE scratch91.tmp_import RENAME TO payroll');
+    const start = await lastCommitSeq();
+    await p.dba('DROP OWNED BY contractor91; DROP ROLE contractor91');
+    await untilProdRan(start);
+    await settle();
+    await thenExpect(
+      { owner: await prodOwner('scratch91.payroll'), reads: await malloryReadsOnly('scratch91.payroll'), state: await prodState() },
+      { owner: 'contractor91', reads: false, state: 'held' },
+    );
+  });
+
+  for (const altered of [false, true]) {
+    it(`a routine taking a type a login's role renamed after a prod-only routine's argument is not given to her on prod once a DBA has cleaned that role up to a superuser${altered ? ', and its owner altered it since,' : ''} then releases and drops its owner`, async () => {
+      const n = altered ? 95 : 94;
+      await p.everywhere(`CREATE SCHEMA scratch${n}; GRANT USAGE, CREATE ON SCHEMA scratch${n} TO PUBLIC`);
+      await p.dba(`CREATE ROLE contractor${n}`);
+      await asMallory(`CREATE ROLE m${n}; GRANT m${n} TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
+      await settle();
+      await asMallory(`SET ROLE m${n}; CREATE TYPE scratch${n}.amount AS (v numeric)`);
+      await p.dba(
+        `SET ROLE contractor${n}; CREATE FUNCTION scratch${n}.total(scratch${n}.amount) RETURNS int LANGUAGE sql AS 'SELECT 1'; RESET ROLE`,
+      );
+      await prod.query(`CREATE TYPE scratch${n}.salary AS (v numeric);
+        CREATE FUNCTION scratch${n}.total(scratch${n}.salary) RETURNS int LANGUAGE sql AS 'SELECT 2';
+        ALTER FUNCTION scratch${n}.total(scratch${n}.salary) OWNER TO contractor${n}`);
+      await settle();
+      // Her role renames its type after prod's routine's argument; a DBA then cleans the role up, the usual way.
+      await asMallory(`SET ROLE m${n}; ALTER TYPE scratch${n}.amount RENAME TO salary`);
+      await p.dba(`REASSIGN OWNED BY m${n} TO postgres; DROP OWNED BY m${n}; DROP ROLE m${n}`);
+      await settle();
+      // Every role that may rename the type is a superuser now: that says nothing of who did.
+      if (altered) await p.dba(`SET ROLE contractor${n}; ALTER FUNCTION scratch${n}.total(scratch${n}.salary) SET work_mem = 64; RESET ROLE`);
+      const start = await lastCommitSeq();
+      await p.dba(`REASSIGN OWNED BY contractor${n} TO ${MALLORY}; DROP OWNED BY contractor${n}; DROP ROLE contractor${n}`);
+      await untilProdRan(start);
+      await settle();
+      await thenExpect(
+        { owner: await prodRoutineOwner(`scratch${n}.total(scratch${n}.salary)`), state: await prodState() },
+        { owner: `contractor${n}`, state: 'held' },
+      );
+    });
+  }
+});

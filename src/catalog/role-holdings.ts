@@ -91,14 +91,19 @@ const OWNERS = `
       ON w.kind = o.kind AND w.schema IS NOT DISTINCT FROM o.schema
      AND w.name IS NOT DISTINCT FROM o.name AND w.args IS NOT DISTINCT FROM o.args
    CROSS JOIN LATERAL permsync.object_facts(o.classid, o.objid) f
-   CROSS JOIN LATERAL (SELECT s.identity, s.own, s.parts FROM permsync.object_owners s
+   CROSS JOIN LATERAL (SELECT s.identity, s.own, s.parts, s.names, s.noted FROM permsync.object_owners s
                         WHERE s.classid = o.classid AND s.objid = o.objid AND s.owner_oid = $2::oid
                         ORDER BY s.noted DESC LIMIT 1) last
    WHERE o.owner IS NOT NULL
-     -- The role's last name for it is its name now, or differs only by names superusers alone may give.
+     -- The role's last name for it is its name now, or differs only by its schema's name,
+     -- which the schema's row that gave it that name, noted since, says a superuser's gave.
      AND (last.identity = f.identity
-          OR (last.own = f.own AND last.parts = f.parts
-              AND NOT EXISTS (SELECT FROM unnest(f.namers) x JOIN pg_roles r ON r.oid = x WHERE NOT r.rolsuper)))
+          OR (last.own = f.own AND last.parts = f.parts AND last.names[2:] = f.names[2:]
+              AND EXISTS (SELECT FROM (SELECT n.owner_oid, n.identity, n.noted FROM permsync.object_owners n
+                                        WHERE n.classid = 'pg_namespace'::regclass AND n.objid = f.parts[1] AND n.named
+                                        ORDER BY n.noted DESC LIMIT 1) n
+                           JOIN pg_roles r ON r.oid = n.owner_oid AND r.rolsuper
+                          WHERE n.noted > last.noted AND n.identity = 'pg_namespace ' || f.names[1])))
      AND NOT EXISTS (SELECT FROM permsync.object_owners m
                       WHERE m.classid = o.classid AND m.objid = o.objid AND m.owner_oid = 0 AND m.identity = f.identity)`;
 
