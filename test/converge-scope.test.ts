@@ -119,4 +119,27 @@ describe('a batch statement replay cannot carry', () => {
     await p.settle();
     for (const client of [dev(), prod()]) expect(await relationPrivileges(client, 'app.mine')).toContain('app_owner SELECT by mallory');
   });
+
+  it('a routine named with its argument types converges that routine, not an overload with as many arguments', async () => {
+    const acl = async (client: typeof p.sourceClient, routine: string) =>
+      (await client.query<{ acl: string | null }>(`SELECT proacl::text AS acl FROM pg_proc WHERE oid = $1::regprocedure`, [routine])).rows[0]?.acl;
+    await p.everywhere(`CREATE TYPE app.cents AS (v bigint);
+      CREATE FUNCTION app.pay(int) RETURNS int LANGUAGE sql AS 'SELECT 1';
+      CREATE FUNCTION app.pay(text) RETURNS int LANGUAGE sql AS 'SELECT 2';
+      CREATE FUNCTION app.pay(app.cents[]) RETURNS int LANGUAGE sql AS 'SELECT 3';
+      REVOKE EXECUTE ON FUNCTION app.pay(int), app.pay(text), app.pay(app.cents[]) FROM PUBLIC`);
+    // A difference prod keeps on purpose, on the overloads the batch does not name.
+    await prod().query(`GRANT EXECUTE ON FUNCTION app.pay(text), app.pay(app.cents[]) TO auditor`);
+    const before = { text: await acl(prod(), 'app.pay(text)'), cents: await acl(prod(), 'app.pay(app.cents[])') };
+    // Named as written: int is pg_catalog.int4, and the array of a type found in the search path.
+    await p.dba(`SET search_path = app, public; DO $$ BEGIN GRANT EXECUTE ON FUNCTION pay(int) TO auditor; END $$; RESET search_path`);
+    await p.settle();
+    for (const client of [dev(), prod()]) expect(await acl(client, 'app.pay(integer)')).toMatch(/auditor=X\/postgres/);
+    expect({ text: await acl(prod(), 'app.pay(text)'), cents: await acl(prod(), 'app.pay(app.cents[])') }).toEqual(before);
+    expect(before.cents).toMatch(/auditor=X/);
+    await p.dba(`SET search_path = app, public; DO $$ BEGIN GRANT EXECUTE ON FUNCTION pay(cents[]) TO auditor; END $$; RESET search_path`);
+    await p.settle();
+    expect(await acl(dev(), 'app.pay(app.cents[])')).toMatch(/auditor=X\/postgres/);
+    expect(await acl(prod(), 'app.pay(text)')).toEqual(before.text);
+  });
 });

@@ -13,9 +13,17 @@ import { identifiers } from '../sql/quote.js';
 export interface ObjectName {
   schema: string | null;
   name: string;
-  /** How many arguments a routine named; null: any (none given). */
-  args: number | null;
+  /** The argument types a routine was named with; null: any (none given). */
+  args: ArgumentType[] | null;
 }
+
+/**
+ * An argument type as a command named it: the parts of its name as the parser read them
+ * (`int` is pg_catalog.int4; none for a `%TYPE` reference), with its array dimensions; or
+ * as PostgreSQL printed it in an object's identity. The source's catalog says which type
+ * it is (plan/converge.ts).
+ */
+export type ArgumentType = { names: string[]; arrays: number } | { printed: string };
 
 type Touched =
   /** These objects (a schema's own name is `name`, with schema null), of one of these kinds. */
@@ -211,7 +219,7 @@ export function touchOfIdentity(objectType: string, identity: string, context: T
       : {
           schema: parts.length > 1 ? (parts[0] as string) : null,
           name: parts[parts.length - 1] ?? '',
-          args: args === null ? null : args === '' ? 0 : args.split(',').length,
+          args: args === null ? null : args === '' ? [] : args.split(',').map((printed) => ({ printed: printed.trim() })),
         };
   return {
     touched: kinds ? { on: 'objects', kinds, names: [name] } : { on: 'other', what: `the owner of ${objectType} ${identity}` },
@@ -241,8 +249,11 @@ function objectName(object: Fields | undefined, objtype: string): ObjectName | u
   }
   if (object.ObjectWithArgs) {
     const routine = object.ObjectWithArgs as Fields;
-    const args = (routine.objargs ?? []) as unknown[];
-    return qualified(stringValues(routine.objname), routine.args_unspecified === true ? null : args.length);
+    const args = ((routine.objargs ?? []) as { TypeName?: Fields }[]).map(({ TypeName: type }): ArgumentType => ({
+      names: type?.pct_type ? [] : stringValues(type?.names),
+      arrays: ((type?.arrayBounds ?? []) as unknown[]).length,
+    }));
+    return qualified(stringValues(routine.objname), routine.args_unspecified === true ? null : args);
   }
   if (objtype === 'OBJECT_SCHEMA') {
     const [schema] = stringValues(object);
@@ -253,7 +264,7 @@ function objectName(object: Fields | undefined, objtype: string): ObjectName | u
   return undefined;
 }
 
-function qualified(names: string[], args: number | null): ObjectName | undefined {
+function qualified(names: string[], args: ArgumentType[] | null): ObjectName | undefined {
   const name = names[names.length - 1];
   if (name === undefined || names.length > 3) return undefined;
   return { schema: names.length > 1 ? (names[names.length - 2] as string) : null, name, args };

@@ -1,5 +1,5 @@
 import type { ConvergeScope } from '../capture/batch.js';
-import type { ObjectName, Touch } from '../capture/touched.js';
+import type { ArgumentType, ObjectName, Touch } from '../capture/touched.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import { FIRST_USER_OID, type Catalog, type CatalogObject } from '../catalog/catalog.js';
 import { objectKey, type Change } from '../catalog/compare.js';
@@ -40,6 +40,15 @@ export interface ConvergeContext {
   source: Catalog;
   target: Catalog;
   authority: Authority;
+  /** Each argument type the commands named, by argumentTypeKey: as the source's catalog prints it, null where it has none such. */
+  argumentTypes: Map<string, string | null>;
+}
+
+/** An argument type to look up on the source, in a search path (plan/converge.ts). */
+export interface ArgumentTypeLookup {
+  key: string;
+  path: string[];
+  type: ArgumentType;
 }
 
 export interface Converged {
@@ -64,6 +73,26 @@ export function actorsOf(scope: ConvergeScope): { name: string; oid: number }[] 
 /** The sequences whose owner drift does not read, among what the scope may touch on the source. */
 export function ownerlessSequences(source: Catalog): { schema: string; name: string }[] {
   return source.objects.filter((o) => o.kind === 'sequence' && o.owner === null).map((o) => ({ schema: o.schema as string, name: o.name as string }));
+}
+
+/** The argument types the scope's routines were named with, in each search path their commands ran with. */
+export function argumentTypeLookups(scope: ConvergeScope): ArgumentTypeLookup[] {
+  const lookups = new Map<string, ArgumentTypeLookup>();
+  for (const touch of scope.touches) {
+    if (touch.touched.on !== 'objects') continue;
+    for (const type of touch.touched.names.flatMap((n) => n.args ?? [])) {
+      for (const path of pathsOf(touch)) lookups.set(argumentTypeKey(type, path), { key: argumentTypeKey(type, path), path, type });
+    }
+  }
+  return [...lookups.values()];
+}
+
+function argumentTypeKey(type: ArgumentType, path: string[]): string {
+  return JSON.stringify('printed' in type ? [type.printed] : [path, type.names, type.arrays]);
+}
+
+function pathsOf(touch: Touch): string[][] {
+  return touch.searchPaths.length > 0 ? touch.searchPaths : [[]];
 }
 
 /** The statements that converge what the scope touched on the target. Pure. */
@@ -123,7 +152,7 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
       }
       continue;
     }
-    for (const object of resolve(touch, index)) {
+    for (const object of resolve(touch, index, context.argumentTypes)) {
       const key = objectKey(object);
       const theirs = targetOwners.get(key);
       if (!may(touch.actors, ownerOf(object)) || (theirs != null && !may(touch.actors, theirs, true))) {
@@ -232,19 +261,27 @@ function indexObjects(objects: CatalogObject[]): ObjectIndex {
 
 /**
  * The source's objects a touch names. An unqualified name is the first one its search
- * path finds (in each of the paths it ran with); a routine matches by its number of
- * arguments when they were given.
+ * path finds (in each of the paths it ran with); a routine named with argument types
+ * matches by them, as the source's catalog says they read in a path the command ran with
+ * (by their number, where one of them is none the source has).
  */
-function resolve(touch: Touch, index: ObjectIndex): CatalogObject[] {
+function resolve(touch: Touch, index: ObjectIndex, argumentTypes: Map<string, string | null>): CatalogObject[] {
   const touched = touch.touched;
   if (touched.on === 'all in schema') {
     return touched.schemas.flatMap((s) => (index.bySchema.get(s) ?? []).filter((o) => touched.kinds.includes(o.kind)));
   }
   if (touched.on !== 'objects') return [];
+  const signatures = (args: ArgumentType[]): string[] | undefined => {
+    const printed = pathsOf(touch).map((path) => args.map((type) => argumentTypes.get(argumentTypeKey(type, path)) ?? null));
+    const known = printed.filter((types): types is string[] => types.every((t) => t !== null));
+    return known.length > 0 ? known.map((types) => types.join(', ')) : undefined;
+  };
+  const argumentsMatch = (name: ObjectName, o: CatalogObject): boolean => {
+    if (name.args === null || o.args === null) return true;
+    return signatures(name.args)?.includes(o.args) ?? argumentCount(o.args) === name.args.length;
+  };
   const matches = (schema: string, name: ObjectName): CatalogObject[] =>
-    (index.byName.get(`${schema}\0${name.name}`) ?? []).filter(
-      (o) => touched.kinds.includes(o.kind) && (name.args === null || o.args === null || argumentCount(o.args) === name.args),
-    );
+    (index.byName.get(`${schema}\0${name.name}`) ?? []).filter((o) => touched.kinds.includes(o.kind) && argumentsMatch(name, o));
   return touched.names.flatMap((name) => {
     if (touched.kinds.includes('schema')) {
       const schema = index.schemas.get(name.name);

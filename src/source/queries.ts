@@ -115,6 +115,26 @@ export const AUTHORITY = `
                            JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = w.name AND c.relkind = 'S')
          ) AS authority`;
 
+/**
+ * How the catalog prints each argument type in $1 (a JSON array of {key, printed} or
+ * {key, path, names, arrays}; plan/converge.ts ArgumentTypeLookup), run with search_path =
+ * pg_catalog as the catalog is read: a printed one read as PostgreSQL reads it; a name in
+ * the schema it names, or else the first of the path (pg_catalog first unless the path
+ * places it) that has it; NULL where none has.
+ */
+export const ARGUMENT_TYPES = `
+  SELECT w.key, pg_catalog.format_type(coalesce(pg_catalog.to_regtype(w.printed), CASE WHEN w.arrays > 0 THEN t.typarray ELSE t.oid END), NULL) AS printed
+    FROM jsonb_to_recordset($1::jsonb) AS w(key text, printed text, path text[], names text[], arrays int)
+    LEFT JOIN LATERAL (
+        SELECT t.oid, t.typarray
+          FROM pg_catalog.pg_type t
+          JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace,
+               LATERAL (SELECT CASE WHEN 'pg_catalog' = ANY (w.path) THEN w.path ELSE 'pg_catalog'::text || w.path END AS searched) s
+         WHERE w.printed IS NULL AND t.typname = w.names[pg_catalog.cardinality(w.names)]
+           AND CASE pg_catalog.cardinality(w.names) WHEN 1 THEN n.nspname = ANY (s.searched) WHEN 2 THEN n.nspname = w.names[1] ELSE false END
+         ORDER BY pg_catalog.array_position(s.searched, n.nspname::text)
+         LIMIT 1) t ON true`;
+
 /** The batches written by the same client string as batch $1 (it may commit several transactions), in transaction order. */
 export const FETCH_SIBLING_BATCH_IDS = `
   SELECT s.id::text

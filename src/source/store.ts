@@ -4,10 +4,10 @@ import { daemonGroup, type Config } from '../config/schema.js';
 import * as sourceSql from './queries.js';
 import { withPooledSession } from '../pg-sessions.js';
 import { readSourceOwners, readSourcePolicies, type HeldPolicy, type SourcePolicy } from '../catalog/role-holdings.js';
-import type { Authority } from '../plan/converge.js';
+import type { ArgumentTypeLookup, Authority } from '../plan/converge.js';
 import type { ManagedRole } from '../plan/role-ownership.js';
 import type { ObjectRef } from '../catalog/compare.js';
-import { readCatalog, type Catalog } from '../catalog/catalog.js';
+import { inCatalogSnapshot, readCatalog, type Catalog } from '../catalog/catalog.js';
 
 interface BatchRow {
   id: string;
@@ -214,8 +214,7 @@ export class SourceStore {
     return withPooledSession(this.pool, (client) => readCatalog(client, { verifiers, source: true }));
   }
 
-  /** What these roles may change on the source, and the owners of these sequences (plan/converge.ts). */
-  /** What the roles that ran a batch (by the name it records, and their oid) may change on the source, and the owners of sequences. */
+  /** What the roles that ran a batch (by the name it records, and their oid) may change on the source, and the owners of sequences (plan/converge.ts). */
   async authority(roles: { name: string; oid: number }[], sequences: { schema: string; name: string }[]): Promise<Authority> {
     const { rows } = await this.pool.query<{
       authority: {
@@ -228,6 +227,18 @@ export class SourceStore {
       roles: new Map(read.roles.map((r) => [r.name, { superuser: r.superuser, memberOf: new Set(r.member_of) }])),
       sequenceOwners: new Map(read.sequences.map((s) => [`${s.schema}\0${s.name}`, s.owner])),
     };
+  }
+
+  /** How the source's catalog prints each argument type a batch's routines were named with (plan/converge.ts), by key. */
+  async argumentTypes(lookups: ArgumentTypeLookup[]): Promise<Map<string, string | null>> {
+    if (lookups.length === 0) return new Map();
+    const wanted = lookups.map(({ key, path, type }) =>
+      'printed' in type ? { key, printed: type.printed } : { key, path, names: type.names, arrays: type.arrays },
+    );
+    const { rows } = await withPooledSession(this.pool, (client) =>
+      inCatalogSnapshot(client, () => client.query<{ key: string; printed: string | null }>(sourceSql.ARGUMENT_TYPES, [JSON.stringify(wanted)])),
+    );
+    return new Map(rows.map((r) => [r.key, r.printed]));
   }
 
   /**
