@@ -1125,17 +1125,24 @@ BEGIN
         SELECT DISTINCT t.classid, t.objid, f.owner_oid, f.identity, f.own, f.parts, f.names,
                l.owner_oid AS last_owner, l.identity AS last_identity,
                l.identity IS DISTINCT FROM f.identity AS named,
-               NOT EXISTS (SELECT FROM unnest(l.parts, l.names) WITH ORDINALITY a(part, name, i)
-                             JOIN unnest(f.parts, f.names) WITH ORDINALITY b(part, name, j) ON b.part = a.part
-                            WHERE b.name <> a.name
-                              AND NOT (i = 1 AND j = 1 AND EXISTS (
-                                  SELECT FROM (SELECT s.owner_oid, s.identity, s.noted FROM permsync.object_owners s
-                                                WHERE s.classid = 'pg_namespace'::regclass AND s.objid = b.part AND s.named
-                                                ORDER BY s.noted DESC LIMIT 1) s
-                                   WHERE s.noted > l.noted AND s.identity = 'pg_namespace ' || b.name
-                                     AND s.owner_oid IN (SELECT r.oid FROM pg_roles r)
-                                     AND pg_has_role(s.owner_oid, f.owner_oid, 'USAGE')))) AS owners_name,
-               moves AND m.moved IS NOT NULL AS moved
+               -- A part that kept its place and oid but not its name (parts line up: the
+               -- schema, then each argument type in order).
+               (l.parts = f.parts AND l.names = f.names)
+               OR NOT EXISTS (SELECT FROM generate_subscripts(f.parts, 1) i
+                               WHERE l.parts[i] = f.parts[i] AND l.names[i] <> f.names[i]
+                                 AND NOT (i = 1 AND EXISTS (
+                                     SELECT FROM (SELECT s.owner_oid, s.identity, s.noted FROM permsync.object_owners s
+                                                   WHERE s.classid = 'pg_namespace'::regclass AND s.objid = f.parts[1] AND s.named
+                                                   ORDER BY s.noted DESC LIMIT 1) s
+                                      WHERE s.noted > l.noted AND s.identity = 'pg_namespace ' || f.names[1]
+                                        AND s.owner_oid IN (SELECT r.oid FROM pg_roles r)
+                                        AND pg_has_role(s.owner_oid, f.owner_oid, 'USAGE')))) AS owners_name,
+               m.moved IS NOT NULL AS moved,
+               -- What an old snapshot shows of a row a commit since replaced is not noted;
+               -- an owner change of this transaction's still ends the former owners' rows.
+               NOT EXISTS (SELECT FROM unnest(f.versions) v
+                            WHERE v <> '0'::xid AND permsync.xact_status(v) IS DISTINCT FROM 'aborted'
+                              AND permsync.xact_status(v) IS DISTINCT FROM 'in progress') AS current
           FROM jsonb_to_recordset(objects) AS t(classid oid, objid oid)
          CROSS JOIN LATERAL permsync.object_facts(t.classid, t.objid) f
           LEFT JOIN LATERAL (SELECT o.owner_oid, o.identity, o.parts, o.names, o.noted FROM permsync.object_owners o
@@ -1144,22 +1151,23 @@ BEGIN
           -- Lateral lookups by the index, object by object (an EXISTS here was planned as a
           -- hash of every pg_shdepend row of the database, at each command).
           LEFT JOIN LATERAL (SELECT true AS moved FROM pg_shdepend d
-                              WHERE d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
+                              WHERE moves
+                                AND d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
                                 AND d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0
                                 AND d.deptype = 'o' AND d.refobjid = f.owner_oid
                                 AND permsync.xact_status(d.xmin) = 'in progress'
-                              LIMIT 1) m ON true
-         WHERE NOT EXISTS (SELECT FROM unnest(f.versions) v
-                            WHERE v <> '0'::xid AND permsync.xact_status(v) IS DISTINCT FROM 'aborted'
-                              AND permsync.xact_status(v) IS DISTINCT FROM 'in progress')),
+                              LIMIT 1) m ON true),
+    -- A dropped role's rows stay: its DROP ROLE may be still to run somewhere
+    -- (cleanup_old_logs forgets them once it is not).
     ended AS (
         DELETE FROM permsync.object_owners o
          USING now n
-         WHERE n.moved AND o.classid = n.classid AND o.objid = n.objid AND o.owner_oid NOT IN (n.owner_oid, 0))
+         WHERE n.moved AND o.classid = n.classid AND o.objid = n.objid AND o.owner_oid NOT IN (n.owner_oid, 0)
+           AND o.owner_oid IN (SELECT r.oid FROM pg_roles r))
     INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, names, named)
     SELECT n.classid, n.objid, CASE WHEN n.owners_name THEN n.owner_oid ELSE 0 END, n.identity, n.own, n.parts, n.names, n.named
       FROM now n
-     WHERE NOT (n.last_identity IS NOT DISTINCT FROM n.identity AND n.last_owner IN (n.owner_oid, 0));
+     WHERE n.current AND NOT (n.last_identity IS NOT DISTINCT FROM n.identity AND n.last_owner IN (n.owner_oid, 0));
 END
 $$;
 
@@ -1192,7 +1200,7 @@ BEGIN
     WHEN 'pg_class'::regclass THEN
         RETURN QUERY
         SELECT c.relowner, 'pg_class ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-               quote_ident(c.relname), ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
+               quote_ident(c.relname) || ' ' || c.relkind::text, ARRAY[n.oid], ARRAY[quote_ident(n.nspname)],
                ARRAY[c.xmax, n.xmax]
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname !~ '^pg_temp_[0-9]+$'
          WHERE c.oid = objid AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f');

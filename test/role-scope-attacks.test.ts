@@ -1827,3 +1827,94 @@ describe('role scope: object_owners, a ninth attacker read', () => {
     });
   }
 });
+
+describe('role scope: object_owners, a tenth attacker read', () => {
+  it("a login's commit on her schema during a DBA's REPEATABLE READ migration that gives her a table there, whose batch an operator skipped on prod, does not let the release of its former owner's DROP ROLE hand her prod's table", async () => {
+    // Mallory's schema, on the source and prod, in which a colleague keeps a table.
+    await p.everywhere(`CREATE SCHEMA mine101 AUTHORIZATION ${MALLORY}; GRANT USAGE, CREATE ON SCHEMA mine101 TO PUBLIC`);
+    await p.dba('CREATE ROLE owner101');
+    await settle();
+    await p.everywhere('SET ROLE owner101; CREATE TABLE mine101.ledger (id int); RESET ROLE');
+    await p.dba('CREATE TABLE mine101.source_only (id int)');
+    await settle();
+    // While the DBA's REPEATABLE READ migration runs, she commits a change to her schema's row:
+    // the migration's snapshot shows that row replaced by a commit.
+    const dba = new pg.Client(p.source.url);
+    await dba.connect();
+    try {
+      await dba.query('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
+      await asMallory('SET permsync.capture = off; GRANT USAGE ON SCHEMA mine101 TO PUBLIC');
+      await dba.query(`ALTER TABLE mine101.ledger OWNER TO ${MALLORY}; GRANT SELECT ON mine101.source_only TO PUBLIC`);
+      await dba.query('COMMIT');
+    } finally {
+      await dba.end();
+    }
+    // prod holds on the migration's batch (no source_only there); an operator skips it.
+    await skipProdHold();
+    await settle();
+    const skipped = await prodOwner('mine101.ledger');
+    const start = await lastCommitSeq();
+    await p.dba('DROP ROLE owner101');
+    await untilProdRan(start);
+    await settle();
+    await thenExpect(
+      { skipped, owner: await prodOwner('mine101.ledger'), reads: await malloryReadsOnly('mine101.ledger'), state: await prodState() },
+      { skipped: 'owner101', owner: 'owner101', reads: false, state: 'held' },
+    );
+  });
+
+  it('a table a DBA handed a login with REASSIGN OWNED, then DROP ROLE, and that she passes to a role of hers before prod ran the DROP ROLE, is released on prod', async () => {
+    await p.everywhere('CREATE SCHEMA app103; GRANT USAGE, CREATE ON SCHEMA app103 TO PUBLIC');
+    await p.dba('CREATE ROLE leaver103');
+    await asMallory(`CREATE ROLE m103; GRANT m103 TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
+    await settle();
+    await p.everywhere('SET ROLE leaver103; CREATE TABLE app103.report (id int); RESET ROLE');
+    await settle();
+    const start = await lastCommitSeq();
+    // (She changes the table's owner before prod has run the DROP ROLE: the daemon is stopped meanwhile here so that she surely does.)
+    await daemon.stop();
+    try {
+      await p.dba(`REASSIGN OWNED BY leaver103 TO ${MALLORY}; DROP OWNED BY leaver103; DROP ROLE leaver103`);
+      await asMallory('ALTER TABLE app103.report OWNER TO m103');
+    } finally {
+      daemon = await p.startDaemon(config);
+    }
+    await untilProdRan(start);
+    await settle().catch(() => {});
+    await thenExpect(
+      { leaver: (await prod.query(`SELECT FROM pg_roles WHERE rolname = 'leaver103'`)).rows.length, state: await prodState() },
+      { leaver: 0, state: 'ok' },
+    );
+  });
+
+  it("a login's routines of many arguments, owned by a role of hers she drops, do not stall a DBA's GRANT to a new role (the capture of the DROP ROLE notes each of them)", async () => {
+    await p.dba(`GRANT CREATE ON DATABASE postgres TO ${MALLORY}; CREATE SCHEMA many104 AUTHORIZATION ${MALLORY}`);
+    await asMallory(`CREATE ROLE m104; GRANT m104 TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
+    await settle();
+    await asMallory('SET permsync.capture = off; GRANT USAGE, CREATE ON SCHEMA many104 TO m104');
+    // 4,000 routines of 100 arguments each, made as her role, 1,000 a command.
+    const args = Array.from({ length: 100 }, () => 'int').join(', ');
+    for (let s = 0; s < 4; s++) {
+      await asMallory(`SET permsync.capture = off; SET ROLE m104; DO $$BEGIN
+          FOR i IN 1..1000 LOOP EXECUTE format('CREATE FUNCTION many104.f${s}_%s(${args}) RETURNS int LANGUAGE sql AS ''SELECT 1''', i); END LOOP;
+        END$$`);
+    }
+    await settle();
+    // She takes them back and drops the role.
+    await asMallory(`SET permsync.capture = off; REASSIGN OWNED BY m104 TO ${MALLORY}; REVOKE ALL ON SCHEMA many104 FROM m104; DROP ROLE m104`);
+    // A DBA hires someone meanwhile: PostgreSQL alone takes a few milliseconds.
+    const dba = new pg.Client(p.source.url);
+    await dba.connect();
+    try {
+      await dba.query('SET statement_timeout = 1000');
+      const outcome = await dba.query('CREATE ROLE newhire104; GRANT SELECT ON t5 TO newhire104').then(
+        () => 'ok',
+        (error: Error) => error.message,
+      );
+      expect(outcome).toBe('ok');
+    } finally {
+      await dba.end();
+      await settle().catch(() => {});
+    }
+  }, 300_000);
+});

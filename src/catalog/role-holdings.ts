@@ -95,10 +95,12 @@ const OWNERS = `
                         WHERE s.classid = o.classid AND s.objid = o.objid AND s.owner_oid = $2::oid
                         ORDER BY s.noted DESC LIMIT 1) last
    WHERE o.owner IS NOT NULL
-     -- The role's last name for it is its name now, or differs only by its schema's name,
-     -- which the schema's row that gave it that name, noted since, says a superuser's gave.
+     -- The role's last name for it (and a relation's kind) is its name now, or differs only
+     -- by its schema's name, which the schema's row that gave it that name, noted since,
+     -- says a superuser's gave.
+     AND last.own = f.own
      AND (last.identity = f.identity
-          OR (last.own = f.own AND last.parts = f.parts AND last.names[2:] = f.names[2:]
+          OR (last.parts = f.parts AND last.names[2:] = f.names[2:]
               AND EXISTS (SELECT FROM (SELECT n.owner_oid, n.identity, n.noted FROM permsync.object_owners n
                                         WHERE n.classid = 'pg_namespace'::regclass AND n.objid = f.parts[1] AND n.named
                                         ORDER BY n.noted DESC LIMIT 1) n
