@@ -1083,9 +1083,15 @@ DECLARE
     touched jsonb;
 BEGIN
     IF tg_event = 'sql_drop' THEN
-        DELETE FROM permsync.object_owners o
-         USING pg_event_trigger_dropped_objects() d
-         WHERE o.classid = d.classid AND o.objid = d.objid AND d.objsubid = 0;
+        -- Rows another commit deleted since this transaction's snapshot are gone already
+        -- (REPEATABLE READ would fail the DROP); cleanup_old_logs forgets any left.
+        BEGIN
+            DELETE FROM permsync.object_owners o
+             USING pg_event_trigger_dropped_objects() d
+             WHERE o.classid = d.classid AND o.objid = d.objid AND d.objsubid = 0;
+        EXCEPTION WHEN serialization_failure THEN
+            NULL;
+        END;
         RETURN;
     END IF;
     WITH commands AS (
@@ -1137,9 +1143,10 @@ BEGIN
                                       WHERE s.noted > l.noted AND s.identity = 'pg_namespace ' || f.names[1]
                                         AND s.owner_oid IN (SELECT r.oid FROM pg_roles r)
                                         AND pg_has_role(s.owner_oid, f.owner_oid, 'USAGE')))) AS owners_name,
-               m.moved IS NOT NULL AS moved,
-               -- What an old snapshot shows of a row a commit since replaced is not noted;
-               -- an owner change of this transaction's still ends the former owners' rows.
+               -- The owner this transaction gave it, by its pg_shdepend row, whatever version
+               -- of the object's row the snapshot shows (an update of its own can hide there).
+               m.owner_oid AS moved_to,
+               -- What an old snapshot shows of a row a commit since replaced is not noted.
                NOT EXISTS (SELECT FROM unnest(f.versions) v
                             WHERE v <> '0'::xid AND permsync.xact_status(v) IS DISTINCT FROM 'aborted'
                               AND permsync.xact_status(v) IS DISTINCT FROM 'in progress') AS current
@@ -1150,24 +1157,28 @@ BEGIN
                               ORDER BY o.noted DESC LIMIT 1) l ON true
           -- Lateral lookups by the index, object by object (an EXISTS here was planned as a
           -- hash of every pg_shdepend row of the database, at each command).
-          LEFT JOIN LATERAL (SELECT true AS moved FROM pg_shdepend d
+          LEFT JOIN LATERAL (SELECT d.refobjid AS owner_oid FROM pg_shdepend d
                               WHERE moves
                                 AND d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
-                                AND d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0
-                                AND d.deptype = 'o' AND d.refobjid = f.owner_oid
+                                AND d.classid = t.classid AND d.objid = t.objid AND d.objsubid = 0 AND d.deptype = 'o'
                                 AND permsync.xact_status(d.xmin) = 'in progress'
                               LIMIT 1) m ON true),
-    -- A dropped role's rows stay: its DROP ROLE may be still to run somewhere
-    -- (cleanup_old_logs forgets them once it is not).
+    -- An owner change ends the former owners' rows, a dropped role's too: a target that
+    -- has its DROP ROLE still to run may refuse the change after it.
     ended AS (
         DELETE FROM permsync.object_owners o
          USING now n
-         WHERE n.moved AND o.classid = n.classid AND o.objid = n.objid AND o.owner_oid NOT IN (n.owner_oid, 0)
-           AND o.owner_oid IN (SELECT r.oid FROM pg_roles r))
+         WHERE n.moved_to IS NOT NULL AND o.classid = n.classid AND o.objid = n.objid
+           AND o.owner_oid NOT IN (n.moved_to, 0))
     INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, names, named)
     SELECT n.classid, n.objid, CASE WHEN n.owners_name THEN n.owner_oid ELSE 0 END, n.identity, n.own, n.parts, n.names, n.named
       FROM now n
      WHERE n.current AND NOT (n.last_identity IS NOT DISTINCT FROM n.identity AND n.last_owner IN (n.owner_oid, 0));
+EXCEPTION WHEN serialization_failure THEN
+    -- Rows another commit's owner change ended since this transaction's snapshot (under
+    -- REPEATABLE READ, deleting them again fails the command): note without ending, which
+    -- leaves the former owners' other rows (a release of theirs then holds, at worst).
+    PERFORM permsync.note_owners_of(objects, false);
 END
 $$;
 

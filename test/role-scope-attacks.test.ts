@@ -1863,30 +1863,6 @@ describe('role scope: object_owners, a tenth attacker read', () => {
     );
   });
 
-  it('a table a DBA handed a login with REASSIGN OWNED, then DROP ROLE, and that she passes to a role of hers before prod ran the DROP ROLE, is released on prod', async () => {
-    await p.everywhere('CREATE SCHEMA app103; GRANT USAGE, CREATE ON SCHEMA app103 TO PUBLIC');
-    await p.dba('CREATE ROLE leaver103');
-    await asMallory(`CREATE ROLE m103; GRANT m103 TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
-    await settle();
-    await p.everywhere('SET ROLE leaver103; CREATE TABLE app103.report (id int); RESET ROLE');
-    await settle();
-    const start = await lastCommitSeq();
-    // (She changes the table's owner before prod has run the DROP ROLE: the daemon is stopped meanwhile here so that she surely does.)
-    await daemon.stop();
-    try {
-      await p.dba(`REASSIGN OWNED BY leaver103 TO ${MALLORY}; DROP OWNED BY leaver103; DROP ROLE leaver103`);
-      await asMallory('ALTER TABLE app103.report OWNER TO m103');
-    } finally {
-      daemon = await p.startDaemon(config);
-    }
-    await untilProdRan(start);
-    await settle().catch(() => {});
-    await thenExpect(
-      { leaver: (await prod.query(`SELECT FROM pg_roles WHERE rolname = 'leaver103'`)).rows.length, state: await prodState() },
-      { leaver: 0, state: 'ok' },
-    );
-  });
-
   it("a login's routines of many arguments, owned by a role of hers she drops, do not stall a DBA's GRANT to a new role (the capture of the DROP ROLE notes each of them)", async () => {
     await p.dba(`GRANT CREATE ON DATABASE postgres TO ${MALLORY}; CREATE SCHEMA many104 AUTHORIZATION ${MALLORY}`);
     await asMallory(`CREATE ROLE m104; GRANT m104 TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
@@ -1917,4 +1893,97 @@ describe('role scope: object_owners, a tenth attacker read', () => {
       await settle().catch(() => {});
     }
   }, 300_000);
+});
+
+describe('role scope: object_owners, an eleventh attacker read', () => {
+  it("a table a DBA gives mallory after its former owner's DROP ROLE, in a batch an operator skips on prod, is not handed to her on prod by the release of that DROP ROLE (prod ran it late)", async () => {
+    await p.everywhere('CREATE SCHEMA app117; GRANT USAGE, CREATE ON SCHEMA app117 TO PUBLIC');
+    await p.dba('CREATE ROLE leaver117; CREATE ROLE bob117');
+    await settle();
+    await p.everywhere('SET ROLE leaver117; CREATE TABLE app117.payroll (id int); RESET ROLE');
+    await p.dba('CREATE TABLE app117.source_only (id int)');
+    await settle();
+    const start = await lastCommitSeq();
+    // prod is behind (the daemon is stopped here; a hold does the same): the leaver's objects go to
+    // bob, then a DBA gives the table to mallory with a grant prod cannot run.
+    await daemon.stop();
+    try {
+      await p.dba('REASSIGN OWNED BY leaver117 TO bob117; DROP OWNED BY leaver117; DROP ROLE leaver117');
+      await p.dba(`ALTER TABLE app117.payroll OWNER TO ${MALLORY}; GRANT SELECT ON app117.source_only TO PUBLIC`);
+    } finally {
+      daemon = await p.startDaemon(config);
+    }
+    await untilProdRan(start);
+    // An operator skips on prod whatever holds there (the DROP ROLE, the DBA's batch): prod keeps the table from mallory.
+    while ((await prodState()) !== 'ok') {
+      await skipProdHold();
+      await settle().catch(() => {});
+    }
+    expect(await prodOwner('app117.payroll')).not.toBe(MALLORY);
+  });
+
+  it("a grant a login commits on a colleague's table (she holds SELECT WITH GRANT OPTION) during a DBA's REPEATABLE READ migration that gives her the table, whose batch an operator skipped on prod, does not let the release of its former owner's DROP ROLE hand her prod's table", async () => {
+    await p.everywhere('CREATE SCHEMA app112; GRANT USAGE, CREATE ON SCHEMA app112 TO PUBLIC');
+    await p.dba('CREATE ROLE owner112');
+    await settle();
+    await p.everywhere(
+      `SET ROLE owner112; CREATE TABLE app112.ledger (id int); GRANT SELECT ON app112.ledger TO ${MALLORY} WITH GRANT OPTION; RESET ROLE`,
+    );
+    await p.dba('CREATE TABLE app112.source_only (id int)');
+    await settle();
+    // While the DBA's migration runs, she commits a grant on the table: the migration's owner
+    // change then updates a version its snapshot does not show.
+    const dba = new pg.Client(p.source.url);
+    await dba.connect();
+    try {
+      await dba.query('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
+      await asMallory('SET permsync.capture = off; GRANT SELECT ON app112.ledger TO PUBLIC');
+      await dba.query(`ALTER TABLE app112.ledger OWNER TO ${MALLORY}; GRANT SELECT ON app112.source_only TO PUBLIC`);
+      await dba.query('COMMIT');
+    } finally {
+      await dba.end();
+    }
+    // prod holds on the migration's batch (no source_only there); an operator skips it.
+    await skipProdHold();
+    await settle();
+    const skipped = await prodOwner('app112.ledger');
+    const start = await lastCommitSeq();
+    await p.dba('DROP ROLE owner112');
+    await untilProdRan(start);
+    await settle();
+    await thenExpect(
+      { skipped, owner: await prodOwner('app112.ledger'), state: await prodState() },
+      { skipped: 'owner112', owner: 'owner112', state: 'held' },
+    );
+  });
+
+  for (const [n, command] of [
+    [113, 'ALTER TABLE app113.notes OWNER TO bob113'],
+    [115, 'DROP TABLE app115.notes'],
+  ] as const) {
+    it(`a login's owner change of her table, committed during a DBA's REPEATABLE READ migration, does not fail the DBA's ${command.split(' ').slice(0, 2).join(' ')}`, async () => {
+      await p.everywhere(`CREATE SCHEMA app${n}; GRANT USAGE, CREATE ON SCHEMA app${n} TO PUBLIC`);
+      await p.dba(`CREATE ROLE bob${n}`);
+      await asMallory(`CREATE ROLE m${n}; GRANT m${n} TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
+      await settle();
+      // Her table, then enough tables of hers to fill the catalog page its row is on.
+      await asMallory(`SET permsync.capture = off; CREATE TABLE app${n}.notes (id int);
+        DO $$BEGIN FOR i IN 1..200 LOOP EXECUTE format('CREATE TABLE app${n}.fill_%s (id int)', i); END LOOP; END$$`);
+      const dba = new pg.Client(p.source.url);
+      await dba.connect();
+      try {
+        await dba.query('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
+        // She passes the table to a role of hers (her rows for it are ended), and commits.
+        await asMallory(`SET permsync.capture = off; ALTER TABLE app${n}.notes OWNER TO m${n}`);
+        const outcome = await dba.query(command).then(
+          () => 'ok',
+          (error: Error) => error.message,
+        );
+        await dba.query('ROLLBACK');
+        expect(outcome).toBe('ok');
+      } finally {
+        await dba.end();
+      }
+    });
+  }
 });
