@@ -13,17 +13,19 @@ import { identifiers } from '../sql/quote.js';
 export interface ObjectName {
   schema: string | null;
   name: string;
-  /** The argument types a routine was named with; null: any (none given). */
-  args: ArgumentType[] | null;
+  /** The argument types a routine was named with (null for one not known by name); null: any (none given). */
+  args: (ArgumentType | null)[] | null;
 }
 
 /**
  * An argument type as a command named it: the parts of its name as the parser read them
- * (`int` is pg_catalog.int4; none for a `%TYPE` reference), with its array dimensions; or
- * as PostgreSQL printed it in an object's identity. The source's catalog says which type
- * it is (plan/converge.ts).
+ * (`int` is pg_catalog.int4), with its array dimensions. The source's catalog says which
+ * type it is (plan/converge.ts).
  */
-export type ArgumentType = { names: string[]; arrays: number } | { printed: string };
+export interface ArgumentType {
+  names: string[];
+  arrays: number;
+}
 
 type Touched =
   /** These objects (a schema's own name is `name`, with schema null), of one of these kinds. */
@@ -219,7 +221,8 @@ export function touchOfIdentity(objectType: string, identity: string, context: T
       : {
           schema: parts.length > 1 ? (parts[0] as string) : null,
           name: parts[parts.length - 1] ?? '',
-          args: args === null ? null : args === '' ? [] : args.split(',').map((printed) => ({ printed: printed.trim() })),
+          // An identity prints its argument types, which no parser reads back safely: their number only.
+          args: args === null ? null : args === '' ? [] : args.split(',').map(() => null),
         };
   return {
     touched: kinds ? { on: 'objects', kinds, names: [name] } : { on: 'other', what: `the owner of ${objectType} ${identity}` },
@@ -249,10 +252,9 @@ function objectName(object: Fields | undefined, objtype: string): ObjectName | u
   }
   if (object.ObjectWithArgs) {
     const routine = object.ObjectWithArgs as Fields;
-    const args = ((routine.objargs ?? []) as { TypeName?: Fields }[]).map(({ TypeName: type }): ArgumentType => ({
-      names: type?.pct_type ? [] : stringValues(type?.names),
-      arrays: ((type?.arrayBounds ?? []) as unknown[]).length,
-    }));
+    const args = ((routine.objargs ?? []) as { TypeName?: Fields }[]).map(({ TypeName: type }): ArgumentType | null =>
+      !type || type.pct_type ? null : { names: stringValues(type.names), arrays: ((type.arrayBounds ?? []) as unknown[]).length },
+    );
     return qualified(stringValues(routine.objname), routine.args_unspecified === true ? null : args);
   }
   if (objtype === 'OBJECT_SCHEMA') {
@@ -264,7 +266,7 @@ function objectName(object: Fields | undefined, objtype: string): ObjectName | u
   return undefined;
 }
 
-function qualified(names: string[], args: ArgumentType[] | null): ObjectName | undefined {
+function qualified(names: string[], args: (ArgumentType | null)[] | null): ObjectName | undefined {
   const name = names[names.length - 1];
   if (name === undefined || names.length > 3) return undefined;
   return { schema: names.length > 1 ? (names[names.length - 2] as string) : null, name, args };

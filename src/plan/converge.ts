@@ -80,7 +80,7 @@ export function argumentTypeLookups(scope: ConvergeScope): ArgumentTypeLookup[] 
   const lookups = new Map<string, ArgumentTypeLookup>();
   for (const touch of scope.touches) {
     if (touch.touched.on !== 'objects') continue;
-    for (const type of touch.touched.names.flatMap((n) => n.args ?? [])) {
+    for (const type of touch.touched.names.flatMap((n) => n.args ?? []).filter((t) => t !== null)) {
       for (const path of pathsOf(touch)) lookups.set(argumentTypeKey(type, path), { key: argumentTypeKey(type, path), path, type });
     }
   }
@@ -88,7 +88,7 @@ export function argumentTypeLookups(scope: ConvergeScope): ArgumentTypeLookup[] 
 }
 
 function argumentTypeKey(type: ArgumentType, path: string[]): string {
-  return JSON.stringify('printed' in type ? [type.printed] : [path, type.names, type.arrays]);
+  return JSON.stringify([path, type.names, type.arrays]);
 }
 
 function pathsOf(touch: Touch): string[][] {
@@ -271,8 +271,8 @@ function resolve(touch: Touch, index: ObjectIndex, argumentTypes: Map<string, st
     return touched.schemas.flatMap((s) => (index.bySchema.get(s) ?? []).filter((o) => touched.kinds.includes(o.kind)));
   }
   if (touched.on !== 'objects') return [];
-  const signatures = (args: ArgumentType[]): string[] | undefined => {
-    const printed = pathsOf(touch).map((path) => args.map((type) => argumentTypes.get(argumentTypeKey(type, path)) ?? null));
+  const signatures = (args: (ArgumentType | null)[]): string[] | undefined => {
+    const printed = pathsOf(touch).map((path) => args.map((type) => (type ? (argumentTypes.get(argumentTypeKey(type, path)) ?? null) : null)));
     const known = printed.filter((types): types is string[] => types.every((t) => t !== null));
     return known.length > 0 ? known.map((types) => types.join(', ')) : undefined;
   };

@@ -116,21 +116,21 @@ export const AUTHORITY = `
          ) AS authority`;
 
 /**
- * How the catalog prints each argument type in $1 (a JSON array of {key, printed} or
- * {key, path, names, arrays}; plan/converge.ts ArgumentTypeLookup), run with search_path =
- * pg_catalog as the catalog is read: a printed one read as PostgreSQL reads it; a name in
- * the schema it names, or else the first of the path (pg_catalog first unless the path
- * places it) that has it; NULL where none has.
+ * How the catalog prints each argument type in $1 (a JSON array of {key, path, names,
+ * arrays}; plan/converge.ts ArgumentTypeLookup), run with search_path = pg_catalog as the
+ * catalog is read: a name in the schema it names, or else in the first of the path
+ * (pg_catalog first unless the path places it) that has it; NULL where none has. Names are
+ * compared, never parsed: no name a login chose can make it fail.
  */
 export const ARGUMENT_TYPES = `
-  SELECT w.key, pg_catalog.format_type(coalesce(pg_catalog.to_regtype(w.printed), CASE WHEN w.arrays > 0 THEN t.typarray ELSE t.oid END), NULL) AS printed
-    FROM jsonb_to_recordset($1::jsonb) AS w(key text, printed text, path text[], names text[], arrays int)
+  SELECT w.key, pg_catalog.format_type(CASE WHEN w.arrays > 0 THEN t.typarray ELSE t.oid END, NULL) AS printed
+    FROM jsonb_to_recordset($1::jsonb) AS w(key text, path text[], names text[], arrays int)
     LEFT JOIN LATERAL (
         SELECT t.oid, t.typarray
           FROM pg_catalog.pg_type t
           JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace,
                LATERAL (SELECT CASE WHEN 'pg_catalog' = ANY (w.path) THEN w.path ELSE 'pg_catalog'::text || w.path END AS searched) s
-         WHERE w.printed IS NULL AND t.typname = w.names[pg_catalog.cardinality(w.names)]
+         WHERE t.typname = w.names[pg_catalog.cardinality(w.names)]
            AND CASE pg_catalog.cardinality(w.names) WHEN 1 THEN n.nspname = ANY (s.searched) WHEN 2 THEN n.nspname = w.names[1] ELSE false END
          ORDER BY pg_catalog.array_position(s.searched, n.nspname::text)
          LIMIT 1) t ON true`;

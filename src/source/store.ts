@@ -232,9 +232,7 @@ export class SourceStore {
   /** How the source's catalog prints each argument type a batch's routines were named with (plan/converge.ts), by key. */
   async argumentTypes(lookups: ArgumentTypeLookup[]): Promise<Map<string, string | null>> {
     if (lookups.length === 0) return new Map();
-    const wanted = lookups.map(({ key, path, type }) =>
-      'printed' in type ? { key, printed: type.printed } : { key, path, names: type.names, arrays: type.arrays },
-    );
+    const wanted = lookups.map(({ key, path, type }) => ({ key, path, names: type.names, arrays: type.arrays }));
     const { rows } = await withPooledSession(this.pool, (client) =>
       inCatalogSnapshot(client, () => client.query<{ key: string; printed: string | null }>(sourceSql.ARGUMENT_TYPES, [JSON.stringify(wanted)])),
     );
