@@ -1148,8 +1148,8 @@ BEGIN
                m.owner_oid AS moved_to,
                -- What an old snapshot shows of a row a commit since replaced is not noted.
                NOT EXISTS (SELECT FROM unnest(f.versions) v
-                            WHERE v <> '0'::xid AND permsync.xact_status(v) IS DISTINCT FROM 'aborted'
-                              AND permsync.xact_status(v) IS DISTINCT FROM 'in progress') AS current
+                            WHERE v <> '0'::xid
+                              AND coalesce(permsync.xact_status(v), 'unknown') NOT IN ('aborted', 'in progress')) AS current
           FROM jsonb_to_recordset(objects) AS t(classid oid, objid oid)
          CROSS JOIN LATERAL permsync.object_facts(t.classid, t.objid) f
           LEFT JOIN LATERAL (SELECT o.owner_oid, o.identity, o.parts, o.names, o.noted FROM permsync.object_owners o
