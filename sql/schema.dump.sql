@@ -152,6 +152,110 @@ $$;
 ALTER FUNCTION permsync.capture_before_password_switch() OWNER TO postgres;
 
 --
+-- Name: capture_owner_changes(text); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.capture_owner_changes(seen text) RETURNS TABLE(batch bigint, counted text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
+    AS $$
+DECLARE
+    roles    jsonb;
+    found    jsonb;
+    -- The most commands the daemon reads of one batch (MAX_RECORDED_COMMANDS).
+    max_rows constant integer := 1000;
+BEGIN
+    counted := concat_ws('/', pg_stat_get_tuples_inserted('pg_catalog.pg_shdepend'::regclass),
+                         pg_stat_get_tuples_updated('pg_catalog.pg_shdepend'::regclass),
+                         pg_stat_get_tuples_deleted('pg_catalog.pg_shdepend'::regclass));
+    SELECT s.state -> 'roles' INTO roles FROM permsync.role_snapshot s WHERE s.id = 1;
+    IF seen IS NOT DISTINCT FROM counted OR roles IS NULL THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    WITH last AS (
+        SELECT DISTINCT ON (o.classid, o.objid) o.classid, o.objid, o.owner_oid
+          FROM permsync.object_owners o
+         ORDER BY o.classid, o.objid, o.noted DESC),
+    owned AS (
+        SELECT d.classid, d.objid, d.refobjid
+          FROM pg_shdepend d
+         WHERE d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database())
+           AND d.deptype = 'o' AND d.objsubid = 0),
+    moved AS (
+        SELECT l.classid, l.objid, l.owner_oid AS former
+          FROM last l
+          LEFT JOIN owned w ON w.classid = l.classid AND w.objid = l.objid
+         WHERE l.owner_oid <> 0
+           AND CASE WHEN w.refobjid IS NULL THEN l.owner_oid >= 16384 ELSE w.refobjid <> l.owner_oid END)
+    SELECT jsonb_agg(to_jsonb(c) ORDER BY c.classid, c.objid) INTO found
+      FROM (SELECT m.classid, m.objid, i.type, i.identity, fr.rolname AS former, nr.rolname AS owner, f.owner_oid,
+                   -- A sequence of a table's column follows the table's owner (ALTER TABLE
+                   -- moves it too, and names only the table): noted, but not converged.
+                   EXISTS (SELECT FROM pg_depend d
+                            WHERE m.classid = 'pg_class'::regclass AND d.classid = 'pg_class'::regclass AND d.objid = m.objid
+                              AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')) AS follows,
+                   -- REASSIGN OWNED takes everything its role owns in the database (but
+                   -- default privileges): where the former owner still owns something
+                   -- here, another command gave this object away, one a stale row missed
+                   -- (see object_owners), and the former owner's objects are not in reach.
+                   m.former >= 16384
+                   AND NOT EXISTS (SELECT FROM pg_shdepend d
+                                    WHERE d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database())
+                                      AND d.refclassid = 'pg_authid'::regclass AND d.refobjid = m.former AND d.deptype = 'o'
+                                      AND d.classid <> 'pg_default_acl'::regclass) AS whole
+              FROM moved m
+             CROSS JOIN LATERAL (SELECT min(x.owner_oid) AS owner_oid FROM permsync.object_facts(m.classid, m.objid) x
+                                  HAVING count(DISTINCT x.owner_oid) = 1) f
+              JOIN pg_roles fr ON fr.oid = m.former
+              JOIN pg_roles nr ON nr.oid = f.owner_oid
+             CROSS JOIN LATERAL pg_identify_object(m.classid, m.objid, 0) i
+             WHERE f.owner_oid <> m.former
+               AND (m.former < 16384 OR roles -> m.former::text ->> 'name' = fr.rolname)
+               AND (f.owner_oid < 16384 OR roles -> f.owner_oid::text ->> 'name' = nr.rolname)
+             ORDER BY m.classid, m.objid
+             LIMIT max_rows) c;
+    IF found IS NULL THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    -- Noting costs about half a millisecond an object: a look takes a batch's worth, and
+    -- the next reads again for the rest.
+    IF jsonb_array_length(found) >= max_rows THEN
+        counted := NULL;
+    END IF;
+    PERFORM permsync.note_owners_of(found, false);
+    found := (SELECT jsonb_agg(o ORDER BY i) FROM jsonb_array_elements(found) WITH ORDINALITY AS t(o, i)
+               WHERE NOT (o ->> 'follows')::boolean);
+    IF found IS NULL THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    INSERT INTO permsync.batches (origin, query_text, not_replayable, current_user_name, current_user_oid,
+                                  current_user_is_superuser, search_path)
+    SELECT 'owner_watcher',
+           string_agg(format('/* %s object(s) of %s now owned by %s */', p.n, quote_ident(p.former), quote_ident(p.owner)),
+                      E'\n' ORDER BY p.former, p.owner),
+           'the role watcher found these owners changed by a command that fires no event trigger (REASSIGN OWNED)',
+           session_user, (SELECT r.oid FROM pg_roles r WHERE r.rolname = session_user), false, 'pg_catalog'
+      FROM (SELECT o ->> 'former' AS former, o ->> 'owner' AS owner, count(*) AS n
+              FROM jsonb_array_elements(found) o GROUP BY 1, 2) p
+    RETURNING id INTO batch;
+    INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity, current_user_name, current_user_oid,
+                                    search_path, command_ordinal, nested, reassigned_from)
+    SELECT batch, 'REASSIGN OWNED', o ->> 'type', o ->> 'identity', o ->> 'owner', (o ->> 'owner_oid')::oid,
+           'pg_catalog', i, true, CASE WHEN (o ->> 'whole')::boolean THEN o ->> 'former' END
+      FROM jsonb_array_elements(found) WITH ORDINALITY AS t(o, i);
+    PERFORM permsync.wake('permsync', batch::text);
+    RETURN NEXT;
+END
+$$;
+
+
+ALTER FUNCTION permsync.capture_owner_changes(seen text) OWNER TO postgres;
+
+--
 -- Name: capture_permission_command(); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
@@ -2889,7 +2993,8 @@ CREATE TABLE permsync.audit_log (
     logged_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     command_ordinal integer,
     nested boolean,
-    nested_text text
+    nested_text text,
+    reassigned_from name
 );
 
 
@@ -2940,7 +3045,7 @@ CREATE TABLE permsync.batches (
     role_writes bigint,
     roles_compared boolean DEFAULT false NOT NULL,
     precedes bigint,
-    CONSTRAINT batches_origin_check CHECK ((origin = ANY (ARRAY['event_trigger'::text, 'role_watcher'::text, 'manual'::text, 'reconcile'::text, 'bootstrap'::text])))
+    CONSTRAINT batches_origin_check CHECK ((origin = ANY (ARRAY['event_trigger'::text, 'role_watcher'::text, 'owner_watcher'::text, 'manual'::text, 'reconcile'::text, 'bootstrap'::text])))
 );
 
 
@@ -3990,6 +4095,14 @@ REVOKE ALL ON FUNCTION permsync.audit_log_guard() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION permsync.capture_before_password_switch() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION capture_owner_changes(seen text); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.capture_owner_changes(seen text) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.capture_owner_changes(seen text) TO permsync_daemon;
 
 
 --

@@ -91,7 +91,7 @@ CREATE TABLE permsync.batches (
     id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     commit_seq           bigint UNIQUE,
     origin               text NOT NULL DEFAULT 'event_trigger'
-                         CHECK (origin IN ('event_trigger', 'role_watcher', 'manual', 'reconcile', 'bootstrap')),
+                         CHECK (origin IN ('event_trigger', 'role_watcher', 'owner_watcher', 'manual', 'reconcile', 'bootstrap')),
     source_xid           xid8 NOT NULL DEFAULT pg_current_xact_id(),
     statement_started_at timestamptz NOT NULL DEFAULT statement_timestamp(),
     captured_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -163,7 +163,11 @@ CREATE TABLE permsync.audit_log (
     nested           boolean,
     -- The statement it ran, where PL/pgSQL names it: the innermost, every literal masked,
     -- 8 kB at most.
-    nested_text      text
+    nested_text      text,
+    -- An owner change the role watcher found (capture_owner_changes) that REASSIGN OWNED
+    -- could have made: the owner permsync saw before. current_user_name is then the owner
+    -- now: who made the change is not known, only that it had the privileges of both.
+    reassigned_from  name
 );
 CREATE INDEX audit_log_batch_idx ON permsync.audit_log (batch_id);
 CREATE INDEX audit_log_batch_ordinal_idx ON permsync.audit_log (batch_id, command_ordinal);
@@ -2276,7 +2280,8 @@ SELECT m.server_key, m.role_oid, m.role_name, m.source_oid, m.how, m.recorded_by
 -- says that the object was that role's under that name, both read from one version of the
 -- object's catalog row, so that it holds in whatever snapshot it was read. A command that
 -- gives an object another owner ends the rows of its former owners; REASSIGN OWNED fires
--- no event trigger, so after one the object keeps the rows of the role it was taken from.
+-- no event trigger, so after one the object keeps the rows of the role it was taken from
+-- (and gets one of its new owner when the role watcher finds it: capture_owner_changes).
 -- That is what the release before a DROP ROLE needs (src/catalog/role-holdings.ts): an
 -- object the dropped role owns on a target goes to the owner of the source's object of its
 -- name only if that name is the last the source's object was noted under as the dropped
@@ -2587,6 +2592,121 @@ BEGIN
     IF touched IS NOT NULL THEN
         PERFORM permsync.note_owners_of(touched, true);
     END IF;
+END
+$fn$;
+
+-- REASSIGN OWNED fires no event trigger: the owners it changes are found by the role
+-- watcher, which calls this at each look. An object whose owner now (by its pg_shdepend
+-- row, none for a pinned role such as the bootstrap superuser) is not the one its last row
+-- here names was given away by a command permsync did not see. Each such object gets a row
+-- of its owner now (its former owner's rows stay: a target that has not taken the change
+-- may still release it at that role's DROP ROLE), and a batch (origin owner_watcher) that
+-- converges it on each target, with the new owner standing for the one who made the change
+-- and the former owner's objects within its reach (audit_log.reassigned_from): REASSIGN
+-- OWNED needs the privileges of both, and leaves the former owner nothing in the database
+-- (else the new owner's reach alone). Only where the targets know both roles by the names
+-- the source has for them now: a role the watcher has not carried yet (made, renamed,
+-- dropped) waits for its next look, and an object whose last row is of no one (0) is not
+-- looked at. `seen` is what the pg_shdepend write counters were at the last look: while
+-- they stay the same nothing is read (NULL reads anyway; the counters lag and stop with
+-- track_counts off). Returns the batch written (NULL when none), and the counters (NULL
+-- when more is left to read).
+CREATE FUNCTION permsync.capture_owner_changes(seen text)
+RETURNS TABLE (batch bigint, counted text)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $fn$
+DECLARE
+    roles    jsonb;
+    found    jsonb;
+    -- The most commands the daemon reads of one batch (MAX_RECORDED_COMMANDS).
+    max_rows constant integer := 1000;
+BEGIN
+    counted := concat_ws('/', pg_stat_get_tuples_inserted('pg_catalog.pg_shdepend'::regclass),
+                         pg_stat_get_tuples_updated('pg_catalog.pg_shdepend'::regclass),
+                         pg_stat_get_tuples_deleted('pg_catalog.pg_shdepend'::regclass));
+    SELECT s.state -> 'roles' INTO roles FROM permsync.role_snapshot s WHERE s.id = 1;
+    IF seen IS NOT DISTINCT FROM counted OR roles IS NULL THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    WITH last AS (
+        SELECT DISTINCT ON (o.classid, o.objid) o.classid, o.objid, o.owner_oid
+          FROM permsync.object_owners o
+         ORDER BY o.classid, o.objid, o.noted DESC),
+    owned AS (
+        SELECT d.classid, d.objid, d.refobjid
+          FROM pg_shdepend d
+         WHERE d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database())
+           AND d.deptype = 'o' AND d.objsubid = 0),
+    moved AS (
+        SELECT l.classid, l.objid, l.owner_oid AS former
+          FROM last l
+          LEFT JOIN owned w ON w.classid = l.classid AND w.objid = l.objid
+         WHERE l.owner_oid <> 0
+           AND CASE WHEN w.refobjid IS NULL THEN l.owner_oid >= 16384 ELSE w.refobjid <> l.owner_oid END)
+    SELECT jsonb_agg(to_jsonb(c) ORDER BY c.classid, c.objid) INTO found
+      FROM (SELECT m.classid, m.objid, i.type, i.identity, fr.rolname AS former, nr.rolname AS owner, f.owner_oid,
+                   -- A sequence of a table's column follows the table's owner (ALTER TABLE
+                   -- moves it too, and names only the table): noted, but not converged.
+                   EXISTS (SELECT FROM pg_depend d
+                            WHERE m.classid = 'pg_class'::regclass AND d.classid = 'pg_class'::regclass AND d.objid = m.objid
+                              AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')) AS follows,
+                   -- REASSIGN OWNED takes everything its role owns in the database (but
+                   -- default privileges): where the former owner still owns something
+                   -- here, another command gave this object away, one a stale row missed
+                   -- (see object_owners), and the former owner's objects are not in reach.
+                   m.former >= 16384
+                   AND NOT EXISTS (SELECT FROM pg_shdepend d
+                                    WHERE d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database())
+                                      AND d.refclassid = 'pg_authid'::regclass AND d.refobjid = m.former AND d.deptype = 'o'
+                                      AND d.classid <> 'pg_default_acl'::regclass) AS whole
+              FROM moved m
+             CROSS JOIN LATERAL (SELECT min(x.owner_oid) AS owner_oid FROM permsync.object_facts(m.classid, m.objid) x
+                                  HAVING count(DISTINCT x.owner_oid) = 1) f
+              JOIN pg_roles fr ON fr.oid = m.former
+              JOIN pg_roles nr ON nr.oid = f.owner_oid
+             CROSS JOIN LATERAL pg_identify_object(m.classid, m.objid, 0) i
+             WHERE f.owner_oid <> m.former
+               AND (m.former < 16384 OR roles -> m.former::text ->> 'name' = fr.rolname)
+               AND (f.owner_oid < 16384 OR roles -> f.owner_oid::text ->> 'name' = nr.rolname)
+             ORDER BY m.classid, m.objid
+             LIMIT max_rows) c;
+    IF found IS NULL THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    -- Noting costs about half a millisecond an object: a look takes a batch's worth, and
+    -- the next reads again for the rest.
+    IF jsonb_array_length(found) >= max_rows THEN
+        counted := NULL;
+    END IF;
+    PERFORM permsync.note_owners_of(found, false);
+    found := (SELECT jsonb_agg(o ORDER BY i) FROM jsonb_array_elements(found) WITH ORDINALITY AS t(o, i)
+               WHERE NOT (o ->> 'follows')::boolean);
+    IF found IS NULL THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    INSERT INTO permsync.batches (origin, query_text, not_replayable, current_user_name, current_user_oid,
+                                  current_user_is_superuser, search_path)
+    SELECT 'owner_watcher',
+           string_agg(format('/* %s object(s) of %s now owned by %s */', p.n, quote_ident(p.former), quote_ident(p.owner)),
+                      E'\n' ORDER BY p.former, p.owner),
+           'the role watcher found these owners changed by a command that fires no event trigger (REASSIGN OWNED)',
+           session_user, (SELECT r.oid FROM pg_roles r WHERE r.rolname = session_user), false, 'pg_catalog'
+      FROM (SELECT o ->> 'former' AS former, o ->> 'owner' AS owner, count(*) AS n
+              FROM jsonb_array_elements(found) o GROUP BY 1, 2) p
+    RETURNING id INTO batch;
+    INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity, current_user_name, current_user_oid,
+                                    search_path, command_ordinal, nested, reassigned_from)
+    SELECT batch, 'REASSIGN OWNED', o ->> 'type', o ->> 'identity', o ->> 'owner', (o ->> 'owner_oid')::oid,
+           'pg_catalog', i, true, CASE WHEN (o ->> 'whole')::boolean THEN o ->> 'former' END
+      FROM jsonb_array_elements(found) WITH ORDINALITY AS t(o, i);
+    PERFORM permsync.wake('permsync', batch::text);
+    RETURN NEXT;
 END
 $fn$;
 
@@ -3531,7 +3651,7 @@ GRANT USAGE ON SCHEMA permsync TO permsync_daemon;
 GRANT SELECT ON permsync.environments, permsync.sync_rules, permsync.config, permsync.batches,
                 permsync.audit_log, permsync.execution_log, permsync.retry_queue, permsync.schema_migrations
    TO permsync_daemon;
-GRANT EXECUTE ON FUNCTION permsync.capture_role_changes(), permsync.role_state() TO permsync_daemon;
+GRANT EXECUTE ON FUNCTION permsync.capture_role_changes(), permsync.capture_owner_changes(text), permsync.role_state() TO permsync_daemon;
 -- Retention runs on the daemon's schedule (settings.cleanup_cron).
 GRANT EXECUTE ON FUNCTION permsync.cleanup_old_logs() TO permsync_daemon;
 GRANT INSERT, UPDATE (label, priority, enabled, on_permanent_failure, group_name, in_flight_through, updated_at, server_identity, server_key)

@@ -12,7 +12,7 @@ import { ENVIRONMENT_BACKLOG } from './source/metrics-queries.js';
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 /** Batch ids remembered so that a batch counts once however many environments read it. */
 const SEEN_BATCH_IDS = 10_000;
-const ORIGINS: Batch['origin'][] = ['event_trigger', 'role_watcher', 'manual', 'reconcile', 'bootstrap'];
+const ORIGINS: Batch['origin'][] = ['event_trigger', 'role_watcher', 'owner_watcher', 'manual', 'reconcile', 'bootstrap'];
 /** An environment's states, as permsync.get_sync_status() names them. */
 const STATES = ['ok', 'pending', 'paused', 'sync_disabled', 'failing', 'held', 'disabled'] as const;
 

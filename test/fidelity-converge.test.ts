@@ -7,6 +7,7 @@ import type { PostgresMajor } from '../dev/embedded/cluster.js';
 import { accountDifference, canDump, catalogAccount, dumpAccount, type AccountOptions } from './support/dump.js';
 import { startPipeline, type Pipeline } from './support/pipeline.js';
 import { runCli, writeConfigFile } from './support/cli.js';
+import { waitFor } from './support/wait.js';
 
 /**
  * What statement replay cannot carry, judged as a DBA would: permission scripts of the
@@ -161,5 +162,106 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
       ]),
     );
     expect(await cli('drift', '--config', await configFile())).toEqual({ code: 0, out: 'dev: matches the source\nprod: matches the source\n' });
+  });
+
+  it('REASSIGN OWNED of roles that are kept reaches every target, but not past the former owner or another unseen change: pg_dump and drift agree', async () => {
+    const daemon = await p.startDaemon();
+    await p.dba(`CREATE ROLE app_v1 NOLOGIN; CREATE ROLE app_v2 NOLOGIN; CREATE ROLE billing_reader NOLOGIN;
+                 CREATE ROLE legacy NOLOGIN; CREATE ROLE keeper NOLOGIN; CREATE ROLE vendor NOLOGIN`);
+    await settle();
+    await p.everywhere(`
+      CREATE SCHEMA billing AUTHORIZATION app_v1;
+      SET ROLE app_v1;
+      CREATE TABLE billing.invoices (id serial PRIMARY KEY, total numeric);
+      CREATE VIEW billing.unpaid AS SELECT id FROM billing.invoices;
+      CREATE FUNCTION billing.total(int) RETURNS numeric LANGUAGE sql AS 'SELECT 1::numeric';
+      CREATE TABLE billing.archive (id int);
+      RESET ROLE;
+      CREATE TABLE public.legacy_notes (id int);
+      ALTER TABLE public.legacy_notes OWNER TO legacy;
+      CREATE TABLE public.vendor_rates (id int);
+      CREATE TABLE public.vendor_terms (id int);
+      ALTER TABLE public.vendor_rates OWNER TO vendor;
+      ALTER TABLE public.vendor_terms OWNER TO vendor`);
+    // prod's archive is another role's there: app_v1's REASSIGN OWNED does not reach it.
+    await p.env('prod').client.query('ALTER TABLE billing.archive OWNER TO keeper');
+    await p.dba(`SET ROLE app_v1;
+                 GRANT USAGE ON SCHEMA billing TO billing_reader;
+                 GRANT SELECT ON billing.invoices, billing.unpaid TO billing_reader;
+                 GRANT EXECUTE ON FUNCTION billing.total(int) TO billing_reader WITH GRANT OPTION;
+                 RESET ROLE`);
+    await settle();
+    await p.dba('REASSIGN OWNED BY app_v1 TO app_v2');
+    await p.dba('REASSIGN OWNED BY legacy TO postgres');
+    // An owner change permsync does not see (no event trigger fires in replica mode) that
+    // leaves the former owner something here: no REASSIGN OWNED made it, and no target's
+    // object of the former owner is within the new owner's reach.
+    await p.dba(`SET session_replication_role = replica; ALTER TABLE public.vendor_rates OWNER TO app_v2;
+                 RESET session_replication_role`);
+
+    const moved = async () =>
+      (
+        await p.sourceClient.query<{ identity: string; reassigned_from: string | null; current_user_name: string }>(
+          `SELECT a.object_identity AS identity, a.reassigned_from, a.current_user_name
+             FROM permsync.audit_log a JOIN permsync.batches b ON b.id = a.batch_id
+            WHERE b.origin = 'owner_watcher' ORDER BY a.object_identity`,
+        )
+      ).rows;
+    await waitFor(async () => (await moved()).length >= 7, 20_000, 'the role watcher to find the owners REASSIGN OWNED changed');
+    expect(await moved()).toEqual(
+      [
+        ['billing', 'app_v1', 'app_v2'],
+        ['billing.archive', 'app_v1', 'app_v2'],
+        ['billing.invoices', 'app_v1', 'app_v2'],
+        ['billing.total(integer)', 'app_v1', 'app_v2'],
+        ['billing.unpaid', 'app_v1', 'app_v2'],
+        ['public.legacy_notes', 'legacy', 'postgres'],
+        ['public.vendor_rates', null, 'app_v2'],
+      ].map(([identity, from, to]) => ({ identity, reassigned_from: from, current_user_name: to })),
+    );
+    await p.settle();
+    await daemon.stop();
+
+    const { rows } = await p.sourceClient.query<{ environment_name: string; execution_status: string; result_message: string }>(
+      `SELECT x.environment_name, x.execution_status, x.result_message
+         FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+        WHERE b.origin = 'owner_watcher' ORDER BY b.commit_seq, x.environment_name`,
+    );
+
+    expect(rows.length).toBeGreaterThanOrEqual(2);
+    for (const row of rows) {
+      expect(row).toMatchObject({ execution_status: 'success', result_message: expect.stringMatching(/^converged \d+ object\(s\) it touched/) });
+    }
+    expect(rows.filter((r) => r.environment_name === 'dev').map((r) => r.result_message)).toContainEqual(
+      expect.stringMatching(/; 1 object\(s\) it names left as they are/),
+    );
+    expect(rows.filter((r) => r.environment_name === 'prod').map((r) => r.result_message)).toContainEqual(
+      expect.stringMatching(/; 2 object\(s\) it names left as they are/),
+    );
+
+    const source = await account('source');
+    const vendorRates = {
+      onlySource: [expect.stringMatching(/ALTER TABLE public\.vendor_rates OWNER TO app_v2| public\.vendor_rates owner app_v2/)],
+      onlyTarget: [expect.stringMatching(/ALTER TABLE public\.vendor_rates OWNER TO vendor| public\.vendor_rates owner vendor/)],
+    };
+    expect(accountDifference(source, await account('dev'))).toEqual(vendorRates);
+    const prod = accountDifference(source, await account('prod'));
+    expect(prod.onlySource.filter((l) => !/vendor_rates/.test(l))).toEqual([
+      expect.stringMatching(/ALTER TABLE billing\.archive OWNER TO app_v2| billing\.archive owner app_v2/),
+    ]);
+    expect(prod.onlyTarget.filter((l) => !/vendor_rates/.test(l))).toEqual([
+      expect.stringMatching(/ALTER TABLE billing\.archive OWNER TO keeper| billing\.archive owner keeper/),
+    ]);
+    expect(source).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/ALTER TABLE billing\.invoices OWNER TO app_v2| billing\.invoices owner app_v2/),
+        expect.stringMatching(/ALTER TABLE public\.legacy_notes OWNER TO postgres| public\.legacy_notes owner postgres/),
+        expect.stringMatching(/GRANT SELECT ON TABLE billing\.invoices TO billing_reader| billing\.invoices billing_reader SELECT by app_v2/),
+      ]),
+    );
+    const drift = await cli('drift', '--config', await configFile());
+    expect(drift.code).not.toBe(0);
+    expect(drift.out).toMatch(/^  table "public"\."vendor_rates": owned by "app_v2" on the source, by "vendor" on dev$/m);
+    expect(drift.out).toMatch(/^  table "billing"\."archive": owned by "app_v2" on the source, by "keeper" on prod$/m);
   });
 });

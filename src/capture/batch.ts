@@ -43,7 +43,7 @@ export interface StatementRecord {
 export interface Batch {
   id: string;
   commitSeq: string;
-  origin: 'event_trigger' | 'role_watcher' | 'manual' | 'reconcile' | 'bootstrap';
+  origin: 'event_trigger' | 'role_watcher' | 'owner_watcher' | 'manual' | 'reconcile' | 'bootstrap';
   sessionUser: string;
   currentUser: string;
   currentUserIsSuperuser: boolean;
@@ -113,6 +113,11 @@ export interface RecordedCommand {
   nested: boolean | null;
   /** The statement it ran, as PL/pgSQL names it, literals masked (permsync.audit_log.nested_text). */
   nestedText: string | null;
+  /**
+   * An owner change the role watcher found (permsync.capture_owner_changes), as REASSIGN
+   * OWNED makes it: the owner permsync saw before; currentUser is then the owner now.
+   */
+  reassignedFrom?: string;
 }
 
 /** What capture stores instead of a string it cannot mask with certainty (permsync_capture.record_command). */
@@ -146,7 +151,8 @@ export const MAX_RECORDED_COMMANDS = 1000;
 export async function planBatch(batch: Batch, siblingIds: () => Promise<string[]>, recorded?: () => Promise<RecordedCommand[]>): Promise<BatchPlan> {
   if (batch.origin === 'bootstrap') return { batch, replay: [], skipped: [], bootstrap: true };
   const { plan, ordinals } = await planReplay(batch, siblingIds);
-  if (plan.unreplayable === undefined || !recorded || batch.origin !== 'event_trigger' || !convergeable(batch)) return plan;
+  const converges = batch.origin === 'event_trigger' || batch.origin === 'owner_watcher';
+  if (plan.unreplayable === undefined || !recorded || !converges || !convergeable(batch)) return plan;
   const scope = convergeScope(batch, ordinals, await recorded());
   // Nothing it touched can be told: it stays skipped, with the reason.
   return scope.touches.length > 0 ? { ...plan, converge: scope } : plan;
@@ -422,7 +428,10 @@ function convergeScope(batch: Batch, ordinals: number[] | undefined, recorded: R
   const touches: Touch[] = [];
   const topLevel: RecordedCommand[] = [];
   for (const row of recorded.slice(0, MAX_RECORDED_COMMANDS)) {
-    if (row.nested !== true) topLevel.push(row);
+    if (batch.origin === 'owner_watcher' && row.identity !== null) {
+      const touch = touchOfIdentity(row.objectType ?? '', row.identity, context([row]));
+      touches.push(row.reassignedFrom === undefined ? touch : { ...touch, reassignedFrom: row.reassignedFrom });
+    } else if (row.nested !== true) topLevel.push(row);
     else if (row.nestedText !== null) touches.push(...parsed(row.nestedText, [row], `the statement a function ran (${row.tag})`));
     else if (row.identity !== null && row.tag.startsWith('ALTER ')) touches.push(touchOfIdentity(row.objectType ?? '', row.identity, context([row])));
     else unknown.push(`a ${row.tag} run by a function that names no statement (an SQL-language function, say)`);

@@ -43,6 +43,12 @@ export interface Touch {
   actors: string[];
   /** The search paths its unqualified names were looked up in, "$user" resolved: each is tried. */
   searchPaths: string[][];
+  /**
+   * An owner change nobody's command reported (REASSIGN OWNED): the owner before it. Its
+   * actor is the owner now, and an object the target gives this role is within its reach:
+   * the change needed the privileges of both.
+   */
+  reassignedFrom?: string;
 }
 
 /** Who ran a command and where it looked names up. */

@@ -21,7 +21,9 @@ import type { RoleScope } from '../config/rules.js';
  * one whose privileges it has). Drift's rules hold as for reconcile: the target's own roles are
  * left alone (never granted to, never given or taken an object), and the configuration's
  * exclusions and the environment's rules apply. A later change the source already shows
- * is converged too, which is harmless: its own batch applies it again after this one.
+ * is converged too, which is harmless: its own batch applies it again after this one. An
+ * owner change the role watcher found (REASSIGN OWNED, which no event trigger reports) has
+ * the new owner for its actor, and reaches too a target's object of the former owner.
  */
 
 /** What each role that ran the batch's commands may change on the source. */
@@ -155,7 +157,9 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
     for (const object of resolve(touch, index, context.argumentTypes)) {
       const key = objectKey(object);
       const theirs = targetOwners.get(key);
-      if (!may(touch.actors, ownerOf(object)) || (theirs != null && !may(touch.actors, theirs, true))) {
+      // An owner change nobody's command reported takes the object from its former owner, whose privileges it had.
+      const given = theirs != null && theirs === touch.reassignedFrom && !foreign.has(theirs);
+      if (!may(touch.actors, ownerOf(object)) || (theirs != null && !given && !may(touch.actors, theirs, true))) {
         refused.add(key);
         const grantors = grantorsFor(touch.actors);
         grantsOnly.set(key, grantors);

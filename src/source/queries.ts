@@ -89,7 +89,8 @@ export const RECORDED_COMMANDS = prepared(
   'recorded_commands',
   `
   SELECT a.command_tag AS tag, a.object_type, a.object_identity AS identity, a.current_user_name,
-         a.current_user_oid::int8::float8 AS current_user_oid, a.search_path, a.nested, a.nested_text
+         a.current_user_oid::int8::float8 AS current_user_oid, a.search_path, a.nested, a.nested_text,
+         a.reassigned_from
     FROM permsync.audit_log a
    WHERE a.batch_id = $1
    ORDER BY a.id
@@ -268,6 +269,13 @@ export const DELETE_RETRY = `DELETE FROM permsync.retry_queue WHERE batch_id = $
 
 /** Writes a batch for role changes since the last snapshot; the batch id, or NULL. */
 export const CAPTURE_ROLE_CHANGES = `SELECT permsync.capture_role_changes()::text AS batch`;
+
+/**
+ * Owners changed by a command no event trigger reports (REASSIGN OWNED), written as a batch
+ * that converges them; $1, the pg_shdepend write counters the last look returned (NULL
+ * reads the ledger anyway).
+ */
+export const CAPTURE_OWNER_CHANGES = `SELECT o.batch::text AS batch, o.counted FROM permsync.capture_owner_changes($1) o`;
 
 /**
  * Whether the source captures password verifiers (an admin's switch, permsync.enable_password_sync()) and whether

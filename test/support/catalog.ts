@@ -10,7 +10,7 @@ const changedSinceMade = (acl: string, initial: string) => `
  * languages, foreign-data wrappers and servers, the owners of its objects that hold no
  * privileges, and the privileges of system relations and routines changed since they were
  * made, as sorted lines: two databases hold the same permissions when their
- * snapshots are equal.
+ * snapshots are equal. An ACL equal to its object's default prints as none, as in pg_dump.
  */
 const SNAPSHOT = `
 WITH user_ns AS (
@@ -85,13 +85,24 @@ acl AS (
          || ' on ' || d.defaclobjtype::text, NULL, d.defaclacl
     FROM pg_default_acl d
 )
+-- The kind of default ACL each owned object has (acldefault): one equal to it is no grant,
+-- as pg_dump prints none for it.
+, defaults AS (
+  SELECT acl.*, CASE WHEN owner IS NULL THEN NULL
+                     WHEN object LIKE 'schema %' THEN 'n' WHEN object LIKE 'S %' THEN 's' WHEN object ~ '^[rvmfp] ' THEN 'r'
+                     WHEN object LIKE 'function %' THEN 'f' WHEN object LIKE 'type %' THEN 'T'
+                     WHEN object LIKE 'language %' THEN 'l' WHEN object LIKE 'foreign-data wrapper %' THEN 'F'
+                     WHEN object LIKE 'server %' THEN 'S' END::"char" AS kind
+    FROM acl
+)
 SELECT line FROM (
   SELECT object || ' owner ' || pg_get_userbyid(owner) AS line FROM acl WHERE owner IS NOT NULL
   UNION ALL
   SELECT object || ' ' || CASE x.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END
          || ' ' || x.privilege_type || CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
          || ' by ' || pg_get_userbyid(x.grantor)
-    FROM acl CROSS JOIN LATERAL aclexplode(acl.acl) x
+    FROM defaults acl CROSS JOIN LATERAL aclexplode(acl.acl) x
+   WHERE acl.kind IS NULL OR ${changedSinceMade('acl.acl', 'acldefault(acl.kind, acl.owner)')}
 ) lines ORDER BY line`;
 
 export async function permissionSnapshot(client: pg.ClientBase | pg.Pool): Promise<string[]> {
