@@ -183,38 +183,47 @@ BEGIN
           FROM pg_shdepend d
          WHERE d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database())
            AND d.deptype = 'o' AND d.objsubid = 0),
-    moved AS (
-        SELECT l.classid, l.objid, l.owner_oid AS former
+    -- Roles the targets know by these names (a role the watcher has not carried yet, made,
+    -- renamed or dropped, waits for its next look), read before any object's facts.
+    moved AS MATERIALIZED (
+        SELECT l.classid, l.objid, l.owner_oid AS former, fr.rolname AS former_name, w.refobjid AS owner_now
           FROM last l
+          JOIN pg_roles fr ON fr.oid = l.owner_oid
           LEFT JOIN owned w ON w.classid = l.classid AND w.objid = l.objid
-         WHERE l.owner_oid <> 0
-           AND CASE WHEN w.refobjid IS NULL THEN l.owner_oid >= 16384 ELSE w.refobjid <> l.owner_oid END)
+         WHERE CASE WHEN w.refobjid IS NULL THEN l.owner_oid >= 16384 ELSE w.refobjid <> l.owner_oid END
+           AND (l.owner_oid < 16384 OR roles -> l.owner_oid::text ->> 'name' = fr.rolname)
+           AND (w.refobjid IS NULL
+                OR EXISTS (SELECT FROM pg_roles nr WHERE nr.oid = w.refobjid AND roles -> nr.oid::text ->> 'name' = nr.rolname))
+         ORDER BY l.classid, l.objid),
+    -- REASSIGN OWNED takes everything its role owns in the database (but default
+    -- privileges): where the former owner still owns something here, another command gave
+    -- the object away, one a stale row missed (see object_owners), and the former owner's
+    -- objects are not in reach.
+    keeps AS (
+        SELECT r.former
+          FROM (SELECT DISTINCT m.former FROM moved m) r
+         WHERE r.former < 16384
+            OR EXISTS (SELECT FROM pg_shdepend d
+                        WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.former AND d.deptype = 'o'
+                          AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database())
+                          AND d.classid <> 'pg_default_acl'::regclass))
     SELECT jsonb_agg(to_jsonb(c) ORDER BY c.classid, c.objid) INTO found
-      FROM (SELECT m.classid, m.objid, i.type, i.identity, fr.rolname AS former, nr.rolname AS owner, f.owner_oid,
+      FROM (SELECT m.classid, m.objid, i.type, i.identity, m.former_name AS former, nr.rolname AS owner, f.owner_oid,
                    -- A sequence of a table's column follows the table's owner (ALTER TABLE
                    -- moves it too, and names only the table): noted, but not converged.
                    EXISTS (SELECT FROM pg_depend d
                             WHERE m.classid = 'pg_class'::regclass AND d.classid = 'pg_class'::regclass AND d.objid = m.objid
                               AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')) AS follows,
-                   -- REASSIGN OWNED takes everything its role owns in the database (but
-                   -- default privileges): where the former owner still owns something
-                   -- here, another command gave this object away, one a stale row missed
-                   -- (see object_owners), and the former owner's objects are not in reach.
-                   m.former >= 16384
-                   AND NOT EXISTS (SELECT FROM pg_shdepend d
-                                    WHERE d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database())
-                                      AND d.refclassid = 'pg_authid'::regclass AND d.refobjid = m.former AND d.deptype = 'o'
-                                      AND d.classid <> 'pg_default_acl'::regclass) AS whole
+                   m.former NOT IN (SELECT k.former FROM keeps k) AS whole
               FROM moved m
              CROSS JOIN LATERAL (SELECT min(x.owner_oid) AS owner_oid FROM permsync.object_facts(m.classid, m.objid) x
                                   HAVING count(DISTINCT x.owner_oid) = 1) f
-              JOIN pg_roles fr ON fr.oid = m.former
               JOIN pg_roles nr ON nr.oid = f.owner_oid
              CROSS JOIN LATERAL pg_identify_object(m.classid, m.objid, 0) i
+             -- The owner its pg_shdepend row names (none: a pinned role), read again.
              WHERE f.owner_oid <> m.former
-               AND (m.former < 16384 OR roles -> m.former::text ->> 'name' = fr.rolname)
-               AND (f.owner_oid < 16384 OR roles -> f.owner_oid::text ->> 'name' = nr.rolname)
-             ORDER BY m.classid, m.objid
+               AND CASE WHEN m.owner_now IS NULL THEN f.owner_oid < 16384 ELSE f.owner_oid = m.owner_now END
+             -- In the candidates' order, so that the facts of no more than a batch's worth are read.
              LIMIT max_rows) c;
     IF found IS NULL THEN
         RETURN NEXT;
