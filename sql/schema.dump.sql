@@ -252,9 +252,10 @@ BEGIN
               FROM jsonb_array_elements(found) o GROUP BY 1, 2) p
     RETURNING id INTO batch;
     INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity, current_user_name, current_user_oid,
-                                    search_path, command_ordinal, nested, reassigned_from)
+                                    search_path, command_ordinal, nested, classid, objid, reassigned_from)
     SELECT batch, 'REASSIGN OWNED', o ->> 'type', o ->> 'identity', o ->> 'owner', (o ->> 'owner_oid')::oid,
-           'pg_catalog', i, true, CASE WHEN (o ->> 'whole')::boolean THEN o ->> 'former' END
+           'pg_catalog', i, true, (o ->> 'classid')::oid, (o ->> 'objid')::oid,
+           CASE WHEN (o ->> 'whole')::boolean THEN o ->> 'former' END
       FROM jsonb_array_elements(found) WITH ORDINALITY AS t(o, i);
     PERFORM permsync.wake('permsync', batch::text);
     RETURN NEXT;
@@ -3003,6 +3004,8 @@ CREATE TABLE permsync.audit_log (
     command_ordinal integer,
     nested boolean,
     nested_text text,
+    classid oid,
+    objid oid,
     reassigned_from name
 );
 

@@ -164,9 +164,13 @@ CREATE TABLE permsync.audit_log (
     -- The statement it ran, where PL/pgSQL names it: the innermost, every literal masked,
     -- 8 kB at most.
     nested_text      text,
-    -- An owner change the role watcher found (capture_owner_changes) that REASSIGN OWNED
-    -- could have made: the owner permsync saw before. current_user_name is then the owner
-    -- now: who made the change is not known, only that it had the privileges of both.
+    -- An owner change the role watcher found (capture_owner_changes): the object, by its
+    -- catalog and oid (the daemon converges that object, whatever its name is by then), and
+    -- where REASSIGN OWNED could have made it, the owner permsync saw before.
+    -- current_user_name is then the owner now: who made the change is not known, only that
+    -- it had the privileges of both.
+    classid          oid,
+    objid            oid,
     reassigned_from  name
 );
 CREATE INDEX audit_log_batch_idx ON permsync.audit_log (batch_id);
@@ -2710,9 +2714,10 @@ BEGIN
               FROM jsonb_array_elements(found) o GROUP BY 1, 2) p
     RETURNING id INTO batch;
     INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity, current_user_name, current_user_oid,
-                                    search_path, command_ordinal, nested, reassigned_from)
+                                    search_path, command_ordinal, nested, classid, objid, reassigned_from)
     SELECT batch, 'REASSIGN OWNED', o ->> 'type', o ->> 'identity', o ->> 'owner', (o ->> 'owner_oid')::oid,
-           'pg_catalog', i, true, CASE WHEN (o ->> 'whole')::boolean THEN o ->> 'former' END
+           'pg_catalog', i, true, (o ->> 'classid')::oid, (o ->> 'objid')::oid,
+           CASE WHEN (o ->> 'whole')::boolean THEN o ->> 'former' END
       FROM jsonb_array_elements(found) WITH ORDINALITY AS t(o, i);
     PERFORM permsync.wake('permsync', batch::text);
     RETURN NEXT;

@@ -233,10 +233,10 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
       expect(row).toMatchObject({ execution_status: 'success', result_message: expect.stringMatching(/^converged \d+ object\(s\) it touched/) });
     }
     expect(rows.filter((r) => r.environment_name === 'dev').map((r) => r.result_message)).toContainEqual(
-      expect.stringMatching(/; 1 object\(s\) it names left as they are/),
+      expect.stringMatching(/; 1 object\(s\) the role watcher found given away left as they are/),
     );
     expect(rows.filter((r) => r.environment_name === 'prod').map((r) => r.result_message)).toContainEqual(
-      expect.stringMatching(/; 2 object\(s\) it names left as they are/),
+      expect.stringMatching(/; 2 object\(s\) the role watcher found given away left as they are/),
     );
 
     const source = await account('source');

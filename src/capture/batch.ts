@@ -113,10 +113,9 @@ export interface RecordedCommand {
   nested: boolean | null;
   /** The statement it ran, as PL/pgSQL names it, literals masked (permsync.audit_log.nested_text). */
   nestedText: string | null;
-  /**
-   * An owner change the role watcher found (permsync.capture_owner_changes), as REASSIGN
-   * OWNED makes it: the owner permsync saw before; currentUser is then the owner now.
-   */
+  /** An owner change the role watcher found (permsync.capture_owner_changes): its object, as `classid/objid` on the source. */
+  address?: string;
+  /** Of such a change that REASSIGN OWNED could have made, the owner permsync saw before; currentUser is then the owner now. */
   reassignedFrom?: string;
 }
 
@@ -428,9 +427,11 @@ function convergeScope(batch: Batch, ordinals: number[] | undefined, recorded: R
   const touches: Touch[] = [];
   const topLevel: RecordedCommand[] = [];
   for (const row of recorded.slice(0, MAX_RECORDED_COMMANDS)) {
-    if (batch.origin === 'owner_watcher' && row.identity !== null) {
-      const touch = touchOfIdentity(row.objectType ?? '', row.identity, context([row]));
-      touches.push(row.reassignedFrom === undefined ? touch : { ...touch, reassignedFrom: row.reassignedFrom });
+    if (batch.origin === 'owner_watcher') {
+      if (row.address !== undefined && row.identity !== null) {
+        const found = { address: row.address, ...(row.reassignedFrom !== undefined && { from: row.reassignedFrom }) };
+        touches.push({ ...touchOfIdentity(row.objectType ?? '', row.identity, context([row])), found });
+      }
     } else if (row.nested !== true) topLevel.push(row);
     else if (row.nestedText !== null) touches.push(...parsed(row.nestedText, [row], `the statement a function ran (${row.tag})`));
     else if (row.identity !== null && row.tag.startsWith('ALTER ')) touches.push(touchOfIdentity(row.objectType ?? '', row.identity, context([row])));

@@ -44,11 +44,12 @@ export interface Touch {
   /** The search paths its unqualified names were looked up in, "$user" resolved: each is tried. */
   searchPaths: string[][];
   /**
-   * An owner change nobody's command reported (REASSIGN OWNED): the owner before it. Its
-   * actor is the owner now, and an object the target gives this role is within its reach:
-   * the change needed the privileges of both.
+   * An owner change no command reported (REASSIGN OWNED), which the role watcher found: the
+   * object, as `classid/objid` on the source, and where REASSIGN OWNED could have made it,
+   * the owner before (`from`). Its actor is the owner now. Only that object is converged,
+   * and only where the target's is the former owner's or the new owner's already.
    */
-  reassignedFrom?: string;
+  found?: { address: string; from?: string };
 }
 
 /** Who ran a command and where it looked names up. */

@@ -101,6 +101,8 @@ export interface CatalogObject {
   columns: string[] | null;
   /** Effective privileges: the defaults when the ACL is NULL. */
   grants: Grant[];
+  /** `classid/objid` on its server, where the object is one of its own (not a column, not a system object). */
+  address?: string;
   /**
    * An object of pg_catalog or information_schema, listed where its privileges differ from
    * those it was made with: these (a side that does not list it has them).
@@ -208,7 +210,13 @@ interface RoleRow {
 type GrantTuple = [string, string, boolean, string | null];
 
 /** A CatalogObject as the catalog query returns it: grants as tuples, NULL for none. */
-type ObjectRow = Omit<CatalogObject, 'grants' | 'initial'> & { grants: GrantTuple[] | null; initial: GrantTuple[] | null };
+type ObjectRow = Omit<CatalogObject, 'grants' | 'initial' | 'address'> & {
+  grants: GrantTuple[] | null;
+  initial: GrantTuple[] | null;
+  /** oid columns, which pg reads as numbers. */
+  classid: number | null;
+  objid: number | null;
+};
 
 export interface DefaultPrivilegeRow {
   role: string;
@@ -295,6 +303,7 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
       columns: o.columns,
       grants: (o.grants ?? []).map(toGrant),
       ...(o.initial !== null && { initial: o.initial.map(toGrant) }),
+      ...(o.classid !== null && { address: `${o.classid}/${o.objid}` }),
     }));
     const systemObjects = (await client.query<SystemObject>(catalogSql.SYSTEM_OBJECTS)).rows;
     const defaultPrivileges = (await client.query<DefaultPrivilegeRow>(catalogSql.DEFAULT_PRIVILEGES)).rows.map(toDefaultPrivilege);

@@ -22,8 +22,9 @@ import type { RoleScope } from '../config/rules.js';
  * left alone (never granted to, never given or taken an object), and the configuration's
  * exclusions and the environment's rules apply. A later change the source already shows
  * is converged too, which is harmless: its own batch applies it again after this one. An
- * owner change the role watcher found (REASSIGN OWNED, which no event trigger reports) has
- * the new owner for its actor, and reaches too a target's object of the former owner.
+ * owner change the role watcher found (REASSIGN OWNED, which no event trigger reports)
+ * converges the one object it names by oid, from the former owner's or the new owner's on
+ * the target (see Touch.found).
  */
 
 /** What each role that ran the batch's commands may change on the source. */
@@ -135,6 +136,8 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   const relations = new Map<string, string>();
   const defaults = new Set<string>();
   const refused = new Set<string>();
+  /** Objects the role watcher found given away that the target's owner or a later change keeps here, by key. */
+  const untaken = new Set<string>();
   /** Refused objects (a relation for its columns), by key: the grantors whose grants there the batch may still converge. */
   const grantsOnly = new Map<string, Set<string>>();
   let other = 0;
@@ -154,12 +157,29 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
       }
       continue;
     }
+    if (touch.found) {
+      // The one object the role watcher found given away, by its oid on the source, under
+      // whatever name it has now; only from its former owner (or already the new owner's)
+      // on the target, and only while the source's is still the new owner's.
+      const object = index.addresses.get(touch.found.address);
+      if (object === undefined) continue;
+      const key = objectKey(object);
+      const theirs = targetOwners.get(key);
+      const owner = touch.actors[0];
+      const from = [touch.found.from, owner].filter((r) => r !== undefined && !foreign.has(r));
+      if (ownerOf(object) !== owner || (theirs != null && !from.includes(theirs))) {
+        untaken.add(key);
+        continue;
+      }
+      if (!targetOwners.has(key)) missing.push(`${object.kind} ${objectName(object)}`);
+      objects.add(key);
+      if (object.columns !== null) relations.set(`${object.schema}\0${object.name}`, key);
+      continue;
+    }
     for (const object of resolve(touch, index, context.argumentTypes)) {
       const key = objectKey(object);
       const theirs = targetOwners.get(key);
-      // An owner change nobody's command reported takes the object from its former owner, whose privileges it had.
-      const given = theirs != null && theirs === touch.reassignedFrom && !foreign.has(theirs);
-      if (!may(touch.actors, ownerOf(object)) || (theirs != null && !given && !may(touch.actors, theirs, true))) {
+      if (!may(touch.actors, ownerOf(object)) || (theirs != null && !may(touch.actors, theirs, true))) {
         refused.add(key);
         const grantors = grantorsFor(touch.actors);
         grantsOnly.set(key, grantors);
@@ -175,6 +195,11 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   if (refused.size > 0) {
     notes.push(
       `${refused.size} object(s) it names left as they are, but for the grants it made there through a grant option: the role that ran it could not change them on the source (neither a superuser nor a member of their owner)`,
+    );
+  }
+  if (untaken.size > 0) {
+    notes.push(
+      `${untaken.size} object(s) the role watcher found given away left as they are: here another role than the one the source took it from owns it, or the source's has changed hands since`,
     );
   }
   if (other > 0) notes.push(`${other} command(s) on objects drift does not compare (a large object, ...) not converged`);
@@ -244,12 +269,22 @@ interface ObjectIndex {
   /** Relations that can hold column privileges, by "schema\0name". */
   relations: Map<string, CatalogObject>;
   bySchema: Map<string, CatalogObject[]>;
+  /** Objects of the source's own, by "classid/objid". */
+  addresses: Map<string, CatalogObject>;
 }
 
 function indexObjects(objects: CatalogObject[]): ObjectIndex {
-  const index: ObjectIndex = { byName: new Map(), schemaless: new Map(), schemas: new Map(), relations: new Map(), bySchema: new Map() };
+  const index: ObjectIndex = {
+    byName: new Map(),
+    schemaless: new Map(),
+    schemas: new Map(),
+    relations: new Map(),
+    bySchema: new Map(),
+    addresses: new Map(),
+  };
   const push = (map: Map<string, CatalogObject[]>, key: string, o: CatalogObject) => map.set(key, [...(map.get(key) ?? []), o]);
   for (const o of objects) {
+    if (o.address !== undefined) index.addresses.set(o.address, o);
     if (o.schema === null) {
       push(index.schemaless, o.name as string, o);
       continue;

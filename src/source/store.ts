@@ -196,6 +196,7 @@ export class SourceStore {
       search_path: string | null;
       nested: boolean | null;
       nested_text: string | null;
+      address: string | null;
       reassigned_from: string | null;
     }>({ ...sourceSql.RECORDED_COMMANDS, values: [batchId] });
     return rows.map((r) => ({
@@ -207,6 +208,7 @@ export class SourceStore {
       searchPath: r.search_path,
       nested: r.nested,
       nestedText: r.nested_text,
+      ...(r.address !== null && { address: r.address }),
       ...(r.reassigned_from !== null && { reassignedFrom: r.reassigned_from }),
     }));
   }
