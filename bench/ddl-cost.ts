@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { distribution, type Distribution } from './stats.js';
 
 /**
  * What permsync's ledger of owners (the event trigger permsync_owners, which notes each
@@ -28,4 +29,48 @@ export function createOrDrop(i: number): { sql: string; label: string } {
   return i % 2 === 0
     ? { sql: `CREATE TABLE ${table} (id serial PRIMARY KEY, v text)`, label: 'CREATE TABLE' }
     : { sql: `DROP TABLE ${table}`, label: 'DROP TABLE' };
+}
+
+export interface OwnerLooks {
+  /** A look whose pg_shdepend write counters are those of the last look: nothing read. */
+  unchanged: Distribution;
+  /** A look that reads the ledger and pg_shdepend (counters moved, or once a minute), nothing to converge. */
+  read: Distribution;
+  /** After REASSIGN OWNED of every table: each look that wrote a batch, and what it holds. */
+  batches: { ms: number; objects: number }[];
+}
+
+/**
+ * What the role watcher's look for owners REASSIGN OWNED changed costs the source
+ * (permsync.capture_owner_changes), with the role's tables of prepareDdl there: a look
+ * that finds the counters unchanged, one that reads everything and finds nothing, and,
+ * once REASSIGN OWNED has given every table another role, each look until none is left.
+ */
+export async function measureOwnerLooks(client: pg.ClientBase, rounds: number): Promise<OwnerLooks> {
+  const look = async (seen: string | null) => {
+    const started = performance.now();
+    const { rows } = await client.query<{ batch: string | null; counted: string | null }>(
+      'SELECT o.batch::text AS batch, o.counted FROM permsync.capture_owner_changes($1) o',
+      [seen],
+    );
+    return { ms: performance.now() - started, batch: rows[0]?.batch ?? null, counted: rows[0]?.counted ?? null };
+  };
+  // The roles as the role watcher last saw them, and whatever is left to note.
+  await client.query('SELECT permsync.capture_role_changes()');
+  while ((await look(null)).batch !== null);
+  const { counted } = await look(null);
+  const unchanged: number[] = [];
+  const read: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    unchanged.push((await look(counted)).ms);
+    read.push((await look(null)).ms);
+  }
+  await client.query(`CREATE ROLE ${DDL_ROLE}_heir; REASSIGN OWNED BY ${DDL_ROLE} TO ${DDL_ROLE}_heir`);
+  await client.query('SELECT permsync.capture_role_changes()');
+  const batches: { ms: number; objects: number }[] = [];
+  for (let found = await look(null); found.batch !== null; found = await look(null)) {
+    const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM permsync.audit_log WHERE batch_id = $1', [found.batch]);
+    batches.push({ ms: found.ms, objects: rows[0]?.n ?? 0 });
+  }
+  return { unchanged: distribution(unchanged), read: distribution(read), batches };
 }

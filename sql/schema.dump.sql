@@ -175,7 +175,7 @@ BEGIN
         RETURN;
     END IF;
     WITH last AS (
-        SELECT DISTINCT ON (o.classid, o.objid) o.classid, o.objid, o.owner_oid
+        SELECT DISTINCT ON (o.classid, o.objid) o.classid, o.objid, o.owner_oid, o.identity
           FROM permsync.object_owners o
          ORDER BY o.classid, o.objid, o.noted DESC),
     owned AS (
@@ -186,7 +186,8 @@ BEGIN
     -- Roles the targets know by these names (a role the watcher has not carried yet, made,
     -- renamed or dropped, waits for its next look), read before any object's facts.
     moved AS MATERIALIZED (
-        SELECT l.classid, l.objid, l.owner_oid AS former, fr.rolname AS former_name, w.refobjid AS owner_now
+        SELECT l.classid, l.objid, l.owner_oid AS former, fr.rolname AS former_name, l.identity AS noted_as,
+               w.refobjid AS owner_now
           FROM last l
           JOIN pg_roles fr ON fr.oid = l.owner_oid
           LEFT JOIN owned w ON w.classid = l.classid AND w.objid = l.objid
@@ -197,8 +198,7 @@ BEGIN
          ORDER BY l.classid, l.objid),
     -- REASSIGN OWNED takes everything its role owns in the database (but default
     -- privileges): where the former owner still owns something here, another command gave
-    -- the object away, one a stale row missed (see object_owners), and the former owner's
-    -- objects are not in reach.
+    -- the object away, one a stale row missed (see object_owners): noted, not converged.
     keeps AS (
         SELECT r.former
           FROM (SELECT DISTINCT m.former FROM moved m) r
@@ -214,10 +214,14 @@ BEGIN
                    EXISTS (SELECT FROM pg_depend d
                             WHERE m.classid = 'pg_class'::regclass AND d.classid = 'pg_class'::regclass AND d.objid = m.objid
                               AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')) AS follows,
-                   m.former NOT IN (SELECT k.former FROM keeps k) AS whole
+                   m.former NOT IN (SELECT k.former FROM keeps k) AS whole,
+                   -- Its name is not the one noted for the former owner: one another role
+                   -- chose by renaming its schema, say (see object_owners). Noted, not converged.
+                   f.identity <> m.noted_as AS renamed
               FROM moved m
-             CROSS JOIN LATERAL (SELECT min(x.owner_oid) AS owner_oid FROM permsync.object_facts(m.classid, m.objid) x
-                                  HAVING count(DISTINCT x.owner_oid) = 1) f
+             CROSS JOIN LATERAL (SELECT min(x.owner_oid) AS owner_oid, min(x.identity) AS identity
+                                   FROM permsync.object_facts(m.classid, m.objid) x
+                                 HAVING count(DISTINCT x.owner_oid) = 1 AND count(DISTINCT x.identity) = 1) f
               JOIN pg_roles nr ON nr.oid = f.owner_oid
              CROSS JOIN LATERAL pg_identify_object(m.classid, m.objid, 0) i
              -- The owner its pg_shdepend row names (none: a pinned role), read again.
@@ -236,7 +240,7 @@ BEGIN
     END IF;
     PERFORM permsync.note_owners_of(found, false);
     found := (SELECT jsonb_agg(o ORDER BY i) FROM jsonb_array_elements(found) WITH ORDINALITY AS t(o, i)
-               WHERE NOT (o ->> 'follows')::boolean);
+               WHERE (o ->> 'whole')::boolean AND NOT (o ->> 'follows')::boolean AND NOT (o ->> 'renamed')::boolean);
     IF found IS NULL THEN
         RETURN NEXT;
         RETURN;
@@ -254,8 +258,7 @@ BEGIN
     INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity, current_user_name, current_user_oid,
                                     search_path, command_ordinal, nested, classid, objid, reassigned_from)
     SELECT batch, 'REASSIGN OWNED', o ->> 'type', o ->> 'identity', o ->> 'owner', (o ->> 'owner_oid')::oid,
-           'pg_catalog', i, true, (o ->> 'classid')::oid, (o ->> 'objid')::oid,
-           CASE WHEN (o ->> 'whole')::boolean THEN o ->> 'former' END
+           'pg_catalog', i, true, (o ->> 'classid')::oid, (o ->> 'objid')::oid, o ->> 'former'
       FROM jsonb_array_elements(found) WITH ORDINALITY AS t(o, i);
     PERFORM permsync.wake('permsync', batch::text);
     RETURN NEXT;

@@ -4,8 +4,9 @@ import type { Daemon } from '../src/daemon.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 
 /**
- * An attacker's review of the owner watcher (capture_owner_changes, owner_watcher batches):
- * mallory is an ordinary login on the source; payroll is a role she has no privileges of.
+ * Attackers' reads of the owner watcher (capture_owner_changes, owner_watcher batches):
+ * mallory is a login with CREATEROLE on the source; payroll is a role she has no
+ * privileges of. Each test failed on the commit before its fix (the attack worked).
  */
 let p: Pipeline;
 let daemon: Daemon;
@@ -33,6 +34,24 @@ async function prodRoutineOwner(routine: string): Promise<string | undefined> {
 
 async function prodOwner(table: string): Promise<string | undefined> {
   const { rows } = await prod.query<{ owner: string }>(`SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = $1::regclass`, [table]);
+  return rows[0]?.owner;
+}
+
+async function prodTable(table: string): Promise<{ owner: string; acl: string | null } | undefined> {
+  const { rows } = await prod.query<{ owner: string; acl: string | null }>(
+    `SELECT relowner::regrole::text AS owner, relacl::text AS acl FROM pg_class WHERE oid = $1::regclass`,
+    [table],
+  );
+  return rows[0];
+}
+
+/** The owner the source's ledger last noted for a relation. */
+async function ledgerOwner(table: string): Promise<string | undefined> {
+  const { rows } = await p.sourceClient.query<{ owner: string }>(
+    `SELECT o.owner_oid::regrole::text AS owner FROM permsync.object_owners o
+      WHERE o.classid = 'pg_class'::regclass AND o.objid = $1::regclass ORDER BY o.noted DESC LIMIT 1`,
+    [table],
+  );
   return rows[0]?.owner;
 }
 
@@ -102,5 +121,65 @@ describe('owner watcher', () => {
       `SELECT c.oid::regclass::text AS name, c.relowner::regrole::text AS owner FROM pg_class c WHERE c.relname = 'ledger'`,
     );
     expect(rows).toEqual([{ name: expect.any(String), owner: expect.stringMatching(/^(postgres|legacy)$/) }]);
+  });
+  it("a DBA's REASSIGN OWNED TO postgres does not converge the grants of prod's postgres table that mallory's schema swap names", async () => {
+    // Two schemas of mallory's: in ms a colleague (legacy) keeps a table she may read; in
+    // vault the DBA keeps a table of postgres's that only payroll may read.
+    await p.everywhere(`
+      GRANT CREATE ON DATABASE postgres TO ${MALLORY};
+      CREATE SCHEMA ms2 AUTHORIZATION ${MALLORY}; CREATE SCHEMA vault AUTHORIZATION ${MALLORY};
+      GRANT USAGE, CREATE ON SCHEMA ms2 TO legacy;
+      CREATE TABLE ms2.accounts (id int); ALTER TABLE ms2.accounts OWNER TO legacy;
+      GRANT SELECT ON ms2.accounts TO ${MALLORY};
+      CREATE TABLE vault.accounts (id int, secret text);
+      REVOKE ALL ON vault.accounts FROM PUBLIC; GRANT SELECT ON vault.accounts TO payroll`);
+    await p.settle();
+    const before = await prodTable('vault.accounts');
+    expect(before?.owner).toBe('postgres');
+    expect(before?.acl).toContain('payroll=r/postgres');
+    expect(before?.acl).not.toContain(MALLORY);
+
+    // On the source mallory swaps her two schemas' names (schema renames are never carried).
+    await asMallory(`ALTER SCHEMA ms2 RENAME TO swap; ALTER SCHEMA vault RENAME TO ms2; ALTER SCHEMA swap RENAME TO vault`);
+    // The DBA retires legacy; the source's legacy table, now printed vault.accounts, is postgres's.
+    await p.dba('REASSIGN OWNED BY legacy TO postgres');
+    await waitFor(async () => (await ledgerOwner('vault.accounts')) !== 'legacy', 20_000, 'the owner watcher');
+    await p.settle();
+
+    // prod's vault.accounts (postgres's) keeps its grants: payroll keeps SELECT, mallory gets none.
+    const after = await prodTable('vault.accounts');
+    expect(after?.owner).toBe('postgres');
+    expect(after?.acl).toContain('payroll=r/postgres');
+    expect(after?.acl).not.toContain(MALLORY);
+  });
+
+  it("a DBA's REASSIGN OWNED BY a departing login TO postgres does not converge her made-up grants onto prod's own table of that name", async () => {
+    // eve, an ordinary login, may create in schema app everywhere; prod has a table of
+    // postgres's there (its own, or one the source dropped) that only payroll may read.
+    await p.dba(`CREATE ROLE eve LOGIN PASSWORD 'eve-pw'`);
+    await p.settleRoles();
+    await p.everywhere(`CREATE SCHEMA app; GRANT USAGE, CREATE ON SCHEMA app TO eve`);
+    await prod.query(`CREATE TABLE app.audit_trail (id int, detail text);
+                      REVOKE ALL ON app.audit_trail FROM PUBLIC; GRANT SELECT ON app.audit_trail TO payroll`);
+    // On the source eve makes her own app.audit_trail, readable by everyone.
+    const eve = new pg.Client(p.source.urlFor('postgres', 'eve', 'eve-pw'));
+    await eve.connect();
+    try {
+      await eve.query(`CREATE TABLE app.audit_trail (id int); GRANT SELECT ON app.audit_trail TO PUBLIC; GRANT ALL ON app.audit_trail TO ${MALLORY}`);
+    } finally {
+      await eve.end();
+    }
+    await p.settle();
+    expect((await prodTable('app.audit_trail'))?.acl).toBe('{postgres=arwdDxtm/postgres,payroll=r/postgres}');
+
+    // eve leaves: the DBA gives what she owns to postgres, as one does before DROP ROLE.
+    await p.dba('REASSIGN OWNED BY eve TO postgres');
+    await waitFor(async () => (await ownerWatcherRows()).some((r) => r.identity === 'app.audit_trail'), 20_000, 'the owner watcher');
+    await p.settle();
+
+    // prod's own app.audit_trail keeps its grants.
+    const after = await prodTable('app.audit_trail');
+    expect(after?.owner).toBe('postgres');
+    expect(after?.acl).toBe('{postgres=arwdDxtm/postgres,payroll=r/postgres}');
   });
 });

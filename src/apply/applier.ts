@@ -7,7 +7,7 @@ import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
 import { compileRules, type CompiledRule, type RoleScope } from '../config/rules.js';
 import { admit } from '../plan/admit.js';
 import { releaseStatements } from '../plan/release.js';
-import { actorsOf, argumentTypeLookups, ownerlessSequences, planConverge } from '../plan/converge.js';
+import { actorsOf, argumentTypeLookups, ownerlessSequences, planConverge, watchedAddresses } from '../plan/converge.js';
 import { buildReport } from '../plan/report.js';
 import { cycleObjects, settleCycles, type SettledCycles } from '../plan/cycles.js';
 import { judgeStatements, mayChange, namesToLookUp, settleGrantors, type OwnershipVerdict, type RoleOwners } from '../plan/role-ownership.js';
@@ -668,6 +668,7 @@ export class EnvironmentApplier {
     const authority = await this.deps.store.authority(actorsOf(scope), ownerlessSequences(source));
     const { environment, settings, roles } = this.deps;
     const argumentTypes = await this.deps.store.argumentTypes(argumentTypeLookups(scope));
+    const identities = await this.deps.store.identities(watchedAddresses(scope));
     const converged = planConverge(scope, {
       environment,
       settings,
@@ -677,6 +678,7 @@ export class EnvironmentApplier {
       target: target.catalog,
       authority,
       argumentTypes,
+      identities,
     });
     const why = `statement replay cannot carry the batch: ${reason.replace(/; the next drift check shows what differs$/, '')}`;
     const missing = converged.missing.slice(0, 5).join(', ') + (converged.missing.length > 5 ? `, and ${converged.missing.length - 5} more` : '');

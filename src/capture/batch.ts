@@ -113,9 +113,12 @@ export interface RecordedCommand {
   nested: boolean | null;
   /** The statement it ran, as PL/pgSQL names it, literals masked (permsync.audit_log.nested_text). */
   nestedText: string | null;
-  /** An owner change the role watcher found (permsync.capture_owner_changes): its object, as `classid/objid` on the source. */
+  /**
+   * An owner change the role watcher found (permsync.capture_owner_changes): its object, as
+   * `classid/objid` on the source, and the owner permsync saw before (currentUser is then
+   * the owner now).
+   */
   address?: string;
-  /** Of such a change that REASSIGN OWNED could have made, the owner permsync saw before; currentUser is then the owner now. */
   reassignedFrom?: string;
 }
 
@@ -428,8 +431,8 @@ function convergeScope(batch: Batch, ordinals: number[] | undefined, recorded: R
   const topLevel: RecordedCommand[] = [];
   for (const row of recorded.slice(0, MAX_RECORDED_COMMANDS)) {
     if (batch.origin === 'owner_watcher') {
-      if (row.address !== undefined && row.identity !== null) {
-        const found = { address: row.address, ...(row.reassignedFrom !== undefined && { from: row.reassignedFrom }) };
+      if (row.address !== undefined && row.identity !== null && row.reassignedFrom !== undefined) {
+        const found = { address: row.address, identity: row.identity, from: row.reassignedFrom };
         touches.push({ ...touchOfIdentity(row.objectType ?? '', row.identity, context([row])), found });
       }
     } else if (row.nested !== true) topLevel.push(row);

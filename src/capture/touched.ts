@@ -45,11 +45,11 @@ export interface Touch {
   searchPaths: string[][];
   /**
    * An owner change no command reported (REASSIGN OWNED), which the role watcher found: the
-   * object, as `classid/objid` on the source, and where REASSIGN OWNED could have made it,
-   * the owner before (`from`). Its actor is the owner now. Only that object is converged,
-   * and only where the target's is the former owner's or the new owner's already.
+   * object, as `classid/objid` on the source, its identity then, and the owner before
+   * (`from`). Its actor is the owner now. Only that object's owner is converged, and only
+   * where its identity is still that and the target's object of its name is `from`'s.
    */
-  found?: { address: string; from?: string };
+  found?: { address: string; identity: string; from: string };
 }
 
 /** Who ran a command and where it looked names up. */

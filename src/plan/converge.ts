@@ -45,6 +45,8 @@ export interface ConvergeContext {
   authority: Authority;
   /** Each argument type the commands named, by argumentTypeKey: as the source's catalog prints it, null where it has none such. */
   argumentTypes: Map<string, string | null>;
+  /** The identity each object the role watcher found given away has on the source now, by "classid/objid" (watchedAddresses). */
+  identities: Map<string, string | null>;
 }
 
 /** An argument type to look up on the source, in a search path (plan/converge.ts). */
@@ -71,6 +73,11 @@ export function actorsOf(scope: ConvergeScope): { name: string; oid: number }[] 
     const oid = scope.actorOids.get(name);
     return oid === undefined ? [] : [{ name, oid }];
   });
+}
+
+/** The objects the role watcher found given away, by "classid/objid" on the source (Touch.found). */
+export function watchedAddresses(scope: ConvergeScope): string[] {
+  return [...new Set(scope.touches.flatMap((t) => (t.found ? [t.found.address] : [])))];
 }
 
 /** The sequences whose owner drift does not read, among what the scope may touch on the source. */
@@ -136,8 +143,9 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   const relations = new Map<string, string>();
   const defaults = new Set<string>();
   const refused = new Set<string>();
-  /** Objects the role watcher found given away that the target's owner or a later change keeps here, by key. */
+  /** Objects the role watcher found given away whose owner is not converged here (by address), and those whose is (by key). */
   const untaken = new Set<string>();
+  const ownersOnly = new Set<string>();
   /** Refused objects (a relation for its columns), by key: the grantors whose grants there the batch may still converge. */
   const grantsOnly = new Map<string, Set<string>>();
   let other = 0;
@@ -158,22 +166,26 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
       continue;
     }
     if (touch.found) {
-      // The one object the role watcher found given away, by its oid on the source, under
-      // whatever name it has now; only from its former owner (or already the new owner's)
-      // on the target, and only while the source's is still the new owner's.
-      const object = index.addresses.get(touch.found.address);
-      if (object === undefined) continue;
-      const key = objectKey(object);
-      const theirs = targetOwners.get(key);
-      const owner = touch.actors[0];
-      const from = [touch.found.from, owner].filter((r) => r !== undefined && !foreign.has(r));
-      if (ownerOf(object) !== owner || (theirs != null && !from.includes(theirs))) {
-        untaken.add(key);
+      // The one object the role watcher found given away, by its oid on the source, while
+      // it keeps that name and the new owner there; here only its owner, and only where the
+      // object of its name is the former owner's (what REASSIGN OWNED would have taken).
+      const { address, identity, from } = touch.found;
+      const object = index.addresses.get(address);
+      if (object === undefined || context.identities.get(address) !== identity) {
+        untaken.add(address);
         continue;
       }
-      if (!targetOwners.has(key)) missing.push(`${object.kind} ${objectName(object)}`);
-      objects.add(key);
-      if (object.columns !== null) relations.set(`${object.schema}\0${object.name}`, key);
+      const key = objectKey(object);
+      const theirs = targetOwners.get(key);
+      if (theirs === undefined) {
+        missing.push(`${object.kind} ${objectName(object)}`);
+        continue;
+      }
+      if (ownerOf(object) !== touch.actors[0] || theirs !== from || foreign.has(from)) {
+        if (theirs !== touch.actors[0]) untaken.add(address);
+        continue;
+      }
+      ownersOnly.add(key);
       continue;
     }
     for (const object of resolve(touch, index, context.argumentTypes)) {
@@ -199,7 +211,7 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   }
   if (untaken.size > 0) {
     notes.push(
-      `${untaken.size} object(s) the role watcher found given away left as they are: here another role than the one the source took it from owns it, or the source's has changed hands since`,
+      `${untaken.size} object(s) the role watcher found given away left as they are: here another role than the one the source took it from owns it, or the source's has changed name or hands since`,
     );
   }
   if (other > 0) notes.push(`${other} command(s) on objects drift does not compare (a large object, ...) not converged`);
@@ -213,6 +225,12 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   const statements: Planned[] = [];
   for (const difference of report.differences) {
     if (difference.held !== undefined || difference.statements.length === 0) continue;
+    // ALTER ... OWNER rewrites the former owner's grants as REASSIGN OWNED did.
+    if (difference.change.type === 'owner' && ownersOnly.has(objectKey(difference.change.object))) {
+      changed.add(objectKey(difference.change.object));
+      statements.push(...difference.statements);
+      continue;
+    }
     const key = touchedKey(difference.change, objects, relations, defaults) ?? grantorsKey(difference.change, grantsOnly);
     if (key === undefined) continue;
     // An object is never taken from a role of the target's own.

@@ -243,6 +243,15 @@ export class SourceStore {
     return new Map(rows.map((r) => [r.key, r.printed]));
   }
 
+  /** The identity of each object the role watcher found given away, by "classid/objid" (plan/converge.ts). */
+  async identities(addresses: string[]): Promise<Map<string, string | null>> {
+    if (addresses.length === 0) return new Map();
+    const { rows } = await withPooledSession(this.pool, (client) =>
+      inCatalogSnapshot(client, () => client.query<{ address: string; identity: string | null }>(sourceSql.IDENTITIES, [addresses])),
+    );
+    return new Map(rows.map((r) => [r.address, r.identity]));
+  }
+
   /**
    * Resolves once the mark is written. Each mark is a durable commit on the source, one WAL
    * flush the DBAs' commits queue behind, and every environment marks the same batch at
