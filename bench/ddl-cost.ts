@@ -32,21 +32,35 @@ export function createOrDrop(i: number): { sql: string; label: string } {
 }
 
 export interface OwnerLooks {
+  /** Objects in the ledger of owners. */
+  objects: number;
   /** A look whose pg_shdepend write counters are those of the last look: nothing read. */
   unchanged: Distribution;
   /** A look that reads the ledger and pg_shdepend (counters moved, or once a minute), nothing to converge. */
   read: Distribution;
-  /** After REASSIGN OWNED of every table: each look that wrote a batch, and what it holds. */
+  /** After REASSIGN OWNED of `reassigned` of the tables: each look that wrote a batch, and what it holds. */
   batches: { ms: number; objects: number }[];
 }
 
 /**
  * What the role watcher's look for owners REASSIGN OWNED changed costs the source
- * (permsync.capture_owner_changes), with the role's tables of prepareDdl there: a look
- * that finds the counters unchanged, one that reads everything and finds nothing, and,
- * once REASSIGN OWNED has given every table another role, each look until none is left.
+ * (permsync.capture_owner_changes), in a database where permsync is installed and no
+ * daemon looks (so that the looks timed are the only ones): a role's `existing` tables,
+ * another role's `reassigned`; a look that finds the counters unchanged, one that reads
+ * everything and finds nothing, and, once REASSIGN OWNED has given the second role's tables
+ * to a third, each look until none is left.
  */
-export async function measureOwnerLooks(client: pg.ClientBase, rounds: number): Promise<OwnerLooks> {
+export async function measureOwnerLooks(client: pg.ClientBase, existing: number, reassigned: number, rounds: number): Promise<OwnerLooks> {
+  const make = async (role: string, count: number) => {
+    await client.query(`CREATE ROLE ${role}; CREATE SCHEMA ${role} AUTHORIZATION ${role}`);
+    for (let from = 0; from < count; from += 200) {
+      const tables = Array.from({ length: Math.min(200, count - from) }, (_, i) => `CREATE TABLE ${role}.t${from + i} (id int, v text);`);
+      await client.query(`SET ROLE ${role}; ${tables.join(' ')} RESET ROLE;`);
+    }
+  };
+  await make('bench_keeper', existing - reassigned);
+  await make('bench_leaver', reassigned);
+  await client.query('CREATE ROLE bench_heir');
   const look = async (seen: string | null) => {
     const started = performance.now();
     const { rows } = await client.query<{ batch: string | null; counted: string | null }>(
@@ -55,7 +69,7 @@ export async function measureOwnerLooks(client: pg.ClientBase, rounds: number): 
     );
     return { ms: performance.now() - started, batch: rows[0]?.batch ?? null, counted: rows[0]?.counted ?? null };
   };
-  // The roles as the role watcher last saw them, and whatever is left to note.
+  // The roles as the role watcher would see them, and whatever is left to note.
   await client.query('SELECT permsync.capture_role_changes()');
   while ((await look(null)).batch !== null);
   const { counted } = await look(null);
@@ -65,12 +79,12 @@ export async function measureOwnerLooks(client: pg.ClientBase, rounds: number): 
     unchanged.push((await look(counted)).ms);
     read.push((await look(null)).ms);
   }
-  await client.query(`CREATE ROLE ${DDL_ROLE}_heir; REASSIGN OWNED BY ${DDL_ROLE} TO ${DDL_ROLE}_heir`);
-  await client.query('SELECT permsync.capture_role_changes()');
+  await client.query('REASSIGN OWNED BY bench_leaver TO bench_heir');
   const batches: { ms: number; objects: number }[] = [];
   for (let found = await look(null); found.batch !== null; found = await look(null)) {
     const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM permsync.audit_log WHERE batch_id = $1', [found.batch]);
     batches.push({ ms: found.ms, objects: rows[0]?.n ?? 0 });
   }
-  return { unchanged: distribution(unchanged), read: distribution(read), batches };
+  const { rows } = await client.query<{ n: number }>('SELECT count(DISTINCT (classid, objid))::int AS n FROM permsync.object_owners');
+  return { objects: rows[0]?.n ?? 0, unchanged: distribution(unchanged), read: distribution(read), batches };
 }

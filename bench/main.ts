@@ -12,6 +12,7 @@ import { measureCostByRoleCount } from './cost-by-roles.js';
 import { spawnDaemon, type DaemonProcess } from './daemon-process.js';
 import { measureStatementLatency, type Side } from './dba-cost.js';
 import { createOrDrop, DDL_ROLE, measureOwnerLooks, prepareDdl } from './ddl-cost.js';
+import { install } from '../src/install/migrate.js';
 import { createGrants, runDrift } from './drift.js';
 import { lastCommitSeq, waitApplied } from './progress.js';
 import { measurePropagation } from './propagation.js';
@@ -56,6 +57,7 @@ const SIZES = {
   ddlExisting: 10_000,
   ddlPerSide: 1000,
   ownerLooks: 30,
+  ownersReassigned: 1000,
 } as const;
 /** The daemon's role_watch_interval_ms: the default, which the detection goal is stated for. */
 const ROLE_WATCH_INTERVAL_MS = 500;
@@ -293,32 +295,37 @@ async function main(argv: string[]): Promise<void> {
           ),
         );
       }
-      say(`14: the role watcher's look for owners REASSIGN OWNED changed, among those ${SIZES.ddlExisting} tables`);
-      const looks = await measureOwnerLooks(monitor, SIZES.ownerLooks);
+      say(
+        `14: the role watcher's look for owners REASSIGN OWNED changed, ${SIZES.ddlExisting} tables, a database of the plain server with permsync installed`,
+      );
+      await plain.query('CREATE DATABASE bench_owners');
+      const owners = await open(servers.plain.urlFor('bench_owners'));
+      await install(owners);
+      const looks = await measureOwnerLooks(owners, SIZES.ddlExisting, SIZES.ownersReassigned, SIZES.ownerLooks);
       results.ownerLooks = looks;
       const converged = looks.batches.reduce((sum, b) => sum + b.objects, 0);
       const slowest = Math.max(...looks.batches.map((b) => b.ms));
       rows.push(
         {
           id: '14',
-          measurement: 'owner look, write counters unchanged (nothing read), p50',
+          measurement: `owner look, ${looks.objects} objects noted, write counters unchanged (nothing read), p50`,
           figure: ms(looks.unchanged.p50),
           goal: '< 5 ms',
           met: looks.unchanged.p50 < 5,
         },
         {
           id: '14',
-          measurement: `owner look that reads the ledger, nothing changed, p50 / p99`,
+          measurement: 'owner look that reads the ledger, nothing changed, p50 / p99',
           figure: `${ms(looks.read.p50)} / ${ms(looks.read.p99)}`,
           goal: '< 100 ms',
           met: looks.read.p99 < 100,
         },
         {
           id: '14',
-          measurement: `after REASSIGN OWNED of them all: ${looks.batches.length} looks wrote batches of ${converged} objects to converge, the slowest`,
+          measurement: `after REASSIGN OWNED of a role's schema and ${SIZES.ownersReassigned} of them: ${looks.batches.length} look(s) wrote ${converged} objects to give their new owner, the slowest`,
           figure: ms(slowest),
           goal: '< 1 s',
-          met: slowest < 1000,
+          met: converged === SIZES.ownersReassigned + 1 && slowest < 1000,
         },
       );
     }
