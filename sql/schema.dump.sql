@@ -178,10 +178,11 @@ BEGIN
         SELECT DISTINCT ON (o.classid, o.objid) o.classid, o.objid, o.owner_oid, o.identity
           FROM permsync.object_owners o
          ORDER BY o.classid, o.objid, o.noted DESC),
+    -- A subscription's row is the cluster's (dbid 0), as is a database's or a tablespace's.
     owned AS (
         SELECT d.classid, d.objid, d.refobjid
           FROM pg_shdepend d
-         WHERE d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database())
+         WHERE d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
            AND d.deptype = 'o' AND d.objsubid = 0),
     -- Roles the targets know by these names (a role the watcher has not carried yet, made,
     -- renamed or dropped, waits for its next look), read before any object's facts.
@@ -196,19 +197,22 @@ BEGIN
            AND (w.refobjid IS NULL
                 OR EXISTS (SELECT FROM pg_roles nr WHERE nr.oid = w.refobjid AND roles -> nr.oid::text ->> 'name' = nr.rolname))
          ORDER BY l.classid, l.objid),
-    -- REASSIGN OWNED takes everything its role owns in the database (but default
-    -- privileges): where the former owner still owns something here, another command gave
-    -- the object away, one a stale row missed (see object_owners): noted, not converged.
+    -- REASSIGN OWNED takes everything its role owns in the database and in the cluster (but
+    -- default privileges): where the former owner still owns something, another command
+    -- gave the object away, one a stale row missed (see object_owners): noted, not converged.
     keeps AS (
         SELECT r.former
           FROM (SELECT DISTINCT m.former FROM moved m) r
          WHERE r.former < 16384
             OR EXISTS (SELECT FROM pg_shdepend d
                         WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.former AND d.deptype = 'o'
-                          AND d.dbid = (SELECT b.oid FROM pg_database b WHERE b.datname = current_database())
+                          AND d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
                           AND d.classid <> 'pg_default_acl'::regclass))
     SELECT jsonb_agg(to_jsonb(c) ORDER BY c.classid, c.objid) INTO found
       FROM (SELECT m.classid, m.objid, i.type, i.identity, m.former_name AS former, nr.rolname AS owner, f.owner_oid,
+                   -- Gone without an event trigger (see cleanup_old_logs): its rows would
+                   -- cost every later look a read of its facts.
+                   f.versions = 0 AS gone,
                    -- A sequence of a table's column follows the table's owner (ALTER TABLE
                    -- moves it too, and names only the table): noted, but not converged.
                    EXISTS (SELECT FROM pg_depend d
@@ -219,14 +223,16 @@ BEGIN
                    -- chose by renaming its schema, say (see object_owners). Noted, not converged.
                    f.identity <> m.noted_as AS renamed
               FROM moved m
-             CROSS JOIN LATERAL (SELECT min(x.owner_oid) AS owner_oid, min(x.identity) AS identity
-                                   FROM permsync.object_facts(m.classid, m.objid) x
-                                 HAVING count(DISTINCT x.owner_oid) = 1 AND count(DISTINCT x.identity) = 1) f
-              JOIN pg_roles nr ON nr.oid = f.owner_oid
+             CROSS JOIN LATERAL (SELECT count(*) AS versions,
+                                        CASE WHEN count(DISTINCT x.owner_oid) = 1 THEN min(x.owner_oid) END AS owner_oid,
+                                        CASE WHEN count(DISTINCT x.identity) = 1 THEN min(x.identity) END AS identity
+                                   FROM permsync.object_facts(m.classid, m.objid) x) f
+              LEFT JOIN pg_roles nr ON nr.oid = f.owner_oid
              CROSS JOIN LATERAL pg_identify_object(m.classid, m.objid, 0) i
              -- The owner its pg_shdepend row names (none: a pinned role), read again.
-             WHERE f.owner_oid <> m.former
-               AND CASE WHEN m.owner_now IS NULL THEN f.owner_oid < 16384 ELSE f.owner_oid = m.owner_now END
+             WHERE f.versions = 0
+                OR (nr.oid IS NOT NULL AND f.identity IS NOT NULL AND f.owner_oid <> m.former
+                    AND CASE WHEN m.owner_now IS NULL THEN f.owner_oid < 16384 ELSE f.owner_oid = m.owner_now END)
              -- In the candidates' order, so that the facts of no more than a batch's worth are read.
              LIMIT max_rows) c;
     IF found IS NULL THEN
@@ -238,6 +244,14 @@ BEGIN
     IF jsonb_array_length(found) >= max_rows THEN
         counted := NULL;
     END IF;
+    -- Rows a login's open transaction holds are left for the next look.
+    DELETE FROM permsync.object_owners o
+     WHERE o.ctid IN (SELECT x.ctid FROM permsync.object_owners x
+                        JOIN jsonb_to_recordset(found) AS g(classid oid, objid oid, gone boolean)
+                          ON g.gone AND x.classid = g.classid AND x.objid = g.objid
+                         FOR UPDATE OF x SKIP LOCKED);
+    found := (SELECT jsonb_agg(o ORDER BY i) FROM jsonb_array_elements(found) WITH ORDINALITY AS t(o, i)
+               WHERE NOT (o ->> 'gone')::boolean);
     PERFORM permsync.note_owners_of(found, false);
     found := (SELECT jsonb_agg(o ORDER BY i) FROM jsonb_array_elements(found) WITH ORDINALITY AS t(o, i)
                WHERE (o ->> 'whole')::boolean AND NOT (o ->> 'follows')::boolean AND NOT (o ->> 'renamed')::boolean);

@@ -182,4 +182,22 @@ describe('owner watcher', () => {
     expect(after?.owner).toBe('postgres');
     expect(after?.acl).toBe('{postgres=arwdDxtm/postgres,payroll=r/postgres}');
   });
+  it("the ledger rows of a login's functions that went with her session's temporary type cost the owner look once, not at every look", async () => {
+    await p.everywhere(`CREATE SCHEMA tmpfn; GRANT USAGE, CREATE ON SCHEMA tmpfn TO ${MALLORY}`);
+    await asMallory(`CREATE TEMP TABLE tt (x int);
+                     DO $$BEGIN FOR i IN 1..20 LOOP
+                       EXECUTE format('CREATE FUNCTION tmpfn.f%s(pg_temp.tt) RETURNS int LANGUAGE sql AS ''SELECT 1''', i);
+                     END LOOP; END$$`);
+    // Her session has ended: PostgreSQL dropped the functions with its temporary objects, and no event trigger fired.
+    const left = async () =>
+      Number(
+        (
+          await p.sourceClient.query<{ n: string }>(
+            `SELECT count(*) AS n FROM permsync.object_owners o
+              WHERE o.classid = 'pg_proc'::regclass AND NOT EXISTS (SELECT FROM pg_proc f WHERE f.oid = o.objid)`,
+          )
+        ).rows[0]?.n,
+      );
+    await waitFor(async () => (await left()) === 0, 20_000, 'the owner look to forget them');
+  });
 });

@@ -664,11 +664,11 @@ export class EnvironmentApplier {
   ): Promise<{ statements: Statement[]; missing: number } | { error: NonNullable<ExecutionResult['error']> }> {
     const target = await this.deps.target.catalog();
     if ('error' in target) return target;
-    const source = await this.deps.store.catalog();
+    // The identities of what the role watcher found, in the snapshot the objects' names are read in.
+    const source = await this.deps.store.catalog(false, watchedAddresses(scope));
     const authority = await this.deps.store.authority(actorsOf(scope), ownerlessSequences(source));
     const { environment, settings, roles } = this.deps;
     const argumentTypes = await this.deps.store.argumentTypes(argumentTypeLookups(scope));
-    const identities = await this.deps.store.identities(watchedAddresses(scope));
     const converged = planConverge(scope, {
       environment,
       settings,
@@ -678,7 +678,7 @@ export class EnvironmentApplier {
       target: target.catalog,
       authority,
       argumentTypes,
-      identities,
+      identities: source.identities ?? new Map<string, string | null>(),
     });
     const why = `statement replay cannot carry the batch: ${reason.replace(/; the next drift check shows what differs$/, '')}`;
     const missing = converged.missing.slice(0, 5).join(', ') + (converged.missing.length > 5 ? `, and ${converged.missing.length - 5} more` : '');

@@ -373,3 +373,13 @@ export const SERVER_IDENTITY = `SELECT (SELECT s.system_identifier FROM pg_catal
 /** Its start time and port, where the system identifier may not be read. */
 export const SERVER_START = `SELECT 'start' AS id, EXTRACT(epoch FROM pg_catalog.pg_postmaster_start_time()) AS started,
   pg_catalog.current_setting('port') AS port`;
+
+/**
+ * The identity each object in $1 (its "classid/objid") has, as pg_identify_object prints it
+ * with search_path = pg_catalog (permsync.capture_owner_changes recorded it so); NULL for one
+ * that is gone.
+ */
+export const IDENTITIES = `
+  SELECT w.address, (pg_catalog.pg_identify_object(w.classid, w.objid, 0)).identity
+    FROM (SELECT a AS address, pg_catalog.split_part(a, '/', 1)::oid AS classid, pg_catalog.split_part(a, '/', 2)::oid AS objid
+            FROM pg_catalog.unnest($1::text[]) a) w`;

@@ -155,6 +155,8 @@ export interface Catalog {
   databaseGrants: Grant[];
   /** The cluster's other databases (not the current one), its tablespaces, and the parameters that have privileges (15+). */
   shared: Record<SharedKind, SharedObject[]>;
+  /** The identity of each object ReadOptions.identities named, as pg_identify_object prints it (null: gone). */
+  identities?: Map<string, string | null>;
   objects: CatalogObject[];
   /**
    * Every relation and routine of PostgreSQL's own schemas, listed or not in objects:
@@ -181,6 +183,8 @@ export interface ReadOptions {
    * not travel, and reconcile would carry what an admin has not let the source capture.
    */
   source?: boolean;
+  /** Objects (as "classid/objid") whose identity to read in the same snapshot (Catalog.identities). */
+  identities?: string[];
 }
 
 interface SessionRow {
@@ -319,6 +323,14 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
       objects,
       systemObjects,
       defaultPrivileges,
+      ...(options.identities?.length && {
+        identities: new Map(
+          (await client.query<{ address: string; identity: string | null }>(catalogSql.IDENTITIES, [options.identities])).rows.map((r) => [
+            r.address,
+            r.identity,
+          ]),
+        ),
+      }),
     };
   });
 }

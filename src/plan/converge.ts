@@ -45,7 +45,7 @@ export interface ConvergeContext {
   authority: Authority;
   /** Each argument type the commands named, by argumentTypeKey: as the source's catalog prints it, null where it has none such. */
   argumentTypes: Map<string, string | null>;
-  /** The identity each object the role watcher found given away has on the source now, by "classid/objid" (watchedAddresses). */
+  /** The identity each object the role watcher found given away has in the source catalog's snapshot, by "classid/objid" (watchedAddresses). */
   identities: Map<string, string | null>;
 }
 

@@ -136,16 +136,6 @@ export const ARGUMENT_TYPES = `
          ORDER BY pg_catalog.array_position(s.searched, n.nspname::text)
          LIMIT 1) t ON true`;
 
-/**
- * The identity each object in $1 (its "classid/objid") has now, as pg_identify_object
- * prints it with search_path = pg_catalog (capture_owner_changes recorded it so); NULL for
- * one that is gone.
- */
-export const IDENTITIES = `
-  SELECT w.address, (pg_catalog.pg_identify_object(w.classid, w.objid, 0)).identity
-    FROM (SELECT a AS address, pg_catalog.split_part(a, '/', 1)::oid AS classid, pg_catalog.split_part(a, '/', 2)::oid AS objid
-            FROM pg_catalog.unnest($1::text[]) a) w`;
-
 /** The batches written by the same client string as batch $1 (it may commit several transactions), in transaction order. */
 export const FETCH_SIBLING_BATCH_IDS = `
   SELECT s.id::text

@@ -214,8 +214,8 @@ export class SourceStore {
   }
 
   /** The source's permission state now, as drift reads it; verifiers only when asked (a bootstrap with sync_passwords on). */
-  async catalog(verifiers = false): Promise<Catalog> {
-    return withPooledSession(this.pool, (client) => readCatalog(client, { verifiers, source: true }));
+  async catalog(verifiers = false, identities: string[] = []): Promise<Catalog> {
+    return withPooledSession(this.pool, (client) => readCatalog(client, { verifiers, source: true, identities }));
   }
 
   /** What the roles that ran a batch (by the name it records, and their oid) may change on the source, and the owners of sequences (plan/converge.ts). */
@@ -241,15 +241,6 @@ export class SourceStore {
       inCatalogSnapshot(client, () => client.query<{ key: string; printed: string | null }>(sourceSql.ARGUMENT_TYPES, [JSON.stringify(wanted)])),
     );
     return new Map(rows.map((r) => [r.key, r.printed]));
-  }
-
-  /** The identity of each object the role watcher found given away, by "classid/objid" (plan/converge.ts). */
-  async identities(addresses: string[]): Promise<Map<string, string | null>> {
-    if (addresses.length === 0) return new Map();
-    const { rows } = await withPooledSession(this.pool, (client) =>
-      inCatalogSnapshot(client, () => client.query<{ address: string; identity: string | null }>(sourceSql.IDENTITIES, [addresses])),
-    );
-    return new Map(rows.map((r) => [r.address, r.identity]));
   }
 
   /**
