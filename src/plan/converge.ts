@@ -23,8 +23,8 @@ import type { RoleScope } from '../config/rules.js';
  * exclusions and the environment's rules apply. A later change the source already shows
  * is converged too, which is harmless: its own batch applies it again after this one. An
  * owner change the role watcher found (REASSIGN OWNED, which no event trigger reports)
- * converges the one object it names by oid, from the former owner's or the new owner's on
- * the target (see Touch.found).
+ * gives the one object it names by oid its new owner, only where the target's is the
+ * former owner's, and changes nothing else of it (see Touch.found).
  */
 
 /** What each role that ran the batch's commands may change on the source. */
