@@ -220,7 +220,7 @@ CREATE TABLE permsync.retry_queue (
 -- EXCLUSIVE on any of its tables (PREPARE of an INSERT takes it without a privilege
 -- check), and a row lock waits only for EXCLUSIVE and ACCESS EXCLUSIVE, which only the
 -- owner can take.
-INSERT INTO permsync.locks (name) VALUES ('commit_seq'), ('role_snapshot');
+INSERT INTO permsync.locks (name) VALUES ('commit_seq'), ('role_snapshot'), ('owner_look');
 
 -- A wake-up on `channel`, unless the server's notification queue is half full. Any login
 -- may fill that queue (LISTEN in a transaction it leaves open, then notify without end),
@@ -2623,7 +2623,7 @@ SET jit = off
 AS $fn$
 DECLARE
     roles    jsonb;
-    found    jsonb;
+    looked   jsonb;
     -- The most commands the daemon reads of one batch (MAX_RECORDED_COMMANDS).
     max_rows constant integer := 1000;
 BEGIN
@@ -2632,6 +2632,14 @@ BEGIN
                          pg_stat_get_tuples_deleted('pg_catalog.pg_shdepend'::regclass));
     SELECT s.state -> 'roles' INTO roles FROM permsync.role_snapshot s WHERE s.id = 1;
     IF seen IS NOT DISTINCT FROM counted OR roles IS NULL THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    -- The leaders of several daemon groups look: one at a time, the others at their next
+    -- look (so that no change is noted and written twice).
+    PERFORM FROM permsync.locks l WHERE l.name = 'owner_look' FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        counted := NULL;
         RETURN NEXT;
         RETURN;
     END IF;
@@ -2669,7 +2677,7 @@ BEGIN
                         WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.former AND d.deptype = 'o'
                           AND d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
                           AND d.classid <> 'pg_default_acl'::regclass))
-    SELECT jsonb_agg(to_jsonb(c) ORDER BY c.classid, c.objid) INTO found
+    SELECT jsonb_agg(to_jsonb(c) ORDER BY c.classid, c.objid) INTO looked
       FROM (SELECT m.classid, m.objid, i.type, i.identity, m.former_name AS former, nr.rolname AS owner, f.owner_oid,
                    -- Gone without an event trigger (see cleanup_old_logs): its rows would
                    -- cost every later look a read of its facts.
@@ -2696,27 +2704,27 @@ BEGIN
                     AND CASE WHEN m.owner_now IS NULL THEN f.owner_oid < 16384 ELSE f.owner_oid = m.owner_now END)
              -- In the candidates' order, so that the facts of no more than a batch's worth are read.
              LIMIT max_rows) c;
-    IF found IS NULL THEN
+    IF looked IS NULL THEN
         RETURN NEXT;
         RETURN;
     END IF;
     -- Noting costs about half a millisecond an object: a look takes a batch's worth, and
     -- the next reads again for the rest.
-    IF jsonb_array_length(found) >= max_rows THEN
+    IF jsonb_array_length(looked) >= max_rows THEN
         counted := NULL;
     END IF;
     -- Rows a login's open transaction holds are left for the next look.
     DELETE FROM permsync.object_owners o
      WHERE o.ctid IN (SELECT x.ctid FROM permsync.object_owners x
-                        JOIN jsonb_to_recordset(found) AS g(classid oid, objid oid, gone boolean)
+                        JOIN jsonb_to_recordset(looked) AS g(classid oid, objid oid, gone boolean)
                           ON g.gone AND x.classid = g.classid AND x.objid = g.objid
                          FOR UPDATE OF x SKIP LOCKED);
-    found := (SELECT jsonb_agg(o ORDER BY i) FROM jsonb_array_elements(found) WITH ORDINALITY AS t(o, i)
+    looked := (SELECT jsonb_agg(o ORDER BY i) FROM jsonb_array_elements(looked) WITH ORDINALITY AS t(o, i)
                WHERE NOT (o ->> 'gone')::boolean);
-    PERFORM permsync.note_owners_of(found, false);
-    found := (SELECT jsonb_agg(o ORDER BY i) FROM jsonb_array_elements(found) WITH ORDINALITY AS t(o, i)
+    PERFORM permsync.note_owners_of(looked, false);
+    looked := (SELECT jsonb_agg(o ORDER BY i) FROM jsonb_array_elements(looked) WITH ORDINALITY AS t(o, i)
                WHERE (o ->> 'whole')::boolean AND NOT (o ->> 'follows')::boolean AND NOT (o ->> 'renamed')::boolean);
-    IF found IS NULL THEN
+    IF looked IS NULL THEN
         RETURN NEXT;
         RETURN;
     END IF;
@@ -2728,13 +2736,13 @@ BEGIN
            'the role watcher found these owners changed by a command that fires no event trigger (REASSIGN OWNED)',
            session_user, (SELECT r.oid FROM pg_roles r WHERE r.rolname = session_user), false, 'pg_catalog'
       FROM (SELECT o ->> 'former' AS former, o ->> 'owner' AS owner, count(*) AS n
-              FROM jsonb_array_elements(found) o GROUP BY 1, 2) p
+              FROM jsonb_array_elements(looked) o GROUP BY 1, 2) p
     RETURNING id INTO batch;
     INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity, current_user_name, current_user_oid,
                                     search_path, command_ordinal, nested, classid, objid, reassigned_from)
     SELECT batch, 'REASSIGN OWNED', o ->> 'type', o ->> 'identity', o ->> 'owner', (o ->> 'owner_oid')::oid,
            'pg_catalog', i, true, (o ->> 'classid')::oid, (o ->> 'objid')::oid, o ->> 'former'
-      FROM jsonb_array_elements(found) WITH ORDINALITY AS t(o, i);
+      FROM jsonb_array_elements(looked) WITH ORDINALITY AS t(o, i);
     PERFORM permsync.wake('permsync', batch::text);
     RETURN NEXT;
 END

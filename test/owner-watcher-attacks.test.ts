@@ -200,4 +200,33 @@ describe('owner watcher', () => {
       );
     await waitFor(async () => (await left()) === 0, 20_000, 'the owner look to forget them');
   });
+  it('a look waits for no other: while another leader looks, the role watcher looks next time, and writes the change once', async () => {
+    await p.dba('CREATE ROLE lk_from; CREATE ROLE lk_to');
+    await p.settleRoles();
+    await p.everywhere('CREATE TABLE public.lk_table (id int); ALTER TABLE public.lk_table OWNER TO lk_from');
+    await p.settle();
+    const rows = async () =>
+      (await ownerWatcherRows()).filter(
+        (r) => r.identity === 'public.lk_table' && r.reassigned_from === 'lk_from' && r.current_user_name === 'lk_to',
+      );
+    // Another leader's look, held open.
+    const other = new pg.Client(p.source.url);
+    await other.connect();
+    try {
+      await other.query(`BEGIN; SELECT FROM permsync.locks WHERE name = 'owner_look' FOR UPDATE`);
+      await p.dba('REASSIGN OWNED BY lk_from TO lk_to');
+      const started = Date.now();
+      const look = await p.sourceClient.query<{ batch: string | null; counted: string | null }>('SELECT * FROM permsync.capture_owner_changes(NULL)');
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(look.rows[0]).toEqual({ batch: null, counted: null });
+      expect(await rows()).toHaveLength(0);
+    } finally {
+      await other.query('COMMIT');
+      await other.end();
+    }
+    await waitFor(async () => (await rows()).length > 0, 20_000, 'the owner watcher');
+    await p.settle();
+    expect(await rows()).toHaveLength(1);
+    expect((await prodTable('public.lk_table'))?.owner).toBe('lk_to');
+  });
 });
