@@ -165,11 +165,14 @@ CREATE TABLE permsync.audit_log (
     -- 8 kB at most.
     nested_text      text,
     -- An owner change the role watcher found (capture_owner_changes) that REASSIGN OWNED
-    -- could have made: the object, by its catalog and oid, and the owner permsync saw
-    -- before. current_user_name is then the owner now: who made the change is not known,
-    -- only that it had the privileges of both.
+    -- could have made: the object, by its catalog and oid, its identity then as
+    -- object_facts gives it (from the catalog's rows in the look's snapshot, as the daemon
+    -- reads names: pg_identify_object reads the newest), and the owner permsync saw before.
+    -- current_user_name is then the owner now: who made the change is not known, only that
+    -- it had the privileges of both.
     classid          oid,
     objid            oid,
+    noted_identity   text,
     reassigned_from  name
 );
 CREATE INDEX audit_log_batch_idx ON permsync.audit_log (batch_id);
@@ -2678,7 +2681,7 @@ BEGIN
                           AND d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
                           AND d.classid <> 'pg_default_acl'::regclass))
     SELECT jsonb_agg(to_jsonb(c) ORDER BY c.classid, c.objid) INTO looked
-      FROM (SELECT m.classid, m.objid, i.type, i.identity, m.former_name AS former, nr.rolname AS owner, f.owner_oid,
+      FROM (SELECT m.classid, m.objid, i.type, i.identity, f.identity AS noted, m.former_name AS former, nr.rolname AS owner, f.owner_oid,
                    -- Gone without an event trigger (see cleanup_old_logs): its rows would
                    -- cost every later look a read of its facts.
                    f.versions = 0 AS gone,
@@ -2739,9 +2742,9 @@ BEGIN
               FROM jsonb_array_elements(looked) o GROUP BY 1, 2) p
     RETURNING id INTO batch;
     INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity, current_user_name, current_user_oid,
-                                    search_path, command_ordinal, nested, classid, objid, reassigned_from)
+                                    search_path, command_ordinal, nested, classid, objid, noted_identity, reassigned_from)
     SELECT batch, 'REASSIGN OWNED', o ->> 'type', o ->> 'identity', o ->> 'owner', (o ->> 'owner_oid')::oid,
-           'pg_catalog', i, true, (o ->> 'classid')::oid, (o ->> 'objid')::oid, o ->> 'former'
+           'pg_catalog', i, true, (o ->> 'classid')::oid, (o ->> 'objid')::oid, o ->> 'noted', o ->> 'former'
       FROM jsonb_array_elements(looked) WITH ORDINALITY AS t(o, i);
     PERFORM permsync.wake('permsync', batch::text);
     RETURN NEXT;

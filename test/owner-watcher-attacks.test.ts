@@ -229,4 +229,63 @@ describe('owner watcher', () => {
     expect(await rows()).toHaveLength(1);
     expect((await prodTable('public.lk_table'))?.owner).toBe('lk_to');
   });
+  it("a DBA's REASSIGN OWNED TO mallory does not give her prod's own tables of the former owner whose names her schema renames flip to while prod reads the source", async () => {
+    const n = 12;
+    await p.dba(`CREATE ROLE colleague NOLOGIN; GRANT CREATE ON DATABASE postgres TO ${MALLORY}`);
+    await p.settleRoles();
+    for (let i = 0; i < n; i++) {
+      // Her schema holds a table of colleague's, everywhere; prod alone has a table of colleague's in vault<i>.
+      await p.everywhere(`CREATE SCHEMA fl${i} AUTHORIZATION ${MALLORY}; GRANT USAGE, CREATE ON SCHEMA fl${i} TO colleague;
+                          CREATE TABLE fl${i}.ledger (id int); ALTER TABLE fl${i}.ledger OWNER TO colleague`);
+      await prod.query(
+        `CREATE SCHEMA vault_fl${i}; CREATE TABLE vault_fl${i}.ledger (id int, secret text); ALTER TABLE vault_fl${i}.ledger OWNER TO colleague`,
+      );
+    }
+    await p.settle();
+    await p.dba(`SELECT permsync.pause_environment('prod')`);
+    await p.dba(`REASSIGN OWNED BY colleague TO ${MALLORY}`);
+    await waitFor(async () => (await ownerWatcherRows()).filter((r) => r.reassigned_from === 'colleague').length === n, 20_000, 'the owner watcher');
+    const batch = (await p.sourceClient.query<{ id: string }>(`SELECT max(id)::text AS id FROM permsync.batches WHERE origin = 'owner_watcher'`))
+      .rows[0]?.id;
+    // She flips each schema's name between fl<i> and vault_fl<i> while prod reads the source's catalog.
+    let stop = false;
+    const flippers = Array.from({ length: n }, async (_, i) => {
+      const c = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+      await c.connect();
+      try {
+        while (!stop) {
+          await c.query(`ALTER SCHEMA fl${i} RENAME TO vault_fl${i}`);
+          await c.query(`ALTER SCHEMA vault_fl${i} RENAME TO fl${i}`);
+        }
+      } finally {
+        await c.end();
+      }
+    });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await p.dba(`SELECT permsync.resume_environment('prod')`);
+      await waitFor(
+        async () =>
+          ((
+            await p.sourceClient.query(
+              `SELECT FROM permsync.execution_log WHERE batch_id = $1 AND environment_name = 'prod' AND execution_status <> 'failed'`,
+              [batch],
+            )
+          ).rowCount ?? 0) > 0,
+        30_000,
+        'prod to carry the owner_watcher batch',
+      );
+    } finally {
+      stop = true;
+      await Promise.all(flippers);
+    }
+    await p.settle(30_000);
+    const { rows } = await prod.query<{ name: string; owner: string }>(
+      `SELECT c.oid::regclass::text AS name, c.relowner::regrole::text AS owner FROM pg_class c
+        WHERE c.relname = 'ledger' AND c.relnamespace::regnamespace::text LIKE 'vault\\_fl%' ORDER BY 1`,
+    );
+    // prod's own vault tables (colleague's, which the source never had) stay colleague's.
+    expect(rows).toHaveLength(n);
+    expect(rows.filter((r) => r.owner !== 'colleague')).toEqual([]);
+  }, 120_000);
 });

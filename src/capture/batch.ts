@@ -115,10 +115,11 @@ export interface RecordedCommand {
   nestedText: string | null;
   /**
    * An owner change the role watcher found (permsync.capture_owner_changes): its object, as
-   * `classid/objid` on the source, and the owner permsync saw before (currentUser is then
-   * the owner now).
+   * `classid/objid` on the source, its identity then as permsync.object_facts gives it, and
+   * the owner permsync saw before (currentUser is then the owner now).
    */
   address?: string;
+  notedIdentity?: string;
   reassignedFrom?: string;
 }
 
@@ -431,8 +432,8 @@ function convergeScope(batch: Batch, ordinals: number[] | undefined, recorded: R
   const topLevel: RecordedCommand[] = [];
   for (const row of recorded.slice(0, MAX_RECORDED_COMMANDS)) {
     if (batch.origin === 'owner_watcher') {
-      if (row.address !== undefined && row.identity !== null && row.reassignedFrom !== undefined) {
-        const found = { address: row.address, identity: row.identity, from: row.reassignedFrom };
+      if (row.address !== undefined && row.identity !== null && row.notedIdentity !== undefined && row.reassignedFrom !== undefined) {
+        const found = { address: row.address, identity: row.notedIdentity, from: row.reassignedFrom };
         touches.push({ ...touchOfIdentity(row.objectType ?? '', row.identity, context([row])), found });
       }
     } else if (row.nested !== true) topLevel.push(row);

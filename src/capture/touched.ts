@@ -45,7 +45,7 @@ export interface Touch {
   searchPaths: string[][];
   /**
    * An owner change no command reported (REASSIGN OWNED), which the role watcher found: the
-   * object, as `classid/objid` on the source, its identity then, and the owner before
+   * object, as `classid/objid` on the source, its identity then (permsync.object_facts'), and the owner before
    * (`from`). Its actor is the owner now. Only that object's owner is converged, and only
    * where its identity is still that and the target's object of its name is `from`'s.
    */

@@ -155,7 +155,7 @@ export interface Catalog {
   databaseGrants: Grant[];
   /** The cluster's other databases (not the current one), its tablespaces, and the parameters that have privileges (15+). */
   shared: Record<SharedKind, SharedObject[]>;
-  /** The identity of each object ReadOptions.identities named, as pg_identify_object prints it (null: gone). */
+  /** The identity of each object ReadOptions.identities named, as permsync.object_facts gives it (none: gone). */
   identities?: Map<string, string | null>;
   objects: CatalogObject[];
   /**

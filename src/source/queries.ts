@@ -90,7 +90,7 @@ export const RECORDED_COMMANDS = prepared(
   `
   SELECT a.command_tag AS tag, a.object_type, a.object_identity AS identity, a.current_user_name,
          a.current_user_oid::int8::float8 AS current_user_oid, a.search_path, a.nested, a.nested_text,
-         a.classid || '/' || a.objid AS address, a.reassigned_from
+         a.classid || '/' || a.objid AS address, a.noted_identity, a.reassigned_from
     FROM permsync.audit_log a
    WHERE a.batch_id = $1
    ORDER BY a.id

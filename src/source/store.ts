@@ -197,6 +197,7 @@ export class SourceStore {
       nested: boolean | null;
       nested_text: string | null;
       address: string | null;
+      noted_identity: string | null;
       reassigned_from: string | null;
     }>({ ...sourceSql.RECORDED_COMMANDS, values: [batchId] });
     return rows.map((r) => ({
@@ -209,6 +210,7 @@ export class SourceStore {
       nested: r.nested,
       nestedText: r.nested_text,
       ...(r.address !== null && { address: r.address }),
+      ...(r.noted_identity !== null && { notedIdentity: r.noted_identity }),
       ...(r.reassigned_from !== null && { reassignedFrom: r.reassigned_from }),
     }));
   }
