@@ -165,9 +165,10 @@ CREATE TABLE permsync.audit_log (
     -- 8 kB at most.
     nested_text      text,
     -- An owner change the role watcher found (capture_owner_changes) that REASSIGN OWNED
-    -- could have made: the object, by its catalog and oid, its identity then as
-    -- object_facts gives it (from the catalog's rows in the look's snapshot, as the daemon
-    -- reads names: pg_identify_object reads the newest), and the owner permsync saw before.
+    -- could have made: the object, by its catalog and oid, its identity and own name (with a
+    -- relation's kind) then as object_facts gives them (from the catalog's rows in the
+    -- look's snapshot, as the daemon reads names: pg_identify_object reads the newest), and
+    -- the owner permsync saw before.
     -- current_user_name is then the owner now: who made the change is not known, only that
     -- it had the privileges of both.
     classid          oid,
@@ -2647,7 +2648,7 @@ BEGIN
         RETURN;
     END IF;
     WITH last AS (
-        SELECT DISTINCT ON (o.classid, o.objid) o.classid, o.objid, o.owner_oid, o.identity
+        SELECT DISTINCT ON (o.classid, o.objid) o.classid, o.objid, o.owner_oid, o.identity, o.own
           FROM permsync.object_owners o
          ORDER BY o.classid, o.objid, o.noted DESC),
     -- A subscription's row is the cluster's (dbid 0), as is a database's or a tablespace's.
@@ -2660,7 +2661,7 @@ BEGIN
     -- renamed or dropped, waits for its next look), read before any object's facts.
     moved AS MATERIALIZED (
         SELECT l.classid, l.objid, l.owner_oid AS former, fr.rolname AS former_name, l.identity AS noted_as,
-               w.refobjid AS owner_now
+               l.own AS noted_own, w.refobjid AS owner_now
           FROM last l
           JOIN pg_roles fr ON fr.oid = l.owner_oid
           LEFT JOIN owned w ON w.classid = l.classid AND w.objid = l.objid
@@ -2681,7 +2682,8 @@ BEGIN
                           AND d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
                           AND d.classid <> 'pg_default_acl'::regclass))
     SELECT jsonb_agg(to_jsonb(c) ORDER BY c.classid, c.objid) INTO looked
-      FROM (SELECT m.classid, m.objid, i.type, i.identity, f.identity AS noted, m.former_name AS former, nr.rolname AS owner, f.owner_oid,
+      FROM (SELECT m.classid, m.objid, i.type, i.identity, f.identity || ' / ' || f.own AS noted, m.former_name AS former,
+                   nr.rolname AS owner, f.owner_oid,
                    -- Gone without an event trigger (see cleanup_old_logs): its rows would
                    -- cost every later look a read of its facts.
                    f.versions = 0 AS gone,
@@ -2691,19 +2693,21 @@ BEGIN
                             WHERE m.classid = 'pg_class'::regclass AND d.classid = 'pg_class'::regclass AND d.objid = m.objid
                               AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')) AS follows,
                    m.former NOT IN (SELECT k.former FROM keeps k) AS whole,
-                   -- Its name is not the one noted for the former owner: one another role
-                   -- chose by renaming its schema, say (see object_owners). Noted, not converged.
-                   f.identity <> m.noted_as AS renamed
+                   -- Its name or kind is not the one noted for the former owner: a name
+                   -- another role chose by renaming its schema, say, or a table made a view
+                   -- on 15 and earlier (see object_owners). Noted, not converged.
+                   f.identity IS DISTINCT FROM m.noted_as OR f.own IS DISTINCT FROM m.noted_own AS renamed
               FROM moved m
              CROSS JOIN LATERAL (SELECT count(*) AS versions,
                                         CASE WHEN count(DISTINCT x.owner_oid) = 1 THEN min(x.owner_oid) END AS owner_oid,
-                                        CASE WHEN count(DISTINCT x.identity) = 1 THEN min(x.identity) END AS identity
+                                        CASE WHEN count(DISTINCT x.identity) = 1 THEN min(x.identity) END AS identity,
+                                        CASE WHEN count(DISTINCT x.own) = 1 THEN min(x.own) END AS own
                                    FROM permsync.object_facts(m.classid, m.objid) x) f
               LEFT JOIN pg_roles nr ON nr.oid = f.owner_oid
              CROSS JOIN LATERAL pg_identify_object(m.classid, m.objid, 0) i
              -- The owner its pg_shdepend row names (none: a pinned role), read again.
              WHERE f.versions = 0
-                OR (nr.oid IS NOT NULL AND f.identity IS NOT NULL AND f.owner_oid <> m.former
+                OR (nr.oid IS NOT NULL AND f.identity IS NOT NULL AND f.own IS NOT NULL AND f.owner_oid <> m.former
                     AND CASE WHEN m.owner_now IS NULL THEN f.owner_oid < 16384 ELSE f.owner_oid = m.owner_now END)
              -- In the candidates' order, so that the facts of no more than a batch's worth are read.
              LIMIT max_rows) c;

@@ -15,8 +15,9 @@ let prod: pg.Client;
 const MALLORY = 'mallory';
 const PW = 'mallory-pw';
 
-async function asMallory(sql: string): Promise<void> {
-  const client = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+/** Runs `sql` as mallory on the source of `on` (the pipeline of the first describe, unless said). */
+async function asMallory(sql: string, on: Pipeline = p): Promise<void> {
+  const client = new pg.Client(on.source.urlFor('postgres', MALLORY, PW));
   await client.connect();
   try {
     await client.query(sql);
@@ -55,9 +56,9 @@ async function ledgerOwner(table: string): Promise<string | undefined> {
   return rows[0]?.owner;
 }
 
-async function ownerWatcherRows(): Promise<{ identity: string; reassigned_from: string | null; current_user_name: string }[]> {
+async function ownerWatcherRows(on: Pipeline = p): Promise<{ identity: string; reassigned_from: string | null; current_user_name: string }[]> {
   return (
-    await p.sourceClient.query<{ identity: string; reassigned_from: string | null; current_user_name: string }>(
+    await on.sourceClient.query<{ identity: string; reassigned_from: string | null; current_user_name: string }>(
       `SELECT a.object_identity AS identity, a.reassigned_from, a.current_user_name
          FROM permsync.audit_log a JOIN permsync.batches b ON b.id = a.batch_id
         WHERE b.origin = 'owner_watcher' ORDER BY a.id`,
@@ -287,5 +288,62 @@ describe('owner watcher', () => {
     // prod's own vault tables (colleague's, which the source never had) stay colleague's.
     expect(rows).toHaveLength(n);
     expect(rows.filter((r) => r.owner !== 'colleague')).toEqual([]);
+  }, 120_000);
+});
+
+describe('owner watcher on a PostgreSQL 15 source', () => {
+  // The owner of an empty table turns it into a view, same oid and name, with CREATE RULE
+  // "_RETURN" (16 took tables' ON SELECT rules away); no event trigger of permsync's fires.
+  let p15: Pipeline;
+  let daemon15: Daemon;
+  let prod15: pg.Client;
+
+  beforeAll(async () => {
+    p15 = await startPipeline(['prod'], { major: 15 });
+    prod15 = p15.env('prod').client;
+    daemon15 = await p15.startDaemon();
+    await p15.dba(`CREATE ROLE ${MALLORY} LOGIN CREATEROLE PASSWORD '${PW}'; CREATE ROLE colleague NOLOGIN; CREATE ROLE payroll NOLOGIN`);
+    await p15.settleRoles();
+  }, 120_000);
+
+  afterAll(async () => {
+    await daemon15?.stop();
+    await p15?.close();
+  });
+
+  it("a DBA's REASSIGN OWNED TO mallory does not give her prod's own view of the former owner when she turns the source's table of that name into a view", async () => {
+    await p15.everywhere(`CREATE SCHEMA rk; GRANT USAGE, CREATE ON SCHEMA rk TO colleague; GRANT USAGE ON SCHEMA rk TO ${MALLORY}`);
+    // On the source rk.ledger is an (empty) table of colleague's.
+    await p15.sourceClient.query(`SET permsync.capture = 'off'; CREATE TABLE rk.ledger (who text, amount numeric);
+                                ALTER TABLE rk.ledger OWNER TO colleague; RESET permsync.capture`);
+    // prod's own rk.ledger, made by its migrations, is a view of colleague's over its salaries (postgres's).
+    await prod15.query(`CREATE TABLE rk.salaries (who text, amount numeric); REVOKE ALL ON rk.salaries FROM PUBLIC;
+                      GRANT SELECT ON rk.salaries TO colleague;
+                      CREATE VIEW rk.ledger AS SELECT who, amount FROM rk.salaries; ALTER VIEW rk.ledger OWNER TO colleague;
+                      REVOKE ALL ON rk.ledger FROM PUBLIC; GRANT SELECT ON rk.ledger TO payroll`);
+    await p15.settle();
+
+    // prod is not applying yet (a backlog, a hold, an outage).
+    await p15.dba(`SELECT permsync.pause_environment('prod')`);
+    await p15.dba(`REASSIGN OWNED BY colleague TO ${MALLORY}`);
+    await waitFor(
+      async () => (await ownerWatcherRows(p15)).some((r) => r.identity === 'rk.ledger' && r.reassigned_from === 'colleague'),
+      20_000,
+      'the owner watcher',
+    );
+    // Her table now: she turns it into a view, keeping its oid and name.
+    await asMallory(`CREATE RULE "_RETURN" AS ON SELECT TO rk.ledger DO INSTEAD SELECT NULL::text AS who, NULL::numeric AS amount`, p15);
+    expect(
+      (await p15.sourceClient.query<{ relkind: string }>(`SELECT relkind FROM pg_class WHERE oid = 'rk.ledger'::regclass`)).rows[0]?.relkind,
+    ).toBe('v');
+    await p15.dba(`SELECT permsync.resume_environment('prod')`);
+    await p15.settle(30_000);
+
+    // The source gave her a table rk.ledger, which prod does not have: prod's own view of
+    // colleague's stays colleague's (REASSIGN OWNED there would have taken no view).
+    const { rows } = await prod15.query<{ kind: string; owner: string }>(
+      `SELECT c.relkind::text AS kind, c.relowner::regrole::text AS owner FROM pg_class c WHERE c.oid = 'rk.ledger'::regclass`,
+    );
+    expect(rows).toEqual([{ kind: 'v', owner: 'colleague' }]);
   }, 120_000);
 });

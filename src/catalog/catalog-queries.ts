@@ -375,15 +375,16 @@ export const SERVER_START = `SELECT 'start' AS id, EXTRACT(epoch FROM pg_catalog
   pg_catalog.current_setting('port') AS port`;
 
 /**
- * The identity each object in $1 (its "classid/objid") has, as permsync.object_facts gives
- * it (permsync.capture_owner_changes recorded it so): from the catalog's rows in this
- * snapshot, as the objects' names are read (pg_identify_object reads the newest). None for
- * one that is gone, or that shows two.
+ * The identity each object in $1 (its "classid/objid") has, with its own name (a
+ * relation's with its kind), as permsync.object_facts gives them
+ * (permsync.capture_owner_changes recorded them so): from the catalog's rows in this
+ * snapshot, as the objects' names and kinds are read (pg_identify_object reads the newest).
+ * None for one that is gone, or that shows two.
  */
 export const IDENTITIES = `
-  SELECT w.address, pg_catalog.min(f.identity) AS identity
+  SELECT w.address, pg_catalog.min(f.identity || ' / ' || f.own) AS identity
     FROM (SELECT a AS address, pg_catalog.split_part(a, '/', 1)::oid AS classid, pg_catalog.split_part(a, '/', 2)::oid AS objid
             FROM pg_catalog.unnest($1::text[]) a) w
    CROSS JOIN LATERAL permsync.object_facts(w.classid, w.objid) f
    GROUP BY w.address
-  HAVING pg_catalog.count(DISTINCT f.identity) = 1`;
+  HAVING pg_catalog.count(DISTINCT f.identity || ' / ' || f.own) = 1`;
