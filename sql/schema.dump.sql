@@ -163,6 +163,7 @@ CREATE FUNCTION permsync.capture_owner_changes(seen text) RETURNS TABLE(batch bi
 DECLARE
     roles    jsonb;
     looked   jsonb;
+    here     oid := (SELECT b.oid FROM pg_database b WHERE b.datname = current_database());
     -- The most commands the daemon reads of one batch (MAX_RECORDED_COMMANDS).
     max_rows constant integer := 1000;
 BEGIN
@@ -190,7 +191,7 @@ BEGIN
     owned AS (
         SELECT d.classid, d.objid, d.refobjid
           FROM pg_shdepend d
-         WHERE d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
+         WHERE d.dbid IN (0, here)
            AND d.deptype = 'o' AND d.objsubid = 0),
     -- Roles the targets know by these names (a role the watcher has not carried yet, made,
     -- renamed or dropped, waits for its next look), read before any object's facts.
@@ -214,7 +215,7 @@ BEGIN
          WHERE r.former < 16384
             OR EXISTS (SELECT FROM pg_shdepend d
                         WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.former AND d.deptype = 'o'
-                          AND d.dbid IN (0, (SELECT b.oid FROM pg_database b WHERE b.datname = current_database()))
+                          AND d.dbid IN (0, here)
                           AND d.classid <> 'pg_default_acl'::regclass))
     SELECT jsonb_agg(to_jsonb(c) ORDER BY c.classid, c.objid) INTO looked
       FROM (SELECT m.classid, m.objid, i.type, i.identity, f.identity || ' / ' || f.own AS noted, m.former_name AS former,

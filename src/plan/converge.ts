@@ -69,7 +69,8 @@ export interface Converged {
 
 /** The roles whose authority decides what a batch may converge (see Authority), by name and oid: one capture could not tell has none. */
 export function actorsOf(scope: ConvergeScope): { name: string; oid: number }[] {
-  return [...new Set(scope.touches.flatMap((t) => t.actors))].flatMap((name) => {
+  // An owner change the role watcher found is weighed by Touch.found, not by authority.
+  return [...new Set(scope.touches.flatMap((t) => (t.found ? [] : t.actors)))].flatMap((name) => {
     const oid = scope.actorOids.get(name);
     return oid === undefined ? [] : [{ name, oid }];
   });
