@@ -195,14 +195,17 @@ BEGIN
            AND d.deptype = 'o' AND d.objsubid = 0),
     -- Roles the targets know by these names (a role the watcher has not carried yet, made,
     -- renamed or dropped, waits for its next look), read before any object's facts.
+    -- A former owner the source and the watcher have dropped: its objects are noted, not
+    -- converged (each target's release of the DROP ROLE gave them away).
     moved AS MATERIALIZED (
         SELECT l.classid, l.objid, l.owner_oid AS former, fr.rolname AS former_name, l.identity AS noted_as,
                l.own AS noted_own, w.refobjid AS owner_now
           FROM last l
-          JOIN pg_roles fr ON fr.oid = l.owner_oid
+          LEFT JOIN pg_roles fr ON fr.oid = l.owner_oid
           LEFT JOIN owned w ON w.classid = l.classid AND w.objid = l.objid
          WHERE CASE WHEN w.refobjid IS NULL THEN l.owner_oid >= 16384 ELSE w.refobjid <> l.owner_oid END
-           AND (l.owner_oid < 16384 OR roles -> l.owner_oid::text ->> 'name' = fr.rolname)
+           AND CASE WHEN fr.oid IS NULL THEN l.owner_oid >= 16384 AND NOT roles ? l.owner_oid::text
+                    ELSE l.owner_oid < 16384 OR roles -> l.owner_oid::text ->> 'name' = fr.rolname END
            AND (w.refobjid IS NULL
                 OR EXISTS (SELECT FROM pg_roles nr WHERE nr.oid = w.refobjid AND roles -> nr.oid::text ->> 'name' = nr.rolname))
          ORDER BY l.classid, l.objid),
@@ -211,7 +214,7 @@ BEGIN
     -- gave the object away, one a stale row missed (see object_owners): noted, not converged.
     keeps AS (
         SELECT r.former
-          FROM (SELECT DISTINCT m.former FROM moved m) r
+          FROM (SELECT DISTINCT m.former FROM moved m WHERE m.former_name IS NOT NULL) r
          WHERE r.former < 16384
             OR EXISTS (SELECT FROM pg_shdepend d
                         WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.former AND d.deptype = 'o'
@@ -228,7 +231,7 @@ BEGIN
                    EXISTS (SELECT FROM pg_depend d
                             WHERE m.classid = 'pg_class'::regclass AND d.classid = 'pg_class'::regclass AND d.objid = m.objid
                               AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')) AS follows,
-                   m.former NOT IN (SELECT k.former FROM keeps k) AS whole,
+                   m.former_name IS NOT NULL AND m.former NOT IN (SELECT k.former FROM keeps k) AS whole,
                    -- Its name or kind is not the one noted for the former owner: a name
                    -- another role chose by renaming its schema, say, or a table made a view
                    -- on 15 and earlier (see object_owners). Noted, not converged.
@@ -413,15 +416,6 @@ BEGIN
                                    roles_rows_written = EXCLUDED.roles_rows_written, horizon = EXCLUDED.horizon,
                                    taken_in = EXCLUDED.taken_in,
                                    state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
-    -- Each object noted as a dropped role's gets a row of its owner now (see object_owners).
-    IF old_state IS NOT NULL THEN
-        PERFORM permsync.note_owners_of(
-                    (SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', o.classid, 'objid', o.objid))
-                       FROM permsync.object_owners o
-                      WHERE o.owner_oid IN (SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r
-                                             WHERE NOT (state -> 'roles') ? r.key)),
-                    false);
-    END IF;
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
     END IF;
@@ -1327,6 +1321,20 @@ $$;
 
 
 ALTER FUNCTION permsync.note_owners_of(objects jsonb, moves boolean) OWNER TO postgres;
+
+--
+-- Name: note_released_owners(jsonb); Type: FUNCTION; Schema: permsync; Owner: postgres
+--
+
+CREATE FUNCTION permsync.note_released_owners(objects jsonb) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT permsync.note_owners_of(objects, false);
+$$;
+
+
+ALTER FUNCTION permsync.note_released_owners(objects jsonb) OWNER TO postgres;
 
 --
 -- Name: notify_control(text, text); Type: FUNCTION; Schema: permsync; Owner: postgres
@@ -4313,6 +4321,14 @@ REVOKE ALL ON FUNCTION permsync.note_owners() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION permsync.note_owners_of(objects jsonb, moves boolean) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION note_released_owners(objects jsonb); Type: ACL; Schema: permsync; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync.note_released_owners(objects jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION permsync.note_released_owners(objects jsonb) TO permsync_daemon;
 
 
 --

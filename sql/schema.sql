@@ -1792,15 +1792,6 @@ BEGIN
                                    roles_rows_written = EXCLUDED.roles_rows_written, horizon = EXCLUDED.horizon,
                                    taken_in = EXCLUDED.taken_in,
                                    state = EXCLUDED.state, taken_at = EXCLUDED.taken_at;
-    -- Each object noted as a dropped role's gets a row of its owner now (see object_owners).
-    IF old_state IS NOT NULL THEN
-        PERFORM permsync.note_owners_of(
-                    (SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', o.classid, 'objid', o.objid))
-                       FROM permsync.object_owners o
-                      WHERE o.owner_oid IN (SELECT r.key::oid FROM jsonb_each(old_state -> 'roles') r
-                                             WHERE NOT (state -> 'roles') ? r.key)),
-                    false);
-    END IF;
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
     END IF;
@@ -2300,9 +2291,12 @@ SELECT m.server_key, m.role_oid, m.role_name, m.source_oid, m.how, m.recorded_by
 -- it counts, unless only its schema was renamed, by a role that may act as the owner (the
 -- schema's own row that gave it that name says whose it was); the release also takes a
 -- role's last name for an object whose schema alone was renamed since, where that row is
--- a superuser's. When the role watcher finds a role dropped, each object noted as its
--- gets a row of its owner then too, so that a release further down a chain of REASSIGN
--- OWNED (a's objects to b, a dropped; later b's to c, b dropped) finds it. A dropped role's
+-- a superuser's. An object whose last row is of a dropped role gets a row of its owner now
+-- when a target's release hands it to that owner (note_released_owners), and at the role
+-- watcher's next look (capture_owner_changes), so that a release further down a chain of
+-- REASSIGN OWNED (a's objects to b, a dropped; later b's to c, b dropped) finds it, and the
+-- look sees the next REASSIGN OWNED. Not when the DROP ROLE is captured: that holds the lock
+-- every DBA's commit takes, and a login's role may leave thousands of objects. A dropped role's
 -- rows go once no enabled environment has its DROP ROLE still to run (cleanup_old_logs).
 -- Nothing on a DBA's path waits on another transaction's rows but the object's own, which
 -- its command holds a lock on: there is no unique key, and no row is updated. A temporary
@@ -2557,6 +2551,19 @@ EXCEPTION WHEN serialization_failure THEN
 END
 $fn$;
 
+-- The daemon's call when it releases a dropped role's objects on a target, giving each to
+-- its owner on the source (src/catalog/role-holdings.ts): that owner's row, for the release
+-- of its own DROP ROLE further down a chain of REASSIGN OWNED (see object_owners). What is
+-- noted is read from the catalog, as for any command's objects.
+CREATE FUNCTION permsync.note_released_owners(objects jsonb)
+RETURNS void
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT permsync.note_owners_of(objects, false);
+$fn$;
+
 -- The event trigger permsync_owners: the owners of the commands' objects (an operator's
 -- commutator and negator too, which CREATE OPERATOR may make as shells), and what a DROP
 -- took away. It runs as its owner, so that the DBA's command may write the table, and
@@ -2611,7 +2618,9 @@ $fn$;
 -- made the change (the former owner owns nothing else here) under the name noted for the
 -- former owner, a row in a batch (origin owner_watcher) that gives it the new owner on each
 -- target where the object of that name is the former owner's (audit_log.classid, objid,
--- reassigned_from; plan/converge.ts). Only where the targets know both roles by the names
+-- reassigned_from; plan/converge.ts). A dropped former owner's objects are noted only (see
+-- object_owners), at most a batch's worth a look like the rest: their facts cost this
+-- look, on no DBA's path. Only where the targets know both roles by the names
 -- the source has for them now: a role the watcher has not carried yet (made, renamed,
 -- dropped) waits for its next look, and an object whose last row is of no one (0) is not
 -- looked at. `seen` is what the pg_shdepend write counters were at the last look: while
@@ -2660,14 +2669,17 @@ BEGIN
            AND d.deptype = 'o' AND d.objsubid = 0),
     -- Roles the targets know by these names (a role the watcher has not carried yet, made,
     -- renamed or dropped, waits for its next look), read before any object's facts.
+    -- A former owner the source and the watcher have dropped: its objects are noted, not
+    -- converged (each target's release of the DROP ROLE gave them away).
     moved AS MATERIALIZED (
         SELECT l.classid, l.objid, l.owner_oid AS former, fr.rolname AS former_name, l.identity AS noted_as,
                l.own AS noted_own, w.refobjid AS owner_now
           FROM last l
-          JOIN pg_roles fr ON fr.oid = l.owner_oid
+          LEFT JOIN pg_roles fr ON fr.oid = l.owner_oid
           LEFT JOIN owned w ON w.classid = l.classid AND w.objid = l.objid
          WHERE CASE WHEN w.refobjid IS NULL THEN l.owner_oid >= 16384 ELSE w.refobjid <> l.owner_oid END
-           AND (l.owner_oid < 16384 OR roles -> l.owner_oid::text ->> 'name' = fr.rolname)
+           AND CASE WHEN fr.oid IS NULL THEN l.owner_oid >= 16384 AND NOT roles ? l.owner_oid::text
+                    ELSE l.owner_oid < 16384 OR roles -> l.owner_oid::text ->> 'name' = fr.rolname END
            AND (w.refobjid IS NULL
                 OR EXISTS (SELECT FROM pg_roles nr WHERE nr.oid = w.refobjid AND roles -> nr.oid::text ->> 'name' = nr.rolname))
          ORDER BY l.classid, l.objid),
@@ -2676,7 +2688,7 @@ BEGIN
     -- gave the object away, one a stale row missed (see object_owners): noted, not converged.
     keeps AS (
         SELECT r.former
-          FROM (SELECT DISTINCT m.former FROM moved m) r
+          FROM (SELECT DISTINCT m.former FROM moved m WHERE m.former_name IS NOT NULL) r
          WHERE r.former < 16384
             OR EXISTS (SELECT FROM pg_shdepend d
                         WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.former AND d.deptype = 'o'
@@ -2693,7 +2705,7 @@ BEGIN
                    EXISTS (SELECT FROM pg_depend d
                             WHERE m.classid = 'pg_class'::regclass AND d.classid = 'pg_class'::regclass AND d.objid = m.objid
                               AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')) AS follows,
-                   m.former NOT IN (SELECT k.former FROM keeps k) AS whole,
+                   m.former_name IS NOT NULL AND m.former NOT IN (SELECT k.former FROM keeps k) AS whole,
                    -- Its name or kind is not the one noted for the former owner: a name
                    -- another role chose by renaming its schema, say, or a table made a view
                    -- on 15 and earlier (see object_owners). Noted, not converged.
@@ -3718,8 +3730,9 @@ GRANT SELECT, INSERT, DELETE, UPDATE (role_name, source_oid) ON permsync.managed
 GRANT SELECT, INSERT, UPDATE (batch_id, reason, last_seen_at, resolved_at, resolution) ON permsync.role_conflicts
    TO permsync_daemon, permsync_admin;
 GRANT SELECT ON permsync.v_managed_roles TO permsync_daemon;
--- The release before a DROP ROLE reads whose the source's objects were.
+-- The release before a DROP ROLE reads whose the source's objects were, and notes whose they are.
 GRANT SELECT ON permsync.object_owners TO permsync_daemon;
+GRANT EXECUTE ON FUNCTION permsync.note_released_owners(jsonb) TO permsync_daemon;
 GRANT EXECUTE ON FUNCTION permsync.object_facts(oid, oid) TO permsync_daemon;
 GRANT EXECUTE ON FUNCTION permsync.join_server(text, text) TO permsync_daemon;
 

@@ -1863,14 +1863,14 @@ describe('role scope: object_owners, a tenth attacker read', () => {
     );
   });
 
-  it("a login's routines of many arguments, owned by a role of hers she drops, do not stall a DBA's GRANT to a new role (the capture of the DROP ROLE notes each of them)", async () => {
+  it("a login's routines of many arguments, owned by a role of hers she drops, do not stall a DBA's GRANT to a new role (the role watcher's look notes their owner, a batch's worth at a time)", async () => {
     await p.dba(`GRANT CREATE ON DATABASE postgres TO ${MALLORY}; CREATE SCHEMA many104 AUTHORIZATION ${MALLORY}`);
     await asMallory(`CREATE ROLE m104; GRANT m104 TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
     await settle();
     await asMallory('SET permsync.capture = off; GRANT USAGE, CREATE ON SCHEMA many104 TO m104');
-    // 4,000 routines of 100 arguments each, made as her role, 1,000 a command.
+    // 8,000 routines of 100 arguments each, made as her role, 1,000 a command.
     const args = Array.from({ length: 100 }, () => 'int').join(', ');
-    for (let s = 0; s < 4; s++) {
+    for (let s = 0; s < 8; s++) {
       await asMallory(`SET permsync.capture = off; SET ROLE m104; DO $$BEGIN
           FOR i IN 1..1000 LOOP EXECUTE format('CREATE FUNCTION many104.f${s}_%s(${args}) RETURNS int LANGUAGE sql AS ''SELECT 1''', i); END LOOP;
         END$$`);

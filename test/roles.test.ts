@@ -426,6 +426,49 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
       await restartDaemon();
     }
   });
+
+  it("a chain: a dropped role's objects its heir gives on while no target has run the DROP ROLE reach each target as the source has them", async () => {
+    await p.everywhere('CREATE TABLE app.chain_report (id int)');
+    await dba('CREATE ROLE chain_first; CREATE ROLE chain_heir; CREATE ROLE chain_last');
+    await expectRolesEqual();
+    await p.everywhere('ALTER TABLE app.chain_report OWNER TO chain_first');
+    await p.settle();
+    const environments = ['dev', 'prod', 'managed'];
+    const pause = (action: 'pause' | 'resume') =>
+      Promise.all(environments.map((name) => p.sourceClient.query(`SELECT permsync.${action}_environment($1)`, [name])));
+    // No target's release of chain_first notes whose the table is: the role watcher's look alone does.
+    await pause('pause');
+    try {
+      await dba('REASSIGN OWNED BY chain_first TO chain_heir; DROP OWNED BY chain_first; DROP ROLE chain_first');
+      const noted = async () =>
+        (
+          await p.sourceClient.query<{ owner: string }>(
+            `SELECT o.owner_oid::regrole::text AS owner FROM permsync.object_owners o
+              WHERE o.classid = 'pg_class'::regclass AND o.objid = 'app.chain_report'::regclass ORDER BY o.noted DESC LIMIT 1`,
+          )
+        ).rows[0]?.owner;
+      await waitFor(async () => (await noted()) === 'chain_heir', 10_000, "the look to note the heir's table");
+      await dba('REASSIGN OWNED BY chain_heir TO chain_last');
+      await waitFor(async () => (await noted()) === 'chain_last', 10_000, "the look to note the last owner's table");
+      // The heir's REASSIGN OWNED is one the look converges: it found the table the heir's.
+      const { rows } = await p.sourceClient.query<{ reassigned_from: string; owner: string }>(
+        `SELECT a.reassigned_from, a.current_user_name AS owner FROM permsync.audit_log a JOIN permsync.batches b ON b.id = a.batch_id
+          WHERE b.origin = 'owner_watcher' AND a.object_identity = 'app.chain_report'`,
+      );
+      expect(rows).toEqual([{ reassigned_from: 'chain_heir', owner: 'chain_last' }]);
+    } finally {
+      await pause('resume');
+    }
+    await expectRolesEqual();
+    await p.settle();
+    // The managed environment's CREATEROLE user may not give the table away: dev and prod are the ones to compare.
+    for (const name of ['dev', 'prod']) {
+      const { rows } = await env(name).client.query<{ owner: string }>(
+        `SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.chain_report'::regclass`,
+      );
+      expect(rows[0]?.owner, name).toBe('chain_last');
+    }
+  });
 });
 
 /** The permissions the release test changes: on its two tables, and default privileges. */

@@ -85,7 +85,7 @@ const SOURCE_POLICIES = `
  * trigger sees, not others of their names.
  */
 const OWNERS = `
-  SELECT o.kind, o.schema, o.name, o.args, o.owner
+  SELECT o.kind, o.schema, o.name, o.args, o.owner, o.classid, o.objid
     FROM (${catalogSql.OBJECTS}) o
     JOIN jsonb_to_recordset($1::jsonb) AS w(kind text, schema text, name text, args text)
       ON w.kind = o.kind AND w.schema IS NOT DISTINCT FROM o.schema
@@ -135,15 +135,24 @@ export function readRoleHoldings(target: pg.ClientBase, role: string): Promise<R
   });
 }
 
+/** The source's ledger notes each object's owner now: the release that hands it over names that owner (sql/schema.sql, object_owners). */
+const NOTE_RELEASED_OWNERS = 'SELECT permsync.note_released_owners($1::jsonb)';
+
 /**
  * Each object's owner on the source, by the object's key (objectKey), where the name the
  * source's object was last noted under as the role of source oid `formerOwner`'s is its
- * name now (sql/schema.sql, object_owners).
+ * name now (sql/schema.sql, object_owners). The ledger then notes those owners, so that the
+ * release of one of them, dropped later, finds what this release hands it.
  */
 export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef[], formerOwner: number | undefined): Promise<Map<string, string>> {
   if (objects.length === 0 || formerOwner === undefined) return new Map();
   const wanted = objects.map(({ kind, schema, name, args }) => ({ kind, schema, name, args }));
-  const { rows } = await inCatalogSnapshot(source, () => source.query<ObjectRef & { owner: string }>(OWNERS, [JSON.stringify(wanted), formerOwner]));
+  const { rows } = await inCatalogSnapshot(source, () =>
+    source.query<ObjectRef & { owner: string; classid: number; objid: number }>(OWNERS, [JSON.stringify(wanted), formerOwner]),
+  );
+  if (rows.length > 0) {
+    await source.query(NOTE_RELEASED_OWNERS, [JSON.stringify(rows.map(({ classid, objid }) => ({ classid, objid })))]);
+  }
   return new Map(rows.map((r) => [objectKey(r), r.owner]));
 }
 
