@@ -9,6 +9,7 @@ import { SourceStore } from '../src/source/store.js';
 import { relationPrivileges } from './support/catalog.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 import { runCli } from './support/cli.js';
+import { inSession } from './support/servers.js';
 
 let p: Pipeline;
 let configDir: string;
@@ -21,15 +22,7 @@ const READER = 'ctl_reader';
 /** A plain login: the untrusted kind every source has. */
 const MALLORY = 'mallory';
 
-async function as<T>(login: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client(p.source.urlFor('postgres', login, PASSWORD));
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
+const as = <T>(login: string, work: (client: pg.Client) => Promise<T>): Promise<T> => inSession(p.source.urlFor('postgres', login, PASSWORD), work);
 
 async function rows<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
   return (await p.sourceClient.query<T>(sql, params)).rows;

@@ -9,6 +9,7 @@ import { RESUME_POINT } from '../src/source/queries.js';
 import { relationPrivileges } from './support/catalog.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 import { runCli } from './support/cli.js';
+import { inSession } from './support/servers.js';
 
 let p: Pipeline;
 let daemon: Daemon | undefined;
@@ -26,15 +27,7 @@ const LOGINS = {
 
 const dba = (sql: string) => p.dba(sql);
 
-async function as<T>(login: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client(p.source.urlFor('postgres', login, PASSWORD));
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
+const as = <T>(login: string, work: (client: pg.Client) => Promise<T>): Promise<T> => inSession(p.source.urlFor('postgres', login, PASSWORD), work);
 
 async function rows<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
   return (await p.sourceClient.query<T>(sql, params)).rows;

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../src/daemon.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { runAs } from './support/servers.js';
 
 /**
  * Attackers' reads of the owner watcher (capture_owner_changes, owner_watcher batches):
@@ -16,15 +17,7 @@ const MALLORY = 'mallory';
 const PW = 'mallory-pw';
 
 /** Runs `sql` as mallory on the source of `on` (the pipeline of the first describe, unless said). */
-async function asMallory(sql: string, on: Pipeline = p): Promise<void> {
-  const client = new pg.Client(on.source.urlFor('postgres', MALLORY, PW));
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
+const asMallory = (sql: string, on: Pipeline = p) => runAs(on.source.urlFor('postgres', MALLORY, PW), sql);
 
 async function prodRoutineOwner(routine: string): Promise<string | undefined> {
   const { rows } = await prod.query<{ owner: string }>(`SELECT proowner::regrole::text AS owner FROM pg_proc WHERE oid = $1::regprocedure`, [

@@ -5,6 +5,7 @@ import type { Daemon } from '../src/daemon.js';
 import { adoptRoles } from '../src/drift/adopt.js';
 import { reconcile } from '../src/drift/reconcile.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { runAs } from './support/servers.js';
 
 /**
  * An attacker's review of role scope and operator controls: each test is a way a
@@ -22,15 +23,7 @@ let prod: pg.Client;
 const MALLORY = 'mallory';
 const PW = 'mallory-pw';
 
-async function asMallory(sql: string): Promise<void> {
-  const client = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
+const asMallory = (sql: string) => runAs(p.source.urlFor('postgres', MALLORY, PW), sql);
 
 const settle = () => p.settleRoles();
 

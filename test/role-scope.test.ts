@@ -6,6 +6,7 @@ import { checkEnvironments } from '../src/drift/check.js';
 import { describeReport } from '../src/drift/format.js';
 import { adoptRoles } from '../src/drift/adopt.js';
 import { startPipeline, type Pipeline } from './support/pipeline.js';
+import { runAs } from './support/servers.js';
 
 /**
  * What a source login below a DBA (a CREATEROLE user, or anyone who gets a role change
@@ -19,15 +20,7 @@ let daemon: Daemon;
 /** A source login with CREATEROLE and nothing else, as the review's attacker. */
 const MALLORY = 'mallory';
 
-async function asMallory(sql: string): Promise<void> {
-  const client = new pg.Client(p.source.urlFor('postgres', MALLORY, 'mallory-pw'));
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
+const asMallory = (sql: string) => runAs(p.source.urlFor('postgres', MALLORY, 'mallory-pw'), sql);
 
 /** Waits until the role watcher has captured every role change and every environment has carried what it could. */
 const settle = () => p.settleRoles();

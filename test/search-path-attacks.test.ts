@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, writeConfigFile } from './support/cli.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { runAs } from './support/servers.js';
 
 /**
  * permsync's queries call pg_catalog's functions by their bare names. A login that may
@@ -33,15 +34,7 @@ const TRAP = `
       RETURN QUERY SELECT pg_catalog.unnest(a);
   END $$;`;
 
-async function asMallory(url: string, sql: string): Promise<void> {
-  const client = new pg.Client(url);
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
+const asMallory = runAs;
 
 async function whoRan(client: pg.Client): Promise<string[]> {
   const { rows } = await client.query<{ who: string }>('SELECT DISTINCT who FROM public.ran ORDER BY 1');

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { GenericContainer, Wait, getContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
 import { DEFAULT_MAJOR, startLocalCluster, type LocalCluster, type PostgresMajor } from '../../dev/embedded/cluster.js';
 
@@ -13,6 +14,22 @@ export interface TestServer {
   destroy(): Promise<void>;
   /** The embedded server, when it is one: fault tests stop, restart and pause it. */
   cluster?: LocalCluster;
+}
+
+/** Runs `work` in a session of its own at `url` (as the login it names), then ends the session. */
+export async function inSession<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(url);
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Runs `sql` in a session of its own at `url`. */
+export async function runAs(url: string, sql: string): Promise<void> {
+  await inSession(url, (client) => client.query(sql));
 }
 
 let dockerAvailable: Promise<boolean> | undefined;
