@@ -282,6 +282,77 @@ describe('owner watcher', () => {
     expect(rows).toHaveLength(n);
     expect(rows.filter((r) => r.owner !== 'colleague')).toEqual([]);
   }, 120_000);
+
+  it("a login's REASSIGN OWNED BY her heir role, committed while prod's release of her dropped role reads the source, does not hold prod at the heir's DROP ROLE", async () => {
+    const ledgerOwners = async (table: string) =>
+      (
+        await p.sourceClient.query<{ owner: string }>(
+          `SELECT CASE WHEN o.owner_oid = 0 THEN '-' ELSE coalesce(r.rolname::text, 'dropped') END AS owner
+             FROM permsync.object_owners o LEFT JOIN pg_roles r ON r.oid = o.owner_oid
+            WHERE o.classid = 'pg_class'::regclass AND o.objid = $1::regclass ORDER BY o.noted`,
+          [table],
+        )
+      ).rows.map((r) => r.owner);
+    const prodState = async () =>
+      (await p.sourceClient.query<{ state: string }>(`SELECT state FROM permsync.v_environment_status WHERE environment = 'prod'`)).rows[0]?.state;
+    await p.dba(`GRANT CREATE ON DATABASE postgres TO ${MALLORY}`);
+    await asMallory(`CREATE ROLE r1a; CREATE ROLE r1b; CREATE ROLE r1c; CREATE ROLE r1j; CREATE ROLE r1k;
+      GRANT r1a, r1b, r1c, r1j, r1k TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
+    await p.settleRoles();
+    await p.everywhere(`CREATE SCHEMA m1 AUTHORIZATION ${MALLORY}; GRANT USAGE, CREATE ON SCHEMA m1 TO r1a, r1b, r1c, r1j, r1k;
+                        CREATE TABLE m1.x (id int); ALTER TABLE m1.x OWNER TO r1a`);
+    await p.settle();
+    // 5,000 routines of another role of hers, on the source alone: once that role is
+    // dropped, the role watcher's look takes them first (pg_proc sorts before pg_class).
+    await asMallory(`SET permsync.capture = off; SET ROLE r1j; DO $$BEGIN
+        FOR i IN 1..5000 LOOP EXECUTE format('CREATE FUNCTION m1.j_%s() RETURNS int LANGUAGE sql AS ''SELECT 1''', i); END LOOP;
+      END$$`);
+    await p.settle();
+    const spy = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+    const mover = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+    await spy.connect();
+    await mover.connect();
+    try {
+      const mine = [
+        await spy.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'),
+        await mover.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'),
+      ].map((r) => r.rows[0]?.pid);
+      await asMallory(`REASSIGN OWNED BY r1a TO r1b; REASSIGN OWNED BY r1j TO r1k; DROP OWNED BY r1a; DROP OWNED BY r1j;
+                       DROP ROLE r1a; DROP ROLE r1j`);
+      // r1b gives the table on to r1c, committed when a session reads the ledger and nothing
+      // else of permsync's: prod's release reading whose the table is on the source.
+      await mover.query('BEGIN; REASSIGN OWNED BY r1b TO r1c');
+      const deadline = Date.now() + 10_000;
+      let seen = false;
+      const { rows: relations } = await p.sourceClient.query<{ ledger: number; locks: number }>(
+        `SELECT 'permsync.object_owners'::regclass::oid::int AS ledger, 'permsync.locks'::regclass::oid::int AS locks`,
+      );
+      while (!seen && Date.now() < deadline) {
+        const { rows } = await spy.query(
+          `SELECT l.pid FROM pg_locks l
+            WHERE l.locktype = 'relation' AND l.relation = $2 AND l.mode = 'AccessShareLock' AND l.granted
+              AND l.pid <> ALL ($1::int[])
+              AND NOT EXISTS (SELECT FROM pg_locks k WHERE k.pid = l.pid AND k.locktype = 'relation'
+                                 AND (k.relation = $3 OR (k.relation = $2 AND k.mode = 'RowExclusiveLock')))`,
+          [mine, relations[0]?.ledger, relations[0]?.locks],
+        );
+        seen = rows.length > 0;
+      }
+      await mover.query('COMMIT');
+      expect(seen).toBe(true);
+    } finally {
+      await mover.query('ROLLBACK').catch(() => {});
+      await spy.end();
+      await mover.end();
+    }
+    await p.settle(30_000);
+    await waitFor(async () => (await ledgerOwners('m1.x')).at(-1) === 'r1c', 20_000, 'the look to note r1c');
+    await p.settle(30_000);
+    await asMallory('DROP OWNED BY r1b; DROP ROLE r1b');
+    await p.settleRoles();
+    await p.settle(30_000);
+    expect({ owner: await prodOwner('m1.x'), state: await prodState() }).toEqual({ owner: 'r1c', state: 'ok' });
+  }, 180_000);
 });
 
 describe('owner watcher on a PostgreSQL 15 source', () => {

@@ -135,24 +135,31 @@ export function readRoleHoldings(target: pg.ClientBase, role: string): Promise<R
   });
 }
 
-/** The source's ledger notes each object's owner now: the release that hands it over names that owner (sql/schema.sql, object_owners). */
+/** The source's ledger notes each object's owner now (sql/schema.sql, object_owners). */
 const NOTE_RELEASED_OWNERS = 'SELECT permsync.note_released_owners($1::jsonb)';
+
+type SourceOwner = ObjectRef & { owner: string; classid: number; objid: number };
 
 /**
  * Each object's owner on the source, by the object's key (objectKey), where the name the
  * source's object was last noted under as the role of source oid `formerOwner`'s is its
- * name now (sql/schema.sql, object_owners). The ledger then notes those owners, so that the
- * release of one of them, dropped later, finds what this release hands it.
+ * name now (sql/schema.sql, object_owners). The release of an owner it names, dropped
+ * later, needs that owner's row in the ledger: the owners are noted before the read whose
+ * answer the release uses, so that each owner it hands an object to was noted, or came
+ * by a change since that the role watcher's next look notes and converges.
  */
 export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef[], formerOwner: number | undefined): Promise<Map<string, string>> {
   if (objects.length === 0 || formerOwner === undefined) return new Map();
-  const wanted = objects.map(({ kind, schema, name, args }) => ({ kind, schema, name, args }));
-  const { rows } = await inCatalogSnapshot(source, () =>
-    source.query<ObjectRef & { owner: string; classid: number; objid: number }>(OWNERS, [JSON.stringify(wanted), formerOwner]),
-  );
-  if (rows.length > 0) {
-    await source.query(NOTE_RELEASED_OWNERS, [JSON.stringify(rows.map(({ classid, objid }) => ({ classid, objid })))]);
-  }
+  const wanted = JSON.stringify(objects.map(({ kind, schema, name, args }) => ({ kind, schema, name, args })));
+  const read = async () => (await inCatalogSnapshot(source, () => source.query<SourceOwner>(OWNERS, [wanted, formerOwner]))).rows;
+  const note = async (rows: SourceOwner[]) => {
+    if (rows.length > 0) await source.query(NOTE_RELEASED_OWNERS, [JSON.stringify(rows.map(({ classid, objid }) => ({ classid, objid })))]);
+  };
+  const first = await read();
+  await note(first);
+  const rows = await read();
+  const noted = new Set(first.map((r) => `${r.classid}/${r.objid}`));
+  await note(rows.filter((r) => !noted.has(`${r.classid}/${r.objid}`)));
   return new Map(rows.map((r) => [objectKey(r), r.owner]));
 }
 
