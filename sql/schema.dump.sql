@@ -3961,13 +3961,6 @@ ALTER TABLE ONLY permsync.sync_rules
 
 
 --
--- Name: audit_log_batch_idx; Type: INDEX; Schema: permsync; Owner: postgres
---
-
-CREATE INDEX audit_log_batch_idx ON permsync.audit_log USING btree (batch_id);
-
-
---
 -- Name: audit_log_batch_ordinal_idx; Type: INDEX; Schema: permsync; Owner: postgres
 --
 

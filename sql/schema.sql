@@ -176,7 +176,6 @@ CREATE TABLE permsync.audit_log (
     noted_identity   text,
     reassigned_from  name
 );
-CREATE INDEX audit_log_batch_idx ON permsync.audit_log (batch_id);
 CREATE INDEX audit_log_batch_ordinal_idx ON permsync.audit_log (batch_id, command_ordinal);
 
 -- One row per batch and environment: the outcome of carrying that batch there.
