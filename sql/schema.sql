@@ -2551,10 +2551,10 @@ END
 $fn$;
 
 -- The daemon's call when it releases a dropped role's objects on a target, giving each to
--- its owner on the source (src/catalog/role-holdings.ts), before the read whose answer the
--- release uses: that owner's row, for the release of its own DROP ROLE further down a chain
--- of REASSIGN OWNED (see object_owners). What is noted is read from the catalog, as for
--- any command's objects.
+-- its owner on the source (src/catalog/role-holdings.ts), where that owner has no row of
+-- its own for the object as it is now: the release of that owner's DROP ROLE, further down
+-- a chain of REASSIGN OWNED, needs one (see object_owners). What is noted is read from the
+-- catalog, as for any command's objects.
 CREATE FUNCTION permsync.note_released_owners(objects jsonb)
 RETURNS void
 LANGUAGE sql

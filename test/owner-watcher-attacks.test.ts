@@ -49,6 +49,22 @@ async function ledgerOwner(table: string): Promise<string | undefined> {
   return rows[0]?.owner;
 }
 
+/** Every owner the source's ledger noted for a relation, in order ('dropped' for a role gone since, '-' for no one). */
+async function ledgerOwners(table: string): Promise<string[]> {
+  const { rows } = await p.sourceClient.query<{ owner: string }>(
+    `SELECT CASE WHEN o.owner_oid = 0 THEN '-' ELSE coalesce(r.rolname::text, 'dropped') END AS owner
+       FROM permsync.object_owners o LEFT JOIN pg_roles r ON r.oid = o.owner_oid
+      WHERE o.classid = 'pg_class'::regclass AND o.objid = $1::regclass ORDER BY o.noted`,
+    [table],
+  );
+  return rows.map((r) => r.owner);
+}
+
+async function prodState(): Promise<string | undefined> {
+  const { rows } = await p.sourceClient.query<{ state: string }>(`SELECT state FROM permsync.v_environment_status WHERE environment = 'prod'`);
+  return rows[0]?.state;
+}
+
 async function ownerWatcherRows(on: Pipeline = p): Promise<{ identity: string; reassigned_from: string | null; current_user_name: string }[]> {
   return (
     await on.sourceClient.query<{ identity: string; reassigned_from: string | null; current_user_name: string }>(
@@ -284,17 +300,6 @@ describe('owner watcher', () => {
   }, 120_000);
 
   it("a login's REASSIGN OWNED BY her heir role, committed while prod's release of her dropped role reads the source, does not hold prod at the heir's DROP ROLE", async () => {
-    const ledgerOwners = async (table: string) =>
-      (
-        await p.sourceClient.query<{ owner: string }>(
-          `SELECT CASE WHEN o.owner_oid = 0 THEN '-' ELSE coalesce(r.rolname::text, 'dropped') END AS owner
-             FROM permsync.object_owners o LEFT JOIN pg_roles r ON r.oid = o.owner_oid
-            WHERE o.classid = 'pg_class'::regclass AND o.objid = $1::regclass ORDER BY o.noted`,
-          [table],
-        )
-      ).rows.map((r) => r.owner);
-    const prodState = async () =>
-      (await p.sourceClient.query<{ state: string }>(`SELECT state FROM permsync.v_environment_status WHERE environment = 'prod'`)).rows[0]?.state;
     await p.dba(`GRANT CREATE ON DATABASE postgres TO ${MALLORY}`);
     await asMallory(`CREATE ROLE r1a; CREATE ROLE r1b; CREATE ROLE r1c; CREATE ROLE r1j; CREATE ROLE r1k;
       GRANT r1a, r1b, r1c, r1j, r1k TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
@@ -353,6 +358,94 @@ describe('owner watcher', () => {
     await p.settle(30_000);
     expect({ owner: await prodOwner('m1.x'), state: await prodState() }).toEqual({ owner: 'r1c', state: 'ok' });
   }, 180_000);
+
+  it("two REASSIGN OWNED of hers, one while prod's release notes the source's owners and one after its second read, do not hold prod at the DROP ROLE of the role prod was given", async () => {
+    await asMallory(`CREATE ROLE ha; CREATE ROLE hb; CREATE ROLE hc; CREATE ROLE hd;
+      GRANT ha, hb, hc, hd TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
+    await p.settleRoles();
+    // Her table and 1,500 routines of 100 arguments, all of ha's, everywhere (she made them; replay carried them).
+    const args = Array.from({ length: 100 }, () => 'int').join(', ');
+    await p.everywhere(`CREATE SCHEMA m2 AUTHORIZATION ${MALLORY}; GRANT USAGE, CREATE ON SCHEMA m2 TO ha, hb, hc, hd;
+      CREATE TABLE m2.x (id int); ALTER TABLE m2.x OWNER TO ha;
+      DO $$BEGIN FOR i IN 1..1500 LOOP
+        EXECUTE format('CREATE FUNCTION m2.f_%s(${args}) RETURNS int LANGUAGE sql AS ''SELECT 1''', i);
+        EXECUTE format('ALTER FUNCTION m2.f_%s(${args}) OWNER TO ha', i);
+      END LOOP; END$$`);
+    await p.settle();
+    expect(await prodOwner('m2.x')).toBe('ha');
+
+    const spy = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+    const mover = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+    await spy.connect();
+    await mover.connect();
+    const timeline: string[] = [];
+    try {
+      const mine = [
+        await spy.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'),
+        await mover.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'),
+      ].map((r) => r.rows[0]?.pid);
+      const { rows: relations } = await p.sourceClient.query<{ ledger: number; locks: number }>(
+        `SELECT 'permsync.object_owners'::regclass::oid::int AS ledger, 'permsync.locks'::regclass::oid::int AS locks`,
+      );
+      // A session of the daemon's on the ledger, but not the owner look's (which locks permsync.locks): its locks there.
+      const ledgerLocks = async () =>
+        (
+          await spy.query<{ pid: number; modes: string[] }>(
+            `SELECT l.pid, array_agg(l.mode::text) AS modes FROM pg_locks l
+              WHERE l.locktype = 'relation' AND l.relation = $2 AND l.granted AND l.pid <> ALL ($1::int[])
+                AND NOT EXISTS (SELECT FROM pg_locks k WHERE k.pid = l.pid AND k.locktype = 'relation' AND k.relation = $3)
+              GROUP BY l.pid`,
+            [mine, relations[0]?.ledger, relations[0]?.locks],
+          )
+        ).rows;
+
+      const t0 = Date.now();
+      const at = (what: string) => timeline.push(`${Date.now() - t0} ms: ${what}`);
+      await asMallory(`REASSIGN OWNED BY ha TO hc; DROP OWNED BY ha; DROP ROLE ha`);
+      at('ha dropped');
+      // hc gives all on to hb, committed while prod's release notes the owners (it writes the ledger).
+      await mover.query('BEGIN; REASSIGN OWNED BY hc TO hb');
+      at('hc->hb made, not committed');
+      let noter: number | undefined;
+      let deadline = Date.now() + 30_000;
+      while (noter === undefined && Date.now() < deadline) {
+        noter = (await ledgerLocks()).find((r) => r.modes.includes('RowExclusiveLock'))?.pid;
+      }
+      at(`noter ${noter} seen`);
+      // Its statement takes its snapshot once planned: commit in the middle of its ~0.4 s.
+      await new Promise((r) => setTimeout(r, 60));
+      await mover.query('COMMIT');
+      at(`hc->hb committed`);
+      // Then its second read (the ledger read, without writing), and its end: hb gives all on to hd.
+      let readAgain = false;
+      deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        const held = (await ledgerLocks()).find((r) => r.pid === noter);
+        if (held && !held.modes.includes('RowExclusiveLock')) readAgain = true;
+        if (readAgain) break;
+      }
+      at(`second read seen: ${readAgain}`);
+      await mover.query('REASSIGN OWNED BY hb TO hd');
+      at('hb->hd committed');
+    } finally {
+      await mover.query('ROLLBACK').catch(() => {});
+      await spy.end();
+      await mover.end();
+    }
+    await p.settle(60_000);
+    timeline.push(`prod m2.x: ${await prodOwner('m2.x')}; ledger m2.x: ${(await ledgerOwners('m2.x')).join(',')}`);
+    // Her later DROP ROLE of hb, which owns nothing on the source.
+    await asMallory('DROP OWNED BY hb; DROP ROLE hb');
+    await p.settleRoles().catch(() => {});
+    await p.settle(60_000).catch(() => {});
+    const failure = (
+      await p.sourceClient.query<{ msg: string | null }>(
+        `SELECT left(result_message, 300) AS msg FROM permsync.execution_log WHERE environment_name = 'prod' AND execution_status = 'failed' ORDER BY id DESC LIMIT 1`,
+      )
+    ).rows[0]?.msg;
+    timeline.push(`ledger m2.x: ${(await ledgerOwners('m2.x')).join(',')}; last prod failure: ${failure}`);
+    expect({ owner: await prodOwner('m2.x'), state: await prodState() }, timeline.join('\n')).toEqual({ owner: 'hd', state: 'ok' });
+  }, 240_000);
 });
 
 describe('owner watcher on a PostgreSQL 15 source', () => {

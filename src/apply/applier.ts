@@ -826,9 +826,17 @@ export class EnvironmentApplier {
       // What this environment's rules keep from the DROP ROLE they keep from its release elsewhere too.
       const admitted = admit(statement, this.rules, this.deps.roles).admitted;
       const dropped = { role, sourceOid: statement.sourceOids?.[role] };
-      const elsewhere = admitted ? await this.releaseOnOthers(dropped, statement.ordinal, statements.slice(0, index), created, notes) : undefined;
-      if (elsewhere) return elsewhere;
-      const { release, toCreated } = await this.release(dropped, statement.ordinal, created, notes);
+      let planned;
+      try {
+        const elsewhere = admitted ? await this.releaseOnOthers(dropped, statement.ordinal, statements.slice(0, index), created, notes) : undefined;
+        if (elsewhere) return elsewhere;
+        planned = await this.release(dropped, statement.ordinal, created, notes);
+      } catch (error) {
+        // The source's owners kept changing while they were read (catalog/role-holdings.ts): tried again later.
+        if (error instanceof TransientError) return { error: classifyError(error), unsettled: [] };
+        throw error;
+      }
+      const { release, toCreated } = planned;
       const nameTakenAgain = statements.slice(index + 1).some((s) => s.grantees.includes(role));
       (toCreated && !nameTakenAgain ? deferred : out).push(...release, statement);
     }

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { inCatalogSnapshot, toDefaultPrivilege, type DefaultPrivilege, type DefaultPrivilegeRow, type GrantState } from './catalog.js';
 import * as catalogSql from './catalog-queries.js';
 import { objectKey, type ObjectRef } from './compare.js';
+import { TransientError } from '../errors.js';
 
 /**
  * What a role dropped on the source still holds on a target, and what the source has of
@@ -82,10 +83,17 @@ const SOURCE_POLICIES = `
  * The owners of these objects on the source, of those permsync saw owned by the source
  * role $2 under the name they have now, a name no other role chose for them
  * (permsync.object_owners): the ones taken from it by REASSIGN OWNED, which no event
- * trigger sees, not others of their names.
+ * trigger sees, not others of their names. `noted`: the owner's own last row names the
+ * object as it is now (or the owner is pinned, and never dropped), so that the release of
+ * that owner's DROP ROLE finds it.
  */
 const OWNERS = `
-  SELECT o.kind, o.schema, o.name, o.args, o.owner, o.classid, o.objid
+  SELECT o.kind, o.schema, o.name, o.args, o.owner, o.classid, o.objid,
+         f.owner_oid < 16384
+         OR EXISTS (SELECT FROM (SELECT s.identity, s.own FROM permsync.object_owners s
+                                  WHERE s.classid = o.classid AND s.objid = o.objid AND s.owner_oid = f.owner_oid
+                                  ORDER BY s.noted DESC LIMIT 1) n
+                     WHERE n.identity = f.identity AND n.own = f.own) AS noted
     FROM (${catalogSql.OBJECTS}) o
     JOIN jsonb_to_recordset($1::jsonb) AS w(kind text, schema text, name text, args text)
       ON w.kind = o.kind AND w.schema IS NOT DISTINCT FROM o.schema
@@ -138,28 +146,36 @@ export function readRoleHoldings(target: pg.ClientBase, role: string): Promise<R
 /** The source's ledger notes each object's owner now (sql/schema.sql, object_owners). */
 const NOTE_RELEASED_OWNERS = 'SELECT permsync.note_released_owners($1::jsonb)';
 
-type SourceOwner = ObjectRef & { owner: string; classid: number; objid: number };
+/** How many times the owners are noted and read again before the release is left for a retry. */
+const NOTE_ROUNDS = 3;
+
+type SourceOwner = ObjectRef & { owner: string; classid: number; objid: number; noted: boolean };
 
 /**
  * Each object's owner on the source, by the object's key (objectKey), where the name the
  * source's object was last noted under as the role of source oid `formerOwner`'s is its
- * name now (sql/schema.sql, object_owners). The release of an owner it names, dropped
- * later, needs that owner's row in the ledger: the owners are noted before the read whose
- * answer the release uses, so that each owner it hands an object to was noted, or came
- * by a change since that the role watcher's next look notes and converges.
+ * name now (sql/schema.sql, object_owners). A target is handed an owner only where the
+ * ledger has that owner's row for the object as it is now, in the snapshot the owner is
+ * read in: the release of that owner's DROP ROLE, later, needs it. Where it has none (a
+ * REASSIGN OWNED the role watcher has not looked at yet), the owners are noted and read
+ * again; owners that change at each of NOTE_ROUNDS reads fail the release for a retry.
  */
 export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef[], formerOwner: number | undefined): Promise<Map<string, string>> {
   if (objects.length === 0 || formerOwner === undefined) return new Map();
   const wanted = JSON.stringify(objects.map(({ kind, schema, name, args }) => ({ kind, schema, name, args })));
   const read = async () => (await inCatalogSnapshot(source, () => source.query<SourceOwner>(OWNERS, [wanted, formerOwner]))).rows;
-  const note = async (rows: SourceOwner[]) => {
-    if (rows.length > 0) await source.query(NOTE_RELEASED_OWNERS, [JSON.stringify(rows.map(({ classid, objid }) => ({ classid, objid })))]);
-  };
-  const first = await read();
-  await note(first);
-  const rows = await read();
-  const noted = new Set(first.map((r) => `${r.classid}/${r.objid}`));
-  await note(rows.filter((r) => !noted.has(`${r.classid}/${r.objid}`)));
+  let rows = await read();
+  for (let round = 1; ; round++) {
+    const unnoted = rows.filter((r) => !r.noted);
+    if (unnoted.length === 0) break;
+    if (round > NOTE_ROUNDS) {
+      throw new TransientError(
+        `the source's owners of ${unnoted.length} object(s) changed at each of ${NOTE_ROUNDS} reads before they could be noted: the release is tried again`,
+      );
+    }
+    await source.query(NOTE_RELEASED_OWNERS, [JSON.stringify(unnoted.map(({ classid, objid }) => ({ classid, objid })))]);
+    rows = await read();
+  }
   return new Map(rows.map((r) => [objectKey(r), r.owner]));
 }
 
