@@ -1252,10 +1252,10 @@ $$;
 ALTER FUNCTION permsync.note_owners() OWNER TO postgres;
 
 --
--- Name: note_owners_of(jsonb, boolean); Type: FUNCTION; Schema: permsync; Owner: postgres
+-- Name: note_owners_of(jsonb, boolean, boolean); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean) RETURNS void
+CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean, owners_only boolean DEFAULT false) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET jit TO 'off'
@@ -1263,6 +1263,8 @@ CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean) RETURNS vo
     SET enable_hashjoin TO 'off'
     SET enable_mergejoin TO 'off'
     AS $$
+DECLARE
+    nobodys jsonb;
 BEGIN
     WITH now AS (
         SELECT DISTINCT t.classid, t.objid, f.owner_oid, f.identity, f.own, f.parts, f.names,
@@ -1306,31 +1308,39 @@ BEGIN
         DELETE FROM permsync.object_owners o
          USING now n
          WHERE n.moved_to IS NOT NULL AND o.classid = n.classid AND o.objid = n.objid
-           AND o.owner_oid NOT IN (n.moved_to, 0))
-    INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, names, named)
-    SELECT n.classid, n.objid, CASE WHEN n.owners_name THEN n.owner_oid ELSE 0 END, n.identity, n.own, n.parts, n.names, n.named
-      FROM now n
-     WHERE n.current AND NOT (n.last_identity IS NOT DISTINCT FROM n.identity AND n.last_owner IN (n.owner_oid, 0));
+           AND o.owner_oid NOT IN (n.moved_to, 0)),
+    fresh AS (
+        SELECT n.* FROM now n
+         WHERE n.current AND NOT (n.last_identity IS NOT DISTINCT FROM n.identity AND n.last_owner IN (n.owner_oid, 0))),
+    written AS (
+        INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, names, named)
+        SELECT n.classid, n.objid, CASE WHEN n.owners_name THEN n.owner_oid ELSE 0 END, n.identity, n.own, n.parts, n.names, n.named
+          FROM fresh n
+         WHERE n.owners_name OR NOT owners_only)
+    SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', n.classid, 'objid', n.objid)) INTO nobodys
+      FROM fresh n
+     WHERE owners_only AND NOT n.owners_name;
+    RETURN nobodys;
 EXCEPTION WHEN serialization_failure THEN
     -- Rows another commit's owner change ended since this transaction's snapshot (under
     -- REPEATABLE READ, deleting them again fails the command): note without ending, which
     -- leaves the former owners' other rows (a release of theirs then holds, at worst).
-    PERFORM permsync.note_owners_of(objects, false);
+    RETURN permsync.note_owners_of(objects, false, owners_only);
 END
 $$;
 
 
-ALTER FUNCTION permsync.note_owners_of(objects jsonb, moves boolean) OWNER TO postgres;
+ALTER FUNCTION permsync.note_owners_of(objects jsonb, moves boolean, owners_only boolean) OWNER TO postgres;
 
 --
 -- Name: note_released_owners(jsonb); Type: FUNCTION; Schema: permsync; Owner: postgres
 --
 
-CREATE FUNCTION permsync.note_released_owners(objects jsonb) RETURNS void
+CREATE FUNCTION permsync.note_released_owners(objects jsonb) RETURNS jsonb
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT permsync.note_owners_of(objects, false);
+    SELECT permsync.note_owners_of(objects, false, true);
 $$;
 
 
@@ -4310,10 +4320,10 @@ REVOKE ALL ON FUNCTION permsync.note_owners() FROM PUBLIC;
 
 
 --
--- Name: FUNCTION note_owners_of(objects jsonb, moves boolean); Type: ACL; Schema: permsync; Owner: postgres
+-- Name: FUNCTION note_owners_of(objects jsonb, moves boolean, owners_only boolean); Type: ACL; Schema: permsync; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION permsync.note_owners_of(objects jsonb, moves boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION permsync.note_owners_of(objects jsonb, moves boolean, owners_only boolean) FROM PUBLIC;
 
 
 --

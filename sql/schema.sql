@@ -2484,9 +2484,10 @@ $fn$;
 -- With `moves`, an owner given in this transaction (the object's pg_shdepend row naming it
 -- written by this transaction: a command's owner change, seen) ends the rows of the
 -- object's former owners; one given before, by no command permsync saw (REASSIGN OWNED),
--- does not.
-CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean)
-RETURNS void
+-- does not. With `owners_only`, a name of no one is not noted: the objects it would have
+-- been noted for are returned instead (the release's call, note_released_owners).
+CREATE FUNCTION permsync.note_owners_of(objects jsonb, moves boolean, owners_only boolean DEFAULT false)
+RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET jit = off
@@ -2494,6 +2495,8 @@ SET enable_seqscan = off
 SET enable_hashjoin = off
 SET enable_mergejoin = off
 AS $fn$
+DECLARE
+    nobodys jsonb;
 BEGIN
     WITH now AS (
         SELECT DISTINCT t.classid, t.objid, f.owner_oid, f.identity, f.own, f.parts, f.names,
@@ -2537,16 +2540,24 @@ BEGIN
         DELETE FROM permsync.object_owners o
          USING now n
          WHERE n.moved_to IS NOT NULL AND o.classid = n.classid AND o.objid = n.objid
-           AND o.owner_oid NOT IN (n.moved_to, 0))
-    INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, names, named)
-    SELECT n.classid, n.objid, CASE WHEN n.owners_name THEN n.owner_oid ELSE 0 END, n.identity, n.own, n.parts, n.names, n.named
-      FROM now n
-     WHERE n.current AND NOT (n.last_identity IS NOT DISTINCT FROM n.identity AND n.last_owner IN (n.owner_oid, 0));
+           AND o.owner_oid NOT IN (n.moved_to, 0)),
+    fresh AS (
+        SELECT n.* FROM now n
+         WHERE n.current AND NOT (n.last_identity IS NOT DISTINCT FROM n.identity AND n.last_owner IN (n.owner_oid, 0))),
+    written AS (
+        INSERT INTO permsync.object_owners (classid, objid, owner_oid, identity, own, parts, names, named)
+        SELECT n.classid, n.objid, CASE WHEN n.owners_name THEN n.owner_oid ELSE 0 END, n.identity, n.own, n.parts, n.names, n.named
+          FROM fresh n
+         WHERE n.owners_name OR NOT owners_only)
+    SELECT jsonb_agg(DISTINCT jsonb_build_object('classid', n.classid, 'objid', n.objid)) INTO nobodys
+      FROM fresh n
+     WHERE owners_only AND NOT n.owners_name;
+    RETURN nobodys;
 EXCEPTION WHEN serialization_failure THEN
     -- Rows another commit's owner change ended since this transaction's snapshot (under
     -- REPEATABLE READ, deleting them again fails the command): note without ending, which
     -- leaves the former owners' other rows (a release of theirs then holds, at worst).
-    PERFORM permsync.note_owners_of(objects, false);
+    RETURN permsync.note_owners_of(objects, false, owners_only);
 END
 $fn$;
 
@@ -2554,14 +2565,16 @@ $fn$;
 -- its owner on the source (src/catalog/role-holdings.ts), where that owner has no row of
 -- its own for the object as it is now: the release of that owner's DROP ROLE, further down
 -- a chain of REASSIGN OWNED, needs one (see object_owners). What is noted is read from the
--- catalog, as for any command's objects.
+-- catalog, as for any command's objects. A name of no one (chosen by another role since the
+-- object's last row) is not noted here: a row of no one under its name now would take the
+-- object out of this release, and every later one. Returns those objects.
 CREATE FUNCTION permsync.note_released_owners(objects jsonb)
-RETURNS void
+RETURNS jsonb
 LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT permsync.note_owners_of(objects, false);
+    SELECT permsync.note_owners_of(objects, false, true);
 $fn$;
 
 -- The event trigger permsync_owners: the owners of the commands' objects (an operator's

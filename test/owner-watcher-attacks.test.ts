@@ -446,6 +446,32 @@ describe('owner watcher', () => {
     timeline.push(`ledger m2.x: ${(await ledgerOwners('m2.x')).join(',')}; last prod failure: ${failure}`);
     expect({ owner: await prodOwner('m2.x'), state: await prodState() }, timeline.join('\n')).toEqual({ owner: 'hd', state: 'ok' });
   }, 240_000);
+
+  it("a login's schema renamed away and back around a DBA's REASSIGN OWNED and DROP ROLE of a role with a table in it does not hold prod at that DROP ROLE", async () => {
+    await p.dba('CREATE ROLE leaver_mq NOLOGIN; CREATE ROLE heir_mq NOLOGIN');
+    await p.settleRoles();
+    // Her schema holds a table of a DBA's role, everywhere.
+    await p.everywhere(`GRANT CREATE ON DATABASE postgres TO ${MALLORY}; CREATE SCHEMA mq AUTHORIZATION ${MALLORY};
+      GRANT USAGE, CREATE ON SCHEMA mq TO leaver_mq, heir_mq;
+      CREATE TABLE mq.ledger (id int); ALTER TABLE mq.ledger OWNER TO leaver_mq`);
+    await p.settle();
+    // prod is behind (paused) while she renames her schema away, the DBA retires the
+    // role, the owner look notes the table under the name she chose, and she renames it back.
+    await p.dba(`SELECT permsync.pause_environment('prod')`);
+    try {
+      await asMallory('ALTER SCHEMA mq RENAME TO mq2');
+      await p.dba('REASSIGN OWNED BY leaver_mq TO heir_mq; DROP OWNED BY leaver_mq; DROP ROLE leaver_mq');
+      await waitFor(async () => (await ledgerOwners('mq2.ledger')).at(-1) === '-', 30_000, 'the look to note the table under her name');
+      await asMallory('ALTER SCHEMA mq2 RENAME TO mq');
+    } finally {
+      await p.dba(`SELECT permsync.resume_environment('prod')`);
+    }
+    await p.settle(60_000).catch(() => {});
+    expect({ owner: await prodOwner('mq.ledger'), state: await prodState() }, (await ledgerOwners('mq.ledger')).join(',')).toEqual({
+      owner: 'heir_mq',
+      state: 'ok',
+    });
+  }, 180_000);
 });
 
 describe('owner watcher on a PostgreSQL 15 source', () => {

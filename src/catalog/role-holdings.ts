@@ -143,37 +143,48 @@ export function readRoleHoldings(target: pg.ClientBase, role: string): Promise<R
   });
 }
 
-/** The source's ledger notes each object's owner now (sql/schema.sql, object_owners). */
-const NOTE_RELEASED_OWNERS = 'SELECT permsync.note_released_owners($1::jsonb)';
+/**
+ * The source's ledger notes each object's owner now (sql/schema.sql, object_owners), and
+ * returns the objects whose name now is no one's, which it does not note.
+ */
+const NOTE_RELEASED_OWNERS = 'SELECT permsync.note_released_owners($1::jsonb) AS nobodys';
 
 /** How many times the owners are noted and read again before the release is left for a retry. */
 const NOTE_ROUNDS = 3;
 
 type SourceOwner = ObjectRef & { owner: string; classid: number; objid: number; noted: boolean };
 
+const address = (o: { classid: number | string; objid: number | string }) => `${o.classid}/${o.objid}`;
+
 /**
  * Each object's owner on the source, by the object's key (objectKey), where the name the
  * source's object was last noted under as the role of source oid `formerOwner`'s is its
- * name now (sql/schema.sql, object_owners). A target is handed an owner only where the
- * ledger has that owner's row for the object as it is now, in the snapshot the owner is
- * read in: the release of that owner's DROP ROLE, later, needs it. Where it has none (a
- * REASSIGN OWNED the role watcher has not looked at yet), the owners are noted and read
- * again; owners that change at each of NOTE_ROUNDS reads fail the release for a retry.
+ * name now (sql/schema.sql, object_owners). A target is handed an owner where the ledger
+ * has that owner's row for the object as it is now, in the snapshot the owner is read in:
+ * the release of that owner's DROP ROLE, later, needs it. Where it has none (a REASSIGN
+ * OWNED the role watcher has not looked at yet), the owners are noted and read again;
+ * owners that change at each of NOTE_ROUNDS reads fail the release for a retry. An object
+ * whose name now another role chose cannot be noted as its owner's: it is handed over as
+ * read, and a release of that owner later finds no row for it (as before the ledger).
  */
 export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef[], formerOwner: number | undefined): Promise<Map<string, string>> {
   if (objects.length === 0 || formerOwner === undefined) return new Map();
   const wanted = JSON.stringify(objects.map(({ kind, schema, name, args }) => ({ kind, schema, name, args })));
   const read = async () => (await inCatalogSnapshot(source, () => source.query<SourceOwner>(OWNERS, [wanted, formerOwner]))).rows;
+  const nobodys = new Set<string>();
   let rows = await read();
   for (let round = 1; ; round++) {
-    const unnoted = rows.filter((r) => !r.noted);
+    const unnoted = rows.filter((r) => !r.noted && !nobodys.has(address(r)));
     if (unnoted.length === 0) break;
     if (round > NOTE_ROUNDS) {
       throw new TransientError(
         `the source's owners of ${unnoted.length} object(s) changed at each of ${NOTE_ROUNDS} reads before they could be noted: the release is tried again`,
       );
     }
-    await source.query(NOTE_RELEASED_OWNERS, [JSON.stringify(unnoted.map(({ classid, objid }) => ({ classid, objid })))]);
+    const { rows: noted } = await source.query<{ nobodys: { classid: number; objid: number }[] | null }>(NOTE_RELEASED_OWNERS, [
+      JSON.stringify(unnoted.map(({ classid, objid }) => ({ classid, objid }))),
+    ]);
+    for (const o of noted[0]?.nobodys ?? []) nobodys.add(address(o));
     rows = await read();
   }
   return new Map(rows.map((r) => [objectKey(r), r.owner]));
