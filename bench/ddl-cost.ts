@@ -72,6 +72,10 @@ export async function measureOwnerLooks(client: pg.ClientBase, existing: number,
   // The roles as the role watcher would see them, and whatever is left to note.
   await client.query('SELECT permsync.capture_role_changes()');
   while ((await look(null)).batch !== null);
+  // This session's own writes reach the counters at its next report (at most once a second):
+  // reported now, so that the counters taken are the ones the timed looks find.
+  await client.query('SELECT pg_stat_force_next_flush()');
+  await client.query('SELECT 1');
   const { counted } = await look(null);
   const unchanged: number[] = [];
   const read: number[] = [];
