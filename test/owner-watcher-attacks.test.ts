@@ -65,6 +65,45 @@ async function prodState(): Promise<string | undefined> {
   return rows[0]?.state;
 }
 
+/**
+ * Two sessions of mallory's: `mover` for a transaction she times, `spy` to watch the
+ * daemon's sessions on the ledger (permsync.object_owners): each with the modes it holds
+ * there, but for the owner look's, which also locks permsync.locks.
+ */
+async function ledgerSpy(): Promise<{
+  mover: pg.Client;
+  ledgerSessions: () => Promise<{ pid: number; modes: string[] }[]>;
+  end: () => Promise<void>;
+}> {
+  const spy = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+  const mover = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
+  await spy.connect();
+  await mover.connect();
+  const mine = [
+    await spy.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'),
+    await mover.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'),
+  ].map((r) => r.rows[0]?.pid);
+  const { rows: relations } = await p.sourceClient.query<{ ledger: number; locks: number }>(
+    `SELECT 'permsync.object_owners'::regclass::oid::int AS ledger, 'permsync.locks'::regclass::oid::int AS locks`,
+  );
+  const ledgerSessions = async () =>
+    (
+      await spy.query<{ pid: number; modes: string[] }>(
+        `SELECT l.pid, array_agg(l.mode::text) AS modes FROM pg_locks l
+          WHERE l.locktype = 'relation' AND l.relation = $2 AND l.granted AND l.pid <> ALL ($1::int[])
+            AND NOT EXISTS (SELECT FROM pg_locks k WHERE k.pid = l.pid AND k.locktype = 'relation' AND k.relation = $3)
+          GROUP BY l.pid`,
+        [mine, relations[0]?.ledger, relations[0]?.locks],
+      )
+    ).rows;
+  const end = async () => {
+    await mover.query('ROLLBACK').catch(() => {});
+    await spy.end();
+    await mover.end();
+  };
+  return { mover, ledgerSessions, end };
+}
+
 async function ownerWatcherRows(on: Pipeline = p): Promise<{ identity: string; reassigned_from: string | null; current_user_name: string }[]> {
   return (
     await on.sourceClient.query<{ identity: string; reassigned_from: string | null; current_user_name: string }>(
@@ -313,15 +352,8 @@ describe('owner watcher', () => {
         FOR i IN 1..5000 LOOP EXECUTE format('CREATE FUNCTION m1.j_%s() RETURNS int LANGUAGE sql AS ''SELECT 1''', i); END LOOP;
       END$$`);
     await p.settle();
-    const spy = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
-    const mover = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
-    await spy.connect();
-    await mover.connect();
+    const { mover, ledgerSessions, end } = await ledgerSpy();
     try {
-      const mine = [
-        await spy.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'),
-        await mover.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'),
-      ].map((r) => r.rows[0]?.pid);
       await asMallory(`REASSIGN OWNED BY r1a TO r1b; REASSIGN OWNED BY r1j TO r1k; DROP OWNED BY r1a; DROP OWNED BY r1j;
                        DROP ROLE r1a; DROP ROLE r1j`);
       // r1b gives the table on to r1c, committed when a session reads the ledger and nothing
@@ -329,26 +361,13 @@ describe('owner watcher', () => {
       await mover.query('BEGIN; REASSIGN OWNED BY r1b TO r1c');
       const deadline = Date.now() + 10_000;
       let seen = false;
-      const { rows: relations } = await p.sourceClient.query<{ ledger: number; locks: number }>(
-        `SELECT 'permsync.object_owners'::regclass::oid::int AS ledger, 'permsync.locks'::regclass::oid::int AS locks`,
-      );
       while (!seen && Date.now() < deadline) {
-        const { rows } = await spy.query(
-          `SELECT l.pid FROM pg_locks l
-            WHERE l.locktype = 'relation' AND l.relation = $2 AND l.mode = 'AccessShareLock' AND l.granted
-              AND l.pid <> ALL ($1::int[])
-              AND NOT EXISTS (SELECT FROM pg_locks k WHERE k.pid = l.pid AND k.locktype = 'relation'
-                                 AND (k.relation = $3 OR (k.relation = $2 AND k.mode = 'RowExclusiveLock')))`,
-          [mine, relations[0]?.ledger, relations[0]?.locks],
-        );
-        seen = rows.length > 0;
+        seen = (await ledgerSessions()).some((r) => r.modes.includes('AccessShareLock') && !r.modes.includes('RowExclusiveLock'));
       }
       await mover.query('COMMIT');
       expect(seen).toBe(true);
     } finally {
-      await mover.query('ROLLBACK').catch(() => {});
-      await spy.end();
-      await mover.end();
+      await end();
     }
     await p.settle(30_000);
     await waitFor(async () => (await ledgerOwners('m1.x')).at(-1) === 'r1c', 20_000, 'the look to note r1c');
@@ -374,31 +393,9 @@ describe('owner watcher', () => {
     await p.settle();
     expect(await prodOwner('m2.x')).toBe('ha');
 
-    const spy = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
-    const mover = new pg.Client(p.source.urlFor('postgres', MALLORY, PW));
-    await spy.connect();
-    await mover.connect();
+    const { mover, ledgerSessions, end } = await ledgerSpy();
     const timeline: string[] = [];
     try {
-      const mine = [
-        await spy.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'),
-        await mover.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'),
-      ].map((r) => r.rows[0]?.pid);
-      const { rows: relations } = await p.sourceClient.query<{ ledger: number; locks: number }>(
-        `SELECT 'permsync.object_owners'::regclass::oid::int AS ledger, 'permsync.locks'::regclass::oid::int AS locks`,
-      );
-      // A session of the daemon's on the ledger, but not the owner look's (which locks permsync.locks): its locks there.
-      const ledgerLocks = async () =>
-        (
-          await spy.query<{ pid: number; modes: string[] }>(
-            `SELECT l.pid, array_agg(l.mode::text) AS modes FROM pg_locks l
-              WHERE l.locktype = 'relation' AND l.relation = $2 AND l.granted AND l.pid <> ALL ($1::int[])
-                AND NOT EXISTS (SELECT FROM pg_locks k WHERE k.pid = l.pid AND k.locktype = 'relation' AND k.relation = $3)
-              GROUP BY l.pid`,
-            [mine, relations[0]?.ledger, relations[0]?.locks],
-          )
-        ).rows;
-
       const t0 = Date.now();
       const at = (what: string) => timeline.push(`${Date.now() - t0} ms: ${what}`);
       await asMallory(`REASSIGN OWNED BY ha TO hc; DROP OWNED BY ha; DROP ROLE ha`);
@@ -409,7 +406,7 @@ describe('owner watcher', () => {
       let noter: number | undefined;
       let deadline = Date.now() + 30_000;
       while (noter === undefined && Date.now() < deadline) {
-        noter = (await ledgerLocks()).find((r) => r.modes.includes('RowExclusiveLock'))?.pid;
+        noter = (await ledgerSessions()).find((r) => r.modes.includes('RowExclusiveLock'))?.pid;
       }
       at(`noter ${noter} seen`);
       // Its statement takes its snapshot once planned: commit in the middle of its ~0.4 s.
@@ -420,7 +417,7 @@ describe('owner watcher', () => {
       let readAgain = false;
       deadline = Date.now() + 10_000;
       while (Date.now() < deadline) {
-        const held = (await ledgerLocks()).find((r) => r.pid === noter);
+        const held = (await ledgerSessions()).find((r) => r.pid === noter);
         if (held && !held.modes.includes('RowExclusiveLock')) readAgain = true;
         if (readAgain) break;
       }
@@ -428,9 +425,7 @@ describe('owner watcher', () => {
       await mover.query('REASSIGN OWNED BY hb TO hd');
       at('hb->hd committed');
     } finally {
-      await mover.query('ROLLBACK').catch(() => {});
-      await spy.end();
-      await mover.end();
+      await end();
     }
     await p.settle(60_000);
     timeline.push(`prod m2.x: ${await prodOwner('m2.x')}; ledger m2.x: ${(await ledgerOwners('m2.x')).join(',')}`);

@@ -213,6 +213,11 @@ interface RoleRow {
 
 type GrantTuple = [string, string, boolean, string | null];
 
+/** An object's `classid/objid` on its server (CatalogObject.address; permsync.object_owners' key). */
+export function objectAddress(classid: number | string, objid: number | string): string {
+  return `${classid}/${objid}`;
+}
+
 /** A CatalogObject as the catalog query returns it: grants as tuples, NULL for none. */
 type ObjectRow = Omit<CatalogObject, 'grants' | 'initial' | 'address'> & {
   grants: GrantTuple[] | null;
@@ -307,7 +312,7 @@ export function readCatalog(client: pg.ClientBase, options: ReadOptions): Promis
       columns: o.columns,
       grants: (o.grants ?? []).map(toGrant),
       ...(o.initial !== null && { initial: o.initial.map(toGrant) }),
-      ...(o.classid !== null && { address: `${o.classid}/${o.objid}` }),
+      ...(o.classid !== null && o.objid !== null && { address: objectAddress(o.classid, o.objid) }),
     }));
     const systemObjects = (await client.query<SystemObject>(catalogSql.SYSTEM_OBJECTS)).rows;
     const defaultPrivileges = (await client.query<DefaultPrivilegeRow>(catalogSql.DEFAULT_PRIVILEGES)).rows.map(toDefaultPrivilege);

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { inCatalogSnapshot, toDefaultPrivilege, type DefaultPrivilege, type DefaultPrivilegeRow, type GrantState } from './catalog.js';
+import { inCatalogSnapshot, objectAddress, toDefaultPrivilege, type DefaultPrivilege, type DefaultPrivilegeRow, type GrantState } from './catalog.js';
 import * as catalogSql from './catalog-queries.js';
 import { objectKey, type ObjectRef } from './compare.js';
 import { TransientError } from '../errors.js';
@@ -154,8 +154,6 @@ const NOTE_ROUNDS = 3;
 
 type SourceOwner = ObjectRef & { owner: string; classid: number; objid: number; noted: boolean };
 
-const address = (o: { classid: number | string; objid: number | string }) => `${o.classid}/${o.objid}`;
-
 /**
  * Each object's owner on the source, by the object's key (objectKey), where the name the
  * source's object was last noted under as the role of source oid `formerOwner`'s is its
@@ -174,7 +172,7 @@ export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef
   const nobodys = new Set<string>();
   let rows = await read();
   for (let round = 1; ; round++) {
-    const unnoted = rows.filter((r) => !r.noted && !nobodys.has(address(r)));
+    const unnoted = rows.filter((r) => !r.noted && !nobodys.has(objectAddress(r.classid, r.objid)));
     if (unnoted.length === 0) break;
     if (round > NOTE_ROUNDS) {
       throw new TransientError(
@@ -184,7 +182,7 @@ export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef
     const { rows: noted } = await source.query<{ nobodys: { classid: number; objid: number }[] | null }>(NOTE_RELEASED_OWNERS, [
       JSON.stringify(unnoted.map(({ classid, objid }) => ({ classid, objid }))),
     ]);
-    for (const o of noted[0]?.nobodys ?? []) nobodys.add(address(o));
+    for (const o of noted[0]?.nobodys ?? []) nobodys.add(objectAddress(o.classid, o.objid));
     rows = await read();
   }
   return new Map(rows.map((r) => [objectKey(r), r.owner]));
