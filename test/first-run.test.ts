@@ -124,7 +124,12 @@ describe('a server that cannot start', () => {
   });
 
   it('a server that exits at start: its own FATAL line, and its log kept and named', async () => {
-    const { ms, error } = await failure(() => startLocalCluster({ name: 'bad-setting', settings: { shared_buffers: 'plenty' } }));
+    // initdb of its own, not a copy of the run's template, so that its log holds initdb's output.
+    const templates = process.env.PERMSYNC_LOCAL_TEMPLATES;
+    delete process.env.PERMSYNC_LOCAL_TEMPLATES;
+    const { ms, error } = await failure(() => startLocalCluster({ name: 'bad-setting', settings: { shared_buffers: 'plenty' } })).finally(() => {
+      if (templates !== undefined) process.env.PERMSYNC_LOCAL_TEMPLATES = templates;
+    });
     expect(error).toBeInstanceOf(LocalClusterError);
     expect(error.message).toMatch(
       /^PostgreSQL server "bad-setting" did not start on port \d+: .*FATAL: {2}invalid value for parameter "shared_buffers": "plenty" \(its log: (\S+)\)$/,
