@@ -278,4 +278,56 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     expect(drift.out).toMatch(/^  table "public"\."vendor_rates": owned by "app_v2" on the source, by "vendor" on dev$/m);
     expect(drift.out).toMatch(/^  table "billing"\."archive": owned by "app_v2" on the source, by "keeper" on prod$/m);
   });
+
+  it("a DBA's grants as the new owner right after REASSIGN OWNED reach every target after the owner change they need: pg_dump agrees", async () => {
+    await p.dba('CREATE ROLE ledger_v1 NOLOGIN; CREATE ROLE ledger_v2 NOLOGIN; CREATE ROLE ledger_reader NOLOGIN');
+    const daemon = await p.startDaemon();
+    try {
+      await settle();
+      await p.everywhere(
+        `CREATE SCHEMA ledger AUTHORIZATION ledger_v1; CREATE TABLE ledger.entries (id int); ALTER TABLE ledger.entries OWNER TO ledger_v1`,
+      );
+      await settle();
+      // The grants commit, and reach the targets, before the role watcher finds the owner
+      // change (REASSIGN OWNED fires no event trigger): as ledger_v2 they need it there.
+      await p.dba('REASSIGN OWNED BY ledger_v1 TO ledger_v2');
+      await p.dba('SET ROLE ledger_v2; GRANT USAGE ON SCHEMA ledger TO ledger_reader; GRANT SELECT ON ledger.entries TO ledger_reader; RESET ROLE');
+      await waitFor(
+        async () =>
+          ((
+            await p.sourceClient.query(
+              `SELECT FROM permsync.audit_log a JOIN permsync.batches b ON b.id = a.batch_id
+                WHERE b.origin = 'owner_watcher' AND a.object_identity = 'ledger.entries'`,
+            )
+          ).rowCount ?? 0) > 0,
+        20_000,
+        'the role watcher to find the owner change',
+      );
+      await settle();
+    } finally {
+      await daemon.stop();
+    }
+    const { rows } = await p.sourceClient.query<{ environment_name: string; execution_status: string; result_message: string | null }>(
+      `SELECT x.environment_name, x.execution_status, x.result_message
+         FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+        WHERE b.query_text LIKE '%GRANT SELECT ON ledger.entries%' ORDER BY x.environment_name`,
+    );
+    expect(rows).toEqual(
+      ['dev', 'prod'].map((environment_name) => ({
+        environment_name,
+        execution_status: 'success',
+        result_message: expect.stringContaining('refused at first (42501): the owner changes REASSIGN OWNED made before it'),
+      })),
+    );
+    const ledger = (lines: string[]) => lines.filter((l) => /ledger/.test(l));
+    const source = ledger(await account('source'));
+    expect(source).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/ALTER TABLE ledger\.entries OWNER TO ledger_v2| ledger\.entries owner ledger_v2/),
+        expect.stringMatching(/GRANT SELECT ON TABLE ledger\.entries TO ledger_reader| ledger\.entries ledger_reader SELECT by ledger_v2/),
+      ]),
+    );
+    expect(ledger(await account('dev'))).toEqual(source);
+    expect(ledger(await account('prod'))).toEqual(source);
+  });
 });

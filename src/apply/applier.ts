@@ -26,6 +26,9 @@ import type { BatchStatement, Statement } from '../sql/statement.js';
 import { aboutDatabase, SharedServer, type SharedServers } from './shared-servers.js';
 
 const REAPPLIED = 're-applied after an interrupted run: it may have applied before, and replaying it is harmless';
+/** How often, and how long apart, a refused batch asks for the owner look while another holds it (ownersFirst). */
+const OWNER_LOOK_ATTEMPTS = 5;
+const OWNER_LOOK_WAIT_MS = 200;
 /** Outcomes after which a batch is done with in an environment, and never run there again. */
 const FINISHED = new Set(['success', 'skipped', 'dry_run']);
 
@@ -701,6 +704,60 @@ export class EnvironmentApplier {
   }
 
   /**
+   * Gives `author`, whose batch this environment refused (42501), the objects the source
+   * handed it by REASSIGN OWNED before the batch ran there, ahead of their owner_watcher
+   * batch. REASSIGN OWNED fires no event trigger: the role watcher's batch that carries it
+   * comes after a command run at once as the new owner (`REASSIGN OWNED BY app_v1 TO
+   * app_v2; SET ROLE app_v2; GRANT ...`). So the owner look runs now, and the moves to
+   * `author` of the owner_watcher batches among the next page converge here first, by
+   * their own guards (plan/converge.ts, Touch.found: only where this environment's owner
+   * is the former one, and the source's is `author` still); they run again in their turn
+   * and find nothing to change. Only moves to the author: an object it owns on the source
+   * is one whose privileges it could change there anyway. True when something changed.
+   */
+  private async ownersFirst(batch: Batch, author: string, notes: string[]): Promise<boolean> {
+    try {
+      // Another look holds it (the role watcher's): its batch is on its way.
+      for (let attempt = 0; !(await this.deps.store.lookForOwnerChanges()) && attempt < OWNER_LOOK_ATTEMPTS; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, OWNER_LOOK_WAIT_MS));
+      }
+      const later = (await this.deps.store.batchesAfter(BigInt(batch.commitSeq), this.name, BATCH_PAGE)).filter(
+        (b) => b.origin === 'owner_watcher' && !FINISHED.has(b.previousStatus ?? ''),
+      );
+      let changed = 0;
+      for (const watcher of later) {
+        const scope = (await this.deps.plan(watcher)).converge;
+        const touches = scope?.touches.filter((t) => t.found !== undefined && t.actors[0] === author) ?? [];
+        if (!scope || touches.length === 0) continue;
+        const moved: string[] = [];
+        const converged = await this.converging('REASSIGN OWNED fires no event trigger', { ...scope, touches, unknown: [] }, moved);
+        if ('error' in converged || converged.statements.length === 0) continue;
+        const admitted = converged.statements.filter((statement) => admit(statement, this.rules, this.deps.roles).admitted);
+        const ownership = admitted.length > 0 ? await this.judge(watcher, admitted, undefined) : undefined;
+        if (!ownership || ownership.kept.length === 0) continue;
+        const ran = await this.deps.target.execute({ searchPath: 'pg_catalog' }, ownership.kept);
+        if (ran.error) {
+          this.log.warn(
+            { batchId: watcher.id, sqlstate: ran.error.code, err: ran.error.message },
+            'owner changes found after a refused batch did not apply',
+          );
+          continue;
+        }
+        notes.push(
+          `refused at first (${SQLSTATE.insufficientPrivilege}): the owner changes REASSIGN OWNED made before it on the source, which reach the targets in the role watcher's batch ${watcher.id} after it, ` +
+            `applied here first for the objects handed to "${author}" (${ownership.kept.length} statement(s)), and the batch run again`,
+        );
+        changed++;
+      }
+      return changed > 0;
+    } catch (error) {
+      // The source did not answer: the batch's own failure stands.
+      this.log.warn({ err: error }, 'could not look for owner changes a refused batch may need');
+    }
+    return false;
+  }
+
+  /**
    * The statements that touch only roles permsync may change here (plan/role-ownership.ts).
    * Before calling a role the target's own, the managed roles are read again: an operator
    * may have handed it over since. Conflicts are recorded on the source.
@@ -972,7 +1029,15 @@ export class EnvironmentApplier {
     }
     const { identity, statements: admitted, notes, reapplying, ownership, unsettled } = prepared;
     await this.markInFlight(batch);
-    const result = await this.deps.target.execute(identity, admitted, this.recordingCreatedRoles(ownership));
+    const execute = () => this.deps.target.execute(identity, admitted, this.recordingCreatedRoles(ownership));
+    let result = await execute();
+    if (
+      result.error?.code === SQLSTATE.insufficientPrivilege &&
+      identity.runAs !== undefined &&
+      (await this.ownersFirst(batch, identity.runAs, notes))
+    ) {
+      result = await execute();
+    }
     if (!result.error) await this.afterApplied(ownership);
     return this.settle(batch, log, result, notes, reapplying, unsettled);
   }

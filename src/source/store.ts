@@ -277,6 +277,15 @@ export class SourceStore {
     await this.pool.query(sourceSql.UNMARK_IN_FLIGHT, [environment, throughSeq]);
   }
 
+  /**
+   * The role watcher's owner look, now and whatever the counters say (CAPTURE_OWNER_CHANGES):
+   * false when another look holds it, whose batch is then on its way.
+   */
+  async lookForOwnerChanges(): Promise<boolean> {
+    const { rows } = await this.pool.query<{ counted: string | null }>(sourceSql.CAPTURE_OWNER_CHANGES, [null]);
+    return rows[0]?.counted != null;
+  }
+
   async batchesAfter(commitSeq: bigint, environment: string, limit: number): Promise<Batch[]> {
     const { rows } = await this.pool.query<BatchRow>({ ...sourceSql.FETCH_BATCHES_AFTER, values: [commitSeq.toString(), environment, limit] });
     return rows.map(toBatch);
