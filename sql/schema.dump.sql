@@ -2915,9 +2915,10 @@ BEGIN
             END IF;
         END IF;
         INSERT INTO permsync.batches (query_text, query_masked, current_user_name, current_user_is_superuser, current_user_oid,
-                                      search_path, not_replayable, temp_objects, role_writes, roles_compared)
+                                      session_user_is_superuser, search_path, not_replayable, temp_objects, role_writes, roles_compared)
         VALUES (stored, stored <> query, invoker,
                 coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = invoker_oid), false), invoker_oid,
+                coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user), false),
                 invoker_search_path, reason, known, writes, coalesce(compared, false))
         RETURNING id INTO batch;
         PERFORM permsync.wake('permsync', batch::text);
@@ -3090,6 +3091,7 @@ CREATE TABLE permsync.batches (
     session_user_name name DEFAULT SESSION_USER NOT NULL,
     current_user_name name DEFAULT CURRENT_USER NOT NULL,
     current_user_is_superuser boolean DEFAULT false NOT NULL,
+    session_user_is_superuser boolean DEFAULT false NOT NULL,
     current_user_oid oid,
     search_path text DEFAULT current_setting('search_path'::text) NOT NULL,
     backend_pid integer DEFAULT pg_backend_pid() NOT NULL,

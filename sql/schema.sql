@@ -100,6 +100,8 @@ CREATE TABLE permsync.batches (
     session_user_name    name NOT NULL DEFAULT session_user,
     current_user_name    name NOT NULL DEFAULT current_user,
     current_user_is_superuser boolean NOT NULL DEFAULT false,
+    -- A captured batch's login is a superuser: a DBA, trusted whatever role it ran as (SET ROLE).
+    session_user_is_superuser boolean NOT NULL DEFAULT false,
     -- The author's oid (a captured or manual batch's): a target's role of that name runs
     -- its statements only if it stands for this source role.
     current_user_oid     oid,
@@ -2070,9 +2072,10 @@ BEGIN
             END IF;
         END IF;
         INSERT INTO permsync.batches (query_text, query_masked, current_user_name, current_user_is_superuser, current_user_oid,
-                                      search_path, not_replayable, temp_objects, role_writes, roles_compared)
+                                      session_user_is_superuser, search_path, not_replayable, temp_objects, role_writes, roles_compared)
         VALUES (stored, stored <> query, invoker,
                 coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = invoker_oid), false), invoker_oid,
+                coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user), false),
                 invoker_search_path, reason, known, writes, coalesce(compared, false))
         RETURNING id INTO batch;
         PERFORM permsync.wake('permsync', batch::text);

@@ -12,6 +12,7 @@ function batch(id: number, bytes: number): Batch {
     commitSeq: String(id),
     origin: 'event_trigger',
     sessionUser: 'u',
+    sessionUserIsSuperuser: false,
     currentUser: 'u',
     currentUserIsSuperuser: false,
     searchPath: 'public',

@@ -1,5 +1,7 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi, type MockInstance } from 'vitest';
+import { SourceStore } from '../src/source/store.js';
+import { Target } from '../src/target/target.js';
 import type { Daemon } from '../src/daemon.js';
 import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 import { runAs } from './support/servers.js';
@@ -467,6 +469,115 @@ describe('owner watcher', () => {
       state: 'ok',
     });
   }, 180_000);
+});
+
+describe("owner changes taken ahead of a DBA's batch a target refused, run as the new owner right after REASSIGN OWNED", () => {
+  /** prod's owner and ACL of a table, and the source's. */
+  const acls = async (table: string) => {
+    const read = async (c: pg.Client) =>
+      (
+        await c.query<{ acl: string }>(
+          `SELECT relowner::regrole || ' ' || coalesce(relacl::text, '') AS acl FROM pg_class WHERE oid = $1::regclass`,
+          [table],
+        )
+      ).rows[0]?.acl;
+    return { prod: await read(prod), source: await read(p.sourceClient) };
+  };
+  const ownerWatcherBatches = async () =>
+    Number((await p.sourceClient.query<{ n: string }>(`SELECT count(*) AS n FROM permsync.batches WHERE origin = 'owner_watcher'`)).rows[0]?.n);
+
+  beforeAll(async () => {
+    await p.dba('CREATE ROLE of_app_v1 NOLOGIN; CREATE ROLE of_reader NOLOGIN');
+    await p.settleRoles();
+    await p.everywhere(`CREATE SCHEMA of_s; GRANT USAGE, CREATE ON SCHEMA of_s TO ${MALLORY}, of_app_v1`);
+    // A table of prod's own there; on the source, mallory's: any grant she makes on it, prod refuses (42501).
+    await prod.query('CREATE TABLE of_s.mine (id int)');
+    await asMallory('CREATE TABLE of_s.mine (id int)');
+    await p.settle();
+  });
+
+  it("a login's refused batch does not take the owner change a DBA makes after it ahead of the DBA's command run before it as the former owner", async () => {
+    await p.everywhere('CREATE TABLE of_s.books (id int); ALTER TABLE of_s.books OWNER TO of_app_v1');
+    await p.settle();
+    // prod lags (a backlog, a hold, an outage) while her refused grant, the DBA's grant as
+    // of_app_v1 and the DBA's REASSIGN OWNED of of_app_v1's objects to her commit, in that order.
+    await p.dba(`SELECT permsync.pause_environment('prod')`);
+    try {
+      await asMallory('GRANT SELECT ON of_s.mine TO PUBLIC');
+      await p.dba('SET ROLE of_app_v1; GRANT SELECT ON of_s.books TO of_reader; RESET ROLE');
+      const before = await ownerWatcherBatches();
+      await p.dba(`REASSIGN OWNED BY of_app_v1 TO ${MALLORY}`);
+      await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
+    } finally {
+      await p.dba(`SELECT permsync.resume_environment('prod')`);
+    }
+    await p.settle();
+    const { prod: there, source } = await acls('of_s.books');
+    expect(source).toMatch(/of_reader=r\//);
+    expect(there).toBe(source);
+  });
+
+  it("a login's refused batches do not each make prod read the catalogs for owner changes to her", async () => {
+    await asMallory(`CREATE ROLE of_m1 NOLOGIN; GRANT of_m1 TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
+    await p.settleRoles();
+    await p.dba('GRANT USAGE, CREATE ON SCHEMA of_s TO of_m1');
+    await asMallory('CREATE TABLE of_s.toy (id int); ALTER TABLE of_s.toy OWNER TO of_m1');
+    await p.everywhere('CREATE TABLE of_s.dbt (id int)');
+    await p.settle();
+    await p.dba(`SELECT permsync.pause_environment('prod')`);
+    const refused = 5;
+    const moves = 10;
+    let catalogs: MockInstance<Target['catalog']> | undefined;
+    try {
+      for (let i = 0; i < refused; i++) await asMallory('GRANT SELECT ON of_s.mine TO PUBLIC');
+      // As many owner_watcher batches that hand her a table.
+      for (let i = 0; i < moves; i++) {
+        const before = await ownerWatcherBatches();
+        await asMallory(`REASSIGN OWNED BY of_m1 TO ${MALLORY}`);
+        await p.dba('SELECT permsync.capture_owner_changes(NULL)');
+        await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
+        await asMallory('ALTER TABLE of_s.toy OWNER TO of_m1');
+      }
+      await p.dba('GRANT SELECT ON of_s.dbt TO of_reader');
+    } finally {
+      catalogs = vi.spyOn(Target.prototype, 'catalog');
+      await p.dba(`SELECT permsync.resume_environment('prod')`);
+    }
+    try {
+      await waitFor(
+        async () =>
+          ((await prod.query(`SELECT FROM pg_class WHERE oid = 'of_s.dbt'::regclass AND relacl::text LIKE '%of_reader=r/%'`)).rowCount ?? 0) === 1,
+        120_000,
+        "the DBA's grant to reach prod",
+      );
+      // About one read of prod's catalog for each owner_watcher batch (each converges); not one for each of those per refused batch.
+      expect(catalogs.mock.calls.length).toBeLessThanOrEqual(moves + refused);
+    } finally {
+      catalogs.mockRestore();
+    }
+    await p.settle();
+  }, 180_000);
+
+  it('one owner look a second at most, begun after each ask, shared by those who ask meanwhile', async () => {
+    // Each batch of a DBA's that a target refuses (42501) asks for the owner look
+    // (EnvironmentApplier.ownersFirst), which reads the whole ledger: as many as a script has.
+    const pool = new pg.Pool({ connectionString: p.source.url, max: 4 });
+    try {
+      const store = new SourceStore(pool);
+      const spy = vi.spyOn(pool, 'query');
+      const looks = () => spy.mock.calls.filter(([sql]) => String(sql).includes('capture_owner_changes')).length;
+      const burst = () => Array.from({ length: 40 }, () => store.lookForOwnerChanges());
+      await Promise.all(burst());
+      expect(looks()).toBe(1);
+      // Asked once that look is over: another, of its own, as are the asks that come while it waits its turn.
+      const next = store.lookForOwnerChanges();
+      const meanwhile = burst();
+      await Promise.all([next, ...meanwhile]);
+      expect(looks()).toBe(2);
+    } finally {
+      await pool.end();
+    }
+  });
 });
 
 describe('owner watcher on a PostgreSQL 15 source', () => {

@@ -26,9 +26,8 @@ import type { BatchStatement, Statement } from '../sql/statement.js';
 import { aboutDatabase, SharedServer, type SharedServers } from './shared-servers.js';
 
 const REAPPLIED = 're-applied after an interrupted run: it may have applied before, and replaying it is harmless';
-/** How often, and how long apart, a refused batch asks for the owner look while another holds it (ownersFirst). */
-const OWNER_LOOK_ATTEMPTS = 5;
-const OWNER_LOOK_WAIT_MS = 200;
+/** How many times a refused batch asks for the owner look while another holds it (ownersFirst). */
+const OWNER_LOOK_ATTEMPTS = 3;
 /** Outcomes after which a batch is done with in an environment, and never run there again. */
 const FINISHED = new Set(['success', 'skipped', 'dry_run']);
 
@@ -704,48 +703,59 @@ export class EnvironmentApplier {
   }
 
   /**
-   * Gives `author`, whose batch this environment refused (42501), the objects the source
-   * handed it by REASSIGN OWNED before the batch ran there, ahead of their owner_watcher
-   * batch. REASSIGN OWNED fires no event trigger: the role watcher's batch that carries it
-   * comes after a command run at once as the new owner (`REASSIGN OWNED BY app_v1 TO
-   * app_v2; SET ROLE app_v2; GRANT ...`). So the owner look runs now, and the moves to
-   * `author` of the owner_watcher batches among the next page converge here first, by
-   * their own guards (plan/converge.ts, Touch.found: only where this environment's owner
+   * Gives `author`, as whom a DBA's batch ran (`SET ROLE`) that this environment refused
+   * (42501), the objects the source handed it by REASSIGN OWNED, ahead of their
+   * owner_watcher batch. REASSIGN OWNED fires no event trigger: the role watcher's batch
+   * that carries it comes after a command run at once as the new owner (`REASSIGN OWNED BY
+   * app_v1 TO app_v2; SET ROLE app_v2; GRANT ...`). So the owner look runs now, and the
+   * moves to `author` of the owner_watcher batches among the next page converge here first,
+   * by their own guards (plan/converge.ts, Touch.found: only where this environment's owner
    * is the former one, and the source's is `author` still); they run again in their turn
-   * and find nothing to change. Only moves to the author: an object it owns on the source
-   * is one whose privileges it could change there anyway. True when something changed.
+   * and find nothing to change. Only for a DBA's batch: a login's refused batch would let
+   * her move what the batches between need as they are (a DBA's `SET ROLE app_v1; GRANT`
+   * before the REASSIGN OWNED to her), and ask for looks and catalog reads at will. And only
+   * up to the first batch in between that runs as another role that is no superuser, for
+   * the same reason. True when something changed.
    */
   private async ownersFirst(batch: Batch, author: string, notes: string[]): Promise<boolean> {
     try {
-      // Another look holds it (the role watcher's): its batch is on its way.
-      for (let attempt = 0; !(await this.deps.store.lookForOwnerChanges()) && attempt < OWNER_LOOK_ATTEMPTS; attempt++) {
-        await new Promise((resolve) => setTimeout(resolve, OWNER_LOOK_WAIT_MS));
-      }
-      const later = (await this.deps.store.batchesAfter(BigInt(batch.commitSeq), this.name, BATCH_PAGE)).filter(
-        (b) => b.origin === 'owner_watcher' && !FINISHED.has(b.previousStatus ?? ''),
-      );
+      // Another look held it (the role watcher's): the next, a second later, finds it done.
+      let looked = await this.deps.store.lookForOwnerChanges();
+      for (let attempt = 1; !looked && attempt < OWNER_LOOK_ATTEMPTS; attempt++) looked = await this.deps.store.lookForOwnerChanges();
       let changed = 0;
-      for (const watcher of later) {
-        const scope = (await this.deps.plan(watcher)).converge;
+      for (const later of await this.deps.store.batchesAfter(BigInt(batch.commitSeq), this.name, BATCH_PAGE)) {
+        if (later.origin !== 'owner_watcher') {
+          const runAs = authorOf(later);
+          if (runAs !== undefined && runAs !== author) break;
+          continue;
+        }
+        if (FINISHED.has(later.previousStatus ?? '')) continue;
+        const scope = (await this.deps.plan(later)).converge;
         const touches = scope?.touches.filter((t) => t.found !== undefined && t.actors[0] === author) ?? [];
         if (!scope || touches.length === 0) continue;
-        const moved: string[] = [];
-        const converged = await this.converging('REASSIGN OWNED fires no event trigger', { ...scope, touches, unknown: [] }, moved);
+        const converged = await this.converging('REASSIGN OWNED fires no event trigger', { ...scope, touches, unknown: [] }, []);
         if ('error' in converged || converged.statements.length === 0) continue;
-        const admitted = converged.statements.filter((statement) => admit(statement, this.rules, this.deps.roles).admitted);
-        const ownership = admitted.length > 0 ? await this.judge(watcher, admitted, undefined) : undefined;
+        const admitted = converged.statements.flatMap((statement) => {
+          const admission = admit(statement, this.rules, this.deps.roles);
+          return admission.admitted ? [admission.statement] : [];
+        });
+        const ownership = admitted.length > 0 ? await this.judge(later, admitted, undefined) : undefined;
         if (!ownership || ownership.kept.length === 0) continue;
         const ran = await this.deps.target.execute({ searchPath: 'pg_catalog' }, ownership.kept);
         if (ran.error) {
           this.log.warn(
-            { batchId: watcher.id, sqlstate: ran.error.code, err: ran.error.message },
+            { batchId: later.id, sqlstate: ran.error.code, err: ran.error.message },
             'owner changes found after a refused batch did not apply',
           );
           continue;
         }
         notes.push(
-          `refused at first (${SQLSTATE.insufficientPrivilege}): the owner changes REASSIGN OWNED made before it on the source, which reach the targets in the role watcher's batch ${watcher.id} after it, ` +
+          `refused at first (${SQLSTATE.insufficientPrivilege}): the owner changes REASSIGN OWNED made before it on the source, which reach the targets in the role watcher's batch ${later.id} after it, ` +
             `applied here first for the objects handed to "${author}" (${ownership.kept.length} statement(s)), and the batch run again`,
+        );
+        this.log.info(
+          { batchId: batch.id, ownerWatcherBatchId: later.id, sql: ran.appliedSql },
+          'owner changes a refused batch needed applied ahead of their batch',
         );
         changed++;
       }
@@ -1034,6 +1044,8 @@ export class EnvironmentApplier {
     if (
       result.error?.code === SQLSTATE.insufficientPrivilege &&
       identity.runAs !== undefined &&
+      batch.origin === 'event_trigger' &&
+      batch.sessionUserIsSuperuser &&
       (await this.ownersFirst(batch, identity.runAs, notes))
     ) {
       result = await execute();

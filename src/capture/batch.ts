@@ -45,6 +45,8 @@ export interface Batch {
   commitSeq: string;
   origin: 'event_trigger' | 'role_watcher' | 'owner_watcher' | 'manual' | 'reconcile' | 'bootstrap';
   sessionUser: string;
+  /** A captured batch's login was a superuser (a DBA, whatever role it ran as). */
+  sessionUserIsSuperuser: boolean;
   currentUser: string;
   currentUserIsSuperuser: boolean;
   /** The author's oid on the source (a captured or manual batch's). */

@@ -31,7 +31,7 @@ function prepared(name: string, text: string): PreparedSql {
  */
 const BATCH_COLUMNS = `
   b.id::text, b.commit_seq::text, b.origin, b.source_xid::text, b.statement_started_at,
-  b.committed_at, b.session_user_name, b.current_user_name, b.current_user_is_superuser,
+  b.committed_at, b.session_user_name, b.session_user_is_superuser, b.current_user_name, b.current_user_is_superuser,
   b.current_user_oid::int8::float8 AS current_user_oid, b.search_path, b.backend_pid,
   CASE WHEN b.statements IS NULL AND octet_length(b.query_text) <= ${MAX_TEXT_BYTES} THEN b.query_text END AS query_text,
   octet_length(b.query_text) AS text_bytes, b.query_masked, b.target_environment,

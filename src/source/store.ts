@@ -14,6 +14,7 @@ interface BatchRow {
   commit_seq: string;
   origin: Batch['origin'];
   session_user_name: string;
+  session_user_is_superuser: boolean;
   current_user_name: string;
   current_user_is_superuser: boolean;
   current_user_oid: number | null;
@@ -42,6 +43,7 @@ function toBatch(row: BatchRow): Batch {
     commitSeq: row.commit_seq,
     origin: row.origin,
     sessionUser: row.session_user_name,
+    sessionUserIsSuperuser: row.session_user_is_superuser,
     currentUser: row.current_user_name,
     currentUserIsSuperuser: row.current_user_is_superuser,
     ...(row.current_user_oid !== null && { currentUserOid: row.current_user_oid }),
@@ -113,10 +115,16 @@ const executionRow = (r: ExecutionRecord) => ({
 });
 
 /** The daemon's reads and writes on the source's permsync schema. */
+/** The least time between two owner looks the store runs (lookForOwnerChanges). */
+const OWNER_LOOK_INTERVAL_MS = 1000;
+
 export class SourceStore {
   /** The in-flight marks the next write takes, and that write (see markInFlight). */
   private marks: { wanted: Map<string, string>; written: Promise<Set<string>> } | undefined;
   private marking: Promise<unknown> = Promise.resolve();
+  /** When the last owner look asked of the store started (performance.now()), and the next one, which callers share. */
+  private ownerLookAt = -Infinity;
+  private nextOwnerLook: Promise<boolean> | undefined;
 
   constructor(private readonly pool: pg.Pool) {}
 
@@ -278,12 +286,21 @@ export class SourceStore {
   }
 
   /**
-   * The role watcher's owner look, now and whatever the counters say (CAPTURE_OWNER_CHANGES):
-   * false when another look holds it, whose batch is then on its way.
+   * The role watcher's owner look whatever the counters say (CAPTURE_OWNER_CHANGES), begun
+   * after the call: false when another look held it, whose batch is then on its way. One a
+   * second at most, shared by whoever asks meanwhile: it reads the whole ledger, and every
+   * batch of a login's that a target refuses asks for one (EnvironmentApplier.ownersFirst).
    */
-  async lookForOwnerChanges(): Promise<boolean> {
-    const { rows } = await this.pool.query<{ counted: string | null }>(sourceSql.CAPTURE_OWNER_CHANGES, [null]);
-    return rows[0]?.counted != null;
+  lookForOwnerChanges(): Promise<boolean> {
+    this.nextOwnerLook ??= new Promise<void>((resolve) =>
+      setTimeout(resolve, Math.max(0, this.ownerLookAt + OWNER_LOOK_INTERVAL_MS - performance.now())),
+    ).then(async () => {
+      this.nextOwnerLook = undefined;
+      this.ownerLookAt = performance.now();
+      const { rows } = await this.pool.query<{ counted: string | null }>(sourceSql.CAPTURE_OWNER_CHANGES, [null]);
+      return rows[0]?.counted != null;
+    });
+    return this.nextOwnerLook;
   }
 
   async batchesAfter(commitSeq: bigint, environment: string, limit: number): Promise<Batch[]> {

@@ -8,6 +8,7 @@ export function testBatch(fields: Partial<Batch> = {}): Batch {
     origin: 'event_trigger',
     sessionUser: 'dba',
     currentUser: 'dba',
+    sessionUserIsSuperuser: true,
     currentUserIsSuperuser: true,
     searchPath: 'public',
     backendPid: 1,
