@@ -2075,7 +2075,10 @@ BEGIN
                                       session_user_is_superuser, search_path, not_replayable, temp_objects, role_writes, roles_compared)
         VALUES (stored, stored <> query, invoker,
                 coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = invoker_oid), false), invoker_oid,
-                coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user), false),
+                -- By oid, which the name resolves to now: the transaction's snapshot may be
+                -- older than a rename of the login to a superuser's former name.
+                coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                           WHERE r.oid = pg_catalog.to_regrole(pg_catalog.quote_ident(session_user))), false),
                 invoker_search_path, reason, known, writes, coalesce(compared, false))
         RETURNING id INTO batch;
         PERFORM permsync.wake('permsync', batch::text);
@@ -2770,7 +2773,7 @@ BEGIN
            string_agg(format('/* %s object(s) of %s now owned by %s */', p.n, quote_ident(p.former), quote_ident(p.owner)),
                       E'\n' ORDER BY p.former, p.owner),
            'the role watcher found these owners changed by a command that fires no event trigger (REASSIGN OWNED)',
-           session_user, (SELECT r.oid FROM pg_roles r WHERE r.rolname = session_user), false, 'pg_catalog'
+           session_user, pg_catalog.to_regrole(pg_catalog.quote_ident(session_user)), false, 'pg_catalog'
       FROM (SELECT o ->> 'former' AS former, o ->> 'owner' AS owner, count(*) AS n
               FROM jsonb_array_elements(looked) o GROUP BY 1, 2) p
     RETURNING id INTO batch;
@@ -3069,7 +3072,7 @@ BEGIN
     END IF;
     IF switch IS NOT NULL
        AND current_user <> (SELECT pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid = 'permsync.config'::regclass)
-       AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+       AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = pg_catalog.to_regrole(pg_catalog.quote_ident(current_user))) THEN
         RAISE EXCEPTION 'permsync.config: "%" is an admin''s switch; % refused', switch, tg_op
             USING ERRCODE = 'insufficient_privilege',
                   HINT = CASE switch
@@ -3178,9 +3181,12 @@ BEGIN
     END IF;
     INSERT INTO permsync.batches (origin, query_text, query_masked, current_user_name,
                                   current_user_is_superuser, current_user_oid, search_path, target_environment)
+    -- The login by oid, which its name resolves to now (as capture does), not by a row of
+    -- the transaction's snapshot, which may hold a superuser's former name.
     VALUES ('manual', masked, masked <> sql, session_user,
-            coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user), false),
-            (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = session_user),
+            coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                       WHERE r.oid = pg_catalog.to_regrole(pg_catalog.quote_ident(session_user))), false),
+            pg_catalog.to_regrole(pg_catalog.quote_ident(session_user)),
             invoker_search_path, env)
     RETURNING id INTO batch;
     PERFORM permsync.wake('permsync', batch::text);

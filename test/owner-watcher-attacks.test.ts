@@ -580,6 +580,73 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
   });
 });
 
+describe("a login renamed to a superuser's former name, in a transaction whose snapshot is older than the rename", () => {
+  /**
+   * A login of mallory's (she made it, so she may rename it), in a REPEATABLE READ
+   * transaction begun while `superuser` existed; a DBA drops that superuser, she renames
+   * the login to its name, and `work` runs in the old snapshot, where the name is a superuser's.
+   */
+  async function asRenamedLogin(login: string, superuser: string, work: (client: pg.Client) => Promise<void>): Promise<void> {
+    const client = new pg.Client(p.source.urlFor('postgres', login, `${login}-pw`));
+    await client.connect();
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
+      await p.dba(`DROP ROLE ${superuser}`);
+      await asMallory(`ALTER ROLE ${login} RENAME TO ${superuser}`);
+      await work(client);
+      await client.query('COMMIT');
+    } finally {
+      await client.end();
+    }
+  }
+
+  beforeAll(async () => {
+    await p.dba('CREATE ROLE fs_dba1 SUPERUSER NOLOGIN; CREATE ROLE fs_dba2 SUPERUSER NOLOGIN; CREATE ROLE fs_dba3 SUPERUSER NOLOGIN');
+    await asMallory(`CREATE ROLE fs_login LOGIN PASSWORD 'fs_login-pw'; CREATE ROLE fs_op LOGIN PASSWORD 'fs_op-pw';
+                     CREATE ROLE fs_dm LOGIN PASSWORD 'fs_dm-pw'`);
+    await p.dba('GRANT permsync_operator TO fs_op; GRANT permsync_daemon TO fs_dm');
+    await p.everywhere('CREATE SCHEMA fs; GRANT USAGE ON SCHEMA fs TO PUBLIC; CREATE TABLE fs.vault (secret text)');
+    await p.dba('ALTER TABLE fs.vault OWNER TO fs_login');
+    await p.settleRoles();
+    await p.settle();
+  });
+
+  it("her captured batches are not taken for a DBA's (which a target's refusal lets take owner changes ahead)", async () => {
+    const oid = (await p.sourceClient.query<{ oid: number }>(`SELECT 'fs_login'::regrole::oid::int AS oid`)).rows[0]?.oid;
+    await asRenamedLogin('fs_login', 'fs_dba1', (c) => c.query('GRANT SELECT ON fs.vault TO PUBLIC').then(() => undefined));
+    const { rows } = await p.sourceClient.query(
+      `SELECT session_user_is_superuser, current_user_oid::int AS oid FROM permsync.batches WHERE query_text LIKE 'GRANT SELECT ON fs.vault%'`,
+    );
+    expect(rows).toEqual([{ session_user_is_superuser: false, oid }]);
+  });
+
+  it("an operator's manual_sync does not run as the sync user on the targets", async () => {
+    await asRenamedLogin('fs_op', 'fs_dba2', (c) =>
+      c.query(`SELECT permsync.manual_sync('GRANT SELECT ON fs.vault TO fs_dba2')`).then(() => undefined),
+    );
+    const { rows } = await p.sourceClient.query(
+      `SELECT current_user_is_superuser, current_user_oid::int AS oid FROM permsync.batches WHERE origin = 'manual' AND query_text LIKE '%fs.vault%'`,
+    );
+    const oid = (await p.sourceClient.query<{ oid: number }>(`SELECT 'fs_dba2'::regrole::oid::int AS oid`)).rows[0]?.oid;
+    expect(rows).toEqual([{ current_user_is_superuser: false, oid }]);
+    await p.settle();
+    const acl = (await prod.query<{ acl: string | null }>(`SELECT relacl::text AS acl FROM pg_class WHERE oid = 'fs.vault'::regclass`)).rows[0]?.acl;
+    expect(acl ?? '').not.toMatch(/fs_dba2=/);
+  });
+
+  it("a holder of permsync_daemon does not turn an admin's switch", async () => {
+    const turned = await asRenamedLogin('fs_dm', 'fs_dba3', (c) =>
+      c.query(`UPDATE permsync.config SET value = 'true', updated_at = now() WHERE key = 'dry_run'`).then(() => undefined),
+    ).then(
+      () => 'turned',
+      (error: Error) => error.message,
+    );
+    expect(turned).toMatch(/"dry_run" is an admin's switch/);
+    const { rows } = await p.sourceClient.query(`SELECT value FROM permsync.config WHERE key = 'dry_run'`);
+    expect(rows).toEqual([{ value: 'false' }]);
+  });
+});
+
 describe('owner watcher on a PostgreSQL 15 source', () => {
   // The owner of an empty table turns it into a view, same oid and name, with CREATE RULE
   // "_RETURN" (16 took tables' ON SELECT rules away); no event trigger of permsync's fires.
