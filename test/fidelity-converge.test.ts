@@ -279,30 +279,39 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     expect(drift.out).toMatch(/^  table "billing"\."archive": owned by "app_v2" on the source, by "keeper" on prod$/m);
   });
 
-  it("a DBA's grants as the new owner right after REASSIGN OWNED reach every target after the owner change they need: pg_dump agrees", async () => {
-    await p.dba('CREATE ROLE ledger_v1 NOLOGIN; CREATE ROLE ledger_v2 NOLOGIN; CREATE ROLE ledger_reader NOLOGIN');
+  it("a DBA's grants as the new owner, or as a member of it, right after REASSIGN OWNED reach every target after the owner change they need: pg_dump agrees", async () => {
+    await p.dba(`CREATE ROLE ledger_v1 NOLOGIN; CREATE ROLE ledger_v2 NOLOGIN; CREATE ROLE ledger_old NOLOGIN; CREATE ROLE ledger_reader NOLOGIN;
+                 CREATE ROLE ledger_dev NOLOGIN IN ROLE ledger_v2`);
     const daemon = await p.startDaemon();
-    try {
-      await settle();
-      await p.everywhere(
-        `CREATE SCHEMA ledger AUTHORIZATION ledger_v1; CREATE TABLE ledger.entries (id int); ALTER TABLE ledger.entries OWNER TO ledger_v1`,
-      );
-      await settle();
-      // The grants commit, and reach the targets, before the role watcher finds the owner
-      // change (REASSIGN OWNED fires no event trigger): as ledger_v2 they need it there.
-      await p.dba('REASSIGN OWNED BY ledger_v1 TO ledger_v2');
-      await p.dba('SET ROLE ledger_v2; GRANT USAGE ON SCHEMA ledger TO ledger_reader; GRANT SELECT ON ledger.entries TO ledger_reader; RESET ROLE');
-      await waitFor(
+    /** Waits for the role watcher to find that `table` changed hands. */
+    const found = (table: string) =>
+      waitFor(
         async () =>
           ((
             await p.sourceClient.query(
               `SELECT FROM permsync.audit_log a JOIN permsync.batches b ON b.id = a.batch_id
-                WHERE b.origin = 'owner_watcher' AND a.object_identity = 'ledger.entries'`,
+                WHERE b.origin = 'owner_watcher' AND a.object_identity = $1`,
+              [table],
             )
           ).rowCount ?? 0) > 0,
         20_000,
         'the role watcher to find the owner change',
       );
+    try {
+      await settle();
+      await p.everywhere(`CREATE SCHEMA ledger AUTHORIZATION ledger_v1; CREATE TABLE ledger.entries (id int); ALTER TABLE ledger.entries OWNER TO ledger_v1;
+                          CREATE TABLE ledger.audit (id int); ALTER TABLE ledger.audit OWNER TO ledger_old`);
+      await settle();
+      // The grants commit, and reach the targets, before the role watcher finds the owner
+      // change (REASSIGN OWNED fires no event trigger): as ledger_v2 they need it there.
+      await p.dba('REASSIGN OWNED BY ledger_v1 TO ledger_v2');
+      await p.dba('SET ROLE ledger_v2; GRANT USAGE ON SCHEMA ledger TO ledger_reader; GRANT SELECT ON ledger.entries TO ledger_reader; RESET ROLE');
+      await found('ledger.entries');
+      await settle();
+      // As a role that inherits the new owner's privileges (PostgreSQL grants as the owner).
+      await p.dba('REASSIGN OWNED BY ledger_old TO ledger_v2');
+      await p.dba('SET ROLE ledger_dev; GRANT SELECT ON ledger.audit TO ledger_reader; RESET ROLE');
+      await found('ledger.audit');
       await settle();
     } finally {
       await daemon.stop();
@@ -310,14 +319,16 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     const { rows } = await p.sourceClient.query<{ environment_name: string; execution_status: string; result_message: string | null }>(
       `SELECT x.environment_name, x.execution_status, x.result_message
          FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
-        WHERE b.query_text LIKE '%GRANT SELECT ON ledger.entries%' ORDER BY x.environment_name`,
+        WHERE b.query_text LIKE '%TO ledger_reader%' ORDER BY b.commit_seq, x.environment_name`,
     );
     expect(rows).toEqual(
-      ['dev', 'prod'].map((environment_name) => ({
-        environment_name,
-        execution_status: 'success',
-        result_message: expect.stringContaining('refused at first (42501): the owner changes REASSIGN OWNED made before it'),
-      })),
+      [1, 2].flatMap(() =>
+        ['dev', 'prod'].map((environment_name) => ({
+          environment_name,
+          execution_status: 'success',
+          result_message: expect.stringContaining('refused at first (42501): the owner changes REASSIGN OWNED made before it'),
+        })),
+      ),
     );
     const ledger = (lines: string[]) => lines.filter((l) => /ledger/.test(l));
     const source = ledger(await account('source'));
@@ -325,6 +336,7 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
       expect.arrayContaining([
         expect.stringMatching(/ALTER TABLE ledger\.entries OWNER TO ledger_v2| ledger\.entries owner ledger_v2/),
         expect.stringMatching(/GRANT SELECT ON TABLE ledger\.entries TO ledger_reader| ledger\.entries ledger_reader SELECT by ledger_v2/),
+        expect.stringMatching(/GRANT SELECT ON TABLE ledger\.audit TO ledger_reader| ledger\.audit ledger_reader SELECT by ledger_v2/),
       ]),
     );
     expect(ledger(await account('dev'))).toEqual(source);

@@ -704,7 +704,8 @@ export class EnvironmentApplier {
 
   /**
    * Gives `author`, as whom a DBA's batch ran (`SET ROLE`) that this environment refused
-   * (42501), the objects the source handed it by REASSIGN OWNED, ahead of their
+   * (42501), or a role whose privileges it has there, the objects the source handed it by
+   * REASSIGN OWNED, ahead of their
    * owner_watcher batch. REASSIGN OWNED fires no event trigger: the role watcher's batch
    * that carries it comes after a command run at once as the new owner (`REASSIGN OWNED BY
    * app_v1 TO app_v2; SET ROLE app_v2; GRANT ...`). So the owner look runs now, and the
@@ -722,6 +723,12 @@ export class EnvironmentApplier {
       // Another look held it (the role watcher's): the next, a second later, finds it done.
       let looked = await this.deps.store.lookForOwnerChanges();
       for (let attempt = 1; !looked && attempt < OWNER_LOOK_ATTEMPTS; attempt++) looked = await this.deps.store.lookForOwnerChanges();
+      // The roles whose privileges the author has on the source (itself included), as
+      // PostgreSQL counts them for a grant: it grants as the owner when it inherits it.
+      const oid = batch.currentUserOid;
+      const holds =
+        (oid !== undefined ? (await this.deps.store.authority([{ name: author, oid }], [])).roles.get(author)?.memberOf : undefined) ??
+        new Set([author]);
       let changed = 0;
       for (const later of await this.deps.store.batchesAfter(BigInt(batch.commitSeq), this.name, BATCH_PAGE)) {
         if (later.origin !== 'owner_watcher') {
@@ -731,7 +738,7 @@ export class EnvironmentApplier {
         }
         if (FINISHED.has(later.previousStatus ?? '')) continue;
         const scope = (await this.deps.plan(later)).converge;
-        const touches = scope?.touches.filter((t) => t.found !== undefined && t.actors[0] === author) ?? [];
+        const touches = scope?.touches.filter((t) => t.found !== undefined && holds.has(t.actors[0] ?? '')) ?? [];
         if (!scope || touches.length === 0) continue;
         const converged = await this.converging('REASSIGN OWNED fires no event trigger', { ...scope, touches, unknown: [] }, []);
         if ('error' in converged || converged.statements.length === 0) continue;
@@ -751,7 +758,7 @@ export class EnvironmentApplier {
         }
         notes.push(
           `refused at first (${SQLSTATE.insufficientPrivilege}): the owner changes REASSIGN OWNED made before it on the source, which reach the targets in the role watcher's batch ${later.id} after it, ` +
-            `applied here first for the objects handed to "${author}" (${ownership.kept.length} statement(s)), and the batch run again`,
+            `applied here first for the objects handed to "${author}" or a role whose privileges it has (${ownership.kept.length} statement(s)), and the batch run again`,
         );
         this.log.info(
           { batchId: batch.id, ownerWatcherBatchId: later.id, sql: ran.appliedSql },
