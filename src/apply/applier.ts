@@ -729,7 +729,10 @@ export class EnvironmentApplier {
       const holds =
         (oid !== undefined ? (await this.deps.store.authority([{ name: author, oid }], [])).roles.get(author)?.memberOf : undefined) ??
         new Set([author]);
-      let changed = 0;
+      // Their moves, read as one scope: one read of each catalog, whatever the number of batches.
+      const watchers: Batch[] = [];
+      const touches: ConvergeScope['touches'] = [];
+      const actorOids = new Map<string, number>();
       for (const later of await this.deps.store.batchesAfter(BigInt(batch.commitSeq), this.name, BATCH_PAGE)) {
         if (later.origin !== 'owner_watcher') {
           const runAs = authorOf(later);
@@ -738,35 +741,37 @@ export class EnvironmentApplier {
         }
         if (FINISHED.has(later.previousStatus ?? '')) continue;
         const scope = (await this.deps.plan(later)).converge;
-        const touches = scope?.touches.filter((t) => t.found !== undefined && holds.has(t.actors[0] ?? '')) ?? [];
-        if (!scope || touches.length === 0) continue;
-        const converged = await this.converging('REASSIGN OWNED fires no event trigger', { ...scope, touches, unknown: [] }, []);
-        if ('error' in converged || converged.statements.length === 0) continue;
-        const admitted = converged.statements.flatMap((statement) => {
-          const admission = admit(statement, this.rules, this.deps.roles);
-          return admission.admitted ? [admission.statement] : [];
-        });
-        const ownership = admitted.length > 0 ? await this.judge(later, admitted, undefined) : undefined;
-        if (!ownership || ownership.kept.length === 0) continue;
-        const ran = await this.deps.target.execute({ searchPath: 'pg_catalog' }, ownership.kept);
-        if (ran.error) {
-          this.log.warn(
-            { batchId: later.id, sqlstate: ran.error.code, err: ran.error.message },
-            'owner changes found after a refused batch did not apply',
-          );
-          continue;
-        }
-        notes.push(
-          `refused at first (${SQLSTATE.insufficientPrivilege}): the owner changes REASSIGN OWNED made before it on the source, which reach the targets in the role watcher's batch ${later.id} after it, ` +
-            `applied here first for the objects handed to "${author}" or a role whose privileges it has (${ownership.kept.length} statement(s)), and the batch run again`,
-        );
-        this.log.info(
-          { batchId: batch.id, ownerWatcherBatchId: later.id, sql: ran.appliedSql },
-          'owner changes a refused batch needed applied ahead of their batch',
-        );
-        changed++;
+        const moves = scope?.touches.filter((t) => t.found !== undefined && holds.has(t.actors[0] ?? '')) ?? [];
+        if (!scope || moves.length === 0) continue;
+        watchers.push(later);
+        touches.push(...moves);
+        for (const [name, actorOid] of scope.actorOids) actorOids.set(name, actorOid);
       }
-      return changed > 0;
+      const first = watchers[0];
+      if (first === undefined) return false;
+      const converged = await this.converging('REASSIGN OWNED fires no event trigger', { touches, unknown: [], actorOids }, []);
+      if ('error' in converged || converged.statements.length === 0) return false;
+      const admitted = converged.statements.flatMap((statement) => {
+        const admission = admit(statement, this.rules, this.deps.roles);
+        return admission.admitted ? [admission.statement] : [];
+      });
+      const ownership = admitted.length > 0 ? await this.judge(first, admitted, undefined) : undefined;
+      if (!ownership || ownership.kept.length === 0) return false;
+      const ran = await this.deps.target.execute({ searchPath: 'pg_catalog' }, ownership.kept);
+      const ids = watchers.map((w) => w.id).join(', ');
+      if (ran.error) {
+        this.log.warn({ batchIds: ids, sqlstate: ran.error.code, err: ran.error.message }, 'owner changes found after a refused batch did not apply');
+        return false;
+      }
+      notes.push(
+        `refused at first (${SQLSTATE.insufficientPrivilege}): the owner changes REASSIGN OWNED made before it on the source, which reach the targets in the role watcher's batch(es) ${ids} after it, ` +
+          `applied here first for the objects handed to "${author}" or a role whose privileges it has (${ownership.kept.length} statement(s)), and the batch run again`,
+      );
+      this.log.info(
+        { batchId: batch.id, ownerWatcherBatchIds: ids, sql: ran.appliedSql },
+        'owner changes a refused batch needed applied ahead of their batch',
+      );
+      return true;
     } catch (error) {
       // The source did not answer: the batch's own failure stands.
       this.log.warn({ err: error }, 'could not look for owner changes a refused batch may need');
