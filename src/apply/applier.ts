@@ -703,20 +703,20 @@ export class EnvironmentApplier {
   }
 
   /**
-   * Gives `author`, as whom a DBA's batch ran (`SET ROLE`) that this environment refused
-   * (42501), or a role whose privileges it has there, the objects the source handed it by
-   * REASSIGN OWNED, ahead of their
-   * owner_watcher batch. REASSIGN OWNED fires no event trigger: the role watcher's batch
-   * that carries it comes after a command run at once as the new owner (`REASSIGN OWNED BY
-   * app_v1 TO app_v2; SET ROLE app_v2; GRANT ...`). So the owner look runs now, and the
-   * moves to `author` of the owner_watcher batches among the next page converge here first,
-   * by their own guards (plan/converge.ts, Touch.found: only where this environment's owner
-   * is the former one, and the source's is `author` still); they run again in their turn
-   * and find nothing to change. Only for a DBA's batch: a login's refused batch would let
-   * her move what the batches between need as they are (a DBA's `SET ROLE app_v1; GRANT`
-   * before the REASSIGN OWNED to her), and ask for looks and catalog reads at will. And only
-   * up to the first batch in between that runs as another role that is no superuser, for
-   * the same reason. True when something changed.
+   * Carries out here, ahead of their owner_watcher batches, the REASSIGN OWNED moves a DBA's
+   * batch needs that this environment refused (42501), run as `author` (`SET ROLE`).
+   * REASSIGN OWNED fires no event trigger: the role watcher's batch that carries it comes
+   * after a command run at once as the new owner (`REASSIGN OWNED BY app_v1 TO app_v2; SET
+   * ROLE app_v2; GRANT ...`). So the owner look runs now, and the moves to `author`, or to a
+   * role whose privileges it has on the source, of the owner_watcher batches among the next
+   * page converge here first, by their own guards (plan/converge.ts, Touch.found: only where
+   * this environment's owner is the former one, and the source's is the new one still);
+   * they run again in their turn and find nothing to change. Only for a DBA's batch (the
+   * caller checks): a login's refused batch would let her move what the batches in between
+   * need as they are (a DBA's `SET ROLE app_v1; GRANT` before the REASSIGN OWNED to her),
+   * and ask for looks and catalog reads at will. And only from the batches before the first
+   * one in between that runs as another role that is no superuser, for the same reason.
+   * True when something changed.
    */
   private async ownersFirst(batch: Batch, author: string, notes: string[]): Promise<boolean> {
     try {

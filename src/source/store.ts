@@ -114,10 +114,10 @@ const executionRow = (r: ExecutionRecord) => ({
   connection_time_ms: r.connectionTimeMs?.toFixed(3) ?? null,
 });
 
-/** The daemon's reads and writes on the source's permsync schema. */
 /** The least time between two owner looks the store runs (lookForOwnerChanges). */
 const OWNER_LOOK_INTERVAL_MS = 1000;
 
+/** The daemon's reads and writes on the source's permsync schema. */
 export class SourceStore {
   /** The in-flight marks the next write takes, and that write (see markInFlight). */
   private marks: { wanted: Map<string, string>; written: Promise<Set<string>> } | undefined;
@@ -288,8 +288,8 @@ export class SourceStore {
   /**
    * The role watcher's owner look whatever the counters say (CAPTURE_OWNER_CHANGES), begun
    * after the call: false when another look held it, whose batch is then on its way. One a
-   * second at most, shared by whoever asks meanwhile: it reads the whole ledger, and every
-   * batch of a login's that a target refuses asks for one (EnvironmentApplier.ownersFirst).
+   * second at most, shared by whoever asks meanwhile: it reads the whole ledger, and each
+   * DBA's batch a target refuses asks for one, in every environment (EnvironmentApplier.ownersFirst).
    */
   lookForOwnerChanges(): Promise<boolean> {
     this.nextOwnerLook ??= new Promise<void>((resolve) =>
