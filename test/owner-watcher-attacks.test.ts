@@ -517,6 +517,45 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
     expect(there).toBe(source);
   });
 
+  it("a DBA's grant as the new owner gets the owner change ahead of a login's batch in between, but not one a DBA's batch in between needs as it is", async () => {
+    await p.dba('CREATE ROLE ow_a NOLOGIN; CREATE ROLE ow_f2 NOLOGIN; CREATE ROLE ow_v2 NOLOGIN');
+    await p.settleRoles();
+    await p.everywhere(`GRANT USAGE, CREATE ON SCHEMA of_s TO ow_a, ow_f2, ow_v2;
+      CREATE TABLE of_s.oa (id int); ALTER TABLE of_s.oa OWNER TO ow_a; CREATE TABLE of_s.of2 (id int); ALTER TABLE of_s.of2 OWNER TO ow_f2`);
+    await p.settle();
+    await p.dba(`SELECT permsync.pause_environment('prod')`);
+    try {
+      const before = await ownerWatcherBatches();
+      await p.dba('REASSIGN OWNED BY ow_a TO ow_v2');
+      await p.dba('SET ROLE ow_v2; GRANT SELECT ON of_s.oa TO of_reader; RESET ROLE');
+      // A login's batch (prod refuses it), then a DBA's grant as ow_f2 while it still owns
+      // of_s.of2, then its REASSIGN OWNED: one owner look may find both changes.
+      await asMallory('GRANT SELECT ON of_s.mine TO PUBLIC');
+      await p.dba('SET ROLE ow_f2; GRANT SELECT ON of_s.of2 TO of_reader; RESET ROLE');
+      await p.dba('REASSIGN OWNED BY ow_f2 TO ow_v2');
+      await waitFor(
+        async () =>
+          ((
+            await p.sourceClient.query(
+              `SELECT FROM permsync.audit_log a JOIN permsync.batches b ON b.id = a.batch_id
+                WHERE b.origin = 'owner_watcher' AND b.id > $1 AND a.object_identity = 'of_s.of2'`,
+              [before],
+            )
+          ).rowCount ?? 0) > 0,
+        20_000,
+        'the owner watcher',
+      );
+    } finally {
+      await p.dba(`SELECT permsync.resume_environment('prod')`);
+    }
+    await p.settle();
+    for (const table of ['of_s.oa', 'of_s.of2']) {
+      const { prod: there, source } = await acls(table);
+      expect(source).toMatch(/^ow_v2 .*of_reader=r\/ow_v2/);
+      expect({ table, acl: there }).toEqual({ table, acl: source });
+    }
+  });
+
   it("a login's refused batches do not each make prod read the catalogs for owner changes to her", async () => {
     await asMallory(`CREATE ROLE of_m1 NOLOGIN; GRANT of_m1 TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
     await p.settleRoles();

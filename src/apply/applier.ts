@@ -714,9 +714,9 @@ export class EnvironmentApplier {
    * they run again in their turn and find nothing to change. Only for a DBA's batch (the
    * caller checks): a login's refused batch would let her move what the batches in between
    * need as they are (a DBA's `SET ROLE app_v1; GRANT` before the REASSIGN OWNED to her),
-   * and ask for looks and catalog reads at will. And only from the batches before the first
-   * one in between that runs as another role that is no superuser, for the same reason.
-   * True when something changed.
+   * and ask for looks and catalog reads at will. And not a move from a role whose
+   * privileges a batch in between runs with as another role that is no superuser, for the
+   * same reason. True when something changed.
    */
   private async ownersFirst(batch: Batch, author: string, notes: string[]): Promise<boolean> {
     try {
@@ -729,21 +729,41 @@ export class EnvironmentApplier {
       const holds =
         (oid !== undefined ? (await this.deps.store.authority([{ name: author, oid }], [])).roles.get(author)?.memberOf : undefined) ??
         new Set([author]);
-      // Their moves, read as one scope: one read of each catalog, whatever the number of batches.
+      // Their moves, read as one scope: one read of each catalog, whatever the number of
+      // batches. A move from a role whose privileges a batch in between runs with (as a
+      // role that is no superuser) stays in its turn: that batch may need it as it is.
+      const later = await this.deps.store.batchesAfter(BigInt(batch.commitSeq), this.name, BATCH_PAGE);
+      const between = new Map<string, number>();
+      for (const b of later) {
+        const runAs = authorOf(b);
+        if (runAs !== undefined && runAs !== author && b.currentUserOid !== undefined) between.set(runAs, b.currentUserOid);
+      }
+      const authority =
+        between.size > 0
+          ? await this.deps.store.authority(
+              [...between].map(([name, oid]) => ({ name, oid })),
+              [],
+            )
+          : undefined;
       const watchers: Batch[] = [];
       const touches: ConvergeScope['touches'] = [];
       const actorOids = new Map<string, number>();
-      for (const later of await this.deps.store.batchesAfter(BigInt(batch.commitSeq), this.name, BATCH_PAGE)) {
-        if (later.origin !== 'owner_watcher') {
-          const runAs = authorOf(later);
-          if (runAs !== undefined && runAs !== author) break;
+      const needed = new Set<string>();
+      for (const b of later) {
+        if (b.origin !== 'owner_watcher') {
+          const runAs = authorOf(b);
+          if (runAs === undefined || runAs === author) continue;
+          // An author the source no longer knows by that name and oid: whose privileges it ran with cannot be told.
+          const held = authority?.roles.get(runAs)?.memberOf;
+          if (held === undefined) break;
+          for (const role of held) needed.add(role);
           continue;
         }
-        if (FINISHED.has(later.previousStatus ?? '')) continue;
-        const scope = (await this.deps.plan(later)).converge;
-        const moves = scope?.touches.filter((t) => t.found !== undefined && holds.has(t.actors[0] ?? '')) ?? [];
+        if (FINISHED.has(b.previousStatus ?? '')) continue;
+        const scope = (await this.deps.plan(b)).converge;
+        const moves = scope?.touches.filter((t) => t.found !== undefined && holds.has(t.actors[0] ?? '') && !needed.has(t.found.from)) ?? [];
         if (!scope || moves.length === 0) continue;
-        watchers.push(later);
+        watchers.push(b);
         touches.push(...moves);
         for (const [name, actorOid] of scope.actorOids) actorOids.set(name, actorOid);
       }
