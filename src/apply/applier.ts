@@ -720,15 +720,15 @@ export class EnvironmentApplier {
    */
   private async ownersFirst(batch: Batch, author: string, notes: string[]): Promise<boolean> {
     try {
+      // The roles whose privileges the author has on the source (itself included), as
+      // PostgreSQL counts them for a grant: it grants as the owner when it inherits it. An
+      // author the source no longer knows by that name and oid is given nothing.
+      const oid = batch.currentUserOid;
+      const holds = oid === undefined ? undefined : (await this.deps.store.authority([{ name: author, oid }], [])).roles.get(author)?.memberOf;
+      if (holds === undefined) return false;
       // Another look held it (the role watcher's): the next, a second later, finds it done.
       let looked = await this.deps.store.lookForOwnerChanges();
       for (let attempt = 1; !looked && attempt < OWNER_LOOK_ATTEMPTS; attempt++) looked = await this.deps.store.lookForOwnerChanges();
-      // The roles whose privileges the author has on the source (itself included), as
-      // PostgreSQL counts them for a grant: it grants as the owner when it inherits it.
-      const oid = batch.currentUserOid;
-      const holds =
-        (oid !== undefined ? (await this.deps.store.authority([{ name: author, oid }], [])).roles.get(author)?.memberOf : undefined) ??
-        new Set([author]);
       // Their moves, read as one scope: one read of each catalog, whatever the number of
       // batches. A move from a role whose privileges a batch in between runs with (as a
       // role that is no superuser) stays in its turn: that batch may need it as it is.
