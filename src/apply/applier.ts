@@ -729,44 +729,7 @@ export class EnvironmentApplier {
       // Another look held it (the role watcher's): the next, a second later, finds it done.
       let looked = await this.deps.store.lookForOwnerChanges();
       for (let attempt = 1; !looked && attempt < OWNER_LOOK_ATTEMPTS; attempt++) looked = await this.deps.store.lookForOwnerChanges();
-      // Their moves, read as one scope: one read of each catalog, whatever the number of
-      // batches. A move from a role whose privileges a batch in between runs with (as a
-      // role that is no superuser) stays in its turn: that batch may need it as it is.
-      const later = await this.deps.store.batchesAfter(BigInt(batch.commitSeq), this.name, BATCH_PAGE);
-      const between = new Map<string, number>();
-      for (const b of later) {
-        const runAs = authorOf(b);
-        if (runAs !== undefined && runAs !== author && b.currentUserOid !== undefined) between.set(runAs, b.currentUserOid);
-      }
-      const authority =
-        between.size > 0
-          ? await this.deps.store.authority(
-              [...between].map(([name, oid]) => ({ name, oid })),
-              [],
-            )
-          : undefined;
-      const watchers: Batch[] = [];
-      const touches: ConvergeScope['touches'] = [];
-      const actorOids = new Map<string, number>();
-      const needed = new Set<string>();
-      for (const b of later) {
-        if (b.origin !== 'owner_watcher') {
-          const runAs = authorOf(b);
-          if (runAs === undefined || runAs === author) continue;
-          // An author the source no longer knows by that name and oid: whose privileges it ran with cannot be told.
-          const held = authority?.roles.get(runAs)?.memberOf;
-          if (held === undefined) break;
-          for (const role of held) needed.add(role);
-          continue;
-        }
-        if (FINISHED.has(b.previousStatus ?? '')) continue;
-        const scope = (await this.deps.plan(b)).converge;
-        const moves = scope?.touches.filter((t) => t.found !== undefined && holds.has(t.actors[0] ?? '') && !needed.has(t.found.from)) ?? [];
-        if (!scope || moves.length === 0) continue;
-        watchers.push(b);
-        touches.push(...moves);
-        for (const [name, actorOid] of scope.actorOids) actorOids.set(name, actorOid);
-      }
+      const { watchers, touches, actorOids } = await this.movesAhead(batch, author, holds);
       const first = watchers[0];
       if (first === undefined) return false;
       const converged = await this.converging('REASSIGN OWNED fires no event trigger', { touches, unknown: [], actorOids }, []);
@@ -797,6 +760,55 @@ export class EnvironmentApplier {
       this.log.warn({ err: error }, 'could not look for owner changes a refused batch may need');
     }
     return false;
+  }
+
+  /**
+   * The moves ownersFirst takes ahead, read as one scope (one read of each catalog, whatever
+   * the number of batches): those to a role in `holds` of the unfinished owner_watcher
+   * batches among the next page, but for a move from a role whose privileges a batch in
+   * between runs with, as a role that is no superuser: that batch may need it as it is.
+   */
+  private async movesAhead(
+    batch: Batch,
+    author: string,
+    holds: Set<string>,
+  ): Promise<{ watchers: Batch[]; touches: ConvergeScope['touches']; actorOids: Map<string, number> }> {
+    const later = await this.deps.store.batchesAfter(BigInt(batch.commitSeq), this.name, BATCH_PAGE);
+    const between = new Map<string, number>();
+    for (const b of later) {
+      const runAs = authorOf(b);
+      if (runAs !== undefined && runAs !== author && b.currentUserOid !== undefined) between.set(runAs, b.currentUserOid);
+    }
+    const authority =
+      between.size > 0
+        ? await this.deps.store.authority(
+            [...between].map(([name, oid]) => ({ name, oid })),
+            [],
+          )
+        : undefined;
+    const watchers: Batch[] = [];
+    const touches: ConvergeScope['touches'] = [];
+    const actorOids = new Map<string, number>();
+    const needed = new Set<string>();
+    for (const b of later) {
+      if (b.origin !== 'owner_watcher') {
+        const runAs = authorOf(b);
+        if (runAs === undefined || runAs === author) continue;
+        // An author the source no longer knows by that name and oid: whose privileges it ran with cannot be told.
+        const held = authority?.roles.get(runAs)?.memberOf;
+        if (held === undefined) break;
+        for (const role of held) needed.add(role);
+        continue;
+      }
+      if (FINISHED.has(b.previousStatus ?? '')) continue;
+      const scope = (await this.deps.plan(b)).converge;
+      const moves = scope?.touches.filter((t) => t.found !== undefined && holds.has(t.actors[0] ?? '') && !needed.has(t.found.from)) ?? [];
+      if (!scope || moves.length === 0) continue;
+      watchers.push(b);
+      touches.push(...moves);
+      for (const [name, actorOid] of scope.actorOids) actorOids.set(name, actorOid);
+    }
+    return { watchers, touches, actorOids };
   }
 
   /**
