@@ -556,6 +556,59 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
     }
   });
 
+  it("a login's batch in between, as a role she then drops, does not keep a DBA's grant as the new owner from prod", async () => {
+    await p.dba('CREATE ROLE a3_v1 NOLOGIN; CREATE ROLE a3_v2 NOLOGIN');
+    await asMallory(`CREATE ROLE a3_tmp NOLOGIN; GRANT a3_tmp TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
+    await p.settleRoles();
+    await p.everywhere('CREATE SCHEMA a3; GRANT USAGE ON SCHEMA a3 TO a3_v2; CREATE TABLE a3.books (id int); ALTER TABLE a3.books OWNER TO a3_v1');
+    await p.settle();
+    await p.dba(`SELECT permsync.pause_environment('prod')`);
+    try {
+      const before = await ownerWatcherBatches();
+      await p.dba('REASSIGN OWNED BY a3_v1 TO a3_v2');
+      await p.dba('SET ROLE a3_v2; GRANT SELECT ON a3.books TO of_reader; RESET ROLE');
+      await asMallory('SET ROLE a3_tmp; ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC');
+      await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
+      await asMallory('RESET ROLE; DROP OWNED BY a3_tmp; DROP ROLE a3_tmp');
+    } finally {
+      await p.dba(`SELECT permsync.resume_environment('prod')`);
+    }
+    await p.settle();
+    const { prod: there, source } = await acls('a3.books');
+    expect(source).toMatch(/of_reader=r\/a3_v2/);
+    expect(there).toBe(source);
+  });
+
+  it("a role of hers granted to the DBA's author afterwards does not take her move ahead of the DBA's next grant, which needs it as it was", async () => {
+    await p.dba('CREATE ROLE b3_v1 NOLOGIN; CREATE ROLE b3_v2 NOLOGIN; CREATE ROLE b3_auditor NOLOGIN');
+    // Her roles; the DBA's app role may use her table (she has ADMIN on her roles).
+    await asMallory(`CREATE ROLE b3_mf NOLOGIN; CREATE ROLE b3_mr NOLOGIN;
+      GRANT b3_mf, b3_mr TO ${MALLORY} WITH INHERIT TRUE, SET TRUE; GRANT b3_mf TO b3_v2`);
+    await p.settleRoles();
+    await p.everywhere(`CREATE SCHEMA b3; GRANT USAGE ON SCHEMA b3 TO b3_v2, ${MALLORY};
+      CREATE TABLE b3.books (id int); ALTER TABLE b3.books OWNER TO b3_v1; CREATE TABLE b3.mt (id int); ALTER TABLE b3.mt OWNER TO b3_mf`);
+    await p.settle();
+    await p.dba(`SELECT permsync.pause_environment('prod')`);
+    try {
+      const before = await ownerWatcherBatches();
+      await p.dba('REASSIGN OWNED BY b3_v1 TO b3_v2');
+      await p.dba('SET ROLE b3_v2; GRANT SELECT ON b3.books TO of_reader; RESET ROLE');
+      // As b3_v2, through its membership in b3_mf on b3.mt.
+      await p.dba('SET ROLE b3_v2; GRANT SELECT ON ALL TABLES IN SCHEMA b3 TO b3_auditor; RESET ROLE');
+      await asMallory('REASSIGN OWNED BY b3_mf TO b3_mr; GRANT b3_mr TO b3_v2');
+      await p.dba('SELECT permsync.capture_owner_changes(NULL)');
+      await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
+    } finally {
+      await p.dba(`SELECT permsync.resume_environment('prod')`);
+    }
+    await p.settle();
+    for (const table of ['b3.books', 'b3.mt']) {
+      const { prod: there, source } = await acls(table);
+      expect(source).toMatch(/b3_auditor=r\//);
+      expect({ table, acl: there }).toEqual({ table, acl: source });
+    }
+  });
+
   it("a login's refused batches do not each make prod read the catalogs for owner changes to her", async () => {
     await asMallory(`CREATE ROLE of_m1 NOLOGIN; GRANT of_m1 TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
     await p.settleRoles();

@@ -729,7 +729,7 @@ export class EnvironmentApplier {
       // Another look held it (the role watcher's): the next, a second later, finds it done.
       let looked = await this.deps.store.lookForOwnerChanges();
       for (let attempt = 1; !looked && attempt < OWNER_LOOK_ATTEMPTS; attempt++) looked = await this.deps.store.lookForOwnerChanges();
-      const { watchers, touches, actorOids } = await this.movesAhead(batch, author, holds);
+      const { watchers, touches, actorOids } = await this.movesAhead(batch, holds);
       const first = watchers[0];
       if (first === undefined) return false;
       const converged = await this.converging('REASSIGN OWNED fires no event trigger', { touches, unknown: [], actorOids }, []);
@@ -766,18 +766,18 @@ export class EnvironmentApplier {
    * The moves ownersFirst takes ahead, read as one scope (one read of each catalog, whatever
    * the number of batches): those to a role in `holds` of the unfinished owner_watcher
    * batches among the next page, but for a move from a role whose privileges a batch in
-   * between runs with, as a role that is no superuser: that batch may need it as it is.
+   * between runs with, as a role that is no superuser (the author's own batches too): that
+   * batch may need it as it is. Memberships are read as the source has them now.
    */
   private async movesAhead(
     batch: Batch,
-    author: string,
     holds: Set<string>,
   ): Promise<{ watchers: Batch[]; touches: ConvergeScope['touches']; actorOids: Map<string, number> }> {
     const later = await this.deps.store.batchesAfter(BigInt(batch.commitSeq), this.name, BATCH_PAGE);
     const between = new Map<string, number>();
     for (const b of later) {
       const runAs = authorOf(b);
-      if (runAs !== undefined && runAs !== author && b.currentUserOid !== undefined) between.set(runAs, b.currentUserOid);
+      if (runAs !== undefined && b.currentUserOid !== undefined) between.set(runAs, b.currentUserOid);
     }
     const authority =
       between.size > 0
@@ -793,11 +793,11 @@ export class EnvironmentApplier {
     for (const b of later) {
       if (b.origin !== 'owner_watcher') {
         const runAs = authorOf(b);
-        if (runAs === undefined || runAs === author) continue;
-        // An author the source no longer knows by that name and oid: whose privileges it ran with cannot be told.
-        const held = authority?.roles.get(runAs)?.memberOf;
-        if (held === undefined) break;
-        for (const role of held) needed.add(role);
+        if (runAs === undefined) continue;
+        // The author's own batches too: a role granted to it since may hand it a move of
+        // what it ran with then. One the source no longer knows by that name and oid (a
+        // role dropped since, whose grants went with it) keeps at least its own objects.
+        for (const role of authority?.roles.get(runAs)?.memberOf ?? [runAs]) needed.add(role);
         continue;
       }
       if (FINISHED.has(b.previousStatus ?? '')) continue;
