@@ -483,6 +483,15 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
       ).rows[0]?.acl;
     return { prod: await read(prod), source: await read(p.sourceClient) };
   };
+  /** Runs `work` while prod lags (paused: a backlog, a hold, an outage), then lets it go on. */
+  const whileProdLags = async (work: () => Promise<void>) => {
+    await p.dba(`SELECT permsync.pause_environment('prod')`);
+    try {
+      await work();
+    } finally {
+      await p.dba(`SELECT permsync.resume_environment('prod')`);
+    }
+  };
   const ownerWatcherBatches = async () =>
     Number((await p.sourceClient.query<{ n: string }>(`SELECT count(*) AS n FROM permsync.batches WHERE origin = 'owner_watcher'`)).rows[0]?.n);
 
@@ -501,16 +510,13 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
     await p.settle();
     // prod lags (a backlog, a hold, an outage) while her refused grant, the DBA's grant as
     // of_app_v1 and the DBA's REASSIGN OWNED of of_app_v1's objects to her commit, in that order.
-    await p.dba(`SELECT permsync.pause_environment('prod')`);
-    try {
+    await whileProdLags(async () => {
       await asMallory('GRANT SELECT ON of_s.mine TO PUBLIC');
       await p.dba('SET ROLE of_app_v1; GRANT SELECT ON of_s.books TO of_reader; RESET ROLE');
       const before = await ownerWatcherBatches();
       await p.dba(`REASSIGN OWNED BY of_app_v1 TO ${MALLORY}`);
       await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
-    } finally {
-      await p.dba(`SELECT permsync.resume_environment('prod')`);
-    }
+    });
     await p.settle();
     const { prod: there, source } = await acls('of_s.books');
     expect(source).toMatch(/of_reader=r\//);
@@ -523,8 +529,7 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
     await p.everywhere(`GRANT USAGE, CREATE ON SCHEMA of_s TO ow_a, ow_f2, ow_v2;
       CREATE TABLE of_s.oa (id int); ALTER TABLE of_s.oa OWNER TO ow_a; CREATE TABLE of_s.of2 (id int); ALTER TABLE of_s.of2 OWNER TO ow_f2`);
     await p.settle();
-    await p.dba(`SELECT permsync.pause_environment('prod')`);
-    try {
+    await whileProdLags(async () => {
       const before = await ownerWatcherBatches();
       await p.dba('REASSIGN OWNED BY ow_a TO ow_v2');
       await p.dba('SET ROLE ow_v2; GRANT SELECT ON of_s.oa TO of_reader; RESET ROLE');
@@ -545,9 +550,7 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
         20_000,
         'the owner watcher',
       );
-    } finally {
-      await p.dba(`SELECT permsync.resume_environment('prod')`);
-    }
+    });
     await p.settle();
     for (const table of ['of_s.oa', 'of_s.of2']) {
       const { prod: there, source } = await acls(table);
@@ -562,17 +565,14 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
     await p.settleRoles();
     await p.everywhere('CREATE SCHEMA a3; GRANT USAGE ON SCHEMA a3 TO a3_v2; CREATE TABLE a3.books (id int); ALTER TABLE a3.books OWNER TO a3_v1');
     await p.settle();
-    await p.dba(`SELECT permsync.pause_environment('prod')`);
-    try {
+    await whileProdLags(async () => {
       const before = await ownerWatcherBatches();
       await p.dba('REASSIGN OWNED BY a3_v1 TO a3_v2');
       await p.dba('SET ROLE a3_v2; GRANT SELECT ON a3.books TO of_reader; RESET ROLE');
       await asMallory('SET ROLE a3_tmp; ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC');
       await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
       await asMallory('RESET ROLE; DROP OWNED BY a3_tmp; DROP ROLE a3_tmp');
-    } finally {
-      await p.dba(`SELECT permsync.resume_environment('prod')`);
-    }
+    });
     await p.settle();
     const { prod: there, source } = await acls('a3.books');
     expect(source).toMatch(/of_reader=r\/a3_v2/);
@@ -588,8 +588,7 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
     await p.everywhere(`CREATE SCHEMA b3; GRANT USAGE ON SCHEMA b3 TO b3_v2, ${MALLORY};
       CREATE TABLE b3.books (id int); ALTER TABLE b3.books OWNER TO b3_v1; CREATE TABLE b3.mt (id int); ALTER TABLE b3.mt OWNER TO b3_mf`);
     await p.settle();
-    await p.dba(`SELECT permsync.pause_environment('prod')`);
-    try {
+    await whileProdLags(async () => {
       const before = await ownerWatcherBatches();
       await p.dba('REASSIGN OWNED BY b3_v1 TO b3_v2');
       await p.dba('SET ROLE b3_v2; GRANT SELECT ON b3.books TO of_reader; RESET ROLE');
@@ -598,9 +597,7 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
       await asMallory('REASSIGN OWNED BY b3_mf TO b3_mr; GRANT b3_mr TO b3_v2');
       await p.dba('SELECT permsync.capture_owner_changes(NULL)');
       await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
-    } finally {
-      await p.dba(`SELECT permsync.resume_environment('prod')`);
-    }
+    });
     await p.settle();
     for (const table of ['b3.books', 'b3.mt']) {
       const { prod: there, source } = await acls(table);
