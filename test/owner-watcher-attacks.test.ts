@@ -492,6 +492,14 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
       await p.dba(`SELECT permsync.resume_environment('prod')`);
     }
   };
+  /** Each table's owner and ACL on prod are the source's, which `granted` matches. */
+  const expectProdAsSource = async (tables: string[], granted: RegExp) => {
+    for (const table of tables) {
+      const { prod: there, source } = await acls(table);
+      expect(source).toMatch(granted);
+      expect({ table, acl: there }).toEqual({ table, acl: source });
+    }
+  };
   const ownerWatcherBatches = async () =>
     Number((await p.sourceClient.query<{ n: string }>(`SELECT count(*) AS n FROM permsync.batches WHERE origin = 'owner_watcher'`)).rows[0]?.n);
 
@@ -540,11 +548,7 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
       await waitFor(async () => (await ownerWatcherRows()).some((r) => r.identity === 'of_s.of2'), 20_000, 'the owner watcher');
     });
     await p.settle();
-    for (const table of ['of_s.oa', 'of_s.of2']) {
-      const { prod: there, source } = await acls(table);
-      expect(source).toMatch(/^ow_v2 .*of_reader=r\/ow_v2/);
-      expect({ table, acl: there }).toEqual({ table, acl: source });
-    }
+    await expectProdAsSource(['of_s.oa', 'of_s.of2'], /^ow_v2 .*of_reader=r\/ow_v2/);
   });
 
   it("a login's batch in between, as a role she then drops, does not keep a DBA's grant as the new owner from prod", async () => {
@@ -587,11 +591,49 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
       await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
     });
     await p.settle();
-    for (const table of ['b3.books', 'b3.mt']) {
-      const { prod: there, source } = await acls(table);
-      expect(source).toMatch(/b3_auditor=r\//);
-      expect({ table, acl: there }).toEqual({ table, acl: source });
-    }
+    await expectProdAsSource(['b3.books', 'b3.mt'], /b3_auditor=r\//);
+  });
+
+  it("a DBA's grant as the new owner gets the owner change ahead of a batch in between that runs with the former owner's privileges on another object", async () => {
+    await p.dba('CREATE ROLE d4_v1 NOLOGIN; CREATE ROLE d4_v2 NOLOGIN; CREATE ROLE d4_ops NOLOGIN IN ROLE d4_v1');
+    await p.settleRoles();
+    await p.everywhere(`CREATE SCHEMA d4; GRANT USAGE ON SCHEMA d4 TO d4_v2, d4_ops;
+      CREATE TABLE d4.books (id int); ALTER TABLE d4.books OWNER TO d4_v1; CREATE TABLE d4.ops (id int); ALTER TABLE d4.ops OWNER TO d4_ops`);
+    await p.settle();
+    await whileProdLags(async () => {
+      const before = await ownerWatcherBatches();
+      await p.dba('REASSIGN OWNED BY d4_v1 TO d4_v2');
+      await p.dba('SET ROLE d4_v2; GRANT SELECT ON d4.books TO of_reader; RESET ROLE');
+      // A member of the former owner, on a table of its own: it needs nothing of d4.books.
+      await p.dba('SET ROLE d4_ops; GRANT SELECT ON d4.ops TO of_reader; RESET ROLE');
+      await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
+    });
+    await p.settle();
+    await expectProdAsSource(['d4.books', 'd4.ops'], /of_reader=r\//);
+  });
+
+  it("a move of hers does not go ahead of a DBA's batch in between that needs it as it was, once she takes her role back from that batch's role", async () => {
+    await p.dba(`CREATE ROLE c4_v1 NOLOGIN; CREATE ROLE c4_v2 NOLOGIN; CREATE ROLE c4_q NOLOGIN; CREATE ROLE c4_shared NOLOGIN;
+      GRANT c4_shared TO c4_v2, ${MALLORY}`);
+    // Her role, which the DBA's role c4_q is a member of (she has ADMIN on it).
+    await asMallory(`CREATE ROLE c4_mf NOLOGIN; GRANT c4_mf TO ${MALLORY} WITH INHERIT TRUE, SET TRUE; GRANT c4_mf TO c4_q`);
+    await p.settleRoles();
+    await p.everywhere(`CREATE SCHEMA c4; GRANT USAGE ON SCHEMA c4 TO c4_v2, c4_q, ${MALLORY};
+      CREATE TABLE c4.books (id int); ALTER TABLE c4.books OWNER TO c4_v1; CREATE TABLE c4.mt (id int); ALTER TABLE c4.mt OWNER TO c4_mf`);
+    await p.settle();
+    await whileProdLags(async () => {
+      const before = await ownerWatcherBatches();
+      await p.dba('REASSIGN OWNED BY c4_v1 TO c4_v2');
+      await p.dba('SET ROLE c4_v2; GRANT SELECT ON c4.books TO of_reader; RESET ROLE');
+      // As c4_q, through its membership in her role, the owner of c4.mt.
+      await p.dba('SET ROLE c4_q; GRANT SELECT ON c4.mt TO of_reader; RESET ROLE');
+      // Her table to a role the DBA's author c4_v2 holds, and her role taken back from c4_q.
+      await asMallory('REASSIGN OWNED BY c4_mf TO c4_shared; REVOKE c4_mf FROM c4_q');
+      await p.dba('SELECT permsync.capture_owner_changes(NULL)');
+      await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
+    });
+    await p.settle();
+    await expectProdAsSource(['c4.books', 'c4.mt'], /of_reader=r\//);
   });
 
   it("a login's refused batches do not each make prod read the catalogs for owner changes to her", async () => {

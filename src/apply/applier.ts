@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { classifyError, OBJECT_GONE, refusedByServer, SQLSTATE, TransientError } from '../errors.js';
-import type { Batch, BatchPlan, ConvergeScope } from '../capture/batch.js';
+import { touchesOfPlan, type Batch, type BatchPlan, type ConvergeScope } from '../capture/batch.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { ExecutionRecord, SourceStore, Switches } from '../source/store.js';
 import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
@@ -708,15 +708,15 @@ export class EnvironmentApplier {
    * REASSIGN OWNED fires no event trigger: the role watcher's batch that carries it comes
    * after a command run at once as the new owner (`REASSIGN OWNED BY app_v1 TO app_v2; SET
    * ROLE app_v2; GRANT ...`). So the owner look runs now, and the moves to `author`, or to a
-   * role whose privileges it has on the source, of the owner_watcher batches among the next
-   * page converge here first, by their own guards (plan/converge.ts, Touch.found: only where
-   * this environment's owner is the former one, and the source's is the new one still);
-   * they run again in their turn and find nothing to change. Only for a DBA's batch (the
-   * caller checks): a login's refused batch would let her move what the batches in between
-   * need as they are (a DBA's `SET ROLE app_v1; GRANT` before the REASSIGN OWNED to her),
-   * and ask for looks and catalog reads at will. And not a move from a role whose
-   * privileges a batch in between runs with as another role that is no superuser, for the
-   * same reason. True when something changed.
+   * role whose privileges it has on the source, of the objects the batch names, in the
+   * owner_watcher batches among the next page, converge here first, by their own guards
+   * (plan/converge.ts, Touch.found: only where this environment's owner is the former one,
+   * and the source's is the new one still); they run again in their turn and find nothing
+   * to change. Only for a DBA's batch (the caller checks): a login's refused batch would let
+   * her move what the batches in between need as they are (a DBA's `SET ROLE app_v1; GRANT`
+   * before the REASSIGN OWNED to her), and ask for looks and catalog reads at will. Nor the
+   * move of an object a batch in between names while it runs with the former owner's
+   * privileges, for the same reason (movesAhead). True when something changed.
    */
   private async ownersFirst(batch: Batch, author: string, notes: string[]): Promise<boolean> {
     try {
@@ -729,10 +729,10 @@ export class EnvironmentApplier {
       // Another look held it (the role watcher's): the next, a second later, finds it done.
       let looked = await this.deps.store.lookForOwnerChanges();
       for (let attempt = 1; !looked && attempt < OWNER_LOOK_ATTEMPTS; attempt++) looked = await this.deps.store.lookForOwnerChanges();
-      const { watchers, touches, actorOids } = await this.movesAhead(batch, holds);
+      const { watchers, scope } = await this.movesAhead(batch, holds);
       const first = watchers[0];
       if (first === undefined) return false;
-      const converged = await this.converging('REASSIGN OWNED fires no event trigger', { touches, unknown: [], actorOids }, []);
+      const converged = await this.converging('REASSIGN OWNED fires no event trigger', scope, []);
       if ('error' in converged || converged.statements.length === 0) return false;
       const admitted = converged.statements.flatMap((statement) => {
         const admission = admit(statement, this.rules, this.deps.roles);
@@ -765,50 +765,57 @@ export class EnvironmentApplier {
   /**
    * The moves ownersFirst takes ahead, read as one scope (one read of each catalog, whatever
    * the number of batches): those to a role in `holds` of the unfinished owner_watcher
-   * batches among the next page, but for a move from a role whose privileges a batch in
-   * between runs with, as a role that is no superuser (the author's own batches too): that
-   * batch may need it as it is. Memberships are read as the source has them now.
+   * batches among the next page, of the objects the refused batch names (a move of another
+   * object may have come after it on the source), but for an object a batch in between names
+   * while it runs with the former owner's privileges, as a role that is no superuser (the
+   * author's own batches too): that batch may need it as it is (plan/converge.ts, by
+   * ConvergeScope.ahead). Memberships are read as the source has them now.
    */
-  private async movesAhead(
-    batch: Batch,
-    holds: Set<string>,
-  ): Promise<{ watchers: Batch[]; touches: ConvergeScope['touches']; actorOids: Map<string, number> }> {
+  private async movesAhead(batch: Batch, holds: Set<string>): Promise<{ watchers: Batch[]; scope: ConvergeScope }> {
+    const named = touchesOfPlan(await this.deps.plan(batch));
     const later = await this.deps.store.batchesAfter(BigInt(batch.commitSeq), this.name, BATCH_PAGE);
-    const between = new Map<string, number>();
+    const authors = new Map<string, number>();
     for (const b of later) {
       const runAs = authorOf(b);
-      if (runAs !== undefined && b.currentUserOid !== undefined) between.set(runAs, b.currentUserOid);
+      if (runAs !== undefined && b.currentUserOid !== undefined) authors.set(runAs, b.currentUserOid);
     }
     const authority =
-      between.size > 0
+      authors.size > 0
         ? await this.deps.store.authority(
-            [...between].map(([name, oid]) => ({ name, oid })),
+            [...authors].map(([name, oid]) => ({ name, oid })),
             [],
           )
         : undefined;
     const watchers: Batch[] = [];
     const touches: ConvergeScope['touches'] = [];
     const actorOids = new Map<string, number>();
-    const needed = new Set<string>();
+    const between: NonNullable<ConvergeScope['ahead']>['between'] = [];
     for (const b of later) {
+      if (named === undefined || named.length === 0) break;
       if (b.origin !== 'owner_watcher') {
         const runAs = authorOf(b);
         if (runAs === undefined) continue;
-        // The author's own batches too: a role granted to it since may hand it a move of
-        // what it ran with then. One the source no longer knows by that name and oid (a
-        // role dropped since, whose grants went with it) keeps at least its own objects.
-        for (const role of authority?.roles.get(runAs)?.memberOf ?? [runAs]) needed.add(role);
+        // What it names cannot be told: it may need any object as it is.
+        const its = touchesOfPlan(await this.deps.plan(b));
+        if (its === undefined) break;
+        // One the source no longer knows by that name and oid (a role dropped since, whose
+        // grants went with it) runs with at least its own objects' privileges.
+        between.push({ touches: its, holds: authority?.roles.get(runAs)?.memberOf ?? new Set([runAs]) });
         continue;
       }
       if (FINISHED.has(b.previousStatus ?? '')) continue;
       const scope = (await this.deps.plan(b)).converge;
-      const moves = scope?.touches.filter((t) => t.found !== undefined && holds.has(t.actors[0] ?? '') && !needed.has(t.found.from)) ?? [];
-      if (!scope || moves.length === 0) continue;
+      const moves = scope?.touches.flatMap((t) =>
+        t.found !== undefined && holds.has(t.actors[0] ?? '') ? [{ ...t, found: { ...t.found, behind: between.length } }] : [],
+      );
+      if (!scope || !moves || moves.length === 0) continue;
       watchers.push(b);
       touches.push(...moves);
       for (const [name, actorOid] of scope.actorOids) actorOids.set(name, actorOid);
     }
-    return { watchers, touches, actorOids };
+    // Those after the last batch of moves taken need nothing as it is before them.
+    between.length = Math.min(between.length, touches.at(-1)?.found?.behind ?? 0);
+    return { watchers, scope: { touches, unknown: [], actorOids, ahead: { named: named ?? [], between } } };
   }
 
   /**

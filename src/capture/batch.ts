@@ -100,6 +100,13 @@ export interface ConvergeScope {
   unknown: string[];
   /** Each actor's oid on the source, where capture could tell it: an actor without one may change nothing. */
   actorOids: ReadonlyMap<string, number>;
+  /**
+   * Owner changes taken ahead of a batch a target refused (EnvironmentApplier.ownersFirst):
+   * only those of the objects `named` names are converged, and not one whose former owner's
+   * privileges a batch in between (`between`, in order) runs with while it names the object.
+   * Touch.found.behind says how many of those batches come before the move's own batch.
+   */
+  ahead?: { named: Touch[]; between: { touches: Touch[]; holds: ReadonlySet<string> }[] };
 }
 
 /** One permission command as capture recorded it (permsync.audit_log), in order. */
@@ -456,6 +463,26 @@ function convergeScope(batch: Batch, ordinals: number[] | undefined, recorded: R
     }
   }
   return { touches: touches.map((t) => withoutTemporary(t, batch)), unknown, actorOids: actorOids(batch, recorded) };
+}
+
+/**
+ * What a batch's permission commands name, as they reach a target: a converged batch's
+ * touches, or a replayed one's statements read as capture reads its text. Undefined when
+ * its statements do not parse (they did when it was planned).
+ */
+export function touchesOfPlan(plan: BatchPlan): Touch[] | undefined {
+  if (plan.converge) return plan.converge.touches.filter((t) => t.found === undefined);
+  const { batch } = plan;
+  const context: TouchContext = {
+    actors: [batch.currentUser],
+    currentUser: batch.currentUser,
+    searchPaths: [searchPathSchemas(batch.searchPath, batch.currentUser)],
+  };
+  try {
+    return plan.replay.flatMap((s) => touchesOfText(s.sql, context)).map((t) => withoutTemporary(t, batch));
+  } catch {
+    return undefined;
+  }
 }
 
 /** The touch without the source session's temporary objects, which no target has. */

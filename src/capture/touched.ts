@@ -48,8 +48,10 @@ export interface Touch {
    * object, as `classid/objid` on the source, its identity then (permsync.object_facts'), and the owner before
    * (`from`). Its actor is the owner now. Only that object's owner is converged, and only
    * where its identity is still that and the target's object of its name is `from`'s.
+   * Taken ahead of a refused batch, `behind` counts the batches in between that come before
+   * its own (ConvergeScope.ahead).
    */
-  found?: { address: string; identity: string; from: string };
+  found?: { address: string; identity: string; from: string; behind?: number };
 }
 
 /** Who ran a command and where it looked names up. */

@@ -89,7 +89,8 @@ export function ownerlessSequences(source: Catalog): { schema: string; name: str
 /** The argument types the scope's routines were named with, in each search path their commands ran with. */
 export function argumentTypeLookups(scope: ConvergeScope): ArgumentTypeLookup[] {
   const lookups = new Map<string, ArgumentTypeLookup>();
-  for (const touch of scope.touches) {
+  const ahead = scope.ahead ? [...scope.ahead.named, ...scope.ahead.between.flatMap((b) => b.touches)] : [];
+  for (const touch of [...scope.touches, ...ahead]) {
     if (touch.touched.on !== 'objects') continue;
     for (const type of touch.touched.names.flatMap((n) => n.args ?? []).filter((t) => t !== null)) {
       for (const path of pathsOf(touch)) lookups.set(argumentTypeKey(type, path), { key: argumentTypeKey(type, path), path, type });
@@ -151,6 +152,11 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   const grantsOnly = new Map<string, Set<string>>();
   let other = 0;
   const missing: string[] = [];
+  const keysOf = (touches: Touch[]) => new Set(touches.flatMap((t) => resolve(t, index, context.argumentTypes).map(objectKey)));
+  const ahead = scope.ahead && {
+    named: keysOf(scope.ahead.named),
+    between: scope.ahead.between.map((b) => ({ keys: keysOf(b.touches), holds: b.holds })),
+  };
   for (const touch of scope.touches) {
     const touched = touch.touched;
     if (touched.on === 'other') {
@@ -186,6 +192,9 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
         if (theirs !== touch.actors[0]) untaken.add(address);
         continue;
       }
+      // Ahead of a refused batch: an object it names, that no batch in between may need as it is.
+      const behind = ahead?.between.slice(0, touch.found.behind);
+      if (ahead && (!ahead.named.has(key) || behind?.some((b) => b.keys.has(key) && b.holds.has(from)))) continue;
       ownersOnly.add(key);
       continue;
     }
