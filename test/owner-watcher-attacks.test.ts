@@ -636,6 +636,25 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
     await expectProdAsSource(['c4.books', 'c4.mt'], /of_reader=r\//);
   });
 
+  it("a table of hers made after a DBA's grant, earlier on the path its unqualified name was read on, does not hide the table it named", async () => {
+    await p.dba(`CREATE ROLE e4_v1 NOLOGIN; CREATE ROLE e4_v2 NOLOGIN`);
+    await p.dba(`DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO ${MALLORY}', current_database()); END $$`);
+    await p.settleRoles();
+    await p.everywhere('CREATE TABLE public.e4_books (id int); ALTER TABLE public.e4_books OWNER TO e4_v1');
+    await p.settle();
+    await whileProdLags(async () => {
+      const before = await ownerWatcherBatches();
+      await p.dba('REASSIGN OWNED BY e4_v1 TO e4_v2');
+      // Read on "$user", public: e4_v2 has no schema, so public.e4_books.
+      await p.dba('SET ROLE e4_v2; GRANT SELECT ON e4_books TO of_reader; RESET ROLE');
+      await asMallory('CREATE SCHEMA e4_v2; CREATE TABLE e4_v2.e4_books (id int)');
+      await p.dba('SELECT permsync.capture_owner_changes(NULL)');
+      await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
+    });
+    await p.settle();
+    await expectProdAsSource(['public.e4_books'], /of_reader=r\/e4_v2/);
+  });
+
   it("a login's refused batches do not each make prod read the catalogs for owner changes to her", async () => {
     await asMallory(`CREATE ROLE of_m1 NOLOGIN; GRANT of_m1 TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
     await p.settleRoles();

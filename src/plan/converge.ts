@@ -152,7 +152,8 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   const grantsOnly = new Map<string, Set<string>>();
   let other = 0;
   const missing: string[] = [];
-  const keysOf = (touches: Touch[]) => new Set(touches.flatMap((t) => resolve(t, index, context.argumentTypes).map(objectKey)));
+  // What a refused batch and the batches after it named (ConvergeScope.ahead): each object of the name on their path.
+  const keysOf = (touches: Touch[]) => new Set(touches.flatMap((t) => resolve(t, index, context.argumentTypes, true).map(objectKey)));
   const ahead = scope.ahead && {
     named: keysOf(scope.ahead.named),
     between: scope.ahead.between.map((b) => ({ keys: keysOf(b.touches), holds: b.holds })),
@@ -328,11 +329,13 @@ function indexObjects(objects: CatalogObject[]): ObjectIndex {
 
 /**
  * The source's objects a touch names. An unqualified name is the first one its search
- * path finds (in each of the paths it ran with); a routine named with argument types
- * matches by them, as the source's catalog says they read in a path the command ran with
- * (by their number, where one of them is none the source has).
+ * path finds (in each of the paths it ran with), or with `alongPath` each one it finds: the
+ * source's catalog now, not when the command ran, says which that is, and an object made
+ * since earlier on the path must not hide the one it meant. A routine named with argument
+ * types matches by them, as the source's catalog says they read in a path the command ran
+ * with (by their number, where one of them is none the source has).
  */
-function resolve(touch: Touch, index: ObjectIndex, argumentTypes: Map<string, string | null>): CatalogObject[] {
+function resolve(touch: Touch, index: ObjectIndex, argumentTypes: Map<string, string | null>, alongPath = false): CatalogObject[] {
   const touched = touch.touched;
   if (touched.on === 'all in schema') {
     return touched.schemas.flatMap((s) => (index.bySchema.get(s) ?? []).filter((o) => touched.kinds.includes(o.kind)));
@@ -359,6 +362,7 @@ function resolve(touch: Touch, index: ObjectIndex, argumentTypes: Map<string, st
     if (unplaced.length > 0) return unplaced;
     if (name.schema !== null) return matches(name.schema, name);
     return touch.searchPaths.flatMap((path) => {
+      if (alongPath) return path.flatMap((schema) => matches(schema, name));
       for (const schema of path) {
         const found = matches(schema, name);
         if (found.length > 0) return found;
