@@ -655,6 +655,30 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
     await expectProdAsSource(['public.e4_books'], /of_reader=r\/e4_v2/);
   });
 
+  it("a table of hers made after a DBA's batch in between, earlier on the path its unqualified name was read on, does not take away that batch's guard", async () => {
+    await p.dba('CREATE ROLE k4_v1 NOLOGIN; CREATE ROLE k4_v2 NOLOGIN; CREATE ROLE k4_f2 NOLOGIN; CREATE ROLE k4_aud NOLOGIN');
+    await p.settleRoles();
+    await p.everywhere(`CREATE SCHEMA k4; GRANT USAGE ON SCHEMA k4 TO k4_v2, k4_f2;
+      CREATE TABLE k4.oa (id int); ALTER TABLE k4.oa OWNER TO k4_v1; CREATE TABLE k4.of2 (id int); ALTER TABLE k4.of2 OWNER TO k4_f2`);
+    await p.dba('SET ROLE k4_f2; GRANT SELECT ON k4.of2 TO k4_v2; RESET ROLE');
+    await p.settle();
+    await whileProdLags(async () => {
+      const before = await ownerWatcherBatches();
+      await p.dba('REASSIGN OWNED BY k4_v1 TO k4_v2');
+      // Warns on k4.of2, where k4_v2 has SELECT without the grant option.
+      await p.dba('SET ROLE k4_v2; GRANT SELECT ON ALL TABLES IN SCHEMA k4 TO of_reader; RESET ROLE');
+      // k4_f2 has no USAGE on of_s: PostgreSQL reads of2 as k4.of2.
+      await p.dba('SET search_path = of_s, k4; SET ROLE k4_f2; GRANT SELECT ON of2 TO k4_aud; RESET ROLE; RESET search_path');
+      await p.dba('REASSIGN OWNED BY k4_f2 TO k4_v2');
+      await asMallory('CREATE TABLE of_s.of2 (id int)');
+      await p.dba('SELECT permsync.capture_owner_changes(NULL)');
+      await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
+    });
+    await p.settle();
+    await expectProdAsSource(['k4.oa'], /of_reader=r\/k4_v2/);
+    await expectProdAsSource(['k4.of2'], /k4_aud=r\/k4_v2/);
+  });
+
   it("a login's refused batches do not each make prod read the catalogs for owner changes to her", async () => {
     await asMallory(`CREATE ROLE of_m1 NOLOGIN; GRANT of_m1 TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
     await p.settleRoles();
