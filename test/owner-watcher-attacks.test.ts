@@ -659,24 +659,48 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
     await p.dba('CREATE ROLE k4_v1 NOLOGIN; CREATE ROLE k4_v2 NOLOGIN; CREATE ROLE k4_f2 NOLOGIN; CREATE ROLE k4_aud NOLOGIN');
     await p.settleRoles();
     await p.everywhere(`CREATE SCHEMA k4; GRANT USAGE ON SCHEMA k4 TO k4_v2, k4_f2;
-      CREATE TABLE k4.oa (id int); ALTER TABLE k4.oa OWNER TO k4_v1; CREATE TABLE k4.of2 (id int); ALTER TABLE k4.of2 OWNER TO k4_f2`);
-    await p.dba('SET ROLE k4_f2; GRANT SELECT ON k4.of2 TO k4_v2; RESET ROLE');
+      CREATE TABLE k4.oa (id int); ALTER TABLE k4.oa OWNER TO k4_v1; CREATE TABLE k4.kf2 (id int); ALTER TABLE k4.kf2 OWNER TO k4_f2`);
+    await p.dba('SET ROLE k4_f2; GRANT SELECT ON k4.kf2 TO k4_v2; RESET ROLE');
     await p.settle();
     await whileProdLags(async () => {
       const before = await ownerWatcherBatches();
       await p.dba('REASSIGN OWNED BY k4_v1 TO k4_v2');
-      // Warns on k4.of2, where k4_v2 has SELECT without the grant option.
+      // Warns on k4.kf2, where k4_v2 has SELECT without the grant option.
       await p.dba('SET ROLE k4_v2; GRANT SELECT ON ALL TABLES IN SCHEMA k4 TO of_reader; RESET ROLE');
-      // k4_f2 has no USAGE on of_s: PostgreSQL reads of2 as k4.of2.
-      await p.dba('SET search_path = of_s, k4; SET ROLE k4_f2; GRANT SELECT ON of2 TO k4_aud; RESET ROLE; RESET search_path');
+      // k4_f2 has no USAGE on of_s: PostgreSQL reads kf2 as k4.kf2.
+      await p.dba('SET search_path = of_s, k4; SET ROLE k4_f2; GRANT SELECT ON kf2 TO k4_aud; RESET ROLE; RESET search_path');
       await p.dba('REASSIGN OWNED BY k4_f2 TO k4_v2');
-      await asMallory('CREATE TABLE of_s.of2 (id int)');
+      await asMallory('CREATE TABLE of_s.kf2 (id int)');
       await p.dba('SELECT permsync.capture_owner_changes(NULL)');
       await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
     });
     await p.settle();
     await expectProdAsSource(['k4.oa'], /of_reader=r\/k4_v2/);
-    await expectProdAsSource(['k4.of2'], /k4_aud=r\/k4_v2/);
+    await expectProdAsSource(['k4.kf2'], /k4_aud=r\/k4_v2/);
+  });
+
+  it("a move of hers named by a DBA's ON ALL TABLES grant does not go ahead of a DBA's batch in between that needs it as it was, once she takes her role back", async () => {
+    await p.dba(`CREATE ROLE g4_v1 NOLOGIN; CREATE ROLE g4_v2 NOLOGIN; CREATE ROLE g4_q NOLOGIN; CREATE ROLE g4_shared NOLOGIN;
+      CREATE ROLE g4_aud NOLOGIN; GRANT g4_shared TO g4_v2, ${MALLORY}`);
+    await asMallory(`CREATE ROLE g4_mf NOLOGIN; GRANT g4_mf TO ${MALLORY} WITH INHERIT TRUE, SET TRUE; GRANT g4_mf TO g4_q`);
+    await p.settleRoles();
+    await p.everywhere(`CREATE SCHEMA g4; GRANT USAGE ON SCHEMA g4 TO g4_v2, g4_q, ${MALLORY};
+      CREATE TABLE g4.books (id int); ALTER TABLE g4.books OWNER TO g4_v1; CREATE TABLE g4.mt (id int); ALTER TABLE g4.mt OWNER TO g4_mf`);
+    // Her table readable by all: the DBA's ON ALL TABLES grant as g4_v2 only warns on it.
+    await asMallory('GRANT SELECT ON g4.mt TO PUBLIC');
+    await p.settle();
+    await whileProdLags(async () => {
+      const before = await ownerWatcherBatches();
+      await p.dba('REASSIGN OWNED BY g4_v1 TO g4_v2');
+      await p.dba('SET ROLE g4_v2; GRANT SELECT ON ALL TABLES IN SCHEMA g4 TO of_reader; RESET ROLE');
+      await p.dba('SET ROLE g4_q; GRANT SELECT ON g4.mt TO g4_aud; RESET ROLE');
+      await asMallory('REASSIGN OWNED BY g4_mf TO g4_shared; REVOKE g4_mf FROM g4_q');
+      await p.dba('SELECT permsync.capture_owner_changes(NULL)');
+      await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
+    });
+    await p.settle();
+    await expectProdAsSource(['g4.books'], /of_reader=r\/g4_v2/);
+    await expectProdAsSource(['g4.mt'], /g4_aud=r\/g4_shared/);
   });
 
   it("a login's refused batches do not each make prod read the catalogs for owner changes to her", async () => {

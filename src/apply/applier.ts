@@ -800,7 +800,7 @@ export class EnvironmentApplier {
         if (its === undefined) break;
         // One the source no longer knows by that name and oid (a role dropped since, whose
         // grants went with it) runs with at least its own objects' privileges.
-        between.push({ touches: its, holds: authority?.roles.get(runAs)?.memberOf ?? new Set([runAs]) });
+        between.push({ touches: its, author: runAs, holds: authority?.roles.get(runAs)?.memberOf ?? new Set([runAs]) });
         continue;
       }
       if (FINISHED.has(b.previousStatus ?? '')) continue;

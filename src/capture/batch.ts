@@ -103,10 +103,12 @@ export interface ConvergeScope {
   /**
    * Owner changes taken ahead of a batch a target refused (EnvironmentApplier.ownersFirst):
    * only those of the objects `named` names are converged, and not one whose former owner's
-   * privileges a batch in between (`between`, in order) runs with while it names the object.
-   * Touch.found.behind says how many of those batches come before the move's own batch.
+   * privileges a batch in between (`between`, in order) runs with while it names the object:
+   * its `author` has them on the target as it is before the refused batch, or is in `holds`
+   * (on the source now). Touch.found.behind says how many of those batches come before the
+   * move's own batch.
    */
-  ahead?: { named: Touch[]; between: { touches: Touch[]; holds: ReadonlySet<string> }[] };
+  ahead?: { named: Touch[]; between: { touches: Touch[]; author: string; holds: ReadonlySet<string> }[] };
 }
 
 /** One permission command as capture recorded it (permsync.audit_log), in order. */

@@ -213,7 +213,7 @@ function compareMemberships(source: Membership[], target: Membership[]): Extract
  * included, has every role's: its SUPERUSER is the target's, which a plan carries only
  * where configured.
  */
-function targetPrivileges(
+export function targetPrivileges(
   target: Catalog,
   plan?: { source: Catalog; memberships: Extract<Change, { type: 'membership' }>[]; foreign: ReadonlySet<string> },
 ): PrivilegesOf {

@@ -2,7 +2,7 @@ import type { ConvergeScope } from '../capture/batch.js';
 import type { ArgumentType, ObjectName, Touch } from '../capture/touched.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import { FIRST_USER_OID, type Catalog, type CatalogObject } from '../catalog/catalog.js';
-import { objectKey, type Change } from '../catalog/compare.js';
+import { objectKey, targetPrivileges, type Change } from '../catalog/compare.js';
 import { objectName, orderPlan, type Planned } from './changes.js';
 import type { Statement } from '../sql/statement.js';
 import { buildReport } from './report.js';
@@ -154,9 +154,16 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   const missing: string[] = [];
   // What a refused batch and the batches after it named (ConvergeScope.ahead): each object of the name on their path.
   const keysOf = (touches: Touch[]) => new Set(touches.flatMap((t) => resolve(t, index, context.argumentTypes, true).map(objectKey)));
+  // A batch in between ran with memberships the target still has before the refused batch
+  // (a login may take one back on the source since, not there), or the source has now.
+  const privilegesThere = targetPrivileges(target);
+  const runsWith = (author: string, holds: ReadonlySet<string>) => {
+    const there = privilegesThere(author);
+    return (role: string) => holds.has(role) || role === author || there === 'every' || there.has(role);
+  };
   const ahead = scope.ahead && {
     named: keysOf(scope.ahead.named),
-    between: scope.ahead.between.map((b) => ({ keys: keysOf(b.touches), holds: b.holds })),
+    between: scope.ahead.between.map((b) => ({ keys: keysOf(b.touches), holds: runsWith(b.author, b.holds) })),
   };
   for (const touch of scope.touches) {
     const touched = touch.touched;
@@ -195,7 +202,7 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
       }
       // Ahead of a refused batch: an object it names, that no batch in between may need as it is.
       const behind = ahead?.between.slice(0, touch.found.behind);
-      if (ahead && (!ahead.named.has(key) || behind?.some((b) => b.keys.has(key) && b.holds.has(from)))) continue;
+      if (ahead && (!ahead.named.has(key) || behind?.some((b) => b.keys.has(key) && b.holds(from)))) continue;
       ownersOnly.add(key);
       continue;
     }
