@@ -472,15 +472,12 @@ describe('owner watcher', () => {
 });
 
 describe("owner changes taken ahead of a DBA's batch a target refused, run as the new owner right after REASSIGN OWNED", () => {
-  /** prod's owner and ACL of a table, and the source's. */
-  const acls = async (table: string) => {
-    const read = async (c: pg.Client) =>
-      (
-        await c.query<{ acl: string }>(
-          `SELECT relowner::regrole || ' ' || coalesce(relacl::text, '') AS acl FROM pg_class WHERE oid = $1::regclass`,
-          [table],
-        )
-      ).rows[0]?.acl;
+  /** prod's owner and ACL of a table (or a routine, named with its argument types), and the source's. */
+  const acls = async (object: string) => {
+    const sql = object.includes('(')
+      ? `SELECT proowner::regrole || ' ' || coalesce(proacl::text, '') AS acl FROM pg_proc WHERE oid = $1::regprocedure`
+      : `SELECT relowner::regrole || ' ' || coalesce(relacl::text, '') AS acl FROM pg_class WHERE oid = $1::regclass`;
+    const read = async (c: pg.Client) => (await c.query<{ acl: string }>(sql, [object])).rows[0]?.acl;
     return { prod: await read(prod), source: await read(p.sourceClient) };
   };
   /** Runs `work` while prod lags (paused: a backlog, a hold, an outage), then lets it go on. */
@@ -492,7 +489,7 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
       await p.dba(`SELECT permsync.resume_environment('prod')`);
     }
   };
-  /** Each table's owner and ACL on prod are the source's, which `granted` matches. */
+  /** Each table's (or routine's) owner and ACL on prod are the source's, which `granted` matches. */
   const expectProdAsSource = async (tables: string[], granted: RegExp) => {
     for (const table of tables) {
       const { prod: there, source } = await acls(table);
@@ -502,9 +499,21 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
   };
   const ownerWatcherBatches = async () =>
     Number((await p.sourceClient.query<{ n: string }>(`SELECT count(*) AS n FROM permsync.batches WHERE origin = 'owner_watcher'`)).rows[0]?.n);
+  /** Runs `work` while prod lags, then the owner look, and waits for prod to catch up. */
+  const lagThenLook = async (work: () => Promise<void>) => {
+    await whileProdLags(async () => {
+      const before = await ownerWatcherBatches();
+      await work();
+      await p.dba('SELECT permsync.capture_owner_changes(NULL)');
+      await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
+    });
+    await p.settle();
+  };
 
   beforeAll(async () => {
     await p.dba('CREATE ROLE of_app_v1 NOLOGIN; CREATE ROLE of_reader NOLOGIN');
+    // She may make schemas (a developer's login): some tests shadow names with hers.
+    await p.dba(`DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO ${MALLORY}', current_database()); END $$`);
     await p.settleRoles();
     await p.everywhere(`CREATE SCHEMA of_s; GRANT USAGE, CREATE ON SCHEMA of_s TO ${MALLORY}, of_app_v1`);
     // A table of prod's own there; on the source, mallory's: any grant she makes on it, prod refuses (42501).
@@ -580,17 +589,13 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
     await p.everywhere(`CREATE SCHEMA b3; GRANT USAGE ON SCHEMA b3 TO b3_v2, ${MALLORY};
       CREATE TABLE b3.books (id int); ALTER TABLE b3.books OWNER TO b3_v1; CREATE TABLE b3.mt (id int); ALTER TABLE b3.mt OWNER TO b3_mf`);
     await p.settle();
-    await whileProdLags(async () => {
-      const before = await ownerWatcherBatches();
+    await lagThenLook(async () => {
       await p.dba('REASSIGN OWNED BY b3_v1 TO b3_v2');
       await p.dba('SET ROLE b3_v2; GRANT SELECT ON b3.books TO of_reader; RESET ROLE');
       // As b3_v2, through its membership in b3_mf on b3.mt.
       await p.dba('SET ROLE b3_v2; GRANT SELECT ON ALL TABLES IN SCHEMA b3 TO b3_auditor; RESET ROLE');
       await asMallory('REASSIGN OWNED BY b3_mf TO b3_mr; GRANT b3_mr TO b3_v2');
-      await p.dba('SELECT permsync.capture_owner_changes(NULL)');
-      await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
     });
-    await p.settle();
     await expectProdAsSource(['b3.books', 'b3.mt'], /b3_auditor=r\//);
   });
 
@@ -621,37 +626,28 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
     await p.everywhere(`CREATE SCHEMA c4; GRANT USAGE ON SCHEMA c4 TO c4_v2, c4_q, ${MALLORY};
       CREATE TABLE c4.books (id int); ALTER TABLE c4.books OWNER TO c4_v1; CREATE TABLE c4.mt (id int); ALTER TABLE c4.mt OWNER TO c4_mf`);
     await p.settle();
-    await whileProdLags(async () => {
-      const before = await ownerWatcherBatches();
+    await lagThenLook(async () => {
       await p.dba('REASSIGN OWNED BY c4_v1 TO c4_v2');
       await p.dba('SET ROLE c4_v2; GRANT SELECT ON c4.books TO of_reader; RESET ROLE');
       // As c4_q, through its membership in her role, the owner of c4.mt.
       await p.dba('SET ROLE c4_q; GRANT SELECT ON c4.mt TO of_reader; RESET ROLE');
       // Her table to a role the DBA's author c4_v2 holds, and her role taken back from c4_q.
       await asMallory('REASSIGN OWNED BY c4_mf TO c4_shared; REVOKE c4_mf FROM c4_q');
-      await p.dba('SELECT permsync.capture_owner_changes(NULL)');
-      await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
     });
-    await p.settle();
     await expectProdAsSource(['c4.books', 'c4.mt'], /of_reader=r\//);
   });
 
   it("a table of hers made after a DBA's grant, earlier on the path its unqualified name was read on, does not hide the table it named", async () => {
     await p.dba(`CREATE ROLE e4_v1 NOLOGIN; CREATE ROLE e4_v2 NOLOGIN`);
-    await p.dba(`DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO ${MALLORY}', current_database()); END $$`);
     await p.settleRoles();
     await p.everywhere('CREATE TABLE public.e4_books (id int); ALTER TABLE public.e4_books OWNER TO e4_v1');
     await p.settle();
-    await whileProdLags(async () => {
-      const before = await ownerWatcherBatches();
+    await lagThenLook(async () => {
       await p.dba('REASSIGN OWNED BY e4_v1 TO e4_v2');
       // Read on "$user", public: e4_v2 has no schema, so public.e4_books.
       await p.dba('SET ROLE e4_v2; GRANT SELECT ON e4_books TO of_reader; RESET ROLE');
       await asMallory('CREATE SCHEMA e4_v2; CREATE TABLE e4_v2.e4_books (id int)');
-      await p.dba('SELECT permsync.capture_owner_changes(NULL)');
-      await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
     });
-    await p.settle();
     await expectProdAsSource(['public.e4_books'], /of_reader=r\/e4_v2/);
   });
 
@@ -662,8 +658,7 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
       CREATE TABLE k4.oa (id int); ALTER TABLE k4.oa OWNER TO k4_v1; CREATE TABLE k4.kf2 (id int); ALTER TABLE k4.kf2 OWNER TO k4_f2`);
     await p.dba('SET ROLE k4_f2; GRANT SELECT ON k4.kf2 TO k4_v2; RESET ROLE');
     await p.settle();
-    await whileProdLags(async () => {
-      const before = await ownerWatcherBatches();
+    await lagThenLook(async () => {
       await p.dba('REASSIGN OWNED BY k4_v1 TO k4_v2');
       // Warns on k4.kf2, where k4_v2 has SELECT without the grant option.
       await p.dba('SET ROLE k4_v2; GRANT SELECT ON ALL TABLES IN SCHEMA k4 TO of_reader; RESET ROLE');
@@ -671,10 +666,7 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
       await p.dba('SET search_path = of_s, k4; SET ROLE k4_f2; GRANT SELECT ON kf2 TO k4_aud; RESET ROLE; RESET search_path');
       await p.dba('REASSIGN OWNED BY k4_f2 TO k4_v2');
       await asMallory('CREATE TABLE of_s.kf2 (id int)');
-      await p.dba('SELECT permsync.capture_owner_changes(NULL)');
-      await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
     });
-    await p.settle();
     await expectProdAsSource(['k4.oa'], /of_reader=r\/k4_v2/);
     await expectProdAsSource(['k4.kf2'], /k4_aud=r\/k4_v2/);
   });
@@ -689,18 +681,71 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
     // Her table readable by all: the DBA's ON ALL TABLES grant as g4_v2 only warns on it.
     await asMallory('GRANT SELECT ON g4.mt TO PUBLIC');
     await p.settle();
-    await whileProdLags(async () => {
-      const before = await ownerWatcherBatches();
+    await lagThenLook(async () => {
       await p.dba('REASSIGN OWNED BY g4_v1 TO g4_v2');
       await p.dba('SET ROLE g4_v2; GRANT SELECT ON ALL TABLES IN SCHEMA g4 TO of_reader; RESET ROLE');
       await p.dba('SET ROLE g4_q; GRANT SELECT ON g4.mt TO g4_aud; RESET ROLE');
       await asMallory('REASSIGN OWNED BY g4_mf TO g4_shared; REVOKE g4_mf FROM g4_q');
-      await p.dba('SELECT permsync.capture_owner_changes(NULL)');
-      await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
     });
-    await p.settle();
     await expectProdAsSource(['g4.books'], /of_reader=r\/g4_v2/);
     await expectProdAsSource(['g4.mt'], /g4_aud=r\/g4_shared/);
+  });
+
+  it("a type of hers made after a DBA's grant, earlier on the path its argument type was read on, does not hide the function it named", async () => {
+    await p.dba('CREATE ROLE h4_v1 NOLOGIN; CREATE ROLE h4_v2 NOLOGIN');
+    await p.settleRoles();
+    await p.everywhere(`CREATE TYPE public.h4_status AS ENUM ('a');
+      CREATE FUNCTION public.h4_f(h4_status) RETURNS int LANGUAGE sql AS 'SELECT 1';
+      REVOKE EXECUTE ON FUNCTION public.h4_f(h4_status) FROM PUBLIC; ALTER FUNCTION public.h4_f(h4_status) OWNER TO h4_v1`);
+    await p.settle();
+    await lagThenLook(async () => {
+      await p.dba('REASSIGN OWNED BY h4_v1 TO h4_v2');
+      // Read on "$user", public: h4_v2 has no schema, so public.h4_status.
+      await p.dba('SET ROLE h4_v2; GRANT EXECUTE ON FUNCTION h4_f(h4_status) TO of_reader; RESET ROLE');
+      await asMallory(`CREATE SCHEMA h4_v2; CREATE TYPE h4_v2.h4_status AS ENUM ('x')`);
+    });
+    await expectProdAsSource(['public.h4_f(public.h4_status)'], /of_reader=X\/h4_v2/);
+  });
+
+  it("a type of hers made after a DBA's batch in between, earlier on the path its argument type was read on, does not take away that batch's guard", async () => {
+    await p.dba('CREATE ROLE t4_v1 NOLOGIN; CREATE ROLE t4_v2 NOLOGIN; CREATE ROLE t4_f2 NOLOGIN; CREATE ROLE t4_aud NOLOGIN');
+    await p.settleRoles();
+    await p.everywhere(`CREATE SCHEMA t4; GRANT USAGE ON SCHEMA t4 TO t4_v2, t4_f2; CREATE TYPE t4.t_st AS ENUM ('a');
+      CREATE TABLE t4.oa (id int); ALTER TABLE t4.oa OWNER TO t4_v1;
+      CREATE FUNCTION t4.tf(t4.t_st) RETURNS int LANGUAGE sql AS 'SELECT 1';
+      REVOKE EXECUTE ON FUNCTION t4.tf(t4.t_st) FROM PUBLIC; ALTER FUNCTION t4.tf(t4.t_st) OWNER TO t4_f2`);
+    await p.dba('SET ROLE t4_f2; GRANT EXECUTE ON FUNCTION t4.tf(t4.t_st) TO t4_v2; RESET ROLE');
+    await p.settle();
+    await lagThenLook(async () => {
+      await p.dba('REASSIGN OWNED BY t4_v1 TO t4_v2');
+      // Warns on t4.tf, where t4_v2 has EXECUTE without the grant option.
+      await p.dba('SET ROLE t4_v2; GRANT SELECT ON t4.oa TO of_reader; GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA t4 TO of_reader; RESET ROLE');
+      // Read on "$user", t4: t4_f2 has no schema of its name, so t4.t_st.
+      await p.dba('SET search_path = "$user", t4; SET ROLE t4_f2; GRANT EXECUTE ON FUNCTION tf(t_st) TO t4_aud; RESET ROLE; RESET search_path');
+      await p.dba('REASSIGN OWNED BY t4_f2 TO t4_v2');
+      await asMallory(`CREATE SCHEMA t4_f2; CREATE TYPE t4_f2.t_st AS ENUM ('x')`);
+    });
+    await expectProdAsSource(['t4.oa'], /of_reader=r\/t4_v2/);
+    await expectProdAsSource(['t4.tf(t4.t_st)'], /t4_aud=X\/t4_v2/);
+  });
+
+  it("her role named like a superuser of prod's own, in a batch in between naming the DBA's table along its path, does not keep the owner change from going ahead", async () => {
+    await prod.query('CREATE ROLE s4_prodsu SUPERUSER NOLOGIN');
+    await p.dba('CREATE ROLE s4_v1 NOLOGIN; CREATE ROLE s4_v2 NOLOGIN');
+    await p.settleRoles();
+    await p.everywhere('CREATE SCHEMA s4; GRANT USAGE ON SCHEMA s4 TO s4_v2; CREATE TABLE s4.books (id int); ALTER TABLE s4.books OWNER TO s4_v1');
+    await asMallory('CREATE SCHEMA m4; CREATE TABLE m4.books (id int)');
+    await p.settle();
+    await lagThenLook(async () => {
+      await asMallory(
+        `CREATE ROLE s4_prodsu NOLOGIN; GRANT s4_prodsu TO ${MALLORY}; GRANT USAGE ON SCHEMA m4 TO s4_prodsu; GRANT SELECT ON m4.books TO s4_prodsu`,
+      );
+      await p.dba('REASSIGN OWNED BY s4_v1 TO s4_v2');
+      await p.dba('SET ROLE s4_v2; GRANT SELECT ON s4.books TO of_reader; RESET ROLE');
+      // PostgreSQL reads books as m4.books (and only warns); the daemon counts each books along the path.
+      await asMallory('SET ROLE s4_prodsu; SET search_path = m4, s4; GRANT SELECT ON books TO PUBLIC');
+    });
+    await expectProdAsSource(['s4.books'], /of_reader=r\/s4_v2/);
   });
 
   it("a login's refused batches do not each make prod read the catalogs for owner changes to her", async () => {

@@ -244,7 +244,10 @@ function grantTouched(body: Fields): Touched {
   const objtype = String(body.objtype);
   if (body.targtype === 'ACL_TARGET_ALL_IN_SCHEMA') {
     const kinds = ALL_IN_SCHEMA[objtype];
-    return kinds ? { on: 'all in schema', kinds, schemas: stringValues(body.objects) } : { on: 'other', what: `every ${objtype} in a schema` };
+    // A schema named twice is read once: each names every object in it.
+    return kinds
+      ? { on: 'all in schema', kinds, schemas: [...new Set(stringValues(body.objects))] }
+      : { on: 'other', what: `every ${objtype} in a schema` };
   }
   const kinds = KINDS[objtype];
   const names = ((body.objects ?? []) as Fields[]).map((o) => objectName(o, objtype));

@@ -155,11 +155,13 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   // What a refused batch and the batches after it named (ConvergeScope.ahead): each object of the name on their path.
   const keysOf = (touches: Touch[]) => new Set(touches.flatMap((t) => resolve(t, index, context.argumentTypes, true).map(objectKey)));
   // A batch in between ran with memberships the target still has before the refused batch
-  // (a login may take one back on the source since, not there), or the source has now.
+  // (a login may take one back on the source since, not there), or the source has now. A
+  // role of the target's own of its author's name stands for no one of the source's, and a
+  // superuser there needs no owner's privileges.
   const privilegesThere = targetPrivileges(target);
   const runsWith = (author: string, holds: ReadonlySet<string>) => {
-    const there = privilegesThere(author);
-    return (role: string) => holds.has(role) || role === author || there === 'every' || there.has(role);
+    const there = foreign.has(author) ? new Set<string>() : privilegesThere(author);
+    return (role: string) => there !== 'every' && (holds.has(role) || role === author || there.has(role));
   };
   const ahead = scope.ahead && {
     named: keysOf(scope.ahead.named),
@@ -340,7 +342,8 @@ function indexObjects(objects: CatalogObject[]): ObjectIndex {
  * source's catalog now, not when the command ran, says which that is, and an object made
  * since earlier on the path must not hide the one it meant. A routine named with argument
  * types matches by them, as the source's catalog says they read in a path the command ran
- * with (by their number, where one of them is none the source has).
+ * with (by their number, where one of them is none the source has; with `alongPath`, by
+ * their number alone).
  */
 function resolve(touch: Touch, index: ObjectIndex, argumentTypes: Map<string, string | null>, alongPath = false): CatalogObject[] {
   const touched = touch.touched;
@@ -355,6 +358,8 @@ function resolve(touch: Touch, index: ObjectIndex, argumentTypes: Map<string, st
   };
   const argumentsMatch = (name: ObjectName, o: CatalogObject): boolean => {
     if (name.args === null || o.args === null) return true;
+    // Along the path, a type of the name made since earlier on it must not hide the one meant either.
+    if (alongPath) return argumentCount(o.args) === name.args.length;
     return signatures(name.args)?.includes(o.args) ?? argumentCount(o.args) === name.args.length;
   };
   const matches = (schema: string, name: ObjectName): CatalogObject[] =>
