@@ -769,7 +769,8 @@ export class EnvironmentApplier {
    * object may have come after it on the source), but for an object a batch in between names
    * while it runs with the former owner's privileges, as a role that is no superuser (the
    * author's own batches too): that batch may need it as it is (plan/converge.ts, by
-   * ConvergeScope.ahead). Memberships are read as the source has them now.
+   * ConvergeScope.ahead). Memberships are read as the source has them now, and as the
+   * target has them before the refused batch.
    */
   private async movesAhead(batch: Batch, holds: Set<string>): Promise<{ watchers: Batch[]; scope: ConvergeScope }> {
     const named = touchesOfPlan(await this.deps.plan(batch));

@@ -104,9 +104,10 @@ export interface ConvergeScope {
    * Owner changes taken ahead of a batch a target refused (EnvironmentApplier.ownersFirst):
    * only those of the objects `named` names are converged, and not one whose former owner's
    * privileges a batch in between (`between`, in order) runs with while it names the object:
-   * its `author` has them on the target as it is before the refused batch, or is in `holds`
-   * (on the source now). Touch.found.behind says how many of those batches come before the
-   * move's own batch.
+   * they are in `holds` (on the source now), or its `author` has them on the target as it is
+   * before the refused batch (unless a role of the target's own has that name there, or a
+   * superuser, who needs no owner's). Touch.found.behind says how many of those batches come
+   * before the move's own batch.
    */
   ahead?: { named: Touch[]; between: { touches: Touch[]; author: string; holds: ReadonlySet<string> }[] };
 }

@@ -89,8 +89,8 @@ export function ownerlessSequences(source: Catalog): { schema: string; name: str
 /** The argument types the scope's routines were named with, in each search path their commands ran with. */
 export function argumentTypeLookups(scope: ConvergeScope): ArgumentTypeLookup[] {
   const lookups = new Map<string, ArgumentTypeLookup>();
-  const ahead = scope.ahead ? [...scope.ahead.named, ...scope.ahead.between.flatMap((b) => b.touches)] : [];
-  for (const touch of [...scope.touches, ...ahead]) {
+  // Those of ConvergeScope.ahead match by their number (resolve, alongPath).
+  for (const touch of scope.touches) {
     if (touch.touched.on !== 'objects') continue;
     for (const type of touch.touched.names.flatMap((n) => n.args ?? []).filter((t) => t !== null)) {
       for (const path of pathsOf(touch)) lookups.set(argumentTypeKey(type, path), { key: argumentTypeKey(type, path), path, type });
