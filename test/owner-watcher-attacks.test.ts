@@ -472,11 +472,13 @@ describe('owner watcher', () => {
 });
 
 describe("owner changes taken ahead of a DBA's batch a target refused, run as the new owner right after REASSIGN OWNED", () => {
-  /** prod's owner and ACL of a table (or a routine, named with its argument types), and the source's. */
+  /** prod's owner and ACL of a table (a routine, named with its argument types; a schema, as `schema:name`), and the source's. */
   const acls = async (object: string) => {
-    const sql = object.includes('(')
-      ? `SELECT proowner::regrole || ' ' || coalesce(proacl::text, '') AS acl FROM pg_proc WHERE oid = $1::regprocedure`
-      : `SELECT relowner::regrole || ' ' || coalesce(relacl::text, '') AS acl FROM pg_class WHERE oid = $1::regclass`;
+    const sql = object.startsWith('schema:')
+      ? `SELECT nspowner::regrole || ' ' || coalesce(nspacl::text, '') AS acl FROM pg_namespace WHERE nspname = substr($1, 8)`
+      : object.includes('(')
+        ? `SELECT proowner::regrole || ' ' || coalesce(proacl::text, '') AS acl FROM pg_proc WHERE oid = $1::regprocedure`
+        : `SELECT relowner::regrole || ' ' || coalesce(relacl::text, '') AS acl FROM pg_class WHERE oid = $1::regclass`;
     const read = async (c: pg.Client) => (await c.query<{ acl: string }>(sql, [object])).rows[0]?.acl;
     return { prod: await read(prod), source: await read(p.sourceClient) };
   };
@@ -597,24 +599,6 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
       await asMallory('REASSIGN OWNED BY b3_mf TO b3_mr; GRANT b3_mr TO b3_v2');
     });
     await expectProdAsSource(['b3.books', 'b3.mt'], /b3_auditor=r\//);
-  });
-
-  it("a DBA's grant as the new owner gets the owner change ahead of a batch in between that runs with the former owner's privileges on another object", async () => {
-    await p.dba('CREATE ROLE d4_v1 NOLOGIN; CREATE ROLE d4_v2 NOLOGIN; CREATE ROLE d4_ops NOLOGIN IN ROLE d4_v1');
-    await p.settleRoles();
-    await p.everywhere(`CREATE SCHEMA d4; GRANT USAGE ON SCHEMA d4 TO d4_v2, d4_ops;
-      CREATE TABLE d4.books (id int); ALTER TABLE d4.books OWNER TO d4_v1; CREATE TABLE d4.ops (id int); ALTER TABLE d4.ops OWNER TO d4_ops`);
-    await p.settle();
-    await whileProdLags(async () => {
-      const before = await ownerWatcherBatches();
-      await p.dba('REASSIGN OWNED BY d4_v1 TO d4_v2');
-      await p.dba('SET ROLE d4_v2; GRANT SELECT ON d4.books TO of_reader; RESET ROLE');
-      // A member of the former owner, on a table of its own: it needs nothing of d4.books.
-      await p.dba('SET ROLE d4_ops; GRANT SELECT ON d4.ops TO of_reader; RESET ROLE');
-      await waitFor(async () => (await ownerWatcherBatches()) > before, 20_000, 'the owner watcher');
-    });
-    await p.settle();
-    await expectProdAsSource(['d4.books', 'd4.ops'], /of_reader=r\//);
   });
 
   it("a move of hers does not go ahead of a DBA's batch in between that needs it as it was, once she takes her role back from that batch's role", async () => {
@@ -746,6 +730,68 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
       await asMallory('SET ROLE s4_prodsu; SET search_path = m4, s4; GRANT SELECT ON books TO PUBLIC');
     });
     await expectProdAsSource(['s4.books'], /of_reader=r\/s4_v2/);
+  });
+
+  it("a DBA's grant as the new owner on a table of a schema the former owner owned gets the schema's owner change ahead too (USAGE through ownership)", async () => {
+    await p.dba('CREATE ROLE x1_v1 NOLOGIN; CREATE ROLE x1_v2 NOLOGIN');
+    await p.settleRoles();
+    await p.everywhere('CREATE SCHEMA x1 AUTHORIZATION x1_v1; CREATE TABLE x1.books (id int); ALTER TABLE x1.books OWNER TO x1_v1');
+    await p.settle();
+    await lagThenLook(async () => {
+      await p.dba('REASSIGN OWNED BY x1_v1 TO x1_v2');
+      await p.dba('SET ROLE x1_v2; GRANT SELECT ON x1.books TO of_reader; RESET ROLE');
+    });
+    await expectProdAsSource(['x1.books'], /of_reader=r\/x1_v2/);
+    await expectProdAsSource(['schema:x1'], /^x1_v2 /);
+  });
+
+  it("a DBA's grant as the new owner on a serial column's sequence gets its table's owner change ahead", async () => {
+    await p.dba('CREATE ROLE x2_v1 NOLOGIN; CREATE ROLE x2_v2 NOLOGIN');
+    await p.settleRoles();
+    await p.everywhere('CREATE SCHEMA x2; GRANT USAGE ON SCHEMA x2 TO x2_v2; CREATE TABLE x2.t (id serial); ALTER TABLE x2.t OWNER TO x2_v1');
+    await p.settle();
+    await lagThenLook(async () => {
+      await p.dba('REASSIGN OWNED BY x2_v1 TO x2_v2');
+      await p.dba('SET ROLE x2_v2; GRANT USAGE ON SEQUENCE x2.t_id_seq TO of_reader; RESET ROLE');
+    });
+    await expectProdAsSource(['x2.t_id_seq'], /of_reader=U\/x2_v2/);
+  });
+
+  it("a DBA's batch in between that grants on a serial column's sequence as the former owner keeps the table's owner change from going ahead of it", async () => {
+    await p.dba('CREATE ROLE x3_v1 NOLOGIN; CREATE ROLE x3_v2 NOLOGIN; CREATE ROLE x3_f2 NOLOGIN; CREATE ROLE x3_aud NOLOGIN');
+    await p.settleRoles();
+    await p.everywhere(`CREATE SCHEMA x3; GRANT USAGE ON SCHEMA x3 TO x3_v2, x3_f2;
+      CREATE TABLE x3.oa (id int); ALTER TABLE x3.oa OWNER TO x3_v1; CREATE TABLE x3.t (id serial); ALTER TABLE x3.t OWNER TO x3_f2;
+      GRANT SELECT ON x3.t TO x3_v2`);
+    await p.settle();
+    await lagThenLook(async () => {
+      await p.dba('REASSIGN OWNED BY x3_v1 TO x3_v2');
+      // Only warns on x3.t, where x3_v2 has SELECT without the grant option.
+      await p.dba('SET ROLE x3_v2; GRANT SELECT ON ALL TABLES IN SCHEMA x3 TO x3_aud; RESET ROLE');
+      await p.dba('SET ROLE x3_f2; GRANT USAGE ON SEQUENCE x3.t_id_seq TO x3_aud; RESET ROLE');
+      await p.dba('REASSIGN OWNED BY x3_f2 TO x3_v2');
+    });
+    await expectProdAsSource(['x3.oa'], /x3_aud=r\/x3_v2/);
+    await expectProdAsSource(['x3.t'], /^x3_v2 /);
+    await expectProdAsSource(['x3.t_id_seq'], /x3_aud=U\/x3_v2/);
+  });
+
+  it("a DBA's batch in between that needs USAGE on a schema through owning it keeps the schema's owner change from going ahead of it", async () => {
+    await p.dba('CREATE ROLE x4_v1 NOLOGIN; CREATE ROLE x4_v2 NOLOGIN; CREATE ROLE x4_f2 NOLOGIN; CREATE ROLE x4_aud NOLOGIN');
+    await p.settleRoles();
+    await p.everywhere(`CREATE SCHEMA x4; GRANT USAGE ON SCHEMA x4 TO x4_v2; CREATE TABLE x4.oa (id int); ALTER TABLE x4.oa OWNER TO x4_v1;
+      CREATE SCHEMA x4f AUTHORIZATION x4_f2; GRANT CREATE ON SCHEMA x4f TO x4_v2; CREATE TABLE x4f.t (id int); ALTER TABLE x4f.t OWNER TO x4_f2`);
+    await p.settle();
+    await lagThenLook(async () => {
+      await p.dba('REASSIGN OWNED BY x4_v1 TO x4_v2');
+      // The second grant only warns: x4_v2 has CREATE on x4f, not USAGE.
+      await p.dba('SET ROLE x4_v2; GRANT SELECT ON x4.oa TO x4_aud; GRANT USAGE ON SCHEMA x4f TO x4_aud; RESET ROLE');
+      await p.dba('SET ROLE x4_f2; GRANT SELECT ON x4f.t TO x4_aud; RESET ROLE');
+      await p.dba('REASSIGN OWNED BY x4_f2 TO x4_v2');
+    });
+    await expectProdAsSource(['x4.oa'], /x4_aud=r\/x4_v2/);
+    await expectProdAsSource(['schema:x4f'], /^x4_v2 /);
+    await expectProdAsSource(['x4f.t'], /x4_aud=r\/x4_v2/);
   });
 
   it("a login's refused batches do not each make prod read the catalogs for owner changes to her", async () => {

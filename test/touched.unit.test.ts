@@ -1,7 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadParser } from '../src/capture/statements.js';
 import { touchesOfText } from '../src/capture/touched.js';
 
 describe('what a permission command touched, read from its text', () => {
+  beforeAll(() => loadParser());
   const context = { actors: ['app'], currentUser: 'app', searchPaths: [['app', 'public']] };
 
   it('reads a schema an ON ALL ... IN SCHEMA names twice once: each names every object in it', () => {

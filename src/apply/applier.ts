@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { classifyError, OBJECT_GONE, refusedByServer, SQLSTATE, TransientError } from '../errors.js';
-import { touchesOfPlan, type Batch, type BatchPlan, type ConvergeScope } from '../capture/batch.js';
+import type { Batch, BatchPlan, ConvergeScope } from '../capture/batch.js';
 import type { EnvironmentConfig, Settings } from '../config/schema.js';
 import type { ExecutionRecord, SourceStore, Switches } from '../source/store.js';
 import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
@@ -708,15 +708,16 @@ export class EnvironmentApplier {
    * REASSIGN OWNED fires no event trigger: the role watcher's batch that carries it comes
    * after a command run at once as the new owner (`REASSIGN OWNED BY app_v1 TO app_v2; SET
    * ROLE app_v2; GRANT ...`). So the owner look runs now, and the moves to `author`, or to a
-   * role whose privileges it has on the source, of the objects the batch names, in the
-   * owner_watcher batches among the next page, converge here first, by their own guards
-   * (plan/converge.ts, Touch.found: only where this environment's owner is the former one,
-   * and the source's is the new one still); they run again in their turn and find nothing
-   * to change. Only for a DBA's batch (the caller checks): a login's refused batch would let
-   * her move what the batches in between need as they are (a DBA's `SET ROLE app_v1; GRANT`
-   * before the REASSIGN OWNED to her), and ask for looks and catalog reads at will. Nor the
-   * move of an object a batch in between names while it runs with the former owner's
-   * privileges, for the same reason (movesAhead). True when something changed.
+   * role whose privileges it has on the source, of the owner_watcher batches among the next
+   * page converge here first, by their own guards (plan/converge.ts, Touch.found: only where
+   * this environment's owner is the former one, and the source's is the new one still);
+   * they run again in their turn and find nothing to change. Only for a DBA's batch (the
+   * caller checks): a login's refused batch would let her move what the batches in between
+   * need as they are (a DBA's `SET ROLE app_v1; GRANT` before the REASSIGN OWNED to her),
+   * and ask for looks and catalog reads at will. Nor a move from a role whose privileges a
+   * batch in between runs with, for the same reason (movesAhead). Not only the moves of the
+   * objects the batch names: what a command needs reaches further (the USAGE on a schema
+   * its owner has, a sequence that follows its table). True when something changed.
    */
   private async ownersFirst(batch: Batch, author: string, notes: string[]): Promise<boolean> {
     try {
@@ -765,15 +766,12 @@ export class EnvironmentApplier {
   /**
    * The moves ownersFirst takes ahead, read as one scope (one read of each catalog, whatever
    * the number of batches): those to a role in `holds` of the unfinished owner_watcher
-   * batches among the next page, of the objects the refused batch names (a move of another
-   * object may have come after it on the source), but for an object a batch in between names
-   * while it runs with the former owner's privileges, as a role that is no superuser (the
-   * author's own batches too): that batch may need it as it is (plan/converge.ts, by
-   * ConvergeScope.ahead). Memberships are read as the source has them now, and as the
-   * target has them before the refused batch.
+   * batches among the next page, but for a move from a role whose privileges a batch in
+   * between runs with, as a role that is no superuser (the author's own batches too): that
+   * batch may need it as it is (plan/converge.ts, by ConvergeScope.ahead). Memberships are
+   * read as the source has them now, and as the target has them before the refused batch.
    */
   private async movesAhead(batch: Batch, holds: Set<string>): Promise<{ watchers: Batch[]; scope: ConvergeScope }> {
-    const named = touchesOfPlan(await this.deps.plan(batch));
     const later = await this.deps.store.batchesAfter(BigInt(batch.commitSeq), this.name, BATCH_PAGE);
     const authors = new Map<string, number>();
     for (const b of later) {
@@ -792,16 +790,12 @@ export class EnvironmentApplier {
     const actorOids = new Map<string, number>();
     const between: NonNullable<ConvergeScope['ahead']>['between'] = [];
     for (const b of later) {
-      if (named === undefined || named.length === 0) break;
       if (b.origin !== 'owner_watcher') {
         const runAs = authorOf(b);
-        if (runAs === undefined) continue;
-        // What it names cannot be told: it may need any object as it is.
-        const its = touchesOfPlan(await this.deps.plan(b));
-        if (its === undefined) break;
-        // One the source no longer knows by that name and oid (a role dropped since, whose
-        // grants went with it) runs with at least its own objects' privileges.
-        between.push({ touches: its, author: runAs, holds: authority?.roles.get(runAs)?.memberOf ?? new Set([runAs]) });
+        // The author's own batches too: a role granted to it since may hand it a move of
+        // what it ran with then. One the source no longer knows by that name and oid (a
+        // role dropped since, whose grants went with it) keeps at least its own objects.
+        if (runAs !== undefined) between.push({ author: runAs, holds: authority?.roles.get(runAs)?.memberOf ?? new Set([runAs]) });
         continue;
       }
       if (FINISHED.has(b.previousStatus ?? '')) continue;
@@ -816,7 +810,7 @@ export class EnvironmentApplier {
     }
     // Those after the last batch of moves taken need nothing as it is before them.
     between.length = Math.min(between.length, touches.at(-1)?.found?.behind ?? 0);
-    return { watchers, scope: { touches, unknown: [], actorOids, ahead: { named: named ?? [], between } } };
+    return { watchers, scope: { touches, unknown: [], actorOids, ahead: { between } } };
   }
 
   /**

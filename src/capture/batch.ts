@@ -102,14 +102,13 @@ export interface ConvergeScope {
   actorOids: ReadonlyMap<string, number>;
   /**
    * Owner changes taken ahead of a batch a target refused (EnvironmentApplier.ownersFirst):
-   * only those of the objects `named` names are converged, and not one whose former owner's
-   * privileges a batch in between (`between`, in order) runs with while it names the object:
-   * they are in `holds` (on the source now), or its `author` has them on the target as it is
-   * before the refused batch (unless a role of the target's own has that name there, or a
-   * superuser, who needs no owner's). Touch.found.behind says how many of those batches come
-   * before the move's own batch.
+   * not one whose former owner's privileges a batch in between (`between`, in order) runs
+   * with: they are in `holds` (on the source now), or its `author` has them on the target
+   * as it is before the refused batch (unless a role of the target's own, or a superuser,
+   * has that name there). Touch.found.behind says how many of those batches come before the
+   * move's own batch.
    */
-  ahead?: { named: Touch[]; between: { touches: Touch[]; author: string; holds: ReadonlySet<string> }[] };
+  ahead?: { between: { author: string; holds: ReadonlySet<string> }[] };
 }
 
 /** One permission command as capture recorded it (permsync.audit_log), in order. */
@@ -466,26 +465,6 @@ function convergeScope(batch: Batch, ordinals: number[] | undefined, recorded: R
     }
   }
   return { touches: touches.map((t) => withoutTemporary(t, batch)), unknown, actorOids: actorOids(batch, recorded) };
-}
-
-/**
- * What a batch's permission commands name, as they reach a target: a converged batch's
- * touches, or a replayed one's statements read as capture reads its text. Undefined when
- * its statements do not parse (they did when it was planned).
- */
-export function touchesOfPlan(plan: BatchPlan): Touch[] | undefined {
-  if (plan.converge) return plan.converge.touches.filter((t) => t.found === undefined);
-  const { batch } = plan;
-  const context: TouchContext = {
-    actors: [batch.currentUser],
-    currentUser: batch.currentUser,
-    searchPaths: [searchPathSchemas(batch.searchPath, batch.currentUser)],
-  };
-  try {
-    return plan.replay.flatMap((s) => touchesOfText(s.sql, context)).map((t) => withoutTemporary(t, batch));
-  } catch {
-    return undefined;
-  }
 }
 
 /** The touch without the source session's temporary objects, which no target has. */

@@ -89,7 +89,6 @@ export function ownerlessSequences(source: Catalog): { schema: string; name: str
 /** The argument types the scope's routines were named with, in each search path their commands ran with. */
 export function argumentTypeLookups(scope: ConvergeScope): ArgumentTypeLookup[] {
   const lookups = new Map<string, ArgumentTypeLookup>();
-  // Those of ConvergeScope.ahead match by their number (resolve, alongPath).
   for (const touch of scope.touches) {
     if (touch.touched.on !== 'objects') continue;
     for (const type of touch.touched.names.flatMap((n) => n.args ?? []).filter((t) => t !== null)) {
@@ -152,21 +151,16 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
   const grantsOnly = new Map<string, Set<string>>();
   let other = 0;
   const missing: string[] = [];
-  // What a refused batch and the batches after it named (ConvergeScope.ahead): each object of the name on their path.
-  const keysOf = (touches: Touch[]) => new Set(touches.flatMap((t) => resolve(t, index, context.argumentTypes, true).map(objectKey)));
-  // A batch in between ran with memberships the target still has before the refused batch
-  // (a login may take one back on the source since, not there), or the source has now. A
-  // role of the target's own of its author's name stands for no one of the source's, and a
-  // superuser there needs no owner's privileges.
+  // A batch in between ran with memberships the source has now, or the target still has
+  // before the refused batch (a login may take one back on the source since, not there). A
+  // role of the target's own of its author's name stands for no one of the source's, nor
+  // does a superuser there (whose every role that would be) tell what it ran with.
   const privilegesThere = targetPrivileges(target);
   const runsWith = (author: string, holds: ReadonlySet<string>) => {
     const there = foreign.has(author) ? new Set<string>() : privilegesThere(author);
-    return (role: string) => there !== 'every' && (holds.has(role) || role === author || there.has(role));
+    return (role: string) => holds.has(role) || role === author || (there !== 'every' && there.has(role));
   };
-  const ahead = scope.ahead && {
-    named: keysOf(scope.ahead.named),
-    between: scope.ahead.between.map((b) => ({ keys: keysOf(b.touches), holds: runsWith(b.author, b.holds) })),
-  };
+  const between = scope.ahead?.between.map((b) => runsWith(b.author, b.holds));
   for (const touch of scope.touches) {
     const touched = touch.touched;
     if (touched.on === 'other') {
@@ -202,9 +196,8 @@ export function planConverge(scope: ConvergeScope, context: ConvergeContext): Co
         if (theirs !== touch.actors[0]) untaken.add(address);
         continue;
       }
-      // Ahead of a refused batch: an object it names, that no batch in between may need as it is.
-      const behind = ahead?.between.slice(0, touch.found.behind);
-      if (ahead && (!ahead.named.has(key) || behind?.some((b) => b.keys.has(key) && b.holds(from)))) continue;
+      // Ahead of a refused batch: not from a role a batch in between may need as it is.
+      if (between?.slice(0, touch.found.behind).some((runs) => runs(from))) continue;
       ownersOnly.add(key);
       continue;
     }
@@ -338,14 +331,11 @@ function indexObjects(objects: CatalogObject[]): ObjectIndex {
 
 /**
  * The source's objects a touch names. An unqualified name is the first one its search
- * path finds (in each of the paths it ran with), or with `alongPath` each one it finds: the
- * source's catalog now, not when the command ran, says which that is, and an object made
- * since earlier on the path must not hide the one it meant. A routine named with argument
- * types matches by them, as the source's catalog says they read in a path the command ran
- * with (by their number, where one of them is none the source has; with `alongPath`, by
- * their number alone).
+ * path finds (in each of the paths it ran with); a routine named with argument types
+ * matches by them, as the source's catalog says they read in a path the command ran with
+ * (by their number, where one of them is none the source has).
  */
-function resolve(touch: Touch, index: ObjectIndex, argumentTypes: Map<string, string | null>, alongPath = false): CatalogObject[] {
+function resolve(touch: Touch, index: ObjectIndex, argumentTypes: Map<string, string | null>): CatalogObject[] {
   const touched = touch.touched;
   if (touched.on === 'all in schema') {
     return touched.schemas.flatMap((s) => (index.bySchema.get(s) ?? []).filter((o) => touched.kinds.includes(o.kind)));
@@ -358,8 +348,6 @@ function resolve(touch: Touch, index: ObjectIndex, argumentTypes: Map<string, st
   };
   const argumentsMatch = (name: ObjectName, o: CatalogObject): boolean => {
     if (name.args === null || o.args === null) return true;
-    // Along the path, a type of the name made since earlier on it must not hide the one meant either.
-    if (alongPath) return argumentCount(o.args) === name.args.length;
     return signatures(name.args)?.includes(o.args) ?? argumentCount(o.args) === name.args.length;
   };
   const matches = (schema: string, name: ObjectName): CatalogObject[] =>
@@ -374,7 +362,6 @@ function resolve(touch: Touch, index: ObjectIndex, argumentTypes: Map<string, st
     if (unplaced.length > 0) return unplaced;
     if (name.schema !== null) return matches(name.schema, name);
     return touch.searchPaths.flatMap((path) => {
-      if (alongPath) return path.flatMap((schema) => matches(schema, name));
       for (const schema of path) {
         const found = matches(schema, name);
         if (found.length > 0) return found;
