@@ -268,6 +268,17 @@ BEGIN
     looked := (SELECT jsonb_agg(o ORDER BY i) FROM jsonb_array_elements(looked) WITH ORDINALITY AS t(o, i)
                WHERE NOT (o ->> 'gone')::boolean);
     PERFORM permsync.note_owners_of(looked, false);
+    -- No command ends the rows of the owners REASSIGN OWNED took the objects from: keep
+    -- each owner's last row under each name (all the release and the next rows weigh), so
+    -- that REASSIGN OWNED back and forth adds no row once each owner has one. Rows a
+    -- login's open transaction holds are left for the next look.
+    DELETE FROM permsync.object_owners o
+     WHERE o.ctid IN (SELECT x.ctid FROM permsync.object_owners x
+                        JOIN jsonb_to_recordset(looked) AS g(classid oid, objid oid) ON x.classid = g.classid AND x.objid = g.objid
+                       WHERE EXISTS (SELECT FROM permsync.object_owners y
+                                      WHERE y.classid = x.classid AND y.objid = x.objid AND y.owner_oid = x.owner_oid
+                                        AND y.named = x.named AND y.identity = x.identity AND y.noted > x.noted)
+                         FOR UPDATE OF x SKIP LOCKED);
     looked := (SELECT jsonb_agg(o ORDER BY i) FROM jsonb_array_elements(looked) WITH ORDINALITY AS t(o, i)
                WHERE (o ->> 'whole')::boolean AND NOT (o ->> 'follows')::boolean AND NOT (o ->> 'renamed')::boolean);
     IF looked IS NULL THEN

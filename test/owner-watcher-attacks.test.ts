@@ -251,6 +251,25 @@ describe('owner watcher', () => {
       );
     await waitFor(async () => (await left()) === 0, 20_000, 'the owner look to forget them');
   });
+  it("a login's REASSIGN OWNED back and forth between two roles of hers adds no ledger row once each has one", async () => {
+    await asMallory(`CREATE ROLE flip_a NOLOGIN; CREATE ROLE flip_b NOLOGIN; GRANT flip_a, flip_b TO ${MALLORY} WITH INHERIT TRUE, SET TRUE`);
+    await p.settleRoles();
+    await p.everywhere(`CREATE SCHEMA flip; GRANT USAGE, CREATE ON SCHEMA flip TO ${MALLORY}, flip_a, flip_b`);
+    await asMallory('CREATE TABLE flip.t (id int); ALTER TABLE flip.t OWNER TO flip_a');
+    await prod.query('CREATE TABLE flip.t (id int); ALTER TABLE flip.t OWNER TO flip_a');
+    const flips = 6;
+    for (let i = 0; i < flips; i++) {
+      const [from, to] = i % 2 === 0 ? ['flip_a', 'flip_b'] : ['flip_b', 'flip_a'];
+      await asMallory(`REASSIGN OWNED BY ${from} TO ${to}`);
+      await p.dba('SELECT permsync.capture_owner_changes(NULL)');
+      await waitFor(async () => (await ledgerOwner('flip.t')) === to, 20_000, 'the owner look');
+    }
+    // Each owner's last row under that name (seven rows, one a look, before).
+    expect(await ledgerOwners('flip.t')).toEqual(['flip_b', 'flip_a']);
+    await p.settle();
+    expect(await prodOwner('flip.t')).toBe('flip_a');
+  });
+
   it('a look waits for no other: while another leader looks, the role watcher looks next time, and writes the change once', async () => {
     await p.dba('CREATE ROLE lk_from; CREATE ROLE lk_to');
     await p.settleRoles();
