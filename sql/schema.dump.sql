@@ -163,6 +163,7 @@ CREATE FUNCTION permsync.capture_owner_changes(seen text) RETURNS TABLE(batch bi
 DECLARE
     roles    jsonb;
     looked   jsonb;
+    noted_objects jsonb;
     here     oid := (SELECT b.oid FROM pg_database b WHERE b.datname = current_database());
     -- The most commands the daemon reads of one batch (MAX_RECORDED_COMMANDS).
     max_rows constant integer := 1000;
@@ -268,39 +269,42 @@ BEGIN
     looked := (SELECT jsonb_agg(o ORDER BY i) FROM jsonb_array_elements(looked) WITH ORDINALITY AS t(o, i)
                WHERE NOT (o ->> 'gone')::boolean);
     PERFORM permsync.note_owners_of(looked, false);
+    noted_objects := looked;
+    looked := (SELECT jsonb_agg(o ORDER BY i) FROM jsonb_array_elements(looked) WITH ORDINALITY AS t(o, i)
+               WHERE (o ->> 'whole')::boolean AND NOT (o ->> 'follows')::boolean AND NOT (o ->> 'renamed')::boolean);
+    IF looked IS NOT NULL THEN
+        INSERT INTO permsync.batches (origin, query_text, not_replayable, current_user_name, current_user_oid,
+                                      current_user_is_superuser, search_path)
+        SELECT 'owner_watcher',
+               string_agg(format('/* %s object(s) of %s now owned by %s */', p.n, quote_ident(p.former), quote_ident(p.owner)),
+                          E'\n' ORDER BY p.former, p.owner),
+               'the role watcher found these owners changed by a command that fires no event trigger (REASSIGN OWNED)',
+               session_user, pg_catalog.to_regrole(pg_catalog.quote_ident(session_user)), false, 'pg_catalog'
+          FROM (SELECT o ->> 'former' AS former, o ->> 'owner' AS owner, count(*) AS n
+                  FROM jsonb_array_elements(looked) o GROUP BY 1, 2) p
+        RETURNING id INTO batch;
+        INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity, current_user_name, current_user_oid,
+                                        search_path, command_ordinal, nested, classid, objid, noted_identity, reassigned_from)
+        SELECT batch, 'REASSIGN OWNED', o ->> 'type', o ->> 'identity', o ->> 'owner', (o ->> 'owner_oid')::oid,
+               'pg_catalog', i, true, (o ->> 'classid')::oid, (o ->> 'objid')::oid, o ->> 'noted', o ->> 'former'
+          FROM jsonb_array_elements(looked) WITH ORDINALITY AS t(o, i);
+        PERFORM permsync.wake('permsync', batch::text);
+        -- The batch's commit-order number now (the lock every captured commit takes), so
+        -- that from the prune below to its commit the look waits for nothing: a DBA's owner
+        -- change may wait for the rows it prunes, never the other way round.
+        SET CONSTRAINTS permsync.zz_assign_commit_seq IMMEDIATE;
+    END IF;
     -- No command ends the rows of the owners REASSIGN OWNED took the objects from: keep
     -- each owner's last row under each name (all the release and the next rows weigh), so
     -- that REASSIGN OWNED back and forth adds no row once each owner has one. Rows a
     -- login's open transaction holds are left for the next look.
     DELETE FROM permsync.object_owners o
      WHERE o.ctid IN (SELECT x.ctid FROM permsync.object_owners x
-                        JOIN jsonb_to_recordset(looked) AS g(classid oid, objid oid) ON x.classid = g.classid AND x.objid = g.objid
+                        JOIN jsonb_to_recordset(noted_objects) AS g(classid oid, objid oid) ON x.classid = g.classid AND x.objid = g.objid
                        WHERE EXISTS (SELECT FROM permsync.object_owners y
                                       WHERE y.classid = x.classid AND y.objid = x.objid AND y.owner_oid = x.owner_oid
                                         AND y.named = x.named AND y.identity = x.identity AND y.noted > x.noted)
                          FOR UPDATE OF x SKIP LOCKED);
-    looked := (SELECT jsonb_agg(o ORDER BY i) FROM jsonb_array_elements(looked) WITH ORDINALITY AS t(o, i)
-               WHERE (o ->> 'whole')::boolean AND NOT (o ->> 'follows')::boolean AND NOT (o ->> 'renamed')::boolean);
-    IF looked IS NULL THEN
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    INSERT INTO permsync.batches (origin, query_text, not_replayable, current_user_name, current_user_oid,
-                                  current_user_is_superuser, search_path)
-    SELECT 'owner_watcher',
-           string_agg(format('/* %s object(s) of %s now owned by %s */', p.n, quote_ident(p.former), quote_ident(p.owner)),
-                      E'\n' ORDER BY p.former, p.owner),
-           'the role watcher found these owners changed by a command that fires no event trigger (REASSIGN OWNED)',
-           session_user, pg_catalog.to_regrole(pg_catalog.quote_ident(session_user)), false, 'pg_catalog'
-      FROM (SELECT o ->> 'former' AS former, o ->> 'owner' AS owner, count(*) AS n
-              FROM jsonb_array_elements(looked) o GROUP BY 1, 2) p
-    RETURNING id INTO batch;
-    INSERT INTO permsync.audit_log (batch_id, command_tag, object_type, object_identity, current_user_name, current_user_oid,
-                                    search_path, command_ordinal, nested, classid, objid, noted_identity, reassigned_from)
-    SELECT batch, 'REASSIGN OWNED', o ->> 'type', o ->> 'identity', o ->> 'owner', (o ->> 'owner_oid')::oid,
-           'pg_catalog', i, true, (o ->> 'classid')::oid, (o ->> 'objid')::oid, o ->> 'noted', o ->> 'former'
-      FROM jsonb_array_elements(looked) WITH ORDINALITY AS t(o, i);
-    PERFORM permsync.wake('permsync', batch::text);
     RETURN NEXT;
 END
 $$;
