@@ -745,7 +745,7 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
       );
       await p.dba('REASSIGN OWNED BY s4_v1 TO s4_v2');
       await p.dba('SET ROLE s4_v2; GRANT SELECT ON s4.books TO of_reader; RESET ROLE');
-      // PostgreSQL reads books as m4.books (and only warns); the daemon counts each books along the path.
+      // PostgreSQL reads books as m4.books (and only warns); on prod, s4_prodsu is prod's own superuser.
       await asMallory('SET ROLE s4_prodsu; SET search_path = m4, s4; GRANT SELECT ON books TO PUBLIC');
     });
     await expectProdAsSource(['s4.books'], /of_reader=r\/s4_v2/);
