@@ -520,6 +520,13 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
   };
   const ownerWatcherBatches = async () =>
     Number((await p.sourceClient.query<{ n: string }>(`SELECT count(*) AS n FROM permsync.batches WHERE origin = 'owner_watcher'`)).rows[0]?.n);
+  /** Makes `roles` on the source and waits for prod to have them, then `schema` on every server. */
+  const rolesThenSchema = async (roles: string, schema: string) => {
+    await p.dba(roles);
+    await p.settleRoles();
+    await p.everywhere(schema);
+    await p.settle();
+  };
   /** Runs `work` while prod lags, then the owner look, and waits for prod to catch up. */
   const lagThenLook = async (work: () => Promise<void>) => {
     await whileProdLags(async () => {
@@ -562,11 +569,11 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
   });
 
   it("a DBA's grant as the new owner gets the owner change ahead of a login's batch in between, but not one a DBA's batch in between needs as it is", async () => {
-    await p.dba('CREATE ROLE ow_a NOLOGIN; CREATE ROLE ow_f2 NOLOGIN; CREATE ROLE ow_v2 NOLOGIN');
-    await p.settleRoles();
-    await p.everywhere(`GRANT USAGE, CREATE ON SCHEMA of_s TO ow_a, ow_f2, ow_v2;
-      CREATE TABLE of_s.oa (id int); ALTER TABLE of_s.oa OWNER TO ow_a; CREATE TABLE of_s.of2 (id int); ALTER TABLE of_s.of2 OWNER TO ow_f2`);
-    await p.settle();
+    await rolesThenSchema(
+      'CREATE ROLE ow_a NOLOGIN; CREATE ROLE ow_f2 NOLOGIN; CREATE ROLE ow_v2 NOLOGIN',
+      `GRANT USAGE, CREATE ON SCHEMA of_s TO ow_a, ow_f2, ow_v2;
+      CREATE TABLE of_s.oa (id int); ALTER TABLE of_s.oa OWNER TO ow_a; CREATE TABLE of_s.of2 (id int); ALTER TABLE of_s.of2 OWNER TO ow_f2`,
+    );
     await whileProdLags(async () => {
       await p.dba('REASSIGN OWNED BY ow_a TO ow_v2');
       await p.dba('SET ROLE ow_v2; GRANT SELECT ON of_s.oa TO of_reader; RESET ROLE');
@@ -641,10 +648,10 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
   });
 
   it("a table of hers made after a DBA's grant, earlier on the path its unqualified name was read on, does not hide the table it named", async () => {
-    await p.dba(`CREATE ROLE e4_v1 NOLOGIN; CREATE ROLE e4_v2 NOLOGIN`);
-    await p.settleRoles();
-    await p.everywhere('CREATE TABLE public.e4_books (id int); ALTER TABLE public.e4_books OWNER TO e4_v1');
-    await p.settle();
+    await rolesThenSchema(
+      `CREATE ROLE e4_v1 NOLOGIN; CREATE ROLE e4_v2 NOLOGIN`,
+      'CREATE TABLE public.e4_books (id int); ALTER TABLE public.e4_books OWNER TO e4_v1',
+    );
     await lagThenLook(async () => {
       await p.dba('REASSIGN OWNED BY e4_v1 TO e4_v2');
       // Read on "$user", public: e4_v2 has no schema, so public.e4_books.
@@ -695,12 +702,12 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
   });
 
   it("a type of hers made after a DBA's grant, earlier on the path its argument type was read on, does not hide the function it named", async () => {
-    await p.dba('CREATE ROLE h4_v1 NOLOGIN; CREATE ROLE h4_v2 NOLOGIN');
-    await p.settleRoles();
-    await p.everywhere(`CREATE TYPE public.h4_status AS ENUM ('a');
+    await rolesThenSchema(
+      'CREATE ROLE h4_v1 NOLOGIN; CREATE ROLE h4_v2 NOLOGIN',
+      `CREATE TYPE public.h4_status AS ENUM ('a');
       CREATE FUNCTION public.h4_f(h4_status) RETURNS int LANGUAGE sql AS 'SELECT 1';
-      REVOKE EXECUTE ON FUNCTION public.h4_f(h4_status) FROM PUBLIC; ALTER FUNCTION public.h4_f(h4_status) OWNER TO h4_v1`);
-    await p.settle();
+      REVOKE EXECUTE ON FUNCTION public.h4_f(h4_status) FROM PUBLIC; ALTER FUNCTION public.h4_f(h4_status) OWNER TO h4_v1`,
+    );
     await lagThenLook(async () => {
       await p.dba('REASSIGN OWNED BY h4_v1 TO h4_v2');
       // Read on "$user", public: h4_v2 has no schema, so public.h4_status.
@@ -752,10 +759,10 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
   });
 
   it("a DBA's grant as the new owner on a table of a schema the former owner owned gets the schema's owner change ahead too (USAGE through ownership)", async () => {
-    await p.dba('CREATE ROLE x1_v1 NOLOGIN; CREATE ROLE x1_v2 NOLOGIN');
-    await p.settleRoles();
-    await p.everywhere('CREATE SCHEMA x1 AUTHORIZATION x1_v1; CREATE TABLE x1.books (id int); ALTER TABLE x1.books OWNER TO x1_v1');
-    await p.settle();
+    await rolesThenSchema(
+      'CREATE ROLE x1_v1 NOLOGIN; CREATE ROLE x1_v2 NOLOGIN',
+      'CREATE SCHEMA x1 AUTHORIZATION x1_v1; CREATE TABLE x1.books (id int); ALTER TABLE x1.books OWNER TO x1_v1',
+    );
     await lagThenLook(async () => {
       await p.dba('REASSIGN OWNED BY x1_v1 TO x1_v2');
       await p.dba('SET ROLE x1_v2; GRANT SELECT ON x1.books TO of_reader; RESET ROLE');
@@ -765,10 +772,10 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
   });
 
   it("a DBA's grant as the new owner on a serial column's sequence gets its table's owner change ahead", async () => {
-    await p.dba('CREATE ROLE x2_v1 NOLOGIN; CREATE ROLE x2_v2 NOLOGIN');
-    await p.settleRoles();
-    await p.everywhere('CREATE SCHEMA x2; GRANT USAGE ON SCHEMA x2 TO x2_v2; CREATE TABLE x2.t (id serial); ALTER TABLE x2.t OWNER TO x2_v1');
-    await p.settle();
+    await rolesThenSchema(
+      'CREATE ROLE x2_v1 NOLOGIN; CREATE ROLE x2_v2 NOLOGIN',
+      'CREATE SCHEMA x2; GRANT USAGE ON SCHEMA x2 TO x2_v2; CREATE TABLE x2.t (id serial); ALTER TABLE x2.t OWNER TO x2_v1',
+    );
     await lagThenLook(async () => {
       await p.dba('REASSIGN OWNED BY x2_v1 TO x2_v2');
       await p.dba('SET ROLE x2_v2; GRANT USAGE ON SEQUENCE x2.t_id_seq TO of_reader; RESET ROLE');
@@ -777,12 +784,12 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
   });
 
   it("a DBA's batch in between that grants on a serial column's sequence as the former owner keeps the table's owner change from going ahead of it", async () => {
-    await p.dba('CREATE ROLE x3_v1 NOLOGIN; CREATE ROLE x3_v2 NOLOGIN; CREATE ROLE x3_f2 NOLOGIN; CREATE ROLE x3_aud NOLOGIN');
-    await p.settleRoles();
-    await p.everywhere(`CREATE SCHEMA x3; GRANT USAGE ON SCHEMA x3 TO x3_v2, x3_f2;
+    await rolesThenSchema(
+      'CREATE ROLE x3_v1 NOLOGIN; CREATE ROLE x3_v2 NOLOGIN; CREATE ROLE x3_f2 NOLOGIN; CREATE ROLE x3_aud NOLOGIN',
+      `CREATE SCHEMA x3; GRANT USAGE ON SCHEMA x3 TO x3_v2, x3_f2;
       CREATE TABLE x3.oa (id int); ALTER TABLE x3.oa OWNER TO x3_v1; CREATE TABLE x3.t (id serial); ALTER TABLE x3.t OWNER TO x3_f2;
-      GRANT SELECT ON x3.t TO x3_v2`);
-    await p.settle();
+      GRANT SELECT ON x3.t TO x3_v2`,
+    );
     await lagThenLook(async () => {
       await p.dba('REASSIGN OWNED BY x3_v1 TO x3_v2');
       // Only warns on x3.t, where x3_v2 has SELECT without the grant option.
@@ -796,11 +803,11 @@ describe("owner changes taken ahead of a DBA's batch a target refused, run as th
   });
 
   it("a DBA's batch in between that needs USAGE on a schema through owning it keeps the schema's owner change from going ahead of it", async () => {
-    await p.dba('CREATE ROLE x4_v1 NOLOGIN; CREATE ROLE x4_v2 NOLOGIN; CREATE ROLE x4_f2 NOLOGIN; CREATE ROLE x4_aud NOLOGIN');
-    await p.settleRoles();
-    await p.everywhere(`CREATE SCHEMA x4; GRANT USAGE ON SCHEMA x4 TO x4_v2; CREATE TABLE x4.oa (id int); ALTER TABLE x4.oa OWNER TO x4_v1;
-      CREATE SCHEMA x4f AUTHORIZATION x4_f2; GRANT CREATE ON SCHEMA x4f TO x4_v2; CREATE TABLE x4f.t (id int); ALTER TABLE x4f.t OWNER TO x4_f2`);
-    await p.settle();
+    await rolesThenSchema(
+      'CREATE ROLE x4_v1 NOLOGIN; CREATE ROLE x4_v2 NOLOGIN; CREATE ROLE x4_f2 NOLOGIN; CREATE ROLE x4_aud NOLOGIN',
+      `CREATE SCHEMA x4; GRANT USAGE ON SCHEMA x4 TO x4_v2; CREATE TABLE x4.oa (id int); ALTER TABLE x4.oa OWNER TO x4_v1;
+      CREATE SCHEMA x4f AUTHORIZATION x4_f2; GRANT CREATE ON SCHEMA x4f TO x4_v2; CREATE TABLE x4f.t (id int); ALTER TABLE x4f.t OWNER TO x4_f2`,
+    );
     await lagThenLook(async () => {
       await p.dba('REASSIGN OWNED BY x4_v1 TO x4_v2');
       // The second grant only warns: x4_v2 has CREATE on x4f, not USAGE.
