@@ -369,6 +369,7 @@ DECLARE
     sizes        integer[];
     starts       integer[] := '{0}';
     filled       integer := 0;
+    created      integer := 0;
 BEGIN
     IF permsync.role_snapshot_matches(false) THEN
         -- Nothing changed since the snapshot, so it holds what this statement sees: the
@@ -434,6 +435,28 @@ BEGIN
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
     END IF;
+    -- A dropped role's objects may have gone to a role created or renamed in the same
+    -- moment. On a target, its DROP ROLE's release hands them over just before it, so each
+    -- DROP ROLE whose name no creation or rename takes again goes last, after the role
+    -- statements it may need. On a server several environments share, the release runs in
+    -- the others' databases in transactions of their own, before the batch: there the new
+    -- role has to be committed first, so the creations whose names no drop or rename frees
+    -- go first, in a batch of their own.
+    IF EXISTS (SELECT FROM jsonb_array_elements(changes) s WHERE s ->> 'kind' = 'DROP ROLE') THEN
+        SELECT count(*) FILTER (WHERE x.place = 0), jsonb_agg(x.s ORDER BY x.place, x.o)
+          INTO created, changes
+          FROM (SELECT t.s, t.o,
+                       CASE WHEN t.s ->> 'kind' = 'CREATE ROLE'
+                                 AND NOT EXISTS (SELECT FROM jsonb_array_elements(changes) d
+                                                  WHERE (d ->> 'kind' = 'DROP ROLE' AND d ->> 'role' = t.s ->> 'role')
+                                                     OR d ->> 'renamed_from' = t.s ->> 'role') THEN 0
+                            WHEN t.s ->> 'kind' = 'DROP ROLE'
+                                 AND NOT EXISTS (SELECT FROM jsonb_array_elements(changes) c
+                                                  WHERE (c ->> 'kind' = 'CREATE ROLE' OR c ? 'renamed_from')
+                                                    AND c ->> 'role' = t.s ->> 'role') THEN 2
+                            ELSE 1 END AS place
+                  FROM jsonb_array_elements(changes) WITH ORDINALITY AS t(s, o)) x;
+    END IF;
     -- Cut where the next statement would take a batch past what the daemon reads (each
     -- statement as stored, which is longer than its text), so that a bulk change (roles
     -- with long comments, every verifier when capture is turned on) is carried rather than
@@ -441,7 +464,7 @@ BEGIN
     SELECT array_agg(octet_length(s::text) + 2 ORDER BY o) INTO sizes
       FROM jsonb_array_elements(changes) WITH ORDINALITY AS t(s, o);
     FOR i IN 1 .. cardinality(sizes) LOOP
-        IF filled > 0 AND filled + sizes[i] > max_bytes THEN
+        IF filled > 0 AND (filled + sizes[i] > max_bytes OR i - 1 = created) THEN
             starts := starts || (i - 1);
             filled := 0;
         END IF;

@@ -427,6 +427,30 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
     }
   });
 
+  it('the same while the daemon is down, to an owner renamed meanwhile', async () => {
+    await p.everywhere(`CREATE TABLE app.records (id int)`);
+    await dba(`CREATE ROLE leaver_renamed; CREATE ROLE heir_before`);
+    await expectRolesEqual();
+    await dba(`ALTER TABLE app.records OWNER TO leaver_renamed`);
+    await p.settle();
+    await daemon.stop();
+    // The target has the heir under its old name until the batch's rename, which comes after the drop.
+    await dba(`ALTER ROLE heir_before RENAME TO heir_after; REASSIGN OWNED BY leaver_renamed TO heir_after; DROP ROLE leaver_renamed`);
+    daemon = await p.startDaemon(withoutManaged(), logLines);
+    try {
+      await expectRolesEqual();
+      for (const name of ['dev', 'prod']) {
+        const { rows } = await env(name).client.query<{ owner: string }>(
+          `SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.records'::regclass`,
+        );
+        expect(rows[0]?.owner, name).toBe('heir_after');
+        expect(await lastRoleExecution(name)).toMatchObject({ execution_status: 'success' });
+      }
+    } finally {
+      await restartDaemon();
+    }
+  });
+
   it("a chain: a dropped role's objects its heir gives on while no target has run the DROP ROLE reach each target as the source has them", async () => {
     await p.everywhere('CREATE TABLE app.chain_report (id int)');
     await dba('CREATE ROLE chain_first; CREATE ROLE chain_heir; CREATE ROLE chain_last');

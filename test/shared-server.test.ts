@@ -10,6 +10,7 @@ import { permissionSnapshot, sharedGrants } from './support/catalog.js';
 import { runCli, writeConfigFile } from './support/cli.js';
 import { canDump, catalogAccount, dumpAccount } from './support/dump.js';
 import { startPipeline, type Pipeline } from './support/pipeline.js';
+import { waitFor } from './support/wait.js';
 
 // Environments that are databases of one server share its roles: a role change reaches
 // the server once, each database gets its own grants, neither environment takes the
@@ -62,6 +63,16 @@ async function logged(origin: string): Promise<{ environment: string; status: st
     [origin],
   );
   return rows;
+}
+
+/** A table's owner in a database, and whether the role dropped on the source is gone from its server. */
+async function ownerAfterDrop(database: string, table: string, role: string): Promise<{ owner: string; dropped: boolean } | undefined> {
+  const { rows } = await client(database).query<{ owner: string; dropped: boolean }>(
+    `SELECT pg_get_userbyid(c.relowner) AS owner, NOT EXISTS (SELECT FROM pg_roles WHERE rolname = $2) AS dropped
+       FROM pg_class c WHERE c.oid = $1::regclass`,
+    [table, role],
+  );
+  return rows[0];
 }
 
 describe('environments that are databases of one server', () => {
@@ -127,17 +138,47 @@ describe('environments that are databases of one server', () => {
     await p.settleRoles();
 
     for (const database of DATABASES) {
-      const { rows } = await client(database).query<{ owner: string; analyst: boolean }>(
-        `SELECT pg_get_userbyid(c.relowner) AS owner, EXISTS (SELECT FROM pg_roles WHERE rolname = 'analyst') AS analyst
-           FROM pg_class c WHERE c.oid = 'shop.notes'::regclass`,
-      );
-      expect(rows).toEqual([{ owner: 'readers', analyst: false }]);
+      expect(await ownerAfterDrop(database, 'shop.notes', 'analyst')).toEqual({ owner: 'readers', dropped: true });
       expect(await permissionSnapshot(client(database))).toEqual(await permissionSnapshot(p.sourceClient));
     }
     const failed = (await logged('role_watcher')).filter((r) => r.status !== 'success');
     expect(failed).toEqual([]);
     const drop = (await logged('role_watcher')).find((r) => r.sql?.includes('DROP ROLE IF EXISTS analyst'));
     expect(drop?.message).toMatch(/first released what "analyst" held in environment shop_[ab]'s database, on the same server/);
+    const results = await checkEnvironments(config, p.sourceClient, config.environments, { dropExtraRoles: false });
+    for (const result of results) expect(result.report?.differences).toEqual([]);
+  });
+
+  it('drop a role whose objects went to a role created in the same moment, in both databases', async () => {
+    // No statement of the DBA's fires an event trigger: the role watcher finds the new role
+    // and the dropped one in one look. Each database's table must go to the new role before
+    // the drop, in a transaction of its own there, so the new role has to be there first.
+    await p.dba(`CREATE ROLE clerk`);
+    await p.settleRoles();
+    const ledger = `CREATE TABLE shop.ledger (id int); ALTER TABLE shop.ledger OWNER TO clerk`;
+    await p.dba(`SET permsync.capture = 'off'; ${ledger}; RESET permsync.capture`);
+    for (const database of DATABASES) await client(database).query(ledger);
+    // The owner watcher notes clerk's table, so that a release may give it away.
+    await waitFor(
+      async () =>
+        (
+          await p.sourceClient.query(
+            `SELECT FROM permsync.object_owners o WHERE o.classid = 'pg_class'::regclass AND o.objid = 'shop.ledger'::regclass
+                AND o.owner_oid = 'clerk'::regrole`,
+          )
+        ).rowCount === 1,
+      10_000,
+      'the owner watcher to note shop.ledger',
+    );
+
+    await p.dba(`CREATE ROLE bookkeeper; REASSIGN OWNED BY clerk TO bookkeeper; DROP ROLE clerk`);
+    await p.settleRoles();
+
+    for (const database of DATABASES) {
+      expect(await ownerAfterDrop(database, 'shop.ledger', 'clerk')).toEqual({ owner: 'bookkeeper', dropped: true });
+    }
+    const failed = (await logged('role_watcher')).filter((r) => r.status !== 'success');
+    expect(failed).toEqual([]);
     const results = await checkEnvironments(config, p.sourceClient, config.environments, { dropExtraRoles: false });
     for (const result of results) expect(result.report?.differences).toEqual([]);
   });

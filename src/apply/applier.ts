@@ -924,12 +924,7 @@ export class EnvironmentApplier {
     notes: string[],
   ): Promise<{ statements: Statement[] } | { error: NonNullable<ExecutionResult['error']>; unsettled: string[] }> {
     if (batch.origin !== 'role_watcher' || !statements.some((s) => s.kind === 'DROP ROLE')) return { statements };
-    // The watcher's batch drops roles first (a name may be dropped and taken again). A
-    // dropped role's objects may go to a role the same batch creates: that drop, with
-    // its release, then moves to the end, unless a later statement names its name.
-    const created = new Set(statements.flatMap((s) => (s.kind === 'CREATE ROLE' ? s.grantees : [])));
     const out: Statement[] = [];
-    const deferred: Statement[] = [];
     for (const [index, statement] of statements.entries()) {
       const role = statement.kind === 'DROP ROLE' ? statement.grantees[0] : undefined;
       if (role === undefined) {
@@ -939,21 +934,20 @@ export class EnvironmentApplier {
       // What this environment's rules keep from the DROP ROLE they keep from its release elsewhere too.
       const admitted = admit(statement, this.rules, this.deps.roles).admitted;
       const dropped = { role, sourceOid: statement.sourceOids?.[role] };
-      let planned;
+      const before = statements.slice(0, index);
+      let release;
       try {
-        const elsewhere = admitted ? await this.releaseOnOthers(dropped, statement.ordinal, statements.slice(0, index), created, notes) : undefined;
+        const elsewhere = admitted ? await this.releaseOnOthers(dropped, statement.ordinal, before, notes) : undefined;
         if (elsewhere) return elsewhere;
-        planned = await this.release(dropped, statement.ordinal, created, notes);
+        release = await this.release(dropped, statement.ordinal, before, notes);
       } catch (error) {
         // The source's owners kept changing while they were read (catalog/role-holdings.ts): tried again later.
         if (error instanceof TransientError) return { error: classifyError(error), unsettled: [] };
         throw error;
       }
-      const { release, toCreated } = planned;
-      const nameTakenAgain = statements.slice(index + 1).some((s) => s.grantees.includes(role));
-      (toCreated && !nameTakenAgain ? deferred : out).push(...release, statement);
+      out.push(...release, statement);
     }
-    return { statements: [...out, ...deferred] };
+    return { statements: out };
   }
 
   /**
@@ -968,7 +962,6 @@ export class EnvironmentApplier {
     dropped: DroppedRole,
     ordinal: number,
     before: Statement[],
-    created: Set<string>,
     notes: string[],
   ): Promise<{ error: NonNullable<ExecutionResult['error']>; unsettled: string[] } | undefined> {
     const switches = this.deps.switches();
@@ -983,7 +976,8 @@ export class EnvironmentApplier {
         before.filter((s) => aboutDatabase(s) && s.roles.includes(role)),
       );
       if ('error' in revokes) return { error: { ...revokes.error, message: `${releasing}: ${revokes.error.message}` }, unsettled: [] };
-      const { release } = await this.release(dropped, ordinal, created, notes, other);
+      // It runs before this batch: none of the batch's statements has run there yet.
+      const release = await this.release(dropped, ordinal, [], notes, other);
       const run = [...revokes.statements, ...release];
       if (run.length === 0) continue;
       const result = await other.target.execute({ searchPath: 'pg_catalog' }, run);
@@ -1004,56 +998,68 @@ export class EnvironmentApplier {
 
   /**
    * What releases the dropped role in the environment's database (or in `other`'s, an
-   * environment of the same server) before its DROP ROLE; toCreated: an owner it names is
-   * one the batch creates.
+   * environment of the same server) before its DROP ROLE, once `ran` (the batch's
+   * statements before it) ran. Each object goes to the target's role that stands for the
+   * source's owner (by its oid there), under the name it has by then: the batch may
+   * create or rename it before the DROP ROLE (the role watcher puts each such DROP ROLE
+   * last).
    */
   private async release(
     { role, sourceOid }: DroppedRole,
     ordinal: number,
-    created: Set<string>,
+    ran: Statement[],
     notes: string[],
     other?: { name: string; target: Target },
-  ): Promise<{ release: Statement[]; toCreated: boolean }> {
+  ): Promise<Statement[]> {
     const where = other ? `in environment ${other.name}'s database` : 'here';
     const unread = (error: unknown) => {
       notes.push(`statement ${ordinal} (DROP ROLE): what "${role}" holds ${where} could not be read (${classifyError(error).message})`);
       return undefined;
     };
-    const nothing = { release: [], toCreated: false };
     // A role of the target's own is not released (nor dropped: see judge()).
-    if (!mayChange(role, this.presentRoles(), this.owners())) return nothing;
+    if (!mayChange(role, this.presentRoles(), this.owners())) return [];
     const target = await (other?.target ?? this.deps.target).roleHoldings(role).catch(unread);
-    if (!target) return nothing;
+    if (!target) return [];
     // Only objects the source's role owned go to their owner there: not one of another's that looks like it.
     const owners = await this.deps.store.ownersOf(
       target.held.objects.filter((o) => o.owned),
       sourceOid,
     );
     const policies = await this.deps.store.policiesOf(target.held.policies);
+    const standsFor = (oid: number) => [...this.server.managed].find(([, m]) => m.sourceOid === oid);
+    const failure = await this.readTargetRoles([...new Set([...owners.values()].flatMap((o) => [o.name, ...(standsFor(o.oid)?.[1].name ?? [])]))]);
+    if (failure) {
+      unread(failure);
+      return [];
+    }
     // An owner the environment does not have (created on the source since, in a later
     // batch) cannot take the object over, nor can a role of the environment's own: the
     // object stays, and the DROP ROLE says so.
-    const failure = await this.readTargetRoles([...new Set(owners.values())]);
-    if (failure) {
-      unread(failure);
-      return nothing;
-    }
     const present = this.presentRoles();
+    const names = new Map<string, string>();
+    const renamed = (name: string) => ran.some((s) => s.renamedFrom === name);
     for (const [key, owner] of owners) {
-      const absent = !present.has(owner);
-      // Another environment's database is released before this batch runs: a role it creates is not there yet.
-      if ((absent && (other !== undefined || !created.has(owner))) || !mayChange(owner, present, this.owners())) owners.delete(key);
+      const managed = standsFor(owner.oid);
+      if (managed !== undefined && present.get(managed[1].name) === managed[0]) {
+        // The target's role for the source's owner, under the name the batch's renames give it by then.
+        names.set(
+          key,
+          ran.reduce((name, s) => (s.renamedFrom === name ? (s.grantees[0] ?? name) : name), managed[1].name),
+        );
+      } else if (ran.some((s) => s.kind === 'CREATE ROLE' && s.grantees[0] === owner.name)) {
+        // Created by the batch, where no role of the target's holds the name by then.
+        if (!present.has(owner.name) || renamed(owner.name)) names.set(key, owner.name);
+      } else if (present.has(owner.name) && !renamed(owner.name) && mayChange(owner.name, present, this.owners())) {
+        names.set(key, owner.name);
+      }
     }
-    const release = releaseStatements(role, target.held, owners, { targetVersionNum: target.serverVersionNum }, policies);
+    const release = releaseStatements(role, target.held, names, { targetVersionNum: target.serverVersionNum }, policies);
     if (release.length > 0 && other === undefined) {
       notes.push(
         `statement ${ordinal} (DROP ROLE): ${release.length} statement(s) first release what "${role}" holds here, as the source released it`,
       );
     }
-    return {
-      release: release.map((r) => ({ ...r, ordinal })),
-      toCreated: [...owners.values()].some((owner) => !present.has(owner)),
-    };
+    return release.map((r) => ({ ...r, ordinal }));
   }
 
   private async carry(batch: Batch): Promise<Outcome> {

@@ -88,7 +88,7 @@ const SOURCE_POLICIES = `
  * that owner's DROP ROLE finds it.
  */
 const OWNERS = `
-  SELECT o.kind, o.schema, o.name, o.args, o.owner, o.classid, o.objid,
+  SELECT o.kind, o.schema, o.name, o.args, o.owner, f.owner_oid::bigint AS owner_oid, o.classid, o.objid,
          f.owner_oid < 16384
          OR EXISTS (SELECT FROM (SELECT s.identity, s.own FROM permsync.object_owners s
                                   WHERE s.classid = o.classid AND s.objid = o.objid AND s.owner_oid = f.owner_oid
@@ -152,7 +152,13 @@ const NOTE_RELEASED_OWNERS = 'SELECT permsync.note_released_owners($1::jsonb) AS
 /** How many times the owners are noted and read again before the release is left for a retry. */
 const NOTE_ROUNDS = 3;
 
-type SourceOwner = ObjectRef & { owner: string; classid: number; objid: number; noted: boolean };
+type SourceOwner = ObjectRef & { owner: string; owner_oid: string; classid: number; objid: number; noted: boolean };
+
+/** A source object's owner: its name there, and its oid (which the target's managed role records). */
+export interface OwnerOnSource {
+  name: string;
+  oid: number;
+}
 
 /**
  * Each object's owner on the source, by the object's key (objectKey), where the name the
@@ -165,7 +171,11 @@ type SourceOwner = ObjectRef & { owner: string; classid: number; objid: number; 
  * whose name now another role chose cannot be noted as its owner's: it is handed over as
  * read, and a release of that owner later finds no row for it (as before the ledger).
  */
-export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef[], formerOwner: number | undefined): Promise<Map<string, string>> {
+export async function readSourceOwners(
+  source: pg.ClientBase,
+  objects: ObjectRef[],
+  formerOwner: number | undefined,
+): Promise<Map<string, OwnerOnSource>> {
   if (objects.length === 0 || formerOwner === undefined) return new Map();
   const wanted = JSON.stringify(objects.map(({ kind, schema, name, args }) => ({ kind, schema, name, args })));
   const read = async () => (await inCatalogSnapshot(source, () => source.query<SourceOwner>(OWNERS, [wanted, formerOwner]))).rows;
@@ -185,7 +195,7 @@ export async function readSourceOwners(source: pg.ClientBase, objects: ObjectRef
     for (const o of noted[0]?.nobodys ?? []) nobodys.add(objectAddress(o.classid, o.objid));
     rows = await read();
   }
-  return new Map(rows.map((r) => [objectKey(r), r.owner]));
+  return new Map(rows.map((r) => [objectKey(r), { name: r.owner, oid: Number(r.owner_oid) }]));
 }
 
 /** What the source has of these policies' tables, by policyKey. */

@@ -3,7 +3,7 @@ import type { Batch, RecordedCommand } from '../capture/batch.js';
 import { daemonGroup, type Config } from '../config/schema.js';
 import * as sourceSql from './queries.js';
 import { withPooledSession } from '../pg-sessions.js';
-import { readSourceOwners, readSourcePolicies, type HeldPolicy, type SourcePolicy } from '../catalog/role-holdings.js';
+import { readSourceOwners, readSourcePolicies, type HeldPolicy, type OwnerOnSource, type SourcePolicy } from '../catalog/role-holdings.js';
 import type { ArgumentTypeLookup, Authority } from '../plan/converge.js';
 import type { ManagedRole } from '../plan/role-ownership.js';
 import type { ObjectRef } from '../catalog/compare.js';
@@ -184,7 +184,7 @@ export class SourceStore {
   }
 
   /** Each object's owner on the source, where it was `formerOwner`'s (catalog/role-holdings.ts). */
-  async ownersOf(objects: ObjectRef[], formerOwner: number | undefined): Promise<Map<string, string>> {
+  async ownersOf(objects: ObjectRef[], formerOwner: number | undefined): Promise<Map<string, OwnerOnSource>> {
     return withPooledSession(this.pool, (client) => readSourceOwners(client, objects, formerOwner));
   }
 
