@@ -405,50 +405,64 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
     }
   });
 
-  it('the same while the daemon is down, to an owner created meanwhile', async () => {
-    await p.everywhere(`CREATE TABLE app.archive (id int)`);
-    await dba(`CREATE ROLE leaver_late`);
+  /**
+   * A table of `leaver` on every server; with the daemon down, `script` on the source gives
+   * it to `heir` and drops `leaver`, so that the role watcher sees it all in one look.
+   */
+  async function dropWhileDown(table: string, roles: string, leaver: string, script: string, heir: string): Promise<void> {
+    await p.everywhere(`CREATE TABLE ${table} (id int)`);
+    await dba(roles);
     await expectRolesEqual();
-    await dba(`ALTER TABLE app.archive OWNER TO leaver_late`);
+    await dba(`ALTER TABLE ${table} OWNER TO ${leaver}`);
     await p.settle();
     await daemon.stop();
-    await dba(`CREATE ROLE heir; REASSIGN OWNED BY leaver_late TO heir; DROP ROLE leaver_late`);
+    await dba(script);
     daemon = await p.startDaemon(withoutManaged(), logLines);
     try {
       await expectRolesEqual();
       for (const name of ['dev', 'prod']) {
         const { rows } = await env(name).client.query<{ owner: string }>(
-          `SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.archive'::regclass`,
+          `SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = $1::regclass`,
+          [table],
         );
-        expect(rows[0]?.owner, name).toBe('heir');
+        expect(rows[0]?.owner, name).toBe(heir);
+        expect(await lastRoleExecution(name), name).toMatchObject({ execution_status: 'success' });
       }
     } finally {
       await restartDaemon();
     }
+  }
+
+  it('the same while the daemon is down, to an owner created meanwhile', async () => {
+    await dropWhileDown(
+      'app.archive',
+      'CREATE ROLE leaver_late',
+      'leaver_late',
+      'CREATE ROLE heir; REASSIGN OWNED BY leaver_late TO heir; DROP ROLE leaver_late',
+      'heir',
+    );
   });
 
   it('the same while the daemon is down, to an owner renamed meanwhile', async () => {
-    await p.everywhere(`CREATE TABLE app.records (id int)`);
-    await dba(`CREATE ROLE leaver_renamed; CREATE ROLE heir_before`);
-    await expectRolesEqual();
-    await dba(`ALTER TABLE app.records OWNER TO leaver_renamed`);
-    await p.settle();
-    await daemon.stop();
-    // The target has the heir under its old name until the batch's rename, which comes after the drop.
-    await dba(`ALTER ROLE heir_before RENAME TO heir_after; REASSIGN OWNED BY leaver_renamed TO heir_after; DROP ROLE leaver_renamed`);
-    daemon = await p.startDaemon(withoutManaged(), logLines);
-    try {
-      await expectRolesEqual();
-      for (const name of ['dev', 'prod']) {
-        const { rows } = await env(name).client.query<{ owner: string }>(
-          `SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.records'::regclass`,
-        );
-        expect(rows[0]?.owner, name).toBe('heir_after');
-        expect(await lastRoleExecution(name)).toMatchObject({ execution_status: 'success' });
-      }
-    } finally {
-      await restartDaemon();
-    }
+    // The target has the heir under its old name until the batch's rename, which comes before the drop.
+    await dropWhileDown(
+      'app.records',
+      'CREATE ROLE leaver_renamed; CREATE ROLE heir_before',
+      'leaver_renamed',
+      'ALTER ROLE heir_before RENAME TO heir_after; REASSIGN OWNED BY leaver_renamed TO heir_after; DROP ROLE leaver_renamed',
+      'heir_after',
+    );
+  });
+
+  it('the same while the daemon is down, to an owner created meanwhile under the name of one dropped', async () => {
+    // The target has another heir_re until the batch drops it and creates the new one.
+    await dropWhileDown(
+      'app.recreated',
+      'CREATE ROLE leaver_re; CREATE ROLE heir_re',
+      'leaver_re',
+      'DROP ROLE heir_re; CREATE ROLE heir_re; REASSIGN OWNED BY leaver_re TO heir_re; DROP ROLE leaver_re',
+      'heir_re',
+    );
   });
 
   it("a chain: a dropped role's objects its heir gives on while no target has run the DROP ROLE reach each target as the source has them", async () => {

@@ -6,7 +6,7 @@ import type { ExecutionRecord, SourceStore, Switches } from '../source/store.js'
 import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
 import { compileRules, type CompiledRule, type RoleScope } from '../config/rules.js';
 import { admit } from '../plan/admit.js';
-import { releaseStatements } from '../plan/release.js';
+import { heirOnTarget, releaseStatements } from '../plan/release.js';
 import { actorsOf, argumentTypeLookups, ownerlessSequences, planConverge, watchedAddresses } from '../plan/converge.js';
 import { buildReport } from '../plan/report.js';
 import { cycleObjects, settleCycles, type SettledCycles } from '../plan/cycles.js';
@@ -937,9 +937,9 @@ export class EnvironmentApplier {
       const before = statements.slice(0, index);
       let release;
       try {
-        const elsewhere = admitted ? await this.releaseOnOthers(dropped, statement.ordinal, before, notes) : undefined;
+        const elsewhere = admitted ? await this.releaseOnOthers(dropped, statement.ordinal, { before, batch: statements }, notes) : undefined;
         if (elsewhere) return elsewhere;
-        release = await this.release(dropped, statement.ordinal, before, notes);
+        release = await this.release(dropped, statement.ordinal, { ran: before, batch: statements }, notes);
       } catch (error) {
         // The source's owners kept changing while they were read (catalog/role-holdings.ts): tried again later.
         if (error instanceof TransientError) return { error: classifyError(error), unsettled: [] };
@@ -961,7 +961,7 @@ export class EnvironmentApplier {
   private async releaseOnOthers(
     dropped: DroppedRole,
     ordinal: number,
-    before: Statement[],
+    { before, batch }: { before: Statement[]; batch: Statement[] },
     notes: string[],
   ): Promise<{ error: NonNullable<ExecutionResult['error']>; unsettled: string[] } | undefined> {
     const switches = this.deps.switches();
@@ -977,7 +977,7 @@ export class EnvironmentApplier {
       );
       if ('error' in revokes) return { error: { ...revokes.error, message: `${releasing}: ${revokes.error.message}` }, unsettled: [] };
       // It runs before this batch: none of the batch's statements has run there yet.
-      const release = await this.release(dropped, ordinal, [], notes, other);
+      const release = await this.release(dropped, ordinal, { ran: [], batch }, notes, other);
       const run = [...revokes.statements, ...release];
       if (run.length === 0) continue;
       const result = await other.target.execute({ searchPath: 'pg_catalog' }, run);
@@ -998,16 +998,13 @@ export class EnvironmentApplier {
 
   /**
    * What releases the dropped role in the environment's database (or in `other`'s, an
-   * environment of the same server) before its DROP ROLE, once `ran` (the batch's
-   * statements before it) ran. Each object goes to the target's role that stands for the
-   * source's owner (by its oid there), under the name it has by then: the batch may
-   * create or rename it before the DROP ROLE (the role watcher puts each such DROP ROLE
-   * last).
+   * environment of the same server, before the batch) before its DROP ROLE, once `ran`
+   * (the batch's statements before it) ran: each object to the role heirOnTarget names.
    */
   private async release(
     { role, sourceOid }: DroppedRole,
     ordinal: number,
-    ran: Statement[],
+    { ran, batch }: { ran: Statement[]; batch: Statement[] },
     notes: string[],
     other?: { name: string; target: Target },
   ): Promise<Statement[]> {
@@ -1026,8 +1023,15 @@ export class EnvironmentApplier {
       sourceOid,
     );
     const policies = await this.deps.store.policiesOf(target.held.policies);
-    const standsFor = (oid: number) => [...this.server.managed].find(([, m]) => m.sourceOid === oid);
-    const failure = await this.readTargetRoles([...new Set([...owners.values()].flatMap((o) => [o.name, ...(standsFor(o.oid)?.[1].name ?? [])]))]);
+    // The owners' names, the managed roles' for them, and those the batch's renames name (heirOnTarget).
+    const ownerOids = new Set([...owners.values()].map((o) => o.oid));
+    const failure = await this.readTargetRoles([
+      ...new Set([
+        ...[...owners.values()].map((o) => o.name),
+        ...[...this.server.managed.values()].flatMap((m) => (m.sourceOid !== undefined && ownerOids.has(m.sourceOid) ? [m.name] : [])),
+        ...batch.flatMap((s) => (s.renamedFrom === undefined ? [] : [s.renamedFrom, ...s.grantees])),
+      ]),
+    ]);
     if (failure) {
       unread(failure);
       return [];
@@ -1037,21 +1041,9 @@ export class EnvironmentApplier {
     // object stays, and the DROP ROLE says so.
     const present = this.presentRoles();
     const names = new Map<string, string>();
-    const renamed = (name: string) => ran.some((s) => s.renamedFrom === name);
     for (const [key, owner] of owners) {
-      const managed = standsFor(owner.oid);
-      if (managed !== undefined && present.get(managed[1].name) === managed[0]) {
-        // The target's role for the source's owner, under the name the batch's renames give it by then.
-        names.set(
-          key,
-          ran.reduce((name, s) => (s.renamedFrom === name ? (s.grantees[0] ?? name) : name), managed[1].name),
-        );
-      } else if (ran.some((s) => s.kind === 'CREATE ROLE' && s.grantees[0] === owner.name)) {
-        // Created by the batch, where no role of the target's holds the name by then.
-        if (!present.has(owner.name) || renamed(owner.name)) names.set(key, owner.name);
-      } else if (present.has(owner.name) && !renamed(owner.name) && mayChange(owner.name, present, this.owners())) {
-        names.set(key, owner.name);
-      }
+      const heir = heirOnTarget(owner, present, this.owners(), ran, batch);
+      if (heir !== undefined) names.set(key, heir);
     }
     const release = releaseStatements(role, target.held, names, { targetVersionNum: target.serverVersionNum }, policies);
     if (release.length > 0 && other === undefined) {
