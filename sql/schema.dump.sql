@@ -370,6 +370,7 @@ DECLARE
     starts       integer[] := '{0}';
     filled       integer := 0;
     created      integer := 0;
+    kept         integer := 0;
 BEGIN
     IF permsync.role_snapshot_matches(false) THEN
         -- Nothing changed since the snapshot, so it holds what this statement sees: the
@@ -436,15 +437,16 @@ BEGIN
         RETURN NULL;
     END IF;
     -- A dropped role's objects may have gone to a role created or renamed in the same
-    -- moment. On a target, its DROP ROLE's release hands them over just before it, so each
-    -- DROP ROLE whose name no creation or rename takes again goes last, after the role
-    -- statements it may need. On a server several environments share, the release runs in
-    -- the others' databases in transactions of their own, before the batch: there the new
-    -- role has to be committed first, so the creations whose names no drop or rename frees
-    -- go first, in a batch of their own.
+    -- moment. On a target, its DROP ROLE's release hands them over first, and on a server
+    -- several environments share it does so in the others' databases in transactions of
+    -- their own, before the DROP ROLE's batch: the new owner has to be there, committed,
+    -- under the name it has on the source. So each DROP ROLE whose name no creation or
+    -- rename takes again goes in a batch of its own after the look's other changes, and a
+    -- DROP ROLE that stays among them (its name taken again) finds before it, in a batch of
+    -- their own, the creations whose names no drop or rename frees.
     IF EXISTS (SELECT FROM jsonb_array_elements(changes) s WHERE s ->> 'kind' = 'DROP ROLE') THEN
-        SELECT count(*) FILTER (WHERE x.place = 0), jsonb_agg(x.s ORDER BY x.place, x.o)
-          INTO created, changes
+        SELECT count(*) FILTER (WHERE x.place = 0), count(*) FILTER (WHERE x.place < 2), jsonb_agg(x.s ORDER BY x.place, x.o)
+          INTO created, kept, changes
           FROM (SELECT t.s, t.o,
                        CASE WHEN t.s ->> 'kind' = 'CREATE ROLE'
                                  AND NOT EXISTS (SELECT FROM jsonb_array_elements(changes) d
@@ -464,7 +466,7 @@ BEGIN
     SELECT array_agg(octet_length(s::text) + 2 ORDER BY o) INTO sizes
       FROM jsonb_array_elements(changes) WITH ORDINALITY AS t(s, o);
     FOR i IN 1 .. cardinality(sizes) LOOP
-        IF filled > 0 AND (filled + sizes[i] > max_bytes OR i - 1 = created) THEN
+        IF filled > 0 AND (filled + sizes[i] > max_bytes OR i - 1 IN (created, kept)) THEN
             starts := starts || (i - 1);
             filled := 0;
         END IF;

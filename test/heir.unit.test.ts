@@ -4,11 +4,11 @@ import type { ManagedRole } from '../src/plan/role-ownership.js';
 import type { Statement } from '../src/sql/statement.js';
 
 // Who takes a dropped role's object on a target: the role that stands there for the
-// source's owner, under the name it has at the DROP ROLE's place in its batch.
+// source's owner, under the name the target has it by, before the DROP ROLE's batch.
 
-const role = (kind: 'CREATE ROLE' | 'DROP ROLE', name: string, oid: number): Statement => ({
-  kind,
-  sql: `${kind} ${name}`,
+const drop = (name: string, oid: number): Statement => ({
+  kind: 'DROP ROLE',
+  sql: `DROP ROLE IF EXISTS ${name}`,
   roles: [name],
   grantees: [name],
   schemas: [],
@@ -28,45 +28,36 @@ const rename = (from: string, to: string, oid: number): Statement => ({
 const owners = (managed: [number, ManagedRole][]) => ({ managed: new Map(managed), sourceSuperuser: 'postgres' });
 
 describe('heirOnTarget', () => {
-  it('names the managed role of the source owner, under the name the renames before the DROP ROLE give it', () => {
-    const ran = [rename('heir_before', 'heir_after', 7)];
+  it('names the managed role of the source owner by the name the target has it under', () => {
     const present = new Map([['heir_before', 20_000]]);
     const managed = owners([[20_000, { name: 'heir_before', sourceOid: 7 }]]);
-    expect(heirOnTarget({ name: 'heir_after', oid: 7 }, present, managed, ran, ran)).toBe('heir_after');
-    // In another database of the server, released before the batch, it has its old name.
-    expect(heirOnTarget({ name: 'heir_after', oid: 7 }, present, managed, [], ran)).toBe('heir_before');
+    expect(heirOnTarget({ name: 'heir_after', oid: 7 }, present, managed, [drop('leaver', 3)])).toBe('heir_before');
   });
 
-  it('names a role the batch created for the owner where it dropped the one of that name first', () => {
-    const ran = [role('DROP ROLE', 'heir', 5), role('CREATE ROLE', 'heir', 9)];
+  it('names a managed role with no source oid known by its name, unless the batch drops or renames that name', () => {
     const present = new Map([['heir', 20_000]]);
-    const managed = owners([[20_000, { name: 'heir', sourceOid: 5 }]]);
-    expect(heirOnTarget({ name: 'heir', oid: 9 }, present, managed, ran, ran)).toBe('heir');
-    // Not before the batch (the old role holds the name), nor where a role of the target's own holds it.
-    expect(heirOnTarget({ name: 'heir', oid: 9 }, present, managed, [], ran)).toBeUndefined();
-    expect(heirOnTarget({ name: 'heir', oid: 9 }, present, owners([]), [role('CREATE ROLE', 'heir', 9)], ran)).toBeUndefined();
+    const managed = owners([[20_000, { name: 'heir' }]]);
+    expect(heirOnTarget({ name: 'heir', oid: 8 }, present, managed, [drop('leaver', 3)])).toBe('heir');
+    // The role of that name now is another than the source's owner: the batch makes a new one.
+    expect(heirOnTarget({ name: 'heir', oid: 8 }, present, managed, [drop('heir', 5), drop('leaver', 3)])).toBeUndefined();
+    expect(heirOnTarget({ name: 'heir', oid: 8 }, present, managed, [rename('heir', 'heir_old', 5), drop('leaver', 3)])).toBeUndefined();
   });
 
-  it('follows a rename of a managed role whose source oid is not known', () => {
-    const ran = [rename('heir_nb', 'heir_na', 8)];
-    const present = new Map([['heir_nb', 20_000]]);
-    expect(heirOnTarget({ name: 'heir_na', oid: 8 }, present, owners([[20_000, { name: 'heir_nb' }]]), ran, ran)).toBe('heir_na');
-  });
-
-  it('names no role that stands for another source role, nor one of the target`s own', () => {
+  it('names no role that stands for another source role, nor one of the target`s own, nor one it lacks', () => {
     const present = new Map([['heir', 20_000]]);
-    expect(heirOnTarget({ name: 'heir', oid: 9 }, present, owners([[20_000, { name: 'heir', sourceOid: 5 }]]), [], [])).toBeUndefined();
-    expect(heirOnTarget({ name: 'heir', oid: 9 }, present, owners([]), [], [])).toBeUndefined();
+    expect(heirOnTarget({ name: 'heir', oid: 9 }, present, owners([[20_000, { name: 'heir', sourceOid: 5 }]]), [])).toBeUndefined();
+    expect(heirOnTarget({ name: 'heir', oid: 9 }, present, owners([]), [])).toBeUndefined();
+    expect(heirOnTarget({ name: 'other', oid: 9 }, present, owners([]), [])).toBeUndefined();
   });
 
-  it('names no role the batch renames onto a name a role of the target`s own holds, before the batch or in it', () => {
-    const batch = [rename('heir', 'h2', 7)];
+  it('names no role the batch renames onto a name a role of the target`s own holds', () => {
     const present = new Map([
       ['heir', 20_000],
       ['h2', 20_001],
     ]);
     const managed = owners([[20_000, { name: 'heir', sourceOid: 7 }]]);
-    expect(heirOnTarget({ name: 'h2', oid: 7 }, present, managed, [], batch)).toBeUndefined();
-    expect(heirOnTarget({ name: 'h2', oid: 7 }, present, managed, batch, batch)).toBeUndefined();
+    expect(heirOnTarget({ name: 'h2', oid: 7 }, present, managed, [rename('heir', 'h2', 7), drop('leaver', 3)])).toBeUndefined();
+    // Onto a name no role holds there, the rename goes through: the role is the heir.
+    expect(heirOnTarget({ name: 'h3', oid: 7 }, present, managed, [rename('heir', 'h3', 7), drop('leaver', 3)])).toBe('heir');
   });
 });

@@ -939,7 +939,7 @@ export class EnvironmentApplier {
       try {
         const elsewhere = admitted ? await this.releaseOnOthers(dropped, statement.ordinal, { before, batch: statements }, notes) : undefined;
         if (elsewhere) return elsewhere;
-        release = await this.release(dropped, statement.ordinal, { ran: before, batch: statements }, notes);
+        release = await this.release(dropped, statement.ordinal, statements, notes);
       } catch (error) {
         // The source's owners kept changing while they were read (catalog/role-holdings.ts): tried again later.
         if (error instanceof TransientError) return { error: classifyError(error), unsettled: [] };
@@ -976,8 +976,7 @@ export class EnvironmentApplier {
         before.filter((s) => aboutDatabase(s) && s.roles.includes(role)),
       );
       if ('error' in revokes) return { error: { ...revokes.error, message: `${releasing}: ${revokes.error.message}` }, unsettled: [] };
-      // It runs before this batch: none of the batch's statements has run there yet.
-      const release = await this.release(dropped, ordinal, { ran: [], batch }, notes, other);
+      const release = await this.release(dropped, ordinal, batch, notes, other);
       const run = [...revokes.statements, ...release];
       if (run.length === 0) continue;
       const result = await other.target.execute({ searchPath: 'pg_catalog' }, run);
@@ -998,13 +997,13 @@ export class EnvironmentApplier {
 
   /**
    * What releases the dropped role in the environment's database (or in `other`'s, an
-   * environment of the same server, before the batch) before its DROP ROLE, once `ran`
-   * (the batch's statements before it) ran: each object to the role heirOnTarget names.
+   * environment of the same server, before the batch) before its DROP ROLE: each object
+   * to the role heirOnTarget names.
    */
   private async release(
     { role, sourceOid }: DroppedRole,
     ordinal: number,
-    { ran, batch }: { ran: Statement[]; batch: Statement[] },
+    batch: Statement[],
     notes: string[],
     other?: { name: string; target: Target },
   ): Promise<Statement[]> {
@@ -1042,7 +1041,7 @@ export class EnvironmentApplier {
     const present = this.presentRoles();
     const names = new Map<string, string>();
     for (const [key, owner] of owners) {
-      const heir = heirOnTarget(owner, present, this.owners(), ran, batch);
+      const heir = heirOnTarget(owner, present, this.owners(), batch);
       if (heir !== undefined) names.set(key, heir);
     }
     const release = releaseStatements(role, target.held, names, { targetVersionNum: target.serverVersionNum }, policies);

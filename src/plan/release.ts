@@ -71,42 +71,24 @@ export function releaseStatements(
 
 /**
  * The name of the target's role that takes over an object from a dropped role, for the
- * source's owner of the object, once `ran` (the statements of `batch` before the DROP
- * ROLE; none for another database of the server, released before the batch) ran; none
- * where no role may. It is the role permsync manages for that source role (by its oid
- * there), or one the batch created for it, or a role of the name permsync may change for
- * it (managed with no source oid known, predefined, the bootstrap superuser's
- * counterpart), each under the name the batch's renames give it by then. A role the batch
- * renames onto a name a role of the target's own holds is none: that rename is refused
- * there, and the role disowned.
+ * source's owner of the object; none where no role may. The role watcher writes a DROP
+ * ROLE after the role changes of its look that create or rename roles (in a batch of its
+ * own, unless its name is taken again), so the owner is there before the batch, by the
+ * name the target has it under: the role permsync manages for that source role (by its
+ * oid there), else a role of the owner's name permsync may change for it (managed with no
+ * source oid known, predefined, the bootstrap superuser's counterpart) that the batch
+ * neither drops nor renames. A role the batch renames onto a name a role of the target's
+ * own holds is none: that rename is refused there, and the role disowned.
  */
-export function heirOnTarget(
-  owner: OwnerOnSource,
-  present: TargetRoles,
-  owners: RoleOwners,
-  ran: readonly Statement[],
-  batch: readonly Statement[],
-): string | undefined {
-  const renamed = (statements: readonly Statement[], name: string) =>
-    statements.reduce((n, s) => (s.renamedFrom === n ? (s.grantees[0] ?? n) : n), name);
-  const usable = (name: string) => {
-    const end = renamed(batch, name);
-    return end === name || !present.has(end) || mayChange(end, present, owners);
-  };
+export function heirOnTarget(owner: OwnerOnSource, present: TargetRoles, owners: RoleOwners, batch: readonly Statement[]): string | undefined {
   const managed = [...owners.managed].find(([, m]) => m.sourceOid === owner.oid);
   if (managed !== undefined && present.get(managed[1].name) === managed[0]) {
-    return usable(managed[1].name) ? renamed(ran, managed[1].name) : undefined;
+    const end = batch.reduce((n, s) => (s.renamedFrom === n ? (s.grantees[0] ?? n) : n), managed[1].name);
+    return end === managed[1].name || !present.has(end) || mayChange(end, present, owners) ? managed[1].name : undefined;
   }
-  if (ran.some((s) => s.kind === 'CREATE ROLE' && s.grantees[0] === owner.name && s.sourceOids?.[owner.name] === owner.oid)) {
-    // Where no role of the target's holds the name by then.
-    const freed = ran.some((s) => (s.kind === 'DROP ROLE' && s.grantees[0] === owner.name) || s.renamedFrom === owner.name);
-    return !present.has(owner.name) || freed ? owner.name : undefined;
-  }
-  // The name the role had before the batch's renames that ran.
-  const start = ran.reduceRight((n, s) => (s.renamedFrom !== undefined && s.grantees[0] === n ? s.renamedFrom : n), owner.name);
-  const dropped = ran.some((s) => s.kind === 'DROP ROLE' && s.grantees[0] === start);
-  if (!present.has(start) || dropped || renamed(ran, start) !== owner.name || !usable(start)) return undefined;
-  return mayChange(start, present, { ...owners, sourceOids: new Map([[start, owner.oid]]) }) ? owner.name : undefined;
+  const changed = batch.some((s) => s.renamedFrom === owner.name || (s.kind === 'DROP ROLE' && s.grantees[0] === owner.name));
+  if (!present.has(owner.name) || changed) return undefined;
+  return mayChange(owner.name, present, { ...owners, sourceOids: new Map([[owner.name, owner.oid]]) }) ? owner.name : undefined;
 }
 
 /**
