@@ -1732,7 +1732,6 @@ DECLARE
     starts       integer[] := '{0}';
     filled       integer := 0;
     created      integer := 0;
-    kept         integer := 0;
 BEGIN
     IF permsync.role_snapshot_matches(false) THEN
         -- Nothing changed since the snapshot, so it holds what this statement sees: the
@@ -1798,27 +1797,22 @@ BEGIN
     IF changes IS NULL OR jsonb_array_length(changes) = 0 THEN
         RETURN NULL;
     END IF;
-    -- A dropped role's objects may have gone to a role created or renamed in the same
-    -- moment. On a target, its DROP ROLE's release hands them over first, and on a server
-    -- several environments share it does so in the others' databases in transactions of
-    -- their own, before the DROP ROLE's batch: the new owner has to be there, committed,
-    -- under the name it has on the source. So each DROP ROLE whose name no creation or
-    -- rename takes again goes in a batch of its own after the look's other changes, and a
-    -- DROP ROLE that stays among them (its name taken again) finds before it, in a batch of
-    -- their own, the creations whose names no drop or rename frees.
+    -- A dropped role's objects may have gone to a role created in the same moment. On a
+    -- target, the DROP ROLE's release hands them over first, and on a server several
+    -- environments share it does so in the others' databases in transactions of their own,
+    -- before the DROP ROLE's batch: the new owner has to be there, committed, first. So
+    -- where the changes drop a role, the creations whose names no drop or rename of theirs
+    -- frees go first, in a batch of their own. The rest keep their order: the drops before
+    -- the renames, so that a role renamed in the same moment has there the name it has on
+    -- the target before the batch.
     IF EXISTS (SELECT FROM jsonb_array_elements(changes) s WHERE s ->> 'kind' = 'DROP ROLE') THEN
-        SELECT count(*) FILTER (WHERE x.place = 0), count(*) FILTER (WHERE x.place < 2), jsonb_agg(x.s ORDER BY x.place, x.o)
-          INTO created, kept, changes
+        SELECT count(*) FILTER (WHERE x.early), jsonb_agg(x.s ORDER BY NOT x.early, x.o)
+          INTO created, changes
           FROM (SELECT t.s, t.o,
-                       CASE WHEN t.s ->> 'kind' = 'CREATE ROLE'
-                                 AND NOT EXISTS (SELECT FROM jsonb_array_elements(changes) d
-                                                  WHERE (d ->> 'kind' = 'DROP ROLE' AND d ->> 'role' = t.s ->> 'role')
-                                                     OR d ->> 'renamed_from' = t.s ->> 'role') THEN 0
-                            WHEN t.s ->> 'kind' = 'DROP ROLE'
-                                 AND NOT EXISTS (SELECT FROM jsonb_array_elements(changes) c
-                                                  WHERE (c ->> 'kind' = 'CREATE ROLE' OR c ? 'renamed_from')
-                                                    AND c ->> 'role' = t.s ->> 'role') THEN 2
-                            ELSE 1 END AS place
+                       t.s ->> 'kind' = 'CREATE ROLE'
+                       AND NOT EXISTS (SELECT FROM jsonb_array_elements(changes) d
+                                        WHERE (d ->> 'kind' = 'DROP ROLE' AND d ->> 'role' = t.s ->> 'role')
+                                           OR d ->> 'renamed_from' = t.s ->> 'role') AS early
                   FROM jsonb_array_elements(changes) WITH ORDINALITY AS t(s, o)) x;
     END IF;
     -- Cut where the next statement would take a batch past what the daemon reads (each
@@ -1828,7 +1822,7 @@ BEGIN
     SELECT array_agg(octet_length(s::text) + 2 ORDER BY o) INTO sizes
       FROM jsonb_array_elements(changes) WITH ORDINALITY AS t(s, o);
     FOR i IN 1 .. cardinality(sizes) LOOP
-        IF filled > 0 AND (filled + sizes[i] > max_bytes OR i - 1 IN (created, kept)) THEN
+        IF filled > 0 AND (filled + sizes[i] > max_bytes OR i - 1 = created) THEN
             starts := starts || (i - 1);
             filled := 0;
         END IF;

@@ -71,14 +71,16 @@ export function releaseStatements(
 
 /**
  * The name of the target's role that takes over an object from a dropped role, for the
- * source's owner of the object; none where no role may. The role watcher writes a DROP
- * ROLE after the role changes of its look that create or rename roles (in a batch of its
- * own, unless its name is taken again), so the owner is there before the batch, by the
- * name the target has it under: the role permsync manages for that source role (by its
- * oid there), else a role of the owner's name permsync may change for it (managed with no
- * source oid known, predefined, the bootstrap superuser's counterpart) that the batch
- * neither drops nor renames. A role the batch renames onto a name a role of the target's
- * own holds is none: that rename is refused there, and the role disowned.
+ * source's owner of the object; none where no role may. The role watcher writes the
+ * creations of a look that drops a role in a batch of their own before the rest, and its
+ * drops before its renames, so the owner is there before the DROP ROLE's batch, under the
+ * name the target has it by at the DROP ROLE: the role permsync manages for that source
+ * role (by its oid there), else a role of the owner's name permsync may change for it
+ * (managed with no source oid known, predefined, the bootstrap superuser's counterpart)
+ * that the batch neither drops nor renames. A role the batch renames onto a name a role of
+ * the target's own holds is none: that rename is refused there, and the role disowned.
+ * Nor is a role the batch creates under a name it frees (drops or renames away) in the
+ * same moment: it comes after the DROP ROLE.
  */
 export function heirOnTarget(owner: OwnerOnSource, present: TargetRoles, owners: RoleOwners, batch: readonly Statement[]): string | undefined {
   const managed = [...owners.managed].find(([, m]) => m.sourceOid === owner.oid);
