@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { heirOnTarget } from '../src/plan/release.js';
-import type { ManagedRole } from '../src/plan/role-ownership.js';
+import { heirOnTarget as heirWith, standingFor } from '../src/plan/release.js';
+import type { ManagedRole, RoleOwners, TargetRoles } from '../src/plan/role-ownership.js';
 import type { Statement } from '../src/sql/statement.js';
 
 // Who takes a dropped role's object on a target: the role that stands there for the
@@ -26,6 +26,10 @@ const rename = (from: string, to: string, oid: number): Statement => ({
 });
 
 const owners = (managed: [number, ManagedRole][]) => ({ managed: new Map(managed), sourceSuperuser: 'postgres' });
+
+/** heirOnTarget with the managed roles that stand for the owner found as the applier finds them. */
+const heirOnTarget = (owner: { name: string; oid: number }, present: TargetRoles, owners: RoleOwners, batch: Statement[]) =>
+  heirWith(owner, standingFor(owners.managed, new Set([owner.oid])), present, owners, batch);
 
 describe('heirOnTarget', () => {
   it('names the managed role of the source owner by the name the target has it under', () => {

@@ -6,7 +6,7 @@ import type { ExecutionRecord, SourceStore, Switches } from '../source/store.js'
 import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
 import { compileRules, type CompiledRule, type RoleScope } from '../config/rules.js';
 import { admit } from '../plan/admit.js';
-import { heirOnTarget, releaseStatements } from '../plan/release.js';
+import { heirOnTarget, releaseStatements, standingFor } from '../plan/release.js';
 import { actorsOf, argumentTypeLookups, ownerlessSequences, planConverge, watchedAddresses } from '../plan/converge.js';
 import { buildReport } from '../plan/report.js';
 import { cycleObjects, settleCycles, type SettledCycles } from '../plan/cycles.js';
@@ -1023,11 +1023,11 @@ export class EnvironmentApplier {
     );
     const policies = await this.deps.store.policiesOf(target.held.policies);
     // The owners' names, the managed roles' for them, and those the batch's renames name (heirOnTarget).
-    const ownerOids = new Set([...owners.values()].map((o) => o.oid));
+    const standing = standingFor(this.server.managed, new Set([...owners.values()].map((o) => o.oid)));
     const failure = await this.readTargetRoles([
       ...new Set([
         ...[...owners.values()].map((o) => o.name),
-        ...[...this.server.managed.values()].flatMap((m) => (m.sourceOid !== undefined && ownerOids.has(m.sourceOid) ? [m.name] : [])),
+        ...[...standing.values()].map((m) => m.name),
         ...batch.flatMap((s) => (s.renamedFrom === undefined ? [] : [s.renamedFrom, ...s.grantees])),
       ]),
     ]);
@@ -1037,11 +1037,13 @@ export class EnvironmentApplier {
     }
     // An owner the environment does not have (created on the source since, in a later
     // batch) cannot take the object over, nor can a role of the environment's own: the
-    // object stays, and the DROP ROLE says so.
+    // object stays, and the DROP ROLE says so. One answer per owner, whatever it owns.
     const present = this.presentRoles();
+    const heirs = new Map<number, string | undefined>();
     const names = new Map<string, string>();
     for (const [key, owner] of owners) {
-      const heir = heirOnTarget(owner, present, this.owners(), batch);
+      if (!heirs.has(owner.oid)) heirs.set(owner.oid, heirOnTarget(owner, standing, present, this.owners(), batch));
+      const heir = heirs.get(owner.oid);
       if (heir !== undefined) names.set(key, heir);
     }
     const release = releaseStatements(role, target.held, names, { targetVersionNum: target.serverVersionNum }, policies);

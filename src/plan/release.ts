@@ -1,7 +1,7 @@
 import { policyKey, type HeldGrant, type OwnerOnSource, type RoleHoldings, type SourcePolicy } from '../catalog/role-holdings.js';
 import { objectKey, type Change, type ObjectRef, type PrivilegeTarget } from '../catalog/compare.js';
 import { orderPlan, planChange, withCascade, type PlanContext } from './changes.js';
-import { mayChange, type RoleOwners, type TargetRoles } from './role-ownership.js';
+import { mayChange, type ManagedRoles, type RoleOwners, type TargetRoles } from './role-ownership.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import type { Statement } from '../sql/statement.js';
 
@@ -69,6 +69,21 @@ export function releaseStatements(
   return [...orderPlan(changes.flatMap((c) => planChange(c, context))).map(withCascade), ...policyStatements(role, held, sourcePolicies)];
 }
 
+/** A managed role on the target: its oid there and its name. */
+export interface StandingRole {
+  oid: number;
+  name: string;
+}
+
+/** The managed roles that stand for these source roles, by the source role's oid: read once for all of a release's objects. */
+export function standingFor(managed: ManagedRoles, sourceOids: ReadonlySet<number>): Map<number, StandingRole> {
+  return new Map(
+    [...managed].flatMap(([oid, m]) =>
+      m.sourceOid !== undefined && sourceOids.has(m.sourceOid) ? [[m.sourceOid, { oid, name: m.name }] as const] : [],
+    ),
+  );
+}
+
 /**
  * The name of the target's role that takes over an object from a dropped role, for the
  * source's owner of the object; none where no role may. The role watcher writes the
@@ -82,11 +97,17 @@ export function releaseStatements(
  * Nor is a role the batch creates under a name it frees (drops or renames away) in the
  * same moment: it comes after the DROP ROLE.
  */
-export function heirOnTarget(owner: OwnerOnSource, present: TargetRoles, owners: RoleOwners, batch: readonly Statement[]): string | undefined {
-  const managed = [...owners.managed].find(([, m]) => m.sourceOid === owner.oid);
-  if (managed !== undefined && present.get(managed[1].name) === managed[0]) {
-    const end = batch.reduce((n, s) => (s.renamedFrom === n ? (s.grantees[0] ?? n) : n), managed[1].name);
-    return end === managed[1].name || !present.has(end) || mayChange(end, present, owners) ? managed[1].name : undefined;
+export function heirOnTarget(
+  owner: OwnerOnSource,
+  standing: ReadonlyMap<number, StandingRole>,
+  present: TargetRoles,
+  owners: RoleOwners,
+  batch: readonly Statement[],
+): string | undefined {
+  const managed = standing.get(owner.oid);
+  if (managed !== undefined && present.get(managed.name) === managed.oid) {
+    const end = batch.reduce((n, s) => (s.renamedFrom === n ? (s.grantees[0] ?? n) : n), managed.name);
+    return end === managed.name || !present.has(end) || mayChange(end, present, owners) ? managed.name : undefined;
   }
   const changed = batch.some((s) => s.renamedFrom === owner.name || (s.kind === 'DROP ROLE' && s.grantees[0] === owner.name));
   if (!present.has(owner.name) || changed) return undefined;
