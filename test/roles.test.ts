@@ -411,24 +411,34 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
    * A table of `leaver` on every server; with the daemon down, `script` on the source gives
    * it to `heir` and drops `leaver`, so that the role watcher sees it all in one look.
    */
-  async function dropWhileDown(table: string, roles: string, leaver: string, script: string, heir: string): Promise<void> {
+  async function dropWhileDown(table: string, roles: string, leaver: string, script: string, heir: string, after?: string): Promise<void> {
     await p.everywhere(`CREATE TABLE ${table} (id int)`);
     await dba(roles);
     await expectRolesEqual();
     await dba(`ALTER TABLE ${table} OWNER TO ${leaver}`);
     await p.settle();
     await daemon.stop();
+    const { rows: seq } = await p.sourceClient.query<{ last: string }>(`SELECT coalesce(max(commit_seq), 0)::text AS last FROM permsync.batches`);
     await dba(script);
+    if (after !== undefined) await dba(after);
     daemon = await p.startDaemon(withoutManaged(), logLines);
     try {
       await expectRolesEqual();
+      await p.settle();
       for (const name of ['dev', 'prod']) {
         const { rows } = await env(name).client.query<{ owner: string }>(
           `SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = $1::regclass`,
           [table],
         );
         expect(rows[0]?.owner, name).toBe(heir);
+        expect(await relationPrivileges(env(name).client, table), name).toEqual(await relationPrivileges(p.sourceClient, table));
         expect(await lastRoleExecution(name), name).toMatchObject({ execution_status: 'success' });
+        const { rows: unsettled } = await p.sourceClient.query(
+          `SELECT x.batch_id, x.execution_status, x.result_message FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+            WHERE x.environment_name = $1 AND b.commit_seq > $2 AND x.execution_status <> 'success'`,
+          [name, seq[0]?.last],
+        );
+        expect(unsettled, name).toEqual([]);
       }
     } finally {
       await restartDaemon();
@@ -453,6 +463,31 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
       'leaver_renamed',
       'ALTER ROLE heir_before RENAME TO heir_after; REASSIGN OWNED BY leaver_renamed TO heir_after; DROP ROLE leaver_renamed',
       'heir_after',
+    );
+  });
+
+  it('the same while the daemon is down, to an owner dropped and created again in that moment, granted to afterwards', async () => {
+    // The new owner takes a name the look frees: the target has it only after the batch's DROP ROLE of the old one.
+    await dropWhileDown(
+      'app.reborn',
+      'CREATE ROLE leaver_reborn; CREATE ROLE heir_reborn',
+      'leaver_reborn',
+      'DROP ROLE heir_reborn; CREATE ROLE heir_reborn; REASSIGN OWNED BY leaver_reborn TO heir_reborn; DROP ROLE leaver_reborn',
+      'heir_reborn',
+      'GRANT SELECT ON app.reborn TO heir_reborn',
+    );
+  });
+
+  it("the same while the daemon is down, a CREATEROLE login's: a new role renamed onto the name of the one it dropped, which cannot hold the environment", async () => {
+    // Not a DBA: a login with CREATEROLE may do all of it to the roles it created.
+    await dropWhileDown(
+      'app.handover',
+      'CREATE ROLE mallory_cr CREATEROLE; SET ROLE mallory_cr; CREATE ROLE m_victim; RESET ROLE',
+      'm_victim',
+      `SET ROLE mallory_cr; CREATE ROLE m_tmp; GRANT m_victim, m_tmp TO mallory_cr;
+       REASSIGN OWNED BY m_victim TO m_tmp; DROP ROLE m_victim; ALTER ROLE m_tmp RENAME TO m_victim; RESET ROLE`,
+      'm_victim',
+      'GRANT SELECT ON app.handover TO m_victim',
     );
   });
 

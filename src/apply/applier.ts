@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { classifyError, OBJECT_GONE, refusedByServer, SQLSTATE, TransientError } from '../errors.js';
 import type { Batch, BatchPlan, ConvergeScope } from '../capture/batch.js';
@@ -6,7 +7,7 @@ import type { ExecutionRecord, SourceStore, Switches } from '../source/store.js'
 import { BATCH_PAGE, type BatchFeed, type BatchRead } from './feed.js';
 import { compileRules, type CompiledRule, type RoleScope } from '../config/rules.js';
 import { admit } from '../plan/admit.js';
-import { heirOnTarget, releaseStatements, standingFor } from '../plan/release.js';
+import { handoverStatements, heirCreatedLater, heirOnTarget, releaseStatements, standingFor } from '../plan/release.js';
 import { actorsOf, argumentTypeLookups, ownerlessSequences, planConverge, watchedAddresses } from '../plan/converge.js';
 import { buildReport } from '../plan/report.js';
 import { cycleObjects, settleCycles, type SettledCycles } from '../plan/cycles.js';
@@ -21,7 +22,7 @@ import {
   type Target,
 } from '../target/target.js';
 import type { DaemonMetrics } from '../metrics.js';
-import { searchPathAsUser } from '../sql/quote.js';
+import { quoteIdent, searchPathAsUser } from '../sql/quote.js';
 import type { BatchStatement, Statement } from '../sql/statement.js';
 import { aboutDatabase, SharedServer, type SharedServers } from './shared-servers.js';
 
@@ -597,6 +598,7 @@ export class EnvironmentApplier {
     }
     const cycles = await this.settlingCycles(ownership.kept, notes);
     if ('error' in cycles) return { batch, failed: cycles.error };
+    cycles.statements = await this.handingOver(cycles.statements, notes);
     const identity: SessionIdentity = generated
       ? { searchPath: 'pg_catalog' }
       : runAs !== undefined
@@ -925,10 +927,12 @@ export class EnvironmentApplier {
   ): Promise<{ statements: Statement[] } | { error: NonNullable<ExecutionResult['error']>; unsettled: string[] }> {
     if (batch.origin !== 'role_watcher' || !statements.some((s) => s.kind === 'DROP ROLE')) return { statements };
     const out: Statement[] = [];
+    // Owner changes to a role the batch creates after a DROP ROLE, by the creation's position: they follow it.
+    const later = new Map<number, Statement[]>();
     for (const [index, statement] of statements.entries()) {
       const role = statement.kind === 'DROP ROLE' ? statement.grantees[0] : undefined;
       if (role === undefined) {
-        out.push(statement);
+        out.push(statement, ...(later.get(index) ?? []));
         continue;
       }
       // What this environment's rules keep from the DROP ROLE they keep from its release elsewhere too.
@@ -939,15 +943,62 @@ export class EnvironmentApplier {
       try {
         const elsewhere = admitted ? await this.releaseOnOthers(dropped, statement.ordinal, { before, batch: statements }, notes) : undefined;
         if (elsewhere) return elsewhere;
-        release = await this.release(dropped, statement.ordinal, statements, notes);
+        release = await this.release(dropped, { ordinal: statement.ordinal, at: index }, statements, notes);
       } catch (error) {
         // The source's owners kept changing while they were read (catalog/role-holdings.ts): tried again later.
         if (error instanceof TransientError) return { error: classifyError(error), unsettled: [] };
         throw error;
       }
-      out.push(...release, statement);
+      const { handover } = release;
+      out.push(...release.statements, handover ? { ...statement, handovers: handover.statements.length } : statement);
+      if (handover) later.set(handover.after, [...(later.get(handover.after) ?? []), ...handover.statements]);
     }
     return { statements: out };
+  }
+
+  /**
+   * A DROP ROLE whose role's objects go to roles the batch creates after it, under names
+   * the same moment frees (release's handover): the role steps aside here under a name of
+   * permsync's until the last of them has its objects, and is dropped then, all in the
+   * batch's transaction. Where the environment keeps the DROP ROLE without every one of
+   * those owner changes (its rules, a creation it does not carry), they go and the drop
+   * stays in its place: it fails there as before, and says what to do.
+   */
+  private async handingOver(statements: Statement[], notes: string[]): Promise<Statement[]> {
+    const drops = statements.filter((s) => s.handovers !== undefined && s.grantees[0] !== undefined);
+    if (drops.length === 0) return statements;
+    // A name nobody can take ahead of it from the source, where a role of the name would keep the drop in its place.
+    const spares = new Map(drops.map((d) => [d, `permsync_dropping_${randomBytes(8).toString('hex')}`]));
+    const unread = await this.readTargetRoles([...spares.values()]);
+    let out = statements;
+    for (const drop of drops) {
+      const role = drop.grantees[0] as string;
+      const handovers = out.filter((s) => s.handsOverFor === drop.ordinal);
+      const spare = spares.get(drop) as string;
+      const last = handovers.at(-1);
+      if (
+        unread ||
+        !this.presentRoles().has(role) ||
+        this.presentRoles().has(spare) ||
+        last === undefined ||
+        handovers.length !== drop.handovers ||
+        out.indexOf(handovers[0] as Statement) < out.indexOf(drop)
+      ) {
+        out = out.filter((s) => s.handsOverFor !== drop.ordinal);
+        notes.push(`statement ${drop.ordinal} (DROP ROLE): what "${role}" owns cannot go to the role this batch creates after it here`);
+        continue;
+      }
+      const aside = `ALTER ROLE ${quoteIdent(role)} RENAME TO ${quoteIdent(spare)}`;
+      const gone = `DROP ROLE ${quoteIdent(spare)}`;
+      out = out.flatMap((s) =>
+        s === drop ? [{ ...drop, sql: aside, display: aside }] : s === last ? [s, { ...drop, sql: gone, display: gone }] : [s],
+      );
+      notes.push(
+        `statement ${drop.ordinal} (DROP ROLE): "${role}" goes by "${spare}" in this batch until what it owns went to the role ` +
+          `the batch creates after it (${handovers.length} owner change(s)), then is dropped`,
+      );
+    }
+    return out;
   }
 
   /**
@@ -976,7 +1027,7 @@ export class EnvironmentApplier {
         before.filter((s) => aboutDatabase(s) && s.roles.includes(role)),
       );
       if ('error' in revokes) return { error: { ...revokes.error, message: `${releasing}: ${revokes.error.message}` }, unsettled: [] };
-      const release = await this.release(dropped, ordinal, batch, notes, other);
+      const { statements: release } = await this.release(dropped, { ordinal }, batch, notes, other);
       const run = [...revokes.statements, ...release];
       if (run.length === 0) continue;
       const result = await other.target.execute({ searchPath: 'pg_catalog' }, run);
@@ -997,25 +1048,33 @@ export class EnvironmentApplier {
 
   /**
    * What releases the dropped role in the environment's database (or in `other`'s, an
-   * environment of the same server, before the batch) before its DROP ROLE: each object
-   * to the role heirOnTarget names.
+   * environment of the same server, before the batch) before its DROP ROLE, the batch's
+   * statement `at`: each object to the role heirOnTarget names. In the environment's own
+   * database, the objects whose owner the batch creates after the drop (heirCreatedLater)
+   * go to it right after its CREATE ROLE, the batch's statement `handover.after`.
    */
   private async release(
     { role, sourceOid }: DroppedRole,
-    ordinal: number,
+    { ordinal, at }: { ordinal: number | undefined; at?: number },
     batch: Statement[],
     notes: string[],
     other?: { name: string; target: Target },
-  ): Promise<Statement[]> {
+  ): Promise<{ statements: Statement[]; handover?: { after: number; statements: Statement[] } }> {
     const where = other ? `in environment ${other.name}'s database` : 'here';
+    const none = { statements: [] };
     const unread = (error: unknown) => {
       notes.push(`statement ${ordinal} (DROP ROLE): what "${role}" holds ${where} could not be read (${classifyError(error).message})`);
       return undefined;
     };
     // A role of the target's own is not released (nor dropped: see judge()).
-    if (!mayChange(role, this.presentRoles(), this.owners())) return [];
+    const failed = await this.readTargetRoles([role]);
+    if (failed) {
+      unread(failed);
+      return none;
+    }
+    if (!mayChange(role, this.presentRoles(), this.owners())) return none;
     const target = await (other?.target ?? this.deps.target).roleHoldings(role).catch(unread);
-    if (!target) return [];
+    if (!target) return none;
     // Only objects the source's role owned go to their owner there: not one of another's that looks like it.
     const owners = await this.deps.store.ownersOf(
       target.held.objects.filter((o) => o.owned),
@@ -1033,7 +1092,7 @@ export class EnvironmentApplier {
     ]);
     if (failure) {
       unread(failure);
-      return [];
+      return none;
     }
     // An owner the environment does not have (created on the source since, in a later
     // batch) cannot take the object over, nor can a role of the environment's own: the
@@ -1041,18 +1100,27 @@ export class EnvironmentApplier {
     const present = this.presentRoles();
     const heirs = new Map<number, string | undefined>();
     const names = new Map<string, string>();
+    const created = new Map<string, string>();
+    let after = -1;
     for (const [key, owner] of owners) {
       if (!heirs.has(owner.oid)) heirs.set(owner.oid, heirOnTarget(owner, standing, present, this.owners(), batch));
       const heir = heirs.get(owner.oid);
+      const creation = heir === undefined && other === undefined && at !== undefined ? heirCreatedLater(owner, batch, at) : undefined;
       if (heir !== undefined) names.set(key, heir);
+      else if (creation !== undefined) {
+        created.set(key, creation.name);
+        after = Math.max(after, creation.index);
+      }
     }
-    const release = releaseStatements(role, target.held, names, { targetVersionNum: target.serverVersionNum }, policies);
+    const context = { targetVersionNum: target.serverVersionNum };
+    const release = releaseStatements(role, target.held, names, context, policies);
     if (release.length > 0 && other === undefined) {
       notes.push(
         `statement ${ordinal} (DROP ROLE): ${release.length} statement(s) first release what "${role}" holds here, as the source released it`,
       );
     }
-    return release.map((r) => ({ ...r, ordinal }));
+    const handover = handoverStatements(role, target.held, created, context, ordinal ?? 0).map((r) => ({ ...r, ordinal }));
+    return { statements: release.map((r) => ({ ...r, ordinal })), ...(handover.length > 0 && { handover: { after, statements: handover } }) };
   }
 
   private async carry(batch: Batch): Promise<Outcome> {

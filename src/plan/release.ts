@@ -95,7 +95,7 @@ export function standingFor(managed: ManagedRoles, sourceOids: ReadonlySet<numbe
  * that the batch neither drops nor renames. A role the batch renames onto a name a role of
  * the target's own holds is none: that rename is refused there, and the role disowned.
  * Nor is a role the batch creates under a name it frees (drops or renames away) in the
- * same moment: it comes after the DROP ROLE.
+ * same moment: it comes after the DROP ROLE (heirCreatedLater).
  */
 export function heirOnTarget(
   owner: OwnerOnSource,
@@ -112,6 +112,39 @@ export function heirOnTarget(
   const changed = batch.some((s) => s.renamedFrom === owner.name || (s.kind === 'DROP ROLE' && s.grantees[0] === owner.name));
   if (!present.has(owner.name) || changed) return undefined;
   return mayChange(owner.name, present, { ...owners, sourceOids: new Map([[owner.name, owner.oid]]) }) ? owner.name : undefined;
+}
+
+/**
+ * The role the batch creates after its statement `after` (a DROP ROLE) for the source's
+ * owner, by the owner's oid there: one under a name a drop or rename of the same moment
+ * frees (`DROP ROLE h; CREATE ROLE h`, a new role renamed onto the dropped one's name), as
+ * the role watcher writes only such creations after a drop. The objects go to it once it
+ * is created (handoverStatements). Its name, and its position in the batch.
+ */
+export function heirCreatedLater(owner: OwnerOnSource, batch: readonly Statement[], after: number): { name: string; index: number } | undefined {
+  const index = batch.findIndex((s, i) => i > after && s.kind === 'CREATE ROLE' && s.sourceOids?.[s.grantees[0] ?? ''] === owner.oid);
+  const name = batch[index]?.grantees[0];
+  return name === undefined ? undefined : { name, index };
+}
+
+/**
+ * The owner changes that give the dropped role's objects to the roles the batch creates
+ * after its DROP ROLE (heirCreatedLater), by object key; each says which DROP ROLE it is
+ * for, by the drop's position in the batch (Statement.handsOverFor).
+ */
+export function handoverStatements(
+  role: string,
+  held: RoleHoldings,
+  heirs: ReadonlyMap<string, string>,
+  context: PlanContext,
+  drop: number,
+): Statement[] {
+  const changes: Change[] = held.objects.flatMap((object) => {
+    const ref: ObjectRef = { kind: object.kind, schema: object.schema, name: object.name, args: object.args };
+    const heir = heirs.get(objectKey(ref));
+    return object.owned && heir !== undefined ? [{ type: 'owner' as const, object: ref, from: role, to: heir }] : [];
+  });
+  return orderPlan(changes.flatMap((c) => planChange(c, context))).map((s) => ({ ...s, handsOverFor: drop }));
 }
 
 /**

@@ -67,6 +67,14 @@ export interface Statement {
   otherGrantors?: boolean;
   /** The role watcher's statement on a privilege of a database, a tablespace or a parameter: the ACL entry it changes. */
   acl?: AclChange;
+  /**
+   * An owner change that gives a dropped role's object to a role its batch creates after
+   * the DROP ROLE: that DROP ROLE's position in the batch (its ordinal). The applier then
+   * runs the drop after it (Applier.handingOver).
+   */
+  handsOverFor?: number;
+  /** A DROP ROLE whose role's objects go to roles the batch creates after it: how many owner changes do (handsOverFor). */
+  handovers?: number;
   /** 1-based position in its batch (the client string, or the generated batch): notes name it so. */
   ordinal?: number;
   /** The statement as the DBA typed it, or as the role watcher shows it. */
