@@ -61,7 +61,7 @@ async function lastRoleExecution(environment: string) {
   }>(
     `SELECT x.execution_status, x.result_message, x.error_code, x.applied_sql
        FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
-      WHERE b.origin = 'role_watcher' AND x.environment_name = $1 ORDER BY b.commit_seq DESC LIMIT 1`,
+      WHERE b.origin = 'role_watcher' AND x.environment_name = $1 ORDER BY b.commit_seq DESC, x.id DESC LIMIT 1`,
     [environment],
   );
   return rows[0];
@@ -407,16 +407,21 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
     }
   });
 
-  /**
-   * A table of `leaver` on every server; with the daemon down, `script` on the source gives
-   * it to `heir` and drops `leaver`, so that the role watcher sees it all in one look.
-   */
-  async function dropWhileDown(table: string, roles: string, leaver: string, script: string, heir: string, after?: string): Promise<void> {
+  /** A table of `leaver` on every server, once `roles` created it (and others) on the targets. */
+  async function tableOf(leaver: string, table: string, roles: string): Promise<void> {
     await p.everywhere(`CREATE TABLE ${table} (id int)`);
     await dba(roles);
     await expectRolesEqual();
     await dba(`ALTER TABLE ${table} OWNER TO ${leaver}`);
     await p.settle();
+  }
+
+  /**
+   * A table of `leaver` on every server (tableOf); with the daemon down, `script` on the source gives
+   * it to `heir` and drops `leaver`, so that the role watcher sees it all in one look.
+   */
+  async function dropWhileDown(table: string, roles: string, leaver: string, script: string, heir: string, after?: string): Promise<void> {
+    await tableOf(leaver, table, roles);
     await daemon.stop();
     const { rows: seq } = await p.sourceClient.query<{ last: string }>(`SELECT coalesce(max(commit_seq), 0)::text AS last FROM permsync.batches`);
     await dba(script);
@@ -478,7 +483,7 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
     );
   });
 
-  it("the same while the daemon is down, a CREATEROLE login's: a new role renamed onto the name of the one it dropped, which cannot hold the environment", async () => {
+  it("the same while the daemon is down, a CREATEROLE login's: a new role renamed onto the name of the one it dropped gets its objects, and the environment goes on", async () => {
     // Not a DBA: a login with CREATEROLE may do all of it to the roles it created.
     await dropWhileDown(
       'app.handover',
@@ -489,6 +494,66 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
       'm_victim',
       'GRANT SELECT ON app.handover TO m_victim',
     );
+  });
+
+  it('a new owner the rules keep off a target gets nothing there, nor does the role of its name the look dropped', async () => {
+    await tableOf('leaver_kept_off', 'app.kept_off', 'CREATE ROLE leaver_kept_off; CREATE ROLE heir_kept_off');
+    await daemon.stop();
+    const { rows: seq } = await p.sourceClient.query<{ last: string }>(`SELECT coalesce(max(commit_seq), 0)::text AS last FROM permsync.batches`);
+    await dba('DROP ROLE heir_kept_off; CREATE ROLE heir_kept_off; REASSIGN OWNED BY leaver_kept_off TO heir_kept_off; DROP ROLE leaver_kept_off');
+    const rules = [
+      { action: 'exclude' as const, commandTag: 'DROP ROLE' as const },
+      { action: 'exclude' as const, commandTag: 'CREATE ROLE' as const },
+    ];
+    daemon = await p.startDaemon(p.config({ settings: SETTINGS, environments: [{}, { rules }, { enabled: false }] }), logLines);
+    try {
+      await settleRoles();
+      const { rows } = await env('prod').client.query<{ owner: string }>(
+        `SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.kept_off'::regclass`,
+      );
+      // Not the heir_kept_off prod still has: the source dropped that one.
+      expect(rows[0]?.owner).toBe('leaver_kept_off');
+      const { rows: logged } = await p.sourceClient.query<{ applied_sql: string }>(
+        `SELECT x.applied_sql FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+          WHERE x.environment_name = 'prod' AND b.origin = 'role_watcher' AND b.commit_seq > $1`,
+        [seq[0]?.last],
+      );
+      expect(logged).not.toEqual([]);
+      expect(logged.map((l) => l.applied_sql).join('\n')).not.toContain('OWNER TO');
+    } finally {
+      await restartDaemon();
+      // What the rules kept off prod, which the other tests compare with the source.
+      await p.everywhere('DROP TABLE app.kept_off');
+      await env('prod').client.query('DROP ROLE leaver_kept_off');
+    }
+  });
+
+  it("a drop that still fails after the role went by a name of permsync's names the role in its way out", async () => {
+    await tableOf('leaver_way_out', 'app.way_out', 'CREATE ROLE leaver_way_out; CREATE ROLE heir_way_out');
+    // An object of the role's that only prod has keeps the DROP ROLE from succeeding there.
+    await env('prod').client.query('CREATE TABLE app.way_out_prod (id int); ALTER TABLE app.way_out_prod OWNER TO leaver_way_out');
+    await dba('DROP ROLE heir_way_out; CREATE ROLE heir_way_out; REASSIGN OWNED BY leaver_way_out TO heir_way_out; DROP ROLE leaver_way_out');
+    await waitFor(async () => (await lastRoleExecution('prod'))?.execution_status === 'failed', 15_000, 'prod to refuse the drop');
+    const failed = await lastRoleExecution('prod');
+    expect(failed?.error_code).toBe('2BP01');
+    expect(failed?.result_message).toContain('leave "leaver_way_out" there with');
+    const { rows } = await p.sourceClient.query<{ hint: string }>(
+      `SELECT x.error_hint AS hint FROM permsync.execution_log x WHERE x.environment_name = 'prod' AND x.execution_status = 'failed' ORDER BY x.id DESC LIMIT 1`,
+    );
+    expect(rows[0]?.hint).toContain('REASSIGN OWNED BY "leaver_way_out" TO <role>');
+    expect(rows[0]?.hint).not.toContain('permsync_dropping_');
+    // The way out works: released there, the retry goes through, and nothing of permsync's is left.
+    await env('prod').client.query('DROP TABLE app.way_out_prod');
+    await dba(`SELECT permsync.retry_failed('prod')`);
+    await waitFor(async () => (await lastRoleExecution('prod'))?.execution_status === 'success', 15_000, 'prod to carry the drop');
+    const { rows: owner } = await env('prod').client.query<{ owner: string }>(
+      `SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.way_out'::regclass`,
+    );
+    expect(owner[0]?.owner).toBe('heir_way_out');
+    const { rows: left } = await env('prod').client.query(
+      `SELECT rolname FROM pg_roles WHERE rolname LIKE 'permsync\\_dropping\\_%' OR rolname = 'leaver_way_out'`,
+    );
+    expect(left).toEqual([]);
   });
 
   it("a chain: a dropped role's objects its heir gives on while no target has run the DROP ROLE reach each target as the source has them", async () => {

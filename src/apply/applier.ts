@@ -124,6 +124,8 @@ export class EnvironmentApplier {
   private lastRecorded: string | undefined;
   /** The environment's roles named by the batches being carried, read once per step: oid, or null when absent. */
   private readonly targetRoles = new Map<string, number | null>();
+  /** The roles the batch being applied drops under a name of permsync's (handingOver), by that name as its SQL quotes it. */
+  private readonly asides = new Map<string, string>();
   private probing = false;
   private readonly rules: CompiledRule[];
   /** The rules as text: environments of one server with the same rules apply a role change once for all. */
@@ -960,41 +962,49 @@ export class EnvironmentApplier {
    * A DROP ROLE whose role's objects go to roles the batch creates after it, under names
    * the same moment frees (release's handover): the role steps aside here under a name of
    * permsync's until the last of them has its objects, and is dropped then, all in the
-   * batch's transaction. Where the environment keeps the DROP ROLE without every one of
-   * those owner changes (its rules, a creation it does not carry), they go and the drop
-   * stays in its place: it fails there as before, and says what to do.
+   * batch's transaction. Only where the environment keeps the DROP ROLE, every one of those
+   * owner changes and the CREATE ROLE of each new owner before them; else the owner changes
+   * go (the role of that name here may be another), and a drop kept stays in its place: it
+   * fails there as before, and says what to do.
    */
   private async handingOver(statements: Statement[], notes: string[]): Promise<Statement[]> {
-    const drops = statements.filter((s) => s.handovers !== undefined && s.grantees[0] !== undefined);
-    if (drops.length === 0) return statements;
+    this.asides.clear();
+    const fors = new Set(statements.flatMap((s) => (s.handsOverFor === undefined ? [] : [s.handsOverFor])));
+    if (fors.size === 0) return statements;
     // A name nobody can take ahead of it from the source, where a role of the name would keep the drop in its place.
-    const spares = new Map(drops.map((d) => [d, `permsync_dropping_${randomBytes(8).toString('hex')}`]));
+    const spares = new Map([...fors].map((ordinal) => [ordinal, `permsync_dropping_${randomBytes(8).toString('hex')}`]));
     const unread = await this.readTargetRoles([...spares.values()]);
+    if (unread) throw new Error(`the environment's roles could not be read: ${unread.message}`);
     let out = statements;
-    for (const drop of drops) {
-      const role = drop.grantees[0] as string;
-      const handovers = out.filter((s) => s.handsOverFor === drop.ordinal);
-      const spare = spares.get(drop) as string;
+    for (const [ordinal, spare] of spares) {
+      const drop = out.find((s) => s.handovers !== undefined && s.ordinal === ordinal);
+      const role = drop?.grantees[0];
+      const handovers = out.filter((s) => s.handsOverFor === ordinal);
       const last = handovers.at(-1);
+      const createdBefore = (h: Statement) =>
+        out.some((s, i) => i < out.indexOf(h) && i > out.indexOf(drop as Statement) && s.kind === 'CREATE ROLE' && s.grantees[0] === h.roles[0]);
       if (
-        unread ||
+        drop === undefined ||
+        role === undefined ||
+        last === undefined ||
         !this.presentRoles().has(role) ||
         this.presentRoles().has(spare) ||
-        last === undefined ||
         handovers.length !== drop.handovers ||
-        out.indexOf(handovers[0] as Statement) < out.indexOf(drop)
+        !handovers.every(createdBefore)
       ) {
-        out = out.filter((s) => s.handsOverFor !== drop.ordinal);
-        notes.push(`statement ${drop.ordinal} (DROP ROLE): what "${role}" owns cannot go to the role this batch creates after it here`);
+        out = out.filter((s) => s.handsOverFor !== ordinal);
+        if (drop !== undefined)
+          notes.push(`statement ${ordinal} (DROP ROLE): what "${role}" owns cannot go here to the role the batch creates after it`);
         continue;
       }
       const aside = `ALTER ROLE ${quoteIdent(role)} RENAME TO ${quoteIdent(spare)}`;
       const gone = `DROP ROLE ${quoteIdent(spare)}`;
+      this.asides.set(quoteIdent(spare), role);
       out = out.flatMap((s) =>
         s === drop ? [{ ...drop, sql: aside, display: aside }] : s === last ? [s, { ...drop, sql: gone, display: gone }] : [s],
       );
       notes.push(
-        `statement ${drop.ordinal} (DROP ROLE): "${role}" goes by "${spare}" in this batch until what it owns went to the role ` +
+        `statement ${ordinal} (DROP ROLE): "${role}" goes by "${spare}" in this batch until what it owns went to the role ` +
           `the batch creates after it (${handovers.length} owner change(s)), then is dropped`,
       );
     }
@@ -1223,7 +1233,7 @@ export class EnvironmentApplier {
         ...(error.hint !== undefined && { errorHint: error.hint }),
       });
     }
-    const wayOut = dropRoleWayOut(this.name, batch, error) ?? chainWayOut(this.name, batch, error, unsettled);
+    const wayOut = dropRoleWayOut(this.name, batch, error, this.asides) ?? chainWayOut(this.name, batch, error, unsettled);
     const recorded = await record({
       ...base,
       status: 'failed',
@@ -1293,15 +1303,19 @@ function dropRoleWayOut(
   environment: string,
   batch: Batch,
   error: NonNullable<ExecutionResult['error']>,
+  asides: ReadonlyMap<string, string>,
 ): { summary: string; hint: string } | undefined {
-  const role = /^DROP ROLE (?:IF EXISTS )?(.+)$/.exec(error.failedSql ?? '')?.[1];
-  if (error.code !== SQLSTATE.dependentObjectsStillExist || role === undefined) return undefined;
+  const named = /^DROP ROLE (?:IF EXISTS )?(.+)$/.exec(error.failedSql ?? '')?.[1];
+  if (error.code !== SQLSTATE.dependentObjectsStillExist || named === undefined) return undefined;
+  // A role that went by a name of permsync's in the batch has its own again: the batch rolled back.
+  const aside = asides.get(named);
+  const role = aside === undefined ? named : quoteIdent(aside);
   const dependents = (error.detail ?? '').split('\n').filter((line) => line.trim() !== '');
   const shown = dependents.slice(0, 3).join('; ') + (dependents.length > 3 ? `; and ${dependents.length - 3} more` : '');
   const retry = `\`permsync retry --env ${environment}\``;
   const skip = `\`permsync skip --env ${environment} --batch ${batch.id} --reason '...'\``;
   return {
-    summary: `${shown ? `${shown}. ` : ''}permsync released what the source released; release the rest on ${environment}, then ${retry}, or leave ${role} there with ${skip}`,
+    summary: `${aside === undefined ? '' : `(${named} is ${role}, renamed for the batch, which rolled back) `}${shown ? `${shown}. ` : ''}permsync released what the source released; release the rest on ${environment}, then ${retry}, or leave ${role} there with ${skip}`,
     hint:
       `On ${environment}, in each database the detail names, give what ${role} owns there to another role or drop it ` +
       `(REASSIGN OWNED BY ${role} TO <role>; DROP OWNED BY ${role}), then ${retry}. Or leave ${role} on ${environment}: ${skip}; ` +
