@@ -31,6 +31,17 @@ export function createOrDrop(i: number): { sql: string; label: string } {
     : { sql: `DROP TABLE ${table}`, label: 'DROP TABLE' };
 }
 
+/**
+ * The i-th migration, as a tool that sends a file in one string runs it: a new table of the
+ * role's, then `columns` ALTER TABLE ... ADD COLUMN with a default. Capture sees each ALTER
+ * and records none (no owner changes), but has to read the string to know that.
+ */
+export function migration(i: number, columns: number): { sql: string; label: string } {
+  const table = `${DDL_ROLE}.m${i}`;
+  const alters = Array.from({ length: columns }, (_, k) => `ALTER TABLE ${table} ADD COLUMN c${k} text DEFAULT 'v${k}'`);
+  return { sql: [`CREATE TABLE ${table} (id int)`, ...alters].join('; '), label: 'migration' };
+}
+
 export interface OwnerLooks {
   /** Objects in the ledger of owners. */
   objects: number;

@@ -11,7 +11,7 @@ import { measureFleet } from './fleet.js';
 import { measureCostByRoleCount } from './cost-by-roles.js';
 import { spawnDaemon, type DaemonProcess } from './daemon-process.js';
 import { measureStatementLatency, type Side } from './dba-cost.js';
-import { createOrDrop, DDL_ROLE, measureOwnerLooks, prepareDdl } from './ddl-cost.js';
+import { createOrDrop, DDL_ROLE, measureOwnerLooks, migration, prepareDdl } from './ddl-cost.js';
 import { install } from '../src/install/migrate.js';
 import { createGrants, runDrift } from './drift.js';
 import { lastCommitSeq, waitApplied } from './progress.js';
@@ -56,6 +56,8 @@ const SIZES = {
   fleetDriftRoles: 10_000,
   ddlExisting: 10_000,
   ddlPerSide: 1000,
+  migrationColumns: 400,
+  migrationsPerSide: 12,
   ownerLooks: 30,
   ownersReassigned: 1000,
 } as const;
@@ -73,7 +75,7 @@ const STEPS = {
   roleCount: ['10'],
   addEnvironment: ['11'],
   fleet: ['12'],
-  ddl: ['13', '14'],
+  ddl: ['13', '14', '15'],
 } as const;
 type Step = keyof typeof STEPS;
 
@@ -295,6 +297,23 @@ async function main(argv: string[]): Promise<void> {
           ),
         );
       }
+      say(`15: a migration sent as one string, ${SIZES.migrationColumns} ALTER TABLE ... ADD COLUMN, permsync's source and the plain one`);
+      const migrations = await measureStatementLatency(sides, {
+        perSide: SIZES.migrationsPerSide,
+        roundSize: 2,
+        warmup: 2,
+        statement: (i) => migration(i, SIZES.migrationColumns),
+      });
+      results.migrationCost = Object.fromEntries(migrations);
+      rows.push(
+        ...costRows(
+          '15',
+          `a migration as one string: CREATE TABLE, ${SIZES.migrationColumns} ALTER TABLE ... ADD COLUMN ... DEFAULT`,
+          get(migrations, 'permsync: migration'),
+          get(migrations, 'plain: migration'),
+          2,
+        ),
+      );
       say(
         `14: the role watcher's look for owners REASSIGN OWNED changed, ${SIZES.ddlExisting} tables, a database of the plain server with permsync installed`,
       );

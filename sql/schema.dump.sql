@@ -2828,6 +2828,25 @@ $$;
 ALTER FUNCTION permsync.xact_status(x xid) OWNER TO postgres;
 
 --
+-- Name: keep_string_read(boolean, boolean); Type: FUNCTION; Schema: permsync_capture; Owner: postgres
+--
+
+CREATE FUNCTION permsync_capture.keep_string_read(may_commit boolean, names_owner boolean) RETURNS boolean
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    INSERT INTO permsync_capture.string_reads AS r (backend_pid, statement_started_at, source_xid, may_commit, names_owner)
+    VALUES (pg_backend_pid(), statement_timestamp(), pg_current_xact_id(), may_commit, names_owner)
+    ON CONFLICT (backend_pid) DO UPDATE
+       SET statement_started_at = excluded.statement_started_at, source_xid = excluded.source_xid,
+           may_commit = excluded.may_commit, names_owner = excluded.names_owner
+    RETURNING r.names_owner;
+$$;
+
+
+ALTER FUNCTION permsync_capture.keep_string_read(may_commit boolean, names_owner boolean) OWNER TO postgres;
+
+--
 -- Name: record_command(text, name, text); Type: FUNCTION; Schema: permsync_capture; Owner: postgres
 --
 
@@ -2863,6 +2882,9 @@ DECLARE
     -- session may set the role of that name now; else nobody is the author (converged).
     invoker_oid   oid := pg_catalog.to_regrole(pg_catalog.quote_ident(invoker));
     untrusted     text;
+    -- What capture read of the string (string_reads).
+    may_commit    boolean;
+    names_owner   boolean;
 BEGIN
     -- Raises outside an event trigger: nobody can call this to forge a batch.
     SELECT * INTO cmd FROM pg_event_trigger_ddl_commands() LIMIT 1;
@@ -2895,6 +2917,17 @@ BEGIN
                             invoker);
         invoker_oid := NULL;
     END IF;
+    -- A command that may record nothing, in a string read already: first, as it is most of
+    -- a migration's (ALTERs that change no owner).
+    IF capture_off OR owner_change THEN
+        SELECT r.may_commit, r.names_owner INTO may_commit, names_owner
+          FROM permsync_capture.string_reads r
+         WHERE r.backend_pid = pg_backend_pid() AND r.statement_started_at = statement_timestamp()
+           AND r.source_xid = pg_current_xact_id();
+        IF (capture_off AND NOT may_commit) OR (owner_change AND NOT inner_owner AND NOT names_owner) THEN
+            RETURN;
+        END IF;
+    END IF;
     SELECT b.id, b.not_replayable, b.temp_objects, b.role_writes, b.roles_compared, b.current_user_name
       INTO batch, reason, known, last_writes, compared, first_invoker
       FROM permsync.batches b
@@ -2905,28 +2938,32 @@ BEGIN
         query := current_query();
         IF octet_length(query) > text_limit THEN
             -- Every batch of such a string is withheld: how its transactions pair up is moot.
-            IF capture_off OR (owner_change AND NOT inner_owner AND query !~* 'owner') THEN
-                RETURN;
-            END IF;
+            may_commit := false;
+            names_owner := query ~* 'owner';
             stored := format('/* permsync: text withheld: the string is %s bytes, over the limit of %s */',
                              octet_length(query), text_limit);
             reason := format('the string is %s bytes, over the limit of %s that capture stores: its text was withheld; the next drift check shows what differs',
                              octet_length(query), text_limit);
         ELSE
-            IF capture_off AND query !~* E'\\m(commit|end|rollback|abort)\\M' THEN
-                RETURN;
+            may_commit := query ~* E'\\m(commit|end|rollback|abort)\\M';
+            IF capture_off AND NOT may_commit THEN
+                -- Not read: the string's next command with capture on reads it.
+                names_owner := true;
+            ELSE
+                stored := permsync.masked_text(query);
+                IF stored IS NULL THEN
+                    -- The daemon's planner knows this text (src/capture/batch.ts, WITHHELD_TEXT).
+                    stored := '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */';
+                    reason := 'its string literals read differently with and without standard_conforming_strings, so they could not be masked with certainty: its text was withheld, so that no password is stored; the next drift check shows what differs';
+                END IF;
+                -- An ALTER counts only when the text holds the word OWNER outside string literals:
+                -- the same text, and so the same answer, the daemon's planner gets.
+                names_owner := (CASE WHEN reason IS NULL THEN stored ELSE query END) ~* 'owner';
             END IF;
-            stored := permsync.masked_text(query);
-            IF stored IS NULL THEN
-                -- The daemon's planner knows this text (src/capture/batch.ts, WITHHELD_TEXT).
-                stored := '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */';
-                reason := 'its string literals read differently with and without standard_conforming_strings, so they could not be masked with certainty: its text was withheld, so that no password is stored; the next drift check shows what differs';
-            END IF;
-            -- An ALTER counts only when the text holds the word OWNER outside string literals:
-            -- the same text, and so the same answer, the daemon's planner gets.
-            IF owner_change AND NOT inner_owner AND (CASE WHEN reason IS NULL THEN stored ELSE query END) !~* 'owner' THEN
-                RETURN;
-            END IF;
+        END IF;
+        IF (capture_off AND NOT may_commit) OR (owner_change AND NOT inner_owner AND NOT names_owner) THEN
+            PERFORM permsync_capture.keep_string_read(may_commit, names_owner);
+            RETURN;
         END IF;
         writes := permsync_capture.role_catalog_writes();
         IF capture_off THEN
@@ -2963,9 +3000,12 @@ BEGIN
         RETURNING id INTO batch;
         PERFORM permsync.wake('permsync', batch::text);
     ELSE
-        IF owner_change AND reason IS NULL AND NOT inner_owner
-           AND (SELECT b.query_text !~* 'owner' FROM permsync.batches b WHERE b.id = batch) THEN
-            RETURN;
+        IF owner_change AND reason IS NULL AND NOT inner_owner AND names_owner IS NULL THEN
+            -- Whether the string may commit again is not asked once its transaction has a batch.
+            IF NOT permsync_capture.keep_string_read(
+                       true, (SELECT b.query_text ~* 'owner' FROM permsync.batches b WHERE b.id = batch)) THEN
+                RETURN;
+            END IF;
         END IF;
         IF capture_off AND reason IS NULL THEN
             reason := 'some of its permission commands ran with permsync.capture off';
@@ -3861,6 +3901,21 @@ CREATE VIEW permsync.v_sync_daily_summary AS
 ALTER TABLE permsync.v_sync_daily_summary OWNER TO postgres;
 
 --
+-- Name: string_reads; Type: TABLE; Schema: permsync_capture; Owner: postgres
+--
+
+CREATE UNLOGGED TABLE permsync_capture.string_reads (
+    backend_pid integer NOT NULL,
+    statement_started_at timestamp with time zone NOT NULL,
+    source_xid xid8 NOT NULL,
+    may_commit boolean NOT NULL,
+    names_owner boolean NOT NULL
+);
+
+
+ALTER TABLE permsync_capture.string_reads OWNER TO postgres;
+
+--
 -- Name: audit_log audit_log_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
 --
 
@@ -4010,6 +4065,14 @@ ALTER TABLE ONLY permsync.sync_rules
 
 ALTER TABLE ONLY permsync.sync_rules
     ADD CONSTRAINT sync_rules_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: string_reads string_reads_pkey; Type: CONSTRAINT; Schema: permsync_capture; Owner: postgres
+--
+
+ALTER TABLE ONLY permsync_capture.string_reads
+    ADD CONSTRAINT string_reads_pkey PRIMARY KEY (backend_pid);
 
 
 --
@@ -4624,6 +4687,13 @@ REVOKE ALL ON FUNCTION permsync.written_since(xmin xid, horizon pg_snapshot, tak
 --
 
 REVOKE ALL ON FUNCTION permsync.xact_status(x xid) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION keep_string_read(may_commit boolean, names_owner boolean); Type: ACL; Schema: permsync_capture; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION permsync_capture.keep_string_read(may_commit boolean, names_owner boolean) FROM PUBLIC;
 
 
 --

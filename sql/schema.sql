@@ -1941,6 +1941,34 @@ AS $fn$
            OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted('pg_catalog.pg_auth_members'::pg_catalog.regclass)
 $fn$;
 
+-- What capture read of a client string in a transaction where it wrote no batch: whether
+-- the string may commit several transactions, and whether its text names OWNER outside
+-- string literals. Each of its commands that records nothing (an ALTER that changes no
+-- owner, a command with permsync.capture off) comes back to record_command, and reading the
+-- string costs as much as the string is long: read once per string and transaction, not at
+-- each of a migration's hundreds of ALTER TABLEs. A row per session, which its next string
+-- overwrites; unlogged, as it only matters while the string runs.
+CREATE UNLOGGED TABLE permsync_capture.string_reads (
+    backend_pid          integer PRIMARY KEY,
+    statement_started_at timestamptz NOT NULL,
+    source_xid           xid8 NOT NULL,
+    may_commit           boolean NOT NULL,
+    names_owner          boolean NOT NULL
+);
+
+CREATE FUNCTION permsync_capture.keep_string_read(may_commit boolean, names_owner boolean)
+RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    INSERT INTO permsync_capture.string_reads AS r (backend_pid, statement_started_at, source_xid, may_commit, names_owner)
+    VALUES (pg_backend_pid(), statement_timestamp(), pg_current_xact_id(), may_commit, names_owner)
+    ON CONFLICT (backend_pid) DO UPDATE
+       SET statement_started_at = excluded.statement_started_at, source_xid = excluded.source_xid,
+           may_commit = excluded.may_commit, names_owner = excluded.names_owner
+    RETURNING r.names_owner;
+$fn$;
+
 -- Records one permission command: the batch of this client string and transaction (found
 -- first, so a later command costs an index lookup whatever the size of the string) and an
 -- audit row for the command.
@@ -2002,6 +2030,9 @@ DECLARE
     -- session may set the role of that name now; else nobody is the author (converged).
     invoker_oid   oid := pg_catalog.to_regrole(pg_catalog.quote_ident(invoker));
     untrusted     text;
+    -- What capture read of the string (string_reads).
+    may_commit    boolean;
+    names_owner   boolean;
 BEGIN
     -- Raises outside an event trigger: nobody can call this to forge a batch.
     SELECT * INTO cmd FROM pg_event_trigger_ddl_commands() LIMIT 1;
@@ -2034,6 +2065,17 @@ BEGIN
                             invoker);
         invoker_oid := NULL;
     END IF;
+    -- A command that may record nothing, in a string read already: first, as it is most of
+    -- a migration's (ALTERs that change no owner).
+    IF capture_off OR owner_change THEN
+        SELECT r.may_commit, r.names_owner INTO may_commit, names_owner
+          FROM permsync_capture.string_reads r
+         WHERE r.backend_pid = pg_backend_pid() AND r.statement_started_at = statement_timestamp()
+           AND r.source_xid = pg_current_xact_id();
+        IF (capture_off AND NOT may_commit) OR (owner_change AND NOT inner_owner AND NOT names_owner) THEN
+            RETURN;
+        END IF;
+    END IF;
     SELECT b.id, b.not_replayable, b.temp_objects, b.role_writes, b.roles_compared, b.current_user_name
       INTO batch, reason, known, last_writes, compared, first_invoker
       FROM permsync.batches b
@@ -2044,28 +2086,32 @@ BEGIN
         query := current_query();
         IF octet_length(query) > text_limit THEN
             -- Every batch of such a string is withheld: how its transactions pair up is moot.
-            IF capture_off OR (owner_change AND NOT inner_owner AND query !~* 'owner') THEN
-                RETURN;
-            END IF;
+            may_commit := false;
+            names_owner := query ~* 'owner';
             stored := format('/* permsync: text withheld: the string is %s bytes, over the limit of %s */',
                              octet_length(query), text_limit);
             reason := format('the string is %s bytes, over the limit of %s that capture stores: its text was withheld; the next drift check shows what differs',
                              octet_length(query), text_limit);
         ELSE
-            IF capture_off AND query !~* E'\\m(commit|end|rollback|abort)\\M' THEN
-                RETURN;
+            may_commit := query ~* E'\\m(commit|end|rollback|abort)\\M';
+            IF capture_off AND NOT may_commit THEN
+                -- Not read: the string's next command with capture on reads it.
+                names_owner := true;
+            ELSE
+                stored := permsync.masked_text(query);
+                IF stored IS NULL THEN
+                    -- The daemon's planner knows this text (src/capture/batch.ts, WITHHELD_TEXT).
+                    stored := '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */';
+                    reason := 'its string literals read differently with and without standard_conforming_strings, so they could not be masked with certainty: its text was withheld, so that no password is stored; the next drift check shows what differs';
+                END IF;
+                -- An ALTER counts only when the text holds the word OWNER outside string literals:
+                -- the same text, and so the same answer, the daemon's planner gets.
+                names_owner := (CASE WHEN reason IS NULL THEN stored ELSE query END) ~* 'owner';
             END IF;
-            stored := permsync.masked_text(query);
-            IF stored IS NULL THEN
-                -- The daemon's planner knows this text (src/capture/batch.ts, WITHHELD_TEXT).
-                stored := '/* permsync: text withheld: it mentions a password, and its string literals read differently with and without standard_conforming_strings */';
-                reason := 'its string literals read differently with and without standard_conforming_strings, so they could not be masked with certainty: its text was withheld, so that no password is stored; the next drift check shows what differs';
-            END IF;
-            -- An ALTER counts only when the text holds the word OWNER outside string literals:
-            -- the same text, and so the same answer, the daemon's planner gets.
-            IF owner_change AND NOT inner_owner AND (CASE WHEN reason IS NULL THEN stored ELSE query END) !~* 'owner' THEN
-                RETURN;
-            END IF;
+        END IF;
+        IF (capture_off AND NOT may_commit) OR (owner_change AND NOT inner_owner AND NOT names_owner) THEN
+            PERFORM permsync_capture.keep_string_read(may_commit, names_owner);
+            RETURN;
         END IF;
         writes := permsync_capture.role_catalog_writes();
         IF capture_off THEN
@@ -2102,9 +2148,12 @@ BEGIN
         RETURNING id INTO batch;
         PERFORM permsync.wake('permsync', batch::text);
     ELSE
-        IF owner_change AND reason IS NULL AND NOT inner_owner
-           AND (SELECT b.query_text !~* 'owner' FROM permsync.batches b WHERE b.id = batch) THEN
-            RETURN;
+        IF owner_change AND reason IS NULL AND NOT inner_owner AND names_owner IS NULL THEN
+            -- Whether the string may commit again is not asked once its transaction has a batch.
+            IF NOT permsync_capture.keep_string_read(
+                       true, (SELECT b.query_text ~* 'owner' FROM permsync.batches b WHERE b.id = batch)) THEN
+                RETURN;
+            END IF;
         END IF;
         IF capture_off AND reason IS NULL THEN
             reason := 'some of its permission commands ran with permsync.capture off';

@@ -341,6 +341,28 @@ describe('capture that never fails the DBA and stays bounded', () => {
     await dba.query('REVOKE SELECT ON sales.orders FROM app');
   });
 
+  it("reads a migration's string once, not at each of its ALTERs that change no owner", async () => {
+    await fresh();
+    // Each reading masks the string's literals, which costs as much as the string is long.
+    const alters = (prefix: string) =>
+      Array.from({ length: 200 }, (_, i) => `ALTER TABLE sales.orders ADD COLUMN ${prefix}${i} text DEFAULT 'v${i}'`).join('; ');
+    const readings = async (string: string) => {
+      const calls = `SELECT coalesce(pg_stat_get_xact_function_calls('permsync.masked_text'::regproc), 0) AS calls`;
+      const results = (await dba.query(`SET track_functions = 'pl'; BEGIN; ${calls}; ${string}; ${calls}; ROLLBACK`)) as unknown as pg.QueryResult<{
+        calls: string;
+      }>[];
+      const [before, after] = results.filter((r) => r.command === 'SELECT').map((r) => Number(r.rows[0]?.calls));
+      return (after ?? NaN) - (before ?? NaN);
+    };
+    expect(await readings(alters('m'))).toBe(1);
+    // With capture off too (the string says ROLLBACK: it is read for the batch that keeps its transactions in step).
+    expect(await readings(`SET LOCAL permsync.capture = off; ${alters('o')}`)).toBe(1);
+    // Once a GRANT has written the string's batch, its ALTERs read the stored text once.
+    expect(await readings(`GRANT SELECT ON sales.orders TO app; ${alters('g')}`)).toBe(1);
+    await dba.query('RESET track_functions');
+    expect(await batches()).toEqual([]);
+  });
+
   it('records nothing with capture off, but in a string of several transactions keeps each in step', async () => {
     await fresh();
     await dba.query(`SET permsync.capture = 'off'; GRANT SELECT ON sales.orders TO app; RESET permsync.capture`);
