@@ -164,6 +164,33 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     expect(await cli('drift', '--config', await configFile())).toEqual({ code: 0, out: 'dev: matches the source\nprod: matches the source\n' });
   });
 
+  it('a string of more permission commands than capture records reaches every target whole: equal by pg_dump, and drift exits 0', async () => {
+    const daemon = await p.startDaemon();
+    await p.dba('CREATE ROLE bulk_reader NOLOGIN');
+    await settle();
+    await p.everywhere(`CREATE SCHEMA bulk; DO $$ BEGIN FOR i IN 0..1199 LOOP EXECUTE format('CREATE TABLE bulk.t%s (id int)', i); END LOOP; END $$`);
+    // As a migration tool sends a generated file: one string, one transaction, 1,200 GRANTs.
+    await p.dba(Array.from({ length: 1200 }, (_, i) => `GRANT SELECT ON bulk.t${i} TO bulk_reader`).join('; '));
+    await settle();
+    await daemon.stop();
+
+    const { rows } = await p.sourceClient.query<{ environment_name: string; execution_status: string; result_message: string }>(
+      `SELECT x.environment_name, x.execution_status, x.result_message
+         FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+        WHERE b.not_replayable LIKE 'the string ran more than 1000 permission commands%' ORDER BY x.environment_name`,
+    );
+    expect(rows.map((r) => [r.environment_name, r.execution_status, r.result_message.match(/^converged (\d+) object/)?.[1]])).toEqual([
+      ['dev', 'success', '1200'],
+      ['prod', 'success', '1200'],
+    ]);
+    const source = await account('source');
+    expect(source.filter((line) => /bulk_reader/.test(line)).length).toBeGreaterThanOrEqual(1200);
+    for (const name of ['dev', 'prod'] as const) {
+      expect({ name, ...accountDifference(source, await account(name)) }).toEqual({ name, onlySource: [], onlyTarget: [] });
+    }
+    expect(await cli('drift', '--config', await configFile())).toEqual({ code: 0, out: 'dev: matches the source\nprod: matches the source\n' });
+  });
+
   it('REASSIGN OWNED of roles that are kept reaches every target, but not past the former owner or another unseen change: pg_dump and drift agree', async () => {
     const daemon = await p.startDaemon();
     await p.dba(`CREATE ROLE app_v1 NOLOGIN; CREATE ROLE app_v2 NOLOGIN; CREATE ROLE billing_reader NOLOGIN;

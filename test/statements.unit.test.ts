@@ -158,6 +158,21 @@ describe('planning a batch never fails: what cannot be planned is not replayable
   });
 });
 
+describe('a transaction of more permission commands than capture records', () => {
+  it('is converged on every statement of it the string holds, and says only what a function or DO block ran is unknown', async () => {
+    const text = Array.from({ length: 1200 }, (_, i) => `GRANT SELECT ON s.t${i} TO reader`).join('; ');
+    const said = 'the string ran more than 1000 permission commands in one transaction; capture recorded the first 1000';
+    const batch = captured(text, { notReplayable: said, commandTags: Array(1001).fill('GRANT'), commandObjects: Array(1001).fill(null) });
+    const row = { tag: 'GRANT', objectType: 'table', identity: null, currentUser: 'dba', searchPath: 'public', nested: false, nestedText: null };
+    const plan = await planBatch(batch, noSiblings, () => Promise.resolve(Array(1001).fill(row)));
+    expect(plan.unreplayable).toBe(said);
+    const names = plan.converge?.touches.flatMap((t) => (t.touched.on === 'objects' ? t.touched.names.map((n) => n.name) : []));
+    expect(names).toHaveLength(1200);
+    expect(names).toContain('t1199');
+    expect(plan.converge?.unknown).toEqual(['any command past the first 1000 run by a function or a DO block, which capture did not record']);
+  });
+});
+
 describe('a string in which a role was renamed or dropped between its permission commands', () => {
   it('is converged on what its statements name, not replayed: the role change reaches the targets before them', async () => {
     const reason = 'a role was renamed or dropped between its permission commands, and that change reaches the targets before them';

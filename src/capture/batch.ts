@@ -194,6 +194,8 @@ async function planReplay(batch: Batch, siblingIds: () => Promise<string[]>): Pr
   const group = groups[index];
   // Which transaction is the batch's cannot always be told: then its statements cannot either.
   const ordinals = group ? group.firingOrdinals : groups.length === 0 ? [] : undefined;
+  const capped = cappedReason(batch);
+  if (capped) return { plan: plan({ unreplayable: capped }), ordinals };
   // A command run inside a DO block or function is no statement of the text: matched with
   // one by its tag, it could stand for a statement that never ran (a rolled-back GRANT, an
   // ALTER ... IF EXISTS of nothing) and that one would be replayed.
@@ -255,18 +257,29 @@ function planWithoutPairing(batch: Batch): Partial<BatchPlan> | TransactionGroup
   return groups;
 }
 
+/** What capture says of a transaction past MAX_RECORDED_COMMANDS (permsync_capture.record_command). */
+const CAPPED = `the string ran more than ${MAX_RECORDED_COMMANDS} permission commands in one transaction; capture recorded the first ${MAX_RECORDED_COMMANDS}`;
+
+/**
+ * Why a transaction past MAX_RECORDED_COMMANDS is not replayed. Its text is read all the
+ * same: the statements of the transaction in it tell what its own commands touched, past
+ * the audit rows too (convergeScope).
+ */
+function cappedReason(batch: Batch): string | undefined {
+  if (batch.notReplayable === CAPPED) return CAPPED;
+  if (!batch.notReplayable && batch.commandTags.length > MAX_RECORDED_COMMANDS) return CAPPED;
+  return undefined;
+}
+
 /** Why the batch's text cannot be replayed before it is even parsed, if it cannot. */
 function withheldReason(batch: Batch): string | undefined {
-  if (batch.notReplayable) return batch.notReplayable;
+  if (batch.notReplayable && batch.notReplayable !== CAPPED) return batch.notReplayable;
   if (batch.queryText === WITHHELD_TEXT) {
     return 'the string mentions a password, and its string literals read differently with and without standard_conforming_strings: its text was withheld, so that no password is stored; the next drift check shows what differs';
   }
   if (batch.queryText === null) {
     const generated = batch.origin === 'role_watcher';
     return `its ${generated ? 'statements take' : 'text takes'} ${batch.textBytes ?? 'an unknown number of'} bytes, over the ${generated ? MAX_GENERATED_BYTES : MAX_TEXT_BYTES} the daemon reads of one batch; the next drift check shows what differs`;
-  }
-  if (batch.commandTags.length > MAX_RECORDED_COMMANDS) {
-    return `the string ran more than ${MAX_RECORDED_COMMANDS} permission commands in one transaction; the next drift check shows what differs`;
   }
   return undefined;
 }
@@ -452,8 +465,16 @@ function convergeScope(batch: Batch, ordinals: number[] | undefined, recorded: R
     else if (row.identity !== null && row.tag.startsWith('ALTER ')) touches.push(touchOfIdentity(row.objectType ?? '', row.identity, context([row])));
     else unknown.push(`a ${row.tag} run by a function that names no statement (an SQL-language function, say)`);
   }
-  if (recorded.length > MAX_RECORDED_COMMANDS) unknown.push(`the commands past the first ${MAX_RECORDED_COMMANDS}, which capture did not record`);
-  if (ordinals !== undefined && batch.queryText !== null) {
+  const readable = ordinals !== undefined && batch.queryText !== null;
+  if (recorded.length > MAX_RECORDED_COMMANDS) {
+    // The string's own statements are in its text; what a function or DO block ran past the first rows is not.
+    unknown.push(
+      readable
+        ? `any command past the first ${MAX_RECORDED_COMMANDS} run by a function or a DO block, which capture did not record`
+        : `the commands past the first ${MAX_RECORDED_COMMANDS}, which capture did not record`,
+    );
+  }
+  if (readable && batch.queryText !== null) {
     touches.push(...parsed(batch.queryText, topLevel, 'the query string', ordinals));
     // Commands recorded before capture told nested ones apart, which its statements do not account for.
     const unaccounted = topLevel.length - ordinals.length;
