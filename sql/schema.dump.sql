@@ -2828,25 +2828,6 @@ $$;
 ALTER FUNCTION permsync.xact_status(x xid) OWNER TO postgres;
 
 --
--- Name: keep_string_read(boolean, boolean); Type: FUNCTION; Schema: permsync_capture; Owner: postgres
---
-
-CREATE FUNCTION permsync_capture.keep_string_read(may_commit boolean, names_owner boolean) RETURNS boolean
-    LANGUAGE sql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    INSERT INTO permsync_capture.string_reads AS r (backend_pid, statement_started_at, source_xid, may_commit, names_owner)
-    VALUES (pg_backend_pid(), statement_timestamp(), pg_current_xact_id(), may_commit, names_owner)
-    ON CONFLICT (backend_pid) DO UPDATE
-       SET statement_started_at = excluded.statement_started_at, source_xid = excluded.source_xid,
-           may_commit = excluded.may_commit, names_owner = excluded.names_owner
-    RETURNING r.names_owner;
-$$;
-
-
-ALTER FUNCTION permsync_capture.keep_string_read(may_commit boolean, names_owner boolean) OWNER TO postgres;
-
---
 -- Name: record_command(text, name, text); Type: FUNCTION; Schema: permsync_capture; Owner: postgres
 --
 
@@ -2882,7 +2863,17 @@ DECLARE
     -- session may set the role of that name now; else nobody is the author (converged).
     invoker_oid   oid := pg_catalog.to_regrole(pg_catalog.quote_ident(invoker));
     untrusted     text;
-    -- What capture read of the string (string_reads).
+    -- What capture read of the string, kept for the transaction's next command while it
+    -- has no batch: whether the string may commit several transactions, and whether its
+    -- text names OWNER outside string literals. Each of its commands that records nothing
+    -- (an ALTER that changes no owner, a command with permsync.capture off) comes back
+    -- here, and reading the string costs as much as the string is long: read once per
+    -- string and transaction, not at each of a migration's hundreds of ALTER TABLEs. In
+    -- a setting local to the transaction (no row, no lock), under the string's key
+    -- (statement_timestamp, xid and length): what a session sets there itself misleads only
+    -- its own capture, as permsync.capture = off does.
+    read_key      text;
+    read          text;
     may_commit    boolean;
     names_owner   boolean;
 BEGIN
@@ -2917,17 +2908,6 @@ BEGIN
                             invoker);
         invoker_oid := NULL;
     END IF;
-    -- A command that may record nothing, in a string read already: first, as it is most of
-    -- a migration's (ALTERs that change no owner).
-    IF capture_off OR owner_change THEN
-        SELECT r.may_commit, r.names_owner INTO may_commit, names_owner
-          FROM permsync_capture.string_reads r
-         WHERE r.backend_pid = pg_backend_pid() AND r.statement_started_at = statement_timestamp()
-           AND r.source_xid = pg_current_xact_id();
-        IF (capture_off AND NOT may_commit) OR (owner_change AND NOT inner_owner AND NOT names_owner) THEN
-            RETURN;
-        END IF;
-    END IF;
     SELECT b.id, b.not_replayable, b.temp_objects, b.role_writes, b.roles_compared, b.current_user_name
       INTO batch, reason, known, last_writes, compared, first_invoker
       FROM permsync.batches b
@@ -2936,6 +2916,17 @@ BEGIN
 
     IF batch IS NULL THEN
         query := current_query();
+        IF capture_off OR owner_change THEN
+            read_key := format('%s|%s|%s|', statement_timestamp(), pg_current_xact_id(), octet_length(query));
+            read := current_setting('permsync.string_read', true);
+            IF starts_with(read, read_key) THEN
+                may_commit := substr(read, length(read_key) + 1, 1) = 'c';
+                names_owner := substr(read, length(read_key) + 2, 1) = 'o';
+                IF (capture_off AND NOT may_commit) OR (owner_change AND NOT inner_owner AND NOT names_owner) THEN
+                    RETURN;
+                END IF;
+            END IF;
+        END IF;
         IF octet_length(query) > text_limit THEN
             -- Every batch of such a string is withheld: how its transactions pair up is moot.
             may_commit := false;
@@ -2962,7 +2953,9 @@ BEGIN
             END IF;
         END IF;
         IF (capture_off AND NOT may_commit) OR (owner_change AND NOT inner_owner AND NOT names_owner) THEN
-            PERFORM permsync_capture.keep_string_read(may_commit, names_owner);
+            PERFORM set_config('permsync.string_read',
+                               read_key || CASE WHEN may_commit THEN 'c' ELSE '-' END || CASE WHEN names_owner THEN 'o' ELSE '-' END,
+                               true);
             RETURN;
         END IF;
         writes := permsync_capture.role_catalog_writes();
@@ -3000,12 +2993,9 @@ BEGIN
         RETURNING id INTO batch;
         PERFORM permsync.wake('permsync', batch::text);
     ELSE
-        IF owner_change AND reason IS NULL AND NOT inner_owner AND names_owner IS NULL THEN
-            -- Whether the string may commit again is not asked once its transaction has a batch.
-            IF NOT permsync_capture.keep_string_read(
-                       true, (SELECT b.query_text ~* 'owner' FROM permsync.batches b WHERE b.id = batch)) THEN
-                RETURN;
-            END IF;
+        IF owner_change AND reason IS NULL AND NOT inner_owner
+           AND (SELECT b.query_text !~* 'owner' FROM permsync.batches b WHERE b.id = batch) THEN
+            RETURN;
         END IF;
         IF capture_off AND reason IS NULL THEN
             reason := 'some of its permission commands ran with permsync.capture off';
@@ -3901,21 +3891,6 @@ CREATE VIEW permsync.v_sync_daily_summary AS
 ALTER TABLE permsync.v_sync_daily_summary OWNER TO postgres;
 
 --
--- Name: string_reads; Type: TABLE; Schema: permsync_capture; Owner: postgres
---
-
-CREATE UNLOGGED TABLE permsync_capture.string_reads (
-    backend_pid integer NOT NULL,
-    statement_started_at timestamp with time zone NOT NULL,
-    source_xid xid8 NOT NULL,
-    may_commit boolean NOT NULL,
-    names_owner boolean NOT NULL
-);
-
-
-ALTER TABLE permsync_capture.string_reads OWNER TO postgres;
-
---
 -- Name: audit_log audit_log_pkey; Type: CONSTRAINT; Schema: permsync; Owner: postgres
 --
 
@@ -4065,14 +4040,6 @@ ALTER TABLE ONLY permsync.sync_rules
 
 ALTER TABLE ONLY permsync.sync_rules
     ADD CONSTRAINT sync_rules_pkey PRIMARY KEY (id);
-
-
---
--- Name: string_reads string_reads_pkey; Type: CONSTRAINT; Schema: permsync_capture; Owner: postgres
---
-
-ALTER TABLE ONLY permsync_capture.string_reads
-    ADD CONSTRAINT string_reads_pkey PRIMARY KEY (backend_pid);
 
 
 --
@@ -4687,13 +4654,6 @@ REVOKE ALL ON FUNCTION permsync.written_since(xmin xid, horizon pg_snapshot, tak
 --
 
 REVOKE ALL ON FUNCTION permsync.xact_status(x xid) FROM PUBLIC;
-
-
---
--- Name: FUNCTION keep_string_read(may_commit boolean, names_owner boolean); Type: ACL; Schema: permsync_capture; Owner: postgres
---
-
-REVOKE ALL ON FUNCTION permsync_capture.keep_string_read(may_commit boolean, names_owner boolean) FROM PUBLIC;
 
 
 --

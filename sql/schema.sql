@@ -1941,34 +1941,6 @@ AS $fn$
            OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted('pg_catalog.pg_auth_members'::pg_catalog.regclass)
 $fn$;
 
--- What capture read of a client string in a transaction where it wrote no batch: whether
--- the string may commit several transactions, and whether its text names OWNER outside
--- string literals. Each of its commands that records nothing (an ALTER that changes no
--- owner, a command with permsync.capture off) comes back to record_command, and reading the
--- string costs as much as the string is long: read once per string and transaction, not at
--- each of a migration's hundreds of ALTER TABLEs. A row per session, which its next string
--- overwrites; unlogged, as it only matters while the string runs.
-CREATE UNLOGGED TABLE permsync_capture.string_reads (
-    backend_pid          integer PRIMARY KEY,
-    statement_started_at timestamptz NOT NULL,
-    source_xid           xid8 NOT NULL,
-    may_commit           boolean NOT NULL,
-    names_owner          boolean NOT NULL
-);
-
-CREATE FUNCTION permsync_capture.keep_string_read(may_commit boolean, names_owner boolean)
-RETURNS boolean
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-    INSERT INTO permsync_capture.string_reads AS r (backend_pid, statement_started_at, source_xid, may_commit, names_owner)
-    VALUES (pg_backend_pid(), statement_timestamp(), pg_current_xact_id(), may_commit, names_owner)
-    ON CONFLICT (backend_pid) DO UPDATE
-       SET statement_started_at = excluded.statement_started_at, source_xid = excluded.source_xid,
-           may_commit = excluded.may_commit, names_owner = excluded.names_owner
-    RETURNING r.names_owner;
-$fn$;
-
 -- Records one permission command: the batch of this client string and transaction (found
 -- first, so a later command costs an index lookup whatever the size of the string) and an
 -- audit row for the command.
@@ -2030,7 +2002,17 @@ DECLARE
     -- session may set the role of that name now; else nobody is the author (converged).
     invoker_oid   oid := pg_catalog.to_regrole(pg_catalog.quote_ident(invoker));
     untrusted     text;
-    -- What capture read of the string (string_reads).
+    -- What capture read of the string, kept for the transaction's next command while it
+    -- has no batch: whether the string may commit several transactions, and whether its
+    -- text names OWNER outside string literals. Each of its commands that records nothing
+    -- (an ALTER that changes no owner, a command with permsync.capture off) comes back
+    -- here, and reading the string costs as much as the string is long: read once per
+    -- string and transaction, not at each of a migration's hundreds of ALTER TABLEs. In
+    -- a setting local to the transaction (no row, no lock), under the string's key
+    -- (statement_timestamp, xid and length): what a session sets there itself misleads only
+    -- its own capture, as permsync.capture = off does.
+    read_key      text;
+    read          text;
     may_commit    boolean;
     names_owner   boolean;
 BEGIN
@@ -2065,17 +2047,6 @@ BEGIN
                             invoker);
         invoker_oid := NULL;
     END IF;
-    -- A command that may record nothing, in a string read already: first, as it is most of
-    -- a migration's (ALTERs that change no owner).
-    IF capture_off OR owner_change THEN
-        SELECT r.may_commit, r.names_owner INTO may_commit, names_owner
-          FROM permsync_capture.string_reads r
-         WHERE r.backend_pid = pg_backend_pid() AND r.statement_started_at = statement_timestamp()
-           AND r.source_xid = pg_current_xact_id();
-        IF (capture_off AND NOT may_commit) OR (owner_change AND NOT inner_owner AND NOT names_owner) THEN
-            RETURN;
-        END IF;
-    END IF;
     SELECT b.id, b.not_replayable, b.temp_objects, b.role_writes, b.roles_compared, b.current_user_name
       INTO batch, reason, known, last_writes, compared, first_invoker
       FROM permsync.batches b
@@ -2084,6 +2055,17 @@ BEGIN
 
     IF batch IS NULL THEN
         query := current_query();
+        IF capture_off OR owner_change THEN
+            read_key := format('%s|%s|%s|', statement_timestamp(), pg_current_xact_id(), octet_length(query));
+            read := current_setting('permsync.string_read', true);
+            IF starts_with(read, read_key) THEN
+                may_commit := substr(read, length(read_key) + 1, 1) = 'c';
+                names_owner := substr(read, length(read_key) + 2, 1) = 'o';
+                IF (capture_off AND NOT may_commit) OR (owner_change AND NOT inner_owner AND NOT names_owner) THEN
+                    RETURN;
+                END IF;
+            END IF;
+        END IF;
         IF octet_length(query) > text_limit THEN
             -- Every batch of such a string is withheld: how its transactions pair up is moot.
             may_commit := false;
@@ -2110,7 +2092,9 @@ BEGIN
             END IF;
         END IF;
         IF (capture_off AND NOT may_commit) OR (owner_change AND NOT inner_owner AND NOT names_owner) THEN
-            PERFORM permsync_capture.keep_string_read(may_commit, names_owner);
+            PERFORM set_config('permsync.string_read',
+                               read_key || CASE WHEN may_commit THEN 'c' ELSE '-' END || CASE WHEN names_owner THEN 'o' ELSE '-' END,
+                               true);
             RETURN;
         END IF;
         writes := permsync_capture.role_catalog_writes();
@@ -2148,12 +2132,9 @@ BEGIN
         RETURNING id INTO batch;
         PERFORM permsync.wake('permsync', batch::text);
     ELSE
-        IF owner_change AND reason IS NULL AND NOT inner_owner AND names_owner IS NULL THEN
-            -- Whether the string may commit again is not asked once its transaction has a batch.
-            IF NOT permsync_capture.keep_string_read(
-                       true, (SELECT b.query_text ~* 'owner' FROM permsync.batches b WHERE b.id = batch)) THEN
-                RETURN;
-            END IF;
+        IF owner_change AND reason IS NULL AND NOT inner_owner
+           AND (SELECT b.query_text !~* 'owner' FROM permsync.batches b WHERE b.id = batch) THEN
+            RETURN;
         END IF;
         IF capture_off AND reason IS NULL THEN
             reason := 'some of its permission commands ran with permsync.capture off';

@@ -363,6 +363,23 @@ describe('capture that never fails the DBA and stays bounded', () => {
     expect(await batches()).toEqual([]);
   });
 
+  it('what it read of a string before the batch misleads nothing after it: capture off is still said, an ALTER that changes no owner still not recorded', async () => {
+    await fresh();
+    await dba.query(`ALTER TABLE sales.orders ADD COLUMN x1 int; GRANT SELECT ON sales.orders TO app;
+                     SET permsync.capture = off; GRANT INSERT ON sales.orders TO app; RESET permsync.capture`);
+    await dba.query(`SET permsync.capture = off; ALTER TABLE sales.orders ADD COLUMN x2 int; RESET permsync.capture;
+                     GRANT UPDATE ON sales.orders TO app; ALTER TABLE sales.orders ADD COLUMN x3 int`);
+    const { rows } = await dba.query<{ not_replayable: string | null; tags: string[] }>(
+      `SELECT b.not_replayable, (SELECT array_agg(a.command_tag ORDER BY a.id) FROM permsync.audit_log a WHERE a.batch_id = b.id) AS tags
+         FROM permsync.batches b WHERE b.origin = 'event_trigger' ORDER BY b.commit_seq`,
+    );
+    expect(rows).toEqual([
+      { not_replayable: 'some of its permission commands ran with permsync.capture off', tags: ['GRANT', 'GRANT'] },
+      { not_replayable: null, tags: ['GRANT'] },
+    ]);
+    await dba.query('REVOKE ALL ON sales.orders FROM app; ALTER TABLE sales.orders DROP COLUMN x1, DROP COLUMN x2, DROP COLUMN x3');
+  });
+
   it('records nothing with capture off, but in a string of several transactions keeps each in step', async () => {
     await fresh();
     await dba.query(`SET permsync.capture = 'off'; GRANT SELECT ON sales.orders TO app; RESET permsync.capture`);
