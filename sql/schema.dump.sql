@@ -2858,6 +2858,10 @@ DECLARE
     writes        bigint;
     compared      boolean;
     first_invoker name;
+    first_path    text;
+    past          text;
+    capped        text := format('the string ran more than %s permission commands in one transaction; capture recorded the first %s',
+                                 command_limit, command_limit);
     -- The invoker is the role setting's name as SET ROLE typed it: another session may
     -- have renamed that role since, and given the name to another. Trusted only where the
     -- session may set the role of that name now; else nobody is the author (converged).
@@ -2908,8 +2912,8 @@ BEGIN
                             invoker);
         invoker_oid := NULL;
     END IF;
-    SELECT b.id, b.not_replayable, b.temp_objects, b.role_writes, b.roles_compared, b.current_user_name
-      INTO batch, reason, known, last_writes, compared, first_invoker
+    SELECT b.id, b.not_replayable, b.temp_objects, b.role_writes, b.roles_compared, b.current_user_name, b.search_path
+      INTO batch, reason, known, last_writes, compared, first_invoker, first_path
       FROM permsync.batches b
      WHERE b.backend_pid = pg_backend_pid() AND b.statement_started_at = statement_timestamp()
        AND b.source_xid = pg_current_xact_id() AND b.origin = 'event_trigger';
@@ -3041,11 +3045,20 @@ BEGIN
         SELECT coalesce(max(a.command_ordinal), 0) + 1 INTO ordinal FROM permsync.audit_log a WHERE a.batch_id = batch;
     END IF;
     IF ordinal > command_limit THEN
-        IF reason IS NULL THEN
-            UPDATE permsync.batches b
-               SET not_replayable = format('the string ran more than %s permission commands in one transaction; capture recorded the first %s',
-                                           command_limit, command_limit)
-             WHERE b.id = batch;
+        -- The daemon reads the string's statements past the first rows from its text (src/capture/batch.ts,
+        -- CAPPED), with the first rows' role, search_path and temporary objects: where a
+        -- command past them ran otherwise, or with capture off, the batch says so instead.
+        IF reason IS NULL OR reason = capped THEN
+            past := CASE
+                        WHEN capture_off THEN 'some of its permission commands ran with permsync.capture off'
+                        WHEN untrusted IS NOT NULL OR invoker IS DISTINCT FROM first_invoker
+                             OR invoker_search_path IS DISTINCT FROM first_path
+                             OR (pg_my_temp_schema() <> 0 AND NOT coalesce(permsync.temporary_object_names(), '{}') <@ coalesce(known, '{}'))
+                        THEN capped || ', and past them it ran as another role, with another search_path or on a new temporary table; what it ran there cannot be told'
+                        ELSE capped END;
+            IF past IS DISTINCT FROM reason THEN
+                UPDATE permsync.batches b SET not_replayable = past WHERE b.id = batch;
+            END IF;
         END IF;
         RETURN;
     END IF;

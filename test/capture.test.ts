@@ -380,6 +380,23 @@ describe('capture that never fails the DBA and stays bounded', () => {
     await dba.query('REVOKE ALL ON sales.orders FROM app; ALTER TABLE sales.orders DROP COLUMN x1, DROP COLUMN x2, DROP COLUMN x3');
   });
 
+  it('says so where a transaction past its 1,000 audit rows ran a command with capture off, as another role or with another search_path', async () => {
+    const grants = Array.from({ length: 1001 }, () => 'GRANT SELECT ON sales.orders TO app').join('; ');
+    const reasons = [];
+    for (const past of [`SET LOCAL permsync.capture = off`, `SET LOCAL search_path = sales`, `SET LOCAL ROLE owner_dba`, '']) {
+      await fresh();
+      await dba.query(`BEGIN; ${grants}; ${past}; GRANT SELECT ON sales.lines TO app; COMMIT`);
+      const { rows } = await dba.query<{ not_replayable: string }>(
+        `SELECT b.not_replayable FROM permsync.batches b WHERE b.origin = 'event_trigger'`,
+      );
+      reasons.push(rows.map((r) => r.not_replayable));
+    }
+    const capped = 'the string ran more than 1000 permission commands in one transaction; capture recorded the first 1000';
+    const otherwise = `${capped}, and past them it ran as another role, with another search_path or on a new temporary table; what it ran there cannot be told`;
+    expect(reasons).toEqual([['some of its permission commands ran with permsync.capture off'], [otherwise], [otherwise], [capped]]);
+    await dba.query('REVOKE ALL ON sales.orders, sales.lines FROM app');
+  });
+
   it('records nothing with capture off, but in a string of several transactions keeps each in step', async () => {
     await fresh();
     await dba.query(`SET permsync.capture = 'off'; GRANT SELECT ON sales.orders TO app; RESET permsync.capture`);

@@ -466,7 +466,7 @@ function convergeScope(batch: Batch, ordinals: number[] | undefined, recorded: R
     else unknown.push(`a ${row.tag} run by a function that names no statement (an SQL-language function, say)`);
   }
   const readable = ordinals !== undefined && batch.queryText !== null;
-  if (recorded.length > MAX_RECORDED_COMMANDS) {
+  if (recorded.length > MAX_RECORDED_COMMANDS || cappedReason(batch) !== undefined) {
     // The string's own statements are in its text; what a function or DO block ran past the first rows is not.
     unknown.push(
       readable
