@@ -1999,8 +1999,7 @@ DECLARE
     first_invoker name;
     first_path    text;
     past          text;
-    capped        text := format('the string ran more than %s permission commands in one transaction; capture recorded the first %s',
-                                 command_limit, command_limit);
+    capped        text;
     -- The invoker is the role setting's name as SET ROLE typed it: another session may
     -- have renamed that role since, and given the name to another. Trusted only where the
     -- session may set the role of that name now; else nobody is the author (converged).
@@ -2184,6 +2183,8 @@ BEGIN
         SELECT coalesce(max(a.command_ordinal), 0) + 1 INTO ordinal FROM permsync.audit_log a WHERE a.batch_id = batch;
     END IF;
     IF ordinal > command_limit THEN
+        capped := format('the string ran more than %s permission commands in one transaction; capture recorded the first %s',
+                         command_limit, command_limit);
         -- The daemon reads the string's statements past the first rows from its text (src/capture/batch.ts,
         -- CAPPED), with the first rows' role, search_path and temporary objects: where a
         -- command past them ran otherwise, or with capture off, the batch says so instead.

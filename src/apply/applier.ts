@@ -981,8 +981,11 @@ export class EnvironmentApplier {
       const role = drop?.grantees[0];
       const handovers = out.filter((s) => s.handsOverFor === ordinal);
       const last = handovers.at(-1);
+      const at = new Map(out.map((s, i) => [s, i]));
       const createdBefore = (h: Statement) =>
-        out.some((s, i) => i < out.indexOf(h) && i > out.indexOf(drop as Statement) && s.kind === 'CREATE ROLE' && s.grantees[0] === h.roles[0]);
+        out.some(
+          (s, i) => i < (at.get(h) ?? -1) && i > (at.get(drop as Statement) ?? Infinity) && s.kind === 'CREATE ROLE' && s.grantees[0] === h.roles[0],
+        );
       if (
         drop === undefined ||
         role === undefined ||

@@ -46,14 +46,9 @@ export function releaseStatements(
       depth: { source: 0, target: grantor === null ? 0 : 1 },
       changes: grants.filter((g) => g.grantor === grantor).map((g) => ({ privilege: g.privilege, from: g.state, to: 'absent' as const })),
     }));
-  const changes: Change[] = [];
-  for (const object of held.objects) {
-    const ref: ObjectRef = { kind: object.kind, schema: object.schema, name: object.name, args: object.args };
-    const owner = sourceOwners.get(objectKey(ref));
-    if (object.owned && owner !== undefined && owner !== role) changes.push({ type: 'owner', object: ref, from: role, to: owner });
-    // An owner's own privileges go with the object to its new owner.
-    if (!object.owned) changes.push(...revoked({ on: 'object', object: ref }, object.grants));
-  }
+  const changes: Change[] = ownerChanges(role, held, sourceOwners).filter((c) => c.to !== role);
+  // An owner's own privileges go with the object to its new owner.
+  for (const object of held.objects) if (!object.owned) changes.push(...revoked({ on: 'object', object: refOf(object) }, object.grants));
   changes.push(...revoked({ on: 'database' }, held.databaseGrants));
   for (const d of held.defaultPrivileges) {
     changes.push({
@@ -139,12 +134,20 @@ export function handoverStatements(
   context: PlanContext,
   drop: number,
 ): Statement[] {
-  const changes: Change[] = held.objects.flatMap((object) => {
-    const ref: ObjectRef = { kind: object.kind, schema: object.schema, name: object.name, args: object.args };
+  return orderPlan(ownerChanges(role, held, heirs).flatMap((c) => planChange(c, context))).map((s) => ({ ...s, handsOverFor: drop }));
+}
+
+function refOf(object: RoleHoldings['objects'][number]): ObjectRef {
+  return { kind: object.kind, schema: object.schema, name: object.name, args: object.args };
+}
+
+/** Each object the role owns here that has an heir (by object key), to that heir. */
+function ownerChanges(role: string, held: RoleHoldings, heirs: ReadonlyMap<string, string>): Extract<Change, { type: 'owner' }>[] {
+  return held.objects.flatMap((object) => {
+    const ref = refOf(object);
     const heir = heirs.get(objectKey(ref));
     return object.owned && heir !== undefined ? [{ type: 'owner' as const, object: ref, from: role, to: heir }] : [];
   });
-  return orderPlan(changes.flatMap((c) => planChange(c, context))).map((s) => ({ ...s, handsOverFor: drop }));
 }
 
 /**
