@@ -2276,7 +2276,7 @@ BEGIN
                                 ELSE '{}' END), '{}')
                       FROM pg_auth_members m
                       LEFT JOIN pg_roles g ON g.oid = m.grantor
-                     WHERE m.member >= 16384),
+                     WHERE m.member >= 16384 OR m.member = 10),
         'settings', (SELECT coalesce(jsonb_object_agg(s.setrole || '/' || s.setdatabase || '/' || split_part(c, '=', 1),
                         jsonb_build_object('role', pg_get_userbyid(s.setrole),
                                            'database', (SELECT datname FROM pg_database d WHERE d.oid = s.setdatabase),
@@ -2286,7 +2286,7 @@ BEGIN
                                                          THEN jsonb_build_object('withheld', octet_length(c) - octet_length(split_part(c, '=', 1)) - 1)
                                                          ELSE to_jsonb(substr(c, length(split_part(c, '=', 1)) + 2)) END)), '{}')
                        FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) c
-                      WHERE s.setrole >= 16384),
+                      WHERE s.setrole >= 16384 OR s.setrole = 10),
         -- Per grantor, as acl_entries keys them (grantee/privilege/grantor, 0 for the owner's
         -- or a superuser's), and exploded item by item as there. `as`: the grantor where it
         -- is neither (a target's database has its own owner): a grant-option chain keeps

@@ -1026,11 +1026,13 @@ AS $fn$
 $fn$;
 
 -- The state the snapshot keeps, keyed by oid so that a rename is seen as a rename. Built-in
--- roles (oid below 16384) are never defined by permsync, but can be granted. Memberships
--- are kept per grantor: on PostgreSQL 16 and later the grantor is part of a membership's
--- identity (who may revoke it, what a DROP ROLE of the grantor does). VALID UNTIL is kept
--- as text, the same whatever the calling session's settings. Verifiers are kept only while
--- an admin has sync_passwords on, and the owner may read them.
+-- roles (oid below 16384) are never defined by permsync, but can be granted; the bootstrap
+-- superuser's (oid 10) memberships and settings are kept, as pg_dumpall prints them (the
+-- daemon's excluded_roles leaves them out by default). Memberships are kept per grantor:
+-- on PostgreSQL 16 and later the grantor is part of a membership's identity (who may
+-- revoke it, what a DROP ROLE of the grantor does). VALID UNTIL is kept as text, the same
+-- whatever the calling session's settings. Verifiers are kept only while an admin has
+-- sync_passwords on, and the owner may read them.
 CREATE FUNCTION permsync.role_state()
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
@@ -1087,7 +1089,7 @@ BEGIN
                                 ELSE '{}' END), '{}')
                       FROM pg_auth_members m
                       LEFT JOIN pg_roles g ON g.oid = m.grantor
-                     WHERE m.member >= 16384),
+                     WHERE m.member >= 16384 OR m.member = 10),
         'settings', (SELECT coalesce(jsonb_object_agg(s.setrole || '/' || s.setdatabase || '/' || split_part(c, '=', 1),
                         jsonb_build_object('role', pg_get_userbyid(s.setrole),
                                            'database', (SELECT datname FROM pg_database d WHERE d.oid = s.setdatabase),
@@ -1097,7 +1099,7 @@ BEGIN
                                                          THEN jsonb_build_object('withheld', octet_length(c) - octet_length(split_part(c, '=', 1)) - 1)
                                                          ELSE to_jsonb(substr(c, length(split_part(c, '=', 1)) + 2)) END)), '{}')
                        FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) c
-                      WHERE s.setrole >= 16384),
+                      WHERE s.setrole >= 16384 OR s.setrole = 10),
         -- Per grantor, as acl_entries keys them (grantee/privilege/grantor, 0 for the owner's
         -- or a superuser's), and exploded item by item as there. `as`: the grantor where it
         -- is neither (a target's database has its own owner): a grant-option chain keeps

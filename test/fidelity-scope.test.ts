@@ -207,4 +207,30 @@ describe.each([14, 18] as PostgresMajor[])('PostgreSQL %i', (major) => {
     // The default configuration no longer finds anything either: the target holds what it would have excluded.
     expect(await cli('drift', '--config', await configFile('default-after'))).toMatchObject({ code: 0, out: 'prod: matches the source\n' });
   });
+
+  it("with postgres left out of excluded_roles, the daemon carries the bootstrap superuser's memberships and settings", async () => {
+    const daemon = await p.startDaemon(config(CARRY_ALL));
+    await p.dba(`
+      GRANT platform_admin TO postgres WITH ADMIN OPTION;
+      REVOKE service_role FROM postgres;
+      GRANT anon TO postgres WITH ADMIN OPTION;
+      ALTER ROLE postgres SET work_mem = '8MB';
+      ALTER ROLE postgres IN DATABASE postgres SET statement_timeout = '1min'`);
+    await settle();
+    await p.dba(`ALTER ROLE postgres RESET work_mem; ALTER ROLE postgres SET maintenance_work_mem = '96MB'; REVOKE authenticated FROM postgres`);
+    await settle();
+    await daemon.stop();
+
+    const { source, prod } = await accounts();
+    expect(source).toEqual(expect.arrayContaining([expect.stringMatching(/GRANT "?platform_admin"? TO "?postgres"?/)]));
+    expect(accountDifference(source, prod)).toEqual({ onlySource: [], onlyTarget: [] });
+    const [setting] = await p
+      .env('prod')
+      .client.query<{ setconfig: string[] }>(
+        `SELECT setconfig FROM pg_db_role_setting WHERE setrole = 10 AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      )
+      .then((r) => r.rows);
+    expect(setting?.setconfig).toEqual(['statement_timeout=1min']);
+    expect((await cli('drift', '--config', await configFile('carry-all-daemon', CARRY_ALL))).code).toBe(0);
+  });
 });
