@@ -1843,6 +1843,8 @@ DECLARE
     before_renames integer;
     old_names   jsonb;
     new_names   jsonb;
+    -- The roles a role without SUPERUSER could have dropped, by oid: see the drops.
+    droppable   jsonb := '{}';
 BEGIN
     SELECT coalesce(jsonb_object_agg(o.key, true), '{}') INTO gone
       FROM jsonb_object_keys(old_roles) o(key) WHERE NOT new_roles ? o.key;
@@ -1902,7 +1904,45 @@ BEGIN
 
     -- Drops. IF EXISTS keeps them idempotent; a role that still owns objects or holds
     -- privileges on a target fails there (2BP01): nothing is reassigned behind anyone's back.
+    -- One a role without SUPERUSER could have run says so (`by_login`): where a role with
+    -- CREATEROLE and no SUPERUSER is (in the old state or the new), it may drop any role but
+    -- a superuser before 16; from 16 one it holds ADMIN OPTION on through any chain of
+    -- memberships, or that any role without SUPERUSER holds ADMIN OPTION on (which may grant
+    -- it to such a role in the moment of the drop, a grant that goes with the role). The
+    -- daemon does not hold an environment on such a drop (src/target/target.ts, leaveLocked).
+    IF gone <> '{}' AND EXISTS (SELECT FROM jsonb_each(old_roles) x
+                                 WHERE (x.value ->> 'createrole')::boolean AND NOT (x.value ->> 'superuser')::boolean
+                                UNION ALL
+                                SELECT FROM jsonb_each(new_roles) x
+                                 WHERE (x.value ->> 'createrole')::boolean AND NOT (x.value ->> 'superuser')::boolean) THEN
+        IF pg16 THEN
+            WITH RECURSIVE m AS (
+                     SELECT split_part(e.key, '/', 1) AS granted, split_part(e.key, '/', 2) AS holder, (e.value ->> 'admin')::boolean AS admin
+                       FROM jsonb_each(old_members) e
+                     UNION
+                     SELECT split_part(e.key, '/', 1), split_part(e.key, '/', 2), (e.value ->> 'admin')::boolean
+                       FROM jsonb_each(new_members) e),
+                 up(holder) AS (
+                     SELECT x.key FROM jsonb_each(old_roles) x
+                      WHERE (x.value ->> 'createrole')::boolean AND NOT (x.value ->> 'superuser')::boolean
+                     UNION
+                     SELECT x.key FROM jsonb_each(new_roles) x
+                      WHERE (x.value ->> 'createrole')::boolean AND NOT (x.value ->> 'superuser')::boolean
+                     UNION
+                     SELECT m.granted FROM m JOIN up ON m.holder = up.holder)
+            SELECT coalesce(jsonb_object_agg(m.granted, true), '{}') INTO droppable
+              FROM m
+             WHERE m.admin AND gone ? m.granted
+               AND (m.holder IN (SELECT up.holder FROM up)
+                    OR (m.holder <> '10'
+                        AND NOT coalesce((new_roles -> m.holder ->> 'superuser')::boolean, (old_roles -> m.holder ->> 'superuser')::boolean, false)));
+        ELSE
+            droppable := gone;
+        END IF;
+    END IF;
     out := out || ARRAY(SELECT permsync.role_statement('DROP ROLE', o.value ->> 'name', format('DROP ROLE IF EXISTS %I', o.value ->> 'name'))
+                               || CASE WHEN droppable ? o.key AND NOT (o.value ->> 'superuser')::boolean
+                                       THEN '{"by_login": true}'::jsonb ELSE '{}' END
                           FROM jsonb_each(old_roles) o WHERE gone ? o.key ORDER BY o.key::bigint);
 
     before_renames := cardinality(out);

@@ -49,5 +49,33 @@ describe('the release of a dropped role, on a PostgreSQL 15 source', () => {
       `SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'scratch102.payroll'::regclass`,
     );
     expect(rows[0]?.owner).toBe('contractor102');
+    // An operator leaves the role on prod.
+    const { rows: held } = await p.sourceClient.query<{ id: string }>(
+      `SELECT batch_id::text AS id FROM permsync.execution_log WHERE environment_name = 'prod' AND execution_status = 'failed' ORDER BY id DESC LIMIT 1`,
+    );
+    await p.sourceClient.query(`SELECT * FROM permsync.skip_batch('prod', $1, 'prod keeps the role')`, [held[0]?.id]);
+    await waitFor(async () => (await prodState()) === 'ok', 15_000, 'prod to go on');
+  });
+
+  it("a role a CREATEROLE login drops, which owns a table prod alone has, is left on prod as prod's own, and prod goes on", async () => {
+    // Before 16 a role with CREATEROLE may drop any role but a superuser.
+    await p.dba('CREATE ROLE keeper103 CREATEROLE; SET ROLE keeper103; CREATE ROLE temp103; RESET ROLE');
+    await p.settleRoles();
+    await prod().query('CREATE TABLE public.extra103 (id int); ALTER TABLE public.extra103 OWNER TO temp103');
+    await p.dba('SET ROLE keeper103; DROP ROLE temp103; RESET ROLE; CREATE ROLE after103');
+    await p.settleRoles();
+    const { rows } = await prod().query<{ owner: string; after: boolean }>(
+      `SELECT relowner::regrole::text AS owner, EXISTS (SELECT FROM pg_roles WHERE rolname = 'after103') AS after
+         FROM pg_class WHERE oid = 'public.extra103'::regclass`,
+    );
+    const { rows: conflicts } = await p.sourceClient.query<{ reason: string }>(
+      `SELECT reason FROM permsync.v_role_conflicts WHERE environment_name = 'prod' AND role_name = 'temp103'`,
+    );
+    expect({ ...rows[0], state: await prodState(), conflicts: conflicts.map((c) => c.reason) }).toEqual({
+      owner: 'temp103',
+      after: true,
+      state: 'ok',
+      conflicts: ['the source dropped this role, and prod could not: owner of table public.extra103'],
+    });
   });
 });

@@ -4,7 +4,7 @@ import { PERMSYNC_ROLES } from '../src/config/rules.js';
 import type { Config } from '../src/config/schema.js';
 import type { Daemon } from '../src/daemon.js';
 import { permissionSnapshot, relationPrivileges } from './support/catalog.js';
-import { startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
+import { reconcileFirst, startPipeline, waitFor, type Pipeline } from './support/pipeline.js';
 import { roleCatalog } from './support/roles.js';
 import { settingValueSql } from '../src/sql/quote.js';
 import { planChange } from '../src/plan/changes.js';
@@ -555,6 +555,105 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
     );
     expect(left).toEqual([]);
   });
+
+  it("a CREATEROLE login's drop that no release can follow leaves the role on each target as the target's own, locked, and holds no environment", async () => {
+    // 140 roles with comments of 8,000 bytes, made again in the look that drops her role, come
+    // between its DROP ROLE and the CREATE ROLE of the role renamed onto its name: over 1 MB, the
+    // role watcher writes that CREATE ROLE in the look's next batch, and no target can hand the
+    // table over before the drop.
+    const pads = Array.from({ length: 140 }, (_, i) => `m_pad${i}`);
+    await tableOf(
+      'm_leaver',
+      'app.padded',
+      `CREATE ROLE mallory_pad CREATEROLE; CREATE ROLE pii_pad; SET ROLE mallory_pad; CREATE ROLE m_leaver LOGIN;
+       ${pads.map((r) => `CREATE ROLE ${r}`).join('; ')}; GRANT m_leaver TO mallory_pad; RESET ROLE; GRANT pii_pad TO m_leaver`,
+    );
+    await daemon.stop();
+    const { rows: seq } = await p.sourceClient.query<{ last: string }>(`SELECT coalesce(max(commit_seq), 0)::text AS last FROM permsync.batches`);
+    const comment = 'x'.repeat(8000);
+    await dba(`SET ROLE mallory_pad;
+      ${pads.map((r) => `DROP ROLE ${r}; CREATE ROLE ${r}; COMMENT ON ROLE ${r} IS '${comment}'`).join(';\n')};
+      CREATE ROLE m_tmp; GRANT m_tmp TO mallory_pad;
+      REASSIGN OWNED BY m_leaver TO m_tmp; DROP ROLE m_leaver; ALTER ROLE m_tmp RENAME TO m_leaver; RESET ROLE`);
+    daemon = await p.startDaemon(withoutManaged(), logLines);
+    try {
+      await waitFor(
+        async () => (await p.sourceClient.query<{ same: boolean }>('SELECT permsync.role_snapshot_matches(false) AS same')).rows[0]?.same === true,
+        10_000,
+        'the role watcher to see the change',
+      );
+      const { rows: batches } = await p.sourceClient.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM permsync.batches WHERE origin = 'role_watcher' AND commit_seq > $1`,
+        [seq[0]?.last],
+      );
+      expect(batches[0]?.n).toBeGreaterThan(2);
+      // Each target runs the 140 roles' batch a statement at a time to find the one it refuses, then again.
+      const ran = async () =>
+        (
+          await p.sourceClient.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+              WHERE x.environment_name IN ('dev', 'prod') AND b.commit_seq > $1`,
+            [seq[0]?.last],
+          )
+        ).rows[0]?.n;
+      await waitFor(async () => (await ran()) === 2 * (batches[0]?.n ?? 0), 60_000, 'dev and prod to run the look');
+      // A DBA's change afterwards goes through.
+      await dba('CREATE ROLE after_padding');
+      await settleRoles();
+      for (const name of ['dev', 'prod']) {
+        const { rows } = await env(name).client.query<{ owner: string; login: boolean; members: number }>(
+          `SELECT c.relowner::regrole::text AS owner, r.rolcanlogin AS login,
+                  (SELECT count(*)::int FROM pg_auth_members m WHERE m.roleid = r.oid OR m.member = r.oid) AS members
+             FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = 'app.padded'::regclass`,
+        );
+        // The table stays with the role it had there, which the source's new m_leaver is not; no one acts as it, nor does it act as another role.
+        expect(rows[0], name).toEqual({ owner: 'm_leaver', login: false, members: 0 });
+        const { rows: failed } = await p.sourceClient.query(
+          `SELECT x.batch_id, x.result_message FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+            WHERE x.environment_name = $1 AND b.commit_seq > $2 AND x.execution_status NOT IN ('success', 'skipped')`,
+          [name, seq[0]?.last],
+        );
+        expect(failed, name).toEqual([]);
+        const { rows: conflicts } = await p.sourceClient.query<{ reason: string }>(
+          `SELECT reason FROM permsync.v_role_conflicts WHERE environment_name = $1 AND role_name = 'm_leaver'`,
+          [name],
+        );
+        expect(conflicts.map((c) => c.reason)).toEqual([
+          expect.stringMatching(/^the source dropped this role, and \w+ could not: owner of table app\.padded/),
+        ]);
+        const { rows: left } = await p.sourceClient.query<{ message: string }>(
+          `SELECT x.result_message AS message FROM permsync.execution_log x JOIN permsync.batches b ON b.id = x.batch_id
+            WHERE x.environment_name = $1 AND b.commit_seq > $2 AND x.result_message LIKE '%"DROP ROLE IF EXISTS m_leaver": refused here (owner of table app.padded); the role is left here%'`,
+          [name, seq[0]?.last],
+        );
+        expect(left).toHaveLength(1);
+      }
+      const { rows: states } = await p.sourceClient.query<{ state: string }>(
+        `SELECT state FROM permsync.v_environment_status WHERE environment IN ('dev', 'prod')`,
+      );
+      expect(states.map((s) => s.state)).toEqual(['ok', 'ok']);
+      // The way out its message gives: release and drop the role left on dev, then reconcile there.
+      await env('dev').client.query('REASSIGN OWNED BY m_leaver TO postgres; DROP OWNED BY m_leaver; DROP ROLE m_leaver');
+      await reconcileFirst(p);
+      const { rows: after } = await env('dev').client.query<{ owner: string }>(
+        `SELECT relowner::regrole::text AS owner FROM pg_class WHERE oid = 'app.padded'::regclass`,
+      );
+      expect(after[0]?.owner).toBe('m_leaver');
+    } finally {
+      await restartDaemon();
+      // What the targets keep as their own, which the other tests compare with the source.
+      await p.everywhere('DROP TABLE app.padded');
+      await dba(`DROP ROLE m_leaver, after_padding, ${pads.join(', ')}, mallory_pad, pii_pad`);
+      await waitFor(
+        async () => (await env('prod').client.query(`SELECT FROM pg_roles WHERE rolname = 'mallory_pad'`)).rows.length === 0,
+        90_000,
+        'prod to carry the clean-up',
+      );
+      await settleRoles();
+      for (const name of ['dev', 'prod', 'managed']) await env(name).client.query('DROP ROLE IF EXISTS m_leaver');
+      await dba(`UPDATE permsync.role_conflicts SET resolved_at = now(), resolution = 'test cleanup' WHERE role_name = 'm_leaver'`);
+    }
+  }, 240_000);
 
   it("a chain: a dropped role's objects its heir gives on while no target has run the DROP ROLE reach each target as the source has them", async () => {
     await p.everywhere('CREATE TABLE app.chain_report (id int)');

@@ -18,6 +18,7 @@ import {
   type BeforeCommit,
   type ExecutionResult,
   type GroupResult,
+  type LeftRole,
   type SessionIdentity,
   type Target,
 } from '../target/target.js';
@@ -902,11 +903,15 @@ export class EnvironmentApplier {
     for (const r of roles) this.server.managed.delete(r.oid);
   }
 
-  /** Once a batch applied: forgets the roles it dropped here, and renames the ones it renamed. */
-  private async afterApplied(verdict: OwnershipVerdict): Promise<void> {
+  /**
+   * Once a batch applied: forgets the roles it dropped here, and renames the ones it
+   * renamed. `left`: roles whose drop this environment refused, left here locked
+   * (Target.execute), which are the environment's own from now on (leftHere).
+   */
+  private async afterApplied(verdict: OwnershipVerdict, left: LeftRole[] = []): Promise<void> {
     if (verdict.drops.length > 0) {
       await this.forgetManaged(verdict.drops);
-      for (const d of verdict.drops) this.targetRoles.set(d.role, null);
+      for (const d of verdict.drops) if (!left.some((l) => l.oid === d.oid)) this.targetRoles.set(d.role, null);
     }
     for (const r of verdict.renames) {
       await this.deps.store.renameManagedRole(this.name, r.oid, r.to);
@@ -1176,8 +1181,31 @@ export class EnvironmentApplier {
     ) {
       result = await execute();
     }
-    if (!result.error) await this.afterApplied(ownership);
+    if (!result.error) {
+      await this.afterApplied(ownership, result.left);
+      if (result.left) await this.leftHere(batch, result.left, log);
+    }
     return this.settle(batch, log, result, notes, reapplying, unsettled);
+  }
+
+  /**
+   * Roles the source dropped that this environment kept (their drop refused, the role
+   * left locked): recorded as a conflict for each environment of the server, so that
+   * `permsync adopt --all` holds them back, and announced as a failure is, since the
+   * source's drop is not carried.
+   */
+  private async leftHere(batch: Batch, left: LeftRole[], log: Logger): Promise<void> {
+    await this.forgetManaged(left);
+    const conflicts = left.map((l) => ({
+      role: l.role,
+      oid: l.oid,
+      reason: `the source dropped this role, and ${this.name} could not: ${l.dependents}`,
+    }));
+    for (const environment of [this.name, ...this.server.others(this.name).map((m) => m.name)]) {
+      await this.deps.store.recordRoleConflicts(environment, batch.id, conflicts);
+    }
+    log.warn({ left: left.map((l) => l.role) }, "roles the source dropped are still needed here: left as the environment's own, locked");
+    if (this.deps.settings.notifyOnFailure) await this.deps.store.notifyFailure();
   }
 
   /** Done with the batch here (its outcome recorded, when given): a retry it had waited for is over. */

@@ -37,6 +37,8 @@ export interface StatementRecord {
   /** For a privilege on a shared object, the ACL entry it changes (Statement's acl, without `cycle`). */
   acl?: Omit<AclChange, 'cycle'>;
   other_grantors?: boolean;
+  /** A DROP ROLE a role without SUPERUSER could have run (Statement's byLogin). */
+  by_login?: boolean;
 }
 
 /** What the daemon knows of a batch from the source. */
@@ -522,6 +524,7 @@ function fromRecord(s: StatementRecord, index: number, cut = false): BatchStatem
     ...(s.run_as !== undefined && { runAs: s.run_as }),
     ...(s.grantor !== undefined && { grantor: s.grantor }),
     ...(s.other_grantors && { otherGrantors: true }),
+    ...(s.by_login && { byLogin: true }),
     ...(s.acl !== undefined && { acl: cut ? { ...s.acl, cycle: true as const } : s.acl }),
   };
 }

@@ -75,6 +75,11 @@ export interface Statement {
   handsOverFor?: number;
   /** A DROP ROLE whose role's objects go to roles the batch creates after it: how many owner changes do (handsOverFor). */
   handovers?: number;
+  /**
+   * A role watcher's DROP ROLE that a role without SUPERUSER could have run on the source
+   * (CREATEROLE, and from 16 ADMIN OPTION on the role): an environment does not hold on it.
+   */
+  byLogin?: true;
   /** 1-based position in its batch (the client string, or the generated batch): notes name it so. */
   ordinal?: number;
   /** The statement as the DBA typed it, or as the role watcher shows it. */

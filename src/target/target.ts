@@ -31,7 +31,48 @@ export interface ExecutionResult {
   serverVersion: string | undefined;
   /** `unreachable`: the server is down or out of reach, so nothing was tried (see probe()). */
   error?: ClassifiedError & { failedSql?: string; unreachable?: boolean };
+  /** Roles whose DROP ROLE this environment refused, left here locked instead (leaveLocked). */
+  left?: LeftRole[];
 }
+
+/** A role the source dropped that a target keeps: its name and oid there, and what still depends on it. */
+export interface LeftRole {
+  role: string;
+  oid: number;
+  dependents: string;
+}
+
+/**
+ * What takes from a role, in the transaction of its refused DROP ROLE, what the drop would
+ * have taken from whoever acts as it: its LOGIN, every membership in it (but the sync
+ * user's, which is permsync's) and every membership of it, each grantor's on 16 and later,
+ * with what was granted through them (CASCADE). The release before the drop (plan/
+ * release.ts) has revoked its privileges in this database. $1: the role's name.
+ */
+const LOCK_ROLE = `
+  WITH r AS (SELECT oid, rolname FROM pg_catalog.pg_roles WHERE rolname = $1),
+       me AS (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user),
+       v AS (SELECT pg_catalog.current_setting('server_version_num')::int >= 160000 AS pg16),
+       s AS (
+         SELECT 0 AS n, r.oid, pg_catalog.format('ALTER ROLE %I NOLOGIN', r.rolname) AS sql FROM r
+         UNION ALL
+         SELECT 1, r.oid, pg_catalog.format('REVOKE %I FROM %I%s CASCADE', r.rolname, pg_catalog.pg_get_userbyid(m.member),
+                          CASE WHEN v.pg16 THEN pg_catalog.format(' GRANTED BY %I', pg_catalog.pg_get_userbyid(m.grantor)) ELSE '' END)
+           FROM r JOIN pg_catalog.pg_auth_members m ON m.roleid = r.oid CROSS JOIN v
+          WHERE m.member NOT IN (SELECT oid FROM me)
+         UNION ALL
+         SELECT 2, r.oid, pg_catalog.format('REVOKE %I FROM %I%s CASCADE', pg_catalog.pg_get_userbyid(m.roleid), r.rolname,
+                          CASE WHEN v.pg16 THEN pg_catalog.format(' GRANTED BY %I', pg_catalog.pg_get_userbyid(m.grantor)) ELSE '' END)
+           FROM r JOIN pg_catalog.pg_auth_members m ON m.member = r.oid CROSS JOIN v)
+  SELECT s.oid::int8::float8 AS oid, s.sql FROM s ORDER BY s.n, s.sql`;
+
+/** Whether the role of oid $1 can still be acted as: it logs in, or a role other than the sync user is its member. */
+const ROLE_UNLOCKED = `
+  SELECT r.rolcanlogin
+         OR EXISTS (SELECT FROM pg_catalog.pg_auth_members m
+                     WHERE (m.roleid = r.oid AND m.member <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user))
+                        OR m.member = r.oid) AS unlocked
+    FROM pg_catalog.pg_roles r WHERE r.oid = $1::int8::oid`;
 
 /** What runs on the target session before a transaction commits (see Target.execute). */
 export type BeforeCommit = (session: pg.ClientBase, took: Statement[]) => Promise<void>;
@@ -241,6 +282,7 @@ export class Target {
       await client.query('BEGIN');
       for (const sql of setup) await client.query((current = sql));
       const took: Statement[] = [];
+      const left: LeftRole[] = [];
       for (const [i, step] of steps.entries()) {
         const lent = identity.runAs === undefined ? await usageToLend(client, step.statement) : undefined;
         if (lent) {
@@ -250,10 +292,25 @@ export class Target {
           notes.push(`"${step.display}": run with USAGE on ${lent.schemas} lent to its grantor, which lacks it here, and taken back after it`);
         }
         current = step.display;
+        const leavable = mayLeave(step.statement);
         let tolerated = await runStep(client, step.sql, [
           ...(step.statement.ignoreCodes ?? []),
           ...(step.statement.grantor !== undefined ? [SQLSTATE.insufficientPrivilege] : []),
+          ...(leavable ? [SQLSTATE.dependentObjectsStillExist] : []),
         ]);
+        if (leavable && tolerated?.code === SQLSTATE.dependentObjectsStillExist) {
+          const role = step.statement.grantees[0] as string;
+          const locked = await leaveLocked(client, role, tolerated);
+          sent[i] = [step.display, ...locked.sent];
+          appliedSql = sentSql();
+          left.push(locked.left);
+          notes.push(
+            `"${step.display}": refused here (${locked.left.dependents}); the role is left here as the environment's own, ` +
+              'with what it owns, without LOGIN and without members; to drop it here too, release what it owns here, drop it, ' +
+              `then \`permsync reconcile --env ${this.environment.name} --apply\``,
+          );
+          continue;
+        }
         if (
           tolerated?.code === SQLSTATE.insufficientPrivilege &&
           step.statement.grantor !== undefined &&
@@ -274,7 +331,7 @@ export class Target {
       await beforeCommit?.(client, took);
       await client.query('COMMIT');
       client.release();
-      return done({ connectionTimeMs });
+      return done({ connectionTimeMs, ...(left.length > 0 && { left }) });
     } catch (error) {
       const classified = await endFailed(client, error);
       return done({ connectionTimeMs, error: { ...classified, ...(current !== undefined && { failedSql: current }) } });
@@ -474,11 +531,56 @@ async function usageToLend(client: pg.PoolClient, statement: Statement): Promise
  * cannot apply to this server), inside a savepoint that absorbs them. Returns the
  * tolerated error, else undefined.
  */
+/**
+ * A role watcher's DROP ROLE that a role without SUPERUSER could have run on the source
+ * (Statement's byLogin), unless it was rewritten to hand objects over (its role goes by a
+ * spare name then): refused here, its role is left, locked (leaveLocked), rather than
+ * holding the environment on it, which such a login could otherwise do at will.
+ */
+function mayLeave(statement: Statement): boolean {
+  return statement.kind === 'DROP ROLE' && statement.byLogin === true && statement.handovers === undefined;
+}
+
+/**
+ * Locks a role whose DROP ROLE was refused (LOCK_ROLE), in that transaction, and checks
+ * that no one may act as it any more. Where that cannot be done (a grantor a sync user
+ * that is no superuser may not name), the refusal stands: the environment holds on it.
+ */
+async function leaveLocked(
+  client: pg.PoolClient,
+  role: string,
+  refused: { code: string; message: string; detail?: string },
+): Promise<{ sent: string[]; left: LeftRole }> {
+  const dependents =
+    (refused.detail ?? '')
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .join('; ') || 'something depends on it';
+  const { rows } = await client.query<{ oid: number; sql: string }>(LOCK_ROLE, [role]);
+  const oid = rows[0]?.oid;
+  const cannot = (why: string) =>
+    Object.assign(new Error(`${refused.message}, and it cannot be left here without LOGIN and members: ${why}`), {
+      code: refused.code,
+      detail: refused.detail,
+    });
+  if (oid === undefined) throw cannot('it is gone');
+  const sent: string[] = [];
+  for (const { sql } of rows) {
+    sent.push(sql);
+    await client.query(sql).catch((error: Error) => {
+      throw classifyError(error).kind === 'transient' ? error : cannot(error.message);
+    });
+  }
+  const { rows: check } = await client.query<{ unlocked: boolean }>(ROLE_UNLOCKED, [oid]);
+  if (check[0]?.unlocked !== false) throw cannot('a membership is still there');
+  return { sent, left: { role, oid, dependents } };
+}
+
 async function runStep(
   client: pg.PoolClient,
   sql: string,
   ignoreCodes: string[] | undefined,
-): Promise<{ code: string; message: string } | undefined> {
+): Promise<{ code: string; message: string; detail?: string } | undefined> {
   if (!ignoreCodes?.length) {
     await client.query(sql);
     return undefined;
@@ -489,9 +591,9 @@ async function runStep(
     await client.query('RELEASE SAVEPOINT permsync_step');
     return undefined;
   } catch (error) {
-    const { code, message } = error as { code?: string; message?: string };
+    const { code, message, detail } = error as { code?: string; message?: string; detail?: string };
     if (code === undefined || !ignoreCodes.includes(code)) throw error;
     await client.query('ROLLBACK TO SAVEPOINT permsync_step');
-    return { code, message: message ?? '' };
+    return { code, message: message ?? '', ...(detail !== undefined && { detail }) };
   }
 }
