@@ -556,6 +556,90 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
     expect(left).toEqual([]);
   });
 
+  it("a CREATEROLE login's drop of a role that owns a table prod alone has, whose objects go to a new role of its name, leaves it on prod locked under a name of permsync's", async () => {
+    await tableOf('m_aside', 'app.aside', 'CREATE ROLE mallory_as CREATEROLE; SET ROLE mallory_as; CREATE ROLE m_aside LOGIN; RESET ROLE');
+    await env('prod').client.query('CREATE TABLE app.aside_prod (id int); ALTER TABLE app.aside_prod OWNER TO m_aside');
+    await daemon.stop();
+    await dba(`SET ROLE mallory_as; CREATE ROLE m_as_tmp; GRANT m_aside, m_as_tmp TO mallory_as;
+      REASSIGN OWNED BY m_aside TO m_as_tmp; DROP ROLE m_aside; ALTER ROLE m_as_tmp RENAME TO m_aside; RESET ROLE`);
+    daemon = await p.startDaemon(withoutManaged(), logLines);
+    try {
+      await settleRoles();
+      const { rows } = await env('prod').client.query<{ table: string; owner: string; login: boolean }>(
+        `SELECT c.relname AS table, r.rolname AS owner, r.rolcanlogin AS login FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+          WHERE c.oid IN ('app.aside'::regclass, 'app.aside_prod'::regclass) ORDER BY 1`,
+      );
+      // The source's table went to its new m_aside; prod's own table stays with the old role, locked.
+      expect(rows).toEqual([
+        { table: 'aside', owner: 'm_aside', login: false },
+        { table: 'aside_prod', owner: expect.stringMatching(/^permsync_dropping_[0-9a-f]{16}$/), login: false },
+      ]);
+      const { rows: conflicts } = await p.sourceClient.query<{ role: string; reason: string }>(
+        `SELECT role_name AS role, reason FROM permsync.v_role_conflicts WHERE environment_name = 'prod' AND role_name LIKE 'permsync\\_dropping\\_%'`,
+      );
+      expect(conflicts).toEqual([
+        {
+          role: rows[1]?.owner,
+          reason: expect.stringMatching(
+            /^the source dropped this role \(the source's "m_aside", renamed for the batch, whose name a new role has\), and prod could not: owner of table app\.aside_prod/,
+          ),
+        },
+      ]);
+      const { rows: states } = await p.sourceClient.query<{ state: string }>(
+        `SELECT state FROM permsync.v_environment_status WHERE environment = 'prod'`,
+      );
+      expect(states[0]?.state).toBe('ok');
+    } finally {
+      await restartDaemon();
+      await p.everywhere('DROP TABLE app.aside');
+      const { rows: left } = await env('prod').client.query<{ name: string }>(
+        `SELECT rolname AS name FROM pg_roles WHERE rolname LIKE 'permsync\\_dropping\\_%'`,
+      );
+      await env('prod').client.query('DROP TABLE app.aside_prod');
+      for (const { name } of left) await env('prod').client.query(`DROP ROLE "${name}"`);
+      await dba('DROP ROLE m_aside, mallory_as');
+      await settleRoles();
+      await dba(`UPDATE permsync.role_conflicts SET resolved_at = now(), resolution = 'test cleanup' WHERE role_name LIKE 'permsync\\_dropping\\_%'`);
+    }
+  });
+
+  it("a CREATEROLE login's drop that prod refuses, and a role of hers renamed onto its name in that moment, hold nothing there", async () => {
+    await tableOf(
+      'm_named',
+      'app.named',
+      'CREATE ROLE mallory_nm CREATEROLE; SET ROLE mallory_nm; CREATE ROLE m_named LOGIN; CREATE ROLE m_next; RESET ROLE',
+    );
+    await env('prod').client.query('CREATE TABLE app.named_prod (id int); ALTER TABLE app.named_prod OWNER TO m_named');
+    await daemon.stop();
+    await dba(`SET ROLE mallory_nm; GRANT m_named, m_next TO mallory_nm;
+      REASSIGN OWNED BY m_named TO m_next; DROP ROLE m_named; ALTER ROLE m_next RENAME TO m_named; RESET ROLE`);
+    daemon = await p.startDaemon(withoutManaged(), logLines);
+    try {
+      await settleRoles();
+      const { rows } = await env('prod').client.query<{ table: string; owner: string; login: boolean }>(
+        `SELECT c.relname AS table, r.rolname AS owner, r.rolcanlogin AS login FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+          WHERE c.oid IN ('app.named'::regclass, 'app.named_prod'::regclass) ORDER BY 1`,
+      );
+      // The source's table went to the renamed role, which prod keeps under its old name; prod's own stays with the old role, locked.
+      expect(rows).toEqual([
+        { table: 'named', owner: 'm_next', login: false },
+        { table: 'named_prod', owner: 'm_named', login: false },
+      ]);
+      const { rows: states } = await p.sourceClient.query<{ state: string }>(
+        `SELECT state FROM permsync.v_environment_status WHERE environment = 'prod'`,
+      );
+      expect(states[0]?.state).toBe('ok');
+    } finally {
+      await restartDaemon();
+      await p.everywhere('DROP TABLE app.named');
+      await env('prod').client.query('DROP TABLE app.named_prod');
+      await dba('DROP ROLE m_named, mallory_nm');
+      await settleRoles();
+      for (const name of ['dev', 'prod', 'managed']) await env(name).client.query('DROP ROLE IF EXISTS m_named; DROP ROLE IF EXISTS m_next');
+      await dba(`UPDATE permsync.role_conflicts SET resolved_at = now(), resolution = 'test cleanup' WHERE role_name IN ('m_named', 'm_next')`);
+    }
+  });
+
   it("a CREATEROLE login's drop that no release can follow leaves the role on each target as the target's own, locked, and holds no environment", async () => {
     // 140 roles with comments of 8,000 bytes, made again in the look that drops her role, come
     // between its DROP ROLE and the CREATE ROLE of the role renamed onto its name: over 1 MB, the

@@ -877,13 +877,16 @@ export class EnvironmentApplier {
    */
   private recordingCreatedRoles(verdict: OwnershipVerdict): BeforeCommit | undefined {
     if (verdict.creates.length === 0) return undefined;
-    return async (session, took) => {
-      const raced = verdict.creates.filter((c) => !took.includes(c.statement)).map((c) => c.role);
+    return async (session, took, left) => {
+      // A creation not run since its name is a role left here (Target.execute) raced nothing.
+      const raced = verdict.creates.filter((c) => !took.includes(c.statement) && !left.has(c.role)).map((c) => c.role);
       if (raced.length > 0)
         throw new TransientError(
           `role ${raced.map((r) => `"${r}"`).join(', ')} appeared on the environment while this batch was being applied: it is judged again`,
         );
-      const sourceOids = new Map(verdict.creates.map((c) => [c.role, c.statement.sourceOids?.[c.role]]));
+      const created = verdict.creates.filter((c) => took.includes(c.statement));
+      if (created.length === 0) return;
+      const sourceOids = new Map(created.map((c) => [c.role, c.statement.sourceOids?.[c.role]]));
       const { rows } = await session.query<{ name: string; oid: number }>(ROLE_OIDS, [[...sourceOids.keys()]]);
       const records = rows.map((r) => ({ ...r, sourceOid: sourceOids.get(r.name) }));
       await this.deps.store.recordManagedRoles(this.name, records, 'created');
@@ -914,6 +917,8 @@ export class EnvironmentApplier {
       for (const d of verdict.drops) if (!left.some((l) => l.oid === d.oid)) this.targetRoles.set(d.role, null);
     }
     for (const r of verdict.renames) {
+      // Not run: a name of a role left here (Target.execute).
+      if (left.some((l) => l.role === r.to || l.role === r.from)) continue;
       await this.deps.store.renameManagedRole(this.name, r.oid, r.to);
       const role = this.server.managed.get(r.oid);
       if (role !== undefined) this.server.managed.set(r.oid, { ...role, name: r.to });
@@ -1009,7 +1014,7 @@ export class EnvironmentApplier {
       const gone = `DROP ROLE ${quoteIdent(spare)}`;
       this.asides.set(quoteIdent(spare), role);
       out = out.flatMap((s) =>
-        s === drop ? [{ ...drop, sql: aside, display: aside }] : s === last ? [s, { ...drop, sql: gone, display: gone }] : [s],
+        s === drop ? [{ ...drop, sql: aside, display: aside }] : s === last ? [s, { ...drop, sql: gone, display: gone, grantees: [spare] }] : [s],
       );
       notes.push(
         `statement ${ordinal} (DROP ROLE): "${role}" goes by "${spare}" in this batch until what it owns went to the role ` +
@@ -1182,8 +1187,8 @@ export class EnvironmentApplier {
       result = await execute();
     }
     if (!result.error) {
-      await this.afterApplied(ownership, result.left);
       if (result.left) await this.leftHere(batch, result.left, log);
+      await this.afterApplied(ownership, result.left);
     }
     return this.settle(batch, log, result, notes, reapplying, unsettled);
   }
@@ -1196,11 +1201,12 @@ export class EnvironmentApplier {
    */
   private async leftHere(batch: Batch, left: LeftRole[], log: Logger): Promise<void> {
     await this.forgetManaged(left);
-    const conflicts = left.map((l) => ({
-      role: l.role,
-      oid: l.oid,
-      reason: `the source dropped this role, and ${this.name} could not: ${l.dependents}`,
-    }));
+    const conflicts = left.map((l) => {
+      // A role that went by a name of permsync's for the batch (handingOver) keeps it: the source's new role has its own.
+      const was = this.asides.get(quoteIdent(l.role));
+      const role = was === undefined ? '' : ` (the source's "${was}", renamed for the batch, whose name a new role has)`;
+      return { role: l.role, oid: l.oid, reason: `the source dropped this role${role}, and ${this.name} could not: ${l.dependents}` };
+    });
     for (const environment of [this.name, ...this.server.others(this.name).map((m) => m.name)]) {
       await this.deps.store.recordRoleConflicts(environment, batch.id, conflicts);
     }

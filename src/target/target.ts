@@ -45,9 +45,11 @@ export interface LeftRole {
 /**
  * What takes from a role, in the transaction of its refused DROP ROLE, what the drop would
  * have taken from whoever acts as it: its LOGIN, every membership in it (but the sync
- * user's, which is permsync's) and every membership of it, each grantor's on 16 and later,
- * with what was granted through them (CASCADE). The release before the drop (plan/
- * release.ts) has revoked its privileges in this database. $1: the role's name.
+ * user's, which is permsync's) with those granted through them (CASCADE), and every
+ * membership of it, each grantor's on 16 and later. A membership it granted in another
+ * role, which a drop on 16 and later would refuse, is not taken (no CASCADE there): the
+ * revoke fails, and the environment holds. The release before the drop (plan/release.ts)
+ * has revoked its privileges in this database. $1: the role's name.
  */
 const LOCK_ROLE = `
   WITH r AS (SELECT oid, rolname FROM pg_catalog.pg_roles WHERE rolname = $1),
@@ -61,7 +63,7 @@ const LOCK_ROLE = `
            FROM r JOIN pg_catalog.pg_auth_members m ON m.roleid = r.oid CROSS JOIN v
           WHERE m.member NOT IN (SELECT oid FROM me)
          UNION ALL
-         SELECT 2, r.oid, pg_catalog.format('REVOKE %I FROM %I%s CASCADE', pg_catalog.pg_get_userbyid(m.roleid), r.rolname,
+         SELECT 2, r.oid, pg_catalog.format('REVOKE %I FROM %I%s', pg_catalog.pg_get_userbyid(m.roleid), r.rolname,
                           CASE WHEN v.pg16 THEN pg_catalog.format(' GRANTED BY %I', pg_catalog.pg_get_userbyid(m.grantor)) ELSE '' END)
            FROM r JOIN pg_catalog.pg_auth_members m ON m.member = r.oid CROSS JOIN v)
   SELECT s.oid::int8::float8 AS oid, s.sql FROM s ORDER BY s.n, s.sql`;
@@ -75,7 +77,8 @@ const ROLE_UNLOCKED = `
     FROM pg_catalog.pg_roles r WHERE r.oid = $1::int8::oid`;
 
 /** What runs on the target session before a transaction commits (see Target.execute). */
-export type BeforeCommit = (session: pg.ClientBase, took: Statement[]) => Promise<void>;
+/** `left`: the names of roles whose refused drop left them here locked (leaveLocked): later statements naming them did not run. */
+export type BeforeCommit = (session: pg.ClientBase, took: Statement[], left: ReadonlySet<string>) => Promise<void>;
 
 /** The oids of the roles named in $1 that the server has. */
 export const ROLE_OIDS = 'SELECT rolname AS name, oid::int8::float8 AS oid FROM pg_catalog.pg_roles WHERE rolname = ANY($1)';
@@ -283,7 +286,17 @@ export class Target {
       for (const sql of setup) await client.query((current = sql));
       const took: Statement[] = [];
       const left: LeftRole[] = [];
+      const leftNames = new Set<string>();
       for (const [i, step] of steps.entries()) {
+        // After its refused drop the name is the locked role's here: what the source does
+        // with the name afterwards (a new role of it, one renamed onto it) is another role's.
+        const named = step.statement.roles.find((r) => leftNames.has(r));
+        if (named !== undefined) {
+          sent[i] = [];
+          appliedSql = sentSql();
+          notes.push(`"${step.display}": not run: role "${named}" is left here as the environment's own, its drop refused`);
+          continue;
+        }
         const lent = identity.runAs === undefined ? await usageToLend(client, step.statement) : undefined;
         if (lent) {
           sent[i] = [lent.grant, step.display, lent.revoke];
@@ -304,6 +317,7 @@ export class Target {
           sent[i] = [step.display, ...locked.sent];
           appliedSql = sentSql();
           left.push(locked.left);
+          leftNames.add(role);
           notes.push(
             `"${step.display}": refused here (${locked.left.dependents}); the role is left here as the environment's own, ` +
               'with what it owns, without LOGIN and without members; to drop it here too, release what it owns here, drop it, ' +
@@ -328,7 +342,7 @@ export class Target {
         if (lent) await client.query((current = lent.revoke));
       }
       current = undefined;
-      await beforeCommit?.(client, took);
+      await beforeCommit?.(client, took, leftNames);
       await client.query('COMMIT');
       client.release();
       return done({ connectionTimeMs, ...(left.length > 0 && { left }) });
@@ -533,12 +547,12 @@ async function usageToLend(client: pg.PoolClient, statement: Statement): Promise
  */
 /**
  * A role watcher's DROP ROLE that a role without SUPERUSER could have run on the source
- * (Statement's byLogin), unless it was rewritten to hand objects over (its role goes by a
- * spare name then): refused here, its role is left, locked (leaveLocked), rather than
- * holding the environment on it, which such a login could otherwise do at will.
+ * (Statement's byLogin): refused here, its role is left, locked (leaveLocked), rather than
+ * holding the environment on it, which such a login could otherwise do at will. One that
+ * hands objects over in its batch names its role by the spare name it goes by then.
  */
 function mayLeave(statement: Statement): boolean {
-  return statement.kind === 'DROP ROLE' && statement.byLogin === true && statement.handovers === undefined;
+  return statement.kind === 'DROP ROLE' && statement.byLogin === true && !/^ALTER ROLE /.test(statement.sql);
 }
 
 /**
