@@ -556,18 +556,39 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
     expect(left).toEqual([]);
   });
 
-  it("a CREATEROLE login's drop of a role that owns a table prod alone has, whose objects go to a new role of its name, leaves it on prod locked under a name of permsync's", async () => {
-    await tableOf('m_aside', 'app.aside', 'CREATE ROLE mallory_as CREATEROLE; SET ROLE mallory_as; CREATE ROLE m_aside LOGIN; RESET ROLE');
-    await env('prod').client.query('CREATE TABLE app.aside_prod (id int); ALTER TABLE app.aside_prod OWNER TO m_aside');
+  /**
+   * A table of `leaver` on every server (tableOf) and `${table}_prod` of its on prod alone;
+   * with the daemon down, `script` drops `leaver` on the source. The owners of both on prod
+   * afterwards, and whether each owner may log in.
+   */
+  async function dropWithProdOnly(
+    table: string,
+    roles: string,
+    leaver: string,
+    script: string,
+  ): Promise<{ table: string; owner: string; login: boolean }[]> {
+    await tableOf(leaver, table, roles);
+    await env('prod').client.query(`CREATE TABLE ${table}_prod (id int); ALTER TABLE ${table}_prod OWNER TO ${leaver}`);
     await daemon.stop();
-    await dba(`SET ROLE mallory_as; CREATE ROLE m_as_tmp; GRANT m_aside, m_as_tmp TO mallory_as;
-      REASSIGN OWNED BY m_aside TO m_as_tmp; DROP ROLE m_aside; ALTER ROLE m_as_tmp RENAME TO m_aside; RESET ROLE`);
+    await dba(script);
     daemon = await p.startDaemon(withoutManaged(), logLines);
+    await settleRoles();
+    const { rows } = await env('prod').client.query<{ table: string; owner: string; login: boolean }>(
+      `SELECT c.relname AS table, r.rolname AS owner, r.rolcanlogin AS login FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+        WHERE c.oid IN ($1::regclass, $2::regclass) ORDER BY 1`,
+      [table, `${table}_prod`],
+    );
+    return rows;
+  }
+
+  it("a CREATEROLE login's drop of a role that owns a table prod alone has, whose objects go to a new role of its name, leaves it on prod locked under a name of permsync's", async () => {
     try {
-      await settleRoles();
-      const { rows } = await env('prod').client.query<{ table: string; owner: string; login: boolean }>(
-        `SELECT c.relname AS table, r.rolname AS owner, r.rolcanlogin AS login FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
-          WHERE c.oid IN ('app.aside'::regclass, 'app.aside_prod'::regclass) ORDER BY 1`,
+      const rows = await dropWithProdOnly(
+        'app.aside',
+        'CREATE ROLE mallory_as CREATEROLE; SET ROLE mallory_as; CREATE ROLE m_aside LOGIN; RESET ROLE',
+        'm_aside',
+        `SET ROLE mallory_as; CREATE ROLE m_as_tmp; GRANT m_aside, m_as_tmp TO mallory_as;
+         REASSIGN OWNED BY m_aside TO m_as_tmp; DROP ROLE m_aside; ALTER ROLE m_as_tmp RENAME TO m_aside; RESET ROLE`,
       );
       // The source's table went to its new m_aside; prod's own table stays with the old role, locked.
       expect(rows).toEqual([
@@ -604,21 +625,13 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
   });
 
   it("a CREATEROLE login's drop that prod refuses, and a role of hers renamed onto its name in that moment, hold nothing there", async () => {
-    await tableOf(
-      'm_named',
-      'app.named',
-      'CREATE ROLE mallory_nm CREATEROLE; SET ROLE mallory_nm; CREATE ROLE m_named LOGIN; CREATE ROLE m_next; RESET ROLE',
-    );
-    await env('prod').client.query('CREATE TABLE app.named_prod (id int); ALTER TABLE app.named_prod OWNER TO m_named');
-    await daemon.stop();
-    await dba(`SET ROLE mallory_nm; GRANT m_named, m_next TO mallory_nm;
-      REASSIGN OWNED BY m_named TO m_next; DROP ROLE m_named; ALTER ROLE m_next RENAME TO m_named; RESET ROLE`);
-    daemon = await p.startDaemon(withoutManaged(), logLines);
     try {
-      await settleRoles();
-      const { rows } = await env('prod').client.query<{ table: string; owner: string; login: boolean }>(
-        `SELECT c.relname AS table, r.rolname AS owner, r.rolcanlogin AS login FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
-          WHERE c.oid IN ('app.named'::regclass, 'app.named_prod'::regclass) ORDER BY 1`,
+      const rows = await dropWithProdOnly(
+        'app.named',
+        'CREATE ROLE mallory_nm CREATEROLE; SET ROLE mallory_nm; CREATE ROLE m_named LOGIN; CREATE ROLE m_next; RESET ROLE',
+        'm_named',
+        `SET ROLE mallory_nm; GRANT m_named, m_next TO mallory_nm;
+         REASSIGN OWNED BY m_named TO m_next; DROP ROLE m_named; ALTER ROLE m_next RENAME TO m_named; RESET ROLE`,
       );
       // The source's table went to the renamed role, which prod keeps under its old name; prod's own stays with the old role, locked.
       expect(rows).toEqual([
