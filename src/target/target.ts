@@ -320,7 +320,7 @@ export class Target {
           leftNames.add(role);
           notes.push(
             `"${step.display}": refused here (${locked.left.dependents}); the role is left here as the environment's own, ` +
-              'with what it owns, without LOGIN and without members; to drop it here too, release what it owns here, drop it, ' +
+              'with what it owns, without LOGIN, members or memberships; to drop it here too, release what it owns here, drop it, ' +
               `then \`permsync reconcile --env ${this.environment.name} --apply\``,
           );
           continue;
@@ -541,18 +541,13 @@ async function usageToLend(client: pg.PoolClient, statement: Statement): Promise
 }
 
 /**
- * Runs one statement; where some SQLSTATEs are tolerated (the statement is so already, or
- * cannot apply to this server), inside a savepoint that absorbs them. Returns the
- * tolerated error, else undefined.
- */
-/**
  * A role watcher's DROP ROLE that a role without SUPERUSER could have run on the source
  * (Statement's byLogin): refused here, its role is left, locked (leaveLocked), rather than
  * holding the environment on it, which such a login could otherwise do at will. One that
  * hands objects over in its batch names its role by the spare name it goes by then.
  */
 function mayLeave(statement: Statement): boolean {
-  return statement.kind === 'DROP ROLE' && statement.byLogin === true && !/^ALTER ROLE /.test(statement.sql);
+  return statement.kind === 'DROP ROLE' && statement.byLogin === true;
 }
 
 /**
@@ -590,6 +585,11 @@ async function leaveLocked(
   return { sent, left: { role, oid, dependents } };
 }
 
+/**
+ * Runs one statement; where some SQLSTATEs are tolerated (the statement is so already, or
+ * cannot apply to this server), inside a savepoint that absorbs them. Returns the
+ * tolerated error, else undefined.
+ */
 async function runStep(
   client: pg.PoolClient,
   sql: string,
