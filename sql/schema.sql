@@ -1416,8 +1416,10 @@ DECLARE
     before_renames integer;
     old_names   jsonb;
     new_names   jsonb;
-    -- The roles a role without SUPERUSER could have dropped, by oid: see the drops.
+    -- The roles a role without SUPERUSER could have dropped, by oid, and the roles with
+    -- CREATEROLE and no SUPERUSER in the old state or the new: see the drops.
     droppable   jsonb := '{}';
+    creators    text[];
 BEGIN
     SELECT coalesce(jsonb_object_agg(o.key, true), '{}') INTO gone
       FROM jsonb_object_keys(old_roles) o(key) WHERE NOT new_roles ? o.key;
@@ -1483,11 +1485,14 @@ BEGIN
     -- memberships, or that any role without SUPERUSER holds ADMIN OPTION on (which may grant
     -- it to such a role in the moment of the drop, a grant that goes with the role). The
     -- daemon does not hold an environment on such a drop (src/target/target.ts, leaveLocked).
-    IF gone <> '{}' AND EXISTS (SELECT FROM jsonb_each(old_roles) x
-                                 WHERE (x.value ->> 'createrole')::boolean AND NOT (x.value ->> 'superuser')::boolean
-                                UNION ALL
-                                SELECT FROM jsonb_each(new_roles) x
-                                 WHERE (x.value ->> 'createrole')::boolean AND NOT (x.value ->> 'superuser')::boolean) THEN
+    IF gone <> '{}' THEN
+        creators := ARRAY(SELECT x.key FROM jsonb_each(old_roles) x
+                           WHERE (x.value ->> 'createrole')::boolean AND NOT (x.value ->> 'superuser')::boolean
+                          UNION
+                          SELECT x.key FROM jsonb_each(new_roles) x
+                           WHERE (x.value ->> 'createrole')::boolean AND NOT (x.value ->> 'superuser')::boolean);
+    END IF;
+    IF cardinality(creators) > 0 THEN
         IF pg16 THEN
             WITH RECURSIVE m AS (
                      SELECT split_part(e.key, '/', 1) AS granted, split_part(e.key, '/', 2) AS holder, (e.value ->> 'admin')::boolean AS admin
@@ -1496,11 +1501,7 @@ BEGIN
                      SELECT split_part(e.key, '/', 1), split_part(e.key, '/', 2), (e.value ->> 'admin')::boolean
                        FROM jsonb_each(new_members) e),
                  up(holder) AS (
-                     SELECT x.key FROM jsonb_each(old_roles) x
-                      WHERE (x.value ->> 'createrole')::boolean AND NOT (x.value ->> 'superuser')::boolean
-                     UNION
-                     SELECT x.key FROM jsonb_each(new_roles) x
-                      WHERE (x.value ->> 'createrole')::boolean AND NOT (x.value ->> 'superuser')::boolean
+                     SELECT unnest(creators)
                      UNION
                      SELECT m.granted FROM m JOIN up ON m.holder = up.holder)
             SELECT coalesce(jsonb_object_agg(m.granted, true), '{}') INTO droppable

@@ -14,6 +14,7 @@ import { cycleObjects, settleCycles, type SettledCycles } from '../plan/cycles.j
 import { judgeStatements, mayChange, namesToLookUp, settleGrantors, type OwnershipVerdict, type RoleOwners } from '../plan/role-ownership.js';
 import {
   canRunTogether,
+  dependentLines,
   ROLE_OIDS,
   type BeforeCommit,
   type ExecutionResult,
@@ -1347,7 +1348,7 @@ function dropRoleWayOut(
   // A role that went by a name of permsync's in the batch has its own again: the batch rolled back.
   const aside = asides.get(named);
   const role = aside === undefined ? named : quoteIdent(aside);
-  const dependents = (error.detail ?? '').split('\n').filter((line) => line.trim() !== '');
+  const dependents = dependentLines(error.detail);
   const shown = dependents.slice(0, 3).join('; ') + (dependents.length > 3 ? `; and ${dependents.length - 3} more` : '');
   const retry = `\`permsync retry --env ${environment}\``;
   const skip = `\`permsync skip --env ${environment} --batch ${batch.id} --reason '...'\``;

@@ -560,11 +560,7 @@ async function leaveLocked(
   role: string,
   refused: { code: string; message: string; detail?: string },
 ): Promise<{ sent: string[]; left: LeftRole }> {
-  const dependents =
-    (refused.detail ?? '')
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-      .join('; ') || 'something depends on it';
+  const dependents = dependentLines(refused.detail).join('; ') || 'something depends on it';
   const { rows } = await client.query<{ oid: number; sql: string }>(LOCK_ROLE, [role]);
   const oid = rows[0]?.oid;
   const cannot = (why: string) =>
@@ -583,6 +579,11 @@ async function leaveLocked(
   const { rows: check } = await client.query<{ unlocked: boolean }>(ROLE_UNLOCKED, [oid]);
   if (check[0]?.unlocked !== false) throw cannot('a membership is still there');
   return { sent, left: { role, oid, dependents } };
+}
+
+/** The lines of a 2BP01's detail: one for each object that depends on what was to be dropped. */
+export function dependentLines(detail: string | undefined): string[] {
+  return (detail ?? '').split('\n').filter((line) => line.trim() !== '');
 }
 
 /**
