@@ -1361,7 +1361,7 @@ $fn$;
 --     still grant says so (other_grantors), since before 16 a membership has one grantor;
 --   * drops (before a rename or creation can reuse the name), renames (naming the role
 --     they rename, `renamed_from`, so that the daemon checks both names on each target),
---     creations with their attributes, attribute, password and comment changes;
+--     creations, then their attributes, then attribute, password and comment changes;
 --   * memberships granted or changed, per grantor, with GRANTED BY (always a quoted
 --     identifier, so that the daemon can leave it out where it may not name the grantor);
 --   * role settings; a setting a target cannot take (a parameter or value its version does
@@ -1573,15 +1573,17 @@ BEGIN
                           JOIN unnest(spares) WITH ORDINALITY AS u(spare, j) ON j = i ORDER BY i);
     END IF;
 
-    -- Creations, each with its attributes.
-    out := out || ARRAY(SELECT s.statement
+    -- Creations, then their attributes: a role the drops' objects go to on a target is
+    -- created close behind them, whatever its comment or settings take (capture_role_changes
+    -- keeps the two in one batch).
+    out := out || ARRAY(SELECT permsync.role_statement('CREATE ROLE', n.value ->> 'name',
+                                   format('CREATE ROLE %I', n.value ->> 'name'), ignore_codes => ARRAY['42710'])
                           FROM jsonb_each(new_roles) n
-                         CROSS JOIN LATERAL (
-                               SELECT 0::bigint AS position, permsync.role_statement('CREATE ROLE', n.value ->> 'name',
-                                          format('CREATE ROLE %I', n.value ->> 'name'), ignore_codes => ARRAY['42710']) AS statement
-                               UNION ALL
-                               SELECT a.position, a.statement FROM permsync.role_attribute_statements(NULL, n.value) WITH ORDINALITY a(statement, position)) s
-                         WHERE NOT old_roles ? n.key ORDER BY n.key::bigint, s.position);
+                         WHERE NOT old_roles ? n.key ORDER BY n.key::bigint)
+               || ARRAY(SELECT a.statement
+                          FROM jsonb_each(new_roles) n
+                         CROSS JOIN LATERAL permsync.role_attribute_statements(NULL, n.value) WITH ORDINALITY a(statement, position)
+                         WHERE NOT old_roles ? n.key ORDER BY n.key::bigint, a.position);
 
     -- Attribute, password and comment changes.
     out := out || ARRAY(SELECT a.statement
@@ -1775,6 +1777,9 @@ DECLARE
     starts       integer[] := '{0}';
     filled       integer := 0;
     created      integer := 0;
+    span_from    integer;
+    span_to      integer;
+    span_bytes   integer;
 BEGIN
     IF permsync.role_snapshot_matches(false) THEN
         -- Nothing changed since the snapshot, so it holds what this statement sees: the
@@ -1861,11 +1866,23 @@ BEGIN
     -- Cut where the next statement would take a batch past what the daemon reads (each
     -- statement as stored, which is longer than its text), so that a bulk change (roles
     -- with long comments, every verifier when capture is turned on) is carried rather than
-    -- skipped whole. Only a statement over the limit on its own is skipped, alone.
-    SELECT array_agg(octet_length(s::text) + 2 ORDER BY o) INTO sizes
+    -- skipped whole. Only a statement over the limit on its own is skipped, alone. Not
+    -- between the first drop and the last creation after it, where they fit in one batch:
+    -- a target hands a dropped role's objects over only to a role its batch creates.
+    SELECT array_agg(octet_length(s::text) + 2 ORDER BY o),
+           min(o) FILTER (WHERE s ->> 'kind' = 'DROP ROLE'), max(o) FILTER (WHERE s ->> 'kind' = 'CREATE ROLE')
+      INTO sizes, span_from, span_to
       FROM jsonb_array_elements(changes) WITH ORDINALITY AS t(s, o);
+    IF span_from < span_to AND (SELECT sum(sizes[i]) FROM generate_series(span_from, span_to) i) <= max_bytes THEN
+        span_bytes := (SELECT sum(sizes[i]) FROM generate_series(span_from, span_to) i);
+    ELSE
+        span_from := NULL;
+    END IF;
     FOR i IN 1 .. cardinality(sizes) LOOP
-        IF filled > 0 AND (filled + sizes[i] > max_bytes OR i - 1 = created) THEN
+        IF filled > 0 AND (i - 1 = created
+                           OR CASE WHEN i = span_from THEN filled + span_bytes > max_bytes
+                                   WHEN i > span_from AND i <= span_to THEN false
+                                   ELSE filled + sizes[i] > max_bytes END) THEN
             starts := starts || (i - 1);
             filled := 0;
         END IF;
