@@ -414,7 +414,8 @@ BEGIN
        AND (state ->> 'passwords')::boolean THEN
         -- Capture was turned on since the snapshot: which verifiers changed since then
         -- cannot be told, so every verifier the source holds is carried (roles without one
-        -- are left as they are), after the rest of the changes: their creations and renames
+        -- are left as they are; one over 8 kB takes the target's away: the empty verifier
+        -- stands for one not known), after the rest of the changes: their creations and renames
         -- come first. One set-based query, as for the rest: role_changes appending one
         -- statement per role would copy the growing list each time (a minute at 10,000 roles).
         changes := permsync.role_changes(old_state, state || jsonb_build_object('passwords', false, 'roles',
@@ -422,7 +423,7 @@ BEGIN
                    || (SELECT coalesce(jsonb_agg(s || jsonb_build_object('oids', jsonb_build_object(r.value ->> 'name', r.key::bigint))
                                                  ORDER BY r.key::bigint), '[]')
                          FROM jsonb_each(state -> 'roles') r
-                        CROSS JOIN LATERAL permsync.role_attribute_statements(r.value || '{"password": null}', r.value) s
+                        CROSS JOIN LATERAL permsync.role_attribute_statements(r.value || '{"password": ""}', r.value) s
                         WHERE r.value ->> 'password' IS NOT NULL);
     ELSIF old_state IS NOT NULL THEN
         changes := permsync.role_changes(old_state, state);
@@ -1795,8 +1796,16 @@ BEGIN
     END IF;
     -- Passwords travel as the verifier stored on the source (never the plaintext), and
     -- only when the snapshot holds them (settings.sync_passwords and the right to read them).
-    IF new ? 'password' AND ((old IS NULL AND new ->> 'password' IS NOT NULL)
-                             OR (old IS NOT NULL AND (old -> 'password') IS DISTINCT FROM (new -> 'password'))) THEN
+    -- One over 8 kB is not carried: the target's goes (NULL), rather than let a password
+    -- the source no longer has go on working there.
+    IF jsonb_typeof(new -> 'password') = 'object' THEN
+        IF jsonb_typeof(old -> 'password') = 'string' THEN
+            RETURN NEXT permsync.role_statement('ALTER ROLE', name,
+                format('ALTER ROLE %I WITH PASSWORD NULL /* permsync: verifier withheld: %s bytes, over the limit of 8192 */',
+                       name, new -> 'password' ->> 'withheld'));
+        END IF;
+    ELSIF new ? 'password' AND ((old IS NULL AND new ->> 'password' IS NOT NULL)
+                                OR (old IS NOT NULL AND (old -> 'password') IS DISTINCT FROM (new -> 'password'))) THEN
         RETURN NEXT permsync.role_statement('ALTER ROLE', name,
             format('ALTER ROLE %I WITH PASSWORD %s', name, coalesce(quote_literal(new ->> 'password'), 'NULL')),
             display => format('ALTER ROLE %I WITH PASSWORD %s', name,
@@ -2304,7 +2313,13 @@ BEGIN
                -- into the snapshot at every check nor carried (role_changes says why).
                'comment', CASE WHEN octet_length(d.description) > 8192
                                THEN jsonb_build_object('withheld', octet_length(d.description)) ELSE to_jsonb(d.description) END)
-               || CASE WHEN with_passwords THEN jsonb_build_object('password', a.rolpassword) ELSE '{}' END), '{}')
+               -- So is a verifier: a login may set its own to any text of a verifier's
+               -- shape (a salt of megabytes), where a real one takes some 130 bytes.
+               || CASE WHEN with_passwords
+                       THEN jsonb_build_object('password', CASE WHEN octet_length(a.rolpassword) > 8192
+                                                                THEN jsonb_build_object('withheld', octet_length(a.rolpassword))
+                                                                ELSE to_jsonb(a.rolpassword) END)
+                       ELSE '{}' END), '{}')
       INTO roles
       FROM pg_roles r
       LEFT JOIN pg_authid a ON with_passwords AND a.oid = r.oid

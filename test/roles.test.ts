@@ -214,6 +214,7 @@ describe('roles reach every environment', () => {
       validuntil: r.validUntil,
       comment: r.comment,
       ...(r.password !== undefined && { password: r.password }),
+      ...(r.passwordWithheld !== undefined && { password: { withheld: r.passwordWithheld } }),
     });
     const pairs: { from?: RoleState; to: RoleState }[] = [];
     const masks = Array.from({ length: 1 << flags.length }, (_, mask) => mask);
@@ -243,6 +244,10 @@ describe('roles reach every environment', () => {
         pairs.push({ from: role(0b1010000, from), to: role(0b1010000, to) });
       }
     }
+    // A source's verifier over 8 kB, which takes a target's away.
+    const withheld = role(0b1010000, { passwordWithheld: 9000 });
+    pairs.push({ to: withheld });
+    for (const password of [null, 'SCRAM-SHA-256$4096:c2FsdA==$a:b']) pairs.push({ from: role(0b1010000, { password }), to: withheld });
     const { rows } = await p.sourceClient.query<{ statements: Record<string, unknown>[] }>(
       `SELECT (SELECT coalesce(jsonb_agg(s), '[]') FROM permsync.role_attribute_statements(e -> 'old', e -> 'new') s) AS statements
          FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS pairs(e, i) ORDER BY i`,

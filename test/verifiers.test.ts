@@ -184,4 +184,35 @@ describe('drift', () => {
       expect(rows).toEqual([{ state: 'matches', notes: [note] }]);
     });
   });
+
+  it("a login's own verifier over 8 kB is not copied into the role snapshot at each role check, nor carried: the target's goes, and drift says so", async () => {
+    await dba(`SELECT permsync.enable_password_sync(); CREATE ROLE big_verifier LOGIN PASSWORD 'big-1'`);
+    await look();
+    // A login may set its own password to any text of a verifier's shape: here one with a salt of 20 MB.
+    const key = Buffer.alloc(32, 'k').toString('base64');
+    const verifier = `SCRAM-SHA-256$4096:${Buffer.alloc(15_000_000, 's').toString('base64')}$${key}:${key}`;
+    const login = new pg.Client(p.source.urlFor('postgres', 'big_verifier', 'big-1'));
+    await login.connect();
+    try {
+      await login.query(`ALTER ROLE big_verifier PASSWORD '${verifier}'`);
+    } finally {
+      await login.end();
+    }
+    try {
+      // A DBA's role change and a GRANT naming it: the GRANT's role check stores a new snapshot.
+      await dba('CREATE ROLE after_big; GRANT SELECT ON app.t TO after_big');
+      const { rows } = await p.sourceClient.query<{ bytes: number }>('SELECT octet_length(state::text) AS bytes FROM permsync.role_snapshot');
+      expect(rows[0]?.bytes).toBeLessThan(1_000_000);
+      await look();
+      expect(await verifiers(dev(), ['big_verifier'])).toEqual({ big_verifier: null });
+      const text = await drift();
+      expect(text).toMatch(/^dev: 1 difference\(s\) from the source$/m);
+      expect(text).toContain(
+        `  role "big_verifier": password verifier of ${Buffer.byteLength(verifier)} bytes on the source, over the 8192 permsync carries: dev gets none`,
+      );
+    } finally {
+      await dba('REVOKE SELECT ON app.t FROM after_big; DROP ROLE big_verifier, after_big');
+      await look();
+    }
+  });
 });

@@ -51,11 +51,15 @@ export const VERIFIERS = `SELECT rolname AS name, rolpassword AS password FROM p
  * The source's verifiers as the source captures them, whoever reads: role_state() runs as
  * the installing superuser and holds them only while an admin has verifier capture on
  * (and that superuser may read pg_authid). `captured` says whether it does; `verifiers`
- * are [name, verifier] pairs, empty when it does not.
+ * are [name, verifier, size] triples, empty when it does not: the size of a verifier over
+ * the 8 kB it captures, in place of the verifier.
  */
 export const CAPTURED_VERIFIERS = `
   SELECT (s.state ->> 'passwords')::boolean AS captured,
-         (SELECT coalesce(json_agg(json_build_array(r.value ->> 'name', r.value ->> 'password')), '[]')
+         (SELECT coalesce(json_agg(json_build_array(
+                   r.value ->> 'name',
+                   CASE WHEN jsonb_typeof(r.value -> 'password') <> 'object' THEN r.value ->> 'password' END,
+                   (r.value -> 'password' ->> 'withheld')::int)), '[]')
             FROM jsonb_each(s.state -> 'roles') r
            WHERE (s.state ->> 'passwords')::boolean) AS verifiers
     FROM (SELECT permsync.role_state() AS state) s`;

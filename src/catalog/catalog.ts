@@ -22,8 +22,10 @@ export interface RoleState {
   connlimit: number;
   validUntil: string | null;
   comment: string | null;
-  /** The verifier (null: no password); undefined when it could not be read. */
+  /** The verifier (null: no password); undefined when it could not be read, or is withheld. */
   password?: string | null;
+  /** The size of the source's verifier where it is over the 8 kB the source captures (then not carried). */
+  passwordWithheld?: number;
 }
 
 export interface Membership {
@@ -443,12 +445,13 @@ async function readCapturedVerifiers(client: pg.ClientBase, session: SessionRow,
       unread: `"${session.user_name}" may not call permsync.role_state(), through which drift reads them (permsync_daemon may, and a superuser)`,
     };
   }
-  const { rows } = await client.query<{ captured: boolean; verifiers: [string, string | null][] }>(catalogSql.CAPTURED_VERIFIERS);
+  const { rows } = await client.query<{ captured: boolean; verifiers: [string, string | null, number | null][] }>(catalogSql.CAPTURED_VERIFIERS);
   const row = rows[0];
   if (row?.captured) {
-    for (const [name, password] of row.verifiers) {
+    for (const [name, password, withheld] of row.verifiers) {
       const role = roles.get(name);
-      if (role) role.password = password;
+      if (role && withheld !== null) role.passwordWithheld = withheld;
+      else if (role) role.password = password;
     }
     return { read: true, unread: null };
   }

@@ -181,7 +181,7 @@ function sameAttributes(a: RoleState, b: RoleState, withPasswords: boolean): boo
     a.connlimit === b.connlimit &&
     expiry(a) === expiry(b) &&
     a.comment === b.comment &&
-    (!withPasswords || a.password === b.password)
+    (!withPasswords || (a.password === b.password && a.passwordWithheld === b.passwordWithheld))
   );
 }
 

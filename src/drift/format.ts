@@ -1,4 +1,4 @@
-import { quoteIdent } from '../sql/quote.js';
+import { MAX_SETTING_BYTES, quoteIdent } from '../sql/quote.js';
 import { shown } from '../sql/statement.js';
 import { PUBLIC, type GrantState, type RoleState } from '../catalog/catalog.js';
 import type { Change, ObjectRef, PrivilegeTarget } from '../catalog/compare.js';
@@ -143,6 +143,9 @@ function attributeDifferences(target: RoleState, source: RoleState, env: string)
   if (target.comment !== source.comment) out.push('comment differs');
   if (target.password !== undefined && source.password !== undefined && target.password !== source.password) {
     out.push('password differs');
+  }
+  if (source.passwordWithheld !== undefined) {
+    out.push(`password verifier of ${source.passwordWithheld} bytes on the source, over the ${MAX_SETTING_BYTES} permsync carries: ${env} gets none`);
   }
   return out.join('; ');
 }

@@ -1,5 +1,5 @@
 import { TARGET_DATABASE } from './target-statements.js';
-import { quoteIdent, quoteLiteral, quoteQualified, settingValueSql, typeListSchemas } from '../sql/quote.js';
+import { MAX_SETTING_BYTES, quoteIdent, quoteLiteral, quoteQualified, settingValueSql, typeListSchemas } from '../sql/quote.js';
 import { shown, type Statement, type StatementKind } from '../sql/statement.js';
 import { MASKED_PASSWORD } from '../redact.js';
 import { SETTING_NOT_TAKEN, SQLSTATE } from '../errors.js';
@@ -166,7 +166,17 @@ function attributeStatements(phase: Phase, from: RoleState, to: RoleState): Plan
   // No expiry cannot be set back to NULL; 'infinity' means the same.
   if ((from.validUntil ?? 'infinity') !== (to.validUntil ?? 'infinity')) clauses.push(`VALID UNTIL ${quoteLiteral(to.validUntil ?? 'infinity')}`);
   if (clauses.length > 0) out.push(role(phase, 'ALTER ROLE', to.name, `ALTER ROLE ${name} WITH ${clauses.join(' ')}`));
-  if (to.password !== undefined && from.password !== undefined && from.password !== to.password) {
+  if (to.passwordWithheld !== undefined && from.password !== undefined && from.password !== null) {
+    // Not carried: the target's goes, rather than let a password the source no longer has go on working there.
+    out.push(
+      role(
+        phase,
+        'ALTER ROLE',
+        to.name,
+        `ALTER ROLE ${name} WITH PASSWORD NULL /* permsync: verifier withheld: ${to.passwordWithheld} bytes, over the limit of ${MAX_SETTING_BYTES} */`,
+      ),
+    );
+  } else if (to.password !== undefined && from.password !== undefined && from.password !== to.password) {
     const masked = to.password === null ? 'NULL' : MASKED_PASSWORD;
     out.push(
       role(phase, 'ALTER ROLE', to.name, `ALTER ROLE ${name} WITH PASSWORD ${to.password === null ? 'NULL' : quoteLiteral(to.password)}`, {

@@ -94,8 +94,11 @@ export function typeListSchemas(types: string): string[] {
   return schemas;
 }
 
-/** The longest role setting value carried (permsync.setting_value_sql): no setting needs more, and each role check pays for it. */
-const MAX_SETTING_BYTES = 8192;
+/**
+ * The longest role setting value, comment or verifier carried (permsync.role_state): none
+ * needs more, and each role check pays for it.
+ */
+export const MAX_SETTING_BYTES = 8192;
 
 /**
  * A stored role setting as SQL for `ALTER ROLE ... SET key TO`, as
