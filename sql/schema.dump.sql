@@ -373,6 +373,8 @@ DECLARE
     span_from    integer;
     span_to      integer;
     span_bytes   integer;
+    -- The names only a superuser's drop frees.
+    superusers_freed jsonb;
 BEGIN
     IF permsync.role_snapshot_matches(false) THEN
         -- Nothing changed since the snapshot, so it holds what this statement sees: the
@@ -461,17 +463,31 @@ BEGIN
     -- statement as stored, which is longer than its text), so that a bulk change (roles
     -- with long comments, every verifier when capture is turned on) is carried rather than
     -- skipped whole. Only a statement over the limit on its own is skipped, alone. Not
-    -- between the first drop and the last creation after it, where they fit in one batch:
-    -- a target hands a dropped role's objects over only to a role its batch creates.
+    -- between the drops and the creations after them, where they fit in one batch: a target
+    -- hands a dropped role's objects over only to a role its batch creates. Where they do
+    -- not, the span starts at the first drop only a superuser could have run (a target
+    -- holds on one it cannot release, and leaves a login's locked) and, if that is still
+    -- too long, ends at the creations under the names the drops free, before the renames,
+    -- or at the last under a name such a drop frees (role_changes puts them first), which
+    -- no login can lengthen.
     SELECT array_agg(octet_length(s::text) + 2 ORDER BY o),
-           min(o) FILTER (WHERE s ->> 'kind' = 'DROP ROLE'), max(o) FILTER (WHERE s ->> 'kind' = 'CREATE ROLE')
-      INTO sizes, span_from, span_to
+           coalesce(jsonb_object_agg(s ->> 'role', true) FILTER (WHERE s ->> 'kind' = 'DROP ROLE' AND NOT s ? 'by_login'), '{}')
+      INTO sizes, superusers_freed
       FROM jsonb_array_elements(changes) WITH ORDINALITY AS t(s, o);
-    IF span_from < span_to AND (SELECT sum(sizes[i]) FROM generate_series(span_from, span_to) i) <= max_bytes THEN
-        span_bytes := (SELECT sum(sizes[i]) FROM generate_series(span_from, span_to) i);
-    ELSE
-        span_from := NULL;
-    END IF;
+    SELECT ends.span_from, ends.span_to, ends.span_bytes INTO span_from, span_to, span_bytes
+      FROM (SELECT min(o) FILTER (WHERE s ->> 'kind' = 'DROP ROLE') AS any_drop,
+                   min(o) FILTER (WHERE s ->> 'kind' = 'DROP ROLE' AND NOT s ? 'by_login') AS dba_drop,
+                   max(o) FILTER (WHERE s ->> 'kind' = 'CREATE ROLE') AS any_creation,
+                   max(o) FILTER (WHERE s ->> 'kind' = 'CREATE ROLE'
+                                    AND o < coalesce((SELECT min(r.o) FROM jsonb_array_elements(changes) WITH ORDINALITY AS r(s, o)
+                                                       WHERE r.s ? 'renamed_from'), 2147483647)) AS freed_creation,
+                   max(o) FILTER (WHERE s ->> 'kind' = 'CREATE ROLE' AND superusers_freed ? (s ->> 'role')) AS dba_creation
+              FROM jsonb_array_elements(changes) WITH ORDINALITY AS t(s, o)) e
+     CROSS JOIN LATERAL (VALUES (1, e.any_drop, e.any_creation), (2, e.dba_drop, e.any_creation), (3, e.dba_drop, e.freed_creation),
+                                (4, e.dba_drop, e.dba_creation)) c(k, f, t)
+     CROSS JOIN LATERAL (SELECT c.f AS span_from, c.t AS span_to, (SELECT sum(sizes[i]) FROM generate_series(c.f, c.t) i) AS span_bytes) ends
+     WHERE ends.span_from < ends.span_to AND ends.span_bytes <= max_bytes
+     ORDER BY c.k LIMIT 1;
     FOR i IN 1 .. cardinality(sizes) LOOP
         IF filled > 0 AND (i - 1 = created
                            OR CASE WHEN i = span_from THEN filled + span_bytes > max_bytes
@@ -1870,6 +1886,8 @@ DECLARE
     -- The roles a role without SUPERUSER could have dropped, by oid, and the roles with
     -- CREATEROLE and no SUPERUSER in the old state or the new: see the drops.
     droppable   jsonb := '{}';
+    -- The names of the roles dropped, each with whether a role without SUPERUSER could have.
+    freed       jsonb;
     creators    text[];
 BEGIN
     SELECT coalesce(jsonb_object_agg(o.key, true), '{}') INTO gone
@@ -1936,6 +1954,8 @@ BEGIN
     -- memberships, or that any role without SUPERUSER holds ADMIN OPTION on (which may grant
     -- it to such a role in the moment of the drop, a grant that goes with the role). The
     -- daemon does not hold an environment on such a drop (src/target/target.ts, leaveLocked).
+    -- Those go first: the rest, which a target that cannot release them holds on, come
+    -- closest to the creations (capture_role_changes keeps them in one batch).
     IF gone <> '{}' THEN
         creators := ARRAY(SELECT x.key FROM jsonb_each(old_roles) x
                            WHERE (x.value ->> 'createrole')::boolean AND NOT (x.value ->> 'superuser')::boolean
@@ -1968,9 +1988,24 @@ BEGIN
     out := out || ARRAY(SELECT permsync.role_statement('DROP ROLE', o.value ->> 'name', format('DROP ROLE IF EXISTS %I', o.value ->> 'name'))
                                || CASE WHEN droppable ? o.key AND NOT (o.value ->> 'superuser')::boolean
                                        THEN '{"by_login": true}'::jsonb ELSE '{}' END
-                          FROM jsonb_each(old_roles) o WHERE gone ? o.key ORDER BY o.key::bigint);
+                          FROM jsonb_each(old_roles) o WHERE gone ? o.key
+                         ORDER BY droppable ? o.key AND NOT (o.value ->> 'superuser')::boolean DESC, o.key::bigint);
 
     before_renames := cardinality(out);
+
+    -- Creations under a name a drop frees (DROP ROLE h; CREATE ROLE h, or a new role
+    -- renamed onto a dropped one's name), right behind the drops, those under a name only a
+    -- superuser's drop frees first: no rename can need the name, which only the new role
+    -- has in the end. The rest of the creations follow the renames, and all their
+    -- attributes the creations (a role the drops' objects go to on a target is created
+    -- close behind them, whatever its comment or settings take).
+    SELECT coalesce(jsonb_object_agg(o.value ->> 'name', droppable ? o.key AND NOT (o.value ->> 'superuser')::boolean), '{}') INTO freed
+      FROM jsonb_each(old_roles) o WHERE gone ? o.key;
+    out := out || ARRAY(SELECT permsync.role_statement('CREATE ROLE', n.value ->> 'name',
+                                   format('CREATE ROLE %I', n.value ->> 'name'), ignore_codes => ARRAY['42710'])
+                          FROM jsonb_each(new_roles) n
+                         WHERE NOT old_roles ? n.key AND freed ? (n.value ->> 'name')
+                         ORDER BY (freed ->> (n.value ->> 'name'))::boolean, n.key::bigint);
 
     -- Renames: same oid, new name, each once no role holds its new name. First each
     -- rename whose new name no role gives up, then the one that takes the name it gave up,
@@ -2024,13 +2059,11 @@ BEGIN
                           JOIN unnest(spares) WITH ORDINALITY AS u(spare, j) ON j = i ORDER BY i);
     END IF;
 
-    -- Creations, then their attributes: a role the drops' objects go to on a target is
-    -- created close behind them, whatever its comment or settings take (capture_role_changes
-    -- keeps the two in one batch).
+    -- The other creations, then every new role's attributes.
     out := out || ARRAY(SELECT permsync.role_statement('CREATE ROLE', n.value ->> 'name',
                                    format('CREATE ROLE %I', n.value ->> 'name'), ignore_codes => ARRAY['42710'])
                           FROM jsonb_each(new_roles) n
-                         WHERE NOT old_roles ? n.key ORDER BY n.key::bigint)
+                         WHERE NOT old_roles ? n.key AND NOT freed ? (n.value ->> 'name') ORDER BY n.key::bigint)
                || ARRAY(SELECT a.statement
                           FROM jsonb_each(new_roles) n
                          CROSS JOIN LATERAL permsync.role_attribute_statements(NULL, n.value) WITH ORDINALITY a(statement, position)

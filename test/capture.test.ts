@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { install, listMigrations, uninstall } from '../src/install/migrate.js';
 import { CAPTURED_TAGS } from '../src/capture/statements.js';
-import { WITHHELD_TEXT } from '../src/capture/batch.js';
+import { MAX_GENERATED_BYTES, WITHHELD_TEXT } from '../src/capture/batch.js';
 import { startServer, type TestServer } from './support/servers.js';
 
 let server: TestServer;
@@ -975,5 +975,39 @@ describe('uninstall', () => {
     expect(rows[0]?.n).toBe('0');
     await dba.query('GRANT SELECT ON sales.orders TO app'); // no trigger left to fail
     await install(dba);
+  });
+});
+
+describe("the role watcher's batches", () => {
+  it("keep a DBA's drop and the creation of the role its objects went to together, however much a login's roles take around them", async () => {
+    // Names of control characters print six bytes each: 1,000 roles of a CREATEROLE login's,
+    // dropped and made again, take over 1 MB, and 100 renames more, in the same look.
+    const names = (prefix: string, count: number) => `SELECT '${prefix}' || i || repeat(chr(1), 55) AS name FROM generate_series(1, ${count}) i`;
+    const each = (query: string, sql: string) => `DO $$ DECLARE r record; BEGIN FOR r IN ${query} LOOP EXECUTE ${sql}; END LOOP; END $$`;
+    const uncaptured = (sql: string) =>
+      dba.query(`SET permsync.capture = 'off'; ${sql}; RESET permsync.capture; SELECT permsync.capture_role_changes()`);
+    await uncaptured(`CREATE ROLE leaver_apart; CREATE ROLE mallory_apart CREATEROLE; SET ROLE mallory_apart;
+      ${each(names('cre_', 1000), `format('CREATE ROLE %I', r.name)`)};
+      ${each(names('ctl_', 100), `format('CREATE ROLE %I', r.name)`)}; RESET ROLE`);
+    await fresh();
+    try {
+      await uncaptured(`SET ROLE mallory_apart;
+        ${each(names('cre_', 1000), `format('DROP ROLE %I; CREATE ROLE %I', r.name, r.name)`)};
+        ${each(names('ctl_', 100), `format('ALTER ROLE %I RENAME TO %I', r.name, replace(r.name, 'ctl_', 'ren_'))`)}; RESET ROLE;
+        CREATE ROLE heir_apart; DROP ROLE leaver_apart; ALTER ROLE heir_apart RENAME TO leaver_apart`);
+      const { rows } = await dba.query<{ bytes: number; kinds: string[] | null }>(
+        `SELECT octet_length(b.statements::text) AS bytes,
+                (SELECT array_agg(s ->> 'kind' ORDER BY o) FROM jsonb_array_elements(b.statements) WITH ORDINALITY AS t(s, o)
+                  WHERE s ->> 'role' = 'leaver_apart') AS kinds
+           FROM permsync.batches b WHERE b.origin = 'role_watcher' ORDER BY b.commit_seq`,
+      );
+      expect(rows.length).toBeGreaterThan(2);
+      for (const row of rows) expect(row.bytes).toBeLessThanOrEqual(MAX_GENERATED_BYTES);
+      expect(rows.flatMap((r) => (r.kinds ? [r.kinds] : []))).toEqual([['DROP ROLE', 'CREATE ROLE']]);
+    } finally {
+      await uncaptured(`${each(names('cre_', 1000), `format('DROP ROLE %I', r.name)`)};
+        ${each(names('ren_', 100), `format('DROP ROLE %I', r.name)`)}; DROP ROLE leaver_apart, mallory_apart`);
+      await fresh();
+    }
   });
 });

@@ -522,6 +522,32 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
     }
   }, 120_000);
 
+  it('the same while the daemon is down, while a CREATEROLE login renames hundreds of roles with long names in that moment', async () => {
+    // Names of control characters print six bytes each in the role watcher's statements:
+    // 400 renames take over 1 MB, but cannot come between a DBA's drop and the heir's creation.
+    const names = (prefix: string) => `SELECT '${prefix}' || i || repeat(chr(1), 55) AS name FROM generate_series(1, 400) i`;
+    const each = (query: string, sql: string) => `DO $$ DECLARE r record; BEGIN FOR r IN ${query} LOOP EXECUTE ${sql}; END LOOP; END $$`;
+    try {
+      await dropWhileDown(
+        'app.renamed_around',
+        `CREATE ROLE leaver_around; CREATE ROLE mallory_around CREATEROLE;
+         SET ROLE mallory_around; ${each(names('ctl_'), `format('CREATE ROLE %I', r.name)`)}; RESET ROLE`,
+        'leaver_around',
+        `SET ROLE mallory_around;
+         ${each(names('ctl_'), `format('ALTER ROLE %I RENAME TO %I', r.name, replace(r.name, 'ctl_', 'ren_'))`)};
+         RESET ROLE;
+         CREATE ROLE heir_around; REASSIGN OWNED BY leaver_around TO heir_around; DROP ROLE leaver_around;
+         ALTER ROLE heir_around RENAME TO leaver_around`,
+        'leaver_around',
+      );
+    } finally {
+      await p.everywhere('DROP TABLE app.renamed_around');
+      await dba(`${each(names('ren_'), `format('DROP ROLE %I', r.name)`)}; DROP ROLE leaver_around, mallory_around`);
+      // Each target releases each of the 400 roles before it drops it.
+      await p.settleRoles(90_000);
+    }
+  }, 120_000);
+
   it('a new owner the rules keep off a target gets nothing there, nor does the role of its name the look dropped', async () => {
     await tableOf('leaver_kept_off', 'app.kept_off', 'CREATE ROLE leaver_kept_off; CREATE ROLE heir_kept_off');
     await daemon.stop();

@@ -208,7 +208,7 @@ describe('drift', () => {
       const text = await drift();
       expect(text).toMatch(/^dev: 1 difference\(s\) from the source$/m);
       expect(text).toContain(
-        `  role "big_verifier": password verifier of ${Buffer.byteLength(verifier)} bytes on the source, over the 8192 permsync carries: dev gets none`,
+        `  role "big_verifier": password verifier of ${Buffer.byteLength(verifier)} bytes on the source, over the 8192 bytes permsync carries`,
       );
     } finally {
       await dba('REVOKE SELECT ON app.t FROM after_big; DROP ROLE big_verifier, after_big');

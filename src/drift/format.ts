@@ -145,7 +145,7 @@ function attributeDifferences(target: RoleState, source: RoleState, env: string)
     out.push('password differs');
   }
   if (source.passwordWithheld !== undefined) {
-    out.push(`password verifier of ${source.passwordWithheld} bytes on the source, over the ${MAX_SETTING_BYTES} permsync carries: ${env} gets none`);
+    out.push(`password verifier of ${source.passwordWithheld} bytes on the source, over the ${MAX_SETTING_BYTES} bytes permsync carries`);
   }
   return out.join('; ');
 }

@@ -43,7 +43,7 @@ export interface Pipeline {
   /** Waits until every environment has a final outcome for every batch committed so far. */
   settle(timeoutMs?: number): Promise<void>;
   /** Waits until a running daemon's role watcher has seen the source's roles, then settles. */
-  settleRoles(): Promise<void>;
+  settleRoles(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -164,7 +164,7 @@ export async function startPipeline(targetNames: string[], options: PipelineOpti
         'every environment to carry every batch',
       );
     },
-    async settleRoles() {
+    async settleRoles(timeoutMs?: number) {
       await waitFor(
         async () => {
           const { rows } = await pipeline.sourceClient.query<{ same: boolean }>('SELECT permsync.role_snapshot_matches(false) AS same');
@@ -173,7 +173,7 @@ export async function startPipeline(targetNames: string[], options: PipelineOpti
         10_000,
         'the role watcher to see the change',
       );
-      await pipeline.settle();
+      await pipeline.settle(timeoutMs);
     },
     async close() {
       await Promise.all(daemons.map((d) => d.stop()));
