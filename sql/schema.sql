@@ -1059,10 +1059,11 @@ BEGIN
                -- into the snapshot at every check nor carried (role_changes says why).
                'comment', CASE WHEN octet_length(d.description) > 8192
                                THEN jsonb_build_object('withheld', octet_length(d.description)) ELSE to_jsonb(d.description) END)
-               -- So is a verifier: a login may set its own to any text of a verifier's
-               -- shape (a salt of megabytes), where a real one takes some 130 bytes.
+               -- So is a verifier over 512 bytes: a login may set its own to any text of a
+               -- verifier's shape before 18 (a salt of megabytes), where a real one takes
+               -- some 130 bytes and 18 refuses one over 512.
                || CASE WHEN with_passwords
-                       THEN jsonb_build_object('password', CASE WHEN octet_length(a.rolpassword) > 8192
+                       THEN jsonb_build_object('password', CASE WHEN octet_length(a.rolpassword) > 512
                                                                 THEN jsonb_build_object('withheld', octet_length(a.rolpassword))
                                                                 ELSE to_jsonb(a.rolpassword) END)
                        ELSE '{}' END), '{}')
@@ -1213,12 +1214,12 @@ BEGIN
     END IF;
     -- Passwords travel as the verifier stored on the source (never the plaintext), and
     -- only when the snapshot holds them (settings.sync_passwords and the right to read them).
-    -- One over 8 kB is not carried: the target's goes (NULL), rather than let a password
+    -- One over 512 bytes is not carried: the target's goes (NULL), rather than let a password
     -- the source no longer has go on working there.
     IF jsonb_typeof(new -> 'password') = 'object' THEN
         IF jsonb_typeof(old -> 'password') = 'string' THEN
             RETURN NEXT permsync.role_statement('ALTER ROLE', name,
-                format('ALTER ROLE %I WITH PASSWORD NULL /* permsync: verifier withheld: %s bytes, over the limit of 8192 */',
+                format('ALTER ROLE %I WITH PASSWORD NULL /* permsync: verifier withheld: %s bytes, over the limit of 512 */',
                        name, new -> 'password' ->> 'withheld'));
         END IF;
     ELSIF new ? 'password' AND ((old IS NULL AND new ->> 'password' IS NOT NULL)
@@ -1426,7 +1427,7 @@ DECLARE
     names       jsonb;
     spares      text[] := '{}';
     spare_name  text;
-    -- How many statements name roles by their old names (before the renames); each name's
+    -- How many statements name roles by their old names (up to the drops); each name's
     -- oid in the old and the new state.
     before_renames integer;
     old_names   jsonb;
@@ -1757,9 +1758,10 @@ BEGIN
     END LOOP;
 
     -- Each statement says which source role each name it holds is (oids: name to oid):
-    -- the old names before the renames, the new ones after. A target's managed role
-    -- stands for one source role; a statement that gives its name to another (the source
-    -- dropped or renamed it, and that was not carried there) must not reach it.
+    -- the old names up to the drops, the new ones after (a rename names both itself). A
+    -- target's managed role stands for one source role; a statement that gives its name to
+    -- another (the source dropped or renamed it, and that was not carried there) must not
+    -- reach it.
     SELECT coalesce(jsonb_object_agg(o.value ->> 'name', o.key::bigint), '{}') INTO old_names FROM jsonb_each(old_roles) o;
     SELECT coalesce(jsonb_object_agg(n.value ->> 'name', n.key::bigint), '{}') INTO new_names FROM jsonb_each(new_roles) n;
     out := ARRAY(SELECT CASE WHEN u.s ? 'oids' THEN u.s ELSE u.s || jsonb_build_object('oids', (
@@ -1812,7 +1814,8 @@ DECLARE
     span_from    integer;
     span_to      integer;
     span_bytes   integer;
-    -- The names only a superuser's drop frees.
+    -- The names the drops free, and those only a superuser's drop frees.
+    drops_freed  jsonb;
     superusers_freed jsonb;
 BEGIN
     IF permsync.role_snapshot_matches(false) THEN
@@ -1855,7 +1858,7 @@ BEGIN
        AND (state ->> 'passwords')::boolean THEN
         -- Capture was turned on since the snapshot: which verifiers changed since then
         -- cannot be told, so every verifier the source holds is carried (roles without one
-        -- are left as they are; one over 8 kB takes the target's away: the empty verifier
+        -- are left as they are; one over 512 bytes takes the target's away: the empty verifier
         -- stands for one not known), after the rest of the changes: their creations and renames
         -- come first. One set-based query, as for the rest: role_changes appending one
         -- statement per role would copy the growing list each time (a minute at 10,000 roles).
@@ -1906,20 +1909,18 @@ BEGIN
     -- hands a dropped role's objects over only to a role its batch creates. Where they do
     -- not, the span starts at the first drop only a superuser could have run (a target
     -- holds on one it cannot release, and leaves a login's locked) and, if that is still
-    -- too long, ends at the creations under the names the drops free, before the renames,
-    -- or at the last under a name such a drop frees (role_changes puts them first), which
-    -- no login can lengthen.
+    -- too long, ends at the creations under the names the drops free, or at the last under
+    -- a name such a drop frees (role_changes puts them first), which no login can lengthen.
     SELECT array_agg(octet_length(s::text) + 2 ORDER BY o),
+           coalesce(jsonb_object_agg(s ->> 'role', true) FILTER (WHERE s ->> 'kind' = 'DROP ROLE'), '{}'),
            coalesce(jsonb_object_agg(s ->> 'role', true) FILTER (WHERE s ->> 'kind' = 'DROP ROLE' AND NOT s ? 'by_login'), '{}')
-      INTO sizes, superusers_freed
+      INTO sizes, drops_freed, superusers_freed
       FROM jsonb_array_elements(changes) WITH ORDINALITY AS t(s, o);
     SELECT ends.span_from, ends.span_to, ends.span_bytes INTO span_from, span_to, span_bytes
       FROM (SELECT min(o) FILTER (WHERE s ->> 'kind' = 'DROP ROLE') AS any_drop,
                    min(o) FILTER (WHERE s ->> 'kind' = 'DROP ROLE' AND NOT s ? 'by_login') AS dba_drop,
                    max(o) FILTER (WHERE s ->> 'kind' = 'CREATE ROLE') AS any_creation,
-                   max(o) FILTER (WHERE s ->> 'kind' = 'CREATE ROLE'
-                                    AND o < coalesce((SELECT min(r.o) FROM jsonb_array_elements(changes) WITH ORDINALITY AS r(s, o)
-                                                       WHERE r.s ? 'renamed_from'), 2147483647)) AS freed_creation,
+                   max(o) FILTER (WHERE s ->> 'kind' = 'CREATE ROLE' AND drops_freed ? (s ->> 'role')) AS freed_creation,
                    max(o) FILTER (WHERE s ->> 'kind' = 'CREATE ROLE' AND superusers_freed ? (s ->> 'role')) AS dba_creation
               FROM jsonb_array_elements(changes) WITH ORDINALITY AS t(s, o)) e
      CROSS JOIN LATERAL (VALUES (1, e.any_drop, e.any_creation), (2, e.dba_drop, e.any_creation), (3, e.dba_drop, e.freed_creation),

@@ -244,8 +244,8 @@ describe('roles reach every environment', () => {
         pairs.push({ from: role(0b1010000, from), to: role(0b1010000, to) });
       }
     }
-    // A source's verifier over 8 kB, which takes a target's away.
-    const withheld = role(0b1010000, { passwordWithheld: 9000 });
+    // A source's verifier over 512 bytes, which takes a target's away.
+    const withheld = role(0b1010000, { passwordWithheld: 600 });
     pairs.push({ to: withheld });
     for (const password of [null, 'SCRAM-SHA-256$4096:c2FsdA==$a:b']) pairs.push({ from: role(0b1010000, { password }), to: withheld });
     const { rows } = await p.sourceClient.query<{ statements: Record<string, unknown>[] }>(
@@ -501,7 +501,7 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
     );
   });
 
-  it('the same while the daemon is down, behind hundreds of roles with long comments made in that moment', async () => {
+  it('the same while the daemon is down, behind a hundred and forty roles with long comments made in that moment', async () => {
     // Their creations and comments take over 1 MB: the heir's CREATE ROLE still comes in the drop's batch.
     const pads = Array.from({ length: 140 }, (_, i) => `commented_pad${i}`);
     const comment = 'x'.repeat(8000);

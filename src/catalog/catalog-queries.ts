@@ -52,7 +52,7 @@ export const VERIFIERS = `SELECT rolname AS name, rolpassword AS password FROM p
  * the installing superuser and holds them only while an admin has verifier capture on
  * (and that superuser may read pg_authid). `captured` says whether it does; `verifiers`
  * are [name, verifier, size] triples, empty when it does not: the size of a verifier over
- * the 8 kB it captures, in place of the verifier.
+ * the 512 bytes it captures, in place of the verifier.
  */
 export const CAPTURED_VERIFIERS = `
   SELECT (s.state ->> 'passwords')::boolean AS captured,

@@ -24,7 +24,7 @@ export interface RoleState {
   comment: string | null;
   /** The verifier (null: no password); undefined when it could not be read, or is withheld. */
   password?: string | null;
-  /** The size of the source's verifier where it is over the 8 kB the source captures (then not carried). */
+  /** The size of the source's verifier where it is over the 512 bytes the source captures (then not carried). */
   passwordWithheld?: number;
 }
 

@@ -1,4 +1,4 @@
-import { MAX_SETTING_BYTES, quoteIdent } from '../sql/quote.js';
+import { MAX_VERIFIER_BYTES, quoteIdent } from '../sql/quote.js';
 import { shown } from '../sql/statement.js';
 import { PUBLIC, type GrantState, type RoleState } from '../catalog/catalog.js';
 import type { Change, ObjectRef, PrivilegeTarget } from '../catalog/compare.js';
@@ -144,8 +144,8 @@ function attributeDifferences(target: RoleState, source: RoleState, env: string)
   if (target.password !== undefined && source.password !== undefined && target.password !== source.password) {
     out.push('password differs');
   }
-  if (source.passwordWithheld !== undefined) {
-    out.push(`password verifier of ${source.passwordWithheld} bytes on the source, over the ${MAX_SETTING_BYTES} bytes permsync carries`);
+  if (source.passwordWithheld !== undefined && target.password !== undefined) {
+    out.push(`password verifier of ${source.passwordWithheld} bytes on the source, over the ${MAX_VERIFIER_BYTES} bytes permsync carries`);
   }
   return out.join('; ');
 }

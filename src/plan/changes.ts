@@ -1,5 +1,5 @@
 import { TARGET_DATABASE } from './target-statements.js';
-import { MAX_SETTING_BYTES, quoteIdent, quoteLiteral, quoteQualified, settingValueSql, typeListSchemas } from '../sql/quote.js';
+import { MAX_VERIFIER_BYTES, quoteIdent, quoteLiteral, quoteQualified, settingValueSql, typeListSchemas } from '../sql/quote.js';
 import { shown, type Statement, type StatementKind } from '../sql/statement.js';
 import { MASKED_PASSWORD } from '../redact.js';
 import { SETTING_NOT_TAKEN, SQLSTATE } from '../errors.js';
@@ -173,7 +173,7 @@ function attributeStatements(phase: Phase, from: RoleState, to: RoleState): Plan
         phase,
         'ALTER ROLE',
         to.name,
-        `ALTER ROLE ${name} WITH PASSWORD NULL /* permsync: verifier withheld: ${to.passwordWithheld} bytes, over the limit of ${MAX_SETTING_BYTES} */`,
+        `ALTER ROLE ${name} WITH PASSWORD NULL /* permsync: verifier withheld: ${to.passwordWithheld} bytes, over the limit of ${MAX_VERIFIER_BYTES} */`,
       ),
     );
   } else if (to.password !== undefined && from.password !== undefined && from.password !== to.password) {

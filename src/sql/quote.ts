@@ -94,11 +94,14 @@ export function typeListSchemas(types: string): string[] {
   return schemas;
 }
 
+/** The longest role setting value carried (permsync.setting_value_sql): no setting needs more, and each role check pays for it. */
+const MAX_SETTING_BYTES = 8192;
+
 /**
- * The longest role setting value, comment or verifier carried (permsync.role_state): none
- * needs more, and each role check pays for it.
+ * The longest verifier carried (permsync.role_state): a real one takes some 130 bytes, and
+ * PostgreSQL 18 refuses one over 512; before 18 a login may set its own to megabytes.
  */
-export const MAX_SETTING_BYTES = 8192;
+export const MAX_VERIFIER_BYTES = 512;
 
 /**
  * A stored role setting as SQL for `ALTER ROLE ... SET key TO`, as
