@@ -1435,7 +1435,8 @@ DECLARE
     -- The roles a role without SUPERUSER could have dropped, by oid, and the roles with
     -- CREATEROLE and no SUPERUSER in the old state or the new: see the drops.
     droppable   jsonb := '{}';
-    -- The names of the roles dropped, each with whether a role without SUPERUSER could have.
+    -- The names of the roles dropped, each with whether a role without SUPERUSER could have
+    -- dropped it (by_login).
     freed       jsonb;
     creators    text[];
 BEGIN
@@ -1534,11 +1535,12 @@ BEGIN
             droppable := gone;
         END IF;
     END IF;
+    SELECT coalesce(jsonb_object_agg(o.value ->> 'name', droppable ? o.key AND NOT (o.value ->> 'superuser')::boolean), '{}') INTO freed
+      FROM jsonb_each(old_roles) o WHERE gone ? o.key;
     out := out || ARRAY(SELECT permsync.role_statement('DROP ROLE', o.value ->> 'name', format('DROP ROLE IF EXISTS %I', o.value ->> 'name'))
-                               || CASE WHEN droppable ? o.key AND NOT (o.value ->> 'superuser')::boolean
-                                       THEN '{"by_login": true}'::jsonb ELSE '{}' END
+                               || CASE WHEN (freed ->> (o.value ->> 'name'))::boolean THEN '{"by_login": true}'::jsonb ELSE '{}' END
                           FROM jsonb_each(old_roles) o WHERE gone ? o.key
-                         ORDER BY droppable ? o.key AND NOT (o.value ->> 'superuser')::boolean DESC, o.key::bigint);
+                         ORDER BY (freed ->> (o.value ->> 'name'))::boolean DESC, o.key::bigint);
 
     before_renames := cardinality(out);
 
@@ -1548,8 +1550,6 @@ BEGIN
     -- has in the end. The rest of the creations follow the renames, and all their
     -- attributes the creations (a role the drops' objects go to on a target is created
     -- close behind them, whatever its comment or settings take).
-    SELECT coalesce(jsonb_object_agg(o.value ->> 'name', droppable ? o.key AND NOT (o.value ->> 'superuser')::boolean), '{}') INTO freed
-      FROM jsonb_each(old_roles) o WHERE gone ? o.key;
     out := out || ARRAY(SELECT permsync.role_statement('CREATE ROLE', n.value ->> 'name',
                                    format('CREATE ROLE %I', n.value ->> 'name'), ignore_codes => ARRAY['42710'])
                           FROM jsonb_each(new_roles) n

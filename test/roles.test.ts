@@ -608,6 +608,15 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
     expect(left).toEqual([]);
   });
 
+  /** The state of each environment named, as v_environment_status says, in their order. */
+  async function states(names: string[]): Promise<string[]> {
+    const { rows } = await p.sourceClient.query<{ state: string }>(
+      `SELECT s.state FROM unnest($1::text[]) WITH ORDINALITY AS n(name, i) JOIN permsync.v_environment_status s ON s.environment = n.name ORDER BY n.i`,
+      [names],
+    );
+    return rows.map((r) => r.state);
+  }
+
   /**
    * A table of `leaver` on every server (tableOf) and `${table}_prod` of its on prod alone;
    * with the daemon down, `script` drops `leaver` on the source. The owners of both on prod
@@ -658,10 +667,7 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
           ),
         },
       ]);
-      const { rows: states } = await p.sourceClient.query<{ state: string }>(
-        `SELECT state FROM permsync.v_environment_status WHERE environment = 'prod'`,
-      );
-      expect(states[0]?.state).toBe('ok');
+      expect(await states(['prod'])).toEqual(['ok']);
     } finally {
       await restartDaemon();
       await p.everywhere('DROP TABLE app.aside');
@@ -690,10 +696,7 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
         { table: 'named', owner: 'm_next', login: false },
         { table: 'named_prod', owner: 'm_named', login: false },
       ]);
-      const { rows: states } = await p.sourceClient.query<{ state: string }>(
-        `SELECT state FROM permsync.v_environment_status WHERE environment = 'prod'`,
-      );
-      expect(states[0]?.state).toBe('ok');
+      expect(await states(['prod'])).toEqual(['ok']);
     } finally {
       await restartDaemon();
       await p.everywhere('DROP TABLE app.named');
@@ -769,10 +772,7 @@ describe('a role the DBA releases and drops (REASSIGN OWNED, DROP OWNED, DROP RO
         );
         expect(left).toHaveLength(1);
       }
-      const { rows: states } = await p.sourceClient.query<{ state: string }>(
-        `SELECT state FROM permsync.v_environment_status WHERE environment IN ('dev', 'prod')`,
-      );
-      expect(states.map((s) => s.state)).toEqual(['ok', 'ok']);
+      expect(await states(['dev', 'prod'])).toEqual(['ok', 'ok']);
       // The way out its message gives: release and drop the role left on dev, then reconcile there.
       await env('dev').client.query('REASSIGN OWNED BY m_leaver TO postgres; DROP OWNED BY m_leaver; DROP ROLE m_leaver');
       await reconcileFirst(p);
